@@ -1,0 +1,2 @@
+"""Discrete distributions (observe only: discrete latents are refused by the checker)."""
+from __future__ import annotations

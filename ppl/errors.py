@@ -1,0 +1,242 @@
+"""PplError, the one user-facing exception, and one constructor per kind of user mistake.
+
+Every message is written here, once. The CLI prints ``str(error)``; the API lets it propagate.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from .source import Span
+
+
+class PplError(Exception):
+    """A mistake in a model, its data or the options, located where possible.
+
+    ``str()`` gives the full rendering: ``path:line:col: error: message``, the source line and a
+    caret under the offending span, then the hint if there is one.
+    """
+
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.span is None:
+            text = f"error: {self.message}"
+        else:
+            text = f"{self.span.location}: error: {self.message}\n{self.span.excerpt()}"
+        if self.hint:
+            text += f"\nhint: {self.hint}"
+        return text
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the closest candidate, or '' when none is close."""
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+# ----- syntax -------------------------------------------------------------------------------
+
+def syntax_error(span: Span, found: str, expected: Iterable[str]) -> PplError:
+    expected = sorted(set(expected))
+    wanted = ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
+    message = f"syntax error: unexpected {found}"
+    return PplError(message + (f"; expected {wanted}" if wanted else ""), span)
+
+
+def unexpected_character(span: Span, char: str) -> PplError:
+    return PplError(f"syntax error: unexpected character {char!r}", span)
+
+
+def unexpected_end(span: Span, expected: Iterable[str]) -> PplError:
+    return syntax_error(span, "end of file", expected)
+
+
+# ----- names --------------------------------------------------------------------------------
+
+def unknown_name(span: Span, name: str, candidates: Iterable[str]) -> PplError:
+    return PplError(f"unknown name '{name}'{suggest(name, candidates)}", span)
+
+
+def used_before_definition(span: Span, name: str, defined_at: Span) -> PplError:
+    return PplError(f"'{name}' is used before it is defined (on line {defined_at.line})", span)
+
+
+def defined_twice(span: Span, name: str, first: Span) -> PplError:
+    return PplError(f"'{name}' is already defined on line {first.line}", span)
+
+
+def reserved_name(span: Span, name: str) -> PplError:
+    return PplError(f"'{name}' is a reserved name and cannot be defined", span)
+
+
+def unknown_distribution(span: Span, name: str, candidates: Iterable[str]) -> PplError:
+    return PplError(f"unknown distribution '{name}'{suggest(name, candidates)}", span)
+
+
+def unknown_function(span: Span, name: str, candidates: Iterable[str]) -> PplError:
+    return PplError(f"unknown function '{name}'{suggest(name, candidates)}", span)
+
+
+def not_a_function(span: Span, name: str) -> PplError:
+    return PplError(f"'{name}' is a distribution, not a function; use it after '~'", span)
+
+
+def not_a_distribution(span: Span, name: str) -> PplError:
+    return PplError(f"'{name}' is a function, not a distribution", span)
+
+
+# ----- arguments ----------------------------------------------------------------------------
+
+def wrong_arguments(span: Span, callee: str, signatures: Iterable[str]) -> PplError:
+    forms = " or ".join(f"{callee}({s})" for s in signatures)
+    return PplError(f"wrong arguments to '{callee}'; expected {forms}", span)
+
+
+def unknown_keyword(span: Span, callee: str, keyword: str, candidates: Iterable[str]) -> PplError:
+    return PplError(
+        f"'{callee}' has no argument '{keyword}'{suggest(keyword, candidates)}", span)
+
+
+def duplicate_keyword(span: Span, keyword: str) -> PplError:
+    return PplError(f"argument '{keyword}' is given twice", span)
+
+
+def bad_parameter(span: Span, callee: str, param: str, constraint: str, found) -> PplError:
+    return PplError(f"parameter '{param}' of {callee} must be {constraint}; found {found}", span)
+
+
+# ----- types and shapes ---------------------------------------------------------------------
+
+def shape_mismatch(span: Span, left, right, what: str = "shapes") -> PplError:
+    return PplError(f"{what} do not match: {format_shape(left)} and {format_shape(right)}", span)
+
+
+def wrong_shape(span: Span, what: str, expected, found) -> PplError:
+    return PplError(f"{what} must have shape {format_shape(expected)}; found {format_shape(found)}",
+                    span)
+
+
+def wrong_type(span: Span, what: str, expected: str, found: str) -> PplError:
+    return PplError(f"{what} must be {expected}; found {found}", span)
+
+
+def bad_dimension(span: Span, reason: str) -> PplError:
+    return PplError(f"bad dimension: {reason}", span,
+                    hint="a dimension is an int literal or an int data scalar declared earlier")
+
+
+def bad_index(span: Span, reason: str) -> PplError:
+    return PplError(f"bad index: {reason}", span)
+
+
+def bad_axis(span: Span, axis, ndim: int) -> PplError:
+    return PplError(f"axis {axis} is out of range for a value with {ndim} dimension(s)", span)
+
+
+def format_shape(shape) -> str:
+    """``[J, 3]`` style, ``scalar`` for ``()``; symbolic dims print by name, unknown as ``?``."""
+    if shape is None:
+        return "?"
+    if len(shape) == 0:
+        return "scalar"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+# ----- statements ---------------------------------------------------------------------------
+
+def observe_depends_on_latent(span: Span, latent: str) -> PplError:
+    return PplError(f"observed expression depends on the latent variable '{latent}'", span,
+                    hint="only data (or lets of data) can be observed; "
+                         "use 'sample' for unknown quantities")
+
+
+def discrete_latent(span: Span, name: str, dist: str) -> PplError:
+    return PplError(
+        f"'{name}' would be a discrete latent variable ({dist} has a discrete support); "
+        "version 1 supports continuous latents only", span,
+        hint="marginalize the discrete variable out, or observe it as data")
+
+
+def int_latent(span: Span, name: str) -> PplError:
+    return PplError(f"latent '{name}' is declared int; latent variables must be real "
+                    "(discrete latents are not supported in version 1)", span)
+
+
+def bounds_outside_support(span: Span, name: str, bound: str, support: str) -> PplError:
+    return PplError(f"bound {bound} of '{name}' lies outside the support {support} "
+                    "of its distribution", span)
+
+
+def bad_bounds(span: Span, reason: str) -> PplError:
+    return PplError(f"bad bounds: {reason}", span)
+
+
+def bounds_on_simplex(span: Span, name: str) -> PplError:
+    return PplError(f"'{name}' has a simplex support; bounds cannot be declared on it", span)
+
+
+# ----- data ---------------------------------------------------------------------------------
+
+def data_missing(span: Span, name: str) -> PplError:
+    return PplError(f"data '{name}' is missing", span)
+
+
+def data_wrong_shape(span: Span, name: str, expected, found) -> PplError:
+    return PplError(f"data '{name}' must have shape {format_shape(expected)}; "
+                    f"found {format_shape(found)}", span)
+
+
+def data_not_int(span: Span, name: str, found) -> PplError:
+    return PplError(f"data '{name}' is declared int; found {found}", span)
+
+
+def data_not_number(span: Span, name: str, found) -> PplError:
+    return PplError(f"data '{name}' must hold numbers; found {found}", span)
+
+
+def data_not_finite(span: Span, name: str, where: str, found) -> PplError:
+    return PplError(f"data '{name}' must be finite; found {found} at {where}", span)
+
+
+def data_out_of_bounds(span: Span, name: str, where: str, bound: str, found) -> PplError:
+    return PplError(f"data '{name}' must be {bound}; found {found} at {where}", span)
+
+
+def data_outside_support(span: Span, name: str, where: str, support: str, found) -> PplError:
+    return PplError(f"observed value {found} at {where} of '{name}' is outside the support "
+                    f"{support} of the distribution", span)
+
+
+def index_out_of_range(span: Span, name: str, where: str, found, size) -> PplError:
+    return PplError(f"index '{name}' holds {found} at {where}, out of range for a dimension "
+                    f"of size {size}", span)
+
+
+def bad_data_file(path: str, reason: str) -> PplError:
+    return PplError(f"{path}: {reason}")
+
+
+# ----- fitting and options ------------------------------------------------------------------
+
+def not_finite_at_start(span: Span | None, what: str) -> PplError:
+    return PplError(f"the log density of this statement is {what} at every starting point tried",
+                    span, hint="check the priors, bounds and data of this statement")
+
+
+def diverged(span: Span | None, steps: int) -> PplError:
+    return PplError(f"the optimization diverged after {steps} steps: the log density of this "
+                    "statement was not finite even after reducing the step size", span,
+                    hint="try a smaller --lr, or check the statement's parameters")
+
+
+def bad_option(name: str, reason: str) -> PplError:
+    return PplError(f"option {name}: {reason}")
+
+
+def file_error(path: str, reason: str) -> PplError:
+    return PplError(f"{path}: {reason}")

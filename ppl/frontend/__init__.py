@@ -1,0 +1,1 @@
+"""The front end: text -> lark tree -> AST (spans) -> checked IR."""

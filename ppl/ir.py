@@ -1,0 +1,226 @@
+"""The checked IR: what a model means, with every name resolved and every shape known.
+
+Made by ``frontend/check.py`` from the AST, read by ``data.py`` (validation), ``compiler.py``
+and the posterior. Nodes are frozen and keep their spans so later stages can blame a statement.
+
+Shapes are tuples of dims. Checked with data (``check(program, dims)``), every dim is an int.
+Checked without data, a dim is an int, the name of the int data scalar it equals (a str), or
+None when it is unknown until the data is seen (a slice with data-dependent bounds, say).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .constraints import Constraint
+from .source import Source, Span
+
+Dim = Union[int, str, None]
+Shape = tuple[Dim, ...]
+
+
+def _span():
+    return field(compare=False, repr=False)
+
+
+# ----- expressions --------------------------------------------------------------------------
+# Every expression has: shape (without any draw axis), dtype ('int' or 'real'), and deps, the
+# latent variables it depends on (through lets too); empty deps means data-only.
+
+@dataclass(frozen=True)
+class Const:
+    value: Union[int, float]
+    shape: Shape
+    dtype: str
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A use of a defined name; ``kind`` is 'data', 'latent' or 'let'."""
+    name: str
+    kind: str
+    shape: Shape
+    dtype: str
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: "Expr"
+    shape: Shape
+    dtype: str
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BinOp:
+    """``op`` in '+', '-', '*', '/', '**' (numpy broadcasting) or '@' (numpy matmul)."""
+    op: str
+    left: "Expr"
+    right: "Expr"
+    shape: Shape
+    dtype: str
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SliceItem:
+    """``start:stop`` on one axis (None = open end); bounds are int scalar data expressions."""
+    start: "Expr | None"
+    stop: "Expr | None"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Index:
+    """numpy indexing of ``base``: one item per leading axis, each an int scalar, an int
+    array (gather, numpy fancy indexing) or a SliceItem; trailing axes are kept whole.
+    Index items never depend on latents (they are ints, and latents are real)."""
+    base: "Expr"
+    items: tuple["Expr | SliceItem", ...]
+    shape: Shape
+    dtype: str
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    """A built-in function from ``functions.py``; ``axis`` for reductions given ``axis=``."""
+    func: str
+    args: tuple["Expr", ...]
+    axis: "int | None"
+    shape: Shape
+    dtype: str
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+
+Expr = Union[Const, Ref, Neg, BinOp, Index, Call]
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A distribution with its parameters bound by name (the names of one signature).
+
+    ``batch_shape`` is the broadcast of the parameters' batch shapes (their shapes less the
+    ``param_event_dims`` trailing axes)."""
+    name: str
+    params: tuple[tuple[str, "Expr"], ...]
+    batch_shape: Shape
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+    @property
+    def param_dict(self) -> dict[str, "Expr"]:
+        return dict(self.params)
+
+    @property
+    def cls(self):
+        from .distributions import lookup
+        return lookup(self.name)
+
+
+# ----- statements ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Data:
+    """``data name: type``. Bounds are Exprs of earlier data, or None."""
+    name: str
+    dtype: str
+    shape: Shape
+    lower: "Expr | None"
+    upper: "Expr | None"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Latent:
+    """``sample name: type ~ dist``.
+
+    ``support`` is the distribution's support narrowed by the declared bounds; its bounds are
+    floats or Exprs (of data or of earlier latents). ``truncated`` when declared bounds narrow
+    the distribution's own support (the normalizing constant is dropped, as in Stan)."""
+    name: str
+    shape: Shape
+    dist: Dist
+    support: Constraint
+    truncated: bool
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Let:
+    """``let name = value``. ``reported``: not data-only and not starting with '_'.
+    A data-only let (``deps`` empty) is data: computed once, before fitting."""
+    name: str
+    value: "Expr"
+    reported: bool
+    span: Span = _span()
+
+    @property
+    def data_only(self) -> bool:
+        return not self.value.deps
+
+
+@dataclass(frozen=True)
+class Observe:
+    """``observe value ~ dist``; ``value`` is data-only (the checker enforces it)."""
+    value: "Expr"
+    dist: Dist
+    span: Span = _span()
+
+
+Statement = Union[Data, Latent, Let, Observe]
+
+
+@dataclass(frozen=True)
+class Model:
+    """A checked model: its statements in source order, and the source they came from."""
+    statements: tuple[Statement, ...]
+    source: Source = field(compare=False, repr=False)
+
+    @property
+    def data(self) -> dict[str, Data]:
+        return {s.name: s for s in self.statements if isinstance(s, Data)}
+
+    @property
+    def latents(self) -> dict[str, Latent]:
+        return {s.name: s for s in self.statements if isinstance(s, Latent)}
+
+    @property
+    def lets(self) -> dict[str, Let]:
+        return {s.name: s for s in self.statements if isinstance(s, Let)}
+
+    @property
+    def observes(self) -> list[Observe]:
+        return [s for s in self.statements if isinstance(s, Observe)]
+
+
+def walk(expr: Any):
+    """Yield ``expr`` and every expression below it (depth first), SliceItem bounds included."""
+    if expr is None:
+        return
+    yield expr
+    if isinstance(expr, Neg):
+        yield from walk(expr.operand)
+    elif isinstance(expr, BinOp):
+        yield from walk(expr.left)
+        yield from walk(expr.right)
+    elif isinstance(expr, Index):
+        yield from walk(expr.base)
+        for item in expr.items:
+            if isinstance(item, SliceItem):
+                yield from walk(item.start)
+                yield from walk(item.stop)
+            else:
+                yield from walk(item)
+    elif isinstance(expr, Call):
+        for arg in expr.args:
+            yield from walk(arg)

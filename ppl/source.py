@@ -1,0 +1,62 @@
+"""Source text and spans: where a piece of a model came from, and how to show it.
+
+A Span is 1-based (lines and columns, as lark reports them) with an exclusive end.
+Rendering the caret excerpt lives here so every error looks the same.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Source:
+    """A model's text and the path it was read from (``<string>`` for text given directly)."""
+
+    path: str
+    text: str
+
+    def line(self, number: int) -> str:
+        """Return line ``number`` (1-based) without its newline, or '' past the end."""
+        lines = self.text.splitlines()
+        return lines[number - 1] if 1 <= number <= len(lines) else ""
+
+    def end_span(self) -> "Span":
+        """A one-character span just past the last character (for errors at end of file)."""
+        lines = self.text.splitlines() or [""]
+        if self.text.endswith("\n"):
+            return Span(self, len(lines) + 1, 1, len(lines) + 1, 2)
+        return Span(self, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a Source: 1-based line/column of its start, exclusive end."""
+
+    source: Source
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __repr__(self) -> str:  # keeps AST reprs readable
+        return f"Span({self.line}:{self.col}-{self.end_line}:{self.end_col})"
+
+    def to(self, other: "Span") -> "Span":
+        """The span from the start of this one to the end of ``other``."""
+        return Span(self.source, self.line, self.col, other.end_line, other.end_col)
+
+    @property
+    def location(self) -> str:
+        """``path:line:col``, the prefix of every error message."""
+        return f"{self.source.path}:{self.line}:{self.col}"
+
+    def excerpt(self) -> str:
+        """The source line with a caret under the span's first character and ``~`` to its end."""
+        text = self.source.line(self.line)
+        gutter = f"{self.line:5d} | "
+        end = self.end_col if self.end_line == self.line else len(text) + 1
+        width = max(1, end - self.col)
+        # Copy tabs from the source line so the caret lines up under them.
+        lead = "".join(c if c == "\t" else " " for c in text[: self.col - 1])
+        marker = lead + "^" + "~" * (width - 1)
+        return f"{gutter}{text}\n{' ' * 6}| {marker}"
