@@ -20,7 +20,7 @@ Shape = tuple[Dim, ...]
 
 
 def _span():
-    return field(compare=False, repr=False)
+    return field(default=None, compare=False, repr=False)
 
 
 # ----- expressions --------------------------------------------------------------------------
@@ -224,3 +224,12 @@ def walk(expr: Any):
     elif isinstance(expr, Call):
         for arg in expr.args:
             yield from walk(arg)
+
+
+def element_names(name: str, shape: tuple[int, ...]) -> list[str]:
+    """Reported names of a value's elements, row-major: ``x``, ``x[0]``, ``x[0,1]`` (LANGUAGE.md)."""
+    import itertools
+    if not shape:
+        return [name]
+    return [f"{name}[{','.join(map(str, index))}]"
+            for index in itertools.product(*(range(d) for d in shape))]
