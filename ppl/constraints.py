@@ -15,7 +15,8 @@ import numpy as np
 def _fmt(bound: Any) -> str:
     if isinstance(bound, (int, float, np.integer, np.floating)):
         return f"{bound:g}"
-    return getattr(bound, "text", None) or "<expr>"
+    span = getattr(bound, "span", None)  # an IR expression: show it as written
+    return span.text if span is not None else "<expr>"
 
 
 class Constraint:

@@ -56,6 +56,11 @@ def unexpected_end(span: Span, expected: Iterable[str]) -> PplError:
     return syntax_error(span, "end of file", expected)
 
 
+def bad_number(span: Span, text: str, reason: str) -> PplError:
+    shown = text if len(text) <= 20 else text[:17] + "..."
+    return PplError(f"syntax error: bad number '{shown}': {reason}", span)
+
+
 # ----- names --------------------------------------------------------------------------------
 
 def unknown_name(span: Span, name: str, candidates: Iterable[str]) -> PplError:

@@ -46,6 +46,16 @@ class Span:
         return Span(self.source, self.line, self.col, other.end_line, other.end_col)
 
     @property
+    def text(self) -> str:
+        """The source text the span covers."""
+        lines = self.source.text.splitlines()[self.line - 1:self.end_line]
+        if not lines:
+            return ""
+        if len(lines) == 1:
+            return lines[0][self.col - 1:self.end_col - 1]
+        return "\n".join([lines[0][self.col - 1:], *lines[1:-1], lines[-1][:self.end_col - 1]])
+
+    @property
     def location(self) -> str:
         """``path:line:col``, the prefix of every error message."""
         return f"{self.source.path}:{self.line}:{self.col}"

@@ -1,13 +1,30 @@
-"""Continuous distributions, one class each (formulas cite the matching scipy.stats density)."""
+"""Continuous distributions, one class each (formulas cite the matching scipy.stats density).
+
+A log density assumes its value lies in the support and does not check it: latents are kept
+inside by their bijector and data are validated when loaded. Outside the support the formula
+is evaluated as written (finite, nan or inf); it is never clipped to -inf.
+"""
 from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.scipy.special import betaln, gammaln
 
 from .. import constraints as c
 from . import Distribution, register
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+_LOG_2 = np.log(2.0)
+_LOG_PI = np.log(np.pi)
+
+
+def _xlogy(x, y):
+    """``x * log(y)`` with ``0 * log(0) = 0`` (a simplex may hold zeros).
+
+    The inner ``where`` keeps log(0) out of the gradient of the unused branch.
+    """
+    zero = x == 0
+    return anp.where(zero, 0.0, x * anp.log(anp.where(zero, 1.0, y)))
 
 
 @register
@@ -26,3 +43,225 @@ class Normal(Distribution):
     @classmethod
     def sample(cls, rng, size, mu, sigma):
         return rng.normal(mu, sigma, size=size)
+
+
+@register
+class HalfNormal(Distribution):
+    name = "HalfNormal"
+    signatures = (("sigma",),)
+    constraints = {"sigma": c.positive}
+    support = c.non_negative
+
+    @classmethod
+    def log_density(cls, x, sigma):
+        # scipy.stats.halfnorm.logpdf(x, scale=sigma): twice the Normal(0, sigma) density
+        z = x / sigma
+        return _LOG_2 - 0.5 * z * z - anp.log(sigma) - _LOG_SQRT_2PI
+
+    @classmethod
+    def sample(cls, rng, size, sigma):
+        return np.abs(rng.normal(0.0, sigma, size=size))
+
+
+@register
+class StudentT(Distribution):
+    name = "StudentT"
+    signatures = (("nu", "mu", "sigma"),)
+    constraints = {"nu": c.positive, "mu": c.real, "sigma": c.positive}
+    support = c.real
+
+    @classmethod
+    def log_density(cls, x, nu, mu, sigma):
+        # scipy.stats.t.logpdf(x, df=nu, loc=mu, scale=sigma); log1p keeps small z accurate
+        z = (x - mu) / sigma
+        return (gammaln(0.5 * (nu + 1)) - gammaln(0.5 * nu) - 0.5 * (anp.log(nu) + _LOG_PI)
+                - anp.log(sigma) - 0.5 * (nu + 1) * anp.log1p(z * z / nu))
+
+    @classmethod
+    def sample(cls, rng, size, nu, mu, sigma):
+        return mu + sigma * rng.standard_t(np.broadcast_to(nu, size))
+
+
+@register
+class Cauchy(Distribution):
+    name = "Cauchy"
+    signatures = (("mu", "sigma"),)
+    constraints = {"mu": c.real, "sigma": c.positive}
+    support = c.real
+
+    @classmethod
+    def log_density(cls, x, mu, sigma):
+        # scipy.stats.cauchy.logpdf(x, loc=mu, scale=sigma)
+        z = (x - mu) / sigma
+        return -_LOG_PI - anp.log(sigma) - anp.log1p(z * z)
+
+    @classmethod
+    def sample(cls, rng, size, mu, sigma):
+        return mu + sigma * rng.standard_cauchy(size=size)
+
+
+@register
+class HalfCauchy(Distribution):
+    name = "HalfCauchy"
+    signatures = (("sigma",),)
+    constraints = {"sigma": c.positive}
+    support = c.non_negative
+
+    @classmethod
+    def log_density(cls, x, sigma):
+        # scipy.stats.halfcauchy.logpdf(x, scale=sigma): twice the Cauchy(0, sigma) density
+        z = x / sigma
+        return _LOG_2 - _LOG_PI - anp.log(sigma) - anp.log1p(z * z)
+
+    @classmethod
+    def sample(cls, rng, size, sigma):
+        return np.abs(sigma * rng.standard_cauchy(size=size))
+
+
+@register
+class Laplace(Distribution):
+    name = "Laplace"
+    signatures = (("mu", "b"),)
+    constraints = {"mu": c.real, "b": c.positive}
+    support = c.real
+
+    @classmethod
+    def log_density(cls, x, mu, b):
+        # scipy.stats.laplace.logpdf(x, loc=mu, scale=b)
+        return -_LOG_2 - anp.log(b) - anp.abs(x - mu) / b
+
+    @classmethod
+    def sample(cls, rng, size, mu, b):
+        return rng.laplace(mu, b, size=size)
+
+
+@register
+class LogNormal(Distribution):
+    name = "LogNormal"
+    signatures = (("mu", "sigma"),)
+    constraints = {"mu": c.real, "sigma": c.positive}
+    support = c.positive
+
+    @classmethod
+    def log_density(cls, x, mu, sigma):
+        # scipy.stats.lognorm.logpdf(x, s=sigma, scale=exp(mu))
+        log_x = anp.log(x)
+        z = (log_x - mu) / sigma
+        return -0.5 * z * z - anp.log(sigma) - _LOG_SQRT_2PI - log_x
+
+    @classmethod
+    def sample(cls, rng, size, mu, sigma):
+        return rng.lognormal(mu, sigma, size=size)
+
+
+@register
+class Exponential(Distribution):
+    name = "Exponential"
+    signatures = (("rate",),)
+    constraints = {"rate": c.positive}
+    support = c.non_negative
+
+    @classmethod
+    def log_density(cls, x, rate):
+        # scipy.stats.expon.logpdf(x, scale=1/rate)
+        return anp.log(rate) - rate * x
+
+    @classmethod
+    def sample(cls, rng, size, rate):
+        return rng.exponential(1.0 / np.asarray(rate, dtype=float), size=size)
+
+
+@register
+class Gamma(Distribution):
+    name = "Gamma"
+    signatures = (("shape", "rate"),)
+    constraints = {"shape": c.positive, "rate": c.positive}
+    support = c.positive
+
+    @classmethod
+    def log_density(cls, x, shape, rate):
+        # scipy.stats.gamma.logpdf(x, a=shape, scale=1/rate)
+        return shape * anp.log(rate) - gammaln(shape) + (shape - 1) * anp.log(x) - rate * x
+
+    @classmethod
+    def sample(cls, rng, size, shape, rate):
+        return rng.gamma(shape, 1.0 / np.asarray(rate, dtype=float), size=size)
+
+
+@register
+class InverseGamma(Distribution):
+    name = "InverseGamma"
+    signatures = (("shape", "scale"),)
+    constraints = {"shape": c.positive, "scale": c.positive}
+    support = c.positive
+
+    @classmethod
+    def log_density(cls, x, shape, scale):
+        # scipy.stats.invgamma.logpdf(x, a=shape, scale=scale)
+        return (shape * anp.log(scale) - gammaln(shape) - (shape + 1) * anp.log(x)
+                - scale / x)
+
+    @classmethod
+    def sample(cls, rng, size, shape, scale):
+        # 1/X is InverseGamma(shape, scale) when X ~ Gamma(shape, rate=scale)
+        return scale / rng.gamma(shape, 1.0, size=size)
+
+
+@register
+class Beta(Distribution):
+    name = "Beta"
+    signatures = (("a", "b"),)
+    constraints = {"a": c.positive, "b": c.positive}
+    support = c.Interval(0.0, 1.0)
+
+    @classmethod
+    def log_density(cls, x, a, b):
+        # scipy.stats.beta.logpdf; log1p(-x) stays accurate for x near 0
+        return (a - 1) * anp.log(x) + (b - 1) * anp.log1p(-x) - betaln(a, b)
+
+    @classmethod
+    def sample(cls, rng, size, a, b):
+        return rng.beta(a, b, size=size)
+
+
+@register
+class Uniform(Distribution):
+    name = "Uniform"
+    signatures = (("lower", "upper"),)
+    constraints = {"lower": c.real, "upper": c.real}
+
+    @classmethod
+    def support_of(cls, params):
+        return c.Interval(params.get("lower"), params.get("upper"))
+
+    @classmethod
+    def log_density(cls, x, lower, upper):
+        # scipy.stats.uniform.logpdf(x, loc=lower, scale=upper-lower), inside the support;
+        # the x term only broadcasts the result to x's shape
+        return -anp.log(upper - lower) + 0.0 * x
+
+    @classmethod
+    def sample(cls, rng, size, lower, upper):
+        return rng.uniform(lower, upper, size=size)
+
+
+@register
+class Dirichlet(Distribution):
+    name = "Dirichlet"
+    signatures = (("alpha",),)
+    constraints = {"alpha": c.positive}
+    param_event_dims = {"alpha": 1}
+    event_dim = 1
+    support = c.simplex
+
+    @classmethod
+    def log_density(cls, x, alpha):
+        # scipy.stats.dirichlet.logpdf, reduced over the last (event) axis only
+        return (gammaln(anp.sum(alpha, axis=-1)) - anp.sum(gammaln(alpha), axis=-1)
+                + anp.sum(_xlogy(alpha - 1, x), axis=-1))
+
+    @classmethod
+    def sample(cls, rng, size, alpha):
+        # normalized independent Gamma(alpha_k, 1) draws; numpy's dirichlet takes 1-D alpha only
+        g = rng.gamma(np.broadcast_to(alpha, size))
+        return g / np.sum(g, axis=-1, keepdims=True)

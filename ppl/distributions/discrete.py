@@ -1,2 +1,197 @@
-"""Discrete distributions (observe only: discrete latents are refused by the checker)."""
+"""Discrete distributions (observe only: discrete latents are refused by the checker).
+
+Log densities are called with data values (ints, or floats holding ints) but their parameters
+may depend on latents, so they are written in ``autograd.numpy`` and differentiate in the
+parameters. As in ``continuous.py``, values are assumed to lie in the support (data are
+validated when loaded); outside it the formula is evaluated as written.
+"""
 from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.scipy.special import betaln, gammaln, logsumexp
+
+from .. import constraints as c
+from . import Distribution, register
+
+
+def _xlogy(x, y):
+    """``x * log(y)`` with ``0 * log(0) = 0`` (p = 0 or 1 is a valid parameter).
+
+    The inner ``where`` keeps log(0) out of the gradient of the unused branch.
+    """
+    zero = x == 0
+    return anp.where(zero, 0.0, x * anp.log(anp.where(zero, 1.0, y)))
+
+
+def _xlog1py(x, y):
+    """``x * log1p(y)`` with ``0 * log(0) = 0``."""
+    zero = x == 0
+    return anp.where(zero, 0.0, x * anp.log1p(anp.where(zero, 0.0, y)))
+
+
+def _softplus(x):
+    """``log(1 + exp(x))`` without overflow (``logaddexp`` is stable and autograd-aware)."""
+    return anp.logaddexp(0.0, x)
+
+
+def _log_choose(n, k):
+    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+
+def _expit(x):
+    """Plain-numpy sigmoid for samplers, stable for large |x|."""
+    return np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=float)))
+
+
+def _last_dim(param):
+    """K, the size of the last axis of an array or IR expression; None if unknown."""
+    shape = getattr(param, "shape", None)
+    if not shape:
+        return None
+    k = shape[-1]
+    return int(k) if isinstance(k, (int, np.integer)) else None
+
+
+@register
+class Bernoulli(Distribution):
+    name = "Bernoulli"
+    signatures = (("p",), ("logit",))
+    constraints = {"p": c.unit_interval, "logit": c.real}
+    support = c.boolean
+
+    @classmethod
+    def log_density(cls, x, p=None, logit=None):
+        # scipy.stats.bernoulli.logpmf; with a logit: x*l - softplus(l), the stable log-sigmoid
+        if logit is not None:
+            return x * logit - _softplus(logit)
+        return _xlogy(x, p) + _xlog1py(1 - x, -p)
+
+    @classmethod
+    def sample(cls, rng, size, p=None, logit=None):
+        prob = _expit(logit) if logit is not None else p
+        return (rng.random(size) < prob).astype(np.int64)
+
+
+@register
+class Binomial(Distribution):
+    name = "Binomial"
+    signatures = (("n", "p"), ("n", "logit"))
+    constraints = {"n": c.non_negative_integer, "p": c.unit_interval, "logit": c.real}
+    int_params = frozenset({"n"})
+
+    @classmethod
+    def support_of(cls, params):
+        return c.IntegerInterval(0, params.get("n"))
+
+    @classmethod
+    def log_density(cls, x, n, p=None, logit=None):
+        # scipy.stats.binom.logpmf; with a logit: x*l - n*softplus(l)
+        if logit is not None:
+            return _log_choose(n, x) + x * logit - n * _softplus(logit)
+        return _log_choose(n, x) + _xlogy(x, p) + _xlog1py(n - x, -p)
+
+    @classmethod
+    def sample(cls, rng, size, n, p=None, logit=None):
+        prob = _expit(logit) if logit is not None else p
+        return rng.binomial(n, prob, size=size)
+
+
+@register
+class BetaBinomial(Distribution):
+    name = "BetaBinomial"
+    signatures = (("n", "a", "b"),)
+    constraints = {"n": c.non_negative_integer, "a": c.positive, "b": c.positive}
+    int_params = frozenset({"n"})
+
+    @classmethod
+    def support_of(cls, params):
+        return c.IntegerInterval(0, params.get("n"))
+
+    @classmethod
+    def log_density(cls, x, n, a, b):
+        # scipy.stats.betabinom.logpmf
+        return _log_choose(n, x) + betaln(x + a, n - x + b) - betaln(a, b)
+
+    @classmethod
+    def sample(cls, rng, size, n, a, b):
+        return rng.binomial(n, rng.beta(a, b, size=size))
+
+
+@register
+class Poisson(Distribution):
+    name = "Poisson"
+    signatures = (("rate",), ("log_rate",))
+    constraints = {"rate": c.non_negative, "log_rate": c.real}
+    support = c.non_negative_integer
+
+    @classmethod
+    def log_density(cls, x, rate=None, log_rate=None):
+        # scipy.stats.poisson.logpmf
+        if log_rate is not None:
+            return x * log_rate - anp.exp(log_rate) - gammaln(x + 1)
+        return _xlogy(x, rate) - rate - gammaln(x + 1)
+
+    @classmethod
+    def sample(cls, rng, size, rate=None, log_rate=None):
+        lam = np.exp(log_rate) if log_rate is not None else rate
+        return rng.poisson(lam, size=size)
+
+
+@register
+class NegativeBinomial(Distribution):
+    """Mean ``mu``, dispersion ``phi``: Var = mu + mu^2/phi (Stan's ``neg_binomial_2``)."""
+    name = "NegativeBinomial"
+    signatures = (("mu", "phi"), ("log_mu", "phi"))
+    constraints = {"mu": c.positive, "log_mu": c.real, "phi": c.positive}
+    support = c.non_negative_integer
+
+    @classmethod
+    def log_density(cls, x, phi, mu=None, log_mu=None):
+        # scipy.stats.nbinom.logpmf(x, n=phi, p=phi/(mu+phi)), with
+        # log(mu+phi) by logaddexp so that a large log_mu cannot overflow
+        log_phi = anp.log(phi)
+        if log_mu is None:
+            log_mu = anp.log(mu)
+        log_total = anp.logaddexp(log_mu, log_phi)
+        return (gammaln(x + phi) - gammaln(x + 1) - gammaln(phi)
+                + phi * (log_phi - log_total) + x * (log_mu - log_total))
+
+    @classmethod
+    def sample(cls, rng, size, phi, mu=None, log_mu=None):
+        mean = np.exp(log_mu) if log_mu is not None else np.asarray(mu, dtype=float)
+        return rng.negative_binomial(phi, phi / (mean + phi), size=size)
+
+
+@register
+class Categorical(Distribution):
+    name = "Categorical"
+    signatures = (("p",), ("logits",))
+    constraints = {"p": c.simplex, "logits": c.real}
+    param_event_dims = {"p": 1, "logits": 1}
+
+    @classmethod
+    def support_of(cls, params):
+        """``{0..K-1}``, K the last axis of ``p``/``logits`` (upper None while K is unknown)."""
+        k = _last_dim(params.get("p", params.get("logits")))
+        return c.IntegerInterval(0, None if k is None else k - 1)
+
+    @classmethod
+    def log_density(cls, x, p=None, logits=None):
+        # scipy.stats.multinomial.logpmf(one_hot(x), 1, p). The one-hot comparison gathers
+        # along the last axis without in-place indexing and broadcasts over a draw axis.
+        probs = p if p is not None else logits
+        one_hot = anp.asarray(x)[..., None] == anp.arange(probs.shape[-1])
+        if logits is not None:
+            log_p = logits - logsumexp(logits, axis=-1, keepdims=True)
+            return anp.sum(anp.where(one_hot, log_p, 0.0), axis=-1)
+        # the log of the gathered p, so that p_k = 0 elsewhere cannot give 0 * log(0)
+        return anp.log(anp.sum(anp.where(one_hot, p, 0.0), axis=-1))
+
+    @classmethod
+    def sample(cls, rng, size, p=None, logits=None):
+        # Gumbel-max: argmax(log p + Gumbel noise) is a draw from Categorical(p)
+        with np.errstate(divide="ignore"):
+            log_p = np.asarray(logits, float) if logits is not None else np.log(p)
+        shape = tuple(int(d) for d in np.atleast_1d(size)) + (log_p.shape[-1],)
+        return np.argmax(log_p + rng.gumbel(size=shape), axis=-1)

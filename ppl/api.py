@@ -1,0 +1,130 @@
+"""The Python API: load or compile a model, fit it, and get a Fit back.
+
+This module only runs the stages in order (parse, check, load data, check with the data's
+dimensions, compile, fit); the mathematics lives in the stages themselves.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import advi
+from .compiler import compile_model
+from .data import load_data, validate_observed
+from .errors import file_error
+from .frontend.check import check
+from .frontend.parse import parse
+from .options import FitOptions
+from .posterior import Fit
+
+
+
+class Model:
+    """A parsed and checked model, ready to be fitted to data.
+
+    Build one with ``ppl.load(path)`` or ``ppl.compile(text)``.
+    """
+
+    def __init__(self, text: str, path: str = "<string>"):
+        self.text = text
+        self.path = path
+        self.program = parse(text, path)
+        self.ir = check(self.program)
+
+    def __repr__(self) -> str:
+        return f"<Model {self.path}: {len(self.ir.latents)} latent(s), {len(self.ir.data)} data>"
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the model text (recorded in saved fits)."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def default_data_path(self) -> Path | None:
+        """``MODEL.json`` beside a model file, if it exists."""
+        if self.path == "<string>":
+            return None
+        candidate = Path(self.path).with_suffix(".json")
+        return candidate if candidate.is_file() else None
+
+    def _data(self, data):
+        if data is None:
+            data = self.default_data_path()
+        if data is None:
+            data = {}
+        return data
+
+    def prepare(self, data=None):
+        """Load and validate ``data``, check the model with its dimensions and compile it.
+
+        Returns
+        -------
+        (ir.Model with concrete shapes, data values, compiler.Compiled)
+
+        Raises
+        ------
+        PplError for any problem in the data or a shape that does not fit it.
+        """
+        values, dims = load_data(self.ir, self._data(data))
+        concrete = check(self.program, dims)
+        validate_observed(concrete, values, dims)
+        return concrete, values, compile_model(concrete, values)
+
+    def fit(self, data=None, guide: str = "meanfield", seed: int = 0,
+            progress: Callable[[int, float, float], None] | None = None, **options) -> Fit:
+        """Fit the model to ``data`` by ADVI and return the Fit.
+
+        Parameters
+        ----------
+        data : dict of name -> number/list/array, or a path to a .json, .csv or .npz file.
+            None reads ``MODEL.json`` beside a loaded model file, if there is one.
+        guide : the variational family ('meanfield').
+        seed : seed of the fit's random numbers; same seed and inputs give the same result.
+        progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting.
+        **options : any other ``FitOptions`` field (``iter``, ``lr``, ``mc_samples``, ...).
+
+        Raises
+        ------
+        PplError for bad data or options, or a log density that is not finite.
+        """
+        fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
+        concrete, values, compiled = self.prepare(data)
+        rng = np.random.default_rng(fit_options.seed)
+        result = advi.fit(compiled, fit_options, rng, progress=progress)
+        data_path = self._data(data)
+        info = {"model_path": self.path, "model_sha256": self.hash,
+                "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}
+        return Fit(concrete, compiled, result, fit_options, info)
+
+    def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+        """Draws from the prior: every latent, and every observed expression given them.
+
+        Returns name (or observed expression text) -> array [n, *shape].
+        """
+        _, _, compiled = self.prepare(data)
+        return compiled.sample_prior(np.random.default_rng([seed, 3]), int(n))
+
+
+def load(path: str | Path) -> Model:
+    """Read, parse and check the model file at ``path``.
+
+    Raises
+    ------
+    PplError if the file cannot be read or the model is not valid.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise file_error(str(path), "no such model file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise file_error(str(path), f"cannot read the model file ({error})") from None
+    return Model(text, str(path))
+
+
+def compile(source: str, path: str = "<string>") -> Model:  # noqa: A001 - the API's name
+    """Parse and check model text given directly (``path`` only names it in errors)."""
+    return Model(source, path)
+
+

@@ -1,0 +1,228 @@
+"""The ``ppl`` command: check, fit, summary, predict, plot.
+
+The only code that prints errors: a PplError is printed as it renders (stderr, exit 2); any
+other exception is a bug in ppl and gets one 'internal error' line asking for a report (exit 1).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import PplError, bad_option, file_error
+
+FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "stl", "tol",
+             "window", "init_scale")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one PplError line (exit 2), no usage dump."""
+
+    def error(self, message):
+        raise PplError(f"{message} (see 'ppl {self.prog.split()[-1]} --help')"
+                       if " " in self.prog else f"{message} (see 'ppl --help')")
+
+
+def _add_fit_options(parser: argparse.ArgumentParser) -> None:
+    # Flags are generated from FitOptions so that the CLI and the API share one definition.
+    from .options import FitOptions
+    docs = _option_docs(FitOptions)
+    for f in dataclasses.fields(FitOptions):
+        if f.name not in FIT_FLAGS:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", help=docs.get(f.name))
+            continue
+        kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
+        parser.add_argument(flag, type=kind, default=argparse.SUPPRESS,
+                            metavar=f.name.upper(),
+                            help=f"{docs.get(f.name, '')} (default: {f.default})")
+
+
+def _option_docs(cls) -> dict[str, str]:
+    docs, name = {}, None
+    for line in (cls.__doc__ or "").splitlines():
+        line = line.strip()
+        if " : " in line:
+            name, text = line.split(" : ", 1)
+            docs[name] = text
+    return docs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ppl", description="Fit probabilistic models written in the .ppl "
+                     "language by ADVI (automatic differentiation variational inference).")
+    parser.add_argument("--version", action="version", version=f"ppl {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    check = commands.add_parser("check", help="parse and check a model (and its data)")
+    check.add_argument("model", metavar="MODEL.ppl")
+    check.add_argument("--data", metavar="DATA", help="data file (.json, .csv or .npz)")
+
+    fit = commands.add_parser("fit", help="fit a model and print its posterior summary")
+    fit.add_argument("model", metavar="MODEL.ppl")
+    fit.add_argument("--data", metavar="DATA",
+                     help="data file (.json, .csv or .npz); default: MODEL.json if it exists")
+    _add_fit_options(fit)
+    fit.add_argument("--out", metavar="DIR", help="write draws, summary, ELBO trace and fit.json")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    summary = commands.add_parser("summary", help="print the summary of a saved fit")
+    summary.add_argument("dir", metavar="DIR")
+
+    predict = commands.add_parser("predict",
+                                  help="write posterior predictive draws of a saved fit")
+    predict.add_argument("dir", metavar="DIR")
+    predict.add_argument("--draws", type=int, default=None, metavar="N",
+                         help="number of predictive draws (default: the fit's draws)")
+
+    plot = commands.add_parser("plot", help="plot the ELBO trace and marginals of a saved fit "
+                               "(needs: pip install 'ppl[plot]')")
+    plot.add_argument("dir", metavar="DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``ppl`` command; returns the exit status (0 ok, 1 internal error, 2 user error)."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except PplError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ppl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the one boundary where a bug is reported
+        print(f"ppl: internal error: {type(error).__name__}: {error} "
+              "(this is a bug in ppl; please report it with the model and data)", file=sys.stderr)
+        return 1
+
+
+# ----- check --------------------------------------------------------------------------------
+
+def _cmd_check(args) -> int:
+    from .api import load
+    model = load(args.model)
+    concrete = model.prepare(args.data)[0] if args.data else model.ir
+    print(f"{args.model}: ok")
+    print(_describe_model(concrete))
+    return 0
+
+
+def _describe_model(model) -> str:
+    """The latent variables (name, shape, support, bijector) and the data variables."""
+    from .bijectors import biject_to
+    from .errors import format_shape
+    rows = [("latent", "shape", "support", "bijector")]
+    for latent in model.latents.values():
+        bijector = type(biject_to(latent.support)).__name__
+        rows.append((latent.name, format_shape(latent.shape), latent.support.describe(), bijector))
+    lines = _table(rows)
+    data = [("data", "type", "shape", "bounds")]
+    for item in model.data.values():
+        bounds = ", ".join(f"{k}={v.span.text}" for k, v in
+                           (("lower", item.lower), ("upper", item.upper)) if v is not None)
+        data.append((item.name, item.dtype, format_shape(item.shape), bounds or "-"))
+    lets = [("let", "shape", "reported", "")]
+    for let in model.lets.values():
+        kind = "yes" if let.reported else ("data" if let.data_only else "no (_name)")
+        lets.append((let.name, format_shape(let.value.shape), kind, ""))
+    out = lines
+    if len(data) > 1:
+        out += [""] + _table(data)
+    if len(lets) > 1:
+        out += [""] + _table(lets)
+    return "\n".join(out)
+
+
+def _table(rows) -> list[str]:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+# ----- fit ----------------------------------------------------------------------------------
+
+def _cmd_fit(args) -> int:
+    from .api import load
+    from .options import FitOptions
+    from .output import prepare_dir
+    from .savedfit import save_fit
+    options = FitOptions.from_kwargs(**{k: getattr(args, k) for k in FIT_FLAGS if hasattr(args, k)})
+    folder = prepare_dir(args.out) if args.out else None  # fail before fitting, not after
+    model = load(args.model)
+    if args.data is not None and not Path(args.data).is_file():
+        raise file_error(args.data, "no such data file")
+    started = time.perf_counter()
+    with _progress_bar(options.iter, quiet=args.quiet) as progress:
+        fit = model.fit(args.data, progress=progress, **dataclasses.asdict(options))
+    print(fit.summary())
+    print(fit.convergence_line(time.perf_counter() - started))
+    if folder is not None:
+        save_fit(fit, folder)
+        print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json")
+    return 0
+
+
+class _progress_bar:
+    """A tqdm bar on stderr while fitting, only when stderr is a terminal and not --quiet."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, file=sys.stderr, leave=False, unit="step")
+
+    def __enter__(self):
+        return self.update if self.bar is not None else None
+
+    def update(self, step: int, elbo: float, lr: float) -> None:
+        self.bar.n = step
+        self.bar.set_postfix_str(f"ELBO {elbo:.5g}, step size {lr:.3g}", refresh=False)
+        self.bar.refresh()
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
+# ----- saved fits ---------------------------------------------------------------------------
+
+def _cmd_summary(args) -> int:
+    from .savedfit import read_fit_json, read_summary
+    info = read_fit_json(Path(args.dir))
+    print(read_summary(Path(args.dir)))
+    state = "converged" if info["converged"] else "did NOT converge"
+    print(f"{state} after {info['steps']} steps ({info['seconds']:.2f} s); "
+          f"final ELBO {info['final_elbo']:.6g}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .savedfit import restore_fit, save_predictive
+    if args.draws is not None and args.draws < 1:
+        raise bad_option("--draws", f"must be a positive integer; found {args.draws}")
+    fit = restore_fit(Path(args.dir))
+    path = save_predictive(fit, Path(args.dir), args.draws)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .plot import plot_fit
+    for path in plot_fit(Path(args.dir)):
+        print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"check": _cmd_check, "fit": _cmd_fit, "summary": _cmd_summary,
+            "predict": _cmd_predict, "plot": _cmd_plot}
