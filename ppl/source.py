@@ -17,14 +17,16 @@ class Source:
 
     def line(self, number: int) -> str:
         """Return line ``number`` (1-based) without its newline, or '' past the end."""
-        lines = self.text.splitlines()
+        lines = self.lines()
         return lines[number - 1] if 1 <= number <= len(lines) else ""
+
+    def lines(self) -> list[str]:
+        """The text split at '\n' only (as lark counts lines), without trailing '\r'."""
+        return [line.rstrip("\r") for line in self.text.split("\n")]
 
     def end_span(self) -> "Span":
         """A one-character span just past the last character (for errors at end of file)."""
-        lines = self.text.splitlines() or [""]
-        if self.text.endswith("\n"):
-            return Span(self, len(lines) + 1, 1, len(lines) + 1, 2)
+        lines = self.lines()  # a trailing '\n' leaves an empty last line: point at its start
         return Span(self, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
 
 
@@ -48,7 +50,7 @@ class Span:
     @property
     def text(self) -> str:
         """The source text the span covers."""
-        lines = self.source.text.splitlines()[self.line - 1:self.end_line]
+        lines = self.source.lines()[self.line - 1:self.end_line]
         if not lines:
             return ""
         if len(lines) == 1:

@@ -43,7 +43,7 @@ class _BracketNewlines:
             yield token
 
 
-def grammar_path() -> Path:
+def find_grammar() -> Path:
     """The grammar file: inside the installed package, else in the source checkout."""
     installed = Path(__file__).resolve().parent.parent / "grammar" / "ppl.lark"
     if installed.is_file():
@@ -55,7 +55,7 @@ def grammar_path() -> Path:
 def _parser() -> Lark:
     # lexer="basic": every keyword is reserved in every context (the contextual lexer would
     # let `data` lex as a NAME where no keyword is expected).
-    return Lark(grammar_path().read_text(encoding="utf-8"), start="program", parser="lalr",
+    return Lark(find_grammar().read_text(encoding="utf-8"), start="program", parser="lalr",
                 lexer="basic", propagate_positions=True, postlex=_BracketNewlines())
 
 
@@ -122,6 +122,8 @@ def _describe_expected(names) -> list[str]:
     if _BINARY_OPS <= names:  # after a complete expression: say so once, not six times
         names -= _BINARY_OPS
         words.append("an operator")
+    if "NAME" in names:  # in argument lists `lower=`/`upper=` are just two more names
+        names -= {"LOWER", "UPPER"}
     patterns = {t.name: t.pattern for t in _parser().terminals}
     for name in names:
         if name in _WORDS:

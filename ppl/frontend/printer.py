@@ -26,7 +26,16 @@ def to_source(program: syntax.Program) -> str:
 
 
 def expr_to_source(expr: syntax.Expr | syntax.Slice) -> str:
-    """Print one expression (or slice) as it would be written, with only the parentheses needed."""
+    """Print one expression (or slice) as it would be written, with only the parentheses needed.
+
+    Parameters
+    ----------
+    expr : an expression node, or a Slice from an Index's items.
+
+    Returns
+    -------
+    str : e.g. ``mu + tau * eta``, ``(-2) ** 2``, ``X[:, 0]``.
+    """
     if isinstance(expr, syntax.Slice):
         start = "" if expr.start is None else expr_to_source(expr.start)
         stop = "" if expr.stop is None else expr_to_source(expr.stop)

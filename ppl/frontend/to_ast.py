@@ -78,10 +78,10 @@ class _ToAst(Transformer_NonRecursive):
         return found.get("lower"), found.get("upper")
 
     def lower(self, meta, children):
-        return "lower", children[0]
+        return "lower", children[-1]  # children: the LOWER token, the expression
 
     def upper(self, meta, children):
-        return "upper", children[0]
+        return "upper", children[-1]
 
     def shape(self, meta, dims):
         return dims

@@ -1,0 +1,377 @@
+"""parse(): valid snippets -> expected ASTs, spans, syntax error messages, and a fuzz property."""
+import functools
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ppl.errors import PplError
+from ppl.frontend import syntax
+from ppl.frontend.parse import parse
+
+REPO = Path(__file__).resolve().parents[2]
+
+EIGHT_SCHOOLS = """\
+# Eight schools, non-centered
+data J: int
+data y: real[J]
+data sigma: real<lower=0>[J]
+
+sample mu ~ Normal(0, 5)
+sample tau ~ HalfCauchy(5)
+sample eta: real[J] ~ Normal(0, 1)
+let theta = mu + tau * eta
+observe y ~ Normal(theta, sigma)
+"""
+
+
+# ----- AST builders (spans are excluded from ==, so None stands in) -------------------------
+
+def num(value, text=None):
+    text = str(value) if text is None else text
+    return syntax.Number(value, not any(c in text for c in ".eE"), text, None)
+
+
+def nm(id_):
+    return syntax.Name(id_, None)
+
+
+def neg(operand):
+    return syntax.Unary("-", operand, None)
+
+
+def bi(op, left, right):
+    return syntax.Binary(op, left, right, None)
+
+
+def ix(base, *items):
+    return syntax.Index(base, tuple(items), None)
+
+
+def sl(start=None, stop=None):
+    return syntax.Slice(start, stop, None)
+
+
+def call(func, *args, **kwargs):
+    keywords = tuple(syntax.Keyword(k, v, None) for k, v in kwargs.items())
+    return syntax.Call(func, tuple(args), keywords, None, None)
+
+
+def ty(elem, dims=(), lower=None, upper=None):
+    return syntax.Type(elem, lower, upper, tuple(dims), None)
+
+
+def prog(*statements):
+    return syntax.Program(tuple(statements), None)
+
+
+def data(name, type_):
+    return syntax.Data(name, type_, None, None)
+
+
+def sample(name, type_, dist):
+    return syntax.Sample(name, type_, dist, None, None)
+
+
+def let(name, value):
+    return syntax.Let(name, value, None, None)
+
+
+def observe(value, dist):
+    return syntax.Observe(value, dist, None)
+
+
+# ----- expressions: `let v = TEXT` parses to `let v = EXPECTED` -----------------------------
+
+EXPRESSIONS = [
+    ("3", num(3)),
+    ("0.5", num(0.5)),
+    (".5", num(0.5, ".5")),
+    ("1e-3", num(1e-3, "1e-3")),
+    ("2.5E+4", num(2.5e4, "2.5E+4")),
+    ("x", nm("x")),
+    ("_eta2", nm("_eta2")),
+    ("database + integer", bi("+", nm("database"), nm("integer"))),  # keywords as prefixes
+    ("(x)", nm("x")),
+    ("a + b - c", bi("-", bi("+", nm("a"), nm("b")), nm("c"))),
+    ("a - (b - c)", bi("-", nm("a"), bi("-", nm("b"), nm("c")))),
+    ("a + b * c", bi("+", nm("a"), bi("*", nm("b"), nm("c")))),
+    ("(a + b) * c", bi("*", bi("+", nm("a"), nm("b")), nm("c"))),
+    ("a * b / c @ d", bi("@", bi("/", bi("*", nm("a"), nm("b")), nm("c")), nm("d"))),
+    ("X @ beta + alpha", bi("+", bi("@", nm("X"), nm("beta")), nm("alpha"))),
+    ("-x", neg(nm("x"))),
+    ("--x", neg(neg(nm("x")))),
+    ("-x * y", bi("*", neg(nm("x")), nm("y"))),
+    ("x * -y", bi("*", nm("x"), neg(nm("y")))),
+    ("a - -b", bi("-", nm("a"), neg(nm("b")))),
+    ("-x ** 2", neg(bi("**", nm("x"), num(2)))),
+    ("-2**2", neg(bi("**", num(2), num(2)))),
+    ("(-2) ** 2", bi("**", neg(num(2)), num(2))),
+    ("2 ** -1", bi("**", num(2), neg(num(1)))),
+    ("a ** b ** c", bi("**", nm("a"), bi("**", nm("b"), nm("c")))),
+    ("(a ** b) ** c", bi("**", bi("**", nm("a"), nm("b")), nm("c"))),
+    ("a * b ** c", bi("*", nm("a"), bi("**", nm("b"), nm("c")))),
+    ("x[i] ** 2", bi("**", ix(nm("x"), nm("i")), num(2))),
+    ("-x[0]", neg(ix(nm("x"), num(0)))),
+    ("x[i]", ix(nm("x"), nm("i"))),
+    ("x[i, j]", ix(nm("x"), nm("i"), nm("j"))),
+    ("x[i][j]", ix(ix(nm("x"), nm("i")), nm("j"))),
+    ("alpha[county]", ix(nm("alpha"), nm("county"))),
+    ("x[1:]", ix(nm("x"), sl(num(1)))),
+    ("x[:-1]", ix(nm("x"), sl(None, neg(num(1))))),
+    ("x[a:b]", ix(nm("x"), sl(nm("a"), nm("b")))),
+    ("x[:]", ix(nm("x"), sl())),
+    ("X[:, 0]", ix(nm("X"), sl(), num(0))),
+    ("y[K - 1:T - 1]", ix(nm("y"), sl(bi("-", nm("K"), num(1)), bi("-", nm("T"), num(1))))),
+    ("f()", call("f")),
+    ("exp(x)", call("exp", nm("x"))),
+    ("sum(x, axis=0)", call("sum", nm("x"), axis=num(0))),
+    ("f(a, b, c=1, d=x + 1)",
+     call("f", nm("a"), nm("b"), c=num(1), d=bi("+", nm("x"), num(1)))),
+    ("Bernoulli(logit=x)", call("Bernoulli", logit=nm("x"))),
+    ("Uniform(lower=0, upper=1)", call("Uniform", lower=num(0), upper=num(1))),
+    ("f(x)[0]", ix(call("f", nm("x")), num(0))),
+    ("log(sum(exp(x - m))) + m",
+     bi("+", call("log", call("sum", call("exp", bi("-", nm("x"), nm("m"))))), nm("m"))),
+    ("(a +\n  b)", bi("+", nm("a"), nm("b"))),
+    ("f(\n  a,\n  # a comment inside brackets\n  b\n)", call("f", nm("a"), nm("b"))),
+    ("x[\n0\n]", ix(nm("x"), num(0))),
+]
+
+
+@pytest.mark.parametrize("text, expected", EXPRESSIONS, ids=[t for t, _ in EXPRESSIONS])
+def test_expression_parses_to_expected_ast(text, expected):
+    assert parse(f"let v = {text}") == prog(let("v", expected))
+
+
+@pytest.mark.parametrize("text, value, is_int", [
+    ("3", 3, True), ("0.5", 0.5, False), (".5", 0.5, False), ("1e-3", 1e-3, False),
+    ("2.5E+4", 25000.0, False), ("10", 10, True), ("1.", 1.0, False)])
+def test_number_value_and_kind(text, value, is_int):
+    number = parse(f"let v = {text}").statements[0].value
+    assert (number.value, number.is_int, number.text) == (value, is_int, text)
+    assert type(number.value) is (int if is_int else float)
+
+
+# ----- statements and whole programs --------------------------------------------------------
+
+PROGRAMS = [
+    ("data N: int", prog(data("N", ty("int")))),
+    ("data y: real[N]", prog(data("y", ty("real", [nm("N")])))),
+    ("data X: real[N, 3]", prog(data("X", ty("real", [nm("N"), num(3)])))),
+    ("data s: real<lower=0>", prog(data("s", ty("real", lower=num(0))))),
+    ("data s: real<upper=-1>[J]", prog(data("s", ty("real", [nm("J")], upper=neg(num(1)))))),
+    ("data p: real<lower=0, upper=1>[N, K]",
+     prog(data("p", ty("real", [nm("N"), nm("K")], lower=num(0), upper=num(1))))),
+    ("data c: int<lower=0, upper=n - 1>[N]",
+     prog(data("c", ty("int", [nm("N")], lower=num(0), upper=bi("-", nm("n"), num(1)))))),
+    ("sample mu ~ Normal(0, 5)", prog(sample("mu", None, call("Normal", num(0), num(5))))),
+    ("sample eta: real[J] ~ Normal(0, 1)",
+     prog(sample("eta", ty("real", [nm("J")]), call("Normal", num(0), num(1))))),
+    ("sample phi: real<lower=-1, upper=1> ~ Normal(0, 0.5)",
+     prog(sample("phi", ty("real", lower=neg(num(1)), upper=num(1)),
+                 call("Normal", num(0), num(0.5))))),
+    ("let theta = mu + tau * eta",
+     prog(let("theta", bi("+", nm("mu"), bi("*", nm("tau"), nm("eta")))))),
+    ("observe y[1:] ~ Normal(mu, sigma)",
+     prog(observe(ix(nm("y"), sl(num(1))), call("Normal", nm("mu"), nm("sigma"))))),
+    ("observe y ~ Poisson(log_rate=a + b)",
+     prog(observe(nm("y"), call("Poisson", log_rate=bi("+", nm("a"), nm("b")))))),
+    ("", prog()),
+    ("\n\n# only a comment\n", prog()),
+    ("data N: int  # trailing comment\n\n\n# between\n  let z = N\n",
+     prog(data("N", ty("int")), let("z", nm("N")))),
+    ("data N: int\r\nlet z = N\r\n", prog(data("N", ty("int")), let("z", nm("N")))),
+    ("let z = (1 +\n  2)\nlet w = z", prog(let("z", bi("+", num(1), num(2))), let("w", nm("z")))),
+    (EIGHT_SCHOOLS, prog(
+        data("J", ty("int")),
+        data("y", ty("real", [nm("J")])),
+        data("sigma", ty("real", [nm("J")], lower=num(0))),
+        sample("mu", None, call("Normal", num(0), num(5))),
+        sample("tau", None, call("HalfCauchy", num(5))),
+        sample("eta", ty("real", [nm("J")]), call("Normal", num(0), num(1))),
+        let("theta", bi("+", nm("mu"), bi("*", nm("tau"), nm("eta")))),
+        observe(nm("y"), call("Normal", nm("theta"), nm("sigma"))))),
+]
+
+
+@pytest.mark.parametrize("text, expected", PROGRAMS, ids=[t[:40] for t, _ in PROGRAMS])
+def test_program_parses_to_expected_ast(text, expected):
+    assert parse(text) == expected
+
+
+def test_last_line_needs_no_newline():
+    assert parse("data N: int") == parse("data N: int\n")
+
+
+# Every valid snippet above, as a whole program text (test_printer round-trips these).
+VALID_TEXTS = [f"let v = {t}" for t, _ in EXPRESSIONS] + [t for t, _ in PROGRAMS]
+
+
+# ----- spans --------------------------------------------------------------------------------
+
+def _where(span):
+    return (span.line, span.col, span.end_line, span.end_col)
+
+
+def test_statement_and_name_spans():
+    program = parse("data N: int\nsample mu: real<lower=0> ~ Normal(0, 1)\n", "m.ppl")
+    data_, sample_ = program.statements
+    assert _where(data_.span) == (1, 1, 1, 12)
+    assert _where(data_.name_span) == (1, 6, 1, 7)
+    assert _where(sample_.span) == (2, 1, 2, 40)
+    assert _where(sample_.name_span) == (2, 8, 2, 10)
+    assert _where(sample_.type.span) == (2, 12, 2, 25)
+    assert _where(sample_.dist.func_span) == (2, 28, 2, 34)
+    assert sample_.span.source.path == "m.ppl"
+
+
+def test_expression_spans_include_parentheses_of_their_operands():
+    value = parse("let t = (a + b) * c[1:, :]").statements[0].value
+    assert _where(value.span) == (1, 9, 1, 27)
+    assert _where(value.left.span) == (1, 10, 1, 15)  # the grouped node keeps its own span
+    assert _where(value.right.items[0].span) == (1, 21, 1, 23)
+    assert _where(value.right.items[1].span) == (1, 25, 1, 26)
+
+
+def test_spans_across_lines_and_keyword_span():
+    observe_ = parse("observe f(\n  y) ~ N(x, s=1)\n").statements[0]
+    assert _where(observe_.span) == (1, 1, 2, 17)
+    assert _where(observe_.value.span) == (1, 9, 2, 5)
+    assert _where(observe_.dist.kwargs[0].span) == (2, 13, 2, 16)
+
+
+def test_deep_nesting_is_not_a_recursion_error():
+    depth = 5000
+    value = parse("let v = " + "(" * depth + "-" * depth + "1" + ")" * depth).statements[0].value
+    for _ in range(depth):
+        value = value.operand
+    assert value.value == 1
+
+
+# ----- syntax errors ------------------------------------------------------------------------
+
+SYNTAX_ERRORS = [
+    ("sample mu Normal(0, 1)",
+     "m.ppl:1:11: error: syntax error: unexpected name 'Normal'; expected ':', '~'"),
+    ("let z = (mu + 1))",
+     "m.ppl:1:17: error: syntax error: unexpected ')'; expected a newline, end of file"),
+    ("let z = (mu + 1",
+     "m.ppl:1:16: error: syntax error: unexpected end of file; expected ')'"),
+    ("let z = 1.2.3",
+     "m.ppl:1:12: error: syntax error: unexpected number '.3'; "
+     "expected '[', a newline, an operator, end of file"),
+    ("let z = mu $ 2", "m.ppl:1:12: error: syntax error: unexpected character '$'"),
+    ("let data = 1", "m.ppl:1:5: error: syntax error: unexpected keyword 'data'; expected a name"),
+    ("data y:\n", "m.ppl:1:8: error: syntax error: unexpected newline; expected 'int', 'real'"),
+    ("observe y ~\n", "m.ppl:1:12: error: syntax error: unexpected newline; expected a name"),
+    ("observe y", "m.ppl:1:10: error: syntax error: unexpected end of file; expected '~'"),
+    ("let z = sum(y[1:\n",
+     "m.ppl:2:1: error: syntax error: unexpected end of file; "
+     "expected '(', ',', '-', ']', a name, a number"),
+    ("data N: int data y: real",
+     "m.ppl:1:13: error: syntax error: unexpected keyword 'data'; "
+     "expected '<', '[', a newline, end of file"),
+    ("data s: real<lower 0>",
+     "m.ppl:1:20: error: syntax error: unexpected number '0'; expected '='"),
+    ("let z = f(a=1, 2)", "m.ppl:1:16: error: syntax error: unexpected number '2'; expected a name"),
+    ("sample mu ~ 3", "m.ppl:1:13: error: syntax error: unexpected number '3'; expected a name"),
+    ("let z = y[]",
+     "m.ppl:1:11: error: syntax error: unexpected ']'; expected '(', '-', ':', a name, a number"),
+    ("x", "m.ppl:1:1: error: syntax error: unexpected name 'x'; "
+          "expected 'data', 'let', 'observe', 'sample', a newline, end of file"),
+    ("let z = 1\rlet w = 2", "m.ppl:1:10: error: syntax error: unexpected character '\\r'"),
+    ("let z = " + "9" * 5000,
+     "m.ppl:1:9: error: syntax error: bad number '99999999999999999...': too many digits"),
+]
+
+
+@pytest.mark.parametrize("text, message", SYNTAX_ERRORS, ids=[t[:30] for t, _ in SYNTAX_ERRORS])
+def test_syntax_error_message(text, message):
+    with pytest.raises(PplError) as caught:
+        parse(text, "m.ppl")
+    assert str(caught.value).splitlines()[0] == message
+
+
+def test_syntax_error_caret_under_the_unexpected_token():
+    with pytest.raises(PplError) as caught:
+        parse("data y: real\nsample mu Normal(0, 1)\n", "models/bad.ppl")
+    assert str(caught.value) == (
+        "models/bad.ppl:2:11: error: syntax error: unexpected name 'Normal'; expected ':', '~'\n"
+        "    2 | sample mu Normal(0, 1)\n"
+        "      |           ^~~~~~")
+
+
+def test_error_at_end_of_file_points_past_the_last_character():
+    with pytest.raises(PplError) as caught:
+        parse("observe y ~", "m.ppl")
+    assert str(caught.value).splitlines()[1:] == ["    1 | observe y ~", "      |            ^"]
+
+
+def _syntax_cases():
+    return sorted((REPO / "tests" / "cases" / "bad").glob("syntax_*.ppl"))
+
+
+def test_there_are_syntax_case_files():
+    assert len(_syntax_cases()) >= 10
+
+
+@pytest.mark.parametrize("path", _syntax_cases(), ids=lambda p: p.name)
+def test_syntax_case_file(path):
+    text = path.read_text(encoding="utf-8")
+    where, message = text.splitlines()[0].removeprefix("# expect: ").split(": ", 1)
+    with pytest.raises(PplError) as caught:
+        parse(text, str(path))
+    assert str(caught.value).splitlines()[0] == f"{path}:{where}: error: {message}"
+
+
+# ----- property: no input text makes parse raise anything but PplError ---------------------
+
+@functools.cache
+def _model_texts():
+    paths = sorted((REPO / "models").glob("*.ppl")) + \
+        sorted((REPO / "models" / "posteriordb").glob("*.ppl"))
+    return [EIGHT_SCHOOLS] + [p.read_text(encoding="utf-8") for p in paths]
+
+
+# Characters that matter to the grammar, plus letters, digits and a non-ASCII one.
+ALPHABET = list("()[]~:<>=,+-*/@.#_ \t\n\r$é0123456789eEabxyz") + \
+    ["**", "data ", "sample ", "let ", "observe ", "int", "real", "lower=", "upper="]
+
+
+@st.composite
+def mutated_texts(draw):
+    text = draw(st.sampled_from(_model_texts()))
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["insert", "delete", "replace", "truncate"]))
+        at = draw(st.integers(0, len(text)))
+        piece = draw(st.sampled_from(ALPHABET))
+        if kind == "insert":
+            text = text[:at] + piece + text[at:]
+        elif kind == "delete":
+            text = text[:at] + text[at + draw(st.integers(1, 5)):]
+        elif kind == "replace":
+            text = text[:at] + piece + text[at + 1:]
+        else:
+            text = text[:at]
+    return text
+
+
+def _parse_or_ppl_error(text):
+    try:
+        parse(text, "fuzz.ppl")
+    except PplError as error:
+        assert str(error).startswith("fuzz.ppl:")  # always located
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(mutated_texts())
+def test_mutated_models_raise_only_ppl_error(text):
+    _parse_or_ppl_error(text)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(ALPHABET), max_size=40).map("".join))
+def test_random_texts_raise_only_ppl_error(text):
+    _parse_or_ppl_error(text)
