@@ -1,0 +1,138 @@
+"""The ``ppl`` command as a user runs it: a subprocess on every example model."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl.ir import element_names
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = sorted((ROOT / "models").glob("*.ppl"))
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "ppl", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def reported_elements(path: Path) -> list[str]:
+    concrete = ppl.load(path).prepare()[0]
+    names = []
+    for statement in concrete.statements:
+        if statement in concrete.latents.values():
+            names += element_names(statement.name, statement.shape)
+        elif statement in concrete.lets.values() and statement.reported:
+            names += element_names(statement.name, statement.value.shape)
+    return names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
+def test_fit_prints_summary_and_writes_files(model, tmp_path):
+    out = tmp_path / "fit"
+    result = run("fit", model, "--quiet", "--out", out, "--draws", 200)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split()[0] for line in result.stdout.splitlines()[1:]
+            if line and not line.startswith(("converged", "did NOT", "wrote"))]
+    expected = reported_elements(model)
+    assert rows == expected
+    assert any(line.startswith(("converged", "did NOT converge"))
+               for line in result.stdout.splitlines())
+
+    with (out / "draws.csv").open() as stream:
+        header = next(csv.reader(stream))
+    assert header == expected
+    draws = np.loadtxt(out / "draws.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert draws.shape == (200, len(expected)) and np.all(np.isfinite(draws))
+    summary = list(csv.reader((out / "summary.csv").open()))
+    assert summary[0] == ["name", "mean", "sd", "5%", "50%", "95%"]
+    assert [row[0] for row in summary[1:]] == expected
+    elbo = np.loadtxt(out / "elbo.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert np.all(np.isfinite(elbo[:, 1]))
+    info = json.loads((out / "fit.json").read_text())
+    assert info["model_path"] == str(model)
+    assert info["steps"] == len(elbo)
+    assert set(info["options"]) >= {"iter", "lr", "mc_samples", "draws", "seed"}
+    assert info["versions"]["ppl"] == ppl.__version__
+
+    again = run("summary", out)
+    assert again.returncode == 0, again.stderr
+    assert [line.split()[0] for line in again.stdout.splitlines()[1:-1]] == expected
+
+    predicted = run("predict", out, "--draws", 50)
+    assert predicted.returncode == 0, predicted.stderr
+    pred = np.loadtxt(out / "predictive.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert pred.shape[0] == 50 and np.all(np.isfinite(pred))
+
+
+def test_check_lists_latents_and_data():
+    result = run("check", "models/eight_schools.ppl")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "models/eight_schools.ppl: ok"
+    assert any(line.split()[:3] == ["tau", "scalar", "[0,"] for line in lines)
+    assert any(line.split()[:2] == ["eta", "[J]"] for line in lines)
+    with_data = run("check", "models/eight_schools.ppl", "--data", "models/eight_schools.json")
+    assert with_data.returncode == 0, with_data.stderr
+    assert any(line.split()[:2] == ["eta", "[8]"] for line in with_data.stdout.splitlines())
+
+
+def test_help_and_version():
+    assert run("--help").returncode == 0
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"ppl {ppl.__version__}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "models/eight_schools.ppl", "--iter", "0"], "option iter: must be a positive integer"),
+    (["fit", "models/eight_schools.ppl", "--iterations", "5"], "unrecognized arguments"),
+    (["fit", "models/eight_schools.ppl", "--lr", "abc"], "invalid float value"),
+    (["fit", "models/eight_schools.ppl", "--guide", "fullrank"], "unknown guide 'fullrank'"),
+    (["fit", "models/no_such_model.ppl"], "no such model file"),
+    (["fit", "models/eight_schools.ppl", "--data", "nowhere.json"], "no such data file"),
+    (["summary", "no_such_dir"], "no saved fit here"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_command_lines_give_one_clear_line_and_status_2(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_model_gives_located_error(tmp_path):
+    bad = tmp_path / "bad.ppl"
+    bad.write_text("sample mu ~ Normall(0, 1)\n")
+    result = run("check", bad)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{bad}:1:13: error: unknown distribution 'Normall'; "
+                                    "did you mean 'Normal'?")
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_out_dir_fails_before_fitting(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    result = run("fit", "models/eight_schools.ppl", "--quiet", "--out", blocker / "sub")
+    assert result.returncode == 2 and "cannot write" in result.stderr
+    assert blocker.read_text() == "keep me"
+
+
+def test_failed_run_keeps_previous_outputs(tmp_path):
+    out = tmp_path / "fit"
+    assert run("fit", "models/eight_schools.ppl", "--quiet", "--out", out,
+               "--draws", 100).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad_data = tmp_path / "bad.json"
+    bad_data.write_text('{"J": 8, "y": [1, 2], "sigma": [1, 2]}')
+    result = run("fit", "models/eight_schools.ppl", "--quiet", "--out", out, "--data", bad_data)
+    assert result.returncode == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
