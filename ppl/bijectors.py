@@ -109,8 +109,8 @@ class IntervalBound(Bijector):
 
     def forward(self, u):
         width = self.upper - self.lower
-        # measure from the nearer end so that x keeps its precision close to either bound
-        # (and inverse(forward(u)) == u to rounding, even for large |u|)
+        # measure from the nearer end: near a bound at 0, x = upper - small keeps the digits
+        # that lower + (width - small) would cancel (so inverse(forward(u)) == u for large u)
         near_lower = self.lower + width * anp.exp(_log_sigmoid(u))
         near_upper = self.upper - width * anp.exp(_log_sigmoid(-u))
         return anp.where(u < 0, near_lower, near_upper)

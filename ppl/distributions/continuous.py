@@ -19,7 +19,7 @@ _LOG_PI = np.log(np.pi)
 
 
 def _xlogy(x, y):
-    """``x * log(y)`` with ``0 * log(0) = 0`` (a simplex may hold zeros).
+    """``x * log(y)`` with ``0 * log(0) = 0`` (a simplex or a probability may hold zeros).
 
     The inner ``where`` keeps log(0) out of the gradient of the unused branch.
     """
@@ -29,6 +29,7 @@ def _xlogy(x, y):
 
 @register
 class Normal(Distribution):
+    """Normal(mu, sigma): mean mu, standard deviation sigma."""
     name = "Normal"
     signatures = (("mu", "sigma"),)
     constraints = {"mu": c.real, "sigma": c.positive}
@@ -47,6 +48,7 @@ class Normal(Distribution):
 
 @register
 class HalfNormal(Distribution):
+    """HalfNormal(sigma): |Normal(0, sigma)|, on [0, inf)."""
     name = "HalfNormal"
     signatures = (("sigma",),)
     constraints = {"sigma": c.positive}
@@ -65,6 +67,7 @@ class HalfNormal(Distribution):
 
 @register
 class StudentT(Distribution):
+    """StudentT(nu, mu, sigma): nu degrees of freedom, location mu, scale sigma."""
     name = "StudentT"
     signatures = (("nu", "mu", "sigma"),)
     constraints = {"nu": c.positive, "mu": c.real, "sigma": c.positive}
@@ -84,6 +87,7 @@ class StudentT(Distribution):
 
 @register
 class Cauchy(Distribution):
+    """Cauchy(mu, sigma): location mu, scale sigma."""
     name = "Cauchy"
     signatures = (("mu", "sigma"),)
     constraints = {"mu": c.real, "sigma": c.positive}
@@ -102,6 +106,7 @@ class Cauchy(Distribution):
 
 @register
 class HalfCauchy(Distribution):
+    """HalfCauchy(sigma): |Cauchy(0, sigma)|, on [0, inf)."""
     name = "HalfCauchy"
     signatures = (("sigma",),)
     constraints = {"sigma": c.positive}
@@ -120,6 +125,7 @@ class HalfCauchy(Distribution):
 
 @register
 class Laplace(Distribution):
+    """Laplace(mu, b): location mu, scale b (double exponential)."""
     name = "Laplace"
     signatures = (("mu", "b"),)
     constraints = {"mu": c.real, "b": c.positive}
@@ -137,6 +143,7 @@ class Laplace(Distribution):
 
 @register
 class LogNormal(Distribution):
+    """LogNormal(mu, sigma): exp of Normal(mu, sigma)."""
     name = "LogNormal"
     signatures = (("mu", "sigma"),)
     constraints = {"mu": c.real, "sigma": c.positive}
@@ -156,6 +163,7 @@ class LogNormal(Distribution):
 
 @register
 class Exponential(Distribution):
+    """Exponential(rate): mean 1/rate."""
     name = "Exponential"
     signatures = (("rate",),)
     constraints = {"rate": c.positive}
@@ -173,6 +181,7 @@ class Exponential(Distribution):
 
 @register
 class Gamma(Distribution):
+    """Gamma(shape, rate): mean shape/rate."""
     name = "Gamma"
     signatures = (("shape", "rate"),)
     constraints = {"shape": c.positive, "rate": c.positive}
@@ -190,6 +199,7 @@ class Gamma(Distribution):
 
 @register
 class InverseGamma(Distribution):
+    """InverseGamma(shape, scale): 1/x is Gamma(shape, rate=scale)."""
     name = "InverseGamma"
     signatures = (("shape", "scale"),)
     constraints = {"shape": c.positive, "scale": c.positive}
@@ -209,6 +219,7 @@ class InverseGamma(Distribution):
 
 @register
 class Beta(Distribution):
+    """Beta(a, b): on (0, 1), mean a/(a+b)."""
     name = "Beta"
     signatures = (("a", "b"),)
     constraints = {"a": c.positive, "b": c.positive}
@@ -226,6 +237,7 @@ class Beta(Distribution):
 
 @register
 class Uniform(Distribution):
+    """Uniform(lower, upper): flat on (lower, upper)."""
     name = "Uniform"
     signatures = (("lower", "upper"),)
     constraints = {"lower": c.real, "upper": c.real}
@@ -247,6 +259,7 @@ class Uniform(Distribution):
 
 @register
 class Dirichlet(Distribution):
+    """Dirichlet(alpha): a simplex along the last axis, K = alpha's last axis."""
     name = "Dirichlet"
     signatures = (("alpha",),)
     constraints = {"alpha": c.positive}

@@ -13,19 +13,11 @@ from autograd.scipy.special import betaln, gammaln, logsumexp
 
 from .. import constraints as c
 from . import Distribution, register
-
-
-def _xlogy(x, y):
-    """``x * log(y)`` with ``0 * log(0) = 0`` (p = 0 or 1 is a valid parameter).
-
-    The inner ``where`` keeps log(0) out of the gradient of the unused branch.
-    """
-    zero = x == 0
-    return anp.where(zero, 0.0, x * anp.log(anp.where(zero, 1.0, y)))
+from .continuous import _xlogy  # 0 * log(0) = 0: p = 0 or 1 is a valid parameter
 
 
 def _xlog1py(x, y):
-    """``x * log1p(y)`` with ``0 * log(0) = 0``."""
+    """``x * log1p(y)`` with ``0 * log(0) = 0`` (the inner ``where`` as in ``_xlogy``)."""
     zero = x == 0
     return anp.where(zero, 0.0, x * anp.log1p(anp.where(zero, 0.0, y)))
 
@@ -44,6 +36,11 @@ def _expit(x):
     return np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=float)))
 
 
+def _as_int(n):
+    """numpy's binomial sampler refuses float counts; run-time arrays may hold ints as floats."""
+    return np.asarray(n).astype(np.int64)
+
+
 def _last_dim(param):
     """K, the size of the last axis of an array or IR expression; None if unknown."""
     shape = getattr(param, "shape", None)
@@ -55,6 +52,7 @@ def _last_dim(param):
 
 @register
 class Bernoulli(Distribution):
+    """Bernoulli(p) or Bernoulli(logit=x): 1 with probability p = sigmoid(x)."""
     name = "Bernoulli"
     signatures = (("p",), ("logit",))
     constraints = {"p": c.unit_interval, "logit": c.real}
@@ -75,6 +73,7 @@ class Bernoulli(Distribution):
 
 @register
 class Binomial(Distribution):
+    """Binomial(n, p) or Binomial(n, logit=x): successes in n trials."""
     name = "Binomial"
     signatures = (("n", "p"), ("n", "logit"))
     constraints = {"n": c.non_negative_integer, "p": c.unit_interval, "logit": c.real}
@@ -94,11 +93,12 @@ class Binomial(Distribution):
     @classmethod
     def sample(cls, rng, size, n, p=None, logit=None):
         prob = _expit(logit) if logit is not None else p
-        return rng.binomial(n, prob, size=size)
+        return rng.binomial(_as_int(n), prob, size=size)
 
 
 @register
 class BetaBinomial(Distribution):
+    """BetaBinomial(n, a, b): Binomial(n, p) with p ~ Beta(a, b)."""
     name = "BetaBinomial"
     signatures = (("n", "a", "b"),)
     constraints = {"n": c.non_negative_integer, "a": c.positive, "b": c.positive}
@@ -115,11 +115,12 @@ class BetaBinomial(Distribution):
 
     @classmethod
     def sample(cls, rng, size, n, a, b):
-        return rng.binomial(n, rng.beta(a, b, size=size))
+        return rng.binomial(_as_int(n), rng.beta(a, b, size=size))
 
 
 @register
 class Poisson(Distribution):
+    """Poisson(rate) or Poisson(log_rate=x): counts with mean rate = exp(x)."""
     name = "Poisson"
     signatures = (("rate",), ("log_rate",))
     constraints = {"rate": c.non_negative, "log_rate": c.real}
@@ -140,7 +141,10 @@ class Poisson(Distribution):
 
 @register
 class NegativeBinomial(Distribution):
-    """Mean ``mu``, dispersion ``phi``: Var = mu + mu^2/phi (Stan's ``neg_binomial_2``)."""
+    """NegativeBinomial(mu, phi) or (log_mu=x, phi=p): mean mu, Var = mu + mu^2/phi.
+
+    Stan's ``neg_binomial_2``; scipy's ``nbinom`` with n = phi, p = phi / (mu + phi).
+    """
     name = "NegativeBinomial"
     signatures = (("mu", "phi"), ("log_mu", "phi"))
     constraints = {"mu": c.positive, "log_mu": c.real, "phi": c.positive}
@@ -165,6 +169,7 @@ class NegativeBinomial(Distribution):
 
 @register
 class Categorical(Distribution):
+    """Categorical(p) or Categorical(logits=x): an index 0..K-1, K = last axis."""
     name = "Categorical"
     signatures = (("p",), ("logits",))
     constraints = {"p": c.simplex, "logits": c.real}

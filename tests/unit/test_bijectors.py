@@ -1,0 +1,158 @@
+"""Bijectors: round trips, landing in the support, log-Jacobians against autograd, biject_to.
+
+One row per bijector and kind of bound (float, data array [1, N], latent-dependent array
+[S, ...]); u always carries the leading draw axis S.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import jacobian
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+from hypothesis.extra.numpy import arrays
+
+from ppl import constraints as c
+from ppl.bijectors import (Identity, IntervalBound, LowerBound, StickBreaking, UpperBound,
+                           biject_to)
+
+S = 4
+
+
+@dataclass
+class Row:
+    """``constraint(rng)`` builds the support (bounds broadcast against [S, *shape])."""
+    id: str
+    constraint: Callable[[np.random.Generator], c.Constraint]
+    shape: tuple                      # constrained shape of one draw
+
+
+def _interval_latent_bounds(rng):
+    # lower depends on a latent ([S, 1]), upper on data and that latent ([S, 3])
+    lower = rng.normal(0, 3, (S, 1))
+    return c.Interval(lower, lower + rng.uniform(0.5, 4.0, (1, 3)))
+
+
+ROWS = [
+    Row("real", lambda rng: c.real, (3,)),
+    Row("lower_float", lambda rng: c.GreaterThan(1.5), (3,)),
+    Row("lower_inclusive", lambda rng: c.non_negative, (2, 3)),
+    Row("lower_data", lambda rng: c.GreaterThan(rng.normal(0, 3, (1, 3))), (3,)),
+    Row("lower_latent", lambda rng: c.GreaterThan(rng.normal(0, 3, (S, 3))), (3,)),
+    Row("upper_float", lambda rng: c.LessThan(-2.0), (3,)),
+    Row("upper_data", lambda rng: c.LessThan(rng.normal(0, 3, (1, 3))), (3,)),
+    Row("upper_latent", lambda rng: c.LessThan(rng.normal(0, 3, (S, 1))), (3,)),
+    Row("interval_float", lambda rng: c.Interval(-1.0, 2.5), (3,)),
+    Row("interval_unit_scalar", lambda rng: c.Interval(0.0, 1.0), ()),
+    Row("interval_data", lambda rng: c.Interval(rng.uniform(-3, -1, (1, 3)),
+                                                rng.uniform(1, 3, (1, 3))), (3,)),
+    Row("interval_latent", _interval_latent_bounds, (3,)),
+    Row("simplex", lambda rng: c.simplex, (4,)),
+    Row("simplex_batched", lambda rng: c.simplex, (2, 5)),
+    Row("simplex_two", lambda rng: c.simplex, (2,)),
+]
+
+
+def _setup(row, seed=0):
+    rng = np.random.default_rng(seed)
+    constraint = row.constraint(rng)
+    bijector = biject_to(constraint)
+    u = rng.normal(0.0, 2.0, (S,) + bijector.free_shape(row.shape))
+    return constraint, bijector, u
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_inverse_undoes_forward(row):
+    _, bijector, u = _setup(row)
+    # atol only for u near 0, where a relative tolerance means nothing
+    np.testing.assert_allclose(bijector.inverse(bijector.forward(u)), u, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_forward_lands_in_support(row):
+    constraint, bijector, u = _setup(row)
+    x = bijector.forward(u)
+    assert x.shape == (S,) + row.shape
+    assert np.all(constraint.check(x))
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_log_det_jacobian_matches_autograd(row):
+    _, bijector, u = _setup(row)
+    simplex = isinstance(bijector, StickBreaking)
+
+    def flat_forward(v):
+        x = bijector.forward(anp.reshape(v, u.shape))
+        # a simplex has K-1 free coordinates: the Jacobian of the first K-1 outputs
+        return anp.reshape(x[..., :-1] if simplex else x, (-1,))
+
+    m = u.size // S
+    # draws are independent, so the full Jacobian is block diagonal: one [m, m] block per draw
+    full = jacobian(flat_forward)(u.reshape(-1)).reshape(S, m, S, m)
+    want = [np.linalg.slogdet(full[s, :, s, :])[1] for s in range(S)]
+    got = bijector.log_det_jacobian(u)
+    assert got.shape == (S,)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(row=hs.sampled_from(ROWS),
+       u=arrays(np.float64, (S, 5), elements=hs.floats(-10.0, 10.0)))
+def test_roundtrip_property(row, u):
+    # |u| <= 10 keeps sigmoid(u) away from rounding to 0 or 1 for the interval bijector
+    constraint, bijector, _ = _setup(row)
+    free = bijector.free_shape(row.shape)
+    u = np.resize(u, (S,) + free)
+    x = bijector.forward(u)
+    assert np.all(constraint.check(x))
+    np.testing.assert_allclose(bijector.inverse(x), u, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("constraint, kind, bounds", [
+    (c.real, Identity, {}),
+    (c.GreaterThan(2.0), LowerBound, {"lower": 2.0}),
+    (c.GreaterThan(0.0, inclusive=True), LowerBound, {"lower": 0.0}),
+    (c.LessThan(-1.0), UpperBound, {"upper": -1.0}),
+    (c.Interval(0.0, 3.0), IntervalBound, {"lower": 0.0, "upper": 3.0}),
+    (c.simplex, StickBreaking, {}),
+], ids=lambda v: type(v).__name__ if isinstance(v, c.Constraint) else None)
+def test_biject_to_picks_the_bijector(constraint, kind, bounds):
+    bijector = biject_to(constraint)
+    assert type(bijector) is kind
+    assert {name: getattr(bijector, name) for name in bounds} == bounds
+
+
+def test_every_continuous_constraint_has_a_bijector():
+    for kind in c.Constraint.__subclasses__():
+        if not kind.discrete:
+            fields = {"lower": 0.0, "upper": 1.0}
+            args = [fields[f] for f in getattr(kind, "__dataclass_fields__", {})
+                    if f in fields]
+            biject_to(kind(*args))
+
+
+@pytest.mark.parametrize("constraint", [c.boolean, c.non_negative_integer,
+                                        c.IntegerInterval(0, 3)])
+def test_discrete_support_has_no_bijector(constraint):
+    with pytest.raises(NotImplementedError, match="internal"):
+        biject_to(constraint)
+
+
+def test_free_shape_drops_one_simplex_coordinate():
+    assert biject_to(c.simplex).free_shape((2, 5)) == (2, 4)
+    assert biject_to(c.GreaterThan(0.0)).free_shape((2, 5)) == (2, 5)
+
+
+def test_stick_breaking_maps_zero_to_the_centre():
+    np.testing.assert_allclose(StickBreaking().forward(np.zeros((1, 3))), [[0.25] * 4])
+
+
+@pytest.mark.parametrize("lower, upper, u", [(-1.0, 0.0, 30.0), (0.0, 1.0, -30.0)])
+def test_interval_keeps_precision_near_a_zero_bound(lower, upper, u):
+    # x is within 1e-13 of a bound at 0: no digits may be lost to cancellation
+    bijector, u_arr = IntervalBound(lower, upper), np.array([u])
+    np.testing.assert_allclose(bijector.inverse(bijector.forward(u_arr)), u_arr, rtol=1e-9)
