@@ -49,13 +49,14 @@ class Span:
 
     @property
     def text(self) -> str:
-        """The source text the span covers."""
+        """The source text the span covers (a span over several lines is joined by spaces)."""
         lines = self.source.lines()[self.line - 1:self.end_line]
         if not lines:
             return ""
         if len(lines) == 1:
             return lines[0][self.col - 1:self.end_col - 1]
-        return "\n".join([lines[0][self.col - 1:], *lines[1:-1], lines[-1][:self.end_col - 1]])
+        parts = [lines[0][self.col - 1:], *lines[1:-1], lines[-1][:self.end_col - 1]]
+        return " ".join(part.strip() for part in parts)
 
     @property
     def location(self) -> str:

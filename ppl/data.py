@@ -1,0 +1,447 @@
+"""Load and validate a model's data: JSON, CSV, .npz (never pickle) or a Python dict.
+
+``load_data`` reads and checks the data against the symbolically checked model (names, numbers,
+int-ness, finiteness, shapes, declared bounds) and finds the dims; ``validate_observed`` checks,
+against the concretely checked model, what needs concrete shapes: index ranges and the support
+of every observed value. Expressions are evaluated by ``evaluate.py``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+import zipfile
+from dataclasses import fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+
+from . import errors, ir
+from .evaluate import evaluate_data
+
+_INT64_LIMIT = 2.0 ** 63
+_EXPR_TYPES = get_args(ir.Expr)
+_NUMBERS = (int, float, np.integer, np.floating)
+
+
+def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Read ``data`` and check it against the model's ``data`` declarations.
+
+    Parameters
+    ----------
+    model : the symbolically checked model (``check(program)``; shapes may hold dim names).
+    data : a dict of name -> number / nested list / numpy array, a path (str or Path) to a
+        ``.json``, ``.csv`` or ``.npz`` file, or None for no data.
+
+    Returns
+    -------
+    values : every declared data name -> array (int64 for ``int``, float64 for ``real``), in
+        declaration order. An int scalar used as a dimension may be left out of the data: it
+        is read off the shape of the arrays that use it.
+    dims : every int data scalar's value.
+
+    Raises
+    ------
+    PplError : missing name, non-number, NaN or infinity, float where int is declared, wrong
+        shape, value out of its declared bounds, or an unreadable file.
+    Extra names in the data are reported with ``warnings.warn``.
+    """
+    raw = read_data(data)
+    declared = model.data
+    extra = [name for name in raw if name not in declared]
+    if extra:
+        names = ", ".join(map(str, extra))
+        warnings.warn(f"the data has names the model does not declare: {names}", stacklevel=2)
+    inferable = _inferable_dims(declared, raw)
+    values: dict[str, np.ndarray] = {}
+    dims: dict[str, int] = {}
+    origin: dict[str, str] = {}  # a dim read off an array's shape -> that array's name
+    for decl in declared.values():
+        if decl.name in raw:
+            values[decl.name] = _to_array(decl, raw[decl.name])
+            _check_shape(decl, values[decl.name], dims, origin)
+            if decl.dtype == "int" and decl.shape == ():
+                dims[decl.name] = int(values[decl.name])
+        elif decl.name not in inferable:
+            raise errors.data_missing(decl.span, decl.name)
+    for name in origin:
+        values[name] = np.array(dims[name], dtype=np.int64)
+    values = {name: values[name] for name in declared}
+    _check_bounds(model, values, dims)
+    dims = {name: dims[name] for name, decl in declared.items()
+            if decl.dtype == "int" and decl.shape == ()}
+    return values, dims
+
+
+def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict[str, int]) -> None:
+    """Check what needs concrete shapes: index ranges and the support of observed values.
+
+    Parameters
+    ----------
+    model : the concretely checked model (``check(program, dims)``).
+    values, dims : as returned by ``load_data``.
+
+    Raises
+    ------
+    PplError : an int index outside the axis it indexes (``index_out_of_range``), or an
+        observed value outside its distribution's support (``data_outside_support``).
+    """
+    env = dict(values)
+    for statement in model.statements:
+        for expr in _expressions(statement):
+            check_indices(expr, env, dims)
+        if isinstance(statement, ir.Let) and statement.data_only:
+            env[statement.name] = evaluate_data(statement.value, env)
+        elif isinstance(statement, ir.Observe):
+            _check_support(statement, env)
+
+
+# ----- reading ------------------------------------------------------------------------------
+
+def read_data(data) -> dict[str, Any]:
+    """The raw name -> value mapping of a dict, a path to a data file, or None."""
+    if data is None:
+        return {}
+    if isinstance(data, dict):
+        return dict(data)
+    if not isinstance(data, (str, Path)):
+        raise TypeError(f"data must be a dict or a path to a .json, .csv or .npz file, "
+                        f"not {type(data).__name__}")
+    path = Path(data)
+    readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise errors.bad_data_file(str(data), f"unknown data file type '{path.suffix}'; "
+                                              "expected .json, .csv or .npz")
+    if not path.is_file():
+        raise errors.file_error(str(data), "no such file")
+    try:
+        return reader(path, str(data))
+    except OSError as error:
+        raise errors.file_error(str(data), error.strerror or str(error)) from None
+
+
+def _read_json(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
+        # and are then reported as not finite, with the element, like any other NaN.
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise errors.bad_data_file(shown, f"invalid JSON on line {error.lineno}, column "
+                                          f"{error.colno}: {error.msg}") from None
+    except UnicodeDecodeError:
+        raise errors.bad_data_file(shown, "the file is not UTF-8 text") from None
+    if not isinstance(raw, dict):
+        raise errors.bad_data_file(shown, "a JSON data file must hold one object of "
+                                          f"names and values; found {_describe(raw)}")
+    return raw
+
+
+def _read_csv(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise errors.bad_data_file(shown, f"cannot read as CSV: {error}") from None
+    if not rows:
+        raise errors.bad_data_file(shown, "the file is empty; expected a header row of names")
+    header = [name.strip() for name in rows[0]]
+    for name in header:
+        if not name or header.count(name) > 1:
+            reason = "a blank column name" if not name else f"column '{name}' appears twice"
+            raise errors.bad_data_file(shown, f"line 1: {reason}")
+    columns: dict[str, list] = {name: [] for name in header}
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise errors.bad_data_file(shown, f"line {line}: expected {len(header)} cells, "
+                                              f"found {len(row)}")
+        for name, cell in zip(header, row):
+            if not cell.strip():
+                raise errors.bad_data_file(shown, f"line {line}: blank cell in column '{name}'")
+            columns[name].append(_csv_number(cell.strip()))
+    return columns
+
+
+def _csv_number(cell: str):
+    """An int or float, or the text itself (reported later as not a number, with its name)."""
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
+
+
+def _read_npz(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise errors.bad_data_file(shown, "not an .npz archive (np.savez writes one)")
+    with archive:
+        try:
+            return {name: archive[name] for name in archive.files}
+        except (ValueError, zipfile.BadZipFile) as error:
+            raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
+
+
+# ----- converting and checking one declared name --------------------------------------------
+
+def _to_array(decl: ir.Data, raw) -> np.ndarray:
+    """``raw`` as an int64 or float64 array; raises on non-numbers, NaN/inf, non-ints."""
+    _scan(decl, raw, ())
+    value = np.asarray(raw)
+    if value.dtype.kind not in "iuf":  # ints beyond int64, say
+        raise errors.data_not_number(decl.span, decl.name, f"an array of {value.dtype}")
+    if value.dtype.kind == "f":
+        bad = ~np.isfinite(value)
+        if bad.any():
+            where, found = _first(decl.name, bad, value)
+            raise errors.data_not_finite(decl.span, decl.name, where, found)
+        if decl.dtype == "int":
+            bad = (np.floor(value) != value) | (np.abs(value) >= _INT64_LIMIT)
+            if bad.any():
+                where, found = _first(decl.name, bad, value)
+                raise errors.data_not_int(decl.span, decl.name,
+                                          found + (f" at {where}" if value.ndim else ""))
+    return value.astype(np.int64 if decl.dtype == "int" else np.float64)
+
+
+def _scan(decl: ir.Data, raw, index: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of a nested list of numbers; raises on a non-number or a ragged list."""
+    if isinstance(raw, np.ndarray):
+        if raw.dtype.kind not in "iuf":
+            kind = "booleans" if raw.dtype.kind == "b" else str(raw.dtype)
+            raise errors.data_not_number(decl.span, decl.name,
+                                         f"an array of {kind}{_at(decl.name, index)}")
+        return raw.shape
+    if isinstance(raw, (list, tuple)):
+        if all(type(item) in (int, float) for item in raw):  # the common flat list, quickly
+            return (len(raw),)
+        shapes = [_scan(decl, item, index + (i,)) for i, item in enumerate(raw)]
+        for i, shape in enumerate(shapes[1:], start=1):
+            if shape != shapes[0]:
+                first, other = (_element(decl.name, index + (j,)) for j in (0, i))
+                raise errors.data_not_number(decl.span, decl.name, (
+                    f"a ragged nested list ({first} is {errors.format_shape(shapes[0])} "
+                    f"but {other} is {errors.format_shape(shape)})"))
+        return (len(raw),) + (shapes[0] if shapes else ())
+    if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, _NUMBERS):
+        raise errors.data_not_number(decl.span, decl.name, _describe(raw) + _at(decl.name, index))
+    return ()
+
+
+def _check_shape(decl: ir.Data, value: np.ndarray, dims: dict, origin: dict) -> None:
+    """Compare with the declared shape; a dim name not yet known is read off this array."""
+    found = value.shape
+    if len(found) != len(decl.shape):
+        raise errors.data_wrong_shape(decl.span, decl.name, _shown(decl.shape, dims), found)
+    for dim, size in zip(decl.shape, found):
+        if isinstance(dim, str) and dim not in dims:
+            dims[dim] = size
+            origin[dim] = decl.name
+        expected = dims.get(dim, dim) if isinstance(dim, str) else dim
+        if expected is not None and expected != size:
+            shown = _shown(decl.shape, dims)
+            if dim in origin and origin[dim] != decl.name:
+                raise errors.data_inferred_dim_mismatch(decl.span, decl.name, shown, found, dim,
+                                                        dims[dim], origin[dim])
+            raise errors.data_wrong_shape(decl.span, decl.name, shown, found)
+
+
+def _shown(shape, dims) -> tuple:
+    """The declared shape with each known dim name's value: ``[N=5, 3]``."""
+    return tuple(f"{d}={dims[d]}" if isinstance(d, str) and d in dims else d for d in shape)
+
+
+def _inferable_dims(declared: dict[str, ir.Data], raw: dict) -> set[str]:
+    """Int scalars missing from the data but used as a dim of a present array."""
+    return {dim for decl in declared.values() if decl.name in raw
+            for dim in decl.shape if isinstance(dim, str) and dim not in raw}
+
+
+def _check_bounds(model: ir.Model, values: dict[str, np.ndarray], dims: dict) -> None:
+    """Each data value against its declared bounds (inclusive, as Stan checks data)."""
+    env = dict(values)
+    for statement in model.statements:
+        if (isinstance(statement, ir.Let) and statement.data_only
+                and _used_by_bounds(model, statement)):
+            check_indices(statement.value, env, dims)
+            env[statement.name] = evaluate_data(statement.value, env)
+        if not isinstance(statement, ir.Data):
+            continue
+        for bound, above in ((statement.lower, True), (statement.upper, False)):
+            if bound is not None:
+                check_indices(bound, env, dims)
+                _check_bound(statement, values[statement.name], bound, above, env)
+
+
+def _used_by_bounds(model: ir.Model, let: ir.Let) -> bool:
+    return any(isinstance(node, ir.Ref) and node.name == let.name
+               for statement in model.statements if isinstance(statement, ir.Data)
+               for bound in (statement.lower, statement.upper) for node in ir.walk(bound))
+
+
+def _check_bound(decl: ir.Data, value: np.ndarray, bound: ir.Expr, above: bool, env) -> None:
+    limit = evaluate_data(bound, env)
+    try:
+        shape = np.broadcast_shapes(value.shape, limit.shape)
+    except ValueError:
+        shape = None
+    if shape != value.shape:
+        raise errors.shape_mismatch(decl.span, value.shape, limit.shape,
+                                    f"shapes of data '{decl.name}' and its bound")
+    ok = value >= limit if above else value <= limit
+    if ok.all():
+        return
+    where, found = _first(decl.name, ~ok, value)
+    text = source_text(bound)
+    if not isinstance(bound, ir.Const):
+        at = np.unravel_index(int(np.argmin(ok)), ok.shape) if ok.ndim else ()
+        text += f" (= {_number(np.broadcast_to(limit, value.shape)[at])})"
+    raise errors.data_out_of_bounds(decl.span, decl.name, where,
+                                    f"{'>=' if above else '<='} {text}", found)
+
+
+# ----- index ranges and supports ------------------------------------------------------------
+
+def check_indices(expr: "ir.Expr | None", env: dict, dims: dict) -> None:
+    """Raise ``index_out_of_range`` for an int index outside the axis it indexes.
+
+    Inner index expressions are checked before the outer ones that evaluate them. A data-only
+    base's axis sizes come from its value; otherwise from its shape, with ``dims`` for names.
+    Negative indices count from the end, as in numpy.
+    """
+    _check_subtree(expr, env, dims, set())
+
+
+def _check_subtree(expr, env: dict, dims: dict, seen: set) -> None:
+    for node in ir.walk(expr):
+        if isinstance(node, ir.Index) and id(node) not in seen:
+            seen.add(id(node))
+            for part in (node.base,) + node.items:
+                for sub in ((part.start, part.stop) if isinstance(part, ir.SliceItem) else (part,)):
+                    _check_subtree(sub, env, dims, seen)
+            _check_index(node, env, dims)
+
+
+def _check_index(node: ir.Index, env: dict, dims: dict) -> None:
+    if node.base.deps:
+        shape = tuple(dims.get(d) if isinstance(d, str) else d for d in node.base.shape)
+    else:
+        shape = np.shape(evaluate_data(node.base, env))
+    for axis, item in enumerate(node.items):
+        if isinstance(item, ir.SliceItem) or item.deps or axis >= len(shape):
+            continue
+        size = shape[axis]
+        if not isinstance(size, (int, np.integer)):
+            continue
+        index = evaluate_data(item, env)
+        bad = (index < -size) | (index >= size)
+        if np.any(bad):
+            name = source_text(item)
+            where, found = _first(name, bad, index)
+            raise errors.index_out_of_range(item.span, name, where, found, size)
+
+
+def _check_support(observe: ir.Observe, env: dict) -> None:
+    value = evaluate_data(observe.value, env)
+    params = {name: (expr if expr.deps else evaluate_data(expr, env))
+              for name, expr in observe.dist.params}
+    support = observe.dist.cls.support_of(params)
+    bounds = [getattr(support, f.name) for f in fields(support)] if is_dataclass(support) else []
+    if not all(isinstance(b, (bool, int, float, np.ndarray, np.number)) for b in bounds):
+        return  # a bound that depends on latents (or is unknown) cannot be checked on data
+    ok = np.asarray(support.check(value))
+    if ok.all():
+        return
+    name = source_text(observe.value)
+    full = np.broadcast_to(value, ok.shape)
+    where, found = _first(name, ~ok, full)
+    at = np.unravel_index(int(np.argmin(ok)), ok.shape) if ok.ndim else ()
+    raise errors.data_outside_support(observe.value.span, name, where,
+                                      _describe_at(support, at, ok.shape), found)
+
+
+def _describe_at(support, at: tuple, shape: tuple) -> str:
+    """The support's description with array bounds taken at element ``at`` (``{0..n[i]}``)."""
+    if not is_dataclass(support):
+        return support.describe()
+    changes = {}
+    for f in fields(support):
+        bound = getattr(support, f.name)
+        if isinstance(bound, np.ndarray):
+            element = np.broadcast_to(bound, shape)[at] if bound.ndim <= len(shape) else bound
+            changes[f.name] = element.item() if np.ndim(element) == 0 else element
+    return replace(support, **changes).describe()
+
+
+def _expressions(statement) -> list:
+    """Every expression of a statement: bounds, values, distribution parameters."""
+    if isinstance(statement, ir.Data):
+        return [statement.lower, statement.upper]
+    if isinstance(statement, ir.Let):
+        return [statement.value]
+    exprs = [expr for _, expr in statement.dist.params]
+    if isinstance(statement, ir.Observe):
+        return [statement.value] + exprs
+    support = statement.support
+    if is_dataclass(support):
+        exprs += [getattr(support, f.name) for f in fields(support)
+                  if isinstance(getattr(support, f.name), _EXPR_TYPES)]
+    return exprs
+
+
+# ----- formatting ---------------------------------------------------------------------------
+
+def source_text(expr) -> str:
+    """The text the user wrote for ``expr``, from its span (a Ref's name without one)."""
+    span = getattr(expr, "span", None)
+    if span is None:
+        return expr.name if isinstance(expr, ir.Ref) else _number(np.asarray(expr.value))
+    return span.text
+
+
+def _element(name: str, index: tuple) -> str:
+    """``y[3]``, ``X[0,1]``; a scalar is its name; an expression is parenthesised."""
+    if not index:
+        return name
+    base = name if name.isidentifier() else f"({name})"
+    return f"{base}[{','.join(str(int(i)) for i in index)}]"
+
+
+def _at(name: str, index: tuple) -> str:
+    return f" at {_element(name, index)}" if index else ""
+
+
+def _first(name: str, bad: np.ndarray, value: np.ndarray) -> tuple[str, str]:
+    """(element name, formatted value) of the first True of ``bad``, row-major."""
+    bad = np.asarray(bad)
+    at = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.ndim else ()
+    return _element(name, at), _number(np.asarray(value)[at])
+
+
+def _number(x) -> str:
+    x = np.asarray(x)
+    if x.dtype.kind in "iu":
+        return str(int(x))
+    text = repr(float(x))
+    # an integral float prints as written in a data file: -2, not -2.0
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _describe(raw) -> str:
+    if isinstance(raw, (bool, np.bool_)):
+        return f"the boolean {str(bool(raw)).lower()}"
+    if raw is None:
+        return "null"
+    if isinstance(raw, str):
+        return f"the string {raw!r}"
+    if isinstance(raw, dict):
+        return "an object"
+    if isinstance(raw, (list, tuple)):
+        return "a list"
+    return f"a {type(raw).__name__}"

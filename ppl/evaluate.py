@@ -1,0 +1,240 @@
+"""IR expressions -> array computations: the one place where expressions are evaluated.
+
+``compile_expr`` turns an expression into a closure over a run-time environment, folding every
+data-only subtree into a constant once; the compiler calls it for every expression and
+``data.py`` evaluates data-only expressions (bounds, observed values) through the same path.
+Run-time values carry a leading draw axis (S, or 1 for data), as TEAM.md's convention says.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from operator import itemgetter
+from typing import Any
+
+import autograd.numpy as anp
+import numpy as np
+
+from . import ir
+
+Fn = Callable[[Mapping[str, Any]], Any]
+_DTYPES = {"int": np.int64, "real": np.float64}
+_ELEMENTWISE = {"+": anp.add, "-": anp.subtract, "*": anp.multiply, "/": anp.true_divide,
+                "**": anp.power}
+
+
+def compile_expr(expr: ir.Expr, data_env: Mapping[str, np.ndarray]) -> Fn:
+    """Build once a closure computing ``expr`` from a run-time environment.
+
+    Parameters
+    ----------
+    expr : a checked IR expression.
+    data_env : data names and data-only let names -> numpy arrays, WITHOUT a draw axis.
+
+    Returns
+    -------
+    ``fn(env) -> array [S, *expr.shape]`` where ``env`` maps latent names and latent-dependent
+    let names to arrays ``[S, *shape]``. A data-only ``expr`` gives a constant ``[1, *shape]``
+    computed here, once. Written in ``autograd.numpy`` without in-place updates, so the
+    closure can be differentiated with respect to the arrays in ``env``.
+    """
+    fn, _ = _node(expr, data_env)
+    return fn
+
+
+def evaluate_data(expr: ir.Expr, data_env: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The value of a data-only expression, shape ``expr.shape`` (no draw axis).
+
+    Raises
+    ------
+    ValueError : if ``expr`` depends on a latent (a bug in the caller).
+    """
+    if expr.deps:
+        raise ValueError(f"expression depends on latents {sorted(expr.deps)}")
+    _, value = _node(expr, data_env)
+    return np.asarray(value)[0]
+
+
+def data_lets(model: ir.Model, data_env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Compute every data-only let of ``model`` in source order.
+
+    Returns
+    -------
+    let name -> value (no draw axis), only the data-only lets; each sees ``data_env`` and the
+    lets before it.
+    """
+    env = dict(data_env)
+    lets = {}
+    for statement in model.statements:
+        if isinstance(statement, ir.Let) and statement.data_only:
+            lets[statement.name] = env[statement.name] = evaluate_data(statement.value, env)
+    return lets
+
+
+# ----- building closures --------------------------------------------------------------------
+# Each builder returns a closure; ``_node`` evaluates a data-only one once and keeps the
+# result, so that parents can prepare constants (lifted, transposed) at build time.
+
+def _node(expr: ir.Expr, data_env) -> tuple[Fn, "np.ndarray | None"]:
+    """(closure, constant): the constant is the value [1, *shape] when ``expr`` is data-only."""
+    fn = _BUILDERS[type(expr)](expr, data_env)
+    if expr.deps:
+        return fn, None
+    value = fn({})
+    return (lambda env: value), value
+
+
+def _const(expr: ir.Const, data_env) -> Fn:
+    value = np.reshape(np.asarray(expr.value, dtype=_DTYPES[expr.dtype]), (1,))
+    return lambda env: value
+
+
+def _ref(expr: ir.Ref, data_env) -> Fn:
+    if expr.deps:
+        return itemgetter(expr.name)
+    return lambda env: np.asarray(data_env[expr.name])[None]
+
+
+def _neg(expr: ir.Neg, data_env) -> Fn:
+    operand, _ = _node(expr.operand, data_env)
+    return lambda env: anp.negative(operand(env))
+
+
+def _binop(expr: ir.BinOp, data_env) -> Fn:
+    if expr.op == "@":
+        return _matmul(expr, data_env)
+    rank_l, rank_r = len(expr.left.shape), len(expr.right.shape)
+    rank = max(rank_l, rank_r)
+    left = _lifted(*_node(expr.left, data_env), rank - rank_l)
+    right = _lifted(*_node(expr.right, data_env), rank - rank_r)
+    if expr.op == "**" and expr.left.dtype == "int" and expr.right.dtype == "int":
+        op = _int_power  # ints never depend on latents: plain numpy is safe here
+    else:
+        op = _ELEMENTWISE[expr.op]
+    return lambda env: op(left(env), right(env))
+
+
+def _int_power(base, exponent):
+    # numpy refuses int ** negative int; fall back to floats as Python's 2 ** -1 does
+    if np.any(exponent < 0):
+        return np.power(base.astype(np.float64), exponent)
+    return np.power(base, exponent)
+
+
+def lift(x, k: int):
+    """Insert ``k`` singleton axes right after the draw axis: [S, *shape] -> [S, 1.., *shape]."""
+    if k == 0:
+        return x
+    return anp.reshape(x, (x.shape[0],) + (1,) * k + tuple(x.shape[1:]))
+
+
+def _lifted(fn: Fn, constant, k: int) -> Fn:
+    if k == 0:
+        return fn
+    if constant is not None:
+        value = lift(constant, k)
+        return lambda env: value
+    return lambda env: lift(fn(env), k)
+
+
+# ----- matmul -------------------------------------------------------------------------------
+
+def _matmul(expr: ir.BinOp, data_env) -> Fn:
+    """numpy matmul per draw, with fast forms when one side is data (a constant [1, ...])."""
+    a_fn, a_const = _node(expr.left, data_env)
+    b_fn, b_const = _node(expr.right, data_env)
+    rank_a, rank_b = len(expr.left.shape), len(expr.right.shape)
+    if a_const is not None and rank_a == 2 and rank_b == 1:
+        # Regression X @ beta: [S, K] @ [K, N] is one matrix product, not S batched ones.
+        x_t = np.ascontiguousarray(a_const[0].T)
+        return lambda env: anp.matmul(b_fn(env), x_t)
+    if a_const is not None and rank_a == 1 and rank_b == 1:
+        a0 = a_const[0]
+        return lambda env: anp.matmul(b_fn(env), a0)
+    if b_const is not None and rank_b <= 2:
+        # numpy's own matmul broadcasts a data vector/matrix over the draw axis correctly
+        b0 = b_const[0]
+        return lambda env: anp.matmul(a_fn(env), b0)
+    if a_const is not None and rank_a <= 2:
+        a0 = a_const[0]  # [K] or [N, K] against [S, ..., K, M]: the draw axis is a stack axis
+        return lambda env: anp.matmul(a0, b_fn(env))
+    return lambda env: general_matmul(a_fn(env), b_fn(env), rank_a, rank_b)
+
+
+def general_matmul(a, b, rank_a: int, rank_b: int):
+    """numpy matmul of the events of ``a`` [Sa, *A] and ``b`` [Sb, *B] (event ranks given).
+
+    A vector operand becomes a one-row (left) or one-column (right) matrix and the added axis
+    is dropped afterwards, as numpy does; stacks line up after the draw axis.
+    """
+    if rank_a == 1 and rank_b == 1:
+        return anp.sum(a * b, axis=-1)
+    if rank_a == 1:
+        a = anp.reshape(a, tuple(a.shape[:-1]) + (1, a.shape[-1]))
+    if rank_b == 1:
+        b = anp.reshape(b, tuple(b.shape) + (1,))
+    event_a, event_b = max(rank_a, 2), max(rank_b, 2)
+    event = max(event_a, event_b)
+    out = anp.matmul(lift(a, event - event_a), lift(b, event - event_b))
+    if rank_a == 1:
+        out = anp.reshape(out, tuple(out.shape[:-2]) + (out.shape[-1],))
+    if rank_b == 1:
+        out = anp.reshape(out, tuple(out.shape[:-1]))
+    return out
+
+
+# ----- indexing -----------------------------------------------------------------------------
+
+def _index(expr: ir.Index, data_env) -> Fn:
+    base, _ = _node(expr.base, data_env)
+    items = tuple(index_value(item, data_env) for item in expr.items)
+    key = (slice(None),) + items
+    first = _advanced_first(items)
+    if first is None:
+        return lambda env: base(env)[key]
+    # numpy put the broadcast index axes before the draw axis; move the draw axis back to 0
+    ndim = 1 + len(expr.shape)
+    perm = (first,) + tuple(range(first)) + tuple(range(first + 1, ndim))
+    return lambda env: anp.transpose(base(env)[key], perm)
+
+
+def index_value(item, data_env):
+    """An index item as numpy takes it: a Python int, an int array, or a slice."""
+    if isinstance(item, ir.SliceItem):
+        return slice(*(None if bound is None else int(evaluate_data(bound, data_env))
+                       for bound in (item.start, item.stop)))
+    value = evaluate_data(item, data_env)
+    return int(value) if value.ndim == 0 else value.astype(np.intp)
+
+
+def _advanced_first(items) -> "int | None":
+    """When numpy moves the advanced-index axes to the front, their number; else None.
+
+    numpy's rule: with at least one array index, ints count as advanced indices too; if the
+    advanced indices are not all adjacent (a slice between them), the broadcast index axes
+    come first in the result. Our leading ``slice(None)`` for the draw axis never separates
+    them, so the event result matches numpy's exactly once the draw axis is moved back.
+    """
+    arrays = [i for i, item in enumerate(items) if isinstance(item, np.ndarray)]
+    if not arrays:
+        return None
+    advanced = [i for i, item in enumerate(items) if not isinstance(item, slice)]
+    if advanced[-1] - advanced[0] + 1 == len(advanced):
+        return None
+    return np.broadcast(*[items[i] for i in arrays]).ndim
+
+
+# ----- calls --------------------------------------------------------------------------------
+
+def _call(expr: ir.Call, data_env) -> Fn:
+    from .functions import lookup
+    impl = lookup(expr.func).impl
+    axis = expr.axis
+    args = tuple(_node(arg, data_env)[0] for arg in expr.args)
+    if len(args) == 1:
+        (arg,) = args
+        return lambda env: impl(arg(env), axis=axis)
+    return lambda env: impl(*(arg(env) for arg in args), axis=axis)
+
+
+_BUILDERS = {ir.Const: _const, ir.Ref: _ref, ir.Neg: _neg, ir.BinOp: _binop, ir.Index: _index,
+             ir.Call: _call}

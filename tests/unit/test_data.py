@@ -1,0 +1,375 @@
+"""Tests for ppl.data: reading every input form, dims, and one test per data error class.
+
+Messages are asserted exactly (``error.message``); the span is the ``data`` statement for
+load errors, the observed expression or index item for ``validate_observed`` errors.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from ppl.data import load_data, validate_observed
+from ppl.errors import PplError
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+
+REGRESSION = """\
+data N: int
+data K: int
+data X: real[N, K]
+data y: real[N]
+data sigma: real<lower=0>
+"""
+
+
+def model(text):
+    return check(parse(text, "model.ppl"))
+
+
+def load(text, data):
+    return load_data(model(text), data)
+
+
+def load_error(text, data) -> PplError:
+    with pytest.raises(PplError) as info:
+        load(text, data)
+    return info.value
+
+
+def validate(text, data):
+    """The whole data pipeline, as the API runs it."""
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    validate_observed(check(program, dims), values, dims)
+    return values, dims
+
+
+def validate_error(text, data) -> PplError:
+    with pytest.raises(PplError) as info:
+        validate(text, data)
+    return info.value
+
+
+GOOD = {"N": 3, "K": 2, "X": [[1, 2], [3, 4], [5, 6]], "y": [0.5, 1, 2], "sigma": 1}
+
+
+# ----- reading ------------------------------------------------------------------------------
+
+def test_dict_values_become_int64_and_float64_arrays():
+    values, dims = load(REGRESSION, GOOD)
+    assert list(values) == ["N", "K", "X", "y", "sigma"]
+    assert values["N"].dtype == np.int64 and values["X"].dtype == np.float64
+    assert values["sigma"].shape == () and values["X"].shape == (3, 2)
+    assert dims == {"N": 3, "K": 2}
+
+
+def test_int_valued_float_is_accepted_for_int():
+    values, _ = load("data n: int[2]\n", {"n": [3.0, 4]})
+    assert values["n"].dtype == np.int64
+    np.testing.assert_array_equal(values["n"], [3, 4])
+
+
+def test_numpy_arrays_and_scalars_in_a_dict():
+    values, _ = load(REGRESSION, {**GOOD, "X": np.ones((3, 2), dtype=np.float32),
+                                  "N": np.int32(3), "sigma": np.float64(2.0)})
+    assert values["X"].dtype == np.float64 and int(values["N"]) == 3
+
+
+def test_json_file(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(GOOD))
+    values, dims = load(REGRESSION, path)
+    assert dims == {"N": 3, "K": 2}
+    np.testing.assert_array_equal(values["y"], [0.5, 1, 2])
+
+
+def test_json_path_given_as_str(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(GOOD))
+    assert load(REGRESSION, str(path))[1] == {"N": 3, "K": 2}
+
+
+def test_csv_file_columns_are_vectors_and_dims_come_from_them(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y,count\n0.5,1\n1.5,2\n2.5,0\n")
+    values, dims = load("data N: int\ndata y: real[N]\ndata count: int[N]\n", path)
+    assert dims == {"N": 3}
+    np.testing.assert_array_equal(values["count"], [1, 2, 0])
+    assert values["count"].dtype == np.int64
+
+
+def test_npz_file(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, **{k: np.asarray(v) for k, v in GOOD.items()})
+    values, _ = load(REGRESSION, path)
+    np.testing.assert_array_equal(values["X"], GOOD["X"])
+
+
+def test_no_data_for_a_model_without_data():
+    assert load("sample mu ~ Normal(0, 1)\n", None) == ({}, {})
+
+
+def test_extra_names_are_a_warning_naming_them():
+    with pytest.warns(UserWarning, match="does not declare: extra, other"):
+        load(REGRESSION, {**GOOD, "extra": 1, "other": [2]})
+
+
+def test_no_warning_without_extra_names():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(REGRESSION, GOOD)
+
+
+# ----- dims ---------------------------------------------------------------------------------
+
+def test_missing_dims_are_read_off_the_arrays_that_use_them():
+    data = {k: v for k, v in GOOD.items() if k not in ("N", "K")}
+    values, dims = load(REGRESSION, data)
+    assert dims == {"N": 3, "K": 2}
+    assert values["N"].dtype == np.int64 and int(values["K"]) == 2
+
+
+def test_arrays_giving_a_missing_dim_must_agree():
+    data = {k: v for k, v in GOOD.items() if k != "N"}
+    error = load_error(REGRESSION, {**data, "y": [1.0, 2.0]})
+    assert error.message == "data 'y' must have shape [N=3]; found [2]"
+    assert error.hint == "'N' is not in the data; it was read as 3 from the shape of 'X'"
+    assert error.span.line == 4
+
+
+def test_symbolic_dim_must_equal_the_int_scalar():
+    error = load_error(REGRESSION, {**GOOD, "N": 4})
+    assert error.message == "data 'X' must have shape [N=4, K=2]; found [3, 2]"
+
+
+def test_literal_dim_must_match():
+    error = load_error("data x: real[3]\n", {"x": [1, 2]})
+    assert error.message == "data 'x' must have shape [3]; found [2]"
+
+
+def test_rank_must_match():
+    error = load_error(REGRESSION, {**GOOD, "y": [[0.5], [1], [2]]})
+    assert error.message == "data 'y' must have shape [N=3]; found [3, 1]"
+
+
+def test_scalar_given_as_list_is_wrong_shape():
+    error = load_error(REGRESSION, {**GOOD, "sigma": [1.0]})
+    assert error.message == "data 'sigma' must have shape scalar; found [1]"
+
+
+# ----- errors, one class each ---------------------------------------------------------------
+
+def test_missing_name():
+    data = {k: v for k, v in GOOD.items() if k != "sigma"}
+    error = load_error(REGRESSION, data)
+    assert error.message == "data 'sigma' is missing"
+    assert (error.span.line, error.span.col) == (5, 1)
+
+
+def test_missing_int_scalar_not_used_as_a_dim():
+    error = load_error("data n: int\n", {})
+    assert error.message == "data 'n' is missing"
+
+
+def test_float_where_int_is_declared():
+    error = load_error("data n: int[3]\n", {"n": [1, 2.5, 3]})
+    assert error.message == "data 'n' is declared int; found 2.5 at n[1]"
+
+
+def test_float_where_int_scalar_is_declared():
+    assert load_error("data n: int\n", {"n": 2.5}).message == "data 'n' is declared int; found 2.5"
+
+
+@pytest.mark.parametrize("raw,found", [
+    ("abc", "the string 'abc'"),
+    (True, "the boolean true"),
+    ([1, False], "the boolean false at x[1]"),
+    ([1, None], "null at x[1]"),
+    ([[1, 2], [3]], "a ragged nested list (x[0] is [2] but x[1] is [1])"),
+    (np.array(["a", "b"]), "an array of <U1"),
+    (np.array([True, False]), "an array of booleans"),
+    ({"a": 1}, "an object"),
+])
+def test_non_numbers(raw, found):
+    error = load_error("data x: real[2]\n", {"x": raw})
+    assert error.message == f"data 'x' must hold numbers; found {found}"
+
+
+@pytest.mark.parametrize("bad,found", [(float("nan"), "nan"), (float("inf"), "inf"),
+                                       (-float("inf"), "-inf")])
+def test_not_finite(bad, found):
+    error = load_error("data y: real[4]\n", {"y": [0, 1, 2, bad]})
+    assert error.message == f"data 'y' must be finite; found {found} at y[3]"
+
+
+def test_json_nan_token_is_not_finite(tmp_path):
+    # Python's json reads the non-standard NaN token; it is then reported like any NaN.
+    path = tmp_path / "data.json"
+    path.write_text('{"y": [[0, 1], [NaN, 2]]}')
+    error = load_error("data y: real[2, 2]\n", path)
+    assert error.message == "data 'y' must be finite; found nan at y[1,0]"
+
+
+def test_json_nan_as_a_string_is_not_a_number(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text('{"y": [0, "NaN"]}')
+    assert load_error("data y: real[2]\n", path).message == (
+        "data 'y' must hold numbers; found the string 'NaN' at y[1]")
+
+
+def test_below_lower_bound():
+    error = load_error("data sigma: real<lower=0>[3]\n", {"sigma": [1, 2, -1.5]})
+    assert error.message == "data 'sigma' must be >= 0; found -1.5 at sigma[2]"
+
+
+def test_above_upper_bound():
+    error = load_error("data p: real<lower=0, upper=1>\n", {"p": 1.25})
+    assert error.message == "data 'p' must be <= 1; found 1.25 at p"
+
+
+def test_bound_from_other_data_shows_its_value():
+    text = "data lo: real[2]\ndata x: real<lower=lo>[2]\n"
+    error = load_error(text, {"lo": [0, 5], "x": [1, 4]})
+    assert error.message == "data 'x' must be >= lo (= 5); found 4 at x[1]"
+
+
+def test_bounds_are_inclusive():
+    load("data p: real<lower=0, upper=1>[2]\n", {"p": [0, 1]})
+
+
+# ----- validate_observed: supports and index ranges -----------------------------------------
+
+@pytest.mark.parametrize("text,data,message", [
+    ("data y: int[3]\nobserve y ~ Poisson(2.5)\n", {"y": [1, -1, 2]},
+     "observed value -1 at y[1] of 'y' is outside the support {0, 1, ...} of the distribution"),
+    ("data y: int[3]\nobserve y ~ Bernoulli(0.5)\n", {"y": [0, 1, 2]},
+     "observed value 2 at y[2] of 'y' is outside the support {0, 1} of the distribution"),
+    ("data y: real[2]\nobserve y ~ Poisson(2.5)\n", {"y": [1.5, 1]},
+     "observed value 1.5 at y[0] of 'y' is outside the support {0, 1, ...} of the distribution"),
+    ("data n: int[2]\ndata k: int[2]\nobserve k ~ Binomial(n, 0.5)\n", {"n": [3, 4], "k": [1, 5]},
+     "observed value 5 at k[1] of 'k' is outside the support {0..4} of the distribution"),
+    ("data p: real[3]\ndata k: int\nobserve k ~ Categorical(p)\n",
+     {"p": [0.2, 0.3, 0.5], "k": 3},
+     "observed value 3 at k of 'k' is outside the support {0..2} of the distribution"),
+    ("data y: real[2]\nobserve y ~ Exponential(1)\n", {"y": [1, -2]},
+     "observed value -2 at y[1] of 'y' is outside the support [0, inf) of the distribution"),
+    ("data y: int[3]\nobserve y[1:] ~ Poisson(1)\n", {"y": [-5, 1, -1]},
+     "observed value -1 at (y[1:])[1] of 'y[1:]' is outside the support {0, 1, ...} of the "
+     "distribution"),
+])
+def test_observed_value_outside_support(text, data, message):
+    error = validate_error(text, data)
+    assert error.message == message
+    assert error.span.line == text.count("\n")  # the observe statement, the last line
+
+
+def test_support_that_depends_on_latents_is_not_checked():
+    text = "data y: real\nsample lo ~ Normal(0, 1)\nobserve y ~ Uniform(lo, lo + 1)\n"
+    validate(text, {"y": 50.0})
+
+
+def test_observed_data_let_is_checked():
+    text = "data y: int[2]\nlet k = y - 1\nobserve k ~ Poisson(1)\n"
+    error = validate_error(text, {"y": [1, 0]})
+    assert error.message == ("observed value -1 at k[1] of 'k' is outside the support "
+                             "{0, 1, ...} of the distribution")
+
+
+@pytest.mark.parametrize("g,found", [([0, 3, 1], "3 at g[1]"), ([0, -4, 1], "-4 at g[1]")])
+def test_index_out_of_range(g, found):
+    text = "data g: int[3]\nsample a: real[3] ~ Normal(0, 1)\nlet b = a[g]\n"
+    error = validate_error(text, {"g": g})
+    assert error.message == (f"index 'g' holds {found}, out of range for a dimension of size 3")
+    assert (error.span.line, error.span.col) == (3, 11)
+
+
+def test_negative_indices_within_range_count_from_the_end():
+    text = "data g: int[3]\nsample a: real[3] ~ Normal(0, 1)\nlet b = a[g]\n"
+    validate(text, {"g": [-3, -1, 2]})
+
+
+def test_index_out_of_range_in_a_data_let_is_found_before_it_is_computed():
+    text = "data x: real[2]\ndata g: int[2]\nlet z = x[g] * 2\n"
+    error = validate_error(text, {"x": [1, 2], "g": [0, 2]})
+    assert error.message == "index 'g' holds 2 at g[1], out of range for a dimension of size 2"
+
+
+def test_scalar_index_computed_from_data_is_checked():
+    # an int scalar data index is range-checked by the checker itself; a computed one here
+    text = "data x: real[2]\ndata g: int[2]\nlet z = x[sum(g)]\n"
+    error = validate_error(text, {"x": [1, 2], "g": [1, 1]})
+    assert error.message == ("index 'sum(g)' holds 2 at sum(g), out of range for a dimension "
+                             "of size 2")
+
+
+def test_inner_index_is_checked_before_outer():
+    text = "data x: real[3]\ndata g: int[2]\ndata h: int[2]\nlet z = x[g[h]]\n"
+    error = validate_error(text, {"x": [1, 2, 3], "g": [0, 1], "h": [0, 5]})
+    assert error.message == "index 'h' holds 5 at h[1], out of range for a dimension of size 2"
+
+
+# ----- files --------------------------------------------------------------------------------
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.json"
+    error = load_error(REGRESSION, path)
+    assert error.message == f"{path}: no such file"
+    assert error.span is None
+
+
+def test_bad_json_reports_the_line(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text('{"N": 3,\n "K": }\n')
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: invalid JSON on line 2, column 7: Expecting value")
+
+
+def test_json_must_hold_an_object(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text("[1, 2]")
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: a JSON data file must hold one object of names and values; found a list")
+
+
+def test_unknown_extension(tmp_path):
+    path = tmp_path / "data.txt"
+    path.write_text("N = 3")
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: unknown data file type '.txt'; expected .json, .csv or .npz")
+
+
+def test_unreadable_npz(tmp_path):
+    path = tmp_path / "data.npz"
+    path.write_text("not a zip archive")
+    assert load_error(REGRESSION, path).message.startswith(f"{path}: cannot read as .npz")
+
+
+def test_npz_with_object_arrays_is_refused_without_unpickling(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, y=np.array([{"a": 1}], dtype=object))
+    message = load_error(REGRESSION, path).message
+    assert message.startswith(f"{path}: cannot read as .npz") and "allow_pickle" in message
+
+
+def test_csv_blank_cell(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y,z\n1,2\n3,\n")
+    assert load_error("data y: real[2]\n", path).message == (
+        f"{path}: line 3: blank cell in column 'z'")
+
+
+def test_csv_row_with_wrong_number_of_cells(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y,z\n1,2\n3\n")
+    assert load_error("data y: real[2]\n", path).message == (
+        f"{path}: line 3: expected 2 cells, found 1")
+
+
+def test_csv_text_cell_is_not_a_number(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y\n1\nabc\n")
+    assert load_error("data y: real[2]\n", path).message == (
+        "data 'y' must hold numbers; found the string 'abc' at y[1]")
