@@ -115,6 +115,10 @@ def bad_parameter(span: Span, callee: str, param: str, constraint: str, found) -
     return PplError(f"parameter '{param}' of {callee} must be {constraint}; found {found}", span)
 
 
+def empty_support(span: Span, callee: str, support: str) -> PplError:
+    return PplError(f"the parameters of {callee} give an empty support {support}", span)
+
+
 # ----- types and shapes ---------------------------------------------------------------------
 
 def shape_mismatch(span: Span, left, right, what: str = "shapes") -> PplError:
@@ -141,6 +145,11 @@ def bad_index(span: Span, reason: str) -> PplError:
 
 def bad_axis(span: Span, axis, ndim: int) -> PplError:
     return PplError(f"axis {axis} is out of range for a value with {ndim} dimension(s)", span)
+
+
+def too_few_dimensions(span: Span, what: str, ndim: int, found) -> PplError:
+    return PplError(f"{what} must have at least {ndim} dimension(s); found {format_shape(found)}",
+                    span)
 
 
 def format_shape(shape) -> str:
@@ -185,6 +194,11 @@ def bounds_on_simplex(span: Span, name: str) -> PplError:
     return PplError(f"'{name}' has a simplex support; bounds cannot be declared on it", span)
 
 
+def data_bound_depends_on_latent(span: Span, name: str, latent: str) -> PplError:
+    return PplError(f"the bounds of data '{name}' depend on the latent variable '{latent}'", span,
+                    hint="bounds on data may use only data")
+
+
 # ----- data ---------------------------------------------------------------------------------
 
 def data_missing(span: Span, name: str) -> PplError:
@@ -224,6 +238,14 @@ def index_out_of_range(span: Span, name: str, where: str, found, size) -> PplErr
 
 def bad_data_file(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
+
+
+def data_inferred_dim_mismatch(span: Span, name: str, expected, found, dim: str, value: int,
+                               origin: str) -> PplError:
+    return PplError(f"data '{name}' must have shape {format_shape(expected)}; "
+                    f"found {format_shape(found)}", span,
+                    hint=f"'{dim}' is not in the data; it was read as {value} "
+                         f"from the shape of '{origin}'")
 
 
 # ----- fitting and options ------------------------------------------------------------------

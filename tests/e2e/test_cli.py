@@ -26,6 +26,8 @@ def reported_elements(path: Path) -> list[str]:
     concrete = ppl.load(path).prepare()[0]
     names = []
     for statement in concrete.statements:
+        if statement.name.startswith("_") if hasattr(statement, "name") else False:
+            continue
         if statement in concrete.latents.values():
             names += element_names(statement.name, statement.shape)
         elif statement in concrete.lets.values() and statement.reported:

@@ -1,0 +1,487 @@
+"""The checker: names, types, shapes and supports of a parsed program -> ir.Model.
+
+Raises every semantic error of LANGUAGE.md as a located PplError, stopping at the first one.
+Shape rules live in ``shapes.py``, functions in ``functions.py``, distributions in their registry.
+"""
+from __future__ import annotations
+
+import dataclasses
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import constraints as c
+from .. import distributions, errors, functions, ir
+from ..source import Source, Span
+from . import shapes, syntax
+from .shapes import Shape, ShapeError
+
+KEYWORDS = frozenset({"data", "sample", "observe", "let", "int", "real", "lower", "upper"})
+
+_NOT_STATIC = object()  # _static_value: not an int expression of literals and int data scalars
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What the checker knows about a defined name."""
+    kind: str  # 'data', 'latent' or 'let'
+    shape: Shape
+    dtype: str
+    deps: frozenset
+    span: Span
+
+
+def check(program: syntax.Program, dims: dict[str, int] | None = None) -> ir.Model:
+    """Check a program and build its IR.
+
+    Parameters
+    ----------
+    program : the AST from ``parse``.
+    dims : None to check without data (a dim declared by an int data scalar stays symbolic, its
+        name), or the value of every int data scalar, making every shape a tuple of ints.
+
+    Returns
+    -------
+    ir.Model, its statements in source order.
+
+    Raises
+    ------
+    PplError : the first semantic error, located at the offending span.
+    """
+    return _Checker(program, dims).run()
+
+
+class _Checker:
+    def __init__(self, program: syntax.Program, dims: dict[str, int] | None):
+        self.program = program
+        self.dims = dims
+        self.scope: dict[str, _Entry] = {}
+        # int scalars that are data or data-only lets of + - * on them: value (None if symbolic)
+        self.static: dict[str, int | None] = {}
+        self.latent_order: dict[str, int] = {}
+        # Every name the program defines, to tell "used before defined" from "unknown".
+        self.defined: dict[str, Span] = {}
+        for s in program.statements:
+            if not isinstance(s, syntax.Observe):
+                self.defined.setdefault(s.name, s.name_span)
+
+    def run(self) -> ir.Model:
+        handlers = {syntax.Data: self._data, syntax.Sample: self._sample,
+                    syntax.Let: self._let, syntax.Observe: self._observe}
+        statements = tuple(handlers[type(s)](s) for s in self.program.statements)
+        source = getattr(self.program.span, "source", None) or Source("<string>", "")
+        return ir.Model(statements, source)
+
+    # ----- statements -----------------------------------------------------------------------
+
+    def _data(self, s: syntax.Data) -> ir.Data:
+        self._check_new_name(s.name, s.name_span)
+        shape = tuple(self._dim(d) for d in s.type.dims)
+        lower, upper = self._bounds(s.type, shape)
+        for bound in (lower, upper):
+            if bound is not None and bound.deps:
+                raise errors.data_bound_depends_on_latent(bound.span, s.name,
+                                                          self._first(bound.deps))
+        if s.type.elem == "int" and not shape:  # may be used as a dimension
+            if self.dims is not None and s.name not in self.dims:
+                raise ValueError(f"check: dims has no value for the int data scalar '{s.name}'")
+            self.static[s.name] = None if self.dims is None else int(self.dims[s.name])
+        self.scope[s.name] = _Entry("data", shape, s.type.elem, frozenset(), s.name_span)
+        return ir.Data(s.name, s.type.elem, shape, lower, upper, span=s.span)
+
+    def _sample(self, s: syntax.Sample) -> ir.Latent:
+        self._check_new_name(s.name, s.name_span)
+        shape, lower, upper = (), None, None
+        if s.type is not None:
+            if s.type.elem == "int":
+                raise errors.int_latent(s.type.span, s.name)
+            shape = tuple(self._dim(d) for d in s.type.dims)
+            lower, upper = self._bounds(s.type, shape)
+        dist = self._dist(s.dist)
+        support = dist.cls.support_of(dist.param_dict)
+        # Refused here, before any bijector lookup: a discrete support has no bijector.
+        if support.discrete:
+            raise errors.discrete_latent(s.dist.span, s.name, dist.name)
+        self._fit(dist, shape, s.dist.span, "declared")
+        support, truncated = self._narrow(s, support, lower, upper)
+        deps = dist.deps.union(*(b.deps for b in (lower, upper) if b is not None))
+        self.latent_order[s.name] = len(self.latent_order)
+        self.scope[s.name] = _Entry("latent", shape, "real", frozenset({s.name}), s.name_span)
+        return ir.Latent(s.name, shape, dist, support, truncated, deps, span=s.span)
+
+    def _let(self, s: syntax.Let) -> ir.Let:
+        self._check_new_name(s.name, s.name_span)
+        value = self._expr(s.value)
+        known = self._static_value(value)
+        if known is not _NOT_STATIC:  # an int scalar of data: may be used as a dimension
+            self.static[s.name] = known
+        self.scope[s.name] = _Entry("let", value.shape, value.dtype, value.deps, s.name_span)
+        reported = bool(value.deps) and not s.name.startswith("_")
+        return ir.Let(s.name, value, reported, span=s.span)
+
+    def _observe(self, s: syntax.Observe) -> ir.Observe:
+        value = self._expr(s.value)
+        if value.deps:
+            raise errors.observe_depends_on_latent(value.span, self._first(value.deps))
+        dist = self._dist(s.dist)
+        self._fit(dist, value.shape, s.dist.span, "observed")
+        return ir.Observe(value, dist, span=s.span)
+
+    # ----- names ----------------------------------------------------------------------------
+
+    def _check_new_name(self, name: str, span: Span) -> None:
+        if name in KEYWORDS or name in distributions.DISTRIBUTIONS or name in functions.FUNCTIONS:
+            raise errors.reserved_name(span, name)
+        if name in self.scope:
+            raise errors.defined_twice(span, name, self.scope[name].span)
+
+    def _lookup(self, name: str, span: Span) -> _Entry:
+        if name in self.scope:
+            return self.scope[name]
+        if name in self.defined:
+            raise errors.used_before_definition(span, name, self.defined[name])
+        raise errors.unknown_name(span, name, self.scope)
+
+    def _first(self, deps: frozenset) -> str:
+        """The earliest-defined latent among ``deps``, to name in a message."""
+        return min(deps, key=lambda name: self.latent_order.get(name, 0))
+
+    # ----- types ----------------------------------------------------------------------------
+
+    def _dim(self, d: syntax.Expr) -> shapes.Dim:
+        if isinstance(d, syntax.Number):
+            if not d.is_int:
+                raise errors.bad_dimension(d.span, f"{d.text} is not an int")
+            return d.value
+        if not isinstance(d, syntax.Name):
+            raise errors.bad_dimension(d.span, "an expression is not allowed here")
+        entry = self._lookup(d.id, d.span)
+        if d.id not in self.static:
+            what = {"data": f"{entry.dtype} data", "latent": "a latent variable",
+                    "let": "a let"}[entry.kind]
+            shape = f" of shape {errors.format_shape(entry.shape)}" if entry.shape else ""
+            raise errors.bad_dimension(d.span, f"'{d.id}' is {what}{shape}, "
+                                               "not an int data scalar")
+        value = self.static[d.id]
+        if value is None:  # symbolic: a data scalar is its own name; a let is unknown
+            return d.id if entry.kind == "data" else None
+        if value < 0:
+            raise errors.bad_dimension(d.span, f"'{d.id}' is {value}, a negative size")
+        return value
+
+    def _bounds(self, t: syntax.Type, shape: Shape) -> tuple[ir.Expr | None, ir.Expr | None]:
+        bounds = []
+        for b in (t.lower, t.upper):
+            bound = None if b is None else self._expr(b)
+            if bound is not None and not shapes.fits(bound.shape, shape):
+                raise errors.shape_mismatch(bound.span, bound.shape, shape,
+                                            "bound and declared shapes")
+            bounds.append(bound)
+        lower, upper = bounds
+        if lower is not None and upper is not None:
+            lo, hi = _literal(lower), _literal(upper)
+            if lo is not None and hi is not None and not lo < hi:
+                raise errors.bad_bounds(lower.span.to(upper.span),
+                                        f"lower bound {lo:g} is not less than upper bound {hi:g}")
+        return lower, upper
+
+    def _narrow(self, s: syntax.Sample, support: c.Constraint, lower, upper):
+        """The distribution's support narrowed by the declared bounds, and whether it was."""
+        if lower is None and upper is None:
+            return support, False
+        if isinstance(support, c.Simplex):
+            raise errors.bounds_on_simplex(s.type.span, s.name)
+        lo, hi = _interval_bounds(support)
+        n_lo, n_hi = _number(lo), _number(hi)
+        new_lo, new_hi = lo, hi
+        for bound, side in ((lower, "lower"), (upper, "upper")):
+            if bound is None:
+                continue
+            v = _literal(bound)
+            if v is not None and _outside(v, side, n_lo, n_hi):
+                raise errors.bounds_outside_support(bound.span, s.name, f"{side}={v:g}",
+                                                    _describe(support))
+            if v is None or v != (n_lo if side == "lower" else n_hi):
+                new_lo, new_hi = (bound, new_hi) if side == "lower" else (new_lo, bound)
+        if new_lo is lo and new_hi is hi:
+            return support, False
+        if new_lo is None:
+            return c.LessThan(new_hi), True
+        if new_hi is None:
+            return c.GreaterThan(new_lo), True
+        return c.Interval(new_lo, new_hi), True
+
+    # ----- distributions --------------------------------------------------------------------
+
+    def _dist(self, call: syntax.Call) -> ir.Dist:
+        cls = distributions.lookup(call.func)
+        if cls is None:
+            if call.func in functions.FUNCTIONS:
+                raise errors.not_a_distribution(call.func_span, call.func)
+            raise errors.unknown_distribution(call.func_span, call.func,
+                                              distributions.DISTRIBUTIONS)
+        signature = self._signature(call, cls)
+        written = dict(zip(signature, call.args))
+        written.update((kw.name, kw.value) for kw in call.kwargs)
+        params = {name: self._expr(e) for name, e in written.items()}
+        for name, value in params.items():
+            self._check_param(cls, name, value)
+        try:
+            batch = shapes.broadcast_all(
+                [p.shape[:len(p.shape) - cls.param_event_dims.get(n, 0)]
+                 for n, p in params.items()], f"parameter shapes of {cls.name}")
+        except ShapeError as e:
+            raise e.at(call.span) from None
+        deps = frozenset().union(*(p.deps for p in params.values()))
+        dist = ir.Dist(cls.name, tuple((n, params[n]) for n in signature), batch, deps,
+                       span=call.span)
+        support = cls.support_of(dist.param_dict)
+        if isinstance(support, c.Interval) and not support.discrete:
+            lo, hi = _number(support.lower), _number(support.upper)
+            if lo is not None and hi is not None and not lo < hi:
+                raise errors.empty_support(call.span, cls.name, _describe(support))
+        return dist
+
+    def _signature(self, call: syntax.Call, cls) -> tuple[str, ...]:
+        """The signature of ``cls`` the call matches: positional arguments fill its first
+        names, keywords exactly the rest; the first signature that fits wins."""
+        names = [n for sig in cls.signatures for n in sig]
+        given: set[str] = set()
+        for kw in call.kwargs:
+            if kw.name in given:
+                raise errors.duplicate_keyword(kw.span, kw.name)
+            if kw.name not in names:
+                raise errors.unknown_keyword(kw.span, cls.name, kw.name, names)
+            given.add(kw.name)
+        for sig in cls.signatures:
+            if len(call.args) <= len(sig) and set(sig[len(call.args):]) == given:
+                return sig
+        raise errors.wrong_arguments(call.span, cls.name, _forms(cls.signatures))
+
+    def _check_param(self, cls, name: str, value: ir.Expr) -> None:
+        what = f"parameter '{name}' of {cls.name}"
+        if name in cls.int_params and value.dtype != "int":
+            raise errors.wrong_type(value.span, what, "int", value.dtype)
+        event_dims = cls.param_event_dims.get(name, 0)
+        if len(value.shape) < event_dims:
+            raise errors.too_few_dimensions(value.span, what, event_dims, value.shape)
+        v = _literal(value)
+        constraint = cls.constraints.get(name)
+        if v is not None and event_dims == 0 and constraint is not None:
+            if not bool(np.all(constraint.check(np.asarray(v, dtype=float)))):
+                raise errors.bad_parameter(value.span, cls.name, name, constraint.describe(),
+                                           f"{v:g}")
+
+    def _fit(self, dist: ir.Dist, shape: Shape, span: Span, what: str) -> None:
+        """The distribution's batch shape must broadcast into the value's batch shape without
+        enlarging it, and event shapes must agree."""
+        cls = dist.cls
+        event = cls.event_dim
+        if len(shape) < event:
+            raise errors.too_few_dimensions(span, f"a value of {cls.name}", event, shape)
+        batch = shape[:len(shape) - event]
+        if not shapes.fits(dist.batch_shape, batch):
+            raise errors.shape_mismatch(span, dist.batch_shape, batch,
+                                        f"distribution and {what} shapes")
+        for name, value in dist.params:
+            if event and cls.param_event_dims.get(name, 0) == event:
+                if not shapes.same(value.shape[-event:], shape[-event:]):
+                    raise errors.shape_mismatch(span, value.shape[-event:], shape[-event:],
+                                                "event shapes")
+
+    # ----- expressions ----------------------------------------------------------------------
+
+    def _expr(self, e: syntax.Expr) -> ir.Expr:
+        if isinstance(e, syntax.Number):
+            return ir.Const(e.value, (), "int" if e.is_int else "real", span=e.span)
+        if isinstance(e, syntax.Name):
+            entry = self._lookup(e.id, e.span)
+            return ir.Ref(e.id, entry.kind, entry.shape, entry.dtype, entry.deps, span=e.span)
+        if isinstance(e, syntax.Unary):
+            operand = self._expr(e.operand)
+            return ir.Neg(operand, operand.shape, operand.dtype, operand.deps, span=e.span)
+        if isinstance(e, syntax.Binary):
+            return self._binary(e)
+        if isinstance(e, syntax.Index):
+            return self._index(e)
+        if isinstance(e, syntax.Call):
+            return self._call(e)
+        raise TypeError(f"check: not an expression: {e!r}")
+
+    def _binary(self, e: syntax.Binary) -> ir.BinOp:
+        left, right = self._expr(e.left), self._expr(e.right)
+        try:
+            if e.op == "@":
+                shape = shapes.matmul(left.shape, right.shape)
+            else:
+                shape = shapes.broadcast(left.shape, right.shape, f"shapes of '{e.op}'")
+        except ShapeError as err:
+            raise err.at(e.span) from None
+        both_int = left.dtype == right.dtype == "int"
+        dtype = "int" if both_int and e.op in "+-*@" else "real"
+        return ir.BinOp(e.op, left, right, shape, dtype, left.deps | right.deps, span=e.span)
+
+    def _index(self, e: syntax.Index) -> ir.Index:
+        base = self._expr(e.base)
+        items, described = [], []
+        for item, dim in zip(e.items, base.shape + (None,) * len(e.items)):
+            if isinstance(item, syntax.Slice):
+                (start, a), (stop, b) = self._slice_bound(item.start), self._slice_bound(item.stop)
+                items.append(ir.SliceItem(start, stop, span=item.span))
+                described.append(shapes.Slice(a, b))
+            else:
+                items.append(self._index_item(item, dim))
+                described.append(items[-1].shape)
+        try:
+            shape = shapes.index(base.shape, tuple(described))
+        except ShapeError as err:
+            raise err.at(e.span) from None
+        return ir.Index(base, tuple(items), shape, base.dtype, base.deps, span=e.span)
+
+    def _index_item(self, item: syntax.Expr, dim: shapes.Dim) -> ir.Expr:
+        value = self._expr(item)
+        if value.deps:
+            raise errors.bad_index(value.span, "an index cannot depend on the latent variable "
+                                               f"'{self._first(value.deps)}'")
+        if value.dtype != "int":
+            raise errors.bad_index(value.span, "an index must be int; found real")
+        known = self._static_value(value)
+        if isinstance(known, int) and isinstance(dim, int) and not -dim <= known < dim:
+            raise errors.bad_index(value.span, f"index {known} is out of range for an axis "
+                                               f"of size {dim}")
+        return value
+
+    def _slice_bound(self, e: syntax.Expr | None):
+        """The IR of a slice bound and its value for ``shapes.Slice``."""
+        if e is None:
+            return None, None
+        bound = self._index_item(e, None)
+        if bound.shape:
+            raise errors.bad_index(bound.span, "a slice bound must be an int scalar; found "
+                                               f"shape {errors.format_shape(bound.shape)}")
+        known = self._static_value(bound)
+        if known is _NOT_STATIC:
+            raise errors.bad_index(bound.span, "a slice bound must be computed from int "
+                                               "literals and int data scalars with + - *")
+        return bound, shapes.UNKNOWN if known is None else known
+
+    def _call(self, e: syntax.Call) -> ir.Call:
+        f = functions.lookup(e.func)
+        if f is None:
+            if e.func in distributions.DISTRIBUTIONS:
+                raise errors.not_a_function(e.func_span, e.func)
+            raise errors.unknown_function(e.func_span, e.func, functions.FUNCTIONS)
+        axis_kw = None
+        for kw in e.kwargs:
+            if kw.name not in f.keywords:
+                raise errors.unknown_keyword(kw.span, f.name, kw.name, f.keywords)
+            if axis_kw is not None:
+                raise errors.duplicate_keyword(kw.span, kw.name)
+            axis_kw = kw
+        if len(e.args) != f.arity:
+            raise errors.wrong_arguments(e.span, f.name, f.forms)
+        args = tuple(self._expr(a) for a in e.args)
+        axis = None if axis_kw is None else _axis(axis_kw.value, len(args[0].shape))
+        try:
+            shape = f.shape(tuple(a.shape for a in args), axis)
+        except ShapeError as err:
+            raise err.at(e.span) from None
+        deps = frozenset().union(*(a.deps for a in args))
+        return ir.Call(f.name, args, axis, shape, f.dtype(tuple(a.dtype for a in args)), deps,
+                       span=e.span)
+
+    def _static_value(self, e: ir.Expr):
+        """An int expression of int literals and int data scalars (+ - * and unary minus):
+        its value, or None without dims; anything else gives _NOT_STATIC."""
+        if isinstance(e, ir.Const):
+            return e.value if e.dtype == "int" else _NOT_STATIC
+        if isinstance(e, ir.Ref):
+            return self.static.get(e.name, _NOT_STATIC)
+        if isinstance(e, ir.Neg):
+            v = self._static_value(e.operand)
+            return v if v is None or v is _NOT_STATIC else -v
+        if isinstance(e, ir.BinOp) and e.op in ("+", "-", "*"):
+            a, b = self._static_value(e.left), self._static_value(e.right)
+            if a is _NOT_STATIC or b is _NOT_STATIC:
+                return _NOT_STATIC
+            return None if a is None or b is None else _ARITHMETIC[e.op](a, b)
+        return _NOT_STATIC
+
+
+# ----- helpers on literals and supports -----------------------------------------------------
+
+def _axis(value: syntax.Expr, ndim: int) -> int:
+    """The int literal given as ``axis=`` (possibly negated), in range for ``ndim`` axes."""
+    sign, e = 1, value
+    if isinstance(e, syntax.Unary) and isinstance(e.operand, syntax.Number):
+        sign, e = -1, e.operand
+    if not (isinstance(e, syntax.Number) and e.is_int):
+        found = e.text if isinstance(e, syntax.Number) else "an expression"
+        raise errors.wrong_type(value.span, "axis", "an int literal", found)
+    try:
+        shapes.normalize_axis(sign * e.value, ndim)
+    except ShapeError as err:
+        raise err.at(value.span) from None
+    return sign * e.value
+
+
+_ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
+def _literal(e: ir.Expr | None) -> float | None:
+    """The value of an expression of numeric literals alone (+ - * / and unary minus)."""
+    try:
+        if isinstance(e, ir.Const):
+            return float(e.value)
+        if isinstance(e, ir.Neg):
+            v = _literal(e.operand)
+            return None if v is None else -v
+        if isinstance(e, ir.BinOp) and e.op in _ARITHMETIC:
+            a, b = _literal(e.left), _literal(e.right)
+            return None if a is None or b is None else _ARITHMETIC[e.op](a, b)
+    except (OverflowError, ZeroDivisionError):  # 1e308 * 10, 1 / 0: no number to compare
+        return None
+    return None
+
+
+def _number(bound) -> float | None:
+    """A support bound's numeric value: floats as they are, literal expressions folded."""
+    if bound is None or isinstance(bound, (int, float, np.integer, np.floating)):
+        return None if bound is None else float(bound)
+    return _literal(bound)
+
+
+def _interval_bounds(support: c.Constraint):
+    """(lower, upper) of a support on the real line, None for an infinite end."""
+    if not isinstance(support, (c.Real, c.GreaterThan, c.LessThan, c.Interval)):
+        raise TypeError(f"check: no bounds rule for the support {support!r}")
+    return getattr(support, "lower", None), getattr(support, "upper", None)
+
+
+def _outside(v: float, side: str, lo: float | None, hi: float | None) -> bool:
+    """Whether a declared bound ``v`` leaves no room inside the support ``(lo, hi)``."""
+    if side == "lower":
+        return (lo is not None and v < lo) or (hi is not None and v >= hi)
+    return (hi is not None and v > hi) or (lo is not None and v <= lo)
+
+
+def _describe(support: c.Constraint) -> str:
+    """``support.describe()`` with literal expression bounds shown as numbers."""
+    fields = {f.name: getattr(support, f.name) for f in dataclasses.fields(support)}
+    numeric = {k: _number(v) if k in ("lower", "upper") and _number(v) is not None else v
+               for k, v in fields.items()}
+    return dataclasses.replace(support, **numeric).describe()
+
+
+def _forms(signatures) -> list[str]:
+    """Argument lists for messages: the first signature positional, the others by keyword
+    after the names they share with it."""
+    first = signatures[0]
+    forms = [", ".join(first)]
+    for sig in signatures[1:]:
+        shared = 0
+        while shared < min(len(sig), len(first)) and sig[shared] == first[shared]:
+            shared += 1
+        forms.append(", ".join(list(sig[:shared]) + [f"{n}=..." for n in sig[shared:]]))
+    return forms

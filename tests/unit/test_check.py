@@ -1,0 +1,352 @@
+"""The checker's IR: shapes (symbolic and concrete), dtypes, deps, supports, reporting flags,
+and one test per rule. The error messages themselves are pinned by tests/cases/bad/*.ppl."""
+from __future__ import annotations
+
+import pytest
+
+from ppl import constraints as c
+from ppl import ir
+from ppl.errors import PplError
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+
+EIGHT_SCHOOLS = """
+data J: int
+data y: real[J]
+data sigma: real<lower=0>[J]
+sample mu ~ Normal(0, 5)
+sample tau ~ HalfCauchy(5)
+sample eta: real[J] ~ Normal(0, 1)
+let theta = mu + tau * eta
+observe y ~ Normal(theta, sigma)
+"""
+
+
+def _check(text: str, dims=None) -> ir.Model:
+    return check(parse(text), dims)
+
+
+def _error(text: str, dims=None) -> str:
+    with pytest.raises(PplError) as info:
+        _check(text, dims)
+    return info.value.message
+
+
+def _let(text: str, name: str = "z", dims=None) -> ir.Expr:
+    return _check(text, dims).lets[name].value
+
+
+# ----- shapes -------------------------------------------------------------------------------
+
+def test_shapes_are_symbolic_without_dims():
+    model = _check(EIGHT_SCHOOLS)
+    assert model.data["y"].shape == ("J",)
+    assert model.latents["eta"].shape == ("J",)
+    assert model.lets["theta"].value.shape == ("J",)
+    assert model.observes[0].dist.batch_shape == ("J",)
+
+
+def test_shapes_are_concrete_with_dims():
+    model = _check(EIGHT_SCHOOLS, {"J": 8})
+    assert model.data["y"].shape == (8,)
+    assert model.latents["eta"].shape == (8,)
+    assert model.lets["theta"].value.shape == (8,)
+
+
+def test_a_missing_dim_value_is_a_caller_bug():
+    with pytest.raises(ValueError):
+        _check(EIGHT_SCHOOLS, {})
+
+
+SLICES = """
+data K: int
+data T: int
+data y: real[T]
+let a = y[1:]
+let b = y[:-1]
+let c = y[K - 1:T - 1]
+let d = y[K:]
+let e = y[:]
+let f = y[2:100]
+"""
+
+
+@pytest.mark.parametrize("name, symbolic, concrete", [
+    ("a", (None,), (9,)), ("b", (None,), (9,)), ("c", (None,), (7,)), ("d", (None,), (7,)),
+    ("e", ("T",), (10,)), ("f", (None,), (8,))])
+def test_slice_lengths(name, symbolic, concrete):
+    assert _let(SLICES, name).shape == symbolic
+    assert _let(SLICES, name, {"K": 3, "T": 10}).shape == concrete
+
+
+def test_data_only_int_let_is_a_dimension():
+    text = "data K: int\nlet Kc = K - 1\nsample b: real[Kc] ~ Normal(0, 1)\n"
+    assert _check(text).latents["b"].shape == (None,)
+    assert _check(text, {"K": 25}).latents["b"].shape == (24,)
+
+
+def test_negative_dimension_from_a_let():
+    assert "negative" in _error("data K: int\nlet M = K - 5\ndata x: real[M]\n", {"K": 2})
+
+
+@pytest.mark.parametrize("expr, shape", [
+    ("X @ v", ("N",)), ("v @ v", ()), ("X[:, 0]", ("N",)), ("X[0]", ("K",)), ("v[g]", ("N",)),
+    ("X[g, 0]", ("N",)), ("X[g]", ("N", "K")), ("sum(X, axis=0)", ("K",)), ("sum(X)", ()),
+    ("mean(X, axis=-1)", ("N",)), ("transpose(X)", ("K", "N")), ("dot(X, v)", ("N",)),
+    ("softmax(X)", ("N", "K")), ("X + v", ("N", "K")), ("v * 2", ("K",))])
+def test_expression_shapes(expr, shape):
+    head = "data N: int\ndata K: int\ndata X: real[N, K]\ndata v: real[K]\ndata g: int[N]\n"
+    assert _let(head + f"let z = {expr}\n").shape == shape
+
+
+# ----- dtypes -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expr, dtype", [
+    ("n + n", "int"), ("n - 1", "int"), ("n * 2", "int"), ("-n", "int"), ("n / 2", "real"),
+    ("n ** 2", "real"), ("n + 0.5", "real"), ("x + 1", "real"), ("sum(n)", "int"),
+    ("cumsum(n)", "int"), ("abs(n)", "int"), ("square(n)", "int"), ("mean(n)", "real"),
+    ("exp(n)", "real"), ("n[0]", "int"), ("n[n]", "int"), ("x[n]", "real"), ("1", "int"),
+    ("1.0", "real")])
+def test_dtypes(expr, dtype):
+    assert _let(f"data n: int[3]\ndata x: real[3]\nlet z = {expr}\n").dtype == dtype
+
+
+# ----- deps and reporting -------------------------------------------------------------------
+
+def test_deps_flow_through_lets():
+    model = _check(EIGHT_SCHOOLS)
+    assert model.lets["theta"].value.deps == {"mu", "tau", "eta"}
+    assert model.observes[0].dist.deps == {"mu", "tau", "eta"}
+    assert model.latents["eta"].deps == frozenset()
+
+
+@pytest.mark.parametrize("let, reported", [("let a = mu * 2", True), ("let _a = mu * 2", False),
+                                           ("let a = x * 2", False)])
+def test_let_reported(let, reported):
+    model = _check(f"data x: real\nsample mu ~ Normal(0, 1)\n{let}\n")
+    (stmt,) = model.lets.values()
+    assert stmt.reported is reported
+    assert stmt.data_only is (not stmt.value.deps)
+
+
+def test_latent_deps_include_params_and_bounds():
+    model = _check("sample a ~ Normal(0, 1)\nsample b ~ Normal(0, 1)\n"
+                   "sample c: real<lower=a> ~ Normal(b, 1)\n")
+    assert model.latents["c"].deps == {"a", "b"}
+
+
+def test_ref_kinds():
+    value = _let("data x: real\nsample mu ~ Normal(0, 1)\nlet w = x\nlet z = x + mu + w\n")
+    refs = {e.name: e.kind for e in ir.walk(value) if isinstance(e, ir.Ref)}
+    assert refs == {"x": "data", "mu": "latent", "w": "let"}
+
+
+def test_every_ir_expression_has_a_span():
+    model = _check(SLICES + "sample m ~ Normal(0, 1)\nlet g = sum(y[K:] * m, axis=0)\n")
+    for stmt in model.statements:
+        assert stmt.span is not None
+        for expr in ir.walk(getattr(stmt, "value", None)):
+            assert expr.span is not None
+
+
+# ----- supports -----------------------------------------------------------------------------
+
+def _latent(text: str, name: str = "x") -> ir.Latent:
+    return _check(text).latents[name]
+
+
+def test_support_of_the_distribution():
+    assert _latent("sample x ~ Normal(0, 1)").support == c.Real()
+    assert _latent("sample x ~ HalfCauchy(1)").support == c.non_negative
+    assert isinstance(_latent("data a: real[3]\nsample x: real[3] ~ Dirichlet(a)").support,
+                      c.Simplex)
+    uniform = _latent("sample x ~ Uniform(-1, 2)")
+    assert isinstance(uniform.support, c.Interval) and not uniform.truncated
+    assert uniform.support.lower is uniform.dist.param_dict["lower"]
+
+
+def test_bounds_narrow_a_real_support():
+    latent = _latent("data lo: real\nsample x: real<lower=lo> ~ Normal(0, 1)")
+    assert isinstance(latent.support, c.GreaterThan) and latent.truncated
+    assert latent.support.lower == ir.Ref("lo", "data", (), "real")
+    latent = _latent("sample x: real<upper=3> ~ Normal(0, 1)")
+    assert isinstance(latent.support, c.LessThan) and latent.support.upper.value == 3
+
+
+def test_upper_bound_on_a_half_distribution_gives_an_interval():
+    latent = _latent("sample x: real<upper=5> ~ HalfCauchy(1)")
+    assert isinstance(latent.support, c.Interval) and latent.truncated
+    assert latent.support.lower == 0.0 and latent.support.upper.value == 5
+
+
+def test_bound_equal_to_the_support_is_not_a_truncation():
+    latent = _latent("sample x: real<lower=0> ~ HalfNormal(1)")
+    assert latent.support == c.non_negative and not latent.truncated
+
+
+def test_bounds_from_earlier_latents():
+    latent = _latent("sample a ~ Normal(0, 1)\nsample x: real<lower=a, upper=a + 1> ~ "
+                     "Normal(0, 1)")
+    assert isinstance(latent.support, c.Interval)
+    assert latent.support.lower.deps == {"a"} and latent.support.upper.deps == {"a"}
+
+
+@pytest.mark.parametrize("decl", ["real<lower=-1> ~ Beta(1, 1)", "real<upper=2> ~ Beta(1, 1)",
+                                  "real<lower=1> ~ Beta(1, 1)", "real<upper=-1> ~ HalfNormal(1)",
+                                  "real<upper=0> ~ HalfNormal(1)",
+                                  "real<lower=3> ~ Uniform(0, 2)"])
+def test_bounds_outside_support(decl):
+    assert "outside the support" in _error(f"sample x: {decl}\n")
+
+
+def test_discrete_latent_is_refused():
+    assert "discrete" in _error("sample k ~ Poisson(3)\n")
+    assert "discrete" in _error("data p: real[3]\nsample k ~ Categorical(p)\n")
+
+
+# ----- distributions ------------------------------------------------------------------------
+
+def test_keyword_signature_binds_by_name():
+    dist = _check("data y: int[4]\ndata x: real[4]\n"
+                  "observe y ~ NegativeBinomial(log_mu=x, phi=2)\n").observes[0].dist
+    assert [name for name, _ in dist.params] == ["log_mu", "phi"]
+    assert dist.batch_shape == (4,)
+
+
+def test_positional_and_keyword_mix():
+    dist = _check("data y: int[4]\ndata n: int[4]\nobserve y ~ Binomial(n, logit=0.5)\n"
+                  ).observes[0].dist
+    assert [name for name, _ in dist.params] == ["n", "logit"]
+
+
+def test_param_event_dims_leave_the_batch_shape():
+    model = _check("data N: int\ndata C: int\ndata y: int[N]\ndata L: real[N, C]\n"
+                   "observe y ~ Categorical(logits=L)\n")
+    assert model.observes[0].dist.batch_shape == ("N",)
+
+
+@pytest.mark.parametrize("dist", ["Normal(0, -1)", "Normal(0, 0)", "Beta(0, 1)",
+                                  "Gamma(2, -0.5)", "StudentT(-1, 0, 1)", "Exponential(-1)"])
+def test_bad_literal_parameter(dist):
+    assert "must be" in _error(f"sample x ~ {dist}\n")
+
+
+def test_parameter_check_folds_literals():
+    assert "must be" in _error("sample x ~ Normal(0, 1 - 2)\n")
+    _check("sample x ~ Normal(0, 2 - 1)\n")
+
+
+def test_binomial_n_must_be_int():
+    assert "must be int" in _error("data y: int\nobserve y ~ Binomial(10.0, 0.5)\n")
+
+
+def test_empty_uniform_support():
+    assert "empty support" in _error("sample u ~ Uniform(2, 2)\n")
+
+
+# ----- names and rules ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("let a = b\nlet b = 1\n", "used before it is defined (on line 2)"),
+    ("let a = bb\n", "unknown name 'bb'"),
+    ("let a = 1\nlet a = 2\n", "already defined on line 1"),
+    ("let a = 1\nlet b = aa\n", "did you mean 'a'?"),
+    ("let softmax = 1\n", "reserved"),
+    ("let Gamma = 1\n", "reserved"),
+    ("sample x ~ Normall(0, 1)\n", "did you mean 'Normal'?"),
+    ("let a = lgo(1)\n", "did you mean 'log'?"),
+    ("let a = Normal(0, 1)\n", "is a distribution"),
+    ("sample x ~ sum(1)\n", "is a function"),
+])
+def test_name_rules(text, expected):
+    assert expected in _error(text)
+
+
+@pytest.mark.parametrize("call, expected", [
+    ("Normal(0)", "expected Normal(mu, sigma)"),
+    ("Normal(0, 1, 2)", "expected Normal(mu, sigma)"),
+    ("Normal(0, mu=1)", "expected Normal(mu, sigma)"),
+    ("Normal(0, sigmaa=1)", "did you mean 'sigma'?"),
+    ("Normal(mu=0, mu=1)", "given twice"),
+])
+def test_distribution_argument_rules(call, expected):
+    assert expected in _error(f"sample x ~ {call}\n")
+
+
+@pytest.mark.parametrize("expr, expected", [
+    ("exp()", "expected exp(x)"), ("dot(v)", "expected dot(a, b)"),
+    ("sum(v, 0)", "expected sum(x) or sum(x, axis=INT)"), ("sum(v, axis=1)", "out of range"),
+    ("sum(v, axis=0, axis=0)", "given twice"), ("sum(v, axis=0.5)", "int literal"),
+    ("exp(v, axis=0)", "no argument 'axis'"), ("log_softmax(2.0)", "at least 1 dimension"),
+])
+def test_function_argument_rules(expr, expected):
+    assert expected in _error(f"data v: real[3]\nlet z = {expr}\n")
+
+
+def test_negative_axis_is_accepted():
+    call = _let("data X: real[2, 3]\nlet z = sum(X, axis=-1)\n")
+    assert call.axis == -1 and call.shape == (2,)
+
+
+@pytest.mark.parametrize("decl, expected", [
+    ("real[s]", "'s' is real data"), ("real[n]", "'n' is int data of shape [3]"),
+    ("real[m]", "'m' is a latent variable"), ("real[2.0]", "2.0 is not an int"),
+    ("real[N + 1]", "an expression"), ("real[w]", "'w' is a let")])
+def test_bad_dimensions(decl, expected):
+    head = ("data N: int\ndata s: real\ndata n: int[3]\nsample m ~ Normal(0, 1)\n"
+            "let w = m * 2\n")
+    assert expected in _error(head + f"data x: {decl}\n")
+
+
+@pytest.mark.parametrize("expr, expected", [
+    ("x[r]", "must be int"), ("x[m]", "latent variable 'm'"), ("x[0, 0]", "too many indices"),
+    ("x[3]", "out of range"), ("x[-4]", "out of range"), ("x[n[0]:]", "slice bound"),
+    ("x[r:]", "must be int"), ("x[n:]", "int scalar")])
+def test_index_rules(expr, expected):
+    head = "data x: real[3]\ndata r: real\ndata n: int[2]\nsample m ~ Normal(0, 1)\n"
+    assert expected in _error(head + f"let z = {expr}\n")
+
+
+def test_index_range_is_checked_with_dims():
+    text = "data K: int\ndata x: real[K]\nlet z = x[4]\n"
+    _check(text)
+    assert "out of range" in _error(text, {"K": 3})
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("sample k: int ~ Normal(0, 1)\n", "declared int"),
+    ("sample x: real<lower=1, upper=0> ~ Normal(0, 1)\n", "not less than"),
+    ("data a: real[3]\nsample p: real<upper=1>[3] ~ Dirichlet(a)\n", "simplex"),
+    ("sample m ~ Normal(0, 1)\nobserve m * 2 ~ Normal(0, 1)\n", "latent variable 'm'"),
+    ("sample m ~ Normal(0, 1)\ndata x: real<upper=m>\n", "bounds of data 'x'"),
+    ("data v: real[3]\nsample x: real[2] ~ Normal(v, 1)\n", "[3] and [2]"),
+    ("data v: real[3]\nsample x ~ Normal(v, 1)\n", "[3] and scalar"),
+    ("data v: real[3]\ndata y: real[4]\nobserve y ~ Normal(v, 1)\n", "[3] and [4]"),
+    ("data a: real[3]\nsample p: real[2] ~ Dirichlet(a)\n", "event shapes"),
+    ("data a: real[3]\nsample x: real<lower=a>[2] ~ Normal(0, 1)\n", "bound and declared"),
+])
+def test_statement_rules(text, expected):
+    assert expected in _error(text)
+
+
+def test_observe_names_the_earliest_latent():
+    text = ("sample a ~ Normal(0, 1)\nsample b ~ Normal(0, 1)\nlet s = b + a\n"
+            "observe s ~ Normal(0, 1)\n")
+    assert "latent variable 'a'" in _error(text)
+
+
+def test_undecidable_shapes_are_allowed_without_dims_and_caught_with_them():
+    text = "data N: int\ndata K: int\ndata a: real[N]\ndata b: real[K]\nlet z = a + b\n"
+    assert _let(text).shape == (None,)
+    assert "[3] and [4]" in _error(text, {"N": 3, "K": 4})
+    assert _let(text, dims={"N": 3, "K": 3}).shape == (3,)
+
+
+def test_the_first_error_is_reported():
+    # Two mistakes: the earlier statement's is the one reported.
+    assert "unknown name 'q'" in _error("let a = q\nlet b = Normall(0, 1)\n")
+
+
+def test_empty_program():
+    assert _check("").statements == ()
+    assert _check("# only a comment\n").statements == ()
