@@ -40,11 +40,11 @@ def write_files(folder: Path, contents: dict[str, str]) -> None:
     try:
         for name, text in contents.items():
             handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            staged.append((temporary, folder / name))  # before writing: cleaned up if cut short
             with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
                 stream.write(text)
                 stream.flush()
                 os.fsync(stream.fileno())
-            staged.append((temporary, folder / name))
         for temporary, target in staged:
             os.replace(temporary, target)
     except OSError as error:
