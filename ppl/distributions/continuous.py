@@ -21,9 +21,12 @@ _LOG_PI = np.log(np.pi)
 def _xlogy(x, y):
     """``x * log(y)`` with ``0 * log(0) = 0`` (a simplex or a probability may hold zeros).
 
-    The inner ``where`` keeps log(0) out of the gradient of the unused branch.
+    The inner ``where`` keeps log(0) out of the gradient of the unused branch. autograd's
+    ``where`` does not sum its gradient back to a broadcast operand's shape, so ``y`` is first
+    broadcast against ``x`` by an addition (whose gradient does).
     """
     zero = x == 0
+    y = y + 0.0 * x
     return anp.where(zero, 0.0, x * anp.log(anp.where(zero, 1.0, y)))
 
 

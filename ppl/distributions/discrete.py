@@ -19,6 +19,7 @@ from .continuous import _xlogy  # 0 * log(0) = 0: p = 0 or 1 is a valid paramete
 def _xlog1py(x, y):
     """``x * log1p(y)`` with ``0 * log(0) = 0`` (the inner ``where`` as in ``_xlogy``)."""
     zero = x == 0
+    y = y + 0.0 * x  # broadcast first: autograd's where does not unbroadcast its gradient
     return anp.where(zero, 0.0, x * anp.log1p(anp.where(zero, 0.0, y)))
 
 
@@ -187,6 +188,9 @@ class Categorical(Distribution):
         # along the last axis without in-place indexing and broadcasts over a draw axis.
         probs = p if p is not None else logits
         one_hot = anp.asarray(x)[..., None] == anp.arange(probs.shape[-1])
+        # broadcast the parameter first: autograd's where does not unbroadcast its gradient
+        p = None if p is None else p + 0.0 * one_hot
+        logits = None if logits is None else logits + 0.0 * one_hot
         if logits is not None:
             log_p = logits - logsumexp(logits, axis=-1, keepdims=True)
             return anp.sum(anp.where(one_hot, log_p, 0.0), axis=-1)

@@ -292,6 +292,20 @@ def test_log_density_gradient_matches_central_difference(row, rng):
         assert abs(numeric - exact) <= 1e-6 * (1 + abs(exact)), name
 
 
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_gradient_of_a_broadcast_parameter_has_its_shape(row, rng):
+    # A scalar parameter against a vector of data (observe y ~ Bernoulli(p)): the gradient
+    # must be summed back to the parameter's shape (autograd's `where` does not do it).
+    cls = lookup(row.name)
+    params = _make_params(row, rng, "scalar")
+    x = _make_value(row, rng, params, CASES["scalar"][2])
+    for name in [p for p in params if p not in cls.int_params]:
+        def f(v, name=name):
+            return anp.sum(cls.log_density(x, **dict(params, **{name: v})))
+        value = np.asarray(params[name], dtype=float)
+        assert np.shape(grad(f)(value)) == value.shape, name
+
+
 @pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
 def test_is_discrete_matches_support_kind(name):
     discrete = {"Bernoulli", "Binomial", "BetaBinomial", "Poisson", "NegativeBinomial",
