@@ -10,6 +10,7 @@ import dataclasses
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``ppl`` command; returns the exit status (0 ok, 1 internal error, 2 user error)."""
+    warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -105,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ppl: internal error: {type(error).__name__}: {error} "
               "(this is a bug in ppl; please report it with the model and data)", file=sys.stderr)
         return 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # A user warning (extra data names, say) is one plain line, not Python's file:line echo.
+    print(f"ppl: warning: {message}", file=sys.stderr)
 
 
 # ----- check --------------------------------------------------------------------------------
