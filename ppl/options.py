@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from .errors import bad_option
 
 GUIDES = ("meanfield",)
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "stan")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,8 @@ class FitOptions:
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
     draws : posterior draws taken from the fitted guide for summaries and files.
     seed : seed of the one numpy Generator of the fit; same seed, same result.
-    optimizer : 'adam' (default) or 'sgd' (with momentum).
+    optimizer : 'adam' (default), 'sgd' (with momentum) or 'stan' (Stan's adaptive step-size
+        sequence, Kucukelbir et al. 2017).
     stl : use the 'sticking the landing' gradient (Roeder et al. 2017).
     tol : convergence tolerance on the relative change of the windowed mean ELBO.
     window : steps per ELBO window of the convergence rule.

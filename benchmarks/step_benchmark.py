@@ -1,0 +1,175 @@
+"""Time one ELBO-gradient step of the compiled models against hand-written numpy + autograd.
+
+For every ``models/*.ppl`` (with its ``.json``) and a synthetic linear regression with
+N = 100,000 rows and K = 20 predictors, time ``elbo.elbo_and_grad`` (value and gradient of the
+mean-field ELBO at fixed eps) with the compiled log joint, and, where one is written below, the
+same step with a hand-written log joint, for S = 1 and S = 10. Prints the median time per step
+and the median of the paired ratios ours / hand-written.
+Run: ``python benchmarks/step_benchmark.py [--quick] [--repeat 31]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import timeit
+from pathlib import Path
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import value_and_grad
+
+from ppl.compiler import compile_model
+from ppl.data import load_data
+from ppl.elbo import elbo_and_grad
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+
+_REPO = Path(__file__).resolve().parents[1]
+_LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+
+BIG_REGRESSION = """\
+data N: int
+data K: int
+data X: real[N, K]
+data y: real[N]
+sample alpha ~ Normal(0, 10)
+sample beta: real[K] ~ Normal(0, 2)
+sample sigma ~ HalfNormal(1)
+let _mu = alpha + X @ beta
+observe y ~ Normal(_mu, sigma)
+"""
+
+
+def _normal(x, mu, sigma):
+    z = (x - mu) / sigma
+    return -0.5 * z * z - anp.log(sigma) - _LOG_SQRT_2PI
+
+
+# ----- hand-written log joints: zeta [S, D] -> [S], the same layout as the compiler's --------
+
+def hand_eight_schools(data):
+    y, sigma = np.asarray(data["y"], float), np.asarray(data["sigma"], float)
+
+    def log_joint(z):
+        mu, log_tau, eta = z[:, 0], z[:, 1], z[:, 2:]
+        tau = anp.exp(log_tau)
+        theta = mu[:, None] + tau[:, None] * eta
+        return (_normal(mu, 0.0, 5.0)
+                + np.log(2 / np.pi) - np.log(5.0) - anp.log1p((tau / 5.0) ** 2) + log_tau
+                + anp.sum(_normal(eta, 0.0, 1.0), axis=1)
+                + anp.sum(_normal(y, theta, sigma), axis=1))
+    return log_joint
+
+
+def hand_linear_regression(data):
+    X, y = np.asarray(data["X"], float), np.asarray(data["y"], float)
+    x_t, K = np.ascontiguousarray(X.T), X.shape[1]
+
+    def log_joint(z):
+        alpha, beta, log_sigma = z[:, 0], z[:, 1:K + 1], z[:, K + 1]
+        sigma = anp.exp(log_sigma)
+        mu = alpha[:, None] + beta @ x_t
+        return (_normal(alpha, 0.0, 10.0) + anp.sum(_normal(beta, 0.0, 2.0), axis=1)
+                + np.log(2.0) + _normal(sigma, 0.0, 1.0) + log_sigma
+                + anp.sum(_normal(y, mu, sigma[:, None]), axis=1))
+    return log_joint
+
+
+def hand_logistic_regression(data):
+    X, y = np.asarray(data["X"], float), np.asarray(data["y"], float)
+    x_t, K = np.ascontiguousarray(X.T), X.shape[1]
+
+    def log_joint(z):
+        alpha, beta = z[:, 0], z[:, 1:K + 1]
+        logit = alpha[:, None] + beta @ x_t
+        return (_normal(alpha, 0.0, 2.5) + anp.sum(_normal(beta, 0.0, 1.0), axis=1)
+                + anp.sum(y * logit - anp.logaddexp(0.0, logit), axis=1))
+    return log_joint
+
+
+HAND = {"eight_schools": hand_eight_schools, "linear_regression": hand_linear_regression,
+        "logistic_regression": hand_logistic_regression,
+        "big_regression": hand_linear_regression}
+
+
+def hand_step(log_joint, D):
+    """The hand-written mean-field ELBO step: value and gradient in theta = (mu, log_sigma)."""
+    def elbo(theta, eps):
+        mu, log_sigma = theta[:D], theta[D:]
+        return anp.mean(log_joint(mu + anp.exp(log_sigma) * eps)) + anp.sum(log_sigma)
+    return value_and_grad(elbo)
+
+
+# ----- timing -------------------------------------------------------------------------------
+
+def _number(fn) -> int:
+    """Calls per timing round: enough for ~20 ms, so timer resolution does not matter."""
+    number, _ = timeit.Timer(fn).autorange()
+    return max(1, number // 10)
+
+
+def paired_times(ours, hand, repeat: int) -> tuple[float, float | None, float | None]:
+    """Median seconds per call of ``ours`` and ``hand`` and the median of their ratio.
+
+    The two are timed alternately, round after round, and the ratio is taken within each
+    round: load from other processes drifts slowly, so it cancels in the paired ratio.
+    """
+    n_ours = _number(ours)
+    n_hand = _number(hand) if hand is not None else 0
+    t_ours, t_hand = [], []
+    for _ in range(repeat):
+        t_ours.append(timeit.Timer(ours).timeit(n_ours) / n_ours)
+        if hand is not None:
+            t_hand.append(timeit.Timer(hand).timeit(n_hand) / n_hand)
+    if hand is None:
+        return float(np.median(t_ours)), None, None
+    ratio = np.median(np.asarray(t_ours) / np.asarray(t_hand))
+    return float(np.median(t_ours)), float(np.median(t_hand)), float(ratio)
+
+
+def compile_text(text: str, data) -> object:
+    program = parse(text)
+    values, dims = load_data(check(program), data)
+    return compile_model(check(program, dims), values)
+
+
+def cases(include_big: bool):
+    """(name, compiled, data dict) for every example model, then the big regression."""
+    for path in sorted((_REPO / "models").glob("*.ppl")):
+        data = json.loads(path.with_suffix(".json").read_text())
+        yield path.stem, compile_text(path.read_text(), data), data
+    if include_big:
+        rng = np.random.default_rng(20240601)
+        N, K = 100_000, 20
+        X = rng.standard_normal((N, K))
+        y = 0.5 + X @ rng.normal(0, 1, K) + rng.normal(0, 0.7, N)
+        data = {"N": N, "K": K, "X": X, "y": y}
+        yield "big_regression", compile_text(BIG_REGRESSION, data), data
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the N = 100,000 regression")
+    parser.add_argument("--repeat", type=int, default=31)
+    args = parser.parse_args(argv)
+    print(f"{'model':28s} {'S':>3s} {'ours (ms)':>10s} {'hand (ms)':>10s} {'ratio':>6s}")
+    for name, compiled, data in cases(not args.quick):
+        D = compiled.dim
+        theta = np.concatenate([np.zeros(D), np.full(D, np.log(0.1))])
+        for S in (1, 10):
+            eps = np.random.default_rng(S).standard_normal((S, D))
+            step = hand_step(HAND[name](data), D) if name in HAND else None
+            try:
+                ours, hand, ratio = paired_times(
+                    lambda: elbo_and_grad(compiled.log_joint, theta, eps),
+                    (lambda: step(theta, eps)) if step else None, args.repeat)
+            except ValueError as error:   # a bug elsewhere must not hide the other rows
+                print(f"{name:28s} {S:3d} failed: {error}", flush=True)
+                continue
+            line = f"{name:28s} {S:3d} {ours * 1e3:10.3f}"
+            if hand is not None:
+                line += f" {hand * 1e3:10.3f} {ratio:6.2f}"
+            print(line, flush=True)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""The ADVI fit loop: step-size search, optimizer steps, convergence rule, non-finite recovery.
+
+Works on anything shaped like ``compiler.Compiled`` (``dim``, ``log_joint``, ``terms``,
+``unconstrained_names``); the ELBO and its gradient come from elbo.py, the steps from optim.py.
+We maximize the ELBO; the optimizers minimize, so the sign flips once, in ``_loss`` below.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad as _grad
+
+from .elbo import make_objective
+from .errors import diverged, not_finite_at_start
+from .guides import MEAN_FIELD
+from .optim import STAN_ETAS, optimizer, search_lr
+
+CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
+MAX_ITER = "max iterations"
+INTERRUPTED = "interrupted"
+
+# The convergence rule (see fit): z standard errors of noise allowed, consecutive passing checks
+# needed, the least number of step-size decays taken at plateaus, their factor, the largest
+# iterate jitter (in guide sds) accepted at the end, and the windows of iterates averaged.
+Z = 2.0
+PASSES = 2
+DECAYS = 2
+DECAY_FACTOR = 0.2
+AVERAGE_WINDOWS = 2
+JITTER_TOL = 0.2
+MAX_FAILURES = 5      # consecutive non-finite steps before the fit is declared diverged
+START_DRAWS = 10      # draws of the initial guide tried before giving up at the start
+PROGRESS_EVERY = 10
+# Step sizes tried by the search. Stan's grid is made for its own sequence; Adam's steps are about
+# lr per coordinate, and the largest of Stan's (100, 10) only overflow, so Adam's grid is Stan's
+# divided by 10; SGD's steps are lr * gradient / (1 - momentum), 10x larger again: divided by 100.
+ETAS = {"stan": STAN_ETAS, "adam": tuple(e / 10 for e in STAN_ETAS),
+        "sgd": tuple(e / 100 for e in STAN_ETAS)}
+
+
+@dataclass(frozen=True)
+class AdviResult:
+    """The fitted mean-field guide and how the fit went.
+
+    Attributes
+    ----------
+    mu, log_sigma : [D] guide parameters on the unconstrained space.
+    names : the D unconstrained element names (``compiled.unconstrained_names()``).
+    elbo : [steps] the ELBO estimate of every accepted step.
+    converged : whether the convergence rule stopped the fit.
+    reason : CONVERGED, MAX_ITER or INTERRUPTED.
+    steps : accepted optimizer steps (the eta search not counted).
+    seconds : wall time of the whole fit, search included.
+    lr : the base step size used (given, or picked by the search).
+    final_elbo : mean ELBO estimate over the last window of steps.
+    """
+    mu: np.ndarray
+    log_sigma: np.ndarray
+    names: tuple
+    elbo: np.ndarray
+    converged: bool
+    reason: str
+    steps: int
+    seconds: float
+    lr: float
+    final_elbo: float
+
+
+def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
+    """True when the last two windows of the ELBO trace agree, given tol and the noise.
+
+    With m1, m2 the means of the second-to-last and last ``window`` estimates and se the
+    standard error of m2 - m1 (from the two windows' sample variances; every step draws fresh
+    eps, so the estimates are nearly independent), a check passes when
+
+        |m2 - m1| <= tol * |m2| + z * se.
+
+    That is: the change is consistent, at z standard errors, with a relative change below tol.
+    Stan's rule (relative change of single ELBO evaluations < tol_rel_obj) is this rule without
+    the noise term; on small models, whose |ELBO| is a few nats, its relative change is mostly
+    Monte Carlo noise, so it stops at random or never. The noise term removes that, and when
+    the noise is small the rule is Stan's. (A change per data point was considered instead of a
+    relative one: it needs the data size, which the loop does not know, and shares the
+    relative rule's scaling with N; the decays and averaging in :func:`fit` make up for a
+    lenient first plateau either way.)
+    """
+    if len(trace) < 2 * window:
+        return False
+    prev, last = trace[-2 * window:-window], trace[-window:]
+    m1, m2 = prev.mean(), last.mean()
+    se = np.sqrt((prev.var(ddof=1) + last.var(ddof=1)) / window)
+    return bool(abs(m2 - m1) <= tol * abs(m2) + z * se)
+
+
+def fit(compiled, options, rng: np.random.Generator,
+        progress: Callable[[int, float, float], None] | None = None) -> AdviResult:
+    """Fit a mean-field Gaussian guide to ``compiled``'s posterior by maximizing the ELBO.
+
+    Steps: check the log joint is finite somewhere near the start; pick the step size by
+    CmdStan's eta search unless ``options.lr`` is given (optim.search_lr; Adam's grid is Stan's
+    divided by 10); then take steps with ``options.mc_samples`` draws each.
+
+    Convergence: every ``options.window`` steps the last two windows of ELBO estimates taken
+    at the current step size are compared by :func:`plateau` (a relative change below ``tol``,
+    allowing for Monte Carlo noise; z = 2, so on a flat trace a check passes about 95% of the
+    time). After ``PASSES`` consecutive passing checks the ELBO has stopped rising at this step
+    size. Then the step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are
+    restarted (Adam's second moment would otherwise remember the large early gradients for
+    ~1000 steps and stall), at least ``DECAYS`` times and until the iterates' jitter over the
+    last window is at most ``JITTER_TOL`` (the largest sd of an iterate, mu_i in units of the
+    guide's sigma_i, log sigma_i as is). Why: Adam's steps are about lr in absolute units, so
+    a coordinate whose posterior sd is far below lr jitters over many sds; that costs ELBO
+    (about j^2/2 nats per coordinate at jitter j) and biases coupled parameters (a regression's
+    noise scale absorbs the jittering coefficients' residuals). The fit then stops, converged,
+    and returns the average of the iterates over the last ``AVERAGE_WINDOWS`` windows
+    (Polyak-Ruppert averaging), all taken on the final plateau. The error left is then about
+    1 / sqrt(AVERAGE_WINDOWS * window * mc_samples) posterior sds (0.03 with the defaults, as
+    measured in tests/stats); raise ``window`` or ``mc_samples`` to shrink it.
+    Otherwise the fit stops at ``options.iter`` steps (reason MAX_ITER) or on KeyboardInterrupt
+    (INTERRUPTED), returning the current parameters.
+
+    Non-finite values: a step whose ELBO or gradient is not finite is discarded and retried from
+    the last good state with half the step size (then a quarter, ...; the base step size is kept
+    afterwards, so a draw that now and then lands in a bad region does not slow the rest of the
+    fit). After ``MAX_FAILURES`` consecutive failures, PplError ``diverged`` names the first
+    statement whose term (or its gradient) is not finite at the failing draws.
+
+    Parameters
+    ----------
+    compiled : compiler.Compiled (or any object with dim, log_joint, terms, unconstrained_names).
+    options : FitOptions (iter, lr, mc_samples, optimizer, stl, tol, window, init_scale).
+    rng : the fit's one Generator; every eps comes from it (same seed, bit-identical result).
+    progress : called as progress(step, mean ELBO of the last window, lr) every 10 steps.
+
+    Raises
+    ------
+    PplError : not_finite_at_start, diverged.
+    """
+    # overflow and NaN are expected on the way (bad draws, the largest trial step sizes) and
+    # are handled by the checks below, so numpy's warnings about them are noise
+    with np.errstate(all="ignore"):
+        return _fit(compiled, options, rng, progress)
+
+
+def _fit(compiled, options, rng, progress) -> AdviResult:
+    start_time = time.perf_counter()
+    D, S, W = compiled.dim, options.mc_samples, options.window
+    guide = MEAN_FIELD
+    theta = guide.init(D, options.init_scale)
+    if D == 0:
+        value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
+        return AdviResult(theta[:0], theta[:0], (), np.zeros(0), True, CONVERGED, 0,
+                          time.perf_counter() - start_time, 0.0, value)
+    _check_start(compiled, guide, theta, rng)
+    objective = make_objective(compiled.log_joint, guide, options.stl)
+
+    def _loss(params, eps):
+        value, grad = objective(params, eps)
+        return -value, -grad          # the one sign flip: optimizers minimize -ELBO
+
+    def noise(n):
+        return rng.standard_normal((n, D))
+
+    opt = optimizer(options.optimizer)
+    lr, trace = options.lr, []
+    try:
+        if lr is None:
+            lr = search_lr(_loss, theta, opt, noise, S, ETAS[options.optimizer]).lr
+    except KeyboardInterrupt:
+        lr, reason = 0.0, INTERRUPTED
+    else:
+        reason, theta = _run(compiled, guide, opt.init(theta, lr), opt, _loss, noise, options,
+                             progress, trace)
+    trace = np.asarray(trace, dtype=float)
+    mu, log_sigma = guide.split(np.asarray(theta, dtype=float))
+    final = float(trace[-W:].mean()) if len(trace) else float("nan")
+    return AdviResult(mu.copy(), log_sigma.copy(), tuple(compiled.unconstrained_names()), trace,
+                      reason == CONVERGED, reason, len(trace), time.perf_counter() - start_time,
+                      float(lr), final)
+
+
+def _run(compiled, guide, state, opt, loss, noise, options, progress, trace):
+    """The step loop; appends to ``trace``, returns (reason, parameters to report)."""
+    S, W = options.mc_samples, options.window
+    good, failures, passes, decays, since = None, 0, 0, 0, 0
+    window, kept = _Iterates(), []
+    try:
+        while len(trace) < options.iter:
+            eps = noise(S)
+            value, grad = loss(state.params, eps)
+            if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+                failures += 1
+                if failures >= MAX_FAILURES:
+                    raise diverged(_blame(compiled, guide.draw(state.params, eps)), len(trace))
+                if good is not None:
+                    # retry from the last good state with a smaller step; keep its base lr
+                    good_state, good_grad = good
+                    retry = good_state._replace(lr=good_state.lr * 0.5 ** failures)
+                    state = opt.update(retry, good_grad)._replace(lr=good_state.lr)
+                continue
+            failures = 0
+            trace.append(-value)
+            window.add(state.params)
+            good = (state, grad)
+            state = opt.update(state, grad)
+            step = len(trace)
+            if progress is not None and step % PROGRESS_EVERY == 0:
+                progress(step, float(np.mean(trace[-W:])), state.lr)
+            if step % W:
+                continue
+            # only windows taken at the current step size are compared
+            passes = passes + 1 if plateau(np.asarray(trace[since:]), W, options.tol) else 0
+            kept, window = (kept + [window])[-AVERAGE_WINDOWS:], _Iterates()
+            if passes >= PASSES:
+                if decays >= DECAYS and kept[-1].jitter() <= JITTER_TOL:
+                    return CONVERGED, _average(kept)
+                decays, passes, since = decays + 1, 0, step
+                # restart the optimizer's moments too: Adam's second moment remembers ~1000
+                # steps, and the large early gradients would keep the new steps far too small
+                state = opt.init(state.params, state.lr * DECAY_FACTOR)
+    except KeyboardInterrupt:
+        # states are immutable and replaced whole, so ``state`` is consistent here
+        return INTERRUPTED, state.params
+    return MAX_ITER, state.params
+
+
+class _Iterates:
+    """Running sums of the iterates of one window, for their mean and spread.
+
+    Sums are of differences from the window's first iterate, so the spread of a parameter far
+    from zero keeps its digits.
+    """
+
+    def __init__(self):
+        self.first, self.n, self.sum, self.squares = None, 0, 0.0, 0.0
+
+    def add(self, params: np.ndarray) -> None:
+        if self.first is None:
+            self.first = params
+        d = params - self.first
+        self.n, self.sum, self.squares = self.n + 1, self.sum + d, self.squares + d * d
+
+    def mean(self) -> np.ndarray:
+        return self.first + self.sum / self.n
+
+    def jitter(self) -> float:
+        """The largest sd of an iterate over the window, in units of the guide's own scale:
+        sd(mu_i) / sigma_i, and sd(log_sigma_i) (already relative)."""
+        centred = self.sum / self.n
+        sd = np.sqrt(np.maximum(self.squares / self.n - centred * centred, 0.0))
+        D = sd.size // 2
+        sigma = np.exp(self.mean()[D:])
+        return float(max(np.max(sd[:D] / sigma), np.max(sd[D:])))
+
+
+def _average(windows: list) -> np.ndarray:
+    """Mean iterate over the given windows (Polyak-Ruppert averaging)."""
+    return sum(w.mean() * w.n for w in windows) / sum(w.n for w in windows)
+
+
+def _check_start(compiled, guide, theta, rng) -> None:
+    """Raise not_finite_at_start when the log joint is not finite at any of a few first draws."""
+    zeta = guide.sample(theta, rng, START_DRAWS)
+    if np.any(np.isfinite(compiled.log_joint(zeta))):
+        return
+    for statement, values in compiled.terms(zeta):
+        values = np.asarray(values, dtype=float)
+        if not np.any(np.isfinite(values)):
+            bad = values[~np.isfinite(values)][0]
+            what = "nan" if np.isnan(bad) else ("-inf" if bad < 0 else "inf")
+            raise not_finite_at_start(getattr(statement, "span", None), what)
+    raise not_finite_at_start(None, "not finite")
+
+
+def _blame(compiled, zeta):
+    """The span of the first statement whose term, or its gradient, is not finite at zeta."""
+    terms = compiled.terms(zeta)
+    for statement, values in terms:
+        if not np.all(np.isfinite(values)):
+            return getattr(statement, "span", None)
+    for i, (statement, _) in enumerate(terms):
+        g = _grad(lambda z: anp.sum(compiled.terms(z)[i][1]))(zeta)
+        if not np.all(np.isfinite(g)):
+            return getattr(statement, "span", None)
+    return None

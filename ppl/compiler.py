@@ -1,0 +1,361 @@
+"""ir.Model + data -> Compiled: the log joint on the unconstrained space and its layout.
+
+Expressions are turned into closures by ``evaluate.compile_expr`` (data-only subtrees folded
+once, here); supports pick their bijector through ``bijectors.biject_to``; densities and
+samplers come from the distribution registry. The guide, ELBO and fit loop live elsewhere.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, get_args
+
+import autograd.numpy as anp
+import numpy as np
+
+from . import ir
+from .bijectors import Identity, biject_to
+from .data import source_text
+from .evaluate import compile_expr, data_lets, evaluate_data, lift
+
+_EXPR_TYPES = get_args(ir.Expr)
+_REJECTION_ROUNDS = 1000
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one latent lives in the unconstrained vector: ``zeta[:, offset:offset + size]``,
+    reshaped to ``[S, *free_shape]``, maps to its value ``[S, *shape]``."""
+    name: str
+    shape: tuple
+    free_shape: tuple
+    offset: int
+    size: int
+
+
+def _sum_rest(t):
+    """Sum over every axis but the first: [S, ...] -> [S]."""
+    if anp.ndim(t) <= 1:
+        return t
+    return anp.sum(t, axis=tuple(range(1, anp.ndim(t))))
+
+
+class _Counter:
+    """Sums a log density [S or 1, *batch'] to [S or 1], counting every element of ``batch``.
+
+    A density that does not depend on some axis of the value (Uniform returns one value per
+    draw for a constant width) comes back smaller than the batch; it is repeated there. The
+    factor is found once per result shape (cheap Python work stays out of the step).
+    """
+
+    def __init__(self, batch: tuple):
+        self.want = int(np.prod(batch, dtype=np.int64))
+        self.factors: dict[tuple, float] = {}
+
+    def __call__(self, log_density):
+        total = _sum_rest(log_density)
+        shape = anp.shape(log_density)[1:]
+        factor = self.factors.get(shape)
+        if factor is None:
+            factor = self.factors[shape] = self.want / int(np.prod(shape, dtype=np.int64))
+        return total if factor == 1.0 else total * factor
+
+
+def _param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
+    """Closures of a distribution's parameters, each lined up against a value of rank
+    ``value_rank``: its batch axes get singleton axes after the draw axis (TEAM.md)."""
+    cls = dist.cls
+    fns = {}
+    for name, expr in dist.params:
+        batch_rank = len(expr.shape) - cls.param_event_dims.get(name, 0)
+        k = max(0, value_rank - cls.event_dim - batch_rank)
+        fn = compile_expr(expr, data_env)
+        fns[name] = fn if k == 0 else (lambda env, fn=fn, k=k: lift(fn(env), k))
+    return fns
+
+
+def _bounds(support, rank: int, data_env):
+    """The support with its data-only bounds evaluated once (floats, or arrays lined up to
+    [1, *shape]), and closures for the bounds that depend on latents (field name -> fn)."""
+    constant, dynamic = {}, {}
+    for field in dataclasses.fields(support):
+        bound = getattr(support, field.name)
+        if not isinstance(bound, _EXPR_TYPES):
+            continue
+        k = rank - len(bound.shape)
+        if bound.deps:
+            fn = compile_expr(bound, data_env)
+            dynamic[field.name] = lambda env, fn=fn, k=k: lift(fn(env), k)
+        else:
+            value = np.asarray(evaluate_data(bound, data_env), dtype=float)
+            constant[field.name] = float(value) if value.ndim == 0 else lift(value[None], k)
+    return dataclasses.replace(support, **constant), dynamic
+
+
+def _cutter(offset: int, size: int, free_shape: tuple):
+    """zeta [S, D] -> this latent's block [S, *free_shape], with as few autograd ops as
+    possible (each costs microseconds, which add up on small models)."""
+    if not free_shape:
+        return lambda zeta: zeta[:, offset]
+    if len(free_shape) == 1:
+        return lambda zeta: zeta[:, offset:offset + size]
+    return lambda zeta: anp.reshape(zeta[:, offset:offset + size],
+                                    (zeta.shape[0],) + free_shape)
+
+
+class _LatentStep:
+    """One ``sample`` statement: its slot, bijector (built once when its bounds are constant),
+    and prior parameters."""
+
+    def __init__(self, latent: ir.Latent, offset: int, data_env):
+        self.statement = latent
+        self.name = latent.name
+        self.cls = latent.dist.cls
+        self.params = _param_fns(latent.dist, len(latent.shape), data_env)
+        self.support, self.bounds = _bounds(latent.support, len(latent.shape), data_env)
+        self.bijector = None if self.bounds else biject_to(self.support)
+        free_shape = tuple(biject_to(self.support).free_shape(tuple(latent.shape)))
+        size = int(np.prod(free_shape, dtype=np.int64))
+        self.slot = Slot(latent.name, tuple(latent.shape), free_shape, offset, size)
+        self.count = _Counter(self.slot.shape[:len(self.slot.shape) - self.cls.event_dim])
+        self.cut = _cutter(offset, size, free_shape)
+
+    def bijector_at(self, env):
+        if self.bijector is not None:
+            return self.bijector
+        return biject_to(dataclasses.replace(
+            self.support, **{name: fn(env) for name, fn in self.bounds.items()}))
+
+    def value(self, zeta, env):
+        """(x [S, *shape], bijector, u) for the draws ``zeta`` [S, D]."""
+        u = self.cut(zeta)
+        bijector = self.bijector_at(env)
+        return bijector.forward(u), bijector, u
+
+    def term(self, zeta, env):
+        """Sets env[name]; returns log prior + log|det J| [S]."""
+        x, bijector, u = self.value(zeta, env)
+        params = {name: fn(env) for name, fn in self.params.items()}
+        env[self.name] = x
+        # Truncated priors keep the untruncated density: the normalizing constant is dropped,
+        # as in Stan (LANGUAGE.md, Types).
+        log_prior = self.count(self.cls.log_density(x, **params))
+        if isinstance(bijector, Identity):
+            return log_prior          # log|det J| = 0: no need to trace a sum of zeros
+        return log_prior + bijector.log_det_jacobian(u)
+
+
+class _LetStep:
+    def __init__(self, let: ir.Let, data_env):
+        self.statement, self.name = let, let.name
+        self.fn = compile_expr(let.value, data_env)
+
+    def term(self, zeta, env):
+        env[self.name] = self.fn(env)
+        return None
+
+
+class _ObserveStep:
+    """One ``observe`` statement; its value is data ([1, *shape]), computed here once."""
+
+    def __init__(self, observe: ir.Observe, data_env):
+        self.statement = observe
+        self.cls = observe.dist.cls
+        self.value = np.asarray(evaluate_data(observe.value, data_env))[None]
+        self.params = _param_fns(observe.dist, len(observe.value.shape), data_env)
+        self.count = _Counter(tuple(observe.value.shape[:len(observe.value.shape)
+                                                        - self.cls.event_dim]))
+        self.constant = None
+        if not observe.dist.deps:
+            # a likelihood of data alone is a constant: computed once, added every time
+            self.constant = float(self._log_density({})[0])
+
+    def _log_density(self, env):
+        params = {name: fn(env) for name, fn in self.params.items()}
+        return self.count(self.cls.log_density(self.value, **params))
+
+    def term(self, zeta, env):
+        if self.constant is not None:
+            return self.constant
+        return self._log_density(env)
+
+    def draw(self, env, rng, n):
+        """One draw of the observed value per draw in env: [n, *shape] (numpy)."""
+        params = {name: np.asarray(fn(env)) for name, fn in self.params.items()}
+        return np.asarray(self.cls.sample(rng, (n,) + self.value.shape[1:], **params))
+
+
+class Compiled:
+    """A model compiled against its data: the log joint of the unconstrained draws and more.
+
+    Attributes
+    ----------
+    model : the concretely checked ir.Model.
+    dim : D, the size of the unconstrained vector.
+    slots : one Slot per latent, in source order.
+    """
+
+    def __init__(self, model: ir.Model, steps: list, slots: tuple[Slot, ...]):
+        self.model = model
+        self._steps = steps
+        self._constant = sum(s.constant for s in steps
+                             if isinstance(s, _ObserveStep) and s.constant is not None)
+        self._live = [s for s in steps if getattr(s, "constant", None) is None]
+        self.slots = slots
+        self.dim = sum(slot.size for slot in slots)
+
+    def log_joint(self, zeta):
+        """log p(data, T(zeta)) + log|det J_T(zeta)| [S] for zeta [S, D], in one pass.
+
+        Differentiable with autograd; constant likelihood terms were summed at compile time.
+        """
+        env = {}
+        total = self._constant + anp.zeros(zeta.shape[0])
+        for step in self._live:
+            term = step.term(zeta, env)
+            if term is not None:
+                total = total + term
+        return total
+
+    def terms(self, zeta) -> list:
+        """The log joint's pieces: ``[(statement, [S] values)]``, one per sample and observe
+        statement in source order (a latent's piece includes its log-Jacobian)."""
+        env, pieces = {}, []
+        for step in self._steps:
+            term = step.term(zeta, env)
+            if term is not None:
+                pieces.append((step.statement, term + anp.zeros(zeta.shape[0])))
+        return pieces
+
+    def _forward(self, zeta) -> dict:
+        """Every latent and let (data-only ones excepted) at the draws, plain numpy."""
+        zeta = np.asarray(zeta, dtype=float)
+        env = {}
+        for step in self._steps:
+            if isinstance(step, _LatentStep):
+                env[step.name] = np.asarray(step.value(zeta, env)[0])
+            elif isinstance(step, _LetStep):
+                env[step.name] = np.asarray(step.fn(env))
+        return env
+
+    def constrained(self, zeta) -> dict[str, np.ndarray]:
+        """Reported latents and lets at the draws: name -> [S, *shape] (numpy).
+
+        Names starting with '_' are computed but not reported (LANGUAGE.md, Reporting).
+        """
+        env = self._forward(zeta)
+        n = np.shape(zeta)[0]
+        return {s.statement.name: _full(env[s.statement.name], n, s.statement)
+                for s in self._steps if _reported(s.statement)}
+
+    def unconstrained_names(self) -> list[str]:
+        """Element names of the D unconstrained coordinates: ``ir.element_names`` of each
+        latent's free shape (a simplex ``p`` of K values has free ``p[0]`` .. ``p[K-2]``)."""
+        return [name for slot in self.slots for name in ir.element_names(slot.name,
+                                                                          slot.free_shape)]
+
+    def predictive(self, zeta, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """One draw of every observed expression per draw of zeta (posterior predictive).
+
+        Returns label -> [S, *shape]; the label is the observed expression's source text.
+        """
+        env = self._forward(zeta)
+        return self._draw_observed(env, rng, np.shape(zeta)[0])
+
+    def sample_prior(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """Ancestral draws from the prior: reported latents and lets, and the observed
+        expressions given them (prior predictive); name or label -> [n, *shape].
+
+        A truncated latent (declared bounds narrowing its distribution's support) is drawn by
+        rejection: elements outside the bounds are drawn again, up to 1000 rounds; any still
+        outside are then clipped to the bounds (only a truncation to a region of prior
+        probability below about 1% gets there with noticeable probability).
+        """
+        env = {}
+        for step in self._steps:
+            if isinstance(step, _LatentStep):
+                env[step.name] = _draw_latent(step, env, rng, n)
+            elif isinstance(step, _LetStep):
+                env[step.name] = np.asarray(step.fn(env))
+        draws = {s.statement.name: _full(env[s.statement.name], n, s.statement)
+                 for s in self._steps if _reported(s.statement)}
+        draws.update(self._draw_observed(env, rng, n))
+        return draws
+
+    def _draw_observed(self, env, rng, n) -> dict[str, np.ndarray]:
+        out = {}
+        for step in self._steps:
+            if isinstance(step, _ObserveStep):
+                label = source_text(step.statement.value)
+                while label in out:          # the same expression observed twice
+                    label += "'"
+                out[label] = step.draw(env, rng, n)
+        return out
+
+
+def _reported(statement) -> bool:
+    if isinstance(statement, ir.Latent):
+        return not statement.name.startswith("_")
+    return isinstance(statement, ir.Let) and statement.reported
+
+
+def _full(value, n: int, statement) -> np.ndarray:
+    """``value`` as [n, *shape] (a let that ignores the draws comes back as [1, *shape])."""
+    shape = statement.shape if isinstance(statement, ir.Latent) else statement.value.shape
+    return np.array(np.broadcast_to(value, (n,) + tuple(shape)), dtype=float)
+
+
+def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
+    params = {name: np.asarray(fn(env)) for name, fn in step.params.items()}
+    size = (n,) + step.slot.shape
+    x = np.asarray(step.cls.sample(rng, size, **params), dtype=float)
+    if not step.statement.truncated:
+        return x
+    support = dataclasses.replace(step.support, **{k: np.asarray(fn(env))
+                                                   for k, fn in step.bounds.items()})
+    # Rejection, redrawing only the elements outside the bounds (a truncated latent is never
+    # a simplex, so its elements are independent given the parameters).
+    params = {name: np.broadcast_to(value, size) for name, value in params.items()}
+    for _ in range(_REJECTION_ROUNDS):
+        outside = ~support.check(x)
+        if not outside.any():
+            return x
+        redraw = step.cls.sample(rng, (int(outside.sum()),),
+                                 **{name: value[outside] for name, value in params.items()})
+        x = x.copy()
+        x[outside] = redraw
+    return np.clip(x, getattr(support, "lower", -np.inf), getattr(support, "upper", np.inf))
+
+
+def compile_model(model: ir.Model, values: dict[str, np.ndarray]) -> Compiled:
+    """Compile a concretely checked model against its loaded data.
+
+    Data-only work happens here, once: data-only lets, data-only subtrees of every expression
+    (folded by ``evaluate.compile_expr``), observed values, constant bounds and their
+    bijectors, and observe statements whose parameters are all data (a constant term).
+
+    Parameters
+    ----------
+    model : ir.Model checked with dims (every shape a tuple of ints).
+    values : data name -> numpy array, as returned by ``data.load_data``.
+
+    Returns
+    -------
+    Compiled.
+    """
+    data_env = dict(values)
+    data_env.update(data_lets(model, data_env))
+    steps, slots, offset = [], [], 0
+    for statement in model.statements:
+        if isinstance(statement, ir.Latent):
+            step = _LatentStep(statement, offset, data_env)
+            slots.append(step.slot)
+            offset += step.slot.size
+        elif isinstance(statement, ir.Let) and not statement.data_only:
+            step = _LetStep(statement, data_env)
+        elif isinstance(statement, ir.Observe):
+            step = _ObserveStep(statement, data_env)
+        else:
+            continue
+        steps.append(step)
+    return Compiled(model, steps, tuple(slots))

@@ -1,0 +1,78 @@
+"""The ELBO of a guide against a log joint, and its reparameterized gradient (autograd).
+
+The log joint (compiler.py) maps zeta [S, D] to [S]; the guide (guides.py) gives the draws and the
+entropy. We maximize the ELBO; the optimizers minimize, so advi.py flips the sign once.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import value_and_grad
+from autograd.tracer import getval
+
+from .guides import MEAN_FIELD, MeanField
+
+LogJoint = Callable[[np.ndarray], np.ndarray]
+
+
+def elbo(log_joint: LogJoint, theta, eps, guide: MeanField = MEAN_FIELD):
+    """Monte Carlo ELBO estimate: mean over draws of log p(data, zeta) + H[q] (closed form).
+
+    Parameters
+    ----------
+    log_joint : zeta [S, D] -> [S], log p(data, T(zeta)) + log|det J_T(zeta)|.
+    theta : [2 D] guide parameters.
+    eps : [S, D] standard normal noise; zeta = guide.draw(theta, eps).
+    guide : the variational family.
+
+    Returns
+    -------
+    A scalar, differentiable with respect to ``theta`` (autograd).
+    """
+    return anp.mean(log_joint(guide.draw(theta, eps))) + guide.entropy(theta)
+
+
+def _stl_surrogate(log_joint, theta, eps, guide):
+    # 'Sticking the landing' (Roeder, Wu and Duvenaud 2017, "Sticking the Landing: Simple,
+    # Lower-Variance Gradient Estimators for Variational Inference", NeurIPS): write the ELBO as
+    # E[log p(zeta) - log q(zeta; theta)] and stop the gradient through the theta that appears
+    # inside log q, keeping only the path through zeta = mu + sigma * eps. The dropped score term
+    # has expectation zero, so the estimate stays unbiased, and when q equals the posterior
+    # log p - log q is constant in zeta, so every draw gives a zero gradient (zero variance).
+    # autograd's getval is its stop-gradient: it returns the plain value inside the trace.
+    zeta = guide.draw(theta, eps)
+    return anp.mean(log_joint(zeta) - guide.log_q(getval(theta), zeta))
+
+
+def elbo_and_grad(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,
+                  guide: MeanField = MEAN_FIELD, stl: bool = False) -> tuple[float, np.ndarray]:
+    """The ELBO estimate and its gradient with respect to ``theta``, in one autograd pass.
+
+    Parameters
+    ----------
+    log_joint, theta, eps, guide : as in :func:`elbo`.
+    stl : use the 'sticking the landing' gradient (Roeder et al. 2017). The value returned is
+        still the closed-form-entropy ELBO estimate of :func:`elbo` at the same draws.
+
+    Returns
+    -------
+    (value, grad) : a float and [2 D] float64; either may be non-finite (the caller checks).
+    """
+    if not stl:
+        value, grad = value_and_grad(elbo, 1)(log_joint, theta, eps, guide)
+        return float(value), grad
+    surrogate, grad = value_and_grad(_stl_surrogate, 1)(log_joint, theta, eps, guide)
+    # surrogate = mean(log p - log q); adding back mean(log q) + H gives the same value as
+    # elbo(), computed from constants only, so the gradient is untouched.
+    zeta = guide.draw(theta, eps)
+    value = surrogate + np.mean(guide.log_q(theta, zeta)) + guide.entropy(theta)
+    return float(value), grad
+
+
+def make_objective(log_joint: LogJoint, guide: MeanField = MEAN_FIELD, stl: bool = False):
+    """``objective(theta, eps) -> (elbo, grad)``: :func:`elbo_and_grad` with the model bound."""
+    def objective(theta, eps):
+        return elbo_and_grad(log_joint, theta, eps, guide, stl)
+    return objective

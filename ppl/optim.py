@@ -1,0 +1,181 @@
+"""Optimizers as pure functions on immutable states, and the step-size (eta) search.
+
+Every optimizer MINIMIZES: ``update`` moves the parameters against the gradient it is given.
+advi.py passes the gradient of -ELBO (the one sign flip of the project). The step size lives in
+the state (``state.lr``) so the fit loop can lower it with ``state._replace(lr=...)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+
+class AdamState(NamedTuple):
+    params: np.ndarray
+    m: np.ndarray
+    v: np.ndarray
+    step: int
+    lr: float
+
+
+class SgdState(NamedTuple):
+    params: np.ndarray
+    velocity: np.ndarray
+    step: int
+    lr: float
+
+
+class StanState(NamedTuple):
+    params: np.ndarray
+    s: np.ndarray
+    step: int
+    lr: float
+
+
+class Optimizer(NamedTuple):
+    """A pair of pure functions: ``init(params, lr) -> state``, ``update(state, grad) -> state``."""
+    init: Callable
+    update: Callable
+
+
+# ----- Adam (Kingma and Ba 2015, Algorithm 1, with its default b1, b2, eps) ----------------
+
+_B1, _B2, _EPS = 0.9, 0.999, 1e-8
+
+
+def adam_init(params: np.ndarray, lr: float) -> AdamState:
+    """Adam's state at ``params`` with step size ``lr``: zero moments, step 0."""
+    params = np.asarray(params, dtype=float)
+    return AdamState(params, np.zeros_like(params), np.zeros_like(params), 0, float(lr))
+
+
+def adam_update(state: AdamState, grad: np.ndarray) -> AdamState:
+    """One Adam step against ``grad``: bias-corrected moments m_hat, v_hat, then
+    params -= lr * m_hat / (sqrt(v_hat) + eps)."""
+    step = state.step + 1
+    m = _B1 * state.m + (1 - _B1) * grad
+    v = _B2 * state.v + (1 - _B2) * grad * grad
+    m_hat = m / (1 - _B1 ** step)
+    v_hat = v / (1 - _B2 ** step)
+    params = state.params - state.lr * m_hat / (np.sqrt(v_hat) + _EPS)
+    return AdamState(params, m, v, step, state.lr)
+
+
+# ----- SGD with (heavy-ball) momentum, as torch.optim.SGD ------------------------------------
+
+_MOMENTUM = 0.9
+
+
+def sgd_init(params: np.ndarray, lr: float) -> SgdState:
+    """SGD's state at ``params`` with step size ``lr`` and zero velocity."""
+    params = np.asarray(params, dtype=float)
+    return SgdState(params, np.zeros_like(params), 0, float(lr))
+
+
+def sgd_update(state: SgdState, grad: np.ndarray) -> SgdState:
+    """velocity = 0.9 velocity + grad; params -= lr * velocity."""
+    velocity = _MOMENTUM * state.velocity + grad
+    return SgdState(state.params - state.lr * velocity, velocity, state.step + 1, state.lr)
+
+
+# ----- Stan's adaptive step-size sequence ----------------------------------------------------
+# Kucukelbir, Tran, Ranganath, Gelman and Blei (2017), "Automatic Differentiation Variational
+# Inference", JMLR 18(14), section 3.3, eq. (10)-(11), as in Stan's stan/variational/advi.hpp:
+#   rho_k = eta * k^(-1/2 + 1e-16) / (tau + sqrt(s_k)),  s_k = a g_k^2 + (1 - a) s_{k-1},
+#   s_1 = g_1^2, a = 0.1, tau = 1.
+
+_STAN_ALPHA, _STAN_TAU = 0.1, 1.0
+
+
+def stan_init(params: np.ndarray, lr: float) -> StanState:
+    """State of Stan's sequence at ``params`` with eta = ``lr``."""
+    params = np.asarray(params, dtype=float)
+    return StanState(params, np.zeros_like(params), 0, float(lr))
+
+
+def stan_update(state: StanState, grad: np.ndarray) -> StanState:
+    """One step of Stan's adaptive sequence against ``grad``."""
+    step = state.step + 1
+    g2 = grad * grad
+    s = g2 if step == 1 else _STAN_ALPHA * g2 + (1 - _STAN_ALPHA) * state.s
+    rho = state.lr * step ** (-0.5 + 1e-16) / (_STAN_TAU + np.sqrt(s))
+    return StanState(state.params - rho * grad, s, step, state.lr)
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    "adam": Optimizer(adam_init, adam_update),
+    "sgd": Optimizer(sgd_init, sgd_update),
+    "stan": Optimizer(stan_init, stan_update),
+}
+
+
+def optimizer(name: str) -> Optimizer:
+    """The optimizer called ``name`` ('adam', 'sgd' or 'stan')."""
+    return OPTIMIZERS[name]
+
+
+# ----- the eta search ------------------------------------------------------------------------
+
+STAN_ETAS = (100.0, 10.0, 1.0, 0.1, 0.01)
+
+
+class SearchResult(NamedTuple):
+    """The chosen step size, the loss of each step size tried, and whether any beat the start."""
+    lr: float
+    losses: dict
+    found: bool
+
+
+def search_lr(objective: Callable, params: np.ndarray, opt: Optimizer,
+              noise: Callable[[int], np.ndarray], mc_samples: int,
+              etas: tuple[float, ...] = STAN_ETAS, adapt_iter: int = 50,
+              eval_samples: int = 100) -> SearchResult:
+    """Pick a step size as CmdStan's ``variational`` adaptation does (``adapt_eta`` in Stan's
+    stan/variational/advi.hpp; Kucukelbir et al. 2017, section 3.3).
+
+    From ``params``, run ``adapt_iter`` steps with each eta in turn, largest first, then score
+    the result by the loss at one common set of ``eval_samples`` draws (common random numbers
+    make the scores comparable). A step whose loss or gradient is not finite is skipped, as
+    Stan skips it; a score that is not finite fails that eta. Like Stan, stop at the first eta
+    that scores worse than the best so far once the best beats the starting loss.
+
+    Parameters
+    ----------
+    objective : (params, eps [S, D]) -> (loss, grad), the loss to MINIMIZE (-ELBO).
+    params : starting parameters; every run starts from them.
+    opt : the optimizer to run.
+    noise : n -> eps [n, D], fresh standard normal draws (from the fit's one Generator).
+    mc_samples : S, draws per gradient step.
+    etas : step sizes to try, in order.
+    adapt_iter : steps per trial (Stan's ``adapt iter`` default: 50).
+    eval_samples : draws of the final score (Stan's ``eval_elbo`` draws default: 100).
+
+    Returns
+    -------
+    SearchResult; ``found`` is False when no eta beat the start, and then ``lr`` is the
+    smallest eta tried (the caller's non-finite recovery takes it from there).
+    """
+    eps_eval = noise(eval_samples)
+    start = _score(objective, params, eps_eval)
+    best_eta, best, losses = None, np.inf, {}
+    for eta in etas:
+        state = opt.init(params, eta)
+        for _ in range(adapt_iter):
+            loss, grad = objective(state.params, noise(mc_samples))
+            if np.isfinite(loss) and np.all(np.isfinite(grad)):
+                state = opt.update(state, grad)
+        losses[eta] = loss = _score(objective, state.params, eps_eval)
+        if loss > best and best < start:
+            break
+        if loss <= best:
+            best_eta, best = eta, loss
+    if best_eta is None or not best < start:
+        return SearchResult(min(etas), losses, False)
+    return SearchResult(best_eta, losses, True)
+
+
+def _score(objective, params, eps) -> float:
+    loss, _ = objective(params, eps)
+    return float(loss) if np.isfinite(loss) else np.inf

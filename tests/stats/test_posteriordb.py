@@ -1,0 +1,53 @@
+"""Accuracy on the easy posteriordb posteriors, against long NUTS reference runs.
+
+For every posterior whose model.md says easy, a fit must have a largest standardized mean error
+|mean - ref mean| / ref sd of at most 0.1 and every sd within 15% of the best mean-field sd
+(ref sd / gaussian_meanfield_sd_ratio). Moderate and hard posteriors are measured by
+benchmarks/accuracy.py (docs/accuracy.md), not asserted.
+
+Monte Carlo budget of the thresholds: the fit's summary uses 4000 draws of q, so its mean has
+standard error 0.016 sd and its sd 0.011 sd (sd / sqrt(2n)) relative; the reference mean is good
+to 0.01 sd. 0.1 and 15% leave room for the optimizer's jitter, measured across seeds 0-4 with
+`python benchmarks/accuracy.py --only <name> --seeds 5` (see docs/accuracy.md).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import accuracy  # noqa: E402
+import posteriordb_data as pdb  # noqa: E402
+
+EASY = [name for name in pdb.names() if pdb.difficulty(name) == "easy"]
+
+
+def test_there_are_easy_posteriors():
+    assert len(EASY) >= 3, EASY
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EASY)
+def test_easy_posterior_matches_reference(name):
+    score, figures = accuracy.fit_posterior(name, seed=0)
+    assert score.max_mean_error <= 0.1, figures["mean_error"]
+    assert np.all(np.abs(figures["sd_vs_meanfield"]) <= 0.15), figures["sd_vs_meanfield"]
+
+
+def test_reference_element_missing_from_model_is_a_clear_error():
+    reference = pdb.load_reference("sblri-blr")
+    summary = {name: {"mean": 0.0, "sd": 1.0} for name in reference if name != "sigma"}
+    with pytest.raises(ValueError, match="sblri-blr: the model reports no sigma"):
+        accuracy.score(summary, reference, "sblri-blr")
+
+
+def test_malformed_reference_is_a_clear_error(tmp_path, monkeypatch):
+    folder = tmp_path / "sblri-blr"
+    folder.mkdir()
+    (folder / "reference.json").write_text('{"parameters": {"beta[1]": {"mean": 1}}}')
+    monkeypatch.setattr(pdb, "POSTERIORDB", tmp_path)
+    with pytest.raises(ValueError, match="malformed reference"):
+        pdb.load_reference("sblri-blr")

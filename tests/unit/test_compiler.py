@@ -1,0 +1,239 @@
+"""compile_model: layout, the batched log joint against scipy and finite differences, data-only
+work done once, and the numpy views (terms, constrained, predictive, prior draws)."""
+import dataclasses
+import json
+from pathlib import Path
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+from autograd import grad
+
+from ppl import functions
+from ppl.compiler import compile_model
+from ppl.data import load_data
+from ppl.distributions.continuous import Laplace
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+
+
+MODELS = sorted((Path(__file__).resolve().parents[2] / "models").glob("*.ppl"))
+
+
+def compile_text(text, data=None):
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data or {})
+    return compile_model(check(program, dims), values)
+
+
+def compile_file(path):
+    return compile_text(path.read_text(), json.loads(path.with_suffix(".json").read_text()))
+
+
+def logit(x):
+    return np.log(x) - np.log1p(-x)
+
+
+# ----- log joint against scipy.stats and hand-written log-Jacobians ---------------------------
+# Each row: model text, data, and the expected log joint at unconstrained u [D] (one draw).
+Y = np.array([0.3, -1.2, 2.0])
+
+SIMPLE = {
+    "normal_normal": (
+        "data y: real[3]\nsample mu ~ Normal(1, 2)\nobserve y ~ Normal(mu, 0.5)\n", {"y": Y},
+        lambda u: scipy.stats.norm.logpdf(u[0], 1, 2)
+        + scipy.stats.norm.logpdf(Y, u[0], 0.5).sum()),
+    "gamma_lower_bound": (            # x = exp(u), log-Jacobian u
+        "sample s ~ Gamma(2, 3)\n", None,
+        lambda u: scipy.stats.gamma.logpdf(np.exp(u[0]), 2, scale=1 / 3) + u[0]),
+    "beta_interval": (                # x = sigmoid(u), log-Jacobian log x (1 - x)
+        "sample p ~ Beta(2, 3)\n", None,
+        lambda u: scipy.stats.beta.logpdf(scipy.special.expit(u[0]), 2, 3)
+        + np.log(scipy.special.expit(u[0]) * scipy.special.expit(-u[0]))),
+    "truncated_normal": (             # no normalizing constant (as Stan)
+        "sample x: real<lower=1, upper=3> ~ Normal(0, 1)\n", None,
+        lambda u: scipy.stats.norm.logpdf(1 + 2 * scipy.special.expit(u[0]))
+        + np.log(2 * scipy.special.expit(u[0]) * scipy.special.expit(-u[0]))),
+    "upper_bound": (                  # x = 2 - exp(u)
+        "sample x: real<upper=2> ~ Normal(0, 1)\n", None,
+        lambda u: scipy.stats.norm.logpdf(2 - np.exp(u[0])) + u[0]),
+    "uniform_data_bounds": (          # support from the parameters: a + (b - a) sigmoid(u)
+        "data a: real\ndata b: real\nsample m ~ Uniform(a, b)\n", {"a": -1.0, "b": 3.0},
+        lambda u: -np.log(4.0)
+        + np.log(4 * scipy.special.expit(u[0]) * scipy.special.expit(-u[0]))),
+    "latent_lower_bound": (           # x = lo + exp(u1), lo itself a latent
+        "sample lo ~ Normal(0, 1)\nsample x: real<lower=lo> ~ Normal(0, 3)\n", None,
+        lambda u: scipy.stats.norm.logpdf(u[0]) + scipy.stats.norm.logpdf(u[0] + np.exp(u[1]), 0, 3)
+        + u[1]),
+    "vector_with_let": (
+        "data y: real[3]\nsample b: real[3] ~ Normal(0, 2)\nsample s ~ HalfNormal(1)\n"
+        "let m = 2 * b\nobserve y ~ Normal(m, s)\n", {"y": Y},
+        lambda u: scipy.stats.norm.logpdf(u[:3], 0, 2).sum()
+        + scipy.stats.halfnorm.logpdf(np.exp(u[3])) + u[3]
+        + scipy.stats.norm.logpdf(Y, 2 * u[:3], np.exp(u[3])).sum()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIMPLE))
+def test_log_joint_matches_scipy(name, rng):
+    text, data, expected = SIMPLE[name]
+    model = compile_text(text, data)
+    zeta = rng.normal(0, 1.5, (4, model.dim))
+    np.testing.assert_allclose(model.log_joint(zeta), [expected(u) for u in zeta], rtol=1e-10)
+
+
+def test_simplex_log_joint_matches_scipy_and_numerical_jacobian(rng):
+    # the density of the first K-1 coordinates: Dirichlet pdf times |det d x[:K-1] / du|,
+    # the Jacobian by central differences of the constrained values
+    alpha = np.array([1.0, 2.0, 3.0, 0.5])
+    model = compile_text("data alpha: real[4]\nsample p: real[4] ~ Dirichlet(alpha)\n",
+                         {"alpha": alpha})
+    assert model.dim == 3 and model.slots[0].free_shape == (3,)
+    h = 1e-6
+    for u in rng.normal(0, 1, (3, 3)):
+        x = model.constrained(u[None])["p"][0]
+        steps = np.eye(3) * h
+        jac = (model.constrained(u + steps)["p"] - model.constrained(u - steps)["p"]).T / (2 * h)
+        _, log_det = np.linalg.slogdet(jac[:3])
+        expected = scipy.stats.dirichlet.logpdf(x, alpha) + log_det
+        np.testing.assert_allclose(model.log_joint(u[None]), [expected], rtol=1e-7)
+
+
+# ----- every example model: batching, gradients, views ---------------------------------------
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_batched_log_joint_equals_loop_over_draws(path, rng):
+    model = compile_file(path)
+    zeta = rng.normal(0, 0.5, (5, model.dim))
+    batched = model.log_joint(zeta)
+    assert batched.shape == (5,)
+    looped = [model.log_joint(zeta[i:i + 1])[0] for i in range(5)]
+    np.testing.assert_allclose(batched, looped, rtol=1e-12)
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_gradient_matches_central_differences(path, rng):
+    model = compile_file(path)
+    zeta = rng.normal(0, 0.5, (2, model.dim))
+    analytic = grad(lambda z: anp.sum(model.log_joint(z)))(zeta)
+    h = 1e-6
+    numeric = np.zeros_like(zeta)
+    for j in range(model.dim):
+        step = np.zeros_like(zeta)
+        step[:, j] = h
+        numeric[:, j] = (model.log_joint(zeta + step) - model.log_joint(zeta - step)) / (2 * h)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_terms_sum_to_the_log_joint(path, rng):
+    model = compile_file(path)
+    zeta = rng.normal(0, 0.5, (3, model.dim))
+    terms = model.terms(zeta)
+    assert all(values.shape == (3,) for _, values in terms)
+    np.testing.assert_allclose(sum(values for _, values in terms), model.log_joint(zeta),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_views_have_draw_shapes(path, rng):
+    model = compile_file(path)
+    n = 6
+    zeta = rng.normal(0, 0.5, (n, model.dim))
+    assert len(model.unconstrained_names()) == model.dim
+    for values in (model.constrained(zeta), model.predictive(zeta, rng),
+                   model.sample_prior(rng, n)):
+        assert values and all(type(v) is np.ndarray and v.shape[0] == n
+                              for v in values.values())
+    latents = model.model.latents
+    for name, values in model.constrained(zeta).items():
+        if name in latents:
+            assert values.shape == (n,) + latents[name].shape
+    predictive = model.predictive(zeta, rng)
+    assert [v.shape for v in predictive.values()] == [(n,) + o.value.shape
+                                                      for o in model.model.observes]
+
+
+def test_layout_and_names():
+    model = compile_text("data alpha: real[3]\nsample a ~ Normal(0, 1)\n"
+                         "sample p: real[3] ~ Dirichlet(alpha)\n"
+                         "sample B: real<lower=0>[2, 2] ~ Exponential(1)\n"
+                         "sample _h ~ Normal(0, 1)\n", {"alpha": [1.0, 1.0, 1.0]})
+    assert [(s.name, s.shape, s.free_shape, s.offset, s.size) for s in model.slots] == [
+        ("a", (), (), 0, 1), ("p", (3,), (2,), 1, 2), ("B", (2, 2), (2, 2), 3, 4),
+        ("_h", (), (), 7, 1)]
+    assert model.dim == 8
+    assert model.unconstrained_names() == ["a", "p[0]", "p[1]", "B[0,0]", "B[0,1]", "B[1,0]",
+                                           "B[1,1]", "_h"]
+    # names starting with '_' are fitted, not reported
+    assert sorted(model.constrained(np.zeros((2, 8)))) == ["B", "a", "p"]
+
+
+def test_constrained_values_lie_in_their_supports(rng):
+    model = compile_text("data alpha: real[3]\nsample lo ~ Normal(0, 1)\n"
+                         "sample x: real<lower=lo, upper=lo + 3> ~ Normal(0, 3)\n"
+                         "sample p: real[3] ~ Dirichlet(alpha)\nlet d = x - lo\n",
+                         {"alpha": [1.0, 1.0, 1.0]})
+    draws = model.constrained(rng.normal(0, 3, (100, model.dim)))
+    assert np.all(draws["x"] > draws["lo"]) and np.all(draws["x"] < draws["lo"] + 3)
+    np.testing.assert_allclose(draws["d"], draws["x"] - draws["lo"])
+    np.testing.assert_allclose(draws["p"].sum(axis=1), 1.0)
+
+
+def test_predictive_labels_are_source_text(rng):
+    model = compile_text("data y: real[4]\ndata t: real[4]\nsample mu ~ Normal(0, 1)\n"
+                         "observe y ~ Normal(mu, 1)\nobserve y[1:] - t[1:] ~ Normal(0, 1)\n",
+                         {"y": [1.0, 2, 3, 4], "t": [0.0, 1, 2, 3]})
+    draws = model.predictive(rng.normal(0, 1, (5, 1)), rng)
+    assert {k: v.shape for k, v in draws.items()} == {"y": (5, 4), "y[1:] - t[1:]": (5, 3)}
+
+
+def test_sample_prior_keeps_truncated_latents_inside_their_bounds(rng):
+    # prior probability of x > 2.5 is 0.6%: rejection needs many rounds
+    model = compile_text("data y: real[2]\nsample x: real<lower=2.5> ~ Normal(0, 1)\n"
+                         "observe y ~ Normal(x, 1)\n", {"y": [1.0, 2.0]})
+    draws = model.sample_prior(rng, 500)
+    assert draws["x"].shape == (500,) and np.all(draws["x"] > 2.5)
+    assert draws["y"].shape == (500, 2)
+    # ancestral: y | x ~ Normal(x, 1), so y - x has mean 0 and sd 1 (z = 4 standard errors)
+    diff = (draws["y"] - draws["x"][:, None]).ravel()
+    assert abs(diff.mean()) < 4 / np.sqrt(diff.size)
+
+
+# ----- data-only work is done once ------------------------------------------------------------
+
+def test_data_only_work_is_done_at_compile_time(monkeypatch, rng):
+    calls = {"log": 0, "exp": 0, "laplace": 0}
+
+    def counting(name):
+        impl = functions.FUNCTIONS[name].impl
+
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return impl(*args, **kwargs)
+        return dataclasses.replace(functions.FUNCTIONS[name], impl=counted)
+
+    monkeypatch.setitem(functions.FUNCTIONS, "log", counting("log"))
+    monkeypatch.setitem(functions.FUNCTIONS, "exp", counting("exp"))
+    laplace = Laplace.log_density.__func__
+
+    def counted_laplace(cls, *args, **kwargs):
+        calls["laplace"] += 1
+        return laplace(cls, *args, **kwargs)
+    monkeypatch.setattr(Laplace, "log_density", classmethod(counted_laplace))
+
+    text = ("data x: real<lower=0>[5]\ndata y: real[5]\n"
+            "let lx = log(x)\n"                        # data-only let
+            "sample mu ~ Normal(0, 1)\n"
+            "let t = exp(mu)\n"                        # depends on a latent: every time
+            "observe y ~ Normal(mu + log(x + 1), t)\n"  # log(x + 1): a data-only subtree
+            "observe lx ~ Laplace(0, 1)\n")            # all data: a constant term
+    model = compile_text(text, {"x": [1.0, 2, 3, 4, 5], "y": [0.0, 1, 2, 3, 4]})
+    after_compile = dict(calls)
+    for _ in range(3):
+        model.log_joint(rng.normal(0, 1, (4, 1)))
+    assert calls["log"] == after_compile["log"] >= 2
+    assert calls["laplace"] == after_compile["laplace"] == 1
+    assert calls["exp"] == after_compile["exp"] + 3

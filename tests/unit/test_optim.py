@@ -1,0 +1,91 @@
+"""Optimizers (pure init/update on immutable states) and the eta search."""
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+from ppl.elbo import make_objective
+from ppl.optim import OPTIMIZERS, STAN_ETAS, optimizer, search_lr
+
+H = np.array([4.0, 1.0, 0.25])       # curvatures of the quadratic
+C = np.array([1.0, -2.0, 3.0])       # its minimum
+
+# name, step size, steps: each converges on the quadratic below well within the steps
+CASES = [("adam", 0.05, 3000), ("sgd", 0.05, 3000), ("stan", 1.0, 3000)]
+
+
+def quadratic_grad(x):
+    return H * (x - C)
+
+
+@pytest.mark.parametrize("name, lr, steps", CASES)
+def test_minimizes_a_quadratic(name, lr, steps):
+    opt = optimizer(name)
+    state = opt.init(np.zeros(3), lr)
+    for _ in range(steps):
+        state = opt.update(state, quadratic_grad(state.params))
+    np.testing.assert_allclose(state.params, C, atol=1e-3)
+    assert state.step == steps and state.lr == lr
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_update_leaves_the_old_state_untouched(name):
+    opt = optimizer(name)
+    state = opt.init(np.zeros(3), 0.1)
+    before = [np.copy(x) if isinstance(x, np.ndarray) else x for x in state]
+    new = opt.update(state, quadratic_grad(state.params))
+    for old, kept in zip(before, state):
+        np.testing.assert_array_equal(old, kept)
+    assert not np.array_equal(new.params, state.params)
+
+
+def test_adam_first_step_is_lr_times_sign():
+    # bias correction makes m_hat / sqrt(v_hat) = g / |g| on the first step (Kingma and Ba 2015)
+    opt = optimizer("adam")
+    grad = np.array([3.0, -0.01, 200.0])
+    state = opt.update(opt.init(np.zeros(3), 0.1), grad)
+    np.testing.assert_allclose(state.params, -0.1 * np.sign(grad), rtol=1e-6)
+
+
+def test_stan_first_step():
+    # rho_1 = eta / (1 + sqrt(g^2)): the step is eta * g / (1 + |g|) (Kucukelbir et al. 2017)
+    opt = optimizer("stan")
+    grad = np.array([3.0, -0.5])
+    state = opt.update(opt.init(np.zeros(2), 2.0), grad)
+    np.testing.assert_allclose(state.params, -2.0 * grad / (1 + np.abs(grad)))
+
+
+def _gaussian_loss(mean, sd):
+    """-ELBO of a mean-field guide against N(mean, diag(sd^2)): minimum at mu = mean."""
+    def log_p(zeta):
+        return -0.5 * anp.sum(((zeta - mean) / sd) ** 2, axis=1)
+    objective = make_objective(log_p)
+
+    def loss(params, eps):
+        value, grad = objective(params, eps)
+        return -value, -grad
+    return loss
+
+
+@pytest.mark.parametrize("name, etas", [("adam", tuple(e / 10 for e in STAN_ETAS)),
+                                        ("stan", STAN_ETAS)])
+def test_search_picks_a_sane_step_size(name, etas, rng):
+    # a target 5 units away with sd 1: after 50 steps the largest step sizes overshoot or
+    # overflow and the smallest have barely moved; the search must land in between
+    loss = _gaussian_loss(np.full(2, 5.0), np.ones(2))
+    params = np.concatenate([np.zeros(2), np.full(2, np.log(0.1))])
+    result = search_lr(loss, params, optimizer(name), lambda n: rng.standard_normal((n, 2)), 5,
+                       etas)
+    assert result.found
+    assert etas[0] > result.lr > etas[-1]
+    assert np.isfinite(result.losses[result.lr])
+    assert result.losses[result.lr] == min(result.losses.values())
+
+
+def test_search_falls_back_to_the_smallest_eta_when_all_fail(rng):
+    def loss(params, eps):           # finite only at the start: every step lands on NaN
+        value = 0.0 if not np.any(params) else np.nan
+        return value, np.ones_like(params)
+    result = search_lr(loss, np.zeros(4), optimizer("adam"),
+                       lambda n: rng.standard_normal((n, 2)), 1)
+    assert not result.found
+    assert result.lr == min(STAN_ETAS)
