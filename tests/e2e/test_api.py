@@ -20,6 +20,9 @@ def test_fit_draws_summary_predictive(path):
     draws = fit.draws(50)
     concrete = model.prepare()[0]
     for name, latent in concrete.latents.items():
+        if name.startswith("_"):  # computed, not reported (LANGUAGE.md, Reporting)
+            assert name not in draws
+            continue
         assert draws[name].shape == (50, *latent.shape)
         assert np.all(np.isfinite(draws[name]))
     summary = fit.summary().to_dict()
