@@ -18,6 +18,8 @@ from .elbo import make_objective
 from .errors import diverged, not_finite_at_start
 from .guides import MEAN_FIELD
 from .optim import STAN_ETAS, optimizer, search_lr
+from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
+from .precondition import Coordinates, expected_hessian, whiten
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
 MAX_ITER = "max iterations"
@@ -35,6 +37,7 @@ JITTER_TOL = 0.2
 MAX_FAILURES = 5      # consecutive non-finite steps before the fit is declared diverged
 START_DRAWS = 10      # draws of the initial guide tried before giving up at the start
 PROGRESS_EVERY = 10
+HESSIAN_DRAWS = 20    # draws of the guide averaged in the expected Hessian of a whitening
 # Step sizes tried by the search. Stan's grid is made for its own sequence; Adam's steps are about
 # lr per coordinate, and the largest of Stan's (100, 10) only overflow, so Adam's grid is Stan's
 # divided by 10; SGD's steps are lr * gradient / (1 - momentum), 10x larger again: divided by 100.
@@ -173,7 +176,7 @@ def _fit(compiled, options, rng, progress) -> AdviResult:
     except KeyboardInterrupt:
         lr, reason = 0.0, INTERRUPTED
     else:
-        reason, theta = _run(compiled, guide, opt.init(theta, lr), opt, _loss, noise, options,
+        reason, theta = _run(compiled, guide, theta, lr, opt, _loss, noise, options,
                              progress, trace)
     trace = np.asarray(trace, dtype=float)
     mu, log_sigma = guide.split(np.asarray(theta, dtype=float))
@@ -183,19 +186,30 @@ def _fit(compiled, options, rng, progress) -> AdviResult:
                       float(lr), final)
 
 
-def _run(compiled, guide, state, opt, loss, noise, options, progress, trace):
-    """The step loop; appends to ``trace``, returns (reason, parameters to report)."""
+def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace):
+    """The step loop; appends to ``trace``, returns (reason, parameters to report).
+
+    The optimizer works on ``coords``' parameters, which are the guide's theta for the first
+    window; then, if ``options.precondition`` allows, the mean's coordinates are whitened by
+    the expected Hessian under the current guide (precondition.py), refreshed at every
+    plateau. Iterates are recorded as theta, whatever the coordinates.
+    """
     S, W = options.mc_samples, options.window
+    coords = Coordinates(theta[:compiled.dim])
+    state = opt.init(theta, lr)
     good, failures, passes, decays, since = None, 0, 0, 0, 0
+    whitened = False
     window, kept = _Iterates(), []
     try:
         while len(trace) < options.iter:
             eps = noise(S)
-            value, grad = loss(state.params, eps)
+            theta = coords.to_theta(state.params)
+            value, grad = loss(theta, eps)
+            grad = coords.pull_gradient(grad)
             if not (np.isfinite(value) and np.all(np.isfinite(grad))):
                 failures += 1
                 if failures >= MAX_FAILURES:
-                    raise diverged(_blame(compiled, guide.draw(state.params, eps)), len(trace))
+                    raise diverged(_blame(compiled, guide.draw(theta, eps)), len(trace))
                 if good is not None:
                     # retry from the last good state with a smaller step; keep its base lr
                     good_state, good_grad = good
@@ -204,7 +218,7 @@ def _run(compiled, guide, state, opt, loss, noise, options, progress, trace):
                 continue
             failures = 0
             trace.append(-value)
-            window.add(state.params)
+            window.add(theta)
             good = (state, grad)
             state = opt.update(state, grad)
             step = len(trace)
@@ -212,20 +226,36 @@ def _run(compiled, guide, state, opt, loss, noise, options, progress, trace):
                 progress(step, float(np.mean(trace[-W:])), state.lr)
             if step % W:
                 continue
-            # only windows taken at the current step size are compared
+            # only windows taken at the current step size and coordinates are compared
             passes = passes + 1 if plateau(np.asarray(trace[since:]), W, options.tol) else 0
             kept, window = (kept + [window])[-AVERAGE_WINDOWS:], _Iterates()
-            if passes >= PASSES:
+            # The first whitening comes after one window, not at a plateau: on a badly
+            # conditioned posterior the ELBO creeps up for thousands of steps before any.
+            first_whitening = not whitened and _can_whiten(compiled, options)
+            if not first_whitening:
+                if passes < PASSES:
+                    continue
                 if decays >= DECAYS and kept[-1].jitter() <= JITTER_TOL:
                     return CONVERGED, _average(kept)
-                decays, passes, since = decays + 1, 0, step
-                # restart the optimizer's moments too: Adam's second moment remembers ~1000
-                # steps, and the large early gradients would keep the new steps far too small
-                state = opt.init(state.params, state.lr * DECAY_FACTOR)
+                decays, lr = decays + 1, state.lr * DECAY_FACTOR
+            # Whiten, or refresh the whitening, and restart the optimizer's moments too:
+            # Adam's second moment remembers ~1000 steps, and the large early gradients would
+            # keep the new steps far too small.
+            theta = coords.to_theta(state.params)
+            if _can_whiten(compiled, options):
+                draws = guide.draw(theta, noise(HESSIAN_DRAWS))
+                coords = whiten(theta, expected_hessian(compiled.log_joint, draws))
+                whitened = True
+            passes, since, good = 0, step, None
+            state = opt.init(coords.from_theta(theta), lr)
     except KeyboardInterrupt:
         # states are immutable and replaced whole, so ``state`` is consistent here
-        return INTERRUPTED, state.params
-    return MAX_ITER, state.params
+        return INTERRUPTED, coords.to_theta(state.params)
+    return MAX_ITER, coords.to_theta(state.params)
+
+
+def _can_whiten(compiled, options) -> bool:
+    return options.precondition == "hessian" and compiled.dim <= PRECONDITION_MAX_DIM
 
 
 class _Iterates:

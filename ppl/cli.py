@@ -16,8 +16,8 @@ from pathlib import Path
 from . import __version__
 from .errors import PplError, bad_option, file_error
 
-FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "stl", "tol",
-             "window", "init_scale")
+FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
+             "stl", "tol", "window", "init_scale")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@ from .errors import bad_option
 
 GUIDES = ("meanfield",)
 OPTIMIZERS = ("adam", "sgd", "stan")
+PRECONDITIONERS = ("hessian", "none")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class FitOptions:
     seed : seed of the one numpy Generator of the fit; same seed, same result.
     optimizer : 'adam' (default), 'sgd' (with momentum) or 'stan' (Stan's adaptive step-size
         sequence, Kucukelbir et al. 2017).
+    precondition : 'hessian' (default): from the first plateau on, the optimizer moves the guide's
+        mean in coordinates whitened by the expected Hessian of the log density under the
+        guide (precondition.py), which makes correlated posteriors converge; 'none' keeps the
+        model's own coordinates. Only used up to 300 unconstrained dimensions.
     stl : use the 'sticking the landing' gradient (Roeder et al. 2017).
     tol : convergence tolerance on the relative change of the windowed mean ELBO.
     window : steps per ELBO window of the convergence rule.
@@ -36,6 +41,7 @@ class FitOptions:
     draws: int = 1000
     seed: int = 0
     optimizer: str = "adam"
+    precondition: str = "hessian"
     stl: bool = False
     tol: float = 1e-3
     window: int = 100
@@ -44,6 +50,9 @@ class FitOptions:
     def __post_init__(self):
         if self.guide not in GUIDES:
             raise bad_option("guide", f"unknown guide {self.guide!r}; choose one of {GUIDES}")
+        if self.precondition not in PRECONDITIONERS:
+            raise bad_option("precondition", f"unknown preconditioner {self.precondition!r}; "
+                             f"choose one of {PRECONDITIONERS}")
         if self.optimizer not in OPTIMIZERS:
             raise bad_option("optimizer",
                              f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
