@@ -32,7 +32,7 @@ Z = 2.0
 PASSES = 2
 DECAYS = 2
 DECAY_FACTOR = 0.2
-AVERAGE_WINDOWS = 2
+AVERAGE_WINDOWS = 5
 JITTER_TOL = 0.2
 MAX_FAILURES = 5      # consecutive non-finite steps before the fit is declared diverged
 START_DRAWS = 10      # draws of the initial guide tried before giving up at the start
@@ -118,11 +118,12 @@ def fit(compiled, options, rng: np.random.Generator,
     guide's sigma_i, log sigma_i as is). Why: Adam's steps are about lr in absolute units, so
     a coordinate whose posterior sd is far below lr jitters over many sds; that costs ELBO
     (about j^2/2 nats per coordinate at jitter j) and biases coupled parameters (a regression's
-    noise scale absorbs the jittering coefficients' residuals). The fit then stops, converged,
-    and returns the average of the iterates over the last ``AVERAGE_WINDOWS`` windows
-    (Polyak-Ruppert averaging), all taken on the final plateau. The error left is then about
-    1 / sqrt(AVERAGE_WINDOWS * window * mc_samples) posterior sds (0.03 with the defaults, as
-    measured in tests/stats); raise ``window`` or ``mc_samples`` to shrink it.
+    noise scale absorbs the jittering coefficients' residuals). The fit has then converged; it
+    steps on at the final step size until ``AVERAGE_WINDOWS`` windows were taken there and
+    returns the average of their iterates (Polyak-Ruppert averaging). The error left is at
+    least 1 / sqrt(AVERAGE_WINDOWS * window * mc_samples) posterior sds (0.02 with the
+    defaults; more, as the iterates are correlated: tests/stats measures it); raise ``window``
+    or ``mc_samples`` to shrink it.
     Otherwise the fit stops at ``options.iter`` steps (reason MAX_ITER) or on KeyboardInterrupt
     (INTERRUPTED), returning the current parameters.
 
@@ -197,6 +198,12 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace)
     S, W = options.mc_samples, options.window
     coords = Coordinates(theta[:compiled.dim])
     state = opt.init(theta, lr)
+
+    def in_coords(params, eps):
+        """The loss and its gradient with respect to the current coordinates' parameters."""
+        value, gradient = loss(coords.to_theta(params), eps)
+        return value, coords.pull_gradient(gradient)
+
     good, failures, passes, decays, since = None, 0, 0, 0, 0
     whitened = False
     window, kept = _Iterates(), []
@@ -204,8 +211,7 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace)
         while len(trace) < options.iter:
             eps = noise(S)
             theta = coords.to_theta(state.params)
-            value, grad = loss(theta, eps)
-            grad = coords.pull_gradient(grad)
+            value, grad = in_coords(state.params, eps)
             if not (np.isfinite(value) and np.all(np.isfinite(grad))):
                 failures += 1
                 if failures >= MAX_FAILURES:
@@ -236,7 +242,9 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace)
                 if passes < PASSES:
                     continue
                 if decays >= DECAYS and kept[-1].jitter() <= JITTER_TOL:
-                    return CONVERGED, _average(kept)
+                    if step - since >= AVERAGE_WINDOWS * W:
+                        return CONVERGED, _average(kept)
+                    continue  # converged: step on at this step size to average more iterates
                 decays, lr = decays + 1, state.lr * DECAY_FACTOR
             # Whiten, or refresh the whitening, and restart the optimizer's moments too:
             # Adam's second moment remembers ~1000 steps, and the large early gradients would
@@ -245,6 +253,13 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace)
             if _can_whiten(compiled, options):
                 draws = guide.draw(theta, noise(HESSIAN_DRAWS))
                 coords = whiten(theta, expected_hessian(compiled.log_joint, draws))
+                if first_whitening and options.lr is None:
+                    # A step size picked in the model's coordinates means little in the
+                    # whitened ones (an early Hessian can be off in scale by orders of
+                    # magnitude): search again, in the new coordinates, among step sizes no
+                    # larger than the first search's (larger ones were found to misbehave).
+                    etas = tuple(e for e in ETAS[options.optimizer] if e <= lr) or (lr,)
+                    lr = search_lr(in_coords, coords.from_theta(theta), opt, noise, S, etas).lr
                 whitened = True
             passes, since, good = 0, step, None
             state = opt.init(coords.from_theta(theta), lr)

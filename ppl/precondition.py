@@ -56,9 +56,13 @@ def expected_hessian(log_joint, zeta: np.ndarray) -> np.ndarray:
 
     The log joint is a sum of one term per draw, so the Hessian of its sum is block diagonal
     across draws: one Hessian-vector product with the same unit vector in every draw gives the
-    sum of the draws' Hessian columns. D reverse-over-reverse passes in all.
+    sum of the draws' Hessian columns. D reverse-over-reverse passes in all. Draws where the
+    log joint is not finite are left out (all of them: a NaN matrix, which ``whiten`` refuses).
     """
+    zeta = zeta[np.isfinite(log_joint(zeta))]  # a draw in a region of NaN would poison H
     M, D = zeta.shape
+    if M == 0:
+        return np.full((D, D), np.nan)
     gradient = grad(lambda z: anp.sum(log_joint(z)))
     columns = [grad(lambda z, v=v: anp.sum(gradient(z) * v))(zeta).sum(axis=0)
                for v in np.eye(D)]
