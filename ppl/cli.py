@@ -169,7 +169,7 @@ def _cmd_fit(args) -> int:
     if args.data is not None and not Path(args.data).is_file():
         raise file_error(args.data, "no such data file")
     started = time.perf_counter()
-    with _progress_bar(options.iter, quiet=args.quiet) as progress:
+    with _progress_bar(quiet=args.quiet) as progress:
         fit = model.fit(args.data, progress=progress, **dataclasses.asdict(options))
     print(fit.summary())
     print(fit.convergence_line(time.perf_counter() - started))
@@ -180,21 +180,26 @@ def _cmd_fit(args) -> int:
 
 
 class _progress_bar:
-    """A tqdm bar on stderr while fitting, only when stderr is a terminal and not --quiet."""
+    """A tqdm bar on stderr while fitting, only when stderr is a terminal and not --quiet.
 
-    def __init__(self, total: int, quiet: bool):
+    The bar starts at the first progress report, so that warnings printed while the data is
+    loaded come before it, and it counts steps without a total: the convergence rule, not
+    the ``iter`` limit, usually ends the fit.
+    """
+
+    def __init__(self, quiet: bool):
+        self.enabled = not quiet and sys.stderr.isatty()
         self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, file=sys.stderr, leave=False, unit="step")
 
     def __enter__(self):
-        return self.update if self.bar is not None else None
+        return self.update if self.enabled else None
 
     def update(self, step: int, elbo: float, lr: float) -> None:
-        self.bar.n = step
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(file=sys.stderr, leave=False, unit="step", desc="fitting")
+        self.bar.update(step - self.bar.n)
         self.bar.set_postfix_str(f"ELBO {elbo:.5g}, step size {lr:.3g}", refresh=False)
-        self.bar.refresh()
 
     def __exit__(self, *exc):
         if self.bar is not None:
