@@ -60,8 +60,7 @@ class HalfNormal(Distribution):
     @classmethod
     def log_density(cls, x, sigma):
         # scipy.stats.halfnorm.logpdf(x, scale=sigma): twice the Normal(0, sigma) density
-        z = x / sigma
-        return _LOG_2 - 0.5 * z * z - anp.log(sigma) - _LOG_SQRT_2PI
+        return _LOG_2 + Normal.log_density(x, 0.0, sigma)
 
     @classmethod
     def sample(cls, rng, size, sigma):
@@ -118,8 +117,7 @@ class HalfCauchy(Distribution):
     @classmethod
     def log_density(cls, x, sigma):
         # scipy.stats.halfcauchy.logpdf(x, scale=sigma): twice the Cauchy(0, sigma) density
-        z = x / sigma
-        return _LOG_2 - _LOG_PI - anp.log(sigma) - anp.log1p(z * z)
+        return _LOG_2 + Cauchy.log_density(x, 0.0, sigma)
 
     @classmethod
     def sample(cls, rng, size, sigma):
@@ -154,10 +152,10 @@ class LogNormal(Distribution):
 
     @classmethod
     def log_density(cls, x, mu, sigma):
-        # scipy.stats.lognorm.logpdf(x, s=sigma, scale=exp(mu))
+        # scipy.stats.lognorm.logpdf(x, s=sigma, scale=exp(mu)): Normal density of log x,
+        # times the Jacobian 1/x
         log_x = anp.log(x)
-        z = (log_x - mu) / sigma
-        return -0.5 * z * z - anp.log(sigma) - _LOG_SQRT_2PI - log_x
+        return Normal.log_density(log_x, mu, sigma) - log_x
 
     @classmethod
     def sample(cls, rng, size, mu, sigma):
