@@ -142,7 +142,8 @@ class Fit:
         r = self.result
         seconds = r.seconds if seconds is None else seconds
         state = "converged" if r.converged else "did NOT converge"
-        return (f"{state} after {r.steps} steps ({seconds:.2f} s; {r.reason}); "
+        rule = r.reason.removeprefix("converged: ")
+        return (f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); "
                 f"final ELBO {r.final_elbo:.6g}")
 
     def __repr__(self) -> str:
