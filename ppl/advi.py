@@ -211,7 +211,8 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace)
         while len(trace) < options.iter:
             eps = noise(S)
             theta = coords.to_theta(state.params)
-            value, grad = in_coords(state.params, eps)
+            value, grad = loss(theta, eps)
+            grad = coords.pull_gradient(grad)
             if not (np.isfinite(value) and np.all(np.isfinite(grad))):
                 failures += 1
                 if failures >= MAX_FAILURES:
