@@ -5,8 +5,6 @@ Shape rules live in ``shapes.py``, functions in ``functions.py``, distributions 
 """
 from __future__ import annotations
 
-import dataclasses
-import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +12,7 @@ import numpy as np
 from .. import constraints as c
 from .. import distributions, errors, functions, ir
 from ..source import Source, Span
-from . import shapes, syntax
+from . import shapes, supports, syntax
 from .shapes import Shape, ShapeError
 
 KEYWORDS = frozenset({"data", "sample", "observe", "let", "int", "real", "lower", "upper"})
@@ -104,7 +102,7 @@ class _Checker:
         if support.discrete:
             raise errors.discrete_latent(s.dist.span, s.name, dist.name)
         self._fit(dist, shape, s.dist.span, "declared")
-        support, truncated = self._narrow(s, support, lower, upper)
+        support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
         deps = dist.deps.union(*(b.deps for b in (lower, upper) if b is not None))
         self.latent_order[s.name] = len(self.latent_order)
         self.scope[s.name] = _Entry("latent", shape, "real", frozenset({s.name}), s.name_span)
@@ -180,37 +178,11 @@ class _Checker:
             bounds.append(bound)
         lower, upper = bounds
         if lower is not None and upper is not None:
-            lo, hi = _literal(lower), _literal(upper)
+            lo, hi = supports.literal_value(lower), supports.literal_value(upper)
             if lo is not None and hi is not None and not lo < hi:
                 raise errors.bad_bounds(lower.span.to(upper.span),
                                         f"lower bound {lo:g} is not less than upper bound {hi:g}")
         return lower, upper
-
-    def _narrow(self, s: syntax.Sample, support: c.Constraint, lower, upper):
-        """The distribution's support narrowed by the declared bounds, and whether it was."""
-        if lower is None and upper is None:
-            return support, False
-        if isinstance(support, c.Simplex):
-            raise errors.bounds_on_simplex(s.type.span, s.name)
-        lo, hi = _interval_bounds(support)
-        n_lo, n_hi = _number(lo), _number(hi)
-        new_lo, new_hi = lo, hi
-        for bound, side in ((lower, "lower"), (upper, "upper")):
-            if bound is None:
-                continue
-            v = _literal(bound)
-            if v is not None and _outside(v, side, n_lo, n_hi):
-                raise errors.bounds_outside_support(bound.span, s.name, f"{side}={v:g}",
-                                                    _describe(support))
-            if v is None or v != (n_lo if side == "lower" else n_hi):
-                new_lo, new_hi = (bound, new_hi) if side == "lower" else (new_lo, bound)
-        if new_lo is lo and new_hi is hi:
-            return support, False
-        if new_lo is None:
-            return c.LessThan(new_hi), True
-        if new_hi is None:
-            return c.GreaterThan(new_lo), True
-        return c.Interval(new_lo, new_hi), True
 
     # ----- distributions --------------------------------------------------------------------
 
@@ -238,9 +210,9 @@ class _Checker:
                        span=call.span)
         support = cls.support_of(dist.param_dict)
         if isinstance(support, c.Interval) and not support.discrete:
-            lo, hi = _number(support.lower), _number(support.upper)
+            lo, hi = supports.number(support.lower), supports.number(support.upper)
             if lo is not None and hi is not None and not lo < hi:
-                raise errors.empty_support(call.span, cls.name, _describe(support))
+                raise errors.empty_support(call.span, cls.name, supports.describe(support))
         return dist
 
     def _signature(self, call: syntax.Call, cls) -> tuple[str, ...]:
@@ -266,7 +238,7 @@ class _Checker:
         event_dims = cls.param_event_dims.get(name, 0)
         if len(value.shape) < event_dims:
             raise errors.too_few_dimensions(value.span, what, event_dims, value.shape)
-        v = _literal(value)
+        v = supports.literal_value(value)
         constraint = cls.constraints.get(name)
         if v is not None and event_dims == 0 and constraint is not None:
             if not bool(np.all(constraint.check(np.asarray(v, dtype=float)))):
@@ -405,7 +377,7 @@ class _Checker:
             a, b = self._static_value(e.left), self._static_value(e.right)
             if a is _NOT_STATIC or b is _NOT_STATIC:
                 return _NOT_STATIC
-            return None if a is None or b is None else _ARITHMETIC[e.op](a, b)
+            return None if a is None or b is None else supports.ARITHMETIC[e.op](a, b)
         return _NOT_STATIC
 
 
@@ -424,54 +396,6 @@ def _axis(value: syntax.Expr, ndim: int) -> int:
     except ShapeError as err:
         raise err.at(value.span) from None
     return sign * e.value
-
-
-_ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
-
-
-def _literal(e: ir.Expr | None) -> float | None:
-    """The value of an expression of numeric literals alone (+ - * / and unary minus)."""
-    try:
-        if isinstance(e, ir.Const):
-            return float(e.value)
-        if isinstance(e, ir.Neg):
-            v = _literal(e.operand)
-            return None if v is None else -v
-        if isinstance(e, ir.BinOp) and e.op in _ARITHMETIC:
-            a, b = _literal(e.left), _literal(e.right)
-            return None if a is None or b is None else _ARITHMETIC[e.op](a, b)
-    except (OverflowError, ZeroDivisionError):  # 1e308 * 10, 1 / 0: no number to compare
-        return None
-    return None
-
-
-def _number(bound) -> float | None:
-    """A support bound's numeric value: floats as they are, literal expressions folded."""
-    if bound is None or isinstance(bound, (int, float, np.integer, np.floating)):
-        return None if bound is None else float(bound)
-    return _literal(bound)
-
-
-def _interval_bounds(support: c.Constraint):
-    """(lower, upper) of a support on the real line, None for an infinite end."""
-    if not isinstance(support, (c.Real, c.GreaterThan, c.LessThan, c.Interval)):
-        raise TypeError(f"check: no bounds rule for the support {support!r}")
-    return getattr(support, "lower", None), getattr(support, "upper", None)
-
-
-def _outside(v: float, side: str, lo: float | None, hi: float | None) -> bool:
-    """Whether a declared bound ``v`` leaves no room inside the support ``(lo, hi)``."""
-    if side == "lower":
-        return (lo is not None and v < lo) or (hi is not None and v >= hi)
-    return (hi is not None and v > hi) or (lo is not None and v <= lo)
-
-
-def _describe(support: c.Constraint) -> str:
-    """``support.describe()`` with literal expression bounds shown as numbers."""
-    fields = {f.name: getattr(support, f.name) for f in dataclasses.fields(support)}
-    numeric = {k: _number(v) if k in ("lower", "upper") and _number(v) is not None else v
-               for k, v in fields.items()}
-    return dataclasses.replace(support, **numeric).describe()
 
 
 def _forms(signatures) -> list[str]:

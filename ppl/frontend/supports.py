@@ -1,0 +1,90 @@
+"""Supports at check time: a distribution's support narrowed by declared bounds, and the
+numeric folding of literal bounds that the checks on them need (bounds outside the support,
+lower >= upper, literal parameters outside their constraints).
+"""
+from __future__ import annotations
+
+import dataclasses
+import operator
+
+import numpy as np
+
+from .. import constraints as c
+from .. import errors, ir
+from . import syntax
+
+
+def narrow(name: str, declared: "syntax.Type | None", support: c.Constraint, lower, upper):
+    """The distribution's support narrowed by the declared bounds (IR expressions or None),
+    and whether it was narrowed (a truncated prior)."""
+    if lower is None and upper is None:
+        return support, False
+    if isinstance(support, c.Simplex):
+        raise errors.bounds_on_simplex(declared.span, name)
+    lo, hi = _interval_bounds(support)
+    n_lo, n_hi = number(lo), number(hi)
+    new_lo, new_hi = lo, hi
+    for bound, side in ((lower, "lower"), (upper, "upper")):
+        if bound is None:
+            continue
+        v = literal_value(bound)
+        if v is not None and _outside(v, side, n_lo, n_hi):
+            raise errors.bounds_outside_support(bound.span, name, f"{side}={v:g}",
+                                                describe(support))
+        if v is None or v != (n_lo if side == "lower" else n_hi):
+            new_lo, new_hi = (bound, new_hi) if side == "lower" else (new_lo, bound)
+    if new_lo is lo and new_hi is hi:
+        return support, False
+    if new_lo is None:
+        return c.LessThan(new_hi), True
+    if new_hi is None:
+        return c.GreaterThan(new_lo), True
+    return c.Interval(new_lo, new_hi), True
+
+
+ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
+def literal_value(e: ir.Expr | None) -> float | None:
+    """The value of an expression of numeric literals alone (+ - * / and unary minus)."""
+    try:
+        if isinstance(e, ir.Const):
+            return float(e.value)
+        if isinstance(e, ir.Neg):
+            v = literal_value(e.operand)
+            return None if v is None else -v
+        if isinstance(e, ir.BinOp) and e.op in ARITHMETIC:
+            a, b = literal_value(e.left), literal_value(e.right)
+            return None if a is None or b is None else ARITHMETIC[e.op](a, b)
+    except (OverflowError, ZeroDivisionError):  # 1e308 * 10, 1 / 0: no number to compare
+        return None
+    return None
+
+
+def number(bound) -> float | None:
+    """A support bound's numeric value: floats as they are, literal expressions folded."""
+    if bound is None or isinstance(bound, (int, float, np.integer, np.floating)):
+        return None if bound is None else float(bound)
+    return literal_value(bound)
+
+
+def _interval_bounds(support: c.Constraint):
+    """(lower, upper) of a support on the real line, None for an infinite end."""
+    if not isinstance(support, (c.Real, c.GreaterThan, c.LessThan, c.Interval)):
+        raise TypeError(f"check: no bounds rule for the support {support!r}")
+    return getattr(support, "lower", None), getattr(support, "upper", None)
+
+
+def _outside(v: float, side: str, lo: float | None, hi: float | None) -> bool:
+    """Whether a declared bound ``v`` leaves no room inside the support ``(lo, hi)``."""
+    if side == "lower":
+        return (lo is not None and v < lo) or (hi is not None and v >= hi)
+    return (hi is not None and v > hi) or (lo is not None and v <= lo)
+
+
+def describe(support: c.Constraint) -> str:
+    """``support.describe()`` with literal expression bounds shown as numbers."""
+    fields = {f.name: getattr(support, f.name) for f in dataclasses.fields(support)}
+    numeric = {k: number(v) if k in ("lower", "upper") and number(v) is not None else v
+               for k, v in fields.items()}
+    return dataclasses.replace(support, **numeric).describe()
