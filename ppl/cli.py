@@ -214,7 +214,8 @@ def _cmd_summary(args) -> int:
     info = read_fit_json(Path(args.dir))
     print(read_summary(Path(args.dir)))
     state = "converged" if info["converged"] else "did NOT converge"
-    print(f"{state} after {info['steps']} steps ({info['seconds']:.2f} s); "
+    rule = info.get("reason", "").removeprefix("converged: ")
+    print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); "
           f"final ELBO {info['final_elbo']:.6g}")
     return 0
 
