@@ -20,7 +20,7 @@ from autograd import value_and_grad
 
 from ppl.compiler import compile_model
 from ppl.data import load_data
-from ppl.elbo import elbo_and_grad
+from ppl.infer.elbo import elbo_and_grad
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
 

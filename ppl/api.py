@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import advi
+from .infer import advi
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from .errors import file_error

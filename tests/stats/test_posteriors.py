@@ -22,7 +22,7 @@ import scipy.optimize
 import scipy.special
 import scipy.stats
 
-from ppl.advi import fit
+from ppl.infer.advi import fit
 from ppl.compiler import compile_model
 from ppl.data import load_data
 from ppl.frontend.check import check

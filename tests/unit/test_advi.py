@@ -3,7 +3,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ppl import advi
+from ppl.infer import advi
 from ppl.errors import PplError
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse

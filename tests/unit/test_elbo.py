@@ -9,7 +9,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ppl.elbo import elbo, elbo_and_grad, make_objective
+from ppl.infer.elbo import elbo, elbo_and_grad, make_objective
 from ppl.guides import MEAN_FIELD
 
 M = np.array([1.0, -2.0, 0.5])

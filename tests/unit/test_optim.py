@@ -3,8 +3,8 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ppl.elbo import make_objective
-from ppl.optim import OPTIMIZERS, STAN_ETAS, optimizer, search_lr
+from ppl.infer.elbo import make_objective
+from ppl.infer.optim import OPTIMIZERS, STAN_ETAS, optimizer, search_lr
 
 H = np.array([4.0, 1.0, 0.25])       # curvatures of the quadratic
 C = np.array([1.0, -2.0, 3.0])       # its minimum

@@ -3,9 +3,9 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import hessian
 
-from ppl import advi
+from ppl.infer import advi
 from ppl.options import FitOptions
-from ppl.precondition import Coordinates, expected_hessian, whiten
+from ppl.infer.precondition import Coordinates, expected_hessian, whiten
 
 from .test_advi import Stub
 

@@ -12,7 +12,7 @@ import numpy as np
 from autograd import value_and_grad
 from autograd.tracer import getval
 
-from .guides import MEAN_FIELD, MeanField
+from ..guides import MEAN_FIELD, MeanField
 
 LogJoint = Callable[[np.ndarray], np.ndarray]
 

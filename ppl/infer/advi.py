@@ -15,8 +15,8 @@ import numpy as np
 from autograd import grad as _grad
 
 from .elbo import make_objective
-from .errors import diverged, not_finite_at_start
-from .guides import MEAN_FIELD
+from ..errors import diverged, not_finite_at_start
+from ..guides import MEAN_FIELD
 from .optim import STAN_ETAS, optimizer, search_lr
 from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
 from .precondition import Coordinates, expected_hessian, whiten
