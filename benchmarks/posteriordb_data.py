@@ -1,10 +1,11 @@
 """posteriordb reference posteriors for the accuracy benchmark: data, reference summaries, labels.
 
-Reads the shared folder `posteriordb/` (data.json, reference.json, model.md per posterior) and
+Reads `benchmarks/posteriordb/` (data.json, reference.json, model.md per posterior) and
 pairs each posterior with its hand translation `models/posteriordb/<name>.ppl`. Fitting and
 comparing are left to the benchmark scripts. Plain Python + numpy + json.
 
-The folder is `shared/posteriordb` beside the repository, or `$PPL_POSTERIORDB` if set.
+The folder ships in the repository (BSD-3, see its LICENSE and README.md); `$PPL_POSTERIORDB`,
+if set, points at another copy instead.
 """
 
 from __future__ import annotations
@@ -19,10 +20,7 @@ import numpy as np
 
 _REPO = Path(__file__).resolve().parents[1]
 MODELS = _REPO / "models" / "posteriordb"
-POSTERIORDB = Path(
-    os.environ.get("PPL_POSTERIORDB")
-    or Path(__file__).resolve().parents[2] / "shared" / "posteriordb"
-)
+POSTERIORDB = Path(os.environ.get("PPL_POSTERIORDB") or _REPO / "benchmarks" / "posteriordb")
 
 DIFFICULTIES = ("easy", "moderate", "hard")
 _SUMMARY_KEYS = ("mean", "sd", "q05", "q50", "q95")
@@ -47,7 +45,7 @@ def names() -> list[str]:
     ValueError if POSTERIORDB is not a directory.
     """
     if not POSTERIORDB.is_dir():
-        raise ValueError(f"{POSTERIORDB}: posteriordb folder not found (set PPL_POSTERIORDB)")
+        raise ValueError(f"{POSTERIORDB}: posteriordb folder not found")
     return sorted(
         d.name for d in POSTERIORDB.iterdir() if d.is_dir() and (MODELS / f"{d.name}.ppl").is_file()
     )
