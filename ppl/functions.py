@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import autograd.numpy as anp
-from autograd.scipy.special import expit, logit, logsumexp
+from .special import expit, logit, logsumexp
 
 from .frontend import shapes
 from .frontend.shapes import Shape

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.scipy.special import betaln, gammaln, logsumexp
+from ..special import betaln, gammaln, logsumexp
 
 from .. import constraints as c
 from . import Distribution, register

@@ -13,7 +13,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from .. import errors
 from ..source import Source, Span
-from . import syntax
+from . import lalr_cache, syntax
 from .to_ast import to_ast
 
 _OPEN = frozenset({"LPAR", "LSQB"})
@@ -55,8 +55,11 @@ def find_grammar() -> Path:
 def _parser() -> Lark:
     # lexer="basic": every keyword is reserved in every context (the contextual lexer would
     # let `data` lex as a NAME where no keyword is expected).
-    return Lark(find_grammar().read_text(encoding="utf-8"), start="program", parser="lalr",
-                lexer="basic", propagate_positions=True, postlex=_BracketNewlines())
+    grammar = find_grammar().read_text(encoding="utf-8")
+    postlex = _BracketNewlines()
+    return lalr_cache.load_or_build(
+        grammar, lambda: Lark(grammar, start="program", parser="lalr", lexer="basic",
+                              propagate_positions=True, postlex=postlex), postlex=postlex)
 
 
 def parse(text: str, path: str = "<string>") -> syntax.Program:

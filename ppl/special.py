@@ -1,0 +1,111 @@
+"""Special functions for differentiated code: autograd primitives over `scipy.special`.
+
+Each function is scipy's, wrapped with `autograd.extend.primitive` and given its VJP here.
+`autograd.scipy.special` does the same, but importing it imports `autograd.scipy`, which pulls
+in `scipy.stats` and `scipy.integrate`: most of `import ppl`'s time. Import special functions
+from this module, never from `autograd.scipy`. `scipy.special` itself (about 0.2 s) is imported
+on the first call, so `import ppl` and `ppl check` do not pay for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import Any, Callable
+
+import autograd.numpy as anp
+from autograd.extend import defvjp, primitive
+from autograd.numpy.numpy_vjps import repeat_to_match_shape, unbroadcast_f
+
+__all__ = [
+    "betaln", "digamma", "erf", "expit", "gammaln", "log_expit", "log_ndtr", "logit",
+    "logsumexp", "ndtr", "polygamma", "xlog1py", "xlogy",
+]
+
+
+
+@cache
+def _scipy_special() -> Any:
+    return importlib.import_module("scipy.special")
+
+
+def _lazy(name: str) -> Callable[..., Any]:
+    """scipy.special.<name> as an autograd primitive that imports scipy.special when first called."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_scipy_special(), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"scipy.special.{name}, differentiable by autograd (VJP in ppl/special.py)."
+    return primitive(call)
+
+
+_INV_SQRT_PI = 0.56418958354775627928  # 1 / sqrt(pi)
+_INV_SQRT_2PI = 0.39894228040143267794  # 1 / sqrt(2 pi)
+
+# Gamma family: d/dx log Gamma(x) = digamma(x); d/dx polygamma(n, x) = polygamma(n + 1, x).
+gammaln = _lazy("gammaln")
+digamma = _lazy("digamma")
+polygamma = _lazy("polygamma")
+defvjp(gammaln, lambda ans, x: lambda g: g * digamma(x))
+defvjp(digamma, lambda ans, x: lambda g: g * polygamma(1, x))
+defvjp(polygamma, None, lambda ans, n, x: lambda g: g * polygamma(n + 1, x))
+
+# log B(a, b) = gammaln(a) + gammaln(b) - gammaln(a + b); a and b may broadcast, so each
+# gradient is summed back to its argument's shape.
+betaln = _lazy("betaln")
+defvjp(
+    betaln,
+    lambda ans, a, b: unbroadcast_f(a, lambda g: g * (digamma(a) - digamma(a + b))),
+    lambda ans, a, b: unbroadcast_f(b, lambda g: g * (digamma(b) - digamma(a + b))),
+)
+
+# Logistic: expit' = expit (1 - expit); logit' = 1 / (x (1 - x));
+# log_expit' = 1 - expit(x) = expit(-x), which stays accurate for large x.
+expit = _lazy("expit")
+logit = _lazy("logit")
+log_expit = _lazy("log_expit")
+defvjp(expit, lambda ans, x: lambda g: g * ans * (1.0 - ans))
+defvjp(logit, lambda ans, x: lambda g: g / (x * (1.0 - x)))
+defvjp(log_expit, lambda ans, x: lambda g: g * expit(-x))
+
+# Gaussian: erf' = 2/sqrt(pi) exp(-x^2); ndtr' = phi(x); log_ndtr' = phi(x) / Phi(x), taken as
+# exp(log phi - log Phi) so that it stays finite far in the left tail.
+erf = _lazy("erf")
+ndtr = _lazy("ndtr")
+log_ndtr = _lazy("log_ndtr")
+defvjp(erf, lambda ans, x: lambda g: g * 2.0 * _INV_SQRT_PI * anp.exp(-x * x))
+defvjp(ndtr, lambda ans, x: lambda g: g * _INV_SQRT_2PI * anp.exp(-0.5 * x * x))
+defvjp(log_ndtr, lambda ans, x: lambda g: g * _INV_SQRT_2PI * anp.exp(-0.5 * x * x - ans))
+
+# x log y and x log1p(y), 0 where x == 0 (scipy's convention, for log densities at 0 counts).
+xlogy = _lazy("xlogy")
+xlog1py = _lazy("xlog1py")
+defvjp(
+    xlogy,
+    lambda ans, x, y: unbroadcast_f(x, lambda g: g * anp.log(y)),
+    lambda ans, x, y: unbroadcast_f(y, lambda g: g * x / y),
+)
+defvjp(
+    xlog1py,
+    lambda ans, x, y: unbroadcast_f(x, lambda g: g * anp.log1p(y)),
+    lambda ans, x, y: unbroadcast_f(y, lambda g: g * x / (1.0 + y)),
+)
+
+logsumexp = _lazy("logsumexp")
+
+
+def _logsumexp_vjp(ans, x, axis=None, b=1.0, keepdims=False):
+    # d/dx_i log sum_j b_j exp(x_j) = b_i exp(x_i - ans): the softmax weights. g and ans are
+    # repeated back over the reduced axes to x's shape.
+    shape, dtype = anp.shape(x), anp.result_type(x)
+
+    def vjp(g):
+        g_full, _ = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
+        ans_full, _ = repeat_to_match_shape(ans, shape, dtype, axis, keepdims)
+        return g_full * b * anp.exp(x - ans_full)
+
+    return vjp
+
+
+defvjp(logsumexp, _logsumexp_vjp)

@@ -1,0 +1,87 @@
+"""ppl.special: values equal scipy.special's, gradients match central finite differences."""
+import subprocess
+import sys
+from pathlib import Path
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+import scipy.special as sp
+from autograd import grad
+from autograd.test_util import check_grads
+
+from ppl import special
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# name -> (function of the arguments, argument arrays inside the function's domain)
+_X = np.array([-3.0, -0.4, 0.7, 2.5])
+_POS = np.array([0.3, 1.0, 2.7, 11.0])
+_UNIT = np.array([0.05, 0.3, 0.6, 0.97])
+UNARY = {
+    "gammaln": _POS, "digamma": _POS, "expit": _X, "logit": _UNIT, "log_expit": _X,
+    "erf": _X, "ndtr": _X, "log_ndtr": _X,
+}
+BINARY = {"betaln": (_POS, _POS[::-1]), "xlogy": (_X, _POS), "xlog1py": (_X, _POS)}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_value_and_gradient(name):
+    f, x = getattr(special, name), UNARY[name]
+    np.testing.assert_array_equal(f(x), getattr(sp, name)(x))
+    check_grads(f, modes=["rev"], order=2)(x)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_value_and_gradient(name):
+    f, (a, b) = getattr(special, name), BINARY[name]
+    np.testing.assert_array_equal(f(a, b), getattr(sp, name)(a, b))
+    check_grads(f, modes=["rev"], order=1)(a, b)
+
+
+@pytest.mark.parametrize("name", ["betaln", "xlogy"])
+def test_binary_gradient_unbroadcasts(name):
+    # a scalar first argument against a vector second: its gradient is the sum over the vector
+    f, (_, b) = getattr(special, name), BINARY[name]
+    check_grads(f, modes=["rev"], order=1)(1.5, b)
+
+
+def test_polygamma_gradient_in_x():
+    x = _POS
+    np.testing.assert_array_equal(special.polygamma(1, x), sp.polygamma(1, x))
+    check_grads(lambda x: special.polygamma(1, x), modes=["rev"], order=1)(x)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"axis": 0}, {"axis": 1}, {"axis": -1, "keepdims": True}])
+def test_logsumexp_value_and_gradient(kwargs):
+    x = np.arange(12.0).reshape(3, 4) / 3.0 - 1.5
+    np.testing.assert_allclose(special.logsumexp(x, **kwargs), sp.logsumexp(x, **kwargs))
+    check_grads(lambda x: special.logsumexp(x, **kwargs), modes=["rev"], order=2)(x)
+
+
+def test_log_ndtr_gradient_is_finite_far_in_the_left_tail():
+    # phi(x) / Phi(x) ~ -x for x -> -inf: both underflow separately, their ratio must not
+    assert grad(lambda x: special.log_ndtr(x))(-40.0) == pytest.approx(40.0, rel=1e-3)
+
+
+def _modules_after_import_ppl(prefixes):
+    code = f"import sys, ppl; print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_import_ppl_imports_neither_scipy_stats_nor_integrate():
+    assert _modules_after_import_ppl(("scipy.stats", "scipy.integrate", "autograd.scipy")) == "[]"
+
+
+def test_scipy_special_is_imported_on_first_call_only():
+    # `ppl check` never evaluates a density, so it need not pay for scipy.special (~0.2 s)
+    assert _modules_after_import_ppl(("scipy.special",)) == "[]"
+
+
+def test_special_works_inside_autograd_numpy_expressions():
+    # the primitives compose with autograd.numpy (a Beta log density, as continuous.py has it)
+    def log_beta(a):
+        return anp.sum((a - 1) * anp.log(_UNIT) - special.betaln(a, 2.0))
+
+    check_grads(log_beta, modes=["rev"], order=1)(np.array(1.7))
