@@ -17,6 +17,7 @@ from .data import load_data, validate_observed
 from .errors import file_error
 from .frontend.check import check
 from .frontend.parse import parse
+from .frontend.printer import to_source
 from .options import FitOptions
 from .posterior import Fit
 
@@ -39,8 +40,9 @@ class Model:
 
     @property
     def hash(self) -> str:
-        """SHA-256 of the model text (recorded in saved fits)."""
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        """SHA-256 of what the model means (recorded in saved fits): of its canonical printed
+        form, so comments, blank lines and spacing do not change it; any other edit does."""
+        return hashlib.sha256(to_source(self.program).encode("utf-8")).hexdigest()
 
     def default_data_path(self) -> Path | None:
         """``MODEL.json`` beside a model file, if it exists."""
@@ -94,7 +96,7 @@ class Model:
         rng = np.random.default_rng(fit_options.seed)
         result = advi.fit(compiled, fit_options, rng, progress=progress)
         data_path = self._data(data)
-        info = {"model_path": self.path, "model_sha256": self.hash,
+        info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}
         return Fit(concrete, compiled, result, fit_options, info)
 

@@ -175,7 +175,7 @@ def _cmd_fit(args) -> int:
     print(fit.convergence_line(time.perf_counter() - started))
     if folder is not None:
         save_fit(fit, folder)
-        print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json")
+        print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json, model.ppl")
     return 0
 
 

@@ -1,8 +1,9 @@
 """Saving a fit to a folder and reading it back (``ppl fit --out``, ``summary``, ``predict``).
 
-Files: draws.csv (element names, one row per draw), summary.csv, elbo.csv (step, ELBO) and
-fit.json (provenance, options, convergence, guide parameters by element name). All are written
-atomically by ``output.write_files``.
+Files: draws.csv (element names, one row per draw), summary.csv, elbo.csv (step, ELBO),
+fit.json (provenance, options, convergence, guide parameters by element name) and model.ppl (a
+copy of the model text). All are written atomically by ``output.write_files``. Paths in
+fit.json are absolute, so a saved fit is usable from any working directory.
 """
 from __future__ import annotations
 
@@ -43,13 +44,23 @@ def _flatten(draws: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
     return names, np.concatenate(columns, axis=1) if columns else np.zeros((0, 0))
 
 
+def _absolute(path: str | None) -> str | None:
+    # "<string>" (a model given as text) and None (data given as a dict) are not paths
+    if path is None or path == "<string>":
+        return path
+    return str(Path(path).resolve())
+
+
 def save_fit(fit: Fit, folder: Path) -> None:
-    """Write draws.csv, summary.csv, elbo.csv and fit.json into ``folder`` (atomically)."""
+    """Write draws.csv, summary.csv, elbo.csv, fit.json and model.ppl into ``folder``."""
     names, table = _flatten(fit.draws())
     summary = fit.summary()
     r = fit.result
+    provenance = {k: v for k, v in fit.info.items() if k != "model_text"}
     info = {
-        **fit.info,
+        **provenance,
+        "model_path": _absolute(fit.info.get("model_path")),
+        "data_path": _absolute(fit.info.get("data_path")),
         "options": dataclasses.asdict(fit.options),
         "seed": fit.options.seed,
         "versions": _versions(),
@@ -68,6 +79,7 @@ def save_fit(fit: Fit, folder: Path) -> None:
                                 ([name, *row] for name, row in summary.rows.items())),
         "elbo.csv": csv_text(["step", "elbo"], ((i + 1, e) for i, e in enumerate(fit.elbo))),
         "fit.json": json_text(info),
+        **({"model.ppl": fit.info["model_text"]} if "model_text" in fit.info else {}),
     })
 
 
@@ -97,16 +109,17 @@ def read_summary(folder: Path) -> Summary:
 def restore_fit(folder: Path) -> Fit:
     """Rebuild a Fit from a saved folder: reload the model and data, reuse the guide parameters.
 
-    Raises PplError when the model file changed since the fit (its SHA-256 differs).
+    The model is read from its recorded path, or, when that file is gone, from the folder's
+    copy model.ppl. Edits to comments, blank lines or spacing do not matter (``Model.hash``).
+
+    Raises
+    ------
+    PplError when the model's meaning changed since the fit, or fit.json is incomplete.
     """
-    from .api import load
     from .options import FitOptions
     info = read_fit_json(folder)
     try:
-        model = load(info["model_path"])
-        if model.hash != info["model_sha256"]:
-            raise file_error(info["model_path"], "the model changed since this fit was saved; "
-                             "fit it again")
+        model = _saved_model(folder, info["model_path"], info["model_sha256"])
         options = FitOptions(**info["options"])
         concrete, _, compiled = model.prepare(info["data_path"])
         parameters = info["guide"]["parameters"]
@@ -121,6 +134,17 @@ def restore_fit(folder: Path) -> Fit:
                              elbo=_read_elbo(folder))
     return Fit(concrete, compiled, result, options, {k: info[k] for k in
                                                      ("model_path", "model_sha256", "data_path")})
+
+
+def _saved_model(folder: Path, path: str, sha256: str):
+    from .api import load
+    copy = folder / "model.ppl"
+    if not Path(path).is_file() and copy.is_file():
+        path = str(copy)
+    model = load(path)  # neither file there: "no such model file", naming the recorded path
+    if model.hash != sha256:
+        raise file_error(path, "the model changed since this fit was saved; fit it again")
+    return model
 
 
 def _read_elbo(folder: Path) -> np.ndarray:
