@@ -179,6 +179,17 @@ class _ObserveStep:
             return self.constant
         return self._log_density(env)
 
+    def pointwise(self, env, n: int) -> np.ndarray:
+        """log p(value element | parameters) per draw and per element: [n, *batch] (numpy),
+        batch = the value's shape without the distribution's event axes."""
+        params = {name: np.asarray(fn(env)) for name, fn in self.params.items()}
+        density = np.asarray(self.cls.log_density(self.value, **params), dtype=float)
+        batch = self.value.shape[1:self.value.ndim - self.cls.event_dim]
+        # A density that ignores some value axes (Uniform with a constant width) comes back
+        # with fewer trailing axes: every element of the batch has that same density.
+        density = density.reshape(density.shape + (1,) * (1 + len(batch) - density.ndim))
+        return np.array(np.broadcast_to(density, (n,) + batch))
+
     def draw(self, env, rng, n):
         """One draw of the observed value per draw in env: [n, *shape] (numpy)."""
         params = {name: np.asarray(fn(env)) for name, fn in self.params.items()}
@@ -262,6 +273,28 @@ class Compiled:
         env = self._forward(zeta)
         return self._draw_observed(env, rng, np.shape(zeta)[0])
 
+    def pointwise_log_likelihood(self, zeta) -> dict[str, np.ndarray]:
+        """The log density of every observed element at each draw (for LOO, WAIC, ArviZ).
+
+        Returns label -> [S, *batch], labels as in ``predictive``; batch is the observed
+        expression's shape without its distribution's event axes. Summed over the batch, each
+        is the statement's term in ``terms``.
+        """
+        env = self._forward(zeta)
+        out = {}
+        for step in self._steps:
+            if isinstance(step, _ObserveStep):
+                out[_label(step, out)] = step.pointwise(env, np.shape(zeta)[0])
+        return out
+
+    def observed(self) -> dict[str, np.ndarray]:
+        """The observed values: label -> [*shape] (numpy), labels as in ``predictive``."""
+        out = {}
+        for step in self._steps:
+            if isinstance(step, _ObserveStep):
+                out[_label(step, out)] = step.value[0]
+        return out
+
     def sample_prior(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         """Ancestral draws from the prior: reported latents and lets, and the observed
         expressions given them (prior predictive); name or label -> [n, *shape].
@@ -286,11 +319,16 @@ class Compiled:
         out = {}
         for step in self._steps:
             if isinstance(step, _ObserveStep):
-                label = source_text(step.statement.value)
-                while label in out:          # the same expression observed twice
-                    label += "'"
-                out[label] = step.draw(env, rng, n)
+                out[_label(step, out)] = step.draw(env, rng, n)
         return out
+
+
+def _label(step: _ObserveStep, taken) -> str:
+    """An observe statement's label: its value's source text, primed if already ``taken``."""
+    label = source_text(step.statement.value)
+    while label in taken:          # the same expression observed twice
+        label += "'"
+    return label
 
 
 def _reported(statement) -> bool:

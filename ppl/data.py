@@ -1,4 +1,4 @@
-"""Load and validate a model's data: JSON, CSV, .npz (never pickle) or a Python dict.
+"""Load and validate a model's data: JSON, CSV, .npz (never pickle), a dict or a DataFrame.
 
 ``load_data`` reads and checks the data against the symbolically checked model (names, numbers,
 int-ness, finiteness, shapes, declared bounds) and finds the dims; ``validate_observed`` checks,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import warnings
 import zipfile
 from dataclasses import fields, is_dataclass, replace
@@ -100,14 +101,22 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
 # ----- reading ------------------------------------------------------------------------------
 
 def read_data(data) -> dict[str, Any]:
-    """The raw name -> value mapping of a dict, a path to a data file, or None."""
+    """The raw name -> value mapping of a dict, a pandas DataFrame (columns by name), a path
+    to a data file, or None. pandas Series and DataFrames inside a dict become arrays."""
     if data is None:
         return {}
+    pandas = sys.modules.get("pandas")  # a DataFrame can only come from an imported pandas
+    if pandas is not None and isinstance(data, pandas.DataFrame):
+        return {str(column): data[column].to_numpy() for column in data.columns}
     if isinstance(data, dict):
-        return dict(data)
+        if pandas is None:
+            return dict(data)
+        # a Series is one data variable, a DataFrame a matrix (rows, columns in order)
+        return {name: value.to_numpy() if isinstance(value, (pandas.Series, pandas.DataFrame))
+                else value for name, value in data.items()}
     if not isinstance(data, (str, Path)):
-        raise TypeError(f"data must be a dict or a path to a .json, .csv or .npz file, "
-                        f"not {type(data).__name__}")
+        raise TypeError(f"data must be a dict, a pandas DataFrame or a path to a .json, .csv "
+                        f"or .npz file, not {type(data).__name__}")
     path = Path(data)
     readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz}
     reader = readers.get(path.suffix.lower())

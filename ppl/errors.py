@@ -267,3 +267,8 @@ def bad_option(name: str, reason: str) -> PplError:
 
 def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
+
+
+def missing_extra(feature: str, extra: str) -> PplError:
+    return PplError(f"{feature} needs the optional '{extra}' package: "
+                    f"pip install 'ppl[{extra}]'")

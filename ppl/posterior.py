@@ -42,6 +42,20 @@ class Summary:
         """``{element: {'mean': .., 'sd': .., '5%': .., '50%': .., '95%': ..}}``."""
         return {name: dict(zip(COLUMNS, map(float, row))) for name, row in self.rows.items()}
 
+    def to_pandas(self):
+        """A pandas DataFrame: one row per element (the index), columns mean, sd, 5%, 50%, 95%.
+
+        Needs pandas (``pip install 'ppl[pandas]'``).
+        """
+        try:
+            import pandas
+        except ImportError:
+            from .errors import missing_extra
+            raise missing_extra("Summary.to_pandas()", "pandas") from None
+        return pandas.DataFrame.from_dict(
+            {name: list(map(float, row)) for name, row in self.rows.items()},
+            orient="index", columns=list(COLUMNS))
+
     def __str__(self) -> str:
         width = max([len("name")] + [len(name) for name in self.rows])
         lines = [f"{'':<{width}}" + "".join(f"{c:>11}" for c in COLUMNS)]
@@ -122,16 +136,27 @@ class Fit:
         return {k: np.asarray(v) for k, v in
                 self.compiled.predictive(self._zeta(n), self._rng(2)).items()}
 
-    def to_arviz(self, predictive: bool = False):
-        """An ArviZ InferenceData with the posterior (one chain) and, if asked, the
-        posterior predictive. Needs the ``arviz`` extra: ``pip install ppl[arviz]``."""
+    def to_arviz(self, predictive: bool = True):
+        """An ArviZ InferenceData of the fit, one chain of ``draws`` draws.
+
+        Groups: ``posterior`` (reported latents and lets), ``log_likelihood`` (the log density
+        of every observed element at each posterior draw, for ``az.loo``/``az.waic``/
+        ``az.compare``), ``observed_data`` and, unless ``predictive=False``,
+        ``posterior_predictive`` (for ``az.plot_ppc``). Observed variables are named by their
+        expression's text (``y``, ``y[1:]``) in all three. Needs ``pip install 'ppl[arviz]'``.
+        """
         try:
             import arviz
-        except ImportError as error:
-            from .errors import PplError
-            raise PplError("to_arviz needs ArviZ: pip install 'ppl[arviz]'") from error
-        posterior = {name: values[None] for name, values in self.draws().items()}
-        groups = {"posterior": posterior}
+        except ImportError:
+            from .errors import missing_extra
+            raise missing_extra("fit.to_arviz()", "arviz") from None
+        zeta = self._zeta(self.options.draws)  # the same draws as draws() and predictive()
+        groups = {
+            "posterior": {name: values[None] for name, values in self.draws().items()},
+            "log_likelihood": {name: values[None] for name, values in
+                               self.compiled.pointwise_log_likelihood(zeta).items()},
+            "observed_data": self.compiled.observed(),
+        }
         if predictive:
             groups["posterior_predictive"] = {
                 name: values[None] for name, values in self.predictive().items()}

@@ -1,0 +1,119 @@
+"""ArviZ and pandas from the API: fit.to_arviz() groups with az.loo, az.plot_ppc and az.compare;
+DataFrames and Series as data; Summary.to_pandas()."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+import ppl
+
+matplotlib.use("Agg")
+az = pytest.importorskip("arviz")  # the test extra installs it: never skipped in CI
+pd = pytest.importorskip("pandas")
+
+ROOT = Path(__file__).resolve().parents[2]
+REGRESSION = ROOT / "models" / "linear_regression.ppl"
+# The same data with an intercept only: a worse model for az.compare to rank second.
+INTERCEPT_ONLY = """\
+data N: int
+data y: real[N]
+sample alpha ~ Normal(0, 10)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha, sigma)
+"""
+
+
+@pytest.fixture(scope="module")
+def data():
+    return json.loads(REGRESSION.with_suffix(".json").read_text())
+
+
+@pytest.fixture(scope="module")
+def idata(data):
+    return ppl.load(REGRESSION).fit(data, iter=2000, draws=400).to_arviz()
+
+
+def test_to_arviz_has_all_four_groups(idata, data):
+    assert set(idata.groups()) == {"posterior", "posterior_predictive", "log_likelihood",
+                                   "observed_data"}
+    n = len(data["y"])
+    assert idata.log_likelihood["y"].shape == (1, 400, n)
+    assert idata.posterior_predictive["y"].shape == (1, 400, n)
+    np.testing.assert_array_equal(idata.observed_data["y"].values, data["y"])
+    assert np.all(np.isfinite(idata.log_likelihood["y"].values))
+
+
+def test_loo_works(idata, data):
+    loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo) and loo.n_data_points == len(data["y"])
+
+
+def test_plot_ppc_works(idata):
+    axes = az.plot_ppc(idata, num_pp_samples=20)
+    assert np.size(axes) >= 1
+    matplotlib.pyplot.close("all")
+
+
+def test_compare_ranks_the_true_model_first(idata, data):
+    worse = ppl.compile(INTERCEPT_ONLY).fit({"N": data["N"], "y": data["y"]},
+                                            iter=2000, draws=400).to_arviz()
+    table = az.compare({"regression": idata, "intercept_only": worse})
+    assert list(table.index) == ["regression", "intercept_only"]
+
+
+def test_to_arviz_without_predictive(data):
+    fit = ppl.load(REGRESSION).fit(data, iter=200, draws=50)
+    assert "posterior_predictive" not in fit.to_arviz(predictive=False).groups()
+
+
+def test_dataframe_as_data_gives_the_same_fit_as_a_dict():
+    frame = pd.DataFrame({"x": [0.1, 0.4, 1.2, 2.0, 2.2], "y": [1.0, 1.3, 2.4, 3.1, 3.0]})
+    model = ppl.compile("data N: int\ndata x: real[N]\ndata y: real[N]\nsample a ~ Normal(0, 5)\n"
+                        "sample b ~ Normal(0, 5)\nsample s ~ HalfNormal(1)\n"
+                        "observe y ~ Normal(a + b * x, s)\n")
+    from_frame = model.fit(frame, iter=300).summary().to_dict()
+    from_dict = model.fit({"x": frame["x"].tolist(), "y": frame["y"].tolist()},
+                          iter=300).summary().to_dict()
+    assert from_frame == from_dict
+    # Series and a DataFrame (a matrix) inside a dict
+    regression = ppl.load(REGRESSION)
+    raw = json.loads(REGRESSION.with_suffix(".json").read_text())
+    mixed = {"y": pd.Series(raw["y"]), "X": pd.DataFrame(raw["X"])}
+    assert (regression.fit(mixed, iter=300).summary().to_dict()
+            == regression.fit({"y": raw["y"], "X": raw["X"]}, iter=300).summary().to_dict())
+
+
+def test_non_numeric_dataframe_column_is_a_data_error():
+    model = ppl.compile("data y: real[2]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n")
+    with pytest.raises(ppl.PplError, match="data 'y' must hold numbers; found an array of object"):
+        model.fit(pd.DataFrame({"y": ["a", "b"]}), iter=10)
+
+
+def test_summary_to_pandas():
+    fit = ppl.compile("sample mu ~ Normal(1, 2)\n").fit(iter=300, draws=100)
+    frame = fit.summary().to_pandas()
+    assert list(frame.columns) == ["mean", "sd", "5%", "50%", "95%"]
+    assert list(frame.index) == ["mu"]
+    assert frame.loc["mu", "mean"] == fit.summary().to_dict()["mu"]["mean"]
+
+
+@pytest.mark.parametrize("package", ["arviz", "pandas"])
+def test_a_missing_extra_is_one_clear_error(package, monkeypatch):
+    import builtins
+    fit = ppl.compile("sample mu ~ Normal(0, 1)\n").fit(iter=100, draws=20)
+    real_import = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if name == package:
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)
+    call = fit.to_arviz if package == "arviz" else fit.summary().to_pandas
+    with pytest.raises(ppl.PplError, match=f"needs the optional '{package}' package: "
+                       rf"pip install 'ppl\[{package}\]'"):
+        call()
