@@ -14,7 +14,8 @@ import numpy as np
 from .infer import advi
 from .compiler import compile_model
 from .data import load_data, validate_observed
-from .errors import file_error
+from . import ir
+from .errors import empty_model, file_error
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -89,9 +90,12 @@ class Model:
 
         Raises
         ------
-        PplError for bad data or options, or a log density that is not finite.
+        PplError for bad data or options, a model with nothing to fit (no ``sample`` and no
+        ``observe``), or a log density that is not finite.
         """
         fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
+        if not any(isinstance(s, (ir.Latent, ir.Observe)) for s in self.ir.statements):
+            raise empty_model(self.ir.source.end_span())
         concrete, values, compiled = self.prepare(data)
         rng = np.random.default_rng(fit_options.seed)
         result = advi.fit(compiled, fit_options, rng, progress=progress)

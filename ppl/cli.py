@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import os
 import sys
 import time
 import warnings
@@ -30,9 +32,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     # Flags are generated from FitOptions so that the CLI and the API share one definition.
-    from .options import FitOptions
-    docs = _option_docs(FitOptions)
-    for f in dataclasses.fields(FitOptions):
+    from . import options
+    docs = _option_docs(options.FitOptions)
+    choices = {"guide": options.GUIDES, "optimizer": options.OPTIMIZERS,
+               "precondition": options.PRECONDITIONERS}
+    for f in dataclasses.fields(options.FitOptions):
         if f.name not in FIT_FLAGS:
             continue
         flag = "--" + f.name.replace("_", "-")
@@ -40,18 +44,25 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action="store_true", help=docs.get(f.name))
             continue
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
-        parser.add_argument(flag, type=kind, default=argparse.SUPPRESS,
-                            metavar=f.name.upper(),
+        # A choice option lists its values as its metavar ({adam,sgd,stan}); FitOptions, not
+        # argparse, refuses other values, so the CLI and the API give the same message.
+        metavar = "{" + ",".join(choices[f.name]) + "}" if f.name in choices else f.name.upper()
+        parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar,
                             help=f"{docs.get(f.name, '')} (default: {f.default})")
 
 
 def _option_docs(cls) -> dict[str, str]:
+    """Field name -> its whole description in the class docstring's Attributes section: the
+    ``name : text`` line and the more deeply indented lines that continue it."""
     docs, name = {}, None
-    for line in (cls.__doc__ or "").splitlines():
-        line = line.strip()
-        if " : " in line:
+    for line in inspect.cleandoc(cls.__doc__ or "").splitlines():
+        if line[:1].isspace() and name is not None:
+            docs[name] += " " + line.strip()
+        elif " : " in line:
             name, text = line.split(" : ", 1)
-            docs[name] = text
+            docs[name] = text.strip()
+        else:
+            name = None
     return docs
 
 
@@ -70,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--data", metavar="DATA",
                      help="data file (.json, .csv or .npz); default: MODEL.json if it exists")
     _add_fit_options(fit)
-    fit.add_argument("--out", metavar="DIR", help="write draws, summary, ELBO trace and fit.json")
+    fit.add_argument("--out", metavar="DIR",
+                     help="write draws, summary, ELBO trace, fit.json and model.ppl there")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
     summary = commands.add_parser("summary", help="print the summary of a saved fit")
@@ -85,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="plot the ELBO trace and marginals of a saved fit "
                                "(needs: pip install 'ppl[plot]')")
     plot.add_argument("dir", metavar="DIR")
+    plot.add_argument("--vars", nargs="+", metavar="NAME",
+                      help="marginals to plot: variables (all their elements) or single "
+                           "elements such as 'eta[3]' (default: the first 30 elements)")
     return parser
 
 
@@ -96,13 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return 2
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
+        return status
     except PplError as error:
         print(str(error), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ppl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ppl fit ... | head -1`): stop quietly, as a command killed
+        # by SIGPIPE would (status 128 + 13); stdout goes to devnull so that Python's own
+        # flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as error:  # noqa: BLE001 - the one boundary where a bug is reported
         print(f"ppl: internal error: {type(error).__name__}: {error} "
               "(this is a bug in ppl; please report it with the model and data)", file=sys.stderr)
@@ -160,6 +183,7 @@ def _table(rows) -> list[str]:
 
 def _cmd_fit(args) -> int:
     from .api import load
+    from .infer.advi import INTERRUPTED
     from .options import FitOptions
     from .output import prepare_dir
     from .savedfit import save_fit
@@ -176,7 +200,9 @@ def _cmd_fit(args) -> int:
     if folder is not None:
         save_fit(fit, folder)
         print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json, model.ppl")
-    return 0
+    # Ctrl-C stopped the fit: its approximation is printed (and saved) above, and the status
+    # says it was interrupted, as a shell expects after SIGINT.
+    return 130 if fit.result.reason == INTERRUPTED else 0
 
 
 class _progress_bar:
@@ -232,8 +258,12 @@ def _cmd_predict(args) -> int:
 
 def _cmd_plot(args) -> int:
     from .plot import plot_fit
-    for path in plot_fit(Path(args.dir)):
+    plots = plot_fit(Path(args.dir), args.vars)
+    for path in plots.paths:
         print(f"wrote {path}")
+    if plots.shown < plots.total:
+        print(f"marginals.png shows the first {plots.shown} of {plots.total} elements; "
+              "choose which with --vars NAME ...")
     return 0
 
 

@@ -83,7 +83,17 @@ def unknown_distribution(span: Span, name: str, candidates: Iterable[str]) -> Pp
     return PplError(f"unknown distribution '{name}'{suggest(name, candidates)}", span)
 
 
+# Names other languages (Stan, PyMC, scipy) use for functions ppl has under another name.
+_FUNCTION_ALIASES = {"inv_logit": "sigmoid", "expit": "sigmoid", "logistic": "sigmoid",
+                     "invlogit": "sigmoid", "logsumexp": "log_sum_exp",
+                     "log1p_exp": "softplus"}
+
+
 def unknown_function(span: Span, name: str, candidates: Iterable[str]) -> PplError:
+    candidates = list(candidates)
+    alias = _FUNCTION_ALIASES.get(name)
+    if alias in candidates:
+        return PplError(f"unknown function '{name}'; did you mean '{alias}'?", span)
     return PplError(f"unknown function '{name}'{suggest(name, candidates)}", span)
 
 
@@ -231,9 +241,19 @@ def data_outside_support(span: Span, name: str, where: str, support: str, found)
                     f"{support} of the distribution", span)
 
 
+def _valid_indices(size) -> str:
+    return (f" (indexing is 0-based: 0 to {size - 1}, or -{size} to -1 from the end)"
+            if size > 0 else " (the dimension is empty)")
+
+
 def index_out_of_range(span: Span, name: str, where: str, found, size) -> PplError:
     return PplError(f"index '{name}' holds {found} at {where}, out of range for a dimension "
-                    f"of size {size}", span)
+                    f"of size {size}{_valid_indices(size)}", span)
+
+
+def constant_index_out_of_range(span: Span, index: int, size: int) -> PplError:
+    return PplError(f"bad index: index {index} is out of range for an axis of size {size}"
+                    f"{_valid_indices(size)}", span)
 
 
 def bad_data_file(path: str, reason: str) -> PplError:
@@ -267,6 +287,11 @@ def bad_option(name: str, reason: str) -> PplError:
 
 def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
+
+
+def empty_model(span: Span) -> PplError:
+    return PplError("nothing to fit: the model has no 'sample' and no 'observe' statement",
+                    span, hint="declare a latent with 'sample NAME ~ DIST(...)'")
 
 
 def missing_extra(feature: str, extra: str) -> PplError:

@@ -5,21 +5,61 @@ Needs the ``plot`` extra (matplotlib); imported only by that command.
 from __future__ import annotations
 
 import csv
+import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import PplError, file_error
+from .errors import bad_option, file_error, missing_extra, suggest
+
+MAX_PANELS = 30
+_DEFAULT_WINDOW = 100
 
 
-def plot_fit(folder: Path, max_panels: int = 30) -> list[Path]:
-    """Write ``elbo.png`` and ``marginals.png`` into ``folder``; return their paths."""
+@dataclass(frozen=True)
+class Plots:
+    """What ``plot_fit`` wrote: the PNG paths, and how many marginals it showed of how many."""
+    paths: list[Path]
+    shown: int
+    total: int
+
+
+def plot_fit(folder: Path, variables: list[str] | None = None,
+             max_panels: int = MAX_PANELS) -> Plots:
+    """Write ``elbo.png`` (raw and smoothed trace) and ``marginals.png`` into ``folder``.
+
+    Parameters
+    ----------
+    folder : a saved fit (``ppl fit --out``).
+    variables : names whose marginals to show: a variable (``eta``, all its elements) or one
+        element (``eta[3]``). None: every element, up to ``max_panels``.
+    max_panels : the most marginals drawn in one figure.
+
+    Raises
+    ------
+    PplError if matplotlib is missing, the folder is not a readable saved fit, or a name in
+    ``variables`` is not in the fit.
+    """
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PplError("plotting needs matplotlib: pip install 'ppl[plot]'") from None
+        raise missing_extra("ppl plot", "plot") from None
+    elbo, names, draws, window = _read(folder)
+    columns = _select(names, variables)
+    shown = columns[:max_panels]
+    paths = [_plot_elbo(plt, elbo, window, folder / "elbo.png"),
+             _plot_marginals(plt, [names[i] for i in shown], draws[:, shown], len(columns),
+                             folder / "marginals.png")]
+    plt.close("all")
+    return Plots(paths, len(shown), len(columns))
+
+
+def _read(folder: Path):
+    """(elbo [steps, 2], element names, draws [n, names], the fit's ELBO window)."""
     try:
         elbo = np.loadtxt(folder / "elbo.csv", delimiter=",", skiprows=1, ndmin=2)
         with (folder / "draws.csv").open(encoding="utf-8", newline="") as stream:
@@ -27,33 +67,79 @@ def plot_fit(folder: Path, max_panels: int = 30) -> list[Path]:
         draws = np.loadtxt(folder / "draws.csv", delimiter=",", skiprows=1, ndmin=2)
     except (OSError, ValueError, StopIteration) as error:
         raise file_error(str(folder), f"cannot read the saved fit ({error})") from None
+    try:
+        window = int(json.loads((folder / "fit.json").read_text())["options"]["window"])
+    except (OSError, ValueError, KeyError, TypeError):
+        window = _DEFAULT_WINDOW  # an older or hand-made folder: the default window
+    return elbo, names, draws, window
 
-    written = []
-    figure, axes = plt.subplots(figsize=(7, 4))
-    axes.plot(elbo[:, 0], elbo[:, 1], lw=0.6)
-    # The early steps can be orders of magnitude below the rest: show the last 90% of the trace.
-    tail = elbo[len(elbo) // 10:, 1]
-    if len(tail) > 1:
-        axes.set_ylim(np.quantile(tail, 0.01), tail.max() + 0.05 * np.ptp(tail) + 1e-9)
-    axes.set(xlabel="step", ylabel="ELBO", title="ELBO trace")
+
+def _select(names: list[str], variables: list[str] | None) -> list[int]:
+    """Column indices of the chosen elements, in the order of ``variables``."""
+    if not variables:
+        return list(range(len(names)))
+    bases = {re.sub(r"\[.*", "", name) for name in names}
+    chosen: list[int] = []
+    for variable in variables:
+        if variable in bases:
+            found = [i for i, n in enumerate(names) if re.sub(r"\[.*", "", n) == variable]
+        else:
+            found = [i for i, n in enumerate(names) if n == variable]
+        if not found:
+            raise bad_option("--vars", f"no variable or element '{variable}' in this fit"
+                                       f"{suggest(variable, sorted(bases) + names)}")
+        chosen += [i for i in found if i not in chosen]
+    return chosen
+
+
+def _moving_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last ``window`` values at each step (fewer at the start): [steps]."""
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def _plot_elbo(plt, elbo: np.ndarray, window: int, path: Path) -> Path:
+    # Raw estimates (noisy: S draws each) beside their moving mean over one convergence
+    # window, which is what the convergence rule compares.
+    figure, (raw, smooth) = plt.subplots(1, 2, figsize=(11, 4))
+    steps, values = elbo[:, 0], elbo[:, 1]
+    smoothed = _moving_mean(values, window) if len(values) else values
+    for axis, trace, title in ((raw, values, "ELBO estimate at each step"),
+                               (smooth, smoothed, f"mean over the last {window} steps")):
+        axis.plot(steps, trace, lw=0.6 if axis is raw else 1.2)
+        _zoom(axis, trace)
+        axis.set(xlabel="step", ylabel="ELBO", title=title)
     figure.tight_layout()
-    written.append(_save(figure, folder / "elbo.png"))
+    return _save(figure, path)
 
-    count = min(len(names), max_panels)
+
+def _zoom(axis, trace: np.ndarray) -> None:
+    # The early steps can be orders of magnitude below the rest: show the last 90% of the trace.
+    tail = trace[len(trace) // 10:]
+    if len(tail) > 1:
+        axis.set_ylim(np.quantile(tail, 0.01), tail.max() + 0.05 * np.ptp(tail) + 1e-9)
+
+
+def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int, path: Path) -> Path:
+    count = max(len(names), 1)
     columns = min(count, 5)
     rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.1 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.1 * rows + 0.4),
+                                squeeze=False)
     for index, axis in enumerate(axes.flat):
-        if index >= count:
+        if index >= len(names):
             axis.axis("off")
             continue
         axis.hist(draws[:, index], bins=40, color="C0", alpha=0.8)
         axis.set_title(names[index], fontsize=9)
         axis.set_yticks([])
+    if len(names) < total:
+        figure.suptitle(f"the first {len(names)} of {total} elements "
+                        "(choose others with --vars)", fontsize=10)
     figure.tight_layout()
-    written.append(_save(figure, folder / "marginals.png"))
-    plt.close("all")
-    return written
+    return _save(figure, path)
 
 
 def _save(figure, path: Path) -> Path:

@@ -320,8 +320,7 @@ class _Checker:
             raise errors.bad_index(value.span, "an index must be int; found real")
         known = self._static_value(value)
         if isinstance(known, int) and isinstance(dim, int) and not -dim <= known < dim:
-            raise errors.bad_index(value.span, f"index {known} is out of range for an axis "
-                                               f"of size {dim}")
+            raise errors.constant_index_out_of_range(value.span, known, dim)
         return value
 
     def _slice_bound(self, e: syntax.Expr | None):

@@ -1,0 +1,111 @@
+"""The command line's rough edges (issue 8): complete help texts with the values of choice
+options, a closed pipe, an empty model, `ppl plot --vars` and its note when not all are shown."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ppl import cli, options
+from ppl.plot import _moving_mean
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "ppl", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _fit_actions():
+    commands = next(a for a in cli.build_parser()._actions
+                    if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in commands.choices["fit"]._actions}
+
+
+@pytest.mark.parametrize("name", cli.FIT_FLAGS)
+def test_fit_option_help_is_whole_sentences(name):
+    text = _fit_actions()[name].help.split(" (default:")[0]
+    assert text.endswith((".", ")")), text
+    # every word of the option's description in FitOptions reaches the help
+    described = " ".join(options.FitOptions.__doc__.split(f"{name} : ", 1)[1].split())
+    assert described.startswith(" ".join(text.split()))
+
+
+@pytest.mark.parametrize("name, values", [("guide", options.GUIDES),
+                                          ("optimizer", options.OPTIMIZERS),
+                                          ("precondition", options.PRECONDITIONERS)])
+def test_choice_options_list_their_values(name, values):
+    assert _fit_actions()[name].metavar == "{" + ",".join(values) + "}"
+
+
+def test_a_closed_pipe_ends_quietly():
+    # The reader is gone before the summary is printed (as with `| head -1` on a long table):
+    # no traceback, no "internal error", the status of a command killed by SIGPIPE.
+    process = subprocess.Popen([sys.executable, "-m", "ppl", "fit", "models/eight_schools.ppl",
+                                "--quiet", "--iter", "300"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=600) == 141
+    assert stderr == ""
+
+
+@pytest.mark.parametrize("text, line", [("", 1), ("# nothing yet\ndata x: real\n", 3)])
+def test_an_empty_model_is_a_located_error(tmp_path, text, line):
+    model = tmp_path / "empty.ppl"
+    model.write_text(text)
+    result = run("fit", model)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        f"{model}:{line}:1: error: nothing to fit: the model has no 'sample' and no 'observe' "
+        "statement")
+    assert "Traceback" not in result.stderr
+
+
+def test_moving_mean_is_the_mean_of_the_last_window():
+    values = np.random.default_rng(0).standard_normal(250)
+    smoothed = _moving_mean(values, 100)
+    expected = [values[max(0, i - 99):i + 1].mean() for i in range(250)]
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def wide_fit(tmp_path_factory):
+    """A saved fit with 41 reported elements (more than the 30 panels plotted by default)."""
+    folder = tmp_path_factory.mktemp("wide")
+    model = folder / "wide.ppl"
+    model.write_text("sample z: real[40] ~ Normal(0, 1)\nsample s ~ HalfNormal(1)\n")
+    result = run("fit", model, "--quiet", "--iter", "200", "--draws", "50", "--out",
+                 folder / "fit")
+    assert result.returncode == 0, result.stderr
+    return folder / "fit"
+
+
+def test_plot_says_when_not_all_marginals_are_shown(wide_fit):
+    result = run("plot", wide_fit)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "marginals.png shows the first 30 of 41 elements; choose which with --vars NAME ...")
+    for name in ("elbo.png", "marginals.png"):
+        assert (wide_fit / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_vars_chooses_the_marginals(wide_fit):
+    from ppl.plot import plot_fit
+    plots = plot_fit(wide_fit, ["s", "z[39]", "z[0]"])
+    assert (plots.shown, plots.total) == (3, 3)
+    assert plot_fit(wide_fit, ["z"]).total == 40
+    result = run("plot", wide_fit, "--vars", "s", "z")
+    assert result.returncode == 0 and "marginals.png shows" in result.stdout  # 30 of 41
+
+
+def test_plot_vars_unknown_name_is_one_clear_line(wide_fit):
+    result = run("plot", wide_fit, "--vars", "zz")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: option --vars: no variable or element 'zz' in "
+                                     "this fit; did you mean 'z'?")
