@@ -29,7 +29,10 @@ class FitOptions:
         guide (precondition.py), which makes correlated posteriors converge; 'none' keeps the
         model's own coordinates. Only used up to 300 unconstrained dimensions.
     stl : use the 'sticking the landing' gradient (Roeder et al. 2017).
-    tol : convergence tolerance on the relative change of the windowed mean ELBO.
+    tol : convergence tolerance: the relative change of the windowed mean ELBO that counts
+        as a plateau; it also sets how far the step size is annealed (2 decays at 1e-3, one
+        more per factor 10 tighter) and the largest final jitter of the iterates (0.2 guide
+        sds at 1e-3, scaling with sqrt(tol)). Tighter: more steps, closer to the optimum.
     window : steps per ELBO window of the convergence rule.
     init_scale : initial sigma of the guide (mu starts at 0, the unconstrained origin).
     """

@@ -33,7 +33,8 @@ PASSES = 2
 DECAYS = 2
 DECAY_FACTOR = 0.2
 AVERAGE_WINDOWS = 5
-JITTER_TOL = 0.2
+JITTER_TOL = 0.2      # at the default tol, TOL_REFERENCE; it scales with sqrt(tol): jitter_tol()
+TOL_REFERENCE = 1e-3
 MAX_FAILURES = 5      # consecutive non-finite steps before the fit is declared diverged
 START_DRAWS = 10      # draws of the initial guide tried before giving up at the start
 PROGRESS_EVERY = 10
@@ -60,6 +61,8 @@ class AdviResult:
     seconds : wall time of the whole fit, search included.
     lr : the base step size used (given, or picked by the search).
     final_elbo : mean ELBO estimate over the last window of steps.
+    jitter : the iterates' jitter over the last full window, in guide sds (see ``fit``); nan
+        when the fit took no full window.
     """
     mu: np.ndarray
     log_sigma: np.ndarray
@@ -71,6 +74,7 @@ class AdviResult:
     seconds: float
     lr: float
     final_elbo: float
+    jitter: float = float("nan")
 
 
 def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
@@ -99,6 +103,23 @@ def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
     return bool(abs(m2 - m1) <= tol * abs(m2) + z * se)
 
 
+# How tol acts. The plateau test alone barely depends on it: on most models its noise term
+# (z standard errors of two window means) is far above tol * |ELBO|. So tol also sets how far the
+# step size is annealed, which is what decides how close to the optimum the iterates settle.
+def min_decays(tol: float) -> int:
+    """Step-size decays taken at least: DECAYS (2) at the default tol (TOL_REFERENCE, 1e-3),
+    one more per factor 10 tighter (4 at 1e-5: final steps 25x smaller), one fewer per factor
+    10 looser, never below 1."""
+    return max(1, DECAYS + round(float(np.log10(TOL_REFERENCE / tol))))
+
+
+def jitter_tol(tol: float) -> float:
+    """The largest iterate jitter (in guide sds) accepted at the end: JITTER_TOL (0.2) at the
+    default tol, times sqrt(tol / 1e-3). A jitter j costs about j^2 / 2 nats of ELBO per
+    coordinate, so j^2 scales with the ELBO change that tol accepts (0.02 sds at 1e-5)."""
+    return JITTER_TOL * float(np.sqrt(tol / TOL_REFERENCE))
+
+
 def fit(compiled, options, rng: np.random.Generator,
         progress: Callable[[int, float, float], None] | None = None) -> AdviResult:
     """Fit a mean-field Gaussian guide to ``compiled``'s posterior by maximizing the ELBO.
@@ -113,9 +134,10 @@ def fit(compiled, options, rng: np.random.Generator,
     time). After ``PASSES`` consecutive passing checks the ELBO has stopped rising at this step
     size. Then the step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are
     restarted (Adam's second moment would otherwise remember the large early gradients for
-    ~1000 steps and stall), at least ``DECAYS`` times and until the iterates' jitter over the
-    last window is at most ``JITTER_TOL`` (the largest sd of an iterate, mu_i in units of the
-    guide's sigma_i, log sigma_i as is). Why: Adam's steps are about lr in absolute units, so
+    ~1000 steps and stall), at least ``min_decays(tol)`` times (2 at the default tol) and until
+    the iterates' jitter over the last window is at most ``jitter_tol(tol)`` (the largest sd of
+    an iterate, mu_i in units of the guide's sigma_i, log sigma_i as is; 0.2 at the default
+    tol). So a tighter tol gives smaller final steps, more of them and a smaller jitter. Why: Adam's steps are about lr in absolute units, so
     a coordinate whose posterior sd is far below lr jitters over many sds; that costs ELBO
     (about j^2/2 nats per coordinate at jitter j) and biases coupled parameters (a regression's
     noise scale absorbs the jittering coefficients' residuals). The fit has then converged; it
@@ -175,20 +197,21 @@ def _fit(compiled, options, rng, progress) -> AdviResult:
         if lr is None:
             lr = search_lr(_loss, theta, opt, noise, S, ETAS[options.optimizer]).lr
     except KeyboardInterrupt:
-        lr, reason = 0.0, INTERRUPTED
+        lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
     else:
-        reason, theta = _run(compiled, guide, theta, lr, opt, _loss, noise, options,
-                             progress, trace)
+        reason, theta, jitter = _run(compiled, guide, theta, lr, opt, _loss, noise, options,
+                                     progress, trace)
     trace = np.asarray(trace, dtype=float)
     mu, log_sigma = guide.split(np.asarray(theta, dtype=float))
     final = float(trace[-W:].mean()) if len(trace) else float("nan")
     return AdviResult(mu.copy(), log_sigma.copy(), tuple(compiled.unconstrained_names()), trace,
                       reason == CONVERGED, reason, len(trace), time.perf_counter() - start_time,
-                      float(lr), final)
+                      float(lr), final, jitter)
 
 
 def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace):
-    """The step loop; appends to ``trace``, returns (reason, parameters to report).
+    """The step loop; appends to ``trace``, returns (reason, parameters to report, the last
+    full window's jitter).
 
     The optimizer works on ``coords``' parameters, which are the guide's theta for the first
     window; then, if ``options.precondition`` allows, the mean's coordinates are whitened by
@@ -242,9 +265,10 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace)
             if not first_whitening:
                 if passes < PASSES:
                     continue
-                if decays >= DECAYS and kept[-1].jitter() <= JITTER_TOL:
+                if (decays >= min_decays(options.tol)
+                        and kept[-1].jitter() <= jitter_tol(options.tol)):
                     if step - since >= AVERAGE_WINDOWS * W:
-                        return CONVERGED, _average(kept)
+                        return CONVERGED, _average(kept), kept[-1].jitter()
                     continue  # converged: step on at this step size to average more iterates
                 decays, lr = decays + 1, state.lr * DECAY_FACTOR
             # Whiten, or refresh the whitening, and restart the optimizer's moments too:
@@ -266,8 +290,8 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace)
             state = opt.init(coords.from_theta(theta), lr)
     except KeyboardInterrupt:
         # states are immutable and replaced whole, so ``state`` is consistent here
-        return INTERRUPTED, coords.to_theta(state.params)
-    return MAX_ITER, coords.to_theta(state.params)
+        return INTERRUPTED, coords.to_theta(state.params), _last_jitter(kept)
+    return MAX_ITER, coords.to_theta(state.params), _last_jitter(kept)
 
 
 def _can_whiten(compiled, options) -> bool:
@@ -301,6 +325,10 @@ class _Iterates:
         D = sd.size // 2
         sigma = np.exp(self.mean()[D:])
         return float(max(np.max(sd[:D] / sigma), np.max(sd[D:])))
+
+
+def _last_jitter(kept: list) -> float:
+    return kept[-1].jitter() if kept else float("nan")
 
 
 def _average(windows: list) -> np.ndarray:
