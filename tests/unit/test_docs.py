@@ -18,8 +18,20 @@ def test_language_page_lists_every_distribution_and_function():
         assert re.search(rf"\b{name}\b", text), name
 
 
-def test_ci_runs_the_readme_test_command():
-    readme = (ROOT / "README.md").read_text().splitlines()[:20]
-    ci = (ROOT / ".ci" / "run").read_text()
-    test_command = next(line.strip() for line in readme if "pytest" in line)
-    assert test_command in ci
+def test_ci_runs_both_readme_commands_from_a_fresh_clone():
+    readme = (ROOT / "README.md").read_text().split("```")[1].strip().splitlines()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert len(readme) == 2 and "pytest" in readme[1]
+    commands = ci[ci.index("# --- the README's two commands (keep them identical) ---") + 1:]
+    assert [line.strip() for line in commands if line.strip()] == readme
+    assert any(line.startswith("git clone") for line in ci)
+
+
+def test_coming_from_page_models_check_and_it_is_linked_from_the_readme():
+    import ppl
+    text = (ROOT / "docs" / "coming-from.md").read_text()
+    blocks = re.findall(r"```ppl\n(.*?)```", text, re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        ppl.compile(block)  # raises PplError if the page shows a model that does not check
+    assert "(docs/coming-from.md)" in (ROOT / "README.md").read_text()
