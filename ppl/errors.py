@@ -294,6 +294,6 @@ def empty_model(span: Span) -> PplError:
                     span, hint="declare a latent with 'sample NAME ~ DIST(...)'")
 
 
-def missing_extra(feature: str, extra: str) -> PplError:
-    return PplError(f"{feature} needs the optional '{extra}' package: "
+def missing_extra(feature: str, package: str, extra: str) -> PplError:
+    return PplError(f"{feature} needs {package}, an optional dependency: "
                     f"pip install 'ppl[{extra}]'")

@@ -47,7 +47,7 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise missing_extra("ppl plot", "plot") from None
+        raise missing_extra("ppl plot", "matplotlib", "plot") from None
     elbo, names, draws, window = _read(folder)
     columns = _select(names, variables)
     shown = columns[:max_panels]

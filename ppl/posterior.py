@@ -51,7 +51,7 @@ class Summary:
             import pandas
         except ImportError:
             from .errors import missing_extra
-            raise missing_extra("Summary.to_pandas()", "pandas") from None
+            raise missing_extra("Summary.to_pandas()", "pandas", "pandas") from None
         return pandas.DataFrame.from_dict(
             {name: list(map(float, row)) for name, row in self.rows.items()},
             orient="index", columns=list(COLUMNS))
@@ -149,7 +149,7 @@ class Fit:
             import arviz
         except ImportError:
             from .errors import missing_extra
-            raise missing_extra("fit.to_arviz()", "arviz") from None
+            raise missing_extra("fit.to_arviz()", "ArviZ", "arviz") from None
         zeta = self._zeta(self.options.draws)  # the same draws as draws() and predictive()
         groups = {
             "posterior": {name: values[None] for name, values in self.draws().items()},
