@@ -33,6 +33,19 @@ class PplError(Exception):
         return text
 
 
+class PplWarning(UserWarning):
+    """A located warning about a model: rendered like PplError, without the 'error:' word."""
+
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.span, self.hint = message, span, hint
+
+    def __str__(self) -> str:
+        text = self.message if self.span is None else (
+            f"{self.span.location}: {self.message}\n{self.span.excerpt()}")
+        return text + (f"\nhint: {self.hint}" if self.hint else "")
+
+
 def suggest(name: str, candidates: Iterable[str]) -> str:
     """``; did you mean 'x'?`` for the closest candidate, or '' when none is close."""
     close = difflib.get_close_matches(name, list(candidates), n=1)
@@ -176,6 +189,35 @@ def discrete_latent(span: Span, name: str, dist: str) -> PplError:
         hint="marginalize the discrete variable out, or observe it as data")
 
 
+def support_depends_on_latent(span: Span, callee: str, param: str, latent: str,
+                              side: str, observed: str) -> PplError:
+    from .functions import FUNCTIONS
+    extreme = f"{'max' if side == 'lower' else 'min'}({observed})"
+    bound, where = ((extreme, "") if extreme.split("(")[0] in FUNCTIONS
+                    else ("b", f" with b a data scalar holding {extreme}"))
+    return PplError(f"the support of {callee} moves with its parameter '{param}', which depends "
+                    f"on the latent variable '{latent}': the data bound '{latent}', and the fit "
+                    "cannot see a bound that is not declared", span,
+                    hint=f"declare the bound, 'sample {latent}: real<{side}={bound}> ~ ...'"
+                         f"{where}, and give '{latent}' itself as '{param}'")
+
+
+def parameter_outside_constraint(span: Span, callee: str, param: str, constraint: str,
+                                 latent: str) -> PplError:
+    return PplError(f"parameter '{param}' of {callee} must be {constraint}, but it is outside "
+                    f"that for every value of the latent variable '{latent}'", span,
+                    hint="change the prior or the bounds of the latent, or transform it "
+                         "(exp() is positive, sigmoid() lies in (0, 1))")
+
+
+def parameter_may_leave_constraint(span: Span, callee: str, param: str, constraint: str,
+                                   latent: str) -> PplWarning:
+    return PplWarning(f"parameter '{param}' of {callee} must be {constraint}, but the latent "
+                      f"variable '{latent}' can take it outside; there the log density is -inf",
+                      span, hint=f"declare bounds on '{latent}' or a prior whose support fits, "
+                                 "or transform it (exp() is positive, sigmoid() lies in (0, 1))")
+
+
 def int_latent(span: Span, name: str) -> PplError:
     return PplError(f"latent '{name}' is declared int; latent variables must be real "
                     "(discrete latents are not supported in version 1)", span)
@@ -259,6 +301,18 @@ def diverged(span: Span | None, steps: int) -> PplError:
     return PplError(f"the optimization diverged after {steps} steps: the log density of this "
                     "statement was not finite even after reducing the step size", span,
                     hint="try a smaller --lr, or check the statement's parameters")
+
+
+def bad_draw_parameter(span: Span | None, callee: str, param: str, constraint: str,
+                       found: str) -> PplError:
+    return PplError(f"cannot draw from {callee}: parameter '{param}' must be {constraint}; "
+                    f"found {found} at one of the draws", span,
+                    hint="bound the latent that reaches this parameter, or transform it")
+
+
+def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
+    return PplError(f"cannot draw from {callee} at one of the draws: {reason}", span,
+                    hint="the fit's draws put this statement's parameters out of range")
 
 
 def bad_option(name: str, reason: str) -> PplError:
