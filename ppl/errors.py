@@ -315,6 +315,22 @@ def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
                     hint="the fit's draws put this statement's parameters out of range")
 
 
+def fit_not_at_optimum(name: str, steps: float, sigma: float, lr: float,
+                       final_elbo: float) -> PplWarning:
+    if sigma < lr / 100:
+        cause = (f"its guide sd {sigma:.3g} is far below the step size {lr:.3g}, so the steps "
+                 "jitter over many sds")
+    elif abs(final_elbo) > 1e8:
+        cause = (f"the ELBO is about {final_elbo:.3g}: the data are on a scale far from the "
+                 "priors', and the relative convergence rule stopped far from the optimum")
+    else:
+        cause = "the optimizer stopped before the optimum"
+    return PplWarning(f"this fit may be wrong: a Newton step would move the mean of '{name}' "
+                      f"(unconstrained) by {steps:.3g} guide sds; {cause}",
+                      hint="rescale the data (and the priors with them) to values near 1, or "
+                           "pass a smaller --lr and a larger --window")
+
+
 def bad_option(name: str, reason: str) -> PplError:
     return PplError(f"option {name}: {reason}")
 
