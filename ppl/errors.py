@@ -315,11 +315,11 @@ def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
                     hint="the fit's draws put this statement's parameters out of range")
 
 
-def fit_not_at_optimum(name: str, steps: float, sigma: float, lr: float,
+def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: float,
                        final_elbo: float) -> PplWarning:
-    if sigma < lr / 100:
-        cause = (f"its guide sd {sigma:.3g} is far below the step size {lr:.3g}, so the steps "
-                 "jitter over many sds")
+    if sd < lr / 100:
+        cause = (f"the guide sd of '{smallest}' is {sd:.3g}, far below the step size {lr:.3g}: "
+                 "the data's scale is far from the priors', or the posterior is very narrow")
     elif abs(final_elbo) > 1e8:
         cause = (f"the ELBO is about {final_elbo:.3g}: the data are on a scale far from the "
                  "priors', and the relative convergence rule stopped far from the optimum")

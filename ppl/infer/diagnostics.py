@@ -49,9 +49,9 @@ def check_optimum(compiled, mu: np.ndarray, log_sigma: np.ndarray, lr: float,
     """A PplWarning when the fitted mean is more than ``MAX_SDS`` guide sds (significantly,
     at ``Z`` standard errors) from where the ELBO's gradient vanishes; None when it is not.
 
-    The warning names the worst element and the likely cause: a guide sd far below the step
-    size, or log densities so large that the relative convergence rule stopped early (data
-    on a scale far from the priors').
+    The warning names the worst element and the likely cause: the narrowest guide sd far
+    below the step size, or log densities so large that the relative convergence rule stopped
+    early (both: data on a scale far from the priors').
     """
     if mu.size == 0:
         return None
@@ -66,6 +66,7 @@ def check_optimum(compiled, mu: np.ndarray, log_sigma: np.ndarray, lr: float,
     worst = int(np.argmax(off))
     if not off[worst] > MAX_SDS:
         return None
-    name = compiled.unconstrained_names()[worst]
-    sigma = float(np.exp(log_sigma[worst]))
-    return fit_not_at_optimum(name, float(steps[worst]), sigma, float(lr), float(final_elbo))
+    names = compiled.unconstrained_names()
+    narrowest = int(np.argmin(log_sigma))
+    return fit_not_at_optimum(names[worst], float(steps[worst]), names[narrowest],
+                              float(np.exp(log_sigma[narrowest])), float(lr), float(final_elbo))
