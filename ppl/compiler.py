@@ -60,7 +60,9 @@ class _Counter:
         shape = anp.shape(log_density)[1:]
         factor = self.factors.get(shape)
         if factor is None:
-            factor = self.factors[shape] = self.want / int(np.prod(shape, dtype=np.int64))
+            size = int(np.prod(shape, dtype=np.int64))
+            # an empty value (N = 0) has nothing to count: its sum is 0 whatever the factor
+            factor = self.factors[shape] = self.want / size if size else 1.0
         return total if factor == 1.0 else total * factor
 
 

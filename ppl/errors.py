@@ -165,6 +165,18 @@ def too_few_dimensions(span: Span, what: str, ndim: int, found) -> PplError:
                     span)
 
 
+def int_overflow(span: Span) -> PplError:
+    return PplError("int overflow: the result does not fit in a 64-bit int "
+                    "(-9223372036854775808 to 9223372036854775807)", span,
+                    hint="compute it as real: multiply a factor by 1.0")
+
+
+def int_literal_too_large(span: Span) -> PplError:
+    return PplError("int literal out of range: ints are 64-bit "
+                    "(-9223372036854775808 to 9223372036854775807)", span,
+                    hint="write it as a real, e.g. 1e20")
+
+
 def format_shape(shape) -> str:
     """``[J, 3]`` style, ``scalar`` for ``()``; symbolic dims print by name, unknown as ``?``."""
     if shape is None:

@@ -279,6 +279,8 @@ class _Checker:
 
     def _expr(self, e: syntax.Expr) -> ir.Expr:
         if isinstance(e, syntax.Number):
+            if e.is_int and not -2 ** 63 <= e.value < 2 ** 63:
+                raise errors.int_literal_too_large(e.span)
             return ir.Const(e.value, (), "int" if e.is_int else "real", span=e.span)
         if isinstance(e, syntax.Name):
             entry = self._lookup(e.id, e.span)
