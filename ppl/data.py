@@ -106,16 +106,17 @@ def read_data(data) -> dict[str, Any]:
     if isinstance(data, dict):
         return dict(data)
     if not isinstance(data, (str, Path)):
-        raise TypeError(f"data must be a dict or a path to a .json, .csv or .npz file, "
-                        f"not {type(data).__name__}")
+        raise errors.bad_data_argument(type(data).__name__)
     path = Path(data)
     readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz}
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise errors.bad_data_file(str(data), f"unknown data file type '{path.suffix}'; "
                                               "expected .json, .csv or .npz")
-    if not path.is_file():
+    if not path.exists():
         raise errors.file_error(str(data), "no such file")
+    if not path.is_file():  # a FIFO would block, /dev/zero never end
+        raise errors.file_error(str(data), "not a regular file")
     try:
         return reader(path, str(data))
     except OSError as error:
@@ -126,7 +127,12 @@ def _read_json(path: Path, shown: str) -> dict[str, Any]:
     try:
         # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
         # and are then reported as not finite, with the element, like any other NaN.
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_json_int,
+                         object_pairs_hook=_json_object)
+    except _JsonRefused as refused:
+        raise errors.bad_data_file(shown, str(refused)) from None
+    except RecursionError:
+        raise errors.bad_data_file(shown, "the JSON is nested too deeply") from None
     except json.JSONDecodeError as error:
         raise errors.bad_data_file(shown, f"invalid JSON on line {error.lineno}, column "
                                           f"{error.colno}: {error.msg}") from None
@@ -138,9 +144,34 @@ def _read_json(path: Path, shown: str) -> dict[str, Any]:
     return raw
 
 
+class _JsonRefused(ValueError):
+    """Raised inside json.loads by the hooks below; becomes bad_data_file."""
+
+
+_MAX_INT_DIGITS = 30  # far beyond int64 (19 digits) and float64's exactness alike
+
+
+def _json_int(text: str) -> int:
+    # Python refuses ints of more than 4300 digits with a ValueError of its own; any int
+    # too long to be a number ppl can hold is refused here, with its first digits
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _JsonRefused(f"the int {text[:12]}... has {len(text.lstrip('-'))} digits; "
+                           "data must fit in 64-bit ints or float64")
+    return int(text)
+
+
+def _json_object(pairs: list) -> dict:
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise _JsonRefused(f"the name '{key}' appears twice in one JSON object")
+        found[key] = value
+    return found
+
+
 def _read_csv(path: Path, shown: str) -> dict[str, Any]:
     try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
     except (UnicodeDecodeError, csv.Error) as error:
         raise errors.bad_data_file(shown, f"cannot read as CSV: {error}") from None
     if not rows:
@@ -183,17 +214,38 @@ def _read_npz(path: Path, shown: str) -> dict[str, Any]:
         raise errors.bad_data_file(shown, "not an .npz archive (np.savez writes one)")
     with archive:
         try:
+            for name in archive.files:
+                _check_npy_header(archive.zip, name, shown)
             return {name: archive[name] for name in archive.files}
-        except (ValueError, zipfile.BadZipFile) as error:
+        except (ValueError, EOFError, zipfile.BadZipFile) as error:
             raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
+
+
+def _check_npy_header(archive: zipfile.ZipFile, name: str, shown: str) -> None:
+    """Refuse an array whose header claims more data than its member holds (10^12 elements
+    in 300 bytes would otherwise be allocated before the read fails)."""
+    info = archive.getinfo(name + ".npy")
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(stream)
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if claimed > info.file_size:
+        raise errors.bad_data_file(shown, f"array '{name}' claims shape {list(shape)} "
+                                          f"({claimed:,} bytes) but holds {info.file_size:,}")
 
 
 # ----- converting and checking one declared name --------------------------------------------
 
 def _to_array(decl: ir.Data, raw) -> np.ndarray:
     """``raw`` as an int64 or float64 array; raises on non-numbers, NaN/inf, non-ints."""
+    if isinstance(raw, np.ma.MaskedArray):
+        raise errors.data_not_number(decl.span, decl.name, "a masked array (fill or drop the "
+                                                           "masked values first)")
     _scan(decl, raw, ())
     value = np.asarray(raw)
+    _check_range(decl, value)
     if value.dtype.kind not in "iuf":  # ints beyond int64, say
         raise errors.data_not_number(decl.span, decl.name, f"an array of {value.dtype}")
     if value.dtype.kind == "f":
@@ -208,6 +260,25 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
                 raise errors.data_not_int(decl.span, decl.name,
                                           found + (f" at {where}" if value.ndim else ""))
     return value.astype(np.int64 if decl.dtype == "int" else np.float64)
+
+
+def _check_range(decl: ir.Data, value: np.ndarray) -> None:
+    """Values that int64 or float64 cannot hold: uint64 beyond int64 (which would wrap to
+    negative indices), and longdouble beyond float64 (which would become inf)."""
+    if value.dtype.kind == "u" and decl.dtype == "int":
+        bad = value > np.iinfo(np.int64).max
+    elif value.dtype.kind == "f" and value.dtype.itemsize > 8:
+        bad = np.isfinite(value) & (np.abs(value) > np.finfo(np.float64).max)
+    else:
+        return
+    if bad.any():
+        where, found = _first(decl.name, bad, value)
+        if value.dtype.kind == "f":  # float() would show inf
+            found = np.format_float_scientific(value[np.unravel_index(np.argmax(bad),
+                                                                      bad.shape)], 6)
+        kind = "a 64-bit int" if decl.dtype == "int" else "float64"
+        raise errors.data_not_number(decl.span, decl.name,
+                                     f"{found} at {where}, beyond the range of {kind}")
 
 
 def _scan(decl: ir.Data, raw, index: tuple[int, ...]) -> tuple[int, ...]:

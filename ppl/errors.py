@@ -290,6 +290,11 @@ def index_out_of_range(span: Span, name: str, where: str, found, size) -> PplErr
                     f"of size {size}", span)
 
 
+def bad_data_argument(found: str) -> PplError:
+    return PplError(f"data must be a dict of names and values, or a path to a .json, .csv "
+                    f"or .npz file; found {found}")
+
+
 def bad_data_file(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
