@@ -69,6 +69,11 @@ def unexpected_end(span: Span, expected: Iterable[str]) -> PplError:
     return syntax_error(span, "end of file", expected)
 
 
+def too_deeply_nested(span: Span, limit: int) -> PplError:
+    return PplError(f"expression nested too deeply (more than {limit} levels)", span,
+                    hint="split it into several 'let' statements")
+
+
 def bad_number(span: Span, text: str, reason: str) -> PplError:
     shown = text if len(text) <= 20 else text[:17] + "..."
     return PplError(f"syntax error: bad number '{shown}': {reason}", span)
