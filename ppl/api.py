@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import memory
 from .infer import advi
 from .compiler import compile_model
 from .data import load_data, validate_observed
@@ -69,6 +70,7 @@ class Model:
         """
         values, dims = load_data(self.ir, self._data(data))
         concrete = check(self.program, dims)
+        memory.check_model(concrete)  # before anything of the model's size is allocated
         validate_observed(concrete, values, dims)
         return concrete, values, compile_model(concrete, values)
 
@@ -91,6 +93,8 @@ class Model:
         """
         fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
         concrete, values, compiled = self.prepare(data)
+        memory.check_model(concrete, fit_options.mc_samples)
+        memory.check_draws(fit_options.draws, concrete, "--draws")
         rng = np.random.default_rng(fit_options.seed)
         result = advi.fit(compiled, fit_options, rng, progress=progress)
         data_path = self._data(data)

@@ -353,6 +353,19 @@ def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: fl
                            "pass a smaller --lr and a larger --window")
 
 
+def too_much_memory(span: Span | None, what: str, needed: int, available: int) -> PplError:
+    return PplError(f"{what} needs at least {_bytes(needed)} of memory; this machine has "
+                    f"{_bytes(available)}", span,
+                    hint="use smaller sizes, fewer draws or fewer --mc-samples")
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("TB", 2 ** 40), ("GB", 2 ** 30), ("MB", 2 ** 20)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
 def bad_option(name: str, reason: str) -> PplError:
     return PplError(f"option {name}: {reason}")
 

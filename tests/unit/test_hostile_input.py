@@ -69,3 +69,120 @@ def test_nesting_beyond_the_limit_is_a_located_error(form):
 def test_very_deep_nesting_is_a_located_error_too():
     with pytest.raises(PplError, match="nested too deeply"):
         ppl.compile(_nested("neg", 100_000))
+
+
+# ----- options and memory ---------------------------------------------------------------------
+
+SMALL = "data y: real[3]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+Y = {"y": [1.0, 2.0, 3.0]}
+
+
+@pytest.mark.parametrize("option", ["lr", "init_scale", "tol"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0])
+def test_non_finite_or_negative_options_are_option_errors(option, value):
+    with pytest.raises(PplError, match=f"option {option}: must be a positive finite number"):
+        ppl.compile(SMALL).fit(Y, **{option: value})
+
+
+def test_draws_beyond_memory_are_refused_with_the_figure():
+    with pytest.raises(PplError) as info:
+        ppl.compile(SMALL).fit(Y, draws=10 ** 15)
+    assert info.value.message.startswith("--draws 1000000000000000 needs at least 7.28e+03 TB")
+
+
+def test_mc_samples_beyond_memory_are_refused_with_the_figure():
+    with pytest.raises(PplError, match=r"--mc-samples 100000000000000 \(draws per step\) on "
+                                       r"this model needs at least"):
+        ppl.compile(SMALL).fit(Y, mc_samples=10 ** 14)
+
+
+def test_huge_dimensions_are_refused_before_allocating():
+    with pytest.raises(PplError) as info:
+        ppl.compile("sample z: real[4611686018427387904] ~ Normal(0, 1)\n").fit()
+    assert "needs at least 3.36e+07 TB of memory" in info.value.message
+    assert info.value.span.line == 1
+
+
+def test_memory_estimate_counts_draws_and_intermediates():
+    from ppl import memory
+    from ppl.frontend.check import check
+    model = check(parse("data x: real[10]\nsample z: real[10] ~ Normal(0, 1)\n"
+                        "let w = z * x + 1\n"), {})
+    # per draw: z (10), the let's nodes z*x+1, z*x, z (10 each): 40 values; once: x (10), the
+    # let's 1, Normal's 0 and 1 (1 each): 13 values; 8 bytes each
+    with pytest.raises(PplError):
+        memory.check_model(model, draws_per_step=2, limit=(40 * 2 + 13) * 8 - 1)
+    memory.check_model(model, draws_per_step=2, limit=(40 * 2 + 13) * 8)
+
+
+# ----- sizes, ints and files ------------------------------------------------------------------
+
+def test_zero_size_data_and_latents_fit():
+    text = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+    fit = ppl.compile(text).fit({"N": 0, "y": []}, seed=0)
+    assert abs(fit.draws()["mu"].mean()) < 4 / np.sqrt(1000) + 0.1  # the prior, N(0, 1)
+    fit = ppl.compile("sample z: real[0] ~ Normal(0, 1)\nsample mu ~ Normal(0, 1)\n").fit()
+    assert fit.draws()["z"].shape == (1000, 0)
+
+
+@pytest.mark.parametrize("expr,col", [("3037000500 * 3037000500", 9), ("sum(a)", 9),
+                                      ("a * 3000000000", 9), ("a + a", 9),
+                                      ("cumsum(a)", 9)])
+def test_int_overflow_is_a_located_error(expr, col):
+    text = f"data a: int[2]\nlet s = {expr}\nsample mu ~ Normal(0, 1)\n"
+    with pytest.raises(PplError) as info:
+        ppl.compile(text).prepare({"a": [4611686018427387904, 4611686018427387904]})
+    assert info.value.message.startswith("int overflow")
+    assert (info.value.span.line, info.value.span.col) == (2, col)
+
+
+def test_int_literal_beyond_int64_is_a_located_error():
+    with pytest.raises(PplError) as info:
+        ppl.compile("let x = 9223372036854775808\nsample mu ~ Normal(0, 1)\n")
+    assert info.value.message.startswith("int literal out of range")
+    assert (info.value.span.line, info.value.span.col) == (1, 9)
+
+
+def test_int_power_and_division_are_real_as_the_checker_says():
+    text = ("data m: int\ndata a: int[3]\nlet p = 2 ** 64\nlet z = m + a ** -dot(a, a)\n"
+            "let q = a / 2\nsample mu ~ Normal(0, 1)\nlet out = mu + p + sum(z) + sum(q)\n")
+    model = ppl.compile(text)
+    assert [model.ir.lets[n].value.dtype for n in ("p", "z", "q")] == ["real"] * 3
+    _, _, compiled = model.prepare({"m": 3, "a": [1, 2, 3]})
+    out = compiled.constrained(np.zeros((1, 1)))["out"][0]
+    expected = 2.0 ** 64 + sum(3 + a ** -14.0 for a in (1, 2, 3)) + 3.0
+    assert out == pytest.approx(expected, rel=1e-15)
+
+
+def test_every_function_on_int_data_has_the_checkers_dtype():
+    from ppl import functions
+    from ppl.evaluate import evaluate_data
+    from ppl.frontend.check import check
+    for name, f in functions.FUNCTIONS.items():
+        args = ", ".join(["a"] * f.arity)
+        text = f"data a: int[2, 2]\nlet z = {name}({args})\n"
+        model = check(parse(text), {})
+        let = model.lets["z"]
+        value = evaluate_data(let.value, {"a": np.array([[1, 2], [3, 4]])})
+        assert value.dtype == {"int": np.int64, "real": np.float64}[let.value.dtype], name
+
+
+def test_model_file_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "m.ppl"
+    path.write_bytes(b"\xef\xbb\xbf" + SMALL.encode())
+    assert ppl.load(path).ir.latents["mu"].span.line == 2
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
+def test_model_that_is_not_a_regular_file(tmp_path, kind):
+    path = {"device": Path("/dev/zero"), "fifo": tmp_path / "m.ppl", "folder": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(PplError, match="not a regular file"):
+        ppl.load(path)
+
+
+def test_cli_refuses_dev_zero_with_status_2(capsys):
+    from ppl.cli import main
+    assert main(["check", "/dev/zero"]) == 2
+    assert capsys.readouterr().err == "error: /dev/zero: not a regular file\n"
