@@ -366,6 +366,14 @@ def _bytes(n: int) -> str:
     return f"{n} bytes"
 
 
+def non_finite_summary(names: list[str]) -> PplWarning:
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return PplWarning(f"the summary of {shown} is not finite: its draws overflow (inf) or are "
+                      "undefined (nan); the table shows inf or nan there",
+                      hint="check the lets and priors of these elements: exp() of large "
+                           "values overflows, and a very wide prior can have an infinite sd")
+
+
 def bad_option(name: str, reason: str) -> PplError:
     return PplError(f"option {name}: {reason}")
 

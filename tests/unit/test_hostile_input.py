@@ -186,3 +186,33 @@ def test_cli_refuses_dev_zero_with_status_2(capsys):
     from ppl.cli import main
     assert main(["check", "/dev/zero"]) == 2
     assert capsys.readouterr().err == "error: /dev/zero: not a regular file\n"
+
+
+# ----- non-finite summaries (item 7) ----------------------------------------------------------
+
+def test_a_let_that_overflows_is_named_in_a_warning():
+    from ppl.errors import PplWarning
+    from ppl.posterior import Summary
+    draws = {"x": np.array([[0.0], [1.0], [2.0]]), "big": np.array([1.0, np.inf, 2.0])}
+    with pytest.warns(PplWarning) as record:
+        summary = Summary.from_draws(draws)
+    assert len(record) == 1 and "the summary of big is not finite" in str(record[0].message)
+    assert "inf" in str(summary).splitlines()[-1]
+
+
+def test_a_huge_but_finite_sd_is_computed_not_overflowed():
+    from ppl.posterior import Summary
+    values = np.array([-1.0, 0.0, 1.0, 2.0]) * 1e200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = Summary.from_draws({"w": values}).rows["w"]
+    assert row[0] == pytest.approx(0.5e200) and row[1] == pytest.approx(np.std(values / 1e200,
+                                                                               ddof=1) * 1e200)
+
+
+def test_summary_cells_never_touch():
+    from ppl.posterior import Summary
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = str(Summary.from_draws({"w": np.array([-1.615e200, -3.766e198, 1.756e200])}))
+    assert len(text.splitlines()[1].split()) == 6  # the name and five numbers
