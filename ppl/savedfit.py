@@ -75,12 +75,41 @@ def read_fit_json(folder: Path) -> dict:
     """The saved fit's fit.json as a dict; a clear error if it is missing or unreadable."""
     path = folder / "fit.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise file_error(str(path), "no saved fit here (run 'ppl fit MODEL --out DIR' first)") \
             from None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise file_error(str(path), f"cannot read the saved fit ({error})") from None
+    _check_fit_json(info, path)
+    return info
+
+
+# entry -> (types allowed, what to say); nested guide parameters are checked separately
+_FIT_JSON = {"model_path": (str, "a path"), "model_sha256": (str, "a SHA-256 hex digest"),
+             "data_path": ((str, type(None)), "a path or null"), "options": (dict, "an object"),
+             "converged": (bool, "true or false"), "reason": (str, "a string"),
+             "steps": (int, "an int"), "seconds": ((int, float), "a number"),
+             "final_elbo": ((int, float), "a number"), "guide": (dict, "an object")}
+
+
+def _check_fit_json(info, path: Path) -> None:
+    """Refuse a fit.json that is not what save_fit writes, naming the first bad entry."""
+    if not isinstance(info, dict):
+        raise file_error(str(path), "corrupted saved fit: not a JSON object")
+    for name, (kinds, what) in _FIT_JSON.items():
+        if name not in info:
+            raise file_error(str(path), f"corrupted saved fit: missing entry '{name}'")
+        if not isinstance(info[name], kinds) or (kinds is int and isinstance(info[name], bool)):
+            raise file_error(str(path), f"corrupted saved fit: entry '{name}' must be {what}")
+    parameters = info["guide"].get("parameters")
+    if not isinstance(parameters, dict) or not all(
+            isinstance(p, dict) and all(isinstance(p.get(k), (int, float))
+                                        and not isinstance(p.get(k), bool)
+                                        for k in ("mu", "log_sigma"))
+            for p in parameters.values()):
+        raise file_error(str(path), "corrupted saved fit: entry 'guide' must hold a number mu "
+                                    "and log_sigma per parameter")
 
 
 def read_summary(folder: Path) -> Summary:
@@ -102,12 +131,13 @@ def restore_fit(folder: Path) -> Fit:
     from .api import load
     from .options import FitOptions
     info = read_fit_json(folder)
+    _check_model_hash(info["model_path"], info["model_sha256"])
     try:
         model = load(info["model_path"])
         if model.hash != info["model_sha256"]:
             raise file_error(info["model_path"], "the model changed since this fit was saved; "
                              "fit it again")
-        options = FitOptions(**info["options"])
+        options = _options(info["options"], folder / "fit.json")
         concrete, _, compiled = model.prepare(info["data_path"])
         parameters = info["guide"]["parameters"]
         names = compiled.unconstrained_names()
@@ -123,11 +153,40 @@ def restore_fit(folder: Path) -> Fit:
                                                      ("model_path", "model_sha256", "data_path")})
 
 
+def _check_model_hash(model_path: str, sha256: str) -> None:
+    """Compare the model file's hash before parsing it: a fit.json naming some other file
+    (``/etc/passwd``) must not get a line of it echoed in a syntax error."""
+    import hashlib
+    path = Path(model_path)
+    if not path.is_file():
+        raise file_error(model_path, "the saved fit's model file is missing or not a "
+                                     "regular file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise file_error(model_path, f"cannot read the saved fit's model ({error})") from None
+    if hashlib.sha256(text.encode("utf-8")).hexdigest() != sha256:
+        raise file_error(model_path, "the model changed since this fit was saved (or the "
+                                     "saved fit names another file); fit it again")
+
+
+def _options(options: dict, path: Path):
+    from .errors import PplError
+    from .options import FitOptions
+    try:
+        return FitOptions.from_kwargs(**options)
+    except PplError as error:
+        raise file_error(str(path), f"corrupted saved fit: {error.message}") from None
+
+
 def _read_elbo(folder: Path) -> np.ndarray:
     path = folder / "elbo.csv"
     if not path.exists():
         return np.zeros(0)
-    return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)[:, 1]
+    try:
+        return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)[:, 1]
+    except (OSError, ValueError, IndexError) as error:
+        raise file_error(str(path), f"cannot read the saved ELBO trace ({error})") from None
 
 
 def save_predictive(fit: Fit, folder: Path, n: int | None) -> Path:

@@ -216,3 +216,51 @@ def test_summary_cells_never_touch():
         warnings.simplefilter("ignore")
         text = str(Summary.from_draws({"w": np.array([-1.615e200, -3.766e198, 1.756e200])}))
     assert len(text.splitlines()[1].split()) == 6  # the name and five numbers
+
+
+# ----- corrupted saved fits -------------------------------------------------------------------
+
+def _corruptions(folder: Path):
+    import json
+    info = json.loads((folder / "fit.json").read_text())
+
+    def with_entry(**changes):
+        return json.dumps({**info, **changes})
+    yield "fit.json", "{not json"
+    yield "fit.json", "[1, 2]"
+    yield "fit.json", "[" * 100_000
+    yield "fit.json", with_entry(model_path="/etc/passwd")
+    yield "fit.json", with_entry(model_path=str(folder))
+    yield "fit.json", with_entry(model_path=None)
+    yield "fit.json", with_entry(converged="yes")
+    yield "fit.json", with_entry(steps="many")
+    yield "fit.json", with_entry(final_elbo=None)
+    yield "fit.json", with_entry(options={"iter": -3})
+    yield "fit.json", with_entry(options={"bogus": 1})
+    yield "fit.json", with_entry(guide={"parameters": {"mu": {"mu": "a", "log_sigma": 0}}})
+    yield "fit.json", with_entry(guide={"parameters": {}})
+    yield "elbo.csv", "step,elbo\n1,abc\n"
+    yield "summary.csv", "name,mean\nmu,xyz\n"
+
+
+def test_corrupted_saved_fits_are_one_clear_error(tmp_path, capsys):
+    from ppl.cli import main
+    model = tmp_path / "m.ppl"
+    model.write_text(SMALL)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    good = tmp_path / "good"
+    assert main(["fit", str(model), "--out", str(good), "--quiet", "--iter", "200"]) == 0
+    capsys.readouterr()
+    for i, (name, content) in enumerate(_corruptions(good)):
+        folder = tmp_path / f"bad{i}"
+        folder.mkdir()
+        for f in good.iterdir():
+            (folder / f.name).write_bytes(f.read_bytes())
+        (folder / name).write_text(content)
+        for command in ("summary", "predict"):
+            status = main([command, str(folder)])
+            err = capsys.readouterr().err
+            if status == 0:  # a corruption the command does not read
+                continue
+            assert status == 2 and "internal error" not in err, (name, content[:80], err)
+            assert "root:" not in err  # never a line of a file that is not a model
