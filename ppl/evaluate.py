@@ -84,17 +84,17 @@ def _node(expr: ir.Expr, data_env) -> tuple[Fn, "np.ndarray | None"]:
     return (lambda env: value), value
 
 
-_INT_LIMIT = 2.0 ** 63
+_INT64 = (-2 ** 63, 2 ** 63 - 1)
 
 
 def _int_result(expr: ir.Expr, op, *operands) -> Fn:
     """The closure of an int operation on data: computed once, here, and refused with a
     located error when int64 wrapped (ints never depend on latents, so every int operation
-    comes here). The same operation in floats, exact to 1 part in 2^53, shows a wrap."""
+    comes here). The same operation on Python ints (object arrays) is exact: it shows a wrap."""
     with np.errstate(all="ignore"):
         value = op(*operands)
-        exact = op(*(np.asarray(x, dtype=np.float64) for x in operands))
-    if np.any(~np.isfinite(exact) | (np.abs(exact) >= _INT_LIMIT)):
+    exact = np.asarray(op(*(np.asarray(x).astype(object) for x in operands)), dtype=object)
+    if any(not _INT64[0] <= int(v) <= _INT64[1] for v in exact.ravel()):
         raise errors.int_overflow(expr.span)
     return lambda env: value
 
