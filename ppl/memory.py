@@ -61,11 +61,12 @@ def check_model(model: ir.Model, draws_per_step: int = 1, limit: int | None = No
 
 def check_draws(n_draws: int, model: ir.Model, option: str,
                 limit: int | None = None) -> None:
-    """Refuse ``n_draws`` posterior draws of every reported value when they exceed ``limit``."""
+    """Refuse ``n_draws`` draws of every reported value and observed expression (posterior
+    and predictive draws) when they exceed ``limit``."""
     limit = available() if limit is None else limit
     per_draw = sum(_size(s.shape) for s in model.statements if isinstance(s, ir.Latent))
     per_draw += sum(_size(s.value.shape) for s in model.statements
-                    if isinstance(s, ir.Let) and s.reported)
+                    if isinstance(s, ir.Let) and s.reported or isinstance(s, ir.Observe))
     needed = n_draws * max(per_draw, 1) * _BYTES
     if needed > limit:
         raise errors.too_much_memory(None, f"{option} {n_draws}", needed, limit)

@@ -191,6 +191,8 @@ def _read_elbo(folder: Path) -> np.ndarray:
 
 def save_predictive(fit: Fit, folder: Path, n: int | None) -> Path:
     """Write posterior predictive draws of every observed expression to predictive.csv."""
+    from . import memory
+    memory.check_draws(fit.options.draws if n is None else n, fit.model, "--draws")
     names, table = _flatten(fit.predictive(n))
     write_files(folder, {"predictive.csv": csv_text(names, table)})
     return folder / "predictive.csv"

@@ -251,6 +251,8 @@ def test_corrupted_saved_fits_are_one_clear_error(tmp_path, capsys):
     good = tmp_path / "good"
     assert main(["fit", str(model), "--out", str(good), "--quiet", "--iter", "200"]) == 0
     capsys.readouterr()
+    assert main(["predict", str(good), "--draws", str(10 ** 15)]) == 2
+    assert capsys.readouterr().err.startswith("error: --draws 1000000000000000 needs at least")
     for i, (name, content) in enumerate(_corruptions(good)):
         folder = tmp_path / f"bad{i}"
         folder.mkdir()
