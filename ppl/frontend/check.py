@@ -12,7 +12,7 @@ import numpy as np
 from .. import constraints as c
 from .. import distributions, errors, functions, ir
 from ..source import Source, Span
-from . import ranges, shapes, supports, syntax
+from . import depth, ranges, shapes, supports, syntax
 from .shapes import Shape, ShapeError
 
 KEYWORDS = frozenset({"data", "sample", "observe", "let", "int", "real", "lower", "upper"})
@@ -47,6 +47,7 @@ def check(program: syntax.Program, dims: dict[str, int] | None = None) -> ir.Mod
     ------
     PplError : the first semantic error, located at the offending span.
     """
+    depth.check_depth(program)  # before any recursion over expressions
     return _Checker(program, dims).run()
 
 

@@ -1,27 +1,34 @@
 """The nesting limit: an expression nested deeper than ``MAX_DEPTH`` is a located error.
 
-Every later stage (checker, compiler, evaluator, printer) walks expressions recursively, and
-Python's stack holds about a thousand frames; this check, made once on the parse tree without
-recursion, keeps them all far from that limit. Real models nest a dozen levels or so.
+The checker, compiler, evaluator and printer walk expressions recursively, and Python's stack
+holds about a thousand frames; this check, made once on the AST without recursion before the
+checker runs, keeps them all far from that limit. Real models nest a dozen levels or so;
+parentheses do not count (the AST has none).
 """
 from __future__ import annotations
 
-from lark import Tree
+import dataclasses
 
 from .. import errors
-from ..source import Source, Span
+from . import syntax
 
 MAX_DEPTH = 200
 
 
-def check_depth(tree: Tree, source: Source) -> None:
-    """Raise ``too_deeply_nested`` at the first subtree deeper than ``MAX_DEPTH`` levels."""
-    stack = [(tree, 0)]
+def _children(node):
+    for field in dataclasses.fields(node):
+        value = getattr(node, field.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if dataclasses.is_dataclass(item) and hasattr(item, "span"):
+                yield item
+
+
+def check_depth(program: syntax.Program) -> None:
+    """Raise ``too_deeply_nested`` at the first expression deeper than ``MAX_DEPTH`` levels
+    (a statement is level 0)."""
+    stack = [(statement, 0) for statement in program.statements]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            meta = node.meta
-            span = (Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
-                    if not meta.empty else source.end_span())
-            raise errors.too_deeply_nested(span, MAX_DEPTH)
-        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+            raise errors.too_deeply_nested(node.span, MAX_DEPTH)
+        stack.extend((child, depth + 1) for child in _children(node))

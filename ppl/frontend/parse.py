@@ -14,7 +14,6 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from .. import errors
 from ..source import Source, Span
 from . import syntax
-from .depth import check_depth
 from .to_ast import to_ast
 
 _OPEN = frozenset({"LPAR", "LSQB"})
@@ -87,7 +86,6 @@ def parse(text: str, path: str = "<string>") -> syntax.Program:
     except UnexpectedInput as e:  # lark's UnexpectedEOF; LALR reports end of input as $END
         raise errors.unexpected_end(source.end_span(), _describe_expected(
             getattr(e, "expected", ()))) from None
-    check_depth(tree, source)
     try:
         return to_ast(tree, source)
     except VisitError as e:

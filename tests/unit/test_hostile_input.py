@@ -15,6 +15,7 @@ import ppl
 from ppl.errors import PplError
 from ppl.frontend.depth import MAX_DEPTH
 from ppl.frontend.printer import to_source
+from ppl.frontend.check import check
 from ppl.frontend.parse import parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,6 @@ NESTINGS = {
     "exp": lambda n: "sigmoid(" * n + "mu" + ")" * n,
     "neg": lambda n: "-" * n + "mu",
     "power": lambda n: " ** ".join(["mu"] * n),
-    "paren": lambda n: "(" * n + "mu" + ")" * n,
 }
 
 
@@ -38,7 +38,7 @@ def _deepest_accepted(form: str) -> int:
     while lo < hi:
         mid = (lo + hi + 1) // 2
         try:
-            parse(_nested(form, mid))
+            check(parse(_nested(form, mid)))
             lo = mid
         except PplError:
             hi = mid - 1
@@ -68,7 +68,11 @@ def test_nesting_beyond_the_limit_is_a_located_error(form):
 
 def test_very_deep_nesting_is_a_located_error_too():
     with pytest.raises(PplError, match="nested too deeply"):
-        ppl.compile(_nested("neg", 100_000))
+        ppl.compile(_nested("neg", 20_000))
+
+
+def test_parentheses_do_not_count_as_nesting():
+    ppl.compile("sample mu ~ Normal(0, 1)\nlet z = " + "(" * 5000 + "mu" + ")" * 5000 + "\n")
 
 
 # ----- options and memory ---------------------------------------------------------------------
