@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import memory
 from .infer import advi
 from .compiler import compile_model
 from .data import load_data, validate_observed
@@ -72,6 +73,7 @@ class Model:
         """
         values, dims = load_data(self.ir, self._data(data))
         concrete = check(self.program, dims)
+        memory.check_model(concrete)  # before anything of the model's size is allocated
         validate_observed(concrete, values, dims)
         return concrete, values, compile_model(concrete, values)
 
@@ -97,6 +99,8 @@ class Model:
         if not any(isinstance(s, (ir.Latent, ir.Observe)) for s in self.ir.statements):
             raise empty_model(self.ir.source.end_span())
         concrete, values, compiled = self.prepare(data)
+        memory.check_model(concrete, fit_options.mc_samples)
+        memory.check_draws(fit_options.draws, concrete, "--draws")
         rng = np.random.default_rng(fit_options.seed)
         result = advi.fit(compiled, fit_options, rng, progress=progress)
         data_path = self._data(data)
@@ -120,8 +124,11 @@ def load(path: str | Path) -> Model:
     ------
     PplError if the file cannot be read or the model is not valid.
     """
+    if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
+        raise file_error(str(path), "not a regular file")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark, as some editors write, is not part of the model
+        text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise file_error(str(path), "no such model file") from None
     except (OSError, UnicodeDecodeError) as error:

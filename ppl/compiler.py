@@ -12,10 +12,13 @@ from typing import Any, get_args
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 
 from . import ir
 from .bijectors import Identity, biject_to
+from .constraints import Real, real
 from .data import source_text
+from .errors import bad_draw_parameter, draw_failed
 from .evaluate import compile_expr, data_lets, evaluate_data, lift
 
 _EXPR_TYPES = get_args(ir.Expr)
@@ -57,7 +60,9 @@ class _Counter:
         shape = anp.shape(log_density)[1:]
         factor = self.factors.get(shape)
         if factor is None:
-            factor = self.factors[shape] = self.want / int(np.prod(shape, dtype=np.int64))
+            size = int(np.prod(shape, dtype=np.int64))
+            # an empty value (N = 0) has nothing to count: its sum is 0 whatever the factor
+            factor = self.factors[shape] = self.want / size if size else 1.0
         return total if factor == 1.0 else total * factor
 
 
@@ -72,6 +77,25 @@ def _param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
         fn = compile_expr(expr, data_env)
         fns[name] = fn if k == 0 else (lambda env, fn=fn, k=k: lift(fn(env), k))
     return fns
+
+
+def _guarded(dist: ir.Dist) -> tuple:
+    """(name, constraint) of the parameters that depend on latents and are constrained."""
+    return tuple((name, dist.cls.constraints[name]) for name, expr in dist.params
+                 if expr.deps and not isinstance(dist.cls.constraints.get(name, real), Real))
+
+
+def _outside(guarded: tuple, params: dict, total):
+    """``total`` [S] with -inf at the draws where a parameter leaves its constraint: a density
+    formula evaluated outside its domain gives a finite number, not a density (issue 9)."""
+    if not guarded:
+        return total
+    bad = np.zeros(1, dtype=bool)
+    for name, constraint in guarded:
+        value = np.asarray(getval(params[name]))
+        ok = np.asarray(constraint.check(value)) & ~np.isnan(value)
+        bad = bad | ~np.all(np.reshape(ok, (ok.shape[0], -1)), axis=1)
+    return anp.where(bad, -np.inf, total) if bad.any() else total
 
 
 def _bounds(support, rank: int, data_env):
@@ -112,6 +136,7 @@ class _LatentStep:
         self.name = latent.name
         self.cls = latent.dist.cls
         self.params = _param_fns(latent.dist, len(latent.shape), data_env)
+        self.guarded = _guarded(latent.dist)
         self.support, self.bounds = _bounds(latent.support, len(latent.shape), data_env)
         self.bijector = None if self.bounds else biject_to(self.support)
         free_shape = tuple(biject_to(self.support).free_shape(tuple(latent.shape)))
@@ -139,7 +164,7 @@ class _LatentStep:
         env[self.name] = x
         # Truncated priors keep the untruncated density: the normalizing constant is dropped,
         # as in Stan (LANGUAGE.md, Types).
-        log_prior = self.count(self.cls.log_density(x, **params))
+        log_prior = _outside(self.guarded, params, self.count(self.cls.log_density(x, **params)))
         if isinstance(bijector, Identity):
             return log_prior          # log|det J| = 0: no need to trace a sum of zeros
         return log_prior + bijector.log_det_jacobian(u)
@@ -163,6 +188,7 @@ class _ObserveStep:
         self.cls = observe.dist.cls
         self.value = np.asarray(evaluate_data(observe.value, data_env))[None]
         self.params = _param_fns(observe.dist, len(observe.value.shape), data_env)
+        self.guarded = _guarded(observe.dist)
         self.count = _Counter(tuple(observe.value.shape[:len(observe.value.shape)
                                                         - self.cls.event_dim]))
         self.constant = None
@@ -172,7 +198,8 @@ class _ObserveStep:
 
     def _log_density(self, env):
         params = {name: fn(env) for name, fn in self.params.items()}
-        return self.count(self.cls.log_density(self.value, **params))
+        return _outside(self.guarded, params,
+                        self.count(self.cls.log_density(self.value, **params)))
 
     def term(self, zeta, env):
         if self.constant is not None:
@@ -193,7 +220,7 @@ class _ObserveStep:
     def draw(self, env, rng, n):
         """One draw of the observed value per draw in env: [n, *shape] (numpy)."""
         params = {name: np.asarray(fn(env)) for name, fn in self.params.items()}
-        return np.asarray(self.cls.sample(rng, (n,) + self.value.shape[1:], **params))
+        return _sample(self.statement, rng, (n,) + self.value.shape[1:], params)
 
 
 class Compiled:
@@ -346,7 +373,7 @@ def _full(value, n: int, statement) -> np.ndarray:
 def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
     params = {name: np.asarray(fn(env)) for name, fn in step.params.items()}
     size = (n,) + step.slot.shape
-    x = np.asarray(step.cls.sample(rng, size, **params), dtype=float)
+    x = np.asarray(_sample(step.statement, rng, size, params), dtype=float)
     if not step.statement.truncated:
         return x
     support = dataclasses.replace(step.support, **{k: np.asarray(fn(env))
@@ -363,6 +390,24 @@ def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
         x = x.copy()
         x[outside] = redraw
     return np.clip(x, getattr(support, "lower", -np.inf), getattr(support, "upper", np.inf))
+
+
+def _sample(statement, rng, size: tuple, params: dict) -> np.ndarray:
+    """The statement's distribution sampled in numpy; parameters outside their constraints,
+    and numpy's refusals (a Poisson rate too large), are errors located at the statement."""
+    cls = statement.dist.cls
+    for name, value in params.items():
+        constraint = cls.constraints.get(name, real)
+        inside = True if isinstance(constraint, Real) else constraint.check(value)
+        ok = np.asarray(inside) & ~np.isnan(value)
+        if not ok.all():
+            found = np.asarray(np.broadcast_to(value, ok.shape))[~ok].flat[0]
+            raise bad_draw_parameter(statement.span, cls.name, name, constraint.describe(),
+                                     f"{found:g}")
+    try:
+        return np.asarray(cls.sample(rng, size, **params))
+    except ValueError as error:  # numpy's samplers refuse e.g. lam > 9.2e18 with ValueError
+        raise draw_failed(statement.span, cls.name, str(error)) from None
 
 
 def compile_model(model: ir.Model, values: dict[str, np.ndarray]) -> Compiled:

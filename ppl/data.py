@@ -1,4 +1,4 @@
-"""Load and validate a model's data: JSON, CSV, .npz (never pickle), a dict or a DataFrame.
+"""Load and validate a model's data: JSON, CSV, .npz (read by ``datafiles.py``) or a dict.
 
 ``load_data`` reads and checks the data against the symbolically checked model (names, numbers,
 int-ness, finiteness, shapes, declared bounds) and finds the dims; ``validate_observed`` checks,
@@ -7,18 +7,15 @@ of every observed value. Expressions are evaluated by ``evaluate.py``.
 """
 from __future__ import annotations
 
-import csv
-import json
-import sys
 import warnings
-import zipfile
 from dataclasses import fields, is_dataclass, replace
-from pathlib import Path
-from typing import Any, get_args
+from typing import get_args
 
 import numpy as np
 
 from . import errors, ir
+from .datafiles import describe as _describe
+from .datafiles import read_data
 from .evaluate import evaluate_data
 
 _INT64_LIMIT = 2.0 ** 63
@@ -98,111 +95,16 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
             _check_support(statement, env)
 
 
-# ----- reading ------------------------------------------------------------------------------
-
-def read_data(data) -> dict[str, Any]:
-    """The raw name -> value mapping of a dict, a pandas DataFrame (columns by name), a path
-    to a data file, or None. pandas Series and DataFrames inside a dict become arrays."""
-    if data is None:
-        return {}
-    pandas = sys.modules.get("pandas")  # a DataFrame can only come from an imported pandas
-    if pandas is not None and isinstance(data, pandas.DataFrame):
-        return {str(column): data[column].to_numpy() for column in data.columns}
-    if isinstance(data, dict):
-        if pandas is None:
-            return dict(data)
-        # a Series is one data variable, a DataFrame a matrix (rows, columns in order)
-        return {name: value.to_numpy() if isinstance(value, (pandas.Series, pandas.DataFrame))
-                else value for name, value in data.items()}
-    if not isinstance(data, (str, Path)):
-        raise TypeError(f"data must be a dict, a pandas DataFrame or a path to a .json, .csv "
-                        f"or .npz file, not {type(data).__name__}")
-    path = Path(data)
-    readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz}
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise errors.bad_data_file(str(data), f"unknown data file type '{path.suffix}'; "
-                                              "expected .json, .csv or .npz")
-    if not path.is_file():
-        raise errors.file_error(str(data), "no such file")
-    try:
-        return reader(path, str(data))
-    except OSError as error:
-        raise errors.file_error(str(data), error.strerror or str(error)) from None
-
-
-def _read_json(path: Path, shown: str) -> dict[str, Any]:
-    try:
-        # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
-        # and are then reported as not finite, with the element, like any other NaN.
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise errors.bad_data_file(shown, f"invalid JSON on line {error.lineno}, column "
-                                          f"{error.colno}: {error.msg}") from None
-    except UnicodeDecodeError:
-        raise errors.bad_data_file(shown, "the file is not UTF-8 text") from None
-    if not isinstance(raw, dict):
-        raise errors.bad_data_file(shown, "a JSON data file must hold one object of "
-                                          f"names and values; found {_describe(raw)}")
-    return raw
-
-
-def _read_csv(path: Path, shown: str) -> dict[str, Any]:
-    try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise errors.bad_data_file(shown, f"cannot read as CSV: {error}") from None
-    if not rows:
-        raise errors.bad_data_file(shown, "the file is empty; expected a header row of names")
-    header = [name.strip() for name in rows[0]]
-    for name in header:
-        if not name or header.count(name) > 1:
-            reason = "a blank column name" if not name else f"column '{name}' appears twice"
-            raise errors.bad_data_file(shown, f"line 1: {reason}")
-    columns: dict[str, list] = {name: [] for name in header}
-    for line, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise errors.bad_data_file(shown, f"line {line}: expected {len(header)} cells, "
-                                              f"found {len(row)}")
-        for name, cell in zip(header, row):
-            if not cell.strip():
-                raise errors.bad_data_file(shown, f"line {line}: blank cell in column '{name}'")
-            columns[name].append(_csv_number(cell.strip()))
-    return columns
-
-
-def _csv_number(cell: str):
-    """An int or float, or the text itself (reported later as not a number, with its name)."""
-    for kind in (int, float):
-        try:
-            return kind(cell)
-        except ValueError:
-            pass
-    return cell
-
-
-def _read_npz(path: Path, shown: str) -> dict[str, Any]:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise errors.bad_data_file(shown, "not an .npz archive (np.savez writes one)")
-    with archive:
-        try:
-            return {name: archive[name] for name in archive.files}
-        except (ValueError, zipfile.BadZipFile) as error:
-            raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
-
-
 # ----- converting and checking one declared name --------------------------------------------
 
 def _to_array(decl: ir.Data, raw) -> np.ndarray:
     """``raw`` as an int64 or float64 array; raises on non-numbers, NaN/inf, non-ints."""
+    if isinstance(raw, np.ma.MaskedArray):
+        raise errors.data_not_number(decl.span, decl.name, "a masked array (fill or drop the "
+                                                           "masked values first)")
     _scan(decl, raw, ())
     value = np.asarray(raw)
+    _check_range(decl, value)
     if value.dtype.kind not in "iuf":  # ints beyond int64, say
         raise errors.data_not_number(decl.span, decl.name, f"an array of {value.dtype}")
     if value.dtype.kind == "f":
@@ -217,6 +119,25 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
                 raise errors.data_not_int(decl.span, decl.name,
                                           found + (f" at {where}" if value.ndim else ""))
     return value.astype(np.int64 if decl.dtype == "int" else np.float64)
+
+
+def _check_range(decl: ir.Data, value: np.ndarray) -> None:
+    """Values that int64 or float64 cannot hold: uint64 beyond int64 (which would wrap to
+    negative indices), and longdouble beyond float64 (which would become inf)."""
+    if value.dtype.kind == "u" and decl.dtype == "int":
+        bad = value > np.iinfo(np.int64).max
+    elif value.dtype.kind == "f" and value.dtype.itemsize > 8:
+        bad = np.isfinite(value) & (np.abs(value) > np.finfo(np.float64).max)
+    else:
+        return
+    if bad.any():
+        where, found = _first(decl.name, bad, value)
+        if value.dtype.kind == "f":  # float() would show inf
+            found = np.format_float_scientific(value[np.unravel_index(np.argmax(bad),
+                                                                      bad.shape)], 6)
+        kind = "a 64-bit int" if decl.dtype == "int" else "float64"
+        raise errors.data_not_number(decl.span, decl.name,
+                                     f"{found} at {where}, beyond the range of {kind}")
 
 
 def _scan(decl: ir.Data, raw, index: tuple[int, ...]) -> tuple[int, ...]:
@@ -440,17 +361,3 @@ def _number(x) -> str:
     text = repr(float(x))
     # an integral float prints as written in a data file: -2, not -2.0
     return text[:-2] if text.endswith(".0") else text
-
-
-def _describe(raw) -> str:
-    if isinstance(raw, (bool, np.bool_)):
-        return f"the boolean {str(bool(raw)).lower()}"
-    if raw is None:
-        return "null"
-    if isinstance(raw, str):
-        return f"the string {raw!r}"
-    if isinstance(raw, dict):
-        return "an object"
-    if isinstance(raw, (list, tuple)):
-        return "a list"
-    return f"a {type(raw).__name__}"

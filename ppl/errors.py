@@ -33,6 +33,19 @@ class PplError(Exception):
         return text
 
 
+class PplWarning(UserWarning):
+    """A located warning about a model: rendered like PplError, without the 'error:' word."""
+
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.span, self.hint = message, span, hint
+
+    def __str__(self) -> str:
+        text = self.message if self.span is None else (
+            f"{self.span.location}: {self.message}\n{self.span.excerpt()}")
+        return text + (f"\nhint: {self.hint}" if self.hint else "")
+
+
 def suggest(name: str, candidates: Iterable[str]) -> str:
     """``; did you mean 'x'?`` for the closest candidate, or '' when none is close."""
     close = difflib.get_close_matches(name, list(candidates), n=1)
@@ -54,6 +67,11 @@ def unexpected_character(span: Span, char: str) -> PplError:
 
 def unexpected_end(span: Span, expected: Iterable[str]) -> PplError:
     return syntax_error(span, "end of file", expected)
+
+
+def too_deeply_nested(span: Span, limit: int) -> PplError:
+    return PplError(f"expression nested too deeply (more than {limit} levels)", span,
+                    hint="split it into several 'let' statements")
 
 
 def bad_number(span: Span, text: str, reason: str) -> PplError:
@@ -162,6 +180,18 @@ def too_few_dimensions(span: Span, what: str, ndim: int, found) -> PplError:
                     span)
 
 
+def int_overflow(span: Span) -> PplError:
+    return PplError("int overflow: the result does not fit in a 64-bit int "
+                    "(-9223372036854775808 to 9223372036854775807)", span,
+                    hint="compute it as real: multiply a factor by 1.0")
+
+
+def int_literal_too_large(span: Span) -> PplError:
+    return PplError("int literal out of range: ints are 64-bit "
+                    "(-9223372036854775808 to 9223372036854775807)", span,
+                    hint="write it as a real, e.g. 1e20")
+
+
 def format_shape(shape) -> str:
     """``[J, 3]`` style, ``scalar`` for ``()``; symbolic dims print by name, unknown as ``?``."""
     if shape is None:
@@ -184,6 +214,35 @@ def discrete_latent(span: Span, name: str, dist: str) -> PplError:
         f"'{name}' would be a discrete latent variable ({dist} has a discrete support); "
         "version 1 supports continuous latents only", span,
         hint="marginalize the discrete variable out, or observe it as data")
+
+
+def support_depends_on_latent(span: Span, callee: str, param: str, latent: str,
+                              side: str, observed: str) -> PplError:
+    from .functions import FUNCTIONS
+    extreme = f"{'max' if side == 'lower' else 'min'}({observed})"
+    bound, where = ((extreme, "") if extreme.split("(")[0] in FUNCTIONS
+                    else ("b", f" with b a data scalar holding {extreme}"))
+    return PplError(f"the support of {callee} moves with its parameter '{param}', which depends "
+                    f"on the latent variable '{latent}': the data bound '{latent}', and the fit "
+                    "cannot see a bound that is not declared", span,
+                    hint=f"declare the bound, 'sample {latent}: real<{side}={bound}> ~ ...'"
+                         f"{where}, and give '{latent}' itself as '{param}'")
+
+
+def parameter_outside_constraint(span: Span, callee: str, param: str, constraint: str,
+                                 latent: str) -> PplError:
+    return PplError(f"parameter '{param}' of {callee} must be {constraint}, but it is outside "
+                    f"that for every value of the latent variable '{latent}'", span,
+                    hint="change the prior or the bounds of the latent, or transform it "
+                         "(exp() is positive, sigmoid() lies in (0, 1))")
+
+
+def parameter_may_leave_constraint(span: Span, callee: str, param: str, constraint: str,
+                                   latent: str) -> PplWarning:
+    return PplWarning(f"parameter '{param}' of {callee} must be {constraint}, but the latent "
+                      f"variable '{latent}' can take it outside; there the log density is -inf",
+                      span, hint=f"declare bounds on '{latent}' or a prior whose support fits, "
+                                 "or transform it (exp() is positive, sigmoid() lies in (0, 1))")
 
 
 def int_latent(span: Span, name: str) -> PplError:
@@ -256,6 +315,11 @@ def constant_index_out_of_range(span: Span, index: int, size: int) -> PplError:
                     f"{_valid_indices(size)}", span)
 
 
+def bad_data_argument(found: str) -> PplError:
+    return PplError(f"data must be a dict of names and values, or a path to a .json, .csv "
+                    f"or .npz file; found {found}")
+
+
 def bad_data_file(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
@@ -279,6 +343,55 @@ def diverged(span: Span | None, steps: int) -> PplError:
     return PplError(f"the optimization diverged after {steps} steps: the log density of this "
                     "statement was not finite even after reducing the step size", span,
                     hint="try a smaller --lr, or check the statement's parameters")
+
+
+def bad_draw_parameter(span: Span | None, callee: str, param: str, constraint: str,
+                       found: str) -> PplError:
+    return PplError(f"cannot draw from {callee}: parameter '{param}' must be {constraint}; "
+                    f"found {found} at one of the draws", span,
+                    hint="bound the latent that reaches this parameter, or transform it")
+
+
+def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
+    return PplError(f"cannot draw from {callee} at one of the draws: {reason}", span,
+                    hint="the fit's draws put this statement's parameters out of range")
+
+
+def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: float,
+                       final_elbo: float) -> PplWarning:
+    if sd < lr / 100:
+        cause = (f"the guide sd of '{smallest}' is {sd:.3g}, far below the step size {lr:.3g}: "
+                 "the data's scale is far from the priors', or the posterior is very narrow")
+    elif abs(final_elbo) > 1e8:
+        cause = (f"the ELBO is about {final_elbo:.3g}: the data are on a scale far from the "
+                 "priors', and the relative convergence rule stopped far from the optimum")
+    else:
+        cause = "the optimizer stopped before the optimum"
+    return PplWarning(f"this fit may be wrong: a Newton step would move the mean of '{name}' "
+                      f"(unconstrained) by {steps:.3g} guide sds; {cause}",
+                      hint="rescale the data (and the priors with them) to values near 1, or "
+                           "pass a smaller --lr and a larger --window")
+
+
+def too_much_memory(span: Span | None, what: str, needed: int, available: int) -> PplError:
+    return PplError(f"{what} needs at least {_bytes(needed)} of memory; this machine has "
+                    f"{_bytes(available)}", span,
+                    hint="use smaller sizes, fewer draws or fewer --mc-samples")
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("TB", 2 ** 40), ("GB", 2 ** 30), ("MB", 2 ** 20)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def non_finite_summary(names: list[str]) -> PplWarning:
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return PplWarning(f"the summary of {shown} is not finite: its draws overflow (inf) or are "
+                      "undefined (nan); the table shows inf or nan there",
+                      hint="check the lets and priors of these elements: exp() of large "
+                           "values overflows, and a very wide prior can have an infinite sd")
 
 
 def bad_option(name: str, reason: str) -> PplError:

@@ -14,7 +14,7 @@ from typing import Any
 import autograd.numpy as anp
 import numpy as np
 
-from . import ir
+from . import errors, ir
 
 Fn = Callable[[Mapping[str, Any]], Any]
 _DTYPES = {"int": np.int64, "real": np.float64}
@@ -75,12 +75,28 @@ def data_lets(model: ir.Model, data_env: Mapping[str, np.ndarray]) -> dict[str, 
 # result, so that parents can prepare constants (lifted, transposed) at build time.
 
 def _node(expr: ir.Expr, data_env) -> tuple[Fn, "np.ndarray | None"]:
-    """(closure, constant): the constant is the value [1, *shape] when ``expr`` is data-only."""
+    """(closure, constant): the constant is the value [1, *shape] when ``expr`` is data-only,
+    in the checker's dtype (``dot`` of ints is real at run time too, as the checker says)."""
     fn = _BUILDERS[type(expr)](expr, data_env)
     if expr.deps:
         return fn, None
-    value = fn({})
+    value = np.asarray(fn({}), dtype=_DTYPES[expr.dtype])
     return (lambda env: value), value
+
+
+_INT64 = (-2 ** 63, 2 ** 63 - 1)
+
+
+def _int_result(expr: ir.Expr, op, *operands) -> Fn:
+    """The closure of an int operation on data: computed once, here, and refused with a
+    located error when int64 wrapped (ints never depend on latents, so every int operation
+    comes here). The same operation on Python ints (object arrays) is exact: it shows a wrap."""
+    with np.errstate(all="ignore"):
+        value = op(*operands)
+    exact = np.asarray(op(*(np.asarray(x).astype(object) for x in operands)), dtype=object)
+    if any(not _INT64[0] <= int(v) <= _INT64[1] for v in exact.ravel()):
+        raise errors.int_overflow(expr.span)
+    return lambda env: value
 
 
 def _const(expr: ir.Const, data_env) -> Fn:
@@ -95,7 +111,9 @@ def _ref(expr: ir.Ref, data_env) -> Fn:
 
 
 def _neg(expr: ir.Neg, data_env) -> Fn:
-    operand, _ = _node(expr.operand, data_env)
+    operand, constant = _node(expr.operand, data_env)
+    if expr.dtype == "int":
+        return _int_result(expr, np.negative, constant)
     return lambda env: anp.negative(operand(env))
 
 
@@ -106,18 +124,19 @@ def _binop(expr: ir.BinOp, data_env) -> Fn:
     rank = max(rank_l, rank_r)
     left = _lifted(*_node(expr.left, data_env), rank - rank_l)
     right = _lifted(*_node(expr.right, data_env), rank - rank_r)
-    if expr.op == "**" and expr.left.dtype == "int" and expr.right.dtype == "int":
-        op = _int_power  # ints never depend on latents: plain numpy is safe here
-    else:
-        op = _ELEMENTWISE[expr.op]
+    op = _ELEMENTWISE[expr.op]
+    if expr.dtype == "int":       # + - * of int data
+        return _int_result(expr, op, left({}), right({}))
+    if expr.op in ("**", "/"):
+        # the checker types int ** int and int / int as real: compute them so (numpy would
+        # refuse an int to a negative int power, and wrap 2 ** 64 to 0)
+        return lambda env: op(_real(left(env)), right(env))
     return lambda env: op(left(env), right(env))
 
 
-def _int_power(base, exponent):
-    # numpy refuses int ** negative int; fall back to floats as Python's 2 ** -1 does
-    if np.any(exponent < 0):
-        return np.power(base.astype(np.float64), exponent)
-    return np.power(base, exponent)
+def _real(x):
+    """Ints as float64 (data only: latents are floats already and pass through)."""
+    return x.astype(np.float64) if isinstance(x, np.ndarray) and x.dtype.kind in "iub" else x
 
 
 def lift(x, k: int):
@@ -143,6 +162,9 @@ def _matmul(expr: ir.BinOp, data_env) -> Fn:
     a_fn, a_const = _node(expr.left, data_env)
     b_fn, b_const = _node(expr.right, data_env)
     rank_a, rank_b = len(expr.left.shape), len(expr.right.shape)
+    if expr.dtype == "int":
+        return _int_result(expr, lambda a, b: general_matmul(a, b, rank_a, rank_b),
+                           a_const, b_const)
     if a_const is not None and rank_a == 2 and rank_b == 1:
         # Regression X @ beta: [S, K] @ [K, N] is one matrix product, not S batched ones.
         x_t = np.ascontiguousarray(a_const[0].T)
@@ -229,6 +251,9 @@ def _call(expr: ir.Call, data_env) -> Fn:
     from .functions import lookup
     impl = lookup(expr.func).impl
     axis = expr.axis
+    if expr.dtype == "int":
+        return _int_result(expr, lambda *xs: impl(*xs, axis=axis),
+                           *(_node(arg, data_env)[1] for arg in expr.args))
     args = tuple(_node(arg, data_env)[0] for arg in expr.args)
     if len(args) == 1:
         (arg,) = args

@@ -65,12 +65,13 @@ class FitOptions:
                 raise bad_option(name, f"must be a positive integer; found {value!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise bad_option("seed", f"must be a non-negative integer; found {self.seed!r}")
-        for name in ("tol", "init_scale"):
+        for name in ("tol", "init_scale", "lr"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise bad_option(name, f"must be a positive number; found {value!r}")
-        if self.lr is not None and (not isinstance(self.lr, (int, float)) or not self.lr > 0):
-            raise bad_option("lr", f"must be a positive number; found {self.lr!r}")
+            if name == "lr" and value is None:
+                continue
+            # inf would pass '> 0' and make every step non-finite
+            if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise bad_option(name, f"must be a positive finite number; found {value!r}")
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "FitOptions":

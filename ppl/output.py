@@ -1,8 +1,10 @@
-"""Atomic file writes: every output file appears complete or not at all.
+"""All-or-nothing output: a set of files appears complete, or the old set stays.
 
-Each file is written to a temporary file in the same folder, flushed to disk, then renamed over
-its target (``os.replace`` is atomic on POSIX and Windows), so an interrupted run leaves the old
-file or the new one, never half of either.
+Each file is written to a temporary file in the target folder and flushed to disk; every
+existing target is kept as a hard link (a backup) until all renames have succeeded, and a
+failed rename puts the backups back, so a failure at any point leaves the complete old set.
+SIGINT and SIGTERM are deferred while a set is written (then delivered), so an interrupt
+cannot leave a temporary file or half a set either. Files get the user's umask.
 """
 from __future__ import annotations
 
@@ -10,49 +12,173 @@ import csv
 import io
 import json
 import os
+import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from .errors import file_error
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_TEMPORARY = ".ppl-"  # prefix of every temporary and backup file
+
 
 def prepare_dir(path: str | Path) -> Path:
-    """Create the output folder if needed and check that it can be written, before any work."""
+    """Check, before any work, that the output folder can be written (or created).
+
+    The folder is not created here: a run that fails before writing leaves nothing behind.
+    """
     folder = Path(path)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".ppl-probe-", delete=True)
-        probe.close()
+        if existing == folder and folder.is_dir():
+            probe = tempfile.NamedTemporaryFile(dir=folder, prefix=_TEMPORARY + "probe-")
+            probe.close()
+        elif not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(f"{existing} is not writable")
     except OSError as error:
         raise file_error(str(folder), f"cannot write to this folder ({error.strerror or error})")
     return folder
 
 
-def write_files(folder: Path, contents: dict[str, str]) -> None:
-    """Write every ``name -> text`` into ``folder``: all temporaries first, then the renames.
+class _DeferredSignals:
+    """Hold SIGINT and SIGTERM while the block runs; deliver the first one afterwards.
 
-    Writing every temporary before renaming any means a failure while producing the outputs
-    leaves all the old files in place.
+    Only the main thread can set handlers; elsewhere the block runs undeferred.
     """
-    staged: list[tuple[str, Path]] = []
+
+    def __enter__(self):
+        self.caught, self.previous = [], {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in _SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._hold)
+        return self
+
+    def _hold(self, signum, frame):
+        self.caught.append(signum)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        if self.caught:
+            signal.raise_signal(self.caught[0])  # the previous handler acts on it now
+        return False
+
+
+def write_files(folder: Path, contents: dict[str, str]) -> None:
+    """Write every ``name -> text`` into ``folder`` (created if needed), all or nothing.
+
+    Raises
+    ------
+    PplError : a file cannot be written or replaced; the folder then holds its old files
+        (and a folder created here is removed again).
+    """
+    folder = Path(folder)
+    with _DeferredSignals():
+        created = _make_folder(folder)
+        staged: list[tuple[Path, Path]] = []
+        try:
+            _refuse_folders(folder, contents)
+            for name, text in contents.items():
+                handle, temporary = tempfile.mkstemp(dir=folder, prefix=f"{_TEMPORARY}{name}.",
+                                                     suffix=".tmp")
+                staged.append((Path(temporary), folder / name))  # before writing: cleaned up
+                _write(handle, text)
+            _replace_all(folder, staged)
+        except OSError as error:
+            raise file_error(str(folder),
+                             f"cannot write output files ({error.strerror or error})") from None
+        finally:
+            for temporary, _ in staged:
+                _remove(temporary)
+            for made in reversed(created):
+                if not any(made.iterdir()):
+                    made.rmdir()
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; the ones created, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
     try:
-        for name, text in contents.items():
-            handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-            staged.append((temporary, folder / name))  # before writing: cleaned up if cut short
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
+        for path in reversed(missing):
+            path.mkdir()
+    except OSError as error:
+        raise file_error(str(missing[0]), f"cannot create the folder ({error.strerror or error})")
+    return missing[::-1]
+
+
+def _refuse_folders(folder: Path, contents) -> None:
+    for name in contents:
+        if (folder / name).is_dir():
+            raise IsADirectoryError(21, "a folder is in the way", str(folder / name))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _write(handle: int, text: str) -> None:
+    with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+        os.fchmod(stream.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 ignores the umask
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _replace_all(folder: Path, staged: list[tuple[Path, Path]]) -> None:
+    """Rename every temporary over its target; on a failure, restore every target."""
+    backups = {}
+    done: list[Path] = []
+    try:
+        for _, target in staged:
+            if target.exists():
+                backups[target] = _backup(folder, target)
         for temporary, target in staged:
             os.replace(temporary, target)
-    except OSError as error:
-        raise file_error(str(folder), f"cannot write output files ({error.strerror or error})")
+            done.append(target)
+    except BaseException:
+        for target in done:
+            if target in backups:
+                os.replace(backups.pop(target), target)
+            else:
+                _remove(target)
+        raise
     finally:
-        for temporary, _ in staged:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+        for backup in backups.values():
+            _remove(backup)
+
+
+def _backup(folder: Path, target: Path) -> Path:
+    """A second name for ``target``'s current content (a hard link, or a copy)."""
+    handle, name = tempfile.mkstemp(dir=folder, prefix=f"{_TEMPORARY}{target.name}.",
+                                    suffix=".old")
+    os.close(handle)
+    backup = Path(name)
+    try:
+        os.unlink(backup)
+        os.link(target, backup)
+    except OSError:
+        shutil.copy2(target, backup)
+    return backup
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def csv_text(header: list[str], rows) -> str:

@@ -5,11 +5,13 @@ draws and ArviZ export are computed from them. Nothing here changes the fitted g
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .errors import non_finite_summary
 from .ir import element_names
 
 QUANTILES = (0.05, 0.5, 0.95)
@@ -31,11 +33,14 @@ class Summary:
         rows = {}
         for name, values in draws.items():
             flat = np.asarray(values, dtype=float).reshape(len(values), -1)
-            mean = flat.mean(axis=0)
-            sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
-            quantiles = np.quantile(flat, QUANTILES, axis=0)  # linear interpolation (type 7)
+            with np.errstate(all="ignore"):  # overflow is reported once, below, by name
+                mean = flat.mean(axis=0)
+                sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
+                mean, sd = _rescaled(flat, mean, sd)
+                quantiles = np.quantile(flat, QUANTILES, axis=0)  # linear interpolation
             for i, element in enumerate(element_names(name, values.shape[1:])):
                 rows[element] = (mean[i], sd[i], *quantiles[:, i])
+        _warn_non_finite(rows)
         return cls(rows)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
@@ -60,10 +65,34 @@ class Summary:
         width = max([len("name")] + [len(name) for name in self.rows])
         lines = [f"{'':<{width}}" + "".join(f"{c:>11}" for c in COLUMNS)]
         for name, row in self.rows.items():
-            lines.append(f"{name:<{width}}" + "".join(f"{v:>11.4g}" for v in row))
+            # a space before every cell: -1.615e+200 is 11 characters and must not touch
+            # its neighbour (other values print exactly as with a width of 11)
+            lines.append(f"{name:<{width}}" + "".join(f" {v:>10.4g}" for v in row))
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def _rescaled(flat: np.ndarray, mean: np.ndarray, sd: np.ndarray):
+    """Mean and sd recomputed in units of the largest |draw| where finite draws overflowed
+    them (draws near 1e200 have a finite sd whose square is not)."""
+    redo = (~np.isfinite(mean) | ~np.isfinite(sd)) & np.all(np.isfinite(flat), axis=0)
+    if not redo.any():
+        return mean, sd
+    scale = np.max(np.abs(flat[:, redo]), axis=0)
+    unit = flat[:, redo] / scale
+    mean, sd = mean.copy(), sd.copy()
+    mean[redo] = unit.mean(axis=0) * scale
+    sd[redo] = (unit.std(axis=0, ddof=1) if len(flat) > 1 else 0.0) * scale
+    return mean, sd
+
+
+def _warn_non_finite(rows: dict) -> None:
+    """One warning naming the elements whose summary is not finite (a let that overflows,
+    a prior so wide that its sd is infinite); the table shows them as inf or nan."""
+    bad = [name for name, row in rows.items() if not np.all(np.isfinite(row))]
+    if bad:
+        warnings.warn(non_finite_summary(bad), stacklevel=3)
 
 
 @dataclass
@@ -122,8 +151,9 @@ class Fit:
         """
         n = self.options.draws if n is None else int(n)
         if n not in self._cache:
-            self._cache[n] = {k: np.asarray(v) for k, v in
-                              self.compiled.constrained(self._zeta(n)).items()}
+            with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
+                self._cache[n] = {k: np.asarray(v) for k, v in
+                                  self.compiled.constrained(self._zeta(n)).items()}
         return self._cache[n]
 
     def summary(self) -> Summary:

@@ -87,12 +87,41 @@ def read_fit_json(folder: Path) -> dict:
     """The saved fit's fit.json as a dict; a clear error if it is missing or unreadable."""
     path = folder / "fit.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise file_error(str(path), "no saved fit here (run 'ppl fit MODEL --out DIR' first)") \
             from None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise file_error(str(path), f"cannot read the saved fit ({error})") from None
+    _check_fit_json(info, path)
+    return info
+
+
+# entry -> (types allowed, what to say); nested guide parameters are checked separately
+_FIT_JSON = {"model_path": (str, "a path"), "model_sha256": (str, "a SHA-256 hex digest"),
+             "data_path": ((str, type(None)), "a path or null"), "options": (dict, "an object"),
+             "converged": (bool, "true or false"), "reason": (str, "a string"),
+             "steps": (int, "an int"), "seconds": ((int, float), "a number"),
+             "final_elbo": ((int, float), "a number"), "guide": (dict, "an object")}
+
+
+def _check_fit_json(info, path: Path) -> None:
+    """Refuse a fit.json that is not what save_fit writes, naming the first bad entry."""
+    if not isinstance(info, dict):
+        raise file_error(str(path), "corrupted saved fit: not a JSON object")
+    for name, (kinds, what) in _FIT_JSON.items():
+        if name not in info:
+            raise file_error(str(path), f"corrupted saved fit: missing entry '{name}'")
+        if not isinstance(info[name], kinds) or (kinds is int and isinstance(info[name], bool)):
+            raise file_error(str(path), f"corrupted saved fit: entry '{name}' must be {what}")
+    parameters = info["guide"].get("parameters")
+    if not isinstance(parameters, dict) or not all(
+            isinstance(p, dict) and all(isinstance(p.get(k), (int, float))
+                                        and not isinstance(p.get(k), bool)
+                                        for k in ("mu", "log_sigma"))
+            for p in parameters.values()):
+        raise file_error(str(path), "corrupted saved fit: entry 'guide' must hold a number mu "
+                                    "and log_sigma per parameter")
 
 
 def read_summary(folder: Path) -> Summary:
@@ -120,7 +149,7 @@ def restore_fit(folder: Path) -> Fit:
     info = read_fit_json(folder)
     try:
         model = _saved_model(folder, info["model_path"], info["model_sha256"])
-        options = FitOptions(**info["options"])
+        options = _options(info["options"], folder / "fit.json")
         concrete, _, compiled = model.prepare(info["data_path"])
         parameters = info["guide"]["parameters"]
         names = compiled.unconstrained_names()
@@ -137,25 +166,50 @@ def restore_fit(folder: Path) -> Fit:
 
 
 def _saved_model(folder: Path, path: str, sha256: str):
+    """The saved fit's model: from its recorded path or, when that file is gone, the folder's
+    copy model.ppl; refused when its meaning changed since the fit (``Model.hash``)."""
     from .api import load
+    from .errors import PplError
     copy = folder / "model.ppl"
     if not Path(path).is_file() and copy.is_file():
         path = str(copy)
-    model = load(path)  # neither file there: "no such model file", naming the recorded path
+    if not Path(path).is_file():
+        raise file_error(path, "the saved fit's model file is missing or not a regular file")
+    try:
+        model = load(path)
+    except PplError:
+        # a fit.json naming some other file (/etc/passwd) must not get a line of it echoed
+        # in a syntax error: say only that it is not the fitted model
+        raise file_error(path, "the saved fit's model file is not a valid model (or the saved "
+                               "fit names another file); fit it again") from None
     if model.hash != sha256:
         raise file_error(path, "the model changed since this fit was saved; fit it again")
     return model
+
+
+def _options(options: dict, path: Path):
+    from .errors import PplError
+    from .options import FitOptions
+    try:
+        return FitOptions.from_kwargs(**options)
+    except PplError as error:
+        raise file_error(str(path), f"corrupted saved fit: {error.message}") from None
 
 
 def _read_elbo(folder: Path) -> np.ndarray:
     path = folder / "elbo.csv"
     if not path.exists():
         return np.zeros(0)
-    return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)[:, 1]
+    try:
+        return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)[:, 1]
+    except (OSError, ValueError, IndexError) as error:
+        raise file_error(str(path), f"cannot read the saved ELBO trace ({error})") from None
 
 
 def save_predictive(fit: Fit, folder: Path, n: int | None) -> Path:
     """Write posterior predictive draws of every observed expression to predictive.csv."""
+    from . import memory
+    memory.check_draws(fit.options.draws if n is None else n, fit.model, "--draws")
     names, table = _flatten(fit.predictive(n))
     write_files(folder, {"predictive.csv": csv_text(names, table)})
     return folder / "predictive.csv"

@@ -39,6 +39,11 @@ class Distribution:
         (1 for Dirichlet's ``alpha``, Categorical's ``p``); others are 0.
     event_dim : trailing axes of the value that form one event (1 for Dirichlet).
     support : a Constraint, or use ``support_of`` when it depends on the parameters.
+    support_params : parameter -> the declared bound ('lower' or 'upper') that a latent given
+        as this parameter needs under ``observe``, for parameters that move the support
+        (Uniform: its ``upper`` needs the latent declared ``lower=max(y)``). The checker
+        refuses any other latent dependence there: the data bound such a latent, and gradient
+        steps on an unconstrained space cannot respect a bound they are not told about.
     """
 
     name: ClassVar[str]
@@ -48,6 +53,7 @@ class Distribution:
     param_event_dims: ClassVar[dict[str, int]] = {}
     event_dim: ClassVar[int] = 0
     support: ClassVar[Constraint]
+    support_params: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def support_of(cls, params: dict[str, Any]) -> Constraint:

@@ -2,7 +2,8 @@
 
 A log density assumes its value lies in the support and does not check it: latents are kept
 inside by their bijector and data are validated when loaded. Outside the support the formula
-is evaluated as written (finite, nan or inf); it is never clipped to -inf.
+is evaluated as written (finite, nan or inf), except for Uniform, whose support moves with its
+parameters. Parameters outside their constraints are turned into -inf by the compiler.
 """
 from __future__ import annotations
 
@@ -242,6 +243,7 @@ class Uniform(Distribution):
     name = "Uniform"
     signatures = (("lower", "upper"),)
     constraints = {"lower": c.real, "upper": c.real}
+    support_params = {"lower": "upper", "upper": "lower"}
 
     @classmethod
     def support_of(cls, params):
@@ -249,9 +251,11 @@ class Uniform(Distribution):
 
     @classmethod
     def log_density(cls, x, lower, upper):
-        # scipy.stats.uniform.logpdf(x, loc=lower, scale=upper-lower), inside the support;
-        # the x term only broadcasts the result to x's shape
-        return -anp.log(upper - lower) + 0.0 * x
+        # scipy.stats.uniform.logpdf(x, loc=lower, scale=upper-lower): -inf outside the
+        # support, so that a value outside moving bounds gets no mass (the one density that
+        # checks its value: its support moves with its parameters). The x term broadcasts.
+        inside = (x >= lower) & (x <= upper)  # closed: a saturated bijector may reach an end
+        return anp.where(inside, -anp.log(upper - lower) + 0.0 * x, -anp.inf)
 
     @classmethod
     def sample(cls, rng, size, lower, upper):

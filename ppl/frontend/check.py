@@ -12,7 +12,7 @@ import numpy as np
 from .. import constraints as c
 from .. import distributions, errors, functions, ir
 from ..source import Source, Span
-from . import shapes, supports, syntax
+from . import depth, ranges, shapes, supports, syntax
 from .shapes import Shape, ShapeError
 
 KEYWORDS = frozenset({"data", "sample", "observe", "let", "int", "real", "lower", "upper"})
@@ -47,6 +47,7 @@ def check(program: syntax.Program, dims: dict[str, int] | None = None) -> ir.Mod
     ------
     PplError : the first semantic error, located at the offending span.
     """
+    depth.check_depth(program)  # before any recursion over expressions
     return _Checker(program, dims).run()
 
 
@@ -63,11 +64,20 @@ class _Checker:
         for s in program.statements:
             if not isinstance(s, syntax.Observe):
                 self.defined.setdefault(s.name, s.name_span)
+        # IR statements so far by name, for the range analysis; declared bounds of latents
+        self.statements: dict[str, object] = {}
+        self.ranges = ranges.Analysis(self.statements)
+        self.declared: dict[str, tuple] = {}
 
     def run(self) -> ir.Model:
         handlers = {syntax.Data: self._data, syntax.Sample: self._sample,
                     syntax.Let: self._let, syntax.Observe: self._observe}
-        statements = tuple(handlers[type(s)](s) for s in self.program.statements)
+        statements = []
+        for s in self.program.statements:
+            statements.append(handlers[type(s)](s))
+            if not isinstance(s, syntax.Observe):
+                self.statements[s.name] = statements[-1]
+        statements = tuple(statements)
         source = getattr(self.program.span, "source", None) or Source("<string>", "")
         return ir.Model(statements, source)
 
@@ -102,7 +112,9 @@ class _Checker:
         if support.discrete:
             raise errors.discrete_latent(s.dist.span, s.name, dist.name)
         self._fit(dist, shape, s.dist.span, "declared")
+        supports.check_param_ranges(dist, self.ranges, self._first)
         support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
+        self.declared[s.name] = (lower, upper)
         deps = dist.deps.union(*(b.deps for b in (lower, upper) if b is not None))
         self.latent_order[s.name] = len(self.latent_order)
         self.scope[s.name] = _Entry("latent", shape, "real", frozenset({s.name}), s.name_span)
@@ -124,6 +136,8 @@ class _Checker:
             raise errors.observe_depends_on_latent(value.span, self._first(value.deps))
         dist = self._dist(s.dist)
         self._fit(dist, value.shape, s.dist.span, "observed")
+        supports.refuse_moving_support(dist, value, self.declared, self._first)
+        supports.check_param_ranges(dist, self.ranges, self._first)
         return ir.Observe(value, dist, span=s.span)
 
     # ----- names ----------------------------------------------------------------------------
@@ -266,6 +280,8 @@ class _Checker:
 
     def _expr(self, e: syntax.Expr) -> ir.Expr:
         if isinstance(e, syntax.Number):
+            if e.is_int and not -2 ** 63 <= e.value < 2 ** 63:
+                raise errors.int_literal_too_large(e.span)
             return ir.Const(e.value, (), "int" if e.is_int else "real", span=e.span)
         if isinstance(e, syntax.Name):
             entry = self._lookup(e.id, e.span)

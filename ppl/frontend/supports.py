@@ -1,11 +1,13 @@
-"""Supports at check time: a distribution's support narrowed by declared bounds, and the
+"""Supports at check time: a distribution's support narrowed by declared bounds, the
 numeric folding of literal bounds that the checks on them need (bounds outside the support,
-lower >= upper, literal parameters outside their constraints).
+lower >= upper, literal parameters outside their constraints), and the checks of supports and
+parameter constraints that latents reach (ranges from ``ranges.py``).
 """
 from __future__ import annotations
 
 import dataclasses
 import operator
+import warnings
 
 import numpy as np
 
@@ -88,3 +90,53 @@ def describe(support: c.Constraint) -> str:
     numeric = {k: number(v) if k in ("lower", "upper") and number(v) is not None else v
                for k, v in fields.items()}
     return dataclasses.replace(support, **numeric).describe()
+
+
+# ----- supports and constraints reached by latents -----------------------------------------
+
+def refuse_moving_support(dist: ir.Dist, observed: ir.Expr, declared: dict, first) -> None:
+    """Refuse an observed distribution whose support moves with a latent (Uniform(0, u)).
+
+    The data bound such a latent (u >= max(y)), and gradient steps on an unconstrained space
+    cannot respect a bound they are not told about: the fit would report mass where the
+    posterior has none. Allowed: the parameter is a latent declared with the bound on the side
+    the data need (``lower=`` for Uniform's ``upper``), given by data. ``declared`` maps a
+    latent's name to its declared (lower, upper) IR bounds; ``first`` names a latent in deps.
+    """
+    cls = dist.cls
+    for name, value in dist.params:
+        if name not in cls.support_params or not value.deps:
+            continue
+        side = cls.support_params[name]
+        if isinstance(value, ir.Ref) and value.kind == "latent":
+            bound = dict(zip(("lower", "upper"), declared.get(value.name, (None, None))))[side]
+            if bound is not None and not bound.deps:
+                continue
+        raise errors.support_depends_on_latent(value.span, cls.name, name, first(value.deps),
+                                               side, observed.span.text)
+
+
+def check_param_ranges(dist: ir.Dist, analysis, first) -> None:
+    """Compare the range of every latent-dependent parameter with its constraint.
+
+    Raises PplError when no value of the parameter can satisfy the constraint; warns when
+    some can and some cannot (the fit gives those a log density of -inf, which the optimizer
+    can only stumble on). ``analysis`` is a ``ranges.Analysis`` of the program so far.
+    """
+    from . import ranges
+    cls = dist.cls
+    for name, value in dist.params:
+        constraint = cls.constraints.get(name)
+        if not value.deps or constraint is None or cls.param_event_dims.get(name, 0):
+            continue
+        allowed = ranges.of_constraint(constraint, analysis.of)
+        if allowed is None:
+            continue
+        found = analysis.of(value)
+        if ranges.contains(allowed, found):
+            continue
+        args = (value.span, cls.name, name, constraint.describe(), first(value.deps))
+        if ranges.disjoint(allowed, found):
+            raise errors.parameter_outside_constraint(*args)
+        warnings.warn(errors.parameter_may_leave_constraint(*args), errors.PplWarning,
+                      stacklevel=2)

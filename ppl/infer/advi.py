@@ -6,7 +6,9 @@ We maximize the ELBO; the optimizers minimize, so the sign flips once, in ``_los
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +16,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad as _grad
 
+from .diagnostics import check_optimum
 from .elbo import make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD
@@ -24,6 +27,7 @@ from .precondition import Coordinates, expected_hessian, whiten
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
 MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
+NOT_AT_OPTIMUM = "the ELBO stopped changing away from its optimum"
 
 # The convergence rule (see fit): z standard errors of noise allowed, consecutive passing checks
 # needed, the least number of step-size decays taken at plateaus, their factor, the largest
@@ -56,7 +60,7 @@ class AdviResult:
     names : the D unconstrained element names (``compiled.unconstrained_names()``).
     elbo : [steps] the ELBO estimate of every accepted step.
     converged : whether the convergence rule stopped the fit.
-    reason : CONVERGED, MAX_ITER or INTERRUPTED.
+    reason : CONVERGED, MAX_ITER, INTERRUPTED or NOT_AT_OPTIMUM.
     steps : accepted optimizer steps (the eta search not counted).
     seconds : wall time of the whole fit, search included.
     lr : the base step size used (given, or picked by the search).
@@ -169,7 +173,20 @@ def fit(compiled, options, rng: np.random.Generator,
     # overflow and NaN are expected on the way (bad draws, the largest trial step sizes) and
     # are handled by the checks below, so numpy's warnings about them are noise
     with np.errstate(all="ignore"):
-        return _fit(compiled, options, rng, progress)
+        result = _fit(compiled, options, rng, progress)
+    if result.reason == CONVERGED:
+        return _checked(compiled, result)
+    return result
+
+
+def _checked(compiled, result: AdviResult) -> AdviResult:
+    """A converged result whose mean is not at a stationary point of the ELBO is reported as
+    not converged, with a warning naming the cause (diagnostics.py)."""
+    warning = check_optimum(compiled, result.mu, result.log_sigma, result.lr, result.final_elbo)
+    if warning is None:
+        return result
+    warnings.warn(warning, stacklevel=3)
+    return dataclasses.replace(result, converged=False, reason=NOT_AT_OPTIMUM)
 
 
 def _fit(compiled, options, rng, progress) -> AdviResult:

@@ -167,7 +167,7 @@ def test_not_finite_at_start_names_the_statement():
     model = compiled(text, {"y": [1.0, 2.0, 3.0]})
     with pytest.raises(PplError) as error:
         advi.fit(model, FitOptions(), np.random.default_rng(0))
-    assert "nan at every starting point" in error.value.message
+    assert "-inf at every starting point" in error.value.message  # s - 5 < 0: outside sigma > 0
     assert error.value.span.line == 3
 
 

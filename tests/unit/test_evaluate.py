@@ -37,7 +37,8 @@ def binop(op, left, right):
     dummy_l, dummy_r = np.ones(left.shape), np.ones(right.shape)
     shape = np.matmul(dummy_l, dummy_r).shape if op == "@" else np.broadcast_shapes(
         left.shape, right.shape)
-    dtype = "int" if left.dtype == right.dtype == "int" and op in "+-***" else "real"
+    # the checker's rule (check.py, _binary): int only for + - * @ of ints; ** and / are real
+    dtype = "int" if left.dtype == right.dtype == "int" and op in ("+", "-", "*", "@") else "real"
     return ir.BinOp(op, left, right, shape, dtype, left.deps | right.deps)
 
 

@@ -77,3 +77,16 @@ def test_token_swaps_raise_only_ppl_errors(text, swaps):
         check(parse(text, "swapped.ppl"))
     except PplError:
         pass
+
+
+# Random programs with data (tests/fuzz/programs.py) reach the compiler and the evaluator:
+# int arithmetic on extreme values, sizes of 0 and nesting far beyond real models (issue 9,
+# classes 4 and 6). The release run is `python tests/fuzz/run.py --n 100000`.
+@settings(derandomize=True, max_examples=120, deadline=None)
+@given(st.integers(0, 2 ** 32))
+def test_random_programs_with_data_end_in_a_result_or_a_ppl_error(seed):
+    import random
+    from tests.fuzz.programs import check_int_let, program, run_one
+    text, data = program(random.Random(seed))
+    run_one(text, data, seed)
+    check_int_let(text, data)

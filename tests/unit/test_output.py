@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ppl import output
@@ -42,3 +45,131 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
 def test_csv_keeps_every_digit_and_ints():
     text = output.csv_text(["step", "elbo"], [(1, 0.1 + 0.2)])
     assert text == "step,elbo\n1,0.30000000000000004\n"
+
+
+# ----- all or nothing (issue 9, item 5) ------------------------------------------------------
+
+OLD = {"draws.csv": "old draws\n", "summary.csv": "old summary\n", "fit.json": "{\"old\": 1}\n"}
+NEW = {"draws.csv": "new draws\n" * 1000, "summary.csv": "new summary\n",
+       "fit.json": "{\"new\": 1}\n"}
+
+
+def _listing(folder):
+    return {p.name: p.read_text() for p in folder.iterdir()}
+
+
+def _calls_failing_at(k, real, exc):
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == k:
+            raise exc
+        return real(*args, **kwargs)
+    return fake, calls
+
+
+def test_files_respect_the_umask(tmp_path):
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        previous = os.umask(mask)
+        try:
+            output.write_files(tmp_path / oct(mask), {"a.csv": "x\n"})
+        finally:
+            os.umask(previous)
+        assert (tmp_path / oct(mask) / "a.csv").stat().st_mode & 0o777 == mode
+
+
+def test_a_folder_in_the_way_keeps_every_old_file(tmp_path):
+    output.write_files(tmp_path, {"draws.csv": "old\n"})
+    (tmp_path / "fit.json").mkdir()
+    with pytest.raises(PplError, match="cannot write output files"):
+        output.write_files(tmp_path, {"draws.csv": "new\n", "fit.json": "{}"})
+    assert (tmp_path / "draws.csv").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["draws.csv", "fit.json"]
+
+
+@pytest.mark.parametrize("step", ["mkstemp", "fsync", "link", "replace"])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_a_failure_at_any_step_leaves_the_old_set(tmp_path, monkeypatch, step, k):
+    output.write_files(tmp_path, OLD)
+    owner = output.tempfile if step == "mkstemp" else os
+    fake, calls = _calls_failing_at(k, getattr(owner, step), OSError(5, "injected"))
+    monkeypatch.setattr(owner, step, fake)
+    try:
+        output.write_files(tmp_path, NEW)
+    except PplError:
+        assert _listing(tmp_path) == OLD
+    else:
+        # the step ran fewer than k times, or a failed hard link fell back to a copy
+        assert (len(calls) < k or step == "link") and _listing(tmp_path) == NEW
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("step", ["mkstemp", "fsync", "link", "replace", "unlink"])
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_a_signal_at_any_step_is_delivered_after_the_complete_new_set(tmp_path, monkeypatch,
+                                                                     signum, step, k):
+    output.write_files(tmp_path, OLD)
+    owner = output.tempfile if step == "mkstemp" else os
+    real, calls = getattr(owner, step), []
+
+    def signalled(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == k:
+            signal.raise_signal(signum)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(owner, step, signalled)
+    received = []
+    previous = signal.signal(signum, lambda s, f: received.append(s))
+    try:
+        output.write_files(tmp_path, NEW)
+    finally:
+        signal.signal(signum, previous)
+    monkeypatch.undo()
+    assert _listing(tmp_path) == NEW
+    assert received == ([signum] if len(calls) >= k else [])  # delivered once, afterwards
+
+
+def test_a_failed_first_run_leaves_no_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "a" / "b"
+    assert output.prepare_dir(folder) == folder and not (tmp_path / "a").exists()
+    fake, _ = _calls_failing_at(1, os.replace, OSError(28, "no space"))
+    monkeypatch.setattr(os, "replace", fake)
+    with pytest.raises(PplError):
+        output.write_files(folder, NEW)
+    assert list(tmp_path.iterdir()) == []
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from ppl import output
+folder = Path(sys.argv[1])
+print("ready", flush=True)
+for generation in range(10**9):
+    output.write_files(folder, {name: f"{generation}\\n" * size
+                                for name, size in (("a.csv", 200_000), ("b.csv", 10),
+                                                   ("fit.json", 1))})
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_subprocess_killed_by_a_signal_leaves_one_complete_set(tmp_path, signum):
+    import subprocess
+    import sys
+    import time
+    root = Path(__file__).resolve().parents[2]
+    delays = np.random.default_rng(9).uniform(0.05, 0.6, size=3)
+    for i, delay in enumerate(delays):
+        folder = tmp_path / str(i)
+        child = subprocess.Popen([sys.executable, "-c", _WRITER, str(folder)], cwd=root,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        child.stdout.readline()
+        time.sleep(delay)
+        child.send_signal(signum)
+        child.wait(timeout=60)
+        files = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+        assert files in ([], ["a.csv", "b.csv", "fit.json"])
+        generations = {line for name in files for line in (folder / name).read_text().split()}
+        assert len(generations) <= 1

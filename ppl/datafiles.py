@@ -1,0 +1,179 @@
+"""Reading data files: JSON, CSV and .npz (never pickle), each refused with one clear message
+when hostile (huge ints, deep nesting, duplicate names, header bombs, FIFOs, devices).
+
+``data.py`` checks the values against the model; this module only turns a file (or a dict)
+into a raw name -> value mapping.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import errors
+
+
+# ----- reading ------------------------------------------------------------------------------
+
+def read_data(data) -> dict[str, Any]:
+    """The raw name -> value mapping of a dict, a pandas DataFrame (columns by name), a path
+    to a data file, or None. pandas Series and DataFrames inside a dict become arrays."""
+    if data is None:
+        return {}
+    pandas = sys.modules.get("pandas")  # a DataFrame can only come from an imported pandas
+    if pandas is not None and isinstance(data, pandas.DataFrame):
+        return {str(column): data[column].to_numpy() for column in data.columns}
+    if isinstance(data, dict):
+        if pandas is None:
+            return dict(data)
+        # a Series is one data variable, a DataFrame a matrix (rows, columns in order)
+        return {name: value.to_numpy() if isinstance(value, (pandas.Series, pandas.DataFrame))
+                else value for name, value in data.items()}
+    if not isinstance(data, (str, Path)):
+        raise errors.bad_data_argument(type(data).__name__)
+    path = Path(data)
+    readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise errors.bad_data_file(str(data), f"unknown data file type '{path.suffix}'; "
+                                              "expected .json, .csv or .npz")
+    if not path.exists():
+        raise errors.file_error(str(data), "no such file")
+    if not path.is_file():  # a FIFO would block, /dev/zero never end
+        raise errors.file_error(str(data), "not a regular file")
+    try:
+        return reader(path, str(data))
+    except OSError as error:
+        raise errors.file_error(str(data), error.strerror or str(error)) from None
+
+
+def _read_json(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
+        # and are then reported as not finite, with the element, like any other NaN.
+        raw = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_json_int,
+                         object_pairs_hook=_json_object)
+    except _JsonRefused as refused:
+        raise errors.bad_data_file(shown, str(refused)) from None
+    except RecursionError:
+        raise errors.bad_data_file(shown, "the JSON is nested too deeply") from None
+    except json.JSONDecodeError as error:
+        raise errors.bad_data_file(shown, f"invalid JSON on line {error.lineno}, column "
+                                          f"{error.colno}: {error.msg}") from None
+    except UnicodeDecodeError:
+        raise errors.bad_data_file(shown, "the file is not UTF-8 text") from None
+    if not isinstance(raw, dict):
+        raise errors.bad_data_file(shown, "a JSON data file must hold one object of "
+                                          f"names and values; found {describe(raw)}")
+    return raw
+
+
+class _JsonRefused(ValueError):
+    """Raised inside json.loads by the hooks below; becomes bad_data_file."""
+
+
+_MAX_INT_DIGITS = 30  # far beyond int64 (19 digits) and float64's exactness alike
+
+
+def _json_int(text: str) -> int:
+    # Python refuses ints of more than 4300 digits with a ValueError of its own; any int
+    # too long to be a number ppl can hold is refused here, with its first digits
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _JsonRefused(f"the int {text[:12]}... has {len(text.lstrip('-'))} digits; "
+                           "data must fit in 64-bit ints or float64")
+    return int(text)
+
+
+def _json_object(pairs: list) -> dict:
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise _JsonRefused(f"the name '{key}' appears twice in one JSON object")
+        found[key] = value
+    return found
+
+
+def _read_csv(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise errors.bad_data_file(shown, f"cannot read as CSV: {error}") from None
+    if not rows:
+        raise errors.bad_data_file(shown, "the file is empty; expected a header row of names")
+    header = [name.strip() for name in rows[0]]
+    for name in header:
+        if not name or header.count(name) > 1:
+            reason = "a blank column name" if not name else f"column '{name}' appears twice"
+            raise errors.bad_data_file(shown, f"line 1: {reason}")
+    columns: dict[str, list] = {name: [] for name in header}
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise errors.bad_data_file(shown, f"line {line}: expected {len(header)} cells, "
+                                              f"found {len(row)}")
+        for name, cell in zip(header, row):
+            if not cell.strip():
+                raise errors.bad_data_file(shown, f"line {line}: blank cell in column '{name}'")
+            columns[name].append(_csv_number(cell.strip()))
+    return columns
+
+
+def _csv_number(cell: str):
+    """An int or float, or the text itself (reported later as not a number, with its name)."""
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
+
+
+def _read_npz(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise errors.bad_data_file(shown, "not an .npz archive (np.savez writes one)")
+    with archive:
+        try:
+            for name in archive.files:
+                _check_npy_header(archive.zip, name, shown)
+            return {name: archive[name] for name in archive.files}
+        except (ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
+
+
+def _check_npy_header(archive: zipfile.ZipFile, name: str, shown: str) -> None:
+    """Refuse an array whose header claims more data than its member holds (10^12 elements
+    in 300 bytes would otherwise be allocated before the read fails)."""
+    info = archive.getinfo(name + ".npy")
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(stream)
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if claimed > info.file_size:
+        raise errors.bad_data_file(shown, f"array '{name}' claims shape {list(shape)} "
+                                          f"({claimed:,} bytes) but holds {info.file_size:,}")
+
+
+def describe(raw) -> str:
+    if isinstance(raw, (bool, np.bool_)):
+        return f"the boolean {str(bool(raw)).lower()}"
+    if raw is None:
+        return "null"
+    if isinstance(raw, str):
+        return f"the string {raw!r}"
+    if isinstance(raw, dict):
+        return "an object"
+    if isinstance(raw, (list, tuple)):
+        return "a list"
+    return f"a {type(raw).__name__}"

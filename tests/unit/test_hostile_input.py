@@ -1,0 +1,298 @@
+"""Hostile models and options (issue 9, item 6): each is one located PplError, never an
+internal error. Data files are in test_data.py, outputs in test_output.py."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl.errors import PplError
+from ppl.frontend.depth import MAX_DEPTH
+from ppl.frontend.printer import to_source
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NESTINGS = {
+    "sum": lambda n: " + ".join(["mu"] * n),
+    "exp": lambda n: "sigmoid(" * n + "mu" + ")" * n,
+    "neg": lambda n: "-" * n + "mu",
+    "power": lambda n: " ** ".join(["mu"] * n),
+}
+
+
+def _nested(form: str, n: int) -> str:
+    return f"sample mu ~ Normal(0, 1)\nlet z = {NESTINGS[form](n)}\n"
+
+
+def _deepest_accepted(form: str) -> int:
+    """The largest n whose model passes the nesting check (bisection)."""
+    lo, hi = 1, 4 * MAX_DEPTH
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            check(parse(_nested(form, mid)))
+            lo = mid
+        except PplError:
+            hi = mid - 1
+    return lo
+
+
+@pytest.mark.parametrize("form", sorted(NESTINGS))
+def test_nesting_just_below_the_limit_runs_every_stage(form):
+    n = _deepest_accepted(form)
+    assert n < 4 * MAX_DEPTH
+    text = _nested(form, n)
+    to_source(parse(text))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = ppl.compile(text).fit(iter=30, seed=0)
+    fit.summary()
+
+
+@pytest.mark.parametrize("form", sorted(NESTINGS))
+def test_nesting_beyond_the_limit_is_a_located_error(form):
+    n = _deepest_accepted(form) + 1
+    with pytest.raises(PplError) as info:
+        ppl.compile(_nested(form, n))
+    assert info.value.message == f"expression nested too deeply (more than {MAX_DEPTH} levels)"
+    assert info.value.span.line == 2
+
+
+def test_very_deep_nesting_is_a_located_error_too():
+    with pytest.raises(PplError, match="nested too deeply"):
+        ppl.compile(_nested("neg", 20_000))
+
+
+def test_parentheses_do_not_count_as_nesting():
+    ppl.compile("sample mu ~ Normal(0, 1)\nlet z = " + "(" * 5000 + "mu" + ")" * 5000 + "\n")
+
+
+# ----- options and memory ---------------------------------------------------------------------
+
+SMALL = "data y: real[3]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+Y = {"y": [1.0, 2.0, 3.0]}
+
+
+@pytest.mark.parametrize("option", ["lr", "init_scale", "tol"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0])
+def test_non_finite_or_negative_options_are_option_errors(option, value):
+    with pytest.raises(PplError, match=f"option {option}: must be a positive finite number"):
+        ppl.compile(SMALL).fit(Y, **{option: value})
+
+
+def test_draws_beyond_memory_are_refused_with_the_figure():
+    with pytest.raises(PplError) as info:
+        ppl.compile(SMALL).fit(Y, draws=10 ** 15)
+    assert info.value.message.startswith("--draws 1000000000000000 needs at least 7.28e+03 TB")
+
+
+def test_mc_samples_beyond_memory_are_refused_with_the_figure():
+    with pytest.raises(PplError, match=r"--mc-samples 100000000000000 \(draws per step\) on "
+                                       r"this model needs at least"):
+        ppl.compile(SMALL).fit(Y, mc_samples=10 ** 14)
+
+
+def test_huge_dimensions_are_refused_before_allocating():
+    with pytest.raises(PplError) as info:
+        ppl.compile("sample z: real[4611686018427387904] ~ Normal(0, 1)\n").fit()
+    assert "needs at least 3.36e+07 TB of memory" in info.value.message
+    assert info.value.span.line == 1
+
+
+def test_memory_estimate_counts_draws_and_intermediates():
+    from ppl import memory
+    from ppl.frontend.check import check
+    model = check(parse("data x: real[10]\nsample z: real[10] ~ Normal(0, 1)\n"
+                        "let w = z * x + 1\n"), {})
+    # per draw: z (10), the let's nodes z*x+1, z*x, z (10 each): 40 values; once: x (10), the
+    # let's 1, Normal's 0 and 1 (1 each): 13 values; 8 bytes each
+    with pytest.raises(PplError):
+        memory.check_model(model, draws_per_step=2, limit=(40 * 2 + 13) * 8 - 1)
+    memory.check_model(model, draws_per_step=2, limit=(40 * 2 + 13) * 8)
+
+
+# ----- sizes, ints and files ------------------------------------------------------------------
+
+def test_zero_size_data_and_latents_fit():
+    text = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+    fit = ppl.compile(text).fit({"N": 0, "y": []}, seed=0)
+    assert abs(fit.draws()["mu"].mean()) < 4 / np.sqrt(1000) + 0.1  # the prior, N(0, 1)
+    fit = ppl.compile("sample z: real[0] ~ Normal(0, 1)\nsample mu ~ Normal(0, 1)\n").fit()
+    assert fit.draws()["z"].shape == (1000, 0)
+
+
+@pytest.mark.parametrize("expr,col", [("3037000500 * 3037000500", 9), ("sum(a)", 9),
+                                      ("a * 3000000000", 9), ("a + a", 9),
+                                      ("cumsum(a)", 9)])
+def test_int_overflow_is_a_located_error(expr, col):
+    text = f"data a: int[2]\nlet s = {expr}\nsample mu ~ Normal(0, 1)\n"
+    with pytest.raises(PplError) as info:
+        ppl.compile(text).prepare({"a": [4611686018427387904, 4611686018427387904]})
+    assert info.value.message.startswith("int overflow")
+    assert (info.value.span.line, info.value.span.col) == (2, col)
+
+
+def test_int_literal_beyond_int64_is_a_located_error():
+    with pytest.raises(PplError) as info:
+        ppl.compile("let x = 9223372036854775808\nsample mu ~ Normal(0, 1)\n")
+    assert info.value.message.startswith("int literal out of range")
+    assert (info.value.span.line, info.value.span.col) == (1, 9)
+
+
+def test_int_power_and_division_are_real_as_the_checker_says():
+    text = ("data m: int\ndata a: int[3]\nlet p = 2 ** 64\nlet z = m + a ** -dot(a, a)\n"
+            "let q = a / 2\nsample mu ~ Normal(0, 1)\nlet out = mu + p + sum(z) + sum(q)\n")
+    model = ppl.compile(text)
+    assert [model.ir.lets[n].value.dtype for n in ("p", "z", "q")] == ["real"] * 3
+    _, _, compiled = model.prepare({"m": 3, "a": [1, 2, 3]})
+    out = compiled.constrained(np.zeros((1, 1)))["out"][0]
+    expected = 2.0 ** 64 + sum(3 + a ** -14.0 for a in (1, 2, 3)) + 3.0
+    assert out == pytest.approx(expected, rel=1e-15)
+
+
+def test_every_function_on_int_data_has_the_checkers_dtype():
+    from ppl import functions
+    from ppl.evaluate import evaluate_data
+    from ppl.frontend.check import check
+    for name, f in functions.FUNCTIONS.items():
+        args = ", ".join(["a"] * f.arity)
+        text = f"data a: int[2, 2]\nlet z = {name}({args})\n"
+        model = check(parse(text), {})
+        let = model.lets["z"]
+        value = evaluate_data(let.value, {"a": np.array([[1, 2], [3, 4]])})
+        assert value.dtype == {"int": np.int64, "real": np.float64}[let.value.dtype], name
+
+
+def test_model_file_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "m.ppl"
+    path.write_bytes(b"\xef\xbb\xbf" + SMALL.encode())
+    assert ppl.load(path).ir.latents["mu"].span.line == 2
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
+def test_model_that_is_not_a_regular_file(tmp_path, kind):
+    path = {"device": Path("/dev/zero"), "fifo": tmp_path / "m.ppl", "folder": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(PplError, match="not a regular file"):
+        ppl.load(path)
+
+
+def test_cli_refuses_dev_zero_with_status_2(capsys):
+    from ppl.cli import main
+    assert main(["check", "/dev/zero"]) == 2
+    assert capsys.readouterr().err == "error: /dev/zero: not a regular file\n"
+
+
+# ----- non-finite summaries (item 7) ----------------------------------------------------------
+
+def test_a_let_that_overflows_is_named_in_a_warning():
+    from ppl.errors import PplWarning
+    from ppl.posterior import Summary
+    draws = {"x": np.array([[0.0], [1.0], [2.0]]), "big": np.array([1.0, np.inf, 2.0])}
+    with pytest.warns(PplWarning) as record:
+        summary = Summary.from_draws(draws)
+    assert len(record) == 1 and "the summary of big is not finite" in str(record[0].message)
+    assert "inf" in str(summary).splitlines()[-1]
+
+
+def test_a_huge_but_finite_sd_is_computed_not_overflowed():
+    from ppl.posterior import Summary
+    values = np.array([-1.0, 0.0, 1.0, 2.0]) * 1e200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = Summary.from_draws({"w": values}).rows["w"]
+    assert row[0] == pytest.approx(0.5e200) and row[1] == pytest.approx(np.std(values / 1e200,
+                                                                               ddof=1) * 1e200)
+
+
+def test_summary_cells_never_touch():
+    from ppl.posterior import Summary
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = str(Summary.from_draws({"w": np.array([-1.615e200, -3.766e198, 1.756e200])}))
+    assert len(text.splitlines()[1].split()) == 6  # the name and five numbers
+
+
+# ----- corrupted saved fits -------------------------------------------------------------------
+
+def _corruptions(folder: Path):
+    import json
+    info = json.loads((folder / "fit.json").read_text())
+
+    def with_entry(**changes):
+        return json.dumps({**info, **changes})
+    yield "fit.json", "{not json"
+    yield "fit.json", "[1, 2]"
+    yield "fit.json", "[" * 100_000
+    yield "fit.json", with_entry(model_path="/etc/passwd")
+    yield "fit.json", with_entry(model_path=str(folder))
+    yield "fit.json", with_entry(model_path=None)
+    yield "fit.json", with_entry(converged="yes")
+    yield "fit.json", with_entry(steps="many")
+    yield "fit.json", with_entry(final_elbo=None)
+    yield "fit.json", with_entry(options={"iter": -3})
+    yield "fit.json", with_entry(options={"bogus": 1})
+    yield "fit.json", with_entry(guide={"parameters": {"mu": {"mu": "a", "log_sigma": 0}}})
+    yield "fit.json", with_entry(guide={"parameters": {}})
+    yield "elbo.csv", "step,elbo\n1,abc\n"
+    yield "summary.csv", "name,mean\nmu,xyz\n"
+
+
+def test_corrupted_saved_fits_are_one_clear_error(tmp_path, capsys):
+    from ppl.cli import main
+    model = tmp_path / "m.ppl"
+    model.write_text(SMALL)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    good = tmp_path / "good"
+    assert main(["fit", str(model), "--out", str(good), "--quiet", "--iter", "200"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(good), "--draws", str(10 ** 15)]) == 2
+    assert capsys.readouterr().err.startswith("error: --draws 1000000000000000 needs at least")
+    for i, (name, content) in enumerate(_corruptions(good)):
+        folder = tmp_path / f"bad{i}"
+        folder.mkdir()
+        for f in good.iterdir():
+            (folder / f.name).write_bytes(f.read_bytes())
+        (folder / name).write_text(content)
+        for command in ("summary", "predict"):
+            status = main([command, str(folder)])
+            err = capsys.readouterr().err
+            if status == 0:  # a corruption the command does not read
+                continue
+            assert status == 2 and "internal error" not in err, (name, content[:80], err)
+            assert "root:" not in err  # never a line of a file that is not a model
+
+
+# ----- Ctrl-C during start-up -----------------------------------------------------------------
+
+_STARTUP = """
+import os, signal, sys, time
+sys.argv[0] = "/usr/bin/ppl"            # as the console script runs
+from ppl.startup import quiet_interrupts
+with quiet_interrupts():                # what ppl/__init__.py wraps its imports in
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+"""
+
+
+def test_ctrl_c_while_the_command_imports_is_quiet():
+    result = subprocess.run([sys.executable, "-c", _STARTUP], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (130, "ppl: interrupted\n")
+
+
+def test_a_library_import_keeps_its_own_ctrl_c():
+    import signal
+    from ppl import startup
+    before = signal.getsignal(signal.SIGINT)
+    with startup.quiet_interrupts():
+        assert signal.getsignal(signal.SIGINT) is before   # pytest is not the ppl command

@@ -1,0 +1,98 @@
+"""The range analysis is sound: every value an expression takes lies in its computed range.
+
+Checked by drawing points inside random ranges, applying each operation in floats, and asking
+the resulting Range to contain them (hypothesis); then a few exact ranges the checker needs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ppl.frontend import ranges
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+
+_ENDS = st.floats(-50, 50, allow_nan=False)
+
+
+@st.composite
+def _range_and_points(draw):
+    a, b = sorted((draw(_ENDS), draw(_ENDS)))
+    lo_open, hi_open = draw(st.booleans()), draw(st.booleans())
+    if a == b:
+        lo_open = hi_open = False
+    t = np.asarray(draw(st.lists(st.floats(0, 1), min_size=1, max_size=5)) + [0.0, 1.0])
+    points = a + t * (b - a)
+    keep = ((points > a) | (not lo_open)) & ((points < b) | (not hi_open))
+    return ranges.Range(a, b, lo_open, hi_open), points[keep]
+
+
+def _inside(r: ranges.Range, values) -> bool:
+    """Whether the values lie in r, up to float rounding (the analysis is about real numbers:
+    1e-70 + 1 is above 1, but rounds to it). Open ends are checked by the exact tests below."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    slack = 1e-9 * (1 + np.abs(values))
+    return bool(np.all((values >= r.lo - slack) & (values <= r.hi + slack)))
+
+
+_BINARY = {"+": (ranges.add, np.add), "*": (ranges.mul, np.multiply),
+           "-": (lambda a, b: ranges.add(a, ranges.neg(b)), np.subtract),
+           "/": (lambda a, b: ranges.mul(a, ranges.reciprocal(b)), np.divide)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_range_and_points(), _range_and_points(), st.sampled_from(sorted(_BINARY)))
+def test_binary_ranges_hold_every_result(left, right, op):
+    (a, xs), (b, ys) = left, right
+    if op == "/" and np.any(ys == 0):
+        return
+    rule, apply = _BINARY[op]
+    with np.errstate(all="ignore"):
+        assert _inside(rule(a, b), apply.outer(xs, ys)), (a, b, xs, ys)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_range_and_points(), st.sampled_from(["exp", "sigmoid", "tanh", "softplus", "square",
+                                             "abs", "log", "sqrt"]))
+def test_function_ranges_hold_every_result(arg, name):
+    a, xs = arg
+    text = f"data x: real\nsample v ~ Normal(0, 1)\nlet z = {name}(v)\n"
+    call = check(parse(text)).lets["z"].value
+    result = ranges._call(call, lambda i: a)
+    f = {"exp": np.exp, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "tanh": np.tanh,
+         "softplus": np.logaddexp.__call__, "square": np.square, "abs": np.abs,
+         "log": np.log, "sqrt": np.sqrt}[name]
+    with np.errstate(all="ignore"):
+        values = f(0.0, xs) if name == "softplus" else f(xs)
+    if name in ("log", "sqrt"):
+        values = values[~np.isnan(values)]
+    assert _inside(result, values), (a, xs, result)
+
+
+def _range_of(text: str, name: str = "z") -> ranges.Range:
+    model = check(parse(text))
+    statements = {s.name: s for s in model.statements if hasattr(s, "name")}
+    return ranges.Analysis(statements).of(statements[name].value)
+
+
+def test_exp_of_a_real_latent_is_positive():
+    r = _range_of("sample v ~ Normal(0, 1)\nlet z = exp(v) * 2\n")
+    assert r.positive()
+
+
+def test_latents_lie_in_the_open_interior_of_their_support():
+    r = _range_of("sample v ~ HalfNormal(1)\nlet z = v\n")
+    assert (r.lo, r.lo_open, r.hi) == (0.0, True, math.inf)
+
+
+def test_declared_data_bounds_are_used():
+    r = _range_of("data x: real<lower=1>\nsample v ~ Exponential(1)\nlet z = x * v\n")
+    assert r.positive()
+
+
+def test_unbounded_data_times_a_latent_is_anything():
+    assert _range_of("data x: real\nsample v ~ Exponential(1)\nlet z = x * v\n") == ranges.REAL

@@ -1,0 +1,108 @@
+"""Supports and constraints that latents reach (issue 9, items 1 and 2): the checker refuses
+or warns, and at run time a parameter outside its constraint, or a value outside a moving
+support, has log density -inf; predictive draws name their statement."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl.errors import PplError, PplWarning
+
+UNIFORM_BOUND = """data y: real[5]
+data y_max: real
+sample u: real<lower=y_max> ~ Uniform(1, 100)
+observe y ~ Uniform(0, u)
+"""
+Y = [3.0, 7.0, 12.0, 40.0, 1.0]
+
+
+def test_latent_declared_with_its_data_bound_is_accepted():
+    ppl.compile(UNIFORM_BOUND)
+
+
+def test_latent_declared_with_a_bound_on_the_wrong_side_is_refused():
+    text = UNIFORM_BOUND.replace("<lower=y_max>", "<upper=y_max>")
+    with pytest.raises(PplError, match="moves with its parameter 'upper'"):
+        ppl.compile(text)
+
+
+def test_moving_support_is_fine_for_a_latent():
+    ppl.compile("sample u ~ Exponential(1)\nsample v ~ Uniform(0, u)\n")
+
+
+def test_uniform_with_a_declared_bound_fits_above_the_data(rng):
+    # posterior of u: proportional to u^-5 on [40, 100]; every draw must respect u >= 40
+    fit = ppl.compile(UNIFORM_BOUND).fit({"y": Y, "y_max": 40.0}, seed=0, draws=2000)
+    draws = fit.draws()["u"]
+    assert draws.min() >= 40.0
+    # exact posterior mean: (int u^-4) / (int u^-5) over [40, 100]
+    exact = (4 / 3) * (40.0 ** -3 - 100.0 ** -3) / (40.0 ** -4 - 100.0 ** -4)
+    assert fit.converged and 40.0 < draws.mean() < 100.0
+    assert abs(draws.mean() - exact) < 0.1 * exact  # the mean-field guide is not exact here
+
+
+def test_uniform_density_is_minus_inf_outside_its_support():
+    from ppl.distributions.continuous import Uniform
+    values = Uniform.log_density(np.array([-1.0, 0.5, 2.0]), 0.0, 1.0)
+    np.testing.assert_array_equal(values, [-np.inf, 0.0, -np.inf])
+
+
+def test_a_latent_that_can_leave_a_constraint_warns_at_the_parameter():
+    text = "data y: real[2]\nsample a ~ Normal(-3, 0.3)\nobserve y ~ Beta(a, 2)\n"
+    with pytest.warns(PplWarning) as record:
+        ppl.compile(text)
+    warning = record[0].message
+    assert (warning.span.line, warning.span.col) == (3, 18)
+    assert "parameter 'a' of Beta must be (0, inf)" in warning.message
+
+
+@pytest.mark.parametrize("param", ["exp(a)", "softplus(a)", "square(a) + 1", "sigmoid(a) * 3"])
+def test_transformed_latents_that_fit_do_not_warn(param):
+    text = f"data y: real[2]\nsample a ~ Normal(0, 1)\nobserve y ~ Gamma({param}, 2)\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ppl.compile(text)
+
+
+def test_bernoulli_probability_from_sigmoid_does_not_warn():
+    text = "data y: int[2]\nsample a ~ Normal(0, 1)\nobserve y ~ Bernoulli(sigmoid(a))\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ppl.compile(text)
+
+
+def test_parameter_outside_its_constraint_has_log_density_minus_inf():
+    with pytest.warns(PplWarning):
+        model = ppl.compile("data y: real[2]\nsample a ~ Normal(0, 1)\nobserve y ~ Beta(a, 2)\n")
+    _, _, compiled = model.prepare({"y": [0.2, 0.5]})
+    values = compiled.log_joint(np.array([[-0.5], [0.5]]))
+    assert values[0] == -np.inf and np.isfinite(values[1])
+
+
+def test_beta_fit_with_a_negative_prior_is_an_error_not_a_wrong_answer():
+    with pytest.warns(PplWarning):
+        model = ppl.compile("data y: real[3]\nsample a ~ Normal(-3, 0.3)\n"
+                            "observe y ~ Beta(a, 2)\n")
+    with pytest.raises(PplError) as info:
+        model.fit({"y": [0.1, 0.5, 0.3]}, seed=0)
+    assert info.value.span.line == 3
+
+
+def test_predictive_draw_outside_a_constraint_names_the_statement():
+    with pytest.warns(PplWarning):
+        model = ppl.compile("data y: real[2]\nsample a ~ Normal(-3, 0.3)\n"
+                            "observe y ~ Beta(a, 2)\n")
+    with pytest.raises(PplError) as info:
+        model.prior_predictive({"y": [0.2, 0.5]}, n=10)
+    assert info.value.span.line == 3 and "parameter 'a' must be (0, inf)" in info.value.message
+
+
+def test_predictive_draw_numpy_refuses_names_the_statement():
+    model = ppl.compile("data y: int[2]\nsample a ~ Normal(50, 1)\n"
+                        "observe y ~ Poisson(log_rate=a)\n")
+    with pytest.raises(PplError) as info:
+        model.prior_predictive({"y": [1, 2]}, n=10)
+    assert info.value.span.line == 3 and "lam value too large" in info.value.message
