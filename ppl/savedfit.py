@@ -173,8 +173,8 @@ def _saved_model(folder: Path, path: str, sha256: str):
     copy = folder / "model.ppl"
     if not Path(path).is_file() and copy.is_file():
         path = str(copy)
-    if not Path(path).is_file():
-        raise file_error(path, "the saved fit's model file is missing or not a regular file")
+    if not Path(path).exists():
+        raise file_error(path, "no such model file")
     try:
         model = load(path)
     except PplError:
