@@ -21,6 +21,7 @@ __all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "FAMILIES",
            "check_spec", "WARM_FROM"]
 
 FAMILIES = ("meanfield", "fullrank", "lowrank", "flow")
+FLOW_KIND = "realnvp"  # the flow's layers, chosen by measurement (docs/guides.md)
 # The family each one is warm-started from (advi.py fits that one first).
 WARM_FROM = {"fullrank": "meanfield", "lowrank": "meanfield", "flow": "fullrank"}
 
@@ -72,7 +73,7 @@ def family(spec: str, D: int):
     if name == "flow":
         if D > FLOW_MAX_DIM:
             raise guide_too_large(name, D, FLOW_MAX_DIM)
-        return Flow(D, number or DEFAULT_LAYERS)
+        return Flow(D, number or DEFAULT_LAYERS, FLOW_KIND)
     if number is not None and number > max(D, 1):
         raise bad_option("guide", f"rank {number} is larger than the model's {D} "
                          "unconstrained dimensions")

@@ -38,6 +38,7 @@ class Flow:
 
     D: int
     K: int = DEFAULT_LAYERS
+    kind: str = "realnvp"   # or "iaf" (inverse autoregressive layers; see docs/guides.md)
     dense_frame = True
 
     @property
@@ -52,9 +53,23 @@ class Flow:
         return (first, rest) if k % 2 == 0 else (rest, first)
 
     def _layer_shapes(self, k: int):
-        a, b = self._halves(k)
         H = hidden_units(self.D)
+        if self.kind == "iaf":
+            return [(self.D, H), (H,), (H, 2 * self.D), (2 * self.D,)]
+        a, b = self._halves(k)
         return [(len(a), H), (H,), (H, 2 * len(b)), (2 * len(b),)]
+
+    def _masks(self, k: int):
+        """MADE masks (Germain et al. 2015, "MADE", ICML, section 4) of IAF layer k: output
+        i sees inputs before i in the layer's order (reversed on odd layers)."""
+        D, H = self.D, hidden_units(self.D)
+        order = np.arange(D) if k % 2 == 0 else np.arange(D)[::-1]
+        degree_in = np.empty(D, dtype=int)
+        degree_in[order] = np.arange(1, D + 1)
+        degree_hidden = np.arange(H) % max(D - 1, 1) + 1
+        m1 = (degree_hidden[None, :] >= degree_in[:, None]).astype(float)
+        m2 = (degree_in[None, :] > degree_hidden[:, None]).astype(float)
+        return m1, np.concatenate([m2, m2], axis=1), order
 
     def _unpack(self, theta):
         """(mu, A, [[W1, b1, W2, b2] per layer]) from theta, differentiable."""
@@ -86,6 +101,35 @@ class Flow:
 
     # ----- the map and its log-determinant -----------------------------------------------------
 
+    def _iaf_shift_scale(self, k, params, x):
+        """IAF layer k's scale s [S, D] and shift t [S, D]; s_i and t_i depend on x before i."""
+        W1, b1, W2, b2 = params
+        m1, m2, _ = self._masks(k)
+        out = anp.tanh(x @ (W1 * m1) + b1) @ (W2 * m2) + b2
+        return S_MAX * anp.tanh(out[:, :self.D] / S_MAX), out[:, self.D:]
+
+    def _layer_forward(self, k, params, x):
+        """(y, log|det dy/dx| [S]) of layer k."""
+        if self.kind == "iaf":
+            s, t = self._iaf_shift_scale(k, params, x)
+            return x * anp.exp(s) + t, anp.sum(s, axis=1)
+        s, t = self._coupling(k, params, x)
+        a, b = self._halves(k)
+        return self._assemble(k, x[:, a], x[:, b] * anp.exp(s) + t), anp.sum(s, axis=1)
+
+    def _layer_inverse(self, k, params, y):
+        """(x, log|det dy/dx| [S]) of layer k at its output y. RealNVP: one pass; IAF: D
+        passes, coordinate by coordinate in the layer's order (x before i fixes s_i, t_i)."""
+        if self.kind != "iaf":
+            s, t = self._coupling(k, params, y)
+            a, b = self._halves(k)
+            return self._assemble(k, y[:, a], (y[:, b] - t) * anp.exp(-s)), anp.sum(s, axis=1)
+        x = anp.zeros(y.shape)
+        for _ in range(self.D):
+            s, t = self._iaf_shift_scale(k, params, x)
+            x = (y - t) * anp.exp(-s)
+        return x, anp.sum(s, axis=1)
+
     def _coupling(self, k, params, x):
         """The scale s [S, n_b] and shift t [S, n_b] of layer k from its kept half."""
         W1, b1, W2, b2 = params
@@ -104,10 +148,8 @@ class Flow:
         mu, A, layers = self._unpack(theta)
         x, log_det = eps, anp.linalg.slogdet(A)[1] * anp.ones(eps.shape[0])
         for k, params in enumerate(layers):
-            s, t = self._coupling(k, params, x)
-            a, b = self._halves(k)
-            x = self._assemble(k, x[:, a], x[:, b] * anp.exp(s) + t)
-            log_det = log_det + anp.sum(s, axis=1)
+            x, layer_log_det = self._layer_forward(k, params, x)
+            log_det = log_det + layer_log_det
         return mu + x @ A.T, log_det
 
     def inverse(self, theta, zeta):
@@ -117,10 +159,8 @@ class Flow:
         x = anp.linalg.solve(A, (zeta - mu).T).T
         log_det = anp.linalg.slogdet(A)[1] * anp.ones(zeta.shape[0])
         for k in reversed(range(self.K)):
-            s, t = self._coupling(k, layers[k], x)
-            a, b = self._halves(k)
-            x = self._assemble(k, x[:, a], (x[:, b] - t) * anp.exp(-s))
-            log_det = log_det + anp.sum(s, axis=1)
+            x, layer_log_det = self._layer_inverse(k, layers[k], x)
+            log_det = log_det + layer_log_det
         return x, log_det
 
     def draw(self, theta, eps):
