@@ -87,7 +87,7 @@ def gaussian_cov(guide, theta):
 
 
 GAUSSIANS = [FullRank(D3), LowRank(D3, 1), LowRank(D3, 2)]
-FAMILY_OBJECTS = [MEAN_FIELD, *GAUSSIANS, Flow(D3, 2), Flow(1, 2), Flow(2, 3)]
+FAMILY_OBJECTS = [MEAN_FIELD, *GAUSSIANS, Flow(D3, 2), Flow(1, 2), Flow(2, 3), Flow(D3, 2, "iaf")]
 
 
 def dim_of(guide):
@@ -123,7 +123,10 @@ def flow_theta(flow, rng, scale=0.3):
     return theta + scale * rng.standard_normal(theta.shape)
 
 
-@pytest.mark.parametrize("flow", [Flow(1, 2), Flow(2, 3), Flow(5, 4)], ids=str)
+FLOWS = [Flow(1, 2), Flow(2, 3), Flow(5, 4), Flow(1, 2, "iaf"), Flow(4, 3, "iaf")]
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=str)
 def test_flow_log_det_matches_autograd_jacobian(flow, rng):
     theta = flow_theta(flow, rng)
     eps = rng.standard_normal((4, flow.D))
@@ -133,7 +136,7 @@ def test_flow_log_det_matches_autograd_jacobian(flow, rng):
         np.testing.assert_allclose(log_det[i], np.linalg.slogdet(J)[1], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("flow", [Flow(1, 2), Flow(5, 4)], ids=str)
+@pytest.mark.parametrize("flow", FLOWS, ids=str)
 def test_flow_inverse_undoes_forward(flow, rng):
     theta = flow_theta(flow, rng)
     eps = rng.standard_normal((6, flow.D))
@@ -151,10 +154,11 @@ def test_flow_starts_at_the_identity(rng):
     np.testing.assert_allclose(log_det, 4 * np.log(0.5), rtol=1e-14)
 
 
-def test_flow_density_integrates_to_one(rng):
+@pytest.mark.parametrize("kind", ["realnvp", "iaf"])
+def test_flow_density_integrates_to_one(kind, rng):
     # Importance sampling in 2-D: E_r[q(z) / r(z)] = 1 for a proposal r wider than q. The
     # estimate's standard error is sd(q / r) / sqrt(n); tolerance z = 4 of them.
-    flow = Flow(2, 4)
+    flow = Flow(2, 4, kind)
     theta = flow_theta(flow, rng, scale=0.5)
     n = 200_000
     proposal = scipy.stats.multivariate_normal(np.zeros(2), 25 * np.eye(2))
