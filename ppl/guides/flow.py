@@ -184,6 +184,13 @@ class Flow:
     def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
 
+    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
+        """``n`` draws [n, D] and their log q [n] from the forward pass (no inverse needed):
+        log q = log N(eps; 0, I) - log|det|."""
+        eps = rng.standard_normal((n, self.D))
+        zeta, log_det = self.forward(np.asarray(theta, dtype=float), eps)
+        return zeta, -0.5 * np.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
+
     # ----- moments, warm starts, saving --------------------------------------------------------
 
     def _moments(self, theta):

@@ -247,3 +247,12 @@ def test_fullrank_too_large_suggests_lowrank():
     with pytest.raises(PplError) as error:
         family("fullrank", 2001)
     assert "2001" in str(error.value) and "lowrank" in str(error.value)
+
+
+@pytest.mark.parametrize("guide", FAMILY_OBJECTS, ids=str)
+def test_sample_and_log_q_agree_with_log_q(guide, rng):
+    D = dim_of(guide)
+    theta = guide.init(D, 1.0) + 0.3 * rng.standard_normal(guide.init(D, 1.0).shape)
+    zeta, log_q = guide.sample_and_log_q(theta, np.random.default_rng(3), 6)
+    np.testing.assert_array_equal(zeta, guide.sample(theta, np.random.default_rng(3), 6))
+    np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-9)
