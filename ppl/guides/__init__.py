@@ -21,7 +21,7 @@ __all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "FAMILIES",
            "check_spec", "WARM_FROM"]
 
 FAMILIES = ("meanfield", "fullrank", "lowrank", "flow")
-FLOW_KIND = "realnvp"  # the flow's layers, chosen by measurement (docs/guides.md)
+FLOW_KIND = "iaf"  # the flow's layers, chosen by measurement (docs/guides.md)
 # The family each one is warm-started from (advi.py fits that one first).
 WARM_FROM = {"fullrank": "meanfield", "lowrank": "meanfield", "flow": "fullrank"}
 

@@ -1,11 +1,17 @@
-"""Flow: a normalizing flow on the unconstrained space: K affine coupling layers (RealNVP), then
-an affine map, zeta = mu + A g_K(... g_1(eps)), with the exact log-determinant.
+"""Flow: a normalizing flow on the unconstrained space: K affine layers, then an affine map,
+zeta = mu + A g_K(... g_1(eps)), with the exact log-determinant.
 
-Dinh, Sohl-Dickstein and Bengio (2017), "Density estimation using Real NVP", ICLR, section 3:
-a layer keeps one half a of its input and maps the other half b to b * exp(s(a)) + t(a), so its
-Jacobian is triangular with log-determinant sum(s(a)). Consecutive layers swap the halves (the
-permutation between layers). The networks' last layers start at zero, so a new flow is the
-identity map and q starts as the Gaussian N(mu, A A^T) it is warm-started from.
+Two kinds of layer, chosen by measurement (docs/guides.md; ``ppl.guides.FLOW_KIND``):
+- "iaf" (the default): inverse autoregressive flow (Kingma et al. 2016, "Improved Variational
+  Inference with Inverse Autoregressive Flow", NeurIPS, section 4): x_i -> x_i exp(s_i) + t_i
+  with s_i, t_i from a MADE network of x before i; consecutive layers reverse the order. Draws
+  take one pass per layer; log q at a given point (the inverse) takes D passes per layer.
+- "realnvp": affine coupling (Dinh, Sohl-Dickstein and Bengio 2017, "Density estimation using
+  Real NVP", ICLR, section 3): one half a is kept, the other b -> b exp(s(a)) + t(a);
+  consecutive layers swap the halves. Inverse in one pass.
+Either Jacobian is triangular with log-determinant sum(s). The networks' last layers start at
+zero, so a new flow is the identity map and q starts as the Gaussian N(mu, A A^T) it is
+warm-started from.
 """
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ class Flow:
 
     D: int
     K: int = DEFAULT_LAYERS
-    kind: str = "realnvp"   # or "iaf" (inverse autoregressive layers; see docs/guides.md)
+    kind: str = "iaf"   # or "realnvp" (affine coupling); see the module docstring
     dense_frame = True
 
     @property

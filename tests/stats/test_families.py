@@ -192,11 +192,12 @@ def assert_ordered(table, margins):
     assert kl_fr - kl_flow > margins[1] + Z * np.hypot(se_fr, se_flow), table
 
 
-# Measured with seed 0 (the module's main): KL of mean field, full rank, flow (se <= 0.009)
-# banana 0.770, 0.560, 0.259; funnel 1.307, 0.857, 0.306. The margins asserted are about half
-# of the measured gaps, rounded down.
-BANANA_MARGINS = (0.1, 0.15)
-FUNNEL_MARGINS = (0.2, 0.25)
+# Measured with seed 0 (the module's main, and benchmarks/flow_architectures.py for the flow):
+# KL of mean field, full rank, flow (se <= 0.009): banana 0.770, 0.560, 0.480; funnel 1.307,
+# 0.857, 0.047 (the default IAF flow; RealNVP coupling gave 0.259 and 0.306). The margins
+# asserted are about half of the measured gaps, rounded down.
+BANANA_MARGINS = (0.1, 0.04)
+FUNNEL_MARGINS = (0.2, 0.4)
 
 
 @pytest.mark.slow

@@ -87,7 +87,8 @@ def gaussian_cov(guide, theta):
 
 
 GAUSSIANS = [FullRank(D3), LowRank(D3, 1), LowRank(D3, 2)]
-FAMILY_OBJECTS = [MEAN_FIELD, *GAUSSIANS, Flow(D3, 2), Flow(1, 2), Flow(2, 3), Flow(D3, 2, "iaf")]
+FAMILY_OBJECTS = [MEAN_FIELD, *GAUSSIANS, Flow(D3, 2), Flow(1, 2), Flow(2, 3),
+                  Flow(D3, 2, "realnvp")]
 
 
 def dim_of(guide):
@@ -123,7 +124,8 @@ def flow_theta(flow, rng, scale=0.3):
     return theta + scale * rng.standard_normal(theta.shape)
 
 
-FLOWS = [Flow(1, 2), Flow(2, 3), Flow(5, 4), Flow(1, 2, "iaf"), Flow(4, 3, "iaf")]
+FLOWS = [Flow(1, 2), Flow(2, 3), Flow(5, 4), Flow(1, 2, "realnvp"), Flow(2, 3, "realnvp"),
+         Flow(5, 4, "realnvp")]
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=str)
