@@ -182,14 +182,20 @@ def _fit_family(compiled, guide, options, rng, progress, start_time) -> AdviResu
                           options, rng, progress, _can_whiten(compiled, options), start_time)
     source = family(WARM_FROM[base], compiled.dim)
     first = _fit_family(compiled, source, options, rng, progress, start_time)
-    if first.reason == INTERRUPTED:
-        return first
-    m0, W = source.frame(first.theta)
-    if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
-        draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
-        whitened = whiten(first.theta, expected_hessian(compiled.log_joint, draws))
-        if whitened.L is not None:
-            W = whitened.L
+    try:
+        if first.reason == INTERRUPTED:
+            raise KeyboardInterrupt
+        m0, W = source.frame(first.theta)
+        if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
+            draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
+            whitened = whiten(first.theta, expected_hessian(compiled.log_joint, draws))
+            if whitened.L is not None:
+                W = whitened.L
+    except KeyboardInterrupt:
+        # stopped before this family's own steps: report it at its warm start
+        return AdviResult(guide, guide.warm_start(source, first.theta), first.names,
+                          first.elbo, False, INTERRUPTED, first.steps,
+                          time.perf_counter() - start_time, first.lr, first.final_elbo)
     framed = Frame(compiled, m0, W)
     offset = first.steps
 
