@@ -46,6 +46,11 @@ class Flow:
     K: int = DEFAULT_LAYERS
     kind: str = "iaf"   # or "realnvp" (affine coupling); see the module docstring
     dense_frame = True
+    # The flow's phase of a fit uses convergence windows (and an iteration cap) this many times
+    # longer: its many parameters keep improving long after the ELBO looks flat at the default
+    # window. Measured on eight schools (docs/guides.md): max mean error 0.54 -> 0.32
+    # (centered) and 0.13 -> 0.05 (noncentered) with window 100 -> 400.
+    window_scale = 4
 
     @property
     def name(self) -> str:

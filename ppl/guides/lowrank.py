@@ -33,6 +33,7 @@ class LowRank:
     D: int
     R: int
     dense_frame = False  # a dense frame would break the diagonal-plus-low-rank form
+    window_scale = 1
 
     @property
     def name(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import autograd.numpy as anp
 import numpy as np
@@ -174,7 +174,8 @@ def _fit_family(compiled, guide, options, rng, progress, start_time) -> AdviResu
     or, for a family that allows a dense W, the whitening of the expected Hessian under the
     mean-field fit (precondition.whiten; only with ``precondition='hessian'``). The family is
     fitted in u from a standard normal start, i.e. from the Gaussian N(m0, W W^T), and mapped
-    back exactly by ``push_affine``. The trace, steps and seconds cover the whole chain.
+    back exactly by ``push_affine``. The trace, steps and seconds cover the whole chain. The
+    family's own phase takes ``guide.window_scale`` times the window and iteration cap.
     """
     base = guide.name.partition(":")[0]
     if base not in WARM_FROM or compiled.dim == 0:
@@ -202,7 +203,9 @@ def _fit_family(compiled, guide, options, rng, progress, start_time) -> AdviResu
     def shifted(step, value, lr):
         progress(step + offset, value + framed.log_det, lr)
 
-    second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), options, rng,
+    scale = guide.window_scale   # longer windows for a flow (see flow.py)
+    phase = replace(options, window=options.window * scale, iter=options.iter * scale)
+    second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), phase, rng,
                         shifted if progress is not None else None, False, start_time)
     return AdviResult(guide, guide.push_affine(second.theta, m0, W), first.names,
                       np.concatenate([first.elbo, second.elbo + framed.log_det]),
