@@ -85,7 +85,8 @@ class Model:
         ----------
         data : dict of name -> number/list/array, or a path to a .json, .csv or .npz file.
             None reads ``MODEL.json`` beside a loaded model file, if there is one.
-        guide : the variational family ('meanfield').
+        guide : the variational family: 'meanfield', 'fullrank', 'lowrank[:R]' or 'flow[:K]'
+            (FitOptions.guide, docs/guides.md).
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting.
         **options : any other ``FitOptions`` field (``iter``, ``lr``, ``mc_samples``, ...).

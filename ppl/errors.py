@@ -392,6 +392,9 @@ def non_finite_summary(names: list[str]) -> PplWarning:
                       "undefined (nan); the table shows inf or nan there",
                       hint="check the lets and priors of these elements: exp() of large "
                            "values overflows, and a very wide prior can have an infinite sd")
+def guide_too_large(family: str, D: int, limit: int) -> PplError:
+    return PplError(f"option guide: '{family}' is limited to {limit} unconstrained dimensions and "
+                    f"this model has {D}", hint="use --guide lowrank (or lowrank:R) instead")
 
 
 def bad_option(name: str, reason: str) -> PplError:
