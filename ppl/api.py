@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .infer import advi
+from .infer import advi, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from .errors import file_error
@@ -91,11 +91,13 @@ class Model:
         """
         fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
         concrete, values, compiled = self.prepare(data)
-        rng = np.random.default_rng(fit_options.seed)
-        result = advi.fit(compiled, fit_options, rng, progress=progress)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}
+        if fit_options.starts > 1:
+            return _fit_starts(concrete, compiled, fit_options, info, progress)
+        rng = np.random.default_rng(fit_options.seed)
+        result = advi.fit(compiled, fit_options, rng, progress=progress)
         return Fit(concrete, compiled, result, fit_options, info)
 
     def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -105,6 +107,21 @@ class Model:
         """
         _, _, compiled = self.prepare(data)
         return compiled.sample_prior(np.random.default_rng([seed, 3]), int(n))
+
+
+def _fit_starts(concrete, compiled, options, info, progress) -> Fit:
+    """``options.starts`` independent fits (infer/starts.py); the best, with their comparison."""
+    K, workers = options.starts, starts.workers_for(options.starts)
+    shown = progress if workers == 1 else None   # one bar cannot follow parallel starts
+    results = starts.run_starts(lambda k: starts.fit_start(compiled, options, k, shown),
+                                K, workers)
+    fits = [Fit(concrete, compiled, result, options, info) for result in results]
+    report = starts.compare([f.summary().to_dict() for f in fits],
+                            [r.final_elbo for r in results], [f.khat for f in fits],
+                            [r.seconds for r in results], workers)
+    best = fits[report.best]
+    best.starts = report
+    return best
 
 
 def load(path: str | Path) -> Model:

@@ -261,6 +261,12 @@ def diverged(span: Span | None, steps: int) -> PplError:
                     hint="try a smaller --lr, or check the statement's parameters")
 
 
+def start_failed(k: int, rendered: str) -> PplError:
+    return PplError(f"start {k} of the multi-start check failed (starts 1 and up begin at "
+                    f"dispersed points):\n{rendered}",
+                    hint="fewer --starts, or fix the problem above")
+
+
 def bad_option(name: str, reason: str) -> PplError:
     return PplError(f"option {name}: {reason}")
 

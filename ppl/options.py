@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from .errors import bad_option
 
 GUIDES = ("meanfield",)
+CORRECTIONS = ("psis", "none")
 OPTIMIZERS = ("adam", "sgd", "stan")
 PRECONDITIONERS = ("hessian", "none")
 
@@ -32,6 +33,10 @@ class FitOptions:
     tol : convergence tolerance on the relative change of the windowed mean ELBO.
     window : steps per ELBO window of the convergence rule.
     init_scale : initial sigma of the guide (mu starts at 0, the unconstrained origin).
+    correct : 'psis': when k̂ is below its threshold, summaries are weighted and draws
+        resampled with the Pareto-smoothed importance weights (docs/trust.md); 'none': never.
+    starts : independent fits from dispersed initializations and seeds, compared for
+        agreement (infer/starts.py); the best (highest ELBO) is reported.
     """
 
     guide: str = "meanfield"
@@ -46,6 +51,8 @@ class FitOptions:
     tol: float = 1e-3
     window: int = 100
     init_scale: float = 0.1
+    correct: str = "psis"
+    starts: int = 1
 
     def __post_init__(self):
         if self.guide not in GUIDES:
@@ -56,7 +63,10 @@ class FitOptions:
         if self.optimizer not in OPTIMIZERS:
             raise bad_option("optimizer",
                              f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
-        for name in ("iter", "mc_samples", "draws", "window"):
+        if self.correct not in CORRECTIONS:
+            raise bad_option("correct", f"unknown correction {self.correct!r}; "
+                             f"choose one of {CORRECTIONS}")
+        for name in ("iter", "mc_samples", "draws", "window", "starts"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad_option(name, f"must be a positive integer; found {value!r}")

@@ -10,10 +10,16 @@ from typing import Any
 
 import numpy as np
 
+from .guides import MEAN_FIELD
+from .infer.psis import Psis, psis
+from .infer.verdict import Verdict, judge
 from .ir import element_names
 
 QUANTILES = (0.05, 0.5, 0.95)
 COLUMNS = ("mean", "sd", "5%", "50%", "95%")
+# Draws from the guide that k̂ is estimated from, at least: its threshold is 0.67 at 1000 draws
+# and its tail has 95 draws (psis.py); one vectorized log-joint evaluation of this many draws.
+PSIS_DRAWS = 1000
 
 
 @dataclass(frozen=True)
@@ -24,19 +30,28 @@ class Summary:
     """
 
     rows: dict[str, tuple[float, ...]]
+    note: str = ""
 
     @classmethod
-    def from_draws(cls, draws: dict[str, np.ndarray]) -> "Summary":
-        """Summarize draws given as name -> array [n, *shape] (sd with the n - 1 denominator)."""
+    def from_draws(cls, draws: dict[str, np.ndarray], weights: np.ndarray | None = None,
+                   note: str = "") -> "Summary":
+        """Summarize draws given as name -> array [n, *shape] (sd with the n - 1 denominator).
+
+        With ``weights`` [n] (normalized importance weights), weighted statistics instead:
+        see :func:`weighted_stats`. ``note`` is printed above the table.
+        """
         rows = {}
         for name, values in draws.items():
             flat = np.asarray(values, dtype=float).reshape(len(values), -1)
-            mean = flat.mean(axis=0)
-            sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
-            quantiles = np.quantile(flat, QUANTILES, axis=0)  # linear interpolation (type 7)
+            if weights is not None:
+                mean, sd, quantiles = weighted_stats(flat, weights)
+            else:
+                mean = flat.mean(axis=0)
+                sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
+                quantiles = np.quantile(flat, QUANTILES, axis=0)  # linear interpolation (type 7)
             for i, element in enumerate(element_names(name, values.shape[1:])):
                 rows[element] = (mean[i], sd[i], *quantiles[:, i])
-        return cls(rows)
+        return cls(rows, note)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{element: {'mean': .., 'sd': .., '5%': .., '50%': .., '95%': ..}}``."""
@@ -44,12 +59,33 @@ class Summary:
 
     def __str__(self) -> str:
         width = max([len("name")] + [len(name) for name in self.rows])
-        lines = [f"{'':<{width}}" + "".join(f"{c:>11}" for c in COLUMNS)]
+        lines = [self.note] if self.note else []
+        lines.append(f"{'':<{width}}" + "".join(f"{c:>11}" for c in COLUMNS))
         for name, row in self.rows.items():
             lines.append(f"{name:<{width}}" + "".join(f"{v:>11.4g}" for v in row))
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def weighted_stats(flat: np.ndarray, weights: np.ndarray):
+    """Weighted mean [K], sd [K] and QUANTILES [3, K] of draws ``flat`` [n, K].
+
+    ``weights`` [n] sum to 1. The variance uses the reliability-weights correction
+    sum w (x - mean)^2 / (1 - sum w^2), which is the n - 1 denominator at equal weights.
+    Quantiles invert the weighted empirical distribution with each draw's mass centred on
+    it (positions cumsum(w) - w / 2, linear in between; Hazen's rule at equal weights).
+    """
+    mean = weights @ flat
+    spread = weights @ (flat - mean) ** 2
+    denominator = 1.0 - float(weights @ weights)
+    sd = np.sqrt(spread / denominator) if denominator > 0 else np.zeros_like(mean)
+    quantiles = np.empty((len(QUANTILES), flat.shape[1]))
+    for k in range(flat.shape[1]):
+        order = np.argsort(flat[:, k], kind="stable")
+        position = np.cumsum(weights[order]) - 0.5 * weights[order]
+        quantiles[:, k] = np.interp(QUANTILES, position, flat[order, k])
+    return mean, sd, quantiles
 
 
 @dataclass
@@ -63,6 +99,7 @@ class Fit:
     result : the ``advi.AdviResult`` (guide parameters, ELBO trace, convergence).
     options : the ``FitOptions`` used.
     info : provenance (model and data paths, model hash) for saved fits.
+    starts : the multi-start comparison (``starts.StartsReport``) when fitted with starts > 1.
     """
 
     model: Any
@@ -70,6 +107,7 @@ class Fit:
     result: Any
     options: Any
     info: dict = field(default_factory=dict)
+    starts: Any = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ----- convergence ------------------------------------------------------------------------
@@ -109,18 +147,87 @@ class Fit:
         n = self.options.draws if n is None else int(n)
         if n not in self._cache:
             self._cache[n] = {k: np.asarray(v) for k, v in
-                              self.compiled.constrained(self._zeta(n)).items()}
+                              self.compiled.constrained(self._posterior_zeta(n)).items()}
         return self._cache[n]
 
     def summary(self) -> Summary:
-        """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``."""
-        return Summary.from_draws(self.draws())
+        """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``.
+
+        When importance-corrected (see ``corrected``), weighted statistics of the guide's
+        draws with the smoothed weights instead, and a note above the table says so.
+        """
+        if not self.corrected:
+            return Summary.from_draws(self.draws())
+        p = self.psis
+        pool = self.compiled.constrained(self._zeta(p.log_weights.size))
+        note = (f"importance-corrected (PSIS, k̂ {p.khat:.2f}, effective sample size "
+                f"{p.ess:.0f} of {p.log_weights.size} draws)")
+        return Summary.from_draws(pool, np.exp(p.log_weights), note)
 
     def predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior predictive draws of every observed expression: label -> [n, *shape]."""
         n = self.options.draws if n is None else int(n)
         return {k: np.asarray(v) for k, v in
-                self.compiled.predictive(self._zeta(n), self._rng(2)).items()}
+                self.compiled.predictive(self._posterior_zeta(n), self._rng(2)).items()}
+
+    # ----- importance weights (PSIS) and the verdict ------------------------------------------
+
+    def log_weights(self, n: int | None = None) -> np.ndarray:
+        """log p(zeta) - log q(zeta) [n] at draws zeta [n, D] from the guide.
+
+        log p is the compiled log joint on the unconstrained space (Jacobians included), so the
+        weights are the importance ratios of posterior to guide up to a constant. ``n``
+        defaults to max(draws option, PSIS_DRAWS); the draws are those of ``draws()`` before
+        any correction. Entries are -inf, inf or NaN where the log density is not finite.
+        """
+        n = self._psis_draws() if n is None else int(n)
+        zeta = self._zeta(n)
+        theta = np.concatenate([self.result.mu, self.result.log_sigma])
+        with np.errstate(all="ignore"):   # overflow at a far draw is reported, not warned
+            log_p = np.asarray(self.compiled.log_joint(zeta), dtype=float)
+            return log_p - np.asarray(MEAN_FIELD.log_q(theta, zeta), dtype=float)
+
+    @property
+    def psis(self) -> Psis:
+        """Pareto-smoothed importance sampling on ``log_weights()`` (k̂, smoothed weights)."""
+        if "psis" not in self._cache:
+            self._cache["psis"] = psis(self.log_weights())
+        return self._cache["psis"]
+
+    @property
+    def khat(self) -> float:
+        """Pareto k̂ of the importance weights (see ``verdict``); may be -inf or inf."""
+        return self.psis.khat
+
+    @property
+    def corrected(self) -> bool:
+        """Whether summaries and draws are importance-corrected: the ``correct`` option is
+        'psis' and k̂ is below its threshold (above it the weights cannot be trusted)."""
+        p = self.psis
+        return self.options.correct == "psis" and p.khat < p.threshold
+
+    def verdict(self) -> Verdict:
+        """What this fit can be trusted for, in one line (infer/verdict.py)."""
+        from .options import GUIDES
+        p = self.psis
+        disagree = self.starts.disagree if self.starts is not None else ()
+        return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
+                     self.options.guide, GUIDES, disagree, self.corrected)
+
+    def _psis_draws(self) -> int:
+        return max(self.options.draws, PSIS_DRAWS)
+
+    def _posterior_zeta(self, n: int) -> np.ndarray:
+        """n draws [n, D]: the guide's, or, when corrected, resampled from the weighted
+        PSIS draws by systematic resampling (lower variance than multinomial; Douc, Cappe,
+        Moulines 2005), in a random order."""
+        if not self.corrected:
+            return self._zeta(n)
+        weights = np.exp(self.psis.log_weights)
+        rng = self._rng(4)
+        picks = (rng.random() + np.arange(n)) / n
+        index = np.minimum(np.searchsorted(np.cumsum(weights), picks), weights.size - 1)
+        return self._zeta(weights.size)[rng.permutation(index)]
 
     def to_arviz(self, predictive: bool = False):
         """An ArviZ InferenceData with the posterior (one chain) and, if asked, the
@@ -144,7 +251,7 @@ class Fit:
         state = "converged" if r.converged else "did NOT converge"
         rule = r.reason.removeprefix("converged: ")
         return (f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); "
-                f"final ELBO {r.final_elbo:.6g}")
+                f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
 
     def __repr__(self) -> str:
         r = self.result

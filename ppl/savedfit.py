@@ -58,6 +58,8 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "steps": int(r.steps),
         "seconds": float(r.seconds),
         "final_elbo": float(r.final_elbo),
+        **_trust(fit),
+        "summary_note": summary.note,
         "guide": {"family": fit.options.guide,
                   "parameters": {name: {"mu": mu, "log_sigma": log_sigma} for name, (mu, log_sigma)
                                  in fit.guide_parameters.items()}},
@@ -69,6 +71,21 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "elbo.csv": csv_text(["step", "elbo"], ((i + 1, e) for i, e in enumerate(fit.elbo))),
         "fit.json": json_text(info),
     })
+
+
+def _trust(fit: Fit) -> dict:
+    """k̂ (null when infinite: JSON has no inf), PSIS details, the verdict, the starts."""
+    p = fit.psis
+    finite = float(p.khat) if np.isfinite(p.khat) else None
+    found = {"khat": finite,
+             "psis": {"khat": finite if finite is not None else str(p.khat),
+                      "threshold": p.threshold if np.isfinite(p.threshold) else None,
+                      "draws": int(p.log_weights.size), "nonfinite": p.n_nonfinite,
+                      "ess": p.ess, "corrected": fit.corrected},
+             "verdict": {"level": fit.verdict().level, "line": fit.verdict().line}}
+    if fit.starts is not None:
+        found["starts"] = fit.starts.to_dict()
+    return found
 
 
 def read_fit_json(folder: Path) -> dict:
