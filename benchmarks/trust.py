@@ -27,11 +27,12 @@ import ppl  # noqa: E402
 from ppl.posterior import Fit  # noqa: E402
 
 
-def measure(name: str, seed: int) -> dict[str, float]:
+def measure(name: str, seed: int, draws: int) -> dict[str, float]:
     """k̂, verdict and the worst mean and sd errors, plain and corrected, of one fit."""
     model = ppl.load(pdb.model_path(name))
     reference = pdb.load_reference(name)
-    fit = model.fit(pdb.load_data(name), seed=seed, correct="none")
+    fit = model.fit(pdb.load_data(name), seed=seed, draws=draws,
+                    correct="none")
     corrected = Fit(fit.model, fit.compiled, fit.result,
                     dataclasses.replace(fit.options, correct="psis"), fit.info)
     row = {"khat": fit.khat, "applied": corrected.corrected, "level": fit.verdict().level,
@@ -50,7 +51,8 @@ def table(rows: dict[str, list[dict]]) -> str:
     for name, runs in rows.items():
         def avg(key):
             return np.mean([r[key] for r in runs])
-        lines.append(f"| {name} | {avg('khat'):.2f} | {runs[0]['level']} | "
+        levels = ", ".join(sorted({r["level"] for r in runs}))
+        lines.append(f"| {name} | {avg('khat'):.2f} | {levels} | "
                      f"{sum(r['applied'] for r in runs)}/{len(runs)} | "
                      f"{avg('plain_mean'):.3f} | {avg('psis_mean'):.3f} | "
                      f"{avg('plain_sd'):.3f} | {avg('psis_sd'):.3f} |")
@@ -60,13 +62,14 @@ def table(rows: dict[str, list[dict]]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2, help="fits per posterior (seeds 0..n-1)")
+    parser.add_argument("--draws", type=int, default=1000, help="the fits' draws option")
     parser.add_argument("--only", nargs="*", help="posterior names (default: all)")
     args = parser.parse_args(argv)
     rows = {}
     for name in args.only or pdb.names():
         rows[name] = []
         for seed in range(args.seeds):
-            row = measure(name, seed)
+            row = measure(name, seed, args.draws)
             rows[name].append(row)
             print(f"{name} seed {seed}: k̂ {row['khat']:.2f}, mean err {row['plain_mean']:.3f}"
                   f" -> {row['psis_mean']:.3f}, sd err {row['plain_sd']:.3f} -> "
