@@ -173,6 +173,8 @@ def _cmd_fit(args) -> int:
         fit = model.fit(args.data, progress=progress, **dataclasses.asdict(options))
     print(fit.summary())
     print(fit.convergence_line(time.perf_counter() - started))
+    if fit.auto is not None:
+        print(fit.auto.line())
     if fit.starts is not None:
         print(fit.starts.line())
     print(fit.verdict())

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from .guides import MEAN_FIELD
 from .infer.psis import Psis, psis
 from .infer.verdict import Verdict, judge
 from .ir import element_names
@@ -103,6 +102,7 @@ class Fit:
     options : the ``FitOptions`` used.
     info : provenance (model and data paths, model hash) for saved fits.
     starts : the multi-start comparison (``starts.StartsReport``) when fitted with starts > 1.
+    auto : the families tried (``auto.AutoReport``) when fitted with guide 'auto'.
     """
 
     model: Any
@@ -111,6 +111,7 @@ class Fit:
     options: Any
     info: dict = field(default_factory=dict)
     starts: Any = None
+    auto: Any = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ----- convergence ------------------------------------------------------------------------
@@ -127,7 +128,8 @@ class Fit:
 
     @property
     def guide_parameters(self) -> dict[str, tuple[float, float]]:
-        """Unconstrained element name -> (mu, log_sigma) of the mean-field guide."""
+        """Unconstrained element name -> (mean, log marginal sd) of the guide (mean field:
+        its mu and log_sigma; all of every family's parameters are in ``result.theta``)."""
         return {name: (float(m), float(s)) for name, m, s in
                 zip(self.result.names, self.result.mu, self.result.log_sigma)}
 
@@ -139,8 +141,9 @@ class Fit:
         return np.random.default_rng([self.options.seed, purpose])
 
     def _zeta(self, n: int) -> np.ndarray:
-        eps = self._rng(1).standard_normal((n, len(self.result.mu)))
-        return self.result.mu + np.exp(self.result.log_sigma) * eps
+        guide, theta = self.result.guide, self.result.theta
+        eps = self._rng(1).standard_normal((n, guide.eps_dim(len(self.result.names))))
+        return guide.draw(theta, eps)
 
     def draws(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior draws of every latent and reported ``let``: name -> array [n, *shape].
@@ -185,10 +188,10 @@ class Fit:
         """
         n = self._psis_draws() if n is None else int(n)
         zeta = self._zeta(n)
-        theta = np.concatenate([self.result.mu, self.result.log_sigma])
+        guide, theta = self.result.guide, self.result.theta
         with np.errstate(all="ignore"):   # overflow at a far draw is reported, not warned
             log_p = np.asarray(self.compiled.log_joint(zeta), dtype=float)
-            return log_p - np.asarray(MEAN_FIELD.log_q(theta, zeta), dtype=float)
+            return log_p - np.asarray(guide.log_q(theta, zeta), dtype=float)
 
     @property
     def psis(self) -> Psis:
@@ -211,11 +214,14 @@ class Fit:
 
     def verdict(self) -> Verdict:
         """What this fit can be trusted for, in one line (infer/verdict.py)."""
-        from .options import GUIDES
+        from .infer.auto import AUTO, ladder
         p = self.psis
         disagree = self.starts.disagree if self.starts is not None else ()
+        # after auto's climb, no family is left to suggest
+        available = () if self.options.guide == AUTO else ladder(len(self.result.names))
         return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
-                     self.options.guide, GUIDES, disagree, self.corrected)
+                     self.result.guide.name.partition(":")[0], available, disagree,
+                     self.corrected)
 
     def _psis_draws(self) -> int:
         return max(self.options.draws, PSIS_DRAWS)

@@ -74,19 +74,26 @@ def _json_float(value: float):
     return float(value) if np.isfinite(value) else None
 
 
-def fit_start(compiled, options, k: int, progress=None) -> advi.AdviResult:
+def fit_start(compiled, options, k: int, progress=None,
+              fit_fn: Callable | None = None) -> advi.AdviResult:
     """Start ``k``'s fit: seed options.seed (k = 0) or the stream [seed, k], and a starting
     point drawn from that stream (k >= 1). Depends on nothing but (model, options, k).
+    ``fit_fn(compiled, rng, progress) -> AdviResult`` fits (default: advi.fit with options;
+    ``--guide auto`` passes its climb).
 
     The guide's mean starts at 0 in advi.fit; a start elsewhere is the same fit of the log
-    joint shifted by the starting point, whose mean is shifted back afterwards.
+    joint shifted by the starting point, whose guide is shifted back afterwards (push_affine).
     """
+    if fit_fn is None:
+        def fit_fn(model, rng, progress):
+            return advi.fit(model, options, rng, progress)
     if k == 0:
-        return advi.fit(compiled, options, np.random.default_rng(options.seed), progress)
+        return fit_fn(compiled, np.random.default_rng(options.seed), progress)
     rng = np.random.default_rng([options.seed, k])
     shift = rng.uniform(-INIT_RADIUS, INIT_RADIUS, compiled.dim)
-    result = advi.fit(_Shifted(compiled, shift), options, rng, progress)
-    return dataclasses.replace(result, mu=result.mu + shift)
+    result = fit_fn(_Shifted(compiled, shift), rng, progress)
+    theta = result.guide.push_affine(result.theta, shift, np.ones(compiled.dim))
+    return dataclasses.replace(result, theta=theta)
 
 
 class _Shifted:
@@ -192,13 +199,17 @@ def _kill(pid: int) -> None:
 
 
 def _to_json(result: advi.AdviResult) -> dict:
-    fields = dataclasses.asdict(result)
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    fields["guide"] = result.guide.name     # a family is rebuilt from its name (guides.family)
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in fields.items()}
 
 
 def _from_json(fields: dict) -> advi.AdviResult:
-    arrays = {k: np.asarray(fields[k], dtype=float) for k in ("mu", "log_sigma", "elbo")}
-    return advi.AdviResult(**{**fields, **arrays, "names": tuple(fields["names"])})
+    from ..guides import family
+    arrays = {k: np.asarray(fields[k], dtype=float) for k in ("theta", "elbo")}
+    guide = family(fields["guide"], len(fields["names"]))
+    return advi.AdviResult(**{**fields, **arrays, "guide": guide,
+                              "names": tuple(fields["names"])})
 
 
 def compare(summaries: list[dict], elbos, khats, seconds, workers: int) -> StartsReport:
