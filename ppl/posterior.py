@@ -214,11 +214,13 @@ class Fit:
 
     def verdict(self) -> Verdict:
         """What this fit can be trusted for, in one line (infer/verdict.py)."""
-        from .infer.auto import AUTO, ladder
+        from .infer.auto import ladder
         p = self.psis
         disagree = self.starts.disagree if self.starts is not None else ()
-        # after auto's climb, no family is left to suggest
-        available = () if self.options.guide == AUTO else ladder(len(self.result.names))
+        available = ladder(len(self.result.names))
+        if self.auto is not None:     # suggest only the families auto did not try
+            tried = {t.family for t in self.auto.tried}
+            available = tuple(f for f in available if f not in tried)
         return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
                      self.result.guide.name.partition(":")[0], available, disagree,
                      self.corrected)

@@ -107,4 +107,4 @@ def _hint(guide: str, available: tuple, richest: bool) -> str:
         if guide in LADDER else []
     if above:
         return f"; try --guide {above[-1] if richest else above[0]}"
-    return "; reparameterize (e.g. non-centered), or check it with MCMC"
+    return "; reparameterize the model, or check it with MCMC"
