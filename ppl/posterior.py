@@ -164,11 +164,13 @@ class Fit:
         """
         if not self.corrected:
             return Summary.from_draws(self.draws())
-        p = self.psis
-        pool = self.compiled.constrained(self._zeta(p.log_weights.size))
-        note = (f"importance-corrected (PSIS, k̂ {p.khat:.2f}, effective sample size "
-                f"{p.ess:.0f} of {p.log_weights.size} draws)")
-        return Summary.from_draws(pool, np.exp(p.log_weights), note)
+        if "summary" not in self._cache:
+            p = self.psis
+            pool = self.compiled.constrained(self._zeta(p.log_weights.size))
+            note = (f"importance-corrected (PSIS, k̂ {p.khat:.2f}, effective sample size "
+                    f"{p.ess:.0f} of {p.log_weights.size} draws)")
+            self._cache["summary"] = Summary.from_draws(pool, np.exp(p.log_weights), note)
+        return self._cache["summary"]
 
     def predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior predictive draws of every observed expression: label -> [n, *shape]."""
