@@ -46,7 +46,8 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
     table = lines[2:] if lines[0].startswith("importance-corrected") else lines[1:]
     rows = [line.split()[0] for line in table
             if line and not line.startswith(("converged", "did NOT", "wrote", "reliable",
-                                             "usable with care", "unreliable"))]
+                                             "usable with care", "unreliable", "guide auto:",
+                                             "starts:"))]
     expected = reported_elements(model)
     assert rows == expected
     assert any(line.startswith(("converged", "did NOT converge"))
