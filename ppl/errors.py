@@ -265,6 +265,8 @@ def start_failed(k: int, rendered: str) -> PplError:
     return PplError(f"start {k} of the multi-start check failed (starts 1 and up begin at "
                     f"dispersed points):\n{rendered}",
                     hint="fewer --starts, or fix the problem above")
+
+
 def guide_too_large(family: str, D: int, limit: int) -> PplError:
     return PplError(f"option guide: '{family}' is limited to {limit} unconstrained dimensions and "
                     f"this model has {D}", hint="use --guide lowrank (or lowrank:R) instead")
