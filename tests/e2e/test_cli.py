@@ -71,7 +71,11 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
 
     again = run("summary", out)
     assert again.returncode == 0, again.stderr
-    assert [line.split()[0] for line in again.stdout.splitlines()[1:-1]] == expected
+    lines = again.stdout.splitlines()
+    # [correction note], header, rows, convergence line, verdict line
+    table = lines[2:] if lines[0].startswith("importance-corrected") else lines[1:]
+    assert [line.split()[0] for line in table[:-2]] == expected
+    assert lines[-1].startswith(("reliable", "usable with care", "unreliable"))
 
     predicted = run("predict", out, "--draws", 50)
     assert predicted.returncode == 0, predicted.stderr
