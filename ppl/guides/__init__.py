@@ -2,10 +2,10 @@
 
 Every family has the same protocol: ``init(D, init_scale)``, ``eps_dim(D)``, reparameterized
 ``draw(theta, eps)``, ``draw_and_entropy(theta, eps)``, ``log_q(theta, zeta)``, numpy
-``sample(theta, rng, n)``, ``mean`` and ``log_sd`` (for reports), ``jitter_scale`` (the
-convergence rule's units), ``frame``/``push_affine``/``warm_start`` (warm starts and whitened
-coordinates) and ``to_dict``/``from_dict`` (fit.json). The engine (``ppl.infer``) never looks
-inside ``theta``.
+``sample(theta, rng, n)`` and ``sample_and_log_q`` (draws with their log q), ``mean`` and
+``log_sd`` (for reports), ``jitter_scale`` (the convergence rule's units),
+``frame``/``push_affine``/``warm_start`` (warm starts and whitened coordinates) and
+``to_dict``/``from_dict`` (fit.json). The engine (``ppl.infer``) never looks inside ``theta``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ __all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "FAMILIES",
            "check_spec", "WARM_FROM"]
 
 FAMILIES = ("meanfield", "fullrank", "lowrank", "flow")
-FLOW_KIND = "realnvp"  # the flow's layers, chosen by measurement (docs/guides.md)
+FLOW_KIND = "iaf"  # the flow's layers, chosen by measurement (docs/guides.md)
 # The family each one is warm-started from (advi.py fits that one first).
 WARM_FROM = {"fullrank": "meanfield", "lowrank": "meanfield", "flow": "fullrank"}
 

@@ -27,6 +27,7 @@ class FullRank:
     D: int
     name = "fullrank"
     dense_frame = True  # may be fitted in whitened coordinates (a dense frame W)
+    window_scale = 1
 
     def init(self, D: int, init_scale: float) -> np.ndarray:
         """mu = 0 and L = init_scale * I; theta [D + D^2]."""
@@ -65,6 +66,11 @@ class FullRank:
     def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` draws [n, D] (plain numpy)."""
         return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
+
+    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
+        """``n`` draws [n, D] and their log q [n] (for importance weights)."""
+        zeta = self.sample(theta, rng, n)
+        return zeta, self.log_q(np.asarray(theta, dtype=float), zeta)
 
     def mean(self, theta) -> np.ndarray:
         return np.asarray(theta[:self.D])

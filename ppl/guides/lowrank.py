@@ -33,6 +33,7 @@ class LowRank:
     D: int
     R: int
     dense_frame = False  # a dense frame would break the diagonal-plus-low-rank form
+    window_scale = 1
 
     @property
     def name(self) -> str:
@@ -92,6 +93,11 @@ class LowRank:
     def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.draw(np.asarray(theta, dtype=float),
                          rng.standard_normal((n, self.D + self.R)))
+
+    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
+        """``n`` draws [n, D] and their log q [n] (for importance weights)."""
+        zeta = self.sample(theta, rng, n)
+        return zeta, self.log_q(np.asarray(theta, dtype=float), zeta)
 
     def mean(self, theta) -> np.ndarray:
         return np.asarray(theta[:self.D])

@@ -82,6 +82,11 @@ class MeanField:
         mu, _ = self.split(np.asarray(theta, dtype=float))
         return self.draw(theta, rng.standard_normal((n, mu.shape[0])))
 
+    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
+        """``n`` draws [n, D] and their log q [n] (for importance weights)."""
+        zeta = self.sample(theta, rng, n)
+        return zeta, self.log_q(np.asarray(theta, dtype=float), zeta)
+
     # ----- the rest of the family protocol (see ppl/guides/__init__.py) ------------------------
 
     name = "meanfield"

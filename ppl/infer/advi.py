@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import autograd.numpy as anp
 import numpy as np
@@ -180,7 +180,8 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
     or, for a family that allows a dense W, the whitening of the expected Hessian under the
     mean-field fit (precondition.whiten; only with ``precondition='hessian'``). The family is
     fitted in u from a standard normal start, i.e. from the Gaussian N(m0, W W^T), and mapped
-    back exactly by ``push_affine``. The trace, steps and seconds cover the whole chain.
+    back exactly by ``push_affine``. The trace, steps and seconds cover the whole chain. The
+    family's own phase takes ``guide.window_scale`` times the window and iteration cap.
     """
     base = guide.name.partition(":")[0]
     if base not in WARM_FROM or compiled.dim == 0:
@@ -191,21 +192,29 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         first = warm
     else:
         first = _fit_family(compiled, source, options, rng, progress, start_time)
-    if first.reason == INTERRUPTED:
-        return first
-    m0, W = source.frame(first.theta)
-    if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
-        draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
-        whitened = whiten(first.theta, expected_hessian(compiled.log_joint, draws))
-        if whitened.L is not None:
-            W = whitened.L
+    try:
+        if first.reason == INTERRUPTED:
+            raise KeyboardInterrupt
+        m0, W = source.frame(first.theta)
+        if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
+            draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
+            whitened = whiten(first.theta, expected_hessian(compiled.log_joint, draws))
+            if whitened.L is not None:
+                W = whitened.L
+    except KeyboardInterrupt:
+        # stopped before this family's own steps: report it at its warm start
+        return AdviResult(guide, guide.warm_start(source, first.theta), first.names,
+                          first.elbo, False, INTERRUPTED, first.steps,
+                          time.perf_counter() - start_time, first.lr, first.final_elbo)
     framed = Frame(compiled, m0, W)
     offset = first.steps
 
     def shifted(step, value, lr):
         progress(step + offset, value + framed.log_det, lr)
 
-    second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), options, rng,
+    scale = guide.window_scale   # longer windows for a flow (see flow.py)
+    phase = replace(options, window=options.window * scale, iter=options.iter * scale)
+    second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), phase, rng,
                         shifted if progress is not None else None, False, start_time)
     return AdviResult(guide, guide.push_affine(second.theta, m0, W), first.names,
                       np.concatenate([first.elbo, second.elbo + framed.log_det]),

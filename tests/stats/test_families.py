@@ -192,19 +192,22 @@ def assert_ordered(table, margins):
     assert kl_fr - kl_flow > margins[1] + Z * np.hypot(se_fr, se_flow), table
 
 
+# Measured with seed 0 (the module's main, and benchmarks/flow_architectures.py for the flow):
+# KL of mean field, full rank, flow (se <= 0.009): banana 0.770, 0.560, 0.480; funnel 1.307,
+# 0.857, 0.047 (the default IAF flow; RealNVP coupling gave 0.259 and 0.306). The margins
+# asserted are about half of the measured gaps, rounded down.
+BANANA_MARGINS = (0.1, 0.04)
+FUNNEL_MARGINS = (0.2, 0.4)
+
+
 @pytest.mark.slow
 def test_kl_banana_flow_below_fullrank_below_meanfield():
-    # measured (seed 0): see the module's main; margins are about half of those gaps
     assert_ordered(kl_table(banana()), BANANA_MARGINS)
 
 
 @pytest.mark.slow
 def test_kl_funnel_flow_below_fullrank_below_meanfield():
     assert_ordered(kl_table(funnel()), FUNNEL_MARGINS)
-
-
-BANANA_MARGINS = (0.0, 0.0)
-FUNNEL_MARGINS = (0.0, 0.0)
 
 
 if __name__ == "__main__":

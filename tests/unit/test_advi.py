@@ -182,3 +182,53 @@ def test_keyboard_interrupt_during_the_step_size_search(rng):
     result = advi.fit(Stub(log_density, 1), FitOptions(), rng)
     assert result.reason == advi.INTERRUPTED and result.steps == 0
     np.testing.assert_array_equal(result.mu, [0.0])
+
+
+# ----- the richer families (ppl/guides): warm start, interrupts, divergence -----------------
+
+@pytest.mark.parametrize("spec", ["fullrank", "lowrank:1", "flow:1"])
+def test_family_interrupted_in_its_own_phase_counts_every_step(spec, rng):
+    # the mean-field phase stops at iter = 30; the family's phase is interrupted at its step 20
+    def progress(step, elbo, lr):
+        if step == 50:
+            raise KeyboardInterrupt
+    result = advi.fit(gaussian([1.0, -1.0], [1.0, 2.0]), FitOptions(guide=spec, iter=30, lr=0.1),
+                      rng, progress=progress)
+    assert result.reason == advi.INTERRUPTED and result.steps == 50
+    assert result.guide.name == spec and np.all(np.isfinite(result.theta))
+
+
+def test_family_interrupted_in_the_mean_field_phase_reports_its_warm_start(rng):
+    def progress(step, elbo, lr):
+        if step == 20:
+            raise KeyboardInterrupt
+    result = advi.fit(gaussian([1.0], [1.0]), FitOptions(guide="fullrank", lr=0.1), rng,
+                      progress=progress)
+    assert result.reason == advi.INTERRUPTED and result.steps == 20
+    assert result.guide.name == "fullrank" and np.all(np.isfinite(result.theta))
+
+
+def test_flow_that_diverges_is_a_located_error_not_a_nan_posterior(rng):
+    calls = []
+
+    def log_density(z):          # finite for 150 evaluations (the flow's own phase starts at
+        calls.append(1)          # evaluation 127, after 60 + 60 steps and the start checks),
+        return -0.5 * anp.sum(z ** 2, axis=1) + (np.nan if len(calls) > 150 else 0.0)
+    with pytest.raises(PplError) as error:
+        advi.fit(Stub(log_density, 2), FitOptions(guide="flow:1", lr=0.1, iter=60), rng)
+    assert "diverged" in error.value.message and error.value.span == STATEMENT.span
+
+
+def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
+    # exact target N(m, C) with correlation 0.95: full rank recovers C; tolerance 0.1 in
+    # whitened units, 5 times the jitter sd measured in tests/stats/test_families.py (0.02)
+    C = np.array([[1.0, 0.95 * 2.0], [0.95 * 2.0, 4.0]])
+    P = np.linalg.inv(C)
+    target = Stub(lambda z: -0.5 * anp.sum(((z - [1.0, 2.0]) @ P) * (z - [1.0, 2.0]), axis=1), 2)
+    result = advi.fit(target, FitOptions(guide="fullrank"), rng)
+    _, L = result.guide.split(result.theta)
+    lam, V = np.linalg.eigh(C)
+    root = V @ np.diag(lam ** -0.5) @ V.T
+    assert result.converged
+    assert np.all(np.abs(root @ L @ L.T @ root - np.eye(2)) < 0.1)
+    assert np.all(np.abs(root @ (result.mu - [1.0, 2.0])) < 0.1)

@@ -87,7 +87,8 @@ def gaussian_cov(guide, theta):
 
 
 GAUSSIANS = [FullRank(D3), LowRank(D3, 1), LowRank(D3, 2)]
-FAMILY_OBJECTS = [MEAN_FIELD, *GAUSSIANS, Flow(D3, 2), Flow(1, 2), Flow(2, 3), Flow(D3, 2, "iaf")]
+FAMILY_OBJECTS = [MEAN_FIELD, *GAUSSIANS, Flow(D3, 2), Flow(1, 2), Flow(2, 3),
+                  Flow(D3, 2, "realnvp")]
 
 
 def dim_of(guide):
@@ -123,7 +124,8 @@ def flow_theta(flow, rng, scale=0.3):
     return theta + scale * rng.standard_normal(theta.shape)
 
 
-FLOWS = [Flow(1, 2), Flow(2, 3), Flow(5, 4), Flow(1, 2, "iaf"), Flow(4, 3, "iaf")]
+FLOWS = [Flow(1, 2), Flow(2, 3), Flow(5, 4), Flow(1, 2, "realnvp"), Flow(2, 3, "realnvp"),
+         Flow(5, 4, "realnvp")]
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=str)
@@ -247,3 +249,12 @@ def test_fullrank_too_large_suggests_lowrank():
     with pytest.raises(PplError) as error:
         family("fullrank", 2001)
     assert "2001" in str(error.value) and "lowrank" in str(error.value)
+
+
+@pytest.mark.parametrize("guide", FAMILY_OBJECTS, ids=str)
+def test_sample_and_log_q_agree_with_log_q(guide, rng):
+    D = dim_of(guide)
+    theta = guide.init(D, 1.0) + 0.3 * rng.standard_normal(guide.init(D, 1.0).shape)
+    zeta, log_q = guide.sample_and_log_q(theta, np.random.default_rng(3), 6)
+    np.testing.assert_array_equal(zeta, guide.sample(theta, np.random.default_rng(3), 6))
+    np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-9)
