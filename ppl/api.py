@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import memory
-from .infer import advi
+from .infer import advi, auto, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
@@ -77,7 +77,7 @@ class Model:
         validate_observed(concrete, values, dims)
         return concrete, values, compile_model(concrete, values)
 
-    def fit(self, data=None, guide: str = "meanfield", seed: int = 0,
+    def fit(self, data=None, guide: str = "auto", seed: int = 0,
             progress: Callable[[int, float, float], None] | None = None, **options) -> Fit:
         """Fit the model to ``data`` by ADVI and return the Fit.
 
@@ -85,8 +85,8 @@ class Model:
         ----------
         data : dict of name -> number/list/array, or a path to a .json, .csv or .npz file.
             None reads ``MODEL.json`` beside a loaded model file, if there is one.
-        guide : the variational family: 'meanfield', 'fullrank', 'lowrank[:R]' or 'flow[:K]'
-            (FitOptions.guide, docs/guides.md).
+        guide : 'auto' (mean field, then richer families until k̂ says reliable; see
+            docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]'.
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting.
         **options : any other ``FitOptions`` field (``iter``, ``lr``, ``mc_samples``, ...).
@@ -102,11 +102,18 @@ class Model:
         concrete, values, compiled = self.prepare(data)
         memory.check_model(concrete, fit_options.mc_samples)
         memory.check_draws(fit_options.draws, concrete, "--draws")
-        rng = np.random.default_rng(fit_options.seed)
-        result = advi.fit(compiled, fit_options, rng, progress=progress)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}
+        if fit_options.starts > 1:
+            return _fit_starts(concrete, compiled, fit_options, info, progress)
+        rng = np.random.default_rng(fit_options.seed)
+        if fit_options.guide == auto.AUTO:
+            fit, report = auto.fit_auto(compiled, fit_options, rng, _assess(
+                concrete, compiled, fit_options, info), progress)
+            fit.auto = report
+            return fit
+        result = advi.fit(compiled, fit_options, rng, progress=progress)
         return Fit(concrete, compiled, result, fit_options, info)
 
     def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -116,6 +123,33 @@ class Model:
         """
         _, _, compiled = self.prepare(data)
         return compiled.sample_prior(np.random.default_rng([seed, 3]), int(n))
+
+
+def _assess(concrete, compiled, options, info):
+    """result -> its Fit (k̂ and verdict computed on demand), for auto's climb."""
+    return lambda result: Fit(concrete, compiled, result, options, info)
+
+
+def _fit_starts(concrete, compiled, options, info, progress) -> Fit:
+    """``options.starts`` independent fits (infer/starts.py); the best, with their comparison.
+
+    With guide 'auto' every start climbs the families on its own."""
+    K, workers = options.starts, starts.workers_for(options.starts)
+    shown = progress if workers == 1 else None   # one bar cannot follow parallel starts
+    fit_fn = None
+    if options.guide == auto.AUTO:
+        def fit_fn(model, rng, progress):
+            assess = _assess(concrete, model, options, info)
+            return auto.fit_auto(model, options, rng, assess, progress)[0].result
+    results = starts.run_starts(
+        lambda k: starts.fit_start(compiled, options, k, shown, fit_fn), K, workers)
+    fits = [Fit(concrete, compiled, result, options, info) for result in results]
+    report = starts.compare([f.summary().to_dict() for f in fits],
+                            [r.final_elbo for r in results], [f.khat for f in fits],
+                            [r.seconds for r in results], workers)
+    best = fits[report.best]
+    best.starts = report
+    return best
 
 
 def load(path: str | Path) -> Model:

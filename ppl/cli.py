@@ -19,7 +19,7 @@ from . import __version__
 from .errors import PplError, bad_option, file_error
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
-             "stl", "tol", "window", "init_scale")
+             "stl", "tol", "window", "init_scale", "correct", "starts")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -197,6 +197,11 @@ def _cmd_fit(args) -> int:
         fit = model.fit(args.data, progress=progress, **dataclasses.asdict(options))
     print(fit.summary())
     print(fit.convergence_line(time.perf_counter() - started))
+    if fit.auto is not None:
+        print(fit.auto.line())
+    if fit.starts is not None:
+        print(fit.starts.line())
+    print(fit.verdict())
     if folder is not None:
         save_fit(fit, folder)
         print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json, model.ppl")
@@ -238,11 +243,17 @@ class _progress_bar:
 def _cmd_summary(args) -> int:
     from .savedfit import read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
+    if info.get("summary_note"):
+        print(info["summary_note"])
     print(read_summary(Path(args.dir)))
     state = "converged" if info["converged"] else "did NOT converge"
     rule = info.get("reason", "").removeprefix("converged: ")
+    khat = info.get("khat")
     print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); "
-          f"final ELBO {info['final_elbo']:.6g}")
+          f"final ELBO {info['final_elbo']:.6g}"
+          + (f"; k̂ {khat:.2f}" if isinstance(khat, (int, float)) else ""))
+    if "verdict" in info:
+        print(info["verdict"]["line"])
     return 0
 
 

@@ -392,6 +392,12 @@ def non_finite_summary(names: list[str]) -> PplWarning:
                       "undefined (nan); the table shows inf or nan there",
                       hint="check the lets and priors of these elements: exp() of large "
                            "values overflows, and a very wide prior can have an infinite sd")
+def start_failed(k: int, rendered: str) -> PplError:
+    return PplError(f"start {k} of the multi-start check failed (starts 1 and up begin at "
+                    f"dispersed points):\n{rendered}",
+                    hint="fewer --starts, or fix the problem above")
+
+
 def guide_too_large(family: str, D: int, limit: int) -> PplError:
     return PplError(f"option guide: '{family}' is limited to {limit} unconstrained dimensions and "
                     f"this model has {D}", hint="use --guide lowrank (or lowrank:R) instead")

@@ -7,6 +7,7 @@ from .errors import bad_option
 from .guides import check_spec
 
 GUIDES = ("meanfield", "fullrank", "lowrank", "flow")  # with 'lowrank:R' and 'flow:K'
+CORRECTIONS = ("psis", "none")
 OPTIMIZERS = ("adam", "sgd", "stan")
 PRECONDITIONERS = ("hessian", "none")
 
@@ -17,7 +18,9 @@ class FitOptions:
 
     Attributes
     ----------
-    guide : variational family on the unconstrained space: 'meanfield' (diagonal Gaussian),
+    guide : 'auto' (default): mean field, then richer families while k̂ says the fit is
+        unreliable (infer/auto.py, docs/trust.md); or one variational family on the
+        unconstrained space: 'meanfield' (diagonal Gaussian),
         'fullrank' (dense Gaussian, up to 2000 dimensions), 'lowrank' or 'lowrank:R' (diagonal
         plus rank R; R = ceil(sqrt(D)) by default) or 'flow' or 'flow:K' (K inverse autoregressive
         layers, 4 by default). The richer families are warm-started from a mean-field fit
@@ -41,9 +44,13 @@ class FitOptions:
         sds at 1e-3, scaling with sqrt(tol)). Tighter: more steps, closer to the optimum.
     window : steps per ELBO window of the convergence rule.
     init_scale : initial sigma of the guide (mu starts at 0, the unconstrained origin).
+    correct : 'psis': when k̂ is below its threshold, summaries are weighted and draws
+        resampled with the Pareto-smoothed importance weights (docs/trust.md); 'none': never.
+    starts : independent fits from dispersed initializations and seeds, compared for
+        agreement (infer/starts.py); the best (highest ELBO) is reported.
     """
 
-    guide: str = "meanfield"
+    guide: str = "auto"
     iter: int = 10_000
     lr: float | None = None
     mc_samples: int = 5
@@ -55,16 +62,22 @@ class FitOptions:
     tol: float = 1e-3
     window: int = 100
     init_scale: float = 0.1
+    correct: str = "psis"
+    starts: int = 1
 
     def __post_init__(self):
-        check_spec(self.guide)
+        if self.guide != "auto":
+            check_spec(self.guide)
         if self.precondition not in PRECONDITIONERS:
             raise bad_option("precondition", f"unknown preconditioner {self.precondition!r}; "
                              f"choose one of {PRECONDITIONERS}")
         if self.optimizer not in OPTIMIZERS:
             raise bad_option("optimizer",
                              f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
-        for name in ("iter", "mc_samples", "draws", "window"):
+        if self.correct not in CORRECTIONS:
+            raise bad_option("correct", f"unknown correction {self.correct!r}; "
+                             f"choose one of {CORRECTIONS}")
+        for name in ("iter", "mc_samples", "draws", "window", "starts"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad_option(name, f"must be a positive integer; found {value!r}")

@@ -12,10 +12,18 @@ from typing import Any
 import numpy as np
 
 from .errors import non_finite_summary
+from .infer.psis import Psis, psis
+from .infer.verdict import Verdict, judge
 from .ir import element_names
 
 QUANTILES = (0.05, 0.5, 0.95)
 COLUMNS = ("mean", "sd", "5%", "50%", "95%")
+# Draws from the guide that k̂ is estimated from, at least: at 4000 its threshold is 0.7 and
+# its tail has 190 draws (psis.py). With 1000, k̂ missed heavy tails that 4000 found (0.38
+# against 0.76 on one posteriordb fit) and corrected means were noisier (docs/trust.md). The
+# cost, one vectorized log-joint evaluation of these draws, was at most 5% of the fit's time
+# on posteriordb (largest: diamonds).
+PSIS_DRAWS = 4000
 
 
 @dataclass(frozen=True)
@@ -26,22 +34,31 @@ class Summary:
     """
 
     rows: dict[str, tuple[float, ...]]
+    note: str = ""
 
     @classmethod
-    def from_draws(cls, draws: dict[str, np.ndarray]) -> "Summary":
-        """Summarize draws given as name -> array [n, *shape] (sd with the n - 1 denominator)."""
+    def from_draws(cls, draws: dict[str, np.ndarray], weights: np.ndarray | None = None,
+                   note: str = "") -> "Summary":
+        """Summarize draws given as name -> array [n, *shape] (sd with the n - 1 denominator).
+
+        With ``weights`` [n] (normalized importance weights), weighted statistics instead:
+        see :func:`weighted_stats`. ``note`` is printed above the table.
+        """
         rows = {}
         for name, values in draws.items():
             flat = np.asarray(values, dtype=float).reshape(len(values), -1)
             with np.errstate(all="ignore"):  # overflow is reported once, below, by name
-                mean = flat.mean(axis=0)
-                sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
-                mean, sd = _rescaled(flat, mean, sd)
-                quantiles = np.quantile(flat, QUANTILES, axis=0)  # linear interpolation
+                if weights is not None:
+                    mean, sd, quantiles = weighted_stats(flat, weights)
+                else:
+                    mean = flat.mean(axis=0)
+                    sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
+                    mean, sd = _rescaled(flat, mean, sd)
+                    quantiles = np.quantile(flat, QUANTILES, axis=0)  # linear interpolation
             for i, element in enumerate(element_names(name, values.shape[1:])):
                 rows[element] = (mean[i], sd[i], *quantiles[:, i])
         _warn_non_finite(rows)
-        return cls(rows)
+        return cls(rows, note)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{element: {'mean': .., 'sd': .., '5%': .., '50%': .., '95%': ..}}``."""
@@ -63,7 +80,8 @@ class Summary:
 
     def __str__(self) -> str:
         width = max([len("name")] + [len(name) for name in self.rows])
-        lines = [f"{'':<{width}}" + "".join(f"{c:>11}" for c in COLUMNS)]
+        lines = [self.note] if self.note else []
+        lines.append(f"{'':<{width}}" + "".join(f"{c:>11}" for c in COLUMNS))
         for name, row in self.rows.items():
             # a space before every cell: -1.615e+200 is 11 characters and must not touch
             # its neighbour (other values print exactly as with a width of 11)
@@ -95,6 +113,26 @@ def _warn_non_finite(rows: dict) -> None:
         warnings.warn(non_finite_summary(bad), stacklevel=3)
 
 
+def weighted_stats(flat: np.ndarray, weights: np.ndarray):
+    """Weighted mean [K], sd [K] and QUANTILES [3, K] of draws ``flat`` [n, K].
+
+    ``weights`` [n] sum to 1. The variance uses the reliability-weights correction
+    sum w (x - mean)^2 / (1 - sum w^2), which is the n - 1 denominator at equal weights.
+    Quantiles invert the weighted empirical distribution with each draw's mass centred on
+    it (positions cumsum(w) - w / 2, linear in between; Hazen's rule at equal weights).
+    """
+    mean = weights @ flat
+    spread = weights @ (flat - mean) ** 2
+    denominator = 1.0 - float(weights @ weights)
+    sd = np.sqrt(spread / denominator) if denominator > 0 else np.zeros_like(mean)
+    quantiles = np.empty((len(QUANTILES), flat.shape[1]))
+    for k in range(flat.shape[1]):
+        order = np.argsort(flat[:, k], kind="stable")
+        position = np.cumsum(weights[order]) - 0.5 * weights[order]
+        quantiles[:, k] = np.interp(QUANTILES, position, flat[order, k])
+    return mean, sd, quantiles
+
+
 @dataclass
 class Fit:
     """The fitted approximation of a model's posterior.
@@ -106,6 +144,8 @@ class Fit:
     result : the ``advi.AdviResult`` (guide parameters, ELBO trace, convergence).
     options : the ``FitOptions`` used.
     info : provenance (model and data paths, model hash) for saved fits.
+    starts : the multi-start comparison (``starts.StartsReport``) when fitted with starts > 1.
+    auto : the families tried (``auto.AutoReport``) when fitted with guide 'auto'.
     """
 
     model: Any
@@ -113,6 +153,8 @@ class Fit:
     result: Any
     options: Any
     info: dict = field(default_factory=dict)
+    starts: Any = None
+    auto: Any = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ----- convergence ------------------------------------------------------------------------
@@ -155,18 +197,94 @@ class Fit:
         if n not in self._cache:
             with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
                 self._cache[n] = {k: np.asarray(v) for k, v in
-                                  self.compiled.constrained(self._zeta(n)).items()}
+                                  self.compiled.constrained(self._posterior_zeta(n)).items()}
         return self._cache[n]
 
     def summary(self) -> Summary:
-        """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``."""
-        return Summary.from_draws(self.draws())
+        """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``.
+
+        When importance-corrected (see ``corrected``), weighted statistics of the guide's
+        draws with the smoothed weights instead, and a note above the table says so.
+        """
+        if not self.corrected:
+            return Summary.from_draws(self.draws())
+        if "summary" not in self._cache:
+            p = self.psis
+            pool = self.compiled.constrained(self._zeta(p.log_weights.size))
+            note = (f"importance-corrected (PSIS, k̂ {p.khat:.2f}, effective sample size "
+                    f"{p.ess:.0f} of {p.log_weights.size} draws)")
+            self._cache["summary"] = Summary.from_draws(pool, np.exp(p.log_weights), note)
+        return self._cache["summary"]
 
     def predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior predictive draws of every observed expression: label -> [n, *shape]."""
         n = self.options.draws if n is None else int(n)
         return {k: np.asarray(v) for k, v in
-                self.compiled.predictive(self._zeta(n), self._rng(2)).items()}
+                self.compiled.predictive(self._posterior_zeta(n), self._rng(2)).items()}
+
+    # ----- importance weights (PSIS) and the verdict ------------------------------------------
+
+    def log_weights(self, n: int | None = None) -> np.ndarray:
+        """log p(zeta) - log q(zeta) [n] at draws zeta [n, D] from the guide.
+
+        log p is the compiled log joint on the unconstrained space (Jacobians included), so the
+        weights are the importance ratios of posterior to guide up to a constant. ``n``
+        defaults to max(draws option, PSIS_DRAWS); the draws are those of ``draws()`` before
+        any correction. Entries are -inf, inf or NaN where the log density is not finite.
+        """
+        n = self._psis_draws() if n is None else int(n)
+        zeta = self._zeta(n)
+        guide, theta = self.result.guide, self.result.theta
+        with np.errstate(all="ignore"):   # overflow at a far draw is reported, not warned
+            log_p = np.asarray(self.compiled.log_joint(zeta), dtype=float)
+            return log_p - np.asarray(guide.log_q(theta, zeta), dtype=float)
+
+    @property
+    def psis(self) -> Psis:
+        """Pareto-smoothed importance sampling on ``log_weights()`` (k̂, smoothed weights)."""
+        if "psis" not in self._cache:
+            self._cache["psis"] = psis(self.log_weights())
+        return self._cache["psis"]
+
+    @property
+    def khat(self) -> float:
+        """Pareto k̂ of the importance weights (see ``verdict``); may be -inf or inf."""
+        return self.psis.khat
+
+    @property
+    def corrected(self) -> bool:
+        """Whether summaries and draws are importance-corrected: the ``correct`` option is
+        'psis' and k̂ is below its threshold (above it the weights cannot be trusted)."""
+        p = self.psis
+        return self.options.correct == "psis" and p.khat < p.threshold
+
+    def verdict(self) -> Verdict:
+        """What this fit can be trusted for, in one line (infer/verdict.py)."""
+        from .infer.auto import ladder
+        p = self.psis
+        disagree = self.starts.disagree if self.starts is not None else ()
+        available = ladder(len(self.result.names))
+        if self.auto is not None:     # suggest only the families auto did not try
+            tried = {t.family for t in self.auto.tried}
+            available = tuple(f for f in available if f not in tried)
+        return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
+                     self.result.guide.name.partition(":")[0], available, disagree,
+                     self.corrected)
+
+    def _psis_draws(self) -> int:
+        return max(self.options.draws, PSIS_DRAWS)
+
+    def _posterior_zeta(self, n: int) -> np.ndarray:
+        """n draws [n, D]: the guide's, or, when corrected, resampled from the weighted
+        PSIS draws by systematic resampling (lower variance than multinomial; Douc, Cappe,
+        Moulines 2005), in a random order."""
+        if not self.corrected:
+            return self._zeta(n)
+        weights = np.exp(self.psis.log_weights)
+        rng = self._rng(4)
+        picks = (rng.random() + np.arange(n)) / n
+        index = np.minimum(np.searchsorted(np.cumsum(weights), picks), weights.size - 1)
+        return self._zeta(weights.size)[rng.permutation(index)]
 
     def to_arviz(self, predictive: bool = True):
         """An ArviZ InferenceData of the fit, one chain of ``draws`` draws.
@@ -182,7 +300,7 @@ class Fit:
         except ImportError:
             from .errors import missing_extra
             raise missing_extra("fit.to_arviz()", "ArviZ", "arviz") from None
-        zeta = self._zeta(self.options.draws)  # the same draws as draws() and predictive()
+        zeta = self._posterior_zeta(self.options.draws)  # the draws of draws() and predictive()
         groups = {
             "posterior": {name: values[None] for name, values in self.draws().items()},
             "log_likelihood": {name: values[None] for name, values in
@@ -201,7 +319,7 @@ class Fit:
         state = "converged" if r.converged else "did NOT converge"
         rule = r.reason.removeprefix("converged: ")
         return (f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); "
-                f"final ELBO {r.final_elbo:.6g}")
+                f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
 
     def __repr__(self) -> str:
         r = self.result

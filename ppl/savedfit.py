@@ -70,6 +70,8 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "steps": int(r.steps),
         "seconds": float(r.seconds),
         "final_elbo": float(r.final_elbo),
+        **_trust(fit),
+        "summary_note": summary.note,
         "guide": {"family": r.guide.name,
                   "parameters": r.guide.to_dict(r.theta, list(r.names))},
     }
@@ -81,6 +83,23 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "fit.json": json_text(info),
         **({"model.ppl": fit.info["model_text"]} if "model_text" in fit.info else {}),
     })
+
+
+def _trust(fit: Fit) -> dict:
+    """k̂ (null when infinite: JSON has no inf), PSIS details, the verdict, the starts."""
+    p = fit.psis
+    finite = float(p.khat) if np.isfinite(p.khat) else None
+    found = {"khat": finite,
+             "psis": {"khat": finite if finite is not None else str(p.khat),
+                      "threshold": p.threshold if np.isfinite(p.threshold) else None,
+                      "draws": int(p.log_weights.size), "nonfinite": p.n_nonfinite,
+                      "ess": p.ess, "corrected": fit.corrected},
+             "verdict": {"level": fit.verdict().level, "line": fit.verdict().line}}
+    if fit.starts is not None:
+        found["starts"] = fit.starts.to_dict()
+    if fit.auto is not None:
+        found["auto"] = fit.auto.to_dict()
+    return found
 
 
 def read_fit_json(folder: Path) -> dict:

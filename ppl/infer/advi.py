@@ -136,7 +136,8 @@ def jitter_tol(tol: float) -> float:
 
 
 def fit(compiled, options, rng: np.random.Generator,
-        progress: Callable[[int, float, float], None] | None = None) -> AdviResult:
+        progress: Callable[[int, float, float], None] | None = None,
+        warm: AdviResult | None = None) -> AdviResult:
     """Fit a mean-field Gaussian guide to ``compiled``'s posterior by maximizing the ELBO.
 
     Steps: check the log joint is finite somewhere near the start; pick the step size by
@@ -176,6 +177,9 @@ def fit(compiled, options, rng: np.random.Generator,
     options : FitOptions (iter, lr, mc_samples, optimizer, stl, tol, window, init_scale).
     rng : the fit's one Generator; every eps comes from it (same seed, bit-identical result).
     progress : called as progress(step, mean ELBO of the last window, lr) every 10 steps.
+    warm : a finished fit of the family that ``options.guide`` is warm-started from
+        (WARM_FROM), used instead of fitting that family again (``--guide auto`` climbs the
+        families so); ignored when it is of another family.
 
     Raises
     ------
@@ -184,7 +188,7 @@ def fit(compiled, options, rng: np.random.Generator,
     # overflow and NaN are expected on the way (bad draws, the largest trial step sizes) and
     # are handled by the checks below, so numpy's warnings about them are noise
     with np.errstate(all="ignore"):
-        result = _fit(compiled, options, rng, progress)
+        result = _fit(compiled, options, rng, progress, warm)
     if result.reason == CONVERGED:
         return _checked(compiled, result)
     return result
@@ -200,12 +204,14 @@ def _checked(compiled, result: AdviResult) -> AdviResult:
     return dataclasses.replace(result, converged=False, reason=NOT_AT_OPTIMUM)
 
 
-def _fit(compiled, options, rng, progress) -> AdviResult:
-    guide = family(options.guide, compiled.dim)
-    return _fit_family(compiled, guide, options, rng, progress, time.perf_counter())
+def _fit(compiled, options, rng, progress, warm=None) -> AdviResult:
+    # 'auto' climbs the families in infer/auto.py; here, fitting one family, it is its first
+    spec = "meanfield" if options.guide == "auto" else options.guide
+    guide = family(spec, compiled.dim)
+    return _fit_family(compiled, guide, options, rng, progress, time.perf_counter(), warm)
 
 
-def _fit_family(compiled, guide, options, rng, progress, start_time) -> AdviResult:
+def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) -> AdviResult:
     """Fit ``guide``; a richer family first fits the one it is warm-started from (WARM_FROM).
 
     The warm start is a change of coordinates (precondition.Frame): zeta = m0 + W u, with m0
@@ -221,7 +227,10 @@ def _fit_family(compiled, guide, options, rng, progress, start_time) -> AdviResu
         return _fit_plain(compiled, guide, guide.init(compiled.dim, options.init_scale),
                           options, rng, progress, _can_whiten(compiled, options), start_time)
     source = family(WARM_FROM[base], compiled.dim)
-    first = _fit_family(compiled, source, options, rng, progress, start_time)
+    if warm is not None and warm.guide.name == source.name:
+        first = warm
+    else:
+        first = _fit_family(compiled, source, options, rng, progress, start_time)
     try:
         if first.reason == INTERRUPTED:
             raise KeyboardInterrupt

@@ -41,8 +41,13 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
     out = tmp_path / "fit"
     result = run("fit", model, "--quiet", "--out", out, "--draws", 200)
     assert result.returncode == 0, result.stderr
-    rows = [line.split()[0] for line in result.stdout.splitlines()[1:]
-            if line and not line.startswith(("converged", "did NOT", "wrote"))]
+    lines = result.stdout.splitlines()
+    # the importance-correction note, if any, comes above the table's header
+    table = lines[2:] if lines[0].startswith("importance-corrected") else lines[1:]
+    rows = [line.split()[0] for line in table
+            if line and not line.startswith(("converged", "did NOT", "wrote", "reliable",
+                                             "usable with care", "unreliable", "guide auto:",
+                                             "starts:"))]
     expected = reported_elements(model)
     assert rows == expected
     assert any(line.startswith(("converged", "did NOT converge"))
@@ -66,7 +71,11 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
 
     again = run("summary", out)
     assert again.returncode == 0, again.stderr
-    assert [line.split()[0] for line in again.stdout.splitlines()[1:-1]] == expected
+    lines = again.stdout.splitlines()
+    # [correction note], header, rows, convergence line, verdict line
+    table = lines[2:] if lines[0].startswith("importance-corrected") else lines[1:]
+    assert [line.split()[0] for line in table[:-2]] == expected
+    assert lines[-1].startswith(("reliable", "usable with care", "unreliable"))
 
     predicted = run("predict", out, "--draws", 50)
     assert predicted.returncode == 0, predicted.stderr

@@ -1,0 +1,125 @@
+"""Does importance correction help? k̂ and accuracy with and without it on posteriordb.
+
+Fits every posterior in models/posteriordb/ once per seed (default options, correction off),
+then scores two summaries of the same fit against the reference posterior: the guide's draws
+as they are, and the PSIS-corrected summary (weighted by the Pareto-smoothed importance
+weights; applied only where k̂ is below its threshold, as ``correct='psis'`` does). Mean
+errors are |mean - reference mean| / reference sd, sd errors |sd / reference sd - 1|; the
+table shows the worst element of each posterior, averaged over seeds.
+
+    PPL_POSTERIORDB=/path/to/posteriordb python benchmarks/trust.py --seeds 2
+    python benchmarks/trust.py --auto --seeds 1      # --guide auto against mean field
+    python benchmarks/trust.py --only eight_schools-eight_schools_noncentered
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import posteriordb_data as pdb  # noqa: E402
+from accuracy import score  # noqa: E402
+
+import ppl  # noqa: E402
+from ppl.posterior import Fit  # noqa: E402
+
+
+def measure(name: str, seed: int, draws: int) -> dict[str, float]:
+    """k̂, verdict and the worst mean and sd errors, plain and corrected, of one fit."""
+    model = ppl.load(pdb.model_path(name))
+    reference = pdb.load_reference(name)
+    fit = model.fit(pdb.load_data(name), seed=seed, draws=draws,
+                    correct="none", guide="meanfield")
+    corrected = Fit(fit.model, fit.compiled, fit.result,
+                    dataclasses.replace(fit.options, correct="psis"), fit.info)
+    row = {"khat": fit.khat, "applied": corrected.corrected, "level": fit.verdict().level,
+           "seconds": fit.result.seconds}
+    for label, which in (("plain", fit), ("psis", corrected)):
+        figures = score(which.summary().to_dict(), reference, name)
+        row[f"{label}_mean"] = float(figures["mean_error"].max())
+        row[f"{label}_sd"] = float(np.abs(figures["sd_vs_reference"]).max())
+    return row
+
+
+def measure_auto(name: str, seed: int) -> dict:
+    """Mean field against auto on one posterior: worst errors, families, time ratio."""
+    model = ppl.load(pdb.model_path(name))
+    reference, data = pdb.load_reference(name), pdb.load_data(name)
+    row = {}
+    for label, guide in (("mf", "meanfield"), ("auto", "auto")):
+        started = time.perf_counter()
+        fit = model.fit(data, seed=seed, guide=guide)
+        row[f"{label}_seconds"] = time.perf_counter() - started   # k̂ and summary included
+        figures = score(fit.summary().to_dict(), reference, name)
+        row[f"{label}_mean"] = float(figures["mean_error"].max())
+        row[f"{label}_sd"] = float(np.abs(figures["sd_vs_reference"]).max())
+        row[f"{label}_khat"] = fit.khat
+    row["chosen"] = fit.auto.tried[fit.auto.chosen].family
+    row["tried"] = len(fit.auto.tried)
+    return row
+
+
+def auto_table(rows: dict[str, list[dict]]) -> str:
+    """Markdown: mean field against auto, averaged over seeds (time as a ratio)."""
+    lines = ["| posterior | k̂ mean field | k̂ auto | chosen | mean err mf | mean err auto | "
+             "sd err mf | sd err auto | time auto / mf |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, runs in rows.items():
+        def avg(key):
+            return np.mean([r[key] for r in runs])
+        chosen = ", ".join(sorted({r["chosen"] for r in runs}))
+        lines.append(f"| {name} | {avg('mf_khat'):.2f} | {avg('auto_khat'):.2f} | {chosen} | "
+                     f"{avg('mf_mean'):.3f} | {avg('auto_mean'):.3f} | {avg('mf_sd'):.3f} | "
+                     f"{avg('auto_sd'):.3f} | "
+                     f"{np.mean([r['auto_seconds'] / r['mf_seconds'] for r in runs]):.2f} |")
+    return "\n".join(lines)
+
+
+def table(rows: dict[str, list[dict]]) -> str:
+    """Markdown: per posterior, k̂, how often corrected, worst mean and sd errors both ways."""
+    lines = ["| posterior | k̂ | verdict | corrected | mean err plain | mean err PSIS | "
+             "sd err plain | sd err PSIS |", "|---|---|---|---|---|---|---|---|"]
+    for name, runs in rows.items():
+        def avg(key):
+            return np.mean([r[key] for r in runs])
+        levels = ", ".join(sorted({r["level"] for r in runs}))
+        lines.append(f"| {name} | {avg('khat'):.2f} | {levels} | "
+                     f"{sum(r['applied'] for r in runs)}/{len(runs)} | "
+                     f"{avg('plain_mean'):.3f} | {avg('psis_mean'):.3f} | "
+                     f"{avg('plain_sd'):.3f} | {avg('psis_sd'):.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2, help="fits per posterior (seeds 0..n-1)")
+    parser.add_argument("--draws", type=int, default=1000, help="the fits' draws option")
+    parser.add_argument("--only", nargs="*", help="posterior names (default: all)")
+    parser.add_argument("--auto", action="store_true",
+                        help="compare --guide auto with mean field instead")
+    args = parser.parse_args(argv)
+    rows = {}
+    if args.auto:
+        for name in args.only or pdb.names():
+            rows[name] = [measure_auto(name, seed) for seed in range(args.seeds)]
+            print(name, rows[name], file=sys.stderr, flush=True)
+        print(auto_table(rows))
+        return 0
+    for name in args.only or pdb.names():
+        rows[name] = []
+        for seed in range(args.seeds):
+            row = measure(name, seed, args.draws)
+            rows[name].append(row)
+            print(f"{name} seed {seed}: k̂ {row['khat']:.2f}, mean err {row['plain_mean']:.3f}"
+                  f" -> {row['psis_mean']:.3f}, sd err {row['plain_sd']:.3f} -> "
+                  f"{row['psis_sd']:.3f}", file=sys.stderr, flush=True)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Several independent fits of one model (``--starts K``): their seeds and dispersed starting
+points, running them in parallel processes, and comparing their answers.
+
+A start is one ADVI fit (advi.py) from its own point of the unconstrained space with its own
+random stream; the comparison is like R̂ between MCMC chains (the spread of each mean between
+starts against the posterior sd). What the comparison means for the user is verdict.py's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import advi
+from ..errors import start_failed
+
+# Starting points of starts 1.. are drawn uniformly from [-INIT_RADIUS, INIT_RADIUS] in every
+# unconstrained coordinate, as Stan's default random inits are (CmdStan ``init=2``); start 0
+# starts at the origin, so it is the fit that starts=1 gives.
+INIT_RADIUS = 2.0
+# A mean disagrees between starts when its between-start sd exceeds this many posterior sds.
+# R̂ = sqrt(1 + B^2 / W^2) for between-start sd B and posterior sd W; 0.3 is R̂ 1.044. The
+# fitted means carry optimizer noise of a few hundredths of a posterior sd (advi.fit's
+# docstring; tests/stats), so the spread of agreeing starts stays well below 0.3.
+MAX_SPREAD = 0.3
+
+
+@dataclass(frozen=True)
+class StartsReport:
+    """How K starts compare.
+
+    Attributes
+    ----------
+    elbos : [K] final ELBO of every start (start 0 first).
+    khats : [K] k̂ of every start.
+    seconds : [K] wall time of every start's optimization.
+    spread : element name -> between-start sd of its mean / its posterior sd (pooled over
+        the starts).
+    disagree : names whose spread exceeds MAX_SPREAD, largest first.
+    best : index of the start reported (the highest final ELBO).
+    workers : processes the starts ran in.
+    """
+
+    elbos: tuple
+    khats: tuple
+    seconds: tuple
+    spread: dict
+    disagree: tuple
+    best: int
+    workers: int
+
+    def line(self) -> str:
+        """One line: starts, processes, ELBO range, the largest spread of a mean."""
+        name = max(self.spread, key=self.spread.get) if self.spread else None
+        worst = f"{self.spread[name]:.2f} posterior sd ({name})" if name else "none"
+        return (f"starts: {len(self.elbos)} in {self.workers} process"
+                f"{'es' if self.workers > 1 else ''}; final ELBOs {min(self.elbos):.6g} to "
+                f"{max(self.elbos):.6g}; largest spread of a mean between starts {worst}; "
+                f"start {self.best} reported")
+
+    def to_dict(self) -> dict:
+        """Plain values for fit.json."""
+        return {"elbos": list(self.elbos), "khats": [_json_float(k) for k in self.khats],
+                "seconds": list(self.seconds), "spread": dict(self.spread),
+                "disagree": list(self.disagree), "best": self.best, "workers": self.workers}
+
+
+def _json_float(value: float):
+    return float(value) if np.isfinite(value) else None
+
+
+def fit_start(compiled, options, k: int, progress=None,
+              fit_fn: Callable | None = None) -> advi.AdviResult:
+    """Start ``k``'s fit: seed options.seed (k = 0) or the stream [seed, k], and a starting
+    point drawn from that stream (k >= 1). Depends on nothing but (model, options, k).
+    ``fit_fn(compiled, rng, progress) -> AdviResult`` fits (default: advi.fit with options;
+    ``--guide auto`` passes its climb).
+
+    The guide's mean starts at 0 in advi.fit; a start elsewhere is the same fit of the log
+    joint shifted by the starting point, whose guide is shifted back afterwards (push_affine).
+    """
+    if fit_fn is None:
+        def fit_fn(model, rng, progress):
+            return advi.fit(model, options, rng, progress)
+    if k == 0:
+        return fit_fn(compiled, np.random.default_rng(options.seed), progress)
+    rng = np.random.default_rng([options.seed, k])
+    shift = rng.uniform(-INIT_RADIUS, INIT_RADIUS, compiled.dim)
+    result = fit_fn(_Shifted(compiled, shift), rng, progress)
+    theta = result.guide.push_affine(result.theta, shift, np.ones(compiled.dim))
+    return dataclasses.replace(result, theta=theta)
+
+
+class _Shifted:
+    """``compiled`` seen from a moved origin: log_joint(zeta) = compiled.log_joint(zeta + shift)."""
+
+    def __init__(self, compiled, shift: np.ndarray):
+        self.compiled, self.shift, self.dim = compiled, shift, compiled.dim
+
+    def log_joint(self, zeta):
+        return self.compiled.log_joint(zeta + self.shift)
+
+    def terms(self, zeta):
+        return self.compiled.terms(zeta + self.shift)
+
+    def unconstrained_names(self):
+        return self.compiled.unconstrained_names()
+
+
+def workers_for(K: int) -> int:
+    """Processes for K starts: one per core this process may use, at most K; 1 where
+    processes cannot be forked (then the starts run one after another)."""
+    if not hasattr(os, "fork"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(K, cores or 1))
+
+
+def run_starts(fit_one: Callable[[int], advi.AdviResult], K: int,
+               workers: int) -> list[advi.AdviResult]:
+    """Run ``fit_one(k)`` for k = 0 .. K-1, in ``workers`` forked processes at a time.
+
+    Each start depends only on k (fit_start), so the results are the same however many
+    processes run them. A child sends its AdviResult back as JSON through a pipe (floats
+    round-trip exactly through repr); no pickle. A start that raises PplError is re-raised
+    here naming the start.
+    """
+    if workers <= 1:
+        return [_call(fit_one, k) for k in range(K)]
+    results = []
+    for first in range(0, K, workers):
+        children = [_fork(fit_one, k) for k in range(first, min(first + workers, K))]
+        try:
+            results += [_collect(pid, fd, k) for k, (pid, fd) in
+                        zip(range(first, first + len(children)), children)]
+        except BaseException:
+            for pid, _ in children:      # our own children only, by their ids
+                _kill(pid)
+            raise
+    return results
+
+
+def _call(fit_one, k):
+    from ..errors import PplError
+    try:
+        return fit_one(k)
+    except PplError as error:
+        raise start_failed(k, str(error)) from None
+
+
+def _fork(fit_one, k: int):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write)
+        return pid, read
+    os.close(read)
+    status = 0
+    from ..errors import PplError
+    try:
+        try:
+            payload = {"result": _to_json(fit_one(k))}
+        except PplError as error:
+            payload = {"error": str(error)}
+        with os.fdopen(write, "w", encoding="utf-8") as stream:
+            json.dump(payload, stream)
+    except BaseException:     # noqa: BLE001 - a forked child must never unwind into the
+        import traceback      # caller's stack (it would run the parent's code twice)
+        traceback.print_exc(file=sys.stderr)
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _collect(pid: int, fd: int, k: int) -> advi.AdviResult:
+    with os.fdopen(fd, "r", encoding="utf-8") as stream:
+        text = stream.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not text:
+        raise RuntimeError(f"start {k} failed in its process (status {status})")
+    payload = json.loads(text)
+    if "error" in payload:
+        raise start_failed(k, payload["error"])
+    return _from_json(payload["result"])
+
+
+def _kill(pid: int) -> None:
+    import signal
+    try:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _to_json(result: advi.AdviResult) -> dict:
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    fields["guide"] = result.guide.name     # a family is rebuilt from its name (guides.family)
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in fields.items()}
+
+
+def _from_json(fields: dict) -> advi.AdviResult:
+    from ..guides import family
+    arrays = {k: np.asarray(fields[k], dtype=float) for k in ("theta", "elbo")}
+    guide = family(fields["guide"], len(fields["names"]))
+    return advi.AdviResult(**{**fields, **arrays, "guide": guide,
+                              "names": tuple(fields["names"])})
+
+
+def compare(summaries: list[dict], elbos, khats, seconds, workers: int) -> StartsReport:
+    """Compare K starts' summaries (``Summary.to_dict()``, one per start).
+
+    For every element: B, the sd of its K means (ddof 1), against W, the root mean of its K
+    posterior variances; spread = B / W. The best start has the highest final ELBO (a NaN
+    ELBO never wins).
+    """
+    names = list(summaries[0])
+    means = np.array([[s[n]["mean"] for n in names] for s in summaries])
+    sds = np.array([[s[n]["sd"] for n in names] for s in summaries])
+    between = means.std(axis=0, ddof=1)
+    within = np.sqrt(np.mean(sds ** 2, axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.where(within > 0, between / within, np.where(between > 0, np.inf, 0.0))
+    spread = {n: float(v) for n, v in zip(names, spread)}
+    disagree = tuple(sorted((n for n, v in spread.items() if v > MAX_SPREAD),
+                            key=lambda n: -spread[n]))
+    finite = np.where(np.isfinite(elbos), elbos, -np.inf)
+    return StartsReport(tuple(map(float, elbos)), tuple(map(float, khats)),
+                        tuple(map(float, seconds)), spread, disagree, int(np.argmax(finite)),
+                        workers)

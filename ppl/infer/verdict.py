@@ -1,0 +1,110 @@
+"""The verdict on a fit: from k̂, the convergence rule and (if run) the multi-start check, one
+line in words saying what can be trusted and what to try next. Pure logic on plain values;
+k̂ comes from psis.py, the multi-start comparison from starts.py.
+
+Thresholds (docs/trust.md): k̂ <= 0.5, the guide is close to the posterior and its means and sds
+can be used as they are (Yao, Vehtari, Simpson, Gelman 2018, "Yes, but did it work?", section
+3.2); 0.5 < k̂ < min(1 - 1/log10(S), 0.7), importance sampling with S draws still corrects the
+guide, but the guide itself is off in its sds and tails; above, it is unreliable (Vehtari,
+Simpson, Gelman, Yao, Gabry 2024, "Pareto Smoothed Importance Sampling", section 3.2.4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RELIABLE = "reliable"
+CARE = "usable with care"
+UNRELIABLE = "unreliable"
+KHAT_GOOD = 0.5
+KHAT_BAD = 0.7
+# Families from the least to the most flexible; a hint names the next one that exists.
+LADDER = ("meanfield", "lowrank", "fullrank", "flow")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a fit can be trusted for.
+
+    Attributes
+    ----------
+    level : RELIABLE, CARE or UNRELIABLE.
+    line : the full sentence, e.g. ``reliable (k̂ 0.21): means and sds are close to the posterior``.
+    """
+
+    level: str
+    line: str
+
+    def __str__(self) -> str:
+        return self.line
+
+
+def judge(khat: float, threshold: float, draws: int, converged: bool = True,
+          n_nonfinite: int = 0, guide: str = "meanfield", available: tuple = ("meanfield",),
+          disagree: tuple = (), corrected: bool = False) -> Verdict:
+    """The verdict on one fit (or on a set of starts).
+
+    Parameters
+    ----------
+    khat, threshold : from ``psis.psis`` on the fit's log weights (k̂ may be +-inf).
+    draws : the number of draws k̂ was estimated from.
+    converged : whether the optimizer's convergence rule stopped the fit.
+    n_nonfinite : draws whose log weight was not finite (counted and reported).
+    guide, available : the family used and the families that exist, for the hint.
+    disagree : element names whose means differ between starts (starts.py); empty if none
+        or no multi-start check was run.
+    corrected : whether the summary was importance-corrected with the smoothed weights.
+
+    Returns
+    -------
+    Verdict.
+    """
+    shown = _khat_text(khat)
+    notes = []
+    if n_nonfinite:
+        notes.append(f"{n_nonfinite} of {draws} draws had a non-finite log density and were "
+                     f"left out")
+    if np.isposinf(khat) and n_nonfinite < draws:
+        level, text = UNRELIABLE, f"k̂ could not be estimated from {draws} draws; raise --draws"
+    elif np.isposinf(khat):
+        level, text = UNRELIABLE, "the log density is not finite at the guide's draws"
+    elif khat >= threshold:
+        level = UNRELIABLE
+        text = "this family cannot represent the posterior"
+        if khat <= KHAT_BAD:
+            text += f" (k̂ above {threshold:.2f}, the limit for {draws} draws)"
+        text += _hint(guide, available, richest=True)
+    elif khat > KHAT_GOOD:
+        level = CARE
+        text = ("means are usable, sds and tails may be off" if not corrected else
+                "the importance-corrected summary is usable; the guide's sds and tails are off")
+        text += _hint(guide, available, richest=False)
+    else:
+        level, text = RELIABLE, "means and sds are close to the posterior"
+    if disagree:
+        level = UNRELIABLE
+        names = ", ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
+        text = (f"the starts disagree on {names}: the posterior may have several modes, or the "
+                f"optimizer did not converge")
+    if not converged and level == RELIABLE:
+        level, text = CARE, "the optimizer did not converge; raise --iter"
+    elif not converged:
+        notes.append("the optimizer did not converge")
+    tail = "".join(f"; {note}" for note in notes)
+    return Verdict(level, f"{level} ({shown}): {text}{tail}")
+
+
+def _khat_text(khat: float) -> str:
+    if np.isneginf(khat):
+        return "k̂ -inf, bounded weights"
+    return f"k̂ {khat:.2f}"
+
+
+def _hint(guide: str, available: tuple, richest: bool) -> str:
+    """'; try --guide X' naming the next (or the most flexible) family that exists."""
+    above = [g for g in LADDER[LADDER.index(guide) + 1:] if g in available] \
+        if guide in LADDER else []
+    if above:
+        return f"; try --guide {above[-1] if richest else above[0]}"
+    return "; reparameterize the model, or check it with MCMC"

@@ -1,0 +1,137 @@
+"""k̂, the verdict and the multi-start check on posteriors whose answer is known (issue 11, item 6).
+
+Models are written here, with their data, so that nothing outside the repository is read.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl.infer.verdict import RELIABLE, UNRELIABLE
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+# A Gaussian posterior that the mean-field family contains: mu | y ~ N(., 1/sqrt(N + 1/100)),
+# b's posterior is its prior.
+GAUSSIAN = """
+data N: int
+data y: real[N]
+sample mu ~ Normal(0, 10)
+sample b ~ Normal(1, 2)
+observe y ~ Normal(mu, 1)
+"""
+
+CENTERED = """
+data J: int
+data y: real[J]
+data sigma: real<lower=0>[J]
+sample mu ~ Normal(0, 5)
+sample tau ~ HalfCauchy(5)
+sample theta: real[J] ~ Normal(mu, tau)
+observe y ~ Normal(theta, sigma)
+"""
+
+# y = x^2 + noise with y = 4: two symmetric modes at x = -2 and x = 2, each of sd about
+# 0.1 / (2 * 2) = 0.025; a single Gaussian fit sits in one of them.
+BIMODAL = """
+data y: real
+sample x ~ Normal(0, 10)
+observe y ~ Normal(x * x, 0.1)
+"""
+
+UNIMODAL = """
+data y: real[5]
+sample x ~ Normal(0, 10)
+sample s ~ HalfNormal(2)
+observe y ~ Normal(x, s)
+"""
+UNIMODAL_DATA = {"y": [1.2, 0.3, 2.1, 1.7, 0.9]}
+
+
+@pytest.mark.slow
+def test_khat_small_when_the_family_contains_the_posterior():
+    # The fitted guide differs from the posterior only by optimizer jitter (~0.03 posterior
+    # sds, tests/stats/test_posteriors.py), for which the weights' tail index is about
+    # 1 - (sd_q / sd_p)^2 < 0.1. k̂ from the default 1000 draws has a standard error of about
+    # (1 + k) / sqrt(95 tail draws) = 0.11, so 0.5 is 4 standard errors above it.
+    y = np.random.default_rng(1).normal(3.0, 1.0, size=20)
+    fit = ppl.compile(GAUSSIAN).fit({"N": 20, "y": y.tolist()})
+    assert fit.khat < 0.5
+    assert fit.verdict().level == RELIABLE
+
+
+@pytest.mark.slow
+def test_meanfield_on_centered_eight_schools_is_unreliable():
+    # Measured once, seeds 0..3 with 4000 draws: k̂ = 0.86, 0.92, 0.98, 0.90 (mean 0.91, sd
+    # 0.05; python: fit(..., seed=s, draws=4000).khat): 0.7 is 4 sds below their mean.
+    fit = ppl.compile(CENTERED).fit(MODELS / "eight_schools.json", draws=4000,
+                                    guide="meanfield")
+    assert fit.khat > 0.7
+    verdict = fit.verdict()
+    assert verdict.level == UNRELIABLE
+    assert "cannot represent the posterior" in verdict.line
+    assert not fit.corrected      # above the threshold the weights are not used
+
+
+# posteriordb's reference for eight_schools-eight_schools_noncentered (10 chains x 1000 NUTS
+# draws; each mean's Monte Carlo se is about 0.01 sd), element -> (mean, sd); copied here so
+# that the test reads nothing outside the repository. models/eight_schools.ppl is that model.
+REFERENCE = {"theta[0]": (6.1505, 5.6159), "theta[1]": (4.9396, 4.6456),
+             "theta[2]": (3.9059, 5.2807), "theta[3]": (4.796, 4.7709),
+             "theta[4]": (3.6144, 4.6147), "theta[5]": (4.0511, 4.7962),
+             "theta[6]": (6.3172, 5.0029), "theta[7]": (4.884, 5.3177),
+             "mu": (4.4105, 3.3093), "tau": (3.6021, 3.1985)}
+
+
+@pytest.mark.slow
+def test_auto_fixes_noncentered_eight_schools():
+    # The issue's targets: means within 0.1 reference sd, sds within 15%. Monte Carlo error of
+    # the corrected summary: an effective sample size of about 1600 (of 4000) gives a mean se
+    # of 0.025 sd and an sd se of about 1 / sqrt(2 * 1600) = 0.018, so 0.1 is 4 standard
+    # errors; plain mean field misses the sds of tau and theta by 19-21% (docs/trust.md).
+    fit = ppl.load(MODELS / "eight_schools.ppl").fit()
+    assert fit.auto is not None and fit.verdict().level != UNRELIABLE
+    summary = fit.summary().to_dict()
+    for name, (mean, sd) in REFERENCE.items():
+        assert abs(summary[name]["mean"] - mean) < 0.1 * sd, name
+        assert abs(summary[name]["sd"] / sd - 1) < 0.15, name
+
+
+@pytest.mark.slow
+def test_four_starts_flag_a_two_mode_posterior():
+    fit = ppl.compile(BIMODAL).fit({"y": 4.0}, starts=4)
+    # Four starts in two modes 160 posterior sds apart: the chance that all four land in the
+    # same mode by symmetry is 2 / 16; seed 0's starts do not (their fitted means are printed
+    # by fit.starts.line()).
+    assert fit.starts.disagree == ("x",)
+    assert fit.verdict().level == UNRELIABLE
+    assert "the starts disagree on x" in fit.verdict().line
+
+
+@pytest.mark.slow
+def test_four_starts_pass_a_unimodal_posterior():
+    fit = ppl.compile(UNIMODAL).fit(UNIMODAL_DATA, starts=4)
+    assert fit.starts.disagree == ()
+    # the largest spread between agreeing starts is optimizer jitter, a few hundredths of a
+    # posterior sd (the threshold MAX_SPREAD is 0.3)
+    assert max(fit.starts.spread.values()) < 0.3
+    assert "disagree" not in fit.verdict().line
+
+
+def test_starts_are_reproducible_and_report_the_best_elbo():
+    model = ppl.compile(UNIMODAL)
+    first = model.fit(UNIMODAL_DATA, starts=2, window=20, iter=400)
+    second = model.fit(UNIMODAL_DATA, starts=2, window=20, iter=400)
+    # everything but the wall times
+    assert first.starts.elbos == second.starts.elbos
+    assert (first.starts.spread, first.starts.khats) == (second.starts.spread, second.starts.khats)
+    np.testing.assert_array_equal(first.result.mu, second.result.mu)
+    assert first.starts.best == int(np.argmax(first.starts.elbos))
+    assert first.result.final_elbo == max(first.starts.elbos)
+
+
+def test_starts_zero_or_negative_is_an_option_error():
+    for bad in (0, -3):
+        with pytest.raises(ppl.PplError, match="option starts: must be a positive integer"):
+            ppl.compile(UNIMODAL).fit(UNIMODAL_DATA, starts=bad)

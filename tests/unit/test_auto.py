@@ -1,0 +1,64 @@
+"""Tests of ppl/infer/auto.py: the family ladder and where the climb stops."""
+import autograd.numpy as anp
+import numpy as np
+
+from ppl.guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM
+from ppl.infer.auto import AutoReport, Tried, fit_auto, ladder
+from ppl.options import FitOptions
+from ppl.posterior import Fit
+
+
+class Gaussian:
+    """A 'compiled model' with posterior N(0, cov)."""
+
+    def __init__(self, cov):
+        self.precision, self.dim = np.linalg.inv(cov), len(cov)
+
+    def log_joint(self, zeta):
+        return -0.5 * anp.sum((zeta @ self.precision) * zeta, axis=1)
+
+    def terms(self, zeta):
+        return [(None, self.log_joint(zeta))]
+
+    def unconstrained_names(self):
+        return [f"z[{i}]" for i in range(self.dim)]
+
+
+OPTIONS = FitOptions(window=50)
+
+
+def _auto(model):
+    def assess(result):
+        return Fit(None, model, result, OPTIONS, {})
+    return fit_auto(model, OPTIONS, np.random.default_rng(0), assess)
+
+
+def test_ladder_follows_the_families_size_limits():
+    assert ladder(5) == ("meanfield", "fullrank", "flow")
+    assert ladder(FLOW_MAX_DIM + 1) == ("meanfield", "fullrank")
+    assert ladder(FULLRANK_MAX_DIM + 1) == ("meanfield", "lowrank")
+
+
+def test_auto_stops_at_mean_field_when_it_is_reliable():
+    fit, report = _auto(Gaussian(np.diag([1.0, 4.0])))
+    assert [t.family for t in report.tried] == ["meanfield"]
+    assert fit.result.guide.name == "meanfield" and fit.khat < 0.5
+
+
+def test_auto_climbs_to_full_rank_on_a_correlated_posterior():
+    # correlation 0.95: mean field's sds are sqrt(1 - 0.95^2) = 0.31 of the marginal ones,
+    # its weights heavy-tailed (k̂ well above 0.7); full rank contains the posterior
+    cov = np.array([[1.0, 0.95], [0.95, 1.0]])
+    fit, report = _auto(Gaussian(cov))
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank"]
+    assert report.tried[0].level == "unreliable"
+    assert report.tried[report.chosen].family == "fullrank"
+    assert fit.result.guide.name == "fullrank" and fit.khat < 0.5
+
+
+def test_report_line_names_families_khat_and_seconds():
+    report = AutoReport((Tried("meanfield", 1.234, "unreliable", 2.0),
+                         Tried("fullrank", 0.31, "reliable", 3.5)), 1)
+    assert report.line() == ("guide auto: tried meanfield k̂ 1.23 (2.00 s), fullrank k̂ 0.31 "
+                             "(3.50 s); chose fullrank")
+    assert report.to_dict()["chosen"] == "fullrank"

@@ -1,0 +1,104 @@
+"""Tests of ppl/infer/psis.py: k̂ and smoothed weights against ArviZ, known tail indices, bad input."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from ppl.infer.psis import gpd_quantile, khat_threshold, psis, tail_length
+
+arviz = pytest.importorskip("arviz")
+
+
+def _arviz(log_weights):
+    smoothed, khat = arviz.psislw(np.array(log_weights, dtype=float), reff=1.0)
+    return float(khat), np.asarray(smoothed)
+
+
+@pytest.mark.parametrize("S", [30, 100, 1000, 4000])
+@pytest.mark.parametrize("case", ["gauss_wide_target", "gauss_narrow_target", "student",
+                                  "lognormal"])
+def test_khat_and_weights_match_arviz(case, S, rng):
+    z = rng.standard_normal(S)
+    log_weights = {
+        "gauss_wide_target": stats.norm.logpdf(z * 1.0, scale=2.0) - stats.norm.logpdf(z),
+        "gauss_narrow_target": stats.norm.logpdf(z, scale=0.5) - stats.norm.logpdf(z),
+        "student": stats.t.logpdf(3 * z, df=2) - stats.norm.logpdf(3 * z, scale=3),
+        "lognormal": 2.0 * z + 7.0,
+    }[case]
+    result = psis(log_weights)
+    khat, smoothed = _arviz(log_weights)
+    assert result.khat == pytest.approx(khat, abs=1e-6)
+    np.testing.assert_allclose(result.log_weights, smoothed, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [0.2, 0.5, 0.8])
+def test_khat_recovers_known_tail_index(k):
+    # Weights drawn from a generalized Pareto distribution of shape k have tail index k. k̂ of
+    # R replicates is averaged; its expectation is k shrunk by the prior,
+    # (M k + 5) / (M + 10) for a tail of M draws. Tolerance: 4 standard errors of the average
+    # (the replicates' sd / sqrt(R); z = 4, about 6e-5 false alarms), plus 0.01 for the
+    # estimator's own small-sample bias (Zhang & Stephens 2009, table 2: under 0.01 at n = 200).
+    S, R = 10_000, 20
+    rng = np.random.default_rng(7)
+    khats = np.array([psis(np.log(stats.genpareto.rvs(k, size=S, random_state=rng))).khat
+                      for _ in range(R)])
+    M = tail_length(S)
+    expected = (M * k + 5) / (M + 10)
+    assert abs(khats.mean() - expected) < 4 * khats.std(ddof=1) / np.sqrt(R) + 0.01
+
+
+def test_khat_small_when_proposal_covers_target(rng):
+    # q = N(0, 1), p = N(0, 0.5^2): weights are bounded, k̂ is well below 0.5.
+    z = rng.standard_normal(1000)
+    result = psis(stats.norm.logpdf(z, scale=0.5) - stats.norm.logpdf(z))
+    assert result.khat < 0.5 <= result.threshold
+
+
+def test_equal_weights_are_bounded_not_a_failed_fit():
+    result = psis(np.full(1000, 3.0))
+    assert result.khat == -np.inf
+    np.testing.assert_allclose(np.exp(result.log_weights), 1e-3)
+
+
+def test_threshold_follows_sample_size():
+    assert khat_threshold(100) == pytest.approx(0.5)
+    assert khat_threshold(1000) == pytest.approx(1 - 1 / 3)
+    assert khat_threshold(10 ** 6) == 0.7
+    assert khat_threshold(5) == -np.inf
+
+
+def test_nonfinite_weights_are_counted_not_propagated(rng):
+    log_weights = rng.standard_normal(1000)
+    log_weights[:7] = [np.nan, np.inf, -np.inf, np.nan, -np.inf, np.inf, np.nan]
+    result = psis(log_weights)
+    assert result.n_nonfinite == 7
+    assert np.isfinite(result.khat)
+    assert np.all(result.log_weights[:7] == -np.inf)
+    assert np.exp(result.log_weights).sum() == pytest.approx(1.0)
+    # the finite weights are smoothed as if the others were not there
+    assert result.khat == pytest.approx(psis(log_weights[7:]).khat, abs=1e-12)
+    assert result.threshold == khat_threshold(993)
+
+
+@pytest.mark.parametrize("log_weights", [np.full(50, np.nan), np.zeros(0), np.ones(3)])
+def test_degenerate_input_gives_inf_khat(log_weights):
+    result = psis(log_weights)
+    assert result.khat == np.inf
+    assert not np.any(np.isnan(result.log_weights))
+
+
+def test_huge_log_weights_do_not_overflow():
+    # exp(800) overflows a double: the weights must be shifted before exponentiating
+    log_weights = 800.0 + 50.0 * np.random.default_rng(3).standard_normal(500)
+    result = psis(log_weights)
+    assert np.isfinite(result.khat)
+    assert np.all(np.isfinite(result.log_weights))
+
+
+def test_gpd_quantile_matches_scipy():
+    p = np.linspace(0.01, 0.99, 7)
+    for k in (-0.3, 0.0, 0.4, 1.2):
+        np.testing.assert_allclose(gpd_quantile(p, k, 2.5), stats.genpareto.ppf(p, k, scale=2.5))
+
+
+def test_ess_of_uniform_weights_is_sample_size():
+    assert psis(np.zeros(400) + np.linspace(0, 1e-12, 400)).ess == pytest.approx(400, rel=1e-6)

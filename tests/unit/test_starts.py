@@ -1,0 +1,97 @@
+"""Tests of ppl/infer/starts.py: start seeds and points, parallel = serial, errors, comparison."""
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+from ppl.errors import PplError, diverged
+from ppl.infer import advi, starts
+from ppl.options import FitOptions
+
+# small windows keep these fits short; the answers are not what is tested here
+OPTIONS = FitOptions(window=20, iter=600, precondition="none")
+
+
+class Gaussian:
+    """A 'compiled model' whose posterior is N(mean, 1) in every coordinate."""
+
+    def __init__(self, mean):
+        self.mean, self.dim = np.asarray(mean, float), len(mean)
+
+    def log_joint(self, zeta):
+        return -0.5 * anp.sum((zeta - self.mean) ** 2, axis=1)
+
+    def terms(self, zeta):
+        return [(None, self.log_joint(zeta))]
+
+    def unconstrained_names(self):
+        return [f"z[{i}]" for i in range(self.dim)]
+
+
+def test_start_zero_is_the_single_fit():
+    model = Gaussian([1.0, -2.0])
+    single = advi.fit(model, OPTIONS, np.random.default_rng(OPTIONS.seed))
+    first = starts.fit_start(model, OPTIONS, 0)
+    np.testing.assert_array_equal(first.mu, single.mu)
+
+
+def test_later_starts_begin_elsewhere_and_report_model_coordinates():
+    model = Gaussian([1.0, -2.0])
+    result = starts.fit_start(model, OPTIONS, 3)
+    # the fitted mean is in the model's coordinates, not the shifted ones: within 4 posterior
+    # sds of a mean over ~100 averaged iterates x 5 draws (se well under 0.1)
+    np.testing.assert_allclose(result.mu, [1.0, -2.0], atol=0.4)
+    assert not np.array_equal(result.elbo[:5], starts.fit_start(model, OPTIONS, 0).elbo[:5])
+
+
+def test_parallel_starts_equal_serial_starts():
+    model = Gaussian([0.5, 3.0, -1.0])
+
+    def fit_one(k):
+        return starts.fit_start(model, OPTIONS, k)
+
+    serial = starts.run_starts(fit_one, 3, workers=1)
+    parallel = starts.run_starts(fit_one, 3, workers=2)
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.mu, b.mu)
+        np.testing.assert_array_equal(a.log_sigma, b.log_sigma)
+        np.testing.assert_array_equal(a.elbo, b.elbo)
+        assert (a.steps, a.converged, a.names) == (b.steps, b.converged, b.names)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_start_is_named(workers):
+    def fit_one(k):
+        if k == 1:
+            raise diverged(None, 12)
+        return starts.fit_start(Gaussian([0.0]), OPTIONS, k)
+
+    with pytest.raises(PplError, match="start 1 of the multi-start check failed") as caught:
+        starts.run_starts(fit_one, 2, workers)
+    assert "diverged after 12 steps" in str(caught.value)
+
+
+def _summary(means, sds):
+    return {f"x[{i}]": {"mean": m, "sd": s} for i, (m, s) in enumerate(zip(means, sds))}
+
+
+def test_compare_names_spread_means_largest_first():
+    summaries = [_summary([0.0, 0.0, 5.0], [1.0, 1.0, 1.0]),
+                 _summary([0.01, 2.0, -5.0], [1.0, 1.0, 1.0])]
+    report = starts.compare(summaries, [-3.0, -2.0], [0.1, 0.2], [1.0, 1.0], 2)
+    assert report.disagree == ("x[2]", "x[1]")
+    # sd of (0, 0.01) with ddof 1 is 0.01 / sqrt(2)
+    assert report.spread["x[0]"] == pytest.approx(0.01 / np.sqrt(2))
+    assert report.best == 1
+
+
+def test_compare_agreeing_starts_and_nan_elbo():
+    summaries = [_summary([1.0], [2.0]), _summary([1.1], [2.0]), _summary([0.9], [2.0])]
+    report = starts.compare(summaries, [np.nan, -5.0, -4.0], [0.1] * 3, [1.0] * 3, 1)
+    assert report.disagree == ()
+    assert report.best == 2
+    assert "starts: 3 in 1 process;" in report.line()
+
+
+def test_workers_never_exceed_starts():
+    assert 1 <= starts.workers_for(1) == 1
+    assert 1 <= starts.workers_for(64) <= 64

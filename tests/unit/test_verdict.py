@@ -1,0 +1,58 @@
+"""Tests of ppl/infer/verdict.py: levels at the papers' thresholds, hints, bad weights, starts."""
+import numpy as np
+import pytest
+
+from ppl.infer.psis import khat_threshold
+from ppl.infer.verdict import CARE, RELIABLE, UNRELIABLE, judge
+
+T1000 = khat_threshold(1000)
+ALL = ("meanfield", "fullrank", "flow")
+
+
+@pytest.mark.parametrize("khat, level", [(-np.inf, RELIABLE), (0.21, RELIABLE), (0.5, RELIABLE),
+                                         (0.51, CARE), (0.66, CARE), (0.67, UNRELIABLE),
+                                         (1.4, UNRELIABLE)])
+def test_levels_follow_thresholds(khat, level):
+    assert judge(khat, T1000, 1000).level == level
+
+
+def test_reliable_line_reads_as_in_the_issue():
+    assert judge(0.21, T1000, 1000).line == \
+        "reliable (k̂ 0.21): means and sds are close to the posterior"
+
+
+def test_care_suggests_the_next_family_and_unreliable_the_richest():
+    assert judge(0.62, T1000, 1000, available=ALL).line == (
+        "usable with care (k̂ 0.62): means are usable, sds and tails may be off; "
+        "try --guide fullrank")
+    assert judge(1.4, T1000, 1000, available=ALL).line == (
+        "unreliable (k̂ 1.40): this family cannot represent the posterior; try --guide flow")
+
+
+def test_no_richer_family_suggests_reparameterizing():
+    assert "reparameterize" in judge(1.4, T1000, 1000, guide="flow", available=ALL).line
+    assert "--guide" not in judge(1.4, T1000, 1000, available=("meanfield",)).line
+
+
+def test_threshold_depends_on_draws():
+    # 0.6 is usable at 1000 draws (threshold 0.67) but not at 100 (threshold 0.5)
+    assert judge(0.6, khat_threshold(1000), 1000).level == CARE
+    verdict = judge(0.6, khat_threshold(100), 100)
+    assert verdict.level == UNRELIABLE and "limit for 100 draws" in verdict.line
+
+
+def test_nonfinite_draws_are_reported():
+    line = judge(0.3, T1000, 1000, n_nonfinite=12).line
+    assert line.endswith("12 of 1000 draws had a non-finite log density and were left out")
+    assert judge(np.inf, -np.inf, 1000, n_nonfinite=1000).level == UNRELIABLE
+
+
+def test_not_converged_is_never_reliable():
+    verdict = judge(0.2, T1000, 1000, converged=False)
+    assert verdict.level == CARE and "--iter" in verdict.line
+
+
+def test_starts_disagreement_is_unreliable_and_named():
+    verdict = judge(0.2, T1000, 1000, disagree=("x", "y[1]"))
+    assert verdict.level == UNRELIABLE
+    assert "the starts disagree on x, y[1]" in verdict.line
