@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .infer import advi
+from .infer import advi, dadvi
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from .errors import file_error
@@ -74,7 +74,7 @@ class Model:
 
     def fit(self, data=None, guide: str = "meanfield", seed: int = 0,
             progress: Callable[[int, float, float], None] | None = None, **options) -> Fit:
-        """Fit the model to ``data`` by ADVI and return the Fit.
+        """Fit the model to ``data`` by ADVI (or DADVI: ``method="dadvi"``) and return the Fit.
 
         Parameters
         ----------
@@ -83,7 +83,7 @@ class Model:
         guide : the variational family ('meanfield').
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting.
-        **options : any other ``FitOptions`` field (``iter``, ``lr``, ``mc_samples``, ...).
+        **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises
         ------
@@ -92,7 +92,8 @@ class Model:
         fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
         concrete, values, compiled = self.prepare(data)
         rng = np.random.default_rng(fit_options.seed)
-        result = advi.fit(compiled, fit_options, rng, progress=progress)
+        engine = dadvi if fit_options.method == "dadvi" else advi
+        result = engine.fit(compiled, fit_options, rng, progress=progress)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}

@@ -8,6 +8,7 @@ from .errors import bad_option
 GUIDES = ("meanfield",)
 OPTIMIZERS = ("adam", "sgd", "stan")
 PRECONDITIONERS = ("hessian", "none")
+METHODS = ("advi", "dadvi")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class FitOptions:
     tol : convergence tolerance on the relative change of the windowed mean ELBO.
     window : steps per ELBO window of the convergence rule.
     init_scale : initial sigma of the guide (mu starts at 0, the unconstrained origin).
+    method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
+        a Newton trust-region optimizer, linear-response sds and Monte Carlo standard errors
+        of the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
+        precondition, stl, tol and window.
+    dadvi_draws : M, the fixed standard-normal draws of DADVI's objective (at least 2).
     """
 
     guide: str = "meanfield"
@@ -46,6 +52,8 @@ class FitOptions:
     tol: float = 1e-3
     window: int = 100
     init_scale: float = 0.1
+    method: str = "advi"
+    dadvi_draws: int = 30
 
     def __post_init__(self):
         if self.guide not in GUIDES:
@@ -56,6 +64,12 @@ class FitOptions:
         if self.optimizer not in OPTIMIZERS:
             raise bad_option("optimizer",
                              f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
+        if self.method not in METHODS:
+            raise bad_option("method", f"unknown method {self.method!r}; choose one of {METHODS}")
+        if (not isinstance(self.dadvi_draws, int) or isinstance(self.dadvi_draws, bool)
+                or self.dadvi_draws < 2):
+            raise bad_option("dadvi_draws", "must be an integer of at least 2 (the Monte Carlo "
+                             f"standard errors need two draws); found {self.dadvi_draws!r}")
         for name in ("iter", "mc_samples", "draws", "window"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -14,42 +14,59 @@ from .ir import element_names
 
 QUANTILES = (0.05, 0.5, 0.95)
 COLUMNS = ("mean", "sd", "5%", "50%", "95%")
+MCSE = "mcse"
 
 
 @dataclass(frozen=True)
 class Summary:
     """A printable posterior summary table: one row per reported element.
 
-    ``rows`` maps an element name (``x[0]``) to its mean, sd, 5%, 50% and 95% quantiles.
+    ``rows`` maps an element name (``x[0]``) to its mean, sd, 5%, 50% and 95% quantiles, and,
+    for a DADVI fit, the Monte Carlo standard error of the mean (``columns`` names them);
+    ``note``, if any, is printed under the table (which sds are shown).
     """
 
     rows: dict[str, tuple[float, ...]]
+    columns: tuple[str, ...] = COLUMNS
+    note: str = ""
 
     @classmethod
-    def from_draws(cls, draws: dict[str, np.ndarray]) -> "Summary":
-        """Summarize draws given as name -> array [n, *shape] (sd with the n - 1 denominator)."""
+    def from_draws(cls, draws: dict[str, np.ndarray], mcse: dict[str, np.ndarray] | None = None,
+                   note: str = "") -> "Summary":
+        """Summarize draws given as name -> array [n, *shape] (sd with the n - 1 denominator);
+        ``mcse``, name -> [*shape], adds an 'mcse' column."""
         rows = {}
         for name, values in draws.items():
             flat = np.asarray(values, dtype=float).reshape(len(values), -1)
             mean = flat.mean(axis=0)
             sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
             quantiles = np.quantile(flat, QUANTILES, axis=0)  # linear interpolation (type 7)
+            extra = () if mcse is None else (np.ravel(mcse[name]),)
             for i, element in enumerate(element_names(name, values.shape[1:])):
-                rows[element] = (mean[i], sd[i], *quantiles[:, i])
-        return cls(rows)
+                rows[element] = (mean[i], sd[i], *quantiles[:, i], *(e[i] for e in extra))
+        return cls(rows, COLUMNS if mcse is None else (*COLUMNS, MCSE), note)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
-        """``{element: {'mean': .., 'sd': .., '5%': .., '50%': .., '95%': ..}}``."""
-        return {name: dict(zip(COLUMNS, map(float, row))) for name, row in self.rows.items()}
+        """``{element: {'mean': .., 'sd': .., '5%': .., '50%': .., '95%': ..}}`` (and 'mcse')."""
+        return {name: dict(zip(self.columns, map(float, row)))
+                for name, row in self.rows.items()}
 
     def __str__(self) -> str:
         width = max([len("name")] + [len(name) for name in self.rows])
-        lines = [f"{'':<{width}}" + "".join(f"{c:>11}" for c in COLUMNS)]
+        lines = [f"{'':<{width}}" + "".join(f"{c:>11}" for c in self.columns)]
         for name, row in self.rows.items():
             lines.append(f"{name:<{width}}" + "".join(f"{v:>11.4g}" for v in row))
-        return "\n".join(lines)
+        return "\n".join(lines + ([self.note] if self.note else []))
 
     __repr__ = __str__
+
+
+def dadvi_note(sds: str, draws: int | None = None) -> str:
+    """The line under a DADVI summary saying which sds are shown and what 'mcse' is."""
+    fixed = f"DADVI's {draws} fixed draws" if draws else "DADVI's fixed draws"
+    shown = ("linear-response (LRVB) sds" if sds == "linear response"
+             else "mean-field sds (linear response not computed: too many dimensions)")
+    return f"sd: {shown}; mcse: Monte Carlo standard error of the mean due to {fixed}"
 
 
 @dataclass
@@ -97,8 +114,15 @@ class Fit:
         # are reproducible and independent of each other and of the optimization's stream.
         return np.random.default_rng([self.options.seed, purpose])
 
+    def _eps(self, n: int) -> np.ndarray:
+        return self._rng(1).standard_normal((n, len(self.result.mu)))
+
     def _zeta(self, n: int) -> np.ndarray:
-        eps = self._rng(1).standard_normal((n, len(self.result.mu)))
+        eps = self._eps(n)
+        covariance = getattr(self.result, "lr_covariance", None)
+        if covariance is not None and len(covariance):
+            # DADVI: draws from the Gaussian with the linear-response covariance (docs/dadvi.md)
+            return self.result.mu + eps @ np.linalg.cholesky(covariance).T
         return self.result.mu + np.exp(self.result.log_sigma) * eps
 
     def draws(self, n: int | None = None) -> dict[str, np.ndarray]:
@@ -113,8 +137,14 @@ class Fit:
         return self._cache[n]
 
     def summary(self) -> Summary:
-        """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``."""
-        return Summary.from_draws(self.draws())
+        """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``; for a
+        DADVI fit also the Monte Carlo standard error of each mean, and a note on the sds."""
+        if getattr(self.result, "mcse_directions", None) is None:
+            return Summary.from_draws(self.draws())
+        from .infer.dadvi import mean_mcse
+        mcse = mean_mcse(self.compiled, self.result, self._eps(self.options.draws))
+        return Summary.from_draws(self.draws(), mcse,
+                                  dadvi_note(self.result.sds, self.result.draws_used))
 
     def predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior predictive draws of every observed expression: label -> [n, *shape]."""

@@ -1,0 +1,315 @@
+"""Deterministic ADVI (DADVI) with linear-response covariances and sandwich standard errors.
+
+Giordano, Ingram and Broderick (2024), "Black Box Variational Inference with a Deterministic
+Objective: Faster, More Accurate, and Even More Black Box", JMLR 25(18): fix M standard-normal
+draws once, minimize the resulting deterministic -ELBO with a second-order method, then correct
+the guide's covariance by linear response (LRVB) and estimate the error due to the fixed draws
+(sandwich). The guide comes from ppl.guides, the ELBO from elbo.py; the Fit is built by api.py.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import autograd.numpy as anp
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+from autograd import grad, hessian_tensor_product, jacobian, value_and_grad
+
+from ..errors import dadvi_not_converged, dadvi_not_finite, dadvi_not_positive_definite
+from ..guides import MEAN_FIELD
+from .advi import AdviResult
+from .elbo import elbo
+
+OPTIMIZERS = ("trust-ncg", "l-bfgs-b")
+OPTIMIZER = "trust-ncg"   # measured against L-BFGS on posteriordb: docs/dadvi.md
+MAX_ITER = 1000           # optimizer iterations
+GTOL = 1e-6               # scipy's gradient-norm tolerance (the real test is DECREMENT_TOL)
+# Converged when the Newton decrement sqrt(g' H^-1 g) at the end is below this: the Newton step
+# left is then at most 1e-3 in the objective's own metric, i.e. about 1e-3 posterior sds, far
+# below the Monte Carlo error of the fixed draws (about 1/sqrt(M) sds).
+DECREMENT_TOL = 1e-3
+# An eigenvalue of the Hessian below this fraction of the largest counts as zero: round-off
+# in the Hessian-vector products is about 1e-14 of the largest, a real curvature ratio of 1e-10
+# means posterior sds differing by 1e5 in the model's own units.
+PD_TOL = 1e-10
+MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its posterior sd
+MAX_DENSE_DIM = 1000      # above this D the Hessian is not formed: mean-field sds, no LR
+LINEAR_RESPONSE = "linear response"
+MEAN_FIELD_SDS = "mean-field"
+CONVERGED = "converged: Newton decrement < 1e-3"
+
+
+@dataclass(frozen=True)
+class DadviResult(AdviResult):
+    """A DADVI fit: AdviResult's fields (``elbo`` is the fixed-draw ELBO at every optimizer
+    iteration, ``steps`` the iterations, ``lr`` 0) and what DADVI adds.
+
+    Attributes
+    ----------
+    draws_used : M, the fixed draws.
+    lr_covariance : [D, D] linear-response covariance of the unconstrained parameters, or None
+        when D > MAX_DENSE_DIM (then the guide's own mean-field sds are reported).
+    mcse_directions : [P, M] A with A A' the sandwich covariance of the guide parameters due to
+        the fixed draws (P = guide parameters); the MCSE of a mean is its derivative along A.
+    sds : LINEAR_RESPONSE or MEAN_FIELD_SDS, which sds the draws and summary show.
+    optimizer : the scipy method used.
+    evaluations : objective gradients and Hessian-vector products computed, each over M draws.
+    """
+    draws_used: int
+    lr_covariance: np.ndarray | None
+    mcse_directions: np.ndarray
+    sds: str
+    optimizer: str
+    evaluations: int
+
+
+def fit(compiled, options, rng: np.random.Generator,
+        progress: Callable[[int, float, float], None] | None = None,
+        optimizer: str = OPTIMIZER) -> DadviResult:
+    """Fit the mean-field guide by DADVI and compute its LR covariance and sandwich errors.
+
+    The M = ``options.dadvi_draws`` standard-normal draws Z [M, D] are drawn once from ``rng``;
+    the objective F(theta) = -(mean_m log p(draw(theta, z_m)) + H[q_theta]) is then an ordinary
+    deterministic function, minimized by ``scipy.optimize.minimize`` with exact gradients and
+    (for trust-ncg) Hessian-vector products from autograd, from the guide's usual start.
+
+    At the optimum, with H the Hessian of F (formed from 2 D Hessian-vector products):
+    - linear response (paper section 3.3, after Giordano et al. 2018): the covariance of the
+      unconstrained parameters is the mean block of H^-1, as E_q[zeta] = mu;
+    - sandwich (paper section 4): with g_m the gradient of the m-th draw's term of F,
+      Cov(theta_hat) ~ H^-1 Cov(g_m) H^-1 / M, stored as its square root ``mcse_directions``.
+
+    Parameters
+    ----------
+    compiled : compiler.Compiled.
+    options : FitOptions (dadvi_draws, init_scale).
+    rng : the fit's Generator; the fixed draws come from it (same seed, identical result).
+    progress : called as progress(iteration, ELBO at the fixed draws, 0.0) every iteration.
+    optimizer : 'trust-ncg' or 'l-bfgs-b' (scipy.optimize.minimize methods).
+
+    Raises
+    ------
+    PplError : dadvi_not_finite, dadvi_not_converged, dadvi_not_positive_definite.
+    """
+    # overflow at trial points is expected; the objective turns it into +inf, which the
+    # optimizers reject, so numpy's warnings about it are noise
+    with np.errstate(all="ignore"):
+        return _fit(compiled, options, rng, progress, optimizer)
+
+
+def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
+    start_time = time.perf_counter()
+    D, M, guide = compiled.dim, options.dadvi_draws, MEAN_FIELD
+    names = tuple(compiled.unconstrained_names())
+    if D == 0:
+        value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
+        return DadviResult(np.zeros(0), np.zeros(0), (), np.zeros(0), True, CONVERGED, 0,
+                           time.perf_counter() - start_time, 0.0, value, M, np.zeros((0, 0)),
+                           np.zeros((0, M)), LINEAR_RESPONSE, optimizer, 0)
+    Z = rng.standard_normal((M, D))
+    objective = _Objective(compiled.log_joint, guide, Z)
+    theta0 = guide.init(D, options.init_scale)
+    if not np.isfinite(objective(theta0)[0]):
+        raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide")
+    theta, result, trace = _minimize(objective, theta0, optimizer, progress)
+    value, gradient = objective(theta)
+    if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+        raise _not_finite(compiled, guide.draw(theta, Z), M, "where the optimizer stopped")
+    if D <= MAX_DENSE_DIM:
+        H = _hessian(objective, theta)
+        factor = _factor(H, names)
+        decrement = float(np.sqrt(max(gradient @ scipy.linalg.cho_solve(factor, gradient), 0)))
+    else:
+        factor, decrement = None, _cg_decrement(objective, theta, gradient, names)
+    if not decrement <= DECREMENT_TOL:
+        raise dadvi_not_converged(optimizer, int(result.nit), decrement, str(result.message))
+    centred = _per_draw_gradients(compiled.log_joint, guide, theta, Z)
+    centred = centred - centred.mean(axis=0)
+    # Cov(g_m) uses the M - 1 denominator; A A' = H^-1 Cov(g) H^-1 / M
+    rhs = centred.T / np.sqrt(M * (M - 1))
+    if factor is not None:
+        directions = scipy.linalg.cho_solve(factor, rhs)
+        lr_covariance = scipy.linalg.cho_solve(factor, np.eye(2 * D)[:, :D])[:D]
+        lr_covariance = 0.5 * (lr_covariance + lr_covariance.T)
+        sd = np.sqrt(np.diag(lr_covariance))
+    else:
+        directions = np.stack([_cg(objective.hvp(theta), b, names) for b in rhs.T], axis=1)
+        lr_covariance, sd = None, np.exp(guide.split(theta)[1])
+    _warn_large_mcse(names, np.sqrt(np.sum(directions[:D] ** 2, axis=1)), sd, M)
+    mu, log_sigma = guide.split(theta)
+    return DadviResult(
+        mu.copy(), log_sigma.copy(), names, np.asarray(trace, dtype=float), True, CONVERGED,
+        int(result.nit), time.perf_counter() - start_time, 0.0, -float(value), M, lr_covariance,
+        directions, LINEAR_RESPONSE if factor is not None else MEAN_FIELD_SDS, optimizer,
+        objective.evaluations)
+
+
+class _Objective:
+    """F(theta) = -ELBO at the fixed draws Z, its gradient and Hessian-vector products.
+
+    Non-finite values become +inf, which both optimizers treat as a rejected point. The last
+    value is cached, so the progress callback costs no extra evaluation.
+    """
+
+    def __init__(self, log_joint, guide, Z):
+        def loss(theta):
+            return -elbo(log_joint, theta, Z, guide)
+        self._value_and_grad = value_and_grad(loss)
+        self._hvp = hessian_tensor_product(loss)
+        self.evaluations, self.cache = 0, {}
+
+    def __call__(self, theta):
+        key = theta.tobytes()
+        if key not in self.cache:
+            self.evaluations += 1
+            value, gradient = self._value_and_grad(theta)
+            value = float(value) if np.isfinite(value) else np.inf
+            self.cache = {key: (value, gradient)}
+        return self.cache[key]
+
+    def hvp(self, theta):
+        """v -> H(theta) v."""
+        def product(v):
+            self.evaluations += 1
+            return self._hvp(theta, v)
+        return product
+
+
+def _minimize(objective, theta0, optimizer, progress):
+    """Run scipy's minimizer; returns (theta, scipy's result, ELBO trace)."""
+    trace = []
+
+    def callback(theta):
+        trace.append(-objective(theta)[0])
+        if progress is not None:
+            progress(len(trace), trace[-1], 0.0)
+
+    if optimizer == "trust-ncg":
+        result = scipy.optimize.minimize(
+            objective, theta0, jac=True, method="trust-ncg", callback=callback,
+            hessp=lambda theta, v: objective.hvp(theta)(v),
+            options={"gtol": GTOL, "maxiter": MAX_ITER})
+    else:
+        result = scipy.optimize.minimize(
+            objective, theta0, jac=True, method="L-BFGS-B", callback=callback,
+            options={"gtol": GTOL, "maxiter": MAX_ITER, "maxfun": 20 * MAX_ITER})
+    return np.asarray(result.x, dtype=float), result, trace
+
+
+def _hessian(objective, theta) -> np.ndarray:
+    """The Hessian [P, P] of F at theta, one Hessian-vector product per column, symmetrized."""
+    product = objective.hvp(theta)
+    H = np.stack([product(e) for e in np.eye(theta.shape[0])], axis=1)
+    return 0.5 * (H + H.T)
+
+
+def _factor(H, names):
+    """The Cholesky factor of H, or dadvi_not_positive_definite naming the flat directions."""
+    values, vectors = np.linalg.eigh(H)
+    if values[0] > PD_TOL * abs(values[-1]):
+        return scipy.linalg.cho_factor(H)
+    raise dadvi_not_positive_definite(_flat_names(vectors[:, 0], names))
+
+
+def _flat_names(vector, names) -> list[str]:
+    """Element names carrying most of a guide-parameter direction (mean and scale folded)."""
+    D = len(names)
+    weight = np.abs(vector[:D]) + np.abs(vector[D:2 * D])
+    order = np.argsort(-weight)
+    return [names[i] for i in order[:3] if weight[i] >= 0.2 * weight[order[0]]]
+
+
+def _cg(product, b, names, tol: float = 1e-10, max_iter: int | None = None):
+    """Solve H x = b by conjugate gradients with Hessian-vector products (large D).
+
+    Raises dadvi_not_positive_definite when a search direction has curvature <= 0.
+    """
+    x, r = np.zeros_like(b), b.copy()
+    p, rr = r.copy(), r @ r
+    for _ in range(max_iter or 10 * b.shape[0]):
+        if np.sqrt(rr) <= tol * np.linalg.norm(b):
+            break
+        Hp = product(p)
+        curvature = p @ Hp
+        if not curvature > 0:
+            raise dadvi_not_positive_definite(_flat_names(p, names))
+        alpha = rr / curvature
+        x, r = x + alpha * p, r - alpha * Hp
+        rr_new = r @ r
+        p, rr = r + (rr_new / rr) * p, rr_new
+    return x
+
+
+def _cg_decrement(objective, theta, gradient, names) -> float:
+    step = _cg(objective.hvp(theta), gradient, names)
+    return float(np.sqrt(max(gradient @ step, 0.0)))
+
+
+def _per_draw_gradients(log_joint, guide, theta, Z) -> np.ndarray:
+    """[M, P] gradients of the draws' terms -log p(draw(theta, z_m)) (entropy left out: it is
+    the same for every draw and cancels once centred).
+
+    One reverse pass gives d log p / d zeta for all draws at once (the draws' terms are
+    independent); the chain rule through the guide's cheap ``draw`` then costs M small passes.
+    """
+    zeta = guide.draw(theta, Z)
+    dzeta = grad(lambda z: anp.sum(log_joint(z)))(zeta)
+    return -jacobian(lambda t: anp.sum(guide.draw(t, Z) * dzeta, axis=1))(theta)
+
+
+def mean_mcse(compiled, result, eps: np.ndarray, step: float = 1e-3) -> dict[str, np.ndarray]:
+    """Monte Carlo standard error of the posterior mean of every reported quantity.
+
+    The delta method on the sandwich covariance A A' of the guide parameters: the MCSE of
+    E_q[f] is the norm of its derivatives along A's columns, each by a central difference of
+    the mean of f over the draws zeta = draw(theta, eps) (the same eps on both sides, so the
+    difference is smooth). For an unconstrained coordinate this is exactly sqrt((A A')_ii).
+
+    Parameters
+    ----------
+    compiled : compiler.Compiled.
+    result : DadviResult.
+    eps : [n, D] standard normal; the summary's own draws.
+    step : the central difference's step along each column of A (columns are MCSE-sized).
+
+    Returns
+    -------
+    name -> [*shape] MCSE of the mean of each reported latent and let.
+    """
+    guide = MEAN_FIELD
+    theta = np.concatenate([result.mu, result.log_sigma])
+
+    def mean(t):
+        return {k: np.asarray(v, dtype=float).mean(axis=0)
+                for k, v in compiled.constrained(guide.draw(t, eps)).items()}
+
+    total = None
+    for a in np.asarray(result.mcse_directions).T:
+        up, down = mean(theta + step * a), mean(theta - step * a)
+        squares = {k: ((up[k] - down[k]) / (2 * step)) ** 2 for k in up}
+        total = squares if total is None else {k: total[k] + squares[k] for k in total}
+    return {k: np.sqrt(v) for k, v in (total or {}).items()}
+
+
+def _warn_large_mcse(names, mcse, sd, M) -> None:
+    ratio = mcse / sd
+    worst = int(np.argmax(ratio))
+    if ratio[worst] > MCSE_WARN:
+        warnings.warn(f"DADVI's Monte Carlo error of the mean of {names[worst]} is "
+                      f"{ratio[worst]:.2f} posterior sds with {M} fixed draws; "
+                      "more --dadvi-draws are needed for a reliable mean", stacklevel=3)
+
+
+def _not_finite(compiled, zeta, M, where):
+    """dadvi_not_finite, blaming the first statement not finite at some of the draws zeta."""
+    for statement, values in compiled.terms(zeta):
+        values = np.asarray(values, dtype=float)
+        if not np.all(np.isfinite(values)):
+            bad = values[~np.isfinite(values)][0]
+            what = "nan" if np.isnan(bad) else ("-inf" if bad < 0 else "inf")
+            return dadvi_not_finite(getattr(statement, "span", None), what, M, where)
+    return dadvi_not_finite(None, "not finite (or its gradient is)", M, where)
