@@ -24,8 +24,8 @@ from ..guides import MEAN_FIELD
 from .advi import AdviResult
 from .elbo import elbo
 
-OPTIMIZERS = ("trust-ncg", "l-bfgs-b")
-OPTIMIZER = "trust-ncg"   # measured against L-BFGS on posteriordb: docs/dadvi.md
+OPTIMIZERS = ("trust-krylov", "trust-ncg", "l-bfgs-b")
+OPTIMIZER = "trust-krylov"  # fewest evaluations of the three on posteriordb: docs/dadvi.md
 MAX_ITER = 1000           # optimizer iterations
 GTOL = 1e-6               # scipy's gradient-norm tolerance (the real test is DECREMENT_TOL)
 # Converged when the Newton decrement sqrt(g' H^-1 g) at the end is below this: the Newton step
@@ -36,6 +36,7 @@ DECREMENT_TOL = 1e-3
 # in the Hessian-vector products is about 1e-14 of the largest, a real curvature ratio of 1e-10
 # means posterior sds differing by 1e5 in the model's own units.
 PD_TOL = 1e-10
+POLISH_STEPS = 3          # Newton steps after the optimizer, at most
 MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its posterior sd
 MAX_DENSE_DIM = 1000      # above this D the Hessian is not formed: mean-field sds, no LR
 LINEAR_RESPONSE = "linear response"
@@ -50,7 +51,7 @@ class DadviResult(AdviResult):
 
     Attributes
     ----------
-    draws_used : M, the fixed draws.
+    draws_used : M, the fixed draws (each used with its mirror image: 2 M log-joint draws).
     lr_covariance : [D, D] linear-response covariance of the unconstrained parameters, or None
         when D > MAX_DENSE_DIM (then the guide's own mean-field sds are reported).
     mcse_directions : [P, M] A with A A' the sandwich covariance of the guide parameters due to
@@ -75,7 +76,7 @@ def fit(compiled, options, rng: np.random.Generator,
     The M = ``options.dadvi_draws`` standard-normal draws Z [M, D] are drawn once from ``rng``;
     the objective F(theta) = -(mean_m log p(draw(theta, z_m)) + H[q_theta]) is then an ordinary
     deterministic function, minimized by ``scipy.optimize.minimize`` with exact gradients and
-    (for trust-ncg) Hessian-vector products from autograd, from the guide's usual start.
+    Hessian-vector products from autograd, from the guide's usual start.
 
     At the optimum, with H the Hessian of F (formed from 2 D Hessian-vector products):
     - linear response (paper section 3.3, after Giordano et al. 2018): the covariance of the
@@ -89,7 +90,8 @@ def fit(compiled, options, rng: np.random.Generator,
     options : FitOptions (dadvi_draws, init_scale).
     rng : the fit's Generator; the fixed draws come from it (same seed, identical result).
     progress : called as progress(iteration, ELBO at the fixed draws, 0.0) every iteration.
-    optimizer : 'trust-ncg' or 'l-bfgs-b' (scipy.optimize.minimize methods).
+    optimizer : one of OPTIMIZERS (scipy.optimize.minimize methods; the trust-region ones use
+        Hessian-vector products).
 
     Raises
     ------
@@ -110,26 +112,24 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
         return DadviResult(np.zeros(0), np.zeros(0), (), np.zeros(0), True, CONVERGED, 0,
                            time.perf_counter() - start_time, 0.0, value, M, np.zeros((0, 0)),
                            np.zeros((0, M)), LINEAR_RESPONSE, optimizer, 0)
-    Z = rng.standard_normal((M, D))
+    # Antithetic pairs: every draw z_m is used with its mirror -z_m. The fixed-draw objective
+    # is then exact for a Gaussian posterior (its mean and covariance need only the draws'
+    # first two moments, and the mirrors make the first zero), so the optimum's mean has no
+    # Monte Carlo error there, and little near one; the M pairs are the sandwich's units.
+    half = rng.standard_normal((M, D))
+    Z = np.concatenate([half, -half])
     objective = _Objective(compiled.log_joint, guide, Z)
     theta0 = guide.init(D, options.init_scale)
     if not np.isfinite(objective(theta0)[0]):
         raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide")
     theta, result, trace = _minimize(objective, theta0, optimizer, progress)
-    value, gradient = objective(theta)
-    if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
-        raise _not_finite(compiled, guide.draw(theta, Z), M, "where the optimizer stopped")
-    if D <= MAX_DENSE_DIM:
-        H = _hessian(objective, theta)
-        factor = _factor(H, names)
-        decrement = float(np.sqrt(max(gradient @ scipy.linalg.cho_solve(factor, gradient), 0)))
-    else:
-        factor, decrement = None, _cg_decrement(objective, theta, gradient, names)
+    theta, value, factor, decrement = _finish(objective, theta, names, compiled, guide, Z, M)
     if not decrement <= DECREMENT_TOL:
         raise dadvi_not_converged(optimizer, int(result.nit), decrement, str(result.message))
-    centred = _per_draw_gradients(compiled.log_joint, guide, theta, Z)
-    centred = centred - centred.mean(axis=0)
-    # Cov(g_m) uses the M - 1 denominator; A A' = H^-1 Cov(g) H^-1 / M
+    per_draw = _per_draw_gradients(compiled.log_joint, guide, theta, Z)
+    units = 0.5 * (per_draw[:M] + per_draw[M:])      # one unit per antithetic pair
+    centred = units - units.mean(axis=0)
+    # Cov(g_m) of the M pairs with the M - 1 denominator; A A' = H^-1 Cov(g) H^-1 / M
     rhs = centred.T / np.sqrt(M * (M - 1))
     if factor is not None:
         directions = scipy.linalg.cho_solve(factor, rhs)
@@ -188,9 +188,9 @@ def _minimize(objective, theta0, optimizer, progress):
         if progress is not None:
             progress(len(trace), trace[-1], 0.0)
 
-    if optimizer == "trust-ncg":
+    if optimizer != "l-bfgs-b":
         result = scipy.optimize.minimize(
-            objective, theta0, jac=True, method="trust-ncg", callback=callback,
+            objective, theta0, jac=True, method=optimizer, callback=callback,
             hessp=lambda theta, v: objective.hvp(theta)(v),
             options={"gtol": GTOL, "maxiter": MAX_ITER})
     else:
@@ -198,6 +198,34 @@ def _minimize(objective, theta0, optimizer, progress):
             objective, theta0, jac=True, method="L-BFGS-B", callback=callback,
             options={"gtol": GTOL, "maxiter": MAX_ITER, "maxfun": 20 * MAX_ITER})
     return np.asarray(result.x, dtype=float), result, trace
+
+
+def _finish(objective, theta, names, compiled, guide, Z, M):
+    """Check the optimizer's end point and polish it by Newton steps when the Hessian is formed.
+
+    scipy's tolerances are on the gradient's norm, which depends on the model's scale; ours is
+    the Newton decrement sqrt(g' H^-1 g). When the optimizer stops short of it (L-BFGS often
+    does), up to POLISH_STEPS Newton steps with the exact Hessian finish the job; each costs
+    one Hessian, which the linear response needs at the end anyway.
+
+    Returns
+    -------
+    (theta, F(theta), Cholesky factor of H or None for large D, Newton decrement)
+    """
+    for attempt in range(POLISH_STEPS + 1):
+        value, gradient = objective(theta)
+        if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+            raise _not_finite(compiled, guide.draw(theta, Z), M, "where the optimizer stopped")
+        if theta.shape[0] > 2 * MAX_DENSE_DIM:
+            return theta, value, None, _cg_decrement(objective, theta, gradient, names)
+        factor = _factor(_hessian(objective, theta), names)
+        step = scipy.linalg.cho_solve(factor, gradient)
+        decrement = float(np.sqrt(max(gradient @ step, 0.0)))
+        if (decrement <= DECREMENT_TOL or attempt == POLISH_STEPS
+                or not objective(theta - step)[0] < value):
+            return theta, value, factor, decrement
+        theta = theta - step
+    raise AssertionError("unreachable: the loop returns at its last attempt")
 
 
 def _hessian(objective, theta) -> np.ndarray:
