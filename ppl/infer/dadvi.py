@@ -294,8 +294,8 @@ def mean_mcse(compiled, result, eps: np.ndarray, step: float = 1e-3) -> dict[str
 
     The delta method on the sandwich covariance A A' of the guide parameters: the MCSE of
     E_q[f] is the norm of its derivatives along A's columns, each by a central difference of
-    the mean of f over the draws zeta = draw(theta, eps) (the same eps on both sides, so the
-    difference is smooth). For an unconstrained coordinate this is exactly sqrt((A A')_ii).
+    the mean of f over the draws zeta = draw(theta, eps), eps and -eps (the same eps on both
+    sides, so the difference is smooth). For an unconstrained coordinate this is exactly sqrt((A A')_ii).
 
     Parameters
     ----------
@@ -310,6 +310,10 @@ def mean_mcse(compiled, result, eps: np.ndarray, step: float = 1e-3) -> dict[str
     """
     guide = MEAN_FIELD
     theta = np.concatenate([result.mu, result.log_sigma])
+    # mirrored draws: E_q of a linear f does not depend on the scales, and with the mirrors
+    # the draws' average does not either, so the summary's own Monte Carlo noise does not leak
+    # into the derivatives (for a Gaussian posterior the MCSE is then exactly zero)
+    eps = np.concatenate([eps, -eps])
 
     def mean(t):
         return {k: np.asarray(v, dtype=float).mean(axis=0)
