@@ -6,6 +6,10 @@ mean-field ELBO at fixed eps) with the compiled log joint, and, where one is wri
 same step with a hand-written log joint, for S = 1 and S = 10. Prints the median time per step
 and the median of the paired ratios ours / hand-written.
 Run: ``python benchmarks/step_benchmark.py [--quick] [--repeat 31]``.
+
+``--families``: instead, the step time of each variational family (ppl/guides) relative to
+mean field, on a log density that costs O(S D) (independent normals, so the guide's own cost is
+what shows), at D = 10, 100 and 1000 with S = 5 draws (the default ``mc_samples``).
 """
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ import numpy as np
 from autograd import value_and_grad
 
 from ppl.compiler import compile_model
+from ppl.errors import PplError
 from ppl.data import load_data
+from ppl.guides import MEAN_FIELD, family
 from ppl.infer.elbo import elbo_and_grad
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
@@ -147,11 +153,53 @@ def cases(include_big: bool):
         yield "big_regression", compile_text(BIG_REGRESSION, data), data
 
 
+FAMILY_SPECS = ("fullrank", "lowrank", "flow")
+
+
+def family_rows(repeat: int, dims=(10, 100, 1000), S: int = 5):
+    """(D, spec, ms per step of the family, ms of mean field, paired ratio) per family and D;
+    the times are None where the family refuses D (flow beyond 300 dimensions)."""
+    for D in dims:
+        scales = np.linspace(0.5, 2.0, D)
+
+        def log_joint(z):
+            return -0.5 * anp.sum((z / scales) ** 2, axis=1)
+        theta_mf = MEAN_FIELD.init(D, 0.1)
+        eps_mf = np.random.default_rng(D).standard_normal((S, D))
+        for spec in FAMILY_SPECS:
+            try:
+                guide = family(spec, D)
+            except PplError:
+                yield D, spec, None, None, None
+                continue
+            theta = guide.init(D, 0.1)
+            eps = np.random.default_rng(D).standard_normal((S, guide.eps_dim(D)))
+            ours, base, ratio = paired_times(
+                lambda: elbo_and_grad(log_joint, theta, eps, guide),
+                lambda: elbo_and_grad(log_joint, theta_mf, eps_mf, MEAN_FIELD), repeat)
+            yield D, guide.name, ours, base, ratio
+
+
+def main_families(repeat: int) -> None:
+    print(f"{'D':>5s} {'family':12s} {'family (ms)':>12s} {'meanfield (ms)':>15s} {'ratio':>7s}")
+    for D, name, ours, base, ratio in family_rows(repeat):
+        if ours is None:
+            print(f"{D:5d} {name:12s} {'refused (D too large for this family)':>36s}")
+            continue
+        print(f"{D:5d} {name:12s} {ours * 1e3:12.3f} {base * 1e3:15.3f} {ratio:7.1f}",
+              flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the N = 100,000 regression")
     parser.add_argument("--repeat", type=int, default=31)
+    parser.add_argument("--families", action="store_true",
+                        help="time each variational family against mean field instead")
     args = parser.parse_args(argv)
+    if args.families:
+        main_families(args.repeat)
+        return
     print(f"{'model':28s} {'S':>3s} {'ours (ms)':>10s} {'hand (ms)':>10s} {'ratio':>6s}")
     for name, compiled, data in cases(not args.quick):
         D = compiled.dim

@@ -281,6 +281,9 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
                     "the posterior has a flat or downward direction along "
                     f"{', '.join(names)}: the model is not identified",
                     hint="give these parameters informative priors or remove the redundancy")
+def guide_too_large(family: str, D: int, limit: int) -> PplError:
+    return PplError(f"option guide: '{family}' is limited to {limit} unconstrained dimensions and "
+                    f"this model has {D}", hint="use --guide lowrank (or lowrank:R) instead")
 
 
 def bad_option(name: str, reason: str) -> PplError:

@@ -103,7 +103,8 @@ class Fit:
 
     @property
     def guide_parameters(self) -> dict[str, tuple[float, float]]:
-        """Unconstrained element name -> (mu, log_sigma) of the mean-field guide."""
+        """Unconstrained element name -> (mean, log marginal sd) of the guide (mean field:
+        its mu and log_sigma; all of every family's parameters are in ``result.theta``)."""
         return {name: (float(m), float(s)) for name, m, s in
                 zip(self.result.names, self.result.mu, self.result.log_sigma)}
 
@@ -115,15 +116,18 @@ class Fit:
         return np.random.default_rng([self.options.seed, purpose])
 
     def _eps(self, n: int) -> np.ndarray:
-        return self._rng(1).standard_normal((n, len(self.result.mu)))
+        """The guide's standard-normal noise [n, eps_dim] behind ``draws(n)``."""
+        guide = self.result.guide
+        return self._rng(1).standard_normal((n, guide.eps_dim(len(self.result.names))))
 
     def _zeta(self, n: int) -> np.ndarray:
-        eps = self._eps(n)
+        guide, theta = self.result.guide, self.result.theta
         covariance = getattr(self.result, "lr_covariance", None)
         if covariance is not None and len(covariance):
             # DADVI: draws from the Gaussian with the linear-response covariance (docs/dadvi.md)
-            return self.result.mu + eps @ np.linalg.cholesky(covariance).T
-        return self.result.mu + np.exp(self.result.log_sigma) * eps
+            eps = self._rng(1).standard_normal((n, len(self.result.names)))
+            return guide.mean(theta) + eps @ np.linalg.cholesky(covariance).T
+        return guide.draw(theta, self._eps(n))
 
     def draws(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior draws of every latent and reported ``let``: name -> array [n, *shape].

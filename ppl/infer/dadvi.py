@@ -20,7 +20,7 @@ import scipy.optimize
 from autograd import grad, hessian_tensor_product, jacobian, value_and_grad
 
 from ..errors import dadvi_not_converged, dadvi_not_finite, dadvi_not_positive_definite
-from ..guides import MEAN_FIELD
+from ..guides import LowRank, family
 from .advi import AdviResult
 from .elbo import elbo
 
@@ -38,7 +38,9 @@ DECREMENT_TOL = 1e-3
 PD_TOL = 1e-10
 POLISH_STEPS = 3          # Newton steps after the optimizer, at most
 MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its posterior sd
-MAX_DENSE_DIM = 1000      # above this D the Hessian is not formed: mean-field sds, no LR
+# Above this many identified guide parameters the Hessian is not formed (conjugate gradients
+# instead) and the guide's own sds are reported: for mean field, D > 1000.
+MAX_DENSE_PARAMS = 2000
 LINEAR_RESPONSE = "linear response"
 MEAN_FIELD_SDS = "mean-field"
 CONVERGED = "converged: Newton decrement < 1e-3"
@@ -53,10 +55,11 @@ class DadviResult(AdviResult):
     ----------
     draws_used : M, the fixed draws (each used with its mirror image: 2 M log-joint draws).
     lr_covariance : [D, D] linear-response covariance of the unconstrained parameters, or None
-        when D > MAX_DENSE_DIM (then the guide's own mean-field sds are reported).
+        above MAX_DENSE_PARAMS (then the guide's own sds are reported).
     mcse_directions : [P, M] A with A A' the sandwich covariance of the guide parameters due to
         the fixed draws (P = guide parameters); the MCSE of a mean is its derivative along A.
-    sds : LINEAR_RESPONSE or MEAN_FIELD_SDS, which sds the draws and summary show.
+    sds : LINEAR_RESPONSE or MEAN_FIELD_SDS (the guide's own), which sds the draws and
+        summary show.
     optimizer : the scipy method used.
     evaluations : objective gradients and Hessian-vector products computed, each over M draws.
     """
@@ -71,14 +74,16 @@ class DadviResult(AdviResult):
 def fit(compiled, options, rng: np.random.Generator,
         progress: Callable[[int, float, float], None] | None = None,
         optimizer: str = OPTIMIZER) -> DadviResult:
-    """Fit the mean-field guide by DADVI and compute its LR covariance and sandwich errors.
+    """Fit the guide (``options.guide``: meanfield, fullrank or lowrank) by DADVI and compute
+    its linear-response covariance and sandwich errors.
 
     The M = ``options.dadvi_draws`` standard-normal draws Z [M, D] are drawn once from ``rng``;
     the objective F(theta) = -(mean_m log p(draw(theta, z_m)) + H[q_theta]) is then an ordinary
     deterministic function, minimized by ``scipy.optimize.minimize`` with exact gradients and
     Hessian-vector products from autograd, from the guide's usual start.
 
-    At the optimum, with H the Hessian of F (formed from 2 D Hessian-vector products):
+    At the optimum, with H the Hessian of F (formed from Hessian-vector products, on the
+    complement of the family's flat directions, see _flat_directions):
     - linear response (paper section 3.3, after Giordano et al. 2018): the covariance of the
       unconstrained parameters is the mean block of H^-1, as E_q[zeta] = mu;
     - sandwich (paper section 4): with g_m the gradient of the m-th draw's term of F,
@@ -105,46 +110,41 @@ def fit(compiled, options, rng: np.random.Generator,
 
 def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
     start_time = time.perf_counter()
-    D, M, guide = compiled.dim, options.dadvi_draws, MEAN_FIELD
+    D, M = compiled.dim, options.dadvi_draws
+    guide = family(options.guide, D)
     names = tuple(compiled.unconstrained_names())
     if D == 0:
         value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
-        return DadviResult(np.zeros(0), np.zeros(0), (), np.zeros(0), True, CONVERGED, 0,
-                           time.perf_counter() - start_time, 0.0, value, M, np.zeros((0, 0)),
-                           np.zeros((0, M)), LINEAR_RESPONSE, optimizer, 0)
+        return DadviResult(guide, guide.init(0, options.init_scale), (), np.zeros(0), True,
+                           CONVERGED, 0, time.perf_counter() - start_time, 0.0, value, M,
+                           np.zeros((0, 0)), np.zeros((0, M)), LINEAR_RESPONSE, optimizer, 0)
     # Antithetic pairs: every draw z_m is used with its mirror -z_m. The fixed-draw objective
     # is then exact for a Gaussian posterior (its mean and covariance need only the draws'
     # first two moments, and the mirrors make the first zero), so the optimum's mean has no
     # Monte Carlo error there, and little near one; the M pairs are the sandwich's units.
-    half = rng.standard_normal((M, D))
+    half = rng.standard_normal((M, guide.eps_dim(D)))
     Z = np.concatenate([half, -half])
     objective = _Objective(compiled.log_joint, guide, Z)
     theta0 = guide.init(D, options.init_scale)
     if not np.isfinite(objective(theta0)[0]):
         raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide")
     theta, result, trace = _minimize(objective, theta0, optimizer, progress)
-    theta, value, factor, decrement = _finish(objective, theta, names, compiled, guide, Z, M)
+    theta, value, solver, decrement = _finish(objective, theta, names, compiled, guide, Z, M)
     if not decrement <= DECREMENT_TOL:
         raise dadvi_not_converged(optimizer, int(result.nit), decrement, str(result.message))
     per_draw = _per_draw_gradients(compiled.log_joint, guide, theta, Z)
     units = 0.5 * (per_draw[:M] + per_draw[M:])      # one unit per antithetic pair
     centred = units - units.mean(axis=0)
     # Cov(g_m) of the M pairs with the M - 1 denominator; A A' = H^-1 Cov(g) H^-1 / M
-    rhs = centred.T / np.sqrt(M * (M - 1))
-    if factor is not None:
-        directions = scipy.linalg.cho_solve(factor, rhs)
-        lr_covariance = scipy.linalg.cho_solve(factor, np.eye(2 * D)[:, :D])[:D]
-        lr_covariance = 0.5 * (lr_covariance + lr_covariance.T)
-        sd = np.sqrt(np.diag(lr_covariance))
-    else:
-        directions = np.stack([_cg(objective.hvp(theta), b, names) for b in rhs.T], axis=1)
-        lr_covariance, sd = None, np.exp(guide.split(theta)[1])
+    directions = solver.solve(centred.T / np.sqrt(M * (M - 1)))
+    lr_covariance = solver.mean_covariance(D)
+    sd = (np.exp(guide.log_sd(theta)) if lr_covariance is None
+          else np.sqrt(np.diag(lr_covariance)))
     _warn_large_mcse(names, np.sqrt(np.sum(directions[:D] ** 2, axis=1)), sd, M)
-    mu, log_sigma = guide.split(theta)
     return DadviResult(
-        mu.copy(), log_sigma.copy(), names, np.asarray(trace, dtype=float), True, CONVERGED,
-        int(result.nit), time.perf_counter() - start_time, 0.0, -float(value), M, lr_covariance,
-        directions, LINEAR_RESPONSE if factor is not None else MEAN_FIELD_SDS, optimizer,
+        guide, theta, names, np.asarray(trace, dtype=float), True, CONVERGED, int(result.nit),
+        time.perf_counter() - start_time, 0.0, -float(value), M, lr_covariance, directions,
+        MEAN_FIELD_SDS if lr_covariance is None else LINEAR_RESPONSE, optimizer,
         objective.evaluations)
 
 
@@ -201,52 +201,117 @@ def _minimize(objective, theta0, optimizer, progress):
 
 
 def _finish(objective, theta, names, compiled, guide, Z, M):
-    """Check the optimizer's end point and polish it by Newton steps when the Hessian is formed.
+    """Check the optimizer's end point and polish it by Newton steps.
 
     scipy's tolerances are on the gradient's norm, which depends on the model's scale; ours is
     the Newton decrement sqrt(g' H^-1 g). When the optimizer stops short of it (L-BFGS often
-    does), up to POLISH_STEPS Newton steps with the exact Hessian finish the job; each costs
-    one Hessian, which the linear response needs at the end anyway.
+    does), up to POLISH_STEPS Newton steps finish the job; each needs the Hessian, which the
+    linear response needs at the end anyway.
 
     Returns
     -------
-    (theta, F(theta), Cholesky factor of H or None for large D, Newton decrement)
+    (theta, F(theta), its _Solver, Newton decrement)
     """
+    null = _flat_directions(guide, theta, Z)
     for attempt in range(POLISH_STEPS + 1):
         value, gradient = objective(theta)
         if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
             raise _not_finite(compiled, guide.draw(theta, Z), M, "where the optimizer stopped")
-        if theta.shape[0] > 2 * MAX_DENSE_DIM:
-            return theta, value, None, _cg_decrement(objective, theta, gradient, names)
-        factor = _factor(_hessian(objective, theta), names)
-        step = scipy.linalg.cho_solve(factor, gradient)
+        solver = _Solver(objective.hvp(theta), null, names)
+        step = solver.solve(gradient)
         decrement = float(np.sqrt(max(gradient @ step, 0.0)))
         if (decrement <= DECREMENT_TOL or attempt == POLISH_STEPS
                 or not objective(theta - step)[0] < value):
-            return theta, value, factor, decrement
+            return theta, value, solver, decrement
         theta = theta - step
     raise AssertionError("unreachable: the loop returns at its last attempt")
 
 
-def _hessian(objective, theta) -> np.ndarray:
-    """The Hessian [P, P] of F at theta, one Hessian-vector product per column, symmetrized."""
-    product = objective.hvp(theta)
-    H = np.stack([product(e) for e in np.eye(theta.shape[0])], axis=1)
-    return 0.5 * (H + H.T)
+def _flat_directions(guide, theta, Z) -> np.ndarray:
+    """An orthonormal basis [P, k] of the directions in which no family member changes.
+
+    Such directions make the Hessian singular without any fault of the model, so they are
+    projected out: parameters the family never reads (full rank's unused upper triangle: zero
+    gradient of a random combination of the draws and the entropy) and, for low rank, the
+    rotations F -> F exp(t A) with A antisymmetric, which leave F F' and so q unchanged.
+    """
+    weights = np.random.default_rng(0).standard_normal((Z.shape[0], len(guide.mean(theta))))
+    probe = grad(lambda t: anp.sum(guide.draw(t, Z) * weights) + guide.entropy(t))(theta)
+    columns = [np.eye(theta.shape[0])[i] for i in np.flatnonzero(probe == 0)]
+    if isinstance(guide, LowRank) and guide.R > 1:
+        D, R = guide.D, guide.R
+        F = theta[2 * D:].reshape(D, R)
+        for a in range(R):
+            for b in range(a + 1, R):
+                dF = np.zeros((D, R))
+                dF[:, a], dF[:, b] = -F[:, b], F[:, a]
+                columns.append(np.concatenate([np.zeros(2 * D), dF.ravel()]))
+    if not columns:
+        return np.zeros((theta.shape[0], 0))
+    U, singular, _ = np.linalg.svd(np.stack(columns, axis=1), full_matrices=False)
+    return U[:, singular > 1e-10 * singular[0]]
 
 
-def _factor(H, names):
-    """The Cholesky factor of H, or dadvi_not_positive_definite naming the flat directions."""
+class _Solver:
+    """Solves H x = b on the complement of the flat directions (H: Hessian of F at theta).
+
+    Up to MAX_DENSE_PARAMS identified parameters, H is formed on an orthonormal basis Q of the
+    complement, one Hessian-vector product per column, and factored (Cholesky), so that
+    x = Q (Q' H Q)^-1 Q' b; above that, by conjugate gradients with the same products.
+    Raises dadvi_not_positive_definite when the restricted H is not positive definite.
+    """
+
+    def __init__(self, product, null, names):
+        self.product, self.null, self.names = product, null, names
+        P, k = null.shape
+        self.factor = None
+        if P - k > MAX_DENSE_PARAMS:
+            return
+        self.Q = np.eye(P) if k == 0 else scipy.linalg.null_space(null.T)
+        HQ = np.stack([product(q) for q in self.Q.T], axis=1)
+        H = self.Q.T @ HQ
+        self.factor = _factor(0.5 * (H + H.T), self.Q, names)
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """H^-1 b for b [P] or [P, m]."""
+        if self.factor is not None:
+            return self.Q @ scipy.linalg.cho_solve(self.factor, self.Q.T @ b)
+        if b.ndim == 2:
+            return np.stack([self.solve(column) for column in b.T], axis=1)
+        return _cg(self._projected, self._project(b), self.names)
+
+    def mean_covariance(self, D: int) -> np.ndarray | None:
+        """The mean block [D, D] of H^-1 (the guide's mean is theta[:D]), or None above
+        MAX_DENSE_PARAMS."""
+        if self.factor is None:
+            return None
+        Qm = self.Q[:D]
+        covariance = Qm @ scipy.linalg.cho_solve(self.factor, Qm.T)
+        return 0.5 * (covariance + covariance.T)
+
+    def _project(self, v):
+        return v - self.null @ (self.null.T @ v)
+
+    def _projected(self, v):
+        return self._project(self.product(self._project(v)))
+
+
+def _factor(H, Q, names):
+    """The Cholesky factor of H (on the basis Q), or dadvi_not_positive_definite naming the
+    elements along the flattest direction."""
     values, vectors = np.linalg.eigh(H)
     if values[0] > PD_TOL * abs(values[-1]):
         return scipy.linalg.cho_factor(H)
-    raise dadvi_not_positive_definite(_flat_names(vectors[:, 0], names))
+    raise dadvi_not_positive_definite(_flat_names(Q @ vectors[:, 0], names))
 
 
 def _flat_names(vector, names) -> list[str]:
-    """Element names carrying most of a guide-parameter direction (mean and scale folded)."""
+    """Element names carrying most of a guide-parameter direction: by its mean part, or by the
+    next D entries (mean field's and low rank's log sds) when the mean part is nil."""
     D = len(names)
-    weight = np.abs(vector[:D]) + np.abs(vector[D:2 * D])
+    weight = np.abs(vector[:D])
+    if weight.max() <= 1e-3 * np.linalg.norm(vector):
+        weight = np.abs(vector[D:2 * D])
     order = np.argsort(-weight)
     return [names[i] for i in order[:3] if weight[i] >= 0.2 * weight[order[0]]]
 
@@ -270,11 +335,6 @@ def _cg(product, b, names, tol: float = 1e-10, max_iter: int | None = None):
         rr_new = r @ r
         p, rr = r + (rr_new / rr) * p, rr_new
     return x
-
-
-def _cg_decrement(objective, theta, gradient, names) -> float:
-    step = _cg(objective.hvp(theta), gradient, names)
-    return float(np.sqrt(max(gradient @ step, 0.0)))
 
 
 def _per_draw_gradients(log_joint, guide, theta, Z) -> np.ndarray:
@@ -301,15 +361,14 @@ def mean_mcse(compiled, result, eps: np.ndarray, step: float = 1e-3) -> dict[str
     ----------
     compiled : compiler.Compiled.
     result : DadviResult.
-    eps : [n, D] standard normal; the summary's own draws.
+    eps : [n, eps_dim] standard normal; the summary's own draws.
     step : the central difference's step along each column of A (columns are MCSE-sized).
 
     Returns
     -------
     name -> [*shape] MCSE of the mean of each reported latent and let.
     """
-    guide = MEAN_FIELD
-    theta = np.concatenate([result.mu, result.log_sigma])
+    guide, theta = result.guide, np.asarray(result.theta, dtype=float)
     # mirrored draws: E_q of a linear f does not depend on the scales, and with the mirrors
     # the draws' average does not either, so the summary's own Monte Carlo noise does not leak
     # into the derivatives (for a Gaussian posterior the MCSE is then exactly zero)

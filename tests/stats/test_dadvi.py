@@ -16,6 +16,7 @@ from ppl.compiler import compile_model
 from ppl.data import load_data
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
+from ppl.guides import MEAN_FIELD
 from ppl.infer import dadvi
 from ppl.options import FitOptions
 
@@ -103,7 +104,7 @@ def test_mcse_matches_the_spread_of_the_means_across_seeds():
         result = dadvi.fit(model, FitOptions(method="dadvi"), np.random.default_rng(seed))
         theta = np.concatenate([result.mu, result.log_sigma])
         mus.append(result.mu[0])
-        rates.append(model.constrained(dadvi.MEAN_FIELD.draw(theta, mirrored))["rate"].mean())
+        rates.append(model.constrained(MEAN_FIELD.draw(theta, mirrored))["rate"].mean())
         mcse_mu.append(np.sqrt(np.sum(result.mcse_directions[0] ** 2)))
         mcse_rate.append(float(dadvi.mean_mcse(model, result, eps)["rate"]))
     for values, mcse in ((mus, mcse_mu), (rates, mcse_rate)):
