@@ -20,7 +20,7 @@ import scipy.optimize
 from autograd import grad, hessian_tensor_product, jacobian, value_and_grad
 
 from ..errors import dadvi_not_converged, dadvi_not_finite, dadvi_not_positive_definite
-from ..guides import LowRank, family
+from ..guides import LowRank, MeanField, family
 from .advi import AdviResult
 from .elbo import elbo
 
@@ -32,10 +32,12 @@ GTOL = 1e-6               # scipy's gradient-norm tolerance (the real test is DE
 # left is then at most 1e-3 in the objective's own metric, i.e. about 1e-3 posterior sds, far
 # below the Monte Carlo error of the fixed draws (about 1/sqrt(M) sds).
 DECREMENT_TOL = 1e-3
-# An eigenvalue of the Hessian below this fraction of the largest counts as zero: round-off
-# in the Hessian-vector products is about 1e-14 of the largest, a real curvature ratio of 1e-10
-# means posterior sds differing by 1e5 in the model's own units.
-PD_TOL = 1e-10
+# An eigenvalue of the Hessian below this fraction of the largest counts as zero. Round-off in
+# the Hessian-vector products is about 1e-16 of the largest eigenvalue, and identified
+# posteriors do reach 1e-12 (kilpisjarvi's (alpha, beta): condition number 7e11), while a
+# direction left flat by a vague prior (Normal(0, 1e8) on both of a + b) is at 1e-17.
+PD_TOL = 1e-14
+LAW_JACOBIAN_MAX_DIM = 60   # D up to which flat directions come from the law's Jacobian
 POLISH_STEPS = 3          # Newton steps after the optimizer, at most
 MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its posterior sd
 # Above this many identified guide parameters the Hessian is not formed (conjugate gradients
@@ -228,18 +230,34 @@ def _finish(objective, theta, names, compiled, guide, Z, M):
 
 
 def _flat_directions(guide, theta, Z) -> np.ndarray:
-    """An orthonormal basis [P, k] of the directions in which no family member changes.
+    """An orthonormal basis [P, k] of the directions in which the guide's law does not change.
 
     Such directions make the Hessian singular without any fault of the model, so they are
-    projected out: parameters the family never reads (full rank's unused upper triangle: zero
-    gradient of a random combination of the draws and the entropy) and, for low rank, the
-    rotations F -> F exp(t A) with A antisymmetric, which leave F F' and so q unchanged.
+    projected out. Every family here is Gaussian, zeta = mean + B eps, so its law is fixed by
+    (mean, B B'); the flat directions are the null space of that map's Jacobian (low rank:
+    rotations of F, and more when D R + D exceeds the D (D + 1) / 2 entries of a covariance).
+    Above LAW_JACOBIAN_MAX_DIM that Jacobian is too large: then only the parameters the family
+    never reads (zero gradient of a random combination of draws and entropy: full rank's
+    unused upper triangle) and low rank's rotations F -> F exp(t A), A antisymmetric.
     """
-    weights = np.random.default_rng(0).standard_normal((Z.shape[0], len(guide.mean(theta))))
+    D, P = len(guide.mean(theta)), theta.shape[0]
+    if isinstance(guide, MeanField):
+        return np.zeros((P, 0))
+    if D <= LAW_JACOBIAN_MAX_DIM:
+        rows, cols = np.triu_indices(D)
+        eye = np.eye(guide.eps_dim(D))
+
+        def law(t):
+            B = guide.draw(t, eye) - guide.draw(t, 0 * eye[:1])   # [eps_dim, D] = B'
+            return anp.concatenate([t[:D], (B.T @ B)[rows, cols]])
+        _, singular, Vt = np.linalg.svd(jacobian(law)(theta))
+        rank = int(np.sum(singular > 1e-9 * singular[0]))
+        return Vt[rank:].T
+    weights = np.random.default_rng(0).standard_normal((Z.shape[0], D))
     probe = grad(lambda t: anp.sum(guide.draw(t, Z) * weights) + guide.entropy(t))(theta)
-    columns = [np.eye(theta.shape[0])[i] for i in np.flatnonzero(probe == 0)]
+    columns = [np.eye(P)[i] for i in np.flatnonzero(probe == 0)]
     if isinstance(guide, LowRank) and guide.R > 1:
-        D, R = guide.D, guide.R
+        R = guide.R
         F = theta[2 * D:].reshape(D, R)
         for a in range(R):
             for b in range(a + 1, R):
@@ -247,7 +265,7 @@ def _flat_directions(guide, theta, Z) -> np.ndarray:
                 dF[:, a], dF[:, b] = -F[:, b], F[:, a]
                 columns.append(np.concatenate([np.zeros(2 * D), dF.ravel()]))
     if not columns:
-        return np.zeros((theta.shape[0], 0))
+        return np.zeros((P, 0))
     U, singular, _ = np.linalg.svd(np.stack(columns, axis=1), full_matrices=False)
     return U[:, singular > 1e-10 * singular[0]]
 
