@@ -63,9 +63,10 @@ class Summary:
 
 def dadvi_note(sds: str, draws: int | None = None) -> str:
     """The line under a DADVI summary saying which sds are shown and what 'mcse' is."""
-    fixed = f"DADVI's {draws} fixed draws" if draws else "DADVI's fixed draws"
+    fixed = (f"DADVI's {draws} fixed draws and their mirrors" if draws
+             else "DADVI's fixed draws")
     shown = ("linear-response (LRVB) sds" if sds == "linear response"
-             else "mean-field sds (linear response not computed: too many dimensions)")
+             else "the guide's own sds (linear response not computed: too many parameters)")
     return f"sd: {shown}; mcse: Monte Carlo standard error of the mean due to {fixed}"
 
 
