@@ -19,6 +19,7 @@ from ppl.frontend.parse import parse
 from ppl.guides import MEAN_FIELD
 from ppl.infer import dadvi
 from ppl.options import FitOptions
+from ppl.posterior import Fit
 from ppl.savedfit import restore_fit
 from ppl.source import Source, Span
 
@@ -220,3 +221,16 @@ def test_large_mcse_warns(monkeypatch):
     with pytest.warns(UserWarning, match="more --dadvi-draws are needed"):
         dadvi.fit(compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]}), OPTIONS,
                   np.random.default_rng(0))
+
+
+def test_above_the_dense_limit_conjugate_gradients_give_the_same_standard_errors(monkeypatch):
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    dense = dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+    monkeypatch.setattr(dadvi, "MAX_DENSE_PARAMS", 0)
+    large = dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+    assert large.lr_covariance is None and large.sds == dadvi.MEAN_FIELD_SDS
+    # CG solves to a relative residual of 1e-10 on a 2 x 2 system
+    np.testing.assert_allclose(large.mcse_directions, dense.mcse_directions, rtol=1e-6,
+                               atol=1e-12)
+    fit = Fit(None, model, large, OPTIONS)
+    assert "sd: the guide's own sds" in str(fit.summary())
