@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import memory
-from .infer import advi, auto, starts
+from .infer import advi, auto, dadvi, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
@@ -79,7 +79,7 @@ class Model:
 
     def fit(self, data=None, guide: str = "auto", seed: int = 0,
             progress: Callable[[int, float, float], None] | None = None, **options) -> Fit:
-        """Fit the model to ``data`` by ADVI and return the Fit.
+        """Fit the model to ``data`` by ADVI (or DADVI: ``method="dadvi"``) and return the Fit.
 
         Parameters
         ----------
@@ -89,7 +89,7 @@ class Model:
             docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]'.
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting.
-        **options : any other ``FitOptions`` field (``iter``, ``lr``, ``mc_samples``, ...).
+        **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises
         ------
@@ -105,9 +105,12 @@ class Model:
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}
+        rng = np.random.default_rng(fit_options.seed)
+        if fit_options.method == "dadvi":
+            return Fit(concrete, compiled, dadvi.fit(compiled, fit_options, rng), fit_options,
+                       info)
         if fit_options.starts > 1:
             return _fit_starts(concrete, compiled, fit_options, info, progress)
-        rng = np.random.default_rng(fit_options.seed)
         if fit_options.guide == auto.AUTO:
             fit, report = auto.fit_auto(compiled, fit_options, rng, _assess(
                 concrete, compiled, fit_options, info), progress)

@@ -19,7 +19,8 @@ from . import __version__
 from .errors import PplError, bad_option, file_error
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
-             "stl", "tol", "window", "init_scale", "correct", "starts")
+             "stl", "tol", "window", "init_scale", "correct", "starts", "method",
+             "dadvi_draws")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -398,6 +398,26 @@ def start_failed(k: int, rendered: str) -> PplError:
                     hint="fewer --starts, or fix the problem above")
 
 
+def dadvi_not_finite(span: Span | None, what: str, draws: int, where: str) -> PplError:
+    return PplError(f"the log density of this statement is {what} at some of DADVI's {draws} "
+                    f"fixed draws {where}", span,
+                    hint="check the priors, bounds and data of this statement, or try "
+                    "--method advi")
+
+
+def dadvi_not_converged(optimizer: str, iterations: int, decrement: float,
+                        message: str) -> PplError:
+    return PplError(f"DADVI's optimizer ({optimizer}) stopped after {iterations} iterations "
+                    f"without meeting its tolerance: the Newton decrement is {decrement:.3g} "
+                    f"(scipy: {message})",
+                    hint="the model may be badly scaled or not identified; try --method advi")
+
+
+def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
+    return PplError("the DADVI objective's Hessian is not positive definite at the optimum, so "
+                    "the posterior has a flat or downward direction along "
+                    f"{', '.join(names)}: the model is not identified",
+                    hint="give these parameters informative priors or remove the redundancy")
 def guide_too_large(family: str, D: int, limit: int) -> PplError:
     return PplError(f"option guide: '{family}' is limited to {limit} unconstrained dimensions and "
                     f"this model has {D}", hint="use --guide lowrank (or lowrank:R) instead")

@@ -10,6 +10,7 @@ GUIDES = ("meanfield", "fullrank", "lowrank", "flow")  # with 'lowrank:R' and 'f
 CORRECTIONS = ("psis", "none")
 OPTIMIZERS = ("adam", "sgd", "stan")
 PRECONDITIONERS = ("hessian", "none")
+METHODS = ("advi", "dadvi")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class FitOptions:
         resampled with the Pareto-smoothed importance weights (docs/trust.md); 'none': never.
     starts : independent fits from dispersed initializations and seeds, compared for
         agreement (infer/starts.py); the best (highest ELBO) is reported.
+    method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
+        a Newton trust-region optimizer, linear-response sds and Monte Carlo standard errors
+        of the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
+        precondition, stl, tol and window.
+    dadvi_draws : M, the fixed standard-normal draws of DADVI's objective (at least 2).
     """
 
     guide: str = "auto"
@@ -64,6 +70,8 @@ class FitOptions:
     init_scale: float = 0.1
     correct: str = "psis"
     starts: int = 1
+    method: str = "advi"
+    dadvi_draws: int = 30
 
     def __post_init__(self):
         if self.guide != "auto":
@@ -77,6 +85,15 @@ class FitOptions:
         if self.correct not in CORRECTIONS:
             raise bad_option("correct", f"unknown correction {self.correct!r}; "
                              f"choose one of {CORRECTIONS}")
+        if self.method not in METHODS:
+            raise bad_option("method", f"unknown method {self.method!r}; choose one of {METHODS}")
+        if self.method == "dadvi" and self.guide != "auto" and check_spec(self.guide)[0] == "flow":
+            raise bad_option("guide", "method dadvi fits the meanfield, fullrank and lowrank "
+                             "guides, not flow")
+        if (not isinstance(self.dadvi_draws, int) or isinstance(self.dadvi_draws, bool)
+                or self.dadvi_draws < 2):
+            raise bad_option("dadvi_draws", "must be an integer of at least 2 (the Monte Carlo "
+                             f"standard errors need two draws); found {self.dadvi_draws!r}")
         for name in ("iter", "mc_samples", "draws", "window", "starts"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -24,25 +24,30 @@ COLUMNS = ("mean", "sd", "5%", "50%", "95%")
 # cost, one vectorized log-joint evaluation of these draws, was at most 5% of the fit's time
 # on posteriordb (largest: diamonds).
 PSIS_DRAWS = 4000
+MCSE = "mcse"
 
 
 @dataclass(frozen=True)
 class Summary:
     """A printable posterior summary table: one row per reported element.
 
-    ``rows`` maps an element name (``x[0]``) to its mean, sd, 5%, 50% and 95% quantiles.
+    ``rows`` maps an element name (``x[0]``) to its mean, sd, 5%, 50% and 95% quantiles, and,
+    for a DADVI fit, the Monte Carlo standard error of the mean (``columns`` names them);
+    ``note``, if any, is printed under the table (which sds are shown).
     """
 
     rows: dict[str, tuple[float, ...]]
+    columns: tuple[str, ...] = COLUMNS
     note: str = ""
 
     @classmethod
     def from_draws(cls, draws: dict[str, np.ndarray], weights: np.ndarray | None = None,
-                   note: str = "") -> "Summary":
+                   note: str = "", mcse: dict[str, np.ndarray] | None = None) -> "Summary":
         """Summarize draws given as name -> array [n, *shape] (sd with the n - 1 denominator).
 
         With ``weights`` [n] (normalized importance weights), weighted statistics instead:
-        see :func:`weighted_stats`. ``note`` is printed above the table.
+        see :func:`weighted_stats`. ``note`` is printed above the table. ``mcse``, name ->
+        [*shape], adds an 'mcse' column (DADVI).
         """
         rows = {}
         for name, values in draws.items():
@@ -55,17 +60,20 @@ class Summary:
                     sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
                     mean, sd = _rescaled(flat, mean, sd)
                     quantiles = np.quantile(flat, QUANTILES, axis=0)  # linear interpolation
+            extra = () if mcse is None else (np.ravel(mcse[name]),)
             for i, element in enumerate(element_names(name, values.shape[1:])):
-                rows[element] = (mean[i], sd[i], *quantiles[:, i])
+                rows[element] = (mean[i], sd[i], *quantiles[:, i], *(e[i] for e in extra))
         _warn_non_finite(rows)
-        return cls(rows, note)
+        return cls(rows, COLUMNS if mcse is None else (*COLUMNS, MCSE), note)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
-        """``{element: {'mean': .., 'sd': .., '5%': .., '50%': .., '95%': ..}}``."""
-        return {name: dict(zip(COLUMNS, map(float, row))) for name, row in self.rows.items()}
+        """``{element: {'mean': .., 'sd': .., '5%': .., '50%': .., '95%': ..}}`` (and 'mcse')."""
+        return {name: dict(zip(self.columns, map(float, row)))
+                for name, row in self.rows.items()}
 
     def to_pandas(self):
-        """A pandas DataFrame: one row per element (the index), columns mean, sd, 5%, 50%, 95%.
+        """A pandas DataFrame: one row per element (the index), columns mean, sd, 5%, 50%, 95%
+        (and mcse for a DADVI fit).
 
         Needs pandas (``pip install 'ppl[pandas]'``).
         """
@@ -76,12 +84,12 @@ class Summary:
             raise missing_extra("Summary.to_pandas()", "pandas", "pandas") from None
         return pandas.DataFrame.from_dict(
             {name: list(map(float, row)) for name, row in self.rows.items()},
-            orient="index", columns=list(COLUMNS))
+            orient="index", columns=list(self.columns))
 
     def __str__(self) -> str:
         width = max([len("name")] + [len(name) for name in self.rows])
         lines = [self.note] if self.note else []
-        lines.append(f"{'':<{width}}" + "".join(f"{c:>11}" for c in COLUMNS))
+        lines.append(f"{'':<{width}}" + "".join(f"{c:>11}" for c in self.columns))
         for name, row in self.rows.items():
             # a space before every cell: -1.615e+200 is 11 characters and must not touch
             # its neighbour (other values print exactly as with a width of 11)
@@ -131,6 +139,15 @@ def weighted_stats(flat: np.ndarray, weights: np.ndarray):
         position = np.cumsum(weights[order]) - 0.5 * weights[order]
         quantiles[:, k] = np.interp(QUANTILES, position, flat[order, k])
     return mean, sd, quantiles
+
+
+def dadvi_note(sds: str, draws: int | None = None) -> str:
+    """The line under a DADVI summary saying which sds are shown and what 'mcse' is."""
+    fixed = (f"DADVI's {draws} fixed draws and their mirrors" if draws
+             else "DADVI's fixed draws")
+    shown = ("linear-response (LRVB) sds" if sds == "linear response"
+             else "the guide's own sds (linear response not computed: too many parameters)")
+    return f"sd: {shown}; mcse: Monte Carlo standard error of the mean due to {fixed}"
 
 
 @dataclass
@@ -183,10 +200,19 @@ class Fit:
         # are reproducible and independent of each other and of the optimization's stream.
         return np.random.default_rng([self.options.seed, purpose])
 
+    def _eps(self, n: int) -> np.ndarray:
+        """The guide's standard-normal noise [n, eps_dim] behind ``draws(n)``."""
+        guide = self.result.guide
+        return self._rng(1).standard_normal((n, guide.eps_dim(len(self.result.names))))
+
     def _zeta(self, n: int) -> np.ndarray:
         guide, theta = self.result.guide, self.result.theta
-        eps = self._rng(1).standard_normal((n, guide.eps_dim(len(self.result.names))))
-        return guide.draw(theta, eps)
+        covariance = getattr(self.result, "lr_covariance", None)
+        if covariance is not None and len(covariance):
+            # DADVI: draws from the Gaussian with the linear-response covariance (docs/dadvi.md)
+            eps = self._rng(1).standard_normal((n, len(self.result.names)))
+            return guide.mean(theta) + eps @ np.linalg.cholesky(covariance).T
+        return guide.draw(theta, self._eps(n))
 
     def draws(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior draws of every latent and reported ``let``: name -> array [n, *shape].
@@ -204,8 +230,14 @@ class Fit:
         """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``.
 
         When importance-corrected (see ``corrected``), weighted statistics of the guide's
-        draws with the smoothed weights instead, and a note above the table says so.
+        draws with the smoothed weights instead, and a note above the table says so. For a
+        DADVI fit also the Monte Carlo standard error of each mean, and a note on the sds.
         """
+        if getattr(self.result, "mcse_directions", None) is not None:
+            from .infer.dadvi import mean_mcse
+            mcse = mean_mcse(self.compiled, self.result, self._eps(self.options.draws))
+            return Summary.from_draws(self.draws(), note=dadvi_note(
+                self.result.sds, self.result.draws_used), mcse=mcse)
         if not self.corrected:
             return Summary.from_draws(self.draws())
         if "summary" not in self._cache:
@@ -237,7 +269,19 @@ class Fit:
         guide, theta = self.result.guide, self.result.theta
         with np.errstate(all="ignore"):   # overflow at a far draw is reported, not warned
             log_p = np.asarray(self.compiled.log_joint(zeta), dtype=float)
-            return log_p - np.asarray(guide.log_q(theta, zeta), dtype=float)
+            return log_p - self._log_q(zeta)
+
+    def _log_q(self, zeta: np.ndarray) -> np.ndarray:
+        """log density [n] of the distribution ``_zeta`` draws from: the guide's or, for a
+        DADVI fit with linear-response sds, the Gaussian with that covariance."""
+        guide, theta = self.result.guide, self.result.theta
+        covariance = getattr(self.result, "lr_covariance", None)
+        if covariance is None or not len(covariance):
+            return np.asarray(guide.log_q(theta, zeta), dtype=float)
+        L = np.linalg.cholesky(covariance)
+        z = np.linalg.solve(L, (zeta - guide.mean(theta)).T)
+        return (-0.5 * np.sum(z * z, axis=0) - np.sum(np.log(np.diag(L)))
+                - 0.5 * zeta.shape[1] * np.log(2 * np.pi))
 
     @property
     def psis(self) -> Psis:
@@ -254,9 +298,12 @@ class Fit:
     @property
     def corrected(self) -> bool:
         """Whether summaries and draws are importance-corrected: the ``correct`` option is
-        'psis' and k̂ is below its threshold (above it the weights cannot be trusted)."""
+        'psis', the method ADVI (a DADVI summary keeps its linear-response sds and standard
+        errors) and k̂ is below its threshold (above it the weights cannot be trusted)."""
+        if self.options.correct != "psis" or self.options.method != "advi":
+            return False
         p = self.psis
-        return self.options.correct == "psis" and p.khat < p.threshold
+        return p.khat < p.threshold
 
     def verdict(self) -> Verdict:
         """What this fit can be trusted for, in one line (infer/verdict.py)."""

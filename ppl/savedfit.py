@@ -21,7 +21,7 @@ from .errors import file_error
 from .guides import family
 from .ir import element_names
 from .output import csv_text, json_text, write_files
-from .posterior import COLUMNS, Fit, Summary
+from .posterior import COLUMNS, MCSE, Fit, Summary, dadvi_note
 
 
 def _versions() -> dict[str, str]:
@@ -75,9 +75,15 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "guide": {"family": r.guide.name,
                   "parameters": r.guide.to_dict(r.theta, list(r.names))},
     }
+    if getattr(r, "lr_covariance", None) is not None:
+        # DADVI: draws and predictive draws come from the linear-response Gaussian
+        info["guide"]["lr_covariance"] = np.asarray(r.lr_covariance).tolist()
+    if hasattr(r, "draws_used"):
+        info["dadvi"] = {"draws": int(r.draws_used), "sds": r.sds, "optimizer": r.optimizer,
+                         "evaluations": int(r.evaluations)}
     write_files(folder, {
         "draws.csv": csv_text(names, table),
-        "summary.csv": csv_text(["name", *COLUMNS],
+        "summary.csv": csv_text(["name", *summary.columns],
                                 ([name, *row] for name, row in summary.rows.items())),
         "elbo.csv": csv_text(["step", "elbo"], ((i + 1, e) for i, e in enumerate(fit.elbo))),
         "fit.json": json_text(info),
@@ -149,7 +155,13 @@ def read_summary(folder: Path) -> Summary:
     try:
         with path.open(encoding="utf-8", newline="") as stream:
             rows = list(csv.reader(stream))
-        return Summary({row[0]: tuple(float(v) for v in row[1:]) for row in rows[1:]})
+        columns = tuple(rows[0][1:]) if rows and rows[0][1:] else COLUMNS
+        note = ""
+        if MCSE in columns:
+            dadvi = read_fit_json(folder).get("dadvi", {})
+            note = dadvi_note(dadvi.get("sds", "linear response"), dadvi.get("draws"))
+        return Summary({row[0]: tuple(float(v) for v in row[1:]) for row in rows[1:]}, columns,
+                       note)
     except (OSError, ValueError, IndexError) as error:
         raise file_error(str(path), f"cannot read the saved summary ({error})") from None
 
@@ -173,6 +185,7 @@ def restore_fit(folder: Path) -> Fit:
         names = compiled.unconstrained_names()
         guide = family(info["guide"].get("family", options.guide), len(names))
         theta = guide.from_dict(info["guide"]["parameters"], names)
+        covariance = info["guide"].get("lr_covariance")
     except KeyError as error:
         raise file_error(str(folder / "fit.json"), f"missing entry {error}") from None
     result = SimpleNamespace(guide=guide, theta=theta, mu=guide.mean(theta),
@@ -180,7 +193,8 @@ def restore_fit(folder: Path) -> Fit:
                              converged=info["converged"],
                              reason=info.get("reason", ""), steps=info["steps"],
                              seconds=info["seconds"], final_elbo=info["final_elbo"],
-                             elbo=_read_elbo(folder))
+                             elbo=_read_elbo(folder),
+                             lr_covariance=None if covariance is None else np.array(covariance))
     return Fit(concrete, compiled, result, options, {k: info[k] for k in
                                                      ("model_path", "model_sha256", "data_path")})
 

@@ -1,0 +1,129 @@
+"""DADVI against ADVI mean-field on posteriordb's reference posteriors: accuracy and cost.
+
+For every posterior (and seed) in one run: ADVI mean-field and DADVI with each of scipy's
+trust-krylov, trust-ncg and L-BFGS-B, each scored against the reference: the largest |mean - ref mean| / ref sd, the largest
+|sd / ref sd - 1| (DADVI's sds are the linear-response ones), log-joint draw evaluations (rows
+of zeta passed to the log joint: each with its gradient, or a Hessian-vector product) and
+log-joint passes (vectorized calls, over 5 draws for ADVI, 2 M = 60 for DADVI), wall
+time of fit + summary, and DADVI's ratios to ADVI of the last two.
+
+    PPL_POSTERIORDB=/work/shared/posteriordb python benchmarks/dadvi_accuracy.py --seeds 1
+    python benchmarks/dadvi_accuracy.py --only sblri-blr kidiq-kidscore_momiq
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import posteriordb_data as pdb  # noqa: E402
+from accuracy import score  # noqa: E402
+
+import ppl  # noqa: E402
+from ppl.infer import advi, dadvi  # noqa: E402
+from ppl.options import FitOptions  # noqa: E402
+from ppl.posterior import Fit  # noqa: E402
+
+METHODS = ("advi", "dadvi trust-krylov", "dadvi trust-ncg", "dadvi l-bfgs-b")
+
+
+class _Counting:
+    """A Compiled whose log joint counts the draws it is evaluated at; the rest delegates."""
+
+    def __init__(self, compiled):
+        self._compiled, self.rows, self.calls = compiled, 0, 0
+
+    def log_joint(self, zeta):
+        self.rows, self.calls = self.rows + zeta.shape[0], self.calls + 1
+        return self._compiled.log_joint(zeta)
+
+    def __getattr__(self, name):
+        return getattr(self._compiled, name)
+
+
+def run(name: str, method: str, seed: int, draws: int = 4000) -> dict:
+    """One fit of ``name`` by ``method``; its scores, draw evaluations and seconds."""
+    model = ppl.load(pdb.model_path(name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # unused data names
+        concrete, _, compiled = model.prepare(pdb.load_data(name))
+    counting = _Counting(compiled)
+    options = FitOptions(seed=seed, draws=draws,
+                         method="advi" if method == "advi" else "dadvi")
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if method == "advi":
+            result = advi.fit(counting, options, rng)
+        else:
+            result = dadvi.fit(counting, options, rng, optimizer=method.split()[1])
+        fit = Fit(concrete, compiled, result, options, {})
+        summary = fit.summary().to_dict()
+    seconds = time.perf_counter() - started
+    figures = score(summary, pdb.load_reference(name), name)
+    mcse = max((row.get("mcse", 0.0) / row["sd"] for row in summary.values() if row["sd"] > 0),
+               default=0.0)
+    return {"mean": float(figures["mean_error"].max()),
+            "sd": float(np.abs(figures["sd_vs_reference"]).max()),
+            "rows": counting.rows, "calls": counting.calls, "seconds": seconds, "steps": int(result.steps),
+            "mcse": mcse, "warned": len(caught) > 0}
+
+
+def table(results: dict) -> str:
+    """Markdown: one row per posterior and method, seeds averaged (max for errors)."""
+    lines = ["| posterior | difficulty | method | max mean err (ref sd) | max sd dev vs reference"
+             " | max mcse / sd | draw evaluations | log-joint passes | seconds | evals vs ADVI |"
+             " time vs ADVI |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, by_method in results.items():
+        base = by_method["advi"]
+        base_rows = np.mean([r["rows"] for r in base])
+        base_seconds = np.mean([r["seconds"] for r in base])
+        for method, runs in by_method.items():
+            rows, seconds = np.mean([r["rows"] for r in runs]), np.mean([r["seconds"] for r in runs])
+            calls = np.mean([r["calls"] for r in runs])
+            mcse = (f"{max(r['mcse'] for r in runs):.3f}" if method != "advi" else "-")
+            lines.append(
+                f"| {name} | {pdb.difficulty(name)} | {method} | "
+                f"{max(r['mean'] for r in runs):.3f} | {max(r['sd'] for r in runs):.3f} | "
+                f"{mcse} | {rows:.0f} | {calls:.0f} | {seconds:.2f} | {rows / base_rows:.3f} | "
+                f"{seconds / base_seconds:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=1, help="fits per posterior (seeds 0..n-1)")
+    parser.add_argument("--only", nargs="*", help="posterior names (default: all)")
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    args = parser.parse_args(argv)
+    results = {}
+    for name in args.only or pdb.names():
+        results[name] = {}
+        for method in ["advi"] + [m for m in args.methods if m != "advi"]:
+            runs = []
+            for seed in range(args.seeds):
+                try:
+                    runs.append(run(name, method, seed))
+                except ppl.PplError as error:
+                    print(f"{name} {method} seed {seed}: {error.message}", file=sys.stderr)
+                    runs.append({"mean": np.nan, "sd": np.nan, "rows": np.nan, "calls": np.nan,
+                                 "seconds": np.nan, "steps": 0, "mcse": np.nan,
+                                 "warned": False})
+                r = runs[-1]
+                print(f"{name} {method} seed {seed}: mean err {r['mean']:.3f}, sd dev "
+                      f"{r['sd']:.3f}, {r['rows']} draw evals, {r['seconds']:.2f} s",
+                      file=sys.stderr, flush=True)
+            results[name][method] = runs
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

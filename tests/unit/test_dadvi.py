@@ -1,0 +1,236 @@
+"""DADVI: the fixed-draw objective, options, errors, outputs and determinism (ppl/infer/dadvi.py).
+
+Exact answers on Gaussian posteriors and the Monte Carlo standard errors against the spread
+across seeds are in tests/stats/test_dadvi.py.
+"""
+import json
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+import ppl
+from ppl.cli import main
+from ppl.compiler import compile_model
+from ppl.data import load_data
+from ppl.errors import PplError
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+from ppl.guides import MEAN_FIELD
+from ppl.infer import dadvi
+from ppl.options import FitOptions
+from ppl.posterior import Fit
+from ppl.savedfit import restore_fit
+from ppl.source import Source, Span
+
+SOURCE = Source("stub.ppl", "sample z ~ Target()\n")
+STATEMENT = type("Statement", (), {"span": Span(SOURCE, 1, 1, 1, 20)})()
+OPTIONS = FitOptions(method="dadvi")
+
+
+class Stub:
+    """A 'compiled model' from a plain log density zeta [S, D] -> [S]."""
+
+    def __init__(self, log_density, dim):
+        self.log_density, self.dim = log_density, dim
+
+    def log_joint(self, zeta):
+        return self.log_density(zeta)
+
+    def terms(self, zeta):
+        return [(STATEMENT, self.log_density(zeta))]
+
+    def unconstrained_names(self):
+        return [f"z[{i}]" for i in range(self.dim)]
+
+
+def compiled(text, data):
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    return compile_model(check(program, dims), values)
+
+
+GAMMA_POISSON = ("data y: int[4]\n"
+                 "sample rate ~ Gamma(2, 1)\n"
+                 "let twice = 2 * rate\n"
+                 "observe y ~ Poisson(rate)\n")
+
+
+# ----- options -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("draws", [1, 0, -3, 2.5, True])
+def test_dadvi_draws_below_two_is_an_option_error(draws):
+    with pytest.raises(PplError, match="option dadvi_draws: must be an integer of at least 2"):
+        FitOptions(method="dadvi", dadvi_draws=draws)
+
+
+def test_unknown_method_is_an_option_error():
+    with pytest.raises(PplError, match="option method: unknown method 'dadvy'"):
+        FitOptions(method="dadvy")
+
+
+def test_cli_dadvi_draws_below_two_exits_2(capsys, models_dir):
+    status = main(["fit", str(models_dir / "linear_regression.ppl"), "--method", "dadvi",
+                   "--dadvi-draws", "1", "--quiet"])
+    assert status == 2
+    assert "option dadvi_draws: must be an integer of at least 2" in capsys.readouterr().err
+
+
+# ----- the objective -------------------------------------------------------------------------
+
+def test_objective_gradient_and_hessian_vector_product_match_finite_differences(rng):
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    Z = rng.standard_normal((6, 1))
+    objective = dadvi._Objective(model.log_joint, MEAN_FIELD, Z)
+    theta, v, h = np.array([0.7, -0.5]), np.array([0.3, -1.1]), 1e-5
+    value, gradient = objective(theta)
+    numeric = [(objective(theta + h * e)[0] - objective(theta - h * e)[0]) / (2 * h)
+               for e in np.eye(2)]
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-6)
+    hvp = objective.hvp(theta)(v)
+    numeric_hvp = (objective(theta + h * v)[1] - objective(theta - h * v)[1]) / (2 * h)
+    np.testing.assert_allclose(hvp, numeric_hvp, rtol=1e-6)
+
+
+def test_per_draw_gradients_average_to_the_objective_gradient(rng):
+    # F = mean over draws of -log p(draw) - entropy: the per-draw gradients (entropy left out)
+    # average to F's gradient minus the entropy's, which is (0, -1) per coordinate
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    Z = rng.standard_normal((8, 1))
+    theta = np.array([0.7, -0.5])
+    per_draw = dadvi._per_draw_gradients(model.log_joint, MEAN_FIELD, theta, Z)
+    _, gradient = dadvi._Objective(model.log_joint, MEAN_FIELD, Z)(theta)
+    np.testing.assert_allclose(per_draw.mean(axis=0) - np.array([0.0, 1.0]), gradient,
+                               rtol=1e-10)
+
+
+def test_fit_uses_mirrored_draws_so_a_symmetric_target_gives_its_exact_mean():
+    # any 1-D target symmetric about 3: with each draw and its mirror, the optimum's mean is 3;
+    # the optimizer stops within a Newton decrement of DECREMENT_TOL, so within that many
+    # sqrt(H^-1) of it
+    def log_density(z):
+        return -anp.log1p((z[:, 0] - 3.0) ** 2)   # Cauchy(3, 1)
+    result = dadvi.fit(Stub(log_density, 1), OPTIONS, np.random.default_rng(0))
+    bound = dadvi.DECREMENT_TOL * np.sqrt(result.lr_covariance[0, 0])
+    assert abs(result.mu[0] - 3.0) <= bound
+
+
+# ----- results and outputs -------------------------------------------------------------------
+
+def test_same_seed_gives_bit_identical_results():
+    model = ppl.compile(GAMMA_POISSON)
+    first = model.fit({"y": [1, 3, 2, 5]}, method="dadvi", seed=4)
+    second = model.fit({"y": [1, 3, 2, 5]}, method="dadvi", seed=4)
+    assert first.result.mu.tobytes() == second.result.mu.tobytes()
+    assert first.result.lr_covariance.tobytes() == second.result.lr_covariance.tobytes()
+    assert str(first.summary()) == str(second.summary())
+
+
+def test_summary_has_an_mcse_column_and_says_which_sds_are_shown():
+    fit = ppl.compile(GAMMA_POISSON).fit({"y": [1, 3, 2, 5]}, method="dadvi")
+    summary = fit.summary()
+    assert summary.columns[-1] == "mcse"
+    assert set(summary.to_dict()["twice"]) == {"mean", "sd", "5%", "50%", "95%", "mcse"}
+    assert "sd: linear-response (LRVB) sds" in str(summary)
+    assert "mcse" not in ppl.compile(GAMMA_POISSON).fit({"y": [1, 3, 2, 5]}).summary().columns
+
+
+def test_mcse_of_a_let_is_the_delta_method_of_its_latent():
+    # twice = 2 * rate, so its mean's MCSE is exactly twice rate's
+    fit = ppl.compile(GAMMA_POISSON).fit({"y": [1, 3, 2, 5]}, method="dadvi")
+    rows = fit.summary().to_dict()
+    assert rows["twice"]["mcse"] == pytest.approx(2 * rows["rate"]["mcse"], rel=1e-6)
+    assert rows["rate"]["mcse"] > 0
+
+
+def test_draws_follow_the_linear_response_covariance():
+    text = ("data y: real[2]\nsample a ~ Normal(0, 1)\nsample b ~ Normal(0, 1)\n"
+            "observe y ~ Normal(a + b, 0.5)\n")
+    fit = ppl.compile(text).fit({"y": [1.0, 1.2]}, method="dadvi", draws=4000)
+    draws = np.column_stack([fit.draws()["a"], fit.draws()["b"]])
+    covariance = fit.result.lr_covariance
+    # the sample covariance of n = 4000 Gaussian draws: each entry within z = 4 standard
+    # errors, sqrt((s_ij^2 + s_ii s_jj) / n)
+    se = np.sqrt((covariance ** 2 + np.outer(np.diag(covariance), np.diag(covariance))) / 4000)
+    assert np.all(np.abs(np.cov(draws.T) - covariance) <= 4 * se)
+    assert covariance[0, 1] < 0          # the correlation mean field cannot show
+
+
+def test_out_folder_summary_and_predict_round_trip(tmp_path, capsys, models_dir):
+    out = tmp_path / "fit"
+    assert main(["fit", str(models_dir / "linear_regression.ppl"), "--method", "dadvi",
+                 "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    header = (out / "summary.csv").read_text().splitlines()[0]
+    assert header == "name,mean,sd,5%,50%,95%,mcse"
+    info = json.loads((out / "fit.json").read_text())
+    assert info["options"]["method"] == "dadvi" and info["dadvi"]["draws"] == 30
+    assert main(["summary", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[:7] == printed.splitlines()[:7]
+    assert main(["predict", str(out), "--draws", "5"]) == 0
+    restored = restore_fit(out)
+    # the restored fit draws from the same linear-response Gaussian: the same draws as saved
+    saved = np.loadtxt(out / "draws.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(restored.draws()["alpha"], saved[:, 0], rtol=1e-12)
+
+
+def test_a_model_without_latents_fits():
+    fit = ppl.compile("data y: real\nobserve y ~ Normal(0, 1)\n").fit({"y": 0.5}, method="dadvi")
+    assert fit.result.mu.shape == (0,) and fit.converged
+
+
+# ----- errors --------------------------------------------------------------------------------
+
+def test_not_finite_at_the_fixed_draws_names_the_statement():
+    text = ("data y: real[3]\n"
+            "sample s ~ Normal(0, 1)\n"
+            "observe y ~ Normal(0, s - 5)\n")
+    with pytest.raises(PplError) as error:
+        dadvi.fit(compiled(text, {"y": [1.0, 2.0, 3.0]}), OPTIONS, np.random.default_rng(0))
+    assert error.value.message == ("the log density of this statement is nan at some of "
+                                   "DADVI's 30 fixed draws from the starting guide")
+    assert error.value.span.line == 3
+
+
+def test_an_optimizer_stopped_short_is_an_error(monkeypatch):
+    monkeypatch.setattr(dadvi, "MAX_ITER", 1)
+    monkeypatch.setattr(dadvi, "POLISH_STEPS", 0)
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    with pytest.raises(PplError, match=r"DADVI's optimizer \(trust-krylov\) stopped after 1 "
+                       r"iterations without meeting its tolerance: the Newton decrement is"):
+        dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+
+
+def test_a_hessian_that_is_not_positive_definite_names_the_flat_direction():
+    H = np.diag([2.0, 0.0, 1.0, 1.0])      # D = 2: mu of z[0], z[1], then their log sigmas
+    with pytest.raises(PplError, match="not positive definite at the optimum.* along z\\[1\\]"):
+        dadvi._factor(H, np.eye(4), ("z[0]", "z[1]"))
+
+
+def test_a_non_identified_model_is_refused():
+    # only a + b is identified: the vague priors leave a flat direction a - b, whose curvature
+    # 1e-16 is below PD_TOL times the data's
+    text = ("data y: real[3]\nsample a ~ Normal(0, 1e8)\nsample b ~ Normal(0, 1e8)\n"
+            "observe y ~ Normal(a + b, 1)\n")
+    with pytest.raises(PplError, match="not positive definite|stopped after"):
+        dadvi.fit(compiled(text, {"y": [1.0, 2.0, 3.0]}), OPTIONS, np.random.default_rng(0))
+
+
+def test_large_mcse_warns(monkeypatch):
+    monkeypatch.setattr(dadvi, "MCSE_WARN", 1e-6)
+    with pytest.warns(UserWarning, match="more --dadvi-draws are needed"):
+        dadvi.fit(compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]}), OPTIONS,
+                  np.random.default_rng(0))
+
+
+def test_above_the_dense_limit_conjugate_gradients_give_the_same_standard_errors(monkeypatch):
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    dense = dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+    monkeypatch.setattr(dadvi, "MAX_DENSE_PARAMS", 0)
+    large = dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+    assert large.lr_covariance is None and large.sds == dadvi.MEAN_FIELD_SDS
+    # CG solves to a relative residual of 1e-10 on a 2 x 2 system
+    np.testing.assert_allclose(large.mcse_directions, dense.mcse_directions, rtol=1e-6,
+                               atol=1e-12)
+    fit = Fit(None, model, large, OPTIONS)
+    assert "sd: the guide's own sds" in str(fit.summary())
