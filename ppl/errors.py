@@ -261,6 +261,11 @@ def diverged(span: Span | None, steps: int) -> PplError:
                     hint="try a smaller --lr, or check the statement's parameters")
 
 
+def guide_too_large(family: str, D: int, limit: int) -> PplError:
+    return PplError(f"option guide: '{family}' is limited to {limit} unconstrained dimensions and "
+                    f"this model has {D}", hint="use --guide lowrank (or lowrank:R) instead")
+
+
 def bad_option(name: str, reason: str) -> PplError:
     return PplError(f"option {name}: {reason}")
 

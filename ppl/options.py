@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .errors import bad_option
+from .guides import check_spec
 
-GUIDES = ("meanfield",)
+GUIDES = ("meanfield", "fullrank", "lowrank", "flow")  # with 'lowrank:R' and 'flow:K'
 OPTIMIZERS = ("adam", "sgd", "stan")
 PRECONDITIONERS = ("hessian", "none")
 
@@ -16,7 +17,11 @@ class FitOptions:
 
     Attributes
     ----------
-    guide : variational family; 'meanfield' (a diagonal Gaussian on the unconstrained space).
+    guide : variational family on the unconstrained space: 'meanfield' (diagonal Gaussian),
+        'fullrank' (dense Gaussian, up to 2000 dimensions), 'lowrank' or 'lowrank:R' (diagonal
+        plus rank R; R = ceil(sqrt(D)) by default) or 'flow' or 'flow:K' (K affine coupling
+        layers, 4 by default). The richer families are warm-started from a mean-field fit
+        (the flow from a full-rank one); see docs/guides.md.
     iter : maximum number of optimization steps.
     lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
@@ -48,8 +53,7 @@ class FitOptions:
     init_scale: float = 0.1
 
     def __post_init__(self):
-        if self.guide not in GUIDES:
-            raise bad_option("guide", f"unknown guide {self.guide!r}; choose one of {GUIDES}")
+        check_spec(self.guide)
         if self.precondition not in PRECONDITIONERS:
             raise bad_option("precondition", f"unknown preconditioner {self.precondition!r}; "
                              f"choose one of {PRECONDITIONERS}")

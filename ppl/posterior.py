@@ -86,7 +86,8 @@ class Fit:
 
     @property
     def guide_parameters(self) -> dict[str, tuple[float, float]]:
-        """Unconstrained element name -> (mu, log_sigma) of the mean-field guide."""
+        """Unconstrained element name -> (mean, log marginal sd) of the guide (mean field:
+        its mu and log_sigma; all of every family's parameters are in ``result.theta``)."""
         return {name: (float(m), float(s)) for name, m, s in
                 zip(self.result.names, self.result.mu, self.result.log_sigma)}
 
@@ -98,8 +99,9 @@ class Fit:
         return np.random.default_rng([self.options.seed, purpose])
 
     def _zeta(self, n: int) -> np.ndarray:
-        eps = self._rng(1).standard_normal((n, len(self.result.mu)))
-        return self.result.mu + np.exp(self.result.log_sigma) * eps
+        guide, theta = self.result.guide, self.result.theta
+        eps = self._rng(1).standard_normal((n, guide.eps_dim(len(self.result.names))))
+        return guide.draw(theta, eps)
 
     def draws(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior draws of every latent and reported ``let``: name -> array [n, *shape].

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import __version__
 from .errors import file_error
+from .guides import family
 from .ir import element_names
 from .output import csv_text, json_text, write_files
 from .posterior import COLUMNS, Fit, Summary
@@ -58,9 +59,8 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "steps": int(r.steps),
         "seconds": float(r.seconds),
         "final_elbo": float(r.final_elbo),
-        "guide": {"family": fit.options.guide,
-                  "parameters": {name: {"mu": mu, "log_sigma": log_sigma} for name, (mu, log_sigma)
-                                 in fit.guide_parameters.items()}},
+        "guide": {"family": r.guide.name,
+                  "parameters": r.guide.to_dict(r.theta, list(r.names))},
     }
     write_files(folder, {
         "draws.csv": csv_text(names, table),
@@ -109,13 +109,14 @@ def restore_fit(folder: Path) -> Fit:
                              "fit it again")
         options = FitOptions(**info["options"])
         concrete, _, compiled = model.prepare(info["data_path"])
-        parameters = info["guide"]["parameters"]
         names = compiled.unconstrained_names()
-        mu = np.array([parameters[n]["mu"] for n in names])
-        log_sigma = np.array([parameters[n]["log_sigma"] for n in names])
+        guide = family(info["guide"].get("family", options.guide), len(names))
+        theta = guide.from_dict(info["guide"]["parameters"], names)
     except KeyError as error:
         raise file_error(str(folder / "fit.json"), f"missing entry {error}") from None
-    result = SimpleNamespace(mu=mu, log_sigma=log_sigma, names=names, converged=info["converged"],
+    result = SimpleNamespace(guide=guide, theta=theta, mu=guide.mean(theta),
+                             log_sigma=guide.log_sd(theta), names=names,
+                             converged=info["converged"],
                              reason=info.get("reason", ""), steps=info["steps"],
                              seconds=info["seconds"], final_elbo=info["final_elbo"],
                              elbo=_read_elbo(folder))

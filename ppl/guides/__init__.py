@@ -1,8 +1,79 @@
-"""Variational families on the unconstrained space [D], one module per family.
+"""Variational families on the unconstrained space [D], one module per family, and their registry.
 
-Every family has the same protocol: ``init``, reparameterized ``draw(theta, eps)``, ``entropy``,
-``log_q`` and numpy ``sample``; the engine (``ppl.infer``) never looks inside ``theta``.
+Every family has the same protocol: ``init(D, init_scale)``, ``eps_dim(D)``, reparameterized
+``draw(theta, eps)``, ``draw_and_entropy(theta, eps)``, ``log_q(theta, zeta)``, numpy
+``sample(theta, rng, n)``, ``mean`` and ``log_sd`` (for reports), ``jitter_scale`` (the
+convergence rule's units), ``frame``/``push_affine``/``warm_start`` (warm starts and whitened
+coordinates) and ``to_dict``/``from_dict`` (fit.json). The engine (``ppl.infer``) never looks
+inside ``theta``.
 """
+from __future__ import annotations
+
+from ..errors import bad_option, guide_too_large
+from .flow import MAX_DIM as FLOW_MAX_DIM
+from .flow import DEFAULT_LAYERS, Flow
+from .fullrank import MAX_DIM as FULLRANK_MAX_DIM
+from .fullrank import FullRank
+from .lowrank import LowRank, default_rank
 from .meanfield import MEAN_FIELD, MeanField
 
-__all__ = ["MEAN_FIELD", "MeanField"]
+__all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "FAMILIES", "family",
+           "check_spec", "WARM_FROM"]
+
+FAMILIES = ("meanfield", "fullrank", "lowrank", "flow")
+# The family each one is warm-started from (advi.py fits that one first).
+WARM_FROM = {"fullrank": "meanfield", "lowrank": "meanfield", "flow": "fullrank"}
+
+
+def check_spec(spec: str) -> tuple[str, int | None]:
+    """Parse a guide spec, ``name`` or ``name:N`` (``lowrank:R``, ``flow:K``).
+
+    Returns
+    -------
+    (family name, N or None).
+
+    Raises
+    ------
+    PplError (bad_option 'guide') for an unknown family, or an N that is not a positive
+    integer or is given to a family without one.
+    """
+    if not isinstance(spec, str):
+        raise bad_option("guide", f"must be a family name; found {spec!r}")
+    name, _, number = spec.partition(":")
+    if name not in FAMILIES:
+        from ..errors import suggest
+        raise bad_option("guide", f"unknown guide {spec!r}{suggest(name, FAMILIES)} "
+                         "(families: meanfield, fullrank, lowrank[:R], flow[:K])")
+    if not _:
+        return name, None
+    if name not in ("lowrank", "flow"):
+        raise bad_option("guide", f"{name!r} takes no ':N' (only lowrank:R and flow:K do)")
+    if not number.isdigit() or int(number) < 1:
+        what = "rank R" if name == "lowrank" else "number of layers K"
+        raise bad_option("guide", f"the {what} in {spec!r} must be a positive integer")
+    return name, int(number)
+
+
+def family(spec: str, D: int):
+    """The family named by ``spec`` for an unconstrained space of size D.
+
+    Raises
+    ------
+    PplError : a bad spec (see :func:`check_spec`); ``fullrank`` beyond D = 2000 or ``flow``
+        beyond D = 300 (guide_too_large, suggesting lowrank); a rank above D.
+    """
+    name, number = check_spec(spec)
+    if name == "meanfield":
+        return MEAN_FIELD
+    if name == "fullrank":
+        if D > FULLRANK_MAX_DIM:
+            raise guide_too_large(name, D, FULLRANK_MAX_DIM)
+        return FullRank(D)
+    if name == "flow":
+        if D > FLOW_MAX_DIM:
+            raise guide_too_large(name, D, FLOW_MAX_DIM)
+        return Flow(D, number or DEFAULT_LAYERS)
+    if number is not None and number > max(D, 1):
+        raise bad_option("guide", f"rank {number} is larger than the model's {D} "
+                         "unconstrained dimensions")
+    return LowRank(D, number or default_rank(D))

@@ -82,5 +82,56 @@ class MeanField:
         mu, _ = self.split(np.asarray(theta, dtype=float))
         return self.draw(theta, rng.standard_normal((n, mu.shape[0])))
 
+    # ----- the rest of the family protocol (see ppl/guides/__init__.py) ------------------------
+
+    name = "meanfield"
+    dense_frame = False  # fitted in the model's coordinates (precondition.py whitens its mean)
+
+    def eps_dim(self, D: int) -> int:
+        """Columns of the noise ``eps`` one draw needs: D."""
+        return D
+
+    def draw_and_entropy(self, theta, eps):
+        """``(draw(theta, eps), entropy(theta))``: the two halves of the ELBO."""
+        return self.draw(theta, eps), self.entropy(theta)
+
+    def mean(self, theta) -> np.ndarray:
+        """The mean of q, [D]."""
+        return self.split(theta)[0]
+
+    def log_sd(self, theta) -> np.ndarray:
+        """The log of each coordinate's marginal sd, [D]."""
+        return self.split(theta)[1]
+
+    def jitter_scale(self, theta) -> np.ndarray:
+        """Units [2 D] of the iterate-jitter rule: sigma_i for mu_i, 1 for log_sigma_i."""
+        mu, log_sigma = self.split(theta)
+        return np.concatenate([np.exp(log_sigma), np.ones_like(mu)])
+
+    def frame(self, theta) -> tuple[np.ndarray, np.ndarray]:
+        """``(m0 [D], W [D])``: q is the law of m0 + W * eps (a diagonal W), for warm starts."""
+        mu, log_sigma = self.split(np.asarray(theta, dtype=float))
+        return mu.copy(), np.exp(log_sigma)
+
+    def push_affine(self, theta, m0, W) -> np.ndarray:
+        """theta of the law of m0 + W * zeta, zeta ~ q(theta); W [D] diagonal only."""
+        mu, log_sigma = self.split(np.asarray(theta, dtype=float))
+        return np.concatenate([m0 + W * mu, log_sigma + np.log(W)])
+
+    def warm_start(self, source, theta) -> np.ndarray:
+        """Mean field starts from nothing richer; refitting a mean-field fit keeps it."""
+        return np.asarray(theta, dtype=float)
+
+    def to_dict(self, theta, names) -> dict:
+        """fit.json's parameters: element name -> {"mu": .., "log_sigma": ..}."""
+        mu, log_sigma = self.split(np.asarray(theta, dtype=float))
+        return {n: {"mu": float(m), "log_sigma": float(s)}
+                for n, m, s in zip(names, mu, log_sigma)}
+
+    def from_dict(self, parameters: dict, names) -> np.ndarray:
+        """The inverse of :meth:`to_dict` (KeyError when an element is missing)."""
+        return np.array([parameters[n]["mu"] for n in names]
+                        + [parameters[n]["log_sigma"] for n in names], dtype=float)
+
 
 MEAN_FIELD = MeanField()

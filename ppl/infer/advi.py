@@ -16,10 +16,10 @@ from autograd import grad as _grad
 
 from .elbo import make_objective
 from ..errors import diverged, not_finite_at_start
-from ..guides import MEAN_FIELD
+from ..guides import MEAN_FIELD, WARM_FROM, family
 from .optim import STAN_ETAS, optimizer, search_lr
 from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
-from .precondition import Coordinates, expected_hessian, whiten
+from .precondition import Coordinates, Frame, expected_hessian, whiten
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
 MAX_ITER = "max iterations"
@@ -47,11 +47,14 @@ ETAS = {"stan": STAN_ETAS, "adam": tuple(e / 10 for e in STAN_ETAS),
 
 @dataclass(frozen=True)
 class AdviResult:
-    """The fitted mean-field guide and how the fit went.
+    """The fitted guide and how the fit went.
 
     Attributes
     ----------
-    mu, log_sigma : [D] guide parameters on the unconstrained space.
+    guide : the variational family (ppl.guides), e.g. MEAN_FIELD or FullRank(D).
+    theta : its fitted parameters on the unconstrained space (layout owned by the family).
+    mu, log_sigma : [D] the guide's mean and log marginal sds (properties; for mean field
+        exactly its parameters).
     names : the D unconstrained element names (``compiled.unconstrained_names()``).
     elbo : [steps] the ELBO estimate of every accepted step.
     converged : whether the convergence rule stopped the fit.
@@ -61,8 +64,8 @@ class AdviResult:
     lr : the base step size used (given, or picked by the search).
     final_elbo : mean ELBO estimate over the last window of steps.
     """
-    mu: np.ndarray
-    log_sigma: np.ndarray
+    guide: object
+    theta: np.ndarray
     names: tuple
     elbo: np.ndarray
     converged: bool
@@ -71,6 +74,14 @@ class AdviResult:
     seconds: float
     lr: float
     final_elbo: float
+
+    @property
+    def mu(self) -> np.ndarray:
+        return self.guide.mean(self.theta)
+
+    @property
+    def log_sigma(self) -> np.ndarray:
+        return self.guide.log_sd(self.theta)
 
 
 def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
@@ -151,13 +162,56 @@ def fit(compiled, options, rng: np.random.Generator,
 
 
 def _fit(compiled, options, rng, progress) -> AdviResult:
-    start_time = time.perf_counter()
+    guide = family(options.guide, compiled.dim)
+    return _fit_family(compiled, guide, options, rng, progress, time.perf_counter())
+
+
+def _fit_family(compiled, guide, options, rng, progress, start_time) -> AdviResult:
+    """Fit ``guide``; a richer family first fits the one it is warm-started from (WARM_FROM).
+
+    The warm start is a change of coordinates (precondition.Frame): zeta = m0 + W u, with m0
+    and W the source fit's mean and affine factor (mean field: W = diag(sigma); full rank: L)
+    or, for a family that allows a dense W, the whitening of the expected Hessian under the
+    mean-field fit (precondition.whiten; only with ``precondition='hessian'``). The family is
+    fitted in u from a standard normal start, i.e. from the Gaussian N(m0, W W^T), and mapped
+    back exactly by ``push_affine``. The trace, steps and seconds cover the whole chain.
+    """
+    base = guide.name.partition(":")[0]
+    if base not in WARM_FROM or compiled.dim == 0:
+        return _fit_plain(compiled, guide, guide.init(compiled.dim, options.init_scale),
+                          options, rng, progress, _can_whiten(compiled, options), start_time)
+    source = family(WARM_FROM[base], compiled.dim)
+    first = _fit_family(compiled, source, options, rng, progress, start_time)
+    if first.reason == INTERRUPTED:
+        return first
+    m0, W = source.frame(first.theta)
+    if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
+        draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
+        whitened = whiten(first.theta, expected_hessian(compiled.log_joint, draws))
+        if whitened.L is not None:
+            W = whitened.L
+    framed = Frame(compiled, m0, W)
+    offset = first.steps
+
+    def shifted(step, value, lr):
+        progress(step + offset, value + framed.log_det, lr)
+
+    second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), options, rng,
+                        shifted if progress is not None else None, False, start_time)
+    return AdviResult(guide, guide.push_affine(second.theta, m0, W), first.names,
+                      np.concatenate([first.elbo, second.elbo + framed.log_det]),
+                      second.converged, second.reason, first.steps + second.steps,
+                      time.perf_counter() - start_time, second.lr,
+                      second.final_elbo + framed.log_det)
+
+
+def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
+               start_time) -> AdviResult:
+    """Fit ``guide`` from ``theta`` in ``compiled``'s own coordinates (see :func:`fit`)."""
     D, S, W = compiled.dim, options.mc_samples, options.window
-    guide = MEAN_FIELD
-    theta = guide.init(D, options.init_scale)
     if D == 0:
         value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
-        return AdviResult(theta[:0], theta[:0], (), np.zeros(0), True, CONVERGED, 0,
+        return AdviResult(guide, theta[:0], (), np.zeros(0), True, CONVERGED, 0,
                           time.perf_counter() - start_time, 0.0, value)
     _check_start(compiled, guide, theta, rng)
     objective = make_objective(compiled.log_joint, guide, options.stl)
@@ -167,7 +221,7 @@ def _fit(compiled, options, rng, progress) -> AdviResult:
         return -value, -grad          # the one sign flip: optimizers minimize -ELBO
 
     def noise(n):
-        return rng.standard_normal((n, D))
+        return rng.standard_normal((n, guide.eps_dim(D)))
 
     opt = optimizer(options.optimizer)
     lr, trace = options.lr, []
@@ -178,20 +232,21 @@ def _fit(compiled, options, rng, progress) -> AdviResult:
         lr, reason = 0.0, INTERRUPTED
     else:
         reason, theta = _run(compiled, guide, theta, lr, opt, _loss, noise, options,
-                             progress, trace)
+                             progress, trace, whitening)
     trace = np.asarray(trace, dtype=float)
-    mu, log_sigma = guide.split(np.asarray(theta, dtype=float))
     final = float(trace[-W:].mean()) if len(trace) else float("nan")
-    return AdviResult(mu.copy(), log_sigma.copy(), tuple(compiled.unconstrained_names()), trace,
+    return AdviResult(guide, np.array(theta, dtype=float),
+                      tuple(compiled.unconstrained_names()), trace,
                       reason == CONVERGED, reason, len(trace), time.perf_counter() - start_time,
                       float(lr), final)
 
 
-def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace):
+def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace, whitening):
     """The step loop; appends to ``trace``, returns (reason, parameters to report).
 
     The optimizer works on ``coords``' parameters, which are the guide's theta for the first
-    window; then, if ``options.precondition`` allows, the mean's coordinates are whitened by
+    window; then, if ``whitening`` (mean field, when ``options.precondition`` allows), the
+    mean's coordinates are whitened by
     the expected Hessian under the current guide (precondition.py), refreshed at every
     plateau. Iterates are recorded as theta, whatever the coordinates.
     """
@@ -238,11 +293,11 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace)
             kept, window = (kept + [window])[-AVERAGE_WINDOWS:], _Iterates()
             # The first whitening comes after one window, not at a plateau: on a badly
             # conditioned posterior the ELBO creeps up for thousands of steps before any.
-            first_whitening = not whitened and _can_whiten(compiled, options)
+            first_whitening = not whitened and whitening
             if not first_whitening:
                 if passes < PASSES:
                     continue
-                if decays >= DECAYS and kept[-1].jitter() <= JITTER_TOL:
+                if decays >= DECAYS and kept[-1].jitter(guide) <= JITTER_TOL:
                     if step - since >= AVERAGE_WINDOWS * W:
                         return CONVERGED, _average(kept)
                     continue  # converged: step on at this step size to average more iterates
@@ -251,7 +306,7 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace)
             # Adam's second moment remembers ~1000 steps, and the large early gradients would
             # keep the new steps far too small.
             theta = coords.to_theta(state.params)
-            if _can_whiten(compiled, options):
+            if whitening:
                 draws = guide.draw(theta, noise(HESSIAN_DRAWS))
                 coords = whiten(theta, expected_hessian(compiled.log_joint, draws))
                 if first_whitening and options.lr is None:
@@ -293,14 +348,12 @@ class _Iterates:
     def mean(self) -> np.ndarray:
         return self.first + self.sum / self.n
 
-    def jitter(self) -> float:
-        """The largest sd of an iterate over the window, in units of the guide's own scale:
-        sd(mu_i) / sigma_i, and sd(log_sigma_i) (already relative)."""
+    def jitter(self, guide) -> float:
+        """The largest sd of an iterate over the window, in units of the guide's own scale
+        (``guide.jitter_scale``; mean field: sd(mu_i) / sigma_i, and sd(log_sigma_i))."""
         centred = self.sum / self.n
         sd = np.sqrt(np.maximum(self.squares / self.n - centred * centred, 0.0))
-        D = sd.size // 2
-        sigma = np.exp(self.mean()[D:])
-        return float(max(np.max(sd[:D] / sigma), np.max(sd[D:])))
+        return float(np.max(sd / guide.jitter_scale(self.mean())))
 
 
 def _average(windows: list) -> np.ndarray:

@@ -23,15 +23,17 @@ def elbo(log_joint: LogJoint, theta, eps, guide: MeanField = MEAN_FIELD):
     Parameters
     ----------
     log_joint : zeta [S, D] -> [S], log p(data, T(zeta)) + log|det J_T(zeta)|.
-    theta : [2 D] guide parameters.
-    eps : [S, D] standard normal noise; zeta = guide.draw(theta, eps).
-    guide : the variational family.
+    theta : the guide's parameters ([2 D] for mean field).
+    eps : [S, guide.eps_dim(D)] standard normal noise; zeta = guide.draw(theta, eps).
+    guide : the variational family (any of ppl.guides); its entropy is in closed form,
+        except a flow's, estimated at the same eps (``draw_and_entropy``).
 
     Returns
     -------
     A scalar, differentiable with respect to ``theta`` (autograd).
     """
-    return anp.mean(log_joint(guide.draw(theta, eps))) + guide.entropy(theta)
+    zeta, entropy = guide.draw_and_entropy(theta, eps)
+    return anp.mean(log_joint(zeta)) + entropy
 
 
 def _stl_surrogate(log_joint, theta, eps, guide):
@@ -60,14 +62,23 @@ def elbo_and_grad(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,
     -------
     (value, grad) : a float and [2 D] float64; either may be non-finite (the caller checks).
     """
+    try:
+        return _elbo_and_grad(log_joint, theta, eps, guide, stl)
+    except np.linalg.LinAlgError:
+        # A dense family's linear algebra (slogdet, solve) meets a singular or overflowed
+        # matrix at a bad trial step: a non-finite step, which the fit loop discards.
+        return float("nan"), np.full(np.shape(theta), np.nan)
+
+
+def _elbo_and_grad(log_joint, theta, eps, guide, stl):
     if not stl:
         value, grad = value_and_grad(elbo, 1)(log_joint, theta, eps, guide)
         return float(value), grad
     surrogate, grad = value_and_grad(_stl_surrogate, 1)(log_joint, theta, eps, guide)
     # surrogate = mean(log p - log q); adding back mean(log q) + H gives the same value as
     # elbo(), computed from constants only, so the gradient is untouched.
-    zeta = guide.draw(theta, eps)
-    value = surrogate + np.mean(guide.log_q(theta, zeta)) + guide.entropy(theta)
+    zeta, entropy = guide.draw_and_entropy(theta, eps)
+    value = surrogate + np.mean(guide.log_q(theta, zeta)) + entropy
     return float(value), grad
 
 

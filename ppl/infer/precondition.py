@@ -87,3 +87,42 @@ def whiten(theta: np.ndarray, H: np.ndarray) -> Coordinates:
         return Coordinates(mu)
     lam = np.maximum(lam, EIGEN_FLOOR * lam.max())
     return Coordinates(mu, V / np.sqrt(lam))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The model seen in coordinates u with zeta = m0 + W u: a whitened model for the richer
+    families, which are then fitted from a standard normal start in u (a warm start at the
+    Gaussian N(m0, W W^T)) and mapped back with ``family.push_affine(theta, m0, W)``.
+
+    Has the ``compiled`` attributes the fit loop uses (dim, log_joint, terms,
+    unconstrained_names). ``W`` is [D] (diagonal) or [D, D]. The log joint in u omits the
+    constant log|det W|; ``log_det`` holds it, for reporting the ELBO in the model's terms.
+    """
+
+    compiled: object
+    m0: np.ndarray
+    W: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return self.compiled.dim
+
+    @property
+    def log_det(self) -> float:
+        if np.ndim(self.W) == 1:
+            return float(np.sum(np.log(np.abs(self.W))))
+        return float(np.linalg.slogdet(self.W)[1])
+
+    def unconstrained_names(self):
+        return self.compiled.unconstrained_names()
+
+    def to_zeta(self, u):
+        """zeta [S, D] = m0 + W u for u [S, D] (differentiable)."""
+        return self.m0 + (u * self.W if np.ndim(self.W) == 1 else u @ self.W.T)
+
+    def log_joint(self, u):
+        return self.compiled.log_joint(self.to_zeta(u))
+
+    def terms(self, u):
+        return self.compiled.terms(self.to_zeta(u))

@@ -59,3 +59,187 @@ def test_sample_shape_and_moments(rng):
     # means within z = 4 standard errors sigma / sqrt(n)
     sigma = np.exp(log_sigma)
     assert np.all(np.abs(draws.mean(axis=0) - mu) < 4 * sigma / np.sqrt(n))
+
+
+# ----- the richer families (ppl/guides/fullrank.py, lowrank.py, flow.py) and the registry -----
+
+from autograd import jacobian  # noqa: E402
+
+from ppl.errors import PplError  # noqa: E402
+from ppl.guides import Flow, FullRank, LowRank, family  # noqa: E402
+
+D3 = 3
+
+
+def random_theta(guide, rng, scale=0.5):
+    """A generic point of the family: init plus noise on every parameter."""
+    theta = guide.init(D3, 1.0)
+    return theta + scale * rng.standard_normal(theta.shape)
+
+
+def gaussian_cov(guide, theta):
+    """The covariance of a Gaussian family's q, from its own factors."""
+    if isinstance(guide, FullRank):
+        _, L = guide.split(theta)
+        return L @ L.T
+    _, log_sigma, F = guide.split(theta)
+    return np.diag(np.exp(2 * log_sigma)) + F @ F.T
+
+
+GAUSSIANS = [FullRank(D3), LowRank(D3, 1), LowRank(D3, 2)]
+FAMILY_OBJECTS = [MEAN_FIELD, *GAUSSIANS, Flow(D3, 2), Flow(1, 2), Flow(2, 3)]
+
+
+def dim_of(guide):
+    return getattr(guide, "D", D3)
+
+
+@pytest.mark.parametrize("guide", GAUSSIANS, ids=str)
+def test_gaussian_log_q_and_entropy_match_scipy(guide, rng):
+    theta = random_theta(guide, rng)
+    mvn = scipy.stats.multivariate_normal(guide.mean(theta), gaussian_cov(guide, theta))
+    zeta = 2 * rng.standard_normal((6, D3))
+    np.testing.assert_allclose(guide.log_q(theta, zeta), mvn.logpdf(zeta), rtol=1e-10)
+    eps = rng.standard_normal((2, guide.eps_dim(D3)))
+    np.testing.assert_allclose(guide.draw_and_entropy(theta, eps)[1], mvn.entropy(), rtol=1e-10)
+    np.testing.assert_allclose(np.exp(2 * guide.log_sd(theta)), np.diag(mvn.cov), rtol=1e-10)
+
+
+@pytest.mark.parametrize("guide", GAUSSIANS, ids=str)
+def test_gaussian_draws_have_the_covariance(guide, rng):
+    theta = random_theta(guide, rng)
+    n = 40_000
+    draws = guide.sample(theta, rng, n)
+    cov = gaussian_cov(guide, theta)
+    # each covariance entry within z = 4 standard errors; the standard error of a sample
+    # covariance entry is sqrt((S_ij^2 + S_ii S_jj) / n) for a Gaussian
+    se = np.sqrt((cov ** 2 + np.outer(np.diag(cov), np.diag(cov))) / n)
+    assert np.all(np.abs(np.cov(draws.T) - cov) < 4 * se)
+
+
+def flow_theta(flow, rng, scale=0.3):
+    """A flow away from the identity: every parameter perturbed."""
+    theta = flow.init(flow.D, 1.0)
+    return theta + scale * rng.standard_normal(theta.shape)
+
+
+@pytest.mark.parametrize("flow", [Flow(1, 2), Flow(2, 3), Flow(5, 4)], ids=str)
+def test_flow_log_det_matches_autograd_jacobian(flow, rng):
+    theta = flow_theta(flow, rng)
+    eps = rng.standard_normal((4, flow.D))
+    _, log_det = flow.forward(theta, eps)
+    for i in range(4):
+        J = jacobian(lambda e: flow.draw(theta, e[None])[0])(eps[i])
+        np.testing.assert_allclose(log_det[i], np.linalg.slogdet(J)[1], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("flow", [Flow(1, 2), Flow(5, 4)], ids=str)
+def test_flow_inverse_undoes_forward(flow, rng):
+    theta = flow_theta(flow, rng)
+    eps = rng.standard_normal((6, flow.D))
+    zeta, log_det = flow.forward(theta, eps)
+    back, log_det_back = flow.inverse(theta, zeta)
+    np.testing.assert_allclose(back, eps, atol=1e-10)
+    np.testing.assert_allclose(log_det_back, log_det, atol=1e-10)
+
+
+def test_flow_starts_at_the_identity(rng):
+    flow = Flow(4, 3)
+    eps = rng.standard_normal((5, 4))
+    zeta, log_det = flow.forward(flow.init(4, 0.5), eps)
+    np.testing.assert_allclose(zeta, 0.5 * eps, rtol=1e-14)
+    np.testing.assert_allclose(log_det, 4 * np.log(0.5), rtol=1e-14)
+
+
+def test_flow_density_integrates_to_one(rng):
+    # Importance sampling in 2-D: E_r[q(z) / r(z)] = 1 for a proposal r wider than q. The
+    # estimate's standard error is sd(q / r) / sqrt(n); tolerance z = 4 of them.
+    flow = Flow(2, 4)
+    theta = flow_theta(flow, rng, scale=0.5)
+    n = 200_000
+    proposal = scipy.stats.multivariate_normal(np.zeros(2), 25 * np.eye(2))
+    z = proposal.rvs(n, random_state=rng)
+    ratio = np.exp(flow.log_q(theta, z) - proposal.logpdf(z))
+    assert abs(ratio.mean() - 1) < 4 * ratio.std() / np.sqrt(n)
+
+
+def test_flow_entropy_estimate_matches_minus_mean_log_q(rng):
+    flow = Flow(3, 2)
+    theta = flow_theta(flow, rng)
+    eps = rng.standard_normal((50, 3))
+    zeta, entropy = flow.draw_and_entropy(theta, eps)
+    # the estimate takes the base Gaussian's entropy in closed form, where -mean(log q) has
+    # -mean(log N(eps)); the rest (the mean log-determinant) is the same
+    log_n = -0.5 * np.sum(eps * eps, axis=1) - 1.5 * np.log(2 * np.pi)
+    gap = entropy - (-np.mean(flow.log_q(theta, zeta)))
+    assert abs(gap - np.mean(log_n) - 1.5 * (1 + np.log(2 * np.pi))) < 1e-10
+
+
+@pytest.mark.parametrize("guide", FAMILY_OBJECTS, ids=str)
+def test_to_dict_round_trips(guide, rng):
+    D = dim_of(guide)
+    theta = guide.init(D, 1.0) + 0.3 * rng.standard_normal(guide.init(D, 1.0).shape)
+    names = [f"x[{i}]" for i in range(D)]
+    import json
+    saved = json.loads(json.dumps(guide.to_dict(theta, names)))
+    # the same q: identical draws from identical noise (fullrank does not save the unused
+    # upper triangle of its matrix block)
+    restored = guide.from_dict(saved, names)
+    np.testing.assert_array_equal(guide.sample(restored, np.random.default_rng(2), 4),
+                                  guide.sample(theta, np.random.default_rng(2), 4))
+
+
+@pytest.mark.parametrize("guide", FAMILY_OBJECTS, ids=str)
+def test_jitter_scale_matches_theta(guide, rng):
+    theta = guide.init(dim_of(guide), 0.7)
+    scale = guide.jitter_scale(theta)
+    assert scale.shape == theta.shape and np.all(scale > 0)
+
+
+@pytest.mark.parametrize("guide", [FullRank(D3), Flow(D3, 2)], ids=str)
+def test_push_affine_is_the_law_of_the_affine_map(guide, rng):
+    theta = random_theta(guide, rng, 0.3)
+    m0, W = rng.standard_normal(D3), rng.standard_normal((D3, D3)) + 3 * np.eye(D3)
+    pushed = guide.push_affine(theta, m0, W)
+    zeta = m0 + guide.sample(theta, np.random.default_rng(1), 5) @ W.T
+    if isinstance(guide, Flow):   # the same eps give the mapped draws
+        np.testing.assert_allclose(guide.sample(pushed, np.random.default_rng(1), 5), zeta)
+    # the log density changes by the Jacobian of the map
+    np.testing.assert_allclose(guide.log_q(pushed, zeta),
+                               guide.log_q(theta, (zeta - m0) @ np.linalg.inv(W).T)
+                               - np.linalg.slogdet(W)[1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("guide", [FullRank(D3), LowRank(D3, 2), Flow(D3, 2)], ids=str)
+def test_warm_start_from_mean_field_is_the_same_gaussian(guide, rng):
+    theta_mf = np.concatenate([rng.standard_normal(D3), rng.standard_normal(D3)])
+    theta = guide.warm_start(MEAN_FIELD, theta_mf)
+    zeta = 2 * rng.standard_normal((5, D3))
+    expected = MEAN_FIELD.log_q(theta_mf, zeta)
+    # lowrank's small F start (F_INIT) changes log q a little; the others are exact
+    rtol = 1e-2 if isinstance(guide, LowRank) else 1e-10
+    np.testing.assert_allclose(guide.log_q(theta, zeta), expected, rtol=rtol)
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("meanfield", MEAN_FIELD), ("fullrank", FullRank(5)), ("lowrank", LowRank(5, 3)),
+    ("lowrank:2", LowRank(5, 2)), ("flow", Flow(5, 4)), ("flow:2", Flow(5, 2))])
+def test_family_parses_specs(spec, expected):
+    assert family(spec, 5) == expected
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("flw", "unknown guide 'flw'; did you mean 'flow'?"),
+    ("lowrank:0", "the rank R in 'lowrank:0' must be a positive integer"),
+    ("flow:x", "the number of layers K in 'flow:x' must be a positive integer"),
+    ("fullrank:2", "'fullrank' takes no ':N'"),
+    ("lowrank:9", "rank 9 is larger than the model's 5 unconstrained dimensions")])
+def test_family_refuses_bad_specs(spec, message):
+    with pytest.raises(PplError, match="option guide: .*" + message.replace("?", r"\?")):
+        family(spec, 5)
+
+
+def test_fullrank_too_large_suggests_lowrank():
+    with pytest.raises(PplError) as error:
+        family("fullrank", 2001)
+    assert "2001" in str(error.value) and "lowrank" in str(error.value)

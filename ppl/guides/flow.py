@@ -1,0 +1,201 @@
+"""Flow: a normalizing flow on the unconstrained space: K affine coupling layers (RealNVP), then
+an affine map, zeta = mu + A g_K(... g_1(eps)), with the exact log-determinant.
+
+Dinh, Sohl-Dickstein and Bengio (2017), "Density estimation using Real NVP", ICLR, section 3:
+a layer keeps one half a of its input and maps the other half b to b * exp(s(a)) + t(a), so its
+Jacobian is triangular with log-determinant sum(s(a)). Consecutive layers swap the halves (the
+permutation between layers). The networks' last layers start at zero, so a new flow is the
+identity map and q starts as the Gaussian N(mu, A A^T) it is warm-started from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import autograd.numpy as anp
+import numpy as np
+
+_LOG_2PI = float(np.log(2 * np.pi))
+DEFAULT_LAYERS = 4
+MAX_DIM = 300        # A is dense [D, D] and each net is O(D^2): the flow is for small models
+S_MAX = 3.0          # |s| <= S_MAX (a tanh clamp): one layer scales by at most e^3, so a
+                     # diverging step cannot overflow the draws through exp(s)
+MOMENT_DRAWS = 4000  # draws of the Monte Carlo mean and sd reported for the flow
+
+
+def hidden_units(D: int) -> int:
+    """Width of each coupling network's one hidden layer: 2 D, at least 8."""
+    return max(8, 2 * D)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """q = law of mu + A g(eps), eps ~ N(0, I_D), g = K coupling layers.
+
+    ``theta`` is mu [D], A [D, D] (row-major), then per layer: W1 [n_a, H], b1 [H],
+    W2 [H, 2 n_b], b2 [2 n_b]. Layer k keeps the half ``a`` (the first D // 2 coordinates for
+    even k, the rest for odd k) and transforms the other half ``b``.
+    """
+
+    D: int
+    K: int = DEFAULT_LAYERS
+    dense_frame = True
+
+    @property
+    def name(self) -> str:
+        return f"flow:{self.K}"
+
+    # ----- layout ------------------------------------------------------------------------------
+
+    def _halves(self, k: int):
+        cut = self.D // 2
+        first, rest = np.arange(cut), np.arange(cut, self.D)
+        return (first, rest) if k % 2 == 0 else (rest, first)
+
+    def _layer_shapes(self, k: int):
+        a, b = self._halves(k)
+        H = hidden_units(self.D)
+        return [(len(a), H), (H,), (H, 2 * len(b)), (2 * len(b),)]
+
+    def _unpack(self, theta):
+        """(mu, A, [[W1, b1, W2, b2] per layer]) from theta, differentiable."""
+        D = self.D
+        mu, A = theta[:D], anp.reshape(theta[D:D + D * D], (D, D))
+        at, layers = D + D * D, []
+        for k in range(self.K):
+            params = []
+            for shape in self._layer_shapes(k):
+                size = int(np.prod(shape))
+                params.append(anp.reshape(theta[at:at + size], shape))
+                at += size
+            layers.append(params)
+        return mu, A, layers
+
+    def init(self, D: int, init_scale: float) -> np.ndarray:
+        """mu = 0, A = init_scale I, identity layers: W2 = b2 = 0; W1 fixed (not zero, or the
+        gradient of W2 would not see the input), N(0, 1/n_a) from a generator of its own so
+        that the start never depends on the fit's seed."""
+        parts = [np.zeros(D), (init_scale * np.eye(D)).ravel()]
+        for k in range(self.K):
+            (n_a, H), _, w2, b2 = self._layer_shapes(k)
+            w1 = np.random.default_rng([7, k]).standard_normal((n_a, H)) / np.sqrt(max(n_a, 1))
+            parts += [w1.ravel(), np.zeros(H), np.zeros(int(np.prod(w2))), np.zeros(b2[0])]
+        return np.concatenate(parts)
+
+    def eps_dim(self, D: int) -> int:
+        return D
+
+    # ----- the map and its log-determinant -----------------------------------------------------
+
+    def _coupling(self, k, params, x):
+        """The scale s [S, n_b] and shift t [S, n_b] of layer k from its kept half."""
+        W1, b1, W2, b2 = params
+        a, b = self._halves(k)
+        out = anp.tanh(x[:, a] @ W1 + b1) @ W2 + b2
+        s = S_MAX * anp.tanh(out[:, :len(b)] / S_MAX)
+        return s, out[:, len(b):]
+
+    def _assemble(self, k, kept, moved):
+        a, b = self._halves(k)
+        order = np.argsort(np.concatenate([a, b]))
+        return anp.concatenate([kept, moved], axis=1)[:, order]
+
+    def forward(self, theta, eps):
+        """(zeta [S, D], log|det d zeta / d eps| [S]) for eps [S, D]."""
+        mu, A, layers = self._unpack(theta)
+        x, log_det = eps, anp.linalg.slogdet(A)[1] * anp.ones(eps.shape[0])
+        for k, params in enumerate(layers):
+            s, t = self._coupling(k, params, x)
+            a, b = self._halves(k)
+            x = self._assemble(k, x[:, a], x[:, b] * anp.exp(s) + t)
+            log_det = log_det + anp.sum(s, axis=1)
+        return mu + x @ A.T, log_det
+
+    def inverse(self, theta, zeta):
+        """(eps [S, D], log|det d zeta / d eps| [S]) for zeta [S, D]: the layers undone in
+        reverse, b = (b' - t(a)) exp(-s(a)) (a layer keeps a, so s and t are known)."""
+        mu, A, layers = self._unpack(theta)
+        x = anp.linalg.solve(A, (zeta - mu).T).T
+        log_det = anp.linalg.slogdet(A)[1] * anp.ones(zeta.shape[0])
+        for k in reversed(range(self.K)):
+            s, t = self._coupling(k, layers[k], x)
+            a, b = self._halves(k)
+            x = self._assemble(k, x[:, a], (x[:, b] - t) * anp.exp(-s))
+            log_det = log_det + anp.sum(s, axis=1)
+        return x, log_det
+
+    def draw(self, theta, eps):
+        return self.forward(theta, eps)[0]
+
+    def draw_and_entropy(self, theta, eps):
+        """The draws and the entropy estimate H[N(0, I)] + mean(log|det|) at the same eps:
+        -log q(zeta) = -log N(eps) + log|det|, with the Gaussian part in closed form."""
+        zeta, log_det = self.forward(theta, eps)
+        return zeta, anp.mean(log_det) + 0.5 * self.D * (1.0 + _LOG_2PI)
+
+    def entropy(self, theta, eps):
+        """Monte Carlo entropy at the noise ``eps`` [S, D] (no closed form for a flow)."""
+        return self.draw_and_entropy(theta, eps)[1]
+
+    def log_q(self, theta, zeta):
+        """log q(zeta) [S] = log N(g^-1(zeta); 0, I) - log|det|, by the exact inverse."""
+        eps, log_det = self.inverse(theta, zeta)
+        return -0.5 * anp.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
+
+    def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
+
+    # ----- moments, warm starts, saving --------------------------------------------------------
+
+    def _moments(self, theta):
+        draws = self.sample(theta, np.random.default_rng(0), MOMENT_DRAWS)
+        return draws.mean(axis=0), draws.std(axis=0, ddof=1)
+
+    def mean(self, theta) -> np.ndarray:
+        """The mean of q [D], by Monte Carlo over MOMENT_DRAWS fixed draws."""
+        return self._moments(theta)[0]
+
+    def log_sd(self, theta) -> np.ndarray:
+        """The log marginal sds [D], by Monte Carlo over MOMENT_DRAWS fixed draws."""
+        return np.log(self._moments(theta)[1])
+
+    def jitter_scale(self, theta) -> np.ndarray:
+        """The affine part's marginal sd (row norm of A) for mu_i and row i of A, else 1."""
+        D = self.D
+        A = np.asarray(theta[D:D + D * D]).reshape(D, D)
+        sd = np.sqrt(np.sum(A * A, axis=1))
+        scale = np.ones(len(theta))
+        scale[:D] = sd
+        scale[D:D + D * D] = np.repeat(sd, D)
+        return scale
+
+    def frame(self, theta):
+        """(mu, A): the affine part (all of q while the layers are the identity)."""
+        mu, A, _ = self._unpack(np.asarray(theta, dtype=float))
+        return np.array(mu), np.array(A)
+
+    def push_affine(self, theta, m0, W) -> np.ndarray:
+        """theta of the law of m0 + W zeta: (mu, A) -> (m0 + W mu, W A), layers unchanged."""
+        theta = np.asarray(theta, dtype=float)
+        D = self.D
+        W = np.diag(W) if np.ndim(W) == 1 else np.asarray(W)
+        A = theta[D:D + D * D].reshape(D, D)
+        return np.concatenate([m0 + W @ theta[:D], (W @ A).ravel(), theta[D + D * D:]])
+
+    def warm_start(self, source, theta) -> np.ndarray:
+        """Identity layers around the source's Gaussian: mu, A from its frame."""
+        m0, W = source.frame(theta)
+        return self.push_affine(self.init(self.D, 1.0), m0, W)
+
+    def to_dict(self, theta, names) -> dict:
+        """{"mu": {name: ..}, "A": {name: [row of A]}, "layers": [flat parameters]}."""
+        theta = np.asarray(theta, dtype=float)
+        D = self.D
+        A = theta[D:D + D * D].reshape(D, D)
+        return {"mu": dict(zip(names, map(float, theta[:D]))),
+                "A": {n: [float(v) for v in row] for n, row in zip(names, A)},
+                "layers": [float(v) for v in theta[D + D * D:]]}
+
+    def from_dict(self, parameters: dict, names) -> np.ndarray:
+        A = np.array([parameters["A"][n] for n in names], dtype=float).reshape(self.D, self.D)
+        return np.concatenate([[float(parameters["mu"][n]) for n in names], A.ravel(),
+                               np.asarray(parameters["layers"], dtype=float)])

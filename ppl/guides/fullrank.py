@@ -1,0 +1,127 @@
+"""FullRank: a Gaussian with a dense covariance L L^T on the unconstrained space [D].
+
+zeta = mu + L eps with L lower-triangular and a positive diagonal (exp of free parameters);
+closed-form entropy. The engine (ppl/infer/) fits it from a warm start (see ``warm_start``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.scipy.linalg import solve_triangular
+
+_LOG_2PI = float(np.log(2 * np.pi))
+MAX_DIM = 2000  # D^2 parameters and O(D^2) work per draw: beyond this, use lowrank
+
+
+@dataclass(frozen=True)
+class FullRank:
+    """q(zeta) = N(mu, L L^T).
+
+    ``theta`` [D + D^2] is ``mu``, then a D x D matrix M (row-major) of which only the lower
+    triangle is used: L = tril(M, -1) + diag(exp(diag(M))). The unused upper triangle gets zero
+    gradients and so never moves; one dense block keeps autograd free of index scatters.
+    """
+
+    D: int
+    name = "fullrank"
+    dense_frame = True  # may be fitted in whitened coordinates (a dense frame W)
+
+    def init(self, D: int, init_scale: float) -> np.ndarray:
+        """mu = 0 and L = init_scale * I; theta [D + D^2]."""
+        return np.concatenate([np.zeros(D), np.diag(np.full(D, np.log(init_scale))).ravel()])
+
+    def eps_dim(self, D: int) -> int:
+        return D
+
+    def split(self, theta):
+        """``(mu [D], L [D, D])`` from theta, differentiable."""
+        D = self.D
+        M = anp.reshape(theta[D:], (D, D))
+        L = anp.tril(M, -1) + anp.diag(anp.exp(anp.diag(M)))
+        return theta[:D], L
+
+    def draw(self, theta, eps):
+        """zeta [S, D] = mu + eps L^T for eps [S, D]."""
+        mu, L = self.split(theta)
+        return mu + eps @ L.T
+
+    def entropy(self, theta):
+        """0.5 log det(L L^T) + D/2 (1 + log 2 pi) = sum(log diag L) + D/2 (1 + log 2 pi)."""
+        D = self.D
+        return anp.sum(anp.diag(anp.reshape(theta[D:], (D, D)))) + 0.5 * D * (1.0 + _LOG_2PI)
+
+    def draw_and_entropy(self, theta, eps):
+        return self.draw(theta, eps), self.entropy(theta)
+
+    def log_q(self, theta, zeta):
+        """log N(zeta; mu, L L^T) [S] by one triangular solve."""
+        mu, L = self.split(theta)
+        z = solve_triangular(L, (zeta - mu).T, lower=True)  # [D, S] = L^-1 (zeta - mu)
+        return (-0.5 * anp.sum(z * z, axis=0) - anp.sum(anp.log(anp.diag(L)))
+                - 0.5 * self.D * _LOG_2PI)
+
+    def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` draws [n, D] (plain numpy)."""
+        return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
+
+    def mean(self, theta) -> np.ndarray:
+        return np.asarray(theta[:self.D])
+
+    def log_sd(self, theta) -> np.ndarray:
+        """log sqrt(diag(L L^T)) [D]: the log marginal sds."""
+        _, L = self.split(np.asarray(theta, dtype=float))
+        return 0.5 * np.log(np.sum(L * L, axis=1))
+
+    def jitter_scale(self, theta) -> np.ndarray:
+        """Units of the jitter rule: the marginal sd of row i for mu_i and for row i of L's
+        off-diagonal entries (both move zeta_i), 1 for the log-diagonal."""
+        D = self.D
+        sd = np.exp(self.log_sd(theta))
+        rows = np.repeat(sd[:, None], D, axis=1)
+        np.fill_diagonal(rows, 1.0)
+        return np.concatenate([sd, rows.ravel()])
+
+    def frame(self, theta) -> tuple[np.ndarray, np.ndarray]:
+        """``(mu, L)``: q is the law of mu + L eps."""
+        mu, L = self.split(np.asarray(theta, dtype=float))
+        return np.array(mu), np.array(L)
+
+    def push_affine(self, theta, m0, W) -> np.ndarray:
+        """theta of the law of m0 + W zeta, zeta ~ q(theta); W [D] (diagonal) or [D, D]."""
+        mu, L = self.split(np.asarray(theta, dtype=float))
+        W = np.diag(W) if np.ndim(W) == 1 else np.asarray(W)
+        # the Cholesky factor of W L L^T W^T, with its diagonal made positive column by column
+        Q, R = np.linalg.qr((W @ L).T)
+        L_new = R.T * np.sign(np.diag(R))
+        return self._pack(m0 + W @ mu, L_new)
+
+    def _pack(self, mu, L) -> np.ndarray:
+        M = np.tril(L, -1) + np.diag(np.log(np.diag(L)))
+        return np.concatenate([mu, M.ravel()])
+
+    def warm_start(self, source, theta) -> np.ndarray:
+        """Start from another family's fit: its mean and its affine frame (mean field: its
+        mu and sigma, so L = diag(sigma))."""
+        m0, W = source.frame(theta)
+        return self.push_affine(self.init(self.D, 1.0), m0, W)
+
+    def to_dict(self, theta, names) -> dict:
+        """fit.json's parameters: {"mu": {name: ..}, "log_diag": {name: log L_ii},
+        "lower": {row name: {column name: L_ij, j < i}}}."""
+        theta = np.asarray(theta, dtype=float)
+        D = self.D
+        M = theta[D:].reshape(D, D)
+        return {"mu": dict(zip(names, map(float, theta[:D]))),
+                "log_diag": dict(zip(names, map(float, np.diag(M)))),
+                "lower": {names[i]: {names[j]: float(M[i, j]) for j in range(i)}
+                          for i in range(1, D)}}
+
+    def from_dict(self, parameters: dict, names) -> np.ndarray:
+        D = self.D
+        M = np.diag([float(parameters["log_diag"][n]) for n in names])
+        for i in range(1, D):
+            for j in range(i):
+                M[i, j] = float(parameters["lower"][names[i]][names[j]])
+        return np.concatenate([[float(parameters["mu"][n]) for n in names], M.ravel()])

@@ -1,0 +1,138 @@
+"""LowRank: a Gaussian with covariance diag(sigma^2) + F F^T, F [D, R], for thousands of latents.
+
+zeta = mu + sigma * eps1 + F eps2 with eps = (eps1 [D], eps2 [R]). The log density and entropy
+use the Woodbury identity and the matrix determinant lemma: O(D R^2) per draw, never D x D.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import autograd.numpy as anp
+import numpy as np
+
+_LOG_2PI = float(np.log(2 * np.pi))
+# F starts at this fraction of sigma, in a fixed pattern: F = 0 is a stationary point of the
+# expected ELBO (E[grad log p(zeta) eps2^T] = 0 when zeta does not depend on eps2), so an
+# exactly zero start would leave F to the Monte Carlo noise alone.
+F_INIT = 0.01
+
+
+def default_rank(D: int) -> int:
+    """ceil(sqrt(D)), at most D: Pyro's AutoLowRankMultivariateNormal default."""
+    return max(1, min(D, math.ceil(math.sqrt(D))))
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """q(zeta) = N(mu, diag(sigma^2) + F F^T).
+
+    ``theta`` [2 D + D R] is ``mu``, ``log_sigma``, then F row-major.
+    """
+
+    D: int
+    R: int
+    dense_frame = False  # a dense frame would break the diagonal-plus-low-rank form
+
+    @property
+    def name(self) -> str:
+        return f"lowrank:{self.R}"
+
+    def init(self, D: int, init_scale: float) -> np.ndarray:
+        """mu = 0, sigma = init_scale, F = F_INIT * init_scale * cos(a fixed pattern)."""
+        i, r = np.meshgrid(np.arange(D), np.arange(self.R), indexing="ij")
+        F = F_INIT * init_scale * np.cos(1.0 + i * (r + 1.0))
+        return np.concatenate([np.zeros(D), np.full(D, np.log(init_scale)), F.ravel()])
+
+    def eps_dim(self, D: int) -> int:
+        return D + self.R
+
+    def split(self, theta):
+        """``(mu [D], log_sigma [D], F [D, R])``, differentiable."""
+        D = self.D
+        return theta[:D], theta[D:2 * D], anp.reshape(theta[2 * D:], (D, self.R))
+
+    def draw(self, theta, eps):
+        """zeta [S, D] = mu + sigma * eps[:, :D] + eps[:, D:] F^T for eps [S, D + R]."""
+        mu, log_sigma, F = self.split(theta)
+        return mu + anp.exp(log_sigma) * eps[:, :self.D] + eps[:, self.D:] @ F.T
+
+    def _capacitance(self, log_sigma, F):
+        """G = F / sigma [D, R], K = I_R + G^T G [R, R] and log det K.
+
+        slogdet and solve rather than a Cholesky factor: a trial step of the step-size search
+        can overflow K, and then these give a non-finite value (which the fit loop discards)
+        where a Cholesky factorization would raise.
+        """
+        G = F * anp.exp(-log_sigma)[:, None]
+        K = anp.eye(self.R) + G.T @ G
+        return G, K, anp.linalg.slogdet(K)[1]
+
+    def entropy(self, theta):
+        """0.5 log det(Sigma) + D/2 (1 + log 2 pi); log det(Sigma) = 2 sum(log sigma)
+        + log det(K) by the matrix determinant lemma."""
+        _, log_sigma, F = self.split(theta)
+        _, _, log_det_K = self._capacitance(log_sigma, F)
+        return anp.sum(log_sigma) + 0.5 * log_det_K + 0.5 * self.D * (1.0 + _LOG_2PI)
+
+    def draw_and_entropy(self, theta, eps):
+        return self.draw(theta, eps), self.entropy(theta)
+
+    def log_q(self, theta, zeta):
+        """log q(zeta) [S]. Woodbury: with x = (zeta - mu) / sigma and y = G^T x,
+        (zeta - mu)^T Sigma^-1 (zeta - mu) = |x|^2 - y^T K^-1 y."""
+        mu, log_sigma, F = self.split(theta)
+        G, K, log_det_K = self._capacitance(log_sigma, F)
+        x = (zeta - mu) * anp.exp(-log_sigma)
+        y = G.T @ x.T                                # [R, S]
+        quad = anp.sum(x * x, axis=1) - anp.sum(y * anp.linalg.solve(K, y), axis=0)
+        log_det = 2 * anp.sum(log_sigma) + log_det_K
+        return -0.5 * (quad + log_det + self.D * _LOG_2PI)
+
+    def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.draw(np.asarray(theta, dtype=float),
+                         rng.standard_normal((n, self.D + self.R)))
+
+    def mean(self, theta) -> np.ndarray:
+        return np.asarray(theta[:self.D])
+
+    def log_sd(self, theta) -> np.ndarray:
+        """log sqrt(sigma^2 + rowsum(F^2)) [D]."""
+        _, log_sigma, F = self.split(np.asarray(theta, dtype=float))
+        return 0.5 * np.log(np.exp(2 * log_sigma) + np.sum(F * F, axis=1))
+
+    def jitter_scale(self, theta) -> np.ndarray:
+        """Marginal sd of zeta_i for mu_i and for row i of F, 1 for log_sigma_i."""
+        sd = np.exp(self.log_sd(theta))
+        return np.concatenate([sd, np.ones(self.D), np.repeat(sd, self.R)])
+
+    def frame(self, theta):
+        """A diagonal frame (mu, sigma); F is not part of it."""
+        mu, log_sigma, _ = self.split(np.asarray(theta, dtype=float))
+        return np.array(mu), np.exp(log_sigma)
+
+    def push_affine(self, theta, m0, W) -> np.ndarray:
+        """theta of the law of m0 + W * zeta for a diagonal W [D] (a dense one would leave
+        the family)."""
+        mu, log_sigma, F = self.split(np.asarray(theta, dtype=float))
+        W = np.asarray(W, dtype=float)
+        return np.concatenate([m0 + W * mu, log_sigma + np.log(W), (W[:, None] * F).ravel()])
+
+    def warm_start(self, source, theta) -> np.ndarray:
+        """Start from a mean-field fit's mu and sigma (F small, see F_INIT)."""
+        m0, W = source.frame(theta)
+        if np.ndim(W) == 2:
+            W = np.sqrt(np.sum(W * W, axis=1))  # a dense source keeps its marginal sds
+        return self.push_affine(self.init(self.D, 1.0), m0, W)
+
+    def to_dict(self, theta, names) -> dict:
+        """{"mu": {name: ..}, "log_sigma": {name: ..}, "factor": {name: [R values]}}."""
+        mu, log_sigma, F = self.split(np.asarray(theta, dtype=float))
+        return {"mu": dict(zip(names, map(float, mu))),
+                "log_sigma": dict(zip(names, map(float, log_sigma))),
+                "factor": {n: [float(v) for v in row] for n, row in zip(names, F)}}
+
+    def from_dict(self, parameters: dict, names) -> np.ndarray:
+        F = np.array([parameters["factor"][n] for n in names], dtype=float).reshape(self.D, self.R)
+        return np.concatenate([[float(parameters["mu"][n]) for n in names],
+                               [float(parameters["log_sigma"][n]) for n in names], F.ravel()])
