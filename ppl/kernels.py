@@ -152,7 +152,8 @@ def _matrix_term(expr: ir.BinOp, sign, parts: _Parts, data_env) -> bool:
     left, right = expr.left, expr.right
     if left.deps or len(left.shape) != 2 or len(right.shape) != 1:
         return False
-    x = sign * np.asarray(evaluate_data(left, data_env), dtype=float)
+    x = np.asarray(evaluate_data(left, data_env), dtype=float)
+    x = x if sign == 1.0 else sign * x      # no copy of a large X when there is no sign
     parts.matrices.append((np.ascontiguousarray(x.T), np.ascontiguousarray(x),
                            compile_expr(right, data_env)))
     return True
