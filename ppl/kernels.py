@@ -285,8 +285,13 @@ class FusedTerm:
             sigma = np.asarray(values[-1]) if self.has_scale_arg else self.scale_const
             r = np.subtract(y, eta, out=eta)
             ss = np.einsum("ij,ij->i", r, r)
-            inv_var = 1.0 / (sigma * sigma)
-            ll = -0.5 * ss * inv_var - n * (np.log(sigma) + _LOG_SQRT_2PI)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inv_var = 1.0 / (sigma * sigma)
+                ll = -0.5 * ss * inv_var - n * (np.log(sigma) + _LOG_SQRT_2PI)
+            if not np.all(sigma > 0):
+                # outside sigma's support a draw has no density: -inf, and no gradient
+                inv_var = np.where(sigma > 0, inv_var, 0.0)
+                ll = np.where(sigma > 0, ll, -np.inf)
             return ll, (r, ss, sigma, inv_var)
         if self.family == "Bernoulli":
             # log sigmoid(eta) summed plus (y - 1) . eta: x*l - softplus(l) in one ufunc pass
@@ -314,7 +319,9 @@ class FusedTerm:
             r, ss, sigma, inv_var = cache
             # d/d eta of -0.5 r^2 / sigma^2 is r / sigma^2; d/d sigma: ss / sigma^3 - N / sigma
             grad = np.multiply(r, column * np.reshape(inv_var, (-1, 1)), out=r)
-            return grad, g * (ss * inv_var - self.n) / sigma
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale_grad = np.where(inv_var > 0, g * (ss * inv_var - self.n) / sigma, 0.0)
+            return grad, scale_grad
         if self.family == "Bernoulli":
             # d/d eta (y eta - softplus(eta)) = y - sigmoid(eta)
             p = expit(cache, out=cache)

@@ -133,3 +133,22 @@ observe y ~ Normal(mu, 1.0)
     values, dims = load_data(check(program), data)
     compiled = compile_model(check(program, dims), values)
     assert any(getattr(s, "name", None) == "mu" for s in compiled._live)
+
+
+def test_scale_outside_its_support_gives_minus_infinity():
+    # a latent-dependent sigma that goes negative: no density there, and a zero gradient
+    text = _HEAD + """data y: real[N]
+sample a ~ Normal(0, 1)
+observe y ~ Normal(a * x, a)
+"""
+    rng = np.random.default_rng(0)
+    data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
+            "g": rng.integers(0, J, N), "y": rng.normal(0, 1, N)}
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    compiled = compile_model(check(program, dims), values)
+    z = np.array([[-0.5], [0.7]])
+    value = compiled.log_joint(z)
+    assert value[0] == -np.inf and np.isfinite(value[1])
+    g = grad(lambda z: anp.sum(compiled.log_joint(z)))(z)
+    assert g[0, 0] == 0.5 and np.isfinite(g[1, 0])     # the prior's -a alone at a = -0.5
