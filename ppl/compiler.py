@@ -20,6 +20,7 @@ from .constraints import Real, real
 from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
 from .evaluate import compile_expr, data_lets, evaluate_data, lift
+from .kernels import fuse_model
 
 _EXPR_TYPES = get_args(ir.Expr)
 _REJECTION_ROUNDS = 1000
@@ -183,7 +184,7 @@ class _LetStep:
 class _ObserveStep:
     """One ``observe`` statement; its value is data ([1, *shape]), computed here once."""
 
-    def __init__(self, observe: ir.Observe, data_env):
+    def __init__(self, observe: ir.Observe, data_env, kernel=None):
         self.statement = observe
         self.cls = observe.dist.cls
         self.value = np.asarray(evaluate_data(observe.value, data_env))[None]
@@ -195,6 +196,9 @@ class _ObserveStep:
         if not observe.dist.deps:
             # a likelihood of data alone is a constant: computed once, added every time
             self.constant = float(self._log_density({})[0])
+        self.kernel = kernel          # a kernels.FusedTerm, which falls back on the plain path
+        if kernel is not None:
+            kernel.plain = self._log_density
 
     def _log_density(self, env):
         params = {name: fn(env) for name, fn in self.params.items()}
@@ -204,6 +208,8 @@ class _ObserveStep:
     def term(self, zeta, env):
         if self.constant is not None:
             return self.constant
+        if self.kernel is not None:
+            return self.kernel(env)
         return self._log_density(env)
 
     def pointwise(self, env, n: int) -> np.ndarray:
@@ -233,12 +239,15 @@ class Compiled:
     slots : one Slot per latent, in source order.
     """
 
-    def __init__(self, model: ir.Model, steps: list, slots: tuple[Slot, ...]):
+    def __init__(self, model: ir.Model, steps: list, slots: tuple[Slot, ...],
+                 inlined: frozenset = frozenset()):
         self.model = model
         self._steps = steps
         self._constant = sum(s.constant for s in steps
                              if isinstance(s, _ObserveStep) and s.constant is not None)
-        self._live = [s for s in steps if getattr(s, "constant", None) is None]
+        # lets inlined into a fused kernel are computed by it, not by the log joint
+        self._live = [s for s in steps if getattr(s, "constant", None) is None
+                      and getattr(s, "name", None) not in inlined]
         self.slots = slots
         self.dim = sum(slot.size for slot in slots)
 
@@ -410,7 +419,7 @@ def _sample(statement, rng, size: tuple, params: dict) -> np.ndarray:
         raise draw_failed(statement.span, cls.name, str(error)) from None
 
 
-def compile_model(model: ir.Model, values: dict[str, np.ndarray]) -> Compiled:
+def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = True) -> Compiled:
     """Compile a concretely checked model against its loaded data.
 
     Data-only work happens here, once: data-only lets, data-only subtrees of every expression
@@ -421,6 +430,8 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray]) -> Compiled:
     ----------
     model : ir.Model checked with dims (every shape a tuple of ints).
     values : data name -> numpy array, as returned by ``data.load_data``.
+    fuse : compute likelihoods over a linear predictor with ``kernels.FusedTerm`` (same values
+        up to rounding, fewer passes over the data); False keeps the traced path everywhere.
 
     Returns
     -------
@@ -428,8 +439,9 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray]) -> Compiled:
     """
     data_env = dict(values)
     data_env.update(data_lets(model, data_env))
+    kernels, inlined = fuse_model(model, data_env) if fuse else ({}, frozenset())
     steps, slots, offset = [], [], 0
-    for statement in model.statements:
+    for i, statement in enumerate(model.statements):
         if isinstance(statement, ir.Latent):
             step = _LatentStep(statement, offset, data_env)
             slots.append(step.slot)
@@ -437,8 +449,8 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray]) -> Compiled:
         elif isinstance(statement, ir.Let) and not statement.data_only:
             step = _LetStep(statement, data_env)
         elif isinstance(statement, ir.Observe):
-            step = _ObserveStep(statement, data_env)
+            step = _ObserveStep(statement, data_env, kernels.get(i))
         else:
             continue
         steps.append(step)
-    return Compiled(model, steps, tuple(slots))
+    return Compiled(model, steps, tuple(slots), inlined)

@@ -17,7 +17,7 @@ import numpy as np
 from autograd import grad as _grad
 
 from .diagnostics import check_optimum
-from .elbo import make_objective
+from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family
 from .optim import STAN_ETAS, optimizer, search_lr
@@ -277,6 +277,9 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
         value, grad = objective(params, eps)
         return -value, -grad          # the one sign flip: optimizers minimize -ELBO
 
+    def _loss_value(params, eps):
+        return -elbo_value(compiled.log_joint, params, eps, guide)
+
     def noise(n):
         return rng.standard_normal((n, guide.eps_dim(D)))
 
@@ -284,12 +287,13 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     lr, trace = options.lr, []
     try:
         if lr is None:
-            lr = search_lr(_loss, theta, opt, noise, S, ETAS[options.optimizer]).lr
+            lr = search_lr(_loss, theta, opt, noise, S, ETAS[options.optimizer],
+                           score=_loss_value).lr
     except KeyboardInterrupt:
         lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
     else:
-        reason, theta, jitter = _run(compiled, guide, theta, lr, opt, _loss, noise, options,
-                                     progress, trace, whitening)
+        reason, theta, jitter = _run(compiled, guide, theta, lr, opt, (_loss, _loss_value),
+                                     noise, options, progress, trace, whitening)
     trace = np.asarray(trace, dtype=float)
     final = float(trace[-W:].mean()) if len(trace) else float("nan")
     return AdviResult(guide, np.array(theta, dtype=float),
@@ -298,7 +302,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
                       float(lr), final, jitter)
 
 
-def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace, whitening):
+def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trace, whitening):
     """The step loop; appends to ``trace``, returns (reason, parameters to report, the last
     full window's jitter).
 
@@ -309,6 +313,7 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace,
     plateau. Iterates are recorded as theta, whatever the coordinates.
     """
     S, W = options.mc_samples, options.window
+    loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
     coords = Coordinates(theta[:compiled.dim])
     state = opt.init(theta, lr)
 
@@ -374,7 +379,8 @@ def _run(compiled, guide, theta, lr, opt, loss, noise, options, progress, trace,
                     # magnitude): search again, in the new coordinates, among step sizes no
                     # larger than the first search's (larger ones were found to misbehave).
                     etas = tuple(e for e in ETAS[options.optimizer] if e <= lr) or (lr,)
-                    lr = search_lr(in_coords, coords.from_theta(theta), opt, noise, S, etas).lr
+                    lr = search_lr(in_coords, coords.from_theta(theta), opt, noise, S, etas,
+                                   score=lambda p, e: loss_value(coords.to_theta(p), e)).lr
                 whitened = True
             passes, since, good = 0, step, None
             state = opt.init(coords.from_theta(theta), lr)

@@ -82,6 +82,20 @@ def _elbo_and_grad(log_joint, theta, eps, guide, stl):
     return float(value), grad
 
 
+def elbo_value(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,
+               guide: MeanField = MEAN_FIELD) -> float:
+    """The ELBO estimate of :func:`elbo` alone, without tracing a gradient (a score).
+
+    Returns
+    -------
+    A float, NaN where a dense family's linear algebra fails (as in :func:`elbo_and_grad`).
+    """
+    try:
+        return float(elbo(log_joint, theta, eps, guide))
+    except np.linalg.LinAlgError:
+        return float("nan")
+
+
 def make_objective(log_joint: LogJoint, guide: MeanField = MEAN_FIELD, stl: bool = False):
     """``objective(theta, eps) -> (elbo, grad)``: :func:`elbo_and_grad` with the model bound."""
     def objective(theta, eps):

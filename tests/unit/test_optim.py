@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ppl.infer.elbo import make_objective
-from ppl.infer.optim import OPTIMIZERS, STAN_ETAS, optimizer, search_lr
+from ppl.infer.optim import OPTIMIZERS, SCORE_CHUNK, STAN_ETAS, _score, optimizer, search_lr
 
 H = np.array([4.0, 1.0, 0.25])       # curvatures of the quadratic
 C = np.array([1.0, -2.0, 3.0])       # its minimum
@@ -89,3 +89,31 @@ def test_search_falls_back_to_the_smallest_eta_when_all_fail(rng):
                        lambda n: rng.standard_normal((n, 2)), 1)
     assert not result.found
     assert result.lr == min(STAN_ETAS)
+
+
+def test_search_scores_with_the_value_alone_in_chunks(rng):
+    # the score function, not the objective, sees the 100 score draws, SCORE_CHUNK at a time
+    loss = _gaussian_loss(np.full(2, 5.0), np.ones(2))
+    seen = {"objective": set(), "score": []}
+
+    def objective(params, eps):
+        seen["objective"].add(eps.shape[0])
+        return loss(params, eps)
+
+    def score(params, eps):
+        seen["score"].append(eps.shape[0])
+        return loss(params, eps)[0]
+    params = np.concatenate([np.zeros(2), np.full(2, np.log(0.1))])
+    search_lr(objective, params, optimizer("adam"), lambda n: rng.standard_normal((n, 2)), 5,
+              score=score)
+    assert seen["objective"] == {5}
+    assert set(seen["score"]) == {SCORE_CHUNK} and sum(seen["score"]) % 100 == 0
+
+
+def test_chunked_score_is_the_mean_over_all_draws(rng):
+    # the chunk means, weighted by chunk size, are the mean over all draws (23 draws: a short
+    # last chunk), up to rounding
+    loss = _gaussian_loss(np.full(3, 1.0), np.full(3, 2.0))
+    params, eps = rng.normal(size=6), rng.standard_normal((23, 3))
+    assert _score(lambda p, e: loss(p, e)[0], params, eps) == pytest.approx(
+        loss(params, eps)[0], rel=1e-14)

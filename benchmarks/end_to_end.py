@@ -1,0 +1,205 @@
+"""End to end: wall and CPU time to a converged fit, and how many log-joint evaluations it took.
+
+For every example model (``models/*.ppl`` with its ``.json``), every posteriordb model
+(``models/posteriordb``, data from ``benchmarks/posteriordb_data.py``) and a 100,000-row,
+20-predictor linear regression, fit with the API (compile and summary included, import not)
+and count the compiled log joint's calls through one wrapper: gradient evaluations (first-order
+traces), Hessian-vector passes (second order, the whitening) and value-only calls, each also
+in draws. ADVI always; DADVI too when ``FitOptions`` has ``method='dadvi'``. If NumPyro is
+importable, its AutoNormal fits the models written for it below (eight schools, the linear and
+logistic examples, the big regression) to its own loss plateau, JIT compile included.
+Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/end_to_end.py [--quick]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from autograd.tracer import isbox
+
+_REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(_REPO))
+sys.path.insert(0, str(_REPO / "benchmarks"))
+import ppl  # noqa: E402
+from ppl import api  # noqa: E402
+
+BIG_N, BIG_K = 100_000, 20
+BIG_REGRESSION = """data N: int
+data K: int
+data X: real[N, K]
+data y: real[N]
+sample alpha ~ Normal(0, 10)
+sample beta: real[K] ~ Normal(0, 2)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + X @ beta, sigma)
+"""
+
+
+def big_regression_data() -> dict:
+    rng = np.random.default_rng(20240601)
+    X = rng.standard_normal((BIG_N, BIG_K))
+    return {"N": BIG_N, "K": BIG_K, "X": X,
+            "y": 0.5 + X @ rng.normal(0, 1, BIG_K) + rng.normal(0, 0.7, BIG_N)}
+
+
+def cases(quick: bool):
+    """(name, model text, data dict) for every model of the benchmark."""
+    for path in sorted((_REPO / "models").glob("*.ppl")):
+        yield path.stem, path.read_text(), json.loads(path.with_suffix(".json").read_text())
+    if not quick:
+        import posteriordb_data as pdb
+        for name in pdb.names():
+            yield name, pdb.model_path(name).read_text(), pdb.load_data(name)
+        yield "big_regression", BIG_REGRESSION, big_regression_data()
+
+
+# ----- counting log-joint evaluations ------------------------------------------------------------
+
+class Counted:
+    """A compiled model whose ``log_joint`` counts its calls; everything else is delegated."""
+
+    def __init__(self, compiled):
+        self._compiled = compiled
+        self.counts = {"grad": 0, "grad_draws": 0, "hvp": 0, "value": 0, "value_draws": 0}
+
+    def __getattr__(self, name):
+        return getattr(self._compiled, name)
+
+    def log_joint(self, zeta):
+        if isbox(zeta) and isbox(zeta._value):
+            self.counts["hvp"] += 1
+        elif isbox(zeta):
+            self.counts["grad"] += 1
+            self.counts["grad_draws"] += zeta.shape[0]
+        else:
+            self.counts["value"] += 1
+            self.counts["value_draws"] += zeta.shape[0]
+        return self._compiled.log_joint(zeta)
+
+
+def fit_ppl(text: str, data: dict, **options) -> dict:
+    """Fit through the API with the compiled model wrapped in a Counted; times and counts."""
+    counted = []
+    compile_model = api.compile_model
+
+    def counting(*args, **kwargs):
+        counted.append(Counted(compile_model(*args, **kwargs)))
+        return counted[-1]
+    api.compile_model = counting
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = ppl.compile(text).fit(data, **options)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        api.compile_model = compile_model
+    result = fit.result
+    return {"wall": wall, "cpu": cpu, "converged": bool(getattr(result, "converged", True)),
+            "steps": int(getattr(result, "steps", 0)), **counted[-1].counts}
+
+
+def has_dadvi() -> bool:
+    """Whether this checkout's FitOptions offers ``method='dadvi'`` (issue 14)."""
+    from ppl import options
+    return "dadvi" in getattr(options, "METHODS", ())
+
+
+# ----- NumPyro AutoNormal, for the models written for it -------------------------------------
+
+def numpyro_models():
+    """name -> numpyro model function taking the data dict, or {} without NumPyro."""
+    try:
+        import jax.numpy as jnp
+        import numpyro
+        import numpyro.distributions as dist
+    except ImportError:
+        return {}
+
+    def eight_schools(d):
+        mu = numpyro.sample("mu", dist.Normal(0, 5))
+        tau = numpyro.sample("tau", dist.HalfCauchy(5))
+        eta = numpyro.sample("eta", dist.Normal(0, 1).expand([d["J"]]).to_event(1))
+        numpyro.sample("y", dist.Normal(mu + tau * eta, jnp.asarray(d["sigma"])).to_event(1),
+                       obs=jnp.asarray(d["y"], dtype=float))
+
+    def regression(d, alpha_sd=10.0, beta_sd=2.0, family="normal"):
+        X = jnp.asarray(d["X"], dtype=float)
+        alpha = numpyro.sample("alpha", dist.Normal(0, alpha_sd))
+        beta = numpyro.sample("beta", dist.Normal(0, beta_sd).expand([X.shape[1]]).to_event(1))
+        eta = alpha + X @ beta
+        if family == "normal":
+            sigma = numpyro.sample("sigma", dist.HalfNormal(1))
+            likelihood = dist.Normal(eta, sigma)
+        else:
+            likelihood = dist.Bernoulli(logits=eta)
+        numpyro.sample("y", likelihood.to_event(1), obs=jnp.asarray(d["y"], dtype=float))
+
+    return {"eight_schools": eight_schools, "linear_regression": regression,
+            "big_regression": regression,
+            "logistic_regression": lambda d: regression(d, 2.5, 1.0, "bernoulli")}
+
+
+def fit_numpyro(model, data: dict, window: int = 100, max_steps: int = 20_000) -> dict:
+    """AutoNormal by SVI (Adam, lr 0.01, 1 draw per step) until the mean loss of the last
+    window is within 2 standard errors of the one before (its own plateau). JIT included."""
+    import jax
+    from numpyro.infer import SVI, Trace_ELBO
+    from numpyro.infer.autoguide import AutoNormal
+    from numpyro.optim import Adam
+    wall, cpu = time.perf_counter(), time.process_time()
+    svi = SVI(lambda: model(data), AutoNormal(lambda: model(data)), Adam(0.01), Trace_ELBO())
+    state = svi.init(jax.random.PRNGKey(0))
+    update = jax.jit(svi.update)
+    losses = []
+    while len(losses) < max_steps:
+        for _ in range(window):
+            state, loss = update(state)
+            losses.append(loss)
+        trace = np.asarray(jax.device_get(losses[-2 * window:]), dtype=float)
+        if len(losses) >= 2 * window:
+            a, b = trace[:window], trace[window:]
+            se = np.sqrt(a.var(ddof=1) / window + b.var(ddof=1) / window)
+            if abs(b.mean() - a.mean()) <= 2 * se:
+                break
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+            "steps": len(losses), "grad": len(losses), "grad_draws": len(losses)}
+
+
+# ----- main -------------------------------------------------------------------------------------
+
+def _line(name: str, method: str, r: dict) -> str:
+    ok = "" if r.get("converged", True) else "  (not converged)"
+    return (f"{name:42s} {method:8s} {r['wall']:7.2f} {r['cpu']:7.2f} {r['steps']:6d} "
+            f"{r['grad']:6d} {r['grad_draws']:7d} {r.get('hvp', 0):5d} "
+            f"{r.get('value_draws', 0):7d}{ok}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="example models only (no posteriordb, no big regression)")
+    parser.add_argument("--only", nargs="*", help="model names to run")
+    args = parser.parse_args(argv)
+    methods = {"advi": {}}
+    if has_dadvi():
+        methods["dadvi"] = {"method": "dadvi"}
+    numpyro = numpyro_models()
+    print(f"{'model':42s} {'method':8s} {'wall s':>7s} {'cpu s':>7s} {'steps':>6s} "
+          f"{'grads':>6s} {'g-draws':>7s} {'hvp':>5s} {'v-draws':>7s}")
+    for name, text, data in cases(args.quick):
+        if args.only and name not in args.only:
+            continue
+        for method, options in methods.items():
+            print(_line(name, method, fit_ppl(text, data, seed=0, **options)), flush=True)
+        if name in numpyro:
+            print(_line(name, "numpyro", fit_numpyro(numpyro[name], data)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

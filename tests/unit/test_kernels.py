@@ -1,0 +1,154 @@
+"""kernels.py: each fused log likelihood and its hand-written VJP against the traced path
+(``compile_model(..., fuse=False)``), at the value, the gradient and the Hessian."""
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad
+
+from ppl.compiler import compile_model
+from ppl.data import load_data
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+from ppl.infer.precondition import expected_hessian
+
+N, K, J = 40, 3, 4
+_HEAD = """data N: int
+data X: real[N, 3]
+data x: real[N]
+data g: int[N]
+"""
+# name -> (model text after the data, y kind); each predictor exercises one kind of term
+CASES = {
+    "normal_matrix": ("""data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 1)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + X @ beta, sigma)
+""", "real"),
+    "normal_data_sigma_columns": ("""data y: real[N]
+sample beta: real[3] ~ Normal(0, 1)
+observe y ~ Normal(beta[0] - beta[1] * x + beta[2] * x * x + 0.5 * x, 2.0)
+""", "real"),
+    "normal_gather_private_let": ("""data y: real[N]
+sample a: real[4] ~ Normal(0, 1)
+sample b ~ Normal(0, 1)
+sample sigma ~ Exponential(1)
+let _mu = -a[g] + X @ (b * X[0]) - b
+observe y ~ Normal(_mu, sigma)
+""", "real"),
+    "normal_generic_term": ("""data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(exp(alpha) * x + sin(alpha * x), sigma)
+""", "real"),
+    "bernoulli": ("""data y: int[N]
+sample alpha ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 1)
+sample a: real[4] ~ Normal(0, 1)
+observe y ~ Bernoulli(logit=alpha + X @ beta + a[g])
+""", "binary"),
+    "poisson": ("""data y: int[N]
+sample alpha ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 0.5)
+observe y ~ Poisson(log_rate=x + alpha + X @ beta)
+""", "count"),
+}
+
+
+def compile_case(name, fuse):
+    text, kind = CASES[name]
+    rng = np.random.default_rng(7)
+    y = {"real": rng.normal(0, 1, N), "binary": rng.integers(0, 2, N),
+         "count": rng.poisson(2.0, N)}[kind]
+    data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
+            "g": rng.integers(-J, J, N), "y": y}     # negative indices count from the end
+    program = parse(_HEAD + text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    return compile_model(check(program, dims), values, fuse=fuse)
+
+
+def draws(compiled, S=5):
+    return np.random.default_rng(3).normal(0, 0.7, (S, compiled.dim))
+
+
+def _total(compiled):
+    return lambda z: anp.sum(compiled.log_joint(z) * np.arange(1.0, z.shape[0] + 1.0))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_kernel_is_used(name):
+    fused = compile_case(name, True)
+    assert [s.kernel is not None for s in fused._steps if hasattr(s, "kernel")] == [True]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fused_value_matches_traced(name):
+    fused, traced = compile_case(name, True), compile_case(name, False)
+    z = draws(fused)
+    np.testing.assert_allclose(fused.log_joint(z), traced.log_joint(z), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fused_gradient_matches_traced(name):
+    # weights 1..S per draw, so that a VJP mixing up draws cannot pass
+    fused, traced = compile_case(name, True), compile_case(name, False)
+    z = draws(fused)
+    want = grad(_total(traced))(z)
+    np.testing.assert_allclose(grad(_total(fused))(z), want, rtol=1e-10,
+                               atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fused_hessian_matches_traced(name):
+    # second order goes through the plain path (the whitening's Hessian-vector products)
+    fused, traced = compile_case(name, True), compile_case(name, False)
+    z = draws(fused, 2)
+    np.testing.assert_allclose(expected_hessian(fused.log_joint, z),
+                               expected_hessian(traced.log_joint, z), rtol=1e-10, atol=1e-10)
+
+
+def test_fused_terms_and_predictive_keep_inlined_let():
+    fused, traced = compile_case("normal_gather_private_let", True), compile_case(
+        "normal_gather_private_let", False)
+    z = draws(fused)
+    for (_, a), (_, b) in zip(fused.terms(z), traced.terms(z)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    pa = fused.predictive(z, np.random.default_rng(0))
+    pb = traced.predictive(z, np.random.default_rng(0))
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        np.testing.assert_array_equal(pa[key], pb[key])
+
+
+def test_reported_let_is_not_inlined():
+    text = _HEAD + """data y: real[N]
+sample alpha ~ Normal(0, 1)
+let mu = alpha + x
+observe y ~ Normal(mu, 1.0)
+"""
+    rng = np.random.default_rng(0)
+    data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
+            "g": rng.integers(0, J, N), "y": rng.normal(0, 1, N)}
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    compiled = compile_model(check(program, dims), values)
+    assert any(getattr(s, "name", None) == "mu" for s in compiled._live)
+
+
+def test_scale_outside_its_support_gives_minus_infinity():
+    # a latent-dependent sigma that goes negative: no density there, and a zero gradient
+    text = _HEAD + """data y: real[N]
+sample a ~ Normal(0, 1)
+observe y ~ Normal(a * x, a)
+"""
+    rng = np.random.default_rng(0)
+    data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
+            "g": rng.integers(0, J, N), "y": rng.normal(0, 1, N)}
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    compiled = compile_model(check(program, dims), values)
+    z = np.array([[-0.5], [0.7]])
+    value = compiled.log_joint(z)
+    assert value[0] == -np.inf and np.isfinite(value[1])
+    g = grad(lambda z: anp.sum(compiled.log_joint(z)))(z)
+    assert g[0, 0] == 0.5 and np.isfinite(g[1, 0])     # the prior's -a alone at a = -0.5
