@@ -16,7 +16,7 @@ import numpy as np
 from . import ir
 from .bijectors import Identity, biject_to
 from .data import source_text
-from .evaluate import compile_expr, data_lets, evaluate_data, lift
+from .evaluate import compile_expr, data_lets, dist_param_fns, evaluate_data, lift
 
 _EXPR_TYPES = get_args(ir.Expr)
 _REJECTION_ROUNDS = 1000
@@ -62,16 +62,9 @@ class _Counter:
 
 
 def _param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
-    """Closures of a distribution's parameters, each lined up against a value of rank
-    ``value_rank``: its batch axes get singleton axes after the draw axis (TEAM.md)."""
-    cls = dist.cls
-    fns = {}
-    for name, expr in dist.params:
-        batch_rank = len(expr.shape) - cls.param_event_dims.get(name, 0)
-        k = max(0, value_rank - cls.event_dim - batch_rank)
-        fn = compile_expr(expr, data_env)
-        fns[name] = fn if k == 0 else (lambda env, fn=fn, k=k: lift(fn(env), k))
-    return fns
+    """Closures of a distribution's parameters lined up against a value of rank
+    ``value_rank`` (``evaluate.dist_param_fns``)."""
+    return dist_param_fns(dist, value_rank, data_env)
 
 
 def _bounds(support, rank: int, data_env):
@@ -185,6 +178,23 @@ class _ObserveStep:
         return np.asarray(self.cls.sample(rng, (n,) + self.value.shape[1:], **params))
 
 
+class _FactorStep:
+    """One ``factor`` statement: adds sum(value) to the log joint (Stan's ``target +=``)."""
+
+    def __init__(self, factor: ir.Factor, data_env):
+        self.statement = factor
+        self.fn = compile_expr(factor.value, data_env)
+        self.constant = None
+        if not factor.value.deps:
+            # a factor of data alone is a constant: computed once, added every time
+            self.constant = float(np.sum(evaluate_data(factor.value, data_env)))
+
+    def term(self, zeta, env):
+        if self.constant is not None:
+            return self.constant
+        return _sum_rest(self.fn(env))
+
+
 class Compiled:
     """A model compiled against its data: the log joint of the unconstrained draws and more.
 
@@ -199,7 +209,8 @@ class Compiled:
         self.model = model
         self._steps = steps
         self._constant = sum(s.constant for s in steps
-                             if isinstance(s, _ObserveStep) and s.constant is not None)
+                             if isinstance(s, (_ObserveStep, _FactorStep))
+                             and s.constant is not None)
         self._live = [s for s in steps if getattr(s, "constant", None) is None]
         self.slots = slots
         self.dim = sum(slot.size for slot in slots)
@@ -218,8 +229,8 @@ class Compiled:
         return total
 
     def terms(self, zeta) -> list:
-        """The log joint's pieces: ``[(statement, [S] values)]``, one per sample and observe
-        statement in source order (a latent's piece includes its log-Jacobian)."""
+        """The log joint's pieces: ``[(statement, [S] values)]``, one per sample, observe and
+        factor statement in source order (a latent's piece includes its log-Jacobian)."""
         env, pieces = {}, []
         for step in self._steps:
             term = step.term(zeta, env)
@@ -355,6 +366,8 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray]) -> Compiled:
             step = _LetStep(statement, data_env)
         elif isinstance(statement, ir.Observe):
             step = _ObserveStep(statement, data_env)
+        elif isinstance(statement, ir.Factor):
+            step = _FactorStep(statement, data_env)
         else:
             continue
         steps.append(step)

@@ -333,16 +333,22 @@ def _check_index(node: ir.Index, env: dict, dims: dict) -> None:
         shape = tuple(dims.get(d) if isinstance(d, str) else d for d in node.base.shape)
     else:
         shape = np.shape(evaluate_data(node.base, env))
-    for axis, item in enumerate(node.items):
+    items = [item for item in node.items if not isinstance(item, ir.NewAxisItem)]
+    for axis, item in enumerate(items):
         if isinstance(item, ir.SliceItem) or item.deps or axis >= len(shape):
             continue
         size = shape[axis]
         if not isinstance(size, (int, np.integer)):
             continue
         index = evaluate_data(item, env)
+        name = source_text(item)
+        # An index computed from data must not be negative (LANGUAGE.md v2: numpy would wrap
+        # it silently); a literal like x[-1] still counts from the end, as in version 1.
+        if any(isinstance(n, ir.Ref) for n in ir.walk(item)) and np.any(index < 0):
+            where, found = _first(name, index < 0, index)
+            raise errors.negative_index(item.span, name, where, found)
         bad = (index < -size) | (index >= size)
         if np.any(bad):
-            name = source_text(item)
             where, found = _first(name, bad, index)
             raise errors.index_out_of_range(item.span, name, where, found, size)
 
@@ -383,7 +389,7 @@ def _expressions(statement) -> list:
     """Every expression of a statement: bounds, values, distribution parameters."""
     if isinstance(statement, ir.Data):
         return [statement.lower, statement.upper]
-    if isinstance(statement, ir.Let):
+    if isinstance(statement, (ir.Let, ir.Factor)):
         return [statement.value]
     exprs = [expr for _, expr in statement.dist.params]
     if isinstance(statement, ir.Observe):

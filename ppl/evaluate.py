@@ -22,6 +22,16 @@ _ELEMENTWISE = {"+": anp.add, "-": anp.subtract, "*": anp.multiply, "/": anp.tru
                 "**": anp.power}
 
 
+def _comparison(op):
+    # 0/1 ints, as LANGUAGE.md says; comparisons have no gradient (autograd's nograd functions)
+    return lambda a, b: op(a, b).astype(np.int64)
+
+
+_ELEMENTWISE.update({"<": _comparison(anp.less), "<=": _comparison(anp.less_equal),
+                     ">": _comparison(anp.greater), ">=": _comparison(anp.greater_equal),
+                     "==": _comparison(anp.equal), "!=": _comparison(anp.not_equal)})
+
+
 def compile_expr(expr: ir.Expr, data_env: Mapping[str, np.ndarray]) -> Fn:
     """Build once a closure computing ``expr`` from a run-time environment.
 
@@ -198,7 +208,9 @@ def _index(expr: ir.Index, data_env) -> Fn:
 
 
 def index_value(item, data_env):
-    """An index item as numpy takes it: a Python int, an int array, or a slice."""
+    """An index item as numpy takes it: a Python int, an int array, a slice, or None."""
+    if isinstance(item, ir.NewAxisItem):
+        return None
     if isinstance(item, ir.SliceItem):
         return slice(*(None if bound is None else int(evaluate_data(bound, data_env))
                        for bound in (item.start, item.stop)))
@@ -217,7 +229,8 @@ def _advanced_first(items) -> "int | None":
     arrays = [i for i, item in enumerate(items) if isinstance(item, np.ndarray)]
     if not arrays:
         return None
-    advanced = [i for i, item in enumerate(items) if not isinstance(item, slice)]
+    advanced = [i for i, item in enumerate(items) if not isinstance(item, slice) and
+                item is not None]
     if advanced[-1] - advanced[0] + 1 == len(advanced):
         return None
     return np.broadcast(*[items[i] for i in arrays]).ndim
@@ -236,5 +249,60 @@ def _call(expr: ir.Call, data_env) -> Fn:
     return lambda env: impl(*(arg(env) for arg in args), axis=axis)
 
 
+# ----- vector literals and densities --------------------------------------------------------
+
+def _vector(expr: ir.Vector, data_env) -> Fn:
+    items = tuple(_node(item, data_env)[0] for item in expr.items)
+
+    def stack(env):
+        values = [item(env) for item in items]
+        n = max(v.shape[0] for v in values)
+        # a data item [1, ...] beside a latent one [S, ...]: stack needs equal draw axes
+        values = [v if v.shape[0] == n else v + anp.zeros((n,) + tuple(v.shape[1:]))
+                  for v in values]
+        return anp.stack(values, axis=1)
+    return stack
+
+
+def dist_param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
+    """Closures of a distribution's parameters, each lined up against a value of rank
+    ``value_rank``: its batch axes get singleton axes after the draw axis (TEAM.md).
+
+    A distribution-valued parameter (Mixture's components) gives a closure returning
+    ``(class, {name: array})``, its parameters lined up against ``value_rank + 1`` axes: the
+    last one indexes the components.
+    """
+    cls = dist.cls
+    fns = {}
+    for name, expr in dist.params:
+        if isinstance(expr, ir.Dist):
+            inner = dist_param_fns(expr, value_rank + 1, data_env)
+            fns[name] = (lambda env, c=expr.cls, inner=inner:
+                         (c, {n: fn(env) for n, fn in inner.items()}))
+            continue
+        batch_rank = len(expr.shape) - cls.param_event_dims.get(name, 0)
+        k = max(0, value_rank - cls.event_dim - batch_rank)
+        fn = compile_expr(expr, data_env)
+        fns[name] = fn if k == 0 else (lambda env, fn=fn, k=k: lift(fn(env), k))
+    return fns
+
+
+def _density(expr: ir.Density, data_env) -> Fn:
+    cls = expr.dist.cls
+    rank = len(expr.shape) + cls.event_dim
+    params = dist_param_fns(expr.dist, rank, data_env)
+    value, constant = _node(expr.value, data_env)
+    value = _lifted(value, constant, rank - len(expr.value.shape))
+    method = getattr(cls, {"lpdf": "log_density", "lcdf": "log_cdf", "lccdf": "log_ccdf"}[
+        expr.kind])
+
+    def density(env):
+        out = method(value(env), **{name: fn(env) for name, fn in params.items()})
+        # a density constant along some axis (Uniform's) comes back smaller: broadcast it
+        full = (anp.shape(out)[0],) + tuple(expr.shape)
+        return out if anp.shape(out) == full else out + anp.zeros(full)
+    return density
+
+
 _BUILDERS = {ir.Const: _const, ir.Ref: _ref, ir.Neg: _neg, ir.BinOp: _binop, ir.Index: _index,
-             ir.Call: _call}
+             ir.Call: _call, ir.Vector: _vector, ir.Density: _density}
