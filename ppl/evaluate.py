@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from operator import itemgetter
-from typing import Any
+from typing import Any, get_args
 
 import autograd.numpy as anp
 import numpy as np
@@ -196,6 +196,8 @@ def general_matmul(a, b, rank_a: int, rank_b: int):
 
 def _index(expr: ir.Index, data_env) -> Fn:
     base, _ = _node(expr.base, data_env)
+    if any(isinstance(item, get_args(ir.Expr)) and item.deps for item in expr.items):
+        return _gather_per_draw(expr, base, data_env)
     items = tuple(index_value(item, data_env) for item in expr.items)
     key = (slice(None),) + items
     first = _advanced_first(items)
@@ -205,6 +207,39 @@ def _index(expr: ir.Index, data_env) -> Fn:
     ndim = 1 + len(expr.shape)
     perm = (first,) + tuple(range(first)) + tuple(range(first + 1, ndim))
     return lambda env: anp.transpose(base(env)[key], perm)
+
+
+def _gather_per_draw(expr: ir.Index, base: Fn, data_env) -> Fn:
+    """``mu[z]`` with an index that varies by draw (an enumerated discrete latent): a row
+    index for the draw axis joins the other index arrays, and numpy's gathered axes (which
+    then come first) are moved to where the event result has them (``shapes.index``)."""
+    arrays = [i for i, item in enumerate(expr.items) if not isinstance(item, ir.SliceItem)]
+    rank = len(np.broadcast_shapes(*[tuple(expr.items[i].shape) for i in arrays]))
+    adjacent = arrays == list(range(arrays[0], arrays[-1] + 1))
+    at = sum(isinstance(item, ir.SliceItem) for item in expr.items[:arrays[0]]) if adjacent else 0
+    parts = []
+    for item in expr.items:
+        if isinstance(item, get_args(ir.Expr)) and item.deps:
+            fn = compile_expr(item, data_env)
+            parts.append(lambda env, fn=fn, k=rank - len(item.shape): lift(fn(env), k))
+        else:
+            value = index_value(item, data_env)
+            parts.append(lambda env, value=value: value)
+    perm = None
+    if at:
+        ndim = 1 + len(expr.shape)
+        gathered = list(range(1, 1 + rank))
+        rest = list(range(1 + rank, ndim))
+        perm = [0] + rest[:at] + gathered + rest[at:]
+
+    def gather(env):
+        b = base(env)
+        key = [part(env) for part in parts]
+        n = max([b.shape[0]] + [np.shape(k)[0] for k in key if np.ndim(k) > rank])
+        rows = np.arange(n) if b.shape[0] == n else np.zeros(n, dtype=np.intp)
+        out = b[(rows.reshape((n,) + (1,) * rank),) + tuple(key)]
+        return out if perm is None else anp.transpose(out, perm)
+    return gather
 
 
 def index_value(item, data_env):

@@ -52,6 +52,19 @@ class Summary:
     __repr__ = __str__
 
 
+def _probability_rows(name: str, p: np.ndarray, values: np.ndarray) -> dict:
+    """Rows ``z[3]=1`` for conditional probabilities p [S, *shape, K]."""
+    flat = p.reshape(len(p), -1, p.shape[-1])
+    rows = {}
+    for i, element in enumerate(element_names(name, p.shape[1:-1])):
+        for k, value in enumerate(values):
+            column = flat[:, i, k]
+            sd = column.std(ddof=1) if len(column) > 1 else 0.0
+            rows[f"{element}={value}"] = (column.mean(), sd,
+                                          *np.quantile(column, QUANTILES))
+    return rows
+
+
 @dataclass
 class Fit:
     """The fitted approximation of a model's posterior.
@@ -108,13 +121,38 @@ class Fit:
         """
         n = self.options.draws if n is None else int(n)
         if n not in self._cache:
-            self._cache[n] = {k: np.asarray(v) for k, v in
-                              self.compiled.constrained(self._zeta(n)).items()}
+            # Discrete latents are drawn from their conditional posterior (child stream 3).
+            self._cache[n] = {k: np.asarray(v) for k, v in self.compiled.constrained(
+                self._zeta(n), self._rng(3)).items()}
         return self._cache[n]
 
+    def probabilities(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """Posterior probabilities of each discrete latent's values, averaged over ``n`` draws
+        of the continuous latents: name -> [*shape, K], K its number of values (listed by
+        ``values()``)."""
+        n = self.options.draws if n is None else int(n)
+        return {name: p.mean(axis=0)
+                for name, p in self.compiled.probabilities(self._zeta(n)).items()}
+
+    def values(self) -> dict[str, np.ndarray]:
+        """The values each discrete latent takes: name -> [K] ints."""
+        return self.compiled.values()
+
     def summary(self) -> Summary:
-        """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``."""
-        return Summary.from_draws(self.draws())
+        """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``.
+
+        A discrete latent's element ``z[3]`` gets one row per value, ``z[3]=1``: its posterior
+        probability in the mean column; sd and quantiles are those of its conditional
+        probability across the draws of the continuous latents."""
+        draws = self.draws()
+        discrete = self.compiled.probabilities(self._zeta(len(next(iter(draws.values())))))
+        rows = {}
+        for name, values in draws.items():
+            if name in discrete:
+                rows.update(_probability_rows(name, discrete[name], self.values()[name]))
+            else:
+                rows.update(Summary.from_draws({name: values}).rows)
+        return Summary(rows)
 
     def predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior predictive draws of every observed expression: label -> [n, *shape]."""

@@ -58,6 +58,9 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "steps": int(r.steps),
         "seconds": float(r.seconds),
         "final_elbo": float(r.final_elbo),
+        # discrete latents: name -> [*shape, K] posterior probabilities of its values
+        "probabilities": {name: {"values": fit.values()[name].tolist(), "p": p.tolist()}
+                          for name, p in fit.probabilities().items()},
         "guide": {"family": fit.options.guide,
                   "parameters": {name: {"mu": mu, "log_sigma": log_sigma} for name, (mu, log_sigma)
                                  in fit.guide_parameters.items()}},

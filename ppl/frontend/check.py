@@ -13,7 +13,7 @@ import numpy as np
 from .. import constraints as c
 from .. import distributions, errors, functions, ir
 from ..source import Source, Span
-from . import densities, latent_types, shapes, supports, syntax
+from . import densities, enumeration, latent_types, shapes, supports, syntax
 from .shapes import Shape, ShapeError
 
 KEYWORDS = frozenset({"data", "sample", "observe", "let", "int", "real", "lower", "upper",
@@ -73,7 +73,13 @@ class _Checker:
         handlers = {syntax.Data: self._data, syntax.Sample: self._sample,
                     syntax.Let: self._let, syntax.Observe: self._observe,
                     syntax.Factor: self._factor}
-        statements = tuple(handlers[type(s)](s) for s in self.program.statements)
+        tracker = enumeration.Tracker()
+        statements = []
+        for s in self.program.statements:
+            statements.append(handlers[type(s)](s))
+            # Discrete latents must reach every term element by element (raises if not).
+            enumeration.locate(tracker, statements[-1])
+        statements = tuple(statements)
         source = getattr(self.program.span, "source", None) or Source("<string>", "")
         return ir.Model(statements, source)
 
