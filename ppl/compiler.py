@@ -414,7 +414,7 @@ def _full(value, n: int, statement) -> np.ndarray:
 
 def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
     params = {name: np.asarray(fn(env)) for name, fn in step.params.items()}
-    size = (n,) + step.slot.shape
+    size = (n,) + tuple(step.statement.shape)
     x = np.asarray(step.cls.sample(rng, size, **params), dtype=float)
     if isinstance(step, _DiscreteStep):
         return x.astype(np.int64)  # (a truncated discrete prior is drawn untruncated)

@@ -172,7 +172,8 @@ class _Walk:
             whole = isinstance(item, ir.SliceItem) and item.start is None and item.stop is None
             if inside and not whole or (not inside and not isinstance(item, ir.SliceItem)
                                         and item.shape):
-                raise errors.reduction_across_discrete(e.span, self.d, "indexing gathers")
+                what = "slicing cuts" if isinstance(item, ir.SliceItem) else "indexing gathers"
+                raise errors.reduction_across_discrete(e.span, self.d, what)
             if axis == p:
                 new = out
             out += isinstance(item, ir.SliceItem)
@@ -193,8 +194,8 @@ class _Walk:
 
 
 def locate(tracker: Tracker, statement) -> "tuple[str, int] | None":
-    """Record ``statement`` in ``tracker``; for a term reached by a discrete latent, that
-    latent and where its block sits in the term's batch shape.
+    """Record ``statement`` in ``tracker``; for a term (or let) reached by a discrete latent,
+    that latent and where its block sits in the term's batch shape (the let's shape).
 
     Raises
     ------
@@ -207,8 +208,9 @@ def locate(tracker: Tracker, statement) -> "tuple[str, int] | None":
         tracker.add_latent(statement.name, statement.shape)
         return statement.name, 0
     if isinstance(statement, ir.Let):
-        tracker.add_let(statement, tracker.reached(statement.value.deps, statement.span))
-        return None
+        d = tracker.reached(statement.value.deps, statement.span)
+        tracker.add_let(statement, d)
+        return None if d is None else (d, tracker.lets[statement.name][d])
     if isinstance(statement, ir.Factor):
         d = tracker.reached(statement.value.deps, statement.span)
         return None if d is None else (d, tracker.position(statement.value, d))
