@@ -39,6 +39,10 @@ class Distribution:
         (1 for Dirichlet's ``alpha``, Categorical's ``p``); others are 0.
     event_dim : trailing axes of the value that form one event (1 for Dirichlet).
     support : a Constraint, or use ``support_of`` when it depends on the parameters.
+    dist_params : names of parameters that take a distribution, not a value (Mixture's
+        ``component``); the checker builds them from a distribution call.
+    log_cdf, log_ccdf : None, or classmethods ``(x, **params)`` like ``log_density`` giving
+        log P(X <= x) and log P(X > x) (``lcdf``/``lccdf`` in the language).
     """
 
     name: ClassVar[str]
@@ -48,6 +52,9 @@ class Distribution:
     param_event_dims: ClassVar[dict[str, int]] = {}
     event_dim: ClassVar[int] = 0
     support: ClassVar[Constraint]
+    dist_params: ClassVar[frozenset[str]] = frozenset()
+    log_cdf: ClassVar[Any] = None
+    log_ccdf: ClassVar[Any] = None
 
     @classmethod
     def support_of(cls, params: dict[str, Any]) -> Constraint:
@@ -78,4 +85,4 @@ class Distribution:
 
 
 # Importing the modules registers their classes.
-from . import continuous, discrete  # noqa: E402,F401
+from . import continuous, discrete, mixture, multivariate  # noqa: E402,F401
