@@ -355,8 +355,7 @@ def _check_index(node: ir.Index, env: dict, dims: dict) -> None:
 
 def _check_support(observe: ir.Observe, env: dict) -> None:
     value = evaluate_data(observe.value, env)
-    params = {name: (expr if expr.deps else evaluate_data(expr, env))
-              for name, expr in observe.dist.params}
+    params = _support_params(observe.dist, env)
     support = observe.dist.cls.support_of(params)
     bounds = [getattr(support, f.name) for f in fields(support)] if is_dataclass(support) else []
     if not all(isinstance(b, (bool, int, float, np.ndarray, np.number)) for b in bounds):
@@ -370,6 +369,14 @@ def _check_support(observe: ir.Observe, env: dict) -> None:
     at = np.unravel_index(int(np.argmin(ok)), ok.shape) if ok.ndim else ()
     raise errors.data_outside_support(observe.value.span, name, where,
                                       _describe_at(support, at, ok.shape), found)
+
+
+def _support_params(dist: ir.Dist, env: dict) -> dict:
+    """Parameters for ``support_of``: data-only ones evaluated, a distribution-valued one
+    (Mixture's components) as ``(class, its parameters)``."""
+    return {name: (expr.cls, _support_params(expr, env)) if isinstance(expr, ir.Dist)
+            else expr if expr.deps else evaluate_data(expr, env)
+            for name, expr in dist.params}
 
 
 def _describe_at(support, at: tuple, shape: tuple) -> str:

@@ -367,3 +367,8 @@ def two_discrete_latents(span: Span, first: str, second: str) -> PplError:
 def negative_index(span: Span, name: str, where: str, found) -> PplError:
     return PplError(f"index '{name}' holds {found} at {where}; an index from the data must be "
                     "non-negative (numpy would silently count it from the end)", span)
+
+
+def not_square_latent(span: Span, name: str, dist: str, shape) -> PplError:
+    return PplError(f"'{name}' ~ {dist} must be declared as one square matrix real[K, K]; "
+                    f"found shape {format_shape(shape)}", span)

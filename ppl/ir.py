@@ -148,8 +148,11 @@ class Dist:
     span: Span = _span()
 
     @property
-    def param_dict(self) -> dict[str, "Expr"]:
-        return dict(self.params)
+    def param_dict(self) -> dict[str, Any]:
+        """Parameter name -> Expr; a distribution-valued one as ``(class, its param_dict)``,
+        the form the registry's classes take (``Mixture``)."""
+        return {name: (value.cls, value.param_dict) if isinstance(value, Dist) else value
+                for name, value in self.params}
 
     @property
     def cls(self):

@@ -117,6 +117,7 @@ class _Checker:
         # Refused here, before any bijector lookup: a discrete support has no bijector.
         if support.discrete and elem != "int":
             raise errors.discrete_latent(s.dist.span, s.name, dist.name)
+        latent_types.check_square(s, support, shape)
         self._fit(dist, shape, s.dist.span, "declared")
         if elem == "int":
             support, truncated = latent_types.finite_support(s, support, lower, upper)

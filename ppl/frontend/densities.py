@@ -36,7 +36,7 @@ def density(checker, e: syntax.Call) -> ir.Density:
         raise errors.density_needs_distribution(call.span, e.func)
     dist = checker._dist(call)
     method = DENSITY_FUNCTIONS[e.func]
-    if not hasattr(dist.cls, method) or dist_params(dist.cls):
+    if getattr(dist.cls, method, None) is None:
         raise errors.no_cdf(call.func_span, e.func, dist.name)
     value = checker._expr(value_node)
     event = dist.cls.event_dim

@@ -68,3 +68,20 @@ def finite_support(s: syntax.Sample, support: c.Constraint, lower, upper):
     if n_lo is not None and n_hi is not None and n_hi - n_lo + 1 > MAX_VALUES:
         raise errors.too_many_values(s.type.span, s.name, int(n_hi - n_lo + 1), MAX_VALUES)
     return c.IntegerInterval(lo, hi), truncated
+
+
+def check_square(s: syntax.Sample, support: c.Constraint, shape) -> None:
+    """A latent whose support is a Cholesky factor of a correlation matrix is one square
+    matrix [K, K] (its distribution takes K from the declared shape).
+
+    Raises
+    ------
+    PplError : any other declared shape.
+    """
+    if not isinstance(support, c.CorrCholesky):
+        return
+    square = len(shape) == 2 and not (isinstance(shape[0], int) and isinstance(shape[1], int)
+                                      and shape[0] != shape[1])
+    if not square:
+        raise errors.not_square_latent(s.name_span if s.type is None else s.type.span, s.name,
+                                       s.dist.func, shape)
