@@ -372,3 +372,13 @@ def negative_index(span: Span, name: str, where: str, found) -> PplError:
 def not_square_latent(span: Span, name: str, dist: str, shape) -> PplError:
     return PplError(f"'{name}' ~ {dist} must be declared as one square matrix real[K, K]; "
                     f"found shape {format_shape(shape)}", span)
+
+
+def static_argument(span: Span, func: str, param: str) -> PplError:
+    return PplError(f"argument '{param}' of '{func}' must be an int literal, an int data scalar, "
+                    "or a vector literal of them", span)
+
+
+def data_only_argument(span: Span, func: str, latent: str) -> PplError:
+    return PplError(f"'{func}' has no gradient; its argument cannot depend on the latent "
+                    f"variable '{latent}'", span)

@@ -258,6 +258,10 @@ def walk(expr: Any):
     """Yield ``expr`` and every expression below it (depth first), SliceItem bounds included."""
     if expr is None:
         return
+    if isinstance(expr, Dist):  # not an expression itself: its parameters are
+        for _, param in expr.params:
+            yield from walk(param)
+        return
     yield expr
     if isinstance(expr, Neg):
         yield from walk(expr.operand)
@@ -278,9 +282,6 @@ def walk(expr: Any):
     elif isinstance(expr, Density):
         yield from walk(expr.dist)
         yield from walk(expr.value)
-    elif isinstance(expr, Dist):
-        for _, param in expr.params:
-            yield from walk(param)
 
 
 def element_names(name: str, shape: tuple[int, ...]) -> list[str]:

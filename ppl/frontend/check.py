@@ -402,14 +402,35 @@ class _Checker:
         if len(e.args) != f.arity:
             raise errors.wrong_arguments(e.span, f.name, f.forms)
         args = tuple(self._expr(a) for a in e.args)
-        axis = None if axis_kw is None else _axis(axis_kw.value, len(args[0].shape))
+        if getattr(f, "data_only", False):
+            for a in args:
+                if a.deps:
+                    raise errors.data_only_argument(a.span, f.name, self._first(a.deps))
+        # stack inserts an axis: its axis= ranges over one more dimension
+        ndim = len(args[0].shape) + (f.name == "stack")
+        axis = None if axis_kw is None else _axis(axis_kw.value, ndim)
+        arg_shapes = [a.shape for a in args]
+        for i in getattr(f, "static", ()):
+            arg_shapes[i] = self._static_argument(args[i], f.name, f.params[i])
         try:
-            shape = f.shape(tuple(a.shape for a in args), axis)
+            shape = f.shape(tuple(arg_shapes), axis)
         except ShapeError as err:
             raise err.at(e.span) from None
         deps = frozenset().union(*(a.deps for a in args))
         return ir.Call(f.name, args, axis, shape, f.dtype(tuple(a.dtype for a in args)), deps,
                        span=e.span)
+
+    def _static_argument(self, arg: ir.Expr, func: str, param: str):
+        """The value of an argument that must be static: a Dim, or for a vector literal of
+        them (``reshape(x, [N, 2])``) a tuple of Dims."""
+        if isinstance(arg, ir.Vector) and len(arg.shape) == 1:
+            return tuple(self._static_argument(item, func, param) for item in arg.items)
+        value = self._static_value(arg)
+        if value is _NOT_STATIC or arg.shape:
+            raise errors.static_argument(arg.span, func, param)
+        if value is None and isinstance(arg, ir.Ref) and self.scope[arg.name].kind == "data":
+            return arg.name  # symbolic: an int data scalar is its own name
+        return value
 
     def _vector(self, e: syntax.Vector) -> ir.Vector:
         items = tuple(self._expr(item) for item in e.items)
