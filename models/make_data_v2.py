@@ -22,7 +22,9 @@ TRUTH = {
     "varying_slopes": {"a0": 1.0, "b0": -0.5, "sigma": 0.7, "rho": 0.6},
     "zero_inflated_poisson": {"a": 0.5, "b": 0.8, "zi": 0.3},
     "stochastic_volatility": {"mu": -1.0, "phi": 0.9},
-    "poisson_gp": {},
+    # the log rate at every input (see poisson_gp below)
+    "poisson_gp": {f"f[{i}]": float(np.sin(x / 1.5) + 0.5)
+                   for i, x in enumerate(np.linspace(0.0, 10.0, 25))},
 }
 CHANGE_POINT_S = 25  # the true switch point of change_point (a discrete latent)
 
@@ -61,7 +63,7 @@ def ordinal_regression(rng: np.random.Generator) -> dict:
 
 
 def varying_slopes(rng: np.random.Generator) -> dict:
-    n, j = 600, 30
+    n, j = 300, 20
     tau, rho = np.array([0.8, 0.5]), 0.6
     cov = np.diag(tau) @ np.array([[1.0, rho], [rho, 1.0]]) @ np.diag(tau)
     ab = rng.multivariate_normal([0.0, 0.0], cov, j)

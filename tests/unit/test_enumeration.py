@@ -163,3 +163,13 @@ def test_an_enumeration_too_large_is_a_located_error():
     assert info.value.message == ("enumerating the discrete latents of this statement needs "
                                   "2000000 values at once; the limit is 1000000")
     assert (info.value.span.line, info.value.span.col) == (6, 1)
+
+
+def test_enumerated_labels_and_mixture_have_the_same_log_joint(rng):
+    head = ("data y: real[3]\nsample w: real[2] ~ Dirichlet([2.0, 2.0])\n"
+            "sample mu: ordered[2] ~ Normal(0, 5)\nsample sigma ~ HalfNormal(2)\n")
+    mixture = compile_text(head + "observe y ~ Mixture(w, Normal(mu, sigma))\n", {"y": Y})
+    labels = compile_text(head + "sample z: int[3] ~ Categorical(w)\n"
+                          "observe y ~ Normal(mu[z], sigma)\n", {"y": Y})
+    zeta = rng.normal(0, 1, (4, mixture.dim))
+    np.testing.assert_allclose(labels.log_joint(zeta), mixture.log_joint(zeta), rtol=1e-12)
