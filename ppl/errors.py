@@ -276,7 +276,7 @@ class PplWarning(UserWarning):
 
 
 def binary_index_warning(span: Span, name: str, size: int) -> PplWarning:
-    return PplWarning(f"{span.location}: warning: '{name}' is declared int<lower=0, upper=1> and "
+    return PplWarning(f"{span.location}: '{name}' is declared int<lower=0, upper=1> and "
                       f"indexes an axis of size {size}: indexing gathers elements 0 and 1; "
                       "it does not select by a 0/1 mask")
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import constraints as c
 from .. import distributions, errors, functions, ir
 from ..source import Source, Span
-from . import densities, enumeration, latent_types, shapes, supports, syntax
+from . import calls, densities, enumeration, latent_types, shapes, supports, syntax
 from .shapes import Shape, ShapeError
 
 KEYWORDS = frozenset({"data", "sample", "observe", "let", "int", "real", "lower", "upper",
@@ -54,6 +54,8 @@ def check(program: syntax.Program, dims: dict[str, int] | None = None) -> ir.Mod
 
 
 class _Checker:
+    not_static = _NOT_STATIC
+
     def __init__(self, program: syntax.Program, dims: dict[str, int] | None):
         self.program = program
         self.dims = dims
@@ -387,50 +389,7 @@ class _Checker:
         return bound, shapes.UNKNOWN if known is None else known
 
     def _call(self, e: syntax.Call) -> ir.Call:
-        f = functions.lookup(e.func)
-        if f is None:
-            if e.func in distributions.DISTRIBUTIONS:
-                raise errors.not_a_function(e.func_span, e.func)
-            raise errors.unknown_function(e.func_span, e.func, functions.FUNCTIONS)
-        axis_kw = None
-        for kw in e.kwargs:
-            if kw.name not in f.keywords:
-                raise errors.unknown_keyword(kw.span, f.name, kw.name, f.keywords)
-            if axis_kw is not None:
-                raise errors.duplicate_keyword(kw.span, kw.name)
-            axis_kw = kw
-        if len(e.args) != f.arity:
-            raise errors.wrong_arguments(e.span, f.name, f.forms)
-        args = tuple(self._expr(a) for a in e.args)
-        if getattr(f, "data_only", False):
-            for a in args:
-                if a.deps:
-                    raise errors.data_only_argument(a.span, f.name, self._first(a.deps))
-        # stack inserts an axis: its axis= ranges over one more dimension
-        ndim = len(args[0].shape) + (f.name == "stack")
-        axis = None if axis_kw is None else _axis(axis_kw.value, ndim)
-        arg_shapes = [a.shape for a in args]
-        for i in getattr(f, "static", ()):
-            arg_shapes[i] = self._static_argument(args[i], f.name, f.params[i])
-        try:
-            shape = f.shape(tuple(arg_shapes), axis)
-        except ShapeError as err:
-            raise err.at(e.span) from None
-        deps = frozenset().union(*(a.deps for a in args))
-        return ir.Call(f.name, args, axis, shape, f.dtype(tuple(a.dtype for a in args)), deps,
-                       span=e.span)
-
-    def _static_argument(self, arg: ir.Expr, func: str, param: str):
-        """The value of an argument that must be static: a Dim, or for a vector literal of
-        them (``reshape(x, [N, 2])``) a tuple of Dims."""
-        if isinstance(arg, ir.Vector) and len(arg.shape) == 1:
-            return tuple(self._static_argument(item, func, param) for item in arg.items)
-        value = self._static_value(arg)
-        if value is _NOT_STATIC or arg.shape:
-            raise errors.static_argument(arg.span, func, param)
-        if value is None and isinstance(arg, ir.Ref) and self.scope[arg.name].kind == "data":
-            return arg.name  # symbolic: an int data scalar is its own name
-        return value
+        return calls.check_call(self, e)
 
     def _vector(self, e: syntax.Vector) -> ir.Vector:
         items = tuple(self._expr(item) for item in e.items)
@@ -461,21 +420,6 @@ class _Checker:
 
 
 # ----- helpers on literals and supports -----------------------------------------------------
-
-def _axis(value: syntax.Expr, ndim: int) -> int:
-    """The int literal given as ``axis=`` (possibly negated), in range for ``ndim`` axes."""
-    sign, e = 1, value
-    if isinstance(e, syntax.Unary) and isinstance(e.operand, syntax.Number):
-        sign, e = -1, e.operand
-    if not (isinstance(e, syntax.Number) and e.is_int):
-        found = e.text if isinstance(e, syntax.Number) else "an expression"
-        raise errors.wrong_type(value.span, "axis", "an int literal", found)
-    try:
-        shapes.normalize_axis(sign * e.value, ndim)
-    except ShapeError as err:
-        raise err.at(value.span) from None
-    return sign * e.value
-
 
 def _forms(signatures) -> list[str]:
     """Argument lists for messages: the first signature positional, the others by keyword
