@@ -173,3 +173,18 @@ def test_enumerated_labels_and_mixture_have_the_same_log_joint(rng):
                           "observe y ~ Normal(mu[z], sigma)\n", {"y": Y})
     zeta = rng.normal(0, 1, (4, mixture.dim))
     np.testing.assert_allclose(labels.log_joint(zeta), mixture.log_joint(zeta), rtol=1e-12)
+
+
+def test_fit_reports_probability_rows_and_probabilities():
+    import ppl
+    model = ppl.compile("data y: real[3]\nsample tau ~ Normal(0, 1)\n"
+                        "sample z: int[3] ~ Bernoulli(0.3)\n"
+                        "observe y ~ Normal([-2.0, 2.0][z], 1)\n")
+    fit = model.fit({"y": Y.tolist()}, seed=0, iter=200, draws=50)
+    p = fit.probabilities()["z"]
+    rows = fit.summary().to_dict()
+    assert p.shape == (3, 2) and fit.values()["z"].tolist() == [0, 1]
+    assert [name for name in rows if name.startswith("z")] == [
+        "z[0]=0", "z[0]=1", "z[1]=0", "z[1]=1", "z[2]=0", "z[2]=1"]
+    assert rows["z[2]=1"]["mean"] == pytest.approx(p[2, 1], rel=1e-12)
+    assert fit.draws()["z"].shape == (50, 3)
