@@ -382,3 +382,8 @@ def static_argument(span: Span, func: str, param: str) -> PplError:
 def data_only_argument(span: Span, func: str, latent: str) -> PplError:
     return PplError(f"'{func}' has no gradient; its argument cannot depend on the latent "
                     f"variable '{latent}'", span)
+
+
+def bound_depends_on_discrete(span: Span, name: str, latent: str) -> PplError:
+    return PplError(f"the bounds of '{name}' depend on the discrete latent '{latent}', which is "
+                    "summed out; bounds may use data and continuous latents", span)

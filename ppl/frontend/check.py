@@ -128,6 +128,11 @@ class _Checker:
         else:
             support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
         deps = dist.deps.union(*(b.deps for b in (lower, upper) if b is not None))
+        for b in (lower, upper):
+            discrete = sorted(d for d in (b.deps if b is not None else ()) if
+                              self.scope[d].dtype == "int")
+            if discrete and elem != "int":
+                raise errors.bound_depends_on_discrete(b.span, s.name, discrete[0])
         self.latent_order[s.name] = len(self.latent_order)
         dtype = "int" if elem == "int" else "real"
         self.scope[s.name] = _Entry("latent", shape, dtype, frozenset({s.name}), s.name_span)

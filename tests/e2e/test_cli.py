@@ -35,6 +35,14 @@ def reported_elements(path: Path) -> list[str]:
     return names
 
 
+def _value_rows(element: str, info: dict) -> list[str]:
+    """``element`` itself, or ``element=v`` per value v when it belongs to a discrete latent."""
+    name = element.split("[")[0]
+    if name not in info["probabilities"]:
+        return [element]
+    return [f"{element}={v}" for v in info["probabilities"][name]["values"]]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
 def test_fit_prints_summary_and_writes_files(model, tmp_path):
@@ -44,7 +52,10 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
     rows = [line.split()[0] for line in result.stdout.splitlines()[1:]
             if line and not line.startswith(("converged", "did NOT", "wrote"))]
     expected = reported_elements(model)
-    assert rows == expected
+    info = json.loads((out / "fit.json").read_text())
+    # a discrete latent's element gets one summary row per value: z[0]=0, z[0]=1, ...
+    in_summary = [row for name in expected for row in _value_rows(name, info)]
+    assert rows == in_summary
     assert any(line.startswith(("converged", "did NOT converge"))
                for line in result.stdout.splitlines())
 
@@ -55,10 +66,9 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
     assert draws.shape == (200, len(expected)) and np.all(np.isfinite(draws))
     summary = list(csv.reader((out / "summary.csv").open()))
     assert summary[0] == ["name", "mean", "sd", "5%", "50%", "95%"]
-    assert [row[0] for row in summary[1:]] == expected
+    assert [row[0] for row in summary[1:]] == in_summary
     elbo = np.loadtxt(out / "elbo.csv", delimiter=",", skiprows=1, ndmin=2)
     assert np.all(np.isfinite(elbo[:, 1]))
-    info = json.loads((out / "fit.json").read_text())
     assert info["model_path"] == str(model)
     assert info["steps"] == len(elbo)
     assert set(info["options"]) >= {"iter", "lr", "mc_samples", "draws", "seed"}
@@ -66,7 +76,7 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
 
     again = run("summary", out)
     assert again.returncode == 0, again.stderr
-    assert [line.split()[0] for line in again.stdout.splitlines()[1:-1]] == expected
+    assert [line.split()[0] for line in again.stdout.splitlines()[1:-1]] == in_summary
 
     predicted = run("predict", out, "--draws", 50)
     assert predicted.returncode == 0, predicted.stderr
