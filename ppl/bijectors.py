@@ -207,7 +207,7 @@ class CorrCholeskyBijector(Bijector):
     """Cholesky factors of correlation matrices [..., K, K] from K(K-1)/2 free values.
 
     Stan Reference Manual 2.26, section 10.12 "Cholesky factors of correlation matrices"
-    (https://mc-stan.org/docs/2_26/reference-manual/cholesky-factors-of-correlation-matrices-1.html):
+    (mc-stan.org/docs/2_26/reference-manual/cholesky-factors-of-correlation-matrices-1.html):
     the free values, row-major over the strict lower triangle (``numpy.tril_indices(K, -1)``),
     map by ``z = tanh(u)`` to canonical partial correlations; then
     ``L_ij = z_ij sqrt(1 - sum_{k<j} L_ik^2)`` for j < i and ``L_ii = sqrt(1 - sum_{k<i} L_ik^2)``.

@@ -232,15 +232,19 @@ class Integer(Constraint):
 
 @dataclass(frozen=True)
 class CountVector(Constraint):
-    """Non-negative integer vectors summing to ``total`` along the last axis (Multinomial)."""
+    """Non-negative integer vectors summing to ``total`` along the last axis (Multinomial).
+
+    A run-time ``total`` array keeps a trailing axis of length 1 for the event, so that it
+    broadcasts against the value like any other bound.
+    """
     discrete = True
     total: Any
 
     def check(self, x):
         x = np.asarray(x)
-        ok = (np.all((x >= 0) & (np.floor(x) == x), axis=-1)
-              & (np.sum(x, axis=-1) == np.asarray(self.total)))
-        return np.broadcast_to(ok[..., None], x.shape)
+        ok = (np.all((x >= 0) & (np.floor(x) == x), axis=-1, keepdims=True)
+              & (np.sum(x, axis=-1, keepdims=True) == np.asarray(self.total)))
+        return np.broadcast_to(ok, np.broadcast_shapes(ok.shape, x.shape))
 
     def describe(self):
         return f"counts summing to {_fmt(self.total)}"

@@ -188,10 +188,11 @@ def _eye(k, axis=None):
     return anp.eye(k)[None]
 
 
-def _cholesky(a, axis=None):
-    # the factor of the symmetric part: the same value for a symmetric matrix, and a gradient
-    # that is right in every direction (the factorization itself reads one triangle only)
-    return linalg.cholesky(0.5 * (a + anp.swapaxes(a, -1, -2)))
+def _positional(op):
+    """``op`` as an implementation: the registry calls every impl with ``axis=``."""
+    def impl(*args, axis=None):
+        return op(*args)
+    return impl
 
 
 def _diag(v, axis=None):
@@ -206,26 +207,6 @@ def _diagonal(a, axis=None):
 def _outer(u, v, axis=None):
     u, v = _align_all(u, v)
     return u[..., :, None] * v[..., None, :]
-
-
-def _solve(a, b, axis=None):
-    # b is a vector per matrix when it has one axis fewer than a (draw axes included)
-    if anp.ndim(b) == anp.ndim(a) - 1:
-        return linalg.solve_vector(a, b)
-    return linalg.solve_matrix(a, b)
-
-
-def _log_det(a, axis=None):
-    return linalg.log_abs_det(a)
-
-
-def _gp_exp_quad_cov(x, alpha, rho, axis=None):
-    # Stan's gp_exp_quad_cov: alpha^2 exp(-(x_i - x_j)^2 / (2 rho^2)); alpha, rho are scalars
-    # per draw ([S]), lined up against the [S, N, N] result
-    d = x[..., :, None] - x[..., None, :]
-    alpha = anp.reshape(alpha, anp.shape(alpha) + (1, 1))
-    rho = anp.reshape(rho, anp.shape(rho) + (1, 1))
-    return alpha * alpha * anp.exp(-0.5 * (d / rho) ** 2)
 
 
 # ----- shape and dtype rules ----------------------------------------------------------------
@@ -259,10 +240,6 @@ def _broadcast_shape(name):
     def rule(arg_shapes, axis):
         return shapes.broadcast_all(list(arg_shapes), f"arguments of '{name}'")
     return rule
-
-
-def _where_shape(arg_shapes, axis):
-    return shapes.broadcast_all(list(arg_shapes), "arguments of 'where'")
 
 
 def _concat_shape(arg_shapes, axis):
@@ -427,20 +404,23 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in [
              _binary(anp.minimum)),
     Function("maximum", ("a", "b"), frozenset(), _broadcast_shape("maximum"), _int_if_all,
              _binary(anp.maximum)),
-    Function("where", ("cond", "a", "b"), frozenset(), _where_shape, _int_if_branches, _where),
+    Function("where", ("cond", "a", "b"), frozenset(), _broadcast_shape("where"),
+             _int_if_branches, _where),
     Function("concat", ("a", "b"), frozenset({"axis"}), _concat_shape, _int_if_all, _concat),
     Function("stack", ("a", "b"), frozenset({"axis"}), _stack_shape, _int_if_all, _stack),
     Function("reshape", ("x", "shape"), frozenset(), _reshape_shape, _keep, _reshape,
              static=(1,)),
     Function("eye", ("K",), frozenset(), _eye_shape, _real, _eye, static=(0,)),
-    Function("cholesky", ("A",), frozenset(), _cholesky_shape, _real, _cholesky),
+    Function("cholesky", ("A",), frozenset(), _cholesky_shape, _real,
+             _positional(linalg.cholesky_symmetric)),
     Function("diag", ("v",), frozenset(), _diag_shape, _keep, _diag),
     Function("diagonal", ("A",), frozenset(), _diagonal_shape, _keep, _diagonal),
     Function("outer", ("u", "v"), frozenset(), _outer_shape, _int_if_all, _outer),
-    Function("solve", ("A", "b"), frozenset(), _solve_shape, _real, _solve),
-    Function("log_det", ("A",), frozenset(), _log_det_shape, _real, _log_det),
+    Function("solve", ("A", "b"), frozenset(), _solve_shape, _real, _positional(linalg.solve)),
+    Function("log_det", ("A",), frozenset(), _log_det_shape, _real,
+             _positional(linalg.log_abs_det)),
     Function("gp_exp_quad_cov", ("x", "alpha", "rho"), frozenset(), _gp_shape, _real,
-             _gp_exp_quad_cov),
+             _positional(linalg.gp_exp_quad_cov)),
 ]}
 
 

@@ -14,6 +14,10 @@ from autograd.extend import defvjp, primitive
 from autograd.numpy.linalg import grad_cholesky
 
 
+def _t(x):
+    return anp.swapaxes(x, -1, -2)
+
+
 def _batch_mask(a: np.ndarray, ok_one) -> np.ndarray:
     """Per-matrix boolean mask [...]: ``ok_one`` on each finite matrix, False for non-finite."""
     finite = np.all(np.isfinite(a), axis=(-2, -1))
@@ -67,6 +71,13 @@ def cholesky(a):
 defvjp(cholesky, grad_cholesky)
 
 
+def cholesky_symmetric(a):
+    """The Cholesky factor of the symmetric part of ``a`` [..., K, K]: the same value for a
+    symmetric matrix, and a gradient right in every direction (``cholesky`` itself reads one
+    triangle only, so a perturbation of the other would have no effect)."""
+    return cholesky(0.5 * (a + _t(a)))
+
+
 def _is_invertible(a):
     sign, logdet = np.linalg.slogdet(a)
     return (sign != 0) & np.isfinite(logdet)
@@ -84,14 +95,18 @@ def _solve_matrix(a, b):
             np.where(ok[..., None, None], a, np.eye(a.shape[-1])), safe_b), np.nan)
 
 
-def _t(x):
-    return anp.swapaxes(x, -1, -2)
-
-
 defvjp(_solve_matrix,
        # x = a^{-1} b: d b = a^{-T} g, d a = -(a^{-T} g) x^T
        lambda x, a, b: lambda g: -_solve_matrix(_t(a), g) @ _t(x),
        lambda x, a, b: lambda g: _solve_matrix(_t(a), g))
+
+
+def solve(a, b):
+    """``a^{-1} b`` for a [..., K, K]: b [..., K] (one axis fewer than a: a vector per matrix)
+    or [..., K, M] (columns); batch axes broadcast; NaN where a matrix is singular."""
+    if anp.ndim(b) == anp.ndim(a) - 1:
+        return solve_vector(a, b)
+    return solve_matrix(a, b)
 
 
 def solve_vector(a, b):
@@ -118,3 +133,14 @@ defvjp(log_abs_det,
        # d log|det a| / d a = a^{-T}; NaN (not an exception) for a singular matrix
        lambda ans, a: lambda g: g[..., None, None] * _t(
            _solve_matrix(a, np.broadcast_to(np.eye(a.shape[-1]), a.shape))))
+
+
+def gp_exp_quad_cov(x, alpha, rho):
+    """Stan's ``gp_exp_quad_cov``: ``alpha^2 exp(-(x_i - x_j)^2 / (2 rho^2))`` [..., N, N].
+
+    x [..., N]; alpha and rho have x's leading axes without N (a scalar per draw, [S]).
+    """
+    d = x[..., :, None] - x[..., None, :]
+    alpha = anp.reshape(alpha, anp.shape(alpha) + (1, 1))
+    rho = anp.reshape(rho, anp.shape(rho) + (1, 1))
+    return alpha * alpha * anp.exp(-0.5 * (d / rho) ** 2)

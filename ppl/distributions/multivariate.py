@@ -39,10 +39,7 @@ class MvNormal(Distribution):
 
     @staticmethod
     def _factor(cov, scale_tril):
-        if scale_tril is not None:
-            return scale_tril
-        # the symmetric part, as functions.cholesky: right gradients in every direction
-        return linalg.cholesky(0.5 * (cov + _t(cov)))
+        return scale_tril if scale_tril is not None else linalg.cholesky_symmetric(cov)
 
     @classmethod
     def log_density(cls, x, mu, cov=None, scale_tril=None):
@@ -137,7 +134,10 @@ class Multinomial(Distribution):
 
     @classmethod
     def support_of(cls, params):
-        return c.CountVector(params.get("n"))
+        n = params.get("n")
+        if isinstance(n, np.ndarray) and n.ndim:
+            n = n[..., None]        # one total per event, broadcast against the counts
+        return c.CountVector(n)
 
     @classmethod
     def log_density(cls, x, n, p):

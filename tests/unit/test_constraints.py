@@ -60,3 +60,11 @@ def test_descriptions():
     assert c.positive_ordered.describe() == "positive_ordered"
     assert c.corr_cholesky.describe() == "Cholesky factor of a correlation matrix"
     assert c.CountVector(7).describe() == "counts summing to 7"
+
+
+def test_count_vector_total_has_an_event_axis():
+    # Multinomial's n [N] becomes [N, 1]: one total per row of counts [N, K], with N != K
+    from ppl.distributions import lookup
+    support = lookup("Multinomial").support_of({"n": np.array([3, 5]), "p": None})
+    counts = np.array([[1, 2, 0], [2, 2, 2]])
+    assert support.check(counts).tolist() == [[True] * 3, [False] * 3]

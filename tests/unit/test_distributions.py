@@ -796,3 +796,38 @@ def test_mixture_support_is_the_components():
     assert mixture.support_of({"w": None, "component": (Binomial, {"n": n, "p": 0.5})}) == \
         Binomial.support_of({"n": n})
     assert mixture.dist_params == {"component"}
+
+
+# ----- numerical edge cases of the v2 distributions ---------------------------------------------
+
+def test_mvnormal_with_a_matrix_that_is_not_positive_definite_gives_nan_not_an_error(rng):
+    # one draw's cov is indefinite: that draw's log density (and gradient) is NaN, the others
+    # match scipy; numpy.linalg must not raise for the whole batch
+    cov = spd(rng, (3,))
+    cov[1] = np.array([[1.0, 2.0], [2.0, 1.0]]).repeat(2, 0).repeat(2, 1)   # eigenvalue < 0
+    mu, x = real_vec(rng, (3,)), real_vec(rng, (3,))
+    mvn = lookup("MvNormal")
+    lp = mvn.log_density(x, mu, cov=cov)
+    assert np.isnan(lp[1])
+    for s in (0, 2):
+        np.testing.assert_allclose(lp[s], st.multivariate_normal(mu[s], cov[s]).logpdf(x[s]),
+                                   rtol=1e-8)
+    g = grad(lambda m: anp.sum(mvn.log_density(x, m, cov=cov)))(mu)
+    assert np.all(np.isfinite(g[[0, 2]]))
+
+
+def test_ordered_logistic_is_finite_far_beyond_the_cutpoints():
+    cut = np.array([-1.0, 0.0, 1.0])
+    eta = np.array([-60.0, 60.0, 0.5])
+    lp = lookup("OrderedLogistic").log_density(np.array([0, 3, 1]), eta=eta, cutpoints=cut)
+    # P(y=0 | eta=-60) and P(y=3 | eta=60) are 1 - e^-59 or so: log p ~ -e^-59, not -inf or nan
+    assert np.all(np.isfinite(lp)) and abs(lp[0]) < 1e-20 and abs(lp[1]) < 1e-20
+    want = np.log(sp.expit(0.5 + 1.0) - sp.expit(0.5 - 0.0))
+    np.testing.assert_allclose(lp[2], want, rtol=1e-12)
+
+
+def test_lkj_with_eta_one_is_uniform_for_two_by_two():
+    # K = 2, eta = 1: the correlation r = L[1,0] is uniform on (-1, 1), density 1/2
+    factor = np.array([[1.0, 0.0], [0.6, 0.8]])
+    np.testing.assert_allclose(lookup("LKJCholesky").log_density(factor, 1.0), np.log(0.5),
+                               rtol=1e-12)
