@@ -19,6 +19,7 @@ from autograd.scipy.special import logsumexp
 from . import errors, ir
 from .evaluate import evaluate_data
 from .frontend.enumeration import MAX_ENUMERATION
+from .frontend.latent_types import MAX_VALUES
 
 
 class Tiled(Mapping):
@@ -54,6 +55,9 @@ class Values:
     def __init__(self, latent: ir.Latent, data_env):
         lower, upper = (_bound(getattr(latent.support, side), data_env)
                         for side in ("lower", "upper"))
+        count = int(np.max(upper)) - int(np.min(lower)) + 1
+        if count > MAX_VALUES:  # bounds from the data: known only now
+            raise errors.too_many_values(latent.span, latent.name, count, MAX_VALUES)
         self.values = np.arange(int(np.min(lower)), int(np.max(upper)) + 1)
         self.shape = tuple(latent.shape)
         v = self.values.reshape((-1,) + (1,) * len(self.shape))

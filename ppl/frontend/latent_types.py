@@ -47,6 +47,9 @@ def finite_support(s: syntax.Sample, support: c.Constraint, lower, upper):
     """
     if not support.discrete:
         raise errors.int_latent_continuous(s.dist.span, s.name, s.dist.func)
+    # An IntegerInterval bound of None is unknown until the data gives the shapes
+    # (Categorical's K); only a support without an upper end is infinite.
+    infinite = not isinstance(support, (c.Boolean, c.IntegerInterval))
     if isinstance(support, c.Boolean):
         lo, hi = 0, 1
     elif isinstance(support, c.IntegerInterval):
@@ -57,10 +60,10 @@ def finite_support(s: syntax.Sample, support: c.Constraint, lower, upper):
     if lower is not None:
         lo, truncated = lower, True
     if upper is not None:
-        hi, truncated = upper, True
+        hi, truncated, infinite = upper, True, False
+    if infinite:
+        raise errors.infinite_support(s.dist.span, s.name, supports.describe(support))
     for bound in (lo, hi):
-        if bound is None:
-            raise errors.infinite_support(s.dist.span, s.name, supports.describe(support))
         if isinstance(bound, ir.Expr.__args__) and bound.deps:
             raise errors.discrete_bounds_depend_on_latent(bound.span, s.name,
                                                           sorted(bound.deps)[0])

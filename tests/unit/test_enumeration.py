@@ -188,3 +188,19 @@ def test_fit_reports_probability_rows_and_probabilities():
         "z[0]=0", "z[0]=1", "z[1]=0", "z[1]=1", "z[2]=0", "z[2]=1"]
     assert rows["z[2]=1"]["mean"] == pytest.approx(p[2, 1], rel=1e-12)
     assert fit.draws()["z"].shape == (50, 3)
+
+
+def test_too_many_values_from_the_data_is_a_located_error():
+    with pytest.raises(PplError) as info:
+        compile_text("data T: int\nsample mu ~ Normal(0, 1)\n"
+                     "sample s: int ~ DiscreteUniform(0, T - 1)\n", {"T": 20000})
+    assert info.value.message == ("discrete latent 's' takes 20000 values; at most 10000 can "
+                                  "be enumerated")
+    assert info.value.span.line == 3
+
+
+def test_categorical_values_come_from_the_data_shape():
+    model = compile_text("data K: int\ndata w: real[K]\nsample mu: real[K] ~ Normal(0, 1)\n"
+                         "sample z: int ~ Categorical(w)\n",
+                         {"K": 3, "w": [0.2, 0.3, 0.5]})
+    assert model.values()["z"].tolist() == [0, 1, 2]
