@@ -344,7 +344,8 @@ def test_v2_symbolic_shape_rules(name, arg_shapes, axis, expected):
     ("solve", ((3, 3), (4, 2)), None), ("concat", ((2, 3), (2, 4)), 0),
     ("concat", ((2, 3), (3,)), 0), ("concat", ((), ()), 0), ("concat", ((3,), (3,)), 1),
     ("stack", ((3,), (4,)), 0), ("stack", ((3,), (3,)), 2), ("reshape", ((2, 3), (4, 2)), None),
-    ("reshape", ((6,), (0, 6)), None), ("outer", ((), (3,)), None),
+    ("reshape", ((6,), (0, 6)), None), ("reshape", (("N",), (-1, 2)), None),
+    ("outer", ((), (3,)), None),
     ("gp_exp_quad_cov", ((3, 2), (), ()), None), ("gp_exp_quad_cov", ((3,), (3,), ()), None),
     ("where", ((2,), (3,), ()), None), ("minimum", ((2,), (3,)), None),
 ])
