@@ -16,6 +16,9 @@ import autograd.numpy as anp
 from . import constraints as c
 
 
+_LOG_2 = 0.6931471805599453  # log(2)
+
+
 def _log_sigmoid(u):
     """``log(sigmoid(u)) = -softplus(-u)``, stable for large |u|."""
     return -anp.logaddexp(0.0, -u)
@@ -168,12 +171,117 @@ class StickBreaking(Bijector):
         return tuple(shape[:-1]) + (shape[-1] - 1,)
 
 
+class OrderedBijector(Bijector):
+    """Strictly increasing vectors on the last axis: ``x_0 = u_0``, ``x_k = x_{k-1} + exp(u_k)``.
+
+    Stan Reference Manual 2.26, section 10.6 "Ordered vector"
+    (https://mc-stan.org/docs/2_26/reference-manual/ordered-vector.html); log-Jacobian
+    ``sum_{k>=1} u_k``. ``positive`` gives ``positive_ordered`` (section 10.6 too):
+    ``x_0 = exp(u_0)``, log-Jacobian ``sum_k u_k``.
+    """
+
+    def __init__(self, positive: bool = False):
+        self.positive = positive
+
+    def forward(self, u):
+        first = anp.exp(u[..., :1]) if self.positive else u[..., :1]
+        # a cumulative sum of positive increments: no in-place assignment for autograd
+        return anp.concatenate([first, first + anp.cumsum(anp.exp(u[..., 1:]), axis=-1)],
+                               axis=-1)
+
+    def inverse(self, x):
+        first = anp.log(x[..., :1]) if self.positive else x[..., :1]
+        return anp.concatenate([first, anp.log(x[..., 1:] - x[..., :-1])], axis=-1)
+
+    def log_det_jacobian(self, u):
+        return _sum_draws(u if self.positive else u[..., 1:])
+
+
+def _log1m_tanh_sq(u):
+    """``log(1 - tanh(u)^2) = 2 log sech(u)``, stable for large |u| (no 1 - 1 cancellation)."""
+    a = anp.abs(u)
+    return 2.0 * (_LOG_2 - a - anp.log1p(anp.exp(-2.0 * a)))
+
+
+class CorrCholeskyBijector(Bijector):
+    """Cholesky factors of correlation matrices [..., K, K] from K(K-1)/2 free values.
+
+    Stan Reference Manual 2.26, section 10.12 "Cholesky factors of correlation matrices"
+    (mc-stan.org/docs/2_26/reference-manual/cholesky-factors-of-correlation-matrices-1.html):
+    the free values, row-major over the strict lower triangle (``numpy.tril_indices(K, -1)``),
+    map by ``z = tanh(u)`` to canonical partial correlations; then
+    ``L_ij = z_ij sqrt(1 - sum_{k<j} L_ik^2)`` for j < i and ``L_ii = sqrt(1 - sum_{k<i} L_ik^2)``.
+    log-Jacobian (with respect to the strict lower triangle of L):
+    ``sum_{i>j} log(1 - z_ij^2) + 0.5 log(1 - sum_{k<j} L_ik^2)``.
+    """
+
+    @staticmethod
+    def _size(n_free):
+        """K from K(K-1)/2."""
+        k = int(round((1 + (1 + 8 * n_free) ** 0.5) / 2))
+        if k * (k - 1) // 2 != n_free:
+            raise ValueError(f"internal: {n_free} is not K(K-1)/2")
+        return k
+
+    @staticmethod
+    def _scatter(v, k):
+        """[..., K(K-1)/2] -> [..., K, K]: v on the strict lower triangle, zeros elsewhere.
+
+        A gather from ``[0, v...]`` by a constant index matrix: autograd differentiates it and
+        nothing is assigned in place.
+        """
+        index = anp.zeros((k, k), dtype=int)
+        rows, cols = anp.tril_indices(k, -1)
+        index[rows, cols] = anp.arange(1, len(rows) + 1)
+        padded = anp.concatenate([anp.zeros(anp.shape(v)[:-1] + (1,)), v], axis=-1)
+        return padded[..., index]
+
+    def _parts(self, u):
+        """z [..., K, K] (strict lower), log(1 - z^2) there, and log(1 - sum_{k<j} L_ik^2)."""
+        k = self._size(u.shape[-1])
+        z = self._scatter(anp.tanh(u), k)
+        log_1mz2 = self._scatter(_log1m_tanh_sq(u), k)
+        # remaining squared length of row i before column j: an exclusive cumulative sum
+        log_left = anp.cumsum(log_1mz2, axis=-1) - log_1mz2
+        return k, z, log_1mz2, log_left
+
+    def forward(self, u):
+        k, z, _, log_left = self._parts(u)
+        # z is 0 on and above the diagonal: adding eye puts 1 on the diagonal, so the product
+        # is z_ij * sqrt(left) below it, sqrt(left) on it and 0 above it
+        return (z + anp.eye(k)) * anp.exp(0.5 * log_left)
+
+    def inverse(self, x):
+        k = x.shape[-1]
+        rows, cols = anp.tril_indices(k, -1)
+        # left_j = 1 - sum_{k<j} L_ik^2 = sum_{k>=j} L_ik^2: summed from the diagonal back,
+        # which keeps the digits that 1 - (nearly 1) would cancel
+        left = anp.cumsum((x * x)[..., ::-1], axis=-1)[..., ::-1]
+        z = x[..., rows, cols] / anp.sqrt(left[..., rows, cols])
+        # arctanh(z) = sign(z) (log1p(|z|) - 0.5 log(1 - z^2)), with 1 - z^2 = left_{j+1} / left_j
+        # taken from the sums above rather than from z (accurate for |z| near 1)
+        log_1mz2 = anp.log(left[..., rows, cols + 1]) - anp.log(left[..., rows, cols])
+        return anp.sign(z) * (anp.log1p(anp.abs(z)) - 0.5 * log_1mz2)
+
+    def log_det_jacobian(self, u):
+        k, _, log_1mz2, log_left = self._parts(u)
+        rows, cols = anp.tril_indices(k, -1)
+        return _sum_draws(log_1mz2[..., rows, cols] + 0.5 * log_left[..., rows, cols])
+
+    def free_shape(self, shape):
+        k = shape[-1]
+        return tuple(shape[:-2]) + (k * (k - 1) // 2,)
+
+
 _FACTORIES: dict[type, Callable[[Any], Bijector]] = {
     c.Real: lambda con: Identity(),
     c.GreaterThan: lambda con: LowerBound(con.lower),
     c.LessThan: lambda con: UpperBound(con.upper),
     c.Interval: lambda con: IntervalBound(con.lower, con.upper),
     c.Simplex: lambda con: StickBreaking(),
+    c.Ordered: lambda con: OrderedBijector(),
+    c.PositiveOrdered: lambda con: OrderedBijector(positive=True),
+    c.CorrCholesky: lambda con: CorrCholeskyBijector(),
 }
 
 

@@ -155,7 +155,8 @@ def _describe_model(model) -> str:
     from .errors import format_shape
     rows = [("latent", "shape", "support", "bijector")]
     for latent in model.latents.values():
-        bijector = type(biject_to(latent.support)).__name__
+        # a discrete latent has no bijector: it is summed out by enumeration
+        bijector = "enumerated" if latent.discrete else type(biject_to(latent.support)).__name__
         rows.append((latent.name, format_shape(latent.shape), latent.support.describe(), bijector))
     lines = _table(rows)
     data = [("data", "type", "shape", "bounds")]

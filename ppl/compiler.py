@@ -14,12 +14,13 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
 
-from . import ir
+from . import enumeration, ir
 from .bijectors import Identity, biject_to
 from .constraints import Real, real
 from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
-from .evaluate import compile_expr, data_lets, evaluate_data, lift
+from .evaluate import compile_expr, data_lets, dist_param_fns, evaluate_data, lift
+from .frontend.enumeration import plan
 from .kernels import fuse_model
 
 _EXPR_TYPES = get_args(ir.Expr)
@@ -68,16 +69,9 @@ class _Counter:
 
 
 def _param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
-    """Closures of a distribution's parameters, each lined up against a value of rank
-    ``value_rank``: its batch axes get singleton axes after the draw axis (TEAM.md)."""
-    cls = dist.cls
-    fns = {}
-    for name, expr in dist.params:
-        batch_rank = len(expr.shape) - cls.param_event_dims.get(name, 0)
-        k = max(0, value_rank - cls.event_dim - batch_rank)
-        fn = compile_expr(expr, data_env)
-        fns[name] = fn if k == 0 else (lambda env, fn=fn, k=k: lift(fn(env), k))
-    return fns
+    """Closures of a distribution's parameters lined up against a value of rank
+    ``value_rank`` (``evaluate.dist_param_fns``)."""
+    return dist_param_fns(dist, value_rank, data_env)
 
 
 def _guarded(dist: ir.Dist) -> tuple:
@@ -170,6 +164,22 @@ class _LatentStep:
             return log_prior          # log|det J| = 0: no need to trace a sum of zeros
         return log_prior + bijector.log_det_jacobian(u)
 
+    def elements(self, env):
+        """The log prior per element [n, *batch] in an enumerated environment."""
+        return self.cls.log_density(env[self.name], **{n: f(env) for n, f in self.params.items()})
+
+
+class _DiscreteStep:
+    """A discrete latent: no slot; its values are enumerated (``enumeration.py``)."""
+
+    def __init__(self, latent: ir.Latent, data_env):
+        self.statement, self.name, self.cls = latent, latent.name, latent.dist.cls
+        self.params = _param_fns(latent.dist, len(latent.shape), data_env)
+        self.values = enumeration.Values(latent, data_env)
+
+    def elements(self, env):
+        return self.cls.log_density(env[self.name], **{n: f(env) for n, f in self.params.items()})
+
 
 class _LetStep:
     def __init__(self, let: ir.Let, data_env):
@@ -205,6 +215,11 @@ class _ObserveStep:
         return _outside(self.guarded, params,
                         self.count(self.cls.log_density(self.value, **params)))
 
+    def elements(self, env):
+        """The log density per element [S, *batch] (for enumeration; not guarded)."""
+        params = {name: fn(env) for name, fn in self.params.items()}
+        return self.cls.log_density(self.value, **params)
+
     def term(self, zeta, env):
         if self.constant is not None:
             return self.constant
@@ -229,6 +244,26 @@ class _ObserveStep:
         return _sample(self.statement, rng, (n,) + self.value.shape[1:], params)
 
 
+class _FactorStep:
+    """One ``factor`` statement: adds sum(value) to the log joint (Stan's ``target +=``)."""
+
+    def __init__(self, factor: ir.Factor, data_env):
+        self.statement = factor
+        self.fn = compile_expr(factor.value, data_env)
+        self.constant = None
+        if not factor.value.deps:
+            # a factor of data alone is a constant: computed once, added every time
+            self.constant = float(np.sum(evaluate_data(factor.value, data_env)))
+
+    def term(self, zeta, env):
+        if self.constant is not None:
+            return self.constant
+        return _sum_rest(self.fn(env))
+
+    def elements(self, env):
+        return self.fn(env)
+
+
 class Compiled:
     """A model compiled against its data: the log joint of the unconstrained draws and more.
 
@@ -244,10 +279,12 @@ class Compiled:
         self.model = model
         self._steps = steps
         self._constant = sum(s.constant for s in steps
-                             if isinstance(s, _ObserveStep) and s.constant is not None)
+                             if isinstance(s, (_ObserveStep, _FactorStep))
+                             and s.constant is not None)
         # lets inlined into a fused kernel are computed by it, not by the log joint
         self._live = [s for s in steps if getattr(s, "constant", None) is None
                       and getattr(s, "name", None) not in inlined]
+        self._discrete = {s.name: s for s in steps if isinstance(s, _DiscreteStep)}
         self.slots = slots
         self.dim = sum(slot.size for slot in slots)
 
@@ -255,7 +292,14 @@ class Compiled:
         """log p(data, T(zeta)) + log|det J_T(zeta)| [S] for zeta [S, D], in one pass.
 
         Differentiable with autograd; constant likelihood terms were summed at compile time.
+        Discrete latents are summed out (``enumeration.py``).
         """
+        if self._discrete:
+            total, acc, _ = self._enumerate(zeta, {})
+            s = zeta.shape[0]
+            for d, step in self._discrete.items():
+                total = total + enumeration.marginal(acc[d], step.values, s)
+            return total
         env = {}
         total = self._constant + anp.zeros(zeta.shape[0])
         for step in self._live:
@@ -264,9 +308,59 @@ class Compiled:
                 total = total + term
         return total
 
+    def _enumerate(self, zeta, env, pieces=None):
+        """One pass over the steps with the discrete latents enumerated: the total of the
+        terms they do not reach [S], and per discrete latent the per-element, per-value sum
+        of the terms it reaches [K*S, *shape]; ``env`` is filled with the other values.
+        ``pieces``, if a list, receives (statement, [S]) for each term not enumerated."""
+        s = zeta.shape[0]
+        total = self._constant + anp.zeros(s)
+        acc, tiles = {}, {}
+        for step in (self._live if pieces is None else self._steps):
+            if step.enum is None:
+                term = step.term(zeta, env)
+                if term is not None and pieces is not None:
+                    pieces.append((step.statement, term + anp.zeros(s)))
+                total = total if term is None else total + term
+                continue
+            d, pos = step.enum
+            values = self._discrete[d].values
+            if isinstance(step, _DiscreteStep):
+                tiles[d] = enumeration.Tiled(env, values.k, s)
+                tiles[d].own[d] = values.tiled(s)
+            tiled = tiles[d]
+            if isinstance(step, _LetStep):
+                tiled.own[step.name] = step.fn(tiled)
+                continue
+            if isinstance(step, _LatentStep):
+                x, bijector, u = step.value(zeta, env)
+                env[step.name] = x
+                if not isinstance(bijector, Identity):
+                    total = total + bijector.log_det_jacobian(u)
+            piece = enumeration.to_elements(step.elements(tiled), pos, len(values.shape),
+                                            step.full)
+            acc[d] = piece if d not in acc else acc[d] + piece
+        return total, acc, tiles
+
+    def probabilities(self, zeta) -> dict[str, np.ndarray]:
+        """Each discrete latent's conditional posterior given each draw: name ->
+        [S, *shape, K] (numpy), K its number of values (``values()``)."""
+        zeta = np.asarray(zeta, dtype=float)
+        _, acc, _ = self._enumerate(zeta, {})
+        return {d: enumeration.conditional(acc[d], step.values, zeta.shape[0])
+                for d, step in self._discrete.items()}
+
+    def values(self) -> dict[str, np.ndarray]:
+        """The values each discrete latent takes: name -> [K] ints."""
+        return {d: step.values.values for d, step in self._discrete.items()}
+
     def terms(self, zeta) -> list:
-        """The log joint's pieces: ``[(statement, [S] values)]``, one per sample and observe
-        statement in source order (a latent's piece includes its log-Jacobian)."""
+        """The log joint's pieces: ``[(statement, [S] values)]``, one per sample, observe and
+        factor statement in source order (a latent's piece includes its log-Jacobian).
+        With discrete latents, each one's piece is its marginal: the terms it reaches are
+        summed out with it and given no piece of their own."""
+        if self._discrete:
+            return self._enumerated_terms(zeta)
         env, pieces = {}, []
         for step in self._steps:
             term = step.term(zeta, env)
@@ -274,10 +368,24 @@ class Compiled:
                 pieces.append((step.statement, term + anp.zeros(zeta.shape[0])))
         return pieces
 
-    def _forward(self, zeta) -> dict:
-        """Every latent and let (data-only ones excepted) at the draws, plain numpy."""
+    def _enumerated_terms(self, zeta) -> list:
+        pieces = []
+        _, acc, _ = self._enumerate(zeta, {}, pieces)
+        s = zeta.shape[0]
+        for d, step in self._discrete.items():
+            pieces.append((step.statement, enumeration.marginal(acc[d], step.values, s)))
+        return pieces
+
+    def _forward(self, zeta, rng=None) -> dict:
+        """Every latent and let (data-only ones excepted) at the draws, plain numpy; discrete
+        latents drawn from their conditional posterior given each draw (``rng``, or a
+        generator seeded 0)."""
         zeta = np.asarray(zeta, dtype=float)
         env = {}
+        if self._discrete:
+            rng = np.random.default_rng(0) if rng is None else rng
+            for d, p in self.probabilities(zeta).items():
+                env[d] = enumeration.draw(p, self._discrete[d].values, rng)
         for step in self._steps:
             if isinstance(step, _LatentStep):
                 env[step.name] = np.asarray(step.value(zeta, env)[0])
@@ -285,12 +393,13 @@ class Compiled:
                 env[step.name] = np.asarray(step.fn(env))
         return env
 
-    def constrained(self, zeta) -> dict[str, np.ndarray]:
+    def constrained(self, zeta, rng=None) -> dict[str, np.ndarray]:
         """Reported latents and lets at the draws: name -> [S, *shape] (numpy).
 
         Names starting with '_' are computed but not reported (LANGUAGE.md, Reporting).
+        Discrete latents are drawn from their conditional posterior with ``rng``.
         """
-        env = self._forward(zeta)
+        env = self._forward(zeta, rng)
         n = np.shape(zeta)[0]
         return {s.statement.name: _full(env[s.statement.name], n, s.statement)
                 for s in self._steps if _reported(s.statement)}
@@ -306,7 +415,7 @@ class Compiled:
 
         Returns label -> [S, *shape]; the label is the observed expression's source text.
         """
-        env = self._forward(zeta)
+        env = self._forward(zeta, rng)
         return self._draw_observed(env, rng, np.shape(zeta)[0])
 
     def pointwise_log_likelihood(self, zeta) -> dict[str, np.ndarray]:
@@ -342,7 +451,7 @@ class Compiled:
         """
         env = {}
         for step in self._steps:
-            if isinstance(step, _LatentStep):
+            if isinstance(step, (_LatentStep, _DiscreteStep)):
                 env[step.name] = _draw_latent(step, env, rng, n)
             elif isinstance(step, _LetStep):
                 env[step.name] = np.asarray(step.fn(env))
@@ -381,8 +490,10 @@ def _full(value, n: int, statement) -> np.ndarray:
 
 def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
     params = {name: np.asarray(fn(env)) for name, fn in step.params.items()}
-    size = (n,) + step.slot.shape
+    size = (n,) + tuple(step.statement.shape)
     x = np.asarray(_sample(step.statement, rng, size, params), dtype=float)
+    if isinstance(step, _DiscreteStep):
+        return x.astype(np.int64)  # (a truncated discrete prior is drawn untruncated)
     if not step.statement.truncated:
         return x
     support = dataclasses.replace(step.support, **{k: np.asarray(fn(env))
@@ -441,16 +552,41 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
     data_env.update(data_lets(model, data_env))
     kernels, inlined = fuse_model(model, data_env) if fuse else ({}, frozenset())
     steps, slots, offset = [], [], 0
+    enumerated = plan(model)
     for i, statement in enumerate(model.statements):
-        if isinstance(statement, ir.Latent):
+        if isinstance(statement, ir.Latent) and statement.discrete:
+            step = _DiscreteStep(statement, data_env)
+        elif isinstance(statement, ir.Latent):
             step = _LatentStep(statement, offset, data_env)
             slots.append(step.slot)
             offset += step.slot.size
         elif isinstance(statement, ir.Let) and not statement.data_only:
             step = _LetStep(statement, data_env)
         elif isinstance(statement, ir.Observe):
-            step = _ObserveStep(statement, data_env, kernels.get(i))
+            # a term reached by an enumerated discrete latent keeps the plain path
+            step = _ObserveStep(statement, data_env,
+                                None if i in enumerated else kernels.get(i))
+        elif isinstance(statement, ir.Factor):
+            step = _FactorStep(statement, data_env)
         else:
             continue
+        _enumerated_at(step, enumerated.get(i), steps)
         steps.append(step)
     return Compiled(model, steps, tuple(slots), inlined)
+
+
+def _enumerated_at(step, where, steps) -> None:
+    """Mark a step reached by a discrete latent: ``step.enum`` = (name, block start), and
+    ``step.full`` its batch shape; refuse a term too large to enumerate."""
+    step.enum = where
+    if where is None:
+        return
+    statement = step.statement
+    if isinstance(statement, ir.Factor):
+        step.full = tuple(statement.value.shape)
+    elif not isinstance(statement, ir.Let):
+        shape = statement.shape if isinstance(statement, ir.Latent) else statement.value.shape
+        step.full = tuple(shape[:len(shape) - statement.dist.cls.event_dim])
+    if not isinstance(statement, ir.Let):
+        discrete = next(s for s in steps + [step] if getattr(s, "name", None) == where[0])
+        discrete.values.check_size(statement, step.full)

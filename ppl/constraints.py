@@ -20,8 +20,13 @@ def _fmt(bound: Any) -> str:
 
 
 class Constraint:
-    """Base class: ``discrete`` supports hold integers; ``check`` tests run-time values."""
+    """Base class: ``discrete`` supports hold integers; ``check`` tests run-time values.
+
+    ``parameter_only`` constraints restrict distribution parameters (a covariance matrix)
+    and are never a latent's support, so they have no bijector.
+    """
     discrete = False
+    parameter_only = False
 
     def check(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask, True where ``x`` lies in the support (numeric bounds only)."""
@@ -95,6 +100,86 @@ class Simplex(Constraint):
         return "simplex"
 
 
+@dataclass(frozen=True)
+class Ordered(Constraint):
+    """Strictly increasing vectors along the last axis (Stan's ``ordered``)."""
+
+    def check(self, x):
+        x = np.asarray(x, dtype=float)
+        ok = np.all(np.diff(x, axis=-1) > 0, axis=-1) & np.all(np.isfinite(x), axis=-1)
+        return np.broadcast_to(ok[..., None], x.shape)
+
+    def describe(self):
+        return "ordered"
+
+
+@dataclass(frozen=True)
+class PositiveOrdered(Constraint):
+    """Strictly increasing positive vectors along the last axis (Stan's ``positive_ordered``)."""
+
+    def check(self, x):
+        x = np.asarray(x, dtype=float)
+        ok = Ordered().check(x)[..., 0] & np.all(x > 0, axis=-1)
+        return np.broadcast_to(ok[..., None], x.shape)
+
+    def describe(self):
+        return "positive_ordered"
+
+
+# Rounding slack for checks of computed matrices (unit rows, symmetry): far above float64
+# rounding of a K x K product, far below any real violation.
+_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class CorrCholesky(Constraint):
+    """Cholesky factors of correlation matrices on the last two axes [..., K, K]: lower
+    triangular, positive diagonal, every row of unit length (so L @ L.T has a unit diagonal)."""
+
+    def check(self, x):
+        x = np.asarray(x, dtype=float)
+        upper = np.triu(x, 1)
+        ok = (np.all(upper == 0, axis=(-2, -1))
+              & np.all(np.diagonal(x, axis1=-2, axis2=-1) > 0, axis=-1)
+              & np.all(np.abs(np.sum(x * x, axis=-1) - 1.0) <= _TOL, axis=-1))
+        return np.broadcast_to(ok[..., None, None], x.shape)
+
+    def describe(self):
+        return "Cholesky factor of a correlation matrix"
+
+
+@dataclass(frozen=True)
+class PositiveDefinite(Constraint):
+    """Symmetric positive definite matrices on the last two axes (MvNormal's ``cov``)."""
+    parameter_only = True
+
+    def check(self, x):
+        x = np.asarray(x, dtype=float)
+        symmetric = np.all(np.abs(x - np.swapaxes(x, -1, -2))
+                           <= _TOL * (1 + np.abs(x)), axis=(-2, -1))
+        # eigvalsh reads one triangle only, so symmetry is checked separately above
+        ok = symmetric & (np.linalg.eigvalsh(x)[..., 0] > 0)
+        return np.broadcast_to(ok[..., None, None], x.shape)
+
+    def describe(self):
+        return "symmetric positive definite"
+
+
+@dataclass(frozen=True)
+class LowerCholesky(Constraint):
+    """Lower-triangular matrices with a positive diagonal (MvNormal's ``scale_tril``)."""
+    parameter_only = True
+
+    def check(self, x):
+        x = np.asarray(x, dtype=float)
+        ok = (np.all(np.triu(x, 1) == 0, axis=(-2, -1))
+              & np.all(np.diagonal(x, axis1=-2, axis2=-1) > 0, axis=-1))
+        return np.broadcast_to(ok[..., None, None], x.shape)
+
+    def describe(self):
+        return "lower triangular with a positive diagonal"
+
+
 # ----- discrete supports: data validation only; the checker refuses them for latents -------
 
 @dataclass(frozen=True)
@@ -133,6 +218,38 @@ class NonNegativeInteger(Constraint):
         return "{0, 1, ...}"
 
 
+@dataclass(frozen=True)
+class Integer(Constraint):
+    """All integers (DiscreteUniform's bounds)."""
+    discrete = True
+
+    def check(self, x):
+        return np.floor(x) == x
+
+    def describe(self):
+        return "integer"
+
+
+@dataclass(frozen=True)
+class CountVector(Constraint):
+    """Non-negative integer vectors summing to ``total`` along the last axis (Multinomial).
+
+    A run-time ``total`` array keeps a trailing axis of length 1 for the event, so that it
+    broadcasts against the value like any other bound.
+    """
+    discrete = True
+    total: Any
+
+    def check(self, x):
+        x = np.asarray(x)
+        ok = (np.all((x >= 0) & (np.floor(x) == x), axis=-1, keepdims=True)
+              & (np.sum(x, axis=-1, keepdims=True) == np.asarray(self.total)))
+        return np.broadcast_to(ok, np.broadcast_shapes(ok.shape, x.shape))
+
+    def describe(self):
+        return f"counts summing to {_fmt(self.total)}"
+
+
 # Shared instances for parameter constraints.
 real = Real()
 positive = GreaterThan(0.0)
@@ -141,3 +258,9 @@ unit_interval = Interval(0.0, 1.0, inclusive=True)
 simplex = Simplex()
 non_negative_integer = NonNegativeInteger()
 boolean = Boolean()
+integer = Integer()
+ordered = Ordered()
+positive_ordered = PositiveOrdered()
+corr_cholesky = CorrCholesky()
+positive_definite = PositiveDefinite()
+lower_cholesky = LowerCholesky()

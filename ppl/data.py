@@ -263,24 +263,29 @@ def _check_index(node: ir.Index, env: dict, dims: dict) -> None:
         shape = tuple(dims.get(d) if isinstance(d, str) else d for d in node.base.shape)
     else:
         shape = np.shape(evaluate_data(node.base, env))
-    for axis, item in enumerate(node.items):
+    items = [item for item in node.items if not isinstance(item, ir.NewAxisItem)]
+    for axis, item in enumerate(items):
         if isinstance(item, ir.SliceItem) or item.deps or axis >= len(shape):
             continue
         size = shape[axis]
         if not isinstance(size, (int, np.integer)):
             continue
         index = evaluate_data(item, env)
+        name = source_text(item)
+        # An index computed from data must not be negative (LANGUAGE.md v2: numpy would wrap
+        # it silently); a literal like x[-1] still counts from the end, as in version 1.
+        if any(isinstance(n, ir.Ref) for n in ir.walk(item)) and np.any(index < 0):
+            where, found = _first(name, index < 0, index)
+            raise errors.negative_index(item.span, name, where, found)
         bad = (index < -size) | (index >= size)
         if np.any(bad):
-            name = source_text(item)
             where, found = _first(name, bad, index)
             raise errors.index_out_of_range(item.span, name, where, found, size)
 
 
 def _check_support(observe: ir.Observe, env: dict) -> None:
     value = evaluate_data(observe.value, env)
-    params = {name: (expr if expr.deps else evaluate_data(expr, env))
-              for name, expr in observe.dist.params}
+    params = _support_params(observe.dist, env)
     support = observe.dist.cls.support_of(params)
     bounds = [getattr(support, f.name) for f in fields(support)] if is_dataclass(support) else []
     if not all(isinstance(b, (bool, int, float, np.ndarray, np.number)) for b in bounds):
@@ -294,6 +299,14 @@ def _check_support(observe: ir.Observe, env: dict) -> None:
     at = np.unravel_index(int(np.argmin(ok)), ok.shape) if ok.ndim else ()
     raise errors.data_outside_support(observe.value.span, name, where,
                                       _describe_at(support, at, ok.shape), found)
+
+
+def _support_params(dist: ir.Dist, env: dict) -> dict:
+    """Parameters for ``support_of``: data-only ones evaluated, a distribution-valued one
+    (Mixture's components) as ``(class, its parameters)``."""
+    return {name: (expr.cls, _support_params(expr, env)) if isinstance(expr, ir.Dist)
+            else expr if expr.deps else evaluate_data(expr, env)
+            for name, expr in dist.params}
 
 
 def _describe_at(support, at: tuple, shape: tuple) -> str:
@@ -313,7 +326,7 @@ def _expressions(statement) -> list:
     """Every expression of a statement: bounds, values, distribution parameters."""
     if isinstance(statement, ir.Data):
         return [statement.lower, statement.upper]
-    if isinstance(statement, ir.Let):
+    if isinstance(statement, (ir.Let, ir.Factor)):
         return [statement.value]
     exprs = [expr for _, expr in statement.dist.params]
     if isinstance(statement, ir.Observe):

@@ -248,6 +248,10 @@ def parameter_may_leave_constraint(span: Span, callee: str, param: str, constrai
 def int_latent(span: Span, name: str) -> PplError:
     return PplError(f"latent '{name}' is declared int; latent variables must be real "
                     "(discrete latents are not supported in version 1)", span)
+    return PplError(f"'{name}' would be a discrete latent variable ({dist} has a discrete "
+                    "support) but is not declared int", span,
+                    hint=f"declare it 'sample {name}: int ~ ...' (with both bounds if the support "
+                         "is infinite) to sum it out, or observe it as data")
 
 
 def bounds_outside_support(span: Span, name: str, bound: str, support: str) -> PplError:
@@ -439,3 +443,126 @@ def empty_model(span: Span) -> PplError:
 def missing_extra(feature: str, package: str, extra: str) -> PplError:
     return PplError(f"{feature} needs {package}, an optional dependency: "
                     f"pip install 'ppl[{extra}]'")
+# ----- language version 2 -------------------------------------------------------------------
+
+def chained_comparison(span: Span) -> PplError:
+    return PplError("comparisons cannot be chained", span,
+                    hint="write (a < b) * (b < c) for 'a < b < c'")
+
+
+class PplWarning(UserWarning):
+    """A located warning about a model that is valid but probably not what was meant."""
+
+
+def binary_index_warning(span: Span, name: str, size: int) -> PplWarning:
+    return PplWarning(f"{span.location}: '{name}' is declared int<lower=0, upper=1> and "
+                      f"indexes an axis of size {size}: indexing gathers elements 0 and 1; "
+                      "it does not select by a 0/1 mask")
+
+
+def ordered_data(span: Span, name: str, elem: str) -> PplError:
+    return PplError(f"data '{name}' is declared {elem}; {elem} types are for latent variables",
+                    span, hint="declare the data real and check its order yourself")
+
+
+def bounds_on_ordered(span: Span, name: str, elem: str) -> PplError:
+    return PplError(f"'{name}' is declared {elem}; bounds cannot be declared on it", span)
+
+
+def ordered_shape(span: Span, name: str, elem: str, shape) -> PplError:
+    return PplError(f"'{name}' is declared {elem}, which must be one vector [K]; "
+                    f"found shape {format_shape(shape)}", span)
+
+
+def ordered_distribution(span: Span, name: str, elem: str, dist: str, support: str) -> PplError:
+    return PplError(f"'{name}' is declared {elem}, but {dist} has the support {support}", span,
+                    hint="an ordered type takes a distribution on the real line; "
+                         "positive_ordered also one on (0, inf)")
+
+
+def density_needs_distribution(span: Span, func: str) -> PplError:
+    return PplError(f"the first argument of '{func}' must be a distribution call, "
+                    f"as in {func}(Normal(mu, sigma), x)", span)
+
+
+def no_cdf(span: Span, func: str, dist: str) -> PplError:
+    return PplError(f"'{func}' is not available for {dist}", span)
+
+
+def component_not_distribution(span: Span, callee: str) -> PplError:
+    return PplError(f"the components of {callee} must be one distribution call, as in "
+                    f"{callee}(w, Normal(mu, sigma))", span)
+
+
+def multivariate_component(span: Span, callee: str, dist: str) -> PplError:
+    return PplError(f"the components of {callee} must be univariate; {dist} is multivariate",
+                    span)
+
+
+def mixture_mismatch(span: Span, callee: str, weights: int, components: int) -> PplError:
+    return PplError(f"{callee} has {weights} weights but {components} components "
+                    "(the last axis of the components' parameters)", span)
+
+
+def int_latent_continuous(span: Span, name: str, dist: str) -> PplError:
+    return PplError(f"latent '{name}' is declared int, but {dist} is a continuous distribution",
+                    span)
+
+
+def infinite_support(span: Span, name: str, support: str) -> PplError:
+    return PplError(f"discrete latent '{name}' has the infinite support {support}; "
+                    "it cannot be summed out", span,
+                    hint="declare both bounds, as in int<lower=0, upper=20>")
+
+
+def discrete_bounds_depend_on_latent(span: Span, name: str, latent: str) -> PplError:
+    return PplError(f"the values of discrete latent '{name}' depend on the latent variable "
+                    f"'{latent}'; they must be known from the data", span)
+
+
+def too_many_values(span: Span, name: str, count: int, limit: int) -> PplError:
+    return PplError(f"discrete latent '{name}' takes {count} values; at most {limit} "
+                    "can be enumerated", span)
+
+
+def enumeration_too_large(span: Span, size: int, limit: int) -> PplError:
+    return PplError(f"enumerating the discrete latents of this statement needs {size} values "
+                    f"at once; the limit is {limit}", span,
+                    hint="use fewer values per discrete latent, or marginalize it by hand")
+
+
+def reduction_across_discrete(span: Span, latent: str, what: str) -> PplError:
+    return PplError(f"{what} across the elements of the discrete latent '{latent}'; they must "
+                    "stay independent to be summed out one by one", span,
+                    hint="each element of a discrete latent may reach a term only through "
+                         "its own index, as in mu[z]")
+
+
+def two_discrete_latents(span: Span, first: str, second: str) -> PplError:
+    return PplError(f"this statement depends on two discrete latents, '{first}' and "
+                    f"'{second}'; enumerating them jointly is not supported", span)
+
+
+def negative_index(span: Span, name: str, where: str, found) -> PplError:
+    return PplError(f"index '{name}' holds {found} at {where}; an index from the data must be "
+                    "non-negative (numpy would silently count it from the end)", span)
+
+
+def not_square_latent(span: Span, name: str, dist: str, shape) -> PplError:
+    return PplError(f"'{name}' ~ {dist} must be declared as one square matrix real[K, K]; "
+                    f"found shape {format_shape(shape)}", span)
+
+
+def static_argument(span: Span, func: str, param: str) -> PplError:
+    return PplError(f"argument '{param}' of '{func}' must be an int literal, an int data scalar, "
+                    "or a vector literal of them", span)
+
+
+def data_only_argument(span: Span, func: str, latent: str) -> PplError:
+    return PplError(f"'{func}' has no gradient; its argument cannot depend on the latent "
+                    f"variable '{latent}'", span)
+
+
+def bound_depends_on_discrete(span: Span, name: str, latent: str) -> PplError:
+    return PplError(f"the bounds of '{name}' depend on the discrete latent '{latent}', which is "
+                    "summed out; bounds may use data and continuous latents", span)

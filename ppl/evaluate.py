@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from operator import itemgetter
-from typing import Any
+from typing import Any, get_args
 
 import autograd.numpy as anp
 import numpy as np
@@ -20,6 +20,16 @@ Fn = Callable[[Mapping[str, Any]], Any]
 _DTYPES = {"int": np.int64, "real": np.float64}
 _ELEMENTWISE = {"+": anp.add, "-": anp.subtract, "*": anp.multiply, "/": anp.true_divide,
                 "**": anp.power}
+
+
+def _comparison(op):
+    # 0/1 ints, as LANGUAGE.md says; comparisons have no gradient (autograd's nograd functions)
+    return lambda a, b: op(a, b).astype(np.int64)
+
+
+_ELEMENTWISE.update({"<": _comparison(anp.less), "<=": _comparison(anp.less_equal),
+                     ">": _comparison(anp.greater), ">=": _comparison(anp.greater_equal),
+                     "==": _comparison(anp.equal), "!=": _comparison(anp.not_equal)})
 
 
 def compile_expr(expr: ir.Expr, data_env: Mapping[str, np.ndarray]) -> Fn:
@@ -208,6 +218,8 @@ def general_matmul(a, b, rank_a: int, rank_b: int):
 
 def _index(expr: ir.Index, data_env) -> Fn:
     base, _ = _node(expr.base, data_env)
+    if any(isinstance(item, get_args(ir.Expr)) and item.deps for item in expr.items):
+        return _gather_per_draw(expr, base, data_env)
     items = tuple(index_value(item, data_env) for item in expr.items)
     key = (slice(None),) + items
     first = _advanced_first(items)
@@ -219,8 +231,43 @@ def _index(expr: ir.Index, data_env) -> Fn:
     return lambda env: anp.transpose(base(env)[key], perm)
 
 
+def _gather_per_draw(expr: ir.Index, base: Fn, data_env) -> Fn:
+    """``mu[z]`` with an index that varies by draw (an enumerated discrete latent): a row
+    index for the draw axis joins the other index arrays, and numpy's gathered axes (which
+    then come first) are moved to where the event result has them (``shapes.index``)."""
+    arrays = [i for i, item in enumerate(expr.items) if not isinstance(item, ir.SliceItem)]
+    rank = len(np.broadcast_shapes(*[tuple(expr.items[i].shape) for i in arrays]))
+    adjacent = arrays == list(range(arrays[0], arrays[-1] + 1))
+    at = sum(isinstance(item, ir.SliceItem) for item in expr.items[:arrays[0]]) if adjacent else 0
+    parts = []
+    for item in expr.items:
+        if isinstance(item, get_args(ir.Expr)) and item.deps:
+            fn = compile_expr(item, data_env)
+            parts.append(lambda env, fn=fn, k=rank - len(item.shape): lift(fn(env), k))
+        else:
+            value = index_value(item, data_env)
+            parts.append(lambda env, value=value: value)
+    perm = None
+    if at:
+        ndim = 1 + len(expr.shape)
+        gathered = list(range(1, 1 + rank))
+        rest = list(range(1 + rank, ndim))
+        perm = [0] + rest[:at] + gathered + rest[at:]
+
+    def gather(env):
+        b = base(env)
+        key = [part(env) for part in parts]
+        n = max([b.shape[0]] + [np.shape(k)[0] for k in key if np.ndim(k) > rank])
+        rows = np.arange(n) if b.shape[0] == n else np.zeros(n, dtype=np.intp)
+        out = b[(rows.reshape((n,) + (1,) * rank),) + tuple(key)]
+        return out if perm is None else anp.transpose(out, perm)
+    return gather
+
+
 def index_value(item, data_env):
-    """An index item as numpy takes it: a Python int, an int array, or a slice."""
+    """An index item as numpy takes it: a Python int, an int array, a slice, or None."""
+    if isinstance(item, ir.NewAxisItem):
+        return None
     if isinstance(item, ir.SliceItem):
         return slice(*(None if bound is None else int(evaluate_data(bound, data_env))
                        for bound in (item.start, item.stop)))
@@ -239,7 +286,8 @@ def _advanced_first(items) -> "int | None":
     arrays = [i for i, item in enumerate(items) if isinstance(item, np.ndarray)]
     if not arrays:
         return None
-    advanced = [i for i, item in enumerate(items) if not isinstance(item, slice)]
+    advanced = [i for i, item in enumerate(items) if not isinstance(item, slice) and
+                item is not None]
     if advanced[-1] - advanced[0] + 1 == len(advanced):
         return None
     return np.broadcast(*[items[i] for i in arrays]).ndim
@@ -261,5 +309,60 @@ def _call(expr: ir.Call, data_env) -> Fn:
     return lambda env: impl(*(arg(env) for arg in args), axis=axis)
 
 
+# ----- vector literals and densities --------------------------------------------------------
+
+def _vector(expr: ir.Vector, data_env) -> Fn:
+    items = tuple(_node(item, data_env)[0] for item in expr.items)
+
+    def stack(env):
+        values = [item(env) for item in items]
+        n = max(v.shape[0] for v in values)
+        # a data item [1, ...] beside a latent one [S, ...]: stack needs equal draw axes
+        values = [v if v.shape[0] == n else v + anp.zeros((n,) + tuple(v.shape[1:]))
+                  for v in values]
+        return anp.stack(values, axis=1)
+    return stack
+
+
+def dist_param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
+    """Closures of a distribution's parameters, each lined up against a value of rank
+    ``value_rank``: its batch axes get singleton axes after the draw axis (TEAM.md).
+
+    A distribution-valued parameter (Mixture's components) gives a closure returning
+    ``(class, {name: array})``, its parameters lined up against ``value_rank + 1`` axes: the
+    last one indexes the components.
+    """
+    cls = dist.cls
+    fns = {}
+    for name, expr in dist.params:
+        if isinstance(expr, ir.Dist):
+            inner = dist_param_fns(expr, value_rank + 1, data_env)
+            fns[name] = (lambda env, c=expr.cls, inner=inner:
+                         (c, {n: fn(env) for n, fn in inner.items()}))
+            continue
+        batch_rank = len(expr.shape) - cls.param_event_dims.get(name, 0)
+        k = max(0, value_rank - cls.event_dim - batch_rank)
+        fn = compile_expr(expr, data_env)
+        fns[name] = fn if k == 0 else (lambda env, fn=fn, k=k: lift(fn(env), k))
+    return fns
+
+
+def _density(expr: ir.Density, data_env) -> Fn:
+    cls = expr.dist.cls
+    rank = len(expr.shape) + cls.event_dim
+    params = dist_param_fns(expr.dist, rank, data_env)
+    value, constant = _node(expr.value, data_env)
+    value = _lifted(value, constant, rank - len(expr.value.shape))
+    method = getattr(cls, {"lpdf": "log_density", "lcdf": "log_cdf", "lccdf": "log_ccdf"}[
+        expr.kind])
+
+    def density(env):
+        out = method(value(env), **{name: fn(env) for name, fn in params.items()})
+        # a density constant along some axis (Uniform's) comes back smaller: broadcast it
+        full = (anp.shape(out)[0],) + tuple(expr.shape)
+        return out if anp.shape(out) == full else out + anp.zeros(full)
+    return density
+
+
 _BUILDERS = {ir.Const: _const, ir.Ref: _ref, ir.Neg: _neg, ir.BinOp: _binop, ir.Index: _index,
-             ir.Call: _call}
+             ir.Call: _call, ir.Vector: _vector, ir.Density: _density}

@@ -77,12 +77,19 @@ class SliceItem:
 
 
 @dataclass(frozen=True)
+class NewAxisItem:
+    """``newaxis`` among index items: inserts an axis of length 1 (numpy's ``None``)."""
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Index:
     """numpy indexing of ``base``: one item per leading axis, each an int scalar, an int
-    array (gather, numpy fancy indexing) or a SliceItem; trailing axes are kept whole.
-    Index items never depend on latents (they are ints, and latents are real)."""
+    array (gather, numpy fancy indexing) or a SliceItem, plus NewAxisItems that insert axes;
+    trailing axes are kept whole. Index items never depend on continuous latents; they may
+    depend on a discrete latent (``mu[z]``), which the compiler enumerates."""
     base: "Expr"
-    items: tuple["Expr | SliceItem", ...]
+    items: tuple["Expr | SliceItem | NewAxisItem", ...]
     shape: Shape
     dtype: str
     deps: frozenset = frozenset()
@@ -101,7 +108,30 @@ class Call:
     span: Span = _span()
 
 
-Expr = Union[Const, Ref, Neg, BinOp, Index, Call]
+@dataclass(frozen=True)
+class Vector:
+    """A vector literal: ``items`` of one shape stacked on a new leading axis."""
+    items: tuple["Expr", ...]
+    shape: Shape
+    dtype: str
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Density:
+    """``lpdf(DIST, x)``, ``lcdf(DIST, x)`` or ``lccdf(DIST, x)`` (``kind``): the log density,
+    CDF or CCDF of ``dist`` at ``value``, elementwise over the broadcast batch shape."""
+    kind: str
+    dist: "Dist"
+    value: "Expr"
+    shape: Shape
+    dtype: str = "real"
+    deps: frozenset = frozenset()
+    span: Span = _span()
+
+
+Expr = Union[Const, Ref, Neg, BinOp, Index, Call, Vector, Density]
 
 
 @dataclass(frozen=True)
@@ -109,7 +139,8 @@ class Dist:
     """A distribution with its parameters bound by name (the names of one signature).
 
     ``batch_shape`` is the broadcast of the parameters' batch shapes (their shapes less the
-    ``param_event_dims`` trailing axes)."""
+    ``param_event_dims`` trailing axes). A parameter's value is an Expr, or a Dist for a
+    distribution-valued parameter (the components of a Mixture)."""
     name: str
     params: tuple[tuple[str, "Expr"], ...]
     batch_shape: Shape
@@ -117,8 +148,11 @@ class Dist:
     span: Span = _span()
 
     @property
-    def param_dict(self) -> dict[str, "Expr"]:
-        return dict(self.params)
+    def param_dict(self) -> dict[str, Any]:
+        """Parameter name -> Expr; a distribution-valued one as ``(class, its param_dict)``,
+        the form the registry's classes take (``Mixture``)."""
+        return {name: (value.cls, value.param_dict) if isinstance(value, Dist) else value
+                for name, value in self.params}
 
     @property
     def cls(self):
@@ -153,6 +187,12 @@ class Latent:
     truncated: bool
     deps: frozenset = frozenset()
     span: Span = _span()
+    dtype: str = "real"
+
+    @property
+    def discrete(self) -> bool:
+        """A discrete latent (finite support): summed out of the log joint by enumeration."""
+        return self.dtype == "int"
 
 
 @dataclass(frozen=True)
@@ -177,7 +217,14 @@ class Observe:
     span: Span = _span()
 
 
-Statement = Union[Data, Latent, Let, Observe]
+@dataclass(frozen=True)
+class Factor:
+    """``factor value``: adds sum(value) to the log joint."""
+    value: "Expr"
+    span: Span = _span()
+
+
+Statement = Union[Data, Latent, Let, Observe, Factor]
 
 
 @dataclass(frozen=True)
@@ -199,6 +246,10 @@ class Model:
         return {s.name: s for s in self.statements if isinstance(s, Let)}
 
     @property
+    def factors(self) -> list[Factor]:
+        return [s for s in self.statements if isinstance(s, Factor)]
+
+    @property
     def observes(self) -> list[Observe]:
         return [s for s in self.statements if isinstance(s, Observe)]
 
@@ -206,6 +257,10 @@ class Model:
 def walk(expr: Any):
     """Yield ``expr`` and every expression below it (depth first), SliceItem bounds included."""
     if expr is None:
+        return
+    if isinstance(expr, Dist):  # not an expression itself: its parameters are
+        for _, param in expr.params:
+            yield from walk(param)
         return
     yield expr
     if isinstance(expr, Neg):
@@ -219,11 +274,14 @@ def walk(expr: Any):
             if isinstance(item, SliceItem):
                 yield from walk(item.start)
                 yield from walk(item.stop)
-            else:
+            elif not isinstance(item, NewAxisItem):
                 yield from walk(item)
-    elif isinstance(expr, Call):
-        for arg in expr.args:
+    elif isinstance(expr, (Call, Vector)):
+        for arg in expr.args if isinstance(expr, Call) else expr.items:
             yield from walk(arg)
+    elif isinstance(expr, Density):
+        yield from walk(expr.dist)
+        yield from walk(expr.value)
 
 
 def element_names(name: str, shape: tuple[int, ...]) -> list[str]:

@@ -150,6 +150,19 @@ def dadvi_note(sds: str, draws: int | None = None) -> str:
     return f"sd: {shown}; mcse: Monte Carlo standard error of the mean due to {fixed}"
 
 
+def _probability_rows(name: str, p: np.ndarray, values: np.ndarray) -> dict:
+    """Rows ``z[3]=1`` for conditional probabilities p [S, *shape, K]."""
+    flat = p.reshape(len(p), -1, p.shape[-1])
+    rows = {}
+    for i, element in enumerate(element_names(name, p.shape[1:-1])):
+        for k, value in enumerate(values):
+            column = flat[:, i, k]
+            sd = column.std(ddof=1) if len(column) > 1 else 0.0
+            rows[f"{element}={value}"] = (column.mean(), sd,
+                                          *np.quantile(column, QUANTILES))
+    return rows
+
+
 @dataclass
 class Fit:
     """The fitted approximation of a model's posterior.
@@ -221,10 +234,27 @@ class Fit:
         """
         n = self.options.draws if n is None else int(n)
         if n not in self._cache:
+            # Discrete latents are drawn from their conditional posterior (child stream 3).
             with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-                self._cache[n] = {k: np.asarray(v) for k, v in
-                                  self.compiled.constrained(self._posterior_zeta(n)).items()}
+                self._cache[n] = {k: np.asarray(v) for k, v in self.compiled.constrained(
+                    self._posterior_zeta(n), self._rng(3)).items()}
         return self._cache[n]
+
+    def probabilities(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """Posterior probabilities of each discrete latent's values, averaged over ``n`` draws
+        of the continuous latents: name -> [*shape, K], K its number of values (listed by
+        ``values()``)."""
+        return {name: p.mean(axis=0) for name, p in self.probabilities_by_draw(n).items()}
+
+    def probabilities_by_draw(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """Each discrete latent's conditional posterior given each of ``n`` posterior draws
+        of the continuous latents: name -> [n, *shape, K]."""
+        n = self.options.draws if n is None else int(n)
+        return self.compiled.probabilities(self._posterior_zeta(n))
+
+    def values(self) -> dict[str, np.ndarray]:
+        """The values each discrete latent takes: name -> [K] ints."""
+        return self.compiled.values()
 
     def summary(self) -> Summary:
         """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``.
@@ -232,21 +262,41 @@ class Fit:
         When importance-corrected (see ``corrected``), weighted statistics of the guide's
         draws with the smoothed weights instead, and a note above the table says so. For a
         DADVI fit also the Monte Carlo standard error of each mean, and a note on the sds.
+        A discrete latent's element ``z[3]`` gets one row per value, ``z[3]=1``: its posterior
+        probability in the mean column; sd and quantiles are those of its conditional
+        probability across the draws of the continuous latents.
         """
+        if "summary" not in self._cache:
+            self._cache["summary"] = self._summary()
+        return self._cache["summary"]
+
+    def _summary(self) -> Summary:
+        draws = self.draws()
+        discrete = self.probabilities_by_draw() if self.values() else {}
+        continuous = {k: v for k, v in draws.items() if k not in discrete}
         if getattr(self.result, "mcse_directions", None) is not None:
             from .infer.dadvi import mean_mcse
             mcse = mean_mcse(self.compiled, self.result, self._eps(self.options.draws))
-            return Summary.from_draws(self.draws(), note=dadvi_note(
+            base = Summary.from_draws(continuous, note=dadvi_note(
                 self.result.sds, self.result.draws_used), mcse=mcse)
-        if not self.corrected:
-            return Summary.from_draws(self.draws())
-        if "summary" not in self._cache:
+        elif not self.corrected:
+            base = Summary.from_draws(continuous)
+        else:
             p = self.psis
-            pool = self.compiled.constrained(self._zeta(p.log_weights.size))
+            pool = self.compiled.constrained(self._zeta(p.log_weights.size), self._rng(3))
             note = (f"importance-corrected (PSIS, k̂ {p.khat:.2f}, effective sample size "
                     f"{p.ess:.0f} of {p.log_weights.size} draws)")
-            self._cache["summary"] = Summary.from_draws(pool, np.exp(p.log_weights), note)
-        return self._cache["summary"]
+            base = Summary.from_draws({k: v for k, v in pool.items() if k not in discrete},
+                                      np.exp(p.log_weights), note)
+        if not discrete:
+            return base
+        rows = {}   # in the order of draws(): each discrete latent's rows in its place
+        for name, values in draws.items():
+            if name in discrete:
+                rows.update(_probability_rows(name, discrete[name], self.values()[name]))
+            else:
+                rows.update((e, base.rows[e]) for e in element_names(name, values.shape[1:]))
+        return Summary(rows, base.columns, base.note)
 
     def predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior predictive draws of every observed expression: label -> [n, *shape]."""

@@ -71,6 +71,9 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "seconds": float(r.seconds),
         "final_elbo": float(r.final_elbo),
         **_trust(fit),
+        # discrete latents: name -> [*shape, K] posterior probabilities of its values
+        "probabilities": {name: {"values": fit.values()[name].tolist(), "p": p.tolist()}
+                          for name, p in fit.probabilities().items()},
         "summary_note": summary.note,
         "guide": {"family": r.guide.name,
                   "parameters": r.guide.to_dict(r.theta, list(r.names))},

@@ -44,6 +44,10 @@ class Distribution:
         (Uniform: its ``upper`` needs the latent declared ``lower=max(y)``). The checker
         refuses any other latent dependence there: the data bound such a latent, and gradient
         steps on an unconstrained space cannot respect a bound they are not told about.
+    dist_params : names of parameters that take a distribution, not a value (Mixture's
+        ``component``); the checker builds them from a distribution call.
+    log_cdf, log_ccdf : None, or classmethods ``(x, **params)`` like ``log_density`` giving
+        log P(X <= x) and log P(X > x) (``lcdf``/``lccdf`` in the language).
     """
 
     name: ClassVar[str]
@@ -54,6 +58,9 @@ class Distribution:
     event_dim: ClassVar[int] = 0
     support: ClassVar[Constraint]
     support_params: ClassVar[dict[str, str]] = {}
+    dist_params: ClassVar[frozenset[str]] = frozenset()
+    log_cdf: ClassVar[Any] = None
+    log_ccdf: ClassVar[Any] = None
 
     @classmethod
     def support_of(cls, params: dict[str, Any]) -> Constraint:
@@ -84,4 +91,4 @@ class Distribution:
 
 
 # Importing the modules registers their classes.
-from . import continuous, discrete  # noqa: E402,F401
+from . import continuous, discrete, mixture, multivariate  # noqa: E402,F401

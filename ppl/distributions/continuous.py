@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
-from ..special import betaln, gammaln
+from ..special import betaln, gammaln, log_ndtr
 
 from .. import constraints as c
 from . import Distribution, register
+from .incomplete import betainc, log1mexp, log_gammainc, log_gammaincc
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 _LOG_2 = np.log(2.0)
@@ -44,6 +45,16 @@ class Normal(Distribution):
         # scipy.stats.norm.logpdf
         z = (x - mu) / sigma
         return -0.5 * z * z - anp.log(sigma) - _LOG_SQRT_2PI
+
+    @classmethod
+    def log_cdf(cls, x, mu, sigma):
+        # scipy.stats.norm.logcdf: log_ndtr stays accurate far in the lower tail
+        return log_ndtr((x - mu) / sigma)
+
+    @classmethod
+    def log_ccdf(cls, x, mu, sigma):
+        # the upper tail is the lower tail of the reflection
+        return log_ndtr((mu - x) / sigma)
 
     @classmethod
     def sample(cls, rng, size, mu, sigma):
@@ -82,6 +93,22 @@ class StudentT(Distribution):
         z = (x - mu) / sigma
         return (gammaln(0.5 * (nu + 1)) - gammaln(0.5 * nu) - 0.5 * (anp.log(nu) + _LOG_PI)
                 - anp.log(sigma) - 0.5 * (nu + 1) * anp.log1p(z * z / nu))
+
+    @classmethod
+    def _log_tail(cls, t, nu):
+        """log P(T <= -|t|) for a standard t: 0.5 I_{nu/(nu+t^2)}(nu/2, 1/2) (scipy's stdtr)."""
+        return anp.log(0.5 * betainc(0.5 * nu, 0.5, nu / (nu + t * t)))
+
+    @classmethod
+    def log_cdf(cls, x, nu, mu, sigma):
+        # the tail beyond |t| is accurate; the other side is log1p(-tail)
+        t = (x - mu) / sigma
+        tail = cls._log_tail(t, nu)
+        return anp.where(t < 0, tail, anp.log1p(-anp.exp(tail)))
+
+    @classmethod
+    def log_ccdf(cls, x, nu, mu, sigma):
+        return cls.log_cdf(-x, nu, -mu, sigma)
 
     @classmethod
     def sample(cls, rng, size, nu, mu, sigma):
@@ -159,6 +186,15 @@ class LogNormal(Distribution):
         return Normal.log_density(log_x, mu, sigma) - log_x
 
     @classmethod
+    def log_cdf(cls, x, mu, sigma):
+        # scipy.stats.lognorm.logcdf: the Normal CDF of log x
+        return Normal.log_cdf(anp.log(x), mu, sigma)
+
+    @classmethod
+    def log_ccdf(cls, x, mu, sigma):
+        return Normal.log_ccdf(anp.log(x), mu, sigma)
+
+    @classmethod
     def sample(cls, rng, size, mu, sigma):
         return rng.lognormal(mu, sigma, size=size)
 
@@ -177,6 +213,15 @@ class Exponential(Distribution):
         return anp.log(rate) - rate * x
 
     @classmethod
+    def log_cdf(cls, x, rate):
+        # scipy.stats.expon.logcdf: log(1 - exp(-rate x)), without cancellation at small x
+        return log1mexp(rate * x)
+
+    @classmethod
+    def log_ccdf(cls, x, rate):
+        return -rate * x
+
+    @classmethod
     def sample(cls, rng, size, rate):
         return rng.exponential(1.0 / np.asarray(rate, dtype=float), size=size)
 
@@ -193,6 +238,15 @@ class Gamma(Distribution):
     def log_density(cls, x, shape, rate):
         # scipy.stats.gamma.logpdf(x, a=shape, scale=1/rate)
         return shape * anp.log(rate) - gammaln(shape) + (shape - 1) * anp.log(x) - rate * x
+
+    @classmethod
+    def log_cdf(cls, x, shape, rate):
+        # scipy.stats.gamma.logcdf / logsf: the regularized incomplete gamma P and Q
+        return log_gammainc(shape, rate * x)
+
+    @classmethod
+    def log_ccdf(cls, x, shape, rate):
+        return log_gammaincc(shape, rate * x)
 
     @classmethod
     def sample(cls, rng, size, shape, rate):
@@ -283,3 +337,87 @@ class Dirichlet(Distribution):
         # normalized independent Gamma(alpha_k, 1) draws; numpy's dirichlet takes 1-D alpha only
         g = rng.gamma(np.broadcast_to(alpha, size))
         return g / np.sum(g, axis=-1, keepdims=True)
+
+
+@register
+class Weibull(Distribution):
+    """Weibull(shape, scale): P(X > x) = exp(-(x/scale)^shape), on [0, inf)."""
+    name = "Weibull"
+    signatures = (("shape", "scale"),)
+    constraints = {"shape": c.positive, "scale": c.positive}
+    support = c.non_negative
+
+    @classmethod
+    def log_density(cls, x, shape, scale):
+        # scipy.stats.weibull_min.logpdf(x, shape, scale=scale)
+        log_z = anp.log(x) - anp.log(scale)
+        return anp.log(shape) - anp.log(scale) + (shape - 1) * log_z - anp.exp(shape * log_z)
+
+    @classmethod
+    def log_cdf(cls, x, shape, scale):
+        # scipy.stats.weibull_min.logcdf: log(1 - exp(-(x/scale)^shape))
+        return log1mexp((x / scale) ** shape)
+
+    @classmethod
+    def log_ccdf(cls, x, shape, scale):
+        return -((x / scale) ** shape)
+
+    @classmethod
+    def sample(cls, rng, size, shape, scale):
+        return scale * rng.weibull(np.broadcast_to(shape, size))
+
+
+@register
+class Gumbel(Distribution):
+    """Gumbel(mu, beta): the maximum-value extreme distribution, location mu, scale beta."""
+    name = "Gumbel"
+    signatures = (("mu", "beta"),)
+    constraints = {"mu": c.real, "beta": c.positive}
+    support = c.real
+
+    @classmethod
+    def log_density(cls, x, mu, beta):
+        # scipy.stats.gumbel_r.logpdf(x, mu, beta)
+        z = (x - mu) / beta
+        return -anp.log(beta) - z - anp.exp(-z)
+
+    @classmethod
+    def log_cdf(cls, x, mu, beta):
+        # scipy.stats.gumbel_r.logcdf: the CDF is exp(-exp(-z))
+        return -anp.exp(-(x - mu) / beta)
+
+    @classmethod
+    def log_ccdf(cls, x, mu, beta):
+        return log1mexp(anp.exp(-(x - mu) / beta))
+
+    @classmethod
+    def sample(cls, rng, size, mu, beta):
+        return rng.gumbel(mu, beta, size=size)
+
+
+@register
+class Logistic(Distribution):
+    """Logistic(mu, s): location mu, scale s; the CDF is sigmoid((x - mu) / s)."""
+    name = "Logistic"
+    signatures = (("mu", "s"),)
+    constraints = {"mu": c.real, "s": c.positive}
+    support = c.real
+
+    @classmethod
+    def log_density(cls, x, mu, s):
+        # scipy.stats.logistic.logpdf: -z - log s - 2 log(1 + exp(-z)), softplus for stability
+        z = (x - mu) / s
+        return -z - anp.log(s) - 2.0 * anp.logaddexp(0.0, -z)
+
+    @classmethod
+    def log_cdf(cls, x, mu, s):
+        # log sigmoid(z) = -softplus(-z)
+        return -anp.logaddexp(0.0, -(x - mu) / s)
+
+    @classmethod
+    def log_ccdf(cls, x, mu, s):
+        return -anp.logaddexp(0.0, (x - mu) / s)
+
+    @classmethod
+    def sample(cls, rng, size, mu, s):
+        return rng.logistic(mu, s, size=size)

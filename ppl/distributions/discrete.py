@@ -1,4 +1,4 @@
-"""Discrete distributions (observe only: discrete latents are refused by the checker).
+"""Discrete distributions (observed, or latents with a finite support summed out by the compiler).
 
 Log densities are called with data values (ints, or floats holding ints) but their parameters
 may depend on latents, so they are written in ``autograd.numpy`` and differentiate in the
@@ -14,6 +14,7 @@ from ..special import betaln, gammaln, logsumexp
 from .. import constraints as c
 from . import Distribution, register
 from .continuous import _xlogy  # 0 * log(0) = 0: p = 0 or 1 is a valid parameter
+from .incomplete import log_gammainc, log_gammaincc
 
 
 def _xlog1py(x, y):
@@ -135,6 +136,18 @@ class Poisson(Distribution):
         return _xlogy(x, rate) - rate - gammaln(x + 1)
 
     @classmethod
+    def log_cdf(cls, x, rate=None, log_rate=None):
+        # scipy.stats.poisson.logcdf: P(X <= k) = Q(k + 1, rate), the upper incomplete gamma
+        rate = anp.exp(log_rate) if log_rate is not None else rate
+        return log_gammaincc(anp.floor(x) + 1, rate)
+
+    @classmethod
+    def log_ccdf(cls, x, rate=None, log_rate=None):
+        # scipy.stats.poisson.logsf: P(X > k) = P(k + 1, rate)
+        rate = anp.exp(log_rate) if log_rate is not None else rate
+        return log_gammainc(anp.floor(x) + 1, rate)
+
+    @classmethod
     def sample(cls, rng, size, rate=None, log_rate=None):
         lam = np.exp(log_rate) if log_rate is not None else rate
         return rng.poisson(lam, size=size)
@@ -204,3 +217,119 @@ class Categorical(Distribution):
             log_p = np.asarray(logits, float) if logits is not None else np.log(p)
         shape = tuple(int(d) for d in np.atleast_1d(size)) + (log_p.shape[-1],)
         return np.argmax(log_p + rng.gumbel(size=shape), axis=-1)
+
+
+def _zero_inflated(x, zi, log_p):
+    """log of ``zi [x == 0] + (1 - zi) p(x)``, given ``log p(x)`` (log_p broadcast with x)."""
+    log_keep = anp.log1p(-zi) + log_p
+    zero = anp.asarray(x) == 0
+    # zi broadcast first (autograd's where does not unbroadcast its gradient), and log(zi)
+    # taken only where x == 0, so that zi = 0 elsewhere puts no inf into the gradient
+    zi = zi + anp.zeros(anp.shape(log_keep))
+    log_zero = anp.logaddexp(anp.log(anp.where(zero, zi, 1.0)), log_keep)
+    return anp.where(zero, log_zero, log_keep)
+
+
+@register
+class ZeroInflatedPoisson(Distribution):
+    """ZeroInflatedPoisson(rate, zi): 0 with probability zi, else a Poisson(rate) count."""
+    name = "ZeroInflatedPoisson"
+    signatures = (("rate", "zi"),)
+    constraints = {"rate": c.positive, "zi": c.unit_interval}
+    support = c.non_negative_integer
+
+    @classmethod
+    def log_density(cls, x, rate, zi):
+        # log(zi [x = 0] + (1 - zi) Poisson(x | rate)), the zero branch by logaddexp
+        return _zero_inflated(x, zi, Poisson.log_density(x, rate=rate))
+
+    @classmethod
+    def sample(cls, rng, size, rate, zi):
+        return np.where(rng.random(size) < zi, 0, rng.poisson(rate, size=size))
+
+
+@register
+class ZeroInflatedNegativeBinomial(Distribution):
+    """ZeroInflatedNegativeBinomial(mu, phi, zi): 0 with probability zi, else a
+    NegativeBinomial(mu, phi) count."""
+    name = "ZeroInflatedNegativeBinomial"
+    signatures = (("mu", "phi", "zi"),)
+    constraints = {"mu": c.positive, "phi": c.positive, "zi": c.unit_interval}
+    support = c.non_negative_integer
+
+    @classmethod
+    def log_density(cls, x, mu, phi, zi):
+        return _zero_inflated(x, zi, NegativeBinomial.log_density(x, phi, mu=mu))
+
+    @classmethod
+    def sample(cls, rng, size, mu, phi, zi):
+        counts = NegativeBinomial.sample(rng, size, phi, mu=mu)
+        return np.where(rng.random(size) < zi, 0, counts)
+
+
+@register
+class DiscreteUniform(Distribution):
+    """DiscreteUniform(lower, upper): each int in lower..upper (both included) equally likely."""
+    name = "DiscreteUniform"
+    signatures = (("lower", "upper"),)
+    constraints = {"lower": c.integer, "upper": c.integer}
+    int_params = frozenset({"lower", "upper"})
+
+    @classmethod
+    def support_of(cls, params):
+        return c.IntegerInterval(params.get("lower"), params.get("upper"))
+
+    @classmethod
+    def log_density(cls, x, lower, upper):
+        # scipy.stats.randint.logpmf(x, lower, upper + 1); the x term only broadcasts
+        return -anp.log(upper - lower + 1.0) + 0.0 * x
+
+    @classmethod
+    def sample(cls, rng, size, lower, upper):
+        return rng.integers(_as_int(lower), _as_int(upper), size=size, endpoint=True)
+
+
+@register
+class OrderedLogistic(Distribution):
+    """OrderedLogistic(eta, cutpoints): an ordinal outcome 0..K, K = cutpoints' last axis.
+
+    Stan's ``ordered_logistic``: P(y = 0) = 1 - sigmoid(eta - c_0), P(y = k) =
+    sigmoid(eta - c_{k-1}) - sigmoid(eta - c_k), P(y = K) = sigmoid(eta - c_{K-1}).
+    """
+    name = "OrderedLogistic"
+    signatures = (("eta", "cutpoints"),)
+    constraints = {"eta": c.real, "cutpoints": c.ordered}
+    param_event_dims = {"cutpoints": 1}
+
+    @classmethod
+    def support_of(cls, params):
+        """``{0..K}``, K the last axis of ``cutpoints`` (upper None while K is unknown)."""
+        k = _last_dim(params.get("cutpoints"))
+        return c.IntegerInterval(0, k)
+
+    @classmethod
+    def log_probs(cls, eta, cutpoints):
+        """log P(y = k) for k = 0..K, [..., K+1], without cancellation.
+
+        With a = eta - c_{k-1} > b = eta - c_k, sigmoid(a) - sigmoid(b) =
+        sigmoid(a) (1 - sigmoid(b)) (1 - exp(b - a)): every factor is taken in logs.
+        """
+        d = anp.expand_dims(eta, -1) - cutpoints                   # [..., K], decreasing
+        first = -_softplus(d[..., :1])                              # log(1 - sigmoid(d_0))
+        last = -_softplus(-d[..., -1:])                             # log sigmoid(d_{K-1})
+        a, b = d[..., :-1], d[..., 1:]
+        middle = -_softplus(-a) - _softplus(b) + anp.log(-anp.expm1(b - a))
+        return anp.concatenate([first, middle, last], axis=-1)
+
+    @classmethod
+    def log_density(cls, x, eta, cutpoints):
+        log_p = cls.log_probs(eta, cutpoints)
+        one_hot = anp.asarray(x)[..., None] == anp.arange(log_p.shape[-1])
+        # broadcast first: autograd's where does not unbroadcast its gradient
+        log_p = log_p + 0.0 * one_hot
+        return anp.sum(anp.where(one_hot, log_p, 0.0), axis=-1)
+
+    @classmethod
+    def sample(cls, rng, size, eta, cutpoints):
+        log_p = cls.log_probs(np.asarray(eta, float), np.asarray(cutpoints, float))
+        return Categorical.sample(rng, size, logits=log_p)

@@ -5,6 +5,7 @@ Shape rules live in ``shapes.py``, functions in ``functions.py``, distributions 
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,10 +13,13 @@ import numpy as np
 from .. import constraints as c
 from .. import distributions, errors, functions, ir
 from ..source import Source, Span
-from . import depth, ranges, shapes, supports, syntax
+from . import (calls, densities, depth, enumeration, latent_types, ranges, shapes, supports,
+               syntax)
 from .shapes import Shape, ShapeError
 
-KEYWORDS = frozenset({"data", "sample", "observe", "let", "int", "real", "lower", "upper"})
+KEYWORDS = frozenset({"data", "sample", "observe", "let", "int", "real", "lower", "upper",
+                      "factor", "ordered", "positive_ordered", "newaxis"})
+COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
 
 _NOT_STATIC = object()  # _static_value: not an int expression of literals and int data scalars
 
@@ -52,6 +56,8 @@ def check(program: syntax.Program, dims: dict[str, int] | None = None) -> ir.Mod
 
 
 class _Checker:
+    not_static = _NOT_STATIC
+
     def __init__(self, program: syntax.Program, dims: dict[str, int] | None):
         self.program = program
         self.dims = dims
@@ -62,21 +68,27 @@ class _Checker:
         # Every name the program defines, to tell "used before defined" from "unknown".
         self.defined: dict[str, Span] = {}
         for s in program.statements:
-            if not isinstance(s, syntax.Observe):
+            if not isinstance(s, (syntax.Observe, syntax.Factor)):
                 self.defined.setdefault(s.name, s.name_span)
         # IR statements so far by name, for the range analysis; declared bounds of latents
         self.statements: dict[str, object] = {}
         self.ranges = ranges.Analysis(self.statements)
         self.declared: dict[str, tuple] = {}
+        # int data declared <lower=0, upper=1>: used as an index, probably meant as a mask
+        self.binary_data: set[str] = set()
 
     def run(self) -> ir.Model:
         handlers = {syntax.Data: self._data, syntax.Sample: self._sample,
-                    syntax.Let: self._let, syntax.Observe: self._observe}
+                    syntax.Let: self._let, syntax.Observe: self._observe,
+                    syntax.Factor: self._factor}
+        tracker = enumeration.Tracker()
         statements = []
         for s in self.program.statements:
             statements.append(handlers[type(s)](s))
-            if not isinstance(s, syntax.Observe):
+            if not isinstance(s, (syntax.Observe, syntax.Factor)):
                 self.statements[s.name] = statements[-1]
+            # Discrete latents must reach every term element by element (raises if not).
+            enumeration.locate(tracker, statements[-1])
         statements = tuple(statements)
         source = getattr(self.program.span, "source", None) or Source("<string>", "")
         return ir.Model(statements, source)
@@ -85,8 +97,13 @@ class _Checker:
 
     def _data(self, s: syntax.Data) -> ir.Data:
         self._check_new_name(s.name, s.name_span)
+        if s.type.elem not in ("int", "real"):
+            raise errors.ordered_data(s.type.span, s.name, s.type.elem)
         shape = tuple(self._dim(d) for d in s.type.dims)
         lower, upper = self._bounds(s.type, shape)
+        if s.type.elem == "int" and (supports.literal_value(lower), supports.literal_value(upper)) \
+                == (0.0, 1.0):
+            self.binary_data.add(s.name)
         for bound in (lower, upper):
             if bound is not None and bound.deps:
                 raise errors.data_bound_depends_on_latent(bound.span, s.name,
@@ -101,24 +118,35 @@ class _Checker:
     def _sample(self, s: syntax.Sample) -> ir.Latent:
         self._check_new_name(s.name, s.name_span)
         shape, lower, upper = (), None, None
+        elem = "real" if s.type is None else s.type.elem
         if s.type is not None:
-            if s.type.elem == "int":
-                raise errors.int_latent(s.type.span, s.name)
             shape = tuple(self._dim(d) for d in s.type.dims)
             lower, upper = self._bounds(s.type, shape)
         dist = self._dist(s.dist)
         support = dist.cls.support_of(dist.param_dict)
         # Refused here, before any bijector lookup: a discrete support has no bijector.
-        if support.discrete:
+        if support.discrete and elem != "int":
             raise errors.discrete_latent(s.dist.span, s.name, dist.name)
+        latent_types.check_square(s, support, shape)
         self._fit(dist, shape, s.dist.span, "declared")
         supports.check_param_ranges(dist, self.ranges, self._first)
-        support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
+        if elem == "int":
+            support, truncated = latent_types.finite_support(s, support, lower, upper)
+        elif elem != "real":
+            support, truncated = latent_types.ordered_support(s, dist, shape, support), False
+        else:
+            support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
         self.declared[s.name] = (lower, upper)
         deps = dist.deps.union(*(b.deps for b in (lower, upper) if b is not None))
+        for b in (lower, upper):
+            discrete = sorted(d for d in (b.deps if b is not None else ()) if
+                              self.scope[d].dtype == "int")
+            if discrete and elem != "int":
+                raise errors.bound_depends_on_discrete(b.span, s.name, discrete[0])
         self.latent_order[s.name] = len(self.latent_order)
-        self.scope[s.name] = _Entry("latent", shape, "real", frozenset({s.name}), s.name_span)
-        return ir.Latent(s.name, shape, dist, support, truncated, deps, span=s.span)
+        dtype = "int" if elem == "int" else "real"
+        self.scope[s.name] = _Entry("latent", shape, dtype, frozenset({s.name}), s.name_span)
+        return ir.Latent(s.name, shape, dist, support, truncated, deps, span=s.span, dtype=dtype)
 
     def _let(self, s: syntax.Let) -> ir.Let:
         self._check_new_name(s.name, s.name_span)
@@ -140,10 +168,15 @@ class _Checker:
         supports.check_param_ranges(dist, self.ranges, self._first)
         return ir.Observe(value, dist, span=s.span)
 
+    def _factor(self, s: syntax.Factor) -> ir.Factor:
+        value = self._expr(s.value)
+        return ir.Factor(value, span=s.span)
+
     # ----- names ----------------------------------------------------------------------------
 
     def _check_new_name(self, name: str, span: Span) -> None:
-        if name in KEYWORDS or name in distributions.DISTRIBUTIONS or name in functions.FUNCTIONS:
+        if name in KEYWORDS or name in distributions.DISTRIBUTIONS or name in functions.FUNCTIONS \
+                or name in densities.DENSITY_FUNCTIONS:
             raise errors.reserved_name(span, name)
         if name in self.scope:
             raise errors.defined_twice(span, name, self.scope[name].span)
@@ -210,13 +243,14 @@ class _Checker:
         signature = self._signature(call, cls)
         written = dict(zip(signature, call.args))
         written.update((kw.name, kw.value) for kw in call.kwargs)
-        params = {name: self._expr(e) for name, e in written.items()}
+        takes_dist = densities.dist_params(cls)
+        params = {name: (densities.component(self, e, cls) if name in takes_dist
+                         else self._expr(e)) for name, e in written.items()}
         for name, value in params.items():
-            self._check_param(cls, name, value)
+            if name not in takes_dist:
+                self._check_param(cls, name, value)
         try:
-            batch = shapes.broadcast_all(
-                [p.shape[:len(p.shape) - cls.param_event_dims.get(n, 0)]
-                 for n, p in params.items()], f"parameter shapes of {cls.name}")
+            batch = densities.batch_shape(cls, params, call.span)
         except ShapeError as e:
             raise e.at(call.span) from None
         deps = frozenset().union(*(p.deps for p in params.values()))
@@ -294,7 +328,11 @@ class _Checker:
         if isinstance(e, syntax.Index):
             return self._index(e)
         if isinstance(e, syntax.Call):
+            if e.func in densities.DENSITY_FUNCTIONS:
+                return densities.density(self, e)
             return self._call(e)
+        if isinstance(e, syntax.Vector):
+            return self._vector(e)
         raise TypeError(f"check: not an expression: {e!r}")
 
     def _binary(self, e: syntax.Binary) -> ir.BinOp:
@@ -307,13 +345,19 @@ class _Checker:
         except ShapeError as err:
             raise err.at(e.span) from None
         both_int = left.dtype == right.dtype == "int"
-        dtype = "int" if both_int and e.op in "+-*@" else "real"
+        dtype = "int" if (both_int and e.op in "+-*@") or e.op in COMPARISONS else "real"
         return ir.BinOp(e.op, left, right, shape, dtype, left.deps | right.deps, span=e.span)
 
     def _index(self, e: syntax.Index) -> ir.Index:
         base = self._expr(e.base)
         items, described = [], []
-        for item, dim in zip(e.items, base.shape + (None,) * len(e.items)):
+        dims = iter(base.shape + (None,) * len(e.items))
+        for item in e.items:
+            if isinstance(item, syntax.NewAxis):
+                items.append(ir.NewAxisItem(span=item.span))
+                described.append(shapes.NEW_AXIS)
+                continue
+            dim = next(dims)
             if isinstance(item, syntax.Slice):
                 (start, a), (stop, b) = self._slice_bound(item.start), self._slice_bound(item.stop)
                 items.append(ir.SliceItem(start, stop, span=item.span))
@@ -325,15 +369,21 @@ class _Checker:
             shape = shapes.index(base.shape, tuple(described))
         except ShapeError as err:
             raise err.at(e.span) from None
-        return ir.Index(base, tuple(items), shape, base.dtype, base.deps, span=e.span)
+        deps = base.deps.union(*(i.deps for i in items if not isinstance(
+            i, (ir.SliceItem, ir.NewAxisItem))))
+        return ir.Index(base, tuple(items), shape, base.dtype, deps, span=e.span)
 
     def _index_item(self, item: syntax.Expr, dim: shapes.Dim) -> ir.Expr:
         value = self._expr(item)
-        if value.deps:
+        continuous = [d for d in value.deps if self.scope[d].dtype != "int"]
+        if continuous:
             raise errors.bad_index(value.span, "an index cannot depend on the latent variable "
-                                               f"'{self._first(value.deps)}'")
+                                               f"'{self._first(frozenset(continuous))}'")
         if value.dtype != "int":
             raise errors.bad_index(value.span, "an index must be int; found real")
+        if isinstance(value, ir.Ref) and value.name in self.binary_data and \
+                isinstance(dim, int) and dim > 2:
+            warnings.warn(errors.binary_index_warning(value.span, value.name, dim), stacklevel=2)
         known = self._static_value(value)
         if isinstance(known, int) and isinstance(dim, int) and not -dim <= known < dim:
             raise errors.constant_index_out_of_range(value.span, known, dim)
@@ -344,6 +394,9 @@ class _Checker:
         if e is None:
             return None, None
         bound = self._index_item(e, None)
+        if bound.deps:
+            raise errors.bad_index(bound.span, "a slice bound cannot depend on the latent "
+                                               f"variable '{self._first(bound.deps)}'")
         if bound.shape:
             raise errors.bad_index(bound.span, "a slice bound must be an int scalar; found "
                                                f"shape {errors.format_shape(bound.shape)}")
@@ -354,29 +407,17 @@ class _Checker:
         return bound, shapes.UNKNOWN if known is None else known
 
     def _call(self, e: syntax.Call) -> ir.Call:
-        f = functions.lookup(e.func)
-        if f is None:
-            if e.func in distributions.DISTRIBUTIONS:
-                raise errors.not_a_function(e.func_span, e.func)
-            raise errors.unknown_function(e.func_span, e.func, functions.FUNCTIONS)
-        axis_kw = None
-        for kw in e.kwargs:
-            if kw.name not in f.keywords:
-                raise errors.unknown_keyword(kw.span, f.name, kw.name, f.keywords)
-            if axis_kw is not None:
-                raise errors.duplicate_keyword(kw.span, kw.name)
-            axis_kw = kw
-        if len(e.args) != f.arity:
-            raise errors.wrong_arguments(e.span, f.name, f.forms)
-        args = tuple(self._expr(a) for a in e.args)
-        axis = None if axis_kw is None else _axis(axis_kw.value, len(args[0].shape))
-        try:
-            shape = f.shape(tuple(a.shape for a in args), axis)
-        except ShapeError as err:
-            raise err.at(e.span) from None
-        deps = frozenset().union(*(a.deps for a in args))
-        return ir.Call(f.name, args, axis, shape, f.dtype(tuple(a.dtype for a in args)), deps,
-                       span=e.span)
+        return calls.check_call(self, e)
+
+    def _vector(self, e: syntax.Vector) -> ir.Vector:
+        items = tuple(self._expr(item) for item in e.items)
+        for item in items[1:]:
+            if not shapes.same(item.shape, items[0].shape):
+                raise errors.shape_mismatch(item.span, items[0].shape, item.shape,
+                                            "shapes of the vector's items")
+        dtype = "int" if all(i.dtype == "int" for i in items) else "real"
+        deps = frozenset().union(*(i.deps for i in items))
+        return ir.Vector(items, (len(items),) + items[0].shape, dtype, deps, span=e.span)
 
     def _static_value(self, e: ir.Expr):
         """An int expression of int literals and int data scalars (+ - * and unary minus):
@@ -397,21 +438,6 @@ class _Checker:
 
 
 # ----- helpers on literals and supports -----------------------------------------------------
-
-def _axis(value: syntax.Expr, ndim: int) -> int:
-    """The int literal given as ``axis=`` (possibly negated), in range for ``ndim`` axes."""
-    sign, e = 1, value
-    if isinstance(e, syntax.Unary) and isinstance(e.operand, syntax.Number):
-        sign, e = -1, e.operand
-    if not (isinstance(e, syntax.Number) and e.is_int):
-        found = e.text if isinstance(e, syntax.Number) else "an expression"
-        raise errors.wrong_type(value.span, "axis", "an int literal", found)
-    try:
-        shapes.normalize_axis(sign * e.value, ndim)
-    except ShapeError as err:
-        raise err.at(value.span) from None
-    return sign * e.value
-
 
 def _forms(signatures) -> list[str]:
     """Argument lists for messages: the first signature positional, the others by keyword

@@ -21,6 +21,7 @@ _CLOSE = frozenset({"RPAR", "RSQB"})
 # Terminals matched by a regular expression, described in words; string terminals show as '~'.
 _WORDS = {"NAME": "a name", "NUMBER": "a number", "_NL": "a newline", "$END": "end of file"}
 _BINARY_OPS = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW"})
+_COMPARISONS = frozenset({"LT", "LE", "GT", "GE", "EQ", "NE"})
 
 
 class _BracketNewlines:
@@ -122,8 +123,8 @@ def _describe_found(token: Token) -> str:
 def _describe_expected(names) -> list[str]:
     names = set(names)
     words = []
-    if _BINARY_OPS <= names:  # after a complete expression: say so once, not six times
-        names -= _BINARY_OPS
+    if _BINARY_OPS <= names:  # after a complete expression: say so once, not twelve times
+        names -= _BINARY_OPS | _COMPARISONS
         words.append("an operator")
     if "NAME" in names:  # in argument lists `lower=`/`upper=` are just two more names
         names -= {"LOWER", "UPPER"}

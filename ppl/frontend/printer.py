@@ -7,8 +7,9 @@ from __future__ import annotations
 from . import syntax
 
 # Binding strength, loosest first, mirroring grammar/ppl.lark.
-_SUM, _PRODUCT, _UNARY, _POWER, _POSTFIX, _ATOM = range(1, 7)
-_BINARY_LEVEL = {"+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "@": _PRODUCT, "**": _POWER}
+_COMPARE, _SUM, _PRODUCT, _UNARY, _POWER, _POSTFIX, _ATOM = range(0, 7)
+_BINARY_LEVEL = {"+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "@": _PRODUCT, "**": _POWER,
+                 **dict.fromkeys(("<", "<=", ">", ">=", "==", "!="), _COMPARE)}
 
 
 def to_source(program: syntax.Program) -> str:
@@ -36,6 +37,10 @@ def expr_to_source(expr: syntax.Expr | syntax.Slice) -> str:
     -------
     str : e.g. ``mu + tau * eta``, ``(-2) ** 2``, ``X[:, 0]``.
     """
+    if isinstance(expr, syntax.NewAxis):
+        return "newaxis"
+    if isinstance(expr, syntax.Vector):
+        return "[" + ", ".join(expr_to_source(item) for item in expr.items) + "]"
     if isinstance(expr, syntax.Slice):
         start = "" if expr.start is None else expr_to_source(expr.start)
         stop = "" if expr.stop is None else expr_to_source(expr.stop)
@@ -51,6 +56,9 @@ def expr_to_source(expr: syntax.Expr | syntax.Slice) -> str:
         if expr.op == "**":
             # Right associative; the base is a postfix expression, the exponent may be unary.
             left, right = _operand(expr.left, _POSTFIX), _operand(expr.right, _UNARY)
+        elif level == _COMPARE:
+            # Comparisons do not chain: both operands bind strictly tighter.
+            left, right = _operand(expr.left, level + 1), _operand(expr.right, level + 1)
         else:
             # Left associative: the right operand must bind strictly tighter.
             left, right = _operand(expr.left, level), _operand(expr.right, level + 1)
@@ -94,10 +102,11 @@ def _call(call: syntax.Call) -> str:
 
 def _type(type_: syntax.Type) -> str:
     bounds = []
+    # A bound is a `sum` in the grammar: a comparison there needs parentheses.
     if type_.lower is not None:
-        bounds.append(f"lower={expr_to_source(type_.lower)}")
+        bounds.append(f"lower={_operand(type_.lower, _SUM)}")
     if type_.upper is not None:
-        bounds.append(f"upper={expr_to_source(type_.upper)}")
+        bounds.append(f"upper={_operand(type_.upper, _SUM)}")
     text = type_.elem + (f"<{', '.join(bounds)}>" if bounds else "")
     if type_.dims:
         text += "[" + ", ".join(expr_to_source(d) for d in type_.dims) + "]"
@@ -114,4 +123,6 @@ def _statement(statement: syntax.Statement) -> str:
         return f"let {statement.name} = {expr_to_source(statement.value)}"
     if isinstance(statement, syntax.Observe):
         return f"observe {expr_to_source(statement.value)} ~ {_call(statement.dist)}"
+    if isinstance(statement, syntax.Factor):
+        return f"factor {expr_to_source(statement.value)}"
     raise TypeError(f"not a statement node: {statement!r}")

@@ -133,6 +133,7 @@ class Slice:
 
 
 UNKNOWN = object()  # a slice bound that is only known once the data is seen
+NEW_AXIS = object()  # a `newaxis` index item: a new axis of length 1
 
 
 def slice_length(dim: Dim, item: Slice) -> Dim:
@@ -152,28 +153,37 @@ def index(shape: Shape, items: tuple) -> Shape:
 
     Index arrays (int scalars among them, once any array is present) broadcast together; numpy
     puts their broadcast shape where they stand when they are adjacent, else in front.
+    NEW_AXIS items insert an axis of length 1 and, like slices, separate index arrays.
 
     Raises
     ------
     ShapeError
         Too many indices, or index arrays that do not broadcast.
     """
-    if len(items) > len(shape):
+    used = sum(item is not NEW_AXIS for item in items)
+    if used > len(shape):
         raise ShapeError(errors.bad_index,
-                         f"too many indices ({len(items)}) for a value of shape "
+                         f"too many indices ({used}) for a value of shape "
                          f"{errors.format_shape(shape)}")
-    arrays = [i for i, item in enumerate(items) if not isinstance(item, Slice)]
+    arrays = [i for i, item in enumerate(items)
+              if not isinstance(item, Slice) and item is not NEW_AXIS]
     gathered = broadcast_all([items[i] for i in arrays], "shapes of the index arrays")
     kept: list[Dim] = []
-    for dim, item in zip(shape, items):
+    axis = 0
+    for item in items:
+        if item is NEW_AXIS:
+            kept.append(1)
+            continue
         if isinstance(item, Slice):
-            kept.append(slice_length(dim, item))
-    kept.extend(shape[len(items):])
+            kept.append(slice_length(shape[axis], item))
+        axis += 1
+    kept.extend(shape[used:])
     if not arrays:
         return tuple(kept)
     adjacent = arrays == list(range(arrays[0], arrays[-1] + 1))
-    # Position of the gathered axes among the kept ones: the number of slices before them.
-    at = sum(isinstance(item, Slice) for item in items[:arrays[0]]) if adjacent else 0
+    # Position of the gathered axes among the kept ones: the slices and new axes before them.
+    at = sum(isinstance(item, Slice) or item is NEW_AXIS
+             for item in items[:arrays[0]]) if adjacent else 0
     return tuple(kept[:at]) + gathered + tuple(kept[at:])
 
 

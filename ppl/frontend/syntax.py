@@ -43,7 +43,8 @@ class Unary:
 
 @dataclass(frozen=True)
 class Binary:
-    """``op`` is one of '+', '-', '*', '/', '@', '**'."""
+    """``op`` is one of '+', '-', '*', '/', '@', '**', or a comparison '<', '<=', '>', '>=',
+    '==', '!='."""
     op: str
     left: "Expr"
     right: "Expr"
@@ -59,10 +60,24 @@ class Slice:
 
 
 @dataclass(frozen=True)
+class NewAxis:
+    """``newaxis`` among index items: a new axis of length 1 (numpy's ``None``)."""
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Index:
-    """``base[i, j:k, idx]``: one item per axis, each an Expr or a Slice."""
+    """``base[i, j:k, idx, newaxis]``: one item per axis, each an Expr or a Slice, and
+    NewAxis items that insert axes."""
     base: "Expr"
-    items: tuple["Expr | Slice", ...]
+    items: tuple["Expr | Slice | NewAxis", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A vector literal ``[a, b, c]``; nested literals make matrices."""
+    items: tuple["Expr", ...]
     span: Span = _span()
 
 
@@ -83,14 +98,15 @@ class Call:
     func_span: Span = _span()
 
 
-Expr = Union[Number, Name, Unary, Binary, Index, Call]
+Expr = Union[Number, Name, Unary, Binary, Index, Call, Vector]
 
 
 # ----- types and statements -----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Type:
-    """``ELEM<lower=.., upper=..>[dims]``; ``elem`` is 'int' or 'real'."""
+    """``ELEM<lower=.., upper=..>[dims]``; ``elem`` is 'int', 'real', 'ordered' or
+    'positive_ordered'."""
     elem: str
     lower: "Expr | None"
     upper: "Expr | None"
@@ -131,7 +147,14 @@ class Observe:
     span: Span = _span()
 
 
-Statement = Union[Data, Sample, Let, Observe]
+@dataclass(frozen=True)
+class Factor:
+    """``factor value``: adds sum(value) to the log joint."""
+    value: "Expr"
+    span: Span = _span()
+
+
+Statement = Union[Data, Sample, Let, Observe, Factor]
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,9 @@ class _ToAst(Transformer_NonRecursive):
         value, dist = children
         return syntax.Observe(value, dist, self._span(meta))
 
+    def factor_stmt(self, meta, children):
+        return syntax.Factor(children[0], self._span(meta))
+
     # ----- types ----------------------------------------------------------------------------
 
     def type(self, meta, children):
@@ -110,6 +113,17 @@ class _ToAst(Transformer_NonRecursive):
     def binary(self, meta, children):
         left, op, right = children
         return syntax.Binary(str(op), left, right, self._span(meta))
+
+    def chained(self, meta, children):
+        # The grammar accepts `a < b < c` only so that the error can say what is wrong.
+        second = children[3]
+        raise errors.chained_comparison(self._token_span(second))
+
+    def vector(self, meta, children):
+        return syntax.Vector(tuple(children), self._span(meta))
+
+    def newaxis(self, meta, children):
+        return syntax.NewAxis(self._span(meta))
 
     def index(self, meta, children):
         base, *items = children

@@ -35,6 +35,14 @@ def reported_elements(path: Path) -> list[str]:
     return names
 
 
+def _value_rows(element: str, info: dict) -> list[str]:
+    """``element`` itself, or ``element=v`` per value v when it belongs to a discrete latent."""
+    name = element.split("[")[0]
+    if name not in info["probabilities"]:
+        return [element]
+    return [f"{element}={v}" for v in info["probabilities"][name]["values"]]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
 def test_fit_prints_summary_and_writes_files(model, tmp_path):
@@ -49,7 +57,10 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
                                              "usable with care", "unreliable", "guide auto:",
                                              "starts:"))]
     expected = reported_elements(model)
-    assert rows == expected
+    info = json.loads((out / "fit.json").read_text())
+    # a discrete latent's element gets one summary row per value: z[0]=0, z[0]=1, ...
+    in_summary = [row for name in expected for row in _value_rows(name, info)]
+    assert rows == in_summary
     assert any(line.startswith(("converged", "did NOT converge"))
                for line in result.stdout.splitlines())
 
@@ -60,10 +71,9 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
     assert draws.shape == (200, len(expected)) and np.all(np.isfinite(draws))
     summary = list(csv.reader((out / "summary.csv").open()))
     assert summary[0] == ["name", "mean", "sd", "5%", "50%", "95%"]
-    assert [row[0] for row in summary[1:]] == expected
+    assert [row[0] for row in summary[1:]] == in_summary
     elbo = np.loadtxt(out / "elbo.csv", delimiter=",", skiprows=1, ndmin=2)
     assert np.all(np.isfinite(elbo[:, 1]))
-    info = json.loads((out / "fit.json").read_text())
     assert info["model_path"] == str(model)
     assert info["steps"] == len(elbo)
     assert set(info["options"]) >= {"iter", "lr", "mc_samples", "draws", "seed"}
@@ -74,7 +84,7 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
     lines = again.stdout.splitlines()
     # [correction note], header, rows, convergence line, verdict line
     table = lines[2:] if lines[0].startswith("importance-corrected") else lines[1:]
-    assert [line.split()[0] for line in table[:-2]] == expected
+    assert [line.split()[0] for line in table[:-2]] == in_summary
     assert lines[-1].startswith(("reliable", "usable with care", "unreliable"))
 
     predicted = run("predict", out, "--draws", 50)

@@ -17,8 +17,8 @@ from hypothesis import strategies as hs
 from hypothesis.extra.numpy import arrays
 
 from ppl import constraints as c
-from ppl.bijectors import (Identity, IntervalBound, LowerBound, StickBreaking, UpperBound,
-                           biject_to)
+from ppl.bijectors import (CorrCholeskyBijector, Identity, IntervalBound, LowerBound,
+                           OrderedBijector, StickBreaking, UpperBound, biject_to)
 
 S = 4
 
@@ -54,7 +54,26 @@ ROWS = [
     Row("simplex", lambda rng: c.simplex, (4,)),
     Row("simplex_batched", lambda rng: c.simplex, (2, 5)),
     Row("simplex_two", lambda rng: c.simplex, (2,)),
+    Row("ordered", lambda rng: c.ordered, (4,)),
+    Row("ordered_batched", lambda rng: c.ordered, (2, 3)),
+    Row("ordered_one", lambda rng: c.ordered, (1,)),
+    Row("positive_ordered", lambda rng: c.positive_ordered, (4,)),
+    Row("positive_ordered_batched", lambda rng: c.positive_ordered, (2, 3)),
+    Row("corr_cholesky_2", lambda rng: c.corr_cholesky, (2, 2)),
+    Row("corr_cholesky_4", lambda rng: c.corr_cholesky, (4, 4)),
+    Row("corr_cholesky_batched", lambda rng: c.corr_cholesky, (2, 3, 3)),
 ]
+
+
+def _free_part(bijector, x):
+    """The constrained coordinates that the free ones determine: a simplex's first K-1, a
+    correlation Cholesky factor's strict lower triangle (the rest follows from them)."""
+    if isinstance(bijector, StickBreaking):
+        return x[..., :-1]
+    if isinstance(bijector, CorrCholeskyBijector):
+        rows, cols = np.tril_indices(x.shape[-1], -1)
+        return x[..., rows, cols]
+    return x
 
 
 def _setup(row, seed=0):
@@ -83,12 +102,10 @@ def test_forward_lands_in_support(row):
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_log_det_jacobian_matches_autograd(row):
     _, bijector, u = _setup(row)
-    simplex = isinstance(bijector, StickBreaking)
 
     def flat_forward(v):
         x = bijector.forward(anp.reshape(v, u.shape))
-        # a simplex has K-1 free coordinates: the Jacobian of the first K-1 outputs
-        return anp.reshape(x[..., :-1] if simplex else x, (-1,))
+        return anp.reshape(_free_part(bijector, x), (-1,))
 
     m = u.size // S
     # draws are independent, so the full Jacobian is block diagonal: one [m, m] block per draw
@@ -107,6 +124,10 @@ def test_roundtrip_property(row, u):
     constraint, bijector, _ = _setup(row)
     free = bijector.free_shape(row.shape)
     u = np.resize(u, (S,) + free)
+    if isinstance(bijector, OrderedBijector):
+        # x_k - x_{k-1} loses digits when the increment exp(u_k) is small beside x_k, which
+        # grows like exp(max u): |u| <= 4 bounds that loss by e^8 * 1e-16 (about 3e-13)
+        u = u * 0.4
     x = bijector.forward(u)
     assert np.all(constraint.check(x))
     np.testing.assert_allclose(bijector.inverse(x), u, rtol=1e-9, atol=1e-12)
@@ -119,6 +140,9 @@ def test_roundtrip_property(row, u):
     (c.LessThan(-1.0), UpperBound, {"upper": -1.0}),
     (c.Interval(0.0, 3.0), IntervalBound, {"lower": 0.0, "upper": 3.0}),
     (c.simplex, StickBreaking, {}),
+    (c.ordered, OrderedBijector, {"positive": False}),
+    (c.positive_ordered, OrderedBijector, {"positive": True}),
+    (c.corr_cholesky, CorrCholeskyBijector, {}),
 ], ids=lambda v: type(v).__name__ if isinstance(v, c.Constraint) else None)
 def test_biject_to_picks_the_bijector(constraint, kind, bounds):
     bijector = biject_to(constraint)
@@ -128,7 +152,7 @@ def test_biject_to_picks_the_bijector(constraint, kind, bounds):
 
 def test_every_continuous_constraint_has_a_bijector():
     for kind in c.Constraint.__subclasses__():
-        if not kind.discrete:
+        if not kind.discrete and not kind.parameter_only:
             fields = {"lower": 0.0, "upper": 1.0}
             args = [fields[f] for f in getattr(kind, "__dataclass_fields__", {})
                     if f in fields]
@@ -140,6 +164,37 @@ def test_every_continuous_constraint_has_a_bijector():
 def test_discrete_support_has_no_bijector(constraint):
     with pytest.raises(NotImplementedError, match="internal"):
         biject_to(constraint)
+
+
+@pytest.mark.parametrize("constraint", [c.positive_definite, c.lower_cholesky])
+def test_parameter_only_constraint_has_no_bijector(constraint):
+    with pytest.raises(NotImplementedError, match="internal"):
+        biject_to(constraint)
+
+
+def test_corr_cholesky_free_shape_is_k_choose_2():
+    assert biject_to(c.corr_cholesky).free_shape((5, 4, 4)) == (5, 6)
+
+
+def test_corr_cholesky_gives_a_correlation_matrix():
+    u = np.random.default_rng(3).normal(0.0, 2.0, (S, 10))
+    x = biject_to(c.corr_cholesky).forward(u)
+    omega = x @ np.swapaxes(x, -1, -2)
+    np.testing.assert_allclose(np.diagonal(omega, axis1=-2, axis2=-1), 1.0, rtol=1e-12)
+    assert np.all(np.linalg.eigvalsh(omega) > 0)
+
+
+def test_corr_cholesky_keeps_precision_near_unit_correlation():
+    # tanh(18) rounds to within 1e-15 of 1: the inverse must not go through arctanh(z)
+    u = np.array([[18.0, -17.0, 0.5]])
+    bijector = biject_to(c.corr_cholesky)
+    np.testing.assert_allclose(bijector.inverse(bijector.forward(u)), u, rtol=1e-9)
+
+
+def test_ordered_maps_zero_to_unit_steps():
+    np.testing.assert_allclose(OrderedBijector().forward(np.zeros((1, 3))), [[0.0, 1.0, 2.0]])
+    np.testing.assert_allclose(OrderedBijector(positive=True).forward(np.zeros((1, 3))),
+                               [[1.0, 2.0, 3.0]])
 
 
 def test_free_shape_drops_one_simplex_coordinate():

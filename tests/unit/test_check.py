@@ -350,3 +350,63 @@ def test_the_first_error_is_reported():
 def test_empty_program():
     assert _check("").statements == ()
     assert _check("# only a comment\n").statements == ()
+
+
+# ----- language version 2 -------------------------------------------------------------------
+
+def test_comparison_is_an_int_with_the_broadcast_shape():
+    z = _let("data x: real[3]\ndata y: real[2, 1]\nlet z = x < y\n")
+    assert (z.shape, z.dtype) == ((2, 3), "int")
+
+
+def test_vector_literal_stacks_its_items():
+    z = _let("sample m ~ Normal(0, 1)\nlet z = [[m, 1], [2, m]]\n")
+    assert (z.shape, z.dtype, z.deps) == ((2, 2), "real", frozenset({"m"}))
+    assert _let("let z = [1, 2, 3]\n").dtype == "int"
+
+
+def test_newaxis_inserts_an_axis_of_length_one():
+    assert _let("data x: real[3, 4]\nlet z = x[:, newaxis, 0]\n").shape == (3, 1)
+    assert _let("data x: real[3]\nlet z = x[newaxis]\n").shape == (1, 3)
+
+
+def test_lpdf_broadcasts_the_distribution_and_the_value():
+    z = _let("data y: real[4, 1]\nsample mu: real[3] ~ Normal(0, 1)\n"
+             "let z = lpdf(Normal(mu, 1), y)\n")
+    assert (z.shape, z.dtype, z.deps) == ((4, 3), "real", frozenset({"mu"}))
+
+
+def test_lpdf_of_a_multivariate_distribution_drops_the_event_axis():
+    z = _let("data y: real[5, 3]\nlet z = lpdf(Dirichlet([1.0, 1.0, 1.0]), y)\n")
+    assert z.shape == (5,)
+
+
+def test_factor_is_kept_in_the_ir():
+    model = _check("sample m ~ Normal(0, 1)\nfactor -m\n")
+    assert len(model.factors) == 1 and model.factors[0].value.deps == frozenset({"m"})
+
+
+@pytest.mark.parametrize("elem, support", [("ordered", c.Ordered), ("positive_ordered",
+                                                                     c.PositiveOrdered)])
+def test_ordered_types_give_their_support(elem, support):
+    latent = _check(f"sample c: {elem}[3] ~ Normal(0, 5)\n").latents["c"]
+    assert isinstance(latent.support, support) and not latent.truncated
+
+
+@pytest.mark.parametrize("text, lower, upper", [
+    ("sample z: int[4] ~ Bernoulli(0.5)", 0, 1),
+    ("sample z: int<lower=1, upper=5> ~ Poisson(3)", 1, 5),
+    ("sample z: int ~ Categorical([0.2, 0.3, 0.5])", 0, 2),
+])
+def test_discrete_latent_has_a_finite_support(text, lower, upper):
+    latent = _check(text + "\n").latents["z"]
+    assert latent.discrete and latent.dtype == "int"
+    assert isinstance(latent.support, c.IntegerInterval)
+    from ppl.frontend.supports import number
+    assert (number(latent.support.lower), number(latent.support.upper)) == (lower, upper)
+
+
+def test_a_binary_index_over_a_long_axis_warns():
+    text = "data m: int<lower=0, upper=1>[5]\ndata x: real[5]\nlet z = x[m]\n"
+    with pytest.warns(UserWarning, match="does not select by a 0/1 mask"):
+        _check(text, {})

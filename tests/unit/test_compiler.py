@@ -73,6 +73,23 @@ SIMPLE = {
         lambda u: scipy.stats.norm.logpdf(u[:3], 0, 2).sum()
         + scipy.stats.halfnorm.logpdf(np.exp(u[3])) + u[3]
         + scipy.stats.norm.logpdf(Y, 2 * u[:3], np.exp(u[3])).sum()),
+    "factor_adds_sum": (              # factor adds sum(EXPR); a data-only factor is a constant
+        "data y: real[3]\nsample mu ~ Normal(0, 1)\nfactor -square(y - mu)\nfactor y\n",
+        {"y": Y},
+        lambda u: scipy.stats.norm.logpdf(u[0]) - ((Y - u[0]) ** 2).sum() + Y.sum()),
+    "lpdf_in_factor": (
+        "data y: real[3]\nsample mu ~ Normal(0, 1)\nfactor lpdf(Laplace(mu, 2), y)\n",
+        {"y": Y},
+        lambda u: scipy.stats.norm.logpdf(u[0]) + scipy.stats.laplace.logpdf(Y, u[0], 2).sum()),
+    "comparison_is_zero_one": (       # (y > mu) counts the data above mu
+        "data y: real[3]\nsample mu ~ Normal(0, 1)\nfactor (y > mu) * mu\n", {"y": Y},
+        lambda u: scipy.stats.norm.logpdf(u[0]) + (Y > u[0]).sum() * u[0]),
+    "vector_literal_and_newaxis": (   # [mu, 2 mu][:, newaxis] + y broadcasts to [2, 3]
+        "data y: real[3]\nsample mu ~ Normal(0, 1)\n"
+        "observe y ~ Normal(sum([mu, 2 * mu][:, newaxis] + y[newaxis], axis=0), 1)\n",
+        {"y": Y},
+        lambda u: scipy.stats.norm.logpdf(u[0])
+        + scipy.stats.norm.logpdf(Y, 3 * u[0] + 2 * Y, 1).sum()),
 }
 
 

@@ -281,7 +281,7 @@ def test_observed_data_let_is_checked():
                              "{0, 1, ...} of the distribution")
 
 
-@pytest.mark.parametrize("g,found", [([0, 3, 1], "3 at g[1]"), ([0, -4, 1], "-4 at g[1]")])
+@pytest.mark.parametrize("g,found", [([0, 3, 1], "3 at g[1]")])
 def test_index_out_of_range(g, found):
     text = "data g: int[3]\nsample a: real[3] ~ Normal(0, 1)\nlet b = a[g]\n"
     error = validate_error(text, {"g": g})
@@ -290,9 +290,18 @@ def test_index_out_of_range(g, found):
     assert (error.span.line, error.span.col) == (3, 11)
 
 
-def test_negative_indices_within_range_count_from_the_end():
+@pytest.mark.parametrize("g", [[-3, -1, 2], [0, -4, 1]])
+def test_negative_index_from_data_is_an_error(g):
+    # LANGUAGE.md v2: numpy would count it from the end; an index from data must be >= 0
     text = "data g: int[3]\nsample a: real[3] ~ Normal(0, 1)\nlet b = a[g]\n"
-    validate(text, {"g": [-3, -1, 2]})
+    error = validate_error(text, {"g": g})
+    bad = next(i for i, v in enumerate(g) if v < 0)
+    assert error.message == (f"index 'g' holds {g[bad]} at g[{bad}]; an index from the data must "
+                             "be non-negative (numpy would silently count it from the end)")
+
+
+def test_negative_literal_index_still_counts_from_the_end():
+    validate("data x: real[3]\nlet b = x[-1]\n", {"x": [1.0, 2.0, 3.0]})
 
 
 def test_index_out_of_range_in_a_data_let_is_found_before_it_is_computed():

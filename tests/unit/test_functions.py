@@ -2,9 +2,13 @@
 axis, axis shifting), its shape rule against the shape it really returns, and its gradient."""
 from __future__ import annotations
 
+import autograd
+import autograd.numpy
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.special
+import scipy.stats
 from autograd.test_util import check_grads
 
 from ppl import functions
@@ -74,7 +78,7 @@ def _id(case):
 def test_every_language_function_is_registered():
     names = ("exp log log1p expm1 sqrt square abs sigmoid logit softplus tanh sin cos sum mean "
              "dot softmax log_softmax log_sum_exp cumsum transpose").split()
-    assert sorted(functions.FUNCTIONS) == sorted(names)
+    assert sorted(functions.FUNCTIONS) == sorted(names + list(REFERENCE_V2))
     assert set(REFERENCE) == set(names)
     assert all(functions.lookup(n).name == n for n in names)
     assert functions.lookup("Normal") is None
@@ -149,3 +153,223 @@ def test_softplus_and_log_softmax_are_stable():
     np.testing.assert_allclose(log_p[0, 2], 0.0)
     np.testing.assert_allclose(functions.lookup("softmax").impl(x).sum(axis=-1), [1.0])
     np.testing.assert_allclose(functions.lookup("log_sum_exp").impl(x), [1000.0])
+
+
+# ----- language version 2 -------------------------------------------------------------------
+# name -> reference on ONE draw's values (no draw axis); static arguments as plain ints.
+
+def _gp(x, alpha, rho):
+    return alpha ** 2 * np.exp(-np.subtract.outer(x, x) ** 2 / (2 * rho ** 2))
+
+
+REFERENCE_V2 = {
+    "lgamma": lambda x: scipy.special.gammaln(x),
+    "digamma": lambda x: scipy.special.digamma(x),
+    "erf": lambda x: scipy.special.erf(x),
+    "Phi": lambda x: scipy.stats.norm.cdf(x),
+    "inv_logit": lambda x: scipy.special.expit(x),
+    "floor": lambda x: np.floor(x),
+    "minimum": np.minimum,
+    "maximum": np.maximum,
+    "where": lambda c, a, b: np.where(c != 0, a, b),
+    "concat": lambda a, b, axis=0: np.concatenate([a, b], axis=axis),
+    "stack": lambda a, b, axis=0: np.stack([a, b], axis=axis),
+    "reshape": lambda x, dims: np.reshape(x, dims),
+    "eye": lambda k: np.eye(k),
+    "cholesky": np.linalg.cholesky,
+    "diag": lambda v: np.apply_along_axis(np.diag, -1, v) if v.ndim > 1 else np.diag(v),
+    "diagonal": lambda a: np.diagonal(a, axis1=-2, axis2=-1),
+    "outer": lambda u, v: np.multiply.outer(u, v),
+    "solve": lambda a, b: scipy.linalg.solve(a, b),
+    "log_det": lambda a: np.linalg.slogdet(a)[1],
+    "gp_exp_quad_cov": _gp,
+}
+
+
+def _u(rng, s, shape):
+    return rng.uniform(0.05, 0.95, (s, *shape))
+
+
+def _spd(rng, s, k):
+    a = rng.normal(size=(s, k, k))
+    return a @ np.swapaxes(a, -1, -2) + k * np.eye(k)
+
+
+# (case id, function, builder rng -> (batched args, static), axis). Arguments carry the draw
+# axis: S for those that would depend on latents, 1 for data. Static arguments are plain.
+V2_CASES = (
+    [(f"{f}-{shape}", f, lambda rng, sh=shape: ((_u(rng, S, sh),), ()), None)
+     for f in ["lgamma", "digamma", "erf", "Phi", "inv_logit"] for shape in [(), (3,)]]
+    + [(f"{f}-{sa}-{sb}", f, lambda rng, sa=sa, sb=sb: ((_u(rng, S, sa), _u(rng, 1, sb)), ()),
+        None)
+       for f in ["minimum", "maximum"] for sa, sb in [((3,), (3,)), ((), (3,)), ((2, 3), (3,))]]
+    + [("where-mixed", "where",
+        lambda rng: ((rng.integers(0, 2, (1, 3)), _u(rng, S, ()), _u(rng, 1, (3,))), ()), None),
+       ("where-matrix", "where",
+        lambda rng: ((rng.integers(0, 2, (1, 2, 3)), _u(rng, S, (2, 3)), _u(rng, S, (3,))), ()),
+        None)]
+    + [(f"concat-axis={ax}", "concat", lambda rng: ((_u(rng, S, (2, 3)), _u(rng, 1, (2, 3))), ()),
+        ax) for ax in [None, 0, 1, -1]]
+    + [(f"stack-axis={ax}", "stack", lambda rng: ((_u(rng, S, (3,)), _u(rng, 1, (3,))), ()), ax)
+       for ax in [None, 0, 1, -1]]
+    + [("reshape", "reshape", lambda rng: ((_u(rng, S, (6,)),), ((2, 3),)), None),
+       ("reshape-flat", "reshape", lambda rng: ((_u(rng, S, (2, 3)),), ((6,),)), None),
+       ("cholesky", "cholesky", lambda rng: ((_spd(rng, S, 3),), ()), None),
+       ("cholesky-batch", "cholesky",
+        lambda rng: ((_spd(rng, S * 2, 3).reshape(S, 2, 3, 3),), ()), None),
+       ("diag", "diag", lambda rng: ((_u(rng, S, (3,)),), ()), None),
+       ("diagonal", "diagonal", lambda rng: ((_u(rng, S, (3, 3)),), ()), None),
+       ("outer", "outer", lambda rng: ((_u(rng, S, (3,)), _u(rng, 1, (2,))), ()), None),
+       ("solve-vector", "solve", lambda rng: ((_spd(rng, S, 3), _u(rng, 1, (3,))), ()), None),
+       ("solve-matrix", "solve", lambda rng: ((_spd(rng, 1, 3), _u(rng, S, (3, 2))), ()), None),
+       ("log_det", "log_det", lambda rng: ((_spd(rng, S, 3),), ()), None),
+       ("gp_exp_quad_cov", "gp_exp_quad_cov",
+        lambda rng: ((_u(rng, 1, (4,)) * 5, _u(rng, S, ()) + 0.5, _u(rng, S, ()) + 0.5), ()),
+        None)]
+)
+V2_STATIC = {"reshape": 1, "eye": 0}
+_V2_IDS = [c[0] for c in V2_CASES]
+
+
+def _v2_call(name, args, static, axis):
+    """Call the implementation with static values where the function takes them (as the
+    compiler passes data: an int array with a draw axis of 1)."""
+    pos = V2_STATIC.get(name)
+    args = list(args)
+    if pos is not None:
+        args.insert(pos, np.asarray(static[0])[None])
+    return functions.lookup(name).impl(*args, axis=axis)
+
+
+def _v2_reference(name, args, static, axis):
+    def one(s):
+        per_draw = [a[min(s, len(a) - 1)] for a in args]
+        kw = {} if axis is None else {"axis": axis}
+        return REFERENCE_V2[name](*per_draw, *static, **kw)
+    return np.stack([one(s) for s in range(S)])
+
+
+def test_every_v2_function_has_a_reference():
+    assert set(REFERENCE_V2) <= set(functions.FUNCTIONS)
+    assert {c[1] for c in V2_CASES} | {"floor", "eye"} == set(REFERENCE_V2)
+
+
+@pytest.mark.parametrize("case", V2_CASES, ids=_V2_IDS)
+def test_v2_impl_matches_reference_per_draw(case, rng):
+    _, name, build, axis = case
+    args, static = build(rng)
+    np.testing.assert_allclose(_v2_call(name, args, static, axis),
+                               _v2_reference(name, args, static, axis), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", V2_CASES, ids=_V2_IDS)
+def test_v2_shape_rule_matches_impl(case, rng):
+    _, name, build, axis = case
+    args, static = build(rng)
+    f = functions.lookup(name)
+    arg_shapes = [a.shape[1:] for a in args]
+    if name in V2_STATIC:
+        arg_shapes.insert(V2_STATIC[name], static[0])
+    assert _v2_call(name, args, static, axis).shape == (S, *f.shape(tuple(arg_shapes), axis))
+
+
+@pytest.mark.parametrize("case", V2_CASES, ids=_V2_IDS)
+def test_v2_gradient(case, rng):
+    # autograd's check_grads: reverse mode against central differences of every real argument
+    # (where's 0/1 condition and static arguments are held fixed)
+    _, name, build, axis = case
+    args, static = build(rng)
+    fixed = {0} if name == "where" else set()
+    free = [i for i in range(len(args)) if i not in fixed]
+
+    def f(*free_args):
+        full = list(args)
+        for i, v in zip(free, free_args):
+            full[i] = v
+        return _v2_call(name, full, static, axis)
+    check_grads(f, modes=["rev"], order=1)(*[args[i] for i in free])
+
+
+def test_eye_and_floor(rng):
+    np.testing.assert_array_equal(functions.lookup("eye").impl(np.array([3])), np.eye(3)[None])
+    assert functions.lookup("eye").shape((3,), None) == (3, 3)
+    assert functions.lookup("eye").shape(("K",), None) == ("K", "K")
+    x = np.array([[-1.5, 0.0, 2.7]])
+    got = functions.lookup("floor").impl(x)
+    np.testing.assert_array_equal(got, [[-2, 0, 2]])
+    assert got.dtype.kind == "i"
+
+
+def test_data_only_and_static_flags():
+    assert [n for n, f in functions.FUNCTIONS.items() if f.data_only] == ["floor"]
+    assert {n: f.static for n, f in functions.FUNCTIONS.items() if f.static} == {
+        "reshape": (1,), "eye": (0,)}
+    assert functions.lookup("concat").forms == ("a, b", "a, b, axis=INT")
+
+
+@pytest.mark.parametrize("name, arg_dtypes, expected", [
+    ("minimum", ("int", "int"), "int"), ("maximum", ("int", "real"), "real"),
+    ("where", ("int", "int", "int"), "int"), ("where", ("int", "real", "int"), "real"),
+    ("floor", ("real",), "int"), ("concat", ("int", "int"), "int"),
+    ("reshape", ("int", "int"), "int"), ("eye", ("int",), "real"), ("lgamma", ("int",), "real"),
+    ("log_det", ("real",), "real"),
+])
+def test_v2_dtype_rule(name, arg_dtypes, expected):
+    assert functions.lookup(name).dtype(arg_dtypes) == expected
+
+
+@pytest.mark.parametrize("name, arg_shapes, axis, expected", [
+    ("concat", (("N", 3), ("M", 3)), 0, (None, 3)),
+    ("concat", (("N", 3), ("N", 2)), 1, ("N", 5)),
+    ("stack", (("N",), ("N",)), -1, ("N", 2)),
+    ("reshape", (("N", 3), ("K", 6)), None, ("K", 6)),
+    ("cholesky", (("K", "K"),), None, ("K", "K")),
+    ("diag", (("K",),), None, ("K", "K")),
+    ("diagonal", (("G", "K", "K"),), None, ("G", "K")),
+    ("outer", (("N",), ("K",)), None, ("N", "K")),
+    ("solve", (("K", "K"), ("K",)), None, ("K",)),
+    ("solve", (("K", "K"), ("K", "N")), None, ("K", "N")),
+    ("log_det", (("G", "K", "K"),), None, ("G",)),
+    ("gp_exp_quad_cov", (("N",), (), ()), None, ("N", "N")),
+    ("where", (("N",), (), ("N",)), None, ("N",)),
+    ("minimum", ((), ("N",)), None, ("N",)),
+])
+def test_v2_symbolic_shape_rules(name, arg_shapes, axis, expected):
+    assert functions.lookup(name).shape(arg_shapes, axis) == expected
+
+
+@pytest.mark.parametrize("name, arg_shapes, axis", [
+    ("cholesky", ((3, 4),), None), ("cholesky", ((3,),), None), ("log_det", ((2, 3),), None),
+    ("diagonal", ((2, 3),), None), ("diag", ((),), None), ("solve", ((3, 3), (4,)), None),
+    ("solve", ((3, 3), (4, 2)), None), ("concat", ((2, 3), (2, 4)), 0),
+    ("concat", ((2, 3), (3,)), 0), ("concat", ((), ()), 0), ("concat", ((3,), (3,)), 1),
+    ("stack", ((3,), (4,)), 0), ("stack", ((3,), (3,)), 2), ("reshape", ((2, 3), (4, 2)), None),
+    ("reshape", ((6,), (0, 6)), None), ("reshape", (("N",), (-1, 2)), None),
+    ("outer", ((), (3,)), None),
+    ("gp_exp_quad_cov", ((3, 2), (), ()), None), ("gp_exp_quad_cov", ((3,), (3,), ()), None),
+    ("where", ((2,), (3,), ()), None), ("minimum", ((2,), (3,)), None),
+])
+def test_v2_shape_rule_refuses(name, arg_shapes, axis):
+    with pytest.raises(ShapeError):
+        functions.lookup(name).shape(arg_shapes, axis)
+
+
+def _not_positive_definite(rng):
+    a = _spd(rng, S, 3)
+    a[1] = -a[1]                                  # the second draw's matrix is negative definite
+    return a
+
+
+@pytest.mark.parametrize("name", ["cholesky", "log_det", "solve"])
+def test_bad_matrix_gives_non_finite_values_not_an_exception(name, rng):
+    # cholesky: not positive definite; solve, log_det: singular. Only that draw is affected.
+    a = _not_positive_definite(rng) if name == "cholesky" else _spd(rng, S, 3)
+    if name != "cholesky":
+        a[1] = 0.0
+    args = (a, _u(rng, 1, (3,))) if name == "solve" else (a,)
+    out = functions.lookup(name).impl(*args)
+    assert not np.all(np.isfinite(out[1]))
+    assert np.all(np.isfinite(out[[0, 2, 3]]))
+    grads = autograd.grad(lambda m: autograd.numpy.sum(
+        functions.lookup(name).impl(m, *args[1:])))(a)
+    assert np.all(np.isfinite(grads[[0, 2, 3]]))

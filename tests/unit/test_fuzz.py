@@ -20,7 +20,7 @@ TEXTS = [p.read_text(encoding="utf-8") for p in
          + sorted((ROOT / "models").glob("*.ppl"))
          + sorted((ROOT / "models" / "posteriordb").glob("*.ppl"))]
 # Characters that matter to the grammar and the checker, plus a few that do not belong at all.
-ALPHABET = "abcxyzNKT_019.eE+-*/@()[]{},:;=<>~#\n \t\"'$é"
+ALPHABET = "abcxyzNKT_019.eE+-*/@()[]{},:;=<>!~#\n \t\"'$é"
 
 _edit = st.tuples(st.sampled_from(["insert", "delete", "replace"]), st.floats(0, 1),
                   st.sampled_from(ALPHABET))

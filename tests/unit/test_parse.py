@@ -84,7 +84,26 @@ def observe(value, dist):
 
 # ----- expressions: `let v = TEXT` parses to `let v = EXPECTED` -----------------------------
 
+def vec(*items):
+    return syntax.Vector(tuple(items), None)
+
+
+NEWAXIS = syntax.NewAxis(None)
+
+
 EXPRESSIONS = [
+    ("a < b", bi("<", nm("a"), nm("b"))),
+    ("a + 1 >= b * 2", bi(">=", bi("+", nm("a"), num(1)), bi("*", nm("b"), num(2)))),
+    ("(a == b) != c", bi("!=", bi("==", nm("a"), nm("b")), nm("c"))),
+    ("x <= -1", bi("<=", nm("x"), neg(num(1)))),
+    ("a > b", bi(">", nm("a"), nm("b"))),
+    ("[1, 2.5]", vec(num(1), num(2.5))),
+    ("[[1, 0], [0, 1]]", vec(vec(num(1), num(0)), vec(num(0), num(1)))),
+    ("[a]", vec(nm("a"))),
+    ("[a, b][0]", ix(vec(nm("a"), nm("b")), num(0))),
+    ("x[:, newaxis]", ix(nm("x"), sl(), NEWAXIS)),
+    ("x[newaxis]", ix(nm("x"), NEWAXIS)),
+    ("lpdf(Normal(0, 1), y)", call("lpdf", call("Normal", num(0), num(1)), nm("y"))),
     ("3", num(3)),
     ("0.5", num(0.5)),
     (".5", num(0.5, ".5")),
@@ -178,6 +197,12 @@ PROGRAMS = [
      prog(observe(ix(nm("y"), sl(num(1))), call("Normal", nm("mu"), nm("sigma"))))),
     ("observe y ~ Poisson(log_rate=a + b)",
      prog(observe(nm("y"), call("Poisson", log_rate=bi("+", nm("a"), nm("b")))))),
+    ("factor -x ** 2", prog(syntax.Factor(neg(bi("**", nm("x"), num(2))), None))),
+    ("sample c: ordered[K] ~ Normal(0, 5)",
+     prog(sample("c", ty("ordered", [nm("K")]), call("Normal", num(0), num(5))))),
+    ("sample c: positive_ordered[3] ~ Exponential(1)",
+     prog(sample("c", ty("positive_ordered", [num(3)]), call("Exponential", num(1))))),
+    ("data b: real<lower=(1 < 2)>", prog(data("b", ty("real", lower=bi("<", num(1), num(2)))))),
     ("", prog()),
     ("\n\n# only a comment\n", prog()),
     ("data N: int  # trailing comment\n\n\n# between\n  let z = N\n",
@@ -264,12 +289,18 @@ SYNTAX_ERRORS = [
      "expected '[', a newline, an operator, end of file"),
     ("let z = mu $ 2", "m.ppl:1:12: error: syntax error: unexpected character '$'"),
     ("let data = 1", "m.ppl:1:5: error: syntax error: unexpected keyword 'data'; expected a name"),
-    ("data y:\n", "m.ppl:1:8: error: syntax error: unexpected newline; expected 'int', 'real'"),
+    ("let v = a < b < c", "m.ppl:1:15: error: comparisons cannot be chained"),
+    ("let v = a == b > c <= d", "m.ppl:1:16: error: comparisons cannot be chained"),
+    ("let v = []", "m.ppl:1:10: error: syntax error: unexpected ']'; expected '(', '-', '[', "
+                   "a name, a number"),
+    ("let newaxis = 1", "m.ppl:1:5: error: syntax error: unexpected keyword 'newaxis'; "
+                        "expected a name"),
+    ("data y:\n", "m.ppl:1:8: error: syntax error: unexpected newline; expected 'int', 'ordered', 'positive_ordered', 'real'"),
     ("observe y ~\n", "m.ppl:1:12: error: syntax error: unexpected newline; expected a name"),
     ("observe y", "m.ppl:1:10: error: syntax error: unexpected end of file; expected '~'"),
     ("let z = sum(y[1:\n",
      "m.ppl:2:1: error: syntax error: unexpected end of file; "
-     "expected '(', ',', '-', ']', a name, a number"),
+     "expected '(', ',', '-', '[', ']', a name, a number"),
     ("data N: int data y: real",
      "m.ppl:1:13: error: syntax error: unexpected keyword 'data'; "
      "expected '<', '[', a newline, end of file"),
@@ -278,9 +309,9 @@ SYNTAX_ERRORS = [
     ("let z = f(a=1, 2)", "m.ppl:1:16: error: syntax error: unexpected number '2'; expected a name"),
     ("sample mu ~ 3", "m.ppl:1:13: error: syntax error: unexpected number '3'; expected a name"),
     ("let z = y[]",
-     "m.ppl:1:11: error: syntax error: unexpected ']'; expected '(', '-', ':', a name, a number"),
+     "m.ppl:1:11: error: syntax error: unexpected ']'; expected '(', '-', ':', '[', 'newaxis', a name, a number"),
     ("x", "m.ppl:1:1: error: syntax error: unexpected name 'x'; "
-          "expected 'data', 'let', 'observe', 'sample', a newline, end of file"),
+          "expected 'data', 'factor', 'let', 'observe', 'sample', a newline, end of file"),
     ("let z = 1\rlet w = 2", "m.ppl:1:10: error: syntax error: unexpected character '\\r'"),
     ("let z = " + "9" * 5000,
      "m.ppl:1:9: error: syntax error: bad number '99999999999999999...': too many digits"),

@@ -70,9 +70,20 @@ def test_valid_snippet_roundtrips(text):
     ("y[ : -1 ]", "y[:-1]"),
     ("sum(x,axis=0)", "sum(x, axis=0)"),
     (".5", ".5"),
+    ("(a<b)+c", "(a < b) + c"),
+    ("a+1<b", "a + 1 < b"),
+    ("(a<b)<c", "(a < b) < c"),
+    ("a<(b<c)", "a < (b < c)"),
+    ("[ 1,[a,b] ]", "[1, [a, b]]"),
+    ("x[ :,newaxis ]", "x[:, newaxis]"),
 ])
 def test_expression_printed_canonically(text, printed):
     assert expr_to_source(parse(f"let v = {text}").statements[0].value) == printed
+
+
+def test_comparison_bound_printed_in_parentheses():
+    text = "data s: real<lower=(0 < 1)>\nfactor -x\nsample c: ordered[3] ~ Normal(0, 1)\n"
+    assert to_source(parse(text)) == text
 
 
 def test_program_printed_canonically():
@@ -107,9 +118,13 @@ def _compound(children):
     return st.one_of(
         st.builds(lambda e: syntax.Unary("-", e, None), children),
         st.builds(lambda op, a, b: syntax.Binary(op, a, b, None),
-                  st.sampled_from(["+", "-", "*", "/", "@", "**"]), children, children),
+                  st.sampled_from(["+", "-", "*", "/", "@", "**", "<", "<=", ">", ">=",
+                                   "==", "!="]), children, children),
         st.builds(lambda b, items: syntax.Index(b, tuple(items), None),
-                  children, st.lists(children | slices, min_size=1, max_size=3)),
+                  children, st.lists(children | slices | st.just(syntax.NewAxis(None)),
+                                     min_size=1, max_size=3)),
+        st.builds(lambda items: syntax.Vector(tuple(items), None),
+                  st.lists(children, min_size=1, max_size=3)),
         st.builds(lambda f, args, kws: syntax.Call(f, tuple(args), tuple(kws), None, None),
                   _NAMES, st.lists(children, max_size=3), st.lists(keywords, max_size=2)),
     )

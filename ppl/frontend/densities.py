@@ -1,0 +1,104 @@
+"""Distributions inside expressions, at check time: ``lpdf``/``lcdf``/``lccdf(DIST, x)`` and a
+distribution call given as a parameter (the components of ``Mixture(w, Normal(mu, sigma))``).
+
+The checker calls in here with itself as ``checker`` (for ``_dist`` and ``_expr``); the compiler
+evaluates the resulting ``ir.Density`` and distribution-valued parameters.
+"""
+from __future__ import annotations
+
+from .. import errors, ir
+from . import shapes, syntax
+from .shapes import Shape, ShapeError
+
+# language name -> the distribution method it calls (None: log_density, which every one has)
+DENSITY_FUNCTIONS = {"lpdf": "log_density", "lcdf": "log_cdf", "lccdf": "log_ccdf"}
+
+
+def dist_params(cls) -> frozenset:
+    """Names of ``cls``'s parameters that take a distribution call (Mixture's components)."""
+    return frozenset(getattr(cls, "dist_params", ()))
+
+
+def density(checker, e: syntax.Call) -> ir.Density:
+    """Check ``lpdf(DIST, x)`` (or lcdf, lccdf): DIST a distribution call, x any expression
+    whose batch shape broadcasts with DIST's.
+
+    Raises
+    ------
+    PplError : a first argument that is not a distribution call, a distribution without the
+        CDF asked for, wrong arguments, or shapes that do not broadcast.
+    """
+    if len(e.args) != 2 or e.kwargs:
+        raise errors.wrong_arguments(e.span, e.func, ["DIST, x"])
+    call, value_node = e.args
+    if not isinstance(call, syntax.Call) or call.func in DENSITY_FUNCTIONS or \
+            checker_lookup_function(call.func):
+        raise errors.density_needs_distribution(call.span, e.func)
+    dist = checker._dist(call)
+    method = DENSITY_FUNCTIONS[e.func]
+    if getattr(dist.cls, method, None) is None:
+        raise errors.no_cdf(call.func_span, e.func, dist.name)
+    value = checker._expr(value_node)
+    event = dist.cls.event_dim
+    if len(value.shape) < event:
+        raise errors.too_few_dimensions(value.span, f"a value of {dist.name}", event, value.shape)
+    try:
+        shape = shapes.broadcast(dist.batch_shape, value.shape[:len(value.shape) - event],
+                                 f"shapes of the distribution and the value of '{e.func}'")
+    except ShapeError as err:
+        raise err.at(e.span) from None
+    return ir.Density(e.func, dist, value, shape, "real", dist.deps | value.deps, span=e.span)
+
+
+def checker_lookup_function(name: str) -> bool:
+    from .. import functions
+    return functions.lookup(name) is not None
+
+
+def component(checker, e: syntax.Expr, cls) -> ir.Dist:
+    """A distribution-valued parameter: it must be written as a distribution call."""
+    if not isinstance(e, syntax.Call) or checker_lookup_function(e.func) or \
+            e.func in DENSITY_FUNCTIONS:
+        raise errors.component_not_distribution(e.span, cls.name)
+    dist = checker._dist(e)
+    if dist_params(dist.cls):
+        raise errors.component_not_distribution(e.span, cls.name)
+    if dist.cls.event_dim:
+        raise errors.multivariate_component(e.span, cls.name, dist.name)
+    if not dist.batch_shape:
+        raise errors.too_few_dimensions(e.span, f"the components of {cls.name}", 1, ())
+    return dist
+
+
+def batch_shape(cls, params: dict, span) -> Shape:
+    """The batch shape of a distribution from its checked parameters.
+
+    Ordinary parameters broadcast their shapes less their event axes. A distribution-valued
+    parameter (Mixture's components) contributes its batch shape less its last axis, which
+    indexes the components and must match the weights' last axis.
+
+    Raises
+    ------
+    ShapeError : parameters that do not broadcast; PplError for mismatched components.
+    """
+    what = f"parameter shapes of {cls.name}"
+    batches = []
+    for name, p in params.items():
+        if isinstance(p, ir.Dist):
+            batches.append(p.batch_shape[:-1])
+            continue
+        batches.append(p.shape[:len(p.shape) - cls.param_event_dims.get(name, 0)])
+    _check_components(cls, params)
+    return shapes.broadcast_all(batches, what)
+
+
+def _check_components(cls, params: dict) -> None:
+    components = [p for p in params.values() if isinstance(p, ir.Dist)]
+    if not components:
+        return
+    k = components[0].batch_shape[-1]
+    for name, p in params.items():
+        if isinstance(p, ir.Dist) or not cls.param_event_dims.get(name, 0):
+            continue
+        if p.shape and isinstance(p.shape[-1], int) and isinstance(k, int) and p.shape[-1] != k:
+            raise errors.mixture_mismatch(p.span, cls.name, p.shape[-1], k)

@@ -1,0 +1,206 @@
+"""Discrete latents summed out by enumeration: the log joint against brute-force summation over
+every joint value of the discrete latents, exact conditional probabilities, gradients, and the
+reported rows. The located errors are pinned by tests/cases/bad/*.ppl."""
+import itertools
+
+import numpy as np
+import pytest
+import scipy.stats
+from autograd import grad
+from scipy.special import logsumexp
+
+from ppl.compiler import compile_model
+from ppl.errors import PplError
+from ppl.data import load_data
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+
+Y = np.array([-1.3, 0.4, 2.2])
+
+
+def compile_text(text, data=None):
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data or {})
+    return compile_model(check(program, dims), values)
+
+
+def _mixture_brute(u):
+    # mu = u[0:2]; z in {0,1}^3 with P(z=1) = 0.7; y_n ~ Normal(mu[z_n], 1)
+    mu = u[:2]
+    prior = scipy.stats.norm.logpdf(mu, 0, 3).sum()
+    joint = [np.log([0.3, 0.7])[list(z)].sum()
+             + scipy.stats.norm.logpdf(Y, mu[list(z)], 1).sum()
+             for z in itertools.product([0, 1], repeat=3)]
+    return prior + logsumexp(joint)
+
+
+def _change_point_brute(u):
+    # e1, e2 = exp(u); s uniform on {0..3}; y[t] ~ Poisson(t < s ? e1 : e2)
+    e1, e2 = np.exp(u[:2])
+    counts = np.array([3, 4, 0, 1])
+    prior = (scipy.stats.expon.logpdf([e1, e2]) + u[:2]).sum()
+    t = np.arange(4)
+    joint = [np.log(0.25) + scipy.stats.poisson.logpmf(counts, np.where(t < s, e1, e2)).sum()
+             for s in range(4)]
+    return prior + logsumexp(joint)
+
+
+def _binomial_brute(u):
+    # k[i] ~ Binomial(n[i], 0.4) with n = [2, 3]; y[i] ~ Normal(k[i] * b, 1), b = u[0]
+    b = u[0]
+    y = np.array([1.0, 2.5])
+    joint = [scipy.stats.binom.logpmf(k, [2, 3], 0.4).sum()
+             + scipy.stats.norm.logpdf(y, np.array(k) * b, 1).sum()
+             for k in itertools.product(range(3), range(4))]
+    return scipy.stats.norm.logpdf(b) + logsumexp(joint)
+
+
+def _matrix_brute(u):
+    # z [2] Bernoulli(0.5) reaches y [3, 2] through mu[z][newaxis, :]: rows share z's elements
+    mu = u[:2]
+    y = np.array([[0.1, 1.0], [0.3, 1.2], [-0.2, 0.8]])
+    joint = [2 * np.log(0.5) + scipy.stats.norm.logpdf(y, mu[list(z)][None, :], 1).sum()
+             for z in itertools.product([0, 1], repeat=2)]
+    return scipy.stats.norm.logpdf(mu).sum() + logsumexp(joint)
+
+
+CASES = {
+    "mixture": (
+        "data y: real[3]\nsample mu: real[2] ~ Normal(0, 3)\n"
+        "sample z: int[3] ~ Categorical([0.3, 0.7])\nobserve y ~ Normal(mu[z], 1)\n",
+        {"y": Y}, _mixture_brute),
+    "change_point_let_and_comparison": (
+        "data T: int\ndata y: int[T]\ndata t: int[T]\nsample e1 ~ Exponential(1)\n"
+        "sample e2 ~ Exponential(1)\nsample s: int<lower=0, upper=T - 1> ~ "
+        "Categorical([0.25, 0.25, 0.25, 0.25])\n"
+        "let rate = e1 * (t < s) + e2 * (t >= s)\nobserve y ~ Poisson(rate)\n",
+        {"T": 4, "y": [3, 4, 0, 1], "t": [0, 1, 2, 3]}, _change_point_brute),
+    "binomial_ragged_support_and_factor": (
+        "data n: int[2]\ndata y: real[2]\nsample b ~ Normal(0, 1)\n"
+        "sample k: int[2] ~ Binomial(n, 0.4)\nfactor lpdf(Normal(k * b, 1), y)\n",
+        {"n": [2, 3], "y": [1.0, 2.5]}, _binomial_brute),
+    "newaxis_broadcast_over_rows": (
+        "data y: real[3, 2]\nsample mu: real[2] ~ Normal(0, 1)\n"
+        "sample z: int[2] ~ Bernoulli(0.5)\nobserve y ~ Normal(mu[z][newaxis, :], 1)\n",
+        {"y": [[0.1, 1.0], [0.3, 1.2], [-0.2, 0.8]]}, _matrix_brute),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_log_joint_equals_brute_force_summation(name, rng):
+    text, data, brute = CASES[name]
+    model = compile_text(text, data)
+    zeta = rng.normal(0, 1, (3, model.dim))
+    np.testing.assert_allclose(model.log_joint(zeta), [brute(u) for u in zeta], rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gradient_of_the_marginal_matches_central_differences(name, rng):
+    text, data, brute = CASES[name]
+    model = compile_text(text, data)
+    u = rng.normal(0, 1, model.dim)
+    g = grad(lambda v: model.log_joint(v[None])[0])(u)
+    h = 1e-6
+    numeric = [(brute(u + h * e) - brute(u - h * e)) / (2 * h) for e in np.eye(model.dim)]
+    np.testing.assert_allclose(g, numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_conditional_probabilities_are_exact_for_known_components():
+    # No continuous latent reaches z: P(z_n = 1 | y_n) = 0.3 N(y|2) / (0.3 N(y|2) + 0.7 N(y|-2))
+    model = compile_text("data y: real[3]\nsample tau ~ Normal(0, 1)\n"
+                         "sample z: int[3] ~ Bernoulli(0.3)\n"
+                         "observe y ~ Normal([-2.0, 2.0][z], 1)\n", {"y": Y})
+    p = model.probabilities(np.zeros((2, model.dim)))["z"]
+    one = 0.3 * scipy.stats.norm.pdf(Y, 2, 1)
+    expected = one / (one + 0.7 * scipy.stats.norm.pdf(Y, -2, 1))
+    assert p.shape == (2, 3, 2)
+    np.testing.assert_allclose(p[..., 1], np.broadcast_to(expected, (2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-12)
+
+
+def test_conditional_probabilities_match_brute_force_for_a_change_point(rng):
+    text, data, _ = CASES["change_point_let_and_comparison"]
+    model = compile_text(text, data)
+    u = rng.normal(0, 1, model.dim)
+    e1, e2 = np.exp(u)
+    t, counts = np.arange(4), np.array(data["y"])
+    log_p = np.array([scipy.stats.poisson.logpmf(counts, np.where(t < s, e1, e2)).sum()
+                      for s in range(4)])
+    np.testing.assert_allclose(model.probabilities(u[None])["s"][0],
+                               np.exp(log_p - logsumexp(log_p)), rtol=1e-10)
+
+
+def test_draws_of_discrete_latents_follow_their_conditional_probabilities():
+    model = compile_text("data y: real[3]\nsample tau ~ Normal(0, 1)\n"
+                         "sample z: int[3] ~ Bernoulli(0.3)\n"
+                         "observe y ~ Normal([-0.5, 0.5][z], 1)\n", {"y": Y})
+    n = 20000
+    draws = model.constrained(np.zeros((n, model.dim)), np.random.default_rng(1))["z"]
+    p = model.probabilities(np.zeros((1, model.dim)))["z"][0, :, 1]
+    # z = 4 standard errors of a proportion from n draws
+    assert np.all(np.abs(draws.mean(axis=0) - p) < 4 * np.sqrt(p * (1 - p) / n))
+
+
+def test_discrete_latent_takes_no_unconstrained_coordinates():
+    text, data, _ = CASES["mixture"]
+    model = compile_text(text, data)
+    assert model.dim == 2 and [slot.name for slot in model.slots] == ["mu"]
+    assert model.values()["z"].tolist() == [0, 1]
+
+
+def test_prior_draws_of_a_discrete_latent_are_ints_in_its_support(rng):
+    text, data, _ = CASES["mixture"]
+    draws = compile_text(text, data).sample_prior(rng, 50)
+    assert draws["z"].shape == (50, 3) and set(np.unique(draws["z"])) <= {0, 1}
+
+
+def test_an_enumeration_too_large_is_a_located_error():
+    text = ("data N: int\ndata y: real[N]\ndata K: int\nsample mu ~ Normal(0, 1)\n"
+            "sample k: int<lower=0, upper=K - 1> ~ Categorical(softmax(y[:K]))\n"
+            "observe y ~ Normal(mu + k, 1)\n")
+    with pytest.raises(PplError) as info:
+        compile_text(text, {"N": 2000, "K": 1000, "y": np.linspace(0, 1, 2000)})
+    assert info.value.message == ("enumerating the discrete latents of this statement needs "
+                                  "2000000 values at once; the limit is 1000000")
+    assert (info.value.span.line, info.value.span.col) == (6, 1)
+
+
+def test_enumerated_labels_and_mixture_have_the_same_log_joint(rng):
+    head = ("data y: real[3]\nsample w: real[2] ~ Dirichlet([2.0, 2.0])\n"
+            "sample mu: ordered[2] ~ Normal(0, 5)\nsample sigma ~ HalfNormal(2)\n")
+    mixture = compile_text(head + "observe y ~ Mixture(w, Normal(mu, sigma))\n", {"y": Y})
+    labels = compile_text(head + "sample z: int[3] ~ Categorical(w)\n"
+                          "observe y ~ Normal(mu[z], sigma)\n", {"y": Y})
+    zeta = rng.normal(0, 1, (4, mixture.dim))
+    np.testing.assert_allclose(labels.log_joint(zeta), mixture.log_joint(zeta), rtol=1e-12)
+
+
+def test_fit_reports_probability_rows_and_probabilities():
+    import ppl
+    model = ppl.compile("data y: real[3]\nsample tau ~ Normal(0, 1)\n"
+                        "sample z: int[3] ~ Bernoulli(0.3)\n"
+                        "observe y ~ Normal([-2.0, 2.0][z], 1)\n")
+    fit = model.fit({"y": Y.tolist()}, seed=0, iter=200, draws=50)
+    p = fit.probabilities()["z"]
+    rows = fit.summary().to_dict()
+    assert p.shape == (3, 2) and fit.values()["z"].tolist() == [0, 1]
+    assert [name for name in rows if name.startswith("z")] == [
+        "z[0]=0", "z[0]=1", "z[1]=0", "z[1]=1", "z[2]=0", "z[2]=1"]
+    assert rows["z[2]=1"]["mean"] == pytest.approx(p[2, 1], rel=1e-12)
+    assert fit.draws()["z"].shape == (50, 3)
+
+
+def test_too_many_values_from_the_data_is_a_located_error():
+    with pytest.raises(PplError) as info:
+        compile_text("data T: int\nsample mu ~ Normal(0, 1)\n"
+                     "sample s: int ~ DiscreteUniform(0, T - 1)\n", {"T": 20000})
+    assert info.value.message == ("discrete latent 's' takes 20000 values; at most 10000 can "
+                                  "be enumerated")
+    assert info.value.span.line == 3
+
+
+def test_categorical_values_come_from_the_data_shape():
+    model = compile_text("data K: int\ndata w: real[K]\nsample mu: real[K] ~ Normal(0, 1)\n"
+                         "sample z: int ~ Categorical(w)\n",
+                         {"K": 3, "w": [0.2, 0.3, 0.5]})
+    assert model.values()["z"].tolist() == [0, 1, 2]
