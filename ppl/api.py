@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import memory
-from .infer import advi, auto, dadvi, starts
+from .infer import advi, auto, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
@@ -107,6 +107,7 @@ class Model:
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}
         rng = np.random.default_rng(fit_options.seed)
         if fit_options.method == "dadvi":
+            from .infer import dadvi  # scipy.optimize is imported only when DADVI is used
             return Fit(concrete, compiled, dadvi.fit(compiled, fit_options, rng), fit_options,
                        info)
         if fit_options.starts > 1:

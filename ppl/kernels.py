@@ -15,7 +15,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import isbox
-from scipy.special import expit, gammaln, log_expit
+from .special import expit, gammaln, log_expit
 
 from . import ir
 from .evaluate import compile_expr, evaluate_data, index_value

@@ -144,3 +144,26 @@ def gp_exp_quad_cov(x, alpha, rho):
     alpha = anp.reshape(alpha, anp.shape(alpha) + (1, 1))
     rho = anp.reshape(rho, anp.shape(rho) + (1, 1))
     return alpha * alpha * anp.exp(-0.5 * (d / rho) ** 2)
+
+
+@primitive
+def solve_lower(L, b):
+    """L^-1 b for a lower-triangular L [D, D] and b [D, K], by forward substitution
+    (scipy.linalg.solve_triangular, imported on first use: it is not needed to import ppl)."""
+    from scipy.linalg import solve_triangular
+    return solve_triangular(L, b, lower=True)
+
+
+def _solve_lower_vjp_b(x, L, b):
+    # x = L^-1 b: the cotangent of b is L^-T g
+    from scipy.linalg import solve_triangular
+    return lambda g: solve_triangular(L, g, lower=True, trans="T")
+
+
+def _solve_lower_vjp_L(x, L, b):
+    # d x = -L^-1 (dL) x, so the cotangent of L is -tril(L^-T g x^T)
+    from scipy.linalg import solve_triangular
+    return lambda g: -np.tril(solve_triangular(L, g, lower=True, trans="T") @ np.transpose(x))
+
+
+defvjp(solve_lower, _solve_lower_vjp_L, _solve_lower_vjp_b)

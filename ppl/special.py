@@ -25,7 +25,8 @@ __all__ = [
 
 
 @cache
-def _scipy_special() -> Any:
+def scipy_special() -> Any:
+    """The scipy.special module, imported on first use."""
     return importlib.import_module("scipy.special")
 
 
@@ -33,7 +34,7 @@ def _lazy(name: str) -> Callable[..., Any]:
     """scipy.special.<name> as an autograd primitive that imports scipy.special when first called."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(_scipy_special(), name)(*args, **kwargs)
+        return getattr(scipy_special(), name)(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = f"scipy.special.{name}, differentiable by autograd (VJP in ppl/special.py)."

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
-import scipy.special as sp
 from autograd.extend import defvjp, primitive
 from autograd.numpy.numpy_vjps import unbroadcast_f
+
+from ..special import scipy_special
 
 _REL_STEP = 1e-5
 
@@ -29,41 +30,41 @@ def _central(f, args, i):
 @primitive
 def gammainc(a, x):
     """P(a, x) = gamma(a, x) / Gamma(a): the CDF of Gamma(a, 1) at x (scipy.special.gammainc)."""
-    return sp.gammainc(a, x)
+    return scipy_special().gammainc(a, x)
 
 
 @primitive
 def gammaincc(a, x):
     """Q(a, x) = 1 - P(a, x), accurate where P is near 1 (scipy.special.gammaincc)."""
-    return sp.gammaincc(a, x)
+    return scipy_special().gammaincc(a, x)
 
 
 def _gamma_density(a, x):
     # d P / d x = x^(a-1) e^(-x) / Gamma(a), in logs so that large a cannot overflow
-    return np.exp((a - 1) * np.log(x) - x - sp.gammaln(a))
+    return np.exp((a - 1) * np.log(x) - x - scipy_special().gammaln(a))
 
 
 defvjp(gammainc,
-       lambda ans, a, x: unbroadcast_f(a, lambda g: g * _central(sp.gammainc, (a, x), 0)),
+       lambda ans, a, x: unbroadcast_f(a, lambda g: g * _central(scipy_special().gammainc, (a, x), 0)),
        lambda ans, a, x: unbroadcast_f(x, lambda g: g * _gamma_density(a, x)))
 defvjp(gammaincc,
-       lambda ans, a, x: unbroadcast_f(a, lambda g: g * _central(sp.gammaincc, (a, x), 0)),
+       lambda ans, a, x: unbroadcast_f(a, lambda g: g * _central(scipy_special().gammaincc, (a, x), 0)),
        lambda ans, a, x: unbroadcast_f(x, lambda g: -g * _gamma_density(a, x)))
 
 
 @primitive
 def betainc(a, b, x):
     """I_x(a, b): the CDF of Beta(a, b) at x (scipy.special.betainc)."""
-    return sp.betainc(a, b, x)
+    return scipy_special().betainc(a, b, x)
 
 
 def _beta_density(a, b, x):
-    return np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - sp.betaln(a, b))
+    return np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - scipy_special().betaln(a, b))
 
 
 defvjp(betainc,
-       lambda ans, a, b, x: unbroadcast_f(a, lambda g: g * _central(sp.betainc, (a, b, x), 0)),
-       lambda ans, a, b, x: unbroadcast_f(b, lambda g: g * _central(sp.betainc, (a, b, x), 1)),
+       lambda ans, a, b, x: unbroadcast_f(a, lambda g: g * _central(scipy_special().betainc, (a, b, x), 0)),
+       lambda ans, a, b, x: unbroadcast_f(b, lambda g: g * _central(scipy_special().betainc, (a, b, x), 1)),
        lambda ans, a, b, x: unbroadcast_f(x, lambda g: g * _beta_density(a, b, x)))
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.scipy.linalg import solve_triangular
+
+from ..linalg import solve_lower
 
 _LOG_2PI = float(np.log(2 * np.pi))
 MAX_DIM = 2000  # D^2 parameters and O(D^2) work per draw: beyond this, use lowrank
@@ -59,7 +60,7 @@ class FullRank:
     def log_q(self, theta, zeta):
         """log N(zeta; mu, L L^T) [S] by one triangular solve."""
         mu, L = self.split(theta)
-        z = solve_triangular(L, (zeta - mu).T, lower=True)  # [D, S] = L^-1 (zeta - mu)
+        z = solve_lower(L, (zeta - mu).T)  # [D, S] = L^-1 (zeta - mu)
         return (-0.5 * anp.sum(z * z, axis=0) - anp.sum(anp.log(anp.diag(L)))
                 - 0.5 * self.D * _LOG_2PI)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
+from ..special import logsumexp
 
 # Fewer tail draws than this and no Pareto fit is attempted (as in loo and ArviZ): k̂ is inf.
 MIN_TAIL = 5
