@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .infer import advi, dadvi
+from .infer import advi
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from .errors import file_error
@@ -92,8 +92,11 @@ class Model:
         fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
         concrete, values, compiled = self.prepare(data)
         rng = np.random.default_rng(fit_options.seed)
-        engine = dadvi if fit_options.method == "dadvi" else advi
-        result = engine.fit(compiled, fit_options, rng, progress=progress)
+        if fit_options.method == "dadvi":
+            from .infer import dadvi  # scipy.optimize: imported only when used (start-up time)
+            result = dadvi.fit(compiled, fit_options, rng, progress=progress)
+        else:
+            result = advi.fit(compiled, fit_options, rng, progress=progress)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}
