@@ -108,8 +108,8 @@ class Model:
         rng = np.random.default_rng(fit_options.seed)
         if fit_options.method == "dadvi":
             from .infer import dadvi  # scipy.optimize is imported only when DADVI is used
-            return Fit(concrete, compiled, dadvi.fit(compiled, fit_options, rng), fit_options,
-                       info)
+            result = dadvi.fit(compiled, fit_options, rng, progress=progress)
+            return Fit(concrete, compiled, result, fit_options, info)
         if fit_options.starts > 1:
             return _fit_starts(concrete, compiled, fit_options, info, progress)
         if fit_options.guide == auto.AUTO:

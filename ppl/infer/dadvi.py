@@ -44,7 +44,7 @@ MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its poste
 # instead) and the guide's own sds are reported: for mean field, D > 1000.
 MAX_DENSE_PARAMS = 2000
 LINEAR_RESPONSE = "linear response"
-MEAN_FIELD_SDS = "mean-field"
+MEAN_FIELD_SDS = "guide"     # the guide's own sds (no linear response above the limit)
 CONVERGED = "converged: Newton decrement < 1e-3"
 
 
