@@ -105,7 +105,7 @@ def test_help_and_version():
     (["fit", "models/eight_schools.ppl", "--iter", "0"], "option iter: must be a positive integer"),
     (["fit", "models/eight_schools.ppl", "--iterations", "5"], "unrecognized arguments"),
     (["fit", "models/eight_schools.ppl", "--lr", "abc"], "invalid float value"),
-    (["fit", "models/eight_schools.ppl", "--guide", "fullrank"], "unknown guide 'fullrank'"),
+    (["fit", "models/eight_schools.ppl", "--guide", "fulrank"], "unknown guide 'fulrank'"),
     (["fit", "models/no_such_model.ppl"], "no such model file"),
     (["fit", "models/eight_schools.ppl", "--data", "nowhere.json"], "no such data file"),
     (["summary", "no_such_dir"], "no saved fit here"),
