@@ -517,6 +517,8 @@ def _sample(statement, rng, size: tuple, params: dict) -> np.ndarray:
     and numpy's refusals (a Poisson rate too large), are errors located at the statement."""
     cls = statement.dist.cls
     for name, value in params.items():
+        if name in cls.dist_params:   # Mixture's component: a distribution, checked inside
+            continue
         constraint = cls.constraints.get(name, real)
         inside = True if isinstance(constraint, Real) else constraint.check(value)
         ok = np.asarray(inside) & ~np.isnan(value)
@@ -563,9 +565,7 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         elif isinstance(statement, ir.Let) and not statement.data_only:
             step = _LetStep(statement, data_env)
         elif isinstance(statement, ir.Observe):
-            # a term reached by an enumerated discrete latent keeps the plain path
-            step = _ObserveStep(statement, data_env,
-                                None if i in enumerated else kernels.get(i))
+            step = _ObserveStep(statement, data_env, kernels.get(i))
         elif isinstance(statement, ir.Factor):
             step = _FactorStep(statement, data_env)
         else:

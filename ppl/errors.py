@@ -450,14 +450,10 @@ def chained_comparison(span: Span) -> PplError:
                     hint="write (a < b) * (b < c) for 'a < b < c'")
 
 
-class PplWarning(UserWarning):
-    """A located warning about a model that is valid but probably not what was meant."""
-
-
 def binary_index_warning(span: Span, name: str, size: int) -> PplWarning:
-    return PplWarning(f"{span.location}: '{name}' is declared int<lower=0, upper=1> and "
-                      f"indexes an axis of size {size}: indexing gathers elements 0 and 1; "
-                      "it does not select by a 0/1 mask")
+    return PplWarning(f"'{name}' is declared int<lower=0, upper=1> and indexes an axis of size "
+                      f"{size}: indexing gathers elements 0 and 1; it does not select by a 0/1 "
+                      "mask", span)
 
 
 def ordered_data(span: Span, name: str, elem: str) -> PplError:

@@ -99,8 +99,10 @@ _INT64 = (-2 ** 63, 2 ** 63 - 1)
 
 def _int_result(expr: ir.Expr, op, *operands) -> Fn:
     """The closure of an int operation on data: computed once, here, and refused with a
-    located error when int64 wrapped (ints never depend on latents, so every int operation
-    comes here). The same operation on Python ints (object arrays) is exact: it shows a wrap."""
+    located error when int64 wrapped. The same operation on Python ints (object arrays) is
+    exact: it shows a wrap. (An int that depends on an enumerated discrete latent, or a
+    comparison of latents, is computed per draw instead: its values are bounded by the
+    latent's finite support.)"""
     with np.errstate(all="ignore"):
         value = op(*operands)
     exact = np.asarray(op(*(np.asarray(x).astype(object) for x in operands)), dtype=object)
@@ -122,7 +124,7 @@ def _ref(expr: ir.Ref, data_env) -> Fn:
 
 def _neg(expr: ir.Neg, data_env) -> Fn:
     operand, constant = _node(expr.operand, data_env)
-    if expr.dtype == "int":
+    if expr.dtype == "int" and not expr.deps:
         return _int_result(expr, np.negative, constant)
     return lambda env: anp.negative(operand(env))
 
@@ -135,7 +137,7 @@ def _binop(expr: ir.BinOp, data_env) -> Fn:
     left = _lifted(*_node(expr.left, data_env), rank - rank_l)
     right = _lifted(*_node(expr.right, data_env), rank - rank_r)
     op = _ELEMENTWISE[expr.op]
-    if expr.dtype == "int":       # + - * of int data
+    if expr.dtype == "int" and not expr.deps:       # + - * of int data
         return _int_result(expr, op, left({}), right({}))
     if expr.op in ("**", "/"):
         # the checker types int ** int and int / int as real: compute them so (numpy would
@@ -172,7 +174,7 @@ def _matmul(expr: ir.BinOp, data_env) -> Fn:
     a_fn, a_const = _node(expr.left, data_env)
     b_fn, b_const = _node(expr.right, data_env)
     rank_a, rank_b = len(expr.left.shape), len(expr.right.shape)
-    if expr.dtype == "int":
+    if expr.dtype == "int" and not expr.deps:
         return _int_result(expr, lambda a, b: general_matmul(a, b, rank_a, rank_b),
                            a_const, b_const)
     if a_const is not None and rank_a == 2 and rank_b == 1:
@@ -299,7 +301,7 @@ def _call(expr: ir.Call, data_env) -> Fn:
     from .functions import lookup
     impl = lookup(expr.func).impl
     axis = expr.axis
-    if expr.dtype == "int":
+    if expr.dtype == "int" and not expr.deps:
         return _int_result(expr, lambda *xs: impl(*xs, axis=axis),
                            *(_node(arg, data_env)[1] for arg in expr.args))
     args = tuple(_node(arg, data_env)[0] for arg in expr.args)

@@ -57,6 +57,38 @@ def neg(a: Range) -> Range:
     return Range(-a.hi, -a.lo, a.hi_open, a.lo_open)
 
 
+def _lower_end(a: Range, b: Range, pick) -> tuple[float, bool]:
+    """The lower end ``pick`` (min or max) of two ranges' lower ends, with its open flag (an
+    end both reach is closed when either range includes it)."""
+    lo = pick(a.lo, b.lo)
+    return lo, all(r.lo_open for r in (a, b) if r.lo == lo)
+
+
+def _upper_end(a: Range, b: Range, pick) -> tuple[float, bool]:
+    hi = pick(a.hi, b.hi)
+    return hi, all(r.hi_open for r in (a, b) if r.hi == hi)
+
+
+def union(a: Range, b: Range) -> Range:
+    """The smallest range holding both (``where(c, a, b)`` takes its values from either)."""
+    lo, lo_open = _lower_end(a, b, min)
+    hi, hi_open = _upper_end(a, b, max)
+    return Range(lo, hi, lo_open, hi_open)
+
+
+def elementwise_min(a: Range, b: Range) -> Range:
+    """The range of minimum(x, y) for x in a, y in b (and of maximum, with ``max``)."""
+    lo, lo_open = _lower_end(a, b, min)
+    hi, hi_open = _upper_end(a, b, min)
+    return Range(lo, hi, lo_open, hi_open)
+
+
+def elementwise_max(a: Range, b: Range) -> Range:
+    lo, lo_open = _lower_end(a, b, max)
+    hi, hi_open = _upper_end(a, b, max)
+    return Range(lo, hi, lo_open, hi_open)
+
+
 def add(a: Range, b: Range) -> Range:
     return _clean(a.lo + b.lo, a.hi + b.hi, a.lo_open or b.lo_open, a.hi_open or b.hi_open)
 
@@ -163,7 +195,8 @@ def _total(a: Range) -> Range:
     return REAL
 
 
-_MONOTONE = {"exp": math.exp, "log": math.log, "log1p": math.log1p, "expm1": math.expm1,
+_MONOTONE = {"inv_logit": _sigmoid, "Phi": lambda x: 0.5 * math.erfc(-x / math.sqrt(2)),
+             "erf": math.erf, "exp": math.exp, "log": math.log, "log1p": math.log1p, "expm1": math.expm1,
              "sqrt": math.sqrt, "sigmoid": _sigmoid, "tanh": math.tanh, "softplus": _softplus,
              "logit": lambda p: math.log(p / (1 - p))}
 _DOMAIN = {"log": POSITIVE, "sqrt": NON_NEGATIVE, "log1p": Range(-1.0, INF, True, True),
@@ -194,6 +227,12 @@ def _call(e: ir.Call, arg: Callable[[int], Range]) -> Range:
         return UNIT_OPEN
     if name == "log_softmax":
         return Range(-INF, 0.0, True, True)
+    if name == "where":
+        return union(arg(1), arg(2))
+    if name == "minimum":
+        return elementwise_min(arg(0), arg(1))
+    if name == "maximum":
+        return elementwise_max(arg(0), arg(1))
     return REAL
 
 

@@ -6,6 +6,7 @@ the resulting Range to contain them (hypothesis); then a few exact ranges the ch
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from hypothesis import given, settings
@@ -96,3 +97,15 @@ def test_declared_data_bounds_are_used():
 
 def test_unbounded_data_times_a_latent_is_anything():
     assert _range_of("data x: real\nsample v ~ Exponential(1)\nlet z = x * v\n") == ranges.REAL
+
+
+def test_where_minimum_and_maximum_keep_a_positive_rate_positive():
+    # the change point's rate where(t < s, e1, e2) of two positive latents is positive
+    text = ("data T: int\ndata t: int[T]\ndata y: int<lower=0>[T]\n"
+            "sample e1 ~ Exponential(0.5)\nsample e2 ~ Exponential(0.5)\n"
+            "sample s: int ~ DiscreteUniform(0, T - 1)\n"
+            "let r = where(t < s, e1, e2)\nlet m = minimum(e1, e2) + maximum(e1, 0.0)\n"
+            "observe y ~ Poisson(r)\nobserve y ~ Poisson(m)\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(parse(text))
