@@ -245,8 +245,6 @@ class _progress_bar:
 def _cmd_summary(args) -> int:
     from .savedfit import read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
-    if info.get("summary_note"):
-        print(info["summary_note"])
     print(read_summary(Path(args.dir)))
     state = "converged" if info["converged"] else "did NOT converge"
     rule = info.get("reason", "").removeprefix("converged: ")

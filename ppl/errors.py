@@ -210,10 +210,10 @@ def observe_depends_on_latent(span: Span, latent: str) -> PplError:
 
 
 def discrete_latent(span: Span, name: str, dist: str) -> PplError:
-    return PplError(
-        f"'{name}' would be a discrete latent variable ({dist} has a discrete support); "
-        "version 1 supports continuous latents only", span,
-        hint="marginalize the discrete variable out, or observe it as data")
+    return PplError(f"'{name}' would be a discrete latent variable ({dist} has a discrete "
+                    "support) but is not declared int", span,
+                    hint=f"declare it 'sample {name}: int ~ ...' (with both bounds if the support "
+                         "is infinite) to sum it out, or observe it as data")
 
 
 def support_depends_on_latent(span: Span, callee: str, param: str, latent: str,
@@ -243,15 +243,6 @@ def parameter_may_leave_constraint(span: Span, callee: str, param: str, constrai
                       f"variable '{latent}' can take it outside; there the log density is -inf",
                       span, hint=f"declare bounds on '{latent}' or a prior whose support fits, "
                                  "or transform it (exp() is positive, sigmoid() lies in (0, 1))")
-
-
-def int_latent(span: Span, name: str) -> PplError:
-    return PplError(f"latent '{name}' is declared int; latent variables must be real "
-                    "(discrete latents are not supported in version 1)", span)
-    return PplError(f"'{name}' would be a discrete latent variable ({dist} has a discrete "
-                    "support) but is not declared int", span,
-                    hint=f"declare it 'sample {name}: int ~ ...' (with both bounds if the support "
-                         "is infinite) to sum it out, or observe it as data")
 
 
 def bounds_outside_support(span: Span, name: str, bound: str, support: str) -> PplError:

@@ -316,7 +316,6 @@ class Fit:
         """
         n = self._psis_draws() if n is None else int(n)
         zeta = self._zeta(n)
-        guide, theta = self.result.guide, self.result.theta
         with np.errstate(all="ignore"):   # overflow at a far draw is reported, not warned
             log_p = np.asarray(self.compiled.log_joint(zeta), dtype=float)
             return log_p - self._log_q(zeta)

@@ -21,7 +21,7 @@ from .errors import file_error
 from .guides import family
 from .ir import element_names
 from .output import csv_text, json_text, write_files
-from .posterior import COLUMNS, MCSE, Fit, Summary, dadvi_note
+from .posterior import COLUMNS, Fit, Summary
 
 
 def _versions() -> dict[str, str]:
@@ -159,10 +159,8 @@ def read_summary(folder: Path) -> Summary:
         with path.open(encoding="utf-8", newline="") as stream:
             rows = list(csv.reader(stream))
         columns = tuple(rows[0][1:]) if rows and rows[0][1:] else COLUMNS
-        note = ""
-        if MCSE in columns:
-            dadvi = read_fit_json(folder).get("dadvi", {})
-            note = dadvi_note(dadvi.get("sds", "linear response"), dadvi.get("draws"))
+        # the note printed above the table when it was made (importance correction, DADVI)
+        note = read_fit_json(folder).get("summary_note", "")
         return Summary({row[0]: tuple(float(v) for v in row[1:]) for row in rows[1:]}, columns,
                        note)
     except (OSError, ValueError, IndexError) as error:

@@ -113,7 +113,8 @@ def fit(compiled, options, rng: np.random.Generator,
 def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
     start_time = time.perf_counter()
     D, M = compiled.dim, options.dadvi_draws
-    guide = family(options.guide, D)
+    # 'auto' climbs families by k̂ for ADVI (infer/auto.py); DADVI fits its first, mean field
+    guide = family("meanfield" if options.guide == "auto" else options.guide, D)
     names = tuple(compiled.unconstrained_names())
     if D == 0:
         value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
