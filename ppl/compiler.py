@@ -424,7 +424,13 @@ class Compiled:
         Returns label -> [S, *batch], labels as in ``predictive``; batch is the observed
         expression's shape without its distribution's event axes. Summed over the batch, each
         is the statement's term in ``terms``.
+
+        Raises PplError for a model with discrete latents: its observations' terms are summed
+        out with them (enumeration), so they have no log density of their own.
         """
+        if self._discrete:
+            from .errors import no_pointwise_with_discrete
+            raise no_pointwise_with_discrete(sorted(self._discrete))
         env = self._forward(zeta)
         out = {}
         for step in self._steps:

@@ -553,3 +553,8 @@ def data_only_argument(span: Span, func: str, latent: str) -> PplError:
 def bound_depends_on_discrete(span: Span, name: str, latent: str) -> PplError:
     return PplError(f"the bounds of '{name}' depend on the discrete latent '{latent}', which is "
                     "summed out; bounds may use data and continuous latents", span)
+
+
+def no_pointwise_with_discrete(names: list[str]) -> PplError:
+    return PplError(f"pointwise log-likelihoods are not available for a model with discrete "
+                    f"latents ({', '.join(names)}): observations are summed out with them")

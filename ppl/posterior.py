@@ -399,10 +399,11 @@ class Fit:
         zeta = self._posterior_zeta(self.options.draws)  # the draws of draws() and predictive()
         groups = {
             "posterior": {name: values[None] for name, values in self.draws().items()},
-            "log_likelihood": {name: values[None] for name, values in
-                               self.compiled.pointwise_log_likelihood(zeta).items()},
             "observed_data": self.compiled.observed(),
         }
+        if not self.values():   # with discrete latents the observations are summed out
+            groups["log_likelihood"] = {name: values[None] for name, values in
+                                        self.compiled.pointwise_log_likelihood(zeta).items()}
         if predictive:
             groups["posterior_predictive"] = {
                 name: values[None] for name, values in self.predictive().items()}

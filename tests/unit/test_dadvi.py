@@ -187,7 +187,7 @@ def test_not_finite_at_the_fixed_draws_names_the_statement():
             "observe y ~ Normal(0, s - 5)\n")
     with pytest.raises(PplError) as error:
         dadvi.fit(compiled(text, {"y": [1.0, 2.0, 3.0]}), OPTIONS, np.random.default_rng(0))
-    assert error.value.message == ("the log density of this statement is nan at some of "
+    assert error.value.message == ("the log density of this statement is -inf at some of "
                                    "DADVI's 30 fixed draws from the starting guide")
     assert error.value.span.line == 3
 
