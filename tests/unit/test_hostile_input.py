@@ -91,7 +91,9 @@ def test_non_finite_or_negative_options_are_option_errors(option, value):
 def test_draws_beyond_memory_are_refused_with_the_figure():
     with pytest.raises(PplError) as info:
         ppl.compile(SMALL).fit(Y, draws=10 ** 15)
-    assert info.value.message.startswith("--draws 1000000000000000 needs at least 7.28e+03 TB")
+    # per draw: mu (1 value) and the observed y (3, for predictive draws), 8 bytes each:
+    # 1e15 * 4 * 8 bytes = 2.91e4 TB (2^40 bytes)
+    assert info.value.message.startswith("--draws 1000000000000000 needs at least 2.91e+04 TB")
 
 
 def test_mc_samples_beyond_memory_are_refused_with_the_figure():
