@@ -174,7 +174,6 @@ def restore_fit(folder: Path) -> Fit:
     ------
     PplError when the model's meaning changed since the fit, or fit.json is incomplete.
     """
-    from .options import FitOptions
     info = read_fit_json(folder)
     try:
         model = _saved_model(folder, info["model_path"], info["model_sha256"])
