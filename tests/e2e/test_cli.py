@@ -47,7 +47,9 @@ def _value_rows(element: str, info: dict) -> list[str]:
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
 def test_fit_prints_summary_and_writes_files(model, tmp_path):
     out = tmp_path / "fit"
-    result = run("fit", model, "--quiet", "--out", out, "--draws", 200)
+    # mean-field: the default `--guide auto` may escalate to richer families (minutes on the
+    # enumerated models); its choice is tested in tests/stats/test_trust.py
+    result = run("fit", model, "--quiet", "--out", out, "--draws", 200, "--guide", "meanfield")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     # the importance-correction note, if any, comes above the table's header
