@@ -48,10 +48,13 @@ def regression_data():
 
 
 GUIDES = ["meanfield", "fullrank", "lowrank"]
-# The linear-response covariance is exact to round-off for mean field and full rank; for low
-# rank, whose flat directions (rotations of F, and more at D = 3, R = 2) come from an SVD of the
-# law's Jacobian, that basis carries round-off into the mean block: measured 5e-7 relative.
-RTOL = {"meanfield": 1e-8, "fullrank": 1e-8, "lowrank": 1e-5}
+# The linear-response covariance is exact to round-off for mean field and full rank: their
+# objective's mean block is quadratic with a zero mean-scale cross block wherever the optimizer
+# stops. Low rank's is not: its cross block vanishes only at the optimum itself, so the mean
+# block of the inverse Hessian is off to first order in the distance to the optimum, which the
+# stopping rule bounds by DECREMENT_TOL in the Hessian's metric (seed 0 stops at 9.3e-4
+# relative with the fused likelihood kernel, 1e-6 with the unfused one: a different path).
+RTOL = {"meanfield": 1e-8, "fullrank": 1e-8, "lowrank": dadvi.DECREMENT_TOL}
 
 
 @pytest.mark.parametrize("guide", GUIDES)
