@@ -114,6 +114,8 @@ class Model:
             return Fit(concrete, compiled, result, fit_options, info)
         if fit_options.starts > 1:
             return _fit_starts(concrete, compiled, fit_options, info, progress)
+        if fit_options.batch is not None:
+            return self._fit_batch(concrete, values, compiled, fit_options, info, rng, progress)
         if fit_options.guide == auto.AUTO and user.applies(compiled):
             # params or guide statements: the latents without a guide get mean field (the
             # families are not climbed: their warm starts and k̂ ladder assume no params)
@@ -125,6 +127,17 @@ class Model:
             return fit
         result = advi.fit(compiled, fit_options, rng, progress=progress)
         return Fit(concrete, compiled, result, fit_options, info)
+
+    def _fit_batch(self, concrete, values, compiled, options, info, rng, progress) -> Fit:
+        """A minibatch fit (``batch={"N": B}``; infer/minibatch.py)."""
+        from .infer import minibatch
+        batch = minibatch.prepare(self.program, self.ir, concrete, values, options,
+                                  np.random.default_rng([options.seed, 5]))
+        batch.attach(compiled)
+        if options.guide == auto.AUTO:
+            options = dataclasses.replace(options, guide="meanfield")
+        result = advi.fit(batch, options, rng, progress=progress)
+        return Fit(concrete, compiled, result, options, info)
 
     def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
         """Draws from the prior: every latent, and every observed expression given them.

@@ -19,7 +19,7 @@ from .errors import PplError, bad_option, file_error
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
-             "dadvi_draws", "init")
+             "dadvi_draws", "init", "batch")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,6 +47,10 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         if f.name == "init":
             parser.add_argument(flag, type=_read_init, default=argparse.SUPPRESS,
                                 metavar="FILE.json", help=docs.get(f.name))
+            continue
+        if f.name == "batch":
+            parser.add_argument(flag, type=str, default=argparse.SUPPRESS, metavar="DIM=B",
+                                help=docs.get(f.name))
             continue
         # A choice option lists its values as its metavar ({adam,sgd,stan}); FitOptions, not
         # argparse, refuses other values, so the CLI and the API give the same message.
