@@ -638,3 +638,16 @@ def batch_param_rows(span: Span, name: str, dim: str) -> PplError:
     return PplError(f"param '{name}' has the batched dimension '{dim}' as its first axis; "
                     "under --batch params are global", span,
                     hint="make it a latent with a guide, or fit without --batch")
+
+
+def predict_shape_changed(name: str, before, after) -> PplError:
+    return PplError(f"predict: the latent '{name}' has shape {format_shape(before or ())} in "
+                    f"the fit and {format_shape(after)} with the new data; the fitted guide "
+                    "cannot be reused for it",
+                    hint="give it a guide statement computed from its data row (amortized), "
+                         "or predict with data of the same shape")
+
+
+def predict_needs_model() -> PplError:
+    return PplError("predict: this fit does not carry its model's text; fit it through "
+                    "ppl.load or ppl.compile")
