@@ -246,10 +246,16 @@ class UserGuide:
 
     def param_values(self, theta) -> dict[str, np.ndarray]:
         """Each param's constrained value: name -> [*shape]."""
-        zeta = self.draw(np.asarray(theta, dtype=float), np.zeros((1, self.eps_dim(0))))
-        env = self.compiled.constrained(np.asarray(zeta))
-        return {name: np.asarray(env[name])[0] for name in self.compiled.params
-                if name in env}
+        _, values = self._parts(np.asarray(theta, dtype=float))
+        out, env, i = {}, {}, 0
+        for kind, step in self.order:
+            if kind != "param":
+                continue
+            u = np.reshape(values[i:i + step.slot.size], (1,) + step.slot.free_shape)
+            env[step.name] = step.bijector_at(env).forward(u)
+            out[step.name] = np.asarray(env[step.name])[0]
+            i += step.slot.size
+        return out
 
 
 def _order(compiled) -> list:

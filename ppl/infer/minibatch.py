@@ -113,17 +113,13 @@ class Minibatch:
                         if isinstance(s, ir.Latent) and _first(s.shape, dim)}
         factor = self.N / size
         self.scales = {i: factor for i, s in enumerate(symbolic.statements) if _term_rows(s, dim)}
-        self.full = None   # attach() gives the model compiled on the whole data
         self.listeners = []
         self.idx = np.arange(size)
-        self.current = None
-
-    def attach(self, full_compiled) -> None:
-        """The model compiled on the whole data: its layout is theta's."""
-        self.full = full_compiled
-        self.dim = full_compiled.dim
-        self.params, self.guides = full_compiled.params, full_compiled.guides
         self.set_batch(self.idx)
+        # theta's layout: the whole data's, derived from the batch's without compiling it
+        self.full = _Layout(self.current, self.batched, self.N, size)
+        self.dim = self.full.dim
+        self.params, self.guides = self.current.params, self.current.guides
 
     def next_batch(self) -> None:
         """Draw the next batch: B distinct indices, sorted."""
@@ -149,6 +145,44 @@ class Minibatch:
 
     def unconstrained_names(self):
         return self.full.unconstrained_names()
+
+
+class _Layout:
+    """The whole data's unconstrained layout (slots, element names) from a batch's compiled
+    model: a batched latent's slot has N rows instead of B. Its steps are the batch's (the
+    user-guide family reads their statements and the params' bijectors from them)."""
+
+    def __init__(self, batch_compiled, batched: set, N: int, B: int):
+        from ..compiler import Slot
+        slots, offset = [], 0
+        for s in batch_compiled.slots:
+            shape, free, size = s.shape, s.free_shape, s.size
+            if s.name in batched:
+                shape, free, size = (N,) + shape[1:], (N,) + free[1:], s.size // B * N
+            slots.append(Slot(s.name, shape, free, offset, size))
+            offset += size
+        self.slots, self.dim = tuple(slots), offset
+        self.params, self.guides = batch_compiled.params, batch_compiled.guides
+        self.steps = batch_compiled.steps
+
+    def unconstrained_names(self) -> list[str]:
+        return [n for slot in self.slots for n in ir.element_names(slot.name, slot.free_shape)]
+
+
+class Lazy:
+    """A value built on first use (the model compiled on the whole data, its guide): a
+    minibatch fit does not pay for it unless its summaries or draws are asked for."""
+
+    def __init__(self, build, **known):
+        self._build, self._value = build, None
+        self.__dict__.update(known)
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_build", "_value"):
+            raise AttributeError(name)
+        if self._value is None:
+            self._value = self._build()
+        return getattr(self._value, name)
 
 
 def _term_rows(s, dim) -> bool:

@@ -41,7 +41,6 @@ def _setup(text, N=12, B=4, seed=0):
     options = FitOptions(guide="meanfield", batch={"N": B})
     batch = minibatch.prepare(model.program, model.ir, concrete, values, options,
                               np.random.default_rng(1))
-    batch.attach(full)
     guide = user.family_for(full, "meanfield", np.random.default_rng(2))
     theta = guide.init(full.dim, 0.5) + 0.3 * rng.standard_normal(guide.init(full.dim, 1).size)
     return full, batch, guide, theta, rng
@@ -130,3 +129,31 @@ def test_cli_batch_errors_exit_2(tmp_path, capsys):
     assert main(["fit", str(path), "--batch", "K=2"]) == 2
     assert "not a dimension declared by the data" in capsys.readouterr().err
     assert main(["fit", str(path), "--batch", "N=5"]) == 2
+
+
+def test_npy_folder_is_memory_mapped_and_batched(tmp_path):
+    from ppl.data import load_data
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 2))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", X @ [1.0, -1.0] + 0.5 * rng.standard_normal(500))
+    model = ppl.compile("data N: int\ndata X: real[N, 2]\ndata y: real[N]\n"
+                        "sample b: real[2] ~ Normal(0, 5)\nsample s: real<lower=0> ~ Normal(0, 2)\n"
+                        "observe y ~ Normal(X @ b, s)\n")
+    values, dims = load_data(model.ir, str(tmp_path))
+    assert isinstance(values["X"], np.memmap) and dims == {"N": 500}   # no copy, N inferred
+    one = load_data(ppl.compile("data X: real[500, 2]\n").ir, str(tmp_path / "X.npy"))[0]
+    assert isinstance(one["X"], np.memmap)
+    fit = model.fit(str(tmp_path), guide="meanfield", batch={"N": 50}, iter=300, lr=0.01)
+    assert fit.result.steps == 300
+    assert isinstance(fit.compiled, minibatch.Lazy)      # the whole data compiled on demand
+    assert fit.draws(10)["b"].shape == (10, 2)
+
+
+def test_bad_npy_values_are_refused(tmp_path):
+    X = np.zeros((100, 2))
+    X[70, 1] = np.nan
+    np.save(tmp_path / "X.npy", X)
+    with pytest.raises(PplError, match="X\\[70,1\\]"):
+        ppl.compile("data X: real[100, 2]\nsample m ~ Normal(0, 1)\n").fit(
+            str(tmp_path), guide="meanfield")
