@@ -18,7 +18,7 @@ from .infer import advi, auto, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
-from .errors import empty_model, file_error
+from .errors import bad_option, empty_model, file_error
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -113,10 +113,16 @@ class Model:
         rng = np.random.default_rng(fit_options.seed)
         if fit_options.batch is not None:
             return self._fit_batch(concrete, values, fit_options, info, rng, progress)
+        if fit_options.method == "dadvi" and user.applies(compiled):
+            raise bad_option("method", "dadvi does not fit models with param or guide "
+                             "statements; use advi")
         if fit_options.method == "dadvi":
             from .infer import dadvi  # scipy.optimize is imported only when DADVI is used
             result = dadvi.fit(compiled, fit_options, rng, progress=progress)
             return Fit(concrete, compiled, result, fit_options, info)
+        if fit_options.starts > 1 and user.applies(compiled):
+            raise bad_option("starts", "models with param or guide statements are fitted "
+                             "from one start")
         if fit_options.starts > 1:
             return _fit_starts(concrete, compiled, fit_options, info, progress)
         if fit_options.guide == auto.AUTO and user.applies(compiled):

@@ -188,6 +188,13 @@ def _describe_model(model) -> str:
         bounds = ", ".join(f"{k}={v.span.text}" for k, v in
                            (("lower", item.lower), ("upper", item.upper)) if v is not None)
         data.append((item.name, item.dtype, format_shape(item.shape), bounds or "-"))
+    params = [("param", "shape", "support", "bijector")]
+    for param in model.params.values():
+        params.append((param.name, format_shape(param.shape), param.support.describe(),
+                       type(biject_to(param.support)).__name__))
+    guides = [("guide", "loc", "scale", "")]
+    for guide in model.guides.values():
+        guides.append((guide.name, guide.loc.span.text, guide.scale.span.text, ""))
     lets = [("let", "shape", "reported", "")]
     for let in model.lets.values():
         kind = "yes" if let.reported else ("data" if let.data_only else "no (_name)")
@@ -195,6 +202,9 @@ def _describe_model(model) -> str:
     out = lines
     if len(data) > 1:
         out += [""] + _table(data)
+    for extra in (params, guides):
+        if len(extra) > 1:
+            out += [""] + _table(extra)
     if len(lets) > 1:
         out += [""] + _table(lets)
     return "\n".join(out)
