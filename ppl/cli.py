@@ -19,7 +19,7 @@ from .errors import PplError, bad_option, file_error
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
-             "dadvi_draws")
+             "dadvi_draws", "init", "batch")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,11 +44,33 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action="store_true", help=docs.get(f.name))
             continue
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
+        if f.name == "init":
+            parser.add_argument(flag, type=_read_init, default=argparse.SUPPRESS,
+                                metavar="FILE.json", help=docs.get(f.name))
+            continue
+        if f.name == "batch":
+            parser.add_argument(flag, type=str, default=argparse.SUPPRESS, metavar="DIM=B",
+                                help=docs.get(f.name))
+            continue
         # A choice option lists its values as its metavar ({adam,sgd,stan}); FitOptions, not
         # argparse, refuses other values, so the CLI and the API give the same message.
         metavar = "{" + ",".join(choices[f.name]) + "}" if f.name in choices else f.name.upper()
         parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar,
                             help=f"{docs.get(f.name, '')} (default: {f.default})")
+
+
+def _read_init(path: str) -> dict:
+    """--init FILE.json: a JSON object of param name -> value."""
+    import json
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise file_error(path, f"cannot read the init file ({error.strerror})") from None
+    except ValueError as error:
+        raise file_error(path, f"not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise file_error(path, "the init file must hold a JSON object: param name -> value")
+    return value
 
 
 def _option_docs(cls) -> dict[str, str]:
@@ -93,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("dir", metavar="DIR")
     predict.add_argument("--draws", type=int, default=None, metavar="N",
                          help="number of predictive draws (default: the fit's draws)")
+    predict.add_argument("--data", default=None, metavar="FILE",
+                         help="predict for new data (.json, .csv, .npz): shapes and lets are "
+                              "recomputed; data that is only observed may be left out")
 
     plot = commands.add_parser("plot", help="plot the ELBO trace and marginals of a saved fit "
                                "(needs: pip install 'ppl[plot]')")
@@ -163,6 +188,13 @@ def _describe_model(model) -> str:
         bounds = ", ".join(f"{k}={v.span.text}" for k, v in
                            (("lower", item.lower), ("upper", item.upper)) if v is not None)
         data.append((item.name, item.dtype, format_shape(item.shape), bounds or "-"))
+    params = [("param", "shape", "support", "bijector")]
+    for param in model.params.values():
+        params.append((param.name, format_shape(param.shape), param.support.describe(),
+                       type(biject_to(param.support)).__name__))
+    guides = [("guide", "loc", "scale", "")]
+    for guide in model.guides.values():
+        guides.append((guide.name, guide.loc.span.text, guide.scale.span.text, ""))
     lets = [("let", "shape", "reported", "")]
     for let in model.lets.values():
         kind = "yes" if let.reported else ("data" if let.data_only else "no (_name)")
@@ -170,6 +202,9 @@ def _describe_model(model) -> str:
     out = lines
     if len(data) > 1:
         out += [""] + _table(data)
+    for extra in (params, guides):
+        if len(extra) > 1:
+            out += [""] + _table(extra)
     if len(lets) > 1:
         out += [""] + _table(lets)
     return "\n".join(out)
@@ -261,8 +296,10 @@ def _cmd_predict(args) -> int:
     if args.draws is not None and args.draws < 1:
         raise bad_option("--draws", f"must be a positive integer; found {args.draws}")
     fit = restore_fit(Path(args.dir))
-    path = save_predictive(fit, Path(args.dir), args.draws)
-    print(f"wrote {path}")
+    if args.data is not None and not Path(args.data).exists():
+        raise file_error(args.data, "no such data file")
+    path = save_predictive(fit, Path(args.dir), args.draws, args.data)
+    print(f"wrote {path} and {path.with_name('predictive_summary.csv')}")
     return 0
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .errors import file_error
-from .guides import family
+from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
 from .posterior import COLUMNS, Fit, Summary
@@ -77,6 +77,8 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "summary_note": summary.note,
         "guide": {"family": r.guide.name,
                   "parameters": r.guide.to_dict(r.theta, list(r.names))},
+        # param statements: name -> fitted value (a number or nested lists)
+        "params": {name: np.asarray(v).tolist() for name, v in fit.params().items()},
     }
     if getattr(r, "lr_covariance", None) is not None:
         # DADVI: draws and predictive draws come from the linear-response Gaussian
@@ -180,7 +182,9 @@ def restore_fit(folder: Path) -> Fit:
         options = _options(info["options"], folder / "fit.json")
         concrete, _, compiled = model.prepare(info["data_path"])
         names = compiled.unconstrained_names()
-        guide = family(info["guide"].get("family", options.guide), len(names))
+        spec = info["guide"].get("family", options.guide)
+        guide = (user.family_for(compiled, spec) if user.applies(compiled)
+                 else family(spec, len(names)))
         theta = guide.from_dict(info["guide"]["parameters"], names)
         covariance = info["guide"].get("lr_covariance")
     except KeyError as error:
@@ -195,8 +199,9 @@ def restore_fit(folder: Path) -> Fit:
                              seconds=info["seconds"], final_elbo=info["final_elbo"],
                              elbo=_read_elbo(folder),
                              lr_covariance=None if covariance is None else np.array(covariance))
-    return Fit(concrete, compiled, result, options, {k: info[k] for k in
-                                                     ("model_path", "model_sha256", "data_path")})
+    provenance = {k: info[k] for k in ("model_path", "model_sha256", "data_path")}
+    provenance["model_text"] = model.text     # for predictions on new data
+    return Fit(concrete, compiled, result, options, provenance)
 
 
 def _saved_model(folder: Path, path: str, sha256: str):
@@ -240,12 +245,25 @@ def _read_elbo(folder: Path) -> np.ndarray:
         raise file_error(str(path), f"cannot read the saved ELBO trace ({error})") from None
 
 
-def save_predictive(fit: Fit, folder: Path, n: int | None) -> Path:
-    """Write posterior predictive draws of every observed expression to predictive.csv."""
+def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:
+    """Write posterior predictive draws of every observed expression to predictive.csv (one
+    column per element, one row per draw) and their summaries to predictive_summary.csv (one
+    row per element: mean, 5%, 50%, 95%). ``data`` predicts for new data (ppl/predict.py)."""
     from . import memory
     memory.check_draws(fit.options.draws if n is None else n, fit.model, "--draws")
-    names, table = _flatten(fit.predictive(n))
-    write_files(folder, {"predictive.csv": csv_text(names, table)})
+    draws = fit.predictive(n, data=data)
+    names, table = _flatten(draws)
+    write_files(folder, {"predictive.csv": csv_text(names, table),
+                         "predictive_summary.csv": csv_text(
+                             ["name", "mean", "5%", "50%", "95%"], _intervals(names, table))})
     return folder / "predictive.csv"
+
+
+def _intervals(names: list[str], table: np.ndarray):
+    """Rows [name, mean, 5%, 50%, 95%] of each column of ``table`` [n, columns]."""
+    with np.errstate(all="ignore"):
+        mean = table.mean(axis=0)
+        quantiles = np.quantile(table, (0.05, 0.5, 0.95), axis=0)
+    return ([name, mean[i], *quantiles[:, i]] for i, name in enumerate(names))
 
 

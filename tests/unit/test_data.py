@@ -353,7 +353,7 @@ def test_unknown_extension(tmp_path):
     path = tmp_path / "data.txt"
     path.write_text("N = 3")
     assert load_error(REGRESSION, path).message == (
-        f"{path}: unknown data file type '.txt'; expected .json, .csv or .npz")
+        f"{path}: unknown data file type '.txt'; expected .json, .csv, .npz, .npy or a folder of .npy files")
 
 
 def test_unreadable_npz(tmp_path):
