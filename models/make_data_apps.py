@@ -5,7 +5,8 @@ only used here, once; the JSON files it writes are shipped). It writes, beside t
 
 - vae_digits.json / vae_digits_test.json: the 8x8 digits (1,797 images), pixels binarized at
   8 of 16 (x = 1 where the 0..16 intensity is >= 8), split 80/20 by a seeded permutation.
-- bnn_regression.json / bnn_regression_test.json: the diabetes data (442 rows, 10 features),
+- bnn_regression.json (and its copy bnn_regression_map.json) / bnn_regression_test.json:
+  the diabetes data (442 rows, 10 features),
   split 80/20 by a seeded permutation. Features and target are standardized with the TRAINING
   rows' mean and sd (so the test rows use the same affine map and Normal(0, 1) priors are on a
   sensible scale); the target's training mean and sd are in apps_scales.json, to report RMSE in
@@ -50,7 +51,9 @@ def diabetes(rng: np.random.Generator) -> None:
     train, test = _split(len(X), rng)
     x_mean, x_sd = X[train].mean(axis=0), X[train].std(axis=0)
     y_mean, y_sd = y[train].mean(), y[train].std()
-    for name, rows in (("bnn_regression.json", train), ("bnn_regression_test.json", test)):
+    # bnn_regression_map.ppl (the same network fitted by MAP) gets the same training rows
+    for name, rows in (("bnn_regression.json", train), ("bnn_regression_map.json", train),
+                       ("bnn_regression_test.json", test)):
         Xs = (X[rows] - x_mean) / x_sd
         ys = (y[rows] - y_mean) / y_sd
         _write(name, {"N": int(len(rows)), "K": 10,
