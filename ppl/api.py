@@ -5,6 +5,7 @@ dimensions, compile, fit); the mathematics lives in the stages themselves.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Callable
@@ -12,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import memory
+from .guides import user
 from .infer import advi, auto, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
@@ -112,6 +114,10 @@ class Model:
             return Fit(concrete, compiled, result, fit_options, info)
         if fit_options.starts > 1:
             return _fit_starts(concrete, compiled, fit_options, info, progress)
+        if fit_options.guide == auto.AUTO and user.applies(compiled):
+            # params or guide statements: the latents without a guide get mean field (the
+            # families are not climbed: their warm starts and k̂ ladder assume no params)
+            fit_options = dataclasses.replace(fit_options, guide="meanfield")
         if fit_options.guide == auto.AUTO:
             fit, report = auto.fit_auto(compiled, fit_options, rng, _assess(
                 concrete, compiled, fit_options, info), progress)

@@ -19,7 +19,7 @@ from .errors import PplError, bad_option, file_error
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
-             "dadvi_draws")
+             "dadvi_draws", "init")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,11 +44,29 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action="store_true", help=docs.get(f.name))
             continue
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
+        if f.name == "init":
+            parser.add_argument(flag, type=_read_init, default=argparse.SUPPRESS,
+                                metavar="FILE.json", help=docs.get(f.name))
+            continue
         # A choice option lists its values as its metavar ({adam,sgd,stan}); FitOptions, not
         # argparse, refuses other values, so the CLI and the API give the same message.
         metavar = "{" + ",".join(choices[f.name]) + "}" if f.name in choices else f.name.upper()
         parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar,
                             help=f"{docs.get(f.name, '')} (default: {f.default})")
+
+
+def _read_init(path: str) -> dict:
+    """--init FILE.json: a JSON object of param name -> value."""
+    import json
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise file_error(path, f"cannot read the init file ({error.strerror})") from None
+    except ValueError as error:
+        raise file_error(path, f"not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise file_error(path, "the init file must hold a JSON object: param name -> value")
+    return value
 
 
 def _option_docs(cls) -> dict[str, str]:

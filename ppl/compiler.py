@@ -25,6 +25,9 @@ from .kernels import fuse_model
 
 _EXPR_TYPES = get_args(ir.Expr)
 _REJECTION_ROUNDS = 1000
+# sd of a param's default start on its unconstrained scale: small, never all zeros (identical
+# hidden units of a network would stay identical); LANGUAGE.md, New statements
+PARAM_START_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,54 @@ class _LatentStep:
         return self.cls.log_density(env[self.name], **{n: f(env) for n, f in self.params.items()})
 
 
+class _ParamStep(_LatentStep):
+    """One ``param`` statement: a slot like a latent's, whose columns hold the same value in
+    every draw (the guide family puts theta's entries there), so only the first row is read.
+    Its term is the log density of its ``~ DIST`` (a penalty), without a log-Jacobian: the
+    optimum is the MAP (or maximum likelihood) point on the constrained scale, as Stan's
+    ``optimize`` (jacobian=false)."""
+
+    def __init__(self, param: ir.Param, offset: int, data_env):
+        self.statement, self.name = param, param.name
+        self.cls = None if param.dist is None else param.dist.cls
+        self.params = {} if param.dist is None else _param_fns(param.dist, len(param.shape),
+                                                               data_env)
+        self.guarded = () if param.dist is None else _guarded(param.dist)
+        self.support, self.bounds = _bounds(param.support, len(param.shape), data_env)
+        self.bijector = None if self.bounds else biject_to(self.support)
+        free_shape = tuple(biject_to(self.support).free_shape(tuple(param.shape)))
+        size = int(np.prod(free_shape, dtype=np.int64))
+        self.slot = Slot(param.name, tuple(param.shape), free_shape, offset, size)
+        self.count = _Counter(self.slot.shape)
+        cut = _cutter(offset, size, free_shape)
+        self.cut = lambda zeta: cut(zeta[:1])
+
+    def term(self, zeta, env):
+        x, _, _ = self.value(zeta, env)
+        env[self.name] = x
+        if self.cls is None:
+            return None
+        params = {name: fn(env) for name, fn in self.params.items()}
+        return _outside(self.guarded, params, self.count(self.cls.log_density(x, **params)))
+
+
+class _GuideStep:
+    """A ``guide`` statement: closures of its loc and scale, lined up against the latent's
+    shape ([S or 1, *shape]); evaluated by the user-guide family (guides/user.py), never by
+    the log joint."""
+
+    def __init__(self, guide: ir.Guide, latent: _LatentStep, data_env):
+        self.statement, self.name, self.latent = guide, guide.name, latent
+        rank = len(latent.slot.shape)
+        self.loc = _lined_up(guide.loc, rank, data_env)
+        self.scale = _lined_up(guide.scale, rank, data_env)
+
+
+def _lined_up(expr: ir.Expr, rank: int, data_env):
+    fn, k = compile_expr(expr, data_env), rank - len(expr.shape)
+    return fn if k == 0 else (lambda env: lift(fn(env), k))
+
+
 class _DiscreteStep:
     """A discrete latent: no slot; its values are enumerated (``enumeration.py``)."""
 
@@ -275,8 +326,12 @@ class Compiled:
     """
 
     def __init__(self, model: ir.Model, steps: list, slots: tuple[Slot, ...],
-                 inlined: frozenset = frozenset()):
+                 inlined: frozenset = frozenset(), guides: dict | None = None):
         self.model = model
+        # user-written guides (latent name -> _GuideStep) and the params' names, for the
+        # user-guide family (guides/user.py)
+        self.guides = guides or {}
+        self.params = tuple(s.name for s in steps if isinstance(s, _ParamStep))
         self._steps = steps
         self._constant = sum(s.constant for s in steps
                              if isinstance(s, (_ObserveStep, _FactorStep))
@@ -287,6 +342,11 @@ class Compiled:
         self._discrete = {s.name: s for s in steps if isinstance(s, _DiscreteStep)}
         self.slots = slots
         self.dim = sum(slot.size for slot in slots)
+
+    @property
+    def steps(self) -> list:
+        """Every step in source order (latents, params, lets, terms), for guides/user.py."""
+        return self._steps
 
     def log_joint(self, zeta):
         """log p(data, T(zeta)) + log|det J_T(zeta)| [S] for zeta [S, D], in one pass.
@@ -483,18 +543,22 @@ def _label(step: _ObserveStep, taken) -> str:
 
 
 def _reported(statement) -> bool:
-    if isinstance(statement, ir.Latent):
+    if isinstance(statement, (ir.Latent, ir.Param)):
         return not statement.name.startswith("_")
     return isinstance(statement, ir.Let) and statement.reported
 
 
 def _full(value, n: int, statement) -> np.ndarray:
     """``value`` as [n, *shape] (a let that ignores the draws comes back as [1, *shape])."""
-    shape = statement.shape if isinstance(statement, ir.Latent) else statement.value.shape
+    shape = statement.value.shape if isinstance(statement, ir.Let) else statement.shape
     return np.array(np.broadcast_to(value, (n,) + tuple(shape)), dtype=float)
 
 
 def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
+    if isinstance(step, _ParamStep) and step.cls is None:
+        # no distribution: the param's default start, small random unconstrained values
+        u = PARAM_START_SCALE * rng.standard_normal((n,) + step.slot.free_shape)
+        return np.asarray(step.bijector_at(env).forward(u))
     params = {name: np.asarray(fn(env)) for name, fn in step.params.items()}
     size = (n,) + tuple(step.statement.shape)
     x = np.asarray(_sample(step.statement, rng, size, params), dtype=float)
@@ -579,15 +643,20 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
     data_env = dict(values)
     data_env.update(data_lets(model, data_env))
     kernels, inlined = fuse_model(model, data_env) if fuse else ({}, frozenset())
-    steps, slots, offset = [], [], 0
+    steps, slots, offset, guides = [], [], 0, {}
     enumerated = plan(model)
     for i, statement in enumerate(model.statements):
         if isinstance(statement, ir.Latent) and statement.discrete:
             step = _DiscreteStep(statement, data_env)
-        elif isinstance(statement, ir.Latent):
-            step = _LatentStep(statement, offset, data_env)
+        elif isinstance(statement, (ir.Latent, ir.Param)):
+            kind = _LatentStep if isinstance(statement, ir.Latent) else _ParamStep
+            step = kind(statement, offset, data_env)
             slots.append(step.slot)
             offset += step.slot.size
+        elif isinstance(statement, ir.Guide):
+            latent = next(s for s in steps if getattr(s, "name", None) == statement.name)
+            guides[statement.name] = _GuideStep(statement, latent, data_env)
+            continue
         elif isinstance(statement, ir.Let) and not statement.data_only:
             step = _LetStep(statement, data_env)
         elif isinstance(statement, ir.Observe):
@@ -598,7 +667,7 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
             continue
         _enumerated_at(step, enumerated.get(i), steps)
         steps.append(step)
-    return Compiled(model, steps, tuple(slots), inlined)
+    return Compiled(model, steps, tuple(slots), inlined, guides)
 
 
 def _enumerated_at(step, where, steps) -> None:

@@ -328,7 +328,9 @@ def _expressions(statement) -> list:
         return [statement.lower, statement.upper]
     if isinstance(statement, (ir.Let, ir.Factor)):
         return [statement.value]
-    exprs = [expr for _, expr in statement.dist.params]
+    if isinstance(statement, ir.Guide):
+        return [statement.loc, statement.scale]
+    exprs = [] if statement.dist is None else [expr for _, expr in statement.dist.params]
     if isinstance(statement, ir.Observe):
         return [statement.value] + exprs
     support = statement.support

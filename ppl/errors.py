@@ -56,7 +56,7 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
 
 def syntax_error(span: Span, found: str, expected: Iterable[str]) -> PplError:
     expected = sorted(set(expected))
-    wanted = ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
+    wanted = ", ".join(expected[:10]) + (", ..." if len(expected) > 10 else "")
     message = f"syntax error: unexpected {found}"
     return PplError(message + (f"; expected {wanted}" if wanted else ""), span)
 
@@ -558,3 +558,50 @@ def bound_depends_on_discrete(span: Span, name: str, latent: str) -> PplError:
 def no_pointwise_with_discrete(names: list[str]) -> PplError:
     return PplError(f"pointwise log-likelihoods are not available for a model with discrete "
                     f"latents ({', '.join(names)}): observations are summed out with them")
+
+
+# ----- param, guide and minibatches (issue 13) ------------------------------------------------
+
+def param_not_real(span: Span, name: str, elem: str) -> PplError:
+    return PplError(f"param '{name}' must be real; found {elem}", span,
+                    hint="a param is a point estimate on a continuous scale: declare it real "
+                         "(with bounds if needed)")
+
+
+def param_prior_depends_on_latent(span: Span, name: str, latent: str) -> PplError:
+    return PplError(f"the distribution of param '{name}' depends on the latent variable "
+                    f"'{latent}'; it may use data and earlier params only", span)
+
+
+def param_prior_discrete(span: Span, name: str, dist: str) -> PplError:
+    return PplError(f"param '{name}' is continuous but {dist} is a discrete distribution", span)
+
+
+def guide_unknown_latent(span: Span, name: str, latents: Iterable[str]) -> PplError:
+    return PplError(f"guide for '{name}', which is not a latent variable defined earlier"
+                    f"{suggest(name, latents)}", span,
+                    hint="a guide names a latent declared with 'sample' before it")
+
+
+def guide_not_reparameterizable(span: Span, name: str, dist: str) -> PplError:
+    return PplError(f"the guide of '{name}' must be Normal(loc, scale) on its unconstrained "
+                    f"coordinates; found {dist}, which is not supported as a guide", span,
+                    hint="guides must be reparameterizable; only Normal is, for now")
+
+
+def guide_twice(span: Span, name: str, first: Span) -> PplError:
+    return PplError(f"a second guide for '{name}' (the first is at line {first.line})", span)
+
+
+def guide_depends_on_later(span: Span, name: str, later: str) -> PplError:
+    what = "itself" if later == name else f"'{later}', which is defined after it"
+    return PplError(f"the guide of '{name}' depends on {what}; a guide may use data, params "
+                    f"and latents defined before '{name}'", span)
+
+
+def guide_unsupported_latent(span: Span, name: str, reason: str) -> PplError:
+    return PplError(f"'{name}' cannot have a guide: {reason}", span)
+
+
+def bad_init(name: str, reason: str) -> PplError:
+    return PplError(f"option init: param '{name}': {reason}")

@@ -224,7 +224,30 @@ class Factor:
     span: Span = _span()
 
 
-Statement = Union[Data, Latent, Let, Observe, Factor]
+@dataclass(frozen=True)
+class Param:
+    """``param name: type [~ dist]``: a point-estimated parameter. ``dist`` (or None) adds its
+    log density as a penalty; ``support`` is the declared bounds (narrowing dist's support).
+    Refs to a param carry it in their ``deps``, so nothing that uses one is folded as data."""
+    name: str
+    shape: Shape
+    dist: "Dist | None"
+    support: Constraint
+    span: Span = _span()
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Guide:
+    """``guide name ~ Normal(loc, scale)``: the latent ``name``'s user-written guide on its
+    unconstrained coordinates; ``loc`` and ``scale`` use data, params and earlier latents."""
+    name: str
+    loc: "Expr"
+    scale: "Expr"
+    span: Span = _span()
+
+
+Statement = Union[Data, Latent, Let, Observe, Factor, Param, Guide]
 
 
 @dataclass(frozen=True)
@@ -244,6 +267,14 @@ class Model:
     @property
     def lets(self) -> dict[str, Let]:
         return {s.name: s for s in self.statements if isinstance(s, Let)}
+
+    @property
+    def params(self) -> dict[str, Param]:
+        return {s.name: s for s in self.statements if isinstance(s, Param)}
+
+    @property
+    def guides(self) -> dict[str, Guide]:
+        return {s.name: s for s in self.statements if isinstance(s, Guide)}
 
     @property
     def factors(self) -> list[Factor]:

@@ -54,6 +54,10 @@ class FitOptions:
         of the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
         precondition, stl, tol and window.
     dadvi_draws : M, the fixed standard-normal draws of DADVI's objective (at least 2).
+    init : starting values of ``param`` statements: name -> value (a number or nested list of
+        the param's shape, inside its bounds); the CLI reads them from a JSON file (--init
+        FILE.json). Params not named start at a draw of their ``~ DIST``, else at small seeded
+        random values.
     """
 
     guide: str = "auto"
@@ -72,8 +76,11 @@ class FitOptions:
     starts: int = 1
     method: str = "advi"
     dadvi_draws: int = 30
+    init: dict | None = None
 
     def __post_init__(self):
+        if self.init is not None:   # kept as plain lists: fit.json records the options
+            object.__setattr__(self, "init", _plain_init(self.init))
         if self.guide != "auto":
             check_spec(self.guide)
         if self.precondition not in PRECONDITIONERS:
@@ -117,3 +124,19 @@ class FitOptions:
                 from .errors import suggest
                 raise bad_option(key, f"unknown option{suggest(key, known)}")
         return cls(**kwargs)
+
+
+def _plain_init(init) -> dict:
+    """``init`` as name -> float or nested lists of floats; a clear error otherwise."""
+    import numpy as np
+    if not isinstance(init, dict):
+        raise bad_option("init", f"must map param names to values; found {type(init).__name__}")
+    plain = {}
+    for name, value in init.items():
+        try:
+            array = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise bad_option("init", f"the value of '{name}' is not a number or an array of "
+                             "numbers") from None
+        plain[str(name)] = array.tolist()
+    return plain

@@ -93,7 +93,9 @@ class Summary:
         for name, row in self.rows.items():
             # a space before every cell: -1.615e+200 is 11 characters and must not touch
             # its neighbour (other values print exactly as with a width of 11)
-            lines.append(f"{name:<{width}}" + "".join(f" {v:>10.4g}" for v in row))
+            lines.append(f"{name:<{width}}" + "".join(
+                f" {v:>10.4g}" if i == 0 or not np.isnan(v) else " " * 11
+                for i, v in enumerate(row)))
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -161,6 +163,19 @@ def _probability_rows(name: str, p: np.ndarray, values: np.ndarray) -> dict:
             rows[f"{element}={value}"] = (column.mean(), sd,
                                           *np.quantile(column, QUANTILES))
     return rows
+
+
+def _points(summary: Summary, params: dict) -> Summary:
+    """A param's rows keep its value in the mean column and NaN for the sd and quantiles (a
+    point estimate has none); they print as blank cells."""
+    if not params:
+        return summary
+    rows = dict(summary.rows)
+    for name, value in params.items():
+        for element, v in zip(element_names(name, np.shape(value)), np.ravel(value)):
+            if element in rows:
+                rows[element] = (float(v),) + (float("nan"),) * (len(rows[element]) - 1)
+    return Summary(rows, summary.columns, summary.note)
 
 
 @dataclass
@@ -256,6 +271,12 @@ class Fit:
         """The values each discrete latent takes: name -> [K] ints."""
         return self.compiled.values()
 
+    def params(self) -> dict[str, np.ndarray]:
+        """Each ``param``'s fitted value: name -> array of its shape (empty without params)."""
+        if not getattr(self.compiled, "params", ()):
+            return {}
+        return self.result.guide.param_values(self.result.theta)
+
     def summary(self) -> Summary:
         """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``.
 
@@ -267,7 +288,7 @@ class Fit:
         probability across the draws of the continuous latents.
         """
         if "summary" not in self._cache:
-            self._cache["summary"] = self._summary()
+            self._cache["summary"] = _points(self._summary(), self.params())
         return self._cache["summary"]
 
     def _summary(self) -> Summary:
@@ -351,12 +372,23 @@ class Fit:
         errors) and k̂ is below its threshold (above it the weights cannot be trusted)."""
         if self.options.correct != "psis" or self.options.method != "advi":
             return False
+        from .guides import user
+        if user.point_only(self.compiled):   # nothing drawn: no weights to correct with
+            return False
         p = self.psis
         return p.khat < p.threshold
 
     def verdict(self) -> Verdict:
         """What this fit can be trusted for, in one line (infer/verdict.py)."""
+        from .guides import user
         from .infer.auto import ladder
+        from .infer.verdict import CARE, RELIABLE
+        if user.point_only(self.compiled):
+            # nothing drawn: k̂ says nothing; the values are an optimum, not a posterior
+            return Verdict(RELIABLE if self.converged else CARE,
+                           "point estimates (maximum likelihood, or MAP for params with a "
+                           "distribution): values only, no posterior sds"
+                           + ("" if self.converged else "; the optimizer did NOT converge"))
         p = self.psis
         disagree = self.starts.disagree if self.starts is not None else ()
         available = ladder(len(self.result.names))

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .errors import file_error
-from .guides import family
+from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
 from .posterior import COLUMNS, Fit, Summary
@@ -77,6 +77,8 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "summary_note": summary.note,
         "guide": {"family": r.guide.name,
                   "parameters": r.guide.to_dict(r.theta, list(r.names))},
+        # param statements: name -> fitted value (a number or nested lists)
+        "params": {name: np.asarray(v).tolist() for name, v in fit.params().items()},
     }
     if getattr(r, "lr_covariance", None) is not None:
         # DADVI: draws and predictive draws come from the linear-response Gaussian
@@ -180,7 +182,9 @@ def restore_fit(folder: Path) -> Fit:
         options = _options(info["options"], folder / "fit.json")
         concrete, _, compiled = model.prepare(info["data_path"])
         names = compiled.unconstrained_names()
-        guide = family(info["guide"].get("family", options.guide), len(names))
+        spec = info["guide"].get("family", options.guide)
+        guide = (user.family_for(compiled, spec) if user.applies(compiled)
+                 else family(spec, len(names)))
         theta = guide.from_dict(info["guide"]["parameters"], names)
         covariance = info["guide"].get("lr_covariance")
     except KeyError as error:

@@ -14,11 +14,11 @@ from .. import constraints as c
 from .. import distributions, errors, functions, ir
 from ..source import Source, Span
 from . import (calls, densities, depth, enumeration, latent_types, ranges, shapes, supports,
-               syntax)
+               syntax, user_statements)
 from .shapes import Shape, ShapeError
 
 KEYWORDS = frozenset({"data", "sample", "observe", "let", "int", "real", "lower", "upper",
-                      "factor", "ordered", "positive_ordered", "newaxis"})
+                      "factor", "ordered", "positive_ordered", "newaxis", "param", "guide"})
 COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
 
 _NOT_STATIC = object()  # _static_value: not an int expression of literals and int data scalars
@@ -27,7 +27,7 @@ _NOT_STATIC = object()  # _static_value: not an int expression of literals and i
 @dataclass(frozen=True)
 class _Entry:
     """What the checker knows about a defined name."""
-    kind: str  # 'data', 'latent' or 'let'
+    kind: str  # 'data', 'latent', 'let' or 'param'
     shape: Shape
     dtype: str
     deps: frozenset
@@ -68,7 +68,7 @@ class _Checker:
         # Every name the program defines, to tell "used before defined" from "unknown".
         self.defined: dict[str, Span] = {}
         for s in program.statements:
-            if not isinstance(s, (syntax.Observe, syntax.Factor)):
+            if not isinstance(s, (syntax.Observe, syntax.Factor, syntax.Guide)):
                 self.defined.setdefault(s.name, s.name_span)
         # IR statements so far by name, for the range analysis; declared bounds of latents
         self.statements: dict[str, object] = {}
@@ -80,12 +80,13 @@ class _Checker:
     def run(self) -> ir.Model:
         handlers = {syntax.Data: self._data, syntax.Sample: self._sample,
                     syntax.Let: self._let, syntax.Observe: self._observe,
-                    syntax.Factor: self._factor}
+                    syntax.Factor: self._factor, syntax.Param: self._param,
+                    syntax.Guide: self._guide}
         tracker = enumeration.Tracker()
         statements = []
         for s in self.program.statements:
             statements.append(handlers[type(s)](s))
-            if not isinstance(s, (syntax.Observe, syntax.Factor)):
+            if not isinstance(s, (syntax.Observe, syntax.Factor, syntax.Guide)):
                 self.statements[s.name] = statements[-1]
             # Discrete latents must reach every term element by element (raises if not).
             enumeration.locate(tracker, statements[-1])
@@ -172,6 +173,12 @@ class _Checker:
         value = self._expr(s.value)
         return ir.Factor(value, span=s.span)
 
+    def _param(self, s: syntax.Param) -> ir.Param:
+        return user_statements.check_param(self, s)
+
+    def _guide(self, s: syntax.Guide) -> ir.Guide:
+        return user_statements.check_guide(self, s)
+
     # ----- names ----------------------------------------------------------------------------
 
     def _check_new_name(self, name: str, span: Span) -> None:
@@ -204,7 +211,7 @@ class _Checker:
         entry = self._lookup(d.id, d.span)
         if d.id not in self.static:
             what = {"data": f"{entry.dtype} data", "latent": "a latent variable",
-                    "let": "a let"}[entry.kind]
+                    "let": "a let", "param": "a param"}[entry.kind]
             shape = f" of shape {errors.format_shape(entry.shape)}" if entry.shape else ""
             raise errors.bad_dimension(d.span, f"'{d.id}' is {what}{shape}, "
                                                "not an int data scalar")

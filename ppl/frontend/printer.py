@@ -125,4 +125,9 @@ def _statement(statement: syntax.Statement) -> str:
         return f"observe {expr_to_source(statement.value)} ~ {_call(statement.dist)}"
     if isinstance(statement, syntax.Factor):
         return f"factor {expr_to_source(statement.value)}"
+    if isinstance(statement, syntax.Param):
+        prior = "" if statement.dist is None else f" ~ {_call(statement.dist)}"
+        return f"param {statement.name}: {_type(statement.type)}{prior}"
+    if isinstance(statement, syntax.Guide):
+        return f"guide {statement.name} ~ {_call(statement.dist)}"
     raise TypeError(f"not a statement node: {statement!r}")

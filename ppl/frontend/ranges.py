@@ -318,7 +318,7 @@ class Analysis:
             lo = -INF if s.lower is None else self.of(s.lower).lo
             hi = INF if s.upper is None else self.of(s.upper).hi
             return _clean(lo, hi, False, False)
-        if isinstance(s, ir.Latent):
+        if isinstance(s, (ir.Latent, ir.Param)):
             allowed = of_constraint(s.support, self.of)
             if allowed is None:
                 return UNIT_OPEN if isinstance(s.support, c.Simplex) else REAL

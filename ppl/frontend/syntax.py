@@ -154,7 +154,26 @@ class Factor:
     span: Span = _span()
 
 
-Statement = Union[Data, Sample, Let, Observe, Factor]
+@dataclass(frozen=True)
+class Param:
+    """``param name: type`` (dist None) or ``param name: type ~ dist``."""
+    name: str
+    type: Type
+    dist: "Call | None"
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Guide:
+    """``guide name ~ dist``: the user's variational distribution of the latent ``name``."""
+    name: str
+    dist: Call
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+Statement = Union[Data, Sample, Let, Observe, Factor, Param, Guide]
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,14 @@ class _ToAst(Transformer_NonRecursive):
     def factor_stmt(self, meta, children):
         return syntax.Factor(children[0], self._span(meta))
 
+    def param_stmt(self, meta, children):
+        name, type_, dist = children
+        return syntax.Param(str(name), type_, dist, self._span(meta), self._token_span(name))
+
+    def guide_stmt(self, meta, children):
+        name, dist = children
+        return syntax.Guide(str(name), dist, self._span(meta), self._token_span(name))
+
     # ----- types ----------------------------------------------------------------------------
 
     def type(self, meta, children):

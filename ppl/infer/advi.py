@@ -19,7 +19,8 @@ from autograd import grad as _grad
 from .diagnostics import check_optimum
 from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
-from ..guides import MEAN_FIELD, WARM_FROM, family
+from ..guides import MEAN_FIELD, WARM_FROM, family, user
+from .point import fit_point
 from .optim import STAN_ETAS, optimizer, search_lr
 from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
 from .precondition import Coordinates, Frame, expected_hessian, whiten
@@ -189,7 +190,7 @@ def fit(compiled, options, rng: np.random.Generator,
     # are handled by the checks below, so numpy's warnings about them are noise
     with np.errstate(all="ignore"):
         result = _fit(compiled, options, rng, progress, warm)
-    if result.reason == CONVERGED:
+    if result.reason == CONVERGED and not user.applies(compiled):
         return _checked(compiled, result)
     return result
 
@@ -207,6 +208,12 @@ def _checked(compiled, result: AdviResult) -> AdviResult:
 def _fit(compiled, options, rng, progress, warm=None) -> AdviResult:
     # 'auto' climbs the families in infer/auto.py; here, fitting one family, it is its first
     spec = "meanfield" if options.guide == "auto" else options.guide
+    if user.applies(compiled):   # params or guide statements: no warm start, no whitening
+        guide = user.family_for(compiled, spec, rng, options.init)
+        if user.point_only(compiled):
+            return fit_point(compiled, guide, options, progress)
+        return _fit_plain(compiled, guide, guide.init(compiled.dim, options.init_scale),
+                          options, rng, progress, False, time.perf_counter())
     guide = family(spec, compiled.dim)
     return _fit_family(compiled, guide, options, rng, progress, time.perf_counter(), warm)
 

@@ -311,7 +311,8 @@ SYNTAX_ERRORS = [
     ("let z = y[]",
      "m.ppl:1:11: error: syntax error: unexpected ']'; expected '(', '-', ':', '[', 'newaxis', a name, a number"),
     ("x", "m.ppl:1:1: error: syntax error: unexpected name 'x'; "
-          "expected 'data', 'factor', 'let', 'observe', 'sample', a newline, end of file"),
+          "expected 'data', 'factor', 'guide', 'let', 'observe', 'param', 'sample', a newline, "
+          "end of file"),
     ("let z = 1\rlet w = 2", "m.ppl:1:10: error: syntax error: unexpected character '\\r'"),
     ("let z = " + "9" * 5000,
      "m.ppl:1:9: error: syntax error: bad number '99999999999999999...': too many digits"),

@@ -1,0 +1,337 @@
+"""The user-guide family: ``param`` point estimates and ``guide`` statements around an automatic
+family (LANGUAGE.md, Version 2: New statements, Guides).
+
+The unconstrained vector zeta [S, D] (compiler.py's layout, source order) has three kinds of
+slots: a param's (the same value in every draw: q is a point mass there), a guided latent's
+(``guide z ~ Normal(loc, scale)``: zeta_z = loc + scale * eps, with loc and scale computed from
+data, params and earlier latents, so the draw stays reparameterized), and the rest, drawn by
+the automatic family (``--guide``) on its own D_auto coordinates.
+
+``theta`` is one flat vector: the automatic family's parameters, then the params' unconstrained
+values [P]. The guide's own parameters are params too (an encoder's weights).
+
+q(zeta) = q_auto(zeta_auto) * prod over guided latents q(zeta_z | what it depends on), so its
+entropy is the automatic family's (closed form, or a flow's estimate) plus, for each guided
+latent, E[sum log scale] + n_z / 2 (1 + log 2 pi): the conditional entropy of a Normal, averaged
+over the draws (Monte Carlo where scale depends on other latents; exact where it does not).
+"""
+from __future__ import annotations
+
+from typing import get_args
+
+import autograd.numpy as anp
+import numpy as np
+
+from .. import ir
+from ..errors import bad_init
+
+_LOG_2PI = float(np.log(2 * np.pi))
+_EXPR_TYPES = get_args(ir.Expr)
+PREFIX = "user+"
+
+
+def applies(compiled) -> bool:
+    """Whether the model has ``param`` or ``guide`` statements (this family is then used)."""
+    return bool(getattr(compiled, "params", ())) or bool(getattr(compiled, "guides", {}))
+
+
+def point_only(compiled) -> bool:
+    """Params and nothing to draw: the fit is a deterministic optimization (ML or MAP)."""
+    return applies(compiled) and _split_columns(compiled)[0].size == 0 and not compiled.guides
+
+
+def _split_columns(compiled):
+    """Columns of zeta: (automatic [D_auto], params [P], guided [G]) index arrays."""
+    auto, params, guided = [], [], []
+    for slot in compiled.slots:
+        cols = list(range(slot.offset, slot.offset + slot.size))
+        if slot.name in compiled.params:
+            params += cols
+        elif slot.name in compiled.guides:
+            guided += cols
+        else:
+            auto += cols
+    return (np.array(auto, dtype=int), np.array(params, dtype=int), np.array(guided, dtype=int))
+
+
+def _names(expr_or_none) -> set:
+    """Names of the non-data values an expression reads (latents, params, lets)."""
+    return {e.name for e in ir.walk(expr_or_none) if isinstance(e, ir.Ref) and e.deps}
+
+
+class UserGuide:
+    """The family of a model with params or guides; see the module docstring.
+
+    Parameters
+    ----------
+    compiled : compiler.Compiled with ``params``, ``guides`` and ``steps``.
+    auto : the automatic family for the latents without a guide, built for D_auto coordinates.
+    start : [P] the params' starting unconstrained values (:func:`param_start`).
+    """
+
+    dense_frame = False
+    window_scale = 1
+
+    def __init__(self, compiled, auto, start: np.ndarray):
+        self.compiled, self.auto = compiled, auto
+        self.auto_cols, self.param_cols, self.guided_cols = _split_columns(compiled)
+        self.d_auto, self.n_params = self.auto_cols.size, self.param_cols.size
+        self.n_guided = self.guided_cols.size
+        self.n_auto_theta = auto.init(self.d_auto, 1.0).size
+        self.eps_auto = auto.eps_dim(self.d_auto)
+        self.start = np.asarray(start, dtype=float)
+        self.name = PREFIX + auto.name
+        self.order = _order(compiled)
+
+    # ----- parameters and draws ----------------------------------------------------------------
+
+    def init(self, D: int, init_scale: float) -> np.ndarray:
+        """The automatic family's start, then the params' starting values."""
+        return np.concatenate([self.auto.init(self.d_auto, init_scale), self.start])
+
+    def eps_dim(self, D: int) -> int:
+        return self.eps_auto + self.n_guided
+
+    def _parts(self, theta):
+        return theta[:self.n_auto_theta], theta[self.n_auto_theta:]
+
+    def draw_and_entropy(self, theta, eps):
+        """Reparameterized draws zeta [S, D] and the entropy of q (a scalar; see the module)."""
+        theta_auto, values = self._parts(theta)
+        S = eps.shape[0]
+        if self.d_auto:
+            z_auto, entropy = self.auto.draw_and_entropy(theta_auto, eps[:, :self.eps_auto])
+        else:
+            z_auto, entropy = anp.zeros((S, 0)), 0.0
+        zeta, log_scale, _ = self._pass(z_auto, values, S, eps=eps[:, self.eps_auto:])
+        return zeta, entropy + anp.mean(log_scale) + 0.5 * self.n_guided * (1.0 + _LOG_2PI)
+
+    def draw(self, theta, eps):
+        return self.draw_and_entropy(theta, eps)[0]
+
+    def log_q(self, theta, zeta):
+        """log q(zeta) [S] over the automatic and guided coordinates (the params' point mass
+        is left out: every draw has the same param values)."""
+        theta_auto, values = self._parts(theta)
+        S = zeta.shape[0]
+        z_auto = zeta[:, self.auto_cols] if self.d_auto else anp.zeros((S, 0))
+        total = self.auto.log_q(theta_auto, z_auto) if self.d_auto else anp.zeros(S)
+        _, _, log_q = self._pass(z_auto, values, S, zeta=zeta)
+        return total + log_q
+
+    def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.draw(np.asarray(theta, dtype=float),
+                         rng.standard_normal((n, self.eps_dim(0))))
+
+    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
+        zeta = self.sample(theta, rng, n)
+        return zeta, self.log_q(np.asarray(theta, dtype=float), zeta)
+
+    def _pass(self, z_auto, values, S: int, eps=None, zeta=None, scales=None):
+        """Walk the model in dependency order filling every slot's block: params from
+        ``values``, automatic latents from ``z_auto``, guided latents drawn from ``eps`` (or,
+        given ``zeta``, read from it). Returns (zeta [S, D], sum of log scale [S], log q of
+        the guided coordinates [S] (zero when drawing)); ``scales``, a list, receives each
+        guided latent's log scale [S, size] in layout order."""
+        env, blocks = {}, {}
+        log_scale, log_q = anp.zeros(S), anp.zeros(S)
+        cursor = {"auto": 0, "param": 0, "guided": 0}
+        for kind, step in self.order:
+            if kind == "let":
+                env[step.name] = step.fn(env)
+                continue
+            size, free = step.slot.size, step.slot.free_shape
+            if kind == "param":
+                i = cursor["param"]
+                u = anp.reshape(values[i:i + size], (1, size)) + anp.zeros((S, 1))
+            elif kind == "auto":
+                i = cursor["auto"]
+                u = z_auto[:, i:i + size]
+            else:
+                i = cursor["guided"]
+                guide = self.compiled.guides[step.name]
+                shape = (S,) + step.slot.shape
+                loc = anp.reshape(guide.loc(env) + anp.zeros(shape), (S, size))
+                scale = anp.reshape(guide.scale(env) + anp.zeros(shape), (S, size))
+                log_scale = log_scale + anp.sum(anp.log(scale), axis=1)
+                if scales is not None:
+                    scales.append(anp.log(scale))
+                if zeta is None:
+                    u = loc + scale * eps[:, i:i + size]
+                else:
+                    u = zeta[:, step.slot.offset:step.slot.offset + size]
+                    z = (u - loc) / scale
+                    log_q = log_q + anp.sum(-anp.log(scale) - 0.5 * z * z - 0.5 * _LOG_2PI,
+                                            axis=1)
+            cursor[kind] = i + size
+            blocks[step.name] = u
+            env[step.name] = step.bijector_at(env).forward(anp.reshape(u, (S,) + free))
+        pieces = [blocks[slot.name] for slot in self.compiled.slots]
+        full = anp.concatenate(pieces, axis=1) if pieces else anp.zeros((S, 0))
+        return full, log_scale, log_q
+
+    # ----- reports ------------------------------------------------------------------------------
+
+    def mean(self, theta) -> np.ndarray:
+        """zeta at eps = 0 [D]: the automatic family's centre, each guided latent's loc there,
+        the params' values."""
+        return np.asarray(self.draw(np.asarray(theta, dtype=float),
+                                    np.zeros((1, self.eps_dim(0)))))[0]
+
+    def log_sd(self, theta) -> np.ndarray:
+        """Log marginal sds [D]: the automatic family's, each guided coordinate's log scale at
+        eps = 0, and -inf for the params (a point mass)."""
+        theta = np.asarray(theta, dtype=float)
+        theta_auto, values = self._parts(theta)
+        out = np.full(self.compiled.dim, -np.inf)
+        if self.d_auto:
+            out[self.auto_cols] = self.auto.log_sd(theta_auto)
+        if self.n_guided:
+            z_auto = self.auto.draw(theta_auto, np.zeros((1, self.eps_auto))) if self.d_auto \
+                else np.zeros((1, 0))
+            scales = []
+            self._pass(z_auto, values, 1, eps=np.zeros((1, self.n_guided)), scales=scales)
+            out[self.guided_cols] = np.concatenate([np.ravel(s) for s in scales])
+        return out
+
+    def jitter_scale(self, theta) -> np.ndarray:
+        """The automatic family's units, then 1 per param (absolute units: no sd)."""
+        theta_auto, _ = self._parts(np.asarray(theta, dtype=float))
+        auto = self.auto.jitter_scale(theta_auto) if self.d_auto else np.zeros(0)
+        return np.concatenate([auto, np.ones(self.n_params)])
+
+    def push_affine(self, theta, m0, W) -> np.ndarray:
+        """theta of the law of m0 + W * zeta (W diagonal [D]) on the automatic coordinates and
+        the params; guided coordinates are left as their guides make them (multi-start)."""
+        theta_auto, values = self._parts(np.asarray(theta, dtype=float))
+        m0, W = np.asarray(m0, dtype=float), np.asarray(W, dtype=float)
+        if self.d_auto:
+            theta_auto = self.auto.push_affine(theta_auto, m0[self.auto_cols],
+                                               W[self.auto_cols])
+        values = m0[self.param_cols] + W[self.param_cols] * values
+        return np.concatenate([theta_auto, values])
+
+    def warm_start(self, source, theta) -> np.ndarray:
+        return np.asarray(theta, dtype=float)
+
+    def to_dict(self, theta, names) -> dict:
+        """fit.json: {"auto": the automatic family's parameters, "params": element name ->
+        unconstrained value}."""
+        theta_auto, values = self._parts(np.asarray(theta, dtype=float))
+        names = list(names)
+        auto = self.auto.to_dict(theta_auto, [names[i] for i in self.auto_cols])
+        return {"auto": auto, "params": {names[i]: float(v)
+                                         for i, v in zip(self.param_cols, values)}}
+
+    def from_dict(self, parameters: dict, names) -> np.ndarray:
+        """The inverse of :meth:`to_dict` (KeyError when an entry is missing)."""
+        names = list(names)
+        auto = self.auto.from_dict(parameters["auto"], [names[i] for i in self.auto_cols])
+        values = [parameters["params"][names[i]] for i in self.param_cols]
+        return np.concatenate([np.asarray(auto, dtype=float).reshape(-1),
+                               np.asarray(values, dtype=float)])
+
+    def param_values(self, theta) -> dict[str, np.ndarray]:
+        """Each param's constrained value: name -> [*shape]."""
+        zeta = self.draw(np.asarray(theta, dtype=float), np.zeros((1, self.eps_dim(0))))
+        env = self.compiled.constrained(np.asarray(zeta))
+        return {name: np.asarray(env[name])[0] for name in self.compiled.params
+                if name in env}
+
+
+def _order(compiled) -> list:
+    """(kind, step) in an order where everything a guide or a dynamic bound reads comes first:
+    kinds 'param', 'auto', 'guided' (latents) and 'let' (only the lets some guide or bound
+    needs). Source order, except that a guided latent waits for the lets its guide reads."""
+    from ..compiler import _LatentStep, _LetStep, _ParamStep
+    needs, kinds = {}, {}
+    for step in compiled.steps:
+        if isinstance(step, _ParamStep):
+            kinds[step.name] = "param"
+        elif isinstance(step, _LatentStep):
+            kinds[step.name] = "guided" if step.name in compiled.guides else "auto"
+        elif isinstance(step, _LetStep):
+            kinds[step.name] = "let"
+        else:
+            continue
+        names = _names(step.statement.value) if kinds[step.name] == "let" else set()
+        if kinds[step.name] != "let":
+            for bound in vars(step.statement.support).values():
+                names |= _names(bound) if isinstance(bound, _EXPR_TYPES) else set()
+        if step.name in compiled.guides:
+            guide = compiled.guides[step.name].statement
+            names |= _names(guide.loc) | _names(guide.scale)
+        needs[step.name] = (names, step)
+    wanted = _wanted_lets(needs, kinds)
+    pending = [n for n in needs if kinds[n] != "let" or n in wanted]
+    order, done = [], set()
+    while pending:
+        ready = next(n for n in pending if needs[n][0] <= done)  # the checker ensures one is
+        order.append((kinds[ready], needs[ready][1]))
+        done.add(ready)
+        pending.remove(ready)
+    return order
+
+
+def _wanted_lets(needs: dict, kinds: dict) -> set:
+    """The lets read, directly or through other lets, by a guide or a latent's bound."""
+    wanted, stack = set(), [n for name in needs if kinds[name] != "let"
+                            for n in needs[name][0] if kinds.get(n) == "let"]
+    while stack:
+        name = stack.pop()
+        if name not in wanted:
+            wanted.add(name)
+            stack += [n for n in needs[name][0] if kinds.get(n) == "let"]
+    return wanted
+
+
+def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.ndarray:
+    """The params' starting unconstrained values [P], in layout order.
+
+    A value given in ``init`` (name -> array of the param's shape, inside its support) is used
+    as is; otherwise a draw of the param's ``~ DIST`` (its parameters from data and earlier
+    params), or small seeded random values (sd PARAM_START_SCALE on the unconstrained scale).
+
+    Raises
+    ------
+    PplError (bad_init) : a value for an unknown param, of the wrong shape or outside the
+        param's support.
+    """
+    from ..compiler import _draw_latent, _ParamStep
+    init = dict(init or {})
+    for name in init:
+        if name not in compiled.params:
+            raise bad_init(name, "the model has no such param (params: "
+                           f"{', '.join(compiled.params) or 'none'})")
+    env, values = {}, []
+    for step in compiled.steps:
+        if not isinstance(step, _ParamStep):
+            continue
+        bijector = step.bijector_at(env)
+        if step.name in init:
+            x = np.asarray(init[step.name], dtype=float)
+            if x.shape != step.slot.shape:
+                raise bad_init(step.name, f"shape {x.shape} given; the param's is "
+                               f"{step.slot.shape}")
+            inside = step.support.check(x) if not step.bounds else True
+            if not np.all(inside) or not np.all(np.isfinite(x)):
+                raise bad_init(step.name, "a value outside its support")
+            x = x[None]
+        else:
+            x = _draw_latent(step, env, rng, 1)
+        env[step.name] = x
+        values.append(np.ravel(np.asarray(bijector.inverse(x), dtype=float)))
+    return np.concatenate(values) if values else np.zeros(0)
+
+
+def family_for(compiled, spec: str, rng: np.random.Generator | None = None,
+               init: dict | None = None) -> UserGuide:
+    """The user-guide family around the automatic family ``spec`` (``--guide``; 'user+' is
+    stripped, as fit.json records it), the params starting at :func:`param_start` (drawn
+    from ``rng``; zeros when restoring a saved fit, whose values are read back)."""
+    from . import family
+    spec = spec.removeprefix(PREFIX)
+    auto = family(spec, _split_columns(compiled)[0].size)
+    P = _split_columns(compiled)[1].size
+    start = np.zeros(P) if rng is None else param_start(compiled, rng, init)
+    return UserGuide(compiled, auto, start)

@@ -1,0 +1,133 @@
+"""``param`` statements: maximum likelihood / MAP point estimates, starting values, reports."""
+import json
+
+import numpy as np
+import pytest
+from autograd import hessian
+
+import ppl
+from ppl.errors import PplError
+from ppl.guides import user
+from ppl.infer.point import GTOL
+from ppl.savedfit import restore_fit, save_fit
+
+REGRESSION = """
+data N: int
+data K: int
+data X: real[N, K]
+data y: real[N]
+param b: real[K]
+param a: real
+param s: real<lower=0>
+observe y ~ Normal(X @ b + a, s)
+"""
+
+
+def _regression_data(seed=1, N=60, K=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, K))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.5 * rng.standard_normal(N)
+    return {"N": N, "K": K, "X": X, "y": y}
+
+
+def test_params_only_regression_is_least_squares():
+    data = _regression_data()
+    fit = ppl.compile(REGRESSION).fit(data, guide="meanfield")
+    assert fit.converged
+    A = np.column_stack([data["X"], np.ones(data["N"])])
+    exact = np.linalg.lstsq(A, data["y"], rcond=None)[0]
+    found = np.append(fit.params()["b"], fit.params()["a"])
+    # Tolerance from the optimizer's stopping rule: every gradient component of the negative
+    # log joint is below g = GTOL * max(1, |log joint|) at the fit, so the distance to the
+    # optimum is at most |H^-1|_inf * g (H its Hessian in the unconstrained values, which is
+    # exact for b and a: the log likelihood is quadratic in them); times 2 for the rounding
+    # of the finite-precision optimum.
+    guide, theta = fit.result.guide, fit.result.theta
+    eps = np.zeros((1, guide.eps_dim(0)))
+
+    def negative(t):
+        return -fit.compiled.log_joint(guide.draw(t, eps))[0]
+    H = hessian(negative)(theta)
+    g = GTOL * max(1.0, abs(fit.result.final_elbo))
+    bound = 2 * np.max(np.sum(np.abs(np.linalg.inv(H)), axis=1)) * g
+    np.testing.assert_allclose(found, exact, rtol=0, atol=bound + 1e-12)
+    # and the noise scale is the ML one: sqrt(RSS / N)
+    rss = np.sum((data["y"] - A @ exact) ** 2)
+    assert fit.params()["s"] == pytest.approx(np.sqrt(rss / data["N"]), rel=1e-5)
+
+
+def test_summary_shows_values_without_sd():
+    fit = ppl.compile(REGRESSION).fit(_regression_data(), guide="meanfield")
+    rows = fit.summary().rows
+    assert rows["b[0]"][0] == pytest.approx(fit.params()["b"][0])
+    assert all(np.isnan(v) for v in rows["b[0]"][1:])
+    assert "b[0]" in str(fit.summary()) and "nan" not in str(fit.summary())
+    assert "point estimates" in str(fit.verdict())
+
+
+def test_map_penalty_shrinks_toward_prior():
+    # y ~ Normal(mu, 1) with mu ~ Normal(0, 1): MAP = sum(y) / (N + 1), exactly.
+    y = np.array([1.0, 2.0, 3.5, 0.5])
+    model = ppl.compile("data N: int\ndata y: real[N]\nparam mu: real ~ Normal(0, 1)\n"
+                        "observe y ~ Normal(mu, 1)\n")
+    fit = model.fit({"N": 4, "y": y}, guide="meanfield")
+    assert fit.params()["mu"] == pytest.approx(y.sum() / 5, abs=1e-6)
+
+
+def test_start_values_draw_or_random_never_zero():
+    model = ppl.compile("param w: real[5]\nparam v: real<lower=0> ~ Exponential(2)\n"
+                        "observe 1.0 ~ Normal(sum(w) + v, 1)\n")
+    _, _, compiled = model.prepare({})
+    start = user.param_start(compiled, np.random.default_rng(0), None)
+    assert start.shape == (6,) and np.all(start[:5] != 0) and np.std(start[:5]) < 0.5
+    again = user.param_start(compiled, np.random.default_rng(0), None)
+    np.testing.assert_array_equal(start, again)             # seeded
+    given = user.param_start(compiled, np.random.default_rng(0), {"v": 3.0})
+    assert given[5] == pytest.approx(np.log(3.0))           # the log bijector's inverse
+
+
+@pytest.mark.parametrize("init, message", [
+    ({"q": 1.0}, "no such param"),
+    ({"w": [1.0, 2.0]}, "shape"),
+    ({"v": -1.0}, "outside its support"),
+    ({"w": "x"}, "not a number"),
+])
+def test_bad_init_is_an_option_error(init, message):
+    model = ppl.compile("param w: real[5]\nparam v: real<lower=0>\n"
+                        "observe 1.0 ~ Normal(sum(w) + v, 1)\n")
+    with pytest.raises(PplError, match=message):
+        model.fit({}, guide="meanfield", init=init)
+
+
+def test_init_sets_the_start():
+    model = ppl.compile("param w: real\nobserve 1.0 ~ Normal(w, 1)\n")
+    fit = model.fit({}, guide="meanfield", init={"w": 0.25}, iter=1)
+    assert fit.result.steps <= 1
+    assert fit.options.init == {"w": 0.25}
+
+
+def test_params_saved_and_read_back(tmp_path):
+    path = tmp_path / "lr.ppl"
+    path.write_text(REGRESSION)
+    data = _regression_data()
+    (tmp_path / "lr.json").write_text(json.dumps({k: np.asarray(v).tolist()
+                                                  for k, v in data.items()}))
+    fit = ppl.load(str(path)).fit(None, guide="meanfield")
+    save_fit(fit, tmp_path / "out")
+    info = json.loads((tmp_path / "out" / "fit.json").read_text())
+    np.testing.assert_allclose(info["params"]["b"], fit.params()["b"])
+    again = restore_fit(tmp_path / "out")
+    np.testing.assert_allclose(again.params()["b"], fit.params()["b"], rtol=1e-12)
+
+
+def test_param_with_latents_is_empirical_bayes():
+    # Normal-Normal: y_i ~ N(z_i, 1), z_i ~ N(m, 2); the marginal likelihood's maximum is
+    # m = mean(y). The fitted m carries the stochastic optimizer's noise; the tolerance is 5x
+    # the posterior sd of the mean of the z's (sqrt(5 / N)) times the convergence rule's
+    # error of about 0.02 posterior sds (advi.fit's docstring), i.e. 0.1 sds.
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal(40) * np.sqrt(5) + 1.0
+    model = ppl.compile("data N: int\ndata y: real[N]\nparam m: real\n"
+                        "sample z: real[N] ~ Normal(m, 2)\nobserve y ~ Normal(z, 1)\n")
+    fit = model.fit({"N": 40, "y": y}, guide="meanfield", seed=2)
+    assert fit.params()["m"] == pytest.approx(y.mean(), abs=0.1 * np.sqrt(5 / 40))

@@ -1,0 +1,97 @@
+"""``guide`` statements: the user-guide family (guides/user.py) — amortized and structured
+guides, their reparameterized gradient and their entropy."""
+import numpy as np
+import pytest
+from autograd import grad
+
+import ppl
+from ppl.guides import user
+from ppl.infer.elbo import elbo
+
+AMORTIZED = """
+data N: int
+data y: real[N]
+sample z: real[N] ~ Normal(0, 2)
+observe y ~ Normal(z, 1)
+param a: real
+param b: real
+param c: real
+guide z ~ Normal(a * y + b, exp(c))
+"""
+
+FUNNEL = """
+data J: int
+data y: real[J]
+sample tau: real<lower=0> ~ Normal(0, 2)
+sample eta: real[J] ~ Normal(0, 1)
+observe y ~ Normal(tau * eta, 1)
+param a: real[J]
+param b: real[J]
+param s: real<lower=0>[J]
+guide eta ~ Normal(a + b * log(tau), s)
+"""
+
+
+def test_amortized_guide_learns_the_exact_per_row_posterior():
+    # z_i ~ N(0, 2^2), y_i | z_i ~ N(z_i, 1): z_i | y_i ~ N(0.8 y_i, 0.8), exactly the guide
+    # with a = 0.8, b = 0, exp(c) = sqrt(0.8). The convergence rule leaves an error of about
+    # 0.02 posterior sds in each fitted mean (advi.fit's docstring: 1/sqrt(5 windows x 100
+    # steps x 5 draws)); we allow 5x that, 0.1 sds, per row, and 0.1 in log sd.
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal(30) * np.sqrt(5.0)
+    fit = ppl.compile(AMORTIZED).fit({"N": 30, "y": y}, guide="meanfield", seed=3)
+    assert fit.converged
+    p = fit.params()
+    sd = np.sqrt(0.8)
+    np.testing.assert_allclose(p["a"] * y + p["b"], 0.8 * y, atol=0.1 * sd)
+    assert abs(p["c"] - np.log(sd)) < 0.1
+    draws = fit.draws(4000)["z"]
+    # the reported draws are the guide's: per-row means and sds match too (Monte Carlo
+    # error of a mean of 4000 draws is sd / 63; 0.1 sds is over 6 of them)
+    np.testing.assert_allclose(draws.mean(axis=0), 0.8 * y, atol=0.15 * sd)
+    np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.1)
+
+
+def _funnel():
+    rng = np.random.default_rng(5)
+    model = ppl.compile(FUNNEL)
+    _, _, compiled = model.prepare({"J": 3, "y": rng.standard_normal(3)})
+    guide = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    theta = guide.init(compiled.dim, 0.5) + 0.3 * rng.standard_normal(
+        guide.init(compiled.dim, 0.5).size)
+    return compiled, guide, theta, rng
+
+
+def test_structured_guide_gradient_matches_finite_differences():
+    compiled, guide, theta, rng = _funnel()
+    eps = rng.standard_normal((7, guide.eps_dim(compiled.dim)))
+
+    def f(t):
+        return elbo(compiled.log_joint, t, eps, guide)
+    g = grad(f)(theta)
+    h = 1e-6
+    fd = np.array([(f(theta + h * e) - f(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
+    # central differences: error O(h^2 f''') plus rounding O(eps_mach |f| / h) ~ 1e-9 |f|
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-6)
+    assert np.all(g != 0)   # every parameter (loc, scale, tau's guide) reaches the ELBO
+
+
+def test_structured_guide_entropy_is_minus_mean_log_q():
+    # The entropy the ELBO uses (closed form for tau's mean field, E[sum log scale] + const
+    # for eta's guide) against -mean(log q) of the whole guide over many draws; the tolerance
+    # is 4 Monte Carlo standard errors of that mean plus those of the entropy estimate.
+    compiled, guide, theta, rng = _funnel()
+    eps = rng.standard_normal((20000, guide.eps_dim(compiled.dim)))
+    zeta, entropy = guide.draw_and_entropy(theta, eps)
+    log_q = guide.log_q(theta, zeta)
+    se = log_q.std() / np.sqrt(len(log_q))
+    assert float(entropy) == pytest.approx(-log_q.mean(), abs=4 * 2 * se)
+
+
+def test_guided_and_automatic_latents_together():
+    # tau keeps the automatic family; only eta has a guide: theta = mean field of tau (2
+    # numbers) then the params (3 J).
+    compiled, guide, theta, _ = _funnel()
+    assert guide.d_auto == 1 and guide.n_guided == 3 and guide.n_params == 9
+    assert theta.size == 2 + 9
+    assert guide.name == "user+meanfield"
