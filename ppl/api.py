@@ -62,12 +62,13 @@ class Model:
             data = {}
         return data
 
-    def prepare(self, data=None):
+    def prepare(self, data=None, whole: bool = True):
         """Load and validate ``data``, check the model with its dimensions and compile it.
 
         Returns
         -------
-        (ir.Model with concrete shapes, data values, compiler.Compiled)
+        (ir.Model with concrete shapes, data values, compiler.Compiled, or None when not
+        ``whole``)
 
         Raises
         ------
@@ -77,7 +78,7 @@ class Model:
         concrete = check(self.program, dims)
         memory.check_model(concrete)  # before anything of the model's size is allocated
         validate_observed(concrete, values, dims)
-        return concrete, values, compile_model(concrete, values)
+        return concrete, values, compile_model(concrete, values) if whole else None
 
     def fit(self, data=None, guide: str = "auto", seed: int = 0,
             progress: Callable[[int, float, float], None] | None = None, **options) -> Fit:
@@ -101,13 +102,17 @@ class Model:
         fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
         if not any(isinstance(s, (ir.Latent, ir.Observe)) for s in self.ir.statements):
             raise empty_model(self.ir.source.end_span())
-        concrete, values, compiled = self.prepare(data)
+        # a minibatch fit compiles the model on the whole data only when asked (summaries,
+        # draws): its steps compile each batch (infer/minibatch.py)
+        concrete, values, compiled = self.prepare(data, whole=fit_options.batch is None)
         memory.check_model(concrete, fit_options.mc_samples)
         memory.check_draws(fit_options.draws, concrete, "--draws")
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}
         rng = np.random.default_rng(fit_options.seed)
+        if fit_options.batch is not None:
+            return self._fit_batch(concrete, values, fit_options, info, rng, progress)
         if fit_options.method == "dadvi":
             from .infer import dadvi  # scipy.optimize is imported only when DADVI is used
             result = dadvi.fit(compiled, fit_options, rng, progress=progress)
@@ -125,6 +130,21 @@ class Model:
             return fit
         result = advi.fit(compiled, fit_options, rng, progress=progress)
         return Fit(concrete, compiled, result, fit_options, info)
+
+    def _fit_batch(self, concrete, values, options, info, rng, progress) -> Fit:
+        """A minibatch fit (``batch={"N": B}``; infer/minibatch.py). The Fit's model on the
+        whole data is compiled when first used (summaries, draws), not for the steps."""
+        from .infer import minibatch
+        batch = minibatch.prepare(self.program, self.ir, concrete, values, options,
+                                  np.random.default_rng([options.seed, 5]))
+        if options.guide == auto.AUTO:
+            options = dataclasses.replace(options, guide="meanfield")
+        whole = minibatch.Lazy(lambda: compile_model(concrete, values))
+        result = advi.fit(batch, options, rng, progress=progress)
+        spec = result.guide.name
+        result = dataclasses.replace(result, guide=minibatch.Lazy(
+            lambda: user.family_for(whole, spec), name=spec))
+        return Fit(concrete, whole, result, options, info)
 
     def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
         """Draws from the prior: every latent, and every observed expression given them.

@@ -19,7 +19,7 @@ from .errors import PplError, bad_option, file_error
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
-             "dadvi_draws", "init")
+             "dadvi_draws", "init", "batch")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,6 +47,10 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         if f.name == "init":
             parser.add_argument(flag, type=_read_init, default=argparse.SUPPRESS,
                                 metavar="FILE.json", help=docs.get(f.name))
+            continue
+        if f.name == "batch":
+            parser.add_argument(flag, type=str, default=argparse.SUPPRESS, metavar="DIM=B",
+                                help=docs.get(f.name))
             continue
         # A choice option lists its values as its metavar ({adam,sgd,stan}); FitOptions, not
         # argparse, refuses other values, so the CLI and the API give the same message.
@@ -111,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("dir", metavar="DIR")
     predict.add_argument("--draws", type=int, default=None, metavar="N",
                          help="number of predictive draws (default: the fit's draws)")
+    predict.add_argument("--data", default=None, metavar="FILE",
+                         help="predict for new data (.json, .csv, .npz): shapes and lets are "
+                              "recomputed; data that is only observed may be left out")
 
     plot = commands.add_parser("plot", help="plot the ELBO trace and marginals of a saved fit "
                                "(needs: pip install 'ppl[plot]')")
@@ -279,8 +286,10 @@ def _cmd_predict(args) -> int:
     if args.draws is not None and args.draws < 1:
         raise bad_option("--draws", f"must be a positive integer; found {args.draws}")
     fit = restore_fit(Path(args.dir))
-    path = save_predictive(fit, Path(args.dir), args.draws)
-    print(f"wrote {path}")
+    if args.data is not None and not Path(args.data).exists():
+        raise file_error(args.data, "no such data file")
+    path = save_predictive(fit, Path(args.dir), args.draws, args.data)
+    print(f"wrote {path} and {path.with_name('predictive_summary.csv')}")
     return 0
 
 

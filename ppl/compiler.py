@@ -622,7 +622,8 @@ def _sample(statement, rng, size: tuple, params: dict) -> np.ndarray:
         raise draw_failed(statement.span, cls.name, str(error)) from None
 
 
-def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = True) -> Compiled:
+def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = True,
+                  lets: dict | None = None, scales: dict | None = None) -> Compiled:
     """Compile a concretely checked model against its loaded data.
 
     Data-only work happens here, once: data-only lets, data-only subtrees of every expression
@@ -635,13 +636,17 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
     values : data name -> numpy array, as returned by ``data.load_data``.
     fuse : compute likelihoods over a linear predictor with ``kernels.FusedTerm`` (same values
         up to rounding, fewer passes over the data); False keeps the traced path everywhere.
+    lets : the data-only lets' values, when computed elsewhere (a minibatch takes its rows of
+        lets computed once on the whole data); None computes them from ``values``.
+    scales : statement index -> factor multiplying that statement's term (a minibatch's N / B
+        on the terms of the batched dimension); None for none.
 
     Returns
     -------
     Compiled.
     """
     data_env = dict(values)
-    data_env.update(data_lets(model, data_env))
+    data_env.update(data_lets(model, data_env) if lets is None else lets)
     kernels, inlined = fuse_model(model, data_env) if fuse else ({}, frozenset())
     steps, slots, offset, guides = [], [], 0, {}
     enumerated = plan(model)
@@ -666,8 +671,23 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         else:
             continue
         _enumerated_at(step, enumerated.get(i), steps)
+        if scales and i in scales:
+            step = _scaled(step, scales[i])
         steps.append(step)
     return Compiled(model, steps, tuple(slots), inlined, guides)
+
+
+def _scaled(step, factor: float):
+    """The step with its term (and constant) multiplied by ``factor`` (minibatch scaling)."""
+    term = step.term
+    step.term = lambda zeta, env: _times(term(zeta, env), factor)
+    if getattr(step, "constant", None) is not None:
+        step.constant = step.constant * factor
+    return step
+
+
+def _times(term, factor: float):
+    return None if term is None else term * factor
 
 
 def _enumerated_at(step, where, steps) -> None:

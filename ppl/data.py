@@ -103,6 +103,8 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
         raise errors.data_not_number(decl.span, decl.name, "a masked array (fill or drop the "
                                                            "masked values first)")
     _scan(decl, raw, ())
+    if isinstance(raw, np.memmap):
+        return _mapped(decl, raw)
     value = np.asarray(raw)
     _check_range(decl, value)
     if value.dtype.kind not in "iuf":  # ints beyond int64, say
@@ -119,6 +121,25 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
                 raise errors.data_not_int(decl.span, decl.name,
                                           found + (f" at {where}" if value.ndim else ""))
     return value.astype(np.int64 if decl.dtype == "int" else np.float64)
+
+
+_CHUNK_ROWS = 1 << 16
+
+
+def _mapped(decl: ir.Data, raw: np.memmap) -> np.ndarray:
+    """A memory-mapped array (a .npy file) checked chunk by chunk and kept mapped: without a
+    copy when it already holds int64 / float64 (as declared), else converted whole."""
+    target = np.int64 if decl.dtype == "int" else np.float64
+    if raw.ndim == 0 or raw.dtype != target:
+        return _to_array(decl, np.array(raw))
+    for start in range(0, max(raw.shape[0], 1), _CHUNK_ROWS):
+        chunk = np.array(raw[start:start + _CHUNK_ROWS])
+        bad = ~np.isfinite(chunk) if target is np.float64 else np.zeros(chunk.shape, bool)
+        if bad.any():
+            at = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            where = _element(decl.name, (at[0] + start,) + tuple(at[1:]))
+            raise errors.data_not_finite(decl.span, decl.name, where, _number(chunk[at]))
+    return raw
 
 
 def _check_range(decl: ir.Data, value: np.ndarray) -> None:

@@ -37,11 +37,13 @@ def read_data(data) -> dict[str, Any]:
     if not isinstance(data, (str, Path)):
         raise errors.bad_data_argument(type(data).__name__)
     path = Path(data)
-    readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz}
+    if path.is_dir():
+        return _read_npy_folder(path, str(data))
+    readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz, ".npy": _read_npy}
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise errors.bad_data_file(str(data), f"unknown data file type '{path.suffix}'; "
-                                              "expected .json, .csv or .npz")
+                                              "expected .json, .csv, .npz, .npy or a folder of .npy files")
     if not path.exists():
         raise errors.file_error(str(data), "no such file")
     if not path.is_file():  # a FIFO would block, /dev/zero never end
@@ -132,6 +134,28 @@ def _csv_number(cell: str):
         except ValueError:
             pass
     return cell
+
+
+def _read_npy(path: Path, shown: str) -> dict[str, Any]:
+    """One .npy file: the data named by its file name (``x.npy`` is ``x``), memory-mapped
+    (read-only) so that a minibatch fit reads only the rows it uses."""
+    try:
+        value = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, EOFError, OSError) as error:
+        raise errors.bad_data_file(shown, f"cannot read as .npy: {error}") from None
+    return {path.stem: value}
+
+
+def _read_npy_folder(folder: Path, shown: str) -> dict[str, Any]:
+    """Every ``NAME.npy`` of a folder, memory-mapped, as the data NAME (int scalars used as
+    dimensions may be left out: they are read off the arrays' shapes)."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".npy" and p.is_file())
+    if not files:
+        raise errors.bad_data_file(shown, "the folder has no .npy files")
+    raw = {}
+    for path in files:
+        raw.update(_read_npy(path, f"{shown}/{path.name}"))
+    return raw
 
 
 def _read_npz(path: Path, shown: str) -> dict[str, Any]:

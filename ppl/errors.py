@@ -605,3 +605,49 @@ def guide_unsupported_latent(span: Span, name: str, reason: str) -> PplError:
 
 def bad_init(name: str, reason: str) -> PplError:
     return PplError(f"option init: param '{name}': {reason}")
+
+
+def batch_unknown_dimension(name: str, dims: Iterable[str]) -> PplError:
+    dims = list(dims)
+    return PplError(f"option batch: '{name}' is not a dimension declared by the data"
+                    f"{suggest(name, dims)} (int data scalars: {', '.join(dims) or 'none'})")
+
+
+def batch_too_large(name: str, size: int, value: int) -> PplError:
+    return PplError(f"option batch: the batch size {size} is larger than the dimension "
+                    f"'{name}' = {value}")
+
+
+def batch_not_supported(reason: str) -> PplError:
+    return PplError(f"option batch: {reason}")
+
+
+def batch_mixes_rows(span: Span, dim: str, latent: bool) -> PplError:
+    if latent:
+        return PplError(f"under --batch {dim}=B, this combines rows of the batched dimension "
+                        f"'{dim}' in a value that depends on latents or params; it cannot be "
+                        "scaled unbiasedly from a minibatch", span,
+                        hint="keep the batched axis elementwise (reduce over other axes only)")
+    return PplError(f"under --batch {dim}=B, this combines rows of the batched dimension "
+                    f"'{dim}' inside a statement computed per step (on the batch's rows only)",
+                    span, hint="compute it in a data-only let: those are computed once, on the "
+                               "whole data")
+
+
+def batch_param_rows(span: Span, name: str, dim: str) -> PplError:
+    return PplError(f"param '{name}' has the batched dimension '{dim}' as its first axis; "
+                    "under --batch params are global", span,
+                    hint="make it a latent with a guide, or fit without --batch")
+
+
+def predict_shape_changed(name: str, before, after) -> PplError:
+    return PplError(f"predict: the latent '{name}' has shape {format_shape(before or ())} in "
+                    f"the fit and {format_shape(after)} with the new data; the fitted guide "
+                    "cannot be reused for it",
+                    hint="give it a guide statement computed from its data row (amortized), "
+                         "or predict with data of the same shape")
+
+
+def predict_needs_model() -> PplError:
+    return PplError("predict: this fit does not carry its model's text; fit it through "
+                    "ppl.load or ppl.compile")

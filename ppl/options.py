@@ -58,6 +58,9 @@ class FitOptions:
         the param's shape, inside its bounds); the CLI reads them from a JSON file (--init
         FILE.json). Params not named start at a draw of their ``~ DIST``, else at small seeded
         random values.
+    batch : minibatches: {DIM: B} (CLI ``--batch DIM=B``) draws B indices of the data
+        dimension DIM at each step; data, lets and latents whose first axis is DIM are taken at
+        them and their terms scaled by DIM / B (docs/minibatch.md). None: the whole data.
     """
 
     guide: str = "auto"
@@ -77,10 +80,13 @@ class FitOptions:
     method: str = "advi"
     dadvi_draws: int = 30
     init: dict | None = None
+    batch: dict | None = None
 
     def __post_init__(self):
         if self.init is not None:   # kept as plain lists: fit.json records the options
             object.__setattr__(self, "init", _plain_init(self.init))
+        if self.batch is not None:
+            object.__setattr__(self, "batch", _plain_batch(self.batch))
         if self.guide != "auto":
             check_spec(self.guide)
         if self.precondition not in PRECONDITIONERS:
@@ -140,3 +146,20 @@ def _plain_init(init) -> dict:
                              "numbers") from None
         plain[str(name)] = array.tolist()
     return plain
+
+
+def _plain_batch(batch) -> dict:
+    """``batch`` as {dim name: positive int B}: one dimension; 'N=128' is accepted too."""
+    if isinstance(batch, str):
+        name, sep, size = batch.partition("=")
+        if not sep or not name.strip() or not size.strip().isdigit():
+            raise bad_option("batch", f"must be DIM=B with B a positive integer; found {batch!r}")
+        batch = {name.strip(): int(size)}
+    if not isinstance(batch, dict) or len(batch) != 1:
+        raise bad_option("batch", "must name one dimension and its batch size, e.g. "
+                         f"{{'N': 128}}; found {batch!r}")
+    (name, size), = batch.items()
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise bad_option("batch", f"the batch size of '{name}' must be a positive integer; "
+                         f"found {size!r}")
+    return {str(name): size}

@@ -319,9 +319,16 @@ class Fit:
                 rows.update((e, base.rows[e]) for e in element_names(name, values.shape[1:]))
         return Summary(rows, base.columns, base.note)
 
-    def predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
-        """Posterior predictive draws of every observed expression: label -> [n, *shape]."""
+    def predictive(self, n: int | None = None, data=None) -> dict[str, np.ndarray]:
+        """Posterior predictive draws of every observed expression: label -> [n, *shape].
+
+        ``data`` (a dict or a path), if given, replaces the fitted data: the model is
+        compiled again on it, so shapes and lets follow the new rows, and data that is only
+        observed may be left out (ppl/predict.py)."""
         n = self.options.draws if n is None else int(n)
+        if data is not None:
+            from .predict import predictive_on
+            return predictive_on(self, data, n)
         return {k: np.asarray(v) for k, v in
                 self.compiled.predictive(self._posterior_zeta(n), self._rng(2)).items()}
 

@@ -199,8 +199,9 @@ def restore_fit(folder: Path) -> Fit:
                              seconds=info["seconds"], final_elbo=info["final_elbo"],
                              elbo=_read_elbo(folder),
                              lr_covariance=None if covariance is None else np.array(covariance))
-    return Fit(concrete, compiled, result, options, {k: info[k] for k in
-                                                     ("model_path", "model_sha256", "data_path")})
+    provenance = {k: info[k] for k in ("model_path", "model_sha256", "data_path")}
+    provenance["model_text"] = model.text     # for predictions on new data
+    return Fit(concrete, compiled, result, options, provenance)
 
 
 def _saved_model(folder: Path, path: str, sha256: str):
@@ -244,12 +245,25 @@ def _read_elbo(folder: Path) -> np.ndarray:
         raise file_error(str(path), f"cannot read the saved ELBO trace ({error})") from None
 
 
-def save_predictive(fit: Fit, folder: Path, n: int | None) -> Path:
-    """Write posterior predictive draws of every observed expression to predictive.csv."""
+def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:
+    """Write posterior predictive draws of every observed expression to predictive.csv (one
+    column per element, one row per draw) and their summaries to predictive_summary.csv (one
+    row per element: mean, 5%, 50%, 95%). ``data`` predicts for new data (ppl/predict.py)."""
     from . import memory
     memory.check_draws(fit.options.draws if n is None else n, fit.model, "--draws")
-    names, table = _flatten(fit.predictive(n))
-    write_files(folder, {"predictive.csv": csv_text(names, table)})
+    draws = fit.predictive(n, data=data)
+    names, table = _flatten(draws)
+    write_files(folder, {"predictive.csv": csv_text(names, table),
+                         "predictive_summary.csv": csv_text(
+                             ["name", "mean", "5%", "50%", "95%"], _intervals(names, table))})
     return folder / "predictive.csv"
+
+
+def _intervals(names: list[str], table: np.ndarray):
+    """Rows [name, mean, 5%, 50%, 95%] of each column of ``table`` [n, columns]."""
+    with np.errstate(all="ignore"):
+        mean = table.mean(axis=0)
+        quantiles = np.quantile(table, (0.05, 0.5, 0.95), axis=0)
+    return ([name, mean[i], *quantiles[:, i]] for i, name in enumerate(names))
 
 

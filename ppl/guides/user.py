@@ -82,6 +82,11 @@ class UserGuide:
         self.start = np.asarray(start, dtype=float)
         self.name = PREFIX + auto.name
         self.order = _order(compiled)
+        # Minibatches (infer/minibatch.py): the entropy of the batched latents' coordinates
+        # is scaled by N / B like their terms. Guided latent name -> factor; and positions
+        # among the automatic (mean-field) coordinates with their factor.
+        self.entropy_factor: dict[str, float] = {}
+        self.auto_local: tuple[np.ndarray, float] | None = None
 
     # ----- parameters and draws ----------------------------------------------------------------
 
@@ -104,7 +109,14 @@ class UserGuide:
         else:
             z_auto, entropy = anp.zeros((S, 0)), 0.0
         zeta, log_scale, _ = self._pass(z_auto, values, S, eps=eps[:, self.eps_auto:])
-        return zeta, entropy + anp.mean(log_scale) + 0.5 * self.n_guided * (1.0 + _LOG_2PI)
+        if self.auto_local is not None:   # mean field: its entropy is a sum over coordinates
+            local, factor = self.auto_local
+            log_sigma = theta_auto[self.d_auto:]
+            entropy = entropy + (factor - 1.0) * (anp.sum(log_sigma[local])
+                                                  + 0.5 * local.size * (1.0 + _LOG_2PI))
+        count = sum(self.entropy_factor.get(step.name, 1.0) * step.slot.size
+                    for kind, step in self.order if kind == "guided")
+        return zeta, entropy + anp.mean(log_scale) + 0.5 * count * (1.0 + _LOG_2PI)
 
     def draw(self, theta, eps):
         return self.draw_and_entropy(theta, eps)[0]
@@ -153,7 +165,8 @@ class UserGuide:
                 shape = (S,) + step.slot.shape
                 loc = anp.reshape(guide.loc(env) + anp.zeros(shape), (S, size))
                 scale = anp.reshape(guide.scale(env) + anp.zeros(shape), (S, size))
-                log_scale = log_scale + anp.sum(anp.log(scale), axis=1)
+                factor = self.entropy_factor.get(step.name, 1.0)
+                log_scale = log_scale + factor * anp.sum(anp.log(scale), axis=1)
                 if scales is not None:
                     scales.append(anp.log(scale))
                 if zeta is None:
@@ -233,10 +246,16 @@ class UserGuide:
 
     def param_values(self, theta) -> dict[str, np.ndarray]:
         """Each param's constrained value: name -> [*shape]."""
-        zeta = self.draw(np.asarray(theta, dtype=float), np.zeros((1, self.eps_dim(0))))
-        env = self.compiled.constrained(np.asarray(zeta))
-        return {name: np.asarray(env[name])[0] for name in self.compiled.params
-                if name in env}
+        _, values = self._parts(np.asarray(theta, dtype=float))
+        out, env, i = {}, {}, 0
+        for kind, step in self.order:
+            if kind != "param":
+                continue
+            u = np.reshape(values[i:i + step.slot.size], (1,) + step.slot.free_shape)
+            env[step.name] = step.bijector_at(env).forward(u)
+            out[step.name] = np.asarray(env[step.name])[0]
+            i += step.slot.size
+        return out
 
 
 def _order(compiled) -> list:

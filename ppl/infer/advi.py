@@ -190,7 +190,7 @@ def fit(compiled, options, rng: np.random.Generator,
     # are handled by the checks below, so numpy's warnings about them are noise
     with np.errstate(all="ignore"):
         result = _fit(compiled, options, rng, progress, warm)
-    if result.reason == CONVERGED and not user.applies(compiled):
+    if result.reason == CONVERGED and not user.applies(compiled) and options.batch is None:
         return _checked(compiled, result)
     return result
 
@@ -208,6 +208,9 @@ def _checked(compiled, result: AdviResult) -> AdviResult:
 def _fit(compiled, options, rng, progress, warm=None) -> AdviResult:
     # 'auto' climbs the families in infer/auto.py; here, fitting one family, it is its first
     spec = "meanfield" if options.guide == "auto" else options.guide
+    if options.batch is not None:   # compiled is an infer.minibatch.Minibatch
+        from .minibatch import fit as fit_minibatch
+        return fit_minibatch(compiled, options, rng, progress)
     if user.applies(compiled):   # params or guide statements: no warm start, no whitening
         guide = user.family_for(compiled, spec, rng, options.init)
         if user.point_only(compiled):
@@ -288,6 +291,8 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
         return -elbo_value(compiled.log_joint, params, eps, guide)
 
     def noise(n):
+        if options.batch is not None:
+            compiled.next_batch()   # one minibatch per draw of noise: per step, per trial
         return rng.standard_normal((n, guide.eps_dim(D)))
 
     opt = optimizer(options.optimizer)

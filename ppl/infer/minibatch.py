@@ -1,0 +1,285 @@
+"""Minibatch ADVI: ``--batch DIM=B`` (LANGUAGE.md, Minibatches; docs/minibatch.md).
+
+Each step draws B of the N indices of the data dimension DIM (without replacement, sorted so a
+memory-mapped file is read in order). Every data array, data-only let and latent whose first
+axis is DIM is taken at those rows; the model, checked once with DIM = B, is compiled against
+the batch (an O(B) cost: data-only lets are computed once, on the whole data, and only their
+rows are taken). Every term whose first axis is DIM (observe, factor, a batched latent's prior
+and log-Jacobian) is scaled by N / B, and so is the entropy of the batched latents' guide
+coordinates, so the ELBO estimate and its gradient are unbiased for the full-data ones.
+
+A batched latent with a ``guide`` statement (amortized: loc and scale computed from its data
+row) needs nothing per row. One without keeps per-row mean-field parameters for all N rows in
+theta; a step's draws use the batch's rows only, so only those rows' means get a gradient
+(every row's log sigma also gets the exact gradient of its closed-form entropy); Adam's moments
+still move the other rows a little (their momentum), as in any sparse-gradient use of Adam.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import autograd.numpy as anp
+import numpy as np
+
+from .. import errors, ir
+from ..compiler import compile_model
+from ..evaluate import data_lets
+from ..frontend.check import check
+from ..guides import MeanField, user
+
+
+def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, options,
+            rng: np.random.Generator) -> "Minibatch":
+    """Validate ``options.batch`` against the model and build the step's batched model.
+
+    Raises
+    ------
+    PplError : a dimension no data declares, B larger than it (option errors); a statement
+        that combines rows of the batched dimension, a param over it (located errors);
+        discrete latents, multiple starts or DADVI with --batch.
+    """
+    (dim, size), = options.batch.items()
+    dims = {name: int(np.asarray(values[name])) for name, d in concrete.data.items()
+            if d.dtype == "int" and not d.shape}
+    if dim not in dims:
+        raise errors.batch_unknown_dimension(dim, dims)
+    if size > dims[dim]:
+        raise errors.batch_too_large(dim, size, dims[dim])
+    if any(latent.discrete for latent in concrete.latents.values()):
+        raise errors.batch_not_supported("models with discrete latents are not supported")
+    if options.starts > 1 or options.method != "advi":
+        raise errors.batch_not_supported("use it with method advi and a single start")
+    refuse_mixing(symbolic, dim)
+    return Minibatch(program, symbolic, concrete, values, dims, dim, size, rng)
+
+
+def _first(shape, dim) -> bool:
+    return len(shape) > 0 and shape[0] == dim
+
+
+def refuse_mixing(model: ir.Model, dim: str) -> None:
+    """Located errors for what a minibatch cannot compute from its rows: a reduction, a matmul
+    contraction or an indexing across the batched axis, anywhere but in a data-only let (those
+    are computed once on the whole data); and a param over the batched axis."""
+    for s in model.statements:
+        if isinstance(s, ir.Param) and _first(s.shape, dim):
+            raise errors.batch_param_rows(s.span, s.name, dim)
+        if isinstance(s, ir.Data) or (isinstance(s, ir.Let) and s.data_only):
+            continue
+        for expr in _expressions(s):
+            for e in ir.walk(expr):
+                if _mixes(e, dim):
+                    raise errors.batch_mixes_rows(e.span, dim, bool(e.deps))
+
+
+def _expressions(s) -> list:
+    if isinstance(s, (ir.Let, ir.Factor)):
+        return [s.value]
+    if isinstance(s, ir.Guide):
+        return [s.loc, s.scale]
+    exprs = [] if s.dist is None else [s.dist]
+    if isinstance(s, ir.Observe):
+        exprs.append(s.value)
+    return exprs
+
+
+def _mixes(e, dim) -> bool:
+    if isinstance(e, ir.Call):
+        return any(_first(a.shape, dim) for a in e.args) and not _first(e.shape, dim)
+    if isinstance(e, ir.BinOp) and e.op == "@":
+        return len(e.left.shape) > 0 and e.left.shape[-1] == dim
+    if isinstance(e, ir.Index) and _first(e.base.shape, dim) and e.items:
+        item = e.items[0]
+        return not (isinstance(item, ir.SliceItem) and item.start is None and item.stop is None)
+    return False
+
+
+class Minibatch:
+    """The model as the fit loop sees it under --batch: ``log_joint`` and ``terms`` of the
+    current batch (compiled for B rows), ``next_batch`` called once per step (advi.py's noise
+    draw), ``dim`` and ``unconstrained_names`` of the full model (theta's layout)."""
+
+    def __init__(self, program, symbolic: ir.Model, concrete: ir.Model, values: dict,
+                 dims: dict, dim: str, size: int, rng: np.random.Generator):
+        self.dim_name, self.N, self.B = dim, dims[dim], size
+        self.rng = rng
+        self.model = check(program, {**dims, dim: size})
+        self.values, self.lets = values, data_lets(concrete, values)
+        self.rows = {name for name, d in symbolic.data.items() if _first(d.shape, dim)}
+        self.rows |= {s.name for s in symbolic.statements if isinstance(s, ir.Let)
+                      and s.data_only and _first(s.value.shape, dim)}
+        self.batched = {s.name for s in symbolic.statements
+                        if isinstance(s, ir.Latent) and _first(s.shape, dim)}
+        factor = self.N / size
+        self.scales = {i: factor for i, s in enumerate(symbolic.statements) if _term_rows(s, dim)}
+        self.listeners = []
+        self.idx = np.arange(size)
+        self.set_batch(self.idx)
+        # theta's layout: the whole data's, derived from the batch's without compiling it
+        self.full = _Layout(self.current, self.batched, self.N, size)
+        self.dim = self.full.dim
+        self.params, self.guides = self.current.params, self.current.guides
+
+    def next_batch(self) -> None:
+        """Draw the next batch: B distinct indices, sorted."""
+        self.set_batch(np.sort(self.rng.choice(self.N, self.B, replace=False)))
+
+    def set_batch(self, idx: np.ndarray) -> None:
+        """Compile the model on the rows ``idx`` [B] (tests enumerate a partition so)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        values = {k: (np.asarray(v[idx]) if k in self.rows else v)
+                  for k, v in self.values.items()}
+        values[self.dim_name] = np.asarray(self.B, dtype=np.int64)
+        lets = {k: (np.asarray(v[idx]) if k in self.rows else v) for k, v in self.lets.items()}
+        self.idx = idx
+        self.current = compile_model(self.model, values, lets=lets, scales=self.scales)
+        for listener in self.listeners:
+            listener(idx)
+
+    def log_joint(self, zeta):
+        return self.current.log_joint(zeta)
+
+    def terms(self, zeta):
+        return self.current.terms(zeta)
+
+    def unconstrained_names(self):
+        return self.full.unconstrained_names()
+
+
+class _Layout:
+    """The whole data's unconstrained layout (slots, element names) from a batch's compiled
+    model: a batched latent's slot has N rows instead of B. Its steps are the batch's (the
+    user-guide family reads their statements and the params' bijectors from them)."""
+
+    def __init__(self, batch_compiled, batched: set, N: int, B: int):
+        from ..compiler import Slot
+        slots, offset = [], 0
+        for s in batch_compiled.slots:
+            shape, free, size = s.shape, s.free_shape, s.size
+            if s.name in batched:
+                shape, free, size = (N,) + shape[1:], (N,) + free[1:], s.size // B * N
+            slots.append(Slot(s.name, shape, free, offset, size))
+            offset += size
+        self.slots, self.dim = tuple(slots), offset
+        self.params, self.guides = batch_compiled.params, batch_compiled.guides
+        self.steps = batch_compiled.steps
+
+    def unconstrained_names(self) -> list[str]:
+        return [n for slot in self.slots for n in ir.element_names(slot.name, slot.free_shape)]
+
+
+class Lazy:
+    """A value built on first use (the model compiled on the whole data, its guide): a
+    minibatch fit does not pay for it unless its summaries or draws are asked for."""
+
+    def __init__(self, build, **known):
+        self._build, self._value = build, None
+        self.__dict__.update(known)
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_build", "_value"):
+            raise AttributeError(name)
+        if self._value is None:
+            self._value = self._build()
+        return getattr(self._value, name)
+
+
+def _term_rows(s, dim) -> bool:
+    """Whether a statement's term is one per row of the batched dimension."""
+    if isinstance(s, ir.Latent):
+        return _first(s.shape, dim)
+    if isinstance(s, (ir.Observe, ir.Factor)):
+        return _first(s.value.shape, dim)
+    return False
+
+
+class BatchedGuide:
+    """The full model's user-guide family (theta in the full layout) seen through the current
+    batch: draws, entropy and log q of the batch's coordinates (guides/user.py's UserGuide on
+    the batch's compiled model, fed the batch's rows of theta)."""
+
+    dense_frame = False
+    window_scale = 1
+
+    def __init__(self, batch: Minibatch, full: user.UserGuide):
+        self.batch, self.full, self.name = batch, full, full.name
+        local = full.auto_cols.size and any(s.name in batch.batched and s.name not in
+                                            batch.guides for s in batch.full.slots)
+        if local and not isinstance(full.auto, MeanField):
+            raise errors.batch_not_supported(
+                f"a batched latent without a guide statement needs --guide meanfield (found "
+                f"{full.auto.name}): its per-row guide parameters are taken at the batch's rows")
+        batch.listeners.append(self.on_batch)
+        self.on_batch(batch.idx)
+
+    def on_batch(self, idx: np.ndarray) -> None:
+        b, full = self.batch, self.full
+        g = user.UserGuide(b.current, full.auto, full.start)
+        column = {}   # the batch model's zeta column -> the full model's
+        for slot in b.current.slots:
+            whole = next(s for s in b.full.slots if s.name == slot.name)
+            if slot.name in b.batched:
+                row = whole.size // b.N
+                cols = whole.offset + (idx[:, None] * row + np.arange(row)).ravel()
+            else:
+                cols = whole.offset + np.arange(whole.size)
+            column.update(zip(range(slot.offset, slot.offset + slot.size), cols))
+        position = {c: i for i, c in enumerate(full.auto_cols)}
+        self.auto_map = np.array([position[column[c]] for c in g.auto_cols], dtype=np.int64)
+        self.guided_cols = np.array([column[c] for c in g.guided_cols], dtype=np.int64)
+        factor = b.N / b.B
+        local = [i for i, c in enumerate(g.auto_cols)
+                 if _slot_of(b.current, c) in b.batched]
+        if local:
+            g.auto_local = (np.array(local, dtype=np.int64), factor)
+        g.entropy_factor = {name: factor for name in b.guides if name in b.batched}
+        self.identity = np.array_equal(self.auto_map, np.arange(full.d_auto))
+        self.g = g
+
+    def theta(self, theta):
+        """The batch's theta: the automatic family's parameters at the batch's coordinates
+        (mean field: mu and log sigma at auto_map), then the params."""
+        k = self.full.n_auto_theta
+        auto, values = theta[:k], theta[k:]
+        if not self.identity:
+            D = self.full.d_auto
+            auto = anp.concatenate([auto[:D][self.auto_map], auto[D:][self.auto_map]])
+        return anp.concatenate([auto, values])
+
+    def init(self, D: int, init_scale: float) -> np.ndarray:
+        return self.full.init(D, init_scale)
+
+    def eps_dim(self, D: int) -> int:
+        return self.g.eps_dim(0)
+
+    def draw_and_entropy(self, theta, eps):
+        return self.g.draw_and_entropy(self.theta(theta), eps)
+
+    def draw(self, theta, eps):
+        return self.g.draw(self.theta(theta), eps)
+
+    def log_q(self, theta, zeta):
+        return self.g.log_q(self.theta(theta), zeta)
+
+    def sample(self, theta, rng, n):
+        return self.g.sample(self.theta(np.asarray(theta, dtype=float)), rng, n)
+
+    def jitter_scale(self, theta) -> np.ndarray:
+        return self.full.jitter_scale(theta)
+
+
+def _slot_of(compiled, column: int) -> str:
+    return next(s.name for s in compiled.slots if s.offset <= column < s.offset + s.size)
+
+
+def fit(batch: Minibatch, options, rng: np.random.Generator, progress=None):
+    """The minibatch fit: advi's loop on the batched model and guide; the result carries the
+    full model's guide (theta is in its layout) for summaries and predictions."""
+    from . import advi
+    spec = "meanfield" if options.guide == "auto" else options.guide
+    full = user.family_for(batch.full, spec, rng, options.init)
+    guide = BatchedGuide(batch, full)
+    result = advi._fit_plain(batch, guide, guide.init(batch.dim, options.init_scale), options,
+                             rng, progress, False, time.perf_counter())
+    return dataclasses.replace(result, guide=full)

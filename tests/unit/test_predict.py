@@ -1,0 +1,81 @@
+"""Predictions on new data (ppl/predict.py): shapes and lets recomputed, intervals written."""
+import json
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl.cli import main
+from ppl.errors import PplError
+
+REGRESSION = """
+data N: int
+data X: real[N, 2]
+data y: real[N]
+sample b: real[2] ~ Normal(0, 5)
+sample s: real<lower=0> ~ Normal(0, 2)
+let _mu = X @ b
+observe y ~ Normal(_mu, s)
+"""
+
+
+def _data(N=40, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, 2))
+    return {"N": N, "X": X, "y": X @ [1.0, -1.0] + 0.5 * rng.standard_normal(N)}
+
+
+def test_regression_predicts_new_rows_without_refitting():
+    model = ppl.compile(REGRESSION)
+    fit = model.fit(_data(), guide="meanfield", seed=1)
+    X_new = np.random.default_rng(9).standard_normal((5, 2))
+    pred = fit.predictive(4000, data={"N": 5, "X": X_new})["y"]
+    assert pred.shape == (4000, 5)
+    # E[y_new] = X_new E[b]; the Monte Carlo error of a mean of 4000 draws is sd(y) / 63, and
+    # 5 of them is the tolerance (sd(y) from the draws themselves)
+    b = fit.draws(4000)["b"].mean(axis=0)
+    se = pred.std(axis=0) / np.sqrt(4000)
+    np.testing.assert_array_less(np.abs(pred.mean(axis=0) - X_new @ b), 5 * se)
+
+
+def test_amortized_latents_are_drawn_from_their_guide_on_new_rows():
+    text = """
+data N: int
+data y: real[N]
+sample z: real[N] ~ Normal(0, 2)
+observe y ~ Normal(z, 1)
+param a: real
+param c: real
+guide z ~ Normal(a * y, exp(c))
+"""
+    fit = ppl.compile(text).fit({"N": 20, "y": np.linspace(-3, 3, 20)}, guide="meanfield",
+                                iter=300)
+    pred = fit.predictive(50, data={"N": 3, "y": [0.0, 1.0, 2.0]})["y"]
+    assert pred.shape == (50, 3)
+
+
+def test_a_changed_shape_without_a_guide_is_an_error():
+    text = "data N: int\ndata y: real[N]\nsample z: real[N] ~ Normal(0, 1)\nobserve y ~ Normal(z, 1)\n"
+    fit = ppl.compile(text).fit({"N": 4, "y": np.zeros(4)}, guide="meanfield", iter=200)
+    with pytest.raises(PplError, match="the latent 'z' has shape"):
+        fit.predictive(10, data={"N": 3})
+
+
+def test_cli_predict_new_data_writes_intervals(tmp_path, capsys):
+    path = tmp_path / "m.ppl"
+    path.write_text(REGRESSION)
+    (tmp_path / "m.json").write_text(json.dumps({k: np.asarray(v).tolist()
+                                                 for k, v in _data().items()}))
+    (tmp_path / "new.json").write_text(json.dumps({"N": 3, "X": [[0, 0], [1, 0], [0, 1]]}))
+    assert main(["fit", str(path), "--guide", "meanfield", "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    assert main(["predict", str(tmp_path / "o"), "--data", str(tmp_path / "new.json"),
+                 "--draws", "500"]) == 0
+    draws = np.loadtxt(tmp_path / "o" / "predictive.csv", delimiter=",", skiprows=1)
+    assert draws.shape == (500, 3)
+    lines = (tmp_path / "o" / "predictive_summary.csv").read_text().splitlines()
+    assert lines[0] == "name,mean,5%,50%,95%" and len(lines) == 4
+    row = [float(v) for v in lines[2].split(",")[1:]]
+    assert row[1] < row[2] < row[3]
+    assert row[0] == pytest.approx(draws[:, 1].mean())
+    assert main(["predict", str(tmp_path / "o"), "--data", str(tmp_path / "nope.json")]) == 2
