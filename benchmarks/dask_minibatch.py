@@ -31,9 +31,16 @@ sys.path.insert(0, str(ROOT))
 MODEL = ROOT / "models" / "bnn_regression.ppl"
 
 
+_MODELS: dict = {}
+
+
 def _compiled(model_text: str, data: dict):
+    """The model compiled with ``data`` (parsed once per process: only check and compile run
+    per step, because the batch's rows are the model's data here)."""
     import ppl
-    return ppl.compile(model_text).prepare(data)[2]
+    if model_text not in _MODELS:
+        _MODELS[model_text] = ppl.compile(model_text)
+    return _MODELS[model_text].prepare(data)[2]
 
 
 def _split_terms(compiled, zeta):
@@ -95,6 +102,29 @@ def single_process_gradient(text, data, theta, eps, rows, scale):
     return grad(objective)(theta)
 
 
+def step_compute_ms(text: str, data: dict, sizes, mc: int, repeats: int = 30) -> dict:
+    """Median ms of one ELBO-gradient evaluation (the engine's step, compile excluded) on B
+    rows (the data's rows repeated to B), for each B in ``sizes``: the compute half of the
+    cost model."""
+    from ppl.guides import MEAN_FIELD
+    from ppl.infer.elbo import elbo_and_grad
+    rng = np.random.default_rng(1)
+    times = {}
+    for b in sizes:
+        rows = np.arange(b) % data["N"]
+        compiled = _compiled(text, {**data, "N": b, "X": np.asarray(data["X"])[rows],
+                                    "y": np.asarray(data["y"])[rows]})
+        theta = MEAN_FIELD.init(compiled.dim, 0.1)
+        spent = []
+        for _ in range(repeats):
+            eps = rng.standard_normal((mc, compiled.dim))
+            start = time.perf_counter()
+            elbo_and_grad(compiled.log_joint, theta, eps)
+            spent.append(time.perf_counter() - start)
+        times[b] = 1000 * float(np.median(spent))
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -152,6 +182,9 @@ def run_steps(client, actors, parts, text, data, args, b_w, scale) -> None:
     print(f"median step: distributed {1000 * np.median(t_dist):.1f} ms, single process "
           f"{1000 * np.median(t_single):.1f} ms, round trip of theta alone "
           f"{1000 * np.median(t_ping):.2f} ms")
+    costs = step_compute_ms(text, data, (64, 1024, 8192, 32768), args.mc_samples)
+    print("one gradient evaluation, compile excluded (ms) by batch rows: "
+          + ", ".join(f"B={b}: {t:.2f}" for b, t in costs.items()))
     if worst > 1e-10:
         raise SystemExit("FAIL: the aggregated gradient differs from the single-process one")
 
