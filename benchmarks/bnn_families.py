@@ -59,11 +59,12 @@ def unit_sizes(draws: dict, X: np.ndarray) -> np.ndarray:
 
 
 def fit_family(family: str, seed: int) -> tuple[dict, dict]:
-    """(draws, fit facts) of one family's fit of models/bnn_regression.ppl."""
+    """(draws, fit facts) of one family's fit of models/bnn_regression.ppl; the facts hold
+    the Fit, whose predictive on the test rows is used (ppl's prediction on new data)."""
     start = time.perf_counter()
     fit = ppl.load(MODELS / "bnn_regression.ppl").fit(guide=family, seed=seed)
     seconds = time.perf_counter() - start
-    facts = {"seconds": seconds, "steps": int(len(fit.elbo)), "khat": float(fit.khat)}
+    facts = {"seconds": seconds, "steps": int(len(fit.elbo)), "khat": float(fit.khat), "fit": fit}
     return fit.draws(), facts
 
 
@@ -161,7 +162,10 @@ def main() -> None:
             continue
         draws, facts = got
         rng = np.random.default_rng([args.seed, 13])
-        rows[family] = {**facts, **scores(predict(draws, X, rng), y, draws, X)}
+        fit = facts.pop("fit", None)
+        y_draws = (predict(draws, X, rng) if fit is None
+                   else fit.predictive(len(draws["W2"]), data=test)["y"])
+        rows[family] = {**facts, **scores(y_draws, y, draws, X)}
         rows[family]["unit_sizes"] = np.round(unit_sizes(draws, X), 3).tolist()
         if args.save:
             np.savez(Path(args.save) / f"{family}.npz", **draws)
