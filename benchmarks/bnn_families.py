@@ -91,7 +91,7 @@ def fit_cold(family: str, seed: int) -> tuple[dict, dict]:
 
 def hmc(seed: int, warmup: int = 300, draws: int = 600, leapfrog: int = 40) -> tuple[dict, dict]:
     """Reference posterior: one hand-written HMC chain (identity mass, step size adapted in
-    warmup to ~0.75 acceptance) on the unconstrained space, from the MAP-like origin jitter."""
+    warmup to ~0.75 acceptance) on the unconstrained space, from a N(0, 0.5^2) start."""
     from autograd import value_and_grad
     compiled = ppl.load(MODELS / "bnn_regression.ppl").prepare()[2]
     lp_grad = value_and_grad(lambda q: compiled.log_joint(q[None])[0])

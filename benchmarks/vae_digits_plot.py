@@ -40,7 +40,7 @@ def draw(params: dict, x_test: np.ndarray, path: str, columns: int = 12, grid: i
     for ax in (ax1, ax2):
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
 
 
 def _tile(pixels: np.ndarray) -> np.ndarray:
