@@ -196,7 +196,12 @@ def fit(compiled, options, rng: np.random.Generator,
 
 def _checked(compiled, result: AdviResult) -> AdviResult:
     """A converged result whose mean is not at a stationary point of the ELBO is reported as
-    not converged, with a warning naming the cause (diagnostics.py)."""
+    not converged, with a warning naming the cause (diagnostics.py). Mean field only: the check
+    draws from the diagonal Gaussian with the fit's marginal sds, whose stationarity conditions
+    are mean field's; at a correlated family's optimum it reports false misses (full rank on
+    posteriordb: 'sigma' 1.3-859 'sds' off on 9 of 16 posteriors whose means were within 0.06)."""
+    if result.guide.name != MEAN_FIELD.name:
+        return result
     warning = check_optimum(compiled, result.mu, result.log_sigma, result.lr, result.final_elbo)
     if warning is None:
         return result
