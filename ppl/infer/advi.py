@@ -196,12 +196,7 @@ def fit(compiled, options, rng: np.random.Generator,
 
 def _checked(compiled, result: AdviResult) -> AdviResult:
     """A converged result whose mean is not at a stationary point of the ELBO is reported as
-    not converged, with a warning naming the cause (diagnostics.py). Mean field only: the check
-    draws from the diagonal Gaussian with the fit's marginal sds, whose stationarity conditions
-    are mean field's; at a correlated family's optimum it reports false misses (full rank on
-    posteriordb: 10 of 16 fits flagged, 9 of them with every mean within 0.06 sd)."""
-    if result.guide.name != MEAN_FIELD.name:
-        return result
+    not converged, with a warning naming the cause (diagnostics.py)."""
     warning = check_optimum(compiled, result.mu, result.log_sigma, result.lr, result.final_elbo)
     if warning is None:
         return result
