@@ -13,6 +13,10 @@ mean-field Gaussian can do; the same against the reference sd itself; steps, sec
 With ``--guide G`` every fit uses family G (meanfield, fullrank, lowrank[:R], flow[:K]); with
 ``--out`` the table becomes the file's section for G, replacing an earlier one, and the other
 sections are kept (the mean-field table is the one before the first ``## Guide:`` heading).
+Wall time is the fit's (seconds, including its warm-start phases); for a family other than
+mean field, each fit is preceded by a mean-field fit of the same posterior and seed, and the
+table gives the ratio of the two times: a ratio from one run, which the machine's load
+affects far less than the seconds themselves.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ class Score:
     steps: int
     seconds: float
     converged: bool
+    baseline_seconds: float = float("nan")  # a mean-field fit's, same posterior and seed, same run
 
 
 def score(summary: dict, reference: dict, name: str) -> dict[str, np.ndarray]:
@@ -79,12 +84,14 @@ def fit_posterior(name: str, seed: int, draws: int = 4000, **options) -> tuple[S
 
 def table(results: dict[str, list[Score]]) -> str:
     """A markdown table: one row per posterior, figures averaged over seeds (max for the max)."""
+    timed = any(np.isfinite(s.baseline_seconds) for scores in results.values() for s in scores)
     lines = ["| posterior | difficulty | max mean err (sd) | mean mean err (sd) | "
              "max sd dev vs best mean-field | max sd dev vs reference | steps | seconds | "
-             "converged |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             + ("time vs mean-field | " if timed else "") + "converged |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if timed else "")]
     for name, scores in results.items():
         worst = max(s.max_mean_error for s in scores)
+        ratio = np.mean([s.seconds / s.baseline_seconds for s in scores])
         lines.append(
             f"| {name} | {pdb.difficulty(name)} | {worst:.3f} | "
             f"{np.mean([s.mean_mean_error for s in scores]):.3f} | "
@@ -92,7 +99,8 @@ def table(results: dict[str, list[Score]]) -> str:
             f"{np.mean([s.max_sd_vs_reference for s in scores]):.3f} | "
             f"{np.mean([s.steps for s in scores]):.0f} | "
             f"{np.mean([s.seconds for s in scores]):.2f} | "
-            f"{sum(s.converged for s in scores)}/{len(scores)} |")
+            + (f"{ratio:.1f} | " if timed else "")
+            + f"{sum(s.converged for s in scores)}/{len(scores)} |")
     return "\n".join(lines)
 
 
@@ -108,7 +116,11 @@ def main(argv=None) -> int:
     for name in names:
         results[name] = []
         for seed in range(args.seeds):
+            baseline = float("nan")
+            if args.guide != "meanfield":
+                baseline = fit_posterior(name, seed, guide="meanfield")[0].seconds
             result, _ = fit_posterior(name, seed, guide=args.guide)
+            result.baseline_seconds = baseline
             results[name].append(result)
             print(f"{name} seed {seed}: max mean err {result.max_mean_error:.3f}, "
                   f"sd vs mean-field {result.max_sd_vs_meanfield:.3f}, "

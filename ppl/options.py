@@ -25,8 +25,8 @@ class FitOptions:
         'fullrank' (dense Gaussian, up to 2000 dimensions), 'lowrank' or 'lowrank:R' (diagonal
         plus rank R; R = ceil(sqrt(D)) by default) or 'flow' or 'flow:K' (K inverse autoregressive
         layers, 4 by default). The richer families are warm-started from a mean-field fit
-        (the flow from a full-rank one, its own phase with 4x the window and iter); see
-        docs/guides.md.
+        (the flow from a full-rank one, its own phase with 2x the window and iter and 20x
+        the draws per step); see docs/guides.md.
     iter : maximum number of optimization steps.
     lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.

@@ -29,6 +29,7 @@ class FullRank:
     name = "fullrank"
     dense_frame = True  # may be fitted in whitened coordinates (a dense frame W)
     window_scale = 1
+    draws_scale = 1
 
     def init(self, D: int, init_scale: float) -> np.ndarray:
         """mu = 0 and L = init_scale * I; theta [D + D^2]."""

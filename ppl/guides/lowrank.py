@@ -34,6 +34,7 @@ class LowRank:
     R: int
     dense_frame = False  # a dense frame would break the diagonal-plus-low-rank form
     window_scale = 1
+    draws_scale = 1
 
     @property
     def name(self) -> str:

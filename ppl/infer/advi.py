@@ -230,7 +230,8 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
     mean-field fit (precondition.whiten; only with ``precondition='hessian'``). The family is
     fitted in u from a standard normal start, i.e. from the Gaussian N(m0, W W^T), and mapped
     back exactly by ``push_affine``. The trace, steps and seconds cover the whole chain. The
-    family's own phase takes ``guide.window_scale`` times the window and iteration cap.
+    family's own phase takes ``guide.window_scale`` times the window and iteration cap and
+    ``guide.draws_scale`` times the draws per step.
     """
     base = guide.name.partition(":")[0]
     if base not in WARM_FROM or compiled.dim == 0:
@@ -261,8 +262,9 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
     def shifted(step, value, lr):
         progress(step + offset, value + framed.log_det, lr)
 
-    scale = guide.window_scale   # longer windows for a flow (see flow.py)
-    phase = replace(options, window=options.window * scale, iter=options.iter * scale)
+    scale = guide.window_scale   # longer windows and more draws per step for a flow (flow.py)
+    phase = replace(options, window=options.window * scale, iter=options.iter * scale,
+                    mc_samples=options.mc_samples * guide.draws_scale)
     second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), phase, rng,
                         shifted if progress is not None else None, False, start_time)
     return AdviResult(guide, guide.push_affine(second.theta, m0, W), first.names,

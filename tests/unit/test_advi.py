@@ -219,6 +219,22 @@ def test_flow_that_diverges_is_a_located_error_not_a_nan_posterior(rng):
     assert "diverged" in error.value.message and error.value.span == STATEMENT.span
 
 
+def test_flow_phase_takes_draws_scale_times_the_draws_per_step(rng):
+    # the flow's own phase (iter 30 * window_scale steps) uses mc_samples * draws_scale draws
+    # per step; the mean-field and full-rank phases before it keep mc_samples
+    from ppl.guides import Flow
+    sizes = []
+
+    def log_density(z):
+        sizes.append(z.shape[0])
+        return -0.5 * anp.sum(z ** 2, axis=1)
+    advi.fit(Stub(log_density, 2), FitOptions(guide="flow:1", lr=0.1, iter=30, mc_samples=3),
+             rng)
+    assert Flow.draws_scale > 1
+    assert sizes.count(3 * Flow.draws_scale) == 30 * Flow.window_scale
+    assert sizes.count(3) == 2 * 30
+
+
 def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
     # exact target N(m, C) with correlation 0.95: full rank recovers C; tolerance 0.1 in
     # whitened units, 5 times the jitter sd measured in tests/stats/test_families.py (0.02)
