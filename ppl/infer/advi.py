@@ -27,7 +27,7 @@ from . import steps
 from .optim import optimizer
 from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
 from .precondition import Coordinates, Frame, expected_hessian, whiten
-from .schedule import (DECAY, FIRST_WHITENING, HESSIAN_DRAWS, STOP, Convergence, StepSize,
+from .schedule import (DECAY, HESSIAN_DRAWS, STOP, Convergence, Iterates, StepSize,
                        Whitening, Windows)
 # the convergence rule's constants and functions, re-exported: tests read them here
 from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
@@ -90,19 +90,24 @@ def fit(compiled, options, rng: np.random.Generator,
     """Fit a mean-field Gaussian guide to ``compiled``'s posterior by maximizing the ELBO.
 
     Steps: check the log joint is finite somewhere near the start; pick the step size by
-    CmdStan's eta search unless ``options.lr`` is given (optim.search_lr; Adam's grid is Stan's
-    divided by 10); then take steps with ``options.mc_samples`` draws each.
+    CmdStan's eta search unless ``options.lr`` is given (optim.search_lr, schedule.ADAPT_ITER
+    steps per trial; Adam's grid is Stan's divided by 10) and go on from where the winning
+    trial ended (its steps are progress like any other); then take steps with
+    ``options.mc_samples`` draws each. With whitening (mean field, ``options.precondition``),
+    after the first window the mean's coordinates are whitened and the step size searched
+    again in them (see ``_run``).
 
-    Convergence: every ``options.window`` steps the last two windows of ELBO estimates taken
-    at the current step size are compared by :func:`plateau` (a relative change below ``tol``,
-    allowing for Monte Carlo noise; z = 2, so on a flat trace a check passes about 95% of the
-    time). After ``PASSES`` consecutive passing checks the ELBO has stopped rising at this step
-    size. Then the step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are
-    restarted (Adam's second moment would otherwise remember the large early gradients for
-    ~1000 steps and stall), at least ``min_decays(tol)`` times (2 at the default tol) and until
-    the iterates' jitter over the last window is at most ``jitter_tol(tol)`` (the largest sd of
-    an iterate, mu_i in units of the guide's sigma_i, log sigma_i as is; 0.2 at the default
-    tol). So a tighter tol gives smaller final steps, more of them and a smaller jitter. Why: Adam's steps are about lr in absolute units, so
+    Convergence (schedule.Convergence): every ``options.window`` steps the last two windows of
+    ELBO estimates taken at the current step size are compared by :func:`plateau` (a relative
+    change below ``tol``, allowing for Monte Carlo noise; z = 2, so on a flat trace a check
+    passes about 95% of the time). After ``PASSES`` consecutive passing checks the ELBO has
+    stopped rising at this step size. Then the step size is multiplied by ``DECAY_FACTOR`` and
+    the optimizer's moments are restarted (Adam's second moment would otherwise remember the
+    large early gradients for ~1000 steps and stall), at least ``min_decays(tol)`` times (2 at
+    the default tol) and until the iterates' jitter over the last window is at most
+    ``jitter_tol(tol)`` (the largest sd of an iterate, mu_i in units of the guide's sigma_i,
+    log sigma_i as is; 0.2 at the default tol). So a tighter tol gives smaller final steps,
+    more of them and a smaller jitter. Why: Adam's steps are about lr in absolute units, so
     a coordinate whose posterior sd is far below lr jitters over many sds; that costs ELBO
     (about j^2/2 nats per coordinate at jitter j) and biases coupled parameters (a regression's
     noise scale absorbs the jittering coefficients' residuals). The fit has then converged; it
@@ -235,8 +240,8 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     opt = optimizer(options.optimizer)
     trace = []
     try:
-        lr = StepSize(options.optimizer, options.lr).first(_loss, theta, opt, noise, S,
-                                                            _loss_value)
+        lr, theta = StepSize(options.optimizer, options.lr).first(_loss, theta, opt, noise, S,
+                                                                   _loss_value)
     except KeyboardInterrupt:
         lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
     else:
@@ -258,14 +263,20 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     the coordinates' parameters, which are the guide's theta for the first window; then, if
     ``whitening`` (mean field, when ``options.precondition`` allows), the mean's coordinates
     are whitened by the expected Hessian under the current guide (precondition.py), refreshed
-    at every plateau. Iterates are recorded as theta, whatever the coordinates.
+    at every decay. Windows are counted from the last restart. Iterates are recorded as
+    theta, whatever the coordinates.
     """
     S, W = options.mc_samples, options.window
     loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
     rule, sizes = Convergence(options.tol, W), StepSize(options.optimizer, options.lr)
     preconditioner = Whitening(whitening)
+    windows = Windows()
     state = steps.init(opt, Coordinates(theta[:compiled.dim]), theta, lr)
-    windows, whitened = Windows(), False
+    # The first whitening comes after one window, not at a plateau: on a badly conditioned
+    # posterior the ELBO creeps up for thousands of steps before any. Not at the start: Adam's
+    # steps of about lr per coordinate cross many posterior sds quickly, which steps in
+    # whitened coordinates (about lr posterior sds each) would take long to do from far away.
+    first_whitening = W if whitening else None
     try:
         while len(trace) < options.iter:
             eps = noise(S)
@@ -280,25 +291,30 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             step = len(trace)
             if progress is not None and step % PROGRESS_EVERY == 0:
                 progress(step, float(np.mean(trace[-W:])), state.lr)
-            if step % W:
+            if step == first_whitening:
+                # whiten, search the step size again in the new coordinates, restart there
+                theta = state.theta
+                coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
+                                                    state.coords)
+                lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
+                                           opt, noise, S, _in_value(loss_value, coords))
+                windows = rule.restarted(windows, step)._replace(window=Iterates())
+                state = steps.init(opt, coords, theta, lr)
                 continue
-            windows, action = rule.at_window(windows, trace, guide, whitening and not whitened)
+            if (step - windows.since) % W:
+                continue
+            windows, action = rule.at_window(windows, trace, guide)
             if action == STOP:
                 return CONVERGED, windows.average(), windows.last_jitter(guide)
-            if action == DECAY:
-                lr = sizes.decayed(state.lr)
-            elif action != FIRST_WHITENING:
+            if action != DECAY:
                 continue
-            # Whiten, or refresh the whitening, and restart the optimizer's moments too:
-            # Adam's second moment remembers ~1000 steps, and the large early gradients would
-            # keep the new steps far too small.
+            # Refresh the whitening (if any) and restart the optimizer's moments too: Adam's
+            # second moment remembers ~1000 steps, and the large early gradients would keep the
+            # new steps far too small.
+            lr = sizes.decayed(state.lr)
             theta = state.theta
             coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
                                                 state.coords)
-            if action == FIRST_WHITENING:
-                lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
-                                           opt, noise, S, _in_value(loss_value, coords))
-                whitened = True
             windows = rule.restarted(windows, step)
             state = steps.init(opt, coords, theta, lr)
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ AVERAGE_WINDOWS = 5
 JITTER_TOL = 0.2      # at the default tol, TOL_REFERENCE; it scales with sqrt(tol): jitter_tol()
 TOL_REFERENCE = 1e-3
 HESSIAN_DRAWS = 20    # draws of the guide averaged in the expected Hessian of a whitening
+ADAPT_ITER = 25       # steps per trial step size of a search (CmdStan: 50; see StepSize)
 # Step sizes tried by the search. Stan's grid is made for its own sequence; Adam's steps are about
 # lr per coordinate, and the largest of Stan's (100, 10) only overflow, so Adam's grid is Stan's
 # divided by 10; SGD's steps are lr * gradient / (1 - momentum), 10x larger again: divided by 100.
@@ -31,7 +32,7 @@ ETAS = {"stan": STAN_ETAS, "adam": tuple(e / 10 for e in STAN_ETAS),
         "sgd": tuple(e / 100 for e in STAN_ETAS)}
 
 # What the convergence rule asks for at the end of a window.
-CONTINUE, STOP, DECAY, FIRST_WHITENING = "continue", "stop", "decay", "first whitening"
+CONTINUE, STOP, DECAY = "continue", "stop", "decay"
 
 
 def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
@@ -131,19 +132,15 @@ class Convergence:
     tol: float
     window: int
 
-    def at_window(self, state: Windows, trace: list, guide,
-                  first_whitening: bool) -> tuple[Windows, str]:
-        """The state after a finished window and what to do: CONTINUE, STOP (converged), DECAY (lower
-        the step size and restart there) or FIRST_WHITENING (restart in whitened coordinates,
-        which the first window is followed by when the fit whitens, plateau or not)."""
+    def at_window(self, state: Windows, trace: list, guide) -> tuple[Windows, str]:
+        """The state after a finished window and what to do: CONTINUE, STOP (converged) or
+        DECAY (lower the step size by DECAY_FACTOR and restart there)."""
         step, W = len(trace), self.window
         # only windows taken at the current step size and coordinates are compared
         passed = plateau(np.asarray(trace[state.since:]), W, self.tol)
         state = state._replace(passes=state.passes + 1 if passed else 0,
                                kept=(state.kept + (state.window,))[-AVERAGE_WINDOWS:],
                                window=Iterates())
-        if first_whitening:
-            return state, FIRST_WHITENING
         if state.passes < PASSES:
             return state, CONTINUE
         if (state.decays >= min_decays(self.tol)
@@ -165,11 +162,14 @@ class StepSize:
     optimizer: str
     given: float | None
 
-    def first(self, loss, theta, opt, noise, mc_samples, score) -> float:
+    def first(self, loss, theta, opt, noise, mc_samples, score) -> tuple[float, np.ndarray]:
+        """(step size, parameters to start from): the search's, whose winning trial's steps
+        are kept as progress, or the given step size and ``theta``."""
         if self.given is not None:
-            return self.given
-        return search_lr(loss, theta, opt, noise, mc_samples, ETAS[self.optimizer],
-                         score=score).lr
+            return self.given, theta
+        found = search_lr(loss, theta, opt, noise, mc_samples, ETAS[self.optimizer],
+                          adapt_iter=ADAPT_ITER, score=score)
+        return found.lr, found.params
 
     def after_whitening(self, lr, loss, params, opt, noise, mc_samples, score) -> float:
         """A step size picked in the model's coordinates means little in the whitened ones (an
@@ -179,7 +179,8 @@ class StepSize:
         if self.given is not None:
             return lr
         etas = tuple(e for e in ETAS[self.optimizer] if e <= lr) or (lr,)
-        return search_lr(loss, params, opt, noise, mc_samples, etas, score=score).lr
+        return search_lr(loss, params, opt, noise, mc_samples, etas, adapt_iter=ADAPT_ITER,
+                         score=score).lr
 
     @staticmethod
     def decayed(lr: float) -> float:

@@ -50,7 +50,7 @@ def test_a_flat_trace_plateaus_twice_then_decays_and_the_kept_windows_are_averag
         before, state = state, state.add(theta)
         assert before.window.n == state.window.n - 1     # add returns a new state
         if len(trace) % 2 == 0:
-            state, action = rule.at_window(state, trace, MEAN_FIELD, first_whitening=False)
+            state, action = rule.at_window(state, trace, MEAN_FIELD)
             actions.append(action)
     # checks need two windows; two consecutive passes, then (no decays yet) a decay
     assert actions == [schedule.CONTINUE, schedule.CONTINUE, schedule.DECAY]
