@@ -27,7 +27,7 @@ from . import steps
 from .optim import optimizer
 from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
 from .precondition import Coordinates, Frame, expected_hessian, whiten
-from .schedule import (DECAY, HESSIAN_DRAWS, STOP, Convergence, Iterates, StepSize,
+from .schedule import (DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize,
                        Whitening, Windows)
 # the convergence rule's constants and functions, re-exported: tests read them here
 from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
@@ -91,8 +91,7 @@ def fit(compiled, options, rng: np.random.Generator,
 
     Steps: check the log joint is finite somewhere near the start; pick the step size by
     CmdStan's eta search unless ``options.lr`` is given (optim.search_lr, schedule.ADAPT_ITER
-    steps per trial; Adam's grid is Stan's divided by 10) and go on from where the winning
-    trial ended (its steps are progress like any other); then take steps with
+    steps per trial; Adam's grid is Stan's divided by 10); then take steps with
     ``options.mc_samples`` draws each. With whitening (mean field, ``options.precondition``),
     after the first window the mean's coordinates are whitened and the step size searched
     again in them (see ``_run``).
@@ -240,8 +239,8 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     opt = optimizer(options.optimizer)
     trace = []
     try:
-        lr, theta = StepSize(options.optimizer, options.lr).first(_loss, theta, opt, noise, S,
-                                                                   _loss_value)
+        lr = StepSize(options.optimizer, options.lr).first(_loss, theta, opt, noise, S,
+                                                            _loss_value)
     except KeyboardInterrupt:
         lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
     else:
@@ -298,7 +297,7 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
                                                     state.coords)
                 lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
                                            opt, noise, S, _in_value(loss_value, coords))
-                windows = rule.restarted(windows, step)._replace(window=Iterates())
+                windows = rule.restarted(windows.closed(), step)
                 state = steps.init(opt, coords, theta, lr)
                 continue
             if (step - windows.since) % W:

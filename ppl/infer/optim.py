@@ -125,12 +125,10 @@ SCORE_CHUNK = 10
 
 
 class SearchResult(NamedTuple):
-    """The chosen step size, the loss of each step size tried, whether any beat the start, and
-    the parameters its trial ended at (the start when none beat it)."""
+    """The chosen step size, the loss of each step size tried, and whether any beat the start."""
     lr: float
     losses: dict
     found: bool
-    params: np.ndarray | None = None
 
 
 def search_lr(objective: Callable, params: np.ndarray, opt: Optimizer,
@@ -170,7 +168,7 @@ def search_lr(objective: Callable, params: np.ndarray, opt: Optimizer,
         score = lambda p, eps: objective(p, eps)[0]   # noqa: E731
     eps_eval = noise(eval_samples)
     start = _score(score, params, eps_eval)
-    best_eta, best, best_params, losses = None, np.inf, params, {}
+    best_eta, best, losses = None, np.inf, {}
     for eta in etas:
         state = opt.init(params, eta)
         for _ in range(adapt_iter):
@@ -181,10 +179,10 @@ def search_lr(objective: Callable, params: np.ndarray, opt: Optimizer,
         if loss > best and best < start:
             break
         if loss <= best:
-            best_eta, best, best_params = eta, loss, state.params
+            best_eta, best = eta, loss
     if best_eta is None or not best < start:
-        return SearchResult(min(etas), losses, False, params)
-    return SearchResult(best_eta, losses, True, best_params)
+        return SearchResult(min(etas), losses, False)
+    return SearchResult(best_eta, losses, True)
 
 
 def _score(score, params, eps) -> float:

@@ -24,7 +24,7 @@ AVERAGE_WINDOWS = 5
 JITTER_TOL = 0.2      # at the default tol, TOL_REFERENCE; it scales with sqrt(tol): jitter_tol()
 TOL_REFERENCE = 1e-3
 HESSIAN_DRAWS = 20    # draws of the guide averaged in the expected Hessian of a whitening
-ADAPT_ITER = 25       # steps per trial step size of a search (CmdStan: 50; see StepSize)
+ADAPT_ITER = 50       # steps per trial step size of a search (CmdStan's default)
 # Step sizes tried by the search. Stan's grid is made for its own sequence; Adam's steps are about
 # lr per coordinate, and the largest of Stan's (100, 10) only overflow, so Adam's grid is Stan's
 # divided by 10; SGD's steps are lr * gradient / (1 - momentum), 10x larger again: divided by 100.
@@ -118,6 +118,11 @@ class Windows(NamedTuple):
     def add(self, theta: np.ndarray) -> Windows:
         return self._replace(window=self.window.add(theta))
 
+    def closed(self) -> Windows:
+        """The current window finished: kept (the last AVERAGE_WINDOWS), a new one begun."""
+        return self._replace(kept=(self.kept + (self.window,))[-AVERAGE_WINDOWS:],
+                             window=Iterates())
+
     def average(self) -> np.ndarray:
         """Mean iterate over the kept windows (Polyak-Ruppert averaging)."""
         return sum(w.mean() * w.n for w in self.kept) / sum(w.n for w in self.kept)
@@ -138,9 +143,7 @@ class Convergence:
         step, W = len(trace), self.window
         # only windows taken at the current step size and coordinates are compared
         passed = plateau(np.asarray(trace[state.since:]), W, self.tol)
-        state = state._replace(passes=state.passes + 1 if passed else 0,
-                               kept=(state.kept + (state.window,))[-AVERAGE_WINDOWS:],
-                               window=Iterates())
+        state = state.closed()._replace(passes=state.passes + 1 if passed else 0)
         if state.passes < PASSES:
             return state, CONTINUE
         if (state.decays >= min_decays(self.tol)
@@ -162,14 +165,11 @@ class StepSize:
     optimizer: str
     given: float | None
 
-    def first(self, loss, theta, opt, noise, mc_samples, score) -> tuple[float, np.ndarray]:
-        """(step size, parameters to start from): the search's, whose winning trial's steps
-        are kept as progress, or the given step size and ``theta``."""
+    def first(self, loss, theta, opt, noise, mc_samples, score) -> float:
         if self.given is not None:
-            return self.given, theta
-        found = search_lr(loss, theta, opt, noise, mc_samples, ETAS[self.optimizer],
-                          adapt_iter=ADAPT_ITER, score=score)
-        return found.lr, found.params
+            return self.given
+        return search_lr(loss, theta, opt, noise, mc_samples, ETAS[self.optimizer],
+                         adapt_iter=ADAPT_ITER, score=score).lr
 
     def after_whitening(self, lr, loss, params, opt, noise, mc_samples, score) -> float:
         """A step size picked in the model's coordinates means little in the whitened ones (an
