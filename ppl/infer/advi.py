@@ -1,7 +1,10 @@
-"""The ADVI fit loop: step-size search, optimizer steps, convergence rule, non-finite recovery.
+"""The ADVI fit: the family ladder (warm starts) and the driver of the step loop.
 
 Works on anything shaped like ``compiler.Compiled`` (``dim``, ``log_joint``, ``terms``,
-``unconstrained_names``); the ELBO and its gradient come from elbo.py, the steps from optim.py.
+``unconstrained_names``); the ELBO and its gradient come from elbo.py, the optimizers from
+optim.py. The loop is pure steps, ``steps.init`` and ``steps.update`` (one optimizer step with
+non-finite recovery), and small policies from schedule.py (convergence, step size, whitening)
+that the driver, ``_run``, consults at the end of each window.
 We maximize the ELBO; the optimizers minimize, so the sign flips once, in ``_loss`` below.
 """
 from __future__ import annotations
@@ -20,35 +23,24 @@ from .diagnostics import check_optimum
 from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
+from . import steps
+from .optim import optimizer
 from .point import fit_point
-from .optim import STAN_ETAS, optimizer, search_lr
 from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
 from .precondition import Coordinates, Frame, expected_hessian, whiten
+from .schedule import (DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize,
+                       Whitening, Windows)
+# the convergence rule's constants and functions, re-exported: tests read them here
+from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
 MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
 NOT_AT_OPTIMUM = "the ELBO stopped changing away from its optimum"
 
-# The convergence rule (see fit): z standard errors of noise allowed, consecutive passing checks
-# needed, the least number of step-size decays taken at plateaus, their factor, the largest
-# iterate jitter (in guide sds) accepted at the end, and the windows of iterates averaged.
-Z = 2.0
-PASSES = 2
-DECAYS = 2
-DECAY_FACTOR = 0.2
-AVERAGE_WINDOWS = 5
-JITTER_TOL = 0.2      # at the default tol, TOL_REFERENCE; it scales with sqrt(tol): jitter_tol()
-TOL_REFERENCE = 1e-3
-MAX_FAILURES = 5      # consecutive non-finite steps before the fit is declared diverged
+MAX_FAILURES = steps.MAX_FAILURES  # consecutive non-finite steps before 'diverged'
 START_DRAWS = 10      # draws of the initial guide tried before giving up at the start
 PROGRESS_EVERY = 10
-HESSIAN_DRAWS = 20    # draws of the guide averaged in the expected Hessian of a whitening
-# Step sizes tried by the search. Stan's grid is made for its own sequence; Adam's steps are about
-# lr per coordinate, and the largest of Stan's (100, 10) only overflow, so Adam's grid is Stan's
-# divided by 10; SGD's steps are lr * gradient / (1 - momentum), 10x larger again: divided by 100.
-ETAS = {"stan": STAN_ETAS, "adam": tuple(e / 10 for e in STAN_ETAS),
-        "sgd": tuple(e / 100 for e in STAN_ETAS)}
 
 
 @dataclass(frozen=True)
@@ -93,68 +85,29 @@ class AdviResult:
         return self.guide.log_sd(self.theta)
 
 
-def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
-    """True when the last two windows of the ELBO trace agree, given tol and the noise.
-
-    With m1, m2 the means of the second-to-last and last ``window`` estimates and se the
-    standard error of m2 - m1 (from the two windows' sample variances; every step draws fresh
-    eps, so the estimates are nearly independent), a check passes when
-
-        |m2 - m1| <= tol * |m2| + z * se.
-
-    That is: the change is consistent, at z standard errors, with a relative change below tol.
-    Stan's rule (relative change of single ELBO evaluations < tol_rel_obj) is this rule without
-    the noise term; on small models, whose |ELBO| is a few nats, its relative change is mostly
-    Monte Carlo noise, so it stops at random or never. The noise term removes that, and when
-    the noise is small the rule is Stan's. (A change per data point was considered instead of a
-    relative one: it needs the data size, which the loop does not know, and shares the
-    relative rule's scaling with N; the decays and averaging in :func:`fit` make up for a
-    lenient first plateau either way.)
-    """
-    if len(trace) < 2 * window:
-        return False
-    prev, last = trace[-2 * window:-window], trace[-window:]
-    m1, m2 = prev.mean(), last.mean()
-    se = np.sqrt((prev.var(ddof=1) + last.var(ddof=1)) / window)
-    return bool(abs(m2 - m1) <= tol * abs(m2) + z * se)
-
-
-# How tol acts. The plateau test alone barely depends on it: on most models its noise term
-# (z standard errors of two window means) is far above tol * |ELBO|. So tol also sets how far the
-# step size is annealed, which is what decides how close to the optimum the iterates settle.
-def min_decays(tol: float) -> int:
-    """Step-size decays taken at least: DECAYS (2) at the default tol (TOL_REFERENCE, 1e-3),
-    one more per factor 10 tighter (4 at 1e-5: final steps 25x smaller), one fewer per factor
-    10 looser, never below 1."""
-    return max(1, DECAYS + round(float(np.log10(TOL_REFERENCE / tol))))
-
-
-def jitter_tol(tol: float) -> float:
-    """The largest iterate jitter (in guide sds) accepted at the end: JITTER_TOL (0.2) at the
-    default tol, times sqrt(tol / 1e-3). A jitter j costs about j^2 / 2 nats of ELBO per
-    coordinate, so j^2 scales with the ELBO change that tol accepts (0.02 sds at 1e-5)."""
-    return JITTER_TOL * float(np.sqrt(tol / TOL_REFERENCE))
-
-
 def fit(compiled, options, rng: np.random.Generator,
         progress: Callable[[int, float, float], None] | None = None,
         warm: AdviResult | None = None) -> AdviResult:
     """Fit a mean-field Gaussian guide to ``compiled``'s posterior by maximizing the ELBO.
 
     Steps: check the log joint is finite somewhere near the start; pick the step size by
-    CmdStan's eta search unless ``options.lr`` is given (optim.search_lr; Adam's grid is Stan's
-    divided by 10); then take steps with ``options.mc_samples`` draws each.
+    CmdStan's eta search unless ``options.lr`` is given (optim.search_lr, schedule.ADAPT_ITER
+    steps per trial; Adam's grid is Stan's divided by 10); then take steps with
+    ``options.mc_samples`` draws each. With whitening (mean field, ``options.precondition``),
+    after the first window the mean's coordinates are whitened and the step size searched
+    again in them (see ``_run``).
 
-    Convergence: every ``options.window`` steps the last two windows of ELBO estimates taken
-    at the current step size are compared by :func:`plateau` (a relative change below ``tol``,
-    allowing for Monte Carlo noise; z = 2, so on a flat trace a check passes about 95% of the
-    time). After ``PASSES`` consecutive passing checks the ELBO has stopped rising at this step
-    size. Then the step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are
-    restarted (Adam's second moment would otherwise remember the large early gradients for
-    ~1000 steps and stall), at least ``min_decays(tol)`` times (2 at the default tol) and until
-    the iterates' jitter over the last window is at most ``jitter_tol(tol)`` (the largest sd of
-    an iterate, mu_i in units of the guide's sigma_i, log sigma_i as is; 0.2 at the default
-    tol). So a tighter tol gives smaller final steps, more of them and a smaller jitter. Why: Adam's steps are about lr in absolute units, so
+    Convergence (schedule.Convergence): every ``options.window`` steps the last two windows of
+    ELBO estimates taken at the current step size are compared by :func:`plateau` (a relative
+    change below ``tol``, allowing for Monte Carlo noise; z = 2, so on a flat trace a check
+    passes about 95% of the time). After ``PASSES`` consecutive passing checks the ELBO has
+    stopped rising at this step size. Then the step size is multiplied by ``DECAY_FACTOR`` and
+    the optimizer's moments are restarted (Adam's second moment would otherwise remember the
+    large early gradients for ~1000 steps and stall), at least ``min_decays(tol)`` times (2 at
+    the default tol) and until the iterates' jitter over the last window is at most
+    ``jitter_tol(tol)`` (the largest sd of an iterate, mu_i in units of the guide's sigma_i,
+    log sigma_i as is; 0.2 at the default tol). So a tighter tol gives smaller final steps,
+    more of them and a smaller jitter. Why: Adam's steps are about lr in absolute units, so
     a coordinate whose posterior sd is far below lr jitters over many sds; that costs ELBO
     (about j^2/2 nats per coordinate at jitter j) and biases coupled parameters (a regression's
     noise scale absorbs the jittering coefficients' residuals). The fit has then converged; it
@@ -298,11 +251,10 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
         return rng.standard_normal((n, guide.eps_dim(D)))
 
     opt = optimizer(options.optimizer)
-    lr, trace = options.lr, []
+    trace = []
     try:
-        if lr is None:
-            lr = search_lr(_loss, theta, opt, noise, S, ETAS[options.optimizer],
-                           score=_loss_value).lr
+        lr = StepSize(options.optimizer, options.lr).first(_loss, theta, opt, noise, S,
+                                                            _loss_value)
     except KeyboardInterrupt:
         lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
     else:
@@ -320,128 +272,84 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     """The step loop; appends to ``trace``, returns (reason, parameters to report, the last
     full window's jitter).
 
-    The optimizer works on ``coords``' parameters, which are the guide's theta for the first
-    window; then, if ``whitening`` (mean field, when ``options.precondition`` allows), the
-    mean's coordinates are whitened by
-    the expected Hessian under the current guide (precondition.py), refreshed at every
-    plateau. Iterates are recorded as theta, whatever the coordinates.
+    Drives the pure steps (steps.py) and the policies (schedule.py). The optimizer works on
+    the coordinates' parameters, which are the guide's theta for the first window; then, if
+    ``whitening`` (mean field, when ``options.precondition`` allows), the mean's coordinates
+    are whitened by the expected Hessian under the current guide (precondition.py), refreshed
+    at every decay. Windows are counted from the last restart. Iterates are recorded as
+    theta, whatever the coordinates.
     """
     S, W = options.mc_samples, options.window
     loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
-    coords = Coordinates(theta[:compiled.dim])
-    state = opt.init(theta, lr)
-
-    def in_coords(params, eps):
-        """The loss and its gradient with respect to the current coordinates' parameters."""
-        value, gradient = loss(coords.to_theta(params), eps)
-        return value, coords.pull_gradient(gradient)
-
-    good, failures, passes, decays, since = None, 0, 0, 0, 0
-    whitened = False
-    window, kept = _Iterates(), []
+    rule, sizes = Convergence(options.tol, W), StepSize(options.optimizer, options.lr)
+    preconditioner = Whitening(whitening)
+    windows = Windows()
+    state = steps.init(opt, Coordinates(theta[:compiled.dim]), theta, lr)
+    # The first whitening comes after one window, not at a plateau: on a badly conditioned
+    # posterior the ELBO creeps up for thousands of steps before any. Not at the start: Adam's
+    # steps of about lr per coordinate cross many posterior sds quickly, which steps in
+    # whitened coordinates (about lr posterior sds each) would take long to do from far away.
+    first_whitening = W if whitening else None
     try:
         while len(trace) < options.iter:
             eps = noise(S)
-            theta = coords.to_theta(state.params)
-            value, grad = loss(theta, eps)
-            grad = coords.pull_gradient(grad)
-            if not (np.isfinite(value) and np.all(np.isfinite(grad))):
-                failures += 1
-                if failures >= MAX_FAILURES:
+            theta = state.theta
+            state, value = steps.update(state, eps, loss, opt)
+            if value is None:
+                if state.failures >= MAX_FAILURES:
                     raise diverged(_blame(compiled, guide.draw(theta, eps)), len(trace))
-                if good is not None:
-                    # retry from the last good state with a smaller step; keep its base lr
-                    good_state, good_grad = good
-                    retry = good_state._replace(lr=good_state.lr * 0.5 ** failures)
-                    state = opt.update(retry, good_grad)._replace(lr=good_state.lr)
                 continue
-            failures = 0
-            trace.append(-value)
-            window.add(theta)
-            good = (state, grad)
-            state = opt.update(state, grad)
+            trace.append(value)
+            windows = windows.add(theta)
             step = len(trace)
             if progress is not None and step % PROGRESS_EVERY == 0:
                 progress(step, float(np.mean(trace[-W:])), state.lr)
-            if step % W:
+            if step == first_whitening:
+                # whiten, search the step size again in the new coordinates, restart there
+                theta = state.theta
+                coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
+                                                    state.coords)
+                lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
+                                           opt, noise, S, _in_value(loss_value, coords))
+                windows = rule.restarted(windows.closed(), step)
+                state = steps.init(opt, coords, theta, lr)
                 continue
-            # only windows taken at the current step size and coordinates are compared
-            passes = passes + 1 if plateau(np.asarray(trace[since:]), W, options.tol) else 0
-            kept, window = (kept + [window])[-AVERAGE_WINDOWS:], _Iterates()
-            # The first whitening comes after one window, not at a plateau: on a badly
-            # conditioned posterior the ELBO creeps up for thousands of steps before any.
-            first_whitening = not whitened and whitening
-            if not first_whitening:
-                if passes < PASSES:
-                    continue
-                if (decays >= min_decays(options.tol)
-                        and kept[-1].jitter(guide) <= jitter_tol(options.tol)):
-                    if step - since >= AVERAGE_WINDOWS * W:
-                        return CONVERGED, _average(kept), kept[-1].jitter(guide)
-                    continue  # converged: step on at this step size to average more iterates
-                decays, lr = decays + 1, state.lr * DECAY_FACTOR
-            # Whiten, or refresh the whitening, and restart the optimizer's moments too:
-            # Adam's second moment remembers ~1000 steps, and the large early gradients would
-            # keep the new steps far too small.
-            theta = coords.to_theta(state.params)
-            if whitening:
-                draws = guide.draw(theta, noise(HESSIAN_DRAWS))
-                coords = whiten(theta, expected_hessian(compiled.log_joint, draws))
-                if first_whitening and options.lr is None:
-                    # A step size picked in the model's coordinates means little in the
-                    # whitened ones (an early Hessian can be off in scale by orders of
-                    # magnitude): search again, in the new coordinates, among step sizes no
-                    # larger than the first search's (larger ones were found to misbehave).
-                    etas = tuple(e for e in ETAS[options.optimizer] if e <= lr) or (lr,)
-                    lr = search_lr(in_coords, coords.from_theta(theta), opt, noise, S, etas,
-                                   score=lambda p, e: loss_value(coords.to_theta(p), e)).lr
-                whitened = True
-            passes, since, good = 0, step, None
-            state = opt.init(coords.from_theta(theta), lr)
+            if (step - windows.since) % W:
+                continue
+            windows, action = rule.at_window(windows, trace, guide)
+            if action == STOP:
+                return CONVERGED, windows.average(), windows.last_jitter(guide)
+            if action != DECAY:
+                continue
+            # Refresh the whitening (if any) and restart the optimizer's moments too: Adam's
+            # second moment remembers ~1000 steps, and the large early gradients would keep the
+            # new steps far too small.
+            lr = sizes.decayed(state.lr)
+            theta = state.theta
+            coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
+                                                state.coords)
+            windows = rule.restarted(windows, step)
+            state = steps.init(opt, coords, theta, lr)
     except KeyboardInterrupt:
         # states are immutable and replaced whole, so ``state`` is consistent here
-        return INTERRUPTED, coords.to_theta(state.params), _last_jitter(kept, guide)
-    return MAX_ITER, coords.to_theta(state.params), _last_jitter(kept, guide)
+        return INTERRUPTED, state.theta, windows.last_jitter(guide)
+    return MAX_ITER, state.theta, windows.last_jitter(guide)
+
+
+def _in(loss, coords):
+    """The loss and its gradient with respect to ``coords``' parameters."""
+    def in_coords(params, eps):
+        value, gradient = loss(coords.to_theta(params), eps)
+        return value, coords.pull_gradient(gradient)
+    return in_coords
+
+
+def _in_value(loss_value, coords):
+    return lambda params, eps: loss_value(coords.to_theta(params), eps)
 
 
 def _can_whiten(compiled, options) -> bool:
     return options.precondition == "hessian" and compiled.dim <= PRECONDITION_MAX_DIM
-
-
-class _Iterates:
-    """Running sums of the iterates of one window, for their mean and spread.
-
-    Sums are of differences from the window's first iterate, so the spread of a parameter far
-    from zero keeps its digits.
-    """
-
-    def __init__(self):
-        self.first, self.n, self.sum, self.squares = None, 0, 0.0, 0.0
-
-    def add(self, params: np.ndarray) -> None:
-        if self.first is None:
-            self.first = params
-        d = params - self.first
-        self.n, self.sum, self.squares = self.n + 1, self.sum + d, self.squares + d * d
-
-    def mean(self) -> np.ndarray:
-        return self.first + self.sum / self.n
-
-    def jitter(self, guide) -> float:
-        """The largest sd of an iterate over the window, in units of the guide's own scale
-        (``guide.jitter_scale``; mean field: sd(mu_i) / sigma_i, and sd(log_sigma_i))."""
-        centred = self.sum / self.n
-        sd = np.sqrt(np.maximum(self.squares / self.n - centred * centred, 0.0))
-        return float(np.max(sd / guide.jitter_scale(self.mean())))
-
-
-def _last_jitter(kept: list, guide) -> float:
-    return kept[-1].jitter(guide) if kept else float("nan")
-
-
-def _average(windows: list) -> np.ndarray:
-    """Mean iterate over the given windows (Polyak-Ruppert averaging)."""
-    return sum(w.mean() * w.n for w in windows) / sum(w.n for w in windows)
 
 
 def _check_start(compiled, guide, theta, rng) -> None:

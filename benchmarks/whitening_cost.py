@@ -1,0 +1,55 @@
+"""What the whitening costs as the number of latents grows: hierarchical models with G groups.
+
+A small generator writes a varying-intercept regression (the model of
+``models/hierarchical_intercepts.ppl``, G + 4 latents) with 5 observations per group and a
+centred parameterization (badly conditioned: the intercepts and their scale are coupled), and
+each fit is run with ``precondition='hessian'`` and ``'none'`` (mean field, seed 0), giving the
+CPU-time ratio and the counts of gradient evaluations and Hessian-vector passes (end_to_end.py's
+wrapper). Above ``precondition.MAX_DIM`` (300) latents the whitening is off, so both columns are
+the same fit: the cliff of issue 15 item 2.
+
+    OMP_NUM_THREADS=1 python benchmarks/whitening_cost.py --groups 6 96 296 306
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+_REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(_REPO / "benchmarks"))
+import end_to_end as e2e  # noqa: E402
+
+MODEL = (_REPO / "models" / "hierarchical_intercepts.ppl").read_text()
+PER_GROUP = 5
+
+
+def data(groups: int, seed: int = 20261129) -> dict:
+    """G groups of PER_GROUP rows: y = alpha[group] + 0.5 x + noise, alpha ~ N(1, 0.3)."""
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(groups), PER_GROUP)
+    x = rng.standard_normal(group.size)
+    alpha = rng.normal(1.0, 0.3, groups)
+    y = alpha[group] + 0.5 * x + rng.normal(0, 1.0, group.size)
+    return {"N": int(group.size), "G": groups, "group": group.tolist(), "x": x.tolist(),
+            "y": y.tolist()}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", type=int, nargs="+", default=[6, 96, 246, 296, 306])
+    args = parser.parse_args(argv)
+    print(f"{'latents':>7s} {'cpu ratio':>9s} {'steps h/n':>11s} {'grads h/n':>11s} {'hvp':>6s}")
+    for groups in args.groups:
+        d = data(groups)
+        whitened = e2e.fit_ppl(MODEL, d, seed=0, guide="meanfield", precondition="hessian")
+        plain = e2e.fit_ppl(MODEL, d, seed=0, guide="meanfield", precondition="none")
+        print(f"{groups + 4:7d} {whitened['cpu'] / plain['cpu']:9.2f} "
+              f"{whitened['steps']:5d}/{plain['steps']:<5d} "
+              f"{whitened['grad']:5d}/{plain['grad']:<5d} {whitened['hvp']:6d}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""The small policies of a fit: convergence (the windowed ELBO rule), step size (search and decay)
+and preconditioner (whitening). Each is a frozen object; the convergence rule's running state is
+an immutable ``Windows`` value that its methods return anew. advi.py drives them around the pure
+steps of steps.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .optim import STAN_ETAS, search_lr
+from .precondition import Coordinates, expected_hessian, whiten
+
+# The convergence rule (see advi.fit): z standard errors of noise allowed, consecutive passing
+# checks needed, the least number of step-size decays taken at plateaus, their factor, the
+# largest iterate jitter (in guide sds) accepted at the end, and the windows of iterates averaged.
+Z = 2.0
+PASSES = 2
+DECAYS = 2
+DECAY_FACTOR = 0.2
+AVERAGE_WINDOWS = 5
+JITTER_TOL = 0.2      # at the default tol, TOL_REFERENCE; it scales with sqrt(tol): jitter_tol()
+TOL_REFERENCE = 1e-3
+HESSIAN_DRAWS = 20    # draws of the guide averaged in the expected Hessian of a whitening
+ADAPT_ITER = 50       # steps per trial step size of a search (CmdStan's default)
+# Step sizes tried by the search. Stan's grid is made for its own sequence; Adam's steps are about
+# lr per coordinate, and the largest of Stan's (100, 10) only overflow, so Adam's grid is Stan's
+# divided by 10; SGD's steps are lr * gradient / (1 - momentum), 10x larger again: divided by 100.
+ETAS = {"stan": STAN_ETAS, "adam": tuple(e / 10 for e in STAN_ETAS),
+        "sgd": tuple(e / 100 for e in STAN_ETAS)}
+
+# What the convergence rule asks for at the end of a window.
+CONTINUE, STOP, DECAY = "continue", "stop", "decay"
+
+
+def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
+    """True when the last two windows of the ELBO trace agree, given tol and the noise.
+
+    With m1, m2 the means of the second-to-last and last ``window`` estimates and se the
+    standard error of m2 - m1 (from the two windows' sample variances; every step draws fresh
+    eps, so the estimates are nearly independent), a check passes when
+
+        |m2 - m1| <= tol * |m2| + z * se.
+
+    That is: the change is consistent, at z standard errors, with a relative change below tol.
+    Stan's rule (relative change of single ELBO evaluations < tol_rel_obj) is this rule without
+    the noise term; on small models, whose |ELBO| is a few nats, its relative change is mostly
+    Monte Carlo noise, so it stops at random or never. The noise term removes that, and when
+    the noise is small the rule is Stan's. (A change per data point was considered instead of a
+    relative one: it needs the data size, which the loop does not know, and shares the
+    relative rule's scaling with N; the decays and averaging in advi.fit make up for a
+    lenient first plateau either way.)
+    """
+    if len(trace) < 2 * window:
+        return False
+    prev, last = trace[-2 * window:-window], trace[-window:]
+    m1, m2 = prev.mean(), last.mean()
+    se = np.sqrt((prev.var(ddof=1) + last.var(ddof=1)) / window)
+    return bool(abs(m2 - m1) <= tol * abs(m2) + z * se)
+
+
+# How tol acts. The plateau test alone barely depends on it: on most models its noise term
+# (z standard errors of two window means) is far above tol * |ELBO|. So tol also sets how far the
+# step size is annealed, which is what decides how close to the optimum the iterates settle.
+def min_decays(tol: float) -> int:
+    """Step-size decays taken at least: DECAYS (2) at the default tol (TOL_REFERENCE, 1e-3),
+    one more per factor 10 tighter (4 at 1e-5: final steps 25x smaller), one fewer per factor
+    10 looser, never below 1."""
+    return max(1, DECAYS + round(float(np.log10(TOL_REFERENCE / tol))))
+
+
+def jitter_tol(tol: float) -> float:
+    """The largest iterate jitter (in guide sds) accepted at the end: JITTER_TOL (0.2) at the
+    default tol, times sqrt(tol / 1e-3). A jitter j costs about j^2 / 2 nats of ELBO per
+    coordinate, so j^2 scales with the ELBO change that tol accepts (0.02 sds at 1e-5)."""
+    return JITTER_TOL * float(np.sqrt(tol / TOL_REFERENCE))
+
+
+class Iterates(NamedTuple):
+    """Running sums of the iterates of one window, for their mean and spread (immutable).
+
+    Sums are of differences from the window's first iterate, so the spread of a parameter far
+    from zero keeps its digits.
+    """
+    first: np.ndarray | None = None
+    n: int = 0
+    sum: np.ndarray | float = 0.0
+    squares: np.ndarray | float = 0.0
+
+    def add(self, params: np.ndarray) -> Iterates:
+        first = params if self.first is None else self.first
+        d = params - first
+        return Iterates(first, self.n + 1, self.sum + d, self.squares + d * d)
+
+    def mean(self) -> np.ndarray:
+        return self.first + self.sum / self.n
+
+    def jitter(self, guide) -> float:
+        """The largest sd of an iterate over the window, in units of the guide's own scale
+        (``guide.jitter_scale``; mean field: sd(mu_i) / sigma_i, and sd(log_sigma_i))."""
+        centred = self.sum / self.n
+        sd = np.sqrt(np.maximum(self.squares / self.n - centred * centred, 0.0))
+        return float(np.max(sd / guide.jitter_scale(self.mean())))
+
+
+class Windows(NamedTuple):
+    """The convergence rule's running state: consecutive passing checks, decays taken, the step
+    at which the current step size and coordinates began, the last AVERAGE_WINDOWS finished
+    windows of iterates and the current one."""
+    passes: int = 0
+    decays: int = 0
+    since: int = 0
+    kept: tuple = ()
+    window: Iterates = Iterates()
+
+    def add(self, theta: np.ndarray) -> Windows:
+        return self._replace(window=self.window.add(theta))
+
+    def closed(self) -> Windows:
+        """The current window finished: kept (the last AVERAGE_WINDOWS), a new one begun."""
+        return self._replace(kept=(self.kept + (self.window,))[-AVERAGE_WINDOWS:],
+                             window=Iterates())
+
+    def average(self) -> np.ndarray:
+        """Mean iterate over the kept windows (Polyak-Ruppert averaging)."""
+        return sum(w.mean() * w.n for w in self.kept) / sum(w.n for w in self.kept)
+
+    def last_jitter(self, guide) -> float:
+        return self.kept[-1].jitter(guide) if self.kept else float("nan")
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """The windowed ELBO rule of advi.fit: plateaus, decays, jitter, then averaging."""
+    tol: float
+    window: int
+
+    def at_window(self, state: Windows, trace: list, guide) -> tuple[Windows, str]:
+        """The state after a finished window and what to do: CONTINUE, STOP (converged) or
+        DECAY (lower the step size by DECAY_FACTOR and restart there)."""
+        step, W = len(trace), self.window
+        # only windows taken at the current step size and coordinates are compared
+        passed = plateau(np.asarray(trace[state.since:]), W, self.tol)
+        state = state.closed()._replace(passes=state.passes + 1 if passed else 0)
+        if state.passes < PASSES:
+            return state, CONTINUE
+        if (state.decays >= min_decays(self.tol)
+                and state.kept[-1].jitter(guide) <= jitter_tol(self.tol)):
+            # converged: step on at this step size until enough iterates are averaged
+            return state, STOP if step - state.since >= AVERAGE_WINDOWS * W else CONTINUE
+        return state._replace(decays=state.decays + 1), DECAY
+
+    @staticmethod
+    def restarted(state: Windows, step: int) -> Windows:
+        """The state after a restart at ``step`` (new step size or coordinates)."""
+        return state._replace(passes=0, since=step)
+
+
+@dataclass(frozen=True)
+class StepSize:
+    """The base step size: CmdStan's eta search (optim.search_lr) unless given, a new search
+    after the first whitening, and a decay by DECAY_FACTOR at plateaus."""
+    optimizer: str
+    given: float | None
+
+    def first(self, loss, theta, opt, noise, mc_samples, score) -> float:
+        if self.given is not None:
+            return self.given
+        return search_lr(loss, theta, opt, noise, mc_samples, ETAS[self.optimizer],
+                         adapt_iter=ADAPT_ITER, score=score).lr
+
+    def after_whitening(self, lr, loss, params, opt, noise, mc_samples, score) -> float:
+        """A step size picked in the model's coordinates means little in the whitened ones (an
+        early Hessian can be off in scale by orders of magnitude): search again, in the new
+        coordinates, among step sizes no larger than ``lr`` (larger ones were found to
+        misbehave). A given step size is kept."""
+        if self.given is not None:
+            return lr
+        etas = tuple(e for e in ETAS[self.optimizer] if e <= lr) or (lr,)
+        return search_lr(loss, params, opt, noise, mc_samples, etas, adapt_iter=ADAPT_ITER,
+                         score=score).lr
+
+    @staticmethod
+    def decayed(lr: float) -> float:
+        return lr * DECAY_FACTOR
+
+
+@dataclass(frozen=True)
+class Whitening:
+    """The preconditioner: coordinates for the guide's mean in which the expected Hessian under
+    the current guide is the identity (precondition.py), or none."""
+    enabled: bool
+
+    def coordinates(self, log_joint, guide, theta, noise, current: Coordinates) -> Coordinates:
+        """New coordinates centred on ``theta`` (``current`` when whitening is off)."""
+        if not self.enabled:
+            return current
+        draws = guide.draw(theta, noise(HESSIAN_DRAWS))
+        return whiten(theta, expected_hessian(log_joint, draws))
