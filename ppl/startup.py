@@ -10,6 +10,7 @@ defers it (output.py).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 
@@ -21,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     handler is back and the command's KeyboardInterrupt handling (cli.py, the fit loop) acts.
     """
     previous = signal.signal(signal.SIGINT, _interrupted)
-    from .cli import main as run   # numpy, scipy, autograd, lark: the slow part
+    from .cli import main as run
+    # The commands' slow imports (numpy, autograd, lark), here rather than inside the command:
+    # a KeyboardInterrupt inside a C extension's initialization surfaces as an ImportError.
+    for module in ("api", "savedfit"):
+        importlib.import_module(f"{__package__}.{module}")
     try:
         signal.signal(signal.SIGINT, previous)
         return run(argv)
