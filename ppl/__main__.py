@@ -1,6 +1,6 @@
 """``python -m ppl`` runs the ``ppl`` command."""
 import sys
 
-from .cli import main
+from .startup import main
 
 sys.exit(main())

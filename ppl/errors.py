@@ -353,7 +353,7 @@ def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
 
 
 def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: float,
-                       final_elbo: float) -> PplWarning:
+                       final_elbo: float, rounds: int = 0) -> PplWarning:
     if sd < lr / 100:
         cause = (f"the guide sd of '{smallest}' is {sd:.3g}, far below the step size {lr:.3g}: "
                  "the data's scale is far from the priors', or the posterior is very narrow")
@@ -362,8 +362,9 @@ def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: fl
                  "priors', and the relative convergence rule stopped far from the optimum")
     else:
         cause = "the optimizer stopped before the optimum"
+    after = f" even after {rounds} Newton steps" if rounds else ""
     return PplWarning(f"this fit may be wrong: a Newton step would move the mean of '{name}' "
-                      f"(unconstrained) by {steps:.3g} guide sds; {cause}",
+                      f"(unconstrained) by {steps:.3g} guide sds{after}; {cause}",
                       hint="rescale the data (and the priors with them) to values near 1, or "
                            "pass a smaller --lr and a larger --window")
 

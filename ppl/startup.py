@@ -1,38 +1,40 @@
-"""A Ctrl-C while the ``ppl`` command is still importing numpy, scipy and autograd (a second
-or more) ends the command quietly with status 130, as one after start-up does, instead of
-printing a traceback of the imports. A program that imports ppl as a library is not touched.
+"""The ``ppl`` command's entry point, and quiet Ctrl-C while it starts.
+
+A Ctrl-C while the command is still importing numpy, scipy and autograd (a second or more)
+ends it quietly with status 130, as one after start-up does, instead of printing a traceback
+of the imports. This module imports nothing heavy (``import ppl`` is lazy, see
+``ppl/__init__.py``), so :func:`main` installs the handler before anything heavy loads. A
+program that imports ppl as a library is not touched. SIGTERM keeps its default action
+(the process ends at once, no traceback; a shell shows status 143) until the output writer
+defers it (output.py).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import signal
-import sys
-import threading
 
 
-def _is_command() -> bool:
-    """Whether this process is the ``ppl`` command (console script or ``python -m ppl``)."""
-    argv = getattr(sys, "orig_argv", sys.argv)
-    if os.path.basename(sys.argv[0] or "") == "ppl":
-        return True
-    return len(argv) >= 3 and argv[1] == "-m" and argv[2] == "ppl"
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``ppl`` command (console script and ``python -m ppl``); returns its status.
+
+    SIGINT ends the command quietly while ppl's modules import; after that, Python's own
+    handler is back and the command's KeyboardInterrupt handling (cli.py, the fit loop) acts.
+    """
+    previous = signal.signal(signal.SIGINT, _interrupted)
+    from .cli import main as run
+    # The commands' slow imports (numpy, autograd, lark), here rather than inside the command:
+    # a KeyboardInterrupt inside a C extension's initialization surfaces as an ImportError.
+    for module in ("api", "savedfit"):
+        importlib.import_module(f"{__package__}.{module}")
+    try:
+        signal.signal(signal.SIGINT, previous)
+        return run(argv)
+    except KeyboardInterrupt:      # in the few instructions before run's own handler
+        os.write(2, b"ppl: interrupted\n")
+        return 130
 
 
 def _interrupted(signum, frame):
     os.write(2, b"ppl: interrupted\n")
     os._exit(130)
-
-
-class quiet_interrupts:
-    """While the block runs (the package's imports), SIGINT ends the command quietly."""
-
-    def __enter__(self):
-        self.previous = None
-        if _is_command() and threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, _interrupted)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False

@@ -19,7 +19,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad as _grad
 
-from .diagnostics import check_optimum
+from .diagnostics import settle
 from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
@@ -149,9 +149,12 @@ def fit(compiled, options, rng: np.random.Generator,
 
 
 def _checked(compiled, result: AdviResult) -> AdviResult:
-    """A converged result whose mean is not at a stationary point of the ELBO is reported as
-    not converged, with a warning naming the cause (diagnostics.py)."""
-    warning = check_optimum(compiled, result.mu, result.log_sigma, result.lr, result.final_elbo)
+    """A converged result whose mean is not at a stationary point of the ELBO is polished
+    there (mean field), or reported as not converged, with a warning naming the cause
+    (diagnostics.py)."""
+    theta, final_elbo, warning = settle(compiled, result.guide, result.theta, result.lr,
+                                        result.final_elbo)
+    result = dataclasses.replace(result, theta=theta, final_elbo=final_elbo)
     if warning is None:
         return result
     warnings.warn(warning, stacklevel=3)

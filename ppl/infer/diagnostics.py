@@ -1,10 +1,11 @@
-"""Checks of a finished fit: is the guide's mean where the ELBO's gradient vanishes?
+"""Checks of a finished fit: is the guide's mean where the ELBO's gradient vanishes? If it is
+not, Newton steps take a mean-field guide there; a warning says what was wrong when they cannot.
 
 The fit loop's convergence rule looks at the ELBO trace only. On extreme scales that can pass
 far from the optimum: with data around 1e12 the ELBO is around -1e20, and a relative change
 below ``tol`` is a change of 1e17 nats; with a posterior sd far below Adam's step (lr in
 absolute units per coordinate) the iterates jitter over many sds. This module measures the
-stationarity of the mean directly, and says what is wrong when it fails.
+stationarity of the mean directly and, for mean field, finishes the fit with Newton steps.
 """
 from __future__ import annotations
 
@@ -13,11 +14,20 @@ import numpy as np
 from autograd import grad
 
 from ..errors import fit_not_at_optimum
+from ..guides import MEAN_FIELD
+from .elbo import elbo_value
+from .precondition import MAX_DIM, expected_hessian
 
-DRAWS = 64            # draws of the guide averaged in the expected gradient
+DRAWS = 64            # draws of the guide averaged in the expected gradient (antithetic pairs)
 CHUNK = 16            # draws per autograd pass (bounds the memory of a large model)
 MAX_SDS = 1.0         # largest Newton step of the mean accepted, in guide sds
 Z = 4.0               # standard errors the expected gradient must exceed to count
+SEED = 20260911       # the check's own stream: it must not change the fit's random numbers
+MAX_DRAWS = 1024      # draws of the expected gradient at most, while its sign is unclear
+POLISH_SDS = 0.1      # the polish stops once no significant Newton step is above this, in sds
+ROUNDS = 60           # Newton steps of the polish at most (extreme scales took 10-40: tests)
+SEARCH = 60           # step halvings tried at most by a Newton step's line search
+EIGEN_FLOOR = 1e-8    # smallest eigenvalue of the Jacobi-scaled expected Hessian (unit diagonal)
 
 
 def newton_sds(log_joint, mu: np.ndarray, log_sigma: np.ndarray,
@@ -34,39 +44,186 @@ def newton_sds(log_joint, mu: np.ndarray, log_sigma: np.ndarray,
     -------
     (steps [D], standard errors [D]) of sigma_i E_q[g_i], estimated from ``DRAWS`` draws.
     """
-    sigma = np.exp(log_sigma)
+    eps = _antithetic(rng, mu.size)
+    return _moments(_gradients(log_joint, mu, np.exp(log_sigma), eps) * np.exp(log_sigma))
+
+
+def _antithetic(rng: np.random.Generator, D: int, n: int = DRAWS) -> np.ndarray:
+    """[n, D] standard normals in pairs (eps, -eps): a gradient linear in zeta (a Gaussian
+    posterior) then averages to its exact expectation."""
+    eps = rng.standard_normal((n // 2, D))
+    return np.concatenate([eps, -eps])
+
+
+def _gradients(log_joint, mu, sigma, eps) -> np.ndarray:
+    """[M, D] gradients of the log joint at mu + sigma * eps, CHUNK draws per pass."""
     gradient = grad(lambda zeta: anp.sum(log_joint(zeta)))
-    scaled = []
-    for _ in range(DRAWS // CHUNK):
-        eps = rng.standard_normal((CHUNK, mu.size))
-        scaled.append(gradient(mu + sigma * eps) * sigma)
-    scaled = np.concatenate(scaled)
-    return scaled.mean(axis=0), scaled.std(axis=0, ddof=1) / np.sqrt(len(scaled))
+    return np.concatenate([gradient(mu + sigma * eps[i:i + CHUNK])
+                           for i in range(0, len(eps), CHUNK)])
+
+
+def _moments(scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [D] of the antithetic draws and its standard error (from the pairs' means, which
+    are independent)."""
+    half = len(scaled) // 2
+    pairs = 0.5 * (scaled[:half] + scaled[half:])
+    return pairs.mean(axis=0), pairs.std(axis=0, ddof=1) / np.sqrt(half)
+
+
+def _worst(steps: np.ndarray, se: np.ndarray) -> tuple[int, float]:
+    """The element with the largest significant step (at Z standard errors) and its size; a
+    non-finite gradient (a draw outside a constraint) is left to the fit's own checks."""
+    off = np.abs(steps)
+    off = np.where(np.isfinite(off) & np.isfinite(se) & (off > Z * se), off, 0.0)
+    worst = int(np.argmax(off))
+    return worst, float(off[worst])
 
 
 def check_optimum(compiled, mu: np.ndarray, log_sigma: np.ndarray, lr: float,
-                  final_elbo: float):
+                  final_elbo: float, rounds: int = 0):
     """A PplWarning when the fitted mean is more than ``MAX_SDS`` guide sds (significantly,
     at ``Z`` standard errors) from where the ELBO's gradient vanishes; None when it is not.
 
     The warning names the worst element and the likely cause: the narrowest guide sd far
     below the step size, or log densities so large that the relative convergence rule stopped
-    early (both: data on a scale far from the priors').
+    early (both: data on a scale far from the priors'). ``rounds``: Newton steps already taken.
     """
     if mu.size == 0:
         return None
-    # a fixed stream: the check must not change the fit's own random numbers
-    rng = np.random.default_rng(20260911)
     with np.errstate(all="ignore"):
-        steps, se = newton_sds(compiled.log_joint, mu, log_sigma, rng)
-    # only significant steps count; a non-finite gradient (a draw outside a constraint) is
-    # left to the fit's own checks
-    off = np.abs(steps)
-    off = np.where(np.isfinite(off) & np.isfinite(se) & (off > Z * se), off, 0.0)
-    worst = int(np.argmax(off))
-    if not off[worst] > MAX_SDS:
+        steps, se = newton_sds(compiled.log_joint, mu, log_sigma, np.random.default_rng(SEED))
+    worst, size = _worst(steps, se)
+    if not size > MAX_SDS:
         return None
     names = compiled.unconstrained_names()
     narrowest = int(np.argmin(log_sigma))
     return fit_not_at_optimum(names[worst], float(steps[worst]), names[narrowest],
-                              float(np.exp(log_sigma[narrowest])), float(lr), float(final_elbo))
+                              float(np.exp(log_sigma[narrowest])), float(lr), float(final_elbo),
+                              rounds)
+
+
+def settle(compiled, guide, theta: np.ndarray, lr: float, final_elbo: float):
+    """Finish a converged fit: (theta, final ELBO, PplWarning or None).
+
+    A mean-field fit whose check fails is polished by :func:`polish`; its final ELBO is then
+    re-estimated at the polished theta from DRAWS fixed draws. Other families are only checked.
+    The check's draws come from their own fixed stream, so a seed still gives one result.
+    """
+    mu, log_sigma = guide.mean(theta), guide.log_sd(theta)
+    warning = check_optimum(compiled, mu, log_sigma, lr, final_elbo)
+    if warning is None or guide is not MEAN_FIELD:
+        return theta, final_elbo, warning
+    with np.errstate(all="ignore"):
+        mu, log_sigma, rounds = polish(compiled.log_joint, mu, log_sigma)
+        theta = np.concatenate([mu, log_sigma])
+        eps = np.random.default_rng(SEED).standard_normal((DRAWS, mu.size))
+        final_elbo = elbo_value(compiled.log_joint, theta, eps, guide)
+    return theta, final_elbo, check_optimum(compiled, mu, log_sigma, lr, final_elbo, rounds)
+
+
+def polish(log_joint, mu: np.ndarray, log_sigma: np.ndarray):
+    """Newton steps of the mean-field guide's mean until none is significant (at Z standard
+    errors) and above POLISH_SDS guide sds (below the check's MAX_SDS, so that a polished fit
+    passes the check with room to spare) and none at all is above MAX_SDS, ROUNDS at most;
+    then the sds at the mean reached.
+
+    Each round estimates E_q[g] and the expected Hessian H = E_q[-Hessian] (exact Hessian-
+    vector products for D <= precondition.MAX_DIM; beyond, its diagonal from the same
+    gradients, by Stein's lemma E_q[H_ii] = E_q[g_i eps_i] / sigma_i). The step is H^-1 E_q[g]
+    (see :func:`_newton`; for a Gaussian posterior the exact mean in one step), and the guide's
+    sds move to the mean-field optimum's 1/sqrt(H_ii) (the fit's own sds are off by orders of
+    magnitude at extreme scales). The step length is searched along the ray
+    (:func:`_line_search`), so the ELBO's fixed-draw estimate never decreases.
+
+    Returns
+    -------
+    (mu [D], log_sigma [D], Newton steps taken).
+    """
+    rng = np.random.default_rng(SEED)
+    for rounds in range(ROUNDS + 1):
+        sigma = np.exp(log_sigma)
+        eps, g, steps, se = _expected_gradient(log_joint, mu, sigma, rng)
+        if eps is None:
+            return mu, log_sigma, rounds
+        direction, curvature = _newton(log_joint, mu, sigma, eps, g)
+        # done when no step is significant and above POLISH_SDS, and none, significant or
+        # not, above the check's MAX_SDS (with heavy-tailed gradients far from the optimum,
+        # even 1024 draws may not make a step of 3 sds significant)
+        done = (not _worst(steps, se)[1] > POLISH_SDS and not np.max(np.abs(steps)) > MAX_SDS
+                or rounds == ROUNDS)
+        if done:                      # the sds only, at the mean reached
+            direction = np.zeros_like(mu)
+        target = -0.5 * np.log(np.where(curvature > 0, curvature, np.nan))
+        new_log_sigma = np.where(np.isfinite(target), target, log_sigma)
+        # the new sds go with the step when that raises the ELBO; else the step goes alone
+        for sds in (new_log_sigma, log_sigma):
+            t = _line_search(log_joint, mu, log_sigma, direction, sds, eps)
+            if t > 0.0:
+                mu, log_sigma = mu + t * direction, sds
+                break
+        if done or t == 0.0:
+            return mu, log_sigma, rounds
+    return mu, log_sigma, ROUNDS
+
+
+def _expected_gradient(log_joint, mu, sigma, rng):
+    """(eps [M, D], g [M, D], steps [D], se [D]) as in :func:`newton_sds`, with M = DRAWS
+    raised 4-fold (to MAX_DRAWS at most) while the largest step is above POLISH_SDS but not
+    significant: far from the optimum the log density is far from quadratic over the guide,
+    and 64 draws may not tell the step's sign. eps is None when a gradient is not finite."""
+    draws = DRAWS
+    while True:
+        eps = _antithetic(rng, mu.size, draws)
+        g = _gradients(log_joint, mu, sigma, eps)
+        if not np.all(np.isfinite(g)):
+            return None, None, None, None
+        steps, se = _moments(g * sigma)
+        largest = float(np.max(np.abs(steps)))
+        if _worst(steps, se)[1] > POLISH_SDS or largest <= POLISH_SDS or draws >= MAX_DRAWS:
+            return eps, g, steps, se
+        draws *= 4
+
+
+def _newton(log_joint, mu, sigma, eps, g) -> tuple[np.ndarray, np.ndarray]:
+    """(Newton direction H^-1 E_q[g] [D], diag H [D]) at the guide (mu, sigma).
+
+    H is solved in Jacobi-scaled coordinates (unit diagonal): at extreme scales its diagonal
+    spans 30 orders of magnitude, and an eigenvalue floor relative to the largest (as in
+    precondition.whiten) would all but stop the flat coordinates. Scaled eigenvalues are taken
+    in absolute value and floored at EIGEN_FLOOR: a direction of local convexity still moves.
+    """
+    mean_g = g.mean(axis=0)
+    if mu.size <= MAX_DIM:
+        H = expected_hessian(log_joint, mu + sigma * eps[:CHUNK])
+        scale = 1 / np.sqrt(np.abs(np.diag(H)))
+        if np.all(np.isfinite(H)) and np.all(np.isfinite(scale)):
+            lam, V = np.linalg.eigh(H * scale[:, None] * scale[None, :])
+            lam = np.maximum(np.abs(lam), EIGEN_FLOOR)
+            return scale * (V @ ((V.T @ (scale * mean_g)) / lam)), np.diag(H)
+    # Stein's lemma, as a regression of g_i on eps_i (dividing by the draws' own sum of
+    # eps_i^2 rather than its expectation removes that sum's noise)
+    curvature = -(g * eps).sum(axis=0) / ((eps * eps).sum(axis=0) * sigma)
+    safe = np.where(np.isfinite(curvature) & (curvature > 0), curvature, np.inf)
+    return mean_g / safe, curvature
+
+
+def _line_search(log_joint, mu, log_sigma, direction, new_log_sigma, eps) -> float:
+    """The step length t in 1, 1/2, 1/4, ... (the first maximum along the ray, at most SEARCH
+    halvings) at which the ELBO's estimate with the fixed draws ``eps`` is largest, if above
+    its value at the start; 0.0 when none is. From a point far off, a full Newton step can
+    overshoot by orders of magnitude (a flat log density gives a tiny curvature), hence many
+    halvings; the search stops at the first decrease after an increase."""
+    def value(m, log_s):
+        return float(np.mean(log_joint(m + np.exp(log_s) * eps))) + float(np.sum(log_s))
+
+    start = value(mu, log_sigma)
+    best_t, best = 0.0, start
+    t = 1.0
+    for _ in range(SEARCH):
+        current = value(mu + t * direction, new_log_sigma)
+        if current > best:
+            best_t, best = t, current
+        elif best_t > 0.0:
+            break
+        t *= 0.5
+    return best_t

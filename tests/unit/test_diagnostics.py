@@ -7,9 +7,9 @@ import warnings
 import autograd.numpy as anp
 import numpy as np
 import pytest
+import scipy.optimize
 
 import ppl
-from ppl.errors import PplWarning
 from ppl.infer import diagnostics
 
 M, S = np.array([1.0, -2.0, 300.0]), np.array([0.5, 3.0, 1e-4])
@@ -52,23 +52,92 @@ def test_warning_names_the_worst_element_and_the_narrow_sd():
     assert "the guide sd of 'c' is 0.0001, far below the step size 0.1" in warning.message
 
 
+def test_polish_reaches_the_mean_field_optimum_of_a_correlated_gaussian():
+    # Newton with the exact expected Hessian: the exact mean and mean-field sds in one step
+    P = np.array([[4.0, 3.0, 0.5], [3.0, 4.0, 1.0], [0.5, 1.0, 9.0]]) * 1e6
+    m = np.array([1e3, -2.0, 0.5])
+
+    def log_joint(zeta):
+        d = zeta - m
+        return -0.5 * anp.sum((d @ P) * d, axis=1)
+
+    mu, log_sigma, rounds = diagnostics.polish(log_joint, m + 1.0, np.zeros(3))
+    np.testing.assert_allclose(mu, m, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.exp(log_sigma), 1 / np.sqrt(np.diag(P)), rtol=1e-9)
+    assert rounds == 1
+
+
+def test_polish_beyond_the_dense_hessian_uses_its_diagonal():
+    # D > precondition.MAX_DIM: Stein's lemma on the draws' gradients, exact on a diagonal
+    # Gaussian with antithetic draws (the regression slope of g_i on eps_i has no noise)
+    D = 301
+    m, s = np.linspace(-5, 5, D), np.geomspace(1e-6, 1e3, D)
+
+    def log_joint(zeta):
+        return -0.5 * anp.sum(((zeta - m) / s) ** 2, axis=1)
+
+    mu, log_sigma, _ = diagnostics.polish(log_joint, m + 3 * s, np.log(s) + 2.0)
+    np.testing.assert_allclose((mu - m) / s, 0.0, atol=1e-6)
+    np.testing.assert_allclose(log_sigma, np.log(s), atol=1e-9)
+
+
 MODEL = ("data y: real[20]\nsample mu ~ Normal(0, 10)\nsample sigma ~ HalfNormal(1)\n"
          "observe y ~ Normal(mu, sigma)\n")
+
+
+def _exact(y):
+    """Exact posterior means [2] and sds [2] of (mu, log sigma) for MODEL: mu integrated out in
+    closed form (y | sigma is Gaussian), s = log sigma by quadrature on 4001 points.
+
+    At 1e12 the log density's terms are ~1e12 while sd(s) is 2e-7: each is written as its value
+    at a centre s0 plus an expm1/log1p difference, so that the differences keep their digits
+    (checked against 50-digit mpmath: the Laplace sd of s, 2.3448e-7, agrees to 1e-4).
+    """
+    n, ybar, ss = len(y), y.mean(), np.sum((y - y.mean()) ** 2)
+    c, a = 100 * n, n * ybar ** 2
+
+    def log_p(s, s0):   # log density of s (Jacobian included) minus its value at s0
+        v0, d = np.exp(2 * s0), np.expm1(2 * (s - s0))
+        return (-0.5 * v0 * d - (n - 2) * (s - s0) - 0.5 * np.log1p(v0 * d / (v0 + c))
+                - 0.5 * ss / v0 * np.expm1(-2 * (s - s0))
+                + 0.5 * a * v0 * d / ((v0 * (1 + d) + c) * (v0 + c)))
+
+    s0 = 0.0
+    for _ in range(3):   # the mode, each time measured from the last estimate
+        s0 = scipy.optimize.minimize_scalar(lambda s: -log_p(s, s0), bounds=(s0 - 80, s0 + 80),
+                                            method="bounded", options={"xatol": 1e-14}).x
+    width = 1e-3
+    for _ in range(3):   # the stencil shrinks with the width
+        h = width / 10
+        width = 1 / np.sqrt(-(log_p(s0 + h, s0) + log_p(s0 - h, s0)) / h ** 2)
+    u = np.linspace(-12, 12, 4001) * width
+    w = np.exp(log_p(s0 + u, s0))
+    w /= w.sum()
+    precision = 1 / 100 + n / np.exp(2 * (s0 + u))
+    m = n * ybar / np.exp(2 * (s0 + u)) / precision
+    mean = np.array([w @ m, s0 + w @ u])
+    var = np.array([w @ (1 / precision + m ** 2) - mean[0] ** 2, w @ u ** 2 - (w @ u) ** 2])
+    return mean, np.sqrt(var)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scale", [1e12, 1e-12])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_data_on_an_extreme_scale_is_never_a_silent_converged(scale, seed):
+def test_data_on_an_extreme_scale_ends_at_the_exact_posterior(scale, seed):
+    # Before the polish these fits stopped 30 to 1.5e7 posterior sds away (see the report of
+    # issue 9 item 3). The polish stops once no Newton step is above 0.1 sds, or significant
+    # at z = 4 with up to 1024 draws (se <= 0.1 sds: at most 0.4 sds left); the largest errors
+    # measured over these 6 fits were 0.11 sds (mean) and 7% (sd, from 16 draws of the
+    # expected Hessian): 0.5 sds and a factor 1.25.
     y = np.random.default_rng(5).normal(1.0, 0.5, 20) * scale
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        fit = ppl.compile(MODEL).fit({"y": y}, seed=seed)
-    mu = fit.draws()["mu"].mean()
-    right = abs(mu - y.mean()) < 4 * y.std() / np.sqrt(20)   # z = 4 posterior sds
-    flagged = any(isinstance(w.message, PplWarning) and "this fit may be wrong" in str(w.message)
-                  for w in record)
-    assert right or (flagged and not fit.converged)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = ppl.compile(MODEL).fit({"y": y}, seed=seed, guide="meanfield")
+    assert fit.converged
+    mean, sd = _exact(y)   # mu and s are uncorrelated here: mean field's sds are exact
+    r = fit.result
+    assert np.all(np.abs(r.mu - mean) / sd < 0.5), (r.mu, mean, sd)
+    assert np.all(np.abs(r.log_sigma - np.log(sd)) < np.log(1.25)), (np.exp(r.log_sigma), sd)
 
 
 def test_a_model_at_ordinary_scale_gives_no_warning():
@@ -77,3 +146,59 @@ def test_a_model_at_ordinary_scale_gives_no_warning():
         warnings.simplefilter("error")
         fit = ppl.compile(MODEL).fit({"y": y}, seed=0)
     assert fit.converged
+
+
+# ----- a 100,000-row, 20-predictor regression (issue 9 item 3) ---------------------------------
+
+def _big_regression(N):
+    """Data as in benchmarks/end_to_end.py, noise sd 0.7 known: the posterior of (alpha, beta)
+    is Gaussian with precision P = Z^T Z / 0.49 + prior precision, Z = [1, X]."""
+    rng = np.random.default_rng(20240601)
+    X = rng.standard_normal((N, 20))
+    y = 0.5 + X @ rng.normal(0, 1, 20) + rng.normal(0, 0.7, N)
+    Z = np.column_stack([np.ones(N), X])
+    P = Z.T @ Z / 0.49 + np.diag([1 / 100] + [1 / 4] * 20)
+    return {"N": N, "K": 20, "X": X, "y": y}, P, np.linalg.solve(P, Z.T @ y / 0.49)
+
+
+BIG = """data N: int
+data K: int
+data X: real[N, K]
+data y: real[N]
+sample alpha ~ Normal(0, 10)
+sample beta: real[K] ~ Normal(0, 2)
+observe y ~ Normal(alpha + X @ beta, 0.7)
+"""
+
+
+def test_polish_puts_a_mean_off_by_sds_at_the_exact_regression_posterior():
+    # a fit 1.6 posterior sds off (what an earlier run reported for seed 1) along every
+    # coordinate: one Newton step with the exact expected Hessian lands on the exact mean
+    _, P, m = _big_regression(100_000)
+    sd = 1 / np.sqrt(np.diag(P))
+
+    def log_joint(zeta):
+        d = zeta - m
+        return -0.5 * anp.sum((d @ P) * d, axis=1)
+
+    start = m + 1.6 * np.sqrt(np.diag(np.linalg.inv(P))) * np.sign(np.sin(np.arange(21)))
+    mu, log_sigma, _ = diagnostics.polish(log_joint, start, np.log(sd) + 0.3)
+    np.testing.assert_allclose((mu - m) / sd, 0.0, atol=1e-6)
+    np.testing.assert_allclose(log_sigma, np.log(sd), atol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_large_regression_ends_at_its_exact_posterior(seed):
+    # 20,000 rows keep this under ~20 s a fit; posterior sds (~0.005) are still far below the
+    # step size. A converged fit is either within its optimizer jitter or polished to within
+    # 0.1 sds (POLISH_SDS). Jitter: 0.025 sds (tests/stats/test_posteriors.py, JITTER
+    # regression_mu, measured over 30 seeds); at N = 100,000 the largest of the 21 errors was
+    # 0.047 at seeds 0, 1 (see the report of issue 9 item 3), i.e. about 0.02 each. z = 4:
+    # 0.1 sds.
+    data, P, m = _big_regression(20_000)
+    fit = ppl.compile(BIG).fit(data, seed=seed, guide="meanfield")
+    r = fit.result
+    assert fit.converged
+    np.testing.assert_array_less(np.abs(r.mu - m) * np.sqrt(np.diag(P)), 0.1)
+    np.testing.assert_array_less(np.abs(r.log_sigma + 0.5 * np.log(np.diag(P))), 0.1)

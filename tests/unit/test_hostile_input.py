@@ -3,8 +3,6 @@ internal error. Data files are in test_data.py, outputs in test_output.py."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -282,28 +280,3 @@ def test_corrupted_saved_fits_are_one_clear_error(tmp_path, capsys):
             assert status == 2 and "internal error" not in err, (name, content[:80], err)
             assert "root:" not in err  # never a line of a file that is not a model
 
-
-# ----- Ctrl-C during start-up -----------------------------------------------------------------
-
-_STARTUP = """
-import os, signal, sys, time
-sys.argv[0] = "/usr/bin/ppl"            # as the console script runs
-from ppl.startup import quiet_interrupts
-with quiet_interrupts():                # what ppl/__init__.py wraps its imports in
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(30)
-"""
-
-
-def test_ctrl_c_while_the_command_imports_is_quiet():
-    result = subprocess.run([sys.executable, "-c", _STARTUP], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
-    assert (result.returncode, result.stderr) == (130, "ppl: interrupted\n")
-
-
-def test_a_library_import_keeps_its_own_ctrl_c():
-    import signal
-    from ppl import startup
-    before = signal.getsignal(signal.SIGINT)
-    with startup.quiet_interrupts():
-        assert signal.getsignal(signal.SIGINT) is before   # pytest is not the ppl command
