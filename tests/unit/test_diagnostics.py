@@ -202,3 +202,40 @@ def test_a_large_regression_ends_at_its_exact_posterior(seed):
     assert fit.converged
     np.testing.assert_array_less(np.abs(r.mu - m) * np.sqrt(np.diag(P)), 0.1)
     np.testing.assert_array_less(np.abs(r.log_sigma + 0.5 * np.log(np.diag(P))), 0.1)
+
+
+# ----- families other than mean field: the check uses the family's own draws ---------------
+COVARIANCE = np.array([[1.0, 0.95], [0.95, 1.0]])
+PRECISION = np.linalg.inv(COVARIANCE)
+
+
+class _Correlated:
+    dim = 2
+
+    @staticmethod
+    def log_joint(zeta):
+        return -0.5 * anp.sum((zeta @ PRECISION) * zeta, axis=1)
+
+    @staticmethod
+    def unconstrained_names():
+        return ["a", "b"]
+
+
+def _fullrank_theta(mu):
+    from ppl.guides import FullRank
+    L = np.linalg.cholesky(COVARIANCE)
+    M = np.tril(L, -1) + np.diag(np.log(np.diag(L)))
+    return FullRank(2), np.concatenate([mu, M.ravel()])
+
+
+def test_a_fullrank_fit_at_its_optimum_is_not_flagged():
+    guide, theta = _fullrank_theta(np.zeros(2))
+    assert diagnostics.settle(_Correlated, guide, theta, 0.1, -1.0)[2] is None
+
+
+def test_a_fullrank_fit_off_its_optimum_is_flagged():
+    # shifted by 3 sds along (1, -1), the posterior's narrow direction (sd sqrt(0.05)): the
+    # gradient's mean, sd_i * E_q[g_i] = -(P shift)_i, is 6.7 sds per coordinate (P has 10.3 on its diagonal)
+    guide, theta = _fullrank_theta(3 * np.sqrt(0.05) * np.array([1.0, -1.0]) / np.sqrt(2))
+    warning = diagnostics.settle(_Correlated, guide, theta, 0.1, -1.0)[2]
+    assert warning is not None and "guide sds" in warning.message
