@@ -1,8 +1,17 @@
 """Shared pytest fixtures: a fresh fixed-seed generator per test and the repository's paths."""
 from pathlib import Path
 
+import signal
+
 import numpy as np
 import pytest
+
+# A shell that starts the suite in the background (`pytest &`, CI runners, nohup) sets SIGINT
+# to "ignored", and exec'd children inherit that: the tests that press Ctrl-C on a `ppl`
+# subprocess would then wait for a signal that never acts. A handler (not SIG_IGN) is reset
+# to the default in each child, so children start with Python's own Ctrl-C handling.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
