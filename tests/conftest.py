@@ -1,7 +1,6 @@
 """Shared pytest fixtures: a fresh fixed-seed generator per test and the repository's paths."""
-from pathlib import Path
-
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
