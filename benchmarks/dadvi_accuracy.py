@@ -7,7 +7,7 @@ of zeta passed to the log joint: each with its gradient, or a Hessian-vector pro
 log-joint passes (vectorized calls, over 5 draws for ADVI, 2 M = 60 for DADVI), wall
 time of fit + summary, and DADVI's ratios to ADVI of the last two.
 
-    PPL_POSTERIORDB=/work/shared/posteriordb python benchmarks/dadvi_accuracy.py --seeds 1
+    python benchmarks/dadvi_accuracy.py --seeds 1
     python benchmarks/dadvi_accuracy.py --only sblri-blr kidiq-kidscore_momiq
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ banana and the 5-D funnel of tests/stats/test_families.py (KL(q || p) by Monte C
 normalizing constants) and to the two eight schools posteriors of posteriordb (max |mean error|
 and max |sd / reference sd - 1|), and prints one line per fit with its wall time.
 
-    PPL_POSTERIORDB=/path/to/posteriordb python benchmarks/flow_architectures.py [--seeds 1]
+    python benchmarks/flow_architectures.py [--seeds 1]
 """
 from __future__ import annotations
 

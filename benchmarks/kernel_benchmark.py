@@ -7,7 +7,7 @@ path), and a hand-derived numpy gradient of the same mean-field ELBO (no autogra
 and S = 10, in one process with interleaved rounds. Prints median CPU ms per step and the medians
 of the per-round ratios to the hand-derived step (issue 15 asks for at most 1.5).
 ``--small`` instead compares fused and traced steps on the shipped models that fuse (the
-posteriordb data from ``$PPL_POSTERIORDB``, see ``posteriordb_data.py``).
+posteriordb data shipped in ``benchmarks/posteriordb``, see ``posteriordb_data.py``).
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/kernel_benchmark.py [--small]``.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ weights; applied only where k̂ is below its threshold, as ``correct='psis'`` do
 errors are |mean - reference mean| / reference sd, sd errors |sd / reference sd - 1|; the
 table shows the worst element of each posterior, averaged over seeds.
 
-    PPL_POSTERIORDB=/path/to/posteriordb python benchmarks/trust.py --seeds 2
+    python benchmarks/trust.py --seeds 2
     python benchmarks/trust.py --auto --seeds 1      # --guide auto against mean field
     python benchmarks/trust.py --only eight_schools-eight_schools_noncentered
 """
