@@ -4,14 +4,12 @@ Reads `benchmarks/posteriordb/` (data.json, reference.json, model.md per posteri
 pairs each posterior with its hand translation `models/posteriordb/<name>.ppl`. Fitting and
 comparing are left to the benchmark scripts. Plain Python + numpy + json.
 
-The folder ships in the repository (BSD-3, see its LICENSE and README.md); `$PPL_POSTERIORDB`,
-if set, points at another copy instead.
+The folder ships in the repository (BSD-3, see its LICENSE and README.md).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +18,7 @@ import numpy as np
 
 _REPO = Path(__file__).resolve().parents[1]
 MODELS = _REPO / "models" / "posteriordb"
-POSTERIORDB = Path(os.environ.get("PPL_POSTERIORDB") or _REPO / "benchmarks" / "posteriordb")
+POSTERIORDB = _REPO / "benchmarks" / "posteriordb"
 
 DIFFICULTIES = ("easy", "moderate", "hard")
 _SUMMARY_KEYS = ("mean", "sd", "q05", "q50", "q95")
