@@ -20,6 +20,7 @@ from .errors import PplError, bad_option, file_error
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
              "dadvi_draws", "init", "batch")
+DATA_HELP = "data file (.json, .csv, .npz or .npy) or a folder of NAME.npy files"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,12 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="parse and check a model (and its data)")
     check.add_argument("model", metavar="MODEL.ppl")
-    check.add_argument("--data", metavar="DATA", help="data file (.json, .csv or .npz)")
+    check.add_argument("--data", metavar="DATA", help=DATA_HELP)
 
     fit = commands.add_parser("fit", help="fit a model and print its posterior summary")
     fit.add_argument("model", metavar="MODEL.ppl")
     fit.add_argument("--data", metavar="DATA",
-                     help="data file (.json, .csv or .npz); default: MODEL.json if it exists")
+                     help=DATA_HELP + "; default: MODEL.json if it exists")
     _add_fit_options(fit)
     fit.add_argument("--out", metavar="DIR",
                      help="write draws, summary, ELBO trace, fit.json and model.ppl there")
