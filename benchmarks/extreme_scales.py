@@ -29,15 +29,8 @@ from ppl.options import FitOptions  # noqa: E402
 
 SMALL = ("data y: real[20]\nsample mu ~ Normal(0, 10)\nsample sigma ~ HalfNormal(1)\n"
          "observe y ~ Normal(mu, sigma)\n")
-UNKNOWN = """data N: int
-data K: int
-data X: real[N, K]
-data y: real[N]
-sample alpha ~ Normal(0, 10)
-sample beta: real[K] ~ Normal(0, 2)
-sample sigma ~ HalfNormal(1)
-observe y ~ Normal(alpha + X @ beta, sigma)
-"""
+# the 100,000-row regression of end_to_end.py (unknown noise), and the same with it known
+from end_to_end import BIG_REGRESSION as UNKNOWN  # noqa: E402
 KNOWN = UNKNOWN.replace("sample sigma ~ HalfNormal(1)\n", "").replace("sigma)", "0.7)")
 
 
