@@ -242,6 +242,18 @@ class _LetStep:
         return None
 
 
+class _InputStep(_LetStep):
+    """A batched data array or data-only let, read at run time from ``inputs`` (name ->
+    [1, *shape]): a minibatch puts each batch's rows there without compiling again
+    (infer/minibatch.py). A let to the steps that read it (guides/user.py orders it so)."""
+
+    def __init__(self, name: str, data, inputs: dict):
+        self.statement = ir.Let(name, ir.Ref(name, "data", tuple(data.shape), data.dtype),
+                                reported=False, span=data.span)
+        self.name, self.enum = name, None
+        self.fn = lambda env: inputs[name]
+
+
 class _ObserveStep:
     """One ``observe`` statement; its value is data ([1, *shape]), computed here once."""
 
@@ -623,7 +635,8 @@ def _sample(statement, rng, size: tuple, params: dict) -> np.ndarray:
 
 
 def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = True,
-                  lets: dict | None = None, scales: dict | None = None) -> Compiled:
+                  lets: dict | None = None, scales: dict | None = None,
+                  inputs: dict | None = None) -> Compiled:
     """Compile a concretely checked model against its loaded data.
 
     Data-only work happens here, once: data-only lets, data-only subtrees of every expression
@@ -640,6 +653,11 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         lets computed once on the whole data); None computes them from ``values``.
     scales : statement index -> factor multiplying that statement's term (a minibatch's N / B
         on the terms of the batched dimension); None for none.
+    inputs : name -> [1, *shape], the data and data-only lets read at run time (a minibatch's
+        rows, swapped by the caller between evaluations): ``model``'s Refs to them carry the
+        name in their deps, so nothing reading them is folded, except observed values, which
+        the caller refreshes too (``step.value``); their observe terms are computed per call
+        (no constant, no fused kernel). None for none.
 
     Returns
     -------
@@ -648,7 +666,12 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
     data_env = dict(values)
     data_env.update(data_lets(model, data_env) if lets is None else lets)
     kernels, inlined = fuse_model(model, data_env) if fuse else ({}, frozenset())
-    steps, slots, offset, guides = [], [], 0, {}
+    inputs = {} if inputs is None else inputs
+    if inputs:     # a kernel folds its data once: none where a batch's rows are read
+        kernels = {i: k for i, k in kernels.items() if not _reads(model.statements[i], inputs)}
+        inlined = frozenset(k.inlined[0] for k in kernels.values() if k.inlined is not None)
+    steps = [_InputStep(name, _declared(model, name), inputs) for name in inputs]
+    slots, offset, guides = [], 0, {}
     enumerated = plan(model)
     for i, statement in enumerate(model.statements):
         if isinstance(statement, ir.Latent) and statement.discrete:
@@ -666,6 +689,8 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
             step = _LetStep(statement, data_env)
         elif isinstance(statement, ir.Observe):
             step = _ObserveStep(statement, data_env, kernels.get(i))
+            if inputs and _reads(statement, inputs):
+                step.constant = None      # its value changes with the batch
         elif isinstance(statement, ir.Factor):
             step = _FactorStep(statement, data_env)
         else:
@@ -675,6 +700,19 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
             step = _scaled(step, scales[i])
         steps.append(step)
     return Compiled(model, steps, tuple(slots), inlined, guides)
+
+
+def _reads(statement: ir.Observe, names) -> bool:
+    """Whether an observe statement reads one of ``names`` (its value or its parameters)."""
+    return any(isinstance(e, ir.Ref) and e.name in names
+               for e in (*ir.walk(statement.value), *ir.walk(statement.dist)))
+
+
+def _declared(model: ir.Model, name: str):
+    """The Data or Let statement declaring ``name`` (its shape, dtype and span); a let's
+    dtype is its value's."""
+    s = next(s for s in model.statements if isinstance(s, (ir.Data, ir.Let)) and s.name == name)
+    return s if isinstance(s, ir.Data) else s.value
 
 
 def _scaled(step, factor: float):

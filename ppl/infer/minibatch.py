@@ -23,8 +23,8 @@ import autograd.numpy as anp
 import numpy as np
 
 from .. import errors, ir
-from ..compiler import compile_model
-from ..evaluate import data_lets
+from ..compiler import _ObserveStep, compile_model
+from ..evaluate import data_lets, evaluate_data
 from ..frontend.check import check
 from ..guides import MeanField, user
 
@@ -95,10 +95,52 @@ def _mixes(e, dim) -> bool:
     return False
 
 
+def _marked(node, names):
+    """``node`` (an IR statement or expression) with every Ref to one of ``names`` carrying
+    that name in its deps, and every node above it too: the compiler then reads those names
+    at run time instead of folding them as data. Returns (node, the names marked below)."""
+    if isinstance(node, ir.Ref):
+        return (dataclasses.replace(node, deps=node.deps | {node.name}), {node.name}) \
+            if node.name in names else (node, set())
+    if isinstance(node, tuple):
+        pairs = [_marked(item, names) for item in node]
+        return tuple(p[0] for p in pairs), set().union(*(p[1] for p in pairs))
+    if not dataclasses.is_dataclass(node) or isinstance(node, type):
+        return node, set()
+    changes, found = {}, set()
+    for field in dataclasses.fields(node):
+        if field.name in ("span", "deps"):
+            continue
+        new, below = _marked(getattr(node, field.name), names)
+        if below:
+            changes[field.name], found = new, found | below
+    if not found:
+        return node, found
+    if any(f.name == "deps" for f in dataclasses.fields(node)):
+        changes["deps"] = node.deps | found
+    return dataclasses.replace(node, **changes), found
+
+
+def _live_model(model: ir.Model, names: set) -> ir.Model:
+    """The batch model with ``names`` (batched data and data-only lets) read at run time.
+    Data-only lets keep their statements (computed once on the whole data) and observed
+    values stay data (the minibatch refreshes them per batch)."""
+    out = []
+    for s in model.statements:
+        if isinstance(s, ir.Data) or (isinstance(s, ir.Let) and s.data_only):
+            out.append(s)
+        elif isinstance(s, ir.Observe):
+            out.append(dataclasses.replace(s, dist=_marked(s.dist, names)[0]))
+        else:
+            out.append(_marked(s, names)[0])
+    return dataclasses.replace(model, statements=tuple(out))
+
+
 class Minibatch:
     """The model as the fit loop sees it under --batch: ``log_joint`` and ``terms`` of the
-    current batch (compiled for B rows), ``next_batch`` called once per step (advi.py's noise
-    draw), ``dim`` and ``unconstrained_names`` of the full model (theta's layout)."""
+    current batch (compiled once for B rows, reading the batch's rows from ``inputs``),
+    ``next_batch`` called once per step (advi.py's noise draw), ``dim`` and
+    ``unconstrained_names`` of the full model (theta's layout)."""
 
     def __init__(self, program, symbolic: ir.Model, concrete: ir.Model, values: dict,
                  dims: dict, dim: str, size: int, rng: np.random.Generator):
@@ -115,6 +157,18 @@ class Minibatch:
         self.scales = {i: factor for i, s in enumerate(symbolic.statements) if _term_rows(s, dim)}
         self.listeners = []
         self.idx = np.arange(size)
+        # compiled once against the first rows; each batch's rows go into ``inputs`` and the
+        # observed values of the observe steps that read them
+        self.inputs, self.env = {}, {**values, **self.lets}
+        first = self._take(self.idx)
+        self.inputs.update((name, first[name][None]) for name in self.rows)
+        self.current = compile_model(_live_model(self.model, self.rows), first,
+                                     lets={k: first[k] for k in self.lets}, scales=self.scales,
+                                     inputs=self.inputs)
+        observes = [s for s in self.current.steps if isinstance(s, _ObserveStep)]
+        self.observed = [(step, step.statement.value) for step in observes
+                         if any(isinstance(e, ir.Ref) and e.name in self.rows
+                                for e in ir.walk(step.statement.value))]
         self.set_batch(self.idx)
         # theta's layout: the whole data's, derived from the batch's without compiling it
         self.full = _Layout(self.current, self.batched, self.N, size)
@@ -125,15 +179,23 @@ class Minibatch:
         """Draw the next batch: B distinct indices, sorted."""
         self.set_batch(np.sort(self.rng.choice(self.N, self.B, replace=False)))
 
+    def _take(self, idx: np.ndarray) -> dict:
+        """Data and data-only lets with the batched ones at the rows ``idx`` [B]."""
+        env = dict(self.env)
+        for name in self.rows:
+            env[name] = np.asarray(self.env[name][idx])
+        env[self.dim_name] = np.asarray(self.B, dtype=np.int64)
+        return env
+
     def set_batch(self, idx: np.ndarray) -> None:
-        """Compile the model on the rows ``idx`` [B] (tests enumerate a partition so)."""
+        """Put the rows ``idx`` [B] in the compiled model (tests enumerate a partition so)."""
         idx = np.asarray(idx, dtype=np.int64)
-        values = {k: (np.asarray(v[idx]) if k in self.rows else v)
-                  for k, v in self.values.items()}
-        values[self.dim_name] = np.asarray(self.B, dtype=np.int64)
-        lets = {k: (np.asarray(v[idx]) if k in self.rows else v) for k, v in self.lets.items()}
+        env = self._take(idx)
+        for name in self.rows:
+            self.inputs[name] = env[name][None]
+        for step, value in self.observed:
+            step.value = np.asarray(evaluate_data(value, env))[None]
         self.idx = idx
-        self.current = compile_model(self.model, values, lets=lets, scales=self.scales)
         for listener in self.listeners:
             listener(idx)
 
@@ -210,32 +272,33 @@ class BatchedGuide:
             raise errors.batch_not_supported(
                 f"a batched latent without a guide statement needs --guide meanfield (found "
                 f"{full.auto.name}): its per-row guide parameters are taken at the batch's rows")
+        g = user.UserGuide(batch.current, full.auto, full.start)
+        factor = batch.N / batch.B
+        local = [i for i, c in enumerate(g.auto_cols)
+                 if _slot_of(batch.current, c) in batch.batched]
+        if local:
+            g.auto_local = (np.array(local, dtype=np.int64), factor)
+        g.entropy_factor = {name: factor for name in batch.guides if name in batch.batched}
+        self.g = g
+        # per slot of the batch model: (batched, the full slot's offset, its row size or size)
+        self.parts = []
+        for slot in batch.current.slots:
+            whole = next(s for s in batch.full.slots if s.name == slot.name)
+            rows = slot.name in batch.batched
+            self.parts.append((rows, whole.offset, whole.size // batch.N if rows else whole.size))
         batch.listeners.append(self.on_batch)
         self.on_batch(batch.idx)
 
     def on_batch(self, idx: np.ndarray) -> None:
-        b, full = self.batch, self.full
-        g = user.UserGuide(b.current, full.auto, full.start)
-        column = {}   # the batch model's zeta column -> the full model's
-        for slot in b.current.slots:
-            whole = next(s for s in b.full.slots if s.name == slot.name)
-            if slot.name in b.batched:
-                row = whole.size // b.N
-                cols = whole.offset + (idx[:, None] * row + np.arange(row)).ravel()
-            else:
-                cols = whole.offset + np.arange(whole.size)
-            column.update(zip(range(slot.offset, slot.offset + slot.size), cols))
-        position = {c: i for i, c in enumerate(full.auto_cols)}
-        self.auto_map = np.array([position[column[c]] for c in g.auto_cols], dtype=np.int64)
-        self.guided_cols = np.array([column[c] for c in g.guided_cols], dtype=np.int64)
-        factor = b.N / b.B
-        local = [i for i, c in enumerate(g.auto_cols)
-                 if _slot_of(b.current, c) in b.batched]
-        if local:
-            g.auto_local = (np.array(local, dtype=np.int64), factor)
-        g.entropy_factor = {name: factor for name in b.guides if name in b.batched}
-        self.identity = np.array_equal(self.auto_map, np.arange(full.d_auto))
-        self.g = g
+        """The batch's coordinates in the full layout: ``auto_map`` (positions among the
+        automatic family's coordinates) and ``guided_cols``."""
+        column = np.concatenate(
+            [(offset + (idx[:, None] * row + np.arange(row)).ravel()) if rows
+             else offset + np.arange(row) for rows, offset, row in self.parts]
+            or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        self.auto_map = np.searchsorted(self.full.auto_cols, column[self.g.auto_cols])
+        self.guided_cols = column[self.g.guided_cols]
+        self.identity = np.array_equal(self.auto_map, np.arange(self.full.d_auto))
 
     def theta(self, theta):
         """The batch's theta: the automatic family's parameters at the batch's coordinates
