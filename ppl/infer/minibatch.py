@@ -303,11 +303,11 @@ class BatchedGuide:
     def theta(self, theta):
         """The batch's theta: the automatic family's parameters at the batch's coordinates
         (mean field: mu and log sigma at auto_map), then the params."""
-        k = self.full.n_auto_theta
+        if self.identity:         # the same coordinates: theta as it is
+            return theta
+        k, D = self.full.n_auto_theta, self.full.d_auto
         auto, values = theta[:k], theta[k:]
-        if not self.identity:
-            D = self.full.d_auto
-            auto = anp.concatenate([auto[:D][self.auto_map], auto[D:][self.auto_map]])
+        auto = anp.concatenate([auto[:D][self.auto_map], auto[D:][self.auto_map]])
         return anp.concatenate([auto, values])
 
     def init(self, D: int, init_scale: float) -> np.ndarray:
