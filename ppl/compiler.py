@@ -121,19 +121,20 @@ def _block(zeta, rows, start: int, stop: int):
     return zeta[:rows, start:stop]
 
 
-def _block_vjp(ans, zeta, rows, start, stop):
-    # the gradient written into zeros: autograd's own for an index adds it with numpy's
-    # ufunc.at, which costs about 20 ns per element of the block, every step
-    shape = np.shape(zeta)
-
-    def vjp(g):
-        out = np.zeros(shape)
-        out[:rows, start:stop] = g
-        return out
-    return vjp
+@primitive
+def _unblock(g, shape: tuple, rows, start: int, stop: int):
+    """zeros of ``shape`` with ``g`` at ``[:rows, start:stop]``: ``_block``'s gradient,
+    written by assignment (autograd's gradient of an index adds with numpy's ufunc.at, about
+    20 ns per element of the block, every step)."""
+    out = np.zeros(shape)
+    out[:rows, start:stop] = g
+    return out
 
 
-defvjp(_block, _block_vjp)
+defvjp(_block, lambda ans, zeta, rows, start, stop:
+       lambda g: _unblock(g, np.shape(zeta), rows, start, stop))
+defvjp(_unblock, lambda ans, g, shape, rows, start, stop:
+       lambda h: _block(h, rows, start, stop))
 
 
 def _cutter(offset: int, size: int, free_shape: tuple, rows: int | None = None):

@@ -270,3 +270,23 @@ def test_data_only_work_is_done_at_compile_time(monkeypatch, rng):
     assert calls["log"] == after_compile["log"] >= 2
     assert calls["laplace"] == after_compile["laplace"] == 1
     assert calls["exp"] == after_compile["exp"] + 3
+
+
+def test_block_gradients_match_indexing_to_second_order():
+    # compiler._block (a slot's columns, one primitive with an assignment gradient) against
+    # plain indexing: the same value, gradient and Hessian-vector product, exactly.
+    from ppl.compiler import _block
+    rng = np.random.default_rng(0)
+    zeta, v = rng.standard_normal((3, 7)), rng.standard_normal((3, 7))
+    w = rng.standard_normal((1, 3))
+
+    def mine(z):
+        return anp.sum(anp.sin(_block(z, None, 2, 5)) ** 2) + anp.sum(_block(z, 1, 4, 7) * w)
+
+    def plain(z):
+        return anp.sum(anp.sin(z[:, 2:5]) ** 2) + anp.sum(z[:1, 4:7] * w)
+
+    assert mine(zeta) == plain(zeta)
+    np.testing.assert_array_equal(grad(mine)(zeta), grad(plain)(zeta))
+    hvp = [grad(lambda z, f=f: anp.sum(grad(f)(z) * v))(zeta) for f in (mine, plain)]
+    np.testing.assert_allclose(hvp[0], hvp[1], rtol=1e-14, atol=1e-14)
