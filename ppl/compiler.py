@@ -12,11 +12,11 @@ from typing import Any, get_args
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 from . import enumeration, ir
 from .bijectors import Identity, biject_to
+from .blocks import ASSEMBLED, cutter as _cutter
 from .constraints import Ordered, PositiveOrdered, Real, real
 from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
@@ -113,40 +113,6 @@ def _bounds(support, rank: int, data_env):
             value = np.asarray(evaluate_data(bound, data_env), dtype=float)
             constant[field.name] = float(value) if value.ndim == 0 else lift(value[None], k)
     return dataclasses.replace(support, **constant), dynamic
-
-
-@primitive
-def _block(zeta, rows, start: int, stop: int):
-    """``zeta[:rows, start:stop]`` (rows None: every row) as one autograd primitive."""
-    return zeta[:rows, start:stop]
-
-
-@primitive
-def _unblock(g, shape: tuple, rows, start: int, stop: int):
-    """zeros of ``shape`` with ``g`` at ``[:rows, start:stop]``: ``_block``'s gradient,
-    written by assignment (autograd's gradient of an index adds with numpy's ufunc.at, about
-    20 ns per element of the block, every step)."""
-    out = np.zeros(shape)
-    out[:rows, start:stop] = g
-    return out
-
-
-defvjp(_block, lambda ans, zeta, rows, start, stop:
-       lambda g: _unblock(g, np.shape(zeta), rows, start, stop))
-defvjp(_unblock, lambda ans, g, shape, rows, start, stop:
-       lambda h: _block(h, rows, start, stop))
-
-
-def _cutter(offset: int, size: int, free_shape: tuple, rows: int | None = None):
-    """zeta [S, D] -> this latent's block [S, *free_shape] (a param's: [1, *free_shape], its
-    first row), with as few autograd ops as possible (each costs microseconds, which add up
-    on small models)."""
-    if not free_shape:
-        return lambda zeta: zeta[:rows, offset]
-    if len(free_shape) == 1:
-        return lambda zeta: _block(zeta, rows, offset, offset + size)
-    return lambda zeta: anp.reshape(_block(zeta, rows, offset, offset + size),
-                                    (-1,) + free_shape)
 
 
 class _LatentStep:
@@ -401,6 +367,8 @@ class Compiled:
             term = step.term(zeta, env)
             if term is not None:
                 total = total + term
+        if ASSEMBLED[0] is not None and ASSEMBLED[0][0] is zeta:
+            ASSEMBLED[0] = None       # its blocks were read: keep no trace alive
         return total
 
     def _enumerate(self, zeta, env, pieces=None):

@@ -23,6 +23,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from .. import ir
+from ..blocks import assemble, block
 from ..errors import bad_init
 
 _LOG_2PI = float(np.log(2 * np.pi))
@@ -146,6 +147,7 @@ class UserGuide:
         the guided coordinates [S] (zero when drawing)); ``scales``, a list, receives each
         guided latent's log scale [S, size] in layout order."""
         env, blocks = {}, {}
+        row = anp.reshape(values, (1, -1))
         log_scale, log_q = anp.zeros(S), anp.zeros(S)
         cursor = {"auto": 0, "param": 0, "guided": 0}
         for kind, step in self.order:
@@ -155,7 +157,7 @@ class UserGuide:
             size, free = step.slot.size, step.slot.free_shape
             if kind == "param":
                 i = cursor["param"]
-                u = anp.reshape(values[i:i + size], (1, size)) + anp.zeros((S, 1))
+                u = block(row, None, i, i + size)
             elif kind == "auto":
                 i = cursor["auto"]
                 u = z_auto[:, i:i + size]
@@ -177,10 +179,11 @@ class UserGuide:
                     log_q = log_q + anp.sum(-anp.log(scale) - 0.5 * z * z - 0.5 * _LOG_2PI,
                                             axis=1)
             cursor[kind] = i + size
-            blocks[step.name] = u
-            env[step.name] = step.bijector_at(env).forward(anp.reshape(u, (S,) + free))
+            n = anp.shape(u)[0]
+            blocks[step.name] = u, u if free == (size,) else anp.reshape(u, (n,) + free)
+            env[step.name] = step.bijector_at(env).forward(blocks[step.name][1])
         pieces = [blocks[slot.name] for slot in self.compiled.slots]
-        full = anp.concatenate(pieces, axis=1) if pieces else anp.zeros((S, 0))
+        full = assemble(S, *zip(*pieces)) if pieces else anp.zeros((S, 0))
         return full, log_scale, log_q
 
     # ----- reports ------------------------------------------------------------------------------

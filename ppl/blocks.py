@@ -1,0 +1,106 @@
+"""A slot's block of the unconstrained draws zeta [S, D], as few autograd operations as can be.
+
+Each traced operation costs microseconds, which add up on small models (a VAE's step traces
+about 70). The compiler cuts each latent's and param's block out of zeta; a user guide
+(guides/user.py) builds zeta from the blocks (``assemble``), and the log joint of that very
+zeta then reads the blocks back instead of cutting them again.
+"""
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.extend import defvjp, defvjp_argnum, primitive
+from autograd.tracer import isbox
+
+
+@primitive
+def block(zeta, rows, start: int, stop: int, free: tuple = ()):
+    """``zeta[:rows, start:stop]`` (rows None: every row), reshaped to [rows or S, *free]
+    when ``free`` is given, as one autograd primitive."""
+    out = zeta[:rows, start:stop]
+    return np.reshape(out, (out.shape[0],) + free) if free else out
+
+
+@primitive
+def unblock(g, shape: tuple, rows, start: int, stop: int):
+    """zeros of ``shape`` with ``g`` at ``[:rows, start:stop]``: ``block``'s gradient,
+    written by assignment (autograd's gradient of an index adds with numpy's ufunc.at, about
+    20 ns per element of the block, every step)."""
+    out = np.zeros(shape)
+    out[:rows, start:stop] = np.reshape(g, (np.shape(g)[0], stop - start))
+    return out
+
+
+defvjp(block, lambda ans, zeta, rows, start, stop, free=():
+       lambda g: unblock(g, np.shape(zeta), rows, start, stop))
+defvjp(unblock, lambda ans, g, shape, rows, start, stop:
+       lambda h: block(h, rows, start, stop, tuple(np.shape(g)[1:])))
+
+
+@primitive
+def stack_columns(S: int, *pieces):
+    """The blocks [S or 1, size_k] side by side: [S, sum of sizes], a one-row block repeated
+    over the S rows (a param's), as one autograd primitive (guides/user.py builds zeta so)."""
+    out = np.empty((S, sum(np.shape(p)[1] for p in pieces)))
+    at = 0
+    for p in pieces:
+        out[:, at:at + np.shape(p)[1]] = p
+        at += np.shape(p)[1]
+    return out
+
+
+def _stack_columns_vjp(argnum, ans, args, kwargs):
+    # piece k (argument k + 1): its columns of g, summed over the rows it was repeated on
+    S, pieces = args[0], args[1:]
+    start = sum(np.shape(p)[1] for p in pieces[:argnum - 1])
+    rows, stop = np.shape(pieces[argnum - 1])[0], start + np.shape(pieces[argnum - 1])[1]
+
+    def vjp(g):
+        part = g[:, start:stop]
+        return part if rows == S else anp.sum(part, axis=0, keepdims=True)
+    return vjp
+
+
+defvjp_argnum(stack_columns, _stack_columns_vjp)
+
+
+# (zeta, its slots' blocks by first column) of the last zeta ``assemble`` built while autograd
+# traced (a box: never changed in place), one reference replaced whole; the log joint of that
+# zeta reads each slot's block from there, then lets it go.
+ASSEMBLED: list = [None]
+
+
+def assemble(S: int, pieces: list, shaped: list):
+    """zeta [S, D] from the slots' blocks [S or 1, size] in layout order (``stack_columns``);
+    ``shaped`` holds the same blocks as [S or 1, *free_shape].
+
+    Under autograd the blocks are remembered, so that the log joint of this zeta takes each
+    slot's block from there instead of cutting it out again: the same values and gradients,
+    with one or two fewer traced operations per slot."""
+    zeta = stack_columns(S, *pieces)
+    if isbox(zeta):
+        starts = np.cumsum([0] + [np.shape(p)[1] for p in pieces[:-1]])
+        ASSEMBLED[0] = (zeta, dict(zip(starts.tolist(), shaped)))
+    return zeta
+
+
+def cutter(offset: int, size: int, free_shape: tuple, rows: int | None = None):
+    """zeta [S, D] -> this latent's block [S, *free_shape] (a param's: [1, *free_shape], its
+    first row), with as few autograd ops as possible (each costs microseconds, which add up
+    on small models)."""
+    if not free_shape:
+        plain = lambda zeta: zeta[:rows, offset]
+    elif len(free_shape) == 1:
+        plain = lambda zeta: block(zeta, rows, offset, offset + size)
+    else:
+        plain = lambda zeta: block(zeta, rows, offset, offset + size, free_shape)
+
+    def cut(zeta):
+        drawn = ASSEMBLED[0]
+        if drawn is not None and drawn[0] is zeta:
+            found = drawn[1].get(offset)
+            if found is not None and anp.shape(found)[1:] == free_shape and (
+                    rows is None or anp.shape(found)[0] == rows):
+                return found
+        return plain(zeta)
+    return cut
