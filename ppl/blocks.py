@@ -14,11 +14,11 @@ from autograd.tracer import isbox
 
 
 @primitive
-def block(zeta, rows, start: int, stop: int, free: tuple = ()):
+def block(zeta, rows, start: int, stop: int, free: tuple | None = None):
     """``zeta[:rows, start:stop]`` (rows None: every row), reshaped to [rows or S, *free]
     when ``free`` is given, as one autograd primitive."""
     out = zeta[:rows, start:stop]
-    return np.reshape(out, (out.shape[0],) + free) if free else out
+    return out if free is None else np.reshape(out, (out.shape[0],) + tuple(free))
 
 
 @primitive
@@ -31,7 +31,7 @@ def unblock(g, shape: tuple, rows, start: int, stop: int):
     return out
 
 
-defvjp(block, lambda ans, zeta, rows, start, stop, free=():
+defvjp(block, lambda ans, zeta, rows, start, stop, free=None:
        lambda g: unblock(g, np.shape(zeta), rows, start, stop))
 defvjp(unblock, lambda ans, g, shape, rows, start, stop:
        lambda h: block(h, rows, start, stop, tuple(np.shape(g)[1:])))
@@ -39,25 +39,28 @@ defvjp(unblock, lambda ans, g, shape, rows, start, stop:
 
 @primitive
 def stack_columns(S: int, *pieces):
-    """The blocks [S or 1, size_k] side by side: [S, sum of sizes], a one-row block repeated
-    over the S rows (a param's), as one autograd primitive (guides/user.py builds zeta so)."""
-    out = np.empty((S, sum(np.shape(p)[1] for p in pieces)))
+    """The blocks [S or 1, *free_k] flattened and side by side: [S, sum of sizes], a one-row
+    block repeated over the S rows (a param's), as one autograd primitive."""
+    flat = [np.reshape(p, (np.shape(p)[0], -1)) for p in pieces]
+    out = np.empty((S, sum(f.shape[1] for f in flat)))
     at = 0
-    for p in pieces:
-        out[:, at:at + np.shape(p)[1]] = p
-        at += np.shape(p)[1]
+    for f in flat:
+        out[:, at:at + f.shape[1]] = f
+        at += f.shape[1]
     return out
 
 
 def _stack_columns_vjp(argnum, ans, args, kwargs):
     # piece k (argument k + 1): its columns of g, summed over the rows it was repeated on
     S, pieces = args[0], args[1:]
-    start = sum(np.shape(p)[1] for p in pieces[:argnum - 1])
-    rows, stop = np.shape(pieces[argnum - 1])[0], start + np.shape(pieces[argnum - 1])[1]
+    piece = pieces[argnum - 1]
+    start = sum(int(np.prod(np.shape(p)[1:], dtype=np.int64)) for p in pieces[:argnum - 1])
+    shape = np.shape(piece)
+    stop = start + int(np.prod(shape[1:], dtype=np.int64))
 
     def vjp(g):
-        part = g[:, start:stop]
-        return part if rows == S else anp.sum(part, axis=0, keepdims=True)
+        part = anp.reshape(g[:, start:stop], (S,) + tuple(shape[1:]))
+        return part if shape[0] == S else anp.sum(part, axis=0, keepdims=True)
     return vjp
 
 
@@ -70,17 +73,17 @@ defvjp_argnum(stack_columns, _stack_columns_vjp)
 ASSEMBLED: list = [None]
 
 
-def assemble(S: int, pieces: list, shaped: list):
-    """zeta [S, D] from the slots' blocks [S or 1, size] in layout order (``stack_columns``);
-    ``shaped`` holds the same blocks as [S or 1, *free_shape].
+def assemble(S: int, pieces: list):
+    """zeta [S, D] from the slots' blocks [S or 1, *free_shape] in layout order.
 
     Under autograd the blocks are remembered, so that the log joint of this zeta takes each
     slot's block from there instead of cutting it out again: the same values and gradients,
     with one or two fewer traced operations per slot."""
     zeta = stack_columns(S, *pieces)
     if isbox(zeta):
-        starts = np.cumsum([0] + [np.shape(p)[1] for p in pieces[:-1]])
-        ASSEMBLED[0] = (zeta, dict(zip(starts.tolist(), shaped)))
+        sizes = [int(np.prod(np.shape(p)[1:], dtype=np.int64)) for p in pieces]
+        starts = np.cumsum([0] + sizes[:-1])
+        ASSEMBLED[0] = (zeta, dict(zip(starts.tolist(), pieces)))
     return zeta
 
 
@@ -88,12 +91,10 @@ def cutter(offset: int, size: int, free_shape: tuple, rows: int | None = None):
     """zeta [S, D] -> this latent's block [S, *free_shape] (a param's: [1, *free_shape], its
     first row), with as few autograd ops as possible (each costs microseconds, which add up
     on small models)."""
-    if not free_shape:
-        plain = lambda zeta: zeta[:rows, offset]
-    elif len(free_shape) == 1:
-        plain = lambda zeta: block(zeta, rows, offset, offset + size)
-    else:
-        plain = lambda zeta: block(zeta, rows, offset, offset + size, free_shape)
+    free = None if len(free_shape) == 1 else free_shape
+
+    def plain(zeta):
+        return block(zeta, rows, offset, offset + size, free)
 
     def cut(zeta):
         drawn = ASSEMBLED[0]

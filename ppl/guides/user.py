@@ -99,6 +99,8 @@ class UserGuide:
         return self.eps_auto + self.n_guided
 
     def _parts(self, theta):
+        if not self.n_auto_theta:       # params only: nothing to cut (each cut is traced)
+            return np.zeros(0), theta
         return theta[:self.n_auto_theta], theta[self.n_auto_theta:]
 
     def draw_and_entropy(self, theta, eps):
@@ -157,7 +159,7 @@ class UserGuide:
             size, free = step.slot.size, step.slot.free_shape
             if kind == "param":
                 i = cursor["param"]
-                u = block(row, None, i, i + size)
+                u = block(row, None, i, i + size, free)
             elif kind == "auto":
                 i = cursor["auto"]
                 u = z_auto[:, i:i + size]
@@ -165,8 +167,8 @@ class UserGuide:
                 i = cursor["guided"]
                 guide = self.compiled.guides[step.name]
                 shape = (S,) + step.slot.shape
-                loc = anp.reshape(guide.loc(env) + anp.zeros(shape), (S, size))
-                scale = anp.reshape(guide.scale(env) + anp.zeros(shape), (S, size))
+                loc = anp.reshape(_full(guide.loc(env), shape), (S, size))
+                scale = anp.reshape(_full(guide.scale(env), shape), (S, size))
                 factor = self.entropy_factor.get(step.name, 1.0)
                 log_scale = log_scale + factor * anp.sum(anp.log(scale), axis=1)
                 if scales is not None:
@@ -179,11 +181,12 @@ class UserGuide:
                     log_q = log_q + anp.sum(-anp.log(scale) - 0.5 * z * z - 0.5 * _LOG_2PI,
                                             axis=1)
             cursor[kind] = i + size
-            n = anp.shape(u)[0]
-            blocks[step.name] = u, u if free == (size,) else anp.reshape(u, (n,) + free)
-            env[step.name] = step.bijector_at(env).forward(blocks[step.name][1])
+            if kind != "param" and free != (size,):
+                u = anp.reshape(u, (S,) + free)
+            blocks[step.name] = u            # [S, *free], a param's [1, *free]
+            env[step.name] = step.bijector_at(env).forward(u)
         pieces = [blocks[slot.name] for slot in self.compiled.slots]
-        full = assemble(S, *zip(*pieces)) if pieces else anp.zeros((S, 0))
+        full = assemble(S, pieces) if pieces else anp.zeros((S, 0))
         return full, log_scale, log_q
 
     # ----- reports ------------------------------------------------------------------------------
@@ -259,6 +262,11 @@ class UserGuide:
             out[step.name] = np.asarray(env[step.name])[0]
             i += step.slot.size
         return out
+
+
+def _full(x, shape: tuple):
+    """``x`` broadcast to ``shape`` (no traced operation when it has that shape already)."""
+    return x if anp.shape(x) == shape else x + anp.zeros(shape)
 
 
 def _order(compiled) -> list:

@@ -294,12 +294,14 @@ def test_block_gradients_match_indexing_to_second_order():
     np.testing.assert_allclose(hvp[0], hvp[1], rtol=1e-14, atol=1e-14)
 
 
-def test_log_joint_of_an_assembled_draw_reads_its_blocks_back():
-    # A user guide builds zeta with compiler.assemble; the log joint of that very zeta takes
-    # each slot's block from the assembly instead of cutting zeta. A copy of zeta (a new
-    # object) takes the plain path: value and gradient must agree to rounding.
-    from ppl.guides import user
+def test_log_joint_of_an_assembled_draw_reads_its_blocks_back(monkeypatch):
+    # A user guide builds zeta with blocks.assemble; under autograd the log joint of that very
+    # zeta takes each slot's block (a matrix and a scalar param, an automatic and a guided
+    # latent) from the assembly instead of cutting zeta. A copy of zeta (a new object) takes
+    # the plain path: value and gradient must agree to rounding.
     import ppl
+    from ppl import blocks
+    from ppl.guides import user
     model = ppl.compile("""
 data N: int
 data y: real[N]
@@ -320,5 +322,11 @@ guide z ~ Normal(y * W[0, 0], exp(W[1, 2]))
         zeta, entropy = guide.draw_and_entropy(t, eps)
         return anp.mean(full.log_joint(zeta * 1.0 if copy else zeta)) + entropy
 
+    cuts, block = [], blocks.block
+    monkeypatch.setattr(blocks, "block", lambda *args: cuts.append(args[2]) or block(*args))
     assert elbo(theta, False) == pytest.approx(elbo(theta, True), rel=1e-14)
-    np.testing.assert_allclose(grad(elbo)(theta, False), grad(elbo)(theta, True), rtol=1e-12)
+    cuts.clear()
+    assembled = grad(elbo)(theta, False)
+    assert cuts == [] and blocks.ASSEMBLED[0] is None     # read back, then let go
+    np.testing.assert_allclose(assembled, grad(elbo)(theta, True), rtol=1e-12)
+    assert sorted(cuts) == [s.offset for s in full.slots]
