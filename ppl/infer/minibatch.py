@@ -286,19 +286,29 @@ class BatchedGuide:
             whole = next(s for s in batch.full.slots if s.name == slot.name)
             rows = slot.name in batch.batched
             self.parts.append((rows, whole.offset, whole.size // batch.N if rows else whole.size))
-        batch.listeners.append(self.on_batch)
         self.on_batch(batch.idx)
+        # the automatic coordinates move with the batch only if a batched latent has some
+        if any(self.parts[i][0] for i, slot in enumerate(batch.current.slots)
+               if slot.name not in batch.guides and slot.name not in batch.params):
+            batch.listeners.append(self.on_batch)
 
-    def on_batch(self, idx: np.ndarray) -> None:
-        """The batch's coordinates in the full layout: ``auto_map`` (positions among the
-        automatic family's coordinates) and ``guided_cols``."""
-        column = np.concatenate(
+    def _columns(self, idx: np.ndarray) -> np.ndarray:
+        """The full layout's column of each of the batch model's columns [D_batch]."""
+        return np.concatenate(
             [(offset + (idx[:, None] * row + np.arange(row)).ravel()) if rows
              else offset + np.arange(row) for rows, offset, row in self.parts]
             or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+
+    def on_batch(self, idx: np.ndarray) -> None:
+        """``auto_map``: the batch's automatic coordinates among the full model's."""
+        column = self._columns(idx)
         self.auto_map = np.searchsorted(self.full.auto_cols, column[self.g.auto_cols])
-        self.guided_cols = column[self.g.guided_cols]
         self.identity = np.array_equal(self.auto_map, np.arange(self.full.d_auto))
+
+    @property
+    def guided_cols(self) -> np.ndarray:
+        """The current batch's guided coordinates in the full layout."""
+        return self._columns(self.batch.idx)[self.g.guided_cols]
 
     def theta(self, theta):
         """The batch's theta: the automatic family's parameters at the batch's coordinates
