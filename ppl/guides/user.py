@@ -147,7 +147,7 @@ class UserGuide:
         ``values``, automatic latents from ``z_auto``, guided latents drawn from ``eps`` (or,
         given ``zeta``, read from it). Returns (zeta [S, D], sum of log scale [S], log q of
         the guided coordinates [S] (zero when drawing)); ``scales``, a list, receives each
-        guided latent's log scale [S, size] in layout order."""
+        guided latent's log scale [S, *shape] in layout order."""
         env, blocks = {}, {}
         row = anp.reshape(values, (1, -1))
         log_scale, log_q = anp.zeros(S), anp.zeros(S)
@@ -163,25 +163,26 @@ class UserGuide:
             elif kind == "auto":
                 i = cursor["auto"]
                 u = z_auto[:, i:i + size]
-            else:
+            else:   # on the latent's own shape [S, *shape] (its free shape: a real latent)
                 i = cursor["guided"]
                 guide = self.compiled.guides[step.name]
                 shape = (S,) + step.slot.shape
-                loc = anp.reshape(_full(guide.loc(env), shape), (S, size))
-                scale = anp.reshape(_full(guide.scale(env), shape), (S, size))
+                axes = tuple(range(1, len(shape)))
+                loc = _full(guide.loc(env), shape)
+                scale = _full(guide.scale(env), shape)
                 factor = self.entropy_factor.get(step.name, 1.0)
-                log_scale = log_scale + factor * anp.sum(anp.log(scale), axis=1)
+                log_scale = log_scale + factor * anp.sum(anp.log(scale), axis=axes)
                 if scales is not None:
                     scales.append(anp.log(scale))
                 if zeta is None:
-                    u = loc + scale * eps[:, i:i + size]
+                    u = loc + scale * anp.reshape(eps[:, i:i + size], shape)
                 else:
-                    u = zeta[:, step.slot.offset:step.slot.offset + size]
+                    u = anp.reshape(zeta[:, step.slot.offset:step.slot.offset + size], shape)
                     z = (u - loc) / scale
                     log_q = log_q + anp.sum(-anp.log(scale) - 0.5 * z * z - 0.5 * _LOG_2PI,
-                                            axis=1)
+                                            axis=axes)
             cursor[kind] = i + size
-            if kind != "param" and free != (size,):
+            if kind == "auto" and free != (size,):
                 u = anp.reshape(u, (S,) + free)
             blocks[step.name] = u            # [S, *free], a param's [1, *free]
             env[step.name] = step.bijector_at(env).forward(u)
