@@ -362,11 +362,15 @@ class Compiled:
                 total = total + enumeration.marginal(acc[d], step.values, s)
             return total
         env = {}
-        total = self._constant + anp.zeros(zeta.shape[0])
+        S = zeta.shape[0]
+        # a zero constant is not added (nor traced): 0 + x is x exactly
+        total = self._constant + anp.zeros(S) if self._constant else None
         for step in self._live:
             term = step.term(zeta, env)
             if term is not None:
-                total = total + term
+                total = term if total is None else total + term
+        if total is None or anp.shape(total) != (S,):
+            total = anp.zeros(S) if total is None else total + anp.zeros(S)
         if ASSEMBLED[0] is not None and ASSEMBLED[0][0] is zeta:
             ASSEMBLED[0] = None       # its blocks were read: keep no trace alive
         return total

@@ -119,7 +119,10 @@ class UserGuide:
                                                   + 0.5 * local.size * (1.0 + _LOG_2PI))
         count = sum(self.entropy_factor.get(step.name, 1.0) * step.slot.size
                     for kind, step in self.order if kind == "guided")
-        return zeta, entropy + anp.mean(log_scale) + 0.5 * count * (1.0 + _LOG_2PI)
+        constant = 0.5 * count * (1.0 + _LOG_2PI)
+        if isinstance(entropy, float):    # no automatic coordinates: one traced add, not two
+            return zeta, anp.mean(log_scale) + (entropy + constant)
+        return zeta, entropy + anp.mean(log_scale) + constant
 
     def draw(self, theta, eps):
         return self.draw_and_entropy(theta, eps)[0]
@@ -150,7 +153,7 @@ class UserGuide:
         guided latent's log scale [S, *shape] in layout order."""
         env, blocks = {}, {}
         row = anp.reshape(values, (1, -1))
-        log_scale, log_q = anp.zeros(S), anp.zeros(S)
+        log_scale, log_q = None, anp.zeros(S)     # (None: nothing added yet, nothing traced)
         cursor = {"auto": 0, "param": 0, "guided": 0}
         for kind, step in self.order:
             if kind == "let":
@@ -171,7 +174,8 @@ class UserGuide:
                 loc = _full(guide.loc(env), shape)
                 scale = _full(guide.scale(env), shape)
                 factor = self.entropy_factor.get(step.name, 1.0)
-                log_scale = log_scale + factor * anp.sum(anp.log(scale), axis=axes)
+                term = factor * anp.sum(anp.log(scale), axis=axes)
+                log_scale = term if log_scale is None else log_scale + term
                 if scales is not None:
                     scales.append(anp.log(scale))
                 if zeta is None:
@@ -188,7 +192,7 @@ class UserGuide:
             env[step.name] = step.bijector_at(env).forward(u)
         pieces = [blocks[slot.name] for slot in self.compiled.slots]
         full = assemble(S, pieces) if pieces else anp.zeros((S, 0))
-        return full, log_scale, log_q
+        return full, anp.zeros(S) if log_scale is None else log_scale, log_q
 
     # ----- reports ------------------------------------------------------------------------------
 
