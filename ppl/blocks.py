@@ -103,8 +103,8 @@ def cutter(offset: int, size: int, free_shape: tuple, rows: int | None = None):
         drawn = ASSEMBLED[0]
         if drawn is not None and drawn[0] is zeta:
             found = drawn[1].get(offset)
-            if found is not None and anp.shape(found)[1:] == free_shape and (
-                    rows is None or anp.shape(found)[0] == rows):
+            want = anp.shape(zeta)[0] if rows is None else rows
+            if found is not None and anp.shape(found) == (want,) + free_shape:
                 return found
         return plain(zeta)
     return cut

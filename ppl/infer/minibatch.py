@@ -2,10 +2,11 @@
 
 Each step draws B of the N indices of the data dimension DIM (without replacement, sorted so a
 memory-mapped file is read in order). Every data array, data-only let and latent whose first
-axis is DIM is taken at those rows; the model, checked once with DIM = B, is compiled against
-the batch (an O(B) cost: data-only lets are computed once, on the whole data, and only their
-rows are taken). Every term whose first axis is DIM (observe, factor, a batched latent's prior
-and log-Jacobian) is scaled by N / B, and so is the entropy of the batched latents' guide
+axis is DIM is taken at those rows; the model, checked once with DIM = B, is compiled once,
+with the batched arrays read at run time (``compile_model``'s inputs), so a step only takes
+the batch's rows (an O(B) cost: data-only lets are computed once, on the whole data, and only
+their rows are taken). Every term whose first axis is DIM (observe, factor, a batched latent's
+prior and log-Jacobian) is scaled by N / B, and so is the entropy of the batched latents' guide
 coordinates, so the ELBO estimate and its gradient are unbiased for the full-data ones.
 
 A batched latent with a ``guide`` statement (amortized: loc and scale computed from its data
