@@ -32,6 +32,22 @@ guide z ~ Normal(w[0] * _c + y, exp(w[1] + 0 * _c))
 """
 
 
+# batched data in an observe of data alone (a constant that changes with the batch), in a
+# factor and in a latent's bound (compiled once, read per batch), beside a user guide
+CONSTANTS = """
+data N: int
+data y: real[N]
+data x: real[N]
+param w: real
+sample mu ~ Normal(0, 3)
+sample z: real<lower=x - 10>[N] ~ Normal(mu + x, 1)
+observe y ~ Normal(0, 2)
+observe y ~ Normal(z, 1)
+factor -0.5 * square(x - mu)
+guide mu ~ Normal(w, 1)
+"""
+
+
 def _setup(text, N=12, B=4, seed=0):
     rng = np.random.default_rng(seed)
     data = {"N": N, "y": rng.standard_normal(N) * 2, "x": rng.standard_normal(N)}
@@ -46,7 +62,7 @@ def _setup(text, N=12, B=4, seed=0):
     return full, batch, guide, theta, rng
 
 
-@pytest.mark.parametrize("text", [LOCAL, AMORTIZED])
+@pytest.mark.parametrize("text", [LOCAL, AMORTIZED, CONSTANTS])
 def test_batch_gradients_average_to_the_full_gradient(text):
     # Enumerate a fixed partition of the rows into N / B batches, each with the full draw's
     # noise at its rows: the average of the batch ELBOs (and gradients) is the full-data ELBO
