@@ -28,8 +28,8 @@ from .optim import optimizer
 from .point import fit_point
 from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
 from .precondition import Coordinates, Frame, expected_hessian, whiten
-from .schedule import (DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize,
-                       Whitening, Windows)
+from .schedule import (DECAY, HESSIAN_DRAWS, STOP, BatchConvergence, BatchWindows,
+                       Convergence, StepSize, Whitening, Windows)
 # the convergence rule's constants and functions, re-exported: tests read them here
 from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
 
@@ -287,6 +287,8 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     rule, sizes = Convergence(options.tol, W), StepSize(options.optimizer, options.lr)
     preconditioner = Whitening(whitening)
     windows = Windows()
+    if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
+        rule, windows = BatchConvergence(options.tol, W), BatchWindows()
     state = steps.init(opt, Coordinates(theta[:compiled.dim]), theta, lr)
     # The first whitening comes after one window, not at a plateau: on a badly conditioned
     # posterior the ELBO creeps up for thousands of steps before any. Not at the start: Adam's
@@ -336,7 +338,9 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     except KeyboardInterrupt:
         # states are immutable and replaced whole, so ``state`` is consistent here
         return INTERRUPTED, state.theta, windows.last_jitter(guide)
-    return MAX_ITER, state.theta, windows.last_jitter(guide)
+    # a minibatch fit stopped by the cap while averaging returns the average so far
+    averaged = isinstance(windows, BatchWindows) and windows.averaging
+    return MAX_ITER, windows.average() if averaged else state.theta, windows.last_jitter(guide)
 
 
 def _in(loss, coords):
