@@ -115,7 +115,9 @@ def fit(compiled, options, rng: np.random.Generator,
     returns the average of their iterates (Polyak-Ruppert averaging). The error left is at
     least 1 / sqrt(AVERAGE_WINDOWS * window * mc_samples) posterior sds (0.02 with the
     defaults; more, as the iterates are correlated: tests/stats measures it); raise ``window``
-    or ``mc_samples`` to shrink it.
+    or ``mc_samples`` to shrink it. Under ``--batch`` the rule is schedule.BatchConvergence:
+    this one up to its plateaus and decays, then averaging until the average's Monte Carlo
+    standard error is small (docs/minibatch.md).
     Otherwise the fit stops at ``options.iter`` steps (reason MAX_ITER) or on KeyboardInterrupt
     (INTERRUPTED), returning the current parameters.
 

@@ -203,9 +203,10 @@ class Whitening:
 
 # The rule under --batch (BatchConvergence; docs/minibatch.md): the largest Monte Carlo standard
 # error of the averaged guide accepted, in guide sds (at TOL_REFERENCE; it scales with sqrt(tol)
-# like jitter_tol), the least number of windows averaged, how far apart (in those standard
-# errors) the averages of the first and second half may be, and the most blocks of window means
-# kept (pairs are merged beyond it, so memory and the cost of a check stay bounded).
+# like jitter_tol), the largest iterate jitter (guide sds) at which averaging may begin, the
+# least number of windows averaged, how far apart (in those standard errors) the averages of
+# the first and second half may be, and the most blocks of window means kept (pairs are merged
+# beyond it, so memory and the cost of a check stay bounded).
 AVERAGE_SE = 0.1
 AVERAGE_JITTER = 1.0
 MIN_AVERAGED = 10
@@ -286,22 +287,29 @@ class BatchWindows(NamedTuple):
 
 @dataclass(frozen=True)
 class BatchConvergence:
-    """The convergence rule under --batch: advi's rule (Convergence) until it would stop, then
-    Polyak-Ruppert averaging at that final, decayed step size until the average is precise.
+    """The convergence rule under --batch: advi's plateaus and step-size decays, then
+    Polyak-Ruppert averaging at a step size where the iterates still move, until the average
+    is precise.
 
     A minibatch gradient is noisy well after the ELBO has stopped rising (about sqrt(N / B)
-    posterior sds per step on the guide's means), and the few windows advi's rule averages
-    leave errors of a good part of a posterior sd. So, once it would stop, the fit steps on at
-    the same step size and averages every window's mean iterate, and stops when (a) at least
-    MIN_AVERAGED windows are averaged, (b) the average's Monte Carlo standard error (mean_se,
-    from the autocorrelated window means) is at most ``average_se(tol)`` guide sds for every
-    coordinate (``guide.jitter_scale``: mu_i in units of sigma_i, log sigma_i and params as is),
-    and (c) the averages of the first and second half of the windows differ by at most DRIFT
-    times that, so a trend is not averaged. Averaging costs about (N / B) / average_se(tol)^2
-    steps (2000 at N / B = 20 and the default tol), and a fit that reaches ``iter`` meanwhile
-    returns the average so far (reason: max iterations). The rule follows Dhaka et al. (2020),
-    "Robust, accurate stochastic optimization for variational inference": iterate averaging
-    with an MCMC standard error as the stopping rule.
+    posterior sds per step on the guide's means). advi's rule (Convergence) decays the step
+    size until the iterates jitter less than 0.2 guide sds; at such a step size they wander
+    for thousands of steps, so its few averaged windows keep errors of up to half a posterior
+    sd (measured: docs/minibatch.md). The variance of an average of T iterates is about the
+    same at any step size (the gradient noise's over T, Polyak and Juditsky 1992), while the
+    time it takes to forget its start grows as the step size shrinks. So here, after PASSES
+    passing plateau checks and at least ``min_decays(tol)`` decays, averaging begins as soon
+    as the jitter over a window is at most AVERAGE_JITTER (1 guide sd), and every window's
+    mean iterate joins the average. The fit stops when (a) at least MIN_AVERAGED windows are
+    averaged, (b) the average's Monte Carlo standard error (mean_se, from the autocorrelated
+    window means) is at most ``average_se(tol)`` guide sds for every coordinate
+    (``guide.jitter_scale``: mu_i in units of sigma_i; log sigma_i and params as they are),
+    and (c) the averages of the first and the second half differ by at most DRIFT times that,
+    so a trend is not averaged away. Averaging costs about (N / B) / average_se(tol)^2 steps
+    (2000 at N / B = 20 and the default tol); a fit that reaches ``iter`` meanwhile returns
+    the average so far (reason: max iterations). As in Dhaka et al. (2020), "Robust, accurate
+    stochastic optimization for variational inference": iterate averaging stopped by a Monte
+    Carlo standard error, as for MCMC.
     """
     tol: float
     window: int
