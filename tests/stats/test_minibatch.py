@@ -27,7 +27,7 @@ def test_minibatch_fit_reaches_the_exact_mean_field_optimum():
     # in absolute units) for every coordinate, so each error is allowed 3 of those standard
     # errors (a normal error beyond that has probability 0.3%; the estimates at the stop were
     # 0.05-0.1). Measured over seeds 0-8: mean errors at most 0.20 sds, log sd errors at most
-    # 0.05; advi's rule alone (before this one) left 0.38 sds at this seed, 0.48 at others.
+    # 0.05; advi's rule alone (before this one) left 0.38 sds at this seed.
     rng = np.random.default_rng(0)
     N, B = 2000, 100
     X = rng.standard_normal((N, 2))

@@ -135,3 +135,23 @@ def test_bad_npy_values_are_refused(tmp_path):
     with pytest.raises(PplError, match="X\\[70,1\\]"):
         ppl.compile("data X: real[100, 2]\nsample m ~ Normal(0, 1)\n").fit(
             str(tmp_path), guide="meanfield")
+
+
+def test_after_a_batch_fit_khat_draws_are_fewer_and_evaluated_in_chunks(monkeypatch):
+    # k̂ after --batch: 1000 draws (posterior.BATCH_PSIS_DRAWS), and the guide's draws, log q
+    # and log joint on the whole data taken a few draws at a time: the same values as at once.
+    from ppl import posterior
+    model = ppl.compile(LOCAL)
+    rng = np.random.default_rng(0)
+    data = {"N": 40, "y": rng.standard_normal(40), "x": rng.standard_normal(40)}
+    fit = model.fit(data, guide="meanfield", batch={"N": 10}, iter=100, lr=0.01)
+    assert fit._psis_draws() == posterior.BATCH_PSIS_DRAWS == 1000
+    calls = []
+    log_joint = fit.compiled.log_joint
+    monkeypatch.setattr(fit.compiled, "log_joint", lambda z: calls.append(len(z)) or log_joint(z),
+                        raising=False)
+    monkeypatch.setattr(posterior, "BATCH_CHUNK_ROWS", 40 * 7)     # 7 draws per chunk
+    chunked = fit.log_weights(50)
+    assert calls == [7] * 7 + [1]
+    monkeypatch.setattr(posterior, "BATCH_CHUNK_ROWS", 40 * 50)
+    np.testing.assert_allclose(chunked, fit.log_weights(50), rtol=1e-12)
