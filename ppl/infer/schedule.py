@@ -272,7 +272,8 @@ class BatchWindows(NamedTuple):
             return self._replace(pending=pending, pending_n=n)
         blocks, block = self.blocks + (pending / n,), self.block
         if len(blocks) == MAX_BLOCKS:   # merge pairs: blocks of twice the windows, half as many
-            blocks, block = tuple((a + b) / 2 for a, b in zip(blocks[::2], blocks[1::2])), 2 * block
+            blocks = tuple((a + b) / 2 for a, b in zip(blocks[::2], blocks[1::2]))
+            block *= 2
         return self._replace(blocks=blocks, block=block, pending=0.0, pending_n=0)
 
     def average(self) -> np.ndarray:

@@ -148,8 +148,8 @@ def test_after_a_batch_fit_khat_draws_are_fewer_and_evaluated_in_chunks(monkeypa
     assert fit._psis_draws() == posterior.BATCH_PSIS_DRAWS == 1000
     calls = []
     log_joint = fit.compiled.log_joint
-    monkeypatch.setattr(fit.compiled, "log_joint", lambda z: calls.append(len(z)) or log_joint(z),
-                        raising=False)
+    monkeypatch.setattr(fit.compiled, "log_joint",
+                        lambda z: calls.append(len(z)) or log_joint(z), raising=False)
     monkeypatch.setattr(posterior, "BATCH_CHUNK_ROWS", 40 * 7)     # 7 draws per chunk
     chunked = fit.log_weights(50)
     assert calls == [7] * 7 + [1]
