@@ -24,10 +24,11 @@ COLUMNS = ("mean", "sd", "5%", "50%", "95%")
 # cost, one vectorized log-joint evaluation of these draws, was at most 5% of the fit's time
 # on posteriordb (largest: diamonds).
 PSIS_DRAWS = 4000
-# After a --batch fit every draw costs a pass over the whole data (vae_digits: 4000 draws took
-# 3.2x the fit's time and gigabytes), so k̂ comes from 1000 draws (its threshold 0.67), and the
-# guide's draws and densities are evaluated BATCH_CHUNK_ROWS draw-rows (draws x rows of the
-# largest data array) at a time: bounded memory at any N (docs/minibatch.md).
+# After a --batch fit every draw costs a pass over the whole data (vae_digits: 1000 draws took
+# 0.78x the fit's time and 1.6 GB at once; 4000, about 3x), so k̂ comes from 1000 draws (its
+# threshold 0.67), and the guide's draws and densities are evaluated BATCH_CHUNK_ROWS draw-rows
+# (draws x rows of the largest data array) at a time: bounded memory at any N
+# (docs/minibatch.md).
 BATCH_PSIS_DRAWS = 1000
 BATCH_CHUNK_ROWS = 2 ** 16
 MCSE = "mcse"
