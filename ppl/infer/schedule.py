@@ -331,7 +331,8 @@ class BatchConvergence:
             return state._replace(inner=inner._replace(decays=inner.decays + 1)), DECAY
         # the ELBO is flat at this step size: average from here, with its windows so far
         state = BatchWindows(inner, averaging=True)
-        for kept in inner.kept[-min(len(inner.kept), (step - inner.since) // W):]:
+        taken = min(len(inner.kept), (step - inner.since) // W)   # at this step size
+        for kept in inner.kept[len(inner.kept) - taken:]:
             state = state.pushed(kept.mean())
         return state, CONTINUE
 
