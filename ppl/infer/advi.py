@@ -340,8 +340,8 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     except KeyboardInterrupt:
         # states are immutable and replaced whole, so ``state`` is consistent here
         return INTERRUPTED, state.theta, windows.last_jitter(guide)
-    # a minibatch fit stopped by the cap while averaging returns the average so far
-    averaged = isinstance(windows, BatchWindows) and windows.averaging
+    # a minibatch fit stopped by the cap while averaging a stationary run returns the average
+    averaged = isinstance(windows, BatchWindows) and rule.stationary(windows, guide)
     return MAX_ITER, windows.average() if averaged else state.theta, windows.last_jitter(guide)
 
 

@@ -308,7 +308,7 @@ class BatchConvergence:
     and (c) the averages of the first and the second half differ by at most DRIFT times that,
     so a trend is not averaged away. Averaging costs about (N / B) / average_se(tol)^2 steps
     (2000 at N / B = 20 and the default tol); a fit that reaches ``iter`` meanwhile returns
-    the average so far (reason: max iterations). As in Dhaka et al. (2020), "Robust, accurate
+    the average so far if (c) holds, else its last iterate (reason: max iterations). As in Dhaka et al. (2020), "Robust, accurate
     stochastic optimization for variational inference": iterate averaging stopped by a Monte
     Carlo standard error, as for MCMC.
     """
@@ -340,14 +340,21 @@ class BatchConvergence:
         """Whether the average meets (a), (b) and (c) of the class's rule."""
         if state.count < MIN_AVERAGED or len(state.blocks) < 4:
             return False
-        blocks = np.asarray(state.blocks)
         scale = guide.jitter_scale(state.average())
-        target = average_se(self.tol)
-        if np.max(mean_se(blocks) / scale) > target:
+        if np.max(mean_se(np.asarray(state.blocks)) / scale) > average_se(self.tol):
             return False
-        half = len(blocks) // 2
+        return self.stationary(state, guide)
+
+    def stationary(self, state: BatchWindows, guide) -> bool:
+        """(c): the averages of the first and second half of the blocks differ by at most DRIFT
+        x average_se(tol) guide sds. At the iteration cap, the average is returned only then:
+        the average of a run that is still moving lags behind its last iterate."""
+        if not state.averaging or len(state.blocks) < 2:
+            return False
+        blocks, half = np.asarray(state.blocks), len(state.blocks) // 2
         drift = blocks[-half:].mean(axis=0) - blocks[:half].mean(axis=0)
-        return bool(np.max(np.abs(drift) / scale) <= DRIFT * target)
+        scale = guide.jitter_scale(state.average())
+        return bool(np.max(np.abs(drift) / scale) <= DRIFT * average_se(self.tol))
 
     @staticmethod
     def restarted(state: BatchWindows, step: int) -> BatchWindows:

@@ -82,6 +82,7 @@ def test_the_rule_averages_until_its_standard_error_is_small():
     steps, actions, state = _drive(iterates, rng.standard_normal(T), W)
     assert actions.count(DECAY) == schedule.min_decays(1e-3) and actions[-1] == STOP
     assert state.count == schedule.MIN_AVERAGED
+    assert BatchConvergence(1e-3, W).stationary(state, _Guide)
     averaged = iterates[steps - W * state.count:steps]
     np.testing.assert_allclose(state.average(), averaged.mean(axis=0), rtol=1e-12)
 
@@ -108,6 +109,8 @@ def test_a_drifting_average_does_not_stop():
     drift = np.linspace(0, 0.3 * T / W, T)[:, None] + 0.01 * rng.standard_normal((T, 1))
     steps, actions, state = _drive(drift, rng.standard_normal(T), W)
     assert STOP not in actions and state.averaging and steps == T
+    # at the iteration cap advi returns its last iterate, not the lagging average
+    assert not BatchConvergence(1e-3, W).stationary(state, _Guide)
 
 
 def test_the_rule_decays_while_the_iterates_jitter():
