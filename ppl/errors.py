@@ -635,6 +635,26 @@ def batch_mixes_rows(span: Span, dim: str, latent: bool) -> PplError:
                                "whole data")
 
 
+def batch_axis_not_first(span: Span, name: str, dim: str) -> PplError:
+    return PplError(f"'{name}' has the batched dimension '{dim}' on an axis other than its "
+                    f"first; under --batch {dim}=B only first axes are taken at the batch's "
+                    "rows", span,
+                    hint=f"declare it with '{dim}' first, or use it only in data-only lets")
+
+
+def batch_dimension_value(span: Span, dim: str) -> PplError:
+    return PplError(f"under --batch {dim}=B, the value of '{dim}' in a statement computed per "
+                    "step would be the batch size B", span,
+                    hint=f"name it in a data-only let (let n = {dim}), computed once on the "
+                         "whole data")
+
+
+def batch_term_rows(span: Span, dim: str) -> PplError:
+    return PplError(f"under --batch {dim}=B, this term runs over the rows of '{dim}' on an "
+                    "axis other than its first, so it cannot be scaled by N / B", span,
+                    hint=f"make '{dim}' the first axis of the observed value or factor")
+
+
 def batch_param_rows(span: Span, name: str, dim: str) -> PplError:
     return PplError(f"param '{name}' has the batched dimension '{dim}' as its first axis; "
                     "under --batch params are global", span,

@@ -24,6 +24,13 @@ COLUMNS = ("mean", "sd", "5%", "50%", "95%")
 # cost, one vectorized log-joint evaluation of these draws, was at most 5% of the fit's time
 # on posteriordb (largest: diamonds).
 PSIS_DRAWS = 4000
+# After a --batch fit every draw costs a pass over the whole data (vae_digits: 1000 draws took
+# 0.78x the fit's time and 1.6 GB at once; 4000, about 3x), so k̂ comes from 1000 draws (its
+# threshold 0.67), and the guide's draws and densities are evaluated BATCH_CHUNK_ROWS draw-rows
+# (draws x rows of the largest data array) at a time: bounded memory at any N
+# (docs/minibatch.md).
+BATCH_PSIS_DRAWS = 1000
+BATCH_CHUNK_ROWS = 2 ** 16
 MCSE = "mcse"
 
 
@@ -240,7 +247,7 @@ class Fit:
             # DADVI: draws from the Gaussian with the linear-response covariance (docs/dadvi.md)
             eps = self._rng(1).standard_normal((n, len(self.result.names)))
             return guide.mean(theta) + eps @ np.linalg.cholesky(covariance).T
-        return guide.draw(theta, self._eps(n))
+        return self._chunked(lambda eps: guide.draw(theta, eps), self._eps(n))
 
     def draws(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior draws of every latent and reported ``let``: name -> array [n, *shape].
@@ -345,8 +352,20 @@ class Fit:
         n = self._psis_draws() if n is None else int(n)
         zeta = self._zeta(n)
         with np.errstate(all="ignore"):   # overflow at a far draw is reported, not warned
-            log_p = np.asarray(self.compiled.log_joint(zeta), dtype=float)
-            return log_p - self._log_q(zeta)
+            log_p = self._chunked(self.compiled.log_joint, zeta)
+            return log_p - self._chunked(self._log_q, zeta)
+
+    def _chunked(self, f, x: np.ndarray) -> np.ndarray:
+        """f(x) [n] for draws x [n, ...]; after a --batch fit, BATCH_CHUNK_ROWS draw-rows (draws
+        x rows of the largest data array) at a time, so memory does not grow with the data."""
+        if self.options.batch is None:
+            return np.asarray(f(x), dtype=float)
+        rows = max([int(d.shape[0]) for d in self.model.data.values() if d.shape] or [1])
+        step = max(1, BATCH_CHUNK_ROWS // max(rows, 1))
+        if len(x) <= step:
+            return np.asarray(f(x), dtype=float)
+        return np.concatenate([np.asarray(f(x[i:i + step]), dtype=float)
+                               for i in range(0, len(x), step)])
 
     def _log_q(self, zeta: np.ndarray) -> np.ndarray:
         """log density [n] of the distribution ``_zeta`` draws from: the guide's or, for a
@@ -407,6 +426,8 @@ class Fit:
                      self.corrected)
 
     def _psis_draws(self) -> int:
+        if self.options.batch is not None:   # each draw costs a pass over the whole data
+            return max(self.options.draws, BATCH_PSIS_DRAWS)
         return max(self.options.draws, PSIS_DRAWS)
 
     def _posterior_zeta(self, n: int) -> np.ndarray:

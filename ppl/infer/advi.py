@@ -28,8 +28,8 @@ from .optim import optimizer
 from .point import fit_point
 from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
 from .precondition import Coordinates, Frame, expected_hessian, whiten
-from .schedule import (DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize,
-                       Whitening, Windows)
+from .schedule import (DECAY, HESSIAN_DRAWS, STOP, BatchConvergence, BatchWindows,
+                       Convergence, StepSize, Whitening, Windows)
 # the convergence rule's constants and functions, re-exported: tests read them here
 from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
 
@@ -115,7 +115,9 @@ def fit(compiled, options, rng: np.random.Generator,
     returns the average of their iterates (Polyak-Ruppert averaging). The error left is at
     least 1 / sqrt(AVERAGE_WINDOWS * window * mc_samples) posterior sds (0.02 with the
     defaults; more, as the iterates are correlated: tests/stats measures it); raise ``window``
-    or ``mc_samples`` to shrink it.
+    or ``mc_samples`` to shrink it. Under ``--batch`` the rule is schedule.BatchConvergence:
+    this one up to its plateaus and decays, then averaging until the average's Monte Carlo
+    standard error is small (docs/minibatch.md).
     Otherwise the fit stops at ``options.iter`` steps (reason MAX_ITER) or on KeyboardInterrupt
     (INTERRUPTED), returning the current parameters.
 
@@ -287,6 +289,8 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     rule, sizes = Convergence(options.tol, W), StepSize(options.optimizer, options.lr)
     preconditioner = Whitening(whitening)
     windows = Windows()
+    if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
+        rule, windows = BatchConvergence(options.tol, W), BatchWindows()
     state = steps.init(opt, Coordinates(theta[:compiled.dim]), theta, lr)
     # The first whitening comes after one window, not at a plateau: on a badly conditioned
     # posterior the ELBO creeps up for thousands of steps before any. Not at the start: Adam's
@@ -336,7 +340,9 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     except KeyboardInterrupt:
         # states are immutable and replaced whole, so ``state`` is consistent here
         return INTERRUPTED, state.theta, windows.last_jitter(guide)
-    return MAX_ITER, state.theta, windows.last_jitter(guide)
+    # a minibatch fit stopped by the cap while averaging a stationary run returns the average
+    averaged = isinstance(windows, BatchWindows) and rule.stationary(windows, guide)
+    return MAX_ITER, windows.average() if averaged else state.theta, windows.last_jitter(guide)
 
 
 def _in(loss, coords):

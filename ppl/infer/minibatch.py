@@ -24,6 +24,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from .. import errors, ir
+from . import batchaxis
 from ..compiler import _ObserveStep, compile_model
 from ..evaluate import data_lets, evaluate_data
 from ..frontend.check import check
@@ -60,40 +61,10 @@ def _first(shape, dim) -> bool:
 
 
 def refuse_mixing(model: ir.Model, dim: str) -> None:
-    """Located errors for what a minibatch cannot compute from its rows: a reduction, a matmul
-    contraction or an indexing across the batched axis, anywhere but in a data-only let (those
-    are computed once on the whole data); and a param over the batched axis."""
-    for s in model.statements:
-        if isinstance(s, ir.Param) and _first(s.shape, dim):
-            raise errors.batch_param_rows(s.span, s.name, dim)
-        if isinstance(s, ir.Data) or (isinstance(s, ir.Let) and s.data_only):
-            continue
-        for expr in _expressions(s):
-            for e in ir.walk(expr):
-                if _mixes(e, dim):
-                    raise errors.batch_mixes_rows(e.span, dim, bool(e.deps))
-
-
-def _expressions(s) -> list:
-    if isinstance(s, (ir.Let, ir.Factor)):
-        return [s.value]
-    if isinstance(s, ir.Guide):
-        return [s.loc, s.scale]
-    exprs = [] if s.dist is None else [s.dist]
-    if isinstance(s, ir.Observe):
-        exprs.append(s.value)
-    return exprs
-
-
-def _mixes(e, dim) -> bool:
-    if isinstance(e, ir.Call):
-        return any(_first(a.shape, dim) for a in e.args) and not _first(e.shape, dim)
-    if isinstance(e, ir.BinOp) and e.op == "@":
-        return len(e.left.shape) > 0 and e.left.shape[-1] == dim
-    if isinstance(e, ir.Index) and _first(e.base.shape, dim) and e.items:
-        item = e.items[0]
-        return not (isinstance(item, ir.SliceItem) and item.start is None and item.stop is None)
-    return False
+    """Located errors for what a minibatch cannot compute from its rows (infer/batchaxis.py):
+    anything that combines rows of the batched axis outside a data-only let (those are computed
+    once on the whole data), a batched axis that is not a value's first, a param over it."""
+    batchaxis.refuse(model, dim)
 
 
 def _marked(node, names):

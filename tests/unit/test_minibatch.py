@@ -87,28 +87,6 @@ def test_batch_gradients_average_to_the_full_gradient(text):
     assert np.std([g[0] for g in grads]) > 0     # the batches do differ
 
 
-def test_minibatch_fit_matches_the_full_fit():
-    # A regression on 2000 rows with B = 100: the convergence rule stops the minibatch fit
-    # (the plateau test's standard error includes the batch noise), and its raw guide agrees
-    # with the full-data fit's. Measured over seeds 0-2 (docs/minibatch.md): means within
-    # 0.48 posterior sds, log sds within 0.09; the minibatch noise frozen in by the step-size
-    # decays dominates. The bounds allow 25% more than the worst seen.
-    rng = np.random.default_rng(1)
-    N = 2000
-    X = rng.standard_normal((N, 2))
-    y = X @ [1.0, -2.0] + 0.3 + 0.5 * rng.standard_normal(N)
-    model = ppl.compile("data N: int\ndata X: real[N, 2]\ndata y: real[N]\n"
-                        "sample b: real[2] ~ Normal(0, 5)\nsample s: real<lower=0> ~ Normal(0, 2)\n"
-                        "observe y ~ Normal(X @ b + 0.3, s)\n")
-    data = {"N": N, "X": X, "y": y}
-    full = model.fit(data, guide="meanfield", correct="none")
-    fb = model.fit(data, guide="meanfield", correct="none", batch={"N": 100})
-    assert fb.converged
-    sd = np.exp(full.result.log_sigma)
-    np.testing.assert_array_less(np.abs(fb.result.mu - full.result.mu), 0.6 * sd)
-    np.testing.assert_array_less(np.abs(fb.result.log_sigma - full.result.log_sigma), 0.12)
-
-
 @pytest.mark.parametrize("batch, message", [
     ({"M": 4}, "'M' is not a dimension declared by the data"),
     ({"N": 40}, "larger than the dimension 'N' = 12"),
@@ -173,3 +151,23 @@ def test_bad_npy_values_are_refused(tmp_path):
     with pytest.raises(PplError, match="X\\[70,1\\]"):
         ppl.compile("data X: real[100, 2]\nsample m ~ Normal(0, 1)\n").fit(
             str(tmp_path), guide="meanfield")
+
+
+def test_after_a_batch_fit_khat_draws_are_fewer_and_evaluated_in_chunks(monkeypatch):
+    # k̂ after --batch: 1000 draws (posterior.BATCH_PSIS_DRAWS), and the guide's draws, log q
+    # and log joint on the whole data taken a few draws at a time: the same values as at once.
+    from ppl import posterior
+    model = ppl.compile(LOCAL)
+    rng = np.random.default_rng(0)
+    data = {"N": 40, "y": rng.standard_normal(40), "x": rng.standard_normal(40)}
+    fit = model.fit(data, guide="meanfield", batch={"N": 10}, iter=100, lr=0.01)
+    assert fit._psis_draws() == posterior.BATCH_PSIS_DRAWS == 1000
+    calls = []
+    log_joint = fit.compiled.log_joint
+    monkeypatch.setattr(fit.compiled, "log_joint",
+                        lambda z: calls.append(len(z)) or log_joint(z), raising=False)
+    monkeypatch.setattr(posterior, "BATCH_CHUNK_ROWS", 40 * 7)     # 7 draws per chunk
+    chunked = fit.log_weights(50)
+    assert calls == [7] * 7 + [1]
+    monkeypatch.setattr(posterior, "BATCH_CHUNK_ROWS", 40 * 50)
+    np.testing.assert_allclose(chunked, fit.log_weights(50), rtol=1e-12)
