@@ -197,6 +197,48 @@ class OrderedBijector(Bijector):
         return _sum_draws(u if self.positive else u[..., 1:])
 
 
+class AR1Innovations(Bijector):
+    """A latent ``x ~ AR1(mu, phi, sigma)`` through its standardized innovations (non-centred).
+
+    ``u`` [S, *batch, T] maps to x[0] = mu + s0 u[0], x[t] = mu + phi (x[t-1] - mu) + sigma
+    u[t], s0 = sigma / sqrt(1 - phi^2): under the prior, u is standard normal whatever mu,
+    phi and sigma are, so a guide on u is not pulled towards the prior's scale (centred, a
+    mean-field guide on x cannot hold its correlations and settles at phi near 0).
+    log-Jacobian ``log s0 + (T - 1) log sigma`` per series. The parameters are lined up
+    with the batch axes ([S or 1, *batch], or floats), as AR1's log density takes them.
+    """
+
+    def __init__(self, mu: Any, phi: Any, sigma: Any):
+        self.mu, self.phi, self.sigma = (anp.expand_dims(v, -1) for v in (mu, phi, sigma))
+        self.first = self.sigma / anp.sqrt((1 - self.phi) * (1 + self.phi))
+
+    def forward(self, u):
+        shocks = anp.concatenate([self.first * u[..., :1], self.sigma * u[..., 1:]], axis=-1)
+        return self.mu + _ar1_filter(shocks, self.phi)
+
+    def inverse(self, x):
+        x = x - self.mu
+        shocks = anp.concatenate([x[..., :1], x[..., 1:] - self.phi * x[..., :-1]], axis=-1)
+        return anp.concatenate([shocks[..., :1] / self.first, shocks[..., 1:] / self.sigma],
+                               axis=-1)
+
+    def log_det_jacobian(self, u):
+        per_series = anp.log(self.first) + (u.shape[-1] - 1) * anp.log(self.sigma)
+        return _sum_draws(per_series + anp.zeros(u.shape[:-1] + (1,)))
+
+
+def _ar1_filter(e, phi):
+    """y[t] = phi y[t-1] + e[t] along the last axis (y[0] = e[0]) in ceil(log2 T) doubling
+    rounds of a few array ops each (a loop over t would trace T autograd ops per step):
+    after a round with lag L, y[t] = sum over s < 2L of phi^s e[t-s]."""
+    y, power, lag, n = e, phi, 1, e.shape[-1]
+    while lag < n:
+        shifted = anp.concatenate([anp.zeros(y.shape[:-1] + (lag,)), y[..., :-lag]], axis=-1)
+        y = y + power * shifted
+        power, lag = power * power, 2 * lag
+    return y
+
+
 def _log1m_tanh_sq(u):
     """``log(1 - tanh(u)^2) = 2 log sech(u)``, stable for large |u| (no 1 - 1 cancellation)."""
     a = anp.abs(u)

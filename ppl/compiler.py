@@ -15,7 +15,7 @@ import numpy as np
 from autograd.tracer import getval
 
 from . import enumeration, ir
-from .bijectors import Identity, biject_to
+from .bijectors import AR1Innovations, Identity, biject_to
 from .constraints import Ordered, PositiveOrdered, Real, real
 from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
@@ -143,7 +143,13 @@ class _LatentStep:
         self.count = _Counter(self.slot.shape[:len(self.slot.shape) - self.cls.event_dim])
         self.cut = _cutter(offset, size, free_shape)
 
+    # True for an AR1 latent on the whole real line: its bijector is AR1Innovations (set by
+    # compile_model, which knows the guide statements and the enumeration plan)
+    innovations = False
+
     def bijector_at(self, env):
+        if self.innovations:
+            return AR1Innovations(**{name: fn(env) for name, fn in self.params.items()})
         if self.bijector is not None:
             return self.bijector
         return biject_to(dataclasses.replace(
@@ -671,10 +677,21 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         else:
             continue
         _enumerated_at(step, enumerated.get(i), steps)
+        if isinstance(statement, ir.Latent):
+            step.innovations = _innovations(step, model)
         if scales and i in scales:
             step = _scaled(step, scales[i])
         steps.append(step)
     return Compiled(model, steps, tuple(slots), inlined, guides)
+
+
+def _innovations(step: _LatentStep, model: ir.Model) -> bool:
+    """Whether a latent is parameterized by its AR1 innovations: an unbounded AR1 latent
+    with no ``guide`` statement (a user's guide is on the value itself, LANGUAGE.md) and no
+    discrete latent reaching it (an enumerated environment holds its parameters elsewhere)."""
+    guided = any(isinstance(s, ir.Guide) and s.name == step.name for s in model.statements)
+    return (step.cls.name == "AR1" and isinstance(step.support, Real) and not step.bounds
+            and not step.statement.truncated and step.enum is None and not guided)
 
 
 def _scaled(step, factor: float):
