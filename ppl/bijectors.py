@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import autograd.numpy as anp
+import numpy as np
+from autograd.extend import defvjp, primitive
+from autograd.numpy.numpy_vjps import unbroadcast_f
 
 from . import constraints as c
 
@@ -227,16 +230,34 @@ class AR1Innovations(Bijector):
         return _sum_draws(per_series + anp.zeros(u.shape[:-1] + (1,)))
 
 
+@primitive
 def _ar1_filter(e, phi):
-    """y[t] = phi y[t-1] + e[t] along the last axis (y[0] = e[0]) in ceil(log2 T) doubling
-    rounds of a few array ops each (a loop over t would trace T autograd ops per step):
-    after a round with lag L, y[t] = sum over s < 2L of phi^s e[t-s]."""
-    y, power, lag, n = e, phi, 1, e.shape[-1]
+    """y[t] = phi y[t-1] + e[t] along the last axis (y[0] = e[0]); phi [..., 1].
+
+    ceil(log2 T) doubling rounds in numpy: after the round with lag L, y[t] = sum over s < 2L
+    of phi^s e[t-s]. A primitive, so autograd records one node, not the rounds' dozens (the
+    gradient of a traced version cost 2.4 ms of a 6 ms step at T = 400, S = 5).
+    """
+    y = np.array(np.broadcast_to(e, np.broadcast(e, phi).shape), dtype=float)
+    power, lag, n = np.asarray(phi, dtype=float), 1, y.shape[-1]
     while lag < n:
-        shifted = anp.concatenate([anp.zeros(y.shape[:-1] + (lag,)), y[..., :-lag]], axis=-1)
-        y = y + power * shifted
+        y[..., lag:] = y[..., lag:] + power * y[..., :-lag]
         power, lag = power * power, 2 * lag
     return y
+
+
+def _ar1_filter_transposed(g, phi):
+    """The filter's adjoint: sum over s of phi^s g[t+s] (the filter run backwards in time)."""
+    return _ar1_filter(g[..., ::-1], phi)[..., ::-1]
+
+
+# y = F(phi) e is linear in e, so d/de is the adjoint; dy/dphi = F(phi) applied to y shifted
+# one step (differentiate y[t] = phi y[t-1] + e[t]), whose pairing with g is sum_t
+# adjoint(g)[t] y[t-1]. Written with autograd ops, so Hessian-vector products trace through.
+defvjp(_ar1_filter,
+       lambda ans, e, phi: unbroadcast_f(e, lambda g: _ar1_filter_transposed(g, phi)),
+       lambda ans, e, phi: unbroadcast_f(phi, lambda g: anp.sum(
+           _ar1_filter_transposed(g, phi)[..., 1:] * ans[..., :-1], axis=-1, keepdims=True)))
 
 
 def _log1m_tanh_sq(u):

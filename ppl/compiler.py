@@ -41,6 +41,9 @@ class Slot:
     size: int
 
 
+_LOG_SQRT_2PI = 0.9189385332046727  # log(sqrt(2 pi))
+
+
 def _sum_rest(t):
     """Sum over every axis but the first: [S, ...] -> [S]."""
     if anp.ndim(t) <= 1:
@@ -166,6 +169,9 @@ class _LatentStep:
         x, bijector, u = self.value(zeta, env)
         params = {name: fn(env) for name, fn in self.params.items()}
         env[self.name] = x
+        if self.innovations:
+            # AR1Innovations: the prior density of x times |det dx/du| is u's standard normal
+            return _outside(self.guarded, params, _sum_rest(-0.5 * u * u - _LOG_SQRT_2PI))
         # Truncated priors keep the untruncated density: the normalizing constant is dropped,
         # as in Stan (LANGUAGE.md, Types).
         log_prior = _outside(self.guarded, params, self.count(self.cls.log_density(x, **params)))

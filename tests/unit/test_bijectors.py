@@ -288,3 +288,20 @@ def test_ar1_innovations_gradient_in_phi_matches_central_differences():
     for phi in (-0.95, 0.0, 0.5, 0.97):
         want = (f(phi + h) - f(phi - h)) / (2 * h)
         np.testing.assert_allclose(grad(f)(phi), want, rtol=1e-6)
+
+
+def test_ar1_innovations_hessian_matches_differences_of_the_gradient():
+    # the filter is an autograd primitive whose gradient is written in autograd ops: the
+    # Hessian-vector products of the whitening (precondition.py) must trace through it
+    rng = np.random.default_rng(3)
+    w, v = rng.normal(size=(1, 12)), rng.normal(size=15)
+
+    def f(p):               # p = (u [12], mu, phi, sigma)
+        b = AR1Innovations(p[12], anp.tanh(p[13]), anp.exp(p[14]))
+        x = b.forward(p[None, :12])
+        return anp.sum(anp.sin(w * x)) + anp.sum(b.log_det_jacobian(p[None, :12]))
+    p = np.concatenate([rng.normal(size=12), [0.3, 1.2, -0.4]])
+    g, h = grad(f), 1e-5
+    want = (g(p + h * v) - g(p - h * v)) / (2 * h)
+    hvp = grad(lambda q: anp.dot(g(q), v))(p)
+    np.testing.assert_allclose(hvp, want, rtol=1e-6, atol=1e-8)
