@@ -683,7 +683,7 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         else:
             continue
         _enumerated_at(step, enumerated.get(i), steps)
-        if isinstance(statement, ir.Latent):
+        if isinstance(statement, ir.Latent) and not statement.discrete:
             step.innovations = _innovations(step, model)
         if scales and i in scales:
             step = _scaled(step, scales[i])
