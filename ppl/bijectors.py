@@ -205,9 +205,9 @@ class AR1Innovations(Bijector):
 
     ``u`` [S, *batch, T] maps to x[0] = mu + s0 u[0], x[t] = mu + phi (x[t-1] - mu) + sigma
     u[t], s0 = sigma / sqrt(1 - phi^2): under the prior, u is standard normal whatever mu,
-    phi and sigma are, so a guide on u is not pulled towards the prior's scale (centred, a
-    mean-field guide on x cannot hold its correlations and settles at phi near 0).
-    log-Jacobian ``log s0 + (T - 1) log sigma`` per series. The parameters are lined up
+    phi and sigma are, so a mean-field guide on u keeps the series' correlations (one on x
+    itself cannot hold them, and settles at phi near 0: docs/accuracy.md, stochastic
+    volatility). log-Jacobian ``log s0 + (T - 1) log sigma`` per series. The parameters are lined up
     with the batch axes ([S or 1, *batch], or floats), as AR1's log density takes them.
     """
 
