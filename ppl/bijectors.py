@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import autograd.numpy as anp
+import numpy as np
+from autograd.extend import defvjp, primitive
+from autograd.numpy.numpy_vjps import unbroadcast_f
 
 from . import constraints as c
 
@@ -195,6 +198,66 @@ class OrderedBijector(Bijector):
 
     def log_det_jacobian(self, u):
         return _sum_draws(u if self.positive else u[..., 1:])
+
+
+class AR1Innovations(Bijector):
+    """A latent ``x ~ AR1(mu, phi, sigma)`` through its standardized innovations (non-centred).
+
+    ``u`` [S, *batch, T] maps to x[0] = mu + s0 u[0], x[t] = mu + phi (x[t-1] - mu) + sigma
+    u[t], s0 = sigma / sqrt(1 - phi^2): under the prior, u is standard normal whatever mu,
+    phi and sigma are, so a mean-field guide on u keeps the series' correlations (one on x
+    itself cannot hold them, and settles at phi near 0: docs/accuracy.md, stochastic
+    volatility). log-Jacobian ``log s0 + (T - 1) log sigma`` per series. The parameters are lined up
+    with the batch axes ([S or 1, *batch], or floats), as AR1's log density takes them.
+    """
+
+    def __init__(self, mu: Any, phi: Any, sigma: Any):
+        self.mu, self.phi, self.sigma = (anp.expand_dims(v, -1) for v in (mu, phi, sigma))
+        self.first = self.sigma / anp.sqrt((1 - self.phi) * (1 + self.phi))
+
+    def forward(self, u):
+        shocks = anp.concatenate([self.first * u[..., :1], self.sigma * u[..., 1:]], axis=-1)
+        return self.mu + _ar1_filter(shocks, self.phi)
+
+    def inverse(self, x):
+        x = x - self.mu
+        shocks = anp.concatenate([x[..., :1], x[..., 1:] - self.phi * x[..., :-1]], axis=-1)
+        return anp.concatenate([shocks[..., :1] / self.first, shocks[..., 1:] / self.sigma],
+                               axis=-1)
+
+    def log_det_jacobian(self, u):
+        per_series = anp.log(self.first) + (u.shape[-1] - 1) * anp.log(self.sigma)
+        return _sum_draws(per_series + anp.zeros(u.shape[:-1] + (1,)))
+
+
+@primitive
+def _ar1_filter(e, phi):
+    """y[t] = phi y[t-1] + e[t] along the last axis (y[0] = e[0]); phi [..., 1].
+
+    ceil(log2 T) doubling rounds in numpy: after the round with lag L, y[t] = sum over s < 2L
+    of phi^s e[t-s]. A primitive, so autograd records one node, not the rounds' dozens (the
+    gradient of a traced version cost 2.4 ms of a 6 ms step at T = 400, S = 5).
+    """
+    y = np.array(np.broadcast_to(e, np.broadcast(e, phi).shape), dtype=float)
+    power, lag, n = np.asarray(phi, dtype=float), 1, y.shape[-1]
+    while lag < n:
+        y[..., lag:] = y[..., lag:] + power * y[..., :-lag]
+        power, lag = power * power, 2 * lag
+    return y
+
+
+def _ar1_filter_transposed(g, phi):
+    """The filter's adjoint: sum over s of phi^s g[t+s] (the filter run backwards in time)."""
+    return _ar1_filter(g[..., ::-1], phi)[..., ::-1]
+
+
+# y = F(phi) e is linear in e, so d/de is the adjoint; dy/dphi = F(phi) applied to y shifted
+# one step (differentiate y[t] = phi y[t-1] + e[t]), whose pairing with g is sum_t
+# adjoint(g)[t] y[t-1]. Written with autograd ops, so Hessian-vector products trace through.
+defvjp(_ar1_filter,
+       lambda ans, e, phi: unbroadcast_f(e, lambda g: _ar1_filter_transposed(g, phi)),
+       lambda ans, e, phi: unbroadcast_f(phi, lambda g: anp.sum(
+           _ar1_filter_transposed(g, phi)[..., 1:] * ans[..., :-1], axis=-1, keepdims=True)))
 
 
 def _log1m_tanh_sq(u):

@@ -15,7 +15,7 @@ import numpy as np
 from autograd.tracer import getval
 
 from . import enumeration, ir
-from .bijectors import Identity, biject_to
+from .bijectors import AR1Innovations, Identity, biject_to
 from .blocks import ASSEMBLED, cutter as _cutter
 from .constraints import Ordered, PositiveOrdered, Real, real
 from .data import source_text
@@ -40,6 +40,9 @@ class Slot:
     free_shape: tuple
     offset: int
     size: int
+
+
+_LOG_SQRT_2PI = 0.9189385332046727  # log(sqrt(2 pi))
 
 
 def _sum_rest(t):
@@ -133,7 +136,13 @@ class _LatentStep:
         self.count = _Counter(self.slot.shape[:len(self.slot.shape) - self.cls.event_dim])
         self.cut = _cutter(offset, size, free_shape)
 
+    # True for an AR1 latent on the whole real line: its bijector is AR1Innovations (set by
+    # compile_model, which knows the guide statements and the enumeration plan)
+    innovations = False
+
     def bijector_at(self, env):
+        if self.innovations:
+            return AR1Innovations(**{name: fn(env) for name, fn in self.params.items()})
         if self.bijector is not None:
             return self.bijector
         return biject_to(dataclasses.replace(
@@ -150,6 +159,9 @@ class _LatentStep:
         x, bijector, u = self.value(zeta, env)
         params = {name: fn(env) for name, fn in self.params.items()}
         env[self.name] = x
+        if self.innovations:
+            # AR1Innovations: the prior density of x times |det dx/du| is u's standard normal
+            return _outside(self.guarded, params, _sum_rest(-0.5 * u * u - _LOG_SQRT_2PI))
         # Truncated priors keep the untruncated density: the normalizing constant is dropped,
         # as in Stan (LANGUAGE.md, Types).
         log_prior = _outside(self.guarded, params, self.count(self.cls.log_density(x, **params)))
@@ -691,6 +703,8 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         else:
             continue
         _enumerated_at(step, enumerated.get(i), steps)
+        if isinstance(statement, ir.Latent) and not statement.discrete:
+            step.innovations = _innovations(step, model)
         if scales and i in scales:
             step = _scaled(step, scales[i])
         steps.append(step)
@@ -708,6 +722,15 @@ def _declared(model: ir.Model, name: str):
     dtype is its value's."""
     s = next(s for s in model.statements if isinstance(s, (ir.Data, ir.Let)) and s.name == name)
     return s if isinstance(s, ir.Data) else s.value
+
+
+def _innovations(step: _LatentStep, model: ir.Model) -> bool:
+    """Whether a latent is parameterized by its AR1 innovations: an unbounded AR1 latent
+    with no ``guide`` statement (a user's guide is on the value itself, LANGUAGE.md) and no
+    discrete latent reaching it (an enumerated environment holds its parameters elsewhere)."""
+    guided = any(isinstance(s, ir.Guide) and s.name == step.name for s in model.statements)
+    return (step.cls.name == "AR1" and isinstance(step.support, Real) and not step.bounds
+            and not step.statement.truncated and step.enum is None and not guided)
 
 
 def _scaled(step, factor: float):

@@ -1,4 +1,5 @@
-"""Bijectors: round trips, landing in the support, log-Jacobians against autograd, biject_to.
+"""Bijectors: round trips, landing in the support, log-Jacobians against autograd, biject_to;
+AR1Innovations (an AR1 latent's non-centred map) against the recursion written out.
 
 One row per bijector and kind of bound (float, data array [1, N], latent-dependent array
 [S, ...]); u always carries the leading draw axis S.
@@ -11,14 +12,16 @@ from typing import Callable
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from autograd import jacobian
+from autograd import grad, jacobian
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 from hypothesis.extra.numpy import arrays
+from scipy.stats import norm
 
 from ppl import constraints as c
-from ppl.bijectors import (CorrCholeskyBijector, Identity, IntervalBound, LowerBound,
-                           OrderedBijector, StickBreaking, UpperBound, biject_to)
+from ppl.bijectors import (AR1Innovations, CorrCholeskyBijector, Identity, IntervalBound,
+                           LowerBound, OrderedBijector, StickBreaking, UpperBound, biject_to)
+from ppl.distributions.multivariate import AR1
 
 S = 4
 
@@ -211,3 +214,94 @@ def test_interval_keeps_precision_near_a_zero_bound(lower, upper, u):
     # x is within 1e-13 of a bound at 0: no digits may be lost to cancellation
     bijector, u_arr = IntervalBound(lower, upper), np.array([u])
     np.testing.assert_allclose(bijector.inverse(bijector.forward(u_arr)), u_arr, rtol=1e-9)
+
+
+# ----- AR1Innovations: an AR1 latent through its standardized innovations ---------------------
+
+def _ar1_loop(u, mu, phi, sigma):
+    """The AR(1) recursion written out step by step (the reference); the parameters have the
+    batch shape [S or 1, *batch] (or are floats)."""
+    x = np.empty_like(u)
+    x[..., 0] = mu + sigma / np.sqrt(1 - phi ** 2) * u[..., 0]
+    for t in range(1, u.shape[-1]):
+        x[..., t] = mu + phi * (x[..., t - 1] - mu) + sigma * u[..., t]
+    return x
+
+
+# parameters per draw ([S]), shared floats, and a [S, 2] batch of series (T = 1 and 2 are
+# the edges of the doubling filter; 13 is not a power of 2)
+AR1_CASES = {
+    "per_draw_T13": (lambda rng: (rng.normal(size=S), rng.uniform(-0.99, 0.99, S),
+                                  rng.uniform(0.1, 2.0, S)), (13,)),
+    "floats_T1": (lambda rng: (0.5, -0.3, 0.7), (1,)),
+    "floats_T2": (lambda rng: (0.5, 0.95, 0.7), (2,)),
+    "batched_T6": (lambda rng: (rng.normal(size=(S, 2)), rng.uniform(-0.9, 0.9, (S, 2)),
+                                rng.uniform(0.1, 2.0, (1, 2))), (2, 6)),
+}
+
+
+def _ar1_setup(case):
+    rng = np.random.default_rng(1)
+    params, shape = AR1_CASES[case]
+    mu, phi, sigma = params(rng)
+    return (mu, phi, sigma), AR1Innovations(mu, phi, sigma), rng.normal(size=(S,) + shape)
+
+
+@pytest.mark.parametrize("case", AR1_CASES)
+def test_ar1_innovations_forward_is_the_recursion_and_inverse_undoes_it(case):
+    (mu, phi, sigma), bijector, u = _ar1_setup(case)
+    x = bijector.forward(u)
+    np.testing.assert_allclose(x, _ar1_loop(u, mu, phi, sigma), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(bijector.inverse(x), u, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", AR1_CASES)
+def test_ar1_innovations_log_det_matches_autograd(case):
+    _, bijector, u = _ar1_setup(case)
+    m = u.size // S
+    full = jacobian(lambda v: anp.reshape(bijector.forward(anp.reshape(v, u.shape)), (-1,)))(
+        u.reshape(-1)).reshape(S, m, S, m)
+    want = [np.linalg.slogdet(full[s, :, s, :])[1] for s in range(S)]
+    got = bijector.log_det_jacobian(u)
+    assert got.shape == (S,)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", AR1_CASES)
+def test_ar1_innovations_turn_the_prior_into_standard_normals(case):
+    # change of variables: log AR1(x) + log|det dx/du| is the standard normal log density of u
+    (mu, phi, sigma), bijector, u = _ar1_setup(case)
+    x = bijector.forward(u)
+    prior = AR1.log_density(x, mu, phi, sigma)
+    prior = prior.reshape(S, -1).sum(axis=1) if np.ndim(prior) > 1 else prior
+    np.testing.assert_allclose(prior + bijector.log_det_jacobian(u),
+                               norm.logpdf(u).reshape(S, -1).sum(axis=1), rtol=1e-10)
+
+
+def test_ar1_innovations_gradient_in_phi_matches_central_differences():
+    rng = np.random.default_rng(2)
+    u, w = rng.normal(size=(1, 40)), rng.normal(size=(1, 40))
+
+    def f(phi):
+        return anp.sum(w * AR1Innovations(0.3, phi, 0.8).forward(u))
+    h = 1e-6
+    for phi in (-0.95, 0.0, 0.5, 0.97):
+        want = (f(phi + h) - f(phi - h)) / (2 * h)
+        np.testing.assert_allclose(grad(f)(phi), want, rtol=1e-6)
+
+
+def test_ar1_innovations_hessian_matches_differences_of_the_gradient():
+    # the filter is an autograd primitive whose gradient is written in autograd ops: the
+    # Hessian-vector products of the whitening (precondition.py) must trace through it
+    rng = np.random.default_rng(3)
+    w, v = rng.normal(size=(1, 12)), rng.normal(size=15)
+
+    def f(p):               # p = (u [12], mu, phi, sigma)
+        b = AR1Innovations(p[12], anp.tanh(p[13]), anp.exp(p[14]))
+        x = b.forward(p[None, :12])
+        return anp.sum(anp.sin(w * x)) + anp.sum(b.log_det_jacobian(p[None, :12]))
+    p = np.concatenate([rng.normal(size=12), [0.3, 1.2, -0.4]])
+    g, h = grad(f), 1e-5
+    want = (g(p + h * v) - g(p - h * v)) / (2 * h)
+    hvp = grad(lambda q: anp.dot(g(q), v))(p)
+    np.testing.assert_allclose(hvp, want, rtol=1e-6, atol=1e-8)

@@ -90,7 +90,36 @@ SIMPLE = {
         {"y": Y},
         lambda u: scipy.stats.norm.logpdf(u[0])
         + scipy.stats.norm.logpdf(Y, 3 * u[0] + 2 * Y, 1).sum()),
+    "ar1_innovations": (              # h from its innovations: prior + log|J| is N(0, 1) of them
+        "data y: real[3]\nsample s ~ HalfNormal(1)\nsample h: real[3] ~ AR1(0.5, 0.8, s)\n"
+        "observe y ~ Normal(h, 1)\n", {"y": Y},
+        lambda u: scipy.stats.halfnorm.logpdf(np.exp(u[0])) + u[0]
+        + scipy.stats.norm.logpdf(u[1:4]).sum()
+        + scipy.stats.norm.logpdf(Y, _ar1(u[1:4], 0.5, 0.8, np.exp(u[0])), 1).sum()),
 }
+
+
+def _ar1(e, mu, phi, sigma):
+    """The AR1 series whose standardized innovations are ``e`` [T], step by step."""
+    h = [mu + sigma / np.sqrt(1 - phi ** 2) * e[0]]
+    for t in range(1, len(e)):
+        h.append(mu + phi * (h[-1] - mu) + sigma * e[t])
+    return np.array(h)
+
+
+def test_guided_or_bounded_ar1_latent_keeps_its_values_as_coordinates(rng):
+    # a user's guide is on the value itself (LANGUAGE.md, Guides); a bounded one is centred
+    for line in ("guide h ~ Normal(y, 0.5)\n", ""):
+        decl = "real[3]" if line else "real<lower=-5>[3]"
+        model = compile_text(f"data y: real[3]\nsample h: {decl} ~ AR1(0.5, 0.8, 0.6)\n"
+                             f"observe y ~ Normal(h, 1)\n{line}", {"y": Y})
+        u = rng.normal(size=(1, 3))
+        h = u[0] if line else -5 + np.exp(u[0])
+        jacobian = 0.0 if line else u[0].sum()
+        ar1 = (scipy.stats.norm.logpdf(h[0], 0.5, 0.6 / np.sqrt(1 - 0.64))
+               + scipy.stats.norm.logpdf(h[1:], 0.5 + 0.8 * (h[:-1] - 0.5), 0.6).sum())
+        want = ar1 + jacobian + scipy.stats.norm.logpdf(Y, h, 1).sum()
+        np.testing.assert_allclose(model.log_joint(u), [want], rtol=1e-10)
 
 
 @pytest.mark.parametrize("name", sorted(SIMPLE))
