@@ -258,7 +258,7 @@ def test_warm_start_from_mean_field_is_the_same_gaussian(guide, rng):
 
 @pytest.mark.parametrize("spec, expected", [
     ("meanfield", MEAN_FIELD), ("fullrank", FullRank(5)), ("lowrank", LowRank(5, 3)),
-    ("lowrank:2", LowRank(5, 2)), ("flow", Flow(5, 4)), ("flow:2", Flow(5, 2))])
+    ("lowrank:2", LowRank(5, 2)), ("flow", Flow(5, 2)), ("flow:4", Flow(5, 4))])
 def test_family_parses_specs(spec, expected):
     assert family(spec, 5) == expected
 
