@@ -324,7 +324,8 @@ def _iaf_chain(layers, eps, D, H, K):
 
 def _iaf_backward(g, layers, eps, D, H, K):
     """(d/d layers [P], d/d eps [S, D]) of <g, _iaf_chain(layers, eps)>, by backpropagation
-    through the layers in reverse (checked against autograd's in tests/unit/test_guides.py)."""
+    through the layers in reverse (checked against autograd's in tests/unit/test_guides.py).
+    The forward pass is recomputed for its saved values: a few numpy operations per layer."""
     params = _iaf_layers(layers, D, H, K)
     _, saved = _iaf_pass(layers, eps, D, H, K)
     gy, g_log_det = g[:, :D], g[:, D:]
