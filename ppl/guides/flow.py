@@ -48,16 +48,16 @@ class Flow:
     K: int = DEFAULT_LAYERS
     kind: str = "iaf"   # or "realnvp" (affine coupling); see the module docstring
     dense_frame = True
-    # The flow's own phase takes draws_scale times the draws per ELBO-gradient step (5 -> 200
+    # The flow's own phase takes draws_scale times the draws per ELBO-gradient step (5 -> 100
     # by default) and window_scale times the convergence window and iteration cap. Measured on
     # centered eight schools (docs/guides.md, 3 seeds): the gradient's noise, not the flow's
     # capacity, kept tau's mean low; 5 -> 100 draws took the max mean error from 0.30 to
-    # 0.05-0.09 sd. A step costs 1.9x mean field's at 100 draws and 2.1x at 200 (D = 10:
-    # per-operation overhead dominates). With 200 draws, the default window (100) and K = 2
-    # layers meet the targets on both eight schools, every seed, in half the steps of window
-    # 200 (docs/guides.md).
+    # 0.05-0.09 sd. A step costs 1.9x mean field's at 100 draws (D = 10: per-operation
+    # overhead dominates). With 100 draws, the default window (100) and K = 2 layers meet the
+    # targets on both eight schools, every seed, in half the steps of window 200; 200 draws
+    # did no better over 3 seeds each (docs/guides.md).
     window_scale = 1
-    draws_scale = 40
+    draws_scale = 20
 
     @property
     def name(self) -> str:
