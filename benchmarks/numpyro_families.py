@@ -95,9 +95,10 @@ def timed(function, *args):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--only", nargs="*", choices=POSTERIORS, help="posteriors (default: both)")
     args = parser.parse_args(argv)
     print(f"{'posterior':40s} {'fit':18s} seed  mean err  sd err   cpu s  wall s")
-    for name in POSTERIORS:
+    for name in args.only or POSTERIORS:
         reference = pdb.load_reference(name)
         for seed in range(args.seeds):
             for guide in ("flow", "fullrank", "auto"):
