@@ -47,6 +47,7 @@ class Score:
     seconds: float
     converged: bool
     baseline_seconds: float = float("nan")  # a mean-field fit's, same posterior and seed, same run
+    auto: str = ""             # with --guide auto: the families tried and the one chosen
 
 
 def score(summary: dict, reference: dict, name: str) -> dict[str, np.ndarray]:
@@ -79,7 +80,8 @@ def fit_posterior(name: str, seed: int, draws: int = 4000, **options) -> tuple[S
     return Score(float(figures["mean_error"].max()), float(figures["mean_error"].mean()),
                  float(np.abs(figures["sd_vs_meanfield"]).max()),
                  float(np.abs(figures["sd_vs_reference"]).max()),
-                 int(fit.result.steps), seconds, fit.converged), figures
+                 int(fit.result.steps), seconds, fit.converged,
+                 auto=fit.auto.line() if fit.auto is not None else ""), figures
 
 
 def table(results: dict[str, list[Score]]) -> str:
@@ -124,7 +126,9 @@ def main(argv=None) -> int:
             results[name].append(result)
             print(f"{name} seed {seed}: max mean err {result.max_mean_error:.3f}, "
                   f"sd vs mean-field {result.max_sd_vs_meanfield:.3f}, "
-                  f"{result.steps} steps, {result.seconds:.1f} s", file=sys.stderr)
+                  f"{result.steps} steps, {result.seconds:.1f} s"
+                  + (f", time vs mean-field {result.seconds / baseline:.2f}; {result.auto}"
+                     if result.auto else ""), file=sys.stderr)
     text = table(results)
     print(text)
     if args.out and args.guide != "meanfield":

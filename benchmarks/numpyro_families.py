@@ -5,6 +5,7 @@ decay, 20,000 steps, float64) at 30-100 s per posterior. This script fits both e
 posteriors with both libraries in the same process and prints, per fit, the max |mean error|
 and max |sd / reference sd - 1| over the reference's elements (mu, tau, theta[j], and
 theta_trans[j] for the non-centred one), CPU and wall seconds (NumPyro's JIT compile included).
+ppl's ``--guide auto`` (the default; no NumPyro counterpart) is fitted too.
 Needs NumPyro (not a dependency); without it only ppl's rows are printed.
 Run: ``OMP_NUM_THREADS=1 JAX_ENABLE_X64=1 python benchmarks/numpyro_families.py [--seeds 1]``.
 """
@@ -47,6 +48,8 @@ def fit_ppl(name: str, guide: str, seed: int) -> dict[str, np.ndarray]:
 
 
 def numpyro_fit(name: str, guide: str, seed: int) -> dict[str, np.ndarray] | None:
+    if guide not in ("flow", "fullrank"):   # NumPyro has no counterpart of ppl's auto
+        return None
     try:
         import jax
         import jax.numpy as jnp
@@ -92,12 +95,13 @@ def timed(function, *args):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--only", nargs="*", choices=POSTERIORS, help="posteriors (default: both)")
     args = parser.parse_args(argv)
     print(f"{'posterior':40s} {'fit':18s} seed  mean err  sd err   cpu s  wall s")
-    for name in POSTERIORS:
+    for name in args.only or POSTERIORS:
         reference = pdb.load_reference(name)
         for seed in range(args.seeds):
-            for guide in ("flow", "fullrank"):
+            for guide in ("flow", "fullrank", "auto"):
                 for library, fit in (("ppl", fit_ppl), ("numpyro", numpyro_fit)):
                     draws, cpu, wall = timed(fit, name, guide, seed)
                     if draws is None:

@@ -16,12 +16,14 @@ warm-started from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defvjp, primitive
 
 _LOG_2PI = float(np.log(2 * np.pi))
-DEFAULT_LAYERS = 4
+DEFAULT_LAYERS = 2   # chosen by measurement on both eight schools (docs/guides.md)
 MAX_DIM = 300        # A is dense [D, D] and each net is O(D^2): the flow is for small models
 S_MAX = 3.0          # |s| <= S_MAX (a tanh clamp): one layer scales by at most e^3, so a
                      # diverging step cannot overflow the draws through exp(s)
@@ -46,14 +48,15 @@ class Flow:
     K: int = DEFAULT_LAYERS
     kind: str = "iaf"   # or "realnvp" (affine coupling); see the module docstring
     dense_frame = True
-    # The flow's own phase of a fit takes draws_scale times the draws per ELBO-gradient step
-    # (5 -> 100 by default) and window_scale times the convergence window and iteration cap
-    # (100 -> 200). Measured on centered eight schools (docs/guides.md, 3 seeds): the
-    # gradient's noise, not the flow's capacity, kept tau's mean low; 5 -> 100 draws took the
-    # max mean error from 0.30 to 0.05-0.09 sd. A step costs about the same at 5 or 100 draws
-    # (D = 10: autograd's per-operation overhead dominates; 1.13x at 100), and with less noise
-    # a window of 200 does what 400 did at 5 draws, in two thirds of the steps.
-    window_scale = 2
+    # The flow's own phase takes draws_scale times the draws per ELBO-gradient step (5 -> 100
+    # by default) and window_scale times the convergence window and iteration cap. Measured on
+    # centered eight schools (docs/guides.md, 3 seeds): the gradient's noise, not the flow's
+    # capacity, kept tau's mean low; 5 -> 100 draws took the max mean error from 0.30 to
+    # 0.05-0.09 sd. A step costs 1.9x mean field's at 100 draws (D = 10: per-operation
+    # overhead dominates). With 100 draws, the default window (100) and K = 2 layers meet the
+    # targets on both eight schools, every seed, in half the steps of window 200; 200 draws
+    # did no better over 3 seeds each (docs/guides.md).
+    window_scale = 1
     draws_scale = 20
 
     @property
@@ -77,14 +80,7 @@ class Flow:
     def _masks(self, k: int):
         """MADE masks (Germain et al. 2015, "MADE", ICML, section 4) of IAF layer k: output
         i sees inputs before i in the layer's order (reversed on odd layers)."""
-        D, H = self.D, hidden_units(self.D)
-        order = np.arange(D) if k % 2 == 0 else np.arange(D)[::-1]
-        degree_in = np.empty(D, dtype=int)
-        degree_in[order] = np.arange(1, D + 1)
-        degree_hidden = np.arange(H) % max(D - 1, 1) + 1
-        m1 = (degree_hidden[None, :] >= degree_in[:, None]).astype(float)
-        m2 = (degree_in[None, :] > degree_hidden[:, None]).astype(float)
-        return m1, np.concatenate([m2, m2], axis=1), order
+        return _made_masks(self.D, hidden_units(self.D), k % 2)
 
     def _unpack(self, theta):
         """(mu, A, [[W1, b1, W2, b2] per layer]) from theta, differentiable."""
@@ -160,12 +156,24 @@ class Flow:
 
     def forward(self, theta, eps):
         """(zeta [S, D], log|det d zeta / d eps| [S]) for eps [S, D]."""
+        if self.kind == "iaf":
+            return self._iaf_forward(theta, eps)
         mu, A, layers = self._unpack(theta)
         x, log_det = eps, anp.linalg.slogdet(A)[1] * anp.ones(eps.shape[0])
         for k, params in enumerate(layers):
             x, layer_log_det = self._layer_forward(k, params, x)
             log_det = log_det + layer_log_det
         return mu + x @ A.T, log_det
+
+    def _iaf_forward(self, theta, eps):
+        """:meth:`forward` for IAF layers, the K layers as one autograd primitive
+        (:func:`_iaf_chain`): at D = 10 the composed version's ~100 small operations a draw
+        batch, each traced and differentiated by autograd, cost 5-10x the arithmetic."""
+        D = self.D
+        mu, A = theta[:D], anp.reshape(theta[D:D + D * D], (D, D))
+        out = _iaf_chain(theta[D + D * D:], eps, D, hidden_units(D), self.K)
+        log_det = out[:, D] + anp.linalg.slogdet(A)[1]
+        return mu + out[:, :D] @ A.T, log_det
 
     def inverse(self, theta, zeta):
         """(eps [S, D], log|det d zeta / d eps| [S]) for zeta [S, D]: the layers undone in
@@ -261,3 +269,78 @@ class Flow:
         A = np.array([parameters["A"][n] for n in names], dtype=float).reshape(self.D, self.D)
         return np.concatenate([[float(parameters["mu"][n]) for n in names], A.ravel(),
                                np.asarray(parameters["layers"], dtype=float)])
+
+
+# ----- the IAF layers as one primitive ---------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _made_masks(D: int, H: int, reverse: int):
+    """(m1 [D, H], m2 [H, 2 D], order) of an IAF layer (see Flow._masks)."""
+    order = np.arange(D) if not reverse else np.arange(D)[::-1]
+    degree_in = np.empty(D, dtype=int)
+    degree_in[order] = np.arange(1, D + 1)
+    degree_hidden = np.arange(H) % max(D - 1, 1) + 1
+    m1 = (degree_hidden[None, :] >= degree_in[:, None]).astype(float)
+    m2 = (degree_in[None, :] > degree_hidden[:, None]).astype(float)
+    return m1, np.concatenate([m2, m2], axis=1), order
+
+
+def _iaf_layers(layers, D: int, H: int, K: int):
+    """Per layer (W1 * m1, b1, W2 * m2, b2, m1, m2) from the flat layer parameters (numpy)."""
+    at, out = 0, []
+    for k in range(K):
+        m1, m2, _ = _made_masks(D, H, k % 2)
+        W1 = layers[at:at + D * H].reshape(D, H) * m1
+        b1 = layers[at + D * H:at + D * H + H]
+        at += D * H + H
+        W2 = layers[at:at + 2 * D * H].reshape(H, 2 * D) * m2
+        b2 = layers[at + 2 * D * H:at + 2 * D * H + 2 * D]
+        at += 2 * D * H + 2 * D
+        out.append((W1, b1, W2, b2, m1, m2))
+    return out
+
+
+def _iaf_pass(layers, eps, D, H, K):
+    """(out [S, D + 1]: g(eps) and its log|det| in the last column, saved per-layer values)."""
+    x, log_det, saved = eps, np.zeros(eps.shape[0]), []
+    for W1, b1, W2, b2, _, _ in _iaf_layers(layers, D, H, K):
+        h = np.tanh(x @ W1 + b1)
+        out = h @ W2 + b2
+        s = S_MAX * np.tanh(out[:, :D] / S_MAX)
+        e = np.exp(s)
+        saved.append((x, h, s, e))
+        x = x * e + out[:, D:]
+        log_det = log_det + np.sum(s, axis=1)
+    return np.concatenate([x, log_det[:, None]], axis=1), saved
+
+
+@primitive
+def _iaf_chain(layers, eps, D, H, K):
+    """[S, D + 1]: K IAF layers (x -> x exp(s(x)) + t(x), s clamped by S_MAX tanh(. / S_MAX))
+    applied to eps [S, D], and the sum of their log|det| = sum(s) in the last column. The same
+    arithmetic as Flow._layer_forward, with its gradient written out (_iaf_chain_vjp)."""
+    return _iaf_pass(layers, eps, D, H, K)[0]
+
+
+def _iaf_backward(g, layers, eps, D, H, K):
+    """(d/d layers [P], d/d eps [S, D]) of <g, _iaf_chain(layers, eps)>, by backpropagation
+    through the layers in reverse (checked against autograd's in tests/unit/test_guides.py).
+    The forward pass is recomputed for its saved values: a few numpy operations per layer."""
+    params = _iaf_layers(layers, D, H, K)
+    _, saved = _iaf_pass(layers, eps, D, H, K)
+    gy, g_log_det = g[:, :D], g[:, D:]
+    grads = []
+    for (W1, _, W2, _, m1, m2), (x, h, s, e) in zip(reversed(params), reversed(saved)):
+        # y = x e + t, e = exp(s), s = S_MAX tanh(u / S_MAX): ds/du = 1 - (s / S_MAX)^2
+        g_u = (gy * x * e + g_log_det) * (1.0 - (s / S_MAX) ** 2)
+        g_out = np.concatenate([g_u, gy], axis=1)
+        g_a = (g_out @ W2.T) * (1.0 - h * h)
+        grads.append([((x.T @ g_a) * m1).ravel(), g_a.sum(axis=0),
+                      ((h.T @ g_out) * m2).ravel(), g_out.sum(axis=0)])
+        gy = gy * e + g_a @ W1.T
+    return np.concatenate([part for layer in reversed(grads) for part in layer]), gy
+
+
+defvjp(_iaf_chain,
+       lambda ans, layers, eps, D, H, K: lambda g: _iaf_backward(g, layers, eps, D, H, K)[0],
+       lambda ans, layers, eps, D, H, K: lambda g: _iaf_backward(g, layers, eps, D, H, K)[1])
