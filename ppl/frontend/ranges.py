@@ -9,6 +9,7 @@ their support (their bijector never reaches an end); data take their declared bo
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -127,6 +128,8 @@ def _scaled(a: Range, k: float):
 def reciprocal(a: Range) -> Range:
     if a.positive():
         lo = 0.0 if math.isinf(a.hi) else 1.0 / a.hi
+        if math.isinf(lo):                  # 1 / (a subnormal) overflows: the real value is
+            lo = sys.float_info.max         # finite, so the sound float bound is the largest
         hi = INF if a.lo == 0 else 1.0 / a.lo
         return _clean(lo, hi, a.hi_open, a.lo_open)
     if neg(a).positive():

@@ -26,7 +26,9 @@ def _range_and_points(draw):
     if a == b:
         lo_open = hi_open = False
     t = np.asarray(draw(st.lists(st.floats(0, 1), min_size=1, max_size=5)) + [0.0, 1.0])
-    points = a + t * (b - a)
+    # a + t (b - a) can round past b (a = -1, b = -1.5e-9 gives -1.51644053e-09 > b), and a
+    # reciprocal then magnifies that rounding: clip, so every point is truly in [a, b]
+    points = np.clip(a + t * (b - a), a, b)
     keep = ((points > a) | (not lo_open)) & ((points < b) | (not hi_open))
     return ranges.Range(a, b, lo_open, hi_open), points[keep]
 
