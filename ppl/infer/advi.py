@@ -92,7 +92,8 @@ def fit(compiled, options, rng: np.random.Generator,
 
     Steps: check the log joint is finite somewhere near the start; pick the step size by
     CmdStan's eta search unless ``options.lr`` is given (optim.search_lr, schedule.ADAPT_ITER
-    steps per trial; Adam's grid is Stan's divided by 10); then take steps with
+    steps per trial; Adam's grid is Stan's divided by 10, its largest tried only when the next
+    wins); then take steps with
     ``options.mc_samples`` draws each. With whitening (mean field, ``options.precondition``),
     after the first window the mean's coordinates are whitened and the step size searched
     again in them (see ``_run``).
@@ -111,13 +112,13 @@ def fit(compiled, options, rng: np.random.Generator,
     a coordinate whose posterior sd is far below lr jitters over many sds; that costs ELBO
     (about j^2/2 nats per coordinate at jitter j) and biases coupled parameters (a regression's
     noise scale absorbs the jittering coefficients' residuals). The fit has then converged; it
-    steps on at the final step size until ``AVERAGE_WINDOWS`` windows were taken there and
-    returns the average of their iterates (Polyak-Ruppert averaging). The error left is at
-    least 1 / sqrt(AVERAGE_WINDOWS * window * mc_samples) posterior sds (0.02 with the
-    defaults; more, as the iterates are correlated: tests/stats measures it); raise ``window``
-    or ``mc_samples`` to shrink it. Under ``--batch`` the rule is schedule.BatchConvergence:
-    this one up to its plateaus and decays, then averaging until the average's Monte Carlo
-    standard error is small (docs/minibatch.md).
+    steps on at the final step size, without checking again, until ``AVERAGE_WINDOWS`` windows
+    were taken there and returns the average of their iterates (Polyak-Ruppert averaging).
+    The error left is at least 1 / sqrt(AVERAGE_WINDOWS * window * mc_samples) posterior sds
+    (0.02 with the defaults; more, as the iterates are correlated: tests/stats measures it);
+    raise ``window`` or ``mc_samples`` to shrink it. Under ``--batch`` the rule is
+    schedule.BatchConvergence: this one up to its plateaus and decays, then averaging until the
+    average's Monte Carlo standard error is small (docs/minibatch.md).
     Otherwise the fit stops at ``options.iter`` steps (reason MAX_ITER) or on KeyboardInterrupt
     (INTERRUPTED), returning the current parameters.
 

@@ -108,12 +108,14 @@ class Iterates(NamedTuple):
 class Windows(NamedTuple):
     """The convergence rule's running state: consecutive passing checks, decays taken, the step
     at which the current step size and coordinates began, the last AVERAGE_WINDOWS finished
-    windows of iterates and the current one."""
+    windows of iterates and the current one, and whether the fit has settled (converged at
+    this step size; it only steps on until enough iterates are averaged)."""
     passes: int = 0
     decays: int = 0
     since: int = 0
     kept: tuple = ()
     window: Iterates = Iterates()
+    settled: bool = False
 
     def add(self, theta: np.ndarray) -> Windows:
         return self._replace(window=self.window.add(theta))
@@ -144,18 +146,23 @@ class Convergence:
         # only windows taken at the current step size and coordinates are compared
         passed = plateau(np.asarray(trace[state.since:]), W, self.tol)
         state = state.closed()._replace(passes=state.passes + 1 if passed else 0)
+        averaged = step - state.since >= AVERAGE_WINDOWS * W
+        if state.settled:
+            # converged before: the checks since are the same test again, and a false alarm
+            # (5% each) would throw the averaged windows away and cost a decay and 5 windows
+            return state, STOP if averaged else CONTINUE
         if state.passes < PASSES:
             return state, CONTINUE
         if (state.decays >= min_decays(self.tol)
                 and state.kept[-1].jitter(guide) <= jitter_tol(self.tol)):
             # converged: step on at this step size until enough iterates are averaged
-            return state, STOP if step - state.since >= AVERAGE_WINDOWS * W else CONTINUE
+            return state._replace(settled=True), STOP if averaged else CONTINUE
         return state._replace(decays=state.decays + 1), DECAY
 
     @staticmethod
     def restarted(state: Windows, step: int) -> Windows:
         """The state after a restart at ``step`` (new step size or coordinates)."""
-        return state._replace(passes=0, since=step)
+        return state._replace(passes=0, since=step, settled=False)
 
 
 @dataclass(frozen=True)
@@ -166,10 +173,12 @@ class StepSize:
     given: float | None
 
     def first(self, loss, theta, opt, noise, mc_samples, score) -> float:
+        """The given step size, or the search's choice; the search skips the grid's largest
+        step size unless the next one wins (optim.search_lr, largest_last)."""
         if self.given is not None:
             return self.given
         return search_lr(loss, theta, opt, noise, mc_samples, ETAS[self.optimizer],
-                         adapt_iter=ADAPT_ITER, score=score).lr
+                         adapt_iter=ADAPT_ITER, score=score, largest_last=True).lr
 
     def after_whitening(self, lr, loss, params, opt, noise, mc_samples, score) -> float:
         """A step size picked in the model's coordinates means little in the whitened ones (an

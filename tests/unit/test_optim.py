@@ -81,6 +81,23 @@ def test_search_picks_a_sane_step_size(name, etas, rng):
     assert result.losses[result.lr] == min(result.losses.values())
 
 
+@pytest.mark.parametrize("target, sd, tried_largest", [(1.0, 0.1, False), (5000.0, 1.0, True)])
+def test_search_tries_the_largest_eta_only_when_the_next_wins(target, sd, tried_largest):
+    # largest_last: start at the grid's second eta (1.0 for Adam); the largest (10.0) is tried
+    # only when the second wins: a target 10 sds away, where 0.1 beats 1.0, not; one 5000 units
+    # away, where 1.0 beats 0.1, yes. Here the choice is the full search's (each search with a
+    # Generator of seed 0; the draws differ once a trial is skipped, so in general it agrees
+    # only when the scores are clear-cut)
+    loss = _gaussian_loss(np.full(2, target), np.full(2, sd))
+    params = np.concatenate([np.zeros(2), np.full(2, np.log(0.1))])
+    etas = tuple(e / 10 for e in STAN_ETAS)
+    results = [search_lr(loss, params, optimizer("adam"),
+                         lambda n, g=np.random.default_rng(0): g.standard_normal((n, 2)), 5, etas,
+                         largest_last=last) for last in (False, True)]
+    assert (etas[0] in results[1].losses) == tried_largest
+    assert results[1].lr == results[0].lr and results[1].found
+
+
 def test_search_falls_back_to_the_smallest_eta_when_all_fail(rng):
     def loss(params, eps):           # finite only at the start: every step lands on NaN
         value = 0.0 if not np.any(params) else np.nan
