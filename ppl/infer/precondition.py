@@ -9,7 +9,7 @@ order of the condition number, ~1e5 steps; in v they need tens. log_sigma is lef
 gradient for coordinate i depends on H_ii alone.
 
 Forming H takes D Hessian-vector products, which at a few hundred latents cost more than the
-fit. Above RANK latents ``estimate`` takes RANK instead, whatever D: H is scaled by the guide's
+fit. Above WHOLE_MAX_DIM latents ``estimate`` takes RANK instead, whatever D: H is scaled by the guide's
 sds s (P = S H S, S = diag(s), about unit diagonal for a mean-field fit; Adam rescales each
 coordinate anyway) and Lanczos finds P's extreme eigenpairs, the correlated directions that
 make the posterior badly conditioned (a long valley is an eigenvalue near 0, the pull of many
@@ -28,7 +28,11 @@ from autograd import grad
 # is flat or convex in (a funnel's neck, a heavy tail) must not get an unbounded step.
 EIGEN_FLOOR = 1e-13
 MAX_DIM = 300  # up to this D diagnostics.polish forms H whole (the fit's whitening has no cap)
-RANK = 20  # Lanczos steps of a low-rank estimate; up to this many latents, H is formed whole
+RANK = 20  # Lanczos steps (Hessian-vector products) of a low-rank estimate
+# Up to this many latents H is formed whole (D exact products, as before): posteriordb diamonds
+# (26 latents, most of its directions badly conditioned) needs all of them whitened.
+WHOLE_MAX_DIM = 30
+FD_STEP = 1e-2  # the finite-difference step of a Hessian-vector product, in guide sds
 BREAKDOWN = 1e-10  # a Lanczos residual this small (relative to |P|) spans an invariant subspace
 
 
@@ -120,27 +124,37 @@ class Coordinates:
 
 def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray) -> Coordinates:
     """Whitened coordinates centred on theta's mu from the guide's ``draws`` [M, D] and
-    marginal sds ``sd`` [D]: H formed whole (``expected_hessian``, D products) up to RANK
-    latents, a ``LowRank`` from RANK Lanczos products above."""
+    marginal sds ``sd`` [D]: H formed whole (``expected_hessian``, D products) up to
+    WHOLE_MAX_DIM latents, a ``LowRank`` from RANK Lanczos products above."""
     D = draws.shape[1]
-    if D <= RANK:
+    if D <= WHOLE_MAX_DIM:
         return whiten(theta, expected_hessian(log_joint, draws))
     mu = theta[:D].copy()
     zeta = draws[np.isfinite(log_joint(draws))]
     if zeta.shape[0] == 0 or not np.all(np.isfinite(sd) & (sd > 0)):
         return Coordinates(mu)
-    product = hessian_product(log_joint, zeta)
     start = (zeta[0] - mu) / sd   # the first draw's noise: random, and fixed by the fit's seed
-    values, vectors = lanczos(lambda x: sd * product(sd * x), start, RANK)
+    values, vectors = lanczos(scaled_hessian_product(log_joint, zeta, sd), start, RANK)
     return whiten_low_rank(mu, sd, values, vectors)
 
 
-def hessian_product(log_joint, zeta: np.ndarray):
-    """x [D] -> -E[Hessian of log p] x [D] over the draws ``zeta`` [M, D]: one
-    reverse-over-reverse pass (see ``expected_hessian``)."""
+def scaled_hessian_product(log_joint, zeta: np.ndarray, sd: np.ndarray):
+    """x [D] -> P x = S (-E[Hessian of log p]) S x [D] over the draws ``zeta`` [M, D], by
+    central differences of the gradient at zeta +- FD_STEP S x: one gradient of 2 M draws.
+
+    Exact on a quadratic log density (up to rounding), O(FD_STEP^2) relatively otherwise. Only
+    first derivatives, so the compiler's fused kernels serve it: on the generated hierarchical
+    models of benchmarks/whitening_cost.py at 100-3,000 latents it costs 1.2-5x a 5-draw
+    gradient, where the reverse-over-reverse product of ``expected_hessian`` costs 3-23x.
+    """
     gradient = grad(lambda z: anp.sum(log_joint(z)))
-    hvp = grad(lambda z, x: anp.sum(gradient(z) * x))
-    return lambda x: -hvp(zeta, x).sum(axis=0) / zeta.shape[0]
+    M = zeta.shape[0]
+
+    def product(x):
+        step = FD_STEP * sd * x
+        g = gradient(np.concatenate([zeta + step, zeta - step]))
+        return -sd * (g[:M] - g[M:]).sum(axis=0) / (2 * FD_STEP * M)
+    return product
 
 
 def lanczos(product, start: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:

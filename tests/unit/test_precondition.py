@@ -5,8 +5,9 @@ from autograd import hessian
 
 from ppl.infer import advi
 from ppl.options import FitOptions
-from ppl.infer.precondition import (RANK, Coordinates, LowRank, estimate, expected_hessian,
-                                    lanczos, whiten, whiten_low_rank)
+from ppl.infer.precondition import (RANK, WHOLE_MAX_DIM, Coordinates, LowRank, estimate,
+                                    expected_hessian, lanczos, scaled_hessian_product, whiten,
+                                    whiten_low_rank)
 
 from .test_advi import Stub
 
@@ -139,8 +140,22 @@ def test_low_rank_coordinates_round_trip_and_chain_rule(rng):
     assert Coordinates(np.zeros(3)).matrix() is None
 
 
+def test_finite_difference_product_matches_the_exact_hessian(rng):
+    # Not quadratic, so the central difference has a relative error of O(FD_STEP^2) = 1e-4
+    # times the third derivatives in units of the sds (O(1) here, with the sds of the
+    # curvature, as a mean-field guide's are, and a unit x, as Lanczos passes): 1e-3 of |P x|.
+    def log_joint(z):
+        return -anp.sum(anp.cosh(z) * anp.roll(z, 1, axis=1) ** 2 + z ** 4 / 12, axis=1)
+    zeta, x = rng.normal(size=(7, 4)), rng.normal(size=4)
+    H = expected_hessian(log_joint, zeta)
+    sd, x = 1 / np.sqrt(np.abs(np.diag(H))), x / np.linalg.norm(x)
+    exact = sd * (H @ (sd * x))
+    error = scaled_hessian_product(log_joint, zeta, sd)(x) - exact
+    assert np.linalg.norm(error) < 1e-3 * np.linalg.norm(exact)
+
+
 def test_small_models_keep_the_whole_hessian(rng):
-    D = RANK   # at D <= RANK nothing changes: the exact whitening of expected_hessian
+    D = WHOLE_MAX_DIM   # up to here nothing changes: the exact whitening of expected_hessian
     log_joint, mean, sd, H, _ = gaussian_with_known_directions(rng, D, [1e-3])
     draws = mean + sd * rng.normal(size=(5, D))
     theta = np.concatenate([mean, np.zeros(D)])
@@ -150,7 +165,7 @@ def test_small_models_keep_the_whole_hessian(rng):
 
 def test_whitening_above_rank_finds_the_mean_of_a_correlated_posterior():
     # The kilpisjarvi-like pair of the test above, in 60 latents (38 others independent, 20
-    # more pairs at correlation 0.9): above RANK, the low-rank whitening must still find the
+    # more pairs at correlation 0.9): above WHOLE_MAX_DIM, the low-rank whitening must still find the
     # valley. Tolerance as above: 0.13 mean-field sds (z = 4 on ~0.03).
     D = 60
     sd = np.ones(D)
