@@ -5,8 +5,11 @@ A small generator writes a varying-intercept regression (the model of
 centred parameterization (badly conditioned: the intercepts and their scale are coupled), and
 each fit is run with ``precondition='hessian'`` and ``'none'`` (mean field, seed 0), giving the
 CPU-time ratio and the counts of gradient evaluations and Hessian-vector passes (end_to_end.py's
-wrapper). Up to ``precondition.RANK`` latents a whitening forms the expected Hessian whole (D
-passes); above, it takes RANK Lanczos passes whatever D (there is no cap).
+wrapper). Up to ``precondition.WHOLE_MAX_DIM`` (30) latents a whitening forms the expected
+Hessian whole (D reverse-over-reverse passes, the 'hvp' column); above, it takes
+``precondition.RANK`` (20) Lanczos products whatever D, each a central difference of the
+gradient, which the wrapper counts among the gradient evaluations (one of 40 draws each; three
+whitenings per fit: 60). There is no cap.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/whitening_cost.py
 """
