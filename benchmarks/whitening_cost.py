@@ -12,6 +12,10 @@ gradient, which the wrapper counts among the gradient evaluations (one of 40 dra
 whitenings per fit: 60). There is no cap.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/whitening_cost.py
+
+With ``--lanczos-accuracy NAME ...`` it runs benchmarks/accuracy.py instead (seeds 0-1) on those
+posteriordb posteriors with every model on the Lanczos path (``WHOLE_MAX_DIM = 0``): they all
+have at most 26 latents, so the default fit never takes it there.
 """
 from __future__ import annotations
 
@@ -43,7 +47,15 @@ def data(groups: int, seed: int = 20261129) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, nargs="+", default=[6, 96, 296, 996, 2996])
+    parser.add_argument("--lanczos-accuracy", nargs="+", metavar="POSTERIOR",
+                        help="accuracy.py on these posteriors, every model on the Lanczos path")
     args = parser.parse_args(argv)
+    if args.lanczos_accuracy:
+        import accuracy
+        from ppl.infer import precondition
+        precondition.WHOLE_MAX_DIM = 0
+        accuracy.main(["--seeds", "2", "--only", *args.lanczos_accuracy])
+        return
     print(f"{'latents':>7s} {'cpu ratio':>9s} {'steps h/n':>11s} {'grads h/n':>11s} {'hvp':>6s}")
     for groups in args.groups:
         d = data(groups)
