@@ -37,7 +37,7 @@ class FitOptions:
     precondition : 'hessian' (default): from the first plateau on, the optimizer moves the guide's
         mean in coordinates whitened by the expected Hessian of the log density under the
         guide (precondition.py), which makes correlated posteriors converge; 'none' keeps the
-        model's own coordinates.
+        model's own coordinates. Only used up to 300 unconstrained dimensions.
     stl : use the 'sticking the landing' gradient (Roeder et al. 2017).
     tol : convergence tolerance: the relative change of the windowed mean ELBO that counts
         as a plateau; it also sets how far the step size is annealed (2 decays at 1e-3, one

@@ -26,6 +26,7 @@ from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from . import steps
 from .optim import optimizer
 from .point import fit_point
+from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
 from .precondition import Coordinates, Frame, estimate
 from .schedule import (DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize,
                        Whitening, Windows)
@@ -352,7 +353,7 @@ def _in_value(loss_value, coords):
 
 
 def _can_whiten(compiled, options) -> bool:
-    return options.precondition == "hessian"
+    return options.precondition == "hessian" and compiled.dim <= PRECONDITION_MAX_DIM
 
 
 def _check_start(compiled, guide, theta, rng) -> None:
