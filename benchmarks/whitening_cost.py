@@ -5,10 +5,19 @@ A small generator writes a varying-intercept regression (the model of
 centred parameterization (badly conditioned: the intercepts and their scale are coupled), and
 each fit is run with ``precondition='hessian'`` and ``'none'`` (mean field, seed 0), giving the
 CPU-time ratio and the counts of gradient evaluations and Hessian-vector passes (end_to_end.py's
-wrapper). Above ``precondition.MAX_DIM`` (300) latents the whitening is off, so both columns are
-the same fit: the cliff of issue 15 item 2.
+wrapper). Up to ``precondition.WHOLE_MAX_DIM`` (30) latents a whitening forms the expected
+Hessian whole (D reverse-over-reverse passes, the 'hvp' column); above, it takes
+``precondition.RANK`` (20) Lanczos products whatever D, each a central difference of the
+gradient, which the wrapper counts among the gradient evaluations (one of 40 draws each; three
+whitenings per fit: 60). The fit still whitens only up to ``precondition.MAX_DIM`` (300)
+latents, for accuracy, not cost (see there); ``--uncapped`` lifts that cap, as the rows of
+1,000 and 3,000 latents in docs/performance.md were measured.
 
-    OMP_NUM_THREADS=1 python benchmarks/whitening_cost.py --groups 6 96 296 306
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/whitening_cost.py --uncapped
+
+With ``--lanczos-accuracy NAME ...`` it runs benchmarks/accuracy.py instead (seeds 0-1) on those
+posteriordb posteriors with every model on the Lanczos path (``WHOLE_MAX_DIM = 0``): they all
+have at most 26 latents, so the default fit never takes it there.
 """
 from __future__ import annotations
 
@@ -39,8 +48,21 @@ def data(groups: int, seed: int = 20261129) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--groups", type=int, nargs="+", default=[6, 96, 246, 296, 306])
+    parser.add_argument("--groups", type=int, nargs="+", default=[6, 96, 296, 996, 2996])
+    parser.add_argument("--uncapped", action="store_true",
+                        help="whiten above precondition.MAX_DIM (300) latents too")
+    parser.add_argument("--lanczos-accuracy", nargs="+", metavar="POSTERIOR",
+                        help="accuracy.py on these posteriors, every model on the Lanczos path")
     args = parser.parse_args(argv)
+    if args.lanczos_accuracy:
+        import accuracy
+        from ppl.infer import precondition
+        precondition.WHOLE_MAX_DIM = 0
+        accuracy.main(["--seeds", "2", "--only", *args.lanczos_accuracy])
+        return
+    if args.uncapped:
+        from ppl.infer import advi
+        advi.PRECONDITION_MAX_DIM = 10 ** 9
     print(f"{'latents':>7s} {'cpu ratio':>9s} {'steps h/n':>11s} {'grads h/n':>11s} {'hvp':>6s}")
     for groups in args.groups:
         d = data(groups)

@@ -27,7 +27,7 @@ from . import steps
 from .optim import optimizer
 from .point import fit_point
 from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
-from .precondition import Coordinates, Frame, expected_hessian, whiten
+from .precondition import Coordinates, Frame, estimate
 from .schedule import (DECAY, HESSIAN_DRAWS, STOP, BatchConvergence, BatchWindows,
                        Convergence, StepSize, Whitening, Windows)
 # the convergence rule's constants and functions, re-exported: tests read them here
@@ -207,9 +207,10 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         m0, W = source.frame(first.theta)
         if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
             draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
-            whitened = whiten(first.theta, expected_hessian(compiled.log_joint, draws))
+            whitened = estimate(compiled.log_joint, first.theta, draws,
+                                np.exp(source.log_sd(first.theta)))
             if whitened.L is not None:
-                W = whitened.L
+                W = whitened.matrix()
     except KeyboardInterrupt:
         # stopped before this family's own steps: report it at its warm start
         return AdviResult(guide, guide.warm_start(source, first.theta), first.names,

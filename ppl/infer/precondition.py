@@ -7,6 +7,14 @@ mu = m0 + L v with L = V diag(lam^-1/2), so that the ELBO is about isotropic in 
 gradient steps on a posterior with correlation 0.99999 (posteriordb kilpisjarvi) need on the
 order of the condition number, ~1e5 steps; in v they need tens. log_sigma is left as it is: its
 gradient for coordinate i depends on H_ii alone.
+
+Forming H takes D Hessian-vector products, which at a few hundred latents cost more than the
+fit. Above WHOLE_MAX_DIM latents ``estimate`` takes RANK instead, whatever D: H is scaled by the guide's
+sds s (P = S H S, S = diag(s), about unit diagonal for a mean-field fit; Adam rescales each
+coordinate anyway) and Lanczos finds P's extreme eigenpairs, the correlated directions that
+make the posterior badly conditioned (a long valley is an eigenvalue near 0, the pull of many
+coordinates on a shared one an eigenvalue far above 1); on those k directions the mean moves in
+coordinates of unit curvature, elsewhere in the guide's sds (``LowRank``).
 """
 from __future__ import annotations
 
@@ -19,36 +27,189 @@ from autograd import grad
 # Eigenvalues below this fraction of the largest are raised to it: a direction the log density
 # is flat or convex in (a funnel's neck, a heavy tail) must not get an unbounded step.
 EIGEN_FLOOR = 1e-13
-MAX_DIM = 300  # beyond this the D Hessian-vector products per refresh cost more than they save
+# Up to this D the fit whitens (advi._can_whiten) and diagnostics.polish forms H whole. The cost
+# no longer needs the cap (estimate costs RANK products above WHOLE_MAX_DIM), but lifting it made
+# models/stochastic_volatility.ppl (403 latents, not whitened before) miss its generating mu by
+# 4.9 sds (tests/stats/test_gallery.py); in the guide's sds alone, 6.4; unwhitened, 1.9.
+MAX_DIM = 300
+RANK = 20  # Lanczos steps (Hessian-vector products) of a low-rank estimate
+# Up to this many latents H is formed whole (D exact products, as before): posteriordb diamonds
+# (26 latents, most of its directions badly conditioned) needs all of them whitened.
+WHOLE_MAX_DIM = 30
+# The finite-difference step of a Hessian-vector product, in guide sds: the rounding error of
+# the difference grows as 1 / step (at 0.01, posteriordb kidscore_interaction's unscaled
+# predictors were not whitened: mean errors of 11 sds); the secant over +-0.3 sds is still the
+# curvature at the guide's scale, which the draws average over anyway.
+FD_STEP = 0.3
+BREAKDOWN = 1e-10  # a Lanczos residual this small (relative to |P|) spans an invariant subspace
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """mu - m0 = L v = diag(scale) (U diag(root) a + (I - U U^T) b) for v = (a [k], b [D]), U
+    [D, k] orthonormal: L L^T = S (I + U diag(root^2 - 1) U^T) S, in O(D k) per product.
+
+    The k directions get optimizer coordinates of their own (a) rather than mixing into the
+    model's axes: Adam scales each coordinate by its gradient's size, and a valley direction's
+    small, quiet gradient shared with a steep axis would be scaled by the steep one's.
+    b moves in the rest (its gradient has no component along U)."""
+
+    scale: np.ndarray
+    U: np.ndarray
+    root: np.ndarray
+
+    @property
+    def width(self) -> int:
+        """The size of v: k + D."""
+        return self.U.shape[1] + self.U.shape[0]
+
+    def apply(self, v: np.ndarray) -> np.ndarray:
+        """L v [D]."""
+        k = self.U.shape[1]
+        a, b = v[:k], v[k:]
+        return self.scale * (self.U @ (self.root * a) + b - self.U @ (self.U.T @ b))
+
+    def apply_t(self, g: np.ndarray) -> np.ndarray:
+        """L^T g [k + D]."""
+        h = self.scale * g
+        c = self.U.T @ h
+        return np.concatenate([self.root * c, h - self.U @ c])
+
+    def solve(self, x: np.ndarray) -> np.ndarray:
+        """The v [k + D] with L v = x and no component of b along U."""
+        y = x / self.scale
+        c = self.U.T @ y
+        return np.concatenate([c / self.root, y - self.U @ c])
+
+    def matrix(self) -> np.ndarray:
+        """A square [D, D] factor with the same L L^T: S (I + U diag(root - 1) U^T)."""
+        D = self.scale.shape[0]
+        return self.scale[:, None] * (np.eye(D) + (self.U * (self.root - 1.0)) @ self.U.T)
 
 
 @dataclass(frozen=True)
 class Coordinates:
-    """The optimizer's parameters ``params = (v [D], log_sigma [D])`` and the guide's
-    ``theta = (mu = m0 + L v, log_sigma)``. ``L`` None is the identity (no whitening)."""
+    """The optimizer's parameters ``params = (v, log_sigma [D])`` and the guide's
+    ``theta = (mu = m0 + L v, log_sigma)``. ``L`` is a dense [D, D] matrix (v [D]), a
+    ``LowRank`` (v [k + D]), or None for the identity (no whitening)."""
 
     m0: np.ndarray
-    L: np.ndarray | None = None
+    L: np.ndarray | LowRank | None = None
+
+    def _width(self) -> int:
+        return self.L.width if isinstance(self.L, LowRank) else self.m0.shape[0]
 
     def to_theta(self, params: np.ndarray) -> np.ndarray:
         if self.L is None:
             return params
-        D = self.m0.shape[0]
-        return np.concatenate([self.m0 + self.L @ params[:D], params[D:]])
+        n = self._width()
+        v = params[:n]
+        moved = self.L.apply(v) if isinstance(self.L, LowRank) else self.L @ v
+        return np.concatenate([self.m0 + moved, params[n:]])
 
     def from_theta(self, theta: np.ndarray) -> np.ndarray:
         """The params at which ``to_theta`` gives ``theta`` (v = 0 at mu = m0)."""
         if self.L is None:
             return theta
         D = self.m0.shape[0]
-        return np.concatenate([np.linalg.solve(self.L, theta[:D] - self.m0), theta[D:]])
+        x = theta[:D] - self.m0
+        v = self.L.solve(x) if isinstance(self.L, LowRank) else np.linalg.solve(self.L, x)
+        return np.concatenate([v, theta[D:]])
 
     def pull_gradient(self, gradient: np.ndarray) -> np.ndarray:
         """d/d params from d/d theta (chain rule: d/dv = L^T d/dmu)."""
         if self.L is None:
             return gradient
         D = self.m0.shape[0]
-        return np.concatenate([self.L.T @ gradient[:D], gradient[D:]])
+        g = gradient[:D]
+        pulled = self.L.apply_t(g) if isinstance(self.L, LowRank) else self.L.T @ g
+        return np.concatenate([pulled, gradient[D:]])
+
+    def matrix(self) -> np.ndarray | None:
+        """A square [D, D] L (None for the identity), e.g. for a dense warm start."""
+        return self.L.matrix() if isinstance(self.L, LowRank) else self.L
+
+
+def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray) -> Coordinates:
+    """Whitened coordinates centred on theta's mu from the guide's ``draws`` [M, D] and
+    marginal sds ``sd`` [D]: H formed whole (``expected_hessian``, D products) up to
+    WHOLE_MAX_DIM latents, a ``LowRank`` from RANK Lanczos products above."""
+    D = draws.shape[1]
+    if D <= WHOLE_MAX_DIM:
+        return whiten(theta, expected_hessian(log_joint, draws))
+    mu = theta[:D].copy()
+    zeta = draws[np.isfinite(log_joint(draws))]
+    if zeta.shape[0] == 0 or not np.all(np.isfinite(sd) & (sd > 0)):
+        return Coordinates(mu)
+    start = (zeta[0] - mu) / sd   # the first draw's noise: random, and fixed by the fit's seed
+    values, vectors = lanczos(scaled_hessian_product(log_joint, zeta, sd), start, RANK)
+    return whiten_low_rank(mu, sd, values, vectors)
+
+
+def scaled_hessian_product(log_joint, zeta: np.ndarray, sd: np.ndarray):
+    """x [D] -> P x = S (-E[Hessian of log p]) S x [D] over the draws ``zeta`` [M, D], by
+    central differences of the gradient at zeta +- FD_STEP S x: one gradient of 2 M draws.
+
+    Exact on a quadratic log density (up to rounding), O(FD_STEP^2) relatively otherwise. Only
+    first derivatives, so the compiler's fused kernels serve it: on the generated hierarchical
+    models of benchmarks/whitening_cost.py at 100-3,000 latents it costs 1.2-5x a 5-draw
+    gradient, where the reverse-over-reverse product of ``expected_hessian`` costs 3-23x.
+    """
+    gradient = grad(lambda z: anp.sum(log_joint(z)))
+    M = zeta.shape[0]
+
+    def product(x):
+        step = FD_STEP * sd * x
+        g = gradient(np.concatenate([zeta + step, zeta - step]))
+        return -sd * (g[:M] - g[M:]).sum(axis=0) / (2 * FD_STEP * M)
+    return product
+
+
+def lanczos(product, start: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ritz values [k] and orthonormal Ritz vectors [D, k] of the symmetric operator
+    ``product`` after k = min(steps, D) Lanczos steps from ``start`` [D].
+
+    Every new vector is orthogonalized against all earlier ones (k is small, and without it
+    the converged extremes come back as copies). On a breakdown (an invariant subspace found:
+    its Ritz pairs are exact) a fixed pseudo-random vector orthogonal to the basis goes on.
+    """
+    D = start.shape[0]
+    k = min(steps, D)
+    Q = np.zeros((D, k))
+    T = np.zeros((k, k))
+    q, restarts = start / np.linalg.norm(start), 0
+    for j in range(k):
+        Q[:, j] = q
+        w = product(q)
+        T[j, j] = q @ w
+        w = w - Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)
+        w = w - Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)   # twice is enough (Giraud et al.)
+        if j == k - 1:
+            break
+        beta = np.linalg.norm(w)
+        if not beta > BREAKDOWN * max(np.abs(T[:j + 1, :j + 1]).max(), 1e-300):
+            restarts += 1
+            w = np.random.default_rng(restarts).standard_normal(D)
+            w = w - Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)
+            w, beta = w / np.linalg.norm(w), 0.0
+        else:
+            w = w / beta
+        T[j, j + 1] = T[j + 1, j] = beta
+        q = w
+    values, Y = np.linalg.eigh(T)
+    return values, Q @ Y
+
+
+def whiten_low_rank(mu: np.ndarray, sd: np.ndarray, values: np.ndarray,
+                    vectors: np.ndarray) -> Coordinates:
+    """Coordinates with L = diag(sd) (I + U (|lam|^-1/2 - 1) U^T) from P's Ritz pairs; the
+    eigenvalues in absolute value and floored as in ``whiten`` (the rest of P counts as 1).
+    Identity coordinates when the pairs are not finite."""
+    if not (np.all(np.isfinite(values)) and np.all(np.isfinite(vectors))):
+        return Coordinates(mu)
+    lam = np.abs(values)
+    lam = np.maximum(lam, EIGEN_FLOOR * max(lam.max(), 1.0))
+    return Coordinates(mu, LowRank(sd.copy(), vectors, 1.0 / np.sqrt(lam)))
 
 
 def expected_hessian(log_joint, zeta: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .optim import STAN_ETAS, search_lr
-from .precondition import Coordinates, expected_hessian, whiten
+from .precondition import Coordinates, estimate
 
 # The convergence rule (see advi.fit): z standard errors of noise allowed, consecutive passing
 # checks needed, the least number of step-size decays taken at plateaus, their factor, the
@@ -207,7 +207,7 @@ class Whitening:
         if not self.enabled:
             return current
         draws = guide.draw(theta, noise(HESSIAN_DRAWS))
-        return whiten(theta, expected_hessian(log_joint, draws))
+        return estimate(log_joint, theta, draws, np.exp(guide.log_sd(theta)))
 
 
 # The rule under --batch (BatchConvergence; docs/minibatch.md): the largest Monte Carlo standard

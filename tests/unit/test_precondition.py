@@ -5,7 +5,9 @@ from autograd import hessian
 
 from ppl.infer import advi
 from ppl.options import FitOptions
-from ppl.infer.precondition import Coordinates, expected_hessian, whiten
+from ppl.infer.precondition import (FD_STEP, RANK, WHOLE_MAX_DIM, Coordinates, LowRank, estimate,
+                                    expected_hessian, lanczos, scaled_hessian_product, whiten,
+                                    whiten_low_rank)
 
 from .test_advi import Stub
 
@@ -65,5 +67,126 @@ def test_whitening_finds_the_mean_of_a_highly_correlated_posterior():
     assert np.all(np.abs(fit.mu - mean) / meanfield_sd < 0.13)
     assert np.allclose(np.exp(fit.log_sigma), meanfield_sd, rtol=0.13)
     # Without whitening the same budget leaves the mean thousands of mean-field sds away.
+    plain = advi.fit(target, FitOptions(seed=0, precondition="none"), np.random.default_rng(0))
+    assert np.max(np.abs(plain.mu - mean) / meanfield_sd) > 100
+
+
+def gaussian_with_known_directions(rng, D, values):
+    """(log_joint, mean [D], sd [D], H [D, D], V [D, k]) of a Gaussian whose Hessian, scaled by
+    sd (P = S H S), is the identity plus k orthonormal directions V with eigenvalues ``values``."""
+    V = np.linalg.qr(rng.normal(size=(D, len(values))))[0]
+    P = np.eye(D) + V @ np.diag(np.asarray(values) - 1.0) @ V.T
+    sd = np.exp(rng.normal(scale=2.0, size=D))          # scales e^+-4 apart
+    H = P / np.outer(sd, sd)
+    mean = rng.normal(size=D)
+    def log_joint(z):
+        return -0.5 * anp.sum(((z - mean) @ H) * (z - mean), axis=1)
+    return log_joint, mean, sd, H, V
+
+
+def test_low_rank_estimate_is_exact_on_known_directions(rng):
+    # P = I + three directions (a long valley at 1e-5, a pull at 300, one at 0.3): its Krylov
+    # space from any start is at most 4-dimensional, so Lanczos spans it exactly (through a
+    # breakdown) and L^T H L is the identity to rounding, with D = 200 well above RANK.
+    D = 200
+    log_joint, mean, sd, H, V = gaussian_with_known_directions(rng, D, [1e-5, 300.0, 0.3])
+    draws = mean + sd * rng.normal(size=(20, D))
+    coords = estimate(log_joint, np.concatenate([mean, np.zeros(D)]), draws, sd)
+    assert isinstance(coords.L, LowRank) and coords.L.U.shape == (D, RANK)
+    L = coords.matrix()   # a square factor with the coordinates' L L^T
+    assert np.allclose(L.T @ H @ L, np.eye(D), atol=1e-7)
+    # the known directions are among the Ritz vectors, with their eigenvalues
+    found = np.abs(V.T @ coords.L.U) > 1 - 1e-8
+    assert found.sum(axis=1).tolist() == [1, 1, 1]
+    assert np.allclose(np.sort(coords.L.root[found.any(axis=0)] ** -2.0),
+                       [1e-5, 0.3, 300.0], rtol=1e-6)
+
+
+def test_lanczos_finds_both_ends_of_a_spread_spectrum(rng):
+    # 496 eigenvalues in [0.5, 2] plus two far above and two far below (condition 1e7). The top
+    # ones are separated by gaps as large as the spread and converge to rounding in RANK steps;
+    # the bottom ones' gap is 5e-4 of the spread, so their Ritz values are only near (Kaniel-
+    # Paige). What the whitening needs holds either way: L^T P L has the bulk's spectrum.
+    D = 500
+    bulk = rng.uniform(0.5, 2.0, D - 4)
+    spectrum = np.concatenate([bulk, [1e3, 1e2, 1e-3, 1e-4]])
+    Q = np.linalg.qr(rng.normal(size=(D, D)))[0]
+    P = (Q * spectrum) @ Q.T
+    values, vectors = lanczos(lambda x: P @ x, rng.normal(size=D), RANK)
+    assert vectors.shape == (D, RANK)
+    assert np.allclose(vectors.T @ vectors, np.eye(RANK), atol=1e-10)
+    assert np.allclose(values[-2:], [1e2, 1e3], rtol=1e-10)
+    assert np.allclose(values[:2], [1e-4, 1e-3], rtol=0.1)
+    L = whiten_low_rank(np.zeros(D), np.ones(D), values, vectors).matrix()
+    whitened = np.linalg.eigvalsh(L.T @ P @ L)
+    # within 1% of the bulk's ends (a Ritz value's relative error becomes the whitened one's)
+    assert bulk.min() * 0.99 < whitened.min() and whitened.max() < bulk.max() * 1.01
+
+
+def test_low_rank_coordinates_round_trip_and_chain_rule(rng):
+    D, k = 30, 4
+    U = np.linalg.qr(rng.normal(size=(D, k)))[0]
+    low = LowRank(np.exp(rng.normal(size=D)), U, np.exp(rng.normal(size=k)))
+    coords = Coordinates(rng.normal(size=D), low)
+    theta = rng.normal(size=2 * D)
+    params = coords.from_theta(theta)
+    assert params.shape == (k + 2 * D,)
+    assert np.allclose(coords.to_theta(params), theta)
+    # L as a [D, k + D] matrix, column by column; the square factor has the same L L^T
+    L = np.stack([low.apply(e) for e in np.eye(k + D)], axis=1)
+    assert np.allclose(L @ L.T, coords.matrix() @ coords.matrix().T)
+    g = rng.normal(size=2 * D)
+    assert np.allclose(coords.pull_gradient(g), np.concatenate([L.T @ g[:D], g[D:]]))
+    assert Coordinates(np.zeros(3)).matrix() is None
+
+
+def test_finite_difference_product_matches_the_exact_hessian(rng):
+    # The central difference's error is FD_STEP^2 / 6 times the third derivative of the
+    # gradient along x in units of the sds (O(1) here, with the sds of the curvature, as a
+    # mean-field guide's are, and a unit x, as Lanczos passes): 0.015 of |P x|. On a quadratic
+    # it is exact up to rounding.
+    def log_joint(z):
+        return -anp.sum(anp.cosh(z) * anp.roll(z, 1, axis=1) ** 2 + z ** 4 / 12, axis=1)
+    zeta, x = rng.normal(size=(7, 4)), rng.normal(size=4)
+    H = expected_hessian(log_joint, zeta)
+    sd, x = 1 / np.sqrt(np.abs(np.diag(H))), x / np.linalg.norm(x)
+    exact = sd * (H @ (sd * x))
+    error = scaled_hessian_product(log_joint, zeta, sd)(x) - exact
+    assert np.linalg.norm(error) < FD_STEP ** 2 / 6 * np.linalg.norm(exact)
+    A = rng.normal(size=(4, 4))
+    Q = A @ A.T + np.eye(4)
+    def quadratic(z):
+        return -0.5 * anp.sum((z @ Q) * z, axis=1)
+    product = scaled_hessian_product(quadratic, zeta, sd)(x)
+    assert np.allclose(product, sd * (Q @ (sd * x)), rtol=1e-12, atol=1e-12)
+
+
+def test_small_models_keep_the_whole_hessian(rng):
+    D = WHOLE_MAX_DIM   # up to here nothing changes: the exact whitening of expected_hessian
+    log_joint, mean, sd, H, _ = gaussian_with_known_directions(rng, D, [1e-3])
+    draws = mean + sd * rng.normal(size=(5, D))
+    theta = np.concatenate([mean, np.zeros(D)])
+    assert np.array_equal(estimate(log_joint, theta, draws, sd).L,
+                          whiten(theta, expected_hessian(log_joint, draws)).L)
+
+
+def test_whitening_above_rank_finds_the_mean_of_a_correlated_posterior():
+    # The kilpisjarvi-like pair of the test above, in 60 latents (38 others independent, 20
+    # more pairs at correlation 0.9): above WHOLE_MAX_DIM, the low-rank whitening must still find the
+    # valley. Tolerance as above: 0.13 mean-field sds (z = 4 on ~0.03).
+    D = 60
+    sd = np.ones(D)
+    sd[:2] = [30.0, 0.0075]
+    corr = np.eye(D)
+    corr[0, 1] = corr[1, 0] = -0.99999
+    for i in range(2, 42, 2):
+        corr[i, i + 1] = corr[i + 1, i] = 0.9
+    cov = corr * np.outer(sd, sd)
+    mean = np.concatenate([[-60.0, 0.0175], np.linspace(-3, 3, D - 2)])
+    target = correlated_gaussian(mean, cov)
+    meanfield_sd = 1 / np.sqrt(np.diag(np.linalg.inv(cov)))
+    fit = advi.fit(target, FitOptions(seed=0), np.random.default_rng(0))
+    assert fit.converged
+    assert np.all(np.abs(fit.mu - mean) / meanfield_sd < 0.13)
     plain = advi.fit(target, FitOptions(seed=0, precondition="none"), np.random.default_rng(0))
     assert np.max(np.abs(plain.mu - mean) / meanfield_sd) > 100
