@@ -9,15 +9,25 @@ wrapper). Up to ``precondition.WHOLE_MAX_DIM`` (30) latents a whitening forms th
 Hessian whole (D reverse-over-reverse passes, the 'hvp' column); above, it takes
 ``precondition.RANK`` (20) Lanczos products whatever D, each a central difference of the
 gradient, which the wrapper counts among the gradient evaluations (one of 40 draws each; three
-whitenings per fit: 60). The fit still whitens only up to ``precondition.MAX_DIM`` (300)
-latents, for accuracy, not cost (see there); ``--uncapped`` lifts that cap, as the rows of
-1,000 and 3,000 latents in docs/performance.md were measured.
+whitenings per fit: 60). The fit whitens at any number of latents (there was a cap at 300
+until the accuracy comparison below).
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/whitening_cost.py --uncapped
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/whitening_cost.py
 
 With ``--lanczos-accuracy NAME ...`` it runs benchmarks/accuracy.py instead (seeds 0-1) on those
 posteriordb posteriors with every model on the Lanczos path (``WHOLE_MAX_DIM = 0``): they all
 have at most 26 latents, so the default fit never takes it there.
+
+With ``--exact-accuracy`` it compares whitened and unwhitened mean-field
+fits on a Normal-Normal hierarchical model with known variances (``NORMAL_NORMAL``: G + 1
+latents, centred, tau small, so the group means are coupled to mu), whose posterior is Gaussian
+with a closed-form precision Lambda: the best mean-field fit has the exact means and sds
+1/sqrt(Lambda_ii). Per fit: the largest |mean error| in exact posterior sds, the range of the
+fitted sds over those optimal ones, and the CPU ratio, seeds 0-1 (``--tau 0.05``: more
+coupled):
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/whitening_cost.py \
+        --exact-accuracy --groups 399 999 2999 [--tau 0.05]
 """
 from __future__ import annotations
 
@@ -33,6 +43,18 @@ import end_to_end as e2e  # noqa: E402
 
 MODEL = (_REPO / "models" / "hierarchical_intercepts.ppl").read_text()
 PER_GROUP = 5
+NORMAL_NORMAL = """
+data N: int
+data G: int
+data group: int[N]
+data y: real[N]
+data tau: real
+data sigma: real
+sample mu ~ Normal(0, 5)
+sample theta: real[G] ~ Normal(mu, tau)
+observe y ~ Normal(theta[group], sigma)
+"""
+TAU, SIGMA, PRIOR_SD = 0.2, 1.0, 5.0
 
 
 def data(groups: int, seed: int = 20261129) -> dict:
@@ -46,13 +68,81 @@ def data(groups: int, seed: int = 20261129) -> dict:
             "y": y.tolist()}
 
 
+def exact(d: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact posterior of NORMAL_NORMAL for (mu, theta [G]): mean [G + 1], sd [G + 1] and the
+    best mean-field sd 1/sqrt(Lambda_ii) [G + 1], from the precision Lambda [G + 1, G + 1]."""
+    G, tau2, s2 = d["G"], d["tau"] ** 2, d["sigma"] ** 2
+    counts = np.bincount(d["group"], minlength=G)
+    sums = np.bincount(d["group"], weights=d["y"], minlength=G)
+    lam = np.zeros((G + 1, G + 1))
+    lam[0, 0] = 1 / PRIOR_SD ** 2 + G / tau2
+    lam[0, 1:] = lam[1:, 0] = -1 / tau2
+    lam[np.arange(1, G + 1), np.arange(1, G + 1)] = 1 / tau2 + counts / s2
+    cov = np.linalg.inv(lam)
+    mean = cov @ np.concatenate([[0.0], sums / s2])
+    return mean, np.sqrt(np.diag(cov)), 1 / np.sqrt(np.diag(lam))
+
+
+def normal_normal_data(groups: int, tau: float = TAU, seed: int = 20261129) -> dict:
+    """G groups of PER_GROUP rows: theta ~ N(1, tau), y ~ N(theta[group], SIGMA)."""
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(groups), PER_GROUP)
+    theta = rng.normal(1.0, tau, groups)
+    y = rng.normal(theta[group], SIGMA)
+    return {"N": int(group.size), "G": groups, "group": group.tolist(), "y": y.tolist(),
+            "tau": tau, "sigma": SIGMA}
+
+
+def _errors(fit, mean, sd, best_sd) -> tuple[float, float, float, float]:
+    """Max and root-mean-square |mean error| in exact sds, min and max fitted sd / best
+    mean-field sd."""
+    result = fit.result
+    order = {name: i for i, name in enumerate(result.names)}
+    index = [order["mu"]] + [order[f"theta[{j}]"] for j in range(mean.size - 1)]
+    mu, fitted_sd = result.mu[index], np.exp(result.log_sigma[index])
+    ratio, z = fitted_sd / best_sd, (mu - mean) / sd
+    return (float(np.max(np.abs(z))), float(np.sqrt(np.mean(z ** 2))), float(ratio.min()),
+            float(ratio.max()))
+
+
+def exact_accuracy(groups: list[int], seeds: int, tau: float) -> None:
+    """Whitened against unwhitened mean field on NORMAL_NORMAL, against its exact posterior."""
+    import time
+    import warnings
+
+    import ppl
+    model = ppl.compile(NORMAL_NORMAL)
+    print(f"tau = {tau}")
+    print(f"{'latents':>7s} {'seed':>4s} {'max mean err h/n':>17s} {'rms mean err h/n':>17s} "
+          f"{'sd ratio range h':>17s} {'sd ratio range n':>17s} {'cpu ratio':>9s} {'steps h/n':>11s}")
+    for G in groups:
+        d = normal_normal_data(G, tau)
+        mean, sd, best_sd = exact(d)
+        for seed in range(seeds):
+            row = {}
+            for precondition in ("hessian", "none"):
+                cpu = time.process_time()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit = model.fit(d, seed=seed, guide="meanfield", precondition=precondition)
+                row[precondition] = (time.process_time() - cpu, fit.result.steps,
+                                     *_errors(fit, mean, sd, best_sd))
+            h, n = row["hessian"], row["none"]
+            print(f"{G + 1:7d} {seed:4d} {h[2]:8.3f}/{n[2]:<8.3f} {h[3]:8.3f}/{n[3]:<8.3f} "
+                  f"{h[4]:8.3f}-{h[5]:<8.3f} {n[4]:8.3f}-{n[5]:<8.3f} {h[0] / n[0]:9.2f} "
+                  f"{h[1]:5d}/{n[1]:<5d}", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, nargs="+", default=[6, 96, 296, 996, 2996])
-    parser.add_argument("--uncapped", action="store_true",
-                        help="whiten above precondition.MAX_DIM (300) latents too")
     parser.add_argument("--lanczos-accuracy", nargs="+", metavar="POSTERIOR",
                         help="accuracy.py on these posteriors, every model on the Lanczos path")
+    parser.add_argument("--exact-accuracy", action="store_true",
+                        help="whitened vs unwhitened fits against an exact Gaussian posterior")
+    parser.add_argument("--seeds", type=int, default=2, help="with --exact-accuracy: seeds 0..n-1")
+    parser.add_argument("--tau", type=float, default=TAU,
+                        help="with --exact-accuracy: the group sd (smaller: more coupled)")
     args = parser.parse_args(argv)
     if args.lanczos_accuracy:
         import accuracy
@@ -60,9 +150,9 @@ def main(argv=None) -> None:
         precondition.WHOLE_MAX_DIM = 0
         accuracy.main(["--seeds", "2", "--only", *args.lanczos_accuracy])
         return
-    if args.uncapped:
-        from ppl.infer import advi
-        advi.PRECONDITION_MAX_DIM = 10 ** 9
+    if args.exact_accuracy:
+        exact_accuracy(args.groups, args.seeds, args.tau)
+        return
     print(f"{'latents':>7s} {'cpu ratio':>9s} {'steps h/n':>11s} {'grads h/n':>11s} {'hvp':>6s}")
     for groups in args.groups:
         d = data(groups)

@@ -26,7 +26,6 @@ from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from . import steps
 from .optim import optimizer
 from .point import fit_point
-from .precondition import MAX_DIM as PRECONDITION_MAX_DIM
 from .precondition import Coordinates, Frame, estimate
 from .schedule import (DECAY, HESSIAN_DRAWS, STOP, BatchConvergence, BatchWindows,
                        Convergence, StepSize, Whitening, Windows)
@@ -360,7 +359,9 @@ def _in_value(loss_value, coords):
 
 
 def _can_whiten(compiled, options) -> bool:
-    return options.precondition == "hessian" and compiled.dim <= PRECONDITION_MAX_DIM
+    # No cap on D: above precondition.WHOLE_MAX_DIM a whitening costs RANK products whatever D
+    # (docs/performance.md, whitening section: cost and accuracy at 400-3,000 latents).
+    return options.precondition == "hessian"
 
 
 def _check_start(compiled, guide, theta, rng) -> None:
