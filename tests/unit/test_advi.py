@@ -248,3 +248,13 @@ def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
     assert result.converged
     assert np.all(np.abs(root @ L @ L.T @ root - np.eye(2)) < 0.1)
     assert np.all(np.abs(root @ (result.mu - [1.0, 2.0])) < 0.1)
+
+
+def test_whitening_has_no_latent_cap():
+    # The 300-latent cap was lifted (docs/performance.md, whitening section): any D whitens
+    # with precondition='hessian', none with 'none'.
+    from types import SimpleNamespace
+    for dim in (10, 301, 10_000):
+        compiled = SimpleNamespace(dim=dim)
+        assert advi._can_whiten(compiled, FitOptions(precondition="hessian"))
+        assert not advi._can_whiten(compiled, FitOptions(precondition="none"))
