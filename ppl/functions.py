@@ -55,6 +55,11 @@ class Function:
         return len(self.params)
 
     @property
+    def shape_preserving(self) -> bool:
+        """The result has its one argument's shape, element for element (``exp``, ``floor``)."""
+        return self.shape is _same_shape
+
+    @property
     def forms(self) -> tuple[str, ...]:
         """The accepted argument lists, as written in ``wrong_arguments`` messages."""
         plain = ", ".join(self.params)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .. import errors, ir
 from ..constraints import Ordered, PositiveOrdered, Simplex
-from ..functions import _same_shape, lookup
+from ..functions import lookup
 
 ELEMENTWISE_MANY = {"minimum", "maximum", "where"}
 LAST_AXIS = {"softmax", "log_softmax", "cumsum"}     # mix the elements of their last axis
@@ -184,7 +184,7 @@ class _Rows:
         if all(a is None for a in args):
             return None
         x = args[0]
-        if f is not None and f.shape is _same_shape and len(args) == 1:
+        if f is not None and f.shape_preserving and len(args) == 1:
             return x                                     # elementwise
         if e.func in ELEMENTWISE_MANY:
             row = None
