@@ -56,7 +56,7 @@ def run(name: str, method: str, seed: int, draws: int = 4000) -> dict:
     options = FitOptions(seed=seed, draws=draws,
                          method="advi" if method == "advi" else "dadvi")
     rng = np.random.default_rng(seed)
-    started = time.perf_counter()
+    started = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if method == "advi":
@@ -65,7 +65,7 @@ def run(name: str, method: str, seed: int, draws: int = 4000) -> dict:
             result = dadvi.fit(counting, options, rng, optimizer=method.split()[1])
         fit = Fit(concrete, compiled, result, options, {})
         summary = fit.summary().to_dict()
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     figures = score(summary, pdb.load_reference(name), name)
     mcse = max((row.get("mcse", 0.0) / row["sd"] for row in summary.values() if row["sd"] > 0),
                default=0.0)

@@ -38,7 +38,13 @@ DECREMENT_TOL = 1e-3
 # direction left flat by a vague prior (Normal(0, 1e8) on both of a + b) is at 1e-17.
 PD_TOL = 1e-14
 LAW_JACOBIAN_MAX_DIM = 60   # D up to which flat directions come from the law's Jacobian
+LAPLACE_MAX_ITER = 200    # L-BFGS iterations for the mode of the Laplace start
+# The step of a finite-difference Hessian-vector product, in the guide's sds: truncation error
+# ~ FD_STEP^2 ~ 1e-8 relatively, rounding ~ 1e-16 * (sum of the gradient's terms) / FD_STEP
+FD_STEP = 1e-4
+FORWARD_STEP = 1e-6       # forward differences: truncation ~ FORWARD_STEP, rounding ~ 1e-16 / it
 POLISH_STEPS = 3          # Newton steps after the optimizer, at most
+MCSE_DRAWS = 500          # summary draws (each with its mirror) behind an MCSE's differences
 MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its posterior sd
 # Above this many identified guide parameters the Hessian is not formed (conjugate gradients
 # instead) and the guide's own sds are reported: for mean field, D > 1000.
@@ -133,6 +139,7 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
     theta0 = guide.init(D, options.init_scale)
     if not np.isfinite(objective(theta0)[0]):
         raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide")
+    theta0 = _laplace_start(compiled.log_joint, guide, theta0, objective)
     theta, result, trace = _minimize(objective, theta0, optimizer, progress)
     theta, value, solver, decrement = _finish(objective, theta, names, compiled, guide, Z, M)
     if not decrement <= DECREMENT_TOL:
@@ -165,8 +172,9 @@ class _Objective:
         def loss(theta):
             return -elbo(log_joint, theta, Z, guide)
         self._value_and_grad = value_and_grad(loss)
-        self._hvp = hessian_tensor_product(loss)
-        self.evaluations, self.cache = 0, {}
+        self._exact_hvp = hessian_tensor_product(loss)
+        self._zeta_gradient = grad(lambda zeta: anp.sum(log_joint(zeta)))
+        self.guide, self.Z, self.evaluations, self.cache = guide, Z, 0, {}
 
     def __call__(self, theta):
         key = theta.tobytes()
@@ -174,36 +182,155 @@ class _Objective:
             self.evaluations += 1
             value, gradient = self._value_and_grad(theta)
             value = float(value) if np.isfinite(value) else np.inf
-            self.cache = {key: (value, gradient)}
+            # two entries: the iterate and a trial point (a rejected trial must not evict the
+            # iterate, whose gradient the forward differences reuse)
+            self.cache = {**dict(list(self.cache.items())[-1:]), key: (value, gradient)}
         return self.cache[key]
 
-    def hvp(self, theta):
-        """v -> H(theta) v."""
+    def gradient(self, theta):
+        """The gradient alone, uncached (a finite difference's ends are never revisited)."""
+        self.evaluations += 1
+        return self._value_and_grad(theta)[1]
+
+    def hvp(self, theta, scale, central: bool = True):
+        """v -> H(theta) v by finite differences of the gradient, in the units ``scale`` [P]
+        (the guide's sds for its means, see guide.jitter_scale).
+
+        Central differences (FD_STEP long: two gradients; exact up to rounding on a quadratic
+        objective, ~1e-8 relatively otherwise) where the product must be accurate (the
+        Hessian of the linear response), forward ones from the cached gradient at theta
+        (FORWARD_STEP long: one gradient, ~1e-6) inside the optimizer. autograd's exact
+        product (reverse over reverse) costs 3-4 gradients on small models and 12 on
+        posteriordb diamonds (5,000 rows). The exact product is the fallback when an end of
+        the difference is not finite.
+        """
         def product(v):
+            norm = np.linalg.norm(v / scale)
+            if norm == 0:
+                return np.zeros_like(v)
+            if central:
+                h = FD_STEP / norm
+                difference = (self.gradient(theta + h * v) - self.gradient(theta - h * v)) / (2 * h)
+            else:
+                h = FORWARD_STEP / norm
+                difference = (self.gradient(theta + h * v) - self(theta)[1]) / h
+            if np.all(np.isfinite(difference)):
+                return difference
             self.evaluations += 1
-            return self._hvp(theta, v)
+            return self._exact_hvp(theta, v)
         return product
 
 
-def _minimize(objective, theta0, optimizer, progress):
-    """Run scipy's minimizer; returns (theta, scipy's result, ELBO trace)."""
-    trace = []
+def _mean_field_hessian(objective, theta) -> np.ndarray | None:
+    """The [2 D, 2 D] Hessian of F for mean field, from the log joint's Hessians H_m at the
+    draws zeta_m = mu + sigma z_m; None where some of them is not finite.
 
-    def callback(theta):
-        trace.append(-objective(theta)[0])
+    With g_m the log joint's gradient at zeta_m and s_m = sigma * z_m [D], F = -mean_m log
+    p(zeta_m) - sum(log sigma) - const has (subscripts: elements)
+      d2F / dmu dmu' = -mean H_m,   d2F / dmu_i dlog sigma_j = -mean H_m[i, j] s_mj,
+      d2F / dlog sigma_i dlog sigma_j = -mean s_mi H_m[i, j] s_mj - [i = j] mean g_mj s_mj.
+    Column j of every H_m comes from one central difference of the gradient along e_j at
+    all the draws at once, so the Hessian costs 2 D + 1 gradients over the draws, where
+    forming it from products with F's Hessian costs two per parameter, 4 D.
+    """
+    D = theta.shape[0] // 2
+    mu, sigma = theta[:D], np.exp(theta[D:])
+    S = objective.Z.shape[0]
+    zeta, spread = mu + sigma * objective.Z, sigma * objective.Z        # [S, D] each
+    objective.evaluations += 1 + 2 * D
+    g = objective._zeta_gradient(zeta)
+    H = np.zeros((2 * D, 2 * D))
+    for j in range(D):
+        h = FD_STEP * sigma[j]
+        ends = objective._zeta_gradient(np.concatenate([zeta, zeta]) + np.concatenate(
+            [np.full(S, h), np.full(S, -h)])[:, None] * np.eye(D)[j])
+        column = (ends[:S] - ends[S:]) / (2 * h)                          # [S, D]: H_m e_j
+        H[:D, j] = -column.mean(axis=0)
+        H[:D, D + j] = -(column * spread[:, j:j + 1]).mean(axis=0)
+        H[D:, D + j] = -(spread * column * spread[:, j:j + 1]).mean(axis=0)
+    if not (np.all(np.isfinite(H)) and np.all(np.isfinite(g))):
+        return None
+    H[D:, :D] = H[:D, D:].T
+    H[D:, D:] -= np.diag((g * spread).mean(axis=0))
+    return 0.5 * (H + H.T)
+
+
+def _minimize(objective, theta0, optimizer, progress):
+    """Run scipy's minimizer; returns (theta, scipy's result, ELBO trace).
+
+    It works in the units of the start's scale (theta = theta0 + scale * u, scale the guide's
+    sds for its means and 1 for its log sds): there the Hessian is near the identity on a
+    posterior with little correlation, and scipy's first trust radius (1) is one sd.
+    """
+    trace = []
+    scale = _scale(theta0, objective.guide)
+
+    def to_theta(u):
+        return theta0 + scale * u
+
+    def scaled(u):
+        value, gradient = objective(to_theta(u))
+        return value, scale * gradient
+
+    def callback(u):
+        trace.append(-objective(to_theta(u))[0])
         if progress is not None:
             progress(len(trace), trace[-1], 0.0)
 
+    u0 = np.zeros_like(theta0)
     if optimizer != "l-bfgs-b":
         result = scipy.optimize.minimize(
-            objective, theta0, jac=True, method=optimizer, callback=callback,
-            hessp=lambda theta, v: objective.hvp(theta)(v),
+            scaled, u0, jac=True, method=optimizer, callback=callback,
+            hessp=lambda u, v: scale * objective.hvp(to_theta(u), scale, False)(scale * v),
             options={"gtol": GTOL, "maxiter": MAX_ITER})
     else:
         result = scipy.optimize.minimize(
-            objective, theta0, jac=True, method="L-BFGS-B", callback=callback,
+            scaled, u0, jac=True, method="L-BFGS-B", callback=callback,
             options={"gtol": GTOL, "maxiter": MAX_ITER, "maxfun": 20 * MAX_ITER})
-    return np.asarray(result.x, dtype=float), result, trace
+    return to_theta(np.asarray(result.x, dtype=float)), result, trace
+
+
+def _scale(theta, guide) -> np.ndarray:
+    """[P] units of the guide's parameters: the marginal sd for a mean, 1 for a log sd."""
+    return np.asarray(guide.jitter_scale(theta), dtype=float)
+
+
+def _laplace_start(log_joint, guide, theta0, objective) -> np.ndarray:
+    """A start near the optimum: the guide at the mode of the log joint, with mean field's
+    sds of the Laplace approximation there (1 / sqrt of the diagonal of the precision).
+
+    The mode costs L-BFGS evaluations of ONE draw each; the precision's diagonal one
+    vectorized Hessian-vector product over D copies of the mode. From there a second-order
+    optimizer needs a few iterations instead of tens. It is kept only when the fixed-draw
+    objective is finite there and lower than at ``theta0`` (a funnel has no mode: the log
+    joint grows without bound at its neck), else ``theta0`` is returned.
+    """
+    D = len(guide.mean(theta0))
+
+    def negative(z):
+        value, gradient = value_and_grad(lambda x: -log_joint(x[None, :])[0])(z)
+        if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+            return np.inf, np.zeros_like(z)
+        return float(value), gradient
+
+    mode = scipy.optimize.minimize(negative, np.asarray(guide.mean(theta0), dtype=float),
+                                   jac=True, method="L-BFGS-B",
+                                   options={"maxiter": LAPLACE_MAX_ITER}).x
+    if not np.all(np.isfinite(mode)):
+        return theta0
+    # row j of the product is H e_j at the j-th copy of the mode (the rows are independent)
+    rows = hessian_tensor_product(lambda Z: -anp.sum(log_joint(Z)))(np.tile(mode, (D, 1)),
+                                                                     np.eye(D))
+    precision = np.diag(rows)
+    log_sd = np.where(np.isfinite(precision) & (precision > 0),
+                      -0.5 * np.log(np.where(precision > 0, precision, 1.0)),
+                      np.asarray(guide.log_sd(theta0), dtype=float))
+    start = np.concatenate([mode, log_sd])
+    if not isinstance(guide, MeanField):
+        start = guide.warm_start(MeanField(), start)
+    if objective(start)[0] < objective(theta0)[0]:
+        return start
+    return theta0
 
 
 def _finish(objective, theta, names, compiled, guide, Z, M):
@@ -223,7 +350,9 @@ def _finish(objective, theta, names, compiled, guide, Z, M):
         value, gradient = objective(theta)
         if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
             raise _not_finite(compiled, guide.draw(theta, Z), M, "where the optimizer stopped")
-        solver = _Solver(objective.hvp(theta), null, names)
+        dense = (_mean_field_hessian(objective, theta) if isinstance(guide, MeanField)
+                 and theta.shape[0] <= MAX_DENSE_PARAMS else None)
+        solver = _Solver(objective.hvp(theta, _scale(theta, guide)), null, names, dense)
         step = solver.solve(gradient)
         decrement = float(np.sqrt(max(gradient @ step, 0.0)))
         if (decrement <= DECREMENT_TOL or attempt == POLISH_STEPS
@@ -278,19 +407,21 @@ class _Solver:
     """Solves H x = b on the complement of the flat directions (H: Hessian of F at theta).
 
     Up to MAX_DENSE_PARAMS identified parameters, H is formed on an orthonormal basis Q of the
-    complement, one Hessian-vector product per column, and factored (Cholesky), so that
+    complement, one Hessian-vector product per column (or given: ``dense`` [P, P]), and
+    factored (Cholesky), so that
     x = Q (Q' H Q)^-1 Q' b; above that, by conjugate gradients with the same products.
     Raises dadvi_not_positive_definite when the restricted H is not positive definite.
     """
 
-    def __init__(self, product, null, names):
+    def __init__(self, product, null, names, dense: np.ndarray | None = None):
         self.product, self.null, self.names = product, null, names
         P, k = null.shape
         self.factor = None
         if P - k > MAX_DENSE_PARAMS:
             return
         self.Q = np.eye(P) if k == 0 else scipy.linalg.null_space(null.T)
-        HQ = np.stack([product(q) for q in self.Q.T], axis=1)
+        HQ = (dense @ self.Q if dense is not None
+              else np.stack([product(q) for q in self.Q.T], axis=1))
         H = self.Q.T @ HQ
         self.factor = _factor(0.5 * (H + H.T), self.Q, names)
 
@@ -383,7 +514,7 @@ def mean_mcse(compiled, result, eps: np.ndarray, step: float = 1e-3) -> dict[str
     ----------
     compiled : compiler.Compiled.
     result : DadviResult.
-    eps : [n, eps_dim] standard normal; the summary's own draws.
+    eps : [n, eps_dim] standard normal; the summary's own draws (the first MCSE_DRAWS used).
     step : the central difference's step along each column of A (columns are MCSE-sized).
 
     Returns
@@ -391,6 +522,9 @@ def mean_mcse(compiled, result, eps: np.ndarray, step: float = 1e-3) -> dict[str
     name -> [*shape] MCSE of the mean of each reported latent and let.
     """
     guide, theta = result.guide, np.asarray(result.theta, dtype=float)
+    # 2 M passes of the model's forward code over these draws: the first MCSE_DRAWS suffice for
+    # an error bar (common draws on both sides of each difference keep its noise small)
+    eps = np.asarray(eps)[:MCSE_DRAWS]
     # mirrored draws: E_q of a linear f does not depend on the scales, and with the mirrors
     # the draws' average does not either, so the summary's own Monte Carlo noise does not leak
     # into the derivatives (for a Gaussian posterior the MCSE is then exactly zero)
