@@ -39,6 +39,7 @@ DECREMENT_TOL = 1e-3
 PD_TOL = 1e-14
 LAW_JACOBIAN_MAX_DIM = 60   # D up to which flat directions come from the law's Jacobian
 LAPLACE_MAX_ITER = 200    # L-BFGS iterations for the mode of the Laplace start
+LAPLACE_MAX_DIM = 1000    # D up to which the Laplace start forms the precision [D, D]
 # The step of a finite-difference Hessian-vector product, in the guide's sds: truncation error
 # ~ FD_STEP^2 ~ 1e-8 relatively, rounding ~ 1e-16 * (sum of the gradient's terms) / FD_STEP
 FD_STEP = 1e-4
@@ -139,8 +140,8 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
     theta0 = guide.init(D, options.init_scale)
     if not np.isfinite(objective(theta0)[0]):
         raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide")
-    theta0 = _laplace_start(compiled.log_joint, guide, theta0, objective)
-    theta, result, trace = _minimize(objective, theta0, optimizer, progress)
+    theta0, precision = _laplace_start(compiled.log_joint, guide, theta0, objective)
+    theta, result, trace = _minimize(objective, theta0, optimizer, progress, precision)
     theta, value, solver, decrement = _finish(objective, theta, names, compiled, guide, Z, M)
     if not decrement <= DECREMENT_TOL:
         raise dadvi_not_converged(optimizer, int(result.nit), decrement, str(result.message))
@@ -255,22 +256,23 @@ def _mean_field_hessian(objective, theta) -> np.ndarray | None:
     return 0.5 * (H + H.T)
 
 
-def _minimize(objective, theta0, optimizer, progress):
+def _minimize(objective, theta0, optimizer, progress, precision=None):
     """Run scipy's minimizer; returns (theta, scipy's result, ELBO trace).
 
-    It works in the units of the start's scale (theta = theta0 + scale * u, scale the guide's
-    sds for its means and 1 for its log sds): there the Hessian is near the identity on a
-    posterior with little correlation, and scipy's first trust radius (1) is one sd.
+    It works in the coordinates u of _frame (theta = theta0 + T u): there the Hessian is near
+    the identity when the start is near the optimum, and scipy's first trust radius (1) is
+    about one posterior sd.
     """
     trace = []
     scale = _scale(theta0, objective.guide)
+    forward, transpose = _frame(theta0, objective.guide, precision)
 
     def to_theta(u):
-        return theta0 + scale * u
+        return theta0 + forward(u)
 
     def scaled(u):
         value, gradient = objective(to_theta(u))
-        return value, scale * gradient
+        return value, transpose(gradient)
 
     def callback(u):
         trace.append(-objective(to_theta(u))[0])
@@ -281,7 +283,7 @@ def _minimize(objective, theta0, optimizer, progress):
     if optimizer != "l-bfgs-b":
         result = scipy.optimize.minimize(
             scaled, u0, jac=True, method=optimizer, callback=callback,
-            hessp=lambda u, v: scale * objective.hvp(to_theta(u), scale, False)(scale * v),
+            hessp=lambda u, v: transpose(objective.hvp(to_theta(u), scale, False)(forward(v))),
             options={"gtol": GTOL, "maxiter": MAX_ITER})
     else:
         result = scipy.optimize.minimize(
@@ -295,15 +297,19 @@ def _scale(theta, guide) -> np.ndarray:
     return np.asarray(guide.jitter_scale(theta), dtype=float)
 
 
-def _laplace_start(log_joint, guide, theta0, objective) -> np.ndarray:
+def _laplace_start(log_joint, guide, theta0, objective):
     """A start near the optimum: the guide at the mode of the log joint, with mean field's
     sds of the Laplace approximation there (1 / sqrt of the diagonal of the precision).
 
-    The mode costs L-BFGS evaluations of ONE draw each; the precision's diagonal one
-    vectorized Hessian-vector product over D copies of the mode. From there a second-order
-    optimizer needs a few iterations instead of tens. It is kept only when the fixed-draw
-    objective is finite there and lower than at ``theta0`` (a funnel has no mode: the log
-    joint grows without bound at its neck), else ``theta0`` is returned.
+    The mode costs L-BFGS evaluations of ONE draw each; the precision one vectorized
+    Hessian-vector product over D copies of the mode (up to LAPLACE_MAX_DIM; above, the start
+    keeps theta0's sds). From there a second-order optimizer needs a few iterations instead of
+    tens. It is kept only when the fixed-draw objective is lower there than at ``theta0`` (a
+    funnel has no mode: the log joint grows without bound at its neck).
+
+    Returns
+    -------
+    (start [P], the precision [D, D] at the mode, or None when theta0 is kept or D is large)
     """
     D = len(guide.mean(theta0))
 
@@ -317,20 +323,44 @@ def _laplace_start(log_joint, guide, theta0, objective) -> np.ndarray:
                                    jac=True, method="L-BFGS-B",
                                    options={"maxiter": LAPLACE_MAX_ITER}).x
     if not np.all(np.isfinite(mode)):
-        return theta0
-    # row j of the product is H e_j at the j-th copy of the mode (the rows are independent)
-    rows = hessian_tensor_product(lambda Z: -anp.sum(log_joint(Z)))(np.tile(mode, (D, 1)),
-                                                                     np.eye(D))
-    precision = np.diag(rows)
-    log_sd = np.where(np.isfinite(precision) & (precision > 0),
-                      -0.5 * np.log(np.where(precision > 0, precision, 1.0)),
-                      np.asarray(guide.log_sd(theta0), dtype=float))
+        return theta0, None
+    log_sd, precision = np.asarray(guide.log_sd(theta0), dtype=float), None
+    if D <= LAPLACE_MAX_DIM:
+        # row j of the product is H e_j at the j-th copy of the mode (rows are independent)
+        rows = hessian_tensor_product(lambda Z: -anp.sum(log_joint(Z)))(np.tile(mode, (D, 1)),
+                                                                         np.eye(D))
+        precision, diagonal = 0.5 * (rows + rows.T), np.diag(rows)
+        log_sd = np.where(np.isfinite(diagonal) & (diagonal > 0),
+                          -0.5 * np.log(np.where(diagonal > 0, diagonal, 1.0)), log_sd)
     start = np.concatenate([mode, log_sd])
     if not isinstance(guide, MeanField):
         start = guide.warm_start(MeanField(), start)
     if objective(start)[0] < objective(theta0)[0]:
-        return start
-    return theta0
+        return start, precision
+    return theta0, None
+
+
+def _frame(theta0, guide, precision):
+    """theta = theta0 + T u, the optimizer's coordinates u: T scales every parameter by its
+    unit (_scale), and on the means it is C with C C' = precision^-1 (the Laplace
+    covariance) when that is positive definite, which whitens the means' block of the
+    Hessian (the objective's Hessian there is the precision averaged over the draws).
+
+    Returns
+    -------
+    (T: u -> T u, T': g -> T' g), both [P] -> [P].
+    """
+    scale = _scale(theta0, guide)
+    D = len(guide.mean(theta0))
+    C = np.diag(scale[:D])
+    if precision is not None and np.all(np.isfinite(precision)):
+        try:
+            lower = np.linalg.cholesky(precision)          # precision = lower lower'
+            C = scipy.linalg.solve_triangular(lower, np.eye(D), lower=True).T
+        except np.linalg.LinAlgError:
+            pass                                            # not positive definite: keep sds
+    return (lambda u: np.concatenate([C @ u[:D], scale[D:] * u[D:]]),
+            lambda g: np.concatenate([C.T @ g[:D], scale[D:] * g[D:]]))
 
 
 def _finish(objective, theta, names, compiled, guide, Z, M):

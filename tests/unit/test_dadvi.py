@@ -124,9 +124,11 @@ def test_laplace_start_is_the_mode_with_the_precisions_diagonal(rng):
         return -0.5 * anp.sum(((z - m) @ P) * (z - m), axis=1)
     Z = rng.standard_normal((6, 2))
     objective = dadvi._Objective(log_density, MEAN_FIELD, Z)
-    start = dadvi._laplace_start(log_density, MEAN_FIELD, MEAN_FIELD.init(2, 0.1), objective)
+    start, precision = dadvi._laplace_start(log_density, MEAN_FIELD, MEAN_FIELD.init(2, 0.1),
+                                            objective)
     np.testing.assert_allclose(start[:2], m, atol=1e-5)     # L-BFGS-B's default tolerances
     np.testing.assert_allclose(start[2:], -0.5 * np.log(np.diag(P)), rtol=1e-8)
+    np.testing.assert_allclose(precision, P, rtol=1e-12)
 
 
 def test_a_start_worse_than_the_usual_one_is_not_taken(rng):
@@ -139,8 +141,9 @@ def test_a_start_worse_than_the_usual_one_is_not_taken(rng):
     Z = rng.standard_normal((6, 1))
     objective = dadvi._Objective(log_density, MEAN_FIELD, Z)
     theta0 = MEAN_FIELD.init(1, 0.1)
-    start = dadvi._laplace_start(log_density, MEAN_FIELD, theta0, objective)
+    start, precision = dadvi._laplace_start(log_density, MEAN_FIELD, theta0, objective)
     np.testing.assert_array_equal(start, theta0)
+    assert precision is None
 
 
 def test_per_draw_gradients_average_to_the_objective_gradient(rng):
