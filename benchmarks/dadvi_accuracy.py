@@ -1,14 +1,16 @@
-"""DADVI against ADVI mean-field on posteriordb's reference posteriors: accuracy and cost.
+"""DADVI against ADVI on posteriordb's reference posteriors: accuracy and cost.
 
-For every posterior (and seed) in one run: ADVI mean-field and DADVI with each of scipy's
-trust-krylov, trust-ncg and L-BFGS-B, each scored against the reference: the largest |mean - ref mean| / ref sd, the largest
-|sd / ref sd - 1| (DADVI's sds are the linear-response ones), log-joint draw evaluations (rows
-of zeta passed to the log joint: each with its gradient, or a Hessian-vector product) and
-log-joint passes (vectorized calls, over 5 draws for ADVI, 2 M = 60 for DADVI), wall
-time of fit + summary, and DADVI's ratios to ADVI of the last two.
+For every posterior (and seed) in one run: ADVI mean-field (the baseline), ADVI full-rank, and
+DADVI (mean field, linear-response sds) with each of scipy's L-BFGS-B (the default),
+trust-krylov and trust-ncg, each scored against the reference: the largest |mean - ref mean|
+/ ref sd, the largest |sd / ref sd - 1|, log-joint draw evaluations (rows of zeta passed to
+the log joint, each with its gradient: DADVI's Hessian-vector products are differences of two
+gradients, and its Laplace start evaluates one draw at a time), log-joint passes (vectorized
+calls), CPU seconds (time.process_time) of fit + summary, and the ratios to ADVI mean-field of
+the draw evaluations and the CPU seconds.
 
-    python benchmarks/dadvi_accuracy.py --seeds 1
-    python benchmarks/dadvi_accuracy.py --only sblri-blr kidiq-kidscore_momiq
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/dadvi_accuracy.py --seeds 1
+    python benchmarks/dadvi_accuracy.py --only sblri-blr --methods advi "dadvi l-bfgs-b"
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from ppl.infer import advi, dadvi  # noqa: E402
 from ppl.options import FitOptions  # noqa: E402
 from ppl.posterior import Fit  # noqa: E402
 
-METHODS = ("advi", "dadvi trust-krylov", "dadvi trust-ncg", "dadvi l-bfgs-b")
+METHODS = ("advi", "advi fullrank", "dadvi l-bfgs-b", "dadvi trust-krylov", "dadvi trust-ncg")
 
 
 class _Counting:
@@ -47,19 +49,20 @@ class _Counting:
 
 
 def run(name: str, method: str, seed: int, draws: int = 4000) -> dict:
-    """One fit of ``name`` by ``method``; its scores, draw evaluations and seconds."""
+    """One fit of ``name`` by ``method``; its scores, draw evaluations and CPU seconds."""
     model = ppl.load(pdb.model_path(name))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # unused data names
         concrete, _, compiled = model.prepare(pdb.load_data(name))
     counting = _Counting(compiled)
     options = FitOptions(seed=seed, draws=draws,
-                         method="advi" if method == "advi" else "dadvi")
+                         method="advi" if method.startswith("advi") else "dadvi",
+                         guide="fullrank" if method.endswith("fullrank") else "auto")
     rng = np.random.default_rng(seed)
     started = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if method == "advi":
+        if method.startswith("advi"):
             result = advi.fit(counting, options, rng)
         else:
             result = dadvi.fit(counting, options, rng, optimizer=method.split()[1])
@@ -78,7 +81,7 @@ def run(name: str, method: str, seed: int, draws: int = 4000) -> dict:
 def table(results: dict) -> str:
     """Markdown: one row per posterior and method, seeds averaged (max for errors)."""
     lines = ["| posterior | difficulty | method | max mean err (ref sd) | max sd dev vs reference"
-             " | max mcse / sd | draw evaluations | log-joint passes | seconds | evals vs ADVI |"
+             " | max mcse / sd | draw evaluations | log-joint passes | CPU s | evals vs ADVI |"
              " time vs ADVI |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, by_method in results.items():
@@ -88,7 +91,7 @@ def table(results: dict) -> str:
         for method, runs in by_method.items():
             rows, seconds = np.mean([r["rows"] for r in runs]), np.mean([r["seconds"] for r in runs])
             calls = np.mean([r["calls"] for r in runs])
-            mcse = (f"{max(r['mcse'] for r in runs):.3f}" if method != "advi" else "-")
+            mcse = (f"{max(r['mcse'] for r in runs):.3f}" if method.startswith("dadvi") else "-")
             lines.append(
                 f"| {name} | {pdb.difficulty(name)} | {method} | "
                 f"{max(r['mean'] for r in runs):.3f} | {max(r['sd'] for r in runs):.3f} | "
