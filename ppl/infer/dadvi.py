@@ -16,22 +16,14 @@ from dataclasses import dataclass
 import autograd.numpy as anp
 import numpy as np
 import scipy.linalg
-import scipy.optimize
-from autograd import grad, hessian_tensor_product, jacobian, value_and_grad
+from autograd import grad, jacobian
 
 from ..errors import dadvi_not_converged, dadvi_not_finite, dadvi_not_positive_definite
 from ..guides import LowRank, MeanField, family
 from .advi import AdviResult
-from .elbo import elbo
+from .dadvi_optimize import (OPTIMIZER, Objective, laplace_start, mean_field_hessian, minimize,
+                             scale_of)
 
-OPTIMIZERS = ("trust-krylov", "trust-ncg", "l-bfgs-b")
-# From the Laplace start in whitened coordinates, L-BFGS-B took the fewest evaluations and the
-# least time of the three on every posteriordb posterior, and then met the Newton-decrement
-# rule everywhere: docs/dadvi.md
-OPTIMIZER = "l-bfgs-b"
-FALLBACK = "trust-krylov"    # continues where L-BFGS-B stops short of its gradient tolerance
-MAX_ITER = 1000           # optimizer iterations
-GTOL = 1e-6               # scipy's gradient-norm tolerance (the real test is DECREMENT_TOL)
 # Converged when the Newton decrement sqrt(g' H^-1 g) at the end is below this: the Newton step
 # left is then at most 1e-3 in the objective's own metric, i.e. about 1e-3 posterior sds, far
 # below the Monte Carlo error of the fixed draws (about 1/sqrt(M) sds).
@@ -42,12 +34,6 @@ DECREMENT_TOL = 1e-3
 # direction left flat by a vague prior (Normal(0, 1e8) on both of a + b) is at 1e-17.
 PD_TOL = 1e-14
 LAW_JACOBIAN_MAX_DIM = 60   # D up to which flat directions come from the law's Jacobian
-LAPLACE_MAX_ITER = 200    # L-BFGS iterations for the mode of the Laplace start
-LAPLACE_MAX_DIM = 1000    # D up to which the Laplace start forms the precision [D, D]
-# The step of a finite-difference Hessian-vector product, in the guide's sds: truncation error
-# ~ FD_STEP^2 ~ 1e-8 relatively, rounding ~ 1e-16 * (sum of the gradient's terms) / FD_STEP
-FD_STEP = 1e-4
-FORWARD_STEP = 1e-6       # forward differences: truncation ~ FORWARD_STEP, rounding ~ 1e-16 / it
 POLISH_STEPS = 3          # Newton steps after the optimizer, at most
 MCSE_DRAWS = 500          # summary draws (each with its mirror) behind an MCSE's differences
 MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its posterior sd
@@ -74,7 +60,9 @@ class DadviResult(AdviResult):
     sds : LINEAR_RESPONSE or MEAN_FIELD_SDS (the guide's own), which sds the draws and
         summary show.
     optimizer : the scipy method used.
-    evaluations : objective gradients and Hessian-vector products computed, each over M draws.
+    evaluations : gradients of the log joint over the 2 M fixed draws computed (a
+        Hessian-vector product is one or two of them, see dadvi_optimize.Objective.hvp; the
+        Laplace start's single-draw evaluations are not counted).
     """
     draws_used: int
     lr_covariance: np.ndarray | None
@@ -92,11 +80,14 @@ def fit(compiled, options, rng: np.random.Generator,
 
     The M = ``options.dadvi_draws`` standard-normal draws Z [M, D] are drawn once from ``rng``;
     the objective F(theta) = -(mean_m log p(draw(theta, z_m)) + H[q_theta]) is then an ordinary
-    deterministic function, minimized by ``scipy.optimize.minimize`` with exact gradients and
-    Hessian-vector products from autograd, from the guide's usual start.
+    deterministic function, minimized by ``scipy.optimize.minimize`` with exact gradients
+    (autograd) and finite-difference Hessian-vector products, from the Laplace start at the
+    mode of the log joint when it is better than the guide's usual start, in coordinates
+    whitened by the precision there (dadvi_optimize.py).
 
-    At the optimum, with H the Hessian of F (formed from Hessian-vector products, on the
-    complement of the family's flat directions, see _flat_directions):
+    At the optimum, with H the Hessian of F (mean field: from the log joint's per-draw
+    Hessians; other families: from Hessian-vector products, on the complement of the family's
+    flat directions, see _flat_directions):
     - linear response (paper section 3.3, after Giordano et al. 2018): the covariance of the
       unconstrained parameters is the mean block of H^-1, as E_q[zeta] = mu;
     - sandwich (paper section 4): with g_m the gradient of the m-th draw's term of F,
@@ -108,8 +99,8 @@ def fit(compiled, options, rng: np.random.Generator,
     options : FitOptions (dadvi_draws, init_scale).
     rng : the fit's Generator; the fixed draws come from it (same seed, identical result).
     progress : called as progress(iteration, ELBO at the fixed draws, 0.0) every iteration.
-    optimizer : one of OPTIMIZERS (scipy.optimize.minimize methods; the trust-region ones use
-        Hessian-vector products).
+    optimizer : one of dadvi_optimize.OPTIMIZERS (scipy.optimize.minimize methods; the
+        trust-region ones use Hessian-vector products).
 
     Raises
     ------
@@ -140,12 +131,12 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
     # Monte Carlo error there, and little near one; the M pairs are the sandwich's units.
     half = rng.standard_normal((M, guide.eps_dim(D)))
     Z = np.concatenate([half, -half])
-    objective = _Objective(compiled.log_joint, guide, Z)
+    objective = Objective(compiled.log_joint, guide, Z)
     theta0 = guide.init(D, options.init_scale)
     if not np.isfinite(objective(theta0)[0]):
         raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide")
-    theta0, precision = _laplace_start(compiled.log_joint, guide, theta0, objective)
-    theta, result, trace = _minimize(objective, theta0, optimizer, progress, precision)
+    theta0, precision = laplace_start(compiled.log_joint, guide, theta0, objective)
+    theta, result, trace = minimize(objective, theta0, optimizer, progress, precision)
     theta, value, solver, decrement = _finish(objective, theta, names, compiled, guide, Z, M)
     if not decrement <= DECREMENT_TOL:
         raise dadvi_not_converged(optimizer, int(result.nit), decrement, str(result.message))
@@ -166,218 +157,6 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
         evaluations=objective.evaluations)
 
 
-class _Objective:
-    """F(theta) = -ELBO at the fixed draws Z, its gradient and Hessian-vector products.
-
-    Non-finite values become +inf, which both optimizers treat as a rejected point. The last
-    value is cached, so the progress callback costs no extra evaluation.
-    """
-
-    def __init__(self, log_joint, guide, Z):
-        def loss(theta):
-            return -elbo(log_joint, theta, Z, guide)
-        self._value_and_grad = value_and_grad(loss)
-        self._exact_hvp = hessian_tensor_product(loss)
-        self._zeta_gradient = grad(lambda zeta: anp.sum(log_joint(zeta)))
-        self.guide, self.Z, self.evaluations, self.cache = guide, Z, 0, {}
-
-    def __call__(self, theta):
-        key = theta.tobytes()
-        if key not in self.cache:
-            self.evaluations += 1
-            value, gradient = self._value_and_grad(theta)
-            value = float(value) if np.isfinite(value) else np.inf
-            # two entries: the iterate and a trial point (a rejected trial must not evict the
-            # iterate, whose gradient the forward differences reuse)
-            self.cache = {**dict(list(self.cache.items())[-1:]), key: (value, gradient)}
-        return self.cache[key]
-
-    def gradient(self, theta):
-        """The gradient alone, uncached (a finite difference's ends are never revisited)."""
-        self.evaluations += 1
-        return self._value_and_grad(theta)[1]
-
-    def hvp(self, theta, scale, central: bool = True):
-        """v -> H(theta) v by finite differences of the gradient, in the units ``scale`` [P]
-        (the guide's sds for its means, see guide.jitter_scale).
-
-        Central differences (FD_STEP long: two gradients; exact up to rounding on a quadratic
-        objective, ~1e-8 relatively otherwise) where the product must be accurate (the
-        Hessian of the linear response), forward ones from the cached gradient at theta
-        (FORWARD_STEP long: one gradient, ~1e-6) inside the optimizer. autograd's exact
-        product (reverse over reverse) costs 3-4 gradients on small models and 12 on
-        posteriordb diamonds (5,000 rows). The exact product is the fallback when an end of
-        the difference is not finite.
-        """
-        def product(v):
-            norm = np.linalg.norm(v / scale)
-            if norm == 0:
-                return np.zeros_like(v)
-            if central:
-                h = FD_STEP / norm
-                difference = (self.gradient(theta + h * v) - self.gradient(theta - h * v)) / (2 * h)
-            else:
-                h = FORWARD_STEP / norm
-                difference = (self.gradient(theta + h * v) - self(theta)[1]) / h
-            if np.all(np.isfinite(difference)):
-                return difference
-            self.evaluations += 1
-            return self._exact_hvp(theta, v)
-        return product
-
-
-def _mean_field_hessian(objective, theta) -> np.ndarray | None:
-    """The [2 D, 2 D] Hessian of F for mean field, from the log joint's Hessians H_m at the
-    draws zeta_m = mu + sigma z_m; None where some of them is not finite.
-
-    With g_m the log joint's gradient at zeta_m and s_m = sigma * z_m [D], F = -mean_m log
-    p(zeta_m) - sum(log sigma) - const has (subscripts: elements)
-      d2F / dmu dmu' = -mean H_m,   d2F / dmu_i dlog sigma_j = -mean H_m[i, j] s_mj,
-      d2F / dlog sigma_i dlog sigma_j = -mean s_mi H_m[i, j] s_mj - [i = j] mean g_mj s_mj.
-    Column j of every H_m comes from one central difference of the gradient along e_j at
-    all the draws at once, so the Hessian costs 2 D + 1 gradients over the draws, where
-    forming it from products with F's Hessian costs two per parameter, 4 D.
-    """
-    D = theta.shape[0] // 2
-    mu, sigma = theta[:D], np.exp(theta[D:])
-    S = objective.Z.shape[0]
-    zeta, spread = mu + sigma * objective.Z, sigma * objective.Z        # [S, D] each
-    objective.evaluations += 1 + 2 * D
-    g = objective._zeta_gradient(zeta)
-    H = np.zeros((2 * D, 2 * D))
-    for j in range(D):
-        h = FD_STEP * sigma[j]
-        ends = objective._zeta_gradient(np.concatenate([zeta, zeta]) + np.concatenate(
-            [np.full(S, h), np.full(S, -h)])[:, None] * np.eye(D)[j])
-        column = (ends[:S] - ends[S:]) / (2 * h)                          # [S, D]: H_m e_j
-        H[:D, j] = -column.mean(axis=0)
-        H[:D, D + j] = -(column * spread[:, j:j + 1]).mean(axis=0)
-        H[D:, D + j] = -(spread * column * spread[:, j:j + 1]).mean(axis=0)
-    if not (np.all(np.isfinite(H)) and np.all(np.isfinite(g))):
-        return None
-    H[D:, :D] = H[:D, D:].T
-    H[D:, D:] -= np.diag((g * spread).mean(axis=0))
-    return 0.5 * (H + H.T)
-
-
-def _minimize(objective, theta0, optimizer, progress, precision=None):
-    """Run scipy's minimizer; returns (theta, scipy's result, ELBO trace).
-
-    It works in the coordinates u of _frame (theta = theta0 + T u): there the Hessian is near
-    the identity when the start is near the optimum, and scipy's first trust radius (1) is
-    about one posterior sd.
-    """
-    trace = []
-    scale = _scale(theta0, objective.guide)
-    forward, transpose = _frame(theta0, objective.guide, precision)
-
-    def to_theta(u):
-        return theta0 + forward(u)
-
-    def scaled(u):
-        value, gradient = objective(to_theta(u))
-        return value, transpose(gradient)
-
-    def callback(u):
-        trace.append(-objective(to_theta(u))[0])
-        if progress is not None:
-            progress(len(trace), trace[-1], 0.0)
-
-    def hessp(u, v):
-        return transpose(objective.hvp(to_theta(u), scale, False)(forward(v)))
-
-    def trust_region(method, u0):
-        return scipy.optimize.minimize(scaled, u0, jac=True, method=method, callback=callback,
-                                       hessp=hessp, options={"gtol": GTOL, "maxiter": MAX_ITER})
-
-    u0 = np.zeros_like(theta0)
-    if optimizer != "l-bfgs-b":
-        result = trust_region(optimizer, u0)
-    else:
-        result = scipy.optimize.minimize(
-            scaled, u0, jac=True, method="L-BFGS-B", callback=callback,
-            # ftol 0: stop on the gradient, never on a small relative change of F
-            options={"gtol": GTOL, "ftol": 0.0, "maxiter": MAX_ITER, "maxfun": 20 * MAX_ITER})
-        if not np.max(np.abs(result.jac)) <= GTOL:
-            # L-BFGS-B's line search cannot back off from a non-finite trial point (a wide
-            # guide on a skewed posterior overflows); a trust region shrinks instead
-            more = trust_region(FALLBACK, result.x)
-            more.nit += result.nit
-            result = more
-    return to_theta(np.asarray(result.x, dtype=float)), result, trace
-
-
-def _scale(theta, guide) -> np.ndarray:
-    """[P] units of the guide's parameters: the marginal sd for a mean, 1 for a log sd."""
-    return np.asarray(guide.jitter_scale(theta), dtype=float)
-
-
-def _laplace_start(log_joint, guide, theta0, objective):
-    """A start near the optimum: the guide at the mode of the log joint, with mean field's
-    sds of the Laplace approximation there (1 / sqrt of the diagonal of the precision).
-
-    The mode costs L-BFGS evaluations of ONE draw each; the precision one vectorized
-    Hessian-vector product over D copies of the mode (up to LAPLACE_MAX_DIM; above, the start
-    keeps theta0's sds). From there a second-order optimizer needs a few iterations instead of
-    tens. It is kept only when the fixed-draw objective is lower there than at ``theta0`` (a
-    funnel has no mode: the log joint grows without bound at its neck).
-
-    Returns
-    -------
-    (start [P], the precision [D, D] at the mode, or None when theta0 is kept or D is large)
-    """
-    D = len(guide.mean(theta0))
-
-    def negative(z):
-        value, gradient = value_and_grad(lambda x: -log_joint(x[None, :])[0])(z)
-        if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
-            return np.inf, np.zeros_like(z)
-        return float(value), gradient
-
-    mode = scipy.optimize.minimize(negative, np.asarray(guide.mean(theta0), dtype=float),
-                                   jac=True, method="L-BFGS-B",
-                                   options={"maxiter": LAPLACE_MAX_ITER}).x
-    if not np.all(np.isfinite(mode)):
-        return theta0, None
-    log_sd, precision = np.asarray(guide.log_sd(theta0), dtype=float), None
-    if D <= LAPLACE_MAX_DIM:
-        # row j of the product is H e_j at the j-th copy of the mode (rows are independent)
-        rows = hessian_tensor_product(lambda Z: -anp.sum(log_joint(Z)))(np.tile(mode, (D, 1)),
-                                                                         np.eye(D))
-        precision, diagonal = 0.5 * (rows + rows.T), np.diag(rows)
-        log_sd = np.where(np.isfinite(diagonal) & (diagonal > 0),
-                          -0.5 * np.log(np.where(diagonal > 0, diagonal, 1.0)), log_sd)
-    start = np.concatenate([mode, log_sd])
-    if not isinstance(guide, MeanField):
-        start = guide.warm_start(MeanField(), start)
-    if objective(start)[0] < objective(theta0)[0]:
-        return start, precision
-    return theta0, None
-
-
-def _frame(theta0, guide, precision):
-    """theta = theta0 + T u, the optimizer's coordinates u: T scales every parameter by its
-    unit (_scale), and on the means it is C with C C' = precision^-1 (the Laplace
-    covariance) when that is positive definite, which whitens the means' block of the
-    Hessian (the objective's Hessian there is the precision averaged over the draws).
-
-    Returns
-    -------
-    (T: u -> T u, T': g -> T' g), both [P] -> [P].
-    """
-    scale = _scale(theta0, guide)
-    D = len(guide.mean(theta0))
-    C = np.diag(scale[:D])
-    if precision is not None and np.all(np.isfinite(precision)):
-        try:
-            lower = np.linalg.cholesky(precision)          # precision = lower lower'
-            C = scipy.linalg.solve_triangular(lower, np.eye(D), lower=True).T
-        except np.linalg.LinAlgError:
-            pass                                            # not positive definite: keep sds
-    return (lambda u: np.concatenate([C @ u[:D], scale[D:] * u[D:]]),
-            lambda g: np.concatenate([C.T @ g[:D], scale[D:] * g[D:]]))
-
-
 def _finish(objective, theta, names, compiled, guide, Z, M):
     """Check the optimizer's end point and polish it by Newton steps.
 
@@ -395,9 +174,9 @@ def _finish(objective, theta, names, compiled, guide, Z, M):
         value, gradient = objective(theta)
         if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
             raise _not_finite(compiled, guide.draw(theta, Z), M, "where the optimizer stopped")
-        dense = (_mean_field_hessian(objective, theta) if isinstance(guide, MeanField)
+        dense = (mean_field_hessian(objective, theta) if isinstance(guide, MeanField)
                  and theta.shape[0] <= MAX_DENSE_PARAMS else None)
-        solver = _Solver(objective.hvp(theta, _scale(theta, guide)), null, names, dense)
+        solver = _Solver(objective.hvp(theta, scale_of(theta, guide)), null, names, dense)
         step = solver.solve(gradient)
         decrement = float(np.sqrt(max(gradient @ step, 0.0)))
         if (decrement <= DECREMENT_TOL or attempt == POLISH_STEPS
