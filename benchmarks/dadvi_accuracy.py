@@ -34,14 +34,31 @@ from ppl.posterior import Fit  # noqa: E402
 METHODS = ("advi", "advi fullrank", "dadvi l-bfgs-b", "dadvi trust-krylov", "dadvi trust-ncg")
 
 
-class _Counting:
-    """A Compiled whose log joint counts the draws it is evaluated at; the rest delegates."""
+# DADVI's phases, by the function of infer/dadvi*.py that evaluates the log joint
+PHASES = {"laplace_start": "Laplace start", "minimize": "optimizer",
+          "_finish": "LR Hessian", "_per_draw_gradients": "sandwich"}
 
-    def __init__(self, compiled):
+
+class _Counting:
+    """A Compiled whose log joint counts the draws it is evaluated at; the rest delegates.
+    With ``phases``, DADVI's draws are also counted by phase (PHASES, found on the stack;
+    'other' is the check of the usual start)."""
+
+    def __init__(self, compiled, phases: bool = False):
         self._compiled, self.rows, self.calls = compiled, 0, 0
+        self.phases = {} if phases else None
 
     def log_joint(self, zeta):
         self.rows, self.calls = self.rows + zeta.shape[0], self.calls + 1
+        if self.phases is not None:
+            frame, phase = sys._getframe(1), "other"
+            while frame is not None and not (
+                    frame.f_code.co_name in PHASES
+                    and frame.f_globals.get("__name__", "").startswith("ppl.infer.dadvi")):
+                frame = frame.f_back
+            if frame is not None:
+                phase = PHASES[frame.f_code.co_name]
+            self.phases[phase] = self.phases.get(phase, 0) + zeta.shape[0]
         return self._compiled.log_joint(zeta)
 
     def __getattr__(self, name):
@@ -54,7 +71,7 @@ def run(name: str, method: str, seed: int, draws: int = 4000) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # unused data names
         concrete, _, compiled = model.prepare(pdb.load_data(name))
-    counting = _Counting(compiled)
+    counting = _Counting(compiled, phases=method.startswith("dadvi"))
     options = FitOptions(seed=seed, draws=draws,
                          method="advi" if method.startswith("advi") else "dadvi",
                          guide="fullrank" if method.endswith("fullrank") else "auto")
@@ -74,8 +91,22 @@ def run(name: str, method: str, seed: int, draws: int = 4000) -> dict:
                default=0.0)
     return {"mean": float(figures["mean_error"].max()),
             "sd": float(np.abs(figures["sd_vs_reference"]).max()),
-            "rows": counting.rows, "calls": counting.calls, "seconds": seconds, "steps": int(result.steps),
-            "mcse": mcse, "warned": len(caught) > 0}
+            "rows": counting.rows, "calls": counting.calls, "dim": compiled.dim, "seconds": seconds, "steps": int(result.steps),
+            "mcse": mcse, "warned": len(caught) > 0, "phases": counting.phases}
+
+
+def phase_table(results: dict, method: str) -> str:
+    """Markdown: where ``method``'s draw evaluations go, per posterior (seed 0)."""
+    names = list(PHASES.values()) + ["other"]
+    lines = [f"| posterior | D | {' | '.join(names)} | total | ADVI |",
+             "|---|" + "---|" * (len(names) + 3)]
+    for name, by_method in results.items():
+        run = by_method.get(method, [{}])[0]
+        phases = run.get("phases") or {}
+        lines.append(f"| {name} | {run.get('dim', '')} | "
+                     + " | ".join(str(phases.get(k, 0)) for k in names)
+                     + f" | {run.get('rows', '')} | {by_method['advi'][0]['rows']} |")
+    return "\n".join(lines)
 
 
 def table(results: dict) -> str:
@@ -125,6 +156,10 @@ def main(argv=None) -> int:
                       file=sys.stderr, flush=True)
             results[name][method] = runs
     print(table(results))
+    for method in args.methods:
+        if method.startswith("dadvi"):
+            print(f"\nDraw evaluations by phase, {method}:\n")
+            print(phase_table(results, method))
     return 0
 
 
