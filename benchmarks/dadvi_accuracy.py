@@ -91,7 +91,8 @@ def run(name: str, method: str, seed: int, draws: int = 4000) -> dict:
                default=0.0)
     return {"mean": float(figures["mean_error"].max()),
             "sd": float(np.abs(figures["sd_vs_reference"]).max()),
-            "rows": counting.rows, "calls": counting.calls, "dim": compiled.dim, "seconds": seconds, "steps": int(result.steps),
+            "rows": counting.rows, "calls": counting.calls, "dim": compiled.dim,
+            "seconds": seconds, "steps": int(result.steps),
             "mcse": mcse, "warned": len(caught) > 0, "phases": counting.phases}
 
 
@@ -120,7 +121,8 @@ def table(results: dict) -> str:
         base_rows = np.mean([r["rows"] for r in base])
         base_seconds = np.mean([r["seconds"] for r in base])
         for method, runs in by_method.items():
-            rows, seconds = np.mean([r["rows"] for r in runs]), np.mean([r["seconds"] for r in runs])
+            rows = np.mean([r["rows"] for r in runs])
+            seconds = np.mean([r["seconds"] for r in runs])
             calls = np.mean([r["calls"] for r in runs])
             mcse = (f"{max(r['mcse'] for r in runs):.3f}" if method.startswith("dadvi") else "-")
             lines.append(

@@ -132,6 +132,22 @@ def testlaplace_start_is_the_mode_with_the_precisions_diagonal(rng):
     np.testing.assert_allclose(precision, P, rtol=1e-12)
 
 
+def test_above_the_laplace_limit_the_start_keeps_the_usual_sds(monkeypatch, rng):
+    # no [D, D] precision above LAPLACE_MAX_DIM: the mode with the usual start's sds, and
+    # the optimizer's coordinates scaled by sds only; the fit still reaches the optimum
+    monkeypatch.setattr(dadvi_optimize, "LAPLACE_MAX_DIM", 0)
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    theta0 = MEAN_FIELD.init(1, 0.1)
+    objective = dadvi.Objective(model.log_joint, MEAN_FIELD, rng.standard_normal((6, 1)))
+    start, precision = dadvi.laplace_start(model.log_joint, MEAN_FIELD, theta0, objective)
+    assert precision is None and start[1] == theta0[1]
+    result = dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+    reference = dadvi.fit(model, OPTIONS, np.random.default_rng(0), optimizer="trust-krylov")
+    # both stop within a Newton decrement of DECREMENT_TOL of the same optimum
+    sd = np.sqrt(result.lr_covariance[0, 0])
+    assert abs(result.mu[0] - reference.mu[0]) <= 2 * dadvi.DECREMENT_TOL * sd
+
+
 def test_a_start_worse_than_the_usual_one_is_not_taken(rng):
     # 1% of the mass in a spike of sd 1e-6 at the mode, 99% in a N(0, 1): the Laplace start
     # takes the spike's sd, whose ELBO (about -4.1) is below the usual start's (about -1.8)
