@@ -1,14 +1,16 @@
-"""DADVI against ADVI mean-field on posteriordb's reference posteriors: accuracy and cost.
+"""DADVI against ADVI on posteriordb's reference posteriors: accuracy and cost.
 
-For every posterior (and seed) in one run: ADVI mean-field and DADVI with each of scipy's
-trust-krylov, trust-ncg and L-BFGS-B, each scored against the reference: the largest |mean - ref mean| / ref sd, the largest
-|sd / ref sd - 1| (DADVI's sds are the linear-response ones), log-joint draw evaluations (rows
-of zeta passed to the log joint: each with its gradient, or a Hessian-vector product) and
-log-joint passes (vectorized calls, over 5 draws for ADVI, 2 M = 60 for DADVI), wall
-time of fit + summary, and DADVI's ratios to ADVI of the last two.
+For every posterior (and seed) in one run: ADVI mean-field (the baseline), ADVI full-rank, and
+DADVI (mean field, linear-response sds) with each of scipy's L-BFGS-B (the default),
+trust-krylov and trust-ncg, each scored against the reference: the largest |mean - ref mean|
+/ ref sd, the largest |sd / ref sd - 1|, log-joint draw evaluations (rows of zeta passed to
+the log joint, each with its gradient: DADVI's Hessian-vector products are differences of two
+gradients, and its Laplace start evaluates one draw at a time), log-joint passes (vectorized
+calls), CPU seconds (time.process_time) of fit + summary, and the ratios to ADVI mean-field of
+the draw evaluations and the CPU seconds.
 
-    python benchmarks/dadvi_accuracy.py --seeds 1
-    python benchmarks/dadvi_accuracy.py --only sblri-blr kidiq-kidscore_momiq
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/dadvi_accuracy.py --seeds 1
+    python benchmarks/dadvi_accuracy.py --only sblri-blr --methods advi "dadvi l-bfgs-b"
 """
 from __future__ import annotations
 
@@ -29,17 +31,34 @@ from ppl.infer import advi, dadvi  # noqa: E402
 from ppl.options import FitOptions  # noqa: E402
 from ppl.posterior import Fit  # noqa: E402
 
-METHODS = ("advi", "dadvi trust-krylov", "dadvi trust-ncg", "dadvi l-bfgs-b")
+METHODS = ("advi", "advi fullrank", "dadvi l-bfgs-b", "dadvi trust-krylov", "dadvi trust-ncg")
+
+
+# DADVI's phases, by the function of infer/dadvi*.py that evaluates the log joint
+PHASES = {"laplace_start": "Laplace start", "minimize": "optimizer",
+          "_finish": "LR Hessian", "_per_draw_gradients": "sandwich"}
 
 
 class _Counting:
-    """A Compiled whose log joint counts the draws it is evaluated at; the rest delegates."""
+    """A Compiled whose log joint counts the draws it is evaluated at; the rest delegates.
+    With ``phases``, DADVI's draws are also counted by phase (PHASES, found on the stack;
+    'other' is the check of the usual start)."""
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, phases: bool = False):
         self._compiled, self.rows, self.calls = compiled, 0, 0
+        self.phases = {} if phases else None
 
     def log_joint(self, zeta):
         self.rows, self.calls = self.rows + zeta.shape[0], self.calls + 1
+        if self.phases is not None:
+            frame, phase = sys._getframe(1), "other"
+            while frame is not None and not (
+                    frame.f_code.co_name in PHASES
+                    and frame.f_globals.get("__name__", "").startswith("ppl.infer.dadvi")):
+                frame = frame.f_back
+            if frame is not None:
+                phase = PHASES[frame.f_code.co_name]
+            self.phases[phase] = self.phases.get(phase, 0) + zeta.shape[0]
         return self._compiled.log_joint(zeta)
 
     def __getattr__(self, name):
@@ -47,38 +66,54 @@ class _Counting:
 
 
 def run(name: str, method: str, seed: int, draws: int = 4000) -> dict:
-    """One fit of ``name`` by ``method``; its scores, draw evaluations and seconds."""
+    """One fit of ``name`` by ``method``; its scores, draw evaluations and CPU seconds."""
     model = ppl.load(pdb.model_path(name))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # unused data names
         concrete, _, compiled = model.prepare(pdb.load_data(name))
-    counting = _Counting(compiled)
+    counting = _Counting(compiled, phases=method.startswith("dadvi"))
     options = FitOptions(seed=seed, draws=draws,
-                         method="advi" if method == "advi" else "dadvi")
+                         method="advi" if method.startswith("advi") else "dadvi",
+                         guide="fullrank" if method.endswith("fullrank") else "auto")
     rng = np.random.default_rng(seed)
-    started = time.perf_counter()
+    started = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if method == "advi":
+        if method.startswith("advi"):
             result = advi.fit(counting, options, rng)
         else:
             result = dadvi.fit(counting, options, rng, optimizer=method.split()[1])
         fit = Fit(concrete, compiled, result, options, {})
         summary = fit.summary().to_dict()
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     figures = score(summary, pdb.load_reference(name), name)
     mcse = max((row.get("mcse", 0.0) / row["sd"] for row in summary.values() if row["sd"] > 0),
                default=0.0)
     return {"mean": float(figures["mean_error"].max()),
             "sd": float(np.abs(figures["sd_vs_reference"]).max()),
-            "rows": counting.rows, "calls": counting.calls, "seconds": seconds, "steps": int(result.steps),
-            "mcse": mcse, "warned": len(caught) > 0}
+            "rows": counting.rows, "calls": counting.calls, "dim": compiled.dim,
+            "seconds": seconds, "steps": int(result.steps),
+            "mcse": mcse, "warned": len(caught) > 0, "phases": counting.phases}
+
+
+def phase_table(results: dict, method: str) -> str:
+    """Markdown: where ``method``'s draw evaluations go, per posterior (seed 0)."""
+    names = list(PHASES.values()) + ["other"]
+    lines = [f"| posterior | D | {' | '.join(names)} | total | ADVI |",
+             "|---|" + "---|" * (len(names) + 3)]
+    for name, by_method in results.items():
+        run = by_method.get(method, [{}])[0]
+        phases = run.get("phases") or {}
+        lines.append(f"| {name} | {run.get('dim', '')} | "
+                     + " | ".join(str(phases.get(k, 0)) for k in names)
+                     + f" | {run.get('rows', '')} | {by_method['advi'][0]['rows']} |")
+    return "\n".join(lines)
 
 
 def table(results: dict) -> str:
     """Markdown: one row per posterior and method, seeds averaged (max for errors)."""
     lines = ["| posterior | difficulty | method | max mean err (ref sd) | max sd dev vs reference"
-             " | max mcse / sd | draw evaluations | log-joint passes | seconds | evals vs ADVI |"
+             " | max mcse / sd | draw evaluations | log-joint passes | CPU s | evals vs ADVI |"
              " time vs ADVI |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, by_method in results.items():
@@ -86,9 +121,10 @@ def table(results: dict) -> str:
         base_rows = np.mean([r["rows"] for r in base])
         base_seconds = np.mean([r["seconds"] for r in base])
         for method, runs in by_method.items():
-            rows, seconds = np.mean([r["rows"] for r in runs]), np.mean([r["seconds"] for r in runs])
+            rows = np.mean([r["rows"] for r in runs])
+            seconds = np.mean([r["seconds"] for r in runs])
             calls = np.mean([r["calls"] for r in runs])
-            mcse = (f"{max(r['mcse'] for r in runs):.3f}" if method != "advi" else "-")
+            mcse = (f"{max(r['mcse'] for r in runs):.3f}" if method.startswith("dadvi") else "-")
             lines.append(
                 f"| {name} | {pdb.difficulty(name)} | {method} | "
                 f"{max(r['mean'] for r in runs):.3f} | {max(r['sd'] for r in runs):.3f} | "
@@ -122,6 +158,10 @@ def main(argv=None) -> int:
                       file=sys.stderr, flush=True)
             results[name][method] = runs
     print(table(results))
+    for method in args.methods:
+        if method.startswith("dadvi"):
+            print(f"\nDraw evaluations by phase, {method}:\n")
+            print(phase_table(results, method))
     return 0
 
 

@@ -16,18 +16,14 @@ from dataclasses import dataclass
 import autograd.numpy as anp
 import numpy as np
 import scipy.linalg
-import scipy.optimize
-from autograd import grad, hessian_tensor_product, jacobian, value_and_grad
+from autograd import grad, jacobian
 
 from ..errors import dadvi_not_converged, dadvi_not_finite, dadvi_not_positive_definite
 from ..guides import LowRank, MeanField, family
 from .advi import AdviResult
-from .elbo import elbo
+from .dadvi_optimize import (OPTIMIZER, Objective, laplace_start, mean_field_hessian, minimize,
+                             scale_of)
 
-OPTIMIZERS = ("trust-krylov", "trust-ncg", "l-bfgs-b")
-OPTIMIZER = "trust-krylov"  # fewest evaluations of the three on posteriordb: docs/dadvi.md
-MAX_ITER = 1000           # optimizer iterations
-GTOL = 1e-6               # scipy's gradient-norm tolerance (the real test is DECREMENT_TOL)
 # Converged when the Newton decrement sqrt(g' H^-1 g) at the end is below this: the Newton step
 # left is then at most 1e-3 in the objective's own metric, i.e. about 1e-3 posterior sds, far
 # below the Monte Carlo error of the fixed draws (about 1/sqrt(M) sds).
@@ -39,6 +35,7 @@ DECREMENT_TOL = 1e-3
 PD_TOL = 1e-14
 LAW_JACOBIAN_MAX_DIM = 60   # D up to which flat directions come from the law's Jacobian
 POLISH_STEPS = 3          # Newton steps after the optimizer, at most
+MCSE_DRAWS = 500          # summary draws (each with its mirror) behind an MCSE's differences
 MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its posterior sd
 # Above this many identified guide parameters the Hessian is not formed (conjugate gradients
 # instead) and the guide's own sds are reported: for mean field, D > 1000.
@@ -63,7 +60,9 @@ class DadviResult(AdviResult):
     sds : LINEAR_RESPONSE or MEAN_FIELD_SDS (the guide's own), which sds the draws and
         summary show.
     optimizer : the scipy method used.
-    evaluations : objective gradients and Hessian-vector products computed, each over M draws.
+    evaluations : gradients of the log joint over the 2 M fixed draws computed (a
+        Hessian-vector product is one or two of them, see dadvi_optimize.Objective.hvp; the
+        Laplace start's single-draw evaluations are not counted).
     """
     draws_used: int
     lr_covariance: np.ndarray | None
@@ -81,11 +80,14 @@ def fit(compiled, options, rng: np.random.Generator,
 
     The M = ``options.dadvi_draws`` standard-normal draws Z [M, D] are drawn once from ``rng``;
     the objective F(theta) = -(mean_m log p(draw(theta, z_m)) + H[q_theta]) is then an ordinary
-    deterministic function, minimized by ``scipy.optimize.minimize`` with exact gradients and
-    Hessian-vector products from autograd, from the guide's usual start.
+    deterministic function, minimized by ``scipy.optimize.minimize`` with exact gradients
+    (autograd) and finite-difference Hessian-vector products, from the Laplace start at the
+    mode of the log joint when it is better than the guide's usual start, in coordinates
+    whitened by the precision there (dadvi_optimize.py).
 
-    At the optimum, with H the Hessian of F (formed from Hessian-vector products, on the
-    complement of the family's flat directions, see _flat_directions):
+    At the optimum, with H the Hessian of F (mean field: from the log joint's per-draw
+    Hessians; other families: from Hessian-vector products, on the complement of the family's
+    flat directions, see _flat_directions):
     - linear response (paper section 3.3, after Giordano et al. 2018): the covariance of the
       unconstrained parameters is the mean block of H^-1, as E_q[zeta] = mu;
     - sandwich (paper section 4): with g_m the gradient of the m-th draw's term of F,
@@ -97,8 +99,8 @@ def fit(compiled, options, rng: np.random.Generator,
     options : FitOptions (dadvi_draws, init_scale).
     rng : the fit's Generator; the fixed draws come from it (same seed, identical result).
     progress : called as progress(iteration, ELBO at the fixed draws, 0.0) every iteration.
-    optimizer : one of OPTIMIZERS (scipy.optimize.minimize methods; the trust-region ones use
-        Hessian-vector products).
+    optimizer : one of dadvi_optimize.OPTIMIZERS (scipy.optimize.minimize methods; the
+        trust-region ones use Hessian-vector products).
 
     Raises
     ------
@@ -129,11 +131,12 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
     # Monte Carlo error there, and little near one; the M pairs are the sandwich's units.
     half = rng.standard_normal((M, guide.eps_dim(D)))
     Z = np.concatenate([half, -half])
-    objective = _Objective(compiled.log_joint, guide, Z)
+    objective = Objective(compiled.log_joint, guide, Z)
     theta0 = guide.init(D, options.init_scale)
     if not np.isfinite(objective(theta0)[0]):
         raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide")
-    theta, result, trace = _minimize(objective, theta0, optimizer, progress)
+    theta0, precision = laplace_start(compiled.log_joint, guide, theta0, objective)
+    theta, result, trace = minimize(objective, theta0, optimizer, progress, precision)
     theta, value, solver, decrement = _finish(objective, theta, names, compiled, guide, Z, M)
     if not decrement <= DECREMENT_TOL:
         raise dadvi_not_converged(optimizer, int(result.nit), decrement, str(result.message))
@@ -154,58 +157,6 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
         evaluations=objective.evaluations)
 
 
-class _Objective:
-    """F(theta) = -ELBO at the fixed draws Z, its gradient and Hessian-vector products.
-
-    Non-finite values become +inf, which both optimizers treat as a rejected point. The last
-    value is cached, so the progress callback costs no extra evaluation.
-    """
-
-    def __init__(self, log_joint, guide, Z):
-        def loss(theta):
-            return -elbo(log_joint, theta, Z, guide)
-        self._value_and_grad = value_and_grad(loss)
-        self._hvp = hessian_tensor_product(loss)
-        self.evaluations, self.cache = 0, {}
-
-    def __call__(self, theta):
-        key = theta.tobytes()
-        if key not in self.cache:
-            self.evaluations += 1
-            value, gradient = self._value_and_grad(theta)
-            value = float(value) if np.isfinite(value) else np.inf
-            self.cache = {key: (value, gradient)}
-        return self.cache[key]
-
-    def hvp(self, theta):
-        """v -> H(theta) v."""
-        def product(v):
-            self.evaluations += 1
-            return self._hvp(theta, v)
-        return product
-
-
-def _minimize(objective, theta0, optimizer, progress):
-    """Run scipy's minimizer; returns (theta, scipy's result, ELBO trace)."""
-    trace = []
-
-    def callback(theta):
-        trace.append(-objective(theta)[0])
-        if progress is not None:
-            progress(len(trace), trace[-1], 0.0)
-
-    if optimizer != "l-bfgs-b":
-        result = scipy.optimize.minimize(
-            objective, theta0, jac=True, method=optimizer, callback=callback,
-            hessp=lambda theta, v: objective.hvp(theta)(v),
-            options={"gtol": GTOL, "maxiter": MAX_ITER})
-    else:
-        result = scipy.optimize.minimize(
-            objective, theta0, jac=True, method="L-BFGS-B", callback=callback,
-            options={"gtol": GTOL, "maxiter": MAX_ITER, "maxfun": 20 * MAX_ITER})
-    return np.asarray(result.x, dtype=float), result, trace
-
-
 def _finish(objective, theta, names, compiled, guide, Z, M):
     """Check the optimizer's end point and polish it by Newton steps.
 
@@ -223,7 +174,9 @@ def _finish(objective, theta, names, compiled, guide, Z, M):
         value, gradient = objective(theta)
         if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
             raise _not_finite(compiled, guide.draw(theta, Z), M, "where the optimizer stopped")
-        solver = _Solver(objective.hvp(theta), null, names)
+        dense = (mean_field_hessian(objective, theta) if isinstance(guide, MeanField)
+                 and theta.shape[0] <= MAX_DENSE_PARAMS else None)
+        solver = _Solver(objective.hvp(theta, scale_of(theta, guide)), null, names, dense)
         step = solver.solve(gradient)
         decrement = float(np.sqrt(max(gradient @ step, 0.0)))
         if (decrement <= DECREMENT_TOL or attempt == POLISH_STEPS
@@ -278,19 +231,21 @@ class _Solver:
     """Solves H x = b on the complement of the flat directions (H: Hessian of F at theta).
 
     Up to MAX_DENSE_PARAMS identified parameters, H is formed on an orthonormal basis Q of the
-    complement, one Hessian-vector product per column, and factored (Cholesky), so that
+    complement, one Hessian-vector product per column (or given: ``dense`` [P, P]), and
+    factored (Cholesky), so that
     x = Q (Q' H Q)^-1 Q' b; above that, by conjugate gradients with the same products.
     Raises dadvi_not_positive_definite when the restricted H is not positive definite.
     """
 
-    def __init__(self, product, null, names):
+    def __init__(self, product, null, names, dense: np.ndarray | None = None):
         self.product, self.null, self.names = product, null, names
         P, k = null.shape
         self.factor = None
         if P - k > MAX_DENSE_PARAMS:
             return
         self.Q = np.eye(P) if k == 0 else scipy.linalg.null_space(null.T)
-        HQ = np.stack([product(q) for q in self.Q.T], axis=1)
+        HQ = (dense @ self.Q if dense is not None
+              else np.stack([product(q) for q in self.Q.T], axis=1))
         H = self.Q.T @ HQ
         self.factor = _factor(0.5 * (H + H.T), self.Q, names)
 
@@ -383,7 +338,7 @@ def mean_mcse(compiled, result, eps: np.ndarray, step: float = 1e-3) -> dict[str
     ----------
     compiled : compiler.Compiled.
     result : DadviResult.
-    eps : [n, eps_dim] standard normal; the summary's own draws.
+    eps : [n, eps_dim] standard normal; the summary's own draws (the first MCSE_DRAWS used).
     step : the central difference's step along each column of A (columns are MCSE-sized).
 
     Returns
@@ -391,6 +346,9 @@ def mean_mcse(compiled, result, eps: np.ndarray, step: float = 1e-3) -> dict[str
     name -> [*shape] MCSE of the mean of each reported latent and let.
     """
     guide, theta = result.guide, np.asarray(result.theta, dtype=float)
+    # 2 M passes of the model's forward code over these draws: the first MCSE_DRAWS suffice for
+    # an error bar (common draws on both sides of each difference keep its noise small)
+    eps = np.asarray(eps)[:MCSE_DRAWS]
     # mirrored draws: E_q of a linear f does not depend on the scales, and with the mirrors
     # the draws' average does not either, so the summary's own Monte Carlo noise does not leak
     # into the derivatives (for a Gaussian posterior the MCSE is then exactly zero)

@@ -4,6 +4,7 @@ Exact answers on Gaussian posteriors and the Monte Carlo standard errors against
 across seeds are in tests/stats/test_dadvi.py.
 """
 import json
+import warnings
 
 import autograd.numpy as anp
 import numpy as np
@@ -17,7 +18,7 @@ from ppl.errors import PplError
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
 from ppl.guides import MEAN_FIELD
-from ppl.infer import dadvi
+from ppl.infer import dadvi, dadvi_optimize
 from ppl.options import FitOptions
 from ppl.posterior import Fit
 from ppl.savedfit import restore_fit
@@ -78,18 +79,88 @@ def test_cli_dadvi_draws_below_two_exits_2(capsys, models_dir):
 
 # ----- the objective -------------------------------------------------------------------------
 
-def test_objective_gradient_and_hessian_vector_product_match_finite_differences(rng):
+def test_objective_gradient_matches_finite_differences(rng):
     model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
     Z = rng.standard_normal((6, 1))
-    objective = dadvi._Objective(model.log_joint, MEAN_FIELD, Z)
-    theta, v, h = np.array([0.7, -0.5]), np.array([0.3, -1.1]), 1e-5
+    objective = dadvi.Objective(model.log_joint, MEAN_FIELD, Z)
+    theta, h = np.array([0.7, -0.5]), 1e-5
     value, gradient = objective(theta)
     numeric = [(objective(theta + h * e)[0] - objective(theta - h * e)[0]) / (2 * h)
                for e in np.eye(2)]
     np.testing.assert_allclose(gradient, numeric, rtol=1e-6)
-    hvp = objective.hvp(theta)(v)
-    numeric_hvp = (objective(theta + h * v)[1] - objective(theta - h * v)[1]) / (2 * h)
-    np.testing.assert_allclose(hvp, numeric_hvp, rtol=1e-6)
+
+
+def test_hessian_vector_products_match_autograds_exact_product(rng):
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    objective = dadvi.Objective(model.log_joint, MEAN_FIELD, rng.standard_normal((6, 1)))
+    theta, v = np.array([0.7, -0.5]), np.array([0.3, -1.1])
+    scale = MEAN_FIELD.jitter_scale(theta)
+    exact = objective._exact_hvp(theta, v)
+    # central differences: truncation ~ FD_STEP^2 relatively; forward: ~ FORWARD_STEP
+    np.testing.assert_allclose(objective.hvp(theta, scale)(v), exact, rtol=1e-7)
+    np.testing.assert_allclose(objective.hvp(theta, scale, central=False)(v), exact, rtol=1e-5)
+
+
+def testmean_field_hessian_from_per_draw_hessians_matches_exact_products(rng):
+    # a correlated 3-D target, non-Gaussian (so every term of the formula is exercised)
+    A = np.array([[2.0, 0.8, 0.1], [0.8, 1.5, -0.4], [0.1, -0.4, 1.0]])
+
+    def log_density(z):
+        return -0.5 * anp.sum((z @ A) * z, axis=1) - 0.1 * anp.sum(z ** 4, axis=1)
+    Z = rng.standard_normal((8, 3))
+    objective = dadvi.Objective(log_density, MEAN_FIELD, Z)
+    theta = np.array([0.3, -0.2, 0.5, -0.4, 0.1, -1.0])
+    exact = np.stack([objective._exact_hvp(theta, e) for e in np.eye(6)], axis=1)
+    # central differences of a quartic's gradient: truncation ~ FD_STEP^2 relatively
+    np.testing.assert_allclose(dadvi.mean_field_hessian(objective, theta), exact,
+                               rtol=1e-6, atol=1e-7 * np.abs(exact).max())
+
+
+def testlaplace_start_is_the_mode_with_the_precisions_diagonal(rng):
+    # Gaussian target N(m, P^-1): the start is mu = m, sigma = 1 / sqrt(P_ii), mean field's
+    # optimum, so the optimizer has nothing left to do
+    P, m = np.array([[4.0, 1.0], [1.0, 2.0]]), np.array([1.0, -2.0])
+
+    def log_density(z):
+        return -0.5 * anp.sum(((z - m) @ P) * (z - m), axis=1)
+    Z = rng.standard_normal((6, 2))
+    objective = dadvi.Objective(log_density, MEAN_FIELD, Z)
+    start, precision = dadvi.laplace_start(log_density, MEAN_FIELD, MEAN_FIELD.init(2, 0.1),
+                                            objective)
+    np.testing.assert_allclose(start[:2], m, atol=1e-5)     # L-BFGS-B's default tolerances
+    np.testing.assert_allclose(start[2:], -0.5 * np.log(np.diag(P)), rtol=1e-8)
+    np.testing.assert_allclose(precision, P, rtol=1e-12)
+
+
+def test_above_the_laplace_limit_the_start_keeps_the_usual_sds(monkeypatch, rng):
+    # no [D, D] precision above LAPLACE_MAX_DIM: the mode with the usual start's sds, and
+    # the optimizer's coordinates scaled by sds only; the fit still reaches the optimum
+    monkeypatch.setattr(dadvi_optimize, "LAPLACE_MAX_DIM", 0)
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    theta0 = MEAN_FIELD.init(1, 0.1)
+    objective = dadvi.Objective(model.log_joint, MEAN_FIELD, rng.standard_normal((6, 1)))
+    start, precision = dadvi.laplace_start(model.log_joint, MEAN_FIELD, theta0, objective)
+    assert precision is None and start[1] == theta0[1]
+    result = dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+    reference = dadvi.fit(model, OPTIONS, np.random.default_rng(0), optimizer="trust-krylov")
+    # both stop within a Newton decrement of DECREMENT_TOL of the same optimum
+    sd = np.sqrt(result.lr_covariance[0, 0])
+    assert abs(result.mu[0] - reference.mu[0]) <= 2 * dadvi.DECREMENT_TOL * sd
+
+
+def test_a_start_worse_than_the_usual_one_is_not_taken(rng):
+    # 1% of the mass in a spike of sd 1e-6 at the mode, 99% in a N(0, 1): the Laplace start
+    # takes the spike's sd, whose ELBO (about -4.1) is below the usual start's (about -1.8)
+    def log_density(z):
+        x = z[:, 0]
+        return anp.logaddexp(np.log(0.01) - 0.5 * (x / 1e-6) ** 2 - np.log(1e-6),
+                             np.log(0.99) - 0.5 * x ** 2)
+    Z = rng.standard_normal((6, 1))
+    objective = dadvi.Objective(log_density, MEAN_FIELD, Z)
+    theta0 = MEAN_FIELD.init(1, 0.1)
+    start, precision = dadvi.laplace_start(log_density, MEAN_FIELD, theta0, objective)
+    np.testing.assert_array_equal(start, theta0)
+    assert precision is None
 
 
 def test_per_draw_gradients_average_to_the_objective_gradient(rng):
@@ -99,7 +170,7 @@ def test_per_draw_gradients_average_to_the_objective_gradient(rng):
     Z = rng.standard_normal((8, 1))
     theta = np.array([0.7, -0.5])
     per_draw = dadvi._per_draw_gradients(model.log_joint, MEAN_FIELD, theta, Z)
-    _, gradient = dadvi._Objective(model.log_joint, MEAN_FIELD, Z)(theta)
+    _, gradient = dadvi.Objective(model.log_joint, MEAN_FIELD, Z)(theta)
     np.testing.assert_allclose(per_draw.mean(axis=0) - np.array([0.0, 1.0]), gradient,
                                rtol=1e-10)
 
@@ -193,12 +264,28 @@ def test_not_finite_at_the_fixed_draws_names_the_statement():
 
 
 def test_an_optimizer_stopped_short_is_an_error(monkeypatch):
-    monkeypatch.setattr(dadvi, "MAX_ITER", 1)
+    # from the usual start (from the Laplace start, L-BFGS-B's one iteration and the
+    # fallback's one already meet the tolerance on this model): 1 + 1 iterations
+    monkeypatch.setattr(dadvi, "laplace_start", lambda log_joint, guide, theta0, objective:
+                        (theta0, None))
+    monkeypatch.setattr(dadvi_optimize, "MAX_ITER", 1)
     monkeypatch.setattr(dadvi, "POLISH_STEPS", 0)
     model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
-    with pytest.raises(PplError, match=r"DADVI's optimizer \(trust-krylov\) stopped after 1 "
+    with pytest.raises(PplError, match=r"DADVI's optimizer \(l-bfgs-b\) stopped after 2 "
                        r"iterations without meeting its tolerance: the Newton decrement is"):
         dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+
+
+def test_lbfgs_stopped_by_an_overflow_is_continued_by_a_trust_region():
+    # a strongly skewed posterior (log rate of a Gamma(0.1, 1)-Poisson, y = 0) rejects the
+    # Laplace start; with these fixed draws (seed 7) L-BFGS-B's line search then meets an
+    # overflow and stops at a Newton decrement of 2.4; the trust-region fallback finishes
+    model = compiled("data y: int[1]\nsample rate ~ Gamma(0.1, 1)\nobserve y ~ Poisson(rate)\n",
+                     {"y": [0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # its MCSE is large: not what is tested here
+        result = dadvi.fit(model, OPTIONS, np.random.default_rng(7))
+    assert result.converged and result.reason == dadvi.CONVERGED
 
 
 def test_a_hessian_that_is_not_positive_definite_names_the_flat_direction():

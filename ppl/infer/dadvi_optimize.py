@@ -1,0 +1,245 @@
+"""DADVI's fixed-draw objective and its minimization (used by dadvi.py).
+
+The objective F(theta) = -ELBO at the fixed draws, its gradient (autograd) and its
+Hessian-vector products (finite differences of the gradient); the Laplace start at the mode of
+the log joint; the optimizer's whitened coordinates; scipy's minimizers; and mean field's
+Hessian from the log joint's per-draw Hessians, which the linear response uses.
+"""
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+from autograd import grad, hessian_tensor_product, value_and_grad
+
+from ..guides import MeanField
+from .elbo import elbo
+
+OPTIMIZERS = ("trust-krylov", "trust-ncg", "l-bfgs-b")
+# From the Laplace start in whitened coordinates, L-BFGS-B took the fewest evaluations and the
+# least time of the three on every posteriordb posterior, and then met the Newton-decrement
+# rule everywhere: docs/dadvi.md
+OPTIMIZER = "l-bfgs-b"
+FALLBACK = "trust-krylov"    # continues where L-BFGS-B stops short of its gradient tolerance
+MAX_ITER = 1000           # optimizer iterations
+GTOL = 1e-6               # scipy's gradient-norm tolerance (the real test is dadvi's decrement)
+LAPLACE_MAX_ITER = 200    # L-BFGS iterations for the mode of the Laplace start
+LAPLACE_MAX_DIM = 1000    # D up to which the Laplace start forms the precision [D, D]
+# The step of a finite-difference Hessian-vector product, in the guide's sds: truncation error
+# ~ FD_STEP^2 ~ 1e-8 relatively, rounding ~ 1e-16 * (sum of the gradient's terms) / FD_STEP
+FD_STEP = 1e-4
+FORWARD_STEP = 1e-6       # forward differences: truncation ~ FORWARD_STEP, rounding ~ 1e-16 / it
+
+
+class Objective:
+    """F(theta) = -ELBO at the fixed draws Z, its gradient and Hessian-vector products.
+
+    Non-finite values become +inf, which the optimizers treat as a rejected point. The last
+    two values are cached, so the progress callback costs no extra evaluation.
+    ``evaluations`` counts the gradients computed, each over all the fixed draws.
+    """
+
+    def __init__(self, log_joint, guide, Z):
+        def loss(theta):
+            return -elbo(log_joint, theta, Z, guide)
+        self._value_and_grad = value_and_grad(loss)
+        self._exact_hvp = hessian_tensor_product(loss)
+        self._zeta_gradient = grad(lambda zeta: anp.sum(log_joint(zeta)))
+        self.guide, self.Z, self.evaluations, self.cache = guide, Z, 0, {}
+
+    def __call__(self, theta):
+        key = theta.tobytes()
+        if key not in self.cache:
+            self.evaluations += 1
+            value, gradient = self._value_and_grad(theta)
+            value = float(value) if np.isfinite(value) else np.inf
+            # two entries: the iterate and a trial point (a rejected trial must not evict the
+            # iterate, whose gradient the forward differences reuse)
+            self.cache = {**dict(list(self.cache.items())[-1:]), key: (value, gradient)}
+        return self.cache[key]
+
+    def gradient(self, theta):
+        """The gradient alone, uncached (a finite difference's ends are never revisited)."""
+        self.evaluations += 1
+        return self._value_and_grad(theta)[1]
+
+    def hvp(self, theta, scale, central: bool = True):
+        """v -> H(theta) v by finite differences of the gradient, in the units ``scale`` [P]
+        (the guide's sds for its means, see guide.jitter_scale).
+
+        Central differences (FD_STEP long: two gradients; exact up to rounding on a quadratic
+        objective, ~1e-8 relatively otherwise) where the product must be accurate (the
+        Hessian of the linear response), forward ones from the cached gradient at theta
+        (FORWARD_STEP long: one gradient, ~1e-6) inside the optimizer. autograd's exact
+        product (reverse over reverse) costs 3-4 gradients on small models and 12 on
+        posteriordb diamonds (5,000 rows). The exact product is the fallback when an end of
+        the difference is not finite.
+        """
+        def product(v):
+            norm = np.linalg.norm(v / scale)
+            if norm == 0:
+                return np.zeros_like(v)
+            if central:
+                h = FD_STEP / norm
+                difference = (self.gradient(theta + h * v) - self.gradient(theta - h * v)) / (2 * h)
+            else:
+                h = FORWARD_STEP / norm
+                difference = (self.gradient(theta + h * v) - self(theta)[1]) / h
+            if np.all(np.isfinite(difference)):
+                return difference
+            self.evaluations += 1
+            return self._exact_hvp(theta, v)
+        return product
+
+
+def mean_field_hessian(objective, theta) -> np.ndarray | None:
+    """The [2 D, 2 D] Hessian of F for mean field, from the log joint's Hessians H_m at the
+    draws zeta_m = mu + sigma z_m; None where some of them is not finite.
+
+    With g_m the log joint's gradient at zeta_m and s_m = sigma * z_m [D], F = -mean_m log
+    p(zeta_m) - sum(log sigma) - const has (subscripts: elements)
+      d2F / dmu dmu' = -mean H_m,   d2F / dmu_i dlog sigma_j = -mean H_m[i, j] s_mj,
+      d2F / dlog sigma_i dlog sigma_j = -mean s_mi H_m[i, j] s_mj - [i = j] mean g_mj s_mj.
+    Column j of every H_m comes from one central difference of the gradient along e_j at
+    all the draws at once, so the Hessian costs 2 D + 1 gradients over the draws, where
+    forming it from products with F's Hessian costs two per parameter, 4 D.
+    """
+    D = theta.shape[0] // 2
+    mu, sigma = theta[:D], np.exp(theta[D:])
+    S = objective.Z.shape[0]
+    zeta, spread = mu + sigma * objective.Z, sigma * objective.Z        # [S, D] each
+    objective.evaluations += 1 + 2 * D
+    g = objective._zeta_gradient(zeta)
+    H = np.zeros((2 * D, 2 * D))
+    for j in range(D):
+        h = FD_STEP * sigma[j]
+        ends = objective._zeta_gradient(np.concatenate([zeta, zeta]) + np.concatenate(
+            [np.full(S, h), np.full(S, -h)])[:, None] * np.eye(D)[j])
+        column = (ends[:S] - ends[S:]) / (2 * h)                          # [S, D]: H_m e_j
+        H[:D, j] = -column.mean(axis=0)
+        H[:D, D + j] = -(column * spread[:, j:j + 1]).mean(axis=0)
+        H[D:, D + j] = -(spread * column * spread[:, j:j + 1]).mean(axis=0)
+    if not (np.all(np.isfinite(H)) and np.all(np.isfinite(g))):
+        return None
+    H[D:, :D] = H[:D, D:].T
+    H[D:, D:] -= np.diag((g * spread).mean(axis=0))
+    return 0.5 * (H + H.T)
+
+
+def minimize(objective, theta0, optimizer, progress, precision=None):
+    """Run scipy's minimizer; returns (theta, scipy's result, ELBO trace).
+
+    It works in the coordinates u of _frame (theta = theta0 + T u): there the Hessian is near
+    the identity when the start is near the optimum, and scipy's first trust radius (1) is
+    about one posterior sd.
+    """
+    trace = []
+    scale = scale_of(theta0, objective.guide)
+    forward, transpose = _frame(theta0, objective.guide, precision)
+
+    def to_theta(u):
+        return theta0 + forward(u)
+
+    def scaled(u):
+        value, gradient = objective(to_theta(u))
+        return value, transpose(gradient)
+
+    def callback(u):
+        trace.append(-objective(to_theta(u))[0])
+        if progress is not None:
+            progress(len(trace), trace[-1], 0.0)
+
+    def hessp(u, v):
+        return transpose(objective.hvp(to_theta(u), scale, False)(forward(v)))
+
+    def trust_region(method, u0):
+        return scipy.optimize.minimize(scaled, u0, jac=True, method=method, callback=callback,
+                                       hessp=hessp, options={"gtol": GTOL, "maxiter": MAX_ITER})
+
+    u0 = np.zeros_like(theta0)
+    if optimizer != "l-bfgs-b":
+        result = trust_region(optimizer, u0)
+    else:
+        result = scipy.optimize.minimize(
+            scaled, u0, jac=True, method="L-BFGS-B", callback=callback,
+            # ftol 0: stop on the gradient, never on a small relative change of F
+            options={"gtol": GTOL, "ftol": 0.0, "maxiter": MAX_ITER, "maxfun": 20 * MAX_ITER})
+        if not np.max(np.abs(result.jac)) <= GTOL:
+            # L-BFGS-B's line search cannot back off from a non-finite trial point (a wide
+            # guide on a skewed posterior overflows); a trust region shrinks instead
+            more = trust_region(FALLBACK, result.x)
+            more.nit += result.nit
+            result = more
+    return to_theta(np.asarray(result.x, dtype=float)), result, trace
+
+
+def scale_of(theta, guide) -> np.ndarray:
+    """[P] units of the guide's parameters: the marginal sd for a mean, 1 for a log sd."""
+    return np.asarray(guide.jitter_scale(theta), dtype=float)
+
+
+def laplace_start(log_joint, guide, theta0, objective):
+    """A start near the optimum: the guide at the mode of the log joint, with mean field's
+    sds of the Laplace approximation there (1 / sqrt of the diagonal of the precision).
+
+    The mode costs L-BFGS evaluations of ONE draw each; the precision one vectorized
+    Hessian-vector product over D copies of the mode (up to LAPLACE_MAX_DIM; above, the start
+    keeps theta0's sds). From there a second-order optimizer needs a few iterations instead of
+    tens. It is kept only when the fixed-draw objective is lower there than at ``theta0`` (a
+    funnel has no mode: the log joint grows without bound at its neck).
+
+    Returns
+    -------
+    (start [P], the precision [D, D] at the mode, or None when theta0 is kept or D is large)
+    """
+    D = len(guide.mean(theta0))
+
+    def negative(z):
+        value, gradient = value_and_grad(lambda x: -log_joint(x[None, :])[0])(z)
+        if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+            return np.inf, np.zeros_like(z)
+        return float(value), gradient
+
+    mode = scipy.optimize.minimize(negative, np.asarray(guide.mean(theta0), dtype=float),
+                                   jac=True, method="L-BFGS-B",
+                                   options={"maxiter": LAPLACE_MAX_ITER}).x
+    if not np.all(np.isfinite(mode)):
+        return theta0, None
+    log_sd, precision = np.asarray(guide.log_sd(theta0), dtype=float), None
+    if D <= LAPLACE_MAX_DIM:
+        # row j of the product is H e_j at the j-th copy of the mode (rows are independent)
+        rows = hessian_tensor_product(lambda Z: -anp.sum(log_joint(Z)))(np.tile(mode, (D, 1)),
+                                                                         np.eye(D))
+        precision, diagonal = 0.5 * (rows + rows.T), np.diag(rows)
+        log_sd = np.where(np.isfinite(diagonal) & (diagonal > 0),
+                          -0.5 * np.log(np.where(diagonal > 0, diagonal, 1.0)), log_sd)
+    start = np.concatenate([mode, log_sd])
+    if not isinstance(guide, MeanField):
+        start = guide.warm_start(MeanField(), start)
+    if objective(start)[0] < objective(theta0)[0]:
+        return start, precision
+    return theta0, None
+
+
+def _frame(theta0, guide, precision):
+    """theta = theta0 + T u, the optimizer's coordinates u: T scales every parameter by its
+    unit (scale_of), and on the means it is C with C C' = precision^-1 (the Laplace
+    covariance) when that is positive definite, which whitens the means' block of the
+    Hessian (the objective's Hessian there is the precision averaged over the draws).
+
+    Returns
+    -------
+    (T: u -> T u, T': g -> T' g), both [P] -> [P].
+    """
+    scale = scale_of(theta0, guide)
+    D = len(guide.mean(theta0))
+    C = np.diag(scale[:D])
+    if precision is not None and np.all(np.isfinite(precision)):
+        try:
+            lower = np.linalg.cholesky(precision)          # precision = lower lower'
+            C = scipy.linalg.solve_triangular(lower, np.eye(D), lower=True).T
+        except np.linalg.LinAlgError:
+            pass                                            # not positive definite: keep sds
+    return (lambda u: np.concatenate([C @ u[:D], scale[D:] * u[D:]]),
+            lambda g: np.concatenate([C.T @ g[:D], scale[D:] * g[D:]]))
