@@ -224,9 +224,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         progress(step + offset, value + framed.log_det, lr)
 
     scale = guide.window_scale   # longer windows and more draws per step for a flow (flow.py)
-    # a scale below 1 shortens the window but never the iteration cap
-    phase = replace(options, window=max(1, round(options.window * scale)),
-                    iter=round(options.iter * max(scale, 1)),
+    phase = replace(options, window=options.window * scale, iter=options.iter * scale,
                     mc_samples=options.mc_samples * guide.draws_scale)
     second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), phase, rng,
                         shifted if progress is not None else None, False, start_time)

@@ -1,4 +1,6 @@
 """The fit loop: convergence rule, step-size decay, non-finite recovery, errors, determinism."""
+from dataclasses import replace
+
 import autograd.numpy as anp
 import numpy as np
 import pytest
@@ -233,6 +235,23 @@ def test_flow_phase_takes_draws_scale_times_the_draws_per_step(rng):
     assert Flow.draws_scale > 1
     assert sizes.count(3 * Flow.draws_scale) == 30 * Flow.window_scale
     assert sizes.count(3) == 30
+
+
+def test_flow_given_a_fullrank_fit_starts_from_it_without_fitting_mean_field(rng):
+    # --guide auto hands the flow its full-rank fit: no mean-field phase is run again (only
+    # the flow's phase evaluates mc_samples = 3 draws at a time), and the frame is its L
+    sizes = []
+
+    def log_density(z):
+        sizes.append(z.shape[0])
+        return -0.5 * anp.sum(z ** 2, axis=1)
+    target = Stub(log_density, 2)
+    options = FitOptions(lr=0.1, iter=30, mc_samples=3)
+    warm = advi.fit(target, replace(options, guide="fullrank"), rng)
+    sizes.clear()
+    result = advi.fit(target, replace(options, guide="flow:1"), rng, warm=warm)
+    assert sizes.count(3) == 0 and result.guide.name == "flow:1"
+    assert result.steps == warm.steps + 30
 
 
 def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
