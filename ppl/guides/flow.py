@@ -55,9 +55,10 @@ class Flow:
     # schools (docs/guides.md, seeds 0-5): with the plain gradient the noise, not the flow's
     # capacity, kept tau's mean off, and 100 draws a step were needed. The path gradient
     # ('sticking the landing', _path_entropy) has far less noise near the optimum: 60 draws
-    # meet the targets on seeds 0-5 (30 and 20 did not on every seed, nor shorter windows). The warm start is only a start, so its window is halved (its Hessian
-    # whitening gives the flow's frame; a full-rank phase before the flow cost 30% of the fit
-    # and was not needed for the targets).
+    # meet the targets on seeds 0-5 (30 and 20 did not on every seed, nor shorter windows).
+    # The warm start is only a start, so its window is halved (its Hessian whitening gives
+    # the flow's frame; a full-rank phase before the flow cost 30% of the fit and was not
+    # needed for the targets).
     window_scale = 1
     draws_scale = 12
     path_gradient = True
