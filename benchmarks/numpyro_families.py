@@ -7,7 +7,10 @@ and max |sd / reference sd - 1| over the reference's elements (mu, tau, theta[j]
 theta_trans[j] for the non-centred one), CPU and wall seconds (NumPyro's JIT compile included).
 ppl's ``--guide auto`` (the default; no NumPyro counterpart) is fitted too.
 Needs NumPyro (not a dependency); without it only ppl's rows are printed.
-Run: ``OMP_NUM_THREADS=1 JAX_ENABLE_X64=1 python benchmarks/numpyro_families.py [--seeds 1]``.
+Run: ``OMP_NUM_THREADS=1 JAX_ENABLE_X64=1 python benchmarks/numpyro_families.py [--seeds 1]``
+(``--guides flow`` for the flow/IAF pair only, ``--only POSTERIOR`` for one posterior).
+NumPyro compiles its step on the first fit of a process and reuses it on later ones with the same
+model, so compare ppl against NumPyro's second and later fits too.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import ppl  # noqa: E402
 
 POSTERIORS = ("eight_schools-eight_schools_centered", "eight_schools-eight_schools_noncentered")
 STEPS, PARTICLES, DRAWS = 20_000, 4, 4000
+GUIDES = ("flow", "fullrank", "auto")
 
 
 def errors(draws: dict[str, np.ndarray], reference: dict) -> tuple[float, float]:
@@ -96,12 +100,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--only", nargs="*", choices=POSTERIORS, help="posteriors (default: both)")
+    parser.add_argument("--guides", nargs="*", choices=GUIDES,
+                        help="families (default: all three)")
     args = parser.parse_args(argv)
     print(f"{'posterior':40s} {'fit':18s} seed  mean err  sd err   cpu s  wall s")
     for name in args.only or POSTERIORS:
         reference = pdb.load_reference(name)
         for seed in range(args.seeds):
-            for guide in ("flow", "fullrank", "auto"):
+            for guide in args.guides or GUIDES:
                 for library, fit in (("ppl", fit_ppl), ("numpyro", numpyro_fit)):
                     draws, cpu, wall = timed(fit, name, guide, seed)
                     if draws is None:

@@ -133,9 +133,9 @@ def fit(compiled, options, rng: np.random.Generator,
     options : FitOptions (iter, lr, mc_samples, optimizer, stl, tol, window, init_scale).
     rng : the fit's one Generator; every eps comes from it (same seed, bit-identical result).
     progress : called as progress(step, mean ELBO of the last window, lr) every 10 steps.
-    warm : a finished fit of the family that ``options.guide`` is warm-started from
-        (WARM_FROM), used instead of fitting that family again (``--guide auto`` climbs the
-        families so); ignored when it is of another family.
+    warm : a finished fit of a Gaussian family (``--guide auto`` climbs the families so), the
+        warm start of ``options.guide`` instead of fitting the family WARM_FROM names;
+        ignored when it is of ``options.guide``'s own family.
 
     Raises
     ------
@@ -196,10 +196,12 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         return _fit_plain(compiled, guide, guide.init(compiled.dim, options.init_scale),
                           options, rng, progress, _can_whiten(compiled, options), start_time)
     source = family(WARM_FROM[base], compiled.dim)
-    if warm is not None and warm.guide.name == source.name:
-        first = warm
-    else:
-        first = _fit_family(compiled, source, options, rng, progress, start_time)
+    if warm is not None and warm.guide.name != guide.name:   # any fitted Gaussian will do
+        source, first = warm.guide, warm
+    else:   # a flow's warm start is only a start: a shorter window (flow.py)
+        window = max(1, round(options.window * getattr(guide, "warm_window_scale", 1)))
+        first = _fit_family(compiled, source, replace(options, window=window), rng, progress,
+                            start_time)
     try:
         if first.reason == INTERRUPTED:
             raise KeyboardInterrupt

@@ -1,4 +1,6 @@
 """The fit loop: convergence rule, step-size decay, non-finite recovery, errors, determinism."""
+from dataclasses import replace
+
 import autograd.numpy as anp
 import numpy as np
 import pytest
@@ -211,9 +213,9 @@ def test_family_interrupted_in_the_mean_field_phase_reports_its_warm_start(rng):
 def test_flow_that_diverges_is_a_located_error_not_a_nan_posterior(rng):
     calls = []
 
-    def log_density(z):          # finite for 150 evaluations (the flow's own phase starts at
-        calls.append(1)          # evaluation 127, after 60 + 60 steps and the start checks),
-        return -0.5 * anp.sum(z ** 2, axis=1) + (np.nan if len(calls) > 150 else 0.0)
+    def log_density(z):          # finite for 100 evaluations (the flow's own phase starts at
+        calls.append(1)          # evaluation 67, after 60 mean-field steps and start checks),
+        return -0.5 * anp.sum(z ** 2, axis=1) + (np.nan if len(calls) > 100 else 0.0)
     with pytest.raises(PplError) as error:
         advi.fit(Stub(log_density, 2), FitOptions(guide="flow:1", lr=0.1, iter=60), rng)
     assert "diverged" in error.value.message and error.value.span == STATEMENT.span
@@ -221,7 +223,7 @@ def test_flow_that_diverges_is_a_located_error_not_a_nan_posterior(rng):
 
 def test_flow_phase_takes_draws_scale_times_the_draws_per_step(rng):
     # the flow's own phase (iter 30 * window_scale steps) uses mc_samples * draws_scale draws
-    # per step; the mean-field and full-rank phases before it keep mc_samples
+    # per step; the mean-field phase before it (its warm start, WARM_FROM) keeps mc_samples
     from ppl.guides import Flow
     sizes = []
 
@@ -232,7 +234,24 @@ def test_flow_phase_takes_draws_scale_times_the_draws_per_step(rng):
              rng)
     assert Flow.draws_scale > 1
     assert sizes.count(3 * Flow.draws_scale) == 30 * Flow.window_scale
-    assert sizes.count(3) == 2 * 30
+    assert sizes.count(3) == 30
+
+
+def test_flow_given_a_fullrank_fit_starts_from_it_without_fitting_mean_field(rng):
+    # --guide auto hands the flow its full-rank fit: no mean-field phase is run again (only
+    # the flow's phase evaluates mc_samples = 3 draws at a time), and the frame is its L
+    sizes = []
+
+    def log_density(z):
+        sizes.append(z.shape[0])
+        return -0.5 * anp.sum(z ** 2, axis=1)
+    target = Stub(log_density, 2)
+    options = FitOptions(lr=0.1, iter=30, mc_samples=3)
+    warm = advi.fit(target, replace(options, guide="fullrank"), rng)
+    sizes.clear()
+    result = advi.fit(target, replace(options, guide="flow:1"), rng, warm=warm)
+    assert sizes.count(3) == 0 and result.guide.name == "flow:1"
+    assert result.steps == warm.steps + 30
 
 
 def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):

@@ -210,6 +210,72 @@ def test_flow_entropy_estimate_matches_minus_mean_log_q(rng):
     assert abs(gap - np.mean(log_n) - 1.5 * (1 + np.log(2 * np.pi))) < 1e-10
 
 
+class PlainFlow(Flow):
+    """The flow with the plain reparameterized entropy gradient (no 'sticking the landing')."""
+    path_gradient = False
+
+
+def _elbo_grad(flow, log_p):
+    """The gradient of the flow's ELBO estimate at noise eps: (theta, eps) -> [P]."""
+    from ppl.infer.elbo import elbo
+    return grad(lambda th, e: elbo(log_p, th, e, flow), 0)
+
+
+def _target(z):
+    # a correlated, shifted, non-Gaussian target (a quartic term), so that q != p
+    return -0.5 * anp.sum((z - 1.0) ** 2, axis=1) - 0.1 * anp.sum(z, axis=1) ** 4 / 4
+
+
+@pytest.mark.parametrize("flow", [Flow(1, 2), Flow(3, 2), Flow(5, 3)], ids=str)
+def test_path_gradient_is_the_stop_gradient_through_log_q(flow, rng):
+    # 'Sticking the landing' as Roeder et al. write it: the gradient of mean(log p(zeta) -
+    # log q(zeta; theta0)) with theta0 = theta held fixed, log q by the exact inverse
+    # (ppl.infer.elbo._stl_surrogate). The flow's path entropy gets it without the inverse,
+    # from J^-T; the same quantity, so agreement to rounding.
+    from ppl.infer.elbo import _stl_surrogate
+    theta, eps = flow_theta(flow, rng), rng.standard_normal((6, flow.D))
+    reference = grad(_stl_surrogate, 1)(_target, theta, eps, PlainFlow(flow.D, flow.K))
+    np.testing.assert_allclose(_elbo_grad(flow, _target)(theta, eps), reference,
+                               rtol=1e-9, atol=1e-11)
+    # the value is the plain ELBO estimate's
+    from ppl.infer.elbo import elbo
+    assert elbo(_target, theta, eps, flow) == elbo(_target, theta, eps, PlainFlow(flow.D, flow.K))
+
+
+def test_path_gradient_has_the_plain_gradients_expectation(rng):
+    # Both are unbiased for the ELBO's gradient: they differ by the score term, whose
+    # expectation is zero. Per-draw gradients at n paired draws; the mean difference of every
+    # coordinate must be within z = 4.5 of its standard error (sd of the paired differences
+    # / sqrt(n)); over ~200 coordinates a false failure has probability ~1e-3 (fixed seed).
+    flow, plain = Flow(3, 2), PlainFlow(3, 2)
+    theta, n = flow_theta(flow, rng), 2000
+    eps = rng.standard_normal((n, 1, 3))
+    path, score = _elbo_grad(flow, _target), _elbo_grad(plain, _target)
+    diff = np.array([path(theta, e) - score(theta, e) for e in eps])
+    se = diff.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(diff.mean(axis=0)) <= 4.5 * se + 1e-12)
+    # the check has power: leaving the entropy's gradient out altogether is caught
+    log_p_only = grad(lambda th, e: anp.mean(_target(flow.draw(th, e))))
+    missing = np.array([log_p_only(theta, e) - score(theta, e) for e in eps[:500]])
+    se_missing = missing.std(axis=0, ddof=1) / np.sqrt(500)
+    assert np.any(np.abs(missing.mean(axis=0)) > 10 * se_missing + 1e-3)
+
+
+def test_path_gradient_is_zero_when_q_is_the_target(rng):
+    # At q = p, log p - log q is constant in zeta, so every draw's path gradient is zero (the
+    # estimator's variance vanishes); the plain gradient's per-draw values are not zero.
+    flow = Flow(3, 2)
+    theta = flow_theta(flow, rng)
+    plain = PlainFlow(3, 2)
+
+    def log_p(z):
+        return plain.log_q(theta, z)
+
+    for e in rng.standard_normal((5, 1, 3)):
+        np.testing.assert_allclose(_elbo_grad(flow, log_p)(theta, e), 0.0, atol=1e-9)
+    assert np.max(np.abs(_elbo_grad(plain, log_p)(theta, e))) > 1e-2
+
+
 @pytest.mark.parametrize("guide", FAMILY_OBJECTS, ids=str)
 def test_to_dict_round_trips(guide, rng):
     D = dim_of(guide)
