@@ -8,7 +8,8 @@ traces), Hessian-vector passes (second order, the whitening) and value-only call
 in draws. ADVI always; DADVI too when ``FitOptions`` has ``method='dadvi'``. If NumPyro is
 importable, its AutoNormal fits the models written for it below (eight schools, the linear and
 logistic examples, the big regression) to its own loss plateau, JIT compile included.
-Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/end_to_end.py [--quick]``.
+Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/end_to_end.py [--quick]``
+(``--only NAME ...`` for some models, ``--methods advi numpyro`` to leave DADVI out).
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ centred parameterization (badly conditioned: the intercepts and their scale are 
 each fit is run with ``precondition='hessian'`` and ``'none'`` (mean field, seed 0), giving the
 CPU-time ratio and the counts of gradient evaluations and Hessian-vector passes (end_to_end.py's
 wrapper). Up to ``precondition.WHOLE_MAX_DIM`` (30) latents a whitening forms the expected
-Hessian whole (D reverse-over-reverse passes, the 'hvp' column); above, it takes
+Hessian whole (D central differences of the gradient, 40 draws each; before 2026-11-30 D
+reverse-over-reverse passes, the 'hvp' column); above, it takes
 ``precondition.RANK`` (20) Lanczos products whatever D, each a central difference of the
 gradient, which the wrapper counts among the gradient evaluations (one of 40 draws each; three
 whitenings per fit: 60). The fit whitens at any number of latents (there was a cap at 300
@@ -17,6 +18,12 @@ until the accuracy comparison below).
 With ``--lanczos-accuracy NAME ...`` it runs benchmarks/accuracy.py instead (seeds 0-1) on those
 posteriordb posteriors with every model on the Lanczos path (``WHOLE_MAX_DIM = 0``): they all
 have at most 26 latents, so the default fit never takes it there.
+
+With ``--dense-hessian MODEL ...`` (example model names, posteriordb names or
+``big_regression``, end_to_end.py's 10^5-row regression) it compares the two ways of forming the
+dense whitening's H, reverse-over-reverse products on the traced path (``expected_hessian``) and
+central differences of the fused gradient (``difference_hessian``, what the fit uses): CPU over
+a 5-draw gradient and the error in sd units, at 20 draws of a fitted mean-field guide.
 
 With ``--exact-accuracy`` it compares whitened and unwhitened mean-field
 fits on a Normal-Normal hierarchical model with known variances (``NORMAL_NORMAL``: G + 1
