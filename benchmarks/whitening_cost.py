@@ -208,6 +208,21 @@ def dense_hessian(names: list[str], repeat: int) -> None:
               flush=True)
 
 
+def shipped(name: str, seeds: int) -> None:
+    """A shipped model (models/NAME.ppl) whitened and not, seeds 0..n-1: CPU ratio and counts."""
+    import json
+    text = (_REPO / "models" / f"{name}.ppl").read_text()
+    d = json.loads((_REPO / "models" / f"{name}.json").read_text())
+    print(f"{'seed':>4s} {'cpu ratio':>9s} {'steps h/n':>11s} {'grads h/n':>11s} "
+          f"{'g-draws h/n':>13s}")
+    for seed in range(seeds):
+        h = e2e.fit_ppl(text, d, seed=seed, guide="meanfield", precondition="hessian")
+        n = e2e.fit_ppl(text, d, seed=seed, guide="meanfield", precondition="none")
+        print(f"{seed:4d} {h['cpu'] / n['cpu']:9.2f} {h['steps']:5d}/{n['steps']:<5d} "
+              f"{h['grad']:5d}/{n['grad']:<5d} {h['grad_draws']:6d}/{n['grad_draws']:<6d}",
+              flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, nargs="+", default=[6, 96, 296, 996, 2996])
@@ -215,13 +230,19 @@ def main(argv=None) -> None:
                         help="accuracy.py on these posteriors, every model on the Lanczos path")
     parser.add_argument("--exact-accuracy", action="store_true",
                         help="whitened vs unwhitened fits against an exact Gaussian posterior")
-    parser.add_argument("--seeds", type=int, default=2, help="with --exact-accuracy: seeds 0..n-1")
+    parser.add_argument("--seeds", type=int, default=2,
+                        help="with --exact-accuracy or --shipped: seeds 0..n-1")
     parser.add_argument("--tau", type=float, default=TAU,
                         help="with --exact-accuracy: the group sd (smaller: more coupled)")
     parser.add_argument("--dense-hessian", nargs="+", metavar="MODEL",
                         help="cost and accuracy of the dense Hessian, traced vs differences")
     parser.add_argument("--repeat", type=int, default=3, help="with --dense-hessian: rounds")
+    parser.add_argument("--shipped", metavar="MODEL",
+                        help="a shipped model whitened and not, seeds 0..--seeds-1")
     args = parser.parse_args(argv)
+    if args.shipped:
+        shipped(args.shipped, args.seeds)
+        return
     if args.dense_hessian:
         dense_hessian(args.dense_hessian, args.repeat)
         return
