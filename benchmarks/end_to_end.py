@@ -8,7 +8,8 @@ traces), Hessian-vector passes (second order, the whitening) and value-only call
 in draws. ADVI always; DADVI too when ``FitOptions`` has ``method='dadvi'``. If NumPyro is
 importable, its AutoNormal fits the models written for it below (eight schools, the linear and
 logistic examples, the big regression) to its own loss plateau, JIT compile included.
-Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/end_to_end.py [--quick]``.
+Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/end_to_end.py [--quick]``
+(``--only NAME ...`` for some models, ``--methods advi numpyro`` to leave DADVI out).
 """
 from __future__ import annotations
 
@@ -185,11 +186,13 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="example models only (no posteriordb, no big regression)")
     parser.add_argument("--only", nargs="*", help="model names to run")
+    parser.add_argument("--methods", nargs="+", default=["advi", "dadvi", "numpyro"],
+                        help="which of advi, dadvi, numpyro to run (default: all available)")
     args = parser.parse_args(argv)
-    methods = {"advi": {}}
-    if has_dadvi():
+    methods = {"advi": {}} if "advi" in args.methods else {}
+    if has_dadvi() and "dadvi" in args.methods:
         methods["dadvi"] = {"method": "dadvi"}
-    numpyro = numpyro_models()
+    numpyro = numpyro_models() if "numpyro" in args.methods else {}
     print(f"{'model':42s} {'method':8s} {'wall s':>7s} {'cpu s':>7s} {'steps':>6s} "
           f"{'grads':>6s} {'g-draws':>7s} {'hvp':>5s} {'v-draws':>7s}")
     for name, text, data in cases(args.quick):

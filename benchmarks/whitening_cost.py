@@ -6,7 +6,8 @@ centred parameterization (badly conditioned: the intercepts and their scale are 
 each fit is run with ``precondition='hessian'`` and ``'none'`` (mean field, seed 0), giving the
 CPU-time ratio and the counts of gradient evaluations and Hessian-vector passes (end_to_end.py's
 wrapper). Up to ``precondition.WHOLE_MAX_DIM`` (30) latents a whitening forms the expected
-Hessian whole (D reverse-over-reverse passes, the 'hvp' column); above, it takes
+Hessian whole (D central differences of the gradient, 40 draws each; before 2026-11-30 D
+reverse-over-reverse passes, the 'hvp' column); above, it takes
 ``precondition.RANK`` (20) Lanczos products whatever D, each a central difference of the
 gradient, which the wrapper counts among the gradient evaluations (one of 40 draws each; three
 whitenings per fit: 60). The fit whitens at any number of latents (there was a cap at 300
@@ -17,6 +18,12 @@ until the accuracy comparison below).
 With ``--lanczos-accuracy NAME ...`` it runs benchmarks/accuracy.py instead (seeds 0-1) on those
 posteriordb posteriors with every model on the Lanczos path (``WHOLE_MAX_DIM = 0``): they all
 have at most 26 latents, so the default fit never takes it there.
+
+With ``--dense-hessian MODEL ...`` (example model names, posteriordb names or
+``big_regression``, end_to_end.py's 10^5-row regression) it compares the two ways of forming the
+dense whitening's H, reverse-over-reverse products on the traced path (``expected_hessian``) and
+central differences of the fused gradient (``difference_hessian``, what the fit uses): CPU over
+a 5-draw gradient and the error in sd units, at 20 draws of a fitted mean-field guide.
 
 With ``--exact-accuracy`` it compares whitened and unwhitened mean-field
 fits on a Normal-Normal hierarchical model with known variances (``NORMAL_NORMAL``: G + 1
@@ -133,6 +140,89 @@ def exact_accuracy(groups: list[int], seeds: int, tau: float) -> None:
                   f"{h[1]:5d}/{n[1]:<5d}", flush=True)
 
 
+def _fitted(text: str, d: dict):
+    """(compiled model, mean-field mu [D], sd [D]) of a default fit (seed 0)."""
+    import warnings
+
+    import ppl
+    from ppl import api
+    compiled, compile_model = [], api.compile_model
+
+    def keep(*args, **kwargs):
+        compiled.append(compile_model(*args, **kwargs))
+        return compiled[-1]
+    api.compile_model = keep
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = ppl.compile(text).fit(d, seed=0, guide="meanfield").result
+    finally:
+        api.compile_model = compile_model
+    return compiled[-1], np.asarray(result.mu), np.exp(np.asarray(result.log_sigma))
+
+
+def dense_hessian(names: list[str], repeat: int) -> None:
+    """The dense whitening's Hessian (20 draws of the fitted guide) by reverse-over-reverse
+    products (``expected_hessian``, the traced path) and by central differences of the gradient
+    (``difference_hessian``, through the fused kernels): CPU of each over one 5-draw gradient
+    (medians of ``repeat`` interleaved rounds), and the difference's error against the traced
+    H scaled by the guide's sds (S H S, about unit diagonal): its largest entry and its
+    Frobenius norm relative to the traced one's."""
+    import time
+
+    import autograd.numpy as anp
+    from autograd import grad
+    from ppl.infer import precondition
+    import posteriordb_data as pdb
+    print(f"{'model':42s} {'D':>3s} {'traced/grad':>11s} {'diff/grad':>9s} {'traced/diff':>11s} "
+          f"{'max err':>8s} {'rel err':>8s}")
+    for name in names:
+        if name == "big_regression":
+            text, d = e2e.BIG_REGRESSION, e2e.big_regression_data()
+        elif (_REPO / "models" / f"{name}.ppl").exists():
+            text = (_REPO / "models" / f"{name}.ppl").read_text()
+            d = __import__("json").loads((_REPO / "models" / f"{name}.json").read_text())
+        else:
+            text, d = pdb.model_path(name).read_text(), pdb.load_data(name)
+        compiled, mu, sd = _fitted(text, d)
+        rng = np.random.default_rng(1)
+        zeta = mu + sd * rng.standard_normal((20, mu.size))
+        gradient = grad(lambda z: anp.sum(compiled.log_joint(z)))
+        five = zeta[:5]
+        jobs = {"grad": lambda: gradient(five),
+                "traced": lambda: precondition.expected_hessian(compiled.log_joint, zeta),
+                "diff": lambda: precondition.difference_hessian(compiled.log_joint, zeta, sd)}
+        cpu = {key: [] for key in jobs}
+        for _ in range(repeat):
+            for key, job in jobs.items():
+                start = time.process_time()
+                out = job()
+                cpu[key].append(time.process_time() - start)
+                if key != "grad":
+                    cpu[key + "_H"] = out
+        t, f = (sd[:, None] * cpu[k + "_H"] * sd for k in ("traced", "diff"))
+        c = {k: float(np.median(v)) for k, v in cpu.items() if not k.endswith("_H")}
+        print(f"{name:42s} {mu.size:3d} {c['traced'] / c['grad']:11.1f} "
+              f"{c['diff'] / c['grad']:9.1f} {c['traced'] / c['diff']:11.2f} "
+              f"{np.abs(f - t).max():8.1e} {np.linalg.norm(f - t) / np.linalg.norm(t):8.1e}",
+              flush=True)
+
+
+def shipped(name: str, seeds: int) -> None:
+    """A shipped model (models/NAME.ppl) whitened and not, seeds 0..n-1: CPU ratio and counts."""
+    import json
+    text = (_REPO / "models" / f"{name}.ppl").read_text()
+    d = json.loads((_REPO / "models" / f"{name}.json").read_text())
+    print(f"{'seed':>4s} {'cpu ratio':>9s} {'steps h/n':>11s} {'grads h/n':>11s} "
+          f"{'g-draws h/n':>13s}")
+    for seed in range(seeds):
+        h = e2e.fit_ppl(text, d, seed=seed, guide="meanfield", precondition="hessian")
+        n = e2e.fit_ppl(text, d, seed=seed, guide="meanfield", precondition="none")
+        print(f"{seed:4d} {h['cpu'] / n['cpu']:9.2f} {h['steps']:5d}/{n['steps']:<5d} "
+              f"{h['grad']:5d}/{n['grad']:<5d} {h['grad_draws']:6d}/{n['grad_draws']:<6d}",
+              flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, nargs="+", default=[6, 96, 296, 996, 2996])
@@ -140,10 +230,22 @@ def main(argv=None) -> None:
                         help="accuracy.py on these posteriors, every model on the Lanczos path")
     parser.add_argument("--exact-accuracy", action="store_true",
                         help="whitened vs unwhitened fits against an exact Gaussian posterior")
-    parser.add_argument("--seeds", type=int, default=2, help="with --exact-accuracy: seeds 0..n-1")
+    parser.add_argument("--seeds", type=int, default=2,
+                        help="with --exact-accuracy or --shipped: seeds 0..n-1")
     parser.add_argument("--tau", type=float, default=TAU,
                         help="with --exact-accuracy: the group sd (smaller: more coupled)")
+    parser.add_argument("--dense-hessian", nargs="+", metavar="MODEL",
+                        help="cost and accuracy of the dense Hessian, traced vs differences")
+    parser.add_argument("--repeat", type=int, default=3, help="with --dense-hessian: rounds")
+    parser.add_argument("--shipped", metavar="MODEL",
+                        help="a shipped model whitened and not, seeds 0..--seeds-1")
     args = parser.parse_args(argv)
+    if args.shipped:
+        shipped(args.shipped, args.seeds)
+        return
+    if args.dense_hessian:
+        dense_hessian(args.dense_hessian, args.repeat)
+        return
     if args.lanczos_accuracy:
         import accuracy
         from ppl.infer import precondition

@@ -201,7 +201,8 @@ class FusedTerm:
     """One observe statement's log likelihood [S], summed over its N rows, as one primitive.
 
     Called with the run-time environment, like the plain path. Under a second-order trace
-    (the Hessian-vector products of the whitening) it hands over to the plain path, whose
+    (``precondition.expected_hessian``, as diagnostics.polish uses it; the fit's whitening
+    differences first-order gradients instead) it hands over to the plain path, whose
     derivatives autograd already knows: the hand-written VJP is first order only.
     """
 

@@ -9,7 +9,9 @@ order of the condition number, ~1e5 steps; in v they need tens. log_sigma is lef
 gradient for coordinate i depends on H_ii alone.
 
 Forming H takes D Hessian-vector products, which at a few hundred latents cost more than the
-fit. Above WHOLE_MAX_DIM latents ``estimate`` takes RANK instead, whatever D: H is scaled by the guide's
+fit. Up to WHOLE_MAX_DIM latents ``estimate`` forms it whole by central differences of the
+gradient (``difference_hessian``: first order, so the compiler's fused kernels serve it). Above
+WHOLE_MAX_DIM latents ``estimate`` takes RANK instead, whatever D: H is scaled by the guide's
 sds s (P = S H S, S = diag(s), about unit diagonal for a mean-field fit; Adam rescales each
 coordinate anyway) and Lanczos finds P's extreme eigenpairs, the correlated directions that
 make the posterior badly conditioned (a long valley is an eigenvalue near 0, the pull of many
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import grad
+from autograd import grad, value_and_grad
+from autograd.tracer import getval
 
 # Eigenvalues below this fraction of the largest are raised to it: a direction the log density
 # is flat or convex in (a funnel's neck, a heavy tail) must not get an unbounded step.
@@ -36,13 +39,14 @@ EIGEN_FLOOR = 1e-13
 # generating mu; fitted through its AR(1) innovations it no longer does (test_gallery.py).
 MAX_DIM = 300
 RANK = 20  # Lanczos steps (Hessian-vector products) of a low-rank estimate
-# Up to this many latents H is formed whole (D exact products, as before): posteriordb diamonds
+# Up to this many latents H is formed whole (D differences of the gradient): posteriordb diamonds
 # (26 latents, most of its directions badly conditioned) needs all of them whitened.
 WHOLE_MAX_DIM = 30
-# The finite-difference step of a Hessian-vector product, in guide sds: the rounding error of
-# the difference grows as 1 / step (at 0.01, posteriordb kidscore_interaction's unscaled
-# predictors were not whitened: mean errors of 11 sds); the secant over +-0.3 sds is still the
-# curvature at the guide's scale, which the draws average over anyway.
+# The finite-difference step of a Hessian-vector product or a column of H, in guide sds: the
+# rounding error of the difference grows as 1 / step (at 0.01, posteriordb
+# kidscore_interaction's unscaled predictors were not whitened: mean errors of 11 sds); the
+# secant over +-0.3 sds is still the curvature at the guide's scale, which the draws average
+# over anyway.
 FD_STEP = 0.3
 BREAKDOWN = 1e-10  # a Lanczos residual this small (relative to |P|) spans an invariant subspace
 
@@ -135,11 +139,11 @@ class Coordinates:
 
 def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray) -> Coordinates:
     """Whitened coordinates centred on theta's mu from the guide's ``draws`` [M, D] and
-    marginal sds ``sd`` [D]: H formed whole (``expected_hessian``, D products) up to
+    marginal sds ``sd`` [D]: H formed whole (``difference_hessian``, D products) up to
     WHOLE_MAX_DIM latents, a ``LowRank`` from RANK Lanczos products above."""
     D = draws.shape[1]
     if D <= WHOLE_MAX_DIM:
-        return whiten(theta, expected_hessian(log_joint, draws))
+        return whiten(theta, difference_hessian(log_joint, draws, sd))
     mu = theta[:D].copy()
     zeta = draws[np.isfinite(log_joint(draws))]
     if zeta.shape[0] == 0 or not np.all(np.isfinite(sd) & (sd > 0)):
@@ -213,6 +217,47 @@ def whiten_low_rank(mu: np.ndarray, sd: np.ndarray, values: np.ndarray,
     lam = np.abs(values)
     lam = np.maximum(lam, EIGEN_FLOOR * max(lam.max(), 1.0))
     return Coordinates(mu, LowRank(sd.copy(), vectors, 1.0 / np.sqrt(lam)))
+
+
+def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """-E[Hessian of log p] [D, D] over the draws ``zeta`` [M, D], column j by a central
+    difference of the gradient at zeta +- FD_STEP sd_j e_j: D gradients of 2 M draws.
+
+    The same average as ``expected_hessian`` (exact on a quadratic log density up to rounding,
+    off by O(FD_STEP^2) in sd units otherwise: the secant over +-0.3 guide sds, which the draws
+    average over anyway), but first order only, so the compiler's fused kernels serve it: on
+    the 10^5-row regression of benchmarks/end_to_end.py (D = 22, 20 draws) it costs a fraction of
+    the reverse-over-reverse products (docs/performance.md, whitening section). Draws where the
+    log joint is not finite are left out, and so is a pair from a column's mean when the log
+    joint or the gradient is not finite at either end (no pair left: a NaN column, which
+    ``whiten`` refuses); sds that are not positive and finite give a NaN H.
+    """
+    zeta = zeta[np.isfinite(log_joint(zeta))]  # a draw in a region of NaN would poison H
+    M, D = zeta.shape
+    if M == 0 or not np.all(np.isfinite(sd) & (sd > 0)):
+        return np.full((D, D), np.nan)
+    values = []
+    gradient = value_and_grad(lambda z: _keep(values, log_joint(z)))
+    columns = []
+    for j in range(D):
+        step = FD_STEP * sd[j]
+        shifted = np.concatenate([zeta, zeta])
+        shifted[:M, j] += step
+        shifted[M:, j] -= step
+        g = gradient(shifted)[1]
+        finite = np.isfinite(values.pop())
+        difference = g[:M] - g[M:]
+        kept = finite[:M] & finite[M:] & np.all(np.isfinite(difference), axis=1)
+        columns.append(difference[kept].sum(axis=0) / (2 * step * kept.sum())
+                       if kept.any() else np.full(D, np.nan))
+    H = -np.stack(columns, axis=1)
+    return 0.5 * (H + H.T)
+
+
+def _keep(values: list, log_p):
+    """The sum of ``log_p`` [S]; its draws' values appended to ``values`` on the way."""
+    values.append(getval(log_p))
+    return anp.sum(log_p)
 
 
 def expected_hessian(log_joint, zeta: np.ndarray) -> np.ndarray:

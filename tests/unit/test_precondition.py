@@ -5,9 +5,9 @@ from autograd import hessian
 
 from ppl.infer import advi
 from ppl.options import FitOptions
-from ppl.infer.precondition import (FD_STEP, RANK, WHOLE_MAX_DIM, Coordinates, LowRank, estimate,
-                                    expected_hessian, lanczos, scaled_hessian_product, whiten,
-                                    whiten_low_rank)
+from ppl.infer.precondition import (FD_STEP, RANK, WHOLE_MAX_DIM, Coordinates, LowRank,
+                                    difference_hessian, estimate, expected_hessian, lanczos,
+                                    scaled_hessian_product, whiten, whiten_low_rank)
 
 from .test_advi import Stub
 
@@ -161,13 +161,48 @@ def test_finite_difference_product_matches_the_exact_hessian(rng):
     assert np.allclose(product, sd * (Q @ (sd * x)), rtol=1e-12, atol=1e-12)
 
 
-def test_small_models_keep_the_whole_hessian(rng):
-    D = WHOLE_MAX_DIM   # up to here nothing changes: the exact whitening of expected_hessian
+def test_difference_hessian_matches_the_exact_one(rng):
+    # Column j is a central difference of the gradient over +-FD_STEP sd_j: its error is
+    # FD_STEP^2 / 6 times the gradient's third derivative along e_j in sd units (O(1) here, the
+    # sds being those of the curvature as a mean-field guide's are), so in sd units (S H S) the
+    # error is below FD_STEP^2 / 6 of |S H S|; on a quadratic it is exact up to rounding.
+    def log_joint(z):
+        return -anp.sum(anp.cosh(z) * anp.roll(z, 1, axis=1) ** 2 + z ** 4 / 12, axis=1)
+    zeta = rng.normal(size=(7, 4))
+    H = expected_hessian(log_joint, zeta)
+    sd = 1 / np.sqrt(np.abs(np.diag(H)))
+    error = sd[:, None] * (difference_hessian(log_joint, zeta, sd) - H) * sd
+    assert np.linalg.norm(error) < FD_STEP ** 2 / 6 * np.linalg.norm(sd[:, None] * H * sd)
+    A = rng.normal(size=(4, 4))
+    Q = A @ A.T + np.eye(4)
+    def quadratic(z):
+        return -0.5 * anp.sum((z @ Q) * z, axis=1)
+    assert np.allclose(difference_hessian(quadratic, zeta, sd), Q, rtol=1e-10, atol=1e-10)
+
+
+def test_difference_hessian_leaves_out_broken_draws_and_refuses_bad_sds():
+    def log_joint(z):   # NaN where z[:, 0] > 1 (and its gradient with it)
+        return -0.5 * anp.sum(z ** 2, axis=1) + anp.log(1 - z[:, 0])
+    # the second draw is left out, the third's pair for column 0 reaches z = 1.02 (NaN)
+    zeta = np.array([[0.0, 0.0], [2.0, 0.0], [0.99, 0.5], [-1.0, 1.0]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        H = difference_hessian(log_joint, zeta, np.array([0.1, 1.0]))
+        assert np.all(np.isnan(difference_hessian(log_joint, zeta, np.array([0.0, 1.0]))))
+        assert np.all(np.isnan(difference_hessian(log_joint, zeta[1:2], np.ones(2))))
+    # -d2/dz2 log(1 - z) = 1 / (1 - z)^2; its secant over z +- h, 1 / ((1 - z)^2 - h^2), is
+    # within h^2 / ((1 - z)^2 - h^2) < 1e-3 of it at h = FD_STEP * 0.1 = 0.03 and |1 - z| >= 1
+    exact = np.diag([1 + np.mean([1 / (1 - 0.0) ** 2, 1 / (1 + 1.0) ** 2]), 1.0])
+    assert np.allclose(H, exact, rtol=1e-3, atol=1e-12)
+
+
+def test_small_models_whiten_with_the_whole_hessian(rng):
+    D = WHOLE_MAX_DIM   # up to here H is formed whole, by differences of the gradient
     log_joint, mean, sd, H, _ = gaussian_with_known_directions(rng, D, [1e-3])
     draws = mean + sd * rng.normal(size=(5, D))
     theta = np.concatenate([mean, np.zeros(D)])
-    assert np.array_equal(estimate(log_joint, theta, draws, sd).L,
-                          whiten(theta, expected_hessian(log_joint, draws)).L)
+    coords = estimate(log_joint, theta, draws, sd)
+    assert np.array_equal(coords.L, whiten(theta, difference_hessian(log_joint, draws, sd)).L)
+    assert np.allclose(coords.L.T @ H @ coords.L, np.eye(D), atol=1e-6)
 
 
 def test_whitening_above_rank_finds_the_mean_of_a_correlated_posterior():
