@@ -36,7 +36,9 @@ BATCH_CHUNK_ROWS = 2 ** 16
 # and about 1.6% on a near-Gaussian sd, a fifth and a tenth of issue 11's accuracy target (0.1
 # sd, 15%). Stan and ArviZ ask for an ESS of 400 (Vehtari et al. 2021): enough to estimate the
 # error, at 0.05 sd; not enough to make it small. Unweighted, the PSIS draws (4000, iid)
-# already exceed it; weighted, the guide is drawn again, up to PSIS_GROWTH times as many.
+# already exceed it; weighted, the guide is drawn again, up to PSIS_GROWTH times as many (k̂
+# and the verdict stay those of the first draws: more draws move k̂ across the threshold on
+# posteriors near it, which flipped auto's choice on two posteriordb posteriors).
 SUMMARY_ESS = 2000
 PSIS_GROWTH = 4
 MCSE = "mcse"
@@ -329,9 +331,9 @@ class Fit:
         elif not self.corrected:
             base = Summary.from_draws(self._summary_pool(discrete, continuous))
         else:
-            p = self.psis
+            p = self._summary_weights()
             pool = self.compiled.constrained(self._zeta(p.log_weights.size), self._rng(3))
-            note = (f"importance-corrected (PSIS, k̂ {p.khat:.2f}, effective sample size "
+            note = (f"importance-corrected (PSIS, k̂ {self.khat:.2f}, effective sample size "
                     f"{p.ess:.0f} of {p.log_weights.size} draws)")
             base = Summary.from_draws({k: v for k, v in pool.items() if k not in discrete},
                                       np.exp(p.log_weights), note)
@@ -417,21 +419,27 @@ class Fit:
     def psis(self) -> Psis:
         """Pareto-smoothed importance sampling on ``log_weights()`` (k̂, smoothed weights).
 
-        When the weights will correct the summary and their effective sample size is below
-        SUMMARY_ESS, the guide is drawn again (:func:`psis_draws_for`) and k̂ and the weights
-        come from all the draws: the first ones are those of ``log_weights()``, the same
-        stream continued.
+        k̂, its threshold and the verdict always come from these draws (max(draws,
+        PSIS_DRAWS)); the corrected summary may weight more (:meth:`_summary_weights`).
         """
         if "psis" not in self._cache:
-            raw = self.log_weights()
-            p = psis(raw)
-            if self._reweights() and self.options.batch is None and p.khat < p.threshold:
-                n = psis_draws_for(p.ess, raw.size)
-                if n > raw.size:
-                    more = self._log_weights_at(self._zeta(n)[raw.size:])
-                    p = psis(np.concatenate([raw, more]))
-            self._cache["psis"] = p
+            self._cache["log_weights"] = self.log_weights()
+            self._cache["psis"] = psis(self._cache["log_weights"])
         return self._cache["psis"]
+
+    def _summary_weights(self) -> Psis:
+        """PSIS of the draws a corrected summary and its resampled draws are weighted from:
+        those of ``psis``, continued (the same stream: the first ones are the same) while the
+        weights' effective sample size is below SUMMARY_ESS (:func:`psis_draws_for`). Not
+        after a --batch fit, where every draw costs a pass over the whole data."""
+        if "summary_weights" not in self._cache:
+            p = self.psis
+            raw = self._cache["log_weights"]
+            n = raw.size if self.options.batch is not None else psis_draws_for(p.ess, raw.size)
+            if n > raw.size:
+                p = psis(np.concatenate([raw, self._log_weights_at(self._zeta(n)[raw.size:])]))
+            self._cache["summary_weights"] = p
+        return self._cache["summary_weights"]
 
     @property
     def khat(self) -> float:
@@ -443,17 +451,13 @@ class Fit:
         """Whether summaries and draws are importance-corrected: the ``correct`` option is
         'psis', the method ADVI (a DADVI summary keeps its linear-response sds and standard
         errors) and k̂ is below its threshold (above it the weights cannot be trusted)."""
-        if not self._reweights():
-            return False
-        p = self.psis
-        return p.khat < p.threshold
-
-    def _reweights(self) -> bool:
-        """Whether the weights would correct the summary if k̂ allowed it."""
         if self.options.correct != "psis" or self.options.method != "advi":
             return False
         from .guides import user
-        return not user.point_only(self.compiled)  # nothing drawn: no weights to correct with
+        if user.point_only(self.compiled):   # nothing drawn: no weights to correct with
+            return False
+        p = self.psis
+        return p.khat < p.threshold
 
     def verdict(self) -> Verdict:
         """What this fit can be trusted for, in one line (infer/verdict.py)."""
@@ -487,7 +491,7 @@ class Fit:
         Moulines 2005), in a random order."""
         if not self.corrected:
             return self._zeta(n)
-        weights = np.exp(self.psis.log_weights)
+        weights = np.exp(self._summary_weights().log_weights)
         rng = self._rng(4)
         picks = (rng.random() + np.arange(n)) / n
         index = np.minimum(np.searchsorted(np.cumsum(weights), picks), weights.size - 1)

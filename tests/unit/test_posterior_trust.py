@@ -9,7 +9,6 @@ import ppl
 from ppl.guides import MEAN_FIELD
 from ppl.infer.advi import AdviResult
 from ppl.options import FitOptions
-from ppl.infer.psis import psis
 from ppl.posterior import (PSIS_GROWTH, QUANTILES, SUMMARY_ESS, Fit, psis_draws_for,
                            weighted_stats)
 from ppl.savedfit import save_fit
@@ -133,10 +132,11 @@ def _shifted_fit(**options):
 
 
 def test_corrected_summary_draws_more_when_the_weights_ess_is_small():
-    first = psis(_shifted_fit().log_weights())        # the 4000 draws k̂ is first taken from
-    assert first.ess < SUMMARY_ESS and first.khat < first.threshold
     fit = _shifted_fit()
-    grown = fit.psis
+    first = fit.psis                     # k̂ and the verdict: the 4000 draws of log_weights()
+    assert first.ess < SUMMARY_ESS and first.khat < first.threshold
+    assert first.log_weights.size == 4000
+    grown = fit._summary_weights()
     assert grown.log_weights.size == psis_draws_for(first.ess, 4000) > 4000
     # the same stream, continued: the first 4000 draws are those of log_weights()
     np.testing.assert_array_equal(fit._zeta(grown.log_weights.size)[:4000], fit._zeta(4000))
@@ -155,7 +155,7 @@ def test_corrected_summary_draws_more_when_the_weights_ess_is_small():
 
 def test_uncorrected_summary_uses_the_psis_draws_and_draws_no_more():
     fit = _shifted_fit(correct="none")
-    assert fit.psis.log_weights.size == 4000          # the weights are not used: no more
+    assert fit.psis.log_weights.size == 4000
     # the plain summary is that of the 4000 iid guide draws, not of the 1000 written out
     pool = fit._zeta(4000)
     rows = fit.summary().to_dict()
