@@ -10,6 +10,7 @@ table shows the worst element of each posterior, averaged over seeds.
     python benchmarks/trust.py --seeds 2
     python benchmarks/trust.py --auto --seeds 1      # --guide auto against mean field (CPU)
     python benchmarks/trust.py --only eight_schools-eight_schools_noncentered
+    python benchmarks/trust.py --probe --seeds 3   # what auto's full-rank skip is decided on
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ import posteriordb_data as pdb  # noqa: E402
 from accuracy import score  # noqa: E402
 
 import ppl  # noqa: E402
+from ppl.infer import advi, auto  # noqa: E402
+from ppl.infer.psis import psis  # noqa: E402
+from ppl.options import FitOptions  # noqa: E402
 from ppl.posterior import Fit  # noqa: E402
 
 
@@ -68,6 +72,20 @@ def measure_auto(name: str, seed: int) -> dict:
     return row
 
 
+def measure_probe(name: str, seed: int) -> dict:
+    """Mean field's k̂ and the PSIS of the Gaussian full rank would start from (auto.py's
+    SKIP_ESS probe), made as ``--guide auto`` makes them: same seed, same stream."""
+    model = ppl.load(pdb.model_path(name))
+    compiled = model.prepare(pdb.load_data(name))[2]
+    options = FitOptions(seed=seed, guide="meanfield")
+    rng = np.random.default_rng(seed)
+    result = advi.fit(compiled, options, rng)
+    start = auto.fullrank_start(compiled, options, rng, result)
+    probe = psis(Fit(None, compiled, start, options, {}).log_weights())
+    return {"mf_khat": Fit(None, compiled, result, options, {}).khat,
+            "start_khat": probe.khat, "start_ess": probe.ess / probe.log_weights.size}
+
+
 def auto_table(rows: dict[str, list[dict]]) -> str:
     """Markdown: mean field against auto, averaged over seeds (CPU time as a ratio)."""
     lines = ["| posterior | k̂ mean field | k̂ auto | chosen | mean err mf | mean err auto | "
@@ -105,8 +123,18 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="posterior names (default: all)")
     parser.add_argument("--auto", action="store_true",
                         help="compare --guide auto with mean field instead")
+    parser.add_argument("--probe", action="store_true",
+                        help="k̂ and ESS of the Gaussian auto's full rank would start from")
     args = parser.parse_args(argv)
     rows = {}
+    if args.probe:
+        print("| posterior | seed | k̂ mean field | k̂ start | ESS start / draws |\n|---|---|---|---|---|")
+        for name in args.only or pdb.names():
+            for seed in range(args.seeds):
+                row = measure_probe(name, seed)
+                print(f"| {name} | {seed} | {row['mf_khat']:.2f} | {row['start_khat']:.2f} | "
+                      f"{row['start_ess']:.0%} |", flush=True)
+        return 0
     if args.auto:
         for name in args.only or pdb.names():
             rows[name] = [measure_auto(name, seed) for seed in range(args.seeds)]

@@ -3,7 +3,7 @@
 Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond full rank's
 size limit) warm-started from it; then the flow, warm-started from the full-rank fit. Full rank
 is skipped, and the flow warm-started from the Gaussian full rank would start from, when that
-Gaussian's importance weights are far from uniform (SKIP_ESS, ``_fullrank_start``). Stops at
+Gaussian's importance weights are far from uniform (SKIP_ESS, ``fullrank_start``). Stops at
 the first fit that is reliable, or usable with care and importance-corrected (the corrected
 summary was as accurate as a richer family's on posteriordb, docs/trust.md, at a fraction of
 the time); otherwise returns the one with the smallest k̂. The families live in
@@ -110,7 +110,7 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     for name in families:
         started = time.perf_counter()
         if name == "fullrank" and "flow" in families and warm is not None:
-            start = _fullrank_start(compiled, options, rng, warm)
+            start = fullrank_start(compiled, options, rng, warm)
             # PSIS of the first draws alone: the probe needs no more (posterior.Fit.psis)
             probe = psis(assess(start).log_weights()) if start is not None else None
             if probe is not None and probe.ess < SKIP_ESS * probe.log_weights.size:
@@ -138,7 +138,7 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     return best, AutoReport(tuple(tried), index)
 
 
-def _fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
+def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
     """The Gaussian full rank's fit would start from, as a full-rank result with no steps of
     its own, or None when the fit would start from mean field's own frame (no whitening).
 
