@@ -32,11 +32,11 @@ SKIPPED = "skipped"
 # Full rank is fitted from N(m, W W^T): the mean-field mean and the whitening of the expected
 # Hessian under the mean-field fit (advi._fit_family). When that Gaussian's importance weights
 # have an effective sample size below SKIP_ESS of their draws, full rank's fit is skipped and
-# the flow starts from it. Measured (docs/trust.md, 16 posteriors seed 0, six of them seeds
-# 0-2): where full rank rescued mean field, its start's ESS was 58-100% of the 4000 draws; where
-# it did not (centered eight schools, gp_pois_regr) 1-4%. Neither mean field's k̂ (0.76-1.24
-# where full rank rescued it, 0.86-1.02 on centered eight schools) nor the start's k̂
-# (0.04-0.83 against 0.77-1.12) separates the two.
+# the flow starts from it. Measured (docs/trust.md, `benchmarks/trust.py --probe --seeds 3`):
+# where full rank rescued mean field, its start's ESS was 62-100% of the 4000 draws; where it
+# did not (centered eight schools, gp_pois_regr) 1-6%. Neither mean field's k̂ (0.76-1.38
+# where full rank rescued it, 0.87-1.02 on centered eight schools) nor the start's k̂
+# (0.00-0.92 against 0.61-1.12) separates the two.
 SKIP_ESS = 0.1
 
 
