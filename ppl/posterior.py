@@ -37,8 +37,8 @@ BATCH_CHUNK_ROWS = 2 ** 16
 # sd, 15%). Stan and ArviZ ask for an ESS of 400 (Vehtari et al. 2021): enough to estimate the
 # error, at 0.05 sd; not enough to make it small. Unweighted, the PSIS draws (4000, iid)
 # already exceed it; weighted, the guide is drawn again, up to PSIS_GROWTH times as many (k̂
-# and the verdict stay those of the first draws: more draws move k̂ across the threshold on
-# posteriors near it, which flipped auto's choice on two posteriordb posteriors).
+# and the verdict stay those of the first draws: near the threshold more draws move k̂ across
+# it, which turned the correction off on a posteriordb posterior, docs/trust.md).
 SUMMARY_ESS = 2000
 PSIS_GROWTH = 4
 MCSE = "mcse"
