@@ -31,7 +31,7 @@ class FitOptions:
     lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
     draws : posterior draws taken from the fitted guide for files and the API (draws.csv,
-        ``fit.draws()``, predictive draws); the summary uses at least max(draws, 4000),
+        fit.draws(), predictive draws); the summary uses at least max(draws, 4000),
         more when importance weights are uneven (docs/trust.md).
     seed : seed of the one numpy Generator of the fit; same seed, same result.
     optimizer : 'adam' (default), 'sgd' (with momentum) or 'stan' (Stan's adaptive step-size
