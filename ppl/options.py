@@ -30,7 +30,9 @@ class FitOptions:
     iter : maximum number of optimization steps.
     lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
-    draws : posterior draws taken from the fitted guide for summaries and files.
+    draws : posterior draws taken from the fitted guide for files and the API (draws.csv,
+        fit.draws(), predictive draws); the summary uses at least max(draws, 4000),
+        more when importance weights are uneven (docs/trust.md).
     seed : seed of the one numpy Generator of the fit; same seed, same result.
     optimizer : 'adam' (default), 'sgd' (with momentum) or 'stan' (Stan's adaptive step-size
         sequence, Kucukelbir et al. 2017).

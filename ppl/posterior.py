@@ -31,6 +31,16 @@ PSIS_DRAWS = 4000
 # (docs/minibatch.md).
 BATCH_PSIS_DRAWS = 1000
 BATCH_CHUNK_ROWS = 2 ** 16
+# The summary's effective sample size, at least (docs/trust.md, "How many draws the summary
+# uses"): its Monte Carlo error is then at most 1 / sqrt(2000) = 0.022 posterior sd on a mean
+# and about 1.6% on a near-Gaussian sd, a fifth and a tenth of issue 11's accuracy target (0.1
+# sd, 15%). Stan and ArviZ ask for an ESS of 400 (Vehtari et al. 2021): enough to estimate the
+# error, at 0.05 sd; not enough to make it small. Unweighted, the PSIS draws (4000, iid)
+# already exceed it; weighted, the guide is drawn again, up to PSIS_GROWTH times as many (k̂
+# and the verdict stay those of the first draws: near the threshold more draws move k̂ across
+# it, which turned the correction off on a posteriordb posterior, docs/trust.md).
+SUMMARY_ESS = 2000
+PSIS_GROWTH = 4
 MCSE = "mcse"
 
 
@@ -148,6 +158,17 @@ def weighted_stats(flat: np.ndarray, weights: np.ndarray):
         position = np.cumsum(weights[order]) - 0.5 * weights[order]
         quantiles[:, k] = np.interp(QUANTILES, position, flat[order, k])
     return mean, sd, quantiles
+
+
+def psis_draws_for(ess: float, n: int) -> int:
+    """Guide draws for weights whose effective sample size was ``ess`` of ``n`` draws: the
+    ESS grows in proportion to the draws, so n * SUMMARY_ESS / ess reaches SUMMARY_ESS; at
+    most PSIS_GROWTH * n (a lower ESS says the weights, not their number, are the problem),
+    and never fewer than n."""
+    if not ess >= SUMMARY_ESS:     # also nan
+        wanted = n * SUMMARY_ESS / ess if ess > 0 else np.inf
+        return int(min(np.ceil(wanted), PSIS_GROWTH * n))
+    return n
 
 
 def dadvi_note(sds: str, draws: int | None = None) -> str:
@@ -308,11 +329,11 @@ class Fit:
             base = Summary.from_draws(continuous, note=dadvi_note(
                 self.result.sds, self.result.draws_used), mcse=mcse)
         elif not self.corrected:
-            base = Summary.from_draws(continuous)
+            base = Summary.from_draws(self._summary_pool(discrete, continuous))
         else:
-            p = self.psis
+            p = self._summary_weights()
             pool = self.compiled.constrained(self._zeta(p.log_weights.size), self._rng(3))
-            note = (f"importance-corrected (PSIS, k̂ {p.khat:.2f}, effective sample size "
+            note = (f"importance-corrected (PSIS, k̂ {self.khat:.2f}, effective sample size "
                     f"{p.ess:.0f} of {p.log_weights.size} draws)")
             base = Summary.from_draws({k: v for k, v in pool.items() if k not in discrete},
                                       np.exp(p.log_weights), note)
@@ -325,6 +346,18 @@ class Fit:
             else:
                 rows.update((e, base.rows[e]) for e in element_names(name, values.shape[1:]))
         return Summary(rows, base.columns, base.note)
+
+    def _summary_pool(self, discrete: dict, continuous: dict) -> dict[str, np.ndarray]:
+        """The unweighted summary's draws: the PSIS draws (max(draws, PSIS_DRAWS), iid, so
+        their ESS exceeds SUMMARY_ESS), not only the ``draws`` written out. Their values take
+        no more memory than the log joint at them did. A point-only fit keeps its draws."""
+        from .guides import user
+        n = self._psis_draws()
+        if n == self.options.draws or user.point_only(self.compiled):
+            return continuous
+        with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
+            pool = self.compiled.constrained(self._zeta(n), self._rng(3))
+        return {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
 
     def predictive(self, n: int | None = None, data=None) -> dict[str, np.ndarray]:
         """Posterior predictive draws of every observed expression: label -> [n, *shape].
@@ -350,7 +383,10 @@ class Fit:
         any correction. Entries are -inf, inf or NaN where the log density is not finite.
         """
         n = self._psis_draws() if n is None else int(n)
-        zeta = self._zeta(n)
+        return self._log_weights_at(self._zeta(n))
+
+    def _log_weights_at(self, zeta: np.ndarray) -> np.ndarray:
+        """log p - log q [n] at unconstrained draws zeta [n, D]."""
         with np.errstate(all="ignore"):   # overflow at a far draw is reported, not warned
             log_p = self._chunked(self.compiled.log_joint, zeta)
             return log_p - self._chunked(self._log_q, zeta)
@@ -381,10 +417,29 @@ class Fit:
 
     @property
     def psis(self) -> Psis:
-        """Pareto-smoothed importance sampling on ``log_weights()`` (k̂, smoothed weights)."""
+        """Pareto-smoothed importance sampling on ``log_weights()`` (k̂, smoothed weights).
+
+        k̂, its threshold and the verdict always come from these draws (max(draws,
+        PSIS_DRAWS)); the corrected summary may weight more (:meth:`_summary_weights`).
+        """
         if "psis" not in self._cache:
-            self._cache["psis"] = psis(self.log_weights())
+            self._cache["log_weights"] = self.log_weights()
+            self._cache["psis"] = psis(self._cache["log_weights"])
         return self._cache["psis"]
+
+    def _summary_weights(self) -> Psis:
+        """PSIS of the draws a corrected summary and its resampled draws are weighted from:
+        those of ``psis``, continued (the same stream: the first ones are the same) while the
+        weights' effective sample size is below SUMMARY_ESS (:func:`psis_draws_for`). Not
+        after a --batch fit, where every draw costs a pass over the whole data."""
+        if "summary_weights" not in self._cache:
+            p = self.psis
+            raw = self._cache["log_weights"]
+            n = raw.size if self.options.batch is not None else psis_draws_for(p.ess, raw.size)
+            if n > raw.size:
+                p = psis(np.concatenate([raw, self._log_weights_at(self._zeta(n)[raw.size:])]))
+            self._cache["summary_weights"] = p
+        return self._cache["summary_weights"]
 
     @property
     def khat(self) -> float:
@@ -436,7 +491,7 @@ class Fit:
         Moulines 2005), in a random order."""
         if not self.corrected:
             return self._zeta(n)
-        weights = np.exp(self.psis.log_weights)
+        weights = np.exp(self._summary_weights().log_weights)
         rng = self._rng(4)
         picks = (rng.random() + np.arange(n)) / n
         index = np.minimum(np.searchsorted(np.cumsum(weights), picks), weights.size - 1)

@@ -1,7 +1,9 @@
 """``--guide auto``: climb the family ladder until k̂ says the fit can be used.
 
 Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond full rank's
-size limit) warm-started from it; then the flow, warm-started from the full-rank fit. Stops at
+size limit) warm-started from it; then the flow, warm-started from the full-rank fit. Full rank
+is skipped, and the flow warm-started from the Gaussian full rank would start from, when that
+Gaussian's importance weights are far from uniform (SKIP_ESS, ``fullrank_start``). Stops at
 the first fit that is reliable, or usable with care and importance-corrected (the corrected
 summary was as accurate as a richer family's on posteriordb, docs/trust.md, at a fraction of
 the time); otherwise returns the one with the smallest k̂. The families live in
@@ -9,6 +11,7 @@ ppl/guides/, the fitting in advi.py, k̂ and the verdict in psis.py and verdict.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Callable
@@ -17,11 +20,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PplError
-from ..guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM
+from ..guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM, MEAN_FIELD, family
 from . import advi
+from .precondition import estimate
+from .psis import psis
+from .schedule import HESSIAN_DRAWS
 from .verdict import CARE, RELIABLE
 
 AUTO = "auto"
+SKIPPED = "skipped"
+# Full rank is fitted from N(m, W W^T): the mean-field mean and the whitening of the expected
+# Hessian under the mean-field fit (advi._fit_family). When that Gaussian's importance weights
+# have an effective sample size below SKIP_ESS of their draws, full rank's fit is skipped and
+# the flow starts from it. Measured (docs/trust.md, `benchmarks/trust.py --probe --seeds 3`):
+# where full rank rescued mean field, its start's ESS was 62-100% of the 4000 draws; where it
+# did not (centered eight schools, gp_pois_regr) 1-6%. Neither mean field's k̂ (0.76-1.38
+# where full rank rescued it, 0.87-1.02 on centered eight schools) nor the start's k̂
+# (0.00-0.92 against 0.61-1.12) separates the two.
+SKIP_ESS = 0.1
 
 
 def ladder(D: int) -> tuple[str, ...]:
@@ -40,9 +56,12 @@ class Tried:
     khat: float
     level: str
     seconds: float
+    ess: float = float("nan")   # skipped: its start's ESS as a fraction of the draws
 
     def text(self) -> str:
         what = "failed" if self.level == "failed" else f"k̂ {self.khat:.2f}"
+        if self.level == SKIPPED:
+            what = f"skipped (its start: k̂ {self.khat:.2f}, ESS {self.ess:.0%} of draws)"
         return f"{self.family} {what} ({self.seconds:.2f} s)"
 
 
@@ -60,7 +79,8 @@ class AutoReport:
     def to_dict(self) -> dict:
         return {"chosen": self.tried[self.chosen].family,
                 "tried": [{"family": t.family, "level": t.level, "seconds": t.seconds,
-                           "khat": float(t.khat) if np.isfinite(t.khat) else None}
+                           "khat": float(t.khat) if np.isfinite(t.khat) else None,
+                           **({"start_ess": t.ess} if t.level == SKIPPED else {})}
                           for t in self.tried]}
 
 
@@ -86,8 +106,18 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     PplError : from the mean-field fit (a failing richer family is recorded and skipped).
     """
     tried, assessed, warm = [], [], None
-    for name in ladder(compiled.dim):
+    families = ladder(compiled.dim)
+    for name in families:
         started = time.perf_counter()
+        if name == "fullrank" and "flow" in families and warm is not None:
+            start = fullrank_start(compiled, options, rng, warm)
+            # PSIS of the first draws alone: the probe needs no more (posterior.Fit.psis)
+            probe = psis(assess(start).log_weights()) if start is not None else None
+            if probe is not None and probe.ess < SKIP_ESS * probe.log_weights.size:
+                tried.append(Tried(name, probe.khat, SKIPPED, time.perf_counter() - started,
+                                   probe.ess / probe.log_weights.size))
+                warm = start
+                continue
         try:
             result = advi.fit(compiled, dataclasses.replace(options, guide=name), rng,
                               progress, warm)
@@ -106,3 +136,26 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     # the smallest k̂ wins; among equals, the earlier (cheaper) family
     index, best = min(assessed, key=lambda pair: (pair[1].khat, pair[0]))
     return best, AutoReport(tuple(tried), index)
+
+
+def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
+    """The Gaussian full rank's fit would start from, as a full-rank result with no steps of
+    its own, or None when the fit would start from mean field's own frame (no whitening).
+
+    Computed as advi._fit_family does, with a copy of the climb's stream: the whitening's draws
+    are those the full-rank fit takes first, and the climb's stream is left as it was, so a
+    fit that does not skip full rank is the same as before this probe existed.
+    """
+    if options.precondition != "hessian" or compiled.dim == 0:
+        return None
+    theta = mean_field.theta
+    rng = copy.deepcopy(mf_rng)
+    draws = MEAN_FIELD.draw(theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
+    with np.errstate(all="ignore"):   # as in advi.fit: a far draw may overflow
+        whitened = estimate(compiled.log_joint, theta, draws, np.exp(MEAN_FIELD.log_sd(theta)))
+    if whitened.L is None:
+        return None
+    guide = family("fullrank", compiled.dim)
+    start = guide.push_affine(guide.init(compiled.dim, 1.0), MEAN_FIELD.frame(theta)[0],
+                              whitened.matrix())
+    return dataclasses.replace(mean_field, guide=guide, theta=start, seconds=0.0)

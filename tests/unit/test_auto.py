@@ -1,9 +1,12 @@
 """Tests of ppl/infer/auto.py: the family ladder and where the climb stops."""
+import dataclasses
+
 import autograd.numpy as anp
 import numpy as np
 
 from ppl.guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM
-from ppl.infer.auto import AutoReport, Tried, fit_auto, ladder
+from ppl.infer import advi
+from ppl.infer.auto import SKIP_ESS, SKIPPED, AutoReport, Tried, fit_auto, ladder
 from ppl.options import FitOptions
 from ppl.posterior import Fit
 
@@ -62,3 +65,45 @@ def test_report_line_names_families_khat_and_seconds():
     assert report.line() == ("guide auto: tried meanfield k̂ 1.23 (2.00 s), fullrank k̂ 0.31 "
                              "(3.50 s); chose fullrank")
     assert report.to_dict()["chosen"] == "fullrank"
+
+
+class Banana:
+    """x ~ N(0, 1), y | x ~ N(x^2, 0.5^2): a curved posterior (a 'compiled model')."""
+
+    dim = 2
+
+    def log_joint(self, zeta):
+        x, y = zeta[:, 0], zeta[:, 1]
+        return -0.5 * x * x - 0.5 * ((y - x * x) / 0.5) ** 2
+
+    def terms(self, zeta):
+        return [(None, self.log_joint(zeta))]
+
+    def unconstrained_names(self):
+        return ["x", "y"]
+
+
+def test_auto_skips_full_rank_when_its_start_cannot_carry_the_weights():
+    # No Gaussian follows the banana: the one full rank would start from (the mean-field mean
+    # and the whitened expected Hessian) has an importance ESS of 4% of its draws (measured),
+    # below SKIP_ESS = 10%, so the flow starts from it and full rank is not fitted
+    fit, report = _auto(Banana())
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank", "flow"]
+    skipped = report.tried[1]
+    assert skipped.level == SKIPPED and skipped.ess < SKIP_ESS
+    assert "fullrank skipped (its start: k̂" in report.line()
+    assert report.to_dict()["tried"][1]["start_ess"] == skipped.ess
+    assert report.tried[report.chosen].family == "flow"
+    assert fit.result.guide.name.startswith("flow") and fit.khat < report.tried[0].khat
+
+
+def test_the_full_rank_probe_leaves_the_climb_as_it_was():
+    # When full rank is fitted, it is the fit advi makes from the mean-field one with the same
+    # stream: the probe works on a copy of the stream
+    cov = np.array([[1.0, 0.95], [0.95, 1.0]])
+    fit, report = _auto(Gaussian(cov))
+    rng = np.random.default_rng(0)
+    first = advi.fit(Gaussian(cov), dataclasses.replace(OPTIONS, guide="meanfield"), rng)
+    second = advi.fit(Gaussian(cov), dataclasses.replace(OPTIONS, guide="fullrank"), rng,
+                      warm=first)
+    np.testing.assert_array_equal(fit.result.theta, second.theta)

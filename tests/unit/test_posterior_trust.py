@@ -9,7 +9,8 @@ import ppl
 from ppl.guides import MEAN_FIELD
 from ppl.infer.advi import AdviResult
 from ppl.options import FitOptions
-from ppl.posterior import QUANTILES, Fit, weighted_stats
+from ppl.posterior import (PSIS_GROWTH, QUANTILES, SUMMARY_ESS, Fit, psis_draws_for,
+                           weighted_stats)
 from ppl.savedfit import save_fit
 
 
@@ -91,3 +92,73 @@ def test_fit_json_has_khat_and_verdict(tmp_path):
     assert info["khat"] == (fit.khat if np.isfinite(fit.khat) else None)  # JSON has no inf
     assert info["verdict"]["line"] == fit.verdict().line
     assert info["psis"]["draws"] == 4000
+
+
+# ----- how many draws the summary uses (posterior.psis_draws_for, SUMMARY_ESS) -----------------
+
+def test_psis_draws_follow_the_effective_sample_size():
+    # enough already: no more draws; else n * SUMMARY_ESS / ess, at most PSIS_GROWTH * n
+    assert psis_draws_for(SUMMARY_ESS, 4000) == 4000
+    assert psis_draws_for(3999.0, 4000) == 4000
+    assert psis_draws_for(1000.0, 4000) == 4000 * SUMMARY_ESS // 1000
+    assert psis_draws_for(1189.3, 4000) == int(np.ceil(4000 * SUMMARY_ESS / 1189.3))
+    assert psis_draws_for(100.0, 4000) == PSIS_GROWTH * 4000
+    assert psis_draws_for(0.0, 4000) == PSIS_GROWTH * 4000
+    assert psis_draws_for(float("nan"), 4000) == PSIS_GROWTH * 4000
+
+
+class Shifted:
+    """Posterior N(0, I_2); the guide given below is N(1.2, 1.5^2 I_2): wider than the
+    posterior (bounded weights, k̂ < 0), but shifted, so the weights' ESS is about 1200 of
+    4000 draws."""
+
+    dim = 2
+
+    def log_joint(self, zeta):
+        return -0.5 * anp.sum(zeta * zeta, axis=1)
+
+    def constrained(self, zeta, rng=None):
+        return {"z": np.asarray(zeta)}
+
+    def values(self):
+        return {}
+
+
+def _shifted_fit(**options):
+    theta = np.array([1.2, 1.2, np.log(1.5), np.log(1.5)])
+    result = AdviResult(MEAN_FIELD, theta, ("z[0]", "z[1]"), np.zeros(1), True, "converged",
+                        1, 0.0, 0.1, 0.0)
+    return Fit(None, Shifted(), result, FitOptions(**options), {})
+
+
+def test_corrected_summary_draws_more_when_the_weights_ess_is_small():
+    fit = _shifted_fit()
+    first = fit.psis                     # k̂ and the verdict: the 4000 draws of log_weights()
+    assert first.ess < SUMMARY_ESS and first.khat < first.threshold
+    assert first.log_weights.size == 4000
+    grown = fit._summary_weights()
+    assert grown.log_weights.size == psis_draws_for(first.ess, 4000) > 4000
+    # the same stream, continued: the first 4000 draws are those of log_weights()
+    np.testing.assert_array_equal(fit._zeta(grown.log_weights.size)[:4000], fit._zeta(4000))
+    # the ESS grows in proportion to the draws (bounded weights: its estimate is stable)
+    assert abs(grown.ess - SUMMARY_ESS) < 0.1 * SUMMARY_ESS
+    assert fit.corrected
+    assert f"of {grown.log_weights.size} draws" in fit.summary().note
+    # the weighted summary estimates N(0, 1): at an ESS of 2000 the se of a mean is 0.022 and
+    # of an sd about 0.016 (bounded weights); 4 se
+    rows = fit.summary().to_dict()
+    for name in ("z[0]", "z[1]"):
+        assert abs(rows[name]["mean"]) < 4 * 0.022
+        assert abs(rows[name]["sd"] - 1.0) < 4 * 0.016
+    assert fit.draws()["z"].shape == (1000, 2)          # --draws is what is written out
+
+
+def test_uncorrected_summary_uses_the_psis_draws_and_draws_no_more():
+    fit = _shifted_fit(correct="none")
+    assert fit.psis.log_weights.size == 4000
+    # the plain summary is that of the 4000 iid guide draws, not of the 1000 written out
+    pool = fit._zeta(4000)
+    rows = fit.summary().to_dict()
+    np.testing.assert_allclose(rows["z[0]"]["mean"], pool[:, 0].mean())
+    np.testing.assert_allclose(rows["z[1]"]["sd"], pool[:, 1].std(ddof=1))
+    assert fit.draws()["z"].shape == (1000, 2)
