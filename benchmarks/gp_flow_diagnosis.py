@@ -69,7 +69,8 @@ def variant_row(fullrank, spec: str, rng, reference) -> str:
     own = dataclasses.replace(fit, options=dataclasses.replace(
         fit.options, correct="none", draws=OWN_DRAWS), _cache={})
     shown, q = errors(fit, reference), errors(own, reference)
-    return (f"| {fullrank.options.seed} | {spec} | {seconds:.1f} | {result.steps - fullrank.result.steps} | "
+    steps = result.steps - fullrank.result.steps
+    return (f"| {fullrank.options.seed} | {spec} | {seconds:.1f} | {steps} | "
             f"{result.final_elbo:.2f} | {fit.khat:.2f} | {fit.psis.ess:.0f} | "
             f"{'yes' if fit.corrected else 'no'} | {shown[0]:.3f} / {shown[1]:.3f} | "
             f"{q[0]:.3f} / {q[1]:.3f} | {q[2]:+.2f} / {q[3]:+.2f} |")

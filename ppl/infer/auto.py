@@ -6,9 +6,9 @@ is skipped, and the flow warm-started from the Gaussian full rank would start fr
 Gaussian's importance weights are far from uniform (SKIP_ESS, ``fullrank_start``). Stops at
 the first fit that is reliable, or usable with care and importance-corrected (the corrected
 summary was as accurate as a richer family's on posteriordb, docs/trust.md, at a fraction of
-the time). When even the flow cannot be used and full rank was skipped, a last rung fits a larger, longer flow (RETRY_*,
-:func:`retry`) from the flow's start, and replaces it when its ELBO is higher. Returns the fit with the
-smallest k̂. The families live in
+the time). When even the flow cannot be used and full rank was skipped, a last rung fits a
+larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which replaces the flow
+when its ELBO is higher. Returns the fit with the smallest k̂. The families live in
 ppl/guides/, the fitting in advi.py, k̂ and the verdict in psis.py and verdict.py.
 """
 from __future__ import annotations

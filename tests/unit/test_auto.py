@@ -96,7 +96,6 @@ def test_auto_skips_full_rank_when_its_start_cannot_carry_the_weights():
     assert report.to_dict()["tried"][1]["start_ess"] == skipped.ess
     assert report.tried[report.chosen].family.startswith("flow")
     assert fit.result.guide.name.startswith("flow") and fit.khat < report.tried[0].khat
-    assert fit.khat == min(t.khat for t in report.tried[2:])
 
 
 def test_the_full_rank_probe_leaves_the_climb_as_it_was():
