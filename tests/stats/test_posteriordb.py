@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import accuracy  # noqa: E402
 import posteriordb_data as pdb  # noqa: E402
 
+import ppl  # noqa: E402
+
 EASY = [name for name in pdb.names() if pdb.difficulty(name) == "easy"]
 
 
@@ -53,3 +55,21 @@ def test_malformed_reference_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(pdb, "POSTERIORDB", tmp_path)
     with pytest.raises(ValueError, match="malformed reference"):
         pdb.load_reference("sblri-blr")
+
+
+@pytest.mark.slow
+def test_auto_meets_the_targets_on_gp_pois_regr():
+    # Issue 11's targets under --guide auto, default options, seed 0: the flow misses
+    # (k̂ 0.72, alpha's sd 41% short) and the last rung, flow:4 (ppl/infer/auto.py), is
+    # chosen: k̂ 0.47, so the summary is importance-corrected (an ESS near 3000 of 4000 draws
+    # in benchmarks/gp_flow_diagnosis.py's runs of this flow), a Monte Carlo error of about
+    # 0.02 sd on a mean and 0.013 on an sd. Measured on seeds 0-4 (docs/trust.md): worst
+    # 0.041-0.092 sd on means, 6.6-14% on sds; seed 0: 0.041 and 7.4%, 3 and 6 Monte Carlo
+    # errors inside the targets.
+    name = "gp_pois_regr-gp_pois_regr"
+    with pytest.warns(UserWarning, match="names the model does not declare: y"):
+        fit = ppl.load(pdb.model_path(name)).fit(pdb.load_data(name), seed=0)
+    assert fit.auto.tried[-1].family == "flow:4"
+    figures = accuracy.score(fit.summary().to_dict(), pdb.load_reference(name), name)
+    assert figures["mean_error"].max() <= 0.1, figures["mean_error"]
+    assert np.all(np.abs(figures["sd_vs_reference"]) <= 0.15), figures["sd_vs_reference"]

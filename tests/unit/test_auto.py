@@ -5,7 +5,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from ppl.guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM
-from ppl.infer import advi
+from ppl.infer import advi, auto
 from ppl.infer.auto import SKIP_ESS, SKIPPED, AutoReport, Tried, fit_auto, ladder
 from ppl.options import FitOptions
 from ppl.posterior import Fit
@@ -86,14 +86,15 @@ class Banana:
 def test_auto_skips_full_rank_when_its_start_cannot_carry_the_weights():
     # No Gaussian follows the banana: the one full rank would start from (the mean-field mean
     # and the whitened expected Hessian) has an importance ESS of 4% of its draws (measured),
-    # below SKIP_ESS = 10%, so the flow starts from it and full rank is not fitted
+    # below SKIP_ESS = 10%, so the flow starts from it and full rank is not fitted; the flow
+    # (window 50) is still unreliable (k̂ 0.84, measured), so the last rung, flow:4, follows
     fit, report = _auto(Banana())
-    assert [t.family for t in report.tried] == ["meanfield", "fullrank", "flow"]
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank", "flow", "flow:4"]
     skipped = report.tried[1]
     assert skipped.level == SKIPPED and skipped.ess < SKIP_ESS
     assert "fullrank skipped (its start: k̂" in report.line()
     assert report.to_dict()["tried"][1]["start_ess"] == skipped.ess
-    assert report.tried[report.chosen].family == "flow"
+    assert report.tried[report.chosen].family.startswith("flow")
     assert fit.result.guide.name.startswith("flow") and fit.khat < report.tried[0].khat
 
 
@@ -107,3 +108,66 @@ def test_the_full_rank_probe_leaves_the_climb_as_it_was():
     second = advi.fit(Gaussian(cov), dataclasses.replace(OPTIONS, guide="fullrank"), rng,
                       warm=first)
     np.testing.assert_array_equal(fit.result.theta, second.theta)
+
+
+
+class _Judged(Fit):
+    """A Fit whose verdict's level is forced (LEVEL[guide family]): a flow that is usable, or
+    not, without fitting one that is."""
+
+    LEVEL: dict = {}
+
+    def verdict(self):
+        level = self.LEVEL.get(self.result.guide.name.partition(":")[0])
+        return dataclasses.replace(super().verdict(), **({"level": level} if level else {}))
+
+
+def _judged(levels, monkeypatch):
+    calls = []
+    monkeypatch.setattr(auto, "retry", lambda *args: calls.append(args))
+    monkeypatch.setattr(_Judged, "LEVEL", levels)
+
+    def assess(result):
+        return _Judged(None, Banana(), result, OPTIONS, {})
+    return fit_auto(Banana(), OPTIONS, np.random.default_rng(0), assess)[1], calls
+
+
+def test_the_last_rung_does_not_fire_when_the_flow_is_usable(monkeypatch):
+    report, calls = _judged({"meanfield": "unreliable", "flow": "reliable"}, monkeypatch)
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank", "flow"]
+    assert calls == []
+
+
+def test_the_last_rung_does_not_fire_when_full_rank_was_fitted(monkeypatch):
+    monkeypatch.setattr(auto, "SKIP_ESS", 0.0)   # the probe never skips full rank
+    report, calls = _judged({"meanfield": "unreliable", "fullrank": "unreliable",
+                             "flow": "unreliable"}, monkeypatch)
+    assert [t.level for t in report.tried] == ["unreliable"] * 3
+    assert calls == []
+
+
+def test_the_last_rung_fires_once_from_the_flows_start_when_the_flow_is_unreliable(
+        monkeypatch):
+    report, calls = _judged({"meanfield": "unreliable", "flow": "unreliable"}, monkeypatch)
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank", "flow"]
+    assert len(calls) == 1
+    start = calls[0][5]   # the skipped full rank's Gaussian (auto.fullrank_start)
+    assert start.guide.name == "fullrank" and start.seconds == 0.0
+
+
+def _stub(name, elbo, khat):
+    from types import SimpleNamespace
+    result = SimpleNamespace(guide=SimpleNamespace(name=name), final_elbo=elbo)
+    return SimpleNamespace(result=result, khat=khat,
+                           verdict=lambda: SimpleNamespace(level="unreliable"))
+
+
+def test_the_retry_replaces_the_flow_only_when_its_elbo_is_higher(monkeypatch):
+    for elbo, kept in ((-47.7, ["flow:4"]), (-48.5, ["flow", "flow:4"])):
+        first = _stub("flow:2", -48.0, 0.80)
+        retried = _stub("flow:4", elbo, 0.85)
+        monkeypatch.setattr(auto.advi, "fit", lambda *args: retried.result)
+        tried, assessed = [Tried("flow", 0.80, "unreliable", 1.0)], [(0, first)]
+        auto.retry(None, OPTIONS, None, lambda result: retried, None, None, tried, assessed)
+        assert [t.family for t in tried] == ["flow", "flow:4"]
+        assert [tried[i].family for i, _ in assessed] == kept
