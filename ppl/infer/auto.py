@@ -144,7 +144,9 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
         level = fit.verdict().level
         tried.append(Tried(name, fit.khat, level, time.perf_counter() - started))
         assessed.append((len(tried) - 1, fit))
-        if level == RELIABLE or (level == CARE and fit.corrected):
+        # Ctrl-C ends the climb: the user asked for the fit so far, not for richer families
+        if level == RELIABLE or (level == CARE and fit.corrected) or \
+                result.reason == advi.INTERRUPTED:
             stopped = True
             break
         warm = result

@@ -75,7 +75,7 @@ def test_ctrl_c_reports_the_current_approximation_as_not_converged():
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr  # printed the fit, then the status of SIGINT
-    assert "did NOT converge" in stdout and "interrupted" in stdout
+    assert "did NOT converge" in stdout and "interrupted" in stdout, stderr
     lines = stdout.splitlines()
     # an importance-correction note, when the summary is corrected, comes above the header
     table = lines[1:] if lines[0].startswith("importance-corrected") else lines

@@ -111,6 +111,19 @@ def test_the_full_rank_probe_leaves_the_climb_as_it_was():
 
 
 
+def test_an_interrupted_fit_ends_the_climb(monkeypatch):
+    # Ctrl-C during mean field: the climb stops there, even though mean field is unreliable
+    cov = np.array([[1.0, 0.95], [0.95, 1.0]])
+    fitted = advi.fit(Gaussian(cov), dataclasses.replace(OPTIONS, guide="meanfield"),
+                      np.random.default_rng(0))
+    interrupted = dataclasses.replace(fitted, reason=advi.INTERRUPTED, converged=False)
+    calls = []
+    monkeypatch.setattr(auto.advi, "fit", lambda *args: calls.append(args) or interrupted)
+    fit, report = _auto(Gaussian(cov))
+    assert len(calls) == 1 and [t.family for t in report.tried] == ["meanfield"]
+    assert fit.verdict().level == "unreliable"   # the climb would have gone on without Ctrl-C
+
+
 class _Judged(Fit):
     """A Fit whose verdict's level is forced (LEVEL[guide family]): a flow that is usable, or
     not, without fitting one that is."""
