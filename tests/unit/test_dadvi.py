@@ -101,7 +101,7 @@ def test_hessian_vector_products_match_autograds_exact_product(rng):
     np.testing.assert_allclose(objective.hvp(theta, scale, central=False)(v), exact, rtol=1e-5)
 
 
-def testmean_field_hessian_from_per_draw_hessians_matches_exact_products(rng):
+def test_mean_field_hessian_from_per_draw_hessians_matches_exact_products(rng):
     # a correlated 3-D target, non-Gaussian (so every term of the formula is exercised)
     A = np.array([[2.0, 0.8, 0.1], [0.8, 1.5, -0.4], [0.1, -0.4, 1.0]])
 
@@ -116,7 +116,7 @@ def testmean_field_hessian_from_per_draw_hessians_matches_exact_products(rng):
                                rtol=1e-6, atol=1e-7 * np.abs(exact).max())
 
 
-def testlaplace_start_is_the_mode_with_the_precisions_diagonal(rng):
+def test_laplace_start_is_the_mode_with_the_precisions_diagonal(rng):
     # Gaussian target N(m, P^-1): the start is mu = m, sigma = 1 / sqrt(P_ii), mean field's
     # optimum, so the optimizer has nothing left to do
     P, m = np.array([[4.0, 1.0], [1.0, 2.0]]), np.array([1.0, -2.0])
