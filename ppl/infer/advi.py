@@ -319,8 +319,9 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
                 theta = state.theta
                 coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
                                                     state.coords)
-                lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
-                                           opt, noise, S, _in_value(loss_value, coords))
+                if not coords.keeps_step_size:   # (precondition.Coordinates.keeps_step_size)
+                    lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
+                                               opt, noise, S, _in_value(loss_value, coords))
                 windows = rule.restarted(windows.closed(), step)
                 state = steps.init(opt, coords, theta, lr)
                 continue
