@@ -315,7 +315,7 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             if progress is not None and step % PROGRESS_EVERY == 0:
                 progress(step, float(np.mean(trace[-W:])), state.lr)
             if step == first_whitening:
-                # whiten, search the step size again in the new coordinates, restart there
+                # whiten, search the step size again (dense coordinates only), restart there
                 theta = state.theta
                 coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
                                                     state.coords)
