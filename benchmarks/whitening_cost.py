@@ -9,9 +9,17 @@ wrapper). Up to ``precondition.WHOLE_MAX_DIM`` (30) latents a whitening forms th
 Hessian whole (D central differences of the gradient, 40 draws each; before 2026-11-30 D
 reverse-over-reverse passes, the 'hvp' column); above, it takes
 ``precondition.RANK`` (20) Lanczos products whatever D, each a central difference of the
-gradient, which the wrapper counts among the gradient evaluations (one of 40 draws each; three
-whitenings per fit: 60). The fit whitens at any number of latents (there was a cap at 300
-until the accuracy comparison below).
+gradient over ``precondition.PRODUCT_DRAWS`` (10) draws of the guide, which the wrapper counts
+among the gradient evaluations (one of 20 draws each, 40 before 2026-11-30; three whitenings
+per fit: 60). The fit whitens at any number of latents (there was a cap at 300 until the
+accuracy comparison below).
+
+With ``--shipped MODEL`` it fits a model of models/ whitened and not (seeds 0..--seeds-1); with
+``--optimum MODEL`` it measures those default fits' distance from a precise mean-field optimum
+(fits of 50 draws per step at tol 1e-5), in mean-field sds:
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/whitening_cost.py \
+        --optimum stochastic_volatility --seeds 3
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/whitening_cost.py
 
@@ -223,6 +231,42 @@ def shipped(name: str, seeds: int) -> None:
               flush=True)
 
 
+def optimum(name: str, seeds: int) -> None:
+    """A shipped model's default mean-field fits, whitened and not (seeds 0..n-1), against a
+    precise mean-field optimum: the mean of four fits with 50 draws per step and tol 1e-5
+    (whitened and not, seeds 0-1), whose spread is printed too. Errors of the fitted means in
+    the reference's mean-field sds: the first three latents (stochastic_volatility: mu, phi,
+    sigma), the largest and the root mean square over all."""
+    import json
+    import warnings
+
+    import ppl
+    model = ppl.compile((_REPO / "models" / f"{name}.ppl").read_text())
+    d = json.loads((_REPO / "models" / f"{name}.json").read_text())
+
+    def fit(seed, precondition, **options):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = model.fit(d, seed=seed, guide="meanfield", precondition=precondition,
+                               **options).result
+        return np.asarray(result.mu), np.asarray(result.log_sigma), list(result.names)
+
+    precise = [fit(seed, pre, mc_samples=50, tol=1e-5, iter=40_000)
+               for pre in ("hessian", "none") for seed in (0, 1)]
+    mean = np.mean([p[0] for p in precise], axis=0)
+    sd = np.exp(np.mean([p[1] for p in precise], axis=0))
+    names = precise[0][2]
+    spread = max(np.abs((p[0] - mean) / sd).max() for p in precise)
+    print(f"reference: {len(mean)} latents, precise fits within {spread:.3f} sds of their mean")
+    print(f"{'fit':>12s} {'first three (' + ', '.join(names[:3]) + ')':>32s} {'max':>6s} {'rms':>6s}")
+    for seed in range(seeds):
+        for pre in ("hessian", "none"):
+            z = (fit(seed, pre)[0] - mean) / sd
+            first = " ".join(f"{v:+.2f}" for v in z[:3])
+            print(f"{pre + ' ' + str(seed):>12s} {first:>32s} {np.abs(z).max():6.2f} "
+                  f"{np.sqrt(np.mean(z ** 2)):6.3f}", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, nargs="+", default=[6, 96, 296, 996, 2996])
@@ -231,7 +275,7 @@ def main(argv=None) -> None:
     parser.add_argument("--exact-accuracy", action="store_true",
                         help="whitened vs unwhitened fits against an exact Gaussian posterior")
     parser.add_argument("--seeds", type=int, default=2,
-                        help="with --exact-accuracy or --shipped: seeds 0..n-1")
+                        help="with --exact-accuracy, --shipped or --optimum: seeds 0..n-1")
     parser.add_argument("--tau", type=float, default=TAU,
                         help="with --exact-accuracy: the group sd (smaller: more coupled)")
     parser.add_argument("--dense-hessian", nargs="+", metavar="MODEL",
@@ -239,7 +283,12 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="with --dense-hessian: rounds")
     parser.add_argument("--shipped", metavar="MODEL",
                         help="a shipped model whitened and not, seeds 0..--seeds-1")
+    parser.add_argument("--optimum", metavar="MODEL",
+                        help="a shipped model's fits against a precise mean-field optimum")
     args = parser.parse_args(argv)
+    if args.optimum:
+        optimum(args.optimum, args.seeds)
+        return
     if args.shipped:
         shipped(args.shipped, args.seeds)
         return

@@ -315,12 +315,13 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             if progress is not None and step % PROGRESS_EVERY == 0:
                 progress(step, float(np.mean(trace[-W:])), state.lr)
             if step == first_whitening:
-                # whiten, search the step size again in the new coordinates, restart there
+                # whiten, search the step size again (dense coordinates only), restart there
                 theta = state.theta
                 coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
                                                     state.coords)
-                lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
-                                           opt, noise, S, _in_value(loss_value, coords))
+                if not coords.keeps_step_size:   # (precondition.Coordinates.keeps_step_size)
+                    lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
+                                               opt, noise, S, _in_value(loss_value, coords))
                 windows = rule.restarted(windows.closed(), step)
                 state = steps.init(opt, coords, theta, lr)
                 continue

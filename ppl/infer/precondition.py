@@ -39,6 +39,11 @@ EIGEN_FLOOR = 1e-13
 # generating mu; fitted through its AR(1) innovations it no longer does (test_gallery.py).
 MAX_DIM = 300
 RANK = 20  # Lanczos steps (Hessian-vector products) of a low-rank estimate
+# Draws of the guide a low-rank estimate averages its products over (the first of those given):
+# the whitening needs P's rough shape, and each product is one gradient of 2 x this many draws,
+# at 10,000 latents (50,000 rows) as costly as 8.5 fit steps with 20 draws. 10 of the 20 gave
+# the same fits (docs/performance.md, whitening section).
+PRODUCT_DRAWS = 10
 # Up to this many latents H is formed whole (D differences of the gradient): posteriordb diamonds
 # (26 latents, most of its directions badly conditioned) needs all of them whitened.
 WHOLE_MAX_DIM = 30
@@ -103,6 +108,19 @@ class Coordinates:
     m0: np.ndarray
     L: np.ndarray | LowRank | None = None
 
+    @property
+    def keeps_step_size(self) -> bool:
+        """Whether the fit keeps its step size in these coordinates rather than searching
+        again (advi._run): True for a ``LowRank``, whose coordinates move the mean in guide sds
+        (about posterior sds), a scale the step size found in the model's coordinates suits.
+        The search, made near the optimum after one window, scores 50 steps by the ELBO, so the
+        jitter of hundreds of coordinates outweighs the progress along the few slow ones: on
+        models/stochastic_volatility.ppl it picked 0.01 for the 0.1 kept now, and the fit
+        stopped 0.65 mean-field sds short of the mean-field optimum in phi and sigma (0.1 with
+        the step kept; docs/performance.md, whitening section). A dense L (unit curvature,
+        whatever the model's scale) still gets the search."""
+        return isinstance(self.L, LowRank)
+
     def _width(self) -> int:
         return self.L.width if isinstance(self.L, LowRank) else self.m0.shape[0]
 
@@ -140,11 +158,13 @@ class Coordinates:
 def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray) -> Coordinates:
     """Whitened coordinates centred on theta's mu from the guide's ``draws`` [M, D] and
     marginal sds ``sd`` [D]: H formed whole (``difference_hessian``, D products) up to
-    WHOLE_MAX_DIM latents, a ``LowRank`` from RANK Lanczos products above."""
+    WHOLE_MAX_DIM latents, a ``LowRank`` from RANK Lanczos products over the first
+    PRODUCT_DRAWS draws above."""
     D = draws.shape[1]
     if D <= WHOLE_MAX_DIM:
         return whiten(theta, difference_hessian(log_joint, draws, sd))
     mu = theta[:D].copy()
+    draws = draws[:PRODUCT_DRAWS]
     zeta = draws[np.isfinite(log_joint(draws))]
     if zeta.shape[0] == 0 or not np.all(np.isfinite(sd) & (sd > 0)):
         return Coordinates(mu)

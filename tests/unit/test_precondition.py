@@ -2,10 +2,12 @@
 import autograd.numpy as anp
 import numpy as np
 from autograd import hessian
+from autograd.tracer import isbox
 
 from ppl.infer import advi
 from ppl.options import FitOptions
-from ppl.infer.precondition import (FD_STEP, RANK, WHOLE_MAX_DIM, Coordinates, LowRank,
+from ppl.infer.precondition import (FD_STEP, PRODUCT_DRAWS, RANK, WHOLE_MAX_DIM, Coordinates,
+                                    LowRank,
                                     difference_hessian, estimate, expected_hessian, lanczos,
                                     scaled_hessian_product, whiten, whiten_low_rank)
 
@@ -100,6 +102,36 @@ def test_low_rank_estimate_is_exact_on_known_directions(rng):
     assert found.sum(axis=1).tolist() == [1, 1, 1]
     assert np.allclose(np.sort(coords.L.root[found.any(axis=0)] ** -2.0),
                        [1e-5, 0.3, 300.0], rtol=1e-6)
+
+
+def test_low_rank_products_average_over_the_first_draws_only(rng):
+    # Each product is one gradient of 2 x PRODUCT_DRAWS draws (the first ones given, so the
+    # estimate is that of those draws alone), RANK of them; a quadratic's Hessian is the same
+    # at every draw, so the Ritz values are those of all the draws.
+    D = 2 * WHOLE_MAX_DIM
+    log_joint, mean, sd, H, V = gaussian_with_known_directions(rng, D, [1e-3, 50.0])
+    draws = mean + sd * rng.normal(size=(2 * PRODUCT_DRAWS, D))
+    sizes = []
+    def counted(z):
+        if isbox(z):
+            sizes.append(z.shape[0])
+        return log_joint(z)
+    theta = np.concatenate([mean, np.zeros(D)])
+    coords = estimate(counted, theta, draws, sd)
+    assert sizes == [2 * PRODUCT_DRAWS] * RANK
+    assert np.array_equal(coords.L.U, estimate(log_joint, theta, draws[:PRODUCT_DRAWS], sd).L.U)
+    assert np.allclose(np.sort(coords.L.root ** -2.0)[[0, -1]], [1e-3, 50.0], rtol=1e-6)
+
+
+def test_only_low_rank_coordinates_keep_the_step_size(rng):
+    # a LowRank moves the mean in guide sds, so the fit keeps its step size (advi._run); a dense
+    # L has unit curvature whatever the model's scale, and identity coordinates are the model's
+    D = 2 * WHOLE_MAX_DIM
+    log_joint, mean, sd, _, _ = gaussian_with_known_directions(rng, D, [1e-3])
+    draws = mean + sd * rng.normal(size=(5, D))
+    assert estimate(log_joint, np.concatenate([mean, np.zeros(D)]), draws, sd).keeps_step_size
+    assert not whiten(np.zeros(4), np.eye(2)).keeps_step_size
+    assert not Coordinates(np.zeros(2)).keeps_step_size
 
 
 def test_lanczos_finds_both_ends_of_a_spread_spectrum(rng):
