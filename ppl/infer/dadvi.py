@@ -140,7 +140,7 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
     theta, value, solver, decrement = _finish(objective, theta, names, compiled, guide, Z, M)
     if not decrement <= DECREMENT_TOL:
         raise dadvi_not_converged(optimizer, int(result.nit), decrement, str(result.message))
-    per_draw = _per_draw_gradients(compiled.log_joint, guide, theta, Z)
+    per_draw = _per_draw_gradients(objective, theta)
     units = 0.5 * (per_draw[:M] + per_draw[M:])      # one unit per antithetic pair
     centred = units - units.mean(axis=0)
     # Cov(g_m) of the M pairs with the M - 1 denominator; A A' = H^-1 Cov(g) H^-1 / M
@@ -314,15 +314,16 @@ def _cg(product, b, names, tol: float = 1e-10, max_iter: int | None = None):
     return x
 
 
-def _per_draw_gradients(log_joint, guide, theta, Z) -> np.ndarray:
+def _per_draw_gradients(objective, theta) -> np.ndarray:
     """[M, P] gradients of the draws' terms -log p(draw(theta, z_m)) (entropy left out: it is
     the same for every draw and cancels once centred).
 
-    One reverse pass gives d log p / d zeta for all draws at once (the draws' terms are
-    independent); the chain rule through the guide's cheap ``draw`` then costs M small passes.
+    d log p / d zeta at all the draws comes from the objective's (cached) evaluation at theta
+    (the draws' terms are independent); the chain rule through the guide's cheap ``draw`` then
+    costs M small passes.
     """
-    zeta = guide.draw(theta, Z)
-    dzeta = grad(lambda z: anp.sum(log_joint(z)))(zeta)
+    guide, Z = objective.guide, objective.Z
+    dzeta = objective.draw_gradients(theta)
     return -jacobian(lambda t: anp.sum(guide.draw(t, Z) * dzeta, axis=1))(theta)
 
 
