@@ -21,8 +21,8 @@ from autograd import grad, jacobian
 from ..errors import dadvi_not_converged, dadvi_not_finite, dadvi_not_positive_definite
 from ..guides import LowRank, MeanField, family
 from .advi import AdviResult
-from .dadvi_optimize import (OPTIMIZER, Objective, laplace_start, mean_field_hessian, minimize,
-                             scale_of)
+from .dadvi_optimize import (NEAR, OPTIMIZER, Objective, laplace_start,
+                             mean_field_hessian, minimize, scale_of)
 
 # Converged when the Newton decrement sqrt(g' H^-1 g) at the end is below this: the Newton step
 # left is then at most 1e-3 in the objective's own metric, i.e. about 1e-3 posterior sds, far
@@ -34,7 +34,10 @@ DECREMENT_TOL = 1e-3
 # direction left flat by a vague prior (Normal(0, 1e8) on both of a + b) is at 1e-17.
 PD_TOL = 1e-14
 LAW_JACOBIAN_MAX_DIM = 60   # D up to which flat directions come from the law's Jacobian
-POLISH_STEPS = 3          # Newton steps after the optimizer, at most
+POLISH_STEPS = 10         # chord-Newton steps after the optimizer, at most
+# Form the Hessian again (once) where the chord steps moved farther than this from where it was
+# formed, in its own metric (posterior sds)
+RECOMPUTE_MOVE = 0.1
 MCSE_DRAWS = 500          # summary draws (each with its mirror) behind an MCSE's differences
 MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its posterior sd
 # Above this many identified guide parameters the Hessian is not formed (conjugate gradients
@@ -136,8 +139,8 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
     if not np.isfinite(objective(theta0)[0]):
         raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide")
     theta0, precision = laplace_start(compiled.log_joint, guide, theta0, objective)
-    theta, result, trace = minimize(objective, theta0, optimizer, progress, precision)
-    theta, value, solver, decrement = _finish(objective, theta, names, compiled, guide, Z, M)
+    theta, value, solver, decrement, result, trace = _optimize(
+        objective, theta0, precision, optimizer, progress, (names, compiled, guide, Z, M))
     if not decrement <= DECREMENT_TOL:
         raise dadvi_not_converged(optimizer, int(result.nit), decrement, str(result.message))
     per_draw = _per_draw_gradients(objective, theta)
@@ -157,33 +160,83 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
         evaluations=objective.evaluations)
 
 
+def _optimize(objective, theta0, precision, optimizer, progress, context):
+    """The optimizer, then chord-Newton steps (_finish).
+
+    From the Laplace start (``precision`` given) and where the Hessian is formed (the linear
+    response's), L-BFGS-B stops about NEAR posterior sds from the optimum and chord-Newton
+    steps with that Hessian finish; when they do not reach DECREMENT_TOL (the Laplace
+    whitening was poor: the posterior is far from its Laplace approximation), the optimizer
+    resumes from there to its own tolerance, and _finish runs again.
+
+    Returns
+    -------
+    (theta, F(theta), its _Solver, Newton decrement, scipy's result, ELBO trace)
+    """
+    near = precision is not None and theta0.shape[0] <= MAX_DENSE_PARAMS
+    theta, result, trace = minimize(objective, theta0, optimizer, progress, precision,
+                                    NEAR if near else None)
+    theta, value, solver, decrement = _finish(objective, theta, *context)
+    if near and not decrement <= DECREMENT_TOL:
+        theta, more, trace = minimize(objective, theta, optimizer, progress, precision,
+                                      trace=trace)
+        more.nit += result.nit
+        result = more
+        theta, value, solver, decrement = _finish(objective, theta, *context)
+    return theta, value, solver, decrement, result, trace
+
+
 def _finish(objective, theta, names, compiled, guide, Z, M):
-    """Check the optimizer's end point and polish it by Newton steps.
+    """Check the optimizer's end point and finish by chord-Newton steps.
 
     scipy's tolerances are on the gradient's norm, which depends on the model's scale; ours is
-    the Newton decrement sqrt(g' H^-1 g). When the optimizer stops short of it (L-BFGS often
-    does), up to POLISH_STEPS Newton steps finish the job; each needs the Hessian, which the
-    linear response needs at the end anyway.
+    the Newton decrement sqrt(g' H^-1 g). The Hessian H, which the linear response needs
+    anyway, is formed once where the optimizer stopped; then each step theta - H^-1 g(theta)
+    takes a fresh gradient (one evaluation) with that same H (chord Newton: it converges
+    linearly, at the rate at which H changes along the way, which on a near-Gaussian posterior
+    is small), up to POLISH_STEPS of them. H is formed again, once, where the steps have moved
+    more than RECOMPUTE_MOVE posterior sds (in H's metric) from where it was formed, or where a
+    step fails to decrease F; the linear response and the sandwich use the last H formed.
 
     Returns
     -------
     (theta, F(theta), its _Solver, Newton decrement)
     """
     null = _flat_directions(guide, theta, Z)
+    value, gradient = _checked(objective, theta, compiled, guide, Z, M)
+    solver, anchor, formed = _hessian(objective, theta, guide, null, names), theta, 1
     for attempt in range(POLISH_STEPS + 1):
-        value, gradient = objective(theta)
-        if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
-            raise _not_finite(compiled, guide.draw(theta, Z), M, "where the optimizer stopped")
-        dense = (mean_field_hessian(objective, theta) if isinstance(guide, MeanField)
-                 and theta.shape[0] <= MAX_DENSE_PARAMS else None)
-        solver = _Solver(objective.hvp(theta, scale_of(theta, guide)), null, names, dense)
         step = solver.solve(gradient)
         decrement = float(np.sqrt(max(gradient @ step, 0.0)))
-        if (decrement <= DECREMENT_TOL or attempt == POLISH_STEPS
-                or not objective(theta - step)[0] < value):
-            return theta, value, solver, decrement
-        theta = theta - step
-    raise AssertionError("unreachable: the loop returns at its last attempt")
+        if decrement <= DECREMENT_TOL or attempt == POLISH_STEPS:
+            break
+        trial_value, trial_gradient = objective(theta - step)
+        if trial_value < value:
+            theta, value, gradient = theta - step, trial_value, trial_gradient
+            moved = theta - anchor
+            if formed == 1 and solver.norm(moved) > RECOMPUTE_MOVE:
+                solver, anchor, formed = _hessian(objective, theta, guide, null, names), theta, 2
+        elif formed == 1 and theta is not anchor:
+            solver, anchor, formed = _hessian(objective, theta, guide, null, names), theta, 2
+        else:
+            break
+    _checked(objective, theta, compiled, guide, Z, M)
+    return theta, value, solver, decrement
+
+
+def _checked(objective, theta, compiled, guide, Z, M):
+    """F and its gradient at theta, or dadvi_not_finite where they are not finite."""
+    value, gradient = objective(theta)
+    if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+        raise _not_finite(compiled, guide.draw(theta, Z), M, "where the optimizer stopped")
+    return value, gradient
+
+
+def _hessian(objective, theta, guide, null, names) -> "_Solver":
+    """The _Solver of F's Hessian at theta (mean field's from per-draw Hessians)."""
+    dense = (mean_field_hessian(objective, theta) if isinstance(guide, MeanField)
+             and theta.shape[0] <= MAX_DENSE_PARAMS else None)
+    return _Solver(objective.hvp(theta, scale_of(theta, guide)), null, names, dense)
 
 
 def _flat_directions(guide, theta, Z) -> np.ndarray:
@@ -256,6 +309,14 @@ class _Solver:
         if b.ndim == 2:
             return np.stack([self.solve(column) for column in b.T], axis=1)
         return _cg(self._projected, self._project(b), self.names)
+
+    def norm(self, v: np.ndarray) -> float:
+        """sqrt(v' H v) (restricted to the complement of the flat directions)."""
+        if self.factor is not None:
+            upper, _ = self.factor                       # cho_factor's default: H = U' U
+            return float(np.linalg.norm(np.triu(upper) @ (self.Q.T @ v)))
+        projected = self._project(v)
+        return float(np.sqrt(max(projected @ self._projected(projected), 0.0)))
 
     def mean_covariance(self, D: int) -> np.ndarray | None:
         """The mean block [D, D] of H^-1 (the guide's mean is theta[:D]), or None above
