@@ -137,6 +137,84 @@ def test_laplace_start_is_the_fixed_draw_optimum_on_a_gaussian(rng):
     assert np.max(np.abs(start[2:] + 0.5 * np.log(np.diag(P)))) > 0.05
 
 
+def test_optimizer_coordinates_whiten_the_gaussian_hessian(rng):
+    # for a Gaussian target the Hessian of F at the Laplace start, in the optimizer's
+    # coordinates u (theta = start + T u), is the identity: T' H T = I, means and log sds
+    P, m = np.array([[4.0, 1.5, 0.0], [1.5, 2.0, -0.3], [0.0, -0.3, 1.0]]), np.ones(3)
+
+    def log_density(z):
+        return -0.5 * anp.sum(((z - m) @ P) * (z - m), axis=1)
+    half = rng.standard_normal((5, 3))
+    objective = dadvi.Objective(log_density, MEAN_FIELD, np.concatenate([half, -half]))
+    start, precision = dadvi.laplace_start(log_density, MEAN_FIELD, MEAN_FIELD.init(3, 0.1),
+                                            objective)
+    forward, _ = dadvi_optimize._frame(start, MEAN_FIELD, precision, objective.Z)
+    T = np.stack([forward(e) for e in np.eye(6)], axis=1)
+    H = dadvi.mean_field_hessian(objective, start)
+    # forward differences of a linear gradient: exact up to rounding
+    np.testing.assert_allclose(T.T @ H @ T, np.eye(6), atol=1e-7)
+
+
+def test_a_gaussian_fit_costs_the_start_and_the_hessian_only():
+    # from the Laplace start (the optimum itself here) nothing is left to optimize: the usual
+    # start's check, the Laplace start's objective and the D forward differences of the
+    # Hessian (whose base is the start's cached evaluation); the sandwich reuses it too
+    P = np.array([[2.0, 0.6], [0.6, 1.0]])
+
+    def log_density(z):
+        return -0.5 * anp.sum((z @ P) * z, axis=1)
+    result = dadvi.fit(Stub(log_density, 2), OPTIONS, np.random.default_rng(0))
+    assert result.evaluations == 2 + 2 and result.steps == 0
+    np.testing.assert_allclose(result.lr_covariance, np.linalg.inv(P), rtol=1e-7)
+
+
+def _skewed_objective(rng):
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    half = rng.standard_normal((30, 1))
+    return model, dadvi.Objective(model.log_joint, MEAN_FIELD, np.concatenate([half, -half]))
+
+
+def test_chord_steps_finish_with_the_one_hessian_formed(monkeypatch, rng):
+    # from a point 0.05 posterior sds off the optimum (L-BFGS-B's NEAR stop), chord-Newton
+    # steps with the Hessian formed there reach the decrement tolerance without forming
+    # another, and the linear response uses that Hessian. Exact reference: in the log rate u
+    # this log joint is (2 + sum y) u - (1 + n) e^u, so with the sds fixed every block of F's
+    # Hessian is proportional to e^mu (the mirrored draws' mean is zero), and the LR variance
+    # from the Hessian at mu + step is the optimum's times e^-step
+    model, objective = _skewed_objective(rng)
+    context = (("rate",), model, MEAN_FIELD, objective.Z, 30)
+    monkeypatch.setattr(dadvi, "DECREMENT_TOL", 1e-9)       # the optimum, to rounding
+    optimum, _, _, _ = dadvi._finish(objective, np.array([0.9, -1.0]), *context)
+    _, _, exact, _ = dadvi._finish(objective, optimum, *context)      # formed at the optimum
+    monkeypatch.setattr(dadvi, "DECREMENT_TOL", 1e-3)
+    formed = []
+    monkeypatch.setattr(dadvi, "mean_field_hessian", lambda o, t: formed.append(t) or
+                        dadvi_optimize.mean_field_hessian(o, t))
+    step = 0.05 * np.sqrt(exact.mean_covariance(1)[0, 0])
+    start = optimum + np.array([step, 0.0])
+    theta, _, solver, decrement = dadvi._finish(objective, start, *context)
+    assert decrement <= dadvi.DECREMENT_TOL and len(formed) == 1
+    np.testing.assert_array_equal(formed[0], start)
+    # forward differences: ~1e-7 relatively
+    np.testing.assert_allclose(solver.mean_covariance(1),
+                               exact.mean_covariance(1) * np.exp(-step), rtol=1e-6)
+
+
+def test_chord_steps_that_move_far_form_the_hessian_once_more(monkeypatch, rng):
+    # from 1 posterior sd off, the steps move beyond RECOMPUTE_MOVE: the Hessian is formed
+    # again there, once, and the linear response uses that one
+    model, objective = _skewed_objective(rng)
+    context = (("rate",), model, MEAN_FIELD, objective.Z, 30)
+    optimum, _, exact, _ = dadvi._finish(objective, np.array([0.9, -1.0]), *context)
+    formed = []
+    monkeypatch.setattr(dadvi, "mean_field_hessian", lambda o, t: formed.append(t) or
+                        dadvi_optimize.mean_field_hessian(o, t))
+    start = optimum + [np.sqrt(exact.mean_covariance(1)[0, 0]), 0.0]
+    theta, _, solver, decrement = dadvi._finish(objective, start, *context)
+    assert decrement <= dadvi.DECREMENT_TOL and len(formed) == 2
+    assert np.linalg.norm(formed[1] - start) > 0
+
+
 def test_above_the_laplace_limit_the_start_keeps_the_usual_sds(monkeypatch, rng):
     # no [D, D] precision above LAPLACE_MAX_DIM: the mode with the usual start's sds, and
     # the optimizer's coordinates scaled by sds only; the fit still reaches the optimum
