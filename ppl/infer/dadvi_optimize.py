@@ -134,7 +134,7 @@ def mean_field_hessian(objective, theta) -> np.ndarray | None:
     products with F's Hessian 2 D (forward) or 4 D (central).
     """
     D = theta.shape[0] // 2
-    mu, sigma = theta[:D], np.exp(theta[D:])
+    sigma = np.exp(theta[D:])
     spread = sigma * objective.Z                                          # [S, D]
     g = objective.draw_gradients(theta)
     zeta = np.asarray(objective.guide.draw(theta, objective.Z))        # where g was taken

@@ -18,7 +18,7 @@ from ppl.errors import PplError
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
 from ppl.guides import MEAN_FIELD
-from ppl.infer import dadvi, dadvi_optimize
+from ppl.infer import dadvi, dadvi_optimize, dadvi_solve
 from ppl.options import FitOptions
 from ppl.posterior import Fit
 from ppl.savedfit import restore_fit
@@ -375,7 +375,7 @@ def test_lbfgs_stopped_by_an_overflow_is_continued_by_a_trust_region():
 def test_a_hessian_that_is_not_positive_definite_names_the_flat_direction():
     H = np.diag([2.0, 0.0, 1.0, 1.0])      # D = 2: mu of z[0], z[1], then their log sigmas
     with pytest.raises(PplError, match="not positive definite at the optimum.* along z\\[1\\]"):
-        dadvi._factor(H, np.eye(4), ("z[0]", "z[1]"))
+        dadvi_solve.factor(H, np.eye(4), ("z[0]", "z[1]"))
 
 
 def test_a_non_identified_model_is_refused():
