@@ -80,9 +80,11 @@ def fit(compiled, options, rng: np.random.Generator,
     deterministic function, minimized by ``scipy.optimize.minimize`` with exact gradients
     (autograd) and finite-difference Hessian-vector products, from the Laplace start at the
     mode of the log joint when it is better than the guide's usual start, in coordinates
-    whitened by the precision there (dadvi_optimize.py).
+    whitened by the Laplace approximation's Hessian there (dadvi_optimize.py), and finished
+    by chord-Newton steps with the Hessian below (_optimize, _finish).
 
-    At the optimum, with H the Hessian of F (mean field: from the log joint's per-draw
+    At the optimum (within the Newton steps' last move), with H the Hessian of F (mean field:
+    from the log joint's per-draw
     Hessians; other families: from Hessian-vector products, on the complement of the family's
     flat directions, see dadvi_solve.flat_directions):
     - linear response (paper section 3.3, after Giordano et al. 2018): the covariance of the
