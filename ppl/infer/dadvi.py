@@ -83,10 +83,9 @@ def fit(compiled, options, rng: np.random.Generator,
     whitened by the Laplace approximation's Hessian there (dadvi_optimize.py), and finished
     by chord-Newton steps with the Hessian below (_optimize, _finish).
 
-    At the optimum (within the Newton steps' last move), with H the Hessian of F (mean field:
-    from the log joint's per-draw
-    Hessians; other families: from Hessian-vector products, on the complement of the family's
-    flat directions, see dadvi_solve.flat_directions):
+    At the optimum, with H the Hessian of F where the Newton steps began (mean field: from the
+    log joint's per-draw Hessians; other families: from Hessian-vector products, on the
+    complement of the family's flat directions, see dadvi_solve.flat_directions):
     - linear response (paper section 3.3, after Giordano et al. 2018): the covariance of the
       unconstrained parameters is the mean block of H^-1, as E_q[zeta] = mu;
     - sandwich (paper section 4): with g_m the gradient of the m-th draw's term of F,
