@@ -163,10 +163,11 @@ def minimize(objective, theta0, optimizer, progress, precision=None, stop=None,
 
     It works in the coordinates u of _frame (theta = theta0 + T u): there the Hessian is near
     the identity when the start is near the optimum, and scipy's first trust radius (1) is
-    about one posterior sd. With ``stop`` (L-BFGS-B only), it stops as soon as the gradient in
-    u has a norm <= stop, about the Newton step left in posterior sds (where Newton steps will
-    finish the job: dadvi._finish), possibly at the start itself. ``trace``: a list to extend
-    (when the optimizer resumes), else a new one.
+    about one posterior sd. L-BFGS-B works in v = u / c (_first_unit), so that its first
+    trial step is the Newton step of the Laplace approximation. With ``stop`` (L-BFGS-B only),
+    it stops as soon as the gradient in u has a norm <= stop, about the Newton step left in
+    posterior sds (where Newton steps will finish the job: dadvi._finish), possibly at the
+    start itself. ``trace``: a list to extend (when the optimizer resumes), else a new one.
     """
     trace = [] if trace is None else trace
 
@@ -176,47 +177,68 @@ def minimize(objective, theta0, optimizer, progress, precision=None, stop=None,
             progress(len(trace), trace[-1], 0.0)
 
     scale = scale_of(theta0, objective.guide)
-    forward, transpose = _frame(theta0, objective.guide, precision, objective.Z)
+    frame, transpose = _frame(theta0, objective.guide, precision, objective.Z)
+    unit = 1.0
+    if optimizer == "l-bfgs-b" and precision is not None:
+        unit = _first_unit(transpose(objective(theta0)[1]))
 
-    def to_theta(u):
-        return theta0 + forward(u)
+    def to_theta(v):
+        return theta0 + frame(unit * v)
 
-    def scaled(u):
-        value, gradient = objective(to_theta(u))
-        return value, transpose(gradient)
+    def scaled(v):
+        value, gradient = objective(to_theta(v))
+        return value, unit * transpose(gradient)
 
-    def near(u):
-        return stop is not None and np.linalg.norm(scaled(u)[1]) <= stop
+    def near(v):
+        return stop is not None and np.linalg.norm(scaled(v)[1]) <= unit * stop
 
-    def callback(u):
-        record(to_theta(u))
-        if optimizer == "l-bfgs-b" and near(u):
+    def callback(v):
+        record(to_theta(v))
+        if optimizer == "l-bfgs-b" and near(v):
             raise StopIteration        # scipy then returns this iterate
 
-    def hessp(u, v):
-        return transpose(objective.hvp(to_theta(u), scale, False)(forward(v)))
+    def hessp(v, w):
+        return unit ** 2 * transpose(objective.hvp(to_theta(v), scale, False)(frame(w)))
 
-    def trust_region(method, u0):
-        return scipy.optimize.minimize(scaled, u0, jac=True, method=method, callback=callback,
-                                       hessp=hessp, options={"gtol": GTOL, "maxiter": MAX_ITER})
+    # the gradient tolerance holds in u whatever the unit (the gradient in v is unit times it)
+    def trust_region(method, v0):
+        return scipy.optimize.minimize(scaled, v0, jac=True, method=method, callback=callback,
+                                       hessp=hessp,
+                                       options={"gtol": unit * GTOL, "maxiter": MAX_ITER})
 
-    u0 = np.zeros_like(theta0)
+    v0 = np.zeros_like(theta0)
     if optimizer != "l-bfgs-b":
-        result = trust_region(optimizer, u0)
-    elif near(u0):
-        result = scipy.optimize.OptimizeResult(x=u0, nit=0, message="the start is near enough")
+        result = trust_region(optimizer, v0)
+    elif near(v0):
+        result = scipy.optimize.OptimizeResult(x=v0, nit=0, message="the start is near enough")
     else:
         result = scipy.optimize.minimize(
-            scaled, u0, jac=True, method="L-BFGS-B", callback=callback,
+            scaled, v0, jac=True, method="L-BFGS-B", callback=callback,
             # ftol 0: stop on the gradient, never on a small relative change of F
-            options={"gtol": GTOL, "ftol": 0.0, "maxiter": MAX_ITER, "maxfun": 20 * MAX_ITER})
-        if not (np.max(np.abs(result.jac)) <= GTOL or near(result.x)):
+            options={"gtol": unit * GTOL, "ftol": 0.0, "maxiter": MAX_ITER,
+                     "maxfun": 20 * MAX_ITER})
+        if not (np.max(np.abs(result.jac)) <= unit * GTOL or near(result.x)):
             # L-BFGS-B's line search cannot back off from a non-finite trial point (a wide
             # guide on a skewed posterior overflows); a trust region shrinks instead
             more = trust_region(FALLBACK, result.x)
             more.nit += result.nit
             result = more
     return to_theta(np.asarray(result.x, dtype=float)), result, trace
+
+
+def _first_unit(gradient) -> float:
+    """c, the length in u of L-BFGS-B's unit: its first trial step is -g / |g| in its own
+    coordinates v = u / c, i.e. c in u; c = |g| (up to 1) makes that step u = -g, the Newton
+    step of the Laplace approximation, whose Hessian is the identity in u.
+
+    At 1 (scipy's own first step), a start 0.33 posterior sds from the optimum (nes2000) made
+    L-BFGS-B's line search overshoot 3-fold and back off (two gradients), where u = -g landed
+    within 0.05 sds (one gradient). Above 1 the step stays 1 (a start far off, or a posterior
+    far from its Laplace approximation: a longer step may overflow). After the first
+    iteration L-BFGS-B scales its own curvature (s'y / y'y), so the unit no longer matters.
+    """
+    norm = float(np.linalg.norm(gradient))
+    return min(norm, 1.0) if np.isfinite(norm) and norm > 0 else 1.0
 
 
 def scale_of(theta, guide) -> np.ndarray:
