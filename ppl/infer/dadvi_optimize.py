@@ -30,6 +30,14 @@ GTOL = 1e-6               # scipy's gradient-norm tolerance (the real test is da
 # costs one gradient, where L-BFGS-B took several per digit
 NEAR = 0.05
 LAPLACE_MAX_ITER = 200    # L-BFGS iterations for the mode of the Laplace start
+# The mode search's L-BFGS-B stops when -log p's relative reduction is below this (scipy's
+# default: 2.2e-9), and chord-Newton steps with the precision finish it (_newton_steps):
+# each costs one single-draw evaluation where L-BFGS-B took several per digit on an
+# ill-conditioned posterior (nes2000: 85 single draws and one step at the default, 65 and
+# one step at 1e-6)
+LAPLACE_FTOL = 1e-6
+MODE_TOL = 1e-3           # the mode's Newton decrement (Laplace sds) the steps stop at
+MODE_STEPS = 5            # chord-Newton steps on the mode, at most
 LAPLACE_MAX_DIM = 1000    # D up to which the Laplace start forms the precision [D, D]
 # The step of a finite-difference Hessian-vector product, in the guide's sds: truncation error
 # ~ FD_STEP^2 ~ 1e-8 relatively, rounding ~ 1e-16 * (sum of the gradient's terms) / FD_STEP
@@ -270,7 +278,7 @@ def laplace_start(log_joint, guide, theta0, objective):
 
     found = scipy.optimize.minimize(negative, np.asarray(guide.mean(theta0), dtype=float),
                                     jac=True, method="L-BFGS-B",
-                                    options={"maxiter": LAPLACE_MAX_ITER})
+                                    options={"maxiter": LAPLACE_MAX_ITER, "ftol": LAPLACE_FTOL})
     mode = found.x
     if not np.all(np.isfinite(mode)):
         return theta0, None
@@ -280,7 +288,7 @@ def laplace_start(log_joint, guide, theta0, objective):
         rows = hessian_tensor_product(lambda Z: -anp.sum(log_joint(Z)))(np.tile(mode, (D, 1)),
                                                                          np.eye(D))
         precision, diagonal = 0.5 * (rows + rows.T), np.diag(rows)
-        mode = _newton_step(negative, found, precision)
+        mode = _newton_steps(negative, found, precision)
         log_sd = np.where(np.isfinite(diagonal) & (diagonal > 0),
                           -0.5 * np.log(np.where(diagonal > 0, diagonal, 1.0)), log_sd)
         if isinstance(guide, MeanField):
@@ -293,22 +301,33 @@ def laplace_start(log_joint, guide, theta0, objective):
     return theta0, None
 
 
-def _newton_step(negative, found, precision) -> np.ndarray:
-    """The mode after one Newton step from L-BFGS-B's end ``found`` with the precision there,
-    when it lowers -log p (one more single-draw evaluation).
+def _newton_steps(negative, found, precision) -> np.ndarray:
+    """The mode after chord-Newton steps from L-BFGS-B's end ``found`` with the precision
+    there (one single-draw evaluation each), up to MODE_STEPS: the first always, the others
+    while the Newton decrement sqrt(g' P^-1 g) (the step left in the Laplace approximation's
+    sds) is above MODE_TOL; a step that fails to lower -log p is not taken, and ends them.
 
     L-BFGS-B stops on a small relative change of -log p, which on an ill-conditioned posterior
     (posteriordb diamonds: 26 correlated predictors) leaves the mode many posterior sds off
     along the flat directions (the fixed-draw optimum was 11.6 sds, in the objective's own
     metric, from the start built on it); on a near-quadratic log density one Newton step lands
-    on the mode.
+    on the mode, and the decrement says when none is needed.
     """
     try:
-        step = scipy.linalg.cho_solve(scipy.linalg.cho_factor(precision), found.jac)
+        factor = scipy.linalg.cho_factor(precision)
     except (np.linalg.LinAlgError, ValueError):
         return found.x                        # not positive definite (or not finite)
-    value, _ = negative(found.x - step)
-    return found.x - step if value < found.fun else found.x
+    x, value, gradient = found.x, found.fun, found.jac
+    for attempt in range(MODE_STEPS):
+        step = scipy.linalg.cho_solve(factor, gradient)
+        # the first step always (on a quadratic log density it lands on the mode to rounding)
+        if attempt > 0 and not np.sqrt(max(gradient @ step, 0.0)) > MODE_TOL:   # or nan
+            break
+        trial, trial_gradient = negative(x - step)
+        if not trial < value:
+            break
+        x, value, gradient = x - step, trial, trial_gradient
+    return x
 
 
 def _fixed_draw_log_sds(precision, Z, log_sd) -> np.ndarray:
