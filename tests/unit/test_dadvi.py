@@ -168,6 +168,61 @@ def test_a_gaussian_fit_costs_the_start_and_the_hessian_only():
     np.testing.assert_allclose(result.lr_covariance, np.linalg.inv(P), rtol=1e-7)
 
 
+def test_lbfgs_first_step_is_the_laplace_newton_step(rng):
+    # Gaussian target, mirrored draws: F separates into a quadratic in the means (Hessian P,
+    # the identity in the optimizer's whitened coordinates) and a function of the sds. From
+    # the Laplace start moved 0.3 posterior sds (whitened) along the means, L-BFGS-B's first
+    # trial step, the Newton step u = -g of its scaled unit, lands on the optimum: one
+    # gradient, where scipy's unit-length first step overshoots 3-fold and backs off (two)
+    P, m = np.array([[4.0, 1.5, 0.0], [1.5, 2.0, -0.3], [0.0, -0.3, 1.0]]), np.ones(3)
+
+    def log_density(z):
+        return -0.5 * anp.sum(((z - m) @ P) * (z - m), axis=1)
+    half = rng.standard_normal((5, 3))
+    objective = dadvi.Objective(log_density, MEAN_FIELD, np.concatenate([half, -half]))
+    optimum, precision = dadvi.laplace_start(log_density, MEAN_FIELD, MEAN_FIELD.init(3, 0.1),
+                                              objective)
+    forward, _ = dadvi_optimize._frame(optimum, MEAN_FIELD, precision, objective.Z)
+    offset = 0.3 * np.array([0.6, 0.0, 0.8, 0.0, 0.0, 0.0])           # whitened length 0.3
+    start = optimum + forward(offset)
+    objective(start)                                    # the start's gradient, cached
+    before = objective.evaluations
+    theta, result, _ = dadvi.minimize(objective, start, "l-bfgs-b", None, precision,
+                                      dadvi.NEAR)
+    assert objective.evaluations - before == 1 and result.nit == 1
+    np.testing.assert_allclose(theta, optimum, atol=1e-10)
+
+
+def test_mode_search_chord_steps_stop_at_the_decrement(monkeypatch):
+    # -log p = cosh(x - 1) - (x - 1)^2 / 4 (mode 1, curvature 1 / 2 there): from L-BFGS-B's
+    # end 0.5 off, chord steps with the precision there converge linearly (rate |1 -
+    # H(mode) / H(0.5)| = 0.14), so they stop within a few single draws, once the decrement is
+    # below MODE_TOL; on a quadratic one step lands on the mode and the next check stops
+    def negative(x):
+        u = x[0] - 1.0
+        return float(np.cosh(u) - u ** 2 / 4), np.array([np.sinh(u) - u / 2])
+    calls = []
+
+    def counted(x):
+        calls.append(x)
+        return negative(x)
+    x0 = np.array([1.5])
+    found = dadvi_optimize.scipy.optimize.OptimizeResult(x=x0, fun=negative(x0)[0],
+                                                         jac=negative(x0)[1])
+    precision = np.array([[np.cosh(0.5) - 0.5]])
+    mode = dadvi_optimize._newton_steps(counted, found, precision)
+    g = negative(mode)[1]
+    assert np.sqrt(g @ np.linalg.solve(precision, g)) <= dadvi_optimize.MODE_TOL
+    assert 2 <= len(calls) < dadvi_optimize.MODE_STEPS
+
+    def quadratic(x):
+        calls.append(x)
+        return float(0.5 * (x[0] - 1.0) ** 2), np.array([x[0] - 1.0])
+    calls.clear()
+    found = dadvi_optimize.scipy.optimize.OptimizeResult(x=x0, fun=0.125, jac=np.array([0.5]))
+    mode = dadvi_optimize._newton_steps(quadratic, found, np.eye(1))
+    assert mode[0] == 1.0 and len(calls) == 1
+
 def _skewed_objective(rng):
     model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
     half = rng.standard_normal((30, 1))
@@ -245,6 +300,30 @@ def test_a_start_worse_than_the_usual_one_is_not_taken(rng):
     np.testing.assert_array_equal(start, theta0)
     assert precision is None
 
+
+
+def test_a_start_at_a_worse_local_optimum_is_not_taken_however_small_its_gradient(rng):
+    # the spike above with mirrored draws (as every fit uses): the Laplace start is then the
+    # fixed-draw optimum of the spike, its gradient in the whitened coordinates ~2e-4 (far
+    # below NEAR), yet its F is far above the usual start's. A small gradient at the start
+    # says it is near A local optimum of F, not that it is a good one, so the comparison with
+    # the usual start is kept whatever the start's gradient
+    def log_density(z):
+        x = z[:, 0]
+        return anp.logaddexp(np.log(0.01) - 0.5 * (x / 1e-6) ** 2 - np.log(1e-6),
+                             np.log(0.99) - 0.5 * x ** 2)
+    half = rng.standard_normal((3, 1))
+    objective = dadvi.Objective(log_density, MEAN_FIELD, np.concatenate([half, -half]))
+    seen = []
+    evaluate = objective._evaluate
+    objective._evaluate = lambda theta: seen.append(theta) or evaluate(theta)
+    theta0 = MEAN_FIELD.init(1, 0.1)
+    start, precision = dadvi.laplace_start(log_density, MEAN_FIELD, theta0, objective)
+    np.testing.assert_array_equal(start, theta0)
+    spike = seen[0]                      # the candidate, evaluated first by the comparison
+    _, transpose = dadvi_optimize._frame(spike, MEAN_FIELD, np.array([[1e12]]), objective.Z)
+    assert np.linalg.norm(transpose(objective(spike)[1])) < dadvi.NEAR
+    assert objective(spike)[0] > objective(theta0)[0] + 1.0
 
 def test_per_draw_gradients_average_to_the_objective_gradient(rng):
     # F = mean over draws of -log p(draw) - entropy: the per-draw gradients (entropy left out)
