@@ -311,7 +311,7 @@ def _newton_steps(negative, found, precision) -> np.ndarray:
     (posteriordb diamonds: 26 correlated predictors) leaves the mode many posterior sds off
     along the flat directions (the fixed-draw optimum was 11.6 sds, in the objective's own
     metric, from the start built on it); on a near-quadratic log density one Newton step lands
-    on the mode, and the decrement says when none is needed.
+    on the mode, and the decrement says when no more are needed.
     """
     try:
         factor = scipy.linalg.cho_factor(precision)
