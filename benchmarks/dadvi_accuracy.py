@@ -4,8 +4,8 @@ For every posterior (and seed) in one run: ADVI mean-field (the baseline), ADVI 
 DADVI (mean field, linear-response sds) with each of scipy's L-BFGS-B (the default),
 trust-krylov and trust-ncg, each scored against the reference: the largest |mean - ref mean|
 / ref sd, the largest |sd / ref sd - 1|, log-joint draw evaluations (rows of zeta passed to
-the log joint, each with its gradient: DADVI's Hessian-vector products are differences of two
-gradients, and its Laplace start evaluates one draw at a time), log-joint passes (vectorized
+the log joint, each with its gradient: DADVI's Hessian is forward differences of gradients,
+and its Laplace start evaluates one draw at a time), log-joint passes (vectorized
 calls), CPU seconds (time.process_time) of fit + summary, and the ratios to ADVI mean-field of
 the draw evaluations and the CPU seconds.
 
@@ -36,7 +36,7 @@ METHODS = ("advi", "advi fullrank", "dadvi l-bfgs-b", "dadvi trust-krylov", "dad
 
 # DADVI's phases, by the function of infer/dadvi*.py that evaluates the log joint
 PHASES = {"laplace_start": "Laplace start", "minimize": "optimizer",
-          "_finish": "LR Hessian", "_per_draw_gradients": "sandwich"}
+          "_finish": "LR Hessian + Newton", "_per_draw_gradients": "sandwich"}
 
 
 class _Counting:
