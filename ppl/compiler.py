@@ -22,7 +22,7 @@ from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
 from .evaluate import compile_expr, data_lets, dist_param_fns, evaluate_data, lift
 from .frontend.enumeration import plan
-from .kernels import fuse_model
+from .kernels import fuse_model, normal_total
 
 _EXPR_TYPES = get_args(ir.Expr)
 _REJECTION_ROUNDS = 1000
@@ -63,6 +63,7 @@ class _Counter:
     def __init__(self, batch: tuple):
         self.want = int(np.prod(batch, dtype=np.int64))
         self.factors: dict[tuple, float] = {}
+        self.covered: dict[tuple, bool] = {}
 
     def __call__(self, log_density):
         total = _sum_rest(log_density)
@@ -73,6 +74,25 @@ class _Counter:
             # an empty value (N = 0) has nothing to count: its sum is 0 whatever the factor
             factor = self.factors[shape] = self.want / size if size else 1.0
         return total if factor == 1.0 else total * factor
+
+    def covers(self, *args) -> bool:
+        """Whether a density broadcast from ``args`` [S or 1, ...] has one element per element
+        of the batch (no factor), found once per shape."""
+        shapes = tuple(anp.shape(a) for a in args)
+        covered = self.covered.get(shapes)
+        if covered is None:
+            size = int(np.prod(np.broadcast_shapes(*shapes)[1:], dtype=np.int64))
+            covered = self.covered[shapes] = size == self.want and size > 0
+        return covered
+
+
+def _density_total(step, value, params: dict):
+    """``step.count(step.cls.log_density(value, **params))`` [S]; a Normal's in one autograd
+    primitive (kernels.normal_total: the same value and gradient, one traced operation for
+    seven or eight) when ``step.fused``."""
+    if step.fused and step.count.covers(value, params["mu"], params["sigma"]):
+        return normal_total(value, params["mu"], params["sigma"])
+    return step.count(step.cls.log_density(value, **params))
 
 
 def _param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
@@ -139,6 +159,8 @@ class _LatentStep:
     # True for an AR1 latent on the whole real line: its bijector is AR1Innovations (set by
     # compile_model, which knows the guide statements and the enumeration plan)
     innovations = False
+    # a Normal's term is one primitive (kernels.normal_total); set by compile_model
+    fused = False
 
     def bijector_at(self, env):
         if self.innovations:
@@ -164,7 +186,7 @@ class _LatentStep:
             return _outside(self.guarded, params, _sum_rest(-0.5 * u * u - _LOG_SQRT_2PI))
         # Truncated priors keep the untruncated density: the normalizing constant is dropped,
         # as in Stan (LANGUAGE.md, Types).
-        log_prior = _outside(self.guarded, params, self.count(self.cls.log_density(x, **params)))
+        log_prior = _outside(self.guarded, params, _density_total(self, x, params))
         if isinstance(bijector, Identity):
             return log_prior          # log|det J| = 0: no need to trace a sum of zeros
         return log_prior + bijector.log_det_jacobian(u)
@@ -201,7 +223,7 @@ class _ParamStep(_LatentStep):
         if self.cls is None:
             return None
         params = {name: fn(env) for name, fn in self.params.items()}
-        return _outside(self.guarded, params, self.count(self.cls.log_density(x, **params)))
+        return _outside(self.guarded, params, _density_total(self, x, params))
 
 
 class _GuideStep:
@@ -258,6 +280,8 @@ class _InputStep(_LetStep):
 class _ObserveStep:
     """One ``observe`` statement; its value is data ([1, *shape]), computed here once."""
 
+    fused = False     # a Normal's term is one primitive (kernels.normal_total)
+
     def __init__(self, observe: ir.Observe, data_env, kernel=None):
         self.statement = observe
         self.cls = observe.dist.cls
@@ -276,8 +300,7 @@ class _ObserveStep:
 
     def _log_density(self, env):
         params = {name: fn(env) for name, fn in self.params.items()}
-        return _outside(self.guarded, params,
-                        self.count(self.cls.log_density(self.value, **params)))
+        return _outside(self.guarded, params, _density_total(self, self.value, params))
 
     def elements(self, env):
         """The log density per element [S, *batch] (for enumeration; not guarded)."""
@@ -705,6 +728,8 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         _enumerated_at(step, enumerated.get(i), steps)
         if isinstance(statement, ir.Latent) and not statement.discrete:
             step.innovations = _innovations(step, model)
+        if isinstance(step, (_LatentStep, _ObserveStep)):
+            step.fused = fuse and getattr(step.cls, "name", None) == "Normal"
         if scales and i in scales:
             step = _scaled(step, scales[i])
         steps.append(step)

@@ -370,3 +370,81 @@ def _fused(term: FusedTerm, *values):
 
 
 defvjp_argnums(_fused, lambda argnums, ans, args, kwargs: args[0].vjp(argnums, ans, args[1:]))
+
+
+# ----- Normal densities (priors and likelihoods) as one primitive ------------------------------
+
+@primitive
+def _normal_total(x, mu, sigma):
+    return _sum_rest(_normal_steps(x, mu, sigma)[-1])
+
+
+def normal_total(x, mu, sigma):
+    """``Normal.log_density(x, mu, sigma)`` summed over every axis but the first: [S] or [1].
+
+    One autograd primitive where the traced formula is seven or eight operations (each costs
+    microseconds of bookkeeping, whatever its size: the priors of a small model are most of
+    its step). Forward and VJP repeat the traced operations (``distributions.continuous.
+    Normal.log_density``, then the sum) and autograd's own VJPs of them, in the traced order,
+    so value and gradient are those of the traced path bit for bit, up to the order in which
+    a node used again outside this term adds its gradients (rounding; tests/unit/
+    test_kernels.py). Under a second-order trace the traced formula is used (the VJP is plain
+    numpy, first order only).
+    """
+    if any(isbox(v) and isbox(v._value) for v in (x, mu, sigma)):
+        return _sum_rest(_normal_steps(x, mu, sigma, anp)[-1], anp)
+    return _normal_total(x, mu, sigma)
+
+
+def _normal_steps(x, mu, sigma, np_=np):
+    """The traced formula's intermediates: (d, z, a, log sigma, the density)."""
+    d = x - mu
+    z = d / sigma
+    a = -0.5 * z
+    log_sigma = np_.log(sigma)
+    return d, z, a, log_sigma, a * z - log_sigma - _LOG_SQRT_2PI
+
+
+def _sum_rest(t, np_=np):
+    """Sum over every axis but the first, as compiler._sum_rest: [S, ...] -> [S]."""
+    return t if np_.ndim(t) <= 1 else np_.sum(t, axis=tuple(range(1, np_.ndim(t))))
+
+
+def _normal_total_vjp(argnums, ans, args, kwargs):
+    x, mu, sigma = args
+    d, z, a, _, density = _normal_steps(x, mu, sigma)
+    shape = np.shape(density)
+
+    def vjp(g):
+        # the sum's VJP: g repeated over the summed axes (autograd: reshape + zeros)
+        if len(shape) > 1:
+            g = np.reshape(g, shape[:1] + (1,) * (len(shape) - 1)) + np.zeros(shape)
+        # a * z - log sigma - c: the product's VJPs to a and z, then a = -0.5 z's to z
+        gz = a * g + _to_shape(-0.5 * (z * g), np.shape(z))
+        gd = _to_shape(gz / sigma, np.shape(d))
+        out = []
+        for i in argnums:
+            if i == 0:
+                out.append(_to_shape(gd, np.shape(x)))
+            elif i == 1:
+                out.append(_to_shape(-gd, np.shape(mu)))
+            else:
+                # the division's VJP plus the log's (-g / sigma)
+                out.append(_to_shape(-gz * d / sigma ** 2, np.shape(sigma))
+                           + _to_shape(-g, np.shape(sigma)) / sigma)
+        return tuple(out)
+    return vjp
+
+
+def _to_shape(g, shape):
+    """autograd's ``unbroadcast`` in plain numpy, summing in its order: leading axes first,
+    then each axis of size 1 in ``shape`` (keepdims)."""
+    while np.ndim(g) > len(shape):
+        g = np.sum(g, axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and np.shape(g)[axis] != 1:
+            g = np.sum(g, axis=axis, keepdims=True)
+    return g
+
+
+defvjp_argnums(_normal_total, _normal_total_vjp)
