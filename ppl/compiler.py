@@ -22,7 +22,7 @@ from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
 from .evaluate import compile_expr, data_lets, dist_param_fns, evaluate_data, lift
 from .frontend.enumeration import plan
-from .kernels import fuse_model, normal_total
+from .kernels import DENSITIES, density_total, fuse_model
 
 _EXPR_TYPES = get_args(ir.Expr)
 _REJECTION_ROUNDS = 1000
@@ -87,11 +87,13 @@ class _Counter:
 
 
 def _density_total(step, value, params: dict):
-    """``step.count(step.cls.log_density(value, **params))`` [S]; a Normal's in one autograd
-    primitive (kernels.normal_total: the same value and gradient, one traced operation for
-    seven or eight) when ``step.fused``."""
-    if step.fused and step.count.covers(value, params["mu"], params["sigma"]):
-        return normal_total(value, params["mu"], params["sigma"])
+    """``step.count(step.cls.log_density(value, **params))`` [S]; a Normal's, HalfNormal's,
+    Cauchy's or HalfCauchy's in one autograd primitive (kernels.density_total: the same value
+    and gradient, one traced operation for seven to nine) when ``step.fused``."""
+    if step.fused:
+        mu, sigma = params.get("mu", 0.0), params["sigma"]
+        if step.count.covers(value, mu, sigma):
+            return density_total(step.cls.name, value, mu, sigma)
     return step.count(step.cls.log_density(value, **params))
 
 
@@ -159,7 +161,7 @@ class _LatentStep:
     # True for an AR1 latent on the whole real line: its bijector is AR1Innovations (set by
     # compile_model, which knows the guide statements and the enumeration plan)
     innovations = False
-    # a Normal's term is one primitive (kernels.normal_total); set by compile_model
+    # its term is one primitive (kernels.density_total); set by compile_model
     fused = False
 
     def bijector_at(self, env):
@@ -280,7 +282,7 @@ class _InputStep(_LetStep):
 class _ObserveStep:
     """One ``observe`` statement; its value is data ([1, *shape]), computed here once."""
 
-    fused = False     # a Normal's term is one primitive (kernels.normal_total)
+    fused = False     # its term is one primitive (kernels.density_total)
 
     def __init__(self, observe: ir.Observe, data_env, kernel=None):
         self.statement = observe
@@ -729,7 +731,7 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         if isinstance(statement, ir.Latent) and not statement.discrete:
             step.innovations = _innovations(step, model)
         if isinstance(step, (_LatentStep, _ObserveStep)):
-            step.fused = fuse and getattr(step.cls, "name", None) == "Normal"
+            step.fused = fuse and getattr(step.cls, "name", None) in DENSITIES
         if scales and i in scales:
             step = _scaled(step, scales[i])
         steps.append(step)

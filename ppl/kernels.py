@@ -372,37 +372,50 @@ def _fused(term: FusedTerm, *values):
 defvjp_argnums(_fused, lambda argnums, ans, args, kwargs: args[0].vjp(argnums, ans, args[1:]))
 
 
-# ----- Normal densities (priors and likelihoods) as one primitive ------------------------------
+# ----- location-scale densities (priors and likelihoods) as one primitive ---------------------
 
-@primitive
-def _normal_total(x, mu, sigma):
-    return _sum_rest(_normal_steps(x, mu, sigma)[-1])
+_LOG_2, _LOG_PI = np.log(2.0), np.log(np.pi)
+# distribution name -> (formula, constant added to the density or None), as written in
+# distributions/continuous.py: the half distributions add log 2 to the whole line's density
+# at mu = 0
+DENSITIES = {"Normal": ("normal", None), "HalfNormal": ("normal", _LOG_2),
+             "Cauchy": ("cauchy", None), "HalfCauchy": ("cauchy", _LOG_2)}
 
 
-def normal_total(x, mu, sigma):
-    """``Normal.log_density(x, mu, sigma)`` summed over every axis but the first: [S] or [1].
+def density_total(name: str, x, mu, sigma):
+    """``name``'s log density at ``x`` summed over every axis but the first: [S] or [1].
 
-    One autograd primitive where the traced formula is seven or eight operations (each costs
-    microseconds of bookkeeping, whatever its size: the priors of a small model are most of
-    its step). Forward and VJP repeat the traced operations (``distributions.continuous.
-    Normal.log_density``, then the sum) and autograd's own VJPs of them, in the traced order,
-    so value and gradient are those of the traced path bit for bit, up to the order in which
-    a node used again outside this term adds its gradients (rounding; tests/unit/
-    test_kernels.py). Under a second-order trace the traced formula is used (the VJP is plain
-    numpy, first order only).
+    ``name`` is a key of DENSITIES; mu is 0.0 for the half distributions. One autograd
+    primitive where the traced formula is seven to nine operations (each costs microseconds
+    of bookkeeping whatever its size: the priors of a small model are most of its step).
+    Forward and VJP repeat the traced operations (``distributions.continuous``, then the sum)
+    and autograd's own VJPs of them, in the traced order, so value and gradient are those of
+    the traced path bit for bit, up to the order in which a node used again outside this term
+    adds its gradients (rounding; tests/unit/test_kernels.py). Under a second-order trace the
+    traced formula is used (the VJP is plain numpy, first order only).
     """
     if any(isbox(v) and isbox(v._value) for v in (x, mu, sigma)):
-        return _sum_rest(_normal_steps(x, mu, sigma, anp)[-1], anp)
-    return _normal_total(x, mu, sigma)
+        return _sum_rest(_density_steps(name, x, mu, sigma, anp)[-1], anp)
+    return _density_total(name, x, mu, sigma)
 
 
-def _normal_steps(x, mu, sigma, np_=np):
-    """The traced formula's intermediates: (d, z, a, log sigma, the density)."""
+@primitive
+def _density_total(name, x, mu, sigma):
+    return _sum_rest(_density_steps(name, x, mu, sigma)[-1])
+
+
+def _density_steps(name, x, mu, sigma, np_=np):
+    """The traced formula's intermediates: (d, z, a (Normal) or z * z (Cauchy), density)."""
+    formula, shift = DENSITIES[name]
     d = x - mu
     z = d / sigma
-    a = -0.5 * z
-    log_sigma = np_.log(sigma)
-    return d, z, a, log_sigma, a * z - log_sigma - _LOG_SQRT_2PI
+    if formula == "normal":
+        a = -0.5 * z
+        density = a * z - np_.log(sigma) - _LOG_SQRT_2PI
+    else:
+        a = z * z
+        density = -_LOG_PI - np_.log(sigma) - np_.log1p(a)
+    return d, z, a, density if shift is None else shift + density
 
 
 def _sum_rest(t, np_=np):
@@ -410,26 +423,28 @@ def _sum_rest(t, np_=np):
     return t if np_.ndim(t) <= 1 else np_.sum(t, axis=tuple(range(1, np_.ndim(t))))
 
 
-def _normal_total_vjp(argnums, ans, args, kwargs):
-    x, mu, sigma = args
-    d, z, a, _, density = _normal_steps(x, mu, sigma)
-    shape = np.shape(density)
+def _density_total_vjp(argnums, ans, args, kwargs):
+    name, x, mu, sigma = args
+    d, z, a, density = _density_steps(name, x, mu, sigma)
+    shape, normal = np.shape(density), DENSITIES[name][0] == "normal"
 
     def vjp(g):
         # the sum's VJP: g repeated over the summed axes (autograd: reshape + zeros)
         if len(shape) > 1:
             g = np.reshape(g, shape[:1] + (1,) * (len(shape) - 1)) + np.zeros(shape)
-        # a * z - log sigma - c: the product's VJPs to a and z, then a = -0.5 z's to z
-        gz = a * g + _to_shape(-0.5 * (z * g), np.shape(z))
+        if normal:   # a * z - log sigma - c: the product's VJPs, then a = -0.5 z's
+            gz = a * g + _to_shape(-0.5 * (z * g), np.shape(z))
+        else:        # -log pi - log sigma - log1p(z * z): z * z's VJPs, both to z
+            gzz = _to_shape(-g, np.shape(a)) / (a + 1)
+            gz = z * gzz + z * gzz
         gd = _to_shape(gz / sigma, np.shape(d))
         out = []
         for i in argnums:
-            if i == 0:
+            if i == 1:
                 out.append(_to_shape(gd, np.shape(x)))
-            elif i == 1:
+            elif i == 2:
                 out.append(_to_shape(-gd, np.shape(mu)))
-            else:
-                # the division's VJP plus the log's (-g / sigma)
+            else:    # the division's VJP plus the log's (-g / sigma)
                 out.append(_to_shape(-gz * d / sigma ** 2, np.shape(sigma))
                            + _to_shape(-g, np.shape(sigma)) / sigma)
         return tuple(out)
@@ -447,4 +462,4 @@ def _to_shape(g, shape):
     return g
 
 
-defvjp_argnums(_normal_total, _normal_total_vjp)
+defvjp_argnums(_density_total, _density_total_vjp)

@@ -170,13 +170,21 @@ observe y ~ Normal(a * x, a)
     assert g[0, 0] == 0.5 and np.isfinite(g[1, 0])     # the prior's -a alone at a = -0.5
 
 
-# ----- Normal densities as one primitive (kernels.normal_total) --------------------------------
-# name -> model text after the data; every Normal term below is fused, none by a likelihood
-# kernel above (a vector or latent-shaped sigma), so fuse=False is the traced path exactly.
+# ----- location-scale densities as one primitive (kernels.density_total) -----------------------
+# name -> model text after the data; every Normal, HalfNormal, Cauchy and HalfCauchy term below
+# is fused, none by a likelihood kernel above (a vector or latent-shaped sigma), so fuse=False
+# is the traced path exactly.
 NORMAL_CASES = {
-    "scalar_prior": "sample b ~ Normal(1.5, 2)\nobserve x ~ Cauchy(b, 1)\n",
-    "vector_prior": "sample b: real[4] ~ Normal(0, 1)\nobserve x ~ Cauchy(sum(b), 1)\n",
-    "matrix_prior": "sample b: real[2, 3] ~ Normal(-1, 0.5)\nobserve x ~ Cauchy(sum(b), 1)\n",
+    "scalar_prior": "sample b ~ Normal(1.5, 2)\nobserve x ~ Laplace(b, 1)\n",
+    "vector_prior": "sample b: real[4] ~ Normal(0, 1)\nobserve x ~ Laplace(sum(b), 1)\n",
+    "matrix_prior": "sample b: real[2, 3] ~ Normal(-1, 0.5)\nobserve x ~ Laplace(sum(b), 1)\n",
+    "half_normal_and_cauchy": """sample s ~ HalfNormal(2)
+sample m: real[2] ~ Cauchy(0.5, 3)
+observe x ~ Cauchy(m[0] * x, s + m[1] * m[1])
+""",
+    "half_cauchy_vector": """sample s: real<lower=0>[N] ~ HalfCauchy(abs(x) + 1)
+observe x ~ HalfNormal(s)
+""",
     "hierarchical": """sample mu ~ Normal(0, 5)
 sample tau ~ HalfCauchy(2)
 sample a: real[4] ~ Normal(mu, tau)
@@ -211,8 +219,8 @@ def compile_normal(name, fuse):
 @pytest.mark.parametrize("name", NORMAL_CASES)
 def test_normal_primitive_is_used_for_every_normal_term(name):
     compiled = compile_normal(name, True)
-    normal = [s for s in compiled._steps if getattr(getattr(s, "cls", None), "name", "") ==
-              "Normal"]
+    normal = [s for s in compiled._steps if getattr(getattr(s, "cls", None), "name", "") in
+              ("Normal", "HalfNormal", "Cauchy", "HalfCauchy")]
     assert normal and all(s.fused for s in normal)
     assert not any(getattr(s, "kernel", None) for s in compiled._steps)
     assert not any(s.fused for s in compile_normal(name, False)._steps if hasattr(s, "fused"))
