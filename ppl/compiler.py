@@ -22,7 +22,7 @@ from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
 from .evaluate import compile_expr, data_lets, dist_param_fns, evaluate_data, lift
 from .frontend.enumeration import plan
-from .kernels import DENSITIES, density_total, fuse_model
+from .kernels import DENSITIES, add_terms, density_total, fuse_model
 
 _EXPR_TYPES = get_args(ir.Expr)
 _REJECTION_ROUNDS = 1000
@@ -401,11 +401,13 @@ class Compiled:
         env = {}
         S = zeta.shape[0]
         # a zero constant is not added (nor traced): 0 + x is x exactly
-        total = self._constant + anp.zeros(S) if self._constant else None
+        terms = [self._constant + np.zeros(S)] if self._constant else []
         for step in self._live:
             term = step.term(zeta, env)
             if term is not None:
-                total = term if total is None else total + term
+                terms.append(term)
+        # one traced operation for the whole sum (kernels.add_terms), not one per term
+        total = add_terms(terms) if terms else None
         if total is None or anp.shape(total) != (S,):
             total = anp.zeros(S) if total is None else total + anp.zeros(S)
         if ASSEMBLED[0] is not None and ASSEMBLED[0][0] is zeta:

@@ -463,3 +463,34 @@ def _to_shape(g, shape):
 
 
 defvjp_argnums(_density_total, _density_total_vjp)
+
+
+# ----- the log joint's sum of terms as one primitive ------------------------------------------
+
+def add_terms(terms: list):
+    """``terms[0] + terms[1] + ...`` (left to right, as a loop of ``+`` would add them).
+
+    One autograd primitive instead of one addition per term; each term's gradient is the
+    incoming one summed to its shape, as autograd's own VJP of ``+`` gives it, so value and
+    gradient are those of the loop bit for bit. Under a second-order trace the loop is used.
+    """
+    if len(terms) == 1:
+        return terms[0]
+    if any(isbox(t) and isbox(t._value) for t in terms):
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
+    return _add_terms(*terms)
+
+
+@primitive
+def _add_terms(*terms):
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+defvjp_argnums(_add_terms, lambda argnums, ans, args, kwargs: lambda g: tuple(
+    _to_shape(g, np.shape(args[i])) for i in argnums))

@@ -265,3 +265,20 @@ def test_normal_primitive_outside_sigmas_support_matches_traced():
     assert value[0] == -np.inf and np.isfinite(value[1])
     np.testing.assert_array_equal(value, traced.log_joint(z))
     np.testing.assert_array_equal(grad(_total(fused))(z), grad(_total(traced))(z))
+
+
+def test_add_terms_is_the_loop_of_additions_bit_for_bit(rng):
+    # the log joint's sum of terms as one primitive: terms of shape [S], [1] (a param's) and a
+    # constant, each weighted so that a gradient sent to the wrong term cannot pass
+    from ppl.kernels import add_terms
+    a, b, c = rng.normal(size=5), rng.normal(size=1), rng.normal(size=5)
+
+    def loop(a, b, c):
+        return anp.sum((((a * 1.5 + 0.25) + anp.sin(b)) + anp.exp(c)) * np.arange(1.0, 6.0))
+
+    def fused(a, b, c):
+        return anp.sum(add_terms([a * 1.5, 0.25, anp.sin(b), anp.exp(c)]) * np.arange(1.0, 6.0))
+    for argnum in range(3):
+        assert grad(fused, argnum)(a, b, c).shape == (a, b, c)[argnum].shape
+        np.testing.assert_array_equal(grad(fused, argnum)(a, b, c), grad(loop, argnum)(a, b, c))
+    assert fused(a, b, c) == loop(a, b, c)
