@@ -78,7 +78,7 @@ class _Counter:
     def covers(self, *args) -> bool:
         """Whether a density broadcast from ``args`` [S or 1, ...] has one element per element
         of the batch (no factor), found once per shape."""
-        shapes = tuple(anp.shape(a) for a in args)
+        shapes = tuple(np.shape(a) for a in args)   # np.shape reads a box's .shape
         covered = self.covered.get(shapes)
         if covered is None:
             size = int(np.prod(np.broadcast_shapes(*shapes)[1:], dtype=np.int64))

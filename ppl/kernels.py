@@ -401,7 +401,15 @@ def density_total(name: str, x, mu, sigma):
 
 @primitive
 def _density_total(name, x, mu, sigma):
-    return _sum_rest(_density_steps(name, x, mu, sigma)[-1])
+    steps = _density_steps(name, x, mu, sigma)
+    total = _sum_rest(steps[-1])
+    _DENSITY_KEPT[0] = (total, steps)   # for the VJP made right after, in the same trace
+    return total
+
+
+# (the last total, its intermediates), replaced whole: autograd makes a primitive's VJP right
+# after calling it, which then need not compute the intermediates again (as ``_fused``)
+_DENSITY_KEPT: list = [None]
 
 
 def _density_steps(name, x, mu, sigma, np_=np):
@@ -425,7 +433,10 @@ def _sum_rest(t, np_=np):
 
 def _density_total_vjp(argnums, ans, args, kwargs):
     name, x, mu, sigma = args
-    d, z, a, density = _density_steps(name, x, mu, sigma)
+    kept, _DENSITY_KEPT[0] = _DENSITY_KEPT[0], None
+    steps = kept[1] if kept is not None and kept[0] is ans else _density_steps(name, x, mu,
+                                                                                 sigma)
+    d, z, a, density = steps
     shape, normal = np.shape(density), DENSITIES[name][0] == "normal"
 
     def vjp(g):

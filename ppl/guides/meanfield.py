@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, primitive
-from autograd.numpy.numpy_vjps import unbroadcast
+from autograd.tracer import isbox
 
 _LOG_2PI = float(np.log(2 * np.pi))
 
@@ -20,7 +20,12 @@ _LOG_2PI = float(np.log(2 * np.pi))
 # 15; a small model's step traces about fifty). Forward and backward repeat the traced
 # operations in the traced order (autograd's own VJPs of getitem, exp, multiply, add and sum),
 # so values and gradients are bit for bit those of the traced path (tests/unit/test_guides.py).
-# The VJPs are written in autograd.numpy, so they can be differentiated again.
+# The VJPs are plain numpy, first order: under a second-order trace (theta boxed twice) the
+# traced formulas are used.
+
+def _second_order(*args) -> bool:
+    return any(isbox(a) and isbox(a._value) for a in args)
+
 
 @primitive
 def _draw(theta, eps):
@@ -29,18 +34,22 @@ def _draw(theta, eps):
     return theta[:D] + np.exp(theta[D:]) * eps
 
 
+def _to_rows(g, ndim: int):
+    """autograd's unbroadcast of g [S, D] (or [D]) to [D]: the leading axes summed away."""
+    while np.ndim(g) > ndim:
+        g = np.sum(g, axis=0)
+    return g
+
+
 def _draw_vjp_theta(ans, theta, eps):
     D = theta.shape[0] // 2
-    sigma = anp.exp(theta[D:])
-    meta = anp.metadata(theta[:D])
-    return lambda g: anp.concatenate([unbroadcast(g, meta),
-                                      sigma * unbroadcast(eps * g, meta)])
+    sigma = np.exp(theta[D:])
+    return lambda g: np.concatenate([_to_rows(g, 1), sigma * _to_rows(eps * g, 1)])
 
 
 def _draw_vjp_eps(ans, theta, eps):
-    sigma = anp.exp(theta[theta.shape[0] // 2:])
-    meta = anp.metadata(eps)
-    return lambda g: unbroadcast(sigma * g, meta)
+    sigma = np.exp(theta[theta.shape[0] // 2:])
+    return lambda g: _to_rows(sigma * g, np.ndim(eps))
 
 
 defvjp(_draw, _draw_vjp_theta, _draw_vjp_eps)
@@ -55,7 +64,7 @@ def _entropy(theta):
 
 def _entropy_vjp(ans, theta):
     D = theta.shape[0] // 2
-    return lambda g: anp.concatenate([anp.zeros(D), g + anp.zeros(theta.shape[0] - D)])
+    return lambda g: np.concatenate([np.zeros(D), g + np.zeros(theta.shape[0] - D)])
 
 
 defvjp(_entropy, _entropy_vjp)
@@ -110,10 +119,16 @@ class MeanField:
         -------
         zeta : [S, D], differentiable with respect to theta.
         """
+        if _second_order(theta, eps):
+            mu, log_sigma = self.split(theta)
+            return mu + anp.exp(log_sigma) * eps
         return _draw(theta, eps)
 
     def entropy(self, theta):
         """Closed-form entropy: sum(log_sigma) + D/2 (1 + log 2 pi) (a scalar)."""
+        if _second_order(theta):
+            return anp.sum(theta[theta.shape[0] // 2:]) + 0.5 * (theta.shape[0] // 2) * (
+                1.0 + _LOG_2PI)
         return _entropy(theta)
 
     def log_q(self, theta, zeta):
