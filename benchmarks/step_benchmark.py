@@ -5,7 +5,8 @@ N = 100,000 rows and K = 20 predictors, time ``elbo.elbo_and_grad`` (value and g
 mean-field ELBO at fixed eps) with the compiled log joint, and, where one is written below, the
 same step with a hand-written log joint, for S = 1 and S = 10. Prints the median time per step
 and the median of the paired ratios ours / hand-written.
-Run: ``python benchmarks/step_benchmark.py [--quick] [--repeat 31] [--only NAME ...]``.
+Run: ``PYTHONPATH=. python benchmarks/step_benchmark.py [--quick] [--repeat 31] [--only NAME ...]``
+(without PYTHONPATH it times whichever ppl is installed).
 
 ``--families``: instead, the step time of each variational family (ppl/guides) relative to
 mean field, on a log density that costs O(S D) (independent normals, so the guide's own cost is
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 import timeit
 from pathlib import Path
 
@@ -110,23 +112,24 @@ def hand_step(log_joint, D):
 
 def _number(fn) -> int:
     """Calls per timing round: enough for ~20 ms, so timer resolution does not matter."""
-    number, _ = timeit.Timer(fn).autorange()
+    number, _ = timeit.Timer(fn, timer=time.process_time).autorange()
     return max(1, number // 10)
 
 
 def paired_times(ours, hand, repeat: int) -> tuple[float, float | None, float | None]:
     """Median seconds per call of ``ours`` and ``hand`` and the median of their ratio.
 
-    The two are timed alternately, round after round, and the ratio is taken within each
-    round: load from other processes drifts slowly, so it cancels in the paired ratio.
+    The two are timed alternately, round after round, in CPU time (``time.process_time``:
+    on a loaded machine wall time mostly measures the waiting), and the ratio is taken within
+    each round: load from other processes drifts slowly, so it cancels in the paired ratio.
     """
     n_ours = _number(ours)
     n_hand = _number(hand) if hand is not None else 0
     t_ours, t_hand = [], []
     for _ in range(repeat):
-        t_ours.append(timeit.Timer(ours).timeit(n_ours) / n_ours)
+        t_ours.append(timeit.Timer(ours, timer=time.process_time).timeit(n_ours) / n_ours)
         if hand is not None:
-            t_hand.append(timeit.Timer(hand).timeit(n_hand) / n_hand)
+            t_hand.append(timeit.Timer(hand, timer=time.process_time).timeit(n_hand) / n_hand)
     if hand is None:
         return float(np.median(t_ours)), None, None
     ratio = np.median(np.asarray(t_ours) / np.asarray(t_hand))
