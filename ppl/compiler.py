@@ -22,7 +22,8 @@ from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
 from .evaluate import compile_expr, data_lets, dist_param_fns, evaluate_data, lift
 from .frontend.enumeration import plan
-from .kernels import DENSITIES, add_terms, density_total, fuse_model
+from .fused import DENSITIES, add_terms, density_total
+from .kernels import fuse_model
 
 _EXPR_TYPES = get_args(ir.Expr)
 _REJECTION_ROUNDS = 1000
@@ -88,7 +89,7 @@ class _Counter:
 
 def _density_total(step, value, params: dict):
     """``step.count(step.cls.log_density(value, **params))`` [S]; a Normal's, HalfNormal's,
-    Cauchy's or HalfCauchy's in one autograd primitive (kernels.density_total: the same value
+    Cauchy's or HalfCauchy's in one autograd primitive (fused.density_total: the same value
     and gradient, one traced operation for seven to nine) when ``step.fused``."""
     if step.fused:
         mu, sigma = params.get("mu", 0.0), params["sigma"]
@@ -161,7 +162,7 @@ class _LatentStep:
     # True for an AR1 latent on the whole real line: its bijector is AR1Innovations (set by
     # compile_model, which knows the guide statements and the enumeration plan)
     innovations = False
-    # its term is one primitive (kernels.density_total); set by compile_model
+    # its term is one primitive (fused.density_total); set by compile_model
     fused = False
 
     def bijector_at(self, env):
@@ -282,7 +283,7 @@ class _InputStep(_LetStep):
 class _ObserveStep:
     """One ``observe`` statement; its value is data ([1, *shape]), computed here once."""
 
-    fused = False     # its term is one primitive (kernels.density_total)
+    fused = False     # its term is one primitive (fused.density_total)
 
     def __init__(self, observe: ir.Observe, data_env, kernel=None):
         self.statement = observe
@@ -406,7 +407,7 @@ class Compiled:
             term = step.term(zeta, env)
             if term is not None:
                 terms.append(term)
-        # one traced operation for the whole sum (kernels.add_terms), not one per term
+        # one traced operation for the whole sum (fused.add_terms), not one per term
         total = add_terms(terms) if terms else None
         if total is None or anp.shape(total) != (S,):
             total = anp.zeros(S) if total is None else total + anp.zeros(S)
