@@ -683,7 +683,9 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
     model : ir.Model checked with dims (every shape a tuple of ints).
     values : data name -> numpy array, as returned by ``data.load_data``.
     fuse : compute likelihoods over a linear predictor with ``kernels.FusedTerm`` (same values
-        up to rounding, fewer passes over the data); False keeps the traced path everywhere.
+        up to rounding, fewer passes over the data), and Normal, HalfNormal, Cauchy and
+        HalfCauchy terms with ``fused.density_total`` (the same values and gradients, fewer
+        traced operations); False keeps the traced path everywhere.
     lets : the data-only lets' values, when computed elsewhere (a minibatch takes its rows of
         lets computed once on the whole data); None computes them from ``values``.
     scales : statement index -> factor multiplying that statement's term (a minibatch's N / B
