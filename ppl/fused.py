@@ -35,7 +35,10 @@ def density_total(name: str, x, mu, sigma):
     adds its gradients (rounding; tests/unit/test_fused.py). Under a second-order trace the
     traced formula is used (the VJP is plain numpy, first order only).
     """
-    if any(isbox(v) and isbox(v._value) for v in (x, mu, sigma)):
+    boxed = [v for v in (x, mu, sigma) if isbox(v)]
+    if not boxed:     # no trace: no primitive, and nothing kept for a VJP
+        return _sum_rest(_density_steps(name, x, mu, sigma)[-1])
+    if any(isbox(v._value) for v in boxed):
         return _sum_rest(_density_steps(name, x, mu, sigma, anp)[-1], anp)
     return _density_total(name, x, mu, sigma)
 
