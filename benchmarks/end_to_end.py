@@ -10,6 +10,8 @@ importable, its AutoNormal fits the models written for it below (eight schools, 
 logistic examples, the big regression) to its own loss plateau, JIT compile included.
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/end_to_end.py [--quick]``
 (``--only NAME ...`` for some models, ``--methods advi numpyro`` to leave DADVI out).
+``--phases``: instead, where each ADVI fit's CPU goes (compile, step-size searches, steps,
+whitening, the optimum check, k̂ and PSIS, summary), exclusive CPU seconds per phase.
 """
 from __future__ import annotations
 
@@ -172,6 +174,73 @@ def fit_numpyro(model, data: dict, window: int = 100, max_steps: int = 20_000) -
             "steps": len(losses), "grad": len(losses), "grad_draws": len(losses)}
 
 
+# ----- per-phase CPU split ---------------------------------------------------------------------
+
+# (module, attribute path, phase): the functions whose CPU, less that of the others called from
+# them, makes each phase; what is left is charged to "steps" (advi._run's own loop) or "other"
+PHASES = (("ppl.api", "Model.prepare", "compile"),
+          ("ppl.infer.schedule", "StepSize.first", "step-size search"),
+          ("ppl.infer.schedule", "StepSize.after_whitening", "step-size search"),
+          ("ppl.infer.schedule", "Whitening.coordinates", "whitening"),
+          ("ppl.infer.advi", "_run", "steps"),
+          ("ppl.infer.advi", "_check_start", "start check"),
+          ("ppl.infer.advi", "settle", "optimum check (diagnostics.settle)"),
+          ("ppl.posterior", "Fit.log_weights", "k-hat: log weights of the draws"),
+          ("ppl.posterior", "psis", "k-hat: Pareto fit"),
+          ("ppl.posterior", "Fit.summary", "summary"))
+
+
+def phase_split(text: str, data: dict) -> tuple[float, dict]:
+    """(total CPU, phase -> exclusive CPU seconds) of parse, fit and summary of one model."""
+    import importlib
+    spent, stack, last = {}, ["other"], [time.process_time()]
+
+    def charge():
+        now = time.process_time()
+        spent[stack[-1]] = spent.get(stack[-1], 0.0) + now - last[0]
+        last[0] = now
+
+    def timed(fn, phase):
+        def wrapper(*args, **kwargs):
+            charge()
+            stack.append(phase)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                charge()
+                stack.pop()
+        return wrapper
+    saved = []
+    for module, path, phase in PHASES:
+        owner = importlib.import_module(module)
+        *outer, attr = path.split(".")
+        for part in outer:
+            owner = getattr(owner, part)
+        saved.append((owner, attr, getattr(owner, attr)))
+        setattr(owner, attr, timed(getattr(owner, attr), phase))
+    try:
+        start = last[0] = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = timed(ppl.compile, "parse and check")(text)
+            str(model.fit(data, seed=0).summary())
+        charge()
+    finally:
+        for owner, attr, fn in saved:
+            setattr(owner, attr, fn)
+    return time.process_time() - start, spent
+
+
+def main_phases(names) -> None:
+    for name, text, data in cases(quick=True):
+        if names and name not in names:
+            continue
+        total, spent = phase_split(text, data)
+        print(f"{name}: {total:.3f} s of CPU")
+        for phase, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+            print(f"  {phase:40s} {seconds:7.3f} s {100 * seconds / total:5.1f}%", flush=True)
+
+
 # ----- main -------------------------------------------------------------------------------------
 
 def _line(name: str, method: str, r: dict) -> str:
@@ -188,7 +257,12 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", help="model names to run")
     parser.add_argument("--methods", nargs="+", default=["advi", "dadvi", "numpyro"],
                         help="which of advi, dadvi, numpyro to run (default: all available)")
+    parser.add_argument("--phases", action="store_true",
+                        help="the CPU split of each ADVI fit by phase (example models only)")
     args = parser.parse_args(argv)
+    if args.phases:
+        main_phases(args.only)
+        return
     methods = {"advi": {}} if "advi" in args.methods else {}
     if has_dadvi() and "dadvi" in args.methods:
         methods["dadvi"] = {"method": "dadvi"}

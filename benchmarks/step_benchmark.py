@@ -5,7 +5,8 @@ N = 100,000 rows and K = 20 predictors, time ``elbo.elbo_and_grad`` (value and g
 mean-field ELBO at fixed eps) with the compiled log joint, and, where one is written below, the
 same step with a hand-written log joint, for S = 1 and S = 10. Prints the median time per step
 and the median of the paired ratios ours / hand-written.
-Run: ``python benchmarks/step_benchmark.py [--quick] [--repeat 31]``.
+Run: ``PYTHONPATH=. python benchmarks/step_benchmark.py [--quick] [--repeat 31] [--only NAME ...]``
+(without PYTHONPATH it times whichever ppl is installed).
 
 ``--families``: instead, the step time of each variational family (ppl/guides) relative to
 mean field, on a log density that costs O(S D) (independent normals, so the guide's own cost is
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 import timeit
 from pathlib import Path
 
@@ -110,23 +112,24 @@ def hand_step(log_joint, D):
 
 def _number(fn) -> int:
     """Calls per timing round: enough for ~20 ms, so timer resolution does not matter."""
-    number, _ = timeit.Timer(fn).autorange()
+    number, _ = timeit.Timer(fn, timer=time.process_time).autorange()
     return max(1, number // 10)
 
 
 def paired_times(ours, hand, repeat: int) -> tuple[float, float | None, float | None]:
     """Median seconds per call of ``ours`` and ``hand`` and the median of their ratio.
 
-    The two are timed alternately, round after round, and the ratio is taken within each
-    round: load from other processes drifts slowly, so it cancels in the paired ratio.
+    The two are timed alternately, round after round, in CPU time (``time.process_time``:
+    on a loaded machine wall time mostly measures the waiting), and the ratio is taken within
+    each round: load from other processes drifts slowly, so it cancels in the paired ratio.
     """
     n_ours = _number(ours)
     n_hand = _number(hand) if hand is not None else 0
     t_ours, t_hand = [], []
     for _ in range(repeat):
-        t_ours.append(timeit.Timer(ours).timeit(n_ours) / n_ours)
+        t_ours.append(timeit.Timer(ours, timer=time.process_time).timeit(n_ours) / n_ours)
         if hand is not None:
-            t_hand.append(timeit.Timer(hand).timeit(n_hand) / n_hand)
+            t_hand.append(timeit.Timer(hand, timer=time.process_time).timeit(n_hand) / n_hand)
     if hand is None:
         return float(np.median(t_ours)), None, None
     ratio = np.median(np.asarray(t_ours) / np.asarray(t_hand))
@@ -139,12 +142,15 @@ def compile_text(text: str, data) -> object:
     return compile_model(check(program, dims), values)
 
 
-def cases(include_big: bool):
-    """(name, compiled, data dict) for every example model, then the big regression."""
+def cases(include_big: bool, only=None):
+    """(name, compiled, data dict) for every example model, then the big regression (those
+    named in ``only``, if given)."""
     for path in sorted((_REPO / "models").glob("*.ppl")):
+        if only and path.stem not in only:
+            continue
         data = json.loads(path.with_suffix(".json").read_text())
         yield path.stem, compile_text(path.read_text(), data), data
-    if include_big:
+    if include_big and (not only or "big_regression" in only):
         rng = np.random.default_rng(20240601)
         N, K = 100_000, 20
         X = rng.standard_normal((N, K))
@@ -194,6 +200,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the N = 100,000 regression")
     parser.add_argument("--repeat", type=int, default=31)
+    parser.add_argument("--only", nargs="*", help="model names to run")
     parser.add_argument("--families", action="store_true",
                         help="time each variational family against mean field instead")
     args = parser.parse_args(argv)
@@ -201,7 +208,7 @@ def main(argv=None) -> None:
         main_families(args.repeat)
         return
     print(f"{'model':28s} {'S':>3s} {'ours (ms)':>10s} {'hand (ms)':>10s} {'ratio':>6s}")
-    for name, compiled, data in cases(not args.quick):
+    for name, compiled, data in cases(not args.quick, args.only):
         D = compiled.dim
         theta = np.concatenate([np.zeros(D), np.full(D, np.log(0.1))])
         for S in (1, 10):

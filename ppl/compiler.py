@@ -22,6 +22,7 @@ from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
 from .evaluate import compile_expr, data_lets, dist_param_fns, evaluate_data, lift
 from .frontend.enumeration import plan
+from .fused import DENSITIES, add_terms, density_total
 from .kernels import fuse_model
 
 _EXPR_TYPES = get_args(ir.Expr)
@@ -63,6 +64,7 @@ class _Counter:
     def __init__(self, batch: tuple):
         self.want = int(np.prod(batch, dtype=np.int64))
         self.factors: dict[tuple, float] = {}
+        self.covered: dict[tuple, bool] = {}
 
     def __call__(self, log_density):
         total = _sum_rest(log_density)
@@ -73,6 +75,27 @@ class _Counter:
             # an empty value (N = 0) has nothing to count: its sum is 0 whatever the factor
             factor = self.factors[shape] = self.want / size if size else 1.0
         return total if factor == 1.0 else total * factor
+
+    def covers(self, *args) -> bool:
+        """Whether a density broadcast from ``args`` [S or 1, ...] has one element per element
+        of the batch (no factor), found once per shape."""
+        shapes = tuple(np.shape(a) for a in args)   # np.shape reads a box's .shape
+        covered = self.covered.get(shapes)
+        if covered is None:
+            size = int(np.prod(np.broadcast_shapes(*shapes)[1:], dtype=np.int64))
+            covered = self.covered[shapes] = size == self.want and size > 0
+        return covered
+
+
+def _density_total(step, value, params: dict):
+    """``step.count(step.cls.log_density(value, **params))`` [S]; a Normal's, HalfNormal's,
+    Cauchy's or HalfCauchy's in one autograd primitive (fused.density_total: the same value
+    and gradient, one traced operation for seven to nine) when ``step.fused``."""
+    if step.fused:
+        mu, sigma = params.get("mu", 0.0), params["sigma"]
+        if step.count.covers(value, mu, sigma):
+            return density_total(step.cls.name, value, mu, sigma)
+    return step.count(step.cls.log_density(value, **params))
 
 
 def _param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
@@ -139,6 +162,8 @@ class _LatentStep:
     # True for an AR1 latent on the whole real line: its bijector is AR1Innovations (set by
     # compile_model, which knows the guide statements and the enumeration plan)
     innovations = False
+    # its term is one primitive (fused.density_total); set by compile_model
+    fused = False
 
     def bijector_at(self, env):
         if self.innovations:
@@ -164,7 +189,7 @@ class _LatentStep:
             return _outside(self.guarded, params, _sum_rest(-0.5 * u * u - _LOG_SQRT_2PI))
         # Truncated priors keep the untruncated density: the normalizing constant is dropped,
         # as in Stan (LANGUAGE.md, Types).
-        log_prior = _outside(self.guarded, params, self.count(self.cls.log_density(x, **params)))
+        log_prior = _outside(self.guarded, params, _density_total(self, x, params))
         if isinstance(bijector, Identity):
             return log_prior          # log|det J| = 0: no need to trace a sum of zeros
         return log_prior + bijector.log_det_jacobian(u)
@@ -201,7 +226,7 @@ class _ParamStep(_LatentStep):
         if self.cls is None:
             return None
         params = {name: fn(env) for name, fn in self.params.items()}
-        return _outside(self.guarded, params, self.count(self.cls.log_density(x, **params)))
+        return _outside(self.guarded, params, _density_total(self, x, params))
 
 
 class _GuideStep:
@@ -258,6 +283,8 @@ class _InputStep(_LetStep):
 class _ObserveStep:
     """One ``observe`` statement; its value is data ([1, *shape]), computed here once."""
 
+    fused = False     # its term is one primitive (fused.density_total)
+
     def __init__(self, observe: ir.Observe, data_env, kernel=None):
         self.statement = observe
         self.cls = observe.dist.cls
@@ -276,8 +303,7 @@ class _ObserveStep:
 
     def _log_density(self, env):
         params = {name: fn(env) for name, fn in self.params.items()}
-        return _outside(self.guarded, params,
-                        self.count(self.cls.log_density(self.value, **params)))
+        return _outside(self.guarded, params, _density_total(self, self.value, params))
 
     def elements(self, env):
         """The log density per element [S, *batch] (for enumeration; not guarded)."""
@@ -376,11 +402,13 @@ class Compiled:
         env = {}
         S = zeta.shape[0]
         # a zero constant is not added (nor traced): 0 + x is x exactly
-        total = self._constant + anp.zeros(S) if self._constant else None
+        terms = [self._constant + np.zeros(S)] if self._constant else []
         for step in self._live:
             term = step.term(zeta, env)
             if term is not None:
-                total = term if total is None else total + term
+                terms.append(term)
+        # one traced operation for the whole sum (fused.add_terms), not one per term
+        total = add_terms(terms) if terms else None
         if total is None or anp.shape(total) != (S,):
             total = anp.zeros(S) if total is None else total + anp.zeros(S)
         if ASSEMBLED[0] is not None and ASSEMBLED[0][0] is zeta:
@@ -655,7 +683,9 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
     model : ir.Model checked with dims (every shape a tuple of ints).
     values : data name -> numpy array, as returned by ``data.load_data``.
     fuse : compute likelihoods over a linear predictor with ``kernels.FusedTerm`` (same values
-        up to rounding, fewer passes over the data); False keeps the traced path everywhere.
+        up to rounding, fewer passes over the data), and Normal, HalfNormal, Cauchy and
+        HalfCauchy terms with ``fused.density_total`` (the same values and gradients, fewer
+        traced operations); False keeps the traced path everywhere.
     lets : the data-only lets' values, when computed elsewhere (a minibatch takes its rows of
         lets computed once on the whole data); None computes them from ``values``.
     scales : statement index -> factor multiplying that statement's term (a minibatch's N / B
@@ -705,6 +735,8 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         _enumerated_at(step, enumerated.get(i), steps)
         if isinstance(statement, ir.Latent) and not statement.discrete:
             step.innovations = _innovations(step, model)
+        if isinstance(step, (_LatentStep, _ObserveStep)):
+            step.fused = fuse and getattr(step.cls, "name", None) in DENSITIES
         if scales and i in scales:
             step = _scaled(step, scales[i])
         steps.append(step)
