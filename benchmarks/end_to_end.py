@@ -115,7 +115,8 @@ def has_dadvi() -> bool:
 
 def numpyro_models():
     """name -> numpyro model function taking the data dict, or {} without NumPyro."""
-    from numpyro_models import numpyro_models as models; return models()  # noqa: E702
+    from numpyro_models import numpyro_models as models   # benchmarks/numpyro_models.py
+    return models()
 
 
 def fit_numpyro(model, data: dict, window: int = 100, max_steps: int = 20_000) -> dict:
