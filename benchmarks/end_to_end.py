@@ -117,35 +117,8 @@ def has_dadvi() -> bool:
 
 def numpyro_models():
     """name -> numpyro model function taking the data dict, or {} without NumPyro."""
-    try:
-        import jax.numpy as jnp
-        import numpyro
-        import numpyro.distributions as dist
-    except ImportError:
-        return {}
-
-    def eight_schools(d):
-        mu = numpyro.sample("mu", dist.Normal(0, 5))
-        tau = numpyro.sample("tau", dist.HalfCauchy(5))
-        eta = numpyro.sample("eta", dist.Normal(0, 1).expand([d["J"]]).to_event(1))
-        numpyro.sample("y", dist.Normal(mu + tau * eta, jnp.asarray(d["sigma"])).to_event(1),
-                       obs=jnp.asarray(d["y"], dtype=float))
-
-    def regression(d, alpha_sd=10.0, beta_sd=2.0, family="normal"):
-        X = jnp.asarray(d["X"], dtype=float)
-        alpha = numpyro.sample("alpha", dist.Normal(0, alpha_sd))
-        beta = numpyro.sample("beta", dist.Normal(0, beta_sd).expand([X.shape[1]]).to_event(1))
-        eta = alpha + X @ beta
-        if family == "normal":
-            sigma = numpyro.sample("sigma", dist.HalfNormal(1))
-            likelihood = dist.Normal(eta, sigma)
-        else:
-            likelihood = dist.Bernoulli(logits=eta)
-        numpyro.sample("y", likelihood.to_event(1), obs=jnp.asarray(d["y"], dtype=float))
-
-    return {"eight_schools": eight_schools, "linear_regression": regression,
-            "big_regression": regression,
-            "logistic_regression": lambda d: regression(d, 2.5, 1.0, "bernoulli")}
+    from numpyro_models import numpyro_models as models   # benchmarks/numpyro_models.py
+    return models()
 
 
 def fit_numpyro(model, data: dict, window: int = 100, max_steps: int = 20_000) -> dict:
