@@ -45,8 +45,8 @@ def test_iterates_on_their_way_do_not_pass():
 
 def test_a_parameter_creeping_under_others_bouncing_does_not_pass():
     # one parameter bounces in place over 5 guide sds while another creeps 2 a window with a
-    # spread of 0.6 (0.1 of noise, 2 / sqrt(12) of drift): the creep is more than that spread
-    # and more than BOUNCE_MOVE, so the fit is still on its way, though 2 < 5
+    # spread of 0.6 (0.1 of noise, 2 / sqrt(12) of drift): the creep is more than that spread,
+    # so the fit is still on its way, though 2 < 5
     rng = np.random.default_rng(4)
     W = 100
     t = np.arange(2 * W) / W
