@@ -101,8 +101,8 @@ def fit(compiled, options, rng: np.random.Generator,
     ELBO estimates taken at the current step size are compared by :func:`plateau` (a relative
     change below ``tol``, allowing for Monte Carlo noise; z = 2, so on a flat trace a check
     passes about 95% of the time). A check also passes when the iterates bounce in place
-    (schedule.bouncing: a jitter above 1 guide sd while the window's mean iterate moved less
-    than that): the step size is then too large to settle, whatever the ELBO does. After
+    (schedule.bouncing: a jitter above 1 guide sd while no parameter's window mean moved more
+    than its own spread over the window): the step size is then too large to settle, whatever the ELBO does. After
     ``PASSES`` consecutive passing checks the fit gets no further at this step size. Then the
     step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are restarted
     (Adam's second moment would otherwise remember the large early gradients for ~1000 steps

@@ -96,7 +96,8 @@ def bouncing(prev: Iterates, last: Iterates, guide) -> bool:
     0.2 at the default tol). It is the idea of Welandawe et al. (2022), "Robust, automated,
     and accurate black-box variational inference": lower the step size once the iterates are
     stationary, not once the ELBO is. Stationary here means, for every parameter, a split R-hat
-    of the two windows of at most sqrt(1.5) = 1.22 (a move of the mean of at most the spread).
+    of the two windows of at most about sqrt(1.5) = 1.22 (a move of the mean of at most the
+    spread).
     Every parameter, because one creeping along a ridge moves little against the bouncing of
     others: comparing the largest move with the largest spread decayed kilpisjarvi too early
     (max mean errors of 0.027-0.035 posterior sds on 3 of 10 seeds, against 0.018-0.020 on
