@@ -100,10 +100,13 @@ def fit(compiled, options, rng: np.random.Generator,
     Convergence (schedule.Convergence): every ``options.window`` steps the last two windows of
     ELBO estimates taken at the current step size are compared by :func:`plateau` (a relative
     change below ``tol``, allowing for Monte Carlo noise; z = 2, so on a flat trace a check
-    passes about 95% of the time). After ``PASSES`` consecutive passing checks the ELBO has
-    stopped rising at this step size. Then the step size is multiplied by ``DECAY_FACTOR`` and
-    the optimizer's moments are restarted (Adam's second moment would otherwise remember the
-    large early gradients for ~1000 steps and stall), at least ``min_decays(tol)`` times (2 at
+    passes about 95% of the time). A check also passes when the iterates bounce in place
+    (schedule.bouncing: a jitter above 1 guide sd while no parameter's window mean moved more
+    than its own spread over the window): the step size is then too large to settle, whatever the ELBO does. After
+    ``PASSES`` consecutive passing checks the fit gets no further at this step size. Then the
+    step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are restarted
+    (Adam's second moment would otherwise remember the large early gradients for ~1000 steps
+    and stall), at least ``min_decays(tol)`` times (2 at
     the default tol) and until the iterates' jitter over the last window is at most
     ``jitter_tol(tol)`` (the largest sd of an iterate, mu_i in units of the guide's sigma_i,
     log sigma_i as is; 0.2 at the default tol). So a tighter tol gives smaller final steps,
