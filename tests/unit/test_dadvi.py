@@ -137,9 +137,9 @@ def test_laplace_start_is_the_fixed_draw_optimum_on_a_gaussian(rng):
     assert np.max(np.abs(start[2:] + 0.5 * np.log(np.diag(P)))) > 0.05
 
 
-def test_optimizer_coordinates_whiten_the_gaussian_hessian(rng):
-    # for a Gaussian target the Hessian of F at the Laplace start, in the optimizer's
-    # coordinates u (theta = start + T u), is the identity: T' H T = I, means and log sds
+def _gaussian_at_its_laplace_start(rng):
+    """A 3-D Gaussian target with mirrored draws, its objective, and the Laplace start (the
+    optimum itself) with the optimizer's frame there: (objective, start, precision, forward)."""
     P, m = np.array([[4.0, 1.5, 0.0], [1.5, 2.0, -0.3], [0.0, -0.3, 1.0]]), np.ones(3)
 
     def log_density(z):
@@ -149,6 +149,13 @@ def test_optimizer_coordinates_whiten_the_gaussian_hessian(rng):
     start, precision = dadvi.laplace_start(log_density, MEAN_FIELD, MEAN_FIELD.init(3, 0.1),
                                             objective)
     forward, _ = dadvi_optimize._frame(start, MEAN_FIELD, precision, objective.Z)
+    return objective, start, precision, forward
+
+
+def test_optimizer_coordinates_whiten_the_gaussian_hessian(rng):
+    # for a Gaussian target the Hessian of F at the Laplace start, in the optimizer's
+    # coordinates u (theta = start + T u), is the identity: T' H T = I, means and log sds
+    objective, start, precision, forward = _gaussian_at_its_laplace_start(rng)
     T = np.stack([forward(e) for e in np.eye(6)], axis=1)
     H = dadvi.mean_field_hessian(objective, start)
     # forward differences of a linear gradient: exact up to rounding
@@ -174,15 +181,7 @@ def test_lbfgs_first_step_is_the_laplace_newton_step(rng):
     # the Laplace start moved 0.3 posterior sds (whitened) along the means, L-BFGS-B's first
     # trial step, the Newton step u = -g of its scaled unit, lands on the optimum: one
     # gradient, where scipy's unit-length first step overshoots 3-fold and backs off (two)
-    P, m = np.array([[4.0, 1.5, 0.0], [1.5, 2.0, -0.3], [0.0, -0.3, 1.0]]), np.ones(3)
-
-    def log_density(z):
-        return -0.5 * anp.sum(((z - m) @ P) * (z - m), axis=1)
-    half = rng.standard_normal((5, 3))
-    objective = dadvi.Objective(log_density, MEAN_FIELD, np.concatenate([half, -half]))
-    optimum, precision = dadvi.laplace_start(log_density, MEAN_FIELD, MEAN_FIELD.init(3, 0.1),
-                                              objective)
-    forward, _ = dadvi_optimize._frame(optimum, MEAN_FIELD, precision, objective.Z)
+    objective, optimum, precision, forward = _gaussian_at_its_laplace_start(rng)
     offset = 0.3 * np.array([0.6, 0.0, 0.8, 0.0, 0.0, 0.0])           # whitened length 0.3
     start = optimum + forward(offset)
     objective(start)                                    # the start's gradient, cached
