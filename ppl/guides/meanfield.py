@@ -127,8 +127,8 @@ class MeanField:
     def entropy(self, theta):
         """Closed-form entropy: sum(log_sigma) + D/2 (1 + log 2 pi) (a scalar)."""
         if _second_order(theta):
-            return anp.sum(theta[theta.shape[0] // 2:]) + 0.5 * (theta.shape[0] // 2) * (
-                1.0 + _LOG_2PI)
+            D = theta.shape[0] // 2
+            return anp.sum(theta[D:]) + 0.5 * D * (1.0 + _LOG_2PI)
         return _entropy(theta)
 
     def log_q(self, theta, zeta):
