@@ -14,9 +14,25 @@ deviation of the summary ``ppl`` would print, and of q's own draws (40,000, no c
     python benchmarks/gp_flow_diagnosis.py --seeds 0 --variants flow:2,100,5 flow:4,200,5,0.03
     python benchmarks/gp_flow_diagnosis.py --seeds 0 --stream own
 
-A variant is GUIDE,WINDOW,MC_SAMPLES[,LR]: the flow's phase takes 20 x MC_SAMPLES draws per step
-(ppl.guides.Flow.draws_scale) and WINDOW steps per convergence window; LR fixes the base step
-size instead of the search. The defaults of ``--guide auto`` are flow:2,100,5.
+A variant is GUIDE,WINDOW,MC_SAMPLES[,LR][,PLACE]: the flow's phase takes 12 x MC_SAMPLES draws
+per step (ppl.guides.Flow.draws_scale) and WINDOW steps per convergence window; LR fixes the base
+step size instead of the search ('-' keeps the search). The defaults of ``--guide auto`` are
+flow:2,100,5. PLACE says where the IAF layers act and in which frame (the flow's phase is
+fitted in u, zeta = m0 + W u, with W the start's factor, lower triangular under auto):
+- noise (auto's flow): zeta = m0 + W (mu + A g(eps)), A = I at the start: the layers act on
+  the noise, and since W is triangular, eps_i is the standardized i-th latent given the earlier
+  ones (the layers' autoregressive order is the model's declaration order);
+- sym: the same, with W replaced by the symmetric square root of W W^T (same start q): the
+  layers' order then means nothing in the model's terms;
+- frame: the layers after the affine map, u = c + C g(mu + A eps), A = C = I at the start;
+- model: the layers after the affine map in the model's standardized coordinates,
+  zeta = m0 + W (c + C g(mu + A eps)) with A = diag(1/sd) W, C = W^-1 diag(sd) at the start
+  (AfterFlow.model_start), so g sees (zeta - m0) / sd;
+- model-fixed: as model, with c and C held at their start (the layers stay in those coordinates).
+The layers-after flows are benchmarks/flow_placement.py's, not ppl's.
+
+    python benchmarks/gp_flow_diagnosis.py --seeds 0 1 2 3 4 --variants flow:2,100,5 \
+        flow:2,100,5,-,sym flow:2,100,5,-,frame flow:2,100,5,-,model [--reverse]
 """
 from __future__ import annotations
 
@@ -32,9 +48,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import posteriordb_data as pdb  # noqa: E402
+from flow_placement import AfterFlow, FixedOuterFlow  # noqa: E402
 
 import ppl  # noqa: E402
+import ppl.guides.flow  # noqa: E402
+from ppl.guides import Flow  # noqa: E402
 from ppl.infer import advi, auto  # noqa: E402
+from ppl.infer.precondition import Frame  # noqa: E402
 
 NAME = "gp_pois_regr-gp_pois_regr"
 OWN_DRAWS = 40_000
@@ -53,14 +73,42 @@ def errors(fit, reference) -> tuple[float, float, float, float]:
     return float(np.abs(mean).max()), float(np.abs(sd).max()), mean[alpha], sd[alpha]
 
 
+def flow_phase(compiled, options, rng, warm, place: str):
+    """The flow's phase as advi._fit_family runs it from the fitted Gaussian ``warm`` (auto's
+    flow when ``place`` is 'noise'), with the layers placed as PLACE says (module docstring)."""
+    started = time.perf_counter()
+    D = compiled.dim
+    spec, _, layers = options.guide.partition(":")
+    kind = {"frame": AfterFlow, "model": AfterFlow, "model-fixed": FixedOuterFlow}
+    guide = kind.get(place, Flow)(D, int(layers or 2), "iaf")
+    m0, W = warm.guide.frame(warm.theta)
+    if place == "sym":
+        values, vectors = np.linalg.eigh(W @ W.T)
+        W = (vectors * np.sqrt(values)) @ vectors.T
+    theta = guide.model_start(W) if place.startswith("model") else guide.init(D, 1.0)
+    framed = Frame(compiled, m0, W)
+    phase = dataclasses.replace(options, window=options.window * guide.window_scale,
+                                iter=options.iter * guide.window_scale,
+                                mc_samples=options.mc_samples * guide.draws_scale)
+    second = advi._fit_plain(framed, guide, theta, phase, rng, None, False, started)
+    result = advi.AdviResult(guide, guide.push_affine(second.theta, m0, W), warm.names,
+                             np.concatenate([warm.elbo, second.elbo + framed.log_det]),
+                             second.converged, second.reason, warm.steps + second.steps,
+                             time.perf_counter() - started, second.lr,
+                             second.final_elbo + framed.log_det)
+    # as advi.fit does for a converged fit
+    return advi._checked(compiled, result) if result.reason == advi.CONVERGED else result
+
+
 def variant_row(fullrank, spec: str, rng, reference) -> str:
-    guide, window, mc_samples, *lr = spec.split(",")
+    parts = spec.split(",")
+    guide, window, mc_samples, lr, place = parts + ["-", "noise"][len(parts) - 3:]
     options = dataclasses.replace(fullrank.options, guide=guide, window=int(window),
                                   mc_samples=int(mc_samples),
-                                  lr=float(lr[0]) if lr else None)
+                                  lr=None if lr == "-" else float(lr))
     started = time.process_time()
     try:
-        result = advi.fit(fullrank.compiled, options, rng, None, fullrank.result)
+        result = flow_phase(fullrank.compiled, options, rng, fullrank.result, place)
     except ppl.PplError as error:   # a diverged fit: auto records it as failed
         return (f"| {fullrank.options.seed} | {spec} | {time.process_time() - started:.1f} | "
                 f"failed: {str(error).splitlines()[0].split('error: ')[-1]} |")
@@ -70,7 +118,7 @@ def variant_row(fullrank, spec: str, rng, reference) -> str:
         fit.options, correct="none", draws=OWN_DRAWS), _cache={})
     shown, q = errors(fit, reference), errors(own, reference)
     steps = result.steps - fullrank.result.steps
-    return (f"| {fullrank.options.seed} | {spec} | {seconds:.1f} | {steps} | "
+    return (f"| {fullrank.options.seed} | {spec} | {seconds:.1f} | {steps} @ {result.lr:.3g} | "
             f"{result.final_elbo:.2f} | {fit.khat:.2f} | {fit.psis.ess:.0f} | "
             f"{'yes' if fit.corrected else 'no'} | {shown[0]:.3f} / {shown[1]:.3f} | "
             f"{q[0]:.3f} / {q[1]:.3f} | {q[2]:+.2f} / {q[3]:+.2f} |")
@@ -81,11 +129,17 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
     parser.add_argument("--stream", choices=("auto", "own"), default="auto")
+    parser.add_argument("--reverse", action="store_true",
+                        help="every IAF layer's order reversed (the first layer then runs from "
+                             "the last latent to the first)")
     args = parser.parse_args(argv)
+    if args.reverse:   # a probe's switch: the masks are looked up by this name at each pass
+        made_masks = ppl.guides.flow._made_masks
+        ppl.guides.flow._made_masks = lambda D, H, reverse: made_masks(D, H, 1 - reverse)
     warnings.simplefilter("ignore")   # the data's unused 'y', and the fits' own warnings
     model, data = ppl.load(pdb.model_path(NAME)), pdb.load_data(NAME)
     reference = pdb.load_reference(NAME)
-    print("| seed | flow variant | CPU s | steps | ELBO | k̂ | ESS of 4000 | corrected | "
+    print("| seed | flow variant | CPU s | steps @ lr | ELBO | k̂ | ESS of 4000 | corrected | "
           "shown: max mean err / sd dev | q's own | q's own alpha: mean / sd |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:

@@ -216,9 +216,8 @@ class Flow:
         theta): log q(g(eps)) = log N(eps) - log|det J(eps)| differentiated in eps gives
         J^T grad_zeta log q = -eps - grad_eps log|det|. No inverse pass is needed."""
         theta0, D = getval(theta), self.D
-        A = theta0[D:D + D * D].reshape(D, D)
-        u = _iaf_path_cotangent(theta0[D + D * D:], np.asarray(eps, dtype=float), A, D,
-                                hidden_units(D), self.K)
+        A, eps = theta0[D:D + D * D].reshape(D, D), np.asarray(eps, dtype=float)
+        u = _iaf_path_cotangent(theta0[D + D * D:], eps, eps, A, D, hidden_units(D), self.K)
         path = anp.sum(zeta * u)
         return getval(entropy) + path - getval(path)
 
@@ -368,9 +367,11 @@ def _iaf_backward(g, layers, eps, D, H, K):
     return np.concatenate([part for layer in reversed(grads) for part in layer]), gy
 
 
-def _iaf_path_cotangent(layers, eps, A, D, H, K):
-    """-grad_zeta log q(zeta) / S [S, D] at zeta = mu + A g(eps), eps [S, D]: J^-T (eps +
-    grad_eps log|det|) / S with J = A J_K ... J_1 (see Flow._path_entropy). Layer k's
+def _iaf_path_cotangent(layers, eps, rhs, A, D, H, K):
+    """-grad_zeta log q(zeta) / S [S, D] at zeta = mu + A g(eps), eps [S, D]: J^-T (rhs +
+    grad_eps log|det|) / S with J = A J_K ... J_1 (see Flow._path_entropy), rhs [S, D] = eps
+    there (a flow whose layers follow an affine map, benchmarks/flow_placement.py, passes its
+    own). Layer k's
     Jacobian: y_i = x_i e_i + t_i with e = exp(s), s = S_MAX tanh(u / S_MAX), [u, t] = tanh(x
     W1 + b1) W2 + b2, so dy_i/dx_j = delta_ij e_i + x_i e_i ds_i/du_i du_i/dx_j + dt_i/dx_j
     (triangular in the layer's order with diagonal e: s_i and t_i do not see x_i)."""
@@ -390,7 +391,7 @@ def _iaf_path_cotangent(layers, eps, A, D, H, K):
         layer_T = scale[:, None, :] * d_out[:, :, :D] + d_out[:, :, D:]  # [S, j, i]
         layer_T[:, np.arange(D), np.arange(D)] += e
         J_T = layer_T @ J_T
-    return np.linalg.solve(J_T, (eps + gy)[:, :, None])[:, :, 0] / eps.shape[0]
+    return np.linalg.solve(J_T, (rhs + gy)[:, :, None])[:, :, 0] / eps.shape[0]
 
 
 defvjp(_iaf_chain,

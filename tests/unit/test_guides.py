@@ -278,6 +278,77 @@ def test_path_gradient_is_zero_when_q_is_the_target(rng):
     assert np.max(np.abs(_elbo_grad(plain, log_p)(theta, e))) > 1e-2
 
 
+def test_path_cotangent_solves_with_the_given_right_hand_side(rng):
+    # _iaf_path_cotangent(layers, x, rhs, B) = (B J_g(x))^-T (rhs + grad_x log|det J_g|) / S,
+    # with the Jacobian J_g of the layers and the gradient of their log-determinant from
+    # autograd as the reference (the flow itself passes rhs = x = eps, B = A).
+    from ppl.guides.flow import _iaf_chain, _iaf_path_cotangent, hidden_units
+    flow = Flow(4, 2)
+    D, H = 4, hidden_units(4)
+    layers = flow_theta(flow, rng)[D + D * D:]
+    x, rhs = rng.standard_normal((3, D)), rng.standard_normal((3, D))
+    B = rng.standard_normal((D, D)) + 3 * np.eye(D)
+    got = _iaf_path_cotangent(layers, x, rhs, B, D, H, 2)
+    for i in range(3):
+        J = jacobian(lambda v: _iaf_chain(layers, v[None], D, H, 2)[0, :D])(x[i])
+        g = grad(lambda v: _iaf_chain(layers, v[None], D, H, 2)[0, D])(x[i])
+        expected = np.linalg.solve((B @ J).T, rhs[i] + g) / 3
+        np.testing.assert_allclose(got[i], expected, rtol=1e-9, atol=1e-12)
+
+
+def _placement():
+    """benchmarks/flow_placement.py: the layers-after flow gp_flow_diagnosis.py measures."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "flow_placement.py"
+    spec = importlib.util.spec_from_file_location("flow_placement", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("D, K", [(1, 2), (3, 2), (5, 3)])
+def test_layers_after_the_affine_map_are_a_flow(D, K, rng):
+    # the probe's flow zeta = c + C g(mu + A eps): exact log-determinant (autograd's
+    # Jacobian), exact inverse, and the path gradient equal to the stop-gradient through log q
+    # (as test_path_gradient_is_the_stop_gradient_through_log_q for ppl's flow)
+    from ppl.infer.elbo import _stl_surrogate
+    module = _placement()
+    flow = module.AfterFlow(D, K)
+    plain = type("PlainAfter", (module.AfterFlow,), {"path_gradient": False})(D, K)
+    theta, eps = flow_theta(flow, rng), rng.standard_normal((6, D))
+    zeta, log_det = flow.forward(theta, eps)
+    for i in range(3):
+        J = jacobian(lambda e: flow.draw(theta, e[None])[0])(eps[i])
+        np.testing.assert_allclose(log_det[i], np.linalg.slogdet(J)[1], rtol=1e-10, atol=1e-10)
+    back, log_det_back = flow.inverse(theta, zeta)
+    np.testing.assert_allclose(back, eps, atol=1e-10)
+    np.testing.assert_allclose(log_det_back, log_det, atol=1e-10)
+    reference = grad(_stl_surrogate, 1)(_target, theta, eps, plain)
+    np.testing.assert_allclose(_elbo_grad(flow, _target)(theta, eps), reference,
+                               rtol=1e-9, atol=1e-11)
+
+
+def test_layers_after_start_in_the_model_coordinates_at_the_same_gaussian(rng):
+    # model_start in the frame zeta = m0 + W u, pushed back: the same q as ppl's flow warm
+    # started at N(m0, W W^T) (same log q at the same points), with the layers' input the
+    # model's coordinates standardized: A = diag(1/sd) W and C A = I before the push
+    module = _placement()
+    D = 4
+    flow, W = module.AfterFlow(D, 2), np.linalg.cholesky(np.cov(rng.standard_normal((D, 9))))
+    m0, sd = rng.standard_normal(D), np.sqrt(np.sum(W * W, axis=1))
+    start = flow.model_start(W)
+    mu, A, _ = flow._unpack(start)
+    np.testing.assert_allclose(A, W / sd[:, None])
+    np.testing.assert_allclose(flow._outer(start)[1] @ A, np.eye(D), atol=1e-12)
+    pushed = flow.push_affine(start, m0, W)
+    gaussian = Flow(D, 2).push_affine(Flow(D, 2).init(D, 1.0), m0, W)
+    zeta = m0 + 2 * rng.standard_normal((5, D))
+    np.testing.assert_allclose(flow.log_q(pushed, zeta), Flow(D, 2).log_q(gaussian, zeta),
+                               rtol=1e-10)
+    np.testing.assert_allclose(flow.frame(pushed)[0], m0, atol=1e-12)
+
+
 @pytest.mark.parametrize("guide", FAMILY_OBJECTS, ids=str)
 def test_to_dict_round_trips(guide, rng):
     D = dim_of(guide)
