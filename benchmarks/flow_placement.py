@@ -42,9 +42,9 @@ class AfterFlow(Flow):
         by their sds under N(m0, W W^T): A = diag(1/sd) W, C = W^-1 diag(sd) (C A = I)."""
         D, W = self.D, np.asarray(W, dtype=float)
         sd = np.sqrt(np.sum(W * W, axis=1))
-        theta = self.init(D, 1.0)
+        theta, at = self.init(D, 1.0), D + D * D + self._layer_size() + D
         theta[D:D + D * D] = (W / sd[:, None]).ravel()
-        theta[-D * D:] = np.linalg.solve(W, np.diag(sd)).ravel()
+        theta[at:at + D * D] = np.linalg.solve(W, np.diag(sd)).ravel()
         return theta
 
     def forward(self, theta, eps):
@@ -87,7 +87,7 @@ class AfterFlow(Flow):
         A, C = theta[D:D + D * D].reshape(D, D), self._outer(theta)[1]
         at = D + D * D + self._layer_size()
         scale[at:at + D] = np.sqrt(np.sum((C @ A) ** 2, axis=1))
-        scale[at + D:] = np.repeat(np.sqrt(np.sum(C * C, axis=1)), D)
+        scale[at + D:at + D + D * D] = np.repeat(np.sqrt(np.sum(C * C, axis=1)), D)
         return scale
 
     def frame(self, theta):
@@ -102,7 +102,9 @@ class AfterFlow(Flow):
         theta, D = np.asarray(theta, dtype=float), self.D
         W = np.diag(W) if np.ndim(W) == 1 else np.asarray(W)
         c, C = self._outer(theta)
-        return np.concatenate([theta[:-D - D * D], m0 + W @ c, (W @ C).ravel()])
+        at = D + D * D + self._layer_size()
+        return np.concatenate([theta[:at], m0 + W @ c, (W @ C).ravel(),
+                               theta[at + D + D * D:]])
 
 
 @dataclass(frozen=True)
@@ -113,3 +115,70 @@ class FixedOuterFlow(AfterFlow):
     def _outer(self, theta):
         c, C = super()._outer(theta)
         return getval(c), getval(C)
+
+
+@dataclass(frozen=True)
+class SinhArcsinhFlow(AfterFlow):
+    """AfterFlow with an elementwise sinh-arcsinh map h between the layers and C (Jones and
+    Pewsey 2009, "Sinh-arcsinh distributions", Biometrika): zeta = c + C h(g(mu + A eps)),
+    h_i(x) = sinh(d_i arcsinh(x) + a_i), a skew a_i and a tail weight d_i per coordinate (the
+    identity at a = 0, d = 1), after model_start on each standardized latent. theta ends with
+    a [D] and log d [D]."""
+
+    def init(self, D: int, init_scale: float) -> np.ndarray:
+        return np.concatenate([super().init(D, init_scale), np.zeros(2 * D)])
+
+    def _skew(self, theta):
+        D = self.D
+        return theta[-2 * D:-D], anp.exp(theta[-D:])
+
+    def _h(self, theta, x):
+        """(h(x) [S, D], log h'(x) [S, D], d log h'(x) / dx [S, D]) for the map's input x."""
+        a, d = self._skew(theta)
+        v = d * anp.arcsinh(x) + a
+        root = anp.sqrt(1.0 + x * x)
+        log_h_prime = anp.log(anp.cosh(v)) + anp.log(d) - anp.log(root)
+        return anp.sinh(v), log_h_prime, anp.tanh(v) * d / root - x / (root * root)
+
+    def forward(self, theta, eps):
+        D = self.D
+        mu, A = theta[:D], anp.reshape(theta[D:D + D * D], (D, D))
+        c, C = self._outer(theta)
+        layers = theta[D + D * D:D + D * D + self._layer_size()]
+        out = _iaf_chain(layers, mu + eps @ A.T, D, hidden_units(D), self.K)
+        w, log_h_prime, _ = self._h(theta, out[:, :D])
+        log_det = (out[:, D] + anp.sum(log_h_prime, axis=1) + anp.linalg.slogdet(A)[1]
+                   + anp.linalg.slogdet(C)[1])
+        return c + w @ C.T, log_det
+
+    def inverse(self, theta, zeta):
+        mu, A, layers = self._unpack(theta)
+        c, C = self._outer(theta)
+        a, d = self._skew(theta)
+        x = anp.sinh((anp.arcsinh(anp.linalg.solve(C, (zeta - c).T).T) - a) / d)
+        log_det = (anp.sum(self._h(theta, x)[1], axis=1) + anp.linalg.slogdet(A)[1]
+                   + anp.linalg.slogdet(C)[1])
+        for k in reversed(range(self.K)):
+            x, layer_log_det = self._layer_inverse(k, layers[k], x)
+            log_det = log_det + layer_log_det
+        return anp.linalg.solve(A, (x - mu).T).T, log_det
+
+    def _path_entropy(self, theta, eps, zeta, entropy):
+        """J = C diag(h'(x)) J_g(y) A: the cotangent C^-T diag(1/h') J_g^-T (A^-T eps +
+        grad_y [log|det J_g| + sum log h'(g(y))]) / S; the h term's gradient in y by the
+        layers' backpropagation (ppl.guides.flow._iaf_backward)."""
+        from ppl.guides.flow import _iaf_backward
+        theta0, D, H = getval(theta), self.D, hidden_units(self.D)
+        mu, A = theta0[:D], theta0[D:D + D * D].reshape(D, D)
+        eps = np.asarray(eps, dtype=float)
+        layers = theta0[D + D * D:D + D * D + self._layer_size()]
+        y = mu + eps @ A.T
+        x = _iaf_chain(layers, y, D, H, self.K)[:, :D]
+        _, log_h_prime, slope = self._h(theta0, x)
+        cotangent = np.concatenate([slope, np.zeros((eps.shape[0], 1))], axis=1)
+        g_h = _iaf_backward(cotangent, layers, y, D, H, self.K)[1]
+        u = _iaf_path_cotangent(layers, y, np.linalg.solve(A.T, eps.T).T + g_h, np.eye(D), D,
+                                H, self.K) / np.exp(log_h_prime)
+        u = np.linalg.solve(self._outer(theta0)[1].T, u.T).T
+        path = anp.sum(zeta * u)
+        return getval(entropy) + path - getval(path)

@@ -28,7 +28,9 @@ fitted in u, zeta = m0 + W u, with W the start's factor, lower triangular under 
 - model: the layers after the affine map in the model's standardized coordinates,
   zeta = m0 + W (c + C g(mu + A eps)) with A = diag(1/sd) W, C = W^-1 diag(sd) at the start
   (AfterFlow.model_start), so g sees (zeta - m0) / sd;
-- model-fixed: as model, with c and C held at their start (the layers stay in those coordinates).
+- model-fixed: as model, with c and C held at their start (the layers stay in those coordinates);
+- model-sas: as model, with an elementwise sinh-arcsinh map (a skew and a tail weight per
+  latent) between the layers and C.
 The layers-after flows are benchmarks/flow_placement.py's, not ppl's.
 
     python benchmarks/gp_flow_diagnosis.py --seeds 0 1 2 3 4 --variants flow:2,100,5 \
@@ -48,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import posteriordb_data as pdb  # noqa: E402
-from flow_placement import AfterFlow, FixedOuterFlow  # noqa: E402
+from flow_placement import AfterFlow, FixedOuterFlow, SinhArcsinhFlow  # noqa: E402
 
 import ppl  # noqa: E402
 import ppl.guides.flow  # noqa: E402
@@ -57,20 +59,21 @@ from ppl.infer import advi, auto  # noqa: E402
 from ppl.infer.precondition import Frame  # noqa: E402
 
 NAME = "gp_pois_regr-gp_pois_regr"
+ELEMENT = {NAME: "alpha", "eight_schools-eight_schools_centered": "tau"}   # its own column
 OWN_DRAWS = 40_000
 DEFAULT_VARIANTS = ("flow:2,100,5", "flow:2,200,5", "flow:2,100,15", "flow:4,100,5",
                     "flow:4,200,5")
 
 
-def errors(fit, reference) -> tuple[float, float, float, float]:
-    """(max |mean error| in reference sds, max |sd / reference sd - 1|, alpha's two)."""
+def errors(fit, reference, element: str) -> tuple[float, float, float, float]:
+    """(max |mean error| in reference sds, max |sd / reference sd - 1|, the element's two)."""
     summary = fit.summary().to_dict()
     names = list(reference)
     mean = np.array([(summary[e]["mean"] - reference[e]["mean"]) / reference[e]["sd"]
                      for e in names])
     sd = np.array([summary[e]["sd"] / reference[e]["sd"] - 1 for e in names])
-    alpha = names.index("alpha")
-    return float(np.abs(mean).max()), float(np.abs(sd).max()), mean[alpha], sd[alpha]
+    at = names.index(element)
+    return float(np.abs(mean).max()), float(np.abs(sd).max()), mean[at], sd[at]
 
 
 def flow_phase(compiled, options, rng, warm, place: str):
@@ -79,7 +82,8 @@ def flow_phase(compiled, options, rng, warm, place: str):
     started = time.perf_counter()
     D = compiled.dim
     spec, _, layers = options.guide.partition(":")
-    kind = {"frame": AfterFlow, "model": AfterFlow, "model-fixed": FixedOuterFlow}
+    kind = {"frame": AfterFlow, "model": AfterFlow, "model-fixed": FixedOuterFlow,
+            "model-sas": SinhArcsinhFlow}
     guide = kind.get(place, Flow)(D, int(layers or 2), "iaf")
     m0, W = warm.guide.frame(warm.theta)
     if place == "sym":
@@ -100,7 +104,7 @@ def flow_phase(compiled, options, rng, warm, place: str):
     return advi._checked(compiled, result) if result.reason == advi.CONVERGED else result
 
 
-def variant_row(fullrank, spec: str, rng, reference) -> str:
+def variant_row(fullrank, spec: str, rng, reference, element: str) -> str:
     parts = spec.split(",")
     guide, window, mc_samples, lr, place = parts + ["-", "noise"][len(parts) - 3:]
     options = dataclasses.replace(fullrank.options, guide=guide, window=int(window),
@@ -116,7 +120,7 @@ def variant_row(fullrank, spec: str, rng, reference) -> str:
     fit = dataclasses.replace(fullrank, result=result, _cache={})
     own = dataclasses.replace(fit, options=dataclasses.replace(
         fit.options, correct="none", draws=OWN_DRAWS), _cache={})
-    shown, q = errors(fit, reference), errors(own, reference)
+    shown, q = errors(fit, reference, element), errors(own, reference, element)
     steps = result.steps - fullrank.result.steps
     return (f"| {fullrank.options.seed} | {spec} | {seconds:.1f} | {steps} @ {result.lr:.3g} | "
             f"{result.final_elbo:.2f} | {fit.khat:.2f} | {fit.psis.ess:.0f} | "
@@ -129,6 +133,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
     parser.add_argument("--stream", choices=("auto", "own"), default="auto")
+    parser.add_argument("--posterior", default=NAME,
+                        help="another posteriordb posterior (auto's start as for gp_pois_regr)")
     parser.add_argument("--reverse", action="store_true",
                         help="every IAF layer's order reversed (the first layer then runs from "
                              "the last latent to the first)")
@@ -137,10 +143,11 @@ def main(argv=None) -> int:
         made_masks = ppl.guides.flow._made_masks
         ppl.guides.flow._made_masks = lambda D, H, reverse: made_masks(D, H, 1 - reverse)
     warnings.simplefilter("ignore")   # the data's unused 'y', and the fits' own warnings
-    model, data = ppl.load(pdb.model_path(NAME)), pdb.load_data(NAME)
-    reference = pdb.load_reference(NAME)
+    model, data = ppl.load(pdb.model_path(args.posterior)), pdb.load_data(args.posterior)
+    reference = pdb.load_reference(args.posterior)
+    element = ELEMENT.get(args.posterior, next(iter(reference)))
     print("| seed | flow variant | CPU s | steps @ lr | ELBO | k̂ | ESS of 4000 | corrected | "
-          "shown: max mean err / sd dev | q's own | q's own alpha: mean / sd |")
+          f"shown: max mean err / sd dev | q's own | q's own {element}: mean / sd |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         started = time.process_time()
@@ -150,7 +157,7 @@ def main(argv=None) -> int:
         start = auto.fullrank_start(fit.compiled, fit.options, rng, meanfield)
         base = time.process_time() - started
         fullrank = dataclasses.replace(fit, result=start, _cache={})
-        shown = errors(fullrank, reference)
+        shown = errors(fullrank, reference, element)
         print(f"| {seed} | (auto's flow start, mean field included) | {base:.1f} | "
               f"{start.steps} | {meanfield.final_elbo:.2f} | "
               f"{fullrank.khat:.2f} | {fullrank.psis.ess:.0f} | "
@@ -159,7 +166,7 @@ def main(argv=None) -> int:
         for spec in args.variants:
             stream = (copy.deepcopy(rng) if args.stream == "auto"
                       else np.random.default_rng([seed, 11]))
-            print(variant_row(fullrank, spec, stream, reference), flush=True)
+            print(variant_row(fullrank, spec, stream, reference, element), flush=True)
     return 0
 
 

@@ -307,15 +307,16 @@ def _placement():
     return module
 
 
+@pytest.mark.parametrize("name", ["AfterFlow", "SinhArcsinhFlow"])
 @pytest.mark.parametrize("D, K", [(1, 2), (3, 2), (5, 3)])
-def test_layers_after_the_affine_map_are_a_flow(D, K, rng):
-    # the probe's flow zeta = c + C g(mu + A eps): exact log-determinant (autograd's
-    # Jacobian), exact inverse, and the path gradient equal to the stop-gradient through log q
-    # (as test_path_gradient_is_the_stop_gradient_through_log_q for ppl's flow)
+def test_layers_after_the_affine_map_are_a_flow(name, D, K, rng):
+    # the probe's flows zeta = c + C g(mu + A eps) and c + C h(g(mu + A eps)): exact
+    # log-determinant (autograd's Jacobian), exact inverse, and the path gradient equal to the
+    # stop-gradient through log q (as test_path_gradient_is_the_stop_gradient_through_log_q)
     from ppl.infer.elbo import _stl_surrogate
-    module = _placement()
-    flow = module.AfterFlow(D, K)
-    plain = type("PlainAfter", (module.AfterFlow,), {"path_gradient": False})(D, K)
+    kind = getattr(_placement(), name)
+    flow = kind(D, K)
+    plain = type("Plain", (kind,), {"path_gradient": False})(D, K)
     theta, eps = flow_theta(flow, rng), rng.standard_normal((6, D))
     zeta, log_det = flow.forward(theta, eps)
     for i in range(3):
@@ -329,13 +330,14 @@ def test_layers_after_the_affine_map_are_a_flow(D, K, rng):
                                rtol=1e-9, atol=1e-11)
 
 
-def test_layers_after_start_in_the_model_coordinates_at_the_same_gaussian(rng):
+@pytest.mark.parametrize("name", ["AfterFlow", "SinhArcsinhFlow"])
+def test_layers_after_start_in_the_model_coordinates_at_the_same_gaussian(name, rng):
     # model_start in the frame zeta = m0 + W u, pushed back: the same q as ppl's flow warm
     # started at N(m0, W W^T) (same log q at the same points), with the layers' input the
     # model's coordinates standardized: A = diag(1/sd) W and C A = I before the push
-    module = _placement()
     D = 4
-    flow, W = module.AfterFlow(D, 2), np.linalg.cholesky(np.cov(rng.standard_normal((D, 9))))
+    flow = getattr(_placement(), name)(D, 2)
+    W = np.linalg.cholesky(np.cov(rng.standard_normal((D, 9))))
     m0, sd = rng.standard_normal(D), np.sqrt(np.sum(W * W, axis=1))
     start = flow.model_start(W)
     mu, A, _ = flow._unpack(start)
