@@ -22,7 +22,7 @@ from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
 from .evaluate import compile_expr, data_lets, dist_param_fns, evaluate_data, lift
 from .frontend.enumeration import plan
-from .fused import DENSITIES, add_terms, density_total
+from .fused import DENSITIES, Pending, add_terms, density_total, settle
 from .kernels import fuse_model
 
 _EXPR_TYPES = get_args(ir.Expr)
@@ -87,13 +87,16 @@ class _Counter:
         return covered
 
 
-def _density_total(step, value, params: dict):
+def _density_total(step, value, params: dict, pending: bool = False):
     """``step.count(step.cls.log_density(value, **params))`` [S]; a Normal's, HalfNormal's,
     Cauchy's or HalfCauchy's in one autograd primitive (fused.density_total: the same value
-    and gradient, one traced operation for seven to nine) when ``step.fused``."""
+    and gradient, one traced operation for seven to nine) when ``step.fused``, or with
+    ``pending`` a fused.Pending that the log joint's sum of terms computes."""
     if step.fused:
         mu, sigma = params.get("mu", 0.0), params["sigma"]
         if step.count.covers(value, mu, sigma):
+            if pending:
+                return Pending(step.cls.name, value, mu, sigma)
             return density_total(step.cls.name, value, mu, sigma)
     return step.count(step.cls.log_density(value, **params))
 
@@ -120,7 +123,7 @@ def _outside(guarded: tuple, params: dict, total):
         value = np.asarray(getval(params[name]))
         ok = np.asarray(constraint.check(value)) & ~np.isnan(value)
         bad = bad | ~np.all(np.reshape(ok, (ok.shape[0], -1)), axis=1)
-    return anp.where(bad, -np.inf, total) if bad.any() else total
+    return anp.where(bad, -np.inf, settle(total)) if bad.any() else total
 
 
 def _bounds(support, rank: int, data_env):
@@ -181,6 +184,11 @@ class _LatentStep:
 
     def term(self, zeta, env):
         """Sets env[name]; returns log prior + log|det J| [S]."""
+        return settle(self.pending(zeta, env))
+
+    def pending(self, zeta, env):
+        """``term`` as a term of fused.add_terms: the log prior a fused.Pending where it can
+        be, and a group (log prior, log|det J|) where there is a log-Jacobian."""
         x, bijector, u = self.value(zeta, env)
         params = {name: fn(env) for name, fn in self.params.items()}
         env[self.name] = x
@@ -189,10 +197,10 @@ class _LatentStep:
             return _outside(self.guarded, params, _sum_rest(-0.5 * u * u - _LOG_SQRT_2PI))
         # Truncated priors keep the untruncated density: the normalizing constant is dropped,
         # as in Stan (LANGUAGE.md, Types).
-        log_prior = _outside(self.guarded, params, _density_total(self, x, params))
+        log_prior = _outside(self.guarded, params, _density_total(self, x, params, True))
         if isinstance(bijector, Identity):
             return log_prior          # log|det J| = 0: no need to trace a sum of zeros
-        return log_prior + bijector.log_det_jacobian(u)
+        return log_prior, bijector.log_det_jacobian(u)
 
     def elements(self, env):
         """The log prior per element [n, *batch] in an enumerated environment."""
@@ -221,12 +229,15 @@ class _ParamStep(_LatentStep):
         self.cut = _cutter(offset, size, free_shape, rows=1)
 
     def term(self, zeta, env):
+        return settle(self.pending(zeta, env))
+
+    def pending(self, zeta, env):
         x, _, _ = self.value(zeta, env)
         env[self.name] = x
         if self.cls is None:
             return None
         params = {name: fn(env) for name, fn in self.params.items()}
-        return _outside(self.guarded, params, _density_total(self, x, params))
+        return _outside(self.guarded, params, _density_total(self, x, params, True))
 
 
 class _GuideStep:
@@ -267,6 +278,8 @@ class _LetStep:
         env[self.name] = self.fn(env)
         return None
 
+    pending = term
+
 
 class _InputStep(_LetStep):
     """A batched data array or data-only let, read at run time from ``inputs`` (name ->
@@ -301,9 +314,10 @@ class _ObserveStep:
         if kernel is not None:
             kernel.plain = self._log_density
 
-    def _log_density(self, env):
+    def _log_density(self, env, pending: bool = False):
         params = {name: fn(env) for name, fn in self.params.items()}
-        return _outside(self.guarded, params, _density_total(self, self.value, params))
+        return _outside(self.guarded, params,
+                        _density_total(self, self.value, params, pending))
 
     def elements(self, env):
         """The log density per element [S, *batch] (for enumeration; not guarded)."""
@@ -311,11 +325,14 @@ class _ObserveStep:
         return self.cls.log_density(self.value, **params)
 
     def term(self, zeta, env):
+        return settle(self.pending(zeta, env))
+
+    def pending(self, zeta, env):
         if self.constant is not None:
             return self.constant
         if self.kernel is not None:
             return self.kernel(env)
-        return self._log_density(env)
+        return self._log_density(env, True)
 
     def pointwise(self, env, n: int) -> np.ndarray:
         """log p(value element | parameters) per draw and per element: [n, *batch] (numpy),
@@ -349,6 +366,8 @@ class _FactorStep:
         if self.constant is not None:
             return self.constant
         return _sum_rest(self.fn(env))
+
+    pending = term
 
     def elements(self, env):
         return self.fn(env)
@@ -404,10 +423,11 @@ class Compiled:
         # a zero constant is not added (nor traced): 0 + x is x exactly
         terms = [self._constant + np.zeros(S)] if self._constant else []
         for step in self._live:
-            term = step.term(zeta, env)
+            term = step.pending(zeta, env)
             if term is not None:
                 terms.append(term)
-        # one traced operation for the whole sum (fused.add_terms), not one per term
+        # one traced operation for the whole sum and its densities (fused.add_terms), not
+        # one per term and one per density
         total = add_terms(terms) if terms else None
         if total is None or anp.shape(total) != (S,):
             total = anp.zeros(S) if total is None else total + anp.zeros(S)
@@ -769,6 +789,7 @@ def _scaled(step, factor: float):
     """The step with its term (and constant) multiplied by ``factor`` (minibatch scaling)."""
     term = step.term
     step.term = lambda zeta, env: _times(term(zeta, env), factor)
+    step.pending = step.term          # a scaled term is summed as a value
     if getattr(step, "constant", None) is not None:
         step.constant = step.constant * factor
     return step

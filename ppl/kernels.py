@@ -342,7 +342,7 @@ class FusedTerm:
             rows = np.stack([np.bincount(idx, weights=row, minlength=size) for row in grad_eta])
             grads.append(_unbroadcast(sign * rows, values[k]))
             k += 1
-        total = np.sum(grad_eta, axis=1)
+        total = np.sum(grad_eta, axis=1) if self.scalar_signs else None
         for sign in self.scalar_signs:
             grads.append(_unbroadcast(sign * total, values[k]))
             k += 1
