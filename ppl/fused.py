@@ -130,19 +130,31 @@ defvjp_argnums(_density_total, _density_total_vjp)
 # ----- the log joint's sum of terms as one primitive ---------------------------------------
 
 class Pending:
-    """``density_total(name, x, mu, sigma)`` not computed yet: ``add_terms`` computes it inside
-    its one primitive (one traced operation for the whole sum instead of one per density)."""
-    __slots__ = ("name", "x", "mu", "sigma")
+    """``density_total(name, x, lift(mu, k_mu), lift(sigma, k_sigma))`` not computed yet:
+    ``add_terms`` computes it inside its one primitive (one traced operation for the whole
+    sum, instead of one per density and one per lifted parameter). ``lifts`` = (k_mu,
+    k_sigma): ``evaluate.lift``'s singleton axes after the draw axis."""
+    __slots__ = ("name", "x", "mu", "sigma", "lifts")
 
-    def __init__(self, name: str, x, mu, sigma):
-        self.name, self.x, self.mu, self.sigma = name, x, mu, sigma
+    def __init__(self, name: str, x, mu, sigma, lifts: tuple = (0, 0)):
+        self.name, self.x, self.mu, self.sigma, self.lifts = name, x, mu, sigma, lifts
+
+
+def _lift(value, k: int, np_=np):
+    """``evaluate.lift``: [S, *shape] -> [S, 1 (k times), *shape]."""
+    if k == 0:
+        return value
+    shape = np.shape(value)
+    return np_.reshape(value, shape[:1] + (1,) * k + shape[1:])
 
 
 def settle(term):
     """A term of ``add_terms`` as a value: a Pending density computed (``density_total``), a
     group (tuple) summed left to right; anything else as it is."""
     if isinstance(term, Pending):
-        return density_total(term.name, term.x, term.mu, term.sigma)
+        k_mu, k_sigma = term.lifts
+        return density_total(term.name, term.x, _lift(term.mu, k_mu, anp),
+                             _lift(term.sigma, k_sigma, anp))
     if isinstance(term, tuple):
         total = settle(term[0])
         for part in term[1:]:
@@ -180,13 +192,14 @@ def add_terms(terms: list):
 
 def _flatten(term, args: list):
     """The term's entry in the primitive's spec, its arrays appended to ``args``: an argument
-    index (a value), (name, i_x, i_mu, i_sigma) (a density) or a list of entries (a group)."""
+    index (a value), (name, i_x, i_mu, i_sigma, (k_mu, k_sigma)) (a density) or a list of
+    entries (a group)."""
     if isinstance(term, tuple):
         return [_flatten(part, args) for part in term]
     if isinstance(term, Pending):
         at = len(args)
         args += (term.x, term.mu, term.sigma)
-        return term.name, at, at + 1, at + 2
+        return term.name, at, at + 1, at + 2, term.lifts
     args.append(term)
     return len(args) - 1
 
@@ -208,8 +221,9 @@ def _entry_value(entry, args, kept: dict):
         total = _total(entry, args, kept)
         kept[id(entry)] = np.shape(total)
         return total
-    name, i, j, k = entry
-    steps = kept[i] = _density_steps(name, args[i], args[j], args[k])
+    name, i, j, k, (k_mu, k_sigma) = entry
+    steps = kept[i] = _density_steps(name, args[i], _lift(args[j], k_mu),
+                                     _lift(args[k], k_sigma))
     return _sum_rest(steps[-1])
 
 
@@ -252,12 +266,16 @@ def _entry_grads(entry, g, args, kept: dict, wanted, grads: dict) -> None:
         for part in entry:
             _entry_grads(part, g, args, kept, wanted, grads)
         return
-    name, i, j, k = entry
+    name, i, j, k, lifts = entry
     which = [n for n in (i, j, k) if n in wanted]
-    if which:   # the sum's gradient to this density's total [S or 1] (or ())
-        g = _to_shape(g, np.shape(kept[i][-1])[:1])
-        grads.update(zip(which, _density_grads(name, args[i], args[j], args[k], kept[i], g,
-                                               [n - i + 1 for n in which])))
+    if not which:
+        return
+    g = _to_shape(g, np.shape(kept[i][-1])[:1])  # to this density's total [S or 1] (or ())
+    mu, sigma = _lift(args[j], lifts[0]), _lift(args[k], lifts[1])
+    for n, grad in zip(which, _density_grads(name, args[i], mu, sigma, kept[i], g,
+                                             [n - i + 1 for n in which])):
+        # a lifted parameter's gradient reshaped back, as autograd's VJP of reshape does
+        grads[n] = grad if n == i else np.reshape(grad, np.shape(args[n]))
 
 
 defvjp_argnums(_sum_terms, _sum_terms_vjp)

@@ -144,25 +144,30 @@ def test_add_terms_is_the_loop_of_additions_bit_for_bit(rng):
 
 
 def test_add_terms_with_densities_and_groups_is_the_loop_bit_for_bit(rng):
-    # pending densities (any shapes, constants among their parameters) and a group (a log
-    # prior plus its log-Jacobian) inside the one primitive, against the loop of settled
-    # terms; each argument's gradient checked, each weighted so that a gradient sent to the
-    # wrong argument cannot pass
-    x, mu, s = rng.normal(size=(5, 3)), rng.normal(size=(5, 1)), rng.normal(size=5)
+    # pending densities (any shapes, constants among their parameters, parameters lifted
+    # inside) and groups (a log prior plus its log-Jacobian) in the one primitive, against
+    # the loop of settled terms; each argument's gradient checked, each weighted so that a
+    # gradient sent to the wrong argument cannot pass. x, mu and y have two uses each; s's
+    # five uses happen to add their gradients in the traced order (a value with three or
+    # more uses may not: rounding, see above)
+    args = (rng.normal(size=(5, 3)), rng.normal(size=(5, 1)), rng.normal(size=5),
+            rng.normal(size=(5, 1)))
     w = np.arange(1.0, 6.0)
 
-    def terms(x, mu, s, fuse):
-        lifted = anp.reshape(anp.exp(s), (5, 1))
-        items = [Pending("Normal", x, mu, lifted), 0.5,
-                 (Pending("HalfCauchy", anp.exp(s), 0.0, 2.0), s),
-                 (anp.sin(s) * 2.0,), Pending("Cauchy", x[:, :1], 1.5, anp.exp(mu))]
+    def terms(x, mu, s, y, fuse):
+        items = [Pending("Normal", x, mu, anp.reshape(anp.exp(s), (5, 1))), 0.5,
+                 # parameters [S] lifted to [S, 1] inside (evaluate.lift)
+                 Pending("Normal", x * 2.0, anp.sin(s), anp.exp(s * 0.5), (1, 1)),
+                 (Pending("HalfCauchy", anp.exp(s * 2.0), 0.0, 2.0), anp.sin(s * 3.0)),
+                 (anp.cos(y) * 2.0,), Pending("Cauchy", y, 1.5, anp.exp(mu))]
         return anp.sum((add_terms(items) if fuse else settle(tuple(items))) * w)
-    for argnum in range(3):
-        got = grad(terms, argnum)(x, mu, s, True)
-        want = grad(terms, argnum)(x, mu, s, False)
-        assert got.shape == want.shape == (x, mu, s)[argnum].shape
+    for argnum in range(4):
+        got = grad(terms, argnum)(*args, True)
+        want = grad(terms, argnum)(*args, False)
+        assert got.shape == want.shape == args[argnum].shape
         np.testing.assert_array_equal(got, want)
-    assert terms(x, mu, s, True) == terms(x, mu, s, False)
+    assert terms(*args, True) == terms(*args, False)
     # without a trace: no primitive, the same value
-    np.testing.assert_array_equal(add_terms([Pending("Normal", x, mu, 2.0), s]),
-                                  settle((Pending("Normal", x, mu, 2.0), s)))
+    x, mu, s, _ = args
+    np.testing.assert_array_equal(add_terms([Pending("Normal", x, s, 2.0, (1, 0)), s]),
+                                  settle((Pending("Normal", x, s, 2.0, (1, 0)), s)))
