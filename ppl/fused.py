@@ -72,7 +72,8 @@ def _density_steps(name, x, mu, sigma, np_=np):
 
 def _sum_rest(t, np_=np):
     """Sum over every axis but the first, as compiler._sum_rest: [S, ...] -> [S]."""
-    return t if np_.ndim(t) <= 1 else np_.sum(t, axis=tuple(range(1, np_.ndim(t))))
+    ndim = t.ndim if type(t) is np.ndarray else np_.ndim(t)
+    return t if ndim <= 1 else np_.sum(t, axis=tuple(range(1, ndim)))
 
 
 def _density_total_vjp(argnums, ans, args, kwargs):
@@ -87,32 +88,37 @@ def _density_grads(name, x, mu, sigma, steps, g, argnums) -> tuple:
     """The gradients of (x, mu, sigma) = arguments (1, 2, 3) listed in ``argnums``, for an
     incoming gradient ``g`` of the density total [S] and the formula's ``steps``."""
     d, z, a, density = steps
-    shape = np.shape(density)
+    shape = _shape(density)
     # the sum's VJP: g repeated over the summed axes (autograd: reshape + zeros)
     if len(shape) > 1:
         g = np.reshape(g, shape[:1] + (1,) * (len(shape) - 1)) + np.zeros(shape)
     if DENSITIES[name][0] == "normal":   # a * z - log sigma - c: the product's VJPs, then
-        gz = a * g + _to_shape(-0.5 * (z * g), np.shape(z))             # a = -0.5 z's
+        gz = a * g + _to_shape(-0.5 * (z * g), _shape(z))             # a = -0.5 z's
     else:        # -log pi - log sigma - log1p(z * z): z * z's VJPs, both to z
-        gzz = _to_shape(-g, np.shape(a)) / (a + 1)
+        gzz = _to_shape(-g, _shape(a)) / (a + 1)
         gz = z * gzz + z * gzz
-    gd = _to_shape(gz / sigma, np.shape(d))
+    gd = _to_shape(gz / sigma, _shape(d))
     out = []
     for i in argnums:
         if i == 1:
-            out.append(_to_shape(gd, np.shape(x)))
+            out.append(_to_shape(gd, _shape(x)))
         elif i == 2:
-            out.append(_to_shape(-gd, np.shape(mu)))
+            out.append(_to_shape(-gd, _shape(mu)))
         else:    # the division's VJP plus the log's (-g / sigma)
-            out.append(_to_shape(-gz * d / sigma ** 2, np.shape(sigma))
-                       + _to_shape(-g, np.shape(sigma)) / sigma)
+            out.append(_to_shape(-gz * d / sigma ** 2, _shape(sigma))
+                       + _to_shape(-g, _shape(sigma)) / sigma)
     return tuple(out)
+
+
+def _shape(value) -> tuple:
+    """``np.shape``, without its dispatch for an array (called many times a step)."""
+    return value.shape if type(value) is np.ndarray else np.shape(value)
 
 
 def _to_shape(g, shape):
     """autograd's ``unbroadcast`` in plain numpy, summing in its order: leading axes first,
     then each axis of size 1 in ``shape`` (keepdims)."""
-    have = np.shape(g)
+    have = _shape(g)
     if have == shape:      # most calls: nothing to sum
         return g
     while len(have) > len(shape):
@@ -144,7 +150,7 @@ def _lift(value, k: int, np_=np):
     """``evaluate.lift``: [S, *shape] -> [S, 1 (k times), *shape]."""
     if k == 0:
         return value
-    shape = np.shape(value)
+    shape = _shape(value)
     return np_.reshape(value, shape[:1] + (1,) * k + shape[1:])
 
 
@@ -219,11 +225,12 @@ def _entry_value(entry, args, kept: dict):
         return args[entry]
     if isinstance(entry, list):
         total = _total(entry, args, kept)
-        kept[id(entry)] = np.shape(total)
+        kept[id(entry)] = _shape(total)
         return total
     name, i, j, k, (k_mu, k_sigma) = entry
-    steps = kept[i] = _density_steps(name, args[i], _lift(args[j], k_mu),
-                                     _lift(args[k], k_sigma))
+    mu, sigma = _lift(args[j], k_mu), _lift(args[k], k_sigma)
+    steps = _density_steps(name, args[i], mu, sigma)
+    kept[i] = (steps, mu, sigma)
     return _sum_rest(steps[-1])
 
 
@@ -259,23 +266,23 @@ def _entry_grads(entry, g, args, kept: dict, wanted, grads: dict) -> None:
     an incoming gradient ``g`` of the sum it is part of."""
     if isinstance(entry, int):
         if entry in wanted:
-            grads[entry] = _to_shape(g, np.shape(args[entry]))
+            grads[entry] = _to_shape(g, _shape(args[entry]))
         return
     if isinstance(entry, list):
         g = _to_shape(g, kept[id(entry)])
         for part in entry:
             _entry_grads(part, g, args, kept, wanted, grads)
         return
-    name, i, j, k, lifts = entry
+    name, i, j, k, _ = entry
     which = [n for n in (i, j, k) if n in wanted]
     if not which:
         return
-    g = _to_shape(g, np.shape(kept[i][-1])[:1])  # to this density's total [S or 1] (or ())
-    mu, sigma = _lift(args[j], lifts[0]), _lift(args[k], lifts[1])
-    for n, grad in zip(which, _density_grads(name, args[i], mu, sigma, kept[i], g,
+    steps, mu, sigma = kept[i]
+    g = _to_shape(g, _shape(steps[-1])[:1])  # to this density's total [S or 1] (or ())
+    for n, grad in zip(which, _density_grads(name, args[i], mu, sigma, steps, g,
                                              [n - i + 1 for n in which])):
         # a lifted parameter's gradient reshaped back, as autograd's VJP of reshape does
-        grads[n] = grad if n == i else np.reshape(grad, np.shape(args[n]))
+        grads[n] = grad if n == i else np.reshape(grad, _shape(args[n]))
 
 
 defvjp_argnums(_sum_terms, _sum_terms_vjp)
