@@ -89,16 +89,13 @@ class _Counter:
         return covered
 
 
-def _density_total(step, value, params: dict, pending: bool = False):
+def _density_total(step, value, params: dict):
     """``step.count(step.cls.log_density(value, **params))`` [S]; a Normal's, HalfNormal's,
     Cauchy's or HalfCauchy's in one autograd primitive (fused.density_total: the same value
-    and gradient, one traced operation for seven to nine) when ``step.fused``, or with
-    ``pending`` a fused.Pending that the log joint's sum of terms computes."""
+    and gradient, one traced operation for seven to nine) when ``step.fused``."""
     if step.fused:
         mu, sigma = params.get("mu", 0.0), params["sigma"]
         if step.count.covers(value, mu, sigma):
-            if pending:
-                return Pending(step.cls.name, value, mu, sigma)
             return density_total(step.cls.name, value, mu, sigma)
     return step.count(step.cls.log_density(value, **params))
 
@@ -107,9 +104,9 @@ def _pending_density(step, value, env):
     """``step``'s log density at ``value`` [S or 1] guarded as ``_outside``, as a term of
     fused.add_terms: a fused.Pending where it can be. Its parameters are read before their
     lifting (``step.raw``), which the sum of terms does itself: no traced reshape."""
-    if step.raw is None:
+    if step.raw is None:       # not fused: the density as a value
         params = {name: fn(env) for name, fn in step.params.items()}
-        return _outside(step.guarded, params, _density_total(step, value, params, True))
+        return _outside(step.guarded, params, _density_total(step, value, params))
     raw = {name: fn(env) for name, (fn, _) in step.raw.items()}
     mu, sigma = raw.get("mu", 0.0), raw["sigma"]
     k_mu, k_sigma = step.raw["mu"][1] if "mu" in raw else 0, step.raw["sigma"][1]
