@@ -177,9 +177,9 @@ def add_terms(terms: list):
     autograd primitive instead of one addition per term and one operation per density: a
     value's gradient is the incoming one summed to its shape, as autograd's VJP of ``+``
     gives it, and a density's that of ``density_total``; so value and gradient are those of
-    the loop over ``settle``d terms bit for bit, up to the order in which a value passed here
-    twice adds its gradients (rounding; tests/unit/test_fused.py). Under a second-order trace
-    the loop is used.
+    the loop over ``settle``d terms bit for bit, up to the order in which a value with three
+    or more uses adds its gradients: this primitive is traced last, so its parts come first
+    (rounding; tests/unit/test_fused.py). Under a second-order trace the loop is used.
     """
     if len(terms) == 1 and not isinstance(terms[0], (Pending, tuple)):
         return terms[0]
