@@ -22,7 +22,7 @@ from .data import source_text
 from .errors import bad_draw_parameter, draw_failed
 from .evaluate import compile_expr, data_lets, dist_param_fns, evaluate_data, lift
 from .frontend.enumeration import plan
-from .fused import DENSITIES, add_terms, density_total
+from .fused import DENSITIES, Pending, add_terms, density_total, settle
 from .kernels import fuse_model
 
 _EXPR_TYPES = get_args(ir.Expr)
@@ -79,7 +79,9 @@ class _Counter:
     def covers(self, *args) -> bool:
         """Whether a density broadcast from ``args`` [S or 1, ...] has one element per element
         of the batch (no factor), found once per shape."""
-        shapes = tuple(np.shape(a) for a in args)   # np.shape reads a box's .shape
+        return self.covers_shapes(tuple(np.shape(a) for a in args))  # a box's .shape
+
+    def covers_shapes(self, shapes: tuple) -> bool:
         covered = self.covered.get(shapes)
         if covered is None:
             size = int(np.prod(np.broadcast_shapes(*shapes)[1:], dtype=np.int64))
@@ -96,6 +98,42 @@ def _density_total(step, value, params: dict):
         if step.count.covers(value, mu, sigma):
             return density_total(step.cls.name, value, mu, sigma)
     return step.count(step.cls.log_density(value, **params))
+
+
+def _pending_density(step, value, env):
+    """``step``'s log density at ``value`` [S or 1] guarded as ``_outside``, as a term of
+    fused.add_terms: a fused.Pending where it can be. Its parameters are read before their
+    lifting (``step.raw``), which the sum of terms does itself: no traced reshape."""
+    if step.raw is None:       # not fused: the density as a value
+        params = {name: fn(env) for name, fn in step.params.items()}
+        return _outside(step.guarded, params, _density_total(step, value, params))
+    raw = {name: fn(env) for name, (fn, _) in step.raw.items()}
+    mu, sigma = raw.get("mu", 0.0), raw["sigma"]
+    k_mu, k_sigma = step.raw["mu"][1] if "mu" in raw else 0, step.raw["sigma"][1]
+    if step.count.covers_shapes((np.shape(value), _lifted_shape(mu, k_mu),
+                                 _lifted_shape(sigma, k_sigma))):
+        total = Pending(step.cls.name, value, mu, sigma, (k_mu, k_sigma))
+    else:
+        lifted = {name: lift(v, step.raw[name][1]) for name, v in raw.items()}
+        total = step.count(step.cls.log_density(value, **lifted))
+    return _outside(step.guarded, raw, total)
+
+
+def _lifted_shape(value, k: int) -> tuple:
+    """The shape of ``evaluate.lift(value, k)``."""
+    shape = np.shape(value)
+    return shape if k == 0 else shape[:1] + (1,) * k + shape[1:]
+
+
+def _raw_params(dist: ir.Dist, value_rank: int, data_env) -> dict:
+    """name -> (closure, k): a distribution's parameters as ``evaluate.dist_param_fns``
+    makes them, before ``lift(value, k)`` lines them up against the value."""
+    raw = {}
+    for name, expr in dist.params:
+        batch_rank = len(expr.shape) - dist.cls.param_event_dims.get(name, 0)
+        k = max(0, value_rank - dist.cls.event_dim - batch_rank)
+        raw[name] = (compile_expr(expr, data_env), k)
+    return raw
 
 
 def _param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
@@ -120,7 +158,7 @@ def _outside(guarded: tuple, params: dict, total):
         value = np.asarray(getval(params[name]))
         ok = np.asarray(constraint.check(value)) & ~np.isnan(value)
         bad = bad | ~np.all(np.reshape(ok, (ok.shape[0], -1)), axis=1)
-    return anp.where(bad, -np.inf, total) if bad.any() else total
+    return anp.where(bad, -np.inf, settle(total)) if bad.any() else total
 
 
 def _bounds(support, rank: int, data_env):
@@ -164,6 +202,8 @@ class _LatentStep:
     innovations = False
     # its term is one primitive (fused.density_total); set by compile_model
     fused = False
+    # when fused: its parameters before lifting (_raw_params); set by compile_model
+    raw = None
 
     def bijector_at(self, env):
         if self.innovations:
@@ -181,18 +221,23 @@ class _LatentStep:
 
     def term(self, zeta, env):
         """Sets env[name]; returns log prior + log|det J| [S]."""
+        return settle(self.pending(zeta, env))
+
+    def pending(self, zeta, env):
+        """``term`` as a term of fused.add_terms: the log prior a fused.Pending where it can
+        be, and a group (log prior, log|det J|) where there is a log-Jacobian."""
         x, bijector, u = self.value(zeta, env)
-        params = {name: fn(env) for name, fn in self.params.items()}
         env[self.name] = x
         if self.innovations:
             # AR1Innovations: the prior density of x times |det dx/du| is u's standard normal
+            params = {name: fn(env) for name, fn in self.params.items()}
             return _outside(self.guarded, params, _sum_rest(-0.5 * u * u - _LOG_SQRT_2PI))
         # Truncated priors keep the untruncated density: the normalizing constant is dropped,
         # as in Stan (LANGUAGE.md, Types).
-        log_prior = _outside(self.guarded, params, _density_total(self, x, params))
+        log_prior = _pending_density(self, x, env)
         if isinstance(bijector, Identity):
             return log_prior          # log|det J| = 0: no need to trace a sum of zeros
-        return log_prior + bijector.log_det_jacobian(u)
+        return log_prior, bijector.log_det_jacobian(u)
 
     def elements(self, env):
         """The log prior per element [n, *batch] in an enumerated environment."""
@@ -221,12 +266,14 @@ class _ParamStep(_LatentStep):
         self.cut = _cutter(offset, size, free_shape, rows=1)
 
     def term(self, zeta, env):
+        return settle(self.pending(zeta, env))
+
+    def pending(self, zeta, env):
         x, _, _ = self.value(zeta, env)
         env[self.name] = x
         if self.cls is None:
             return None
-        params = {name: fn(env) for name, fn in self.params.items()}
-        return _outside(self.guarded, params, _density_total(self, x, params))
+        return _pending_density(self, x, env)
 
 
 class _GuideStep:
@@ -267,6 +314,8 @@ class _LetStep:
         env[self.name] = self.fn(env)
         return None
 
+    pending = term
+
 
 class _InputStep(_LetStep):
     """A batched data array or data-only let, read at run time from ``inputs`` (name ->
@@ -284,6 +333,7 @@ class _ObserveStep:
     """One ``observe`` statement; its value is data ([1, *shape]), computed here once."""
 
     fused = False     # its term is one primitive (fused.density_total)
+    raw = None        # when fused: its parameters before lifting (_raw_params)
 
     def __init__(self, observe: ir.Observe, data_env, kernel=None):
         self.statement = observe
@@ -311,11 +361,14 @@ class _ObserveStep:
         return self.cls.log_density(self.value, **params)
 
     def term(self, zeta, env):
+        return settle(self.pending(zeta, env))
+
+    def pending(self, zeta, env):
         if self.constant is not None:
             return self.constant
         if self.kernel is not None:
             return self.kernel(env)
-        return self._log_density(env)
+        return _pending_density(self, self.value, env)
 
     def pointwise(self, env, n: int) -> np.ndarray:
         """log p(value element | parameters) per draw and per element: [n, *batch] (numpy),
@@ -349,6 +402,8 @@ class _FactorStep:
         if self.constant is not None:
             return self.constant
         return _sum_rest(self.fn(env))
+
+    pending = term
 
     def elements(self, env):
         return self.fn(env)
@@ -404,10 +459,11 @@ class Compiled:
         # a zero constant is not added (nor traced): 0 + x is x exactly
         terms = [self._constant + np.zeros(S)] if self._constant else []
         for step in self._live:
-            term = step.term(zeta, env)
+            term = step.pending(zeta, env)
             if term is not None:
                 terms.append(term)
-        # one traced operation for the whole sum (fused.add_terms), not one per term
+        # one traced operation for the whole sum and its densities (fused.add_terms), not
+        # one per term and one per density
         total = add_terms(terms) if terms else None
         if total is None or anp.shape(total) != (S,):
             total = anp.zeros(S) if total is None else total + anp.zeros(S)
@@ -737,6 +793,10 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
             step.innovations = _innovations(step, model)
         if isinstance(step, (_LatentStep, _ObserveStep)):
             step.fused = fuse and getattr(step.cls, "name", None) in DENSITIES
+            if step.fused:
+                rank = len(step.slot.shape) if isinstance(step, _LatentStep) else \
+                    len(statement.value.shape)
+                step.raw = _raw_params(statement.dist, rank, data_env)
         if scales and i in scales:
             step = _scaled(step, scales[i])
         steps.append(step)
@@ -767,8 +827,10 @@ def _innovations(step: _LatentStep, model: ir.Model) -> bool:
 
 def _scaled(step, factor: float):
     """The step with its term (and constant) multiplied by ``factor`` (minibatch scaling)."""
-    term = step.term
-    step.term = lambda zeta, env: _times(term(zeta, env), factor)
+    pending = step.pending
+    # a scaled term is summed as a value (term() reads pending(): wrap that one)
+    step.pending = lambda zeta, env: _times(settle(pending(zeta, env)), factor)
+    step.term = step.pending
     if getattr(step, "constant", None) is not None:
         step.constant = step.constant * factor
     return step

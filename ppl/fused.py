@@ -72,7 +72,8 @@ def _density_steps(name, x, mu, sigma, np_=np):
 
 def _sum_rest(t, np_=np):
     """Sum over every axis but the first, as compiler._sum_rest: [S, ...] -> [S]."""
-    return t if np_.ndim(t) <= 1 else np_.sum(t, axis=tuple(range(1, np_.ndim(t))))
+    ndim = t.ndim if type(t) is np.ndarray else np_.ndim(t)
+    return t if ndim <= 1 else np_.sum(t, axis=tuple(range(1, ndim)))
 
 
 def _density_total_vjp(argnums, ans, args, kwargs):
@@ -80,39 +81,51 @@ def _density_total_vjp(argnums, ans, args, kwargs):
     kept, _DENSITY_KEPT[0] = _DENSITY_KEPT[0], None
     steps = kept[1] if kept is not None and kept[0] is ans else _density_steps(name, x, mu,
                                                                                  sigma)
-    d, z, a, density = steps
-    shape, normal = np.shape(density), DENSITIES[name][0] == "normal"
+    return lambda g: _density_grads(name, x, mu, sigma, steps, g, argnums)
 
-    def vjp(g):
-        # the sum's VJP: g repeated over the summed axes (autograd: reshape + zeros)
-        if len(shape) > 1:
-            g = np.reshape(g, shape[:1] + (1,) * (len(shape) - 1)) + np.zeros(shape)
-        if normal:   # a * z - log sigma - c: the product's VJPs, then a = -0.5 z's
-            gz = a * g + _to_shape(-0.5 * (z * g), np.shape(z))
-        else:        # -log pi - log sigma - log1p(z * z): z * z's VJPs, both to z
-            gzz = _to_shape(-g, np.shape(a)) / (a + 1)
-            gz = z * gzz + z * gzz
-        gd = _to_shape(gz / sigma, np.shape(d))
-        out = []
-        for i in argnums:
-            if i == 1:
-                out.append(_to_shape(gd, np.shape(x)))
-            elif i == 2:
-                out.append(_to_shape(-gd, np.shape(mu)))
-            else:    # the division's VJP plus the log's (-g / sigma)
-                out.append(_to_shape(-gz * d / sigma ** 2, np.shape(sigma))
-                           + _to_shape(-g, np.shape(sigma)) / sigma)
-        return tuple(out)
-    return vjp
+
+def _density_grads(name, x, mu, sigma, steps, g, argnums) -> tuple:
+    """The gradients of (x, mu, sigma) = arguments (1, 2, 3) listed in ``argnums``, for an
+    incoming gradient ``g`` of the density total [S] and the formula's ``steps``."""
+    d, z, a, density = steps
+    shape = _shape(density)
+    # the sum's VJP: g repeated over the summed axes (autograd: reshape + zeros)
+    if len(shape) > 1:
+        g = np.reshape(g, shape[:1] + (1,) * (len(shape) - 1)) + np.zeros(shape)
+    if DENSITIES[name][0] == "normal":   # a * z - log sigma - c: the product's VJPs, then
+        gz = a * g + _to_shape(-0.5 * (z * g), _shape(z))             # a = -0.5 z's
+    else:        # -log pi - log sigma - log1p(z * z): z * z's VJPs, both to z
+        gzz = _to_shape(-g, _shape(a)) / (a + 1)
+        gz = z * gzz + z * gzz
+    gd = _to_shape(gz / sigma, _shape(d))
+    out = []
+    for i in argnums:
+        if i == 1:
+            out.append(_to_shape(gd, _shape(x)))
+        elif i == 2:
+            out.append(_to_shape(-gd, _shape(mu)))
+        else:    # the division's VJP plus the log's (-g / sigma)
+            out.append(_to_shape(-gz * d / sigma ** 2, _shape(sigma))
+                       + _to_shape(-g, _shape(sigma)) / sigma)
+    return tuple(out)
+
+
+def _shape(value) -> tuple:
+    """``np.shape``, without its dispatch for an array (called many times a step)."""
+    return value.shape if type(value) is np.ndarray else np.shape(value)
 
 
 def _to_shape(g, shape):
     """autograd's ``unbroadcast`` in plain numpy, summing in its order: leading axes first,
     then each axis of size 1 in ``shape`` (keepdims)."""
-    while np.ndim(g) > len(shape):
+    have = _shape(g)
+    if have == shape:      # most calls: nothing to sum
+        return g
+    while len(have) > len(shape):
         g = np.sum(g, axis=0)
+        have = have[1:]
     for axis, size in enumerate(shape):
-        if size == 1 and np.shape(g)[axis] != 1:
+        if size == 1 and have[axis] != 1:
             g = np.sum(g, axis=axis, keepdims=True)
     return g
 
@@ -122,30 +135,154 @@ defvjp_argnums(_density_total, _density_total_vjp)
 
 # ----- the log joint's sum of terms as one primitive ---------------------------------------
 
+class Pending:
+    """``density_total(name, x, lift(mu, k_mu), lift(sigma, k_sigma))`` not computed yet:
+    ``add_terms`` computes it inside its one primitive (one traced operation for the whole
+    sum, instead of one per density and one per lifted parameter). ``lifts`` = (k_mu,
+    k_sigma): ``evaluate.lift``'s singleton axes after the draw axis."""
+    __slots__ = ("name", "x", "mu", "sigma", "lifts")
+
+    def __init__(self, name: str, x, mu, sigma, lifts: tuple = (0, 0)):
+        self.name, self.x, self.mu, self.sigma, self.lifts = name, x, mu, sigma, lifts
+
+
+def _lift(value, k: int, np_=np):
+    """``evaluate.lift``: [S, *shape] -> [S, 1 (k times), *shape]."""
+    if k == 0:
+        return value
+    shape = _shape(value)
+    return np_.reshape(value, shape[:1] + (1,) * k + shape[1:])
+
+
+def settle(term):
+    """A term of ``add_terms`` as a value: a Pending density computed (``density_total``), a
+    group (tuple) summed left to right; anything else as it is."""
+    if isinstance(term, Pending):
+        k_mu, k_sigma = term.lifts
+        return density_total(term.name, term.x, _lift(term.mu, k_mu, anp),
+                             _lift(term.sigma, k_sigma, anp))
+    if isinstance(term, tuple):
+        total = settle(term[0])
+        for part in term[1:]:
+            total = total + settle(part)
+        return total
+    return term
+
+
 def add_terms(terms: list):
     """``terms[0] + terms[1] + ...`` (left to right, as a loop of ``+`` would add them).
 
-    One autograd primitive instead of one addition per term; each term's gradient is the
-    incoming one summed to its shape, as autograd's own VJP of ``+`` gives it, so value and
-    gradient are those of the loop bit for bit. Under a second-order trace the loop is used.
+    A term is a value ([S], [1] or a float), a ``Pending`` density, or a group: a tuple of
+    values and densities summed first (a latent's log prior plus its log-Jacobian). One
+    autograd primitive instead of one addition per term and one operation per density: a
+    value's gradient is the incoming one summed to its shape, as autograd's VJP of ``+``
+    gives it, and a density's that of ``density_total``; so value and gradient are those of
+    the loop over ``settle``d terms bit for bit, up to the order in which a value with three
+    or more uses adds its gradients: this primitive is traced last, so its parts come first
+    (rounding; tests/unit/test_fused.py). Under a second-order trace the loop is used.
     """
-    if len(terms) == 1:
+    if len(terms) == 1 and not isinstance(terms[0], (Pending, tuple)):
         return terms[0]
-    if any(isbox(t) and isbox(t._value) for t in terms):
-        total = terms[0]
+    args: list = [None]            # argument 0 of the primitive is the spec
+    spec = tuple(_flatten(term, args) for term in terms)
+    boxed = [a for a in args if isbox(a)]
+    if not boxed:     # no trace: no primitive, and nothing kept for a VJP
+        return _total(spec, args, {})
+    if any(isbox(a._value) for a in boxed):
+        total = settle(terms[0])
         for term in terms[1:]:
-            total = total + term
+            total = total + settle(term)
         return total
-    return _add_terms(*terms)
+    return _sum_terms(spec, *args[1:])
 
 
-@primitive
-def _add_terms(*terms):
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
+def _flatten(term, args: list):
+    """The term's entry in the primitive's spec, its arrays appended to ``args``: an argument
+    index (a value), (name, i_x, i_mu, i_sigma, (k_mu, k_sigma)) (a density) or a list of
+    entries (a group)."""
+    if isinstance(term, tuple):
+        return [_flatten(part, args) for part in term]
+    if isinstance(term, Pending):
+        at = len(args)
+        args += (term.x, term.mu, term.sigma)
+        return term.name, at, at + 1, at + 2, term.lifts
+    args.append(term)
+    return len(args) - 1
+
+
+def _total(spec, args, kept: dict):
+    """The sum of the entries (plain numpy). Into ``kept``, for the VJP: each density's
+    intermediates under the index of its x, each group's shape under its id."""
+    total = None
+    for entry in spec:
+        value = _entry_value(entry, args, kept)
+        total = value if total is None else total + value
     return total
 
 
-defvjp_argnums(_add_terms, lambda argnums, ans, args, kwargs: lambda g: tuple(
-    _to_shape(g, np.shape(args[i])) for i in argnums))
+def _entry_value(entry, args, kept: dict):
+    if isinstance(entry, int):
+        return args[entry]
+    if isinstance(entry, list):
+        total = _total(entry, args, kept)
+        kept[id(entry)] = _shape(total)
+        return total
+    name, i, j, k, (k_mu, k_sigma) = entry
+    mu, sigma = _lift(args[j], k_mu), _lift(args[k], k_sigma)
+    steps = _density_steps(name, args[i], mu, sigma)
+    kept[i] = (steps, mu, sigma)
+    return _sum_rest(steps[-1])
+
+
+@primitive
+def _sum_terms(spec, *values):
+    kept: dict = {}
+    total = _total(spec, (spec,) + values, kept)
+    _TERMS_KEPT[0] = (total, kept)   # for the VJP made right after, in the same trace
+    return total
+
+
+# (the last total, its densities' intermediates), replaced whole, as _DENSITY_KEPT
+_TERMS_KEPT: list = [None]
+
+
+def _sum_terms_vjp(argnums, ans, args, kwargs):
+    kept, _TERMS_KEPT[0] = _TERMS_KEPT[0], None
+    if kept is None or kept[0] is not ans:
+        kept = (ans, {})
+        _total(args[0], args, kept[1])
+    wanted = frozenset(argnums)
+
+    def vjp(g):
+        grads: dict = {}
+        for entry in args[0]:
+            _entry_grads(entry, g, args, kept[1], wanted, grads)
+        return tuple(grads[i] for i in argnums)
+    return vjp
+
+
+def _entry_grads(entry, g, args, kept: dict, wanted, grads: dict) -> None:
+    """Into ``grads``: the gradients of the arguments in ``wanted`` that ``entry`` reads, for
+    an incoming gradient ``g`` of the sum it is part of."""
+    if isinstance(entry, int):
+        if entry in wanted:
+            grads[entry] = _to_shape(g, _shape(args[entry]))
+        return
+    if isinstance(entry, list):
+        g = _to_shape(g, kept[id(entry)])
+        for part in entry:
+            _entry_grads(part, g, args, kept, wanted, grads)
+        return
+    name, i, j, k, _ = entry
+    which = [n for n in (i, j, k) if n in wanted]
+    if not which:
+        return
+    steps, mu, sigma = kept[i]
+    g = _to_shape(g, _shape(steps[-1])[:1])  # to this density's total [S or 1] (or ())
+    for n, grad in zip(which, _density_grads(name, args[i], mu, sigma, steps, g,
+                                             [n - i + 1 for n in which])):
+        # a lifted parameter's gradient reshaped back, as autograd's VJP of reshape does
+        grads[n] = grad if n == i else np.reshape(grad, _shape(args[n]))
+
+
+defvjp_argnums(_sum_terms, _sum_terms_vjp)
