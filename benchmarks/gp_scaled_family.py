@@ -261,8 +261,10 @@ def fit_variant(fit, meanfield, start, spec: str, rng):
             at = 2 * D + D * D
             scale[at:at + D * D] = np.repeat(1 / (1 + np.abs(theta[D + D * D:at])), D)
         rounds = int(rest[2]) if kind == "lbfgsr" else 1   # fresh draws each round
+        sizes = [int(m) for m in rest[0].split("/")]        # M per round, the last repeated
         for r in range(rounds):
-            theta = lbfgs(framed, guide, theta, int(rest[0]), int(rest[1]) // rounds, scale,
+            theta = lbfgs(framed, guide, theta, sizes[min(r, len(sizes) - 1)],
+                          int(rest[1]) // rounds, scale,
                           int(rest[2]) if len(rest) > 2 and kind != "lbfgsr" else 10, 99 + r)
         result = dataclasses.replace(start, guide=guide, theta=guide.push_affine(theta, m0, W))
         return result, int(rest[1])

@@ -53,15 +53,15 @@ SKIP_ESS = 0.1
 # posterior whose flow misses (docs/trust.md, "gp_pois_regr under auto"). Where full rank
 # was fitted and the flow did not beat it (kidscore_momiq: full rank's k̂ 0.70, the flow's
 # 0.96) the posterior is near Gaussian and the retry is left out.
-# The scaled rung (fit_scaled): SCALED_ROUNDS rounds of at most SCALED_ITER L-BFGS-B iterations,
-# each on SCALED_DRAWS fresh standard-normal draws and their mirror images. Measured on
-# gp_pois_regr seeds 0-4 (docs/trust.md, fifth attempt, `benchmarks/gp_scaled_family.py`):
+# The scaled rung (fit_scaled): one round per entry of SCALED_DRAWS, each of at most SCALED_ITER
+# L-BFGS-B iterations on that many fresh standard-normal draws and their mirror images. Measured
+# on gp_pois_regr seeds 0-4 (docs/trust.md, fifth attempt, `benchmarks/gp_scaled_family.py`):
 # one set of 256 draws for 500 iterations met the target on 3-4 seeds of 5 (k̂ 0.55-0.81),
-# five rounds of 100 on every seed (k̂ 0.53-0.58); 128 draws overfit them (ELBO on fresh draws
-# -68 against -48.3). Not finite at a trial point: NOT_FINITE, so the line search steps back
-# (L-BFGS-B cannot back off from inf).
-SCALED_DRAWS = 256
-SCALED_ROUNDS = 5
+# five rounds of 256 on every seed (k̂ 0.53-0.58) and so did 128, 128, 256, 256, 256 at a
+# fifth less CPU (the first rounds only need to leave mean field; k̂ 0.52-0.59); 128 draws
+# throughout overfit them (ELBO on fresh draws -68 against -48.3). Not finite at a trial
+# point: NOT_FINITE, so the line search steps back (L-BFGS-B cannot back off from inf).
+SCALED_DRAWS = (128, 128, 256, 256, 256)
 SCALED_ITER = 100
 NOT_FINITE = 1e10
 RETRY_LAYERS = 4
@@ -182,8 +182,8 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
 
 def fit_scaled(compiled, rng: np.random.Generator, mean_field) -> advi.AdviResult:
     """The ``scaled`` family fitted from the mean-field Gaussian (its centre at the model's
-    zero, Scaled.warm_start) by L-BFGS-B on fixed draws, SCALED_ROUNDS rounds of fresh ones
-    (SCALED_*), in the model's own coordinates and the family's units (Scaled.units).
+    zero, Scaled.warm_start) by L-BFGS-B on fixed draws, a round of fresh ones per entry of
+    SCALED_DRAWS, in the model's own coordinates and the family's units (Scaled.units).
 
     On fixed draws the reparameterization gradient is the exact gradient of the objective, so
     a quasi-Newton method needs no step size; fresh rounds keep the family from fitting the
@@ -195,8 +195,8 @@ def fit_scaled(compiled, rng: np.random.Generator, mean_field) -> advi.AdviResul
     theta = guide.warm_start(MEAN_FIELD, mean_field.theta)
     units, trace, reason = guide.units(theta), [], advi.MAX_ITER
     try:
-        for _ in range(SCALED_ROUNDS):
-            eps = rng.standard_normal((SCALED_DRAWS, compiled.dim))
+        for draws in SCALED_DRAWS:
+            eps = rng.standard_normal((draws, compiled.dim))
             theta = _lbfgs(compiled.log_joint, guide, theta, units,
                            np.concatenate([eps, -eps]), trace)
     except KeyboardInterrupt:
