@@ -3,9 +3,7 @@
 Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond full rank's
 size limit) warm-started from it; then the flow, warm-started from the full-rank fit. Full rank
 is skipped, and the flow warm-started from the Gaussian full rank would start from, when that
-Gaussian's importance weights are far from uniform (SKIP_ESS, ``fullrank_start``); then, up to
-SCALED_MAX_DIM dimensions, the ``scaled`` family (ppl/guides/scaled.py) is fitted first, from
-mean field on fixed draws (:func:`fit_scaled`), and the flow only if it cannot be used. Stops at
+Gaussian's importance weights are far from uniform (SKIP_ESS, ``fullrank_start``). Stops at
 the first fit that is reliable, or usable with care and importance-corrected (the corrected
 summary was as accurate as a richer family's on posteriordb, docs/trust.md, at a fraction of
 the time). When even the flow cannot be used and full rank was skipped, a last rung fits a
@@ -22,13 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.optimize
-from autograd import value_and_grad
 
 from ..errors import PplError
-from ..guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM, MEAN_FIELD, SCALED_MAX_DIM, family
+from ..guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM, MEAN_FIELD, family
 from . import advi
-from .elbo import elbo
 from .precondition import estimate
 from .psis import psis
 from .schedule import HESSIAN_DRAWS
@@ -53,28 +48,14 @@ SKIP_ESS = 0.1
 # posterior whose flow misses (docs/trust.md, "gp_pois_regr under auto"). Where full rank
 # was fitted and the flow did not beat it (kidscore_momiq: full rank's k̂ 0.70, the flow's
 # 0.96) the posterior is near Gaussian and the retry is left out.
-# The scaled rung (fit_scaled): one round per entry of SCALED_DRAWS, each of at most SCALED_ITER
-# L-BFGS-B iterations on that many fresh standard-normal draws and their mirror images. Measured
-# on gp_pois_regr seeds 0-4 (docs/trust.md, fifth attempt, `benchmarks/gp_scaled_family.py`):
-# one set of 256 draws for 500 iterations met the target on 3-4 seeds of 5 (k̂ 0.55-0.81),
-# five rounds of 256 on every seed (k̂ 0.53-0.58) and so did 128, 128, 256, 256, 256 at a
-# fifth less CPU (the first rounds only need to leave mean field; k̂ 0.52-0.59); 128 draws
-# throughout overfit them (ELBO on fresh draws -68 against -48.3). Not finite at a trial
-# point: NOT_FINITE, so the line search steps back (L-BFGS-B cannot back off from inf).
-SCALED_DRAWS = (128, 128, 256, 256, 256)
-SCALED_ITER = 100
-NOT_FINITE = 1e10
 RETRY_LAYERS = 4
 RETRY_WINDOW = 2
 RETRY_LR = 0.01
 
 
 def ladder(D: int) -> tuple[str, ...]:
-    """The families auto tries for D unconstrained dimensions, least flexible first (scaled
-    only where full rank is skipped)."""
+    """The families auto tries for D unconstrained dimensions, least flexible first."""
     families = ["meanfield", "fullrank" if D <= FULLRANK_MAX_DIM else "lowrank"]
-    if D <= SCALED_MAX_DIM:
-        families.append("scaled")
     if D <= FLOW_MAX_DIM:
         families.append("flow")
     return tuple(families)
@@ -137,13 +118,11 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     ------
     PplError : from the mean-field fit (a failing richer family is recorded and skipped).
     """
-    tried, assessed, warm, mean_field = [], [], None, None
+    tried, assessed, warm = [], [], None
     families, stopped = ladder(compiled.dim), False
     for name in families:
         started = time.perf_counter()
         start = warm
-        if name == "scaled" and not any(t.level == SKIPPED for t in tried):
-            continue
         if name == "fullrank" and "flow" in families and warm is not None:
             start = fullrank_start(compiled, options, rng, warm)
             # PSIS of the first draws alone: the probe needs no more (posterior.Fit.psis)
@@ -151,12 +130,11 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             if probe is not None and probe.ess < SKIP_ESS * probe.log_weights.size:
                 tried.append(Tried(name, probe.khat, SKIPPED, time.perf_counter() - started,
                                    probe.ess / probe.log_weights.size))
-                mean_field, warm = warm, start
+                warm = start
                 continue
         try:
-            result = fit_scaled(compiled, rng, mean_field) if name == "scaled" else \
-                advi.fit(compiled, dataclasses.replace(options, guide=name), rng, progress,
-                         warm)
+            result = advi.fit(compiled, dataclasses.replace(options, guide=name), rng,
+                              progress, warm)
         except PplError:
             if warm is None:
                 raise          # mean field failed: there is no fit to report
@@ -171,60 +149,12 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
                 result.reason == advi.INTERRUPTED:
             stopped = True
             break
-        if name != "scaled":   # the flow starts from the Gaussian, as without this rung
-            warm = result
+        warm = result
     if not stopped and tried[-1].family == "flow" and any(t.level == SKIPPED for t in tried):
         retry(compiled, options, rng, assess, progress, start, tried, assessed)
     # the smallest k̂ wins; among equals, the earlier (cheaper) family
     index, best = min(assessed, key=lambda pair: (pair[1].khat, pair[0]))
     return best, AutoReport(tuple(tried), index)
-
-
-def fit_scaled(compiled, rng: np.random.Generator, mean_field) -> advi.AdviResult:
-    """The ``scaled`` family fitted from the mean-field Gaussian (its centre at the model's
-    zero, Scaled.warm_start) by L-BFGS-B on fixed draws, a round of fresh ones per entry of
-    SCALED_DRAWS, in the model's own coordinates and the family's units (Scaled.units).
-
-    On fixed draws the reparameterization gradient is the exact gradient of the objective, so
-    a quasi-Newton method needs no step size; fresh rounds keep the family from fitting the
-    draws (the flow's 2,314 parameters overfit 256 of them: docs/trust.md, fourth attempt).
-    The trace holds the fixed-draw ELBO after every iteration.
-    """
-    started = time.perf_counter()
-    guide = family("scaled", compiled.dim)
-    theta = guide.warm_start(MEAN_FIELD, mean_field.theta)
-    units, trace, reason = guide.units(theta), [], advi.MAX_ITER
-    try:
-        for draws in SCALED_DRAWS:
-            eps = rng.standard_normal((draws, compiled.dim))
-            theta = _lbfgs(compiled.log_joint, guide, theta, units,
-                           np.concatenate([eps, -eps]), trace)
-    except KeyboardInterrupt:
-        reason = advi.INTERRUPTED   # the rounds done so far stand
-    return advi.AdviResult(guide, theta, tuple(compiled.unconstrained_names()),
-                           np.asarray(trace, dtype=float), False, reason, len(trace),
-                           time.perf_counter() - started, 0.0,
-                           float(trace[-1]) if trace else float("nan"))
-
-
-def _lbfgs(log_joint, guide, theta0, units, eps, trace) -> np.ndarray:
-    """theta0 + units * v after at most SCALED_ITER L-BFGS-B iterations on -ELBO at the
-    fixed draws ``eps`` [M, D] over v (from 0); appends each iteration's ELBO to ``trace``."""
-    objective = value_and_grad(lambda v: -elbo(log_joint, theta0 + units * v, eps, guide))
-
-    def finite(v):
-        with np.errstate(all="ignore"):   # a far trial point may overflow
-            value, gradient = objective(v)
-        if np.isfinite(value) and np.all(np.isfinite(gradient)):
-            return float(value), gradient
-        return NOT_FINITE, np.zeros_like(v)
-
-    def record(intermediate_result):   # scipy passes the iterate's result by this name
-        trace.append(-float(intermediate_result.fun))
-
-    found = scipy.optimize.minimize(finite, np.zeros_like(theta0), jac=True, method="L-BFGS-B",
-                                    callback=record, options={"maxiter": SCALED_ITER})
-    return theta0 + units * found.x
 
 
 def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> None:
