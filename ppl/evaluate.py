@@ -14,7 +14,7 @@ from typing import Any, get_args
 import autograd.numpy as anp
 import numpy as np
 
-from . import errors, ir
+from . import elementwise, errors, ir
 
 Fn = Callable[[Mapping[str, Any]], Any]
 _DTYPES = {"int": np.int64, "real": np.float64}
@@ -126,7 +126,7 @@ def _neg(expr: ir.Neg, data_env) -> Fn:
     operand, constant = _node(expr.operand, data_env)
     if expr.dtype == "int" and not expr.deps:
         return _int_result(expr, np.negative, constant)
-    return lambda env: anp.negative(operand(env))
+    return _fused(expr, lambda env: anp.negative(operand(env)), data_env)
 
 
 def _binop(expr: ir.BinOp, data_env) -> Fn:
@@ -142,8 +142,8 @@ def _binop(expr: ir.BinOp, data_env) -> Fn:
     if expr.op in ("**", "/"):
         # the checker types int ** int and int / int as real: compute them so (numpy would
         # refuse an int to a negative int power, and wrap 2 ** 64 to 0)
-        return lambda env: op(_real(left(env)), right(env))
-    return lambda env: op(left(env), right(env))
+        return _fused(expr, lambda env: op(_real(left(env)), right(env)), data_env)
+    return _fused(expr, lambda env: op(left(env), right(env)), data_env)
 
 
 def _real(x):
@@ -165,6 +165,19 @@ def _lifted(fn: Fn, constant, k: int) -> Fn:
         value = lift(constant, k)
         return lambda env: value
     return lambda env: lift(fn(env), k)
+
+
+# ----- elementwise trees as one primitive ---------------------------------------------------
+
+FUSE_ELEMENTWISE = True     # tests turn it off to compare with the traced path
+
+
+def _fused(expr: ir.Expr, plain: Fn, data_env) -> Fn:
+    """``plain``, or the tree of + - * / and minus rooted at ``expr`` as one primitive
+    (elementwise.py) where the traced path would trace two operations or more."""
+    if not FUSE_ELEMENTWISE:
+        return plain
+    return elementwise.fuse(expr, plain, lambda e: _node(e, data_env), lift)
 
 
 # ----- matmul -------------------------------------------------------------------------------
