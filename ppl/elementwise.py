@@ -122,7 +122,7 @@ def closure(tree: Tree) -> Callable[[Mapping[str, Any]], Any]:
 
 
 def _lift(x, k: int):
-    return x if k == 0 else np.reshape(x, (x.shape[0],) + (1,) * k + tuple(x.shape[1:]))
+    return x if k == 0 else x.reshape((x.shape[0],) + (1,) * k + x.shape[1:])
 
 
 def _run(tree: Tree, values: list):
@@ -199,18 +199,19 @@ def _vjp_right(op, g, x, y):
 def _unbroadcast(g, target):
     """autograd's ``unbroadcast`` (numpy_vjps.py): the leading axes summed away first, then
     every axis of size 1 in ``target``'s shape, in order."""
+    # ndarray.sum is np.sum's own reduction (np.add.reduce), without its Python layer
     shape = np.shape(target)
-    while np.ndim(g) > len(shape):
-        g = np.sum(g, axis=0)
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
     for axis, size in enumerate(shape):
         if size == 1:
-            g = np.sum(g, axis=axis, keepdims=True)
+            g = g.sum(axis=axis, keepdims=True)
     return g
 
 
 def _unlift(g, k: int):
     """The lift's VJP (autograd's reshape VJP): the singleton axes after the draw axis removed."""
-    return g if k == 0 else np.reshape(g, (g.shape[0],) + tuple(g.shape[1 + k:]))
+    return g if k == 0 else g.reshape((g.shape[0],) + g.shape[1 + k:])
 
 
 defvjp_argnums(_tree, _tree_vjp)
