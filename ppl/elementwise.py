@@ -9,40 +9,34 @@ Forward and VJP repeat the traced operations and autograd's own VJPs of them (``
 ``negative``, the lifts' ``reshape``) in the traced order, so value and gradient are the traced
 path's bit for bit, up to the order in which autograd adds the gradients of a node used again
 outside the tree (rounding; tests/unit/test_elementwise.py). Under a second-order trace (the
-whitening's Hessian-vector products) the traced closure is used: the VJP is plain numpy.
+whitening's Hessian-vector products) the same operations are traced: the VJP is plain numpy.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
+import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import isbox
 
 from . import ir
 
-NEG = "neg"
+NEG, LEAF, CONST = "neg", "leaf", "const"
 _BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide}
-
-
-class Instr(NamedTuple):
-    """One operation: ``op`` of registers ``a`` and ``b`` (b unused by NEG), each first lifted
-    by ``ka`` / ``kb`` singleton axes after the draw axis (``evaluate.lift``)."""
-    op: str
-    a: int
-    ka: int
-    b: int
-    kb: int
+_TRACED = {"+": anp.add, "-": anp.subtract, "*": anp.multiply, "/": anp.true_divide}
 
 
 class Tree(NamedTuple):
-    """Registers are the leaves' values (the primitive's arguments, in order), then the
-    constants, then one per instruction; the last instruction's is the result."""
+    """A program with one register per instruction, the last one the result. An instruction
+    is ``(op, a, ka, b, kb)``: (LEAF, i, ...) loads the i-th leaf's value (the primitive's
+    i-th argument), (CONST, j, ...) the j-th constant; otherwise ``op`` of registers a and b
+    (b unused by NEG), each first lifted by ka / kb singleton axes after the draw axis."""
     leaves: tuple            # closures env -> [S or 1, ...]: the operands that are no + - * /
     constants: tuple         # data operands, already lifted (and real where / needs it)
-    code: tuple              # Instr, in the traced evaluation order
-    plain: Callable          # the traced closure of the same expression
+    code: tuple              # in the traced evaluation order
+    traced: int              # operations the traced path traces for it, lifts included
 
 
 def in_tree(expr: ir.Expr) -> bool:
@@ -56,59 +50,58 @@ def in_tree(expr: ir.Expr) -> bool:
             and not (expr.op == "/" and expr.left.deps and expr.left.dtype != "real"))
 
 
-def fuse(expr: ir.Expr, plain: Callable, node: Callable, lift: Callable) -> Callable:
-    """The closure of ``expr`` as one Tree primitive, or ``plain`` (its traced closure) when
-    ``expr`` is not a tree operation or the traced path traces fewer than two operations there
-    (lifts included).
+def fuse(op: str, operands: tuple, plain: Callable, lift: Callable) -> Callable:
+    """The closure of ``op`` (+ - * / or NEG) of ``operands``: one Tree primitive when the
+    traced path traces two operations or more there (lifts included), else ``plain`` (its
+    traced closure). Either carries the tree as ``.tree``, which a parent operation joins to
+    its own: each operand's closure is built once, however deep the expression.
 
     Parameters
     ----------
-    node : e -> (closure, constant [1, ...] or None), ``evaluate._node`` for the operands.
+    operands : (closure, constant [1, ...] or None, lift k) per operand, as evaluate builds it.
     lift : (x, k) -> x with k singleton axes after the draw axis, ``evaluate.lift``.
     """
-    if not in_tree(expr):
-        return plain
-    leaves, constants, code = [], [], []
-
-    def register(e, k):
-        """(kind, index) of the register holding ``e``, and the lift still to apply to it."""
-        if in_tree(e):
-            return ("code", emit(e)), k
-        fn, constant = node(e)
-        if constant is None:
-            leaves.append(fn)
-            return ("leaf", len(leaves) - 1), k
-        constants.append(lift(constant, k))
-        return ("constant", len(constants) - 1), 0
-
-    def emit(e) -> int:
-        if isinstance(e, ir.Neg):
-            code.append((NEG, *register(e.operand, 0), None, 0))
-            return len(code) - 1
-        rank = max(len(e.left.shape), len(e.right.shape))
-        left = register(e.left, rank - len(e.left.shape))
-        right = register(e.right, rank - len(e.right.shape))
-        if e.op == "/" and left[0][0] == "constant":   # int data / x is real (evaluate._real)
-            constants[left[0][1]] = np.asarray(constants[left[0][1]], dtype=np.float64)
-        code.append((e.op, *left, *right))
-        return len(code) - 1
-
-    emit(expr)
-    lifts = sum(1 for _, a, ka, b, kb in code for r, k in ((a, ka), (b, kb))
-                if r is not None and r[0] != "constant" and k)
-    if len(code) + lifts < 2:
-        return plain
-    start = {"leaf": 0, "constant": len(leaves), "code": len(leaves) + len(constants)}
-
-    def index(r):
-        return 0 if r is None else start[r[0]] + r[1]
-    instrs = tuple(Instr(op, index(a), ka, index(b), kb) for op, a, ka, b, kb in code)
-    return closure(Tree(tuple(leaves), tuple(constants), instrs, plain))
+    parts = []
+    for i, (fn, constant, k) in enumerate(operands):
+        if constant is not None:
+            value = lift(constant, k)
+            if op == "/" and i == 0:     # int data / x is real (evaluate._real)
+                value = np.asarray(value, dtype=np.float64)
+            parts.append((Tree((), (value,), ((CONST, 0, 0, 0, 0),), 0), 0, False))
+        elif hasattr(fn, "tree"):
+            parts.append((fn.tree, k, True))
+        else:
+            parts.append((Tree((fn,), (), ((LEAF, 0, 0, 0, 0),), 0), k, True))
+    tree = _join(op, parts)
+    fn = closure(tree) if tree.traced >= 2 else plain
+    fn.tree = tree
+    return fn
 
 
-def closure(tree: Tree) -> Callable[[Mapping[str, Any]], Any]:
-    """``fn(env)``: the tree's value, as one primitive when autograd traces a first order."""
-    leaves, plain = tree.leaves, tree.plain
+def _join(op: str, parts: list) -> Tree:
+    """The tree of ``op`` over the operands' trees (each with its lift), registers renumbered."""
+    leaves, constants, code, outs, traced = (), (), [], [], 1
+    for tree, k, lifted in parts:
+        base, nl, nc = len(code), len(leaves), len(constants)
+        for o, a, ka, b, kb in tree.code:
+            if o == LEAF:
+                code.append((o, a + nl, 0, 0, 0))
+            elif o == CONST:
+                code.append((o, a + nc, 0, 0, 0))
+            else:
+                code.append((o, a + base, ka, b + base, kb))
+        leaves, constants = leaves + tree.leaves, constants + tree.constants
+        outs.append((len(code) - 1, k))
+        traced += tree.traced + (1 if lifted and k else 0)
+    (a, ka), (b, kb) = outs[0], outs[-1]
+    code.append((op, a, ka, b, kb))
+    return Tree(leaves, constants, tuple(code), traced)
+
+
+def closure(tree: Tree) -> Callable:
+    """``fn(env)``: the tree's value, as one primitive when autograd traces a first order;
+    under a second order, the same operations traced (the VJP below is plain numpy)."""
+    leaves = tree.leaves
 
     def fn(env):
         values = [leaf(env) for leaf in leaves]
@@ -116,28 +109,33 @@ def closure(tree: Tree) -> Callable[[Mapping[str, Any]], Any]:
         if not boxed:
             return _run(tree, values)[0]
         if any(isbox(v._value) for v in boxed):
-            return plain(env)
+            return _run(tree, values, anp, _TRACED)[0]
         return _tree(tree, *values)
     return fn
 
 
-def _lift(x, k: int):
-    return x if k == 0 else x.reshape((x.shape[0],) + (1,) * k + x.shape[1:])
+def _lift(x, k: int, np_):
+    return x if k == 0 else np_.reshape(x, (x.shape[0],) + (1,) * k + tuple(x.shape[1:]))
 
 
-def _run(tree: Tree, values: list):
+def _run(tree: Tree, values, np_=np, ops=_BINARY):
     """(result, operands): the forward pass, with each instruction's lifted operands kept."""
-    regs = list(values) + list(tree.constants)
-    operands = []
+    regs, operands = [], []
     for op, a, ka, b, kb in tree.code:
-        x = _lift(regs[a], ka)
-        if op == NEG:
-            operands.append((x, None))
-            regs.append(np.negative(x))
+        x = y = None
+        if op == LEAF:
+            out = values[a]
+        elif op == CONST:
+            out = tree.constants[a]
         else:
-            y = _lift(regs[b], kb)
-            operands.append((x, y))
-            regs.append(_BINARY[op](x, y))
+            x = _lift(regs[a], ka, np_)
+            if op == NEG:
+                out = np_.negative(x)
+            else:
+                y = _lift(regs[b], kb, np_)
+                out = ops[op](x, y)
+        regs.append(out)
+        operands.append((x, y))
     return regs[-1], operands
 
 
@@ -156,26 +154,31 @@ _KEPT: list = [None]
 def _tree_vjp(argnums, ans, args, kwargs):
     tree, values = args[0], args[1:]
     kept, _KEPT[0] = _KEPT[0], None
-    operands = kept[1] if kept is not None and kept[0] is ans else _run(tree, list(values))[1]
-    n_in = len(values) + len(tree.constants)
-    # which registers lead to an argument whose gradient is asked for (argnums count `tree`)
-    needed = [False] * (n_in + len(tree.code))
-    for i in argnums:
-        needed[i - 1] = True
-    for j, (op, a, _, b, _) in enumerate(tree.code):
-        needed[n_in + j] = needed[a] or (op != NEG and needed[b])
+    operands = kept[1] if kept is not None and kept[0] is ans else _run(tree, values)[1]
+    asked = {i - 1 for i in argnums}     # argnums count `tree`
+    needed, register_of = [], {}
+    for r, (op, a, _, b, _) in enumerate(tree.code):
+        if op == LEAF:
+            needed.append(a in asked)
+            register_of[a] = r
+        elif op == CONST:
+            needed.append(False)
+        else:
+            needed.append(needed[a] or (op != NEG and needed[b]))
 
     def vjp(g):
         grads = [None] * len(needed)
         grads[-1] = g
-        for j in range(len(tree.code) - 1, -1, -1):
-            op, a, ka, b, kb = tree.code[j]
-            g, (x, y) = grads[n_in + j], operands[j]
+        for r in range(len(needed) - 1, -1, -1):
+            op, a, ka, b, kb = tree.code[r]
+            if op in (LEAF, CONST) or not needed[r]:
+                continue
+            g, (x, y) = grads[r], operands[r]
             if needed[a]:
                 grads[a] = _unlift(_unbroadcast(_vjp_left(op, g, x, y), x), ka)
             if op != NEG and needed[b]:
                 grads[b] = _unlift(_unbroadcast(_vjp_right(op, g, x, y), y), kb)
-        return tuple(grads[i - 1] for i in argnums)
+        return tuple(grads[register_of[i - 1]] for i in argnums)
     return vjp
 
 

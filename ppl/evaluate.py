@@ -126,7 +126,7 @@ def _neg(expr: ir.Neg, data_env) -> Fn:
     operand, constant = _node(expr.operand, data_env)
     if expr.dtype == "int" and not expr.deps:
         return _int_result(expr, np.negative, constant)
-    return _fused(expr, lambda env: anp.negative(operand(env)), data_env)
+    return _fused(expr, lambda env: anp.negative(operand(env)), ((operand, constant, 0),))
 
 
 def _binop(expr: ir.BinOp, data_env) -> Fn:
@@ -134,16 +134,17 @@ def _binop(expr: ir.BinOp, data_env) -> Fn:
         return _matmul(expr, data_env)
     rank_l, rank_r = len(expr.left.shape), len(expr.right.shape)
     rank = max(rank_l, rank_r)
-    left = _lifted(*_node(expr.left, data_env), rank - rank_l)
-    right = _lifted(*_node(expr.right, data_env), rank - rank_r)
+    nodes = ((*_node(expr.left, data_env), rank - rank_l),
+             (*_node(expr.right, data_env), rank - rank_r))
+    left, right = _lifted(*nodes[0]), _lifted(*nodes[1])
     op = _ELEMENTWISE[expr.op]
     if expr.dtype == "int" and not expr.deps:       # + - * of int data
         return _int_result(expr, op, left({}), right({}))
     if expr.op in ("**", "/"):
         # the checker types int ** int and int / int as real: compute them so (numpy would
         # refuse an int to a negative int power, and wrap 2 ** 64 to 0)
-        return _fused(expr, lambda env: op(_real(left(env)), right(env)), data_env)
-    return _fused(expr, lambda env: op(left(env), right(env)), data_env)
+        return _fused(expr, lambda env: op(_real(left(env)), right(env)), nodes)
+    return _fused(expr, lambda env: op(left(env), right(env)), nodes)
 
 
 def _real(x):
@@ -172,12 +173,14 @@ def _lifted(fn: Fn, constant, k: int) -> Fn:
 FUSE_ELEMENTWISE = True     # tests turn it off to compare with the traced path
 
 
-def _fused(expr: ir.Expr, plain: Fn, data_env) -> Fn:
+def _fused(expr: ir.Expr, plain: Fn, operands: tuple) -> Fn:
     """``plain``, or the tree of + - * / and minus rooted at ``expr`` as one primitive
-    (elementwise.py) where the traced path would trace two operations or more."""
-    if not FUSE_ELEMENTWISE:
+    (elementwise.py) where the traced path would trace two operations or more. ``operands``:
+    (closure, constant or None, lift) of each operand, as built for ``plain``."""
+    if not FUSE_ELEMENTWISE or not elementwise.in_tree(expr):
         return plain
-    return elementwise.fuse(expr, plain, lambda e: _node(e, data_env), lift)
+    op = elementwise.NEG if isinstance(expr, ir.Neg) else expr.op
+    return elementwise.fuse(op, operands, plain, lift)
 
 
 # ----- matmul -------------------------------------------------------------------------------

@@ -120,3 +120,24 @@ def test_tree_gradient_matches_finite_differences(monkeypatch):
         step[index] = h
         want[index] = (total(z + step) - total(z - step)) / (2 * h)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_each_operand_is_built_once_however_deep_the_nesting(monkeypatch):
+    # exp(exp(... * 0.5 + a) * 0.5 + a): each tree joins its operands' trees instead of
+    # building them again (building them again made nested calls and trees exponential)
+    built = []
+    real = evaluate._BUILDERS[evaluate.ir.Call]
+
+    def counted(expr, data_env):
+        built.append(expr)
+        return real(expr, data_env)
+    monkeypatch.setitem(evaluate._BUILDERS, evaluate.ir.Call, counted)
+    expr = "a"
+    for _ in range(14):
+        expr = f"exp({expr} * 0.5 + s * b)"
+    fused = compile_case(expr, True, monkeypatch)
+    assert len(built) == 14 + 1     # the exps, and the sum(v) of the likelihood
+    traced = compile_case(expr, False, monkeypatch)
+    z = draws(fused) * 0.1
+    np.testing.assert_array_equal(fused.log_joint(z), traced.log_joint(z))
+    np.testing.assert_array_equal(grad(_total(fused))(z), grad(_total(traced))(z))
