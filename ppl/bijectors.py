@@ -76,8 +76,13 @@ class LowerBound(Bijector):
 
     def __init__(self, lower: Any):
         self.lower = lower
+        # a constant bound at 0 (every positive latent) is not added: 0.0 + exp(u) is exp(u)
+        # exactly, and the addition would be one more traced operation in every step
+        self._at_zero = isinstance(lower, (int, float)) and lower == 0
 
     def forward(self, u):
+        if self._at_zero:
+            return anp.exp(u)
         return self.lower + anp.exp(u)
 
     def inverse(self, x):

@@ -14,7 +14,7 @@ from typing import Any, get_args
 import autograd.numpy as anp
 import numpy as np
 
-from . import errors, ir
+from . import elementwise, errors, ir
 
 Fn = Callable[[Mapping[str, Any]], Any]
 _DTYPES = {"int": np.int64, "real": np.float64}
@@ -126,7 +126,7 @@ def _neg(expr: ir.Neg, data_env) -> Fn:
     operand, constant = _node(expr.operand, data_env)
     if expr.dtype == "int" and not expr.deps:
         return _int_result(expr, np.negative, constant)
-    return lambda env: anp.negative(operand(env))
+    return _fused(expr, lambda env: anp.negative(operand(env)), ((operand, constant, 0),))
 
 
 def _binop(expr: ir.BinOp, data_env) -> Fn:
@@ -134,16 +134,17 @@ def _binop(expr: ir.BinOp, data_env) -> Fn:
         return _matmul(expr, data_env)
     rank_l, rank_r = len(expr.left.shape), len(expr.right.shape)
     rank = max(rank_l, rank_r)
-    left = _lifted(*_node(expr.left, data_env), rank - rank_l)
-    right = _lifted(*_node(expr.right, data_env), rank - rank_r)
+    nodes = ((*_node(expr.left, data_env), rank - rank_l),
+             (*_node(expr.right, data_env), rank - rank_r))
+    left, right = _lifted(*nodes[0]), _lifted(*nodes[1])
     op = _ELEMENTWISE[expr.op]
     if expr.dtype == "int" and not expr.deps:       # + - * of int data
         return _int_result(expr, op, left({}), right({}))
     if expr.op in ("**", "/"):
         # the checker types int ** int and int / int as real: compute them so (numpy would
         # refuse an int to a negative int power, and wrap 2 ** 64 to 0)
-        return lambda env: op(_real(left(env)), right(env))
-    return lambda env: op(left(env), right(env))
+        return _fused(expr, lambda env: op(_real(left(env)), right(env)), nodes)
+    return _fused(expr, lambda env: op(left(env), right(env)), nodes)
 
 
 def _real(x):
@@ -165,6 +166,21 @@ def _lifted(fn: Fn, constant, k: int) -> Fn:
         value = lift(constant, k)
         return lambda env: value
     return lambda env: lift(fn(env), k)
+
+
+# ----- elementwise trees as one primitive ---------------------------------------------------
+
+FUSE_ELEMENTWISE = True     # tests turn it off to compare with the traced path
+
+
+def _fused(expr: ir.Expr, plain: Fn, operands: tuple) -> Fn:
+    """``plain``, or the tree of + - * / and minus rooted at ``expr`` as one primitive
+    (elementwise.py) where the traced path would trace two operations or more. ``operands``:
+    (closure, constant or None, lift) of each operand, as built for ``plain``."""
+    if not FUSE_ELEMENTWISE or not elementwise.in_tree(expr):
+        return plain
+    op = elementwise.NEG if isinstance(expr, ir.Neg) else expr.op
+    return elementwise.fuse(op, operands, plain, lift)
 
 
 # ----- matmul -------------------------------------------------------------------------------

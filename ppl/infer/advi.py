@@ -24,7 +24,7 @@ from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from . import steps
-from .optim import optimizer
+from .optim import optimizer, score_chunk
 from .point import fit_point
 from .precondition import Coordinates, Frame, estimate
 from .schedule import (DECAY, HESSIAN_DRAWS, STOP, BatchConvergence, BatchWindows,
@@ -264,8 +264,8 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     opt = optimizer(options.optimizer)
     trace = []
     try:
-        lr = StepSize(options.optimizer, options.lr).first(_loss, theta, opt, noise, S,
-                                                            _loss_value)
+        lr = StepSize(options.optimizer, options.lr, _score_chunk(compiled)).first(
+            _loss, theta, opt, noise, S, _loss_value)
     except KeyboardInterrupt:
         lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
     else:
@@ -277,6 +277,12 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
                       tuple(compiled.unconstrained_names()), trace,
                       reason == CONVERGED, reason, len(trace), time.perf_counter() - start_time,
                       float(lr), final, jitter)
+
+
+def _score_chunk(compiled) -> int:
+    # draws per call of the step-size scores, from the model's size (a bare log density, as
+    # the tests give, has no model: the chunk that is safe for any size)
+    return score_chunk(getattr(compiled, "model", None))
 
 
 def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trace, whitening):
@@ -292,7 +298,8 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     """
     S, W = options.mc_samples, options.window
     loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
-    rule, sizes = Convergence(options.tol, W), StepSize(options.optimizer, options.lr)
+    rule = Convergence(options.tol, W)
+    sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled))
     preconditioner = Whitening(whitening)
     windows = Windows()
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import ir
+
 
 class AdamState(NamedTuple):
     params: np.ndarray
@@ -119,9 +121,42 @@ def optimizer(name: str) -> Optimizer:
 # ----- the eta search ------------------------------------------------------------------------
 
 STAN_ETAS = (100.0, 10.0, 1.0, 0.1, 0.01)
-# Draws per evaluation of a score: at N = 10^6 rows one draw's temporaries are ~8 MB each, and
-# the 100 score draws in one pass made the peak memory of a fit (6.7 GB, issue 15).
+# Draws per evaluation of a score, at least: at N = 10^6 rows one draw's temporaries are ~8 MB
+# each, and the 100 score draws in one pass made the peak memory of a fit (6.7 GB, issue 15).
 SCORE_CHUNK = 10
+# More draws per evaluation while a chunk's temporaries stay this small (elements each, 8 MB):
+# on a small model one call of 100 draws costs about what one of 10 does (eight schools: 0.16
+# and 0.14 ms), so its 490 score calls of 10 draws were 5% of its fit (issue 15).
+SCORE_ELEMENTS = 10 ** 6
+
+
+def score_chunk(model: ir.Model | None) -> int:
+    """Draws per evaluation of a score for ``model``: SCORE_ELEMENTS over the size of its
+    largest per-draw value, but never fewer than SCORE_CHUNK (the memory of such a chunk was
+    accepted at N = 10^6; a model with 10^5 elements or more per draw keeps that chunk, and
+    its scores bit for bit). SCORE_CHUNK for a log density given without its model (None)."""
+    if model is None:
+        return SCORE_CHUNK
+    return max(SCORE_CHUNK, SCORE_ELEMENTS // draw_elements(model))
+
+
+def draw_elements(model: ir.Model) -> int:
+    """The size of the largest value the log joint computes per draw (at least 1): every
+    latent, and every expression and density that depends on one (an observe's density has
+    its value's shape). Temporaries inside a function call can be larger; this is the guide
+    for the score's chunk, not a bound."""
+    sizes = [1]
+    for statement in model.statements:
+        if isinstance(statement, (ir.Latent, ir.Param)):
+            sizes.append(int(np.prod(statement.shape, dtype=np.int64)))
+        dist = getattr(statement, "dist", None)
+        if isinstance(statement, ir.Observe) and dist.deps:
+            sizes.append(int(np.prod(statement.value.shape, dtype=np.int64)))
+        for root in (getattr(statement, "value", None), dist):
+            for expr in ir.walk(root):
+                if getattr(expr, "deps", None):
+                    sizes.append(int(np.prod(expr.shape, dtype=np.int64)))
+    return max(sizes)
 
 
 class SearchResult(NamedTuple):
@@ -135,7 +170,7 @@ def search_lr(objective: Callable, params: np.ndarray, opt: Optimizer,
               noise: Callable[[int], np.ndarray], mc_samples: int,
               etas: tuple[float, ...] = STAN_ETAS, adapt_iter: int = 50,
               eval_samples: int = 100, score: Callable | None = None,
-              largest_last: bool = False) -> SearchResult:
+              largest_last: bool = False, chunk: int = SCORE_CHUNK) -> SearchResult:
     """Pick a step size as CmdStan's ``variational`` adaptation does (``adapt_eta`` in Stan's
     stan/variational/advi.hpp; Kucukelbir et al. 2017, section 3.3).
 
@@ -157,12 +192,13 @@ def search_lr(objective: Callable, params: np.ndarray, opt: Optimizer,
     eval_samples : draws of the final score (Stan's ``eval_elbo`` draws default: 100).
     score : (params, eps [n, D]) -> the loss alone, the mean over the n draws of what
         ``objective`` returns first; without it the objective's loss is used, and its gradient,
-        computed and thrown away, costs 3-8x the value. Either is evaluated SCORE_CHUNK draws
+        computed and thrown away, costs 3-8x the value. Either is evaluated ``chunk`` draws
         at a time and the chunk means averaged, weighted by their sizes.
     largest_last : start at the second eta, and try the first (largest) only when the second
         wins. The largest of a grid usually overflows, so this saves a trial; when the scores
         fall and then rise with eta the choice is the one Stan's order would make (up to the
         trials' own noise: the draws differ once a trial is skipped).
+    chunk : draws per evaluation of a score (``score_chunk`` of the model).
 
     Returns
     -------
@@ -172,19 +208,19 @@ def search_lr(objective: Callable, params: np.ndarray, opt: Optimizer,
     if score is None:
         score = lambda p, eps: objective(p, eps)[0]   # noqa: E731
     eps_eval = noise(eval_samples)
-    start = _score(score, params, eps_eval)
+    start = _score(score, params, eps_eval, chunk)
     order = etas[1:] if largest_last and len(etas) > 1 else etas
     best_eta, best, losses = None, np.inf, {}
     for eta in order:
         losses[eta] = _trial(objective, params, opt, noise, mc_samples, eta, adapt_iter, score,
-                             eps_eval)
+                             eps_eval, chunk)
         if losses[eta] > best and best < start:
             break
         if losses[eta] <= best:
             best_eta, best = eta, losses[eta]
     if order is not etas and best_eta == order[0]:
         losses[etas[0]] = _trial(objective, params, opt, noise, mc_samples, etas[0],
-                                 adapt_iter, score, eps_eval)
+                                 adapt_iter, score, eps_eval, chunk)
         if losses[etas[0]] <= best:
             best_eta, best = etas[0], losses[etas[0]]
     if best_eta is None or not best < start:
@@ -192,22 +228,23 @@ def search_lr(objective: Callable, params: np.ndarray, opt: Optimizer,
     return SearchResult(best_eta, losses, True)
 
 
-def _trial(objective, params, opt, noise, mc_samples, eta, adapt_iter, score, eps_eval):
+def _trial(objective, params, opt, noise, mc_samples, eta, adapt_iter, score, eps_eval,
+           chunk):
     """The score of ``adapt_iter`` steps with step size ``eta`` from ``params``."""
     state = opt.init(params, eta)
     for _ in range(adapt_iter):
         loss, grad = objective(state.params, noise(mc_samples))
         if np.isfinite(loss) and np.all(np.isfinite(grad)):
             state = opt.update(state, grad)
-    return _score(score, state.params, eps_eval)
+    return _score(score, state.params, eps_eval, chunk)
 
 
-def _score(score, params, eps) -> float:
-    """The mean loss over the draws ``eps`` [n, D], SCORE_CHUNK draws at a time; inf if not
+def _score(score, params, eps, chunk: int = SCORE_CHUNK) -> float:
+    """The mean loss over the draws ``eps`` [n, D], ``chunk`` draws at a time; inf if not
     finite."""
     n = eps.shape[0]
     loss = 0.0
-    for start in range(0, n, SCORE_CHUNK):
-        chunk = eps[start:start + SCORE_CHUNK]
-        loss += float(score(params, chunk)) * chunk.shape[0] / n
+    for start in range(0, n, chunk):
+        part = eps[start:start + chunk]
+        loss += float(score(params, part)) * part.shape[0] / n
     return loss if np.isfinite(loss) else np.inf

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .optim import STAN_ETAS, search_lr
+from .optim import SCORE_CHUNK, STAN_ETAS, search_lr
 from .precondition import Coordinates, estimate
 
 # The convergence rule (see advi.fit): z standard errors of noise allowed, consecutive passing
@@ -208,9 +208,11 @@ class Convergence:
 @dataclass(frozen=True)
 class StepSize:
     """The base step size: CmdStan's eta search (optim.search_lr) unless given, a new search
-    after the first whitening, and a decay by DECAY_FACTOR at plateaus."""
+    after the first whitening, and a decay by DECAY_FACTOR at plateaus. ``chunk``: draws per
+    evaluation of the search's scores (optim.score_chunk)."""
     optimizer: str
     given: float | None
+    chunk: int = SCORE_CHUNK
 
     def first(self, loss, theta, opt, noise, mc_samples, score) -> float:
         """The given step size, or the search's choice; the search skips the grid's largest
@@ -218,7 +220,8 @@ class StepSize:
         if self.given is not None:
             return self.given
         return search_lr(loss, theta, opt, noise, mc_samples, ETAS[self.optimizer],
-                         adapt_iter=ADAPT_ITER, score=score, largest_last=True).lr
+                         adapt_iter=ADAPT_ITER, score=score, largest_last=True,
+                         chunk=self.chunk).lr
 
     def after_whitening(self, lr, loss, params, opt, noise, mc_samples, score) -> float:
         """A step size picked in the model's coordinates means little in the whitened ones (an
@@ -229,7 +232,7 @@ class StepSize:
             return lr
         etas = tuple(e for e in ETAS[self.optimizer] if e <= lr) or (lr,)
         return search_lr(loss, params, opt, noise, mc_samples, etas, adapt_iter=ADAPT_ITER,
-                         score=score).lr
+                         score=score, chunk=self.chunk).lr
 
     @staticmethod
     def decayed(lr: float) -> float:

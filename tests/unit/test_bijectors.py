@@ -153,6 +153,21 @@ def test_biject_to_picks_the_bijector(constraint, kind, bounds):
     assert {name: getattr(bijector, name) for name in bounds} == bounds
 
 
+def test_zero_lower_bound_is_exp_bit_for_bit():
+    # LowerBound(0) skips adding the zero (one traced operation less): value and gradient
+    # must be those of 0.0 + exp(u) exactly, extremes included
+    u = np.array([[-800.0, -30.0, -1e-300, 0.0, 0.3, 40.0, 700.0, 710.0]])
+    bijector = LowerBound(0.0)
+    plain = lambda v: 0.0 + anp.exp(v)  # noqa: E731
+    weights = np.linspace(-2.0, 3.0, u.size).reshape(u.shape)
+    with np.errstate(over="ignore"):   # exp(710) is inf in both
+        np.testing.assert_array_equal(bijector.forward(u), plain(u))
+        np.testing.assert_array_equal(
+            grad(lambda v: anp.sum(weights * bijector.forward(v)))(u),
+            grad(lambda v: anp.sum(weights * plain(v)))(u))
+    assert not np.any(np.signbit(bijector.forward(u[:, :-1])))
+
+
 def test_every_continuous_constraint_has_a_bijector():
     for kind in c.Constraint.__subclasses__():
         if not kind.discrete and not kind.parameter_only:

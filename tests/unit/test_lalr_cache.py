@@ -1,8 +1,11 @@
 """The per-user parser cache: same parses as a fresh build, rebuilt when unreadable or stale."""
+import json
 from pathlib import Path
 
 import pytest
 from lark import Lark
+from lark.grammar import Rule
+from lark.lexer import TerminalDef
 
 from ppl.frontend import lalr_cache, parse
 
@@ -29,7 +32,7 @@ def _fresh_tree():
 
 def test_cached_parser_parses_like_a_fresh_build(cache):
     parse._parser()  # builds and writes the cache
-    assert len(list(cache.glob("parser-*.txt"))) == 1
+    assert len(list(cache.glob("parser-*.json"))) == 1
     parse._parser.cache_clear()
     loaded = parse._parser()  # loads it
     tree = loaded.parse(TEXT)
@@ -46,11 +49,35 @@ def test_cached_parser_reports_the_same_syntax_error(cache):
 
 def test_corrupt_cache_is_rebuilt(cache):
     parse._parser()
-    (path,) = cache.glob("parser-*.txt")
-    path.write_text("{'data': not a literal")
+    (path,) = cache.glob("parser-*.json")
+    path.write_text('{"data": not json')
     parse._parser.cache_clear()
     assert parse._parser().parse(TEXT) == _fresh_tree()
-    assert path.read_text().startswith("{'data'") and "not a literal" not in path.read_text()
+    assert path.read_text().startswith('{"data"') and "not json" not in path.read_text()
+
+
+def test_json_that_is_not_lark_form_is_rebuilt(cache):
+    parse._parser()
+    (path,) = cache.glob("parser-*.json")
+    path.write_text('{"data": {"parser": {}}, "memo": []}')
+    parse._parser.cache_clear()
+    assert parse._parser().parse(TEXT) == _fresh_tree()
+    assert json.loads(path.read_text())["memo"]
+
+
+def test_restored_tables_are_lark_form_exactly():
+    # == alone would not see a tuple come back as a list, so the types are compared too.
+    data, memo = _build().memo_serialize([TerminalDef, Rule])
+    data["options"] = {k: v for k, v in data["options"].items() if k != "postlex"}
+    restored = lalr_cache._restore(json.loads(json.dumps({"data": data, "memo": memo})))
+
+    def typed(x):
+        if isinstance(x, dict):
+            return {(type(k), k): typed(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return (type(x), [typed(v) for v in x])
+        return (type(x), x)
+    assert typed(restored) == typed((data, memo))
 
 
 def test_an_edited_grammar_gets_its_own_cache_entry(cache):
@@ -63,7 +90,7 @@ def test_an_edited_grammar_gets_its_own_cache_entry(cache):
     grammar = parse.find_grammar().read_text(encoding="utf-8")
     lalr_cache.load_or_build(grammar, build)
     lalr_cache.load_or_build(grammar + "\n// edited\n", build)
-    assert len(calls) == 2 and len(list(cache.glob("parser-*.txt"))) == 2
+    assert len(calls) == 2 and len(list(cache.glob("parser-*.json"))) == 2
 
 
 def test_unwritable_cache_folder_still_parses(tmp_path, monkeypatch):

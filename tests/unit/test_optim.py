@@ -3,8 +3,13 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
+from ppl.compiler import compile_model
+from ppl.data import load_data
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
 from ppl.infer.elbo import make_objective
-from ppl.infer.optim import OPTIMIZERS, SCORE_CHUNK, STAN_ETAS, _score, optimizer, search_lr
+from ppl.infer.optim import (OPTIMIZERS, SCORE_CHUNK, SCORE_ELEMENTS, STAN_ETAS, _score,
+                             draw_elements, optimizer, score_chunk, search_lr)
 
 H = np.array([4.0, 1.0, 0.25])       # curvatures of the quadratic
 C = np.array([1.0, -2.0, 3.0])       # its minimum
@@ -134,3 +139,49 @@ def test_chunked_score_is_the_mean_over_all_draws(rng):
     params, eps = rng.normal(size=6), rng.standard_normal((23, 3))
     assert _score(lambda p, e: loss(p, e)[0], params, eps) == pytest.approx(
         loss(params, eps)[0], rel=1e-14)
+
+
+def test_search_scores_in_the_chunk_it_is_given(rng):
+    # chunk=100: each score of the 100 draws is one call (a small model's scores)
+    loss = _gaussian_loss(np.full(2, 5.0), np.ones(2))
+    seen = []
+
+    def score(params, eps):
+        seen.append(eps.shape[0])
+        return loss(params, eps)[0]
+    params = np.concatenate([np.zeros(2), np.full(2, np.log(0.1))])
+    search_lr(loss, params, optimizer("adam"), lambda n: rng.standard_normal((n, 2)), 5,
+              score=score, chunk=100)
+    assert seen and set(seen) == {100}
+
+
+def _model(text, data):
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    return compile_model(check(program, dims), values).model
+
+
+@pytest.mark.parametrize("N, elements", [(8, 8), (3000, 3000), (10 ** 5, 10 ** 5)])
+def test_score_chunk_follows_the_largest_per_draw_value(N, elements):
+    # mu [N] is a latent-dependent expression, the likelihood's density [N] too; the [3] latent
+    # and the data [N, 3] are smaller or not per draw
+    text = ("data N: int\ndata X: real[N, 3]\ndata y: real[N]\nsample b: real[3] ~ Normal(0, 1)"
+            "\nlet mu = X @ b\nobserve y ~ Normal(mu, 1)\n")
+    model = _model(text, {"N": N, "X": np.zeros((N, 3)), "y": np.zeros(N)})
+    assert draw_elements(model) == elements
+    assert score_chunk(model) == max(SCORE_CHUNK, SCORE_ELEMENTS // elements)
+
+
+def test_score_chunk_sees_a_broadcast_inside_an_expression():
+    # sum over an [N, K] temporary: the let is [N], the product inside it is [N, K]
+    text = ("data N: int\ndata K: int\ndata X: real[N, K]\nsample b: real[K] ~ Normal(0, 1)"
+            "\nlet s = sum(X * b[newaxis, :], axis=1)\nfactor -0.5 * s * s\n")
+    model = _model(text, {"N": 500, "K": 40, "X": np.zeros((500, 40))})
+    assert draw_elements(model) == 500 * 40
+    assert score_chunk(model) == SCORE_ELEMENTS // (500 * 40)
+
+
+def test_a_large_model_keeps_the_chunk_of_ten():
+    text = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+    model = _model(text, {"N": 10 ** 6, "y": np.zeros(10 ** 6)})
+    assert draw_elements(model) == 10 ** 6 and score_chunk(model) == SCORE_CHUNK
