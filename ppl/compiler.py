@@ -125,21 +125,10 @@ def _lifted_shape(value, k: int) -> tuple:
     return shape if k == 0 else shape[:1] + (1,) * k + shape[1:]
 
 
-def _raw_params(dist: ir.Dist, value_rank: int, data_env) -> dict:
-    """name -> (closure, k): a distribution's parameters as ``evaluate.dist_param_fns``
-    makes them, before ``lift(value, k)`` lines them up against the value."""
-    raw = {}
-    for name, expr in dist.params:
-        batch_rank = len(expr.shape) - dist.cls.param_event_dims.get(name, 0)
-        k = max(0, value_rank - dist.cls.event_dim - batch_rank)
-        raw[name] = (compile_expr(expr, data_env), k)
-    return raw
-
-
-def _param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
+def _param_fns(dist: ir.Dist, value_rank: int, data_env, raw=None) -> dict[str, Any]:
     """Closures of a distribution's parameters lined up against a value of rank
-    ``value_rank`` (``evaluate.dist_param_fns``)."""
-    return dist_param_fns(dist, value_rank, data_env)
+    ``value_rank`` (``evaluate.dist_param_fns``; ``raw`` receives them before lifting)."""
+    return dist_param_fns(dist, value_rank, data_env, raw)
 
 
 def _guarded(dist: ir.Dist) -> tuple:
@@ -187,7 +176,8 @@ class _LatentStep:
         self.statement = latent
         self.name = latent.name
         self.cls = latent.dist.cls
-        self.params = _param_fns(latent.dist, len(latent.shape), data_env)
+        self.unlifted = {}
+        self.params = _param_fns(latent.dist, len(latent.shape), data_env, self.unlifted)
         self.guarded = _guarded(latent.dist)
         self.support, self.bounds = _bounds(latent.support, len(latent.shape), data_env)
         self.bijector = None if self.bounds else biject_to(self.support)
@@ -202,7 +192,7 @@ class _LatentStep:
     innovations = False
     # its term is one primitive (fused.density_total); set by compile_model
     fused = False
-    # when fused: its parameters before lifting (_raw_params); set by compile_model
+    # when fused: its parameters before lifting (``unlifted``); set by compile_model
     raw = None
 
     def bijector_at(self, env):
@@ -254,8 +244,9 @@ class _ParamStep(_LatentStep):
     def __init__(self, param: ir.Param, offset: int, data_env):
         self.statement, self.name = param, param.name
         self.cls = None if param.dist is None else param.dist.cls
+        self.unlifted = {}
         self.params = {} if param.dist is None else _param_fns(param.dist, len(param.shape),
-                                                               data_env)
+                                                               data_env, self.unlifted)
         self.guarded = () if param.dist is None else _guarded(param.dist)
         self.support, self.bounds = _bounds(param.support, len(param.shape), data_env)
         self.bijector = None if self.bounds else biject_to(self.support)
@@ -333,13 +324,15 @@ class _ObserveStep:
     """One ``observe`` statement; its value is data ([1, *shape]), computed here once."""
 
     fused = False     # its term is one primitive (fused.density_total)
-    raw = None        # when fused: its parameters before lifting (_raw_params)
+    raw = None        # when fused: its parameters before lifting (``unlifted``)
 
     def __init__(self, observe: ir.Observe, data_env, kernel=None):
         self.statement = observe
         self.cls = observe.dist.cls
         self.value = np.asarray(evaluate_data(observe.value, data_env))[None]
-        self.params = _param_fns(observe.dist, len(observe.value.shape), data_env)
+        self.unlifted = {}
+        self.params = _param_fns(observe.dist, len(observe.value.shape), data_env,
+                                 self.unlifted)
         self.guarded = _guarded(observe.dist)
         self.count = _Counter(tuple(observe.value.shape[:len(observe.value.shape)
                                                         - self.cls.event_dim]))
@@ -794,9 +787,7 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
         if isinstance(step, (_LatentStep, _ObserveStep)):
             step.fused = fuse and getattr(step.cls, "name", None) in DENSITIES
             if step.fused:
-                rank = len(step.slot.shape) if isinstance(step, _LatentStep) else \
-                    len(statement.value.shape)
-                step.raw = _raw_params(statement.dist, rank, data_env)
+                step.raw = step.unlifted
         if scales and i in scales:
             step = _scaled(step, scales[i])
         steps.append(step)

@@ -342,9 +342,12 @@ def _vector(expr: ir.Vector, data_env) -> Fn:
     return stack
 
 
-def dist_param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
+def dist_param_fns(dist: ir.Dist, value_rank: int, data_env,
+                   raw: dict | None = None) -> dict[str, Any]:
     """Closures of a distribution's parameters, each lined up against a value of rank
     ``value_rank``: its batch axes get singleton axes after the draw axis (TEAM.md).
+    ``raw``, if given, receives name -> (closure before lifting, k) for each parameter that
+    is an expression (the fused densities lift it themselves; compiled once for both).
 
     A distribution-valued parameter (Mixture's components) gives a closure returning
     ``(class, {name: array})``, its parameters lined up against ``value_rank + 1`` axes: the
@@ -362,6 +365,8 @@ def dist_param_fns(dist: ir.Dist, value_rank: int, data_env) -> dict[str, Any]:
         k = max(0, value_rank - cls.event_dim - batch_rank)
         fn = compile_expr(expr, data_env)
         fns[name] = fn if k == 0 else (lambda env, fn=fn, k=k: lift(fn(env), k))
+        if raw is not None:
+            raw[name] = (fn, k)
     return fns
 
 
