@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import ppl
-import ppl.compiler
+import ppl.compiler.build
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "stochastic_volatility.ppl"
 TRUTH = {"mu": -1.0, "phi": 0.9, "sigma": 0.3}
@@ -64,13 +64,13 @@ def nuts_reference() -> dict[str, np.ndarray] | None:
 
 def fit_ppl(guide: str, centred: bool) -> dict[str, np.ndarray]:
     """Draws of a seed-0 fit; ``centred`` turns the AR1 innovations off (before the change)."""
-    saved = ppl.compiler._innovations
+    saved = ppl.compiler.build._innovations
     if centred:
-        ppl.compiler._innovations = lambda step, model: False
+        ppl.compiler.build._innovations = lambda step, model: False
     try:
         return ppl.load(MODEL).fit(seed=0, guide=guide, draws=4000).draws()
     finally:
-        ppl.compiler._innovations = saved
+        ppl.compiler.build._innovations = saved
 
 
 def row(label: str, draws: dict, ref: dict | None, seconds: float) -> str:

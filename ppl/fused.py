@@ -71,7 +71,7 @@ def _density_steps(name, x, mu, sigma, np_=np):
 
 
 def _sum_rest(t, np_=np):
-    """Sum over every axis but the first, as compiler._sum_rest: [S, ...] -> [S]."""
+    """Sum over every axis but the first, as compiler/density.py's _sum_rest: [S, ...] -> [S]."""
     ndim = t.ndim if type(t) is np.ndarray else np_.ndim(t)
     return t if ndim <= 1 else np_.sum(t, axis=tuple(range(1, ndim)))
 

@@ -1,6 +1,6 @@
 """The checked IR: what a model means, with every name resolved and every shape known.
 
-Made by ``frontend/check.py`` from the AST, read by ``data.py`` (validation), ``compiler.py``
+Made by ``frontend/check.py`` from the AST, read by ``data.py`` (validation), ``compiler/``
 and the posterior. Nodes are frozen and keep their spans so later stages can blame a statement.
 
 Shapes are tuples of dims. Checked with data (``check(program, dims)``), every dim is an int.

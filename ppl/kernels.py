@@ -54,7 +54,7 @@ def fuse_model(model: ir.Model, data_env) -> tuple[dict[int, "FusedTerm"], froze
     """
     uses = _let_uses(model)
     lets = {s.name: s for s in model.statements if isinstance(s, ir.Let) and not s.data_only}
-    # a term reached by a discrete latent is enumerated (compiler.py): it keeps the plain path
+    # a term reached by a discrete latent is enumerated (compiler/joint.py): it keeps the plain path
     discrete = {s.name for s in model.statements if isinstance(s, ir.Latent) and s.discrete}
     kernels, inlined = {}, set()
     for i, statement in enumerate(model.statements):

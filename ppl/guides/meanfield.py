@@ -1,7 +1,7 @@
 """Variational families on the unconstrained space [D]: parameters, reparameterized draws, entropy.
 
 The diagonal Gaussian (mean field); the other families sit beside it in this package with the
-same methods. The log joint lives in ppl/compiler.py, the ELBO and optimizers in ppl/infer/.
+same methods. The log joint lives in ppl/compiler/, the ELBO and optimizers in ppl/infer/.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The user-guide family: ``param`` point estimates and ``guide`` statements around an automatic
 family (LANGUAGE.md, Version 2: New statements, Guides).
 
-The unconstrained vector zeta [S, D] (compiler.py's layout, source order) has three kinds of
+The unconstrained vector zeta [S, D] (the compiler's layout, source order) has three kinds of
 slots: a param's (the same value in every draw: q is a point mass there), a guided latent's
 (``guide z ~ Normal(loc, scale)``: zeta_z = loc + scale * eps, with loc and scale computed from
 data, params and earlier latents, so the draw stays reparameterized), and the rest, drawn by
@@ -278,7 +278,7 @@ def _order(compiled) -> list:
     """(kind, step) in an order where everything a guide or a dynamic bound reads comes first:
     kinds 'param', 'auto', 'guided' (latents) and 'let' (only the lets some guide or bound
     needs). Source order, except that a guided latent waits for the lets its guide reads."""
-    from ..compiler import _LatentStep, _LetStep, _ParamStep
+    from ..compiler.steps import _LatentStep, _LetStep, _ParamStep
     needs, kinds = {}, {}
     for step in compiled.steps:
         if isinstance(step, _ParamStep):
@@ -332,7 +332,8 @@ def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.nda
     PplError (bad_init) : a value for an unknown param, of the wrong shape or outside the
         param's support.
     """
-    from ..compiler import _draw_latent, _ParamStep
+    from ..compiler.draws import _draw_latent
+    from ..compiler.steps import _ParamStep
     init = dict(init or {})
     for name in init:
         if name not in compiled.params:

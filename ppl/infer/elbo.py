@@ -1,7 +1,7 @@
 """The ELBO of a guide against a log joint, and its reparameterized gradient (autograd).
 
-The log joint (compiler.py) maps zeta [S, D] to [S]; the guide (guides.py) gives the draws and the
-entropy. We maximize the ELBO; the optimizers minimize, so advi.py flips the sign once.
+The log joint (compiler/joint.py) maps zeta [S, D] to [S]; the guide (guides.py) gives the draws
+and the entropy. We maximize the ELBO; the optimizers minimize, so advi.py flips the sign once.
 """
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import errors, ir
 from . import batchaxis
-from ..compiler import _ObserveStep, compile_model
+from ..compiler import compile_model
+from ..compiler.steps import _ObserveStep
 from ..evaluate import data_lets, evaluate_data
 from ..frontend.check import check
 from ..guides import MeanField, user

@@ -302,7 +302,7 @@ def test_data_only_work_is_done_at_compile_time(monkeypatch, rng):
 
 
 def test_block_gradients_match_indexing_to_second_order():
-    # compiler._block (a slot's columns, one primitive with an assignment gradient) against
+    # blocks.block (a slot's columns, one primitive with an assignment gradient) against
     # plain indexing: the same value, gradient and Hessian-vector product, exactly.
     from ppl.blocks import block as _block
     rng = np.random.default_rng(0)

@@ -1,0 +1,115 @@
+"""One statement's log density as a term of the log joint: counted over its batch, computed
+in one fused primitive where it can be (fused.py), or left pending for the sum of terms, and
+-inf where a parameter leaves its constraint.
+
+Separate from steps.py because this is the hot arithmetic every step shares; the steps decide
+what to compute, this module how.
+"""
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.tracer import getval
+
+from .. import ir
+from ..constraints import Real, real
+from ..evaluate import lift
+from ..fused import Pending, density_total, settle
+
+
+def _sum_rest(t):
+    """Sum over every axis but the first: [S, ...] -> [S]."""
+    if anp.ndim(t) <= 1:
+        return t
+    return anp.sum(t, axis=tuple(range(1, anp.ndim(t))))
+
+
+class _Counter:
+    """Sums a log density [S or 1, *batch'] to [S or 1], counting every element of ``batch``.
+
+    A density that does not depend on some axis of the value (Uniform returns one value per
+    draw for a constant width) comes back smaller than the batch; it is repeated there. The
+    factor is found once per result shape (cheap Python work stays out of the step).
+    """
+
+    def __init__(self, batch: tuple):
+        self.want = int(np.prod(batch, dtype=np.int64))
+        self.factors: dict[tuple, float] = {}
+        self.covered: dict[tuple, bool] = {}
+
+    def __call__(self, log_density):
+        total = _sum_rest(log_density)
+        shape = anp.shape(log_density)[1:]
+        factor = self.factors.get(shape)
+        if factor is None:
+            size = int(np.prod(shape, dtype=np.int64))
+            # an empty value (N = 0) has nothing to count: its sum is 0 whatever the factor
+            factor = self.factors[shape] = self.want / size if size else 1.0
+        return total if factor == 1.0 else total * factor
+
+    def covers(self, *args) -> bool:
+        """Whether a density broadcast from ``args`` [S or 1, ...] has one element per element
+        of the batch (no factor), found once per shape."""
+        return self.covers_shapes(tuple(np.shape(a) for a in args))  # a box's .shape
+
+    def covers_shapes(self, shapes: tuple) -> bool:
+        covered = self.covered.get(shapes)
+        if covered is None:
+            size = int(np.prod(np.broadcast_shapes(*shapes)[1:], dtype=np.int64))
+            covered = self.covered[shapes] = size == self.want and size > 0
+        return covered
+
+
+def _density_total(step, value, params: dict):
+    """``step.count(step.cls.log_density(value, **params))`` [S]; a Normal's, HalfNormal's,
+    Cauchy's or HalfCauchy's in one autograd primitive (fused.density_total: the same value
+    and gradient, one traced operation for seven to nine) when ``step.fused``."""
+    if step.fused:
+        mu, sigma = params.get("mu", 0.0), params["sigma"]
+        if step.count.covers(value, mu, sigma):
+            return density_total(step.cls.name, value, mu, sigma)
+    return step.count(step.cls.log_density(value, **params))
+
+
+def _pending_density(step, value, env):
+    """``step``'s log density at ``value`` [S or 1] guarded as ``_outside``, as a term of
+    fused.add_terms: a fused.Pending where it can be. Its parameters are read before their
+    lifting (``step.raw``), which the sum of terms does itself: no traced reshape."""
+    if step.raw is None:       # not fused: the density as a value
+        params = {name: fn(env) for name, fn in step.params.items()}
+        return _outside(step.guarded, params, _density_total(step, value, params))
+    raw = {name: fn(env) for name, (fn, _) in step.raw.items()}
+    mu, sigma = raw.get("mu", 0.0), raw["sigma"]
+    k_mu, k_sigma = step.raw["mu"][1] if "mu" in raw else 0, step.raw["sigma"][1]
+    if step.count.covers_shapes((np.shape(value), _lifted_shape(mu, k_mu),
+                                 _lifted_shape(sigma, k_sigma))):
+        total = Pending(step.cls.name, value, mu, sigma, (k_mu, k_sigma))
+    else:
+        lifted = {name: lift(v, step.raw[name][1]) for name, v in raw.items()}
+        total = step.count(step.cls.log_density(value, **lifted))
+    return _outside(step.guarded, raw, total)
+
+
+def _lifted_shape(value, k: int) -> tuple:
+    """The shape of ``evaluate.lift(value, k)``."""
+    shape = np.shape(value)
+    return shape if k == 0 else shape[:1] + (1,) * k + shape[1:]
+
+
+def _guarded(dist: ir.Dist) -> tuple:
+    """(name, constraint) of the parameters that depend on latents and are constrained."""
+    return tuple((name, dist.cls.constraints[name]) for name, expr in dist.params
+                 if expr.deps and not isinstance(dist.cls.constraints.get(name, real), Real))
+
+
+def _outside(guarded: tuple, params: dict, total):
+    """``total`` [S] with -inf at the draws where a parameter leaves its constraint: a density
+    formula evaluated outside its domain gives a finite number, not a density (issue 9)."""
+    if not guarded:
+        return total
+    bad = np.zeros(1, dtype=bool)
+    for name, constraint in guarded:
+        value = np.asarray(getval(params[name]))
+        ok = np.asarray(constraint.check(value)) & ~np.isnan(value)
+        bad = bad | ~np.all(np.reshape(ok, (ok.shape[0], -1)), axis=1)
+    return anp.where(bad, -np.inf, settle(total)) if bad.any() else total

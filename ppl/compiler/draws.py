@@ -1,0 +1,185 @@
+"""Compiled's plain-numpy outputs, no gradients: reported latents and lets at given draws,
+posterior predictive draws, pointwise log-likelihoods, observed values, and ancestral draws
+from the prior (truncated and ordered latents included).
+
+Separate from joint.py so the log joint's hot path reads alone; ``Draws`` is Compiled's base
+class and uses its ``_steps``, ``_discrete`` and ``probabilities``.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .. import enumeration, ir
+from ..constraints import Ordered, PositiveOrdered
+from ..data import source_text
+from .steps import _DiscreteStep, _LatentStep, _LetStep, _ObserveStep, _ParamStep, _sample
+
+_REJECTION_ROUNDS = 1000
+# sd of a param's default start on its unconstrained scale: small, never all zeros (identical
+# hidden units of a network would stay identical); LANGUAGE.md, New statements
+PARAM_START_SCALE = 0.1
+
+
+class Draws:
+    """The numpy half of Compiled (joint.py): outputs at given draws, and prior draws."""
+
+    def _forward(self, zeta, rng=None) -> dict:
+        """Every latent and let (data-only ones excepted) at the draws, plain numpy; discrete
+        latents drawn from their conditional posterior given each draw (``rng``, or a
+        generator seeded 0)."""
+        zeta = np.asarray(zeta, dtype=float)
+        env = {}
+        if self._discrete:
+            rng = np.random.default_rng(0) if rng is None else rng
+            for d, p in self.probabilities(zeta).items():
+                env[d] = enumeration.draw(p, self._discrete[d].values, rng)
+        for step in self._steps:
+            if isinstance(step, _LatentStep):
+                env[step.name] = np.asarray(step.value(zeta, env)[0])
+            elif isinstance(step, _LetStep):
+                env[step.name] = np.asarray(step.fn(env))
+        return env
+
+    def constrained(self, zeta, rng=None) -> dict[str, np.ndarray]:
+        """Reported latents and lets at the draws: name -> [S, *shape] (numpy).
+
+        Names starting with '_' are computed but not reported (LANGUAGE.md, Reporting).
+        Discrete latents are drawn from their conditional posterior with ``rng``.
+        """
+        env = self._forward(zeta, rng)
+        n = np.shape(zeta)[0]
+        return {s.statement.name: _full(env[s.statement.name], n, s.statement)
+                for s in self._steps if _reported(s.statement)}
+
+    def predictive(self, zeta, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """One draw of every observed expression per draw of zeta (posterior predictive).
+
+        Returns label -> [S, *shape]; the label is the observed expression's source text.
+        """
+        env = self._forward(zeta, rng)
+        return self._draw_observed(env, rng, np.shape(zeta)[0])
+
+    def pointwise_log_likelihood(self, zeta) -> dict[str, np.ndarray]:
+        """The log density of every observed element at each draw (for LOO, WAIC, ArviZ).
+
+        Returns label -> [S, *batch], labels as in ``predictive``; batch is the observed
+        expression's shape without its distribution's event axes. Summed over the batch, each
+        is the statement's term in ``terms``.
+
+        Raises PplError for a model with discrete latents: its observations' terms are summed
+        out with them (enumeration), so they have no log density of their own.
+        """
+        if self._discrete:
+            from ..errors import no_pointwise_with_discrete
+            raise no_pointwise_with_discrete(sorted(self._discrete))
+        env = self._forward(zeta)
+        out = {}
+        for step in self._steps:
+            if isinstance(step, _ObserveStep):
+                out[_label(step, out)] = step.pointwise(env, np.shape(zeta)[0])
+        return out
+
+    def observed(self) -> dict[str, np.ndarray]:
+        """The observed values: label -> [*shape] (numpy), labels as in ``predictive``."""
+        out = {}
+        for step in self._steps:
+            if isinstance(step, _ObserveStep):
+                out[_label(step, out)] = step.value[0]
+        return out
+
+    def sample_prior(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """Ancestral draws from the prior: reported latents and lets, and the observed
+        expressions given them (prior predictive); name or label -> [n, *shape].
+
+        A truncated latent (declared bounds narrowing its distribution's support) is drawn by
+        rejection: elements outside the bounds are drawn again, up to 1000 rounds; any still
+        outside are then clipped to the bounds (only a truncation to a region of prior
+        probability below about 1% gets there with noticeable probability).
+        """
+        env = {}
+        for step in self._steps:
+            if isinstance(step, (_LatentStep, _DiscreteStep)):
+                env[step.name] = _draw_latent(step, env, rng, n)
+            elif isinstance(step, _LetStep):
+                env[step.name] = np.asarray(step.fn(env))
+        draws = {s.statement.name: _full(env[s.statement.name], n, s.statement)
+                 for s in self._steps if _reported(s.statement)}
+        draws.update(self._draw_observed(env, rng, n))
+        return draws
+
+    def _draw_observed(self, env, rng, n) -> dict[str, np.ndarray]:
+        out = {}
+        for step in self._steps:
+            if isinstance(step, _ObserveStep):
+                out[_label(step, out)] = step.draw(env, rng, n)
+        return out
+
+
+def _label(step: _ObserveStep, taken) -> str:
+    """An observe statement's label: its value's source text, primed if already ``taken``."""
+    label = source_text(step.statement.value)
+    while label in taken:          # the same expression observed twice
+        label += "'"
+    return label
+
+
+def _reported(statement) -> bool:
+    if isinstance(statement, (ir.Latent, ir.Param)):
+        return not statement.name.startswith("_")
+    return isinstance(statement, ir.Let) and statement.reported
+
+
+def _full(value, n: int, statement) -> np.ndarray:
+    """``value`` as [n, *shape] (a let that ignores the draws comes back as [1, *shape])."""
+    shape = statement.value.shape if isinstance(statement, ir.Let) else statement.shape
+    return np.array(np.broadcast_to(value, (n,) + tuple(shape)), dtype=float)
+
+
+def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
+    if isinstance(step, _ParamStep) and step.cls is None:
+        # no distribution: the param's default start, small random unconstrained values
+        u = PARAM_START_SCALE * rng.standard_normal((n,) + step.slot.free_shape)
+        return np.asarray(step.bijector_at(env).forward(u))
+    params = {name: np.asarray(fn(env)) for name, fn in step.params.items()}
+    size = (n,) + tuple(step.statement.shape)
+    x = np.asarray(_sample(step.statement, rng, size, params), dtype=float)
+    if isinstance(step, _DiscreteStep):
+        return x.astype(np.int64)  # (a truncated discrete prior is drawn untruncated)
+    if isinstance(step.support, (Ordered, PositiveOrdered)):
+        return _ordered_draws(step, x, rng, params)
+    if not step.statement.truncated:
+        return x
+    support = dataclasses.replace(step.support, **{k: np.asarray(fn(env))
+                                                   for k, fn in step.bounds.items()})
+    # Rejection, redrawing only the elements outside the bounds (a truncated latent is never
+    # a simplex, so its elements are independent given the parameters).
+    params = {name: np.broadcast_to(value, size) for name, value in params.items()}
+    for _ in range(_REJECTION_ROUNDS):
+        outside = ~support.check(x)
+        if not outside.any():
+            return x
+        redraw = step.cls.sample(rng, (int(outside.sum()),),
+                                 **{name: value[outside] for name, value in params.items()})
+        x = x.copy()
+        x[outside] = redraw
+    return np.clip(x, getattr(support, "lower", -np.inf), getattr(support, "upper", np.inf))
+
+
+def _ordered_draws(step: _LatentStep, x: np.ndarray, rng, params: dict) -> np.ndarray:
+    """Draws of an ordered latent from its prior: the declared distribution applies
+    elementwise on the ordered region, a density proportional to prod f(x_i) there, and
+    independent draws sorted have exactly that density (times K!). positive_ordered first
+    redraws the elements that are not positive."""
+    if isinstance(step.support, PositiveOrdered):
+        params = {name: np.broadcast_to(value, x.shape) for name, value in params.items()}
+        for _ in range(_REJECTION_ROUNDS):
+            outside = ~(x > 0)
+            if not outside.any():
+                break
+            x = x.copy()
+            x[outside] = step.cls.sample(rng, (int(outside.sum()),),
+                                         **{name: value[outside] for name, value in params.items()})
+        x = np.maximum(x, np.finfo(float).tiny)
+    return np.sort(x, axis=-1)
