@@ -6,13 +6,7 @@ import numpy as np
 from ppl.infer.schedule import (BOUNCE_JITTER, CONTINUE, DECAY, Convergence, Iterates,
                                 Windows, bouncing)
 
-
-class _Guide:
-    """A guide whose every coordinate is in its own units (jitter_scale 1)."""
-
-    @staticmethod
-    def jitter_scale(theta):
-        return np.ones_like(theta)
+from ._schedule_drive import Guide, drive
 
 
 def _window(values):
@@ -33,14 +27,14 @@ def test_iterates_bouncing_in_place_pass():
     # sd 3 > BOUNCE_JITTER: the window means move about 3 * sqrt(2 / 100) = 0.42 (at most
     # about 1.3 over 4 coordinates at z = 3), far below the spread of 3
     prev, last = _two_windows(np.random.default_rng(0), sd=3.0, drift=0.0)
-    assert bouncing(prev, last, _Guide)
+    assert bouncing(prev, last, Guide)
 
 
 def test_iterates_on_their_way_do_not_pass():
     # the same spread, but the mean moves 20 a window: the fit is still getting somewhere
     # (a linear drift of 20 adds 20 / sqrt(12) = 5.8 to the within-window spread, 6.5 in all)
     prev, last = _two_windows(np.random.default_rng(1), sd=3.0, drift=20.0)
-    assert not bouncing(prev, last, _Guide)
+    assert not bouncing(prev, last, Guide)
 
 
 def test_a_parameter_creeping_under_others_bouncing_does_not_pass():
@@ -51,28 +45,18 @@ def test_a_parameter_creeping_under_others_bouncing_does_not_pass():
     W = 100
     t = np.arange(2 * W) / W
     x = np.stack([5.0 * rng.standard_normal(2 * W), 0.1 * rng.standard_normal(2 * W) + 2 * t], 1)
-    assert not bouncing(_window(x[:W]), _window(x[W:]), _Guide)
+    assert not bouncing(_window(x[:W]), _window(x[W:]), Guide)
 
 
 def test_small_jitter_never_passes():
     # stationary, but at a spread below BOUNCE_JITTER the ELBO test alone decides
     prev, last = _two_windows(np.random.default_rng(2), sd=0.5 * BOUNCE_JITTER, drift=0.0)
-    assert not bouncing(prev, last, _Guide)
+    assert not bouncing(prev, last, Guide)
 
 
 def _drive(iterates, elbo, W, tol=1e-3):
-    """The rule's actions over ``iterates`` [T, P] and ``elbo`` [T], as advi._run calls it."""
-    rule, state, trace, actions = Convergence(tol, W), Windows(), [], []
-    for theta, value in zip(iterates, elbo):
-        trace.append(value)
-        state = state.add(theta)
-        if (len(trace) - state.since) % W:
-            continue
-        state, action = rule.at_window(state, trace, _Guide)
-        actions.append(action)
-        if action == DECAY:
-            return actions
-    return actions
+    """The rule's actions over ``iterates`` [T, P] and ``elbo`` [T], up to its first decay."""
+    return drive(Convergence(tol, W), Windows(), iterates, elbo, W, last=DECAY)[1]
 
 
 def test_a_bouncing_fit_decays_though_its_elbo_still_rises():

@@ -8,6 +8,8 @@ from ppl.infer import schedule
 from ppl.infer.schedule import (CONTINUE, DECAY, STOP, BatchConvergence, BatchWindows,
                                 average_se, mean_se)
 
+from ._schedule_drive import Guide, drive
+
 
 def _ar1(rng, K, P, rho):
     """K steps of P independent AR(1) chains with unit marginal variance."""
@@ -45,30 +47,9 @@ def test_blocks_merge_in_pairs_and_keep_the_plain_average():
     np.testing.assert_allclose(state.blocks[1], means[state.block:2 * state.block].mean(axis=0))
 
 
-class _Guide:
-    """A guide whose every coordinate is in its own units (jitter_scale 1)."""
-
-    @staticmethod
-    def jitter_scale(theta):
-        return np.ones_like(theta)
-
-
 def _drive(iterates, elbo, W, tol=1e-3):
-    """Run the rule over ``iterates`` [T, P] and ``elbo`` [T] as advi._run does, without
-    changing the iterates at a decay: (steps taken, actions, state)."""
-    rule, state, trace, actions = BatchConvergence(tol, W), BatchWindows(), [], []
-    for theta, value in zip(iterates, elbo):
-        trace.append(value)
-        state = state.add(theta)
-        if (len(trace) - state.since) % W:
-            continue
-        state, action = rule.at_window(state, trace, _Guide)
-        actions.append(action)
-        if action == STOP:
-            break
-        if action == DECAY:
-            state = rule.restarted(state, len(trace))
-    return len(trace), actions, state
+    """(steps taken, actions, state) of the rule over ``iterates`` [T, P] and ``elbo`` [T]."""
+    return drive(BatchConvergence(tol, W), BatchWindows(), iterates, elbo, W)
 
 
 def test_the_rule_averages_until_its_standard_error_is_small():
@@ -82,7 +63,7 @@ def test_the_rule_averages_until_its_standard_error_is_small():
     steps, actions, state = _drive(iterates, rng.standard_normal(T), W)
     assert actions.count(DECAY) == schedule.min_decays(1e-3) and actions[-1] == STOP
     assert state.count == schedule.MIN_AVERAGED
-    assert BatchConvergence(1e-3, W).stationary(state, _Guide)
+    assert BatchConvergence(1e-3, W).stationary(state, Guide)
     averaged = iterates[steps - W * state.count:steps]
     np.testing.assert_allclose(state.average(), averaged.mean(axis=0), rtol=1e-12)
 
@@ -110,7 +91,7 @@ def test_a_drifting_average_does_not_stop():
     steps, actions, state = _drive(drift, rng.standard_normal(T), W)
     assert STOP not in actions and state.averaging and steps == T
     # at the iteration cap advi returns its last iterate, not the lagging average
-    assert not BatchConvergence(1e-3, W).stationary(state, _Guide)
+    assert not BatchConvergence(1e-3, W).stationary(state, Guide)
 
 
 def test_the_rule_decays_while_the_iterates_jitter():
