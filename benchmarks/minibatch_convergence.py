@@ -2,7 +2,7 @@
 
 The regression of tests/stats/test_minibatch.py (N = 2000 rows, B = 100, known noise sd, so
 the exact mean-field optimum is known) fitted with ``--batch N=100`` over several seeds, by
-schedule.BatchConvergence and, for comparison, by advi's rule alone (schedule.Convergence, the
+schedule_batch.BatchConvergence and, for comparison, by advi's rule alone (schedule.Convergence, the
 rule --batch used before). Per fit: steps, whether it converged, the largest error of a guide
 mean in posterior sds and of a log sd.
 
@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ppl  # noqa: E402
-from ppl.infer import advi, schedule  # noqa: E402
+from ppl.infer import advi, schedule, schedule_batch  # noqa: E402
 
 N, B = 2000, 100
 MODEL = """
@@ -44,7 +44,7 @@ def run(seeds: int) -> None:
     y = 0.3 + X @ [1.0, -2.0] + 0.5 * rng.standard_normal(N)
     mean, sd = exact(X, y)
     model = ppl.compile(MODEL)
-    rules = {"BatchConvergence": (schedule.BatchConvergence, schedule.BatchWindows),
+    rules = {"BatchConvergence": (schedule_batch.BatchConvergence, schedule_batch.BatchWindows),
              "advi's rule alone": (schedule.Convergence, schedule.Windows)}
     print("| rule | seed | steps | converged | max mean error (sds) | max log sd error | s |")
     print("|---|---|---|---|---|---|---|")

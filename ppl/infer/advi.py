@@ -27,8 +27,8 @@ from . import steps
 from .optim import optimizer, score_chunk
 from .point import fit_point
 from .precondition import Coordinates, Frame, estimate
-from .schedule import (DECAY, HESSIAN_DRAWS, STOP, BatchConvergence, BatchWindows,
-                       Convergence, StepSize, Whitening, Windows)
+from .schedule import DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize, Whitening, Windows
+from .schedule_batch import BatchConvergence, BatchWindows
 # the convergence rule's constants and functions, re-exported: tests read them here
 from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
 
@@ -119,8 +119,8 @@ def fit(compiled, options, rng: np.random.Generator,
     The error left is at least 1 / sqrt(AVERAGE_WINDOWS * window * mc_samples) posterior sds
     (0.02 with the defaults; more, as the iterates are correlated: tests/stats measures it);
     raise ``window`` or ``mc_samples`` to shrink it. Under ``--batch`` the rule is
-    schedule.BatchConvergence: this one up to its plateaus and decays, then averaging until the
-    average's Monte Carlo standard error is small (docs/minibatch.md).
+    schedule_batch.BatchConvergence: this one up to its plateaus and decays, then averaging
+    until the average's Monte Carlo standard error is small (docs/minibatch.md).
     Otherwise the fit stops at ``options.iter`` steps (reason MAX_ITER) or on KeyboardInterrupt
     (INTERRUPTED), returning the current parameters.
 

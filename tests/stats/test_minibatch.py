@@ -1,10 +1,10 @@
 """Minibatch ADVI (--batch) against an exact posterior: the convergence rule under batch noise
-(schedule.BatchConvergence; docs/minibatch.md)."""
+(schedule_batch.BatchConvergence; docs/minibatch.md)."""
 import numpy as np
 import pytest
 
 import ppl
-from ppl.infer.schedule import average_se
+from ppl.infer.schedule_batch import average_se
 
 REGRESSION = """
 data N: int

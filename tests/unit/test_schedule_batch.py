@@ -1,12 +1,12 @@
-"""The convergence rule under --batch (schedule.BatchConvergence, BatchWindows, mean_se)."""
+"""The convergence rule under --batch (schedule_batch.BatchConvergence, BatchWindows, mean_se)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ppl.infer import schedule
-from ppl.infer.schedule import (CONTINUE, DECAY, STOP, BatchConvergence, BatchWindows,
-                                average_se, mean_se)
+from ppl.infer import schedule, schedule_batch
+from ppl.infer.schedule import CONTINUE, DECAY, STOP
+from ppl.infer.schedule_batch import BatchConvergence, BatchWindows, average_se, mean_se
 
 from ._schedule_drive import Guide, drive
 
@@ -37,11 +37,11 @@ def test_mean_se_matches_the_ar1_standard_error(rho):
 
 def test_blocks_merge_in_pairs_and_keep_the_plain_average():
     rng = np.random.default_rng(1)
-    means = rng.standard_normal((3 * schedule.MAX_BLOCKS + 5, 2))
+    means = rng.standard_normal((3 * schedule_batch.MAX_BLOCKS + 5, 2))
     state = BatchWindows(averaging=True)
     for m in means:
         state = state.pushed(m)
-    assert len(state.blocks) < schedule.MAX_BLOCKS and state.count == len(means)
+    assert len(state.blocks) < schedule_batch.MAX_BLOCKS and state.count == len(means)
     np.testing.assert_allclose(state.average(), means.mean(axis=0), rtol=1e-12)
     # every block is the mean of ``block`` consecutive windows
     np.testing.assert_allclose(state.blocks[1], means[state.block:2 * state.block].mean(axis=0))
@@ -62,7 +62,7 @@ def test_the_rule_averages_until_its_standard_error_is_small():
     iterates = 1.0 + 0.5 * rng.standard_normal((T, P))
     steps, actions, state = _drive(iterates, rng.standard_normal(T), W)
     assert actions.count(DECAY) == schedule.min_decays(1e-3) and actions[-1] == STOP
-    assert state.count == schedule.MIN_AVERAGED
+    assert state.count == schedule_batch.MIN_AVERAGED
     assert BatchConvergence(1e-3, W).stationary(state, Guide)
     averaged = iterates[steps - W * state.count:steps]
     np.testing.assert_allclose(state.average(), averaged.mean(axis=0), rtol=1e-12)
