@@ -1,15 +1,16 @@
 """``--guide auto``: climb the family ladder until k̂ says the fit can be used.
 
-Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond full rank's
-size limit) warm-started from it; then the flow, warm-started from the full-rank fit. Full rank
-is skipped, and the flow warm-started from the Gaussian full rank would start from, when that
-Gaussian's importance weights are far from uniform (SKIP_ESS, ``fullrank_start``). Stops at
-the first fit that is reliable, or usable with care and importance-corrected (the corrected
-summary was as accurate as a richer family's on posteriordb, docs/trust.md, at a fraction of
-the time). When even the flow cannot be used and full rank was skipped, a last rung fits a
-larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which replaces the flow
-when its ELBO is higher. Returns the fit with the smallest k̂. The families live in
-ppl/guides/, the fitting in advi.py, k̂ and the verdict in psis.py and verdict.py.
+Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond
+AUTO_FULLRANK_MAX_DIM dimensions) warm-started from it; then the flow, warm-started from that
+fit. Full rank is skipped, and the flow warm-started from the Gaussian full rank would start
+from, when that Gaussian's importance weights are far from uniform (SKIP_ESS,
+``fullrank_start``). Stops at the first fit that is reliable, or usable with care and
+importance-corrected (the corrected summary was as accurate as a richer family's on
+posteriordb, docs/trust.md, at a fraction of the time). When even the flow cannot be used and
+full rank was skipped, a last rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the
+flow's start, which replaces the flow when its ELBO is higher. Returns the fit with the
+smallest k̂. The families live in ppl/guides/, the fitting in advi.py, k̂ and the verdict in
+psis.py and verdict.py.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PplError
-from ..guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM, MEAN_FIELD, family
+from ..guides import FLOW_MAX_DIM, MEAN_FIELD, family
 from . import advi
 from .precondition import estimate
 from .psis import psis
@@ -51,11 +52,19 @@ SKIP_ESS = 0.1
 RETRY_LAYERS = 4
 RETRY_WINDOW = 2
 RETRY_LR = 0.01
+# Beyond this many unconstrained dimensions auto's Gaussian rung is low rank, not full rank
+# (the full-rank family itself goes to FULLRANK_MAX_DIM). Full rank's step grows as D^2: on
+# a cheap density it costs 0.9x low rank's at D = 100, 2.2x at 200, 5.1x at 300 and 7.7x at
+# 400 (`benchmarks/step_benchmark.py` family_rows, 2026-11-30). On stochastic_volatility
+# (D = 403) full rank took 92.5 s of CPU, 23x mean field, stopped unconverged and was as
+# unreliable (k̂ 1.58; max mean error 2.00 reference sds, mean sd deviation 0.103) as low
+# rank in 8.9 s (k̂ 1.57; 2.34, 0.061) (docs/trust.md). No posteriordb posterior has D > 50.
+AUTO_FULLRANK_MAX_DIM = 200
 
 
 def ladder(D: int) -> tuple[str, ...]:
     """The families auto tries for D unconstrained dimensions, least flexible first."""
-    families = ["meanfield", "fullrank" if D <= FULLRANK_MAX_DIM else "lowrank"]
+    families = ["meanfield", "fullrank" if D <= AUTO_FULLRANK_MAX_DIM else "lowrank"]
     if D <= FLOW_MAX_DIM:
         families.append("flow")
     return tuple(families)

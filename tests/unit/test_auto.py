@@ -6,7 +6,8 @@ import numpy as np
 
 from ppl.guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM
 from ppl.infer import advi, auto
-from ppl.infer.auto import SKIP_ESS, SKIPPED, AutoReport, Tried, fit_auto, ladder
+from ppl.infer.auto import (AUTO_FULLRANK_MAX_DIM, SKIP_ESS, SKIPPED, AutoReport, Tried,
+                            fit_auto, ladder)
 from ppl.options import FitOptions
 from ppl.posterior import Fit
 
@@ -38,8 +39,10 @@ def _auto(model):
 
 def test_ladder_follows_the_families_size_limits():
     assert ladder(5) == ("meanfield", "fullrank", "flow")
-    assert ladder(FLOW_MAX_DIM + 1) == ("meanfield", "fullrank")
-    assert ladder(FULLRANK_MAX_DIM + 1) == ("meanfield", "lowrank")
+    assert ladder(AUTO_FULLRANK_MAX_DIM) == ("meanfield", "fullrank", "flow")
+    assert ladder(AUTO_FULLRANK_MAX_DIM + 1) == ("meanfield", "lowrank", "flow")
+    assert ladder(FLOW_MAX_DIM + 1) == ("meanfield", "lowrank")
+    assert AUTO_FULLRANK_MAX_DIM < FLOW_MAX_DIM < FULLRANK_MAX_DIM
 
 
 def test_auto_stops_at_mean_field_when_it_is_reliable():
@@ -96,6 +99,16 @@ def test_auto_skips_full_rank_when_its_start_cannot_carry_the_weights():
     assert report.to_dict()["tried"][1]["start_ess"] == skipped.ess
     assert report.tried[report.chosen].family.startswith("flow")
     assert fit.result.guide.name.startswith("flow") and fit.khat < report.tried[0].khat
+
+
+def test_above_the_full_rank_limit_the_flow_starts_from_low_rank(monkeypatch):
+    # A D above AUTO_FULLRANK_MAX_DIM, shrunk to the banana's 2: the Gaussian rung is low rank
+    # (no start probe, it is full rank's), and the flow is warm-started from its diagonal frame
+    monkeypatch.setattr(auto, "AUTO_FULLRANK_MAX_DIM", 1)
+    fit, report = _auto(Banana())
+    assert [t.family for t in report.tried][:3] == ["meanfield", "lowrank", "flow"]
+    assert all(t.level != SKIPPED for t in report.tried)
+    assert fit.khat < report.tried[0].khat
 
 
 def test_the_full_rank_probe_leaves_the_climb_as_it_was():
