@@ -10,9 +10,9 @@ from collections.abc import Callable
 import autograd.numpy as anp
 import numpy as np
 from autograd import value_and_grad
-from autograd.core import VJPNode, backward_pass
-from autograd.tracer import getval, isbox, new_box, trace_stack
+from autograd.tracer import getval, isbox
 
+from ..blocks import trace_blocks
 from ..guides import MEAN_FIELD, MeanField
 
 LogJoint = Callable[[np.ndarray], np.ndarray]
@@ -93,15 +93,12 @@ def _chained(log_joint, theta, eps, chained):
     gradient are those of the traced ELBO bit for bit (tests/unit/test_elbo.py). Each
     traced operation costs microseconds of bookkeeping: a small model's step is mostly that."""
     zeta, entropy, pullback = chained(theta, eps)
-    start = VJPNode.new_root()
-    with trace_stack.new_trace() as trace:      # autograd.tracer.trace, without its warning
-        out = log_joint(new_box(zeta, trace, start))
-        ends = isbox(out) and out._trace == trace
-    lp = out._value if ends else out
+    # the latents' blocks of zeta are roots of the trace (blocks.trace_blocks): no traced
+    # slice per latent either
+    lp, vjp = trace_blocks(log_joint, zeta)
     S = np.shape(lp)[0]
     # anp.mean's VJP of the incoming 1.0: (1.0 + zeros(S)) / S
-    g = backward_pass(np.full(S, 1.0) / S, out._node) if ends else np.zeros(np.shape(zeta))
-    return float(np.mean(lp) + entropy), pullback(g)
+    return float(np.mean(lp) + entropy), pullback(vjp(np.full(S, 1.0) / S))
 
 
 def elbo_value(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,

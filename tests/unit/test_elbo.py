@@ -107,6 +107,16 @@ sample w: real<lower=0, upper=2> ~ Uniform(0, 2)
 sample sigma ~ Exponential(1)
 observe y ~ Normal(a[g] + w * s, sigma)
 """,
+    # a param (one row of zeta), a matrix and a simplex (their free shapes), a latent read
+    # three times
+    "param_matrix_simplex": """data N: int
+data y: real[N]
+data s: real[N]
+param c: real[2] ~ Normal(0, 3)
+sample B: real[2, 2] ~ Normal(0, 1)
+sample p: real[3] ~ Dirichlet([1.0, 2.0, 3.0])
+observe y ~ Normal(c[0] + B[0, 1] * s + p[2] * B[1, 0], exp(c[1] + B[1, 1] * B[1, 1]))
+""",
 }
 
 
