@@ -72,7 +72,9 @@ def _density_steps(name, x, mu, sigma, np_=np):
 
 def _sum_rest(t, np_=np):
     """Sum over every axis but the first, as compiler._sum_rest: [S, ...] -> [S]."""
-    ndim = t.ndim if type(t) is np.ndarray else np_.ndim(t)
+    if type(t) is np.ndarray:    # np.sum's own reduction, without its Python layer
+        return t if t.ndim <= 1 else np.add.reduce(t, axis=tuple(range(1, t.ndim)))
+    ndim = np_.ndim(t)
     return t if ndim <= 1 else np_.sum(t, axis=tuple(range(1, ndim)))
 
 
@@ -121,12 +123,13 @@ def _to_shape(g, shape):
     have = _shape(g)
     if have == shape:      # most calls: nothing to sum
         return g
+    # np.add.reduce: np.sum's own reduction, without its Python layer
     while len(have) > len(shape):
-        g = np.sum(g, axis=0)
+        g = np.add.reduce(g, axis=0)
         have = have[1:]
     for axis, size in enumerate(shape):
         if size == 1 and have[axis] != 1:
-            g = np.sum(g, axis=axis, keepdims=True)
+            g = np.add.reduce(g, axis=axis, keepdims=True)
     return g
 
 
@@ -151,6 +154,8 @@ def _lift(value, k: int, np_=np):
     if k == 0:
         return value
     shape = _shape(value)
+    if type(value) is np.ndarray:
+        return value.reshape(shape[:1] + (1,) * k + shape[1:])
     return np_.reshape(value, shape[:1] + (1,) * k + shape[1:])
 
 
