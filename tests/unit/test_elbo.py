@@ -163,3 +163,20 @@ def test_chained_elbo_of_a_log_joint_free_of_zeta():
                                         np.ones((3, 3)))
     assert value == pytest.approx(2.0 + MEAN_FIELD.entropy(theta))
     np.testing.assert_array_equal(gradient, np.r_[np.zeros(3), np.ones(3)])
+
+
+def test_chained_elbo_when_the_log_joint_reads_zeta_itself_too():
+    # zeta read whole besides the latents' blocks (a wrapper such as precondition.Frame's
+    # reads it only whole): the whole gradient is added to the blocks' (up to the order of
+    # that one addition, rounding)
+    from autograd import value_and_grad
+    compiled = _compiled("param_matrix_simplex")
+    rng = np.random.default_rng(2)
+    theta = np.concatenate([rng.normal(0, 1, compiled.dim), np.full(compiled.dim, -1.0)])
+    eps = rng.standard_normal((4, compiled.dim))
+    for log_joint in (lambda z: compiled.log_joint(z * 1.0),
+                      lambda z: compiled.log_joint(z) - anp.sum(z * z, axis=1)):
+        value, gradient = elbo_and_grad(log_joint, theta, eps)
+        want_value, want_gradient = value_and_grad(elbo, 1)(log_joint, theta, eps)
+        assert value == pytest.approx(float(want_value), rel=1e-15)
+        np.testing.assert_allclose(gradient, want_gradient, rtol=1e-14, atol=1e-14)
