@@ -167,6 +167,17 @@ def trace_blocks(fun, zeta: np.ndarray):
                 whole = outgrad
             else:
                 for parent, ingrad in zip(node.parents, node.vjp(outgrad)):
-                    outgrads[parent] = add_outgrads(outgrads.get(parent), ingrad)
+                    outgrads[parent] = _add(outgrads.get(parent), ingrad)
         return grad if whole is None else grad + whole
     return value, vjp
+
+
+def _add(prev, g):
+    """autograd's ``add_outgrads`` (prev: (sum so far, may it be changed in place) or None),
+    for two arrays without its vector-space look-ups: the same sum, np.add."""
+    if type(g) is np.ndarray:
+        if prev is None:
+            return g, False
+        if type(prev[0]) is np.ndarray:
+            return np.add(prev[0], g), True
+    return add_outgrads(prev, g)
