@@ -162,7 +162,7 @@ def trace_blocks(fun, zeta: np.ndarray):
             where = roots.get(node)
             if where is not None:
                 rows, a, b = where
-                grad[:rows, a:b] = np.reshape(outgrad, (np.shape(outgrad)[0], b - a))
+                grad[:rows, a:b] = outgrad.reshape((outgrad.shape[0], b - a))
             elif node is start:      # zeta read other than by a cutter
                 whole = outgrad
             else:
