@@ -4,8 +4,9 @@ For a linear, a logistic and a Poisson regression (K = 20 predictors) and a hier
 regression (100 groups, K = 5), time ``elbo.elbo_and_grad`` with the compiled log joint (fused
 kernels, ``kernels.py``), the same with ``compile_model(..., fuse=False)`` (the plain traced
 path), and a hand-derived numpy gradient of the same mean-field ELBO (no autograd), for S = 1
-and S = 10, in one process with interleaved rounds. Prints median CPU ms per step and the medians
-of the per-round ratios to the hand-derived step (issue 15 asks for at most 1.5).
+and S = 10, in one process with interleaved rounds. Prints median CPU ms per step, the medians
+of the per-round ratios to the hand-derived step (issue 15 asks for at most 1.5) and the
+operations autograd traces per gradient, fused and traced.
 ``--small`` instead compares fused and traced steps on the shipped models that fuse (the
 posteriordb data shipped in ``benchmarks/posteriordb``, see ``posteriordb_data.py``).
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/kernel_benchmark.py [--small]``.
@@ -190,6 +191,23 @@ HAND = {"linear": lambda d: hand_regression(d, "normal"),
 
 # ----- timing -------------------------------------------------------------------------------
 
+def traced_operations(fn) -> int:
+    """How many operations autograd records (one VJPNode each) while ``fn()`` runs: the
+    fixed cost of a step is mostly its bookkeeping per operation and the Python around it."""
+    from autograd.core import VJPNode
+    count, init = [0], VJPNode.__init__
+
+    def counting(self, *args):
+        count[0] += 1
+        init(self, *args)
+    VJPNode.__init__ = counting
+    try:
+        fn()
+    finally:
+        VJPNode.__init__ = init
+    return count[0]
+
+
 def interleaved(fns: dict, repeat: int) -> dict:
     """Median CPU seconds per call of each fn, timed round-robin, and per-round ratios to
     'hand'."""
@@ -250,7 +268,7 @@ def main(argv=None) -> None:
         small(args.repeat)
         return
     print(f"{'model':14s} {'S':>3s} {'hand ms':>8s} {'fused ms':>9s} {'traced ms':>10s}"
-          f" {'fused/hand':>10s} {'traced/hand':>11s}")
+          f" {'fused/hand':>10s} {'traced/hand':>11s} {'ops fused':>9s} {'ops traced':>10s}")
     for name in args.models:
         data = make_data(name, np.random.default_rng(20261129))
         fused = compile_text(MODELS[name], data, True)
@@ -260,6 +278,9 @@ def main(argv=None) -> None:
         theta = np.concatenate([np.random.default_rng(1).normal(0, 0.1, D), np.full(D, -2.0)])
         for S in (1, 10):
             eps = np.random.default_rng(S).standard_normal((S, D))
+
+            def ops(compiled):
+                return traced_operations(lambda: elbo_and_grad(compiled.log_joint, theta, eps))
             # the hand gradient is checked against autograd's before it is timed
             want = elbo_and_grad(traced.log_joint, theta, eps)[1]
             got = hand_step(hand, theta, eps)[1]
@@ -270,7 +291,8 @@ def main(argv=None) -> None:
                 "traced": lambda: elbo_and_grad(traced.log_joint, theta, eps)}, args.repeat)
             print(f"{name:14s} {S:3d} {result['hand'][0] * 1e3:8.2f} "
                   f"{result['fused'][0] * 1e3:9.2f} {result['traced'][0] * 1e3:10.2f} "
-                  f"{result['fused'][1]:10.2f} {result['traced'][1]:11.2f}", flush=True)
+                  f"{result['fused'][1]:10.2f} {result['traced'][1]:11.2f} "
+                  f"{ops(fused):9d} {ops(traced):10d}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ import math
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.core import VJPNode, add_outgrads
 from autograd.extend import defvjp, defvjp_argnum, primitive
-from autograd.tracer import isbox
+from autograd.tracer import isbox, new_box, trace_stack
+from autograd.util import toposort
 
 
 @primitive
@@ -106,5 +108,76 @@ def cutter(offset: int, size: int, free_shape: tuple, rows: int | None = None):
             want = anp.shape(zeta)[0] if rows is None else rows
             if found is not None and anp.shape(found) == (want,) + free_shape:
                 return found
+        rooted = ROOTED[0]
+        if rooted is not None and rooted[0] is zeta:
+            return _root_block(rooted, rows, offset, offset + size, free)
         return plain(zeta)
     return cut
+
+
+# (zeta's box, its trace, {block: box}, {root node: (rows, start, stop)}) while ``trace_blocks``
+# traces a function of zeta; None otherwise
+ROOTED: list = [None]
+
+
+def _root_block(rooted, rows, start: int, stop: int, free):
+    """``block(zeta, rows, start, stop, free)`` as a root of the trace of its own, cut once."""
+    zeta, trace, made, roots = rooted
+    key = (rows, start, stop, free)
+    box = made.get(key)
+    if box is None:
+        box = made[key] = new_box(block.fun(zeta._value, rows, start, stop, free), trace,
+                                  VJPNode.new_root())
+        roots[box._node] = (rows, start, stop)
+    return box
+
+
+def trace_blocks(fun, zeta: np.ndarray):
+    """``(fun(zeta), vjp)`` as autograd's ``make_vjp``, vjp(g) -> the gradient in zeta
+    [S, D], with each block that ``cutter`` cuts from zeta a root of the trace instead of a
+    traced slice: no operation traced per latent, and its gradient written into zeta's by
+    assignment. Values and gradients are ``make_vjp``'s (the other nodes are visited in
+    the same order; a block's gradient was added to zeros). No warning when fun(zeta) does
+    not depend on zeta: its gradient is zeros."""
+    start = VJPNode.new_root()
+    roots: dict = {}
+    with trace_stack.new_trace() as trace:
+        box = new_box(zeta, trace, start)
+        ROOTED[0] = (box, trace, {}, roots)
+        try:
+            out = fun(box)
+        finally:
+            ROOTED[0] = None
+        end = out._node if isbox(out) and out._trace == trace else None
+    value = out if end is None else out._value
+
+    def vjp(g):
+        grad = np.zeros(np.shape(zeta))
+        if end is None:
+            return grad
+        outgrads = {end: (g, False)}
+        whole = None
+        for node in toposort(end):
+            outgrad = outgrads.pop(node)[0]
+            where = roots.get(node)
+            if where is not None:
+                rows, a, b = where
+                grad[:rows, a:b] = outgrad.reshape((outgrad.shape[0], b - a))
+            elif node is start:      # zeta read other than by a cutter
+                whole = outgrad
+            else:
+                for parent, ingrad in zip(node.parents, node.vjp(outgrad)):
+                    outgrads[parent] = _add(outgrads.get(parent), ingrad)
+        return grad if whole is None else grad + whole
+    return value, vjp
+
+
+def _add(prev, g):
+    """autograd's ``add_outgrads`` (prev: (sum so far, may it be changed in place) or None),
+    for two arrays without its vector-space look-ups: the same sum, np.add."""
+    if type(g) is np.ndarray:
+        if prev is None:
+            return g, False
+        if type(prev[0]) is np.ndarray:
+            return np.add(prev[0], g), True
+    return add_outgrads(prev, g)

@@ -22,6 +22,7 @@ from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import isbox
 
 from . import ir
+from .fused import record
 
 NEG, LEAF, CONST = "neg", "leaf", "const"
 _BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide}
@@ -110,7 +111,7 @@ def closure(tree: Tree) -> Callable:
             return _run(tree, values)[0]
         if any(isbox(v._value) for v in boxed):
             return _run(tree, values, anp, _TRACED)[0]
-        return _tree(tree, *values)
+        return record(_tree, [tree] + values)
     return fn
 
 

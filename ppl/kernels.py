@@ -19,6 +19,7 @@ from .special import expit, gammaln, log_expit
 
 from . import ir
 from .evaluate import compile_expr, evaluate_data, index_value
+from .fused import record
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 # distribution name -> (the predictor's parameter name, the other parameters allowed)
@@ -246,7 +247,7 @@ class FusedTerm:
                 env[name] = fn(env)
             return self.plain(env)
         if any(isbox(v) for v in values):
-            return _fused(self, *values)
+            return record(_fused, [self] + values)
         return self.forward(values)[0]
 
     def _eta(self, values):

@@ -81,7 +81,7 @@ def _pending_density(step, value, env):
     raw = {name: fn(env) for name, (fn, _) in step.raw.items()}
     mu, sigma = raw.get("mu", 0.0), raw["sigma"]
     k_mu, k_sigma = step.raw["mu"][1] if "mu" in raw else 0, step.raw["sigma"][1]
-    if step.count.covers_shapes((np.shape(value), _lifted_shape(mu, k_mu),
+    if step.count.covers_shapes((_lifted_shape(value, 0), _lifted_shape(mu, k_mu),
                                  _lifted_shape(sigma, k_sigma))):
         total = Pending(step.cls.name, value, mu, sigma, (k_mu, k_sigma))
     else:
@@ -92,7 +92,8 @@ def _pending_density(step, value, env):
 
 def _lifted_shape(value, k: int) -> tuple:
     """The shape of ``evaluate.lift(value, k)``."""
-    shape = np.shape(value)
+    shape = getattr(value, "shape", None)     # an array's or a box's, without np.shape's layer
+    shape = np.shape(value) if shape is None else shape
     return shape if k == 0 else shape[:1] + (1,) * k + shape[1:]
 
 

@@ -85,3 +85,98 @@ def test_stl_gradient_is_zero_at_the_exact_posterior(rng):
         np.testing.assert_allclose(stl_grad, 0.0, atol=1e-12)
     _, plain = elbo_and_grad(log_p, theta, rng.standard_normal((3, 3)))
     assert np.max(np.abs(plain)) > 1e-3
+
+
+# ----- the mean-field ELBO with only the log joint traced (elbo._chained) -------------------
+
+_CHAINED_MODELS = {
+    "eight_schools": """data N: int
+data y: real[N]
+data s: real[N]
+sample mu ~ Normal(0, 5)
+sample tau ~ HalfCauchy(5)
+sample eta: real[N] ~ Normal(0, 1)
+observe y ~ Normal(mu + tau * eta, s)
+""",
+    "kernel_and_bounded": """data N: int
+data y: real[N]
+data s: real[N]
+data g: int[N]
+sample a: real[3] ~ Normal(0, 1)
+sample w: real<lower=0, upper=2> ~ Uniform(0, 2)
+sample sigma ~ Exponential(1)
+observe y ~ Normal(a[g] + w * s, sigma)
+""",
+    # a param (one row of zeta), a matrix and a simplex (their free shapes), a latent read
+    # three times
+    "param_matrix_simplex": """data N: int
+data y: real[N]
+data s: real[N]
+param c: real[2] ~ Normal(0, 3)
+sample B: real[2, 2] ~ Normal(0, 1)
+sample p: real[3] ~ Dirichlet([1.0, 2.0, 3.0])
+observe y ~ Normal(c[0] + B[0, 1] * s + p[2] * B[1, 0], exp(c[1] + B[1, 1] * B[1, 1]))
+""",
+}
+
+
+def _compiled(name, fuse=True):
+    from ppl.compiler import compile_model
+    from ppl.data import load_data
+    from ppl.frontend.check import check
+    from ppl.frontend.parse import parse
+    rng = np.random.default_rng(5)
+    data = {"N": 8, "y": rng.normal(0, 3, 8), "s": rng.uniform(1, 3, 8),
+            "g": rng.integers(0, 3, 8)}
+    if "data g" not in _CHAINED_MODELS[name]:
+        del data["g"]
+    program = parse(_CHAINED_MODELS[name], "model.ppl")
+    values, dims = load_data(check(program), data)
+    return compile_model(check(program, dims), values, fuse=fuse)
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("name", _CHAINED_MODELS)
+def test_chained_elbo_is_the_traced_elbo_bit_for_bit(name, fuse):
+    # elbo_and_grad traces only the log joint and applies mean field's VJPs by hand, in the
+    # traced order: value and gradient equal, not merely close, to value_and_grad(elbo)
+    from autograd import value_and_grad
+    compiled = _compiled(name, fuse)
+    rng = np.random.default_rng(1)
+    for S in (1, 7):
+        theta = np.concatenate([rng.normal(0, 1, compiled.dim),
+                                rng.normal(-0.5, 0.3, compiled.dim)])
+        eps = rng.standard_normal((S, compiled.dim))
+        value, gradient = elbo_and_grad(compiled.log_joint, theta, eps)
+        want_value, want_gradient = value_and_grad(elbo, 1)(compiled.log_joint, theta, eps)
+        assert value == float(want_value)
+        np.testing.assert_array_equal(gradient, want_gradient)
+
+
+def test_chained_elbo_of_a_log_joint_free_of_zeta():
+    # a log joint that ignores zeta: the gradient is the entropy's alone, no warning
+    import warnings
+    theta = THETA.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, gradient = elbo_and_grad(lambda z: np.full(z.shape[0], 2.0), theta,
+                                        np.ones((3, 3)))
+    assert value == pytest.approx(2.0 + MEAN_FIELD.entropy(theta))
+    np.testing.assert_array_equal(gradient, np.r_[np.zeros(3), np.ones(3)])
+
+
+def test_chained_elbo_when_the_log_joint_reads_zeta_itself_too():
+    # zeta read whole besides the latents' blocks (a wrapper such as precondition.Frame's
+    # reads it only whole): the whole gradient is added to the blocks' (up to the order of
+    # that one addition, rounding)
+    from autograd import value_and_grad
+    compiled = _compiled("param_matrix_simplex")
+    rng = np.random.default_rng(2)
+    theta = np.concatenate([rng.normal(0, 1, compiled.dim), np.full(compiled.dim, -1.0)])
+    eps = rng.standard_normal((4, compiled.dim))
+    for log_joint in (lambda z: compiled.log_joint(z * 1.0),
+                      lambda z: compiled.log_joint(z) - anp.sum(z * z, axis=1)):
+        value, gradient = elbo_and_grad(log_joint, theta, eps)
+        want_value, want_gradient = value_and_grad(elbo, 1)(log_joint, theta, eps)
+        assert value == pytest.approx(float(want_value), rel=1e-15)
+        np.testing.assert_allclose(gradient, want_gradient, rtol=1e-14, atol=1e-14)

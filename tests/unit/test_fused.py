@@ -171,3 +171,25 @@ def test_add_terms_with_densities_and_groups_is_the_loop_bit_for_bit(rng):
     x, mu, s, _ = args
     np.testing.assert_array_equal(add_terms([Pending("Normal", x, s, 2.0, (1, 0)), s]),
                                   settle((Pending("Normal", x, s, 2.0, (1, 0)), s)))
+
+
+def test_record_is_the_primitive_wrapper():
+    # fused.record(fun, args) records fun as autograd's own wrapper does: the same value,
+    # gradient and (through the wrapper, for boxes nested two deep) second derivative
+    from autograd import hessian
+    from autograd.extend import defvjp, primitive
+
+    from ppl.fused import record
+
+    @primitive
+    def scaled_sum(c, x, y):
+        return c * np.sum(x * y)
+    defvjp(scaled_sum, None, lambda ans, c, x, y: lambda g: c * g * y,
+           lambda ans, c, x, y: lambda g: c * g * x)
+    x, y = np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.25, -3.0])
+    assert record(scaled_sum, [2.0, x, y]) == scaled_sum(2.0, x, y)
+    got = grad(lambda x: record(scaled_sum, [2.0, x, y * x]))(x)
+    want = grad(lambda x: scaled_sum(2.0, x, y * x))(x)
+    np.testing.assert_array_equal(got, want)
+    got = hessian(lambda x: record(scaled_sum, [2.0, x, x]))(x)
+    np.testing.assert_array_equal(got, 4.0 * np.eye(3))
