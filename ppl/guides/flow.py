@@ -282,18 +282,6 @@ class Flow:
         m0, W = source.frame(theta)
         return self.push_affine(self.init(self.D, 1.0), m0, W)
 
-    def framed_start(self, source, theta) -> np.ndarray:
-        """The start in the source's frame u = A^-1 (zeta - mu): a flow of at most K layers
-        itself (mu = 0, A = I, its layers first, then identity ones: g unchanged; auto's last
-        rung grows the fitted flow so), else the identity flow, the frame's Gaussian."""
-        start = self.init(self.D, 1.0)
-        if not isinstance(source, Flow) or source.kind != self.kind or source.K > self.K:
-            return start
-        D = self.D
-        layers = np.asarray(theta, dtype=float)[D + D * D:]
-        start[D + D * D:D + D * D + layers.size] = layers
-        return start
-
     def to_dict(self, theta, names) -> dict:
         """{"mu": {name: ..}, "A": {name: [row of A]}, "layers": [flat parameters]}."""
         theta = np.asarray(theta, dtype=float)

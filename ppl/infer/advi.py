@@ -229,10 +229,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
     scale = guide.window_scale   # longer windows and more draws per step for a flow (flow.py)
     phase = replace(options, window=options.window * scale, iter=options.iter * scale,
                     mc_samples=options.mc_samples * guide.draws_scale)
-    # the Gaussian N(m0, W W^T) in u; a flow from a fitted flow keeps its layers (flow.py)
-    start = getattr(guide, "framed_start", None)
-    start = guide.init(compiled.dim, 1.0) if start is None else start(source, first.theta)
-    second = _fit_plain(framed, guide, start, phase, rng,
+    second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), phase, rng,
                         shifted if progress is not None else None, False, start_time)
     return AdviResult(guide, guide.push_affine(second.theta, m0, W), first.names,
                       np.concatenate([first.elbo, second.elbo + framed.log_det]),

@@ -6,9 +6,9 @@ is skipped, and the flow warm-started from the Gaussian full rank would start fr
 Gaussian's importance weights are far from uniform (SKIP_ESS, ``fullrank_start``). Stops at
 the first fit that is reliable, or usable with care and importance-corrected (the corrected
 summary was as accurate as a richer family's on posteriordb, docs/trust.md, at a fraction of
-the time). When even the flow cannot be used and full rank was skipped, a last rung grows the
-fitted flow by identity layers and fits it further (RETRY_*, :func:`retry`); it replaces the
-flow when its ELBO is higher. Returns the fit with the smallest k̂. The families live in
+the time). When even the flow cannot be used and full rank was skipped, a last rung fits a
+larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which replaces the flow
+when its ELBO is higher. Returns the fit with the smallest k̂. The families live in
 ppl/guides/, the fitting in advi.py, k̂ and the verdict in psis.py and verdict.py.
 """
 from __future__ import annotations
@@ -44,15 +44,12 @@ SKIP_ESS = 0.1
 # not corrected) and full rank was skipped (its start's weights said the posterior is far from
 # Gaussian), a flow of RETRY_LAYERS layers with RETRY_WINDOW times the window and, unless the
 # user gave one, the base step size RETRY_LR (the search's larger steps diverged on
-# gp_pois_regr), started at the fitted flow: its affine frame and layers, then identity layers
-# (Flow.framed_start). From the flow's own start instead (ELBO -262 on gp_pois_regr against the
-# fitted flow's -48.3) it took 2x the window and 1.5-2.2x the flow's CPU to reach the ELBO the
-# grown flow reaches in 1200-1400 steps. Measured on gp_pois_regr, the one posteriordb
+# gp_pois_regr), from the start the flow had. Measured on gp_pois_regr, the one posteriordb
 # posterior whose flow misses (docs/trust.md, "gp_pois_regr under auto"). Where full rank
 # was fitted and the flow did not beat it (kidscore_momiq: full rank's k̂ 0.70, the flow's
 # 0.96) the posterior is near Gaussian and the retry is left out.
 RETRY_LAYERS = 4
-RETRY_WINDOW = 1
+RETRY_WINDOW = 2
 RETRY_LR = 0.01
 
 
@@ -154,16 +151,14 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             break
         warm = result
     if not stopped and tried[-1].family == "flow" and any(t.level == SKIPPED for t in tried):
-        # from the fitted flow (its result is ``warm``), or the flow's start if it failed
-        retry(compiled, options, rng, assess, progress, warm, tried, assessed)
+        retry(compiled, options, rng, assess, progress, start, tried, assessed)
     # the smallest k̂ wins; among equals, the earlier (cheaper) family
     index, best = min(assessed, key=lambda pair: (pair[1].khat, pair[0]))
     return best, AutoReport(tuple(tried), index)
 
 
 def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> None:
-    """The last rung: the larger flow (RETRY_*) from ``start``, the fitted flow (grown by
-    identity layers, so it starts at the flow's q) or, when the flow failed, the fit the flow
+    """The last rung: the larger, longer flow (RETRY_*) from ``start``, the fit the first flow
     was warm-started from; appended to ``tried`` and ``assessed``, where it replaces the first
     flow when its final ELBO is higher (a divergence is recorded as failed: the fits before it
     stand)."""
@@ -179,7 +174,7 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
         return
     fit = assess(result)
     tried.append(Tried(spec, fit.khat, fit.verdict().level, time.perf_counter() - started))
-    # Both flows maximize the same ELBO, the second from the first: the higher one is the closer q.
+    # Both flows maximize the same ELBO from the same start: the higher one is the closer q.
     # k̂ from 4000 draws is too noisy to choose between them (gp_pois_regr, seed 2: 0.85 and
     # 0.85, the retry's errors a third of the flow's; docs/trust.md)
     if assessed and assessed[-1][1].result.guide.name.startswith("flow") and \

@@ -386,29 +386,6 @@ def test_push_affine_is_the_law_of_the_affine_map(guide, rng):
                                - np.linalg.slogdet(W)[1], rtol=1e-9)
 
 
-@pytest.mark.parametrize("small, large", [(Flow(5, 2), Flow(5, 4)), (Flow(5, 1), Flow(5, 2)),
-                                          (Flow(4, 1, "realnvp"), Flow(4, 2, "realnvp"))],
-                         ids=str)
-def test_a_flow_grown_from_a_fitted_flow_is_the_same_q(small, large, rng):
-    # framed_start in the small flow's frame (mu, A), mapped back: the same draws and log q
-    # (1 -> 2 layers: the trained layer must stay first, where its order is not reversed)
-    theta = flow_theta(small, rng)
-    mu, A = small.frame(theta)
-    grown = large.push_affine(large.framed_start(small, theta), mu, A)
-    np.testing.assert_allclose(large.sample(grown, np.random.default_rng(1), 6),
-                               small.sample(theta, np.random.default_rng(1), 6), rtol=1e-12)
-    zeta = small.sample(theta, rng, 4)
-    np.testing.assert_allclose(large.log_q(grown, zeta), small.log_q(theta, zeta), rtol=1e-9)
-
-
-@pytest.mark.parametrize("source", [MEAN_FIELD, FullRank(5), Flow(5, 4), Flow(5, 2, "realnvp")],
-                         ids=str)
-def test_a_flow_from_a_gaussian_or_a_larger_flow_starts_as_the_identity(source, rng):
-    flow = Flow(5, 2)
-    theta = flow_theta(source, rng) if isinstance(source, Flow) else source.init(5, 1.0)
-    np.testing.assert_array_equal(flow.framed_start(source, theta), flow.init(5, 1.0))
-
-
 @pytest.mark.parametrize("guide", [FullRank(D3), LowRank(D3, 2), Flow(D3, 2)], ids=str)
 def test_warm_start_from_mean_field_is_the_same_gaussian(guide, rng):
     theta_mf = np.concatenate([rng.standard_normal(D3), rng.standard_normal(D3)])
