@@ -58,6 +58,34 @@ class FullRank:
     def draw_and_entropy(self, theta, eps):
         return self.draw(theta, eps), self.entropy(theta)
 
+    def draw_with_pullback(self, theta: np.ndarray, eps: np.ndarray):
+        """The ELBO's guide half without autograd: ``(zeta [S, D], entropy, pullback)``.
+
+        ``pullback(g)`` maps the gradient g [S, D] of the mean log joint in zeta to the
+        ELBO's gradient in theta [D + D^2]. It applies autograd's own VJPs of :meth:`draw`'s
+        and :meth:`entropy`'s traced operations (getitem, reshape, tril, diag, exp, add,
+        transpose, matmul, sum), the same numpy calls on the same operands, and sums each
+        theta entry's contributions as the traced pass does (at most two an entry: exact in
+        any order), so the gradient is the traced ELBO's bit for bit (tests/unit/test_elbo.py).
+        ``elbo.elbo_and_grad`` then traces only the log joint (issue 15). Plain numpy, first
+        order: theta and eps must not be boxed.
+        """
+        D = self.D
+        M = theta[D:].reshape(D, D)
+        diag_L = np.exp(np.diag(M))
+        L = np.tril(M, -1) + np.diag(diag_L)
+        zeta = theta[:D] + eps @ L.T
+        entropy = np.sum(np.diag(M)) + 0.5 * D * (1.0 + _LOG_2PI)
+
+        def pullback(g):
+            # eps @ L.T: matmul's VJP in its second operand, then transpose's
+            g_L = np.matmul(np.swapaxes(eps, 0, 1), g).T
+            # tril(M, -1) + diag(exp(diag(M))): disjoint entries, so the sum is exact
+            g_M = np.tril(g_L, -1) + np.diag(diag_L * np.diag(g_L))
+            # + the entropy's gradient, sum(diag(M)) -> the identity
+            return np.concatenate([np.add.reduce(g, axis=0), (g_M + np.eye(D)).ravel()])
+        return zeta, entropy, pullback
+
     def log_q(self, theta, zeta):
         """log N(zeta; mu, L L^T) [S] by one triangular solve."""
         mu, L = self.split(theta)
