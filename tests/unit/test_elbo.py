@@ -213,12 +213,18 @@ def test_dense_pullback_is_the_traced_vjp_bit_for_bit(spec, D):
     guide, theta = _dense_guide_and_theta(spec, D, rng)
     for S in (1, 4, 9):
         eps = rng.standard_normal((S, guide.eps_dim(D)))
-        g = rng.standard_normal((S, D))
         zeta, entropy, pullback = guide.draw_with_pullback(theta, eps)
         np.testing.assert_array_equal(zeta, guide.draw(theta, eps))
         assert entropy == guide.entropy(theta)
-        vjp, _ = make_vjp(lambda t: anp.sum(guide.draw(t, eps) * g) + guide.entropy(t))(theta)
-        np.testing.assert_array_equal(pullback(g), vjp(1.0))
+        noise = rng.standard_normal((S, D))
+        # a zero column too: mu's gradient there is a zero, whose sign is compared as well
+        # (as are those of full rank's unused upper triangle)
+        for g in (noise, noise * (np.arange(D) > 0)):
+            vjp, _ = make_vjp(lambda t, g=g: anp.sum(guide.draw(t, eps) * g)
+                              + guide.entropy(t))(theta)
+            want = vjp(1.0)
+            np.testing.assert_array_equal(pullback(g), want)
+            np.testing.assert_array_equal(np.signbit(pullback(g)), np.signbit(want))
 
 
 @pytest.mark.parametrize("spec", _DENSE_SPECS)
