@@ -6,6 +6,7 @@ closed-form entropy. The engine (ppl/infer/) fits it from a warm start (see ``wa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import autograd.numpy as anp
 import numpy as np
@@ -14,6 +15,14 @@ from ..linalg import solve_lower
 
 _LOG_2PI = float(np.log(2 * np.pi))
 MAX_DIM = 2000  # D^2 parameters and O(D^2) work per draw: beyond this, use lowrank
+
+
+@lru_cache(maxsize=8)
+def _strictly_lower(D: int) -> np.ndarray:
+    """The mask [D, D] of the entries below the diagonal (read-only; built once per D)."""
+    mask = np.tri(D, k=-1, dtype=bool)
+    mask.flags.writeable = False
+    return mask
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,43 @@ class FullRank:
 
     def draw_and_entropy(self, theta, eps):
         return self.draw(theta, eps), self.entropy(theta)
+
+    def draw_with_pullback(self, theta: np.ndarray, eps: np.ndarray):
+        """The ELBO's guide half without autograd: ``(zeta [S, D], entropy, pullback)``.
+
+        ``pullback(g)`` maps the gradient g [S, D] of the mean log joint in zeta to the
+        ELBO's gradient in theta [D + D^2]: autograd's own VJPs of :meth:`draw`'s and
+        :meth:`entropy`'s traced operations (getitem, reshape, tril, diag, exp, add,
+        transpose, matmul, sum), each entry's sums in the traced order, so the gradient is
+        the traced ELBO's bit for bit (tests/unit/test_elbo.py); ``elbo.elbo_and_grad`` then
+        traces only the log joint (issue 15). Plain numpy, first order: theta and eps must not
+        be boxed.
+        """
+        D = self.D
+        M = theta[D:].reshape(D, D)
+        diag_L = np.exp(np.diag(M))
+        lower = _strictly_lower(D)
+        # tril(M, -1) + diag(diag_L) entry by entry (0.0 + M_ij below the diagonal, as the
+        # traced add; np.tril's where and the D x D diag cost 4x more at D = 1000)
+        L = np.zeros((D, D))
+        np.add(L, M, out=L, where=lower)
+        L.flat[::D + 1] = diag_L
+        zeta = theta[:D] + eps @ L.T
+        entropy = np.sum(np.diag(M)) + 0.5 * D * (1.0 + _LOG_2PI)
+
+        def pullback(g):
+            # theta's gradient starts at zero and each contribution is added, as autograd's
+            # accumulation into theta does (0.0 + x, which keeps even the sign of a zero)
+            out = np.zeros(D + D * D)
+            np.add(out[:D], np.add.reduce(g, axis=0), out=out[:D])
+            # eps @ L.T: matmul's VJP in its second operand ([D, D], L's gradient transposed)
+            g_L_t = np.matmul(np.swapaxes(eps, 0, 1), g)
+            g_M = out[D:].reshape(D, D)
+            np.add(g_M, g_L_t.T, out=g_M, where=lower)                   # tril(., -1)'s VJP
+            # exp(diag(M))'s VJP, then the entropy's: sum(diag(M)) -> 1.0 on the diagonal
+            g_M.flat[::D + 1] = diag_L * np.diag(g_L_t) + 1.0
+            return out
+        return zeta, entropy, pullback
 
     def log_q(self, theta, zeta):
         """log N(zeta; mu, L L^T) [S] by one triangular solve."""

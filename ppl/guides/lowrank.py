@@ -80,6 +80,40 @@ class LowRank:
     def draw_and_entropy(self, theta, eps):
         return self.draw(theta, eps), self.entropy(theta)
 
+    def draw_with_pullback(self, theta: np.ndarray, eps: np.ndarray):
+        """The ELBO's guide half without autograd: ``(zeta [S, D], entropy, pullback)``.
+
+        ``pullback(g)`` maps the gradient g [S, D] of the mean log joint in zeta to the
+        ELBO's gradient in theta [2 D + D R]: autograd's own VJPs of :meth:`draw`'s and
+        :meth:`entropy`'s traced operations, the same numpy calls on the same operands, and
+        each theta entry's contributions summed in the traced pass's grouping, so the
+        gradient is the traced ELBO's bit for bit (tests/unit/test_elbo.py); only the log
+        joint is traced (issue 15). Plain numpy, first order: theta and eps must not be boxed.
+        """
+        D, R = self.D, self.R
+        mu, log_sigma, F = theta[:D], theta[D:2 * D], theta[2 * D:].reshape(D, R)
+        sigma, eps1, eps2 = np.exp(log_sigma), eps[:, :D], eps[:, D:]
+        zeta = mu + sigma * eps1 + eps2 @ F.T
+        inv_sigma = np.exp(-log_sigma)
+        G = F * inv_sigma[:, None]
+        K = np.eye(R) + G.T @ G
+        entropy = (np.sum(log_sigma) + 0.5 * np.linalg.slogdet(K)[1]
+                   + 0.5 * D * (1.0 + _LOG_2PI))
+
+        def pullback(g):
+            # the entropy: slogdet's VJP (d log det K = K^-T), times the 0.5 in front
+            g_K = 0.5 * np.swapaxes(np.linalg.inv(K), -1, -2)
+            # K = I + G.T @ G: matmul's VJPs in both operands (the first through .T)
+            g_G = np.matmul(g_K, np.swapaxes(G, 0, 1)).T + np.matmul(G, g_K)
+            # G = F * exp(-log_sigma)[:, None]; sum(log_sigma)'s ones join in log_sigma's
+            # own node before the draw's gradient is added, as in the traced pass
+            g_log_sigma = 1.0 + -(inv_sigma * np.add.reduce(F * g_G, axis=1))
+            # the draw: mu + sigma * eps1 + eps2 @ F.T
+            g_F = np.matmul(np.swapaxes(eps2, 0, 1), g).T + inv_sigma[:, None] * g_G
+            g_log_sigma = sigma * np.add.reduce(eps1 * g, axis=0) + g_log_sigma
+            return np.concatenate([np.add.reduce(g, axis=0), g_log_sigma, g_F.ravel()])
+        return zeta, entropy, pullback
+
     def log_q(self, theta, zeta):
         """log q(zeta) [S]. Woodbury: with x = (zeta - mu) / sigma and y = G^T x,
         (zeta - mu)^T Sigma^-1 (zeta - mu) = |x|^2 - y^T K^-1 y."""

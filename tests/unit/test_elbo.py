@@ -180,3 +180,102 @@ def test_chained_elbo_when_the_log_joint_reads_zeta_itself_too():
         want_value, want_gradient = value_and_grad(elbo, 1)(log_joint, theta, eps)
         assert value == pytest.approx(float(want_value), rel=1e-15)
         np.testing.assert_allclose(gradient, want_gradient, rtol=1e-14, atol=1e-14)
+
+
+# ----- the full-rank and low-rank ELBO with only the log joint traced (draw_with_pullback) ----
+
+_DENSE_SPECS = ("fullrank", "lowrank", "lowrank:1", "lowrank:3")
+
+
+def _dense_guide_and_theta(spec, D, rng):
+    # theta away from init in every entry (L's upper triangle is unused, so its entries are
+    # free): a gradient with every path of the draw and the entropy in play
+    from ppl.guides import family
+    guide = family(spec, D)
+    theta = guide.init(D, 0.5)
+    return guide, theta + rng.normal(0.0, 0.3, theta.shape)
+
+
+def _bumpy(z):
+    # not quadratic, so g [S, D] differs draw by draw and entry by entry
+    return -0.5 * anp.sum(z * z, axis=1) + anp.sum(anp.sin(3.0 * z), axis=1)
+
+
+@pytest.mark.parametrize("spec", _DENSE_SPECS)
+@pytest.mark.parametrize("D", [1, 3, 8, 25])
+def test_dense_pullback_is_the_traced_vjp_bit_for_bit(spec, D):
+    # zeta, the entropy and pullback(g) against autograd's trace of draw and entropy: the
+    # VJP of theta -> sum(draw(theta, eps) * g) + entropy(theta) is the traced ELBO's guide half
+    from autograd import make_vjp
+    if spec == "lowrank:3" and D < 3:
+        pytest.skip("rank above D")
+    rng = np.random.default_rng(D)
+    guide, theta = _dense_guide_and_theta(spec, D, rng)
+    for S in (1, 4, 9):
+        eps = rng.standard_normal((S, guide.eps_dim(D)))
+        zeta, entropy, pullback = guide.draw_with_pullback(theta, eps)
+        np.testing.assert_array_equal(zeta, guide.draw(theta, eps))
+        assert entropy == guide.entropy(theta)
+        noise = rng.standard_normal((S, D))
+        # a zero column too: mu's gradient there is a zero, whose sign is compared as well
+        # (as are those of full rank's unused upper triangle)
+        for g in (noise, noise * (np.arange(D) > 0)):
+            vjp, _ = make_vjp(lambda t, g=g: anp.sum(guide.draw(t, eps) * g)
+                              + guide.entropy(t))(theta)
+            want = vjp(1.0)
+            np.testing.assert_array_equal(pullback(g), want)
+            np.testing.assert_array_equal(np.signbit(pullback(g)), np.signbit(want))
+
+
+@pytest.mark.parametrize("spec", _DENSE_SPECS)
+@pytest.mark.parametrize("D", [1, 3, 8, 25])
+def test_dense_chained_elbo_is_the_traced_elbo_bit_for_bit(spec, D):
+    from autograd import value_and_grad
+    if spec == "lowrank:3" and D < 3:
+        pytest.skip("rank above D")
+    rng = np.random.default_rng(100 + D)
+    guide, theta = _dense_guide_and_theta(spec, D, rng)
+    for S in (1, 5, 12):
+        eps = rng.standard_normal((S, guide.eps_dim(D)))
+        value, gradient = elbo_and_grad(_bumpy, theta, eps, guide)
+        want_value, want_gradient = value_and_grad(elbo, 1)(_bumpy, theta, eps, guide)
+        assert value == float(want_value)
+        np.testing.assert_array_equal(gradient, want_gradient)
+
+
+@pytest.mark.parametrize("spec", ["fullrank", "lowrank"])
+@pytest.mark.parametrize("name", ["eight_schools", "param_matrix_simplex"])
+def test_dense_chained_elbo_of_compiled_models_bit_for_bit(spec, name):
+    from autograd import value_and_grad
+    compiled = _compiled(name)
+    rng = np.random.default_rng(3)
+    guide, theta = _dense_guide_and_theta(spec, compiled.dim, rng)
+    for S in (1, 7):
+        eps = rng.standard_normal((S, guide.eps_dim(compiled.dim)))
+        value, gradient = elbo_and_grad(compiled.log_joint, theta, eps, guide)
+        want_value, want_gradient = value_and_grad(elbo, 1)(compiled.log_joint, theta, eps,
+                                                            guide)
+        assert value == float(want_value)
+        np.testing.assert_array_equal(gradient, want_gradient)
+
+
+@pytest.mark.parametrize("spec", ["fullrank", "lowrank:2"])
+def test_dense_chained_elbo_of_an_overflowed_theta_is_the_traced_one(spec):
+    # a bad trial step (L's diagonal or F overflowing): the same non-finite value and
+    # gradient entries (NaN where the traced pass gives NaN) as the traced path
+    from autograd import value_and_grad
+    from ppl.guides import family
+    D = 4
+    guide = family(spec, D)
+    theta = guide.init(D, 1.0)
+    if spec == "fullrank":
+        theta[D:] = 800.0        # exp(800) on L's diagonal
+    else:
+        theta[2 * D:] = 1e200    # F F^T, and so K, overflow
+    eps = np.random.default_rng(0).standard_normal((3, guide.eps_dim(D)))
+    with np.errstate(all="ignore"):
+        value, gradient = elbo_and_grad(_bumpy, theta, eps, guide)
+        want_value, want_gradient = value_and_grad(elbo, 1)(_bumpy, theta, eps, guide)
+    assert not np.isfinite(value)
+    np.testing.assert_array_equal(value, float(want_value))
+    np.testing.assert_array_equal(gradient, want_gradient)
