@@ -66,7 +66,7 @@ AUTO_FULLRANK_MAX_DIM = 200
 # standard error); fits within ELBO_TIE standard errors of the difference from the highest, or
 # within ELBO_TIE_NATS, are equals, and among equals the smallest k̂, then the earlier family.
 # ELBO_TIE_NATS is the KL of one element's sd 15% off (issue 11's tolerance): 0.5 (r^2 - 1 -
-# log r^2) = 0.021 at r = 1.15; full rank's and the flow's differed by 0.003-0.005 nats on
+# log r^2) = 0.021 at r = 1.15; full rank's and the flow's differed by 0.002-0.005 nats on
 # kidscore_momiq, at standard errors of 0.001 (docs/trust.md). Not the smallest k̂ alone:
 # from 4000 draws it is too noisy to order fits that are all unusable (kidscore_momiq seed 1:
 # mean field 0.76, full rank 0.81, the flow 1.54 chose mean field, sds 85% off; full rank's k̂
@@ -85,7 +85,8 @@ def ladder(D: int) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Tried:
-    """One family auto fitted: its k̂, verdict level (or the error) and seconds."""
+    """One family auto fitted: its k̂, verdict level (or the error), seconds and, when no fit
+    was usable, its ELBO (:func:`choose`)."""
 
     family: str
     khat: float
