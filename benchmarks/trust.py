@@ -11,6 +11,7 @@ table shows the worst element of each posterior, averaged over seeds.
     python benchmarks/trust.py --auto --seeds 1      # --guide auto against mean field (CPU)
     python benchmarks/trust.py --only eight_schools-eight_schools_noncentered
     python benchmarks/trust.py --probe --seeds 3   # what auto's full-rank skip is decided on
+    python benchmarks/trust.py --choice --seeds 5 --only kidiq-kidscore_momiq  # auto's choice
 """
 from __future__ import annotations
 
@@ -86,6 +87,33 @@ def measure_probe(name: str, seed: int) -> dict:
             "start_khat": probe.khat, "start_ess": probe.ess / probe.log_weights.size}
 
 
+def measure_choice(name: str, seed: int) -> list[str]:
+    """Every fit auto's climb assessed (as ``--guide auto`` makes them: same seed, same
+    stream): family, k̂, verdict, ELBO on k̂'s draws and its standard error, the worst errors
+    of its own summary, and which fit auto chose and the smallest k̂ would have."""
+    model = ppl.load(pdb.model_path(name))
+    reference, (concrete, _, compiled) = pdb.load_reference(name), \
+        model.prepare(pdb.load_data(name))
+    options, fits = FitOptions(seed=seed), []
+    chosen, _ = auto.fit_auto(compiled, options, np.random.default_rng(seed),
+                              lambda result: fits.append(Fit(concrete, compiled, result,
+                                                             options, {})) or fits[-1])
+    # not the probes of full rank's start (auto.fullrank_start: no seconds of its own)
+    fits = [f for f in fits if f.result.seconds > 0]
+    smallest = min(fits, key=lambda f: f.khat)
+    rows = []
+    for fit in fits:
+        log_w = fit.log_weights()
+        figures = score(fit.summary().to_dict(), reference, name)
+        family = fit.result.guide.name
+        marks = (" auto" if fit is chosen else "") + (" smallest-k̂" if fit is smallest else "")
+        rows.append(f"| {name} | {seed} | {family} | {fit.khat:.2f} | {fit.verdict().level} | "
+                    f"{log_w.mean():.3f} ± {log_w.std(ddof=1) / np.sqrt(log_w.size):.4f} | "
+                    f"{figures['mean_error'].max():.3f} / "
+                    f"{np.abs(figures['sd_vs_reference']).max():.3f} |{marks} |")
+    return rows
+
+
 def auto_table(rows: dict[str, list[dict]]) -> str:
     """Markdown: mean field against auto, averaged over seeds (CPU time as a ratio)."""
     lines = ["| posterior | k̂ mean field | k̂ auto | chosen | mean err mf | mean err auto | "
@@ -123,6 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="posterior names (default: all)")
     parser.add_argument("--auto", action="store_true",
                         help="compare --guide auto with mean field instead")
+    parser.add_argument("--choice", action="store_true",
+                        help="every fit of auto's climb: k̂, ELBO, errors, which one was chosen")
     parser.add_argument("--probe", action="store_true",
                         help="k̂ and ESS of the Gaussian auto's full rank would start from")
     args = parser.parse_args(argv)
@@ -134,6 +164,13 @@ def main(argv=None) -> int:
                 row = measure_probe(name, seed)
                 print(f"| {name} | {seed} | {row['mf_khat']:.2f} | {row['start_khat']:.2f} | "
                       f"{row['start_ess']:.0%} |", flush=True)
+        return 0
+    if args.choice:
+        print("| posterior | seed | fit | k̂ | verdict | ELBO on k̂'s draws | mean / sd err | "
+              "chosen by |\n|---|---|---|---|---|---|---|---|")
+        for name in args.only or pdb.names():
+            for seed in range(args.seeds):
+                print("\n".join(measure_choice(name, seed)), flush=True)
         return 0
     if args.auto:
         for name in args.only or pdb.names():

@@ -197,3 +197,61 @@ def test_the_retry_replaces_the_flow_only_when_its_elbo_is_higher(monkeypatch):
         auto.retry(None, OPTIONS, None, lambda result: retried, None, None, tried, assessed)
         assert [t.family for t in tried] == ["flow", "flow:4"]
         assert [tried[i].family for i, _ in assessed] == kept
+
+
+class _Noisy(_Judged):
+    """A _Judged fit whose k̂ is forced too (KHAT[guide family]): one draw set's noisy k̂."""
+
+    KHAT: dict = {}
+
+    @property
+    def khat(self):
+        return self.KHAT.get(self.result.guide.name, super().khat)
+
+
+def test_with_no_usable_fit_the_higher_elbo_beats_a_noisier_smaller_khat(monkeypatch):
+    # kidscore_momiq seed 1 in small (docs/trust.md): every fit unreliable, and one draw set's
+    # k̂ ranks mean field (0.76) before full rank (0.81), whose fit of this correlated Gaussian
+    # is exact. The smallest k̂ chose mean field; the ELBO on k̂'s draws chooses full rank:
+    # mean field's is below it by -0.5 log(1 - 0.95^2) = 1.16 nats (its KL), full rank's
+    # standard error is about 0 (constant weights) and mean field's about 0.02 (measured)
+    monkeypatch.setattr(auto, "ladder", lambda D: ("meanfield", "fullrank"))
+    monkeypatch.setattr(_Judged, "LEVEL", {"meanfield": "unreliable", "fullrank": "unreliable"})
+    monkeypatch.setattr(_Noisy, "KHAT", {"meanfield": 0.76, "fullrank": 0.81})
+    model = Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]]))
+
+    def assess(result):
+        return _Noisy(None, model, result, OPTIONS, {})
+    fit, report = fit_auto(model, OPTIONS, np.random.default_rng(0), assess)
+    assert report.tried[report.chosen].family == "fullrank" and fit.khat == 0.81
+    (mf, mf_se), (fr, fr_se) = (t.elbo for t in report.tried)
+    assert fr - mf > auto.ELBO_TIE * np.hypot(mf_se, fr_se)
+    assert abs(fr - mf - 1.16) < 0.2     # 0.2: about ten of mean field's standard errors
+    assert "chose fullrank, none being usable, by the ELBO on k̂'s draws" in report.line()
+    assert report.to_dict()["chosen_by"] == "elbo"
+    assert report.to_dict()["tried"][1]["elbo"] == fr
+
+
+def _weighted(name, khat, log_weights):
+    from types import SimpleNamespace
+    return SimpleNamespace(result=SimpleNamespace(guide=SimpleNamespace(name=name)),
+                           khat=khat, log_weights=lambda: np.asarray(log_weights))
+
+
+def test_choose_counts_elbos_within_the_tie_as_equal_and_takes_the_smaller_khat():
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal(4000)           # standard error of each mean: 1 / sqrt(4000)
+    tried = [Tried(f, 1.0, "unreliable", 1.0) for f in ("meanfield", "fullrank", "flow")]
+    # full rank's ELBO is 0.5 below the flow's, 16 standard errors: the flow, despite its k̂
+    assessed = [(0, _weighted("meanfield", 0.7, noise - 3.0)),
+                (1, _weighted("fullrank", 0.8, noise - 0.5)),
+                (2, _weighted("flow", 1.5, noise))]
+    assert auto.choose(assessed, list(tried))[0] == 2
+    # 0.01 below, a third of a standard error: equals, and full rank has the smaller k̂
+    assessed[1] = (1, _weighted("fullrank", 0.8, noise - 0.01))
+    assert auto.choose(assessed, list(tried))[0] == 1
+    # a non-finite log weight: ELBO -inf, whatever its k̂
+    assessed[0] = (0, _weighted("meanfield", 0.1, np.r_[noise[1:], -np.inf]))
+    recorded = list(tried)
+    assert auto.choose(assessed, recorded)[0] == 1 and recorded[0].elbo[0] == -np.inf
+    assert AutoReport(tuple(recorded), 1).to_dict()["tried"][0]["elbo"] is None
