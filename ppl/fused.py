@@ -90,17 +90,17 @@ def _density_total_vjp(argnums, ans, args, kwargs):
 def _density_grads(name, x, mu, sigma, steps, g, argnums) -> tuple:
     """The gradients of (x, mu, sigma) = arguments (1, 2, 3) listed in ``argnums``, for an
     incoming gradient ``g`` of the density total [S] and the formula's ``steps``."""
-    d, z, a, density = steps
-    shape = _shape(density)
+    d, z, a, density = steps        # numpy results: their .shape needs no np.shape
+    shape = density.shape
     # the sum's VJP: g repeated over the summed axes (autograd: reshape + zeros)
     if len(shape) > 1:
-        g = np.reshape(g, shape[:1] + (1,) * (len(shape) - 1)) + np.zeros(shape)
-    if DENSITIES[name][0] == "normal":   # a * z - log sigma - c: the product's VJPs, then
-        gz = a * g + _to_shape(-0.5 * (z * g), _shape(z))             # a = -0.5 z's
+        g = _reshaped(g, shape[:1] + (1,) * (len(shape) - 1)) + np.zeros(shape)
+    if _NORMAL[name]:   # a * z - log sigma - c: the product's VJPs, then a = -0.5 z's
+        gz = a * g + _to_shape(-0.5 * (z * g), z.shape)
     else:        # -log pi - log sigma - log1p(z * z): z * z's VJPs, both to z
-        gzz = _to_shape(-g, _shape(a)) / (a + 1)
+        gzz = _to_shape(-g, a.shape) / (a + 1)
         gz = z * gzz + z * gzz
-    gd = _to_shape(gz / sigma, _shape(d))
+    gd = _to_shape(gz / sigma, d.shape)
     out = []
     for i in argnums:
         if i == 1:
@@ -113,15 +113,32 @@ def _density_grads(name, x, mu, sigma, steps, g, argnums) -> tuple:
     return tuple(out)
 
 
+# name -> whether its formula is the Normal's (else the Cauchy's), looked up once a density
+_NORMAL = {name: formula == "normal" for name, (formula, _) in DENSITIES.items()}
+
+
+def _reshaped(g, shape: tuple):
+    """``np.reshape(g, shape)``; an array's own method, without np.reshape's Python layer."""
+    return g.reshape(shape) if type(g) is np.ndarray else np.reshape(g, shape)
+
+
 def _shape(value) -> tuple:
     """``np.shape``, without its dispatch for an array (called many times a step)."""
+    return value.shape if type(value) is np.ndarray else np.shape(value)
+
+
+def shape_of(value) -> tuple:
+    """The shape of a value or of a box's value: a box's ``.shape`` is an autograd
+    primitive call (``anp.shape``), about a microsecond each, several times a step."""
+    while type(value) in box_types:
+        value = value._value
     return value.shape if type(value) is np.ndarray else np.shape(value)
 
 
 def _to_shape(g, shape):
     """autograd's ``unbroadcast`` in plain numpy, summing in its order: leading axes first,
     then each axis of size 1 in ``shape`` (keepdims)."""
-    have = _shape(g)
+    have = g.shape if type(g) is np.ndarray else np.shape(g)
     if have == shape:      # most calls: nothing to sum
         return g
     # np.add.reduce: np.sum's own reduction, without its Python layer
@@ -214,11 +231,11 @@ def add_terms(terms: list):
     if len(terms) == 1 and not isinstance(terms[0], (Pending, tuple)):
         return terms[0]
     args: list = [None]            # argument 0 of the primitive is the spec
-    spec = tuple(_flatten(term, args) for term in terms)
-    boxed = [a for a in args if isbox(a)]
+    spec = tuple([_flatten(term, args) for term in terms])
+    boxed = [a for a in args if type(a) in box_types]
     if not boxed:     # no trace: no primitive, and nothing kept for a VJP
         return _total(spec, args, {})
-    if any(isbox(a._value) for a in boxed):
+    if any(type(a._value) in box_types for a in boxed):
         total = settle(terms[0])
         for term in terms[1:]:
             total = total + settle(term)
@@ -231,9 +248,9 @@ def _flatten(term, args: list):
     """The term's entry in the primitive's spec, its arrays appended to ``args``: an argument
     index (a value), (name, i_x, i_mu, i_sigma, (k_mu, k_sigma)) (a density) or a list of
     entries (a group)."""
-    if isinstance(term, tuple):
+    if type(term) is tuple:
         return [_flatten(part, args) for part in term]
-    if isinstance(term, Pending):
+    if type(term) is Pending:
         at = len(args)
         args += (term.x, term.mu, term.sigma)
         return term.name, at, at + 1, at + 2, term.lifts
@@ -295,11 +312,12 @@ def _sum_terms_vjp(argnums, ans, args, kwargs):
 def _entry_grads(entry, g, args, kept: dict, wanted, grads: dict) -> None:
     """Into ``grads``: the gradients of the arguments in ``wanted`` that ``entry`` reads, for
     an incoming gradient ``g`` of the sum it is part of."""
-    if isinstance(entry, int):
+    kind = type(entry)
+    if kind is int:
         if entry in wanted:
             grads[entry] = _to_shape(g, _shape(args[entry]))
         return
-    if isinstance(entry, list):
+    if kind is list:
         g = _to_shape(g, kept[id(entry)])
         for part in entry:
             _entry_grads(part, g, args, kept, wanted, grads)
@@ -309,11 +327,11 @@ def _entry_grads(entry, g, args, kept: dict, wanted, grads: dict) -> None:
     if not which:
         return
     steps, mu, sigma = kept[i]
-    g = _to_shape(g, _shape(steps[-1])[:1])  # to this density's total [S or 1] (or ())
+    g = _to_shape(g, steps[-1].shape[:1])  # to this density's total [S or 1] (or ())
     for n, grad in zip(which, _density_grads(name, args[i], mu, sigma, steps, g,
                                              [n - i + 1 for n in which])):
         # a lifted parameter's gradient reshaped back, as autograd's VJP of reshape does
-        grads[n] = grad if n == i else np.reshape(grad, _shape(args[n]))
+        grads[n] = grad if n == i else _reshaped(grad, _shape(args[n]))
 
 
 defvjp_argnums(_sum_terms, _sum_terms_vjp)

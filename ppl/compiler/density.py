@@ -14,7 +14,7 @@ from autograd.tracer import getval
 from .. import ir
 from ..constraints import Real, real
 from ..evaluate import lift
-from ..fused import Pending, density_total, settle
+from ..fused import Pending, density_total, settle, shape_of
 
 
 def _sum_rest(t):
@@ -80,20 +80,38 @@ def _pending_density(step, value, env):
         return _outside(step.guarded, params, _density_total(step, value, params))
     raw = {name: fn(env) for name, (fn, _) in step.raw.items()}
     mu, sigma = raw.get("mu", 0.0), raw["sigma"]
-    k_mu, k_sigma = step.raw["mu"][1] if "mu" in raw else 0, step.raw["sigma"][1]
-    if step.count.covers_shapes((_lifted_shape(value, 0), _lifted_shape(mu, k_mu),
-                                 _lifted_shape(sigma, k_sigma))):
-        total = Pending(step.cls.name, value, mu, sigma, (k_mu, k_sigma))
+    lifts = _lifts(step)
+    if _covers(step, lifts, (shape_of(value), shape_of(mu), shape_of(sigma))):
+        total = Pending(step.cls.name, value, mu, sigma, lifts)
     else:
         lifted = {name: lift(v, step.raw[name][1]) for name, v in raw.items()}
         total = step.count(step.cls.log_density(value, **lifted))
     return _outside(step.guarded, raw, total)
 
 
-def _lifted_shape(value, k: int) -> tuple:
-    """The shape of ``evaluate.lift(value, k)``."""
-    shape = getattr(value, "shape", None)     # an array's or a box's, without np.shape's layer
-    shape = np.shape(value) if shape is None else shape
+def _lifts(step) -> tuple:
+    """(k_mu, k_sigma): the lifts of a fused step's parameters, found once per step."""
+    lifts = step.__dict__.get("_lifts")
+    if lifts is None:
+        lifts = step._lifts = (step.raw["mu"][1] if "mu" in step.raw else 0,
+                               step.raw["sigma"][1])
+    return lifts
+
+
+def _covers(step, lifts: tuple, shapes: tuple) -> bool:
+    """``step.count.covers_shapes`` of the lifted shapes, looked up by the unlifted ones
+    (``shapes`` of value, mu, sigma): the lifted shapes are made once per shape, not every
+    step."""
+    known = step.__dict__.setdefault("_covers", {})
+    covered = known.get(shapes)
+    if covered is None:
+        lifted = (shapes[0],) + tuple(_lifted_shape(s, k) for s, k in zip(shapes[1:], lifts))
+        covered = known[shapes] = step.count.covers_shapes(lifted)
+    return covered
+
+
+def _lifted_shape(shape: tuple, k: int) -> tuple:
+    """The shape of ``evaluate.lift(value, k)`` for a value of ``shape``."""
     return shape if k == 0 else shape[:1] + (1,) * k + shape[1:]
 
 
