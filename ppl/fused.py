@@ -269,9 +269,10 @@ def _total(spec, args, kept: dict):
 
 
 def _entry_value(entry, args, kept: dict):
-    if isinstance(entry, int):
+    kind = type(entry)
+    if kind is int:
         return args[entry]
-    if isinstance(entry, list):
+    if kind is list:
         total = _total(entry, args, kept)
         kept[id(entry)] = _shape(total)
         return total

@@ -78,24 +78,28 @@ def _pending_density(step, value, env):
     if step.raw is None:       # not fused: the density as a value
         params = {name: fn(env) for name, fn in step.params.items()}
         return _outside(step.guarded, params, _density_total(step, value, params))
-    raw = {name: fn(env) for name, (fn, _) in step.raw.items()}
-    mu, sigma = raw.get("mu", 0.0), raw["sigma"]
-    lifts = _lifts(step)
+    plan = step.__dict__.get("_plan")
+    if plan is None:
+        plan = step._plan = _plan(step)
+    mu_fn, sigma_fn, lifts = plan
+    mu = 0.0 if mu_fn is None else mu_fn(env)
+    sigma = sigma_fn(env)
+    raw = {"sigma": sigma} if mu_fn is None else {"mu": mu, "sigma": sigma}
     if _covers(step, lifts, (shape_of(value), shape_of(mu), shape_of(sigma))):
         total = Pending(step.cls.name, value, mu, sigma, lifts)
     else:
         lifted = {name: lift(v, step.raw[name][1]) for name, v in raw.items()}
         total = step.count(step.cls.log_density(value, **lifted))
-    return _outside(step.guarded, raw, total)
+    return _outside(step.guarded, raw, total) if step.guarded else total
 
 
-def _lifts(step) -> tuple:
-    """(k_mu, k_sigma): the lifts of a fused step's parameters, found once per step."""
-    lifts = step.__dict__.get("_lifts")
-    if lifts is None:
-        lifts = step._lifts = (step.raw["mu"][1] if "mu" in step.raw else 0,
-                               step.raw["sigma"][1])
-    return lifts
+def _plan(step) -> tuple:
+    """(mu's closure or None, sigma's, (k_mu, k_sigma)) of a fused step's parameters before
+    lifting (``step.raw``: a fused density has only these two), found once per step."""
+    mu = step.raw.get("mu")
+    sigma_fn, k_sigma = step.raw["sigma"]
+    return (None if mu is None else mu[0], sigma_fn,
+            (0 if mu is None else mu[1], k_sigma))
 
 
 def _covers(step, lifts: tuple, shapes: tuple) -> bool:

@@ -171,10 +171,14 @@ class MeanField:
         joint: four fewer traced operations a step (draw, entropy, mean, sum; issue 15).
         Plain numpy, first order: theta and eps must not be boxed.
         """
-        # .fun: the primitives' plain functions (no boxes to look for)
-        zeta, entropy = _draw.fun(theta, eps), _entropy.fun(theta)
-        draw_vjp, entropy_vjp = _draw_vjp_theta(zeta, theta, eps), _entropy_vjp(entropy, theta)
-        return zeta, entropy, lambda g: draw_vjp(g) + entropy_vjp(1.0)
+        # _draw's and its VJP's operations with their one exp(log_sigma) shared; .fun: the
+        # entropy primitive's plain function (no boxes to look for)
+        D = theta.shape[0] // 2
+        sigma = np.exp(theta[D:])
+        zeta, entropy = theta[:D] + sigma * eps, _entropy.fun(theta)
+        entropy_grad = _entropy_vjp(entropy, theta)(1.0)    # the same every call
+        return zeta, entropy, lambda g: np.concatenate(
+            [_to_rows(g, 1), sigma * _to_rows(eps * g, 1)]) + entropy_grad
 
     def mean(self, theta) -> np.ndarray:
         """The mean of q, [D]."""
