@@ -9,6 +9,8 @@ operations and autograd's own VJPs of them, in the traced order.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import autograd.numpy as anp
 import numpy as np
 from autograd.core import VJPNode
@@ -57,18 +59,62 @@ def _density_total(name, x, mu, sigma):
 _DENSITY_KEPT: list = [None]
 
 
-def _density_steps(name, x, mu, sigma, np_=np):
-    """The traced formula's intermediates: (d, z, a (Normal) or z * z (Cauchy), density)."""
+def _density_steps(name, x, mu, sigma, np_=np, known=None):
+    """The traced formula's intermediates: (d, z, a (Normal) or z * z (Cauchy), density).
+    ``known``: a ``Known`` of these very mu and sigma (plain numpy only), whose operations
+    on constants are skipped or taken from it with the same result bit for bit."""
     formula, shift = DENSITIES[name]
-    d = x - mu
-    z = d / sigma
+    if known is None:
+        d = x - mu
+        z = d / sigma
+        log_sigma = None
+    else:
+        d = x if _exact(x, known.zero_mu) else x - mu           # x - 0 is x
+        z = d if _exact(d, known.unit_sigma) else d / sigma     # d / 1 is d
+        log_sigma = known.log_sigma
+    if log_sigma is None:
+        log_sigma = np_.log(sigma)
     if formula == "normal":
         a = -0.5 * z
-        density = a * z - np_.log(sigma) - _LOG_SQRT_2PI
+        density = a * z - log_sigma - _LOG_SQRT_2PI
     else:
         a = z * z
-        density = -_LOG_PI - np_.log(sigma) - np_.log1p(a)
+        density = -_LOG_PI - log_sigma - np_.log1p(a)
     return d, z, a, density if shift is None else shift + density
+
+
+class Known(NamedTuple):
+    """What a density's constant parameters let ``_density_steps`` and ``_density_grads``
+    skip: ``zero_mu`` / ``unit_sigma``, the number of axes of mu lifted when mu is all
+    zeros / of sigma lifted when sigma is all ones (else None; adding 0 and dividing by 1
+    change no bit, so the operation is left out where it would not broadcast), and log(sigma
+    lifted) when sigma is a constant (computed once, by the same operation)."""
+    zero_mu: int | None
+    unit_sigma: int | None
+    log_sigma: np.ndarray | None
+
+    @staticmethod
+    def of(mu, sigma, lifts: tuple) -> Known | None:
+        """The Known of constant parameters ``mu`` and ``sigma`` before lifting (each None
+        where it is not a constant), or None when there is nothing to skip."""
+        k_mu, k_sigma = lifts
+        zero_mu = unit_sigma = log_sigma = None
+        if mu is not None and np.all(np.asarray(mu) == 0):
+            zero_mu = np.ndim(_lift(mu, k_mu))
+        if sigma is not None:
+            lifted = _lift(sigma, k_sigma)
+            log_sigma = np.log(lifted)
+            unit_sigma = np.ndim(lifted) if np.all(np.asarray(lifted) == 1) else None
+        if zero_mu is None and unit_sigma is None and log_sigma is None:
+            return None
+        return Known(zero_mu, unit_sigma, log_sigma)
+
+
+def _exact(x, ndim) -> bool:
+    """Whether ``x`` + 0 or ``x`` / 1 is ``x`` itself, the constant having ``ndim`` axes of
+    size one (None: not such a constant): a float64 array with at least as many axes."""
+    return (ndim is not None and type(x) is np.ndarray and x.dtype == np.float64
+            and x.ndim >= ndim)
 
 
 def _sum_rest(t, np_=np):
@@ -87,9 +133,10 @@ def _density_total_vjp(argnums, ans, args, kwargs):
     return lambda g: _density_grads(name, x, mu, sigma, steps, g, argnums)
 
 
-def _density_grads(name, x, mu, sigma, steps, g, argnums) -> tuple:
+def _density_grads(name, x, mu, sigma, steps, g, argnums, known=None) -> tuple:
     """The gradients of (x, mu, sigma) = arguments (1, 2, 3) listed in ``argnums``, for an
-    incoming gradient ``g`` of the density total [S] and the formula's ``steps``."""
+    incoming gradient ``g`` of the density total [S] and the formula's ``steps`` (``known``
+    as they were computed with)."""
     d, z, a, density = steps        # numpy results: their .shape needs no np.shape
     shape = density.shape
     # the sum's VJP: g repeated over the summed axes (autograd: reshape + zeros)
@@ -100,7 +147,8 @@ def _density_grads(name, x, mu, sigma, steps, g, argnums) -> tuple:
     else:        # -log pi - log sigma - log1p(z * z): z * z's VJPs, both to z
         gzz = _to_shape(-g, a.shape) / (a + 1)
         gz = z * gzz + z * gzz
-    gd = _to_shape(gz / sigma, d.shape)
+    unit = known is not None and _exact(gz, known.unit_sigma)
+    gd = _to_shape(gz if unit else gz / sigma, d.shape)     # gz / 1 is gz
     out = []
     for i in argnums:
         if i == 1:
@@ -185,10 +233,11 @@ class Pending:
     ``add_terms`` computes it inside its one primitive (one traced operation for the whole
     sum, instead of one per density and one per lifted parameter). ``lifts`` = (k_mu,
     k_sigma): ``evaluate.lift``'s singleton axes after the draw axis."""
-    __slots__ = ("name", "x", "mu", "sigma", "lifts")
+    __slots__ = ("name", "x", "mu", "sigma", "lifts", "known")
 
-    def __init__(self, name: str, x, mu, sigma, lifts: tuple = (0, 0)):
+    def __init__(self, name: str, x, mu, sigma, lifts: tuple = (0, 0), known=None):
         self.name, self.x, self.mu, self.sigma, self.lifts = name, x, mu, sigma, lifts
+        self.known = known      # a Known of these mu and sigma, or None
 
 
 def _lift(value, k: int, np_=np):
@@ -246,14 +295,14 @@ def add_terms(terms: list):
 
 def _flatten(term, args: list):
     """The term's entry in the primitive's spec, its arrays appended to ``args``: an argument
-    index (a value), (name, i_x, i_mu, i_sigma, (k_mu, k_sigma)) (a density) or a list of
-    entries (a group)."""
+    index (a value), (name, i_x, i_mu, i_sigma, (k_mu, k_sigma), known) (a density) or a
+    list of entries (a group)."""
     if type(term) is tuple:
         return [_flatten(part, args) for part in term]
     if type(term) is Pending:
         at = len(args)
         args += (term.x, term.mu, term.sigma)
-        return term.name, at, at + 1, at + 2, term.lifts
+        return term.name, at, at + 1, at + 2, term.lifts, term.known
     args.append(term)
     return len(args) - 1
 
@@ -276,9 +325,9 @@ def _entry_value(entry, args, kept: dict):
         total = _total(entry, args, kept)
         kept[id(entry)] = _shape(total)
         return total
-    name, i, j, k, (k_mu, k_sigma) = entry
+    name, i, j, k, (k_mu, k_sigma), known = entry
     mu, sigma = _lift(args[j], k_mu), _lift(args[k], k_sigma)
-    steps = _density_steps(name, args[i], mu, sigma)
+    steps = _density_steps(name, args[i], mu, sigma, np, known)
     kept[i] = (steps, mu, sigma)
     return _sum_rest(steps[-1])
 
@@ -323,14 +372,14 @@ def _entry_grads(entry, g, args, kept: dict, wanted, grads: dict) -> None:
         for part in entry:
             _entry_grads(part, g, args, kept, wanted, grads)
         return
-    name, i, j, k, _ = entry
+    name, i, j, k, _, known = entry
     which = [n for n in (i, j, k) if n in wanted]
     if not which:
         return
     steps, mu, sigma = kept[i]
     g = _to_shape(g, steps[-1].shape[:1])  # to this density's total [S or 1] (or ())
     for n, grad in zip(which, _density_grads(name, args[i], mu, sigma, steps, g,
-                                             [n - i + 1 for n in which])):
+                                             [n - i + 1 for n in which], known)):
         # a lifted parameter's gradient reshaped back, as autograd's VJP of reshape does
         grads[n] = grad if n == i else _reshaped(grad, _shape(args[n]))
 

@@ -14,7 +14,7 @@ from autograd.tracer import getval
 from .. import ir
 from ..constraints import Real, real
 from ..evaluate import lift
-from ..fused import Pending, density_total, settle, shape_of
+from ..fused import Known, Pending, density_total, settle, shape_of
 
 
 def _sum_rest(t):
@@ -81,12 +81,16 @@ def _pending_density(step, value, env):
     plan = step.__dict__.get("_plan")
     if plan is None:
         plan = step._plan = _plan(step)
-    mu_fn, sigma_fn, lifts = plan
+    mu_fn, sigma_fn, lifts, (mu_const, sigma_const, known) = plan
     mu = 0.0 if mu_fn is None else mu_fn(env)
     sigma = sigma_fn(env)
     raw = {"sigma": sigma} if mu_fn is None else {"mu": mu, "sigma": sigma}
     if _covers(step, lifts, (shape_of(value), shape_of(mu), shape_of(sigma))):
-        total = Pending(step.cls.name, value, mu, sigma, lifts)
+        # the constants the Known was made of, the very objects (else nothing is skipped)
+        if known is not None and not ((mu_const is None or mu is mu_const)
+                                      and (sigma_const is None or sigma is sigma_const)):
+            known = None
+        total = Pending(step.cls.name, value, mu, sigma, lifts, known)
     else:
         lifted = {name: lift(v, step.raw[name][1]) for name, v in raw.items()}
         total = step.count(step.cls.log_density(value, **lifted))
@@ -94,12 +98,19 @@ def _pending_density(step, value, env):
 
 
 def _plan(step) -> tuple:
-    """(mu's closure or None, sigma's, (k_mu, k_sigma)) of a fused step's parameters before
-    lifting (``step.raw``: a fused density has only these two), found once per step."""
+    """(mu's closure or None, sigma's, (k_mu, k_sigma), constants) of a fused step's
+    parameters before lifting (``step.raw``: a fused density has only these two), found once
+    per step. constants = (mu's value or None, sigma's or None, their fused.Known or None):
+    a data-only parameter's closure returns one array, made at compile time (evaluate._node)."""
     mu = step.raw.get("mu")
     sigma_fn, k_sigma = step.raw["sigma"]
-    return (None if mu is None else mu[0], sigma_fn,
-            (0 if mu is None else mu[1], k_sigma))
+    lifts = (0 if mu is None else mu[1], k_sigma)
+    exprs = dict(step.statement.dist.params)
+    mu_const = None if mu is None or exprs["mu"].deps else mu[0]({})
+    sigma_const = None if exprs["sigma"].deps else sigma_fn({})
+    # an absent mu is the 0.0 that _pending_density passes
+    known = Known.of(0.0 if mu is None else mu_const, sigma_const, lifts)
+    return (None if mu is None else mu[0], sigma_fn, lifts, (mu_const, sigma_const, known))
 
 
 def _covers(step, lifts: tuple, shapes: tuple) -> bool:
