@@ -21,7 +21,10 @@ def block(zeta, rows, start: int, stop: int, free: tuple | None = None):
     """``zeta[:rows, start:stop]`` (rows None: every row), reshaped to [rows or S, *free]
     when ``free`` is given, as one autograd primitive."""
     out = zeta[:rows, start:stop]
-    return out if free is None else np.reshape(out, (out.shape[0],) + tuple(free))
+    if free is None:
+        return out
+    shape = (out.shape[0],) + tuple(free)
+    return out.reshape(shape) if type(out) is np.ndarray else np.reshape(out, shape)
 
 
 _block = block.fun     # the function inside the primitive, for plain arrays

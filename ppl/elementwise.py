@@ -19,7 +19,7 @@ from typing import NamedTuple
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
-from autograd.tracer import isbox
+from autograd.tracer import box_types
 
 from . import ir
 from .fused import record
@@ -106,10 +106,10 @@ def closure(tree: Tree) -> Callable:
 
     def fn(env):
         values = [leaf(env) for leaf in leaves]
-        boxed = [v for v in values if isbox(v)]
+        boxed = [v for v in values if type(v) in box_types]
         if not boxed:
             return _run(tree, values)[0]
-        if any(isbox(v._value) for v in boxed):
+        if any(type(v._value) in box_types for v in boxed):
             return _run(tree, values, anp, _TRACED)[0]
         return record(_tree, [tree] + values)
     return fn

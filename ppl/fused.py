@@ -92,6 +92,7 @@ class Known(NamedTuple):
     zero_mu: int | None
     unit_sigma: int | None
     log_sigma: np.ndarray | None
+    lifted: tuple = (None, None)    # the constant mu and sigma lifted, or None
 
     @staticmethod
     def of(mu, sigma, lifts: tuple) -> Known | None:
@@ -99,21 +100,25 @@ class Known(NamedTuple):
         where it is not a constant), or None when there is nothing to skip."""
         k_mu, k_sigma = lifts
         zero_mu = unit_sigma = log_sigma = None
+        mu_lifted = None if mu is None else _lift(mu, k_mu)
+        sigma_lifted = None if sigma is None else _lift(sigma, k_sigma)
         if mu is not None and np.all(np.asarray(mu) == 0):
-            zero_mu = np.ndim(_lift(mu, k_mu))
+            zero_mu = np.ndim(mu_lifted)
         if sigma is not None:
-            lifted = _lift(sigma, k_sigma)
-            log_sigma = np.log(lifted)
-            unit_sigma = np.ndim(lifted) if np.all(np.asarray(lifted) == 1) else None
+            log_sigma = np.log(sigma_lifted)
+            unit_sigma = np.ndim(sigma_lifted) if np.all(np.asarray(sigma) == 1) else None
         if zero_mu is None and unit_sigma is None and log_sigma is None:
             return None
-        return Known(zero_mu, unit_sigma, log_sigma)
+        return Known(zero_mu, unit_sigma, log_sigma, (mu_lifted, sigma_lifted))
+
+
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _exact(x, ndim) -> bool:
     """Whether ``x`` + 0 or ``x`` / 1 is ``x`` itself, the constant having ``ndim`` axes of
     size one (None: not such a constant): a float64 array with at least as many axes."""
-    return (ndim is not None and type(x) is np.ndarray and x.dtype == np.float64
+    return (ndim is not None and type(x) is np.ndarray and x.dtype is _FLOAT64
             and x.ndim >= ndim)
 
 
@@ -326,7 +331,10 @@ def _entry_value(entry, args, kept: dict):
         kept[id(entry)] = _shape(total)
         return total
     name, i, j, k, (k_mu, k_sigma), known = entry
-    mu, sigma = _lift(args[j], k_mu), _lift(args[k], k_sigma)
+    # a Known's constants come lifted already (they are these arguments: density._plan)
+    mu, sigma = (None, None) if known is None else known.lifted
+    mu = _lift(args[j], k_mu) if mu is None else mu
+    sigma = _lift(args[k], k_sigma) if sigma is None else sigma
     steps = _density_steps(name, args[i], mu, sigma, np, known)
     kept[i] = (steps, mu, sigma)
     return _sum_rest(steps[-1])
