@@ -84,17 +84,20 @@ def _pending_density(step, value, env):
     mu_fn, sigma_fn, lifts, (mu_const, sigma_const, known) = plan
     mu = 0.0 if mu_fn is None else mu_fn(env)
     sigma = sigma_fn(env)
-    raw = {"sigma": sigma} if mu_fn is None else {"mu": mu, "sigma": sigma}
-    if _covers(step, lifts, (shape_of(value), shape_of(mu), shape_of(sigma))):
+    covered = _covers(step, lifts, (shape_of(value), shape_of(mu), shape_of(sigma)))
+    if covered:
         # the constants the Known was made of, the very objects (else nothing is skipped)
         if known is not None and not ((mu_const is None or mu is mu_const)
                                       and (sigma_const is None or sigma is sigma_const)):
             known = None
         total = Pending(step.cls.name, value, mu, sigma, lifts, known)
-    else:
+        if not step.guarded:
+            return total
+    raw = {"sigma": sigma} if mu_fn is None else {"mu": mu, "sigma": sigma}
+    if not covered:
         lifted = {name: lift(v, step.raw[name][1]) for name, v in raw.items()}
         total = step.count(step.cls.log_density(value, **lifted))
-    return _outside(step.guarded, raw, total) if step.guarded else total
+    return _outside(step.guarded, raw, total)
 
 
 def _plan(step) -> tuple:

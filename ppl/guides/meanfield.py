@@ -70,6 +70,10 @@ def _entropy_vjp(ans, theta):
 defvjp(_entropy, _entropy_vjp)
 
 
+# 2 D -> the entropy's gradient in theta (zeros, then ones), as _entropy_vjp makes it
+_ENTROPY_GRAD: dict = {}
+
+
 @dataclass(frozen=True)
 class MeanField:
     """A diagonal Gaussian q(zeta) = N(mu, diag(exp(log_sigma))^2) on the unconstrained space.
@@ -176,7 +180,10 @@ class MeanField:
         D = theta.shape[0] // 2
         sigma = np.exp(theta[D:])
         zeta, entropy = theta[:D] + sigma * eps, _entropy.fun(theta)
-        entropy_grad = _entropy_vjp(entropy, theta)(1.0)    # the same every call
+        entropy_grad = _ENTROPY_GRAD.get(theta.shape[0])    # the same every call
+        if entropy_grad is None:
+            entropy_grad = _ENTROPY_GRAD[theta.shape[0]] = _entropy_vjp(entropy, theta)(1.0)
+            entropy_grad.flags.writeable = False
         return zeta, entropy, lambda g: np.concatenate(
             [_to_rows(g, 1), sigma * _to_rows(eps * g, 1)]) + entropy_grad
 
