@@ -36,7 +36,7 @@ def _draw(theta, eps):
 
 def _to_rows(g, ndim: int):
     """autograd's unbroadcast of g [S, D] (or [D]) to [D]: the leading axes summed away."""
-    while np.ndim(g) > ndim:
+    while (g.ndim if type(g) is np.ndarray else np.ndim(g)) > ndim:
         g = np.add.reduce(g, axis=0)     # np.sum's own reduction, without its Python layer
     return g
 
