@@ -176,7 +176,7 @@ def trace_blocks(fun, zeta: np.ndarray):
     value = out if end is None else out._value
 
     def vjp(g):
-        grad = np.zeros(np.shape(zeta))
+        grad = np.zeros(zeta.shape if type(zeta) is np.ndarray else np.shape(zeta))
         if end is None:
             return grad
         outgrads = {end: (g, False)}
