@@ -17,6 +17,7 @@ from autograd.extend import defvjp, primitive
 from autograd.numpy.numpy_vjps import unbroadcast_f
 
 from . import constraints as c
+from .fused import record, shape_of
 
 
 _LOG_2 = 0.6931471805599453  # log(2)
@@ -29,9 +30,10 @@ def _log_sigmoid(u):
 
 def _sum_draws(t):
     """Sum over every axis but the leading draw axis: [S, ...] -> [S]."""
-    if anp.ndim(t) <= 1:
+    ndim = len(shape_of(t))     # a box's .ndim is an autograd call of its own
+    if ndim <= 1:
         return t
-    return anp.sum(t, axis=tuple(range(1, anp.ndim(t))))
+    return anp.sum(t, axis=tuple(range(1, ndim)))
 
 
 class Bijector:
@@ -81,8 +83,8 @@ class LowerBound(Bijector):
         self._at_zero = isinstance(lower, (int, float)) and lower == 0
 
     def forward(self, u):
-        if self._at_zero:
-            return anp.exp(u)
+        if self._at_zero:     # anp.exp recorded in one pass (fused.record)
+            return record(anp.exp, (u,))
         return self.lower + anp.exp(u)
 
     def inverse(self, x):

@@ -13,8 +13,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.core import VJPNode, add_outgrads
 from autograd.extend import defvjp, defvjp_argnum, primitive
-from autograd.tracer import isbox, new_box, trace_stack
-from autograd.util import toposort
+from autograd.tracer import box_types, isbox, new_box, trace_stack
 
 
 @primitive
@@ -22,7 +21,13 @@ def block(zeta, rows, start: int, stop: int, free: tuple | None = None):
     """``zeta[:rows, start:stop]`` (rows None: every row), reshaped to [rows or S, *free]
     when ``free`` is given, as one autograd primitive."""
     out = zeta[:rows, start:stop]
-    return out if free is None else np.reshape(out, (out.shape[0],) + tuple(free))
+    if free is None:
+        return out
+    shape = (out.shape[0],) + tuple(free)
+    return out.reshape(shape) if type(out) is np.ndarray else np.reshape(out, shape)
+
+
+_block = block.fun     # the function inside the primitive, for plain arrays
 
 
 @primitive
@@ -99,6 +104,8 @@ def cutter(offset: int, size: int, free_shape: tuple, rows: int | None = None):
     free = None if len(free_shape) == 1 else free_shape
 
     def plain(zeta):
+        if type(zeta) is np.ndarray:    # no trace: the primitive's function, no wrapper
+            return _block(zeta, rows, offset, offset + size, free)
         return block(zeta, rows, offset, offset + size, free)
 
     def cut(zeta):
@@ -126,10 +133,22 @@ def _root_block(rooted, rows, start: int, stop: int, free):
     key = (rows, start, stop, free)
     box = made.get(key)
     if box is None:
-        box = made[key] = new_box(block.fun(zeta._value, rows, start, stop, free), trace,
-                                  VJPNode.new_root())
+        box = made[key] = new_box(_block(zeta._value, rows, start, stop, free), trace,
+                                  _root())
         roots[box._node] = (rows, start, stop)
     return box
+
+
+def _no_vjp(g):
+    return ()
+
+
+def _root() -> VJPNode:
+    """``VJPNode.new_root()``, with one shared VJP function instead of a lambda made for each
+    root: a root's VJP is never called by ``trace_blocks``' pass, which stops there."""
+    node = VJPNode.__new__(VJPNode)
+    node.parents, node.vjp = [], _no_vjp
+    return node
 
 
 def trace_blocks(fun, zeta: np.ndarray):
@@ -139,25 +158,30 @@ def trace_blocks(fun, zeta: np.ndarray):
     assignment. Values and gradients are ``make_vjp``'s (the other nodes are visited in
     the same order; a block's gradient was added to zeros). No warning when fun(zeta) does
     not depend on zeta: its gradient is zeros."""
-    start = VJPNode.new_root()
+    start = _root()
     roots: dict = {}
-    with trace_stack.new_trace() as trace:
+    # trace_stack.new_trace(), without its context manager's generator
+    trace_stack.top += 1
+    trace = trace_stack.top
+    try:
         box = new_box(zeta, trace, start)
         ROOTED[0] = (box, trace, {}, roots)
         try:
             out = fun(box)
         finally:
             ROOTED[0] = None
-        end = out._node if isbox(out) and out._trace == trace else None
+        end = out._node if type(out) in box_types and out._trace == trace else None
+    finally:
+        trace_stack.top -= 1
     value = out if end is None else out._value
 
     def vjp(g):
-        grad = np.zeros(np.shape(zeta))
+        grad = np.zeros(zeta.shape if type(zeta) is np.ndarray else np.shape(zeta))
         if end is None:
             return grad
         outgrads = {end: (g, False)}
         whole = None
-        for node in toposort(end):
+        for node in _toposort(end):
             outgrad = outgrads.pop(node)[0]
             where = roots.get(node)
             if where is not None:
@@ -170,6 +194,31 @@ def trace_blocks(fun, zeta: np.ndarray):
                     outgrads[parent] = _add(outgrads.get(parent), ingrad)
         return grad if whole is None else grad + whole
     return value, vjp
+
+
+def _toposort(end) -> list:
+    """The nodes from ``end`` back, children before parents, in the very order of autograd's
+    ``util.toposort`` (so gradients are added in the same order), as a list built in one
+    loop rather than its generator with an ``attrgetter`` per node."""
+    counts: dict = {}
+    stack = [end]
+    while stack:
+        node = stack.pop()
+        if node in counts:
+            counts[node] += 1
+        else:
+            counts[node] = 1
+            stack.extend(node.parents)
+    order, childless = [], [end]
+    while childless:
+        node = childless.pop()
+        order.append(node)
+        for parent in node.parents:
+            if counts[parent] == 1:
+                childless.append(parent)
+            else:
+                counts[parent] -= 1
+    return order
 
 
 def _add(prev, g):

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
-from autograd.tracer import isbox
+from autograd.tracer import box_types
 
 from . import ir
 from .fused import record
@@ -106,17 +106,21 @@ def closure(tree: Tree) -> Callable:
 
     def fn(env):
         values = [leaf(env) for leaf in leaves]
-        boxed = [v for v in values if isbox(v)]
+        boxed = [v for v in values if type(v) in box_types]
         if not boxed:
             return _run(tree, values)[0]
-        if any(isbox(v._value) for v in boxed):
+        if any(type(v._value) in box_types for v in boxed):
             return _run(tree, values, anp, _TRACED)[0]
         return record(_tree, [tree] + values)
     return fn
 
 
 def _lift(x, k: int, np_):
-    return x if k == 0 else np_.reshape(x, (x.shape[0],) + (1,) * k + tuple(x.shape[1:]))
+    if k == 0:
+        return x
+    if type(x) is np.ndarray:    # ndarray.reshape: np.reshape without its Python layer
+        return x.reshape((x.shape[0],) + (1,) * k + x.shape[1:])
+    return np_.reshape(x, (x.shape[0],) + (1,) * k + tuple(x.shape[1:]))
 
 
 def _run(tree: Tree, values, np_=np, ops=_BINARY):
@@ -156,16 +160,7 @@ def _tree_vjp(argnums, ans, args, kwargs):
     tree, values = args[0], args[1:]
     kept, _KEPT[0] = _KEPT[0], None
     operands = kept[1] if kept is not None and kept[0] is ans else _run(tree, values)[1]
-    asked = {i - 1 for i in argnums}     # argnums count `tree`
-    needed, register_of = [], {}
-    for r, (op, a, _, b, _) in enumerate(tree.code):
-        if op == LEAF:
-            needed.append(a in asked)
-            register_of[a] = r
-        elif op == CONST:
-            needed.append(False)
-        else:
-            needed.append(needed[a] or (op != NEG and needed[b]))
+    needed, register_of = _needed(tree, argnums)
 
     def vjp(g):
         grads = [None] * len(needed)
@@ -181,6 +176,33 @@ def _tree_vjp(argnums, ans, args, kwargs):
                 grads[b] = _unlift(_unbroadcast(_vjp_right(op, g, x, y), y), kb)
         return tuple(grads[register_of[i - 1]] for i in argnums)
     return vjp
+
+
+def _needed(tree: Tree, argnums: tuple) -> tuple:
+    """(per register, whether its gradient is needed; leaf -> its register) for the leaves
+    asked (``argnums`` count ``tree``), found once per tree and argnums (every step asks the
+    same): the tree is kept with its answer, so a cached id is never another tree's."""
+    key = (id(tree), argnums)
+    found = _NEEDED.get(key)
+    if found is not None and found[0] is tree:
+        return found[1]
+    asked = {i - 1 for i in argnums}
+    needed, register_of = [], {}
+    for r, (op, a, _, b, _) in enumerate(tree.code):
+        if op == LEAF:
+            needed.append(a in asked)
+            register_of[a] = r
+        elif op == CONST:
+            needed.append(False)
+        else:
+            needed.append(needed[a] or (op != NEG and needed[b]))
+    if len(_NEEDED) > 10_000:     # trees are made once per model: a bound, never reached
+        _NEEDED.clear()
+    _NEEDED[key] = (tree, (needed, register_of))
+    return needed, register_of
+
+
+_NEEDED: dict = {}
 
 
 def _vjp_left(op, g, x, y):
@@ -204,7 +226,9 @@ def _unbroadcast(g, target):
     """autograd's ``unbroadcast`` (numpy_vjps.py): the leading axes summed away first, then
     every axis of size 1 in ``target``'s shape, in order."""
     # ndarray.sum is np.sum's own reduction (np.add.reduce), without its Python layer
-    shape = np.shape(target)
+    shape = target.shape if type(target) is np.ndarray else np.shape(target)
+    if g.shape == shape:     # most calls: nothing to sum
+        return g
     while g.ndim > len(shape):
         g = g.sum(axis=0)
     for axis, size in enumerate(shape):

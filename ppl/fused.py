@@ -9,6 +9,8 @@ operations and autograd's own VJPs of them, in the traced order.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import autograd.numpy as anp
 import numpy as np
 from autograd.core import VJPNode
@@ -57,18 +59,67 @@ def _density_total(name, x, mu, sigma):
 _DENSITY_KEPT: list = [None]
 
 
-def _density_steps(name, x, mu, sigma, np_=np):
-    """The traced formula's intermediates: (d, z, a (Normal) or z * z (Cauchy), density)."""
+def _density_steps(name, x, mu, sigma, np_=np, known=None):
+    """The traced formula's intermediates: (d, z, a (Normal) or z * z (Cauchy), density).
+    ``known``: a ``Known`` of these very mu and sigma (plain numpy only), whose operations
+    on constants are skipped or taken from it with the same result bit for bit."""
     formula, shift = DENSITIES[name]
-    d = x - mu
-    z = d / sigma
+    if known is None:
+        d = x - mu
+        z = d / sigma
+        log_sigma = None
+    else:
+        d = x if _exact(x, known.zero_mu) else x - mu           # x - 0 is x
+        z = d if _exact(d, known.unit_sigma) else d / sigma     # d / 1 is d
+        log_sigma = known.log_sigma
+    if log_sigma is None:
+        log_sigma = np_.log(sigma)
     if formula == "normal":
         a = -0.5 * z
-        density = a * z - np_.log(sigma) - _LOG_SQRT_2PI
+        density = a * z - log_sigma - _LOG_SQRT_2PI
     else:
         a = z * z
-        density = -_LOG_PI - np_.log(sigma) - np_.log1p(a)
+        density = -_LOG_PI - log_sigma - np_.log1p(a)
     return d, z, a, density if shift is None else shift + density
+
+
+class Known(NamedTuple):
+    """What a density's constant parameters let ``_density_steps`` and ``_density_grads``
+    skip: ``zero_mu`` / ``unit_sigma``, the number of axes of mu lifted when mu is all
+    zeros / of sigma lifted when sigma is all ones (else None; adding 0 and dividing by 1
+    change no bit, so the operation is left out where it would not broadcast), and log(sigma
+    lifted) when sigma is a constant (computed once, by the same operation)."""
+    zero_mu: int | None
+    unit_sigma: int | None
+    log_sigma: np.ndarray | None
+    lifted: tuple = (None, None)    # the constant mu and sigma lifted, or None
+
+    @staticmethod
+    def of(mu, sigma, lifts: tuple) -> Known | None:
+        """The Known of constant parameters ``mu`` and ``sigma`` before lifting (each None
+        where it is not a constant), or None when there is nothing to skip."""
+        k_mu, k_sigma = lifts
+        zero_mu = unit_sigma = log_sigma = None
+        mu_lifted = None if mu is None else _lift(mu, k_mu)
+        sigma_lifted = None if sigma is None else _lift(sigma, k_sigma)
+        if mu is not None and np.all(np.asarray(mu) == 0):
+            zero_mu = np.ndim(mu_lifted)
+        if sigma is not None:
+            log_sigma = np.log(sigma_lifted)
+            unit_sigma = np.ndim(sigma_lifted) if np.all(np.asarray(sigma) == 1) else None
+        if zero_mu is None and unit_sigma is None and log_sigma is None:
+            return None
+        return Known(zero_mu, unit_sigma, log_sigma, (mu_lifted, sigma_lifted))
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
+def _exact(x, ndim) -> bool:
+    """Whether ``x`` + 0 or ``x`` / 1 is ``x`` itself, the constant having ``ndim`` axes of
+    size one (None: not such a constant): a float64 array with at least as many axes."""
+    return (ndim is not None and type(x) is np.ndarray and x.dtype is _FLOAT64
+            and x.ndim >= ndim)
 
 
 def _sum_rest(t, np_=np):
@@ -87,20 +138,22 @@ def _density_total_vjp(argnums, ans, args, kwargs):
     return lambda g: _density_grads(name, x, mu, sigma, steps, g, argnums)
 
 
-def _density_grads(name, x, mu, sigma, steps, g, argnums) -> tuple:
+def _density_grads(name, x, mu, sigma, steps, g, argnums, known=None) -> tuple:
     """The gradients of (x, mu, sigma) = arguments (1, 2, 3) listed in ``argnums``, for an
-    incoming gradient ``g`` of the density total [S] and the formula's ``steps``."""
-    d, z, a, density = steps
-    shape = _shape(density)
+    incoming gradient ``g`` of the density total [S] and the formula's ``steps`` (``known``
+    as they were computed with)."""
+    d, z, a, density = steps        # numpy results: their .shape needs no np.shape
+    shape = density.shape
     # the sum's VJP: g repeated over the summed axes (autograd: reshape + zeros)
     if len(shape) > 1:
-        g = np.reshape(g, shape[:1] + (1,) * (len(shape) - 1)) + np.zeros(shape)
-    if DENSITIES[name][0] == "normal":   # a * z - log sigma - c: the product's VJPs, then
-        gz = a * g + _to_shape(-0.5 * (z * g), _shape(z))             # a = -0.5 z's
+        g = _reshaped(g, shape[:1] + (1,) * (len(shape) - 1)) + np.zeros(shape)
+    if _NORMAL[name]:   # a * z - log sigma - c: the product's VJPs, then a = -0.5 z's
+        gz = a * g + _to_shape(-0.5 * (z * g), z.shape)
     else:        # -log pi - log sigma - log1p(z * z): z * z's VJPs, both to z
-        gzz = _to_shape(-g, _shape(a)) / (a + 1)
+        gzz = _to_shape(-g, a.shape) / (a + 1)
         gz = z * gzz + z * gzz
-    gd = _to_shape(gz / sigma, _shape(d))
+    unit = known is not None and _exact(gz, known.unit_sigma)
+    gd = _to_shape(gz if unit else gz / sigma, d.shape)     # gz / 1 is gz
     out = []
     for i in argnums:
         if i == 1:
@@ -113,15 +166,32 @@ def _density_grads(name, x, mu, sigma, steps, g, argnums) -> tuple:
     return tuple(out)
 
 
+# name -> whether its formula is the Normal's (else the Cauchy's), looked up once a density
+_NORMAL = {name: formula == "normal" for name, (formula, _) in DENSITIES.items()}
+
+
+def _reshaped(g, shape: tuple):
+    """``np.reshape(g, shape)``; an array's own method, without np.reshape's Python layer."""
+    return g.reshape(shape) if type(g) is np.ndarray else np.reshape(g, shape)
+
+
 def _shape(value) -> tuple:
     """``np.shape``, without its dispatch for an array (called many times a step)."""
+    return value.shape if type(value) is np.ndarray else np.shape(value)
+
+
+def shape_of(value) -> tuple:
+    """The shape of a value or of a box's value: a box's ``.shape`` is an autograd
+    primitive call (``anp.shape``), about a microsecond each, several times a step."""
+    while type(value) in box_types:
+        value = value._value
     return value.shape if type(value) is np.ndarray else np.shape(value)
 
 
 def _to_shape(g, shape):
     """autograd's ``unbroadcast`` in plain numpy, summing in its order: leading axes first,
     then each axis of size 1 in ``shape`` (keepdims)."""
-    have = _shape(g)
+    have = g.shape if type(g) is np.ndarray else np.shape(g)
     if have == shape:      # most calls: nothing to sum
         return g
     # np.add.reduce: np.sum's own reduction, without its Python layer
@@ -168,10 +238,11 @@ class Pending:
     ``add_terms`` computes it inside its one primitive (one traced operation for the whole
     sum, instead of one per density and one per lifted parameter). ``lifts`` = (k_mu,
     k_sigma): ``evaluate.lift``'s singleton axes after the draw axis."""
-    __slots__ = ("name", "x", "mu", "sigma", "lifts")
+    __slots__ = ("name", "x", "mu", "sigma", "lifts", "known")
 
-    def __init__(self, name: str, x, mu, sigma, lifts: tuple = (0, 0)):
+    def __init__(self, name: str, x, mu, sigma, lifts: tuple = (0, 0), known=None):
         self.name, self.x, self.mu, self.sigma, self.lifts = name, x, mu, sigma, lifts
+        self.known = known      # a Known of these mu and sigma, or None
 
 
 def _lift(value, k: int, np_=np):
@@ -214,11 +285,11 @@ def add_terms(terms: list):
     if len(terms) == 1 and not isinstance(terms[0], (Pending, tuple)):
         return terms[0]
     args: list = [None]            # argument 0 of the primitive is the spec
-    spec = tuple(_flatten(term, args) for term in terms)
-    boxed = [a for a in args if isbox(a)]
+    spec = tuple([_flatten(term, args) for term in terms])
+    boxed = [a for a in args if type(a) in box_types]
     if not boxed:     # no trace: no primitive, and nothing kept for a VJP
         return _total(spec, args, {})
-    if any(isbox(a._value) for a in boxed):
+    if any(type(a._value) in box_types for a in boxed):
         total = settle(terms[0])
         for term in terms[1:]:
             total = total + settle(term)
@@ -229,14 +300,14 @@ def add_terms(terms: list):
 
 def _flatten(term, args: list):
     """The term's entry in the primitive's spec, its arrays appended to ``args``: an argument
-    index (a value), (name, i_x, i_mu, i_sigma, (k_mu, k_sigma)) (a density) or a list of
-    entries (a group)."""
-    if isinstance(term, tuple):
+    index (a value), (name, i_x, i_mu, i_sigma, (k_mu, k_sigma), known) (a density) or a
+    list of entries (a group)."""
+    if type(term) is tuple:
         return [_flatten(part, args) for part in term]
-    if isinstance(term, Pending):
+    if type(term) is Pending:
         at = len(args)
         args += (term.x, term.mu, term.sigma)
-        return term.name, at, at + 1, at + 2, term.lifts
+        return term.name, at, at + 1, at + 2, term.lifts, term.known
     args.append(term)
     return len(args) - 1
 
@@ -252,15 +323,19 @@ def _total(spec, args, kept: dict):
 
 
 def _entry_value(entry, args, kept: dict):
-    if isinstance(entry, int):
+    kind = type(entry)
+    if kind is int:
         return args[entry]
-    if isinstance(entry, list):
+    if kind is list:
         total = _total(entry, args, kept)
         kept[id(entry)] = _shape(total)
         return total
-    name, i, j, k, (k_mu, k_sigma) = entry
-    mu, sigma = _lift(args[j], k_mu), _lift(args[k], k_sigma)
-    steps = _density_steps(name, args[i], mu, sigma)
+    name, i, j, k, (k_mu, k_sigma), known = entry
+    # a Known's constants come lifted already (they are these arguments: density._plan)
+    mu, sigma = (None, None) if known is None else known.lifted
+    mu = _lift(args[j], k_mu) if mu is None else mu
+    sigma = _lift(args[k], k_sigma) if sigma is None else sigma
+    steps = _density_steps(name, args[i], mu, sigma, np, known)
     kept[i] = (steps, mu, sigma)
     return _sum_rest(steps[-1])
 
@@ -295,25 +370,26 @@ def _sum_terms_vjp(argnums, ans, args, kwargs):
 def _entry_grads(entry, g, args, kept: dict, wanted, grads: dict) -> None:
     """Into ``grads``: the gradients of the arguments in ``wanted`` that ``entry`` reads, for
     an incoming gradient ``g`` of the sum it is part of."""
-    if isinstance(entry, int):
+    kind = type(entry)
+    if kind is int:
         if entry in wanted:
             grads[entry] = _to_shape(g, _shape(args[entry]))
         return
-    if isinstance(entry, list):
+    if kind is list:
         g = _to_shape(g, kept[id(entry)])
         for part in entry:
             _entry_grads(part, g, args, kept, wanted, grads)
         return
-    name, i, j, k, _ = entry
+    name, i, j, k, _, known = entry
     which = [n for n in (i, j, k) if n in wanted]
     if not which:
         return
     steps, mu, sigma = kept[i]
-    g = _to_shape(g, _shape(steps[-1])[:1])  # to this density's total [S or 1] (or ())
+    g = _to_shape(g, steps[-1].shape[:1])  # to this density's total [S or 1] (or ())
     for n, grad in zip(which, _density_grads(name, args[i], mu, sigma, steps, g,
-                                             [n - i + 1 for n in which])):
+                                             [n - i + 1 for n in which], known)):
         # a lifted parameter's gradient reshaped back, as autograd's VJP of reshape does
-        grads[n] = grad if n == i else np.reshape(grad, _shape(args[n]))
+        grads[n] = grad if n == i else _reshaped(grad, _shape(args[n]))
 
 
 defvjp_argnums(_sum_terms, _sum_terms_vjp)

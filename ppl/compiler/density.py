@@ -14,7 +14,7 @@ from autograd.tracer import getval
 from .. import ir
 from ..constraints import Real, real
 from ..evaluate import lift
-from ..fused import Pending, density_total, settle
+from ..fused import Known, Pending, density_total, settle, shape_of
 
 
 def _sum_rest(t):
@@ -78,22 +78,58 @@ def _pending_density(step, value, env):
     if step.raw is None:       # not fused: the density as a value
         params = {name: fn(env) for name, fn in step.params.items()}
         return _outside(step.guarded, params, _density_total(step, value, params))
-    raw = {name: fn(env) for name, (fn, _) in step.raw.items()}
-    mu, sigma = raw.get("mu", 0.0), raw["sigma"]
-    k_mu, k_sigma = step.raw["mu"][1] if "mu" in raw else 0, step.raw["sigma"][1]
-    if step.count.covers_shapes((_lifted_shape(value, 0), _lifted_shape(mu, k_mu),
-                                 _lifted_shape(sigma, k_sigma))):
-        total = Pending(step.cls.name, value, mu, sigma, (k_mu, k_sigma))
-    else:
+    plan = step.__dict__.get("_plan")
+    if plan is None:
+        plan = step._plan = _plan(step)
+    mu_fn, sigma_fn, lifts, (mu_const, sigma_const, known) = plan
+    mu = 0.0 if mu_fn is None else mu_fn(env)
+    sigma = sigma_fn(env)
+    covered = _covers(step, lifts, (shape_of(value), shape_of(mu), shape_of(sigma)))
+    if covered:
+        # the constants the Known was made of, the very objects (else nothing is skipped)
+        if known is not None and not ((mu_const is None or mu is mu_const)
+                                      and (sigma_const is None or sigma is sigma_const)):
+            known = None
+        total = Pending(step.cls.name, value, mu, sigma, lifts, known)
+        if not step.guarded:
+            return total
+    raw = {"sigma": sigma} if mu_fn is None else {"mu": mu, "sigma": sigma}
+    if not covered:
         lifted = {name: lift(v, step.raw[name][1]) for name, v in raw.items()}
         total = step.count(step.cls.log_density(value, **lifted))
     return _outside(step.guarded, raw, total)
 
 
-def _lifted_shape(value, k: int) -> tuple:
-    """The shape of ``evaluate.lift(value, k)``."""
-    shape = getattr(value, "shape", None)     # an array's or a box's, without np.shape's layer
-    shape = np.shape(value) if shape is None else shape
+def _plan(step) -> tuple:
+    """(mu's closure or None, sigma's, (k_mu, k_sigma), constants) of a fused step's
+    parameters before lifting (``step.raw``: a fused density has only these two), found once
+    per step. constants = (mu's value or None, sigma's or None, their fused.Known or None):
+    a data-only parameter's closure returns one array, made at compile time (evaluate._node)."""
+    mu = step.raw.get("mu")
+    sigma_fn, k_sigma = step.raw["sigma"]
+    lifts = (0 if mu is None else mu[1], k_sigma)
+    exprs = dict(step.statement.dist.params)
+    mu_const = None if mu is None or exprs["mu"].deps else mu[0]({})
+    sigma_const = None if exprs["sigma"].deps else sigma_fn({})
+    # an absent mu is the 0.0 that _pending_density passes
+    known = Known.of(0.0 if mu is None else mu_const, sigma_const, lifts)
+    return (None if mu is None else mu[0], sigma_fn, lifts, (mu_const, sigma_const, known))
+
+
+def _covers(step, lifts: tuple, shapes: tuple) -> bool:
+    """``step.count.covers_shapes`` of the lifted shapes, looked up by the unlifted ones
+    (``shapes`` of value, mu, sigma): the lifted shapes are made once per shape, not every
+    step."""
+    known = step.__dict__.setdefault("_covers", {})
+    covered = known.get(shapes)
+    if covered is None:
+        lifted = (shapes[0],) + tuple(_lifted_shape(s, k) for s, k in zip(shapes[1:], lifts))
+        covered = known[shapes] = step.count.covers_shapes(lifted)
+    return covered
+
+
+def _lifted_shape(shape: tuple, k: int) -> tuple:
+    """The shape of ``evaluate.lift(value, k)`` for a value of ``shape``."""
     return shape if k == 0 else shape[:1] + (1,) * k + shape[1:]
 
 

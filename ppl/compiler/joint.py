@@ -13,7 +13,7 @@ import numpy as np
 from .. import enumeration, ir
 from ..bijectors import Identity
 from ..blocks import ASSEMBLED
-from ..fused import add_terms
+from ..fused import add_terms, shape_of
 from .draws import Draws
 from .steps import Slot, _DiscreteStep, _FactorStep, _LatentStep, _LetStep, _ObserveStep, _ParamStep
 
@@ -64,7 +64,7 @@ class Compiled(Draws):
                 total = total + enumeration.marginal(acc[d], step.values, s)
             return total
         env = {}
-        S = zeta.shape[0]
+        S = shape_of(zeta)[0]     # a box's .shape is a call of autograd's anp.shape
         # a zero constant is not added (nor traced): 0 + x is x exactly
         terms = [self._constant + np.zeros(S)] if self._constant else []
         for step in self._live:
@@ -74,7 +74,7 @@ class Compiled(Draws):
         # one traced operation for the whole sum and its densities (fused.add_terms), not
         # one per term and one per density
         total = add_terms(terms) if terms else None
-        if total is None or anp.shape(total) != (S,):
+        if total is None or shape_of(total) != (S,):
             total = anp.zeros(S) if total is None else total + anp.zeros(S)
         if ASSEMBLED[0] is not None and ASSEMBLED[0][0] is zeta:
             ASSEMBLED[0] = None       # its blocks were read: keep no trace alive

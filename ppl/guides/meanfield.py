@@ -36,7 +36,7 @@ def _draw(theta, eps):
 
 def _to_rows(g, ndim: int):
     """autograd's unbroadcast of g [S, D] (or [D]) to [D]: the leading axes summed away."""
-    while np.ndim(g) > ndim:
+    while (g.ndim if type(g) is np.ndarray else np.ndim(g)) > ndim:
         g = np.add.reduce(g, axis=0)     # np.sum's own reduction, without its Python layer
     return g
 
@@ -68,6 +68,10 @@ def _entropy_vjp(ans, theta):
 
 
 defvjp(_entropy, _entropy_vjp)
+
+
+# 2 D -> the entropy's gradient in theta (zeros, then ones), as _entropy_vjp makes it
+_ENTROPY_GRAD: dict = {}
 
 
 @dataclass(frozen=True)
@@ -171,10 +175,17 @@ class MeanField:
         joint: four fewer traced operations a step (draw, entropy, mean, sum; issue 15).
         Plain numpy, first order: theta and eps must not be boxed.
         """
-        # .fun: the primitives' plain functions (no boxes to look for)
-        zeta, entropy = _draw.fun(theta, eps), _entropy.fun(theta)
-        draw_vjp, entropy_vjp = _draw_vjp_theta(zeta, theta, eps), _entropy_vjp(entropy, theta)
-        return zeta, entropy, lambda g: draw_vjp(g) + entropy_vjp(1.0)
+        # _draw's and its VJP's operations with their one exp(log_sigma) shared; .fun: the
+        # entropy primitive's plain function (no boxes to look for)
+        D = theta.shape[0] // 2
+        sigma = np.exp(theta[D:])
+        zeta, entropy = theta[:D] + sigma * eps, _entropy.fun(theta)
+        entropy_grad = _ENTROPY_GRAD.get(theta.shape[0])    # the same every call
+        if entropy_grad is None:
+            entropy_grad = _ENTROPY_GRAD[theta.shape[0]] = _entropy_vjp(entropy, theta)(1.0)
+            entropy_grad.flags.writeable = False
+        return zeta, entropy, lambda g: np.concatenate(
+            [_to_rows(g, 1), sigma * _to_rows(eps * g, 1)]) + entropy_grad
 
     def mean(self, theta) -> np.ndarray:
         """The mean of q, [D]."""

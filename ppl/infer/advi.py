@@ -314,7 +314,7 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
         while len(trace) < options.iter:
             eps = noise(S)
             theta = state.theta
-            state, value = steps.update(state, eps, loss, opt)
+            state, value = steps.update(state, eps, loss, opt, theta)
             if value is None:
                 if state.failures >= MAX_FAILURES:
                     raise diverged(_blame(compiled, guide.draw(theta, eps)), len(trace))

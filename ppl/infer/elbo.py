@@ -97,8 +97,10 @@ def _chained(log_joint, theta, eps, chained):
     # slice per latent either
     lp, vjp = trace_blocks(log_joint, zeta)
     S = np.shape(lp)[0]
-    # anp.mean's VJP of the incoming 1.0: (1.0 + zeros(S)) / S
-    return float(np.mean(lp) + entropy), pullback(vjp(np.full(S, 1.0) / S))
+    # np.mean of [S] is this sum over S (np.mean without its Python layer)
+    mean = np.add.reduce(lp) / S if type(lp) is np.ndarray and lp.ndim == 1 else np.mean(lp)
+    # anp.mean's VJP of the incoming 1.0: (1.0 + zeros(S)) / S, each element 1.0 / S
+    return float(mean + entropy), pullback(vjp(np.full(S, 1.0 / S)))
 
 
 def elbo_value(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,

@@ -234,7 +234,7 @@ def _trial(objective, params, opt, noise, mc_samples, eta, adapt_iter, score, ep
     state = opt.init(params, eta)
     for _ in range(adapt_iter):
         loss, grad = objective(state.params, noise(mc_samples))
-        if np.isfinite(loss) and np.all(np.isfinite(grad)):
+        if np.isfinite(loss) and np.isfinite(grad).all():
             state = opt.update(state, grad)
     return _score(score, state.params, eps_eval, chunk)
 

@@ -155,7 +155,9 @@ class Windows(NamedTuple):
     settled: bool = False
 
     def add(self, theta: np.ndarray) -> Windows:
-        return self._replace(window=self.window.add(theta))
+        # every step: the fields spelled out (NamedTuple._replace's Python is microseconds)
+        return Windows(self.passes, self.decays, self.since, self.kept, self.window.add(theta),
+                       self.settled)
 
     def closed(self) -> Windows:
         """The current window finished: kept (the last AVERAGE_WINDOWS), a new one begun."""

@@ -51,7 +51,7 @@ def init(opt, coords: Coordinates, theta: np.ndarray, lr: float) -> StepState:
 
 
 def update(state: StepState, eps: np.ndarray, loss: Callable,
-           opt) -> tuple[StepState, float | None]:
+           opt, theta: np.ndarray | None = None) -> tuple[StepState, float | None]:
     """One step with the draws ``eps`` [S, E]: (next state, the ELBO estimate at ``state``).
 
     ``loss(theta, eps) -> (-ELBO, its gradient in theta)``. When the value or the gradient is
@@ -59,10 +59,12 @@ def update(state: StepState, eps: np.ndarray, loss: Callable,
     the next state retries from the last good one with RETRY_FACTOR ** failures times its step
     size (the base step size is kept afterwards, so a draw that now and then lands in a bad
     region does not slow the rest of the fit). The caller decides when failures are too many.
+    ``theta``: ``state.theta`` when the caller has it already (computing it again is a
+    matrix-vector product in whitened coordinates).
     """
-    value, gradient = loss(state.theta, eps)
+    value, gradient = loss(state.theta if theta is None else theta, eps)
     gradient = state.coords.pull_gradient(gradient)
-    if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+    if not (np.isfinite(value) and np.isfinite(gradient).all()):
         failures, opt_state = state.failures + 1, state.opt
         if state.good is not None:
             good_state, good_gradient = state.good

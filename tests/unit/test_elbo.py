@@ -276,3 +276,20 @@ def test_dense_chained_elbo_of_an_overflowed_theta_is_the_traced_one(spec):
     assert not np.isfinite(value)
     np.testing.assert_array_equal(value, float(want_value))
     np.testing.assert_array_equal(gradient, want_gradient)
+
+
+def test_trace_blocks_visits_nodes_in_autograds_order():
+    # blocks._toposort is autograd's util.toposort as a list: the same nodes in the same
+    # order (the order gradients are added in) on a graph with shared and repeated parents
+    from autograd.core import VJPNode
+    from autograd.tracer import new_box, trace_stack
+    from autograd.util import toposort
+
+    from ppl.blocks import _toposort
+    with trace_stack.new_trace() as trace:
+        x = new_box(np.arange(1.0, 4.0), trace, VJPNode.new_root())
+        a = anp.sin(x)
+        b = a * x + anp.exp(a)
+        out = anp.sum(b * a + x * b)
+    assert _toposort(out._node) == list(toposort(out._node))
+    assert len(_toposort(out._node)) >= 8

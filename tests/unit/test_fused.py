@@ -193,3 +193,34 @@ def test_record_is_the_primitive_wrapper():
     np.testing.assert_array_equal(got, want)
     got = hessian(lambda x: record(scaled_sum, [2.0, x, x]))(x)
     np.testing.assert_array_equal(got, 4.0 * np.eye(3))
+
+
+@pytest.mark.parametrize("name", ["Normal", "HalfNormal", "Cauchy", "HalfCauchy"])
+def test_known_constants_change_no_bit(name):
+    # A Pending with a Known (constant mu = 0, sigma = 1 or a constant sigma, int constants
+    # too, lifted or not) skips x - 0 and d / 1 and takes log(sigma) from the Known: value and
+    # gradient in x must equal the Pending without it bit for bit. The x of one axis against a
+    # two-axis constant keeps the operations (they broadcast); a float32 x keeps them too.
+    from ppl.fused import Known
+    rng = np.random.default_rng(5)
+    x2, x1 = rng.normal(size=(5, 3)), rng.normal(size=5)
+    half = name.startswith("Half")
+    cases = [(x2, np.zeros(1), np.ones(1), (0, 0)), (x2, np.zeros(1), np.full(1, 2.5), (1, 1)),
+             (x2, np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), (0, 1)),
+             (x2, np.full(1, 0.5), np.ones((1, 3)), (0, 0)),
+             (x1, np.zeros(1), np.ones(1), (1, 1)), (x1, np.zeros(1), np.ones(1), (0, 0)),
+             (x2.astype(np.float32), np.zeros(1), np.ones(1), (0, 0))]
+    for x, mu, sigma, lifts in cases:
+        mu = 0.0 if half else mu
+        known = Known.of(mu, sigma, lifts)
+        assert known is not None
+
+        def total(x, with_known):
+            term = Pending(name, x, mu, sigma, lifts, known if with_known else None)
+            return anp.sum(add_terms([term, 0.25]) * np.arange(1.0, 6.0))
+        assert total(x, True) == total(x, False)
+        np.testing.assert_array_equal(grad(total)(x, True), grad(total)(x, False))
+        # the gradient's sign of zero too (x = mu makes d and the gradient zero)
+        zero = np.zeros_like(x)
+        assert (np.signbit(grad(total)(zero, True)) == np.signbit(grad(total)(zero, False))).all()
+    assert Known.of(None, None, (0, 0)) is None
