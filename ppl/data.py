@@ -7,6 +7,7 @@ of every observed value. Expressions are evaluated by ``evaluate.py``.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import fields, is_dataclass, replace
 from typing import get_args
@@ -99,7 +100,10 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
 
 def _to_array(decl: ir.Data, raw) -> np.ndarray:
     """``raw`` as an int64 or float64 array; raises on non-numbers, NaN/inf, non-ints."""
-    if isinstance(raw, np.ma.MaskedArray):
+    # numpy.ma only if already imported: np.ma's first use imports it (about 10 ms of a
+    # small fit's compile), and no masked array exists before it is
+    masked = sys.modules.get("numpy.ma")
+    if masked is not None and isinstance(raw, masked.MaskedArray):
         raise errors.data_not_number(decl.span, decl.name, "a masked array (fill or drop the "
                                                            "masked values first)")
     _scan(decl, raw, ())
