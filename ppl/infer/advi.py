@@ -212,7 +212,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
             draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
             whitened = estimate(compiled.log_joint, first.theta, draws,
-                                np.exp(source.log_sd(first.theta)))
+                                np.exp(source.log_sd(first.theta)), _score_chunk(compiled))
             if whitened.L is not None:
                 W = whitened.matrix()
     except KeyboardInterrupt:
@@ -300,7 +300,7 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
     rule = Convergence(options.tol, W)
     sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled))
-    preconditioner = Whitening(whitening)
+    preconditioner = Whitening(whitening, _score_chunk(compiled))
     windows = Windows()
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
         rule, windows = BatchConvergence(options.tol, W), BatchWindows()

@@ -156,14 +156,15 @@ class Coordinates:
         return self.L.matrix() if isinstance(self.L, LowRank) else self.L
 
 
-def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray) -> Coordinates:
+def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray,
+             chunk: int = 1) -> Coordinates:
     """Whitened coordinates centred on theta's mu from the guide's ``draws`` [M, D] and
-    marginal sds ``sd`` [D]: H formed whole (``difference_hessian``, D products) up to
-    WHOLE_MAX_DIM latents, a ``LowRank`` from RANK Lanczos products over the first
-    PRODUCT_DRAWS draws above."""
+    marginal sds ``sd`` [D]: H formed whole (``difference_hessian``, D products, ``chunk``
+    draws or fewer a gradient where a product's 2 M draws fit) up to WHOLE_MAX_DIM latents,
+    a ``LowRank`` from RANK Lanczos products over the first PRODUCT_DRAWS draws above."""
     D = draws.shape[1]
     if D <= WHOLE_MAX_DIM:
-        return whiten(theta, difference_hessian(log_joint, draws, sd))
+        return whiten(theta, difference_hessian(log_joint, draws, sd, chunk))
     mu = theta[:D].copy()
     draws = draws[:PRODUCT_DRAWS]
     zeta = draws[np.isfinite(log_joint(draws))]
@@ -240,7 +241,8 @@ def whiten_low_rank(mu: np.ndarray, sd: np.ndarray, values: np.ndarray,
     return Coordinates(mu, LowRank(sd.copy(), vectors, 1.0 / np.sqrt(lam)))
 
 
-def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray) -> np.ndarray:
+def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray,
+                       chunk: int = 1) -> np.ndarray:
     """-E[Hessian of log p] [D, D] over the draws ``zeta`` [M, D], column j by a central
     difference of the gradient at zeta +- FD_STEP sd_j e_j: D gradients of 2 M draws.
 
@@ -251,29 +253,45 @@ def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray) -> np.ndarra
     the reverse-over-reverse products (docs/performance.md, whitening section). Draws where the
     log joint is not finite are left out, and so is a pair from a column's mean when the log
     joint or the gradient is not finite at either end (no pair left: a NaN column, which
-    ``whiten`` refuses); sds that are not positive and finite give a NaN H.
+    ``whiten`` refuses); sds that are not positive and finite give a NaN H. ``chunk``: draws
+    a gradient may take (``optim.score_chunk`` of the model): the columns' 2 M draws go
+    that many at a time in one gradient, not one gradient a column (each row of the gradient
+    is the same either way: the log joint is a sum of one term per draw; a small model's
+    gradient costs about the same at 40 draws as at 400).
     """
     zeta = zeta[np.isfinite(log_joint(zeta))]  # a draw in a region of NaN would poison H
     M, D = zeta.shape
     if M == 0 or not np.all(np.isfinite(sd) & (sd > 0)):
         return np.full((D, D), np.nan)
+    per = max(1, chunk // (2 * M))       # columns a gradient
     columns = []
-    for j in range(D):
-        step = FD_STEP * sd[j]
-        shifted = np.concatenate([zeta, zeta])
-        shifted[:M, j] += step
-        shifted[M:, j] -= step
+    for first in range(0, D, per):
+        js = range(first, min(D, first + per))
+        shifted = np.concatenate([zeta] * (2 * len(js)))
+        for n, j in enumerate(js):
+            step = FD_STEP * sd[j]
+            shifted[2 * n * M:(2 * n + 1) * M, j] += step
+            shifted[(2 * n + 1) * M:(2 * n + 2) * M, j] -= step
         # the gradient of the sum of log p (its VJP of ones), with the latents' blocks roots
         # of the trace (blocks.trace_blocks: value_and_grad's gradient, fewer traced ops)
         log_p, vjp = trace_blocks(log_joint, shifted)
-        g = vjp(np.ones(2 * M))
-        finite = np.isfinite(log_p)
-        difference = g[:M] - g[M:]
-        kept = finite[:M] & finite[M:] & np.all(np.isfinite(difference), axis=1)
-        columns.append(difference[kept].sum(axis=0) / (2 * step * kept.sum())
-                       if kept.any() else np.full(D, np.nan))
+        g = vjp(np.ones(shifted.shape[0]))
+        for n, j in enumerate(js):
+            at = slice(2 * n * M, (2 * n + 2) * M)
+            columns.append(_difference_column(log_p[at], g[at], FD_STEP * sd[j]))
     H = -np.stack(columns, axis=1)
     return 0.5 * (H + H.T)
+
+
+def _difference_column(log_p: np.ndarray, g: np.ndarray, step: float) -> np.ndarray:
+    """One column of ``difference_hessian`` from the log joint [2 M] and gradients [2 M, D]
+    at the M draws shifted by +step, then by -step."""
+    M, D = log_p.shape[0] // 2, g.shape[1]
+    finite = np.isfinite(log_p)
+    difference = g[:M] - g[M:]
+    kept = finite[:M] & finite[M:] & np.all(np.isfinite(difference), axis=1)
+    return (difference[kept].sum(axis=0) / (2 * step * kept.sum())
+            if kept.any() else np.full(D, np.nan))
 
 
 def expected_hessian(log_joint, zeta: np.ndarray) -> np.ndarray:

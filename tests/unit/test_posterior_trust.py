@@ -9,8 +9,8 @@ import ppl
 from ppl.guides import MEAN_FIELD
 from ppl.infer.advi import AdviResult
 from ppl.options import FitOptions
-from ppl.posterior import (PSIS_GROWTH, QUANTILES, SUMMARY_ESS, Fit, psis_draws_for,
-                           weighted_stats)
+from ppl.posterior import (PSIS_GROWTH, QUANTILES, SUMMARY_ESS, Fit, _stable_orders,
+                           psis_draws_for, weighted_stats)
 from ppl.savedfit import save_fit
 
 
@@ -162,3 +162,16 @@ def test_uncorrected_summary_uses_the_psis_draws_and_draws_no_more():
     np.testing.assert_allclose(rows["z[0]"]["mean"], pool[:, 0].mean())
     np.testing.assert_allclose(rows["z[1]"]["sd"], pool[:, 1].std(ddof=1))
     assert fit.draws()["z"].shape == (1000, 2)
+
+
+def test_weighted_stats_sort_each_column_stably(rng):
+    # the quicksort of all columns stands in for the stable sort only where a column has no
+    # ties and no NaN; columns with ties (rounded draws, 0.0 and -0.0, infinities, NaNs) get
+    # the stable order, so the cumulative weights are the stable sort's bit for bit
+    flat = rng.standard_normal((2000, 5))
+    flat[:, 1] = np.round(flat[:, 1])
+    flat[::2, 2], flat[1::2, 2] = 0.0, -0.0
+    flat[:7, 3], flat[7:9, 3] = np.inf, np.nan
+    orders = _stable_orders(flat)
+    for k in range(5):
+        np.testing.assert_array_equal(orders[:, k], np.argsort(flat[:, k], kind="stable"))

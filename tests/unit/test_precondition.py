@@ -11,7 +11,7 @@ from ppl.infer.precondition import (FD_STEP, PRODUCT_DRAWS, RANK, WHOLE_MAX_DIM,
                                     difference_hessian, estimate, expected_hessian, lanczos,
                                     scaled_hessian_product, whiten, whiten_low_rank)
 
-from .test_advi import Stub
+from .test_advi import Stub, compiled
 
 
 def correlated_gaussian(mean, cov):
@@ -225,6 +225,26 @@ def test_difference_hessian_leaves_out_broken_draws_and_refuses_bad_sds():
     # within h^2 / ((1 - z)^2 - h^2) < 1e-3 of it at h = FD_STEP * 0.1 = 0.03 and |1 - z| >= 1
     exact = np.diag([1 + np.mean([1 / (1 - 0.0) ** 2, 1 / (1 + 1.0) ** 2]), 1.0])
     assert np.allclose(H, exact, rtol=1e-3, atol=1e-12)
+
+
+def test_difference_hessian_in_chunks_is_the_same_bit_for_bit(rng):
+    # several columns' draws in one gradient (chunk) give each row the gradient it has alone:
+    # the log joint is a sum of one term per draw. The model's fused densities and kernel,
+    # the broken draws of the test above (NaN values and gradients) and a partial last chunk
+    text = ("data x: real[6]\ndata y: real[6]\nsample a ~ Normal(0, 5)\n"
+            "sample b ~ Normal(0, 2)\nsample s ~ HalfCauchy(2)\n"
+            "sample e: real[3] ~ Normal(0, 1)\nobserve y ~ Normal(a + b * x + e[1], s)\n")
+    model = compiled(text, {"x": rng.normal(size=6).tolist(), "y": rng.normal(size=6).tolist()})
+    cases = [(lambda z: -0.5 * anp.sum(z ** 2, axis=1) + anp.log(1 - z[:, 0]),
+              np.array([[0.0, 0.0, 0.3], [2.0, 0.0, 0.1], [0.99, 0.5, 0.2], [-1.0, 1.0, 0.0]])),
+             (model.log_joint, rng.normal(size=(5, model.dim)))]
+    for log_joint, zeta in cases:
+        sd = rng.uniform(0.1, 1.0, size=zeta.shape[1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            alone = difference_hessian(log_joint, zeta, sd)
+            for chunk in (2 * len(zeta) * 2, 10 ** 6):
+                np.testing.assert_array_equal(difference_hessian(log_joint, zeta, sd, chunk),
+                                              alone)
 
 
 def test_small_models_whiten_with_the_whole_hessian(rng):
