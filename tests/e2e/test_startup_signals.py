@@ -64,7 +64,11 @@ def test_ctrl_c_during_each_slow_import_is_quiet(module):
 
 
 def _started(sig: int, delay: float) -> subprocess.CompletedProcess:
-    child = subprocess.Popen([sys.executable, "-m", "ppl", "fit", MODEL], cwd=ROOT,
+    # a window of 1000 steps: the fit still runs when the last delay is up (eight schools with
+    # the default window converges within about 1 s of wall time on an idle machine, and the
+    # signal would then reach a process that has already exited)
+    child = subprocess.Popen([sys.executable, "-m", "ppl", "fit", MODEL, "--window", "1000"],
+                             cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(delay)
     child.send_signal(sig)
