@@ -104,23 +104,27 @@ class Tried:
 
 @dataclass(frozen=True)
 class AutoReport:
-    """The families tried, in order, and the one chosen (an index into ``tried``)."""
+    """The families tried, in order, the one chosen (an index into ``tried``) and whether
+    Ctrl-C ended the climb."""
 
     tried: tuple
     chosen: int
+    interrupted: bool = False
 
     def line(self) -> str:
         text = (f"guide auto: tried {', '.join(t.text() for t in self.tried)}; "
                 f"chose {self.tried[self.chosen].family}")
         elbos = [f"{t.family} {t.elbo[0]:.2f} ± {t.elbo[1]:.2f}" for t in self.tried if t.elbo]
         if elbos:
-            text += (f", none being usable, by the ELBO on k̂'s draws ({', '.join(elbos)}; "
+            why = "the climb interrupted" if self.interrupted else "none being usable"
+            text += (f", {why}, by the ELBO on k̂'s draws ({', '.join(elbos)}; "
                      f"within {ELBO_TIE:g} se or {ELBO_TIE_NATS:g} nats, the smaller k̂)")
         return text
 
     def to_dict(self) -> dict:
         return {"chosen": self.tried[self.chosen].family,
                 "chosen_by": "elbo" if any(t.elbo for t in self.tried) else "usable",
+                "interrupted": self.interrupted,
                 "tried": [{"family": t.family, "level": t.level, "seconds": t.seconds,
                            "khat": float(t.khat) if np.isfinite(t.khat) else None,
                            **({"start_ess": t.ess} if t.level == SKIPPED else {}),
@@ -188,9 +192,10 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     if not stopped and tried[-1].family == "flow" and any(t.level == SKIPPED for t in tried):
         retry(compiled, options, rng, assess, progress, start, tried, assessed)
     index, best = assessed[-1]
-    if not _usable(best) or best.result.reason == advi.INTERRUPTED:
+    interrupted = best.result.reason == advi.INTERRUPTED
+    if not _usable(best) or interrupted:
         index, best = choose(assessed, tried)
-    return best, AutoReport(tuple(tried), index)
+    return best, AutoReport(tuple(tried), index, interrupted)
 
 
 def _usable(fit) -> bool:

@@ -137,6 +137,25 @@ def test_an_interrupted_fit_ends_the_climb(monkeypatch):
     assert fit.verdict().level == "unreliable"   # the climb would have gone on without Ctrl-C
 
 
+def test_a_climb_interrupted_after_mean_field_says_so(monkeypatch):
+    # Ctrl-C during full rank: auto chooses between the two fits by the ELBO, and its line
+    # says why it chose (an interrupt, not that no fit was usable)
+    cov = np.array([[1.0, 0.95], [0.95, 1.0]])
+    fitted = advi.fit(Gaussian(cov), dataclasses.replace(OPTIONS, guide="meanfield"),
+                      np.random.default_rng(0))
+    fullrank = advi.fit(Gaussian(cov), dataclasses.replace(OPTIONS, guide="fullrank"),
+                        np.random.default_rng(0), warm=fitted)
+    results = iter([fitted, dataclasses.replace(fullrank, reason=advi.INTERRUPTED)])
+    monkeypatch.setattr(auto.advi, "fit", lambda *args: next(results))
+    monkeypatch.setattr(auto, "ladder", lambda D: ("meanfield", "fullrank", "flow"))
+    monkeypatch.setattr(auto, "fullrank_start", lambda *args: None)
+    fit, report = _auto(Gaussian(cov))
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank"]
+    assert "the climb interrupted, by the ELBO" in report.line()
+    assert "none being usable" not in report.line()
+    assert report.to_dict()["interrupted"] is True
+
+
 class _Judged(Fit):
     """A Fit whose verdict's level is forced (LEVEL[guide family]): a flow that is usable, or
     not, without fitting one that is."""
