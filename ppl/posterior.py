@@ -397,13 +397,26 @@ class Fit:
         any correction. Entries are -inf, inf or NaN where the log density is not finite.
         """
         n = self._psis_draws() if n is None else int(n)
-        return self._log_weights_at(self._zeta(n))
+        return self._log_weights_of(n, 0)
 
-    def _log_weights_at(self, zeta: np.ndarray) -> np.ndarray:
-        """log p - log q [n] at unconstrained draws zeta [n, D]."""
+    def _log_weights_of(self, n: int, first: int) -> np.ndarray:
+        """log p - log q [n - first] at the draws first..n-1 of ``_zeta(n)``."""
+        guide, theta = self.result.guide, self.result.theta
+        forward = getattr(guide, "draw_and_log_q", None)
+        covariance = getattr(self.result, "lr_covariance", None)
+        if forward is None or self.options.batch is not None or \
+                (covariance is not None and len(covariance)):
+            return self._log_weights_at(self._zeta(n)[first:])
+        # a flow: log q from the forward pass at the draws' own noise, not by its inverse
+        # (D passes a layer; 0.1 s of eight schools' 4000 PSIS draws, most of auto's k̂)
+        zeta, log_q = forward(theta, self._eps(n)[first:])
+        return self._log_weights_at(zeta, log_q)
+
+    def _log_weights_at(self, zeta: np.ndarray, log_q: np.ndarray | None = None) -> np.ndarray:
+        """log p - log q [n] at unconstrained draws zeta [n, D] (log q [n] when known)."""
         with np.errstate(all="ignore"):   # overflow at a far draw is reported, not warned
             log_p = self._chunked(self.compiled.log_joint, zeta)
-            return log_p - self._chunked(self._log_q, zeta)
+            return log_p - (self._chunked(self._log_q, zeta) if log_q is None else log_q)
 
     def _chunked(self, f, x: np.ndarray) -> np.ndarray:
         """f(x) [n] for draws x [n, ...]; after a --batch fit, BATCH_CHUNK_ROWS draw-rows (draws
@@ -451,7 +464,7 @@ class Fit:
             raw = self._cache["log_weights"]
             n = raw.size if self.options.batch is not None else psis_draws_for(p.ess, raw.size)
             if n > raw.size:
-                p = psis(np.concatenate([raw, self._log_weights_at(self._zeta(n)[raw.size:])]))
+                p = psis(np.concatenate([raw, self._log_weights_of(n, raw.size)]))
             self._cache["summary_weights"] = p
         return self._cache["summary_weights"]
 

@@ -234,9 +234,13 @@ class Flow:
         return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
 
     def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] from the forward pass (no inverse needed):
-        log q = log N(eps; 0, I) - log|det|."""
-        eps = rng.standard_normal((n, self.D))
+        """``n`` draws [n, D] and their log q [n] (see :meth:`draw_and_log_q`)."""
+        return self.draw_and_log_q(theta, rng.standard_normal((n, self.D)))
+
+    def draw_and_log_q(self, theta, eps):
+        """The draws [n, D] at the noise ``eps`` [n, D] and their log q [n] from the forward
+        pass, log q = log N(eps; 0, I) - log|det|: no inverse (D passes a layer) is needed.
+        Equal to :meth:`log_q` at the draws to rounding (tests/unit/test_guides.py)."""
         zeta, log_det = self.forward(np.asarray(theta, dtype=float), eps)
         return zeta, -0.5 * np.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
 

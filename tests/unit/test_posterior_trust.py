@@ -6,7 +6,7 @@ import autograd.numpy as anp
 import numpy as np
 
 import ppl
-from ppl.guides import MEAN_FIELD
+from ppl.guides import MEAN_FIELD, family
 from ppl.infer.advi import AdviResult
 from ppl.options import FitOptions
 from ppl.posterior import (PSIS_GROWTH, QUANTILES, SUMMARY_ESS, Fit, _stable_orders,
@@ -40,6 +40,23 @@ def test_log_weights_are_log_p_minus_log_q_at_the_guide_draws():
     zeta = fit._zeta(4000)
     expected = Stub(2).log_joint(zeta) - MEAN_FIELD.log_q(fit.result.theta, zeta)
     np.testing.assert_array_equal(fit.log_weights(), expected)
+
+
+def test_a_flows_log_weights_take_log_q_from_the_forward_pass():
+    # the flow's log q at its own draws comes from the forward pass (no inverse); it equals
+    # the exact inverse's log q to rounding, and a corrected summary's draws and weights pair
+    flow = family("flow", 3)
+    rng = np.random.default_rng(4)
+    theta = flow.init(3, 1.0) + 0.2 * rng.standard_normal(flow.init(3, 1.0).shape)
+    result = AdviResult(flow, theta, ("a", "b", "c"), np.zeros(1), True, "converged", 1, 0.0,
+                        0.1, 0.0)
+    fit = Fit(None, Stub(3), result, FitOptions(), {})
+    zeta = fit._zeta(4000)
+    np.testing.assert_array_equal(flow.draw_and_log_q(theta, fit._eps(4000))[0], zeta)
+    exact = Stub(3).log_joint(zeta) - flow.log_q(theta, zeta)
+    finite = np.isfinite(exact)
+    np.testing.assert_allclose(fit.log_weights()[finite], exact[finite], rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(np.isfinite(fit.log_weights()), finite)
 
 
 def test_nonfinite_weights_are_counted_and_reported_not_nan():
