@@ -5,7 +5,10 @@ Every family has the same protocol: ``init(D, init_scale)``, ``eps_dim(D)``, rep
 ``sample(theta, rng, n)`` and ``sample_and_log_q`` (draws with their log q), ``mean`` and
 ``log_sd`` (for reports), ``jitter_scale`` (the convergence rule's units),
 ``frame``/``push_affine``/``warm_start`` (warm starts and whitened coordinates) and
-``to_dict``/``from_dict`` (fit.json). The engine (``ppl.infer``) never looks inside ``theta``.
+``to_dict``/``from_dict`` (fit.json). Optional: ``draw_with_pullback`` (the ELBO's step with
+only the log joint traced, infer/elbo.py) and ``draw_and_log_q(theta, eps)`` (log q at the
+draws from their noise, without an inverse or a solve: posterior.py's importance weights).
+The engine (``ppl.infer``) never looks inside ``theta``.
 """
 from __future__ import annotations
 

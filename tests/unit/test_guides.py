@@ -430,6 +430,17 @@ def test_sample_and_log_q_agree_with_log_q(guide, rng):
     np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-9)
 
 
+@pytest.mark.parametrize("guide", [g for g in FAMILY_OBJECTS if hasattr(g, "draw_and_log_q")],
+                         ids=str)
+def test_draw_and_log_q_agree_with_draw_and_log_q_at_the_draws(guide, rng):
+    D = dim_of(guide)
+    theta = guide.init(D, 1.0) + 0.3 * rng.standard_normal(guide.init(D, 1.0).shape)
+    eps = rng.standard_normal((6, guide.eps_dim(D)))
+    zeta, log_q = guide.draw_and_log_q(theta, eps)
+    np.testing.assert_array_equal(zeta, guide.draw(theta, eps))
+    np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-9)
+
+
 # ----- the fused draw and entropy (one autograd primitive each) against the traced formulas ---
 
 def _traced_elbo_terms(theta, eps, weights):
