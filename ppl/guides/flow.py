@@ -29,6 +29,11 @@ MAX_DIM = 300        # A is dense [D, D] and each net is O(D^2): the flow is for
 S_MAX = 3.0          # |s| <= S_MAX (a tanh clamp): one layer scales by at most e^3, so a
                      # diverging step cannot overflow the draws through exp(s)
 MOMENT_DRAWS = 4000  # draws of the Monte Carlo mean and sd reported for the flow
+# The path cotangent solves by sweeps (_solve_by_sweeps) at D <= SWEEP_MAX_D or S >= this
+# times D draws, else with the whole Jacobian (_solve_whole): the cheaper one as measured
+# at S = 5-60, D = 3-40 (docs/performance.md, "The flow's step without tracing the guide")
+SWEEP_MAX_D = 5
+SWEEP_DRAWS_PER_DIM = 2
 
 
 def hidden_units(D: int) -> int:
@@ -449,11 +454,18 @@ def _path_cotangent(params, saved, rhs, A, D):
         g_u = (gy * x * e + 1.0) * (1.0 - (s / S_MAX) ** 2)
         g_a = (np.concatenate([g_u, gy], axis=1) @ W2.T) * (1.0 - h * h)
         gy = gy * e + g_a @ W1.T
-    # J^T u S = rhs + gy with J^T = J_1^T ... J_K^T A^T: solve with J_1^T first, then on;
-    # A^T last (one solve shared by the draws). No [S, D, D] matrix is built: each J_k^T is
-    # triangular in the layer's order (diagonal e), so v = (w - N^T v) / e, with N^T v the
-    # layer's off-diagonal VJP (as in _iaf_backprop), is exact after D - 1 sweeps
-    w = rhs + gy
+    # J^T u S = rhs + gy with J^T = J_1^T ... J_K^T A^T. Which solve is cheaper depends on
+    # S and D (benchmarks in docs/performance.md, "The flow's step without tracing the guide")
+    if D <= SWEEP_MAX_D or rhs.shape[0] >= SWEEP_DRAWS_PER_DIM * D:
+        return _solve_by_sweeps(params, saved, rhs + gy, A, D) / rhs.shape[0]
+    return _solve_whole(params, saved, rhs + gy, A, D) / rhs.shape[0]
+
+
+def _solve_by_sweeps(params, saved, w, A, D):
+    """v [S, D] with J^T v = w, layer by layer: J_1^T first, then on, A^T last (one solve
+    shared by the draws). No [S, D, D] matrix: each J_k^T is triangular in the layer's order
+    with diagonal e, so v = (w - N^T v) / e, N^T v the layer's off-diagonal VJP (as in
+    _iaf_backprop), is exact after D - 1 sweeps; D - 1 sweeps of a few [S, H] operations."""
     for (W1, _, W2, _, _, _), (x, h, s, e) in zip(params, saved):
         scale, dh = x * e * (1.0 - (s / S_MAX) ** 2), 1.0 - h * h
         W1_T, W2_T, g_out = W1.T, W2.T, np.empty((w.shape[0], 2 * D))
@@ -463,7 +475,21 @@ def _path_cotangent(params, saved, rhs, A, D):
             g_out[:, D:] = v
             v = (w - ((g_out @ W2_T) * dh) @ W1_T) / e
         w = v
-    return np.linalg.solve(A.T, w.T).T / rhs.shape[0]
+    return np.linalg.solve(A.T, w.T).T
+
+
+def _solve_whole(params, saved, w, A, D):
+    """v [S, D] with J^T v = w, J^T = J_1^T ... J_K^T A^T built as [S, D, D] (K batched
+    products) and one batched solve: a few large operations, cheaper when S is small."""
+    J_T = np.broadcast_to(A.T, (w.shape[0], D, D))
+    for (W1, _, W2, _, _, _), (x, h, s, e) in zip(reversed(params), reversed(saved)):
+        # d out_m / d x_j = sum_h W1[j, h] (1 - h^2) W2[h, m]: [S, D (j), 2 D (m)]
+        d_out = ((1.0 - h * h)[:, None, :] * W1[None]) @ W2
+        scale = x * e * (1.0 - (s / S_MAX) ** 2)
+        layer_T = scale[:, None, :] * d_out[:, :, :D] + d_out[:, :, D:]  # [S, j, i]
+        layer_T[:, np.arange(D), np.arange(D)] += e
+        J_T = layer_T @ J_T
+    return np.linalg.solve(J_T, w[:, :, None])[:, :, 0]
 
 
 defvjp(_iaf_chain,
