@@ -245,7 +245,9 @@ class Flow:
         through sum(zeta * u) (:meth:`_path_entropy`), so zeta's cotangent is g + u, pulled
         back through zeta = mu + x A^T and the layers with the operations of autograd's VJPs
         (add's unbroadcast, matmul, transpose, reshape, getitem's scatter into zeros), so
-        value and gradient are the traced ELBO's bit for bit (tests/unit/test_elbo.py).
+        value and gradient are the traced ELBO's bit for bit when the log joint gives each
+        entry of zeta one cotangent, as a compiled model does (else autograd, which adds u
+        first, sums in another order: a few ulps; tests/unit/test_elbo.py).
         Plain numpy, first order: theta and eps must not be boxed.
         """
         D, S = self.D, eps.shape[0]
