@@ -29,6 +29,11 @@ MAX_DIM = 300        # A is dense [D, D] and each net is O(D^2): the flow is for
 S_MAX = 3.0          # |s| <= S_MAX (a tanh clamp): one layer scales by at most e^3, so a
                      # diverging step cannot overflow the draws through exp(s)
 MOMENT_DRAWS = 4000  # draws of the Monte Carlo mean and sd reported for the flow
+# The path cotangent solves by sweeps (_solve_by_sweeps) at D <= SWEEP_MAX_D or S >= this
+# times D draws, else with the whole Jacobian (_solve_whole): the cheaper one as measured
+# at S = 5-60, D = 3-40 (docs/performance.md, "The flow's step without tracing the guide")
+SWEEP_MAX_D = 5
+SWEEP_DRAWS_PER_DIM = 2
 
 
 def hidden_units(D: int) -> int:
@@ -221,6 +226,54 @@ class Flow:
         path = anp.sum(zeta * u)
         return getval(entropy) + path - getval(path)
 
+    @property
+    def draw_with_pullback(self):
+        """:meth:`_iaf_draw_with_pullback` for IAF layers with the path gradient; None (the
+        traced ELBO, ``elbo._elbo_and_grad``) for realnvp or the plain gradient."""
+        if self.kind != "iaf" or not self.path_gradient:
+            return None
+        return self._iaf_draw_with_pullback
+
+    def _iaf_draw_with_pullback(self, theta: np.ndarray, eps: np.ndarray):
+        """The ELBO's guide half without autograd: ``(zeta [S, D], entropy, pullback)``.
+
+        One IAF pass (:func:`_iaf_run`) gives the draws, the entropy and the saved values
+        that both the path cotangent u (:func:`_path_cotangent`) and the layers' gradient
+        (:func:`_iaf_backprop`) reuse (the traced ELBO runs the pass three times).
+        ``pullback(g)`` maps the gradient g [S, D] of the mean log joint in zeta to the
+        ELBO's gradient in theta: with the path gradient the entropy reaches theta only
+        through sum(zeta * u) (:meth:`_path_entropy`), so zeta's cotangent is g + u, pulled
+        back through zeta = mu + x A^T and the layers with the operations of autograd's VJPs
+        (add's unbroadcast, matmul, transpose, reshape, getitem's scatter into zeros), so
+        value and gradient are the traced ELBO's bit for bit when the log joint gives each
+        entry of zeta one cotangent, as a compiled model does (else autograd, which adds u
+        first, sums in another order: a few ulps; tests/unit/test_elbo.py).
+        Plain numpy, first order: theta and eps must not be boxed.
+        """
+        D, S = self.D, eps.shape[0]
+        params = _iaf_layers(theta[D + D * D:], D, hidden_units(D), self.K)
+        out, saved = _iaf_run(params, eps, D)
+        A, x = theta[D:D + D * D].reshape(D, D), out[:, :D]
+        zeta = theta[:D] + x @ A.T
+        entropy = (np.mean(out[:, D] + np.linalg.slogdet(A)[1])
+                   + 0.5 * self.D * (1.0 + _LOG_2PI))
+        u = _path_cotangent(params, saved, np.asarray(eps, dtype=float), A, D)
+        path = np.sum(zeta * u)
+        entropy = entropy + path - path     # _path_entropy's value, rounding included
+
+        def pullback(g):
+            G = g + u                   # zeta's readers: the log joint, then sum(zeta * u)
+            grad = np.zeros(theta.shape[0])
+            np.add(grad[:D], np.sum(G, axis=0), out=grad[:D])
+            g_A = np.matmul(np.swapaxes(x, 0, 1), G).T.reshape(D * D)
+            np.add(grad[D:D + D * D], g_A, out=grad[D:D + D * D])
+            g_out = np.zeros((S, D + 1))    # out[:, :D]'s VJP; log|det| gets no cotangent
+            np.add(g_out[:, :D], np.matmul(G, np.swapaxes(A.T, 0, 1)), out=g_out[:, :D])
+            g_layers = _iaf_backprop(g_out, params, saved, D, want_eps=False)[0]
+            np.add(grad[D + D * D:], g_layers, out=grad[D + D * D:])
+            return grad
+        return zeta, entropy, pullback
+
     def entropy(self, theta, eps):
         """Monte Carlo entropy at the noise ``eps`` [S, D] (no closed form for a flow)."""
         return self.draw_and_entropy(theta, eps)[1]
@@ -332,8 +385,15 @@ def _iaf_layers(layers, D: int, H: int, K: int):
 
 def _iaf_pass(layers, eps, D, H, K):
     """(out [S, D + 1]: g(eps) and its log|det| in the last column, saved per-layer values)."""
+    return _iaf_run(_iaf_layers(layers, D, H, K), eps, D)
+
+
+def _iaf_run(params, eps, D):
+    """:func:`_iaf_pass` from the unpacked layers ``params`` (:func:`_iaf_layers`); the saved
+    values (x, h, s, e) per layer serve both backward passes (:func:`_iaf_backprop`,
+    :func:`_path_cotangent`)."""
     x, log_det, saved = eps, np.zeros(eps.shape[0]), []
-    for W1, b1, W2, b2, _, _ in _iaf_layers(layers, D, H, K):
+    for W1, b1, W2, b2, _, _ in params:
         h = np.tanh(x @ W1 + b1)
         out = h @ W2 + b2
         s = S_MAX * np.tanh(out[:, :D] / S_MAX)
@@ -357,18 +417,26 @@ def _iaf_backward(g, layers, eps, D, H, K):
     through the layers in reverse (checked against autograd's in tests/unit/test_guides.py).
     The forward pass is recomputed for its saved values: a few numpy operations per layer."""
     params = _iaf_layers(layers, D, H, K)
-    _, saved = _iaf_pass(layers, eps, D, H, K)
+    return _iaf_backprop(g, params, _iaf_run(params, eps, D)[1], D)
+
+
+def _iaf_backprop(g, params, saved, D, want_eps=True):
+    """:func:`_iaf_backward` from the unpacked layers and the forward pass's saved values
+    (d/d eps is None unless ``want_eps``)."""
     gy, g_log_det = g[:, :D], g[:, D:]
     grads = []
-    for (W1, _, W2, _, m1, m2), (x, h, s, e) in zip(reversed(params), reversed(saved)):
+    for k, ((W1, _, W2, _, m1, m2), (x, h, s, e)) in enumerate(zip(reversed(params),
+                                                                 reversed(saved))):
         # y = x e + t, e = exp(s), s = S_MAX tanh(u / S_MAX): ds/du = 1 - (s / S_MAX)^2
         g_u = (gy * x * e + g_log_det) * (1.0 - (s / S_MAX) ** 2)
         g_out = np.concatenate([g_u, gy], axis=1)
         g_a = (g_out @ W2.T) * (1.0 - h * h)
         grads.append([((x.T @ g_a) * m1).ravel(), g_a.sum(axis=0),
                       ((h.T @ g_out) * m2).ravel(), g_out.sum(axis=0)])
-        gy = gy * e + g_a @ W1.T
-    return np.concatenate([part for layer in reversed(grads) for part in layer]), gy
+        if want_eps or k + 1 < len(params):
+            gy = gy * e + g_a @ W1.T
+    return (np.concatenate([part for layer in reversed(grads) for part in layer]),
+            gy if want_eps else None)
 
 
 def _iaf_path_cotangent(layers, eps, rhs, A, D, H, K):
@@ -379,15 +447,47 @@ def _iaf_path_cotangent(layers, eps, rhs, A, D, H, K):
     Jacobian: y_i = x_i e_i + t_i with e = exp(s), s = S_MAX tanh(u / S_MAX), [u, t] = tanh(x
     W1 + b1) W2 + b2, so dy_i/dx_j = delta_ij e_i + x_i e_i ds_i/du_i du_i/dx_j + dt_i/dx_j
     (triangular in the layer's order with diagonal e: s_i and t_i do not see x_i)."""
-    _, saved = _iaf_pass(layers, eps, D, H, K)
     params = _iaf_layers(layers, D, H, K)
+    return _path_cotangent(params, _iaf_run(params, eps, D)[1], rhs, A, D)
+
+
+def _path_cotangent(params, saved, rhs, A, D):
+    """:func:`_iaf_path_cotangent` from the unpacked layers and the forward pass's saved
+    values (one pass serves the draw, the layers' gradient and this cotangent)."""
     # grad_eps of sum_k sum(s_k): backpropagation as in _iaf_backward, cotangent 1 on log|det|
-    gy = np.zeros_like(eps)
+    gy = np.zeros_like(rhs)
     for (W1, _, W2, _, _, _), (x, h, s, e) in zip(reversed(params), reversed(saved)):
         g_u = (gy * x * e + 1.0) * (1.0 - (s / S_MAX) ** 2)
         g_a = (np.concatenate([g_u, gy], axis=1) @ W2.T) * (1.0 - h * h)
         gy = gy * e + g_a @ W1.T
-    J_T = np.broadcast_to(A.T, (eps.shape[0], D, D))   # J^T = J_1^T ... J_K^T A^T
+    # J^T u S = rhs + gy with J^T = J_1^T ... J_K^T A^T. Which solve is cheaper depends on
+    # S and D (benchmarks in docs/performance.md, "The flow's step without tracing the guide")
+    if D <= SWEEP_MAX_D or rhs.shape[0] >= SWEEP_DRAWS_PER_DIM * D:
+        return _solve_by_sweeps(params, saved, rhs + gy, A, D) / rhs.shape[0]
+    return _solve_whole(params, saved, rhs + gy, A, D) / rhs.shape[0]
+
+
+def _solve_by_sweeps(params, saved, w, A, D):
+    """v [S, D] with J^T v = w, layer by layer: J_1^T first, then on, A^T last (one solve
+    shared by the draws). No [S, D, D] matrix: each J_k^T is triangular in the layer's order
+    with diagonal e, so v = (w - N^T v) / e, N^T v the layer's off-diagonal VJP (as in
+    _iaf_backprop), is exact after D - 1 sweeps; D - 1 sweeps of a few [S, H] operations."""
+    for (W1, _, W2, _, _, _), (x, h, s, e) in zip(params, saved):
+        scale, dh = x * e * (1.0 - (s / S_MAX) ** 2), 1.0 - h * h
+        W1_T, W2_T, g_out = W1.T, W2.T, np.empty((w.shape[0], 2 * D))
+        v = w / e
+        for _ in range(D - 1):
+            np.multiply(scale, v, out=g_out[:, :D])
+            g_out[:, D:] = v
+            v = (w - ((g_out @ W2_T) * dh) @ W1_T) / e
+        w = v
+    return np.linalg.solve(A.T, w.T).T
+
+
+def _solve_whole(params, saved, w, A, D):
+    """v [S, D] with J^T v = w, J^T = J_1^T ... J_K^T A^T built as [S, D, D] (K batched
+    products) and one batched solve: a few large operations, cheaper when S is small."""
+    J_T = np.broadcast_to(A.T, (w.shape[0], D, D))
     for (W1, _, W2, _, _, _), (x, h, s, e) in zip(reversed(params), reversed(saved)):
         # d out_m / d x_j = sum_h W1[j, h] (1 - h^2) W2[h, m]: [S, D (j), 2 D (m)]
         d_out = ((1.0 - h * h)[:, None, :] * W1[None]) @ W2
@@ -395,7 +495,7 @@ def _iaf_path_cotangent(layers, eps, rhs, A, D, H, K):
         layer_T = scale[:, None, :] * d_out[:, :, :D] + d_out[:, :, D:]  # [S, j, i]
         layer_T[:, np.arange(D), np.arange(D)] += e
         J_T = layer_T @ J_T
-    return np.linalg.solve(J_T, (rhs + gy)[:, :, None])[:, :, 0] / eps.shape[0]
+    return np.linalg.solve(J_T, w[:, :, None])[:, :, 0]
 
 
 defvjp(_iaf_chain,

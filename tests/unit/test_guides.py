@@ -296,6 +296,30 @@ def test_path_cotangent_solves_with_the_given_right_hand_side(rng):
         np.testing.assert_allclose(got[i], expected, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("S", [6, 30])
+@pytest.mark.parametrize(("D", "K"), [(1, 2), (2, 3), (5, 2), (10, 2), (13, 4)])
+def test_path_cotangent_is_the_solve_with_the_whole_jacobian(D, K, S, rng):
+    # the cotangent solves either layer by layer (D - 1 sweeps of a triangular system each,
+    # then A^T: D <= 5, or S >= 2 D) or with J^T built whole (D = 10, 13 at S = 6); the
+    # reference builds J = A J_g(eps) by autograd and solves J^T u S = eps + grad log|det|.
+    # Layers far from the identity (scale 0.5), so every sweep matters: with one sweep fewer
+    # D = 2, 5 and 10 fail (by 1.5, 2e-4 and 6e-9).
+    # Tolerance: both are backward-stable solves, so they agree to a small multiple of
+    # cond(J) * 2^-52 relative; 100 cond(J) * 2^-52 of the largest entry.
+    from ppl.guides.flow import _iaf_chain, _iaf_path_cotangent, hidden_units
+    flow, H = Flow(D, K), hidden_units(D)
+    theta = flow_theta(flow, rng, scale=0.5)
+    A = np.eye(D) + rng.normal(0.0, 0.3 / np.sqrt(D), (D, D))   # conditioned as a fit's
+    layers, eps = theta[D + D * D:], rng.standard_normal((S, D))
+    got = _iaf_path_cotangent(layers, eps, eps, A, D, H, K)
+    for i in range(0, S, 5):
+        J = A @ jacobian(lambda v: _iaf_chain(layers, v[None], D, H, K)[0, :D])(eps[i])
+        g = grad(lambda v: _iaf_chain(layers, v[None], D, H, K)[0, D])(eps[i])
+        expected = np.linalg.solve(J.T, eps[i] + g) / S
+        tol = 100 * np.linalg.cond(J) * 2.0 ** -52 * np.max(np.abs(expected))
+        np.testing.assert_allclose(got[i], expected, rtol=0, atol=tol)
+
+
 def _placement():
     """benchmarks/flow_placement.py: the layers-after flow gp_flow_diagnosis.py measures."""
     import importlib.util
