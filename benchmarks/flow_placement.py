@@ -17,7 +17,8 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
 
-from ppl.guides.flow import Flow, _iaf_chain, _iaf_path_cotangent, hidden_units
+from ppl.guides.flow import Flow
+from ppl.guides.iaf import _iaf_chain, _iaf_path_cotangent, hidden_units
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,8 @@ class SinhArcsinhFlow(AfterFlow):
     def _path_entropy(self, theta, eps, zeta, entropy):
         """J = C diag(h'(x)) J_g(y) A: the cotangent C^-T diag(1/h') J_g^-T (A^-T eps +
         grad_y [log|det J_g| + sum log h'(g(y))]) / S; the h term's gradient in y by the
-        layers' backpropagation (ppl.guides.flow._iaf_backward)."""
-        from ppl.guides.flow import _iaf_backward
+        layers' backpropagation (ppl.guides.iaf._iaf_backward)."""
+        from ppl.guides.iaf import _iaf_backward
         theta0, D, H = getval(theta), self.D, hidden_units(self.D)
         mu, A = theta0[:D], theta0[D:D + D * D].reshape(D, D)
         eps = np.asarray(eps, dtype=float)

@@ -54,6 +54,7 @@ from flow_placement import AfterFlow, FixedOuterFlow, SinhArcsinhFlow  # noqa: E
 
 import ppl  # noqa: E402
 import ppl.guides.flow  # noqa: E402
+import ppl.guides.iaf  # noqa: E402
 from ppl.guides import Flow  # noqa: E402
 from ppl.infer import advi, auto  # noqa: E402
 from ppl.infer.precondition import Frame  # noqa: E402
@@ -140,8 +141,9 @@ def main(argv=None) -> int:
                              "the last latent to the first)")
     args = parser.parse_args(argv)
     if args.reverse:   # a probe's switch: the masks are looked up by this name at each pass
-        made_masks = ppl.guides.flow._made_masks
-        ppl.guides.flow._made_masks = lambda D, H, reverse: made_masks(D, H, 1 - reverse)
+        made_masks = ppl.guides.iaf._made_masks
+        reversed_masks = lambda D, H, reverse: made_masks(D, H, 1 - reverse)  # noqa: E731
+        ppl.guides.iaf._made_masks = ppl.guides.flow._made_masks = reversed_masks
     warnings.simplefilter("ignore")   # the data's unused 'y', and the fits' own warnings
     model, data = ppl.load(pdb.model_path(args.posterior)), pdb.load_data(args.posterior)
     reference = pdb.load_reference(args.posterior)

@@ -282,7 +282,7 @@ def test_path_cotangent_solves_with_the_given_right_hand_side(rng):
     # _iaf_path_cotangent(layers, x, rhs, B) = (B J_g(x))^-T (rhs + grad_x log|det J_g|) / S,
     # with the Jacobian J_g of the layers and the gradient of their log-determinant from
     # autograd as the reference (the flow itself passes rhs = x = eps, B = A).
-    from ppl.guides.flow import _iaf_chain, _iaf_path_cotangent, hidden_units
+    from ppl.guides.iaf import _iaf_chain, _iaf_path_cotangent, hidden_units
     flow = Flow(4, 2)
     D, H = 4, hidden_units(4)
     layers = flow_theta(flow, rng)[D + D * D:]
@@ -306,7 +306,7 @@ def test_path_cotangent_is_the_solve_with_the_whole_jacobian(D, K, S, rng):
     # D = 2, 5 and 10 fail (by 1.5, 2e-4 and 6e-9).
     # Tolerance: both are backward-stable solves, so they agree to a small multiple of
     # cond(J) * 2^-52 relative; 100 cond(J) * 2^-52 of the largest entry.
-    from ppl.guides.flow import _iaf_chain, _iaf_path_cotangent, hidden_units
+    from ppl.guides.iaf import _iaf_chain, _iaf_path_cotangent, hidden_units
     flow, H = Flow(D, K), hidden_units(D)
     theta = flow_theta(flow, rng, scale=0.5)
     A = np.eye(D) + rng.normal(0.0, 0.3 / np.sqrt(D), (D, D))   # conditioned as a fit's
