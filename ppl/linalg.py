@@ -86,14 +86,18 @@ def inverse_lower(L):
     a singular one. One LAPACK ``trtri`` per matrix (scipy, imported on first use): a third of
     the work of an LU inverse, and numpy has no batched triangular routine."""
     from scipy.linalg import lapack
-    L = np.asarray(L, dtype=float)
-    flat = L.reshape((-1,) + L.shape[-2:])
-    out = np.empty_like(flat)
-    for i, m in enumerate(flat):
-        inv, info = lapack.dtrtri(m, lower=1)
-        out[i] = inv if info == 0 else np.nan
-    # trtri leaves the upper triangle as it found it
-    return np.tril(out).reshape(L.shape)
+    # a C-ordered copy with zeros above the diagonal; each matrix's transpose is the
+    # Fortran-ordered upper factor that trtri inverts in place (no copy per call), and
+    # (L^T)^{-1} = (L^{-1})^T
+    out = np.tril(np.asarray(L, dtype=float))
+    flat = out.reshape((-1,) + out.shape[-2:])
+    for m in flat:
+        inv, info = lapack.dtrtri(m.T, lower=0, overwrite_c=1)
+        if info != 0:
+            m[...] = np.nan
+        elif not np.may_share_memory(inv, m):
+            m[...] = inv.T
+    return out
 
 
 # Y = L^{-1}: dY = -Y dL Y, and only L's lower triangle is read
@@ -101,9 +105,10 @@ defvjp(inverse_lower, lambda Y, L: lambda g: -anp.tril(_t(Y) @ g @ _t(Y)))
 
 
 @lru_cache(maxsize=None)
-def _phi_mask(k: int) -> np.ndarray:
-    # Murray's Phi: the lower triangle with the diagonal halved, as one product
-    return np.tri(k) - 0.5 * np.eye(k)
+def _half_phi_mask(k: int) -> np.ndarray:
+    # Murray's Phi (the lower triangle with the diagonal halved) as one product, and the 1/2
+    # of the symmetrisation folded in
+    return 0.5 * (np.tri(k) - 0.5 * np.eye(k))
 
 
 def _cholesky_vjp(L, a):
@@ -117,8 +122,8 @@ def _cholesky_vjp(L, a):
     for their own matrices only."""
     def vjp(g):
         inv = inverse_lower(L)
-        s = _t(inv) @ ((_t(L) @ g) * _phi_mask(anp.shape(L)[-1])) @ inv
-        return 0.5 * (s + _t(s))
+        half = _t(inv) @ ((_t(L) @ g) * _half_phi_mask(anp.shape(L)[-1])) @ inv
+        return half + _t(half)
     return vjp
 
 
@@ -237,8 +242,10 @@ def _gp_vjp(argnums, K, args, kwargs):
                 w = g_k * d / (r * r)
                 out.append(_sum_to(anp.sum(w, axis=-2) - anp.sum(w, axis=-1), anp.shape(x)))
             elif i == 1:
-                # through E, not K / alpha^2: right at alpha = 0 too
-                grad = 2 * alpha * anp.sum(g * _unit_kernel(d, rho), axis=(-2, -1))
+                # 2 alpha E = 2 K / alpha, and 0 at alpha = 0 (not 0 / 0)
+                zero = alpha == 0
+                grad = anp.where(zero, 0.0, 2 * anp.sum(g_k, axis=(-2, -1))
+                                 / anp.where(zero, 1.0, alpha))
                 out.append(_sum_to(grad, anp.shape(alpha)))
             else:
                 grad = anp.sum(g_k * d * d, axis=(-2, -1)) / (rho * rho * rho)
