@@ -77,7 +77,9 @@ def cholesky_symmetric(a):
     symmetric matrix, and a gradient right in every direction (``cholesky`` itself reads one
     triangle only, so a perturbation of the other would have no effect). NaN as ``cholesky``."""
     a = np.asarray(a, dtype=float)
-    return _cholesky_value(0.5 * (a + np.swapaxes(a, -1, -2)))
+    sym = a + np.swapaxes(a, -1, -2)
+    sym *= 0.5
+    return _cholesky_value(sym)
 
 
 @primitive
@@ -220,8 +222,9 @@ def gp_exp_quad_cov(x, alpha, rho):
 
 def _sum_to(v, shape):
     """``v`` summed down to ``shape`` (the inverse of broadcasting)."""
-    v = anp.sum(v, axis=tuple(range(anp.ndim(v) - len(shape)))) if anp.ndim(v) > len(shape) \
-        else v
+    extra = anp.ndim(v) - len(shape)
+    if extra > 0:
+        v = anp.sum(v, axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and anp.shape(v)[i] != 1)
     return anp.sum(v, axis=axes, keepdims=True) if axes else v
 
@@ -239,7 +242,7 @@ def _gp_vjp(argnums, K, args, kwargs):
         out = []
         for i in argnums:
             if i == 0:
-                w = g_k * d / (r * r)
+                w = g_k * (d / (r * r))
                 out.append(_sum_to(anp.sum(w, axis=-2) - anp.sum(w, axis=-1), anp.shape(x)))
             elif i == 1:
                 # 2 alpha E = 2 K / alpha, and 0 at alpha = 0 (not 0 / 0)
@@ -248,7 +251,7 @@ def _gp_vjp(argnums, K, args, kwargs):
                                  / anp.where(zero, 1.0, alpha))
                 out.append(_sum_to(grad, anp.shape(alpha)))
             else:
-                grad = anp.sum(g_k * d * d, axis=(-2, -1)) / (rho * rho * rho)
+                grad = anp.sum(g_k * (d * d), axis=(-2, -1)) / (rho * rho * rho)
                 out.append(_sum_to(grad, anp.shape(rho)))
         return tuple(out)
     return vjp
