@@ -225,6 +225,9 @@ V2_CASES = (
        ("log_det", "log_det", lambda rng: ((_spd(rng, S, 3),), ()), None),
        ("gp_exp_quad_cov", "gp_exp_quad_cov",
         lambda rng: ((_u(rng, 1, (4,)) * 5, _u(rng, S, ()) + 0.5, _u(rng, S, ()) + 0.5), ()),
+        None),
+       ("gp_exp_quad_cov-latent-x", "gp_exp_quad_cov",
+        lambda rng: ((_u(rng, S, (4,)) * 5, _u(rng, S, ()) + 0.5, _u(rng, 1, ()) + 0.5), ()),
         None)]
 )
 V2_STATIC = {"reshape": 1, "eye": 0}
