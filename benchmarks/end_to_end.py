@@ -116,9 +116,15 @@ def has_dadvi() -> bool:
 # ----- NumPyro AutoNormal, for the models written for it -------------------------------------
 
 def numpyro_models():
-    """name -> numpyro model function taking the data dict, or {} without NumPyro."""
+    """name -> numpyro model function taking the data dict, or {} without NumPyro. JAX is
+    switched to float64 first, as ppl computes (in float32 poisson_gp's rates overflow and
+    NumPyro refuses them), so ``JAX_ENABLE_X64=1`` is not needed."""
     from numpyro_models import numpyro_models as models   # benchmarks/numpyro_models.py
-    return models()
+    found = models()
+    if found:
+        import jax
+        jax.config.update("jax_enable_x64", True)
+    return found
 
 
 def fit_numpyro(model, data: dict, window: int = 100, max_steps: int = 20_000) -> dict:
