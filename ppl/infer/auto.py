@@ -51,6 +51,7 @@ SKIP_ESS = 0.1
 # was fitted and the flow did not beat it (kidscore_momiq: full rank's k̂ 0.70, the flow's
 # 0.96) the posterior is near Gaussian and the retry is left out.
 RETRY_LAYERS = 4
+RETRY_KHAT = 0.5
 RETRY_WINDOW = 2
 RETRY_LR = 0.01
 # Beyond this many unconstrained dimensions auto's Gaussian rung is low rank, not full rank
@@ -189,13 +190,24 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             stopped = True
             break
         warm = result
-    if not stopped and tried[-1].family == "flow" and any(t.level == SKIPPED for t in tried):
+    interrupted = assessed[-1][1].result.reason == advi.INTERRUPTED
+    if _last_rung(tried, stopped, interrupted):
         retry(compiled, options, rng, assess, progress, start, tried, assessed)
     index, best = assessed[-1]
     interrupted = best.result.reason == advi.INTERRUPTED
     if not _usable(best) or interrupted:
         index, best = choose(assessed, tried)
     return best, AutoReport(tuple(tried), index, interrupted)
+
+
+def _last_rung(tried: list, stopped: bool, interrupted: bool) -> bool:
+    """Whether the climb goes on to the last rung (:func:`retry`): the flow was the last family
+    tried, full rank was skipped, Ctrl-C did not end the climb, and the flow could not be used
+    or is only usable with care at k̂ >= RETRY_KHAT."""
+    flow = tried[-1]
+    if flow.family != "flow" or interrupted or not any(t.level == SKIPPED for t in tried):
+        return False
+    return not stopped or (flow.level == CARE and flow.khat >= RETRY_KHAT)
 
 
 def _usable(fit) -> bool:
