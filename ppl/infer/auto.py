@@ -6,12 +6,13 @@ fit. Full rank is skipped, and the flow warm-started from the Gaussian full rank
 from, when that Gaussian's importance weights are far from uniform (SKIP_ESS,
 ``fullrank_start``). Stops at the first fit that is reliable, or usable with care and
 importance-corrected (the corrected summary was as accurate as a richer family's on
-posteriordb, docs/trust.md, at a fraction of the time). When even the flow cannot be used and
-full rank was skipped, a last rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the
-flow's start, which replaces the flow when its ELBO is higher. Returns the fit that stopped
-the climb or, when none could be used, the one with the highest ELBO (:func:`choose`). The
-families live in ppl/guides/, the fitting in advi.py, k̂ and the verdict in
-psis.py and verdict.py.
+posteriordb, docs/trust.md, at a fraction of the time), except the flow after a skipped full
+rank whose importance weights carry little (ESS below RETRY_ESS). When full rank was skipped
+and the flow cannot be used, or is usable with care at such an ESS, a last rung fits a larger,
+longer flow (RETRY_*, :func:`retry`) from the flow's start, which replaces the flow when its
+ELBO is higher; the climb stops there. Returns the fit that stopped the climb or, when none
+could be used, the one with the highest ELBO (:func:`choose`). The families live in
+ppl/guides/, the fitting in advi.py, k̂ and the verdict in psis.py and verdict.py.
 """
 from __future__ import annotations
 
@@ -42,15 +43,26 @@ SKIPPED = "skipped"
 # where full rank rescued it, 0.87-1.02 on centered eight schools) nor the start's k̂
 # (0.00-0.92 against 0.61-1.12) separates the two.
 SKIP_ESS = 0.1
-# The last rung: when the flow's fit can still not be used (unreliable, or usable with care but
-# not corrected) and full rank was skipped (its start's weights said the posterior is far from
-# Gaussian), a flow of RETRY_LAYERS layers with RETRY_WINDOW times the window and, unless the
-# user gave one, the base step size RETRY_LR (the search's larger steps diverged on
-# gp_pois_regr), from the start the flow had. Measured on gp_pois_regr, the one posteriordb
-# posterior whose flow misses (docs/trust.md, "gp_pois_regr under auto"). Where full rank
-# was fitted and the flow did not beat it (kidscore_momiq: full rank's k̂ 0.70, the flow's
-# 0.96) the posterior is near Gaussian and the retry is left out.
+# The last rung: when full rank was skipped (its start's weights said the posterior is far from
+# Gaussian) and the flow's fit cannot be used (unreliable, or usable with care but not
+# corrected) or is usable with care with an importance ESS below RETRY_ESS of its draws, a flow
+# of RETRY_LAYERS layers with RETRY_WINDOW times the window and, unless the user gave one, the
+# base step size RETRY_LR (the search's larger steps diverged on gp_pois_regr), from the start
+# the flow had. Measured on gp_pois_regr, the one posteriordb posterior whose flow misses
+# (docs/trust.md, "gp_pois_regr under auto"). Where full rank was fitted and the flow did not
+# beat it (kidscore_momiq: full rank's k̂ 0.70, the flow's 0.96) the posterior is near Gaussian
+# and the retry is left out.
+# RETRY_ESS: a flow usable with care whose weights have so low an ESS is corrected by weights
+# that carry the summary (docs/trust.md, "The last rung after a flow usable with care"): on
+# gp_pois_regr, flows kept at k̂ 0.64-0.70 had ESS 11-25% of 4000 draws, their sds 0.27-0.45
+# off and 0.12-0.23 off corrected; on centered eight schools, flows at k̂ 0.55-0.69 had
+# 47-74%, their sds within 0.09 (0.06 corrected). k̂ does not separate the two, and neither does
+# a k̂ cut. 0.5 is SUMMARY_ESS / PSIS_DRAWS (posterior.py): the ESS below which the corrected
+# summary itself needs more draws than k̂'s; on 8 sets of 4000 draws of each such flow the
+# ESS was 2-44% on gp_pois_regr and 13-77% (medians 58-68%) on eight schools, so a noisy
+# estimate errs towards the retry, which costs time, not accuracy.
 RETRY_LAYERS = 4
+RETRY_ESS = 0.5
 RETRY_WINDOW = 2
 RETRY_LR = 0.01
 # Beyond this many unconstrained dimensions auto's Gaussian rung is low rank, not full rank
@@ -189,13 +201,27 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             stopped = True
             break
         warm = result
-    if not stopped and tried[-1].family == "flow" and any(t.level == SKIPPED for t in tried):
+    if _last_rung(tried, assessed, stopped):
         retry(compiled, options, rng, assess, progress, start, tried, assessed)
     index, best = assessed[-1]
     interrupted = best.result.reason == advi.INTERRUPTED
     if not _usable(best) or interrupted:
         index, best = choose(assessed, tried)
     return best, AutoReport(tuple(tried), index, interrupted)
+
+
+def _last_rung(tried: list, assessed: list, stopped: bool) -> bool:
+    """Whether the climb goes on to the last rung (:func:`retry`): the flow was the last family
+    tried, full rank was skipped, and the flow could not be used or is only usable with care
+    with importance weights whose ESS is below RETRY_ESS of their draws (not after Ctrl-C)."""
+    if tried[-1].family != "flow" or not any(t.level == SKIPPED for t in tried):
+        return False
+    if not stopped:
+        return True
+    fit = assessed[-1][1]
+    if fit.result.reason == advi.INTERRUPTED or fit.verdict().level != CARE:
+        return False
+    return fit.psis.ess < RETRY_ESS * fit.psis.log_weights.size
 
 
 def _usable(fit) -> bool:
