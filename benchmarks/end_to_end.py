@@ -235,7 +235,9 @@ def main(argv=None) -> None:
                         help="example models only (no posteriordb, no big regression)")
     parser.add_argument("--only", nargs="*", help="model names to run")
     parser.add_argument("--methods", nargs="+", default=["advi", "dadvi", "numpyro"],
-                        help="which of advi, dadvi, numpyro to run (default: all available)")
+                        help="which of advi, advi-mf, dadvi, numpyro to run (default: all "
+                             "available but advi-mf); advi is the default guide (auto), advi-mf "
+                             "mean field, the family of NumPyro's AutoNormal")
     parser.add_argument("--phases", action="store_true",
                         help="the CPU split of each ADVI fit by phase (example models only)")
     args = parser.parse_args(argv)
@@ -243,6 +245,8 @@ def main(argv=None) -> None:
         main_phases(args.only)
         return
     methods = {"advi": {}} if "advi" in args.methods else {}
+    if "advi-mf" in args.methods:
+        methods["advi-mf"] = {"guide": "meanfield"}
     if has_dadvi() and "dadvi" in args.methods:
         methods["dadvi"] = {"method": "dadvi"}
     numpyro = numpyro_models() if "numpyro" in args.methods else {}
