@@ -8,6 +8,7 @@ import numpy as np
 import ppl
 from ppl.guides import MEAN_FIELD, family
 from ppl.infer.advi import AdviResult
+from ppl.infer.optim import score_chunk
 from ppl.options import FitOptions
 from ppl.posterior import (PSIS_GROWTH, QUANTILES, SUMMARY_ESS, Fit, _stable_orders,
                            psis_draws_for, weighted_stats)
@@ -109,6 +110,24 @@ def test_fit_json_has_khat_and_verdict(tmp_path):
     assert info["khat"] == (fit.khat if np.isfinite(fit.khat) else None)  # JSON has no inf
     assert info["verdict"]["line"] == fit.verdict().line
     assert info["psis"]["draws"] == 4000
+
+
+def test_log_weights_on_large_data_take_the_log_joint_a_chunk_of_draws_at_a_time():
+    # k̂'s 4000 draws at once were a [4000, N] predictor: 3.1 GB at N = 10^5. Now the log joint
+    # sees optim.score_chunk(model) draws a call (10 here: 10^5 elements a draw), and the
+    # weights are those of one call (each draw's log density is computed on its own; checked
+    # on the first 50 draws, whose one call takes 40 MB)
+    text = "data N: int\ndata y: real[N]\nsample m ~ Normal(0, 1)\nobserve y ~ Normal(m, 1)\n"
+    n = 100_000
+    fit = ppl.compile(text).fit({"N": n, "y": np.linspace(-1.0, 1.0, n)}, guide="meanfield",
+                                iter=200)
+    first = fit._zeta(4000)[:50]
+    one_call = fit.compiled.log_joint(first) - MEAN_FIELD.log_q(fit.result.theta, first)
+    sizes, log_joint = [], fit.compiled.log_joint
+    fit.compiled.log_joint = lambda zeta: sizes.append(len(zeta)) or log_joint(zeta)
+    assert score_chunk(fit.compiled.model) == 10
+    np.testing.assert_array_equal(fit.log_weights()[:50], one_call)
+    assert max(sizes) == 10 and sum(sizes) == 4000
 
 
 # ----- how many draws the summary uses (posterior.psis_draws_for, SUMMARY_ESS) -----------------
