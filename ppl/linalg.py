@@ -13,6 +13,8 @@ from functools import lru_cache
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, defvjp_argnums, primitive
+# autograd's inverse of broadcasting, in autograd ops (the GP's VJP is differentiated again)
+from autograd.numpy.numpy_vjps import unbroadcast
 
 
 def _t(x):
@@ -220,15 +222,6 @@ def gp_exp_quad_cov(x, alpha, rho):
     return a * a * _unit_kernel(_pairs(x), rho)
 
 
-def _sum_to(v, shape):
-    """``v`` summed down to ``shape`` (the inverse of broadcasting)."""
-    extra = anp.ndim(v) - len(shape)
-    if extra > 0:
-        v = anp.sum(v, axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and anp.shape(v)[i] != 1)
-    return anp.sum(v, axis=axes, keepdims=True) if axes else v
-
-
 def _gp_vjp(argnums, K, args, kwargs):
     """Cotangents of (x, alpha, rho) from g [..., N, N], sharing g K among them. In autograd
     ops, so they can be differentiated again. With K = a^2 E and d = x_i - x_j:
@@ -243,16 +236,17 @@ def _gp_vjp(argnums, K, args, kwargs):
         for i in argnums:
             if i == 0:
                 w = g_k * (d / (r * r))
-                out.append(_sum_to(anp.sum(w, axis=-2) - anp.sum(w, axis=-1), anp.shape(x)))
+                out.append(unbroadcast(anp.sum(w, axis=-2) - anp.sum(w, axis=-1),
+                                        anp.metadata(x)))
             elif i == 1:
                 # 2 alpha E = 2 K / alpha, and 0 at alpha = 0 (not 0 / 0)
                 zero = alpha == 0
                 grad = anp.where(zero, 0.0, 2 * anp.sum(g_k, axis=(-2, -1))
                                  / anp.where(zero, 1.0, alpha))
-                out.append(_sum_to(grad, anp.shape(alpha)))
+                out.append(unbroadcast(grad, anp.metadata(alpha)))
             else:
                 grad = anp.sum(g_k * (d * d), axis=(-2, -1)) / (rho * rho * rho)
-                out.append(_sum_to(grad, anp.shape(rho)))
+                out.append(unbroadcast(grad, anp.metadata(rho)))
         return tuple(out)
     return vjp
 
