@@ -211,7 +211,7 @@ def phase_split(text: str, data: dict) -> tuple[float, dict]:
 
 
 def main_phases(names) -> None:
-    for name, text, data in cases(quick=True):
+    for name, text, data in cases(quick=not names):
         if names and name not in names:
             continue
         total, spent = phase_split(text, data)
@@ -239,7 +239,8 @@ def main(argv=None) -> None:
                              "available but advi-mf); advi is the default guide (auto), advi-mf "
                              "mean field, the family of NumPyro's AutoNormal")
     parser.add_argument("--phases", action="store_true",
-                        help="the CPU split of each ADVI fit by phase (example models only)")
+                        help="the CPU split of each ADVI fit by phase (example models, or those named "
+                             "by --only)")
     args = parser.parse_args(argv)
     if args.phases:
         main_phases(args.only)
