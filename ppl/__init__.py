@@ -17,7 +17,8 @@ def __getattr__(name: str):
     from .api import Model, compile, load
     from .errors import PplError
     from .options import FitOptions
-    from .posterior import Fit, Summary
+    from .posterior import Fit
+    from .summary import Summary
     globals().update(Model=Model, compile=compile, load=load, PplError=PplError,
                      FitOptions=FitOptions, Fit=Fit, Summary=Summary)
     return globals()[name]

@@ -5,20 +5,17 @@ draws and ArviZ export are computed from them. Nothing here changes the fitted g
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .errors import non_finite_summary
 from .infer.optim import score_chunk
 from .infer.psis import Psis, psis
 from .infer.verdict import Verdict, judge
 from .ir import element_names
+from .summary import Summary, _points, _probability_rows
 
-QUANTILES = (0.05, 0.5, 0.95)
-COLUMNS = ("mean", "sd", "5%", "50%", "95%")
 # Draws from the guide that k̂ is estimated from, at least: at 4000 its threshold is 0.7 and
 # its tail has 190 draws (psis.py). With 1000, k̂ missed heavy tails that 4000 found (0.38
 # against 0.76 on one posteriordb fit) and corrected means were noisier (docs/trust.md). The
@@ -42,137 +39,6 @@ BATCH_CHUNK_ROWS = 2 ** 16
 # it, which turned the correction off on a posteriordb posterior, docs/trust.md).
 SUMMARY_ESS = 2000
 PSIS_GROWTH = 4
-MCSE = "mcse"
-
-
-@dataclass(frozen=True)
-class Summary:
-    """A printable posterior summary table: one row per reported element.
-
-    ``rows`` maps an element name (``x[0]``) to its mean, sd, 5%, 50% and 95% quantiles, and,
-    for a DADVI fit, the Monte Carlo standard error of the mean (``columns`` names them);
-    ``note``, if any, is printed under the table (which sds are shown).
-    """
-
-    rows: dict[str, tuple[float, ...]]
-    columns: tuple[str, ...] = COLUMNS
-    note: str = ""
-
-    @classmethod
-    def from_draws(cls, draws: dict[str, np.ndarray], weights: np.ndarray | None = None,
-                   note: str = "", mcse: dict[str, np.ndarray] | None = None) -> "Summary":
-        """Summarize draws given as name -> array [n, *shape] (sd with the n - 1 denominator).
-
-        With ``weights`` [n] (normalized importance weights), weighted statistics instead:
-        see :func:`weighted_stats`. ``note`` is printed above the table. ``mcse``, name ->
-        [*shape], adds an 'mcse' column (DADVI).
-        """
-        rows = {}
-        for name, values in draws.items():
-            flat = np.asarray(values, dtype=float).reshape(len(values), -1)
-            with np.errstate(all="ignore"):  # overflow is reported once, below, by name
-                if weights is not None:
-                    mean, sd, quantiles = weighted_stats(flat, weights)
-                else:
-                    mean = flat.mean(axis=0)
-                    sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
-                    mean, sd = _rescaled(flat, mean, sd)
-                    quantiles = np.quantile(flat, QUANTILES, axis=0)  # linear interpolation
-            extra = () if mcse is None else (np.ravel(mcse[name]),)
-            for i, element in enumerate(element_names(name, values.shape[1:])):
-                rows[element] = (mean[i], sd[i], *quantiles[:, i], *(e[i] for e in extra))
-        _warn_non_finite(rows)
-        return cls(rows, COLUMNS if mcse is None else (*COLUMNS, MCSE), note)
-
-    def to_dict(self) -> dict[str, dict[str, float]]:
-        """``{element: {'mean': .., 'sd': .., '5%': .., '50%': .., '95%': ..}}`` (and 'mcse')."""
-        return {name: dict(zip(self.columns, map(float, row)))
-                for name, row in self.rows.items()}
-
-    def to_pandas(self):
-        """A pandas DataFrame: one row per element (the index), columns mean, sd, 5%, 50%, 95%
-        (and mcse for a DADVI fit).
-
-        Needs pandas (``pip install 'ppl[pandas]'``).
-        """
-        try:
-            import pandas
-        except ImportError:
-            from .errors import missing_extra
-            raise missing_extra("Summary.to_pandas()", "pandas", "pandas") from None
-        return pandas.DataFrame.from_dict(
-            {name: list(map(float, row)) for name, row in self.rows.items()},
-            orient="index", columns=list(self.columns))
-
-    def __str__(self) -> str:
-        width = max([len("name")] + [len(name) for name in self.rows])
-        lines = [self.note] if self.note else []
-        lines.append(f"{'':<{width}}" + "".join(f"{c:>11}" for c in self.columns))
-        for name, row in self.rows.items():
-            # a space before every cell: -1.615e+200 is 11 characters and must not touch
-            # its neighbour (other values print exactly as with a width of 11)
-            lines.append(f"{name:<{width}}" + "".join(
-                f" {v:>10.4g}" if i == 0 or not np.isnan(v) else " " * 11
-                for i, v in enumerate(row)))
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-
-def _rescaled(flat: np.ndarray, mean: np.ndarray, sd: np.ndarray):
-    """Mean and sd recomputed in units of the largest |draw| where finite draws overflowed
-    them (draws near 1e200 have a finite sd whose square is not)."""
-    redo = (~np.isfinite(mean) | ~np.isfinite(sd)) & np.all(np.isfinite(flat), axis=0)
-    if not redo.any():
-        return mean, sd
-    scale = np.max(np.abs(flat[:, redo]), axis=0)
-    unit = flat[:, redo] / scale
-    mean, sd = mean.copy(), sd.copy()
-    mean[redo] = unit.mean(axis=0) * scale
-    sd[redo] = (unit.std(axis=0, ddof=1) if len(flat) > 1 else 0.0) * scale
-    return mean, sd
-
-
-def _warn_non_finite(rows: dict) -> None:
-    """One warning naming the elements whose summary is not finite (a let that overflows,
-    a prior so wide that its sd is infinite); the table shows them as inf or nan."""
-    bad = [name for name, row in rows.items() if not np.all(np.isfinite(row))]
-    if bad:
-        warnings.warn(non_finite_summary(bad), stacklevel=3)
-
-
-def weighted_stats(flat: np.ndarray, weights: np.ndarray):
-    """Weighted mean [K], sd [K] and QUANTILES [3, K] of draws ``flat`` [n, K].
-
-    ``weights`` [n] sum to 1. The variance uses the reliability-weights correction
-    sum w (x - mean)^2 / (1 - sum w^2), which is the n - 1 denominator at equal weights.
-    Quantiles invert the weighted empirical distribution with each draw's mass centred on
-    it (positions cumsum(w) - w / 2, linear in between; Hazen's rule at equal weights).
-    """
-    mean = weights @ flat
-    spread = weights @ (flat - mean) ** 2
-    denominator = 1.0 - float(weights @ weights)
-    sd = np.sqrt(spread / denominator) if denominator > 0 else np.zeros_like(mean)
-    quantiles = np.empty((len(QUANTILES), flat.shape[1]))
-    orders = _stable_orders(flat)
-    for k in range(flat.shape[1]):
-        order = orders[:, k]
-        position = np.cumsum(weights[order]) - 0.5 * weights[order]
-        quantiles[:, k] = np.interp(QUANTILES, position, flat[order, k])
-    return mean, sd, quantiles
-
-
-def _stable_orders(flat: np.ndarray) -> np.ndarray:
-    """``np.argsort(flat[:, k], kind="stable")`` for every column k, as [n, K]: one quicksort
-    of all columns (about a quarter of the stable sort's time, 3 of 12 ms at 4000 draws of
-    20 elements), which is that very order where a column has no two equal values and no
-    NaN (the sorted order is then unique); such a column alone is sorted stably again."""
-    orders = np.argsort(flat, axis=0)
-    ordered = np.take_along_axis(flat, orders, axis=0)
-    redo = (ordered[1:] == ordered[:-1]).any(axis=0) | np.isnan(ordered[-1:]).any(axis=0)
-    for k in np.flatnonzero(redo):
-        orders[:, k] = np.argsort(flat[:, k], kind="stable")
-    return orders
 
 
 def psis_draws_for(ess: float, n: int) -> int:
@@ -193,32 +59,6 @@ def dadvi_note(sds: str, draws: int | None = None) -> str:
     shown = ("linear-response (LRVB) sds" if sds == "linear response"
              else "the guide's own sds (linear response not computed: too many parameters)")
     return f"sd: {shown}; mcse: Monte Carlo standard error of the mean due to {fixed}"
-
-
-def _probability_rows(name: str, p: np.ndarray, values: np.ndarray) -> dict:
-    """Rows ``z[3]=1`` for conditional probabilities p [S, *shape, K]."""
-    flat = p.reshape(len(p), -1, p.shape[-1])
-    rows = {}
-    for i, element in enumerate(element_names(name, p.shape[1:-1])):
-        for k, value in enumerate(values):
-            column = flat[:, i, k]
-            sd = column.std(ddof=1) if len(column) > 1 else 0.0
-            rows[f"{element}={value}"] = (column.mean(), sd,
-                                          *np.quantile(column, QUANTILES))
-    return rows
-
-
-def _points(summary: Summary, params: dict) -> Summary:
-    """A param's rows keep its value in the mean column and NaN for the sd and quantiles (a
-    point estimate has none); they print as blank cells."""
-    if not params:
-        return summary
-    rows = dict(summary.rows)
-    for name, value in params.items():
-        for element, v in zip(element_names(name, np.shape(value)), np.ravel(value)):
-            if element in rows:
-                rows[element] = (float(v),) + (float("nan"),) * (len(rows[element]) - 1)
-    return Summary(rows, summary.columns, summary.note)
 
 
 @dataclass

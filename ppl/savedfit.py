@@ -21,7 +21,8 @@ from .errors import file_error
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
-from .posterior import COLUMNS, Fit, Summary
+from .posterior import Fit
+from .summary import COLUMNS, Summary
 
 
 def _versions() -> dict[str, str]:

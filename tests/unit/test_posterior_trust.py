@@ -10,8 +10,8 @@ from ppl.guides import MEAN_FIELD, family
 from ppl.infer.advi import AdviResult
 from ppl.infer.optim import score_chunk
 from ppl.options import FitOptions
-from ppl.posterior import (PSIS_GROWTH, QUANTILES, SUMMARY_ESS, Fit, _stable_orders,
-                           psis_draws_for, weighted_stats)
+from ppl.posterior import PSIS_GROWTH, SUMMARY_ESS, Fit, psis_draws_for
+from ppl.summary import QUANTILES, _stable_orders, weighted_stats
 from ppl.savedfit import save_fit
 
 
