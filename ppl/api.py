@@ -23,7 +23,7 @@ from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
 from .options import FitOptions
-from .posterior import Fit
+from .posterior import Fit, psis_draws
 
 
 
@@ -107,6 +107,7 @@ class Model:
         concrete, values, compiled = self.prepare(data, whole=fit_options.batch is None)
         memory.check_model(concrete, fit_options.mc_samples)
         memory.check_draws(fit_options.draws, concrete, "--draws")
+        memory.check_summary(psis_draws(fit_options), concrete)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}

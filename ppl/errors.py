@@ -375,6 +375,15 @@ def too_much_memory(span: Span | None, what: str, needed: int, available: int) -
                     hint="use smaller sizes, fewer draws or fewer --mc-samples")
 
 
+def summary_too_large(span: Span | None, name: str, is_let: bool, draws: int, needed: int,
+                      available: int) -> PplError:
+    hint = (f"name it _{name} to compute it only where the model uses it, not reported"
+            if is_let else "use smaller sizes")
+    return PplError(f"the summary's {draws} draws of every reported value need at least "
+                    f"{_bytes(needed)} of memory, most of it for '{name}'; this machine has "
+                    f"{_bytes(available)}", span, hint=hint)
+
+
 def _bytes(n: int) -> str:
     for unit, size in (("TB", 2 ** 40), ("GB", 2 ** 30), ("MB", 2 ** 20)):
         if n >= size:

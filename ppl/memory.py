@@ -70,3 +70,34 @@ def check_draws(n_draws: int, model: ir.Model, option: str,
     needed = n_draws * max(per_draw, 1) * _BYTES
     if needed > limit:
         raise errors.too_much_memory(None, f"{option} {n_draws}", needed, limit)
+
+
+def _reported(model: ir.Model) -> list:
+    """The statements whose values every draw reports: latents and reported lets."""
+    return [s for s in model.statements if isinstance(s, ir.Latent)
+            or isinstance(s, ir.Let) and s.reported]
+
+
+def _reported_size(statement) -> int:
+    return _size(statement.shape if isinstance(statement, ir.Latent) else statement.value.shape)
+
+
+def check_summary(n_draws: int, model: ir.Model, limit: int | None = None) -> None:
+    """Refuse, before the fit, a model whose reported values at the summary's ``n_draws``
+    draws exceed ``limit``, naming the largest reported let: a let over 10^6 rows at 4000
+    draws is 32 GB, and a leading '_' keeps it out of the summary."""
+    limit = available() if limit is None else limit
+    reported = _reported(model)
+    needed = n_draws * max(sum(_reported_size(s) for s in reported), 1) * _BYTES
+    if needed > limit:
+        worst = max(reported, key=_reported_size)
+        raise errors.summary_too_large(worst.span, worst.name, isinstance(worst, ir.Let),
+                                       n_draws, needed, limit)
+
+
+def affordable_draws(model: ir.Model, limit: int | None = None) -> int:
+    """Draws of every reported value that take at most half of ``limit`` (the machine's
+    memory): the other half for their statistics and the draws written out."""
+    limit = available() if limit is None else limit
+    per_draw = max(sum(_reported_size(s) for s in _reported(model)), 1) * _BYTES
+    return max(1, limit // (2 * per_draw))

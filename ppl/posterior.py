@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from . import memory
 from .infer.optim import score_chunk
 from .infer.psis import Psis, psis
 from .infer.verdict import Verdict, judge
@@ -39,6 +40,13 @@ BATCH_CHUNK_ROWS = 2 ** 16
 # it, which turned the correction off on a posteriordb posterior, docs/trust.md).
 SUMMARY_ESS = 2000
 PSIS_GROWTH = 4
+
+
+def psis_draws(options) -> int:
+    """The guide draws k̂ and the unweighted summary take for fit options ``options``."""
+    if options.batch is not None:   # each draw costs a pass over the whole data
+        return max(options.draws, BATCH_PSIS_DRAWS)
+    return max(options.draws, PSIS_DRAWS)
 
 
 def psis_draws_for(ess: float, n: int) -> int:
@@ -134,8 +142,7 @@ class Fit:
         if n not in self._cache:
             # Discrete latents are drawn from their conditional posterior (child stream 3).
             with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-                self._cache[n] = {k: np.asarray(v) for k, v in self.compiled.constrained(
-                    self._posterior_zeta(n), self._rng(3)).items()}
+                self._cache[n] = self._constrained(self._posterior_zeta(n), self._rng(3))
         return self._cache[n]
 
     def probabilities(self, n: int | None = None) -> dict[str, np.ndarray]:
@@ -187,7 +194,7 @@ class Fit:
             base = Summary.from_draws(self._summary_pool(discrete, continuous))
         else:
             p = self._summary_weights()
-            pool = self.compiled.constrained(self._zeta(p.log_weights.size), self._rng(3))
+            pool = self._constrained(self._zeta(p.log_weights.size), self._rng(3))
             note = (f"importance-corrected (PSIS, k̂ {self.khat:.2f}, effective sample size "
                     f"{p.ess:.0f} of {p.log_weights.size} draws)")
             base = Summary.from_draws({k: v for k, v in pool.items() if k not in discrete},
@@ -211,7 +218,7 @@ class Fit:
         if n == self.options.draws or user.point_only(self.compiled):
             return continuous
         with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-            pool = self.compiled.constrained(self._zeta(n), self._rng(3))
+            pool = self._constrained(self._zeta(n), self._rng(3))
         return {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
 
     def predictive(self, n: int | None = None, data=None) -> dict[str, np.ndarray]:
@@ -260,24 +267,42 @@ class Fit:
             return log_p - (self._chunked(self._log_q, zeta) if log_q is None else log_q)
 
     def _chunked(self, f, x: np.ndarray, whole_data: bool = False) -> np.ndarray:
-        """f(x) [n] for draws x [n, ...], in chunks of draws so memory does not grow with the
-        data: after a --batch fit, BATCH_CHUNK_ROWS draw-rows (draws x rows of the largest data
-        array) at a time; else, for a function over the whole data (``whole_data``: the log
-        joint), the step-size score's chunk (optim.score_chunk: about 10^6 elements of the
-        model's largest per-draw value, at least 10 draws). Without it k̂'s 4000 draws of a
-        10^5-row regression took 3.1 GB at once (10^6 rows: 31 GB)."""
-        if self.options.batch is None:
-            model = getattr(self.compiled, "model", None)
-            if not whole_data or model is None:
-                return np.asarray(f(x), dtype=float)
-            step = score_chunk(model)
-        else:
-            rows = max([int(d.shape[0]) for d in self.model.data.values() if d.shape] or [1])
-            step = max(1, BATCH_CHUNK_ROWS // max(rows, 1))
+        """f(x) [n] for draws x [n, ...], in chunks of draws (``_draws_per_call``)."""
+        step = self._draws_per_call(whole_data)
         if len(x) <= step:
             return np.asarray(f(x), dtype=float)
         return np.concatenate([np.asarray(f(x[i:i + step]), dtype=float)
                                for i in range(0, len(x), step)])
+
+    def _constrained(self, zeta: np.ndarray, rng) -> dict[str, np.ndarray]:
+        """``compiled.constrained`` at the draws zeta [n, D], as ``_chunked`` takes the log
+        joint: a reported let over the data then costs its own values only, not its
+        temporaries at 4000 draws at once (a let of 2 * 10^4 elements: 1.4 GB). Not for a model
+        with discrete latents: their draws take ``rng`` in one call."""
+        step = np.inf if self.values() else self._draws_per_call(whole_data=True)
+        if len(zeta) <= step:
+            return {k: np.asarray(v) for k, v in self.compiled.constrained(zeta, rng).items()}
+        out = {}
+        for i in range(0, len(zeta), step):    # filled in place: a list of chunks, then
+            part = self.compiled.constrained(zeta[i:i + step], rng)   # their concatenation,
+            for k, v in part.items():          # would hold the values twice
+                if k not in out:
+                    out[k] = np.empty((len(zeta), *np.shape(v)[1:]), np.result_type(v))
+                out[k][i:i + step] = v
+        return out
+
+    def _draws_per_call(self, whole_data: bool) -> int | float:
+        """Draws a function of the draws takes at a time, so memory does not grow with the
+        data: after a --batch fit, BATCH_CHUNK_ROWS draw-rows (draws x rows of the largest data
+        array); else, for a function over the whole data (``whole_data``: the log joint, the
+        reported values), the step-size score's chunk (optim.score_chunk: about 10^6 elements
+        of the model's largest per-draw value, at least 10 draws); else all. Without it k̂'s
+        4000 draws of a 10^5-row regression took 3.1 GB at once (10^6 rows: 31 GB)."""
+        if self.options.batch is None:
+            model = getattr(self.compiled, "model", None)
+            return np.inf if not whole_data or model is None else score_chunk(model)
+        rows = max([int(d.shape[0]) for d in self.model.data.values() if d.shape] or [1])
+        return max(1, BATCH_CHUNK_ROWS // max(rows, 1))
 
     def _log_q(self, zeta: np.ndarray) -> np.ndarray:
         """log density [n] of the distribution ``_zeta`` draws from: the guide's or, for a
@@ -312,6 +337,8 @@ class Fit:
             p = self.psis
             raw = self._cache["log_weights"]
             n = raw.size if self.options.batch is not None else psis_draws_for(p.ess, raw.size)
+            if self.model is not None:    # draws of a large let: half the memory at most
+                n = min(n, max(raw.size, memory.affordable_draws(self.model)))
             if n > raw.size:
                 p = psis(np.concatenate([raw, self._log_weights_of(n, raw.size)]))
             self._cache["summary_weights"] = p
@@ -357,9 +384,7 @@ class Fit:
                      self.corrected)
 
     def _psis_draws(self) -> int:
-        if self.options.batch is not None:   # each draw costs a pass over the whole data
-            return max(self.options.draws, BATCH_PSIS_DRAWS)
-        return max(self.options.draws, PSIS_DRAWS)
+        return psis_draws(self.options)
 
     def _posterior_zeta(self, n: int) -> np.ndarray:
         """n draws [n, D]: the guide's, or, when corrected, resampled from the weighted

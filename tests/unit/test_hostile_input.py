@@ -119,6 +119,49 @@ def test_memory_estimate_counts_draws_and_intermediates():
     memory.check_model(model, draws_per_step=2, limit=(40 * 2 + 13) * 8)
 
 
+LET_OVER_DATA = ("data x: real[1000]\ndata y: real[1000]\nsample a ~ Normal(0, 1)\n"
+                 "let mu = a * x\nobserve y ~ Normal(mu, 1)\n")
+
+
+def test_a_reported_let_too_large_for_the_summary_is_refused_before_the_fit(monkeypatch):
+    # the summary reports mu at 4000 draws: 4000 * (1 + 1000) * 8 bytes = 30.5 MB; the
+    # --draws check (1000 draws of a, mu and the observed y: 15.3 MB) passes under 20 MB
+    from ppl import memory
+    monkeypatch.setattr(memory, "available", lambda: 20 * 2 ** 20)
+    data = {"x": np.linspace(-1, 1, 1000), "y": np.linspace(-1, 1, 1000)}
+    with pytest.raises(PplError) as info:
+        ppl.compile(LET_OVER_DATA).fit(data)
+    assert info.value.message == ("the summary's 4000 draws of every reported value need at "
+                                  "least 30.5 MB of memory, most of it for 'mu'; this machine "
+                                  "has 20 MB")
+    assert info.value.span.line == 4 and "name it _mu" in info.value.hint
+    # hidden, it is computed only where the model uses it
+    hidden = LET_OVER_DATA.replace("mu", "_mu")
+    assert ppl.compile(hidden).fit(data, seed=0).summary().rows.keys() == {"a"}
+
+
+def test_the_corrected_summary_draws_no_more_of_a_large_let_than_half_the_memory():
+    from ppl import memory
+    from ppl.frontend.check import check
+    model = check(parse(LET_OVER_DATA), {})
+    # per draw: a and mu, 1001 values of 8 bytes; half of the limit for the draws
+    assert memory.affordable_draws(model, limit=2 * 8008 * 5000) == 5000
+    assert memory.affordable_draws(model, limit=10) == 1
+
+
+def test_reported_values_are_computed_a_chunk_of_draws_at_a_time():
+    # mu has 1000 elements a draw: the score chunk is 10^6 / 1000 = 1000 draws, so the
+    # summary's 4000 draws take four calls, whose values are those of one call
+    fit = ppl.compile(LET_OVER_DATA).fit({"x": np.linspace(-1, 1, 1000),
+                                           "y": np.linspace(-1, 1, 1000)}, seed=0)
+    zeta, calls, constrained = fit._zeta(4000), [], fit.compiled.constrained
+    fit.compiled.constrained = lambda z, rng=None: calls.append(len(z)) or constrained(z, rng)
+    chunked = fit._constrained(zeta, None)
+    assert calls == [1000] * 4
+    for name, values in constrained(zeta).items():
+        np.testing.assert_array_equal(chunked[name], values)
+
+
 # ----- sizes, ints and files ------------------------------------------------------------------
 
 def test_zero_size_data_and_latents_fit():

@@ -4,6 +4,7 @@ import json
 
 import autograd.numpy as anp
 import numpy as np
+import pytest
 
 import ppl
 from ppl.guides import MEAN_FIELD, family
@@ -211,3 +212,52 @@ def test_weighted_stats_sort_each_column_stably(rng):
     orders = _stable_orders(flat)
     for k in range(5):
         np.testing.assert_array_equal(orders[:, k], np.argsort(flat[:, k], kind="stable"))
+
+
+def _interp_loop(flat, weights):
+    """The per-column reference: np.interp over each column's stably sorted draws."""
+    out = np.empty((len(QUANTILES), flat.shape[1]))
+    for k in range(flat.shape[1]):
+        order = np.argsort(flat[:, k], kind="stable")
+        position = np.cumsum(weights[order]) - 0.5 * weights[order]
+        out[:, k] = np.interp(QUANTILES, position, flat[order, k])
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 400])
+def test_weighted_quantiles_are_np_interps_bit_for_bit(rng, n):
+    # the vectorized interpolation repeats np.interp's arithmetic and its cases: below the
+    # first position, at or above the last, exactly on a position, zero weights (repeated
+    # positions), ties, infinities (nan one way, then the other end) and NaNs
+    flat = rng.standard_normal((n, 9)) * 10.0 ** rng.integers(-3, 4, 9)
+    flat[:, 1] = np.round(flat[:, 1])
+    flat[: n // 3 + 1, 2] = np.inf
+    flat[: n // 4 + 1, 3], flat[n // 2:, 3] = -np.inf, np.inf
+    flat[: n // 5 + 1, 4] = np.nan
+    flat[:, 5] = 7.0
+    flat[:, 6] *= 1e300
+    weights = rng.exponential(size=n)
+    weights[rng.random(n) < 0.3] = 0.0
+    weights[0] += 1e-3
+    weights /= weights.sum()
+    with np.errstate(all="ignore"):
+        expected = _interp_loop(flat, weights)
+        np.testing.assert_array_equal(weighted_stats(flat, weights)[2], expected)
+
+
+def test_summary_stats_of_a_large_let_come_in_blocks_with_the_same_quantiles(rng, monkeypatch):
+    # blocks of columns bound the statistics' temporaries; each column's quantiles are its
+    # own, bit for bit; means and sds may differ in the last bits (BLAS sums a block's
+    # columns in another order), so at 1e-12 relative
+    from ppl import summary
+    flat = rng.standard_normal((300, 50)) * 3 + 1
+    weights = rng.exponential(size=300)
+    weights /= weights.sum()
+    whole = [summary.Summary.from_draws({"x": flat}, w).rows for w in (None, weights)]
+    monkeypatch.setattr(summary, "STATS_ELEMENTS", 300 * 7)
+    blocked = [summary.Summary.from_draws({"x": flat}, w).rows for w in (None, weights)]
+    for a, b in zip(whole, blocked):
+        assert a.keys() == b.keys()
+        for name in a:
+            np.testing.assert_array_equal(a[name][2:], b[name][2:])
+            np.testing.assert_allclose(a[name][:2], b[name][:2], rtol=1e-12)
