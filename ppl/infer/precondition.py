@@ -54,13 +54,10 @@ WHOLE_MAX_DIM = 30
 # secant over +-0.3 sds is still the curvature at the guide's scale, which the draws average
 # over anyway.
 FD_STEP = 0.3
-# The step of ``difference_hessian``'s forward differences (large data only), in guide sds.
-# Their error is first order in the step (HESSIAN_STEP / 2 times the gradient's second
-# derivative, where a central difference's is FD_STEP^2 / 6 times its third), so the step is
-# shorter than FD_STEP: at 0.03 the whitening is as close to the traced H's as the central
-# differences over +-0.3 sds make it on eight schools' funnel, and the error still scales as
-# the step down to 1e-4 (rounding far below it) on posteriordb kidscore_interaction and
-# kilpisjarvi (docs/performance.md, whitening section).
+# The step of ``difference_hessian``'s forward differences (large data), in guide sds: their
+# error is first order in it, so it is shorter than FD_STEP. At 0.03 H is as close to the
+# traced one as the central differences at 0.3 make it on eight schools' funnel, and the error
+# still falls as the step down to 1e-4 (rounding far below) on kidscore_interaction.
 HESSIAN_STEP = 0.03
 BREAKDOWN = 1e-10  # a Lanczos residual this small (relative to |P|) spans an invariant subspace
 
@@ -258,19 +255,16 @@ def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray,
     zeta + HESSIAN_STEP sd_j e_j ((D + 1) M draw-gradients, the gradient at zeta shared by the
     columns), where they do not.
 
-    ``chunk``: draws a gradient may take (``optim.score_chunk`` of the model, below 2 M only
-    for models with more than ~25,000 values a draw, i.e. large data). There a draw-gradient
-    costs in proportion to the draws, and the forward rule about halves the cost: on the
-    10^5-row regression of benchmarks/end_to_end.py (D = 22, 20 draws) 41 5-draw gradients
-    for the central rule's 104 (docs/performance.md, whitening section). On small data a
-    gradient of many draws costs about what one of a few does (a chunk holds many columns), so
-    the forward rule saves little there, and it costs accuracy: its error is first order in
-    the step (HESSIAN_STEP / 2 times the gradient's second derivative in sd units; the central
-    one's FD_STEP^2 / 6 times its third), and on posteriordb kidscore_interaction (unscaled
-    predictors, a badly conditioned H) 2 of 20 fits went wrong with it, none with the central
-    rule. Both are exact on a quadratic log density up to rounding, and first order only, so
-    the compiler's fused kernels serve them; each row of the gradient is the same whatever the
-    chunk (the log joint is a sum of one term per draw).
+    ``chunk``: draws a gradient may take (``optim.score_chunk`` of the model; below 2 M only
+    above ~25,000 values a draw, i.e. on large data). There a draw-gradient costs in proportion
+    to the draws, and the forward rule halves the cost: on the 10^5-row regression of
+    benchmarks/end_to_end.py (D = 22, 20 draws) 47 5-draw gradients for the central 104. On
+    small data one gradient of many draws (many central columns) costs about what one of M
+    does, and the forward rule costs accuracy: its error is first order (HESSIAN_STEP / 2 times
+    the gradient's second derivative in sd units; central: FD_STEP^2 / 6 times its third), and
+    it cost posteriordb kidscore_interaction 2 of 20 fits (docs/performance.md, whitening
+    section). Both are exact on a quadratic log density up to rounding, and first order, so
+    the fused kernels serve them; each row of a gradient is the same whatever the chunk.
 
     Draws where the log joint is not finite are left out, and so is a draw from a column's
     mean when the log joint or the gradient is not finite at either end of its difference (no
