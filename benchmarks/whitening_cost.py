@@ -28,10 +28,11 @@ posteriordb posteriors with every model on the Lanczos path (``WHOLE_MAX_DIM = 0
 have at most 26 latents, so the default fit never takes it there.
 
 With ``--dense-hessian MODEL ...`` (example model names, posteriordb names or
-``big_regression``, end_to_end.py's 10^5-row regression) it compares the two ways of forming the
+``big_regression``, end_to_end.py's 10^5-row regression) it compares the ways of forming the
 dense whitening's H, reverse-over-reverse products on the traced path (``expected_hessian``) and
-central differences of the fused gradient (``difference_hessian``, what the fit uses): CPU over
-a 5-draw gradient and the error in sd units, at 20 draws of a fitted mean-field guide.
+central or forward differences of the fused gradient (``difference_hessian``, what the fit uses:
+forward on large data): CPU over a 5-draw gradient and the error in sd units, at 20 draws of a
+fitted mean-field guide.
 
 With ``--exact-accuracy`` it compares whitened and unwhitened mean-field
 fits on a Normal-Normal hierarchical model with known variances (``NORMAL_NORMAL``: G + 1
@@ -171,19 +172,22 @@ def _fitted(text: str, d: dict):
 
 def dense_hessian(names: list[str], repeat: int) -> None:
     """The dense whitening's Hessian (20 draws of the fitted guide) by reverse-over-reverse
-    products (``expected_hessian``, the traced path) and by central differences of the gradient
-    (``difference_hessian``, through the fused kernels): CPU of each over one 5-draw gradient
-    (medians of ``repeat`` interleaved rounds), and the difference's error against the traced
-    H scaled by the guide's sds (S H S, about unit diagonal): its largest entry and its
-    Frobenius norm relative to the traced one's."""
+    products (``expected_hessian``, the traced path) and by differences of the gradient
+    (``difference_hessian``, through the fused kernels), central and forward, each in the
+    largest chunks the fit would give it: CPU of each over one 5-draw gradient (medians of
+    ``repeat`` interleaved rounds), and each difference's error against the traced H scaled by
+    the guide's sds (S H S, about unit diagonal): its largest entry and its Frobenius norm
+    relative to the traced one's. The last column is the rule the fit takes (by the model's
+    ``optim.score_chunk``)."""
     import time
 
     import autograd.numpy as anp
     from autograd import grad
-    from ppl.infer import precondition
+    from ppl.infer import optim, precondition
     import posteriordb_data as pdb
-    print(f"{'model':42s} {'D':>3s} {'traced/grad':>11s} {'diff/grad':>9s} {'traced/diff':>11s} "
-          f"{'max err':>8s} {'rel err':>8s}")
+    print(f"{'model':42s} {'D':>3s} {'traced/grad':>11s} {'central/grad':>12s} "
+          f"{'forward/grad':>12s} {'central err max, rel':>20s} {'forward err max, rel':>20s} "
+          f"{'fit':>7s}")
     for name in names:
         if name == "big_regression":
             text, d = e2e.BIG_REGRESSION, e2e.big_regression_data()
@@ -197,23 +201,31 @@ def dense_hessian(names: list[str], repeat: int) -> None:
         zeta = mu + sd * rng.standard_normal((20, mu.size))
         gradient = grad(lambda z: anp.sum(compiled.log_joint(z)))
         five = zeta[:5]
+        log_joint, M = compiled.log_joint, len(zeta)
+        chunk = optim.score_chunk(getattr(compiled, "model", None))   # the fit's
         jobs = {"grad": lambda: gradient(five),
-                "traced": lambda: precondition.expected_hessian(compiled.log_joint, zeta),
-                "diff": lambda: precondition.difference_hessian(compiled.log_joint, zeta, sd)}
-        cpu = {key: [] for key in jobs}
+                "traced": lambda: precondition.expected_hessian(log_joint, zeta),
+                "central": lambda: precondition.difference_hessian(log_joint, zeta, sd,
+                                                                   max(chunk, 2 * M)),
+                "forward": lambda: precondition.difference_hessian(log_joint, zeta, sd,
+                                                                   min(chunk, 2 * M - 1))}
+        cpu, H = {key: [] for key in jobs}, {}
         for _ in range(repeat):
             for key, job in jobs.items():
                 start = time.process_time()
-                out = job()
+                H[key] = job()
                 cpu[key].append(time.process_time() - start)
-                if key != "grad":
-                    cpu[key + "_H"] = out
-        t, f = (sd[:, None] * cpu[k + "_H"] * sd for k in ("traced", "diff"))
-        c = {k: float(np.median(v)) for k, v in cpu.items() if not k.endswith("_H")}
+        c = {k: float(np.median(v)) for k, v in cpu.items()}
+        t = sd[:, None] * H["traced"] * sd
+        errors = []
+        for key in ("central", "forward"):
+            f = sd[:, None] * H[key] * sd
+            relative = np.linalg.norm(f - t) / np.linalg.norm(t)
+            errors.append(f"{np.abs(f - t).max():9.1e} {relative:9.1e}")
+        rule = "forward" if chunk < 2 * M else "central"
         print(f"{name:42s} {mu.size:3d} {c['traced'] / c['grad']:11.1f} "
-              f"{c['diff'] / c['grad']:9.1f} {c['traced'] / c['diff']:11.2f} "
-              f"{np.abs(f - t).max():8.1e} {np.linalg.norm(f - t) / np.linalg.norm(t):8.1e}",
-              flush=True)
+              f"{c['central'] / c['grad']:12.1f} {c['forward'] / c['grad']:12.1f} "
+              f"{errors[0]:>20s} {errors[1]:>20s} {rule:>7s}", flush=True)
 
 
 def shipped(name: str, seeds: int) -> None:

@@ -9,8 +9,8 @@ order of the condition number, ~1e5 steps; in v they need tens. log_sigma is lef
 gradient for coordinate i depends on H_ii alone.
 
 Forming H takes D Hessian-vector products, which at a few hundred latents cost more than the
-fit. Up to WHOLE_MAX_DIM latents ``estimate`` forms it whole by central differences of the
-gradient (``difference_hessian``: first order, so the compiler's fused kernels serve it). Above
+fit. Up to WHOLE_MAX_DIM latents ``estimate`` forms it whole by differences of the gradient
+(``difference_hessian``: first order, so the compiler's fused kernels serve it). Above
 WHOLE_MAX_DIM latents ``estimate`` takes RANK instead, whatever D: H is scaled by the guide's
 sds s (P = S H S, S = diag(s), about unit diagonal for a mean-field fit; Adam rescales each
 coordinate anyway) and Lanczos finds P's extreme eigenpairs, the correlated directions that
@@ -54,6 +54,11 @@ WHOLE_MAX_DIM = 30
 # secant over +-0.3 sds is still the curvature at the guide's scale, which the draws average
 # over anyway.
 FD_STEP = 0.3
+# The step of ``difference_hessian``'s forward differences (large data), in guide sds: their
+# error is first order in it, so it is shorter than FD_STEP. At 0.03 H is as close to the
+# traced one as the central differences at 0.3 make it on eight schools' funnel, and the error
+# still falls as the step down to 1e-4 (rounding far below) on kidscore_interaction.
+HESSIAN_STEP = 0.03
 BREAKDOWN = 1e-10  # a Lanczos residual this small (relative to |P|) spans an invariant subspace
 
 
@@ -159,9 +164,10 @@ class Coordinates:
 def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray,
              chunk: int = 1) -> Coordinates:
     """Whitened coordinates centred on theta's mu from the guide's ``draws`` [M, D] and
-    marginal sds ``sd`` [D]: H formed whole (``difference_hessian``, D products, ``chunk``
-    draws or fewer a gradient where a product's 2 M draws fit) up to WHOLE_MAX_DIM latents,
-    a ``LowRank`` from RANK Lanczos products over the first PRODUCT_DRAWS draws above."""
+    marginal sds ``sd`` [D]: H formed whole (``difference_hessian``, D differences of the
+    gradient, ``chunk`` draws or fewer a gradient where a column's draws fit, forward ones
+    where a central column's 2 M do not) up to WHOLE_MAX_DIM latents, a ``LowRank`` from RANK
+    Lanczos products over the first PRODUCT_DRAWS draws above."""
     D = draws.shape[1]
     if D <= WHOLE_MAX_DIM:
         return whiten(theta, difference_hessian(log_joint, draws, sd, chunk))
@@ -243,54 +249,74 @@ def whiten_low_rank(mu: np.ndarray, sd: np.ndarray, values: np.ndarray,
 
 def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray,
                        chunk: int = 1) -> np.ndarray:
-    """-E[Hessian of log p] [D, D] over the draws ``zeta`` [M, D], column j by a central
-    difference of the gradient at zeta +- FD_STEP sd_j e_j: D gradients of 2 M draws.
+    """-E[Hessian of log p] [D, D] over the draws ``zeta`` [M, D], column j by a difference of
+    the gradient along e_j: central, at zeta +- FD_STEP sd_j e_j (2 D M draw-gradients), where a
+    column's 2 M draws fit in one gradient of ``chunk`` draws; forward, from zeta to
+    zeta + HESSIAN_STEP sd_j e_j ((D + 1) M draw-gradients, the gradient at zeta shared by the
+    columns), where they do not.
 
-    The same average as ``expected_hessian`` (exact on a quadratic log density up to rounding,
-    off by O(FD_STEP^2) in sd units otherwise: the secant over +-0.3 guide sds, which the draws
-    average over anyway), but first order only, so the compiler's fused kernels serve it: on
-    the 10^5-row regression of benchmarks/end_to_end.py (D = 22, 20 draws) it costs a fraction of
-    the reverse-over-reverse products (docs/performance.md, whitening section). Draws where the
-    log joint is not finite are left out, and so is a pair from a column's mean when the log
-    joint or the gradient is not finite at either end (no pair left: a NaN column, which
-    ``whiten`` refuses); sds that are not positive and finite give a NaN H. ``chunk``: draws
-    a gradient may take (``optim.score_chunk`` of the model): the columns' 2 M draws go
-    that many at a time in one gradient, not one gradient a column (each row of the gradient
-    is the same either way: the log joint is a sum of one term per draw; a small model's
-    gradient costs about the same at 40 draws as at 400).
+    ``chunk``: draws a gradient may take (``optim.score_chunk`` of the model; below 2 M only
+    above ~25,000 values a draw, i.e. on large data). There a draw-gradient costs in proportion
+    to the draws, and the forward rule halves the cost: on the 10^5-row regression of
+    benchmarks/end_to_end.py (D = 22, 20 draws) 47 5-draw gradients for the central 104. On
+    small data one gradient of many draws (many central columns) costs about what one of M
+    does, and the forward rule costs accuracy: its error is first order (HESSIAN_STEP / 2 times
+    the gradient's second derivative in sd units; central: FD_STEP^2 / 6 times its third), and
+    it cost posteriordb kidscore_interaction 2 of 20 fits (docs/performance.md, whitening
+    section). Both are exact on a quadratic log density up to rounding, and first order, so
+    the fused kernels serve them; each row of a gradient is the same whatever the chunk.
+
+    Draws where the log joint is not finite are left out, and so is a draw from a column's
+    mean when the log joint or the gradient is not finite at either end of its difference (no
+    draw left: a NaN column, which ``whiten`` refuses); sds that are not positive and finite
+    give a NaN H.
     """
     zeta = zeta[np.isfinite(log_joint(zeta))]  # a draw in a region of NaN would poison H
     M, D = zeta.shape
     if M == 0 or not np.all(np.isfinite(sd) & (sd > 0)):
         return np.full((D, D), np.nan)
-    per = max(1, chunk // (2 * M))       # columns a gradient
-    columns = []
-    for first in range(0, D, per):
-        js = range(first, min(D, first + per))
-        shifted = np.concatenate([zeta] * (2 * len(js)))
-        for n, j in enumerate(js):
-            step = FD_STEP * sd[j]
-            shifted[2 * n * M:(2 * n + 1) * M, j] += step
-            shifted[(2 * n + 1) * M:(2 * n + 2) * M, j] -= step
-        # the gradient of the sum of log p (its VJP of ones), with the latents' blocks roots
-        # of the trace (blocks.trace_blocks: value_and_grad's gradient, fewer traced ops)
-        log_p, vjp = trace_blocks(log_joint, shifted)
-        g = vjp(np.ones(shifted.shape[0]))
-        for n, j in enumerate(js):
-            at = slice(2 * n * M, (2 * n + 2) * M)
-            columns.append(_difference_column(log_p[at], g[at], FD_STEP * sd[j]))
-    H = -np.stack(columns, axis=1)
+    forward = chunk < 2 * M
+    step = (HESSIAN_STEP if forward else FD_STEP) * sd
+    # blocks of M draws: (coordinate, shift in steps); forward: first the draws themselves
+    blocks = ([(0, 0.0)] + [(j, 1.0) for j in range(D)] if forward else
+              [(j, sign) for j in range(D) for sign in (1.0, -1.0)])
+    log_p, g = _shifted_gradients(log_joint, zeta, step, blocks, max(1, chunk // M))
+    ends = [(1 + j, 0, step[j]) if forward else (2 * j, 2 * j + 1, 2 * step[j])
+            for j in range(D)]
+    H = -np.stack([_difference_column(log_p[a], g[a], log_p[b], g[b], width)
+                   for a, b, width in ends], axis=1)
     return 0.5 * (H + H.T)
 
 
-def _difference_column(log_p: np.ndarray, g: np.ndarray, step: float) -> np.ndarray:
-    """One column of ``difference_hessian`` from the log joint [2 M] and gradients [2 M, D]
-    at the M draws shifted by +step, then by -step."""
-    M, D = log_p.shape[0] // 2, g.shape[1]
-    finite = np.isfinite(log_p)
-    difference = g[:M] - g[M:]
-    kept = finite[:M] & finite[M:] & np.all(np.isfinite(difference), axis=1)
-    return (difference[kept].sum(axis=0) / (2 * step * kept.sum())
+def _shifted_gradients(log_joint, zeta: np.ndarray, step: np.ndarray, blocks: list,
+                       per: int) -> tuple[np.ndarray, np.ndarray]:
+    """The log joint [B, M] and its gradient [B, M, D] at the draws ``zeta`` [M, D] moved by
+    shift times step[j] along coordinate j, for each of the B blocks (j, shift); ``per``
+    blocks a gradient."""
+    M, D = zeta.shape
+    log_p, g = [], []
+    for first in range(0, len(blocks), per):
+        part = blocks[first:first + per]
+        shifted = np.concatenate([zeta] * len(part))
+        for n, (j, shift) in enumerate(part):
+            shifted[n * M:(n + 1) * M, j] += shift * step[j]
+        # the gradient of the sum of log p (its VJP of ones), with the latents' blocks roots
+        # of the trace (blocks.trace_blocks: value_and_grad's gradient, fewer traced ops)
+        value, vjp = trace_blocks(log_joint, shifted)
+        log_p.append(value)
+        g.append(vjp(np.ones(shifted.shape[0])))
+    return (np.concatenate(log_p).reshape(len(blocks), M),
+            np.concatenate(g).reshape(len(blocks), M, D))
+
+
+def _difference_column(log_p: np.ndarray, g: np.ndarray, log_p_to: np.ndarray,
+                       g_to: np.ndarray, width: float) -> np.ndarray:
+    """One column of ``difference_hessian``: the mean of (g - g_to) / width [D] over the draws
+    where both log joints [M] and the difference of the gradients [M, D] are finite."""
+    D = g.shape[1]
+    difference = g - g_to
+    kept = np.isfinite(log_p) & np.isfinite(log_p_to) & np.all(np.isfinite(difference), axis=1)
+    return (difference[kept].sum(axis=0) / (width * kept.sum())
             if kept.any() else np.full(D, np.nan))
 
 

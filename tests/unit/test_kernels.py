@@ -9,7 +9,8 @@ from ppl.compiler import compile_model
 from ppl.data import load_data
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
-from ppl.infer.precondition import FD_STEP, difference_hessian, expected_hessian
+from ppl.infer.precondition import (FD_STEP, HESSIAN_STEP, difference_hessian,
+                                    expected_hessian)
 
 N, K, J = 40, 3, 4
 _HEAD = """data N: int
@@ -108,18 +109,22 @@ def test_fused_hessian_matches_traced(name):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_difference_hessian_through_the_kernel_matches_the_traced_one(name):
-    # The dense whitening's H by central differences of the fused gradient (precondition.py)
-    # against reverse-over-reverse on the traced path. In sd units (S H S, sds those of the
-    # curvature) a column's error is FD_STEP^2 / 6 times the gradient's third derivative there,
-    # O(1) for these likelihoods: below FD_STEP^2 / 6 of |S H S| (measured: 1e-3 to 0.05 of
-    # that bound, scaling as the step squared); to rounding where the model is quadratic.
+@pytest.mark.parametrize("rule", ["central", "forward"])
+def test_difference_hessian_through_the_kernel_matches_the_traced_one(name, rule):
+    # The dense whitening's H by differences of the fused gradient (precondition.py) against
+    # reverse-over-reverse on the traced path. In sd units (S H S, sds those of the curvature) a
+    # column's error is, central (a chunk holds its 2 M draws), FD_STEP^2 / 6 times the
+    # gradient's third derivative there, forward (large data) HESSIAN_STEP / 2 times its second,
+    # O(1) for these likelihoods: below that multiple of |S H S| (measured: 1e-3 to 0.05 of the
+    # bound, central, 0.01 to 0.09 forward, scaling as the step's power); to rounding where the
+    # model is quadratic.
     fused, traced = compile_case(name, True), compile_case(name, False)
     z = draws(fused, 4)
     H = expected_hessian(traced.log_joint, z)
     sd = 1 / np.sqrt(np.abs(np.diag(H)))
-    error = sd[:, None] * (difference_hessian(fused.log_joint, z, sd) - H) * sd
-    bound = 1e-10 if name == "normal_data_sigma_columns" else FD_STEP ** 2 / 6
+    chunk, bound = (10 ** 6, FD_STEP ** 2 / 6) if rule == "central" else (1, HESSIAN_STEP / 2)
+    error = sd[:, None] * (difference_hessian(fused.log_joint, z, sd, chunk) - H) * sd
+    bound = 1e-10 if name == "normal_data_sigma_columns" else bound
     assert np.linalg.norm(error) < bound * np.linalg.norm(sd[:, None] * H * sd)
 
 

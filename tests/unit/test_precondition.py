@@ -1,13 +1,13 @@
 """Whitened coordinates for the guide's mean: Hessians, the whitening, and what it buys."""
 import autograd.numpy as anp
 import numpy as np
-from autograd import hessian
+from autograd import hessian, jacobian
 from autograd.tracer import isbox
 
 from ppl.infer import advi
 from ppl.options import FitOptions
-from ppl.infer.precondition import (FD_STEP, PRODUCT_DRAWS, RANK, WHOLE_MAX_DIM, Coordinates,
-                                    LowRank,
+from ppl.infer.precondition import (FD_STEP, HESSIAN_STEP, PRODUCT_DRAWS, RANK, WHOLE_MAX_DIM,
+                                    Coordinates, LowRank,
                                     difference_hessian, estimate, expected_hessian, lanczos,
                                     scaled_hessian_product, whiten, whiten_low_rank)
 
@@ -193,8 +193,12 @@ def test_finite_difference_product_matches_the_exact_hessian(rng):
     assert np.allclose(product, sd * (Q @ (sd * x)), rtol=1e-12, atol=1e-12)
 
 
+CENTRAL = 10 ** 6   # a chunk that holds every column's 2 M draws: central differences
+
+
 def test_difference_hessian_matches_the_exact_one(rng):
-    # Column j is a central difference of the gradient over +-FD_STEP sd_j: its error is
+    # Where a chunk holds a column's 2 M draws, column j is a central difference of the gradient
+    # over +-FD_STEP sd_j: its error is
     # FD_STEP^2 / 6 times the gradient's third derivative along e_j in sd units (O(1) here, the
     # sds being those of the curvature as a mean-field guide's are), so in sd units (S H S) the
     # error is below FD_STEP^2 / 6 of |S H S|; on a quadratic it is exact up to rounding.
@@ -203,13 +207,43 @@ def test_difference_hessian_matches_the_exact_one(rng):
     zeta = rng.normal(size=(7, 4))
     H = expected_hessian(log_joint, zeta)
     sd = 1 / np.sqrt(np.abs(np.diag(H)))
-    error = sd[:, None] * (difference_hessian(log_joint, zeta, sd) - H) * sd
+    error = sd[:, None] * (difference_hessian(log_joint, zeta, sd, CENTRAL) - H) * sd
     assert np.linalg.norm(error) < FD_STEP ** 2 / 6 * np.linalg.norm(sd[:, None] * H * sd)
     A = rng.normal(size=(4, 4))
     Q = A @ A.T + np.eye(4)
     def quadratic(z):
         return -0.5 * anp.sum((z @ Q) * z, axis=1)
-    assert np.allclose(difference_hessian(quadratic, zeta, sd), Q, rtol=1e-10, atol=1e-10)
+    for chunk in (1, CENTRAL):   # forward, central: both exact on a quadratic
+        assert np.allclose(difference_hessian(quadratic, zeta, sd, chunk), Q, rtol=1e-10,
+                           atol=1e-10)
+
+
+def test_forward_difference_hessian_matches_its_first_order_error(rng):
+    # Where a chunk does not hold a column's 2 M draws (large data), column j is a forward
+    # difference of the gradient over h_j = HESSIAN_STEP sd_j: the Hessian at the draws plus
+    # h_j / 2 times the gradient's second derivative along e_j (the third derivative of log p,
+    # T[:, j, j]; exp(z) gives it a nonzero mean), plus O(h^2). In sd units (S H S, the sds
+    # those of the curvature as a mean-field guide's are) the error is below HESSIAN_STEP / 2
+    # of |S H S| (the third derivative being O(1) there); against the first-order prediction
+    # from the exact third derivatives it is below HESSIAN_STEP^2 of it, and a tenth of the
+    # whole error (measured: 1e-2 of it, 2e-5 of |S H S|), so a wrong step or sign would show.
+    def log_joint(z):
+        return -anp.sum(anp.cosh(z) * anp.roll(z, 1, axis=1) ** 2 + anp.exp(z) + z ** 4 / 12,
+                        axis=1)
+    zeta = rng.normal(size=(7, 4))
+    H = expected_hessian(log_joint, zeta)
+    sd = 1 / np.sqrt(np.abs(np.diag(H)))
+    T = np.mean([jacobian(hessian(lambda x: log_joint(x[None])[0]))(z) for z in zeta], axis=0)
+    first = -np.stack([HESSIAN_STEP * sd[j] / 2 * T[:, j, j] for j in range(len(sd))], axis=1)
+    predicted = H + 0.5 * (first + first.T)
+    in_sds = lambda A: np.linalg.norm(sd[:, None] * A * sd)
+    F = difference_hessian(log_joint, zeta, sd, 2 * len(zeta) - 1)
+    assert in_sds(F - H) < HESSIAN_STEP / 2 * in_sds(H)
+    assert in_sds(F - predicted) < min(HESSIAN_STEP ** 2 * in_sds(H), 0.1 * in_sds(F - H))
+    # from a chunk of 2 M draws up, the central rule
+    central = difference_hessian(log_joint, zeta, sd, 2 * len(zeta))
+    np.testing.assert_array_equal(central, difference_hessian(log_joint, zeta, sd, CENTRAL))
+    assert in_sds(F - central) > 0.1 * in_sds(F - H)
 
 
 def test_difference_hessian_leaves_out_broken_draws_and_refuses_bad_sds():
@@ -218,13 +252,29 @@ def test_difference_hessian_leaves_out_broken_draws_and_refuses_bad_sds():
     # the second draw is left out, the third's pair for column 0 reaches z = 1.02 (NaN)
     zeta = np.array([[0.0, 0.0], [2.0, 0.0], [0.99, 0.5], [-1.0, 1.0]])
     with np.errstate(invalid="ignore", divide="ignore"):
-        H = difference_hessian(log_joint, zeta, np.array([0.1, 1.0]))
-        assert np.all(np.isnan(difference_hessian(log_joint, zeta, np.array([0.0, 1.0]))))
-        assert np.all(np.isnan(difference_hessian(log_joint, zeta[1:2], np.ones(2))))
+        H = difference_hessian(log_joint, zeta, np.array([0.1, 1.0]), CENTRAL)
+        for chunk in (1, CENTRAL):
+            assert np.all(np.isnan(difference_hessian(log_joint, zeta, np.array([0.0, 1.0]),
+                                                      chunk)))
+            assert np.all(np.isnan(difference_hessian(log_joint, zeta[1:2], np.ones(2), chunk)))
     # -d2/dz2 log(1 - z) = 1 / (1 - z)^2; its secant over z +- h, 1 / ((1 - z)^2 - h^2), is
     # within h^2 / ((1 - z)^2 - h^2) < 1e-3 of it at h = FD_STEP * 0.1 = 0.03 and |1 - z| >= 1
     exact = np.diag([1 + np.mean([1 / (1 - 0.0) ** 2, 1 / (1 + 1.0) ** 2]), 1.0])
     assert np.allclose(H, exact, rtol=1e-3, atol=1e-12)
+
+
+def test_forward_difference_hessian_leaves_out_broken_draws():
+    def log_joint(z):   # NaN where z[:, 0] > 1 (and its gradient with it)
+        return -0.5 * anp.sum(z ** 2, axis=1) + anp.log(1 - z[:, 0])
+    # the second draw is left out, the third's shift along column 0 reaches z = 1.002 (NaN)
+    zeta = np.array([[0.0, 0.0], [2.0, 0.0], [0.999, 0.5], [-1.0, 1.0]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        H = difference_hessian(log_joint, zeta, np.array([0.1, 1.0]))
+    # d/dz log(1 - z) = -1 / (1 - z); its forward difference over h is -1 / ((1 - z)(1 - z - h)),
+    # at h = HESSIAN_STEP * 0.1 for the first and last draws (along z[:, 1] log p is quadratic)
+    kept, h = np.array([0.0, -1.0]), HESSIAN_STEP * 0.1
+    exact = np.diag([1 + np.mean(1 / ((1 - kept) * (1 - kept - h))), 1.0])
+    assert np.allclose(H, exact, rtol=1e-10, atol=1e-12)
 
 
 def test_difference_hessian_in_chunks_is_the_same_bit_for_bit(rng):
@@ -241,10 +291,15 @@ def test_difference_hessian_in_chunks_is_the_same_bit_for_bit(rng):
     for log_joint, zeta in cases:
         sd = rng.uniform(0.1, 1.0, size=zeta.shape[1])
         with np.errstate(invalid="ignore", divide="ignore"):
-            alone = difference_hessian(log_joint, zeta, sd)
-            for chunk in (2 * len(zeta) * 2, 10 ** 6):
+            M = np.isfinite(log_joint(zeta)).sum()   # the draws kept
+            # central from a chunk of 2 M draws (one column a gradient) up
+            alone = difference_hessian(log_joint, zeta, sd, 2 * M)
+            for chunk in (4 * M + 1, 10 ** 6):
                 np.testing.assert_array_equal(difference_hessian(log_joint, zeta, sd, chunk),
                                               alone)
+            # forward below (one block of M draws a gradient, whatever the chunk)
+            np.testing.assert_array_equal(difference_hessian(log_joint, zeta, sd, 2 * M - 1),
+                                          difference_hessian(log_joint, zeta, sd))
 
 
 def test_small_models_whiten_with_the_whole_hessian(rng):
