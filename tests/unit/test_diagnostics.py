@@ -67,6 +67,50 @@ def test_polish_reaches_the_mean_field_optimum_of_a_correlated_gaussian():
     assert rounds == 1
 
 
+@pytest.mark.parametrize("chunk", [None, 10])
+def test_polish_on_large_data_takes_the_hessian_from_differences_of_the_gradient(chunk,
+                                                                                 monkeypatch):
+    # chunk 10 (the score chunk of a model with 10^5 values a draw) is below the 2 * 16 draws
+    # of a column: H by differences, which the fused kernels serve, not traced products; on
+    # a quadratic both are exact, so the polish reaches the same optimum in one step
+    from ppl.infer import precondition
+    P = np.array([[4.0, 3.0, 0.5], [3.0, 4.0, 1.0], [0.5, 1.0, 9.0]])
+    m = np.array([1.0, -2.0, 0.5])
+
+    def log_joint(zeta):
+        d = zeta - m
+        return -0.5 * anp.sum((d @ P) * d, axis=1)
+
+    used = []
+    for name in ("difference_hessian", "expected_hessian"):
+        monkeypatch.setattr(diagnostics, name, lambda *a, f=getattr(precondition, name),
+                            name=name, **k: used.append(name) or f(*a, **k))
+    mu, log_sigma, rounds = diagnostics.polish(log_joint, m + 1.0, np.zeros(3), chunk)
+    np.testing.assert_allclose(mu, m, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.exp(log_sigma), 1 / np.sqrt(np.diag(P)), rtol=1e-9)
+    assert set(used) == {"expected_hessian" if chunk is None else "difference_hessian"}
+    # sds below 1e-8 of |mu| (extreme scales): a step of the differences would be lost to
+    # rounding against the mean, so the traced products
+    used.clear()
+    diagnostics.polish(log_joint, m + 1.0, np.full(3, np.log(4e-9)), chunk)
+    assert set(used) == {"expected_hessian"}
+
+
+def test_the_line_search_evaluates_a_zero_direction_once():
+    # the sds alone: every step length has the same value, one evaluation tells
+    calls = []
+
+    def log_joint(zeta):
+        calls.append(len(zeta))
+        return -0.5 * anp.sum(zeta ** 2, axis=1)
+
+    eps = np.random.default_rng(0).standard_normal((8, 2))
+    for sds in (np.zeros(2), np.full(2, -3.0)):     # the optimum's sds, then worse ones
+        calls.clear()
+        t = diagnostics._line_search(log_joint, np.zeros(2), np.zeros(2), np.zeros(2), sds, eps)
+        assert t == 0.0 and len(calls) == 2      # the start and one step
+
+
 def test_polish_beyond_the_dense_hessian_uses_its_diagonal():
     # D > precondition.MAX_DIM: Stein's lemma on the draws' gradients, exact on a diagonal
     # Gaussian with antithetic draws (the regression slope of g_i on eps_i has no noise)
