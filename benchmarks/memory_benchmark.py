@@ -4,7 +4,9 @@ Each variant runs in a fresh process (peak RSS is per process; glibc reads its M
 variables at start): the default; with fused kernels off (``compile_model(fuse=False)``, the
 traced path of before issue 15); and with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...``,
 which keep large temporaries on the heap instead of fresh mmap'd pages (no page faults on
-reuse). Prints peak RSS above the data, minor page faults and wall/CPU seconds of compile + fit.
+reuse); and ``summary``: the model written as models/linear_regression.ppl writes it (``let _mu =
+alpha + X @ beta``), fitted with mean field and then summarized (the summary's 4000 draws of a
+hidden let used to take [4000, N] at once). Prints peak RSS above the data, minor page faults and wall/CPU seconds of compile + fit.
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/memory_benchmark.py``
 (``--child`` is the per-variant entry point; ``PPL_SOURCE=DIR`` measures another checkout).
 """
@@ -31,15 +33,19 @@ sample beta: real[K] ~ Normal(0, 2)
 sample sigma ~ HalfNormal(1)
 observe y ~ Normal(alpha + X @ beta, sigma)
 """
+LET_TEXT = TEXT.replace("observe y ~ Normal(alpha + X @ beta, sigma)",
+                        "let _mu = alpha + X @ beta\nobserve y ~ Normal(_mu, sigma)")
 HEAP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2 ** 34)}
-VARIANTS = {"default": ({}, True), "traced": ({}, False), "heap": (HEAP, True)}
+# name -> (environment, fused kernels, the let model with mean field and its summary)
+VARIANTS = {"default": ({}, True, False), "traced": ({}, False, False),
+            "heap": (HEAP, True, False), "summary": ({}, True, True)}
 
 
 def _mb(kilobytes: int) -> float:
     return kilobytes / 1024.0                      # ru_maxrss is in KiB on Linux
 
 
-def child(n: int, k: int, iters: int, fuse: bool) -> dict:
+def child(n: int, k: int, iters: int, fuse: bool, summary: bool = False) -> dict:
     sys.path.insert(0, os.environ.get("PPL_SOURCE", str(_REPO)))
     import ppl
     from ppl import api, compiler
@@ -49,10 +55,12 @@ def child(n: int, k: int, iters: int, fuse: bool) -> dict:
     rng = np.random.default_rng(20261129)
     X = rng.standard_normal((n, k)) / np.sqrt(k)
     data = {"N": n, "K": k, "X": X, "y": 0.5 + X @ rng.normal(0, 1, k) + rng.normal(0, 0.7, n)}
-    model = ppl.compile(TEXT)
+    model = ppl.compile(LET_TEXT if summary else TEXT)
     before = resource.getrusage(resource.RUSAGE_SELF)
     wall, cpu = time.perf_counter(), time.process_time()
-    fit = model.fit(data, iter=iters, seed=1)
+    fit = model.fit(data, iter=iters, seed=1, **({"guide": "meanfield"} if summary else {}))
+    if summary:
+        str(fit.summary())
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {"peak_above_data_mb": _mb(after.ru_maxrss - before.ru_maxrss),
             "data_mb": _mb(before.ru_maxrss), "minor_faults": after.ru_minflt - before.ru_minflt,
@@ -66,11 +74,12 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--iter", type=int, default=150,
                         help="steps after the step-size search (150 includes one whitening)")
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=["default", "traced", "heap"],
+                        help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--child", choices=list(VARIANTS))
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.n, args.k, args.iter, VARIANTS[args.child][1])))
+        print(json.dumps(child(args.n, args.k, args.iter, *VARIANTS[args.child][1:])))
         return
     print(f"N = {args.n}, K = {args.k}, {args.iter} steps after the search")
     print(f"{'variant':10s} {'peak MB':>9s} {'data MB':>8s} {'faults':>9s} {'wall s':>7s}"
