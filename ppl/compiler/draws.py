@@ -14,7 +14,8 @@ import numpy as np
 from .. import enumeration, ir
 from ..constraints import Ordered, PositiveOrdered
 from ..data import source_text
-from .steps import _EXPR_TYPES, _DiscreteStep, _LatentStep, _LetStep, _ObserveStep, _ParamStep, _sample
+from .steps import (_EXPR_TYPES, _DiscreteStep, _InputStep, _LatentStep, _LetStep,
+                    _ObserveStep, _ParamStep, _sample)
 
 _REJECTION_ROUNDS = 1000
 # sd of a param's default start on its unconstrained scale: small, never all zeros (identical
@@ -133,7 +134,9 @@ def _read_lets(steps) -> set[str]:
     out of ``constrained``: at 4000 summary draws of 10^5 rows such a let was 3.2 GB of the
     summary's 6.2 GB and most of its CPU. A let can only read earlier statements, so one
     backward pass closes the set."""
-    wanted = {s.name for s in steps if isinstance(s, _LetStep) and _reported(s.statement)}
+    # batched data (minibatch inputs) is read, not computed: always kept
+    wanted = {s.name for s in steps if isinstance(s, _InputStep)
+              or isinstance(s, _LetStep) and _reported(s.statement)}
     for step in reversed(steps):
         if isinstance(step, _LatentStep) or getattr(step, "name", None) in wanted:
             wanted |= {ref.name for ref in _refs(step.statement) if ref.kind == "let"}
