@@ -24,7 +24,7 @@ from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from . import steps
-from .optim import optimizer, score_chunk
+from .optim import hessian_chunk, optimizer, score_chunk
 from .point import fit_point
 from .precondition import Coordinates, Frame, estimate
 from .schedule import DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize, Whitening, Windows
@@ -212,7 +212,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
             draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
             whitened = estimate(compiled.log_joint, first.theta, draws,
-                                np.exp(source.log_sd(first.theta)), _score_chunk(compiled))
+                                np.exp(source.log_sd(first.theta)), _hessian_chunk(compiled))
             if whitened.L is not None:
                 W = whitened.matrix()
     except KeyboardInterrupt:
@@ -285,6 +285,11 @@ def _score_chunk(compiled) -> int:
     return score_chunk(getattr(compiled, "model", None))
 
 
+def _hessian_chunk(compiled) -> int | None:
+    # draws per gradient of the whitening's differences; None without a model (optim)
+    return hessian_chunk(getattr(compiled, "model", None))
+
+
 def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trace, whitening):
     """The step loop; appends to ``trace``, returns (reason, parameters to report, the last
     full window's jitter).
@@ -300,7 +305,7 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
     rule = Convergence(options.tol, W)
     sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled))
-    preconditioner = Whitening(whitening, _score_chunk(compiled))
+    preconditioner = Whitening(whitening, _hessian_chunk(compiled))
     windows = Windows()
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
         rule, windows = BatchConvergence(options.tol, W), BatchWindows()

@@ -296,7 +296,7 @@ def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
     draws = MEAN_FIELD.draw(theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
     with np.errstate(all="ignore"):   # as in advi.fit: a far draw may overflow
         whitened = estimate(compiled.log_joint, theta, draws, np.exp(MEAN_FIELD.log_sd(theta)),
-                            advi._score_chunk(compiled))   # as advi._fit_family: the rule
+                            advi._hessian_chunk(compiled))   # as advi._fit_family: the rule
     if whitened.L is None:
         return None
     guide = family("fullrank", compiled.dim)

@@ -16,7 +16,7 @@ from autograd import grad
 from ..errors import fit_not_at_optimum
 from ..guides import MEAN_FIELD
 from .elbo import elbo_value
-from .optim import score_chunk
+from .optim import hessian_chunk
 from .precondition import MAX_DIM, difference_hessian, expected_hessian
 
 DRAWS = 64            # draws of the guide averaged in the expected gradient (antithetic pairs)
@@ -142,7 +142,7 @@ def settle(compiled, guide, theta: np.ndarray, lr: float, final_elbo: float):
         return theta, final_elbo, warning
     with np.errstate(all="ignore"):
         mu, log_sigma, rounds = polish(compiled.log_joint, mu, log_sigma,
-                                       score_chunk(getattr(compiled, "model", None)))
+                                       hessian_chunk(getattr(compiled, "model", None)))
         theta = np.concatenate([mu, log_sigma])
         eps = np.random.default_rng(SEED).standard_normal((DRAWS, mu.size))
         final_elbo = elbo_value(compiled.log_joint, theta, eps, guide)

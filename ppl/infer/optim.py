@@ -140,6 +140,14 @@ def score_chunk(model: ir.Model | None) -> int:
     return max(SCORE_CHUNK, SCORE_ELEMENTS // draw_elements(model))
 
 
+def hessian_chunk(model: ir.Model | None) -> int | None:
+    """Draws a gradient of a Hessian by differences may take (precondition.difference_hessian):
+    the score chunk of ``model``; None for a log density given without its model (the tests'
+    targets), which keeps the central differences whatever its cost: the forward ones are
+    for large data, which only a model's size tells."""
+    return None if model is None else score_chunk(model)
+
+
 def draw_elements(model: ir.Model) -> int:
     """The size of the largest value the log joint computes per draw (at least 1): every
     latent, and every expression and density that depends on one (an observe's density has

@@ -162,7 +162,7 @@ class Coordinates:
 
 
 def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray,
-             chunk: int = 1) -> Coordinates:
+             chunk: int | None = None) -> Coordinates:
     """Whitened coordinates centred on theta's mu from the guide's ``draws`` [M, D] and
     marginal sds ``sd`` [D]: H formed whole (``difference_hessian``, D differences of the
     gradient, ``chunk`` draws or fewer a gradient where a column's draws fit, forward ones
@@ -248,15 +248,16 @@ def whiten_low_rank(mu: np.ndarray, sd: np.ndarray, values: np.ndarray,
 
 
 def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray,
-                       chunk: int = 1) -> np.ndarray:
+                       chunk: int | None = None) -> np.ndarray:
     """-E[Hessian of log p] [D, D] over the draws ``zeta`` [M, D], column j by a difference of
     the gradient along e_j: central, at zeta +- FD_STEP sd_j e_j (2 D M draw-gradients), where a
     column's 2 M draws fit in one gradient of ``chunk`` draws; forward, from zeta to
     zeta + HESSIAN_STEP sd_j e_j ((D + 1) M draw-gradients, the gradient at zeta shared by the
     columns), where they do not.
 
-    ``chunk``: draws a gradient may take (``optim.score_chunk`` of the model; below 2 M only
-    above ~25,000 values a draw, i.e. on large data). There a draw-gradient costs in proportion
+    ``chunk``: draws a gradient may take (``optim.hessian_chunk`` of the model; below 2 M only
+    above ~25,000 values a draw, i.e. on large data); None, a log density without its model:
+    central, a column a gradient. There a draw-gradient costs in proportion
     to the draws, and the forward rule halves the cost: on the 10^5-row regression of
     benchmarks/end_to_end.py (D = 22, 20 draws) 47 5-draw gradients for the central 104. On
     small data one gradient of many draws (many central columns) costs about what one of M
@@ -275,12 +276,12 @@ def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray,
     M, D = zeta.shape
     if M == 0 or not np.all(np.isfinite(sd) & (sd > 0)):
         return np.full((D, D), np.nan)
-    forward = chunk < 2 * M
+    forward = chunk is not None and chunk < 2 * M
     step = (HESSIAN_STEP if forward else FD_STEP) * sd
     # blocks of M draws: (coordinate, shift in steps); forward: first the draws themselves
     blocks = ([(0, 0.0)] + [(j, 1.0) for j in range(D)] if forward else
               [(j, sign) for j in range(D) for sign in (1.0, -1.0)])
-    log_p, g = _shifted_gradients(log_joint, zeta, step, blocks, max(1, chunk // M))
+    log_p, g = _shifted_gradients(log_joint, zeta, step, blocks, max(1, (chunk or 2 * M) // M))
     ends = [(1 + j, 0, step[j]) if forward else (2 * j, 2 * j + 1, 2 * step[j])
             for j in range(D)]
     H = -np.stack([_difference_column(log_p[a], g[a], log_p[b], g[b], width)

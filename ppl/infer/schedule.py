@@ -246,7 +246,7 @@ class Whitening:
     """The preconditioner: coordinates for the guide's mean in which the expected Hessian under
     the current guide is the identity (precondition.py), or none."""
     enabled: bool
-    chunk: int = 1      # draws a gradient of the Hessian may take (precondition.estimate)
+    chunk: int | None = None   # draws a gradient of the Hessian may take (precondition.estimate)
 
     def coordinates(self, log_joint, guide, theta, noise, current: Coordinates) -> Coordinates:
         """New coordinates centred on ``theta`` (``current`` when whitening is off)."""

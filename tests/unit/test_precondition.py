@@ -269,7 +269,7 @@ def test_forward_difference_hessian_leaves_out_broken_draws():
     # the second draw is left out, the third's shift along column 0 reaches z = 1.002 (NaN)
     zeta = np.array([[0.0, 0.0], [2.0, 0.0], [0.999, 0.5], [-1.0, 1.0]])
     with np.errstate(invalid="ignore", divide="ignore"):
-        H = difference_hessian(log_joint, zeta, np.array([0.1, 1.0]))
+        H = difference_hessian(log_joint, zeta, np.array([0.1, 1.0]), 1)   # forward
     # d/dz log(1 - z) = -1 / (1 - z); its forward difference over h is -1 / ((1 - z)(1 - z - h)),
     # at h = HESSIAN_STEP * 0.1 for the first and last draws (along z[:, 1] log p is quadratic)
     kept, h = np.array([0.0, -1.0]), HESSIAN_STEP * 0.1
@@ -299,7 +299,9 @@ def test_difference_hessian_in_chunks_is_the_same_bit_for_bit(rng):
                                               alone)
             # forward below (one block of M draws a gradient, whatever the chunk)
             np.testing.assert_array_equal(difference_hessian(log_joint, zeta, sd, 2 * M - 1),
-                                          difference_hessian(log_joint, zeta, sd))
+                                          difference_hessian(log_joint, zeta, sd, 1))
+            # without a model's chunk (None): central, a column a gradient
+            np.testing.assert_array_equal(difference_hessian(log_joint, zeta, sd), alone)
 
 
 def test_small_models_whiten_with_the_whole_hessian(rng):
