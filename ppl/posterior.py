@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import memory
-from .infer.optim import score_chunk
+from .infer.optim import draw_elements, score_chunk
 from .infer.psis import Psis, psis
 from .infer.verdict import Verdict, judge
 from .ir import element_names
@@ -40,6 +40,38 @@ BATCH_CHUNK_ROWS = 2 ** 16
 # it, which turned the correction off on a posteriordb posterior, docs/trust.md).
 SUMMARY_ESS = 2000
 PSIS_GROWTH = 4
+
+
+# Elements of the model's largest per-draw value (optim.draw_elements) times draws above which
+# predictive draws and pointwise log-likelihoods are computed a score chunk of draws at a time:
+# 2^27 is 1 GB a value. Below, one call, so those draws stay what they were (chunks take the
+# random stream in another order); above, a model's lets at 1000 draws of 10^6 rows took
+# several times the 8 GB of the draws themselves.
+LARGE_DRAW_ELEMENTS = 2 ** 27
+
+
+def by_draws(fn, zeta: np.ndarray, step, *args) -> dict[str, np.ndarray]:
+    """fn(zeta, *args): name -> [n, ...], called ``step`` draws at a time (one call when step
+    is at least n) and filled into its arrays in place: a list of chunks, then their
+    concatenation, would hold the values twice."""
+    if len(zeta) <= step:
+        return {k: np.asarray(v) for k, v in fn(zeta, *args).items()}
+    out = {}
+    for i in range(0, len(zeta), step):
+        for k, v in fn(zeta[i:i + step], *args).items():
+            if k not in out:
+                out[k] = np.empty((len(zeta), *np.shape(v)[1:]), np.result_type(v))
+            out[k][i:i + step] = v
+    return out
+
+
+def large_draws(compiled, n: int) -> int | float:
+    """Draws a call of ``compiled``'s outputs may take for ``n`` draws: all of them unless the
+    largest per-draw value at n draws exceeds LARGE_DRAW_ELEMENTS, then the score chunk."""
+    model = getattr(compiled, "model", None)
+    if model is None or n * draw_elements(model) <= LARGE_DRAW_ELEMENTS:
+        return np.inf
+    return score_chunk(model)
 
 
 def psis_draws(options) -> int:
@@ -231,8 +263,9 @@ class Fit:
         if data is not None:
             from .predict import predictive_on
             return predictive_on(self, data, n)
-        return {k: np.asarray(v) for k, v in
-                self.compiled.predictive(self._posterior_zeta(n), self._rng(2)).items()}
+        zeta = self._posterior_zeta(n)
+        return by_draws(self.compiled.predictive, zeta, large_draws(self.compiled, len(zeta)),
+                        self._rng(2))
 
     # ----- importance weights (PSIS) and the verdict ------------------------------------------
 
@@ -280,16 +313,7 @@ class Fit:
         temporaries at 4000 draws at once (a let of 2 * 10^4 elements: 1.4 GB). Not for a model
         with discrete latents: their draws take ``rng`` in one call."""
         step = np.inf if self.values() else self._draws_per_call(whole_data=True)
-        if len(zeta) <= step:
-            return {k: np.asarray(v) for k, v in self.compiled.constrained(zeta, rng).items()}
-        out = {}
-        for i in range(0, len(zeta), step):    # filled in place: a list of chunks, then
-            part = self.compiled.constrained(zeta[i:i + step], rng)   # their concatenation,
-            for k, v in part.items():          # would hold the values twice
-                if k not in out:
-                    out[k] = np.empty((len(zeta), *np.shape(v)[1:]), np.result_type(v))
-                out[k][i:i + step] = v
-        return out
+        return by_draws(self.compiled.constrained, zeta, step, rng)
 
     def _draws_per_call(self, whole_data: bool) -> int | float:
         """Draws a function of the draws takes at a time, so memory does not grow with the
@@ -418,8 +442,9 @@ class Fit:
             "observed_data": self.compiled.observed(),
         }
         if not self.values():   # with discrete latents the observations are summed out
-            groups["log_likelihood"] = {name: values[None] for name, values in
-                                        self.compiled.pointwise_log_likelihood(zeta).items()}
+            pointwise = by_draws(self.compiled.pointwise_log_likelihood, zeta,
+                                 large_draws(self.compiled, len(zeta)))
+            groups["log_likelihood"] = {name: values[None] for name, values in pointwise.items()}
         if predictive:
             groups["posterior_predictive"] = {
                 name: values[None] for name, values in self.predictive().items()}

@@ -18,6 +18,7 @@ from .data import load_data
 from .datafiles import read_data
 from .frontend.check import check
 from .guides import user
+from .posterior import by_draws, large_draws
 
 
 def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
@@ -40,9 +41,9 @@ def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
     memory.check_model(concrete)
     memory.check_draws(n, concrete, "--draws")
     compiled = compile_model(concrete, values)
+    zeta = _zeta(fit, compiled, n)
     with np.errstate(all="ignore"):
-        return {k: np.asarray(v) for k, v in
-                compiled.predictive(_zeta(fit, compiled, n), fit._rng(2)).items()}
+        return by_draws(compiled.predictive, zeta, large_draws(compiled, n), fit._rng(2))
 
 
 def _zeta(fit, compiled, n: int) -> np.ndarray:

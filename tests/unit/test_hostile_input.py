@@ -162,6 +162,33 @@ def test_reported_values_are_computed_a_chunk_of_draws_at_a_time():
         np.testing.assert_array_equal(chunked[name], values)
 
 
+def test_predictive_and_pointwise_draws_of_large_data_come_in_chunks(monkeypatch):
+    # above LARGE_DRAW_ELEMENTS (here 10^5: 1000 draws of mu's 1000 values are 10^6) the
+    # outputs' lets are computed a score chunk (1000 draws) at a time; the log-likelihoods
+    # are those of one call, bit for bit, and the predictive draws keep their shapes and
+    # distribution (the random stream is taken in another order)
+    from ppl import posterior
+    data = {"x": np.linspace(-1, 1, 1000), "y": np.linspace(-1, 1, 1000)}
+    fit = ppl.compile(LET_OVER_DATA).fit(data, seed=0)
+    zeta = fit._posterior_zeta(3000)
+    whole = fit.compiled.pointwise_log_likelihood(zeta)
+    single = fit.predictive(3000)["y"]
+    monkeypatch.setattr(posterior, "LARGE_DRAW_ELEMENTS", 10 ** 5)
+    calls, predictive = [], fit.compiled.predictive
+    fit.compiled.predictive = lambda z, rng: calls.append(len(z)) or predictive(z, rng)
+    chunked = fit.predictive(3000)["y"]
+    assert calls == [1000] * 3 and chunked.shape == single.shape == (3000, 1000)
+    # y_rep = a x + N(0, 1) noise at the same draws: the residuals are 3 * 10^6 standard
+    # normals; 5 standard errors of their mean (1 / sqrt(n)) and sd (1 / sqrt(2 n))
+    residual = chunked - fit._constrained(zeta, None)["mu"]
+    n = residual.size
+    assert abs(residual.mean()) < 5 / np.sqrt(n) and abs(residual.std() - 1) < 5 / np.sqrt(2 * n)
+    chunks = posterior.by_draws(fit.compiled.pointwise_log_likelihood, zeta,
+                                posterior.large_draws(fit.compiled, len(zeta)))
+    for name in whole:
+        np.testing.assert_array_equal(chunks[name], whole[name])
+
+
 # ----- sizes, ints and files ------------------------------------------------------------------
 
 def test_zero_size_data_and_latents_fit():
