@@ -20,6 +20,7 @@ import numpy as np
 from autograd import grad as _grad
 
 from .diagnostics import settle
+from .early import WEIGHTS_RELIABLE, ReliableWeights
 from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
@@ -269,13 +270,16 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     except KeyboardInterrupt:
         lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
     else:
+        early = None if user.applies(compiled) else ReliableWeights.for_fit(compiled, guide,
+                                                                            options, rng)
         reason, theta, jitter = _run(compiled, guide, theta, lr, opt, (_loss, _loss_value),
-                                     noise, options, progress, trace, whitening)
+                                     noise, options, progress, trace, whitening, early)
     trace = np.asarray(trace, dtype=float)
     final = float(trace[-W:].mean()) if len(trace) else float("nan")
+    converged = reason == CONVERGED or reason.startswith(WEIGHTS_RELIABLE)
     return AdviResult(guide, np.array(theta, dtype=float),
                       tuple(compiled.unconstrained_names()), trace,
-                      reason == CONVERGED, reason, len(trace), time.perf_counter() - start_time,
+                      converged, reason, len(trace), time.perf_counter() - start_time,
                       float(lr), final, jitter)
 
 
@@ -290,7 +294,8 @@ def _hessian_chunk(compiled) -> int | None:
     return hessian_chunk(getattr(compiled, "model", None))
 
 
-def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trace, whitening):
+def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trace, whitening,
+         early=None):
     """The step loop; appends to ``trace``, returns (reason, parameters to report, the last
     full window's jitter).
 
@@ -300,6 +305,11 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     are whitened by the expected Hessian under the current guide (precondition.py), refreshed
     at every decay. Windows are counted from the last restart. Iterates are recorded as
     theta, whatever the coordinates.
+
+    ``early`` (early.ReliableWeights, or None): at the end of every window after the first
+    whitening and its step-size search, the fit also stops when the importance weights at the
+    last window's mean iterate are reliable, and returns that mean (not while the windowed
+    rule, settled, is averaging towards its own stop).
     """
     S, W = options.mc_samples, options.window
     loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
@@ -345,6 +355,11 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             windows, action = rule.at_window(windows, trace, guide)
             if action == STOP:
                 return CONVERGED, windows.average(), windows.last_jitter(guide)
+            if early is not None and not windows.settled and step > (first_whitening or 0):
+                mean = windows.kept[-1].mean()
+                reason = early.check(compiled.log_joint, guide, mean)
+                if reason is not None:
+                    return reason, mean, windows.last_jitter(guide)
             if action != DECAY:
                 continue
             # Refresh the whitening (if any) and restart the optimizer's moments too: Adam's

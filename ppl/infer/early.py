@@ -1,0 +1,97 @@
+"""Stop a fit early when its importance weights are already reliable (issue 15 item 5).
+
+Every fit ends with Pareto k̂ and, with ``correct='psis'`` (the default), an importance-corrected
+summary (posterior.Fit.corrected). When k̂ < 0.5 and the weights' effective sample size is a
+large fraction of the draws, that summary is accurate whether or not the ELBO has converged, so
+more steps buy nothing the user sees. This policy checks it at the end of a window: the log
+weights log p - log q at CHECK_DRAWS draws of the guide, PSIS on them, and a stop when
+k̂ < KHAT and ESS >= ESS_FRACTION * CHECK_DRAWS (docs/performance.md, "Fourth attempt").
+
+The draws come from a stream of their own (a jump of the fit's bit generator, drawn once), so
+the fit's random numbers are those of a fit without the checks, and a fit that never meets the
+rule is bit for bit what it was.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .optim import draw_elements, score_chunk
+from .psis import psis
+from .verdict import KHAT_GOOD
+
+CHECK_DRAWS = 4000
+KHAT = KHAT_GOOD          # k̂ below it: the guide itself is close (verdict.py)
+ESS_FRACTION = 0.5        # and the weights' ESS at least this fraction of the draws
+# The check evaluates the log joint at CHECK_DRAWS draws at once (no gradient). Only for models
+# whose largest per-draw value (optim.draw_elements) times CHECK_DRAWS is at most CHECK_ELEMENTS:
+# there one vectorized call costs about what a few of a window's steps do; on larger models the
+# flops of 1000 draws are those of most of a window (100 steps of 5 draws with gradients).
+CHECK_ELEMENTS = 4 * 10 ** 6
+
+WEIGHTS_RELIABLE = "converged: importance weights reliable"
+
+
+def log_weights(log_joint, guide, theta, eps, step) -> np.ndarray:
+    """log p(zeta) - log q(zeta) [n] at the draws zeta = guide.draw(theta, eps) (eps [n, E]).
+
+    log q comes with the draws when the guide can give it (``draw_and_log_q``: no inverse);
+    the log joint is evaluated ``step`` draws at a time.
+    """
+    forward = getattr(guide, "draw_and_log_q", None)
+    if forward is not None:
+        zeta, log_q = forward(theta, eps)
+    else:
+        zeta = guide.draw(theta, eps)
+        log_q = guide.log_q(theta, zeta)
+    with np.errstate(all="ignore"):   # a far draw's overflow is a weight of 0 in psis
+        log_p = np.concatenate([np.asarray(log_joint(zeta[i:i + step]), dtype=float)
+                                for i in range(0, len(zeta), step)])
+        return log_p - np.asarray(log_q, dtype=float)
+
+
+@dataclass(frozen=True)
+class ReliableWeights:
+    """The early stop on reliable importance weights; ``for_fit`` says whether it applies.
+
+    Attributes
+    ----------
+    eps : [CHECK_DRAWS, E] the check's noise, the same at every check (common random numbers:
+        successive checks differ by the guide only, and a stop is not a lucky draw of noise).
+    chunk : draws per call of the log joint (optim.score_chunk).
+    """
+    eps: np.ndarray
+    chunk: int
+
+    @staticmethod
+    def for_fit(compiled, guide, options, rng) -> ReliableWeights | None:
+        """The policy for a fit of ``guide`` to ``compiled``, or None where it does not apply:
+        ``correct`` is not 'psis' (then the summary is the guide's own and only the ELBO rule
+        may stop), a --batch fit (each draw is a pass over the data), a log density without a
+        model (no size to bound the check's cost), or a model above CHECK_ELEMENTS."""
+        model = _model(compiled)
+        if options.correct != "psis" or options.batch is not None or model is None:
+            return None
+        if CHECK_DRAWS * draw_elements(model) > CHECK_ELEMENTS:
+            return None
+        stream = np.random.Generator(rng.bit_generator.jumped())
+        eps = stream.standard_normal((CHECK_DRAWS, guide.eps_dim(compiled.dim)))
+        return ReliableWeights(eps, score_chunk(model))
+
+    def check(self, log_joint, guide, theta) -> str | None:
+        """The stop reason when the weights at ``theta`` are reliable, else None."""
+        p = psis(log_weights(log_joint, guide, theta, self.eps, self.chunk))
+        n = len(self.eps)
+        if p.n_nonfinite or not (p.khat < KHAT and p.ess >= ESS_FRACTION * n):
+            return None
+        return f"{WEIGHTS_RELIABLE} (k̂ {p.khat:.2f}, ESS {p.ess / n:.0%} of {n} draws)"
+
+
+def _model(compiled):
+    """The ir.Model behind ``compiled``, also through a warm start's Frame; None for a bare
+    log density."""
+    model = getattr(compiled, "model", None)
+    if model is None and hasattr(compiled, "compiled"):   # precondition.Frame
+        model = getattr(compiled.compiled, "model", None)
+    return model
