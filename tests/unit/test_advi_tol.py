@@ -26,7 +26,10 @@ def test_tol_sets_decays_and_jitter_tolerance(tol, decays, jitter):
 @pytest.mark.parametrize("model", ["linear_regression", "eight_schools"])
 def test_tighter_tol_takes_more_steps_and_ends_with_less_jitter(model):
     loaded = ppl.load(ROOT / "models" / f"{model}.ppl")
-    results = [loaded.fit(seed=0, tol=tol, draws=10).result for tol in (1e-2, 1e-3, 1e-5)]
+    # the ELBO rule's tol: mean field without the summary's correction, which may stop a fit
+    # earlier when its importance weights are reliable (infer/early.py)
+    results = [loaded.fit(seed=0, tol=tol, draws=10, guide="meanfield", correct="none").result
+               for tol in (1e-2, 1e-3, 1e-5)]
     assert all(r.converged for r in results)
     steps = [r.steps for r in results]
     jitters = [r.jitter for r in results]

@@ -1,0 +1,109 @@
+"""The early stop on reliable importance weights (infer/early.py) and its place in the fit loop."""
+import numpy as np
+
+from ppl.compiler import compile_model
+from ppl.data import load_data
+from ppl.frontend.check import check
+from ppl.frontend.parse import parse
+from ppl.guides import MEAN_FIELD
+from ppl.infer import advi, early
+from ppl.options import FitOptions
+from tests.unit.test_advi import gaussian
+
+# Conjugate: y_i ~ Normal(m, 1) with m ~ Normal(0, 10). The posterior of m is Gaussian, so the
+# mean-field guide is exact and its weights are constant up to the guide's error.
+CONJUGATE = """data N: int
+data y: real[N]
+sample m ~ Normal(0, 10)
+observe y ~ Normal(m, 1)
+"""
+# b given a is 100x tighter than a: a correlation of 0.995, which a mean-field guide cannot
+# follow (its sds are the conditional ones), so its weights are far from reliable (k̂ > 0.7).
+CORRELATED = """sample a ~ Normal(0, 1)
+sample b ~ Normal(a, 0.1)
+"""
+
+
+def compiled(text, data):
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    return compile_model(check(program, dims), values)
+
+
+def conjugate():
+    y = np.random.default_rng(0).normal(1.5, 1.0, 20)
+    return compiled(CONJUGATE, {"N": 20, "y": y.tolist()}), y
+
+
+def test_fires_on_a_gaussian_posterior_where_mean_field_is_exact(rng):
+    model, y = conjugate()
+    result = advi.fit(model, FitOptions(), rng)
+    assert result.converged and result.reason.startswith(early.WEIGHTS_RELIABLE)
+    assert "k̂" in result.reason and "ESS" in result.reason
+    # checks begin after the first whitening (one window) and its search: the second window
+    assert result.steps == 2 * FitOptions().window
+    # the exact posterior: precision 1/100 + 20, mean sum(y) / that; within 0.5 posterior sds
+    # (a smoke test of what is returned, the last window's mean iterate; accuracy is measured
+    # against NUTS in docs/performance.md)
+    precision = 1 / 100 + 20
+    assert abs(result.mu[0] - y.sum() / precision) < 0.5 / np.sqrt(precision)
+
+
+def test_never_fires_with_correct_none(rng):
+    # the summary is then the guide's own, so only the ELBO rule may stop
+    model, _ = conjugate()
+    result = advi.fit(model, FitOptions(correct="none"), rng)
+    assert result.reason == advi.CONVERGED
+    assert early.ReliableWeights.for_fit(model, MEAN_FIELD, FitOptions(correct="none"),
+                                         rng) is None
+
+
+def test_never_fires_when_khat_is_high_and_the_fit_is_unchanged(monkeypatch):
+    model = compiled(CORRELATED, {})
+    options = FitOptions()
+    checked = []
+    real_check = early.ReliableWeights.check
+
+    def spy(self, log_joint, guide, theta):
+        reason = real_check(self, log_joint, guide, theta)
+        checked.append(reason)
+        return reason
+    monkeypatch.setattr(early.ReliableWeights, "check", spy)
+    with_rule = advi.fit(model, options, np.random.default_rng(1))
+    assert checked and not any(checked)           # checked, and never reliable
+    assert with_rule.reason == advi.CONVERGED
+    # its own stream: a fit the rule never stops is bit for bit the fit without it
+    monkeypatch.setattr(early.ReliableWeights, "for_fit", staticmethod(lambda *a: None))
+    without = advi.fit(model, options, np.random.default_rng(1))
+    assert with_rule.steps == without.steps
+    np.testing.assert_array_equal(with_rule.theta, without.theta)
+    np.testing.assert_array_equal(with_rule.elbo, without.elbo)
+
+
+def test_check_on_an_exact_and_on_a_narrow_guide(rng):
+    model, y = conjugate()
+    policy = early.ReliableWeights.for_fit(model, MEAN_FIELD, FitOptions(), rng)
+    precision = 1 / 100 + 20
+    exact = np.array([y.sum() / precision, -0.5 * np.log(precision)])
+    reason = policy.check(model.log_joint, MEAN_FIELD, exact)
+    # exact guide: the log weights are constant up to rounding, so the ESS is all the draws
+    assert reason.startswith(f"{early.WEIGHTS_RELIABLE} (k̂ ")
+    assert reason.endswith(f", ESS 100% of {early.CHECK_DRAWS} draws)")
+    narrow = exact - np.array([0.0, np.log(3.0)])    # sds 3x too small: heavy-tailed weights
+    assert policy.check(model.log_joint, MEAN_FIELD, narrow) is None
+
+
+def test_not_for_a_bare_log_density_nor_a_large_model(rng, monkeypatch):
+    # no model: no size to bound the check's cost by
+    assert early.ReliableWeights.for_fit(gaussian([0.0], [1.0]), MEAN_FIELD, FitOptions(),
+                                         rng) is None
+    model, _ = conjugate()
+    monkeypatch.setattr(early, "CHECK_ELEMENTS", early.CHECK_DRAWS - 1)
+    assert early.ReliableWeights.for_fit(model, MEAN_FIELD, FitOptions(), rng) is None
+
+
+def test_never_fires_with_a_tighter_tol_than_the_default(rng):
+    # a tighter tol asks for a more precise optimum than reliable weights need
+    model, _ = conjugate()
+    result = advi.fit(model, FitOptions(tol=1e-4), rng)
+    assert result.reason == advi.CONVERGED
