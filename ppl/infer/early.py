@@ -7,12 +7,13 @@ more steps buy nothing the user sees. This policy checks it at the end of a wind
 weights log p - log q at CHECK_DRAWS draws of the guide, PSIS on them, and a stop when
 k̂ < KHAT and ESS >= ESS_FRACTION * CHECK_DRAWS (docs/performance.md, "Fourth attempt").
 
-The draws come from a stream of their own (a jump of the fit's bit generator, drawn once), so
+The draws come from a stream of their own (a jump of the fit's bit generator), so
 the fit's random numbers are those of a fit without the checks, and a fit that never meets the
 rule is bit for bit what it was.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,18 +23,24 @@ from .psis import psis
 from .schedule import TOL_REFERENCE
 from .verdict import KHAT_GOOD
 
-CHECK_DRAWS = 4000        # as many as the fit's own k̂ takes (posterior.PSIS_DRAWS)
+# Draws of a check: twice the fit's own k̂'s (posterior.PSIS_DRAWS): k̂ from 4000 draws varies
+# from one set of draws to another by 0.2-0.3 near 0.5 (logistic_regression, one guide: 0.25
+# and 0.53), and a check that passed by luck stopped a full-rank fit whose own k̂ was then 0.76
+# (kidiq-kidscore_momiq under --guide auto; docs/performance.md).
+CHECK_DRAWS = 8000
 # The first SCREEN_DRAWS of them are weighted first, and the rest only when their ESS already
 # reaches ESS_FRACTION: a fit far from reliable weights (most checks of most models) then costs
-# a tenth of the full check (change_point: 2.7x the fit's time with every check in full).
+# a twentieth of the full check (change_point: 2.7x the fit's time with every check in full
+# of 4000 draws).
 SCREEN_DRAWS = 400
 KHAT = KHAT_GOOD          # k̂ below it: the guide itself is close (verdict.py)
 ESS_FRACTION = 0.5        # and the weights' ESS at least this fraction of the draws
-# The check evaluates the log joint at CHECK_DRAWS draws at once (no gradient). Only for models
-# whose largest per-draw value (optim.draw_elements) times CHECK_DRAWS is at most CHECK_ELEMENTS:
-# there one vectorized call costs about what a few of a window's steps do; on larger models the
-# flops of 1000 draws are those of most of a window (100 steps of 5 draws with gradients).
-CHECK_ELEMENTS = 4 * 10 ** 6
+# The check evaluates the log joint at up to CHECK_DRAWS draws (no gradient). Only for models
+# whose largest per-draw value (optim.draw_elements) times CHECK_DRAWS is at most CHECK_ELEMENTS
+# (1000 elements a draw): there a vectorized call costs what a few of a window's steps do; on
+# larger models the flops of 8000 draws are those of several windows (100 steps of 5 draws
+# with gradients), and a posterior whose weights pass the screen but not k̂ pays them often.
+CHECK_ELEMENTS = 8 * 10 ** 6
 
 WEIGHTS_RELIABLE = "converged: importance weights reliable"
 
@@ -62,11 +69,15 @@ class ReliableWeights:
 
     Attributes
     ----------
-    eps : [CHECK_DRAWS, E] the check's noise, the same at every check (common random numbers:
-        successive checks differ by the guide only, and a stop is not a lucky draw of noise).
+    noise : the checks' bit generator (a jump of the fit's). Every check draws from a copy of
+        it, so every check weights the same draws (common random numbers): consecutive checks
+        differ by the guide only, and ten checks are not ten chances for a lucky set of draws
+        (fresh draws at each check stopped eight schools, k̂ 0.5-0.6, at 700 steps).
+    eps_dim : the guide's noise per draw.
     chunk : draws per call of the log joint (optim.score_chunk).
     """
-    eps: np.ndarray
+    noise: object
+    eps_dim: int
     chunk: int
 
     @staticmethod
@@ -81,23 +92,27 @@ class ReliableWeights:
         if (options.correct != "psis" or options.tol < TOL_REFERENCE
                 or options.batch is not None or model is None):
             return None
-        if CHECK_DRAWS * draw_elements(model) > CHECK_ELEMENTS:
+        jumped = getattr(rng.bit_generator, "jumped", None)   # (numpy's default PCG64 has it)
+        if jumped is None or CHECK_DRAWS * draw_elements(model) > CHECK_ELEMENTS:
             return None
-        stream = np.random.Generator(rng.bit_generator.jumped())
-        eps = stream.standard_normal((CHECK_DRAWS, guide.eps_dim(compiled.dim)))
-        return ReliableWeights(eps, score_chunk(model))
+        return ReliableWeights(jumped(), guide.eps_dim(compiled.dim), score_chunk(model))
 
     def check(self, log_joint, guide, theta) -> str | None:
-        """The stop reason when the weights at ``theta`` are reliable, else None."""
-        screen = log_weights(log_joint, guide, theta, self.eps[:SCREEN_DRAWS], self.chunk)
+        """The stop reason when the weights at ``theta`` are reliable, else None: the first
+        SCREEN_DRAWS draws must reach the ESS, then all CHECK_DRAWS the ESS and k̂."""
+        stream = np.random.Generator(copy.deepcopy(self.noise))
+
+        def weights(n):
+            eps = stream.standard_normal((n, self.eps_dim))
+            return log_weights(log_joint, guide, theta, eps, self.chunk)
+        screen = weights(SCREEN_DRAWS)
         if not _reliable(psis(screen), screen.size, khat=np.inf):
             return None
-        rest = log_weights(log_joint, guide, theta, self.eps[SCREEN_DRAWS:], self.chunk)
-        p = psis(np.concatenate([screen, rest]))
-        n = len(self.eps)
-        if not _reliable(p, n):
+        p = psis(np.concatenate([screen, weights(CHECK_DRAWS - SCREEN_DRAWS)]))
+        if not _reliable(p, CHECK_DRAWS):
             return None
-        return f"{WEIGHTS_RELIABLE} (k̂ {p.khat:.2f}, ESS {p.ess / n:.0%} of {n} draws)"
+        return (f"{WEIGHTS_RELIABLE} (k̂ {p.khat:.2f}, ESS {p.ess / CHECK_DRAWS:.0%} of "
+                f"{CHECK_DRAWS} draws)")
 
 
 def _reliable(p, n: int, khat: float = KHAT) -> bool:
