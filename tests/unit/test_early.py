@@ -107,3 +107,9 @@ def test_never_fires_with_a_tighter_tol_than_the_default(rng):
     model, _ = conjugate()
     result = advi.fit(model, FitOptions(tol=1e-4), rng)
     assert result.reason == advi.CONVERGED
+
+
+def test_not_for_a_model_with_a_discrete_latent(rng):
+    model = compiled("data y: real\nsample s: int ~ Bernoulli(0.5)\nobserve y ~ Normal(s, 1)\n",
+                     {"y": 0.3})
+    assert early.ReliableWeights.for_fit(model, MEAN_FIELD, FitOptions(), rng) is None
