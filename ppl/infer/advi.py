@@ -55,8 +55,10 @@ class AdviResult:
         exactly its parameters).
     names : the D unconstrained element names (``compiled.unconstrained_names()``).
     elbo : [steps] the ELBO estimate of every accepted step.
-    converged : whether the convergence rule stopped the fit.
-    reason : CONVERGED, MAX_ITER, INTERRUPTED or NOT_AT_OPTIMUM.
+    converged : whether the convergence rule, or the early stop on reliable importance weights
+        (early.py), stopped the fit.
+    reason : CONVERGED, MAX_ITER, INTERRUPTED, NOT_AT_OPTIMUM, or early.WEIGHTS_RELIABLE
+        followed by the check's k̂ and ESS.
     steps : accepted optimizer steps (the eta search not counted).
     seconds : wall time of the whole fit, search included.
     lr : the base step size used (given, or picked by the search).
