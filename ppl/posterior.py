@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import memory
+from .infer.early import log_weights
 from .infer.optim import draw_elements, score_chunk
 from .infer.psis import Psis, psis
 from .infer.verdict import Verdict, judge
@@ -289,9 +290,11 @@ class Fit:
                 (covariance is not None and len(covariance)):
             return self._log_weights_at(self._zeta(n)[first:])
         # log q at the draws' own noise: no inverse (a flow: D passes a layer) or triangular
-        # solve (full rank: scipy.linalg's import); equal to log_q(zeta) to rounding
-        zeta, log_q = forward(theta, self._eps(n)[first:])
-        return self._log_weights_at(zeta, log_q)
+        # solve (full rank: scipy.linalg's import); equal to log_q(zeta) to rounding. The same
+        # weights as the early stop's checks (infer/early.py), a score chunk at a time.
+        eps = self._eps(n)[first:]
+        step = min(self._draws_per_call(whole_data=True), max(len(eps), 1))
+        return log_weights(self.compiled.log_joint, guide, theta, eps, int(step))
 
     def _log_weights_at(self, zeta: np.ndarray, log_q: np.ndarray | None = None) -> np.ndarray:
         """log p - log q [n] at unconstrained draws zeta [n, D] (log q [n] when known)."""

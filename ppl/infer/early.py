@@ -61,7 +61,7 @@ def log_weights(log_joint, guide, theta, eps, step) -> np.ndarray:
         log_q = guide.log_q(theta, zeta)
     with np.errstate(all="ignore"):   # a far draw's overflow is a weight of 0 in psis
         log_p = np.concatenate([np.asarray(log_joint(zeta[i:i + step]), dtype=float)
-                                for i in range(0, len(zeta), step)])
+                                for i in range(0, max(len(zeta), 1), step)])
         return log_p - np.asarray(log_q, dtype=float)
 
 
