@@ -126,3 +126,57 @@ def test_not_for_a_flow_but_for_the_gaussian_families(rng):
     for name in ("meanfield", "fullrank"):
         assert early.ReliableWeights.for_fit(model, family(name, model.dim), FitOptions(),
                                              rng) is not None
+
+
+# A regression whose posterior is Gaussian: full rank is exact, mean field is not (a and b are
+# correlated through x's mean), so a full-rank fit is fitted in a warm start's frame.
+REGRESSION = """data N: int
+data x: real[N]
+data y: real[N]
+sample a ~ Normal(0, 10)
+sample b ~ Normal(0, 10)
+observe y ~ Normal(a + b * x, 1)
+"""
+
+
+def _regression_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 1.0, 30)
+    return {"N": 30, "x": x.tolist(), "y": (1.0 + 0.5 * x + rng.normal(size=30)).tolist()}
+
+
+def test_a_stop_is_confirmed_on_the_very_draws_of_the_fits_own_khat(monkeypatch):
+    # the confirmation's weights are the fit's own (fit.log_weights(), bit for bit), so a fit
+    # stopped by the rule never reports a k̂ above the threshold of correction; in mean field's
+    # own coordinates and in full rank's warm-start frame (mapped back as the result is)
+    import ppl
+    confirmations = []
+    real_log_weights = early.log_weights
+
+    def spy(log_joint, guide, theta, eps, step):
+        weights = real_log_weights(log_joint, guide, theta, eps, step)
+        if len(eps) == 4000:   # the fit's own draws (posterior.PSIS_DRAWS); checks take 400, 7600
+            confirmations.append(weights)
+        return weights
+    monkeypatch.setattr(early, "log_weights", spy)
+    y = np.random.default_rng(0).normal(1.5, 1.0, 20)
+    for text, data, guide in ((CONJUGATE, {"N": 20, "y": y.tolist()}, "meanfield"),
+                              (REGRESSION, _regression_data(), "fullrank")):
+        confirmations.clear()
+        fit = ppl.compile(text).fit(data, guide=guide, seed=3)
+        assert fit.result.reason.startswith(early.WEIGHTS_RELIABLE)
+        assert fit.corrected
+        np.testing.assert_array_equal(confirmations[-1], fit.log_weights())
+
+
+def test_a_check_the_fits_own_draws_do_not_confirm_does_not_stop(rng, monkeypatch):
+    # (ar1, seed 2: a check at 200 steps gave k̂ 0.41 on its 8,000 draws, the fit's own 4,000
+    # then 1.04): the fit goes on by the ELBO rule, bit for bit the fit without the checks
+    model, _ = conjugate()
+    monkeypatch.setattr(early.ReliableWeights, "_confirmed", lambda *a: False)
+    checked = advi.fit(model, FitOptions(), np.random.default_rng(1))
+    assert checked.reason == advi.CONVERGED
+    monkeypatch.setattr(early.ReliableWeights, "for_fit", staticmethod(lambda *a: None))
+    without = advi.fit(model, FitOptions(), np.random.default_rng(1))
+    np.testing.assert_array_equal(checked.theta, without.theta)
+    assert checked.steps == without.steps
