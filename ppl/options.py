@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from .errors import bad_option
 from .guides import check_spec
 
-GUIDES = ("meanfield", "fullrank", "lowrank", "flow")  # with 'lowrank:R' and 'flow:K'
+GUIDES = ("auto", "meanfield", "fullrank", "lowrank", "flow")  # and "lowrank:R", "flow:K"
 CORRECTIONS = ("psis", "none")
 OPTIMIZERS = ("adam", "sgd", "stan")
 PRECONDITIONERS = ("hessian", "none")
