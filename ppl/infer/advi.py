@@ -362,12 +362,13 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
                 reason = early.check(compiled.log_joint, guide, mean)
                 if reason is not None:
                     return reason, mean, windows.last_jitter(guide)
-            if action != DECAY:
+            if action != DECAY and not preconditioner.rescue_due(windows, step, options.iter):
                 continue
             # Refresh the whitening (if any) and restart the optimizer's moments too: Adam's
             # second moment remembers ~1000 steps, and the large early gradients would keep the
-            # new steps far too small.
-            lr = sizes.decayed(state.lr)
+            # new steps far too small. At a decay, or (the whitening's rescue) after half the
+            # budget at the first step size, which is kept.
+            lr = sizes.decayed(state.lr) if action == DECAY else state.lr
             theta = state.theta
             coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
                                                 state.coords)

@@ -73,3 +73,18 @@ def test_auto_meets_the_targets_on_gp_pois_regr():
     figures = accuracy.score(fit.summary().to_dict(), pdb.load_reference(name), name)
     assert figures["mean_error"].max() <= 0.1, figures["mean_error"]
     assert np.all(np.abs(figures["sd_vs_reference"]) <= 0.15), figures["sd_vs_reference"]
+
+
+@pytest.mark.slow
+def test_mean_field_on_kilpisjarvi_seed_9_converges_to_the_reference_means():
+    # Seed 9 of the hard kilpisjarvi (intercept and slope correlated -0.99999): whitened after
+    # one window at an ELBO near -8e5, the fit crept in those coordinates for all 10,000 steps
+    # and stopped at the cap with means 1.97 sds off. The whitening's rescue
+    # (schedule.Whitening.rescue_due) refreshes it at 5,100 steps; it then converges as seeds
+    # 0-8 do (max mean error 0.018-0.020 sds on those, `benchmarks/accuracy.py --seeds 10
+    # --only kilpisjarvi_mod-kilpisjarvi --guide meanfield`). 0.1 sds is the easy posteriors'
+    # bound above: 6 Monte Carlo errors of a 4000-draw mean (0.016 sds).
+    score, figures = accuracy.fit_posterior("kilpisjarvi_mod-kilpisjarvi", seed=9,
+                                            guide="meanfield", correct="none")
+    assert score.converged, score
+    assert score.max_mean_error <= 0.1, figures["mean_error"]

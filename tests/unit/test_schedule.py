@@ -70,3 +70,20 @@ def test_a_bouncing_fit_decays_though_its_elbo_still_rises():
     assert _drive(3.0 * rng.standard_normal((T, P)), elbo, W) == [CONTINUE, CONTINUE, DECAY]
     actions = _drive(0.05 * rng.standard_normal((T, P)), elbo, W)
     assert actions == [CONTINUE] * (T // W)
+
+
+def test_the_whitening_is_rescued_once_after_half_the_budget_without_a_decay():
+    # (schedule.Whitening.rescue_due; advi refreshes the coordinates then, keeping the step)
+    from ppl.infer.schedule import RESCUE_FRACTION, Whitening
+    from ppl.infer.schedule_batch import BatchWindows
+    cap = 10_000
+    half = int(RESCUE_FRACTION * cap)
+    whitened = Windows(since=100)               # restarted at the first whitening
+    on, off = Whitening(True), Whitening(False)
+    assert not on.rescue_due(whitened, 100 + half - 100, cap)
+    assert on.rescue_due(whitened, 100 + half, cap)
+    assert not on.rescue_due(whitened._replace(decays=1), 100 + half, cap)   # it decayed
+    assert not off.rescue_due(whitened, 100 + half, cap)                    # no whitening
+    assert not on.rescue_due(BatchWindows(inner=whitened), 100 + half, cap)  # --batch's rule
+    rescued = whitened._replace(since=100 + half)                           # restarted there
+    assert not on.rescue_due(rescued, cap, cap)                             # once in the cap
