@@ -406,9 +406,10 @@ class Fit:
         if self.auto is not None:     # suggest only the families auto did not try
             tried = {t.family for t in self.auto.tried}
             available = tuple(f for f in available if f not in tried)
+        corrected = self.corrected
         return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
                      self.result.guide.name.partition(":")[0], available, disagree,
-                     self.corrected)
+                     corrected, self._summary_weights().ess if corrected else np.inf)
 
     def _psis_draws(self) -> int:
         return psis_draws(self.options)

@@ -19,6 +19,14 @@ CARE = "usable with care"
 UNRELIABLE = "unreliable"
 KHAT_GOOD = 0.5
 KHAT_BAD = 0.7
+# A corrected summary needs its weights' effective sample size to be at least this: Stan and
+# ArviZ's minimum ESS for an estimate and its error to be trusted (Vehtari, Gelman, Simpson,
+# Carpenter, Burkner 2021, "Rank-normalization, folding, and localization"). k̂ from 4000 draws
+# can fall under its threshold by chance while the weights say otherwise: mean field on
+# kidiq-kidscore_interaction (seed 9) had k̂ 0.65 and an ESS of 69 of 16,000 draws, and its
+# corrected sds were 91% off; over seeds 0-9 of posteriordb, such fits had ESS 60-231 and sds
+# 26-91% off, the accurate ones 988 or more (docs/trust.md, "A corrected summary needs an ESS").
+MIN_SUMMARY_ESS = 400
 # Families from the least to the most flexible; a hint names the next one that exists.
 LADDER = ("meanfield", "lowrank", "fullrank", "flow")
 
@@ -42,7 +50,8 @@ class Verdict:
 
 def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           n_nonfinite: int = 0, guide: str = "meanfield", available: tuple = ("meanfield",),
-          disagree: tuple = (), corrected: bool = False) -> Verdict:
+          disagree: tuple = (), corrected: bool = False,
+          summary_ess: float = np.inf) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -55,6 +64,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
     disagree : element names whose means differ between starts (starts.py); empty if none
         or no multi-start check was run.
     corrected : whether the summary was importance-corrected with the smoothed weights.
+    summary_ess : when corrected, the effective sample size of the weights the summary is
+        corrected with (below MIN_SUMMARY_ESS: unreliable).
 
     Returns
     -------
@@ -75,6 +86,11 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         if khat <= KHAT_BAD:
             text += f" (k̂ above {threshold:.2f}, the limit for {draws} draws)"
         text += _hint(guide, available, richest=True)
+    elif corrected and summary_ess < MIN_SUMMARY_ESS:
+        level = UNRELIABLE
+        text = (f"the importance weights are too uneven to correct the guide (effective "
+                f"sample size {summary_ess:.0f}, under {MIN_SUMMARY_ESS})")
+        text += _hint(guide, available, richest=False)
     elif khat > KHAT_GOOD:
         level = CARE
         text = ("means are usable, sds and tails may be off" if not corrected else

@@ -56,3 +56,20 @@ def test_starts_disagreement_is_unreliable_and_named():
     verdict = judge(0.2, T1000, 1000, disagree=("x", "y[1]"))
     assert verdict.level == UNRELIABLE
     assert "the starts disagree on x, y[1]" in verdict.line
+
+
+@pytest.mark.parametrize("ess, level", [(69, UNRELIABLE), (399, UNRELIABLE), (400, CARE),
+                                        (2000, CARE)])
+def test_a_corrected_summary_needs_an_effective_sample_size_of_400(ess, level):
+    # k̂ under its threshold, and yet weights too uneven for the corrected summary (mean field
+    # on kidiq-kidscore_interaction, seed 9: k̂ 0.65, ESS 69 of 16,000, sds 91% off)
+    verdict = judge(0.65, T1000, 4000, available=ALL, corrected=True, summary_ess=ess)
+    assert verdict.level == level
+    if level == UNRELIABLE:
+        assert verdict.line == (
+            f"unreliable (k̂ 0.65): the importance weights are too uneven to correct the guide "
+            f"(effective sample size {ess}, under 400); try --guide fullrank")
+
+
+def test_the_summary_ess_says_nothing_about_an_uncorrected_summary():
+    assert judge(0.65, T1000, 4000, corrected=False, summary_ess=69).level == CARE
