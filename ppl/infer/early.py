@@ -136,7 +136,6 @@ class ReliableWeights:
         return (f"{WEIGHTS_RELIABLE} (k̂ {p.khat:.2f}, ESS {p.ess / CHECK_DRAWS:.0%} of "
                 f"{CHECK_DRAWS} draws)")
 
-
     def _confirmed(self, log_joint, guide, theta) -> bool:
         """Whether the draws the fit will report k̂ from agree: all finite, k̂ below the
         threshold under which the summary is corrected (posterior.Fit.corrected). The guide is
