@@ -11,6 +11,11 @@ Run: ``PYTHONPATH=. python benchmarks/step_benchmark.py [--quick] [--repeat 31] 
 ``--families``: instead, the step time of each variational family (ppl/guides) relative to
 mean field, on a log density that costs O(S D) (independent normals, so the guide's own cost is
 what shows), at D = 10, 100 and 1000 with S = 5 draws (the default ``mc_samples``).
+
+``--path-solve MODEL ...``: instead, the flow's path cotangent (ppl/guides/iaf.py) solved by
+sweeps against the whole-Jacobian solve, at the flow each example model's ``--guide flow`` fit
+(seed 0) ends at, for S = 5 and 60 draws: a trained flow's layers decide how many sweeps the
+fixed point takes, the identity layers of ``--families`` take one.
 """
 from __future__ import annotations
 
@@ -196,6 +201,44 @@ def main_families(repeat: int) -> None:
               flush=True)
 
 
+def path_solve_rows(names, repeat: int):
+    """(model, D, S, sweeps ms, whole ms, paired ratio sweeps / whole, sweeps used per layer)."""
+    import warnings
+
+    import ppl
+    from ppl.guides import iaf
+    for name in names:
+        model = ppl.load(_REPO / "models" / f"{name}.ppl")
+        data = json.loads((_REPO / "models" / f"{name}.json").read_text())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = model.fit(data, seed=0, guide="flow").result
+        guide, theta = result.guide, result.theta
+        D = guide.D
+        A = theta[D:D + D * D].reshape(D, D)
+        params = iaf._iaf_layers(theta[D + D * D:], D, iaf.hidden_units(D), guide.K)
+        for S in (5, 60):
+            eps = np.random.default_rng(S).standard_normal((S, D))
+            saved = iaf._iaf_run(params, eps, D)[1]
+            counted = []
+            unchanged = iaf._unchanged
+            iaf._unchanged = lambda new, old: counted.append(1) or unchanged(new, old)
+            iaf._solve_by_sweeps(params, saved, eps, A, D)
+            iaf._unchanged = unchanged
+            ours, whole, ratio = paired_times(
+                lambda: iaf._solve_by_sweeps(params, saved, eps, A, D),
+                lambda: iaf._solve_whole(params, saved, eps, A, D), repeat)
+            yield name, D, S, ours, whole, ratio, len(counted) / guide.K
+
+
+def main_path_solve(names, repeat: int) -> None:
+    print("| model | D | S | sweeps ms | whole ms | sweeps / whole | sweeps a layer |\n"
+          "|---|---|---|---|---|---|---|")
+    for name, D, S, ours, whole, ratio, sweeps in path_solve_rows(names, repeat):
+        print(f"| {name} | {D} | {S} | {ours * 1e3:.3f} | {whole * 1e3:.3f} | {ratio:.2f} | "
+              f"{sweeps:.1f} |", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the N = 100,000 regression")
@@ -203,7 +246,12 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", help="model names to run")
     parser.add_argument("--families", action="store_true",
                         help="time each variational family against mean field instead")
+    parser.add_argument("--path-solve", nargs="+", metavar="MODEL",
+                        help="time the flow's two path-cotangent solves instead")
     args = parser.parse_args(argv)
+    if args.path_solve:
+        main_path_solve(args.path_solve, min(args.repeat, 9))
+        return
     if args.families:
         main_families(args.repeat)
         return

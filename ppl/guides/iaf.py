@@ -13,10 +13,14 @@ from autograd.extend import defvjp, primitive
 
 S_MAX = 3.0          # |s| <= S_MAX (a tanh clamp): one layer scales by at most e^3, so a
                      # diverging step cannot overflow the draws through exp(s)
-# The path cotangent solves by sweeps (_solve_by_sweeps) at D <= SWEEP_MAX_D or S >= this
-# times D draws, else with the whole Jacobian (_solve_whole): the cheaper one as measured
-# at S = 5-60, D = 3-40 (docs/performance.md, "The flow's step without tracing the guide")
+# The path cotangent solves by sweeps (_solve_by_sweeps) at D <= SWEEP_MAX_D, D >= WHOLE_MAX_D
+# or S >= SWEEP_DRAWS_PER_DIM times D draws, else with the whole Jacobian (_solve_whole): the
+# cheaper one as measured at trained flows, D = 3-122 (docs/performance.md, "The flow's step
+# without tracing the guide", "The path cotangent's sweeps stop at their fixed point"). The
+# whole Jacobian's products grow as S D^3, the sweeps as S D^2 times the 10-16 sweeps a
+# trained flow's layer takes to its fixed point.
 SWEEP_MAX_D = 5
+WHOLE_MAX_D = 40
 SWEEP_DRAWS_PER_DIM = 2
 
 
@@ -133,7 +137,7 @@ def _path_cotangent(params, saved, rhs, A, D):
         gy = gy * e + g_a @ W1.T
     # J^T u S = rhs + gy with J^T = J_1^T ... J_K^T A^T. Which solve is cheaper depends on
     # S and D (benchmarks in docs/performance.md, "The flow's step without tracing the guide")
-    if D <= SWEEP_MAX_D or rhs.shape[0] >= SWEEP_DRAWS_PER_DIM * D:
+    if D <= SWEEP_MAX_D or D >= WHOLE_MAX_D or rhs.shape[0] >= SWEEP_DRAWS_PER_DIM * D:
         return _solve_by_sweeps(params, saved, rhs + gy, A, D) / rhs.shape[0]
     return _solve_whole(params, saved, rhs + gy, A, D) / rhs.shape[0]
 
@@ -142,7 +146,11 @@ def _solve_by_sweeps(params, saved, w, A, D):
     """v [S, D] with J^T v = w, layer by layer: J_1^T first, then on, A^T last (one solve
     shared by the draws). No [S, D, D] matrix: each J_k^T is triangular in the layer's order
     with diagonal e, so v = (w - N^T v) / e, N^T v the layer's off-diagonal VJP (as in
-    _iaf_backprop), is exact after D - 1 sweeps; D - 1 sweeps of a few [S, H] operations."""
+    _iaf_backprop), is exact after D - 1 sweeps of a few [S, H] operations. The sweeps stop
+    earlier at a sweep that changes no bit of v: the next would compute the same numbers
+    again, so the result is the D - 1 sweeps' bit for bit. A trained flow's chains through the
+    layer decay fast: 10-19 sweeps at D = 122 (docs/performance.md, "The path cotangent's
+    sweeps stop at their fixed point")."""
     for (W1, _, W2, _, _, _), (x, h, s, e) in zip(params, saved):
         scale, dh = x * e * (1.0 - (s / S_MAX) ** 2), 1.0 - h * h
         W1_T, W2_T, g_out = W1.T, W2.T, np.empty((w.shape[0], 2 * D))
@@ -150,9 +158,16 @@ def _solve_by_sweeps(params, saved, w, A, D):
         for _ in range(D - 1):
             np.multiply(scale, v, out=g_out[:, :D])
             g_out[:, D:] = v
-            v = (w - ((g_out @ W2_T) * dh) @ W1_T) / e
+            v, previous = (w - ((g_out @ W2_T) * dh) @ W1_T) / e, v
+            if _unchanged(v, previous):
+                break
         w = v
     return np.linalg.solve(A.T, w.T).T
+
+
+def _unchanged(new, old) -> bool:
+    """Whether a sweep left every bit of v as it was (:func:`_solve_by_sweeps`)."""
+    return np.array_equal(new, old)
 
 
 def _solve_whole(params, saved, w, A, D):

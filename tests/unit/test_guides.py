@@ -297,10 +297,11 @@ def test_path_cotangent_solves_with_the_given_right_hand_side(rng):
 
 
 @pytest.mark.parametrize("S", [6, 30])
-@pytest.mark.parametrize(("D", "K"), [(1, 2), (2, 3), (5, 2), (10, 2), (13, 4)])
+@pytest.mark.parametrize(("D", "K"), [(1, 2), (2, 3), (5, 2), (10, 2), (13, 4), (41, 2)])
 def test_path_cotangent_is_the_solve_with_the_whole_jacobian(D, K, S, rng):
-    # the cotangent solves either layer by layer (D - 1 sweeps of a triangular system each,
-    # then A^T: D <= 5, or S >= 2 D) or with J^T built whole (D = 10, 13 at S = 6); the
+    # the cotangent solves either layer by layer (up to D - 1 sweeps of a triangular system
+    # each, then A^T: D <= 5, D >= 40, or S >= 2 D) or with J^T built whole (D = 10, 13 at
+    # S = 6); the
     # reference builds J = A J_g(eps) by autograd and solves J^T u S = eps + grad log|det|.
     # Layers far from the identity (scale 0.5), so every sweep matters: with one sweep fewer
     # D = 2, 5 and 10 fail (by 1.5, 2e-4 and 6e-9).
@@ -318,6 +319,31 @@ def test_path_cotangent_is_the_solve_with_the_whole_jacobian(D, K, S, rng):
         expected = np.linalg.solve(J.T, eps[i] + g) / S
         tol = 100 * np.linalg.cond(J) * 2.0 ** -52 * np.max(np.abs(expected))
         np.testing.assert_allclose(got[i], expected, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize(("scale", "most_sweeps"), [(0.0, 1), (0.05, 12), (0.5, 19)])
+def test_path_cotangent_sweeps_stop_at_their_fixed_point_bit_for_bit(scale, most_sweeps, rng,
+                                                                       monkeypatch):
+    # The sweeps stop at the first one that changes no bit of v; the iteration is
+    # deterministic, so the result is all D - 1 sweeps' bit for bit. A new flow (identity
+    # layers, scale 0) stops after its first sweep; layers near the identity (0.05, as a
+    # trained flow's chains decay) well before D - 1 = 19; far layers (0.5) may need them all.
+    from ppl.guides import iaf
+    D, K, S = 20, 2, 7
+    flow, H = Flow(D, K), iaf.hidden_units(D)
+    theta = flow_theta(flow, rng, scale=scale)
+    A = np.eye(D) + rng.normal(0.0, 0.3 / np.sqrt(D), (D, D))
+    params = iaf._iaf_layers(theta[D + D * D:], D, H, K)
+    eps = rng.standard_normal((S, D))
+    saved = iaf._iaf_run(params, eps, D)[1]
+    sweeps = []
+    monkeypatch.setattr(iaf, "_unchanged",
+                        lambda new, old: sweeps.append(1) or np.array_equal(new, old))
+    early = iaf._solve_by_sweeps(params, saved, eps, A, D)
+    monkeypatch.setattr(iaf, "_unchanged", lambda new, old: False)
+    every = iaf._solve_by_sweeps(params, saved, eps, A, D)
+    assert np.array_equal(early, every)
+    assert len(sweeps) <= K * most_sweeps
 
 
 def _placement():
