@@ -99,12 +99,16 @@ def psis(log_weights) -> Psis:
     order = np.argsort(x, kind="stable")
     # The tail is the M largest weights above the (M+1)-th largest; exp of the cutoff is kept
     # above the smallest positive double, as in loo, so the tail is measured from a real value.
-    cutoff = max(x[order[-M - 1]] if M < S else -np.inf, np.log(np.finfo(float).tiny))
+    below = x[order[-M - 1]] if M < S else -np.inf
+    cutoff = max(below, np.log(np.finfo(float).tiny))
     tail_idx = np.flatnonzero(x > cutoff)
     khat = float("inf")
-    if tail_idx.size < MIN_TAIL <= M:
+    if tail_idx.size < MIN_TAIL <= M and below == cutoff:
         # Enough draws, but the largest weights are tied at the cutoff: the weights are
         # bounded (q covers p, e.g. q = p exactly), the case k -> -inf; nothing to smooth.
+        # Not when fewer than MIN_TAIL weights are within 708 nats of the largest (the cutoff
+        # raised to log tiny): a few draws carry all the weight, the heaviest tail of all, and
+        # k̂ stays inf, as in ArviZ (a diverged flow's weights, docs/trust.md).
         khat = float("-inf")
     elif tail_idx.size >= MIN_TAIL:
         tail_idx = tail_idx[np.argsort(x[tail_idx], kind="stable")]

@@ -59,6 +59,16 @@ def test_equal_weights_are_bounded_not_a_failed_fit():
     np.testing.assert_allclose(np.exp(result.log_weights), 1e-3)
 
 
+def test_weights_carried_by_a_few_draws_are_the_heaviest_tail_not_bounded(rng):
+    # a diverged guide's log weights spread over thousands of nats (a BNN's flow, seed 2:
+    # from -4.5e27 to -4e4): below the largest three, every weight underflows. The tail cannot
+    # be fitted from three draws; k̂ is inf, as ArviZ gives, not the bounded case's -inf.
+    log_weights = np.concatenate([[0.0, -1.0, -2.0], -1e3 - 1e6 * rng.random(3997)])
+    result = psis(log_weights)
+    assert result.khat == np.inf == _arviz(log_weights)[0]
+    assert np.exp(result.log_weights).sum() == pytest.approx(1.0)
+
+
 def test_threshold_follows_sample_size():
     assert khat_threshold(100) == pytest.approx(0.5)
     assert khat_threshold(1000) == pytest.approx(1 - 1 / 3)
