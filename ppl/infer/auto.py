@@ -34,6 +34,8 @@ from .verdict import CARE, RELIABLE
 
 AUTO = "auto"
 SKIPPED = "skipped"
+FAILED = "failed"       # the rung raised (PplError: diverged to non-finite values, ...)
+DIVERGED = "diverged"   # the rung ended below its own first window (:func:`diverged`)
 # Full rank is fitted from N(m, W W^T): the mean-field mean and the whitening of the expected
 # Hessian under the mean-field fit (advi._fit_family). When that Gaussian's importance weights
 # have an effective sample size below SKIP_ESS of their draws, full rank's fit is skipped and
@@ -108,7 +110,7 @@ class Tried:
     elbo: tuple = ()            # (estimate, standard error) when auto chose on it (choose)
 
     def text(self) -> str:
-        what = "failed" if self.level == "failed" else f"k̂ {self.khat:.2f}"
+        what = self.level if self.level in (FAILED, DIVERGED) else f"k̂ {self.khat:.2f}"
         if self.level == SKIPPED:
             what = f"skipped (its start: k̂ {self.khat:.2f}, ESS {self.ess:.0%} of draws)"
         return f"{self.family} {what} ({self.seconds:.2f} s)"
@@ -191,10 +193,10 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
         except PplError:
             if warm is None:
                 raise          # mean field failed: there is no fit to report
-            tried.append(Tried(name, np.inf, "failed", time.perf_counter() - started))
+            tried.append(Tried(name, np.inf, FAILED, time.perf_counter() - started))
             break
         if warm is not None and diverged(result, warm, options.window):
-            tried.append(Tried(name, np.inf, "failed", time.perf_counter() - started))
+            tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
             break
         fit = assess(result)
         tried.append(Tried(name, fit.khat, fit.verdict().level, time.perf_counter() - started))
@@ -261,8 +263,8 @@ def choose(assessed: list, tried: list) -> tuple[int, object]:
 def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> None:
     """The last rung: the larger, longer flow (RETRY_*) from ``start``, the fit the first flow
     was warm-started from; appended to ``tried`` and ``assessed``, where it replaces the first
-    flow when its final ELBO is higher (a divergence is recorded as failed: the fits before it
-    stand)."""
+    flow when its final ELBO is higher (a divergence is recorded as failed or diverged: the
+    fits before it stand)."""
     started = time.perf_counter()
     spec = f"flow:{RETRY_LAYERS}"
     lr = RETRY_LR if options.lr is None else options.lr
@@ -271,10 +273,10 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
             options, guide=spec, window=options.window * RETRY_WINDOW, lr=lr), rng, progress,
             start)
     except PplError:
-        tried.append(Tried(spec, np.inf, "failed", time.perf_counter() - started))
+        tried.append(Tried(spec, np.inf, FAILED, time.perf_counter() - started))
         return
     if diverged(result, start, options.window):
-        tried.append(Tried(spec, np.inf, "failed", time.perf_counter() - started))
+        tried.append(Tried(spec, np.inf, DIVERGED, time.perf_counter() - started))
         return
     fit = assess(result)
     tried.append(Tried(spec, fit.khat, fit.verdict().level, time.perf_counter() - started))
@@ -290,7 +292,8 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
 def diverged(result, warm, window: int) -> bool:
     """Whether a family fitted from ``warm`` ended below the lowest ELBO of its own first
     ``window`` steps: its steps made q worse, a divergence whose values stayed finite, so no
-    step failed. Such a fit is recorded as failed, as one that raised. Seen on the BNN's last
+    step failed. Such a fit is recorded as DIVERGED and, like one that raised, is neither
+    assessed nor chosen. Seen on the BNN's last
     rung (models/bnn_regression.ppl, seed 2): flow:4 went from about -430 to a final ELBO of
     -2.3e33 and its convergence rule, comparing windows of noise that large, passed; its k̂
     was -inf then (psis.py, since fixed) and auto chose it (docs/trust.md). A fit that

@@ -278,14 +278,16 @@ def test_a_fit_that_ends_below_its_own_first_window_has_diverged():
     assert auto.diverged(*_traced("flow:4", [-430.0, -425.0], -500.0)[::-1], window=3)
 
 
-def test_a_diverged_last_rung_is_recorded_as_failed_and_not_chosen(monkeypatch):
+def test_a_diverged_last_rung_is_recorded_as_diverged_and_not_chosen(monkeypatch):
     start, result = _traced("flow:4", [-430.0, -440.0, -1e10], -2.3e33)
     monkeypatch.setattr(auto.advi, "fit", lambda *args: result)
     first = _stub("flow:2", -424.4, 1.66)
     tried, assessed = [Tried("flow", 1.66, "unreliable", 1.0)], [(0, first)]
     auto.retry(None, OPTIONS, None, lambda r: pytest.fail("assessed"), None, start, tried,
                assessed)
-    assert [(t.family, t.level) for t in tried] == [("flow", "unreliable"), ("flow:4", "failed")]
+    assert [(t.family, t.level) for t in tried] == [("flow", "unreliable"),
+                                                    ("flow:4", "diverged")]
+    assert tried[1].text().startswith("flow:4 diverged (")
     assert assessed == [(0, first)]
 
 
