@@ -37,6 +37,8 @@ CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
 MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
 NOT_AT_OPTIMUM = "the ELBO stopped changing away from its optimum"
+FELL = "diverged: the ELBO ended below each of its first steps"
+FELL_STEPS = 10   # the first steps the final ELBO is compared with (fell)
 
 MAX_FAILURES = steps.MAX_FAILURES  # consecutive non-finite steps before 'diverged'
 START_DRAWS = 10      # draws of the initial guide tried before giving up at the start
@@ -57,7 +59,7 @@ class AdviResult:
     elbo : [steps] the ELBO estimate of every accepted step.
     converged : whether the convergence rule, or the early stop on reliable importance weights
         (early.py), stopped the fit.
-    reason : CONVERGED, MAX_ITER, INTERRUPTED, NOT_AT_OPTIMUM, or early.WEIGHTS_RELIABLE
+    reason : CONVERGED, MAX_ITER, INTERRUPTED, NOT_AT_OPTIMUM, FELL, or early.WEIGHTS_RELIABLE
         followed by the check's k̂ and ESS.
     steps : accepted optimizer steps (the eta search not counted).
     seconds : wall time of the whole fit, search included.
@@ -278,11 +280,26 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
                                      noise, options, progress, trace, whitening, early)
     trace = np.asarray(trace, dtype=float)
     final = float(trace[-W:].mean()) if len(trace) else float("nan")
+    if reason != INTERRUPTED and fell(trace, final):
+        reason = FELL
     converged = reason == CONVERGED or reason.startswith(WEIGHTS_RELIABLE)
     return AdviResult(guide, np.array(theta, dtype=float),
                       tuple(compiled.unconstrained_names()), trace,
                       converged, reason, len(trace), time.perf_counter() - start_time,
                       float(lr), final, jitter)
+
+
+def fell(trace, final: float) -> bool:
+    """Whether a fit's final ELBO (its last window's mean) is below each of its first
+    FELL_STEPS steps: its steps made q worse, a divergence whose values stayed finite, so no
+    step failed and the windowed rule, comparing windows of noise as large as their means, may
+    have passed. Seen on the BNN's last rung under auto (models/bnn_regression.ppl, seed 2): a
+    4-layer flow went from about -430 to steps of -4e10 to -3e14 and a final ELBO of -2.3e33,
+    reported converged (docs/trust.md). A fit that improves on its start ends above the worst
+    of its first steps; one that stays level too, unless all FELL_STEPS noisy values fall above
+    its final mean (for noise symmetric about it, a chance of 2^-10). Not the whole first
+    window: the BNN's flow had fallen within the first of its 200-step windows."""
+    return len(trace) > 0 and not final >= np.min(trace[:FELL_STEPS])
 
 
 def _score_chunk(compiled) -> int:

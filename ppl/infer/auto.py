@@ -35,7 +35,8 @@ from .verdict import CARE, RELIABLE
 AUTO = "auto"
 SKIPPED = "skipped"
 FAILED = "failed"       # the rung raised (PplError: diverged to non-finite values, ...)
-DIVERGED = "diverged"   # the rung ended below its own first window (:func:`diverged`)
+DIVERGED = "diverged"   # the rung ended below its own first window (advi.FELL): neither
+                        # assessed nor chosen, as a failed rung
 # Full rank is fitted from N(m, W W^T): the mean-field mean and the whitening of the expected
 # Hessian under the mean-field fit (advi._fit_family). When that Gaussian's importance weights
 # have an effective sample size below SKIP_ESS of their draws, full rank's fit is skipped and
@@ -195,7 +196,7 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
                 raise          # mean field failed: there is no fit to report
             tried.append(Tried(name, np.inf, FAILED, time.perf_counter() - started))
             break
-        if warm is not None and diverged(result, warm, options.window):
+        if warm is not None and result.reason == advi.FELL:
             tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
             break
         fit = assess(result)
@@ -275,7 +276,7 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
     except PplError:
         tried.append(Tried(spec, np.inf, FAILED, time.perf_counter() - started))
         return
-    if diverged(result, start, options.window):
+    if result.reason == advi.FELL:
         tried.append(Tried(spec, np.inf, DIVERGED, time.perf_counter() - started))
         return
     fit = assess(result)
@@ -287,19 +288,6 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
             result.final_elbo > assessed[-1][1].result.final_elbo:
         assessed.pop()
     assessed.append((len(tried) - 1, fit))
-
-
-def diverged(result, warm, window: int) -> bool:
-    """Whether a family fitted from ``warm`` ended below the lowest ELBO of its own first
-    ``window`` steps: its steps made q worse, a divergence whose values stayed finite, so no
-    step failed. Such a fit is recorded as DIVERGED and, like one that raised, is neither
-    assessed nor chosen. Seen on the BNN's last
-    rung (models/bnn_regression.ppl, seed 2): flow:4 went from about -430 to a final ELBO of
-    -2.3e33 and its convergence rule, comparing windows of noise that large, passed; its k̂
-    was -inf then (psis.py, since fixed) and auto chose it (docs/trust.md). A fit that
-    improves on its start ends above that window's worst step, whatever the noise."""
-    own = np.asarray(result.elbo[len(warm.elbo):], dtype=float)
-    return own.size > 0 and not result.final_elbo >= own[:window].min()
 
 
 def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):

@@ -277,3 +277,32 @@ def test_whitening_has_no_latent_cap():
         compiled = SimpleNamespace(dim=dim)
         assert advi._can_whiten(compiled, FitOptions(precondition="hessian"))
         assert not advi._can_whiten(compiled, FitOptions(precondition="none"))
+
+
+def test_a_fit_that_ends_below_each_of_its_first_steps_fell():
+    # the BNN's flow:4, seed 2, in small: about -430 at the start, then -4e10 to -3e14
+    start = -430.0 + 5.0 * np.sin(np.arange(advi.FELL_STEPS))
+    trace = np.r_[start, -1e10, -3e14]
+    assert advi.fell(trace, -2.3e33)
+    assert advi.fell(trace, np.nan)
+    # ended above the worst of its first steps: improved on its start, or level
+    assert not advi.fell(trace, -424.0)
+    assert not advi.fell(trace, start.min() + 0.01)
+    assert advi.fell(trace, start.min() - 0.01)
+    assert not advi.fell(np.array([]), np.nan)
+    # a fall after the first steps counts, however early in the first window
+    assert advi.fell(np.r_[start, [-1e12] * 190, -1e30], -1e20)
+
+
+def test_a_fit_whose_elbo_fell_is_not_reported_converged(monkeypatch):
+    # the windowed rule passed on windows of noise as large as their means (the BNN's last
+    # rung): the fit reports FELL, not converged, whatever the loop said
+    def collapsing(compiled, guide, theta, lr, opt, losses, noise, options, progress, trace,
+                   whitening, early=None):
+        trace.extend([-5.0] * options.window + [-1e10] * options.window)
+        return advi.CONVERGED, theta, 0.0
+    monkeypatch.setattr(advi, "_run", collapsing)
+    options = FitOptions(guide="meanfield", window=20, precondition="none")
+    result = advi.fit(gaussian([0.0], [1.0]), options, np.random.default_rng(0))
+    assert result.reason == advi.FELL and not result.converged
+    assert result.final_elbo == -1e10
