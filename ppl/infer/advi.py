@@ -384,11 +384,16 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             # Refresh the whitening (if any) and restart the optimizer's moments too: Adam's
             # second moment remembers ~1000 steps, and the large early gradients would keep the
             # new steps far too small. At a decay, or (the whitening's rescue) after half the
-            # budget at the first step size, which is kept.
+            # budget at the first step size; the rescue then searches the step size in the new
+            # coordinates, as after the first whitening (kept at 1.0, kilpisjarvi seed 9
+            # bounced to the cap 166 sds off; docs/performance.md).
             lr = sizes.decayed(state.lr) if action == DECAY else state.lr
             theta = state.theta
             coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
                                                 state.coords)
+            if action != DECAY and not coords.keeps_step_size:
+                lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
+                                           opt, noise, S, _in_value(loss_value, coords))
             windows = rule.restarted(windows, step)
             state = steps.init(opt, coords, theta, lr)
     except KeyboardInterrupt:

@@ -306,3 +306,24 @@ def test_a_fit_whose_elbo_fell_is_not_reported_converged(monkeypatch):
     result = advi.fit(gaussian([0.0], [1.0]), options, np.random.default_rng(0))
     assert result.reason == advi.FELL and not result.converged
     assert result.final_elbo == -1e10
+
+
+def test_the_whitenings_rescue_searches_the_step_size_again(monkeypatch):
+    # kilpisjarvi seed 9 (docs/performance.md, "The whitening's rescue searches the step size
+    # again"): rescued at step 5,100 with the first search's step size, 1.0, it bounced in
+    # the new coordinates to the cap, 166 sds off; searched again, it converged. The rescue
+    # restarts as the first whitening does: new coordinates, then a search in them.
+    from ppl.infer import schedule
+    searched = []
+    after = schedule.StepSize.after_whitening
+    monkeypatch.setattr(schedule.StepSize, "after_whitening",
+                        lambda self, lr, *args: searched.append(lr) or after(self, lr, *args))
+    rescues = iter([True])     # the first window end that does not decay rescues
+    monkeypatch.setattr(schedule.Whitening, "rescue_due",
+                        lambda self, windows, step, cap: next(rescues, False))
+    options = FitOptions(guide="meanfield", window=50, iter=400)
+    cov = np.array([[1.0, 0.9], [0.9, 1.0]])
+    precision = np.linalg.inv(cov)
+    model = Stub(lambda z: -0.5 * anp.sum((z @ precision) * z, axis=1), 2)
+    advi.fit(model, options, np.random.default_rng(0))
+    assert len(searched) == 2     # after the first whitening and at the rescue

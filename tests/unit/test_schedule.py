@@ -73,7 +73,8 @@ def test_a_bouncing_fit_decays_though_its_elbo_still_rises():
 
 
 def test_the_whitening_is_rescued_once_after_half_the_budget_without_a_decay():
-    # (schedule.Whitening.rescue_due; advi refreshes the coordinates then, keeping the step)
+    # (schedule.Whitening.rescue_due; advi refreshes the coordinates then and searches the
+    # step size again, test_advi.py)
     from ppl.infer.schedule import RESCUE_FRACTION, Whitening
     from ppl.infer.schedule_batch import BatchWindows
     cap = 10_000
