@@ -35,8 +35,8 @@ from .verdict import CARE, RELIABLE
 AUTO = "auto"
 SKIPPED = "skipped"
 FAILED = "failed"       # the rung raised (PplError: diverged to non-finite values, ...)
-DIVERGED = "diverged"   # the rung ended below its own first window (advi.FELL): neither
-                        # assessed nor chosen, as a failed rung
+DIVERGED = "diverged"   # the rung's ELBO ended below each of its first steps (advi.FELL):
+                        # neither assessed nor chosen, as a failed rung
 # Full rank is fitted from N(m, W W^T): the mean-field mean and the whitening of the expected
 # Hessian under the mean-field fit (advi._fit_family). When that Gaussian's importance weights
 # have an effective sample size below SKIP_ESS of their draws, full rank's fit is skipped and
