@@ -30,8 +30,9 @@ class Psis:
 
     Attributes
     ----------
-    khat : the estimated Pareto shape; inf when there were too few (finite) draws to fit a tail,
-        -inf when the largest weights are all equal (bounded weights: nothing to fit).
+    khat : the estimated Pareto shape; inf when there were too few (finite) draws to fit a tail
+        or fewer than MIN_TAIL weights within 708 nats of the largest (a few draws carry all
+        the weight), -inf when the largest weights are all equal (bounded weights).
     threshold : min(1 - 1 / log10(S), 0.7) for the S finite weights (Vehtari et al. 2024,
         section 3.2.4): below it the importance-sampling estimate is reliable at this S.
     log_weights : [S] smoothed, normalized log weights (logsumexp = 0) in the order of the

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .psis import MIN_TAIL, tail_length
+
 RELIABLE = "reliable"
 CARE = "usable with care"
 UNRELIABLE = "unreliable"
@@ -76,7 +78,13 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
     if n_nonfinite:
         notes.append(f"{n_nonfinite} of {draws} draws had a non-finite log density and were "
                      f"left out")
-    if np.isposinf(khat) and n_nonfinite < draws:
+    if np.isposinf(khat) and tail_length(draws - n_nonfinite) >= MIN_TAIL:
+        # enough draws for a tail, yet none could be fitted: fewer than MIN_TAIL weights are
+        # within 708 nats of the largest (psis.psis), e.g. a diverged fit's
+        level = UNRELIABLE
+        text = ("a few draws carry all the importance weight: this family cannot represent the "
+                "posterior") + _hint(guide, available, richest=True)
+    elif np.isposinf(khat) and n_nonfinite < draws:
         level, text = UNRELIABLE, f"k̂ could not be estimated from {draws} draws; raise --draws"
     elif np.isposinf(khat):
         level, text = UNRELIABLE, "the log density is not finite at the guide's draws"

@@ -47,6 +47,18 @@ def test_nonfinite_draws_are_reported():
     assert judge(np.inf, -np.inf, 1000, n_nonfinite=1000).level == UNRELIABLE
 
 
+def test_an_infinite_khat_from_enough_draws_says_a_few_draws_carry_the_weight():
+    # psis gives inf with 4000 finite draws when fewer than five weights are within 708 nats
+    # of the largest (a diverged fit's): more draws would not help
+    verdict = judge(np.inf, khat_threshold(4000), 4000, guide="meanfield",
+                    available=("meanfield", "fullrank", "flow"))
+    assert verdict.level == UNRELIABLE
+    assert "a few draws carry all the importance weight" in verdict.line
+    assert "--draws" not in verdict.line and verdict.line.endswith("try --guide flow")
+    # too few finite draws to fit any tail: that is what more draws fix
+    assert "raise --draws" in judge(np.inf, khat_threshold(20), 20).line
+
+
 def test_not_converged_is_never_reliable():
     verdict = judge(0.2, T1000, 1000, converged=False)
     assert verdict.level == CARE and "--iter" in verdict.line
