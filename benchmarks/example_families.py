@@ -82,10 +82,16 @@ def climb(model, data, reference, name: str, seed: int) -> list[str]:
         chosen, report = auto.fit_auto(
             compiled, options, np.random.default_rng(seed),
             lambda result: fits.append(Fit(concrete, compiled, result, options, {})) or fits[-1])
-    fits = [f for f in fits if f.result.seconds > 0]
-    rungs = [t for t in report.tried if t.level != auto.SKIPPED]
+    fits = iter([f for f in fits if f.result.seconds > 0])
     rows = []
-    for fit, tried in zip(fits, rungs):
+    for tried in report.tried:
+        if tried.level == auto.SKIPPED:
+            continue
+        if tried.level in (auto.FAILED, auto.DIVERGED):   # not assessed: no fit to score
+            rows.append(f"| {seed} | {tried.family} | {tried.seconds:.1f} | - | {tried.level} "
+                        f"| - | - | |")
+            continue
+        fit = next(fits)
         errors = "- | -"
         if reference is not None:
             figures = score(fit.summary().to_dict(), reference, name)
