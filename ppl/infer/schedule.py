@@ -261,7 +261,8 @@ class Whitening:
     def rescue_due(self, windows, step: int, iter_cap: int) -> bool:
         """Whether to refresh the coordinates without a decay: RESCUE_FRACTION of the iteration
         cap has gone since the first whitening, and no decay yet (advi's rule; never under
-        --batch).
+        --batch). advi then searches the step size in the new coordinates, as after the first
+        whitening (kept instead, kilpisjarvi seed 9 bounced to the cap on numpy 2.4.6).
 
         The first whitening comes after one window, from a guide that can be far from the
         optimum. On a badly conditioned posterior the fit may then creep in those coordinates
