@@ -166,8 +166,10 @@ def _solve_by_sweeps(params, saved, w, A, D):
 
 
 def _unchanged(new, old) -> bool:
-    """Whether a sweep left every bit of v as it was (:func:`_solve_by_sweeps`)."""
-    return np.array_equal(new, old)
+    """Whether a sweep left every bit of v as it was (:func:`_solve_by_sweeps`): the bytes,
+    not the values (np.array_equal calls 0.0 and -0.0 equal); 0.2 against 1.5 us at [60, 10],
+    where a flow's step checks about 30 sweeps."""
+    return new.tobytes() == old.tobytes()
 
 
 def _solve_whole(params, saved, w, A, D):
