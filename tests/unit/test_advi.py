@@ -308,6 +308,31 @@ def test_a_fit_whose_elbo_fell_is_not_reported_converged(monkeypatch):
     assert result.final_elbo == -1e10
 
 
+def test_a_fit_that_has_fallen_for_three_windows_stops_there():
+    # the BNN's flow:4, seed 2, fell in its first window and stepped on for 2,200 steps (81 s);
+    # here the density drops by 1e10 everywhere (no change in its gradient) at a set step, so
+    # the fit is otherwise a Gaussian's that would run on to converge
+    W, fall_at = 50, 420
+    steps_taken = []
+
+    def log_density(z):
+        if z.shape[0] == 5:       # a step's draws (mc_samples), not a search's or a score's
+            steps_taken.append(1)
+        drop = -1e10 if len(steps_taken) > fall_at else 0.0
+        return -0.5 * anp.sum(z * z, axis=1) + drop
+
+    options = FitOptions(guide="meanfield", window=W, precondition="none", lr=0.1)
+    result = advi.fit(Stub(log_density, 2), options, np.random.default_rng(0))
+    assert result.reason == advi.FELL and not result.converged
+    # stopped at the third window end after the fall: every window after it is below the start
+    assert result.steps == (fall_at // W + advi.FELL_WINDOWS) * W
+    # a single window below the first steps is not a fall (gp_pois_regr seed 1's flows)
+    start = -430.0 + 5.0 * np.sin(np.arange(advi.FELL_STEPS))
+    once = np.r_[start, [-400.0] * (2 * W - advi.FELL_STEPS), [-1e5] * W, [-400.0] * W]
+    assert not advi._fallen(once[:3 * W], W) and not advi._fallen(once, W)
+    assert advi._fallen(np.r_[start, [-1e5] * (3 * W)], W)
+
+
 def test_the_whitenings_rescue_searches_the_step_size_again(monkeypatch):
     # kilpisjarvi seed 9 (docs/performance.md, "The whitening's rescue searches the step size
     # again"): rescued at step 5,100 with the first search's step size, 1.0, it bounced in
