@@ -321,6 +321,15 @@ def test_path_cotangent_is_the_solve_with_the_whole_jacobian(D, K, S, rng):
         np.testing.assert_allclose(got[i], expected, rtol=0, atol=tol)
 
 
+def test_a_sweep_is_unchanged_only_when_every_bit_is():
+    # -0.0 == 0.0 as values, but a sweep from -0.0 is not the sweep from 0.0 bit for bit
+    from ppl.guides import iaf
+    v = np.array([[1.5, -0.0, 2.0 ** -1074]])
+    assert iaf._unchanged(v, v.copy())
+    assert not iaf._unchanged(v, np.abs(v))
+    assert not iaf._unchanged(v, v + np.array([[0.0, 0.0, 2.0 ** -1074]]))
+
+
 @pytest.mark.parametrize(("scale", "most_sweeps"), [(0.0, 1), (0.05, 12), (0.5, 19)])
 def test_path_cotangent_sweeps_stop_at_their_fixed_point_bit_for_bit(scale, most_sweeps, rng,
                                                                        monkeypatch):
