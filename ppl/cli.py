@@ -252,12 +252,15 @@ class _progress_bar:
 
     The bar starts at the first progress report, so that warnings printed while the data is
     loaded come before it, and it counts steps without a total: the convergence rule, not
-    the ``iter`` limit, usually ends the fit.
+    the ``iter`` limit, usually ends the fit. It counts every step of the fit: each phase
+    (a warm start, each family auto tries) reports its own steps from zero, and the bar adds
+    them up rather than running back.
     """
 
     def __init__(self, quiet: bool):
         self.enabled = not quiet and sys.stderr.isatty()
         self.bar = None
+        self.last = 0     # the step the current phase last reported
 
     def __enter__(self):
         return self.update if self.enabled else None
@@ -266,7 +269,8 @@ class _progress_bar:
         if self.bar is None:
             from tqdm import tqdm
             self.bar = tqdm(file=sys.stderr, leave=False, unit="step", desc="fitting")
-        self.bar.update(step - self.bar.n)
+        self.bar.update(step - self.last if step >= self.last else step)
+        self.last = step
         self.bar.set_postfix_str(f"ELBO {elbo:.5g}, step size {lr:.3g}", refresh=False)
 
     def __exit__(self, *exc):

@@ -109,3 +109,29 @@ def test_plot_vars_unknown_name_is_one_clear_line(wide_fit):
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: option --vars: no variable or element 'zz' in "
                                      "this fit; did you mean 'z'?")
+
+
+def test_the_progress_bar_adds_up_every_phase_of_the_fit(monkeypatch):
+    # each phase (auto's families, a warm start) reports its own steps from zero: the bar
+    # counts on instead of running back
+    import tqdm
+
+    class Bar:
+        def __init__(self, **kwargs):
+            self.n = 0
+
+        def update(self, n):
+            assert n >= 0
+            self.n += n
+
+        def set_postfix_str(self, *args, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    bar = cli._progress_bar(quiet=True)
+    for step in (10, 20, 1200, 10, 50, 10):    # mean field to 1,200, then two more phases
+        bar.update(step, -30.0, 0.1)
+    assert bar.bar.n == 1200 + 50 + 10
