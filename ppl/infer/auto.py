@@ -60,10 +60,9 @@ SKIP_ESS = 0.1
 # gp_pois_regr, flows kept at k̂ 0.64-0.70 had ESS 11-25% of 4000 draws, their sds 0.27-0.45
 # off and 0.12-0.23 off corrected; on centered eight schools, flows at k̂ 0.55-0.69 had
 # 47-74%, their sds within 0.09 (0.06 corrected). k̂ does not separate the two, and neither does
-# a k̂ cut. 0.5 is SUMMARY_ESS / PSIS_DRAWS (posterior.py): the ESS below which the corrected
-# summary itself needs more draws than k̂'s; on 8 sets of 4000 draws of each such flow the
-# ESS was 2-44% on gp_pois_regr and 13-77% (medians 58-68%) on eight schools, so a noisy
-# estimate errs towards the retry, which costs time, not accuracy.
+# a k̂ cut. 0.5 lies between the two; on 8 sets of 4000 draws of each such flow the ESS was
+# 2-44% on gp_pois_regr and 13-77% (medians 58-68%) on eight schools, so a noisy estimate errs
+# towards the retry, which costs time, not accuracy.
 RETRY_LAYERS = 4
 RETRY_ESS = 0.5
 RETRY_WINDOW = 2

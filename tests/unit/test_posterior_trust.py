@@ -99,8 +99,11 @@ def test_corrected_fit_resamples_its_draws_and_says_so():
     assert plain.summary().note == ""
     draws = fit.draws()["m"]
     assert draws.shape == (1000,)
-    # resampled draws come from the 4000 guide draws, and are a subset of them
-    assert np.all(np.isin(draws, fit.compiled.constrained(fit._zeta(4000))["m"]))
+    # resampled draws come from the weighted guide draws (k̂'s 4000, continued until their
+    # ESS reaches SUMMARY_ESS), and are a subset of them
+    n = fit._summary_weights().log_weights.size
+    assert 4000 < n <= 4 * 4000
+    assert np.all(np.isin(draws, fit.compiled.constrained(fit._zeta(n))["m"]))
 
 
 def test_fit_json_has_khat_and_verdict(tmp_path):
@@ -136,7 +139,7 @@ def test_log_weights_on_large_data_take_the_log_joint_a_chunk_of_draws_at_a_time
 def test_psis_draws_follow_the_effective_sample_size():
     # enough already: no more draws; else n * SUMMARY_ESS / ess, at most PSIS_GROWTH * n
     assert psis_draws_for(SUMMARY_ESS, 4000) == 4000
-    assert psis_draws_for(3999.0, 4000) == 4000
+    assert psis_draws_for(SUMMARY_ESS + 0.5, 2 * SUMMARY_ESS) == 2 * SUMMARY_ESS
     assert psis_draws_for(1000.0, 4000) == 4000 * SUMMARY_ESS // 1000
     assert psis_draws_for(1189.3, 4000) == int(np.ceil(4000 * SUMMARY_ESS / 1189.3))
     assert psis_draws_for(100.0, 4000) == PSIS_GROWTH * 4000
@@ -181,12 +184,12 @@ def test_corrected_summary_draws_more_when_the_weights_ess_is_small():
     assert abs(grown.ess - SUMMARY_ESS) < 0.1 * SUMMARY_ESS
     assert fit.corrected
     assert f"of {grown.log_weights.size} draws" in fit.summary().note
-    # the weighted summary estimates N(0, 1): at an ESS of 2000 the se of a mean is 0.022 and
-    # of an sd about 0.016 (bounded weights); 4 se
+    # the weighted summary estimates N(0, 1): at an ESS of SUMMARY_ESS the se of a mean is
+    # 1 / sqrt(ESS) and of an sd about 1 / sqrt(2 ESS) (bounded weights); 4 se
     rows = fit.summary().to_dict()
     for name in ("z[0]", "z[1]"):
-        assert abs(rows[name]["mean"]) < 4 * 0.022
-        assert abs(rows[name]["sd"] - 1.0) < 4 * 0.016
+        assert abs(rows[name]["mean"]) < 4 / np.sqrt(SUMMARY_ESS)
+        assert abs(rows[name]["sd"] - 1.0) < 4 / np.sqrt(2 * SUMMARY_ESS)
     assert fit.draws()["z"].shape == (1000, 2)          # --draws is what is written out
 
 
