@@ -108,9 +108,9 @@ def test_auto_on_centered_eight_schools_meets_the_targets_with_default_options()
     # last rung after a flow usable with care"). The flow's own error, measured with 4000
     # draws on seeds 0-2, is 0.06-0.09 sd on means and 5-12% on sds (docs/trust.md), so the
     # issue's targets (0.1 sd, 15%) leave little room: the summary's Monte Carlo error must
-    # be small. It comes from an ESS of at least
-    # SUMMARY_ESS = 2000 (4000 iid draws when uncorrected, as here at k̂ 0.81): a mean's se is
-    # then at most 0.022 sd and an sd's about 0.016. From the 1000 draws written out (se 0.032
+    # be small. It comes from an ESS of at least posterior.SUMMARY_ESS (2000 when this was
+    # written, 4000 since; 4000 iid draws when uncorrected, as at k̂ 0.81): a mean's se is
+    # then at most 0.022 sd and an sd's about 0.016 at 2000. From the 1000 draws written out (se 0.032
     # and 0.022) the same fit's summary misses the mean target: 0.139 sd, sds 12.3% off; from
     # its 4000 draws, 0.092 and 9.5%.
     fit = ppl.compile(CENTERED).fit(MODELS / "eight_schools.json")
