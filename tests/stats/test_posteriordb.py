@@ -108,3 +108,24 @@ def test_auto_climbs_past_a_corrected_mean_field_with_too_few_effective_draws():
     figures = accuracy.score(fit.summary().to_dict(), pdb.load_reference(name), name)
     assert figures["mean_error"].max() <= 0.1, figures["mean_error"]
     assert np.all(np.abs(figures["sd_vs_reference"]) <= 0.15), figures["sd_vs_reference"]
+
+
+@pytest.mark.slow
+def test_a_heavy_tailed_corrected_summary_draws_for_an_effective_sample_size_of_4000():
+    # Noncentered eight schools, seed 5: mean field is unreliable (k̂ 0.76) and auto stops at
+    # full rank, usable with care (k̂ 0.59), importance-corrected. Its weights are heavy-tailed,
+    # so their ESS overstates the summary's precision: drawn for an ESS of 2000 (4,701 draws,
+    # ESS 2,133) the corrected sd of mu was 15.02% off the reference, past issue 11's 15%;
+    # drawn for posterior.SUMMARY_ESS = 4000 (9,401 draws, ESS 2,541: heavy tails grow the
+    # ESS less than in proportion), 8.0%. With weights of finite variance an ESS of 4000 is a
+    # Monte Carlo error of 0.016 sd on a mean and 1.1% on an sd (docs/trust.md, "The
+    # summary's ESS doubled").
+    name = "eight_schools-eight_schools_noncentered"
+    fit = ppl.load(pdb.model_path(name)).fit(pdb.load_data(name), seed=5)
+    assert fit.auto.tried[fit.auto.chosen].family == "fullrank" and fit.corrected
+    first = fit.psis
+    assert fit._summary_weights().log_weights.size == ppl.posterior.psis_draws_for(
+        first.ess, first.log_weights.size) > 2 * first.log_weights.size
+    figures = accuracy.score(fit.summary().to_dict(), pdb.load_reference(name), name)
+    assert figures["mean_error"].max() <= 0.1, figures["mean_error"]
+    assert np.all(np.abs(figures["sd_vs_reference"]) <= 0.15), figures["sd_vs_reference"]
