@@ -99,8 +99,8 @@ def test_corrected_fit_resamples_its_draws_and_says_so():
     assert plain.summary().note == ""
     draws = fit.draws()["m"]
     assert draws.shape == (1000,)
-    # resampled draws come from the weighted guide draws (k̂'s 4000, continued until their
-    # ESS reaches SUMMARY_ESS), and are a subset of them
+    # resampled draws come from the weighted guide draws (k̂'s 4000, continued for an ESS of
+    # SUMMARY_ESS: posterior.psis_draws_for), and are a subset of them
     n = fit._summary_weights().log_weights.size
     assert 4000 < n <= 4 * 4000
     assert np.all(np.isin(draws, fit.compiled.constrained(fit._zeta(n))["m"]))
