@@ -316,7 +316,7 @@ def _fallen(trace, W: int) -> bool:
     if len(trace) < FELL_WINDOWS * W:
         return False
     means = np.mean(np.reshape(trace[-FELL_WINDOWS * W:], (FELL_WINDOWS, W)), axis=1)
-    return bool(np.all(means < np.min(trace[:FELL_STEPS])))
+    return all(fell(trace, mean) for mean in means)
 
 
 def _score_chunk(compiled) -> int:
