@@ -89,7 +89,8 @@ class Model:
         data : dict of name -> number/list/array, or a path to a .json, .csv or .npz file.
             None reads ``MODEL.json`` beside a loaded model file, if there is one.
         guide : 'auto' (mean field, then richer families until k̂ says reliable; see
-            docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]'.
+            docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]',
+            'scaled' (docs/guides.md).
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting.
         **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).

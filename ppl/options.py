@@ -6,7 +6,8 @@ from dataclasses import dataclass, fields
 from .errors import bad_option
 from .guides import check_spec
 
-GUIDES = ("auto", "meanfield", "fullrank", "lowrank", "flow")  # and "lowrank:R", "flow:K"
+# and "lowrank:R", "flow:K"
+GUIDES = ("auto", "meanfield", "fullrank", "lowrank", "flow", "scaled")
 CORRECTIONS = ("psis", "none")
 OPTIMIZERS = ("adam", "sgd", "stan")
 PRECONDITIONERS = ("hessian", "none")
@@ -23,10 +24,11 @@ class FitOptions:
         unreliable (infer/auto.py, docs/trust.md); or one variational family on the
         unconstrained space: 'meanfield' (diagonal Gaussian),
         'fullrank' (dense Gaussian, up to 2000 dimensions), 'lowrank' or 'lowrank:R' (diagonal
-        plus rank R; R = ceil(sqrt(D)) by default) or 'flow' or 'flow:K' (K inverse autoregressive
-        layers, 4 by default). The richer families are warm-started from a mean-field fit
-        (the flow from a full-rank one, its own phase with 2x the window and iter and 20x
-        the draws per step); see docs/guides.md.
+        plus rank R; R = ceil(sqrt(D)) by default), 'flow' or 'flow:K' (K inverse autoregressive
+        layers, 2 by default; 12x the draws per step) or 'scaled' (a full-rank Gaussian bent by
+        one autoregressive layer, for funnels; up to 20 dimensions, fitted by L-BFGS-B on rounds
+        of fixed draws). The richer families are warm-started from a mean-field fit; see
+        docs/guides.md.
     iter : maximum number of optimization steps.
     lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
@@ -102,9 +104,10 @@ class FitOptions:
                              f"choose one of {CORRECTIONS}")
         if self.method not in METHODS:
             raise bad_option("method", f"unknown method {self.method!r}; choose one of {METHODS}")
-        if self.method == "dadvi" and self.guide != "auto" and check_spec(self.guide)[0] == "flow":
+        if self.method == "dadvi" and self.guide != "auto" and \
+                check_spec(self.guide)[0] in ("flow", "scaled"):
             raise bad_option("guide", "method dadvi fits the meanfield, fullrank and lowrank "
-                             "guides, not flow")
+                             f"guides, not {check_spec(self.guide)[0]}")
         if (not isinstance(self.dadvi_draws, int) or isinstance(self.dadvi_draws, bool)
                 or self.dadvi_draws < 2):
             raise bad_option("dadvi_draws", "must be an integer of at least 2 (the Monte Carlo "

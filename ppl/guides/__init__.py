@@ -19,16 +19,19 @@ from .fullrank import MAX_DIM as FULLRANK_MAX_DIM
 from .fullrank import FullRank
 from .lowrank import LowRank, default_rank
 from .meanfield import MEAN_FIELD, MeanField
+from .scaled import MAX_DIM as SCALED_MAX_DIM
+from .scaled import Scaled
 
-__all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "FAMILIES", "family",
-           "check_spec", "WARM_FROM"]
+__all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "Scaled", "FAMILIES",
+           "family", "check_spec", "WARM_FROM", "SCALED_MAX_DIM"]
 
-FAMILIES = ("meanfield", "fullrank", "lowrank", "flow")
+FAMILIES = ("meanfield", "fullrank", "lowrank", "flow", "scaled")
 FLOW_KIND = "iaf"  # the flow's layers, chosen by measurement (docs/guides.md)
 # The family each one is warm-started from (advi.py fits that one first).
 # The flow from mean field (with its Hessian whitening), not full rank: as accurate, 30% less
 # CPU (flow.py; under --guide auto the full-rank fit is at hand and is used instead).
-WARM_FROM = {"fullrank": "meanfield", "lowrank": "meanfield", "flow": "meanfield"}
+WARM_FROM = {"fullrank": "meanfield", "lowrank": "meanfield", "flow": "meanfield",
+             "scaled": "meanfield"}
 
 
 def check_spec(spec: str) -> tuple[str, int | None]:
@@ -49,7 +52,7 @@ def check_spec(spec: str) -> tuple[str, int | None]:
     if name not in FAMILIES:
         from ..errors import suggest
         raise bad_option("guide", f"unknown guide {spec!r}{suggest(name, FAMILIES)} "
-                         "(families: meanfield, fullrank, lowrank[:R], flow[:K])")
+                         "(families: meanfield, fullrank, lowrank[:R], flow[:K], scaled)")
     if not _:
         return name, None
     if name not in ("lowrank", "flow"):
@@ -75,6 +78,10 @@ def family(spec: str, D: int):
         if D > FULLRANK_MAX_DIM:
             raise guide_too_large(name, D, FULLRANK_MAX_DIM)
         return FullRank(D)
+    if name == "scaled":
+        if D > SCALED_MAX_DIM:
+            raise guide_too_large(name, D, SCALED_MAX_DIM)
+        return Scaled(D)
     if name == "flow":
         if D > FLOW_MAX_DIM:
             raise guide_too_large(name, D, FLOW_MAX_DIM)

@@ -24,15 +24,15 @@ from autograd.tracer import Box, getval
 # The IAF layers' numpy arithmetic and hand-written gradients (one autograd primitive)
 from .iaf import (S_MAX, _iaf_backprop, _iaf_chain, _iaf_layers, _iaf_path_cotangent,
                   _iaf_run, _made_masks, _path_cotangent, hidden_units)
+from .moments import MonteCarloMoments
 
 _LOG_2PI = float(np.log(2 * np.pi))
 DEFAULT_LAYERS = 2   # chosen by measurement on both eight schools (docs/guides.md)
 MAX_DIM = 300        # A is dense [D, D] and each net is O(D^2): the flow is for small models
-MOMENT_DRAWS = 4000  # draws of the Monte Carlo mean and sd reported for the flow
 
 
 @dataclass(frozen=True)
-class Flow:
+class Flow(MonteCarloMoments):
     """q = law of mu + A g(eps), eps ~ N(0, I_D), g = K coupling layers.
 
     ``theta`` is mu [D], A [D, D] (row-major), then per layer: W1 [n_a, H], b1 [H],
@@ -288,18 +288,6 @@ class Flow:
         return zeta, -0.5 * np.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
 
     # ----- moments, warm starts, saving --------------------------------------------------------
-
-    def _moments(self, theta):
-        draws = self.sample(theta, np.random.default_rng(0), MOMENT_DRAWS)
-        return draws.mean(axis=0), draws.std(axis=0, ddof=1)
-
-    def mean(self, theta) -> np.ndarray:
-        """The mean of q [D], by Monte Carlo over MOMENT_DRAWS fixed draws."""
-        return self._moments(theta)[0]
-
-    def log_sd(self, theta) -> np.ndarray:
-        """The log marginal sds [D], by Monte Carlo over MOMENT_DRAWS fixed draws."""
-        return np.log(self._moments(theta)[1])
 
     def jitter_scale(self, theta) -> np.ndarray:
         """The affine part's marginal sd (row norm of A) for mu_i and row i of A, else 1."""

@@ -24,7 +24,7 @@ from .early import WEIGHTS_RELIABLE, ReliableWeights
 from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
-from . import steps
+from . import fixed_draws, steps
 from .optim import hessian_chunk, optimizer, score_chunk
 from .point import fit_point
 from .precondition import Coordinates, Frame, estimate
@@ -216,6 +216,8 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         window = max(1, round(options.window * getattr(guide, "warm_window_scale", 1)))
         first = _fit_family(compiled, source, replace(options, window=window), rng, progress,
                             start_time)
+    if getattr(guide, "fixed_draws", False) and first.reason != INTERRUPTED:
+        return _fit_fixed_draws(compiled, guide, source, first, rng, progress, start_time)
     try:
         if first.reason == INTERRUPTED:
             raise KeyboardInterrupt
@@ -247,6 +249,24 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                       second.converged, second.reason, first.steps + second.steps,
                       time.perf_counter() - start_time, second.lr,
                       second.final_elbo + framed.log_det)
+
+
+def _fit_fixed_draws(compiled, guide, source, first, rng, progress,
+                     start_time) -> AdviResult:
+    """``guide`` fitted on fixed draws (fixed_draws.py) from the Gaussian of ``first``, a fit
+    of ``source``; its L-BFGS-B iterations are this phase's steps."""
+    offset = first.steps
+
+    def shifted(step, value, lr):
+        progress(step + offset, value, lr)
+
+    rounds = fixed_draws.fit(compiled.log_joint, guide, guide.warm_start(source, first.theta),
+                             rng, shifted if progress is not None else None)
+    trace = rounds.trace
+    return AdviResult(guide, rounds.theta, first.names, np.concatenate([first.elbo, trace]),
+                      rounds.converged, INTERRUPTED if rounds.interrupted else rounds.reason,
+                      first.steps + trace.size, time.perf_counter() - start_time, first.lr,
+                      float(trace[-1]) if trace.size else first.final_elbo)
 
 
 def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,

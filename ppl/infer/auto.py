@@ -4,15 +4,18 @@ Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond
 AUTO_FULLRANK_MAX_DIM dimensions) warm-started from it; then the flow, warm-started from that
 fit. Full rank is skipped, and the flow warm-started from the Gaussian full rank would start
 from, when that Gaussian's importance weights are far from uniform (SKIP_ESS,
-``fullrank_start``). Stops at the first fit that is reliable, or usable with care and
-importance-corrected (the corrected summary was as accurate as a richer family's on
-posteriordb, docs/trust.md, at a fraction of the time), except the flow after a skipped full
-rank whose importance weights carry little (ESS below RETRY_ESS). When full rank was skipped
-and the flow cannot be used, or is usable with care at such an ESS, a last rung fits a larger,
-longer flow (RETRY_*, :func:`retry`) from the flow's start, which replaces the flow when its
-ELBO is higher; the climb stops there. Returns the fit that stopped the climb or, when none
-could be used, the one with the highest ELBO (:func:`choose`). The families live in
-ppl/guides/, the fitting in advi.py, k̂ and the verdict in psis.py and verdict.py.
+``fullrank_start``); then, up to SCALED_MAX_DIM dimensions, the ``scaled`` family
+(ppl/guides/scaled.py) is fitted from mean field (on fixed draws, fixed_draws.py) before the
+flow, which is fitted only if scaled cannot be used. Stops at the first fit that is reliable,
+or usable with care and importance-corrected (the corrected summary was as accurate as a
+richer family's on posteriordb, docs/trust.md, at a fraction of the time), except the flow
+after a skipped full rank whose importance weights carry little (ESS below RETRY_ESS). When
+full rank was skipped and the flow cannot be used, or is usable with care at such an ESS, a
+last rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which
+replaces the flow when its ELBO is higher; the climb stops there. Returns the fit that stopped
+the climb or, when none could be used, the one with the highest ELBO (:func:`choose`). The
+families live in ppl/guides/, the fitting in advi.py (scaled's in fixed_draws.py), k̂ and the
+verdict in psis.py and verdict.py.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PplError
-from ..guides import FLOW_MAX_DIM, MEAN_FIELD, family
+from ..guides import FLOW_MAX_DIM, MEAN_FIELD, SCALED_MAX_DIM, family
 from . import advi
 from .precondition import estimate
 from .psis import psis
@@ -92,6 +95,8 @@ ELBO_TIE_NATS = 0.02
 def ladder(D: int) -> tuple[str, ...]:
     """The families auto tries for D unconstrained dimensions, least flexible first."""
     families = ["meanfield", "fullrank" if D <= AUTO_FULLRANK_MAX_DIM else "lowrank"]
+    if D <= SCALED_MAX_DIM:
+        families.append("scaled")   # fitted only where full rank was skipped (fit_auto)
     if D <= FLOW_MAX_DIM:
         families.append("flow")
     return tuple(families)
@@ -173,11 +178,13 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     ------
     PplError : from the mean-field fit (a failing richer family is recorded and skipped).
     """
-    tried, assessed, warm = [], [], None
+    tried, assessed, warm, mean_field = [], [], None, None
     families, stopped = ladder(compiled.dim), False
     for name in families:
         started = time.perf_counter()
         start = warm
+        if name == "scaled" and not any(t.level == SKIPPED for t in tried):
+            continue
         if name == "fullrank" and "flow" in families and warm is not None:
             start = fullrank_start(compiled, options, rng, warm)
             # PSIS of the first draws alone: the probe needs no more (posterior.Fit.psis)
@@ -185,11 +192,12 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             if probe is not None and probe.ess < SKIP_ESS * probe.log_weights.size:
                 tried.append(Tried(name, probe.khat, SKIPPED, time.perf_counter() - started,
                                    probe.ess / probe.log_weights.size))
-                warm = start
+                mean_field, warm = warm, start
                 continue
         try:
+            # scaled starts from mean field: its layer orders the model's own coordinates
             result = advi.fit(compiled, dataclasses.replace(options, guide=name), rng,
-                              progress, warm)
+                              progress, mean_field if name == "scaled" else warm)
         except PplError:
             if warm is None:
                 raise          # mean field failed: there is no fit to report
@@ -205,7 +213,8 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
         if _usable(fit) or result.reason == advi.INTERRUPTED:
             stopped = True
             break
-        warm = result
+        if name != "scaled":   # the flow starts from the Gaussian, as without this rung
+            warm = result
     if _last_rung(tried, assessed, stopped):
         retry(compiled, options, rng, assess, progress, start, tried, assessed)
     index, best = assessed[-1]

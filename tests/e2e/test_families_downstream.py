@@ -15,7 +15,7 @@ from ppl.savedfit import restore_fit, save_fit
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "eight_schools.ppl"
-SPECS = ["fullrank", "lowrank:2", "flow:2"]
+SPECS = ["fullrank", "lowrank:2", "flow:2", "scaled"]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_family_saved_and_restored_gives_the_same_draws(fits, spec, tmp_path):
         np.testing.assert_array_equal(restored.draws()[name], values)
 
 
-@pytest.mark.parametrize("spec", ["fullrank", "flow:1"])
+@pytest.mark.parametrize("spec", ["fullrank", "flow:1", "scaled"])
 def test_family_same_seed_same_result(spec):
     model = ppl.load(MODEL)
     a, b = (model.fit(guide=spec, seed=5, iter=120) for _ in range(2))

@@ -387,3 +387,25 @@ def test_flow_chained_elbo_of_a_singular_frame_is_nan_as_traced():
     theta[3:12] = 0.0
     value, gradient = elbo_and_grad(_bumpy, theta, rng.standard_normal((4, 3)), flow)
     assert np.isnan(value) and np.all(np.isnan(gradient))
+
+
+# ----- the scaled family's ELBO with only the log joint traced (Scaled.draw_with_pullback) -----
+
+@pytest.mark.parametrize("D", [1, 2, 5, 10])
+def test_scaled_chained_elbo_is_the_traced_elbo(D):
+    # the hand-written pullback of the scaled layer (its scale, shift, centre and affine part,
+    # every parameter away from the identity layer) against autograd through Scaled.draw and
+    # entropy: equal to rounding (the sums are in another order), the masked entries zero
+    from autograd import value_and_grad
+
+    from ppl.guides import Scaled
+    rng = np.random.default_rng(D)
+    guide = Scaled(D)
+    theta = guide.init(D, 1.0) + rng.normal(0.0, 0.3, guide.init(D, 1.0).shape)
+    for S in (1, 5, 60):
+        eps = rng.standard_normal((S, D))
+        value, gradient = elbo_and_grad(_read_once, theta, eps, guide)
+        want_value, want_gradient = value_and_grad(elbo, 1)(_read_once, theta, eps, guide)
+        assert value == pytest.approx(float(want_value), rel=1e-13, abs=1e-13)
+        np.testing.assert_allclose(gradient, want_gradient, rtol=1e-11, atol=1e-12)
+        assert np.all(gradient[want_gradient == 0] == 0)

@@ -69,7 +69,7 @@ import autograd.numpy as anp  # noqa: E402
 from autograd import grad, jacobian  # noqa: E402
 
 from ppl.errors import PplError  # noqa: E402
-from ppl.guides import Flow, FullRank, LowRank, family  # noqa: E402
+from ppl.guides import Flow, FullRank, LowRank, Scaled, family  # noqa: E402
 
 D3 = 3
 
@@ -91,7 +91,7 @@ def gaussian_cov(guide, theta):
 
 GAUSSIANS = [FullRank(D3), LowRank(D3, 1), LowRank(D3, 2)]
 FAMILY_OBJECTS = [MEAN_FIELD, *GAUSSIANS, Flow(D3, 2), Flow(1, 2), Flow(2, 3),
-                  Flow(D3, 2, "realnvp")]
+                  Flow(D3, 2, "realnvp"), Scaled(1), Scaled(D3), Scaled(5)]
 
 
 def dim_of(guide):
@@ -445,7 +445,8 @@ def test_push_affine_is_the_law_of_the_affine_map(guide, rng):
                                - np.linalg.slogdet(W)[1], rtol=1e-9)
 
 
-@pytest.mark.parametrize("guide", [FullRank(D3), LowRank(D3, 2), Flow(D3, 2)], ids=str)
+@pytest.mark.parametrize("guide", [FullRank(D3), LowRank(D3, 2), Flow(D3, 2), Scaled(D3)],
+                         ids=str)
 def test_warm_start_from_mean_field_is_the_same_gaussian(guide, rng):
     theta_mf = np.concatenate([rng.standard_normal(D3), rng.standard_normal(D3)])
     theta = guide.warm_start(MEAN_FIELD, theta_mf)
@@ -458,7 +459,8 @@ def test_warm_start_from_mean_field_is_the_same_gaussian(guide, rng):
 
 @pytest.mark.parametrize("spec, expected", [
     ("meanfield", MEAN_FIELD), ("fullrank", FullRank(5)), ("lowrank", LowRank(5, 3)),
-    ("lowrank:2", LowRank(5, 2)), ("flow", Flow(5, 2)), ("flow:4", Flow(5, 4))])
+    ("lowrank:2", LowRank(5, 2)), ("flow", Flow(5, 2)), ("flow:4", Flow(5, 4)),
+    ("scaled", Scaled(5))])
 def test_family_parses_specs(spec, expected):
     assert family(spec, 5) == expected
 
@@ -467,7 +469,7 @@ def test_family_parses_specs(spec, expected):
     ("flw", "unknown guide 'flw'; did you mean 'flow'?"),
     ("lowrank:0", "the rank R in 'lowrank:0' must be a positive integer"),
     ("flow:x", "the number of layers K in 'flow:x' must be a positive integer"),
-    ("fullrank:2", "'fullrank' takes no ':N'"),
+    ("fullrank:2", "'fullrank' takes no ':N'"), ("scaled:2", "'scaled' takes no ':N'"),
     ("lowrank:9", "rank 9 is larger than the model's 5 unconstrained dimensions")])
 def test_family_refuses_bad_specs(spec, message):
     with pytest.raises(PplError, match="option guide: .*" + message.replace("?", r"\?")):
@@ -498,6 +500,95 @@ def test_draw_and_log_q_agree_with_draw_and_log_q_at_the_draws(guide, rng):
     zeta, log_q = guide.draw_and_log_q(theta, eps)
     np.testing.assert_array_equal(zeta, guide.draw(theta, eps))
     np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-9)
+
+
+# ----- the scaled family (ppl/guides/scaled.py) ------------------------------------------------
+
+SCALED = [Scaled(1), Scaled(2), Scaled(D3), Scaled(6)]
+
+
+def scaled_theta(guide, rng, scale=0.3):
+    """A point of the family with every part away from the identity layer."""
+    theta = guide.init(guide.D, 1.0)
+    return theta + scale * rng.standard_normal(theta.shape)
+
+
+@pytest.mark.parametrize("guide", SCALED, ids=str)
+def test_scaled_log_det_matches_autograd_jacobian(guide, rng):
+    theta, eps = scaled_theta(guide, rng), rng.standard_normal((4, guide.D))
+    _, log_det = guide.forward(theta, eps)
+    for i in range(4):
+        J = jacobian(lambda e: guide.draw(theta, e[None])[0])(eps[i])
+        assert abs(np.linalg.slogdet(J)[1] - log_det[i]) < 1e-10
+
+
+@pytest.mark.parametrize("guide", SCALED, ids=str)
+def test_scaled_inverse_undoes_forward(guide, rng):
+    theta, eps = scaled_theta(guide, rng), rng.standard_normal((6, guide.D))
+    zeta, log_det = guide.forward(theta, eps)
+    back, log_det_back = guide.inverse(theta, zeta)
+    np.testing.assert_allclose(back, eps, atol=1e-10)
+    np.testing.assert_allclose(log_det_back, log_det, atol=1e-10)
+
+
+def test_scaled_entropy_is_minus_the_mean_log_q(rng):
+    # the closed form (the Gaussian's, since E[s_i] = 0) against -mean(log q) over n draws;
+    # tolerance 4 Monte Carlo standard errors, sd(log q) / sqrt(n)
+    guide = Scaled(4)
+    theta = scaled_theta(guide, rng, 0.4)
+    n = 100_000
+    _, log_q = guide.sample_and_log_q(theta, rng, n)
+    assert abs(guide.entropy(theta) + log_q.mean()) < 4 * log_q.std() / np.sqrt(n)
+
+
+def test_scaled_density_integrates_to_one(rng):
+    # E_r[q(z) / r(z)] = 1 for a proposal r wider than q; tolerance 4 standard errors
+    guide = Scaled(2)
+    theta = scaled_theta(guide, rng, 0.4)
+    n = 200_000
+    proposal = scipy.stats.multivariate_normal(np.zeros(2), 25 * np.eye(2))
+    z = proposal.rvs(n, random_state=rng)
+    ratio = np.exp(guide.log_q(theta, z) - proposal.logpdf(z))
+    assert abs(ratio.mean() - 1) < 4 * ratio.std() / np.sqrt(n)
+
+
+def test_scaled_push_affine_is_exact_for_triangular_maps(rng):
+    guide = Scaled(D3)
+    theta = scaled_theta(guide, rng)
+    m0 = rng.standard_normal(D3)
+    for W in (np.tril(rng.standard_normal((D3, D3)), -1) + np.diag([0.5, 2.0, 1.5]),
+              np.array([0.5, 2.0, 1.5])):
+        pushed = guide.push_affine(theta, m0, W)
+        Wm = np.diag(W) if W.ndim == 1 else W
+        np.testing.assert_allclose(guide.sample(pushed, np.random.default_rng(1), 5),
+                                   m0 + guide.sample(theta, np.random.default_rng(1), 5) @ Wm.T)
+    with pytest.raises(ValueError):   # a dense map bends the layer's order
+        guide.push_affine(theta, m0, rng.standard_normal((D3, D3)) + 3 * np.eye(D3))
+
+
+def test_scaled_push_affine_of_a_dense_map_is_exact_while_gaussian(rng):
+    guide = Scaled(D3)
+    theta = guide.warm_start(MEAN_FIELD, rng.standard_normal(2 * D3))
+    m0, W = rng.standard_normal(D3), rng.standard_normal((D3, D3)) + 3 * np.eye(D3)
+    pushed = guide.push_affine(theta, m0, W)
+    zeta = rng.standard_normal((5, D3))
+    np.testing.assert_allclose(guide.log_q(pushed, zeta),
+                               guide.log_q(theta, (zeta - m0) @ np.linalg.inv(W).T)
+                               - np.linalg.slogdet(W)[1], rtol=1e-9)
+
+
+def test_scaled_warm_start_centres_the_layer_at_the_models_zero(rng):
+    # the layer's fixed point eps = m maps to zeta = 0 while the shift is zero
+    guide = Scaled(D3)
+    theta = guide.warm_start(MEAN_FIELD, rng.standard_normal(2 * D3))
+    _, _, m, _, _ = guide.split(theta)
+    np.testing.assert_allclose(guide.draw(theta, m[None]), 0.0, atol=1e-12)
+
+
+def test_scaled_too_large_is_refused():
+    with pytest.raises(PplError) as error:
+        family("scaled", 21)
+    assert "21" in str(error.value)
 
 
 # ----- the fused draw and entropy (one autograd primitive each) against the traced formulas ---

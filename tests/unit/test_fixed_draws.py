@@ -1,0 +1,74 @@
+"""The fit on fixed draws (ppl/infer/fixed_draws.py) of the scaled family, through advi.fit."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ppl.errors import PplError
+from ppl.guides import Scaled
+from ppl.infer import advi, fixed_draws
+from ppl.options import FitOptions
+
+from .test_auto import OPTIONS, Banana
+
+
+def _scaled(model, seed=0, progress=None):
+    return advi.fit(model, dataclasses.replace(OPTIONS, guide="scaled"),
+                    np.random.default_rng(seed), progress)
+
+
+def test_the_scaled_family_climbs_from_mean_field_on_fixed_draws():
+    # On the banana (y | x ~ N(x^2, 0.5^2)) the fixed-draw ELBO climbs above mean field's final
+    # one, and the layer's shift learns y's curve in x^2: E[y, x*x] near 1 in eps units
+    model = Banana()
+    mean_field = advi.fit(model, dataclasses.replace(OPTIONS, guide="meanfield"),
+                          np.random.default_rng(0))
+    fit = _scaled(model)
+    assert fit.guide == Scaled(2)
+    assert fit.steps == len(fit.elbo) > mean_field.steps   # its iterations count as steps
+    assert np.array_equal(fit.elbo[:mean_field.steps], mean_field.elbo)   # the same start
+    assert fit.final_elbo > mean_field.final_elbo + 0.1
+    *_, E = fit.guide.split(fit.theta)
+    assert abs(E[1, 0]) > 0.1
+    assert fit.converged and fit.reason == fixed_draws.CONVERGED
+    np.testing.assert_array_equal(_scaled(model).theta, fit.theta)   # same seed, same fit
+
+
+def test_ctrl_c_keeps_the_rounds_done(monkeypatch):
+    # Ctrl-C in the third round: the fit of the first two rounds, reported interrupted
+    with monkeypatch.context() as patch:
+        patch.setattr(fixed_draws, "ROUND_DRAWS", fixed_draws.ROUND_DRAWS[:2])
+        two_rounds = _scaled(Banana())
+
+    def progress(step, value, lr):
+        if step > two_rounds.steps:
+            raise KeyboardInterrupt
+    fit = _scaled(Banana(), progress=progress)
+    assert fit.reason == advi.INTERRUPTED and not fit.converged
+    np.testing.assert_array_equal(fit.theta, two_rounds.theta)
+    np.testing.assert_array_equal(fit.elbo, two_rounds.elbo)
+    assert fit.steps == two_rounds.steps and fit.final_elbo == fit.elbo[-1]
+
+
+def test_the_paired_gain_is_the_mean_difference_with_the_pairs_standard_error():
+    model, guide, rng = Banana(), Scaled(2), np.random.default_rng(3)
+    before = guide.init(2, 1.0)
+    after = before + 0.05 * rng.standard_normal(before.shape)
+    eps = rng.standard_normal((64, 2))
+    eps = np.concatenate([eps, -eps])
+
+    def elbo_draws(theta):
+        return model.log_joint(guide.draw(theta, eps)) + guide.entropy(theta)
+    difference = elbo_draws(after) - elbo_draws(before)
+    pairs = 0.5 * (difference[:64] + difference[64:])
+    gain, se = fixed_draws.paired_gain(model.log_joint, guide, before, after, eps)
+    assert gain == pytest.approx(difference.mean(), rel=1e-12)
+    assert se == pytest.approx(pairs.std(ddof=1) / 8, rel=1e-12)
+    with np.errstate(all="ignore"):
+        assert fixed_draws.paired_gain(lambda z: np.full(len(z), np.nan), guide, before, after,
+                                       eps) == (-np.inf, 0.0)
+
+
+def test_method_dadvi_refuses_the_scaled_family():
+    with pytest.raises(PplError, match="not scaled"):
+        FitOptions(method="dadvi", guide="scaled")
