@@ -217,7 +217,8 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         first = _fit_family(compiled, source, replace(options, window=window), rng, progress,
                             start_time)
     if getattr(guide, "fixed_draws", False) and first.reason != INTERRUPTED:
-        return _fit_fixed_draws(compiled, guide, source, first, rng, progress, start_time)
+        return _fit_fixed_draws(compiled, guide, guide.warm_start(source, first.theta), first,
+                                rng, progress, start_time)
     try:
         if first.reason == INTERRUPTED:
             raise KeyboardInterrupt
@@ -251,20 +252,31 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                       second.final_elbo + framed.log_det)
 
 
-def _fit_fixed_draws(compiled, guide, source, first, rng, progress,
-                     start_time) -> AdviResult:
-    """``guide`` fitted on fixed draws (fixed_draws.py) from the Gaussian of ``first``, a fit
-    of ``source``; its L-BFGS-B iterations are this phase's steps."""
+def refine(compiled, result: AdviResult, rng: np.random.Generator, rounds: tuple,
+           progress=None) -> AdviResult:
+    """More rounds (fixed_draws.py) of a fit on fixed draws, from where ``result`` ended; the
+    trace, steps and seconds go on from its."""
+    start_time = time.perf_counter() - result.seconds
+    with np.errstate(all="ignore"):
+        return _fit_fixed_draws(compiled, result.guide, result.theta, result, rng, progress,
+                                start_time, rounds)
+
+
+def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
+                     rounds: tuple | None = None) -> AdviResult:
+    """``guide`` fitted on fixed draws (fixed_draws.py) from ``theta``, after the fit
+    ``first`` (its warm start's source, or an earlier fit of ``guide``); its L-BFGS-B
+    iterations are this phase's steps. ``rounds``: fixed_draws.fit's."""
     offset = first.steps
 
     def shifted(step, value, lr):
         progress(step + offset, value, lr)
 
-    rounds = fixed_draws.fit(compiled.log_joint, guide, guide.warm_start(source, first.theta),
-                             rng, shifted if progress is not None else None)
-    trace = rounds.trace
-    return AdviResult(guide, rounds.theta, first.names, np.concatenate([first.elbo, trace]),
-                      rounds.converged, INTERRUPTED if rounds.interrupted else rounds.reason,
+    fitted = fixed_draws.fit(compiled.log_joint, guide, theta, rng,
+                             shifted if progress is not None else None, rounds)
+    trace = fitted.trace
+    return AdviResult(guide, fitted.theta, first.names, np.concatenate([first.elbo, trace]),
+                      fitted.converged, INTERRUPTED if fitted.interrupted else fitted.reason,
                       first.steps + trace.size, time.perf_counter() - start_time, first.lr,
                       float(trace[-1]) if trace.size else first.final_elbo)
 

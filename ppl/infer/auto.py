@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import PplError
 from ..guides import FLOW_MAX_DIM, MEAN_FIELD, SCALED_MAX_DIM, family
-from . import advi
+from . import advi, fixed_draws
 from .precondition import estimate
 from .psis import psis
 from .schedule import HESSIAN_DRAWS
@@ -207,6 +207,9 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
             break
         fit = assess(result)
+        if name == "scaled" and _low_ess(fit) and result.reason != advi.INTERRUPTED:
+            result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
+            fit = assess(result)
         tried.append(Tried(name, fit.khat, fit.verdict().level, time.perf_counter() - started))
         assessed.append((len(tried) - 1, fit))
         # Ctrl-C ends the climb: the user asked for the fit so far, not for richer families
@@ -236,6 +239,14 @@ def _last_rung(tried: list, assessed: list, stopped: bool) -> bool:
     if fit.result.reason == advi.INTERRUPTED or fit.verdict().level != CARE:
         return False
     return fit.psis.ess < RETRY_ESS * fit.psis.log_weights.size
+
+
+def _low_ess(fit) -> bool:
+    """Whether a fit cannot be used, or is usable with care on importance weights whose ESS is
+    below RETRY_ESS of their draws (the last rung's rule, :func:`_last_rung`)."""
+    if not _usable(fit):
+        return True
+    return fit.verdict().level == CARE and fit.psis.ess < RETRY_ESS * fit.psis.log_weights.size
 
 
 def _usable(fit) -> bool:

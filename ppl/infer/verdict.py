@@ -127,6 +127,9 @@ def _khat_text(khat: float) -> str:
 
 def _hint(guide: str, available: tuple, richest: bool) -> str:
     """'; try --guide X' naming the next (or the most flexible) family that exists."""
+    # scaled sits between full rank and the flow; it is not suggested itself (auto tries it
+    # where full rank is skipped)
+    guide = "fullrank" if guide == "scaled" else guide
     above = [g for g in LADDER[LADDER.index(guide) + 1:] if g in available] \
         if guide in LADDER else []
     if above:

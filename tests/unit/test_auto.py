@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ppl.guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM, SCALED_MAX_DIM
-from ppl.infer import advi, auto
+from ppl.infer import advi, auto, fixed_draws
 from ppl.infer.auto import (AUTO_FULLRANK_MAX_DIM, SKIP_ESS, SKIPPED, AutoReport, Tried,
                             fit_auto, ladder)
 from ppl.options import FitOptions
@@ -232,6 +232,32 @@ def test_a_reliable_flow_or_one_with_a_high_ess_ends_the_climb(monkeypatch):
     # RETRY_ESS 0: no ESS is below it (centered eight schools: ESS 47-74%, sds within 6%)
     report, calls = _cared("usable with care", 0.0, monkeypatch)
     assert report.tried[-1].family == "flow" and calls == []
+
+
+def _refined(retry_ess, monkeypatch):
+    """Auto on the banana with scaled judged usable with care (corrected): the families tried
+    and the rounds advi.refine was asked for."""
+    calls, refine = [], advi.refine
+    monkeypatch.setattr(auto, "RETRY_ESS", retry_ess)
+    monkeypatch.setattr(_Care, "LEVEL", {"meanfield": "unreliable", "scaled": "usable with care"})
+    monkeypatch.setattr(auto.advi, "refine",
+                        lambda *args: calls.append(args[3]) or refine(*args))
+
+    def assess(result):
+        return _Care(None, Banana(), result, OPTIONS, {})
+    return fit_auto(Banana(), OPTIONS, np.random.default_rng(0), assess)[1], calls
+
+
+def test_a_scaled_fit_on_a_low_ess_goes_on_for_more_rounds_and_ends_the_climb(monkeypatch):
+    # gp_pois_regr (fixed_draws.MORE_DRAWS): scaled fits usable with care at an ESS of 5-28%
+    # had sds up to 0.21 off; two more rounds of 512 draws met the targets.
+    # RETRY_ESS 1.0: every ESS is below it
+    report, calls = _refined(1.0, monkeypatch)
+    assert calls == [fixed_draws.MORE_DRAWS]
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank", "scaled"]
+    # RETRY_ESS 0: no ESS is below it (centered eight schools: 42-66%)
+    report, calls = _refined(0.0, monkeypatch)
+    assert calls == [] and report.tried[-1].family == "scaled"
 
 
 def _stub(name, elbo, khat):

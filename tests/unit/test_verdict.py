@@ -21,6 +21,14 @@ def test_reliable_line_reads_as_in_the_issue():
         "reliable (k̂ 0.21): means and sds are close to the posterior"
 
 
+def test_a_scaled_fit_is_pointed_to_the_flow_and_scaled_is_never_suggested():
+    # scaled sits between full rank and the flow in the hints; auto tries it itself
+    assert judge(1.4, T1000, 1000, guide="scaled", available=ALL).line.endswith(
+        "try --guide flow")
+    assert judge(0.62, T1000, 1000, guide="fullrank", available=ALL + ("scaled",)).line \
+        .endswith("try --guide flow")
+
+
 def test_care_suggests_the_next_family_and_unreliable_the_richest():
     assert judge(0.62, T1000, 1000, available=ALL).line == (
         "usable with care (k̂ 0.62): means are usable, sds and tails may be off; "
