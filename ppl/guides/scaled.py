@@ -42,6 +42,33 @@ MAX_DIM = 20
 S_MAX = 6.0          # |s| <= S_MAX (an odd tanh clamp): a diverging step cannot overflow exp(s)
 
 
+# OpenBLAS runs a matrix product of more than 2^18 multiply-adds on all its threads, and its
+# workers spin between calls: with 2 threads the layer's [S, D^2] products made gp_pois_regr's
+# fixed-draw fit 2x slower in wall time and 4x in CPU (S = 1024, D = 13; `ppl fit` 15-22x mean
+# field's CPU against 3-4x with one thread). Products in chunks of rows under SINGLE_THREADED
+# multiply-adds stay on one thread, as fast as the whole product there.
+SINGLE_THREADED = 2 ** 17
+
+
+def _rows(a: np.ndarray, columns: int) -> int:
+    return max(1, SINGLE_THREADED // max(1, a.shape[1] * columns))
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for a [S, K], b [K, N], in chunks of a's rows (SINGLE_THREADED)."""
+    step = _rows(a, b.shape[1])
+    return np.concatenate([a[i:i + step] @ b for i in range(0, len(a), step)])
+
+
+def _transposed_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a.T @ b for a [S, M], b [S, N], summed over chunks of their rows (SINGLE_THREADED)."""
+    step = _rows(b, a.shape[1])
+    out = a[:step].T @ b[:step]
+    for i in range(step, len(a), step):
+        out += a[i:i + step].T @ b[i:i + step]
+    return out
+
+
 @lru_cache(maxsize=None)
 def _pair_mask(D: int) -> np.ndarray:
     """[D, D * D]: 1 where E_ijk is used (k <= j < i), row i, column j * D + k."""
@@ -134,7 +161,7 @@ class Scaled(MonteCarloMoments):
         tanh = np.tanh((eps @ C.T) / S_MAX)
         scale = np.exp(S_MAX * tanh)
         pairs = (eps[:, :, None] * eps[:, None, :]).reshape(S, D * D)
-        inner = eps + pairs @ E.T - m
+        inner = eps + _product(pairs, E.T) - m
         y = m + inner * scale
         entropy = float(np.sum(np.log(np.diag(A)))) + 0.5 * D * (1.0 + _LOG_2PI)
 
@@ -144,7 +171,7 @@ class Scaled(MonteCarloMoments):
             g_M = np.tril(g_A, -1) + np.diag(np.diag(g_A) * np.diag(A) + 1.0)   # + entropy's
             g_inner = g_y * scale
             g_C = np.tril(((g_y * inner * scale) * (1.0 - tanh * tanh)).T @ eps, -1)
-            g_E = (g_inner.T @ pairs) * _pair_mask(D)
+            g_E = _transposed_product(g_inner, pairs) * _pair_mask(D)
             return np.concatenate([np.sum(g, axis=0), g_M.ravel(),
                                    np.sum(g_y, axis=0) - np.sum(g_inner, axis=0), g_C.ravel(),
                                    g_E.ravel()])
