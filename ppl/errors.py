@@ -424,8 +424,10 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
                     f"{', '.join(names)}: the model is not identified",
                     hint="give these parameters informative priors or remove the redundancy")
 def guide_too_large(family: str, D: int, limit: int) -> PplError:
+    # scaled's limit (20) is the flow's domain (300); the others' is low rank's
+    instead = "flow (or flow:K)" if family == "scaled" else "lowrank (or lowrank:R)"
     return PplError(f"option guide: '{family}' is limited to {limit} unconstrained dimensions and "
-                    f"this model has {D}", hint="use --guide lowrank (or lowrank:R) instead")
+                    f"this model has {D}", hint=f"use --guide {instead} instead")
 
 
 def bad_option(name: str, reason: str) -> PplError:

@@ -567,10 +567,10 @@ def test_scaled_warm_start_centres_the_layer_at_the_models_zero(rng):
     np.testing.assert_allclose(guide.draw(theta, m[None]), 0.0, atol=1e-12)
 
 
-def test_scaled_too_large_is_refused():
+def test_scaled_too_large_is_refused_with_the_flow_as_the_hint():
     with pytest.raises(PplError) as error:
         family("scaled", 21)
-    assert "21" in str(error.value)
+    assert "21" in str(error.value) and error.value.hint == "use --guide flow (or flow:K) instead"
 
 
 # ----- the fused draw and entropy (one autograd primitive each) against the traced formulas ---
