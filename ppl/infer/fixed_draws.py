@@ -21,7 +21,8 @@ an ESS below half their draws, goes on for the rounds of MORE_DRAWS (auto.py): o
 seeds 0-9, its fits had ESS 5-28% and sds up to 0.21 off; two more rounds of 512 met the
 targets on all ten and left the flow to three (three of 512: nine of ten, one flow left).
 The fit has converged when the ELBO on each next round's fresh draws, paired at both iterates,
-rose by less than FLAT_SE standard errors over the last FLAT_ROUNDS rounds measured: the gains
+rose by less than FLAT_SE standard errors over the last FLAT_ROUNDS rounds measured (over the
+one measured, in auto's two further rounds): the gains
 are significant for 3-6 rounds on eight schools and 5-9 on gp_pois_regr, then scatter about
 zero. NOT_FINITE stands for a non-finite value at a trial point, so the line search steps back
 (L-BFGS-B cannot back off from inf).
@@ -71,7 +72,7 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
     is called every PROGRESS_EVERY iterations.
     """
     import scipy.optimize   # here, not at the top: 0.1-0.35 s of CPU other fits never pay
-    units, trace, flat, previous, done = guide.units(theta), [], 0, None, 0
+    units, trace, flat, measured, previous, done = guide.units(theta), [], 0, 0, None, 0
 
     def objective(v, start, eps):
         with np.errstate(all="ignore"):   # a far trial point may overflow
@@ -91,7 +92,7 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
             eps = np.concatenate([eps, -eps])
             if previous is not None:   # the last round's gain, on draws it has not seen
                 gain, se = paired_gain(log_joint, guide, previous, theta, eps)
-                flat = flat + 1 if gain < FLAT_SE * se else 0
+                flat, measured = flat + 1 if gain < FLAT_SE * se else 0, measured + 1
             previous = theta
             found = scipy.optimize.minimize(objective, np.zeros_like(theta), args=(theta, eps),
                                             jac=True, method="L-BFGS-B", callback=record,
@@ -99,7 +100,9 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
             theta, done = theta + units * found.x, len(trace)
     except KeyboardInterrupt:
         return Rounds(theta, np.asarray(trace[:done], dtype=float), False, True)
-    return Rounds(theta, np.asarray(trace, dtype=float), flat >= FLAT_ROUNDS, False)
+    # fewer gains than FLAT_ROUNDS (auto's two further rounds measure one): all of them flat
+    converged = measured > 0 and flat >= min(FLAT_ROUNDS, measured)
+    return Rounds(theta, np.asarray(trace, dtype=float), converged, False)
 
 
 def paired_gain(log_joint, guide, before, after, eps) -> tuple[float, float]:

@@ -72,3 +72,14 @@ def test_the_paired_gain_is_the_mean_difference_with_the_pairs_standard_error():
 def test_method_dadvi_refuses_the_scaled_family():
     with pytest.raises(PplError, match="not scaled"):
         FitOptions(method="dadvi", guide="scaled")
+
+
+def test_further_rounds_converge_on_the_gains_they_measure():
+    # auto's two further rounds (MORE_DRAWS) measure one gain, the first round's on the second's
+    # draws: on the banana, converged by then, that one flat gain is convergence
+    fit = _scaled(Banana())
+    more = advi.refine(Banana(), fit, np.random.default_rng(7), fixed_draws.MORE_DRAWS)
+    assert more.converged and more.reason == fixed_draws.CONVERGED
+    assert more.steps > fit.steps and np.array_equal(more.elbo[:fit.steps], fit.elbo)
+    one_round = advi.refine(Banana(), fit, np.random.default_rng(7), (512,))
+    assert not one_round.converged   # no gain measured: not known to have converged
