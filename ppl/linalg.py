@@ -84,17 +84,28 @@ def cholesky_symmetric(a):
     return _cholesky_value(sym)
 
 
+# From this many matrices on, inverse_lower substitutes row by row across the whole batch
+# instead of calling trtri once per matrix: at K = 11, 2.1x faster at 256 matrices and 2.4x at
+# 1024 (the scaled family's fixed-draw rounds on gp_pois_regr), level at 60 (the flow's draws),
+# 3.6x slower at 5 (mean field's).
+BATCHED_INVERSE = 128
+
+
 @primitive
 def inverse_lower(L):
     """``L^{-1}`` [..., K, K] of each lower-triangular L (its lower triangle is read); NaN for
     a singular one. One LAPACK ``trtri`` per matrix (scipy, imported on first use): a third of
-    the work of an LU inverse, and numpy has no batched triangular routine."""
+    the work of an LU inverse, and numpy has no batched triangular routine; from
+    BATCHED_INVERSE matrices on, forward substitution across the batch instead."""
+    out = np.tril(np.asarray(L, dtype=float))
+    flat = out.reshape((-1,) + out.shape[-2:])
+    if len(flat) >= BATCHED_INVERSE:
+        _substitute_inverse(flat)
+        return out
     from scipy.linalg import lapack
     # a C-ordered copy with zeros above the diagonal; each matrix's transpose is the
     # Fortran-ordered upper factor that trtri inverts in place (no copy per call), and
     # (L^T)^{-1} = (L^{-1})^T
-    out = np.tril(np.asarray(L, dtype=float))
-    flat = out.reshape((-1,) + out.shape[-2:])
     for m in flat:
         inv, info = lapack.dtrtri(m.T, lower=0, overwrite_c=1)
         if info != 0:
@@ -102,6 +113,22 @@ def inverse_lower(L):
         elif not np.may_share_memory(inv, m):
             m[...] = inv.T
     return out
+
+
+def _substitute_inverse(flat: np.ndarray) -> None:
+    """Each lower-triangular matrix of ``flat`` [n, K, K] replaced by its inverse: row k of
+    L^{-1} is -(L[k, :k] @ L^{-1}[:k, :k]) / L[k, k], then 1 / L[k, k] on the diagonal, for the
+    whole batch at once. A matrix with a zero on its diagonal (or an overflow) becomes NaN, as
+    trtri's are."""
+    L = flat.copy()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inv_diag = 1.0 / np.diagonal(L, axis1=-2, axis2=-1)
+        flat[:, 0, 0] = inv_diag[:, 0]
+        for k in range(1, flat.shape[-1]):
+            flat[:, k, :k] = np.matmul(L[:, k, None, :k], flat[:, :k, :k])[:, 0, :] * \
+                -inv_diag[:, k, None]
+            flat[:, k, k] = inv_diag[:, k]
+    flat[~np.all(np.isfinite(flat), axis=(-2, -1))] = np.nan
 
 
 # Y = L^{-1}: dY = -Y dL Y, and only L's lower triangle is read

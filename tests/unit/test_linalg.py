@@ -38,8 +38,10 @@ def test_solve_lower_matches_a_dense_solve_and_its_gradients():
     check_grads(solve_lower, modes=["rev"], order=1)(L, b)
 
 
-@pytest.mark.parametrize("shape", [(4, 4), (5, 4, 4), (2, 3, 4, 4)])
+@pytest.mark.parametrize("shape", [(4, 4), (5, 4, 4), (2, 3, 4, 4),
+                                   (linalg.BATCHED_INVERSE, 4, 4), (2, 80, 4, 4)])
 def test_inverse_lower_values_and_gradients(shape):
+    # (the last two by forward substitution across the batch, the others by trtri)
     rng = np.random.default_rng(1)
     L = np.linalg.cholesky(_spd(rng, *shape))
     np.testing.assert_allclose(linalg.inverse_lower(L), np.linalg.inv(L), rtol=1e-12,
@@ -48,12 +50,14 @@ def test_inverse_lower_values_and_gradients(shape):
     check_grads(lambda m: linalg.inverse_lower(anp.tril(m)), modes=["rev"], order=2)(L)
 
 
-def test_inverse_lower_is_nan_for_a_singular_matrix_only():
-    L = np.tril(np.ones((3, 3, 3))) + np.eye(3)
+@pytest.mark.parametrize("n", [3, linalg.BATCHED_INVERSE])
+def test_inverse_lower_is_nan_for_a_singular_matrix_only(n):
+    L = np.tril(np.ones((n, 3, 3))) + np.eye(3)
     L[1, 2, 2] = 0.0
     out = linalg.inverse_lower(L)
     assert np.all(np.isnan(out[1][np.tri(3, dtype=bool)]))
-    np.testing.assert_allclose(out[[0, 2]], np.linalg.inv(L[[0, 2]]), rtol=1e-14)
+    others = np.arange(n) != 1
+    np.testing.assert_allclose(out[others], np.linalg.inv(L[others]), rtol=1e-14)
 
 
 @pytest.mark.parametrize("shape", [(4, 4), (5, 4, 4), (2, 3, 4, 4), (5, 11, 11)])
