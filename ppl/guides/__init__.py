@@ -6,8 +6,10 @@ Every family has the same protocol: ``init(D, init_scale)``, ``eps_dim(D)``, rep
 ``log_sd`` (for reports), ``jitter_scale`` (the convergence rule's units),
 ``frame``/``push_affine``/``warm_start`` (warm starts and whitened coordinates) and
 ``to_dict``/``from_dict`` (fit.json). Optional: ``draw_with_pullback`` (the ELBO's step with
-only the log joint traced, infer/elbo.py) and ``draw_and_log_q(theta, eps)`` (log q at the
-draws from their noise, without an inverse or a solve: posterior.py's importance weights).
+only the log joint traced, infer/elbo.py), ``draw_and_log_q(theta, eps)`` (log q at the
+draws from their noise, without an inverse or a solve: posterior.py's importance weights) and
+``fixed_draws = True`` with ``units(theta)`` (advi fits the family by L-BFGS-B on rounds of
+fixed draws, infer/fixed_draws.py, instead of its step loop: scaled.py).
 The engine (``ppl.infer``) never looks inside ``theta``.
 """
 from __future__ import annotations

@@ -287,7 +287,7 @@ class Flow(MonteCarloMoments):
         zeta, log_det = self.forward(np.asarray(theta, dtype=float), eps)
         return zeta, -0.5 * np.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
 
-    # ----- moments, warm starts, saving --------------------------------------------------------
+    # ----- units, warm starts, saving ----------------------------------------------------------
 
     def jitter_scale(self, theta) -> np.ndarray:
         """The affine part's marginal sd (row norm of A) for mu_i and row i of A, else 1."""
