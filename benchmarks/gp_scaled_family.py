@@ -64,6 +64,7 @@ import posteriordb_data as pdb  # noqa: E402
 
 import ppl  # noqa: E402
 from ppl.guides import MEAN_FIELD  # noqa: E402
+from ppl.guides.moments import MonteCarloMoments  # noqa: E402
 from ppl.infer import advi, auto  # noqa: E402
 from ppl.infer.elbo import elbo  # noqa: E402
 from ppl.infer.precondition import Frame  # noqa: E402
@@ -75,13 +76,12 @@ DEFAULT_VARIANTS = ("adam,start,zero,100,20,search", "lbfgsc,mf-plain,256,500",
 
 _LOG_2PI = float(np.log(2 * np.pi))
 S_MAX = 6.0          # |s| <= S_MAX (an odd tanh clamp): a diverging step cannot overflow exp(s)
-MOMENT_DRAWS = 4000  # draws of the Monte Carlo mean and sd reported (no closed form)
 POWERS = (2,)        # the shift's powers of each earlier eps (--powers)
 PAIRS = True         # the shift's products of two earlier eps (--no-pairs: none)
 
 
 @dataclass(frozen=True)
-class Scaled:
+class Scaled(MonteCarloMoments):   # mean and log_sd by Monte Carlo, as ppl's families
     """q = law of a + A y(eps) (module docstring). ``theta`` is a [D], M [D, D] (row-major;
     A = tril(M, -1) + diag(exp(diag M)), as FullRank's L), m [D], then [D, D] blocks whose
     strict lower triangles are C and one B per power, then E [D, D * D] (row i, column
@@ -154,18 +154,6 @@ class Scaled:
         eps = rng.standard_normal((n, self.D))
         zeta, log_det = self.forward(np.asarray(theta, dtype=float), eps)
         return zeta, -0.5 * np.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
-
-    def _moments(self, theta):
-        draws = self.sample(theta, np.random.default_rng(0), MOMENT_DRAWS)
-        return draws.mean(axis=0), draws.std(axis=0, ddof=1)
-
-    def mean(self, theta) -> np.ndarray:
-        """The mean of q [D], by Monte Carlo over MOMENT_DRAWS fixed draws."""
-        return self._moments(theta)[0]
-
-    def log_sd(self, theta) -> np.ndarray:
-        """The log marginal sds [D], by Monte Carlo over MOMENT_DRAWS fixed draws."""
-        return np.log(self._moments(theta)[1])
 
     def jitter_scale(self, theta) -> np.ndarray:
         """The affine part's marginal sd (row norm of A) for a_i and row i of A's
