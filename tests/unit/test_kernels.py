@@ -1,10 +1,13 @@
 """kernels.py: each fused log likelihood and its hand-written VJP against the traced path
-(``compile_model(..., fuse=False)``), at the value, the gradient and the Hessian."""
+(``compile_model(..., fuse=False)``), at the value, the gradient and the Hessian. Every Normal
+case runs twice: through the pass over the rows (FusedTerm) and through the Gram matrix
+(GramTerm, its row threshold lowered to these 40 rows)."""
 import autograd.numpy as anp
 import numpy as np
 import pytest
 from autograd import grad
 
+from ppl import kernels
 from ppl.compiler import compile_model
 from ppl.data import load_data
 from ppl.frontend.check import check
@@ -17,6 +20,7 @@ _HEAD = """data N: int
 data X: real[N, 3]
 data x: real[N]
 data g: int[N]
+data h: int[N]
 """
 # name -> (model text after the data, y kind); each predictor exercises one kind of term
 CASES = {
@@ -36,6 +40,16 @@ sample b ~ Normal(0, 1)
 sample sigma ~ Exponential(1)
 let _mu = -a[g] + X @ (b * X[0]) - b
 observe y ~ Normal(_mu, sigma)
+""", "real"),
+    # crossed groupings and an intercept: the design's columns are linearly dependent (the
+    # ones column is the sum of each grouping's indicators)
+    "normal_crossed_groups": ("""data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample a: real[4] ~ Normal(0, 1)
+sample c: real[3] ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 1)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + a[g] - c[h] + X @ beta, sigma)
 """, "real"),
     "normal_generic_term": ("""data y: real[N]
 sample alpha ~ Normal(0, 1)
@@ -62,10 +76,27 @@ def compile_case(name, fuse):
     y = {"real": rng.normal(0, 1, N), "binary": rng.integers(0, 2, N),
          "count": rng.poisson(2.0, N)}[kind]
     data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
-            "g": rng.integers(-J, J, N), "y": y}     # negative indices count from the end
+            "g": rng.integers(-J, J, N), "h": rng.integers(0, 3, N),
+            "y": y}     # negative indices count from the end
     program = parse(_HEAD + text, "model.ppl")
     values, dims = load_data(check(program), data)
     return compile_model(check(program, dims), values, fuse=fuse)
+
+
+GRAM = [name for name in CASES if "normal" in name and "generic" not in name]
+# (case, kernel) pairs: every case through its kernel, the Normal ones through the Gram form too
+PATHS = [(name, "FusedTerm") for name in CASES] + [(name, "GramTerm") for name in GRAM]
+
+
+@pytest.fixture
+def path(request, monkeypatch):
+    """Compiles a case so that it takes the kernel named: (compile(fuse), kernel's class name,
+    case name)."""
+    name, kind = request.param
+    if kind == "GramTerm":
+        monkeypatch.setattr(kernels, "GRAM_MIN_ROWS", 0)
+        monkeypatch.setattr(kernels, "GRAM_ROWS_PER_COLUMN", 1)
+    return (lambda fuse: compile_case(name, fuse)), kind, name
 
 
 def draws(compiled, S=5):
@@ -76,41 +107,46 @@ def _total(compiled):
     return lambda z: anp.sum(compiled.log_joint(z) * np.arange(1.0, z.shape[0] + 1.0))
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_kernel_is_used(name):
-    fused = compile_case(name, True)
-    assert [s.kernel is not None for s in fused._steps if hasattr(s, "kernel")] == [True]
+@pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
+def test_kernel_is_used(path):
+    compile_, kind, _ = path
+    fused = compile_(True)
+    assert [type(s.kernel).__name__ for s in fused._steps if getattr(s, "kernel", None)
+            is not None] == [kind]
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_fused_value_matches_traced(name):
-    fused, traced = compile_case(name, True), compile_case(name, False)
+@pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
+def test_fused_value_matches_traced(path):
+    compile_, _, name = path
+    fused, traced = compile_(True), compile_(False)
     z = draws(fused)
     np.testing.assert_allclose(fused.log_joint(z), traced.log_joint(z), rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_fused_gradient_matches_traced(name):
+@pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
+def test_fused_gradient_matches_traced(path):
     # weights 1..S per draw, so that a VJP mixing up draws cannot pass
-    fused, traced = compile_case(name, True), compile_case(name, False)
+    compile_, _, name = path
+    fused, traced = compile_(True), compile_(False)
     z = draws(fused)
     want = grad(_total(traced))(z)
     np.testing.assert_allclose(grad(_total(fused))(z), want, rtol=1e-10,
                                atol=1e-12 * np.abs(want).max())
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_fused_hessian_matches_traced(name):
+@pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
+def test_fused_hessian_matches_traced(path):
     # second order goes through the plain path (the whitening's Hessian-vector products)
-    fused, traced = compile_case(name, True), compile_case(name, False)
+    compile_, _, name = path
+    fused, traced = compile_(True), compile_(False)
     z = draws(fused, 2)
     np.testing.assert_allclose(expected_hessian(fused.log_joint, z),
                                expected_hessian(traced.log_joint, z), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
 @pytest.mark.parametrize("rule", ["central", "forward"])
-def test_difference_hessian_through_the_kernel_matches_the_traced_one(name, rule):
+def test_difference_hessian_through_the_kernel_matches_the_traced_one(path, rule):
     # The dense whitening's H by differences of the fused gradient (precondition.py) against
     # reverse-over-reverse on the traced path. In sd units (S H S, sds those of the curvature) a
     # column's error is, central (a chunk holds its 2 M draws), FD_STEP^2 / 6 times the
@@ -118,7 +154,8 @@ def test_difference_hessian_through_the_kernel_matches_the_traced_one(name, rule
     # O(1) for these likelihoods: below that multiple of |S H S| (measured: 1e-3 to 0.05 of the
     # bound, central, 0.01 to 0.09 forward, scaling as the step's power); to rounding where the
     # model is quadratic.
-    fused, traced = compile_case(name, True), compile_case(name, False)
+    compile_, _, name = path
+    fused, traced = compile_(True), compile_(False)
     z = draws(fused, 4)
     H = expected_hessian(traced.log_joint, z)
     sd = 1 / np.sqrt(np.abs(np.diag(H)))
@@ -149,7 +186,7 @@ observe y ~ Normal(mu, 1.0)
 """
     rng = np.random.default_rng(0)
     data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
-            "g": rng.integers(0, J, N), "y": rng.normal(0, 1, N)}
+            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "y": rng.normal(0, 1, N)}
     program = parse(text, "model.ppl")
     values, dims = load_data(check(program), data)
     compiled = compile_model(check(program, dims), values)
@@ -164,7 +201,7 @@ observe y ~ Normal(a * x, a)
 """
     rng = np.random.default_rng(0)
     data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
-            "g": rng.integers(0, J, N), "y": rng.normal(0, 1, N)}
+            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "y": rng.normal(0, 1, N)}
     program = parse(text, "model.ppl")
     values, dims = load_data(check(program), data)
     compiled = compile_model(check(program, dims), values)
@@ -173,3 +210,59 @@ observe y ~ Normal(a * x, a)
     assert value[0] == -np.inf and np.isfinite(value[1])
     g = grad(lambda z: anp.sum(compiled.log_joint(z)))(z)
     assert g[0, 0] == 0.5 and np.isfinite(g[1, 0])     # the prior's -a alone at a = -0.5
+
+
+def test_the_gram_form_keeps_the_digits_of_data_far_from_zero(monkeypatch):
+    # y near 1e6 with sd 1 and the 1e6 in the predictor: the Gram form works with y - 1e6
+    # (exact here, by Sterbenz's lemma) and sums squares only, so it matches the log likelihood
+    # computed from y - 1e6 to 1e-13; the pass over the rows forms eta near 1e6 and loses
+    # about 1e-16 * 1e6 per residual (measured: 8e-12 relative; the Gram form 7e-16)
+    monkeypatch.setattr(kernels, "GRAM_MIN_ROWS", 0)
+    text = _HEAD + """data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 1)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(1e6 + alpha + X @ beta, sigma)
+"""
+    rng = np.random.default_rng(0)
+    X, noise = rng.normal(0, 1, (N, K)), rng.normal(0, 1, N)
+    data = {"N": N, "X": X, "x": rng.normal(0, 1, N), "g": rng.integers(0, J, N),
+            "h": rng.integers(0, 3, N), "y": 1e6 + noise}
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    compiled = compile_model(check(program, dims), values)
+    assert [type(s.kernel).__name__ for s in compiled._steps
+            if getattr(s, "kernel", None) is not None] == ["GramTerm"]
+    z = draws(compiled)
+    alpha, beta, sigma = z[:, 0], z[:, 1:4], np.exp(z[:, 4])    # sigma's log transform
+    r = (data["y"] - 1e6) - alpha[:, None] - beta @ X.T
+    likelihood = -0.5 * np.sum(r * r, axis=1) / sigma ** 2 - N * np.log(sigma) - \
+        N * 0.5 * np.log(2 * np.pi)
+    prior = (-0.5 * alpha ** 2 - 0.5 * np.sum(beta ** 2, axis=1) - 4 * 0.5 * np.log(2 * np.pi)
+             + np.log(2) - 0.5 * sigma ** 2 - 0.5 * np.log(2 * np.pi) + z[:, 4])
+    np.testing.assert_allclose(compiled.log_joint(z), likelihood + prior, rtol=1e-13)
+
+
+@pytest.mark.parametrize("rows, predictors, kind", [
+    (kernels.GRAM_MIN_ROWS, 3, "GramTerm"),
+    (kernels.GRAM_MIN_ROWS - 1, 3, "FusedTerm"),            # few rows: the pass is cheap
+    (kernels.GRAM_MIN_ROWS, kernels.GRAM_MIN_ROWS // kernels.GRAM_ROWS_PER_COLUMN, "FusedTerm"),
+])
+def test_the_gram_form_is_taken_on_many_rows_and_few_columns(rows, predictors, kind):
+    # the default thresholds: an intercept and `predictors` columns
+    text = """data N: int
+data K: int
+data X: real[N, K]
+data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample beta: real[K] ~ Normal(0, 1)
+observe y ~ Normal(alpha + X @ beta, 1.0)
+"""
+    rng = np.random.default_rng(0)
+    data = {"N": rows, "K": predictors, "X": rng.normal(0, 1, (rows, predictors)),
+            "y": rng.normal(0, 1, rows)}
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    compiled = compile_model(check(program, dims), values)
+    assert [type(s.kernel).__name__ for s in compiled._steps
+            if getattr(s, "kernel", None) is not None] == [kind]
