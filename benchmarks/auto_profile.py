@@ -1,6 +1,6 @@
 """Where ``--guide auto``'s CPU goes: per rung of the climb, its own steps and CPU seconds, and
-the CPU of the step-size searches and of the whitenings inside it (docs/trust.md, "Eighth
-attempt").
+the CPU of the step-size searches and of the whitenings inside it (docs/history/trust-log.md,
+"Eighth attempt").
 
 Each model is fitted twice in one process, mean field alone and auto, seed as given, default
 options, the summary included (as ``benchmarks/trust.py --auto`` times them). The rungs are

@@ -4,8 +4,9 @@ ppl's flow is zeta = mu + A g(eps): the layers act on the noise, before the dens
 ``AfterFlow`` is zeta = c + C g(mu + A eps): the layers act on a Gaussian's draws, and
 :meth:`AfterFlow.model_start` places them so that, once the fit's frame is undone, they see the
 model's own coordinates, each standardized ((zeta - m0) / sd). Measured on gp_pois_regr by
-benchmarks/gp_flow_diagnosis.py (docs/trust.md, "gp_pois_regr under auto", fifth attempt);
-tested in tests/unit/test_guides.py (log-determinant, inverse, path gradient, same start q).
+benchmarks/gp_flow_diagnosis.py (docs/history/trust-log.md, "gp_pois_regr under auto", fifth
+attempt); tested in tests/unit/test_guides.py (log-determinant, inverse, path gradient, same start
+q).
 
 theta is the flow's (mu [D], A [D, D], the layers) followed by c [D] and C [D, D].
 """

@@ -1,5 +1,5 @@
 """Why the flow misses gp_pois_regr: the flow's phase fitted with other settings, from the same
-warm start, and scored against the posteriordb reference (docs/trust.md).
+warm start, and scored against the posteriordb reference (docs/history/trust-log.md).
 
 For each seed: the mean-field fit and the Gaussian ``--guide auto``'s flow starts from (full rank
 is skipped on this posterior: ppl.infer.auto.fullrank_start), made as auto makes them, then one

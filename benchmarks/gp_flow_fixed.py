@@ -1,5 +1,5 @@
 """gp_pois_regr's flow fitted on a FIXED-DRAW objective with L-BFGS (DADVI-style) from
-``--guide auto``'s flow start, scored against the posteriordb reference (docs/trust.md,
+``--guide auto``'s flow start, scored against the posteriordb reference (docs/history/trust-log.md,
 "gp_pois_regr under auto", fourth attempt; not used by ppl: it did not meet the target).
 
 Giordano, Ingram and Broderick (2024, JMLR 25(18)) fix M standard-normal draws once and

@@ -1,8 +1,8 @@
 """A Gaussian bent by one autoregressive layer (``Scaled`` below) as a rung of ``--guide auto``
 after a skipped full rank, on gp_pois_regr and centered eight schools, scored against the
-posteriordb reference (docs/trust.md, "gp_pois_regr under auto", sixth attempt). This probe
-keeps its own copy of the family for its variants (``--powers``, ``--no-pairs``); the family as
-auto fits it is ppl/guides/scaled.py (since the "Twelfth attempt").
+posteriordb reference (docs/history/trust-log.md, "gp_pois_regr under auto", sixth attempt). This
+probe keeps its own copy of the family for its variants (``--powers``, ``--no-pairs``); the family
+as auto fits it is ppl/guides/scaled.py (since the "Twelfth attempt").
 
 The family: zeta = a + A y, A lower-triangular (positive diagonal), eps ~ N(0, I), and
 

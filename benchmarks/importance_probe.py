@@ -1,5 +1,5 @@
 """Can importance sampling from a heavy-tailed proposal replace the flow where auto skips full
-rank? A probe of issue 11's gp_pois_regr (docs/trust.md, "Third attempt").
+rank? A probe of issue 11's gp_pois_regr (docs/history/trust-log.md, "Third attempt").
 
 For each posterior and seed: the mean-field fit and the Gaussian N(m, W W^T) full rank would
 start from (``ppl.infer.auto.fullrank_start``), made exactly as ``--guide auto`` makes them

@@ -37,14 +37,15 @@ BATCH_CHUNK_ROWS = 2 ** 16
 # near k̂ 0.5 have heavy tails, whose ESS overstates the precision: at 2000, two fits of 160
 # under auto on posteriordb missed issue 11's targets (0.1 sd, 15%) by the correction's
 # Monte Carlo error alone, and 4000 met them with every family unchanged ("The summary's ESS
-# doubled", docs/trust.md). Stan and ArviZ ask for an ESS of 400 (Vehtari et al. 2021):
+# doubled", docs/history/trust-log.md). Stan and ArviZ ask for an ESS of 400 (Vehtari et al. 2021):
 # enough to estimate the error, at 0.05 sd; not enough to make it small. Unweighted, the PSIS
 # draws (4000, iid) reach it; weighted, the guide is drawn again, up to PSIS_GROWTH times as
 # many (k̂ and the verdict stay those of the first draws: near the threshold more draws move
 # k̂ across it, which turned the correction off on a posteriordb posterior, docs/trust.md).
 # PSIS_GROWTH 8, not 4: gp_pois_regr's scaled fits correct from weights with an ESS of 15-25%
 # of their draws; seed 0's summary was 0.108 sd off from 16,000 draws, 0.094 from 22,000 and
-# 0.017 from 64,000 (docs/trust.md, "Twelfth attempt"): the number of draws, not the weights.
+# 0.017 from 64,000 (docs/history/trust-log.md, "Twelfth attempt"): the number of draws, not the
+# weights.
 SUMMARY_ESS = 4000
 PSIS_GROWTH = 8
 

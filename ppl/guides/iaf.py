@@ -15,8 +15,8 @@ S_MAX = 3.0          # |s| <= S_MAX (a tanh clamp): one layer scales by at most 
                      # diverging step cannot overflow the draws through exp(s)
 # The path cotangent solves by sweeps (_solve_by_sweeps) at D <= SWEEP_MAX_D, D >= WHOLE_MAX_D
 # or S >= SWEEP_DRAWS_PER_DIM times D draws, else with the whole Jacobian (_solve_whole): the
-# cheaper one as measured at trained flows, D = 3-122 (docs/performance.md, "The flow's step
-# without tracing the guide", "The path cotangent's sweeps stop at their fixed point"). The
+# cheaper one as measured at trained flows, D = 3-122 (docs/history/performance-log.md, "The flow's
+# step without tracing the guide", "The path cotangent's sweeps stop at their fixed point"). The
 # whole Jacobian's products grow as S D^3, the sweeps as S D^2 times the 10-16 sweeps a
 # trained flow's layer takes to its fixed point.
 SWEEP_MAX_D = 5
@@ -136,7 +136,8 @@ def _path_cotangent(params, saved, rhs, A, D):
         g_a = (np.concatenate([g_u, gy], axis=1) @ W2.T) * (1.0 - h * h)
         gy = gy * e + g_a @ W1.T
     # J^T u S = rhs + gy with J^T = J_1^T ... J_K^T A^T. Which solve is cheaper depends on
-    # S and D (benchmarks in docs/performance.md, "The flow's step without tracing the guide")
+    # S and D (benchmarks in docs/history/performance-log.md, "The flow's step without tracing the
+    # guide")
     if D <= SWEEP_MAX_D or D >= WHOLE_MAX_D or rhs.shape[0] >= SWEEP_DRAWS_PER_DIM * D:
         return _solve_by_sweeps(params, saved, rhs + gy, A, D) / rhs.shape[0]
     return _solve_whole(params, saved, rhs + gy, A, D) / rhs.shape[0]
@@ -149,8 +150,8 @@ def _solve_by_sweeps(params, saved, w, A, D):
     _iaf_backprop), is exact after D - 1 sweeps of a few [S, H] operations. The sweeps stop
     earlier at a sweep that changes no bit of v: the next would compute the same numbers
     again, so the result is the D - 1 sweeps' bit for bit. A trained flow's chains through the
-    layer decay fast: 15-16 sweeps a layer at D = 122, 12-13 at D = 26-46 (docs/performance.md,
-    "The path cotangent's sweeps stop at their fixed point")."""
+    layer decay fast: 15-16 sweeps a layer at D = 122, 12-13 at D = 26-46
+    (docs/history/performance-log.md, "The path cotangent's sweeps stop at their fixed point")."""
     for (W1, _, W2, _, _, _), (x, h, s, e) in zip(params, saved):
         scale, dh = x * e * (1.0 - (s / S_MAX) ** 2), 1.0 - h * h
         W1_T, W2_T, g_out = W1.T, W2.T, np.empty((w.shape[0], 2 * D))

@@ -11,10 +11,10 @@ A funnel (theta ~ N(mu, tau): the spread of theta as tau) and a non-centred ridg
 earlier ones (s, about the centre m); on a non-centred GP the conditional mean and covariance
 of f_tilde also move with the length scale, to second order a shift quadratic in the earlier
 noise (t: bilinear terms rotate the conditional covariance; without them gp_pois_regr's rho
-and alpha sds stayed 35% short, docs/trust.md). It is one layer of an inverse autoregressive
-flow (Kingma et al. 2016, "Improved Variational Inference with Inverse Autoregressive Flow",
-NeurIPS) whose networks are a linear and a quadratic form, so it has D^2 + D + D^2 (D + 1) / 2
-parameters beyond full rank's instead of networks (flow.py), and is fitted on fixed draws
+and alpha sds stayed 35% short, docs/history/trust-log.md). It is one layer of an inverse
+autoregressive flow (Kingma et al. 2016, "Improved Variational Inference with Inverse Autoregressive
+Flow", NeurIPS) whose networks are a linear and a quadratic form, so it has D^2 + D + D^2 (D + 1) /
+2 parameters beyond full rank's instead of networks (flow.py), and is fitted on fixed draws
 (ppl.infer.auto.fit_scaled).
 
 The log-determinant is sum(log diag A) + sum_i s_i, and s_i is odd in eps (a linear form in
@@ -37,7 +37,7 @@ _LOG_2PI = float(np.log(2 * np.pi))
 # family met issue 11's targets at D = 10 and 13 (centered eight schools, gp_pois_regr) and was
 # worse than mean field or unreliable at D = 26 and 27 (the seeds and poisson_gp examples: k̂
 # 0.95-1.15, an ELBO 44 nats below mean field's), so auto paid for it and went on to the flow
-# (docs/trust.md, "Twelfth attempt"). The flow is for larger D.
+# (docs/history/trust-log.md, "Twelfth attempt"). The flow is for larger D.
 MAX_DIM = 20
 S_MAX = 6.0          # |s| <= S_MAX (an odd tanh clamp): a diverging step cannot overflow exp(s)
 
@@ -235,7 +235,7 @@ class Scaled(MonteCarloMoments):
         """The source's Gaussian (its frame) with the identity layer, its centre m at the
         model's zero (a + A m = 0): m gets no gradient while C = 0, so its start is the
         pivot the scales first grow about, and zero is a non-centred ridge's (f_tilde as
-        1/alpha; gp_pois_regr, docs/trust.md)."""
+        1/alpha; gp_pois_regr, docs/history/trust-log.md)."""
         m0, W = source.frame(theta)
         start = self.push_affine(self.init(self.D, 1.0), m0, W)
         a, A, *_ = self.split(start)
@@ -246,7 +246,7 @@ class Scaled(MonteCarloMoments):
     def units(self, theta) -> np.ndarray:
         """Per-parameter units for an optimizer [len(theta)]: row i of C in 1 / (1 + |m_i|),
         since C_ij moves y_i by about |eps_i - m_i| eps_j; 1 elsewhere (measured against all
-        ones on gp_pois_regr, docs/trust.md)."""
+        ones on gp_pois_regr, docs/history/trust-log.md)."""
         D = self.D
         units = np.ones(len(theta))
         at = 2 * D + D * D

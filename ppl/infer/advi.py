@@ -43,7 +43,8 @@ FELL_STEPS = 10   # the first steps the final ELBO is compared with (fell)
 # steps stops there, FELL (_fallen). On the 217 fits of auto's climbs on every example and
 # posteriordb model, seeds 0-2, a window fell so only on the one that diverged (the BNN's
 # flow:4, seed 2: from its first window to its 11th and last) and, for one window before
-# recovering, on gp_pois_regr seed 1's two flows (docs/trust.md, "A diverged rung stops").
+# recovering, on gp_pois_regr seed 1's two flows (docs/history/trust-log.md, "A diverged rung
+# stops").
 FELL_WINDOWS = 3
 
 MAX_FAILURES = steps.MAX_FAILURES  # consecutive non-finite steps before 'diverged'
@@ -113,11 +114,11 @@ def fit(compiled, options, rng: np.random.Generator,
     change below ``tol``, allowing for Monte Carlo noise; z = 2, so on a flat trace a check
     passes about 95% of the time). A check also passes when the iterates bounce in place
     (schedule.bouncing: a jitter above 1 guide sd while no parameter's window mean moved more
-    than its own spread over the window): the step size is then too large to settle, whatever the ELBO does. After
-    ``PASSES`` consecutive passing checks the fit gets no further at this step size. Then the
-    step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are restarted
-    (Adam's second moment would otherwise remember the large early gradients for ~1000 steps
-    and stall), at least ``min_decays(tol)`` times (2 at
+    than its own spread over the window): the step size is then too large to settle, whatever the
+    ELBO does. After ``PASSES`` consecutive passing checks the fit gets no further at this step
+    size. Then the step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are
+    restarted (Adam's second moment would otherwise remember the large early gradients for ~1000
+    steps and stall), at least ``min_decays(tol)`` times (2 at
     the default tol) and until the iterates' jitter over the last window is at most
     ``jitter_tol(tol)`` (the largest sd of an iterate, mu_i in units of the guide's sigma_i,
     log sigma_i as is; 0.2 at the default tol). So a tighter tol gives smaller final steps,
@@ -333,9 +334,9 @@ def fell(trace, final: float) -> bool:
     step failed and the windowed rule, comparing windows of noise as large as their means, may
     have passed. Seen on the BNN's last rung under auto (models/bnn_regression.ppl, seed 2): a
     4-layer flow went from about -430 to steps of -4e10 to -3e14 and a final ELBO of -2.3e33,
-    reported converged (docs/trust.md). A fit that improves on its start ends above the worst
-    of its first steps; one that stays level too, unless all FELL_STEPS noisy values fall above
-    its final mean (for noise symmetric about it, a chance of 2^-10). Not the whole first
+    reported converged (docs/history/trust-log.md). A fit that improves on its start ends above the
+    worst of its first steps; one that stays level too, unless all FELL_STEPS noisy values fall
+    above its final mean (for noise symmetric about it, a chance of 2^-10). Not the whole first
     window: the BNN's flow had fallen within the first of its 200-step windows."""
     return len(trace) > 0 and not final >= np.min(trace[:FELL_STEPS])
 

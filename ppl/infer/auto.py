@@ -55,12 +55,12 @@ SKIP_ESS = 0.1
 # of RETRY_LAYERS layers with RETRY_WINDOW times the window and, unless the user gave one, the
 # base step size RETRY_LR (the search's larger steps diverged on gp_pois_regr), from the start
 # the flow had. Measured on gp_pois_regr, the one posteriordb posterior whose flow misses
-# (docs/trust.md, "gp_pois_regr under auto"). Where full rank was fitted and the flow did not
-# beat it (kidscore_momiq: full rank's k̂ 0.70, the flow's 0.96) the posterior is near Gaussian
-# and the retry is left out.
+# (docs/history/trust-log.md, "gp_pois_regr under auto"). Where full rank was fitted and the flow
+# did not beat it (kidscore_momiq: full rank's k̂ 0.70, the flow's 0.96) the posterior is near
+# Gaussian and the retry is left out.
 # RETRY_ESS: a flow usable with care whose weights have so low an ESS is corrected by weights
-# that carry the summary (docs/trust.md, "The last rung after a flow usable with care"): on
-# gp_pois_regr, flows kept at k̂ 0.64-0.70 had ESS 11-25% of 4000 draws, their sds 0.27-0.45
+# that carry the summary (docs/history/trust-log.md, "The last rung after a flow usable with care"):
+# on gp_pois_regr, flows kept at k̂ 0.64-0.70 had ESS 11-25% of 4000 draws, their sds 0.27-0.45
 # off and 0.12-0.23 off corrected; on centered eight schools, flows at k̂ 0.55-0.69 had
 # 47-74%, their sds within 0.09 (0.06 corrected). k̂ does not separate the two, and neither does
 # a k̂ cut. 0.5 lies between the two; on 8 sets of 4000 draws of each such flow the ESS was
@@ -84,10 +84,11 @@ AUTO_FULLRANK_MAX_DIM = 200
 # within ELBO_TIE_NATS, are equals, and among equals the smallest k̂, then the earlier family.
 # ELBO_TIE_NATS is the KL of one element's sd 15% off (issue 11's tolerance): 0.5 (r^2 - 1 -
 # log r^2) = 0.021 at r = 1.15; full rank's and the flow's differed by 0.002-0.005 nats on
-# kidscore_momiq, at standard errors of 0.001 (docs/trust.md). Not the smallest k̂ alone:
-# from 4000 draws it is too noisy to order fits that are all unusable (kidscore_momiq seed 1:
+# kidscore_momiq, at standard errors of 0.001 (docs/history/trust-log.md). Not the smallest k̂
+# alone: from 4000 draws it is too noisy to order fits that are all unusable (kidscore_momiq seed 1:
 # mean field 0.76, full rank 0.81, the flow 1.54 chose mean field, sds 85% off; full rank's k̂
-# is 0.38-0.54 on eight other draw sets and its ELBO 1.8 nats above mean field's, docs/trust.md).
+# is 0.38-0.54 on eight other draw sets and its ELBO 1.8 nats above mean field's,
+# docs/history/trust-log.md).
 ELBO_TIE = 2.0
 ELBO_TIE_NATS = 0.02
 
@@ -302,7 +303,7 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
     tried.append(Tried(spec, fit.khat, fit.verdict().level, time.perf_counter() - started))
     # Both flows maximize the same ELBO from the same start: the higher one is the closer q.
     # k̂ from 4000 draws is too noisy to choose between them (gp_pois_regr, seed 2: 0.85 and
-    # 0.85, the retry's errors a third of the flow's; docs/trust.md)
+    # 0.85, the retry's errors a third of the flow's; docs/history/trust-log.md)
     if assessed and assessed[-1][1].result.guide.name.startswith("flow") and \
             result.final_elbo > assessed[-1][1].result.final_elbo:
         assessed.pop()

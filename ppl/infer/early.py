@@ -5,7 +5,7 @@ summary (posterior.Fit.corrected). When k̂ < 0.5 and the weights' effective sam
 large fraction of the draws, that summary is accurate whether or not the ELBO has converged, so
 more steps buy nothing the user sees. This policy checks it at the end of a window: the log
 weights log p - log q at CHECK_DRAWS draws of the guide, PSIS on them, and a stop when
-k̂ < KHAT and ESS >= ESS_FRACTION * CHECK_DRAWS (docs/performance.md, "Fourth attempt").
+k̂ < KHAT and ESS >= ESS_FRACTION * CHECK_DRAWS (docs/history/performance-log.md, "Fourth attempt").
 
 The draws come from a stream of their own (a jump of the fit's bit generator), so
 the fit's random numbers are those of a fit without the checks, and a fit that never meets the
@@ -30,7 +30,7 @@ from .verdict import KHAT_GOOD
 # Draws of a check: twice the fit's own k̂'s (posterior.PSIS_DRAWS): k̂ from 4000 draws varies
 # from one set of draws to another by 0.2-0.3 near 0.5 (logistic_regression, one guide: 0.25
 # and 0.53), and a check that passed by luck stopped a full-rank fit whose own k̂ was then 0.76
-# (kidiq-kidscore_momiq under --guide auto; docs/performance.md).
+# (kidiq-kidscore_momiq under --guide auto; docs/history/performance-log.md).
 CHECK_DRAWS = 8000
 # The first SCREEN_DRAWS of them are weighted first, and the rest only when their ESS already
 # reaches ESS_FRACTION: a fit far from reliable weights (most checks of most models) then costs
@@ -104,7 +104,7 @@ class ReliableWeights:
         made its fit 2.2x slower), and not for a flow: on poisson_gp and gp_pois_regr its
         checks passed the screen at most windows and never stopped it (k̂ above 0.5), 8,000
         draws of the flow and of a Cholesky a draw each time: auto's CPU 21.6 -> 27.0 s and
-        11.3 -> 14.5 s (docs/performance.md, "Fourth attempt")."""
+        11.3 -> 14.5 s (docs/history/performance-log.md, "Fourth attempt")."""
         model = _model(compiled)
         if (options.correct != "psis" or options.tol < TOL_REFERENCE
                 or options.batch is not None or model is None
@@ -145,7 +145,7 @@ class ReliableWeights:
         k̂ from one set of draws can miss a heavy tail that another set shows: ar1 (seed 2) was
         stopped at 200 steps by a check with k̂ 0.41 on 8,000 draws and then reported k̂ 1.04
         from its own 4,000, unreliable; kidiq-kidscore_momiq's full rank 0.76
-        (docs/performance.md, "Fourth attempt")."""
+        (docs/history/performance-log.md, "Fourth attempt")."""
         if self.frame is not None:
             log_joint = self.frame.compiled.log_joint
             theta = guide.push_affine(theta, self.frame.m0, self.frame.W)

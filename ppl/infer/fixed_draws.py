@@ -6,14 +6,14 @@ climbs in tens of iterations where Adam takes thousands of noisy steps. A round 
 draws too (the estimate's optimum is not the ELBO's), so each round starts afresh on new
 ones, and the rounds' progress is judged on draws the round has not seen. Used for the
 ``scaled`` family (ppl/guides/scaled.py: its D^2 (D + 1) / 2 shift coefficients make Adam
-slow, docs/trust.md, "Sixth attempt"); the flow's networks overfit so few draws ("Fourth
+slow, docs/history/trust-log.md, "Sixth attempt"); the flow's networks overfit so few draws ("Fourth
 attempt"), so it keeps the step loop of advi.py.
 
 ROUND_DRAWS: one round per entry, each of at most ROUND_ITER L-BFGS-B iterations on that many
 fresh standard-normal draws and their mirror images (antithetic: the estimate's odd terms
 cancel). Measured on gp_pois_regr and centered eight schools, seeds 0-9 under ``--guide auto``
-(docs/trust.md, "Twelfth attempt"): these ten rounds of 50 iterations met issue 11's targets
-on 19 of the 20 fits; five rounds of 100 missed gp_pois_regr seed 1 (sd 0.25 off, k̂ 0.75),
+(docs/history/trust-log.md, "Twelfth attempt"): these ten rounds of 50 iterations met issue 11's
+targets on 19 of the 20 fits; five rounds of 100 missed gp_pois_regr seed 1 (sd 0.25 off, k̂ 0.75),
 ten of 30 two gp seeds of five, and stopping the rounds once the gain below had been flat
 twice (5-9 rounds) four fits of 20.
 Under ``--guide auto`` a scaled fit that cannot be used, or is usable with care on weights with

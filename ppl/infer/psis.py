@@ -109,7 +109,7 @@ def psis(log_weights) -> Psis:
         # bounded (q covers p, e.g. q = p exactly), the case k -> -inf; nothing to smooth.
         # Not when fewer than MIN_TAIL weights are within 708 nats of the largest (the cutoff
         # raised to log tiny): a few draws carry all the weight, the heaviest tail of all, and
-        # k̂ stays inf, as in ArviZ (a diverged flow's weights, docs/trust.md).
+        # k̂ stays inf, as in ArviZ (a diverged flow's weights, docs/history/trust-log.md).
         khat = float("-inf")
     elif tail_idx.size >= MIN_TAIL:
         tail_idx = tail_idx[np.argsort(x[tail_idx], kind="stable")]
@@ -135,7 +135,7 @@ def logsumexp(a) -> float:
     about 0.1-0.2 s of CPU, as much as a small model's whole summary (issue 15); equal to
     scipy's bit for bit (tests/unit/test_psis.py). Kept, not replaced by scipy's: a fit and
     summary of eight schools imports no scipy at all, and the import measured 0.19 s of CPU
-    (2026-11-30, after numpy and autograd; docs/performance.md, issue 15)."""
+    (2026-11-30, after numpy and autograd; docs/history/performance-log.md, issue 15)."""
     a = np.asarray(a, dtype=float)
     if a.size == 0:
         return float("-inf")

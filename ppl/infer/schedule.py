@@ -272,8 +272,8 @@ class Whitening:
         5,100 it converged at 9,100 steps, 0.019 off, like its other nine seeds. Refreshing
         earlier in every climb (whenever the ELBO rose by more than 10 nats a latent since the
         last whitening) shortened kilpisjarvi, sblrc and sblri by 1.3-1.7x but moved their
-        errors up by up to 0.034 sds (docs/performance.md): this rule leaves every fit that
-        decays within half the budget as it was. It fires once at the default cap (the next
+        errors up by up to 0.034 sds (docs/history/performance-log.md): this rule leaves every fit
+        that decays within half the budget as it was. It fires once at the default cap (the next
         would be after the cap)."""
         return (self.enabled and isinstance(windows, Windows) and windows.decays == 0
                 and step - windows.since >= RESCUE_FRACTION * iter_cap)

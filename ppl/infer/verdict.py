@@ -27,7 +27,8 @@ KHAT_BAD = 0.7
 # can fall under its threshold by chance while the weights say otherwise: mean field on
 # kidiq-kidscore_interaction (seed 9) had k̂ 0.65 and an ESS of 69 of 16,000 draws, and its
 # corrected sds were 91% off; over seeds 0-9 of posteriordb, such fits had ESS 60-231 and sds
-# 26-91% off, the accurate ones 988 or more (docs/trust.md, "A corrected summary needs an ESS").
+# 26-91% off, the accurate ones 988 or more (docs/history/trust-log.md, "A corrected summary needs
+# an ESS").
 MIN_SUMMARY_ESS = 400
 # Families from the least to the most flexible; a hint names the next one that exists.
 LADDER = ("meanfield", "lowrank", "fullrank", "flow")

@@ -61,8 +61,8 @@ def test_malformed_reference_is_a_clear_error(tmp_path, monkeypatch):
 def test_auto_meets_the_targets_on_gp_pois_regr():
     # Issue 11's targets under --guide auto, seed 0, with 16,000 draws. This posterior's
     # corrected summaries come from thin weights (an importance ESS of 8-25% of the draws,
-    # docs/trust.md, "Twelfth attempt"), whose Monte Carlo error at the default 4000 draws is
-    # near the target itself: the scaled fit of seed 0 was 0.108 sd off from 16,000 summary
+    # docs/history/trust-log.md, "Twelfth attempt"), whose Monte Carlo error at the default 4000
+    # draws is near the target itself: the scaled fit of seed 0 was 0.108 sd off from 16,000 summary
     # draws, 0.094 from 22,000 and 0.017 from 64,000. With 16,000 draws k̂ and the summary are
     # four times as precise (an ESS of about 12,700 here). On this stream the scaled family is
     # unreliable (k̂ 0.70, at the threshold) and the flows follow; flow:4 is chosen (k̂ 0.51,
@@ -86,8 +86,8 @@ def test_mean_field_on_kilpisjarvi_seed_9_converges_to_the_reference_means():
     # and stopped at the cap with means 1.97 sds off. The whitening's rescue
     # (schedule.Whitening.rescue_due) refreshes it at 5,100 steps and searches the step size
     # again (with the first search's 1.0 kept, it bounced to the cap 166 sds off on numpy
-    # 2.4.6, docs/performance.md: a knife edge whose rounding differs between numpy builds);
-    # it then converges as seeds
+    # 2.4.6, docs/history/performance-log.md: a knife edge whose rounding differs between numpy
+    # builds); it then converges as seeds
     # 0-8 do (max mean error 0.018-0.020 sds on those, `benchmarks/accuracy.py --seeds 10
     # --only kilpisjarvi_mod-kilpisjarvi --guide meanfield`). 0.1 sds is the easy posteriors'
     # bound above: 6 Monte Carlo errors of a 4000-draw mean (0.016 sds).
@@ -122,7 +122,7 @@ def test_a_heavy_tailed_corrected_summary_draws_for_an_effective_sample_size_of_
     # ESS 2,133) the corrected sd of mu was 15.02% off the reference, past issue 11's 15%;
     # drawn for posterior.SUMMARY_ESS = 4000 (9,401 draws, ESS 2,541: heavy tails grow the
     # ESS less than in proportion), 8.0%. With weights of finite variance an ESS of 4000 is a
-    # Monte Carlo error of 0.016 sd on a mean and 1.1% on an sd (docs/trust.md, "The
+    # Monte Carlo error of 0.016 sd on a mean and 1.1% on an sd (docs/history/trust-log.md, "The
     # summary's ESS doubled").
     name = "eight_schools-eight_schools_noncentered"
     fit = ppl.load(pdb.model_path(name)).fit(pdb.load_data(name), seed=5)

@@ -104,8 +104,8 @@ def test_auto_on_centered_eight_schools_meets_the_targets_with_default_options()
     # draws). Mean field and full rank cannot follow the funnel; auto skips full rank (the
     # Gaussian it would start from has an importance ESS of a few % of its draws) and fits the
     # scaled family (ppl/guides/scaled.py), whose layer is the funnel's shape: on this stream
-    # k̂ 0.24, reliable, with an importance ESS of about 2500 of 4000 (docs/trust.md, "Twelfth
-    # attempt"; seeds 0-9: scaled chosen on all, worst 0.075 sd on means, 7.4% on sds). The
+    # k̂ 0.24, reliable, with an importance ESS of about 2500 of 4000 (docs/history/trust-log.md,
+    # "Twelfth attempt"; seeds 0-9: scaled chosen on all, worst 0.075 sd on means, 7.4% on sds). The
     # corrected summary draws for an ESS of posterior.SUMMARY_ESS = 4000, a Monte Carlo error
     # of about 1 / sqrt(4000) = 0.016 sd on a mean and 1.1% on an sd; measured 0.066 and 4.0%,
     # two and ten such errors inside the issue's targets (0.1 sd, 15%).

@@ -334,8 +334,8 @@ def test_a_fit_that_has_fallen_for_three_windows_stops_there():
 
 
 def test_the_whitenings_rescue_searches_the_step_size_again(monkeypatch):
-    # kilpisjarvi seed 9 (docs/performance.md, "The whitening's rescue searches the step size
-    # again"): rescued at step 5,100 with the first search's step size, 1.0, it bounced in
+    # kilpisjarvi seed 9 (docs/history/performance-log.md, "The whitening's rescue searches the step
+    # size again"): rescued at step 5,100 with the first search's step size, 1.0, it bounced in
     # the new coordinates to the cap, 166 sds off; searched again, it converged. The rescue
     # restarts as the first whitening does: new coordinates, then a search in them.
     from ppl.infer import schedule

@@ -217,8 +217,8 @@ def _cared(level, retry_ess, monkeypatch):
 
 def test_a_flow_usable_with_care_after_a_skipped_full_rank_runs_the_last_rung_at_a_low_ess(
         monkeypatch):
-    # gp_pois_regr seeds 6, 8, 9 (docs/trust.md): flows kept at k̂ 0.64-0.67, corrected from
-    # weights with an ESS of 11-25%, were 0.19-0.23 sds off; the last rung's were within 15%.
+    # gp_pois_regr seeds 6, 8, 9 (docs/history/trust-log.md): flows kept at k̂ 0.64-0.67, corrected
+    # from weights with an ESS of 11-25%, were 0.19-0.23 sds off; the last rung's were within 15%.
     # RETRY_ESS 1.0: every ESS (at most the draws) is below it
     report, calls = _cared("usable with care", 1.0, monkeypatch)
     assert [t.family for t in report.tried] == ["meanfield", "fullrank", "scaled", "flow"]
@@ -280,7 +280,8 @@ def test_the_retry_replaces_the_flow_only_when_its_elbo_is_higher(monkeypatch):
 
 
 def test_a_diverged_last_rung_is_recorded_as_diverged_and_not_chosen(monkeypatch):
-    # advi.fell marked the fit (the BNN's flow:4, seed 2: final ELBO -2.3e33, docs/trust.md)
+    # advi.fell marked the fit (the BNN's flow:4, seed 2: final ELBO -2.3e33,
+    # docs/history/trust-log.md)
     from types import SimpleNamespace
     result = SimpleNamespace(guide=SimpleNamespace(name="flow:4"), final_elbo=-2.3e33,
                              reason=advi.FELL)

@@ -1,4 +1,5 @@
-"""Tests of ppl/infer/psis.py: k̂ and smoothed weights against ArviZ, known tail indices, bad input."""
+"""Tests of ppl/infer/psis.py: k̂ and smoothed weights against ArviZ, known tail indices, bad
+input."""
 import numpy as np
 import pytest
 from scipy import special, stats
@@ -129,8 +130,8 @@ def test_logsumexp_equals_scipys_bit_for_bit(case, rng):
 
 
 def _two_scale_log_weights(S, rng):
-    # As the flow's weights on kidiq-kidscore_momiq (docs/trust.md, "k̂ at 4000 draws against
-    # 16,000-32,000"): a spike of log weights 0.01 wide, and 2% of draws above it by an
+    # As the flow's weights on kidiq-kidscore_momiq (docs/history/trust-log.md, "k̂ at 4000 draws
+    # against 16,000-32,000"): a spike of log weights 0.01 wide, and 2% of draws above it by an
     # exponential of scale 0.1 nats, whose weights exp(E) have a Pareto tail of index k = 0.1.
     log_weights = 0.01 * rng.standard_normal(S)
     wide = rng.random(S) < 0.02
