@@ -38,10 +38,11 @@ class FitOptions:
     seed : seed of the one numpy Generator of the fit; same seed, same result.
     optimizer : 'adam' (default), 'sgd' (with momentum) or 'stan' (Stan's adaptive step-size
         sequence, Kucukelbir et al. 2017).
-    precondition : 'hessian' (default): from the first plateau on, the optimizer moves the guide's
+    precondition : 'hessian' (default): after the first window, the optimizer moves the guide's
         mean in coordinates whitened by the expected Hessian of the log density under the
-        guide (precondition.py), which makes correlated posteriors converge; 'none' keeps the
-        model's own coordinates. Only used up to 300 unconstrained dimensions.
+        guide (precondition.py; refreshed at every step-size decay; any number of dimensions,
+        above 30 from 20 Hessian-vector products), which makes correlated posteriors converge;
+        'none' keeps the model's own coordinates.
     stl : use the 'sticking the landing' gradient (Roeder et al. 2017).
     tol : convergence tolerance: the relative change of the windowed mean ELBO that counts
         as a plateau; it also sets how far the step size is annealed (2 decays at 1e-3, one
