@@ -92,7 +92,9 @@ class Model:
             docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]',
             'scaled' (docs/guides.md).
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
-        progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting.
+        progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting. If
+            it also has a method ``family(name)``, ``guide='auto'`` calls it with each
+            family's name before fitting that family (the CLI's bar shows it).
         **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises

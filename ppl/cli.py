@@ -254,21 +254,31 @@ class _progress_bar:
     loaded come before it, and it counts steps without a total: the convergence rule, not
     the ``iter`` limit, usually ends the fit. It counts every step of the fit: each phase
     (a warm start, each family auto tries) reports its own steps from zero, and the bar adds
-    them up rather than running back.
+    them up rather than running back. Under ``--guide auto`` it names the family being fitted
+    (``family``, which auto calls before each one).
     """
 
     def __init__(self, quiet: bool):
         self.enabled = not quiet and sys.stderr.isatty()
         self.bar = None
         self.last = 0     # the step the current phase last reported
+        self.label = "fitting"
 
     def __enter__(self):
-        return self.update if self.enabled else None
+        return self if self.enabled else None
+
+    def __call__(self, step: int, elbo: float, lr: float) -> None:
+        self.update(step, elbo, lr)
+
+    def family(self, name: str) -> None:
+        self.label = f"fitting {name}"
+        if self.bar is not None:
+            self.bar.set_description_str(self.label, refresh=False)
 
     def update(self, step: int, elbo: float, lr: float) -> None:
         if self.bar is None:
             from tqdm import tqdm
-            self.bar = tqdm(file=sys.stderr, leave=False, unit="step", desc="fitting")
+            self.bar = tqdm(file=sys.stderr, leave=False, unit="step", desc=self.label)
         self.bar.update(step - self.last if step >= self.last else step)
         self.last = step
         self.bar.set_postfix_str(f"ELBO {elbo:.5g}, step size {lr:.3g}", refresh=False)

@@ -169,7 +169,8 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     rng : one stream for the whole climb: same seed, same families, same result.
     assess : assess(result) -> an object with ``khat`` and ``verdict()`` (posterior.Fit),
         which is kept and returned for the chosen family, so k̂ is not computed twice.
-    progress : passed to every family's fit.
+    progress : passed to every family's fit; its ``family(name)``, if it has one, is called
+        with each family's name before that family is fitted.
 
     Returns
     -------
@@ -195,6 +196,7 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
                                    probe.ess / probe.log_weights.size))
                 mean_field, warm = warm, start
                 continue
+        _announce(progress, name)
         try:
             # scaled starts from mean field: its layer orders the model's own coordinates
             result = advi.fit(compiled, dataclasses.replace(options, guide=name), rng,
@@ -226,6 +228,13 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     if not _usable(best) or interrupted:
         index, best = choose(assessed, tried)
     return best, AutoReport(tuple(tried), index, interrupted)
+
+
+def _announce(progress, family: str) -> None:
+    """Tell a progress callback that has a ``family`` method which family is fitted next."""
+    announce = getattr(progress, "family", None)
+    if callable(announce):
+        announce(family)
 
 
 def _last_rung(tried: list, assessed: list, stopped: bool) -> bool:
@@ -288,6 +297,7 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
     fits before it stand)."""
     started = time.perf_counter()
     spec = f"flow:{RETRY_LAYERS}"
+    _announce(progress, spec)
     lr = RETRY_LR if options.lr is None else options.lr
     try:
         result = advi.fit(compiled, dataclasses.replace(

@@ -117,8 +117,8 @@ def test_the_progress_bar_adds_up_every_phase_of_the_fit(monkeypatch):
     import tqdm
 
     class Bar:
-        def __init__(self, **kwargs):
-            self.n = 0
+        def __init__(self, desc, **kwargs):
+            self.n, self.desc = 0, desc
 
         def update(self, n):
             assert n >= 0
@@ -127,11 +127,17 @@ def test_the_progress_bar_adds_up_every_phase_of_the_fit(monkeypatch):
         def set_postfix_str(self, *args, **kwargs):
             pass
 
+        def set_description_str(self, desc, refresh=True):
+            self.desc = desc
+
         def close(self):
             pass
 
     monkeypatch.setattr(tqdm, "tqdm", Bar)
     bar = cli._progress_bar(quiet=True)
+    bar.family("meanfield")                    # --guide auto names each family it fits
     for step in (10, 20, 1200, 10, 50, 10):    # mean field to 1,200, then two more phases
-        bar.update(step, -30.0, 0.1)
-    assert bar.bar.n == 1200 + 50 + 10
+        bar(step, -30.0, 0.1)
+    assert bar.bar.n == 1200 + 50 + 10 and bar.bar.desc == "fitting meanfield"
+    bar.family("fullrank")
+    assert bar.bar.desc == "fitting fullrank"

@@ -64,6 +64,27 @@ def test_auto_climbs_to_full_rank_on_a_correlated_posterior():
     assert fit.result.guide.name == "fullrank" and fit.khat < 0.5
 
 
+def test_a_progress_callback_with_a_family_method_hears_each_family_before_its_steps():
+    # the CLI's bar names the family being fitted; a plain callable is called as before
+    heard = []
+
+    class Progress:
+        def __call__(self, step, elbo, lr):
+            heard.append("step") if heard[-1:] != ["step"] else None
+
+        def family(self, name):
+            heard.append(name)
+
+    model = Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]]))
+    assess = lambda result: Fit(None, model, result, OPTIONS, {})   # noqa: E731
+    report = fit_auto(model, OPTIONS, np.random.default_rng(0), assess, Progress())[1]
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank"]
+    assert heard == ["meanfield", "step", "fullrank", "step"]
+    steps = []
+    fit_auto(model, OPTIONS, np.random.default_rng(0), assess, lambda *args: steps.append(args))
+    assert steps
+
+
 def test_report_line_names_families_khat_and_seconds():
     report = AutoReport((Tried("meanfield", 1.234, "unreliable", 2.0),
                          Tried("fullrank", 0.31, "reliable", 3.5)), 1)
