@@ -274,7 +274,8 @@ def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
         progress(step + offset, value, lr)
 
     fitted = fixed_draws.fit(compiled.log_joint, guide, theta, rng,
-                             shifted if progress is not None else None, rounds)
+                             shifted if progress is not None else None, rounds,
+                             _score_chunk(compiled))
     trace = fitted.trace
     return AdviResult(guide, fitted.theta, first.names, np.concatenate([first.elbo, trace]),
                       fitted.converged, INTERRUPTED if fitted.interrupted else fitted.reason,

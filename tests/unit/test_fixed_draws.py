@@ -69,6 +69,24 @@ def test_the_paired_gain_is_the_mean_difference_with_the_pairs_standard_error():
                                        eps) == (-np.inf, 0.0)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 64, 128])
+def test_a_round_evaluated_in_chunks_of_draws_is_the_whole_round(chunk):
+    # on large data the log joint sees a score chunk of draws at a time (optim.score_chunk):
+    # the ELBO estimate, its gradient and the paired gain are the whole round's to rounding
+    model, guide, rng = Banana(), Scaled(2), np.random.default_rng(5)
+    before = guide.init(2, 1.0)
+    theta = before + 0.1 * rng.standard_normal(before.shape)
+    eps = rng.standard_normal((64, 2))
+    eps = np.concatenate([eps, -eps])
+    whole = fixed_draws._chunked_elbo_and_grad(model.log_joint, theta, eps, guide, np.inf)
+    parts = fixed_draws._chunked_elbo_and_grad(model.log_joint, theta, eps, guide, chunk)
+    assert parts[0] == pytest.approx(whole[0], rel=1e-12)
+    np.testing.assert_allclose(parts[1], whole[1], rtol=1e-11, atol=1e-13)
+    assert fixed_draws.paired_gain(model.log_joint, guide, before, theta, eps, chunk) == \
+        pytest.approx(fixed_draws.paired_gain(model.log_joint, guide, before, theta, eps),
+                      rel=1e-12)
+
+
 def test_method_dadvi_refuses_the_scaled_family():
     with pytest.raises(PplError, match="not scaled"):
         FitOptions(method="dadvi", guide="scaled")
