@@ -422,20 +422,47 @@ class GramTerm(FusedTerm):
             [size for _, _, size in self.gathers]
         self.matrices = []     # the data's copies are not needed again (the plain path has its own)
 
-    def _coefficients(self, values):
-        """w [S, P] from the values, in the design's column order."""
+    def __call__(self, env):
+        """The log likelihood [S]; under a second-order trace (the optimum check's polish,
+        DADVI's Newton steps) the same formula in autograd operations on [S, P] arrays,
+        which autograd differentiates again, instead of the plain path over the N rows."""
+        values = [fn(env) for fn in self.fns]
+        if any(isbox(v) and isbox(v._value) for v in values):
+            return self._log_likelihood(values, anp)
+        if any(isbox(v) for v in values):
+            return record(_fused, [self] + values)
+        return self.forward(values)[0]
+
+    def _coefficients(self, values, np_=np):
+        """w [S, P] from the values, in the design's column order (``np_``: numpy, or
+        autograd.numpy to differentiate)."""
         parts, k = [], 0
         for width in self.widths:
-            parts.append(np.reshape(np.asarray(values[k], dtype=float), (-1, width)))
+            parts.append(np_.reshape(values[k], (-1, width)))
             k += 1
         if self.scalar_signs:
             shift = 0.0
             for sign in self.scalar_signs:
-                shift = shift + sign * np.asarray(values[k], dtype=float)
+                shift = shift + sign * values[k]
                 k += 1
-            parts.append(np.reshape(shift, (-1, 1)))
-        draws = max(len(p) for p in parts)
-        return np.concatenate([np.broadcast_to(p, (draws, p.shape[1])) for p in parts], axis=1)
+            parts.append(np_.reshape(shift, (-1, 1)))
+        draws = max(np.shape(p)[0] for p in parts)
+        return np_.concatenate([p + np.zeros((draws, np.shape(p)[1])) for p in parts], axis=1)
+
+    def _log_likelihood(self, values, np_):
+        """The log likelihood [S] as one formula (see :meth:`forward` for the first-order
+        primitive's)."""
+        d = self._coefficients(values, np_) - self.fit
+        v = np_.dot(d, self.root.T)
+        ss = self.rss - 2.0 * np_.dot(d, self.cross) + np_.sum(v * v, axis=1)
+        sigma = values[-1] if self.has_scale_arg else self.scale_const
+        raw = sigma
+        while isbox(raw):
+            raw = raw._value
+        positive = np.asarray(raw) > 0
+        safe = np_.where(positive, sigma, 1.0)
+        ll = -0.5 * ss / (safe * safe) - self.n * (np_.log(safe) + _LOG_SQRT_2PI)
+        return np_.where(positive, ll, -np.inf)
 
     def forward(self, values):
         d = self._coefficients(values) - self.fit
