@@ -6,7 +6,9 @@ traced path of before issue 15); and with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRES
 which keep large temporaries on the heap instead of fresh mmap'd pages (no page faults on
 reuse); and ``summary``: the model written as models/linear_regression.ppl writes it (``let _mu =
 alpha + X @ beta``), fitted with mean field and then summarized (the summary's 4000 draws of a
-hidden let used to take [4000, N] at once). Prints peak RSS above the data, minor page faults and wall/CPU seconds of compile + fit.
+hidden let used to take [4000, N] at once); and ``logistic``: the same fit of a Bernoulli
+likelihood, which still passes over the N rows every step (the Normal one is computed from
+its Gram matrix since 2026-12-01, kernels.GramTerm). Prints peak RSS above the data, minor page faults and wall/CPU seconds of compile + fit.
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/memory_benchmark.py``
 (``--child`` is the per-variant entry point; ``PPL_SOURCE=DIR`` measures another checkout).
 """
@@ -35,17 +37,22 @@ observe y ~ Normal(alpha + X @ beta, sigma)
 """
 LET_TEXT = TEXT.replace("observe y ~ Normal(alpha + X @ beta, sigma)",
                         "let _mu = alpha + X @ beta\nobserve y ~ Normal(_mu, sigma)")
+LOGISTIC_TEXT = TEXT.replace("data y: real[N]", "data y: int[N]").replace(
+    "sample sigma ~ HalfNormal(1)\n", "").replace("observe y ~ Normal(alpha + X @ beta, sigma)",
+                                                  "observe y ~ Bernoulli(logit=alpha + X @ beta)")
 HEAP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2 ** 34)}
-# name -> (environment, fused kernels, the let model with mean field and its summary)
-VARIANTS = {"default": ({}, True, False), "traced": ({}, False, False),
-            "heap": (HEAP, True, False), "summary": ({}, True, True)}
+# name -> (environment, fused kernels, the let model with mean field and its summary, logistic)
+VARIANTS = {"default": ({}, True, False, False), "traced": ({}, False, False, False),
+            "heap": (HEAP, True, False, False), "summary": ({}, True, True, False),
+            "logistic": ({}, True, False, True)}
 
 
 def _mb(kilobytes: int) -> float:
     return kilobytes / 1024.0                      # ru_maxrss is in KiB on Linux
 
 
-def child(n: int, k: int, iters: int, fuse: bool, summary: bool = False) -> dict:
+def child(n: int, k: int, iters: int, fuse: bool, summary: bool = False,
+          logistic: bool = False) -> dict:
     sys.path.insert(0, os.environ.get("PPL_SOURCE", str(_REPO)))
     import ppl
     from ppl import api, compiler
@@ -55,7 +62,9 @@ def child(n: int, k: int, iters: int, fuse: bool, summary: bool = False) -> dict
     rng = np.random.default_rng(20261129)
     X = rng.standard_normal((n, k)) / np.sqrt(k)
     data = {"N": n, "K": k, "X": X, "y": 0.5 + X @ rng.normal(0, 1, k) + rng.normal(0, 0.7, n)}
-    model = ppl.compile(LET_TEXT if summary else TEXT)
+    if logistic:
+        data["y"] = (data["y"] > 0.5).astype(int)
+    model = ppl.compile(LET_TEXT if summary else LOGISTIC_TEXT if logistic else TEXT)
     before = resource.getrusage(resource.RUSAGE_SELF)
     wall, cpu = time.perf_counter(), time.process_time()
     fit = model.fit(data, iter=iters, seed=1, **({"guide": "meanfield"} if summary else {}))
