@@ -248,13 +248,17 @@ class FusedTerm:
         """The log likelihood [S] at the draws in ``env``."""
         values = [fn(env) for fn in self.fns]
         if any(isbox(v) and isbox(v._value) for v in values):
-            if self.inlined is not None:
-                name, fn = self.inlined
-                env[name] = fn(env)
-            return self.plain(env)
+            return self._second_order(values, env)
         if any(isbox(v) for v in values):
             return record(_fused, [self] + values)
         return self.forward(values)[0]
+
+    def _second_order(self, values, env):
+        """Under a second-order trace: the plain path, whose derivatives autograd knows."""
+        if self.inlined is not None:
+            name, fn = self.inlined
+            env[name] = fn(env)
+        return self.plain(env)
 
     def _eta(self, values):
         """The predictor [S, N] in one freshly allocated buffer, built in place."""
@@ -428,16 +432,11 @@ class GramTerm(FusedTerm):
             [size for _, _, size in self.gathers]
         self.matrices = []     # the data's copies are not needed again (the plain path has its own)
 
-    def __call__(self, env):
-        """The log likelihood [S]; under a second-order trace (the optimum check's polish,
-        DADVI's Newton steps) the same formula in autograd operations on [S, P] arrays,
-        which autograd differentiates again, instead of the plain path over the N rows."""
-        values = [fn(env) for fn in self.fns]
-        if any(isbox(v) and isbox(v._value) for v in values):
-            return self._log_likelihood(values, anp)
-        if any(isbox(v) for v in values):
-            return record(_fused, [self] + values)
-        return self.forward(values)[0]
+    def _second_order(self, values, env):
+        """Under a second-order trace (the optimum check's polish, DADVI's Newton steps): the
+        same formula in autograd operations on [S, P] arrays, which autograd differentiates
+        again, instead of the plain path over the N rows."""
+        return self._log_likelihood(values, anp)
 
     def _coefficients(self, values, np_=np):
         """w [S, P] from the values, in the design's column order (``np_``: numpy, or
@@ -455,12 +454,16 @@ class GramTerm(FusedTerm):
         draws = max(np.shape(p)[0] for p in parts)
         return np_.concatenate([p + np.zeros((draws, np.shape(p)[1])) for p in parts], axis=1)
 
-    def _log_likelihood(self, values, np_):
-        """The log likelihood [S] as one formula (see :meth:`forward` for the first-order
-        primitive's)."""
+    def _squares(self, values, np_=np):
+        """(v = R d [S, rank], ||u - Z w||^2 [S]) at the coefficients in ``values``."""
         d = self._coefficients(values, np_) - self.fit
         v = np_.dot(d, self.root.T)
-        ss = self.rss - 2.0 * np_.dot(d, self.cross) + np_.sum(v * v, axis=1)
+        return v, self.rss - 2.0 * np_.dot(d, self.cross) + np_.sum(v * v, axis=1)
+
+    def _log_likelihood(self, values, np_):
+        """The log likelihood [S] as one formula of ``np_`` operations (:meth:`forward` is the
+        first-order primitive's, which keeps what its VJP needs)."""
+        _, ss = self._squares(values, np_)
         sigma = values[-1] if self.has_scale_arg else self.scale_const
         raw = sigma
         while isbox(raw):
@@ -471,9 +474,7 @@ class GramTerm(FusedTerm):
         return np_.where(positive, ll, -np.inf)
 
     def forward(self, values):
-        d = self._coefficients(values) - self.fit
-        v = d @ self.root.T
-        ss = self.rss - 2.0 * (d @ self.cross) + np.einsum("ij,ij->i", v, v)
+        v, ss = self._squares(values)
         sigma = np.asarray(values[-1]) if self.has_scale_arg else self.scale_const
         with np.errstate(divide="ignore", invalid="ignore"):
             inv_var = 1.0 / (sigma * sigma)
