@@ -8,7 +8,8 @@ reuse); and ``summary``: the model written as models/linear_regression.ppl write
 alpha + X @ beta``), fitted with mean field and then summarized (the summary's 4000 draws of a
 hidden let used to take [4000, N] at once); and ``logistic``: the same fit of a Bernoulli
 likelihood, which still passes over the N rows every step (the Normal one is computed from
-its Gram matrix since 2026-12-01, kernels.GramTerm). Prints peak RSS above the data, minor page faults and wall/CPU seconds of compile + fit.
+its Gram matrix since 2026-12-01, kernels.GramTerm). Prints peak RSS above the data, minor
+page faults and wall/CPU seconds of compile + fit.
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/memory_benchmark.py``
 (``--child`` is the per-variant entry point; ``PPL_SOURCE=DIR`` measures another checkout).
 """
