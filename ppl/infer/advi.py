@@ -273,9 +273,11 @@ def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
     def shifted(step, value, lr):
         progress(step + offset, value, lr)
 
+    # a round's draws a score chunk at a time where the model's size is known (large data);
+    # a bare log density, whose size only its model would tell, takes them at once
+    chunk = np.inf if getattr(compiled, "model", None) is None else _score_chunk(compiled)
     fitted = fixed_draws.fit(compiled.log_joint, guide, theta, rng,
-                             shifted if progress is not None else None, rounds,
-                             _score_chunk(compiled))
+                             shifted if progress is not None else None, rounds, chunk)
     trace = fitted.trace
     return AdviResult(guide, fitted.theta, first.names, np.concatenate([first.elbo, trace]),
                       fitted.converged, INTERRUPTED if fitted.interrupted else fitted.reason,
