@@ -1,7 +1,7 @@
 """Fused log-likelihood kernels: an ``observe`` over a linear predictor, with a hand-written VJP.
 
-For ``observe y ~ Normal(eta, sigma)``, ``Bernoulli(logit=eta)`` or ``Poisson(log_rate=eta)``
-with ``eta`` a sum of ``X @ beta``, ``beta[i] * x``, ``a[group]``, scalars and data, one
+For ``observe y ~ Normal(eta, sigma)``, ``Bernoulli(logit=eta)``, ``Binomial(n, logit=eta)``
+(n data) or ``Poisson(log_rate=eta)`` with ``eta`` a sum of ``X @ beta``, ``beta[i] * x``, ``a[group]``, scalars and data, one
 autograd primitive computes the summed log likelihood [S] and its gradient in a few passes over
 [S, N] where the traced path makes 15-20 (issue 15). The compiler asks ``fuse_model`` once;
 expressions are still built by ``evaluate.compile_expr``; anything not matched keeps the plain path.
@@ -28,7 +28,7 @@ from .fused import record
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 # distribution name -> (the predictor's parameter name, the other parameters allowed)
 _FAMILIES = {"Normal": ("mu", ("sigma",)), "Bernoulli": ("logit", ()),
-             "Poisson": ("log_rate", ())}
+             "Binomial": ("logit", ("n",)), "Poisson": ("log_rate", ())}
 
 
 @dataclasses.dataclass
@@ -122,10 +122,15 @@ def _build(observe: ir.Observe, eta, data_env) -> "FusedTerm | None":
     scale = observe.dist.param_dict.get("sigma")
     if scale is not None and tuple(scale.shape) != ():
         return None
+    trials = observe.dist.param_dict.get("n")
+    if trials is not None:       # the Binomial's trials: data, a scalar or one per row
+        if trials.deps or tuple(trials.shape) not in ((), (n,)):
+            return None
+        trials = np.broadcast_to(np.asarray(evaluate_data(trials, data_env), dtype=float), (n,))
     y = np.asarray(evaluate_data(observe.value, data_env), dtype=float)
     if observe.dist.name == "Normal" and GramTerm.pays(parts):
         return GramTerm(observe.dist.name, y, parts, scale, data_env)
-    return FusedTerm(observe.dist.name, y, parts, scale, data_env)
+    return FusedTerm(observe.dist.name, y, parts, scale, data_env, trials)
 
 
 def _split(expr, sign: float, parts: _Parts, data_env) -> bool:
@@ -213,7 +218,8 @@ class FusedTerm:
     derivatives autograd already knows: the hand-written VJP is first order only.
     """
 
-    def __init__(self, family: str, y: np.ndarray, parts: _Parts, scale, data_env):
+    def __init__(self, family: str, y: np.ndarray, parts: _Parts, scale, data_env,
+                 trials: np.ndarray | None = None):
         self.family, self.y, self.n = family, y, parts.n
         self.offset = parts.offset if np.any(parts.offset) else None
         self.matrices = [(x_t, x) for x_t, x, _ in parts.matrices]
@@ -240,6 +246,10 @@ class FusedTerm:
         self.fns = fns
         if family == "Poisson":
             self.constant = -float(np.sum(gammaln(y + 1)))
+        if family == "Binomial":
+            self.trials = np.ascontiguousarray(trials)     # [N]
+            self.constant = float(np.sum(gammaln(trials + 1) - gammaln(y + 1)
+                                         - gammaln(trials - y + 1)))
         self.inlined = None           # (let name, its closure) when the predictor was a let
         self.plain: Callable | None = None
         self._kept = None
@@ -317,6 +327,14 @@ class FusedTerm:
             soft = np.log1p(np.exp(np.negative(soft, out=soft), out=soft), out=soft)
             ll = total - np.sum(soft, axis=1) + eta @ (y - 1.0)
             return ll, eta
+        if self.family == "Binomial":
+            # y eta - n softplus(eta), softplus(x) = max(x, 0) + log1p(exp(-|x|)) as above
+            trials = self.trials
+            soft = np.abs(eta)
+            plus = 0.5 * (eta @ trials + soft @ trials)
+            soft = np.log1p(np.exp(np.negative(soft, out=soft), out=soft), out=soft)
+            ll = eta @ y - plus - soft @ trials + self.constant
+            return ll, eta
         rate = np.exp(eta)
         ll = eta @ y - np.sum(rate, axis=1) + self.constant
         return ll, rate
@@ -345,6 +363,10 @@ class FusedTerm:
         if self.family == "Bernoulli":
             # d/d eta (y eta - softplus(eta)) = y - sigmoid(eta)
             p = expit(cache, out=cache)
+            return np.multiply(np.subtract(self.y, p, out=p), column, out=p), None
+        if self.family == "Binomial":
+            # d/d eta (y eta - n softplus(eta)) = y - n sigmoid(eta)
+            p = np.multiply(expit(cache, out=cache), self.trials, out=cache)
             return np.multiply(np.subtract(self.y, p, out=p), column, out=p), None
         # d/d eta (y eta - exp(eta)) = y - rate
         return np.multiply(np.subtract(self.y, cache, out=cache), column, out=cache), None

@@ -21,6 +21,7 @@ data X: real[N, 3]
 data x: real[N]
 data g: int[N]
 data h: int[N]
+data m: int[N]
 """
 # name -> (model text after the data, y kind); each predictor exercises one kind of term
 CASES = {
@@ -62,6 +63,17 @@ sample beta: real[3] ~ Normal(0, 1)
 sample a: real[4] ~ Normal(0, 1)
 observe y ~ Bernoulli(logit=alpha + X @ beta + a[g])
 """, "binary"),
+    "binomial": ("""data y: int[N]
+sample alpha ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 1)
+sample a: real[4] ~ Normal(0, 1)
+observe y ~ Binomial(m, logit=alpha + X @ beta + a[g])
+""", "binomial"),
+    "binomial_scalar_trials": ("""data y: int[N]
+sample alpha ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 1)
+observe y ~ Binomial(7, logit=alpha - X @ beta)
+""", "binomial7"),
     "poisson": ("""data y: int[N]
 sample alpha ~ Normal(0, 1)
 sample beta: real[3] ~ Normal(0, 0.5)
@@ -73,10 +85,12 @@ observe y ~ Poisson(log_rate=x + alpha + X @ beta)
 def compile_case(name, fuse):
     text, kind = CASES[name]
     rng = np.random.default_rng(7)
+    m = rng.integers(1, 9, N)
     y = {"real": rng.normal(0, 1, N), "binary": rng.integers(0, 2, N),
-         "count": rng.poisson(2.0, N)}[kind]
+         "count": rng.poisson(2.0, N), "binomial": rng.binomial(m, 0.4),
+         "binomial7": rng.binomial(7, 0.6, N)}[kind]
     data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
-            "g": rng.integers(-J, J, N), "h": rng.integers(0, 3, N),
+            "g": rng.integers(-J, J, N), "h": rng.integers(0, 3, N), "m": m,
             "y": y}     # negative indices count from the end
     program = parse(_HEAD + text, "model.ppl")
     values, dims = load_data(check(program), data)
@@ -191,7 +205,8 @@ observe y ~ Normal(mu, 1.0)
 """
     rng = np.random.default_rng(0)
     data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
-            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "y": rng.normal(0, 1, N)}
+            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "m": rng.integers(1, 9, N),
+            "y": rng.normal(0, 1, N)}
     program = parse(text, "model.ppl")
     values, dims = load_data(check(program), data)
     compiled = compile_model(check(program, dims), values)
@@ -206,7 +221,8 @@ observe y ~ Normal(a * x, a)
 """
     rng = np.random.default_rng(0)
     data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
-            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "y": rng.normal(0, 1, N)}
+            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "m": rng.integers(1, 9, N),
+            "y": rng.normal(0, 1, N)}
     program = parse(text, "model.ppl")
     values, dims = load_data(check(program), data)
     compiled = compile_model(check(program, dims), values)
@@ -232,7 +248,7 @@ observe y ~ Normal(1e6 + alpha + X @ beta, sigma)
     rng = np.random.default_rng(0)
     X, noise = rng.normal(0, 1, (N, K)), rng.normal(0, 1, N)
     data = {"N": N, "X": X, "x": rng.normal(0, 1, N), "g": rng.integers(0, J, N),
-            "h": rng.integers(0, 3, N), "y": 1e6 + noise}
+            "h": rng.integers(0, 3, N), "m": rng.integers(1, 9, N), "y": 1e6 + noise}
     program = parse(text, "model.ppl")
     values, dims = load_data(check(program), data)
     compiled = compile_model(check(program, dims), values)
