@@ -1,7 +1,7 @@
 """Time one ELBO-gradient step at N = 100,000 rows: fused kernels, the traced path, hand numpy.
 
-For a linear, a logistic and a Poisson regression (K = 20 predictors) and a hierarchical linear
-regression (100 groups, K = 5), time ``elbo.elbo_and_grad`` with the compiled log joint (fused
+For a linear, a logistic and a Poisson regression (K = 20 predictors), a hierarchical linear
+regression (100 groups, K = 5) and the same with varying slopes (``slopes``), time ``elbo.elbo_and_grad`` with the compiled log joint (fused
 kernels, ``kernels.py``), the same with ``compile_model(..., fuse=False)`` (the plain traced
 path), and a hand-derived numpy gradient of the same mean-field ELBO (no autograd), for S = 1
 and S = 10, in one process with interleaved rounds. Prints median CPU ms per step, the medians
@@ -58,11 +58,25 @@ sample beta: real[K] ~ Normal(0, 2)
 sample sigma ~ HalfNormal(1)
 observe y ~ Normal(a[group] + X @ beta, sigma)
 """,
+    # varying intercepts and slopes (lme4's (1 + x | group)): b[group] * x is a gather weighted
+    # by the data x
+    "slopes": _HEAD + """data G: int
+data group: int[N]
+data x: real[N]
+data y: real[N]
+sample mu_a ~ Normal(0, 10)
+sample sigma_a ~ HalfNormal(1)
+sample a: real[G] ~ Normal(mu_a, sigma_a)
+sample b: real[G] ~ Normal(0, 1)
+sample beta: real[K] ~ Normal(0, 2)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(a[group] + b[group] * x + X @ beta, sigma)
+""",
 }
 
 
 def make_data(name: str, rng: np.random.Generator) -> dict:
-    k = 5 if name == "hierarchical" else K
+    k = 5 if name in ("hierarchical", "slopes") else K
     X = rng.standard_normal((N, k)) / np.sqrt(k)
     eta = 0.3 + X @ rng.normal(0, 1, k)
     data = {"N": N, "K": k, "X": X}
@@ -73,8 +87,12 @@ def make_data(name: str, rng: np.random.Generator) -> dict:
     elif name == "poisson":
         data["y"] = rng.poisson(np.exp(eta))
     else:
-        group = rng.integers(0, G, N)
-        data.update(G=G, group=group, y=eta + rng.normal(0, 1, G)[group] + rng.normal(0, 0.7, N))
+        group, x = rng.integers(0, G, N), rng.standard_normal(N)
+        slopes = rng.normal(0, 1, G)[group] * x if name == "slopes" else 0.0
+        data.update(G=G, group=group, y=eta + rng.normal(0, 1, G)[group] + slopes
+                    + rng.normal(0, 0.7, N))
+        if name == "slopes":
+            data["x"] = x
     return data
 
 
@@ -150,14 +168,20 @@ def hand_regression(data: dict, family: str):
 
 
 def hand_hierarchical(data: dict):
+    """The hierarchical model's hand gradient, and the slopes model's when data has x (its
+    b [G] then sits between a and beta)."""
     X, y, group = data["X"], np.asarray(data["y"], dtype=float), data["group"]
-    x_t, k = np.ascontiguousarray(X.T), X.shape[1]
+    x_t, k, x = np.ascontiguousarray(X.T), X.shape[1], data.get("x")
+    slopes = G if x is not None else 0
 
     def log_joint_and_grad(z):
         mu_a, u_a, a = z[:, 0], z[:, 1], z[:, 2:G + 2]
+        b, z = z[:, G + 2:G + 2 + slopes], np.delete(z, np.s_[G + 2:G + 2 + slopes], axis=1)
         beta, u = z[:, G + 2:G + 2 + k], z[:, G + 2 + k]
         eta = beta @ x_t
         eta += a[:, group]
+        if slopes:
+            eta += b[:, group] * x
         lp_mu, g_mu = _normal_prior(mu_a, 10.0)
         lp_sa, g_sa = _half_normal_exp(u_a)
         d = a - mu_a[:, None]
@@ -174,7 +198,14 @@ def hand_hierarchical(data: dict):
             [np.bincount(group, weights=row, minlength=G) for row in g_eta])
         g[:, G + 2:G + 2 + k] = g_b + _times_x(g_eta, x_t, X)
         g[:, G + 2 + k] = g_s + g_ls
-        return lp + lp_mu + lp_sa + lp_a + lp_b.sum(axis=1) + lp_s, g
+        lp = lp + lp_mu + lp_sa + lp_a + lp_b.sum(axis=1) + lp_s
+        if slopes:
+            lp_slopes, g_slopes = _normal_prior(b, 1.0)
+            g_slopes += np.stack([np.bincount(group, weights=row * x, minlength=G)
+                                  for row in g_eta])
+            g = np.concatenate([g[:, :G + 2], g_slopes, g[:, G + 2:]], axis=1)
+            lp = lp + lp_slopes.sum(axis=1)
+        return lp, g
     return log_joint_and_grad
 
 
@@ -191,7 +222,7 @@ def hand_step(log_joint_and_grad, theta, eps):
 HAND = {"linear": lambda d: hand_regression(d, "normal"),
         "logistic": lambda d: hand_regression(d, "bernoulli"),
         "poisson": lambda d: hand_regression(d, "poisson"),
-        "hierarchical": hand_hierarchical}
+        "hierarchical": hand_hierarchical, "slopes": hand_hierarchical}
 
 
 # ----- timing -------------------------------------------------------------------------------

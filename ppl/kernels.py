@@ -1,9 +1,11 @@
 """Fused log-likelihood kernels: an ``observe`` over a linear predictor, with a hand-written VJP.
 
 For ``observe y ~ Normal(eta, sigma)``, ``Bernoulli(logit=eta)``, ``Binomial(n, logit=eta)``
-(n data) or ``Poisson(log_rate=eta)`` with ``eta`` a sum of ``X @ beta``, ``beta[i] * x``, ``a[group]``, scalars and data, one
-autograd primitive computes the summed log likelihood [S] and its gradient in a few passes over
-[S, N] where the traced path makes 15-20 (issue 15). The compiler asks ``fuse_model`` once;
+(n data) or ``Poisson(log_rate=eta)`` with ``eta`` a sum of ``X @ beta``, ``beta[i] * x``,
+``a[group]`` (also times data, ``b[group] * x``, and from a matrix, ``ab[group, 1]``), scalars
+and data, one autograd primitive computes the summed log likelihood [S] and its gradient in a
+few passes over [S, N] where the traced path makes 15-20 (issue 15). A product of data and a
+sum is split into its terms, so ``(b0 + b[group]) * x`` is a column and a weighted gather. The compiler asks ``fuse_model`` once;
 expressions are still built by ``evaluate.compile_expr``; anything not matched keeps the plain path.
 
 A Normal likelihood whose predictor is linear in its coefficients (no term of another form)
@@ -33,14 +35,21 @@ _FAMILIES = {"Normal": ("mu", ("sigma",)), "Bernoulli": ("logit", ()),
 
 @dataclasses.dataclass
 class _Parts:
-    """The predictor, split into terms; signs are folded into data where there is data."""
+    """The predictor, split into terms; signs are folded into data where there is data. A
+    term's weight is its sign (a float) or, inside a product with data, a data vector [N]."""
     n: int
     offset: np.ndarray                                  # [N], every data-only term summed
     matrices: list = dataclasses.field(default_factory=list)   # (x_t [K, N], x [N, K], fn)
     columns: list = dataclasses.field(default_factory=list)    # (x [N], fn -> [S])
-    gathers: list = dataclasses.field(default_factory=list)    # (sign, idx [N], J, fn)
+    gathers: list = dataclasses.field(default_factory=list)    # (weight, idx [N], J, fn)
     scalars: list = dataclasses.field(default_factory=list)    # (sign, fn -> [S])
-    generic: list = dataclasses.field(default_factory=list)    # (sign, fn -> [S, N])
+    generic: list = dataclasses.field(default_factory=list)    # (weight, fn -> [S, N])
+
+    def merge(self, other: "_Parts") -> None:
+        """Add the terms of ``other`` (the same rows) to these."""
+        self.offset = self.offset + other.offset
+        for field in ("matrices", "columns", "gathers", "scalars", "generic"):
+            getattr(self, field).extend(getattr(other, field))
 
 
 def fuse_model(model: ir.Model, data_env) -> tuple[dict[int, "FusedTerm"], frozenset]:
@@ -133,8 +142,9 @@ def _build(observe: ir.Observe, eta, data_env) -> "FusedTerm | None":
     return FusedTerm(observe.dist.name, y, parts, scale, data_env, trials)
 
 
-def _split(expr, sign: float, parts: _Parts, data_env) -> bool:
-    """Add ``sign * expr`` to ``parts``; False when some term has no fused form."""
+def _split(expr, sign, parts: _Parts, data_env) -> bool:
+    """Add ``sign * expr`` to ``parts``; False when some term has no fused form. ``sign`` is a
+    float, or a data vector [N] when ``expr`` is a factor of a product with data."""
     shape = tuple(expr.shape)
     if not expr.deps:
         value = np.asarray(evaluate_data(expr, data_env), dtype=float)
@@ -148,11 +158,14 @@ def _split(expr, sign: float, parts: _Parts, data_env) -> bool:
                 and _split(expr.right, right, parts, data_env))
     if isinstance(expr, ir.BinOp) and expr.op == "@" and _matrix_term(expr, sign, parts, data_env):
         return True
-    if isinstance(expr, ir.BinOp) and expr.op == "*" and _column_term(expr, sign, parts, data_env):
+    if isinstance(expr, ir.BinOp) and expr.op == "*" and _product_term(expr, sign, parts,
+                                                                       data_env):
         return True
     if isinstance(expr, ir.Index) and _gather_term(expr, sign, parts, data_env):
         return True
-    if shape == ():
+    if shape == () and np.ndim(sign):
+        parts.columns.append((np.asarray(sign, dtype=float), compile_expr(expr, data_env)))
+    elif shape == ():
         parts.scalars.append((sign, compile_expr(expr, data_env)))
     elif shape == (parts.n,):
         parts.generic.append((sign, compile_expr(expr, data_env)))
@@ -167,14 +180,19 @@ def _matrix_term(expr: ir.BinOp, sign, parts: _Parts, data_env) -> bool:
     if left.deps or len(left.shape) != 2 or len(right.shape) != 1:
         return False
     x = np.asarray(evaluate_data(left, data_env), dtype=float)
-    x = x if sign == 1.0 else sign * x      # no copy of a large X when there is no sign
+    if np.ndim(sign):
+        x = np.reshape(sign, (-1, 1)) * x
+    elif sign != 1.0:
+        x = sign * x                        # no copy of a large X when there is no sign
     parts.matrices.append((np.ascontiguousarray(x.T), np.ascontiguousarray(x),
                            compile_expr(right, data_env)))
     return True
 
 
-def _column_term(expr: ir.BinOp, sign, parts: _Parts, data_env) -> bool:
-    """A product of data factors and one latent scalar, such as ``beta[1] * x1 * x2``."""
+def _product_term(expr: ir.BinOp, sign, parts: _Parts, data_env) -> bool:
+    """A product of data factors and one latent factor: a latent scalar makes a column
+    (``beta[1] * x1 * x2``); any other factor is split with the data as its weight
+    (``b[group] * x``, ``(b0 + b[group]) * x``)."""
     factors, stack = [], [expr]
     while stack:
         node = stack.pop()
@@ -183,27 +201,51 @@ def _column_term(expr: ir.BinOp, sign, parts: _Parts, data_env) -> bool:
         else:
             factors.append(node)
     latent = [f for f in factors if f.deps]
-    if len(latent) != 1 or tuple(latent[0].shape) != ():
+    if len(latent) != 1:
         return False
-    column = np.full(parts.n, sign)
+    if tuple(latent[0].shape) == ():
+        column = np.full(parts.n, sign) if not np.ndim(sign) else np.array(sign, dtype=float)
+        for factor in factors:
+            if not factor.deps:
+                column = column * np.asarray(evaluate_data(factor, data_env), dtype=float)
+        parts.columns.append((column, compile_expr(latent[0], data_env)))
+        return True
+    weight = np.broadcast_to(np.asarray(sign, dtype=float), (parts.n,))
     for factor in factors:
         if not factor.deps:
-            column = column * np.asarray(evaluate_data(factor, data_env), dtype=float)
-    parts.columns.append((column, compile_expr(latent[0], data_env)))
+            weight = weight * np.asarray(evaluate_data(factor, data_env), dtype=float)
+    # a factor that cannot be split leaves ``parts`` as it was: the caller keeps the whole
+    # product as one term
+    inner = _Parts(parts.n, np.zeros(parts.n))
+    if tuple(latent[0].shape) != (parts.n,) or not _split(latent[0], weight, inner, data_env):
+        return False
+    parts.merge(inner)
     return True
 
 
 def _gather_term(expr: ir.Index, sign, parts: _Parts, data_env) -> bool:
-    """``a[group]``: a latent vector [J] indexed by an int data vector [N]."""
-    if len(expr.items) != 1 or len(expr.base.shape) != 1 or isinstance(expr.items[0],
-                                                                         ir.SliceItem):
+    """``a[group]``: a latent array [J1, ...] indexed by int data, one index per axis, at
+    least one of them a vector [N] (``a[group]``, ``ab[group, 1]``); the array is read flat."""
+    shape = tuple(int(size) for size in expr.base.shape)
+    if not shape or len(expr.items) != len(shape) or any(
+            isinstance(item, (ir.SliceItem, ir.NewAxisItem)) or item.deps
+            for item in expr.items):
         return False
-    idx = index_value(expr.items[0], data_env)
-    if not isinstance(idx, np.ndarray) or idx.shape != (parts.n,):
+    items = [index_value(item, data_env) for item in expr.items]
+    if not any(isinstance(i, np.ndarray) and i.shape == (parts.n,) for i in items) or any(
+            isinstance(i, np.ndarray) and i.shape not in ((), (parts.n,)) for i in items):
         return False
-    size = int(expr.base.shape[0])
-    idx = np.where(idx < 0, idx + size, idx)    # numpy's negative indices, for bincount
-    parts.gathers.append((sign, idx, size, compile_expr(expr.base, data_env)))
+    # numpy's negative indices, for bincount
+    items = [np.where(np.asarray(i) < 0, np.asarray(i) + size, i) for i, size in zip(items, shape)]
+    idx = np.ravel_multi_index(np.broadcast_arrays(*items), shape) if len(shape) > 1 else items[0]
+    size = int(np.prod(shape))
+    base = compile_expr(expr.base, data_env)
+
+    def flat(env):
+        value = base(env)
+        return anp.reshape(value, (anp.shape(value)[0], size))
+    parts.gathers.append((sign, np.asarray(idx, dtype=np.intp), size,
+                          base if len(shape) == 1 else flat))
     return True
 
 
@@ -230,11 +272,11 @@ class FusedTerm:
             self.matrices.append((np.ascontiguousarray(x.T), x))
             column_fns = [fn for _, fn in parts.columns]
             fns.append(lambda env: anp.stack([fn(env) for fn in column_fns], axis=1))
-        self.gathers = [(sign, idx, size) for sign, idx, size, _ in parts.gathers]
+        self.gathers = [(weight, idx, size) for weight, idx, size, _ in parts.gathers]
         fns += [fn for *_, fn in parts.gathers]
         self.scalar_signs = [sign for sign, _ in parts.scalars]
         fns += [fn for _, fn in parts.scalars]
-        self.generic_signs = [sign for sign, _ in parts.generic]
+        self.generic_weights = [weight for weight, _ in parts.generic]
         fns += [fn for _, fn in parts.generic]
         self.scale_const, scale_fn = None, None
         if scale is not None and scale.deps:
@@ -279,9 +321,11 @@ class FusedTerm:
             t = np.ascontiguousarray(values[k]) @ x_t
             eta = t if eta is None else np.add(eta, t, out=eta)
             k += 1
-        for sign, idx, _ in self.gathers:
+        for weight, idx, _ in self.gathers:
             t = np.take(values[k], idx, axis=-1)
-            if sign < 0:
+            if np.ndim(weight):
+                t = np.multiply(t, weight, out=t)
+            elif weight < 0:
                 t = np.negative(t, out=t)
             eta = t if eta is None else np.add(eta, t, out=eta)
             k += 1
@@ -289,8 +333,8 @@ class FusedTerm:
         for sign in self.scalar_signs:
             shift = shift + sign * np.asarray(values[k])
             k += 1
-        for sign in self.generic_signs:
-            t = sign * np.asarray(values[k])
+        for weight in self.generic_weights:
+            t = weight * np.asarray(values[k])
             eta = t if eta is None else np.add(eta, t, out=eta)
             k += 1
         if eta is None:
@@ -382,16 +426,21 @@ class FusedTerm:
             else:
                 grads.append(_unbroadcast(grad_eta @ x, values[k]))
             k += 1
-        for sign, idx, size in self.gathers:
-            rows = np.stack([np.bincount(idx, weights=row, minlength=size) for row in grad_eta])
-            grads.append(_unbroadcast(sign * rows, values[k]))
+        for weight, idx, size in self.gathers:
+            if np.ndim(weight):
+                rows = np.stack([np.bincount(idx, weights=row * weight, minlength=size)
+                                 for row in grad_eta])
+            else:
+                rows = weight * np.stack([np.bincount(idx, weights=row, minlength=size)
+                                          for row in grad_eta])
+            grads.append(_unbroadcast(rows, values[k]))
             k += 1
         total = np.sum(grad_eta, axis=1) if self.scalar_signs else None
         for sign in self.scalar_signs:
             grads.append(_unbroadcast(sign * total, values[k]))
             k += 1
-        for sign in self.generic_signs:
-            grads.append(_unbroadcast(sign * grad_eta, values[k]))
+        for weight in self.generic_weights:
+            grads.append(_unbroadcast(weight * grad_eta, values[k]))
             k += 1
         if self.has_scale_arg:
             grads.append(_unbroadcast(scale_grad, values[k]))
@@ -415,8 +464,8 @@ class GramTerm(FusedTerm):
     """``observe y ~ Normal(Z w + offset, sigma)`` from sufficient statistics.
 
     The predictor is Z w: Z [N, P] the data columns (each ``X @ beta``'s, the
-    ``beta[i] * x`` columns, a signed indicator column per group of each ``a[group]``, and a
-    column of ones for the latent scalars), w [S, P] the coefficients. With u = y - offset and
+    ``beta[i] * x`` columns, an indicator column per group of each ``a[group]`` times its sign
+    or data weight, and a column of ones for the latent scalars), w [S, P] the coefficients. With u = y - offset and
     any b, d = w - b:
 
         ||u - Z w||^2 = ||u - Z b||^2 - 2 d . Z^T (u - Z b) + ||Z d||^2,
@@ -438,8 +487,7 @@ class GramTerm(FusedTerm):
         super().__init__(family, y, parts, scale, data_env)
         u = y - self.offset if self.offset is not None else y
         blocks = [x for _, x in self.matrices]            # [N, K] data columns
-        for sign, idx, size in self.gathers:
-            blocks.append((sign, idx, size))
+        blocks += self.gathers                           # (weight, idx [N], J)
         if self.scalar_signs:
             blocks.append(None)                          # the column of ones
         gram, zu = _gram(blocks, u, self.n)
@@ -530,7 +578,7 @@ class GramTerm(FusedTerm):
 
 def _gram(blocks: list, u: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(Z^T Z [P, P], Z^T u [P]) for the design's blocks: a data matrix [N, K], a signed group
-    indicator (sign, idx [N], J) or None for a column of ones."""
+    indicator (weight, idx [N], J) or None for a column of ones."""
     def cross(a, b):
         if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
             return a.T @ b
@@ -540,21 +588,33 @@ def _gram(blocks: list, u: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
             return np.array([[float(n)]])
         if a is None:                                    # ones against groups or a matrix
             return np.sum(b, axis=0)[None] if isinstance(b, np.ndarray) else \
-                b[0] * np.bincount(b[1], minlength=b[2])[None].astype(float)
-        sign, idx, size = a
+                _group_sums(b, None)[None]
         if isinstance(b, np.ndarray):                    # groups against a matrix
-            return sign * np.stack([np.bincount(idx, weights=col, minlength=size)
-                                    for col in b.T], axis=1)
+            return np.stack([_group_sums(a, col) for col in b.T], axis=1)
         if b is None:
             return cross(b, a).T
-        other_sign, other, other_size = b                # groups against groups
-        counts = np.bincount(idx * other_size + other, minlength=size * other_size)
-        return sign * other_sign * counts.reshape(size, other_size).astype(float)
+        weight, idx, size = a                            # groups against groups
+        other_weight, other, other_size = b
+        pairs = (weight, idx * other_size + other, size * other_size)
+        if np.ndim(other_weight):
+            return _group_sums(pairs, other_weight).reshape(size, other_size)
+        return other_weight * _group_sums(pairs, None).reshape(size, other_size)
 
     gram = np.block([[cross(a, b) for b in blocks] for a in blocks])
     zu = np.concatenate([cross(a, u[:, None])[:, 0] if a is not None else [np.sum(u)]
                          for a in blocks])
     return gram, zu
+
+
+def _group_sums(group: tuple, values) -> np.ndarray:
+    """[J]: sum over the rows of each group of weight * values (values None: ones), for a
+    group indicator (weight, idx [N], J) whose weight is a sign or a data vector [N]."""
+    weight, idx, size = group
+    if np.ndim(weight):
+        return np.bincount(idx, weights=weight if values is None else weight * values,
+                           minlength=size)
+    counts = np.bincount(idx, weights=values, minlength=size)
+    return weight * (counts if values is not None else counts.astype(float))
 
 
 def _design_product(blocks: list, w: np.ndarray, n: int) -> np.ndarray:
@@ -568,8 +628,8 @@ def _design_product(blocks: list, w: np.ndarray, n: int) -> np.ndarray:
             out += w[at]
             at += 1
         else:
-            sign, idx, size = block
-            out += sign * w[at:at + size][idx]
+            weight, idx, size = block
+            out += weight * w[at:at + size][idx]
             at += size
     return out
 

@@ -52,6 +52,18 @@ sample beta: real[3] ~ Normal(0, 1)
 sample sigma ~ HalfNormal(1)
 observe y ~ Normal(alpha + a[g] - c[h] + X @ beta, sigma)
 """, "real"),
+    # lme4-style varying slopes: b[g] * x is a gather weighted by data; (b0 + c[h, 1]) * x
+    # is split into a column and a weighted gather from a matrix read flat
+    "normal_varying_slopes": ("""data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample a: real[4] ~ Normal(0, 1)
+sample b: real[4] ~ Normal(0, 1)
+sample b0 ~ Normal(0, 1)
+sample c: real[3, 2] ~ Normal(0, 1)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + a[g] + b[g] * x - 2.0 * x * b[g] * x + c[h, 0]
+                   + (b0 - c[h, 1]) * x, sigma)
+""", "real"),
     "normal_generic_term": ("""data y: real[N]
 sample alpha ~ Normal(0, 1)
 sample sigma ~ HalfNormal(1)
@@ -62,6 +74,14 @@ sample alpha ~ Normal(0, 1)
 sample beta: real[3] ~ Normal(0, 1)
 sample a: real[4] ~ Normal(0, 1)
 observe y ~ Bernoulli(logit=alpha + X @ beta + a[g])
+""", "binary"),
+    # a product of data and a sum with a generic term in it: the generic term is weighted too
+    "bernoulli_weighted_terms": ("""data y: int[N]
+sample alpha ~ Normal(0, 1)
+sample b: real[4] ~ Normal(0, 1)
+sample c: real[3] ~ Normal(0, 1)
+sample ab: real[4, 2] ~ Normal(0, 1)
+observe y ~ Bernoulli(logit=x * (alpha + b[g] + sin(alpha * x) + X @ c * 0.5) + ab[g, 1])
 """, "binary"),
     "binomial": ("""data y: int[N]
 sample alpha ~ Normal(0, 1)
@@ -182,6 +202,24 @@ def test_difference_hessian_through_the_kernel_matches_the_traced_one(path, rule
     error = sd[:, None] * (difference_hessian(fused.log_joint, z, sd, chunk) - H) * sd
     bound = 1e-10 if name == "normal_data_sigma_columns" else bound
     assert np.linalg.norm(error) < bound * np.linalg.norm(sd[:, None] * H * sd)
+
+
+def _kernel(compiled):
+    return next(s.kernel for s in compiled._steps if getattr(s, "kernel", None) is not None)
+
+
+def test_products_with_data_are_split_into_weighted_terms():
+    # the varying slopes' predictor has no generic term left: b[g] * x and 2 x^2 b[g] are
+    # gathers weighted by data, c[h, 0] and c[h, 1] gathers from c read flat [6], b0 * x a
+    # column; in the Bernoulli case only sin(alpha * x) stays generic, weighted by x
+    slopes = _kernel(compile_case("normal_varying_slopes", True))
+    assert not slopes.generic_weights
+    assert [(np.ndim(weight), size) for weight, _, size in slopes.gathers] == \
+        [(0, 4), (1, 4), (1, 4), (0, 6), (1, 6)]
+    weighted = _kernel(compile_case("bernoulli_weighted_terms", True))
+    assert [np.ndim(weight) for weight in weighted.generic_weights] == [1]
+    assert [(np.ndim(weight), size) for weight, _, size in weighted.gathers] == \
+        [(1, 4), (0, 8)]
 
 
 def test_fused_terms_and_predictive_keep_inlined_let():
