@@ -1,12 +1,13 @@
 """Time one ELBO-gradient step at N = 100,000 rows: fused kernels, the traced path, hand numpy.
 
 For a linear, a logistic and a Poisson regression (K = 20 predictors), a hierarchical linear
-regression (100 groups, K = 5) and the same with varying slopes (``slopes``), time ``elbo.elbo_and_grad`` with the compiled log joint (fused
-kernels, ``kernels.py``), the same with ``compile_model(..., fuse=False)`` (the plain traced
-path), and a hand-derived numpy gradient of the same mean-field ELBO (no autograd), for S = 1
-and S = 10, in one process with interleaved rounds. Prints median CPU ms per step, the medians
-of the per-round ratios to the hand-derived step (issue 15 asks for at most 1.5) and the
-operations autograd traces per gradient, fused and traced.
+regression (100 groups, K = 5) and the same with varying slopes (``slopes``), time
+``elbo.elbo_and_grad`` with the compiled log joint (fused kernels, ``kernels.py``), the same
+with ``compile_model(..., fuse=False)`` (the plain traced path), and a hand-derived numpy
+gradient of the same mean-field ELBO (no autograd), for S = 1 and S = 10, in one process with
+interleaved rounds. Prints median CPU ms per step, the medians of the per-round ratios to the
+hand-derived step (issue 15 asks for at most 1.5) and the operations autograd traces per
+gradient, fused and traced.
 ``--small`` instead compares fused and traced steps on the shipped models that fuse (the
 posteriordb data shipped in ``benchmarks/posteriordb``, see ``posteriordb_data.py``).
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/kernel_benchmark.py [--small]``.

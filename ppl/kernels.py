@@ -5,8 +5,9 @@ For ``observe y ~ Normal(eta, sigma)``, ``Bernoulli(logit=eta)``, ``Binomial(n, 
 ``a[group]`` (also times data, ``b[group] * x``, and from a matrix, ``ab[group, 1]``), scalars
 and data, one autograd primitive computes the summed log likelihood [S] and its gradient in a
 few passes over [S, N] where the traced path makes 15-20 (issue 15). A product of data and a
-sum is split into its terms, so ``(b0 + b[group]) * x`` is a column and a weighted gather. The compiler asks ``fuse_model`` once;
-expressions are still built by ``evaluate.compile_expr``; anything not matched keeps the plain path.
+sum is split into its terms, so ``(b0 + b[group]) * x`` is a column and a weighted gather. The
+compiler asks ``fuse_model`` once; expressions are still built by ``evaluate.compile_expr``;
+anything not matched keeps the plain path.
 
 A Normal likelihood whose predictor is linear in its coefficients (no term of another form)
 depends on the data only through the Gram matrix of its design and a few sums: on many rows
@@ -470,8 +471,8 @@ class GramTerm(FusedTerm):
 
     The predictor is Z w: Z [N, P] the data columns (each ``X @ beta``'s, the
     ``beta[i] * x`` columns, an indicator column per group of each ``a[group]`` times its sign
-    or data weight, and a column of ones for the latent scalars), w [S, P] the coefficients. With u = y - offset and
-    any b, d = w - b:
+    or data weight, and a column of ones for the latent scalars), w [S, P] the coefficients.
+    With u = y - offset and any b, d = w - b:
 
         ||u - Z w||^2 = ||u - Z b||^2 - 2 d . Z^T (u - Z b) + ||Z d||^2,
 
