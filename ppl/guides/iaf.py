@@ -161,25 +161,34 @@ def _solve_by_sweeps(params, saved, w, A, D):
     (:func:`_settled`). A trained flow's chains through the layer decay fast: 15-16 sweeps a
     layer to the fixed point at D = 122, 12-13 at D = 26-46 (docs/history/performance-log.md,
     "The path cotangent's sweeps stop at their fixed point"), about 8 to SWEEP_TOL."""
+    S = w.shape[0]
+    g_out, change = np.empty((S, 2 * D)), np.empty((S, D))
     for (W1, _, W2, _, _, _), (x, h, s, e) in zip(params, saved):
-        scale, dh = x * e * (1.0 - (s / S_MAX) ** 2), 1.0 - h * h
-        W1_T, W2_T, g_out = W1.T, W2.T, np.empty((w.shape[0], 2 * D))
-        v = w / e
+        scale, dh, inv_e = x * e * (1.0 - (s / S_MAX) ** 2), 1.0 - h * h, 1.0 / e
+        W1_T, W2_T, hidden = W1.T, W2.T, np.empty((S, W1.shape[1]))
+        v, new = w * inv_e, np.empty((S, D))
+        bound = SWEEP_TOL * np.abs(v).max(initial=0.0)
         for _ in range(D - 1):
+            # new = (w - N^T v) / e, in place: N^T v = ((s' x e v, v) W2^T * (1 - h^2)) W1^T
             np.multiply(scale, v, out=g_out[:, :D])
             g_out[:, D:] = v
-            v, previous = (w - ((g_out @ W2_T) * dh) @ W1_T) / e, v
-            if _settled(v, previous):
+            np.multiply(np.matmul(g_out, W2_T, out=hidden), dh, out=hidden)
+            np.multiply(np.subtract(w, np.matmul(hidden, W1_T, out=new), out=new), inv_e,
+                        out=new)
+            v, new = new, v
+            if _settled(v, new, bound, change):
                 break
         w = v
     return np.linalg.solve(A.T, w.T).T
 
 
-def _settled(new, old) -> bool:
-    """Whether a sweep changed no entry of v by more than SWEEP_TOL times v's largest entry
-    (:func:`_solve_by_sweeps`); a sweep that gives NaN never settles (the D - 1 sweeps run, and
-    the NaN goes on to the fit loop, which discards the step)."""
-    return new.size == 0 or bool(np.max(np.abs(new - old)) <= SWEEP_TOL * np.max(np.abs(new)))
+def _settled(new, old, bound, change) -> bool:
+    """Whether a sweep changed no entry of v by more than ``bound`` (SWEEP_TOL times the
+    largest entry of the layer's first v; :func:`_solve_by_sweeps`), ``change`` a buffer of
+    v's shape. A sweep that gives NaN never settles (the D - 1 sweeps run, and the NaN goes on
+    to the fit loop, which discards the step)."""
+    np.subtract(new, old, out=change)
+    return bool(change.max(initial=0.0) <= bound and -change.min(initial=0.0) <= bound)
 
 
 def _solve_whole(params, saved, w, A, D):

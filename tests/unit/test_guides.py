@@ -320,13 +320,16 @@ def test_path_cotangent_is_the_solve_with_the_whole_jacobian(D, K, S, rng):
         np.testing.assert_allclose(got[i], expected, rtol=0, atol=tol)
 
 
-def test_a_sweep_settles_at_the_tolerance_and_never_on_nan():
+def test_a_sweep_settles_at_the_bound_and_never_on_nan():
     from ppl.guides import iaf
-    v = np.array([[1.5, -2.0, 0.0]])
-    assert iaf._settled(v, v.copy())
-    assert iaf._settled(v, v + iaf.SWEEP_TOL)           # 2e-9 of the largest entry, 2
-    assert not iaf._settled(v, v + 3 * iaf.SWEEP_TOL)
-    assert not iaf._settled(v + np.nan, v + np.nan)
+    v, change, bound = np.array([[1.5, -2.0, 0.0]]), np.empty((1, 3)), 2.0 ** -30   # exact sums
+    assert iaf._settled(v, v.copy(), bound, change)
+    assert iaf._settled(v, v + bound, bound, change)
+    assert iaf._settled(v, v - bound, bound, change)
+    assert not iaf._settled(v, v + 2 * bound, bound, change)
+    assert not iaf._settled(v, v - 2 * bound, bound, change)
+    assert not iaf._settled(v + np.nan, v + np.nan, bound, change)
+    assert not iaf._settled(v, v, np.nan, change)
 
 
 @pytest.mark.parametrize(("scale", "most_sweeps"), [(0.0, 1), (0.05, 10), (0.5, 19)])
@@ -346,9 +349,9 @@ def test_path_cotangent_sweeps_stop_at_the_tolerance(scale, most_sweeps, rng, mo
     eps = rng.standard_normal((S, D))
     saved = iaf._iaf_run(params, eps, D)[1]
     sweeps, settled = [], iaf._settled
-    monkeypatch.setattr(iaf, "_settled", lambda new, old: sweeps.append(1) or settled(new, old))
+    monkeypatch.setattr(iaf, "_settled", lambda *args: sweeps.append(1) or settled(*args))
     early = iaf._solve_by_sweeps(params, saved, eps, A, D)
-    monkeypatch.setattr(iaf, "_settled", lambda new, old: False)
+    monkeypatch.setattr(iaf, "_settled", lambda *args: False)
     every = iaf._solve_by_sweeps(params, saved, eps, A, D)
     np.testing.assert_allclose(early, every, rtol=0,
                                atol=10 * iaf.SWEEP_TOL * np.max(np.abs(every)))
