@@ -44,11 +44,15 @@ class Bijector:
     forward(u) : [S, *free_shape] -> [S, *shape]
     inverse(x) : [S, *shape] -> [S, *free_shape]
     log_det_jacobian(u) : [S]; log|det dx/du| summed over all axes but the draw axis.
+    forward_and_log_det(u) : both; a bijector whose two share work overrides it.
     free_shape(shape) : the unconstrained shape of a latent of constrained ``shape``.
     """
 
     def forward(self, u):
         raise NotImplementedError
+
+    def forward_and_log_det(self, u):
+        return self.forward(u), self.log_det_jacobian(u)
 
     def inverse(self, x):
         raise NotImplementedError
@@ -160,11 +164,19 @@ class StickBreaking(Bijector):
         return log_z, log_1mz, log_left
 
     def forward(self, u):
-        log_z, log_1mz, log_left = self._parts(u)
+        return self._forward(self._parts(u))
+
+    @staticmethod
+    def _forward(parts):
+        log_z, log_1mz, log_left = parts
         # the last x is the stick left after every break (a sum, so K = 1 gives x = [1])
         log_rest = anp.sum(log_1mz, axis=-1, keepdims=True)
         log_x = anp.concatenate([log_z + log_left, log_rest], axis=-1)
         return anp.exp(log_x)
+
+    def forward_and_log_det(self, u):
+        parts = self._parts(u)     # once for both: a traced operation costs microseconds
+        return self._forward(parts), self._log_det(parts)
 
     def inverse(self, x):
         # stick left before break k is sum_{j>=k} x_j: a reversed cumulative sum, more
@@ -174,7 +186,11 @@ class StickBreaking(Bijector):
         return anp.log(x[..., :-1]) - anp.log(left[..., 1:]) + self._offset(k_free)
 
     def log_det_jacobian(self, u):
-        log_z, log_1mz, log_left = self._parts(u)
+        return self._log_det(self._parts(u))
+
+    @staticmethod
+    def _log_det(parts):
+        log_z, log_1mz, log_left = parts
         return _sum_draws(log_z + log_1mz + log_left)
 
     def free_shape(self, shape):
@@ -316,10 +332,18 @@ class CorrCholeskyBijector(Bijector):
         return k, z, log_1mz2, log_left
 
     def forward(self, u):
-        k, z, _, log_left = self._parts(u)
+        return self._forward(self._parts(u))
+
+    @staticmethod
+    def _forward(parts):
+        k, z, _, log_left = parts
         # z is 0 on and above the diagonal: adding eye puts 1 on the diagonal, so the product
         # is z_ij * sqrt(left) below it, sqrt(left) on it and 0 above it
         return (z + anp.eye(k)) * anp.exp(0.5 * log_left)
+
+    def forward_and_log_det(self, u):
+        parts = self._parts(u)     # once for both: a traced operation costs microseconds
+        return self._forward(parts), self._log_det(parts)
 
     def inverse(self, x):
         k = x.shape[-1]
@@ -334,7 +358,11 @@ class CorrCholeskyBijector(Bijector):
         return anp.sign(z) * (anp.log1p(anp.abs(z)) - 0.5 * log_1mz2)
 
     def log_det_jacobian(self, u):
-        k, _, log_1mz2, log_left = self._parts(u)
+        return self._log_det(self._parts(u))
+
+    @staticmethod
+    def _log_det(parts):
+        k, _, log_1mz2, log_left = parts
         rows, cols = anp.tril_indices(k, -1)
         return _sum_draws(log_1mz2[..., rows, cols] + 0.5 * log_left[..., rows, cols])
 

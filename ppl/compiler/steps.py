@@ -114,7 +114,10 @@ class _LatentStep:
         bijector = self.bijector
         if bijector is None or self.innovations:
             bijector = self.bijector_at(env)
-        x = bijector.forward(u)
+        if self.innovations or isinstance(bijector, Identity):
+            x, log_det = bijector.forward(u), None
+        else:
+            x, log_det = bijector.forward_and_log_det(u)
         env[self.name] = x
         if self.innovations:
             # AR1Innovations: the prior density of x times |det dx/du| is u's standard normal
@@ -123,9 +126,9 @@ class _LatentStep:
         # Truncated priors keep the untruncated density: the normalizing constant is dropped,
         # as in Stan (LANGUAGE.md, Types).
         log_prior = _pending_density(self, x, env)
-        if isinstance(bijector, Identity):
+        if log_det is None:
             return log_prior          # log|det J| = 0: no need to trace a sum of zeros
-        return log_prior, bijector.log_det_jacobian(u)
+        return log_prior, log_det
 
     def elements(self, env):
         """The log prior per element [n, *batch] in an enumerated environment."""

@@ -119,6 +119,24 @@ def test_log_det_jacobian_matches_autograd(row):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_forward_and_log_det_are_forward_and_log_det_jacobian(row):
+    # the compiler takes both at once (a bijector may share their work): the same numbers,
+    # bit for bit, and the same gradient
+    _, bijector, u = _setup(row)
+    x, log_det = bijector.forward_and_log_det(u)
+    np.testing.assert_array_equal(x, bijector.forward(u))
+    np.testing.assert_array_equal(log_det, bijector.log_det_jacobian(u))
+
+    def both(v):
+        x, log_det = bijector.forward_and_log_det(v)
+        return anp.sum(anp.sin(x)) + anp.sum(log_det)
+
+    def apart(v):
+        return anp.sum(anp.sin(bijector.forward(v))) + anp.sum(bijector.log_det_jacobian(v))
+    np.testing.assert_allclose(grad(both)(u), grad(apart)(u), rtol=1e-13, atol=1e-13)
+
+
 @settings(max_examples=60, derandomize=True, deadline=None)
 @given(row=hs.sampled_from(ROWS),
        u=arrays(np.float64, (S, 5), elements=hs.floats(-10.0, 10.0)))
