@@ -7,6 +7,8 @@ inherited from draws.Draws; build.compile_model makes it.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import autograd.numpy as anp
 import numpy as np
 
@@ -15,7 +17,8 @@ from ..bijectors import Identity
 from ..blocks import ASSEMBLED
 from ..fused import add_terms, shape_of
 from .draws import Draws
-from .steps import Slot, _DiscreteStep, _FactorStep, _LatentStep, _LetStep, _ObserveStep, _ParamStep
+from .steps import (_EXPR_TYPES, Slot, _DiscreteStep, _FactorStep, _LatentStep, _LetStep,
+                    _ObserveStep, _ParamStep)
 
 
 class Compiled(Draws):
@@ -39,9 +42,12 @@ class Compiled(Draws):
         self._constant = sum(s.constant for s in steps
                              if isinstance(s, (_ObserveStep, _FactorStep))
                              and s.constant is not None)
-        # lets inlined into a fused kernel are computed by it, not by the log joint
+        # lets inlined into a fused kernel are computed by it, not by the log joint, and a let
+        # no term reads (a reported ``let rho = ...`` for the summary) is not computed at all
+        read = _lets_read_by_terms(steps)
         self._live = [s for s in steps if getattr(s, "constant", None) is None
-                      and getattr(s, "name", None) not in inlined]
+                      and getattr(s, "name", None) not in inlined
+                      and (type(s) is not _LetStep or s.name in read)]
         self._discrete = {s.name: s for s in steps if isinstance(s, _DiscreteStep)}
         self.slots = slots
         self.dim = sum(slot.size for slot in slots)
@@ -153,3 +159,23 @@ class Compiled(Draws):
         latent's free shape (a simplex ``p`` of K values has free ``p[0]`` .. ``p[K-2]``)."""
         return [name for slot in self.slots for name in ir.element_names(slot.name,
                                                                           slot.free_shape)]
+
+
+def _lets_read_by_terms(steps) -> set[str]:
+    """The lets that a term of the log joint (a latent's or param's prior and bounds, an
+    observe, a factor, a user's guide) reads, directly or through other lets. A let can only
+    read earlier statements, so one backward pass closes the set."""
+    read: set[str] = set()
+    for step in reversed(steps):
+        statement = step.statement
+        if isinstance(statement, ir.Let) and step.name not in read:
+            continue
+        roots = [getattr(statement, field.name) for field in dataclasses.fields(statement)]
+        support = getattr(statement, "support", None)
+        if support is not None:     # bounds that depend on lets
+            roots += [getattr(support, field.name) for field in dataclasses.fields(support)]
+        for root in roots:
+            if isinstance(root, (ir.Dist, *_EXPR_TYPES)):
+                read |= {e.name for e in ir.walk(root) if isinstance(e, ir.Ref)
+                         and e.kind == "let"}
+    return read

@@ -266,6 +266,26 @@ def test_constrained_computes_only_the_hidden_lets_a_reported_value_reads(rng):
     assert np.all(draws["x"] > draws["a"] - 1)
 
 
+def test_log_joint_computes_only_the_lets_a_term_reads(rng):
+    # r and _h are read by no term (r is reported, for the summary); _lo is read by a
+    # latent's bound, _s by a let a factor reads: the log joint computes those two only, and
+    # its value is the one with every let computed
+    model = compile_text("data y: real[3]\nsample a ~ Normal(0, 1)\nlet _lo = a - 1\n"
+                         "sample x: real<lower=_lo> ~ Normal(0, 3)\nlet _h = 2 * x\n"
+                         "let r = _h + a\nlet _s = x * x\nlet _f = -_s\nfactor _f\n"
+                         "observe y ~ Normal(a + x, 1)\n", {"y": [1.0, 2.0, 3.0]})
+    zeta = rng.normal(0, 1, (7, model.dim))
+    every = model._forward(zeta)
+    total = sum(term for _, term in model.terms(zeta))
+    for step in model._steps:
+        if getattr(step, "name", None) in ("r", "_h"):
+            step.fn = None       # calling it would raise: the log joint must not
+    np.testing.assert_allclose(model.log_joint(zeta), total, rtol=1e-13)
+    from ppl.compiler.steps import _LetStep
+    assert sorted(s.name for s in model._live if type(s) is _LetStep) == ["_f", "_lo", "_s"]
+    np.testing.assert_allclose(every["r"], 2 * every["x"] + every["a"])
+
+
 def test_predictive_labels_are_source_text(rng):
     model = compile_text("data y: real[4]\ndata t: real[4]\nsample mu ~ Normal(0, 1)\n"
                          "observe y ~ Normal(mu, 1)\nobserve y[1:] - t[1:] ~ Normal(0, 1)\n",
