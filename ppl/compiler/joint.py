@@ -13,7 +13,6 @@ import autograd.numpy as anp
 import numpy as np
 
 from .. import enumeration, ir
-from ..bijectors import Identity
 from ..blocks import ASSEMBLED
 from ..fused import add_terms, shape_of
 from .draws import Draws
@@ -111,10 +110,9 @@ class Compiled(Draws):
                 tiled.own[step.name] = step.fn(tiled)
                 continue
             if isinstance(step, _LatentStep):
-                x, bijector, u = step.value(zeta, env)
-                env[step.name] = x
-                if not isinstance(bijector, Identity):
-                    total = total + bijector.log_det_jacobian(u)
+                env[step.name], log_det = step.value_and_log_det(zeta, env)
+                if log_det is not None:
+                    total = total + log_det
             piece = enumeration.to_elements(step.elements(tiled), pos, len(values.shape),
                                             step.full)
             acc[d] = piece if d not in acc else acc[d] + piece

@@ -103,6 +103,16 @@ class _LatentStep:
         bijector = self.bijector_at(env)
         return bijector.forward(u), bijector, u
 
+    def value_and_log_det(self, zeta, env):
+        """(x [S, *shape], log|det J| [S], or None where the bijector is the identity) for the
+        draws ``zeta`` [S, D]; one pass where the two share work (a simplex, a correlation
+        Cholesky factor: Bijector.forward_and_log_det)."""
+        u = self.cut(zeta)
+        bijector = self.bijector_at(env)
+        if isinstance(bijector, Identity):
+            return bijector.forward(u), None    # log|det J| = 0: no sum of zeros to trace
+        return bijector.forward_and_log_det(u)
+
     def term(self, zeta, env):
         """Sets env[name]; returns log prior + log|det J| [S]."""
         return settle(self.pending(zeta, env))
@@ -110,25 +120,18 @@ class _LatentStep:
     def pending(self, zeta, env):
         """``term`` as a term of fused.add_terms: the log prior a fused.Pending where it can
         be, and a group (log prior, log|det J|) where there is a log-Jacobian."""
-        u = self.cut(zeta)     # self.value(zeta, env), one call less for every latent
-        bijector = self.bijector
-        if bijector is None or self.innovations:
-            bijector = self.bijector_at(env)
-        if self.innovations or isinstance(bijector, Identity):
-            x, log_det = bijector.forward(u), None
-        else:
-            x, log_det = bijector.forward_and_log_det(u)
-        env[self.name] = x
         if self.innovations:
             # AR1Innovations: the prior density of x times |det dx/du| is u's standard normal
+            u = self.cut(zeta)
+            env[self.name] = self.bijector_at(env).forward(u)
             params = {name: fn(env) for name, fn in self.params.items()}
             return _outside(self.guarded, params, _sum_rest(-0.5 * u * u - _LOG_SQRT_2PI))
+        x, log_det = self.value_and_log_det(zeta, env)
+        env[self.name] = x
         # Truncated priors keep the untruncated density: the normalizing constant is dropped,
         # as in Stan (LANGUAGE.md, Types).
         log_prior = _pending_density(self, x, env)
-        if log_det is None:
-            return log_prior          # log|det J| = 0: no need to trace a sum of zeros
-        return log_prior, log_det
+        return log_prior if log_det is None else (log_prior, log_det)
 
     def elements(self, env):
         """The log prior per element [n, *batch] in an enumerated environment."""
