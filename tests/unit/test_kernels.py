@@ -222,6 +222,20 @@ def test_products_with_data_are_split_into_weighted_terms():
         [(1, 4), (0, 8)]
 
 
+def test_group_sums_over_all_draws_at_once_are_the_per_draw_sums(monkeypatch):
+    # the gather's gradient: one bincount over the draws' blocks (small S x N) or one per draw;
+    # the same sums in the same order, so bit for bit
+    rng = np.random.default_rng(0)
+    g, idx = rng.normal(size=(7, 50)), rng.integers(0, 6, 50)
+    cache = {}
+    flat = kernels._group_rows(g, idx, 6, cache)
+    assert cache                                    # the flat index was built and kept
+    monkeypatch.setattr(kernels, "FLAT_BINCOUNT_MAX", 0)
+    per_draw = kernels._group_rows(g, idx, 6, {})
+    np.testing.assert_array_equal(flat, per_draw)
+    np.testing.assert_allclose(flat[3], [g[3, idx == j].sum() for j in range(6)], rtol=1e-14)
+
+
 def test_fused_terms_and_predictive_keep_inlined_let():
     fused, traced = compile_case("normal_gather_private_let", True), compile_case(
         "normal_gather_private_let", False)
