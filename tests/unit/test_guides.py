@@ -297,7 +297,7 @@ def test_path_cotangent_solves_with_the_given_right_hand_side(rng):
 
 @pytest.mark.parametrize("S", [6, 30])
 @pytest.mark.parametrize(("D", "K"), [(1, 2), (2, 3), (5, 2), (10, 2), (13, 4), (41, 2)])
-def test_path_cotangent_is_the_solve_with_the_whole_jacobian(D, K, S, rng):
+def test_path_cotangent_is_the_solve_with_the_whole_jacobian(D, K, S, rng, monkeypatch):
     # the cotangent solves either layer by layer (up to D - 1 sweeps of a triangular system
     # each, then A^T: D <= 5, D >= 40, or S >= 2 D) or with J^T built whole (D = 10, 13 at
     # S = 6); the
@@ -305,8 +305,12 @@ def test_path_cotangent_is_the_solve_with_the_whole_jacobian(D, K, S, rng):
     # Layers far from the identity (scale 0.5), so every sweep matters: with one sweep fewer
     # D = 2, 5 and 10 fail (by 1.5, 2e-4 and 6e-9).
     # Tolerance: both are backward-stable solves, so they agree to a small multiple of
-    # cond(J) * 2^-52 relative; 100 cond(J) * 2^-52 of the largest entry.
+    # cond(J) * 2^-52 relative; 100 cond(J) * 2^-52 of the largest entry. The sweeps run to
+    # their fixed point here (SWEEP_TOL 0): their early stop is bounded by
+    # test_path_cotangent_sweeps_stop_at_the_tolerance.
+    from ppl.guides import iaf
     from ppl.guides.iaf import _iaf_chain, _iaf_path_cotangent, hidden_units
+    monkeypatch.setattr(iaf, "SWEEP_TOL", 0.0)
     flow, H = Flow(D, K), hidden_units(D)
     theta = flow_theta(flow, rng, scale=0.5)
     A = np.eye(D) + rng.normal(0.0, 0.3 / np.sqrt(D), (D, D))   # conditioned as a fit's
