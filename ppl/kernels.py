@@ -204,17 +204,13 @@ def _product_term(expr: ir.BinOp, sign, parts: _Parts, data_env) -> bool:
     latent = [f for f in factors if f.deps]
     if len(latent) != 1:
         return False
-    if tuple(latent[0].shape) == ():
-        column = np.full(parts.n, sign) if not np.ndim(sign) else np.array(sign, dtype=float)
-        for factor in factors:
-            if not factor.deps:
-                column = column * np.asarray(evaluate_data(factor, data_env), dtype=float)
-        parts.columns.append((column, compile_expr(latent[0], data_env)))
-        return True
     weight = np.broadcast_to(np.asarray(sign, dtype=float), (parts.n,))
     for factor in factors:
         if not factor.deps:
             weight = weight * np.asarray(evaluate_data(factor, data_env), dtype=float)
+    if tuple(latent[0].shape) == ():
+        parts.columns.append((np.array(weight), compile_expr(latent[0], data_env)))
+        return True
     # a factor that cannot be split leaves ``parts`` as it was: the caller keeps the whole
     # product as one term
     inner = _Parts(parts.n, np.zeros(parts.n))
