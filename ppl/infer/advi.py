@@ -106,8 +106,9 @@ def fit(compiled, options, rng: np.random.Generator,
     steps per trial; Adam's grid is Stan's divided by 10, its largest tried only when the next
     wins); then take steps with
     ``options.mc_samples`` draws each. With whitening (mean field, ``options.precondition``),
-    after the first window the mean's coordinates are whitened and the step size searched
-    again in them (see ``_run``).
+    after the first window the mean's coordinates are whitened (a guide still far from its
+    optimum first taken there by Newton steps, newton.py) and the step size searched again in
+    them (see ``_run``).
 
     Convergence (schedule.Convergence): every ``options.window`` steps the last two windows of
     ELBO estimates taken at the current step size are compared by :func:`plateau` (a relative
@@ -387,7 +388,10 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
     rule = Convergence(options.tol, W)
     sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled))
-    preconditioner = Whitening(whitening, _hessian_chunk(compiled))
+    # Newton steps at the first whitening: mean field, not on minibatches (a step would fit
+    # the one batch it is taken on)
+    preconditioner = Whitening(whitening, _hessian_chunk(compiled),
+                               newton=guide is MEAN_FIELD and options.batch is None)
     windows = Windows()
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
         rule, windows = BatchConvergence(options.tol, W), BatchWindows()
@@ -412,10 +416,10 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             if progress is not None and step % PROGRESS_EVERY == 0:
                 progress(step, float(np.mean(trace[-W:])), state.lr)
             if step == first_whitening:
-                # whiten, search the step size again (dense coordinates only), restart there
-                theta = state.theta
-                coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
-                                                    state.coords)
+                # whiten (Newton steps first where the guide is far), search the step size
+                # again (dense coordinates only), restart there
+                coords, theta = preconditioner.first(compiled.log_joint, guide, state.theta,
+                                                     noise, state.coords)
                 if not coords.keeps_step_size:   # (precondition.Coordinates.keeps_step_size)
                     lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
                                                opt, noise, S, _in_value(loss_value, coords))

@@ -15,6 +15,7 @@ from autograd import grad
 
 from ..errors import fit_not_at_optimum
 from ..guides import MEAN_FIELD
+from . import newton
 from .elbo import elbo_value
 from .optim import hessian_chunk
 from .precondition import MAX_DIM, difference_hessian, expected_hessian
@@ -27,7 +28,6 @@ SEED = 20260911       # the check's own stream: it must not change the fit's ran
 MAX_DRAWS = 1024      # draws of the expected gradient at most, while its sign is unclear
 POLISH_SDS = 0.1      # the polish stops once no significant Newton step is above this, in sds
 ROUNDS = 60           # Newton steps of the polish at most (extreme scales took 10-40: tests)
-SEARCH = 60           # step halvings tried at most by a Newton step's line search
 EIGEN_FLOOR = 1e-8    # smallest eigenvalue of the Jacobi-scaled expected Hessian (unit diagonal)
 
 
@@ -161,7 +161,7 @@ def polish(log_joint, mu: np.ndarray, log_sigma: np.ndarray, chunk: int | None =
     (see :func:`_newton`; for a Gaussian posterior the exact mean in one step), and the guide's
     sds move to the mean-field optimum's 1/sqrt(H_ii) (the fit's own sds are off by orders of
     magnitude at extreme scales). The step length is searched along the ray
-    (:func:`_line_search`), so the ELBO's fixed-draw estimate never decreases. ``chunk``: the
+    (newton.line_search), so the ELBO's fixed-draw estimate never decreases. ``chunk``: the
     model's score chunk, which says when a gradient is costly (:func:`_newton`).
 
     Returns
@@ -184,13 +184,9 @@ def polish(log_joint, mu: np.ndarray, log_sigma: np.ndarray, chunk: int | None =
             direction = np.zeros_like(mu)
         target = -0.5 * np.log(np.where(curvature > 0, curvature, np.nan))
         new_log_sigma = np.where(np.isfinite(target), target, log_sigma)
-        # the new sds go with the step when that raises the ELBO; else the step goes alone
-        for sds in (new_log_sigma, log_sigma):
-            t = _line_search(log_joint, mu, log_sigma, direction, sds, eps)
-            if t > 0.0:
-                mu, log_sigma = mu + t * direction, sds
-                break
-        if done or t == 0.0:
+        mu, log_sigma, moved = newton.step(log_joint, mu, log_sigma, direction, new_log_sigma,
+                                           eps)
+        if done or not moved:
             return mu, log_sigma, rounds
     return mu, log_sigma, ROUNDS
 
@@ -247,27 +243,3 @@ def _hessian(log_joint, mu, sigma, eps, chunk) -> np.ndarray:
     if chunk is not None and chunk < 2 * len(eps) and np.all(sigma >= 1e-8 * np.abs(mu)):
         return difference_hessian(log_joint, zeta, sigma, chunk)
     return expected_hessian(log_joint, zeta)
-
-
-def _line_search(log_joint, mu, log_sigma, direction, new_log_sigma, eps) -> float:
-    """The step length t in 1, 1/2, 1/4, ... (the first maximum along the ray, at most SEARCH
-    halvings) at which the ELBO's estimate with the fixed draws ``eps`` is largest, if above
-    its value at the start; 0.0 when none is. From a point far off, a full Newton step can
-    overshoot by orders of magnitude (a flat log density gives a tiny curvature), hence many
-    halvings; the search stops at the first decrease after an increase."""
-    def value(m, log_s):
-        return float(np.mean(log_joint(m + np.exp(log_s) * eps))) + float(np.sum(log_s))
-
-    start = value(mu, log_sigma)
-    best_t, best = 0.0, start
-    t = 1.0
-    # a zero direction (the sds alone) has the same value at every t: the loop below would
-    # evaluate it SEARCH times when it is no better (4 of a 10^5-row polish's 5 s)
-    for _ in range(SEARCH if np.any(direction) else 1):
-        current = value(mu + t * direction, new_log_sigma)
-        if current > best:
-            best_t, best = t, current
-        elif best_t > 0.0:
-            break
-        t *= 0.5
-    return best_t

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .newton import newton_steps
 from .optim import SCORE_CHUNK, STAN_ETAS, search_lr
 from .precondition import Coordinates, estimate
 
@@ -250,12 +251,29 @@ class Whitening:
     the current guide is the identity (precondition.py), or none."""
     enabled: bool
     chunk: int | None = None   # draws a gradient of the Hessian may take (precondition.estimate)
+    newton: bool = False       # Newton steps at the first whitening (newton.py; mean field)
 
     def coordinates(self, log_joint, guide, theta, noise, current: Coordinates) -> Coordinates:
         """New coordinates centred on ``theta`` (``current`` when whitening is off)."""
         if not self.enabled:
             return current
-        draws = guide.draw(theta, noise(HESSIAN_DRAWS))
+        return self._estimate(log_joint, guide, theta, noise(HESSIAN_DRAWS))
+
+    def first(self, log_joint, guide, theta, noise, current: Coordinates):
+        """(coordinates, theta) of the first whitening: ``coordinates``', and with ``newton``,
+        where a dense whitening finds the guide still far from its optimum, the guide moved
+        there by Newton steps on the same draws, and the coordinates centred on it."""
+        if not self.enabled:
+            return current, theta
+        eps = noise(HESSIAN_DRAWS)
+        coords = self._estimate(log_joint, guide, theta, eps)
+        if not (self.newton and isinstance(coords.L, np.ndarray)):
+            return coords, theta
+        theta, coords, _ = newton_steps(log_joint, guide, theta, eps, coords, self.chunk)
+        return coords, theta
+
+    def _estimate(self, log_joint, guide, theta, eps) -> Coordinates:
+        draws = guide.draw(theta, eps)
         return estimate(log_joint, theta, draws, np.exp(guide.log_sd(theta)), self.chunk)
 
     def rescue_due(self, windows, step: int, iter_cap: int) -> bool:

@@ -10,7 +10,7 @@ import pytest
 import scipy.optimize
 
 import ppl
-from ppl.infer import diagnostics
+from ppl.infer import diagnostics, newton
 
 M, S = np.array([1.0, -2.0, 300.0]), np.array([0.5, 3.0, 1e-4])
 
@@ -107,7 +107,7 @@ def test_the_line_search_evaluates_a_zero_direction_once():
     eps = np.random.default_rng(0).standard_normal((8, 2))
     for sds in (np.zeros(2), np.full(2, -3.0)):     # the optimum's sds, then worse ones
         calls.clear()
-        t = diagnostics._line_search(log_joint, np.zeros(2), np.zeros(2), np.zeros(2), sds, eps)
+        t = newton.line_search(log_joint, np.zeros(2), np.zeros(2), np.zeros(2), sds, eps)
         assert t == 0.0 and len(calls) == 2      # the start and one step
 
 
