@@ -260,9 +260,10 @@ class Whitening:
         return self._estimate(log_joint, guide, theta, noise(HESSIAN_DRAWS))
 
     def first(self, log_joint, guide, theta, noise, current: Coordinates):
-        """(coordinates, theta) of the first whitening: ``coordinates``', and with ``newton``,
-        where a dense whitening finds the guide still far from its optimum, the guide moved
-        there by Newton steps on the same draws, and the coordinates centred on it."""
+        """(coordinates, theta) at the first whitening: the coordinates :meth:`coordinates`
+        gives, with ``theta`` as it was; with ``newton``, where that whitening is dense and
+        finds the guide still far from its optimum, the guide first taken there by Newton
+        steps on the same draws (newton.py) and the coordinates centred on it."""
         if not self.enabled:
             return current, theta
         eps = noise(HESSIAN_DRAWS)
