@@ -22,6 +22,12 @@ MIN_TAIL = 5
 # if by PRIOR_K pseudo-observations; PRIOR_B scales the grid of the profile parameter b.
 PRIOR_K = 10
 PRIOR_B = 3
+# Tied largest weights mean bounded weights only if the log weights are resolved to this many
+# nats. Doubles of magnitude |x| are |x| * 2.2e-16 apart, so beyond about 4.5e9 nats weights
+# that differ by more than this round to the same value, and a tie says nothing about the tail:
+# a collapsed guide far out (mean field on kilpisjarvi after a step size of 10: log weights near
+# -3e17, sds of 1e-13, every draw's weight rounded to one value) is then inf, not bounded.
+TIE_RESOLUTION = 1e-6
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,8 @@ class Psis:
     ----------
     khat : the estimated Pareto shape; inf when there were too few (finite) draws to fit a tail
         or fewer than MIN_TAIL weights within 708 nats of the largest (a few draws carry all
-        the weight), -inf when the largest weights are all equal (bounded weights).
+        the weight) or the largest are tied only by rounding (TIE_RESOLUTION), -inf when the
+        largest weights are all equal (bounded weights).
     threshold : min(1 - 1 / log10(S), 0.7) for the S finite weights (Vehtari et al. 2024,
         section 3.2.4): below it the importance-sampling estimate is reliable at this S.
     log_weights : [S] smoothed, normalized log weights (logsumexp = 0) in the order of the
@@ -104,7 +111,8 @@ def psis(log_weights) -> Psis:
     cutoff = max(below, np.log(np.finfo(float).tiny))
     tail_idx = np.flatnonzero(x > cutoff)
     khat = float("inf")
-    if tail_idx.size < MIN_TAIL <= M and below == cutoff:
+    resolved = np.abs(raw[finite]).max() * np.finfo(float).eps <= TIE_RESOLUTION
+    if tail_idx.size < MIN_TAIL <= M and below == cutoff and resolved:
         # Enough draws, but the largest weights are tied at the cutoff: the weights are
         # bounded (q covers p, e.g. q = p exactly), the case k -> -inf; nothing to smooth.
         # Not when fewer than MIN_TAIL weights are within 708 nats of the largest (the cutoff

@@ -81,10 +81,12 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
                      f"left out")
     if np.isposinf(khat) and tail_length(draws - n_nonfinite) >= MIN_TAIL:
         # enough draws for a tail, yet none could be fitted: fewer than MIN_TAIL weights are
-        # within 708 nats of the largest (psis.psis), e.g. a diverged fit's
+        # within 708 nats of the largest, or the largest tie only by rounding (psis.psis),
+        # e.g. a diverged or collapsed fit's
         level = UNRELIABLE
-        text = ("a few draws carry all the importance weight: this family cannot represent the "
-                "posterior") + _hint(guide, available, richest=True)
+        text = ("a few draws carry all the importance weight, or their log weights are too "
+                "large to tell apart: this family cannot represent the posterior"
+                ) + _hint(guide, available, richest=True)
     elif np.isposinf(khat) and n_nonfinite < draws:
         level, text = UNRELIABLE, f"k̂ could not be estimated from {draws} draws; raise --draws"
     elif np.isposinf(khat):

@@ -60,6 +60,21 @@ def test_equal_weights_are_bounded_not_a_failed_fit():
     np.testing.assert_allclose(np.exp(result.log_weights), 1e-3)
 
 
+def test_weights_tied_only_by_rounding_are_not_bounded(rng):
+    # a collapsed guide far out (mean field on kilpisjarvi after a step size of 10: sds of
+    # 1e-13, log weights near -3e17): log q's chi-square spread of a few nats is below the
+    # doubles' spacing there (64 nats), so every weight rounds to one value. That tie says
+    # nothing about the tail; it must not read as bounded weights (-inf, "reliable").
+    spread = rng.chisquare(3, 4000)
+    collapsed = psis(-3e17 + spread)
+    assert np.unique(-3e17 + spread).size == 1      # the premise: rounding ties them all
+    assert collapsed.khat == np.inf
+    # the same spread resolved is an ordinary finite tail, and exact ties of resolved weights
+    # are still bounded
+    assert np.isfinite(psis(-300.0 + spread).khat)
+    assert psis(np.full(4000, -300.0)).khat == -np.inf
+
+
 def test_weights_carried_by_a_few_draws_are_the_heaviest_tail_not_bounded(rng):
     # a diverged guide's log weights spread over thousands of nats (a BNN's flow, seed 2:
     # from -4.5e27 to -4e4): below the largest three, every weight underflows. The tail cannot
