@@ -149,7 +149,7 @@ def main(argv=None) -> int:
             "(the best a mean-field Gaussian can do) or the reference sd itself. What the "
             "figures show, and why eight schools falls short: "
             "[accuracy-findings.md](accuracy-findings.md).\n\n"
-            f"{text}\n" + "".join(sections.values()), encoding="utf-8")
+            f"{text}\n\n" + "".join(sections.values()), encoding="utf-8")
     return 0
 
 
