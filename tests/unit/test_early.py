@@ -91,6 +91,10 @@ def test_check_on_an_exact_and_on_a_narrow_guide(rng):
     assert reason.endswith(f", ESS 100% of {early.CHECK_DRAWS} draws)")
     narrow = exact - np.array([0.0, np.log(3.0)])    # sds 3x too small: heavy-tailed weights
     assert policy.check(model.log_joint, MEAN_FIELD, narrow) is None
+    # collapsed far out (mean field on kilpisjarvi after a step size of 10): every log weight
+    # near -4e19 rounds to one value, which is no evidence of bounded weights
+    collapsed = np.array([2e9, -30.0])
+    assert policy.check(model.log_joint, MEAN_FIELD, collapsed) is None
 
 
 def test_not_for_a_bare_log_density_nor_a_large_model(rng, monkeypatch):
