@@ -415,7 +415,8 @@ class Fit:
         corrected = self.corrected
         return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
                      self.result.guide.name.partition(":")[0], available, disagree,
-                     corrected, self._summary_weights().ess if corrected else np.inf)
+                     corrected, self._summary_weights().ess if corrected else np.inf,
+                     p.ess / max(p.log_weights.size, 1))
 
     def _psis_draws(self) -> int:
         return psis_draws(self.options)

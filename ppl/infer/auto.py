@@ -33,7 +33,7 @@ from . import advi, fixed_draws
 from .precondition import estimate
 from .psis import psis
 from .schedule import HESSIAN_DRAWS
-from .verdict import CARE, RELIABLE
+from .verdict import CARE, RELIABLE, matches_bulk
 
 AUTO = "auto"
 SKIPPED = "skipped"
@@ -260,9 +260,15 @@ def _low_ess(fit) -> bool:
 
 
 def _usable(fit) -> bool:
-    """Whether the climb stops at this fit: reliable, or usable with care and corrected."""
+    """Whether the climb stops at this fit: reliable, or usable with care and corrected, or
+    usable with care on nearly equal weights (verdict.matches_bulk: a richer family could not
+    do measurably better where the draws go)."""
     level = fit.verdict().level
-    return level == RELIABLE or (level == CARE and fit.corrected)
+    if level == RELIABLE:
+        return True
+    p = fit.psis
+    return level == CARE and (fit.corrected or matches_bulk(
+        p.khat, p.threshold, p.ess / max(p.log_weights.size, 1), p.n_nonfinite))
 
 
 def choose(assessed: list, tried: list) -> tuple[int, object]:

@@ -134,3 +134,25 @@ def test_a_heavy_tailed_corrected_summary_draws_for_an_effective_sample_size_of_
     figures = accuracy.score(fit.summary().to_dict(), pdb.load_reference(name), name)
     assert figures["mean_error"].max() <= 0.1, figures["mean_error"]
     assert np.all(np.abs(figures["sd_vs_reference"]) <= 0.15), figures["sd_vs_reference"]
+
+
+@pytest.mark.slow
+def test_auto_stops_at_full_rank_whose_weights_are_nearly_equal():
+    # earnings-log10earn_height, seed 1: height is not centred, intercept and slope correlate
+    # at -0.998, and mean field is unreliable (k̂ 0.79). Full rank's k̂ is 0.74, over the
+    # threshold, but its weights have an ESS of 99.7% of their 4000 draws: it matches the
+    # posterior where its draws go, and k̂ reads the shape of their tiny spread
+    # (verdict.BULK_ESS). Auto used to fit the flow after it (k̂ 1.35 on weights with an ESS of
+    # 99.97%) and chose full rank by the ELBO all the same, at 4.5 times mean field's CPU
+    # (docs/history/trust-log.md, "Sixteenth probe"). Issue 11's targets (0.1 sd, 15%) on the
+    # guide's own summary, uncorrected: 1000 draws give a Monte Carlo error of 0.032 sd on a
+    # mean and 2.2% on an sd; measured 0.025 sd and 0.2%.
+    name = "earnings-log10earn_height"
+    with pytest.warns(UserWarning, match="names the model does not declare"):
+        fit = ppl.load(pdb.model_path(name)).fit(pdb.load_data(name), seed=1)
+    assert [t.family for t in fit.auto.tried] == ["meanfield", "fullrank"]
+    assert fit.khat >= fit.psis.threshold and not fit.corrected
+    assert fit.verdict().level == "usable with care"
+    figures = accuracy.score(fit.summary().to_dict(), pdb.load_reference(name), name)
+    assert figures["mean_error"].max() <= 0.1, figures["mean_error"]
+    assert np.all(np.abs(figures["sd_vs_reference"]) <= 0.15), figures["sd_vs_reference"]

@@ -9,6 +9,8 @@ from ppl.guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM, SCALED_MAX_DIM
 from ppl.infer import advi, auto, fixed_draws
 from ppl.infer.auto import (AUTO_FULLRANK_MAX_DIM, SKIP_ESS, SKIPPED, AutoReport, Tried,
                             fit_auto, ladder)
+from ppl.infer.psis import Psis, khat_threshold, tail_length
+from ppl.infer.verdict import CARE
 from ppl.options import FitOptions
 from ppl.posterior import Fit
 
@@ -279,6 +281,40 @@ def test_a_scaled_fit_on_a_low_ess_goes_on_for_more_rounds_and_ends_the_climb(mo
     # RETRY_ESS 0: no ESS is below it (centered eight schools: 42-66%)
     report, calls = _refined(0.0, monkeypatch)
     assert calls == [] and report.tried[-1].family == "scaled"
+
+
+class _Weighed(Fit):
+    """A Fit whose PSIS is given (WEIGHTS[guide family]): k̂ above its threshold on nearly
+    equal weights, or not, without fitting a guide whose weights are so."""
+
+    WEIGHTS: dict = {}
+
+    @property
+    def psis(self):
+        return self.WEIGHTS.get(self.result.guide.name.partition(":")[0]) or Fit.psis.fget(self)
+
+
+def _weighed(khat, log_weights, monkeypatch):
+    """Auto on the banana with mean field's PSIS given as k̂ and these log weights."""
+    log_weights = log_weights - np.logaddexp.reduce(log_weights)
+    monkeypatch.setattr(_Weighed, "WEIGHTS", {"meanfield": Psis(
+        khat, khat_threshold(log_weights.size), log_weights, 0, tail_length(log_weights.size))})
+
+    def assess(result):
+        return _Weighed(None, Banana(), result, OPTIONS, {})
+    return fit_auto(Banana(), OPTIONS, np.random.default_rng(0), assess)
+
+
+def test_a_fit_above_the_threshold_on_nearly_equal_weights_ends_the_climb(monkeypatch):
+    # earnings-log10earn_height and kidscore_momiq (docs/history/trust-log.md, "Sixteenth
+    # probe"): full rank at k̂ 0.71-0.88 on weights with an ESS of 99.3-99.7%, within 0.036 sd
+    # and 2.2%; the flow after it took more than half of auto's time and changed nothing
+    fit, report = _weighed(1.2, np.zeros(4000), monkeypatch)
+    assert [t.family for t in report.tried] == ["meanfield"]
+    assert fit.verdict().level == CARE and not fit.corrected
+    # the same k̂ on uneven weights (an ESS of about exp(-1) of the draws) climbs on
+    fit, report = _weighed(1.2, np.random.default_rng(0).normal(size=4000), monkeypatch)
+    assert report.tried[0].level == "unreliable" and len(report.tried) > 1
 
 
 def _stub(name, elbo, khat):

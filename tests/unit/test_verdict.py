@@ -1,9 +1,10 @@
 """Tests of ppl/infer/verdict.py: levels at the papers' thresholds, hints, bad weights, starts."""
 import numpy as np
 import pytest
+from scipy import integrate, stats
 
 from ppl.infer.psis import khat_threshold
-from ppl.infer.verdict import CARE, RELIABLE, UNRELIABLE, judge
+from ppl.infer.verdict import BULK_ESS, CARE, RELIABLE, UNRELIABLE, judge
 
 T1000 = khat_threshold(1000)
 ALL = ("meanfield", "fullrank", "flow")
@@ -93,3 +94,40 @@ def test_a_corrected_summary_needs_an_effective_sample_size_of_400(ess, level):
 
 def test_the_summary_ess_says_nothing_about_an_uncorrected_summary():
     assert judge(0.65, T1000, 4000, corrected=False, summary_ess=69).level == CARE
+
+
+def test_nearly_equal_weights_above_the_threshold_are_usable_with_care():
+    # earnings-log10earn_height's full rank, seed 1 (docs/history/trust-log.md, "Sixteenth
+    # probe"): k̂ 0.74 from weights with an ESS of 99.7% of 4000 draws, 0.025 sd and 0.2% off
+    T4000 = khat_threshold(4000)
+    verdict = judge(0.74, T4000, 4000, guide="fullrank", available=ALL, weights_ess=0.997)
+    assert verdict.level == CARE
+    assert verdict.line == (
+        "usable with care (k̂ 0.74): the importance weights are nearly equal (ESS 99.7% of "
+        "the draws), so means and sds are usable; k̂ says the posterior's far tails are "
+        "heavier than the guide's")
+    # an ESS under BULK_ESS, a non-finite draw or an infinite k̂: unreliable as before
+    assert judge(0.74, T4000, 4000, weights_ess=BULK_ESS - 1e-3).level == UNRELIABLE
+    assert judge(0.74, T4000, 4000, n_nonfinite=1, weights_ess=0.997).level == UNRELIABLE
+    assert judge(np.inf, T4000, 4000, weights_ess=1.0).level == UNRELIABLE
+    # under the threshold k̂ decides alone, whatever the ESS
+    assert judge(0.62, T1000, 1000, weights_ess=1.0).line.startswith(
+        "usable with care (k̂ 0.62): means are usable, sds and tails may be off")
+
+
+def _ess_fraction(q) -> float:
+    """1 / E_q[w^2] for w = p / q, p = N(0, 1), by quadrature (the ESS of many draws)."""
+    second, _ = integrate.quad(lambda x: stats.norm.pdf(x) ** 2 / q.pdf(x), -30, 30)
+    return 1.0 / second
+
+
+@pytest.mark.parametrize("q, within", [
+    # a mean 0.1 posterior sd off is at BULK_ESS; 0.11 is under it
+    (stats.norm(0.1, 1.0), True), (stats.norm(0.11, 1.0), False),
+    # an sd 6% narrow or 7.5% wide is at or above it; 7% narrow or 9% wide is under it
+    (stats.norm(0.0, 0.94), True), (stats.norm(0.0, 1.075), True),
+    (stats.norm(0.0, 0.93), False), (stats.norm(0.0, 1.09), False)])
+def test_bulk_ess_bounds_a_gaussian_guide_inside_issue_11s_targets(q, within):
+    # the bound verdict.BULK_ESS states (exp(-delta^2), sqrt(2 r^2 - 1) / r^2): one direction
+    # of a Gaussian guide at that ESS is within 0.1 sd on its mean and 15% on its sd
+    assert (_ess_fraction(q) >= BULK_ESS) == within
