@@ -2,13 +2,15 @@
 
 Models are written here, with their data, so that nothing outside the repository is read.
 """
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 
 import ppl
-from ppl.infer.verdict import RELIABLE, UNRELIABLE
+from ppl.infer.verdict import CARE, RELIABLE, UNRELIABLE
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -114,6 +116,48 @@ def test_auto_on_centered_eight_schools_meets_the_targets_with_default_options()
     assert fit.auto.tried[1].level == "skipped"
     summary = fit.summary().to_dict()
     for name, (mean, sd) in REFERENCE.items():
+        assert abs(summary[name]["mean"] - mean) < 0.1 * sd, name
+        assert abs(summary[name]["sd"] / sd - 1) < 0.15, name
+
+
+def _change_point_reference(data):
+    """Posterior means and sds of e1 and e2 in models/change_point.ppl, exactly: the switch
+    point summed out, the rates on a 400 x 400 grid from at least 4.8 posterior sds below the
+    means to 7.6 above (the rates' posterior is a Gamma mixture of shape about 30: the mass
+    outside is below 1e-12), spaced 0.04 sd: the Riemann sum's error is far below a Monte
+    Carlo error."""
+    y, T = np.asarray(data["y"]), data["T"]
+    e1 = np.linspace(1.0, 8.0, 400)[:, None, None]
+    e2 = np.linspace(0.1, 2.5, 400)[None, :, None]
+    before = np.concatenate([[0], np.cumsum(y)])[:T]      # counts before each switch point s
+    s = np.arange(T)
+    # Exponential(0.5) priors, DiscreteUniform switch point, Poisson counts (y! dropped)
+    log_p = logsumexp(before * np.log(e1) - s * e1 + (y.sum() - before) * np.log(e2)
+                      - (T - s) * e2, axis=2) - 0.5 * e1[..., 0] - 0.5 * e2[..., 0]
+    weights = np.exp(log_p - log_p.max())
+    weights /= weights.sum()
+    moments = {}
+    for name, grid in (("e1", e1[..., 0]), ("e2", e2[..., 0])):
+        mean = float(np.sum(weights * grid))
+        moments[name] = (mean, float(np.sqrt(np.sum(weights * (grid - mean) ** 2))))
+    return moments
+
+
+@pytest.mark.slow
+def test_auto_stops_at_mean_field_on_change_point_whose_weights_are_nearly_equal():
+    # Mean field's k̂ is 1.08 but its weights have an ESS of 99.1% of their 4000 draws
+    # (verdict.BULK_ESS): the rates' posterior, a mixture over the switch point, is near
+    # Gaussian, and auto used to fit full rank and the flow after it (k̂ 1.49 and 0.89) for
+    # the same ELBO to 0.01 nats, at 3.4 times the CPU (docs/history/trust-log.md, "Sixteenth
+    # probe"). Issue 11's targets (0.1 sd, 15%) against the exact posterior: the guide's own
+    # summary from 1000 draws has a Monte Carlo error of 0.032 sd on a mean and 2.2% on an sd;
+    # measured 0.038 sd and 2.8%.
+    data = json.loads((MODELS / "change_point.json").read_text())
+    fit = ppl.load(MODELS / "change_point.ppl").fit(data)
+    assert [t.family for t in fit.auto.tried] == ["meanfield"]
+    assert fit.khat >= fit.psis.threshold and fit.verdict().level == CARE
+    summary = fit.summary().to_dict()
+    for name, (mean, sd) in _change_point_reference(data).items():
         assert abs(summary[name]["mean"] - mean) < 0.1 * sd, name
         assert abs(summary[name]["sd"] / sd - 1) < 0.15, name
 
