@@ -8,7 +8,9 @@ from, when that Gaussian's importance weights are far from uniform (SKIP_ESS,
 (ppl/guides/scaled.py) is fitted from mean field (on fixed draws, fixed_draws.py) before the
 flow, which is fitted only if scaled cannot be used. Stops at the first fit that is reliable,
 or usable with care and importance-corrected (the corrected summary was as accurate as a
-richer family's on posteriordb, docs/trust.md, at a fraction of the time), except the flow
+richer family's on posteriordb, docs/trust.md, at a fraction of the time), or usable with care
+on nearly equal weights (verdict.matches_bulk: where the guide's draws go it matches the
+posterior, and the richer families fitted after such fits did no better), except the flow
 after a skipped full rank whose importance weights carry little (ESS below RETRY_ESS). When
 full rank was skipped and the flow cannot be used, or is usable with care at such an ESS, a
 last rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which
