@@ -20,7 +20,7 @@ import numpy as np
 from autograd import grad as _grad
 
 from .diagnostics import settle
-from .early import WEIGHTS_RELIABLE, ReliableWeights
+from .early import STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
@@ -64,10 +64,10 @@ class AdviResult:
         exactly its parameters).
     names : the D unconstrained element names (``compiled.unconstrained_names()``).
     elbo : [steps] the ELBO estimate of every accepted step.
-    converged : whether the convergence rule, or the early stop on reliable importance weights
-        (early.py), stopped the fit.
-    reason : CONVERGED, MAX_ITER, INTERRUPTED, NOT_AT_OPTIMUM, FELL, or early.WEIGHTS_RELIABLE
-        followed by the check's k̂ and ESS.
+    converged : whether the convergence rule, or the early stop on reliable or nearly equal
+        importance weights (early.py), stopped the fit.
+    reason : CONVERGED, MAX_ITER, INTERRUPTED, NOT_AT_OPTIMUM, FELL, or an early stop's
+        (early.WEIGHTS_RELIABLE or early.WEIGHTS_EQUAL) followed by the check's k̂ and ESS.
     steps : accepted optimizer steps (the eta search not counted).
     seconds : wall time of the whole fit, search included.
     lr : the base step size used (given, or picked by the search).
@@ -325,7 +325,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     final = float(trace[-W:].mean()) if len(trace) else float("nan")
     if reason != INTERRUPTED and fell(trace, final):
         reason = FELL
-    converged = reason == CONVERGED or reason.startswith(WEIGHTS_RELIABLE)
+    converged = reason == CONVERGED or reason.startswith(STOPPED)
     return AdviResult(guide, np.array(theta, dtype=float),
                       tuple(compiled.unconstrained_names()), trace,
                       converged, reason, len(trace), time.perf_counter() - start_time,

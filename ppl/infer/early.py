@@ -1,17 +1,22 @@
-"""Stop a fit early when its importance weights are already reliable (issue 15 item 5).
+"""Stop a fit early when its importance weights are already reliable, or nearly equal (issue 15
+item 5).
 
 Every fit ends with Pareto k̂ and, with ``correct='psis'`` (the default), an importance-corrected
 summary (posterior.Fit.corrected). When k̂ < 0.5 and the weights' effective sample size is a
 large fraction of the draws, that summary is accurate whether or not the ELBO has converged, so
 more steps buy nothing the user sees. This policy checks it at the end of a window: the log
 weights log p - log q at CHECK_DRAWS draws of the guide, PSIS on them, and a stop when
-k̂ < KHAT and ESS >= ESS_FRACTION * CHECK_DRAWS (docs/history/performance-log.md, "Fourth attempt").
+k̂ < KHAT and ESS >= ESS_FRACTION * CHECK_DRAWS (docs/history/performance-log.md, "Fourth
+attempt"), or when the weights are nearly equal, ESS >= verdict.BULK_ESS * CHECK_DRAWS whatever
+k̂ says: the verdict calls such a fit usable with care, and auto stops there
+(verdict.matches_bulk).
 
 The draws come from a stream of their own (a jump of the fit's bit generator), so
 the fit's random numbers are those of a fit without the checks, and a fit that never meets the
 rule is bit for bit what it was. A check that passes is confirmed on the draws the fit's own k̂
 will come from (posterior.Fit: the fit seed's stream for them), which must give a k̂ below the
-threshold of correction: a stop then never ends in a fit whose own k̂ calls it unreliable.
+threshold of correction or nearly equal weights: a stop then never ends in a fit whose own
+verdict calls it unreliable.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from .optim import draw_elements, score_chunk
 from .precondition import Frame
 from .psis import psis
 from .schedule import TOL_REFERENCE
-from .verdict import KHAT_GOOD
+from .verdict import BULK_ESS, KHAT_GOOD
 
 # Draws of a check: twice the fit's own k̂'s (posterior.PSIS_DRAWS): k̂ from 4000 draws varies
 # from one set of draws to another by 0.2-0.3 near 0.5 (logistic_regression, one guide: 0.25
@@ -46,8 +51,10 @@ ESS_FRACTION = 0.5        # and the weights' ESS at least this fraction of the d
 # with gradients), and a posterior whose weights pass the screen but not k̂ pays them often.
 CHECK_ELEMENTS = 8 * 10 ** 6
 
-WEIGHTS_RELIABLE = "converged: importance weights reliable"
-FLOW = "flow"     # the family name's prefix of a flow (flow, flow:4): no checks
+STOPPED = "converged: importance weights"      # the reasons' prefix (advi.fit's converged)
+WEIGHTS_RELIABLE = f"{STOPPED} reliable"
+WEIGHTS_EQUAL = f"{STOPPED} nearly equal"
+FLOW = "flow"     # the family name's prefix of a flow (flow, flow:4): nearly equal weights only
 
 
 def log_weights(log_joint, guide, theta, eps, step) -> np.ndarray:
@@ -84,6 +91,7 @@ class ReliableWeights:
         ``_eps``: ``default_rng([seed, 1])``), on which a passing check is confirmed.
     frame : the warm start's coordinates (precondition.Frame) when the family is fitted in
         them (auto's full rank), else None: the confirmation maps the guide back first.
+    equal_only : a flow's checks stop it on nearly equal weights only (:meth:`for_fit`).
     """
     noise: object
     eps_dim: int
@@ -91,6 +99,7 @@ class ReliableWeights:
     seed: int = 0
     own_draws: int = 0
     frame: Frame | None = None
+    equal_only: bool = False
 
     @staticmethod
     def for_fit(compiled, guide, options, rng) -> ReliableWeights | None:
@@ -101,14 +110,15 @@ class ReliableWeights:
         log density without a model (no size to bound the check's cost), a model above
         CHECK_ELEMENTS, or one with a discrete latent (its enumeration multiplies a draw's
         cost by the support's size, which draw_elements does not count: change_point's checks
-        made its fit 2.2x slower), and not for a flow: on poisson_gp and gp_pois_regr its
-        checks passed the screen at most windows and never stopped it (k̂ above 0.5), 8,000
-        draws of the flow and of a Cholesky a draw each time: auto's CPU 21.6 -> 27.0 s and
-        11.3 -> 14.5 s (docs/history/performance-log.md, "Fourth attempt")."""
+        made its fit 2.2x slower). A flow stops on nearly equal weights only, and its screen
+        asks for them (BULK_ESS): with the reliable-weights rule, on poisson_gp and
+        gp_pois_regr its checks passed the 50% screen at most windows and never stopped it (k̂
+        above 0.5), 8,000 draws of the flow and of a Cholesky a draw each time, auto's CPU
+        21.6 -> 27.0 s and 11.3 -> 14.5 s (docs/history/performance-log.md, "Fourth attempt");
+        their weights' ESS (10-60%) never passes this screen."""
         model = _model(compiled)
         if (options.correct != "psis" or options.tol < TOL_REFERENCE
-                or options.batch is not None or model is None
-                or guide.name.startswith(FLOW)):
+                or options.batch is not None or model is None):
             return None
         jumped = getattr(rng.bit_generator, "jumped", None)   # (numpy's default PCG64 has it)
         if (jumped is None or CHECK_DRAWS * draw_elements(model) > CHECK_ELEMENTS
@@ -117,28 +127,38 @@ class ReliableWeights:
         from ..posterior import psis_draws   # (posterior imports this module)
         return ReliableWeights(jumped(), guide.eps_dim(compiled.dim), score_chunk(model),
                                options.seed, psis_draws(options),
-                               compiled if isinstance(compiled, Frame) else None)
+                               compiled if isinstance(compiled, Frame) else None,
+                               guide.name.startswith(FLOW))
 
     def check(self, log_joint, guide, theta) -> str | None:
-        """The stop reason when the weights at ``theta`` are reliable, else None: the first
-        SCREEN_DRAWS draws must reach the ESS, then all CHECK_DRAWS the ESS and k̂."""
+        """The stop reason when the weights at ``theta`` are reliable or nearly equal, else
+        None: the first SCREEN_DRAWS draws must reach the ESS (a flow's: BULK_ESS), then all
+        CHECK_DRAWS the ESS and k̂, or BULK_ESS."""
         stream = np.random.Generator(copy.deepcopy(self.noise))
 
         def weights(n):
             eps = stream.standard_normal((n, self.eps_dim))
             return log_weights(log_joint, guide, theta, eps, self.chunk)
         screen = weights(SCREEN_DRAWS)
-        if not _reliable(psis(screen), screen.size, khat=np.inf):
+        first = psis(screen)
+        if not (_equal(first, screen.size) if self.equal_only else
+                _reliable(first, screen.size, khat=np.inf)):
             return None
         p = psis(np.concatenate([screen, weights(CHECK_DRAWS - SCREEN_DRAWS)]))
-        if not _reliable(p, CHECK_DRAWS) or not self._confirmed(log_joint, guide, theta):
+        if self.equal_only or not _reliable(p, CHECK_DRAWS):
+            if not _equal(p, CHECK_DRAWS):
+                return None
+            reason, ess = WEIGHTS_EQUAL, f"{p.ess / CHECK_DRAWS:.1%}"
+        else:
+            reason, ess = WEIGHTS_RELIABLE, f"{p.ess / CHECK_DRAWS:.0%}"
+        if not self._confirmed(log_joint, guide, theta):
             return None
-        return (f"{WEIGHTS_RELIABLE} (k̂ {p.khat:.2f}, ESS {p.ess / CHECK_DRAWS:.0%} of "
-                f"{CHECK_DRAWS} draws)")
+        return f"{reason} (k̂ {p.khat:.2f}, ESS {ess} of {CHECK_DRAWS} draws)"
 
     def _confirmed(self, log_joint, guide, theta) -> bool:
-        """Whether the draws the fit will report k̂ from agree: all finite, k̂ below the
-        threshold under which the summary is corrected (posterior.Fit.corrected). The guide is
+        """Whether the draws the fit will report k̂ from agree: all finite, and k̂ below the
+        threshold under which the summary is corrected (posterior.Fit.corrected) or the
+        weights nearly equal (BULK_ESS: the verdict's usable with care). The guide is
         taken to the model's coordinates first, as the fit's result is (advi._fit_family), so
         these are the very weights of the fit's own k̂ if it stops here.
 
@@ -152,7 +172,13 @@ class ReliableWeights:
         eps = np.random.default_rng([self.seed, 1]).standard_normal((self.own_draws,
                                                                      self.eps_dim))
         own = psis(log_weights(log_joint, guide, theta, eps, self.chunk))
-        return not own.n_nonfinite and own.khat < own.threshold
+        return not own.n_nonfinite and (own.khat < own.threshold
+                                        or _equal(own, own.log_weights.size))
+
+
+def _equal(p, n: int) -> bool:
+    """Every weight finite and the ESS at least BULK_ESS of n (verdict.matches_bulk)."""
+    return not p.n_nonfinite and p.ess >= BULK_ESS * n
 
 
 def _reliable(p, n: int, khat: float = KHAT) -> bool:

@@ -119,17 +119,32 @@ def test_not_for_a_model_with_a_discrete_latent(rng):
     assert early.ReliableWeights.for_fit(model, MEAN_FIELD, FitOptions(), rng) is None
 
 
-def test_not_for_a_flow_but_for_the_gaussian_families(rng):
-    # a flow's checks cost 8,000 draws of its layers (and of a GP's Cholesky a draw) at most
-    # windows without stopping it where flows are needed (k̂ above 0.5): left out
+def test_a_flow_stops_on_nearly_equal_weights_only(rng):
+    # with the reliable-weights rule a flow's checks cost 8,000 draws of its layers (and of a
+    # GP's Cholesky a draw) at most windows without stopping it where flows are needed (k̂
+    # above 0.5); nearly equal weights (verdict.BULK_ESS) are what its screen asks for
     from ppl.guides import family
-    model, _ = conjugate()
+    model, y = conjugate()
     for name in ("flow", "flow:4"):
-        assert early.ReliableWeights.for_fit(model, family(name, model.dim), FitOptions(),
-                                             rng) is None
+        policy = early.ReliableWeights.for_fit(model, family(name, model.dim), FitOptions(), rng)
+        assert policy.equal_only
     for name in ("meanfield", "fullrank"):
-        assert early.ReliableWeights.for_fit(model, family(name, model.dim), FitOptions(),
-                                             rng) is not None
+        policy = early.ReliableWeights.for_fit(model, family(name, model.dim), FitOptions(), rng)
+        assert not policy.equal_only
+    # a flow that is the exact posterior (its layers the identity, as a new flow's are): its
+    # weights are equal to rounding, and it stops on them, not on reliable weights
+    flow = family("flow", model.dim)
+    policy = early.ReliableWeights.for_fit(model, flow, FitOptions(), rng)
+    precision = 1 / 100 + 20
+    theta = flow.init(model.dim, np.sqrt(1 / precision))    # mu, then A = sd I (D = 1)
+    theta[0] = y.sum() / precision
+    reason = policy.check(model.log_joint, flow, theta)
+    assert reason.startswith(f"{early.WEIGHTS_EQUAL} (k̂ ")
+    assert reason.endswith(f", ESS 100.0% of {early.CHECK_DRAWS} draws)")
+    # three times too wide: bounded weights, but an ESS of sqrt(2 r^2 - 1) / r^2 = 46% at
+    # r = 3 (verdict.BULK_ESS), under the screen's 99%: no stop
+    theta[1] = 3.0 * np.sqrt(1 / precision)
+    assert policy.check(model.log_joint, flow, theta) is None
 
 
 # A regression whose posterior is Gaussian: full rank is exact, mean field is not (a and b are
