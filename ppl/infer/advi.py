@@ -20,7 +20,7 @@ import numpy as np
 from autograd import grad as _grad
 
 from .diagnostics import settle
-from .early import STOPPED, ReliableWeights
+from .early import GIVE_UP, STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
 from ..errors import diverged, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
@@ -381,8 +381,9 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
 
     ``early`` (early.ReliableWeights, or None): at the end of every window after the first
     whitening and its step-size search, the fit also stops when the importance weights at the
-    last window's mean iterate are reliable, and returns that mean (not while the windowed
-    rule, settled, is averaging towards its own stop).
+    last window's mean iterate are reliable or nearly equal, and returns that mean (not while
+    the windowed rule, settled, is averaging towards its own stop); a flow's policy that gives
+    up (early.GIVE_UP) checks no more.
     """
     S, W = options.mc_samples, options.window
     loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
@@ -436,7 +437,9 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             if early is not None and not windows.settled and step > (first_whitening or 0):
                 mean = windows.kept[-1].mean()
                 reason = early.check(compiled.log_joint, guide, mean)
-                if reason is not None:
+                if reason == GIVE_UP:
+                    early = None
+                elif reason is not None:
                     return reason, mean, windows.last_jitter(guide)
             if action != DECAY and not preconditioner.rescue_due(windows, step, options.iter):
                 continue
