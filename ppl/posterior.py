@@ -399,7 +399,7 @@ class Fit:
         """What this fit can be trusted for, in one line (infer/verdict.py)."""
         from .guides import user
         from .infer.auto import ladder
-        from .infer.verdict import CARE, RELIABLE
+        from .infer.verdict import CARE, MIN_WEIGHTS_ESS, RELIABLE
         if user.point_only(self.compiled):
             # nothing drawn: k̂ says nothing; the values are an optimum, not a posterior
             return Verdict(RELIABLE if self.converged else CARE,
@@ -416,7 +416,8 @@ class Fit:
         return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
                      self.result.guide.name.partition(":")[0], available, disagree,
                      corrected, self._summary_weights().ess if corrected else np.inf,
-                     p.ess / max(p.log_weights.size, 1))
+                     p.ess / max(p.log_weights.size, 1),
+                     0.0 if self.options.batch is not None else MIN_WEIGHTS_ESS)
 
     def _psis_draws(self) -> int:
         return psis_draws(self.options)

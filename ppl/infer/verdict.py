@@ -31,6 +31,14 @@ KHAT_BAD = 0.7
 # 26-91% off, the accurate ones 988 or more (docs/history/trust-log.md, "A corrected summary needs
 # an ESS").
 MIN_SUMMARY_ESS = 400
+# And the weights k̂ came from must have an ESS of at least MIN_WEIGHTS_ESS: posterior.py's
+# SUMMARY_ESS / PSIS_GROWTH, under which the summary cannot reach its ESS target within the
+# draws it may take, even if the ESS grew in proportion to them (heavy tails grow it less). On
+# posteriordb seeds 10-19 four mean-field fits usable with care (k̂ 0.60-0.64) had 288-428 of
+# 4000 draws; their summaries, weighted from 32,000 draws at an ESS of 531-923, passed
+# MIN_SUMMARY_ESS with sds 40-99% off. Every usable fit within the targets on seeds 0-19 had
+# at least 575 (docs/history/trust-log.md, "Seventeenth probe").
+MIN_WEIGHTS_ESS = 500
 # k̂ reads the shape of the largest weights' tail, not its size: as the log weights' spread c
 # shrinks, k̂ of weights exp(c x) tends to the tail shape of x itself (x from a t with 5
 # degrees of freedom: 0.24 at c = 0.001, 1.24 at c = 1), so a guide that misses the posterior
@@ -68,7 +76,8 @@ class Verdict:
 def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           n_nonfinite: int = 0, guide: str = "meanfield", available: tuple = ("meanfield",),
           disagree: tuple = (), corrected: bool = False,
-          summary_ess: float = np.inf, weights_ess: float = 0.0) -> Verdict:
+          summary_ess: float = np.inf, weights_ess: float | None = None,
+          min_weights_ess: float = MIN_WEIGHTS_ESS) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -84,7 +93,9 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
     summary_ess : when corrected, the effective sample size of the weights the summary is
         corrected with (below MIN_SUMMARY_ESS: unreliable).
     weights_ess : the effective sample size of the smoothed weights k̂ came from, as a fraction
-        of their draws (:func:`matches_bulk`).
+        of their draws (:func:`matches_bulk`, MIN_WEIGHTS_ESS); None when not known.
+    min_weights_ess : MIN_WEIGHTS_ESS, or 0 where the summary is weighted from k̂'s draws
+        themselves (a --batch fit: MIN_SUMMARY_ESS is then the bound on them).
 
     Returns
     -------
@@ -123,6 +134,12 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         text = (f"the importance weights are too uneven to correct the guide (effective "
                 f"sample size {summary_ess:.0f}, under {MIN_SUMMARY_ESS})")
         text += _hint(guide, available, richest=False)
+    elif corrected and weights_ess is not None and weights_ess * draws < min_weights_ess:
+        level = UNRELIABLE
+        text = (f"the importance weights are too uneven to correct the guide (effective "
+                f"sample size {weights_ess * draws:.0f} of {draws} draws, under "
+                f"{min_weights_ess:.0f})")
+        text += _hint(guide, available, richest=False)
     elif khat > KHAT_GOOD:
         level = CARE
         text = ("means are usable, sds and tails may be off" if not corrected else
@@ -143,13 +160,13 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
     return Verdict(level, f"{level} ({shown}): {text}{tail}")
 
 
-def matches_bulk(khat: float, threshold: float, weights_ess: float,
+def matches_bulk(khat: float, threshold: float, weights_ess: float | None,
                  n_nonfinite: int = 0) -> bool:
     """Whether k̂ is at or above its threshold (finite) while every log weight is finite and
     the smoothed weights' ESS is at least BULK_ESS of their draws: the guide matches the
     posterior where its draws go, and k̂ speaks of the tails beyond them."""
-    return bool(np.isfinite(khat) and khat >= threshold and n_nonfinite == 0
-                and weights_ess >= BULK_ESS)
+    return bool(weights_ess is not None and np.isfinite(khat) and khat >= threshold
+                and n_nonfinite == 0 and weights_ess >= BULK_ESS)
 
 
 def _khat_text(khat: float) -> str:

@@ -4,7 +4,8 @@ import pytest
 from scipy import integrate, stats
 
 from ppl.infer.psis import khat_threshold
-from ppl.infer.verdict import BULK_ESS, CARE, RELIABLE, UNRELIABLE, judge
+from ppl import posterior
+from ppl.infer.verdict import BULK_ESS, CARE, MIN_WEIGHTS_ESS, RELIABLE, UNRELIABLE, judge
 
 T1000 = khat_threshold(1000)
 ALL = ("meanfield", "fullrank", "flow")
@@ -131,3 +132,22 @@ def test_bulk_ess_bounds_a_gaussian_guide_inside_issue_11s_targets(q, within):
     # the bound verdict.BULK_ESS states (exp(-delta^2), sqrt(2 r^2 - 1) / r^2): one direction
     # of a Gaussian guide at that ESS is within 0.1 sd on its mean and 15% on its sd
     assert (_ess_fraction(q) >= BULK_ESS) == within
+
+
+def test_a_corrected_fit_whose_weights_cannot_reach_the_summarys_ess_is_unreliable():
+    # earnings-log10earn_height, seed 18 (docs/history/trust-log.md, "Seventeenth probe"): mean
+    # field at k̂ 0.61, corrected from weights with an ESS of 411 of 4000 draws (615 of the
+    # summary's 32,000, over MIN_SUMMARY_ESS), its sds 91% off the reference
+    T4000 = khat_threshold(4000)
+    verdict = judge(0.61, T4000, 4000, available=ALL, corrected=True, summary_ess=615,
+                    weights_ess=411 / 4000)
+    assert verdict.line == (
+        "unreliable (k̂ 0.61): the importance weights are too uneven to correct the guide "
+        "(effective sample size 411 of 4000 draws, under 500); try --guide fullrank")
+    assert judge(0.61, T4000, 4000, corrected=True, summary_ess=4000,
+                 weights_ess=MIN_WEIGHTS_ESS / 4000).level == CARE
+    # the ESS under which the summary cannot reach its target within the draws it may take
+    assert MIN_WEIGHTS_ESS == posterior.SUMMARY_ESS / posterior.PSIS_GROWTH
+    # after a --batch fit the summary takes k̂'s 1000 draws as they are: MIN_SUMMARY_ESS binds
+    assert judge(0.61, T1000, 1000, corrected=True, summary_ess=450, weights_ess=0.45,
+                 min_weights_ess=0).level == CARE
