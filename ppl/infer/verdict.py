@@ -36,8 +36,8 @@ MIN_SUMMARY_ESS = 400
 # draws it may take, even if the ESS grew in proportion to them (heavy tails grow it less). On
 # posteriordb seeds 10-19 four mean-field fits usable with care (k̂ 0.60-0.64) had 288-428 of
 # 4000 draws; their summaries, weighted from 32,000 draws at an ESS of 531-923, passed
-# MIN_SUMMARY_ESS with sds 40-99% off. Every usable fit within the targets on seeds 0-19 had
-# at least 575 (docs/history/trust-log.md, "Seventeenth probe").
+# MIN_SUMMARY_ESS with sds 40-99% off. Every usable fit auto chose within the targets on seeds
+# 0-19 had at least 598 (docs/history/trust-log.md, "Seventeenth probe").
 MIN_WEIGHTS_ESS = 500
 # k̂ reads the shape of the largest weights' tail, not its size: as the log weights' spread c
 # shrinks, k̂ of weights exp(c x) tends to the tail shape of x itself (x from a t with 5
