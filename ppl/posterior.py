@@ -383,6 +383,13 @@ class Fit:
         return self.psis.khat
 
     @property
+    def weights_ess(self) -> float:
+        """The effective sample size of ``psis``'s smoothed weights, as a fraction of their
+        draws (the verdict's nearly equal weights, verdict.matches_bulk)."""
+        p = self.psis
+        return p.ess / max(p.log_weights.size, 1)
+
+    @property
     def corrected(self) -> bool:
         """Whether summaries and draws are importance-corrected: the ``correct`` option is
         'psis', the method ADVI (a DADVI summary keeps its linear-response sds and standard
@@ -416,7 +423,7 @@ class Fit:
         return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
                      self.result.guide.name.partition(":")[0], available, disagree,
                      corrected, self._summary_weights().ess if corrected else np.inf,
-                     p.ess / max(p.log_weights.size, 1),
+                     self.weights_ess,
                      0.0 if self.options.batch is not None else MIN_WEIGHTS_ESS)
 
     def _psis_draws(self) -> int:

@@ -269,8 +269,8 @@ def _usable(fit) -> bool:
     if level == RELIABLE:
         return True
     p = fit.psis
-    return level == CARE and (fit.corrected or matches_bulk(
-        p.khat, p.threshold, p.ess / max(p.log_weights.size, 1), p.n_nonfinite))
+    return level == CARE and (fit.corrected or matches_bulk(p.khat, p.threshold,
+                                                            fit.weights_ess, p.n_nonfinite))
 
 
 def choose(assessed: list, tried: list) -> tuple[int, object]:
