@@ -162,3 +162,21 @@ def test_auto_stops_at_full_rank_whose_weights_are_nearly_equal():
     figures = accuracy.score(fit.summary().to_dict(), pdb.load_reference(name), name)
     assert figures["mean_error"].max() <= 0.1, figures["mean_error"]
     assert np.all(np.abs(figures["sd_vs_reference"]) <= 0.15), figures["sd_vs_reference"]
+
+
+@pytest.mark.slow
+def test_auto_keeps_a_full_rank_that_stayed_level_from_its_warm_start():
+    # earnings-logearn_interaction_z, seed 13: mean field is unreliable (k̂ 0.85, sds up to
+    # 52% off). Full rank, warm-started next to its optimum, stayed level at -1589.1 for 800
+    # steps with its last window 0.1 nats below its first steps, which advi.fell called a
+    # divergence, so auto returned mean field. A change within the convergence rule's tol
+    # (1.6 nats here) is level: full rank is reliable (k̂ 0.45). Issue 11's targets (0.1 sd,
+    # 15%) on its 1000-draw summary, Monte Carlo error 0.032 sd and 2.2% (see above); measured
+    # 0.036 sd and 1.8%.
+    name = "earnings-logearn_interaction_z"
+    fit = ppl.load(pdb.model_path(name)).fit(pdb.load_data(name), seed=13)
+    assert [t.family for t in fit.auto.tried] == ["meanfield", "fullrank"]
+    assert fit.auto.tried[0].level == "unreliable" and fit.verdict().level == "reliable"
+    figures = accuracy.score(fit.summary().to_dict(), pdb.load_reference(name), name)
+    assert figures["mean_error"].max() <= 0.1, figures["mean_error"]
+    assert np.all(np.abs(figures["sd_vs_reference"]) <= 0.15), figures["sd_vs_reference"]
