@@ -101,6 +101,28 @@ def test_auto_fixes_noncentered_eight_schools():
 
 
 @pytest.mark.slow
+def test_auto_checks_a_mean_field_usable_with_care_with_full_rank():
+    # models/robust_regression.ppl, seed 1: mean field usable with care (k̂ 0.56), corrected
+    # with an ESS of 4,105 from 12,475 draws, still had nu (Student-t degrees of freedom)
+    # 0.119 NUTS sds off and its sd 30% short: the guide's log-normal tail is lighter than
+    # the posterior's. Auto now checks such a fit with full rank: reliable (k̂ 0.37), 0.035 sd
+    # and 12%. Reference: NumPyro NUTS, 8000 draws, bulk ESS of nu 5068
+    # (benchmarks/example_references.json): its mean is good to 0.014 sd, its sd to about 3%
+    # (nu's kurtosis); the summary's ESS of 4000 adds 0.016 sd and 1.1%. Issue 11's targets,
+    # 0.1 sd and 15%.
+    references = json.loads((MODELS.parent / "benchmarks" / "example_references.json")
+                            .read_text())["models"]["robust_regression"]["elements"]
+    fit = ppl.load(MODELS / "robust_regression.ppl").fit(
+        json.loads((MODELS / "robust_regression.json").read_text()), seed=1)
+    assert [t.family for t in fit.auto.tried] == ["meanfield", "fullrank"]
+    assert fit.auto.tried[0].level == CARE and fit.auto.chosen == 1
+    summary = fit.summary().to_dict()
+    for name, ref in references.items():
+        assert abs(summary[name]["mean"] - ref["mean"]) < 0.1 * ref["sd"], name
+        assert abs(summary[name]["sd"] / ref["sd"] - 1) < 0.15, name
+
+
+@pytest.mark.slow
 def test_auto_on_centered_eight_schools_meets_the_targets_with_default_options():
     # The same posterior as the noncentered model's (REFERENCE), default options (seed 0, 1000
     # draws). Mean field and full rank cannot follow the funnel; auto skips full rank (the

@@ -317,6 +317,49 @@ def test_a_fit_above_the_threshold_on_nearly_equal_weights_ends_the_climb(monkey
     assert report.tried[0].level == "unreliable" and len(report.tried) > 1
 
 
+def _checked(levels, monkeypatch, skip_ess=0.0, retry_ess=1.0):
+    """Auto on the banana with the levels given (usable with care counts as corrected);
+    RETRY_ESS 1.0: every ESS is below it."""
+    monkeypatch.setattr(auto, "SKIP_ESS", skip_ess)
+    monkeypatch.setattr(auto, "RETRY_ESS", retry_ess)
+    monkeypatch.setattr(_Care, "LEVEL", levels)
+
+    def assess(result):
+        return _Care(None, Banana(), result, OPTIONS, {})
+    return fit_auto(Banana(), OPTIONS, np.random.default_rng(0), assess)
+
+
+def test_a_mean_field_usable_with_care_is_checked_by_full_rank(monkeypatch):
+    # robust_regression seed 1 (models/, against NUTS): mean field usable with care (k̂ 0.56),
+    # corrected from weights with an ESS of 32%, nu's mean 0.119 sd off and its sd 30% short;
+    # full rank reliable (k̂ 0.37), 0.035 and 12%. Its verdict says "try --guide fullrank":
+    # auto does, once
+    fit, report = _checked({"meanfield": CARE, "fullrank": "reliable"}, monkeypatch)
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank"]
+    assert fit.result.guide.name == "fullrank"
+    fit, report = _checked({"meanfield": CARE, "fullrank": CARE}, monkeypatch)
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank"]
+    assert fit.result.guide.name == "fullrank"
+    # weights with an ESS of at least RETRY_ESS of the draws carry the correction: no check
+    # (RETRY_ESS 0: no ESS is below it)
+    fit, report = _checked({"meanfield": CARE, "fullrank": "reliable"}, monkeypatch,
+                           retry_ess=0.0)
+    assert [t.family for t in report.tried] == ["meanfield"]
+
+
+def test_a_check_that_cannot_be_used_leaves_the_usable_mean_field(monkeypatch):
+    # mesquite-logvolume: full rank's k̂ 0.74-0.93 after mean field's 0.54-0.69; no flow after
+    fit, report = _checked({"meanfield": CARE, "fullrank": "unreliable"}, monkeypatch)
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank"]
+    assert fit.result.guide.name == "meanfield" and report.chosen == 0
+    assert "by the ELBO" not in report.line()
+    # full rank skipped by its probe: no richer family checks mean field
+    fit, report = _checked({"meanfield": CARE}, monkeypatch, skip_ess=1.0)
+    assert [(t.family, t.level) for t in report.tried] == [("meanfield", CARE),
+                                                           ("fullrank", SKIPPED)]
+    assert fit.result.guide.name == "meanfield" and report.chosen == 0
+
+
 def _stub(name, elbo, khat):
     from types import SimpleNamespace
     result = SimpleNamespace(guide=SimpleNamespace(name=name), final_elbo=elbo,
