@@ -14,7 +14,7 @@ posterior, and the richer families fitted after such fits did no better), except
 after a skipped full rank whose importance weights carry little (ESS below RETRY_ESS), and
 mean field usable with care on such weights, which the Gaussian rung checks: it is returned
 when it can be used, else mean field, and the climb ends there. When
-full rank was skipped and the flow cannot be used, or is usable with care at such an ESS, a
+full rank was skipped and the flow cannot be used, or can on weights of such an ESS, a
 last rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which
 replaces the flow when its ELBO is higher; the climb stops there. Returns the fit that stopped
 the climb or, when none could be used, the one with the highest ELBO (:func:`choose`). The
@@ -56,7 +56,7 @@ DIVERGED = "diverged"   # the rung's ELBO ended below each of its first steps (a
 SKIP_ESS = 0.1
 # The last rung: when full rank was skipped (its start's weights said the posterior is far from
 # Gaussian) and the flow's fit cannot be used (unreliable, or usable with care but not
-# corrected) or is usable with care with an importance ESS below RETRY_ESS of its draws, a flow
+# corrected) or can with an importance ESS below RETRY_ESS of its draws, a flow
 # of RETRY_LAYERS layers with RETRY_WINDOW times the window and, unless the user gave one, the
 # base step size RETRY_LR (the search's larger steps diverged on gp_pois_regr), from the start
 # the flow had. Measured on gp_pois_regr, the one posteriordb posterior whose flow misses
@@ -70,7 +70,12 @@ SKIP_ESS = 0.1
 # 47-74%, their sds within 0.09 (0.06 corrected). k̂ does not separate the two, and neither does
 # a k̂ cut. 0.5 lies between the two; on 8 sets of 4000 draws of each such flow the ESS was
 # 2-44% on gp_pois_regr and 13-77% (medians 58-68%) on eight schools, so a noisy estimate errs
-# towards the retry, which costs time, not accuracy.
+# towards the retry, which costs time, not accuracy. The same holds for a reliable flow (k̂
+# under 0.5): models/varying_slopes.ppl seed 1's flow, k̂ 0.48 on an ESS of 35%, was corrected
+# to rho 0.108 NUTS sds off and 10.9% short (its summary's 11,477 draws reached an ESS of
+# 2,552, not 4000), the last rung's 0.053 / 0.075; gp_pois_regr seed 6's, k̂ 0.44 on 50.0%,
+# 0.069 / 0.149, the last rung's 0.042 / 0.036 (docs/history/trust-log.md, "Twenty-first
+# probe").
 RETRY_LAYERS = 4
 RETRY_ESS = 0.5
 RETRY_WINDOW = 2
@@ -256,14 +261,15 @@ def _announce(progress, family: str) -> None:
 
 def _last_rung(tried: list, assessed: list, stopped: bool) -> bool:
     """Whether the climb goes on to the last rung (:func:`retry`): the flow was the last family
-    tried, full rank was skipped, and the flow could not be used or is only usable with care
-    with importance weights whose ESS is below RETRY_ESS of their draws (not after Ctrl-C)."""
+    tried, full rank was skipped, and the flow could not be used or is usable (reliable or
+    with care) on importance weights whose ESS is below RETRY_ESS of their draws (not after
+    Ctrl-C)."""
     if tried[-1].family != "flow" or not any(t.level == SKIPPED for t in tried):
         return False
     if not stopped:
         return True
     fit = assessed[-1][1]
-    if fit.result.reason == advi.INTERRUPTED or fit.verdict().level != CARE:
+    if fit.result.reason == advi.INTERRUPTED:
         return False
     return fit.psis.ess < RETRY_ESS * fit.psis.log_weights.size
 

@@ -123,6 +123,25 @@ def test_auto_checks_a_mean_field_usable_with_care_with_full_rank():
 
 
 @pytest.mark.slow
+def test_auto_goes_past_a_reliable_flow_on_weights_that_carry_little():
+    # models/varying_slopes.ppl, seed 1: full rank skipped, the flow reliable (k̂ 0.48) on
+    # weights with an ESS of 35%, corrected to rho 0.108 NUTS sds off and 10.9% short; the last
+    # rung (flow:4) 0.053 and 7.5%. Reference: NumPyro NUTS, 8000 draws with a bulk ESS of at
+    # least 971 per element (benchmarks/example_references.json): means good to 0.032 sd at
+    # worst; issue 11's targets, 0.1 sd and 15%.
+    references = json.loads((MODELS.parent / "benchmarks" / "example_references.json")
+                            .read_text())["models"]["varying_slopes"]["elements"]
+    fit = ppl.load(MODELS / "varying_slopes.ppl").fit(
+        json.loads((MODELS / "varying_slopes.json").read_text()), seed=1)
+    assert [(t.family, t.level) for t in fit.auto.tried][2] == ("flow", RELIABLE)
+    assert fit.auto.tried[-1].family == "flow:4"
+    summary = fit.summary().to_dict()
+    for name, ref in references.items():
+        assert abs(summary[name]["mean"] - ref["mean"]) < 0.1 * ref["sd"], name
+        assert abs(summary[name]["sd"] / ref["sd"] - 1) < 0.15, name
+
+
+@pytest.mark.slow
 def test_auto_on_centered_eight_schools_meets_the_targets_with_default_options():
     # The same posterior as the noncentered model's (REFERENCE), default options (seed 0, 1000
     # draws). Mean field and full rank cannot follow the funnel; auto skips full rank (the

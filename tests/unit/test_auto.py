@@ -249,12 +249,16 @@ def test_a_flow_usable_with_care_after_a_skipped_full_rank_runs_the_last_rung_at
     assert len(calls) == 1 and calls[0][5].guide.name == "fullrank"
 
 
-def test_a_reliable_flow_or_one_with_a_high_ess_ends_the_climb(monkeypatch):
-    report, calls = _cared("reliable", 1.0, monkeypatch)
-    assert report.tried[-1].family == "flow" and calls == []
+def test_a_flow_with_a_high_ess_ends_the_climb_and_a_reliable_one_with_a_low_ess_does_not(
+        monkeypatch):
     # RETRY_ESS 0: no ESS is below it (centered eight schools: ESS 47-74%, sds within 6%)
-    report, calls = _cared("usable with care", 0.0, monkeypatch)
-    assert report.tried[-1].family == "flow" and calls == []
+    for level in ("usable with care", "reliable"):
+        report, calls = _cared(level, 0.0, monkeypatch)
+        assert report.tried[-1].family == "flow" and calls == []
+    # varying_slopes seed 1: a reliable flow (k̂ 0.48) on an ESS of 35%, rho 0.108 sd off
+    # corrected; the last rung 0.053. RETRY_ESS 1.0: every ESS is below it
+    report, calls = _cared("reliable", 1.0, monkeypatch)
+    assert report.tried[-1].family == "flow" and len(calls) == 1
 
 
 def _refined(retry_ess, monkeypatch):
