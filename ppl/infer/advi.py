@@ -295,7 +295,8 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
         return AdviResult(guide, theta[:0], (), np.zeros(0), True, CONVERGED, 0,
                           time.perf_counter() - start_time, 0.0, value)
     _check_start(compiled, guide, theta, rng)
-    objective = make_objective(compiled.log_joint, guide, options.stl)
+    objective = make_objective(compiled.log_joint, guide, options.stl,
+                               compiled if isinstance(compiled, Frame) else None)
 
     def _loss(params, eps):
         value, grad = objective(params, eps)

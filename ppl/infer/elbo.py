@@ -50,7 +50,8 @@ def _stl_surrogate(log_joint, theta, eps, guide):
 
 
 def elbo_and_grad(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,
-                  guide: MeanField = MEAN_FIELD, stl: bool = False) -> tuple[float, np.ndarray]:
+                  guide: MeanField = MEAN_FIELD, stl: bool = False,
+                  frame=None) -> tuple[float, np.ndarray]:
     """The ELBO estimate and its gradient with respect to ``theta``, in one autograd pass.
 
     Parameters
@@ -58,22 +59,27 @@ def elbo_and_grad(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,
     log_joint, theta, eps, guide : as in :func:`elbo`.
     stl : use the 'sticking the landing' gradient (Roeder et al. 2017). The value returned is
         still the closed-form-entropy ELBO estimate of :func:`elbo` at the same draws.
+    frame : the precondition.Frame whose ``log_joint`` this is (a family fitted in u, zeta =
+        m0 + W u), or None; with a guide's ``draw_with_pullback`` the frame's map is then
+        applied in plain numpy (Frame.chain): the same value and gradient, bit for bit.
 
     Returns
     -------
     (value, grad) : a float and [2 D] float64; either may be non-finite (the caller checks).
     """
     try:
-        return _elbo_and_grad(log_joint, theta, eps, guide, stl)
+        return _elbo_and_grad(log_joint, theta, eps, guide, stl, frame)
     except np.linalg.LinAlgError:
         # A dense family's linear algebra (slogdet, solve) meets a singular or overflowed
         # matrix at a bad trial step: a non-finite step, which the fit loop discards.
         return float("nan"), np.full(np.shape(theta), np.nan)
 
 
-def _elbo_and_grad(log_joint, theta, eps, guide, stl):
+def _elbo_and_grad(log_joint, theta, eps, guide, stl, frame=None):
     chained = getattr(guide, "draw_with_pullback", None)
     if not stl and chained is not None and not isbox(theta) and not isbox(eps):
+        if frame is not None:
+            return _chained(frame.compiled.log_joint, theta, eps, frame.chain(chained))
         return _chained(log_joint, theta, eps, chained)
     if not stl:
         value, grad = value_and_grad(elbo, 1)(log_joint, theta, eps, guide)
@@ -117,8 +123,10 @@ def elbo_value(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,
         return float("nan")
 
 
-def make_objective(log_joint: LogJoint, guide: MeanField = MEAN_FIELD, stl: bool = False):
-    """``objective(theta, eps) -> (elbo, grad)``: :func:`elbo_and_grad` with the model bound."""
+def make_objective(log_joint: LogJoint, guide: MeanField = MEAN_FIELD, stl: bool = False,
+                   frame=None):
+    """``objective(theta, eps) -> (elbo, grad)``: :func:`elbo_and_grad` with the model bound
+    (``frame``: as there)."""
     def objective(theta, eps):
-        return elbo_and_grad(log_joint, theta, eps, guide, stl)
+        return elbo_and_grad(log_joint, theta, eps, guide, stl, frame)
     return objective

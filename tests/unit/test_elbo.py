@@ -409,3 +409,39 @@ def test_scaled_chained_elbo_is_the_traced_elbo(D):
         assert value == pytest.approx(float(want_value), rel=1e-13, abs=1e-13)
         np.testing.assert_allclose(gradient, want_gradient, rtol=1e-11, atol=1e-12)
         assert np.all(gradient[want_gradient == 0] == 0)
+
+
+# ----- a family fitted in a warm start's coordinates (precondition.Frame.chain) ----------------
+
+@pytest.mark.parametrize("spec", ["fullrank", "lowrank:2", "flow"])
+@pytest.mark.parametrize("dense", [False, True])
+def test_framed_chained_elbo_is_the_traced_frames_bit_for_bit(spec, dense):
+    # zeta = m0 + W u mapped and pulled back in plain numpy, the model's own log joint traced
+    # alone, against autograd through Frame.log_joint (its product traced, the latents'
+    # blocks sliced from it): the very operations, so equal, not merely close
+    from autograd import value_and_grad
+
+    import ppl.infer.elbo as elbo_module
+    from ppl.guides import family
+    from ppl.infer.precondition import Frame
+    compiled = _compiled("eight_schools")
+    D = compiled.dim
+    rng = np.random.default_rng(7)
+    W = np.exp(rng.normal(0.0, 0.3, D))
+    if dense:   # a lower-triangular factor, as full rank's L is
+        W = np.diag(W) + np.tril(rng.normal(0.0, 0.2, (D, D)), -1)
+    frame = Frame(compiled, rng.normal(0.0, 1.0, D), W)
+    guide = family(spec, D)
+    theta = guide.init(D, 1.0)
+    theta = theta + rng.normal(0.0, 0.3, theta.shape)
+    calls, chained = [], elbo_module._chained
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(elbo_module, "_chained", lambda *a: calls.append(a[0]) or chained(*a))
+        for S in (1, 7):
+            eps = rng.standard_normal((S, guide.eps_dim(D)))
+            value, gradient = elbo_and_grad(frame.log_joint, theta, eps, guide, frame=frame)
+            want_value, want_gradient = value_and_grad(elbo, 1)(frame.log_joint, theta, eps,
+                                                                guide)
+            assert value == float(want_value)
+            np.testing.assert_array_equal(gradient, want_gradient)
+    assert calls == [compiled.log_joint] * 2     # the model's own log joint, not the frame's
