@@ -9,6 +9,7 @@ table shows the worst element of each posterior, averaged over seeds.
 
     python benchmarks/trust.py --seeds 2
     python benchmarks/trust.py --auto --seeds 1      # --guide auto against mean field (CPU)
+    python benchmarks/trust.py --auto --first 10 --seeds 10   # held-out seeds 10..19
     python benchmarks/trust.py --only eight_schools-eight_schools_noncentered
     python benchmarks/trust.py --probe --seeds 3   # what auto's full-rank skip is decided on
     python benchmarks/trust.py --choice --seeds 5 --only kidiq-kidscore_momiq  # auto's choice
@@ -147,6 +148,8 @@ def table(rows: dict[str, list[dict]]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2, help="fits per posterior (seeds 0..n-1)")
+    parser.add_argument("--first", type=int, default=0,
+                        help="the first seed (--first 10 --seeds 10: held-out seeds 10..19)")
     parser.add_argument("--draws", type=int, default=1000, help="the fits' draws option")
     parser.add_argument("--only", nargs="*", help="posterior names (default: all)")
     parser.add_argument("--auto", action="store_true",
@@ -156,11 +159,11 @@ def main(argv=None) -> int:
     parser.add_argument("--probe", action="store_true",
                         help="k̂ and ESS of the Gaussian auto's full rank would start from")
     args = parser.parse_args(argv)
-    rows = {}
+    rows, seeds = {}, range(args.first, args.first + args.seeds)
     if args.probe:
         print("| posterior | seed | k̂ mean field | k̂ start | ESS start / draws |\n|---|---|---|---|---|")
         for name in args.only or pdb.names():
-            for seed in range(args.seeds):
+            for seed in seeds:
                 row = measure_probe(name, seed)
                 print(f"| {name} | {seed} | {row['mf_khat']:.2f} | {row['start_khat']:.2f} | "
                       f"{row['start_ess']:.0%} |", flush=True)
@@ -169,18 +172,18 @@ def main(argv=None) -> int:
         print("| posterior | seed | fit | k̂ | verdict | ELBO on k̂'s draws | mean / sd err | "
               "chosen by |\n|---|---|---|---|---|---|---|---|")
         for name in args.only or pdb.names():
-            for seed in range(args.seeds):
+            for seed in seeds:
                 print("\n".join(measure_choice(name, seed)), flush=True)
         return 0
     if args.auto:
         for name in args.only or pdb.names():
-            rows[name] = [measure_auto(name, seed) for seed in range(args.seeds)]
+            rows[name] = [measure_auto(name, seed) for seed in seeds]
             print(name, rows[name], file=sys.stderr, flush=True)
         print(auto_table(rows))
         return 0
     for name in args.only or pdb.names():
         rows[name] = []
-        for seed in range(args.seeds):
+        for seed in seeds:
             row = measure(name, seed, args.draws)
             rows[name].append(row)
             print(f"{name} seed {seed}: k̂ {row['khat']:.2f}, mean err {row['plain_mean']:.3f}"
