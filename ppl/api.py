@@ -105,6 +105,8 @@ class Model:
         fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
         if not any(isinstance(s, (ir.Latent, ir.Observe)) for s in self.ir.statements):
             raise empty_model(self.ir.source.end_span())
+        user.check_init_names(fit_options.init, _names(self.ir, ir.Param),
+                              _names(self.ir, ir.Latent))
         # a minibatch fit compiles the model on the whole data only when asked (summaries,
         # draws): its steps compile each batch (infer/minibatch.py)
         concrete, values, compiled = self.prepare(data, whole=fit_options.batch is None)
@@ -163,6 +165,11 @@ class Model:
         """
         _, _, compiled = self.prepare(data)
         return compiled.sample_prior(np.random.default_rng([seed, 3]), int(n))
+
+
+def _names(program, kind) -> tuple[str, ...]:
+    """The names the statements of type ``kind`` (ir.Param, ir.Latent) declare."""
+    return tuple(s.name for s in program.statements if isinstance(s, kind))
 
 
 def _assess(concrete, compiled, options, info):

@@ -616,7 +616,7 @@ def guide_unsupported_latent(span: Span, name: str, reason: str) -> PplError:
 
 
 def bad_init(name: str, reason: str) -> PplError:
-    return PplError(f"option init: param '{name}': {reason}")
+    return PplError(f"option init: '{name}': {reason}")
 
 
 def batch_unknown_dimension(name: str, dims: Iterable[str]) -> PplError:

@@ -320,6 +320,22 @@ def _wanted_lets(needs: dict, kinds: dict) -> set:
     return wanted
 
 
+def check_init_names(init: dict | None, params, latents=()) -> None:
+    """Raise bad_init for a name in ``init`` that is none of ``params`` (the model's param
+    statements), before any fit: on a model without params nothing reads ``init``, so a name
+    given for a sample statement's latent (CmdStan's ``init`` names those) or a typo would
+    otherwise be ignored without a word. ``latents``: the model's latents, named in the
+    message when the name is one of them."""
+    for name in init or {}:
+        if name in params:
+            continue
+        listed = f"(params: {', '.join(params) or 'none'})"
+        if name in latents:
+            raise bad_init(name, "a sample statement's latent, not a param; init gives "
+                           f"starting values to param statements only {listed}")
+        raise bad_init(name, f"the model has no such param {listed}")
+
+
 def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.ndarray:
     """The params' starting unconstrained values [P], in layout order.
 
@@ -335,10 +351,7 @@ def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.nda
     from ..compiler.draws import _draw_latent
     from ..compiler.steps import _ParamStep
     init = dict(init or {})
-    for name in init:
-        if name not in compiled.params:
-            raise bad_init(name, "the model has no such param (params: "
-                           f"{', '.join(compiled.params) or 'none'})")
+    check_init_names(init, compiled.params)
     env, values = {}, []
     for step in compiled.steps:
         if not isinstance(step, _ParamStep):

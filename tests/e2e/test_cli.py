@@ -134,6 +134,17 @@ def test_bad_command_lines_give_one_clear_line_and_status_2(args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_init_naming_a_latent_is_an_option_error(tmp_path):
+    # eight schools has no param: an init for its latent mu was read and ignored before
+    init = tmp_path / "init.json"
+    init.write_text('{"mu": 1.0}')
+    result = run("fit", "models/eight_schools.ppl", "--quiet", "--init", init)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("error: option init: 'mu': a sample statement's latent, "
+                                     "not a param; init gives starting values to param "
+                                     "statements only (params: none)")
+
+
 def test_bad_model_gives_located_error(tmp_path):
     bad = tmp_path / "bad.ppl"
     bad.write_text("sample mu ~ Normall(0, 1)\n")

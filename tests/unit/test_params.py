@@ -99,6 +99,18 @@ def test_bad_init_is_an_option_error(init, message):
         model.fit({}, guide="meanfield", init=init)
 
 
+@pytest.mark.parametrize("method", ["advi", "dadvi"])
+@pytest.mark.parametrize("init, message", [
+    ({"mu": 1.0}, "'mu': a sample statement's latent, not a param"),
+    ({"muu": 1.0}, "'muu': the model has no such param \\(params: none\\)"),
+])
+def test_init_on_a_model_without_params_is_an_option_error(init, message, method):
+    # nothing reads init where there is no param: before, these names were ignored silently
+    model = ppl.compile("sample mu ~ Normal(0, 1)\nobserve 1.0 ~ Normal(mu, 1)\n")
+    with pytest.raises(PplError, match=message):
+        model.fit({}, init=init, method=method)
+
+
 def test_init_sets_the_start():
     model = ppl.compile("param w: real\nobserve 1.0 ~ Normal(w, 1)\n")
     fit = model.fit({}, guide="meanfield", init={"w": 0.25}, iter=1)
