@@ -13,7 +13,7 @@ from typing import Callable
 import autograd.numpy as anp
 import numpy as np
 
-from .special import digamma, erf, expit, gammaln, logit, logsumexp, ndtr
+from .special import digamma, erf, expit, gammaln, logit, logsumexp, ndtr, softplus
 
 from . import errors, linalg
 from .frontend import shapes
@@ -106,8 +106,8 @@ def _dot(a, b, axis=None):
 
 
 def _softplus(x, axis=None):
-    # log(1 + exp(x)) without overflow for large x.
-    return anp.logaddexp(0.0, x)
+    # log(1 + exp(x)) without overflow for large x (special.softplus: numpy's formula, faster)
+    return softplus(x)
 
 
 def _log_softmax(x, axis=None):

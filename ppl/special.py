@@ -1,6 +1,7 @@
 """Special functions for differentiated code: autograd primitives over `scipy.special`.
 
-Each function is scipy's, wrapped with `autograd.extend.primitive` and given its VJP here.
+Each function is scipy's, wrapped with `autograd.extend.primitive` and given its VJP here
+(but `softplus`, numpy's own formula on its vectorized loops).
 `autograd.scipy.special` does the same, but importing it imports `autograd.scipy`, which pulls
 in `scipy.stats` and `scipy.integrate`: most of `import ppl`'s time. Import special functions
 from this module, never from `autograd.scipy`. `scipy.special` itself (about 0.2 s) is imported
@@ -14,12 +15,13 @@ from functools import cache
 from typing import Any, Callable
 
 import autograd.numpy as anp
+import numpy as np
 from autograd.extend import defvjp, primitive
 from autograd.numpy.numpy_vjps import repeat_to_match_shape, unbroadcast_f
 
 __all__ = [
     "betaln", "digamma", "erf", "expit", "gammaln", "log_expit", "log_ndtr", "logit",
-    "logsumexp", "ndtr", "polygamma", "xlog1py", "xlogy",
+    "logsumexp", "ndtr", "polygamma", "softplus", "xlog1py", "xlogy",
 ]
 
 
@@ -69,6 +71,28 @@ log_expit = _lazy("log_expit")
 defvjp(expit, lambda ans, x: lambda g: g * ans * (1.0 - ans))
 defvjp(logit, lambda ans, x: lambda g: g / (x * (1.0 - x)))
 defvjp(log_expit, lambda ans, x: lambda g: g * expit(-x))
+
+
+
+@primitive
+def softplus(x):
+    """``log(1 + exp(x))``, as numpy's ``logaddexp(0, x)`` computes it element by element,
+    max(x, 0) + log1p(exp(-|x|)), but on numpy's vectorized exp and log1p: logaddexp's loop
+    is scalar, 7.5 ms against 0.3 ms for exp on 460,000 elements (the Bernoulli likelihood of
+    models/vae_digits.ppl at 5 draws: most of its step). Its last bit may differ from
+    logaddexp's (a vectorized exp is within an ulp, not correctly rounded). The VJP is
+    autograd's for logaddexp, g exp(x - ans) = g sigmoid(x), in autograd ops so that it has
+    derivatives itself (the whitening's Hessian-vector products)."""
+    if anp.ndim(x) == 0:
+        return anp.logaddexp(0.0, x)
+    x = np.asarray(x, dtype=float)
+    out = np.abs(x)
+    np.exp(np.negative(out, out=out), out=out)
+    np.log1p(out, out=out)
+    return np.add(out, np.maximum(x, 0.0), out=out)
+
+
+defvjp(softplus, lambda ans, x: lambda g: g * anp.exp(x - ans))
 
 # Gaussian: erf' = 2/sqrt(pi) exp(-x^2); ndtr' = phi(x); log_ndtr' = phi(x) / Phi(x), taken as
 # exp(log phi - log Phi) so that it stays finite far in the left tail.

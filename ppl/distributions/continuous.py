@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
-from ..special import betaln, gammaln, log_ndtr
+from ..special import betaln, gammaln, log_ndtr, softplus
 
 from .. import constraints as c
 from . import Distribution, register
@@ -407,16 +407,16 @@ class Logistic(Distribution):
     def log_density(cls, x, mu, s):
         # scipy.stats.logistic.logpdf: -z - log s - 2 log(1 + exp(-z)), softplus for stability
         z = (x - mu) / s
-        return -z - anp.log(s) - 2.0 * anp.logaddexp(0.0, -z)
+        return -z - anp.log(s) - 2.0 * softplus(-z)
 
     @classmethod
     def log_cdf(cls, x, mu, s):
         # log sigmoid(z) = -softplus(-z)
-        return -anp.logaddexp(0.0, -(x - mu) / s)
+        return -softplus(-(x - mu) / s)
 
     @classmethod
     def log_ccdf(cls, x, mu, s):
-        return -anp.logaddexp(0.0, (x - mu) / s)
+        return -softplus((x - mu) / s)
 
     @classmethod
     def sample(cls, rng, size, mu, s):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
-from ..special import betaln, gammaln, logsumexp
+from ..special import betaln, gammaln, logsumexp, softplus
 
 from .. import constraints as c
 from . import Distribution, register
@@ -24,9 +24,6 @@ def _xlog1py(x, y):
     return anp.where(zero, 0.0, x * anp.log1p(anp.where(zero, 0.0, y)))
 
 
-def _softplus(x):
-    """``log(1 + exp(x))`` without overflow (``logaddexp`` is stable and autograd-aware)."""
-    return anp.logaddexp(0.0, x)
 
 
 def _log_choose(n, k):
@@ -64,7 +61,7 @@ class Bernoulli(Distribution):
     def log_density(cls, x, p=None, logit=None):
         # scipy.stats.bernoulli.logpmf; with a logit: x*l - softplus(l), the stable log-sigmoid
         if logit is not None:
-            return x * logit - _softplus(logit)
+            return x * logit - softplus(logit)
         return _xlogy(x, p) + _xlog1py(1 - x, -p)
 
     @classmethod
@@ -89,7 +86,7 @@ class Binomial(Distribution):
     def log_density(cls, x, n, p=None, logit=None):
         # scipy.stats.binom.logpmf; with a logit: x*l - n*softplus(l)
         if logit is not None:
-            return _log_choose(n, x) + x * logit - n * _softplus(logit)
+            return _log_choose(n, x) + x * logit - n * softplus(logit)
         return _log_choose(n, x) + _xlogy(x, p) + _xlog1py(n - x, -p)
 
     @classmethod
@@ -315,10 +312,10 @@ class OrderedLogistic(Distribution):
         sigmoid(a) (1 - sigmoid(b)) (1 - exp(b - a)): every factor is taken in logs.
         """
         d = anp.expand_dims(eta, -1) - cutpoints                   # [..., K], decreasing
-        first = -_softplus(d[..., :1])                              # log(1 - sigmoid(d_0))
-        last = -_softplus(-d[..., -1:])                             # log sigmoid(d_{K-1})
+        first = -softplus(d[..., :1])                              # log(1 - sigmoid(d_0))
+        last = -softplus(-d[..., -1:])                             # log sigmoid(d_{K-1})
         a, b = d[..., :-1], d[..., 1:]
-        middle = -_softplus(-a) - _softplus(b) + anp.log(-anp.expm1(b - a))
+        middle = -softplus(-a) - softplus(b) + anp.log(-anp.expm1(b - a))
         return anp.concatenate([first, middle, last], axis=-1)
 
     @classmethod

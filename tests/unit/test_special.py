@@ -85,3 +85,24 @@ def test_special_works_inside_autograd_numpy_expressions():
         return anp.sum((a - 1) * anp.log(_UNIT) - special.betaln(a, 2.0))
 
     check_grads(log_beta, modes=["rev"], order=1)(np.array(1.7))
+
+
+def test_softplus_is_logaddexp_to_an_ulp_with_its_gradients():
+    # numpy's logaddexp(0, x) formula on vectorized loops: within two ulps (the vectorized
+    # exp and log1p are each within an ulp, not correctly rounded; measured: 0.1% of these
+    # 11,000 values differ by two ulps, about 5% by one), exact at the edges where the terms
+    # are; gradients of first and second order by finite differences
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0.0, 8.0, 10_000), rng.normal(0.0, 1e-3, 1000)])
+    want = np.logaddexp(0.0, x)
+    np.testing.assert_array_max_ulp(special.softplus(x), want, maxulp=2)
+    edges = np.array([-np.inf, -800.0, -0.0, 0.0, 800.0, np.inf, np.nan])
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(special.softplus(edges), np.logaddexp(0.0, edges))
+    assert special.softplus(2.0) == np.logaddexp(0.0, 2.0)      # a scalar stays a scalar
+    check_grads(special.softplus, modes=["rev"], order=2)(_X)
+    # the gradient exp(x - ans) (autograd's for logaddexp) is sigmoid(x) up to the rounding of
+    # x - ans, about an ulp of max(|x|, 1) in the exponent, so that much relative error
+    gradient = grad(lambda v: anp.sum(special.softplus(v)))(x)
+    error = np.abs(gradient / sp.expit(x) - 1)
+    assert np.all(error <= 2 * np.finfo(float).eps * np.maximum(np.abs(x), 1.0))
