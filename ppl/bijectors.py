@@ -19,6 +19,7 @@ from autograd.numpy.numpy_vjps import unbroadcast_f
 
 from . import constraints as c
 from .fused import record, shape_of
+from .special import softplus
 
 
 _LOG_2 = 0.6931471805599453  # log(2)
@@ -26,7 +27,7 @@ _LOG_2 = 0.6931471805599453  # log(2)
 
 def _log_sigmoid(u):
     """``log(sigmoid(u)) = -softplus(-u)``, stable for large |u|."""
-    return -anp.logaddexp(0.0, -u)
+    return -softplus(-u)
 
 
 def _sum_draws(t):

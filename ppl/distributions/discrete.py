@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
-from ..special import betaln, gammaln, logsumexp, softplus
+from ..special import betaln, gammaln, logaddexp, logsumexp, softplus
 
 from .. import constraints as c
 from . import Distribution, register
@@ -168,7 +168,7 @@ class NegativeBinomial(Distribution):
         log_phi = anp.log(phi)
         if log_mu is None:
             log_mu = anp.log(mu)
-        log_total = anp.logaddexp(log_mu, log_phi)
+        log_total = logaddexp(log_mu, log_phi)
         return (gammaln(x + phi) - gammaln(x + 1) - gammaln(phi)
                 + phi * (log_phi - log_total) + x * (log_mu - log_total))
 
@@ -223,7 +223,7 @@ def _zero_inflated(x, zi, log_p):
     # zi broadcast first (autograd's where does not unbroadcast its gradient), and log(zi)
     # taken only where x == 0, so that zi = 0 elsewhere puts no inf into the gradient
     zi = zi + anp.zeros(anp.shape(log_keep))
-    log_zero = anp.logaddexp(anp.log(anp.where(zero, zi, 1.0)), log_keep)
+    log_zero = logaddexp(anp.log(anp.where(zero, zi, 1.0)), log_keep)
     return anp.where(zero, log_zero, log_keep)
 
 

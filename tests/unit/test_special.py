@@ -106,3 +106,22 @@ def test_softplus_is_logaddexp_to_an_ulp_with_its_gradients():
     gradient = grad(lambda v: anp.sum(special.softplus(v)))(x)
     error = np.abs(gradient / sp.expit(x) - 1)
     assert np.all(error <= 2 * np.finfo(float).eps * np.maximum(np.abs(x), 1.0))
+
+
+def test_logaddexp_is_numpys_to_rounding_with_its_gradients():
+    # numpy's formula, max(a, b) + log1p(exp(-|a - b|)), on vectorized loops: within two ulps
+    # of max(|a|, |b|, |result|) (the sum can cancel to a small result, whose own ulps are
+    # then finer than the terms'); numpy's at the infinities and where a == b; gradients of
+    # first and second order, broadcasting, by finite differences
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.0, 5.0, (5, 300)), rng.normal(0.0, 5.0, 300)
+    want = np.logaddexp(a, b)
+    scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), np.abs(want))
+    assert np.all(np.abs(special.logaddexp(a, b) - want) <= 2 * np.spacing(scale))
+    inf = np.inf
+    edges = (np.array([-inf, -inf, inf, inf, 0.0, 1.0, -800.0, np.nan]),
+             np.array([-inf, 2.0, inf, -inf, 0.0, 1.0, 5.0, 1.0]))
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(special.logaddexp(*edges), np.logaddexp(*edges))
+    assert special.logaddexp(1.0, 2.0) == np.logaddexp(1.0, 2.0)
+    check_grads(special.logaddexp, modes=["rev"], order=2)(a[:, :4], b[:4])
