@@ -204,3 +204,19 @@ def test_categorical_values_come_from_the_data_shape():
                          "sample z: int ~ Categorical(w)\n",
                          {"K": 3, "w": [0.2, 0.3, 0.5]})
     assert model.values()["z"].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("shape", [(3,), (3, 4), (3, 2, 2)])
+def test_tiled_rows_are_k_copies_with_the_summed_gradient(shape, rng):
+    # the draw axis repeated K times by one broadcast (a concatenate of K copies had a VJP
+    # quadratic in K): the same rows as the concatenate, and the gradient of a weighted sum
+    # is the weights summed over the copies (to rounding: the sum's order differs)
+    import autograd.numpy as anp
+
+    from ppl.enumeration import _tile_rows
+    value, k = rng.normal(size=shape), 5
+    np.testing.assert_array_equal(_tile_rows(value, k), np.concatenate([value] * k, axis=0))
+    weights = rng.normal(size=(k * shape[0],) + shape[1:])
+    gradient = grad(lambda v: anp.sum(_tile_rows(v, k) * weights))(value)
+    np.testing.assert_allclose(gradient, weights.reshape((k,) + shape).sum(axis=0),
+                               rtol=1e-13, atol=1e-15)
