@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..special import log_sum_exp
+
 # Fewer tail draws than this and no Pareto fit is attempted (as in loo and ArviZ): k̂ is inf.
 MIN_TAIL = 5
 # The prior on k (Vehtari et al. 2024, appendix C; loo's gpdfit): k is shrunk toward 0.5 as
@@ -137,25 +139,10 @@ def psis(log_weights) -> Psis:
 
 
 def logsumexp(a) -> float:
-    """log(sum(exp(a))) of a 1-D float array, as scipy.special.logsumexp computes it (1.17):
-    the largest elements are taken out of the sum and added back by log1p, and where that is
-    not finite the plain formula is used. Written here because ``import scipy.special`` costs
-    about 0.1-0.2 s of CPU, as much as a small model's whole summary (issue 15); equal to
-    scipy's bit for bit (tests/unit/test_psis.py). Kept, not replaced by scipy's: a fit and
-    summary of eight schools imports no scipy at all, and the import measured 0.19 s of CPU
-    (2026-11-30, after numpy and autograd; docs/history/performance-log.md, issue 15)."""
-    a = np.asarray(a, dtype=float)
-    if a.size == 0:
-        return float("-inf")
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        plain = np.log(np.sum(np.exp(a)))
-        a_max = np.max(a)
-        top = a == a_max
-        m = float(np.count_nonzero(top))
-        s = np.sum(np.exp(np.where(top, -np.inf, a) - a_max))
-        s = s if s == 0 else s / m
-        out = np.log1p(s) + np.log(m) + a_max
-    return float(out) if np.isfinite(out) else float(plain)
+    """log(sum(exp(a))) of a 1-D float array, equal to scipy.special.logsumexp's bit for bit
+    (special.log_sum_exp, in numpy: a fit and summary of eight schools imports no scipy at all;
+    the import measured 0.19 s of CPU, 2026-11-30, docs/history/performance-log.md)."""
+    return float(log_sum_exp(a))
 
 
 def gpd_fit(x: np.ndarray) -> tuple[float, float]:
