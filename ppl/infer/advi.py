@@ -448,7 +448,7 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
                 return CONVERGED, windows.average(), windows.last_jitter(guide)
             if early is not None and not windows.settled and step > (first_whitening or 0):
                 mean = windows.kept[-1].mean()
-                reason = early.check(compiled.log_joint, guide, mean)
+                reason, early = early.check(compiled.log_joint, guide, mean)
                 if reason == GIVE_UP:
                     early = None
                 elif reason is not None:

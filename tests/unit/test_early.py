@@ -65,9 +65,9 @@ def test_never_fires_when_khat_is_high_and_the_fit_is_unchanged(monkeypatch):
     real_check = early.ReliableWeights.check
 
     def spy(self, log_joint, guide, theta):
-        reason = real_check(self, log_joint, guide, theta)
+        reason, policy = real_check(self, log_joint, guide, theta)
         checked.append(reason)
-        return reason
+        return reason, policy
     monkeypatch.setattr(early.ReliableWeights, "check", spy)
     with_rule = advi.fit(model, options, np.random.default_rng(1))
     assert checked and not any(checked)           # checked, and never reliable
@@ -85,16 +85,42 @@ def test_check_on_an_exact_and_on_a_narrow_guide(rng):
     policy = early.ReliableWeights.for_fit(model, MEAN_FIELD, FitOptions(), rng)
     precision = 1 / 100 + 20
     exact = np.array([y.sum() / precision, -0.5 * np.log(precision)])
-    reason = policy.check(model.log_joint, MEAN_FIELD, exact)
+    reason, _ = policy.check(model.log_joint, MEAN_FIELD, exact)
     # exact guide: the log weights are constant up to rounding, so the ESS is all the draws
     assert reason.startswith(f"{early.WEIGHTS_RELIABLE} (k̂ ")
     assert reason.endswith(f", ESS 100% of {early.CHECK_DRAWS} draws)")
     narrow = exact - np.array([0.0, np.log(3.0)])    # sds 3x too small: heavy-tailed weights
-    assert policy.check(model.log_joint, MEAN_FIELD, narrow) is None
+    assert policy.check(model.log_joint, MEAN_FIELD, narrow)[0] is None
     # collapsed far out (mean field on kilpisjarvi after a step size of 10): every log weight
     # near -4e19 rounds to one value, which is no evidence of bounded weights
     collapsed = np.array([2e9, -30.0])
-    assert policy.check(model.log_joint, MEAN_FIELD, collapsed) is None
+    assert policy.check(model.log_joint, MEAN_FIELD, collapsed)[0] is None
+
+
+def test_a_check_goes_on_to_all_its_draws_only_past_the_screen_of_the_last_that_failed(
+        monkeypatch):
+    # sds 0.65x the posterior's: the 400-draw screen passes (ESS 62%), all 8,000 fail (k̂
+    # above 0.5); the same guide again stops at the screen, since the checks weight the same
+    # draws; a guide whose screen does better goes on (0.75x: reliable, and a stop)
+    model, y = conjugate()
+    policy = early.ReliableWeights.for_fit(model, MEAN_FIELD, FitOptions(),
+                                           np.random.default_rng(0))
+    precision = 1 / 100 + 20
+    exact = np.array([y.sum() / precision, -0.5 * np.log(precision)])
+    draws, real_log_weights = [], early.log_weights
+    monkeypatch.setattr(early, "log_weights",
+                        lambda *args: draws.append(len(args[3])) or real_log_weights(*args))
+    narrow = exact + np.array([0.0, np.log(0.65)])
+    reason, failed = policy.check(model.log_joint, MEAN_FIELD, narrow)
+    assert reason is None and draws == [early.SCREEN_DRAWS,
+                                        early.CHECK_DRAWS - early.SCREEN_DRAWS]
+    assert failed.bar > 0.5 * early.SCREEN_DRAWS and policy.bar == -np.inf
+    draws.clear()
+    assert failed.check(model.log_joint, MEAN_FIELD, narrow) == (None, failed)
+    assert draws == [early.SCREEN_DRAWS]
+    draws.clear()
+    reason, _ = failed.check(model.log_joint, MEAN_FIELD, exact + np.array([0.0, np.log(0.75)]))
+    assert reason.startswith(early.WEIGHTS_RELIABLE) and len(draws) == 3
 
 
 def test_not_for_a_bare_log_density_nor_a_large_model(rng, monkeypatch):
@@ -138,13 +164,13 @@ def test_a_flow_stops_on_nearly_equal_weights_only(rng):
     precision = 1 / 100 + 20
     theta = flow.init(model.dim, np.sqrt(1 / precision))    # mu, then A = sd I (D = 1)
     theta[0] = y.sum() / precision
-    reason = policy.check(model.log_joint, flow, theta)
+    reason, _ = policy.check(model.log_joint, flow, theta)
     assert reason.startswith(f"{early.WEIGHTS_EQUAL} (k̂ ")
     assert reason.endswith(f", ESS 100.0% of {early.CHECK_DRAWS} draws)")
     # three times too wide: bounded weights, but an ESS of sqrt(2 r^2 - 1) / r^2 = 46% at
     # r = 3 (verdict.BULK_ESS), under the screen's 99%: no stop
     theta[1] = 3.0 * np.sqrt(1 / precision)
-    assert policy.check(model.log_joint, flow, theta) is None
+    assert policy.check(model.log_joint, flow, theta)[0] is None
 
 
 # A regression whose posterior is Gaussian: full rank is exact, mean field is not (a and b are
