@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import PplError, bad_option, file_error
+from .errors import PplError, bad_option, file_error, out_overwrites_input
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -46,7 +46,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
             continue
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
         if f.name == "init":
-            parser.add_argument(flag, type=_read_init, default=argparse.SUPPRESS,
+            parser.add_argument(flag, action=_ReadInit, default=argparse.SUPPRESS,
                                 metavar="FILE.json", help=docs.get(f.name))
             continue
         if f.name == "batch":
@@ -60,9 +60,20 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
                             help=f"{docs.get(f.name, '')} (default: {f.default})")
 
 
+class _ReadInit(argparse.Action):
+    """--init FILE.json: ``init`` gets the file's object, ``init_path`` the path (so that
+    --out can refuse to overwrite it)."""
+
+    def __call__(self, parser, namespace, path, option_string=None):
+        namespace.init = _read_init(path)
+        namespace.init_path = path
+
+
 def _read_init(path: str) -> dict:
     """--init FILE.json: a JSON object of param name -> value."""
     import json
+    if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
+        raise file_error(path, "not a regular file")
     try:
         value = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
@@ -222,10 +233,9 @@ def _cmd_fit(args) -> int:
     from .api import load
     from .infer.advi import INTERRUPTED
     from .options import FitOptions
-    from .output import prepare_dir
     from .savedfit import save_fit
     options = FitOptions.from_kwargs(**{k: getattr(args, k) for k in FIT_FLAGS if hasattr(args, k)})
-    folder = prepare_dir(args.out) if args.out else None  # fail before fitting, not after
+    folder = _out_folder(args)  # fail before fitting, not after
     model = load(args.model)
     if args.data is not None and not Path(args.data).is_file():
         raise file_error(args.data, "no such data file")
@@ -245,6 +255,28 @@ def _cmd_fit(args) -> int:
     # Ctrl-C stopped the fit: its approximation is printed (and saved) above, and the status
     # says it was interrupted, as a shell expects after SIGINT.
     return 130 if fit.result.reason == INTERRUPTED else 0
+
+
+def _out_folder(args) -> Path | None:
+    """--out DIR, checked before the fit: a folder that can be written, where none of the
+    files a fit writes is one of the run's own inputs (`--data DIR/draws.csv --out DIR` would
+    replace the user's data with the draws). The model may be DIR/model.ppl: it is rewritten
+    with its own text, so a saved fit can be fitted again in place."""
+    if not args.out:
+        return None
+    from .output import prepare_dir
+    from .savedfit import FILES
+    folder = prepare_dir(args.out)
+    inputs = {"model": args.model, "data": args.data, "init": getattr(args, "init_path", None)}
+    for role, path in inputs.items():
+        for name in FILES:
+            target = folder / name
+            if role == "model" and name == "model.ppl":
+                continue
+            if path is not None and target.is_file() and Path(path).is_file() \
+                    and os.path.samefile(target, path):
+                raise out_overwrites_input(str(target), role)
+    return folder
 
 
 class _progress_bar:

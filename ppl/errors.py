@@ -438,6 +438,11 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def out_overwrites_input(path: str, role: str) -> PplError:
+    return PplError(f"option out: the fit would write {path}, which is this run's {role} file",
+                    hint=f"move the {role} file, or choose another --out folder")
+
+
 def empty_model(span: Span) -> PplError:
     return PplError("nothing to fit: the model has no 'sample' and no 'observe' statement",
                     span, hint="declare a latent with 'sample NAME ~ DIST(...)'")

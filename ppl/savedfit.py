@@ -53,6 +53,10 @@ def _absolute(path: str | None) -> str | None:
     return str(Path(path).resolve())
 
 
+# every file save_fit writes (model.ppl only when the model's text is known)
+FILES = ("draws.csv", "summary.csv", "elbo.csv", "fit.json", "model.ppl")
+
+
 def save_fit(fit: Fit, folder: Path) -> None:
     """Write draws.csv, summary.csv, elbo.csv, fit.json and model.ppl into ``folder``."""
     names, table = _flatten(fit.draws())

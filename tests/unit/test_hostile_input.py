@@ -265,6 +265,18 @@ def test_model_that_is_not_a_regular_file(tmp_path, kind):
         ppl.load(path)
 
 
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_init_file_that_is_not_a_regular_file(tmp_path, capsys, kind):
+    from ppl.cli import main
+    model = tmp_path / "m.ppl"
+    model.write_text(SMALL)
+    path = Path("/dev/zero") if kind == "device" else tmp_path / "init.json"
+    if kind == "fifo":
+        os.mkfifo(path)     # reading it would block for ever
+    assert main(["fit", str(model), "--init", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: {path}: not a regular file\n"
+
+
 def test_cli_refuses_dev_zero_with_status_2(capsys):
     from ppl.cli import main
     assert main(["check", "/dev/zero"]) == 2

@@ -173,3 +173,45 @@ def test_subprocess_killed_by_a_signal_leaves_one_complete_set(tmp_path, signum)
         assert files in ([], ["a.csv", "b.csv", "fit.json"])
         generations = {line for name in files for line in (folder / name).read_text().split()}
         assert len(generations) <= 1
+
+
+MODEL_ONE = "data y: real[3]\nsample mu ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)\n"
+
+
+@pytest.mark.parametrize("role, name", [("data", "draws.csv"), ("data", "fit.json"),
+                                        ("init", "fit.json"), ("model", "summary.csv")])
+def test_out_never_replaces_one_of_the_runs_own_inputs(tmp_path, capsys, role, name):
+    from ppl.cli import main
+    out = tmp_path / "out"
+    out.mkdir()
+    files = {"model": tmp_path / "m.ppl", "data": tmp_path / "y.json",
+             "init": tmp_path / "init.json"}
+    files["model"].write_text(MODEL_ONE)
+    files["data"].write_text('{"y": [1, 2, 3]}')
+    files["init"].write_text("{}")
+    files[role] = out / name                  # the input lives where the fit would write
+    files[role].write_text({"model": MODEL_ONE, "init": "{}",
+                            "data": "y\n1\n2\n3\n" if name.endswith(".csv")
+                            else '{"y": [1, 2, 3]}'}[role])
+    before = files[role].read_bytes()
+    argv = ["fit", str(files["model"]), "--data", str(files["data"]), "--out", str(out),
+            "--quiet", "--guide", "meanfield", "--iter", "200"]
+    if role == "init":
+        argv += ["--init", str(files["init"])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"the fit would write {out / name}, which is this run's {role} file" in err
+    assert files[role].read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == [name]
+
+
+def test_a_saved_fits_own_model_can_be_fitted_again_into_its_folder(tmp_path):
+    from ppl.cli import main
+    (tmp_path / "y.json").write_text('{"y": [1, 2, 3]}')
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    out = tmp_path / "fit"
+    common = ["--data", str(tmp_path / "y.json"), "--out", str(out), "--quiet",
+              "--guide", "meanfield", "--iter", "200"]
+    assert main(["fit", str(tmp_path / "m.ppl"), *common]) == 0
+    assert main(["fit", str(out / "model.ppl"), *common]) == 0
+    assert (out / "model.ppl").read_text() == MODEL_ONE
