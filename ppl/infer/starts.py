@@ -7,10 +7,13 @@ starts against the posterior sd). What the comparison means for the user is verd
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -133,16 +136,62 @@ def run_starts(fit_one: Callable[[int], advi.AdviResult], K: int,
     if workers <= 1:
         return [_call(fit_one, k) for k in range(K)]
     results = []
-    for first in range(0, K, workers):
-        children = [_fork(fit_one, k) for k in range(first, min(first + workers, K))]
-        try:
-            results += [_collect(pid, fd, k) for k, (pid, fd) in
-                        zip(range(first, first + len(children)), children)]
-        except BaseException:
-            for pid, _ in children:      # our own children only, by their ids
-                _kill(pid)
-            raise
+    with _ending_signals_raise():
+        for first in range(0, K, workers):
+            children = []
+            try:
+                for k in range(first, min(first + workers, K)):
+                    _fork_into(children, fit_one, k)
+                results += [_collect(pid, fd, k) for k, (pid, fd) in
+                            zip(range(first, first + len(children)), children)]
+            except BaseException:
+                for pid, _ in children:      # our own children only, by their ids
+                    _kill(pid)
+                raise
     return results
+
+
+# Signals whose default action ends this process at once: the forked starts would go on
+# fitting, orphaned, until they finish (``kill`` names only this process).
+_ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                        if hasattr(signal, name))
+
+
+class _Ended(BaseException):
+    """One of _ENDING_SIGNALS, raised so that run_starts ends its children first."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_ended(signum, frame):
+    raise _Ended(signum)
+
+
+@contextlib.contextmanager
+def _ending_signals_raise():
+    """While the block runs, _ENDING_SIGNALS raise _Ended; once the block has unwound (the
+    children ended), the handlers are put back and the signal is delivered again, so the
+    process ends as it would have (status 128 + the signal). Main thread only (elsewhere a
+    handler cannot be set, and the block runs as it is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_ended) for sig in _ENDING_SIGNALS}
+    try:
+        yield
+    except _Ended as ended:
+        _restore(previous)
+        signal.raise_signal(ended.signum)
+        raise                            # the restored handler did not end the process
+    finally:
+        _restore(previous)
+
+
+def _restore(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
 
 
 def _call(fit_one, k):
@@ -153,6 +202,17 @@ def _call(fit_one, k):
         raise start_failed(k, str(error)) from None
 
 
+def _fork_into(children: list, fit_one, k: int) -> None:
+    """Fork start k's process and add (pid, fd) to ``children``, with _ENDING_SIGNALS held
+    meanwhile: one arriving between the fork and the list would leave run_starts a child it
+    does not know to end."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
+    try:
+        children.append(_fork(fit_one, k))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _fork(fit_one, k: int):
     read, write = os.pipe()
     pid = os.fork()
@@ -160,6 +220,9 @@ def _fork(fit_one, k: int):
         os.close(write)
         return pid, read
     os.close(read)
+    for sig in _ENDING_SIGNALS:           # the parent's _raise_ended is not the child's:
+        signal.signal(sig, signal.SIG_DFL)  # _kill's SIGTERM ends it at once
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _ENDING_SIGNALS)   # held by _fork_into
     status = 0
     from ..errors import PplError
     try:

@@ -1,4 +1,12 @@
 """Tests of ppl/infer/starts.py: start seeds and points, parallel = serial, errors, comparison."""
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import autograd.numpy as anp
 import numpy as np
 import pytest
@@ -7,6 +15,7 @@ from ppl.errors import PplError, diverged
 from ppl.infer import advi, starts
 from ppl.options import FitOptions
 
+ROOT = Path(__file__).resolve().parents[2]
 # small windows keep these fits short; the answers are not what is tested here
 OPTIONS = FitOptions(window=20, iter=600, precondition="none")
 
@@ -95,3 +104,39 @@ def test_compare_agreeing_starts_and_nan_elbo():
 def test_workers_never_exceed_starts():
     assert 1 <= starts.workers_for(1) == 1
     assert 1 <= starts.workers_for(64) <= 64
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_that_ends_the_run_ends_its_starts_too(signum):
+    # `kill PID` names only the parent: its forked starts must not fit on, orphaned
+    script = ("import os, sys, time\n"
+              f"sys.path.insert(0, {str(ROOT)!r})\n"
+              "from ppl.infer import starts\n"
+              "def fit_one(k):\n"
+              "    os.write(1, b'%d\\n' % os.getpid())\n"   # one write: lines never interleave
+              "    time.sleep(120)\n"
+              "starts.run_starts(fit_one, 2, workers=2)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    children = [int(parent.stdout.readline()) for _ in range(2)]
+    try:
+        parent.send_signal(signum)
+        assert parent.wait(timeout=30) == -signum      # ended as the signal's default does
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in children)
+        assert parent.stderr.read() == ""     # (an orphan would hold the pipe open)
+    finally:
+        for pid in children + [parent.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
