@@ -10,12 +10,18 @@ import csv
 import json
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import errors
+
+try:
+    from lzma import LZMAError
+except ImportError:  # a Python built without lzma, whose zipfile cannot read such members
+    LZMAError = NotImplementedError
 
 
 # ----- reading ------------------------------------------------------------------------------
@@ -159,34 +165,60 @@ def _read_npy_folder(folder: Path, shown: str) -> dict[str, Any]:
 
 
 def _read_npz(path: Path, shown: str) -> dict[str, Any]:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise errors.bad_data_file(shown, "not an .npz archive (np.savez writes one)")
-    with archive:
+    """Each member ``NAME.npy`` of the zip archive as the data NAME, read without pickle."""
+    with path.open("rb") as file:  # opened here, so that an OSError below is a damaged archive
         try:
-            for name in archive.files:
-                _check_npy_header(archive.zip, name, shown)
-            return {name: archive[name] for name in archive.files}
-        except (ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
+            archive = zipfile.ZipFile(file)
+        except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as error:
+            raise errors.bad_data_file(shown, f"cannot read as .npz: not a valid zip archive "
+                                              f"({error})") from None
+        raw = {}
+        with archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name == info.filename:
+                    raise errors.bad_data_file(shown, f"cannot read as .npz: member "
+                                                      f"'{info.filename}' is not named NAME.npy "
+                                                      "(np.savez writes one NAME.npy per array)")
+                if name in raw:
+                    raise errors.bad_data_file(shown, f"cannot read as .npz: two members are "
+                                                      f"named '{info.filename}'")
+                try:
+                    raw[name] = _read_npz_member(archive, info, name, shown)
+                except _BROKEN_MEMBER as error:
+                    raise errors.bad_data_file(shown, f"cannot read as .npz: member "
+                                                      f"'{info.filename}': {error}") from None
+        return raw
 
 
-def _check_npy_header(archive: zipfile.ZipFile, name: str, shown: str) -> None:
-    """Refuse an array whose header claims more data than its member holds (10^12 elements
-    in 300 bytes would otherwise be allocated before the read fails)."""
-    info = archive.getinfo(name + ".npy")
+# What a damaged member raises: bad .npy magic or header, or too few bytes (ValueError,
+# EOFError); a bad CRC or local header (BadZipFile); an offset outside the file (OSError);
+# corrupt deflate data (zlib.error); an unknown compression method (NotImplementedError);
+# encryption (RuntimeError); corrupt bzip2 (OSError) or lzma data (LZMAError).
+_BROKEN_MEMBER = (ValueError, EOFError, zipfile.BadZipFile, OSError, zlib.error,
+                  NotImplementedError, RuntimeError, LZMAError)
+
+
+def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
+                     shown: str) -> np.ndarray:
+    """One array, its header checked first: object arrays are refused without unpickling,
+    and an array whose header claims more data than its member holds before allocating it
+    (10^12 elements in 300 bytes)."""
     with archive.open(info) as stream:
         version = np.lib.format.read_magic(stream)
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise errors.bad_data_file(shown, f"cannot read as .npz: member '{info.filename}' holds "
+                                          "Python objects, which only unpickling could read "
+                                          "(data is read with allow_pickle=False)")
     claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if claimed > info.file_size:
         raise errors.bad_data_file(shown, f"array '{name}' claims shape {list(shape)} "
                                           f"({claimed:,} bytes) but holds {info.file_size:,}")
+    with archive.open(info) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 def describe(raw) -> str:

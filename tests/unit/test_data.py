@@ -362,11 +362,76 @@ def test_unreadable_npz(tmp_path):
     assert load_error(REGRESSION, path).message.startswith(f"{path}: cannot read as .npz")
 
 
-def test_npz_with_object_arrays_is_refused_without_unpickling(tmp_path):
+def test_npz_with_object_arrays_is_refused_without_unpickling(tmp_path, monkeypatch):
+    import pickle
     path = tmp_path / "data.npz"
     np.savez(path, y=np.array([{"a": 1}], dtype=object))
+
+    def never(*args, **kwargs):
+        raise AssertionError("unpickled")
+    monkeypatch.setattr(pickle, "load", never)
+    monkeypatch.setattr(pickle, "loads", never)
     message = load_error(REGRESSION, path).message
     assert message.startswith(f"{path}: cannot read as .npz") and "allow_pickle" in message
+    assert "member 'y.npy'" in message
+
+
+def _npz(path, members: dict) -> None:
+    """An .npz written member by member (name -> bytes), as np.savez never would."""
+    import zipfile
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def _npy_bytes(value) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, value)
+    return buffer.getvalue()
+
+
+def test_npz_member_not_named_npy(tmp_path):
+    path = tmp_path / "data.npz"
+    _npz(path, {"J": _npy_bytes(np.array(8))})
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: cannot read as .npz: member 'J' is not named NAME.npy (np.savez writes "
+        "one NAME.npy per array)")
+
+
+def test_npz_member_that_is_not_an_npy_array(tmp_path):
+    path = tmp_path / "data.npz"
+    _npz(path, {"N.npy": _npy_bytes(np.array(3)), "y.npy": b"not an array"})
+    message = load_error(REGRESSION, path).message
+    assert message.startswith(f"{path}: cannot read as .npz: member 'y.npy': the magic string")
+
+
+def test_npz_with_two_members_of_one_name(tmp_path):
+    path = tmp_path / "data.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it writes
+        _npz(path, {"N.npy": _npy_bytes(np.array(3))})
+        import zipfile
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("N.npy", _npy_bytes(np.array(4)))
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: cannot read as .npz: two members are named 'N.npy'")
+
+
+def test_npz_that_is_not_a_zip(tmp_path):
+    path = tmp_path / "data.npz"
+    np.save(tmp_path / "data.npy", np.arange(3.0))
+    (tmp_path / "data.npy").rename(path)
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: cannot read as .npz: not a valid zip archive (File is not a zip file)")
+
+
+def test_npz_compressed_reads_as_before(tmp_path):
+    path = tmp_path / "data.npz"
+    y = np.array([0.1, 2.5, -3.25])
+    np.savez_compressed(path, N=3, y=y)
+    values = load("data N: int\ndata y: real[N]\n", path)[0]
+    assert values["y"].tobytes() == y.tobytes() and values["N"] == 3
 
 
 def test_csv_blank_cell(tmp_path):
