@@ -42,22 +42,25 @@ def read_data(data) -> dict[str, Any]:
                 else value for name, value in data.items()}
     if not isinstance(data, (str, Path)):
         raise errors.bad_data_argument(type(data).__name__)
-    path = Path(data)
+    try:
+        return _read_path(Path(data), str(data))
+    except OSError as error:  # unreadable: no permission (on the file or a folder above it)
+        raise errors.file_error(str(data), error.strerror or str(error)) from None
+
+
+def _read_path(path: Path, shown: str) -> dict[str, Any]:
     if path.is_dir():
-        return _read_npy_folder(path, str(data))
+        return _read_npy_folder(path, shown)
+    if not path.exists():
+        raise errors.file_error(shown, "no such data file")
+    if not path.is_file():  # a FIFO would block, /dev/zero never end
+        raise errors.file_error(shown, "not a regular file")
     readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz, ".npy": _read_npy}
     reader = readers.get(path.suffix.lower())
     if reader is None:
-        raise errors.bad_data_file(str(data), f"unknown data file type '{path.suffix}'; "
-                                              "expected .json, .csv, .npz, .npy or a folder of .npy files")
-    if not path.exists():
-        raise errors.file_error(str(data), "no such file")
-    if not path.is_file():  # a FIFO would block, /dev/zero never end
-        raise errors.file_error(str(data), "not a regular file")
-    try:
-        return reader(path, str(data))
-    except OSError as error:
-        raise errors.file_error(str(data), error.strerror or str(error)) from None
+        raise errors.bad_data_file(shown, f"unknown data file type '{path.suffix}'; "
+                                          "expected .json, .csv, .npz, .npy or a folder of .npy files")
+    return reader(path, shown)
 
 
 def _read_json(path: Path, shown: str) -> dict[str, Any]:
@@ -147,19 +150,26 @@ def _read_npy(path: Path, shown: str) -> dict[str, Any]:
     (read-only) so that a minibatch fit reads only the rows it uses."""
     try:
         value = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, EOFError, OSError) as error:
+    except (ValueError, EOFError) as error:
         raise errors.bad_data_file(shown, f"cannot read as .npy: {error}") from None
+    except OSError as error:  # named here: in a folder, the file and not the folder
+        raise errors.file_error(shown, error.strerror or str(error)) from None
+    if not isinstance(value, np.ndarray):  # np.load opens a zip as an .npz archive
+        value.close()
+        raise errors.bad_data_file(shown, "cannot read as .npy: the file is an .npz archive")
     return {path.stem: value}
 
 
 def _read_npy_folder(folder: Path, shown: str) -> dict[str, Any]:
     """Every ``NAME.npy`` of a folder, memory-mapped, as the data NAME (int scalars used as
     dimensions may be left out: they are read off the arrays' shapes)."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".npy" and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".npy")
     if not files:
         raise errors.bad_data_file(shown, "the folder has no .npy files")
     raw = {}
     for path in files:
+        if not path.is_file():  # a FIFO would block, /dev/zero never end
+            raise errors.file_error(f"{shown}/{path.name}", "not a regular file")
         raw.update(_read_npy(path, f"{shown}/{path.name}"))
     return raw
 

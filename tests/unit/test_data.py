@@ -331,7 +331,7 @@ def test_inner_index_is_checked_before_outer():
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.json"
     error = load_error(REGRESSION, path)
-    assert error.message == f"{path}: no such file"
+    assert error.message == f"{path}: no such data file"
     assert error.span is None
 
 
@@ -426,12 +426,52 @@ def test_npz_that_is_not_a_zip(tmp_path):
         f"{path}: cannot read as .npz: not a valid zip archive (File is not a zip file)")
 
 
+def test_npy_that_is_an_npz_archive(tmp_path):
+    path = tmp_path / "y.npy"
+    np.savez(tmp_path / "d.npz", y=np.arange(3.0))
+    (tmp_path / "d.npz").rename(path)
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: cannot read as .npy: the file is an .npz archive")
+
+
 def test_npz_compressed_reads_as_before(tmp_path):
     path = tmp_path / "data.npz"
     y = np.array([0.1, 2.5, -3.25])
     np.savez_compressed(path, N=3, y=y)
     values = load("data N: int\ndata y: real[N]\n", path)[0]
     assert values["y"].tobytes() == y.tobytes() and values["N"] == 3
+
+
+def test_unreadable_npy_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+    np.save(tmp_path / "y.npy", np.arange(3.0))
+
+    def denied(self):  # chmod 000 does not stop root, who runs these tests in CI
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(Path, "iterdir", denied)
+    assert load_error(REGRESSION, str(tmp_path)).message == f"{tmp_path}: Permission denied"
+
+
+def test_unreadable_npy_file_in_a_folder(tmp_path, monkeypatch):
+    np.save(tmp_path / "N.npy", np.array(3))
+    np.save(tmp_path / "y.npy", np.arange(3.0))
+    load_npy = np.load
+
+    def denied(path, *args, **kwargs):
+        if path.name == "y.npy":
+            raise PermissionError(13, "Permission denied", str(path))
+        return load_npy(path, *args, **kwargs)
+    monkeypatch.setattr(np, "load", denied)
+    assert load_error(REGRESSION, str(tmp_path)).message == (
+        f"{tmp_path}/y.npy: Permission denied")
+
+
+def test_fifo_in_an_npy_folder_is_not_opened(tmp_path):
+    import os
+    np.save(tmp_path / "N.npy", np.array(3))
+    os.mkfifo(tmp_path / "y.npy")
+    assert load_error(REGRESSION, str(tmp_path)).message == (
+        f"{tmp_path}/y.npy: not a regular file")
 
 
 def test_csv_blank_cell(tmp_path):
@@ -541,9 +581,12 @@ def test_data_that_is_not_a_dict_or_path(data):
         ppl.compile(HOSTILE_MODEL).prepare(data)
 
 
-def test_data_path_that_is_not_a_regular_file(tmp_path):
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_data_path_that_is_not_a_regular_file(tmp_path, kind):
     import os
-    fifo = tmp_path / "d.json"
-    os.mkfifo(fifo)
-    with pytest.raises(PplError, match="not a regular file"):
-        ppl.compile(HOSTILE_MODEL).prepare(str(fifo))
+    path = {"fifo": tmp_path / "d.json", "device": "/dev/null"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(PplError) as info:
+        ppl.compile(HOSTILE_MODEL).prepare(str(path))
+    assert info.value.message == f"{path}: not a regular file"
