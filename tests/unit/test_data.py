@@ -516,6 +516,43 @@ def test_json_int_with_thousands_of_digits(tmp_path):
     assert message.endswith("has 5000 digits; data must fit in 64-bit ints or float64")
 
 
+@pytest.mark.parametrize("name,content", [
+    ("d.json", '{"N": 2, "y": [1, 99999999999999999999]}'),
+    ("d.csv", "y\n1\n99999999999999999999\n")])
+def test_int_beyond_int64_is_a_real_for_real_data(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    values = ppl.compile(HOSTILE_MODEL).prepare(str(tmp_path / name))[1]
+    assert values["y"].tolist() == [1.0, 1e20]
+
+
+@pytest.mark.parametrize("name,content", [
+    ("d.json", '{"N": 2, "y": [1, 99999999999999999999]}'),
+    ("d.csv", "y\n1\n99999999999999999999\n")])
+def test_int_beyond_int64_is_refused_for_int_data_with_its_element(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(PplError) as info:
+        ppl.compile("data N: int\ndata y: int[N]\n").prepare(str(tmp_path / name))
+    assert info.value.message == ("data 'y' must hold numbers; found 99999999999999999999 at "
+                                  "y[1], beyond the range of a 64-bit int")
+
+
+@pytest.mark.parametrize("raw,found", [([1, 2 ** 63], "9223372036854775808 at k[1]"),
+                                       ([-1, -2 ** 63 - 1], "-9223372036854775809 at k[1]"),
+                                       ([1.5, 10 ** 20], "100000000000000000000 at k[1]")])
+def test_python_int_beyond_int64_is_refused_for_int_data(raw, found):
+    with pytest.raises(PplError) as info:
+        ppl.compile("data k: int[2]\n").prepare({"k": raw})
+    assert info.value.message == (f"data 'k' must hold numbers; found {found}, beyond the "
+                                  "range of a 64-bit int")
+
+
+def test_python_int_beyond_float64_is_refused_for_real_data():
+    with pytest.raises(PplError) as info:
+        ppl.compile(HOSTILE_MODEL).prepare({"y": [1, 10 ** 400]})
+    assert info.value.message == ("data 'y' must hold numbers; found an int of more than 30 "
+                                  "digits at y[1], beyond the range of float64")
+
+
 def test_json_nested_a_thousand_deep(tmp_path):
     text = '{"N": 1, "y": ' + "[" * 1000 + "1" + "]" * 1000 + "}"
     assert _hostile_error(tmp_path, "d.json", text).endswith("the JSON is nested too deeply")
