@@ -67,9 +67,9 @@ def _read_json(path: Path, shown: str) -> dict[str, Any]:
     try:
         # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
         # and are then reported as not finite, with the element, like any other NaN.
-        raw = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_json_int,
+        raw = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_int,
                          object_pairs_hook=_json_object)
-    except _JsonRefused as refused:
+    except _Refused as refused:
         raise errors.bad_data_file(shown, str(refused)) from None
     except RecursionError:
         raise errors.bad_data_file(shown, "the JSON is nested too deeply") from None
@@ -84,19 +84,21 @@ def _read_json(path: Path, shown: str) -> dict[str, Any]:
     return raw
 
 
-class _JsonRefused(ValueError):
-    """Raised inside json.loads by the hooks below; becomes bad_data_file."""
+class _Refused(ValueError):
+    """Raised inside json.loads by the hooks below, or by ``_int`` for CSV; becomes
+    bad_data_file."""
 
 
 _MAX_INT_DIGITS = 30  # far beyond int64 (19 digits) and float64's exactness alike
 
 
-def _json_int(text: str) -> int:
+def _int(text: str) -> int:
     # Python refuses ints of more than 4300 digits with a ValueError of its own; any int
     # too long to be a number ppl can hold is refused here, with its first digits
-    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
-        raise _JsonRefused(f"the int {text[:12]}... has {len(text.lstrip('-'))} digits; "
-                           "data must fit in 64-bit ints or float64")
+    digits = text.lstrip("+-")
+    if len(digits) > _MAX_INT_DIGITS and digits.isdigit():
+        raise _Refused(f"the int {text[:12]}... has {len(digits)} digits; "
+                       "data must fit in 64-bit ints or float64")
     return int(text)
 
 
@@ -104,7 +106,7 @@ def _json_object(pairs: list) -> dict:
     found: dict = {}
     for key, value in pairs:
         if key in found:
-            raise _JsonRefused(f"the name '{key}' appears twice in one JSON object")
+            raise _Refused(f"the name '{key}' appears twice in one JSON object")
         found[key] = value
     return found
 
@@ -117,6 +119,9 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
     if not rows:
         raise errors.bad_data_file(shown, "the file is empty; expected a header row of names")
     header = [name.strip() for name in rows[0]]
+    if not any(header):
+        raise errors.bad_data_file(shown, "line 1: the header row is blank; a CSV data file "
+                                          "starts with a row of column names")
     for name in header:
         if not name or header.count(name) > 1:
             reason = "a blank column name" if not name else f"column '{name}' appears twice"
@@ -131,18 +136,29 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
         for name, cell in zip(header, row):
             if not cell.strip():
                 raise errors.bad_data_file(shown, f"line {line}: blank cell in column '{name}'")
-            columns[name].append(_csv_number(cell.strip()))
+            columns[name].append(_csv_number(cell, f"line {line}, column '{name}'", shown))
     return columns
 
 
-def _csv_number(cell: str):
-    """An int or float, or the text itself (reported later as not a number, with its name)."""
-    for kind in (int, float):
+def _csv_number(cell: str, where: str, shown: str):
+    """An int or float, or the text itself (reported later as not a number, with its name).
+
+    Python's int() and float() also read '1_000' and non-ASCII digits ('١', '１'); a data
+    file's numbers are ASCII digits, as JSON's are, so such a cell is refused where it is."""
+    text = cell.strip()
+    for kind in (_int, float):
         try:
-            return kind(cell)
+            number = kind(text)
+        except _Refused as refused:
+            raise errors.bad_data_file(shown, f"{where}: {refused}") from None
         except ValueError:
-            pass
-    return cell
+            continue
+        if not text.isascii() or "_" in text:
+            raise errors.bad_data_file(shown, f"{where}: {text!r} is not a plain number; the "
+                                              "numbers of a data file are ASCII digits, "
+                                              "without '_'")
+        return number
+    return text
 
 
 def _read_npy(path: Path, shown: str) -> dict[str, Any]:

@@ -488,6 +488,39 @@ def test_csv_row_with_wrong_number_of_cells(tmp_path):
         f"{path}: line 3: expected 2 cells, found 1")
 
 
+@pytest.mark.parametrize("cell", ["1_000", "\u0661", "\uff11", "1.5_0", "\u0661e3"])
+def test_csv_number_that_is_not_ascii_digits(tmp_path, cell):
+    # Python's int() and float() read all of these; JSON's grammar reads none of them
+    path = tmp_path / "data.csv"
+    path.write_text(f"y\n1\n{cell}\n", encoding="utf-8")
+    assert load_error("data y: real[2]\n", path).message == (
+        f"{path}: line 3, column 'y': {cell!r} is not a plain number; the numbers of a data "
+        "file are ASCII digits, without '_'")
+
+
+@pytest.mark.parametrize("content", ["\ny\n1\n", " \ny\n1\n", " , \n1,2\n", "\n"])
+def test_csv_with_a_blank_header_row(tmp_path, content):
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    assert load_error("data y: real[1]\n", path).message == (
+        f"{path}: line 1: the header row is blank; a CSV data file starts with a row of "
+        "column names")
+
+
+def test_csv_int_with_too_many_digits(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y\n1\n" + "9" * 5000 + "\n")
+    assert load_error("data y: real[2]\n", path).message == (
+        f"{path}: line 3, column 'y': the int 999999999999... has 5000 digits; data must fit "
+        "in 64-bit ints or float64")
+
+
+def test_csv_numbers_python_and_json_agree_on_are_read_as_before(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y\n +1 \n-2.5e3\n.5\n007\n1E-2\n")
+    assert load("data y: real[5]\n", path)[0]["y"].tolist() == [1.0, -2500.0, 0.5, 7.0, 0.01]
+
+
 def test_csv_text_cell_is_not_a_number(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("y\n1\nabc\n")
