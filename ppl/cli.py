@@ -127,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("dir", metavar="DIR")
     predict.add_argument("--draws", type=int, default=None, metavar="N",
                          help="number of predictive draws (default: the fit's draws)")
-    predict.add_argument("--data", default=None, metavar="FILE",
-                         help="predict for new data (.json, .csv, .npz): shapes and lets are "
+    predict.add_argument("--data", default=None, metavar="DATA",
+                         help=f"new data to predict for, a {DATA_HELP}: shapes and lets are "
                               "recomputed; data that is only observed may be left out")
 
     plot = commands.add_parser("plot", help="plot the ELBO trace and marginals of a saved fit "
@@ -237,8 +237,6 @@ def _cmd_fit(args) -> int:
     options = FitOptions.from_kwargs(**{k: getattr(args, k) for k in FIT_FLAGS if hasattr(args, k)})
     folder = _out_folder(args)  # fail before fitting, not after
     model = load(args.model)
-    if args.data is not None and not Path(args.data).is_file():
-        raise file_error(args.data, "no such data file")
     started = time.perf_counter()
     with _progress_bar(quiet=args.quiet) as progress:
         fit = model.fit(args.data, progress=progress, **dataclasses.asdict(options))
@@ -343,8 +341,6 @@ def _cmd_predict(args) -> int:
     if args.draws is not None and args.draws < 1:
         raise bad_option("--draws", f"must be a positive integer; found {args.draws}")
     fit = restore_fit(Path(args.dir))
-    if args.data is not None and not Path(args.data).exists():
-        raise file_error(args.data, "no such data file")
     path = save_predictive(fit, Path(args.dir), args.draws, args.data)
     print(f"wrote {path} and {path.with_name('predictive_summary.csv')}")
     return 0

@@ -110,8 +110,13 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
     if isinstance(raw, np.memmap):
         return _mapped(decl, raw)
     value = np.asarray(raw)
+    if (decl.dtype == "int" and value.dtype.kind == "f" and not isinstance(raw, np.ndarray)
+            and np.any(np.abs(value) >= _INT64_LIMIT)):
+        value = np.asarray(raw, dtype=object)  # numpy rounded big ints to floats: keep digits
     _check_range(decl, value)
-    if value.dtype.kind not in "iuf":  # ints beyond int64, say
+    if value.dtype == object:  # Python ints beyond int64 (1e20 is a real): see _check_range
+        value = value.astype(np.float64)
+    if value.dtype.kind not in "iuf":
         raise errors.data_not_number(decl.span, decl.name, f"an array of {value.dtype}")
     if value.dtype.kind == "f":
         bad = ~np.isfinite(value)
@@ -148,11 +153,18 @@ def _mapped(decl: ir.Data, raw: np.memmap) -> np.ndarray:
 
 def _check_range(decl: ir.Data, value: np.ndarray) -> None:
     """Values that int64 or float64 cannot hold: uint64 beyond int64 (which would wrap to
-    negative indices), and longdouble beyond float64 (which would become inf)."""
+    negative indices), longdouble beyond float64 (which would become inf), and Python ints
+    beyond int64, which numpy keeps as objects: refused for an int, read as the nearest
+    float64 for a real (as its float literal would be) unless beyond float64 too."""
     if value.dtype.kind == "u" and decl.dtype == "int":
         bad = value > np.iinfo(np.int64).max
     elif value.dtype.kind == "f" and value.dtype.itemsize > 8:
         bad = np.isfinite(value) & (np.abs(value) > np.finfo(np.float64).max)
+    elif value.dtype == object:  # only big Python ints make one: _scan let numbers alone by
+        limit = ((lambda x: -2 ** 63 <= x < 2 ** 63) if decl.dtype == "int"
+                 else (lambda x: abs(x) <= sys.float_info.max))
+        beyond = np.frompyfunc(lambda x: isinstance(x, int) and not limit(x), 1, 1)
+        bad = np.asarray(beyond(value), dtype=bool)
     else:
         return
     if bad.any():
@@ -398,6 +410,8 @@ def _number(x) -> str:
     x = np.asarray(x)
     if x.dtype.kind in "iu":
         return str(int(x))
+    if x.dtype == object:  # a Python int beyond int64: its digits, up to the 30 a file allows
+        return str(x.item()) if abs(x.item()) < 10 ** 30 else "an int of more than 30 digits"
     text = repr(float(x))
     # an integral float prints as written in a data file: -2, not -2.0
     return text[:-2] if text.endswith(".0") else text

@@ -10,12 +10,18 @@ import csv
 import json
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import errors
+
+try:
+    from lzma import LZMAError
+except ImportError:  # a Python built without lzma, whose zipfile cannot read such members
+    LZMAError = NotImplementedError
 
 
 # ----- reading ------------------------------------------------------------------------------
@@ -36,31 +42,34 @@ def read_data(data) -> dict[str, Any]:
                 else value for name, value in data.items()}
     if not isinstance(data, (str, Path)):
         raise errors.bad_data_argument(type(data).__name__)
-    path = Path(data)
+    try:
+        return _read_path(Path(data), str(data))
+    except OSError as error:  # unreadable: no permission (on the file or a folder above it)
+        raise errors.file_error(str(data), error.strerror or str(error)) from None
+
+
+def _read_path(path: Path, shown: str) -> dict[str, Any]:
     if path.is_dir():
-        return _read_npy_folder(path, str(data))
+        return _read_npy_folder(path, shown)
+    if not path.exists():
+        raise errors.file_error(shown, "no such data file")
+    if not path.is_file():  # a FIFO would block, /dev/zero never end
+        raise errors.file_error(shown, "not a regular file")
     readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz, ".npy": _read_npy}
     reader = readers.get(path.suffix.lower())
     if reader is None:
-        raise errors.bad_data_file(str(data), f"unknown data file type '{path.suffix}'; "
-                                              "expected .json, .csv, .npz, .npy or a folder of .npy files")
-    if not path.exists():
-        raise errors.file_error(str(data), "no such file")
-    if not path.is_file():  # a FIFO would block, /dev/zero never end
-        raise errors.file_error(str(data), "not a regular file")
-    try:
-        return reader(path, str(data))
-    except OSError as error:
-        raise errors.file_error(str(data), error.strerror or str(error)) from None
+        raise errors.bad_data_file(shown, f"unknown data file type '{path.suffix}'; "
+                                          "expected .json, .csv, .npz, .npy or a folder of .npy files")
+    return reader(path, shown)
 
 
 def _read_json(path: Path, shown: str) -> dict[str, Any]:
     try:
         # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
         # and are then reported as not finite, with the element, like any other NaN.
-        raw = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_json_int,
+        raw = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_int,
                          object_pairs_hook=_json_object)
-    except _JsonRefused as refused:
+    except _Refused as refused:
         raise errors.bad_data_file(shown, str(refused)) from None
     except RecursionError:
         raise errors.bad_data_file(shown, "the JSON is nested too deeply") from None
@@ -75,19 +84,21 @@ def _read_json(path: Path, shown: str) -> dict[str, Any]:
     return raw
 
 
-class _JsonRefused(ValueError):
-    """Raised inside json.loads by the hooks below; becomes bad_data_file."""
+class _Refused(ValueError):
+    """Raised inside json.loads by the hooks below, or by ``_int`` for CSV; becomes
+    bad_data_file."""
 
 
 _MAX_INT_DIGITS = 30  # far beyond int64 (19 digits) and float64's exactness alike
 
 
-def _json_int(text: str) -> int:
+def _int(text: str) -> int:
     # Python refuses ints of more than 4300 digits with a ValueError of its own; any int
     # too long to be a number ppl can hold is refused here, with its first digits
-    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
-        raise _JsonRefused(f"the int {text[:12]}... has {len(text.lstrip('-'))} digits; "
-                           "data must fit in 64-bit ints or float64")
+    digits = text.lstrip("+-")
+    if len(digits) > _MAX_INT_DIGITS and digits.isdigit():
+        raise _Refused(f"the int {text[:12]}... has {len(digits)} digits; "
+                       "data must fit in 64-bit ints or float64")
     return int(text)
 
 
@@ -95,7 +106,7 @@ def _json_object(pairs: list) -> dict:
     found: dict = {}
     for key, value in pairs:
         if key in found:
-            raise _JsonRefused(f"the name '{key}' appears twice in one JSON object")
+            raise _Refused(f"the name '{key}' appears twice in one JSON object")
         found[key] = value
     return found
 
@@ -108,6 +119,9 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
     if not rows:
         raise errors.bad_data_file(shown, "the file is empty; expected a header row of names")
     header = [name.strip() for name in rows[0]]
+    if not any(header):
+        raise errors.bad_data_file(shown, "line 1: the header row is blank; a CSV data file "
+                                          "starts with a row of column names")
     for name in header:
         if not name or header.count(name) > 1:
             reason = "a blank column name" if not name else f"column '{name}' appears twice"
@@ -122,18 +136,29 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
         for name, cell in zip(header, row):
             if not cell.strip():
                 raise errors.bad_data_file(shown, f"line {line}: blank cell in column '{name}'")
-            columns[name].append(_csv_number(cell.strip()))
+            columns[name].append(_csv_number(cell, f"line {line}, column '{name}'", shown))
     return columns
 
 
-def _csv_number(cell: str):
-    """An int or float, or the text itself (reported later as not a number, with its name)."""
-    for kind in (int, float):
+def _csv_number(cell: str, where: str, shown: str):
+    """An int or float, or the text itself (reported later as not a number, with its name).
+
+    Python's int() and float() also read '1_000' and non-ASCII digits ('١', '１'); a data
+    file's numbers are ASCII digits, as JSON's are, so such a cell is refused where it is."""
+    text = cell.strip()
+    for kind in (_int, float):
         try:
-            return kind(cell)
+            number = kind(text)
+        except _Refused as refused:
+            raise errors.bad_data_file(shown, f"{where}: {refused}") from None
         except ValueError:
-            pass
-    return cell
+            continue
+        if not text.isascii() or "_" in text:
+            raise errors.bad_data_file(shown, f"{where}: {text!r} is not a plain number; the "
+                                              "numbers of a data file are ASCII digits, "
+                                              "without '_'")
+        return number
+    return text
 
 
 def _read_npy(path: Path, shown: str) -> dict[str, Any]:
@@ -141,52 +166,85 @@ def _read_npy(path: Path, shown: str) -> dict[str, Any]:
     (read-only) so that a minibatch fit reads only the rows it uses."""
     try:
         value = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, EOFError, OSError) as error:
+    except (ValueError, EOFError) as error:
         raise errors.bad_data_file(shown, f"cannot read as .npy: {error}") from None
+    except OSError as error:  # named here: in a folder, the file and not the folder
+        raise errors.file_error(shown, error.strerror or str(error)) from None
+    if not isinstance(value, np.ndarray):  # np.load opens a zip as an .npz archive
+        value.close()
+        raise errors.bad_data_file(shown, "cannot read as .npy: the file is an .npz archive")
     return {path.stem: value}
 
 
 def _read_npy_folder(folder: Path, shown: str) -> dict[str, Any]:
     """Every ``NAME.npy`` of a folder, memory-mapped, as the data NAME (int scalars used as
     dimensions may be left out: they are read off the arrays' shapes)."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".npy" and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".npy")
     if not files:
         raise errors.bad_data_file(shown, "the folder has no .npy files")
     raw = {}
     for path in files:
+        if not path.is_file():  # a FIFO would block, /dev/zero never end
+            raise errors.file_error(f"{shown}/{path.name}", "not a regular file")
         raw.update(_read_npy(path, f"{shown}/{path.name}"))
     return raw
 
 
 def _read_npz(path: Path, shown: str) -> dict[str, Any]:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise errors.bad_data_file(shown, "not an .npz archive (np.savez writes one)")
-    with archive:
+    """Each member ``NAME.npy`` of the zip archive as the data NAME, read without pickle."""
+    with path.open("rb") as file:  # opened here, so that an OSError below is a damaged archive
         try:
-            for name in archive.files:
-                _check_npy_header(archive.zip, name, shown)
-            return {name: archive[name] for name in archive.files}
-        except (ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise errors.bad_data_file(shown, f"cannot read as .npz: {error}") from None
+            archive = zipfile.ZipFile(file)
+        except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as error:
+            raise errors.bad_data_file(shown, f"cannot read as .npz: not a valid zip archive "
+                                              f"({error})") from None
+        raw = {}
+        with archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name == info.filename:
+                    raise errors.bad_data_file(shown, f"cannot read as .npz: member "
+                                                      f"'{info.filename}' is not named NAME.npy "
+                                                      "(np.savez writes one NAME.npy per array)")
+                if name in raw:
+                    raise errors.bad_data_file(shown, f"cannot read as .npz: two members are "
+                                                      f"named '{info.filename}'")
+                try:
+                    raw[name] = _read_npz_member(archive, info, name, shown)
+                except _BROKEN_MEMBER as error:
+                    raise errors.bad_data_file(shown, f"cannot read as .npz: member "
+                                                      f"'{info.filename}': {error}") from None
+        return raw
 
 
-def _check_npy_header(archive: zipfile.ZipFile, name: str, shown: str) -> None:
-    """Refuse an array whose header claims more data than its member holds (10^12 elements
-    in 300 bytes would otherwise be allocated before the read fails)."""
-    info = archive.getinfo(name + ".npy")
+# What a damaged member raises: bad .npy magic or header, or too few bytes (ValueError,
+# EOFError); a bad CRC or local header (BadZipFile); an offset outside the file (OSError);
+# corrupt deflate data (zlib.error); an unknown compression method (NotImplementedError);
+# encryption (RuntimeError); corrupt bzip2 (OSError) or lzma data (LZMAError).
+_BROKEN_MEMBER = (ValueError, EOFError, zipfile.BadZipFile, OSError, zlib.error,
+                  NotImplementedError, RuntimeError, LZMAError)
+
+
+def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
+                     shown: str) -> np.ndarray:
+    """One array, its header checked first: object arrays are refused without unpickling,
+    and an array whose header claims more data than its member holds before allocating it
+    (10^12 elements in 300 bytes)."""
     with archive.open(info) as stream:
         version = np.lib.format.read_magic(stream)
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise errors.bad_data_file(shown, f"cannot read as .npz: member '{info.filename}' holds "
+                                          "Python objects, which only unpickling could read "
+                                          "(data is read with allow_pickle=False)")
     claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if claimed > info.file_size:
         raise errors.bad_data_file(shown, f"array '{name}' claims shape {list(shape)} "
                                           f"({claimed:,} bytes) but holds {info.file_size:,}")
+    with archive.open(info) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 def describe(raw) -> str:

@@ -331,7 +331,7 @@ def test_inner_index_is_checked_before_outer():
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.json"
     error = load_error(REGRESSION, path)
-    assert error.message == f"{path}: no such file"
+    assert error.message == f"{path}: no such data file"
     assert error.span is None
 
 
@@ -362,11 +362,116 @@ def test_unreadable_npz(tmp_path):
     assert load_error(REGRESSION, path).message.startswith(f"{path}: cannot read as .npz")
 
 
-def test_npz_with_object_arrays_is_refused_without_unpickling(tmp_path):
+def test_npz_with_object_arrays_is_refused_without_unpickling(tmp_path, monkeypatch):
+    import pickle
     path = tmp_path / "data.npz"
     np.savez(path, y=np.array([{"a": 1}], dtype=object))
+
+    def never(*args, **kwargs):
+        raise AssertionError("unpickled")
+    monkeypatch.setattr(pickle, "load", never)
+    monkeypatch.setattr(pickle, "loads", never)
     message = load_error(REGRESSION, path).message
     assert message.startswith(f"{path}: cannot read as .npz") and "allow_pickle" in message
+    assert "member 'y.npy'" in message
+
+
+def _npz(path, members: dict) -> None:
+    """An .npz written member by member (name -> bytes), as np.savez never would."""
+    import zipfile
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def _npy_bytes(value) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, value)
+    return buffer.getvalue()
+
+
+def test_npz_member_not_named_npy(tmp_path):
+    path = tmp_path / "data.npz"
+    _npz(path, {"J": _npy_bytes(np.array(8))})
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: cannot read as .npz: member 'J' is not named NAME.npy (np.savez writes "
+        "one NAME.npy per array)")
+
+
+def test_npz_member_that_is_not_an_npy_array(tmp_path):
+    path = tmp_path / "data.npz"
+    _npz(path, {"N.npy": _npy_bytes(np.array(3)), "y.npy": b"not an array"})
+    message = load_error(REGRESSION, path).message
+    assert message.startswith(f"{path}: cannot read as .npz: member 'y.npy': the magic string")
+
+
+def test_npz_with_two_members_of_one_name(tmp_path):
+    path = tmp_path / "data.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it writes
+        _npz(path, {"N.npy": _npy_bytes(np.array(3))})
+        import zipfile
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("N.npy", _npy_bytes(np.array(4)))
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: cannot read as .npz: two members are named 'N.npy'")
+
+
+def test_npz_that_is_not_a_zip(tmp_path):
+    path = tmp_path / "data.npz"
+    np.save(tmp_path / "data.npy", np.arange(3.0))
+    (tmp_path / "data.npy").rename(path)
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: cannot read as .npz: not a valid zip archive (File is not a zip file)")
+
+
+def test_npy_that_is_an_npz_archive(tmp_path):
+    path = tmp_path / "y.npy"
+    np.savez(tmp_path / "d.npz", y=np.arange(3.0))
+    (tmp_path / "d.npz").rename(path)
+    assert load_error(REGRESSION, path).message == (
+        f"{path}: cannot read as .npy: the file is an .npz archive")
+
+
+def test_npz_compressed_reads_as_before(tmp_path):
+    path = tmp_path / "data.npz"
+    y = np.array([0.1, 2.5, -3.25])
+    np.savez_compressed(path, N=3, y=y)
+    values = load("data N: int\ndata y: real[N]\n", path)[0]
+    assert values["y"].tobytes() == y.tobytes() and values["N"] == 3
+
+
+def test_unreadable_npy_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+    np.save(tmp_path / "y.npy", np.arange(3.0))
+
+    def denied(self):  # chmod 000 does not stop root, who runs these tests in CI
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(Path, "iterdir", denied)
+    assert load_error(REGRESSION, str(tmp_path)).message == f"{tmp_path}: Permission denied"
+
+
+def test_unreadable_npy_file_in_a_folder(tmp_path, monkeypatch):
+    np.save(tmp_path / "N.npy", np.array(3))
+    np.save(tmp_path / "y.npy", np.arange(3.0))
+    load_npy = np.load
+
+    def denied(path, *args, **kwargs):
+        if path.name == "y.npy":
+            raise PermissionError(13, "Permission denied", str(path))
+        return load_npy(path, *args, **kwargs)
+    monkeypatch.setattr(np, "load", denied)
+    assert load_error(REGRESSION, str(tmp_path)).message == (
+        f"{tmp_path}/y.npy: Permission denied")
+
+
+def test_fifo_in_an_npy_folder_is_not_opened(tmp_path):
+    import os
+    np.save(tmp_path / "N.npy", np.array(3))
+    os.mkfifo(tmp_path / "y.npy")
+    assert load_error(REGRESSION, str(tmp_path)).message == (
+        f"{tmp_path}/y.npy: not a regular file")
 
 
 def test_csv_blank_cell(tmp_path):
@@ -381,6 +486,39 @@ def test_csv_row_with_wrong_number_of_cells(tmp_path):
     path.write_text("y,z\n1,2\n3\n")
     assert load_error("data y: real[2]\n", path).message == (
         f"{path}: line 3: expected 2 cells, found 1")
+
+
+@pytest.mark.parametrize("cell", ["1_000", "\u0661", "\uff11", "1.5_0", "\u0661e3"])
+def test_csv_number_that_is_not_ascii_digits(tmp_path, cell):
+    # Python's int() and float() read all of these; JSON's grammar reads none of them
+    path = tmp_path / "data.csv"
+    path.write_text(f"y\n1\n{cell}\n", encoding="utf-8")
+    assert load_error("data y: real[2]\n", path).message == (
+        f"{path}: line 3, column 'y': {cell!r} is not a plain number; the numbers of a data "
+        "file are ASCII digits, without '_'")
+
+
+@pytest.mark.parametrize("content", ["\ny\n1\n", " \ny\n1\n", " , \n1,2\n", "\n"])
+def test_csv_with_a_blank_header_row(tmp_path, content):
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    assert load_error("data y: real[1]\n", path).message == (
+        f"{path}: line 1: the header row is blank; a CSV data file starts with a row of "
+        "column names")
+
+
+def test_csv_int_with_too_many_digits(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y\n1\n" + "9" * 5000 + "\n")
+    assert load_error("data y: real[2]\n", path).message == (
+        f"{path}: line 3, column 'y': the int 999999999999... has 5000 digits; data must fit "
+        "in 64-bit ints or float64")
+
+
+def test_csv_numbers_python_and_json_agree_on_are_read_as_before(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y\n +1 \n-2.5e3\n.5\n007\n1E-2\n")
+    assert load("data y: real[5]\n", path)[0]["y"].tolist() == [1.0, -2500.0, 0.5, 7.0, 0.01]
 
 
 def test_csv_text_cell_is_not_a_number(tmp_path):
@@ -409,6 +547,43 @@ def _hostile_error(tmp_path, name, content) -> str:
 def test_json_int_with_thousands_of_digits(tmp_path):
     message = _hostile_error(tmp_path, "d.json", '{"N": 1, "y": [' + "9" * 5000 + "]}")
     assert message.endswith("has 5000 digits; data must fit in 64-bit ints or float64")
+
+
+@pytest.mark.parametrize("name,content", [
+    ("d.json", '{"N": 2, "y": [1, 99999999999999999999]}'),
+    ("d.csv", "y\n1\n99999999999999999999\n")])
+def test_int_beyond_int64_is_a_real_for_real_data(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    values = ppl.compile(HOSTILE_MODEL).prepare(str(tmp_path / name))[1]
+    assert values["y"].tolist() == [1.0, 1e20]
+
+
+@pytest.mark.parametrize("name,content", [
+    ("d.json", '{"N": 2, "y": [1, 99999999999999999999]}'),
+    ("d.csv", "y\n1\n99999999999999999999\n")])
+def test_int_beyond_int64_is_refused_for_int_data_with_its_element(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(PplError) as info:
+        ppl.compile("data N: int\ndata y: int[N]\n").prepare(str(tmp_path / name))
+    assert info.value.message == ("data 'y' must hold numbers; found 99999999999999999999 at "
+                                  "y[1], beyond the range of a 64-bit int")
+
+
+@pytest.mark.parametrize("raw,found", [([1, 2 ** 63], "9223372036854775808 at k[1]"),
+                                       ([-1, -2 ** 63 - 1], "-9223372036854775809 at k[1]"),
+                                       ([1.5, 10 ** 20], "100000000000000000000 at k[1]")])
+def test_python_int_beyond_int64_is_refused_for_int_data(raw, found):
+    with pytest.raises(PplError) as info:
+        ppl.compile("data k: int[2]\n").prepare({"k": raw})
+    assert info.value.message == (f"data 'k' must hold numbers; found {found}, beyond the "
+                                  "range of a 64-bit int")
+
+
+def test_python_int_beyond_float64_is_refused_for_real_data():
+    with pytest.raises(PplError) as info:
+        ppl.compile(HOSTILE_MODEL).prepare({"y": [1, 10 ** 400]})
+    assert info.value.message == ("data 'y' must hold numbers; found an int of more than 30 "
+                                  "digits at y[1], beyond the range of float64")
 
 
 def test_json_nested_a_thousand_deep(tmp_path):
@@ -476,9 +651,12 @@ def test_data_that_is_not_a_dict_or_path(data):
         ppl.compile(HOSTILE_MODEL).prepare(data)
 
 
-def test_data_path_that_is_not_a_regular_file(tmp_path):
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_data_path_that_is_not_a_regular_file(tmp_path, kind):
     import os
-    fifo = tmp_path / "d.json"
-    os.mkfifo(fifo)
-    with pytest.raises(PplError, match="not a regular file"):
-        ppl.compile(HOSTILE_MODEL).prepare(str(fifo))
+    path = {"fifo": tmp_path / "d.json", "device": "/dev/null"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(PplError) as info:
+        ppl.compile(HOSTILE_MODEL).prepare(str(path))
+    assert info.value.message == f"{path}: not a regular file"

@@ -283,6 +283,30 @@ def test_cli_refuses_dev_zero_with_status_2(capsys):
     assert capsys.readouterr().err == "error: /dev/zero: not a regular file\n"
 
 
+@pytest.mark.parametrize("command", ["check", "fit"])
+@pytest.mark.parametrize("kind", ["device", "fifo", "missing"])
+def test_cli_data_that_is_not_a_regular_file(tmp_path, capsys, command, kind):
+    from ppl.cli import main
+    model = tmp_path / "m.ppl"
+    model.write_text(SMALL)
+    data = {"device": "/dev/null", "fifo": tmp_path / "d.json",
+            "missing": tmp_path / "none.json"}[kind]
+    if kind == "fifo":
+        os.mkfifo(data)
+    assert main([command, str(model), "--data", str(data)]) == 2
+    reason = "no such data file" if kind == "missing" else "not a regular file"
+    assert capsys.readouterr().err == f"error: {data}: {reason}\n"
+
+
+def test_cli_fit_reads_a_folder_of_npy_files(tmp_path, capsys):
+    from ppl.cli import main
+    model = tmp_path / "m.ppl"
+    model.write_text(SMALL)
+    np.save(tmp_path / "y.npy", np.array(Y["y"]))
+    assert main(["fit", str(model), "--data", str(tmp_path), "--quiet", "--iter", "50"]) == 0
+    assert "mu" in capsys.readouterr().out
+
+
 # ----- non-finite summaries (item 7) ----------------------------------------------------------
 
 def test_a_let_that_overflows_is_named_in_a_warning():

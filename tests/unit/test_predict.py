@@ -79,3 +79,9 @@ def test_cli_predict_new_data_writes_intervals(tmp_path, capsys):
     assert row[1] < row[2] < row[3]
     assert row[0] == pytest.approx(draws[:, 1].mean())
     assert main(["predict", str(tmp_path / "o"), "--data", str(tmp_path / "nope.json")]) == 2
+    assert main(["predict", str(tmp_path / "o"), "--data", "/dev/null"]) == 2
+    assert capsys.readouterr().err.endswith("error: /dev/null: not a regular file\n")
+    new_folder = tmp_path / "new"
+    new_folder.mkdir()
+    np.save(new_folder / "X.npy", np.array([[0.0, 0], [1, 0]]))
+    assert main(["predict", str(tmp_path / "o"), "--data", str(new_folder)]) == 0
