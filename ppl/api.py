@@ -206,8 +206,11 @@ def load(path: str | Path) -> Model:
     ------
     PplError if the file cannot be read or the model is not valid.
     """
-    if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
-        raise file_error(str(path), "not a regular file")
+    try:
+        if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
+            raise file_error(str(path), "not a regular file")
+    except OSError as error:    # a folder on the way that cannot be searched
+        raise file_error(str(path), f"cannot read the model file ({error.strerror})") from None
     try:
         # utf-8-sig: a byte-order mark, as some editors write, is not part of the model
         text = Path(path).read_text(encoding="utf-8-sig")

@@ -72,9 +72,9 @@ class _ReadInit(argparse.Action):
 def _read_init(path: str) -> dict:
     """--init FILE.json: a JSON object of param name -> value."""
     import json
-    if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
-        raise file_error(path, "not a regular file")
     try:
+        if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
+            raise file_error(path, "not a regular file")
         value = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise file_error(path, f"cannot read the init file ({error.strerror})") from None
@@ -271,10 +271,18 @@ def _out_folder(args) -> Path | None:
             target = folder / name
             if role == "model" and name == "model.ppl":
                 continue
-            if path is not None and target.is_file() and Path(path).is_file() \
-                    and os.path.samefile(target, path):
+            if path is not None and _same_file(target, path):
                 raise out_overwrites_input(str(target), role)
     return folder
+
+
+def _same_file(a, b) -> bool:
+    """Whether two paths name one existing file (a file that cannot be reached is no match:
+    reading it reports why)."""
+    try:
+        return Path(a).is_file() and Path(b).is_file() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 class _progress_bar:

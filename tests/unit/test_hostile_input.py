@@ -386,3 +386,14 @@ def test_corrupted_saved_fits_are_one_clear_error(tmp_path, capsys):
             assert status == 2 and "internal error" not in err, (name, content[:80], err)
             assert "root:" not in err  # never a line of a file that is not a model
 
+
+
+def test_a_model_in_a_folder_that_cannot_be_searched(tmp_path, monkeypatch, capsys):
+    # as root, chmod 000 blocks nothing: Path.exists raises as Python 3.11's does there
+    from ppl.cli import main
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(Path, "exists", refused)
+    assert main(["check", str(tmp_path / "m.ppl")]) == 2
+    assert "cannot read the model file (Permission denied)" in capsys.readouterr().err
