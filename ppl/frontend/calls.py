@@ -55,6 +55,9 @@ def static_argument(checker, arg: ir.Expr, func: str, param: str):
         raise errors.static_argument(arg.span, func, param)
     if value is None and isinstance(arg, ir.Ref) and checker.scope[arg.name].kind == "data":
         return arg.name  # symbolic: an int data scalar is its own name
+    if value is not None and value < 0:  # a size: reshape's shape rule refuses 0 as well
+        raise errors.wrong_type(arg.span, f"argument '{param}' of '{func}'", "a size >= 0",
+                                str(value))
     return value
 
 

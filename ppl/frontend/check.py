@@ -8,7 +8,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 
 from .. import constraints as c
 from .. import distributions, errors, functions, ir
@@ -260,13 +259,18 @@ class _Checker:
             batch = densities.batch_shape(cls, params, call.span)
         except ShapeError as e:
             raise e.at(call.span) from None
+        for name, value in params.items():  # values once their shapes are known to be right
+            if name not in takes_dist:
+                supports.check_constant(cls, name, value)
         deps = frozenset().union(*(p.deps for p in params.values()))
         dist = ir.Dist(cls.name, tuple((n, params[n]) for n in signature), batch, deps,
                        span=call.span)
         support = cls.support_of(dist.param_dict)
-        if isinstance(support, c.Interval) and not support.discrete:
+        if isinstance(support, (c.Interval, c.IntegerInterval)):
             lo, hi = supports.number(support.lower), supports.number(support.upper)
-            if lo is not None and hi is not None and not lo < hi:
+            # {5..5} holds one value; (5, 5) none
+            if lo is not None and hi is not None and (hi < lo if support.discrete else
+                                                      not lo < hi):
                 raise errors.empty_support(call.span, cls.name, supports.describe(support))
         return dist
 
@@ -293,12 +297,6 @@ class _Checker:
         event_dims = cls.param_event_dims.get(name, 0)
         if len(value.shape) < event_dims:
             raise errors.too_few_dimensions(value.span, what, event_dims, value.shape)
-        v = supports.literal_value(value)
-        constraint = cls.constraints.get(name)
-        if v is not None and event_dims == 0 and constraint is not None:
-            if not bool(np.all(constraint.check(np.asarray(v, dtype=float)))):
-                raise errors.bad_parameter(value.span, cls.name, name, constraint.describe(),
-                                           f"{v:g}")
 
     def _fit(self, dist: ir.Dist, shape: Shape, span: Span, what: str) -> None:
         """The distribution's batch shape must broadcast into the value's batch shape without
