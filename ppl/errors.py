@@ -180,6 +180,11 @@ def too_few_dimensions(span: Span, what: str, ndim: int, found) -> PplError:
                     span)
 
 
+def too_many_dimensions(span: Span, ndim: int, limit: int) -> PplError:
+    return PplError(f"too many dimensions: {ndim}; a value may have at most {limit} (numpy "
+                    f"handles {limit + 1} axes, and the fit adds one for the draws)", span)
+
+
 def int_overflow(span: Span) -> PplError:
     return PplError("int overflow: the result does not fit in a 64-bit int "
                     "(-9223372036854775808 to 9223372036854775807)", span,

@@ -41,8 +41,9 @@ def check_call(checker, e: syntax.Call) -> ir.Call:
     except ShapeError as err:
         raise err.at(e.span) from None
     deps = frozenset().union(*(a.deps for a in args))
-    return ir.Call(f.name, args, axis, shape, f.dtype(tuple(a.dtype for a in args)), deps,
-                   span=e.span)
+    return checker._within_rank(ir.Call(f.name, args, axis, shape,
+                                        f.dtype(tuple(a.dtype for a in args)), deps,
+                                        span=e.span))
 
 
 def static_argument(checker, arg: ir.Expr, func: str, param: str):

@@ -99,7 +99,7 @@ class _Checker:
         self._check_new_name(s.name, s.name_span)
         if s.type.elem not in ("int", "real"):
             raise errors.ordered_data(s.type.span, s.name, s.type.elem)
-        shape = tuple(self._dim(d) for d in s.type.dims)
+        shape = self._shape(s.type)
         lower, upper = self._bounds(s.type, shape)
         if s.type.elem == "int" and (supports.literal_value(lower), supports.literal_value(upper)) \
                 == (0.0, 1.0):
@@ -120,7 +120,7 @@ class _Checker:
         shape, lower, upper = (), None, None
         elem = "real" if s.type is None else s.type.elem
         if s.type is not None:
-            shape = tuple(self._dim(d) for d in s.type.dims)
+            shape = self._shape(s.type)
             lower, upper = self._bounds(s.type, shape)
         dist = self._dist(s.dist)
         support = dist.cls.support_of(dist.param_dict)
@@ -199,6 +199,11 @@ class _Checker:
         return min(deps, key=lambda name: self.latent_order.get(name, 0))
 
     # ----- types ----------------------------------------------------------------------------
+
+    def _shape(self, t: syntax.Type) -> Shape:
+        if len(t.dims) > shapes.MAX_RANK:
+            raise errors.too_many_dimensions(t.span, len(t.dims), shapes.MAX_RANK)
+        return tuple(self._dim(d) for d in t.dims)
 
     def _dim(self, d: syntax.Expr) -> shapes.Dim:
         if isinstance(d, syntax.Number):
@@ -376,7 +381,8 @@ class _Checker:
             raise err.at(e.span) from None
         deps = base.deps.union(*(i.deps for i in items if not isinstance(
             i, (ir.SliceItem, ir.NewAxisItem))))
-        return ir.Index(base, tuple(items), shape, base.dtype, deps, span=e.span)
+        return self._within_rank(ir.Index(base, tuple(items), shape, base.dtype, deps,
+                                          span=e.span))
 
     def _index_item(self, item: syntax.Expr, dim: shapes.Dim) -> ir.Expr:
         value = self._expr(item)
@@ -422,7 +428,15 @@ class _Checker:
                                             "shapes of the vector's items")
         dtype = "int" if all(i.dtype == "int" for i in items) else "real"
         deps = frozenset().union(*(i.deps for i in items))
-        return ir.Vector(items, (len(items),) + items[0].shape, dtype, deps, span=e.span)
+        return self._within_rank(ir.Vector(items, (len(items),) + items[0].shape, dtype, deps,
+                                           span=e.span))
+
+    def _within_rank(self, value: ir.Expr) -> ir.Expr:
+        """``value`` unchanged; checked where a rank can grow: indexing (newaxis), vector
+        literals, function calls (outer, stack, reshape)."""
+        if len(value.shape) > shapes.MAX_RANK:
+            raise errors.too_many_dimensions(value.span, len(value.shape), shapes.MAX_RANK)
+        return value
 
     def _static_value(self, e: ir.Expr):
         """An int expression of int literals and int data scalars (+ - * and unary minus):

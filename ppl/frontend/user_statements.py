@@ -21,7 +21,7 @@ def check_param(checker, s: syntax.Param) -> ir.Param:
     checker._check_new_name(s.name, s.name_span)
     if s.type.elem != "real":
         raise errors.param_not_real(s.type.span, s.name, s.type.elem)
-    shape = tuple(checker._dim(d) for d in s.type.dims)
+    shape = checker._shape(s.type)
     lower, upper = checker._bounds(s.type, shape)
     for bound in (lower, upper):
         latents = _latents(checker, bound.deps) if bound is not None else []

@@ -315,6 +315,20 @@ def test_a_negative_size_from_the_data_is_refused():
     assert _let(text, dims={"K": 0}).shape == (0, 0)
 
 
+def test_rank_limit():
+    ones = ", ".join(["1"] * 31)
+    _check(f"sample x: real[{ones}] ~ Normal(0, 1)\n")
+    assert "too many dimensions: 32" in _error(f"sample x: real[{ones}, 1] ~ Normal(0, 1)\n")
+    assert "too many dimensions: 32" in _error(f"data x: real[{ones}, 1]\n")
+    assert "too many dimensions: 32" in _error(f"param x: real[{ones}, 1]\n")
+    newaxes = ", ".join(["newaxis"] * 31)
+    assert "too many dimensions: 32" in _error(
+        f"sample x: real[2] ~ Normal(0, 1)\nlet y = x[{newaxes}]\n")
+    assert "too many dimensions: 32" in _error(
+        f"sample x: real[2] ~ Normal(0, 1)\nlet y = reshape(x, [{ones}, 2])\n")
+    assert "too many dimensions: 32" in _error("let y = " + "[" * 32 + "1" + "]" * 32 + "\n")
+
+
 # ----- names and rules ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
