@@ -590,6 +590,12 @@ def param_prior_depends_on_latent(span: Span, name: str, latent: str) -> PplErro
                     f"'{latent}'; it may use data and earlier params only", span)
 
 
+def param_support(span: Span, name: str, dist: str, support: str) -> PplError:
+    return PplError(f"param '{name}' cannot have the support of {dist} ({support}): a param's "
+                    "support must be real, or an interval set by lower/upper bounds", span,
+                    hint=f"make '{name}' a latent: 'sample {name}: ... ~ {dist}(...)'")
+
+
 def param_prior_discrete(span: Span, name: str, dist: str) -> PplError:
     return PplError(f"param '{name}' is continuous but {dist} is a discrete distribution", span)
 

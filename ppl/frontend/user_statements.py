@@ -38,8 +38,7 @@ def check_param(checker, s: syntax.Param) -> ir.Param:
             raise errors.param_prior_discrete(s.dist.span, s.name, dist.name)
         checker._fit(dist, shape, s.dist.span, "declared")
     if not isinstance(support, _GUIDABLE[:4]):
-        raise errors.guide_unsupported_latent(s.dist.span, s.name, "a param's support must be "
-                                              "real or bounded by lower/upper")
+        raise errors.param_support(s.dist.span, s.name, dist.name, supports.describe(support))
     support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
     checker.scope[s.name] = _Entry("param", shape, "real", frozenset({s.name}), s.name_span)
     return ir.Param(s.name, shape, dist, support, span=s.span,

@@ -74,6 +74,15 @@ def test_map_penalty_shrinks_toward_prior():
     assert fit.params()["mu"] == pytest.approx(y.sum() / 5, abs=1e-6)
 
 
+@pytest.mark.parametrize("decl, name", [("real[2, 2] ~ LKJCholesky(2)", "LKJCholesky"),
+                                        ("real[2] ~ Dirichlet([1.0, 1.0])", "Dirichlet")])
+def test_a_param_with_a_constrained_support_says_what_is_refused(decl, name):
+    with pytest.raises(PplError) as info:
+        ppl.compile(f"param L: {decl}\n")
+    assert info.value.message.startswith(f"param 'L' cannot have the support of {name}")
+    assert "guide" not in info.value.message
+
+
 def test_start_values_draw_or_random_never_zero():
     model = ppl.compile("param w: real[5]\nparam v: real<lower=0> ~ Exponential(2)\n"
                         "observe 1.0 ~ Normal(sum(w) + v, 1)\n")
