@@ -443,9 +443,13 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
-def empty_model(span: Span) -> PplError:
-    return PplError("nothing to fit: the model has no 'sample' and no 'observe' statement",
-                    span, hint="declare a latent with 'sample NAME ~ DIST(...)'")
+def empty_model(span: Span, has_params: bool) -> PplError:
+    if has_params:
+        return PplError("nothing to fit: the model has params but no term to maximize (no "
+                        "'observe', no 'factor' and no param with '~ DIST')", span,
+                        hint="add an 'observe' or a 'factor' that uses them")
+    return PplError("nothing to fit: the model has no 'sample', no 'param' and no 'observe' "
+                    "statement", span, hint="declare a latent with 'sample NAME ~ DIST(...)'")
 
 
 def missing_extra(feature: str, package: str, extra: str) -> PplError:
