@@ -80,6 +80,17 @@ class Model:
         validate_observed(concrete, values, dims)
         return concrete, values, compile_model(concrete, values) if whole else None
 
+    def check_something_to_fit(self) -> None:
+        """Raise PplError when the model has nothing to fit: no ``sample``, no ``observe``, and
+        no ``param`` with a term to maximize (a ``factor`` or its own ``~ DIST``; params alone
+        are fitted by maximum likelihood or MAP, docs/language.md)."""
+        model = self.ir
+        if model.latents or model.observes:
+            return
+        if model.params and (model.factors or any(p.dist for p in model.params.values())):
+            return
+        raise empty_model(model.source.end_span(), bool(model.params))
+
     def fit(self, data=None, guide: str = "auto", seed: int = 0,
             progress: Callable[[int, float, float], None] | None = None, **options) -> Fit:
         """Fit the model to ``data`` by ADVI (or DADVI: ``method="dadvi"``) and return the Fit.
@@ -99,12 +110,11 @@ class Model:
 
         Raises
         ------
-        PplError for bad data or options, a model with nothing to fit (no ``sample`` and no
-        ``observe``), or a log density that is not finite.
+        PplError for bad data or options, a model with nothing to fit
+        (``check_something_to_fit``), or a log density that is not finite.
         """
         fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
-        if not any(isinstance(s, (ir.Latent, ir.Observe)) for s in self.ir.statements):
-            raise empty_model(self.ir.source.end_span())
+        self.check_something_to_fit()
         user.check_init_names(fit_options.init, _names(self.ir, ir.Param),
                               _names(self.ir, ir.Latent))
         # a minibatch fit compiles the model on the whole data only when asked (summaries,

@@ -179,6 +179,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def _cmd_check(args) -> int:
     from .api import load
     model = load(args.model)
+    model.check_something_to_fit()  # as fit does: check and fit agree on what is valid
     concrete = model.prepare(args.data)[0] if args.data else model.ir
     print(f"{args.model}: ok")
     print(_describe_model(concrete))

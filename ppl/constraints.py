@@ -88,12 +88,23 @@ class Interval(Constraint):
         return f"{left}{_fmt(self.lower)}, {_fmt(self.upper)}{right}"
 
 
+# Rounding slack for checks of computed matrices (unit rows, symmetry) and of a probability
+# vector's sum: Stan's CONSTRAINT_TOLERANCE, far above float64 rounding of a K x K product, far
+# below any real violation.
+_TOL = 1e-8
+
+
 @dataclass(frozen=True)
 class Simplex(Constraint):
-    """Non-negative vectors summing to one along the last axis."""
+    """Non-negative vectors summing to one along the last axis, within ``tolerance``.
+
+    The default is numpy's ``isclose`` slack (1e-8 + 1e-5), so that observed simplex data
+    rounded to a few digits still load; a parameter (Categorical's p) takes Stan's 1e-8.
+    """
+    tolerance: float = 1e-8 + 1e-5
 
     def check(self, x):
-        ok = np.all(x >= 0, axis=-1) & np.isclose(np.sum(x, axis=-1), 1.0)
+        ok = np.all(x >= 0, axis=-1) & (np.abs(np.sum(x, axis=-1) - 1.0) <= self.tolerance)
         return np.broadcast_to(ok[..., None], np.shape(x))
 
     def describe(self):
@@ -124,11 +135,6 @@ class PositiveOrdered(Constraint):
 
     def describe(self):
         return "positive_ordered"
-
-
-# Rounding slack for checks of computed matrices (unit rows, symmetry): far above float64
-# rounding of a K x K product, far below any real violation.
-_TOL = 1e-8
 
 
 @dataclass(frozen=True)
@@ -256,6 +262,7 @@ positive = GreaterThan(0.0)
 non_negative = GreaterThan(0.0, inclusive=True)
 unit_interval = Interval(0.0, 1.0, inclusive=True)
 simplex = Simplex()
+probabilities = Simplex(tolerance=_TOL)
 non_negative_integer = NonNegativeInteger()
 boolean = Boolean()
 integer = Integer()

@@ -180,6 +180,11 @@ def too_few_dimensions(span: Span, what: str, ndim: int, found) -> PplError:
                     span)
 
 
+def too_many_dimensions(span: Span, ndim: int, limit: int) -> PplError:
+    return PplError(f"too many dimensions: {ndim}; a value may have at most {limit} (numpy "
+                    f"handles {limit + 1} axes, and the fit adds one for the draws)", span)
+
+
 def int_overflow(span: Span) -> PplError:
     return PplError("int overflow: the result does not fit in a 64-bit int "
                     "(-9223372036854775808 to 9223372036854775807)", span,
@@ -443,9 +448,13 @@ def out_overwrites_input(path: str, role: str) -> PplError:
                     hint=f"move the {role} file, or choose another --out folder")
 
 
-def empty_model(span: Span) -> PplError:
-    return PplError("nothing to fit: the model has no 'sample' and no 'observe' statement",
-                    span, hint="declare a latent with 'sample NAME ~ DIST(...)'")
+def empty_model(span: Span, has_params: bool) -> PplError:
+    if has_params:
+        return PplError("nothing to fit: the model has params but no term to maximize (no "
+                        "'observe', no 'factor' and no param with '~ DIST')", span,
+                        hint="add an 'observe' or a 'factor' that uses them")
+    return PplError("nothing to fit: the model has no 'sample', no 'param' and no 'observe' "
+                    "statement", span, hint="declare a latent with 'sample NAME ~ DIST(...)'")
 
 
 def missing_extra(feature: str, package: str, extra: str) -> PplError:
@@ -588,6 +597,12 @@ def param_not_real(span: Span, name: str, elem: str) -> PplError:
 def param_prior_depends_on_latent(span: Span, name: str, latent: str) -> PplError:
     return PplError(f"the distribution of param '{name}' depends on the latent variable "
                     f"'{latent}'; it may use data and earlier params only", span)
+
+
+def param_support(span: Span, name: str, dist: str, support: str) -> PplError:
+    return PplError(f"param '{name}' cannot have the support of {dist} ({support}): a param's "
+                    "support must be real, or an interval set by lower/upper bounds", span,
+                    hint=f"make '{name}' a latent: 'sample {name}: ... ~ {dist}(...)'")
 
 
 def param_prior_discrete(span: Span, name: str, dist: str) -> PplError:

@@ -183,7 +183,7 @@ class Categorical(Distribution):
     """Categorical(p) or Categorical(logits=x): an index 0..K-1, K = last axis."""
     name = "Categorical"
     signatures = (("p",), ("logits",))
-    constraints = {"p": c.simplex, "logits": c.real}
+    constraints = {"p": c.probabilities, "logits": c.real}
     param_event_dims = {"p": 1, "logits": 1}
 
     @classmethod

@@ -27,7 +27,7 @@ class Mixture(Distribution):
     """
     name = "Mixture"
     signatures = (("w", "component"),)
-    constraints = {"w": c.simplex}
+    constraints = {"w": c.probabilities}
     param_event_dims = {"w": 1}
     dist_params = frozenset({"component"})
 

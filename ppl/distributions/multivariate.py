@@ -127,7 +127,7 @@ class Multinomial(Distribution):
     """Multinomial(n, p): counts in K categories (last axis) from n draws with probabilities p."""
     name = "Multinomial"
     signatures = (("n", "p"),)
-    constraints = {"n": c.non_negative_integer, "p": c.simplex}
+    constraints = {"n": c.non_negative_integer, "p": c.probabilities}
     int_params = frozenset({"n"})
     param_event_dims = {"p": 1}
     event_dim = 1

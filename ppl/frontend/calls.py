@@ -41,8 +41,9 @@ def check_call(checker, e: syntax.Call) -> ir.Call:
     except ShapeError as err:
         raise err.at(e.span) from None
     deps = frozenset().union(*(a.deps for a in args))
-    return ir.Call(f.name, args, axis, shape, f.dtype(tuple(a.dtype for a in args)), deps,
-                   span=e.span)
+    return checker._within_rank(ir.Call(f.name, args, axis, shape,
+                                        f.dtype(tuple(a.dtype for a in args)), deps,
+                                        span=e.span))
 
 
 def static_argument(checker, arg: ir.Expr, func: str, param: str):
@@ -55,6 +56,9 @@ def static_argument(checker, arg: ir.Expr, func: str, param: str):
         raise errors.static_argument(arg.span, func, param)
     if value is None and isinstance(arg, ir.Ref) and checker.scope[arg.name].kind == "data":
         return arg.name  # symbolic: an int data scalar is its own name
+    if value is not None and value < 0:  # a size: reshape's shape rule refuses 0 as well
+        raise errors.wrong_type(arg.span, f"argument '{param}' of '{func}'", "a size >= 0",
+                                str(value))
     return value
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 
 from .. import constraints as c
 from .. import distributions, errors, functions, ir
@@ -100,7 +99,7 @@ class _Checker:
         self._check_new_name(s.name, s.name_span)
         if s.type.elem not in ("int", "real"):
             raise errors.ordered_data(s.type.span, s.name, s.type.elem)
-        shape = tuple(self._dim(d) for d in s.type.dims)
+        shape = self._shape(s.type)
         lower, upper = self._bounds(s.type, shape)
         if s.type.elem == "int" and (supports.literal_value(lower), supports.literal_value(upper)) \
                 == (0.0, 1.0):
@@ -121,7 +120,7 @@ class _Checker:
         shape, lower, upper = (), None, None
         elem = "real" if s.type is None else s.type.elem
         if s.type is not None:
-            shape = tuple(self._dim(d) for d in s.type.dims)
+            shape = self._shape(s.type)
             lower, upper = self._bounds(s.type, shape)
         dist = self._dist(s.dist)
         support = dist.cls.support_of(dist.param_dict)
@@ -201,6 +200,11 @@ class _Checker:
 
     # ----- types ----------------------------------------------------------------------------
 
+    def _shape(self, t: syntax.Type) -> Shape:
+        if len(t.dims) > shapes.MAX_RANK:
+            raise errors.too_many_dimensions(t.span, len(t.dims), shapes.MAX_RANK)
+        return tuple(self._dim(d) for d in t.dims)
+
     def _dim(self, d: syntax.Expr) -> shapes.Dim:
         if isinstance(d, syntax.Number):
             if not d.is_int:
@@ -260,13 +264,18 @@ class _Checker:
             batch = densities.batch_shape(cls, params, call.span)
         except ShapeError as e:
             raise e.at(call.span) from None
+        for name, value in params.items():  # values once their shapes are known to be right
+            if name not in takes_dist:
+                supports.check_constant(cls, name, value)
         deps = frozenset().union(*(p.deps for p in params.values()))
         dist = ir.Dist(cls.name, tuple((n, params[n]) for n in signature), batch, deps,
                        span=call.span)
         support = cls.support_of(dist.param_dict)
-        if isinstance(support, c.Interval) and not support.discrete:
+        if isinstance(support, (c.Interval, c.IntegerInterval)):
             lo, hi = supports.number(support.lower), supports.number(support.upper)
-            if lo is not None and hi is not None and not lo < hi:
+            # {5..5} holds one value; (5, 5) none
+            if lo is not None and hi is not None and (hi < lo if support.discrete else
+                                                      not lo < hi):
                 raise errors.empty_support(call.span, cls.name, supports.describe(support))
         return dist
 
@@ -293,12 +302,6 @@ class _Checker:
         event_dims = cls.param_event_dims.get(name, 0)
         if len(value.shape) < event_dims:
             raise errors.too_few_dimensions(value.span, what, event_dims, value.shape)
-        v = supports.literal_value(value)
-        constraint = cls.constraints.get(name)
-        if v is not None and event_dims == 0 and constraint is not None:
-            if not bool(np.all(constraint.check(np.asarray(v, dtype=float)))):
-                raise errors.bad_parameter(value.span, cls.name, name, constraint.describe(),
-                                           f"{v:g}")
 
     def _fit(self, dist: ir.Dist, shape: Shape, span: Span, what: str) -> None:
         """The distribution's batch shape must broadcast into the value's batch shape without
@@ -378,7 +381,8 @@ class _Checker:
             raise err.at(e.span) from None
         deps = base.deps.union(*(i.deps for i in items if not isinstance(
             i, (ir.SliceItem, ir.NewAxisItem))))
-        return ir.Index(base, tuple(items), shape, base.dtype, deps, span=e.span)
+        return self._within_rank(ir.Index(base, tuple(items), shape, base.dtype, deps,
+                                          span=e.span))
 
     def _index_item(self, item: syntax.Expr, dim: shapes.Dim) -> ir.Expr:
         value = self._expr(item)
@@ -424,7 +428,15 @@ class _Checker:
                                             "shapes of the vector's items")
         dtype = "int" if all(i.dtype == "int" for i in items) else "real"
         deps = frozenset().union(*(i.deps for i in items))
-        return ir.Vector(items, (len(items),) + items[0].shape, dtype, deps, span=e.span)
+        return self._within_rank(ir.Vector(items, (len(items),) + items[0].shape, dtype, deps,
+                                           span=e.span))
+
+    def _within_rank(self, value: ir.Expr) -> ir.Expr:
+        """``value`` unchanged; checked where a rank can grow: indexing (newaxis), vector
+        literals, function calls (outer, stack, reshape)."""
+        if len(value.shape) > shapes.MAX_RANK:
+            raise errors.too_many_dimensions(value.span, len(value.shape), shapes.MAX_RANK)
+        return value
 
     def _static_value(self, e: ir.Expr):
         """An int expression of int literals and int data scalars (+ - * and unary minus):

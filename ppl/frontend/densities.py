@@ -89,7 +89,22 @@ def batch_shape(cls, params: dict, span) -> Shape:
             continue
         batches.append(p.shape[:len(p.shape) - cls.param_event_dims.get(name, 0)])
     _check_components(cls, params)
+    _check_event_sizes(cls, params)
     return shapes.broadcast_all(batches, what)
+
+
+def _check_event_sizes(cls, params: dict) -> None:
+    """Every event axis of the parameters has one size K: MvNormal's mu [K] and its cov or
+    scale_tril [K, K]."""
+    events = [(name, p, p.shape[len(p.shape) - cls.param_event_dims[name]:])
+              for name, p in params.items()
+              if not isinstance(p, ir.Dist) and cls.param_event_dims.get(name, 0)]
+    k = next((d for _, _, event in events for d in event if isinstance(d, int)), None)
+    for name, p, event in events:
+        expected = (k,) * len(event)
+        if not shapes.same(event, expected):
+            raise errors.wrong_shape(p.span, f"parameter '{name}' of {cls.name}",
+                                     p.shape[:len(p.shape) - len(event)] + expected, p.shape)
 
 
 def _check_components(cls, params: dict) -> None:

@@ -17,6 +17,10 @@ from ..source import Span
 Dim = Union[int, str, None]
 Shape = tuple[Dim, ...]
 
+# The most axes a value may have: numpy broadcasts at most 32 axes (np.broadcast; beyond it
+# some of its functions fail or crash), and the fit adds one, the draws'.
+MAX_RANK = 31
+
 
 class ShapeError(Exception):
     """A definite shape conflict; ``at(span)`` builds the located PplError."""

@@ -48,19 +48,61 @@ ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": oper
 
 
 def literal_value(e: ir.Expr | None) -> float | None:
-    """The value of an expression of numeric literals alone (+ - * / and unary minus)."""
-    try:
-        if isinstance(e, ir.Const):
-            return float(e.value)
-        if isinstance(e, ir.Neg):
-            v = literal_value(e.operand)
-            return None if v is None else -v
-        if isinstance(e, ir.BinOp) and e.op in ARITHMETIC:
-            a, b = literal_value(e.left), literal_value(e.right)
-            return None if a is None or b is None else ARITHMETIC[e.op](a, b)
-    except (OverflowError, ZeroDivisionError):  # 1e308 * 10, 1 / 0: no number to compare
-        return None
+    """The value of a scalar expression of numeric literals alone (see ``constant_value``)."""
+    v = constant_value(e)
+    return None if v is None or v.ndim else float(v)
+
+
+def constant_value(e: ir.Expr | None) -> np.ndarray | None:
+    """The value of an expression of numeric literals alone: + - * /, unary minus and vector
+    literals ``[...]``; None for anything else, and for 1 / 0 or 0 * inf (no number)."""
+    if isinstance(e, ir.Const):
+        return np.asarray(float(e.value))
+    if isinstance(e, ir.Neg):
+        v = constant_value(e.operand)
+        return None if v is None else np.negative(v)
+    if isinstance(e, ir.Vector):
+        items = [constant_value(item) for item in e.items]
+        return None if any(v is None for v in items) else np.stack(items)
+    if isinstance(e, ir.BinOp) and e.op in ARITHMETIC:
+        a, b = constant_value(e.left), constant_value(e.right)
+        if a is None or b is None:
+            return None
+        # an overflow gives inf, which the checks report; a division by zero has no value
+        with np.errstate(over="ignore", divide="raise", invalid="raise"):
+            try:
+                return np.asarray(ARITHMETIC[e.op](a, b))
+            except FloatingPointError:
+                return None
     return None
+
+
+def check_constant(cls, name: str, value: ir.Expr) -> None:
+    """Refuse a parameter written with literals alone that lies outside its constraint or is
+    not finite: ``Normal(0, -1)``, ``Normal(0, 1e400)``, ``Categorical([0.3, 0.3])``, a
+    covariance that is not symmetric positive definite. The found value names the element, or
+    for a parameter with event axes (a vector of probabilities, a matrix) the whole event."""
+    constraint = cls.constraints.get(name)
+    v = constant_value(value)
+    if v is None or constraint is None:
+        return
+    finite = np.isfinite(v)
+    # checked finite first: eigenvalues of a matrix holding inf are not defined
+    ok = finite if not finite.all() else np.asarray(constraint.check(v))
+    if ok.all():
+        return
+    event = cls.param_event_dims.get(name, 0)
+    at = np.unravel_index(int(np.argmin(ok)), ok.shape)[:v.ndim - event]
+    found = _format(v[at]) + (f" at {name}[{', '.join(str(i) for i in at)}]" if at else "")
+    raise errors.bad_parameter(value.span, cls.name, name, constraint.describe(), found)
+
+
+def _format(v: np.ndarray) -> str:
+    """A constant as written in the language: ``-1``, ``[0.3, 0.3]``, ``[[1, 0.9], [0, 1]]``."""
+    if v.ndim == 0:
+        return f"{float(v):g}"
+    shown = [_format(item) for item in v[:8]] + (["..."] if len(v) > 8 else [])
+    return "[" + ", ".join(shown) + "]"
 
 
 def number(bound) -> float | None:

@@ -21,7 +21,7 @@ def check_param(checker, s: syntax.Param) -> ir.Param:
     checker._check_new_name(s.name, s.name_span)
     if s.type.elem != "real":
         raise errors.param_not_real(s.type.span, s.name, s.type.elem)
-    shape = tuple(checker._dim(d) for d in s.type.dims)
+    shape = checker._shape(s.type)
     lower, upper = checker._bounds(s.type, shape)
     for bound in (lower, upper):
         latents = _latents(checker, bound.deps) if bound is not None else []
@@ -38,8 +38,7 @@ def check_param(checker, s: syntax.Param) -> ir.Param:
             raise errors.param_prior_discrete(s.dist.span, s.name, dist.name)
         checker._fit(dist, shape, s.dist.span, "declared")
     if not isinstance(support, _GUIDABLE[:4]):
-        raise errors.guide_unsupported_latent(s.dist.span, s.name, "a param's support must be "
-                                              "real or bounded by lower/upper")
+        raise errors.param_support(s.dist.span, s.name, dist.name, supports.describe(support))
     support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
     checker.scope[s.name] = _Entry("param", shape, "real", frozenset({s.name}), s.name_span)
     return ir.Param(s.name, shape, dist, support, span=s.span,

@@ -62,8 +62,8 @@ def test_an_empty_model_is_a_located_error(tmp_path, text, line):
     result = run("fit", model)
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == (
-        f"{model}:{line}:1: error: nothing to fit: the model has no 'sample' and no 'observe' "
-        "statement")
+        f"{model}:{line}:1: error: nothing to fit: the model has no 'sample', no 'param' and no "
+        "'observe' statement")
     assert "Traceback" not in result.stderr
 
 

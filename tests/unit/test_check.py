@@ -225,10 +225,57 @@ def test_param_event_dims_leave_the_batch_shape():
     assert model.observes[0].dist.batch_shape == ("N",)
 
 
-@pytest.mark.parametrize("dist", ["Normal(0, -1)", "Normal(0, 0)", "Beta(0, 1)",
-                                  "Gamma(2, -0.5)", "StudentT(-1, 0, 1)", "Exponential(-1)"])
-def test_bad_literal_parameter(dist):
-    assert "must be" in _error(f"sample x ~ {dist}\n")
+@pytest.mark.parametrize("decl", [
+    "real ~ Normal(0, -1)", "real ~ Normal(0, 0)", "real ~ Beta(0, 1)", "real ~ Gamma(2, -0.5)",
+    "real ~ StudentT(-1, 0, 1)", "real ~ Exponential(-1)", "real ~ Normal(0, 1e400)",
+    "real ~ Normal(1e308 * 10, 1)", "real[2] ~ Normal(0, [1.0, -1.0])",
+    "real ~ Mixture([0.3, 0.3], Normal([0.0, 1.0], 1))",
+    "real ~ Mixture([-0.5, 1.5], Normal([0.0, 1.0], 1))",
+    "real ~ Mixture([0.5, 0.5], Normal([0.0, 1.0], [1.0, -1.0]))",
+    "int ~ Categorical([0.3, 0.3])", "int ~ Categorical([-1.0, 2.0])",
+    "int ~ Categorical([0.5, 0.5 + 1e-7])",  # Stan's simplex tolerance is 1e-8
+    "int[2] ~ Categorical([[0.5, 0.5], [0.2, 0.2]])",
+    "int[2] ~ Binomial([3, -1], 0.5)", "real[2] ~ Dirichlet([-1.0, 1.0])",
+    "real[2] ~ MvNormal([0.0, 0.0], [[1.0, 0.9], [0.0, 1.0]])",
+    "real[2] ~ MvNormal([0.0, 0.0], [[1.0, 2.0], [2.0, 1.0]])",
+    "real[2] ~ MvNormal([0.0, 0.0], [[1.0, 0.0], [0.0, 1e400]])",
+    "real[2] ~ MvNormal([0.0, 0.0], scale_tril=[[1.0, 0.5], [0.0, 1.0]])",
+    "real[2] ~ MvNormal([0.0, 0.0], scale_tril=[[1.0, 0.0], [0.5, -1.0]])"])
+def test_bad_literal_parameter(decl):
+    assert "must be" in _error(f"sample x: {decl}\n")
+
+
+@pytest.mark.parametrize("decl", [
+    "int ~ Categorical([0.5, 0.5 + 1e-12])", "int ~ Categorical([1 / 3, 1 / 3, 1 / 3])",
+    "int[2] ~ Categorical([[0.5, 0.5], [0.2, 0.8]])", "real[2] ~ Normal(0, [1.0, 2.0])",
+    "real[2] ~ MvNormal([0.0, 0.0], [[1.0, 0.5], [0.5, 1.0]])",
+    "real[2] ~ MvNormal([0.0, 0.0], scale_tril=[[1.0, 0.0], [0.5, 2.0]])",
+    "real ~ Normal(0, 1 / 0)",  # no number to compare: left to the fit, as before
+])
+def test_good_literal_parameter(decl):
+    _check(f"sample x: {decl}\n")
+
+
+def test_found_names_the_element_or_the_event():
+    assert _error("sample x: real[2] ~ Normal(0, [1.0, -1.0])\n").endswith(
+        "found -1 at sigma[1]")
+    assert _error("sample x: int[2] ~ Categorical([[0.5, 0.5], [0.2, 0.2]])\n").endswith(
+        "must be simplex; found [0.2, 0.2] at p[1]")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("sample a: real[2] ~ MvNormal([0.0, 0.0], eye(3))\n",
+     "parameter 'cov' of MvNormal must have shape [2, 2]; found [3, 3]"),
+    ("sample a: real[2] ~ MvNormal([0.0, 0.0], scale_tril=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])\n",
+     "parameter 'scale_tril' of MvNormal must have shape [2, 2]; found [2, 3]"),
+    ("data K: int\nsample a: real[3] ~ MvNormal([0.0, 0.0, 0.0], eye(K))\n", None),
+])
+def test_mvnormal_event_sizes_agree(text, expected):
+    if expected is None:
+        _check(text)
+        assert "must have shape [3, 3]; found [2, 2]" in _error(text, {"K": 2})
+    else:
+        assert _error(text) == expected
 
 
 def test_parameter_check_folds_literals():
@@ -242,6 +289,39 @@ def test_binomial_n_must_be_int():
 
 def test_empty_uniform_support():
     assert "empty support" in _error("sample u ~ Uniform(2, 2)\n")
+
+
+def test_empty_discrete_uniform_support():
+    assert "empty support {5..1}" in _error("sample z: int ~ DiscreteUniform(5, 1)\n")
+    _check("sample z: int ~ DiscreteUniform(5, 5)\n")  # one value
+
+
+@pytest.mark.parametrize("expr, expected", [
+    ("eye(-3)", "argument 'K' of 'eye' must be a size >= 0; found -3"),
+    ("eye(1 - 4)", "found -3"), ("reshape(v, [-1])", "argument 'shape' of 'reshape'")])
+def test_a_negative_size_argument_is_refused(expr, expected):
+    assert expected in _error(f"data v: real[3]\nlet z = {expr}\n")
+
+
+def test_a_negative_size_from_the_data_is_refused():
+    text = "data K: int\nlet z = eye(K)\n"
+    _check(text)
+    assert "found -2" in _error(text, {"K": -2})
+    assert _let(text, dims={"K": 0}).shape == (0, 0)
+
+
+def test_rank_limit():
+    ones = ", ".join(["1"] * 31)
+    _check(f"sample x: real[{ones}] ~ Normal(0, 1)\n")
+    assert "too many dimensions: 32" in _error(f"sample x: real[{ones}, 1] ~ Normal(0, 1)\n")
+    assert "too many dimensions: 32" in _error(f"data x: real[{ones}, 1]\n")
+    assert "too many dimensions: 32" in _error(f"param x: real[{ones}, 1]\n")
+    newaxes = ", ".join(["newaxis"] * 31)
+    assert "too many dimensions: 32" in _error(
+        f"sample x: real[2] ~ Normal(0, 1)\nlet y = x[{newaxes}]\n")
+    assert "too many dimensions: 32" in _error(
+        f"sample x: real[2] ~ Normal(0, 1)\nlet y = reshape(x, [{ones}, 2])\n")
+    assert "too many dimensions: 32" in _error("let y = " + "[" * 32 + "1" + "]" * 32 + "\n")
 
 
 # ----- names and rules ----------------------------------------------------------------------

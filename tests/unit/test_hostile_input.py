@@ -307,6 +307,50 @@ def test_cli_fit_reads_a_folder_of_npy_files(tmp_path, capsys):
     assert "mu" in capsys.readouterr().out
 
 
+# Models a fuzzer found that `ppl check` passed and `ppl fit` crashed on or fitted wrongly:
+# each is now refused by check, at the line and column of the argument or statement at fault.
+FIT_TIME_FAILURES = [
+    ("sample z: int ~ DiscreteUniform(5, 1)\n", "1:17", "empty support {5..1}"),
+    ("sample a ~ Normal(0, 1)\nlet b = eye(-3) * a\n", "2:13", "'eye' must be a size >= 0"),
+    ("sample a: real[2] ~ MvNormal([0.0, 0.0], eye(3))\n", "1:42", "'cov' of MvNormal must have"),
+    (f"sample mu: real[{', '.join(['1'] * 65)}] ~ Normal(0, 1)\n", "1:12",
+     "too many dimensions: 65"),
+    (f"sample mu ~ Normal(0, 1)\nlet a = mu[{', '.join(['newaxis'] * 64)}]\n", "2:9",
+     "too many dimensions: 64"),
+    ("sample z: int ~ Categorical([-1.0, 2.0])\n", "1:29", "'p' of Categorical must be simplex"),
+    ("sample z: int ~ Categorical([0.3, 0.3])\n", "1:29", "'p' of Categorical must be simplex"),
+    ("sample a ~ Mixture([0.3, 0.3], Normal([0.0, 1.0], 1))\n", "1:20", "'w' of Mixture"),
+    ("sample a: real[2] ~ MvNormal([0.0, 0.0], [[1.0, 0.9], [0.0, 1.0]])\n", "1:42",
+     "symmetric positive definite"),
+    ("sample a: real[2] ~ Dirichlet([-1.0, 1.0])\n", "1:31", "'alpha' of Dirichlet"),
+    ("sample a ~ Mixture([-0.5, 1.5], Normal([0.0, 1.0], 1))\n", "1:20", "'w' of Mixture"),
+    ("sample mu ~ Normal(0, 1e400)\n", "1:23", "'sigma' of Normal must be (0, inf); found inf"),
+    ("", "1:1", "nothing to fit"),
+    ("# nothing yet\n", "2:1", "nothing to fit"),
+    ("data x: real\n", "2:1", "nothing to fit"),
+    ("param k: real\n", "2:1", "nothing to fit: the model has params but no term"),
+]
+
+
+@pytest.mark.parametrize("text, where, message", FIT_TIME_FAILURES)
+def test_check_refuses_what_fit_would_fail_on(tmp_path, capsys, text, where, message):
+    from ppl.cli import main
+    path = tmp_path / "m.ppl"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 2
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(f"{path}:{where}: error: ") and message in first
+    assert main(["fit", str(path), "--quiet"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == first
+
+
+def test_check_passes_a_model_of_params_and_a_factor(tmp_path, capsys):
+    from ppl.cli import main
+    path = tmp_path / "m.ppl"
+    path.write_text("param k: real\nfactor -k * k\n")
+    assert main(["check", str(path)]) == 0
+
+
 # ----- non-finite summaries (item 7) ----------------------------------------------------------
 
 def test_a_let_that_overflows_is_named_in_a_warning():

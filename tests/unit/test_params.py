@@ -74,6 +74,31 @@ def test_map_penalty_shrinks_toward_prior():
     assert fit.params()["mu"] == pytest.approx(y.sum() / 5, abs=1e-6)
 
 
+def test_params_with_only_a_factor_are_fitted_by_maximum_likelihood():
+    # no sample and no observe: the factor is the whole log joint, maximized at k = 3
+    fit = ppl.compile("param k: real\nfactor -(k - 3) * (k - 3)\n").fit()
+    assert fit.params()["k"] == pytest.approx(3.0, abs=1e-6)
+
+
+def test_a_param_with_only_its_prior_is_fitted_by_map():
+    fit = ppl.compile("param k: real ~ Normal(2, 1)\n").fit()
+    assert fit.params()["k"] == pytest.approx(2.0, abs=1e-6)
+
+
+def test_params_without_any_term_have_nothing_to_fit():
+    with pytest.raises(PplError, match="nothing to fit: the model has params but no term"):
+        ppl.compile("param k: real\n").fit()
+
+
+@pytest.mark.parametrize("decl, name", [("real[2, 2] ~ LKJCholesky(2)", "LKJCholesky"),
+                                        ("real[2] ~ Dirichlet([1.0, 1.0])", "Dirichlet")])
+def test_a_param_with_a_constrained_support_says_what_is_refused(decl, name):
+    with pytest.raises(PplError) as info:
+        ppl.compile(f"param L: {decl}\n")
+    assert info.value.message.startswith(f"param 'L' cannot have the support of {name}")
+    assert "guide" not in info.value.message
+
+
 def test_start_values_draw_or_random_never_zero():
     model = ppl.compile("param w: real[5]\nparam v: real<lower=0> ~ Exponential(2)\n"
                         "observe 1.0 ~ Normal(sum(w) + v, 1)\n")
