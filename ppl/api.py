@@ -120,7 +120,7 @@ class Model:
         # a minibatch fit compiles the model on the whole data only when asked (summaries,
         # draws): its steps compile each batch (infer/minibatch.py)
         concrete, values, compiled = self.prepare(data, whole=fit_options.batch is None)
-        memory.check_model(concrete, fit_options.mc_samples)
+        _check_step_memory(concrete, compiled, fit_options)
         memory.check_draws(fit_options.draws, concrete, "--draws")
         memory.check_summary(psis_draws(fit_options), concrete)
         data_path = self._data(data)
@@ -207,6 +207,29 @@ def _fit_starts(concrete, compiled, options, info, progress) -> Fit:
     best = fits[report.best]
     best.starts = report
     return best
+
+
+def _check_step_memory(concrete, compiled, options: FitOptions) -> None:
+    """Refuse, before the fit, draws per step the machine cannot hold (memory.check_step): an
+    explicit family's steps take ``draws_scale`` times --mc-samples (a flow's 12), DADVI's
+    evaluate its --dadvi-draws fixed draws. Auto is checked on its first rung, mean field, so
+    a fit that mean field can make is not refused for a flow it may never need."""
+    if compiled is None:        # a minibatch fit: its steps compile each batch
+        memory.check_model(concrete, options.mc_samples)
+        return
+    from .guides import family
+    D = compiled.dim
+    if options.method == "dadvi":
+        memory.check_step(concrete, options.dadvi_draws, memory.guide_floats(None, D),
+                          f"--dadvi-draws {options.dadvi_draws} on this model")
+        return
+    guide = family("meanfield" if options.guide == auto.AUTO else options.guide, D)
+    scale = getattr(guide, "draws_scale", 1)
+    draws = options.mc_samples * scale
+    what = (f"--mc-samples {options.mc_samples} (draws per step) on this model"
+            if scale == 1 else f"--mc-samples {options.mc_samples} ({draws} draws "
+            f"per step of {guide.name}) on this model")
+    memory.check_step(concrete, draws, memory.guide_floats(guide, D), what)
 
 
 def load(path: str | Path) -> Model:

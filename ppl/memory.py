@@ -42,21 +42,42 @@ def check_model(model: ir.Model, draws_per_step: int = 1, limit: int | None = No
     """Refuse a concretely checked model whose log joint would need more than ``limit`` bytes
     (the machine's memory by default) at ``draws_per_step`` draws, naming the statement that
     needs the most."""
+    what = ("this model" if draws_per_step == 1
+            else f"--mc-samples {draws_per_step} (draws per step) on this model")
+    _check(model, draws_per_step, 1, 0, what, limit)
+
+
+def check_step(model: ir.Model, draws_per_step: int, guide_floats: int, what: str,
+               limit: int | None = None) -> None:
+    """Refuse a gradient step at ``draws_per_step`` draws that would need more than ``limit``
+    bytes: each value of the log joint that depends on a latent and its gradient (the backward
+    pass makes one array per value), and ``guide_floats`` per draw for the family's own arrays
+    (:func:`guide_floats`). ``what`` names the option in the message."""
+    _check(model, draws_per_step, 2, guide_floats, what, limit)
+
+
+def guide_floats(guide, D: int) -> int:
+    """Floats per draw a family's step holds besides the log joint's values, a lower bound:
+    the noise, the draw and its cotangent (3 D), and what the family saves for its backward
+    pass (``guide.saved_floats``, a flow's layers)."""
+    return 3 * D + getattr(guide, "saved_floats", 0)
+
+
+def _check(model, draws_per_step, per_value, guide_floats, what, limit) -> None:
     limit = available() if limit is None else limit
-    total, worst, worst_bytes = 0, None, -1
+    total, worst, worst_bytes = guide_floats * draws_per_step * _BYTES, None, -1
     for statement in model.statements:
         own = _size(statement.shape) * draws_per_step if isinstance(statement, ir.Latent) else 0
         for expr in _statement_exprs(statement):
             for node in ir.walk(expr):
-                own += _size(node.shape) * (draws_per_step if node.deps else 1)
+                own += _size(node.shape) * (draws_per_step * per_value if node.deps else 1)
         own *= _BYTES
         total += own
         if own > worst_bytes:
             worst, worst_bytes = statement, own
     if total > limit:
-        what = ("this model" if draws_per_step == 1
-                else f"--mc-samples {draws_per_step} (draws per step) on this model")
-        raise errors.too_much_memory(worst.span, what, total, limit)
+        raise errors.too_much_memory(worst.span if worst is not None else None, what, total,
+                                     limit)
 
 
 def check_draws(n_draws: int, model: ir.Model, option: str,

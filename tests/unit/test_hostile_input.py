@@ -2,6 +2,7 @@
 internal error. Data files are in test_data.py, outputs in test_output.py."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 import ppl
 from ppl.errors import PplError
+from ppl.options import FitOptions
 from ppl.frontend.depth import MAX_DEPTH
 from ppl.frontend.printer import to_source
 from ppl.frontend.check import check
@@ -98,6 +100,29 @@ def test_mc_samples_beyond_memory_are_refused_with_the_figure():
     with pytest.raises(PplError, match=r"--mc-samples 100000000000000 \(draws per step\) on "
                                        r"this model needs at least"):
         ppl.compile(SMALL).fit(Y, mc_samples=10 ** 14)
+
+
+def test_dadvi_draws_beyond_memory_are_refused_with_the_figure():
+    with pytest.raises(PplError, match=r"--dadvi-draws 100000000000000 on this model needs at "
+                                       r"least"):
+        ppl.compile(SMALL).fit(Y, method="dadvi", dadvi_draws=10 ** 14)
+
+
+def test_a_flows_steps_are_counted_at_its_own_draws(monkeypatch):
+    # a flow's step takes 12 times --mc-samples draws and holds its layers' arrays. Per draw
+    # (D = 1): mu, the observe's mean and its gradient (3 floats), the noise, the draw and its
+    # cotangent (3), and for flow:2 2 * (8 D + 2 * 8 hidden units) = 48 more. At 10^6: mean
+    # field 1e6 * 6 * 8 bytes = 46 MB, the flow 12e6 * 54 * 8 = 4.83 GB (2^30 bytes)
+    from ppl import api, memory
+    model = ppl.compile(SMALL)
+    concrete, _, compiled = model.prepare(Y)
+    monkeypatch.setattr(memory, "available", lambda: 2 ** 30)
+    options = FitOptions(mc_samples=10 ** 6)
+    api._check_step_memory(concrete, compiled, options)
+    api._check_step_memory(concrete, compiled, dataclasses.replace(options, guide="meanfield"))
+    with pytest.raises(PplError, match=r"--mc-samples 1000000 \(12000000 draws per step of "
+                                       r"flow:2\) on this model needs at least 4.83 GB"):
+        api._check_step_memory(concrete, compiled, dataclasses.replace(options, guide="flow"))
 
 
 def test_huge_dimensions_are_refused_before_allocating():
