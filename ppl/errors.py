@@ -438,6 +438,11 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def corrupted_saved_fit(path: str, reason: str) -> PplError:
+    return PplError(f"{path}: corrupted saved fit: {reason}",
+                    hint="fit the model again with 'ppl fit MODEL --out DIR'")
+
+
 def empty_model(span: Span) -> PplError:
     return PplError("nothing to fit: the model has no 'sample' and no 'observe' statement",
                     span, hint="declare a latent with 'sample NAME ~ DIST(...)'")

@@ -4,18 +4,16 @@ Needs the ``plot`` extra (matplotlib); imported only by that command.
 """
 from __future__ import annotations
 
-import csv
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import bad_option, file_error, missing_extra, suggest
+from .errors import bad_option, missing_extra, suggest
+from .savedfit import fit_options, read_elbo, read_fit_json, read_numbers
 
 MAX_PANELS = 30
-_DEFAULT_WINDOW = 100
 
 
 @dataclass(frozen=True)
@@ -60,18 +58,9 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
 
 def _read(folder: Path):
     """(elbo [steps, 2], element names, draws [n, names], the fit's ELBO window)."""
-    try:
-        elbo = np.loadtxt(folder / "elbo.csv", delimiter=",", skiprows=1, ndmin=2)
-        with (folder / "draws.csv").open(encoding="utf-8", newline="") as stream:
-            names = next(csv.reader(stream))
-        draws = np.loadtxt(folder / "draws.csv", delimiter=",", skiprows=1, ndmin=2)
-    except (OSError, ValueError, StopIteration) as error:
-        raise file_error(str(folder), f"cannot read the saved fit ({error})") from None
-    try:
-        window = int(json.loads((folder / "fit.json").read_text())["options"]["window"])
-    except (OSError, ValueError, KeyError, TypeError):
-        window = _DEFAULT_WINDOW  # an older or hand-made folder: the default window
-    return elbo, names, draws, window
+    window = fit_options(read_fit_json(folder), folder / "fit.json").window
+    names, draws = read_numbers(folder / "draws.csv")
+    return read_elbo(folder), names, draws, window
 
 
 def _select(names: list[str], variables: list[str] | None) -> list[int]:
@@ -119,7 +108,10 @@ def _zoom(axis, trace: np.ndarray) -> None:
     # The early steps can be orders of magnitude below the rest: show the last 90% of the trace.
     tail = trace[len(trace) // 10:]
     if len(tail) > 1:
-        axis.set_ylim(np.quantile(tail, 0.01), tail.max() + 0.05 * np.ptp(tail) + 1e-9)
+        with np.errstate(all="ignore"):
+            low, high = np.quantile(tail, 0.01), tail.max() + 0.05 * np.ptp(tail) + 1e-9
+        if np.isfinite(high) and low < high:  # ELBOs near the float limit overflow the margin
+            axis.set_ylim(low, high)
 
 
 def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int, path: Path) -> Path:
@@ -132,8 +124,13 @@ def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int, path: 
         if index >= len(names):
             axis.axis("off")
             continue
-        axis.hist(draws[:, index], bins=40, color="C0", alpha=0.8)
-        axis.set_title(names[index], fontsize=9)
+        # a let that overflows has inf or nan draws (the summary warns): histogram the rest
+        values = draws[:, index]
+        finite = values[np.isfinite(values)]
+        axis.hist(finite, bins=40, color="C0", alpha=0.8)
+        left_out = len(values) - len(finite)
+        axis.set_title(names[index] + (f" ({left_out} not finite)" if left_out else ""),
+                       fontsize=9)
         axis.set_yticks([])
     if len(names) < total:
         figure.suptitle(f"the first {len(names)} of {total} elements "
