@@ -4,6 +4,7 @@ Needs the ``plot`` extra (matplotlib); imported only by that command.
 """
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import bad_option, missing_extra, suggest
+from .output import write_files
 from .savedfit import fit_options, read_elbo, read_fit_json, read_numbers
 
 MAX_PANELS = 30
@@ -37,8 +39,8 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
 
     Raises
     ------
-    PplError if matplotlib is missing, the folder is not a readable saved fit, or a name in
-    ``variables`` is not in the fit.
+    PplError if matplotlib is missing, the folder is not a readable saved fit or cannot be
+    written to, or a name in ``variables`` is not in the fit.
     """
     try:
         import matplotlib
@@ -49,11 +51,12 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
     elbo, names, draws, window = _read(folder)
     columns = _select(names, variables)
     shown = columns[:max_panels]
-    paths = [_plot_elbo(plt, elbo, window, folder / "elbo.png"),
-             _plot_marginals(plt, [names[i] for i in shown], draws[:, shown], len(columns),
-                             folder / "marginals.png")]
+    pictures = {"elbo.png": _plot_elbo(plt, elbo, window),
+                "marginals.png": _plot_marginals(plt, [names[i] for i in shown], draws[:, shown],
+                                                 len(columns))}
     plt.close("all")
-    return Plots(paths, len(shown), len(columns))
+    write_files(folder, pictures)
+    return Plots([folder / name for name in pictures], len(shown), len(columns))
 
 
 def _read(folder: Path):
@@ -89,7 +92,7 @@ def _moving_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
-def _plot_elbo(plt, elbo: np.ndarray, window: int, path: Path) -> Path:
+def _plot_elbo(plt, elbo: np.ndarray, window: int) -> bytes:
     # Raw estimates (noisy: S draws each) beside their moving mean over one convergence
     # window, which is what the convergence rule compares.
     figure, (raw, smooth) = plt.subplots(1, 2, figsize=(11, 4))
@@ -101,7 +104,7 @@ def _plot_elbo(plt, elbo: np.ndarray, window: int, path: Path) -> Path:
         _zoom(axis, trace)
         axis.set(xlabel="step", ylabel="ELBO", title=title)
     figure.tight_layout()
-    return _save(figure, path)
+    return _png(figure)
 
 
 def _zoom(axis, trace: np.ndarray) -> None:
@@ -114,7 +117,7 @@ def _zoom(axis, trace: np.ndarray) -> None:
             axis.set_ylim(low, high)
 
 
-def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int, path: Path) -> Path:
+def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int) -> bytes:
     count = max(len(names), 1)
     columns = min(count, 5)
     rows = -(-count // columns)
@@ -136,12 +139,12 @@ def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int, path: 
         figure.suptitle(f"the first {len(names)} of {total} elements "
                         "(choose others with --vars)", fontsize=10)
     figure.tight_layout()
-    return _save(figure, path)
+    return _png(figure)
 
 
-def _save(figure, path: Path) -> Path:
-    # Save to a temporary name, then rename: a failed plot never leaves a partial PNG.
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=110)
-    temporary.replace(path)
-    return path
+def _png(figure) -> bytes:
+    # Rendered in memory and written by write_files with the other picture, all or nothing:
+    # a failed plot (a read-only folder) leaves no partial PNG and no temporary file.
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()

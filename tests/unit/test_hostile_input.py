@@ -467,3 +467,30 @@ def test_a_corrupted_saved_table_is_a_located_error(saved_fit, tmp_path, capsys,
         # one error, no raw numpy warning before it
         assert err.startswith(f"error: {folder / name}: corrupted saved fit: {words}"), err
     assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
+
+
+def test_plot_into_a_read_only_folder_is_one_clear_error(saved_fit, tmp_path, capsys,
+                                                         monkeypatch):
+    # root may write into a chmod 555 folder, so creating a file there is refused by hand
+    import builtins
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "ro", "model.ppl", SAVED)
+    real_open, real_os_open = builtins.open, os.open
+
+    def refuse(path, creating: bool):
+        if creating and Path(path).parent == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        refuse(file, isinstance(file, (str, os.PathLike)) and any(c in mode for c in "wax+"))
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        refuse(path, bool(flags & os.O_CREAT))
+        return real_os_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
+    assert main(["plot", str(folder)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {folder}: cannot write output files "
+                                              "(Permission denied)")
+    assert sorted(f.name for f in folder.iterdir()) == sorted(f.name for f in saved_fit.iterdir())
