@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import __version__
-from .errors import corrupted_saved_fit, file_error
+from .errors import corrupted_saved_fit, file_error, non_finite_summary
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -298,14 +298,14 @@ def restore_fit(folder: Path) -> Fit:
     concrete, _, compiled = model.prepare(info["data_path"])
     names = compiled.unconstrained_names()
     guide, theta = _saved_guide(info["guide"], compiled, names, path)
-    covariance = info["guide"].get("lr_covariance")
+    mean, log_sd = _guide_moments(guide, theta, names, info["guide"]["parameters"], path)
+    covariance = _lr_covariance(info["guide"].get("lr_covariance"), len(names), path)
     elbo = read_elbo(folder)[:, 1] if (folder / "elbo.csv").exists() else np.zeros(0)
-    result = SimpleNamespace(guide=guide, theta=theta, mu=guide.mean(theta),
-                             log_sigma=guide.log_sd(theta), names=names,
+    result = SimpleNamespace(guide=guide, theta=theta, mu=mean, log_sigma=log_sd, names=names,
                              converged=info["converged"], reason=info["reason"],
                              steps=info["steps"], seconds=info["seconds"],
                              final_elbo=info["final_elbo"], elbo=elbo,
-                             lr_covariance=None if covariance is None else np.array(covariance))
+                             lr_covariance=covariance)
     provenance = {k: info[k] for k in ("model_path", "model_sha256", "data_path")}
     provenance["model_text"] = model.text     # for predictions on new data
     return Fit(concrete, compiled, result, options, provenance)
@@ -327,6 +327,52 @@ def _saved_guide(saved: dict, compiled, names: list[str], path: Path):
             from None
     except (TypeError, ValueError, OverflowError) as error:
         raise corrupted_saved_fit(str(path), f"the guide's parameters ({error})") from None
+
+
+def _guide_moments(guide, theta: np.ndarray, names: list[str], parameters: dict, path: Path):
+    """The guide's mean and log sds [D]; refused when a parameter is not finite or the mean or
+    an sd (exp of the log sd) overflows, which would make every prediction NaN."""
+    if not np.all(np.isfinite(theta)):
+        raise corrupted_saved_fit(str(path), f"entry 'guide.parameters"
+                                             f"{_non_finite(parameters)}' is not a finite number")
+    with np.errstate(all="ignore"):
+        mean, log_sd = guide.mean(theta), guide.log_sd(theta)
+        bad = ~np.isfinite(mean) | ~np.isfinite(np.exp(log_sd))
+    for i in np.flatnonzero(bad)[:1]:
+        raise corrupted_saved_fit(str(path), f"entry 'guide.parameters' gives {names[i]!r} the "
+                                             f"mean {mean[i]:.6g} and the sd exp({log_sd[i]:.6g})"
+                                             "; both must be finite")
+    return mean, log_sd
+
+
+def _non_finite(value, where: str = "") -> str | None:
+    """Where in ``value`` (nested objects and lists) the first non-finite number is:
+    '.name.log_sigma', '.layers[3]'."""
+    if isinstance(value, float):
+        return None if np.isfinite(value) else where
+    items = (value.items() if isinstance(value, dict) else
+             ((f"[{i}]", v) for i, v in enumerate(value)) if isinstance(value, list) else ())
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if isinstance(value, dict) else where + key)
+        if found is not None:
+            return found
+    return None
+
+
+def _lr_covariance(value, D: int, path: Path) -> np.ndarray | None:
+    """DADVI's linear-response covariance [D, D] (None when there is none, or it is empty):
+    finite, with a Cholesky factor (posterior.py draws with it)."""
+    if value is None or value == []:
+        return None
+    try:
+        matrix = np.array(value, dtype=float)
+        if matrix.shape == (D, D) and np.all(np.isfinite(matrix)):
+            np.linalg.cholesky(matrix)
+            return matrix
+    except (TypeError, ValueError, OverflowError, np.linalg.LinAlgError):
+        pass
+    raise corrupted_saved_fit(str(path), f"entry 'guide.lr_covariance' must be a {D} x {D} "
+                                         "positive-definite matrix")
 
 
 def _saved_model(folder: Path, path: str, sha256: str):
@@ -357,17 +403,26 @@ def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:
     row per element: mean, 5%, 50%, 95%). ``data`` predicts for new data (ppl/predict.py)."""
     from . import memory
     memory.check_draws(fit.options.draws if n is None else n, fit.model, "--draws")
-    draws = fit.predictive(n, data=data)
+    with np.errstate(all="ignore"):  # an overflow is reported once, by name, below
+        draws = fit.predictive(n, data=data)
     names, table = _flatten(draws)
+    intervals = _intervals(names, table)
+    bad = [row[0] for row in intervals if not np.all(np.isfinite(row[1:]))]
+    if bad:
+        warnings.warn(non_finite_summary(bad), stacklevel=2)
     write_files(folder, {"predictive.csv": csv_text(names, table),
                          "predictive_summary.csv": csv_text(
-                             ["name", "mean", "5%", "50%", "95%"], _intervals(names, table))})
+                             ["name", "mean", "5%", "50%", "95%"], intervals)})
     return folder / "predictive.csv"
 
 
-def _intervals(names: list[str], table: np.ndarray):
+def _intervals(names: list[str], table: np.ndarray) -> list[list]:
     """Rows [name, mean, 5%, 50%, 95%] of each column of ``table`` [n, columns]."""
+    if not names:       # a model that observes nothing predicts nothing
+        return []
     with np.errstate(all="ignore"):
         mean = table.mean(axis=0)
         quantiles = np.quantile(table, (0.05, 0.5, 0.95), axis=0)
-    return ([name, mean[i], *quantiles[:, i]] for i, name in enumerate(names))
+    return [[name, mean[i], *quantiles[:, i]] for i, name in enumerate(names)]
+
+

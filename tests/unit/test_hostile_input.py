@@ -424,6 +424,29 @@ def test_corrupted_saved_options_are_one_clear_error(saved_fit, tmp_path, capsys
             capsys.readouterr().err
 
 
+@pytest.mark.parametrize("entry, value, words", [
+    ("guide.parameters.s.log_sigma", 1e6, "gives 's' the mean"),
+    ("guide.parameters.mu.log_sigma", 1e6, "sd exp(1e+06); both must be finite"),
+    ("guide.parameters.mu.mu", float("nan"), "entry 'guide.parameters.mu.mu' is not a finite"),
+    ("guide.parameters.s.mu", float("inf"), "entry 'guide.parameters.s.mu' is not a finite"),
+    ("guide.parameters.s.mu", "x", "the guide's parameters (could not convert"),
+    ("guide.parameters.s", MISSING, "the guide's parameters have no entry 's'"),
+    ("guide.family", "bogus", "entry 'guide.family': option guide: unknown guide 'bogus'"),
+    ("guide.lr_covariance", [[1.0]], "'guide.lr_covariance' must be a 2 x 2 positive-definite"),
+    ("guide.lr_covariance", [[1.0, 2.0], [2.0, 1.0]], "'guide.lr_covariance' must be a 2 x 2"),
+    ("guide.lr_covariance", "x", "'guide.lr_covariance' must be a 2 x 2"),
+])
+def test_unusable_guide_parameters_are_a_corrupted_fit_for_predict(saved_fit, tmp_path, capsys,
+                                                                   entry, value, words):
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", entry, value)
+    assert main(["predict", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder / 'fit.json'}: corrupted saved fit: ")
+    assert words in err and "warning" not in err, err
+    assert not list(folder.glob("predictive*"))
+
+
 def test_an_int_beyond_a_float_is_refused_on_reading(saved_fit, tmp_path, capsys):
     from ppl.cli import main
     text = (saved_fit / "fit.json").read_text()
@@ -494,3 +517,32 @@ def test_plot_into_a_read_only_folder_is_one_clear_error(saved_fit, tmp_path, ca
     assert capsys.readouterr().err.startswith(f"error: {folder}: cannot write output files "
                                               "(Permission denied)")
     assert sorted(f.name for f in folder.iterdir()) == sorted(f.name for f in saved_fit.iterdir())
+
+
+def test_predictions_that_overflow_are_named_in_one_warning(saved_fit, tmp_path, capsys):
+    # exp(709) is a finite sd, but the mean of predictions near 1e308 overflows: a valid fit
+    # with a very wide prior can do that, so it is a warning, not a corrupted fit
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "wide", "guide.parameters.mu.log_sigma", 709.0)
+    assert main(["predict", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("ppl: warning: the summary of y[0], y[1], y[2] is not finite")
+    assert err.count("warning") == 1
+
+
+@pytest.mark.parametrize("text, data", [
+    ("data y: real[3]\nobserve y ~ Normal(0, 1)\n", '{"y": [1, 2, 3]}'),   # no step
+    ("sample mu ~ Normal(0, 1)\nlet w = exp(exp(exp(mu * 10)))\n", None),  # inf draws, no y
+])
+def test_plot_and_predict_read_unusual_valid_fits(tmp_path, capsys, text, data):
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(text)
+    if data is not None:
+        (tmp_path / "m.json").write_text(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(tmp_path / "o"),
+                     "--quiet"]) == 0
+        capsys.readouterr()
+        for command in ("summary", "plot", "predict"):
+            assert main([command, str(tmp_path / "o")]) == 0, capsys.readouterr().err
