@@ -333,15 +333,13 @@ class _progress_bar:
 def _cmd_summary(args) -> int:
     from .savedfit import read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
-    print(read_summary(Path(args.dir)))
+    print(read_summary(Path(args.dir), info["summary_note"]))
     state = "converged" if info["converged"] else "did NOT converge"
-    rule = info.get("reason", "").removeprefix("converged: ")
-    khat = info.get("khat")
+    rule = info["reason"].removeprefix("converged: ")
+    khat = info["khat"]
     print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); "
-          f"final ELBO {info['final_elbo']:.6g}"
-          + (f"; k̂ {khat:.2f}" if isinstance(khat, (int, float)) else ""))
-    if "verdict" in info:
-        print(info["verdict"]["line"])
+          f"final ELBO {info['final_elbo']:.6g}" + ("" if khat is None else f"; k̂ {khat:.2f}"))
+    print(info["verdict"]["line"])
     return 0
 
 

@@ -443,6 +443,11 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def corrupted_saved_fit(path: str, reason: str) -> PplError:
+    return PplError(f"{path}: corrupted saved fit: {reason}",
+                    hint="fit the model again with 'ppl fit MODEL --out DIR'")
+
+
 def out_overwrites_input(path: str, role: str) -> PplError:
     return PplError(f"option out: the fit would write {path}, which is this run's {role} file",
                     hint=f"move the {role} file, or choose another --out folder")

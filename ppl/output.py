@@ -72,8 +72,9 @@ class _DeferredSignals:
         return False
 
 
-def write_files(folder: Path, contents: dict[str, str]) -> None:
-    """Write every ``name -> text`` into ``folder`` (created if needed), all or nothing.
+def write_files(folder: Path, contents: dict[str, str | bytes]) -> None:
+    """Write every ``name -> text`` (or bytes: a PNG) into ``folder`` (created if needed), all
+    or nothing.
 
     Raises
     ------
@@ -129,10 +130,10 @@ def _umask() -> int:
     return mask
 
 
-def _write(handle: int, text: str) -> None:
-    with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+def _write(handle: int, content: str | bytes) -> None:
+    with os.fdopen(handle, "wb") as stream:
         os.fchmod(stream.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 ignores the umask
-        stream.write(text)
+        stream.write(content.encode("utf-8") if isinstance(content, str) else content)
         stream.flush()
         os.fsync(stream.fileno())
 

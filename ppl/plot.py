@@ -4,18 +4,18 @@ Needs the ``plot`` extra (matplotlib); imported only by that command.
 """
 from __future__ import annotations
 
-import csv
-import json
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import bad_option, file_error, missing_extra, suggest
+from .errors import bad_option, missing_extra, suggest
+from .output import write_files
+from .savedfit import fit_options, read_elbo, read_fit_json, read_numbers
 
 MAX_PANELS = 30
-_DEFAULT_WINDOW = 100
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
 
     Raises
     ------
-    PplError if matplotlib is missing, the folder is not a readable saved fit, or a name in
-    ``variables`` is not in the fit.
+    PplError if matplotlib is missing, the folder is not a readable saved fit or cannot be
+    written to, or a name in ``variables`` is not in the fit.
     """
     try:
         import matplotlib
@@ -51,27 +51,19 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
     elbo, names, draws, window = _read(folder)
     columns = _select(names, variables)
     shown = columns[:max_panels]
-    paths = [_plot_elbo(plt, elbo, window, folder / "elbo.png"),
-             _plot_marginals(plt, [names[i] for i in shown], draws[:, shown], len(columns),
-                             folder / "marginals.png")]
+    pictures = {"elbo.png": _plot_elbo(plt, elbo, window),
+                "marginals.png": _plot_marginals(plt, [names[i] for i in shown], draws[:, shown],
+                                                 len(columns))}
     plt.close("all")
-    return Plots(paths, len(shown), len(columns))
+    write_files(folder, pictures)
+    return Plots([folder / name for name in pictures], len(shown), len(columns))
 
 
 def _read(folder: Path):
     """(elbo [steps, 2], element names, draws [n, names], the fit's ELBO window)."""
-    try:
-        elbo = np.loadtxt(folder / "elbo.csv", delimiter=",", skiprows=1, ndmin=2)
-        with (folder / "draws.csv").open(encoding="utf-8", newline="") as stream:
-            names = next(csv.reader(stream))
-        draws = np.loadtxt(folder / "draws.csv", delimiter=",", skiprows=1, ndmin=2)
-    except (OSError, ValueError, StopIteration) as error:
-        raise file_error(str(folder), f"cannot read the saved fit ({error})") from None
-    try:
-        window = int(json.loads((folder / "fit.json").read_text())["options"]["window"])
-    except (OSError, ValueError, KeyError, TypeError):
-        window = _DEFAULT_WINDOW  # an older or hand-made folder: the default window
-    return elbo, names, draws, window
+    window = fit_options(read_fit_json(folder), folder / "fit.json").window
+    names, draws = read_numbers(folder / "draws.csv")
+    return read_elbo(folder), names, draws, window
 
 
 def _select(names: list[str], variables: list[str] | None) -> list[int]:
@@ -100,7 +92,7 @@ def _moving_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
-def _plot_elbo(plt, elbo: np.ndarray, window: int, path: Path) -> Path:
+def _plot_elbo(plt, elbo: np.ndarray, window: int) -> bytes:
     # Raw estimates (noisy: S draws each) beside their moving mean over one convergence
     # window, which is what the convergence rule compares.
     figure, (raw, smooth) = plt.subplots(1, 2, figsize=(11, 4))
@@ -112,17 +104,20 @@ def _plot_elbo(plt, elbo: np.ndarray, window: int, path: Path) -> Path:
         _zoom(axis, trace)
         axis.set(xlabel="step", ylabel="ELBO", title=title)
     figure.tight_layout()
-    return _save(figure, path)
+    return _png(figure)
 
 
 def _zoom(axis, trace: np.ndarray) -> None:
     # The early steps can be orders of magnitude below the rest: show the last 90% of the trace.
     tail = trace[len(trace) // 10:]
     if len(tail) > 1:
-        axis.set_ylim(np.quantile(tail, 0.01), tail.max() + 0.05 * np.ptp(tail) + 1e-9)
+        with np.errstate(all="ignore"):
+            low, high = np.quantile(tail, 0.01), tail.max() + 0.05 * np.ptp(tail) + 1e-9
+        if np.isfinite(high) and low < high:  # ELBOs near the float limit overflow the margin
+            axis.set_ylim(low, high)
 
 
-def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int, path: Path) -> Path:
+def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int) -> bytes:
     count = max(len(names), 1)
     columns = min(count, 5)
     rows = -(-count // columns)
@@ -132,19 +127,24 @@ def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int, path: 
         if index >= len(names):
             axis.axis("off")
             continue
-        axis.hist(draws[:, index], bins=40, color="C0", alpha=0.8)
-        axis.set_title(names[index], fontsize=9)
+        # a let that overflows has inf or nan draws (the summary warns): histogram the rest
+        values = draws[:, index]
+        finite = values[np.isfinite(values)]
+        axis.hist(finite, bins=40, color="C0", alpha=0.8)
+        left_out = len(values) - len(finite)
+        axis.set_title(names[index] + (f" ({left_out} not finite)" if left_out else ""),
+                       fontsize=9)
         axis.set_yticks([])
     if len(names) < total:
         figure.suptitle(f"the first {len(names)} of {total} elements "
                         "(choose others with --vars)", fontsize=10)
     figure.tight_layout()
-    return _save(figure, path)
+    return _png(figure)
 
 
-def _save(figure, path: Path) -> Path:
-    # Save to a temporary name, then rename: a failed plot never leaves a partial PNG.
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=110)
-    temporary.replace(path)
-    return path
+def _png(figure) -> bytes:
+    # Rendered in memory and written by write_files with the other picture, all or nothing:
+    # a failed plot (a read-only folder) leaves no partial PNG and no temporary file.
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()

@@ -11,18 +11,19 @@ import csv
 import dataclasses
 import json
 import platform
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
 from . import __version__
-from .errors import file_error
+from .errors import corrupted_saved_fit, file_error, non_finite_summary
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
 from .posterior import Fit
-from .summary import COLUMNS, Summary
+from .summary import COLUMNS, MCSE, Summary
 
 
 def _versions() -> dict[str, str]:
@@ -119,10 +120,11 @@ def _trust(fit: Fit) -> dict:
 
 
 def read_fit_json(folder: Path) -> dict:
-    """The saved fit's fit.json as a dict; a clear error if it is missing or unreadable."""
+    """The saved fit's fit.json as a dict, with every entry that ``ppl summary``, ``plot`` and
+    ``predict`` read checked; a clear error if it is missing, unreadable or corrupted."""
     path = folder / "fit.json"
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8"), parse_int=_json_int)
     except FileNotFoundError:
         raise file_error(str(path), "no saved fit here (run 'ppl fit MODEL --out DIR' first)") \
             from None
@@ -132,43 +134,154 @@ def read_fit_json(folder: Path) -> dict:
     return info
 
 
-# entry -> (types allowed, what to say); nested guide parameters are checked separately
+def _json_int(text: str) -> int:
+    # an int beyond a float's range would overflow where it is printed or computed with
+    if len(text.lstrip("-")) > 308:
+        raise ValueError(f"the integer {text[:20]}... is too large")
+    return int(text)
+
+
+# entry -> (types allowed, what to say): the entries the commands read, a dotted name inside
+# the entry listed before it. Each guide family reads its own parameters (guides/*.py
+# from_dict, checked in _saved_guide); FitOptions checks the options.
 _FIT_JSON = {"model_path": (str, "a path"), "model_sha256": (str, "a SHA-256 hex digest"),
              "data_path": ((str, type(None)), "a path or null"), "options": (dict, "an object"),
              "converged": (bool, "true or false"), "reason": (str, "a string"),
              "steps": (int, "an int"), "seconds": ((int, float), "a number"),
-             "final_elbo": ((int, float), "a number"), "guide": (dict, "an object")}
+             "final_elbo": ((int, float), "a number"),
+             "khat": ((int, float, type(None)), "a number or null"),
+             "verdict": (dict, "an object"), "verdict.line": (str, "a string"),
+             "summary_note": (str, "a string"), "guide": (dict, "an object"),
+             "guide.family": (str, "a guide family name"),
+             "guide.parameters": (dict, "an object")}
 
 
 def _check_fit_json(info, path: Path) -> None:
     """Refuse a fit.json that is not what save_fit writes, naming the first bad entry."""
     if not isinstance(info, dict):
-        raise file_error(str(path), "corrupted saved fit: not a JSON object")
+        raise corrupted_saved_fit(str(path), "not a JSON object")
     for name, (kinds, what) in _FIT_JSON.items():
-        if name not in info:
-            raise file_error(str(path), f"corrupted saved fit: missing entry '{name}'")
-        if not isinstance(info[name], kinds) or (kinds is int and isinstance(info[name], bool)):
-            raise file_error(str(path), f"corrupted saved fit: entry '{name}' must be {what}")
-    parameters = info["guide"].get("parameters")
-    # each family reads its own parameters back (guides/*.py from_dict, errors caught there)
-    if not isinstance(parameters, dict):
-        raise file_error(str(path), "corrupted saved fit: entry 'guide' must hold an object "
-                                    "of parameters")
+        *outer, key = name.split(".")
+        holder = info
+        for part in outer:
+            holder = holder[part]     # an object: checked before its entries
+        if key not in holder:
+            raise corrupted_saved_fit(str(path), f"missing entry '{name}'")
+        value = holder[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool):
+            raise corrupted_saved_fit(str(path), f"entry '{name}' must be {what}")
+    fit_options(info, path)
 
 
-def read_summary(folder: Path) -> Summary:
-    """The saved summary.csv as a Summary table."""
+def fit_options(info: dict, path: Path):
+    """The saved fit's FitOptions, from the entry 'options' of its fit.json at ``path``."""
+    from .errors import PplError
+    from .options import FitOptions
+    try:
+        return FitOptions.from_kwargs(**info["options"])
+    except PplError as error:
+        raise corrupted_saved_fit(str(path), f"entry 'options': {error.message}") from None
+
+
+def read_summary(folder: Path, note: str) -> Summary:
+    """The saved summary.csv as a Summary table, with ``note`` (fit.json's summary_note)
+    printed above it."""
     path = folder / "summary.csv"
+    rows = _rows(path)
+    header = _header(path, rows, (["name", *COLUMNS], ["name", *COLUMNS, MCSE]))
+    table: dict[str, tuple[float, ...]] = {}
+    for line, row in rows:
+        if not row:
+            continue
+        values = _numbers(path, line, row, len(header), first=1)
+        if not row[0] or row[0] in table:
+            raise corrupted_saved_fit(str(path), f"line {line}: " + (
+                "a blank name" if not row[0] else f"the name {row[0]!r} appears twice"))
+        table[row[0]] = values
+    return Summary(table, tuple(header[1:]), note)
+
+
+def read_elbo(folder: Path) -> np.ndarray:
+    """The saved ELBO trace [steps, 2]: the step (1, 2, 3, ...) and the ELBO estimate."""
+    path = folder / "elbo.csv"
+    elbo = read_numbers(path, ["step", "elbo"])[1]
+    steps = np.arange(1, len(elbo) + 1)
+    for i in np.flatnonzero(elbo[:, 0] != steps)[:1]:
+        raise corrupted_saved_fit(str(path), f"row {i + 1} has step {elbo[i, 0]:g}; the "
+                                             "steps count 1, 2, 3, ...")
+    for i in np.flatnonzero(~np.isfinite(elbo[:, 1]))[:1]:
+        # the fit skips steps whose ELBO is not finite: it never writes one
+        raise corrupted_saved_fit(str(path), f"the ELBO at step {i + 1} is {elbo[i, 1]}")
+    return elbo
+
+
+def read_numbers(path: Path, header: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """The header and the numbers [rows, columns] of a CSV table that save_fit wrote
+    (draws.csv, elbo.csv); ``header``, when given, is the one the file must have.
+
+    Raises
+    ------
+    PplError naming the file, and the line where it can, when it is missing, empty or not
+    a header and rows of one number per column.
+    """
+    rows = _rows(path)
+    found = _header(path, rows, () if header is None else (header,))
+    try:
+        with warnings.catch_warnings():
+            # loadtxt warns of a file without rows: a fit of no steps or no elements has none
+            warnings.simplefilter("ignore", UserWarning)
+            values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, comments=None,
+                                encoding="utf-8")
+    except (OSError, ValueError):
+        values = None
+    if values is None or (values.size and values.shape[1] != len(found)):
+        for line, row in rows:  # read again only to name the first bad line
+            if row:
+                _numbers(path, line, row, len(found))
+        raise corrupted_saved_fit(str(path), "not a table of numbers")
+    return found, values.reshape(len(values), len(found))
+
+
+def _rows(path: Path):
+    """(line number, cells) of each line of a CSV file of the saved fit; line 1 is its
+    header."""
     try:
         with path.open(encoding="utf-8", newline="") as stream:
-            rows = list(csv.reader(stream))
-        columns = tuple(rows[0][1:]) if rows and rows[0][1:] else COLUMNS
-        # the note printed above the table when it was made (importance correction, DADVI)
-        note = read_fit_json(folder).get("summary_note", "")
-        return Summary({row[0]: tuple(float(v) for v in row[1:]) for row in rows[1:]}, columns,
-                       note)
-    except (OSError, ValueError, IndexError) as error:
-        raise file_error(str(path), f"cannot read the saved summary ({error})") from None
+            reader = csv.reader(stream)
+            for row in reader:
+                yield reader.line_num, row
+    except FileNotFoundError:
+        raise file_error(str(path), "missing from the saved fit") from None
+    except (OSError, ValueError, csv.Error) as error:
+        raise corrupted_saved_fit(str(path), f"cannot read it as CSV ({error})") from None
+
+
+def _header(path: Path, rows, allowed: tuple[list[str], ...]) -> list[str]:
+    """The first row of ``rows``, which must be one of ``allowed`` (any, when none is)."""
+    _, header = next(rows, (0, None))
+    expected = " or ".join(repr(",".join(h)) for h in allowed)
+    if header is None:
+        raise corrupted_saved_fit(str(path), "the file is empty" + (
+            f"; expected the header {expected}" if allowed else ""))
+    if allowed and header not in allowed:
+        raise corrupted_saved_fit(str(path), f"line 1: expected the header {expected}; found "
+                                             f"{','.join(header)[:60]!r}")
+    return header
+
+
+def _numbers(path: Path, line: int, row: list[str], width: int, first: int = 0) -> tuple:
+    """The numbers in ``row`` from cell ``first`` on; it must have ``width`` cells."""
+    if len(row) != width:
+        raise corrupted_saved_fit(str(path), f"line {line}: expected {width} cells, "
+                                             f"found {len(row)}")
+    values = []
+    for cell in row[first:]:
+        try:
+            values.append(float(cell))
+        except ValueError:
+            raise corrupted_saved_fit(str(path), f"line {line}: {cell[:40]!r} is not a "
+                                                 "number") from None
+    return tuple(values)
 
 
 def restore_fit(folder: Path) -> Fit:
@@ -179,34 +292,91 @@ def restore_fit(folder: Path) -> Fit:
 
     Raises
     ------
-    PplError when the model's meaning changed since the fit, or fit.json is incomplete.
+    PplError when the model's meaning changed since the fit, or fit.json is incomplete or
+    corrupted.
     """
     info = read_fit_json(folder)
-    try:
-        model = _saved_model(folder, info["model_path"], info["model_sha256"])
-        options = _options(info["options"], folder / "fit.json")
-        concrete, _, compiled = model.prepare(info["data_path"])
-        names = compiled.unconstrained_names()
-        spec = info["guide"].get("family", options.guide)
-        guide = (user.family_for(compiled, spec) if user.applies(compiled)
-                 else family(spec, len(names)))
-        theta = guide.from_dict(info["guide"]["parameters"], names)
-        covariance = info["guide"].get("lr_covariance")
-    except KeyError as error:
-        raise file_error(str(folder / "fit.json"), f"missing entry {error}") from None
-    except (TypeError, ValueError) as error:
-        raise file_error(str(folder / "fit.json"),
-                         f"corrupted saved fit: the guide's parameters ({error})") from None
-    result = SimpleNamespace(guide=guide, theta=theta, mu=guide.mean(theta),
-                             log_sigma=guide.log_sd(theta), names=names,
-                             converged=info["converged"],
-                             reason=info.get("reason", ""), steps=info["steps"],
-                             seconds=info["seconds"], final_elbo=info["final_elbo"],
-                             elbo=_read_elbo(folder),
-                             lr_covariance=None if covariance is None else np.array(covariance))
+    path = folder / "fit.json"
+    model = _saved_model(folder, info["model_path"], info["model_sha256"])
+    options = fit_options(info, path)
+    concrete, _, compiled = model.prepare(info["data_path"])
+    names = compiled.unconstrained_names()
+    guide, theta = _saved_guide(info["guide"], compiled, names, path)
+    mean, log_sd = _guide_moments(guide, theta, names, info["guide"]["parameters"], path)
+    covariance = _lr_covariance(info["guide"].get("lr_covariance"), len(names), path)
+    elbo = read_elbo(folder)[:, 1] if (folder / "elbo.csv").exists() else np.zeros(0)
+    result = SimpleNamespace(guide=guide, theta=theta, mu=mean, log_sigma=log_sd, names=names,
+                             converged=info["converged"], reason=info["reason"],
+                             steps=info["steps"], seconds=info["seconds"],
+                             final_elbo=info["final_elbo"], elbo=elbo,
+                             lr_covariance=covariance)
     provenance = {k: info[k] for k in ("model_path", "model_sha256", "data_path")}
     provenance["model_text"] = model.text     # for predictions on new data
     return Fit(concrete, compiled, result, options, provenance)
+
+
+def _saved_guide(saved: dict, compiled, names: list[str], path: Path):
+    """(the fitted family, its parameters theta) from fit.json's entry 'guide'."""
+    from .errors import PplError
+    spec = saved["family"]
+    try:
+        guide = (user.family_for(compiled, spec) if user.applies(compiled)
+                 else family(spec, len(names)))
+    except PplError as error:
+        raise corrupted_saved_fit(str(path), f"entry 'guide.family': {error.message}") from None
+    try:
+        return guide, guide.from_dict(saved["parameters"], names)
+    except KeyError as error:
+        raise corrupted_saved_fit(str(path), f"the guide's parameters have no entry {error}") \
+            from None
+    except (TypeError, ValueError, OverflowError) as error:
+        raise corrupted_saved_fit(str(path), f"the guide's parameters ({error})") from None
+
+
+def _guide_moments(guide, theta: np.ndarray, names: list[str], parameters: dict, path: Path):
+    """The guide's mean and log sds [D]; refused when a parameter is not finite or the mean or
+    an sd (exp of the log sd) overflows, which would make every prediction NaN."""
+    if not np.all(np.isfinite(theta)):
+        raise corrupted_saved_fit(str(path), f"entry 'guide.parameters"
+                                             f"{_non_finite(parameters)}' is not a finite number")
+    with np.errstate(all="ignore"):
+        mean, log_sd = guide.mean(theta), guide.log_sd(theta)
+        bad = ~np.isfinite(mean) | ~np.isfinite(np.exp(log_sd))
+    for i in np.flatnonzero(bad)[:1]:
+        raise corrupted_saved_fit(str(path), f"entry 'guide.parameters' gives {names[i]!r} the "
+                                             f"mean {mean[i]:.6g} and the sd exp({log_sd[i]:.6g})"
+                                             "; both must be finite")
+    return mean, log_sd
+
+
+def _non_finite(value, where: str = "") -> str | None:
+    """Where in ``value`` (nested objects and lists) the first non-finite number is:
+    '.name.log_sigma', '.layers[3]'."""
+    if isinstance(value, float):
+        return None if np.isfinite(value) else where
+    items = (value.items() if isinstance(value, dict) else
+             ((f"[{i}]", v) for i, v in enumerate(value)) if isinstance(value, list) else ())
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if isinstance(value, dict) else where + key)
+        if found is not None:
+            return found
+    return None
+
+
+def _lr_covariance(value, D: int, path: Path) -> np.ndarray | None:
+    """DADVI's linear-response covariance [D, D] (None when there is none, or it is empty):
+    finite, with a Cholesky factor (posterior.py draws with it)."""
+    if value is None or value == []:
+        return None
+    try:
+        matrix = np.array(value, dtype=float)
+        if matrix.shape == (D, D) and np.all(np.isfinite(matrix)):
+            np.linalg.cholesky(matrix)
+            return matrix
+    except (TypeError, ValueError, OverflowError, np.linalg.LinAlgError):
+        pass
+    raise corrupted_saved_fit(str(path), f"entry 'guide.lr_covariance' must be a {D} x {D} "
+                                         "positive-definite matrix")
 
 
 def _saved_model(folder: Path, path: str, sha256: str):
@@ -231,44 +401,32 @@ def _saved_model(folder: Path, path: str, sha256: str):
     return model
 
 
-def _options(options: dict, path: Path):
-    from .errors import PplError
-    from .options import FitOptions
-    try:
-        return FitOptions.from_kwargs(**options)
-    except PplError as error:
-        raise file_error(str(path), f"corrupted saved fit: {error.message}") from None
-
-
-def _read_elbo(folder: Path) -> np.ndarray:
-    path = folder / "elbo.csv"
-    if not path.exists():
-        return np.zeros(0)
-    try:
-        return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)[:, 1]
-    except (OSError, ValueError, IndexError) as error:
-        raise file_error(str(path), f"cannot read the saved ELBO trace ({error})") from None
-
-
 def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:
     """Write posterior predictive draws of every observed expression to predictive.csv (one
     column per element, one row per draw) and their summaries to predictive_summary.csv (one
     row per element: mean, 5%, 50%, 95%). ``data`` predicts for new data (ppl/predict.py)."""
     from . import memory
     memory.check_draws(fit.options.draws if n is None else n, fit.model, "--draws")
-    draws = fit.predictive(n, data=data)
+    with np.errstate(all="ignore"):  # an overflow is reported once, by name, below
+        draws = fit.predictive(n, data=data)
     names, table = _flatten(draws)
+    intervals = _intervals(names, table)
+    bad = [row[0] for row in intervals if not np.all(np.isfinite(row[1:]))]
+    if bad:
+        warnings.warn(non_finite_summary(bad), stacklevel=2)
     write_files(folder, {"predictive.csv": csv_text(names, table),
                          "predictive_summary.csv": csv_text(
-                             ["name", "mean", "5%", "50%", "95%"], _intervals(names, table))})
+                             ["name", "mean", "5%", "50%", "95%"], intervals)})
     return folder / "predictive.csv"
 
 
-def _intervals(names: list[str], table: np.ndarray):
+def _intervals(names: list[str], table: np.ndarray) -> list[list]:
     """Rows [name, mean, 5%, 50%, 95%] of each column of ``table`` [n, columns]."""
+    if not names:       # a model that observes nothing predicts nothing
+        return []
     with np.errstate(all="ignore"):
         mean = table.mean(axis=0)
         quantiles = np.quantile(table, (0.05, 0.5, 0.95), axis=0)
-    return ([name, mean[i], *quantiles[:, i]] for i, name in enumerate(names))
+    return [[name, mean[i], *quantiles[:, i]] for i, name in enumerate(names)]
 
 

@@ -466,3 +466,199 @@ def test_a_model_in_a_folder_that_cannot_be_searched(tmp_path, monkeypatch, caps
     monkeypatch.setattr(Path, "exists", refused)
     assert main(["check", str(tmp_path / "m.ppl")]) == 2
     assert "cannot read the model file (Permission denied)" in capsys.readouterr().err
+
+
+SAVED = "data y: real[3]\nsample mu ~ Normal(0, 1)\nsample s ~ HalfCauchy(5)\n" \
+        "observe y ~ Normal(mu, s)\n"
+MISSING = object()
+# fit.json entry the saved-fit commands read (a dotted name is inside the entry before the
+# dot) -> a value of the wrong type; each is also tried missing and null
+FIT_JSON_ENTRIES = {"model_path": 5, "model_sha256": 5, "data_path": 5, "options": "x",
+                    "converged": "yes", "reason": 5, "steps": 1.5, "seconds": "x",
+                    "final_elbo": True, "khat": "x", "verdict": "x", "verdict.line": 5,
+                    "summary_note": [], "guide": "x", "guide.family": 5,
+                    "guide.parameters": "x"}
+NULL_ALLOWED = {"data_path", "khat"}  # data given as a dict; an infinite k̂
+
+
+@pytest.fixture(scope="module")
+def saved_fit(tmp_path_factory) -> Path:
+    from ppl.cli import main
+    folder = tmp_path_factory.mktemp("saved")
+    (folder / "m.ppl").write_text(SAVED)
+    (folder / "m.json").write_text('{"y": [1, 2, 3]}')
+    assert main(["fit", str(folder / "m.ppl"), "--out", str(folder / "fit"), "--quiet",
+                 "--guide", "meanfield", "--iter", "300"]) == 0
+    return folder / "fit"
+
+
+def _copy_with(good: Path, folder: Path, name: str, content: str) -> Path:
+    folder.mkdir()
+    for f in good.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / name).write_text(content)
+    return folder
+
+
+def _fit_json_with(good: Path, folder: Path, entry: str, value) -> Path:
+    import json
+    info = json.loads((good / "fit.json").read_text())
+    *outer, key = entry.split(".")
+    holder = info
+    for part in outer:
+        holder = holder[part]
+    if value is MISSING:
+        del holder[key]
+    else:
+        holder[key] = value
+    return _copy_with(good, folder, "fit.json", json.dumps(info))
+
+
+@pytest.mark.parametrize("entry, value", [
+    (entry, value) for entry, wrong in FIT_JSON_ENTRIES.items()
+    for value in (wrong, MISSING) + (() if entry in NULL_ALLOWED else (None,))])
+def test_a_corrupted_fit_json_entry_is_one_clear_error(saved_fit, tmp_path, capsys, entry,
+                                                       value):
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", entry, value)
+    for command in ("summary", "plot", "predict"):
+        assert main([command, str(folder)]) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {folder / 'fit.json'}: corrupted saved fit: ")
+        assert f"'{entry}'" in err, (command, err)
+    assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
+
+
+@pytest.mark.parametrize("options", [{"window": "x"}, {"window": 0}, {"window": None},
+                                     {"bogus": 1}, {"guide": 5}])
+def test_corrupted_saved_options_are_one_clear_error(saved_fit, tmp_path, capsys, options):
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", "options", options)
+    for command in ("summary", "plot", "predict"):
+        assert main([command, str(folder)]) == 2, command
+        assert "fit.json: corrupted saved fit: entry 'options': option " in \
+            capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry, value, words", [
+    ("guide.parameters.s.log_sigma", 1e6, "gives 's' the mean"),
+    ("guide.parameters.mu.log_sigma", 1e6, "sd exp(1e+06); both must be finite"),
+    ("guide.parameters.mu.mu", float("nan"), "entry 'guide.parameters.mu.mu' is not a finite"),
+    ("guide.parameters.s.mu", float("inf"), "entry 'guide.parameters.s.mu' is not a finite"),
+    ("guide.parameters.s.mu", "x", "the guide's parameters (could not convert"),
+    ("guide.parameters.s", MISSING, "the guide's parameters have no entry 's'"),
+    ("guide.family", "bogus", "entry 'guide.family': option guide: unknown guide 'bogus'"),
+    ("guide.lr_covariance", [[1.0]], "'guide.lr_covariance' must be a 2 x 2 positive-definite"),
+    ("guide.lr_covariance", [[1.0, 2.0], [2.0, 1.0]], "'guide.lr_covariance' must be a 2 x 2"),
+    ("guide.lr_covariance", "x", "'guide.lr_covariance' must be a 2 x 2"),
+])
+def test_unusable_guide_parameters_are_a_corrupted_fit_for_predict(saved_fit, tmp_path, capsys,
+                                                                   entry, value, words):
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", entry, value)
+    assert main(["predict", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder / 'fit.json'}: corrupted saved fit: ")
+    assert words in err and "warning" not in err, err
+    assert not list(folder.glob("predictive*"))
+
+
+def test_an_int_beyond_a_float_is_refused_on_reading(saved_fit, tmp_path, capsys):
+    from ppl.cli import main
+    text = (saved_fit / "fit.json").read_text()
+    folder = _copy_with(saved_fit, tmp_path / "bad", "fit.json",
+                        text.replace('"seconds": ', '"seconds": 1' + "0" * 400 + ", \"x\": "))
+    assert main(["summary", str(folder)]) == 2
+    assert "fit.json: cannot read the saved fit (the integer 1000" in capsys.readouterr().err
+
+
+HEADER = "name,mean,sd,5%,50%,95%\n"
+# (file, content, the commands that read it, the words of the error after the file's name)
+CORRUPTED_CSV = [
+    ("elbo.csv", "", ("plot", "predict"), "the file is empty; expected the header 'step,elbo'"),
+    ("elbo.csv", "garbage\n", ("plot", "predict"), "line 1: expected the header 'step,elbo'"),
+    ("elbo.csv", "step,elbo\n1,abc\n", ("plot", "predict"), "line 2: 'abc' is not a number"),
+    ("elbo.csv", "step,elbo\n1,-3,4\n", ("plot", "predict"), "line 2: expected 2 cells, found 3"),
+    ("elbo.csv", "step,elbo\n1\n", ("plot", "predict"), "line 2: expected 2 cells, found 1"),
+    ("elbo.csv", "step,elbo\n1,-3\n2,nan\n", ("plot", "predict"), "the ELBO at step 2 is nan"),
+    ("elbo.csv", "step,elbo\n1,-3\n3,-2\n", ("plot", "predict"), "row 2 has step 3"),
+    ("summary.csv", "", ("summary",), "the file is empty; expected the header 'name,mean,"),
+    ("summary.csv", "garbage here\n", ("summary",), "line 1: expected the header 'name,mean,"),
+    ("summary.csv", HEADER + "mu,1,2\n", ("summary",), "line 2: expected 6 cells, found 3"),
+    ("summary.csv", HEADER + "mu,1,2,3,xyz,5\n", ("summary",), "line 2: 'xyz' is not a number"),
+    ("summary.csv", HEADER + "mu,1,2,3,4,5\n\nmu,1,2,3,4,5\n", ("summary",),
+     "line 4: the name 'mu' appears twice"),
+    ("summary.csv", HEADER + ",1,2,3,4,5\n", ("summary",), "line 2: a blank name"),
+    ("draws.csv", "", ("plot",), "the file is empty"),
+    ("draws.csv", "mu,s\n1,2\n3\n", ("plot",), "line 3: expected 2 cells, found 1"),
+    ("draws.csv", "mu,s\n1,2\nabc,4\n", ("plot",), "line 3: 'abc' is not a number"),
+]
+
+
+@pytest.mark.parametrize("name, content, commands, words", CORRUPTED_CSV)
+def test_a_corrupted_saved_table_is_a_located_error(saved_fit, tmp_path, capsys, name, content,
+                                                    commands, words):
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "bad", name, content)
+    for command in commands:
+        assert main([command, str(folder)]) == 2, command
+        err = capsys.readouterr().err
+        # one error, no raw numpy warning before it
+        assert err.startswith(f"error: {folder / name}: corrupted saved fit: {words}"), err
+    assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
+
+
+def test_plot_into_a_read_only_folder_is_one_clear_error(saved_fit, tmp_path, capsys,
+                                                         monkeypatch):
+    # root may write into a chmod 555 folder, so creating a file there is refused by hand
+    import builtins
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "ro", "model.ppl", SAVED)
+    real_open, real_os_open = builtins.open, os.open
+
+    def refuse(path, creating: bool):
+        if creating and Path(path).parent == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        refuse(file, isinstance(file, (str, os.PathLike)) and any(c in mode for c in "wax+"))
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        refuse(path, bool(flags & os.O_CREAT))
+        return real_os_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
+    assert main(["plot", str(folder)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {folder}: cannot write output files "
+                                              "(Permission denied)")
+    assert sorted(f.name for f in folder.iterdir()) == sorted(f.name for f in saved_fit.iterdir())
+
+
+def test_predictions_that_overflow_are_named_in_one_warning(saved_fit, tmp_path, capsys):
+    # exp(709) is a finite sd, but the mean of predictions near 1e308 overflows: a valid fit
+    # with a very wide prior can do that, so it is a warning, not a corrupted fit
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "wide", "guide.parameters.mu.log_sigma", 709.0)
+    assert main(["predict", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("ppl: warning: the summary of y[0], y[1], y[2] is not finite")
+    assert err.count("warning") == 1
+
+
+@pytest.mark.parametrize("text, data", [
+    ("data y: real[3]\nobserve y ~ Normal(0, 1)\n", '{"y": [1, 2, 3]}'),   # no step
+    ("sample mu ~ Normal(0, 1)\nlet w = exp(exp(exp(mu * 10)))\n", None),  # inf draws, no y
+])
+def test_plot_and_predict_read_unusual_valid_fits(tmp_path, capsys, text, data):
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(text)
+    if data is not None:
+        (tmp_path / "m.json").write_text(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(tmp_path / "o"),
+                     "--quiet"]) == 0
+        capsys.readouterr()
+        for command in ("summary", "plot", "predict"):
+            assert main([command, str(tmp_path / "o")]) == 0, capsys.readouterr().err
