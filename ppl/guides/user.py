@@ -369,7 +369,13 @@ def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.nda
         else:
             x = _draw_latent(step, env, rng, 1)
         env[step.name] = x
-        values.append(np.ravel(np.asarray(bijector.inverse(x), dtype=float)))
+        unconstrained = np.ravel(np.asarray(bijector.inverse(x), dtype=float))
+        if step.name in init and not np.all(np.isfinite(unconstrained)):
+            # on a bound (0 for <lower=0>): the unconstrained start is -inf and no step can
+            # leave it (the fit "converged" after 0 steps at the bound)
+            raise bad_init(step.name, "a value on a bound of its support; the fit starts "
+                           "strictly inside it")
+        values.append(unconstrained)
     return np.concatenate(values) if values else np.zeros(0)
 
 

@@ -124,6 +124,16 @@ def test_bad_init_is_an_option_error(init, message):
         model.fit({}, guide="meanfield", init=init)
 
 
+@pytest.mark.parametrize("prior, message", [("", "outside its support"),
+                                            (" ~ HalfNormal(5)", "on a bound of its support")])
+def test_init_on_a_bound_is_an_option_error(prior, message):
+    # HalfNormal's support holds 0, the bound's open interval does not: log(0) = -inf, and the
+    # fit used to stay there, "converged after 0 steps"
+    model = ppl.compile(f"param v: real<lower=0>{prior}\nfactor -100 * (v - 2) ** 2\n")
+    with pytest.raises(PplError, match=f"'v': a value {message}"):
+        model.fit({}, init={"v": 0.0})
+
+
 @pytest.mark.parametrize("method", ["advi", "dadvi"])
 @pytest.mark.parametrize("init, message", [
     ({"mu": 1.0}, "'mu': a sample statement's latent, not a param"),
