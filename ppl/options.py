@@ -29,7 +29,8 @@ class FitOptions:
         one autoregressive layer, for funnels; up to 20 dimensions, fitted by L-BFGS-B on rounds
         of fixed draws). The richer families are warm-started from a mean-field fit; see
         docs/guides.md.
-    iter : maximum number of optimization steps.
+    iter : maximum number of optimization steps of each family fitted (a warm start and each
+        family ``--guide auto`` tries take up to ``iter`` steps of their own).
     lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
     draws : posterior draws taken from the fitted guide for files and the API (draws.csv,
@@ -117,6 +118,9 @@ class FitOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad_option(name, f"must be a positive integer; found {value!r}")
+        if self.window < 2:
+            # the rule measures the iterates' spread within a window: one step has none
+            raise bad_option("window", f"must be at least 2 steps; found {self.window}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise bad_option("seed", f"must be a non-negative integer; found {self.seed!r}")
         for name in ("tol", "init_scale", "lr"):

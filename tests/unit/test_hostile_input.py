@@ -88,6 +88,13 @@ def test_non_finite_or_negative_options_are_option_errors(option, value):
         ppl.compile(SMALL).fit(Y, **{option: value})
 
 
+def test_a_window_of_one_step_is_an_option_error():
+    # one step has no spread to measure: numpy warned "Degrees of freedom <= 0" and the rule
+    # ran on NaN
+    with pytest.raises(PplError, match="option window: must be at least 2 steps; found 1"):
+        ppl.compile(SMALL).fit(Y, window=1)
+
+
 def test_draws_beyond_memory_are_refused_with_the_figure():
     with pytest.raises(PplError) as info:
         ppl.compile(SMALL).fit(Y, draws=10 ** 15)
