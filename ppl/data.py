@@ -17,7 +17,7 @@ import numpy as np
 from . import errors, ir
 from .datafiles import describe as _describe
 from .datafiles import read_data
-from .evaluate import evaluate_data
+from .evaluate import data_let, evaluate_data
 
 _INT64_LIMIT = 2.0 ** 63
 _EXPR_TYPES = get_args(ir.Expr)
@@ -91,7 +91,7 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
         for expr in _expressions(statement):
             check_indices(expr, env, dims)
         if isinstance(statement, ir.Let) and statement.data_only:
-            env[statement.name] = evaluate_data(statement.value, env)
+            env[statement.name] = data_let(statement, env, warn=False)
         elif isinstance(statement, ir.Observe):
             _check_support(statement, env)
 
@@ -237,7 +237,7 @@ def _check_bounds(model: ir.Model, values: dict[str, np.ndarray], dims: dict) ->
         if (isinstance(statement, ir.Let) and statement.data_only
                 and _used_by_bounds(model, statement)):
             check_indices(statement.value, env, dims)
-            env[statement.name] = evaluate_data(statement.value, env)
+            env[statement.name] = data_let(statement, env, warn=False)
         if not isinstance(statement, ir.Data):
             continue
         for bound, above in ((statement.lower, True), (statement.upper, False)):

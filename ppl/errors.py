@@ -396,6 +396,12 @@ def _bytes(n: int) -> str:
     return f"{n} bytes"
 
 
+def let_not_finite(span: Span, name: str, where: str, found) -> PplWarning:
+    return PplWarning(f"let '{name}' is not finite: {found} at {where} (computed from the data "
+                      "once, before the fit)", span,
+                      hint="a division by zero, log(0) or an overflow in this let's arithmetic")
+
+
 def non_finite_summary(names: list[str]) -> PplWarning:
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return PplWarning(f"the summary of {shown} is not finite: its draws overflow (inf) or are "

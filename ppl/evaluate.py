@@ -7,6 +7,7 @@ Run-time values carry a leading draw axis (S, or 1 for data), as TEAM.md's conve
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from operator import itemgetter
 from typing import Any, get_args
@@ -76,8 +77,26 @@ def data_lets(model: ir.Model, data_env: Mapping[str, np.ndarray]) -> dict[str, 
     lets = {}
     for statement in model.statements:
         if isinstance(statement, ir.Let) and statement.data_only:
-            lets[statement.name] = env[statement.name] = evaluate_data(statement.value, env)
+            lets[statement.name] = env[statement.name] = data_let(statement, env)
     return lets
+
+
+def data_let(statement: ir.Let, env: Mapping[str, np.ndarray],
+             warn: bool = True) -> np.ndarray:
+    """The value of a data-only let. numpy's own warnings ('divide by zero', 'Mean of empty
+    slice') name no statement: a value that is not finite gets one warning naming the let
+    and its first such element instead (data is finite, so it came from this arithmetic),
+    unless not ``warn`` (the data's checks compute the lets before the compiler does)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = evaluate_data(statement.value, env)
+    bad = ~np.isfinite(value) if np.asarray(value).dtype.kind == "f" else None
+    if warn and bad is not None and bad.any():
+        from .data import _first
+        where, found = _first(statement.name, bad, value)
+        warnings.warn(errors.let_not_finite(statement.span, statement.name, where, found),
+                      stacklevel=2)
+    return value
 
 
 # ----- building closures --------------------------------------------------------------------

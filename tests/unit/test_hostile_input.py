@@ -395,6 +395,27 @@ def test_a_let_that_overflows_is_named_in_a_warning():
     assert "inf" in str(summary).splitlines()[-1]
 
 
+EMPTY_MEAN = "data N: int\ndata x: real[N]\nlet c = x - mean(x)\n"
+
+
+@pytest.mark.parametrize("text, data, message", [
+    ("let a = 1 / 0\n", {}, "let 'a' is not finite: inf at a"),
+    (EMPTY_MEAN + "let d = log(x)\n", {"N": 2, "x": [0.0, 1.0]},
+     "let 'd' is not finite: -inf at d[0]"),
+    # empty data: mean(x) is nan (numpy warns 'Mean of empty slice'), but c has no element
+    (EMPTY_MEAN, {"N": 0, "x": []}, None),
+])
+def test_a_data_only_let_that_is_not_finite_is_named_once(text, data, message):
+    model = ppl.compile(text + "sample mu ~ Normal(0, 1)\n")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.fit(data, guide="meanfield", iter=200)
+    shown = [getattr(w.message, "message", str(w.message)) for w in record]
+    assert not any("encountered" in m or "empty slice" in m for m in shown), shown
+    named = [m.split(" (computed")[0] for m in shown if "is not finite" in m]
+    assert named == ([message] if message else [])
+
+
 def test_a_huge_but_finite_sd_is_computed_not_overflowed():
     from ppl.posterior import Summary
     values = np.array([-1.0, 0.0, 1.0, 2.0]) * 1e200
