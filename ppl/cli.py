@@ -180,7 +180,12 @@ def _cmd_check(args) -> int:
     from .api import load
     model = load(args.model)
     model.check_something_to_fit()  # as fit does: check and fit agree on what is valid
-    concrete = model.prepare(args.data)[0] if args.data else model.ir
+    if args.data or not model.ir.data:
+        # a model without data statements has nothing to load: it gets fit's data-time
+        # checks too (a parameter of 0 / 0)
+        concrete = model.prepare(args.data or {}, whole=False)[0]
+    else:
+        concrete = model.ir
     print(f"{args.model}: ok")
     print(_describe_model(concrete))
     return 0

@@ -92,8 +92,25 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
             check_indices(expr, env, dims)
         if isinstance(statement, ir.Let) and statement.data_only:
             env[statement.name] = data_let(statement, env, warn=False)
-        elif isinstance(statement, ir.Observe):
+            continue
+        if isinstance(statement, ir.Observe):
             _check_support(statement, env)
+        if isinstance(getattr(statement, "dist", None), ir.Dist):
+            _check_data_parameters(statement.dist, env)
+
+
+def _check_data_parameters(dist: ir.Dist, env) -> None:
+    """Each parameter computed from data alone (``sigma`` given as data, a ``0 / 0``) against
+    its constraint, as the checker checks literals: a latent's AR1 with data phi = 2 or a
+    negative sigma had fitted and said 'reliable' (its innovations' density stays finite)."""
+    from .frontend.supports import check_parameter_value
+    for name, expr in dist.params:
+        if isinstance(expr, ir.Dist):          # a Mixture's components
+            _check_data_parameters(expr, env)
+        elif not expr.deps:
+            with np.errstate(all="ignore"):
+                value = evaluate_data(expr, env)
+            check_parameter_value(dist.cls, name, value, expr.span)
 
 
 # ----- converting and checking one declared name --------------------------------------------

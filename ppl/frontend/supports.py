@@ -82,10 +82,19 @@ def check_constant(cls, name: str, value: ir.Expr) -> None:
     not finite: ``Normal(0, -1)``, ``Normal(0, 1e400)``, ``Categorical([0.3, 0.3])``, a
     covariance that is not symmetric positive definite. The found value names the element, or
     for a parameter with event axes (a vector of probabilities, a matrix) the whole event."""
-    constraint = cls.constraints.get(name)
     v = constant_value(value)
-    if v is None or constraint is None:
+    if v is not None:
+        check_parameter_value(cls, name, v, value.span)
+
+
+def check_parameter_value(cls, name: str, v: np.ndarray, span) -> None:
+    """Refuse the value ``v`` of parameter ``name`` of distribution ``cls`` (a constant, or
+    a data-only expression evaluated on the data) when it is not finite or lies outside the
+    parameter's constraint, naming the element or event (as :func:`check_constant`)."""
+    constraint = cls.constraints.get(name)
+    if constraint is None:
         return
+    v = np.asarray(v, dtype=float)
     finite = np.isfinite(v)
     # checked finite first: eigenvalues of a matrix holding inf are not defined
     ok = finite if not finite.all() else np.asarray(constraint.check(v))
@@ -94,7 +103,7 @@ def check_constant(cls, name: str, value: ir.Expr) -> None:
     event = cls.param_event_dims.get(name, 0)
     at = np.unravel_index(int(np.argmin(ok)), ok.shape)[:v.ndim - event]
     found = _format(v[at]) + (f" at {name}[{', '.join(str(i) for i in at)}]" if at else "")
-    raise errors.bad_parameter(value.span, cls.name, name, constraint.describe(), found)
+    raise errors.bad_parameter(span, cls.name, name, constraint.describe(), found)
 
 
 def _format(v: np.ndarray) -> str:

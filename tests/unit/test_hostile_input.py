@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -357,6 +358,10 @@ FIT_TIME_FAILURES = [
     ("sample a: real[2] ~ Dirichlet([-1.0, 1.0])\n", "1:31", "'alpha' of Dirichlet"),
     ("sample a ~ Mixture([-0.5, 1.5], Normal([0.0, 1.0], 1))\n", "1:20", "'w' of Mixture"),
     ("sample mu ~ Normal(0, 1e400)\n", "1:23", "'sigma' of Normal must be (0, inf); found inf"),
+    # no value at check time (0 / 0 does not fold): refused by the data-time check, which
+    # check runs too on a model without data statements
+    ("sample x ~ Normal(0, 0/0)\n", "1:22", "'sigma' of Normal must be (0, inf); found nan"),
+    ("sample x: real[3] ~ AR1(0/0, 0.5, 1)\n", "1:25", "'mu' of AR1"),
     ("", "1:1", "nothing to fit"),
     ("# nothing yet\n", "2:1", "nothing to fit"),
     ("data x: real\n", "2:1", "nothing to fit"),
@@ -374,6 +379,23 @@ def test_check_refuses_what_fit_would_fail_on(tmp_path, capsys, text, where, mes
     assert first.startswith(f"{path}:{where}: error: ") and message in first
     assert main(["fit", str(path), "--quiet"]) == 2
     assert capsys.readouterr().err.splitlines()[0] == first
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"phi": 2.0, "s": 1.0}, "parameter 'phi' of AR1 must be (-1, 1); found 2"),
+    ({"phi": 0.5, "s": -1.0}, "parameter 'sigma' of AR1 must be (0, inf); found -1"),
+    ({"phi": 0.5, "s": [1.0, 0.0, 1.0]}, "parameter 'sigma' of Normal must be (0, inf); "
+                                         "found 0 at sigma[1]"),
+])
+def test_a_parameter_given_by_data_is_checked_against_its_constraint(data, message):
+    # a latent AR1 is fitted through its innovations, whose density stays finite: with phi 2
+    # the summary was nan and with sigma -1 a plausible table, both 'reliable'
+    latent = ("data s: real[3]\nsample x: real[3] ~ Normal(phi, s)\n"
+              if isinstance(data["s"], list) else
+              "data s: real\nsample x: real[3] ~ AR1(0, phi, s)\n")
+    model = ppl.compile("data phi: real\n" + latent)
+    with pytest.raises(PplError, match=re.escape(message)):
+        model.fit(data, guide="meanfield", iter=200)
 
 
 def test_check_passes_a_model_of_params_and_a_factor(tmp_path, capsys):
