@@ -132,6 +132,10 @@ class Model:
         if fit_options.method == "dadvi" and user.applies(compiled):
             raise bad_option("method", "dadvi does not fit models with param or guide "
                              "statements; use advi")
+        if fit_options.method == "dadvi" and fit_options.starts > 1:
+            # it was ignored without a word: one fit, no comparison, yet 'starts' asked for
+            raise bad_option("starts", "method dadvi fits from one start; the multi-start "
+                             "check needs method advi")
         if fit_options.method == "dadvi":
             from .infer import dadvi  # scipy.optimize is imported only when DADVI is used
             result = dadvi.fit(compiled, fit_options, rng, progress=progress)

@@ -70,6 +70,14 @@ def test_unknown_method_is_an_option_error():
         FitOptions(method="dadvy")
 
 
+def test_dadvi_with_several_starts_is_an_option_error(capsys, models_dir):
+    # --starts was ignored without a word: one fit, no comparison
+    status = main(["fit", str(models_dir / "linear_regression.ppl"), "--method", "dadvi",
+                   "--starts", "2", "--quiet"])
+    assert status == 2
+    assert "option starts: method dadvi fits from one start" in capsys.readouterr().err
+
+
 def test_cli_dadvi_draws_below_two_exits_2(capsys, models_dir):
     status = main(["fit", str(models_dir / "linear_regression.ppl"), "--method", "dadvi",
                    "--dadvi-draws", "1", "--quiet"])
