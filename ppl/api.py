@@ -173,7 +173,8 @@ class Model:
     def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
         """Draws from the prior: every latent, and every observed expression given them.
 
-        Returns name (or observed expression text) -> array [n, *shape].
+        Returns name (or observed expression text) -> array [n, *shape]. ``n`` is a positive
+        int and ``seed`` a non-negative int (numpy ints too), as the fit options' counts and seed.
         """
         n, seed = check_count("n", n), check_seed("seed", seed)
         concrete, _, compiled = self.prepare(data)

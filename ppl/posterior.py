@@ -186,7 +186,8 @@ class Fit:
     def draws(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior draws of every latent and reported ``let``: name -> array [n, *shape].
 
-        ``n`` defaults to the ``draws`` option. The same fit gives the same draws.
+        ``n`` defaults to the ``draws`` option; given, it is a positive int (numpy ints too),
+        as for the other methods taking ``n``. The same fit gives the same draws.
         """
         n = self._count(n, self.options.draws)
         if n not in self._cache:
