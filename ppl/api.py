@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +23,7 @@ from .errors import bad_option, empty_model, file_error
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
-from .options import FitOptions
+from .options import FitOptions, check_count, check_progress, check_seed
 from .posterior import Fit, psis_draws
 
 
@@ -114,6 +115,7 @@ class Model:
         (``check_something_to_fit``), or a log density that is not finite.
         """
         fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
+        check_progress(progress)
         self.check_something_to_fit()
         user.check_init_names(fit_options.init, _names(self.ir, ir.Param),
                               _names(self.ir, ir.Latent))
@@ -175,10 +177,13 @@ class Model:
     def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
         """Draws from the prior: every latent, and every observed expression given them.
 
-        Returns name (or observed expression text) -> array [n, *shape].
+        Returns name (or observed expression text) -> array [n, *shape]. ``n`` is a positive
+        int and ``seed`` a non-negative int (numpy ints too), as the fit options' counts and seed.
         """
-        _, _, compiled = self.prepare(data)
-        return compiled.sample_prior(np.random.default_rng([seed, 3]), int(n))
+        n, seed = check_count("n", n), check_seed("seed", seed)
+        concrete, _, compiled = self.prepare(data)
+        memory.check_draws(n, concrete, "n =")
+        return compiled.sample_prior(np.random.default_rng([seed, 3]), n)
 
 
 def _names(program, kind) -> tuple[str, ...]:
@@ -243,6 +248,8 @@ def load(path: str | Path) -> Model:
     ------
     PplError if the file cannot be read or the model is not valid.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise bad_option("path", f"must be a str or os.PathLike; found {type(path).__name__}")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
             raise file_error(str(path), "not a regular file")
@@ -260,6 +267,8 @@ def load(path: str | Path) -> Model:
 
 def compile(source: str, path: str = "<string>") -> Model:  # noqa: A001 - the API's name
     """Parse and check model text given directly (``path`` only names it in errors)."""
-    return Model(source, path)
+    if not isinstance(source, str):
+        raise bad_option("source", f"the model text must be a str; found {type(source).__name__}")
+    return Model(source, str(path))
 
 

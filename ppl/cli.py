@@ -266,8 +266,10 @@ def _out_folder(args) -> Path | None:
     files a fit writes is one of the run's own inputs (`--data DIR/draws.csv --out DIR` would
     replace the user's data with the draws). The model may be DIR/model.ppl: it is rewritten
     with its own text, so a saved fit can be fitted again in place."""
-    if not args.out:
+    if args.out is None:
         return None
+    if not args.out:    # an empty --out wrote nothing, and said nothing
+        raise bad_option("--out", f"must name a folder; found {args.out!r}")
     from .output import prepare_dir
     from .savedfit import FILES
     folder = prepare_dir(args.out)

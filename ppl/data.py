@@ -50,8 +50,7 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
     declared = model.data
     extra = [name for name in raw if name not in declared]
     if extra:
-        names = ", ".join(map(str, extra))
-        warnings.warn(f"the data has names the model does not declare: {names}", stacklevel=2)
+        warnings.warn(errors.undeclared_data(extra), stacklevel=2)
     inferable = _inferable_dims(declared, raw)
     values: dict[str, np.ndarray] = {}
     dims: dict[str, int] = {}

@@ -315,6 +315,21 @@ def constant_index_out_of_range(span: Span, index: int, size: int) -> PplError:
                     f"{_valid_indices(size)}", span)
 
 
+def undeclared_data(names: list) -> PplWarning:
+    shown = ", ".join(map(data_name, names[:10])) + (
+        f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return PplWarning(f"the data has names the model does not declare: {shown}")
+
+
+def data_name(name, limit: int = 40) -> str:
+    """A data key as written in a message: a plain identifier as it is; any other key (empty,
+    an invisible character, a terminal escape) quoted and escaped by repr; cut after ``limit``
+    characters."""
+    text = str(name)
+    cut, more = text[:limit], "..." if len(text) > limit else ""
+    return (cut if cut.isascii() and cut.isidentifier() else repr(cut)) + more
+
+
 def bad_data_argument(found: str) -> PplError:
     return PplError(f"data must be a dict of names and values, or a path to a .json, .csv "
                     f"or .npz file; found {found}")

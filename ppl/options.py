@@ -1,7 +1,11 @@
 """FitOptions: every fit option, its default and its meaning, read by both the API and the CLI."""
 from __future__ import annotations
 
+import inspect
+import math
 from dataclasses import dataclass, fields
+
+import numpy as np
 
 from .errors import bad_option
 from .guides import check_spec
@@ -110,25 +114,25 @@ class FitOptions:
                 check_spec(self.guide)[0] in ("flow", "scaled"):
             raise bad_option("guide", "method dadvi fits the meanfield, fullrank and lowrank "
                              f"guides, not {check_spec(self.guide)[0]}")
-        if (not isinstance(self.dadvi_draws, int) or isinstance(self.dadvi_draws, bool)
-                or self.dadvi_draws < 2):
-            raise bad_option("dadvi_draws", "must be an integer of at least 2 (the Monte Carlo "
-                             f"standard errors need two draws); found {self.dadvi_draws!r}")
+        # numpy ints are stored as Python ints: fit.json records the options
+        object.__setattr__(self, "dadvi_draws", check_integer(
+            "dadvi_draws", self.dadvi_draws, 2,
+            " (the Monte Carlo standard errors need two draws)"))
         for name in ("iter", "mc_samples", "draws", "window", "starts"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad_option(name, f"must be a positive integer; found {value!r}")
+            object.__setattr__(self, name, check_count(name, getattr(self, name)))
         if self.window < 2:
             # the rule measures the iterates' spread within a window: one step has none
             raise bad_option("window", f"must be at least 2 steps; found {self.window}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise bad_option("seed", f"must be a non-negative integer; found {self.seed!r}")
+        object.__setattr__(self, "seed", check_seed("seed", self.seed))
+        if not isinstance(self.stl, (bool, np.bool_)):   # 'false' would be true
+            raise bad_option("stl", f"must be True or False; found {self.stl!r}")
+        object.__setattr__(self, "stl", bool(self.stl))
         for name in ("tol", "init_scale", "lr"):
             value = getattr(self, name)
             if name == "lr" and value is None:
                 continue
             # inf would pass '> 0' and make every step non-finite
-            if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            if not _real(value) or not 0 < value < float("inf"):
                 raise bad_option(name, f"must be a positive finite number; found {value!r}")
 
     @classmethod
@@ -169,7 +173,58 @@ def _plain_batch(batch) -> dict:
         raise bad_option("batch", "must name one dimension and its batch size, e.g. "
                          f"{{'N': 128}}; found {batch!r}")
     (name, size), = batch.items()
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise bad_option("batch", f"the batch size of '{name}' must be a positive integer; "
-                         f"found {size!r}")
-    return {str(name): size}
+    return {str(name): check_count(f"batch (the batch size of '{name}')", size)}
+
+
+def check_integer(name: str, value, least: int, why: str = "") -> int:
+    """``value`` as a Python int when it is an integer (a Python or numpy int, not a bool) of
+    at least ``least``; else an option error naming ``name``, ``why`` said after the rule."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= least:
+        return int(value)
+    rule = {0: "a non-negative integer", 1: "a positive integer"}.get(
+        least, f"an integer of at least {least}")
+    raise bad_option(name, f"must be {rule}{why}; found {_shown(value)}")
+
+
+def check_count(name: str, value) -> int:
+    """A count of draws, steps or starts: a positive integer (:func:`check_integer`)."""
+    return check_integer(name, value, 1)
+
+
+def check_seed(name: str, value) -> int:
+    """A seed of numpy's Generator: a non-negative integer (:func:`check_integer`)."""
+    return check_integer(name, value, 0)
+
+
+def _real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and \
+        not isinstance(value, bool)
+
+
+def check_seconds(name: str, value) -> float:
+    """A duration: a finite number of at least 0."""
+    if not _real(value) or not 0 <= value < math.inf:
+        raise bad_option(name, f"must be a finite number of at least 0; found {_shown(value)}")
+    return value
+
+
+def check_progress(progress) -> None:
+    """Refuse a ``progress`` that is not None or a callable taking (step, elbo, lr)."""
+    if progress is None:
+        return
+    if not callable(progress):
+        raise bad_option("progress", "must be None or a function called as progress(step, "
+                         f"elbo, lr); found {_shown(progress)}")
+    try:
+        inspect.signature(progress).bind(0, 0.0, 0.0)
+    except ValueError:      # no signature to inspect (some builtins): trust it
+        return
+    except TypeError:
+        raise bad_option("progress", "must accept three arguments, progress(step, elbo, lr); "
+                         f"found {_shown(progress)}") from None
+
+
+def _shown(value) -> str:
+    """repr(value), cut when long: a found value echoed in a message stays one line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import memory
+from .options import check_count, check_seconds
 from .infer.early import log_weights
 from .infer.optim import draw_elements, score_chunk
 from .infer.psis import Psis, psis
@@ -153,6 +154,16 @@ class Fit:
 
     # ----- draws --------------------------------------------------------------------------------
 
+    def _count(self, n, default: int) -> int:
+        """The draws a method was asked for: ``default`` when ``n`` is None, else ``n`` checked
+        as a count that the machine's memory holds (the CLI's --draws rule)."""
+        if n is None:
+            return default
+        n = check_count("n", n)
+        if self.model is not None:      # None: a test's stand-in model
+            memory.check_draws(n, self.model, "n =")
+        return n
+
     def _rng(self, purpose: int) -> np.random.Generator:
         # A child stream per purpose, derived from the fit's seed: draws and predictive draws
         # are reproducible and independent of each other and of the optimization's stream.
@@ -175,9 +186,10 @@ class Fit:
     def draws(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior draws of every latent and reported ``let``: name -> array [n, *shape].
 
-        ``n`` defaults to the ``draws`` option. The same fit gives the same draws.
+        ``n`` defaults to the ``draws`` option; given, it is a positive int (numpy ints too),
+        as for the other methods taking ``n``. The same fit gives the same draws.
         """
-        n = self.options.draws if n is None else int(n)
+        n = self._count(n, self.options.draws)
         if n not in self._cache:
             # Discrete latents are drawn from their conditional posterior (child stream 3).
             with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
@@ -193,7 +205,7 @@ class Fit:
     def probabilities_by_draw(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Each discrete latent's conditional posterior given each of ``n`` posterior draws
         of the continuous latents: name -> [n, *shape, K]."""
-        n = self.options.draws if n is None else int(n)
+        n = self._count(n, self.options.draws)
         return self.compiled.probabilities(self._posterior_zeta(n))
 
     def values(self) -> dict[str, np.ndarray]:
@@ -266,11 +278,11 @@ class Fit:
         ``data`` (a dict or a path), if given, replaces the fitted data: the model is
         compiled again on it, so shapes and lets follow the new rows, and data that is only
         observed may be left out (ppl/predict.py)."""
-        n = self.options.draws if n is None else int(n)
         if data is not None:
-            from .predict import predictive_on
+            n = self.options.draws if n is None else check_count("n", n)
+            from .predict import predictive_on  # checks n's memory on the new data
             return predictive_on(self, data, n)
-        zeta = self._posterior_zeta(n)
+        zeta = self._posterior_zeta(self._count(n, self.options.draws))
         return by_draws(self.compiled.predictive, zeta, large_draws(self.compiled, len(zeta)),
                         self._rng(2))
 
@@ -284,8 +296,7 @@ class Fit:
         defaults to max(draws option, PSIS_DRAWS); the draws are those of ``draws()`` before
         any correction. Entries are -inf, inf or NaN where the log density is not finite.
         """
-        n = self._psis_draws() if n is None else int(n)
-        return self._log_weights_of(n, 0)
+        return self._log_weights_of(self._count(n, self._psis_draws()), 0)
 
     def _log_weights_of(self, n: int, first: int) -> np.ndarray:
         """log p - log q [n - first] at the draws first..n-1 of ``_zeta(n)``."""
@@ -472,7 +483,7 @@ class Fit:
     def convergence_line(self, seconds: float | None = None) -> str:
         """One line: converged or not, by which rule, steps, seconds and the final ELBO."""
         r = self.result
-        seconds = r.seconds if seconds is None else seconds
+        seconds = r.seconds if seconds is None else check_seconds("seconds", seconds)
         state = "converged" if r.converged else "did NOT converge"
         rule = r.reason.removeprefix("converged: ")
         return (f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); "

@@ -118,6 +118,20 @@ def test_extra_names_are_a_warning_naming_them():
         load(REGRESSION, {**GOOD, "extra": 1, "other": [2]})
 
 
+@pytest.mark.parametrize("name, shown", [
+    ("y\u200b", "'y\\u200b'"), ("\x1b[31m", "'\\x1b[31m'"), ("", "''"),
+    ("x" * 100_000, "x" * 40 + "..."), ("a b" * 30, repr("a b" * 30)[:41] + "'...")])
+def test_extra_names_are_shown_quoted_when_not_plain_and_cut_when_long(name, shown):
+    with pytest.warns(UserWarning) as record:
+        load(REGRESSION, {**GOOD, name: 1})
+    assert str(record[0].message) == f"the data has names the model does not declare: {shown}"
+
+
+def test_many_extra_names_are_counted_not_listed():
+    with pytest.warns(UserWarning, match="declare: e0, e1, .*, e9 and 5 more$"):
+        load(REGRESSION, {**GOOD, **{f"e{i}": 1 for i in range(15)}})
+
+
 def test_no_warning_without_extra_names():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

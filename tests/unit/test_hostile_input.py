@@ -712,3 +712,79 @@ def test_plot_and_predict_read_unusual_valid_fits(tmp_path, capsys, text, data):
         capsys.readouterr()
         for command in ("summary", "plot", "predict"):
             assert main([command, str(tmp_path / "o")]) == 0, capsys.readouterr().err
+
+
+# ----- the API's arguments: one PplError naming the argument, as the CLI's options ----------
+
+@pytest.fixture(scope="module")
+def small_fit():
+    return ppl.compile(SMALL).fit(Y, guide="meanfield", iter=200)
+
+
+COUNTS = ["a", float("nan"), float("inf"), [3], -1, 0, 2.5, True, 10 ** 13]
+
+
+@pytest.mark.parametrize("method", ["draws", "predictive", "log_weights", "probabilities"])
+@pytest.mark.parametrize("n", COUNTS, ids=repr)
+def test_a_bad_count_of_draws_is_an_option_error(small_fit, method, n):
+    expected = "n = 10000000000000 needs at least" if n == 10 ** 13 else \
+        "option n: must be a positive integer; found"
+    with pytest.raises(PplError, match=expected):
+        getattr(small_fit, method)(n)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n": "a"}, "option n: must be a positive integer"),
+    ({"n": -1}, "option n: must be a positive integer"),
+    ({"n": 10 ** 13}, "n = 10000000000000 needs at least"),
+    ({"seed": -1}, "option seed: must be a non-negative integer"),
+    ({"seed": "a"}, "option seed: must be a non-negative integer"),
+    ({"seed": 1.5}, "option seed: must be a non-negative integer")])
+def test_prior_predictive_checks_its_arguments(kwargs, message):
+    with pytest.raises(PplError, match=message):
+        ppl.compile(SMALL).prior_predictive(Y, **kwargs)
+
+
+def test_numpy_integers_are_counts_and_seeds(small_fit):
+    assert small_fit.draws(np.int64(3))["mu"].shape == (3,)
+    assert FitOptions(seed=np.int64(3), iter=np.int32(5)) == FitOptions(seed=3, iter=5)
+    model = ppl.compile(SMALL)
+    assert np.array_equal(model.prior_predictive(Y, n=np.int64(4), seed=np.uint8(2))["mu"],
+                          model.prior_predictive(Y, n=4, seed=2)["mu"])
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("seed", True, "option seed: must be a non-negative integer; found True"),
+    ("stl", "false", "option stl: must be True or False; found 'false'"),
+    ("stl", "yes", "option stl: must be True or False"),
+    ("stl", None, "option stl: must be True or False"),
+    ("lr", True, "option lr: must be a positive finite number")])
+def test_bools_are_not_numbers_and_only_bools_are_bools(option, value, message):
+    with pytest.raises(PplError, match=message):
+        FitOptions(**{option: value})
+
+
+@pytest.mark.parametrize("progress, message", [
+    (5, "option progress: must be None or a function"),
+    (lambda: None, "option progress: must accept three arguments")])
+def test_a_progress_that_cannot_be_called_so_is_an_option_error(progress, message):
+    with pytest.raises(PplError, match=message):
+        ppl.compile(SMALL).fit(Y, progress=progress)
+
+
+@pytest.mark.parametrize("call, argument", [
+    (lambda: ppl.load(5), "option path: must be a str or os.PathLike; found int"),
+    (lambda: ppl.load(None), "option path: must be a str or os.PathLike; found NoneType"),
+    (lambda: ppl.load(b"m.ppl"), "option path: must be a str or os.PathLike; found bytes"),
+    (lambda: ppl.compile(5), "option source: the model text must be a str; found int"),
+    (lambda: ppl.compile(None), "option source: the model text must be a str"),
+    (lambda: ppl.compile(SMALL.encode()), "option source: the model text must be a str")])
+def test_a_model_path_or_text_of_another_type_is_an_option_error(call, argument):
+    with pytest.raises(PplError, match=argument):
+        call()
+
+
+@pytest.mark.parametrize("seconds", ["x", float("nan"), float("inf"), -1, True])
+def test_convergence_line_seconds_must_be_a_finite_number(small_fit, seconds):
+    with pytest.raises(PplError, match="option seconds: must be a finite number of at least 0"):
+        small_fit.convergence_line(seconds)

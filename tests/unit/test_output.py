@@ -215,3 +215,11 @@ def test_a_saved_fits_own_model_can_be_fitted_again_into_its_folder(tmp_path):
     assert main(["fit", str(tmp_path / "m.ppl"), *common]) == 0
     assert main(["fit", str(out / "model.ppl"), *common]) == 0
     assert (out / "model.ppl").read_text() == MODEL_ONE
+
+
+def test_an_empty_out_is_an_option_error(tmp_path, capsys):
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", "", "--quiet"]) == 2
+    assert "option --out: must name a folder; found ''" in capsys.readouterr().err
