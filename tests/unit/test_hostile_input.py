@@ -674,11 +674,20 @@ def test_predictions_that_overflow_are_named_in_one_warning(saved_fit, tmp_path,
     assert err.count("warning") == 1
 
 
-@pytest.mark.parametrize("text, data", [
-    ("data y: real[3]\nobserve y ~ Normal(0, 1)\n", '{"y": [1, 2, 3]}'),   # no step
-    ("sample mu ~ Normal(0, 1)\nlet w = exp(exp(exp(mu * 10)))\n", None),  # inf draws, no y
+BATCHED = ("data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\n"
+           "sample z: real[N] ~ Normal(mu, 1)\nobserve y ~ Normal(z, 1)\n")
+
+
+@pytest.mark.parametrize("text, data, options", [
+    ("data y: real[3]\nobserve y ~ Normal(0, 1)\n", '{"y": [1, 2, 3]}', []),   # no step
+    ("sample mu ~ Normal(0, 1)\nlet w = exp(exp(exp(mu * 10)))\n", None, []),  # inf draws, no y
+    # fit.json's guide family is 'user+meanfield' for both: predict called it corrupted
+    # for --batch, a model without params or guide statements
+    (BATCHED, '{"N": 4, "y": [1, 2, 3, 4]}', ["--batch", "N=2", "--iter", "200"]),
+    ("data y: real[3]\nparam m: real\nsample mu ~ Normal(m, 1)\nobserve y ~ Normal(mu, 1)\n",
+     '{"y": [1, 2, 3]}', ["--iter", "200"]),
 ])
-def test_plot_and_predict_read_unusual_valid_fits(tmp_path, capsys, text, data):
+def test_plot_and_predict_read_unusual_valid_fits(tmp_path, capsys, text, data, options):
     from ppl.cli import main
     (tmp_path / "m.ppl").write_text(text)
     if data is not None:
@@ -686,7 +695,7 @@ def test_plot_and_predict_read_unusual_valid_fits(tmp_path, capsys, text, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(tmp_path / "o"),
-                     "--quiet"]) == 0
+                     "--quiet"] + options) == 0
         capsys.readouterr()
         for command in ("summary", "plot", "predict"):
             assert main([command, str(tmp_path / "o")]) == 0, capsys.readouterr().err
