@@ -636,6 +636,20 @@ def test_a_corrupted_saved_table_is_a_located_error(saved_fit, tmp_path, capsys,
     assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
 
 
+@pytest.mark.parametrize("content", [
+    "step,elbo\n1,-1.7e308\n",            # matplotlib could not tick these: internal error
+    "step,elbo\n1,-1e308\n2,1e308\n",
+    # a fit of data near 1e153 writes this: the moving mean's running sum overflowed (warned)
+    "step,elbo\n" + "".join(f"{i},-1.6e307\n" for i in range(1, 301)),
+], ids=["one", "both-signs", "a-fit-near-1e153"])
+def test_plot_draws_an_elbo_near_the_float_limit(saved_fit, tmp_path, capsys, content):
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "large", "elbo.csv", content)
+    assert main(["plot", str(folder)]) == 0
+    assert capsys.readouterr().err == ""
+    assert (folder / "elbo.png").stat().st_size > 0
+
+
 def test_plot_into_a_read_only_folder_is_one_clear_error(saved_fit, tmp_path, capsys,
                                                          monkeypatch):
     # root may write into a chmod 555 folder, so creating a file there is refused by hand
