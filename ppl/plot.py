@@ -96,15 +96,26 @@ def _plot_elbo(plt, elbo: np.ndarray, window: int) -> bytes:
     # Raw estimates (noisy: S draws each) beside their moving mean over one convergence
     # window, which is what the convergence rule compares.
     figure, (raw, smooth) = plt.subplots(1, 2, figsize=(11, 4))
-    steps, values = elbo[:, 0], elbo[:, 1]
+    steps, (values, unit) = elbo[:, 0], _in_units(elbo[:, 1])
     smoothed = _moving_mean(values, window) if len(values) else values
     for axis, trace, title in ((raw, values, "ELBO estimate at each step"),
                                (smooth, smoothed, f"mean over the last {window} steps")):
         axis.plot(steps, trace, lw=0.6 if axis is raw else 1.2)
         _zoom(axis, trace)
-        axis.set(xlabel="step", ylabel="ELBO", title=title)
+        axis.set(xlabel="step", ylabel="ELBO" + unit, title=title)
     figure.tight_layout()
     return _png(figure)
+
+
+def _in_units(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """``values`` and "", or, beyond 1e100, ``values`` in units of a power of ten and " / 1eP".
+    An ELBO near the float limit (a fit of data near 1e153 writes -1.6e307) overflows the
+    moving mean's running sum, and matplotlib cannot place ticks on it (ValueError)."""
+    largest = np.max(np.abs(values), initial=0.0)
+    if largest < 1e100:
+        return values, ""
+    power = int(np.floor(np.log10(largest)))
+    return values / 10.0 ** power, f" / 1e{power}"
 
 
 def _zoom(axis, trace: np.ndarray) -> None:

@@ -10,6 +10,8 @@ predicted, and a placeholder of zeros stands in for it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from . import errors, ir, memory
@@ -35,11 +37,22 @@ def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
     if text is None:
         raise errors.predict_needs_model()
     model = Model(text, fit.info.get("model_path") or "<string>")
-    raw = _with_placeholders(model.ir, read_data(data))
-    values, dims = load_data(model.ir, raw)
+    raw = read_data(data)
+    sizes = {d for decl in model.ir.data.values() for d in decl.shape}
+    left_out = _observed_only(model.ir) - set(raw) - sizes   # a size is given or read off data
+    # the given data is loaded and checked as for a fit, and the model checked against its
+    # dims (sizes, memory), before a placeholder of the size they say is made
+    given = replace(model.ir, statements=tuple(
+        s for s in model.ir.statements if not (isinstance(s, ir.Data) and s.name in left_out)))
+    values, dims = load_data(given, raw)
+    for name in left_out:
+        if model.ir.data[name].dtype == "int" and model.ir.data[name].shape == ():
+            dims[name] = 0
     concrete = check(model.program, dims)
     memory.check_model(concrete)
     memory.check_draws(n, concrete, "--draws")
+    values = {name: values[name] if name in values else _placeholder(decl)
+              for name, decl in concrete.data.items()}
     compiled = compile_model(concrete, values)
     zeta = _zeta(fit, compiled, n)
     with np.errstate(all="ignore"):
@@ -61,18 +74,9 @@ def _zeta(fit, compiled, n: int) -> np.ndarray:
     return np.asarray(guide.draw(np.asarray(fit.result.theta, dtype=float), eps))
 
 
-def _with_placeholders(model: ir.Model, raw: dict) -> dict:
-    """``raw`` with zeros for the data that is only observed and was left out."""
-    raw = dict(raw)
-    for name in _observed_only(model):
-        if name in raw:
-            continue
-        decl = model.data[name]
-        shape = tuple(_dim(d, model, raw) for d in decl.shape)
-        if None in shape:
-            continue      # load_data reports it missing
-        raw[name] = np.zeros(shape, dtype=np.int64 if decl.dtype == "int" else float)
-    return raw
+def _placeholder(decl: ir.Data) -> np.ndarray:
+    """Zeros standing in for data that is only observed and was left out."""
+    return np.zeros(decl.shape, dtype=np.int64 if decl.dtype == "int" else float)
 
 
 def _observed_only(model: ir.Model) -> set:
@@ -92,19 +96,3 @@ def _observed_only(model: ir.Model) -> set:
 
 def _data_refs(expr) -> set:
     return {e.name for e in ir.walk(expr) if isinstance(e, ir.Ref) and e.kind == "data"}
-
-
-def _dim(d, model: ir.Model, raw: dict):
-    """A declared dim's value from the new data: a literal, an int scalar given, or the
-    length of an axis of a given array declared with that dim."""
-    if isinstance(d, int):
-        return d
-    if d in raw:
-        return int(np.asarray(raw[d]))
-    for decl in model.data.values():
-        if decl.name in raw and d in decl.shape:
-            shape = np.shape(raw[decl.name])
-            axis = decl.shape.index(d)
-            if axis < len(shape):
-                return int(shape[axis])
-    return None

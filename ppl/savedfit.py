@@ -320,8 +320,10 @@ def _saved_guide(saved: dict, compiled, names: list[str], path: Path):
     from .errors import PplError
     spec = saved["family"]
     try:
-        guide = (user.family_for(compiled, spec) if user.applies(compiled)
-                 else family(spec, len(names)))
+        # 'user+' is written for a model with params or guide statements, and for every
+        # --batch fit (whose guide wraps the automatic one the same way)
+        wrapped = user.applies(compiled) or spec.startswith(user.PREFIX)
+        guide = user.family_for(compiled, spec) if wrapped else family(spec, len(names))
     except PplError as error:
         raise corrupted_saved_fit(str(path), f"entry 'guide.family': {error.message}") from None
     try:

@@ -658,6 +658,20 @@ def test_a_corrupted_saved_table_is_a_located_error(saved_fit, tmp_path, capsys,
     assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
 
 
+@pytest.mark.parametrize("content", [
+    "step,elbo\n1,-1.7e308\n",            # matplotlib could not tick these: internal error
+    "step,elbo\n1,-1e308\n2,1e308\n",
+    # a fit of data near 1e153 writes this: the moving mean's running sum overflowed (warned)
+    "step,elbo\n" + "".join(f"{i},-1.6e307\n" for i in range(1, 301)),
+], ids=["one", "both-signs", "a-fit-near-1e153"])
+def test_plot_draws_an_elbo_near_the_float_limit(saved_fit, tmp_path, capsys, content):
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "large", "elbo.csv", content)
+    assert main(["plot", str(folder)]) == 0
+    assert capsys.readouterr().err == ""
+    assert (folder / "elbo.png").stat().st_size > 0
+
+
 def test_plot_into_a_read_only_folder_is_one_clear_error(saved_fit, tmp_path, capsys,
                                                          monkeypatch):
     # root may write into a chmod 555 folder, so creating a file there is refused by hand
@@ -696,11 +710,20 @@ def test_predictions_that_overflow_are_named_in_one_warning(saved_fit, tmp_path,
     assert err.count("warning") == 1
 
 
-@pytest.mark.parametrize("text, data", [
-    ("data y: real[3]\nobserve y ~ Normal(0, 1)\n", '{"y": [1, 2, 3]}'),   # no step
-    ("sample mu ~ Normal(0, 1)\nlet w = exp(exp(exp(mu * 10)))\n", None),  # inf draws, no y
+BATCHED = ("data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\n"
+           "sample z: real[N] ~ Normal(mu, 1)\nobserve y ~ Normal(z, 1)\n")
+
+
+@pytest.mark.parametrize("text, data, options", [
+    ("data y: real[3]\nobserve y ~ Normal(0, 1)\n", '{"y": [1, 2, 3]}', []),   # no step
+    ("sample mu ~ Normal(0, 1)\nlet w = exp(exp(exp(mu * 10)))\n", None, []),  # inf draws, no y
+    # fit.json's guide family is 'user+meanfield' for both: predict called it corrupted
+    # for --batch, a model without params or guide statements
+    (BATCHED, '{"N": 4, "y": [1, 2, 3, 4]}', ["--batch", "N=2", "--iter", "200"]),
+    ("data y: real[3]\nparam m: real\nsample mu ~ Normal(m, 1)\nobserve y ~ Normal(mu, 1)\n",
+     '{"y": [1, 2, 3]}', ["--iter", "200"]),
 ])
-def test_plot_and_predict_read_unusual_valid_fits(tmp_path, capsys, text, data):
+def test_plot_and_predict_read_unusual_valid_fits(tmp_path, capsys, text, data, options):
     from ppl.cli import main
     (tmp_path / "m.ppl").write_text(text)
     if data is not None:
@@ -708,7 +731,7 @@ def test_plot_and_predict_read_unusual_valid_fits(tmp_path, capsys, text, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(tmp_path / "o"),
-                     "--quiet"]) == 0
+                     "--quiet"] + options) == 0
         capsys.readouterr()
         for command in ("summary", "plot", "predict"):
             assert main([command, str(tmp_path / "o")]) == 0, capsys.readouterr().err

@@ -85,3 +85,38 @@ def test_cli_predict_new_data_writes_intervals(tmp_path, capsys):
     new_folder.mkdir()
     np.save(new_folder / "X.npy", np.array([[0.0, 0], [1, 0]]))
     assert main(["predict", str(tmp_path / "o"), "--data", str(new_folder)]) == 0
+
+
+OBSERVED_ONLY = "data J: int\ndata y: real[J]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+
+
+@pytest.fixture(scope="module")
+def observed_only_fit():
+    return ppl.compile(OBSERVED_ONLY).fit({"J": 3, "y": [1.0, 2.0, 3.0]}, iter=100)
+
+
+@pytest.mark.parametrize("new, message", [
+    ({"J": "a"}, "data 'J' must hold numbers; found the string 'a'"),
+    ({"J": None}, "data 'J' must hold numbers; found null"),
+    ({"J": {}}, "data 'J' must hold numbers; found an object"),
+    ({"J": [8]}, "data 'J' must have shape scalar; found [1]"),
+    ({"J": 10 ** 20}, "beyond the range of a 64-bit int"),
+    ({"J": -1}, "'J' is -1, a negative size"),
+    ({"J": 10 ** 12}, "this model needs at least 7.28 TB of memory"),
+])
+def test_bad_dimension_in_new_data_is_the_data_error_of_a_fit(observed_only_fit, new, message):
+    # the placeholder for the left-out y used to be made from J before J was checked:
+    # int('a'), np.zeros(-1) and a 7 TiB np.zeros were internal errors
+    with pytest.raises(PplError) as caught:
+        observed_only_fit.predictive(10, data=new)
+    assert message in str(caught.value)
+
+
+def test_cli_predict_bad_dimension_is_exit_2(tmp_path, capsys):
+    path = tmp_path / "m.ppl"
+    path.write_text(OBSERVED_ONLY)
+    (tmp_path / "m.json").write_text('{"J": 3, "y": [1, 2, 3]}')
+    assert main(["fit", str(path), "--out", str(tmp_path / "o"), "--quiet", "--iter", "50"]) == 0
+    (tmp_path / "new.csv").write_text("J\n8\n")
+    assert main(["predict", str(tmp_path / "o"), "--data", str(tmp_path / "new.csv")]) == 2
+    assert "data 'J' must have shape scalar; found [1]" in capsys.readouterr().err
