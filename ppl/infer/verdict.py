@@ -77,7 +77,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           n_nonfinite: int = 0, guide: str = "meanfield", available: tuple = ("meanfield",),
           disagree: tuple = (), corrected: bool = False,
           summary_ess: float = np.inf, weights_ess: float | None = None,
-          min_weights_ess: float = MIN_WEIGHTS_ESS) -> Verdict:
+          min_weights_ess: float = MIN_WEIGHTS_ESS,
+          noisy_mean: tuple[str, float] | None = None) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -96,6 +97,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         of their draws (:func:`matches_bulk`, MIN_WEIGHTS_ESS); None when not known.
     min_weights_ess : MIN_WEIGHTS_ESS, or 0 where the summary is weighted from k̂'s draws
         themselves (a --batch fit: MIN_SUMMARY_ESS is then the bound on them).
+    noisy_mean : (element, its Monte Carlo standard error in posterior sds) of a DADVI mean
+        above dadvi.MCSE_WARN, or None.
 
     Returns
     -------
@@ -152,6 +155,11 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         names = ", ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
         text = (f"the starts disagree on {names}: the posterior may have several modes, or the "
                 f"optimizer did not converge")
+    if noisy_mean is not None:
+        level = UNRELIABLE
+        text = (f"DADVI's fixed draws leave the mean of {noisy_mean[0]} uncertain by "
+                f"{noisy_mean[1]:.3g} posterior sds (its Monte Carlo standard error); "
+                f"raise --dadvi-draws")
     if not converged and level == RELIABLE:
         level, text = CARE, "the optimizer did not converge; raise --iter"
     elif not converged:

@@ -78,6 +78,19 @@ def test_dadvi_with_several_starts_is_an_option_error(capsys, models_dir):
     assert "option starts: method dadvi fits from one start" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("draws, level", [(2, "unreliable"), (30, "usable with care")])
+def test_the_verdict_weighs_the_means_monte_carlo_error(models_dir, draws, level):
+    # at 2 fixed draws eight schools' theta[1] has an mcse of 2.5e14 sds and k̂ said reliable
+    # (0.37); at the default 30 the largest is 0.04 sd (dadvi.MCSE_WARN: 0.25)
+    model = ppl.load(models_dir / "eight_schools.ppl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = model.fit(method="dadvi", dadvi_draws=draws)
+    verdict = fit.verdict()
+    assert verdict.level == level
+    assert ("DADVI's fixed draws leave the mean" in verdict.line) == (draws == 2)
+
+
 def test_cli_dadvi_draws_below_two_exits_2(capsys, models_dir):
     status = main(["fit", str(models_dir / "linear_regression.ppl"), "--method", "dadvi",
                    "--dadvi-draws", "1", "--quiet"])

@@ -151,3 +151,10 @@ def test_a_corrected_fit_whose_weights_cannot_reach_the_summarys_ess_is_unreliab
     # after a --batch fit the summary takes k̂'s 1000 draws as they are: MIN_SUMMARY_ESS binds
     assert judge(0.61, T1000, 1000, corrected=True, summary_ess=450, weights_ess=0.45,
                  min_weights_ess=0).level == CARE
+
+
+def test_a_dadvi_mean_with_a_large_monte_carlo_error_is_unreliable_whatever_khat():
+    line = judge(0.3, 0.7, 4000, noisy_mean=("theta[1]", 2.5)).line
+    assert line == ("unreliable (k̂ 0.30): DADVI's fixed draws leave the mean of theta[1] "
+                    "uncertain by 2.5 posterior sds (its Monte Carlo standard error); raise "
+                    "--dadvi-draws")
