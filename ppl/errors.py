@@ -355,6 +355,11 @@ def not_finite_at_start(span: Span | None, what: str) -> PplError:
 
 
 def diverged(span: Span | None, steps: int) -> PplError:
+    if span is None:    # no single statement's term was to blame (the sum overflowed)
+        return PplError(f"the optimization diverged after {steps} steps: the log density was "
+                        "not finite even after reducing the step size",
+                        hint="try a smaller --lr, or rescale data far from 1 (and the priors "
+                             "with it)")
     return PplError(f"the optimization diverged after {steps} steps: the log density of this "
                     "statement was not finite even after reducing the step size", span,
                     hint="try a smaller --lr, or check the statement's parameters")

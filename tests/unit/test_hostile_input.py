@@ -811,3 +811,16 @@ def test_a_model_path_or_text_of_another_type_is_an_option_error(call, argument)
 def test_convergence_line_seconds_must_be_a_finite_number(small_fit, seconds):
     with pytest.raises(PplError, match="option seconds: must be a finite number of at least 0"):
         small_fit.convergence_line(seconds)
+
+
+def test_a_divergence_no_statement_is_to_blame_for_says_so_without_this_statement():
+    # each observe term is finite (-8e306), their sum is not: the message had said "the log
+    # density of this statement" and named none
+    model = ppl.compile("data y: real[8]\nsample mu ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(PplError) as info:
+            model.fit({"y": [4e153] * 8}, guide="meanfield", iter=200)
+    assert info.value.message.endswith("the log density was not finite even after reducing "
+                                       "the step size")
+    assert info.value.span is None
