@@ -142,15 +142,28 @@ class MeanField:
         return (-0.5 * anp.sum(z * z, axis=1) - anp.sum(log_sigma)
                 - 0.5 * log_sigma.shape[0] * _LOG_2PI)
 
+    def draw_and_log_q(self, theta, eps):
+        """The draws [n, D] at the noise ``eps`` [n, D] and their log q [n], taken from the
+        noise: (zeta - mu) / sigma is eps itself. Equal to :meth:`log_q` at the draws to
+        rounding, except where the draws round to the mean (sigma below mu's last digit, a
+        collapsed guide): log_q(zeta) is then the same at every draw, the importance weights
+        tie and PSIS read them as bounded (k̂ -inf, 'reliable'; --init-scale 1e-100 on eight
+        schools), where these weights have the heavy tail such a guide has."""
+        theta = np.asarray(theta, dtype=float)
+        D = theta.shape[0] // 2
+        return (self.draw(theta, eps),
+                -0.5 * np.sum(eps * eps, axis=1) - np.sum(theta[D:]) - 0.5 * D * _LOG_2PI)
+
     def sample(self, theta: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` independent draws [n, D] from q (plain numpy; for summaries and predictive)."""
         mu, _ = self.split(np.asarray(theta, dtype=float))
         return self.draw(theta, rng.standard_normal((n, mu.shape[0])))
 
     def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] (for importance weights)."""
-        zeta = self.sample(theta, rng, n)
-        return zeta, self.log_q(np.asarray(theta, dtype=float), zeta)
+        """``n`` draws [n, D] and their log q [n] (for importance weights), log q from the
+        noise (:meth:`draw_and_log_q`)."""
+        mu, _ = self.split(np.asarray(theta, dtype=float))
+        return self.draw_and_log_q(theta, rng.standard_normal((n, mu.shape[0])))
 
     # ----- the rest of the family protocol (see ppl/guides/__init__.py) ------------------------
 

@@ -264,3 +264,18 @@ def test_summary_stats_of_a_large_let_come_in_blocks_with_the_same_quantiles(rng
         for name in a:
             np.testing.assert_array_equal(a[name][2:], b[name][2:])
             np.testing.assert_allclose(a[name][:2], b[name][:2], rtol=1e-12)
+
+
+def test_a_mean_field_collapsed_below_its_means_last_digit_is_not_called_reliable():
+    # sd 1e-35 next to a mean near 4: every draw rounds to the mean. log q recomputed from the
+    # rounded draws was the same at all of them, the log weights tied exactly and PSIS read
+    # the tie as bounded weights (k̂ -inf, 'reliable', sds of 1e-14 against about 3); from the
+    # noise, log q varies as the guide's density does and the weights have its heavy tail
+    D = 3
+    theta = np.concatenate([np.full(D, 1.5), np.full(D, -80.0)])
+    result = AdviResult(MEAN_FIELD, theta, tuple(f"z[{i}]" for i in range(D)), np.zeros(1),
+                        True, "converged", 1, 0.0, 0.1, 0.0)
+    fit = Fit(None, Stub(D), result, FitOptions(guide="meanfield"), {})
+    assert np.all(fit._zeta(4000) == 1.5)            # every draw is the mean
+    assert np.ptp(fit.log_weights(4000)) > 1.0
+    assert fit.khat > 0.7 and fit.verdict().level == "unreliable"
