@@ -40,7 +40,11 @@ class Draws:
             if isinstance(step, _LatentStep):
                 env[step.name] = np.asarray(step.value(zeta, env)[0])
             elif isinstance(step, _LetStep) and (lets is None or step.name in lets):
-                env[step.name] = np.asarray(step.fn(env))
+                # numpy's warnings ('overflow encountered in exp') name no let: a reported
+                # value that is not finite is named by the summary's warning instead
+                # (errors.non_finite_summary)
+                with np.errstate(all="ignore"):
+                    env[step.name] = np.asarray(step.fn(env))
         return env
 
     def constrained(self, zeta, rng=None) -> dict[str, np.ndarray]:

@@ -438,6 +438,17 @@ def test_a_data_only_let_that_is_not_finite_is_named_once(text, data, message):
     assert named == ([message] if message else [])
 
 
+def test_lets_of_a_latent_that_overflow_are_named_by_the_summary_alone():
+    # numpy's 'divide by zero' and 'overflow encountered in exp' named no let
+    model = ppl.compile("sample mu ~ Normal(0, 1)\nlet a = mu / 0\nlet b = exp(exp(mu * 10))\n")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.fit({}, guide="meanfield", iter=200).summary()
+    shown = [getattr(w.message, "message", str(w.message)) for w in record]
+    assert shown == ["the summary of a, b is not finite: its draws overflow (inf) or are "
+                     "undefined (nan); the table shows inf or nan there"]
+
+
 def test_a_huge_but_finite_sd_is_computed_not_overflowed():
     from ppl.posterior import Summary
     values = np.array([-1.0, 0.0, 1.0, 2.0]) * 1e200
