@@ -60,8 +60,8 @@ class FitOptions:
     starts : independent fits from dispersed initializations and seeds, compared for
         agreement (infer/starts.py); the best (highest ELBO) is reported.
     method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
-        a Newton trust-region optimizer, linear-response sds and Monte Carlo standard errors
-        of the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
+        L-BFGS-B from a Laplace start, linear-response sds and Monte Carlo standard errors of
+        the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
         precondition, stl, tol and window.
     dadvi_draws : M, the fixed standard-normal draws of DADVI's objective (at least 2).
     init : starting values of ``param`` statements: name -> value (a number or nested list of
