@@ -97,8 +97,7 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
             _check_support(statement, env)
         if isinstance(getattr(statement, "dist", None), ir.Dist):
             _check_data_parameters(statement.dist, env)
-        if isinstance(statement, (ir.Latent, ir.Param)) \
-                and getattr(statement, "dtype", "real") == "real":
+        if isinstance(statement, (ir.Latent, ir.Param)):
             _check_declared_bounds(statement, env)
 
 
@@ -121,7 +120,8 @@ def _declared_ends(statement) -> tuple[list, tuple]:
     bounds, and (lower, upper) of its distribution's own support."""
     dist = statement.dist
     own = c.real if dist is None else dist.cls.support_of(dist.param_dict)
-    ends = (getattr(own, "lower", None), getattr(own, "upper", None))
+    ends = {c.Boolean: (0.0, 1.0), c.NonNegativeInteger: (0.0, None)}.get(
+        type(own), (getattr(own, "lower", None), getattr(own, "upper", None)))
     declared = []
     for side, end in zip(("lower", "upper"), ends):
         bound = getattr(statement.support, side, None)
@@ -132,7 +132,7 @@ def _declared_ends(statement) -> tuple[list, tuple]:
 
 
 def _check_declared_bounds(statement, env) -> None:
-    """A latent's (or param's) declared bounds computed from data against its
+    """A latent's (or param's; an int latent's, with closed ends) declared bounds computed from data against its
     distribution's support and each other, as the checker checks literal bounds
     (``supports.narrow``): ``real<lower=a> ~ HalfNormal(1)`` with a = -1 drew the latent below
     0 and evaluated HalfNormal's formula there, a silent wrong answer; ``real<lower=a,
@@ -149,7 +149,9 @@ def _check_declared_bounds(statement, env) -> None:
     lo, hi = own
     for side, bound in declared:
         v = values[side]
-        if side == "lower":
+        if getattr(statement, "dtype", "real") == "int":     # closed ends: {lo..hi}
+            bad = (v < lo if lo is not None else False) | (v > hi if hi is not None else False)
+        elif side == "lower":
             bad = (v < lo if lo is not None else False) | (v >= hi if hi is not None else False)
         else:
             bad = (v > hi if hi is not None else False) | (v <= lo if lo is not None else False)
@@ -163,7 +165,8 @@ def _check_declared_bounds(statement, env) -> None:
                                                 describe(support))
     if len(declared) == 2:
         (_, lower), (_, upper) = declared
-        bad = np.asarray(values["lower"] >= values["upper"])
+        crossed = np.greater if getattr(statement, "dtype", "real") == "int" else np.greater_equal
+        bad = np.asarray(crossed(values["lower"], values["upper"]))
         if bad.any():
             at = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.ndim else ()
             shown = [f"{source_text(e)} (= {_number(np.broadcast_to(values[k], bad.shape)[at])}"
