@@ -14,6 +14,7 @@ from typing import get_args
 
 import numpy as np
 
+from . import constraints as c
 from . import errors, ir
 from .datafiles import describe as _describe
 from .datafiles import read_data
@@ -96,6 +97,8 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
             _check_support(statement, env)
         if isinstance(getattr(statement, "dist", None), ir.Dist):
             _check_data_parameters(statement.dist, env)
+        if isinstance(statement, (ir.Latent, ir.Param)):
+            _check_declared_bounds(statement, env)
 
 
 def _check_data_parameters(dist: ir.Dist, env) -> None:
@@ -110,6 +113,72 @@ def _check_data_parameters(dist: ir.Dist, env) -> None:
             with np.errstate(all="ignore"):
                 value = evaluate_data(expr, env)
             check_parameter_value(dist.cls, name, value, expr.span)
+
+
+def _declared_ends(statement) -> tuple[list, tuple]:
+    """[(side, declared bound Expr)] of a real latent's or param's data-only declared
+    bounds, and (lower, upper) of its distribution's own support."""
+    dist = statement.dist
+    own = c.real if dist is None else dist.cls.support_of(dist.param_dict)
+    ends = {c.Boolean: (0.0, 1.0), c.NonNegativeInteger: (0.0, None)}.get(
+        type(own), (getattr(own, "lower", None), getattr(own, "upper", None)))
+    declared = []
+    for side, end in zip(("lower", "upper"), ends):
+        bound = getattr(statement.support, side, None)
+        # narrow() keeps the support's own end object where no bound narrows it
+        if isinstance(bound, _EXPR_TYPES) and bound is not end and not bound.deps:
+            declared.append((side, bound))
+    return declared, ends
+
+
+def _check_declared_bounds(statement, env) -> None:
+    """A latent's (or param's; an int latent's, with closed ends) declared bounds computed from data against its
+    distribution's support and each other, as the checker checks literal bounds
+    (``supports.narrow``): ``real<lower=a> ~ HalfNormal(1)`` with a = -1 drew the latent below
+    0 and evaluated HalfNormal's formula there, a silent wrong answer; ``real<lower=a,
+    upper=b>`` with a >= b gave a NaN log joint."""
+    from .frontend.supports import describe
+    declared, ends = _declared_ends(statement)
+    if not declared:
+        return
+    with np.errstate(all="ignore"):
+        values = {side: evaluate_data(bound, env) for side, bound in declared}
+        own = [None if e is None or (isinstance(e, _EXPR_TYPES) and e.deps) else
+               np.asarray(evaluate_data(e, env) if isinstance(e, _EXPR_TYPES) else e, float)
+               for e in ends]
+    lo, hi = own
+    for side, bound in declared:
+        v = values[side]
+        if getattr(statement, "dtype", "real") == "int":     # closed ends: {lo..hi}
+            bad = (v < lo if lo is not None else False) | (v > hi if hi is not None else False)
+        elif side == "lower":
+            bad = (v < lo if lo is not None else False) | (v >= hi if hi is not None else False)
+        else:
+            bad = (v > hi if hi is not None else False) | (v <= lo if lo is not None else False)
+        bad = np.broadcast_to(bad, np.broadcast_shapes(np.shape(bad), np.shape(v)))
+        if bad.any():
+            where, found = _first(source_text(bound), bad, np.broadcast_to(v, bad.shape))
+            shown = f"{side}={source_text(bound)} (= {found}{_at_name(where, bound)})"
+            support = c.real if statement.dist is None else \
+                statement.dist.cls.support_of(statement.dist.param_dict)
+            raise errors.bounds_outside_support(bound.span, statement.name, shown,
+                                                describe(support))
+    if len(declared) == 2:
+        (_, lower), (_, upper) = declared
+        crossed = np.greater if getattr(statement, "dtype", "real") == "int" else np.greater_equal
+        bad = np.asarray(crossed(values["lower"], values["upper"]))
+        if bad.any():
+            at = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.ndim else ()
+            shown = [f"{source_text(e)} (= {_number(np.broadcast_to(values[k], bad.shape)[at])}"
+                     f"{_at(source_text(e), at) if np.ndim(values[k]) else ''})"
+                     for k, e in (("lower", lower), ("upper", upper))]
+            raise errors.bad_bounds(lower.span.to(upper.span), f"lower bound {shown[0]} is not "
+                                    f"less than upper bound {shown[1]}")
+
+
+def _at_name(where: str, bound) -> str:
+    """' at a[2]' when ``where`` names an element of the bound, else ''."""
+    return "" if where == source_text(bound) else f" at {where}"
 
 
 # ----- converting and checking one declared name --------------------------------------------

@@ -56,6 +56,15 @@ def finite_support(s: syntax.Sample, support: c.Constraint, lower, upper):
         lo, hi = support.lower, support.upper
     else:
         lo, hi = 0, None
+    # declared bounds outside the support are refused, as for real latents: enumerated values
+    # outside it got Bernoulli's or DiscreteUniform's formula, not zero mass
+    own_lo, own_hi = supports.number(lo), supports.number(hi)
+    for bound, side in ((lower, "lower"), (upper, "upper")):
+        v = supports.literal_value(bound)
+        if v is not None and ((own_lo is not None and v < own_lo)
+                              or (own_hi is not None and v > own_hi)):
+            raise errors.bounds_outside_support(bound.span, s.name, f"{side}={v:g}",
+                                                supports.describe(support))
     truncated = False
     if lower is not None:
         lo, truncated = lower, True
