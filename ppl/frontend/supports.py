@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import warnings
+from typing import get_args
 
 import numpy as np
 
@@ -34,6 +35,9 @@ def narrow(name: str, declared: "syntax.Type | None", support: c.Constraint, low
             raise errors.bounds_outside_support(bound.span, name, f"{side}={v:g}",
                                                 describe(support))
         if v is None or v != (n_lo if side == "lower" else n_hi):
+            end = lo if side == "lower" else hi
+            if bound.deps and end is not None:
+                bound = _clipped(bound, side, end)
             new_lo, new_hi = (bound, new_hi) if side == "lower" else (new_lo, bound)
     if new_lo is lo and new_hi is hi:
         return support, False
@@ -42,6 +46,20 @@ def narrow(name: str, declared: "syntax.Type | None", support: c.Constraint, low
     if new_hi is None:
         return c.GreaterThan(new_lo), True
     return c.Interval(new_lo, new_hi), True
+
+
+def _clipped(bound: ir.Expr, side: str, end) -> ir.Expr:
+    """``maximum(bound, end)`` for a lower bound, ``minimum(bound, end)`` for an upper one.
+
+    Bounds narrow the distribution's support, never widen it (LANGUAGE.md, Types). A literal
+    or data bound outside the support is refused (here, or when the data is loaded); a bound
+    that moves with a latent can only be clipped, draw by draw: ``real<lower=b> ~
+    HalfNormal(1)`` with b at -2 drew s down to -2 and gave those values HalfNormal's formula.
+    """
+    if not isinstance(end, get_args(ir.Expr)):
+        end = ir.Const(float(end), (), "real")
+    return ir.Call("maximum" if side == "lower" else "minimum", (bound, end), None,
+                   bound.shape, "real", bound.deps, bound.span)
 
 
 ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
