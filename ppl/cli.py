@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import PplError, bad_option, file_error, out_overwrites_input
+from .errors import PplError, as_flag, bad_option, file_error, out_overwrites_input
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
         return status
     except PplError as error:
-        print(str(error), file=sys.stderr)
+        print(str(as_flag(error)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ppl: interrupted", file=sys.stderr)

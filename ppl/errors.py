@@ -457,12 +457,25 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
 def guide_too_large(family: str, D: int, limit: int) -> PplError:
     # scaled's limit (20) is the flow's domain (300); the others' is low rank's
     instead = "flow (or flow:K)" if family == "scaled" else "lowrank (or lowrank:R)"
-    return PplError(f"option guide: '{family}' is limited to {limit} unconstrained dimensions and "
-                    f"this model has {D}", hint=f"use --guide {instead} instead")
+    return bad_option("guide", f"'{family}' is limited to {limit} unconstrained dimensions and "
+                      f"this model has {D}", hint=f"use --guide {instead} instead")
 
 
-def bad_option(name: str, reason: str) -> PplError:
-    return PplError(f"option {name}: {reason}")
+def bad_option(name: str, reason: str, hint: str | None = None) -> PplError:
+    error = PplError(f"option {name}: {reason}", hint=hint)
+    error.option, error.reason = name, reason     # for as_flag
+    return error
+
+
+def as_flag(error: PplError) -> PplError:
+    """An option error as the command line spells the option: ``option --dadvi-draws: ...``
+    where the API says ``option dadvi_draws: ...`` (its keyword). Other errors unchanged."""
+    name = getattr(error, "option", None)
+    if name is None or name.startswith("--"):
+        return error
+    keyword, _, rest = name.partition(" ")
+    flag = "--" + keyword.replace("_", "-") + (" " + rest if rest else "")
+    return PplError(f"option {flag}: {error.reason}", error.span, error.hint)
 
 
 def file_error(path: str, reason: str) -> PplError:
@@ -475,7 +488,7 @@ def corrupted_saved_fit(path: str, reason: str) -> PplError:
 
 
 def out_overwrites_input(path: str, role: str) -> PplError:
-    return PplError(f"option out: the fit would write {path}, which is this run's {role} file",
+    return PplError(f"option --out: the fit would write {path}, which is this run's {role} file",
                     hint=f"move the {role} file, or choose another --out folder")
 
 
@@ -667,22 +680,22 @@ def guide_unsupported_latent(span: Span, name: str, reason: str) -> PplError:
 
 
 def bad_init(name: str, reason: str) -> PplError:
-    return PplError(f"option init: '{name}': {reason}")
+    return bad_option("init", f"'{name}': {reason}")
 
 
 def batch_unknown_dimension(name: str, dims: Iterable[str]) -> PplError:
     dims = list(dims)
-    return PplError(f"option batch: '{name}' is not a dimension declared by the data"
-                    f"{suggest(name, dims)} (int data scalars: {', '.join(dims) or 'none'})")
+    return bad_option("batch", f"'{name}' is not a dimension declared by the data"
+                      f"{suggest(name, dims)} (int data scalars: {', '.join(dims) or 'none'})")
 
 
 def batch_too_large(name: str, size: int, value: int) -> PplError:
-    return PplError(f"option batch: the batch size {size} is larger than the dimension "
-                    f"'{name}' = {value}")
+    return bad_option("batch", f"the batch size {size} is larger than the dimension "
+                      f"'{name}' = {value}")
 
 
 def batch_not_supported(reason: str) -> PplError:
-    return PplError(f"option batch: {reason}")
+    return bad_option("batch", reason)
 
 
 def batch_mixes_rows(span: Span, dim: str, latent: bool) -> PplError:

@@ -117,8 +117,13 @@ def test_help_and_version():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["fit", "models/eight_schools.ppl", "--iter", "0"], "option iter: must be a positive integer"),
+    (["fit", "models/eight_schools.ppl", "--iter", "0"], "option --iter: must be a positive integer"),
     (["fit", "models/eight_schools.ppl", "--iterations", "5"], "unrecognized arguments"),
+    # an option is named as it is typed, not as the API's keyword (init_scale, batch)
+    (["fit", "models/eight_schools.ppl", "--init-scale", "-1"],
+     "option --init-scale: must be a positive finite number"),
+    (["fit", "models/eight_schools.ppl", "--batch", "K=2"],
+     "option --batch: 'K' is not a dimension declared by the data"),
     (["fit", "models/eight_schools.ppl", "--lr", "abc"], "invalid float value"),
     (["fit", "models/eight_schools.ppl", "--guide", "fulrank"], "unknown guide 'fulrank'"),
     (["fit", "models/no_such_model.ppl"], "no such model file"),
@@ -140,7 +145,7 @@ def test_init_naming_a_latent_is_an_option_error(tmp_path):
     init.write_text('{"mu": 1.0}')
     result = run("fit", "models/eight_schools.ppl", "--quiet", "--init", init)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == ("error: option init: 'mu': a sample statement's latent, "
+    assert result.stderr.strip() == ("error: option --init: 'mu': a sample statement's latent, "
                                      "not a param; init gives starting values to param "
                                      "statements only (params: none)")
 

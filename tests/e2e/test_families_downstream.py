@@ -62,4 +62,4 @@ def test_cli_refuses_unknown_guide():
     run = subprocess.run([sys.executable, "-m", "ppl", "fit", str(MODEL), "--guide", "fulrank"],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2
-    assert "option guide: unknown guide 'fulrank'; did you mean 'fullrank'?" in run.stderr
+    assert "option --guide: unknown guide 'fulrank'; did you mean 'fullrank'?" in run.stderr

@@ -75,7 +75,7 @@ def test_dadvi_with_several_starts_is_an_option_error(capsys, models_dir):
     status = main(["fit", str(models_dir / "linear_regression.ppl"), "--method", "dadvi",
                    "--starts", "2", "--quiet"])
     assert status == 2
-    assert "option starts: method dadvi fits from one start" in capsys.readouterr().err
+    assert "option --starts: method dadvi fits from one start" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("draws, level", [(2, "unreliable"), (30, "usable with care")])
@@ -95,7 +95,7 @@ def test_cli_dadvi_draws_below_two_exits_2(capsys, models_dir):
     status = main(["fit", str(models_dir / "linear_regression.ppl"), "--method", "dadvi",
                    "--dadvi-draws", "1", "--quiet"])
     assert status == 2
-    assert "option dadvi_draws: must be an integer of at least 2" in capsys.readouterr().err
+    assert "option --dadvi-draws: must be an integer of at least 2" in capsys.readouterr().err
 
 
 # ----- the objective -------------------------------------------------------------------------
