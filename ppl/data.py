@@ -396,13 +396,15 @@ def _check_index(node: ir.Index, env: dict, dims: dict) -> None:
         name = source_text(item)
         # An index computed from data must not be negative (LANGUAGE.md v2: numpy would wrap
         # it silently); a literal like x[-1] still counts from the end, as in version 1.
-        if any(isinstance(n, ir.Ref) for n in ir.walk(item)) and np.any(index < 0):
+        from_data = any(isinstance(n, ir.Ref) for n in ir.walk(item))
+        if from_data and np.any(index < 0):
             where, found = _first(name, index < 0, index)
             raise errors.negative_index(item.span, name, where, found)
         bad = (index < -size) | (index >= size)
         if np.any(bad):
             where, found = _first(name, bad, index)
-            raise errors.index_out_of_range(item.span, name, where, found, size)
+            raise errors.index_out_of_range(item.span, name, where, found, size,
+                                            from_end=not from_data)
 
 
 def _check_support(observe: ir.Observe, env: dict) -> None:

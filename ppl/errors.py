@@ -300,14 +300,19 @@ def data_outside_support(span: Span, name: str, where: str, support: str, found)
                     f"{support} of the distribution", span)
 
 
-def _valid_indices(size) -> str:
-    return (f" (indexing is 0-based: 0 to {size - 1}, or -{size} to -1 from the end)"
-            if size > 0 else " (the dimension is empty)")
+def _valid_indices(size, from_end: bool = True) -> str:
+    if size <= 0:
+        return " (the dimension is empty)"
+    return (f" (indexing is 0-based: 0 to {size - 1}"
+            + (f", or -{size} to -1 from the end)" if from_end else ")"))
 
 
-def index_out_of_range(span: Span, name: str, where: str, found, size) -> PplError:
+def index_out_of_range(span: Span, name: str, where: str, found, size,
+                       from_end: bool = True) -> PplError:
+    """``from_end``: whether negative values count from the end here (a literal index; one
+    computed from data may not be negative, ``negative_index``)."""
     return PplError(f"index '{name}' holds {found} at {where}, out of range for a dimension "
-                    f"of size {size}{_valid_indices(size)}", span)
+                    f"of size {size}{_valid_indices(size, from_end)}", span)
 
 
 def constant_index_out_of_range(span: Span, index: int, size: int) -> PplError:

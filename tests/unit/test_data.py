@@ -300,7 +300,7 @@ def test_index_out_of_range(g, found):
     text = "data g: int[3]\nsample a: real[3] ~ Normal(0, 1)\nlet b = a[g]\n"
     error = validate_error(text, {"g": g})
     assert error.message == (f"index 'g' holds {found}, out of range for a dimension of size 3 "
-                             "(indexing is 0-based: 0 to 2, or -3 to -1 from the end)")
+                             "(indexing is 0-based: 0 to 2)")
     assert (error.span.line, error.span.col) == (3, 11)
 
 
@@ -322,7 +322,7 @@ def test_index_out_of_range_in_a_data_let_is_found_before_it_is_computed():
     text = "data x: real[2]\ndata g: int[2]\nlet z = x[g] * 2\n"
     error = validate_error(text, {"x": [1, 2], "g": [0, 2]})
     assert error.message == ("index 'g' holds 2 at g[1], out of range for a dimension of size 2 "
-                             "(indexing is 0-based: 0 to 1, or -2 to -1 from the end)")
+                             "(indexing is 0-based: 0 to 1)")
 
 
 def test_scalar_index_computed_from_data_is_checked():
@@ -330,14 +330,14 @@ def test_scalar_index_computed_from_data_is_checked():
     text = "data x: real[2]\ndata g: int[2]\nlet z = x[sum(g)]\n"
     error = validate_error(text, {"x": [1, 2], "g": [1, 1]})
     assert error.message == ("index 'sum(g)' holds 2 at sum(g), out of range for a dimension "
-                             "of size 2 (indexing is 0-based: 0 to 1, or -2 to -1 from the end)")
+                             "of size 2 (indexing is 0-based: 0 to 1)")
 
 
 def test_inner_index_is_checked_before_outer():
     text = "data x: real[3]\ndata g: int[2]\ndata h: int[2]\nlet z = x[g[h]]\n"
     error = validate_error(text, {"x": [1, 2, 3], "g": [0, 1], "h": [0, 5]})
     assert error.message == ("index 'h' holds 5 at h[1], out of range for a dimension of size 2 "
-                             "(indexing is 0-based: 0 to 1, or -2 to -1 from the end)")
+                             "(indexing is 0-based: 0 to 1)")
 
 
 # ----- files --------------------------------------------------------------------------------
