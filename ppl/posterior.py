@@ -16,7 +16,7 @@ from .infer.early import log_weights
 from .infer.optim import draw_elements, score_chunk
 from .infer.psis import Psis, psis
 from .infer.verdict import Verdict, judge
-from .ir import element_names
+from .ir import Let, element_names
 from .summary import Summary, _points, _probability_rows
 
 # Draws from the guide that k̂ is estimated from, at least: at 4000 its threshold is 0.7 and
@@ -229,8 +229,20 @@ class Fit:
         probability across the draws of the continuous latents.
         """
         if "summary" not in self._cache:
-            self._cache["summary"] = _points(self._summary(), self.params())
+            self._cache["summary"] = _points(self._summary(), self._point_values())
         return self._cache["summary"]
+
+    def _point_values(self) -> dict[str, np.ndarray]:
+        """The params, and the reported lets computed from params alone (``let v = 2 * w``):
+        one value each, reported without an sd as the params are (LANGUAGE.md, param)."""
+        params = self.params()
+        if not params:
+            return params
+        draws = self.draws()
+        lets = {s.name: draws[s.name][0] for s in self.compiled.model.statements
+                if isinstance(s, Let) and s.reported and s.value.deps <= params.keys()
+                and not s.data_only and s.name in draws}
+        return {**params, **lets}
 
     def _summary(self) -> Summary:
         draws = self.draws()

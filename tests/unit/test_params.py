@@ -65,6 +65,17 @@ def test_summary_shows_values_without_sd():
     assert "point estimates" in str(fit.verdict())
 
 
+def test_a_let_of_params_alone_is_a_value_without_sd():
+    # one value at every draw: shown as the params are, not with an sd of 0 and equal quantiles
+    text = ("data y: real[5]\nparam w: real\nlet v = 2 * w\nsample m ~ Normal(w, 1)\n"
+            "let u = m + v\nobserve y ~ Normal(m, 1)\n")
+    fit = ppl.compile(text).fit({"y": [1.0, 2.0, 3.0, 4.0, 5.0]}, seed=0)
+    rows = fit.summary().rows
+    assert rows["v"][0] == pytest.approx(2 * fit.params()["w"])
+    assert all(np.isnan(value) for value in rows["v"][1:])
+    assert rows["u"][1] > 0.1     # a let of a latent keeps its sd
+
+
 def test_map_penalty_shrinks_toward_prior():
     # y ~ Normal(mu, 1) with mu ~ Normal(0, 1): MAP = sum(y) / (N + 1), exactly.
     y = np.array([1.0, 2.0, 3.5, 0.5])
