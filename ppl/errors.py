@@ -367,7 +367,8 @@ def diverged(span: Span | None, steps: int) -> PplError:
                              "with it)")
     return PplError(f"the optimization diverged after {steps} steps: the log density of this "
                     "statement was not finite even after reducing the step size", span,
-                    hint="try a smaller --lr, or check the statement's parameters")
+                    hint="try a smaller --lr, or check the statement's parameters (and its "
+                         "bounds: where they cross, a draw has no support)")
 
 
 def bad_draw_parameter(span: Span | None, callee: str, param: str, constraint: str,
