@@ -132,8 +132,8 @@ def _declared_ends(statement) -> tuple[list, tuple]:
 
 
 def _check_declared_bounds(statement, env) -> None:
-    """A latent's (or param's; an int latent's, with closed ends) declared bounds computed from data against its
-    distribution's support and each other, as the checker checks literal bounds
+    """A latent's (or param's; an int latent's, with closed ends) declared bounds computed from
+    data against its distribution's support and each other, as the checker checks literal bounds
     (``supports.narrow``): ``real<lower=a> ~ HalfNormal(1)`` with a = -1 drew the latent below
     0 and evaluated HalfNormal's formula there, a silent wrong answer; ``real<lower=a,
     upper=b>`` with a >= b gave a NaN log joint."""
