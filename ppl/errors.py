@@ -250,6 +250,21 @@ def parameter_may_leave_constraint(span: Span, callee: str, param: str, constrai
                                  "or transform it (exp() is positive, sigmoid() lies in (0, 1))")
 
 
+def density_value_outside_support(span: Span, callee: str, support: str,
+                                  latent: str) -> PplError:
+    return PplError(f"the value of lpdf must lie in the support {support} of {callee}, but it "
+                    f"is outside that for every value of the latent variable '{latent}'", span,
+                    hint="change the prior or the bounds of the latent, or transform it")
+
+
+def density_value_may_leave_support(span: Span, callee: str, support: str,
+                                    latent: str) -> PplWarning:
+    return PplWarning(f"the value of lpdf must lie in the support {support} of {callee}, but "
+                      f"the latent variable '{latent}' can take it outside; there lpdf is -inf",
+                      span, hint=f"declare bounds on '{latent}' that keep the value inside "
+                                 "the support, or transform it")
+
+
 def bounds_outside_support(span: Span, name: str, bound: str, support: str) -> PplError:
     return PplError(f"bound {bound} of '{name}' lies outside the support {support} "
                     "of its distribution", span)
