@@ -677,6 +677,13 @@ def guide_depends_on_later(span: Span, name: str, later: str) -> PplError:
                     f"and latents defined before '{name}'", span)
 
 
+def guide_not_finite(span: Span, name: str, steps: int) -> PplError:
+    return PplError(f"the optimization diverged after {steps} steps: the scale of the guide of "
+                    f"'{name}' was not positive, or its loc or scale not finite", span,
+                    hint="a guide's scale must stay positive: write it as exp(...) or "
+                         "softplus(...), or declare the param it reads with <lower=0>")
+
+
 def guide_unsupported_latent(span: Span, name: str, reason: str) -> PplError:
     return PplError(f"'{name}' cannot have a guide: {reason}", span)
 
