@@ -684,6 +684,13 @@ def guide_not_finite(span: Span, name: str, steps: int) -> PplError:
                          "softplus(...), or declare the param it reads with <lower=0>")
 
 
+def guide_reads_discrete(span: Span, name: str, discrete: str) -> PplError:
+    return PplError(f"the guide of '{name}' depends on '{discrete}', a discrete latent summed "
+                    "out by enumeration: the guide draws no value of it", span,
+                    hint="a guide may use data, params and continuous latents defined "
+                         f"before '{name}'")
+
+
 def guide_unsupported_latent(span: Span, name: str, reason: str) -> PplError:
     return PplError(f"'{name}' cannot have a guide: {reason}", span)
 
