@@ -250,6 +250,21 @@ def parameter_may_leave_constraint(span: Span, callee: str, param: str, constrai
                                  "or transform it (exp() is positive, sigmoid() lies in (0, 1))")
 
 
+def density_value_outside_support(span: Span, callee: str, support: str,
+                                  latent: str) -> PplError:
+    return PplError(f"the value of lpdf must lie in the support {support} of {callee}, but it "
+                    f"is outside that for every value of the latent variable '{latent}'", span,
+                    hint="change the prior or the bounds of the latent, or transform it")
+
+
+def density_value_may_leave_support(span: Span, callee: str, support: str,
+                                    latent: str) -> PplWarning:
+    return PplWarning(f"the value of lpdf must lie in the support {support} of {callee}, but "
+                      f"the latent variable '{latent}' can take it outside; there lpdf is -inf",
+                      span, hint=f"declare bounds on '{latent}' that keep the value inside "
+                                 "the support, or transform it")
+
+
 def bounds_outside_support(span: Span, name: str, bound: str, support: str) -> PplError:
     return PplError(f"bound {bound} of '{name}' lies outside the support {support} "
                     "of its distribution", span)
@@ -679,6 +694,20 @@ def guide_depends_on_later(span: Span, name: str, later: str) -> PplError:
     what = "itself" if later == name else f"'{later}', which is defined after it"
     return PplError(f"the guide of '{name}' depends on {what}; a guide may use data, params "
                     f"and latents defined before '{name}'", span)
+
+
+def guide_not_finite(span: Span, name: str, steps: int) -> PplError:
+    return PplError(f"the optimization diverged after {steps} steps: the scale of the guide of "
+                    f"'{name}' was not positive, or its loc or scale not finite", span,
+                    hint="a guide's scale must stay positive: write it as exp(...) or "
+                         "softplus(...), or declare the param it reads with <lower=0>")
+
+
+def guide_reads_discrete(span: Span, name: str, discrete: str) -> PplError:
+    return PplError(f"the guide of '{name}' depends on '{discrete}', a discrete latent summed "
+                    "out by enumeration: the guide draws no value of it", span,
+                    hint="a guide may use data, params and continuous latents defined "
+                         f"before '{name}'")
 
 
 def guide_unsupported_latent(span: Span, name: str, reason: str) -> PplError:

@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 
 from . import elementwise, errors, ir
 
@@ -399,11 +400,65 @@ def _density(expr: ir.Density, data_env) -> Fn:
         expr.kind])
 
     def density(env):
-        out = method(value(env), **{name: fn(env) for name, fn in params.items()})
+        x, args = value(env), {name: fn(env) for name, fn in params.items()}
+        bad, below = _outside(cls, x, args)
+        if expr.kind != "lpdf" and below.any():
+            # below the support: P(X <= x) = 0, P(X > x) = 1; the formula is kept off those
+            # values (log of a negative) so that no nan reaches the gradient
+            x = anp.where(below, getattr(cls.support_of(args), "lower", 0) + 1.0, x)
+        out = method(x, **args)
         # a density constant along some axis (Uniform's) comes back smaller: broadcast it
         full = (anp.shape(out)[0],) + tuple(expr.shape)
-        return out if anp.shape(out) == full else out + anp.zeros(full)
+        out = out if anp.shape(out) == full else out + anp.zeros(full)
+        if expr.kind == "lpdf":
+            bad = bad | ~_inside(cls, x, args)
+        elif below.any():
+            out = anp.where(np.broadcast_to(below, full), -np.inf if expr.kind == "lcdf"
+                            else 0.0, out)
+        # a value outside the support has no density, and a parameter outside its constraint
+        # defines none: the formula would give a number there (lpdf(Exponential(1), -1) = 1)
+        return anp.where(np.broadcast_to(bad, full), -np.inf, out) if bad.any() else out
     return density
+
+
+def _outside(cls, x, params) -> tuple:
+    """(parameters outside their constraints, value below the support's lower bound): boolean
+    arrays over the value's batch axes [S or 1, ...], for ``lpdf``/``lcdf``/``lccdf``."""
+    x = np.asarray(getval(x))
+    bad = _bad_params(cls, params, x.ndim)
+    lower = getattr(cls.support_of(params), "lower", None)
+    below = np.zeros((), dtype=bool)
+    if lower is not None and not cls.support_of(params).discrete:
+        below = np.asarray(x < getval(lower))
+        below = np.any(below, axis=tuple(range(below.ndim - cls.event_dim, below.ndim)))
+    return bad, below
+
+
+def _bad_params(cls, params, rank: int) -> np.ndarray:
+    """True over the batch axes where some parameter leaves its constraint (or is nan); a
+    distribution-valued one (a Mixture's components, a component axis last) where any
+    component's does."""
+    bad = np.zeros((), dtype=bool)
+    for name, v in params.items():
+        if isinstance(v, tuple):        # (class, parameters) of a Mixture's components
+            inner = _bad_params(v[0], v[1], rank + 1)
+            bad = bad | (np.any(inner, axis=-1) if inner.ndim else inner)
+            continue
+        constraint = cls.constraints.get(name)
+        if constraint is None:
+            continue
+        v = np.asarray(getval(v))
+        with np.errstate(invalid="ignore"):
+            ok = np.asarray(constraint.check(v)) & ~np.isnan(v)
+        k = cls.param_event_dims.get(name, 0)
+        bad = bad | ~np.all(ok, axis=tuple(range(ok.ndim - k, ok.ndim)))
+    return bad
+
+
+def _inside(cls, x, params) -> np.ndarray:
+    """True over the batch axes where the value lies in the distribution's support."""
+    ok = np.asarray(cls.support_of(params).check(np.asarray(getval(x))))
+    return np.all(ok, axis=tuple(range(ok.ndim - cls.event_dim, ok.ndim)))
 
 
 _BUILDERS = {ir.Const: _const, ir.Ref: _ref, ir.Neg: _neg, ir.BinOp: _binop, ir.Index: _index,

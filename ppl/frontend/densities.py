@@ -6,9 +6,12 @@ evaluates the resulting ``ir.Density`` and distribution-valued parameters.
 """
 from __future__ import annotations
 
+import warnings
+
 from .. import errors, ir
-from . import shapes, syntax
+from . import ranges, shapes, syntax
 from .shapes import Shape, ShapeError
+from .supports import check_param_ranges
 
 # language name -> the distribution method it calls (None: log_density, which every one has)
 DENSITY_FUNCTIONS = {"lpdf": "log_density", "lcdf": "log_cdf", "lccdf": "log_ccdf"}
@@ -47,7 +50,28 @@ def density(checker, e: syntax.Call) -> ir.Density:
                                  f"shapes of the distribution and the value of '{e.func}'")
     except ShapeError as err:
         raise err.at(e.span) from None
+    check_param_ranges(dist, checker.ranges, checker._first)   # outside: -inf, as a term's
+    if e.func == "lpdf" and value.deps:
+        _check_value_range(checker, dist, value)
     return ir.Density(e.func, dist, value, shape, "real", dist.deps | value.deps, span=e.span)
+
+
+def _check_value_range(checker, dist: ir.Dist, value: ir.Expr) -> None:
+    """The range of a latent-dependent value against the support of lpdf's distribution, as
+    ``supports.check_param_ranges`` does for parameters: outside it lpdf is -inf."""
+    support = dist.cls.support_of(dict(dist.params))
+    allowed = None if dist.cls.event_dim else ranges.of_constraint(support,
+                                                                   checker.ranges.of)
+    if allowed is None:
+        return
+    found = checker.ranges.of(value)
+    if ranges.contains(allowed, found):
+        return
+    args = (value.span, dist.name, support.describe(), checker._first(value.deps))
+    if ranges.disjoint(allowed, found):
+        raise errors.density_value_outside_support(*args)
+    warnings.warn(errors.density_value_may_leave_support(*args), errors.PplWarning,
+                  stacklevel=2)
 
 
 def checker_lookup_function(name: str) -> bool:

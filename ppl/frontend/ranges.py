@@ -321,6 +321,11 @@ class Analysis:
             lo = -INF if s.lower is None else self.of(s.lower).lo
             hi = INF if s.upper is None else self.of(s.upper).hi
             return _clean(lo, hi, False, False)
+        if isinstance(s, ir.Latent) and isinstance(s.support, (c.IntegerInterval, c.Boolean)):
+            # an enumerated discrete latent takes its values on the closed {lower..upper}
+            lower, upper = getattr(s.support, "lower", 0), getattr(s.support, "upper", 1)
+            return _clean(-INF if lower is None else self.of(lower).lo,
+                          INF if upper is None else self.of(upper).hi, False, False)
         if isinstance(s, (ir.Latent, ir.Param)):
             allowed = of_constraint(s.support, self.of)
             if allowed is None:

@@ -74,6 +74,9 @@ def check_guide(checker, s: syntax.Guide) -> ir.Guide:
     later = [d for d in _latents(checker, dist.deps) if checker.latent_order[d] >= order]
     if later:
         raise errors.guide_depends_on_later(s.dist.span, s.name, later[0])
+    discrete = [d for d in _latents(checker, dist.deps) if checker.statements[d].discrete]
+    if discrete:    # summed out of the log joint: q has no draws of it to read
+        raise errors.guide_reads_discrete(s.dist.span, s.name, discrete[0])
     guided[s.name] = s.span
     params = dict(dist.params)
     return ir.Guide(s.name, params["mu"], params["sigma"], span=s.span)

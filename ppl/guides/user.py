@@ -194,6 +194,25 @@ class UserGuide:
         full = assemble(S, pieces) if pieces else anp.zeros((S, 0))
         return full, anp.zeros(S) if log_scale is None else log_scale, log_q
 
+    def blame(self, theta, eps):
+        """The ir.Guide of the first guided latent whose scale is not positive and finite, or
+        whose loc is not finite, at these draws; None when every guide is (a step that failed
+        then failed in the log joint)."""
+        theta_auto, values = self._parts(np.asarray(theta, dtype=float))
+        S = eps.shape[0]
+        z_auto = self.auto.draw(theta_auto, eps[:, :self.eps_auto]) if self.d_auto \
+            else np.zeros((S, 0))
+        scales = []
+        with np.errstate(all="ignore"):
+            zeta, _, _ = self._pass(z_auto, values, S, eps=eps[:, self.eps_auto:],
+                                    scales=scales)
+        guided = [step for kind, step in self.order if kind == "guided"]
+        for step, log_scale in zip(guided, scales):
+            u = zeta[:, step.slot.offset:step.slot.offset + step.slot.size]
+            if not (np.all(np.isfinite(log_scale)) and np.all(np.isfinite(u))):
+                return self.compiled.guides[step.name].statement
+        return None
+
     # ----- reports ------------------------------------------------------------------------------
 
     def mean(self, theta) -> np.ndarray:

@@ -22,7 +22,7 @@ from autograd import grad as _grad
 from .diagnostics import settle
 from .early import GIVE_UP, STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
-from ..errors import diverged, not_finite_at_start
+from ..errors import diverged, guide_not_finite, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from . import fixed_draws, steps
 from .optim import hessian_chunk, optimizer, score_chunk
@@ -421,7 +421,7 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             state, value = steps.update(state, eps, loss, opt, theta)
             if value is None:
                 if state.failures >= MAX_FAILURES:
-                    raise diverged(_blame(compiled, guide.draw(theta, eps)), len(trace))
+                    _raise_diverged(compiled, guide, theta, eps, len(trace))
                 continue
             trace.append(value)
             windows = windows.add(theta)
@@ -508,6 +508,15 @@ def _check_start(compiled, guide, theta, rng) -> None:
             what = "nan" if np.isnan(bad) else ("-inf" if bad < 0 else "inf")
             raise not_finite_at_start(getattr(statement, "span", None), what)
     raise not_finite_at_start(None, "not finite")
+
+
+def _raise_diverged(compiled, guide, theta, eps, steps: int):
+    """PplError diverged, naming a user's guide whose scale left (0, inf) when one did (the log
+    joint was finite there), else the statement whose term was not finite."""
+    statement = guide.blame(theta, eps) if hasattr(guide, "blame") else None
+    if statement is not None:
+        raise guide_not_finite(statement.span, statement.name, steps)
+    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps)
 
 
 def _blame(compiled, zeta):

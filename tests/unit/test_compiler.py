@@ -130,6 +130,55 @@ def test_log_joint_matches_scipy(name, rng):
     np.testing.assert_allclose(model.log_joint(zeta), [expected(u) for u in zeta], rtol=1e-10)
 
 
+# lpdf/lcdf/lccdf of a value outside the support: log 0 = -inf for lpdf, and below the
+# support P(X <= x) = 0, P(X > x) = 1; the formulas alone gave a number (lpdf(Exponential(1),
+# -1) was 1, lpdf(Bernoulli(0.3), 2) -2.05, lccdf(Exponential(1), -1) 1, lcdf(Gamma(2, 1), -1)
+# nan). Each row: the factor's expression and its value.
+OUTSIDE = {
+    "lpdf(Exponential(1), -1.0)": -np.inf,
+    "lpdf(HalfNormal(1), -1.0)": -np.inf,
+    "lpdf(Beta(2, 2), 1.5)": -np.inf,
+    "lpdf(Bernoulli(0.3), 2)": -np.inf,
+    "lpdf(Poisson(2.0), 2.5)": -np.inf,
+    "lpdf(DiscreteUniform(0, 3), 7)": -np.inf,
+    "lpdf(OrderedLogistic(0.0, [0.0, 1.0]), 5)": -np.inf,
+    "lpdf(Multinomial(3, [0.5, 0.5]), [1, 1])": -np.inf,
+    "lpdf(Dirichlet([1.0, 1.0]), [0.2, 0.2])": -np.inf,
+    "lpdf(Mixture([0.5, 0.5], Poisson([1.0, 2.0])), 1.5)": -np.inf,
+    "lcdf(Exponential(1), -1.0)": -np.inf,
+    "lccdf(Exponential(1), -1.0)": 0.0,
+    "lcdf(Gamma(2, 1), -1.0)": -np.inf,
+    "lccdf(LogNormal(0, 1), -1.0)": 0.0,
+    "lccdf(Weibull(2, 1), -1.0)": 0.0,
+    "lpdf(Exponential(1), 0.5)": scipy.stats.expon.logpdf(0.5),        # inside: unchanged
+    "lcdf(Gamma(2, 1), 0.5)": scipy.stats.gamma.logcdf(0.5, 2),
+}
+
+
+@pytest.mark.parametrize("expr", sorted(OUTSIDE))
+def test_density_of_a_value_outside_the_support(expr):
+    model = compile_text(f"sample mu ~ Normal(0, 1)\nfactor {expr}\n")
+    want = scipy.stats.norm.logpdf(0.0) + OUTSIDE[expr]
+    np.testing.assert_allclose(model.log_joint(np.zeros((1, 1))), [want], rtol=1e-12)
+
+
+def test_density_of_a_latent_outside_support_or_constraint_is_minus_inf():
+    # a latent value below Exponential's support, or a latent sigma <= 0: no density there
+    # (the fit of 'factor lpdf(Exponential(1), s)' with s real had a posterior mean of -0.99)
+    with pytest.warns(UserWarning, match="the value of lpdf must lie in the support"):
+        model = compile_text("sample s ~ Normal(0, 1)\nfactor lpdf(Exponential(1), s)\n")
+    lj = model.log_joint(np.array([[-0.5], [0.5]]))
+    assert lj[0] == -np.inf
+    np.testing.assert_allclose(lj[1], scipy.stats.norm.logpdf(0.5) - 0.5, rtol=1e-12)
+    with pytest.warns(UserWarning):
+        model = compile_text("sample s ~ Normal(0, 1)\nsample t ~ Normal(0, 1)\n"
+                             "factor lpdf(Normal(0, t), s)\n")
+    lj = model.log_joint(np.array([[0.3, -1.0], [0.3, 2.0]]))
+    assert lj[0] == -np.inf
+    np.testing.assert_allclose(lj[1], scipy.stats.norm.logpdf([0.3, 2.0]).sum()
+                               + scipy.stats.norm.logpdf(0.3, 0, 2.0), rtol=1e-12)
+
+
 def test_simplex_log_joint_matches_scipy_and_numerical_jacobian(rng):
     # the density of the first K-1 coordinates: Dirichlet pdf times |det d x[:K-1] / du|,
     # the Jacobian by central differences of the constrained values

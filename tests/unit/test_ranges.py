@@ -111,3 +111,17 @@ def test_where_minimum_and_maximum_keep_a_positive_rate_positive():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check(parse(text))
+
+
+def test_an_enumerated_discrete_latent_takes_its_closed_finite_support():
+    # n ~ Binomial(5, p) lies in {0..5}, so n + 0.5 is a positive Poisson rate: it was taken
+    # as the whole real line and the checker warned that n could make the rate negative
+    r = _range_of("sample p ~ Beta(1, 1)\nsample n: int ~ Binomial(5, p)\nlet z = n\n")
+    assert (r.lo, r.lo_open, r.hi, r.hi_open) == (0.0, False, 5.0, False)
+    r = _range_of("sample p ~ Beta(1, 1)\nsample b: int ~ Bernoulli(p)\nlet z = b\n")
+    assert (r.lo, r.hi) == (0.0, 1.0)
+    text = ("data y: int[2]\nsample p ~ Beta(1, 1)\nsample n: int ~ Binomial(5, p)\n"
+            "observe y ~ Poisson(n + 0.5)\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(parse(text))

@@ -95,3 +95,14 @@ def test_guided_and_automatic_latents_together():
     assert guide.d_auto == 1 and guide.n_guided == 3 and guide.n_params == 9
     assert theta.size == 2 + 9
     assert guide.name == "user+meanfield"
+
+
+def test_a_guide_scale_below_zero_is_blamed_on_the_guide():
+    # 'param sc: real' as a scale starts at small random values of either sign; where it is
+    # negative every step's entropy was nan and the fit ended in 'the log density was not
+    # finite', unlocated, though the log joint was finite at every draw
+    model = ppl.compile("sample s ~ Normal(0, 1)\nparam sc: real\nguide s ~ Normal(0, sc)\n")
+    with pytest.raises(ppl.PplError, match="the scale of the guide of 's' was not positive") \
+            as error:
+        model.fit({}, init={"sc": -1.0}, iter=100)
+    assert error.value.span.line == 3
