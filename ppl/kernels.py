@@ -388,11 +388,16 @@ class FusedTerm:
 
     def vjp(self, argnums, ans, values):
         kept, self._kept = self._kept, None
-        cache = kept[1] if kept is not None and kept[0] is ans else self.forward(values)[1]
+        cache = [kept[1] if kept is not None and kept[0] is ans else None]
 
         def gradients(g):
+            # _grad_eta works in the forward pass's buffers, so they serve one call; a second
+            # (autograd's jacobian, a VJP made once and called per output) computes them again
+            buffers, cache[0] = cache[0], None
+            if buffers is None:
+                buffers = self.forward(values)[1]
             g = np.asarray(g)
-            grad_eta, scale_grad = self._grad_eta(g, cache)
+            grad_eta, scale_grad = self._grad_eta(g, buffers)
             grads = self._pull(grad_eta, values, scale_grad)
             return tuple(grads[i - 1] for i in argnums)
         return gradients

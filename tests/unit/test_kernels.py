@@ -5,7 +5,7 @@ case runs twice: through the pass over the rows (FusedTerm) and through the Gram
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from autograd import grad
+from autograd import grad, jacobian
 
 from ppl import kernels
 from ppl.compiler import compile_model
@@ -180,6 +180,18 @@ def test_fused_gradient_matches_traced(path):
     z = draws(fused)
     want = grad(_total(traced))(z)
     np.testing.assert_allclose(grad(_total(fused))(z), want, rtol=1e-10,
+                               atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
+def test_fused_jacobian_matches_traced(path):
+    # autograd's jacobian makes the VJP once and calls it once per draw: each call must find
+    # the forward pass's buffers as they were, not as the call before left them
+    compile_, _, name = path
+    fused, traced = compile_(True), compile_(False)
+    z = draws(fused, 3)
+    want = jacobian(traced.log_joint)(z)
+    np.testing.assert_allclose(jacobian(fused.log_joint)(z), want, rtol=1e-10,
                                atol=1e-12 * np.abs(want).max())
 
 
