@@ -26,7 +26,7 @@ from .special import gammaln
 
 from . import ir
 from .evaluate import compile_expr, evaluate_data, index_value
-from .fused import record
+from .fused import record, shape_of
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 # distribution name -> (the predictor's parameter name, the other parameters allowed)
@@ -268,7 +268,7 @@ class FusedTerm:
             x = np.stack([column for column, _ in parts.columns], axis=1)
             self.matrices.append((np.ascontiguousarray(x.T), x))
             column_fns = [fn for _, fn in parts.columns]
-            fns.append(lambda env: anp.stack([fn(env) for fn in column_fns], axis=1))
+            fns.append(lambda env: _stack_columns([fn(env) for fn in column_fns]))
         self.gathers = [(weight, idx, size) for weight, idx, size, _ in parts.gathers]
         fns += [fn for *_, fn in parts.gathers]
         self.scalar_signs = [sign for sign, _ in parts.scalars]
@@ -314,13 +314,16 @@ class FusedTerm:
         return self.plain(env)
 
     def _eta(self, values):
-        """The predictor [S, N] in one freshly allocated buffer, built in place."""
+        """The predictor [S, N] in one freshly allocated buffer, built in place. S is the
+        largest draw axis among the values: a ``param``'s value has one row for all draws,
+        and a buffer begun from it would have too few rows for the others' terms."""
+        draws = max(np.shape(v)[0] for v in values)
         k = 0
         eta = None
         for x_t, _ in self.matrices:
             # a slice of zeta is strided; BLAS wants it contiguous (a copy of [S, K] only)
             t = np.ascontiguousarray(values[k]) @ x_t
-            eta = t if eta is None else np.add(eta, t, out=eta)
+            eta = _accumulate(eta, t, draws)
             k += 1
         for weight, idx, _ in self.gathers:
             t = np.take(values[k], idx, axis=-1)
@@ -328,18 +331,17 @@ class FusedTerm:
                 t = np.multiply(t, weight, out=t)
             elif weight < 0:
                 t = np.negative(t, out=t)
-            eta = t if eta is None else np.add(eta, t, out=eta)
+            eta = _accumulate(eta, t, draws)
             k += 1
         shift = 0.0
         for sign in self.scalar_signs:
             shift = shift + sign * np.asarray(values[k])
             k += 1
         for weight in self.generic_weights:
-            t = weight * np.asarray(values[k])
-            eta = t if eta is None else np.add(eta, t, out=eta)
+            eta = _accumulate(eta, weight * np.asarray(values[k]), draws)
             k += 1
         if eta is None:
-            eta = np.zeros((np.shape(shift)[0], self.n))
+            eta = np.zeros((draws, self.n))
         if np.ndim(shift):
             eta = np.add(eta, np.reshape(shift, (-1, 1)), out=eta)
         if self.offset is not None:
@@ -386,11 +388,16 @@ class FusedTerm:
 
     def vjp(self, argnums, ans, values):
         kept, self._kept = self._kept, None
-        cache = kept[1] if kept is not None and kept[0] is ans else self.forward(values)[1]
+        cache = [kept[1] if kept is not None and kept[0] is ans else None]
 
         def gradients(g):
+            # _grad_eta works in the forward pass's buffers, so they serve one call; a second
+            # (autograd's jacobian, a VJP made once and called per output) computes them again
+            buffers, cache[0] = cache[0], None
+            if buffers is None:
+                buffers = self.forward(values)[1]
             g = np.asarray(g)
-            grad_eta, scale_grad = self._grad_eta(g, cache)
+            grad_eta, scale_grad = self._grad_eta(g, buffers)
             grads = self._pull(grad_eta, values, scale_grad)
             return tuple(grads[i - 1] for i in argnums)
         return gradients
@@ -650,6 +657,20 @@ def _group_rows(g: np.ndarray, idx: np.ndarray, size: int, cache: dict) -> np.nd
     if flat is None:
         flat = cache[key] = (np.arange(S)[:, None] * size + idx).ravel()
     return np.bincount(flat, weights=g.ravel(), minlength=S * size).reshape(S, size)
+
+
+def _accumulate(eta, t: np.ndarray, draws: int) -> np.ndarray:
+    """``eta + t`` into ``eta`` [S, N]; ``t`` [S or 1, N], fresh, begins it when eta is None."""
+    if eta is None:
+        return t if t.shape[0] == draws else np.repeat(t, draws, axis=0)
+    return np.add(eta, t, out=eta)
+
+
+def _stack_columns(columns: list):
+    """The scalar coefficients' values [S] or [1] (a ``param``'s) as one matrix [S, C]."""
+    draws = max(shape_of(c)[0] for c in columns)
+    return anp.stack([c if shape_of(c)[0] == draws else c + np.zeros(draws) for c in columns],
+                     axis=1)
 
 
 def _unbroadcast(grad, value):

@@ -5,7 +5,7 @@ case runs twice: through the pass over the rows (FusedTerm) and through the Gram
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from autograd import grad
+from autograd import grad, jacobian
 
 from ppl import kernels
 from ppl.compiler import compile_model
@@ -94,6 +94,21 @@ sample alpha ~ Normal(0, 1)
 sample beta: real[3] ~ Normal(0, 1)
 observe y ~ Binomial(7, logit=alpha - X @ beta)
 """, "binomial7"),
+    # params (one row for all draws) first in the predictor and among the columns, with
+    # latents (a row per draw) after them: the predictor has a row per draw
+    "normal_params": ("""data y: real[N]
+param p: real[3]
+param q: real ~ Normal(0, 1)
+sample a: real[4] ~ Normal(0, 1)
+sample b ~ Normal(0, 1)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(X @ p + a[g] + q * x - b * x, sigma)
+""", "real"),
+    "bernoulli_params": ("""data y: int[N]
+param p: real[4]
+sample alpha ~ Normal(0, 1)
+observe y ~ Bernoulli(logit=p[g] + alpha)
+""", "binary"),
     "poisson": ("""data y: int[N]
 sample alpha ~ Normal(0, 1)
 sample beta: real[3] ~ Normal(0, 0.5)
@@ -169,6 +184,18 @@ def test_fused_gradient_matches_traced(path):
 
 
 @pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
+def test_fused_jacobian_matches_traced(path):
+    # autograd's jacobian makes the VJP once and calls it once per draw: each call must find
+    # the forward pass's buffers as they were, not as the call before left them
+    compile_, _, name = path
+    fused, traced = compile_(True), compile_(False)
+    z = draws(fused, 3)
+    want = jacobian(traced.log_joint)(z)
+    np.testing.assert_allclose(jacobian(fused.log_joint)(z), want, rtol=1e-10,
+                               atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
 def test_fused_hessian_matches_traced(path):
     # second order (the polish's expected Hessian, DADVI) goes through the plain path, or for
     # the Gram form through its own formula on [S, P] arrays: the plain path is taken away
@@ -183,7 +210,12 @@ def test_fused_hessian_matches_traced(path):
                                expected_hessian(traced.log_joint, z), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
+# a param's coordinates are read from the first draw only: a difference along them in the
+# other draws is no difference of the log joint (the whitening is of latents)
+LATENT_PATHS = [(name, kind) for name, kind in PATHS if "params" not in name]
+
+
+@pytest.mark.parametrize("path", LATENT_PATHS, indirect=True, ids=lambda p: "-".join(p))
 @pytest.mark.parametrize("rule", ["central", "forward"])
 def test_difference_hessian_through_the_kernel_matches_the_traced_one(path, rule):
     # The dense whitening's H by differences of the fused gradient (precondition.py) against
