@@ -257,6 +257,14 @@ def density_value_outside_support(span: Span, callee: str, support: str,
                     hint="change the prior or the bounds of the latent, or transform it")
 
 
+def density_of_continuous_value(span: Span, callee: str, latent: str) -> PplError:
+    return PplError(f"lpdf of {callee}, a distribution of integers, at a value that moves with "
+                    f"the continuous latent variable '{latent}': the value is almost never an "
+                    "integer, so lpdf is -inf at almost every draw", span,
+                    hint="give the discrete quantity an int latent (sample k: int ~ ...), or use "
+                         "a continuous distribution")
+
+
 def density_value_may_leave_support(span: Span, callee: str, support: str,
                                     latent: str) -> PplWarning:
     return PplWarning(f"the value of lpdf must lie in the support {support} of {callee}, but "

@@ -52,6 +52,9 @@ def density(checker, e: syntax.Call) -> ir.Density:
         raise err.at(e.span) from None
     check_param_ranges(dist, checker.ranges, checker._first)   # outside: -inf, as a term's
     if e.func == "lpdf" and value.deps:
+        continuous = sorted(d for d in value.deps if checker.scope[d].dtype != "int")
+        if dist.cls.support_of(dict(dist.params)).discrete and continuous:
+            raise errors.density_of_continuous_value(value.span, dist.name, continuous[0])
         _check_value_range(checker, dist, value)
     return ir.Density(e.func, dist, value, shape, "real", dist.deps | value.deps, span=e.span)
 

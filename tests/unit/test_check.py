@@ -490,3 +490,11 @@ def test_a_binary_index_over_a_long_axis_warns():
     text = "data m: int<lower=0, upper=1>[5]\ndata x: real[5]\nlet z = x[m]\n"
     with pytest.warns(UserWarning, match="does not select by a 0/1 mask"):
         _check(text, {})
+
+
+def test_lpdf_of_a_discrete_distribution_takes_values_of_int_latents_and_data():
+    # a value that moves with a continuous latent is refused (tests/cases/bad); one that moves
+    # with a discrete latent only, or data, takes integer values and is checked as usual
+    _check("sample z: int ~ Bernoulli(0.5)\nsample s ~ Normal(0, 1)\n"
+           "factor lpdf(Poisson(2), z + 1.0)\n")
+    _check("data y: real\nsample s ~ Normal(0, 1)\nfactor lpdf(Poisson(exp(s)), y)\n")
