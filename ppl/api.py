@@ -124,7 +124,9 @@ class Model:
         concrete, values, compiled = self.prepare(data, whole=fit_options.batch is None)
         _check_step_memory(concrete, compiled, fit_options)
         memory.check_draws(fit_options.draws, concrete, "--draws")
-        memory.check_summary(psis_draws(fit_options), concrete)
+        memory.check_summary(psis_draws(fit_options), concrete, values=compiled.values()
+                             if compiled is not None else None,
+                             value_draws=fit_options.draws)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}

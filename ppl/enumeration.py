@@ -123,9 +123,15 @@ def conditional(acc, values: Values, s: int) -> np.ndarray:
     return np.moveaxis(np.exp(log_p), 0, -1)
 
 
-def draw(probabilities: np.ndarray, values: Values, rng: np.random.Generator) -> np.ndarray:
-    """One value per element per draw from ``probabilities`` [S, *shape, K]: [S, *shape]."""
+def uniforms(values: Values, rng: np.random.Generator, s: int) -> np.ndarray:
+    """The uniforms [S, *shape, 1] that ``draw`` turns into S draws of every element: drawn
+    apart from the probabilities, so draws made a chunk of draws at a time are the same."""
+    return rng.random((s,) + values.shape + (1,))
+
+
+def draw(probabilities: np.ndarray, values: Values, u: np.ndarray) -> np.ndarray:
+    """One value per element per draw from ``probabilities`` [S, *shape, K], by inverting
+    their cumulative sums at ``u`` [S, *shape, 1] (``uniforms``): [S, *shape]."""
     cumulative = np.cumsum(probabilities, axis=-1)
-    u = rng.random(probabilities.shape[:-1] + (1,))
     index = np.minimum((u > cumulative).sum(axis=-1), values.k - 1)
     return values.values[index]

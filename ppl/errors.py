@@ -438,6 +438,15 @@ def summary_too_large(span: Span | None, name: str, is_let: bool, draws: int, ne
                     f"{_bytes(available)}", span, hint=hint)
 
 
+def probabilities_too_large(span: Span | None, name: str, elements: int, values: int,
+                            draws: int, needed: int, available: int) -> PplError:
+    return PplError(f"the summary's probabilities of the {values} values of discrete latent "
+                    f"'{name}' ({elements} element(s), at {draws} draws) need at least "
+                    f"{_bytes(needed)} of memory; this machine has {_bytes(available)}", span,
+                    hint=f"narrow the bounds of '{name}' (every value between them is "
+                    "enumerated), or use fewer --draws")
+
+
 def _bytes(n: int) -> str:
     for unit, size in (("TB", 2 ** 40), ("GB", 2 ** 30), ("MB", 2 ** 20)):
         if n >= size:

@@ -103,15 +103,37 @@ def _reported_size(statement) -> int:
     return _size(statement.shape if isinstance(statement, ir.Latent) else statement.value.shape)
 
 
-def check_summary(n_draws: int, model: ir.Model, limit: int | None = None) -> None:
-    """Refuse, before the fit, a model whose reported values at the summary's ``n_draws``
-    draws exceed ``limit``, naming the largest reported let: a let over 10^6 rows at 4000
-    draws is 32 GB, and a leading '_' keeps it out of the summary."""
+def check_summary(n_draws: int, model: ir.Model, limit: int | None = None,
+                  values: dict | None = None, value_draws: int = 0) -> None:
+    """Refuse, before the fit, a model whose summary needs more than ``limit`` bytes, naming
+    the statement that needs the most: a let over 10^6 rows at 4000 draws is 32 GB, and a
+    leading '_' keeps it out of the summary; the probabilities of a discrete latent of 100
+    elements with 10^4 values, at 4000 draws, 32 GB.
+
+    ``values``, name -> [K] (``compiled.values()``), gives each discrete latent's values;
+    its conditional probabilities [value_draws, *shape, K] (``Fit.probabilities_by_draw``
+    at the draws option) are held whole while the summary's ``n_draws`` draws are made, and
+    then while one row ``z[3]=1`` per element and value is made from them.
+    """
     limit = available() if limit is None else limit
+    values = values or {}
     reported = _reported(model)
-    needed = n_draws * max(sum(_reported_size(s) for s in reported), 1) * _BYTES
+    # A lower bound of the peak: the probabilities with the larger of the summary's draws of
+    # every reported value (n_draws of _reported_size each) and the probabilities' rows (five
+    # floats each). Not counted: draws() (the draws option's draws, cached), the rows' Python
+    # objects (about 50 floats' worth each), the enumeration's temporaries (posterior.draw_chunk
+    # keeps those near optim.SCORE_ELEMENTS elements each).
+    own = {s.name: n_draws * _reported_size(s) for s in reported}
+    probabilities = {s.name: value_draws * _size(s.shape) * len(values[s.name])
+                     for s in reported if s.name in values}
+    rows = sum(5 * _size(s.shape) * len(values[s.name]) for s in reported if s.name in values)
+    needed = (sum(probabilities.values()) + max(sum(own.values()), rows, 1)) * _BYTES
     if needed > limit:
-        worst = max(reported, key=_reported_size)
+        worst = max(reported, key=lambda s: max(own[s.name], probabilities.get(s.name, 0)))
+        if probabilities.get(worst.name, 0) > own[worst.name]:
+            raise errors.probabilities_too_large(worst.span, worst.name, _size(worst.shape),
+                                                 len(values[worst.name]), value_draws,
+                                                 needed, limit)
         raise errors.summary_too_large(worst.span, worst.name, isinstance(worst, ir.Let),
                                        n_draws, needed, limit)
 

@@ -13,7 +13,7 @@ import numpy as np
 from . import memory
 from .options import check_count, check_seconds
 from .infer.early import log_weights
-from .infer.optim import draw_elements, score_chunk
+from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
 from .infer.psis import Psis, psis
 from .infer.verdict import Verdict, judge
 from .ir import Let, element_names
@@ -76,11 +76,47 @@ def by_draws(fn, zeta: np.ndarray, step, *args) -> dict[str, np.ndarray]:
 
 def large_draws(compiled, n: int) -> int | float:
     """Draws a call of ``compiled``'s outputs may take for ``n`` draws: all of them unless the
-    largest per-draw value at n draws exceeds LARGE_DRAW_ELEMENTS, then the score chunk."""
+    largest per-draw value at n draws (at each value of a discrete latent) exceeds
+    LARGE_DRAW_ELEMENTS, then the score chunk (:func:`draw_chunk`)."""
     model = getattr(compiled, "model", None)
-    if model is None or n * draw_elements(model) <= LARGE_DRAW_ELEMENTS:
+    if model is None or n * draw_elements(model) * _most_values(compiled) <= LARGE_DRAW_ELEMENTS:
         return np.inf
-    return score_chunk(model)
+    return draw_chunk(compiled)
+
+
+def _most_values(compiled) -> int:
+    """The most values of one of ``compiled``'s discrete latents; 1 without any."""
+    values = compiled.values() if hasattr(compiled, "values") else {}
+    return max((len(v) for v in values.values()), default=1)
+
+
+def draw_chunk(compiled) -> int:
+    """Draws a function over the whole data takes at a time: the score chunk
+    (optim.score_chunk) without discrete latents; with them, SCORE_ELEMENTS over the largest
+    per-draw value times the most values of a discrete latent, at least one draw: every
+    statement a latent of K values reaches is evaluated at K rows per draw, with its densities'
+    temporaries (enumeration.py). In one call, the summary's 4000 draws of 20 elements of 9001
+    values each took 23 GB."""
+    model = compiled.model
+    k = _most_values(compiled)
+    if k == 1:
+        return score_chunk(model)
+    return max(1, SCORE_ELEMENTS // (draw_elements(model) * k))
+
+
+def _probabilities(compiled, zeta: np.ndarray, step) -> dict[str, np.ndarray]:
+    """``compiled.probabilities(zeta)``, ``step`` draws at a time, laid out as one call lays
+    them out ([n, *shape, K] views of [K, n, *shape] arrays, enumeration.conditional): their
+    means over the draws (``Fit.probabilities``) are then those of one call, to the last bit."""
+    if len(zeta) <= step:
+        return compiled.probabilities(zeta)
+    out = {}
+    for i in range(0, len(zeta), step):
+        for name, p in compiled.probabilities(zeta[i:i + step]).items():
+            if name not in out:
+                out[name] = np.empty((p.shape[-1], len(zeta), *p.shape[1:-1]))
+            out[name][:, i:i + step] = np.moveaxis(p, -1, 0)
+    return {name: np.moveaxis(p, 0, -1) for name, p in out.items()}
 
 
 def psis_draws(options) -> int:
@@ -206,7 +242,8 @@ class Fit:
         """Each discrete latent's conditional posterior given each of ``n`` posterior draws
         of the continuous latents: name -> [n, *shape, K]."""
         n = self._count(n, self.options.draws)
-        return self.compiled.probabilities(self._posterior_zeta(n))
+        return _probabilities(self.compiled, self._posterior_zeta(n),
+                              self._draws_per_call(whole_data=True))
 
     def values(self) -> dict[str, np.ndarray]:
         """The values each discrete latent takes: name -> [K] ints."""
@@ -342,21 +379,28 @@ class Fit:
     def _constrained(self, zeta: np.ndarray, rng) -> dict[str, np.ndarray]:
         """``compiled.constrained`` at the draws zeta [n, D], as ``_chunked`` takes the log
         joint: a reported let over the data then costs its own values only, not its
-        temporaries at 4000 draws at once (a let of 2 * 10^4 elements: 1.4 GB). Not for a model
-        with discrete latents: their draws take ``rng`` in one call."""
-        step = np.inf if self.values() else self._draws_per_call(whole_data=True)
-        return by_draws(self.compiled.constrained, zeta, step, rng)
+        temporaries at 4000 draws at once (a let of 2 * 10^4 elements: 1.4 GB). The discrete
+        latents' uniforms are drawn from ``rng`` first, for all the draws, as one call took
+        them: the same draws whatever the chunks."""
+        step = self._draws_per_call(whole_data=True)
+        if not self.values():
+            return by_draws(self.compiled.constrained, zeta, step, rng)
+        uniforms = self.compiled.uniforms(rng, len(zeta))
+        return by_draws(lambda rows: self.compiled.constrained(
+            zeta[rows], uniforms={d: u[rows] for d, u in uniforms.items()}),
+            np.arange(len(zeta)), step)
 
     def _draws_per_call(self, whole_data: bool) -> int | float:
         """Draws a function of the draws takes at a time, so memory does not grow with the
         data: after a --batch fit, BATCH_CHUNK_ROWS draw-rows (draws x rows of the largest data
         array); else, for a function over the whole data (``whole_data``: the log joint, the
         reported values), the step-size score's chunk (optim.score_chunk: about 10^6 elements
-        of the model's largest per-draw value, at least 10 draws); else all. Without it k̂'s
-        4000 draws of a 10^5-row regression took 3.1 GB at once (10^6 rows: 31 GB)."""
+        of the model's largest per-draw value, at least 10 draws; :func:`draw_chunk` with
+        discrete latents); else all. Without it k̂'s 4000 draws of a 10^5-row regression took
+        3.1 GB at once (10^6 rows: 31 GB)."""
         if self.options.batch is None:
             model = getattr(self.compiled, "model", None)
-            return np.inf if not whole_data or model is None else score_chunk(model)
+            return np.inf if not whole_data or model is None else draw_chunk(self.compiled)
         rows = max([int(d.shape[0]) for d in self.model.data.values() if d.shape] or [1])
         return max(1, BATCH_CHUNK_ROWS // max(rows, 1))
 

@@ -26,16 +26,19 @@ PARAM_START_SCALE = 0.1
 class Draws:
     """The numpy half of Compiled (joint.py): outputs at given draws, and prior draws."""
 
-    def _forward(self, zeta, rng=None, lets=None) -> dict:
+    def _forward(self, zeta, rng=None, lets=None, uniforms=None) -> dict:
         """Every latent and let (data-only ones excepted) at the draws, plain numpy; discrete
-        latents drawn from their conditional posterior given each draw (``rng``, or a
-        generator seeded 0). ``lets``, if given, names the only lets to compute."""
+        latents drawn from their conditional posterior given each draw, at ``uniforms``
+        (name -> [S, *shape, 1]) or else at uniforms drawn from ``rng`` (or a generator
+        seeded 0). ``lets``, if given, names the only lets to compute."""
         zeta = np.asarray(zeta, dtype=float)
         env = {}
         if self._discrete:
-            rng = np.random.default_rng(0) if rng is None else rng
+            if uniforms is None:
+                rng = np.random.default_rng(0) if rng is None else rng
+                uniforms = self.uniforms(rng, zeta.shape[0])
             for d, p in self.probabilities(zeta).items():
-                env[d] = enumeration.draw(p, self._discrete[d].values, rng)
+                env[d] = enumeration.draw(p, self._discrete[d].values, uniforms[d])
         for step in self._steps:
             if isinstance(step, _LatentStep):
                 env[step.name] = np.asarray(step.value(zeta, env)[0])
@@ -47,14 +50,20 @@ class Draws:
                     env[step.name] = np.asarray(step.fn(env))
         return env
 
-    def constrained(self, zeta, rng=None) -> dict[str, np.ndarray]:
+    def uniforms(self, rng: np.random.Generator, s: int) -> dict[str, np.ndarray]:
+        """The uniforms S draws of the discrete latents are made from: name -> [S, *shape, 1],
+        each latent's in one call of ``rng``, in source order."""
+        return {d: enumeration.uniforms(step.values, rng, s)
+                for d, step in self._discrete.items()}
+
+    def constrained(self, zeta, rng=None, uniforms=None) -> dict[str, np.ndarray]:
         """Reported latents and lets at the draws: name -> [S, *shape] (numpy).
 
         Names starting with '_' are not reported (LANGUAGE.md, Reporting), and computed only
         when a reported value reads them. Discrete latents are drawn from their conditional
-        posterior with ``rng``.
+        posterior at ``uniforms`` (``self.uniforms``), or at uniforms drawn from ``rng``.
         """
-        env = self._forward(zeta, rng, _read_lets(self._steps))
+        env = self._forward(zeta, rng, _read_lets(self._steps), uniforms)
         n = np.shape(zeta)[0]
         return {s.statement.name: _full(env[s.statement.name], n, s.statement)
                 for s in self._steps if _reported(s.statement)}

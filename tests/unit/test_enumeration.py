@@ -220,3 +220,45 @@ def test_tiled_rows_are_k_copies_with_the_summed_gradient(shape, rng):
     gradient = grad(lambda v: anp.sum(_tile_rows(v, k) * weights))(value)
     np.testing.assert_allclose(gradient, weights.reshape((k,) + shape).sum(axis=0),
                                rtol=1e-13, atol=1e-15)
+
+
+TWO_DISCRETE = ("data y: real[3]\nsample mu: real[2] ~ Normal(0, 3)\n"
+                "sample z: int[3] ~ Bernoulli(0.3)\nsample s: int ~ DiscreteUniform(0, 4)\n"
+                "observe y ~ Normal(mu[z], 1)\nobserve y[0] ~ Normal(s, 1)\n")
+
+
+def test_probabilities_and_draws_in_chunks_are_those_of_one_call(monkeypatch):
+    # two discrete latents: each draws its uniforms for all the draws first, in source order,
+    # as one call did, so chunks of 7 draws give the same draws, and the same probabilities
+    # laid out alike (their means over the draws are then the same to the last bit too)
+    import ppl
+    from ppl import posterior
+    fit = ppl.compile(TWO_DISCRETE).fit({"y": Y.tolist()}, seed=0, iter=200, draws=50)
+    whole = (fit.probabilities_by_draw(), fit.probabilities(), fit.draws(),
+             fit.summary().rows)
+    calls, probabilities = [], fit.compiled.probabilities
+    fit.compiled.probabilities = lambda z: calls.append(len(z)) or probabilities(z)
+    monkeypatch.setattr(posterior, "draw_chunk", lambda compiled: 7)
+    fit._cache.clear()
+    chunked = (fit.probabilities_by_draw(), fit.probabilities(), fit.draws(),
+               fit.summary().rows)
+    assert max(calls) == 7
+    for one, many in zip(whole[:3], chunked[:3]):
+        assert one.keys() == many.keys()
+        for name in one:
+            np.testing.assert_array_equal(one[name], many[name])
+    assert whole[3] == chunked[3]
+
+
+def test_the_summary_enumerates_a_chunk_of_draws_at_a_time():
+    # k's 1000 values at 2 elements a draw: 10^6 / (2 * 1000) = 500 draws a call; in one
+    # call the summary's 4000 draws took 364 MB (tracemalloc), in chunks 56 MB
+    import ppl
+    fit = ppl.compile("data y: real[2]\nsample k: int[2] ~ DiscreteUniform(0, 999)\n"
+                      "sample s ~ HalfNormal(1)\nobserve y ~ Normal(k, s)\n").fit(
+        {"y": [10.0, 700.0]}, guide="meanfield", seed=0, iter=100, draws=100,
+        correct="none")
+    calls, probabilities = [], fit.compiled.probabilities
+    fit.compiled.probabilities = lambda z: calls.append(len(z)) or probabilities(z)
+    fit.summary()
+    assert max(calls) == 500

@@ -173,6 +173,44 @@ def test_a_reported_let_too_large_for_the_summary_is_refused_before_the_fit(monk
     assert ppl.compile(hidden).fit(data, seed=0).summary().rows.keys() == {"a"}
 
 
+DISCRETE = ("data N: int\ndata y: real[N]\nsample k: int[N] ~ DiscreteUniform(0, 999)\n"
+            "sample s ~ HalfNormal(1)\nobserve y ~ Normal(k, s)\n")
+
+
+def test_discrete_probabilities_too_large_for_the_summary_are_refused_before_the_fit(
+        monkeypatch, tmp_path, capsys):
+    # the summary holds k's probabilities at the 1000 draws: 1000 * 3 * 1000 * 8 bytes = 24
+    # MB, with the 4000 draws of k and s (128 kB): 23 MB (2^20 bytes). Counted as 3 values a
+    # draw, it was 128 kB, and the summary of k[20] with 9001 values took 23.4 GB.
+    from ppl import memory
+    from ppl.cli import main
+    monkeypatch.setattr(memory, "available", lambda: 20 * 2 ** 20)
+    data = {"N": 3, "y": [1.0, 500.0, 998.0]}
+    with pytest.raises(PplError) as info:
+        ppl.compile(DISCRETE).fit(data)
+    assert info.value.message == ("the summary's probabilities of the 1000 values of discrete "
+                                  "latent 'k' (3 element(s), at 1000 draws) need at least "
+                                  "23 MB of memory; this machine has 20 MB")
+    assert info.value.span.line == 3 and "narrow the bounds of 'k'" in info.value.hint
+    model = tmp_path / "m.ppl"
+    model.write_text(DISCRETE)
+    (tmp_path / "m.json").write_text('{"N": 3, "y": [1.0, 500.0, 998.0]}')
+    assert main(["fit", str(model)]) == 2
+    assert "discrete latent 'k'" in capsys.readouterr().err
+
+
+def test_the_summary_check_counts_each_value_of_a_discrete_latent():
+    from ppl import memory
+    model = check(parse(DISCRETE), {"N": 3})
+    values = {"k": np.arange(1000)}
+    # probabilities [10, 3, 1000] and the larger of the 40 draws of k and s (160 values) and
+    # the rows' five statistics (15000): 8 bytes each
+    needed = (10 * 3 * 1000 + 5 * 3 * 1000) * 8
+    memory.check_summary(40, model, limit=needed, values=values, value_draws=10)
+    with pytest.raises(PplError, match="discrete latent 'k'"):
+        memory.check_summary(40, model, limit=needed - 1, values=values, value_draws=10)
+
+
 def test_the_corrected_summary_draws_no_more_of_a_large_let_than_half_the_memory():
     from ppl import memory
     from ppl.frontend.check import check
