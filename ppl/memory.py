@@ -138,6 +138,21 @@ def check_summary(n_draws: int, model: ir.Model, limit: int | None = None,
                                        n_draws, needed, limit)
 
 
+def check_probabilities(n_draws: int, model: ir.Model, values: dict,
+                        limit: int | None = None) -> None:
+    """Refuse ``n_draws`` draws of the discrete latents' conditional probabilities [n_draws,
+    *shape, K] (``Fit.probabilities_by_draw``; ``values``: name -> [K]) when they alone exceed
+    ``limit``, naming the latent with the most."""
+    limit = available() if limit is None else limit
+    latents = [s for s in _reported(model) if s.name in values]
+    sizes = {s.name: n_draws * _size(s.shape) * len(values[s.name]) for s in latents}
+    needed = sum(sizes.values()) * _BYTES
+    if needed > limit:
+        worst = max(latents, key=lambda s: sizes[s.name])
+        raise errors.probabilities_too_large(worst.span, worst.name, _size(worst.shape),
+                                             len(values[worst.name]), n_draws, needed, limit)
+
+
 def affordable_draws(model: ir.Model, limit: int | None = None) -> int:
     """Draws of every reported value that take at most half of ``limit`` (the machine's
     memory): the other half for their statistics and the draws written out."""

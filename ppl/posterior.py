@@ -242,6 +242,8 @@ class Fit:
         """Each discrete latent's conditional posterior given each of ``n`` posterior draws
         of the continuous latents: name -> [n, *shape, K]."""
         n = self._count(n, self.options.draws)
+        if self.model is not None:      # None: a test's stand-in model
+            memory.check_probabilities(n, self.model, self.values())
         return _probabilities(self.compiled, self._posterior_zeta(n),
                               self._draws_per_call(whole_data=True))
 

@@ -211,6 +211,19 @@ def test_the_summary_check_counts_each_value_of_a_discrete_latent():
         memory.check_summary(40, model, limit=needed - 1, values=values, value_draws=10)
 
 
+def test_probabilities_by_draw_at_more_draws_than_memory_holds_are_refused(monkeypatch):
+    # a fit that passed the check before it, asked for n draws of k's probabilities [n, 3,
+    # 1000]: 10^5 draws are 2.2 GB, refused on a 1 GB machine before anything is drawn (they
+    # were counted as 3 values a draw, 2.3 MB)
+    from ppl import memory
+    fit = ppl.compile(DISCRETE).fit({"N": 3, "y": [1.3, 500.6, 998.2]}, guide="meanfield",
+                                    draws=10, iter=200, correct="none", seed=0)
+    monkeypatch.setattr(memory, "available", lambda: 2 ** 30)
+    with pytest.raises(PplError, match="discrete latent 'k' .* at 100000 draws"):
+        fit.probabilities_by_draw(10 ** 5)
+    assert fit.probabilities_by_draw(20)["k"].shape == (20, 3, 1000)
+
+
 def test_the_corrected_summary_draws_no_more_of_a_large_let_than_half_the_memory():
     from ppl import memory
     from ppl.frontend.check import check
