@@ -401,17 +401,18 @@ def _density(expr: ir.Density, data_env) -> Fn:
 
     def density(env):
         x, args = value(env), {name: fn(env) for name, fn in params.items()}
-        bad, below = _outside(cls, x, args)
+        support = cls.support_of(args)      # once a call: this runs at every step
+        bad, below = _outside(cls, support, x, args)
         if expr.kind != "lpdf" and below.any():
             # below the support: P(X <= x) = 0, P(X > x) = 1; the formula is kept off those
             # values (log of a negative) so that no nan reaches the gradient
-            x = anp.where(below, getattr(cls.support_of(args), "lower", 0) + 1.0, x)
+            x = anp.where(below, getattr(support, "lower", 0) + 1.0, x)
         out = method(x, **args)
         # a density constant along some axis (Uniform's) comes back smaller: broadcast it
         full = (anp.shape(out)[0],) + tuple(expr.shape)
         out = out if anp.shape(out) == full else out + anp.zeros(full)
         if expr.kind == "lpdf":
-            bad = bad | ~_inside(cls, x, args)
+            bad = bad | ~_inside(cls, support, x)
         elif below.any():
             out = anp.where(np.broadcast_to(below, full), -np.inf if expr.kind == "lcdf"
                             else 0.0, out)
@@ -421,14 +422,14 @@ def _density(expr: ir.Density, data_env) -> Fn:
     return density
 
 
-def _outside(cls, x, params) -> tuple:
+def _outside(cls, support, x, params) -> tuple:
     """(parameters outside their constraints, value below the support's lower bound): boolean
     arrays over the value's batch axes [S or 1, ...], for ``lpdf``/``lcdf``/``lccdf``."""
     x = np.asarray(getval(x))
     bad = _bad_params(cls, params, x.ndim)
-    lower = getattr(cls.support_of(params), "lower", None)
+    lower = getattr(support, "lower", None)
     below = np.zeros((), dtype=bool)
-    if lower is not None and not cls.support_of(params).discrete:
+    if lower is not None and not support.discrete:
         below = np.asarray(x < getval(lower))
         below = np.any(below, axis=tuple(range(below.ndim - cls.event_dim, below.ndim)))
     return bad, below
@@ -455,9 +456,9 @@ def _bad_params(cls, params, rank: int) -> np.ndarray:
     return bad
 
 
-def _inside(cls, x, params) -> np.ndarray:
-    """True over the batch axes where the value lies in the distribution's support."""
-    ok = np.asarray(cls.support_of(params).check(np.asarray(getval(x))))
+def _inside(cls, support, x) -> np.ndarray:
+    """True over the batch axes where the value lies in the distribution's ``support``."""
+    ok = np.asarray(support.check(np.asarray(getval(x))))
     return np.all(ok, axis=tuple(range(ok.ndim - cls.event_dim, ok.ndim)))
 
 
