@@ -137,7 +137,7 @@ def _check_declared_bounds(statement, env) -> None:
     (``supports.narrow``): ``real<lower=a> ~ HalfNormal(1)`` with a = -1 drew the latent below
     0 and evaluated HalfNormal's formula there, a silent wrong answer; ``real<lower=a,
     upper=b>`` with a >= b gave a NaN log joint."""
-    from .frontend.supports import describe
+    from .frontend.supports import bound_outside, describe
     declared, ends = _declared_ends(statement)
     if not declared:
         return
@@ -149,12 +149,8 @@ def _check_declared_bounds(statement, env) -> None:
     lo, hi = own
     for side, bound in declared:
         v = values[side]
-        if getattr(statement, "dtype", "real") == "int":     # closed ends: {lo..hi}
-            bad = (v < lo if lo is not None else False) | (v > hi if hi is not None else False)
-        elif side == "lower":
-            bad = (v < lo if lo is not None else False) | (v >= hi if hi is not None else False)
-        else:
-            bad = (v > hi if hi is not None else False) | (v <= lo if lo is not None else False)
+        closed = getattr(statement, "dtype", "real") == "int"     # {lo..hi}
+        bad = bound_outside(v, side, lo, hi, closed)
         bad = np.broadcast_to(bad, np.broadcast_shapes(np.shape(bad), np.shape(v)))
         if bad.any():
             where, found = _first(source_text(bound), bad, np.broadcast_to(v, bad.shape))

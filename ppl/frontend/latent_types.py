@@ -61,8 +61,7 @@ def finite_support(s: syntax.Sample, support: c.Constraint, lower, upper):
     own_lo, own_hi = supports.number(lo), supports.number(hi)
     for bound, side in ((lower, "lower"), (upper, "upper")):
         v = supports.literal_value(bound)
-        if v is not None and ((own_lo is not None and v < own_lo)
-                              or (own_hi is not None and v > own_hi)):
+        if v is not None and supports.bound_outside(v, side, own_lo, own_hi, closed=True):
             raise errors.bounds_outside_support(bound.span, s.name, f"{side}={v:g}",
                                                 supports.describe(support))
     truncated = False

@@ -31,7 +31,7 @@ def narrow(name: str, declared: "syntax.Type | None", support: c.Constraint, low
         if bound is None:
             continue
         v = literal_value(bound)
-        if v is not None and _outside(v, side, n_lo, n_hi):
+        if v is not None and bound_outside(v, side, n_lo, n_hi):
             raise errors.bounds_outside_support(bound.span, name, f"{side}={v:g}",
                                                 describe(support))
         if v is None or v != (n_lo if side == "lower" else n_hi):
@@ -146,11 +146,19 @@ def _interval_bounds(support: c.Constraint):
     return getattr(support, "lower", None), getattr(support, "upper", None)
 
 
-def _outside(v: float, side: str, lo: float | None, hi: float | None) -> bool:
-    """Whether a declared bound ``v`` leaves no room inside the support ``(lo, hi)``."""
-    if side == "lower":
-        return (lo is not None and v < lo) or (hi is not None and v >= hi)
-    return (hi is not None and v > hi) or (lo is not None and v <= lo)
+def bound_outside(v, side: str, lo, hi, closed: bool = False):
+    """Whether a declared bound ``v`` (a number, or elementwise an array) leaves no room inside
+    the support ``(lo, hi)`` (None for an infinite end); ``closed``: an int support
+    ``{lo..hi}``, where a bound may sit on either end. Literal bounds are checked with it at
+    check time, bounds computed from data when the data is loaded (data.py)."""
+    v = np.asarray(v)
+    if closed:
+        low, high = lo is not None and v < lo, hi is not None and v > hi
+    elif side == "lower":
+        low, high = lo is not None and v < lo, hi is not None and v >= hi
+    else:
+        low, high = lo is not None and v <= lo, hi is not None and v > hi
+    return np.logical_or(low, high)
 
 
 def describe(support: c.Constraint) -> str:
