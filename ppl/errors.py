@@ -776,6 +776,14 @@ def batch_dimension_value(span: Span, dim: str) -> PplError:
                          "whole data")
 
 
+def batch_unbatched_axis(span: Span, dim: str) -> PplError:
+    return PplError(f"under --batch {dim}=B, this value is broadcast against the rows of "
+                    f"'{dim}' on an axis that is not '{dim}' (another dimension, a literal or a "
+                    "length known only from the data): a step takes only the batch's rows of "
+                    f"values on '{dim}', and would pair them with all of its elements", span,
+                    hint=f"declare it with '{dim}' as its first axis, or fit without --batch")
+
+
 def batch_term_rows(span: Span, dim: str) -> PplError:
     return PplError(f"under --batch {dim}=B, this term runs over the rows of '{dim}' on an "
                     "axis other than its first, so it cannot be scaled by N / B", span,

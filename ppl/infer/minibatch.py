@@ -53,7 +53,7 @@ def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, optio
         raise errors.batch_not_supported("models with discrete latents are not supported")
     if options.starts > 1 or options.method != "advi":
         raise errors.batch_not_supported("use it with method advi and a single start")
-    refuse_mixing(symbolic, dim)
+    refuse_mixing(symbolic, dim, dims)
     return Minibatch(program, symbolic, concrete, values, dims, dim, size, rng)
 
 
@@ -61,11 +61,12 @@ def _first(shape, dim) -> bool:
     return len(shape) > 0 and shape[0] == dim
 
 
-def refuse_mixing(model: ir.Model, dim: str) -> None:
+def refuse_mixing(model: ir.Model, dim: str, dims: dict | None = None) -> None:
     """Located errors for what a minibatch cannot compute from its rows (infer/batchaxis.py):
     anything that combines rows of the batched axis outside a data-only let (those are computed
-    once on the whole data), a batched axis that is not a value's first, a param over it."""
-    batchaxis.refuse(model, dim)
+    once on the whole data), a batched axis that is not a value's first, a param over it, a
+    value of another dimension lined up with the rows (``dims``: the int data scalars)."""
+    batchaxis.refuse(model, dim, dims)
 
 
 def _marked(node, names):
