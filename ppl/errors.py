@@ -746,6 +746,11 @@ def batch_too_large(name: str, size: int, value: int) -> PplError:
                       f"'{name}' = {value}")
 
 
+def batch_nothing_on(name: str) -> PplError:
+    return bad_option("batch", f"no data, data-only let or latent has '{name}' as its first "
+                      f"axis: --batch {name}=B would subsample nothing")
+
+
 def batch_not_supported(reason: str) -> PplError:
     return bad_option("batch", reason)
 

@@ -38,7 +38,8 @@ def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, optio
 
     Raises
     ------
-    PplError : a dimension no data declares, B larger than it (option errors); a statement
+    PplError : a dimension no data declares, B larger than it, a dimension that is the first
+        axis of no data, data-only let or latent (option errors); a statement
         that combines rows of the batched dimension, a param over it (located errors);
         discrete latents, multiple starts or DADVI with --batch.
     """
@@ -49,6 +50,8 @@ def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, optio
         raise errors.batch_unknown_dimension(dim, dims)
     if size > dims[dim]:
         raise errors.batch_too_large(dim, size, dims[dim])
+    if not any(_first(shape, dim) for shape in _shapes(symbolic)):
+        raise errors.batch_nothing_on(dim)
     if any(latent.discrete for latent in concrete.latents.values()):
         raise errors.batch_not_supported("models with discrete latents are not supported")
     if options.starts > 1 or options.method != "advi":
@@ -59,6 +62,15 @@ def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, optio
 
 def _first(shape, dim) -> bool:
     return len(shape) > 0 and shape[0] == dim
+
+
+def _shapes(model: ir.Model):
+    """The shapes of the data, the data-only lets and the latents: what a batch takes rows of."""
+    for s in model.statements:
+        if isinstance(s, (ir.Data, ir.Latent)):
+            yield s.shape
+        elif isinstance(s, ir.Let) and s.data_only:
+            yield s.value.shape
 
 
 def refuse_mixing(model: ir.Model, dim: str, dims: dict | None = None) -> None:

@@ -100,6 +100,15 @@ def test_bad_batch_is_an_option_error(batch, message):
         model.fit(data, guide="meanfield", batch=batch)
 
 
+def test_batch_over_a_dimension_nothing_is_on_is_an_option_error():
+    # K is declared but no array starts with it: the fit ran on the whole data, under the
+    # batch rule and its 1000 k̂ draws, as if it had been subsampled
+    model = ppl.compile("data N: int\ndata K: int\ndata y: real[N]\nsample m ~ Normal(0, 1)\n"
+                        "observe y ~ Normal(m, 1)\n")
+    with pytest.raises(PplError, match="no data, data-only let or latent has 'K' as its first"):
+        model.fit({"N": 6, "K": 3, "y": np.zeros(6)}, batch={"K": 2})
+
+
 def test_reduction_over_the_batched_axis_is_located():
     model = ppl.compile("data N: int\ndata y: real[N]\nsample z: real[N] ~ Normal(0, 1)\n"
                         "observe y ~ Normal(z, 1)\nfactor -sum(z) ** 2\n")
