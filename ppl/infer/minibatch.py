@@ -11,9 +11,9 @@ coordinates, so the ELBO estimate and its gradient are unbiased for the full-dat
 
 A batched latent with a ``guide`` statement (amortized: loc and scale computed from its data
 row) needs nothing per row. One without keeps per-row mean-field parameters for all N rows in
-theta; a step's draws use the batch's rows only, so only those rows' means get a gradient
-(every row's log sigma also gets the exact gradient of its closed-form entropy); Adam's moments
-still move the other rows a little (their momentum), as in any sparse-gradient use of Adam.
+theta; a step's draws use the batch's rows only, so only those rows' means and log sigmas get
+a gradient (their entropy scaled by N / B, like their terms); Adam's moments still move the
+other rows a little (their momentum), as in any sparse-gradient use of Adam.
 """
 from __future__ import annotations
 
