@@ -789,6 +789,25 @@ def batch_unbatched_axis(span: Span, dim: str) -> PplError:
                     hint=f"declare it with '{dim}' as its first axis, or fit without --batch")
 
 
+def batch_check_failed(error: PplError, dim: str, size: int) -> PplError:
+    """``error`` from checking the model with ``dim`` = ``size`` (a step's model), where the
+    whole data's model passed."""
+    return PplError(f"{error.message} (in a step's model, where '{dim}' = {size})", error.span,
+                    hint=f"under --batch {dim}=B only values whose first axis is '{dim}' are "
+                         f"taken at the batch's rows; one whose length depends on '{dim}' "
+                         f"otherwise (a data-only let such as y[:M]) needs its own data name "
+                         "and dimension, or fit without --batch")
+
+
+def batch_let_shape(span: Span, name: str, dim: str, whole, batch) -> PplError:
+    return PplError(f"under --batch {dim}=B, the data-only let '{name}' has shape "
+                    f"{format_shape(whole)} on the whole data but {format_shape(batch)} in a "
+                    f"step's model: its shape depends on the value of '{dim}', yet its first "
+                    f"axis is not '{dim}', so a step cannot take its rows", span,
+                    hint="give the values it selects their own data name and dimension, or fit "
+                         "without --batch")
+
+
 def batch_term_rows(span: Span, dim: str) -> PplError:
     return PplError(f"under --batch {dim}=B, this term runs over the rows of '{dim}' on an "
                     "axis other than its first, so it cannot be scaled by N / B", span,

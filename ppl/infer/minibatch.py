@@ -132,13 +132,17 @@ class Minibatch:
                  dims: dict, dim: str, size: int, rng: np.random.Generator):
         self.dim_name, self.N, self.B = dim, dims[dim], size
         self.rng = rng
-        self.model = check(program, {**dims, dim: size})
+        try:
+            self.model = check(program, {**dims, dim: size})
+        except errors.PplError as error:   # the whole data's model passed: it is the batch's
+            raise errors.batch_check_failed(error, dim, size) from None
         self.values, self.lets = values, data_lets(concrete, values)
         self.rows = {name for name, d in symbolic.data.items() if _first(d.shape, dim)}
         self.rows |= {s.name for s in symbolic.statements if isinstance(s, ir.Let)
                       and s.data_only and _first(s.value.shape, dim)}
         self.batched = {s.name for s in symbolic.statements
                         if isinstance(s, ir.Latent) and _first(s.shape, dim)}
+        _check_let_shapes(self.model, self.lets, self.rows, dim, size)
         factor = self.N / size
         self.scales = {i: factor for i, s in enumerate(symbolic.statements) if _term_rows(s, dim)}
         self.listeners = []
@@ -193,6 +197,20 @@ class Minibatch:
 
     def unconstrained_names(self):
         return self.full.unconstrained_names()
+
+
+def _check_let_shapes(model: ir.Model, lets: dict, rows: set, dim: str, size: int) -> None:
+    """A data-only let is computed once, on the whole data, and a step takes the rows of those
+    on ``dim``: every other one must have the same shape in the model checked with ``dim`` = B
+    as on the whole data. One that does not (``let ys = y[:6]``: [6], but [min(6, B)] in the
+    batch's model) would be read at the wrong shape: the batch's terms were not the whole
+    data's (its Normal term 10% off). Raises PplError batch_let_shape, at the let."""
+    for s in model.statements:
+        if isinstance(s, ir.Let) and s.data_only:
+            whole = np.shape(lets[s.name])
+            want = (size,) + whole[1:] if s.name in rows else whole
+            if tuple(s.value.shape) != want:
+                raise errors.batch_let_shape(s.span, s.name, dim, whole, s.value.shape)
 
 
 class _Layout:
