@@ -746,6 +746,11 @@ def batch_too_large(name: str, size: int, value: int) -> PplError:
                       f"'{name}' = {value}")
 
 
+def batch_nothing_on(name: str) -> PplError:
+    return bad_option("batch", f"no data, data-only let or latent has '{name}' as its first "
+                      f"axis: --batch {name}=B would subsample nothing")
+
+
 def batch_not_supported(reason: str) -> PplError:
     return bad_option("batch", reason)
 
@@ -774,6 +779,33 @@ def batch_dimension_value(span: Span, dim: str) -> PplError:
                     "step would be the batch size B", span,
                     hint=f"name it in a data-only let (let n = {dim}), computed once on the "
                          "whole data")
+
+
+def batch_unbatched_axis(span: Span, dim: str) -> PplError:
+    return PplError(f"under --batch {dim}=B, this value is broadcast against the rows of "
+                    f"'{dim}' on an axis that is not '{dim}' (another dimension, a literal or a "
+                    "length known only from the data): a step takes only the batch's rows of "
+                    f"values on '{dim}', and would pair them with all of its elements", span,
+                    hint=f"declare it with '{dim}' as its first axis, or fit without --batch")
+
+
+def batch_check_failed(error: PplError, dim: str, size: int) -> PplError:
+    """``error`` from checking the model with ``dim`` = ``size`` (a step's model), where the
+    whole data's model passed."""
+    return PplError(f"{error.message} (in a step's model, where '{dim}' = {size})", error.span,
+                    hint=f"under --batch {dim}=B only values whose first axis is '{dim}' are "
+                         f"taken at the batch's rows; one whose length depends on '{dim}' "
+                         f"otherwise (a data-only let such as y[:M]) needs its own data name "
+                         "and dimension, or fit without --batch")
+
+
+def batch_let_shape(span: Span, name: str, dim: str, whole, batch) -> PplError:
+    return PplError(f"under --batch {dim}=B, the data-only let '{name}' has shape "
+                    f"{format_shape(whole)} on the whole data but {format_shape(batch)} in a "
+                    f"step's model: its shape depends on the value of '{dim}', yet its first "
+                    f"axis is not '{dim}', so a step cannot take its rows", span,
+                    hint="give the values it selects their own data name and dimension, or fit "
+                         "without --batch")
 
 
 def batch_term_rows(span: Span, dim: str) -> PplError:

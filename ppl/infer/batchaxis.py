@@ -9,8 +9,10 @@ value that is the same for every row) and an operation that combines different r
 located error: a reduction or a softmax, cumsum, sort-like or matrix function along the row
 axis, a matmul or dot contracting it, an index into it, two values whose rows sit on different
 axes (an outer difference), a multivariate density whose event runs over the rows (a GP).
-Besides: a value whose DIM axis is not its first (its rows would not be taken) and the value of
-DIM itself, which a step sees as B.
+Besides: a value whose DIM axis is not its first (its rows would not be taken), a value without
+rows broadcast against rows on an axis longer than 1 (another dimension of DIM's length, which a
+step would pair whole with the batch's rows), and the value of DIM itself, which a step sees as
+B.
 """
 from __future__ import annotations
 
@@ -34,13 +36,15 @@ class _Mixes(Exception):
         self.latent = bool(expr.deps) if latent is None else latent
 
 
-def refuse(model: ir.Model, dim: str) -> None:
+def refuse(model: ir.Model, dim: str, dims: dict | None = None) -> None:
     """Raise the located error of the first statement a minibatch of ``dim`` cannot compute.
+    ``dims``: the int data scalars' values (a symbolic dim of length 1 then broadcasts against
+    the rows); without them only a literal 1 does.
 
     Raises
     ------
     PplError : batch_param_rows, batch_axis_not_first, batch_dimension_value, batch_mixes_rows,
-        batch_term_rows.
+        batch_term_rows, batch_unbatched_axis.
     """
     rows: dict[str, int | None] = {}
     for s in model.statements:
@@ -53,7 +57,7 @@ def refuse(model: ir.Model, dim: str) -> None:
             rows[s.name] = -len(shape) if shape[:1] == (dim,) else None
             continue
         try:
-            _statement(s, _Rows(dim, rows))
+            _statement(s, _Rows(dim, rows, dims or {}))
         except _Mixes as found:
             raise errors.batch_mixes_rows(found.span, dim, found.latent) from None
 
@@ -67,10 +71,10 @@ def _statement(s, walk: "_Rows") -> None:
             raise _Mixes(s, True)  # ordered[N], simplex[N]: the transform runs over the rows
         for bound in (getattr(s.support, "lower", None), getattr(s.support, "upper", None)):
             if isinstance(bound, ir.Expr):
-                walk.agree(row, walk(bound), bound)
-        walk.term(s, s.shape, walk.dist(s.dist, row, latent=True), s.dist)
+                walk.broadcast(bound, (row, s), (walk(bound), bound))
+        walk.term(s, s.shape, walk.dist(s.dist, row, s, latent=True), s.dist)
     elif isinstance(s, ir.Observe):
-        walk.term(s, s.value.shape, walk.dist(s.dist, walk(s.value)), s.dist)
+        walk.term(s, s.value.shape, walk.dist(s.dist, walk(s.value), s.value), s.dist)
     elif isinstance(s, ir.Factor):
         walk.term(s, s.value.shape, walk(s.value), s.value)
     elif isinstance(s, ir.Guide):
@@ -78,15 +82,16 @@ def _statement(s, walk: "_Rows") -> None:
         for expr in (s.loc, s.scale):
             if walk(expr) not in (None, latent):
                 raise _Mixes(expr)
+            walk.broadcast(expr, (latent, None), (walk(expr), expr))
     elif isinstance(s, ir.Param) and s.dist is not None:
-        walk.term(s, s.shape, walk.dist(s.dist, None), s.dist)
+        walk.term(s, s.shape, walk.dist(s.dist, None, s), s.dist)
 
 
 class _Rows:
     """The row axis of expressions (negative: counted from the end; None: no rows)."""
 
-    def __init__(self, dim: str, rows: dict):
-        self.dim, self.rows = dim, rows
+    def __init__(self, dim: str, rows: dict, dims: dict):
+        self.dim, self.rows, self.dims = dim, rows, dims
 
     def term(self, s, shape, row, where) -> None:
         """A term is scaled by N / B when its first axis is DIM: its rows must be that axis."""
@@ -99,27 +104,61 @@ class _Rows:
             raise _Mixes(where)
         return a if a is not None else b
 
-    def dist(self, dist: ir.Dist, value: int | None, latent: bool = False) -> int | None:
+    def broadcast(self, where, *operands) -> int | None:
+        """The row axis of a broadcast of ``operands``, (row axis, value) pairs (a value: an
+        expression or a statement, with a shape and a span; None: nothing to check): rows must
+        agree, and a value without rows must have length 1 on the row axis. Another dimension
+        of DIM's length (or a literal one, or one known only from the data) would pair each of
+        its elements with a row: a step takes only the batch's rows of values on DIM, so it
+        would pair the batch's rows with all of them (B = 1: broadcast, silently)."""
+        row = None
+        for r, _ in operands:
+            row = self.agree(row, r, where)
+        for r, value in operands:
+            if r is None and value is not None:
+                self.fits(row, value, value.shape)
+        return row
+
+    def fits(self, row: int | None, value, shape) -> None:
+        """``value`` (of ``shape``) has no rows: its axis at ``row`` (if any) has length 1."""
+        if row is None or len(shape) < -row:
+            return
+        size = self.dims.get(shape[row]) if isinstance(shape[row], str) else shape[row]
+        if size != 1:
+            raise errors.batch_unbatched_axis(value.span, self.dim)
+
+    def dist(self, dist: ir.Dist, value: int | None, at=None, latent: bool = False) -> int | None:
         """The row axis of the log density of ``dist`` at a value with row axis ``value``,
         in the value's axes; an event (Dirichlet, AR1, MvNormal) must not run over the rows.
-        ``latent``: the value is a latent's (for the error's wording)."""
+        ``at``: the value (its shape and span); ``latent``: the value is a latent's (for the
+        error's wording)."""
         events = dist.cls.event_dim if dist.cls is not None else 0
         latent = latent or bool(dist.deps)
-        params = self._params(dist, latent)
+        quiet = []
+        params = self._params(dist, latent, quiet)
         row = self.agree(value, None if params is None else params - events, dist)
         if row is not None and row >= -events:
             raise _Mixes(dist, latent)
+        if row is not None:
+            if value is None and at is not None:
+                self.fits(row, at, at.shape)
+            for param, shape, shift in quiet:
+                self.fits(row + events + shift, param, shape)
         return row
 
-    def _params(self, dist: ir.Dist, latent: bool) -> int | None:
-        """The row axis of ``dist``'s batch shape, from its parameters."""
+    def _params(self, dist: ir.Dist, latent: bool, quiet: list, shift: int = 0) -> int | None:
+        """The row axis of ``dist``'s batch shape, from its parameters; appends to ``quiet``
+        each parameter without rows as (expression, its batch shape, where its axes stand
+        against ``dist``'s batch axes: 0, or -1 in a mixture's components)."""
         row = None
         for name, param in dist.params:
             if isinstance(param, ir.Dist):   # mixture components: last batch axis = component
-                p, events = self._params(param, latent), 1
+                p, events = self._params(param, latent, quiet, shift - 1), 1
             else:
                 p = self(param)
                 events = dist.cls.param_event_dims.get(name, 0) if dist.cls is not None else 0
+                if p is None:
+                    quiet.append((param, param.shape[:len(param.shape) - events], shift))
             if p is not None and p >= -events:
                 raise _Mixes(dist, latent)
             row = self.agree(row, None if p is None else p + events, dist)
@@ -135,18 +174,15 @@ class _Rows:
         if isinstance(e, ir.BinOp):
             if e.op == "@":
                 return self._matmul(e)
-            return self.agree(self(e.left), self(e.right), e)
+            return self.broadcast(e, (self(e.left), e.left), (self(e.right), e.right))
         if isinstance(e, ir.Index):
             return self._index(e)
         if isinstance(e, ir.Call):
             return self._call(e)
         if isinstance(e, ir.Vector):
-            row = None
-            for item in e.items:
-                row = self.agree(row, self(item), e)
-            return row
+            return self.broadcast(e, *((self(item), item) for item in e.items))
         if isinstance(e, ir.Density):    # one value per event: the event axes are dropped
-            row = self.dist(e.dist, self(e.value))
+            row = self.dist(e.dist, self(e.value), e.value)
             return None if row is None else row + (e.dist.cls.event_dim if e.dist.cls else 0)
         raise TypeError(f"batchaxis: not an expression: {e!r}")
 
@@ -176,7 +212,10 @@ class _Rows:
             if nr == 1 or right == -2:
                 raise _Mixes(e)
             right = right + 1 if nl == 1 and right <= -3 else right
-        return self.agree(left, right, e)
+        row = self.agree(left, right, e)
+        if nl >= 2 and nr >= 2 and row is not None and row <= -3:   # on broadcast batch axes
+            self.broadcast(e, (left, e.left), (right, e.right))
+        return row
 
     def _call(self, e: ir.Call) -> int | None:
         f = lookup(e.func)
@@ -187,10 +226,7 @@ class _Rows:
         if f is not None and f.shape_preserving and len(args) == 1:
             return x                                     # elementwise
         if e.func in ELEMENTWISE_MANY:
-            row = None
-            for a in args:
-                row = self.agree(row, a, e)
-            return row
+            return self.broadcast(e, *zip(args, e.args))
         if e.func in REDUCTIONS:
             return self._reduced(e, x)
         if e.func in LAST_AXIS:
@@ -200,11 +236,11 @@ class _Rows:
             nd = len(e.args[0].shape)
             return {-1: -2, -2: -1}.get(x, x) if nd >= 2 else x
         if e.func == "dot":
-            return self._drop_last(self.agree(x, args[1], e), 1, e)
+            return self._drop_last(self.broadcast(e, *zip(args, e.args)), 1, e)
         if e.func in MATRIX:
             return self._drop_last(x, 2, e) - 2 + MATRIX[e.func]
         if e.func in ("concat", "stack"):
-            return self._joined(e, self.agree(x, args[1], e))
+            return self._joined(e, self.broadcast(e, *zip(args, e.args)))
         if e.func == "reshape" and x == -len(e.args[0].shape) and e.shape[:1] == (self.dim,):
             return -len(e.shape)                         # the row axis stays first
         raise _Mixes(e)   # diag, outer, solve, gp_exp_quad_cov, reshape of rows: conservative
@@ -256,8 +292,6 @@ class _Rows:
 
     def _gathered(self, e: ir.Index, items: list) -> tuple[int | None, list]:
         """The row axis of the index arrays' broadcast and its axes as flags (row or not)."""
-        row, rank = None, 0
-        for item in items:
-            row = self.agree(row, self(item), e)
-            rank = max(rank, len(item.shape))
+        row = self.broadcast(e, *((self(item), item) for item in items))
+        rank = max((len(item.shape) for item in items), default=0)
         return row, [r - rank == row for r in range(rank)]

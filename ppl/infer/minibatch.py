@@ -11,9 +11,9 @@ coordinates, so the ELBO estimate and its gradient are unbiased for the full-dat
 
 A batched latent with a ``guide`` statement (amortized: loc and scale computed from its data
 row) needs nothing per row. One without keeps per-row mean-field parameters for all N rows in
-theta; a step's draws use the batch's rows only, so only those rows' means get a gradient
-(every row's log sigma also gets the exact gradient of its closed-form entropy); Adam's moments
-still move the other rows a little (their momentum), as in any sparse-gradient use of Adam.
+theta; a step's draws use the batch's rows only, so only those rows' means and log sigmas get
+a gradient (their entropy scaled by N / B, like their terms); Adam's moments still move the
+other rows a little (their momentum), as in any sparse-gradient use of Adam.
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, optio
 
     Raises
     ------
-    PplError : a dimension no data declares, B larger than it (option errors); a statement
+    PplError : a dimension no data declares, B larger than it, a dimension that is the first
+        axis of no data, data-only let or latent (option errors); a statement
         that combines rows of the batched dimension, a param over it (located errors);
         discrete latents, multiple starts or DADVI with --batch.
     """
@@ -49,11 +50,13 @@ def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, optio
         raise errors.batch_unknown_dimension(dim, dims)
     if size > dims[dim]:
         raise errors.batch_too_large(dim, size, dims[dim])
+    if not any(_first(shape, dim) for shape in _shapes(symbolic)):
+        raise errors.batch_nothing_on(dim)
     if any(latent.discrete for latent in concrete.latents.values()):
         raise errors.batch_not_supported("models with discrete latents are not supported")
     if options.starts > 1 or options.method != "advi":
         raise errors.batch_not_supported("use it with method advi and a single start")
-    refuse_mixing(symbolic, dim)
+    refuse_mixing(symbolic, dim, dims)
     return Minibatch(program, symbolic, concrete, values, dims, dim, size, rng)
 
 
@@ -61,11 +64,21 @@ def _first(shape, dim) -> bool:
     return len(shape) > 0 and shape[0] == dim
 
 
-def refuse_mixing(model: ir.Model, dim: str) -> None:
+def _shapes(model: ir.Model):
+    """The shapes of the data, the data-only lets and the latents: what a batch takes rows of."""
+    for s in model.statements:
+        if isinstance(s, (ir.Data, ir.Latent)):
+            yield s.shape
+        elif isinstance(s, ir.Let) and s.data_only:
+            yield s.value.shape
+
+
+def refuse_mixing(model: ir.Model, dim: str, dims: dict | None = None) -> None:
     """Located errors for what a minibatch cannot compute from its rows (infer/batchaxis.py):
     anything that combines rows of the batched axis outside a data-only let (those are computed
-    once on the whole data), a batched axis that is not a value's first, a param over it."""
-    batchaxis.refuse(model, dim)
+    once on the whole data), a batched axis that is not a value's first, a param over it, a
+    value of another dimension lined up with the rows (``dims``: the int data scalars)."""
+    batchaxis.refuse(model, dim, dims)
 
 
 def _marked(node, names):
@@ -119,13 +132,17 @@ class Minibatch:
                  dims: dict, dim: str, size: int, rng: np.random.Generator):
         self.dim_name, self.N, self.B = dim, dims[dim], size
         self.rng = rng
-        self.model = check(program, {**dims, dim: size})
+        try:
+            self.model = check(program, {**dims, dim: size})
+        except errors.PplError as error:   # the whole data's model passed: it is the batch's
+            raise errors.batch_check_failed(error, dim, size) from None
         self.values, self.lets = values, data_lets(concrete, values)
         self.rows = {name for name, d in symbolic.data.items() if _first(d.shape, dim)}
         self.rows |= {s.name for s in symbolic.statements if isinstance(s, ir.Let)
                       and s.data_only and _first(s.value.shape, dim)}
         self.batched = {s.name for s in symbolic.statements
                         if isinstance(s, ir.Latent) and _first(s.shape, dim)}
+        _check_let_shapes(self.model, self.lets, self.rows, dim, size)
         factor = self.N / size
         self.scales = {i: factor for i, s in enumerate(symbolic.statements) if _term_rows(s, dim)}
         self.listeners = []
@@ -180,6 +197,20 @@ class Minibatch:
 
     def unconstrained_names(self):
         return self.full.unconstrained_names()
+
+
+def _check_let_shapes(model: ir.Model, lets: dict, rows: set, dim: str, size: int) -> None:
+    """A data-only let is computed once, on the whole data, and a step takes the rows of those
+    on ``dim``: every other one must have the same shape in the model checked with ``dim`` = B
+    as on the whole data. One that does not (``let ys = y[:6]``: [6], but [min(6, B)] in the
+    batch's model) would be read at the wrong shape: the batch's terms were not the whole
+    data's (its Normal term 10% off). Raises PplError batch_let_shape, at the let."""
+    for s in model.statements:
+        if isinstance(s, ir.Let) and s.data_only:
+            whole = np.shape(lets[s.name])
+            want = (size,) + whole[1:] if s.name in rows else whole
+            if tuple(s.value.shape) != want:
+                raise errors.batch_let_shape(s.span, s.name, dim, whole, s.value.shape)
 
 
 class _Layout:

@@ -99,3 +99,35 @@ def test_mixing_rows_is_located_at_the_expression(line, where):
 def test_example_models_batch_over_their_rows(name):
     path = ROOT / "models" / f"{name}.ppl"
     batchaxis.refuse(check(parse(path.read_text(encoding="utf-8"), str(path))), "N")
+
+
+OTHER = HEAD + "data M: int\ndata u: real[M]\ndata U: real[M, K]\n"
+ON_ROWS = [     # a value of another dimension (of N's length in the data) lined up with rows
+    ("observe u ~ Normal(z, 1)", "u ~"),
+    ("observe y ~ Normal(z + u, 1)", "u, 1)"),
+    ("observe y ~ Normal(where(x > 0, u, z), 1)", "u, z)"),
+    ("observe y ~ Normal(z, exp(u))", "exp(u)"),
+    ("factor lpdf(Normal(u, 1), z)", "u, 1)"),
+    ("observe y ~ Normal(sum(Z * U, axis=1), 1)", "U, axis"),
+    ("sample v: real[M] ~ Normal(z, 1)", "sample v"),
+    ("observe y ~ Normal(w[g] + u[:, newaxis][:, 0] * z, 1)", "u[:, newaxis][:, 0]"),
+]
+
+
+@pytest.mark.parametrize("line, where", ON_ROWS)
+def test_another_dimension_on_the_rows_is_located_at_its_value(line, where):
+    # A step takes the batch's rows of values declared on N only: u [M] would stay whole, so
+    # with M = N its elements would be paired with the batch's rows (at B = 1 by broadcasting,
+    # without any error: a biased ELBO)
+    with pytest.raises(PplError, match="broadcast against the rows of 'N' on an axis that is "
+                                       "not 'N'") as info:
+        batchaxis.refuse(check(parse(OTHER + line)), "N", {"N": 12, "K": 3, "M": 12})
+    span = info.value.span
+    assert span.line == 14 and line[span.col - 1:].startswith(where)
+
+
+def test_a_dimension_of_length_one_broadcasts_against_the_rows():
+    model = check(parse(OTHER + "observe y ~ Normal(z + u, 1)"))
+    batchaxis.refuse(model, "N", {"N": 12, "K": 3, "M": 1})
+    with pytest.raises(PplError, match="not 'N'"):      # its length unknown: refused
+        batchaxis.refuse(model, "N")
