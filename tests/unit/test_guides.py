@@ -509,6 +509,27 @@ def test_draw_and_log_q_agree_with_draw_and_log_q_at_the_draws(guide, rng):
     np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-9)
 
 
+def test_lowrank_log_q_keeps_its_digits_when_sigma_is_far_below_the_factor(rng):
+    # sigma 1e-8 of F's rows: the Woodbury form |x|^2 - y^T K^-1 y cancelled two terms of
+    # order 1e16 and was off by hundreds of nats, draw by draw. The reference is exact: the
+    # 2 x 2 covariance's inverse in rational arithmetic at the (float) draws; what is left is
+    # the draws' own rounding, 1e-16 |zeta| over the conditional sd 1e-8: ~1e-8 nats.
+    from fractions import Fraction
+    guide = LowRank(2, 1)
+    mu, sigma, f = np.array([0.3, -1.2]), np.array([2e-8, 3e-8]), np.array([2.0, 3.0])
+    theta = np.concatenate([mu, np.log(sigma), f])
+    zeta, log_q = guide.draw_and_log_q(theta, rng.standard_normal((20, 3)))
+    s2 = [Fraction(float(s)) ** 2 for s in np.exp(np.log(sigma))]
+    F = [Fraction(float(v)) for v in f]
+    a, b, d = s2[0] + F[0] ** 2, F[0] * F[1], s2[1] + F[1] ** 2     # [[a, b], [b, d]]
+    det = a * d - b * b
+    for z, value in zip(zeta, log_q):
+        r = [Fraction(float(z[i])) - Fraction(float(mu[i])) for i in range(2)]
+        quad = (d * r[0] ** 2 - 2 * b * r[0] * r[1] + a * r[1] ** 2) / det
+        exact = -0.5 * (float(quad) + np.log(float(det)) + 2 * np.log(2 * np.pi))
+        assert abs(value - exact) < 1e-6
+
+
 # ----- the scaled family (ppl/guides/scaled.py) ------------------------------------------------
 
 SCALED = [Scaled(1), Scaled(2), Scaled(D3), Scaled(6)]

@@ -279,3 +279,18 @@ def test_a_mean_field_collapsed_below_its_means_last_digit_is_not_called_reliabl
     assert np.all(fit._zeta(4000) == 1.5)            # every draw is the mean
     assert np.ptp(fit.log_weights(4000)) > 1.0
     assert fit.khat > 0.7 and fit.verdict().level == "unreliable"
+
+
+def test_a_low_rank_guide_collapsed_below_its_means_last_digit_is_not_called_reliable():
+    # As mean field's above: sigma and F of 1e-35 next to a mean of 1.5 (`ppl fit
+    # eight_schools.ppl --guide lowrank --init-scale 1e-100 --iter 10`: k̂ -inf, importance-
+    # corrected, tau's sd 3e-14). log q from the noise varies as the guide's density does.
+    D, R = 3, 2
+    guide = family(f"lowrank:{R}", D)
+    theta = np.concatenate([np.full(D, 1.5), np.full(D, -80.0), np.full(D * R, 1e-35)])
+    result = AdviResult(guide, theta, tuple(f"z[{i}]" for i in range(D)), np.zeros(1),
+                        True, "converged", 1, 0.0, 0.1, 0.0)
+    fit = Fit(None, Stub(D), result, FitOptions(guide="lowrank"), {})
+    assert np.all(fit._zeta(4000) == 1.5)            # every draw is the mean
+    assert np.ptp(fit.log_weights(4000)) > 1.0
+    assert fit.khat > 0.7 and fit.verdict().level == "unreliable"
