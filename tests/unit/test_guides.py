@@ -476,6 +476,9 @@ def test_family_parses_specs(spec, expected):
     ("flw", "unknown guide 'flw'; did you mean 'flow'?"),
     ("lowrank:0", "the rank R in 'lowrank:0' must be a positive integer"),
     ("flow:x", "the number of layers K in 'flow:x' must be a positive integer"),
+    # str.isdigit's other digits: int('²') raised ValueError (an internal error)
+    ("lowrank:\u00b2", "the rank R in 'lowrank:\u00b2' must be a positive integer"),
+    ("flow:\u0663", "the number of layers K in 'flow:\u0663' must be a positive integer"),
     ("fullrank:2", "'fullrank' takes no ':N'"), ("scaled:2", "'scaled' takes no ':N'"),
     ("lowrank:9", "rank 9 is larger than the model's 5 unconstrained dimensions")])
 def test_family_refuses_bad_specs(spec, message):
