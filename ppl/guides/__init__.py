@@ -59,7 +59,9 @@ def check_spec(spec: str) -> tuple[str, int | None]:
         return name, None
     if name not in ("lowrank", "flow"):
         raise bad_option("guide", f"{name!r} takes no ':N' (only lowrank:R and flow:K do)")
-    if not number.isdigit() or int(number) < 1:
+    # ASCII digits only: str.isdigit also accepts '²', on which int() raises (an internal
+    # error), and other scripts' digits, which the saved fit's name would not show
+    if not (number.isascii() and number.isdigit()) or int(number) < 1:
         what = "rank R" if name == "lowrank" else "number of layers K"
         raise bad_option("guide", f"the {what} in {spec!r} must be a positive integer")
     return name, int(number)

@@ -141,9 +141,38 @@ class UserGuide:
         return self.draw(np.asarray(theta, dtype=float),
                          rng.standard_normal((n, self.eps_dim(0))))
 
+    def draw_and_log_q(self, theta, eps):
+        """The draws [n, D] at the noise ``eps`` [n, eps_dim] and their log q [n], from the
+        noise: the automatic family's own (``draw_and_log_q`` where it has one) and, for each
+        guided coordinate, log N(eps; 0, 1) - log scale, (u - loc) / scale being eps itself.
+        Equal to :meth:`log_q` at the draws to rounding, except where the draws round to the
+        guide's centre (a collapsed scale): log q recomputed from such draws is the same at
+        all of them, and PSIS read the tied weights as bounded (k̂ -inf, 'reliable': the
+        mean-field case of MeanField.draw_and_log_q, behind guide statements)."""
+        theta = np.asarray(theta, dtype=float)
+        theta_auto, values = self._parts(theta)
+        S = eps.shape[0]
+        log_q = np.zeros(S)
+        if self.d_auto:
+            forward = getattr(self.auto, "draw_and_log_q", None)
+            if forward is not None:
+                z_auto, log_q = forward(theta_auto, eps[:, :self.eps_auto])
+            else:
+                z_auto = self.auto.draw(theta_auto, eps[:, :self.eps_auto])
+                log_q = self.auto.log_q(theta_auto, z_auto)
+        else:
+            z_auto = np.zeros((S, 0))
+        scales = []     # each guided latent's log scale, in the order its noise is read
+        zeta, _, _ = self._pass(z_auto, values, S, eps=eps[:, self.eps_auto:], scales=scales)
+        if scales:
+            log_scale = np.concatenate([np.reshape(s, (S, -1)) for s in scales], axis=1)
+            e = eps[:, self.eps_auto:]
+            log_q = log_q + np.sum(-log_scale - 0.5 * e * e - 0.5 * _LOG_2PI, axis=1)
+        return zeta, np.asarray(log_q, dtype=float)
+
     def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        zeta = self.sample(theta, rng, n)
-        return zeta, self.log_q(np.asarray(theta, dtype=float), zeta)
+        """``n`` draws [n, D] and their log q [n] (see :meth:`draw_and_log_q`)."""
+        return self.draw_and_log_q(theta, rng.standard_normal((n, self.eps_dim(0))))
 
     def _pass(self, z_auto, values, S: int, eps=None, zeta=None, scales=None):
         """Walk the model in dependency order filling every slot's block: params from

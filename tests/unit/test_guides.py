@@ -476,6 +476,9 @@ def test_family_parses_specs(spec, expected):
     ("flw", "unknown guide 'flw'; did you mean 'flow'?"),
     ("lowrank:0", "the rank R in 'lowrank:0' must be a positive integer"),
     ("flow:x", "the number of layers K in 'flow:x' must be a positive integer"),
+    # str.isdigit's other digits: int('²') raised ValueError (an internal error)
+    ("lowrank:\u00b2", "the rank R in 'lowrank:\u00b2' must be a positive integer"),
+    ("flow:\u0663", "the number of layers K in 'flow:\u0663' must be a positive integer"),
     ("fullrank:2", "'fullrank' takes no ':N'"), ("scaled:2", "'scaled' takes no ':N'"),
     ("lowrank:9", "rank 9 is larger than the model's 5 unconstrained dimensions")])
 def test_family_refuses_bad_specs(spec, message):
@@ -507,6 +510,27 @@ def test_draw_and_log_q_agree_with_draw_and_log_q_at_the_draws(guide, rng):
     zeta, log_q = guide.draw_and_log_q(theta, eps)
     np.testing.assert_array_equal(zeta, guide.draw(theta, eps))
     np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-9)
+
+
+def test_lowrank_log_q_keeps_its_digits_when_sigma_is_far_below_the_factor(rng):
+    # sigma 1e-8 of F's rows: the Woodbury form |x|^2 - y^T K^-1 y cancelled two terms of
+    # order 1e16 and was off by hundreds of nats, draw by draw. The reference is exact: the
+    # 2 x 2 covariance's inverse in rational arithmetic at the (float) draws; what is left is
+    # the draws' own rounding, 1e-16 |zeta| over the conditional sd 1e-8: ~1e-8 nats.
+    from fractions import Fraction
+    guide = LowRank(2, 1)
+    mu, sigma, f = np.array([0.3, -1.2]), np.array([2e-8, 3e-8]), np.array([2.0, 3.0])
+    theta = np.concatenate([mu, np.log(sigma), f])
+    zeta, log_q = guide.draw_and_log_q(theta, rng.standard_normal((20, 3)))
+    s2 = [Fraction(float(s)) ** 2 for s in np.exp(np.log(sigma))]
+    F = [Fraction(float(v)) for v in f]
+    a, b, d = s2[0] + F[0] ** 2, F[0] * F[1], s2[1] + F[1] ** 2     # [[a, b], [b, d]]
+    det = a * d - b * b
+    for z, value in zip(zeta, log_q):
+        r = [Fraction(float(z[i])) - Fraction(float(mu[i])) for i in range(2)]
+        quad = (d * r[0] ** 2 - 2 * b * r[0] * r[1] + a * r[1] ** 2) / det
+        exact = -0.5 * (float(quad) + np.log(float(det)) + 2 * np.log(2 * np.pi))
+        assert abs(value - exact) < 1e-6
 
 
 # ----- the scaled family (ppl/guides/scaled.py) ------------------------------------------------

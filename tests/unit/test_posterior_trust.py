@@ -279,3 +279,47 @@ def test_a_mean_field_collapsed_below_its_means_last_digit_is_not_called_reliabl
     assert np.all(fit._zeta(4000) == 1.5)            # every draw is the mean
     assert np.ptp(fit.log_weights(4000)) > 1.0
     assert fit.khat > 0.7 and fit.verdict().level == "unreliable"
+
+
+def test_a_low_rank_guide_collapsed_below_its_means_last_digit_is_not_called_reliable():
+    # As mean field's above: sigma and F of 1e-35 next to a mean of 1.5 (`ppl fit
+    # eight_schools.ppl --guide lowrank --init-scale 1e-100 --iter 10`: k̂ -inf, importance-
+    # corrected, tau's sd 3e-14). log q from the noise varies as the guide's density does.
+    D, R = 3, 2
+    guide = family(f"lowrank:{R}", D)
+    theta = np.concatenate([np.full(D, 1.5), np.full(D, -80.0), np.full(D * R, 1e-35)])
+    result = AdviResult(guide, theta, tuple(f"z[{i}]" for i in range(D)), np.zeros(1),
+                        True, "converged", 1, 0.0, 0.1, 0.0)
+    fit = Fit(None, Stub(D), result, FitOptions(guide="lowrank"), {})
+    assert np.all(fit._zeta(4000) == 1.5)            # every draw is the mean
+    assert np.ptp(fit.log_weights(4000)) > 1.0
+    assert fit.khat > 0.7 and fit.verdict().level == "unreliable"
+
+
+@pytest.mark.parametrize("name", ["fullrank", "flow", "scaled"])
+def test_a_guide_equal_to_a_constrained_posterior_has_constant_log_weights(name):
+    # lam > 0 (lam = exp(u), log-Jacobian u) with a LogNormal prior and y ~ N(log(lam) + b,
+    # 0.8): in (u, b) the posterior is exactly Gaussian. A guide set to it by hand has log
+    # weights log p - log q constant to rounding whatever the draw: k̂ of a bounded tail
+    # (-inf when they tie exactly, below 0 on rounding noise) and the ESS all the draws; a
+    # wrong log-Jacobian or log q would tilt them.
+    # The flow and scaled start as their source Gaussian exactly (identity layers).
+    from ppl.guides import FullRank
+    y = np.array([0.3, 0.9, 0.5, 1.4])
+    model = ppl.compile("data y: real[4]\nsample lam: real<lower=0> ~ LogNormal(0.2, 1.5)\n"
+                        "sample b ~ Normal(0, 1)\nobserve y ~ Normal(log(lam) + b, 0.8)\n")
+    _, _, compiled = model.prepare({"y": y})
+    precision = np.diag([1 / 1.5 ** 2, 1.0]) + len(y) / 0.64 * np.ones((2, 2))
+    covariance = np.linalg.inv(precision)
+    mean = covariance @ (np.array([0.2 / 1.5 ** 2, 0.0]) + y.sum() / 0.64)
+    gaussian = FullRank(2)
+    theta = gaussian._pack(mean, np.linalg.cholesky(covariance))
+    guide = family(name, 2)
+    if name != "fullrank":
+        theta = guide.warm_start(gaussian, theta)
+    result = AdviResult(guide, theta, ("lam", "b"), np.zeros(1), True, "converged", 1, 0.0,
+                        0.1, 0.0)
+    fit = Fit(None, compiled, result, FitOptions(guide=name), {})
+    assert np.ptp(fit.log_weights()) < 1e-10
+    assert fit.khat < 0 and fit.weights_ess == pytest.approx(1.0, rel=1e-12)
+    assert fit.verdict().level == "reliable"

@@ -106,3 +106,39 @@ def test_a_guide_scale_below_zero_is_blamed_on_the_guide():
             as error:
         model.fit({}, init={"sc": -1.0}, iter=100)
     assert error.value.span.line == 3
+
+
+def test_draw_and_log_q_is_log_q_at_the_draws():
+    # log q from the noise (the automatic family's and each guided coordinate's
+    # log N(eps) - log scale) against log q recomputed from the draws: equal to rounding
+    compiled, guide, theta, rng = _funnel()
+    eps = rng.standard_normal((50, guide.eps_dim(compiled.dim)))
+    zeta, log_q = guide.draw_and_log_q(theta, eps)
+    np.testing.assert_array_equal(zeta, guide.draw(theta, eps))
+    np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-12)
+
+
+def test_a_collapsed_guide_behind_guide_statements_is_not_called_reliable():
+    # The automatic coordinates (tau, eta) at sds of e^-80 next to means of order 1: every
+    # draw rounds to the mean. log q recomputed from the rounded draws was the same at all of
+    # them, the weights varied only with mu's guide, and PSIS called the fit reliable (k̂ -1.8,
+    # sds of 1e-15 for tau and eta; `ppl fit` of eight schools with a guide for mu, --guide
+    # meanfield --init-scale 1e-100 --iter 10: k̂ -1.75, importance-corrected). From the
+    # noise, log q varies as the guide's density does and the weights have its heavy tail.
+    from ppl.infer.advi import AdviResult
+    from ppl.options import FitOptions
+    from ppl.posterior import Fit
+    source = ("data J: int\ndata y: real[J]\ndata sigma: real<lower=0>[J]\n"
+              "sample mu ~ Normal(0, 5)\nsample tau ~ HalfCauchy(5)\n"
+              "sample eta: real[J] ~ Normal(0, 1)\nobserve y ~ Normal(mu + tau * eta, sigma)\n"
+              "param a: real\nparam b: real\nguide mu ~ Normal(a, exp(b))\n")
+    data = {"J": 3, "y": [28.0, 8.0, -3.0], "sigma": [15.0, 10.0, 16.0]}
+    _, _, compiled = ppl.compile(source).prepare(data)
+    guide = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    D = guide.d_auto
+    theta = np.concatenate([np.full(D, 0.7), np.full(D, -80.0), [4.0, 1.0]])
+    result = AdviResult(guide, theta, tuple(compiled.unconstrained_names()), np.zeros(1),
+                        True, "converged", 1, 0.0, 0.1, 0.0)
+    fit = Fit(None, compiled, result, FitOptions(guide="meanfield"), {})
+    assert np.all(fit._zeta(4000)[:, 1:1 + D] == 0.7)     # the automatic draws: the mean
+    assert fit.khat > 0.7 and fit.verdict().level == "unreliable"
