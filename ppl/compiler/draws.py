@@ -175,9 +175,11 @@ def _reported(statement) -> bool:
 
 
 def _full(value, n: int, statement) -> np.ndarray:
-    """``value`` as [n, *shape] (a let that ignores the draws comes back as [1, *shape])."""
-    shape = statement.value.shape if isinstance(statement, ir.Let) else statement.shape
-    return np.array(np.broadcast_to(value, (n,) + tuple(shape)), dtype=float)
+    """``value`` as [n, *shape] (a let that ignores the draws comes back as [1, *shape]), as
+    ints when the statement's type is int (a discrete latent, a comparison), else floats."""
+    typed = statement.value if isinstance(statement, ir.Let) else statement
+    dtype = np.int64 if getattr(typed, "dtype", "real") == "int" else float  # a param: real
+    return np.array(np.broadcast_to(value, (n,) + tuple(typed.shape)), dtype=dtype)
 
 
 def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:

@@ -141,3 +141,32 @@ def test_cli_predict_bad_dimension_is_exit_2(tmp_path, capsys):
     (tmp_path / "new.csv").write_text("J\n8\n")
     assert main(["predict", str(tmp_path / "o"), "--data", str(tmp_path / "new.csv")]) == 2
     assert "data 'J' must have shape scalar; found [1]" in capsys.readouterr().err
+
+
+def test_ints_are_written_as_ints_in_draws_and_predictive_csv(tmp_path):
+    # a discrete latent's draws were floats in the API (its values() are ints), and the CSV
+    # files wrote every draw of an int, a count's too, as 3.0, through one float table
+    from ppl.savedfit import save_fit, save_predictive
+    text = """
+data N: int
+data y: int[N]
+data x: real[N]
+sample lam ~ Gamma(2, 1)
+sample z: int ~ Bernoulli(0.5)
+observe y ~ Poisson(lam + z)
+observe x ~ Normal(lam, 1)
+"""
+    fit = ppl.compile(text).fit({"N": 2, "y": [1, 3], "x": [0.5, 1.5]}, iter=200)
+    assert fit.draws()["z"].dtype == np.int64 and fit.draws()["lam"].dtype == float
+    save_fit(fit, tmp_path)
+    save_predictive(fit, tmp_path, 20)
+    draws = (tmp_path / "draws.csv").read_text().splitlines()
+    assert draws[0] == "lam,z"
+    assert all(row.split(",")[1] in ("0", "1") for row in draws[1:])
+    predictive = [row.split(",") for row in (tmp_path / "predictive.csv").read_text().splitlines()]
+    assert predictive[0] == ["y[0]", "y[1]", "x[0]", "x[1]"]
+    for row in predictive[1:]:
+        assert all(cell.isdigit() for cell in row[:2]) and all("." in cell for cell in row[2:])
+    pred = fit.predictive(20)
+    np.testing.assert_array_equal(np.loadtxt(tmp_path / "predictive.csv", delimiter=",",
+                                             skiprows=1), np.hstack([pred["y"], pred["x"]]))
