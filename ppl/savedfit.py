@@ -315,7 +315,8 @@ def restore_fit(folder: Path) -> Fit:
     path = folder / "fit.json"
     model = _saved_model(folder, info["model_path"], info["model_sha256"])
     options = fit_options(info, path)
-    concrete, _, compiled = model.prepare(info["data_path"])
+    concrete, values, compiled = model.prepare(info["data_path"])
+    _check_same_data(info, values)
     names = compiled.unconstrained_names()
     guide, theta = _saved_guide(info["guide"], compiled, names, path)
     mean, log_sd = _guide_moments(guide, theta, names, info["guide"]["parameters"], path)
@@ -326,9 +327,20 @@ def restore_fit(folder: Path) -> Fit:
                              steps=info["steps"], seconds=info["seconds"],
                              final_elbo=info["final_elbo"], elbo=elbo,
                              lr_covariance=covariance)
-    provenance = {k: info[k] for k in ("model_path", "model_sha256", "data_path")}
+    provenance = {k: info[k] for k in ("model_path", "model_sha256", "data_path",
+                                       "data_sha256") if k in info}
     provenance["model_text"] = model.text     # for predictions on new data
     return Fit(concrete, compiled, result, options, provenance)
+
+
+def _check_same_data(info: dict, values: dict) -> None:
+    """Refuse data that changed since the fit: the restored fit would weight the fitted guide
+    by the new data's posterior (its draws and predictions moved to it without a word). A
+    fit.json written before data hashes were recorded has none to compare."""
+    from .api import data_hash
+    if "data_sha256" in info and info["data_sha256"] != data_hash(values):
+        raise file_error(info["data_path"] or "the data", "the data changed since this fit "
+                                                           "was saved; fit it again")
 
 
 def _saved_guide(saved: dict, compiled, names: list[str], path: Path):

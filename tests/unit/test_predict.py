@@ -202,3 +202,23 @@ observe y ~ Normal(mu[z], 1)
     mu = fit.draws(n)["mu"].mean(axis=0)
     np.testing.assert_array_less(np.abs(given.mean(axis=0) - mu[[0, 1, 0]]),
                                  4 * given.std(axis=0) / np.sqrt(n))
+
+
+def test_predict_refuses_data_that_changed_since_the_fit(tmp_path, capsys):
+    # the restored fit weighted the fitted guide by the new data's posterior: after x was
+    # edited to 5, 5, 5, 5 its corrected draws had b near 0 where the saved summary said 1.06,
+    # and the predictions followed without a word
+    path = tmp_path / "m.ppl"
+    path.write_text("data N: int\ndata y: int[N]\ndata x: real[N]\nsample a ~ Normal(0, 2)\n"
+                    "sample b ~ Normal(0, 2)\nobserve y ~ Poisson(exp(a + b * x))\n")
+    data = tmp_path / "m.json"
+    data.write_text('{"N": 4, "y": [1, 2, 3, 4], "x": [0.1, 0.5, 0.9, 1.2]}')
+    out = str(tmp_path / "o")
+    assert main(["fit", str(path), "--out", out, "--quiet", "--iter", "200"]) == 0
+    data.write_text('{"x": [0.1, 0.5, 0.9, 1.2], "y": [1.0, 2, 3, 4]}')  # the same numbers
+    assert main(["predict", out, "--draws", "10"]) == 0
+    data.write_text('{"N": 4, "y": [1, 2, 3, 4], "x": [5, 5, 5, 5]}')
+    capsys.readouterr()
+    assert main(["predict", out, "--draws", "10"]) == 2
+    assert capsys.readouterr().err == (f"error: {data}: the data changed since this fit was "
+                                       "saved; fit it again\n")
