@@ -129,7 +129,8 @@ class Model:
                              value_draws=fit_options.draws)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
-                "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None}
+                "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None,
+                "data_sha256": data_hash(values)}
         rng = np.random.default_rng(fit_options.seed)
         if fit_options.batch is not None:
             return self._fit_batch(concrete, values, fit_options, info, rng, progress)
@@ -186,6 +187,17 @@ class Model:
         concrete, _, compiled = self.prepare(data)
         memory.check_draws(n, concrete, "n =")
         return compiled.sample_prior(np.random.default_rng([seed, 3]), n)
+
+
+def data_hash(values: dict[str, np.ndarray]) -> str:
+    """SHA-256 of loaded data (recorded in saved fits): each name, dtype, shape and the values'
+    bytes, so a data file rewritten with the same numbers in another format keeps it."""
+    digest = hashlib.sha256()
+    for name in sorted(values):
+        array = np.ascontiguousarray(values[name])  # a memory-mapped .npy is hashed in place
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode("utf-8"))
+        digest.update(array.data)
+    return digest.hexdigest()
 
 
 def _names(program, kind) -> tuple[str, ...]:

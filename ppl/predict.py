@@ -2,11 +2,12 @@
 --data new.json``.
 
 The model is checked and compiled again against the new data, so every data-dependent shape
-and every let is recomputed (a regression's new rows, a BNN's test set). The fitted guide is
-reused as is: its latents must keep their shapes, except latents with a ``guide`` statement,
-which are drawn from their guide on the new data (an amortized encoder). Data that is only
-ever observed (``y`` in ``observe y ~ ...``) may be left out of the new data: it is what is
-predicted, and a placeholder of zeros stands in for it.
+and every let is recomputed (a regression's new rows, a BNN's test set). The fit's posterior
+draws are reused (importance-corrected when the fit is, as for ``fit.predictive(n)``): its
+latents must keep their shapes, except latents with a ``guide`` statement, which are drawn from
+their guide on the new data (an amortized encoder). Data that is only ever observed (``y`` in
+``observe y ~ ...``) may be left out of the new data: it is what is predicted, and a
+placeholder of zeros stands in for it.
 """
 from __future__ import annotations
 
@@ -55,19 +56,37 @@ def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
               for name, decl in concrete.data.items()}
     compiled = compile_model(concrete, values)
     zeta = _zeta(fit, compiled, n)
+    given = _without_left_out(concrete, values, left_out) if compiled.values() else None
     with np.errstate(all="ignore"):
-        return by_draws(compiled.predictive, zeta, large_draws(compiled, n), fit._rng(2))
+        return by_draws(compiled.predictive, zeta, large_draws(compiled, n), fit._rng(2),
+                        given)
+
+
+def _without_left_out(concrete: ir.Model, values: dict, left_out: set):
+    """The model compiled without the observe statements of left-out data, or None when none
+    was left out: its discrete latents' conditional posterior is then not taken given the
+    placeholder zeros (the labels of a mixture's new rows would all be the component nearest
+    0), but given what is known: their prior and the observations that were given."""
+    kept = tuple(s for s in concrete.statements
+                 if not (isinstance(s, ir.Observe) and _data_refs(s.value) & left_out))
+    if len(kept) == len(concrete.statements):
+        return None
+    return compile_model(replace(concrete, statements=kept), values)
 
 
 def _zeta(fit, compiled, n: int) -> np.ndarray:
-    """Draws [n, D] of the fitted guide in the new model's layout."""
+    """Posterior draws [n, D] in the new model's layout: the fit's own when no latent has a
+    ``guide`` statement, else the fitted guide's on the new data (not corrected: the weights
+    are those of the fitted data's guided draws)."""
     old = fit.compiled
     guided = set(getattr(old, "guides", {}))
     before = {s.name: s.shape for s in old.slots}
     for slot in compiled.slots:
         if slot.name not in guided and before.get(slot.name) != slot.shape:
             raise errors.predict_shape_changed(slot.name, before.get(slot.name), slot.shape)
-    if not user.applies(old):
+    if not guided:
+        # every slot (params too) kept its shape, so the layout is the fit's and so are its
+        # draws, importance-corrected when the fit is, as fit.predictive(n) takes them
         return fit._posterior_zeta(n)
     guide = user.family_for(compiled, fit.result.guide.name)
     eps = fit._rng(1).standard_normal((n, guide.eps_dim(0)))

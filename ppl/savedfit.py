@@ -39,12 +39,28 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _flatten(draws: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
-    names, columns = [], []
+def _flatten(draws: dict[str, np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
+    """(element names, one block [n, elements] per name in its own dtype: a discrete value's
+    draws are ints)."""
+    names, blocks = [], []
     for name, values in draws.items():
         names += element_names(name, values.shape[1:])
-        columns.append(np.asarray(values, dtype=float).reshape(len(values), -1))
-    return names, np.concatenate(columns, axis=1) if columns else np.zeros((0, 0))
+        blocks.append(np.asarray(values).reshape(len(values), -1))
+    return names, blocks
+
+
+def _table(blocks: list[np.ndarray]) -> np.ndarray:
+    """The blocks side by side as floats [n, columns]."""
+    if not blocks:
+        return np.zeros((0, 0))
+    return np.concatenate([np.asarray(b, dtype=float) for b in blocks], axis=1)
+
+
+def _table_rows(blocks: list[np.ndarray]):
+    """The rows of the blocks side by side, each cell a Python int or float, so that csv_text
+    writes a count as 3, not 3.0, as the API's draws of it are ints."""
+    n = len(blocks[0]) if blocks else 0
+    return ([v for b in blocks for v in b[i].tolist()] for i in range(n))
 
 
 def _absolute(path: str | None) -> str | None:
@@ -60,7 +76,7 @@ FILES = ("draws.csv", "summary.csv", "elbo.csv", "fit.json", "model.ppl")
 
 def save_fit(fit: Fit, folder: Path) -> None:
     """Write draws.csv, summary.csv, elbo.csv, fit.json and model.ppl into ``folder``."""
-    names, table = _flatten(fit.draws())
+    names, blocks = _flatten(fit.draws())
     summary = fit.summary()
     r = fit.result
     provenance = {k: v for k, v in fit.info.items() if k != "model_text"}
@@ -93,7 +109,7 @@ def save_fit(fit: Fit, folder: Path) -> None:
         info["dadvi"] = {"draws": int(r.draws_used), "sds": r.sds, "optimizer": r.optimizer,
                          "evaluations": int(r.evaluations)}
     write_files(folder, {
-        "draws.csv": csv_text(names, table),
+        "draws.csv": csv_text(names, _table_rows(blocks)),
         "summary.csv": csv_text(["name", *summary.columns],
                                 ([name, *row] for name, row in summary.rows.items())),
         "elbo.csv": csv_text(["step", "elbo"], ((i + 1, e) for i, e in enumerate(fit.elbo))),
@@ -299,7 +315,8 @@ def restore_fit(folder: Path) -> Fit:
     path = folder / "fit.json"
     model = _saved_model(folder, info["model_path"], info["model_sha256"])
     options = fit_options(info, path)
-    concrete, _, compiled = model.prepare(info["data_path"])
+    concrete, values, compiled = model.prepare(info["data_path"])
+    _check_same_data(info, values)
     names = compiled.unconstrained_names()
     guide, theta = _saved_guide(info["guide"], compiled, names, path)
     mean, log_sd = _guide_moments(guide, theta, names, info["guide"]["parameters"], path)
@@ -310,9 +327,20 @@ def restore_fit(folder: Path) -> Fit:
                              steps=info["steps"], seconds=info["seconds"],
                              final_elbo=info["final_elbo"], elbo=elbo,
                              lr_covariance=covariance)
-    provenance = {k: info[k] for k in ("model_path", "model_sha256", "data_path")}
+    provenance = {k: info[k] for k in ("model_path", "model_sha256", "data_path",
+                                       "data_sha256") if k in info}
     provenance["model_text"] = model.text     # for predictions on new data
     return Fit(concrete, compiled, result, options, provenance)
+
+
+def _check_same_data(info: dict, values: dict) -> None:
+    """Refuse data that changed since the fit: the restored fit would weight the fitted guide
+    by the new data's posterior (its draws and predictions moved to it without a word). A
+    fit.json written before data hashes were recorded has none to compare."""
+    from .api import data_hash
+    if "data_sha256" in info and info["data_sha256"] != data_hash(values):
+        raise file_error(info["data_path"] or "the data", "the data changed since this fit "
+                                                           "was saved; fit it again")
 
 
 def _saved_guide(saved: dict, compiled, names: list[str], path: Path):
@@ -411,12 +439,12 @@ def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:
     memory.check_draws(fit.options.draws if n is None else n, fit.model, "--draws")
     with np.errstate(all="ignore"):  # an overflow is reported once, by name, below
         draws = fit.predictive(n, data=data)
-    names, table = _flatten(draws)
-    intervals = _intervals(names, table)
+    names, blocks = _flatten(draws)
+    intervals = _intervals(names, _table(blocks))
     bad = [row[0] for row in intervals if not np.all(np.isfinite(row[1:]))]
     if bad:
         warnings.warn(non_finite_summary(bad), stacklevel=2)
-    write_files(folder, {"predictive.csv": csv_text(names, table),
+    write_files(folder, {"predictive.csv": csv_text(names, _table_rows(blocks)),
                          "predictive_summary.csv": csv_text(
                              ["name", "mean", "5%", "50%", "95%"], intervals)})
     return folder / "predictive.csv"

@@ -68,12 +68,15 @@ class Draws:
         return {s.statement.name: _full(env[s.statement.name], n, s.statement)
                 for s in self._steps if _reported(s.statement)}
 
-    def predictive(self, zeta, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def predictive(self, zeta, rng: np.random.Generator, given=None) -> dict[str, np.ndarray]:
         """One draw of every observed expression per draw of zeta (posterior predictive).
 
         Returns label -> [S, *shape]; the label is the observed expression's source text.
+        ``given``, a Compiled of the same model without some of its observe statements, draws
+        the discrete latents from its conditional posterior instead (ppl/predict.py: new rows
+        whose observations are left out, and so not known).
         """
-        env = self._forward(zeta, rng)
+        env = (self if given is None else given)._forward(zeta, rng)
         return self._draw_observed(env, rng, np.shape(zeta)[0])
 
     def pointwise_log_likelihood(self, zeta) -> dict[str, np.ndarray]:
@@ -175,9 +178,11 @@ def _reported(statement) -> bool:
 
 
 def _full(value, n: int, statement) -> np.ndarray:
-    """``value`` as [n, *shape] (a let that ignores the draws comes back as [1, *shape])."""
-    shape = statement.value.shape if isinstance(statement, ir.Let) else statement.shape
-    return np.array(np.broadcast_to(value, (n,) + tuple(shape)), dtype=float)
+    """``value`` as [n, *shape] (a let that ignores the draws comes back as [1, *shape]), as
+    ints when the statement's type is int (a discrete latent, a comparison), else floats."""
+    typed = statement.value if isinstance(statement, ir.Let) else statement
+    dtype = np.int64 if getattr(typed, "dtype", "real") == "int" else float  # a param: real
+    return np.array(np.broadcast_to(value, (n,) + tuple(typed.shape)), dtype=dtype)
 
 
 def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
