@@ -56,22 +56,8 @@ def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
               for name, decl in concrete.data.items()}
     compiled = compile_model(concrete, values)
     zeta = _zeta(fit, compiled, n)
-    given = _without_left_out(concrete, values, left_out) if compiled.values() else None
     with np.errstate(all="ignore"):
-        return by_draws(compiled.predictive, zeta, large_draws(compiled, n), fit._rng(2),
-                        given)
-
-
-def _without_left_out(concrete: ir.Model, values: dict, left_out: set):
-    """The model compiled without the observe statements of left-out data, or None when none
-    was left out: its discrete latents' conditional posterior is then not taken given the
-    placeholder zeros (the labels of a mixture's new rows would all be the component nearest
-    0), but given what is known: their prior and the observations that were given."""
-    kept = tuple(s for s in concrete.statements
-                 if not (isinstance(s, ir.Observe) and _data_refs(s.value) & left_out))
-    if len(kept) == len(concrete.statements):
-        return None
-    return compile_model(replace(concrete, statements=kept), values)
+        return by_draws(compiled.predictive, zeta, large_draws(compiled, n), fit._rng(2))
 
 
 def _zeta(fit, compiled, n: int) -> np.ndarray:

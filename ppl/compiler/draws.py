@@ -68,15 +68,12 @@ class Draws:
         return {s.statement.name: _full(env[s.statement.name], n, s.statement)
                 for s in self._steps if _reported(s.statement)}
 
-    def predictive(self, zeta, rng: np.random.Generator, given=None) -> dict[str, np.ndarray]:
+    def predictive(self, zeta, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """One draw of every observed expression per draw of zeta (posterior predictive).
 
         Returns label -> [S, *shape]; the label is the observed expression's source text.
-        ``given``, a Compiled of the same model without some of its observe statements, draws
-        the discrete latents from its conditional posterior instead (ppl/predict.py: new rows
-        whose observations are left out, and so not known).
         """
-        env = (self if given is None else given)._forward(zeta, rng)
+        env = self._forward(zeta, rng)
         return self._draw_observed(env, rng, np.shape(zeta)[0])
 
     def pointwise_log_likelihood(self, zeta) -> dict[str, np.ndarray]:

@@ -172,38 +172,6 @@ observe x ~ Normal(lam, 1)
                                              skiprows=1), np.hstack([pred["y"], pred["x"]]))
 
 
-def test_new_rows_of_a_mixture_with_labels_are_drawn_from_the_mixture():
-    # the labels z of new rows were drawn given the placeholder zeros standing in for the
-    # left-out y, as if observed: every new row came from the component nearest 0 (mean 0.04
-    # where the mixture's is 2.9); given what is known, z is drawn from its prior
-    text = """
-data N: int
-data y: real[N]
-sample mu: ordered[2] ~ Normal(0, 10)
-sample z: int[N] ~ Bernoulli(0.5)
-observe y ~ Normal(mu[z], 1)
-"""
-    rng = np.random.default_rng(0)
-    y = np.where(rng.random(100) < 0.5, 0.0, 6.0) + rng.standard_normal(100)
-    fit = ppl.compile(text).fit({"N": 100, "y": y}, seed=0)
-    n = 4000
-    new = fit.predictive(n, data={"N": 3})["y"]
-    # E[y_new] = E[(mu[0] + mu[1]) / 2] over the posterior; the Monte Carlo error of the mean
-    # of n draws is sd(y_new) / sqrt(n) (0.05), and 4 of them is the tolerance
-    expected = fit.draws(n)["mu"].mean()
-    np.testing.assert_array_less(np.abs(new.mean(axis=0) - expected),
-                                 4 * new.std(axis=0) / np.sqrt(n))
-    # half of the rows in each component: a binomial proportion's sd is 0.5 / sqrt(n)
-    np.testing.assert_array_less(np.abs((new > 3).mean(axis=0) - 0.5), 4 * 0.5 / np.sqrt(n))
-    # observations given in the new data are conditioned on, as those of the fitted data are:
-    # 0 and 0.5 are from the first component, 6 from the second (each other label has a
-    # probability under 1e-5), so the means are those of mu[0], mu[1], mu[0]
-    given = fit.predictive(n, data={"N": 3, "y": [0.0, 6.0, 0.5]})["y"]
-    mu = fit.draws(n)["mu"].mean(axis=0)
-    np.testing.assert_array_less(np.abs(given.mean(axis=0) - mu[[0, 1, 0]]),
-                                 4 * given.std(axis=0) / np.sqrt(n))
-
-
 def test_predict_refuses_data_that_changed_since_the_fit(tmp_path, capsys):
     # the restored fit weighted the fitted guide by the new data's posterior: after x was
     # edited to 5, 5, 5, 5 its corrected draws had b near 0 where the saved summary said 1.06,
