@@ -153,7 +153,9 @@ def _check_declared_bounds(statement, env) -> None:
         bad = bound_outside(v, side, lo, hi, closed)
         bad = np.broadcast_to(bad, np.broadcast_shapes(np.shape(bad), np.shape(v)))
         if bad.any():
-            where, found = _first(source_text(bound), bad, np.broadcast_to(v, bad.shape))
+            # one bound against a support that varies by element: name the latent's element
+            name = statement.name if bad.ndim and not np.ndim(v) else source_text(bound)
+            where, found = _first(name, bad, np.broadcast_to(v, bad.shape))
             shown = f"{side}={source_text(bound)} (= {found}{_at_name(where, bound)})"
             support = c.real if statement.dist is None else \
                 statement.dist.cls.support_of(statement.dist.param_dict)
