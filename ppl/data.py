@@ -99,6 +99,7 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
             _check_data_parameters(statement.dist, env)
         if isinstance(statement, (ir.Latent, ir.Param)):
             _check_declared_bounds(statement, env)
+            _check_support_not_empty(statement, env)
 
 
 def _check_data_parameters(dist: ir.Dist, env) -> None:
@@ -113,6 +114,32 @@ def _check_data_parameters(dist: ir.Dist, env) -> None:
             with np.errstate(all="ignore"):
                 value = evaluate_data(expr, env)
             check_parameter_value(dist.cls, name, value, expr.span)
+
+
+def _check_support_not_empty(statement, env) -> None:
+    """A latent's (or param's) support from data-only parameters not empty at any element, as
+    the checker checks literal ones: ``int[2] ~ DiscreteUniform(L, 2)`` with L[1] = 3 left
+    z[1] no value, and the fit stopped on a log density that was nan everywhere."""
+    dist = statement.dist
+    support = None if dist is None else dist.cls.support_of(dist.param_dict)
+    if not isinstance(support, (c.Interval, c.IntegerInterval)):
+        return
+    ends = (support.lower, support.upper)
+    if any(e is None or isinstance(e, _EXPR_TYPES) and e.deps for e in ends):
+        return
+    with np.errstate(all="ignore"):
+        lo, hi = (np.asarray(evaluate_data(e, env) if isinstance(e, _EXPR_TYPES) else e, float)
+                  for e in ends)
+        empty = hi < lo if support.discrete else ~(lo < hi)
+    if not np.any(empty):
+        return
+    from .frontend.supports import describe
+    shape = np.broadcast_shapes(np.shape(empty), tuple(statement.shape))
+    at = np.unravel_index(int(np.argmax(np.broadcast_to(empty, shape))), shape) if shape else ()
+    ends_at = {"lower": ir.Const(float(np.broadcast_to(lo, shape)[at]), (), "real"),
+               "upper": ir.Const(float(np.broadcast_to(hi, shape)[at]), (), "real")}
+    raise errors.empty_support(dist.span, dist.cls.name, describe(replace(support, **ends_at))
+                               + _at(statement.name, at))
 
 
 def _declared_ends(statement) -> tuple[list, tuple]:
@@ -153,7 +180,9 @@ def _check_declared_bounds(statement, env) -> None:
         bad = bound_outside(v, side, lo, hi, closed)
         bad = np.broadcast_to(bad, np.broadcast_shapes(np.shape(bad), np.shape(v)))
         if bad.any():
-            where, found = _first(source_text(bound), bad, np.broadcast_to(v, bad.shape))
+            # one bound against a support that varies by element: name the latent's element
+            name = statement.name if bad.ndim and not np.ndim(v) else source_text(bound)
+            where, found = _first(name, bad, np.broadcast_to(v, bad.shape))
             shown = f"{side}={source_text(bound)} (= {found}{_at_name(where, bound)})"
             support = c.real if statement.dist is None else \
                 statement.dist.cls.support_of(statement.dist.param_dict)

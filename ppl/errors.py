@@ -828,6 +828,18 @@ def predict_shape_changed(name: str, before, after) -> PplError:
                          "or predict with data of the same shape")
 
 
+def predict_with_discrete(span: Span, names: list[str]) -> PplError:
+    which = (f"discrete latent '{names[0]}' would be drawn from its" if len(names) == 1 else
+             "discrete latents " + ", ".join(f"'{n}'" for n in names)
+             + " would be drawn from their")
+    return PplError(f"predict on new data: the {which} posterior "
+                    "given the new data's observations (or the zeros standing in for them), "
+                    "not the fitted ones; new data is not supported for a model with discrete "
+                    "latents", span,
+                    hint="predict on the fitted data (no --data), or sum the latent out in the "
+                         "model: observe y ~ Mixture(w, Normal(mu, sigma)) for mixture labels")
+
+
 def predict_needs_model() -> PplError:
     return PplError("predict: this fit does not carry its model's text; fit it through "
                     "ppl.load or ppl.compile")

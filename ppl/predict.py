@@ -30,14 +30,18 @@ def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
 
     Raises
     ------
-    PplError : bad new data (as for a fit), or a latent without a guide statement whose shape
-        depends on the data and changed (predict_shape_changed).
+    PplError : bad new data (as for a fit), a latent without a guide statement whose shape
+        depends on the data and changed (predict_shape_changed), or a discrete latent: its
+        draws are conditioned on the observations, which new data replaces.
     """
     from .api import Model
     text = fit.info.get("model_text")
     if text is None:
         raise errors.predict_needs_model()
     model = Model(text, fit.info.get("model_path") or "<string>")
+    discrete = [s for s in model.ir.statements if isinstance(s, ir.Latent) and s.discrete]
+    if discrete:
+        raise errors.predict_with_discrete(discrete[0].span, [s.name for s in discrete])
     raw = read_data(data)
     sizes = {d for decl in model.ir.data.values() for d in decl.shape}
     left_out = _observed_only(model.ir) - set(raw) - sizes   # a size is given or read off data

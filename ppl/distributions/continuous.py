@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 from ..special import betaln, gammaln, log_ndtr, softplus
 
 from .. import constraints as c
@@ -29,7 +30,18 @@ def _xlogy(x, y):
     """
     zero = x == 0
     y = y + 0.0 * x
-    return anp.where(zero, 0.0, x * anp.log(anp.where(zero, 1.0, y)))
+    pole = (y == 0) & ~zero
+    safe = zero | pole
+    return _at_pole(pole, x, anp.where(safe, 0.0, x * anp.log(anp.where(safe, 1.0, y))))
+
+
+def _at_pole(pole, x, value):
+    """``value`` with ``x * log(0)`` (-inf for x > 0) where ``pole``, as a constant: a value
+    of probability 0 (``Bernoulli(z * p)`` at 1 where the enumerated z is 0) then gets gradient
+    0 from the log-sum-exp over z's values, not 0 * inf = NaN (enumeration.py)."""
+    if not np.any(pole):
+        return value
+    return anp.where(pole, np.where(np.asarray(getval(x)) > 0, -np.inf, np.inf), value)
 
 
 @register

@@ -13,7 +13,7 @@ from ..special import betaln, gammaln, logaddexp, logsumexp, softplus
 
 from .. import constraints as c
 from . import Distribution, register
-from .continuous import _xlogy  # 0 * log(0) = 0: p = 0 or 1 is a valid parameter
+from .continuous import _at_pole, _xlogy  # 0 * log(0) = 0: p = 0 or 1 is a valid parameter
 from .incomplete import log_gammainc, log_gammaincc
 
 
@@ -21,7 +21,9 @@ def _xlog1py(x, y):
     """``x * log1p(y)`` with ``0 * log(0) = 0`` (the inner ``where`` as in ``_xlogy``)."""
     zero = x == 0
     y = y + 0.0 * x  # broadcast first: autograd's where does not unbroadcast its gradient
-    return anp.where(zero, 0.0, x * anp.log1p(anp.where(zero, 0.0, y)))
+    pole = (y == -1) & ~zero
+    safe = zero | pole
+    return _at_pole(pole, x, anp.where(safe, 0.0, x * anp.log1p(anp.where(safe, 0.0, y))))
 
 
 

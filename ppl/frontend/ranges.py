@@ -39,6 +39,7 @@ REAL = Range()
 POSITIVE = Range(0.0, INF, True, True)
 NON_NEGATIVE = Range(0.0, INF, False, True)
 UNIT_OPEN = Range(0.0, 1.0, True, True)
+UNIT_CLOSED = Range(0.0, 1.0, False, False)
 
 
 def point(v: float) -> Range:
@@ -306,7 +307,11 @@ class Analysis:
             return mul(a, reciprocal(b))
         if op == "**":
             return power(a, b)
-        return _total(mul(a, b)) if op == "@" else REAL
+        if op == "@":
+            return _total(mul(a, b))
+        if op in ("<", "<=", ">", ">=", "==", "!="):
+            return UNIT_CLOSED        # a comparison is 0 or 1
+        return REAL
 
     def _name(self, name: str) -> Range:
         if name not in self.memo:

@@ -64,6 +64,42 @@ def _matrix_brute(u):
     return scipy.stats.norm.logpdf(mu).sum() + logsumexp(joint)
 
 
+def _occupancy_brute(u):
+    # z[i] ~ Bernoulli(psi) site occupied; detections y[i, j] ~ Bernoulli(z[i] * p): an
+    # unoccupied site with a detection has probability 0 (psi, p = sigmoid(u))
+    psi, p = 1 / (1 + np.exp(-u[:2]))
+    jacobian = np.log(psi * (1 - psi) * p * (1 - p))
+    total = 0.0
+    for row in OCCUPANCY:
+        occupied = np.log(psi) + scipy.stats.bernoulli.logpmf(row, p).sum()
+        empty = np.log1p(-psi) if row.sum() == 0 else -np.inf
+        total += logsumexp([occupied, empty])
+    return jacobian + total
+
+
+def _certain_binomial_brute(u):
+    # y[i] ~ Binomial(3, 1 - z[i] * q): at z = 0, p = 1 and only y = 3 is possible
+    psi, q = 1 / (1 + np.exp(-u[:2]))
+    jacobian = np.log(psi * (1 - psi) * q * (1 - q))
+    counts = np.array([3, 1, 2])
+    one = np.log(psi) + scipy.stats.binom.logpmf(counts, 3, 1 - q)
+    zero = np.log1p(-psi) + np.where(counts == 3, 0.0, -np.inf)
+    return jacobian + np.logaddexp(one, zero).sum()
+
+
+def _zero_inflated_brute(u):
+    # y[i] ~ Poisson(lam * (1 - z[i])): at z = 1 the rate is 0, so only y = 0 is possible
+    lam, pi = np.exp(u[0]), 1 / (1 + np.exp(-u[1]))
+    prior = scipy.stats.expon.logpdf(lam) + u[0] + np.log(pi * (1 - pi))
+    counts = np.array([0, 3, 0, 1])
+    poisson = np.log1p(-pi) + scipy.stats.poisson.logpmf(counts, lam)
+    zero = np.log(pi) + np.where(counts == 0, 0.0, -np.inf)
+    return prior + np.logaddexp(poisson, zero).sum()
+
+
+OCCUPANCY = np.array([[0, 1, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1]])
+
+
 CASES = {
     "mixture": (
         "data y: real[3]\nsample mu: real[2] ~ Normal(0, 3)\n"
@@ -83,6 +119,18 @@ CASES = {
         "data y: real[3, 2]\nsample mu: real[2] ~ Normal(0, 1)\n"
         "sample z: int[2] ~ Bernoulli(0.5)\nobserve y ~ Normal(mu[z][newaxis, :], 1)\n",
         {"y": [[0.1, 1.0], [0.3, 1.2], [-0.2, 0.8]]}, _matrix_brute),
+    "occupancy_zero_probability_configuration": (
+        "data y: int[4, 3]\nsample psi ~ Beta(1, 1)\nsample p ~ Beta(1, 1)\n"
+        "sample z: int[4] ~ Bernoulli(psi)\nobserve y ~ Bernoulli(z[:, newaxis] * p)\n",
+        {"y": OCCUPANCY}, _occupancy_brute),
+    "binomial_certain_at_one_value": (
+        "data y: int[3]\nsample psi ~ Beta(1, 1)\nsample q ~ Beta(1, 1)\n"
+        "sample z: int[3] ~ Bernoulli(psi)\nobserve y ~ Binomial(3, 1 - z * q)\n",
+        {"y": [3, 1, 2]}, _certain_binomial_brute),
+    "zero_inflated_rate_zero_at_one_value": (
+        "data y: int[4]\nsample lam ~ Exponential(1)\nsample pi ~ Beta(1, 1)\n"
+        "sample z: int[4] ~ Bernoulli(pi)\nobserve y ~ Poisson(lam * (1 - z))\n",
+        {"y": [0, 3, 0, 1]}, _zero_inflated_brute),
 }
 
 

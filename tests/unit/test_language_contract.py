@@ -115,6 +115,15 @@ ERRORS = [
      "sample mu ~ Normal(0, 1)\nsample z: int<lower=-1, upper=4> ~ DiscreteUniform(0, 2)\n"
      "factor mu * z\n", None,
      "2:21: error: bound lower=-1 of 'z' lies outside the support {0..2} of its distribution"),
+    ("Discrete latents: an empty support from the data",
+     "data L: int[2]\nsample mu ~ Normal(0, 1)\nsample z: int[2] ~ DiscreteUniform(L, 2)\n"
+     "factor mu * z\n", {"L": [0, 3]},
+     "3:20: error: the parameters of DiscreteUniform give an empty support {3..2} at z[1]"),
+    ("Discrete latents: a literal bound outside a support from the data names the element",
+     "data L: int[2]\nsample mu ~ Normal(0, 1)\n"
+     "sample z: int<lower=0, upper=3>[2] ~ DiscreteUniform(L, 3)\nfactor mu * z\n",
+     {"L": [0, 2]}, "3:21: error: bound lower=0 (= 0 at z[1]) of 'z' lies outside the support "
+     "{L..3} of its distribution"),
     ("Distributions: RandomWalk takes init", "sample h: real[4] ~ RandomWalk(1)\n", None,
      "1:21: error: wrong arguments to 'RandomWalk'; expected RandomWalk(sigma, init)"),
     ("Version 2, distributions: OrderedLogistic's cutpoints are ordered",

@@ -190,3 +190,26 @@ def test_predict_refuses_data_that_changed_since_the_fit(tmp_path, capsys):
     assert main(["predict", out, "--draws", "10"]) == 2
     assert capsys.readouterr().err == (f"error: {data}: the data changed since this fit was "
                                        "saved; fit it again\n")
+
+
+LABELS = ("data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 3)\n"
+          "sample z: int[N] ~ Bernoulli(0.4)\nobserve y ~ Normal(mu * z, 1)\n")
+
+
+def test_new_data_with_a_discrete_latent_is_a_located_error(tmp_path, capsys):
+    # z's draws came from its conditional posterior given the observations of the data it
+    # was compiled on: on new data the zeros standing in for y (or the y given) took their
+    # place, so a new row's mean was 0.12 where 0.4 E[mu] = 0.95 (z drawn from its prior)
+    path = tmp_path / "m.ppl"
+    path.write_text(LABELS)
+    (tmp_path / "m.json").write_text('{"N": 4, "y": [-0.3, 2.5, 3.1, 0.2]}')
+    assert main(["fit", str(path), "--out", str(tmp_path / "o"), "--quiet", "--iter", "50"]) == 0
+    capsys.readouterr()
+    (tmp_path / "new.json").write_text('{"N": 3}')
+    assert main(["predict", str(tmp_path / "o"), "--data", str(tmp_path / "new.json")]) == 2
+    err = capsys.readouterr().err
+    assert "m.ppl:4:1: error: predict on new data: the discrete latent 'z'" in err
+    fit = ppl.compile(LABELS).fit({"N": 4, "y": [-0.3, 2.5, 3.1, 0.2]}, iter=50)
+    with pytest.raises(PplError, match="the discrete latent 'z'"):
+        fit.predictive(10, data={"N": 3, "y": [5.0, 5.0, 5.0]})
+    assert fit.predictive(10)["y"].shape == (10, 4)    # on the fitted data it is the posterior's

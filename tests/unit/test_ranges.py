@@ -125,3 +125,17 @@ def test_an_enumerated_discrete_latent_takes_its_closed_finite_support():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check(parse(text))
+
+
+def test_a_comparison_lies_in_zero_one():
+    # e1 * (t < s), a change point's rate written with a comparison, is non-negative: the
+    # comparison was taken as the whole real line and the checker warned that e1 could make
+    # the rate negative
+    r = _range_of("data t: real\nsample e1 ~ Exponential(1)\nlet z = t < e1\n")
+    assert (r.lo, r.lo_open, r.hi, r.hi_open) == (0.0, False, 1.0, False)
+    text = ("data T: int\ndata t: int[T]\ndata y: int[T]\nsample e1 ~ Exponential(1)\n"
+            "sample e2 ~ Exponential(1)\nsample s: int ~ DiscreteUniform(0, T - 1)\n"
+            "observe y ~ Poisson(e1 * (t < s) + e2 * (t >= s))\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(parse(text))
