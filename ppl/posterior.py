@@ -494,7 +494,7 @@ class Fit:
                      corrected, self._summary_weights().ess if corrected else np.inf,
                      self.weights_ess,
                      0.0 if self.options.batch is not None else MIN_WEIGHTS_ESS,
-                     self._noisy_dadvi_mean())
+                     self._noisy_dadvi_mean(), self.options.method)
 
     def _noisy_dadvi_mean(self) -> tuple[str, float] | None:
         """(element, mcse / sd) of the DADVI mean whose Monte Carlo standard error is the
