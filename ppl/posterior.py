@@ -17,7 +17,7 @@ from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
 from .infer.psis import Psis, psis
 from .infer.verdict import Verdict, judge
 from .ir import Let, element_names
-from .summary import Summary, _points, _probability_rows
+from .summary import COLUMNS, Summary, _points, _probability_rows
 
 # Draws from the guide that k̂ is estimated from, at least: at 4000 its threshold is 0.7 and
 # its tail has 190 draws (psis.py). With 1000, k̂ missed heavy tails that 4000 found (0.38
@@ -304,9 +304,12 @@ class Fit:
         if not discrete:
             return base
         rows = {}   # in the order of draws(): each discrete latent's rows in its place
+        # a DADVI summary's mcse column: none for a probability (blank, NaN), as for a param
+        blank = (float("nan"),) * (len(base.columns) - len(COLUMNS))
         for name, values in draws.items():
             if name in discrete:
-                rows.update(_probability_rows(name, discrete[name], self.values()[name]))
+                rows.update((e, row + blank) for e, row in _probability_rows(
+                    name, discrete[name], self.values()[name]).items())
             else:
                 rows.update((e, base.rows[e]) for e in element_names(name, values.shape[1:]))
         return Summary(rows, base.columns, base.note)

@@ -400,6 +400,18 @@ def test_summary_has_an_mcse_column_and_says_which_sds_are_shown():
     assert "mcse" not in ppl.compile(GAMMA_POISSON).fit({"y": [1, 3, 2, 5]}).summary().columns
 
 
+def test_a_discrete_latents_rows_have_a_blank_mcse_and_the_verdict_reads_them():
+    # a probability row had no mcse cell: the verdict's scan of the mcse column raised
+    # IndexError (ppl fit --method dadvi on models/change_point.ppl: an internal error)
+    fit = ppl.compile("data y: real[4]\nsample mu ~ Normal(0, 5)\n"
+                      "sample z: int ~ Bernoulli(0.5)\nobserve y ~ Normal(mu + z, 1)\n"
+                      ).fit({"y": [0.3, 1.2, 0.8, 1.9]}, method="dadvi")
+    summary = fit.summary()
+    assert summary.columns[-1] == "mcse" and len(summary.rows["z=1"]) == len(summary.columns)
+    assert np.isnan(summary.rows["z=1"][-1]) and summary.rows["mu"][-1] >= 0
+    assert fit.verdict().level in ("reliable", "usable with care", "unreliable")
+
+
 def test_mcse_of_a_let_is_the_delta_method_of_its_latent():
     # twice = 2 * rate, so its mean's MCSE is exactly twice rate's
     fit = ppl.compile(GAMMA_POISSON).fit({"y": [1, 3, 2, 5]}, method="dadvi")
