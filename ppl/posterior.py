@@ -17,7 +17,7 @@ from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
 from .infer.psis import Psis, psis
 from .infer.verdict import Verdict, judge
 from .ir import Let, element_names
-from .summary import Summary, _points, _probability_rows
+from .summary import COLUMNS, Summary, _points, _probability_rows
 
 # Draws from the guide that k̂ is estimated from, at least: at 4000 its threshold is 0.7 and
 # its tail has 190 draws (psis.py). With 1000, k̂ missed heavy tails that 4000 found (0.38
@@ -290,7 +290,7 @@ class Fit:
         if getattr(self.result, "mcse_directions", None) is not None:
             from .infer.dadvi import mean_mcse
             mcse = mean_mcse(self.compiled, self.result, self._eps(self.options.draws))
-            base = Summary.from_draws(continuous, note=dadvi_note(
+            base = Summary.from_draws(self._mirrored_pool(discrete), note=dadvi_note(
                 self.result.sds, self.result.draws_used), mcse=mcse)
         elif not self.corrected:
             base = Summary.from_draws(self._summary_pool(discrete, continuous))
@@ -304,9 +304,12 @@ class Fit:
         if not discrete:
             return base
         rows = {}   # in the order of draws(): each discrete latent's rows in its place
+        # a DADVI summary's mcse column: none for a probability (blank, NaN), as for a param
+        blank = (float("nan"),) * (len(base.columns) - len(COLUMNS))
         for name, values in draws.items():
             if name in discrete:
-                rows.update(_probability_rows(name, discrete[name], self.values()[name]))
+                rows.update((e, row + blank) for e, row in _probability_rows(
+                    name, discrete[name], self.values()[name]).items())
             else:
                 rows.update((e, base.rows[e]) for e in element_names(name, values.shape[1:]))
         return Summary(rows, base.columns, base.note)
@@ -321,6 +324,19 @@ class Fit:
             return continuous
         with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
             pool = self._constrained(self._zeta(n), self._rng(3))
+        return {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
+
+    def _mirrored_pool(self, discrete: dict) -> dict[str, np.ndarray]:
+        """A DADVI summary's draws: max(draws, PSIS_DRAWS) of the Gaussian, the second half
+        the first's mirror images about its mean. The unconstrained means are then the fit's
+        own, and other means lose the odd orders of their Monte Carlo error: the summary's
+        1000 plain draws (the draws option) put 0.02-0.03 sds of noise of their own into the
+        means of a linear regression, beside an mcse column of 1e-12 to 0.02 sds."""
+        mean = np.asarray(self.result.guide.mean(self.result.theta), dtype=float)
+        zeta = self._zeta((self._psis_draws() + 1) // 2)
+        with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
+            pool = self._constrained(np.concatenate([zeta, mean - (zeta - mean)]),
+                                     self._rng(3))
         return {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
 
     def predictive(self, n: int | None = None, data=None) -> dict[str, np.ndarray]:
@@ -494,7 +510,7 @@ class Fit:
                      corrected, self._summary_weights().ess if corrected else np.inf,
                      self.weights_ess,
                      0.0 if self.options.batch is not None else MIN_WEIGHTS_ESS,
-                     self._noisy_dadvi_mean())
+                     self._noisy_dadvi_mean(), self.options.method)
 
     def _noisy_dadvi_mean(self) -> tuple[str, float] | None:
         """(element, mcse / sd) of the DADVI mean whose Monte Carlo standard error is the

@@ -17,7 +17,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import jacobian
 
-from ..errors import dadvi_not_converged, dadvi_not_finite
+from ..errors import PplError, dadvi_not_converged, dadvi_not_finite
 from ..guides import MeanField, family
 from .advi import AdviResult
 from .dadvi_optimize import (NEAR, OPTIMIZER, Objective, laplace_start,
@@ -161,7 +161,8 @@ def _optimize(objective, theta0, precision, optimizer, progress, context):
     From the Laplace start (``precision`` given) and where the Hessian is formed (the linear
     response's), L-BFGS-B stops about NEAR posterior sds from the optimum and chord-Newton
     steps with that Hessian finish; when they do not reach DECREMENT_TOL (the Laplace
-    whitening was poor: the posterior is far from its Laplace approximation), the optimizer
+    whitening was poor: the posterior is far from its Laplace approximation), or _finish fails
+    there (a Hessian not positive definite away from the optimum), the optimizer
     resumes from there to its own tolerance, and _finish runs again.
 
     Returns
@@ -171,7 +172,15 @@ def _optimize(objective, theta0, precision, optimizer, progress, context):
     near = precision is not None and theta0.shape[0] <= MAX_DENSE_PARAMS
     theta, result, trace = minimize(objective, theta0, optimizer, progress, precision,
                                     NEAR if near else None)
-    theta, value, solver, decrement = _finish(objective, theta, *context)
+    try:
+        theta, value, solver, decrement = _finish(objective, theta, *context)
+    except PplError:
+        # stopped early, F need not be convex there (low rank on a Gaussian posterior, seed
+        # 0: an eigenvalue of -0.025 at the early stop, positive definite at the optimum):
+        # the optimizer resumes, and an error that is real is raised again at its end
+        if not near:
+            raise
+        decrement = np.inf
     if near and not decrement <= DECREMENT_TOL:
         theta, more, trace = minimize(objective, theta, optimizer, progress, precision,
                                       trace=trace)

@@ -78,7 +78,7 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           disagree: tuple = (), corrected: bool = False,
           summary_ess: float = np.inf, weights_ess: float | None = None,
           min_weights_ess: float = MIN_WEIGHTS_ESS,
-          noisy_mean: tuple[str, float] | None = None) -> Verdict:
+          noisy_mean: tuple[str, float] | None = None, method: str = "advi") -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -99,6 +99,7 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         themselves (a --batch fit: MIN_SUMMARY_ESS is then the bound on them).
     noisy_mean : (element, its Monte Carlo standard error in posterior sds) of a DADVI mean
         above dadvi.MCSE_WARN, or None.
+    method : the fit's method; a hint to a family DADVI does not fit says --method advi.
 
     Returns
     -------
@@ -116,7 +117,7 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         level = UNRELIABLE
         text = ("a few draws carry all the importance weight, or their log weights are too "
                 "large to tell apart: this family cannot represent the posterior"
-                ) + _hint(guide, available, richest=True)
+                ) + _hint(guide, available, True, method)
     elif np.isposinf(khat) and n_nonfinite < draws:
         level, text = UNRELIABLE, f"k̂ could not be estimated from {draws} draws; raise --draws"
     elif np.isposinf(khat):
@@ -131,23 +132,23 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         text = "this family cannot represent the posterior"
         if khat <= KHAT_BAD:
             text += f" (k̂ above {threshold:.2f}, the limit for {draws} draws)"
-        text += _hint(guide, available, richest=True)
+        text += _hint(guide, available, True, method)
     elif corrected and summary_ess < MIN_SUMMARY_ESS:
         level = UNRELIABLE
         text = (f"the importance weights are too uneven to correct the guide (effective "
                 f"sample size {summary_ess:.0f}, under {MIN_SUMMARY_ESS})")
-        text += _hint(guide, available, richest=False)
+        text += _hint(guide, available, False, method)
     elif corrected and weights_ess is not None and weights_ess * draws < min_weights_ess:
         level = UNRELIABLE
         text = (f"the importance weights are too uneven to correct the guide (effective "
                 f"sample size {weights_ess * draws:.0f} of {draws} draws, under "
                 f"{min_weights_ess:.0f})")
-        text += _hint(guide, available, richest=False)
+        text += _hint(guide, available, False, method)
     elif khat > KHAT_GOOD:
         level = CARE
         text = ("means are usable, sds and tails may be off" if not corrected else
                 "the importance-corrected summary is usable; the guide's sds and tails are off")
-        text += _hint(guide, available, richest=False)
+        text += _hint(guide, available, False, method)
     else:
         level, text = RELIABLE, "means and sds are close to the posterior"
     if disagree:
@@ -183,13 +184,17 @@ def _khat_text(khat: float) -> str:
     return f"k̂ {khat:.2f}"
 
 
-def _hint(guide: str, available: tuple, richest: bool) -> str:
-    """'; try --guide X' naming the next (or the most flexible) family that exists."""
+def _hint(guide: str, available: tuple, richest: bool, method: str = "advi") -> str:
+    """'; try --guide X' naming the next (or the most flexible) family that exists; after a
+    DADVI fit, '--method advi --guide flow' for the flow (DADVI fits the Gaussian families
+    only, options.py)."""
     # scaled sits between full rank and the flow; it is not suggested itself (auto tries it
     # where full rank is skipped)
     guide = "fullrank" if guide == "scaled" else guide
     above = [g for g in LADDER[LADDER.index(guide) + 1:] if g in available] \
         if guide in LADDER else []
     if above:
-        return f"; try --guide {above[-1] if richest else above[0]}"
+        family = above[-1] if richest else above[0]
+        switch = "--method advi " if method == "dadvi" and family == "flow" else ""
+        return f"; try {switch}--guide {family}"
     return "; reparameterize the model, or check it with MCMC"

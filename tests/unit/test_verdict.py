@@ -39,6 +39,14 @@ def test_care_suggests_the_next_family_and_unreliable_the_richest():
         "unreliable (k̂ 1.40): this family cannot represent the posterior; try --guide flow")
 
 
+def test_after_dadvi_a_hint_to_the_flow_names_method_advi():
+    # DADVI fits the Gaussian families only: --guide flow with it is an option error
+    assert judge(1.4, T1000, 1000, available=ALL, method="dadvi").line.endswith(
+        "try --method advi --guide flow")
+    assert judge(0.62, T1000, 1000, available=ALL, method="dadvi").line.endswith(
+        "try --guide fullrank")
+
+
 def test_no_richer_family_suggests_reparameterizing():
     assert "reparameterize" in judge(1.4, T1000, 1000, guide="flow", available=ALL).line
     assert "--guide" not in judge(1.4, T1000, 1000, available=("meanfield",)).line
