@@ -831,3 +831,25 @@ def test_lkj_with_eta_one_is_uniform_for_two_by_two():
     factor = np.array([[1.0, 0.0], [0.6, 0.8]])
     np.testing.assert_allclose(lookup("LKJCholesky").log_density(factor, 1.0), np.log(0.5),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("phi", [1e8, 1e12, 1e15])
+def test_negative_binomial_is_accurate_at_a_large_phi(phi):
+    # Poisson-like counts drive phi up. The reference is cancellation-free for small x:
+    # gammaln(x + phi) - gammaln(phi) - x log(mu + phi) = sum_{j<x} log1p((j - mu) / (mu + phi))
+    mu, x = 2.5, np.arange(6)
+    want = np.array([np.sum(np.log1p((np.arange(k) - mu) / (mu + phi))) for k in x])
+    want += x * np.log(mu) - sp.gammaln(x + 1.0) - phi * np.log1p(mu / phi)
+    nb = lookup("NegativeBinomial")
+    np.testing.assert_allclose(nb.log_density(x, phi, mu=mu), want, rtol=1e-10)
+    np.testing.assert_allclose(nb.log_density(x, phi, log_mu=np.log(mu)), want, rtol=1e-10)
+
+
+def test_negative_binomial_sampler_at_a_large_phi_is_poisson(rng):
+    # phi = 1e20: numpy's negative_binomial(phi, phi / (mu + phi)) has p == 1 and draws only
+    # zeros; the draws are Poisson(mu). z = 4 standard errors: SE(mean) = sqrt(mu / n)
+    n, mu = 100_000, 3.0
+    draws = lookup("NegativeBinomial").sample(rng, (n,), 1e20, mu=mu)
+    assert abs(draws.mean() - mu) <= 4.0 * np.sqrt(mu / n)
+    zi = lookup("ZeroInflatedNegativeBinomial").sample(rng, (n,), mu, 1e20, 0.5)
+    assert abs(zi.mean() - 0.5 * mu) <= 4.0 * np.sqrt((0.5 * mu + 0.25 * mu ** 2) / n)
