@@ -89,10 +89,12 @@ class StudentT(Distribution):
 
     @classmethod
     def log_density(cls, x, nu, mu, sigma):
-        # scipy.stats.t.logpdf(x, df=nu, loc=mu, scale=sigma); log1p keeps small z accurate
+        # scipy.stats.t.logpdf(x, df=nu, loc=mu, scale=sigma); log1p keeps small z accurate.
+        # gammaln((nu + 1) / 2) - gammaln(nu / 2) - log(pi) / 2 is -log B(nu / 2, 1 / 2): the
+        # difference of gammalns loses every digit by nu = 1e16 (scipy takes log poch there)
         z = (x - mu) / sigma
-        return (gammaln(0.5 * (nu + 1)) - gammaln(0.5 * nu) - 0.5 * (anp.log(nu) + _LOG_PI)
-                - anp.log(sigma) - 0.5 * (nu + 1) * anp.log1p(z * z / nu))
+        return (-betaln(0.5 * nu, 0.5) - 0.5 * anp.log(nu) - anp.log(sigma)
+                - 0.5 * (nu + 1) * anp.log1p(z * z / nu))
 
     @classmethod
     def _log_tail(cls, t, nu):

@@ -853,3 +853,12 @@ def test_negative_binomial_sampler_at_a_large_phi_is_poisson(rng):
     assert abs(draws.mean() - mu) <= 4.0 * np.sqrt(mu / n)
     zi = lookup("ZeroInflatedNegativeBinomial").sample(rng, (n,), mu, 1e20, 0.5)
     assert abs(zi.mean() - 0.5 * mu) <= 4.0 * np.sqrt((0.5 * mu + 0.25 * mu ** 2) / n)
+
+
+@pytest.mark.parametrize("nu", [1e10, 1e14, 1e18])
+def test_student_t_is_accurate_at_a_large_nu(nu):
+    # scipy's t.logpdf takes log poch(nu / 2, 1 / 2), accurate at any nu; a difference of
+    # gammalns near 1e17 would leave nothing of the constant (the density tends to Normal's)
+    x = np.array([-3.0, 0.0, 1.3, 40.0])
+    got = lookup("StudentT").log_density(x, nu, 0.5, 2.0)
+    np.testing.assert_allclose(got, st.t.logpdf(x, nu, 0.5, 2.0), rtol=1e-12)
