@@ -336,9 +336,19 @@ class Dirichlet(Distribution):
 
     @classmethod
     def sample(cls, rng, size, alpha):
-        # normalized independent Gamma(alpha_k, 1) draws; numpy's dirichlet takes 1-D alpha only
-        g = rng.gamma(np.broadcast_to(alpha, size))
+        # normalized independent Gamma(alpha_k, 1) draws, taken in logs: at alpha = 1e-3 half
+        # of the Gamma draws underflow to 0 and a row of zeros would be 0/0 (numpy's dirichlet
+        # takes 1-D alpha only)
+        log_g = log_gamma_draws(rng, np.broadcast_to(alpha, size))
+        g = np.exp(log_g - np.max(log_g, axis=-1, keepdims=True))
         return g / np.sum(g, axis=-1, keepdims=True)
+
+
+def log_gamma_draws(rng, shape):
+    """log of Gamma(shape, 1) draws, finite at any shape > 0: Gamma(a) = Gamma(a + 1) U^(1/a)
+    (Marsaglia and Tsang 2000, section 8), where a plain draw at a small shape underflows."""
+    shape = np.asarray(shape, dtype=float)
+    return np.log(rng.gamma(shape + 1.0)) + np.log1p(-rng.random(shape.shape)) / shape
 
 
 @register

@@ -862,3 +862,32 @@ def test_student_t_is_accurate_at_a_large_nu(nu):
     x = np.array([-3.0, 0.0, 1.3, 40.0])
     got = lookup("StudentT").log_density(x, nu, 0.5, 2.0)
     np.testing.assert_allclose(got, st.t.logpdf(x, nu, 0.5, 2.0), rtol=1e-12)
+
+
+def test_dirichlet_sampler_at_a_small_alpha(rng):
+    # alpha = 1e-3: half of plain Gamma(alpha) draws underflow to 0, and a row of zeros was
+    # 0/0. The first coordinate is Beta(a_1, a_0 - a_1); z = 4 standard errors of a
+    # frequency: sqrt(F (1 - F) / n)
+    n, alpha = 50_000, np.array([1e-3, 2e-3, 3e-3])
+    draws = lookup("Dirichlet").sample(rng, (n, 3), alpha=alpha)
+    assert np.all(np.isfinite(draws)) and np.allclose(draws.sum(axis=-1), 1.0)
+    f = st.beta(alpha[0], alpha.sum() - alpha[0]).cdf(0.5)
+    assert abs(np.mean(draws[:, 0] <= 0.5) - f) <= 4.0 * np.sqrt(f * (1 - f) / n)
+
+
+@pytest.mark.parametrize("eta", [1e-3, 0.1])
+def test_lkj_sampler_at_a_small_eta(eta, rng):
+    # the correlation of a 2 x 2 LKJ(eta) is 2 Beta(eta, eta) - 1, near +-1 at a small eta:
+    # rounded to +-1 it gave 0/0 in L. Frequencies within z = 4 standard errors, as above
+    n = 50_000
+    draws = lookup("LKJCholesky").sample(rng, (n, 2, 2), eta=eta)
+    assert np.all(np.isfinite(draws))
+    np.testing.assert_allclose(np.sum(draws * draws, axis=-1), 1.0, rtol=1e-12)
+    r = st.beta(eta, eta, loc=-1, scale=2)
+    for q in (-0.5, 0.0, 0.9):
+        f = r.cdf(q)
+        assert abs(np.mean(draws[:, 1, 0] <= q) - f) <= 4.0 * np.sqrt(f * (1 - f) / n)
+    # 5 x 5 (a diagonal may underflow to 0 at eta = 1e-3: its value is below 1e-308)
+    big = lookup("LKJCholesky").sample(rng, (2000, 5, 5), eta=eta)
+    assert np.all(np.isfinite(big))
+    np.testing.assert_allclose(np.sum(big * big, axis=-1), 1.0, rtol=1e-12)
