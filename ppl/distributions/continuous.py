@@ -13,7 +13,7 @@ from ..special import betaln, gammaln, log_ndtr, softplus
 
 from .. import constraints as c
 from . import Distribution, register
-from .incomplete import betainc, log1mexp, log_gammainc, log_gammaincc
+from .incomplete import log1mexp, log_gammainc, log_gammaincc, stdtr
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 _LOG_2 = np.log(2.0)
@@ -97,16 +97,15 @@ class StudentT(Distribution):
                 - 0.5 * (nu + 1) * anp.log1p(z * z / nu))
 
     @classmethod
-    def _log_tail(cls, t, nu):
-        """log P(T <= -|t|) for a standard t: 0.5 I_{nu/(nu+t^2)}(nu/2, 1/2) (scipy's stdtr)."""
-        return anp.log(0.5 * betainc(0.5 * nu, 0.5, nu / (nu + t * t)))
-
-    @classmethod
     def log_cdf(cls, x, nu, mu, sigma):
-        # the tail beyond |t| is accurate; the other side is log1p(-tail)
+        # scipy.stats.t.logcdf: the lower tail where t < 0, else log1p of minus the upper
+        # tail, each accurate; each branch sees only arguments where it is finite (gradients
+        # included). I_{nu/(nu+t^2)}(nu/2, 1/2) had an infinite x-derivative at t = 0 (NaN
+        # gradients of lccdf(StudentT(nu, 0, sigma), 0), a half-t's normalizer)
         t = (x - mu) / sigma
-        tail = cls._log_tail(t, nu)
-        return anp.where(t < 0, tail, anp.log1p(-anp.exp(tail)))
+        lower = t < 0
+        return anp.where(lower, anp.log(stdtr(nu, anp.where(lower, t, 0.0))),
+                         anp.log1p(-stdtr(nu, anp.where(lower, 0.0, -t))))
 
     @classmethod
     def log_ccdf(cls, x, nu, mu, sigma):

@@ -891,3 +891,23 @@ def test_lkj_sampler_at_a_small_eta(eta, rng):
     big = lookup("LKJCholesky").sample(rng, (2000, 5, 5), eta=eta)
     assert np.all(np.isfinite(big))
     np.testing.assert_allclose(np.sum(big * big, axis=-1), 1.0, rtol=1e-12)
+
+
+def test_student_t_lcdf_gradient_at_and_near_its_location():
+    # lccdf(StudentT(nu, 0, sigma), 0) is log(1/2) whatever nu and sigma (a half-t's
+    # normalizer): gradient 0, was NaN; d lcdf / d mu near x = mu is -pdf / cdf, was -inf
+    # within 1e-8 of it and 1% off at 1e-7
+    t_cls = lookup("StudentT")
+    assert grad(lambda s: t_cls.log_ccdf(0.0, 4.0, 0.0, s))(2.0) == 0.0
+    assert grad(lambda nu: t_cls.log_ccdf(0.0, nu, 0.0, 2.0))(4.0) == 0.0
+    for t in (0.0, 1e-9, 1e-7, 1e-3):
+        got = grad(lambda mu: t_cls.log_cdf(0.0, 4.0, mu, 1.0))(-t)
+        np.testing.assert_allclose(got, -st.t.pdf(t, 4) / st.t.cdf(t, 4), rtol=1e-12)
+
+
+@pytest.mark.parametrize("nu", [1e10, 1e17, 1e20])
+def test_student_t_lcdf_is_accurate_at_a_large_nu(nu):
+    # nu / (nu + t^2) rounded to 1: the lcdf was log(1/2) everywhere at nu = 1e20
+    x, t_cls = np.array([-8.0, -3.0, 0.5, 3.0]), lookup("StudentT")
+    np.testing.assert_allclose(t_cls.log_cdf(x, nu, 0.0, 1.0), st.t.logcdf(x, nu), rtol=1e-12)
+    np.testing.assert_allclose(t_cls.log_ccdf(x, nu, 0.0, 1.0), st.t.logsf(x, nu), rtol=1e-12)
