@@ -23,6 +23,7 @@ from .special import softplus
 
 
 _LOG_2 = 0.6931471805599453  # log(2)
+_LOG_TINY = float(np.log(np.finfo(float).tiny))   # -708.4: exp of it is the smallest normal
 
 
 def _log_sigmoid(u):
@@ -174,7 +175,10 @@ class StickBreaking(Bijector):
         # the last x is the stick left after every break (a sum, so K = 1 gives x = [1])
         log_rest = anp.sum(log_1mz, axis=-1, keepdims=True)
         log_x = anp.concatenate([log_z + log_left, log_rest], axis=-1)
-        return anp.exp(log_x)
+        # no x below the smallest normal float, as numpyro's stick-breaking clips: a sparse
+        # Dirichlet (alpha = 0.01) puts u_k near -1000, where exp underflows to 0 and
+        # (alpha - 1) log x is +inf (the fit diverged)
+        return anp.exp(anp.maximum(log_x, _LOG_TINY))
 
     def forward_and_log_det(self, u):
         parts = self._parts(u)     # once for both: a traced operation costs microseconds

@@ -14,7 +14,7 @@ from ..special import betaln, gammaln, log_ndtr, softplus
 
 from .. import constraints as c
 from . import Distribution, register
-from .incomplete import betainc, log1mexp, log_gammainc, log_gammaincc
+from .incomplete import log1mexp, log_gammainc, log_gammaincc, stdtr
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 _LOG_2 = np.log(2.0)
@@ -101,22 +101,23 @@ class StudentT(Distribution):
 
     @classmethod
     def log_density(cls, x, nu, mu, sigma):
-        # scipy.stats.t.logpdf(x, df=nu, loc=mu, scale=sigma); log1p keeps small z accurate
+        # scipy.stats.t.logpdf(x, df=nu, loc=mu, scale=sigma); log1p keeps small z accurate.
+        # gammaln((nu + 1) / 2) - gammaln(nu / 2) - log(pi) / 2 is -log B(nu / 2, 1 / 2): the
+        # difference of gammalns loses every digit by nu = 1e16 (scipy takes log poch there)
         z = (x - mu) / sigma
-        return (gammaln(0.5 * (nu + 1)) - gammaln(0.5 * nu) - 0.5 * (anp.log(nu) + _LOG_PI)
-                - anp.log(sigma) - 0.5 * (nu + 1) * anp.log1p(z * z / nu))
-
-    @classmethod
-    def _log_tail(cls, t, nu):
-        """log P(T <= -|t|) for a standard t: 0.5 I_{nu/(nu+t^2)}(nu/2, 1/2) (scipy's stdtr)."""
-        return anp.log(0.5 * betainc(0.5 * nu, 0.5, nu / (nu + t * t)))
+        return (-betaln(0.5 * nu, 0.5) - 0.5 * anp.log(nu) - anp.log(sigma)
+                - 0.5 * (nu + 1) * anp.log1p(z * z / nu))
 
     @classmethod
     def log_cdf(cls, x, nu, mu, sigma):
-        # the tail beyond |t| is accurate; the other side is log1p(-tail)
+        # scipy.stats.t.logcdf: the lower tail where t < 0, else log1p of minus the upper
+        # tail, each accurate; each branch sees only arguments where it is finite (gradients
+        # included). I_{nu/(nu+t^2)}(nu/2, 1/2) had an infinite x-derivative at t = 0 (NaN
+        # gradients of lccdf(StudentT(nu, 0, sigma), 0), a half-t's normalizer)
         t = (x - mu) / sigma
-        tail = cls._log_tail(t, nu)
-        return anp.where(t < 0, tail, anp.log1p(-anp.exp(tail)))
+        lower = t < 0
+        return anp.where(lower, anp.log(stdtr(nu, anp.where(lower, t, 0.0))),
+                         anp.log1p(-stdtr(nu, anp.where(lower, 0.0, -t))))
 
     @classmethod
     def log_ccdf(cls, x, nu, mu, sigma):
@@ -346,9 +347,19 @@ class Dirichlet(Distribution):
 
     @classmethod
     def sample(cls, rng, size, alpha):
-        # normalized independent Gamma(alpha_k, 1) draws; numpy's dirichlet takes 1-D alpha only
-        g = rng.gamma(np.broadcast_to(alpha, size))
+        # normalized independent Gamma(alpha_k, 1) draws, taken in logs: at alpha = 1e-3 half
+        # of the Gamma draws underflow to 0 and a row of zeros would be 0/0 (numpy's dirichlet
+        # takes 1-D alpha only)
+        log_g = log_gamma_draws(rng, np.broadcast_to(alpha, size))
+        g = np.exp(log_g - np.max(log_g, axis=-1, keepdims=True))
         return g / np.sum(g, axis=-1, keepdims=True)
+
+
+def log_gamma_draws(rng, shape):
+    """log of Gamma(shape, 1) draws, finite at any shape > 0: Gamma(a) = Gamma(a + 1) U^(1/a)
+    (Marsaglia and Tsang 2000, section 8), where a plain draw at a small shape underflows."""
+    shape = np.asarray(shape, dtype=float)
+    return np.log(rng.gamma(shape + 1.0)) + np.log1p(-rng.random(shape.shape)) / shape
 
 
 @register

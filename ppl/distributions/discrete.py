@@ -165,19 +165,26 @@ class NegativeBinomial(Distribution):
 
     @classmethod
     def log_density(cls, x, phi, mu=None, log_mu=None):
-        # scipy.stats.nbinom.logpmf(x, n=phi, p=phi/(mu+phi)), with
-        # log(mu+phi) by logaddexp so that a large log_mu cannot overflow
-        log_phi = anp.log(phi)
+        # scipy.stats.nbinom.logpmf(x, n=phi, p=phi/(mu+phi)), written as Stan's
+        # neg_binomial_2_lpmf so that a large phi (Poisson-like data) does not cancel:
+        # log C(x + phi - 1, x) = -log x - log B(phi, x) for x > 0 (0 at x = 0), where
+        # gammaln(x + phi) - gammaln(phi) would lose every digit at phi = 1e12; and
+        # phi log(phi / (mu + phi)) = -phi softplus(log mu - log phi), without the
+        # difference of two logs near log phi. Neither overflows at a large log_mu.
         if log_mu is None:
             log_mu = anp.log(mu)
-        log_total = logaddexp(log_mu, log_phi)
-        return (gammaln(x + phi) - gammaln(x + 1) - gammaln(phi)
-                + phi * (log_phi - log_total) + x * (log_mu - log_total))
+        d = log_mu - anp.log(phi)
+        positive = x > 0
+        x_safe = anp.where(positive, x, 1.0)    # keeps betaln(phi, 0) = inf out of the gradient
+        log_choose = anp.where(positive, -anp.log(x_safe) - betaln(phi, x_safe), 0.0)
+        return log_choose - phi * softplus(d) - x * softplus(-d)
 
     @classmethod
     def sample(cls, rng, size, phi, mu=None, log_mu=None):
+        # the gamma-Poisson mixture that defines it: numpy's negative_binomial(phi, p) takes
+        # p = phi / (mu + phi), which rounds to 1 (every draw 0) once phi > 1e16 mu
         mean = np.exp(log_mu) if log_mu is not None else np.asarray(mu, dtype=float)
-        return rng.negative_binomial(phi, phi / (mean + phi), size=size)
+        return rng.poisson(rng.gamma(phi, mean / phi, size=size))
 
 
 @register

@@ -1,7 +1,8 @@
-"""Regularized incomplete gamma and beta functions with a gradient in every argument, for CDFs.
+"""Regularized incomplete gamma functions and Student t's CDF with a gradient in every argument,
+for CDFs.
 
-autograd's ``gammainc``/``betainc`` differentiate only in ``x``; a CDF also needs the shape
-arguments (Gamma's shape, StudentT's nu). There is no simple closed form for those, so their
+autograd's ``gammainc`` differentiates only in ``x``; a CDF also needs the shape arguments
+(Gamma's shape, StudentT's nu). There is no simple closed form for those, so their
 derivatives are central differences with a relative step of 1e-5: truncation error ~1e-10 and
 rounding ~1e-16/1e-5 = 1e-11, relative, far below what a stochastic gradient notices. The
 ``x`` derivatives are exact (the integrand).
@@ -53,19 +54,24 @@ defvjp(gammaincc,
 
 
 @primitive
-def betainc(a, b, x):
-    """I_x(a, b): the CDF of Beta(a, b) at x (scipy.special.betainc)."""
-    return scipy_special().betainc(a, b, x)
+def stdtr(nu, t):
+    """P(T <= t) for a standard Student t with nu degrees of freedom (scipy.special.stdtr:
+    Boost's, accurate in both tails and at any nu, where I_{nu/(nu+t^2)} rounds its argument
+    to 1 for a large nu or a small t)."""
+    return scipy_special().stdtr(nu, t)
 
 
-def _beta_density(a, b, x):
-    return np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - scipy_special().betaln(a, b))
+def _t_density(nu, t):
+    # d stdtr / d t: the t density, its constant as -log B(nu/2, 1/2) (no cancellation at a
+    # large nu), finite and smooth at t = 0
+    sp = scipy_special()
+    return np.exp(-sp.betaln(0.5 * nu, 0.5) - 0.5 * np.log(nu)
+                  - 0.5 * (nu + 1) * np.log1p(t * t / nu))
 
 
-defvjp(betainc,
-       lambda ans, a, b, x: unbroadcast_f(a, lambda g: g * _central(scipy_special().betainc, (a, b, x), 0)),
-       lambda ans, a, b, x: unbroadcast_f(b, lambda g: g * _central(scipy_special().betainc, (a, b, x), 1)),
-       lambda ans, a, b, x: unbroadcast_f(x, lambda g: g * _beta_density(a, b, x)))
+defvjp(stdtr,
+       lambda ans, nu, t: unbroadcast_f(nu, lambda g: g * _central(scipy_special().stdtr, (nu, t), 0)),
+       lambda ans, nu, t: unbroadcast_f(t, lambda g: g * _t_density(nu, t)))
 
 
 def log1mexp(t):

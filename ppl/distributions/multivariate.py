@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from ..bijectors import CorrCholeskyBijector
 from ..special import betaln, gammaln
 
 from .. import constraints as c
 from .. import linalg
 from . import Distribution, register
-from .continuous import _LOG_SQRT_2PI, Normal, _xlogy
+from .continuous import _LOG_SQRT_2PI, Normal, _xlogy, log_gamma_draws
 
 _LOG_2 = np.log(2.0)
 
@@ -62,16 +63,6 @@ class MvNormal(Distribution):
         return mu + np.matmul(factor, eps[..., None])[..., 0]
 
 
-def _corr_cholesky_from_cpcs(z):
-    """numpy: Cholesky factor [..., K, K] from canonical partial correlations z [..., K, K]
-    (strict lower triangle; Stan Reference Manual 2.26, section 10.12)."""
-    k = z.shape[-1]
-    one_minus = 1.0 - z * z
-    # remaining squared row length before each column: an exclusive cumulative product
-    left = np.cumprod(one_minus, axis=-1) / one_minus
-    return (z + np.eye(k)) * np.sqrt(left)
-
-
 @register
 class LKJCholesky(Distribution):
     """LKJCholesky(eta): the Cholesky factor L of an LKJ(eta) correlation matrix L L^T.
@@ -114,12 +105,14 @@ class LKJCholesky(Distribution):
         batch = tuple(size[:-2])
         if k == 1:
             return np.ones(tuple(size))
-        b = np.broadcast_to(cls._cpc_beta(np.asarray(eta, float), k), batch + (k - 1,))
-        # column j's Beta parameter for every (row, column) of the matrix; used below the
-        # diagonal only
-        b_full = np.concatenate([b, b[..., -1:]], axis=-1)[..., None, :] + np.zeros((k, k))
-        z = np.tril(2.0 * rng.beta(b_full, b_full) - 1.0, -1)
-        return _corr_cholesky_from_cpcs(z)
+        # each CPC z = 2 Beta(b, b) - 1 = (X - Y) / (X + Y) with X, Y ~ Gamma(b): its arctanh
+        # is (log X - log Y) / 2, and the bijector maps these free values to L. In logs, a small
+        # eta cannot round z to +-1 (L's diagonal exactly 0, or 0/0)
+        cols = np.tril_indices(k, -1)[1]      # the bijector's order: row-major, strict lower
+        b = np.broadcast_to(cls._cpc_beta(np.asarray(eta, float), k)[..., cols],
+                            batch + (len(cols),))
+        u = 0.5 * (log_gamma_draws(rng, b) - log_gamma_draws(rng, b))
+        return np.asarray(CorrCholeskyBijector().forward(u))
 
 
 @register

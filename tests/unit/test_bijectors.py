@@ -285,6 +285,26 @@ def test_stick_breaking_maps_zero_to_the_centre():
     np.testing.assert_allclose(StickBreaking().forward(np.zeros((1, 3))), [[0.25] * 4])
 
 
+def test_stick_breaking_far_out_keeps_a_sparse_dirichlet_finite():
+    # Dirichlet(0.01) puts an empty category's u near -1000 (its u-density is about
+    # exp(0.01 u)): exp underflowed to x = 0 and (alpha - 1) log x to +inf, and the fit
+    # diverged. Clipped at the smallest normal (as numpyro), value and gradient stay finite
+    from ppl.distributions.continuous import Dirichlet
+    alpha = np.full(4, 0.01)
+
+    def log_joint(u):
+        bijector = StickBreaking()
+        x, log_det = bijector.forward_and_log_det(u)
+        return anp.sum(Dirichlet.log_density(x, alpha) + log_det)
+    u = np.array([[-1000.0, 0.5, -800.0]])
+    x = StickBreaking().forward(u)
+    assert np.all(x > 0) and abs(np.sum(x) - 1.0) < 1e-15
+    assert np.isfinite(log_joint(u)) and np.all(np.isfinite(grad(log_joint)(u)))
+    inside = np.array([[-700.0, 0.5, -20.0]])     # above the clip: exactly the plain map
+    log_x = np.log(StickBreaking().forward(inside))
+    np.testing.assert_allclose(log_x[0, 0], -700.0 - np.log(3.0), rtol=1e-12)
+
+
 @pytest.mark.parametrize("lower, upper, u", [(-1.0, 0.0, 30.0), (0.0, 1.0, -30.0)])
 def test_interval_keeps_precision_near_a_zero_bound(lower, upper, u):
     # x is within 1e-13 of a bound at 0: no digits may be lost to cancellation

@@ -831,3 +831,83 @@ def test_lkj_with_eta_one_is_uniform_for_two_by_two():
     factor = np.array([[1.0, 0.0], [0.6, 0.8]])
     np.testing.assert_allclose(lookup("LKJCholesky").log_density(factor, 1.0), np.log(0.5),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("phi", [1e8, 1e12, 1e15])
+def test_negative_binomial_is_accurate_at_a_large_phi(phi):
+    # Poisson-like counts drive phi up. The reference is cancellation-free for small x:
+    # gammaln(x + phi) - gammaln(phi) - x log(mu + phi) = sum_{j<x} log1p((j - mu) / (mu + phi))
+    mu, x = 2.5, np.arange(6)
+    want = np.array([np.sum(np.log1p((np.arange(k) - mu) / (mu + phi))) for k in x])
+    want += x * np.log(mu) - sp.gammaln(x + 1.0) - phi * np.log1p(mu / phi)
+    nb = lookup("NegativeBinomial")
+    np.testing.assert_allclose(nb.log_density(x, phi, mu=mu), want, rtol=1e-10)
+    np.testing.assert_allclose(nb.log_density(x, phi, log_mu=np.log(mu)), want, rtol=1e-10)
+
+
+def test_negative_binomial_sampler_at_a_large_phi_is_poisson(rng):
+    # phi = 1e20: numpy's negative_binomial(phi, phi / (mu + phi)) has p == 1 and draws only
+    # zeros; the draws are Poisson(mu). z = 4 standard errors: SE(mean) = sqrt(mu / n)
+    n, mu = 100_000, 3.0
+    draws = lookup("NegativeBinomial").sample(rng, (n,), 1e20, mu=mu)
+    assert abs(draws.mean() - mu) <= 4.0 * np.sqrt(mu / n)
+    zi = lookup("ZeroInflatedNegativeBinomial").sample(rng, (n,), mu, 1e20, 0.5)
+    assert abs(zi.mean() - 0.5 * mu) <= 4.0 * np.sqrt((0.5 * mu + 0.25 * mu ** 2) / n)
+
+
+@pytest.mark.parametrize("nu", [1e10, 1e14, 1e18])
+def test_student_t_is_accurate_at_a_large_nu(nu):
+    # scipy's t.logpdf takes log poch(nu / 2, 1 / 2), accurate at any nu; a difference of
+    # gammalns near 1e17 would leave nothing of the constant (the density tends to Normal's)
+    x = np.array([-3.0, 0.0, 1.3, 40.0])
+    got = lookup("StudentT").log_density(x, nu, 0.5, 2.0)
+    np.testing.assert_allclose(got, st.t.logpdf(x, nu, 0.5, 2.0), rtol=1e-12)
+
+
+def test_dirichlet_sampler_at_a_small_alpha(rng):
+    # alpha = 1e-3: half of plain Gamma(alpha) draws underflow to 0, and a row of zeros was
+    # 0/0. The first coordinate is Beta(a_1, a_0 - a_1); z = 4 standard errors of a
+    # frequency: sqrt(F (1 - F) / n)
+    n, alpha = 50_000, np.array([1e-3, 2e-3, 3e-3])
+    draws = lookup("Dirichlet").sample(rng, (n, 3), alpha=alpha)
+    assert np.all(np.isfinite(draws)) and np.allclose(draws.sum(axis=-1), 1.0)
+    f = st.beta(alpha[0], alpha.sum() - alpha[0]).cdf(0.5)
+    assert abs(np.mean(draws[:, 0] <= 0.5) - f) <= 4.0 * np.sqrt(f * (1 - f) / n)
+
+
+@pytest.mark.parametrize("eta", [1e-3, 0.1])
+def test_lkj_sampler_at_a_small_eta(eta, rng):
+    # the correlation of a 2 x 2 LKJ(eta) is 2 Beta(eta, eta) - 1, near +-1 at a small eta:
+    # rounded to +-1 it gave 0/0 in L. Frequencies within z = 4 standard errors, as above
+    n = 50_000
+    draws = lookup("LKJCholesky").sample(rng, (n, 2, 2), eta=eta)
+    assert np.all(np.isfinite(draws))
+    np.testing.assert_allclose(np.sum(draws * draws, axis=-1), 1.0, rtol=1e-12)
+    r = st.beta(eta, eta, loc=-1, scale=2)
+    for q in (-0.5, 0.0, 0.9):
+        f = r.cdf(q)
+        assert abs(np.mean(draws[:, 1, 0] <= q) - f) <= 4.0 * np.sqrt(f * (1 - f) / n)
+    # 5 x 5 (a diagonal may underflow to 0 at eta = 1e-3: its value is below 1e-308)
+    big = lookup("LKJCholesky").sample(rng, (2000, 5, 5), eta=eta)
+    assert np.all(np.isfinite(big))
+    np.testing.assert_allclose(np.sum(big * big, axis=-1), 1.0, rtol=1e-12)
+
+
+def test_student_t_lcdf_gradient_at_and_near_its_location():
+    # lccdf(StudentT(nu, 0, sigma), 0) is log(1/2) whatever nu and sigma (a half-t's
+    # normalizer): gradient 0, was NaN; d lcdf / d mu near x = mu is -pdf / cdf, was -inf
+    # within 1e-8 of it and 1% off at 1e-7
+    t_cls = lookup("StudentT")
+    assert grad(lambda s: t_cls.log_ccdf(0.0, 4.0, 0.0, s))(2.0) == 0.0
+    assert grad(lambda nu: t_cls.log_ccdf(0.0, nu, 0.0, 2.0))(4.0) == 0.0
+    for t in (0.0, 1e-9, 1e-7, 1e-3):
+        got = grad(lambda mu: t_cls.log_cdf(0.0, 4.0, mu, 1.0))(-t)
+        np.testing.assert_allclose(got, -st.t.pdf(t, 4) / st.t.cdf(t, 4), rtol=1e-12)
+
+
+@pytest.mark.parametrize("nu", [1e10, 1e17, 1e20])
+def test_student_t_lcdf_is_accurate_at_a_large_nu(nu):
+    # nu / (nu + t^2) rounded to 1: the lcdf was log(1/2) everywhere at nu = 1e20
+    x, t_cls = np.array([-8.0, -3.0, 0.5, 3.0]), lookup("StudentT")
+    np.testing.assert_allclose(t_cls.log_cdf(x, nu, 0.0, 1.0), st.t.logcdf(x, nu), rtol=1e-12)
+    np.testing.assert_allclose(t_cls.log_ccdf(x, nu, 0.0, 1.0), st.t.logsf(x, nu), rtol=1e-12)
