@@ -73,13 +73,16 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
     return values, dims
 
 
-def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict[str, int]) -> None:
+def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict[str, int],
+                      observed: bool = True) -> None:
     """Check what needs concrete shapes: index ranges and the support of observed values.
 
     Parameters
     ----------
     model : the concretely checked model (``check(program, dims)``).
     values, dims : as returned by ``load_data``.
+    observed : False for predictions on new data, whose observed values are what is predicted
+        (zeros stand in for the left out): everything else is checked as for a fit.
 
     Raises
     ------
@@ -93,7 +96,7 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
         if isinstance(statement, ir.Let) and statement.data_only:
             env[statement.name] = data_let(statement, env, warn=False)
             continue
-        if isinstance(statement, ir.Observe):
+        if isinstance(statement, ir.Observe) and observed:
             _check_support(statement, env)
         if isinstance(getattr(statement, "dist", None), ir.Dist):
             _check_data_parameters(statement.dist, env)
