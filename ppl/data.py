@@ -96,10 +96,10 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
         if isinstance(statement, ir.Let) and statement.data_only:
             env[statement.name] = data_let(statement, env, warn=False)
             continue
-        if isinstance(statement, ir.Observe) and observed:
-            _check_support(statement, env)
         if isinstance(getattr(statement, "dist", None), ir.Dist):
             _check_data_parameters(statement.dist, env)
+        if isinstance(statement, ir.Observe) and observed:  # its support needs valid parameters
+            _check_support(statement, env)
         if isinstance(statement, (ir.Latent, ir.Param)):
             _check_declared_bounds(statement, env)
             _check_support_not_empty(statement, env)

@@ -281,6 +281,14 @@ def test_observed_value_outside_support(text, data, message):
     assert error.span.line == text.count("\n")  # the observe statement, the last line
 
 
+def test_bad_data_parameter_is_blamed_before_the_observed_value():
+    # a Binomial n = -3 from data was reported as "observed value 0 ... outside the support
+    # {0..-3}", blaming the count for its parameter
+    text = "data n: int\ndata y: int\nsample p ~ Beta(1, 1)\nobserve y ~ Binomial(n, p)\n"
+    error = validate_error(text, {"n": -3, "y": 0})
+    assert error.message == "parameter 'n' of Binomial must be {0, 1, ...}; found -3"
+
+
 def test_support_that_depends_on_latents_is_not_checked():
     # the latent end needs a declared bound (issue 9); the data end is still not checked here
     text = ("data y: real\nsample lo: real<upper=-1> ~ Normal(0, 1)\n"
