@@ -232,6 +232,8 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
     if value.dtype.kind not in "iuf":
         raise errors.data_not_number(decl.span, decl.name, f"an array of {value.dtype}")
     if value.dtype.kind == "f":
+        if value.dtype.itemsize < 8:  # exact; float16 would overflow comparing with 2**63
+            value = value.astype(np.float64)
         bad = ~np.isfinite(value)
         if bad.any():
             where, found = _first(decl.name, bad, value)

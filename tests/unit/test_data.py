@@ -198,6 +198,16 @@ def test_float_where_int_scalar_is_declared():
     assert load_error("data n: int\n", {"n": 2.5}).message == "data 'n' is declared int; found 2.5"
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_small_floats_for_an_int_load_without_a_warning(dtype):
+    # float16 overflowed comparing with 2**63: "ppl: warning: overflow encountered in cast"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values, dims = load("data n: int\ndata k: int[2]\n",
+                            {"n": np.array(3, dtype), "k": np.array([1, 2], dtype)})
+    assert dims == {"n": 3} and values["k"].tolist() == [1, 2]
+
+
 @pytest.mark.parametrize("raw,found", [
     ("abc", "the string 'abc'"),
     (True, "the boolean true"),
