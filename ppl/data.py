@@ -21,6 +21,7 @@ from .datafiles import read_data
 from .evaluate import data_let, evaluate_data
 
 _INT64_LIMIT = 2.0 ** 63
+_EXACT_LIMIT = 2.0 ** 53  # float64 holds every int up to here
 _EXPR_TYPES = get_args(ir.Expr)
 _NUMBERS = (int, float, np.integer, np.floating)
 
@@ -224,11 +225,13 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
         return _mapped(decl, raw)
     value = np.asarray(raw)
     if (decl.dtype == "int" and value.dtype.kind == "f" and not isinstance(raw, np.ndarray)
-            and np.any(np.abs(value) >= _INT64_LIMIT)):
-        value = np.asarray(raw, dtype=object)  # numpy rounded big ints to floats: keep digits
+            and np.any(np.abs(value) >= _EXACT_LIMIT)):
+        # numpy rounded ints beyond 2**53 to floats ([1.0, 2**53 + 1]): keep their digits
+        value = np.asarray(raw, dtype=object)
     _check_range(decl, value)
+    exact = value if value.dtype == object and decl.dtype == "int" else None
     if value.dtype == object:  # Python ints beyond int64 (1e20 is a real): see _check_range
-        value = value.astype(np.float64)
+        value = value.astype(np.float64)  # checked as floats, converted from ``exact``
     if value.dtype.kind not in "iuf":
         raise errors.data_not_number(decl.span, decl.name, f"an array of {value.dtype}")
     if value.dtype.kind == "f":
@@ -244,6 +247,8 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
                 where, found = _first(decl.name, bad, value)
                 raise errors.data_not_int(decl.span, decl.name,
                                           found + (f" at {where}" if value.ndim else ""))
+    if exact is not None:
+        return exact.astype(np.int64)
     return value.astype(np.int64 if decl.dtype == "int" else np.float64)
 
 

@@ -194,6 +194,16 @@ def test_float_where_int_is_declared():
     assert error.message == "data 'n' is declared int; found 2.5 at n[1]"
 
 
+def test_big_int_beside_a_float_keeps_its_digits(tmp_path):
+    # numpy makes [3.0, 2**53 + 1] a float64 array: k[1] was read as 2**53, silently
+    path = tmp_path / "d.csv"
+    path.write_text("k\n3.0\n9007199254740993\n")
+    values, _ = load("data N: int\ndata k: int[N]\n", path)
+    assert values["k"].dtype == np.int64 and values["k"].tolist() == [3, 2 ** 53 + 1]
+    values, _ = load("data k: int[2, 2]\n", {"k": [[1.0, -(2 ** 60) - 1], [2, 3]]})
+    assert values["k"].tolist() == [[1, -(2 ** 60) - 1], [2, 3]]
+
+
 def test_float_where_int_scalar_is_declared():
     assert load_error("data n: int\n", {"n": 2.5}).message == "data 'n' is declared int; found 2.5"
 
