@@ -59,7 +59,8 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
     origin: dict[str, str] = {}  # a dim read off an array's shape -> that array's name
     for decl in declared.values():
         if decl.name in raw:
-            values[decl.name] = _to_array(decl, raw[decl.name])
+            values[decl.name] = _empty_as_declared(decl, _to_array(decl, raw[decl.name]),
+                                                   raw[decl.name], dims)
             _check_shape(decl, values[decl.name], dims, origin)
             if decl.dtype == "int" and decl.shape == ():
                 dims[decl.name] = int(values[decl.name])
@@ -319,6 +320,19 @@ def _scan(decl: ir.Data, raw, index: tuple[int, ...]) -> tuple[int, ...]:
     if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, _NUMBERS):
         raise errors.data_not_number(decl.span, decl.name, _describe(raw) + _at(decl.name, index))
     return ()
+
+
+def _empty_as_declared(decl: ir.Data, value: np.ndarray, raw, dims: dict) -> np.ndarray:
+    """An empty list ``[]`` for an array of rank 2 or more whose other sizes are known: JSON
+    has no other way to write [0, K] (``np.zeros((0, 3)).tolist()`` is ``[]``; Stan reads it
+    so), and its leading size can only be 0."""
+    if isinstance(raw, np.ndarray) or value.shape != (0,) or len(decl.shape) < 2:
+        return value
+    lead, *rest = (dims.get(d, 0 if i == 0 else None) if isinstance(d, str) else d
+                   for i, d in enumerate(decl.shape))   # an unknown leading size is 0
+    if lead != 0 or any(size is None or size < 0 for size in rest):
+        return value
+    return value.reshape((0, *rest))
 
 
 def _check_shape(decl: ir.Data, value: np.ndarray, dims: dict, origin: dict) -> None:

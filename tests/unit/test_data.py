@@ -170,6 +170,20 @@ def test_rank_must_match():
     assert error.message == "data 'y' must have shape [N=3]; found [3, 1]"
 
 
+def test_empty_list_is_an_array_with_no_rows(tmp_path):
+    # JSON writes a [0, K] matrix as [] (np.zeros((0, 2)).tolist(); Stan reads it so): it
+    # was refused, "must have shape [N=0, K=2]; found [0]"
+    path = tmp_path / "d.json"
+    path.write_text('{"K": 2, "X": [], "y": [], "sigma": 1}')
+    values, dims = load(REGRESSION, path)
+    assert values["X"].shape == (0, 2) and dims["N"] == 0
+    # it has no rows: a leading size that is not 0, or unknown other sizes, stay an error
+    assert load_error("data X: real[2, 3]\n", {"X": []}).message == \
+        "data 'X' must have shape [2, 3]; found [0]"
+    assert load_error(REGRESSION, {"X": [], "y": [], "sigma": 1}).message == \
+        "data 'X' must have shape [N, K]; found [0]"
+
+
 def test_scalar_given_as_list_is_wrong_shape():
     error = load_error(REGRESSION, {**GOOD, "sigma": [1.0]})
     assert error.message == "data 'sigma' must have shape scalar; found [1]"
