@@ -88,9 +88,14 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
 
     Raises
     ------
-    PplError : an int index outside the axis it indexes (``index_out_of_range``), or an
-        observed value outside its distribution's support (``data_outside_support``).
+    PplError : a data array whose shape is not its declared one (a dim that is a ``let``),
+        an int index outside the axis it indexes (``index_out_of_range``), or an observed
+        value outside its distribution's support (``data_outside_support``).
     """
+    for decl in model.data.values():  # a dim that is a let (real[Kc]) is known only here
+        if np.shape(values[decl.name]) != decl.shape:
+            raise errors.data_wrong_shape(decl.span, decl.name, decl.shape,
+                                          np.shape(values[decl.name]))
     env = dict(values)
     for statement in model.statements:
         for expr in _expressions(statement):

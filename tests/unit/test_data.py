@@ -160,6 +160,17 @@ def test_symbolic_dim_must_equal_the_int_scalar():
     assert error.message == "data 'X' must have shape [N=4, K=2]; found [3, 2]"
 
 
+def test_dim_that_is_a_let_must_match():
+    # real[Kc] with Kc = K - 1 was unchecked: x of 2 values under K = 5 was fitted as if it
+    # had 4 (a log joint of -9.59 against scipy's -5.26)
+    text = ("data K: int\nlet Kc = K - 1\ndata x: real[Kc]\nsample m ~ Normal(0, 1)\n"
+            "observe x ~ Normal(m, 1)\n")
+    error = validate_error(text, {"K": 5, "x": [1.0, 2.0]})
+    assert error.message == "data 'x' must have shape [4]; found [2]"
+    assert error.span.line == 3
+    validate(text, {"K": 3, "x": [1.0, 2.0]})
+
+
 def test_literal_dim_must_match():
     error = load_error("data x: real[3]\n", {"x": [1, 2]})
     assert error.message == "data 'x' must have shape [3]; found [2]"
