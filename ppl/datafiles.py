@@ -33,7 +33,11 @@ def read_data(data) -> dict[str, Any]:
         return {}
     pandas = sys.modules.get("pandas")  # a DataFrame can only come from an imported pandas
     if pandas is not None and isinstance(data, pandas.DataFrame):
-        return {str(column): data[column].to_numpy() for column in data.columns}
+        names = [str(column) for column in data.columns]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:  # data[column] would be both columns, or one hide the other
+            raise errors.bad_data_file("the DataFrame", f"column '{twice}' appears twice")
+        return {name: data.iloc[:, i].to_numpy() for i, name in enumerate(names)}
     if isinstance(data, dict):
         if pandas is None:
             return dict(data)

@@ -109,6 +109,24 @@ def test_npz_file(tmp_path):
     np.testing.assert_array_equal(values["X"], GOOD["X"])
 
 
+def test_pandas_dataframe_columns_by_name_and_series_in_a_dict():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"y": [0.5, 1.0, 2.0], "other": [1, 2, 3]}, index=[7, 3, 5])
+    with pytest.warns(UserWarning, match="other"):
+        values, dims = load("data N: int\ndata y: real[N]\n", frame)
+    assert values["y"].tolist() == [0.5, 1.0, 2.0] and dims == {"N": 3}
+    values, dims = load(REGRESSION, {"X": frame[["other", "y"]], "y": frame["y"], "sigma": 1})
+    assert values["X"].tolist() == [[1, 0.5], [2, 1], [3, 2]] and dims == {"N": 3, "K": 2}
+
+
+def test_pandas_dataframe_with_two_columns_of_one_name_is_refused():
+    # frame["y"] is then both columns: "data 'y' must have shape [N]; found [2, 2]"
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], columns=["y", "y"])
+    assert load_error("data N: int\ndata y: real[N]\n", frame).message == \
+        "the DataFrame: column 'y' appears twice"
+
+
 def test_no_data_for_a_model_without_data():
     assert load("sample mu ~ Normal(0, 1)\n", None) == ({}, {})
 
