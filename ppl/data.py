@@ -50,9 +50,14 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
     """
     raw = read_data(data)
     declared = model.data
-    extra = [name for name in raw if name not in declared]
+    others = {**model.latents, **model.params, **model.lets}
+    extra = [name for name in raw if name not in declared and name not in others]
     if extra:
         warnings.warn(errors.undeclared_data(extra), stacklevel=2)
+    for name in raw:
+        if name in others:  # a PyMC user's way to fix a variable; here it would be ignored
+            kind = {ir.Latent: "latent", ir.Param: "param"}.get(type(others[name]), "let")
+            warnings.warn(errors.data_for_non_data(others[name].span, name, kind), stacklevel=2)
     inferable = _inferable_dims(declared, raw)
     values: dict[str, np.ndarray] = {}
     dims: dict[str, int] = {}

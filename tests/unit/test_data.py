@@ -136,6 +136,18 @@ def test_extra_names_are_a_warning_naming_them():
         load(REGRESSION, {**GOOD, "extra": 1, "other": [2]})
 
 
+def test_a_value_for_a_latent_is_a_warning_that_it_is_ignored():
+    # it said "names the model does not declare: mu", of a name the model declares
+    text = REGRESSION + "sample mu ~ Normal(0, 1)\nlet shift = 2 * mu\n"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        load(text, {**GOOD, "mu": 0.5, "shift": 1.0})
+    assert [w.message.message for w in record] == [
+        f"the data gives a value for '{name}', a {kind} of the model: it is ignored, not fixed "
+        "to that value" for name, kind in (("mu", "latent"), ("shift", "let"))]
+    assert record[0].message.span.line == 6
+
+
 @pytest.mark.parametrize("name, shown", [
     ("y\u200b", "'y\\u200b'"), ("\x1b[31m", "'\\x1b[31m'"), ("", "''"),
     ("x" * 100_000, "x" * 40 + "..."), ("a b" * 30, repr("a b" * 30)[:41] + "'...")])
