@@ -578,6 +578,18 @@ def test_csv_blank_cell(tmp_path):
         f"{path}: line 3: blank cell in column 'z'")
 
 
+@pytest.mark.parametrize("content, reason", [
+    (",y\n0,1.5\n", "column 1 has a blank name (pandas' to_csv writes its index so: pass "
+                     "index=False)"),
+    ("y,\n1.5,2\n", "column 2 has a blank name")])
+def test_csv_blank_column_name_says_which(tmp_path, content, reason):
+    # df.to_csv(path) writes the index first, without a name: "a blank column name" said
+    # neither where nor why
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    assert load_error("data y: real[1]\n", path).message == f"{path}: line 1: {reason}"
+
+
 def test_csv_row_with_wrong_number_of_cells(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("y,z\n1,2\n3\n")
