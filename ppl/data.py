@@ -21,6 +21,7 @@ from .datafiles import read_data
 from .evaluate import data_let, evaluate_data
 
 _INT64_LIMIT = 2.0 ** 63
+_EXACT_LIMIT = 2.0 ** 53  # float64 holds every int up to here
 _EXPR_TYPES = get_args(ir.Expr)
 _NUMBERS = (int, float, np.integer, np.floating)
 
@@ -49,16 +50,22 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
     """
     raw = read_data(data)
     declared = model.data
-    extra = [name for name in raw if name not in declared]
+    others = {**model.latents, **model.params, **model.lets}
+    extra = [name for name in raw if name not in declared and name not in others]
     if extra:
         warnings.warn(errors.undeclared_data(extra), stacklevel=2)
+    for name in raw:
+        if name in others:  # a PyMC user's way to fix a variable; here it would be ignored
+            kind = {ir.Latent: "latent", ir.Param: "param"}.get(type(others[name]), "let")
+            warnings.warn(errors.data_for_non_data(others[name].span, name, kind), stacklevel=2)
     inferable = _inferable_dims(declared, raw)
     values: dict[str, np.ndarray] = {}
     dims: dict[str, int] = {}
     origin: dict[str, str] = {}  # a dim read off an array's shape -> that array's name
     for decl in declared.values():
         if decl.name in raw:
-            values[decl.name] = _to_array(decl, raw[decl.name])
+            values[decl.name] = _empty_as_declared(decl, _to_array(decl, raw[decl.name]),
+                                                   raw[decl.name], dims)
             _check_shape(decl, values[decl.name], dims, origin)
             if decl.dtype == "int" and decl.shape == ():
                 dims[decl.name] = int(values[decl.name])
@@ -73,19 +80,27 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
     return values, dims
 
 
-def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict[str, int]) -> None:
+def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict[str, int],
+                      observed: bool = True) -> None:
     """Check what needs concrete shapes: index ranges and the support of observed values.
 
     Parameters
     ----------
     model : the concretely checked model (``check(program, dims)``).
     values, dims : as returned by ``load_data``.
+    observed : False for predictions on new data, whose observed values are what is predicted
+        (zeros stand in for the left out): everything else is checked as for a fit.
 
     Raises
     ------
-    PplError : an int index outside the axis it indexes (``index_out_of_range``), or an
-        observed value outside its distribution's support (``data_outside_support``).
+    PplError : a data array whose shape is not its declared one (a dim that is a ``let``),
+        an int index outside the axis it indexes (``index_out_of_range``), or an observed
+        value outside its distribution's support (``data_outside_support``).
     """
+    for decl in model.data.values():  # a dim that is a let (real[Kc]) is known only here
+        if np.shape(values[decl.name]) != decl.shape:
+            raise errors.data_wrong_shape(decl.span, decl.name, decl.shape,
+                                          np.shape(values[decl.name]))
     env = dict(values)
     for statement in model.statements:
         for expr in _expressions(statement):
@@ -93,10 +108,10 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
         if isinstance(statement, ir.Let) and statement.data_only:
             env[statement.name] = data_let(statement, env, warn=False)
             continue
-        if isinstance(statement, ir.Observe):
-            _check_support(statement, env)
         if isinstance(getattr(statement, "dist", None), ir.Dist):
             _check_data_parameters(statement.dist, env)
+        if isinstance(statement, ir.Observe) and observed:  # its support needs valid parameters
+            _check_support(statement, env)
         if isinstance(statement, (ir.Latent, ir.Param)):
             _check_declared_bounds(statement, env)
             _check_support_not_empty(statement, env)
@@ -221,14 +236,18 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
         return _mapped(decl, raw)
     value = np.asarray(raw)
     if (decl.dtype == "int" and value.dtype.kind == "f" and not isinstance(raw, np.ndarray)
-            and np.any(np.abs(value) >= _INT64_LIMIT)):
-        value = np.asarray(raw, dtype=object)  # numpy rounded big ints to floats: keep digits
+            and np.any(np.abs(value) >= _EXACT_LIMIT)):
+        # numpy rounded ints beyond 2**53 to floats ([1.0, 2**53 + 1]): keep their digits
+        value = np.asarray(raw, dtype=object)
     _check_range(decl, value)
+    exact = value if value.dtype == object and decl.dtype == "int" else None
     if value.dtype == object:  # Python ints beyond int64 (1e20 is a real): see _check_range
-        value = value.astype(np.float64)
+        value = value.astype(np.float64)  # checked as floats, converted from ``exact``
     if value.dtype.kind not in "iuf":
         raise errors.data_not_number(decl.span, decl.name, f"an array of {value.dtype}")
     if value.dtype.kind == "f":
+        if value.dtype.itemsize < 8:  # exact; float16 would overflow comparing with 2**63
+            value = value.astype(np.float64)
         bad = ~np.isfinite(value)
         if bad.any():
             where, found = _first(decl.name, bad, value)
@@ -239,6 +258,8 @@ def _to_array(decl: ir.Data, raw) -> np.ndarray:
                 where, found = _first(decl.name, bad, value)
                 raise errors.data_not_int(decl.span, decl.name,
                                           found + (f" at {where}" if value.ndim else ""))
+    if exact is not None:
+        return exact.astype(np.int64)
     return value.astype(np.int64 if decl.dtype == "int" else np.float64)
 
 
@@ -309,6 +330,19 @@ def _scan(decl: ir.Data, raw, index: tuple[int, ...]) -> tuple[int, ...]:
     if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, _NUMBERS):
         raise errors.data_not_number(decl.span, decl.name, _describe(raw) + _at(decl.name, index))
     return ()
+
+
+def _empty_as_declared(decl: ir.Data, value: np.ndarray, raw, dims: dict) -> np.ndarray:
+    """An empty list ``[]`` for an array of rank 2 or more whose other sizes are known: JSON
+    has no other way to write [0, K] (``np.zeros((0, 3)).tolist()`` is ``[]``; Stan reads it
+    so), and its leading size can only be 0."""
+    if isinstance(raw, np.ndarray) or value.shape != (0,) or len(decl.shape) < 2:
+        return value
+    lead, *rest = (dims.get(d, 0 if i == 0 else None) if isinstance(d, str) else d
+                   for i, d in enumerate(decl.shape))   # an unknown leading size is 0
+    if lead != 0 or any(size is None or size < 0 for size in rest):
+        return value
+    return value.reshape((0, *rest))
 
 
 def _check_shape(decl: ir.Data, value: np.ndarray, dims: dict, origin: dict) -> None:

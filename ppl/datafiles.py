@@ -33,7 +33,11 @@ def read_data(data) -> dict[str, Any]:
         return {}
     pandas = sys.modules.get("pandas")  # a DataFrame can only come from an imported pandas
     if pandas is not None and isinstance(data, pandas.DataFrame):
-        return {str(column): data[column].to_numpy() for column in data.columns}
+        names = [str(column) for column in data.columns]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:  # data[column] would be both columns, or one hide the other
+            raise errors.bad_data_file("the DataFrame", f"column '{twice}' appears twice")
+        return {name: data.iloc[:, i].to_numpy() for i, name in enumerate(names)}
     if isinstance(data, dict):
         if pandas is None:
             return dict(data)
@@ -122,9 +126,12 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
     if not any(header):
         raise errors.bad_data_file(shown, "line 1: the header row is blank; a CSV data file "
                                           "starts with a row of column names")
-    for name in header:
+    for i, name in enumerate(header):
         if not name or header.count(name) > 1:
-            reason = "a blank column name" if not name else f"column '{name}' appears twice"
+            reason = f"column {i + 1} has a blank name" if not name else \
+                f"column '{name}' appears twice"
+            if not name and i == 0:
+                reason += " (pandas' to_csv writes its index so: pass index=False)"
             raise errors.bad_data_file(shown, f"line 1: {reason}")
     columns: dict[str, list] = {name: [] for name in header}
     for line, row in enumerate(rows[1:], start=2):

@@ -349,6 +349,12 @@ def undeclared_data(names: list) -> PplWarning:
     return PplWarning(f"the data has names the model does not declare: {shown}")
 
 
+def data_for_non_data(span: Span, name: str, kind: str) -> PplWarning:
+    return PplWarning(f"the data gives a value for '{name}', a {kind} of the model: it is "
+                      "ignored, not fixed to that value", span,
+                      hint=f"declare it 'data {name}: ...' to condition on it")
+
+
 def data_name(name, limit: int = 40) -> str:
     """A data key as written in a message: a plain identifier as it is; any other key (empty,
     an invisible character, a terminal escape) quoted and escaped by repr; cut after ``limit``

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import errors, ir, memory
 from .compiler import compile_model
-from .data import load_data
+from .data import load_data, validate_observed
 from .datafiles import read_data
 from .frontend.check import check
 from .guides import user
@@ -58,6 +58,10 @@ def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
     memory.check_draws(n, concrete, "--draws")
     values = {name: values[name] if name in values else _placeholder(decl)
               for name, decl in concrete.data.items()}
+    # index ranges and data-only parameters as for a fit: a group index -1 in the new data
+    # had predicted for the last group (numpy wraps it), an index past the end was an
+    # internal error
+    validate_observed(concrete, values, dims, observed=False)
     compiled = compile_model(concrete, values)
     zeta = _zeta(fit, compiled, n)
     with np.errstate(all="ignore"):

@@ -109,6 +109,24 @@ def test_npz_file(tmp_path):
     np.testing.assert_array_equal(values["X"], GOOD["X"])
 
 
+def test_pandas_dataframe_columns_by_name_and_series_in_a_dict():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"y": [0.5, 1.0, 2.0], "other": [1, 2, 3]}, index=[7, 3, 5])
+    with pytest.warns(UserWarning, match="other"):
+        values, dims = load("data N: int\ndata y: real[N]\n", frame)
+    assert values["y"].tolist() == [0.5, 1.0, 2.0] and dims == {"N": 3}
+    values, dims = load(REGRESSION, {"X": frame[["other", "y"]], "y": frame["y"], "sigma": 1})
+    assert values["X"].tolist() == [[1, 0.5], [2, 1], [3, 2]] and dims == {"N": 3, "K": 2}
+
+
+def test_pandas_dataframe_with_two_columns_of_one_name_is_refused():
+    # frame["y"] is then both columns: "data 'y' must have shape [N]; found [2, 2]"
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], columns=["y", "y"])
+    assert load_error("data N: int\ndata y: real[N]\n", frame).message == \
+        "the DataFrame: column 'y' appears twice"
+
+
 def test_no_data_for_a_model_without_data():
     assert load("sample mu ~ Normal(0, 1)\n", None) == ({}, {})
 
@@ -116,6 +134,18 @@ def test_no_data_for_a_model_without_data():
 def test_extra_names_are_a_warning_naming_them():
     with pytest.warns(UserWarning, match="does not declare: extra, other"):
         load(REGRESSION, {**GOOD, "extra": 1, "other": [2]})
+
+
+def test_a_value_for_a_latent_is_a_warning_that_it_is_ignored():
+    # it said "names the model does not declare: mu", of a name the model declares
+    text = REGRESSION + "sample mu ~ Normal(0, 1)\nlet shift = 2 * mu\n"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        load(text, {**GOOD, "mu": 0.5, "shift": 1.0})
+    assert [w.message.message for w in record] == [
+        f"the data gives a value for '{name}', a {kind} of the model: it is ignored, not fixed "
+        "to that value" for name, kind in (("mu", "latent"), ("shift", "let"))]
+    assert record[0].message.span.line == 6
 
 
 @pytest.mark.parametrize("name, shown", [
@@ -160,6 +190,17 @@ def test_symbolic_dim_must_equal_the_int_scalar():
     assert error.message == "data 'X' must have shape [N=4, K=2]; found [3, 2]"
 
 
+def test_dim_that_is_a_let_must_match():
+    # real[Kc] with Kc = K - 1 was unchecked: x of 2 values under K = 5 was fitted as if it
+    # had 4 (a log joint of -9.59 against scipy's -5.26)
+    text = ("data K: int\nlet Kc = K - 1\ndata x: real[Kc]\nsample m ~ Normal(0, 1)\n"
+            "observe x ~ Normal(m, 1)\n")
+    error = validate_error(text, {"K": 5, "x": [1.0, 2.0]})
+    assert error.message == "data 'x' must have shape [4]; found [2]"
+    assert error.span.line == 3
+    validate(text, {"K": 3, "x": [1.0, 2.0]})
+
+
 def test_literal_dim_must_match():
     error = load_error("data x: real[3]\n", {"x": [1, 2]})
     assert error.message == "data 'x' must have shape [3]; found [2]"
@@ -168,6 +209,20 @@ def test_literal_dim_must_match():
 def test_rank_must_match():
     error = load_error(REGRESSION, {**GOOD, "y": [[0.5], [1], [2]]})
     assert error.message == "data 'y' must have shape [N=3]; found [3, 1]"
+
+
+def test_empty_list_is_an_array_with_no_rows(tmp_path):
+    # JSON writes a [0, K] matrix as [] (np.zeros((0, 2)).tolist(); Stan reads it so): it
+    # was refused, "must have shape [N=0, K=2]; found [0]"
+    path = tmp_path / "d.json"
+    path.write_text('{"K": 2, "X": [], "y": [], "sigma": 1}')
+    values, dims = load(REGRESSION, path)
+    assert values["X"].shape == (0, 2) and dims["N"] == 0
+    # it has no rows: a leading size that is not 0, or unknown other sizes, stay an error
+    assert load_error("data X: real[2, 3]\n", {"X": []}).message == \
+        "data 'X' must have shape [2, 3]; found [0]"
+    assert load_error(REGRESSION, {"X": [], "y": [], "sigma": 1}).message == \
+        "data 'X' must have shape [N, K]; found [0]"
 
 
 def test_scalar_given_as_list_is_wrong_shape():
@@ -194,8 +249,28 @@ def test_float_where_int_is_declared():
     assert error.message == "data 'n' is declared int; found 2.5 at n[1]"
 
 
+def test_big_int_beside_a_float_keeps_its_digits(tmp_path):
+    # numpy makes [3.0, 2**53 + 1] a float64 array: k[1] was read as 2**53, silently
+    path = tmp_path / "d.csv"
+    path.write_text("k\n3.0\n9007199254740993\n")
+    values, _ = load("data N: int\ndata k: int[N]\n", path)
+    assert values["k"].dtype == np.int64 and values["k"].tolist() == [3, 2 ** 53 + 1]
+    values, _ = load("data k: int[2, 2]\n", {"k": [[1.0, -(2 ** 60) - 1], [2, 3]]})
+    assert values["k"].tolist() == [[1, -(2 ** 60) - 1], [2, 3]]
+
+
 def test_float_where_int_scalar_is_declared():
     assert load_error("data n: int\n", {"n": 2.5}).message == "data 'n' is declared int; found 2.5"
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_small_floats_for_an_int_load_without_a_warning(dtype):
+    # float16 overflowed comparing with 2**63: "ppl: warning: overflow encountered in cast"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values, dims = load("data n: int\ndata k: int[2]\n",
+                            {"n": np.array(3, dtype), "k": np.array([1, 2], dtype)})
+    assert dims == {"n": 3} and values["k"].tolist() == [1, 2]
 
 
 @pytest.mark.parametrize("raw,found", [
@@ -279,6 +354,14 @@ def test_observed_value_outside_support(text, data, message):
     error = validate_error(text, data)
     assert error.message == message
     assert error.span.line == text.count("\n")  # the observe statement, the last line
+
+
+def test_bad_data_parameter_is_blamed_before_the_observed_value():
+    # a Binomial n = -3 from data was reported as "observed value 0 ... outside the support
+    # {0..-3}", blaming the count for its parameter
+    text = "data n: int\ndata y: int\nsample p ~ Beta(1, 1)\nobserve y ~ Binomial(n, p)\n"
+    error = validate_error(text, {"n": -3, "y": 0})
+    assert error.message == "parameter 'n' of Binomial must be {0, 1, ...}; found -3"
 
 
 def test_support_that_depends_on_latents_is_not_checked():
@@ -493,6 +576,18 @@ def test_csv_blank_cell(tmp_path):
     path.write_text("y,z\n1,2\n3,\n")
     assert load_error("data y: real[2]\n", path).message == (
         f"{path}: line 3: blank cell in column 'z'")
+
+
+@pytest.mark.parametrize("content, reason", [
+    (",y\n0,1.5\n", "column 1 has a blank name (pandas' to_csv writes its index so: pass "
+                     "index=False)"),
+    ("y,\n1.5,2\n", "column 2 has a blank name")])
+def test_csv_blank_column_name_says_which(tmp_path, content, reason):
+    # df.to_csv(path) writes the index first, without a name: "a blank column name" said
+    # neither where nor why
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    assert load_error("data y: real[1]\n", path).message == f"{path}: line 1: {reason}"
 
 
 def test_csv_row_with_wrong_number_of_cells(tmp_path):

@@ -213,3 +213,32 @@ def test_new_data_with_a_discrete_latent_is_a_located_error(tmp_path, capsys):
     with pytest.raises(PplError, match="the discrete latent 'z'"):
         fit.predictive(10, data={"N": 3, "y": [5.0, 5.0, 5.0]})
     assert fit.predictive(10)["y"].shape == (10, 4)    # on the fitted data it is the posterior's
+
+
+GROUPS = """data N: int
+data J: int
+data g: int[N]
+data y: real[N]
+sample a: real[J] ~ Normal(0, 1)
+observe y ~ Normal(a[g], 0.1)
+"""
+
+
+@pytest.mark.parametrize("g, message", [
+    ([-1], "index 'g' holds -1 at g[0]; an index from the data must be non-negative"),
+    ([5], "index 'g' holds 5 at g[0], out of range for a dimension of size 3"),
+])
+def test_index_in_new_data_is_checked_as_in_a_fit(g, message):
+    # new data skipped the fit's index checks: g = -1 predicted for the last group (numpy
+    # wraps it) and g = 5 was an internal IndexError
+    fit = ppl.compile(GROUPS).fit({"J": 3, "g": [0, 1, 2], "y": [-1.0, 0.0, 1.0]}, iter=50)
+    with pytest.raises(PplError) as caught:
+        fit.predictive(10, data={"J": 3, "g": g})
+    assert message in caught.value.message
+
+
+def test_left_out_observed_values_are_not_checked_against_their_support():
+    # zeros stand in for y, outside LogNormal's support: they are what is predicted
+    text = "data N: int\ndata y: real[N]\nsample s ~ Exponential(1)\nobserve y ~ LogNormal(0, s)\n"
+    fit = ppl.compile(text).fit({"y": [1.0, 2.0]}, iter=50)
+    assert fit.predictive(10, data={"N": 3})["y"].shape == (10, 3)
