@@ -213,7 +213,8 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                           options, rng, progress, _can_whiten(compiled, options), start_time)
     source = family(WARM_FROM[base], compiled.dim)
     if warm is not None and warm.guide.name != guide.name:   # any fitted Gaussian will do
-        source, first = warm.guide, warm
+        # its steps, trace and seconds begin the chain (--guide auto: mean field's time too)
+        source, first, start_time = warm.guide, warm, start_time - warm.seconds
     else:   # a flow's warm start is only a start: a shorter window (flow.py)
         window = max(1, round(options.window * getattr(guide, "warm_window_scale", 1)))
         first = _fit_family(compiled, source, replace(options, window=window), rng, progress,

@@ -259,6 +259,19 @@ def test_flow_given_a_fullrank_fit_starts_from_it_without_fitting_mean_field(rng
     assert result.steps == warm.steps + 30
 
 
+def test_a_family_given_its_warm_start_counts_its_seconds_as_its_steps(rng):
+    # --guide auto hands full rank its mean-field fit: the result's steps and trace cover
+    # both phases, and so must its seconds (fit.json, the convergence line); they once
+    # covered the full-rank phase alone (eight schools: 2,300 steps "in 0.20 s" of 0.42)
+    target = gaussian([1.0, -1.0], [1.0, 2.0])
+    options = FitOptions(lr=0.1, iter=30)
+    warm = advi.fit(target, replace(options, guide="meanfield"), rng)
+    warm = replace(warm, seconds=1000.0)     # far above what the full-rank phase takes
+    result = advi.fit(target, replace(options, guide="fullrank"), rng, warm=warm)
+    assert result.steps == warm.steps + 30 == len(result.elbo)
+    assert 1000.0 < result.seconds < 1100.0
+
+
 def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
     # exact target N(m, C) with correlation 0.95: full rank recovers C; tolerance 0.1 in
     # whitened units, 5 times the jitter sd measured in tests/stats/test_families.py (0.02)
