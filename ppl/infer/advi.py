@@ -34,6 +34,8 @@ from .schedule_batch import BatchConvergence, BatchWindows
 from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
+# a model with no latent (nor param): no steps, and its ELBO is exactly log p(data)
+NO_LATENTS = "converged: no latent variables to fit; the ELBO is log p(data)"
 MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
 NOT_AT_OPTIMUM = "the ELBO stopped changing away from its optimum"
@@ -65,9 +67,10 @@ class AdviResult:
     names : the D unconstrained element names (``compiled.unconstrained_names()``).
     elbo : [steps] the ELBO estimate of every accepted step.
     converged : whether the convergence rule, or the early stop on reliable or nearly equal
-        importance weights (early.py), stopped the fit.
-    reason : CONVERGED, MAX_ITER, INTERRUPTED, NOT_AT_OPTIMUM, FELL, or an early stop's
-        (early.WEIGHTS_RELIABLE or early.WEIGHTS_EQUAL) followed by the check's k̂ and ESS.
+        importance weights (early.py), stopped the fit (or it had nothing to fit).
+    reason : CONVERGED, MAX_ITER, INTERRUPTED, NOT_AT_OPTIMUM, FELL, NO_LATENTS, or an early
+        stop's (early.WEIGHTS_RELIABLE or early.WEIGHTS_EQUAL) followed by the check's k̂ and
+        ESS.
     steps : accepted optimizer steps (the eta search not counted).
     seconds : wall time of the whole fit, search included.
     lr : the base step size used (given, or picked by the search).
@@ -293,7 +296,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     D, S, W = compiled.dim, options.mc_samples, options.window
     if D == 0:
         value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
-        return AdviResult(guide, theta[:0], (), np.zeros(0), True, CONVERGED, 0,
+        return AdviResult(guide, theta[:0], (), np.zeros(0), True, NO_LATENTS, 0,
                           time.perf_counter() - start_time, 0.0, value)
     _check_start(compiled, guide, theta, rng)
     objective = make_objective(compiled.log_joint, guide, options.stl,

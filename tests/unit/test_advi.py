@@ -115,6 +115,20 @@ def test_keyboard_interrupt_returns_the_current_state(rng):
     assert result.steps == 40 and np.all(np.isfinite(result.mu))
 
 
+@pytest.mark.parametrize("guide", ["meanfield", "fullrank", "auto"])
+def test_a_model_without_latents_says_there_was_nothing_to_fit(guide):
+    # no steps were taken, so the convergence rule's reason would be false; the ELBO is
+    # log p(data) exactly: sum of log N(y_i; 0, 1)
+    import ppl
+    from scipy import stats
+    y = [1.0, 2.0, 3.0]
+    fit = ppl.compile("data y: real[3]\nobserve y ~ Normal(0, 1)\n").fit({"y": y}, guide=guide)
+    assert fit.result.converged and fit.result.reason == advi.NO_LATENTS
+    assert fit.result.steps == 0
+    np.testing.assert_allclose(fit.result.final_elbo, stats.norm.logpdf(y).sum(), rtol=1e-12)
+    assert "(no latent variables to fit" in fit.convergence_line()
+
+
 def test_same_seed_gives_bit_identical_results():
     model = gaussian([3.0, -1.0], [0.5, 2.0])
     first, second = (advi.fit(model, FitOptions(), np.random.default_rng(7)) for _ in range(2))
