@@ -165,7 +165,12 @@ def fit(compiled, options, rng: np.random.Generator,
     with np.errstate(all="ignore"):
         result = _fit(compiled, options, rng, progress, warm)
     if result.reason == CONVERGED and not user.applies(compiled) and options.batch is None:
-        return _checked(compiled, result)
+        try:
+            return _checked(compiled, result)
+        except KeyboardInterrupt:
+            # Ctrl-C while its optimum was checked (or polished: seconds on large data): the
+            # fit as the rule stopped it, not known to be at its optimum
+            return dataclasses.replace(result, converged=False, reason=INTERRUPTED)
     return result
 
 

@@ -129,6 +129,17 @@ def test_a_model_without_latents_says_there_was_nothing_to_fit(guide):
     assert "(no latent variables to fit" in fit.convergence_line()
 
 
+def test_keyboard_interrupt_while_the_optimum_is_checked_keeps_the_fit(rng, monkeypatch):
+    # the check (and polish) after the rule's stop is part of the fit: Ctrl-C there returns
+    # the fit as it stopped (the CLI prints it, exit 130), not a bare 'ppl: interrupted'
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(advi, "settle", interrupted)
+    result = advi.fit(gaussian([1.0], [1.0]), FitOptions(lr=0.1), rng)
+    assert not result.converged and result.reason == advi.INTERRUPTED
+    assert result.steps == len(result.elbo) > 0 and np.all(np.isfinite(result.theta))
+
+
 def test_same_seed_gives_bit_identical_results():
     model = gaussian([3.0, -1.0], [0.5, 2.0])
     first, second = (advi.fit(model, FitOptions(), np.random.default_rng(7)) for _ in range(2))
