@@ -19,6 +19,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad as _grad
 
+from . import diagnostics
 from .diagnostics import settle
 from .early import GIVE_UP, STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
@@ -332,7 +333,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
         reason, theta, jitter = _run(compiled, guide, theta, lr, opt, (_loss, _loss_value),
                                      noise, options, progress, trace, whitening, early)
     trace = np.asarray(trace, dtype=float)
-    final = float(trace[-W:].mean()) if len(trace) else float("nan")
+    final = float(trace[-W:].mean()) if len(trace) else _elbo_at_start(compiled, guide, theta)
     if reason != INTERRUPTED and fell(trace, final, options.tol):
         reason = FELL
     converged = reason == CONVERGED or reason.startswith(STOPPED)
@@ -340,6 +341,15 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
                       tuple(compiled.unconstrained_names()), trace,
                       converged, reason, len(trace), time.perf_counter() - start_time,
                       float(lr), final, jitter)
+
+
+def _elbo_at_start(compiled, guide, theta) -> float:
+    """The ELBO of a fit interrupted before its first step, at its start ``theta``: an
+    estimate from diagnostics.DRAWS draws of the check's own stream (the fit's is left as it
+    was). NaN once made the final ELBO 'nan' and fit.json invalid JSON."""
+    eps = np.random.default_rng(diagnostics.SEED).standard_normal(
+        (diagnostics.DRAWS, guide.eps_dim(compiled.dim)))
+    return elbo_value(compiled.log_joint, theta, eps, guide)
 
 
 def fell(trace, final: float, tol: float) -> bool:

@@ -214,6 +214,11 @@ def test_keyboard_interrupt_during_the_step_size_search(rng):
     result = advi.fit(Stub(log_density, 1), FitOptions(), rng)
     assert result.reason == advi.INTERRUPTED and result.steps == 0
     np.testing.assert_array_equal(result.mu, [0.0])
+    # the final ELBO is the start's (it was NaN: fit.json then was not valid JSON), q =
+    # N(0, 0.1^2): E[-z^2 / 2] + its entropy; 64 draws of z^2 / 2 have a standard error of
+    # 0.01 * sqrt(2) / 2 / 8 < 0.001, the tolerance is 10 of them
+    exact = -0.01 / 2 + np.log(0.1) + 0.5 * np.log(2 * np.pi * np.e)
+    np.testing.assert_allclose(result.final_elbo, exact, rtol=0, atol=0.01)
 
 
 # ----- the richer families (ppl/guides): warm start, interrupts, divergence -----------------
