@@ -224,8 +224,9 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
     if warm is not None and warm.guide.name != guide.name:   # any fitted Gaussian will do
         # its steps, trace and seconds begin the chain (--guide auto: mean field's time too)
         source, first, start_time = warm.guide, warm, start_time - warm.seconds
-    else:   # a flow's warm start is only a start: a shorter window (flow.py)
-        window = max(1, round(options.window * getattr(guide, "warm_window_scale", 1)))
+    else:   # a flow's warm start is only a start: a shorter window (flow.py), of the two
+        # steps a window needs at least (FitOptions)
+        window = max(2, round(options.window * getattr(guide, "warm_window_scale", 1)))
         first = _fit_family(compiled, source, replace(options, window=window), rng, progress,
                             start_time)
     if getattr(guide, "fixed_draws", False) and first.reason != INTERRUPTED:

@@ -272,6 +272,15 @@ def test_flow_phase_takes_draws_scale_times_the_draws_per_step(rng):
     assert sizes.count(3) == 30
 
 
+def test_flow_fits_with_the_smallest_window(rng):
+    # its warm start's window is halved, but never below the 2 steps FitOptions asks for:
+    # --window 2 with a flow was refused as 'must be at least 2 steps; found 1' (and under
+    # --guide auto the flow's rung failed)
+    result = advi.fit(gaussian([1.0, -1.0], [1.0, 2.0]),
+                      FitOptions(guide="flow:1", lr=0.1, iter=30, window=2), rng)
+    assert result.guide.name == "flow:1" and result.steps > 0
+
+
 def test_flow_given_a_fullrank_fit_starts_from_it_without_fitting_mean_field(rng):
     # --guide auto hands the flow its full-rank fit: no mean-field phase is run again (only
     # the flow's phase evaluates mc_samples = 3 draws at a time), and the frame is its L
