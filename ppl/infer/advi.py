@@ -25,6 +25,7 @@ from .early import GIVE_UP, STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
 from ..errors import diverged, guide_not_finite, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
+from ..options import FitOptions
 from . import fixed_draws, steps
 from .optim import hessian_chunk, optimizer, score_chunk
 from .point import fit_point
@@ -305,7 +306,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
         value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
         return AdviResult(guide, theta[:0], (), np.zeros(0), True, NO_LATENTS, 0,
                           time.perf_counter() - start_time, 0.0, value)
-    _check_start(compiled, guide, theta, rng)
+    _check_start(compiled, guide, theta, rng, _widened(compiled, options))
     objective = make_objective(compiled.log_joint, guide, options.stl,
                                compiled if isinstance(compiled, Frame) else None)
 
@@ -441,7 +442,8 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             state, value = steps.update(state, eps, loss, opt, theta)
             if value is None:
                 if state.failures >= MAX_FAILURES:
-                    _raise_diverged(compiled, guide, theta, eps, len(trace))
+                    _raise_diverged(compiled, guide, theta, eps, len(trace),
+                                    _widened(compiled, options))
                 continue
             trace.append(value)
             windows = windows.add(theta)
@@ -516,8 +518,16 @@ def _can_whiten(compiled, options) -> bool:
     return options.precondition == "hessian"
 
 
-def _check_start(compiled, guide, theta, rng) -> None:
-    """Raise not_finite_at_start when the log joint is not finite at any of a few first draws."""
+def _widened(compiled, options) -> float | None:
+    """``options.init_scale`` where the fit started from it and the user widened it (above
+    FitOptions' default), for the errors' hints; else None."""
+    widened = options.init_scale > FitOptions.init_scale and not isinstance(compiled, Frame)
+    return options.init_scale if widened else None
+
+
+def _check_start(compiled, guide, theta, rng, init_scale: float | None = None) -> None:
+    """Raise not_finite_at_start when the log joint is not finite at any of a few first draws
+    (``init_scale``: as the error's)."""
     zeta = guide.sample(theta, rng, START_DRAWS)
     if np.any(np.isfinite(compiled.log_joint(zeta))):
         return
@@ -526,17 +536,18 @@ def _check_start(compiled, guide, theta, rng) -> None:
         if not np.any(np.isfinite(values)):
             bad = values[~np.isfinite(values)][0]
             what = "nan" if np.isnan(bad) else ("-inf" if bad < 0 else "inf")
-            raise not_finite_at_start(getattr(statement, "span", None), what)
-    raise not_finite_at_start(None, "not finite")
+            raise not_finite_at_start(getattr(statement, "span", None), what, init_scale)
+    raise not_finite_at_start(None, "not finite", init_scale)
 
 
-def _raise_diverged(compiled, guide, theta, eps, steps: int):
+def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float | None = None):
     """PplError diverged, naming a user's guide whose scale left (0, inf) when one did (the log
-    joint was finite there), else the statement whose term was not finite."""
+    joint was finite there), else the statement whose term was not finite (``init_scale``: as
+    the error's)."""
     statement = guide.blame(theta, eps) if hasattr(guide, "blame") else None
     if statement is not None:
         raise guide_not_finite(statement.span, statement.name, steps)
-    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps)
+    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps, init_scale)
 
 
 def _blame(compiled, zeta):

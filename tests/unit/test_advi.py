@@ -203,6 +203,24 @@ def test_not_finite_at_start_names_the_statement():
     assert error.value.span.line == 3
 
 
+def test_a_start_the_user_widened_is_named_in_the_hint():
+    # --init-scale far above its default: draws of sigma = exp(u) overflow at the start
+    # (not finite at every draw) or within the first steps (diverged); the hint named --lr
+    # and the model's priors, never the option that caused it
+    text = ("data y: real[3]\n"
+            "sample s ~ HalfNormal(1)\n"
+            "observe y ~ Normal(0, s)\n")
+    model = compiled(text, {"y": [1.0, 2.0, 3.0]})
+    for scale in (1e5, 1e300):
+        with pytest.raises(PplError) as error:
+            advi.fit(model, FitOptions(guide="meanfield", init_scale=scale),
+                     np.random.default_rng(0))
+        assert f"--init-scale {scale:g}" in error.value.hint
+    with pytest.raises(PplError) as error:   # the default start: the model is to blame
+        advi.fit(model, FitOptions(guide="meanfield", lr=1e6), np.random.default_rng(0))
+    assert "--init-scale" not in error.value.hint
+
+
 def test_keyboard_interrupt_during_the_step_size_search(rng):
     calls = []
 
