@@ -383,21 +383,30 @@ def data_inferred_dim_mismatch(span: Span, name: str, expected, found, dim: str,
 
 # ----- fitting and options ------------------------------------------------------------------
 
-def not_finite_at_start(span: Span | None, what: str) -> PplError:
+def _wide_start(init_scale: float | None) -> str:
+    # a start the user widened (--init-scale above its default) is the likelier cause
+    return "" if init_scale is None else \
+        f"the guide started wide (--init-scale {init_scale:g}): try a smaller one; or "
+
+
+def not_finite_at_start(span: Span | None, what: str,
+                        init_scale: float | None = None) -> PplError:
     return PplError(f"the log density of this statement is {what} at every starting point tried",
-                    span, hint="check the priors, bounds and data of this statement")
+                    span, hint=_wide_start(init_scale)
+                    + "check the priors, bounds and data of this statement")
 
 
-def diverged(span: Span | None, steps: int) -> PplError:
+def diverged(span: Span | None, steps: int, init_scale: float | None = None) -> PplError:
     if span is None:    # no single statement's term was to blame (the sum overflowed)
         return PplError(f"the optimization diverged after {steps} steps: the log density was "
                         "not finite even after reducing the step size",
-                        hint="try a smaller --lr, or rescale data far from 1 (and the priors "
-                             "with it)")
+                        hint=_wide_start(init_scale) + "try a smaller --lr, or rescale data "
+                             "far from 1 (and the priors with it)")
     return PplError(f"the optimization diverged after {steps} steps: the log density of this "
                     "statement was not finite even after reducing the step size", span,
-                    hint="try a smaller --lr, or check the statement's parameters (and its "
-                         "bounds: where they cross, a draw has no support)")
+                    hint=_wide_start(init_scale) + "try a smaller --lr, or check the "
+                         "statement's parameters (and its bounds: where they cross, a draw "
+                         "has no support)")
 
 
 def bad_draw_parameter(span: Span | None, callee: str, param: str, constraint: str,

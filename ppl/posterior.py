@@ -59,6 +59,17 @@ PSIS_GROWTH = 8
 LARGE_DRAW_ELEMENTS = 2 ** 27
 
 
+def unconverged(reason: str) -> str:
+    """The verdict's words after "the optimizer did not converge", for the fit's ``reason``:
+    "raise --iter" only where the iteration cap stopped it."""
+    from .infer import advi, fixed_draws
+    return {advi.INTERRUPTED: "it was interrupted",
+            advi.FELL: "its ELBO fell (it diverged): try a smaller --lr",
+            advi.NOT_AT_OPTIMUM: "it stopped away from the optimum (see the warning)",
+            fixed_draws.STILL_RISING: "its ELBO was still rising after the last round of "
+                                      "fixed draws"}.get(reason, "raise --iter")
+
+
 def by_draws(fn, zeta: np.ndarray, step, *args) -> dict[str, np.ndarray]:
     """fn(zeta, *args): name -> [n, ...], called ``step`` draws at a time (one call when step
     is at least n) and filled into its arrays in place: a list of chunks, then their
@@ -510,7 +521,8 @@ class Fit:
                      corrected, self._summary_weights().ess if corrected else np.inf,
                      self.weights_ess,
                      0.0 if self.options.batch is not None else MIN_WEIGHTS_ESS,
-                     self._noisy_dadvi_mean(), self.options.method)
+                     self._noisy_dadvi_mean(), self.options.method,
+                     unconverged(self.result.reason))
 
     def _noisy_dadvi_mean(self) -> tuple[str, float] | None:
         """(element, mcse / sd) of the DADVI mean whose Monte Carlo standard error is the

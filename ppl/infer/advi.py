@@ -19,11 +19,13 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad as _grad
 
+from . import diagnostics
 from .diagnostics import settle
 from .early import GIVE_UP, STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
 from ..errors import diverged, guide_not_finite, not_finite_at_start
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
+from ..options import FitOptions
 from . import fixed_draws, steps
 from .optim import hessian_chunk, optimizer, score_chunk
 from .point import fit_point
@@ -34,6 +36,8 @@ from .schedule_batch import BatchConvergence, BatchWindows
 from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
+# a model with no latent (nor param): no steps, and its ELBO is exactly log p(data)
+NO_LATENTS = "converged: no latent variables to fit; the ELBO is log p(data)"
 MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
 NOT_AT_OPTIMUM = "the ELBO stopped changing away from its optimum"
@@ -65,9 +69,10 @@ class AdviResult:
     names : the D unconstrained element names (``compiled.unconstrained_names()``).
     elbo : [steps] the ELBO estimate of every accepted step.
     converged : whether the convergence rule, or the early stop on reliable or nearly equal
-        importance weights (early.py), stopped the fit.
-    reason : CONVERGED, MAX_ITER, INTERRUPTED, NOT_AT_OPTIMUM, FELL, or an early stop's
-        (early.WEIGHTS_RELIABLE or early.WEIGHTS_EQUAL) followed by the check's k̂ and ESS.
+        importance weights (early.py), stopped the fit (or it had nothing to fit).
+    reason : CONVERGED, MAX_ITER, INTERRUPTED, NOT_AT_OPTIMUM, FELL, NO_LATENTS, or an early
+        stop's (early.WEIGHTS_RELIABLE or early.WEIGHTS_EQUAL) followed by the check's k̂ and
+        ESS.
     steps : accepted optimizer steps (the eta search not counted).
     seconds : wall time of the whole fit, search included.
     lr : the base step size used (given, or picked by the search).
@@ -162,7 +167,12 @@ def fit(compiled, options, rng: np.random.Generator,
     with np.errstate(all="ignore"):
         result = _fit(compiled, options, rng, progress, warm)
     if result.reason == CONVERGED and not user.applies(compiled) and options.batch is None:
-        return _checked(compiled, result)
+        try:
+            return _checked(compiled, result)
+        except KeyboardInterrupt:
+            # Ctrl-C while its optimum was checked (or polished: seconds on large data): the
+            # fit as the rule stopped it, not known to be at its optimum
+            return dataclasses.replace(result, converged=False, reason=INTERRUPTED)
     return result
 
 
@@ -213,9 +223,11 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                           options, rng, progress, _can_whiten(compiled, options), start_time)
     source = family(WARM_FROM[base], compiled.dim)
     if warm is not None and warm.guide.name != guide.name:   # any fitted Gaussian will do
-        source, first = warm.guide, warm
-    else:   # a flow's warm start is only a start: a shorter window (flow.py)
-        window = max(1, round(options.window * getattr(guide, "warm_window_scale", 1)))
+        # its steps, trace and seconds begin the chain (--guide auto: mean field's time too)
+        source, first, start_time = warm.guide, warm, start_time - warm.seconds
+    else:   # a flow's warm start is only a start: a shorter window (flow.py), of the two
+        # steps a window needs at least (FitOptions)
+        window = max(2, round(options.window * getattr(guide, "warm_window_scale", 1)))
         first = _fit_family(compiled, source, replace(options, window=window), rng, progress,
                             start_time)
     if getattr(guide, "fixed_draws", False) and first.reason != INTERRUPTED:
@@ -292,9 +304,9 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     D, S, W = compiled.dim, options.mc_samples, options.window
     if D == 0:
         value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
-        return AdviResult(guide, theta[:0], (), np.zeros(0), True, CONVERGED, 0,
+        return AdviResult(guide, theta[:0], (), np.zeros(0), True, NO_LATENTS, 0,
                           time.perf_counter() - start_time, 0.0, value)
-    _check_start(compiled, guide, theta, rng)
+    _check_start(compiled, guide, theta, rng, _widened(compiled, options))
     objective = make_objective(compiled.log_joint, guide, options.stl,
                                compiled if isinstance(compiled, Frame) else None)
 
@@ -323,7 +335,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
         reason, theta, jitter = _run(compiled, guide, theta, lr, opt, (_loss, _loss_value),
                                      noise, options, progress, trace, whitening, early)
     trace = np.asarray(trace, dtype=float)
-    final = float(trace[-W:].mean()) if len(trace) else float("nan")
+    final = float(trace[-W:].mean()) if len(trace) else _elbo_at_start(compiled, guide, theta)
     if reason != INTERRUPTED and fell(trace, final, options.tol):
         reason = FELL
     converged = reason == CONVERGED or reason.startswith(STOPPED)
@@ -331,6 +343,15 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
                       tuple(compiled.unconstrained_names()), trace,
                       converged, reason, len(trace), time.perf_counter() - start_time,
                       float(lr), final, jitter)
+
+
+def _elbo_at_start(compiled, guide, theta) -> float:
+    """The ELBO of a fit interrupted before its first step, at its start ``theta``: an
+    estimate from diagnostics.DRAWS draws of the check's own stream (the fit's is left as it
+    was). NaN once made the final ELBO 'nan' and fit.json invalid JSON."""
+    eps = np.random.default_rng(diagnostics.SEED).standard_normal(
+        (diagnostics.DRAWS, guide.eps_dim(compiled.dim)))
+    return elbo_value(compiled.log_joint, theta, eps, guide)
 
 
 def fell(trace, final: float, tol: float) -> bool:
@@ -421,7 +442,8 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             state, value = steps.update(state, eps, loss, opt, theta)
             if value is None:
                 if state.failures >= MAX_FAILURES:
-                    _raise_diverged(compiled, guide, theta, eps, len(trace))
+                    _raise_diverged(compiled, guide, theta, eps, len(trace),
+                                    _widened(compiled, options))
                 continue
             trace.append(value)
             windows = windows.add(theta)
@@ -496,8 +518,16 @@ def _can_whiten(compiled, options) -> bool:
     return options.precondition == "hessian"
 
 
-def _check_start(compiled, guide, theta, rng) -> None:
-    """Raise not_finite_at_start when the log joint is not finite at any of a few first draws."""
+def _widened(compiled, options) -> float | None:
+    """``options.init_scale`` where the fit started from it and the user widened it (above
+    FitOptions' default), for the errors' hints; else None."""
+    widened = options.init_scale > FitOptions.init_scale and not isinstance(compiled, Frame)
+    return options.init_scale if widened else None
+
+
+def _check_start(compiled, guide, theta, rng, init_scale: float | None = None) -> None:
+    """Raise not_finite_at_start when the log joint is not finite at any of a few first draws
+    (``init_scale``: as the error's)."""
     zeta = guide.sample(theta, rng, START_DRAWS)
     if np.any(np.isfinite(compiled.log_joint(zeta))):
         return
@@ -506,17 +536,18 @@ def _check_start(compiled, guide, theta, rng) -> None:
         if not np.any(np.isfinite(values)):
             bad = values[~np.isfinite(values)][0]
             what = "nan" if np.isnan(bad) else ("-inf" if bad < 0 else "inf")
-            raise not_finite_at_start(getattr(statement, "span", None), what)
-    raise not_finite_at_start(None, "not finite")
+            raise not_finite_at_start(getattr(statement, "span", None), what, init_scale)
+    raise not_finite_at_start(None, "not finite", init_scale)
 
 
-def _raise_diverged(compiled, guide, theta, eps, steps: int):
+def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float | None = None):
     """PplError diverged, naming a user's guide whose scale left (0, inf) when one did (the log
-    joint was finite there), else the statement whose term was not finite."""
+    joint was finite there), else the statement whose term was not finite (``init_scale``: as
+    the error's)."""
     statement = guide.blame(theta, eps) if hasattr(guide, "blame") else None
     if statement is not None:
         raise guide_not_finite(statement.span, statement.name, steps)
-    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps)
+    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps, init_scale)
 
 
 def _blame(compiled, zeta):

@@ -356,7 +356,8 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
 
 def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
     """The Gaussian full rank's fit would start from, as a full-rank result with no steps of
-    its own, or None when the fit would start from mean field's own frame (no whitening).
+    its own (mean field's steps, trace and seconds), or None when the fit would start from
+    mean field's own frame (no whitening).
 
     Computed as advi._fit_family does, with a copy of the climb's stream: the whitening's draws
     are those the full-rank fit takes first, and the climb's stream is left as it was, so a
@@ -375,4 +376,4 @@ def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
     guide = family("fullrank", compiled.dim)
     start = guide.push_affine(guide.init(compiled.dim, 1.0), MEAN_FIELD.frame(theta)[0],
                               whitened.matrix())
-    return dataclasses.replace(mean_field, guide=guide, theta=start, seconds=0.0)
+    return dataclasses.replace(mean_field, guide=guide, theta=start)

@@ -78,7 +78,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           disagree: tuple = (), corrected: bool = False,
           summary_ess: float = np.inf, weights_ess: float | None = None,
           min_weights_ess: float = MIN_WEIGHTS_ESS,
-          noisy_mean: tuple[str, float] | None = None, method: str = "advi") -> Verdict:
+          noisy_mean: tuple[str, float] | None = None, method: str = "advi",
+          unconverged: str = "raise --iter") -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -100,6 +101,9 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
     noisy_mean : (element, its Monte Carlo standard error in posterior sds) of a DADVI mean
         above dadvi.MCSE_WARN, or None.
     method : the fit's method; a hint to a family DADVI does not fit says --method advi.
+    unconverged : what to say after "the optimizer did not converge" on a fit reliable by k̂:
+        what to do (raise --iter, when the cap stopped it) or what happened (an interrupt, a
+        divergence: more steps would not help).
 
     Returns
     -------
@@ -162,7 +166,7 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
                 f"{noisy_mean[1]:.3g} posterior sds (its Monte Carlo standard error); "
                 f"raise --dadvi-draws")
     if not converged and level == RELIABLE:
-        level, text = CARE, "the optimizer did not converge; raise --iter"
+        level, text = CARE, f"the optimizer did not converge; {unconverged}"
     elif not converged:
         notes.append("the optimizer did not converge")
     tail = "".join(f"; {note}" for note in notes)

@@ -115,6 +115,31 @@ def test_keyboard_interrupt_returns_the_current_state(rng):
     assert result.steps == 40 and np.all(np.isfinite(result.mu))
 
 
+@pytest.mark.parametrize("guide", ["meanfield", "fullrank", "auto"])
+def test_a_model_without_latents_says_there_was_nothing_to_fit(guide):
+    # no steps were taken, so the convergence rule's reason would be false; the ELBO is
+    # log p(data) exactly: sum of log N(y_i; 0, 1)
+    import ppl
+    from scipy import stats
+    y = [1.0, 2.0, 3.0]
+    fit = ppl.compile("data y: real[3]\nobserve y ~ Normal(0, 1)\n").fit({"y": y}, guide=guide)
+    assert fit.result.converged and fit.result.reason == advi.NO_LATENTS
+    assert fit.result.steps == 0
+    np.testing.assert_allclose(fit.result.final_elbo, stats.norm.logpdf(y).sum(), rtol=1e-12)
+    assert "(no latent variables to fit" in fit.convergence_line()
+
+
+def test_keyboard_interrupt_while_the_optimum_is_checked_keeps_the_fit(rng, monkeypatch):
+    # the check (and polish) after the rule's stop is part of the fit: Ctrl-C there returns
+    # the fit as it stopped (the CLI prints it, exit 130), not a bare 'ppl: interrupted'
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(advi, "settle", interrupted)
+    result = advi.fit(gaussian([1.0], [1.0]), FitOptions(lr=0.1), rng)
+    assert not result.converged and result.reason == advi.INTERRUPTED
+    assert result.steps == len(result.elbo) > 0 and np.all(np.isfinite(result.theta))
+
+
 def test_same_seed_gives_bit_identical_results():
     model = gaussian([3.0, -1.0], [0.5, 2.0])
     first, second = (advi.fit(model, FitOptions(), np.random.default_rng(7)) for _ in range(2))
@@ -178,6 +203,24 @@ def test_not_finite_at_start_names_the_statement():
     assert error.value.span.line == 3
 
 
+def test_a_start_the_user_widened_is_named_in_the_hint():
+    # --init-scale far above its default: draws of sigma = exp(u) overflow at the start
+    # (not finite at every draw) or within the first steps (diverged); the hint named --lr
+    # and the model's priors, never the option that caused it
+    text = ("data y: real[3]\n"
+            "sample s ~ HalfNormal(1)\n"
+            "observe y ~ Normal(0, s)\n")
+    model = compiled(text, {"y": [1.0, 2.0, 3.0]})
+    for scale in (1e5, 1e300):
+        with pytest.raises(PplError) as error:
+            advi.fit(model, FitOptions(guide="meanfield", init_scale=scale),
+                     np.random.default_rng(0))
+        assert f"--init-scale {scale:g}" in error.value.hint
+    with pytest.raises(PplError) as error:   # the default start: the model is to blame
+        advi.fit(model, FitOptions(guide="meanfield", lr=1e6), np.random.default_rng(0))
+    assert "--init-scale" not in error.value.hint
+
+
 def test_keyboard_interrupt_during_the_step_size_search(rng):
     calls = []
 
@@ -189,6 +232,11 @@ def test_keyboard_interrupt_during_the_step_size_search(rng):
     result = advi.fit(Stub(log_density, 1), FitOptions(), rng)
     assert result.reason == advi.INTERRUPTED and result.steps == 0
     np.testing.assert_array_equal(result.mu, [0.0])
+    # the final ELBO is the start's (it was NaN: fit.json then was not valid JSON), q =
+    # N(0, 0.1^2): E[-z^2 / 2] + its entropy; 64 draws of z^2 / 2 have a standard error of
+    # 0.01 * sqrt(2) / 2 / 8 < 0.001, the tolerance is 10 of them
+    exact = -0.01 / 2 + np.log(0.1) + 0.5 * np.log(2 * np.pi * np.e)
+    np.testing.assert_allclose(result.final_elbo, exact, rtol=0, atol=0.01)
 
 
 # ----- the richer families (ppl/guides): warm start, interrupts, divergence -----------------
@@ -242,6 +290,15 @@ def test_flow_phase_takes_draws_scale_times_the_draws_per_step(rng):
     assert sizes.count(3) == 30
 
 
+def test_flow_fits_with_the_smallest_window(rng):
+    # its warm start's window is halved, but never below the 2 steps FitOptions asks for:
+    # --window 2 with a flow was refused as 'must be at least 2 steps; found 1' (and under
+    # --guide auto the flow's rung failed)
+    result = advi.fit(gaussian([1.0, -1.0], [1.0, 2.0]),
+                      FitOptions(guide="flow:1", lr=0.1, iter=30, window=2), rng)
+    assert result.guide.name == "flow:1" and result.steps > 0
+
+
 def test_flow_given_a_fullrank_fit_starts_from_it_without_fitting_mean_field(rng):
     # --guide auto hands the flow its full-rank fit: no mean-field phase is run again (only
     # the flow's phase evaluates mc_samples = 3 draws at a time), and the frame is its L
@@ -257,6 +314,19 @@ def test_flow_given_a_fullrank_fit_starts_from_it_without_fitting_mean_field(rng
     result = advi.fit(target, replace(options, guide="flow:1"), rng, warm=warm)
     assert sizes.count(3) == 0 and result.guide.name == "flow:1"
     assert result.steps == warm.steps + 30
+
+
+def test_a_family_given_its_warm_start_counts_its_seconds_as_its_steps(rng):
+    # --guide auto hands full rank its mean-field fit: the result's steps and trace cover
+    # both phases, and so must its seconds (fit.json, the convergence line); they once
+    # covered the full-rank phase alone (eight schools: 2,300 steps "in 0.20 s" of 0.42)
+    target = gaussian([1.0, -1.0], [1.0, 2.0])
+    options = FitOptions(lr=0.1, iter=30)
+    warm = advi.fit(target, replace(options, guide="meanfield"), rng)
+    warm = replace(warm, seconds=1000.0)     # far above what the full-rank phase takes
+    result = advi.fit(target, replace(options, guide="fullrank"), rng, warm=warm)
+    assert result.steps == warm.steps + 30 == len(result.elbo)
+    assert 1000.0 < result.seconds < 1100.0
 
 
 def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):

@@ -216,7 +216,9 @@ def test_the_last_rung_fires_once_from_the_flows_start_when_the_flow_is_unreliab
     assert [t.family for t in report.tried] == ["meanfield", "fullrank", "scaled", "flow"]
     assert len(calls) == 1
     start = calls[0][5]   # the skipped full rank's Gaussian (auto.fullrank_start)
-    assert start.guide.name == "fullrank" and start.seconds == 0.0
+    # no steps of its own: it carries mean field's steps, trace and seconds (advi._fit_family
+    # adds them to the flow's own, so the chain's seconds cover mean field's too)
+    assert start.guide.name == "fullrank" and start.seconds > 0.0
 
 
 class _Care(_Judged):

@@ -82,6 +82,20 @@ def test_not_converged_is_never_reliable():
     assert verdict.level == CARE and "--iter" in verdict.line
 
 
+def test_raise_iter_only_where_the_cap_stopped_the_fit():
+    # Ctrl-C, a fall of the ELBO, a stop away from the optimum, the scaled family's fixed
+    # rounds: more --iter would not help, and the verdict told every one to raise it
+    from ppl.infer import advi, fixed_draws
+
+    def line(reason):
+        return judge(0.2, T1000, 1000, converged=False,
+                     unconverged=posterior.unconverged(reason)).line
+    assert line(advi.MAX_ITER).endswith("the optimizer did not converge; raise --iter")
+    assert line(advi.INTERRUPTED).endswith("the optimizer did not converge; it was interrupted")
+    for reason in (advi.INTERRUPTED, advi.FELL, advi.NOT_AT_OPTIMUM, fixed_draws.STILL_RISING):
+        assert "--iter" not in line(reason)
+
+
 def test_starts_disagreement_is_unreliable_and_named():
     verdict = judge(0.2, T1000, 1000, disagree=("x", "y[1]"))
     assert verdict.level == UNRELIABLE
