@@ -151,6 +151,16 @@ class AutoReport:
                      f"within {ELBO_TIE:g} se or {ELBO_TIE_NATS:g} nats, the smaller k̂)")
         return text
 
+    def plain(self) -> dict:
+        """Every field as plain values, inf and nan kept (:meth:`from_plain`): the report
+        crosses the multi-start check's pipe (starts.run_starts) as JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_plain(cls, fields: dict) -> "AutoReport":
+        tried = tuple(Tried(**{**t, "elbo": tuple(t["elbo"])}) for t in fields["tried"])
+        return cls(tried, fields["chosen"], fields["interrupted"])
+
     def to_dict(self) -> dict:
         return {"chosen": self.tried[self.chosen].family,
                 "chosen_by": "elbo" if any(t.elbo for t in self.tried) else "usable",
