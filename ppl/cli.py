@@ -344,8 +344,16 @@ def _cmd_summary(args) -> int:
     state = "converged" if info["converged"] else "did NOT converge"
     rule = info["reason"].removeprefix("converged: ")
     khat = info["khat"]
+    shown = "" if khat is None else f"; k̂ {khat:.2f}"
+    psis = info.get("psis")      # k̂ inf or -inf: null in 'khat', named in psis.khat
+    if khat is None and isinstance(psis, dict) and psis.get("khat") in ("inf", "-inf"):
+        shown = f"; k̂ {psis['khat']}"
     print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); "
-          f"final ELBO {info['final_elbo']:.6g}" + ("" if khat is None else f"; k̂ {khat:.2f}"))
+          f"final ELBO {info['final_elbo']:.6g}{shown}")
+    for report in ("auto", "starts"):   # the lines `ppl fit` printed here (fits saved since)
+        entry = info.get(report)
+        if isinstance(entry, dict) and isinstance(entry.get("line"), str):
+            print(entry["line"])
     print(info["verdict"]["line"])
     return 0
 

@@ -162,7 +162,8 @@ class AutoReport:
         return cls(tried, fields["chosen"], fields["interrupted"])
 
     def to_dict(self) -> dict:
-        return {"chosen": self.tried[self.chosen].family,
+        """Plain values for fit.json, with the line (``ppl summary`` prints it again)."""
+        return {"line": self.line(), "chosen": self.tried[self.chosen].family,
                 "chosen_by": "elbo" if any(t.elbo for t in self.tried) else "usable",
                 "interrupted": self.interrupted,
                 "tried": [{"family": t.family, "level": t.level, "seconds": t.seconds,

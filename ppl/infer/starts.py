@@ -67,8 +67,8 @@ class StartsReport:
                 f"start {self.best} reported")
 
     def to_dict(self) -> dict:
-        """Plain values for fit.json."""
-        return {"elbos": list(self.elbos), "khats": [_json_float(k) for k in self.khats],
+        """Plain values for fit.json, with the line (``ppl summary`` prints it again)."""
+        return {"line": self.line(), "elbos": list(self.elbos), "khats": [_json_float(k) for k in self.khats],
                 "seconds": list(self.seconds), "spread": dict(self.spread),
                 "disagree": list(self.disagree), "best": self.best, "workers": self.workers}
 
