@@ -257,8 +257,10 @@ def _cmd_fit(args) -> int:
         save_fit(fit, folder)
         print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json, model.ppl")
     # Ctrl-C stopped the fit: its approximation is printed (and saved) above, and the status
-    # says it was interrupted, as a shell expects after SIGINT.
-    return 130 if fit.result.reason == INTERRUPTED else 0
+    # says it was interrupted, as a shell expects after SIGINT; also when it ended auto's
+    # climb and auto chose an earlier family's fit, which had converged
+    interrupted = fit.auto is not None and fit.auto.interrupted
+    return 130 if fit.result.reason == INTERRUPTED or interrupted else 0
 
 
 def _out_folder(args) -> Path | None:

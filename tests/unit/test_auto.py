@@ -460,3 +460,27 @@ def test_choose_counts_elbos_within_the_tie_as_equal_and_takes_the_smaller_khat(
     recorded = list(tried)
     assert auto.choose(assessed, recorded)[0] == 1 and recorded[0].elbo[0] == -np.inf
     assert AutoReport(tuple(recorded), 1).to_dict()["tried"][0]["elbo"] is None
+
+
+def test_ctrl_c_during_a_later_family_exits_130_when_auto_returns_an_earlier_fit(
+        monkeypatch, tmp_path, capsys):
+    # Ctrl-C during full rank; the ELBO chose mean field, which had converged: the exit status
+    # was 0, as if the run had not been interrupted
+    from ppl.cli import main
+    real, families = advi.fit, []
+
+    def interrupted_full_rank(compiled, options, rng, progress=None, warm=None):
+        result = real(compiled, options, rng, progress, warm)
+        families.append(options.guide)
+        if options.guide != "fullrank":
+            return result
+        # stopped next to its start, far from the posterior: a lower ELBO than mean field's
+        return dataclasses.replace(result, theta=result.guide.init(2, 0.01),
+                                   reason=advi.INTERRUPTED, converged=False)
+
+    monkeypatch.setattr(auto.advi, "fit", interrupted_full_rank)
+    (tmp_path / "m.ppl").write_text("sample x ~ Normal(0, 1)\nsample y ~ Normal(3 * x, 0.3)\n")
+    assert main(["fit", str(tmp_path / "m.ppl"), "--quiet", "--window", "50"]) == 130
+    assert families == ["meanfield", "fullrank"]
+    out = capsys.readouterr().out
+    assert "chose meanfield, the climb interrupted" in out and "converged after" in out
