@@ -17,7 +17,8 @@ when it can be used, else mean field, and the climb ends there. When
 full rank was skipped and the flow cannot be used, or can on weights of such an ESS, a
 last rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which
 replaces the flow when its ELBO is higher; the climb stops there. Returns the fit that stopped
-the climb or, when none could be used, the one with the highest ELBO (:func:`choose`). The
+the climb (a usable mean field or flow whose check or last rung cannot be used stands) or,
+when none could be used, the one with the highest ELBO (:func:`choose`). The
 families live in ppl/guides/, the fitting in advi.py (scaled's in fixed_draws.py), k̂ and the
 verdict in psis.py and verdict.py.
 """
@@ -257,10 +258,13 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
         retry(compiled, options, rng, assess, progress, start, tried, assessed)
     index, best = assessed[-1]
     interrupted = best.result.reason == advi.INTERRUPTED
-    if checking and not _usable(best) and not interrupted:
-        index, best = assessed[0]       # mean field, usable: its check could not be used
-    elif not _usable(best) or interrupted:
+    if interrupted:
         index, best = choose(assessed, tried)
+    elif not _usable(best):
+        # the climb went on past a usable fit (mean field checked by the Gaussian rung, a flow
+        # on thin weights by the last rung) and what followed cannot be used: that fit stands
+        usable = [pair for pair in assessed if _usable(pair[1])]
+        index, best = usable[-1] if usable else choose(assessed, tried)
     return best, AutoReport(tuple(tried), index, interrupted)
 
 

@@ -261,6 +261,34 @@ def test_a_flow_with_a_high_ess_ends_the_climb_and_a_reliable_one_with_a_low_ess
     assert report.tried[-1].family == "flow" and len(calls) == 1
 
 
+def test_a_usable_flow_stands_when_its_last_rung_cannot_be_used(monkeypatch):
+    # a reliable flow on thin weights goes on to the last rung; when that rung is unreliable
+    # and below the flow's ELBO (so kept beside it), the flow is returned as usable: the line
+    # said "none being usable" and chose by the ELBO, which may fall on an unusable fit
+    def retry(compiled, options, rng, assess, progress, start, tried, assessed):
+        flow = assessed[-1][1]
+        worse = dataclasses.replace(flow.result, final_elbo=flow.result.final_elbo - 1.0)
+        tried.append(Tried("flow:4", 0.9, "unreliable", 0.1))
+        assessed.append((len(tried) - 1, _Stuck(None, Banana(), worse, OPTIONS, {})))
+
+    monkeypatch.setattr(auto, "retry", retry)
+    monkeypatch.setattr(auto, "RETRY_ESS", 1.0)   # every ESS is below it: the last rung runs
+    monkeypatch.setattr(_Care, "LEVEL", {"meanfield": "unreliable", "scaled": "unreliable",
+                                         "flow": "reliable"})
+    fit, report = fit_auto(Banana(), OPTIONS, np.random.default_rng(0),
+                           lambda result: _Care(None, Banana(), result, OPTIONS, {}))
+    assert [t.family for t in report.tried][-2:] == ["flow", "flow:4"]
+    assert report.tried[report.chosen].family == "flow" and fit.verdict().level == "reliable"
+    assert report.to_dict()["chosen_by"] == "usable" and "none being usable" not in report.line()
+
+
+class _Stuck(_Judged):
+    """A _Judged fit that is always unreliable."""
+
+    def verdict(self):
+        return dataclasses.replace(Fit.verdict(self), level="unreliable")
+
+
 def _refined(retry_ess, monkeypatch):
     """Auto on the banana with scaled judged usable with care (corrected): the families tried
     and the rounds advi.refine was asked for."""
