@@ -292,7 +292,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     D, S, W = compiled.dim, options.mc_samples, options.window
     if D == 0:
         value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
-        return AdviResult(guide, theta[:0], (), np.zeros(0), True, CONVERGED, 0,
+        return AdviResult(guide, theta, (), np.zeros(0), True, CONVERGED, 0,
                           time.perf_counter() - start_time, 0.0, value)
     _check_start(compiled, guide, theta, rng)
     objective = make_objective(compiled.log_joint, guide, options.stl,
