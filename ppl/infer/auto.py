@@ -125,9 +125,12 @@ class Tried:
     seconds: float
     ess: float = float("nan")   # skipped: its start's ESS as a fraction of the draws
     elbo: tuple = ()            # (estimate, standard error) when auto chose on it (choose)
+    error: str = ""             # failed: what it raised, located (:func:`_failed`)
 
     def text(self) -> str:
         what = self.level if self.level in (FAILED, DIVERGED) else f"k̂ {self.khat:.2f}"
+        if self.error:
+            what = f"{FAILED} ({self.error})"
         if self.level == SKIPPED:
             what = f"skipped (its start: k̂ {self.khat:.2f}, ESS {self.ess:.0%} of draws)"
         return f"{self.family} {what} ({self.seconds:.2f} s)"
@@ -170,6 +173,7 @@ class AutoReport:
                 "tried": [{"family": t.family, "level": t.level, "seconds": t.seconds,
                            "khat": float(t.khat) if np.isfinite(t.khat) else None,
                            **({"start_ess": t.ess} if t.level == SKIPPED else {}),
+                           **({"error": t.error} if t.error else {}),
                            **({"elbo": _number(t.elbo[0]), "elbo_se": _number(t.elbo[1])}
                               if t.elbo else {})}
                           for t in self.tried]}
@@ -225,10 +229,10 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             # scaled starts from mean field: its layer orders the model's own coordinates
             result = advi.fit(compiled, dataclasses.replace(options, guide=name), rng,
                               progress, mean_field if name == "scaled" else warm)
-        except PplError:
+        except PplError as error:
             if warm is None:
                 raise          # mean field failed: there is no fit to report
-            tried.append(Tried(name, np.inf, FAILED, time.perf_counter() - started))
+            tried.append(_failed(name, error, started))
             break
         if warm is not None and result.reason == advi.FELL:
             tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
@@ -266,6 +270,14 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
         usable = [pair for pair in assessed if _usable(pair[1])]
         index, best = usable[-1] if usable else choose(assessed, tried)
     return best, AutoReport(tuple(tried), index, interrupted)
+
+
+def _failed(family: str, error: PplError, started: float) -> Tried:
+    """The record of a rung that raised ``error``: its message, with the statement's location
+    when it names one (the source excerpt and hint are left to an error of the whole fit)."""
+    where = f"{error.span.location}: " if error.span is not None else ""
+    return Tried(family, np.inf, FAILED, time.perf_counter() - started,
+                 error=where + error.message)
 
 
 def _announce(progress, family: str) -> None:
@@ -352,8 +364,8 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
         result = advi.fit(compiled, dataclasses.replace(
             options, guide=spec, window=options.window * RETRY_WINDOW, lr=lr), rng, progress,
             start)
-    except PplError:
-        tried.append(Tried(spec, np.inf, FAILED, time.perf_counter() - started))
+    except PplError as error:
+        tried.append(_failed(spec, error, started))
         return
     if result.reason == advi.FELL:
         tried.append(Tried(spec, np.inf, DIVERGED, time.perf_counter() - started))

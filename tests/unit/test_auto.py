@@ -512,3 +512,25 @@ def test_ctrl_c_during_a_later_family_exits_130_when_auto_returns_an_earlier_fit
     assert families == ["meanfield", "fullrank"]
     out = capsys.readouterr().out
     assert "chose meanfield, the climb interrupted" in out and "converged after" in out
+
+
+def test_a_rung_that_raises_is_reported_with_its_error_and_the_fit_before_it_returned(
+        monkeypatch):
+    # the line said only "fullrank failed": not why, so not what to change
+    from ppl.errors import diverged
+    real = advi.fit
+
+    def failing_full_rank(compiled, options, rng, progress=None, warm=None):
+        if options.guide == "fullrank":
+            raise diverged(None, 120)
+        return real(compiled, options, rng, progress, warm)
+
+    monkeypatch.setattr(auto.advi, "fit", failing_full_rank)
+    monkeypatch.setattr(auto, "fullrank_start", lambda *args: None)
+    fit, report = _auto(Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]])))
+    assert [(t.family, t.level) for t in report.tried] == [("meanfield", "unreliable"),
+                                                           ("fullrank", "failed")]
+    assert fit.result.guide.name == "meanfield" and report.chosen == 0
+    reason = "the optimization diverged after 120 steps: the log density was not finite"
+    assert f"fullrank failed ({reason}" in report.line()
+    assert report.to_dict()["tried"][1]["error"].startswith(reason)
