@@ -149,10 +149,12 @@ class AutoReport:
         text = (f"guide auto: tried {', '.join(t.text() for t in self.tried)}; "
                 f"chose {self.tried[self.chosen].family}")
         elbos = [f"{t.family} {t.elbo[0]:.2f} ± {t.elbo[1]:.2f}" for t in self.tried if t.elbo]
+        why = "the climb interrupted" if self.interrupted else "none being usable"
         if elbos:
-            why = "the climb interrupted" if self.interrupted else "none being usable"
             text += (f", {why}, by the ELBO on k̂'s draws ({', '.join(elbos)}; "
                      f"within {ELBO_TIE:g} se or {ELBO_TIE_NATS:g} nats, the smaller k̂)")
+        elif self.interrupted:
+            text += f", {why}"
         return text
 
     def plain(self) -> dict:
@@ -206,8 +208,36 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     ------
     PplError : from the mean-field fit (a failing richer family is recorded and skipped).
     """
-    tried, assessed, warm, mean_field = [], [], None, None
-    families, stopped, checking = ladder(compiled.dim), False, False
+    tried, assessed = [], []
+    try:
+        stopped, start = _climb(compiled, options, rng, assess, progress, tried, assessed)
+        if _last_rung(tried, assessed, stopped):
+            retry(compiled, options, rng, assess, progress, start, tried, assessed)
+        ctrl_c = False
+    except KeyboardInterrupt:
+        # Ctrl-C outside a fit's steps (the probe, k̂'s draws, between rungs) ends the climb
+        # as it does inside them: the fits so far
+        if not assessed:
+            raise
+        ctrl_c = True
+    index, best = assessed[-1]
+    interrupted = ctrl_c or best.result.reason == advi.INTERRUPTED
+    if interrupted:
+        index, best = choose(assessed, tried)
+    elif not _usable(best):
+        # the climb went on past a usable fit (mean field checked by the Gaussian rung, a flow
+        # on thin weights by the last rung) and what followed cannot be used: that fit stands
+        usable = [pair for pair in assessed if _usable(pair[1])]
+        index, best = usable[-1] if usable else choose(assessed, tried)
+    return best, AutoReport(tuple(tried), index, interrupted)
+
+
+def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list):
+    """The ladder's rungs (the module docstring; the last rung aside), each appended to
+    ``tried`` and, when fitted and assessed, ``assessed`` as (its index in tried, its fit).
+    Returns (whether a fit stopped the climb, the start of the last family fitted)."""
+    warm, mean_field, stopped, checking = None, None, False, False
+    families = ladder(compiled.dim)
     for name in families:
         started = time.perf_counter()
         start = warm
@@ -258,18 +288,7 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             break
         if name != "scaled":   # the flow starts from the Gaussian, as without this rung
             warm = result
-    if _last_rung(tried, assessed, stopped):
-        retry(compiled, options, rng, assess, progress, start, tried, assessed)
-    index, best = assessed[-1]
-    interrupted = best.result.reason == advi.INTERRUPTED
-    if interrupted:
-        index, best = choose(assessed, tried)
-    elif not _usable(best):
-        # the climb went on past a usable fit (mean field checked by the Gaussian rung, a flow
-        # on thin weights by the last rung) and what followed cannot be used: that fit stands
-        usable = [pair for pair in assessed if _usable(pair[1])]
-        index, best = usable[-1] if usable else choose(assessed, tried)
-    return best, AutoReport(tuple(tried), index, interrupted)
+    return stopped, start
 
 
 def _failed(family: str, error: PplError, started: float) -> Tried:

@@ -534,3 +534,20 @@ def test_a_rung_that_raises_is_reported_with_its_error_and_the_fit_before_it_ret
     reason = "the optimization diverged after 120 steps: the log density was not finite"
     assert f"fullrank failed ({reason}" in report.line()
     assert report.to_dict()["tried"][1]["error"].startswith(reason)
+
+
+def test_ctrl_c_between_fits_ends_the_climb_with_the_fits_so_far(monkeypatch):
+    # Ctrl-C in full rank's probe (outside any fit's steps) unwound the whole fit: "ppl:
+    # interrupted", and mean field's finished fit was not printed
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(auto, "fullrank_start", interrupt)
+    fit, report = _auto(Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]])))
+    assert [t.family for t in report.tried] == ["meanfield"]
+    assert fit.result.guide.name == "meanfield" and report.interrupted
+    assert report.line().endswith("; chose meanfield, the climb interrupted")
+    # before mean field is assessed there is nothing to return: Ctrl-C goes on unwinding
+    monkeypatch.setattr(auto.advi, "fit", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _auto(Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]])))
