@@ -138,12 +138,13 @@ class Tried:
 
 @dataclass(frozen=True)
 class AutoReport:
-    """The families tried, in order, the one chosen (an index into ``tried``) and whether
-    Ctrl-C ended the climb."""
+    """The families tried, in order, the one chosen (an index into ``tried``), whether Ctrl-C
+    ended the climb and whether the chosen fit can be used (else :func:`choose` chose it)."""
 
     tried: tuple
     chosen: int
     interrupted: bool = False
+    usable: bool = True
 
     def line(self) -> str:
         text = (f"guide auto: tried {', '.join(t.text() for t in self.tried)}; "
@@ -153,8 +154,8 @@ class AutoReport:
         if elbos:
             text += (f", {why}, by the ELBO on k̂'s draws ({', '.join(elbos)}; "
                      f"within {ELBO_TIE:g} se or {ELBO_TIE_NATS:g} nats, the smaller k̂)")
-        elif self.interrupted:
-            text += f", {why}"
+        elif self.interrupted or not self.usable:
+            text += f", {why}"       # the one fit assessed: the others failed or diverged
         return text
 
     def plain(self) -> dict:
@@ -169,8 +170,9 @@ class AutoReport:
 
     def to_dict(self) -> dict:
         """Plain values for fit.json, with the line (``ppl summary`` prints it again)."""
+        chosen_by = "elbo" if any(t.elbo for t in self.tried) else "only"
         return {"line": self.line(), "chosen": self.tried[self.chosen].family,
-                "chosen_by": "elbo" if any(t.elbo for t in self.tried) else "usable",
+                "chosen_by": "usable" if self.usable else chosen_by,
                 "interrupted": self.interrupted,
                 "tried": [{"family": t.family, "level": t.level, "seconds": t.seconds,
                            "khat": float(t.khat) if np.isfinite(t.khat) else None,
@@ -222,14 +224,14 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
         ctrl_c = True
     index, best = assessed[-1]
     interrupted = ctrl_c or best.result.reason == advi.INTERRUPTED
-    if interrupted:
+    usable = [pair for pair in assessed if _usable(pair[1])]
+    if interrupted or not usable:
         index, best = choose(assessed, tried)
     elif not _usable(best):
         # the climb went on past a usable fit (mean field checked by the Gaussian rung, a flow
         # on thin weights by the last rung) and what followed cannot be used: that fit stands
-        usable = [pair for pair in assessed if _usable(pair[1])]
-        index, best = usable[-1] if usable else choose(assessed, tried)
-    return best, AutoReport(tuple(tried), index, interrupted)
+        index, best = usable[-1]
+    return best, AutoReport(tuple(tried), index, interrupted, not interrupted and bool(usable))
 
 
 def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list):

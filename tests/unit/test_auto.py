@@ -534,6 +534,9 @@ def test_a_rung_that_raises_is_reported_with_its_error_and_the_fit_before_it_ret
     reason = "the optimization diverged after 120 steps: the log density was not finite"
     assert f"fullrank failed ({reason}" in report.line()
     assert report.to_dict()["tried"][1]["error"].startswith(reason)
+    # mean field, unreliable, is returned as the one fit left, not as a usable one
+    assert report.line().endswith("; chose meanfield, none being usable")
+    assert report.to_dict()["chosen_by"] == "only"
 
 
 def test_ctrl_c_between_fits_ends_the_climb_with_the_fits_so_far(monkeypatch):
@@ -547,6 +550,7 @@ def test_ctrl_c_between_fits_ends_the_climb_with_the_fits_so_far(monkeypatch):
     assert [t.family for t in report.tried] == ["meanfield"]
     assert fit.result.guide.name == "meanfield" and report.interrupted
     assert report.line().endswith("; chose meanfield, the climb interrupted")
+    assert report.to_dict()["chosen_by"] == "only"
     # before mean field is assessed there is nothing to return: Ctrl-C goes on unwinding
     monkeypatch.setattr(auto.advi, "fit", interrupt)
     with pytest.raises(KeyboardInterrupt):
