@@ -213,20 +213,28 @@ def _assess(concrete, compiled, options, info):
 def _fit_starts(concrete, compiled, options, info, progress) -> Fit:
     """``options.starts`` independent fits (infer/starts.py); the best, with their comparison.
 
-    With guide 'auto' every start climbs the families on its own."""
+    With guide 'auto' every start climbs the families on its own; the reported start's
+    climb is the fit's ``auto``."""
     K, workers = options.starts, starts.workers_for(options.starts)
     shown = progress if workers == 1 else None   # one bar cannot follow parallel starts
     fit_fn = None
     if options.guide == auto.AUTO:
         def fit_fn(model, rng, progress):
             assess = _assess(concrete, model, options, info)
-            return auto.fit_auto(model, options, rng, assess, progress)[0].result
-    results = starts.run_starts(
+            fit, report = auto.fit_auto(model, options, rng, assess, progress)
+            return fit.result, report
+    outcomes = starts.run_starts(
         lambda k: starts.fit_start(compiled, options, k, shown, fit_fn), K, workers)
-    fits = [Fit(concrete, compiled, result, options, info) for result in results]
+    fits = []
+    for outcome in outcomes:
+        result, climb = outcome if fit_fn is not None else (outcome, None)
+        fits.append(Fit(concrete, compiled, result, options, info, auto=climb))
+    # a start's time is its whole climb under auto, not its last family's
+    seconds = [sum(t.seconds for t in f.auto.tried) if f.auto else f.result.seconds
+               for f in fits]
     report = starts.compare([f.summary().to_dict() for f in fits],
-                            [r.final_elbo for r in results], [f.khat for f in fits],
-                            [r.seconds for r in results], workers)
+                            [f.result.final_elbo for f in fits], [f.khat for f in fits],
+                            seconds, workers)
     best = fits[report.best]
     best.starts = report
     return best

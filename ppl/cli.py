@@ -257,8 +257,10 @@ def _cmd_fit(args) -> int:
         save_fit(fit, folder)
         print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json, model.ppl")
     # Ctrl-C stopped the fit: its approximation is printed (and saved) above, and the status
-    # says it was interrupted, as a shell expects after SIGINT.
-    return 130 if fit.result.reason == INTERRUPTED else 0
+    # says it was interrupted, as a shell expects after SIGINT; also when it ended auto's
+    # climb and auto chose an earlier family's fit, which had converged
+    interrupted = fit.auto is not None and fit.auto.interrupted
+    return 130 if fit.result.reason == INTERRUPTED or interrupted else 0
 
 
 def _out_folder(args) -> Path | None:
@@ -344,8 +346,16 @@ def _cmd_summary(args) -> int:
     state = "converged" if info["converged"] else "did NOT converge"
     rule = info["reason"].removeprefix("converged: ")
     khat = info["khat"]
+    shown = "" if khat is None else f"; k̂ {khat:.2f}"
+    psis = info.get("psis")      # k̂ inf or -inf: null in 'khat', named in psis.khat
+    if khat is None and isinstance(psis, dict) and psis.get("khat") in ("inf", "-inf"):
+        shown = f"; k̂ {psis['khat']}"
     print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); "
-          f"final ELBO {info['final_elbo']:.6g}" + ("" if khat is None else f"; k̂ {khat:.2f}"))
+          f"final ELBO {info['final_elbo']:.6g}{shown}")
+    for report in ("auto", "starts"):   # the lines `ppl fit` printed here (fits saved since)
+        entry = info.get(report)
+        if isinstance(entry, dict) and isinstance(entry.get("line"), str):
+            print(entry["line"])
     print(info["verdict"]["line"])
     return 0
 

@@ -37,7 +37,8 @@ from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noq
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
 # a model with no latent (nor param): no steps, and its ELBO is exactly log p(data)
-NO_LATENTS = "converged: no latent variables to fit; the ELBO is log p(data)"
+# no continuous latent: discrete ones are summed out, so the log joint is log p(data) itself
+NO_LATENTS = "converged: no continuous latent variables to fit; the ELBO is log p(data)"
 MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
 NOT_AT_OPTIMUM = "the ELBO stopped changing away from its optimum"
@@ -304,7 +305,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     D, S, W = compiled.dim, options.mc_samples, options.window
     if D == 0:
         value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
-        return AdviResult(guide, theta[:0], (), np.zeros(0), True, NO_LATENTS, 0,
+        return AdviResult(guide, theta, (), np.zeros(0), True, NO_LATENTS, 0,
                           time.perf_counter() - start_time, 0.0, value)
     _check_start(compiled, guide, theta, rng, _widened(compiled, options))
     objective = make_objective(compiled.log_joint, guide, options.stl,

@@ -17,7 +17,8 @@ when it can be used, else mean field, and the climb ends there. When
 full rank was skipped and the flow cannot be used, or can on weights of such an ESS, a
 last rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which
 replaces the flow when its ELBO is higher; the climb stops there. Returns the fit that stopped
-the climb or, when none could be used, the one with the highest ELBO (:func:`choose`). The
+the climb (a usable mean field or flow whose check or last rung cannot be used stands) or,
+when none could be used, the one with the highest ELBO (:func:`choose`). The
 families live in ppl/guides/, the fitting in advi.py (scaled's in fixed_draws.py), k̂ and the
 verdict in psis.py and verdict.py.
 """
@@ -124,9 +125,12 @@ class Tried:
     seconds: float
     ess: float = float("nan")   # skipped: its start's ESS as a fraction of the draws
     elbo: tuple = ()            # (estimate, standard error) when auto chose on it (choose)
+    error: str = ""             # failed: what it raised, located (:func:`_failed`)
 
     def text(self) -> str:
         what = self.level if self.level in (FAILED, DIVERGED) else f"k̂ {self.khat:.2f}"
+        if self.error:
+            what = f"{FAILED} ({self.error})"
         if self.level == SKIPPED:
             what = f"skipped (its start: k̂ {self.khat:.2f}, ESS {self.ess:.0%} of draws)"
         return f"{self.family} {what} ({self.seconds:.2f} s)"
@@ -134,30 +138,46 @@ class Tried:
 
 @dataclass(frozen=True)
 class AutoReport:
-    """The families tried, in order, the one chosen (an index into ``tried``) and whether
-    Ctrl-C ended the climb."""
+    """The families tried, in order, the one chosen (an index into ``tried``), whether Ctrl-C
+    ended the climb and whether the chosen fit can be used (else :func:`choose` chose it)."""
 
     tried: tuple
     chosen: int
     interrupted: bool = False
+    usable: bool = True
 
     def line(self) -> str:
         text = (f"guide auto: tried {', '.join(t.text() for t in self.tried)}; "
                 f"chose {self.tried[self.chosen].family}")
         elbos = [f"{t.family} {t.elbo[0]:.2f} ± {t.elbo[1]:.2f}" for t in self.tried if t.elbo]
+        why = "the climb interrupted" if self.interrupted else "none being usable"
         if elbos:
-            why = "the climb interrupted" if self.interrupted else "none being usable"
             text += (f", {why}, by the ELBO on k̂'s draws ({', '.join(elbos)}; "
                      f"within {ELBO_TIE:g} se or {ELBO_TIE_NATS:g} nats, the smaller k̂)")
+        elif self.interrupted or not self.usable:
+            text += f", {why}"       # the one fit assessed: the others failed or diverged
         return text
 
+    def plain(self) -> dict:
+        """Every field as plain values, inf and nan kept (:meth:`from_plain`): the report
+        crosses the multi-start check's pipe (starts.run_starts) as JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_plain(cls, fields: dict) -> "AutoReport":
+        tried = tuple(Tried(**{**t, "elbo": tuple(t["elbo"])}) for t in fields["tried"])
+        return cls(tried, fields["chosen"], fields["interrupted"])
+
     def to_dict(self) -> dict:
-        return {"chosen": self.tried[self.chosen].family,
-                "chosen_by": "elbo" if any(t.elbo for t in self.tried) else "usable",
+        """Plain values for fit.json, with the line (``ppl summary`` prints it again)."""
+        chosen_by = "elbo" if any(t.elbo for t in self.tried) else "only"
+        return {"line": self.line(), "chosen": self.tried[self.chosen].family,
+                "chosen_by": "usable" if self.usable else chosen_by,
                 "interrupted": self.interrupted,
                 "tried": [{"family": t.family, "level": t.level, "seconds": t.seconds,
                            "khat": float(t.khat) if np.isfinite(t.khat) else None,
                            **({"start_ess": t.ess} if t.level == SKIPPED else {}),
+                           **({"error": t.error} if t.error else {}),
                            **({"elbo": _number(t.elbo[0]), "elbo_se": _number(t.elbo[1])}
                               if t.elbo else {})}
                           for t in self.tried]}
@@ -190,8 +210,36 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     ------
     PplError : from the mean-field fit (a failing richer family is recorded and skipped).
     """
-    tried, assessed, warm, mean_field = [], [], None, None
-    families, stopped, checking = ladder(compiled.dim), False, False
+    tried, assessed = [], []
+    try:
+        stopped, start = _climb(compiled, options, rng, assess, progress, tried, assessed)
+        if _last_rung(tried, assessed, stopped):
+            retry(compiled, options, rng, assess, progress, start, tried, assessed)
+        ctrl_c = False
+    except KeyboardInterrupt:
+        # Ctrl-C outside a fit's steps (the probe, k̂'s draws, between rungs) ends the climb
+        # as it does inside them: the fits so far
+        if not assessed:
+            raise
+        ctrl_c = True
+    index, best = assessed[-1]
+    interrupted = ctrl_c or best.result.reason == advi.INTERRUPTED
+    usable = [pair for pair in assessed if _usable(pair[1])]
+    if interrupted or not usable:
+        index, best = choose(assessed, tried)
+    elif not _usable(best):
+        # the climb went on past a usable fit (mean field checked by the Gaussian rung, a flow
+        # on thin weights by the last rung) and what followed cannot be used: that fit stands
+        index, best = usable[-1]
+    return best, AutoReport(tuple(tried), index, interrupted, not interrupted and bool(usable))
+
+
+def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list):
+    """The ladder's rungs (the module docstring; the last rung aside), each appended to
+    ``tried`` and, when fitted and assessed, ``assessed`` as (its index in tried, its fit).
+    Returns (whether a fit stopped the climb, the start of the last family fitted)."""
+    warm, mean_field, stopped, checking = None, None, False, False
+    families = ladder(compiled.dim)
     for name in families:
         started = time.perf_counter()
         start = warm
@@ -213,10 +261,10 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             # scaled starts from mean field: its layer orders the model's own coordinates
             result = advi.fit(compiled, dataclasses.replace(options, guide=name), rng,
                               progress, mean_field if name == "scaled" else warm)
-        except PplError:
+        except PplError as error:
             if warm is None:
                 raise          # mean field failed: there is no fit to report
-            tried.append(Tried(name, np.inf, FAILED, time.perf_counter() - started))
+            tried.append(_failed(name, error, started))
             break
         if warm is not None and result.reason == advi.FELL:
             tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
@@ -242,15 +290,15 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
             break
         if name != "scaled":   # the flow starts from the Gaussian, as without this rung
             warm = result
-    if _last_rung(tried, assessed, stopped):
-        retry(compiled, options, rng, assess, progress, start, tried, assessed)
-    index, best = assessed[-1]
-    interrupted = best.result.reason == advi.INTERRUPTED
-    if checking and not _usable(best) and not interrupted:
-        index, best = assessed[0]       # mean field, usable: its check could not be used
-    elif not _usable(best) or interrupted:
-        index, best = choose(assessed, tried)
-    return best, AutoReport(tuple(tried), index, interrupted)
+    return stopped, start
+
+
+def _failed(family: str, error: PplError, started: float) -> Tried:
+    """The record of a rung that raised ``error``: its message, with the statement's location
+    when it names one (the source excerpt and hint are left to an error of the whole fit)."""
+    where = f"{error.span.location}: " if error.span is not None else ""
+    return Tried(family, np.inf, FAILED, time.perf_counter() - started,
+                 error=where + error.message)
 
 
 def _announce(progress, family: str) -> None:
@@ -337,8 +385,8 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
         result = advi.fit(compiled, dataclasses.replace(
             options, guide=spec, window=options.window * RETRY_WINDOW, lr=lr), rng, progress,
             start)
-    except PplError:
-        tried.append(Tried(spec, np.inf, FAILED, time.perf_counter() - started))
+    except PplError as error:
+        tried.append(_failed(spec, error, started))
         return
     if result.reason == advi.FELL:
         tried.append(Tried(spec, np.inf, DIVERGED, time.perf_counter() - started))

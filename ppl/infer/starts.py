@@ -67,8 +67,8 @@ class StartsReport:
                 f"start {self.best} reported")
 
     def to_dict(self) -> dict:
-        """Plain values for fit.json."""
-        return {"elbos": list(self.elbos), "khats": [_json_float(k) for k in self.khats],
+        """Plain values for fit.json, with the line (``ppl summary`` prints it again)."""
+        return {"line": self.line(), "elbos": list(self.elbos), "khats": [_json_float(k) for k in self.khats],
                 "seconds": list(self.seconds), "spread": dict(self.spread),
                 "disagree": list(self.disagree), "best": self.best, "workers": self.workers}
 
@@ -78,11 +78,12 @@ def _json_float(value: float):
 
 
 def fit_start(compiled, options, k: int, progress=None,
-              fit_fn: Callable | None = None) -> advi.AdviResult:
+              fit_fn: Callable | None = None) -> advi.AdviResult | tuple:
     """Start ``k``'s fit: seed options.seed (k = 0) or the stream [seed, k], and a starting
     point drawn from that stream (k >= 1). Depends on nothing but (model, options, k).
-    ``fit_fn(compiled, rng, progress) -> AdviResult`` fits (default: advi.fit with options;
-    ``--guide auto`` passes its climb).
+    ``fit_fn(compiled, rng, progress)`` fits and returns an AdviResult (default: advi.fit
+    with options) or, for ``--guide auto``'s climb, (AdviResult, auto.AutoReport); fit_start
+    returns the same, the result in the model's coordinates.
 
     The guide's mean starts at 0 in advi.fit; a start elsewhere is the same fit of the log
     joint shifted by the starting point, whose guide is shifted back afterwards (push_affine).
@@ -94,9 +95,11 @@ def fit_start(compiled, options, k: int, progress=None,
         return fit_fn(compiled, np.random.default_rng(options.seed), progress)
     rng = np.random.default_rng([options.seed, k])
     shift = rng.uniform(-INIT_RADIUS, INIT_RADIUS, compiled.dim)
-    result = fit_fn(_Shifted(compiled, shift), rng, progress)
+    outcome = fit_fn(_Shifted(compiled, shift), rng, progress)
+    result, climb = outcome if isinstance(outcome, tuple) else (outcome, None)
     theta = result.guide.push_affine(result.theta, shift, np.ones(compiled.dim))
-    return dataclasses.replace(result, theta=theta)
+    result = dataclasses.replace(result, theta=theta)
+    return result if climb is None else (result, climb)
 
 
 class _Shifted:
@@ -124,14 +127,14 @@ def workers_for(K: int) -> int:
     return max(1, min(K, cores or 1))
 
 
-def run_starts(fit_one: Callable[[int], advi.AdviResult], K: int,
-               workers: int) -> list[advi.AdviResult]:
+def run_starts(fit_one: Callable[[int], advi.AdviResult | tuple], K: int,
+               workers: int) -> list:
     """Run ``fit_one(k)`` for k = 0 .. K-1, in ``workers`` forked processes at a time.
 
     Each start depends only on k (fit_start), so the results are the same however many
-    processes run them. A child sends its AdviResult back as JSON through a pipe (floats
-    round-trip exactly through repr); no pickle. A start that raises PplError is re-raised
-    here naming the start.
+    processes run them. A child sends what fit_one returned (an AdviResult, or one with its
+    auto.AutoReport) back as JSON through a pipe (floats round-trip exactly through repr); no
+    pickle. A start that raises PplError is re-raised here naming the start.
     """
     if workers <= 1:
         return [_call(fit_one, k) for k in range(K)]
@@ -227,7 +230,7 @@ def _fork(fit_one, k: int):
     from ..errors import PplError
     try:
         try:
-            payload = {"result": _to_json(fit_one(k))}
+            payload = _to_payload(fit_one(k))
         except PplError as error:
             payload = {"error": str(error)}
         with os.fdopen(write, "w", encoding="utf-8") as stream:
@@ -240,7 +243,7 @@ def _fork(fit_one, k: int):
         os._exit(status)
 
 
-def _collect(pid: int, fd: int, k: int) -> advi.AdviResult:
+def _collect(pid: int, fd: int, k: int) -> advi.AdviResult | tuple:
     with os.fdopen(fd, "r", encoding="utf-8") as stream:
         text = stream.read()
     _, status = os.waitpid(pid, 0)
@@ -249,7 +252,11 @@ def _collect(pid: int, fd: int, k: int) -> advi.AdviResult:
     payload = json.loads(text)
     if "error" in payload:
         raise start_failed(k, payload["error"])
-    return _from_json(payload["result"])
+    result = _from_json(payload["result"])
+    if "auto" not in payload:
+        return result
+    from .auto import AutoReport
+    return result, AutoReport.from_plain(payload["auto"])
 
 
 def _kill(pid: int) -> None:
@@ -259,6 +266,14 @@ def _kill(pid: int) -> None:
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
+
+
+def _to_payload(outcome) -> dict:
+    """A start's AdviResult (and its auto.AutoReport, when fit_one returned the pair) as
+    plain values for the pipe."""
+    if isinstance(outcome, tuple):
+        return {"result": _to_json(outcome[0]), "auto": outcome[1].plain()}
+    return {"result": _to_json(outcome)}
 
 
 def _to_json(result: advi.AdviResult) -> dict:

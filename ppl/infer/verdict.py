@@ -122,8 +122,14 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         text = ("a few draws carry all the importance weight, or their log weights are too "
                 "large to tell apart: this family cannot represent the posterior"
                 ) + _hint(guide, available, True, method)
-    elif np.isposinf(khat) and n_nonfinite < draws:
+    elif np.isposinf(khat) and n_nonfinite < draws and not n_nonfinite:
         level, text = UNRELIABLE, f"k̂ could not be estimated from {draws} draws; raise --draws"
+    elif np.isposinf(khat) and n_nonfinite < draws:
+        # more draws keep the same share of non-finite ones: the guide is where the model's
+        # density cannot be evaluated
+        level = UNRELIABLE
+        text = ("the log density is not finite at most of the guide's draws, too few are left "
+                "to estimate k̂") + _hint(guide, available, True, method)
     elif np.isposinf(khat):
         level, text = UNRELIABLE, "the log density is not finite at the guide's draws"
     elif matches_bulk(khat, threshold, weights_ess, n_nonfinite):

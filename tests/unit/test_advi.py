@@ -126,7 +126,7 @@ def test_a_model_without_latents_says_there_was_nothing_to_fit(guide):
     assert fit.result.converged and fit.result.reason == advi.NO_LATENTS
     assert fit.result.steps == 0
     np.testing.assert_allclose(fit.result.final_elbo, stats.norm.logpdf(y).sum(), rtol=1e-12)
-    assert "(no latent variables to fit" in fit.convergence_line()
+    assert "(no continuous latent variables to fit" in fit.convergence_line()
 
 
 def test_keyboard_interrupt_while_the_optimum_is_checked_keeps_the_fit(rng, monkeypatch):

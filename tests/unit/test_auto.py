@@ -263,6 +263,34 @@ def test_a_flow_with_a_high_ess_ends_the_climb_and_a_reliable_one_with_a_low_ess
     assert report.tried[-1].family == "flow" and len(calls) == 1
 
 
+def test_a_usable_flow_stands_when_its_last_rung_cannot_be_used(monkeypatch):
+    # a reliable flow on thin weights goes on to the last rung; when that rung is unreliable
+    # and below the flow's ELBO (so kept beside it), the flow is returned as usable: the line
+    # said "none being usable" and chose by the ELBO, which may fall on an unusable fit
+    def retry(compiled, options, rng, assess, progress, start, tried, assessed):
+        flow = assessed[-1][1]
+        worse = dataclasses.replace(flow.result, final_elbo=flow.result.final_elbo - 1.0)
+        tried.append(Tried("flow:4", 0.9, "unreliable", 0.1))
+        assessed.append((len(tried) - 1, _Stuck(None, Banana(), worse, OPTIONS, {})))
+
+    monkeypatch.setattr(auto, "retry", retry)
+    monkeypatch.setattr(auto, "RETRY_ESS", 1.0)   # every ESS is below it: the last rung runs
+    monkeypatch.setattr(_Care, "LEVEL", {"meanfield": "unreliable", "scaled": "unreliable",
+                                         "flow": "reliable"})
+    fit, report = fit_auto(Banana(), OPTIONS, np.random.default_rng(0),
+                           lambda result: _Care(None, Banana(), result, OPTIONS, {}))
+    assert [t.family for t in report.tried][-2:] == ["flow", "flow:4"]
+    assert report.tried[report.chosen].family == "flow" and fit.verdict().level == "reliable"
+    assert report.to_dict()["chosen_by"] == "usable" and "none being usable" not in report.line()
+
+
+class _Stuck(_Judged):
+    """A _Judged fit that is always unreliable."""
+
+    def verdict(self):
+        return dataclasses.replace(Fit.verdict(self), level="unreliable")
+
+
 def _refined(retry_ess, monkeypatch):
     """Auto on the banana with scaled judged usable with care (corrected): the families tried
     and the rounds advi.refine was asked for."""
@@ -462,3 +490,70 @@ def test_choose_counts_elbos_within_the_tie_as_equal_and_takes_the_smaller_khat(
     recorded = list(tried)
     assert auto.choose(assessed, recorded)[0] == 1 and recorded[0].elbo[0] == -np.inf
     assert AutoReport(tuple(recorded), 1).to_dict()["tried"][0]["elbo"] is None
+
+
+def test_ctrl_c_during_a_later_family_exits_130_when_auto_returns_an_earlier_fit(
+        monkeypatch, tmp_path, capsys):
+    # Ctrl-C during full rank; the ELBO chose mean field, which had converged: the exit status
+    # was 0, as if the run had not been interrupted
+    from ppl.cli import main
+    real, families = advi.fit, []
+
+    def interrupted_full_rank(compiled, options, rng, progress=None, warm=None):
+        result = real(compiled, options, rng, progress, warm)
+        families.append(options.guide)
+        if options.guide != "fullrank":
+            return result
+        # stopped next to its start, far from the posterior: a lower ELBO than mean field's
+        return dataclasses.replace(result, theta=result.guide.init(2, 0.01),
+                                   reason=advi.INTERRUPTED, converged=False)
+
+    monkeypatch.setattr(auto.advi, "fit", interrupted_full_rank)
+    (tmp_path / "m.ppl").write_text("sample x ~ Normal(0, 1)\nsample y ~ Normal(3 * x, 0.3)\n")
+    assert main(["fit", str(tmp_path / "m.ppl"), "--quiet", "--window", "50"]) == 130
+    assert families == ["meanfield", "fullrank"]
+    out = capsys.readouterr().out
+    assert "chose meanfield, the climb interrupted" in out and "converged after" in out
+
+
+def test_a_rung_that_raises_is_reported_with_its_error_and_the_fit_before_it_returned(
+        monkeypatch):
+    # the line said only "fullrank failed": not why, so not what to change
+    from ppl.errors import diverged
+    real = advi.fit
+
+    def failing_full_rank(compiled, options, rng, progress=None, warm=None):
+        if options.guide == "fullrank":
+            raise diverged(None, 120)
+        return real(compiled, options, rng, progress, warm)
+
+    monkeypatch.setattr(auto.advi, "fit", failing_full_rank)
+    monkeypatch.setattr(auto, "fullrank_start", lambda *args: None)
+    fit, report = _auto(Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]])))
+    assert [(t.family, t.level) for t in report.tried] == [("meanfield", "unreliable"),
+                                                           ("fullrank", "failed")]
+    assert fit.result.guide.name == "meanfield" and report.chosen == 0
+    reason = "the optimization diverged after 120 steps: the log density was not finite"
+    assert f"fullrank failed ({reason}" in report.line()
+    assert report.to_dict()["tried"][1]["error"].startswith(reason)
+    # mean field, unreliable, is returned as the one fit left, not as a usable one
+    assert report.line().endswith("; chose meanfield, none being usable")
+    assert report.to_dict()["chosen_by"] == "only"
+
+
+def test_ctrl_c_between_fits_ends_the_climb_with_the_fits_so_far(monkeypatch):
+    # Ctrl-C in full rank's probe (outside any fit's steps) unwound the whole fit: "ppl:
+    # interrupted", and mean field's finished fit was not printed
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(auto, "fullrank_start", interrupt)
+    fit, report = _auto(Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]])))
+    assert [t.family for t in report.tried] == ["meanfield"]
+    assert fit.result.guide.name == "meanfield" and report.interrupted
+    assert report.line().endswith("; chose meanfield, the climb interrupted")
+    assert report.to_dict()["chosen_by"] == "only"
+    # before mean field is assessed there is nothing to return: Ctrl-C goes on unwinding
+    monkeypatch.setattr(auto.advi, "fit", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _auto(Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]])))

@@ -310,3 +310,17 @@ def test_the_summary_enumerates_a_chunk_of_draws_at_a_time():
     fit.compiled.probabilities = lambda z: calls.append(len(z)) or probabilities(z)
     fit.summary()
     assert max(calls) == 500
+
+
+@pytest.mark.parametrize("guide", ["auto", "flow", "scaled", "lowrank", "fullrank"])
+def test_every_family_fits_a_model_whose_latents_are_all_discrete(guide):
+    # nothing continuous to fit (D = 0): the flow's fit kept no layer parameters and its draws
+    # raised ("operands could not be broadcast"), an internal error
+    import ppl
+    model = ppl.compile("data y: real[3]\nsample s: int ~ DiscreteUniform(0, 3)\n"
+                        "observe y ~ Normal(s, 1)\n")
+    fit = model.fit({"y": Y.tolist()}, guide=guide)
+    # p(s | y) is proportional to exp(-0.5 sum (y - s)^2) over s = 0..3, exactly
+    log_p = np.array([-0.5 * np.sum((Y - s) ** 2) for s in range(4)])
+    np.testing.assert_allclose(fit.probabilities()["s"], np.exp(log_p - logsumexp(log_p)))
+    assert fit.verdict().level == "reliable"

@@ -223,3 +223,27 @@ def test_an_empty_out_is_an_option_error(tmp_path, capsys):
     (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
     assert main(["fit", str(tmp_path / "m.ppl"), "--out", "", "--quiet"]) == 2
     assert "option --out: must name a folder; found ''" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model, options", [
+    # auto's climb from two starts: the lines 'guide auto: tried ...' and 'starts: ...'
+    ("sample x ~ Normal(0, 1)\nsample y ~ Normal(3 * x, 0.3)\n", ["--starts", "2"]),
+    # a point-only fit: k̂ -inf, null in fit.json's 'khat'
+    ("data y: real[3]\nparam mu: real\nobserve y ~ Normal(mu, 1)\n", [])])
+def test_summary_of_a_saved_fit_prints_what_the_fit_printed(tmp_path, capsys, model, options):
+    # `ppl summary DIR` left out auto's and the starts' lines, and k̂ when infinite
+    import re
+
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(model)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    out = tmp_path / "fit"
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--quiet", "--window",
+                 "50", *options]) == 0
+    fitted = capsys.readouterr().out.splitlines()[:-1]     # but the line naming the files
+    assert main(["summary", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+
+    def timeless(lines):    # seconds aside: the fit's wall time is not the saved fit's
+        return [re.sub(r"\d+\.\d\d s\b", "_ s", line) for line in lines]
+    assert timeless(shown) == timeless(fitted)

@@ -13,6 +13,7 @@ import pytest
 
 from ppl.errors import PplError, diverged
 from ppl.infer import advi, starts
+from ppl.infer.auto import AutoReport, Tried
 from ppl.options import FitOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,25 @@ def test_parallel_starts_equal_serial_starts():
         np.testing.assert_array_equal(a.log_sigma, b.log_sigma)
         np.testing.assert_array_equal(a.elbo, b.elbo)
         assert (a.steps, a.converged, a.names) == (b.steps, b.converged, b.names)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_starts_auto_climb_comes_back_with_its_result(workers):
+    # --guide auto: which families a start tried must reach the user (its line, fit.json's
+    # auto, the verdict's hint), also from a forked start; k̂ inf and an ELBO survive the pipe
+    climb = AutoReport((Tried("meanfield", 0.93, "unreliable", 0.5, elbo=(-3.5, 0.01)),
+                        Tried("fullrank", 1.2, "skipped", 0.1, ess=0.04),
+                        Tried("flow", np.inf, "failed", 0.25)), 0)
+
+    def fit_fn(model, rng, progress):
+        return advi.fit(model, OPTIONS, rng, progress), climb
+
+    outcomes = starts.run_starts(
+        lambda k: starts.fit_start(Gaussian([1.0]), OPTIONS, k, None, fit_fn), 2, workers)
+    for _, report in outcomes:
+        assert (report.line(), report.to_dict()) == (climb.line(), climb.to_dict())
+    # start 1's result is shifted back to the model's coordinates (4 posterior sds, as above)
+    np.testing.assert_allclose(outcomes[1][0].mu, [1.0], atol=0.4)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -140,3 +160,21 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_auto_with_starts_reports_the_reported_starts_climb(tmp_path):
+    # `--starts K --guide auto` dropped the climb: no "guide auto: tried ..." line, no
+    # fit.json 'auto', and a verdict's hint that could name a family auto had tried
+    import json
+
+    import ppl
+    from ppl.savedfit import save_fit
+    model = ppl.compile("sample x ~ Normal(0, 1)\nsample y ~ Normal(3 * x, 0.3)\n")
+    fit = model.fit(None, starts=2, window=50)
+    assert fit.auto is not None
+    assert fit.auto.tried[fit.auto.chosen].family == fit.result.guide.name
+    # the start's time is its whole climb, not its last family's
+    assert fit.starts.seconds[fit.starts.best] == sum(t.seconds for t in fit.auto.tried)
+    save_fit(fit, tmp_path)
+    saved = json.loads((tmp_path / "fit.json").read_text())
+    assert saved["auto"] == fit.auto.to_dict()

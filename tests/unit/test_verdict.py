@@ -73,8 +73,18 @@ def test_an_infinite_khat_from_enough_draws_says_a_few_draws_carry_the_weight():
     assert verdict.level == UNRELIABLE
     assert "a few draws carry all the importance weight" in verdict.line
     assert "--draws" not in verdict.line and verdict.line.endswith("try --guide flow")
-    # too few finite draws to fit any tail: that is what more draws fix
+    # too few draws to fit any tail: that is what more draws fix
     assert "raise --draws" in judge(np.inf, khat_threshold(20), 20).line
+
+
+def test_too_few_finite_draws_for_khat_are_not_fixed_by_more_draws():
+    # 3990 of 4000 log weights non-finite: "raise --draws" would keep the same share of them
+    verdict = judge(np.inf, khat_threshold(10), 4000, n_nonfinite=3990, guide="meanfield",
+                    available=("meanfield", "fullrank", "flow"))
+    assert verdict.level == UNRELIABLE and "--draws" not in verdict.line
+    assert verdict.line.startswith("unreliable (k̂ inf): the log density is not finite at most "
+                                   "of the guide's draws, too few are left to estimate k̂; try "
+                                   "--guide flow; 3990 of 4000 draws had a non-finite")
 
 
 def test_not_converged_is_never_reliable():
