@@ -10,9 +10,12 @@ defers it (output.py).
 """
 from __future__ import annotations
 
-import importlib
 import os
-import signal
+
+# The C module, loaded before any Python code runs: `import signal` first builds its enums, and
+# a Ctrl-C in those milliseconds, before the handler below, printed a traceback through
+# ppl/startup.py (1 run in 120 of the start-up test on a loaded machine)
+import _signal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,14 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     SIGINT ends the command quietly while ppl's modules import; after that, Python's own
     handler is back and the command's KeyboardInterrupt handling (cli.py, the fit loop) acts.
     """
-    previous = signal.signal(signal.SIGINT, _interrupted)
+    previous = _signal.signal(_signal.SIGINT, _interrupted)
+    import importlib
     from .cli import main as run
     # The commands' slow imports (numpy, autograd, lark), here rather than inside the command:
     # a KeyboardInterrupt inside a C extension's initialization surfaces as an ImportError.
     for module in ("api", "savedfit"):
         importlib.import_module(f"{__package__}.{module}")
     try:
-        signal.signal(signal.SIGINT, previous)
+        _signal.signal(_signal.SIGINT, previous)
         return run(argv)
     except KeyboardInterrupt:      # in the few instructions before run's own handler
         os.write(2, b"ppl: interrupted\n")

@@ -82,11 +82,18 @@ def _started(sig: int, delay: float) -> subprocess.CompletedProcess:
 _CPYTHON_START_UP = ("Fatal Python error: init_", "Could not import runpy module")
 
 
+def _in_runpy(stderr: str) -> bool:
+    """A KeyboardInterrupt raised while runpy looks for ``ppl`` to run (``-m``), every frame
+    CPython's own: before any line of ppl (1 run in 120 at 0.05 s on a loaded machine)."""
+    return (stderr.startswith('Traceback (most recent call last):\n  File "<frozen runpy>"')
+            and stderr.endswith("KeyboardInterrupt\n"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.01, 0.05, 0.1, 0.2, 0.5, 1.0])
 def test_ctrl_c_at_any_moment_of_start_up_prints_no_traceback(delay):
     result = _started(signal.SIGINT, delay)
-    if result.stderr.startswith(_CPYTHON_START_UP):
+    if result.stderr.startswith(_CPYTHON_START_UP) or _in_runpy(result.stderr):
         assert "/ppl/" not in result.stderr   # no frame of ppl's own code
         return
     assert "Traceback" not in result.stderr, result.stderr
