@@ -107,6 +107,10 @@ class _Shifted:
 
     def __init__(self, compiled, shift: np.ndarray):
         self.compiled, self.shift, self.dim = compiled, shift, compiled.dim
+        # the model behind it sizes the fit's chunks and allows the early stop, as for start
+        # 0: without it, starts 1..K ran without the early stop, with central-difference
+        # Hessians and k̂'s draws in one call over the whole data
+        self.model = getattr(compiled, "model", None)
 
     def log_joint(self, zeta):
         return self.compiled.log_joint(zeta + self.shift)
