@@ -5,12 +5,14 @@ draws and ArviZ export are computed from them. Nothing here changes the fitted g
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import memory
+from .errors import no_log_likelihood_group
 from .options import check_count, check_seconds
 from .infer.early import log_weights
 from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
@@ -548,9 +550,10 @@ class Fit:
     def to_arviz(self, predictive: bool = True):
         """An ArviZ InferenceData of the fit, one chain of ``draws`` draws.
 
-        Groups: ``posterior`` (reported latents and lets), ``log_likelihood`` (the log density
-        of every observed element at each posterior draw, for ``az.loo``/``az.waic``/
-        ``az.compare``), ``observed_data`` and, unless ``predictive=False``,
+        Groups: ``posterior`` (reported latents and lets; a param's value in every draw),
+        ``log_likelihood`` (the log density of every observed element at each posterior draw,
+        for ``az.loo``/``az.waic``/``az.compare``; left out, with a warning, for a model with
+        discrete latents), ``observed_data`` and, unless ``predictive=False``,
         ``posterior_predictive`` (for ``az.plot_ppc``). Observed variables are named by their
         expression's text (``y``, ``y[1:]``) in all three. Needs ``pip install 'ppl[arviz]'``.
         """
@@ -564,10 +567,12 @@ class Fit:
             "posterior": {name: values[None] for name, values in self.draws().items()},
             "observed_data": self.compiled.observed(),
         }
-        if not self.values():   # with discrete latents the observations are summed out
+        if not self.values():
             pointwise = by_draws(self.compiled.pointwise_log_likelihood, zeta,
                                  large_draws(self.compiled, len(zeta)))
             groups["log_likelihood"] = {name: values[None] for name, values in pointwise.items()}
+        else:   # with discrete latents summed out, no term belongs to one observed element
+            warnings.warn(no_log_likelihood_group(sorted(self.values())), stacklevel=2)
         if predictive:
             groups["posterior_predictive"] = {
                 name: values[None] for name, values in self.predictive().items()}
