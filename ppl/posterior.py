@@ -552,8 +552,10 @@ class Fit:
 
         Groups: ``posterior`` (reported latents and lets; a param's value in every draw),
         ``log_likelihood`` (the log density of every observed element at each posterior draw,
-        for ``az.loo``/``az.waic``/``az.compare``; left out, with a warning, for a model with
-        discrete latents), ``observed_data`` and, unless ``predictive=False``,
+        for ``az.loo``/``az.waic``/``az.compare``; ``factor`` terms, such as a censored
+        likelihood, belong to no observed element and are not in it, as PyMC's Potential;
+        left out, with a warning, for a model with discrete latents), ``observed_data`` and,
+        unless ``predictive=False``,
         ``posterior_predictive`` (for ``az.plot_ppc``). Observed variables are named by their
         expression's text (``y``, ``y[1:]``) in all three. Needs ``pip install 'ppl[arviz]'``.
         """
