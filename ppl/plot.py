@@ -37,7 +37,7 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
     ----------
     folder : a saved fit (``ppl fit --out``).
     variables : names whose marginals to show: a variable (``eta``, all its elements) or one
-        element (``eta[3]``). None: every element, up to ``max_panels``.
+        element (``eta[3]``). None: every element, up to ``max_panels``, params last.
     max_panels : the most marginals drawn in one figure.
 
     Raises
@@ -54,9 +54,11 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
     info = read_fit_json(folder)
     names, draws = read_numbers(folder / "draws.csv")
     elbo = read_elbo(folder)
-    columns = _select(names, variables)
-    shown = columns[:max_panels]
     points = _point_columns(info, names)
+    columns = _select(names, variables)
+    if not variables:   # drawn values before params (a VAE's thousands of weights come first)
+        columns = sorted(columns, key=lambda i: i in points)
+    shown = columns[:max_panels]
     pictures = {"elbo.png": _plot_elbo(plt, elbo, _trace(info, folder / "fit.json")),
                 "marginals.png": _plot_marginals(plt, [names[i] for i in shown], draws[:, shown],
                                                  len(columns), [i in points for i in shown])}

@@ -66,9 +66,9 @@ def test_params_only_trace_is_the_log_joint_of_lbfgs(tmp_path, monkeypatch):
 
 def test_a_param_beside_latents_is_marked_as_a_point_estimate(tmp_path, monkeypatch):
     marginals = _figures(tmp_path, monkeypatch, MIXED, "--iter", "300")["marginals.png"]
-    assert [a[0].partition(" = ")[0] for a in marginals] == ["s", "mu"]
-    assert marginals[0][0].endswith("(param)") and marginals[0][3:5] == (1, 0)
-    assert marginals[1][0] == "mu" and marginals[1][4] == 40
+    assert [a[0].partition(" = ")[0] for a in marginals] == ["mu", "s"]
+    assert marginals[0][4] == 40                 # mu: a histogram of 40 bins
+    assert marginals[1][0].endswith("(param)") and marginals[1][3:5] == (1, 0)
 
 
 def test_a_fit_of_no_steps_says_so(tmp_path, monkeypatch):
@@ -97,3 +97,11 @@ def test_integer_bins_are_centred_on_the_values():
     from ppl.plot import _bins
     assert np.array_equal(_bins(np.array([25.0, 26.0, 25.0, 27.0])), [24.5, 25.5, 26.5, 27.5])
     assert _bins(np.array([0.5, 1.0])) == 40
+
+
+def test_without_vars_the_drawn_values_come_before_the_params(tmp_path, monkeypatch):
+    # a VAE's first 30 elements are all decoder weights: 30 vertical lines, no posterior
+    text = ("data y: real[3]\nparam w: real[40]\nsample mu ~ Normal(0, 10)\n"
+            "observe y ~ Normal(mu + sum(w) * 0, 1)\n")
+    marginals = _figures(tmp_path, monkeypatch, text, "--iter", "200")["marginals.png"]
+    assert marginals[0][0] == "mu" and marginals[1][0].startswith("w[0] = ")
