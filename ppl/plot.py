@@ -69,12 +69,14 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
 
 @dataclass(frozen=True)
 class _Trace:
-    """How elbo.png shows a fit's trace: its title, the x and y labels, and the window of
-    the moving mean beside it (None: the values are not noisy, there is nothing to smooth)."""
+    """How elbo.png shows a fit's trace: its title, the x and y labels, the window of the
+    moving mean beside it (None: the values are not noisy, there is nothing to smooth) and the
+    fit's final value (said in words when no step was recorded)."""
     title: str
     xlabel: str
     ylabel: str
     window: int | None
+    final: float
 
 
 def _trace(info: dict, path: Path) -> _Trace:
@@ -82,18 +84,18 @@ def _trace(info: dict, path: Path) -> _Trace:
     moving mean over one convergence window (what its rule compares); DADVI's iterations are
     its deterministic objective at the fixed draws, and a params-only fit's are the log joint
     at the params (L-BFGS-B, infer/point.py): exact values, with no window to average over."""
-    options = fit_options(info, path)
+    options, final = fit_options(info, path), info["final_elbo"]
     if options.method == "dadvi":
         return _Trace(f"ELBO at DADVI's {options.dadvi_draws} fixed draws and their mirrors",
-                      "optimizer iteration", "ELBO", None)
+                      "optimizer iteration", "ELBO", None, final)
     if info["reason"] == point.CONVERGED or info["reason"].startswith(point.NOT_CONVERGED):
         return _Trace("log joint at the params (L-BFGS-B, params only)",
-                      "L-BFGS-B iteration", "log joint", None)
+                      "L-BFGS-B iteration", "log joint", None, final)
     title = "ELBO estimate at each step"
     if options.batch:
         (dim, size), = options.batch.items()
         title += f" (minibatches of {size} along {dim})"
-    return _Trace(title, "step", "ELBO", options.window)
+    return _Trace(title, "step", "ELBO", options.window, final)
 
 
 def _point_columns(info: dict, names: list[str]) -> set[int]:
@@ -145,10 +147,10 @@ def _plot_elbo(plt, elbo: np.ndarray, trace: _Trace) -> bytes:
         axis.plot(steps, values, lw=width)
         _zoom(axis, values)
         axis.set(xlabel=trace.xlabel, ylabel=trace.ylabel + unit, title=title)
-    if not len(elbo):   # a model with nothing to fit (no latents, no params) takes no steps
+    if not len(elbo):   # nothing to fit, or DADVI's Laplace start already at the optimum
         axes[0, 0].set(xticks=[], yticks=[])
-        axes[0, 0].text(0.5, 0.5, "no steps: the fit had nothing to optimize", ha="center",
-                        va="center", transform=axes[0, 0].transAxes)
+        axes[0, 0].text(0.5, 0.5, f"no steps recorded; final {trace.ylabel} {trace.final:.6g}",
+                        ha="center", va="center", transform=axes[0, 0].transAxes)
     figure.tight_layout()
     return _png(figure)
 

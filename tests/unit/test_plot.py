@@ -74,8 +74,16 @@ def test_a_param_beside_latents_is_marked_as_a_point_estimate(tmp_path, monkeypa
 def test_a_fit_of_no_steps_says_so(tmp_path, monkeypatch):
     figures = _figures(tmp_path, monkeypatch, NOTHING)
     (elbo,) = figures["elbo.png"]
-    assert elbo[5] == ["no steps: the fit had nothing to optimize"]
+    # the log density of y = (1, 2, 0.5) under Normal(0, 1)
+    assert elbo[5] == ["no steps recorded; final ELBO -5.38182"]
     assert figures["marginals.png"][0][5] == ["no reported elements"]
+
+
+def test_a_dadvi_fit_that_starts_at_its_optimum_says_so(tmp_path, monkeypatch):
+    # a Gaussian posterior: the Laplace start is DADVI's optimum, no iteration is recorded
+    (elbo,) = _figures(tmp_path, monkeypatch, NORMAL, "--method", "dadvi")["elbo.png"]
+    assert elbo[0] == "ELBO at DADVI's 30 fixed draws and their mirrors"
+    assert elbo[5][0].startswith("no steps recorded; final ELBO -")
 
 
 def test_a_discrete_latent_has_one_bar_per_value(tmp_path, monkeypatch):
