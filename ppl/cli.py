@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("dir", metavar="DIR")
     plot.add_argument("--vars", nargs="+", metavar="NAME",
                       help="marginals to plot: variables (all their elements) or single "
-                           "elements such as 'eta[3]' (default: the first 30 elements)")
+                           "elements such as 'eta[3]' (default: the first 30 elements, "
+                           "params last)")
     return parser
 
 
