@@ -339,14 +339,19 @@ class _progress_bar:
 # ----- saved fits ---------------------------------------------------------------------------
 
 def _cmd_summary(args) -> int:
+    from .infer.point import is_point_fit
     from .savedfit import read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
     print(read_summary(Path(args.dir), info["summary_note"]))
     state = "converged" if info["converged"] else "did NOT converge"
     rule = info["reason"].removeprefix("converged: ")
     khat = info["khat"]
-    print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); "
-          f"final ELBO {info['final_elbo']:.6g}" + ("" if khat is None else f"; k̂ {khat:.2f}"))
+    if is_point_fit(info["reason"]):   # the log joint at the params; nothing drawn, no k̂
+        final = f"final log joint {info['final_elbo']:.6g}"
+    else:
+        final = f"final ELBO {info['final_elbo']:.6g}" + (
+            "" if khat is None else f"; k̂ {khat:.2f}")
+    print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); {final}")
     print(info["verdict"]["line"])
     return 0
 

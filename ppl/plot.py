@@ -88,7 +88,7 @@ def _trace(info: dict, path: Path) -> _Trace:
     if options.method == "dadvi":
         return _Trace(f"ELBO at DADVI's {options.dadvi_draws} fixed draws and their mirrors",
                       "optimizer iteration", "ELBO", None, final)
-    if info["reason"] == point.CONVERGED or info["reason"].startswith(point.NOT_CONVERGED):
+    if point.is_point_fit(info["reason"]):
         return _Trace("log joint at the params (L-BFGS-B, params only)",
                       "L-BFGS-B iteration", "log joint", None, final)
     title = "ELBO estimate at each step"

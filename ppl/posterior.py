@@ -581,13 +581,16 @@ class Fit:
         return arviz.from_dict(**groups)
 
     def convergence_line(self, seconds: float | None = None) -> str:
-        """One line: converged or not, by which rule, steps, seconds and the final ELBO."""
+        """One line: converged or not, by which rule, steps, seconds, the final ELBO and k̂
+        (a params-only fit: its final log joint, and no k̂, as nothing is drawn)."""
+        from .guides import user
         r = self.result
         seconds = r.seconds if seconds is None else check_seconds("seconds", seconds)
         state = "converged" if r.converged else "did NOT converge"
         rule = r.reason.removeprefix("converged: ")
-        return (f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); "
-                f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
+        final = (f"final log joint {r.final_elbo:.6g}" if user.point_only(self.compiled)
+                 else f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
+        return f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); {final}"
 
     def __repr__(self) -> str:
         r = self.result
