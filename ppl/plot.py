@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
     shown = columns[:max_panels]
     pictures = {"elbo.png": _plot_elbo(plt, elbo, _trace(info, folder / "fit.json")),
                 "marginals.png": _plot_marginals(plt, [names[i] for i in shown], draws[:, shown],
-                                                 len(columns), [i in points for i in shown])}
+                                                 len(columns), [i in points for i in shown],
+                                                 info["verdict"]["line"].partition(":")[0])}
     plt.close("all")
     write_files(folder, pictures)
     return Plots([folder / name for name in pictures], len(shown), len(columns))
@@ -177,7 +179,7 @@ def _zoom(axis, trace: np.ndarray) -> None:
 
 
 def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int,
-                    points: list[bool]) -> bytes:
+                    points: list[bool], verdict: str) -> bytes:
     count = max(len(names), 1)
     columns = min(count, 5)
     rows = -(-count // columns)
@@ -192,11 +194,13 @@ def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int,
         finite = values[np.isfinite(values)]
         left_out = len(values) - len(finite)
         title = names[index] + (f" ({left_out} not finite)" if left_out else "")
-        if points[index] and len(finite):   # a param: one value, not a distribution
+        if len(finite) and np.ptp(finite) == 0:
+            # a param, or one value in every draw (a Cholesky factor's fixed entries): a line
             value, half = finite[0], 0.5 * max(abs(finite[0]), 1.0)
             axis.axvline(value, color="C1")
             axis.set_xlim(value - half, value + half)
-            title = f"{names[index]} = {value:.4g} (param)"
+            title = (f"{names[index]} = {value:.4g} "
+                     f"({'param' if points[index] else 'every draw'})")
         else:
             bins = _bins(finite)
             axis.hist(finite, bins=bins, color="C0", alpha=0.8,
@@ -206,17 +210,19 @@ def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int,
     if not names:
         axes[0, 0].text(0.5, 0.5, "no reported elements", ha="center", va="center",
                         transform=axes[0, 0].transAxes)
+    # the fit's verdict over its marginals: an unreliable fit's histograms are not the posterior
+    heading = [f"verdict: {verdict}"]
     if len(names) < total:
-        figure.suptitle(f"the first {len(names)} of {total} elements "
-                        "(choose others with --vars)", fontsize=10)
+        heading.append(f"the first {len(names)} of {total} elements (choose others with --vars)")
+    figure.suptitle("\n".join(textwrap.fill(h, 28 * columns) for h in heading), fontsize=10)
     figure.tight_layout()
     return _png(figure)
 
 
 def _bins(values: np.ndarray):
-    """40 bins; one per value for whole numbers spanning at most 40 (a discrete latent's
+    """40 bins; one per value for whole numbers spanning 1 to 40 (a discrete latent's
     draws), so each value is one bar of its own and none is split or merged."""
-    if len(values) and np.all(values == np.round(values)) and np.ptp(values) < 40:
+    if len(values) and np.all(values == np.round(values)) and 0 < np.ptp(values) < 40:
         return np.arange(values.min() - 0.5, values.max() + 1.5)
     return 40
 

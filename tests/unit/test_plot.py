@@ -27,17 +27,18 @@ def _figures(tmp_path, monkeypatch, text, *options, data='{"y": [1.0, 2.0, 0.5]}
         warnings.simplefilter("ignore")
         assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(tmp_path / "o"), "--quiet",
                      *options]) == 0
-    drawn = []
+    drawn, headings = [], []
     real_png = plot._png
 
     def record(figure):
         drawn.append([(a.get_title(), a.get_xlabel(), a.get_ylabel(), len(a.lines),
                        len(a.patches), [t.get_text() for t in a.texts])
                       for a in figure.axes if a.axison or a.texts])
+        headings.append(figure.get_suptitle())
         return real_png(figure)
     monkeypatch.setattr(plot, "_png", record)
     assert main(["plot", str(tmp_path / "o")]) == 0
-    return dict(zip(("elbo.png", "marginals.png"), drawn))
+    return {**dict(zip(("elbo.png", "marginals.png"), drawn)), "headings": headings}
 
 
 def test_advi_trace_is_shown_beside_its_moving_mean(tmp_path, monkeypatch):
@@ -113,3 +114,26 @@ def test_without_vars_the_drawn_values_come_before_the_params(tmp_path, monkeypa
             "observe y ~ Normal(mu + sum(w) * 0, 1)\n")
     marginals = _figures(tmp_path, monkeypatch, text, "--iter", "200")["marginals.png"]
     assert marginals[0][0] == "mu" and marginals[1][0].startswith("w[0] = ")
+
+
+def test_the_marginals_carry_the_fits_verdict(tmp_path, monkeypatch):
+    # histograms of an unreliable fit look like any posterior's: the verdict says what they are
+    import json
+    figures = _figures(tmp_path, monkeypatch, NORMAL, "--guide", "meanfield", "--iter", "300")
+    line = json.loads((tmp_path / "o" / "fit.json").read_text())["verdict"]["line"]
+    assert figures["headings"][1] == "verdict: " + line.partition(":")[0]
+
+
+def test_a_value_equal_in_every_draw_is_a_line_not_a_bar(monkeypatch):
+    # a Cholesky factor's L[0,0] is 1 in every draw: one bin filled the panel like a uniform
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ppl import plot
+    seen = []
+    monkeypatch.setattr(plot, "_png", lambda figure: seen.append(
+        [(a.get_title(), len(a.lines), len(a.patches)) for a in figure.axes]) or b"")
+    draws = np.column_stack([np.ones(50), np.random.default_rng(0).normal(size=50)])
+    plot._plot_marginals(plt, ["L[0,0]", "mu"], draws, 2, [False, False], "reliable")
+    plt.close("all")
+    assert seen[0] == [("L[0,0] = 1 (every draw)", 1, 0), ("mu", 0, 40)]
