@@ -58,10 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     x_train, x_test = load("train"), load("test")
     steps = int(round(args.epochs * len(x_train) / 128))
-    if args.engine == "ppl":
-        params = fit_ppl(steps, 128, args.lr, 1, args.seed)
-    else:
-        params = train(x_train, steps, 128, args.lr, 1, args.seed)
+    run = fit_ppl if args.engine == "ppl" else train   # both: (params, steps, CPU seconds)
+    params = run(x_train, steps, 128, args.lr, 1, args.seed)[0]
     value, sd = heldout_elbo(params, x_test)
     print(f"held-out ELBO {value:.3f} ± {sd:.3f} nats per image ({len(x_test)} test images)")
     draw(params, x_test, args.out)

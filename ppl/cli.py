@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("dir", metavar="DIR")
     plot.add_argument("--vars", nargs="+", metavar="NAME",
                       help="marginals to plot: variables (all their elements) or single "
-                           "elements such as 'eta[3]' (default: the first 30 elements)")
+                           "elements such as 'eta[3]' (default: the first 30 elements, "
+                           "params last)")
     return parser
 
 
@@ -340,6 +341,7 @@ class _progress_bar:
 # ----- saved fits ---------------------------------------------------------------------------
 
 def _cmd_summary(args) -> int:
+    from .infer.point import is_point_fit
     from .savedfit import read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
     print(read_summary(Path(args.dir), info["summary_note"]))
@@ -350,8 +352,11 @@ def _cmd_summary(args) -> int:
     psis = info.get("psis")      # k̂ inf or -inf: null in 'khat', named in psis.khat
     if khat is None and isinstance(psis, dict) and psis.get("khat") in ("inf", "-inf"):
         shown = f"; k̂ {psis['khat']}"
-    print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); "
-          f"final ELBO {info['final_elbo']:.6g}{shown}")
+    if is_point_fit(info["reason"]):   # the log joint at the params; nothing drawn, no k̂
+        final = f"final log joint {info['final_elbo']:.6g}"
+    else:
+        final = f"final ELBO {info['final_elbo']:.6g}{shown}"
+    print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); {final}")
     for report in ("auto", "starts"):   # the lines `ppl fit` printed here (fits saved since)
         entry = info.get(report)
         if isinstance(entry, dict) and isinstance(entry.get("line"), str):

@@ -683,6 +683,15 @@ def no_pointwise_with_discrete(names: list[str]) -> PplError:
                     f"latents ({', '.join(names)}): observations are summed out with them")
 
 
+def no_log_likelihood_group(names: list[str]) -> PplWarning:
+    return PplWarning(f"to_arviz(): no log_likelihood group, so az.loo, az.waic and az.compare "
+                      f"cannot run on it: the model's discrete latents ({', '.join(names)}) are "
+                      "summed out of the likelihood, which then has no log density per "
+                      "observed element",
+                      hint="a mixture written with Mixture(w, COMPONENTS) instead of a label "
+                           "z has one (models/mixture.ppl)")
+
+
 # ----- param, guide and minibatches (issue 13) ------------------------------------------------
 
 def param_not_real(span: Span, name: str, elem: str) -> PplError:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import bad_option, missing_extra, suggest
+from .infer import point
 from .output import write_files
 from .savedfit import fit_options, read_elbo, read_fit_json, read_numbers
 
@@ -28,13 +30,15 @@ class Plots:
 
 def plot_fit(folder: Path, variables: list[str] | None = None,
              max_panels: int = MAX_PANELS) -> Plots:
-    """Write ``elbo.png`` (raw and smoothed trace) and ``marginals.png`` into ``folder``.
+    """Write ``elbo.png`` (raw and smoothed trace; DADVI's and a params-only fit's exact
+    objective alone) and ``marginals.png`` (histograms; a param as a line at its value) into
+    ``folder``.
 
     Parameters
     ----------
     folder : a saved fit (``ppl fit --out``).
     variables : names whose marginals to show: a variable (``eta``, all its elements) or one
-        element (``eta[3]``). None: every element, up to ``max_panels``.
+        element (``eta[3]``). None: every element, up to ``max_panels``, params last.
     max_panels : the most marginals drawn in one figure.
 
     Raises
@@ -48,22 +52,61 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
         import matplotlib.pyplot as plt
     except ImportError:
         raise missing_extra("ppl plot", "matplotlib", "plot") from None
-    elbo, names, draws, window = _read(folder)
+    info = read_fit_json(folder)
+    names, draws = read_numbers(folder / "draws.csv")
+    elbo = read_elbo(folder)
+    points = _point_columns(info, names)
     columns = _select(names, variables)
+    if not variables:   # drawn values before params (a VAE's thousands of weights come first)
+        columns = sorted(columns, key=lambda i: i in points)
     shown = columns[:max_panels]
-    pictures = {"elbo.png": _plot_elbo(plt, elbo, window),
+    pictures = {"elbo.png": _plot_elbo(plt, elbo, _trace(info, folder / "fit.json")),
                 "marginals.png": _plot_marginals(plt, [names[i] for i in shown], draws[:, shown],
-                                                 len(columns))}
+                                                 len(columns), [i in points for i in shown],
+                                                 info["verdict"]["line"].partition(":")[0])}
     plt.close("all")
     write_files(folder, pictures)
     return Plots([folder / name for name in pictures], len(shown), len(columns))
 
 
-def _read(folder: Path):
-    """(elbo [steps, 2], element names, draws [n, names], the fit's ELBO window)."""
-    window = fit_options(read_fit_json(folder), folder / "fit.json").window
-    names, draws = read_numbers(folder / "draws.csv")
-    return read_elbo(folder), names, draws, window
+@dataclass(frozen=True)
+class _Trace:
+    """How elbo.png shows a fit's trace: its title, the x and y labels, the window of the
+    moving mean beside it (None: the values are not noisy, there is nothing to smooth) and the
+    fit's final value (said in words when no step was recorded)."""
+    title: str
+    xlabel: str
+    ylabel: str
+    window: int | None
+    final: float
+
+
+def _trace(info: dict, path: Path) -> _Trace:
+    """What the saved trace holds. ADVI's steps are noisy ELBO estimates, shown beside their
+    moving mean over one convergence window (what its rule compares); DADVI's iterations are
+    its deterministic objective at the fixed draws, and a params-only fit's are the log joint
+    at the params (L-BFGS-B, infer/point.py): exact values, with no window to average over."""
+    options, final = fit_options(info, path), info["final_elbo"]
+    if options.method == "dadvi":
+        return _Trace(f"ELBO at DADVI's {options.dadvi_draws} fixed draws and their mirrors",
+                      "optimizer iteration", "ELBO", None, final)
+    if point.is_point_fit(info["reason"]):
+        return _Trace("log joint at the params (L-BFGS-B, params only)",
+                      "L-BFGS-B iteration", "log joint", None, final)
+    title = "ELBO estimate at each step"
+    if options.batch:
+        (dim, size), = options.batch.items()
+        title += f" (minibatches of {size} along {dim})"
+    return _Trace(title, "step", "ELBO", options.window, final)
+
+
+def _point_columns(info: dict, names: list[str]) -> set[int]:
+    """Columns of draws.csv that are ``param`` values (fit.json's entry 'params'): one value
+    repeated in every draw, not a posterior."""
+    params = info.get("params")
+    if not isinstance(params, dict) or not params:
+        return set()
+    return {i for i, name in enumerate(names) if re.sub(r"\[.*", "", name) in params}
 
 
 def _select(names: list[str], variables: list[str] | None) -> list[int]:
@@ -92,17 +135,24 @@ def _moving_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
-def _plot_elbo(plt, elbo: np.ndarray, window: int) -> bytes:
+def _plot_elbo(plt, elbo: np.ndarray, trace: _Trace) -> bytes:
     # Raw estimates (noisy: S draws each) beside their moving mean over one convergence
-    # window, which is what the convergence rule compares.
-    figure, (raw, smooth) = plt.subplots(1, 2, figsize=(11, 4))
+    # window, which is what the convergence rule compares; exact values alone.
+    panels = 1 if trace.window is None or not len(elbo) else 2
+    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     steps, (values, unit) = elbo[:, 0], _in_units(elbo[:, 1])
-    smoothed = _moving_mean(values, window) if len(values) else values
-    for axis, trace, title in ((raw, values, "ELBO estimate at each step"),
-                               (smooth, smoothed, f"mean over the last {window} steps")):
-        axis.plot(steps, trace, lw=0.6 if axis is raw else 1.2)
-        _zoom(axis, trace)
-        axis.set(xlabel="step", ylabel="ELBO" + unit, title=title)
+    traces = [(values, trace.title, 0.6 if panels == 2 else 1.2)]
+    if panels == 2:
+        traces.append((_moving_mean(values, trace.window),
+                       f"mean over the last {trace.window} steps", 1.2))
+    for axis, (values, title, width) in zip(axes.flat, traces):
+        axis.plot(steps, values, lw=width)
+        _zoom(axis, values)
+        axis.set(xlabel=trace.xlabel, ylabel=trace.ylabel + unit, title=title)
+    if not len(elbo):   # nothing to fit, or DADVI's Laplace start already at the optimum
+        axes[0, 0].set(xticks=[], yticks=[])
+        axes[0, 0].text(0.5, 0.5, f"no steps recorded; final {trace.ylabel} {trace.final:.6g}",
+                        ha="center", va="center", transform=axes[0, 0].transAxes)
     figure.tight_layout()
     return _png(figure)
 
@@ -128,7 +178,8 @@ def _zoom(axis, trace: np.ndarray) -> None:
             axis.set_ylim(low, high)
 
 
-def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int) -> bytes:
+def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int,
+                    points: list[bool], verdict: str) -> bytes:
     count = max(len(names), 1)
     columns = min(count, 5)
     rows = -(-count // columns)
@@ -141,16 +192,39 @@ def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int) -> byt
         # a let that overflows has inf or nan draws (the summary warns): histogram the rest
         values = draws[:, index]
         finite = values[np.isfinite(values)]
-        axis.hist(finite, bins=40, color="C0", alpha=0.8)
         left_out = len(values) - len(finite)
-        axis.set_title(names[index] + (f" ({left_out} not finite)" if left_out else ""),
-                       fontsize=9)
+        title = names[index] + (f" ({left_out} not finite)" if left_out else "")
+        if len(finite) and np.ptp(finite) == 0:
+            # a param, or one value in every draw (a Cholesky factor's fixed entries): a line
+            value, half = finite[0], 0.5 * max(abs(finite[0]), 1.0)
+            axis.axvline(value, color="C1")
+            axis.set_xlim(value - half, value + half)
+            title = (f"{names[index]} = {value:.4g} "
+                     f"({'param' if points[index] else 'every draw'})")
+        else:
+            bins = _bins(finite)
+            axis.hist(finite, bins=bins, color="C0", alpha=0.8,
+                      rwidth=None if isinstance(bins, int) else 0.8)
+        axis.set_title(title, fontsize=9)
         axis.set_yticks([])
+    if not names:
+        axes[0, 0].text(0.5, 0.5, "no reported elements", ha="center", va="center",
+                        transform=axes[0, 0].transAxes)
+    # the fit's verdict over its marginals: an unreliable fit's histograms are not the posterior
+    heading = [f"verdict: {verdict}"]
     if len(names) < total:
-        figure.suptitle(f"the first {len(names)} of {total} elements "
-                        "(choose others with --vars)", fontsize=10)
+        heading.append(f"the first {len(names)} of {total} elements (choose others with --vars)")
+    figure.suptitle("\n".join(textwrap.fill(h, 28 * columns) for h in heading), fontsize=10)
     figure.tight_layout()
     return _png(figure)
+
+
+def _bins(values: np.ndarray):
+    """40 bins; one per value for whole numbers spanning 1 to 40 (a discrete latent's
+    draws), so each value is one bar of its own and none is split or merged."""
+    if len(values) and np.all(values == np.round(values)) and 0 < np.ptp(values) < 40:
+        return np.arange(values.min() - 0.5, values.max() + 1.5)
+    return 40
 
 
 def _png(figure) -> bytes:

@@ -5,12 +5,14 @@ draws and ArviZ export are computed from them. Nothing here changes the fitted g
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import memory
+from .errors import no_log_likelihood_group
 from .options import check_count, check_seconds
 from .infer.early import log_weights
 from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
@@ -560,9 +562,12 @@ class Fit:
     def to_arviz(self, predictive: bool = True):
         """An ArviZ InferenceData of the fit, one chain of ``draws`` draws.
 
-        Groups: ``posterior`` (reported latents and lets), ``log_likelihood`` (the log density
-        of every observed element at each posterior draw, for ``az.loo``/``az.waic``/
-        ``az.compare``), ``observed_data`` and, unless ``predictive=False``,
+        Groups: ``posterior`` (reported latents and lets; a param's value in every draw),
+        ``log_likelihood`` (the log density of every observed element at each posterior draw,
+        for ``az.loo``/``az.waic``/``az.compare``; ``factor`` terms, such as a censored
+        likelihood, belong to no observed element and are not in it, as PyMC's Potential;
+        left out, with a warning, for a model with discrete latents), ``observed_data`` and,
+        unless ``predictive=False``,
         ``posterior_predictive`` (for ``az.plot_ppc``). Observed variables are named by their
         expression's text (``y``, ``y[1:]``) in all three. Needs ``pip install 'ppl[arviz]'``.
         """
@@ -576,23 +581,28 @@ class Fit:
             "posterior": {name: values[None] for name, values in self.draws().items()},
             "observed_data": self.compiled.observed(),
         }
-        if not self.values():   # with discrete latents the observations are summed out
+        if not self.values():
             pointwise = by_draws(self.compiled.pointwise_log_likelihood, zeta,
                                  large_draws(self.compiled, len(zeta)))
             groups["log_likelihood"] = {name: values[None] for name, values in pointwise.items()}
+        else:   # with discrete latents summed out, no term belongs to one observed element
+            warnings.warn(no_log_likelihood_group(sorted(self.values())), stacklevel=2)
         if predictive:
             groups["posterior_predictive"] = {
                 name: values[None] for name, values in self.predictive().items()}
         return arviz.from_dict(**groups)
 
     def convergence_line(self, seconds: float | None = None) -> str:
-        """One line: converged or not, by which rule, steps, seconds and the final ELBO."""
+        """One line: converged or not, by which rule, steps, seconds, the final ELBO and k̂
+        (a params-only fit: its final log joint, and no k̂, as nothing is drawn)."""
+        from .guides import user
         r = self.result
         seconds = r.seconds if seconds is None else check_seconds("seconds", seconds)
         state = "converged" if r.converged else "did NOT converge"
         rule = r.reason.removeprefix("converged: ")
-        return (f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); "
-                f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
+        final = (f"final log joint {r.final_elbo:.6g}" if user.point_only(self.compiled)
+                 else f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
+        return f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); {final}"
 
     def __repr__(self) -> str:
         r = self.result

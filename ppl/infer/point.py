@@ -23,6 +23,12 @@ CONVERGED = "converged: gradient below 1e-6 x max(1, |log joint|) (L-BFGS, param
 NOT_CONVERGED = "L-BFGS stopped before the gradient tolerance: "
 
 
+def is_point_fit(reason: str) -> bool:
+    """Whether a fit's ``reason`` is one of :func:`fit_point`'s: its ELBO trace and final
+    ELBO are then the log joint at the params, and k̂ says nothing (nothing is drawn)."""
+    return reason == CONVERGED or reason.startswith(NOT_CONVERGED)
+
+
 def fit_point(compiled, guide, options, progress=None):
     """Maximize the log joint over the params of ``compiled`` with L-BFGS-B.
 

@@ -7,9 +7,12 @@ in docs/applications.md (benchmarks/vae_benchmark.py, benchmarks/bnn_families.py
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import ppl
 
@@ -75,3 +78,15 @@ def test_bnn_fits_and_predicts_the_test_rows():
     rmse = np.sqrt(np.mean((draws.mean(axis=0) - y) ** 2))
     assert rmse < 0.9, rmse
     assert np.mean((y >= low) & (y <= high)) >= 0.7
+
+
+def test_the_vae_figure_script_of_the_docs_runs(tmp_path):
+    # docs/applications.md runs benchmarks/vae_digits_plot.py; it called vae_benchmark's
+    # fit_ppl with its old arguments (TypeError) after fit_ppl began taking the images
+    pytest.importorskip("matplotlib")
+    script = MODELS.parent / "benchmarks" / "vae_digits_plot.py"
+    out = tmp_path / "vae.png"
+    result = subprocess.run([sys.executable, str(script), "--epochs", "1", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "held-out ELBO" in result.stdout and out.stat().st_size > 0

@@ -164,6 +164,19 @@ def test_init_sets_the_start():
     assert fit.options.init == {"w": 0.25}
 
 
+def test_a_params_only_fit_reports_its_log_joint_and_no_khat(tmp_path, capsys):
+    # it printed "final ELBO ...; k̂ -inf": the value is the log joint at the params (the
+    # maximized likelihood or penalty), and with nothing drawn there are no importance weights
+    from ppl.cli import main
+    fit = ppl.compile(REGRESSION).fit(_regression_data())
+    line = fit.convergence_line()
+    assert line.endswith(f"; final log joint {fit.result.final_elbo:.6g}") and "k̂" not in line
+    save_fit(fit, tmp_path / "out")
+    assert main(["summary", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "final log joint" in printed and "final ELBO" not in printed and "k̂" not in printed
+
+
 def test_params_saved_and_read_back(tmp_path):
     path = tmp_path / "lr.ppl"
     path.write_text(REGRESSION)

@@ -1,0 +1,139 @@
+"""``ppl plot``: what elbo.png and marginals.png say for each kind of saved fit (the titles,
+labels and panels drawn, read from the figures before they are rendered)."""
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+NORMAL = "data y: real[3]\nsample mu ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)\n"
+PARAMS = "data y: real[3]\nparam m: real\nobserve y ~ Normal(m, 1)\n"
+MIXED = ("data y: real[3]\nparam s: real<lower=0>\nsample mu ~ Normal(0, 10)\n"
+         "observe y ~ Normal(mu, s)\n")
+DISCRETE = ("data y: real[3]\nsample mu: real[3] ~ Normal(0, 10)\n"
+            "sample k: int ~ DiscreteUniform(0, 2)\nobserve y ~ Normal(mu[k], 1)\n")
+NOTHING = "data y: real[3]\nobserve y ~ Normal(0, 1)\n"
+
+
+def _figures(tmp_path, monkeypatch, text, *options, data='{"y": [1.0, 2.0, 0.5]}'):
+    """{png name: [(title, x label, y label, lines, bars, texts) per visible axis]} of
+    ``ppl plot`` on a fit of ``text`` to ``data`` with ``options``."""
+    from ppl import plot
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(text)
+    (tmp_path / "m.json").write_text(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(tmp_path / "o"), "--quiet",
+                     *options]) == 0
+    drawn, headings = [], []
+    real_png = plot._png
+
+    def record(figure):
+        drawn.append([(a.get_title(), a.get_xlabel(), a.get_ylabel(), len(a.lines),
+                       len(a.patches), [t.get_text() for t in a.texts])
+                      for a in figure.axes if a.axison or a.texts])
+        headings.append(figure.get_suptitle())
+        return real_png(figure)
+    monkeypatch.setattr(plot, "_png", record)
+    assert main(["plot", str(tmp_path / "o")]) == 0
+    return {**dict(zip(("elbo.png", "marginals.png"), drawn)), "headings": headings}
+
+
+def test_advi_trace_is_shown_beside_its_moving_mean(tmp_path, monkeypatch):
+    elbo = _figures(tmp_path, monkeypatch, NORMAL, "--guide", "meanfield")["elbo.png"]
+    assert [a[:3] for a in elbo] == [("ELBO estimate at each step", "step", "ELBO"),
+                                     ("mean over the last 100 steps", "step", "ELBO")]
+
+
+def test_dadvi_trace_is_its_fixed_draw_objective_without_a_moving_mean(tmp_path, monkeypatch):
+    # DADVI's iterations are a deterministic objective: a moving mean "over the last 100
+    # steps" of 10 L-BFGS iterations meant nothing
+    elbo = _figures(tmp_path, monkeypatch, NORMAL, "--method", "dadvi",
+                    "--dadvi-draws", "8")["elbo.png"]
+    assert [a[:3] for a in elbo] == [("ELBO at DADVI's 8 fixed draws and their mirrors",
+                                      "optimizer iteration", "ELBO")]
+
+
+def test_params_only_trace_is_the_log_joint_of_lbfgs(tmp_path, monkeypatch):
+    figures = _figures(tmp_path, monkeypatch, PARAMS)
+    assert [a[:3] for a in figures["elbo.png"]] == [
+        ("log joint at the params (L-BFGS-B, params only)", "L-BFGS-B iteration", "log joint")]
+    # a param is one value, drawn as a line with it in the title, not a histogram
+    (title, _, _, lines, bars, _), = figures["marginals.png"]
+    assert title.startswith("m = 1.167 (param)") and (lines, bars) == (1, 0)
+
+
+def test_a_param_beside_latents_is_marked_as_a_point_estimate(tmp_path, monkeypatch):
+    marginals = _figures(tmp_path, monkeypatch, MIXED, "--iter", "300")["marginals.png"]
+    assert [a[0].partition(" = ")[0] for a in marginals] == ["mu", "s"]
+    assert marginals[0][4] == 40                 # mu: a histogram of 40 bins
+    assert marginals[1][0].endswith("(param)") and marginals[1][3:5] == (1, 0)
+
+
+def test_a_fit_of_no_steps_says_so(tmp_path, monkeypatch):
+    figures = _figures(tmp_path, monkeypatch, NOTHING)
+    (elbo,) = figures["elbo.png"]
+    # the log density of y = (1, 2, 0.5) under Normal(0, 1)
+    assert elbo[5] == ["no steps recorded; final ELBO -5.38182"]
+    assert figures["marginals.png"][0][5] == ["no reported elements"]
+
+
+def test_a_dadvi_fit_that_starts_at_its_optimum_says_so(tmp_path, monkeypatch):
+    # a Gaussian posterior: the Laplace start is DADVI's optimum, no iteration is recorded
+    (elbo,) = _figures(tmp_path, monkeypatch, NORMAL, "--method", "dadvi")["elbo.png"]
+    assert elbo[0] == "ELBO at DADVI's 30 fixed draws and their mirrors"
+    assert elbo[5][0].startswith("no steps recorded; final ELBO -")
+
+
+def test_a_discrete_latent_has_one_bar_per_value(tmp_path, monkeypatch):
+    marginals = _figures(tmp_path, monkeypatch, DISCRETE, "--guide", "meanfield",
+                         "--iter", "300")["marginals.png"]
+    k = [a for a in marginals if a[0] == "k"][0]
+    assert k[4] <= 3        # values 0..2: at most three bars, not 40 bins
+
+
+def test_minibatch_trace_says_it_is_of_minibatches(tmp_path, monkeypatch):
+    text = ("data N: int\ndata y: real[N]\nsample z: real[N] ~ Normal(0, 1)\n"
+            "observe y ~ Normal(z, 1)\n")
+    elbo = _figures(tmp_path, monkeypatch, text, "--batch", "N=2", "--iter", "200",
+                    data='{"N": 4, "y": [1, 2, 3, 4]}')["elbo.png"]
+    assert elbo[0][0] == "ELBO estimate at each step (minibatches of 2 along N)"
+
+
+def test_integer_bins_are_centred_on_the_values():
+    from ppl.plot import _bins
+    assert np.array_equal(_bins(np.array([25.0, 26.0, 25.0, 27.0])), [24.5, 25.5, 26.5, 27.5])
+    assert _bins(np.array([0.5, 1.0])) == 40
+
+
+def test_without_vars_the_drawn_values_come_before_the_params(tmp_path, monkeypatch):
+    # a VAE's first 30 elements are all decoder weights: 30 vertical lines, no posterior
+    text = ("data y: real[3]\nparam w: real[40]\nsample mu ~ Normal(0, 10)\n"
+            "observe y ~ Normal(mu + sum(w) * 0, 1)\n")
+    marginals = _figures(tmp_path, monkeypatch, text, "--iter", "200")["marginals.png"]
+    assert marginals[0][0] == "mu" and marginals[1][0].startswith("w[0] = ")
+
+
+def test_the_marginals_carry_the_fits_verdict(tmp_path, monkeypatch):
+    # histograms of an unreliable fit look like any posterior's: the verdict says what they are
+    import json
+    figures = _figures(tmp_path, monkeypatch, NORMAL, "--guide", "meanfield", "--iter", "300")
+    line = json.loads((tmp_path / "o" / "fit.json").read_text())["verdict"]["line"]
+    assert figures["headings"][1] == "verdict: " + line.partition(":")[0]
+
+
+def test_a_value_equal_in_every_draw_is_a_line_not_a_bar(monkeypatch):
+    # a Cholesky factor's L[0,0] is 1 in every draw: one bin filled the panel like a uniform
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ppl import plot
+    seen = []
+    monkeypatch.setattr(plot, "_png", lambda figure: seen.append(
+        [(a.get_title(), len(a.lines), len(a.patches)) for a in figure.axes]) or b"")
+    draws = np.column_stack([np.ones(50), np.random.default_rng(0).normal(size=50)])
+    plot._plot_marginals(plt, ["L[0,0]", "mu"], draws, 2, [False, False], "reliable")
+    plt.close("all")
+    assert seen[0] == [("L[0,0] = 1 (every draw)", 1, 0), ("mu", 0, 40)]
