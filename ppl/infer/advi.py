@@ -36,8 +36,8 @@ from .schedule_batch import BatchConvergence, BatchWindows
 from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
-# a model with no latent (nor param): no steps, and its ELBO is exactly log p(data)
-# no continuous latent: discrete ones are summed out, so the log joint is log p(data) itself
+# a model with no continuous latent (nor param): no steps, and its ELBO is exactly log p(data)
+# (discrete latents are summed out of the log joint)
 NO_LATENTS = "converged: no continuous latent variables to fit; the ELBO is log p(data)"
 MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
