@@ -233,7 +233,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                             start_time)
     if getattr(guide, "fixed_draws", False) and first.reason != INTERRUPTED:
         return _fit_fixed_draws(compiled, guide, guide.warm_start(source, first.theta), first,
-                                rng, progress, start_time)
+                                rng, progress, start_time, options)
     try:
         if first.reason == INTERRUPTED:
             raise KeyboardInterrupt
@@ -270,18 +270,32 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
 def refine(compiled, result: AdviResult, rng: np.random.Generator, rounds: tuple,
            progress=None) -> AdviResult:
     """More rounds (fixed_draws.py) of a fit on fixed draws, from where ``result`` ended; the
-    trace, steps and seconds go on from its."""
+    trace, steps and seconds go on from its (auto refines no fit the iteration cap stopped).
+
+    Raises
+    ------
+    PplError : diverged (see :func:`_fit_fixed_draws`).
+    """
     start_time = time.perf_counter() - result.seconds
     with np.errstate(all="ignore"):
         return _fit_fixed_draws(compiled, result.guide, result.theta, result, rng, progress,
-                                start_time, rounds)
+                                start_time, rounds=rounds)
 
 
 def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
-                     rounds: tuple | None = None) -> AdviResult:
+                     options: FitOptions | None = None, rounds: tuple | None = None
+                     ) -> AdviResult:
     """``guide`` fitted on fixed draws (fixed_draws.py) from ``theta``, after the fit
     ``first`` (its warm start's source, or an earlier fit of ``guide``); its L-BFGS-B
-    iterations are this phase's steps. ``rounds``: fixed_draws.fit's."""
+    iterations are this phase's steps, ``options.iter`` at most (reason MAX_ITER). The final
+    ELBO is fixed_draws' estimate on fresh draws (the last iterate's value on its own round's
+    draws when Ctrl-C left none). ``rounds``: fixed_draws.fit's.
+
+    Raises
+    ------
+    PplError : diverged, naming the statement whose term was not finite, when the ELBO was not
+        finite at a round's start (or at the end) on every set of draws tried.
+    """
     offset = first.steps
 
     def shifted(step, value, lr):
@@ -291,12 +305,18 @@ def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
     # a bare log density, whose size only its model would tell, takes them at once
     chunk = np.inf if getattr(compiled, "model", None) is None else _score_chunk(compiled)
     fitted = fixed_draws.fit(compiled.log_joint, guide, theta, rng,
-                             shifted if progress is not None else None, rounds, chunk)
+                             shifted if progress is not None else None, rounds, chunk,
+                             np.inf if options is None else options.iter)
     trace = fitted.trace
+    if fitted.failed is not None:
+        _raise_diverged(compiled, guide, fitted.theta, fitted.failed, first.steps + trace.size,
+                        None if options is None else _widened(compiled, options), rounds=True)
+    final = fitted.elbo if np.isfinite(fitted.elbo) else \
+        float(trace[-1]) if trace.size else first.final_elbo
+    reason = INTERRUPTED if fitted.interrupted else MAX_ITER if fitted.capped else fitted.reason
     return AdviResult(guide, fitted.theta, first.names, np.concatenate([first.elbo, trace]),
-                      fitted.converged, INTERRUPTED if fitted.interrupted else fitted.reason,
-                      first.steps + trace.size, time.perf_counter() - start_time, first.lr,
-                      float(trace[-1]) if trace.size else first.final_elbo)
+                      fitted.converged, reason, first.steps + trace.size,
+                      time.perf_counter() - start_time, first.lr, final)
 
 
 def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
@@ -541,14 +561,15 @@ def _check_start(compiled, guide, theta, rng, init_scale: float | None = None) -
     raise not_finite_at_start(None, "not finite", init_scale)
 
 
-def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float | None = None):
+def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float | None = None,
+                    rounds: bool = False):
     """PplError diverged, naming a user's guide whose scale left (0, inf) when one did (the log
     joint was finite there), else the statement whose term was not finite (``init_scale``: as
-    the error's)."""
+    the error's; ``rounds``: a fit on fixed draws, which has no step size to reduce)."""
     statement = guide.blame(theta, eps) if hasattr(guide, "blame") else None
     if statement is not None:
         raise guide_not_finite(statement.span, statement.name, steps)
-    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps, init_scale)
+    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps, init_scale, rounds)
 
 
 def _blame(compiled, zeta):

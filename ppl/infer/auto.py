@@ -270,7 +270,9 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
             tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
             break
         fit = assess(result)
-        if name == "scaled" and _low_ess(fit) and result.reason != advi.INTERRUPTED:
+        # (not past the iteration cap: the further rounds would exceed --iter)
+        if name == "scaled" and _low_ess(fit) and \
+                result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
             result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
             fit = assess(result)
         tried.append(Tried(name, fit.khat, fit.verdict().level, time.perf_counter() - started))
