@@ -660,3 +660,14 @@ def test_scaled_draws_keep_their_spread_far_from_the_models_zero():
     np.testing.assert_allclose(zeta - [10.0, -10.0], eps, rtol=1e-12)
     back, _ = guide.inverse(theta, zeta)
     np.testing.assert_allclose(back, eps, rtol=1e-12)
+
+
+@pytest.mark.parametrize("richer", [Flow(D3, 2), FullRank(D3), Scaled(D3)], ids=str)
+def test_a_warm_start_from_low_rank_is_its_whole_gaussian(richer, rng):
+    # under auto beyond 200 dimensions the flow is warm-started from the low-rank fit; its
+    # frame was diag(sigma) alone, so the flow started from N(mu, diag(sigma^2)), without F F^T
+    source = LowRank(D3, 2)
+    theta = source.init(D3, 1.0) + 0.5 * rng.standard_normal(source.init(D3, 1.0).shape)
+    start = richer.warm_start(source, theta)
+    zeta = rng.standard_normal((6, D3))
+    np.testing.assert_allclose(richer.log_q(start, zeta), source.log_q(theta, zeta), rtol=1e-10)
