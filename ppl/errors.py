@@ -416,6 +416,12 @@ def diverged(span: Span | None, steps: int, init_scale: float | None = None,
                          "has no support)")
 
 
+def warm_start_diverged(family: str, source: str, steps: int, why: str) -> PplError:
+    return PplError(f"'{family}' is warm-started from a {source} fit, and that fit diverged "
+                    f"after {steps} steps ({why}): '{family}' cannot be fitted from it",
+                    hint=f"try a smaller --lr (--guide {source} shows the fit it starts from)")
+
+
 def bad_draw_parameter(span: Span | None, callee: str, param: str, constraint: str,
                        found: str) -> PplError:
     return PplError(f"cannot draw from {callee}: parameter '{param}' must be {constraint}; "

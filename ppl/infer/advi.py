@@ -23,7 +23,7 @@ from . import diagnostics
 from .diagnostics import settle
 from .early import GIVE_UP, STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
-from ..errors import diverged, guide_not_finite, not_finite_at_start
+from ..errors import diverged, guide_not_finite, not_finite_at_start, warm_start_diverged
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from ..options import FitOptions
 from . import fixed_draws, steps
@@ -231,6 +231,8 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         window = max(2, round(options.window * getattr(guide, "warm_window_scale", 1)))
         first = _fit_family(compiled, source, replace(options, window=window), rng, progress,
                             start_time)
+    if first.reason != INTERRUPTED:
+        _check_warm(source, first, guide)
     if getattr(guide, "fixed_draws", False) and first.reason != INTERRUPTED:
         return _fit_fixed_draws(compiled, guide, guide.warm_start(source, first.theta), first,
                                 rng, progress, start_time, options)
@@ -265,6 +267,26 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                       second.converged, second.reason, first.steps + second.steps,
                       time.perf_counter() - start_time, second.lr,
                       second.final_elbo + framed.log_det)
+
+
+def _check_warm(source, first: AdviResult, guide) -> None:
+    """Raise warm_start_diverged when the fit ``first`` of ``source`` cannot start ``guide``:
+    its ELBO fell (FELL), or its Gaussian is degenerate (a scale of zero, as from a log sigma
+    that diverged below -745, or not finite). From such a fit the flow had reported
+    'converged' with a final ELBO of -inf (its frame's log|det W| = -inf) and scaled an
+    internal error (a singular A), on logistic_regression with --optimizer sgd --lr 0.5."""
+    why = "its ELBO fell below each of its first steps" if first.reason == FELL else None
+    if why is None:
+        try:
+            m0, W = source.frame(first.theta)
+            W = np.diag(W) if np.ndim(W) == 1 else W
+            log_det = np.linalg.slogdet(W)[1]
+        except np.linalg.LinAlgError:
+            log_det = -np.inf
+        if not (np.isfinite(log_det) and np.all(np.isfinite(m0))):
+            why = "its scale collapsed to zero or is not finite"
+    if why is not None:
+        raise warm_start_diverged(guide.name.partition(":")[0], source.name, first.steps, why)
 
 
 def refine(compiled, result: AdviResult, rng: np.random.Generator, rounds: tuple,
