@@ -265,6 +265,8 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
             if warm is None:
                 raise          # mean field failed: there is no fit to report
             tried.append(_failed(name, error, started))
+            if name == "scaled":
+                continue       # the flow starts from the Gaussian, not from scaled's fit
             break
         if warm is not None and result.reason == advi.FELL:
             tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
