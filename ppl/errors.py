@@ -396,7 +396,14 @@ def not_finite_at_start(span: Span | None, what: str,
                     + "check the priors, bounds and data of this statement")
 
 
-def diverged(span: Span | None, steps: int, init_scale: float | None = None) -> PplError:
+def diverged(span: Span | None, steps: int, init_scale: float | None = None,
+             rounds: bool = False) -> PplError:
+    if rounds:   # a fit on fixed draws (--guide scaled): it has no step size to reduce
+        where = "this statement's log density" if span is not None else "the log density"
+        return PplError(f"the fit on fixed draws diverged after {steps} steps: {where} was not "
+                        "finite at the guide's draws on every set of fresh draws tried", span,
+                        hint=_wide_start(init_scale) + "try --guide flow or --guide fullrank, "
+                             "or check that the fit it starts from (mean field) converged")
     if span is None:    # no single statement's term was to blame (the sum overflowed)
         return PplError(f"the optimization diverged after {steps} steps: the log density was "
                         "not finite even after reducing the step size",
@@ -407,6 +414,12 @@ def diverged(span: Span | None, steps: int, init_scale: float | None = None) -> 
                     hint=_wide_start(init_scale) + "try a smaller --lr, or check the "
                          "statement's parameters (and its bounds: where they cross, a draw "
                          "has no support)")
+
+
+def warm_start_diverged(family: str, source: str, steps: int, why: str) -> PplError:
+    return PplError(f"'{family}' is warm-started from a {source} fit, and that fit diverged "
+                    f"after {steps} steps ({why}): '{family}' cannot be fitted from it",
+                    hint=f"try a smaller --lr (--guide {source} shows the fit it starts from)")
 
 
 def bad_draw_parameter(span: Span | None, callee: str, param: str, constraint: str,

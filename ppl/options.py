@@ -34,7 +34,8 @@ class FitOptions:
         of fixed draws). The richer families are warm-started from a mean-field fit; see
         docs/guides.md.
     iter : maximum number of optimization steps of each family fitted (a warm start and each
-        family ``--guide auto`` tries take up to ``iter`` steps of their own).
+        family ``--guide auto`` tries take up to ``iter`` steps of their own; scaled's steps
+        are its L-BFGS-B iterations, at most 500 by default).
     lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
     draws : posterior draws taken from the fitted guide for files and the API (draws.csv,

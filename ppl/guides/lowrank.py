@@ -168,9 +168,11 @@ class LowRank:
         return np.concatenate([sd, np.ones(self.D), np.repeat(sd, self.R)])
 
     def frame(self, theta):
-        """A diagonal frame (mu, sigma); F is not part of it."""
-        mu, log_sigma, _ = self.split(np.asarray(theta, dtype=float))
-        return np.array(mu), np.exp(log_sigma)
+        """(mu, W [D, D]) with W W^T = diag(sigma^2) + F F^T, the Cholesky factor: q is the law
+        of mu + W u, u ~ N(0, I), so a family warm-started from it (the flow, D <= 300 under
+        auto beyond AUTO_FULLRANK_MAX_DIM) starts as this q, F included. O(D^3), once."""
+        mu, log_sigma, F = self.split(np.asarray(theta, dtype=float))
+        return np.array(mu), np.linalg.cholesky(np.diag(np.exp(2 * log_sigma)) + F @ F.T)
 
     def push_affine(self, theta, m0, W) -> np.ndarray:
         """theta of the law of m0 + W * zeta for a diagonal W [D] (a dense one would leave

@@ -69,6 +69,15 @@ def _transposed_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _layer(m, s, t, eps):
+    """y = m + (eps + t - m) exp(s), written (eps + t) exp(s) - m expm1(s): the same number,
+    but the draw eps survives a centre m far from it. The first form rounds eps + t - m to
+    -m once |m| > 1e16 |eps| (a warm start whose mean is that many sds from zero, as from a
+    collapsed mean field: m = -A^-1 a), so every draw was y = 0 whatever A, and L-BFGS-B
+    grew A without bound on an ELBO estimate that rose past log p(data)."""
+    return (eps + t) * anp.exp(s) - m * anp.expm1(s)
+
+
 @lru_cache(maxsize=None)
 def _pair_mask(D: int) -> np.ndarray:
     """[D, D * D]: 1 where E_ijk is used (k <= j < i), row i, column j * D + k."""
@@ -121,8 +130,8 @@ class Scaled(MonteCarloMoments):
         """(zeta [S, D], log|det d zeta / d eps| [S]) for eps [S, D]."""
         a, A, m, C, E = self.split(theta)
         s, t = self._scale_shift(C, E, eps)
-        y = m + (eps + t - m) * anp.exp(s)
-        return a + y @ A.T, anp.sum(anp.log(anp.diag(A))) + anp.sum(s, axis=1)
+        log_det = anp.sum(anp.log(anp.diag(A))) + anp.sum(s, axis=1)
+        return a + _layer(m, s, t, eps) @ A.T, log_det
 
     def inverse(self, theta, zeta):
         """(eps [S, D], log|det| [S]) for zeta [S, D]: y = A^-1 (zeta - a), then eps in D - 1
@@ -132,7 +141,7 @@ class Scaled(MonteCarloMoments):
         eps = y
         for _ in range(self.D - 1):
             s, t = self._scale_shift(C, E, eps)
-            eps = m - t + (y - m) * anp.exp(-s)
+            eps = y * anp.exp(-s) - t - m * anp.expm1(-s)   # _layer solved for eps
         s, _ = self._scale_shift(C, E, eps)
         return eps, anp.sum(anp.log(anp.diag(A))) + anp.sum(s, axis=1)
 
@@ -161,8 +170,9 @@ class Scaled(MonteCarloMoments):
         tanh = np.tanh((eps @ C.T) / S_MAX)
         scale = np.exp(S_MAX * tanh)
         pairs = (eps[:, :, None] * eps[:, None, :]).reshape(S, D * D)
-        inner = eps + _product(pairs, E.T) - m
-        y = m + inner * scale
+        t = _product(pairs, E.T)
+        inner = eps + t - m
+        y = _layer(m, S_MAX * tanh, t, eps)
         entropy = float(np.sum(np.log(np.diag(A)))) + 0.5 * D * (1.0 + _LOG_2PI)
 
         def pullback(g):

@@ -23,7 +23,7 @@ from . import diagnostics
 from .diagnostics import settle
 from .early import GIVE_UP, STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
-from ..errors import diverged, guide_not_finite, not_finite_at_start
+from ..errors import diverged, guide_not_finite, not_finite_at_start, warm_start_diverged
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from ..options import FitOptions
 from . import fixed_draws, steps
@@ -231,9 +231,11 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         window = max(2, round(options.window * getattr(guide, "warm_window_scale", 1)))
         first = _fit_family(compiled, source, replace(options, window=window), rng, progress,
                             start_time)
+    if first.reason != INTERRUPTED:
+        _check_warm(source, first, guide)
     if getattr(guide, "fixed_draws", False) and first.reason != INTERRUPTED:
         return _fit_fixed_draws(compiled, guide, guide.warm_start(source, first.theta), first,
-                                rng, progress, start_time)
+                                rng, progress, start_time, options)
     try:
         if first.reason == INTERRUPTED:
             raise KeyboardInterrupt
@@ -267,21 +269,55 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                       second.final_elbo + framed.log_det)
 
 
+def _check_warm(source, first: AdviResult, guide) -> None:
+    """Raise warm_start_diverged when the fit ``first`` of ``source`` cannot start ``guide``:
+    its ELBO fell (FELL), or its Gaussian is degenerate (a scale of zero, as from a log sigma
+    that diverged below -745, or not finite). From such a fit the flow had reported
+    'converged' with a final ELBO of -inf (its frame's log|det W| = -inf) and scaled an
+    internal error (a singular A), on logistic_regression with --optimizer sgd --lr 0.5."""
+    why = "its ELBO fell below each of its first steps" if first.reason == FELL else None
+    if why is None:
+        try:
+            m0, W = source.frame(first.theta)
+            W = np.diag(W) if np.ndim(W) == 1 else W
+            log_det = np.linalg.slogdet(W)[1]
+        except np.linalg.LinAlgError:
+            log_det = -np.inf
+        if not (np.isfinite(log_det) and np.all(np.isfinite(m0))):
+            why = "its scale collapsed to zero or is not finite"
+    if why is not None:
+        raise warm_start_diverged(guide.name.partition(":")[0], source.name, first.steps, why)
+
+
 def refine(compiled, result: AdviResult, rng: np.random.Generator, rounds: tuple,
            progress=None) -> AdviResult:
     """More rounds (fixed_draws.py) of a fit on fixed draws, from where ``result`` ended; the
-    trace, steps and seconds go on from its."""
+    trace, steps and seconds go on from its (auto refines no fit the iteration cap stopped).
+
+    Raises
+    ------
+    PplError : diverged (see :func:`_fit_fixed_draws`).
+    """
     start_time = time.perf_counter() - result.seconds
     with np.errstate(all="ignore"):
         return _fit_fixed_draws(compiled, result.guide, result.theta, result, rng, progress,
-                                start_time, rounds)
+                                start_time, rounds=rounds)
 
 
 def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
-                     rounds: tuple | None = None) -> AdviResult:
+                     options: FitOptions | None = None, rounds: tuple | None = None
+                     ) -> AdviResult:
     """``guide`` fitted on fixed draws (fixed_draws.py) from ``theta``, after the fit
     ``first`` (its warm start's source, or an earlier fit of ``guide``); its L-BFGS-B
-    iterations are this phase's steps. ``rounds``: fixed_draws.fit's."""
+    iterations are this phase's steps, ``options.iter`` at most (reason MAX_ITER). The final
+    ELBO is fixed_draws' estimate on fresh draws (the last iterate's value on its own round's
+    draws when Ctrl-C left none). ``rounds``: fixed_draws.fit's.
+
+    Raises
+    ------
+    PplError : diverged, naming the statement whose term was not finite, when the ELBO was not
+        finite at a round's start (or at the end) on every set of draws tried.
+    """
     offset = first.steps
 
     def shifted(step, value, lr):
@@ -291,12 +327,18 @@ def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
     # a bare log density, whose size only its model would tell, takes them at once
     chunk = np.inf if getattr(compiled, "model", None) is None else _score_chunk(compiled)
     fitted = fixed_draws.fit(compiled.log_joint, guide, theta, rng,
-                             shifted if progress is not None else None, rounds, chunk)
+                             shifted if progress is not None else None, rounds, chunk,
+                             np.inf if options is None else options.iter)
     trace = fitted.trace
+    if fitted.failed is not None:
+        _raise_diverged(compiled, guide, fitted.theta, fitted.failed, first.steps + trace.size,
+                        None if options is None else _widened(compiled, options), rounds=True)
+    final = fitted.elbo if np.isfinite(fitted.elbo) else \
+        float(trace[-1]) if trace.size else first.final_elbo
+    reason = INTERRUPTED if fitted.interrupted else MAX_ITER if fitted.capped else fitted.reason
     return AdviResult(guide, fitted.theta, first.names, np.concatenate([first.elbo, trace]),
-                      fitted.converged, INTERRUPTED if fitted.interrupted else fitted.reason,
-                      first.steps + trace.size, time.perf_counter() - start_time, first.lr,
-                      float(trace[-1]) if trace.size else first.final_elbo)
+                      fitted.converged, reason, first.steps + trace.size,
+                      time.perf_counter() - start_time, first.lr, final)
 
 
 def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
@@ -541,14 +583,15 @@ def _check_start(compiled, guide, theta, rng, init_scale: float | None = None) -
     raise not_finite_at_start(None, "not finite", init_scale)
 
 
-def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float | None = None):
+def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float | None = None,
+                    rounds: bool = False):
     """PplError diverged, naming a user's guide whose scale left (0, inf) when one did (the log
     joint was finite there), else the statement whose term was not finite (``init_scale``: as
-    the error's)."""
+    the error's; ``rounds``: a fit on fixed draws, which has no step size to reduce)."""
     statement = guide.blame(theta, eps) if hasattr(guide, "blame") else None
     if statement is not None:
         raise guide_not_finite(statement.span, statement.name, steps)
-    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps, init_scale)
+    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps, init_scale, rounds)
 
 
 def _blame(compiled, zeta):

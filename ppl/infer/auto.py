@@ -266,12 +266,16 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
             if warm is None:
                 raise          # mean field failed: there is no fit to report
             tried.append(_failed(name, error, started))
+            if name == "scaled":
+                continue       # the flow starts from the Gaussian, not from scaled's fit
             break
         if warm is not None and result.reason == advi.FELL:
             tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
             break
         fit = assess(result)
-        if name == "scaled" and _low_ess(fit) and result.reason != advi.INTERRUPTED:
+        # (not past the iteration cap: the further rounds would exceed --iter)
+        if name == "scaled" and _low_ess(fit) and \
+                result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
             result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
             fit = assess(result)
         tried.append(Tried(name, fit.khat, fit.verdict().level, time.perf_counter() - started))

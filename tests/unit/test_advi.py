@@ -443,3 +443,31 @@ def test_the_whitenings_rescue_searches_the_step_size_again(monkeypatch):
     model = Stub(lambda z: -0.5 * anp.sum((z @ precision) * z, axis=1), 2)
     advi.fit(model, options, np.random.default_rng(0))
     assert len(searched) == 2     # after the first whitening and at the rescue
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("spec", ["flow", "scaled", "fullrank"])
+def test_a_richer_family_from_a_mean_field_that_diverged_is_a_clear_error(spec):
+    # logistic_regression --optimizer sgd --lr 0.5: mean field's log sigma fell to -3e5 (its
+    # ELBO from -150 to -440,069). From it the flow said 'converged' with a final ELBO of -inf
+    # (log|det W| = -inf) and every draw non-finite, scaled raised an internal LinAlgError
+    import ppl
+    _, _, model = ppl.load(ROOT / "models" / "logistic_regression.ppl").prepare()
+    with pytest.raises(PplError, match="warm-started from a meanfield fit, and that fit "
+                                       "diverged") as error:
+        advi.fit(model, FitOptions(guide=spec, lr=0.5, optimizer="sgd"),
+                 np.random.default_rng(0))
+    assert "its ELBO fell" in error.value.message and "--lr" in error.value.hint
+
+
+def test_a_richer_family_refuses_a_warm_start_of_zero_scale(rng):
+    # a Gaussian handed over (--guide auto) whose sigma underflowed to zero, though its fit
+    # did not fall: no frame can be built from it
+    target = gaussian([1.0, -1.0], [1.0, 2.0])
+    warm = advi.fit(target, FitOptions(guide="meanfield", lr=0.1, iter=30), rng)
+    warm = replace(warm, theta=np.array([1.0, -1.0, -800.0, 0.0]))
+    for spec in ("flow:1", "scaled", "fullrank"):
+        with pytest.raises(PplError, match="its scale collapsed"):
+            advi.fit(target, FitOptions(guide=spec, lr=0.1, iter=30), rng, warm=warm)

@@ -591,3 +591,21 @@ def test_ctrl_c_between_fits_ends_the_climb_with_the_fits_so_far(monkeypatch):
     monkeypatch.setattr(auto.advi, "fit", interrupt)
     with pytest.raises(KeyboardInterrupt):
         _auto(Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]])))
+
+
+def test_a_scaled_rung_that_raises_leaves_the_flow_to_be_tried(monkeypatch):
+    # scaled on fixed draws raises 'diverged' where its rounds cannot start; the flow is
+    # warm-started from the Gaussian, not from scaled, so the climb goes on to it
+    from ppl.errors import diverged
+    real = advi.fit
+
+    def failing_scaled(compiled, options, rng, progress=None, warm=None):
+        if options.guide == "scaled":
+            raise diverged(None, 120, rounds=True)
+        return real(compiled, options, rng, progress, warm)
+
+    monkeypatch.setattr(auto.advi, "fit", failing_scaled)
+    fit, report = _auto(Banana())
+    assert [(t.family, t.level) for t in report.tried][1:3] == [("fullrank", SKIPPED),
+                                                                ("scaled", "failed")]
+    assert report.tried[3].family == "flow" and fit.result.guide.name.startswith("flow")

@@ -643,3 +643,31 @@ def test_fused_draw_and_entropy_second_order_match_traced(theta, rng):
     fused = hessian(_fused_elbo_terms)(theta, eps, weights)
     traced = hessian(_traced_elbo_terms)(theta, eps, weights)
     np.testing.assert_allclose(fused, traced, rtol=1e-12, atol=1e-12)
+
+
+def test_scaled_draws_keep_their_spread_far_from_the_models_zero():
+    # warm-started from a collapsed mean field (sigma 1e-100 at mean +-10) the layer's centre
+    # m = -A^-1 a is 1e101; y = m + (eps - m) exp(s) rounded eps + t - m to -m, so every draw
+    # was y = 0 whatever A, and L-BFGS-B grew A to 1e210 on a fixed-draw ELBO 560 nats above
+    # log p(data) (logistic_regression --init-scale 1e-100 --iter 1). Once A has grown (here
+    # to I, a C far below rounding), the draws must be a + eps
+    guide, D = Scaled(2), 2
+    theta = guide.warm_start(MEAN_FIELD, np.array([10.0, -10.0, np.log(1e-100), np.log(1e-100)]))
+    theta[D:D + D * D] = 0.0          # A = I
+    theta[2 * D + D * D + 2] = 1e-120   # C[1, 0]
+    eps = np.random.default_rng(0).standard_normal((5, D))
+    zeta = guide.draw(theta, eps)
+    np.testing.assert_allclose(zeta - [10.0, -10.0], eps, rtol=1e-12)
+    back, _ = guide.inverse(theta, zeta)
+    np.testing.assert_allclose(back, eps, rtol=1e-12)
+
+
+@pytest.mark.parametrize("richer", [Flow(D3, 2), FullRank(D3), Scaled(D3)], ids=str)
+def test_a_warm_start_from_low_rank_is_its_whole_gaussian(richer, rng):
+    # under auto beyond 200 dimensions the flow is warm-started from the low-rank fit; its
+    # frame was diag(sigma) alone, so the flow started from N(mu, diag(sigma^2)), without F F^T
+    source = LowRank(D3, 2)
+    theta = source.init(D3, 1.0) + 0.5 * rng.standard_normal(source.init(D3, 1.0).shape)
+    start = richer.warm_start(source, theta)
+    zeta = rng.standard_normal((6, D3))
+    np.testing.assert_allclose(richer.log_q(start, zeta), source.log_q(theta, zeta), rtol=1e-10)
