@@ -35,7 +35,8 @@ class FitOptions:
         docs/guides.md.
     iter : maximum number of optimization steps of each family fitted (a warm start and each
         family ``--guide auto`` tries take up to ``iter`` steps of their own; scaled's steps
-        are its L-BFGS-B iterations, at most 500 by default).
+        are its L-BFGS-B iterations: at most 500, and up to 100 more in auto's further
+        rounds).
     lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
     draws : posterior draws taken from the fitted guide for files and the API (draws.csv,
