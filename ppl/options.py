@@ -60,7 +60,8 @@ class FitOptions:
     correct : 'psis': when k̂ is below its threshold, summaries are weighted and draws
         resampled with the Pareto-smoothed importance weights (docs/trust.md); 'none': never.
     starts : independent fits from dispersed initializations and seeds, compared for
-        agreement (infer/starts.py); the best (highest ELBO) is reported.
+        agreement (infer/starts.py); the best (highest ELBO) is reported. Above 1, not with
+        --method dadvi, --batch or a model with param or guide statements.
     method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
         L-BFGS-B from a Laplace start, linear-response sds and Monte Carlo standard errors of
         the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
