@@ -119,17 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write draws, summary, ELBO trace, fit.json and model.ppl there")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    summary = commands.add_parser("summary", help="print the summary of a saved fit")
+    summary = commands.add_parser("summary", help="print the summary of a saved fit and the "
+                                   "lines ppl fit printed below it")
     summary.add_argument("dir", metavar="DIR")
 
     predict = commands.add_parser("predict",
-                                  help="write posterior predictive draws of a saved fit")
+                                  help="write posterior predictive draws of a saved fit "
+                                       "(its model and fitted data unchanged since the fit)")
     predict.add_argument("dir", metavar="DIR")
     predict.add_argument("--draws", type=int, default=None, metavar="N",
                          help="number of predictive draws (default: the fit's draws)")
     predict.add_argument("--data", default=None, metavar="DATA",
                          help=f"new data to predict for, a {DATA_HELP}: shapes and lets are "
-                              "recomputed; data that is only observed may be left out")
+                              "recomputed; data that is only observed may be left out; not for "
+                              "a model with discrete latents")
 
     plot = commands.add_parser("plot", help="plot the ELBO trace and marginals of a saved fit "
                                "(needs: pip install 'ppl[plot]')")

@@ -2,8 +2,10 @@
 
 ``load_data`` reads and checks the data against the symbolically checked model (names, numbers,
 int-ness, finiteness, shapes, declared bounds) and finds the dims; ``validate_observed`` checks,
-against the concretely checked model, what needs concrete shapes: index ranges and the support
-of every observed value. Expressions are evaluated by ``evaluate.py``.
+against the concretely checked model, what needs concrete shapes: data declared with a let
+dimension, index ranges, distribution parameters computed from data alone, then the support
+of every observed value, and that a latent's (or param's) bounds and support from data are
+not empty at any element. Expressions are evaluated by ``evaluate.py``.
 """
 from __future__ import annotations
 
@@ -82,7 +84,8 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
 
 def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict[str, int],
                       observed: bool = True) -> None:
-    """Check what needs concrete shapes: index ranges and the support of observed values.
+    """Check what needs concrete shapes: let dimensions, index ranges, data-only distribution
+    parameters, the support of observed values and of latents (see the module docstring).
 
     Parameters
     ----------
@@ -94,8 +97,10 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
     Raises
     ------
     PplError : a data array whose shape is not its declared one (a dim that is a ``let``),
-        an int index outside the axis it indexes (``index_out_of_range``), or an observed
-        value outside its distribution's support (``data_outside_support``).
+        an int index outside the axis it indexes (``index_out_of_range``), a data-only
+        parameter outside its constraint, an observed value outside its distribution's
+        support (``data_outside_support``), a latent's declared bounds outside its
+        distribution's support or a support from data that is empty (``empty_support``).
     """
     for decl in model.data.values():  # a dim that is a let (real[Kc]) is known only here
         if np.shape(values[decl.name]) != decl.shape:

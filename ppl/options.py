@@ -35,7 +35,8 @@ class FitOptions:
         docs/guides.md.
     iter : maximum number of optimization steps of each family fitted (a warm start and each
         family ``--guide auto`` tries take up to ``iter`` steps of their own; scaled's steps
-        are its L-BFGS-B iterations, at most 500 by default).
+        are its L-BFGS-B iterations: at most 500, and up to 100 more in auto's further
+        rounds).
     lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
     draws : posterior draws taken from the fitted guide for files and the API (draws.csv,
@@ -59,7 +60,8 @@ class FitOptions:
     correct : 'psis': when k̂ is below its threshold, summaries are weighted and draws
         resampled with the Pareto-smoothed importance weights (docs/trust.md); 'none': never.
     starts : independent fits from dispersed initializations and seeds, compared for
-        agreement (infer/starts.py); the best (highest ELBO) is reported.
+        agreement (infer/starts.py); the best (highest ELBO) is reported. Above 1, not with
+        --method dadvi, --batch or a model with param or guide statements.
     method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
         L-BFGS-B from a Laplace start, linear-response sds and Monte Carlo standard errors of
         the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,

@@ -7,7 +7,9 @@ draws are reused (importance-corrected when the fit is, as for ``fit.predictive(
 latents must keep their shapes, except latents with a ``guide`` statement, which are drawn from
 their guide on the new data (an amortized encoder). Data that is only ever observed (``y`` in
 ``observe y ~ ...``) may be left out of the new data: it is what is predicted, and a
-placeholder of zeros stands in for it.
+placeholder of zeros stands in for it. The new data is checked as a fit's is (index ranges,
+data-only parameters). A model with discrete latents is refused: their draws come from
+their posterior given the fitted observations, which the new data would replace.
 """
 from __future__ import annotations
 

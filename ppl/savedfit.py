@@ -1,9 +1,12 @@
 """Saving a fit to a folder and reading it back (``ppl fit --out``, ``summary``, ``predict``).
 
 Files: draws.csv (element names, one row per draw), summary.csv, elbo.csv (step, ELBO),
-fit.json (provenance, options, convergence, guide parameters by element name) and model.ppl (a
-copy of the model text). All are written atomically by ``output.write_files``. Paths in
-fit.json are absolute, so a saved fit is usable from any working directory.
+fit.json (provenance, options, convergence, guide parameters by element name, and the lines
+``ppl fit`` printed, which ``ppl summary`` prints again) and model.ppl (a copy of the model
+text). All are written atomically by ``output.write_files``. Paths in fit.json are absolute,
+so a saved fit is usable from any working directory. Provenance holds the SHA-256 of the
+model's meaning and of the data's values: a fit is restored only from the same model and
+data (``restore_fit``).
 """
 from __future__ import annotations
 

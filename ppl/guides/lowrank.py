@@ -1,7 +1,10 @@
 """LowRank: a Gaussian with covariance diag(sigma^2) + F F^T, F [D, R], for thousands of latents.
 
 zeta = mu + sigma * eps1 + F eps2 with eps = (eps1 [D], eps2 [R]). The log density and entropy
-use the Woodbury identity and the matrix determinant lemma: O(D R^2) per draw, never D x D.
+use the Woodbury identity and the matrix determinant lemma: O(D R^2) per draw, never D x D
+(log q of its own draws from their noise, ``draw_and_log_q``). Only ``frame``, the start of
+a family warm-started from it (the flow under auto, D <= 300), forms the D x D Cholesky
+factor, once.
 """
 from __future__ import annotations
 

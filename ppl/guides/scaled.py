@@ -15,7 +15,7 @@ and alpha sds stayed 35% short, docs/history/trust-log.md). It is one layer of a
 autoregressive flow (Kingma et al. 2016, "Improved Variational Inference with Inverse Autoregressive
 Flow", NeurIPS) whose networks are a linear and a quadratic form, so it has D^2 + D + D^2 (D + 1) /
 2 parameters beyond full rank's instead of networks (flow.py), and is fitted on fixed draws
-(ppl.infer.auto.fit_scaled).
+(ppl/infer/fixed_draws.py, driven by advi.py).
 
 The log-determinant is sum(log diag A) + sum_i s_i, and s_i is odd in eps (a linear form in
 an odd tanh clamp), so E[s_i] = 0 and the entropy is the Gaussian's, in closed form. At C = E

@@ -77,7 +77,9 @@ class AdviResult:
     steps : accepted optimizer steps (the eta search not counted).
     seconds : wall time of the whole fit, search included.
     lr : the base step size used (given, or picked by the search).
-    final_elbo : mean ELBO estimate over the last window of steps.
+    final_elbo : mean ELBO estimate over the last window of steps (a fit on fixed draws:
+        the estimate on fresh draws, fixed_draws.py; no latents: log p(data); interrupted
+        before its first step: the ELBO at its start).
     jitter : the iterates' jitter over the last full window, in guide sds (see ``fit``); nan
         when the fit took no full window.
     """

@@ -6,7 +6,7 @@ fit. Full rank is skipped, and the flow warm-started from the Gaussian full rank
 from, when that Gaussian's importance weights are far from uniform (SKIP_ESS,
 ``fullrank_start``); then, up to SCALED_MAX_DIM dimensions, the ``scaled`` family
 (ppl/guides/scaled.py) is fitted from mean field (on fixed draws, fixed_draws.py) before the
-flow, which is fitted only if scaled cannot be used. Stops at the first fit that is reliable,
+flow, which is fitted only if scaled cannot be used or raised. Stops at the first fit that is reliable,
 or usable with care and importance-corrected (the corrected summary was as accurate as a
 richer family's on posteriordb, docs/trust.md, at a fraction of the time), or usable with care
 on nearly equal weights (verdict.matches_bulk: where the guide's draws go it matches the
