@@ -167,7 +167,7 @@ class AutoReport:
     @classmethod
     def from_plain(cls, fields: dict) -> "AutoReport":
         tried = tuple(Tried(**{**t, "elbo": tuple(t["elbo"])}) for t in fields["tried"])
-        return cls(tried, fields["chosen"], fields["interrupted"])
+        return cls(tried, fields["chosen"], fields["interrupted"], fields["usable"])
 
     def to_dict(self) -> dict:
         """Plain values for fit.json, with the line (``ppl summary`` prints it again)."""

@@ -71,10 +71,11 @@ def test_parallel_starts_equal_serial_starts():
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_starts_auto_climb_comes_back_with_its_result(workers):
     # --guide auto: which families a start tried must reach the user (its line, fit.json's
-    # auto, the verdict's hint), also from a forked start; k̂ inf and an ELBO survive the pipe
+    # auto, the verdict's hint), also from a forked start; k̂ inf, an ELBO and 'none being
+    # usable' (fit.json's chosen_by 'only', not 'usable') survive the pipe
     climb = AutoReport((Tried("meanfield", 0.93, "unreliable", 0.5, elbo=(-3.5, 0.01)),
                         Tried("fullrank", 1.2, "skipped", 0.1, ess=0.04),
-                        Tried("flow", np.inf, "failed", 0.25)), 0)
+                        Tried("flow", np.inf, "failed", 0.25)), 0, usable=False)
 
     def fit_fn(model, rng, progress):
         return advi.fit(model, OPTIONS, rng, progress), climb
