@@ -151,12 +151,6 @@ def fixed_data() -> dict[str, tuple[str, dict]]:
     }
 
 
-def placeholder_y(data: dict) -> np.ndarray:
-    """A y of the right length for prior_predictive, which loads every declared data."""
-    n = data["J"] if "J" in data else data["N"]
-    return np.zeros(n, dtype=int)
-
-
 def scalars(values: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
     """name[i] -> the draws of each scalar element [n] of the latents ``names``."""
     out = {}
@@ -174,7 +168,7 @@ def simulate(model_name: str, reps: int, data_seed: int) -> tuple[ppl.Model, lis
     """The model, R data sets and the R true values of its scalar latents."""
     text, data = fixed_data()[model_name]
     model = ppl.compile(text, f"<{model_name}>")
-    prior = model.prior_predictive({**data, "y": placeholder_y(data)}, n=reps, seed=data_seed)
+    prior = model.prior_predictive(data, n=reps, seed=data_seed)
     truths = scalars(prior, [s.name for s in model.ir.statements if isinstance(s, ir.Latent)])
     datasets = [{**data, "y": prior["y"][r]} for r in range(reps)]
     return model, datasets, [{k: float(v[r]) for k, v in truths.items()} for r in range(reps)]

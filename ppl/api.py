@@ -182,10 +182,12 @@ class Model:
 
         Returns name (or observed expression text) -> array [n, *shape]. ``n`` is a positive
         int and ``seed`` a non-negative int (numpy ints too), as the fit options' counts and seed.
+        Data that is only ever observed may be left out (``y`` of ``observe y ~ ...``, when its
+        size is given), as for predictions on new data: it is what is drawn.
         """
+        from .predict import compile_given
         n, seed = check_count("n", n), check_seed("seed", seed)
-        concrete, _, compiled = self.prepare(data)
-        memory.check_draws(n, concrete, "n =")
+        compiled = compile_given(self, self._data(data), n, "n =")
         return compiled.sample_prior(np.random.default_rng([seed, 3]), n)
 
 

@@ -44,6 +44,16 @@ def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
     discrete = [s for s in model.ir.statements if isinstance(s, ir.Latent) and s.discrete]
     if discrete:
         raise errors.predict_with_discrete(discrete[0].span, [s.name for s in discrete])
+    compiled = compile_given(model, data, n, "--draws")
+    zeta = _zeta(fit, compiled, n)
+    with np.errstate(all="ignore"):
+        return by_draws(compiled.predictive, zeta, large_draws(compiled, n), fit._rng(2))
+
+
+def compile_given(model, data, n: int, option: str):
+    """``model`` (api.Model) checked and compiled on ``data``, where data that is only ever
+    observed may be left out: a placeholder of zeros stands in for it (it is what is drawn).
+    ``n`` draws are checked against memory (``option`` names the count in the error)."""
     raw = read_data(data)
     sizes = {d for decl in model.ir.data.values() for d in decl.shape}
     left_out = _observed_only(model.ir) - set(raw) - sizes   # a size is given or read off data
@@ -57,17 +67,14 @@ def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
             dims[name] = 0
     concrete = check(model.program, dims)
     memory.check_model(concrete)
-    memory.check_draws(n, concrete, "--draws")
+    memory.check_draws(n, concrete, option)
     values = {name: values[name] if name in values else _placeholder(decl)
               for name, decl in concrete.data.items()}
     # index ranges and data-only parameters as for a fit: a group index -1 in the new data
     # had predicted for the last group (numpy wraps it), an index past the end was an
     # internal error
     validate_observed(concrete, values, dims, observed=False)
-    compiled = compile_model(concrete, values)
-    zeta = _zeta(fit, compiled, n)
-    with np.errstate(all="ignore"):
-        return by_draws(compiled.predictive, zeta, large_draws(compiled, n), fit._rng(2))
+    return compile_model(concrete, values)
 
 
 def _zeta(fit, compiled, n: int) -> np.ndarray:

@@ -242,3 +242,14 @@ def test_left_out_observed_values_are_not_checked_against_their_support():
     text = "data N: int\ndata y: real[N]\nsample s ~ Exponential(1)\nobserve y ~ LogNormal(0, s)\n"
     fit = ppl.compile(text).fit({"y": [1.0, 2.0]}, iter=50)
     assert fit.predictive(10, data={"N": 3})["y"].shape == (10, 3)
+
+
+def test_prior_predictive_draws_observed_data_that_is_left_out():
+    # y is what a prior predictive check draws; it was refused as "data 'y' is missing"
+    # unless a placeholder was given (PyMC and NumPyro draw it without one)
+    model = ppl.compile("data N: int\ndata x: real[N]\ndata y: real[N]\nsample a ~ Normal(0, 1)\n"
+                        "sample s ~ HalfNormal(1)\nobserve y ~ Normal(a * x, s)\n")
+    left_out = model.prior_predictive({"N": 3, "x": [1.0, 2.0, 3.0]}, n=5, seed=1)
+    given = model.prior_predictive({"N": 3, "x": [1.0, 2.0, 3.0], "y": [0.0] * 3}, n=5, seed=1)
+    assert left_out["y"].shape == (5, 3)
+    assert all(np.array_equal(left_out[name], given[name]) for name in given)
