@@ -505,6 +505,7 @@ class Fit:
         from .guides import user
         from .infer.auto import ladder
         from .infer.verdict import CARE, MIN_WEIGHTS_ESS, RELIABLE
+        from .infer import advi
         if user.point_only(self.compiled):
             # nothing drawn: k̂ says nothing; the values are an optimum, not a posterior
             return Verdict(RELIABLE if self.converged else CARE,
@@ -524,7 +525,7 @@ class Fit:
                      self.weights_ess,
                      0.0 if self.options.batch is not None else MIN_WEIGHTS_ESS,
                      self._noisy_dadvi_mean(), self.options.method,
-                     unconverged(self.result.reason))
+                     unconverged(self.result.reason), self.result.reason == advi.FELL)
 
     def _noisy_dadvi_mean(self) -> tuple[str, float] | None:
         """(element, mcse / sd) of the DADVI mean whose Monte Carlo standard error is the

@@ -79,7 +79,7 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           summary_ess: float = np.inf, weights_ess: float | None = None,
           min_weights_ess: float = MIN_WEIGHTS_ESS,
           noisy_mean: tuple[str, float] | None = None, method: str = "advi",
-          unconverged: str = "raise --iter") -> Verdict:
+          unconverged: str = "raise --iter", diverged: bool = False) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -104,6 +104,9 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
     unconverged : what to say after "the optimizer did not converge" on a fit reliable by k̂:
         what to do (raise --iter, when the cap stopped it) or what happened (an interrupt, a
         divergence: more steps would not help).
+    diverged : whether the fit's ELBO fell below its first steps (advi.FELL): whatever k̂
+        says, its summary is not a posterior, and the step size is what to change, not the
+        family (the hint to a richer family read as if this one had converged).
 
     Returns
     -------
@@ -171,7 +174,10 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         text = (f"DADVI's fixed draws leave the mean of {noisy_mean[0]} uncertain by "
                 f"{noisy_mean[1]:.3g} posterior sds (its Monte Carlo standard error); "
                 f"raise --dadvi-draws")
-    if not converged and level == RELIABLE:
+    if diverged:
+        level, text = UNRELIABLE, "the fit diverged (its ELBO fell below its first steps), " \
+                                  "so its summary is not a posterior: try a smaller --lr"
+    elif not converged and level == RELIABLE:
         level, text = CARE, f"the optimizer did not converge; {unconverged}"
     elif not converged:
         notes.append("the optimizer did not converge")

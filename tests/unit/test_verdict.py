@@ -190,3 +190,13 @@ def test_a_dadvi_mean_with_a_large_monte_carlo_error_is_unreliable_whatever_khat
     assert line == ("unreliable (k̂ 0.30): DADVI's fixed draws leave the mean of theta[1] "
                     "uncertain by 2.5 posterior sds (its Monte Carlo standard error); raise "
                     "--dadvi-draws")
+
+
+def test_a_fit_that_diverged_is_told_to_lower_its_step_size_not_to_change_family():
+    # logistic_regression --guide meanfield --optimizer sgd --lr 0.5: the ELBO fell to
+    # -440,069 and k̂ 0.81 read "this family cannot represent the posterior; try --guide flow"
+    verdict = judge(0.81, 0.7, 4000, converged=False, guide="meanfield",
+                    available=("meanfield", "fullrank", "flow"),
+                    unconverged="its ELBO fell (it diverged): try a smaller --lr", diverged=True)
+    assert verdict.level == "unreliable"
+    assert "try a smaller --lr" in verdict.line and "--guide" not in verdict.line
