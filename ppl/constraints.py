@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from . import linalg
+
 
 def _fmt(bound: Any) -> str:
     if isinstance(bound, (int, float, np.integer, np.floating)):
@@ -163,8 +165,11 @@ class PositiveDefinite(Constraint):
         x = np.asarray(x, dtype=float)
         symmetric = np.all(np.abs(x - np.swapaxes(x, -1, -2))
                            <= _TOL * (1 + np.abs(x)), axis=(-2, -1))
-        # eigvalsh reads one triangle only, so symmetry is checked separately above
-        ok = symmetric & (np.linalg.eigvalsh(x)[..., 0] > 0)
+        # the test MvNormal's density applies: a Cholesky factor of the symmetric part (an
+        # eigenvalue of 1e-16 can pass eigvalsh and fail the factorization, and then the
+        # density is NaN at every draw)
+        factor = linalg.cholesky_symmetric(x)
+        ok = symmetric & np.all(np.isfinite(factor), axis=(-2, -1))
         return np.broadcast_to(ok[..., None, None], x.shape)
 
     def describe(self):

@@ -98,6 +98,8 @@ def inverse_lower(L):
     the work of an LU inverse, and numpy has no batched triangular routine; from
     BATCHED_INVERSE matrices on, forward substitution across the batch instead."""
     out = np.tril(np.asarray(L, dtype=float))
+    if out.shape[-1] == 0:      # 0 x 0 matrices: nothing to invert (and -1 cannot be reshaped)
+        return out
     flat = out.reshape((-1,) + out.shape[-2:])
     if len(flat) >= BATCHED_INVERSE:
         _substitute_inverse(flat)

@@ -449,6 +449,35 @@ def test_a_parameter_given_by_data_is_checked_against_its_constraint(data, messa
         model.fit(data, guide="meanfield", iter=200)
 
 
+def test_a_data_cov_that_cholesky_refuses_is_refused_by_check(tmp_path, capsys):
+    # a squared-exponential kernel at this length scale: eigvalsh gives its smallest
+    # eigenvalue as +1.2e-16 but its Cholesky factorization fails, so the check passed it
+    # and the fit stopped at "the log density of this statement is nan at every starting point"
+    from ppl.cli import main
+    x = np.linspace(0, 1, 20)
+    cov = np.exp(-0.5 * (x[:, None] - x[None, :]) ** 2 / 0.20962374723152086 ** 2)
+    assert np.linalg.eigvalsh(cov)[0] > 0
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(cov)
+    path = tmp_path / "m.ppl"
+    path.write_text("data C: real[20, 20]\ndata y: real[20]\nsample mu ~ Normal(0, 1)\n"
+                    "observe y ~ MvNormal(mu + y * 0, C)\n")
+    np.savez(tmp_path / "d.npz", C=cov, y=np.sin(x))
+    assert main(["check", str(path), "--data", str(tmp_path / "d.npz")]) == 2
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(f"{path}:4:34: error: parameter 'cov' of MvNormal must be "
+                            "symmetric positive definite")
+
+
+def test_an_empty_data_cov_is_accepted():
+    # sizes of 0 are allowed: the constraint check took eigvalsh(C)[..., 0] of a 0 x 0 matrix
+    # and crashed with an IndexError; the density of an empty vector is 1
+    model = ppl.compile("data C: real[0, 0]\ndata y: real[3, 0]\nsample mu ~ Normal(0, 1)\n"
+                        "observe y ~ MvNormal(y[0] * mu, C)\n")
+    fit = model.fit({"C": [], "y": [[], [], []]}, guide="meanfield", iter=200, seed=0)
+    assert np.isfinite(fit.elbo).all()
+
+
 def test_check_passes_a_model_of_params_and_a_factor(tmp_path, capsys):
     from ppl.cli import main
     path = tmp_path / "m.ppl"

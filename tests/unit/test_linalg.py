@@ -60,6 +60,15 @@ def test_inverse_lower_is_nan_for_a_singular_matrix_only(n):
     np.testing.assert_allclose(out[others], np.linalg.inv(L[others]), rtol=1e-14)
 
 
+def test_cholesky_gradient_of_empty_matrices():
+    # a 0 x 0 latent (real[K, K] with K = 0 in the data): the gradient's triangular inverse
+    # reshaped its empty batch with -1 and raised ValueError
+    a = np.zeros((3, 0, 0))
+    assert linalg.inverse_lower(a).shape == (3, 0, 0)
+    g = autograd.grad(lambda x: anp.sum(linalg.cholesky_symmetric(x)))(a)
+    assert g.shape == (3, 0, 0)
+
+
 @pytest.mark.parametrize("shape", [(4, 4), (5, 4, 4), (2, 3, 4, 4), (5, 11, 11)])
 def test_cholesky_symmetric_matches_the_traced_path(shape):
     rng = np.random.default_rng(2)
