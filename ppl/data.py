@@ -120,6 +120,7 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
         if isinstance(statement, (ir.Latent, ir.Param)):
             _check_declared_bounds(statement, env)
             _check_support_not_empty(statement, env)
+            _check_event_not_empty(statement)
 
 
 def _check_data_parameters(dist: ir.Dist, env) -> None:
@@ -134,6 +135,19 @@ def _check_data_parameters(dist: ir.Dist, env) -> None:
             with np.errstate(all="ignore"):
                 value = evaluate_data(expr, env)
             check_parameter_value(dist.cls, name, value, expr.span)
+
+
+def _check_event_not_empty(statement) -> None:
+    """A simplex or a correlation Cholesky factor with a last axis of size 0 (K = 0 from data)
+    has no value: a simplex sums to 1, a correlation matrix has ones on its diagonal. A
+    Dirichlet of K = 0 was an internal error, and an LKJCholesky of K = 0 fitted as 1 x 1 (its
+    bijector cannot tell K = 0 from K = 1) and was reported as 0 x 0."""
+    dist = statement.dist
+    support = None if dist is None else dist.cls.support_of(dist.param_dict)
+    if isinstance(support, (c.Simplex, c.CorrCholesky)) and statement.shape and \
+            statement.shape[-1] == 0:
+        raise errors.empty_event(statement.span, statement.name, statement.shape,
+                                 dist.cls.name)
 
 
 def _check_support_not_empty(statement, env) -> None:

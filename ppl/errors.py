@@ -302,6 +302,12 @@ def data_wrong_shape(span: Span, name: str, expected, found) -> PplError:
                     f"found {format_shape(found)}", span)
 
 
+def empty_event(span: Span, name: str, shape, callee: str) -> PplError:
+    return PplError(f"'{name}' has shape {format_shape(shape)}: a {callee} value needs at "
+                    f"least one element on its last axis", span,
+                    hint="check the data that sets its size")
+
+
 def data_not_int(span: Span, name: str, found) -> PplError:
     return PplError(f"data '{name}' is declared int; found {found}", span)
 

@@ -769,3 +769,19 @@ def test_data_path_that_is_not_a_regular_file(tmp_path, kind):
     with pytest.raises(PplError) as info:
         ppl.compile(HOSTILE_MODEL).prepare(str(path))
     assert info.value.message == f"{path}: not a regular file"
+
+
+@pytest.mark.parametrize("declaration, name", [
+    ("sample L: real[K, K] ~ LKJCholesky(2)", "LKJCholesky"),
+    ("sample p: real[K] ~ Dirichlet(a)", "Dirichlet"),
+])
+def test_a_simplex_or_correlation_factor_of_size_zero_is_refused(declaration, name):
+    # K = 0 from data: the Dirichlet was an internal error (a reshape), the LKJCholesky fitted
+    # a 1 x 1 factor (its bijector cannot tell K = 0 from K = 1) reported as 0 x 0
+    model = ppl.compile(f"data K: int\ndata a: real<lower=0>[K]\n{declaration}\n"
+                        "sample m ~ Normal(0, 1)\n")
+    with pytest.raises(PplError) as info:
+        model.fit({"K": 0, "a": []}, seed=0)
+    assert info.value.span.line == 3
+    assert f"a {name} value needs at least one element on its last axis" in info.value.message
+    model.fit({"K": 2, "a": [1.0, 1.0]}, seed=0, iter=200)   # K = 2 fits
