@@ -9,6 +9,7 @@ not empty at any element. Expressions are evaluated by ``evaluate.py``.
 """
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from dataclasses import fields, is_dataclass, replace
@@ -72,7 +73,9 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
             if decl.dtype == "int" and decl.shape == ():
                 dims[decl.name] = int(values[decl.name])
         elif decl.name not in inferable:
-            raise errors.data_missing(decl.span, decl.name)
+            csv = (isinstance(data, (str, os.PathLike)) and decl.shape == ()
+                   and os.fspath(data).lower().endswith(".csv"))
+            raise errors.data_missing(decl.span, decl.name, csv=csv)
     for name in origin:
         values[name] = np.array(dims[name], dtype=np.int64)
     values = {name: values[name] for name in declared}

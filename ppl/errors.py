@@ -131,8 +131,14 @@ def wrong_arguments(span: Span, callee: str, signatures: Iterable[str]) -> PplEr
 
 
 def unknown_keyword(span: Span, callee: str, keyword: str, candidates: Iterable[str]) -> PplError:
-    return PplError(
-        f"'{callee}' has no argument '{keyword}'{suggest(keyword, candidates)}", span)
+    """Names the closest argument, or, when none is close (PyMC's ``sd=`` for ``sigma``), all
+    of them, so the message says what to write instead."""
+    candidates = list(dict.fromkeys(candidates))
+    hint = suggest(keyword, candidates)
+    if not hint:
+        hint = (f"; its arguments are {', '.join(candidates)}" if candidates
+                else "; it takes no keyword arguments")
+    return PplError(f"'{callee}' has no argument '{keyword}'{hint}", span)
 
 
 def duplicate_keyword(span: Span, keyword: str) -> PplError:
@@ -293,8 +299,12 @@ def data_bound_depends_on_latent(span: Span, name: str, latent: str) -> PplError
 
 # ----- data ---------------------------------------------------------------------------------
 
-def data_missing(span: Span, name: str) -> PplError:
-    return PplError(f"data '{name}' is missing", span)
+def data_missing(span: Span, name: str, csv: bool = False) -> PplError:
+    """``csv``: the data is a CSV file, which holds columns only, so a scalar cannot be in it."""
+    hint = ("a CSV file holds one column per vector, not scalars: give the data as a .json "
+            "or .npz file, or from Python as a dict (columns and scalars together)"
+            if csv else None)
+    return PplError(f"data '{name}' is missing", span, hint=hint)
 
 
 def data_wrong_shape(span: Span, name: str, expected, found) -> PplError:

@@ -239,6 +239,17 @@ def test_missing_name():
     assert (error.span.line, error.span.col) == (5, 1)
 
 
+def test_missing_scalar_from_a_csv_file_says_csv_holds_columns(tmp_path):
+    # a newcomer's varying-intercept model with its rows in a CSV: J cannot be a column
+    path = tmp_path / "rows.csv"
+    path.write_text("g,y\n0,1.5\n1,2.5\n")
+    error = load_error("data N: int\ndata J: int\ndata g: int[N]\ndata y: real[N]\n",
+                       str(path))
+    assert error.message == "data 'J' is missing"
+    assert error.hint.startswith("a CSV file holds one column per vector, not scalars")
+    assert load_error(REGRESSION, {k: v for k, v in GOOD.items() if k != "sigma"}).hint is None
+
+
 def test_missing_int_scalar_not_used_as_a_dim():
     error = load_error("data n: int\n", {})
     assert error.message == "data 'n' is missing"
