@@ -58,11 +58,24 @@ def syntax_error(span: Span, found: str, expected: Iterable[str]) -> PplError:
     expected = sorted(set(expected))
     wanted = ", ".join(expected[:10]) + (", ..." if len(expected) > 10 else "")
     message = f"syntax error: unexpected {found}"
-    return PplError(message + (f"; expected {wanted}" if wanted else ""), span)
+    return PplError(message + (f"; expected {wanted}" if wanted else ""), span,
+                    hint=_statement_hint(found, expected))
+
+
+def _statement_hint(found: str, expected: list[str]) -> str | None:
+    """Where a statement should start, Stan's habits: ``y ~ ...`` and ``target += ...``."""
+    if "'observe'" not in expected or not found.startswith("name "):
+        return None
+    if found == "name 'target'":
+        return "Stan's 'target += EXPR' is written 'factor EXPR'"
+    return ("a statement starts with its keyword: 'observe y ~ ...' for data, "
+            "'sample x ~ ...' for a latent, 'let z = ...'")
 
 
 def unexpected_character(span: Span, char: str) -> PplError:
-    return PplError(f"syntax error: unexpected character {char!r}", span)
+    return PplError(f"syntax error: unexpected character {char!r}", span,
+                    hint="a statement ends at the end of its line, without ';'"
+                    if char == ";" else None)
 
 
 def unexpected_end(span: Span, expected: Iterable[str]) -> PplError:

@@ -407,3 +407,21 @@ def test_mutated_models_raise_only_ppl_error(text):
 @given(st.lists(st.sampled_from(ALPHABET), max_size=40).map("".join))
 def test_random_texts_raise_only_ppl_error(text):
     _parse_or_ppl_error(text)
+
+
+@pytest.mark.parametrize("line, hint", [
+    ("sample mu ~ Normal(0, 1);", "a statement ends at the end of its line, without ';'"),
+    ("y ~ Normal(0, 1)", "a statement starts with its keyword: 'observe y ~ ...' for data"),
+    ("target += -y * y", "Stan's 'target += EXPR' is written 'factor EXPR'"),
+])
+def test_stan_habits_get_a_hint(line, hint):
+    # a newcomer from Stan read only "unexpected character ';'" or "unexpected name 'y'"
+    with pytest.raises(PplError) as info:
+        parse(f"data y: real\n{line}\n")
+    assert info.value.span.line == 2 and info.value.hint.startswith(hint)
+
+
+def test_a_syntax_error_inside_a_statement_gets_no_statement_hint():
+    with pytest.raises(PplError) as info:
+        parse("data y: real\nsample mu Normal(0, 1)\n")
+    assert info.value.hint is None
