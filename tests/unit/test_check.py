@@ -461,6 +461,15 @@ def test_lpdf_of_a_multivariate_distribution_drops_the_event_axis():
     assert z.shape == (5,)
 
 
+@pytest.mark.parametrize("value", ["[1.0]", "x", "x[:, newaxis]", "[0.5, 0.5]"])
+def test_lpdf_of_a_multivariate_distribution_does_not_broadcast_the_event_axis(value):
+    # lpdf(MvNormal(mu [3], S), x [1]) was the density at [x, x, x]: the event axis of the
+    # value was never compared with the distribution's (found by the shapes audit)
+    text = ("data x: real[1]\ndata S: real[3, 3]\nsample mu: real[3] ~ Normal(0, 1)\n"
+            f"factor lpdf(MvNormal(mu, S), {value})\nfactor lpdf(Dirichlet(exp(mu)), {value})\n")
+    assert "event shapes do not match: [3] and " in _error(text)
+
+
 def test_factor_is_kept_in_the_ir():
     model = _check("sample m ~ Normal(0, 1)\nfactor -m\n")
     assert len(model.factors) == 1 and model.factors[0].value.deps == frozenset({"m"})
