@@ -233,6 +233,10 @@ def _last_axis_shape(name):
 def _dot_shape(arg_shapes, axis):
     a = shapes.at_least(arg_shapes[0], 1, "the first argument of 'dot'")
     b = shapes.at_least(arg_shapes[1], 1, "the second argument of 'dot'")
+    # the summed axis must match, as for '@': a length 1 would broadcast (dot(X, b) with
+    # b [1] is b * sum(X, axis=-1)) and hide a vector of the wrong size
+    if not shapes.same(a[-1:], b[-1:]):
+        raise ShapeError(errors.shape_mismatch, a, b, "arguments of 'dot'")
     return shapes.broadcast(a, b, "arguments of 'dot'")[:-1]
 
 
