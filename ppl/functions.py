@@ -277,7 +277,7 @@ def _reshape_shape(arg_shapes, axis):
     x, dims = arg_shapes
     dims = tuple(dims)
     known = all(isinstance(d, int) for d in x + dims)
-    if any(isinstance(d, int) and d < 1 for d in dims) or (
+    if any(isinstance(d, int) and d < 0 for d in dims) or (
             known and int(np.prod(x, dtype=np.int64)) != int(np.prod(dims, dtype=np.int64))):
         raise ShapeError(errors.shape_mismatch, x, dims,
                          "element counts of the argument of 'reshape' and its new shape")

@@ -310,6 +310,15 @@ def test_a_negative_size_from_the_data_is_refused():
     assert _let(text, dims={"K": 0}).shape == (0, 0)
 
 
+def test_reshape_keeps_a_size_of_zero_from_the_data():
+    # reshape(x, [N, 1]) at N = 0 was refused: "element counts ... do not match: [0] and
+    # [0, 1]", though both hold no element (found by the shapes audit)
+    text = "data N: int\ndata x: real[N]\nlet z = reshape(x, [N, 1])\n"
+    assert _let(text, dims={"N": 0}).shape == (0, 1)
+    assert "do not match: [2] and [3, 1]" in _error(
+        "data x: real[2]\nlet z = reshape(x, [3, 1])\n")
+
+
 def test_rank_limit():
     ones = ", ".join(["1"] * 31)
     _check(f"sample x: real[{ones}] ~ Normal(0, 1)\n")
