@@ -21,7 +21,8 @@ from . import constraints as c
 from . import errors, ir
 from .datafiles import describe as _describe
 from .datafiles import read_data
-from .evaluate import data_let, evaluate_data
+from .enumeration import Values
+from .evaluate import compile_expr, data_let, evaluate_data
 
 _INT64_LIMIT = 2.0 ** 63
 _EXACT_LIMIT = 2.0 ** 53  # float64 holds every int up to here
@@ -110,12 +111,17 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
             raise errors.data_wrong_shape(decl.span, decl.name, decl.shape,
                                           np.shape(values[decl.name]))
     env = dict(values)
+    # discrete latents and the lets of one of them: their values in every block of the
+    # enumeration [K, *shape] (enumeration.Values), for the indices computed from them
+    enumerated = _Enumerated()
     for statement in model.statements:
         for expr in _expressions(statement):
-            check_indices(expr, env, dims)
+            check_indices(expr, env, dims, enumerated)
         if isinstance(statement, ir.Let) and statement.data_only:
             env[statement.name] = data_let(statement, env, warn=False)
             continue
+        if isinstance(statement, ir.Let):
+            enumerated.let(statement, env)
         if isinstance(getattr(statement, "dist", None), ir.Dist):
             _check_data_parameters(statement.dist, env)
         if isinstance(statement, ir.Observe) and observed:  # its support needs valid parameters
@@ -124,6 +130,8 @@ def validate_observed(model: ir.Model, values: dict[str, np.ndarray], dims: dict
             _check_declared_bounds(statement, env)
             _check_support_not_empty(statement, env)
             _check_event_not_empty(statement)
+            if isinstance(statement, ir.Latent) and statement.discrete:
+                enumerated.latent(statement, env)
 
 
 def _check_data_parameters(dist: ir.Dist, env) -> None:
@@ -441,37 +449,72 @@ def _check_bound(decl: ir.Data, value: np.ndarray, bound: ir.Expr, above: bool, 
 
 # ----- index ranges and supports ------------------------------------------------------------
 
-def check_indices(expr: "ir.Expr | None", env: dict, dims: dict) -> None:
+class _Enumerated:
+    """The values of the discrete latents, and of the lets computed from one of them alone, in
+    every block of their enumeration: name -> [K, *shape] (block k holds the latent's k-th
+    value, ``enumeration.Values.tiled``)."""
+
+    def __init__(self):
+        self.env: dict[str, np.ndarray] = {}
+        self.values: dict[str, np.ndarray] = {}
+
+    def latent(self, latent: ir.Latent, data_env) -> None:
+        values = Values(latent, data_env)
+        self.env[latent.name] = values.tiled(1)
+        self.values[latent.name] = values.values
+
+    def let(self, let: ir.Let, data_env) -> None:
+        deps = let.value.deps
+        if len(deps) == 1 and set(deps) <= set(self.values):
+            self.env[let.name] = compile_expr(let.value, data_env)(self.env)
+
+    def of(self, item: ir.Expr, data_env):
+        """(latent, its values [K], the item in every block [K, *shape]), or None when the
+        item is not computed from one discrete latent alone."""
+        if len(item.deps) != 1 or not set(item.deps) <= set(self.values):
+            return None
+        latent = next(iter(item.deps))
+        index = np.asarray(compile_expr(item, data_env)(self.env))
+        return latent, self.values[latent], np.broadcast_to(
+            index, (len(self.values[latent]),) + tuple(item.shape))
+
+
+def check_indices(expr: "ir.Expr | None", env: dict, dims: dict,
+                  enumerated: "_Enumerated | None" = None) -> None:
     """Raise ``index_out_of_range`` for an int index outside the axis it indexes.
 
     Inner index expressions are checked before the outer ones that evaluate them. A data-only
     base's axis sizes come from its value; otherwise from its shape, with ``dims`` for names.
-    Negative indices count from the end, as in numpy.
+    Negative literal indices count from the end, as in numpy; one computed from data or from
+    a discrete latent (at each of its values, ``enumerated``) may not be negative.
     """
-    _check_subtree(expr, env, dims, set())
+    _check_subtree(expr, env, dims, set(), enumerated or _Enumerated())
 
 
-def _check_subtree(expr, env: dict, dims: dict, seen: set) -> None:
+def _check_subtree(expr, env: dict, dims: dict, seen: set, enumerated) -> None:
     for node in ir.walk(expr):
         if isinstance(node, ir.Index) and id(node) not in seen:
             seen.add(id(node))
             for part in (node.base,) + node.items:
                 for sub in ((part.start, part.stop) if isinstance(part, ir.SliceItem) else (part,)):
-                    _check_subtree(sub, env, dims, seen)
-            _check_index(node, env, dims)
+                    _check_subtree(sub, env, dims, seen, enumerated)
+            _check_index(node, env, dims, enumerated)
 
 
-def _check_index(node: ir.Index, env: dict, dims: dict) -> None:
+def _check_index(node: ir.Index, env: dict, dims: dict, enumerated) -> None:
     if node.base.deps:
         shape = tuple(dims.get(d) if isinstance(d, str) else d for d in node.base.shape)
     else:
         shape = np.shape(evaluate_data(node.base, env))
     items = [item for item in node.items if not isinstance(item, ir.NewAxisItem)]
     for axis, item in enumerate(items):
-        if isinstance(item, ir.SliceItem) or item.deps or axis >= len(shape):
+        if isinstance(item, ir.SliceItem) or axis >= len(shape):
             continue
         size = shape[axis]
         if not isinstance(size, (int, np.integer)):
+            continue
+        if item.deps:
+            _check_enumerated_index(item, size, env, enumerated)
             continue
         index = evaluate_data(item, env)
         name = source_text(item)
@@ -486,6 +529,25 @@ def _check_index(node: ir.Index, env: dict, dims: dict) -> None:
             where, found = _first(name, bad, index)
             raise errors.index_out_of_range(item.span, name, where, found, size,
                                             from_end=not from_data)
+
+
+def _check_enumerated_index(item: ir.Expr, size: int, env: dict, enumerated) -> None:
+    """An index computed from a discrete latent, at every value of it: numpy would count a
+    negative one from the end (mu[z - 1] at z = 0 is mu's last element) and fail on one past
+    the end (mu[z] with z ~ Categorical of more values than mu has) in the middle of a fit."""
+    found = enumerated.of(item, env)
+    if found is None:
+        return
+    latent, values, index = found
+    bad = (index < 0) | (index >= size)
+    if not np.any(bad):
+        return
+    k = int(np.argmax(bad.reshape(len(values), -1).any(axis=1)))
+    name = source_text(item)
+    element, value = _first(name, bad[k], index[k])
+    where = f" at {element}" if item.shape else ""
+    raise errors.discrete_index_out_of_range(item.span, name, where, value, size, latent,
+                                             int(values[k]))
 
 
 def _check_support(observe: ir.Observe, env: dict) -> None:

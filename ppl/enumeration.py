@@ -74,6 +74,12 @@ class Values:
         inside = (v >= lower) & (v <= upper)
         inside = np.broadcast_to(inside, (len(self.values),) + self.shape)
         self.log_mask = np.where(inside, 0.0, -np.inf)[:, None]
+        # Every element's value in each block [K, *shape]: the block's value, or, where that
+        # is outside the element's support (its term is masked out), the element's first
+        # value, so that nothing is evaluated at a value the element cannot take (an index
+        # mu[z - lo] there would leave mu's range); None when every element takes every value.
+        first = self.values[np.argmax(inside, axis=0)] if inside.size else None
+        self.settings = None if inside.all() else np.where(inside, v, first)
 
     @property
     def k(self) -> int:
@@ -81,6 +87,9 @@ class Values:
 
     def tiled(self, s: int) -> np.ndarray:
         """Every element's value per row of a [K*S] draw axis: [K*S, *shape] ints."""
+        if self.settings is not None:
+            rows = np.broadcast_to(self.settings[:, None], (self.k, s) + self.shape)
+            return rows.reshape((self.k * s,) + self.shape)
         column = np.repeat(self.values, s).reshape((-1,) + (1,) * len(self.shape))
         return np.broadcast_to(column, (self.k * s,) + self.shape)
 

@@ -695,6 +695,16 @@ def two_discrete_latents(span: Span, first: str, second: str) -> PplError:
                     f"'{second}'; enumerating them jointly is not supported", span)
 
 
+def discrete_index_out_of_range(span: Span, name: str, where: str, found, size, latent: str,
+                                value) -> PplError:
+    """An index computed from a discrete latent, at one of the latent's values; ``where`` is
+    ' at ELEMENT' for an array index, '' for a scalar."""
+    negative = " (a negative index is not counted from the end)" if int(found) < 0 else ""
+    return PplError(f"index '{name}' is {found}{where} when the discrete latent '{latent}' "
+                    f"is {value}, out of range for a dimension of size {size}"
+                    f"{_valid_indices(size, from_end=False)}{negative}", span)
+
+
 def negative_index(span: Span, name: str, where: str, found) -> PplError:
     return PplError(f"index '{name}' holds {found} at {where}; an index from the data must be "
                     "non-negative (numpy would silently count it from the end)", span)

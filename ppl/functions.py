@@ -233,6 +233,10 @@ def _last_axis_shape(name):
 def _dot_shape(arg_shapes, axis):
     a = shapes.at_least(arg_shapes[0], 1, "the first argument of 'dot'")
     b = shapes.at_least(arg_shapes[1], 1, "the second argument of 'dot'")
+    # the summed axis must match, as for '@': a length 1 would broadcast (dot(X, b) with
+    # b [1] is b * sum(X, axis=-1)) and hide a vector of the wrong size
+    if not shapes.same(a[-1:], b[-1:]):
+        raise ShapeError(errors.shape_mismatch, a, b, "arguments of 'dot'")
     return shapes.broadcast(a, b, "arguments of 'dot'")[:-1]
 
 
@@ -273,7 +277,7 @@ def _reshape_shape(arg_shapes, axis):
     x, dims = arg_shapes
     dims = tuple(dims)
     known = all(isinstance(d, int) for d in x + dims)
-    if any(isinstance(d, int) and d < 1 for d in dims) or (
+    if any(isinstance(d, int) and d < 0 for d in dims) or (
             known and int(np.prod(x, dtype=np.int64)) != int(np.prod(dims, dtype=np.int64))):
         raise ShapeError(errors.shape_mismatch, x, dims,
                          "element counts of the argument of 'reshape' and its new shape")

@@ -314,6 +314,13 @@ class _Checker:
         if not shapes.fits(dist.batch_shape, batch):
             raise errors.shape_mismatch(span, dist.batch_shape, batch,
                                         f"distribution and {what} shapes")
+        self._check_event(dist, shape, span)
+
+    def _check_event(self, dist: ir.Dist, shape: Shape, span: Span) -> None:
+        """The event axes of a value of ``shape`` (at least the event's rank) are those of
+        the distribution's parameters: never broadcast (Dirichlet's alpha [3] at a value [1])."""
+        cls = dist.cls
+        event = cls.event_dim
         for name, value in dist.params:
             if event and cls.param_event_dims.get(name, 0) == event:
                 if not shapes.same(value.shape[-event:], shape[-event:]):

@@ -45,6 +45,7 @@ def density(checker, e: syntax.Call) -> ir.Density:
     event = dist.cls.event_dim
     if len(value.shape) < event:
         raise errors.too_few_dimensions(value.span, f"a value of {dist.name}", event, value.shape)
+    checker._check_event(dist, value.shape, e.span)
     try:
         shape = shapes.broadcast(dist.batch_shape, value.shape[:len(value.shape) - event],
                                  f"shapes of the distribution and the value of '{e.func}'")

@@ -310,6 +310,15 @@ def test_a_negative_size_from_the_data_is_refused():
     assert _let(text, dims={"K": 0}).shape == (0, 0)
 
 
+def test_reshape_keeps_a_size_of_zero_from_the_data():
+    # reshape(x, [N, 1]) at N = 0 was refused: "element counts ... do not match: [0] and
+    # [0, 1]", though both hold no element (found by the shapes audit)
+    text = "data N: int\ndata x: real[N]\nlet z = reshape(x, [N, 1])\n"
+    assert _let(text, dims={"N": 0}).shape == (0, 1)
+    assert "do not match: [2] and [3, 1]" in _error(
+        "data x: real[2]\nlet z = reshape(x, [3, 1])\n")
+
+
 def test_rank_limit():
     ones = ", ".join(["1"] * 31)
     _check(f"sample x: real[{ones}] ~ Normal(0, 1)\n")
@@ -459,6 +468,15 @@ def test_lpdf_broadcasts_the_distribution_and_the_value():
 def test_lpdf_of_a_multivariate_distribution_drops_the_event_axis():
     z = _let("data y: real[5, 3]\nlet z = lpdf(Dirichlet([1.0, 1.0, 1.0]), y)\n")
     assert z.shape == (5,)
+
+
+@pytest.mark.parametrize("value", ["[1.0]", "x", "x[:, newaxis]", "[0.5, 0.5]"])
+def test_lpdf_of_a_multivariate_distribution_does_not_broadcast_the_event_axis(value):
+    # lpdf(MvNormal(mu [3], S), x [1]) was the density at [x, x, x]: the event axis of the
+    # value was never compared with the distribution's (found by the shapes audit)
+    text = ("data x: real[1]\ndata S: real[3, 3]\nsample mu: real[3] ~ Normal(0, 1)\n"
+            f"factor lpdf(MvNormal(mu, S), {value})\nfactor lpdf(Dirichlet(exp(mu)), {value})\n")
+    assert "event shapes do not match: [3] and " in _error(text)
 
 
 def test_factor_is_kept_in_the_ir():

@@ -9,6 +9,7 @@ import scipy.stats
 from autograd import grad
 from scipy.special import logsumexp
 
+import ppl
 from ppl.compiler import compile_model
 from ppl.errors import PplError
 from ppl.data import load_data
@@ -97,6 +98,17 @@ def _zero_inflated_brute(u):
     return prior + np.logaddexp(poisson, zero).sum()
 
 
+def _ragged_offset_brute(u):
+    # z[i] uniform on {lo[i]..hi[i]}; y[i] ~ Normal(mu[z[i] - lo[i]], 1), mu = u
+    lo, hi, y = np.array([0, 2, 1]), np.array([1, 3, 3]), np.array([0.3, -1.2, 2.0])
+    total = scipy.stats.norm.logpdf(u).sum()
+    for i in range(3):
+        values = np.arange(lo[i], hi[i] + 1)
+        total += logsumexp(scipy.stats.norm.logpdf(y[i], u[values - lo[i]], 1)) \
+            - np.log(len(values))
+    return total
+
+
 OCCUPANCY = np.array([[0, 1, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1]])
 
 
@@ -131,6 +143,12 @@ CASES = {
         "data y: int[4]\nsample lam ~ Exponential(1)\nsample pi ~ Beta(1, 1)\n"
         "sample z: int[4] ~ Bernoulli(pi)\nobserve y ~ Poisson(lam * (1 - z))\n",
         {"y": [0, 3, 0, 1]}, _zero_inflated_brute),
+    # each element's values outside its support were enumerated too (masked out) and indexed
+    # mu out of range: an IndexError (found by the shapes audit)
+    "ragged_support_offset_index": (
+        "data lo: int[3]\ndata hi: int[3]\ndata y: real[3]\nsample mu: real[3] ~ Normal(0, 1)\n"
+        "sample z: int[3] ~ DiscreteUniform(lo, hi)\nobserve y ~ Normal(mu[z - lo], 1)\n",
+        {"lo": [0, 2, 1], "hi": [1, 3, 3], "y": [0.3, -1.2, 2.0]}, _ragged_offset_brute),
 }
 
 
@@ -245,6 +263,27 @@ def test_too_many_values_from_the_data_is_a_located_error():
     assert info.value.message == ("discrete latent 's' takes 20000 values; at most 10000 can "
                                   "be enumerated")
     assert info.value.span.line == 3
+
+
+@pytest.mark.parametrize("index, latent, message", [
+    ("mu[z - 1]", "Bernoulli(0.5)", "index 'z - 1' is -1 at (z - 1)[0] when the discrete "
+     "latent 'z' is 0, out of range for a dimension of size 3 (indexing is 0-based: 0 to 2) "
+     "(a negative index is not counted from the end)"),
+    ("mu[z]", "Categorical([0.25, 0.25, 0.25, 0.25])", "index 'z' is 3 at z[0] when the "
+     "discrete latent 'z' is 3, out of range for a dimension of size 3 (indexing is 0-based: "
+     "0 to 2)"),
+    ("mu[k]", "DiscreteUniform(0, 2)", "index 'k' is 3 at k[0] when the discrete latent 'z' "
+     "is 2, out of range for a dimension of size 3 (indexing is 0-based: 0 to 2)")])
+def test_an_index_computed_from_a_discrete_latent_must_stay_in_range(index, latent, message):
+    # mu[z - 1] at z = 0 was silently mu's last element (numpy counts -1 from the end), and
+    # mu[z] with a fourth category an IndexError in the middle of the fit (found by the
+    # shapes audit): now a located error when the data is loaded, at every value of z
+    text = ("data y: real[2]\nsample mu: real[3] ~ Normal(0, 1)\n"
+            f"sample z: int[2] ~ {latent}\nlet k = z + 1\nobserve y ~ Normal({index}, 1)\n")
+    with pytest.raises(PplError) as info:
+        ppl.compile(text).prepare({"y": [0.5, 1.0]})
+    assert info.value.message == message
+    assert (info.value.span.line, info.value.span.col) == (5, 23)
 
 
 def test_categorical_values_come_from_the_data_shape():
