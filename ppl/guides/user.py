@@ -416,7 +416,7 @@ def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.nda
                 raise bad_init(step.name, "a value outside its support")
             x = x[None]
         else:
-            x = _draw_latent(step, env, rng, 1)
+            x = _draw_latent(step, env, rng, 1, warn=False)   # on a bound: below
         with np.errstate(divide="ignore"):
             unconstrained = np.ravel(np.asarray(bijector.inverse(x), dtype=float))
         on_bound = ~np.isfinite(unconstrained)
