@@ -208,7 +208,7 @@ def _check_declared_bounds(statement, env) -> None:
     data against its distribution's support and each other, as the checker checks literal bounds
     (``supports.narrow``): ``real<lower=a> ~ HalfNormal(1)`` with a = -1 drew the latent below
     0 and evaluated HalfNormal's formula there, a silent wrong answer; ``real<lower=a,
-    upper=b>`` with a >= b gave a NaN log joint."""
+    upper=b>`` with a >= b gave a NaN log joint. A bound must be finite."""
     from .frontend.supports import bound_outside, describe
     declared, ends = _declared_ends(statement)
     if not declared:
@@ -221,6 +221,13 @@ def _check_declared_bounds(statement, env) -> None:
     lo, hi = own
     for side, bound in declared:
         v = values[side]
+        if not np.all(np.isfinite(v)):
+            # exp(a) at a = 1000, log(0), a literal 1e400: the bijector's values and
+            # log-Jacobian are inf or NaN at every draw, which read "the log density of this
+            # statement is -inf at every starting point tried"
+            where, found = _first(source_text(bound), ~np.isfinite(v), v)
+            raise errors.bad_bounds(bound.span, f"{side} bound {source_text(bound)} is not "
+                                    f"finite (= {found}{_at_name(where, bound)})")
         closed = getattr(statement, "dtype", "real") == "int"     # {lo..hi}
         bad = bound_outside(v, side, lo, hi, closed)
         bad = np.broadcast_to(bad, np.broadcast_shapes(np.shape(bad), np.shape(v)))

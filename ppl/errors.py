@@ -458,6 +458,15 @@ def bad_draw_parameter(span: Span | None, callee: str, param: str, constraint: s
                     hint="bound the latent that reaches this parameter, or transform it")
 
 
+def truncated_draws_on_bound(span: Span, name: str, count: int, total: int,
+                             rounds: int) -> PplWarning:
+    return PplWarning(f"prior draws of '{name}': {count} of {total} values were still outside "
+                      f"its bounds after {rounds} redraws and were set onto the nearest bound: "
+                      "these are not draws of the truncated prior", span,
+                      hint="the prior has little mass inside the bounds; check the bounds, or "
+                           "give a prior that puts its mass inside them")
+
+
 def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
     return PplError(f"cannot draw from {callee} at one of the draws: {reason}", span,
                     hint="the fit's draws put this statement's parameters out of range")

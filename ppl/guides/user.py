@@ -389,14 +389,15 @@ def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.nda
 
     A value given in ``init`` (name -> array of the param's shape, inside its support) is used
     as is; otherwise a draw of the param's ``~ DIST`` (its parameters from data and earlier
-    params), or small seeded random values (sd PARAM_START_SCALE on the unconstrained scale).
+    params), or small seeded random values (sd PARAM_START_SCALE on the unconstrained scale),
+    as also for the elements of a draw that fell on a bound.
 
     Raises
     ------
     PplError (bad_init) : a value for an unknown param, of the wrong shape or outside the
         param's support.
     """
-    from ..compiler.draws import _draw_latent
+    from ..compiler.draws import PARAM_START_SCALE, _draw_latent
     from ..compiler.steps import _ParamStep
     init = dict(init or {})
     check_init_names(init, compiled.params)
@@ -415,14 +416,23 @@ def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.nda
                 raise bad_init(step.name, "a value outside its support")
             x = x[None]
         else:
-            x = _draw_latent(step, env, rng, 1)
-        env[step.name] = x
-        unconstrained = np.ravel(np.asarray(bijector.inverse(x), dtype=float))
-        if step.name in init and not np.all(np.isfinite(unconstrained)):
+            x = _draw_latent(step, env, rng, 1, warn=False)   # on a bound: below
+        with np.errstate(divide="ignore"):
+            unconstrained = np.ravel(np.asarray(bijector.inverse(x), dtype=float))
+        on_bound = ~np.isfinite(unconstrained)
+        if step.name in init and on_bound.any():
             # on a bound (0 for <lower=0>): the unconstrained start is -inf and no step can
             # leave it (the fit "converged" after 0 steps at the bound)
             raise bad_init(step.name, "a value on a bound of its support; the fit starts "
                            "strictly inside it")
+        if on_bound.any():
+            # a truncated prior with little mass inside its bounds (real<lower=5> ~ Normal(0,
+            # 1)): a draw still outside after the redraws is clipped onto the bound
+            # (draws._draw_latent), where the fit stayed, "converged after 0 steps"; those
+            # elements start as a param without a distribution does
+            unconstrained[on_bound] = PARAM_START_SCALE * rng.standard_normal(on_bound.sum())
+            x = bijector.forward(np.reshape(unconstrained, (1,) + step.slot.free_shape))
+        env[step.name] = x
         values.append(unconstrained)
     return np.concatenate(values) if values else np.zeros(0)
 

@@ -137,6 +137,19 @@ def test_forward_and_log_det_are_forward_and_log_det_jacobian(row):
     np.testing.assert_allclose(grad(both)(u), grad(apart)(u), rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")   # the identity's
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_log_det_jacobian_and_its_gradient_stay_finite_far_out(row):
+    # the value may round onto a bound there (bijectors.py's docstring), the log-Jacobian
+    # must not: log sigmoid, log(1 - tanh^2) and the stick's logs are written stably
+    _, bijector, u = _setup(row)
+    for far in (20.0, 40.0, 300.0, 745.0, 800.0):
+        for v in (np.full(u.shape, far), np.full(u.shape, -far), np.where(u < 0, -far, far)):
+            log_det = bijector.log_det_jacobian(v)
+            gradient = grad(lambda w: anp.sum(bijector.log_det_jacobian(w)))(v)
+            assert np.all(np.isfinite(log_det)) and np.all(np.isfinite(gradient)), (far, v)
+
+
 @settings(max_examples=60, derandomize=True, deadline=None)
 @given(row=hs.sampled_from(ROWS),
        u=arrays(np.float64, (S, 5), elements=hs.floats(-10.0, 10.0)))

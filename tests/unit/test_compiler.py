@@ -14,6 +14,7 @@ from autograd import grad
 from ppl import functions
 from ppl.compiler import compile_model
 from ppl.data import load_data
+from ppl.errors import PplWarning
 from ppl.distributions.continuous import Laplace
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
@@ -368,6 +369,16 @@ def test_sample_prior_keeps_truncated_latents_inside_their_bounds(rng):
     # ancestral: y | x ~ Normal(x, 1), so y - x has mean 0 and sd 1 (z = 4 standard errors)
     diff = (draws["y"] - draws["x"][:, None]).ravel()
     assert abs(diff.mean()) < 4 / np.sqrt(diff.size)
+
+
+def test_sample_prior_warns_when_truncated_draws_are_set_onto_a_bound(rng):
+    # prior probability of x > 4 is 3e-5: after 1000 redraws 97% of the draws are still
+    # outside and set onto 4, a spike that is no draw of the truncated prior; it was silent
+    model = compile_text("sample x: real<lower=4> ~ Normal(0, 1)\n", {})
+    with pytest.warns(PplWarning, match="were set onto the nearest bound") as record:
+        draws = model.sample_prior(rng, 50)
+    assert np.all(draws["x"] >= 4.0)
+    assert record[0].message.span.line == 1
 
 
 # ----- data-only work is done once ------------------------------------------------------------

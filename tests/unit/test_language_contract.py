@@ -111,6 +111,9 @@ ERRORS = [
      "data a: real\nparam x: real<lower=a> ~ Exponential(1)\n", {"a": -1.0},
      "2:21: error: bound lower=a (= -1) of 'x' lies outside the support [0, inf) of its "
      "distribution"),
+    ("Types: a bound computed from data is finite",
+     "data a: real\nsample s: real<lower=exp(a)> ~ Normal(0, 1)\n", {"a": 1000.0},
+     "2:22: error: bad bounds: lower bound exp(a) is not finite (= inf)"),
     ("Discrete latents: an int latent's bounds inside its support",
      "sample mu ~ Normal(0, 1)\nsample z: int<lower=-1, upper=4> ~ DiscreteUniform(0, 2)\n"
      "factor mu * z\n", None,

@@ -145,6 +145,15 @@ def test_init_on_a_bound_is_an_option_error(prior, message):
         model.fit({}, init={"v": 0.0})
 
 
+def test_a_start_drawn_onto_a_bound_starts_inside_it():
+    # Normal(0, 1) has mass 3e-7 above 5: the start's draw, outside after every redraw, was
+    # clipped onto the bound 5, where log(s - 5) = -inf; the fit stayed there, "converged
+    # after 0 steps", and reported s = 5. The MAP of -s^2/2 - 100 (s - 8)^2 is 1600/201
+    model = ppl.compile("param s: real<lower=5> ~ Normal(0, 1)\nfactor -100 * (s - 8) ** 2\n")
+    fit = model.fit({})
+    assert fit.params()["s"] == pytest.approx(1600 / 201, rel=1e-6)
+
+
 @pytest.mark.parametrize("method", ["advi", "dadvi"])
 @pytest.mark.parametrize("init, message", [
     ({"mu": 1.0}, "'mu': a sample statement's latent, not a param"),
