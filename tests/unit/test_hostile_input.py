@@ -539,6 +539,26 @@ def test_a_huge_but_finite_sd_is_computed_not_overflowed():
                                                                                ddof=1) * 1e200)
 
 
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e-310])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sds_of_huge_and_tiny_draws_are_their_scaled_sds(scale, weighted):
+    # the squared deviations overflowed (a corrected summary's sd of mu * 1e200 was inf, with
+    # a warning of overflowing draws) or underflowed (the sd of mu * 1e-200 was 0, silently);
+    # the reference is the sd of the unscaled draws times the scale (1e-310 is subnormal: its
+    # draws keep about 11 digits)
+    from ppl.posterior import Summary
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(500)
+    weights = rng.exponential(size=500) if weighted else np.ones(500)
+    weights /= weights.sum()
+    mean = weights @ x
+    sd = np.sqrt(weights @ (x - mean) ** 2 / (1 - weights @ weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = Summary.from_draws({"w": x * scale}, weights if weighted else None).rows["w"]
+    np.testing.assert_allclose(row[:2], [mean * scale, sd * scale], rtol=1e-10)
+
+
 def test_summary_cells_never_touch():
     from ppl.posterior import Summary
     with warnings.catch_warnings():
