@@ -157,7 +157,11 @@ def weighted_stats(flat: np.ndarray, weights: np.ndarray):
     sum w (x - mean)^2 / (1 - sum w^2), which is the n - 1 denominator at equal weights.
     Quantiles invert the weighted empirical distribution with each draw's mass centred on
     it (positions cumsum(w) - w / 2, linear in between; Hazen's rule at equal weights).
+    Draws of weight 0 (a non-finite log density) are no part of it: 0 * inf is NaN, and
+    a massless draw would be a node of the interpolation.
     """
+    if not np.all(weights > 0):
+        flat, weights = flat[weights > 0], weights[weights > 0]
     mean, sd = _rescaled(flat, *_moments(flat, weights), weights)
     # one row per element, so that sorting and gathering run along memory: along the draws'
     # axis of [n, K] they took 5 of a 2 * 10^4-element let's 13 s
