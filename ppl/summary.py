@@ -79,9 +79,10 @@ class Summary:
         lines.append(f"{'':<{width}}" + "".join(f"{c:>11}" for c in self.columns))
         for name, row in self.rows.items():
             # a space before every cell: -1.615e+200 is 11 characters and must not touch
-            # its neighbour (other values print exactly as with a width of 11)
+            # its neighbour (other values print exactly as with a width of 11); + 0.0 makes
+            # -0.0 (the quantile of a let of -mu * 0) print as 0, not -0
             lines.append(f"{name:<{width}}" + "".join(
-                f" {v:>10.4g}" if i == 0 or not np.isnan(v) else " " * 11
+                f" {v + 0.0:>10.4g}" if i == 0 or not np.isnan(v) else " " * 11
                 for i, v in enumerate(row)))
         return "\n".join(lines)
 

@@ -567,6 +567,13 @@ def test_summary_cells_never_touch():
     assert len(text.splitlines()[1].split()) == 6  # the name and five numbers
 
 
+def test_summary_prints_negative_zero_as_zero():
+    # the quantiles of draws that are all -0.0 (a let -x * 0) printed as '-0'
+    from ppl.posterior import Summary
+    text = str(Summary.from_draws({"w": np.full(10, -0.0)}, np.full(10, 0.1)))
+    assert text.splitlines()[1].split() == ["w", "0", "0", "0", "0", "0"]
+
+
 # ----- corrupted saved fits -------------------------------------------------------------------
 
 def _corruptions(folder: Path):
