@@ -78,12 +78,15 @@ class Summary:
         lines = [self.note] if self.note else []
         lines.append(f"{'':<{width}}" + "".join(f"{c:>11}" for c in self.columns))
         for name, row in self.rows.items():
+            # NaN beside a finite mean is a cell with no value (a param's sd, a probability's
+            # mcse): blank; beside a mean that is not finite it is undefined draws: nan, as
+            # the warning says (blank, such a row looked like a param's)
+            blank = np.isfinite(row[0])
             # a space before every cell: -1.615e+200 is 11 characters and must not touch
             # its neighbour (other values print exactly as with a width of 11); + 0.0 makes
             # -0.0 (the quantile of a let of -mu * 0) print as 0, not -0
             lines.append(f"{name:<{width}}" + "".join(
-                f" {v + 0.0:>10.4g}" if i == 0 or not np.isnan(v) else " " * 11
-                for i, v in enumerate(row)))
+                " " * 11 if blank and np.isnan(v) else f" {v + 0.0:>10.4g}" for v in row))
         return "\n".join(lines)
 
     __repr__ = __str__

@@ -567,6 +567,20 @@ def test_summary_cells_never_touch():
     assert len(text.splitlines()[1].split()) == 6  # the name and five numbers
 
 
+def test_a_summary_of_undefined_draws_prints_nan_not_a_params_blanks():
+    # a let with a NaN draw printed its mean as nan and left sd and quantiles blank, as a
+    # param's are, though the warning says "the table shows inf or nan there"
+    from ppl.posterior import Summary
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = str(Summary.from_draws({"a": np.array([1.0, np.nan, 2.0]),
+                                       "b": np.array([1.0, np.inf, 2.0])}))
+    assert [line.split() for line in text.splitlines()[1:]] == [
+        ["a", "nan", "nan", "nan", "nan", "nan"], ["b", "inf", "nan", "1.1", "nan", "nan"]]
+    point = Summary({"w": (0.5, np.nan, np.nan, np.nan, np.nan)})     # a param's row
+    assert str(point).splitlines()[1].split() == ["w", "0.5"]
+
+
 def test_summary_prints_negative_zero_as_zero():
     # the quantiles of draws that are all -0.0 (a let -x * 0) printed as '-0'
     from ppl.posterior import Summary
