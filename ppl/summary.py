@@ -78,11 +78,15 @@ class Summary:
         lines = [self.note] if self.note else []
         lines.append(f"{'':<{width}}" + "".join(f"{c:>11}" for c in self.columns))
         for name, row in self.rows.items():
+            # NaN beside a finite mean is a cell with no value (a param's sd, a probability's
+            # mcse): blank; beside a mean that is not finite it is undefined draws: nan, as
+            # the warning says (blank, such a row looked like a param's)
+            blank = np.isfinite(row[0])
             # a space before every cell: -1.615e+200 is 11 characters and must not touch
-            # its neighbour (other values print exactly as with a width of 11)
+            # its neighbour (other values print exactly as with a width of 11); + 0.0 makes
+            # -0.0 (the quantile of a let of -mu * 0) print as 0, not -0
             lines.append(f"{name:<{width}}" + "".join(
-                f" {v:>10.4g}" if i == 0 or not np.isnan(v) else " " * 11
-                for i, v in enumerate(row)))
+                " " * 11 if blank and np.isnan(v) else f" {v + 0.0:>10.4g}" for v in row))
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -99,9 +103,7 @@ def _stats(flat: np.ndarray, weights: np.ndarray | None):
             if weights is not None:
                 parts.append(weighted_stats(columns, weights))
                 continue
-            mean = columns.mean(axis=0)
-            sd = columns.std(axis=0, ddof=1) if len(columns) > 1 else np.zeros_like(mean)
-            mean, sd = _rescaled(columns, mean, sd)
+            mean, sd = _rescaled(columns, *_moments(columns, None), None)
             parts.append((mean, sd, np.quantile(columns, QUANTILES, axis=0)))  # linear
     if not parts:                   # a let of no elements
         return np.zeros(0), np.zeros(0), np.zeros((len(QUANTILES), 0))
@@ -109,17 +111,38 @@ def _stats(flat: np.ndarray, weights: np.ndarray | None):
     return np.concatenate(mean), np.concatenate(sd), np.concatenate(quantiles, axis=1)
 
 
-def _rescaled(flat: np.ndarray, mean: np.ndarray, sd: np.ndarray):
-    """Mean and sd recomputed in units of the largest |draw| where finite draws overflowed
-    them (draws near 1e200 have a finite sd whose square is not)."""
-    redo = (~np.isfinite(mean) | ~np.isfinite(sd)) & np.all(np.isfinite(flat), axis=0)
+def _moments(flat: np.ndarray, weights: np.ndarray | None):
+    """Mean [K] and sd [K] of draws ``flat`` [n, K]: plain with the n - 1 denominator, or
+    with ``weights`` [n] (summing to 1) and the reliability-weights correction."""
+    if weights is None:
+        mean = flat.mean(axis=0)
+        return mean, flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
+    mean = weights @ flat
+    spread = weights @ (flat - mean) ** 2
+    denominator = 1.0 - float(weights @ weights)
+    return mean, np.sqrt(spread / denominator) if denominator > 0 else np.zeros_like(mean)
+
+
+# Below this sd the squared deviations are subnormal or round to 0 (sqrt of the smallest
+# normal double, 1.5e-154): draws of mu * 1e-200 had the sd 0.
+SMALLEST_SQUARED = np.sqrt(np.finfo(float).tiny)
+
+
+def _rescaled(flat: np.ndarray, mean: np.ndarray, sd: np.ndarray, weights: np.ndarray | None):
+    """Mean and sd recomputed in units of the largest |draw| where the squares of finite
+    draws left the range of doubles: draws near 1e200 have a finite sd whose square is not,
+    and those near 1e-200 a positive sd whose square is 0."""
+    redo = ~np.isfinite(mean) | ~np.isfinite(sd) | (sd < SMALLEST_SQUARED)
+    if not redo.any():
+        return mean, sd
+    candidates = flat[:, redo]      # the few columns in question, not all of them
+    redo[redo] = np.all(np.isfinite(candidates), axis=0) & np.any(candidates != 0, axis=0)
     if not redo.any():
         return mean, sd
     scale = np.max(np.abs(flat[:, redo]), axis=0)
-    unit = flat[:, redo] / scale
+    unit_mean, unit_sd = _moments(flat[:, redo] / scale, weights)
     mean, sd = mean.copy(), sd.copy()
-    mean[redo] = unit.mean(axis=0) * scale
-    sd[redo] = (unit.std(axis=0, ddof=1) if len(flat) > 1 else 0.0) * scale
+    mean[redo], sd[redo] = unit_mean * scale, unit_sd * scale
     return mean, sd
 
 
@@ -138,11 +161,12 @@ def weighted_stats(flat: np.ndarray, weights: np.ndarray):
     sum w (x - mean)^2 / (1 - sum w^2), which is the n - 1 denominator at equal weights.
     Quantiles invert the weighted empirical distribution with each draw's mass centred on
     it (positions cumsum(w) - w / 2, linear in between; Hazen's rule at equal weights).
+    Draws of weight 0 (a non-finite log density) are no part of it: 0 * inf is NaN, and
+    a massless draw would be a node of the interpolation.
     """
-    mean = weights @ flat
-    spread = weights @ (flat - mean) ** 2
-    denominator = 1.0 - float(weights @ weights)
-    sd = np.sqrt(spread / denominator) if denominator > 0 else np.zeros_like(mean)
+    if not np.all(weights > 0):
+        flat, weights = flat[weights > 0], weights[weights > 0]
+    mean, sd = _rescaled(flat, *_moments(flat, weights), weights)
     # one row per element, so that sorting and gathering run along memory: along the draws'
     # axis of [n, K] they took 5 of a 2 * 10^4-element let's 13 s
     ordered, orders = _sorted_rows(np.ascontiguousarray(flat.T))

@@ -539,12 +539,53 @@ def test_a_huge_but_finite_sd_is_computed_not_overflowed():
                                                                                ddof=1) * 1e200)
 
 
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e-310])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sds_of_huge_and_tiny_draws_are_their_scaled_sds(scale, weighted):
+    # the squared deviations overflowed (a corrected summary's sd of mu * 1e200 was inf, with
+    # a warning of overflowing draws) or underflowed (the sd of mu * 1e-200 was 0, silently);
+    # the reference is the sd of the unscaled draws times the scale (1e-310 is subnormal: its
+    # draws keep about 11 digits)
+    from ppl.posterior import Summary
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(500)
+    weights = rng.exponential(size=500) if weighted else np.ones(500)
+    weights /= weights.sum()
+    mean = weights @ x
+    sd = np.sqrt(weights @ (x - mean) ** 2 / (1 - weights @ weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = Summary.from_draws({"w": x * scale}, weights if weighted else None).rows["w"]
+    np.testing.assert_allclose(row[:2], [mean * scale, sd * scale], rtol=1e-10)
+
+
 def test_summary_cells_never_touch():
     from ppl.posterior import Summary
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         text = str(Summary.from_draws({"w": np.array([-1.615e200, -3.766e198, 1.756e200])}))
     assert len(text.splitlines()[1].split()) == 6  # the name and five numbers
+
+
+def test_a_summary_of_undefined_draws_prints_nan_not_a_params_blanks():
+    # a let with a NaN draw printed its mean as nan and left sd and quantiles blank, as a
+    # param's are, though the warning says "the table shows inf or nan there"
+    from ppl.posterior import Summary
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = str(Summary.from_draws({"a": np.array([1.0, np.nan, 2.0]),
+                                       "b": np.array([1.0, np.inf, 2.0])}))
+    assert [line.split() for line in text.splitlines()[1:]] == [
+        ["a", "nan", "nan", "nan", "nan", "nan"], ["b", "inf", "nan", "1.1", "nan", "nan"]]
+    point = Summary({"w": (0.5, np.nan, np.nan, np.nan, np.nan)})     # a param's row
+    assert str(point).splitlines()[1].split() == ["w", "0.5"]
+
+
+def test_summary_prints_negative_zero_as_zero():
+    # the quantiles of draws that are all -0.0 (a let -x * 0) printed as '-0'
+    from ppl.posterior import Summary
+    text = str(Summary.from_draws({"w": np.full(10, -0.0)}, np.full(10, 0.1)))
+    assert text.splitlines()[1].split() == ["w", "0", "0", "0", "0", "0"]
 
 
 # ----- corrupted saved fits -------------------------------------------------------------------

@@ -220,6 +220,7 @@ def test_weighted_stats_sort_each_column_stably(rng):
 def _interp_loop(flat, weights):
     """The per-column reference: np.interp over each column's stably sorted draws."""
     out = np.empty((len(QUANTILES), flat.shape[1]))
+    flat, weights = flat[weights > 0], weights[weights > 0]     # massless draws count not
     for k in range(flat.shape[1]):
         order = np.argsort(flat[:, k], kind="stable")
         position = np.cumsum(weights[order]) - 0.5 * weights[order]
@@ -246,6 +247,28 @@ def test_weighted_quantiles_are_np_interps_bit_for_bit(rng, n):
     with np.errstate(all="ignore"):
         expected = _interp_loop(flat, weights)
         np.testing.assert_array_equal(weighted_stats(flat, weights)[2], expected)
+
+
+def test_draws_of_weight_zero_take_no_part_in_the_weighted_summary(rng):
+    # a draw whose log density is not finite gets weight 0; its value, inf or NaN where the
+    # density failed, made the corrected mean and sd NaN (0 * inf) and its 95% quantile inf,
+    # and a finite one was a node of the quantiles' interpolation. The reference: the numpy
+    # formulas of the docstring on the draws of positive weight alone
+    x = rng.standard_normal((400, 3))
+    weights = rng.exponential(size=400)
+    massless = rng.random(400) < 0.1
+    weights[massless] = 0.0
+    weights /= weights.sum()
+    x[massless, 0], x[massless, 1], x[massless, 2] = np.inf, np.nan, 50.0
+    kept, w = x[~massless], weights[~massless]
+    mean = w @ kept
+    sd = np.sqrt(w @ (kept - mean) ** 2 / (1 - w @ w))
+    quantiles = _interp_loop(kept, w)
+    with np.errstate(all="ignore"):
+        found = weighted_stats(x, weights)
+    np.testing.assert_allclose(found[0], mean, rtol=1e-12)
+    np.testing.assert_allclose(found[1], sd, rtol=1e-12)
+    np.testing.assert_array_equal(found[2], quantiles)
 
 
 def test_summary_stats_of_a_large_let_come_in_blocks_with_the_same_quantiles(rng, monkeypatch):
