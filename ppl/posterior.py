@@ -186,8 +186,9 @@ class Fit:
 
     @property
     def elbo(self) -> np.ndarray:
-        """The ELBO estimate at every optimization step, [steps]."""
-        return np.asarray(self.result.elbo)
+        """The ELBO estimate at every optimization step, [steps] (a copy: elbo.csv and
+        ``ppl plot`` read the fit's own)."""
+        return np.array(self.result.elbo, dtype=float)
 
     @property
     def converged(self) -> bool:
@@ -236,8 +237,15 @@ class Fit:
         """Posterior draws of every latent and reported ``let``: name -> array [n, *shape].
 
         ``n`` defaults to the ``draws`` option; given, it is a positive int (numpy ints too),
-        as for the other methods taking ``n``. The same fit gives the same draws.
+        as for the other methods taking ``n``. The same fit gives the same draws, and the
+        arrays are the caller's own: changing them in place changes nothing in the fit.
         """
+        # a copy: the summary, to_arviz() and a saved fit read the cached draws, which a
+        # caller's in-place `tau.sort()` or `theta -= theta.mean(0)` had silently changed
+        return {name: values.copy() for name, values in self._draws(n).items()}
+
+    def _draws(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """``draws(n)``, computed once per n: the fit's own arrays, read by ppl only."""
         n = self._count(n, self.options.draws)
         if n not in self._cache:
             # Discrete latents are drawn from their conditional posterior (child stream 3).
@@ -261,14 +269,17 @@ class Fit:
                               self._draws_per_call(whole_data=True))
 
     def values(self) -> dict[str, np.ndarray]:
-        """The values each discrete latent takes: name -> [K] ints."""
-        return self.compiled.values()
+        """The values each discrete latent takes: name -> [K] ints (the caller's own copy)."""
+        return {name: v.copy() for name, v in self.compiled.values().items()}
 
     def params(self) -> dict[str, np.ndarray]:
-        """Each ``param``'s fitted value: name -> array of its shape (empty without params)."""
+        """Each ``param``'s fitted value: name -> array of its shape (empty without params),
+        the caller's own: an unbounded param's value was a view of the fitted parameters,
+        so ``w /= w.sum()`` on it changed the fit's draws, summary and predictions."""
         if not getattr(self.compiled, "params", ()):
             return {}
-        return self.result.guide.param_values(self.result.theta)
+        return {name: np.array(value) for name, value in
+                self.result.guide.param_values(self.result.theta).items()}
 
     def summary(self) -> Summary:
         """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``.
@@ -290,14 +301,14 @@ class Fit:
         params = self.params()
         if not params:
             return params
-        draws = self.draws()
+        draws = self._draws()
         lets = {s.name: draws[s.name][0] for s in self.compiled.model.statements
                 if isinstance(s, Let) and s.reported and s.value.deps <= params.keys()
                 and not s.data_only and s.name in draws}
         return {**params, **lets}
 
     def _summary(self) -> Summary:
-        draws = self.draws()
+        draws = self._draws()
         discrete = self.probabilities_by_draw() if self.values() else {}
         continuous = {k: v for k, v in draws.items() if k not in discrete}
         if getattr(self.result, "mcse_directions", None) is not None:
