@@ -35,6 +35,9 @@ class Model:
     """
 
     def __init__(self, text: str, path: str = "<string>"):
+        if not isinstance(text, str):   # lark's error on a non-str was an AttributeError
+            raise bad_option("source", f"the model text must be a str; found "
+                             f"{type(text).__name__}")
         self.text = text
         self.path = path
         self.program = parse(text, path)
@@ -284,15 +287,13 @@ def load(path: str | Path) -> Model:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise file_error(str(path), "no such model file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, ValueError) as error:   # ValueError: not UTF-8, or a NUL in the path
         raise file_error(str(path), f"cannot read the model file ({error})") from None
     return Model(text, str(path))
 
 
 def compile(source: str, path: str = "<string>") -> Model:  # noqa: A001 - the API's name
     """Parse and check model text given directly (``path`` only names it in errors)."""
-    if not isinstance(source, str):
-        raise bad_option("source", f"the model text must be a str; found {type(source).__name__}")
     return Model(source, str(path))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import memory
 from .errors import no_log_likelihood_group
-from .options import check_count, check_seconds
+from .options import check_count, check_flag, check_seconds
 from .infer.early import log_weights
 from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
 from .infer.psis import Psis, psis
@@ -583,6 +583,7 @@ class Fit:
         ``posterior_predictive`` (for ``az.plot_ppc``). Observed variables are named by their
         expression's text (``y``, ``y[1:]``) in all three. Needs ``pip install 'ppl[arviz]'``.
         """
+        predictive = check_flag("predictive", predictive)   # 'no' would be true
         try:
             import arviz
         except ImportError:
