@@ -89,7 +89,8 @@ def test_dataframe_as_data_gives_the_same_fit_as_a_dict():
 
 def test_non_numeric_dataframe_column_is_a_data_error():
     model = ppl.compile("data y: real[2]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n")
-    with pytest.raises(ppl.PplError, match="data 'y' must hold numbers; found an array of object"):
+    with pytest.raises(ppl.PplError,
+                       match=r"data 'y' must hold numbers; found the string 'a' at y\[0\]"):
         model.fit(pd.DataFrame({"y": ["a", "b"]}), iter=10)
 
 
