@@ -295,6 +295,7 @@ def test_small_floats_for_an_int_load_without_a_warning(dtype):
     (np.array([[1.0, 2.0], None], dtype=object), "null at x[1]"),
     (np.array([True, False]), "an array of booleans"),
     ({"a": 1}, "an object"),
+    (Ellipsis, "an ellipsis"),    # its article: a pandas Index had been 'a Index'
 ])
 def test_non_numbers(raw, found):
     error = load_error("data x: real[2]\n", {"x": raw})
