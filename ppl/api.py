@@ -109,7 +109,9 @@ class Model:
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting. If
             it also has a method ``family(name)``, ``guide='auto'`` calls it with each
-            family's name before fitting that family (the CLI's bar shows it).
+            family's name before fitting that family (the CLI's bar shows it). A
+            KeyboardInterrupt (Ctrl-C, or raised by ``progress``) ends an ADVI fit, which is
+            returned as it stands (``fit.result.reason`` 'interrupted'); DADVI raises it.
         **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises
