@@ -618,6 +618,9 @@ class Fit:
         return f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); {final}"
 
     def __repr__(self) -> str:
+        from .guides import user
         r = self.result
         state = "converged" if r.converged else "did not converge"
-        return f"<Fit: {state} after {r.steps} steps, ELBO {r.final_elbo:.4g}>"
+        # a params-only fit maximizes the log joint (convergence_line's words), not an ELBO
+        final = "log joint" if user.point_only(self.compiled) else "ELBO"
+        return f"<Fit: {state} after {r.steps} steps, {final} {r.final_elbo:.4g}>"
