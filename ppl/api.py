@@ -101,8 +101,10 @@ class Model:
 
         Parameters
         ----------
-        data : dict of name -> number/list/array, or a path to a .json, .csv or .npz file.
-            None reads ``MODEL.json`` beside a loaded model file, if there is one.
+        data : dict of name -> number/list/array (pandas Series, Index and DataFrames
+            too), a pandas DataFrame (columns by name), or a path to a .json, .csv, .npz or
+            .npy file or a folder of .npy files. None reads ``MODEL.json`` beside a loaded
+            model file, if there is one.
         guide : 'auto' (mean field, then richer families until k̂ says reliable; see
             docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]',
             'scaled' (docs/guides.md).
