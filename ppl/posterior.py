@@ -508,6 +508,10 @@ class Fit:
         from .guides import user
         if user.point_only(self.compiled):   # nothing drawn: no weights to correct with
             return False
+        if not len(self.result.names):
+            # no continuous latent: every weight is p(data), so nothing to correct; the note
+            # had read 'importance-corrected (..., effective sample size 4001 of 4001 draws)'
+            return False
         p = self.psis
         return p.khat < p.threshold
 

@@ -109,3 +109,15 @@ def test_changing_returned_values_and_elbo_in_place_leaves_the_fit_unchanged():
     elbo[:] = 0
     assert fit.values()["z"].tolist() == [0, 1]
     assert np.array_equal(fit.elbo, fit.result.elbo) and fit.elbo[0] != 0
+
+
+def test_a_model_without_continuous_latents_is_not_importance_corrected():
+    # every weight is p(data): the note had read 'importance-corrected (PSIS, k̂ -inf,
+    # effective sample size 4001 of 4001 draws)', on an empty table without discrete latents
+    from scipy.stats import norm
+    model = ppl.compile("data y: real\nsample z: int ~ Bernoulli(0.3)\n"
+                        "observe y ~ Normal(z, 1)\n")
+    fit = model.fit({"y": 1.0})
+    assert not fit.corrected and fit.summary().note == ""
+    one = 0.3 * norm.pdf(1.0, 1.0) / (0.3 * norm.pdf(1.0, 1.0) + 0.7 * norm.pdf(1.0, 0.0))
+    assert fit.summary().to_dict()["z=1"]["mean"] == pytest.approx(one, rel=1e-12)
