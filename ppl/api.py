@@ -44,7 +44,9 @@ class Model:
         self.ir = check(self.program)
 
     def __repr__(self) -> str:
-        return f"<Model {self.path}: {len(self.ir.latents)} latent(s), {len(self.ir.data)} data>"
+        params = f", {len(self.ir.params)} param(s)" if self.ir.params else ""
+        return (f"<Model {self.path}: {len(self.ir.latents)} latent(s){params}, "
+                f"{len(self.ir.data)} data>")
 
     @property
     def hash(self) -> str:

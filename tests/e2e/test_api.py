@@ -121,3 +121,8 @@ def test_a_model_without_continuous_latents_is_not_importance_corrected():
     assert not fit.corrected and fit.summary().note == ""
     one = 0.3 * norm.pdf(1.0, 1.0) / (0.3 * norm.pdf(1.0, 1.0) + 0.7 * norm.pdf(1.0, 0.0))
     assert fit.summary().to_dict()["z=1"]["mean"] == pytest.approx(one, rel=1e-12)
+
+
+def test_a_models_repr_counts_its_params():
+    # a params-only model read '0 latent(s), 3 data', as if there were nothing to fit
+    assert repr(ppl.compile(REGRESSION)) == "<Model <string>: 1 latent(s), 1 param(s), 3 data>"
