@@ -502,15 +502,16 @@ class Fit:
     def corrected(self) -> bool:
         """Whether summaries and draws are importance-corrected: the ``correct`` option is
         'psis', the method ADVI (a DADVI summary keeps its linear-response sds and standard
-        errors) and k̂ is below its threshold (above it the weights cannot be trusted)."""
+        errors), the model has continuous latents (without them every weight is p(data))
+        and k̂ is below its threshold (above it the weights cannot be trusted)."""
         if self.options.correct != "psis" or self.options.method != "advi":
             return False
         from .guides import user
         if user.point_only(self.compiled):   # nothing drawn: no weights to correct with
             return False
         if not len(self.result.names):
-            # no continuous latent: every weight is p(data), so nothing to correct; the note
-            # had read 'importance-corrected (..., effective sample size 4001 of 4001 draws)'
+            # nothing to correct; the note had read 'importance-corrected (..., effective
+            # sample size 4001 of 4001 draws)'
             return False
         p = self.psis
         return p.khat < p.threshold
