@@ -35,13 +35,18 @@ class Model:
     """
 
     def __init__(self, text: str, path: str = "<string>"):
+        if not isinstance(text, str):   # lark's error on a non-str was an AttributeError
+            raise bad_option("source", f"the model text must be a str; found "
+                             f"{type(text).__name__}")
         self.text = text
         self.path = path
         self.program = parse(text, path)
         self.ir = check(self.program)
 
     def __repr__(self) -> str:
-        return f"<Model {self.path}: {len(self.ir.latents)} latent(s), {len(self.ir.data)} data>"
+        params = f", {len(self.ir.params)} param(s)" if self.ir.params else ""
+        return (f"<Model {self.path}: {len(self.ir.latents)} latent(s){params}, "
+                f"{len(self.ir.data)} data>")
 
     @property
     def hash(self) -> str:
@@ -98,15 +103,19 @@ class Model:
 
         Parameters
         ----------
-        data : dict of name -> number/list/array, or a path to a .json, .csv or .npz file.
-            None reads ``MODEL.json`` beside a loaded model file, if there is one.
+        data : dict of name -> number/list/array (pandas Series, Index and DataFrames
+            too), a pandas DataFrame (columns by name), or a path to a .json, .csv, .npz or
+            .npy file or a folder of .npy files. None reads ``MODEL.json`` beside a loaded
+            model file, if there is one.
         guide : 'auto' (mean field, then richer families until k̂ says reliable; see
             docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]',
             'scaled' (docs/guides.md).
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting. If
             it also has a method ``family(name)``, ``guide='auto'`` calls it with each
-            family's name before fitting that family (the CLI's bar shows it).
+            family's name before fitting that family (the CLI's bar shows it). A
+            KeyboardInterrupt (Ctrl-C, or raised by ``progress``) ends an ADVI fit, which is
+            returned as it stands (``fit.result.reason`` 'interrupted'); DADVI raises it.
         **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises
@@ -284,15 +293,13 @@ def load(path: str | Path) -> Model:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise file_error(str(path), "no such model file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, ValueError) as error:   # ValueError: not UTF-8, or a NUL in the path
         raise file_error(str(path), f"cannot read the model file ({error})") from None
     return Model(text, str(path))
 
 
 def compile(source: str, path: str = "<string>") -> Model:  # noqa: A001 - the API's name
     """Parse and check model text given directly (``path`` only names it in errors)."""
-    if not isinstance(source, str):
-        raise bad_option("source", f"the model text must be a str; found {type(source).__name__}")
     return Model(source, str(path))
 
 

@@ -347,6 +347,10 @@ def _check_range(decl: ir.Data, value: np.ndarray) -> None:
 
 def _scan(decl: ir.Data, raw, index: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of a nested list of numbers; raises on a non-number or a ragged list."""
+    if isinstance(raw, np.ndarray) and (raw.dtype == object or raw.dtype.kind == "U"):
+        # a pandas column of strings (or of Python numbers, which are numbers), scanned as a
+        # list: 'an array of object' and 'an array of <U1' said neither where nor what
+        return _scan(decl, raw.tolist(), index)
     if isinstance(raw, np.ndarray):
         if raw.dtype.kind not in "iuf":
             kind = "booleans" if raw.dtype.kind == "b" else str(raw.dtype)

@@ -28,7 +28,7 @@ except ImportError:  # a Python built without lzma, whose zipfile cannot read su
 
 def read_data(data) -> dict[str, Any]:
     """The raw name -> value mapping of a dict, a pandas DataFrame (columns by name), a path
-    to a data file, or None. pandas Series and DataFrames inside a dict become arrays."""
+    to a data file, or None. pandas Series, Index and DataFrames inside a dict become arrays."""
     if data is None:
         return {}
     pandas = sys.modules.get("pandas")  # a DataFrame can only come from an imported pandas
@@ -41,9 +41,11 @@ def read_data(data) -> dict[str, Any]:
     if isinstance(data, dict):
         if pandas is None:
             return dict(data)
-        # a Series is one data variable, a DataFrame a matrix (rows, columns in order)
-        return {name: value.to_numpy() if isinstance(value, (pandas.Series, pandas.DataFrame))
-                else value for name, value in data.items()}
+        # a Series or an Index (df.index) is one data variable, a DataFrame a matrix (rows,
+        # columns in order)
+        frames = (pandas.Series, pandas.Index, pandas.DataFrame)
+        return {name: value.to_numpy() if isinstance(value, frames) else value
+                for name, value in data.items()}
     if not isinstance(data, (str, Path)):
         raise errors.bad_data_argument(type(data).__name__)
     try:
@@ -265,4 +267,5 @@ def describe(raw) -> str:
         return "an object"
     if isinstance(raw, (list, tuple)):
         return "a list"
-    return f"a {type(raw).__name__}"
+    kind = type(raw).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"

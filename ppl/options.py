@@ -127,9 +127,7 @@ class FitOptions:
             # the rule measures the iterates' spread within a window: one step has none
             raise bad_option("window", f"must be at least 2 steps; found {self.window}")
         object.__setattr__(self, "seed", check_seed("seed", self.seed))
-        if not isinstance(self.stl, (bool, np.bool_)):   # 'false' would be true
-            raise bad_option("stl", f"must be True or False; found {self.stl!r}")
-        object.__setattr__(self, "stl", bool(self.stl))
+        object.__setattr__(self, "stl", check_flag("stl", self.stl))
         for name in ("tol", "init_scale", "lr"):
             value = getattr(self, name)
             if name == "lr" and value is None:
@@ -187,6 +185,14 @@ def check_integer(name: str, value, least: int, why: str = "") -> int:
     rule = {0: "a non-negative integer", 1: "a positive integer"}.get(
         least, f"an integer of at least {least}")
     raise bad_option(name, f"must be {rule}{why}; found {_shown(value)}")
+
+
+def check_flag(name: str, value) -> bool:
+    """``value`` as a bool when it is a Python or numpy bool; else an option error naming
+    ``name`` (the string 'false' would be true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise bad_option(name, f"must be True or False; found {_shown(value)}")
+    return bool(value)
 
 
 def check_count(name: str, value) -> int:

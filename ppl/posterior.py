@@ -13,7 +13,7 @@ import numpy as np
 
 from . import memory
 from .errors import no_log_likelihood_group
-from .options import check_count, check_seconds
+from .options import check_count, check_flag, check_seconds
 from .infer.early import log_weights
 from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
 from .infer.psis import Psis, psis
@@ -186,8 +186,9 @@ class Fit:
 
     @property
     def elbo(self) -> np.ndarray:
-        """The ELBO estimate at every optimization step, [steps]."""
-        return np.asarray(self.result.elbo)
+        """The ELBO estimate at every optimization step, [steps] (a copy: elbo.csv and
+        ``ppl plot`` read the fit's own)."""
+        return np.array(self.result.elbo, dtype=float)
 
     @property
     def converged(self) -> bool:
@@ -236,8 +237,15 @@ class Fit:
         """Posterior draws of every latent and reported ``let``: name -> array [n, *shape].
 
         ``n`` defaults to the ``draws`` option; given, it is a positive int (numpy ints too),
-        as for the other methods taking ``n``. The same fit gives the same draws.
+        as for the other methods taking ``n``. The same fit gives the same draws, and the
+        arrays are the caller's own: changing them in place changes nothing in the fit.
         """
+        # a copy: the summary, to_arviz() and a saved fit read the cached draws, which a
+        # caller's in-place `tau.sort()` or `theta -= theta.mean(0)` had silently changed
+        return {name: values.copy() for name, values in self._draws(n).items()}
+
+    def _draws(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """``draws(n)``, computed once per n: the fit's own arrays, read by ppl only."""
         n = self._count(n, self.options.draws)
         if n not in self._cache:
             # Discrete latents are drawn from their conditional posterior (child stream 3).
@@ -261,14 +269,17 @@ class Fit:
                               self._draws_per_call(whole_data=True))
 
     def values(self) -> dict[str, np.ndarray]:
-        """The values each discrete latent takes: name -> [K] ints."""
-        return self.compiled.values()
+        """The values each discrete latent takes: name -> [K] ints (the caller's own copy)."""
+        return {name: v.copy() for name, v in self.compiled.values().items()}
 
     def params(self) -> dict[str, np.ndarray]:
-        """Each ``param``'s fitted value: name -> array of its shape (empty without params)."""
+        """Each ``param``'s fitted value: name -> array of its shape (empty without params),
+        the caller's own: an unbounded param's value was a view of the fitted parameters,
+        so ``w /= w.sum()`` on it changed the fit's draws, summary and predictions."""
         if not getattr(self.compiled, "params", ()):
             return {}
-        return self.result.guide.param_values(self.result.theta)
+        return {name: np.array(value) for name, value in
+                self.result.guide.param_values(self.result.theta).items()}
 
     def summary(self) -> Summary:
         """Mean, sd and 5/50/95% quantiles of every reported element, from ``draws()``.
@@ -290,14 +301,14 @@ class Fit:
         params = self.params()
         if not params:
             return params
-        draws = self.draws()
+        draws = self._draws()
         lets = {s.name: draws[s.name][0] for s in self.compiled.model.statements
                 if isinstance(s, Let) and s.reported and s.value.deps <= params.keys()
                 and not s.data_only and s.name in draws}
         return {**params, **lets}
 
     def _summary(self) -> Summary:
-        draws = self.draws()
+        draws = self._draws()
         discrete = self.probabilities_by_draw() if self.values() else {}
         continuous = {k: v for k, v in draws.items() if k not in discrete}
         if getattr(self.result, "mcse_directions", None) is not None:
@@ -491,11 +502,16 @@ class Fit:
     def corrected(self) -> bool:
         """Whether summaries and draws are importance-corrected: the ``correct`` option is
         'psis', the method ADVI (a DADVI summary keeps its linear-response sds and standard
-        errors) and k̂ is below its threshold (above it the weights cannot be trusted)."""
+        errors), the model has continuous latents (without them every weight is p(data))
+        and k̂ is below its threshold (above it the weights cannot be trusted)."""
         if self.options.correct != "psis" or self.options.method != "advi":
             return False
         from .guides import user
         if user.point_only(self.compiled):   # nothing drawn: no weights to correct with
+            return False
+        if not len(self.result.names):
+            # nothing to correct; the note had read 'importance-corrected (..., effective
+            # sample size 4001 of 4001 draws)'
             return False
         p = self.psis
         return p.khat < p.threshold
@@ -572,6 +588,7 @@ class Fit:
         ``posterior_predictive`` (for ``az.plot_ppc``). Observed variables are named by their
         expression's text (``y``, ``y[1:]``) in all three. Needs ``pip install 'ppl[arviz]'``.
         """
+        predictive = check_flag("predictive", predictive)   # 'no' would be true
         try:
             import arviz
         except ImportError:
@@ -606,6 +623,9 @@ class Fit:
         return f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); {final}"
 
     def __repr__(self) -> str:
+        from .guides import user
         r = self.result
         state = "converged" if r.converged else "did not converge"
-        return f"<Fit: {state} after {r.steps} steps, ELBO {r.final_elbo:.4g}>"
+        # a params-only fit maximizes the log joint (convergence_line's words), not an ELBO
+        final = "log joint" if user.point_only(self.compiled) else "ELBO"
+        return f"<Fit: {state} after {r.steps} steps, {final} {r.final_elbo:.4g}>"

@@ -79,7 +79,7 @@ FILES = ("draws.csv", "summary.csv", "elbo.csv", "fit.json", "model.ppl")
 
 def save_fit(fit: Fit, folder: Path) -> None:
     """Write draws.csv, summary.csv, elbo.csv, fit.json and model.ppl into ``folder``."""
-    names, blocks = _flatten(fit.draws())
+    names, blocks = _flatten(fit._draws())   # the fit's own arrays, only read: no copy
     summary = fit.summary()
     r = fit.result
     provenance = {k: v for k, v in fit.info.items() if k != "model_text"}

@@ -63,3 +63,66 @@ def test_unknown_option_is_a_ppl_error():
     model = ppl.compile("sample mu ~ Normal(0, 1)\n")
     with pytest.raises(ppl.PplError, match="unknown option; did you mean 'iter'"):
         model.fit(iters=10)
+
+
+REGRESSION = ("data N: int\ndata x: real[N]\ndata y: real[N]\nparam w: real[2]\n"
+              "sample s ~ HalfNormal(1)\nobserve y ~ Normal(w[0] + w[1] * x, s)\n")
+
+
+def _regression_data():
+    x = np.linspace(-1, 1, 20)
+    return {"x": x, "y": 1 + 2 * x + np.sin(7 * x)}
+
+
+def test_changing_returned_draws_in_place_leaves_the_fit_unchanged():
+    # draws=4000: the summary's pool is then the draws themselves, the cached arrays that
+    # draws() had handed out, so the user's in-place changes went into the summary too
+    model = ppl.compile(REGRESSION)
+    twin = model.fit(_regression_data(), guide="meanfield", iter=300, draws=4000)
+    fit = model.fit(_regression_data(), guide="meanfield", iter=300, draws=4000)
+    draws = fit.draws()
+    draws["s"].sort()
+    draws["s"] *= 100
+    del draws["w"]
+    assert set(fit.draws()) == {"w", "s"}
+    assert np.array_equal(fit.draws()["s"], twin.draws()["s"])
+    np.testing.assert_equal(fit.summary().rows, twin.summary().rows)  # NaN == NaN
+
+
+def test_changing_a_returned_param_in_place_leaves_the_fit_unchanged():
+    # an unbounded param's value was a view of the fitted parameters themselves
+    model = ppl.compile(REGRESSION)
+    fit = model.fit(_regression_data(), guide="meanfield", iter=300)
+    before = fit.params()["w"].copy()
+    w = fit.params()["w"]
+    w /= w.sum()
+    assert np.array_equal(fit.params()["w"], before)
+    assert np.array_equal(fit.draws(5)["w"], np.broadcast_to(before, (5, 2)))
+
+
+def test_changing_returned_values_and_elbo_in_place_leaves_the_fit_unchanged():
+    model = ppl.compile("data y: real\nsample mu ~ Normal(0, 1)\n"
+                        "sample z: int ~ Bernoulli(0.3)\nobserve y ~ Normal(mu + z, 1)\n")
+    fit = model.fit({"y": 0.5}, guide="meanfield", iter=200)
+    values, elbo = fit.values()["z"], fit.elbo
+    values += 1      # 1-based labels, say
+    elbo[:] = 0
+    assert fit.values()["z"].tolist() == [0, 1]
+    assert np.array_equal(fit.elbo, fit.result.elbo) and fit.elbo[0] != 0
+
+
+def test_a_model_without_continuous_latents_is_not_importance_corrected():
+    # every weight is p(data): the note had read 'importance-corrected (PSIS, k̂ -inf,
+    # effective sample size 4001 of 4001 draws)', on an empty table without discrete latents
+    from scipy.stats import norm
+    model = ppl.compile("data y: real\nsample z: int ~ Bernoulli(0.3)\n"
+                        "observe y ~ Normal(z, 1)\n")
+    fit = model.fit({"y": 1.0})
+    assert not fit.corrected and fit.summary().note == ""
+    one = 0.3 * norm.pdf(1.0, 1.0) / (0.3 * norm.pdf(1.0, 1.0) + 0.7 * norm.pdf(1.0, 0.0))
+    assert fit.summary().to_dict()["z=1"]["mean"] == pytest.approx(one, rel=1e-12)
+
+
+def test_a_models_repr_counts_its_params():
+    # a params-only model read '0 latent(s), 3 data', as if there were nothing to fit
+    assert repr(ppl.compile(REGRESSION)) == "<Model <string>: 1 latent(s), 1 param(s), 3 data>"

@@ -87,9 +87,18 @@ def test_dataframe_as_data_gives_the_same_fit_as_a_dict():
             == regression.fit({"y": raw["y"], "X": raw["X"]}, iter=300).summary().to_dict())
 
 
+def test_a_pandas_index_is_data_as_a_series_is():
+    # df.index (a time or a dose column made the index) was refused as 'a Index'
+    from ppl.data import load_data
+    model = ppl.compile("data t: real[3]\n")
+    values, _ = load_data(model.ir, {"t": pd.Index([0.5, 1.0, 2.0])})
+    assert values["t"].tolist() == [0.5, 1.0, 2.0]
+
+
 def test_non_numeric_dataframe_column_is_a_data_error():
     model = ppl.compile("data y: real[2]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n")
-    with pytest.raises(ppl.PplError, match="data 'y' must hold numbers; found an array of object"):
+    with pytest.raises(ppl.PplError,
+                       match=r"data 'y' must hold numbers; found the string 'a' at y\[0\]"):
         model.fit(pd.DataFrame({"y": ["a", "b"]}), iter=10)
 
 

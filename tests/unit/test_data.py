@@ -290,13 +290,24 @@ def test_small_floats_for_an_int_load_without_a_warning(dtype):
     ([1, False], "the boolean false at x[1]"),
     ([1, None], "null at x[1]"),
     ([[1, 2], [3]], "a ragged nested list (x[0] is [2] but x[1] is [1])"),
-    (np.array(["a", "b"]), "an array of <U1"),
+    (np.array(["a", "b"]), "the string 'a' at x[0]"),
+    (np.array([1.5, "b"], dtype=object), "the string 'b' at x[1]"),   # a pandas str column
+    (np.array([[1.0, 2.0], None], dtype=object), "null at x[1]"),
     (np.array([True, False]), "an array of booleans"),
     ({"a": 1}, "an object"),
+    (Ellipsis, "an ellipsis"),    # its article: a pandas Index had been 'a Index'
 ])
 def test_non_numbers(raw, found):
     error = load_error("data x: real[2]\n", {"x": raw})
     assert error.message == f"data 'x' must hold numbers; found {found}"
+
+
+def test_an_object_array_of_numbers_is_numbers():
+    # a pandas column of dtype object holding numbers was refused as 'an array of object'
+    values, _ = load("data x: real[2]\ndata k: int[2]\n",
+                     {"x": np.array([1.5, 2], dtype=object), "k": np.array([3, 2 ** 40], object)})
+    assert values["x"].dtype == np.float64 and values["x"].tolist() == [1.5, 2.0]
+    assert values["k"].dtype == np.int64 and values["k"].tolist() == [3, 2 ** 40]
 
 
 @pytest.mark.parametrize("bad,found", [(float("nan"), "nan"), (float("inf"), "inf"),

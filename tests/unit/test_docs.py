@@ -84,3 +84,17 @@ def test_every_relative_link_and_anchor_in_the_docs_resolves():
                                          and anchor not in _anchors(dest)):
                     broken.append(f"{page.relative_to(ROOT)}:{number}: {target}")
     assert broken == []
+
+
+def test_readme_python_example_prints_the_readme_table(monkeypatch, capsys):
+    # README: "print(fit.summary())  # the table above", the table of its `ppl fit` example
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    shown = re.search(r"\$ ppl fit models/eight_schools\.ppl\n(.*?)```", readme, re.S).group(1)
+    table = [line for line in shown.splitlines() if not line.startswith(
+        ("converged", "did NOT", "guide auto:", "reliable", "usable", "unreliable"))]
+    monkeypatch.chdir(ROOT)          # the example's paths are the repository's
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert capsys.readouterr().out.splitlines() == table
+    assert namespace["tau"].shape == (1000,)

@@ -933,10 +933,21 @@ def test_a_progress_that_cannot_be_called_so_is_an_option_error(progress, messag
     (lambda: ppl.load(b"m.ppl"), "option path: must be a str or os.PathLike; found bytes"),
     (lambda: ppl.compile(5), "option source: the model text must be a str; found int"),
     (lambda: ppl.compile(None), "option source: the model text must be a str"),
-    (lambda: ppl.compile(SMALL.encode()), "option source: the model text must be a str")])
+    (lambda: ppl.compile(SMALL.encode()), "option source: the model text must be a str"),
+    # ppl.Model is public too: lark's AttributeError on a non-str had escaped
+    (lambda: ppl.Model(5), "option source: the model text must be a str; found int"),
+    # a NUL in the path: Python's ValueError 'embedded null byte' had escaped
+    (lambda: ppl.load("m\0.ppl"), "cannot read the model file")])
 def test_a_model_path_or_text_of_another_type_is_an_option_error(call, argument):
     with pytest.raises(PplError, match=argument):
         call()
+
+
+@pytest.mark.parametrize("predictive", ["no", 0, None])
+def test_to_arviz_predictive_is_true_or_false(small_fit, predictive):
+    # a truthy 'no' had added the posterior predictive group it asked to leave out
+    with pytest.raises(PplError, match="option predictive: must be True or False"):
+        small_fit.to_arviz(predictive=predictive)
 
 
 @pytest.mark.parametrize("seconds", ["x", float("nan"), float("inf"), -1, True])

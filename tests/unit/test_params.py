@@ -180,6 +180,7 @@ def test_a_params_only_fit_reports_its_log_joint_and_no_khat(tmp_path, capsys):
     fit = ppl.compile(REGRESSION).fit(_regression_data())
     line = fit.convergence_line()
     assert line.endswith(f"; final log joint {fit.result.final_elbo:.6g}") and "k̂" not in line
+    assert repr(fit).endswith(f"log joint {fit.result.final_elbo:.4g}>")   # it said ELBO too
     save_fit(fit, tmp_path / "out")
     assert main(["summary", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
