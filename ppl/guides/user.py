@@ -267,9 +267,11 @@ class UserGuide:
         return out
 
     def jitter_scale(self, theta) -> np.ndarray:
-        """The automatic family's units, then 1 per param (absolute units: no sd)."""
+        """The automatic family's units, then 1 per param (absolute units: no sd). With no
+        automatic coordinates the family may still have parameters (a flow's hidden biases
+        at D = 0), which reach nothing: 1 each, so the units match theta's length."""
         theta_auto, _ = self._parts(np.asarray(theta, dtype=float))
-        auto = self.auto.jitter_scale(theta_auto) if self.d_auto else np.zeros(0)
+        auto = self.auto.jitter_scale(theta_auto) if self.d_auto else np.ones(self.n_auto_theta)
         return np.concatenate([auto, np.ones(self.n_params)])
 
     def push_affine(self, theta, m0, W) -> np.ndarray:
