@@ -167,3 +167,15 @@ def test_a_flow_with_every_latent_guided_fits_the_guides():
     assert fit.converged
     p = fit.params()
     np.testing.assert_allclose(p["a"] * y + p["b"], 0.8 * y, atol=0.1 * np.sqrt(0.8))
+
+
+def test_a_familys_size_limit_counts_only_the_latents_it_draws():
+    # sigma is the one latent without a guide; the 30 guided coordinates and 3 params are
+    # not the family's. 'scaled' (at most 20 coordinates) was refused before the fit with
+    # "this model has 34", while the fit itself builds the family on sigma alone
+    rng = np.random.default_rng(4)
+    source = AMORTIZED.replace("observe y ~ Normal(z, 1)",
+                               "sample sigma ~ HalfNormal(1)\nobserve y ~ Normal(z, sigma)")
+    fit = ppl.compile(source).fit({"N": 30, "y": rng.standard_normal(30)},
+                                  guide="scaled", iter=200)
+    assert fit.result.guide.name == "user+scaled" and fit.result.guide.d_auto == 1
