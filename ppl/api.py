@@ -265,8 +265,13 @@ def _check_step_memory(concrete, compiled, options: FitOptions) -> None:
         memory.check_step(concrete, options.dadvi_draws, memory.guide_floats(None, D),
                           f"--dadvi-draws {options.dadvi_draws} on this model")
         return
-    guide = family("meanfield" if options.guide == auto.AUTO else options.guide, D)
-    scale = getattr(guide, "draws_scale", 1)
+    # With params or guide statements the family draws only the other latents, at --mc-samples
+    # draws a step (guides/user.py; advi.fit): its size limit (flow: 300, scaled: 20) is on
+    # those, not on the params and guided latents, and its draws_scale does not apply.
+    users = user.applies(compiled)
+    guide = family("meanfield" if options.guide == auto.AUTO else options.guide,
+                   user.auto_dim(compiled) if users else D)
+    scale = 1 if users else getattr(guide, "draws_scale", 1)
     draws = options.mc_samples * scale
     what = (f"--mc-samples {options.mc_samples} (draws per step) on this model"
             if scale == 1 else f"--mc-samples {options.mc_samples} ({draws} draws "

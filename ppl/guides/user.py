@@ -36,6 +36,12 @@ def applies(compiled) -> bool:
     return bool(getattr(compiled, "params", ())) or bool(getattr(compiled, "guides", {}))
 
 
+def auto_dim(compiled) -> int:
+    """D_auto: the coordinates the automatic family (``--guide``) draws, neither a param's
+    nor a guided latent's."""
+    return int(_split_columns(compiled)[0].size)
+
+
 def point_only(compiled) -> bool:
     """Params and nothing to draw: the fit is a deterministic optimization (ML or MAP)."""
     return applies(compiled) and _split_columns(compiled)[0].size == 0 and not compiled.guides
@@ -267,9 +273,11 @@ class UserGuide:
         return out
 
     def jitter_scale(self, theta) -> np.ndarray:
-        """The automatic family's units, then 1 per param (absolute units: no sd)."""
+        """The automatic family's units, then 1 per param (absolute units: no sd). With no
+        automatic coordinates the family may still have parameters (a flow's hidden biases
+        at D = 0), which reach nothing: 1 each, so the units match theta's length."""
         theta_auto, _ = self._parts(np.asarray(theta, dtype=float))
-        auto = self.auto.jitter_scale(theta_auto) if self.d_auto else np.zeros(0)
+        auto = self.auto.jitter_scale(theta_auto) if self.d_auto else np.ones(self.n_auto_theta)
         return np.concatenate([auto, np.ones(self.n_params)])
 
     def push_affine(self, theta, m0, W) -> np.ndarray:
@@ -444,7 +452,7 @@ def family_for(compiled, spec: str, rng: np.random.Generator | None = None,
     from ``rng``; zeros when restoring a saved fit, whose values are read back)."""
     from . import family
     spec = spec.removeprefix(PREFIX)
-    auto = family(spec, _split_columns(compiled)[0].size)
+    auto = family(spec, auto_dim(compiled))
     P = _split_columns(compiled)[1].size
     start = np.zeros(P) if rng is None else param_start(compiled, rng, init)
     return UserGuide(compiled, auto, start)
