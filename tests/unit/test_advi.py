@@ -361,14 +361,14 @@ def test_a_fit_that_ends_below_each_of_its_first_steps_fell():
     trace = np.r_[start, -1e10, -3e14]
     assert advi.fell(trace, -2.3e33, tol)
     assert advi.fell(trace, np.nan, tol)
-    # ended above the worst of its first steps, or below by less than tol of them: improved
-    # on its start, or level by the convergence rule's own test
-    margin = tol * abs(start.min())
+    # ended above the worst of its first steps, or below by less than tol of them or their
+    # sd: improved on its start, or level by the convergence rule's own test or within noise
+    margin = max(tol * abs(start.min()), start.std())
     assert not advi.fell(trace, -424.0, tol)
     assert not advi.fell(trace, start.min() + 0.01, tol)
     assert not advi.fell(trace, start.min() - 0.9 * margin, tol)
     assert advi.fell(trace, start.min() - 1.1 * margin, tol)
-    assert advi.fell(trace, start.min() - 0.01, 0.0)
+    assert advi.fell(trace, start.min() - start.std() - 0.01, 0.0)
     assert not advi.fell(np.array([]), np.nan, tol)
     # a fall after the first steps counts, however early in the first window
     assert advi.fell(np.r_[start, [-1e12] * 190, -1e30], -1e20, tol)
@@ -383,6 +383,22 @@ def test_a_fit_warm_started_at_its_optimum_that_stays_level_did_not_fall():
                   -1589.15 + 0.1 * rng.standard_normal(790)]
     assert not advi.fell(trace, -1589.2, 1e-3)
     assert not advi._fallen(trace, 100, 1e-3)
+
+
+def test_a_warm_started_fit_level_within_the_noise_of_its_first_steps_did_not_fall():
+    # full rank from mean field on a P-spline (the NUTS models audit, seed 2): its first steps
+    # (these, from the fit) near -29.2, its last window's mean 0.15 nats below the lowest of
+    # them: its iterates' jitter, within the steps' sd of 0.4. tol * 29.5 = 0.03 nats, a margin
+    # set by the ELBO's size, did not cover it: it was called diverged and auto returned mean
+    # field, 0.155 NUTS sds off on a mean. Shifted by any constant, the verdict is the same.
+    first = np.array([-28.98, -29.47, -29.40, -29.38, -28.06, -28.74, -29.48, -29.34, -29.03,
+                      -29.38])
+    rng = np.random.default_rng(0)
+    trace = np.r_[first, -29.635 + rng.standard_normal(490)]
+    for shift in (0.0, 1e3, -29.0):
+        assert not advi.fell(trace + shift, -29.635 + shift, 1e-3)
+        assert not advi._fallen(trace + shift, 100, 1e-3)
+        assert advi.fell(trace + shift, -31.0 + shift, 1e-3)
 
 
 def test_a_fit_whose_elbo_fell_is_not_reported_converged(monkeypatch):
