@@ -111,7 +111,9 @@ class Draws:
         A truncated latent (declared bounds narrowing its distribution's support) is drawn by
         rejection: elements outside the bounds are drawn again, up to 1000 rounds; any still
         outside are then clipped to the bounds (only a truncation to a region of prior
-        probability below about 1% gets there with noticeable probability).
+        probability below about 1% gets there with noticeable probability). A truncated
+        discrete latent is drawn from its prior mass at each value inside the bounds,
+        renormalized.
         """
         env = {}
         for step in self._steps:
@@ -191,7 +193,9 @@ def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
     size = (n,) + tuple(step.statement.shape)
     x = np.asarray(_sample(step.statement, rng, size, params), dtype=float)
     if isinstance(step, _DiscreteStep):
-        return x.astype(np.int64)  # (a truncated discrete prior is drawn untruncated)
+        if step.statement.truncated:
+            return _truncated_discrete_draws(step, env, rng, n)
+        return x.astype(np.int64)
     if isinstance(step.support, (Ordered, PositiveOrdered)):
         return _ordered_draws(step, x, rng, params)
     if not step.statement.truncated:
@@ -210,6 +214,22 @@ def _draw_latent(step: _LatentStep, env, rng, n: int) -> np.ndarray:
         x = x.copy()
         x[outside] = redraw
     return np.clip(x, getattr(support, "lower", -np.inf), getattr(support, "upper", np.inf))
+
+
+def _truncated_discrete_draws(step: _DiscreteStep, env, rng, n: int) -> np.ndarray:
+    """Draws [n, *shape] of a discrete latent whose declared bounds narrow its distribution's
+    support (``int<lower=1, upper=5> ~ Poisson(3)``): its prior mass at each value inside the
+    bounds, renormalized, given each draw of the earlier latents. The values are enumerated
+    as in the log joint (enumeration.py); drawing untruncated gave values outside the bounds
+    (k = 0 and 6 to 11 in the example), which the model gives no mass."""
+    values = step.values
+    tiled = enumeration.Tiled(env, values.k, n)
+    tiled.own[step.name] = values.tiled(n)
+    with np.errstate(divide="ignore"):
+        log_mass = enumeration.to_elements(np.asarray(step.elements(tiled)), 0,
+                                           len(values.shape), values.shape)
+    probabilities = enumeration.conditional(log_mass, values, n)
+    return enumeration.draw(probabilities, values, enumeration.uniforms(values, rng, n))
 
 
 def _ordered_draws(step: _LatentStep, x: np.ndarray, rng, params: dict) -> np.ndarray:
