@@ -744,6 +744,15 @@ def no_log_likelihood_group(names: list[str]) -> PplWarning:
                            "z has one (models/mixture.ppl)")
 
 
+
+def prior_ignores_factor(span: Span) -> PplWarning:
+    return PplWarning("prior_predictive(): this factor statement changes the joint density of "
+                      "the latents it reads, which ancestral draws from the prior cannot follow: "
+                      "they are drawn as if it were absent", span,
+                      hint="a factor that is a likelihood term (censored data) is rightly "
+                           "left out; a prior shaped by a factor is not followed: write it as a "
+                           "distribution to draw from it")
+
 # ----- param, guide and minibatches (issue 13) ------------------------------------------------
 
 def param_not_real(span: Span, name: str, elem: str) -> PplError:

@@ -1,5 +1,6 @@
 """Predictions on new data (ppl/predict.py): shapes and lets recomputed, intervals written."""
 import json
+import warnings
 
 import numpy as np
 from scipy import stats
@@ -7,7 +8,7 @@ import pytest
 
 import ppl
 from ppl.cli import main
-from ppl.errors import PplError
+from ppl.errors import PplError, PplWarning
 
 REGRESSION = """
 data N: int
@@ -276,3 +277,20 @@ def test_prior_predictive_draws_a_truncated_discrete_latent_from_its_truncated_p
     frequency = np.bincount(draws["k"] - 1, minlength=5) / n
     # each value's frequency within z = 4 standard errors of a proportion from n draws
     np.testing.assert_array_less(np.abs(frequency - p), 4 * np.sqrt(p * (1 - p) / n))
+
+
+def test_prior_predictive_warns_that_a_factor_of_latents_is_not_followed():
+    # with factor -0.5 (mu / 0.1)^2 the model's prior sd of mu is 1 / sqrt(101) = 0.0995;
+    # its prior draws kept mu ~ Normal(0, 1), sd 1.00, without a word (PyMC warns so of
+    # Potentials)
+    model = ppl.compile("data y: real[1]\nsample mu ~ Normal(0, 1)\n"
+                        "factor -0.5 * (mu / 0.1) ** 2\nfactor sum(y)\nobserve y ~ Normal(mu, 1)\n")
+    with pytest.warns(PplWarning) as caught:
+        model.prior_predictive({"y": [0.0]}, n=10)
+    assert len(caught) == 1 and caught[0].message.span.line == 3
+    assert "they are drawn as if it were absent" in str(caught[0].message)
+    without = ppl.compile("data y: real[1]\nsample mu ~ Normal(0, 1)\nfactor sum(y)\n"
+                          "observe y ~ Normal(mu, 1)\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")     # a factor of data alone is a constant: no warning
+        without.prior_predictive({"y": [0.0]}, n=10)
