@@ -913,6 +913,14 @@ def predict_shape_changed(name: str, before, after) -> PplError:
                          "or predict with data of the same shape")
 
 
+
+def predict_support_changed(span: Span, name: str) -> PplError:
+    return PplError(f"predict on new data: '{name}' takes other values at the fit's posterior "
+                    "draws: its bounds depend on data that differ from the fitted data, so its "
+                    "fitted posterior does not carry over", span,
+                    hint="give that data its fitted values (only the rows to predict for may "
+                         "change), or fit again with the new bounds")
+
 def predict_with_discrete(span: Span, names: list[str]) -> PplError:
     which = (f"discrete latent '{names[0]}' would be drawn from its" if len(names) == 1 else
              "discrete latents " + ", ".join(f"'{n}'" for n in names)

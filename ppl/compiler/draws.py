@@ -68,6 +68,12 @@ class Draws:
         return {s.statement.name: _full(env[s.statement.name], n, s.statement)
                 for s in self._steps if _reported(s.statement)}
 
+    def slot_values(self, zeta) -> dict[str, np.ndarray]:
+        """Every continuous latent and param at the draws zeta [S, D]: name -> [S, *shape]
+        (numpy), hidden ones (``_h``) too."""
+        env = self._forward(zeta)
+        return {slot.name: np.asarray(env[slot.name]) for slot in self.slots}
+
     def predictive(self, zeta, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """One draw of every observed expression per draw of zeta (posterior predictive).
 

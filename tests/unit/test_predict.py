@@ -294,3 +294,20 @@ def test_prior_predictive_warns_that_a_factor_of_latents_is_not_followed():
     with warnings.catch_warnings():
         warnings.simplefilter("error")     # a factor of data alone is a constant: no warning
         without.prior_predictive({"y": [0.0]}, n=10)
+
+
+BOUNDED = ("data N: int\ndata y: real[N]\ndata b: real\n"
+           "sample u: real<lower=b> ~ Exponential(0.1)\nobserve y ~ Uniform(0, u)\n")
+
+
+def test_new_data_that_moves_a_latents_bound_is_a_located_error():
+    # the fit's unconstrained draws were reused through the new data's bijector: with b = 7.5
+    # in the fit and 0 in the new data, u = b + exp(zeta) had posterior mean 9.4 in the
+    # summary and 1.9 in the predictions, and the predictive mean fell from 4.7 to 0.95
+    fit = ppl.compile(BOUNDED).fit({"N": 5, "y": [1.0, 4.0, 7.5, 3.0, 6.0], "b": 7.5}, seed=0)
+    with pytest.raises(PplError) as caught:
+        fit.predictive(100, data={"N": 3, "b": 0.0})
+    assert caught.value.span.line == 4
+    assert "'u' takes other values at the fit's posterior draws" in caught.value.message
+    same_bound = fit.predictive(100, data={"N": 5, "b": 7.5})["y"]
+    np.testing.assert_array_equal(same_bound, fit.predictive(100)["y"])
