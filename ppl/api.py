@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +20,7 @@ from .infer import advi, auto, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
-from .errors import bad_option, empty_model, file_error
+from .errors import bad_option, empty_model, file_error, prior_ignores_factor
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -197,6 +198,12 @@ class Model:
         from .predict import compile_given
         n, seed = check_count("n", n), check_seed("seed", seed)
         compiled = compile_given(self, self._data(data), n, "n =")
+        # a factor of latents reweights their joint density; ancestral draws cannot, so the
+        # draws would silently differ from the model's prior (PyMC warns of Potentials so)
+        for factor in (s for s in self.ir.statements if isinstance(s, ir.Factor)):
+            if factor.value.deps:
+                warnings.warn(prior_ignores_factor(factor.span), stacklevel=2)
+                break
         return compiled.sample_prior(np.random.default_rng([seed, 3]), n)
 
 

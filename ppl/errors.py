@@ -753,6 +753,15 @@ def no_log_likelihood_group(names: list[str]) -> PplWarning:
                            "z has one (models/mixture.ppl)")
 
 
+
+def prior_ignores_factor(span: Span) -> PplWarning:
+    return PplWarning("prior_predictive(): this factor statement changes the joint density of "
+                      "the latents it reads, which ancestral draws from the prior cannot follow: "
+                      "they are drawn as if it were absent", span,
+                      hint="a factor that is a likelihood term (censored data) is rightly "
+                           "left out; a prior shaped by a factor is not followed: write it as a "
+                           "distribution to draw from it")
+
 # ----- param, guide and minibatches (issue 13) ------------------------------------------------
 
 def param_not_real(span: Span, name: str, elem: str) -> PplError:
@@ -912,6 +921,14 @@ def predict_shape_changed(name: str, before, after) -> PplError:
                     hint="give it a guide statement computed from its data row (amortized), "
                          "or predict with data of the same shape")
 
+
+
+def predict_support_changed(span: Span, name: str) -> PplError:
+    return PplError(f"predict on new data: '{name}' takes other values at the fit's posterior "
+                    "draws: its bounds depend on data that differ from the fitted data, so its "
+                    "fitted posterior does not carry over", span,
+                    hint="give that data its fitted values (only the rows to predict for may "
+                         "change), or fit again with the new bounds")
 
 def predict_with_discrete(span: Span, names: list[str]) -> PplError:
     which = (f"discrete latent '{names[0]}' would be drawn from its" if len(names) == 1 else

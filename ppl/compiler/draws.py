@@ -70,6 +70,12 @@ class Draws:
         return {s.statement.name: _full(env[s.statement.name], n, s.statement)
                 for s in self._steps if _reported(s.statement)}
 
+    def slot_values(self, zeta) -> dict[str, np.ndarray]:
+        """Every continuous latent and param at the draws zeta [S, D]: name -> [S, *shape]
+        (numpy), hidden ones (``_h``) too."""
+        env = self._forward(zeta)
+        return {slot.name: np.asarray(env[slot.name]) for slot in self.slots}
+
     def predictive(self, zeta, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """One draw of every observed expression per draw of zeta (posterior predictive).
 
@@ -113,7 +119,9 @@ class Draws:
         A truncated latent (declared bounds narrowing its distribution's support) is drawn by
         rejection: elements outside the bounds are drawn again, up to 1000 rounds; any still
         outside are then clipped to the bounds, with a warning (only a truncation to a region
-        of prior probability below about 1% gets there with noticeable probability).
+        of prior probability below about 1% gets there with noticeable probability). A
+        truncated discrete latent is drawn from its prior mass at each value inside the
+        bounds, renormalized.
         """
         env = {}
         for step in self._steps:
@@ -196,7 +204,9 @@ def _draw_latent(step: _LatentStep, env, rng, n: int, warn: bool = True) -> np.n
     size = (n,) + tuple(step.statement.shape)
     x = np.asarray(_sample(step.statement, rng, size, params), dtype=float)
     if isinstance(step, _DiscreteStep):
-        return x.astype(np.int64)  # (a truncated discrete prior is drawn untruncated)
+        if step.statement.truncated:
+            return _truncated_discrete_draws(step, env, rng, n)
+        return x.astype(np.int64)
     if isinstance(step.support, (Ordered, PositiveOrdered)):
         return _ordered_draws(step, x, rng, params)
     if not step.statement.truncated:
@@ -222,6 +232,22 @@ def _draw_latent(step: _LatentStep, env, rng, n: int, warn: bool = True) -> np.n
                                                int(outside.sum()), outside.size,
                                                _REJECTION_ROUNDS), stacklevel=2)
     return np.clip(x, getattr(support, "lower", -np.inf), getattr(support, "upper", np.inf))
+
+
+def _truncated_discrete_draws(step: _DiscreteStep, env, rng, n: int) -> np.ndarray:
+    """Draws [n, *shape] of a discrete latent whose declared bounds narrow its distribution's
+    support (``int<lower=1, upper=5> ~ Poisson(3)``): its prior mass at each value inside the
+    bounds, renormalized, given each draw of the earlier latents. The values are enumerated
+    as in the log joint (enumeration.py); drawing untruncated gave values outside the bounds
+    (k = 0 and 6 to 11 in the example), which the model gives no mass."""
+    values = step.values
+    tiled = enumeration.Tiled(env, values.k, n)
+    tiled.own[step.name] = values.tiled(n)
+    with np.errstate(divide="ignore"):
+        log_mass = enumeration.to_elements(np.asarray(step.elements(tiled)), 0,
+                                           len(values.shape), values.shape)
+    probabilities = enumeration.conditional(log_mass, values, n)
+    return enumeration.draw(probabilities, values, enumeration.uniforms(values, rng, n))
 
 
 def _ordered_draws(step: _LatentStep, x: np.ndarray, rng, params: dict) -> np.ndarray:
