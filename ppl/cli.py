@@ -198,11 +198,14 @@ def _cmd_check(args) -> int:
 def _describe_model(model) -> str:
     """The latent variables (name, shape, support, bijector) and the data variables."""
     from .bijectors import biject_to
+    from .compiler.build import innovation_latents
     from .errors import format_shape
     rows = [("latent", "shape", "support", "bijector")]
+    innovations = innovation_latents(model)
     for latent in model.latents.values():
         # a discrete latent has no bijector: it is summed out by enumeration
-        bijector = "enumerated" if latent.discrete else type(biject_to(latent.support)).__name__
+        bijector = ("enumerated" if latent.discrete else "AR1Innovations"
+                    if latent.name in innovations else type(biject_to(latent.support)).__name__)
         rows.append((latent.name, format_shape(latent.shape), latent.support.describe(), bijector))
     lines = _table(rows)
     data = [("data", "type", "shape", "bounds")]

@@ -172,6 +172,17 @@ def shape_mismatch(span: Span, left, right, what: str = "shapes") -> PplError:
     return PplError(f"{what} do not match: {format_shape(left)} and {format_shape(right)}", span)
 
 
+def event_batch_mismatch(span: Span, dist: str, event: int, left, right, what: str) -> PplError:
+    """The batch shapes of a distribution with event axes (AR1, MvNormal, Dirichlet) and of
+    its value: the value's last ``event`` axes are one event and take no part."""
+    axes = "axis holds" if event == 1 else f"{event} axes hold"
+    example = " (a value [N, T] takes parameters [N] or scalars)" if event == 1 else ""
+    return PplError(
+        f"{what} do not match: {format_shape(left)} and {format_shape(right)}", span,
+        hint=f"the value's last {axes} one {dist} event; the parameters line up with the "
+             f"axes before it{example}")
+
+
 def wrong_shape(span: Span, what: str, expected, found) -> PplError:
     return PplError(f"{what} must have shape {format_shape(expected)}; found {format_shape(found)}",
                     span)

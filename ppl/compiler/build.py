@@ -58,6 +58,7 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
     steps = [_InputStep(name, _declared(model, name), inputs) for name in inputs]
     slots, offset, guides = [], 0, {}
     enumerated = plan(model)
+    innovations = innovation_latents(model)
     for i, statement in enumerate(model.statements):
         if isinstance(statement, ir.Latent) and statement.discrete:
             step = _DiscreteStep(statement, data_env)
@@ -82,7 +83,7 @@ def compile_model(model: ir.Model, values: dict[str, np.ndarray], fuse: bool = T
             continue
         _enumerated_at(step, enumerated.get(i), steps)
         if isinstance(statement, ir.Latent) and not statement.discrete:
-            step.innovations = _innovations(step, model)
+            step.innovations = statement.name in innovations
         if isinstance(step, (_LatentStep, _ObserveStep)):
             step.fused = fuse and getattr(step.cls, "name", None) in DENSITIES
             if step.fused:
@@ -106,13 +107,18 @@ def _declared(model: ir.Model, name: str):
     return s if isinstance(s, ir.Data) else s.value
 
 
-def _innovations(step: _LatentStep, model: ir.Model) -> bool:
-    """Whether a latent is parameterized by its AR1 innovations: an unbounded AR1 latent
-    with no ``guide`` statement (a user's guide is on the value itself, LANGUAGE.md) and no
-    discrete latent reaching it (an enumerated environment holds its parameters elsewhere)."""
-    guided = any(isinstance(s, ir.Guide) and s.name == step.name for s in model.statements)
-    return (step.cls.name == "AR1" and isinstance(step.support, Real) and not step.bounds
-            and not step.statement.truncated and step.enum is None and not guided)
+def innovation_latents(model: ir.Model) -> frozenset[str]:
+    """The latents parameterized by their AR1 innovations (AR1Innovations): unbounded AR1
+    latents with no ``guide`` statement (a user's guide is on the value itself, LANGUAGE.md)
+    and no discrete latent reaching them (an enumerated environment holds their parameters
+    elsewhere). ``ppl check`` lists their bijector from here too."""
+    enumerated = plan(model)
+    guided = {s.name for s in model.statements if isinstance(s, ir.Guide)}
+    return frozenset(
+        s.name for i, s in enumerate(model.statements)
+        if isinstance(s, ir.Latent) and not s.discrete and s.dist.cls.name == "AR1"
+        and isinstance(s.support, Real) and not s.truncated and i not in enumerated
+        and s.name not in guided)
 
 
 def _scaled(step, factor: float):

@@ -117,7 +117,8 @@ class Draws:
         expressions given them (prior predictive); name or label -> [n, *shape].
 
         A truncated latent (declared bounds narrowing its distribution's support) is drawn by
-        rejection: elements outside the bounds are drawn again, up to 1000 rounds; any still
+        rejection: elements outside the bounds are drawn again (whole events, for AR1,
+        RandomWalk and MvNormal), up to 1000 rounds; any still
         outside are then clipped to the bounds, with a warning (only a truncation to a region
         of prior probability below about 1% gets there with noticeable probability). A
         truncated discrete latent is drawn from its prior mass at each value inside the
@@ -213,15 +214,19 @@ def _draw_latent(step: _LatentStep, env, rng, n: int, warn: bool = True) -> np.n
         return x
     support = dataclasses.replace(step.support, **{k: np.asarray(fn(env))
                                                    for k, fn in step.bounds.items()})
-    # Rejection, redrawing only the elements outside the bounds (a truncated latent is never
-    # a simplex, so its elements are independent given the parameters).
-    params = {name: np.broadcast_to(value, size) for name, value in params.items()}
+    # Rejection. The elements of an event (AR1, RandomWalk, MvNormal) depend on each other:
+    # an event with any element outside the bounds is drawn again whole. Elements without an
+    # event are independent given the parameters: only those outside are drawn again.
+    event_axes = tuple(range(-step.cls.event_dim, 0))
+    batch, event = size[:len(size) - len(event_axes)], size[len(size) - len(event_axes):]
+    rows = _rows(step.cls, params, batch)
     for _ in range(_REJECTION_ROUNDS):
         outside = ~support.check(x)
+        if event_axes:
+            outside = outside.any(axis=event_axes)
         if not outside.any():
             return x
-        redraw = step.cls.sample(rng, (int(outside.sum()),),
-                                 **{name: value[outside] for name, value in params.items()})
+        redraw = step.cls.sample(rng, (int(outside.sum()),) + event, **rows(outside))
         x = x.copy()
         x[outside] = redraw
     outside = ~support.check(x)
@@ -248,6 +253,21 @@ def _truncated_discrete_draws(step: _DiscreteStep, env, rng, n: int) -> np.ndarr
                                            len(values.shape), values.shape)
     probabilities = enumeration.conditional(log_mass, values, n)
     return enumeration.draw(probabilities, values, enumeration.uniforms(values, rng, n))
+
+
+def _rows(cls, params: dict, batch: tuple):
+    """A function of a mask over ``batch`` giving the parameters of the masked events: each
+    parameter broadcast to ``batch`` plus its own event axes (a Mixture's component
+    parameters have one, the components'), then masked."""
+    def lined_up(value, event_dims):
+        return np.broadcast_to(value, batch + np.shape(value)[np.ndim(value) - event_dims:])
+    full = {name: ((value[0], {k: lined_up(v, 1) for k, v in value[1].items()})
+                   if name in cls.dist_params else
+                   lined_up(value, cls.param_event_dims.get(name, 0)))
+            for name, value in params.items()}
+    return lambda mask: {name: ((value[0], {k: v[mask] for k, v in value[1].items()})
+                                if name in cls.dist_params else value[mask])
+                         for name, value in full.items()}
 
 
 def _ordered_draws(step: _LatentStep, x: np.ndarray, rng, params: dict) -> np.ndarray:

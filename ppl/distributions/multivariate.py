@@ -157,15 +157,15 @@ class RandomWalk(Distribution):
 
     @classmethod
     def log_density(cls, x, sigma, init):
-        first = Normal.log_density(x[..., 0], 0.0, init)
+        # x[..., :1], not x[..., 0]: a series of length 0 (T = 0 from the data) has density 1
+        first = Normal.log_density(x[..., :1], 0.0, anp.expand_dims(init, -1))
         steps = Normal.log_density(x[..., 1:], x[..., :-1], anp.expand_dims(sigma, -1))
-        return first + anp.sum(steps, axis=-1)
+        return anp.sum(first, axis=-1) + anp.sum(steps, axis=-1)
 
     @classmethod
     def sample(cls, rng, size, sigma, init):
-        sd = np.concatenate([np.broadcast_to(np.asarray(init, float)[..., None], size[:-1] + (1,)),
-                             np.broadcast_to(np.asarray(sigma, float)[..., None],
-                                             size[:-1] + (size[-1] - 1,))], axis=-1)
+        sd = np.array(np.broadcast_to(np.asarray(sigma, float)[..., None], tuple(size)))
+        sd[..., :1] = np.asarray(init, float)[..., None]     # empty when T = 0
         return np.cumsum(sd * rng.standard_normal(size), axis=-1)
 
 
@@ -183,18 +183,20 @@ class AR1(Distribution):
 
     @classmethod
     def log_density(cls, x, mu, phi, sigma):
-        # the stationary sd, with 1 - phi^2 as (1 - phi)(1 + phi): accurate for |phi| near 1
-        first = Normal.log_density(x[..., 0], mu, sigma / anp.sqrt((1 - phi) * (1 + phi)))
         mu_, phi_, sigma_ = (anp.expand_dims(v, -1) for v in (mu, phi, sigma))
+        # the stationary sd, with 1 - phi^2 as (1 - phi)(1 + phi): accurate for |phi| near 1;
+        # x[..., :1], not x[..., 0]: a series of length 0 (T = 0 from the data) has density 1
+        first = Normal.log_density(x[..., :1], mu_, sigma_ / anp.sqrt((1 - phi_) * (1 + phi_)))
         steps = Normal.log_density(x[..., 1:], mu_ + phi_ * (x[..., :-1] - mu_), sigma_)
-        return first + anp.sum(steps, axis=-1)
+        return anp.sum(first, axis=-1) + anp.sum(steps, axis=-1)
 
     @classmethod
     def sample(cls, rng, size, mu, phi, sigma):
         mu, phi, sigma = (np.broadcast_to(np.asarray(v, float), size[:-1])
                           for v in (mu, phi, sigma))
         eps = rng.standard_normal(size)
-        series = [mu + sigma / np.sqrt((1 - phi) * (1 + phi)) * eps[..., 0]]
-        for t in range(1, size[-1]):           # along the series, not over draws
-            series.append(mu + phi * (series[-1] - mu) + sigma * eps[..., t])
-        return np.stack(series, axis=-1)
+        series = np.empty(tuple(size))         # no steps at all when T = 0
+        for t in range(size[-1]):              # along the series, not over draws
+            series[..., t] = (mu + sigma / np.sqrt((1 - phi) * (1 + phi)) * eps[..., 0] if t == 0
+                              else mu + phi * (series[..., t - 1] - mu) + sigma * eps[..., t])
+        return series

@@ -312,6 +312,9 @@ class _Checker:
             raise errors.too_few_dimensions(span, f"a value of {cls.name}", event, shape)
         batch = shape[:len(shape) - event]
         if not shapes.fits(dist.batch_shape, batch):
+            if event:
+                raise errors.event_batch_mismatch(span, cls.name, event, dist.batch_shape, batch,
+                                                  f"distribution and {what} shapes")
             raise errors.shape_mismatch(span, dist.batch_shape, batch,
                                         f"distribution and {what} shapes")
         self._check_event(dist, shape, span)

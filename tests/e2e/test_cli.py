@@ -110,6 +110,15 @@ def test_check_lists_latents_and_data():
     assert any(line.split()[:2] == ["eta", "[8]"] for line in with_data.stdout.splitlines())
 
 
+def test_check_lists_the_innovations_bijector_of_an_ar1_latent():
+    # h ~ AR1(...) is fitted through its standardized innovations (docs/language.md), but
+    # `ppl check` listed its bijector as Identity (found by the time-series audit)
+    result = run("check", "models/stochastic_volatility.ppl")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:6]}
+    assert rows["h"][-1] == "AR1Innovations" and rows["mu"][-1] == "Identity"
+
+
 def test_help_and_version():
     assert run("--help").returncode == 0
     version = run("--version")

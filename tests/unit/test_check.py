@@ -479,6 +479,18 @@ def test_lpdf_of_a_multivariate_distribution_does_not_broadcast_the_event_axis(v
     assert "event shapes do not match: [3] and " in _error(text)
 
 
+def test_a_series_with_parameters_along_its_time_axis_says_which_axes_they_line_up_with():
+    # AR1(m, ...) with m: real[T] for h: real[T] said only "[T] and scalar": the user's m and
+    # h both have shape [T]. The hint says the last axis is the event (found by the
+    # time-series audit)
+    with pytest.raises(PplError) as info:
+        _check("data m: real[4]\nsample h: real[4] ~ AR1(m, 0.5, 1)\n")
+    assert info.value.message == "distribution and declared shapes do not match: [4] and scalar"
+    assert info.value.hint == ("the value's last axis holds one AR1 event; the parameters line "
+                               "up with the axes before it (a value [N, T] takes parameters [N] "
+                               "or scalars)")
+
+
 def test_factor_is_kept_in_the_ir():
     model = _check("sample m ~ Normal(0, 1)\nfactor -m\n")
     assert len(model.factors) == 1 and model.factors[0].value.deps == frozenset({"m"})

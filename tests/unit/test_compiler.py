@@ -381,6 +381,48 @@ def test_sample_prior_warns_when_truncated_draws_are_set_onto_a_bound(rng):
     assert record[0].message.span.line == 1
 
 
+def _positive_quadrant_mean(sd, rho):
+    """E[x | x > 0] of a bivariate normal with mean 0, sds ``sd`` and correlation ``rho``:
+    E[z_1 1{z > 0}] = phi(0) (1 + rho) / 2 for the standardized pair, over the quadrant's
+    probability 1/4 + arcsin(rho) / (2 pi) (Tallis 1961)."""
+    p = 0.25 + np.arcsin(rho) / (2 * np.pi)
+    return np.asarray(sd) * scipy.stats.norm.pdf(0.0) * (1 + rho) / 2 / p
+
+
+@pytest.mark.parametrize("dist, sd, rho", [
+    ("AR1(0, 0.9, 0.4358898943540674)", [1.0, 1.0], 0.9),          # sigma = sqrt(1 - 0.81)
+    ("RandomWalk(1, init=1)", [1.0, np.sqrt(2.0)], 1 / np.sqrt(2.0)),
+    ("MvNormal([0.0, 0.0], [[1.0, -1.0], [-1.0, 4.0]])", [1.0, 2.0], -0.5),
+])
+def test_sample_prior_of_a_truncated_event_redraws_whole_events(dist, sd, rho, rng):
+    # An event's elements depend on each other: an event with an element outside the bounds
+    # is drawn again whole. Redrawing elements alone raised a ValueError (an internal error)
+    # for AR1, RandomWalk and MvNormal latents with bounds. Mean within z = 4 standard
+    # errors, the sd estimated from the draws.
+    n = 20_000
+    draws = compile_text(f"sample h: real<lower=0>[2] ~ {dist}\n", {}).sample_prior(rng, n)["h"]
+    assert draws.shape == (n, 2) and np.all(draws > 0)
+    want = _positive_quadrant_mean(sd, rho)
+    assert np.all(np.abs(draws.mean(axis=0) - want) <= 4 * draws.std(axis=0) / np.sqrt(n))
+
+
+def test_sample_prior_of_a_truncated_mixture(rng):
+    # Mixture's component parameters have a component axis of their own: broadcasting them to
+    # the value's shape raised a ValueError. The mean of the truncated mixture by quadrature,
+    # within z = 4 standard errors
+    from scipy.integrate import quad
+    n = 20_000
+    draws = compile_text("sample x: real<lower=0>[2] ~ "
+                         "Mixture([0.3, 0.7], Normal([-1.0, 1.0], [1.0, 2.0]))\n",
+                         {}).sample_prior(rng, n)["x"]
+    assert draws.shape == (n, 2) and np.all(draws > 0)
+
+    def density(x):
+        return 0.3 * scipy.stats.norm.pdf(x, -1, 1) + 0.7 * scipy.stats.norm.pdf(x, 1, 2)
+    want = quad(lambda x: x * density(x), 0, np.inf)[0] / quad(density, 0, np.inf)[0]
+    assert np.all(np.abs(draws.mean(axis=0) - want) <= 4 * draws.std(axis=0) / np.sqrt(n))
+
+
 # ----- data-only work is done once ------------------------------------------------------------
 
 def test_data_only_work_is_done_at_compile_time(monkeypatch, rng):

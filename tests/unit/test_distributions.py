@@ -700,6 +700,30 @@ def test_log_cdf_gradient_matches_central_difference(row, which, rng):
         assert abs(numeric - exact) <= 1e-6 * (1 + abs(exact)), name
 
 
+# ----- series rows at lengths 0 and 1 ---------------------------------------------------------
+
+SERIES_ROWS = [row for row in ROWS if row.name in ("RandomWalk", "AR1")]
+SERIES_FIRST = {   # the law of x[0] alone: Normal(mean, sd), read off the exact joint
+    "RandomWalk": lambda sigma, init: st.norm(0.0, np.sqrt(_rw_cov(sigma, init)[0, 0])),
+    "AR1": lambda mu, phi, sigma: st.norm(mu, np.sqrt(_ar1_cov(phi, sigma)[0, 0])),
+}
+
+
+@pytest.mark.parametrize("row", SERIES_ROWS, ids=lambda r: r.id)
+def test_series_of_length_zero_and_one(row, rng):
+    # T = 0 from the data is allowed (docs/language.md, sizes of 0): an empty series has
+    # density 1 and draws of shape [n, 0]. The first element was read as x[..., 0], an
+    # IndexError that reached the user as an internal error (observe, prior draws, RandomWalk
+    # latents). T = 1: the first element's law alone.
+    cls = lookup(row.name)
+    np.testing.assert_array_equal(cls.log_density(np.zeros((3, 0)), **row.moments), np.zeros(3))
+    assert cls.sample(rng, (4, 0), **row.moments).shape == (4, 0)
+    x = rng.normal(0.0, 2.0, (3, 1))
+    np.testing.assert_allclose(cls.log_density(x, **row.moments),
+                               SERIES_FIRST[row.name](**row.moments).logpdf(x[:, 0]), rtol=1e-12)
+    assert cls.sample(rng, (4, 1), **row.moments).shape == (4, 1)
+
+
 # ----- Mixture (its component is a distribution, so it has no row above) ----------------------
 
 def _mixture_reference(x, w, comp, params):
