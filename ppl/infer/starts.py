@@ -180,12 +180,15 @@ def _raise_ended(signum, frame):
 def _ending_signals_raise():
     """While the block runs, _ENDING_SIGNALS raise _Ended; once the block has unwound (the
     children ended), the handlers are put back and the signal is delivered again, so the
-    process ends as it would have (status 128 + the signal). Main thread only (elsewhere a
-    handler cannot be set, and the block runs as it is)."""
+    process ends as it would have (status 128 + the signal). Only signals whose handler is
+    the default: one the user ignores (``nohup`` ignores SIGHUP) or handles stays so, in this
+    process and its starts. Main thread only (elsewhere a handler cannot be set, and the block
+    runs as it is)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _raise_ended) for sig in _ENDING_SIGNALS}
+    previous = {sig: signal.signal(sig, _raise_ended) for sig in _ENDING_SIGNALS
+                if signal.getsignal(sig) == signal.SIG_DFL}
     try:
         yield
     except _Ended as ended:
@@ -228,7 +231,8 @@ def _fork(fit_one, k: int):
         return pid, read
     os.close(read)
     for sig in _ENDING_SIGNALS:           # the parent's _raise_ended is not the child's:
-        signal.signal(sig, signal.SIG_DFL)  # _kill's SIGTERM ends it at once
+        if signal.getsignal(sig) is _raise_ended:   # _kill's SIGTERM ends it at once; an
+            signal.signal(sig, signal.SIG_DFL)        # ignored SIGHUP stays ignored
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _ENDING_SIGNALS)   # held by _fork_into
     status = 0
     from ..errors import PplError

@@ -131,16 +131,8 @@ def test_workers_never_exceed_starts():
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_that_ends_the_run_ends_its_starts_too(signum):
     # `kill PID` names only the parent: its forked starts must not fit on, orphaned
-    script = ("import os, sys, time\n"
-              f"sys.path.insert(0, {str(ROOT)!r})\n"
-              "from ppl.infer import starts\n"
-              "def fit_one(k):\n"
-              "    os.write(1, b'%d\\n' % os.getpid())\n"   # one write: lines never interleave
-              "    time.sleep(120)\n"
-              "starts.run_starts(fit_one, 2, workers=2)\n")
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    children = [int(parent.stdout.readline()) for _ in range(2)]
+    # (the signal's default handler, as in a shell; a test run under nohup ignores SIGHUP)
+    parent, children = _starts_sleeping(f"signal.signal({int(signum)}, signal.SIG_DFL)\n")
     try:
         parent.send_signal(signum)
         assert parent.wait(timeout=30) == -signum      # ended as the signal's default does
@@ -153,6 +145,40 @@ def test_a_signal_that_ends_the_run_ends_its_starts_too(signum):
         for pid in children + [parent.pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
+def test_a_signal_the_user_ignores_stays_ignored_by_the_run_and_its_starts():
+    # under `nohup` SIGHUP is ignored: a terminal closing must not end the starts (the default
+    # handler the starts were given killed them, and the run ended in 'start 0 failed in its
+    # process') nor the run (it killed its starts and ended with a traceback)
+    parent, children = _starts_sleeping("signal.signal(signal.SIGHUP, signal.SIG_IGN)\n")
+    try:
+        for pid in [parent.pid] + children:
+            os.kill(pid, signal.SIGHUP)
+        time.sleep(1.0)
+        assert parent.poll() is None and all(_alive(pid) for pid in children)
+    finally:
+        for pid in children + [parent.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+
+
+def _starts_sleeping(prologue: str):
+    """A process running two starts that sleep, after ``prologue`` (signal handlers): the
+    Popen and the starts' pids."""
+    script = ("import os, signal, sys, time\n" + prologue +
+              f"sys.path.insert(0, {str(ROOT)!r})\n"
+              "from ppl.infer import starts\n"
+              "def fit_one(k):\n"
+              "    os.write(1, b'%d\\n' % os.getpid())\n"   # one write: lines never interleave
+              "    time.sleep(120)\n"
+              "starts.run_starts(fit_one, 2, workers=2)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    return parent, [int(parent.stdout.readline()) for _ in range(2)]
 
 
 def _alive(pid: int) -> bool:
