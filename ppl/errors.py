@@ -756,6 +756,13 @@ def no_pointwise_with_discrete(names: list[str]) -> PplError:
 
 
 def no_log_likelihood_group(names: list[str]) -> PplWarning:
+    """``names``: the model's discrete latents; none when it has no ``observe`` statement."""
+    if not names:
+        return PplWarning("to_arviz(): no log_likelihood group, so az.loo, az.waic and "
+                          "az.compare cannot run on it: the model has no observe statement, "
+                          "and a factor term belongs to no observed element",
+                          hint="write the likelihood as 'observe y ~ DIST' where it is one; "
+                               "a censored part can stay a factor beside it")
     return PplWarning(f"to_arviz(): no log_likelihood group, so az.loo, az.waic and az.compare "
                       f"cannot run on it: the model's discrete latents ({', '.join(names)}) are "
                       "summed out of the likelihood, which then has no log density per "

@@ -132,6 +132,15 @@ def _probabilities(compiled, zeta: np.ndarray, step) -> dict[str, np.ndarray]:
     return {name: np.moveaxis(p, 0, -1) for name, p in out.items()}
 
 
+def _per_chain(by_label: dict, observed: dict) -> dict[str, np.ndarray]:
+    """An observed expression's values [n, ...] as ArviZ's one chain [1, n, ...]. A scalar
+    observation gets an axis of length 1 too: ArviZ's from_dict makes its observed_data one
+    (numpy's atleast_1d), and with the two dims apart az.loo_pit refused the observation
+    ('y_hat must have 1 more dimension than y')."""
+    return {label: values[None, ..., None] if np.ndim(observed[label]) == 0 else values[None]
+            for label, values in by_label.items()}
+
+
 def psis_draws(options) -> int:
     """The guide draws k̂ and the unweighted summary take for fit options ``options``."""
     if options.batch is not None:   # each draw costs a pass over the whole data
@@ -583,10 +592,12 @@ class Fit:
         ``log_likelihood`` (the log density of every observed element at each posterior draw,
         for ``az.loo``/``az.waic``/``az.compare``; ``factor`` terms, such as a censored
         likelihood, belong to no observed element and are not in it, as PyMC's Potential;
-        left out, with a warning, for a model with discrete latents), ``observed_data`` and,
-        unless ``predictive=False``,
+        left out, with a warning, for a model with discrete latents or without an
+        ``observe``), ``observed_data`` and, unless ``predictive=False``,
         ``posterior_predictive`` (for ``az.plot_ppc``). Observed variables are named by their
-        expression's text (``y``, ``y[1:]``) in all three. Needs ``pip install 'ppl[arviz]'``.
+        expression's text (``y``, ``y[1:]``) in all three, with the same dims: a scalar one
+        (``y[0]``) has one of length 1, as ArviZ gives its observed_data. Needs
+        ``pip install 'ppl[arviz]'``.
         """
         predictive = check_flag("predictive", predictive)   # 'no' would be true
         try:
@@ -599,15 +610,17 @@ class Fit:
             "posterior": {name: values[None] for name, values in self.draws().items()},
             "observed_data": self.compiled.observed(),
         }
-        if not self.values():
+        if self.values() or not groups["observed_data"]:
+            # with discrete latents summed out, no term belongs to one observed element;
+            # without an observe, none is one (ArviZ's az.loo only says it found none)
+            warnings.warn(no_log_likelihood_group(sorted(self.values())), stacklevel=2)
+        else:
             pointwise = by_draws(self.compiled.pointwise_log_likelihood, zeta,
                                  large_draws(self.compiled, len(zeta)))
-            groups["log_likelihood"] = {name: values[None] for name, values in pointwise.items()}
-        else:   # with discrete latents summed out, no term belongs to one observed element
-            warnings.warn(no_log_likelihood_group(sorted(self.values())), stacklevel=2)
+            groups["log_likelihood"] = _per_chain(pointwise, groups["observed_data"])
         if predictive:
-            groups["posterior_predictive"] = {
-                name: values[None] for name, values in self.predictive().items()}
+            groups["posterior_predictive"] = _per_chain(self.predictive(),
+                                                        groups["observed_data"])
         return arviz.from_dict(**groups)
 
     def convergence_line(self, seconds: float | None = None) -> str:

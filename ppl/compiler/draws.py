@@ -89,7 +89,8 @@ class Draws:
 
         Returns label -> [S, *batch], labels as in ``predictive``; batch is the observed
         expression's shape without its distribution's event axes. Summed over the batch, each
-        is the statement's term in ``terms``.
+        is the statement's term in ``terms``: an element whose parameters leave their
+        constraint (a negative scale, p outside [0, 1]) is -inf, as the log joint is there.
 
         Raises PplError for a model with discrete latents: its observations' terms are summed
         out with them (enumeration), so they have no log density of their own.

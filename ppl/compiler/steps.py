@@ -19,7 +19,8 @@ from ..constraints import Real, real
 from ..errors import bad_draw_parameter, draw_failed
 from ..evaluate import compile_expr, dist_param_fns, evaluate_data, lift
 from ..fused import settle
-from .density import _Counter, _density_total, _guarded, _outside, _pending_density, _sum_rest
+from .density import (_Counter, _density_total, _guarded, _outside, _outside_elements,
+                      _pending_density, _sum_rest)
 
 _EXPR_TYPES = get_args(ir.Expr)
 
@@ -271,12 +272,14 @@ class _ObserveStep:
         """log p(value element | parameters) per draw and per element: [n, *batch] (numpy),
         batch = the value's shape without the distribution's event axes."""
         params = {name: np.asarray(fn(env)) for name, fn in self.params.items()}
-        density = np.asarray(self.cls.log_density(self.value, **params), dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):  # outside: -inf, set below
+            density = np.asarray(self.cls.log_density(self.value, **params), dtype=float)
         batch = self.value.shape[1:self.value.ndim - self.cls.event_dim]
         # A density that ignores some value axes (Uniform with a constant width) comes back
         # with fewer trailing axes: every element of the batch has that same density.
         density = density.reshape(density.shape + (1,) * (1 + len(batch) - density.ndim))
-        return np.array(np.broadcast_to(density, (n,) + batch))
+        density = np.broadcast_to(density, (n,) + batch)
+        return np.array(np.broadcast_to(_outside_elements(self, params, density), (n,) + batch))
 
     def draw(self, env, rng, n):
         """One draw of the observed value per draw in env: [n, *shape] (numpy)."""

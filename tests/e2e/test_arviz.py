@@ -164,3 +164,33 @@ def test_a_model_with_discrete_latents_has_no_log_likelihood_and_says_why():
         idata = fit.to_arviz()
     assert "log_likelihood" not in idata.groups()
     assert idata.posterior["z"].shape == (1, 50, 4)
+
+
+def test_a_model_without_an_observe_has_no_log_likelihood_and_says_why():
+    # az.loo said only 'log likelihood not found in inference data object'
+    text = "data y: real[3]\nsample mu ~ Normal(0, 5)\nfactor -0.5 * (y - mu) ** 2\n"
+    fit = ppl.compile(text).fit({"y": [0.5, 1.0, 2.0]}, guide="meanfield", iter=200,
+                               draws=50)
+    from ppl.errors import PplWarning
+    with pytest.warns(PplWarning, match=r"no log_likelihood group, so az.loo, az.waic and "
+                      r"az.compare cannot run on it: the model has no observe statement"):
+        idata = fit.to_arviz()
+    assert "log_likelihood" not in idata.groups()
+
+
+def test_a_scalar_observation_has_the_same_dims_in_all_three_groups():
+    # ArviZ gives a scalar's observed_data a dim of length 1; log_likelihood and
+    # posterior_predictive had none, and az.loo_pit refused the observation
+    text = ("data y: real[3]\nsample mu ~ Normal(0, 5)\nobserve y[0] ~ Normal(mu, 1)\n"
+            "observe y[1:] ~ Normal(mu, 2)\n")
+    fit = ppl.compile(text).fit({"y": [0.5, 1.0, 2.0]}, guide="meanfield", iter=200,
+                               draws=50)
+    idata = fit.to_arviz()
+    for group in ("observed_data", "log_likelihood", "posterior_predictive"):
+        assert idata[group]["y[0]"].dims[-1:] == ("y[0]_dim_0",)
+        assert idata[group]["y[1:]"].dims[-1:] == ("y[1:]_dim_0",)
+    assert idata.log_likelihood["y[0]"].shape == (1, 50, 1)
+    assert np.all(np.isfinite(az.loo_pit(idata, y="y[0]")))
+    np.testing.assert_array_equal(idata.log_likelihood["y[0]"].values[0, :, 0],
+                                  fit.compiled.pointwise_log_likelihood(
+                                      fit._posterior_zeta(50))["y[0]"])
