@@ -145,6 +145,19 @@ def test_init_on_a_bound_is_an_option_error(prior, message):
         model.fit({}, init={"v": 0.0})
 
 
+@pytest.mark.parametrize("init, ok", [({"a": 0.5, "b": 2.0}, False), ({"a": 2.5, "b": 2.0}, True),
+                                      ({"a": 0.0, "b": 0.5}, False)])
+def test_init_below_a_bound_read_from_another_param_is_outside_its_support(init, ok):
+    # a bound that reads a param was not checked: a value below it was refused as 'on a bound
+    # of its support' (its log(a - b) is nan), a value no bound of a's can take
+    model = ppl.compile("param b: real\nparam a: real<lower=b>\nfactor -(a - 3) ** 2 - b ** 2\n")
+    if ok:
+        assert model.fit({}, init=init).params()["a"] == pytest.approx(3.0, abs=1e-5)
+        return
+    with pytest.raises(PplError, match="'a': a value outside its support, whose bounds read"):
+        model.fit({}, init=init)
+
+
 def test_a_start_drawn_onto_a_bound_starts_inside_it():
     # Normal(0, 1) has mass 3e-7 above 5: the start's draw, outside after every redraw, was
     # clipped onto the bound 5, where log(s - 5) = -inf; the fit stayed there, "converged
