@@ -773,6 +773,17 @@ def prior_ignores_factor(span: Span) -> PplWarning:
                            "left out; a prior shaped by a factor is not followed: write it as a "
                            "distribution to draw from it")
 
+
+def prior_without_param_prior(span: Span, names: list[str]) -> PplWarning:
+    listed = ", ".join(f"'{n}'" for n in names)
+    which, its = ((f"param {listed} has", "its") if len(names) == 1
+                  else (f"params {listed} have", "their"))
+    return PplWarning(f"prior_predictive(): {which} no distribution, so no prior: {its} "
+                      "draws, and every value drawn from them, use the default start (small "
+                      "random values around 0 on the unconstrained scale)", span,
+                      hint=f"give each one to draw from a prior (param {names[0]}: real ~ "
+                           "Normal(0, 5)), or draw at the fitted values with fit.predictive()")
+
 # ----- param, guide and minibatches (issue 13) ------------------------------------------------
 
 def param_not_real(span: Span, name: str, elem: str) -> PplError:
