@@ -238,7 +238,11 @@ def format_shape(shape) -> str:
 
 # ----- statements ---------------------------------------------------------------------------
 
-def observe_depends_on_latent(span: Span, latent: str) -> PplError:
+def observe_depends_on_latent(span: Span, latent: str, param: bool = False) -> PplError:
+    if param:   # 'observe w ~ Normal(0, 1)' for a penalty, as a PyMC or Stan user might
+        return PplError(f"observed expression depends on the param '{latent}'", span,
+                        hint="only data (or lets of data) can be observed; a param's "
+                             f"penalty is written 'param {latent}: real ~ DIST' (or a factor)")
     return PplError(f"observed expression depends on the latent variable '{latent}'", span,
                     hint="only data (or lets of data) can be observed; "
                          "use 'sample' for unknown quantities")

@@ -161,7 +161,9 @@ class _Checker:
     def _observe(self, s: syntax.Observe) -> ir.Observe:
         value = self._expr(s.value)
         if value.deps:
-            raise errors.observe_depends_on_latent(value.span, self._first(value.deps))
+            first = self._first(value.deps)
+            raise errors.observe_depends_on_latent(value.span, first,
+                                                   self.scope[first].kind == "param")
         dist = self._dist(s.dist)
         self._fit(dist, value.shape, s.dist.span, "observed")
         supports.refuse_moving_support(dist, value, self.declared, self._first)
