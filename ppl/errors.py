@@ -796,8 +796,10 @@ def param_not_real(span: Span, name: str, elem: str) -> PplError:
                          "(with bounds if needed)")
 
 
-def param_prior_depends_on_latent(span: Span, name: str, latent: str) -> PplError:
-    return PplError(f"the distribution of param '{name}' depends on the latent variable "
+def param_prior_depends_on_latent(span: Span, name: str, latent: str,
+                                  part: str = "distribution") -> PplError:
+    """``part``: 'distribution' or 'bound', what of the param reads the latent."""
+    return PplError(f"the {part} of param '{name}' depends on the latent variable "
                     f"'{latent}'; it may use data and earlier params only", span)
 
 

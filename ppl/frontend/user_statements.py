@@ -26,7 +26,8 @@ def check_param(checker, s: syntax.Param) -> ir.Param:
     for bound in (lower, upper):
         latents = _latents(checker, bound.deps) if bound is not None else []
         if latents:
-            raise errors.param_prior_depends_on_latent(bound.span, s.name, latents[0])
+            raise errors.param_prior_depends_on_latent(bound.span, s.name, latents[0],
+                                                       "bound")
     support, dist = c.real, None
     if s.dist is not None:
         dist = checker._dist(s.dist)
