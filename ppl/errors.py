@@ -284,6 +284,17 @@ def parameter_may_leave_constraint(span: Span, callee: str, param: str, constrai
                                  "or transform it (exp() is positive, sigmoid() lies in (0, 1))")
 
 
+def truncation_moves_with_param(span: Span, name: str, dist: str, param: str,
+                                side: str) -> PplWarning:
+    cdf = "lccdf" if side == "lower" else "lcdf"
+    return PplWarning(f"the {side} bound of '{name}' reads the param '{param}' and truncates "
+                      f"{dist}: the truncation's normalizing constant is dropped (as Stan does "
+                      f"without T[]) though it moves with '{param}', so '{param}' is fitted to "
+                      "a likelihood that is not a density of the data", span,
+                      hint=f"add the normalizer once per element of '{name}': factor -{cdf}("
+                           f"{dist}(...), BOUND) with the distribution's arguments and the bound")
+
+
 def density_value_outside_support(span: Span, callee: str, support: str,
                                   latent: str) -> PplError:
     return PplError(f"the value of lpdf must lie in the support {support} of {callee}, but it "

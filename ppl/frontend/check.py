@@ -136,6 +136,9 @@ class _Checker:
             support, truncated = latent_types.ordered_support(s, dist, shape, support), False
         else:
             support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
+            if truncated:
+                supports.warn_truncation_moved_by_param(s.name, dist, lower, upper,
+                                                        lambda n: self.scope[n].kind)
         self.declared[s.name] = (lower, upper)
         deps = dist.deps.union(*(b.deps for b in (lower, upper) if b is not None))
         for b in (lower, upper):

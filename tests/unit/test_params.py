@@ -1,5 +1,6 @@
 """``param`` statements: maximum likelihood / MAP point estimates, starting values, reports."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -108,6 +109,28 @@ def test_a_param_with_a_constrained_support_says_what_is_refused(decl, name):
         ppl.compile(f"param L: {decl}\n")
     assert info.value.message.startswith(f"param 'L' cannot have the support of {name}")
     assert "guide" not in info.value.message
+
+
+@pytest.mark.parametrize("text, line", [
+    ("param lo: real\nsample z: real<lower=lo>[3] ~ Normal(0, 1)\n", 2),
+    ("param b: real\nparam a: real<upper=b + 1> ~ Normal(0, 1)\n", 2),
+    ("param b: real<lower=0>\nlet h = 2 * b\nsample s: real<lower=h> ~ HalfNormal(1)\n", 3),
+    ("data l: real\nparam b: real\nsample z: real<lower=l> ~ Normal(b, 1)\n", None),
+    ("param b: real\nsample z: real<lower=b> ~ Uniform(b, 10)\n", None),   # nothing cut off
+    ("param b: real\nparam a: real<lower=b>\n", None),                     # no penalty
+])
+def test_a_truncation_whose_bound_reads_a_param_is_warned_of(text, line):
+    # the dropped normalizing constant moves with the param: for z: real<lower=lo>[N] ~
+    # Normal(0, 1) and y ~ Normal(z, 0.5) the fitted lo ran toward -inf (-2.06, against 0.07
+    # for the type-II maximum likelihood with the normalizer), without a word
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ppl.compile(text + "factor 0.0\n")
+    found = [w.message for w in caught if "truncates" in str(w.message)]
+    assert [w.span.line for w in found] == ([line] if line else [])
+    if line:
+        assert "its normalizing constant" not in str(found[0])
+        assert "though it moves with" in str(found[0]) and "factor -l" in str(found[0])
 
 
 def test_start_values_draw_or_random_never_zero():
