@@ -20,7 +20,8 @@ from .infer import advi, auto, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
-from .errors import bad_option, empty_model, file_error, prior_ignores_factor
+from .errors import (bad_option, empty_model, file_error, prior_ignores_factor,
+                     prior_without_param_prior)
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -204,6 +205,12 @@ class Model:
             if factor.value.deps:
                 warnings.warn(prior_ignores_factor(factor.span), stacklevel=2)
                 break
+        # a param without a distribution has no prior to draw from: its draws were its default
+        # start, near 0, as if that were a prior (an empirical Bayes mean drawn at 0 +/- 0.1)
+        flat = [s for s in self.ir.statements if isinstance(s, ir.Param) and s.dist is None]
+        if flat:
+            warnings.warn(prior_without_param_prior(flat[0].span, [s.name for s in flat]),
+                          stacklevel=2)
         return compiled.sample_prior(np.random.default_rng([seed, 3]), n)
 
 

@@ -238,7 +238,11 @@ def format_shape(shape) -> str:
 
 # ----- statements ---------------------------------------------------------------------------
 
-def observe_depends_on_latent(span: Span, latent: str) -> PplError:
+def observe_depends_on_latent(span: Span, latent: str, param: bool = False) -> PplError:
+    if param:   # 'observe w ~ Normal(0, 1)' for a penalty, as a PyMC or Stan user might
+        return PplError(f"observed expression depends on the param '{latent}'", span,
+                        hint="only data (or lets of data) can be observed; a param's "
+                             f"penalty is written 'param {latent}: real ~ DIST' (or a factor)")
     return PplError(f"observed expression depends on the latent variable '{latent}'", span,
                     hint="only data (or lets of data) can be observed; "
                          "use 'sample' for unknown quantities")
@@ -278,6 +282,17 @@ def parameter_may_leave_constraint(span: Span, callee: str, param: str, constrai
                       f"variable '{latent}' can take it outside; there the log density is -inf",
                       span, hint=f"declare bounds on '{latent}' or a prior whose support fits, "
                                  "or transform it (exp() is positive, sigmoid() lies in (0, 1))")
+
+
+def truncation_moves_with_param(span: Span, name: str, dist: str, param: str,
+                                side: str) -> PplWarning:
+    cdf = "lccdf" if side == "lower" else "lcdf"
+    return PplWarning(f"the {side} bound of '{name}' reads the param '{param}' and truncates "
+                      f"{dist}: the truncation's normalizing constant is dropped (as Stan does "
+                      f"without T[]) though it moves with '{param}', so '{param}' is fitted to "
+                      "a likelihood that is not a density of the data", span,
+                      hint=f"add the normalizer once per element of '{name}': factor -{cdf}("
+                           f"{dist}(...), BOUND) with the distribution's arguments and the bound")
 
 
 def density_value_outside_support(span: Span, callee: str, support: str,
@@ -780,6 +795,17 @@ def prior_ignores_factor(span: Span) -> PplWarning:
                            "left out; a prior shaped by a factor is not followed: write it as a "
                            "distribution to draw from it")
 
+
+def prior_without_param_prior(span: Span, names: list[str]) -> PplWarning:
+    listed = ", ".join(f"'{n}'" for n in names)
+    which, its = ((f"param {listed} has", "its") if len(names) == 1
+                  else (f"params {listed} have", "their"))
+    return PplWarning(f"prior_predictive(): {which} no distribution, so no prior: {its} "
+                      "draws, and every value drawn from them, use the default start (small "
+                      "random values around 0 on the unconstrained scale)", span,
+                      hint=f"give each one to draw from a prior (param {names[0]}: real ~ "
+                           "Normal(0, 5)), or draw at the fitted values with fit.predictive()")
+
 # ----- param, guide and minibatches (issue 13) ------------------------------------------------
 
 def param_not_real(span: Span, name: str, elem: str) -> PplError:
@@ -788,8 +814,10 @@ def param_not_real(span: Span, name: str, elem: str) -> PplError:
                          "(with bounds if needed)")
 
 
-def param_prior_depends_on_latent(span: Span, name: str, latent: str) -> PplError:
-    return PplError(f"the distribution of param '{name}' depends on the latent variable "
+def param_prior_depends_on_latent(span: Span, name: str, latent: str,
+                                  part: str = "distribution") -> PplError:
+    """``part``: 'distribution' or 'bound', what of the param reads the latent."""
+    return PplError(f"the {part} of param '{name}' depends on the latent variable "
                     f"'{latent}'; it may use data and earlier params only", span)
 
 

@@ -136,6 +136,9 @@ class _Checker:
             support, truncated = latent_types.ordered_support(s, dist, shape, support), False
         else:
             support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
+            if truncated:
+                supports.warn_truncation_moved_by_param(s.name, dist, lower, upper,
+                                                        lambda n: self.scope[n].kind)
         self.declared[s.name] = (lower, upper)
         deps = dist.deps.union(*(b.deps for b in (lower, upper) if b is not None))
         for b in (lower, upper):
@@ -161,7 +164,9 @@ class _Checker:
     def _observe(self, s: syntax.Observe) -> ir.Observe:
         value = self._expr(s.value)
         if value.deps:
-            raise errors.observe_depends_on_latent(value.span, self._first(value.deps))
+            first = self._first(value.deps)
+            raise errors.observe_depends_on_latent(value.span, first,
+                                                   self.scope[first].kind == "param")
         dist = self._dist(s.dist)
         self._fit(dist, value.shape, s.dist.span, "observed")
         supports.refuse_moving_support(dist, value, self.declared, self._first)

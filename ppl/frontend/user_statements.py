@@ -26,7 +26,8 @@ def check_param(checker, s: syntax.Param) -> ir.Param:
     for bound in (lower, upper):
         latents = _latents(checker, bound.deps) if bound is not None else []
         if latents:
-            raise errors.param_prior_depends_on_latent(bound.span, s.name, latents[0])
+            raise errors.param_prior_depends_on_latent(bound.span, s.name, latents[0],
+                                                       "bound")
     support, dist = c.real, None
     if s.dist is not None:
         dist = checker._dist(s.dist)
@@ -40,6 +41,9 @@ def check_param(checker, s: syntax.Param) -> ir.Param:
     if not isinstance(support, _GUIDABLE[:4]):
         raise errors.param_support(s.dist.span, s.name, dist.name, supports.describe(support))
     support, truncated = supports.narrow(s.name, s.type, support, lower, upper)
+    if truncated and dist is not None:
+        supports.warn_truncation_moved_by_param(s.name, dist, lower, upper,
+                                                lambda n: checker.scope[n].kind)
     checker.scope[s.name] = _Entry("param", shape, "real", frozenset({s.name}), s.name_span)
     return ir.Param(s.name, shape, dist, support, span=s.span,
                     truncated=truncated and dist is not None)

@@ -17,6 +17,7 @@ over the draws (Monte Carlo where scale depends on other latents; exact where it
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import get_args
 
 import autograd.numpy as anp
@@ -419,9 +420,14 @@ def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.nda
             if x.shape != step.slot.shape:
                 raise bad_init(step.name, f"shape {x.shape} given; the param's is "
                                f"{step.slot.shape}")
-            inside = step.support.check(x) if not step.bounds else True
-            if not np.all(inside) or not np.all(np.isfinite(x)):
-                raise bad_init(step.name, "a value outside its support")
+            # bounds that read earlier params are checked at those params' starts: unchecked,
+            # a value below such a bound was refused as 'on a bound of its support'
+            support = dataclasses.replace(step.support, **{
+                field: fn(env) for field, fn in step.bounds.items()})
+            if not np.all(support.check(x)) or not np.all(np.isfinite(x)):
+                raise bad_init(step.name, "a value outside its support" + (
+                    ", whose bounds read other params: checked at their starting values "
+                    "(give those in init too)" if step.bounds else ""))
             x = x[None]
         else:
             x = _draw_latent(step, env, rng, 1, warn=False)   # on a bound: below

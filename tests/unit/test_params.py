@@ -1,5 +1,6 @@
 """``param`` statements: maximum likelihood / MAP point estimates, starting values, reports."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -110,6 +111,28 @@ def test_a_param_with_a_constrained_support_says_what_is_refused(decl, name):
     assert "guide" not in info.value.message
 
 
+@pytest.mark.parametrize("text, line", [
+    ("param lo: real\nsample z: real<lower=lo>[3] ~ Normal(0, 1)\n", 2),
+    ("param b: real\nparam a: real<upper=b + 1> ~ Normal(0, 1)\n", 2),
+    ("param b: real<lower=0>\nlet h = 2 * b\nsample s: real<lower=h> ~ HalfNormal(1)\n", 3),
+    ("data l: real\nparam b: real\nsample z: real<lower=l> ~ Normal(b, 1)\n", None),
+    ("param b: real\nsample z: real<lower=b> ~ Uniform(b, 10)\n", None),   # nothing cut off
+    ("param b: real\nparam a: real<lower=b>\n", None),                     # no penalty
+])
+def test_a_truncation_whose_bound_reads_a_param_is_warned_of(text, line):
+    # the dropped normalizing constant moves with the param: for z: real<lower=lo>[N] ~
+    # Normal(0, 1) and y ~ Normal(z, 0.5) the fitted lo ran toward -inf (-2.06, against 0.07
+    # for the type-II maximum likelihood with the normalizer), without a word
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ppl.compile(text + "factor 0.0\n")
+    found = [w.message for w in caught if "truncates" in str(w.message)]
+    assert [w.span.line for w in found] == ([line] if line else [])
+    if line:
+        assert "its normalizing constant" not in str(found[0])
+        assert "though it moves with" in str(found[0]) and "factor -l" in str(found[0])
+
+
 def test_start_values_draw_or_random_never_zero():
     model = ppl.compile("param w: real[5]\nparam v: real<lower=0> ~ Exponential(2)\n"
                         "observe 1.0 ~ Normal(sum(w) + v, 1)\n")
@@ -143,6 +166,19 @@ def test_init_on_a_bound_is_an_option_error(prior, message):
     model = ppl.compile(f"param v: real<lower=0>{prior}\nfactor -100 * (v - 2) ** 2\n")
     with pytest.raises(PplError, match=f"'v': a value {message}"):
         model.fit({}, init={"v": 0.0})
+
+
+@pytest.mark.parametrize("init, ok", [({"a": 0.5, "b": 2.0}, False), ({"a": 2.5, "b": 2.0}, True),
+                                      ({"a": 0.0, "b": 0.5}, False)])
+def test_init_below_a_bound_read_from_another_param_is_outside_its_support(init, ok):
+    # a bound that reads a param was not checked: a value below it was refused as 'on a bound
+    # of its support' (its log(a - b) is nan), a value no bound of a's can take
+    model = ppl.compile("param b: real\nparam a: real<lower=b>\nfactor -(a - 3) ** 2 - b ** 2\n")
+    if ok:
+        assert model.fit({}, init=init).params()["a"] == pytest.approx(3.0, abs=1e-5)
+        return
+    with pytest.raises(PplError, match="'a': a value outside its support, whose bounds read"):
+        model.fit({}, init=init)
 
 
 def test_a_start_drawn_onto_a_bound_starts_inside_it():

@@ -311,3 +311,19 @@ def test_new_data_that_moves_a_latents_bound_is_a_located_error():
     assert "'u' takes other values at the fit's posterior draws" in caught.value.message
     same_bound = fit.predictive(100, data={"N": 5, "b": 7.5})["y"]
     np.testing.assert_array_equal(same_bound, fit.predictive(100)["y"])
+
+
+def test_prior_predictive_warns_that_a_param_without_a_distribution_has_no_prior():
+    # the draws of m were its default start, 0 +/- 0.1, and y's drawn from them, as if that
+    # were m's prior; a param with ~ DIST is drawn from it, without a word
+    model = ppl.compile("data N: int\ndata y: real[N]\nparam s: real<lower=0> ~ HalfNormal(1)\n"
+                        "param m: real\nparam w: real[2]\nsample z: real[N] ~ Normal(m, s)\n"
+                        "observe y ~ Normal(z + sum(w), 1)\n")
+    with pytest.warns(PplWarning) as caught:
+        model.prior_predictive({"N": 3}, n=10)
+    assert len(caught) == 1 and caught[0].message.span.line == 4
+    assert "params 'm', 'w' have no distribution, so no prior" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with_prior = ppl.compile("param m: real ~ Normal(0, 1)\nobserve 1.0 ~ Normal(m, 1)\n")
+        with_prior.prior_predictive(n=5)
