@@ -295,6 +295,8 @@ def load(path: str | Path) -> Model:
     """
     if not isinstance(path, (str, os.PathLike)):
         raise bad_option("path", f"must be a str or os.PathLike; found {type(path).__name__}")
+    if path == "":    # Path("") is the working folder: 'not a regular file' named no file
+        raise file_error("''", "an empty path names no model file")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
             raise file_error(str(path), "not a regular file")
