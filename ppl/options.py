@@ -95,6 +95,19 @@ class FitOptions:
     init: dict | None = None
     batch: dict | None = None
 
+    def __new__(cls, *args, **kwargs):
+        # the dataclass's __init__ would refuse an unknown keyword (iters=3) with Python's
+        # TypeError; it is an option error, as it is from fit(iters=3)
+        known = [f.name for f in fields(cls)]
+        if len(args) > len(known):
+            raise bad_option("FitOptions", f"takes at most {len(known)} options by position "
+                             f"({', '.join(known)}); found {len(args)}")
+        for key in kwargs:
+            if key not in known:
+                from .errors import suggest
+                raise bad_option(key, f"unknown option{suggest(key, known)}")
+        return super().__new__(cls)
+
     def __post_init__(self):
         if self.init is not None:   # kept as plain lists: fit.json records the options
             object.__setattr__(self, "init", _plain_init(self.init))
@@ -138,13 +151,14 @@ class FitOptions:
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "FitOptions":
-        """Build from keyword arguments, refusing unknown names with a clear error."""
-        known = {f.name for f in fields(cls)}
-        for key in kwargs:
-            if key not in known:
-                from .errors import suggest
-                raise bad_option(key, f"unknown option{suggest(key, known)}")
+        """Build from keyword arguments, refusing unknown names with a clear error (as the
+        constructor does)."""
         return cls(**kwargs)
+
+
+# help() and inspect show the fields as the constructor's keywords, not __new__'s (*args, **kwargs)
+_init = inspect.signature(FitOptions.__init__)
+FitOptions.__signature__ = _init.replace(parameters=list(_init.parameters.values())[1:])
 
 
 def _plain_init(init) -> dict:
