@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     # A user warning (extra data names, say) is one plain line, not Python's file:line echo.
+    if getattr(message, "options", None):    # options named as they are typed here
+        from .errors import options_unused
+        message = options_unused(message.options, message.why, flags=True)
     print(f"ppl: warning: {message}", file=sys.stderr)
 
 
