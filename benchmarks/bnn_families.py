@@ -129,7 +129,7 @@ def fit_map(seed: int) -> tuple[dict, dict] | None:
         print(f"MAP skipped: {str(error).splitlines()[0]}")
         return None
     start = time.perf_counter()
-    fit = model.fit(guide="meanfield", seed=seed)
+    fit = model.fit(seed=seed)   # a params-only fit: L-BFGS-B, no guide to choose
     seconds = time.perf_counter() - start
     values = fit.params()
     draws = {name: np.asarray(values[name])[None] for name in ("W1", "b1", "W2", "b2")}

@@ -20,8 +20,8 @@ from .infer import advi, auto, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
-from .errors import (bad_option, empty_model, file_error, prior_ignores_factor,
-                     prior_without_param_prior)
+from .errors import (bad_option, empty_model, file_error, options_unused,
+                     prior_ignores_factor, prior_without_param_prior)
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -138,6 +138,7 @@ class Model:
         memory.check_summary(psis_draws(fit_options), concrete, values=compiled.values()
                              if compiled is not None else None,
                              value_draws=fit_options.draws)
+        _warn_unused(fit_options, compiled)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None,
@@ -265,6 +266,18 @@ def _fit_starts(concrete, compiled, options, info, progress) -> Fit:
     return best
 
 
+def _warn_unused(options: FitOptions, compiled) -> None:
+    """Warn of options given that this fit does not use (options.unused): a silently ignored
+    option reads as if it had steered the fit. ``compiled`` is None for a minibatch fit."""
+    from .options import unused
+    kind = ("batch" if compiled is None else "dadvi" if options.method == "dadvi" else
+            "point" if user.point_only(compiled) else "user" if user.applies(compiled) else
+            "advi")
+    names, why = unused(options, kind)
+    if names:
+        warnings.warn(options_unused(names, why), stacklevel=3)
+
+
 def _check_step_memory(concrete, compiled, options: FitOptions) -> None:
     """Refuse, before the fit, draws per step the machine cannot hold (memory.check_step): an
     explicit family's steps take ``draws_scale`` times --mc-samples (a flow's 12), DADVI's
@@ -302,6 +315,8 @@ def load(path: str | Path) -> Model:
     """
     if not isinstance(path, (str, os.PathLike)):
         raise bad_option("path", f"must be a str or os.PathLike; found {type(path).__name__}")
+    if path == "":    # Path("") is the working folder: 'not a regular file' named no file
+        raise file_error("''", "an empty path names no model file")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
             raise file_error(str(path), "not a regular file")

@@ -72,6 +72,8 @@ class _ReadInit(argparse.Action):
 def _read_init(path: str) -> dict:
     """--init FILE.json: a JSON object of param name -> value."""
     import json
+    if not path:    # Path("") is the working folder: 'not a regular file' named no file
+        raise bad_option("--init", "must name a JSON file; found ''")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
             raise file_error(path, "not a regular file")
@@ -175,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     # A user warning (extra data names, say) is one plain line, not Python's file:line echo.
+    if getattr(message, "options", None):    # options named as they are typed here
+        from .errors import options_unused
+        message = options_unused(message.options, message.why, flags=True)
     print(f"ppl: warning: {message}", file=sys.stderr)
 
 
@@ -184,10 +189,10 @@ def _cmd_check(args) -> int:
     from .api import load
     model = load(args.model)
     model.check_something_to_fit()  # as fit does: check and fit agree on what is valid
-    if args.data or not model.ir.data:
+    if args.data is not None or not model.ir.data:   # --data '' is refused, not skipped
         # a model without data statements has nothing to load: it gets fit's data-time
         # checks too (a parameter of 0 / 0)
-        concrete = model.prepare(args.data or {}, whole=False)[0]
+        concrete = model.prepare({} if args.data is None else args.data, whole=False)[0]
     else:
         concrete = model.ir
     print(f"{args.model}: ok")

@@ -48,6 +48,9 @@ def read_data(data) -> dict[str, Any]:
                 for name, value in data.items()}
     if not isinstance(data, (str, Path)):
         raise errors.bad_data_argument(type(data).__name__)
+    if data == "":    # Path("") is the working folder: its .npy files were read as the data
+        raise errors.bad_option("data", "must name a data file or a folder of .npy files; "
+                                "found ''")
     try:
         return _read_path(Path(data), str(data))
     except OSError as error:  # unreadable: no permission (on the file or a folder above it)

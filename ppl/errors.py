@@ -608,6 +608,16 @@ def as_flag(error: PplError) -> PplError:
     return PplError(f"option {flag}: {error.reason}", error.span, error.hint)
 
 
+def options_unused(names: list[str], why: str, flags: bool = False) -> PplWarning:
+    """Options given (set away from their defaults) that the fit does not use: named as the
+    API's keywords, or as the command line's flags when ``flags``."""
+    shown = [("--" + n.replace("_", "-")) if flags else n for n in names]
+    what = f"option {shown[0]} has" if len(shown) == 1 else f"options {', '.join(shown)} have"
+    warning = PplWarning(f"{what} no effect: {why}; ignored")
+    warning.options, warning.why = names, why       # for the CLI's flags
+    return warning
+
+
 def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 

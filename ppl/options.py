@@ -65,7 +65,8 @@ class FitOptions:
     method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
         L-BFGS-B from a Laplace start, linear-response sds and Monte Carlo standard errors of
         the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
-        precondition, stl, tol and window.
+        precondition, stl, tol and window (a warning names those set away from their
+        defaults, as for the options any other fit does not use: options.unused).
     dadvi_draws : M, the fixed standard-normal draws of DADVI's objective (at least 2).
     init : starting values of ``param`` statements: name -> value (a number or nested list of
         the param's shape, inside its bounds); the CLI reads them from a JSON file (--init
@@ -94,6 +95,19 @@ class FitOptions:
     dadvi_draws: int = 30
     init: dict | None = None
     batch: dict | None = None
+
+    def __new__(cls, *args, **kwargs):
+        # the dataclass's __init__ would refuse an unknown keyword (iters=3) with Python's
+        # TypeError; it is an option error, as it is from fit(iters=3)
+        known = [f.name for f in fields(cls)]
+        if len(args) > len(known):
+            raise bad_option("FitOptions", f"takes at most {len(known)} options by position "
+                             f"({', '.join(known)}); found {len(args)}")
+        for key in kwargs:
+            if key not in known:
+                from .errors import suggest
+                raise bad_option(key, f"unknown option{suggest(key, known)}")
+        return super().__new__(cls)
 
     def __post_init__(self):
         if self.init is not None:   # kept as plain lists: fit.json records the options
@@ -138,13 +152,40 @@ class FitOptions:
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "FitOptions":
-        """Build from keyword arguments, refusing unknown names with a clear error."""
-        known = {f.name for f in fields(cls)}
-        for key in kwargs:
-            if key not in known:
-                from .errors import suggest
-                raise bad_option(key, f"unknown option{suggest(key, known)}")
+        """Build from keyword arguments, refusing unknown names with a clear error (as the
+        constructor does)."""
         return cls(**kwargs)
+
+
+_DEFAULTS = {f.name: f.default for f in fields(FitOptions)}
+
+# help() and inspect show the fields as the constructor's keywords, not __new__'s (*args, **kwargs)
+_init = inspect.signature(FitOptions.__init__)
+FitOptions.__signature__ = _init.replace(parameters=list(_init.parameters.values())[1:])
+
+
+# Options that steer ADVI's stochastic steps alone: DADVI's and a params-only fit's L-BFGS-B
+# take none of them
+STEPS = ("lr", "mc_samples", "optimizer", "precondition", "stl", "tol", "window")
+
+
+def unused(options: FitOptions, kind: str) -> tuple[list[str], str]:
+    """The options set away from their defaults that a fit of ``kind`` does not use, and why:
+    kind 'dadvi', 'point' (params and nothing to draw: L-BFGS-B on the log joint), 'user'
+    (ADVI with param or guide statements), 'batch' (minibatch ADVI) or 'advi'."""
+    names, why = {
+        "dadvi": (STEPS + ("iter",), "method dadvi fits by L-BFGS-B on fixed draws, not by "
+                  "ADVI's steps"),
+        "point": (STEPS + ("guide", "init_scale", "dadvi_draws"), "a model whose only "
+                  "unknowns are params is fitted by L-BFGS-B on its log joint: nothing is "
+                  "drawn, no guide is fitted"),
+        "user": (("precondition", "dadvi_draws"), "a model with param or guide statements is "
+                 "fitted by ADVI without whitening"),
+        "batch": (("precondition", "dadvi_draws"), "a minibatch fit takes ADVI's steps "
+                  "without whitening"),
+        "advi": (("dadvi_draws",), "only method dadvi draws fixed draws"),
+    }[kind]
+    return [n for n in names if getattr(options, n) != _DEFAULTS[n]], why
 
 
 def _plain_init(init) -> dict:

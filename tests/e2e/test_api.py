@@ -65,6 +65,14 @@ def test_unknown_option_is_a_ppl_error():
         model.fit(iters=10)
 
 
+def test_fit_options_refuses_an_unknown_option_as_fit_does():
+    # the dataclass's own __init__ raised Python's TypeError ('unexpected keyword argument')
+    with pytest.raises(ppl.PplError, match="option iters: unknown option; did you mean 'iter'"):
+        ppl.FitOptions(iters=3)
+    with pytest.raises(ppl.PplError, match="option FitOptions: takes at most 18 options"):
+        ppl.FitOptions(*range(19))
+
+
 REGRESSION = ("data N: int\ndata x: real[N]\ndata y: real[N]\nparam w: real[2]\n"
               "sample s ~ HalfNormal(1)\nobserve y ~ Normal(w[0] + w[1] * x, s)\n")
 

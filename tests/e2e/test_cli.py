@@ -137,6 +137,12 @@ def test_help_and_version():
     (["fit", "models/eight_schools.ppl", "--guide", "fulrank"], "unknown guide 'fulrank'"),
     (["fit", "models/no_such_model.ppl"], "no such model file"),
     (["fit", "models/eight_schools.ppl", "--data", "nowhere.json"], "no such data file"),
+    # an empty path is the working folder to pathlib: --data '' read its .npy files as the
+    # data, ppl check skipped it, --init '' and a model '' said ': not a regular file'
+    (["fit", "models/eight_schools.ppl", "--data", ""], "option --data: must name a data file"),
+    (["check", "models/eight_schools.ppl", "--data", ""], "option --data: must name a data file"),
+    (["fit", "models/eight_schools.ppl", "--init", ""], "option --init: must name a JSON file"),
+    (["fit", ""], "'': an empty path names no model file"),
     (["summary", "no_such_dir"], "no saved fit here"),
     (["frobnicate"], "invalid choice"),
 ])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ppl
-from ppl.errors import PplError
+from ppl.errors import PplError, PplWarning
 from ppl.options import FitOptions
 from ppl.frontend.depth import MAX_DEPTH
 from ppl.frontend.printer import to_source
@@ -94,6 +94,31 @@ def test_a_window_of_one_step_is_an_option_error():
     # ran on NaN
     with pytest.raises(PplError, match="option window: must be at least 2 steps; found 1"):
         ppl.compile(SMALL).fit(Y, window=1)
+
+
+POINT = "data y: real[3]\nparam mu: real ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)\n"
+
+
+@pytest.mark.parametrize("text, options, names", [
+    # DADVI's L-BFGS-B on fixed draws takes no step size, no step count, no ADVI window
+    (SMALL, {"method": "dadvi", "lr": 0.1, "iter": 50}, "options lr, iter have"),
+    (SMALL, {"guide": "meanfield", "iter": 30, "dadvi_draws": 5}, "option dadvi_draws has"),
+    # a params-only model is fitted by L-BFGS-B on its log joint: no guide, no steps
+    (POINT, {"guide": "flow", "mc_samples": 50}, "options mc_samples, guide have"),
+    (POINT, {"precondition": "none", "stl": True}, "options precondition, stl have"),
+])
+def test_an_option_the_fit_does_not_use_is_warned_of(text, options, names):
+    # each was ignored without a word: the fit identical to one without it
+    with pytest.warns(PplWarning, match=f"^{names} no effect: .*; ignored$"):
+        ppl.compile(text).fit(Y, **options)
+
+
+def test_the_command_line_names_unused_options_as_flags(capsys):
+    from ppl import cli
+    from ppl.errors import options_unused
+    cli._show_warning(options_unused(["dadvi_draws"], "why"), PplWarning, "", 0)
+    assert capsys.readouterr().err == ("ppl: warning: option --dadvi-draws has no effect: "
+                                       "why; ignored\n")
 
 
 def test_draws_beyond_memory_are_refused_with_the_figure():
