@@ -209,7 +209,7 @@ class _Checker:
         if isinstance(d, syntax.Number):
             if not d.is_int:
                 raise errors.bad_dimension(d.span, f"{d.text} is not an int")
-            return d.value
+            return self._expr(d).value     # the 64-bit range of every int literal
         if not isinstance(d, syntax.Name):
             raise errors.bad_dimension(d.span, "an expression is not allowed here")
         entry = self._lookup(d.id, d.span)

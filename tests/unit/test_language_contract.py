@@ -85,6 +85,10 @@ ERRORS = [
      "1:5: error: 'Normal' is a reserved name and cannot be defined"),
     ("Lexical rules: function names are reserved", "sample sum ~ Normal(0, 1)\n", None,
      "1:8: error: 'sum' is a reserved name and cannot be defined"),
+    ("Lexical rules: an int literal is 64-bit, in a dimension too (was an internal error at fit)",
+     "sample m: real[99999999999999999999] ~ Normal(0, 1)\n", None,
+     "1:16: error: int literal out of range: ints are 64-bit (-9223372036854775808 to "
+     "9223372036854775807)"),
     ("Lexical rules: names", "let 1a = 2\n", None,
      "1:5: error: syntax error: unexpected number '1'; expected a name"),
     ("Errors: a syntax error at the unexpected token", "sample mu ~ Normal(0, 1))\n", None,
