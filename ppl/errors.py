@@ -730,6 +730,11 @@ def negative_index(span: Span, name: str, where: str, found) -> PplError:
                     "non-negative (numpy would silently count it from the end)", span)
 
 
+def negative_slice_bound(span: Span, name: str, found) -> PplError:
+    return PplError(f"slice bound '{name}' is {found}; a slice bound from the data must be "
+                    "non-negative (numpy would silently count it from the end)", span)
+
+
 def not_square_latent(span: Span, name: str, dist: str, shape) -> PplError:
     return PplError(f"'{name}' ~ {dist} must be declared as one square matrix real[K, K]; "
                     f"found shape {format_shape(shape)}", span)

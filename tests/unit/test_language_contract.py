@@ -37,6 +37,7 @@ VALUES = [
     ("Expressions: slices are half open", "v[1:]", V[1:]),
     ("Expressions: slice x[:-1]", "v[:-1]", V[:-1]),
     ("Expressions: slice x[a:b]", "v[0:2]", V[0:2]),
+    ("Expressions: a negative literal slice bound counts from the end", "v[-2:-1]", V[-2:-1]),
     ("Expressions: X[:, 0]", "M[:, 0]", M[:, 0]),
     ("Expressions: x[i, j]", "M[1, 2]", M[1, 2]),
     ("Expressions: int-array index gathers", "v[[2, 0, 2]]", V[[2, 0, 2]]),
@@ -147,6 +148,11 @@ ERRORS = [
      "data i: int\ndata y: real\nlet j = i - 2\nsample a: real[3] ~ Normal(0, 1)\n"
      "observe y ~ Normal(a[j], 1)\n", {"i": 1, "y": 1.0},
      "5:22: error: index 'j' holds -1 at j; an index from the data must be non-negative "
+     "(numpy would silently count it from the end)"),
+    ("Version 2, indexing: a negative slice bound from the data (was y[:-1], silently)",
+     "data T: int\ndata y: real[3]\nsample m ~ Normal(0, 1)\nobserve y[:T - 4] ~ Normal(m, 1)\n",
+     {"T": 3, "y": [1.0, 2.0, 3.0]},
+     "4:12: error: slice bound 'T - 4' is -1; a slice bound from the data must be non-negative "
      "(numpy would silently count it from the end)"),
     ("Errors: data outside the likelihood's support (a count above n)",
      "data y: int\nobserve y ~ Binomial(3, 0.5)\n", {"y": 4},
