@@ -51,6 +51,8 @@ VALUES = [
      scipy.special.logsumexp(M, 1)),
     ("Expressions: softmax", "softmax(M)", scipy.special.softmax(M, -1)),
     ("Expressions: transpose", "transpose(M)", M.T),
+    ("docs/language.md: transpose of a stack swaps its last two axes",
+     "transpose(reshape(M, [1, 2, 3]))", np.swapaxes(M.reshape(1, 2, 3), -1, -2)),
     ("Version 2, operators: comparisons bind below + -", "1 + 2 < 4", np.int64(1)),
     ("Version 2, operators: comparisons give 0/1", "M >= 0.1", (M >= 0.1).astype(int)),
     ("Version 2, operators: where", "where(M > 0, M, v)", np.where(M > 0, M, V)),
