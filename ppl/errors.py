@@ -238,8 +238,13 @@ def format_shape(shape) -> str:
 
 # ----- statements ---------------------------------------------------------------------------
 
-def observe_depends_on_latent(span: Span, latent: str) -> PplError:
-    return PplError(f"observed expression depends on the latent variable '{latent}'", span,
+def dependency(name: str, kind: str) -> str:
+    """How a message names a latent or param an expression may not depend on."""
+    return f"the param '{name}'" if kind == "param" else f"the latent variable '{name}'"
+
+
+def observe_depends_on_latent(span: Span, dependency: str) -> PplError:
+    return PplError(f"observed expression depends on {dependency}", span,
                     hint="only data (or lets of data) can be observed; "
                          "use 'sample' for unknown quantities")
 
@@ -265,25 +270,26 @@ def support_depends_on_latent(span: Span, callee: str, param: str, latent: str,
 
 
 def parameter_outside_constraint(span: Span, callee: str, param: str, constraint: str,
-                                 latent: str) -> PplError:
+                                 dependency: str) -> PplError:
     return PplError(f"parameter '{param}' of {callee} must be {constraint}, but it is outside "
-                    f"that for every value of the latent variable '{latent}'", span,
+                    f"that for every value of {dependency}", span,
                     hint="change the prior or the bounds of the latent, or transform it "
                          "(exp() is positive, sigmoid() lies in (0, 1))")
 
 
 def parameter_may_leave_constraint(span: Span, callee: str, param: str, constraint: str,
-                                   latent: str) -> PplWarning:
-    return PplWarning(f"parameter '{param}' of {callee} must be {constraint}, but the latent "
-                      f"variable '{latent}' can take it outside; there the log density is -inf",
-                      span, hint=f"declare bounds on '{latent}' or a prior whose support fits, "
-                                 "or transform it (exp() is positive, sigmoid() lies in (0, 1))")
+                                   dependency: str) -> PplWarning:
+    return PplWarning(f"parameter '{param}' of {callee} must be {constraint}, but {dependency} "
+                      "can take it outside; there the log density is -inf",
+                      span, hint=f"declare bounds on {dependency} or a prior whose support "
+                                 "fits, or transform it (exp() is positive, sigmoid() lies in "
+                                 "(0, 1))")
 
 
 def density_value_outside_support(span: Span, callee: str, support: str,
-                                  latent: str) -> PplError:
+                                  dependency: str) -> PplError:
     return PplError(f"the value of lpdf must lie in the support {support} of {callee}, but it "
-                    f"is outside that for every value of the latent variable '{latent}'", span,
+                    f"is outside that for every value of {dependency}", span,
                     hint="change the prior or the bounds of the latent, or transform it")
 
 
@@ -296,10 +302,10 @@ def density_of_continuous_value(span: Span, callee: str, latent: str) -> PplErro
 
 
 def density_value_may_leave_support(span: Span, callee: str, support: str,
-                                    latent: str) -> PplWarning:
+                                    dependency: str) -> PplWarning:
     return PplWarning(f"the value of lpdf must lie in the support {support} of {callee}, but "
-                      f"the latent variable '{latent}' can take it outside; there lpdf is -inf",
-                      span, hint=f"declare bounds on '{latent}' that keep the value inside "
+                      f"{dependency} can take it outside; there lpdf is -inf",
+                      span, hint=f"declare bounds on {dependency} that keep the value inside "
                                  "the support, or transform it")
 
 
@@ -316,8 +322,8 @@ def bounds_on_simplex(span: Span, name: str) -> PplError:
     return PplError(f"'{name}' has a simplex support; bounds cannot be declared on it", span)
 
 
-def data_bound_depends_on_latent(span: Span, name: str, latent: str) -> PplError:
-    return PplError(f"the bounds of data '{name}' depend on the latent variable '{latent}'", span,
+def data_bound_depends_on_latent(span: Span, name: str, dependency: str) -> PplError:
+    return PplError(f"the bounds of data '{name}' depend on {dependency}", span,
                     hint="bounds on data may use only data")
 
 
@@ -745,9 +751,9 @@ def static_argument(span: Span, func: str, param: str) -> PplError:
                     "or a vector literal of them", span)
 
 
-def data_only_argument(span: Span, func: str, latent: str) -> PplError:
-    return PplError(f"'{func}' has no gradient; its argument cannot depend on the latent "
-                    f"variable '{latent}'", span)
+def data_only_argument(span: Span, func: str, dependency: str) -> PplError:
+    return PplError(f"'{func}' has no gradient; its argument cannot depend on {dependency}",
+                    span)
 
 
 def bound_depends_on_discrete(span: Span, name: str, latent: str) -> PplError:

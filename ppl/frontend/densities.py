@@ -51,7 +51,7 @@ def density(checker, e: syntax.Call) -> ir.Density:
                                  f"shapes of the distribution and the value of '{e.func}'")
     except ShapeError as err:
         raise err.at(e.span) from None
-    check_param_ranges(dist, checker.ranges, checker._first)   # outside: -inf, as a term's
+    check_param_ranges(dist, checker.ranges, checker._dependency)   # outside: -inf, as a term's
     if e.func == "lpdf" and value.deps:
         continuous = sorted(d for d in value.deps if checker.scope[d].dtype != "int")
         if dist.cls.support_of(dict(dist.params)).discrete and continuous:
@@ -71,7 +71,7 @@ def _check_value_range(checker, dist: ir.Dist, value: ir.Expr) -> None:
     found = checker.ranges.of(value)
     if ranges.contains(allowed, found):
         return
-    args = (value.span, dist.name, support.describe(), checker._first(value.deps))
+    args = (value.span, dist.name, support.describe(), checker._dependency(value.deps))
     if ranges.disjoint(allowed, found):
         raise errors.density_value_outside_support(*args)
     warnings.warn(errors.density_value_may_leave_support(*args), errors.PplWarning,

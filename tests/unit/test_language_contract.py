@@ -156,6 +156,16 @@ ERRORS = [
      {"T": 3, "y": [1.0, 2.0, 3.0]},
      "4:12: error: slice bound 'T - 4' is -1; a slice bound from the data must be non-negative "
      "(numpy would silently count it from the end)"),
+    ("Statements: observe of a param names it a param (was 'the latent variable')",
+     "param a: real\nsample z ~ Normal(0, 1)\nobserve a ~ Normal(z, 1)\n", None,
+     "3:9: error: observed expression depends on the param 'a'"),
+    ("Statements: an observed expression names its latent before a param",
+     "param a: real\nsample z ~ Normal(0, 1)\nobserve z + a ~ Normal(0, 1)\n", None,
+     "3:9: error: observed expression depends on the latent variable 'z'"),
+    ("Version 2, statements: a param's range names it a param",
+     "param a: real<upper=-1>\nsample z ~ Normal(0, 1)\nobserve 0.5 ~ Beta(a, 1)\n", None,
+     "3:20: error: parameter 'a' of Beta must be (0, inf), but it is outside that for every "
+     "value of the param 'a'"),
     ("Errors: data outside the likelihood's support (a count above n)",
      "data y: int\nobserve y ~ Binomial(3, 0.5)\n", {"y": 4},
      "2:9: error: observed value 4 at y of 'y' is outside the support {0..3} of the "
