@@ -194,7 +194,8 @@ def wrong_type(span: Span, what: str, expected: str, found: str) -> PplError:
 
 def bad_dimension(span: Span, reason: str) -> PplError:
     return PplError(f"bad dimension: {reason}", span,
-                    hint="a dimension is an int literal or an int data scalar declared earlier")
+                    hint="a dimension is an int literal, an int data scalar declared earlier, "
+                         "or a let of them with + - * (let Kc = K - 1)")
 
 
 def bad_index(span: Span, reason: str) -> PplError:

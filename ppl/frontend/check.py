@@ -224,6 +224,10 @@ class _Checker:
             what = {"data": f"{entry.dtype} data", "latent": "a latent variable",
                     "let": "a let", "param": "a param"}[entry.kind]
             shape = f" of shape {errors.format_shape(entry.shape)}" if entry.shape else ""
+            if entry.kind == "let" and not entry.deps:     # a let of data may be a dimension
+                raise errors.bad_dimension(d.span, f"'{d.id}' is a let{shape} that is not built "
+                                                   "from int literals and int data scalars "
+                                                   "with + - *")
             raise errors.bad_dimension(d.span, f"'{d.id}' is {what}{shape}, "
                                                "not an int data scalar")
         value = self.static[d.id]

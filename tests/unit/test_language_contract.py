@@ -107,6 +107,10 @@ ERRORS = [
     ("Types: a dimension that is a latent",
      "sample n ~ Normal(0, 1)\nsample x: real[n] ~ Normal(0, 1)\n", None,
      "2:16: error: bad dimension: 'n' is a latent variable, not an int data scalar"),
+    ("docs/language.md: a dimension may be a data-only int let of + - *, not of /",
+     "data K: int\nlet Kc = K / 1\nsample z: real[Kc] ~ Normal(0, 1)\n", {"K": 3},
+     "3:16: error: bad dimension: 'Kc' is a let that is not built from int literals and int "
+     "data scalars with + - *"),
     ("Types: bounds outside the support (upper)", "sample s: real<upper=-1> ~ HalfNormal(1)\n",
      None, "1:22: error: bound upper=-1 of 's' lies outside the support [0, inf) of its "
      "distribution"),
