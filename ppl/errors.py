@@ -747,9 +747,10 @@ def not_square_latent(span: Span, name: str, dist: str, shape) -> PplError:
                     f"found shape {format_shape(shape)}", span)
 
 
-def static_argument(span: Span, func: str, param: str) -> PplError:
-    return PplError(f"argument '{param}' of '{func}' must be an int literal, an int data scalar, "
-                    "or a vector literal of them", span)
+def static_argument(span: Span, func: str, param: str, vector: bool = True) -> PplError:
+    what = ", an int data scalar, or a vector literal of them" if vector else \
+        " or an int data scalar"
+    return PplError(f"argument '{param}' of '{func}' must be an int literal{what}", span)
 
 
 def data_only_argument(span: Span, func: str, dependency: str) -> PplError:

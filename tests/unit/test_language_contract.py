@@ -63,6 +63,8 @@ VALUES = [
     ("Version 2, arrays: concat", "concat(M, M, axis=1)", np.concatenate([M, M], 1)),
     ("Version 2, arrays: stack", "stack(v, v, axis=1)", np.stack([V, V], 1)),
     ("Version 2, arrays: reshape", "reshape(M, [3, 2])", M.reshape(3, 2)),
+    ("Version 2, arrays: reshape to one size, as numpy (was an internal error)",
+     "reshape(M, 6)", M.reshape(6)),
     ("Version 2, arrays: newaxis", "v[:, newaxis] * v[newaxis, :]", np.outer(V, V)),
     ("Version 2, linear algebra: solve", "solve(outer(v, v) + eye(3), v)",
      np.linalg.solve(np.outer(V, V) + np.eye(3), V)),
@@ -138,6 +140,9 @@ ERRORS = [
      "sample z: int<lower=0, upper=3>[2] ~ DiscreteUniform(L, 3)\nfactor mu * z\n",
      {"L": [0, 2]}, "3:21: error: bound lower=0 (= 0 at z[1]) of 'z' lies outside the support "
      "{L..3} of its distribution"),
+    ("Version 2, linear algebra: eye takes one size (was an internal error)",
+     "sample m ~ Normal(0, 1)\nlet r = eye([2, 3])\n", None,
+     "2:9: error: argument 'K' of 'eye' must be an int literal or an int data scalar"),
     ("Distributions: RandomWalk takes init", "sample h: real[4] ~ RandomWalk(1)\n", None,
      "1:21: error: wrong arguments to 'RandomWalk'; expected RandomWalk(sigma, init)"),
     ("Version 2, distributions: OrderedLogistic's cutpoints are ordered",
