@@ -604,6 +604,12 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def not_utf8(span: Span, byte: int) -> PplError:
+    return PplError(f"the model file is not UTF-8 text: byte 0x{byte:02x} cannot be decoded", span,
+                    hint="save the file as UTF-8 (an editor's Latin-1 or Windows-1252 'é' is "
+                         "such a byte)")
+
+
 def corrupted_saved_fit(path: str, reason: str) -> PplError:
     return PplError(f"{path}: corrupted saved fit: {reason}",
                     hint="fit the model again with 'ppl fit MODEL --out DIR'")
