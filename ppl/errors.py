@@ -319,8 +319,9 @@ def bad_bounds(span: Span, reason: str) -> PplError:
     return PplError(f"bad bounds: {reason}", span)
 
 
-def bounds_on_simplex(span: Span, name: str) -> PplError:
-    return PplError(f"'{name}' has a simplex support; bounds cannot be declared on it", span)
+def bounds_on_support(span: Span, name: str, support: str) -> PplError:
+    """Bounds on a latent whose support is not an interval (a simplex, Cholesky factors)."""
+    return PplError(f"'{name}' has the support {support}; bounds cannot be declared on it", span)
 
 
 def data_bound_depends_on_latent(span: Span, name: str, dependency: str) -> PplError:

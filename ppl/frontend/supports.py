@@ -22,8 +22,8 @@ def narrow(name: str, declared: "syntax.Type | None", support: c.Constraint, low
     and whether it was narrowed (a truncated prior)."""
     if lower is None and upper is None:
         return support, False
-    if isinstance(support, c.Simplex):
-        raise errors.bounds_on_simplex(declared.span, name)
+    if not isinstance(support, (c.Real, c.GreaterThan, c.LessThan, c.Interval)):
+        raise errors.bounds_on_support(declared.span, name, support.describe())
     lo, hi = _interval_bounds(support)
     n_lo, n_hi = number(lo), number(hi)
     new_lo, new_hi = lo, hi

@@ -127,6 +127,10 @@ ERRORS = [
     ("Types: a bound computed from data is finite",
      "data a: real\nsample s: real<lower=exp(a)> ~ Normal(0, 1)\n", {"a": 1000.0},
      "2:22: error: bad bounds: lower bound exp(a) is not finite (= inf)"),
+    ("Version 2, types: bounds on an LKJCholesky latent (was an internal error)",
+     "sample L: real<lower=0>[3, 3] ~ LKJCholesky(2)\n", None,
+     "1:11: error: 'L' has the support Cholesky factor of a correlation matrix; bounds cannot "
+     "be declared on it"),
     ("Discrete latents: an int latent's bounds inside its support",
      "sample mu ~ Normal(0, 1)\nsample z: int<lower=-1, upper=4> ~ DiscreteUniform(0, 2)\n"
      "factor mu * z\n", None,
