@@ -695,6 +695,13 @@ def int_latent_continuous(span: Span, name: str, dist: str) -> PplError:
                     span)
 
 
+def joint_discrete_latent(span: Span, name: str, dist: str) -> PplError:
+    return PplError(f"discrete latent '{name}' ~ {dist}: its elements are drawn jointly, so they "
+                    "cannot be summed out one by one", span,
+                    hint="a discrete latent's elements must be independent given the continuous "
+                         "latents (Bernoulli, Categorical, Binomial, DiscreteUniform)")
+
+
 def infinite_support(span: Span, name: str, support: str) -> PplError:
     return PplError(f"discrete latent '{name}' has the infinite support {support}; "
                     "it cannot be summed out", span,

@@ -131,7 +131,7 @@ class _Checker:
         self._fit(dist, shape, s.dist.span, "declared")
         supports.check_param_ranges(dist, self.ranges, self._dependency)
         if elem == "int":
-            support, truncated = latent_types.finite_support(s, support, lower, upper)
+            support, truncated = latent_types.finite_support(s, dist, support, lower, upper)
         elif elem != "real":
             support, truncated = latent_types.ordered_support(s, dist, shape, support), False
         else:

@@ -131,6 +131,11 @@ ERRORS = [
      "sample L: real<lower=0>[3, 3] ~ LKJCholesky(2)\n", None,
      "1:11: error: 'L' has the support Cholesky factor of a correlation matrix; bounds cannot "
      "be declared on it"),
+    ("Discrete latents: elements independent, not Multinomial's (was an internal error)",
+     "sample m ~ Normal(0, 1)\nsample a: int<lower=0, upper=2>[2] ~ Multinomial(2, [0.3, 0.7])\n"
+     "observe [1.0, 0.5] ~ Normal(m + a, 1)\n", None,
+     "2:38: error: discrete latent 'a' ~ Multinomial: its elements are drawn jointly, so they "
+     "cannot be summed out one by one"),
     ("Discrete latents: an int latent's bounds inside its support",
      "sample mu ~ Normal(0, 1)\nsample z: int<lower=-1, upper=4> ~ DiscreteUniform(0, 2)\n"
      "factor mu * z\n", None,
