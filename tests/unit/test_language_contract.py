@@ -73,6 +73,10 @@ VALUES = [
     ("Version 2, densities: lpdf", "lpdf(Normal(v, 2), M)", scipy.stats.norm.logpdf(M, V, 2)),
     ("Version 2, densities: lccdf", "lccdf(Weibull(1.5, 2), abs(M))",
      scipy.stats.weibull_min.logsf(abs(M), 1.5, scale=2)),
+    ("Version 2, densities: lpdf of a Mixture (was an internal error on latents)",
+     "lpdf(Mixture([0.3, 0.7], Normal([0, 1], 2)), v)",
+     np.logaddexp(np.log(0.3) + scipy.stats.norm.logpdf(V, 0, 2),
+                  np.log(0.7) + scipy.stats.norm.logpdf(V, 1, 2))),
     ("Version 2, densities: lcdf of a count", "lcdf(Poisson(2.5), 3)",
      scipy.stats.poisson.logcdf(3, 2.5)),
 ]
