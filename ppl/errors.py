@@ -72,10 +72,14 @@ def _statement_hint(found: str, expected: list[str]) -> str | None:
             "'sample x ~ ...' for a latent, 'let z = ...'")
 
 
+# Characters other languages give a meaning ppl writes otherwise (Stan's ';' and '^').
+_CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
+                    "^": "a power is written '**', as in Python: x ** 2"}
+
+
 def unexpected_character(span: Span, char: str) -> PplError:
     return PplError(f"syntax error: unexpected character {char!r}", span,
-                    hint="a statement ends at the end of its line, without ';'"
-                    if char == ";" else None)
+                    hint=_CHARACTER_HINTS.get(char))
 
 
 def unexpected_end(span: Span, expected: Iterable[str]) -> PplError:
