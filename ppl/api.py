@@ -20,13 +20,14 @@ from .infer import advi, auto, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
-from .errors import (bad_option, empty_model, file_error, options_unused,
-                     prior_ignores_factor, prior_without_param_prior)
+from .errors import (PplError, bad_option, empty_model, file_error, not_utf8,
+                     options_unused, prior_ignores_factor, prior_without_param_prior)
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
 from .options import FitOptions, check_count, check_progress, check_seed
 from .posterior import Fit, psis_draws
+from .source import Source, Span
 
 
 
@@ -327,9 +328,30 @@ def load(path: str | Path) -> Model:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise file_error(str(path), "no such model file") from None
-    except (OSError, ValueError) as error:   # ValueError: not UTF-8, or a NUL in the path
+    except UnicodeDecodeError:
+        raise _not_utf8(Path(path)) from None
+    except (OSError, ValueError) as error:   # ValueError: a NUL in the path
         raise file_error(str(path), f"cannot read the model file ({error})") from None
     return Model(text, str(path))
+
+
+def _not_utf8(path: Path) -> PplError:
+    """The located error at the model file's first byte that is not UTF-8 (a Latin-1 'é' in a
+    comment), lines counted as ``read_text`` counts them."""
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")     # a byte-order mark is not text
+    try:
+        raw.decode("utf-8")
+        return file_error(str(path), "cannot read the model file (not UTF-8)")   # it changed
+    except UnicodeDecodeError as error:
+        before, text = (_universal_newlines(b.decode("utf-8", errors="replace"))
+                        for b in (raw[:error.start], raw))
+        line, col = before.count("\n") + 1, len(before) - before.rfind("\n")
+        return not_utf8(Span(Source(str(path), text), line, col, line, col + 1),
+                        raw[error.start])
+
+
+def _universal_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def compile(source: str, path: str = "<string>") -> Model:  # noqa: A001 - the API's name

@@ -519,7 +519,10 @@ def _check_index(node: ir.Index, env: dict, dims: dict, enumerated) -> None:
         shape = np.shape(evaluate_data(node.base, env))
     items = [item for item in node.items if not isinstance(item, ir.NewAxisItem)]
     for axis, item in enumerate(items):
-        if isinstance(item, ir.SliceItem) or axis >= len(shape):
+        if isinstance(item, ir.SliceItem):
+            _check_slice(item, env)
+            continue
+        if axis >= len(shape):
             continue
         size = shape[axis]
         if not isinstance(size, (int, np.integer)):
@@ -540,6 +543,17 @@ def _check_index(node: ir.Index, env: dict, dims: dict, enumerated) -> None:
             where, found = _first(name, bad, index)
             raise errors.index_out_of_range(item.span, name, where, found, size,
                                             from_end=not from_data)
+
+
+def _check_slice(item: ir.SliceItem, env: dict) -> None:
+    """A slice bound computed from data may not be negative, as an index may not: numpy would
+    count it from the end (``y[:T - 4]`` at T = 3 is ``y[:-1]``); a literal ``y[:-1]`` does."""
+    for bound in (item.start, item.stop):
+        if bound is None or not any(isinstance(n, ir.Ref) for n in ir.walk(bound)):
+            continue
+        value = evaluate_data(bound, env)
+        if value < 0:
+            raise errors.negative_slice_bound(bound.span, source_text(bound), _number(value))
 
 
 def _check_enumerated_index(item: ir.Expr, size: int, env: dict, enumerated) -> None:

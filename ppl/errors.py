@@ -72,10 +72,14 @@ def _statement_hint(found: str, expected: list[str]) -> str | None:
             "'sample x ~ ...' for a latent, 'let z = ...'")
 
 
+# Characters other languages give a meaning ppl writes otherwise (Stan's ';' and '^').
+_CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
+                    "^": "a power is written '**', as in Python: x ** 2"}
+
+
 def unexpected_character(span: Span, char: str) -> PplError:
     return PplError(f"syntax error: unexpected character {char!r}", span,
-                    hint="a statement ends at the end of its line, without ';'"
-                    if char == ";" else None)
+                    hint=_CHARACTER_HINTS.get(char))
 
 
 def unexpected_end(span: Span, expected: Iterable[str]) -> PplError:
@@ -194,7 +198,8 @@ def wrong_type(span: Span, what: str, expected: str, found: str) -> PplError:
 
 def bad_dimension(span: Span, reason: str) -> PplError:
     return PplError(f"bad dimension: {reason}", span,
-                    hint="a dimension is an int literal or an int data scalar declared earlier")
+                    hint="a dimension is an int literal, an int data scalar declared earlier, "
+                         "or a let of them with + - * (let Kc = K - 1)")
 
 
 def bad_index(span: Span, reason: str) -> PplError:
@@ -238,6 +243,11 @@ def format_shape(shape) -> str:
 
 # ----- statements ---------------------------------------------------------------------------
 
+def dependency(name: str, kind: str) -> str:
+    """How a message names a latent or param an expression may not depend on."""
+    return f"the param '{name}'" if kind == "param" else f"the latent variable '{name}'"
+
+
 def observe_depends_on_latent(span: Span, latent: str, param: bool = False) -> PplError:
     if param:   # 'observe w ~ Normal(0, 1)' for a penalty, as a PyMC or Stan user might
         return PplError(f"observed expression depends on the param '{latent}'", span,
@@ -269,19 +279,20 @@ def support_depends_on_latent(span: Span, callee: str, param: str, latent: str,
 
 
 def parameter_outside_constraint(span: Span, callee: str, param: str, constraint: str,
-                                 latent: str) -> PplError:
+                                 dependency: str) -> PplError:
     return PplError(f"parameter '{param}' of {callee} must be {constraint}, but it is outside "
-                    f"that for every value of the latent variable '{latent}'", span,
+                    f"that for every value of {dependency}", span,
                     hint="change the prior or the bounds of the latent, or transform it "
                          "(exp() is positive, sigmoid() lies in (0, 1))")
 
 
 def parameter_may_leave_constraint(span: Span, callee: str, param: str, constraint: str,
-                                   latent: str) -> PplWarning:
-    return PplWarning(f"parameter '{param}' of {callee} must be {constraint}, but the latent "
-                      f"variable '{latent}' can take it outside; there the log density is -inf",
-                      span, hint=f"declare bounds on '{latent}' or a prior whose support fits, "
-                                 "or transform it (exp() is positive, sigmoid() lies in (0, 1))")
+                                   dependency: str) -> PplWarning:
+    return PplWarning(f"parameter '{param}' of {callee} must be {constraint}, but {dependency} "
+                      "can take it outside; there the log density is -inf",
+                      span, hint=f"declare bounds on {dependency} or a prior whose support "
+                                 "fits, or transform it (exp() is positive, sigmoid() lies in "
+                                 "(0, 1))")
 
 
 def truncation_moves_with_param(span: Span, name: str, dist: str, param: str,
@@ -296,9 +307,9 @@ def truncation_moves_with_param(span: Span, name: str, dist: str, param: str,
 
 
 def density_value_outside_support(span: Span, callee: str, support: str,
-                                  latent: str) -> PplError:
+                                  dependency: str) -> PplError:
     return PplError(f"the value of lpdf must lie in the support {support} of {callee}, but it "
-                    f"is outside that for every value of the latent variable '{latent}'", span,
+                    f"is outside that for every value of {dependency}", span,
                     hint="change the prior or the bounds of the latent, or transform it")
 
 
@@ -311,10 +322,10 @@ def density_of_continuous_value(span: Span, callee: str, latent: str) -> PplErro
 
 
 def density_value_may_leave_support(span: Span, callee: str, support: str,
-                                    latent: str) -> PplWarning:
+                                    dependency: str) -> PplWarning:
     return PplWarning(f"the value of lpdf must lie in the support {support} of {callee}, but "
-                      f"the latent variable '{latent}' can take it outside; there lpdf is -inf",
-                      span, hint=f"declare bounds on '{latent}' that keep the value inside "
+                      f"{dependency} can take it outside; there lpdf is -inf",
+                      span, hint=f"declare bounds on {dependency} that keep the value inside "
                                  "the support, or transform it")
 
 
@@ -327,12 +338,13 @@ def bad_bounds(span: Span, reason: str) -> PplError:
     return PplError(f"bad bounds: {reason}", span)
 
 
-def bounds_on_simplex(span: Span, name: str) -> PplError:
-    return PplError(f"'{name}' has a simplex support; bounds cannot be declared on it", span)
+def bounds_on_support(span: Span, name: str, support: str) -> PplError:
+    """Bounds on a latent whose support is not an interval (a simplex, Cholesky factors)."""
+    return PplError(f"'{name}' has the support {support}; bounds cannot be declared on it", span)
 
 
-def data_bound_depends_on_latent(span: Span, name: str, latent: str) -> PplError:
-    return PplError(f"the bounds of data '{name}' depend on the latent variable '{latent}'", span,
+def data_bound_depends_on_latent(span: Span, name: str, dependency: str) -> PplError:
+    return PplError(f"the bounds of data '{name}' depend on {dependency}", span,
                     hint="bounds on data may use only data")
 
 
@@ -622,6 +634,12 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def not_utf8(span: Span, byte: int) -> PplError:
+    return PplError(f"the model file is not UTF-8 text: byte 0x{byte:02x} cannot be decoded", span,
+                    hint="save the file as UTF-8 (an editor's Latin-1 or Windows-1252 'é' is "
+                         "such a byte)")
+
+
 def corrupted_saved_fit(path: str, reason: str) -> PplError:
     return PplError(f"{path}: corrupted saved fit: {reason}",
                     hint="fit the model again with 'ppl fit MODEL --out DIR'")
@@ -706,6 +724,13 @@ def int_latent_continuous(span: Span, name: str, dist: str) -> PplError:
                     span)
 
 
+def joint_discrete_latent(span: Span, name: str, dist: str) -> PplError:
+    return PplError(f"discrete latent '{name}' ~ {dist}: its elements are drawn jointly, so they "
+                    "cannot be summed out one by one", span,
+                    hint="a discrete latent's elements must be independent given the continuous "
+                         "latents (Bernoulli, Categorical, Binomial, DiscreteUniform)")
+
+
 def infinite_support(span: Span, name: str, support: str) -> PplError:
     return PplError(f"discrete latent '{name}' has the infinite support {support}; "
                     "it cannot be summed out", span,
@@ -755,19 +780,25 @@ def negative_index(span: Span, name: str, where: str, found) -> PplError:
                     "non-negative (numpy would silently count it from the end)", span)
 
 
+def negative_slice_bound(span: Span, name: str, found) -> PplError:
+    return PplError(f"slice bound '{name}' is {found}; a slice bound from the data must be "
+                    "non-negative (numpy would silently count it from the end)", span)
+
+
 def not_square_latent(span: Span, name: str, dist: str, shape) -> PplError:
     return PplError(f"'{name}' ~ {dist} must be declared as one square matrix real[K, K]; "
                     f"found shape {format_shape(shape)}", span)
 
 
-def static_argument(span: Span, func: str, param: str) -> PplError:
-    return PplError(f"argument '{param}' of '{func}' must be an int literal, an int data scalar, "
-                    "or a vector literal of them", span)
+def static_argument(span: Span, func: str, param: str, vector: bool = True) -> PplError:
+    what = ", an int data scalar, or a vector literal of them" if vector else \
+        " or an int data scalar"
+    return PplError(f"argument '{param}' of '{func}' must be an int literal{what}", span)
 
 
-def data_only_argument(span: Span, func: str, latent: str) -> PplError:
-    return PplError(f"'{func}' has no gradient; its argument cannot depend on the latent "
-                    f"variable '{latent}'", span)
+def data_only_argument(span: Span, func: str, dependency: str) -> PplError:
+    return PplError(f"'{func}' has no gradient; its argument cannot depend on {dependency}",
+                    span)
 
 
 def bound_depends_on_discrete(span: Span, name: str, latent: str) -> PplError:

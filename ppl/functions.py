@@ -275,7 +275,7 @@ def _stack_shape(arg_shapes, axis):
 
 def _reshape_shape(arg_shapes, axis):
     x, dims = arg_shapes
-    dims = tuple(dims)
+    dims = dims if isinstance(dims, tuple) else (dims,)   # reshape(x, 6): [6], as numpy's
     known = all(isinstance(d, int) for d in x + dims)
     if any(isinstance(d, int) and d < 0 for d in dims) or (
             known and int(np.prod(x, dtype=np.int64)) != int(np.prod(dims, dtype=np.int64))):
@@ -286,6 +286,8 @@ def _reshape_shape(arg_shapes, axis):
 
 def _eye_shape(arg_shapes, axis):
     (k,) = arg_shapes
+    if isinstance(k, tuple):      # a vector literal: sizes are reshape's, eye takes one
+        raise ShapeError(errors.static_argument, "eye", "K", False)
     return (k, k)
 
 

@@ -29,7 +29,7 @@ def check_call(checker, e: syntax.Call) -> ir.Call:
     if getattr(f, "data_only", False):
         for a in args:
             if a.deps:
-                raise errors.data_only_argument(a.span, f.name, checker._first(a.deps))
+                raise errors.data_only_argument(a.span, f.name, checker._dependency(a.deps))
     # stack inserts an axis: its axis= ranges over one more dimension
     ndim = len(args[0].shape) + (f.name == "stack")
     axis = None if axis_kw is None else axis_value(axis_kw.value, ndim)

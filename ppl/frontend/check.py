@@ -107,7 +107,7 @@ class _Checker:
         for bound in (lower, upper):
             if bound is not None and bound.deps:
                 raise errors.data_bound_depends_on_latent(bound.span, s.name,
-                                                          self._first(bound.deps))
+                                                          self._dependency(bound.deps))
         if s.type.elem == "int" and not shape:  # may be used as a dimension
             if self.dims is not None and s.name not in self.dims:
                 raise ValueError(f"check: dims has no value for the int data scalar '{s.name}'")
@@ -129,9 +129,9 @@ class _Checker:
             raise errors.discrete_latent(s.dist.span, s.name, dist.name)
         latent_types.check_square(s, support, shape)
         self._fit(dist, shape, s.dist.span, "declared")
-        supports.check_param_ranges(dist, self.ranges, self._first)
+        supports.check_param_ranges(dist, self.ranges, self._dependency)
         if elem == "int":
-            support, truncated = latent_types.finite_support(s, support, lower, upper)
+            support, truncated = latent_types.finite_support(s, dist, support, lower, upper)
         elif elem != "real":
             support, truncated = latent_types.ordered_support(s, dist, shape, support), False
         else:
@@ -170,7 +170,7 @@ class _Checker:
         dist = self._dist(s.dist)
         self._fit(dist, value.shape, s.dist.span, "observed")
         supports.refuse_moving_support(dist, value, self.declared, self._first)
-        supports.check_param_ranges(dist, self.ranges, self._first)
+        supports.check_param_ranges(dist, self.ranges, self._dependency)
         return ir.Observe(value, dist, span=s.span)
 
     def _factor(self, s: syntax.Factor) -> ir.Factor:
@@ -200,8 +200,15 @@ class _Checker:
         raise errors.unknown_name(span, name, self.scope)
 
     def _first(self, deps: frozenset) -> str:
-        """The earliest-defined latent among ``deps``, to name in a message."""
-        return min(deps, key=lambda name: self.latent_order.get(name, 0))
+        """The earliest-defined latent among ``deps`` (a param if there is none), to name in a
+        message."""
+        return min(deps, key=lambda name: (name not in self.latent_order,
+                                           self.latent_order.get(name, 0), name))
+
+    def _dependency(self, deps: frozenset) -> str:
+        """``_first(deps)`` as a message names it: a latent variable or a param."""
+        name = self._first(deps)
+        return errors.dependency(name, self.scope[name].kind)
 
     # ----- types ----------------------------------------------------------------------------
 
@@ -214,7 +221,7 @@ class _Checker:
         if isinstance(d, syntax.Number):
             if not d.is_int:
                 raise errors.bad_dimension(d.span, f"{d.text} is not an int")
-            return d.value
+            return self._expr(d).value     # the 64-bit range of every int literal
         if not isinstance(d, syntax.Name):
             raise errors.bad_dimension(d.span, "an expression is not allowed here")
         entry = self._lookup(d.id, d.span)
@@ -222,6 +229,10 @@ class _Checker:
             what = {"data": f"{entry.dtype} data", "latent": "a latent variable",
                     "let": "a let", "param": "a param"}[entry.kind]
             shape = f" of shape {errors.format_shape(entry.shape)}" if entry.shape else ""
+            if entry.kind == "let" and not entry.deps:     # a let of data may be a dimension
+                raise errors.bad_dimension(d.span, f"'{d.id}' is a let{shape} that is not built "
+                                                   "from int literals and int data scalars "
+                                                   "with + - *")
             raise errors.bad_dimension(d.span, f"'{d.id}' is {what}{shape}, "
                                                "not an int data scalar")
         value = self.static[d.id]
@@ -403,8 +414,8 @@ class _Checker:
         value = self._expr(item)
         continuous = [d for d in value.deps if self.scope[d].dtype != "int"]
         if continuous:
-            raise errors.bad_index(value.span, "an index cannot depend on the latent variable "
-                                               f"'{self._first(frozenset(continuous))}'")
+            raise errors.bad_index(value.span, "an index cannot depend on "
+                                   + self._dependency(frozenset(continuous)))
         if value.dtype != "int":
             raise errors.bad_index(value.span, "an index must be int; found real")
         if isinstance(value, ir.Ref) and value.name in self.binary_data and \
@@ -421,8 +432,8 @@ class _Checker:
             return None, None
         bound = self._index_item(e, None)
         if bound.deps:
-            raise errors.bad_index(bound.span, "a slice bound cannot depend on the latent "
-                                               f"variable '{self._first(bound.deps)}'")
+            raise errors.bad_index(bound.span, "a slice bound cannot depend on "
+                                   + self._dependency(bound.deps))
         if bound.shape:
             raise errors.bad_index(bound.span, "a slice bound must be an int scalar; found "
                                                f"shape {errors.format_shape(bound.shape)}")

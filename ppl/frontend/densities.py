@@ -51,10 +51,10 @@ def density(checker, e: syntax.Call) -> ir.Density:
                                  f"shapes of the distribution and the value of '{e.func}'")
     except ShapeError as err:
         raise err.at(e.span) from None
-    check_param_ranges(dist, checker.ranges, checker._first)   # outside: -inf, as a term's
+    check_param_ranges(dist, checker.ranges, checker._dependency)   # outside: -inf, as a term's
     if e.func == "lpdf" and value.deps:
         continuous = sorted(d for d in value.deps if checker.scope[d].dtype != "int")
-        if dist.cls.support_of(dict(dist.params)).discrete and continuous:
+        if dist.cls.support_of(dist.param_dict).discrete and continuous:
             raise errors.density_of_continuous_value(value.span, dist.name, continuous[0])
         _check_value_range(checker, dist, value)
     return ir.Density(e.func, dist, value, shape, "real", dist.deps | value.deps, span=e.span)
@@ -63,7 +63,7 @@ def density(checker, e: syntax.Call) -> ir.Density:
 def _check_value_range(checker, dist: ir.Dist, value: ir.Expr) -> None:
     """The range of a latent-dependent value against the support of lpdf's distribution, as
     ``supports.check_param_ranges`` does for parameters: outside it lpdf is -inf."""
-    support = dist.cls.support_of(dict(dist.params))
+    support = dist.cls.support_of(dist.param_dict)
     allowed = None if dist.cls.event_dim else ranges.of_constraint(support,
                                                                    checker.ranges.of)
     if allowed is None:
@@ -71,7 +71,7 @@ def _check_value_range(checker, dist: ir.Dist, value: ir.Expr) -> None:
     found = checker.ranges.of(value)
     if ranges.contains(allowed, found):
         return
-    args = (value.span, dist.name, support.describe(), checker._first(value.deps))
+    args = (value.span, dist.name, support.describe(), checker._dependency(value.deps))
     if ranges.disjoint(allowed, found):
         raise errors.density_value_outside_support(*args)
     warnings.warn(errors.density_value_may_leave_support(*args), errors.PplWarning,

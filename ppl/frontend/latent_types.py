@@ -37,16 +37,19 @@ def ordered_support(s: syntax.Sample, dist: ir.Dist, shape, support: c.Constrain
     return c.positive_ordered if elem == "positive_ordered" else c.ordered
 
 
-def finite_support(s: syntax.Sample, support: c.Constraint, lower, upper):
+def finite_support(s: syntax.Sample, dist: ir.Dist, support: c.Constraint, lower, upper):
     """The support of a discrete latent ``sample NAME: int... ~ DIST``, narrowed by declared
     bounds, as an IntegerInterval whose bounds are data-only expressions or numbers.
 
     Raises
     ------
-    PplError : a continuous DIST, a support without both bounds known from the data.
+    PplError : a continuous DIST, a joint one (Multinomial), a support without both bounds
+        known from the data.
     """
     if not support.discrete:
         raise errors.int_latent_continuous(s.dist.span, s.name, s.dist.func)
+    if dist.cls.event_dim:      # its elements are not independent: no element-by-element sum
+        raise errors.joint_discrete_latent(s.dist.span, s.name, s.dist.func)
     # An IntegerInterval bound of None is unknown until the data gives the shapes
     # (Categorical's K); only a support without an upper end is infinite.
     infinite = not isinstance(support, (c.Boolean, c.IntegerInterval))

@@ -22,8 +22,8 @@ def narrow(name: str, declared: "syntax.Type | None", support: c.Constraint, low
     and whether it was narrowed (a truncated prior)."""
     if lower is None and upper is None:
         return support, False
-    if isinstance(support, c.Simplex):
-        raise errors.bounds_on_simplex(declared.span, name)
+    if not isinstance(support, (c.Real, c.GreaterThan, c.LessThan, c.Interval)):
+        raise errors.bounds_on_support(declared.span, name, support.describe())
     lo, hi = _interval_bounds(support)
     n_lo, n_hi = number(lo), number(hi)
     new_lo, new_hi = lo, hi
@@ -193,12 +193,13 @@ def refuse_moving_support(dist: ir.Dist, observed: ir.Expr, declared: dict, firs
                                                side, observed.span.text)
 
 
-def check_param_ranges(dist: ir.Dist, analysis, first) -> None:
+def check_param_ranges(dist: ir.Dist, analysis, dependency) -> None:
     """Compare the range of every latent-dependent parameter with its constraint.
 
     Raises PplError when no value of the parameter can satisfy the constraint; warns when
     some can and some cannot (the fit gives those a log density of -inf, which the optimizer
-    can only stumble on). ``analysis`` is a ``ranges.Analysis`` of the program so far.
+    can only stumble on). ``analysis`` is a ``ranges.Analysis`` of the program so far;
+    ``dependency`` names a latent or param of deps as a message does.
     """
     from . import ranges
     cls = dist.cls
@@ -212,7 +213,7 @@ def check_param_ranges(dist: ir.Dist, analysis, first) -> None:
         found = analysis.of(value)
         if ranges.contains(allowed, found):
             continue
-        args = (value.span, cls.name, name, constraint.describe(), first(value.deps))
+        args = (value.span, cls.name, name, constraint.describe(), dependency(value.deps))
         if ranges.disjoint(allowed, found):
             raise errors.parameter_outside_constraint(*args)
         warnings.warn(errors.parameter_may_leave_constraint(*args), errors.PplWarning,

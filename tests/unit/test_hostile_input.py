@@ -365,6 +365,21 @@ def test_model_file_with_a_byte_order_mark(tmp_path):
     assert ppl.load(path).ir.latents["mu"].span.line == 2
 
 
+@pytest.mark.parametrize("raw, where", [
+    (b"# a comment\r\nsample m ~ Normal(0, 1) # caf\xe9\n", "2:30"),    # Latin-1, CRLF lines
+    (b"\xef\xbb\xbfsample m ~ Normal(0, 1)\nlet q = m # \xe9\n", "2:13"),   # after a BOM
+    (b"sample m ~ Normal(0, 1)\n\xe2\x82", "2:1")])                     # cut mid-character
+def test_model_file_that_is_not_utf8_is_located(tmp_path, raw, where):
+    # LANGUAGE.md, Lexical rules (UTF-8 text) and Errors (every problem located): the byte's
+    # line and column, not 'cannot read the model file (... in position 29 ...)'
+    path = tmp_path / "m.ppl"
+    path.write_bytes(raw)
+    with pytest.raises(PplError) as info:
+        ppl.load(path)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith(f"{path}:{where}: error: the model file is not UTF-8 text: byte 0x")
+
+
 @pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
 def test_model_that_is_not_a_regular_file(tmp_path, kind):
     path = {"device": Path("/dev/zero"), "fifo": tmp_path / "m.ppl", "folder": tmp_path}[kind]

@@ -37,6 +37,7 @@ VALUES = [
     ("Expressions: slices are half open", "v[1:]", V[1:]),
     ("Expressions: slice x[:-1]", "v[:-1]", V[:-1]),
     ("Expressions: slice x[a:b]", "v[0:2]", V[0:2]),
+    ("Expressions: a negative literal slice bound counts from the end", "v[-2:-1]", V[-2:-1]),
     ("Expressions: X[:, 0]", "M[:, 0]", M[:, 0]),
     ("Expressions: x[i, j]", "M[1, 2]", M[1, 2]),
     ("Expressions: int-array index gathers", "v[[2, 0, 2]]", V[[2, 0, 2]]),
@@ -50,6 +51,8 @@ VALUES = [
      scipy.special.logsumexp(M, 1)),
     ("Expressions: softmax", "softmax(M)", scipy.special.softmax(M, -1)),
     ("Expressions: transpose", "transpose(M)", M.T),
+    ("docs/language.md: transpose of a stack swaps its last two axes",
+     "transpose(reshape(M, [1, 2, 3]))", np.swapaxes(M.reshape(1, 2, 3), -1, -2)),
     ("Version 2, operators: comparisons bind below + -", "1 + 2 < 4", np.int64(1)),
     ("Version 2, operators: comparisons give 0/1", "M >= 0.1", (M >= 0.1).astype(int)),
     ("Version 2, operators: where", "where(M > 0, M, v)", np.where(M > 0, M, V)),
@@ -60,6 +63,8 @@ VALUES = [
     ("Version 2, arrays: concat", "concat(M, M, axis=1)", np.concatenate([M, M], 1)),
     ("Version 2, arrays: stack", "stack(v, v, axis=1)", np.stack([V, V], 1)),
     ("Version 2, arrays: reshape", "reshape(M, [3, 2])", M.reshape(3, 2)),
+    ("Version 2, arrays: reshape to one size, as numpy (was an internal error)",
+     "reshape(M, 6)", M.reshape(6)),
     ("Version 2, arrays: newaxis", "v[:, newaxis] * v[newaxis, :]", np.outer(V, V)),
     ("Version 2, linear algebra: solve", "solve(outer(v, v) + eye(3), v)",
      np.linalg.solve(np.outer(V, V) + np.eye(3), V)),
@@ -68,6 +73,10 @@ VALUES = [
     ("Version 2, densities: lpdf", "lpdf(Normal(v, 2), M)", scipy.stats.norm.logpdf(M, V, 2)),
     ("Version 2, densities: lccdf", "lccdf(Weibull(1.5, 2), abs(M))",
      scipy.stats.weibull_min.logsf(abs(M), 1.5, scale=2)),
+    ("Version 2, densities: lpdf of a Mixture (was an internal error on latents)",
+     "lpdf(Mixture([0.3, 0.7], Normal([0, 1], 2)), v)",
+     np.logaddexp(np.log(0.3) + scipy.stats.norm.logpdf(V, 0, 2),
+                  np.log(0.7) + scipy.stats.norm.logpdf(V, 1, 2))),
     ("Version 2, densities: lcdf of a count", "lcdf(Poisson(2.5), 3)",
      scipy.stats.poisson.logcdf(3, 2.5)),
 ]
@@ -85,6 +94,10 @@ ERRORS = [
      "1:5: error: 'Normal' is a reserved name and cannot be defined"),
     ("Lexical rules: function names are reserved", "sample sum ~ Normal(0, 1)\n", None,
      "1:8: error: 'sum' is a reserved name and cannot be defined"),
+    ("Lexical rules: an int literal is 64-bit, in a dimension too (was an internal error at fit)",
+     "sample m: real[99999999999999999999] ~ Normal(0, 1)\n", None,
+     "1:16: error: int literal out of range: ints are 64-bit (-9223372036854775808 to "
+     "9223372036854775807)"),
     ("Lexical rules: names", "let 1a = 2\n", None,
      "1:5: error: syntax error: unexpected number '1'; expected a name"),
     ("Errors: a syntax error at the unexpected token", "sample mu ~ Normal(0, 1))\n", None,
@@ -100,6 +113,10 @@ ERRORS = [
     ("Types: a dimension that is a latent",
      "sample n ~ Normal(0, 1)\nsample x: real[n] ~ Normal(0, 1)\n", None,
      "2:16: error: bad dimension: 'n' is a latent variable, not an int data scalar"),
+    ("docs/language.md: a dimension may be a data-only int let of + - *, not of /",
+     "data K: int\nlet Kc = K / 1\nsample z: real[Kc] ~ Normal(0, 1)\n", {"K": 3},
+     "3:16: error: bad dimension: 'Kc' is a let that is not built from int literals and int "
+     "data scalars with + - *"),
     ("Types: bounds outside the support (upper)", "sample s: real<upper=-1> ~ HalfNormal(1)\n",
      None, "1:22: error: bound upper=-1 of 's' lies outside the support [0, inf) of its "
      "distribution"),
@@ -114,6 +131,15 @@ ERRORS = [
     ("Types: a bound computed from data is finite",
      "data a: real\nsample s: real<lower=exp(a)> ~ Normal(0, 1)\n", {"a": 1000.0},
      "2:22: error: bad bounds: lower bound exp(a) is not finite (= inf)"),
+    ("Version 2, types: bounds on an LKJCholesky latent (was an internal error)",
+     "sample L: real<lower=0>[3, 3] ~ LKJCholesky(2)\n", None,
+     "1:11: error: 'L' has the support Cholesky factor of a correlation matrix; bounds cannot "
+     "be declared on it"),
+    ("Discrete latents: elements independent, not Multinomial's (was an internal error)",
+     "sample m ~ Normal(0, 1)\nsample a: int<lower=0, upper=2>[2] ~ Multinomial(2, [0.3, 0.7])\n"
+     "observe [1.0, 0.5] ~ Normal(m + a, 1)\n", None,
+     "2:38: error: discrete latent 'a' ~ Multinomial: its elements are drawn jointly, so they "
+     "cannot be summed out one by one"),
     ("Discrete latents: an int latent's bounds inside its support",
      "sample mu ~ Normal(0, 1)\nsample z: int<lower=-1, upper=4> ~ DiscreteUniform(0, 2)\n"
      "factor mu * z\n", None,
@@ -127,6 +153,9 @@ ERRORS = [
      "sample z: int<lower=0, upper=3>[2] ~ DiscreteUniform(L, 3)\nfactor mu * z\n",
      {"L": [0, 2]}, "3:21: error: bound lower=0 (= 0 at z[1]) of 'z' lies outside the support "
      "{L..3} of its distribution"),
+    ("Version 2, linear algebra: eye takes one size (was an internal error)",
+     "sample m ~ Normal(0, 1)\nlet r = eye([2, 3])\n", None,
+     "2:9: error: argument 'K' of 'eye' must be an int literal or an int data scalar"),
     ("Distributions: RandomWalk takes init", "sample h: real[4] ~ RandomWalk(1)\n", None,
      "1:21: error: wrong arguments to 'RandomWalk'; expected RandomWalk(sigma, init)"),
     ("Version 2, distributions: OrderedLogistic's cutpoints are ordered",
@@ -144,6 +173,21 @@ ERRORS = [
      "observe y ~ Normal(a[j], 1)\n", {"i": 1, "y": 1.0},
      "5:22: error: index 'j' holds -1 at j; an index from the data must be non-negative "
      "(numpy would silently count it from the end)"),
+    ("Version 2, indexing: a negative slice bound from the data (was y[:-1], silently)",
+     "data T: int\ndata y: real[3]\nsample m ~ Normal(0, 1)\nobserve y[:T - 4] ~ Normal(m, 1)\n",
+     {"T": 3, "y": [1.0, 2.0, 3.0]},
+     "4:12: error: slice bound 'T - 4' is -1; a slice bound from the data must be non-negative "
+     "(numpy would silently count it from the end)"),
+    ("Statements: observe of a param names it a param (was 'the latent variable')",
+     "param a: real\nsample z ~ Normal(0, 1)\nobserve a ~ Normal(z, 1)\n", None,
+     "3:9: error: observed expression depends on the param 'a'"),
+    ("Statements: an observed expression names its latent before a param",
+     "param a: real\nsample z ~ Normal(0, 1)\nobserve z + a ~ Normal(0, 1)\n", None,
+     "3:9: error: observed expression depends on the latent variable 'z'"),
+    ("Version 2, statements: a param's range names it a param",
+     "param a: real<upper=-1>\nsample z ~ Normal(0, 1)\nobserve 0.5 ~ Beta(a, 1)\n", None,
+     "3:20: error: parameter 'a' of Beta must be (0, inf), but it is outside that for every "
+     "value of the param 'a'"),
     ("Errors: data outside the likelihood's support (a count above n)",
      "data y: int\nobserve y ~ Binomial(3, 0.5)\n", {"y": 4},
      "2:9: error: observed value 4 at y of 'y' is outside the support {0..3} of the "

@@ -413,6 +413,7 @@ def test_random_texts_raise_only_ppl_error(text):
     ("sample mu ~ Normal(0, 1);", "a statement ends at the end of its line, without ';'"),
     ("y ~ Normal(0, 1)", "a statement starts with its keyword: 'observe y ~ ...' for data"),
     ("target += -y * y", "Stan's 'target += EXPR' is written 'factor EXPR'"),
+    ("let z = y^2", "a power is written '**', as in Python: x ** 2"),
 ])
 def test_stan_habits_get_a_hint(line, hint):
     # a newcomer from Stan read only "unexpected character ';'" or "unexpected name 'y'"
