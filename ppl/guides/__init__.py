@@ -51,10 +51,10 @@ def check_spec(spec: str) -> tuple[str, int | None]:
     if not isinstance(spec, str):
         raise bad_option("guide", f"must be a family name; found {spec!r}")
     name, _, number = spec.partition(":")
-    if name not in FAMILIES:
+    if name not in FAMILIES and name != "auto":   # plain 'auto' never reaches here (options)
         from ..errors import suggest
-        raise bad_option("guide", f"unknown guide {spec!r}{suggest(name, FAMILIES)} "
-                         "(families: meanfield, fullrank, lowrank[:R], flow[:K], scaled)")
+        raise bad_option("guide", f"unknown guide {spec!r}{suggest(name, ('auto', *FAMILIES))} "
+                         "(families: auto, meanfield, fullrank, lowrank[:R], flow[:K], scaled)")
     if not _:
         return name, None
     if name not in ("lowrank", "flow"):

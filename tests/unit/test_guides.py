@@ -480,6 +480,8 @@ def test_family_parses_specs(spec, expected):
     ("lowrank:\u00b2", "the rank R in 'lowrank:\u00b2' must be a positive integer"),
     ("flow:\u0663", "the number of layers K in 'flow:\u0663' must be a positive integer"),
     ("fullrank:2", "'fullrank' takes no ':N'"), ("scaled:2", "'scaled' takes no ':N'"),
+    # 'auto:2' was 'unknown guide', listing families without auto
+    ("auto:2", "'auto' takes no ':N'"), ("autox", "did you mean 'auto'.*families: auto, "),
     ("lowrank:9", "rank 9 is larger than the model's 5 unconstrained dimensions")])
 def test_family_refuses_bad_specs(spec, message):
     with pytest.raises(PplError, match="option guide: .*" + message.replace("?", r"\?")):
