@@ -405,9 +405,11 @@ def index_out_of_range(span: Span, name: str, where: str, found, size,
                     f"of size {size}{_valid_indices(size, from_end)}", span)
 
 
-def constant_index_out_of_range(span: Span, index: int, size: int) -> PplError:
+def constant_index_out_of_range(span: Span, index: int, size: int,
+                                from_end: bool = True) -> PplError:
+    """``from_end`` as in ``index_out_of_range``: false for an index computed from data."""
     return PplError(f"bad index: index {index} is out of range for an axis of size {size}"
-                    f"{_valid_indices(size)}", span)
+                    f"{_valid_indices(size, from_end)}", span)
 
 
 def undeclared_data(names: list) -> PplWarning:

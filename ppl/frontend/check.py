@@ -423,7 +423,8 @@ class _Checker:
             warnings.warn(errors.binary_index_warning(value.span, value.name, dim), stacklevel=2)
         known = self._static_value(value)
         if isinstance(known, int) and isinstance(dim, int) and not -dim <= known < dim:
-            raise errors.constant_index_out_of_range(value.span, known, dim)
+            literal = not any(isinstance(n, ir.Ref) for n in ir.walk(value))
+            raise errors.constant_index_out_of_range(value.span, known, dim, from_end=literal)
         return value
 
     def _slice_bound(self, e: syntax.Expr | None):

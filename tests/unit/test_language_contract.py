@@ -173,6 +173,11 @@ ERRORS = [
      "observe y ~ Normal(a[j], 1)\n", {"i": 1, "y": 1.0},
      "5:22: error: index 'j' holds -1 at j; an index from the data must be non-negative "
      "(numpy would silently count it from the end)"),
+    ("Version 2, indexing: an index from the data out of range offers no count from the end",
+     "data N: int\ndata y: real\nsample m: real[3] ~ Normal(0, 1)\n"
+     "observe y ~ Normal(m[N], 1)\n", {"N": 3, "y": 1.0},
+     "4:22: error: bad index: index 3 is out of range for an axis of size 3 (indexing is "
+     "0-based: 0 to 2)"),
     ("Version 2, indexing: a negative slice bound from the data (was y[:-1], silently)",
      "data T: int\ndata y: real[3]\nsample m ~ Normal(0, 1)\nobserve y[:T - 4] ~ Normal(m, 1)\n",
      {"T": 3, "y": [1.0, 2.0, 3.0]},
