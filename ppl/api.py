@@ -355,7 +355,10 @@ def _universal_newlines(text: str) -> str:
 
 
 def compile(source: str, path: str = "<string>") -> Model:  # noqa: A001 - the API's name
-    """Parse and check model text given directly (``path`` only names it in errors)."""
+    """Parse and check model text given directly (``path`` only names it in errors). Line
+    endings are read as ``load`` reads a file's: ``\r\n`` and an old Mac's ``\r`` end a line."""
+    if isinstance(source, str):   # anything else gets Model's error
+        source = _universal_newlines(source)
     return Model(source, str(path))
 
 

@@ -365,6 +365,16 @@ def test_model_file_with_a_byte_order_mark(tmp_path):
     assert ppl.load(path).ir.latents["mu"].span.line == 2
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+def test_compiled_text_ends_lines_as_a_loaded_file_does(tmp_path, ending):
+    # ppl.compile refused an old Mac's '\r' ("unexpected character") that ppl.load read
+    text = "data y: real\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+    path = tmp_path / "m.ppl"
+    path.write_bytes(text.replace("\n", ending).encode())
+    compiled = ppl.compile(text.replace("\n", ending))
+    assert compiled.ir.latents["mu"].span.line == ppl.load(path).ir.latents["mu"].span.line == 2
+
+
 @pytest.mark.parametrize("raw, where", [
     (b"# a comment\r\nsample m ~ Normal(0, 1) # caf\xe9\n", "2:30"),    # Latin-1, CRLF lines
     (b"\xef\xbb\xbfsample m ~ Normal(0, 1)\nlet q = m # \xe9\n", "2:13"),   # after a BOM
