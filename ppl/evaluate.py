@@ -110,7 +110,11 @@ def _node(expr: ir.Expr, data_env) -> tuple[Fn, "np.ndarray | None"]:
     fn = _BUILDERS[type(expr)](expr, data_env)
     if expr.deps:
         return fn, None
-    value = np.asarray(fn({}), dtype=_DTYPES[expr.dtype])
+    # numpy's warnings here had no location, and were often spurious: where(x > 0, log(x), 0)
+    # computes log(x) at every x. A value that matters is checked where it is used: a data
+    # let's non-finite value is warned of, a statement's NaN density is a located error.
+    with np.errstate(all="ignore"):
+        value = np.asarray(fn({}), dtype=_DTYPES[expr.dtype])
     return (lambda env: value), value
 
 
