@@ -6,7 +6,7 @@ draws and ArviZ export are computed from them. Nothing here changes the fitted g
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -464,11 +464,15 @@ class Fit:
 
         k̂, its threshold and the verdict always come from these draws (max(draws,
         PSIS_DRAWS)); the corrected summary may weight more (:meth:`_summary_weights`).
+        Its ``log_weights`` are the caller's own, as ``draws()`` are.
         """
         if "psis" not in self._cache:
             self._cache["log_weights"] = self.log_weights()
             self._cache["psis"] = psis(self._cache["log_weights"])
-        return self._cache["psis"]
+        # a copy: the verdict, weights_ess and a saved fit read the cached weights, which a
+        # caller's in-place change (lw -= lw.max()) had silently changed
+        p = self._cache["psis"]
+        return replace(p, log_weights=p.log_weights.copy())
 
     def _summary_weights(self) -> Psis:
         """PSIS of the draws a corrected summary and its resampled draws are weighted from:
