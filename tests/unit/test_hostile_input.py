@@ -559,6 +559,37 @@ def test_sds_of_huge_and_tiny_draws_are_their_scaled_sds(scale, weighted):
     np.testing.assert_allclose(row[:2], [mean * scale, sd * scale], rtol=1e-10)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_quantiles_of_extreme_draws_do_not_overflow(weighted):
+    # linear interpolation took b - a, which overflows between -0.9e308 and 0.9e308: the
+    # plain median was -inf, the corrected one inf; the reference is the quantiles of the
+    # draws in units of 2^1000, exactly scaled back
+    from ppl.posterior import Summary
+    x = np.array([-1e308, -0.9e308, 0.9e308, 1e308])
+    weights = np.full(4, 0.25) if weighted else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = Summary.from_draws({"w": x}, weights).rows["w"]
+        unit = Summary.from_draws({"w": np.ldexp(x, -1000)}, weights).rows["w"]
+    assert row[2:] == tuple(np.ldexp(unit[2:], 1000))
+    assert abs(row[3]) < 1e-10 * 0.9e308     # 0, up to the rounding of the weights' positions
+
+
+def test_plain_quantiles_beside_an_infinite_draw_are_rs_type_7():
+    # numpy's linear quantile is inf - inf = nan beside an inf draw, even at an order
+    # statistic: the median of 1, 2, inf (and of 1, 2, inf, inf) was nan; R's quantile()
+    # gives 2 (inf), and inf wherever it interpolates towards one infinity
+    from ppl.posterior import Summary
+    draws = {"a": np.array([1.0, np.inf, 2.0]), "b": np.array([1.0, 2.0, np.inf, np.inf]),
+             "c": np.array([-np.inf, -np.inf, 3.0, np.inf]), "d": np.array([-np.inf, np.inf])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = Summary.from_draws(draws).rows
+    np.testing.assert_equal({name: rows[name][2:] for name in draws},
+                            {"a": (1.1, 2.0, np.inf), "b": (1.15, np.inf, np.inf),
+                             "c": (-np.inf, -np.inf, np.inf), "d": (np.nan,) * 3})
+
+
 def test_summary_cells_never_touch():
     from ppl.posterior import Summary
     with warnings.catch_warnings():
@@ -576,7 +607,7 @@ def test_a_summary_of_undefined_draws_prints_nan_not_a_params_blanks():
         text = str(Summary.from_draws({"a": np.array([1.0, np.nan, 2.0]),
                                        "b": np.array([1.0, np.inf, 2.0])}))
     assert [line.split() for line in text.splitlines()[1:]] == [
-        ["a", "nan", "nan", "nan", "nan", "nan"], ["b", "inf", "nan", "1.1", "nan", "nan"]]
+        ["a", "nan", "nan", "nan", "nan", "nan"], ["b", "inf", "nan", "1.1", "2", "inf"]]
     point = Summary({"w": (0.5, np.nan, np.nan, np.nan, np.nan)})     # a param's row
     assert str(point).splitlines()[1].split() == ["w", "0.5"]
 
