@@ -241,6 +241,30 @@ def test_enumerated_labels_and_mixture_have_the_same_log_joint(rng):
     np.testing.assert_allclose(labels.log_joint(zeta), mixture.log_joint(zeta), rtol=1e-12)
 
 
+@pytest.mark.parametrize("latent, shape, use", [
+    ("int<lower=0, upper=3>[1] ~ Poisson(1.5)", (1,), "2 * z[0]"),
+    ("int[1, 1] ~ Bernoulli(0.3)", (1, 1), "sum(z)"),
+    ("int[1] ~ Bernoulli(0.3)", (1,), "mean(z)"),
+    ("int<lower=0, upper=1>[1] ~ Bernoulli(0.3)", (1,), "m[z]"),   # [1], broadcast to [3]
+])
+def test_a_discrete_latent_of_one_element_is_enumerated_as_a_scalar(latent, shape, use, rng):
+    # int[1] was refused ("'sum' combines values across the elements"), though its one
+    # element has nothing to stay independent of; its log joint is the scalar latent's
+    tail = "sample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu + {}, 1)\n"
+    data = {"y": Y, "m": np.array([0.0, 3.0])}
+    head = "data y: real[3]\ndata m: real[2]\nsample z: "
+    scalar = latent.replace("[1, 1]", "").replace("[1]", "")
+    one = compile_text(head + latent + "\n" + tail.format(use), data)
+    reference = compile_text(head + scalar + "\n" + tail.format(
+        use.replace("z[0]", "z").replace("sum(z)", "z").replace("mean(z)", "z")), data)
+    zeta = rng.normal(0, 1, (4, 1))
+    np.testing.assert_allclose(one.log_joint(zeta), reference.log_joint(zeta), rtol=1e-12)
+    probabilities = one.probabilities(zeta)["z"]
+    assert probabilities.shape == (4, *shape, reference.values()["z"].size)
+    np.testing.assert_allclose(probabilities.reshape(4, -1),
+                               reference.probabilities(zeta)["z"], rtol=1e-12)
+
+
 def test_fit_reports_probability_rows_and_probabilities():
     import ppl
     model = ppl.compile("data y: real[3]\nsample tau ~ Normal(0, 1)\n"
