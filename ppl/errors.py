@@ -205,6 +205,15 @@ def bad_axis(span: Span, axis, ndim: int) -> PplError:
     return PplError(f"axis {axis} is out of range for a value with {ndim} dimension(s)", span)
 
 
+def mean_of_nothing(span: Span, shape, axis) -> PplError:
+    where = "" if axis is None else f" over axis {axis}"
+    return PplError(f"'mean'{where} of no values: its argument has shape {format_shape(shape)} "
+                    "with this data", span,
+                    hint="the mean of no values is undefined (Stan refuses it too); with data "
+                         "that can be empty, leave the statement out for it (sum(x) of no "
+                         "values is 0)")
+
+
 def too_few_dimensions(span: Span, what: str, ndim: int, found) -> PplError:
     return PplError(f"{what} must have at least {ndim} dimension(s); found {format_shape(found)}",
                     span)
