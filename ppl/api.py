@@ -277,7 +277,7 @@ def _check_step_memory(concrete, compiled, options: FitOptions) -> None:
     # those, not on the params and guided latents, and its draws_scale does not apply.
     users = user.applies(compiled)
     guide = family("meanfield" if options.guide == auto.AUTO else options.guide,
-                   user.auto_dim(compiled) if users else D)
+                   user.auto_dim(compiled) if users else D, guided=users)
     scale = 1 if users else getattr(guide, "draws_scale", 1)
     draws = options.mc_samples * scale
     what = (f"--mc-samples {options.mc_samples} (draws per step) on this model"

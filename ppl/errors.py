@@ -578,11 +578,23 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
                     "the posterior has a flat or downward direction along "
                     f"{', '.join(names)}: the model is not identified",
                     hint="give these parameters informative priors or remove the redundancy")
-def guide_too_large(family: str, D: int, limit: int) -> PplError:
+# With guide statements or params a family draws only the other latents (guides/user.py),
+# and its limits count those: "this model has 1" misread a model of 25 dimensions.
+UNGUIDED = "the latents without a guide statement"
+
+
+def guide_too_large(family: str, D: int, limit: int, guided: bool = False) -> PplError:
     # scaled's limit (20) is the flow's domain (300); the others' is low rank's
     instead = "flow (or flow:K)" if family == "scaled" else "lowrank (or lowrank:R)"
+    has = f"{UNGUIDED} have {D}" if guided else f"this model has {D}"
     return bad_option("guide", f"'{family}' is limited to {limit} unconstrained dimensions and "
-                      f"this model has {D}", hint=f"use --guide {instead} instead")
+                      f"{has}", hint=f"use --guide {instead} instead")
+
+
+def rank_too_large(rank: int, D: int, guided: bool = False) -> PplError:
+    of = f"the {D} unconstrained dimensions of {UNGUIDED}" if guided else \
+        f"the model's {D} unconstrained dimensions"
+    return bad_option("guide", f"rank {rank} is larger than {of}")
 
 
 def bad_option(name: str, reason: str, hint: str | None = None) -> PplError:
