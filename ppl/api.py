@@ -283,7 +283,7 @@ def _check_step_memory(concrete, compiled, options: FitOptions) -> None:
     what = (f"--mc-samples {options.mc_samples} (draws per step) on this model"
             if scale == 1 else f"--mc-samples {options.mc_samples} ({draws} draws "
             f"per step of {guide.name}) on this model")
-    memory.check_step(concrete, draws, memory.guide_floats(guide, D), what)
+    memory.check_step(concrete, draws, memory.guide_floats(guide, D), what, family=guide.name)
 
 
 def load(path: str | Path) -> Model:

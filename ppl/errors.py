@@ -509,10 +509,16 @@ def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: fl
                            "pass a smaller --lr and a larger --window")
 
 
-def too_much_memory(span: Span | None, what: str, needed: int, available: int) -> PplError:
+def too_much_memory(span: Span | None, what: str, needed: int, available: int,
+                    family: str | None = None) -> PplError:
+    """``family``: the guide family whose own arrays are most of it (no statement is then
+    to blame: ``flow:10000000`` pointed at eight schools' ``let theta``)."""
+    hint = "use smaller sizes, fewer draws or fewer --mc-samples"
+    if family is not None:
+        fewer = " or a flow of fewer layers (flow:K)" if family.startswith("flow") else ""
+        hint = f"most of it is the guide {family}'s own arrays: use fewer --mc-samples{fewer}"
     return PplError(f"{what} needs at least {_bytes(needed)} of memory; this machine has "
-                    f"{_bytes(available)}", span,
-                    hint="use smaller sizes, fewer draws or fewer --mc-samples")
+                    f"{_bytes(available)}", span, hint=hint)
 
 
 def summary_too_large(span: Span | None, name: str, is_let: bool, draws: int, needed: int,
