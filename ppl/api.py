@@ -136,7 +136,7 @@ class Model:
         memory.check_draws(fit_options.draws, concrete, "--draws")
         memory.check_summary(psis_draws(fit_options), concrete, values=compiled.values()
                              if compiled is not None else None,
-                             value_draws=fit_options.draws)
+                             value_draws=psis_draws(fit_options))
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None,

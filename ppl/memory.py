@@ -115,9 +115,9 @@ def check_summary(n_draws: int, model: ir.Model, limit: int | None = None,
     elements with 10^4 values, at 4000 draws, 32 GB.
 
     ``values``, name -> [K] (``compiled.values()``), gives each discrete latent's values;
-    its conditional probabilities [value_draws, *shape, K] (``Fit.probabilities_by_draw``
-    at the draws option) are held whole while the summary's ``n_draws`` draws are made, and
-    then while one row ``z[3]=1`` per element and value is made from them.
+    its conditional probabilities [value_draws, *shape, K] (at the summary's draws) are
+    held whole while the summary's ``n_draws`` draws are made, and then while one row
+    ``z[3]=1`` per element and value is made from them.
     """
     limit = available() if limit is None else limit
     values = values or {}
@@ -157,9 +157,14 @@ def check_probabilities(n_draws: int, model: ir.Model, values: dict,
                                              len(values[worst.name]), n_draws, needed, limit)
 
 
-def affordable_draws(model: ir.Model, limit: int | None = None) -> int:
-    """Draws of every reported value that take at most half of ``limit`` (the machine's
-    memory): the other half for their statistics and the draws written out."""
+def affordable_draws(model: ir.Model, limit: int | None = None,
+                     values: dict | None = None) -> int:
+    """Draws of every reported value, and of the conditional probabilities of the discrete
+    latents whose values ``values`` gives (name -> [K]), that take at most half of ``limit``
+    (the machine's memory): the other half for their statistics and the draws written out."""
     limit = available() if limit is None else limit
-    per_draw = max(sum(_reported_size(s) for s in _reported(model)), 1) * _BYTES
+    values = values or {}
+    per_draw = sum(_reported_size(s) * (1 + len(values.get(s.name, ())))
+                   for s in _reported(model))
+    per_draw = max(per_draw, 1) * _BYTES
     return max(1, limit // (2 * per_draw))

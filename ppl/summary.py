@@ -260,17 +260,14 @@ def _sorted_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered, orders
 
 
-def _probability_rows(name: str, p: np.ndarray, values: np.ndarray) -> dict:
-    """Rows ``z[3]=1`` for conditional probabilities p [S, *shape, K]."""
-    flat = p.reshape(len(p), -1, p.shape[-1])
-    rows = {}
-    for i, element in enumerate(element_names(name, p.shape[1:-1])):
-        for k, value in enumerate(values):
-            column = flat[:, i, k]
-            sd = column.std(ddof=1) if len(column) > 1 else 0.0
-            rows[f"{element}={value}"] = (column.mean(), sd,
-                                          *np.quantile(column, QUANTILES))
-    return rows
+def _probability_rows(name: str, p: np.ndarray, values: np.ndarray,
+                      weights: np.ndarray | None = None) -> dict:
+    """Rows ``z[3]=1`` for conditional probabilities p [S, *shape, K], weighted as the
+    summary's other rows are when ``weights`` [S] are given."""
+    mean, sd, quantiles = _stats(p.reshape(len(p), -1), weights)  # element-major, as names
+    names = [f"{element}={value}" for element in element_names(name, p.shape[1:-1])
+             for value in values]
+    return {row: (mean[i], sd[i], *quantiles[:, i]) for i, row in enumerate(names)}
 
 
 def _points(summary: Summary, params: dict) -> Summary:

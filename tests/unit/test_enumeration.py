@@ -280,6 +280,28 @@ def test_fit_reports_probability_rows_and_probabilities():
     assert fit.draws()["z"].shape == (50, 3)
 
 
+@pytest.mark.parametrize("correct", ["none", "psis"])
+def test_probability_rows_come_from_the_summarys_own_draws(correct):
+    # they came from the draws option's draws (here 50; 1000 by default), resampled when
+    # corrected, while the continuous rows used the summary's 4000 (weighted when corrected):
+    # twice the Monte Carlo error, or more; now they are the summary's draws and weights
+    import ppl
+    fit = ppl.compile("data y: real[3]\nsample mu ~ Normal(0, 1)\n"
+                      "sample z: int[3] ~ Bernoulli(0.3)\nobserve y ~ Normal(mu + 2 * z, 1)\n"
+                      ).fit({"y": Y.tolist()}, guide="meanfield", seed=0, iter=200, draws=50,
+                            correct=correct)
+    assert fit.corrected == (correct == "psis")
+    if fit.corrected:
+        p = fit._summary_weights()
+        weights, zeta = np.exp(p.log_weights), fit._zeta(p.log_weights.size)
+    else:
+        zeta = fit._zeta(4000)
+        weights = np.full(len(zeta), 1 / len(zeta))
+    expected = weights @ fit.compiled.probabilities(zeta)["z"][:, 2, 1]
+    assert fit.summary().rows["z[2]=1"][0] == pytest.approx(expected, rel=1e-12)
+    assert fit.probabilities()["z"][2, 1] == pytest.approx(expected, rel=1e-12)  # fit.json's
+
+
 def test_too_many_values_from_the_data_is_a_located_error():
     with pytest.raises(PplError) as info:
         compile_text("data T: int\nsample mu ~ Normal(0, 1)\n"
