@@ -183,9 +183,9 @@ DISCRETE = ("data N: int\ndata y: real[N]\nsample k: int[N] ~ DiscreteUniform(0,
 
 def test_discrete_probabilities_too_large_for_the_summary_are_refused_before_the_fit(
         monkeypatch, tmp_path, capsys):
-    # the summary holds k's probabilities at the 1000 draws: 1000 * 3 * 1000 * 8 bytes = 24
-    # MB, with the 4000 draws of k and s (128 kB): 23 MB (2^20 bytes). Counted as 3 values a
-    # draw, it was 128 kB, and the summary of k[20] with 9001 values took 23.4 GB.
+    # the summary holds k's probabilities at its 4000 draws: 4000 * 3 * 1000 * 8 bytes = 96
+    # MB, with the 4000 draws of k and s (128 kB): 91.7 MB (2^20 bytes). Counted as 3 values
+    # a draw, it was 128 kB, and the summary of k[20] with 9001 values took 23.4 GB.
     from ppl import memory
     from ppl.cli import main
     monkeypatch.setattr(memory, "available", lambda: 20 * 2 ** 20)
@@ -193,8 +193,8 @@ def test_discrete_probabilities_too_large_for_the_summary_are_refused_before_the
     with pytest.raises(PplError) as info:
         ppl.compile(DISCRETE).fit(data)
     assert info.value.message == ("the summary's probabilities of the 1000 values of discrete "
-                                  "latent 'k' (3 element(s), at 1000 draws) need at least "
-                                  "23 MB of memory; this machine has 20 MB")
+                                  "latent 'k' (3 element(s), at 4000 draws) need at least "
+                                  "91.7 MB of memory; this machine has 20 MB")
     assert info.value.span.line == 3 and "narrow the bounds of 'k'" in info.value.hint
     model = tmp_path / "m.ppl"
     model.write_text(DISCRETE)
