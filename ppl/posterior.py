@@ -508,8 +508,9 @@ class Fit:
             raw = self._cache["log_weights"]
             n = raw.size if self.options.batch is not None else psis_draws_for(p.ess, raw.size)
             if self.model is not None:    # draws of a large let: half the memory at most
-                n = min(n, max(raw.size, memory.affordable_draws(self.model,
-                                                                  values=self.values())))
+                # (auto's warm-start stand-ins for the compiled model have no values())
+                values = self.values() if hasattr(self.compiled, "values") else None
+                n = min(n, max(raw.size, memory.affordable_draws(self.model, values=values)))
             if n > raw.size:
                 p = psis(np.concatenate([raw, self._log_weights_of(n, raw.size)]))
             self._cache["summary_weights"] = p
