@@ -138,7 +138,7 @@ class Model:
         memory.check_draws(fit_options.draws, concrete, "--draws")
         memory.check_summary(psis_draws(fit_options), concrete, values=compiled.values()
                              if compiled is not None else None,
-                             value_draws=fit_options.draws)
+                             value_draws=psis_draws(fit_options))
         _warn_unused(fit_options, compiled)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
@@ -303,13 +303,13 @@ def _check_step_memory(concrete, compiled, options: FitOptions) -> None:
     # those, not on the params and guided latents, and its draws_scale does not apply.
     users = user.applies(compiled)
     guide = family("meanfield" if options.guide == auto.AUTO else options.guide,
-                   user.auto_dim(compiled) if users else D)
+                   user.auto_dim(compiled) if users else D, guided=users)
     scale = 1 if users else getattr(guide, "draws_scale", 1)
     draws = options.mc_samples * scale
     what = (f"--mc-samples {options.mc_samples} (draws per step) on this model"
             if scale == 1 else f"--mc-samples {options.mc_samples} ({draws} draws "
             f"per step of {guide.name}) on this model")
-    memory.check_step(concrete, draws, memory.guide_floats(guide, D), what)
+    memory.check_step(concrete, draws, memory.guide_floats(guide, D), what, family=guide.name)
 
 
 def load(path: str | Path) -> Model:

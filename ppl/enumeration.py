@@ -18,7 +18,7 @@ from .special import logsumexp
 
 from . import errors, ir
 from .evaluate import evaluate_data
-from .frontend.enumeration import MAX_ENUMERATION
+from .frontend.enumeration import MAX_ENUMERATION, one_element
 from .frontend.latent_types import MAX_VALUES
 
 
@@ -84,6 +84,12 @@ class Values:
     @property
     def k(self) -> int:
         return len(self.values)
+
+    @property
+    def block_rank(self) -> int:
+        """The axes of a term kept apart for this latent's elements: none for a latent of
+        one element, whose terms may have combined it (frontend/enumeration.py)."""
+        return 0 if one_element(self.shape) else len(self.shape)
 
     def tiled(self, s: int) -> np.ndarray:
         """Every element's value per row of a [K*S] draw axis: [K*S, *shape] ints."""

@@ -210,6 +210,15 @@ def bad_axis(span: Span, axis, ndim: int) -> PplError:
     return PplError(f"axis {axis} is out of range for a value with {ndim} dimension(s)", span)
 
 
+def mean_of_nothing(span: Span, shape, axis) -> PplError:
+    where = "" if axis is None else f" over axis {axis}"
+    return PplError(f"'mean'{where} of no values: its argument has shape {format_shape(shape)} "
+                    "with this data", span,
+                    hint="the mean of no values is undefined (Stan refuses it too); with data "
+                         "that can be empty, leave the statement out for it (sum(x) of no "
+                         "values is 0)")
+
+
 def too_few_dimensions(span: Span, what: str, ndim: int, found) -> PplError:
     return PplError(f"{what} must have at least {ndim} dimension(s); found {format_shape(found)}",
                     span)
@@ -529,10 +538,16 @@ def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: fl
                            "pass a smaller --lr and a larger --window")
 
 
-def too_much_memory(span: Span | None, what: str, needed: int, available: int) -> PplError:
+def too_much_memory(span: Span | None, what: str, needed: int, available: int,
+                    family: str | None = None) -> PplError:
+    """``family``: the guide family whose own arrays are most of it (no statement is then
+    to blame: ``flow:10000000`` pointed at eight schools' ``let theta``)."""
+    hint = "use smaller sizes, fewer draws or fewer --mc-samples"
+    if family is not None:
+        fewer = " or a flow of fewer layers (flow:K)" if family.startswith("flow") else ""
+        hint = f"most of it is the guide {family}'s own arrays: use fewer --mc-samples{fewer}"
     return PplError(f"{what} needs at least {_bytes(needed)} of memory; this machine has "
-                    f"{_bytes(available)}", span,
-                    hint="use smaller sizes, fewer draws or fewer --mc-samples")
+                    f"{_bytes(available)}", span, hint=hint)
 
 
 def summary_too_large(span: Span | None, name: str, is_let: bool, draws: int, needed: int,
@@ -598,11 +613,23 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
                     "the posterior has a flat or downward direction along "
                     f"{', '.join(names)}: the model is not identified",
                     hint="give these parameters informative priors or remove the redundancy")
-def guide_too_large(family: str, D: int, limit: int) -> PplError:
+# With guide statements or params a family draws only the other latents (guides/user.py),
+# and its limits count those: "this model has 1" misread a model of 25 dimensions.
+UNGUIDED = "the latents without a guide statement"
+
+
+def guide_too_large(family: str, D: int, limit: int, guided: bool = False) -> PplError:
     # scaled's limit (20) is the flow's domain (300); the others' is low rank's
     instead = "flow (or flow:K)" if family == "scaled" else "lowrank (or lowrank:R)"
+    has = f"{UNGUIDED} have {D}" if guided else f"this model has {D}"
     return bad_option("guide", f"'{family}' is limited to {limit} unconstrained dimensions and "
-                      f"this model has {D}", hint=f"use --guide {instead} instead")
+                      f"{has}", hint=f"use --guide {instead} instead")
+
+
+def rank_too_large(rank: int, D: int, guided: bool = False) -> PplError:
+    of = f"the {D} unconstrained dimensions of {UNGUIDED}" if guided else \
+        f"the model's {D} unconstrained dimensions"
+    return bad_option("guide", f"rank {rank} is larger than {of}")
 
 
 def bad_option(name: str, reason: str, hint: str | None = None) -> PplError:

@@ -224,6 +224,17 @@ def _reduce_shape(arg_shapes, axis):
     return shapes.reduce(arg_shapes[0], axis)
 
 
+def _mean_shape(arg_shapes, axis):
+    """As a reduction's, but a mean of no values (an axis of length 0 with the data) is an
+    error here, at the call: numpy's nan and 'Mean of empty slice' warning ended, far from
+    it, in 'the log density of this statement is nan at every starting point'."""
+    shape = arg_shapes[0]
+    reduced = shape if axis is None else (shape[shapes.normalize_axis(axis, len(shape))],)
+    if 0 in reduced:
+        raise ShapeError(errors.mean_of_nothing, tuple(shape), axis)
+    return shapes.reduce(shape, axis)
+
+
 def _last_axis_shape(name):
     def rule(arg_shapes, axis):
         return shapes.at_least(arg_shapes[0], 1, f"the argument of '{name}'")
@@ -374,8 +385,8 @@ def _elementwise_function(name, op, dtype=_real):
     return Function(name, ("x",), frozenset(), _same_shape, dtype, _elementwise(op))
 
 
-def _reducing_function(name, op, dtype=_real):
-    return Function(name, ("x",), frozenset({"axis"}), _reduce_shape, dtype, _reduction(op))
+def _reducing_function(name, op, dtype=_real, shape=_reduce_shape):
+    return Function(name, ("x",), frozenset({"axis"}), shape, dtype, _reduction(op))
 
 
 def _last_axis_function(name, impl, dtype=_real):
@@ -397,7 +408,7 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in [
     _elementwise_function("sin", anp.sin),
     _elementwise_function("cos", anp.cos),
     _reducing_function("sum", anp.sum, _keep),
-    _reducing_function("mean", anp.mean),
+    _reducing_function("mean", anp.mean, shape=_mean_shape),
     _reducing_function("log_sum_exp", logsumexp),
     Function("dot", ("a", "b"), frozenset(), _dot_shape, _real, _dot),
     _last_axis_function("softmax", _softmax),

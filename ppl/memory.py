@@ -48,12 +48,13 @@ def check_model(model: ir.Model, draws_per_step: int = 1, limit: int | None = No
 
 
 def check_step(model: ir.Model, draws_per_step: int, guide_floats: int, what: str,
-               limit: int | None = None) -> None:
+               limit: int | None = None, family: str | None = None) -> None:
     """Refuse a gradient step at ``draws_per_step`` draws that would need more than ``limit``
     bytes: each value of the log joint that depends on a latent and its gradient (the backward
     pass makes one array per value), and ``guide_floats`` per draw for the family's own arrays
-    (:func:`guide_floats`). ``what`` names the option in the message."""
-    _check(model, draws_per_step, 2, guide_floats, what, limit)
+    (:func:`guide_floats`). ``what`` names the option in the message; ``family``, the guide
+    family, is named instead of a statement when its arrays outweigh every statement's."""
+    _check(model, draws_per_step, 2, guide_floats, what, limit, family)
 
 
 def guide_floats(guide, D: int) -> int:
@@ -63,9 +64,10 @@ def guide_floats(guide, D: int) -> int:
     return 3 * D + getattr(guide, "saved_floats", 0)
 
 
-def _check(model, draws_per_step, per_value, guide_floats, what, limit) -> None:
+def _check(model, draws_per_step, per_value, guide_floats, what, limit, family=None) -> None:
     limit = available() if limit is None else limit
-    total, worst, worst_bytes = guide_floats * draws_per_step * _BYTES, None, -1
+    guide_bytes = guide_floats * draws_per_step * _BYTES
+    total, worst, worst_bytes = guide_bytes, None, -1
     for statement in model.statements:
         own = _size(statement.shape) * draws_per_step if isinstance(statement, ir.Latent) else 0
         for expr in _statement_exprs(statement):
@@ -75,6 +77,8 @@ def _check(model, draws_per_step, per_value, guide_floats, what, limit) -> None:
         total += own
         if own > worst_bytes:
             worst, worst_bytes = statement, own
+    if total > limit and family is not None and guide_bytes > worst_bytes:
+        raise errors.too_much_memory(None, what, total, limit, family)
     if total > limit:
         raise errors.too_much_memory(worst.span if worst is not None else None, what, total,
                                      limit)
@@ -111,9 +115,9 @@ def check_summary(n_draws: int, model: ir.Model, limit: int | None = None,
     elements with 10^4 values, at 4000 draws, 32 GB.
 
     ``values``, name -> [K] (``compiled.values()``), gives each discrete latent's values;
-    its conditional probabilities [value_draws, *shape, K] (``Fit.probabilities_by_draw``
-    at the draws option) are held whole while the summary's ``n_draws`` draws are made, and
-    then while one row ``z[3]=1`` per element and value is made from them.
+    its conditional probabilities [value_draws, *shape, K] (at the summary's draws) are
+    held whole while the summary's ``n_draws`` draws are made, and then while one row
+    ``z[3]=1`` per element and value is made from them.
     """
     limit = available() if limit is None else limit
     values = values or {}
@@ -153,9 +157,14 @@ def check_probabilities(n_draws: int, model: ir.Model, values: dict,
                                              len(values[worst.name]), n_draws, needed, limit)
 
 
-def affordable_draws(model: ir.Model, limit: int | None = None) -> int:
-    """Draws of every reported value that take at most half of ``limit`` (the machine's
-    memory): the other half for their statistics and the draws written out."""
+def affordable_draws(model: ir.Model, limit: int | None = None,
+                     values: dict | None = None) -> int:
+    """Draws of every reported value, and of the conditional probabilities of the discrete
+    latents whose values ``values`` gives (name -> [K]), that take at most half of ``limit``
+    (the machine's memory): the other half for their statistics and the draws written out."""
     limit = available() if limit is None else limit
-    per_draw = max(sum(_reported_size(s) for s in _reported(model)), 1) * _BYTES
+    values = values or {}
+    per_draw = sum(_reported_size(s) * (1 + len(values.get(s.name, ())))
+                   for s in _reported(model))
+    per_draw = max(per_draw, 1) * _BYTES
     return max(1, limit // (2 * per_draw))

@@ -6,7 +6,7 @@ draws and ArviZ export are computed from them. Nothing here changes the fitted g
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -120,15 +120,18 @@ def draw_chunk(compiled) -> int:
 def _probabilities(compiled, zeta: np.ndarray, step) -> dict[str, np.ndarray]:
     """``compiled.probabilities(zeta)``, ``step`` draws at a time, laid out as one call lays
     them out ([n, *shape, K] views of [K, n, *shape] arrays, enumeration.conditional): their
-    means over the draws (``Fit.probabilities``) are then those of one call, to the last bit."""
-    if len(zeta) <= step:
-        return compiled.probabilities(zeta)
-    out = {}
-    for i in range(0, len(zeta), step):
-        for name, p in compiled.probabilities(zeta[i:i + step]).items():
-            if name not in out:
-                out[name] = np.empty((p.shape[-1], len(zeta), *p.shape[1:-1]))
-            out[name][:, i:i + step] = np.moveaxis(p, -1, 0)
+    means over the draws (``Fit.probabilities``) are then those of one call, to the last bit.
+    numpy's overflow at a far draw (a collapsed scale) is not warned of: a probability that
+    is not finite is named by the summary, as a let's draws are."""
+    with np.errstate(all="ignore"):
+        if len(zeta) <= step:
+            return compiled.probabilities(zeta)
+        out = {}
+        for i in range(0, len(zeta), step):
+            for name, p in compiled.probabilities(zeta[i:i + step]).items():
+                if name not in out:
+                    out[name] = np.empty((p.shape[-1], len(zeta), *p.shape[1:-1]))
+                out[name][:, i:i + step] = np.moveaxis(p, -1, 0)
     return {name: np.moveaxis(p, 0, -1) for name, p in out.items()}
 
 
@@ -265,7 +268,11 @@ class Fit:
     def probabilities(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Posterior probabilities of each discrete latent's values, averaged over ``n`` draws
         of the continuous latents: name -> [*shape, K], K its number of values (listed by
-        ``values()``)."""
+        ``values()``). Without ``n``, the summary's: over its draws, with its weights when
+        corrected (its mean column, and fit.json's)."""
+        if n is None and self.values():
+            self.summary()
+            return {name: p.copy() for name, p in self._cache["probabilities"].items()}
         return {name: p.mean(axis=0) for name, p in self.probabilities_by_draw(n).items()}
 
     def probabilities_by_draw(self, n: int | None = None) -> dict[str, np.ndarray]:
@@ -318,59 +325,76 @@ class Fit:
 
     def _summary(self) -> Summary:
         draws = self._draws()
-        discrete = self.probabilities_by_draw() if self.values() else {}
+        discrete = self.values()
         continuous = {k: v for k, v in draws.items() if k not in discrete}
+        weights = None
         if getattr(self.result, "mcse_directions", None) is not None:
             from .infer.dadvi import mean_mcse
             mcse = mean_mcse(self.compiled, self.result, self._eps(self.options.draws))
-            base = Summary.from_draws(self._mirrored_pool(discrete), note=dadvi_note(
+            zeta, pool = self._mirrored_pool(discrete)
+            base = Summary.from_draws(pool, note=dadvi_note(
                 self.result.sds, self.result.draws_used), mcse=mcse)
         elif not self.corrected:
-            base = Summary.from_draws(self._summary_pool(discrete, continuous))
+            zeta, pool = self._summary_pool(discrete, continuous)
+            base = Summary.from_draws(pool)
         else:
             p = self._summary_weights()
-            pool = self._constrained(self._zeta(p.log_weights.size), self._rng(3))
+            zeta, weights = self._zeta(p.log_weights.size), np.exp(p.log_weights)
+            pool = self._constrained(zeta, self._rng(3))
             note = (f"importance-corrected (PSIS, k̂ {self.khat:.2f}, effective sample size "
                     f"{p.ess:.0f} of {p.log_weights.size} draws)")
             base = Summary.from_draws({k: v for k, v in pool.items() if k not in discrete},
-                                      np.exp(p.log_weights), note)
+                                      weights, note)
         if not discrete:
             return base
+        # the probabilities at the continuous rows' own draws, with their weights: they were
+        # those of the draws option's 1000 (resampled when corrected), a quarter of the
+        # plain summary's draws, with twice its Monte Carlo error
+        if self.model is not None:      # None: a test's stand-in model
+            memory.check_probabilities(len(zeta), self.model, discrete)
+        probabilities = _probabilities(self.compiled, zeta,
+                                       self._draws_per_call(whole_data=True))
+        self._cache["probabilities"] = {
+            name: p.mean(axis=0) if weights is None else   # weight-0 draws take no part
+            np.tensordot(weights[weights > 0], p[weights > 0], axes=1)
+            for name, p in probabilities.items()}
         rows = {}   # in the order of draws(): each discrete latent's rows in its place
         # a DADVI summary's mcse column: none for a probability (blank, NaN), as for a param
         blank = (float("nan"),) * (len(base.columns) - len(COLUMNS))
         for name, values in draws.items():
             if name in discrete:
                 rows.update((e, row + blank) for e, row in _probability_rows(
-                    name, discrete[name], self.values()[name]).items())
+                    name, probabilities[name], discrete[name], weights).items())
             else:
                 rows.update((e, base.rows[e]) for e in element_names(name, values.shape[1:]))
         return Summary(rows, base.columns, base.note)
 
-    def _summary_pool(self, discrete: dict, continuous: dict) -> dict[str, np.ndarray]:
-        """The unweighted summary's draws: the PSIS draws (max(draws, PSIS_DRAWS), iid, so
-        their ESS reaches SUMMARY_ESS), not only the ``draws`` written out. Their values take
-        no more memory than the log joint at them did. A point-only fit keeps its draws."""
+    def _summary_pool(self, discrete: dict, continuous: dict):
+        """(zeta [n, D], values at them) of the unweighted summary: the PSIS draws (max(draws,
+        PSIS_DRAWS), iid, so their ESS reaches SUMMARY_ESS), not only the ``draws`` written
+        out. Their values take no more memory than the log joint at them did. A point-only
+        fit keeps its draws."""
         from .guides import user
         n = self._psis_draws()
         if n == self.options.draws or user.point_only(self.compiled):
-            return continuous
+            return self._zeta(self.options.draws), continuous
+        zeta = self._zeta(n)
         with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-            pool = self._constrained(self._zeta(n), self._rng(3))
-        return {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
+            pool = self._constrained(zeta, self._rng(3))
+        return zeta, {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
 
-    def _mirrored_pool(self, discrete: dict) -> dict[str, np.ndarray]:
-        """A DADVI summary's draws: max(draws, PSIS_DRAWS) of the Gaussian, the second half
-        the first's mirror images about its mean. The unconstrained means are then the fit's
-        own, and other means lose the odd orders of their Monte Carlo error: the summary's
-        1000 plain draws (the draws option) put 0.02-0.03 sds of noise of their own into the
-        means of a linear regression, beside an mcse column of 1e-12 to 0.02 sds."""
+    def _mirrored_pool(self, discrete: dict):
+        """(zeta, values at them) of a DADVI summary: max(draws, PSIS_DRAWS) of the Gaussian,
+        the second half the first's mirror images about its mean. The unconstrained means are
+        then the fit's own, and other means lose the odd orders of their Monte Carlo error:
+        the summary's 1000 plain draws (the draws option) put 0.02-0.03 sds of noise of their
+        own into the means of a linear regression, beside an mcse column of 1e-12 to 0.02 sds."""
         mean = np.asarray(self.result.guide.mean(self.result.theta), dtype=float)
         zeta = self._zeta((self._psis_draws() + 1) // 2)
+        zeta = np.concatenate([zeta, mean - (zeta - mean)])
         with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-            pool = self._constrained(np.concatenate([zeta, mean - (zeta - mean)]),
-                                     self._rng(3))
-        return {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
+            pool = self._constrained(zeta, self._rng(3))
+        return zeta, {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
 
     def predictive(self, n: int | None = None, data=None) -> dict[str, np.ndarray]:
         """Posterior predictive draws of every observed expression: label -> [n, *shape].
@@ -473,11 +497,15 @@ class Fit:
 
         k̂, its threshold and the verdict always come from these draws (max(draws,
         PSIS_DRAWS)); the corrected summary may weight more (:meth:`_summary_weights`).
+        Its ``log_weights`` are the caller's own, as ``draws()`` are.
         """
         if "psis" not in self._cache:
             self._cache["log_weights"] = self.log_weights()
             self._cache["psis"] = psis(self._cache["log_weights"])
-        return self._cache["psis"]
+        # a copy: the verdict, weights_ess and a saved fit read the cached weights, which a
+        # caller's in-place change (lw -= lw.max()) had silently changed
+        p = self._cache["psis"]
+        return replace(p, log_weights=p.log_weights.copy())
 
     def _summary_weights(self) -> Psis:
         """PSIS of the draws a corrected summary and its resampled draws are weighted from:
@@ -489,7 +517,9 @@ class Fit:
             raw = self._cache["log_weights"]
             n = raw.size if self.options.batch is not None else psis_draws_for(p.ess, raw.size)
             if self.model is not None:    # draws of a large let: half the memory at most
-                n = min(n, max(raw.size, memory.affordable_draws(self.model)))
+                # (auto's warm-start stand-ins for the compiled model have no values())
+                values = self.values() if hasattr(self.compiled, "values") else None
+                n = min(n, max(raw.size, memory.affordable_draws(self.model, values=values)))
             if n > raw.size:
                 p = psis(np.concatenate([raw, self._log_weights_of(n, raw.size)]))
             self._cache["summary_weights"] = p

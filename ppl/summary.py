@@ -104,7 +104,7 @@ def _stats(flat: np.ndarray, weights: np.ndarray | None):
                 parts.append(weighted_stats(columns, weights))
                 continue
             mean, sd = _rescaled(columns, *_moments(columns, None), None)
-            parts.append((mean, sd, np.quantile(columns, QUANTILES, axis=0)))  # linear
+            parts.append((mean, sd, _linear_quantiles(columns)))
     if not parts:                   # a let of no elements
         return np.zeros(0), np.zeros(0), np.zeros((len(QUANTILES), 0))
     mean, sd, quantiles = zip(*parts)
@@ -146,6 +146,40 @@ def _rescaled(flat: np.ndarray, mean: np.ndarray, sd: np.ndarray, weights: np.nd
     return mean, sd
 
 
+def _linear_quantiles(flat: np.ndarray) -> np.ndarray:
+    """QUANTILES [3, K] of draws ``flat`` [n, K]: numpy's linear (R's type 7) as
+    ``np.quantile``, whose arithmetic fails at extreme draws: it interpolates with b - a,
+    which overflows between -1.7e308 and 1.7e308 (5% inf, 50% -inf), and is inf - inf = nan
+    beside an inf draw, even at an order statistic (the median of 1, 2, inf was nan, not 2).
+    Such columns are redone in units of a power of two (exact), and a quantile with an
+    infinite neighbour is that infinity, as in R (nan between -inf and inf)."""
+    quantiles = np.quantile(flat, QUANTILES, axis=0)
+    redo = ~np.all(np.isfinite(quantiles), axis=0) & ~np.any(np.isnan(flat), axis=0)
+    if not redo.any():
+        return quantiles
+    exponent = _unit_exponents(flat[:, redo])
+    ordered = np.sort(np.ldexp(flat[:, redo], -exponent), axis=0)
+    unit = np.quantile(ordered, QUANTILES, axis=0)
+    n = len(ordered)
+    for row, q in enumerate(QUANTILES):
+        position = n * q - q                    # numpy's virtual index for 'linear'
+        j = int(np.floor(position))
+        a, b = ordered[j], ordered[min(j + 1, n - 1)]
+        between = np.where(np.isinf(a) & np.isinf(b) & (a != b), np.nan,
+                           np.where(np.isinf(a), a, b))
+        at_infinity = np.isnan(unit[row]) & (np.isinf(a) | np.isinf(b))
+        unit[row][at_infinity] = (a if position == j else between)[at_infinity]
+    quantiles[:, redo] = np.ldexp(unit, exponent)
+    return quantiles
+
+
+def _unit_exponents(flat: np.ndarray) -> np.ndarray:
+    """[K] exponents e such that the finite draws of each column of ``flat`` [n, K] are below
+    2^e in size, so ``np.ldexp(flat, -e)`` is within [-1, 1] (exactly: a power of two)."""
+    finite = np.where(np.isfinite(flat), np.abs(flat), 0.0)
+    return np.frexp(finite.max(axis=0))[1]
+
+
 def _warn_non_finite(rows: dict) -> None:
     """One warning naming the elements whose summary is not finite (a let that overflows,
     a prior so wide that its sd is infinite); the table shows them as inf or nan."""
@@ -173,6 +207,14 @@ def weighted_stats(flat: np.ndarray, weights: np.ndarray):
     mass = weights[orders]
     position = np.cumsum(mass, axis=1) - 0.5 * mass
     quantiles = np.stack([_interp_rows(q, position, ordered) for q in QUANTILES])
+    # interpolation's slope overflows between draws near -+1.7e308 (the median of -1.7e308
+    # and 1.7e308 was inf): such rows again in units of a power of two (exact)
+    redo = ~np.all(np.isfinite(quantiles), axis=0) & np.all(np.isfinite(ordered), axis=1)
+    if redo.any():
+        exponent = _unit_exponents(ordered[redo].T)
+        unit = np.ldexp(ordered[redo], -exponent[:, None])
+        quantiles[:, redo] = np.ldexp(np.stack(
+            [_interp_rows(q, position[redo], unit) for q in QUANTILES]), exponent)
     return mean, sd, quantiles
 
 
@@ -218,17 +260,14 @@ def _sorted_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered, orders
 
 
-def _probability_rows(name: str, p: np.ndarray, values: np.ndarray) -> dict:
-    """Rows ``z[3]=1`` for conditional probabilities p [S, *shape, K]."""
-    flat = p.reshape(len(p), -1, p.shape[-1])
-    rows = {}
-    for i, element in enumerate(element_names(name, p.shape[1:-1])):
-        for k, value in enumerate(values):
-            column = flat[:, i, k]
-            sd = column.std(ddof=1) if len(column) > 1 else 0.0
-            rows[f"{element}={value}"] = (column.mean(), sd,
-                                          *np.quantile(column, QUANTILES))
-    return rows
+def _probability_rows(name: str, p: np.ndarray, values: np.ndarray,
+                      weights: np.ndarray | None = None) -> dict:
+    """Rows ``z[3]=1`` for conditional probabilities p [S, *shape, K], weighted as the
+    summary's other rows are when ``weights`` [S] are given."""
+    mean, sd, quantiles = _stats(p.reshape(len(p), -1), weights)  # element-major, as names
+    names = [f"{element}={value}" for element in element_names(name, p.shape[1:-1])
+             for value in values]
+    return {row: (mean[i], sd[i], *quantiles[:, i]) for i, row in enumerate(names)}
 
 
 def _points(summary: Summary, params: dict) -> Summary:

@@ -113,7 +113,7 @@ class Compiled(Draws):
                 env[step.name], log_det = step.value_and_log_det(zeta, env)
                 if log_det is not None:
                     total = total + log_det
-            piece = enumeration.to_elements(step.elements(tiled), pos, len(values.shape),
+            piece = enumeration.to_elements(step.elements(tiled), pos, values.block_rank,
                                             step.full)
             acc[d] = piece if d not in acc else acc[d] + piece
         return total, acc, tiles

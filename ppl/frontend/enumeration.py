@@ -5,7 +5,8 @@ A discrete latent ``z`` of shape Z reaches an expression as a block of len(Z) ax
 expression's shape; ``Tracker.position`` finds where that block starts. An operation that
 mixes elements of ``z`` (a reduction over the block, a matrix product, a gather along it) is a
 located error: after it, the elements are no longer conditionally independent. A scalar ``z``
-has no elements to mix, so every expression may use it.
+has no elements to mix, so every expression may use it, and so may a ``z`` of one element
+(``int[1]``, ``int[1, 1]``): ``z[0]`` and ``sum(z)`` are its one value.
 """
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ REDUCTIONS = frozenset({"sum", "mean", "log_sum_exp"})
 
 # The most values one term may be evaluated at: draws are multiplied by this (LANGUAGE.md).
 MAX_ENUMERATION = 10 ** 6
+
+
+def one_element(shape) -> bool:
+    """Whether a discrete latent of ``shape`` has one element (a scalar, ``int[1]``): its
+    terms keep no block of axes apart, and every expression may combine its value."""
+    return all(isinstance(n, int) and n == 1 for n in shape)
 
 
 class Tracker:
@@ -49,8 +56,8 @@ class Tracker:
         """Start of ``d``'s block of axes in ``expr.shape`` (None if ``expr`` ignores ``d``)."""
         if d not in expr.deps:
             return None
-        if not self.discrete[d]:
-            return 0  # a scalar: nothing to keep apart
+        if one_element(self.discrete[d]):
+            return 0  # nothing to keep apart
         return _Walk(self, d).pos(expr)
 
     def add_let(self, let: ir.Let, d: "str | None") -> None:
@@ -60,7 +67,7 @@ class Tracker:
     def term_position(self, span, d: str, pieces, batch) -> int:
         """Where ``d``'s block sits in a term of batch shape ``batch``, from the pieces that
         broadcast into it (``(expr, its batch rank)``)."""
-        if not self.discrete[d]:
+        if one_element(self.discrete[d]):
             return 0
         walk = _Walk(self, d)
         found = None

@@ -14,7 +14,7 @@ The engine (``ppl.infer``) never looks inside ``theta``.
 """
 from __future__ import annotations
 
-from ..errors import bad_option, guide_too_large
+from ..errors import bad_option, guide_too_large, rank_too_large
 from .flow import MAX_DIM as FLOW_MAX_DIM
 from .flow import DEFAULT_LAYERS, Flow
 from .fullrank import MAX_DIM as FULLRANK_MAX_DIM
@@ -67,8 +67,9 @@ def check_spec(spec: str) -> tuple[str, int | None]:
     return name, int(number)
 
 
-def family(spec: str, D: int):
-    """The family named by ``spec`` for an unconstrained space of size D.
+def family(spec: str, D: int, guided: bool = False):
+    """The family named by ``spec`` for an unconstrained space of size D (``guided``: the
+    latents without a guide statement of a model with guides or params, as errors say).
 
     Raises
     ------
@@ -80,17 +81,16 @@ def family(spec: str, D: int):
         return MEAN_FIELD
     if name == "fullrank":
         if D > FULLRANK_MAX_DIM:
-            raise guide_too_large(name, D, FULLRANK_MAX_DIM)
+            raise guide_too_large(name, D, FULLRANK_MAX_DIM, guided)
         return FullRank(D)
     if name == "scaled":
         if D > SCALED_MAX_DIM:
-            raise guide_too_large(name, D, SCALED_MAX_DIM)
+            raise guide_too_large(name, D, SCALED_MAX_DIM, guided)
         return Scaled(D)
     if name == "flow":
         if D > FLOW_MAX_DIM:
-            raise guide_too_large(name, D, FLOW_MAX_DIM)
+            raise guide_too_large(name, D, FLOW_MAX_DIM, guided)
         return Flow(D, number or DEFAULT_LAYERS, FLOW_KIND)
     if number is not None and number > max(D, 1):
-        raise bad_option("guide", f"rank {number} is larger than the model's {D} "
-                         "unconstrained dimensions")
+        raise rank_too_large(number, D, guided)
     return LowRank(D, number or default_rank(D))

@@ -458,7 +458,7 @@ def family_for(compiled, spec: str, rng: np.random.Generator | None = None,
     from ``rng``; zeros when restoring a saved fit, whose values are read back)."""
     from . import family
     spec = spec.removeprefix(PREFIX)
-    auto = family(spec, auto_dim(compiled))
+    auto = family(spec, auto_dim(compiled), guided=True)
     P = _split_columns(compiled)[1].size
     start = np.zeros(P) if rng is None else param_start(compiled, rng, init)
     return UserGuide(compiled, auto, start)

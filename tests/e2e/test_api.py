@@ -134,3 +134,14 @@ def test_a_model_without_continuous_latents_is_not_importance_corrected():
 def test_a_models_repr_counts_its_params():
     # a params-only model read '0 latent(s), 3 data', as if there were nothing to fit
     assert repr(ppl.compile(REGRESSION)) == "<Model <string>: 1 latent(s), 1 param(s), 3 data>"
+
+
+def test_changing_returned_psis_weights_in_place_leaves_the_fit_unchanged():
+    # fit.psis.log_weights was the cached array the verdict and weights_ess read
+    model = ppl.compile("sample mu ~ Normal(0, 1)\nsample s ~ HalfNormal(1)\n")
+    fit = model.fit({}, guide="meanfield", iter=100)
+    ess = fit.psis.ess
+    weights = fit.psis.log_weights
+    weights[:] = -np.inf
+    weights[0] = 0
+    assert fit.psis.ess == ess and fit.weights_ess == ess / weights.size

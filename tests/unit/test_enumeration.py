@@ -241,6 +241,30 @@ def test_enumerated_labels_and_mixture_have_the_same_log_joint(rng):
     np.testing.assert_allclose(labels.log_joint(zeta), mixture.log_joint(zeta), rtol=1e-12)
 
 
+@pytest.mark.parametrize("latent, shape, use", [
+    ("int<lower=0, upper=3>[1] ~ Poisson(1.5)", (1,), "2 * z[0]"),
+    ("int[1, 1] ~ Bernoulli(0.3)", (1, 1), "sum(z)"),
+    ("int[1] ~ Bernoulli(0.3)", (1,), "mean(z)"),
+    ("int<lower=0, upper=1>[1] ~ Bernoulli(0.3)", (1,), "m[z]"),   # [1], broadcast to [3]
+])
+def test_a_discrete_latent_of_one_element_is_enumerated_as_a_scalar(latent, shape, use, rng):
+    # int[1] was refused ("'sum' combines values across the elements"), though its one
+    # element has nothing to stay independent of; its log joint is the scalar latent's
+    tail = "sample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu + {}, 1)\n"
+    data = {"y": Y, "m": np.array([0.0, 3.0])}
+    head = "data y: real[3]\ndata m: real[2]\nsample z: "
+    scalar = latent.replace("[1, 1]", "").replace("[1]", "")
+    one = compile_text(head + latent + "\n" + tail.format(use), data)
+    reference = compile_text(head + scalar + "\n" + tail.format(
+        use.replace("z[0]", "z").replace("sum(z)", "z").replace("mean(z)", "z")), data)
+    zeta = rng.normal(0, 1, (4, 1))
+    np.testing.assert_allclose(one.log_joint(zeta), reference.log_joint(zeta), rtol=1e-12)
+    probabilities = one.probabilities(zeta)["z"]
+    assert probabilities.shape == (4, *shape, reference.values()["z"].size)
+    np.testing.assert_allclose(probabilities.reshape(4, -1),
+                               reference.probabilities(zeta)["z"], rtol=1e-12)
+
+
 def test_fit_reports_probability_rows_and_probabilities():
     import ppl
     model = ppl.compile("data y: real[3]\nsample tau ~ Normal(0, 1)\n"
@@ -254,6 +278,28 @@ def test_fit_reports_probability_rows_and_probabilities():
         "z[0]=0", "z[0]=1", "z[1]=0", "z[1]=1", "z[2]=0", "z[2]=1"]
     assert rows["z[2]=1"]["mean"] == pytest.approx(p[2, 1], rel=1e-12)
     assert fit.draws()["z"].shape == (50, 3)
+
+
+@pytest.mark.parametrize("correct", ["none", "psis"])
+def test_probability_rows_come_from_the_summarys_own_draws(correct):
+    # they came from the draws option's draws (here 50; 1000 by default), resampled when
+    # corrected, while the continuous rows used the summary's 4000 (weighted when corrected):
+    # twice the Monte Carlo error, or more; now they are the summary's draws and weights
+    import ppl
+    fit = ppl.compile("data y: real[3]\nsample mu ~ Normal(0, 1)\n"
+                      "sample z: int[3] ~ Bernoulli(0.3)\nobserve y ~ Normal(mu + 2 * z, 1)\n"
+                      ).fit({"y": Y.tolist()}, guide="meanfield", seed=0, iter=200, draws=50,
+                            correct=correct)
+    assert fit.corrected == (correct == "psis")
+    if fit.corrected:
+        p = fit._summary_weights()
+        weights, zeta = np.exp(p.log_weights), fit._zeta(p.log_weights.size)
+    else:
+        zeta = fit._zeta(4000)
+        weights = np.full(len(zeta), 1 / len(zeta))
+    expected = weights @ fit.compiled.probabilities(zeta)["z"][:, 2, 1]
+    assert fit.summary().rows["z[2]=1"][0] == pytest.approx(expected, rel=1e-12)
+    assert fit.probabilities()["z"][2, 1] == pytest.approx(expected, rel=1e-12)  # fit.json's
 
 
 def test_too_many_values_from_the_data_is_a_located_error():

@@ -179,3 +179,21 @@ def test_a_familys_size_limit_counts_only_the_latents_it_draws():
     fit = ppl.compile(source).fit({"N": 30, "y": rng.standard_normal(30)},
                                   guide="scaled", iter=200)
     assert fit.result.guide.name == "user+scaled" and fit.result.guide.d_auto == 1
+
+
+@pytest.mark.parametrize("guide, message", [
+    ("lowrank:3", "rank 3 is larger than the 2 unconstrained dimensions of the latents "
+                  "without a guide statement"),
+    ("scaled", "'scaled' is limited to 20 unconstrained dimensions and the latents without a "
+               "guide statement have 21")])
+def test_a_familys_limit_errors_name_the_dimensions_it_draws(guide, message):
+    # the family draws sigma (and w) alone, 30 coordinates being guided and 3 params; the
+    # errors said "the model's 2 unconstrained dimensions" and "this model has 21" of a
+    # model with 35 and 54
+    width = 1 if guide.startswith("lowrank") else 20
+    source = AMORTIZED.replace("observe y ~ Normal(z, 1)",
+                               f"sample w: real[{width}] ~ Normal(0, 1)\n"
+                               "sample sigma ~ HalfNormal(1)\n"
+                               "observe y ~ Normal(z + w[0], sigma)")
+    with pytest.raises(ppl.PplError, match=message.replace("(", r"\(")):
+        ppl.compile(source).fit({"N": 30, "y": np.zeros(30)}, guide=guide, iter=10)
