@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 from ..special import logsumexp
 
 from .. import constraints as c
@@ -45,7 +46,18 @@ class Mixture(Distribution):
         # each value against every component: a component axis last, [..., K]
         log_f = comp_cls.log_density(anp.expand_dims(x, -1), **comp_params)
         # log_sum_exp keeps the sum stable when every component density underflows
-        return logsumexp(anp.log(w) + log_f, axis=-1)
+        total = logsumexp(anp.log(w) + log_f, axis=-1)
+        # A component's formula outside its parameters' constraints gives a number, not a
+        # density (Poisson's at rate -0.5 and y = 0 is +0.5): -inf there, as the log joint
+        # gives any other distribution (compiler/density._outside), element by element.
+        ok = np.ones(np.shape(log_f), dtype=bool)
+        for name, value in comp_params.items():
+            constraint = comp_cls.constraints.get(name)
+            if constraint is not None and not isinstance(constraint, c.Real):
+                value = np.asarray(getval(value))
+                ok = ok & (np.asarray(constraint.check(value)) & ~np.isnan(value))
+        ok = np.all(ok, axis=-1)
+        return total if ok.all() else anp.where(ok, total, -np.inf)
 
     @classmethod
     def sample(cls, rng, size, w, component):

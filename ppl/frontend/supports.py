@@ -204,6 +204,9 @@ def check_param_ranges(dist: ir.Dist, analysis, dependency) -> None:
     from . import ranges
     cls = dist.cls
     for name, value in dist.params:
+        if isinstance(value, ir.Dist):   # a Mixture's component: its own parameters' ranges
+            check_param_ranges(value, analysis, dependency)
+            continue
         constraint = cls.constraints.get(name)
         if not value.deps or constraint is None or cls.param_event_dims.get(name, 0):
             continue

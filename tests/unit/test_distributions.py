@@ -765,6 +765,23 @@ def test_mixture_is_stable_when_every_component_underflows():
     np.testing.assert_allclose(lp, want, rtol=1e-12)
 
 
+def test_mixture_is_minus_inf_where_a_component_parameter_leaves_its_constraint():
+    # as the log joint makes any other distribution's term (issue 9): Poisson's formula at rate
+    # -0.5 and y = 0 is +0.5, a number, not a density; Normal's at sigma -1 was NaN
+    from ppl.distributions.continuous import Normal
+    from ppl.distributions.discrete import Poisson
+    w, x = np.array([0.5, 0.5]), np.array([0.0, 1.0])
+    rate = np.array([[-0.5, 2.0], [0.5, 2.0]])                   # draws [2, 1, K]
+    got = lookup("Mixture").log_density(x, w=w, component=(Poisson, {"rate": rate[:, None]}))
+    assert np.all(got[0] == -np.inf)
+    np.testing.assert_allclose(got[1], _mixture_reference(x, w, st.poisson, {"mu": rate[1]}),
+                               rtol=1e-12)
+    with np.errstate(invalid="ignore"):
+        got = lookup("Mixture").log_density(x, w=w, component=(
+            Normal, {"mu": np.array([0.0, 1.0]), "sigma": np.array([[-1.0], [1.0]])}))
+    assert got[0] == -np.inf and np.isfinite(got[1])
+
+
 def test_mixture_gradient_matches_central_difference(rng):
     from ppl.distributions.continuous import Normal
     w = rng.dirichlet(np.ones(K), size=(3,))

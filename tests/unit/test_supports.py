@@ -59,6 +59,20 @@ def test_a_latent_that_can_leave_a_constraint_warns_at_the_parameter():
     assert "parameter 'a' of Beta must be (0, inf)" in warning.message
 
 
+def test_a_mixture_component_that_can_leave_a_constraint_warns_at_the_parameter():
+    # the components' parameters were not looked at: no warning, and at s < 0 a NaN term
+    text = ("data y: real[2]\nsample s ~ Normal(1, 0.5)\n"
+            "observe y ~ Mixture([0.5, 0.5], Normal([-1.0, 1.0], s))\n")
+    with pytest.warns(PplWarning) as record:
+        ppl.compile(text)
+    warning = record[0].message
+    assert (warning.span.line, warning.span.col) == (3, 53)
+    assert "parameter 'sigma' of Normal must be (0, inf)" in warning.message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ppl.compile(text.replace("Normal(1, 0.5)", "LogNormal(0, 0.5)"))
+
+
 @pytest.mark.parametrize("param", ["exp(a)", "softplus(a)", "square(a) + 1", "sigmoid(a) * 3"])
 def test_transformed_latents_that_fit_do_not_warn(param):
     text = f"data y: real[2]\nsample a ~ Normal(0, 1)\nobserve y ~ Gamma({param}, 2)\n"
