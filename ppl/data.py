@@ -534,7 +534,7 @@ def _check_index(node: ir.Index, env: dict, dims: dict, enumerated) -> None:
         name = source_text(item)
         # An index computed from data must not be negative (LANGUAGE.md v2: numpy would wrap
         # it silently); a literal like x[-1] still counts from the end, as in version 1.
-        from_data = any(isinstance(n, ir.Ref) for n in ir.walk(item))
+        from_data = ir.reads_names(item)
         if from_data and np.any(index < 0):
             where, found = _first(name, index < 0, index)
             raise errors.negative_index(item.span, name, where, found)
@@ -549,7 +549,7 @@ def _check_slice(item: ir.SliceItem, env: dict) -> None:
     """A slice bound computed from data may not be negative, as an index may not: numpy would
     count it from the end (``y[:T - 4]`` at T = 3 is ``y[:-1]``); a literal ``y[:-1]`` does."""
     for bound in (item.start, item.stop):
-        if bound is None or not any(isinstance(n, ir.Ref) for n in ir.walk(bound)):
+        if bound is None or not ir.reads_names(bound):
             continue
         value = evaluate_data(bound, env)
         if value < 0:

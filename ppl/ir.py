@@ -285,6 +285,12 @@ class Model:
         return [s for s in self.statements if isinstance(s, Observe)]
 
 
+def reads_names(expr: Any) -> bool:
+    """Whether ``expr`` reads a name: an index or slice bound computed from data may not be
+    negative (LANGUAGE.md v2: numpy would count it from the end), a literal like -1 may."""
+    return any(isinstance(node, Ref) for node in walk(expr))
+
+
 def walk(expr: Any):
     """Yield ``expr`` and every expression below it (depth first), SliceItem bounds included."""
     if expr is None:

@@ -423,8 +423,8 @@ class _Checker:
             warnings.warn(errors.binary_index_warning(value.span, value.name, dim), stacklevel=2)
         known = self._static_value(value)
         if isinstance(known, int) and isinstance(dim, int) and not -dim <= known < dim:
-            literal = not any(isinstance(n, ir.Ref) for n in ir.walk(value))
-            raise errors.constant_index_out_of_range(value.span, known, dim, from_end=literal)
+            raise errors.constant_index_out_of_range(value.span, known, dim,
+                                                     from_end=not ir.reads_names(value))
         return value
 
     def _slice_bound(self, e: syntax.Expr | None):
