@@ -5,7 +5,8 @@ from scipy import integrate, stats
 
 from ppl.infer.psis import khat_threshold
 from ppl import posterior
-from ppl.infer.verdict import BULK_ESS, CARE, MIN_WEIGHTS_ESS, RELIABLE, UNRELIABLE, judge
+from ppl.infer.verdict import (BULK_ESS, CARE, MIN_WEIGHTS_ESS, RELIABLE, UNRELIABLE, disagreement,
+                               judge)
 
 T1000 = khat_threshold(1000)
 ALL = ("meanfield", "fullrank", "flow")
@@ -200,3 +201,31 @@ def test_a_fit_that_diverged_is_told_to_lower_its_step_size_not_to_change_family
                     unconverged="its ELBO fell (it diverged): try a smaller --lr", diverged=True)
     assert verdict.level == "unreliable"
     assert "try a smaller --lr" in verdict.line and "--guide" not in verdict.line
+
+
+def test_an_uncorrected_summary_is_checked_against_the_weights_k_hat_trusts():
+    names = ["mu", "tau"]
+    agree = (np.array([0.0, 0.0]), np.array([1.0, 1.0]))
+    # at equal weights (ESS = draws) the margin is 0: the targets alone (0.1 sd, 15%)
+    assert disagreement(names, (np.array([0.09, 0.0]), np.array([1.14, 1.0])), agree,
+                        4000, 4000) is None
+    assert disagreement(names, (np.array([0.0, 0.0]), np.array([1.0, 1.2])), agree,
+                        4000, 4000) == ("tau", 0.0, pytest.approx(0.2), False)
+    # a mean off comes first, even where another element's sd is further off
+    assert disagreement(names, (np.array([0.0, -0.3]), np.array([2.0, 1.0])), agree,
+                        4000, 4000) == ("tau", -0.3, 0.0, True)
+    # at an ESS of 400 of 4000 draws the weights alone move a mean 3 * sqrt(1/400 - 1/4000)
+    # = 0.14 sd: 0.2 is within that plus the target, 0.3 is not
+    assert disagreement(names, (np.array([0.2, 0.0]), np.array([1.0, 1.0])), agree,
+                        400, 4000) is None
+    assert disagreement(names, (np.array([0.3, 0.0]), np.array([1.0, 1.0])), agree,
+                        400, 4000)[0] == "mu"
+    line = judge(0.41, 0.7, 4000, weights_disagree=("tau", 0.19, 1.08, True), method="dadvi").line
+    assert line == ("unreliable (k̂ 0.41): the importance weights, which k̂ trusts, put this "
+                    "summary's mean of tau 0.19 posterior sds off (its sd +108%): it is the "
+                    "guide's own, not importance-corrected; try --method advi, whose summary is "
+                    "importance-corrected")
+    verdict = judge(-1.96, 0.7, 4000, weights_disagree=("mu", 0.0, 0.52, False))
+    assert verdict.level == CARE and verdict.line.endswith(
+        "means are usable, but the importance weights, which k̂ trusts, put this summary's sd "
+        "of mu +52% off: it is the guide's own, not importance-corrected; try --correct psis")
