@@ -2,8 +2,7 @@
 
 Every family has the same protocol: ``init(D, init_scale)``, ``eps_dim(D)``, reparameterized
 ``draw(theta, eps)``, ``draw_and_entropy(theta, eps)``, ``log_q(theta, zeta)``, numpy
-``sample(theta, rng, n)`` and ``sample_and_log_q`` (draws with their log q), ``mean`` and
-``log_sd`` (for reports), ``jitter_scale`` (the convergence rule's units),
+``sample(theta, rng, n)``, ``mean`` and ``log_sd`` (for reports), ``jitter_scale`` (the convergence rule's units),
 ``frame``/``push_affine``/``warm_start`` (warm starts and whitened coordinates) and
 ``to_dict``/``from_dict`` (fit.json). Optional: ``draw_with_pullback`` (the ELBO's step with
 only the log joint traced, infer/elbo.py), ``draw_and_log_q(theta, eps)`` (log q at the

@@ -285,10 +285,6 @@ class Flow(MonteCarloMoments):
     def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
 
-    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] (see :meth:`draw_and_log_q`)."""
-        return self.draw_and_log_q(theta, rng.standard_normal((n, self.D)))
-
     def draw_and_log_q(self, theta, eps):
         """The draws [n, D] at the noise ``eps`` [n, D] and their log q [n] from the forward
         pass, log q = log N(eps; 0, I) - log|det|: no inverse (D passes a layer) is needed.

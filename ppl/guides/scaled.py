@@ -200,10 +200,6 @@ class Scaled(MonteCarloMoments):
         zeta, log_det = self.forward(np.asarray(theta, dtype=float), eps)
         return zeta, -0.5 * np.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
 
-    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] (see :meth:`draw_and_log_q`)."""
-        return self.draw_and_log_q(theta, rng.standard_normal((n, self.D)))
-
     def jitter_scale(self, theta) -> np.ndarray:
         """The affine part's marginal sd (row norm of A) for a_i and row i of A's
         off-diagonal entries; 1 for the log-diagonal, m, C and E (unit-free)."""
