@@ -207,13 +207,6 @@ class Fit:
         """Whether the convergence rule stopped the optimization (see ``advi.fit``)."""
         return bool(self.result.converged)
 
-    @property
-    def guide_parameters(self) -> dict[str, tuple[float, float]]:
-        """Unconstrained element name -> (mean, log marginal sd) of the guide (mean field:
-        its mu and log_sigma; all of every family's parameters are in ``result.theta``)."""
-        return {name: (float(m), float(s)) for name, m, s in
-                zip(self.result.names, self.result.mu, self.result.log_sigma)}
-
     # ----- draws --------------------------------------------------------------------------------
 
     def _count(self, n, default: int) -> int:
