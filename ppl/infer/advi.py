@@ -584,13 +584,22 @@ def _check_start(compiled, guide, theta, rng, init_scale: float | None = None) -
     zeta = guide.sample(theta, rng, START_DRAWS)
     if np.any(np.isfinite(compiled.log_joint(zeta))):
         return
+    span, what = first_not_finite(compiled, zeta, every_draw=True) or (None, "not finite")
+    raise not_finite_at_start(span, what, init_scale)
+
+
+def first_not_finite(compiled, zeta, every_draw: bool = False) -> tuple | None:
+    """(span, 'nan' | '-inf' | 'inf') of the first statement whose term is not finite at some
+    draw of zeta (at every draw, with ``every_draw``), the kind that of its first such value;
+    None when there is none."""
     for statement, values in compiled.terms(zeta):
         values = np.asarray(values, dtype=float)
-        if not np.any(np.isfinite(values)):
-            bad = values[~np.isfinite(values)][0]
-            what = "nan" if np.isnan(bad) else ("-inf" if bad < 0 else "inf")
-            raise not_finite_at_start(getattr(statement, "span", None), what, init_scale)
-    raise not_finite_at_start(None, "not finite", init_scale)
+        bad = ~np.isfinite(values)
+        if bad.all() if every_draw else bad.any():
+            first = values[bad][0]
+            what = "nan" if np.isnan(first) else ("-inf" if first < 0 else "inf")
+            return getattr(statement, "span", None), what
+    return None
 
 
 def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float | None = None,
@@ -606,11 +615,10 @@ def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float |
 
 def _blame(compiled, zeta):
     """The span of the first statement whose term, or its gradient, is not finite at zeta."""
-    terms = compiled.terms(zeta)
-    for statement, values in terms:
-        if not np.all(np.isfinite(values)):
-            return getattr(statement, "span", None)
-    for i, (statement, _) in enumerate(terms):
+    found = first_not_finite(compiled, zeta)
+    if found is not None:
+        return found[0]
+    for i, (statement, _) in enumerate(compiled.terms(zeta)):
         g = _grad(lambda z: anp.sum(compiled.terms(z)[i][1]))(zeta)
         if not np.all(np.isfinite(g)):
             return getattr(statement, "span", None)
