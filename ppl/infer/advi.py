@@ -223,7 +223,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
     base = guide.name.partition(":")[0]
     if base not in WARM_FROM or compiled.dim == 0:
         return _fit_plain(compiled, guide, guide.init(compiled.dim, options.init_scale),
-                          options, rng, progress, _can_whiten(compiled, options), start_time)
+                          options, rng, progress, _can_whiten(options), start_time)
     source = family(WARM_FROM[base], compiled.dim)
     if warm is not None and warm.guide.name != guide.name:   # any fitted Gaussian will do
         # its steps, trace and seconds begin the chain (--guide auto: mean field's time too)
@@ -242,7 +242,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         if first.reason == INTERRUPTED:
             raise KeyboardInterrupt
         m0, W = source.frame(first.theta)
-        if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
+        if guide.dense_frame and source is MEAN_FIELD and _can_whiten(options):
             draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
             whitened = estimate(compiled.log_joint, first.theta, draws,
                                 np.exp(source.log_sd(first.theta)), _hessian_chunk(compiled))
@@ -565,7 +565,7 @@ def _in_value(loss_value, coords):
     return lambda params, eps: loss_value(coords.to_theta(params), eps)
 
 
-def _can_whiten(compiled, options) -> bool:
+def _can_whiten(options) -> bool:
     # No cap on D: above precondition.WHOLE_MAX_DIM a whitening costs RANK products whatever D
     # (docs/performance.md, whitening section: cost and accuracy at 400-3,000 latents).
     return options.precondition == "hessian"

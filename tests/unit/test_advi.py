@@ -344,16 +344,6 @@ def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
     assert np.all(np.abs(root @ (result.mu - [1.0, 2.0])) < 0.1)
 
 
-def test_whitening_has_no_latent_cap():
-    # The 300-latent cap was lifted (docs/performance.md, whitening section): any D whitens
-    # with precondition='hessian', none with 'none'.
-    from types import SimpleNamespace
-    for dim in (10, 301, 10_000):
-        compiled = SimpleNamespace(dim=dim)
-        assert advi._can_whiten(compiled, FitOptions(precondition="hessian"))
-        assert not advi._can_whiten(compiled, FitOptions(precondition="none"))
-
-
 def test_a_fit_that_ends_below_each_of_its_first_steps_fell():
     # the BNN's flow:4, seed 2, in small: about -430 at the start, then -4e10 to -3e14
     tol = 1e-3
