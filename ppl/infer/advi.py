@@ -32,8 +32,6 @@ from .point import fit_point
 from .precondition import Coordinates, Frame, estimate
 from .schedule import DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize, Whitening, Windows
 from .schedule_batch import BatchConvergence, BatchWindows
-# the convergence rule's constants and functions, re-exported: tests read them here
-from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
 # a model with no continuous latent (nor param): no steps, and its ELBO is exactly log p(data)
@@ -119,18 +117,18 @@ def fit(compiled, options, rng: np.random.Generator,
     them (see ``_run``).
 
     Convergence (schedule.Convergence): every ``options.window`` steps the last two windows of
-    ELBO estimates taken at the current step size are compared by :func:`plateau` (a relative
+    ELBO estimates taken at the current step size are compared by schedule.plateau (a relative
     change below ``tol``, allowing for Monte Carlo noise; z = 2, so on a flat trace a check
     passes about 95% of the time). A check also passes when the iterates bounce in place
     (schedule.bouncing: a jitter above 1 guide sd while no parameter's window mean moved more
     than its own spread over the window): the step size is then too large to settle, whatever the
-    ELBO does. After ``PASSES`` consecutive passing checks the fit gets no further at this step
-    size. Then the step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are
+    ELBO does. After schedule.PASSES consecutive passing checks the fit gets no further at this step
+    size. Then the step size is multiplied by schedule.DECAY_FACTOR and the optimizer's moments are
     restarted (Adam's second moment would otherwise remember the large early gradients for ~1000
-    steps and stall), at least ``min_decays(tol)`` times (2 at
-    the default tol) and until the iterates' jitter over the last window is at most
-    ``jitter_tol(tol)`` (the largest sd of an iterate, mu_i in units of the guide's sigma_i,
-    log sigma_i as is; 0.2 at the default tol). So a tighter tol gives smaller final steps,
+    steps and stall), at least ``schedule.min_decays(tol)`` times (2 at the default tol) and
+    until the iterates' jitter over the last window is at most ``schedule.jitter_tol(tol)``
+    (the largest sd of an iterate, mu_i in units of the guide's sigma_i, log sigma_i as is;
+    0.2 at the default tol). So a tighter tol gives smaller final steps,
     more of them and a smaller jitter. Why: Adam's steps are about lr in absolute units, so
     a coordinate whose posterior sd is far below lr jitters over many sds; that costs ELBO
     (about j^2/2 nats per coordinate at jitter j) and biases coupled parameters (a regression's

@@ -5,7 +5,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ppl.infer import advi
+from ppl.infer import advi, schedule
 from ppl.errors import PplError
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
@@ -49,24 +49,24 @@ def compiled(text, data):
 
 def test_plateau_passes_on_a_flat_noisy_trace(rng):
     flat = -50.0 + rng.standard_normal(200)
-    assert advi.plateau(flat, 100, tol=1e-3)
+    assert schedule.plateau(flat, 100, tol=1e-3)
 
 
 def test_plateau_fails_on_a_rising_trace(rng):
     # rises 0.05 nats per step (5 per window) under unit noise: clearly not converged
     rising = -50.0 + 0.05 * np.arange(200) + rng.standard_normal(200)
-    assert not advi.plateau(rising, 100, tol=1e-3)
+    assert not schedule.plateau(rising, 100, tol=1e-3)
 
 
 def test_plateau_is_relative_when_noise_is_negligible():
     # a noiseless trace 1e5 nats deep: a change of 5e-4 relative passes at tol 1e-3, not 1e-4
     trace = np.concatenate([np.full(100, -1e5 - 50.0), np.full(100, -1e5)])
-    assert advi.plateau(trace, 100, tol=1e-3)
-    assert not advi.plateau(trace, 100, tol=1e-4)
+    assert schedule.plateau(trace, 100, tol=1e-3)
+    assert not schedule.plateau(trace, 100, tol=1e-4)
 
 
 def test_plateau_needs_two_windows():
-    assert not advi.plateau(np.zeros(199), 100, tol=1e-3)
+    assert not schedule.plateau(np.zeros(199), 100, tol=1e-3)
 
 
 def test_fit_converges_on_a_gaussian(rng):
