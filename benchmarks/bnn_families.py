@@ -77,7 +77,7 @@ def fit_cold(family: str, seed: int) -> tuple[dict, dict]:
     from ppl.options import FitOptions
     model = ppl.load(MODELS / "bnn_regression.ppl")
     compiled = model.prepare()[2]
-    options = FitOptions.from_kwargs(guide=family, seed=seed)
+    options = FitOptions(guide=family, seed=seed)
     guide = make_family(family, compiled.dim)
     start = time.perf_counter()
     rng = np.random.default_rng(seed)

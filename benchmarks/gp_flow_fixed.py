@@ -107,7 +107,8 @@ def fit_flow(compiled, guide, warm, rng, M: int, max_iter: int, sets: int = 1, t
 
 def fresh_elbo(compiled, result, rng) -> float:
     """The ELBO estimated on FRESH new draws (the fixed-draw one is biased upwards)."""
-    zeta, log_q = result.guide.sample_and_log_q(result.theta, rng, FRESH)
+    eps = rng.standard_normal((FRESH, result.guide.eps_dim(len(result.names))))
+    zeta, log_q = result.guide.draw_and_log_q(result.theta, eps)
     with np.errstate(all="ignore"):
         return float(np.mean(compiled.log_joint(zeta) - log_q))
 

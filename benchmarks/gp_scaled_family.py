@@ -149,12 +149,6 @@ class Scaled(MonteCarloMoments):   # mean and log_sd by Monte Carlo, as ppl's fa
     def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
 
-    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] from the forward pass (no inverse)."""
-        eps = rng.standard_normal((n, self.D))
-        zeta, log_det = self.forward(np.asarray(theta, dtype=float), eps)
-        return zeta, -0.5 * np.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
-
     def jitter_scale(self, theta) -> np.ndarray:
         """The affine part's marginal sd (row norm of A) for a_i and row i of A's
         off-diagonal entries, 1 for the log-diagonal, m and C (unit-free)."""

@@ -126,7 +126,7 @@ class Model:
         PplError for bad data or options, a model with nothing to fit
         (``check_something_to_fit``), or a log density that is not finite.
         """
-        fit_options = FitOptions.from_kwargs(guide=guide, seed=seed, **options)
+        fit_options = FitOptions(guide=guide, seed=seed, **options)
         check_progress(progress)
         self.check_something_to_fit()
         user.check_init_names(fit_options.init, _names(self.ir, ir.Param),

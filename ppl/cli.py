@@ -252,7 +252,7 @@ def _cmd_fit(args) -> int:
     from .infer.advi import INTERRUPTED
     from .options import FitOptions
     from .savedfit import save_fit
-    options = FitOptions.from_kwargs(**{k: getattr(args, k) for k in FIT_FLAGS if hasattr(args, k)})
+    options = FitOptions(**{k: getattr(args, k) for k in FIT_FLAGS if hasattr(args, k)})
     folder = _out_folder(args)  # fail before fitting, not after
     model = load(args.model)
     started = time.perf_counter()

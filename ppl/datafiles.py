@@ -36,7 +36,7 @@ def read_data(data) -> dict[str, Any]:
         names = [str(column) for column in data.columns]
         twice = next((name for name in names if names.count(name) > 1), None)
         if twice is not None:  # data[column] would be both columns, or one hide the other
-            raise errors.bad_data_file("the DataFrame", f"column '{twice}' appears twice")
+            raise errors.file_error("the DataFrame", f"column '{twice}' appears twice")
         return {name: data.iloc[:, i].to_numpy() for i, name in enumerate(names)}
     if isinstance(data, dict):
         if pandas is None:
@@ -67,8 +67,8 @@ def _read_path(path: Path, shown: str) -> dict[str, Any]:
     readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz, ".npy": _read_npy}
     reader = readers.get(path.suffix.lower())
     if reader is None:
-        raise errors.bad_data_file(shown, f"unknown data file type '{path.suffix}'; "
-                                          "expected .json, .csv, .npz, .npy or a folder of .npy files")
+        raise errors.file_error(shown, f"unknown data file type '{path.suffix}'; expected "
+                                ".json, .csv, .npz, .npy or a folder of .npy files")
     return reader(path, shown)
 
 
@@ -79,23 +79,23 @@ def _read_json(path: Path, shown: str) -> dict[str, Any]:
         raw = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_int,
                          object_pairs_hook=_json_object)
     except _Refused as refused:
-        raise errors.bad_data_file(shown, str(refused)) from None
+        raise errors.file_error(shown, str(refused)) from None
     except RecursionError:
-        raise errors.bad_data_file(shown, "the JSON is nested too deeply") from None
+        raise errors.file_error(shown, "the JSON is nested too deeply") from None
     except json.JSONDecodeError as error:
-        raise errors.bad_data_file(shown, f"invalid JSON on line {error.lineno}, column "
-                                          f"{error.colno}: {error.msg}") from None
+        raise errors.file_error(shown, f"invalid JSON on line {error.lineno}, column "
+                                       f"{error.colno}: {error.msg}") from None
     except UnicodeDecodeError:
-        raise errors.bad_data_file(shown, "the file is not UTF-8 text") from None
+        raise errors.file_error(shown, "the file is not UTF-8 text") from None
     if not isinstance(raw, dict):
-        raise errors.bad_data_file(shown, "a JSON data file must hold one object of "
-                                          f"names and values; found {describe(raw)}")
+        raise errors.file_error(shown, "a JSON data file must hold one object of "
+                                       f"names and values; found {describe(raw)}")
     return raw
 
 
 class _Refused(ValueError):
     """Raised inside json.loads by the hooks below, or by ``_int`` for CSV; becomes
-    bad_data_file."""
+    file_error."""
 
 
 _MAX_INT_DIGITS = 30  # far beyond int64 (19 digits) and float64's exactness alike
@@ -124,30 +124,30 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
     try:
         rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
     except (UnicodeDecodeError, csv.Error) as error:
-        raise errors.bad_data_file(shown, f"cannot read as CSV: {error}") from None
+        raise errors.file_error(shown, f"cannot read as CSV: {error}") from None
     if not rows:
-        raise errors.bad_data_file(shown, "the file is empty; expected a header row of names")
+        raise errors.file_error(shown, "the file is empty; expected a header row of names")
     header = [name.strip() for name in rows[0]]
     if not any(header):
-        raise errors.bad_data_file(shown, "line 1: the header row is blank; a CSV data file "
-                                          "starts with a row of column names")
+        raise errors.file_error(shown, "line 1: the header row is blank; a CSV data file "
+                                       "starts with a row of column names")
     for i, name in enumerate(header):
         if not name or header.count(name) > 1:
             reason = f"column {i + 1} has a blank name" if not name else \
                 f"column '{name}' appears twice"
             if not name and i == 0:
                 reason += " (pandas' to_csv writes its index so: pass index=False)"
-            raise errors.bad_data_file(shown, f"line 1: {reason}")
+            raise errors.file_error(shown, f"line 1: {reason}")
     columns: dict[str, list] = {name: [] for name in header}
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         if len(row) != len(header):
-            raise errors.bad_data_file(shown, f"line {line}: expected {len(header)} cells, "
-                                              f"found {len(row)}")
+            raise errors.file_error(shown, f"line {line}: expected {len(header)} cells, "
+                                           f"found {len(row)}")
         for name, cell in zip(header, row):
             if not cell.strip():
-                raise errors.bad_data_file(shown, f"line {line}: blank cell in column '{name}'")
+                raise errors.file_error(shown, f"line {line}: blank cell in column '{name}'")
             columns[name].append(_csv_number(cell, f"line {line}, column '{name}'", shown))
     return columns
 
@@ -162,13 +162,13 @@ def _csv_number(cell: str, where: str, shown: str):
         try:
             number = kind(text)
         except _Refused as refused:
-            raise errors.bad_data_file(shown, f"{where}: {refused}") from None
+            raise errors.file_error(shown, f"{where}: {refused}") from None
         except ValueError:
             continue
         if not text.isascii() or "_" in text:
-            raise errors.bad_data_file(shown, f"{where}: {text!r} is not a plain number; the "
-                                              "numbers of a data file are ASCII digits, "
-                                              "without '_'")
+            raise errors.file_error(shown, f"{where}: {text!r} is not a plain number; the "
+                                           "numbers of a data file are ASCII digits, "
+                                           "without '_'")
         return number
     return text
 
@@ -179,12 +179,12 @@ def _read_npy(path: Path, shown: str) -> dict[str, Any]:
     try:
         value = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, EOFError) as error:
-        raise errors.bad_data_file(shown, f"cannot read as .npy: {error}") from None
+        raise errors.file_error(shown, f"cannot read as .npy: {error}") from None
     except OSError as error:  # named here: in a folder, the file and not the folder
         raise errors.file_error(shown, error.strerror or str(error)) from None
     if not isinstance(value, np.ndarray):  # np.load opens a zip as an .npz archive
         value.close()
-        raise errors.bad_data_file(shown, "cannot read as .npy: the file is an .npz archive")
+        raise errors.file_error(shown, "cannot read as .npy: the file is an .npz archive")
     return {path.stem: value}
 
 
@@ -193,7 +193,7 @@ def _read_npy_folder(folder: Path, shown: str) -> dict[str, Any]:
     dimensions may be left out: they are read off the arrays' shapes)."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".npy")
     if not files:
-        raise errors.bad_data_file(shown, "the folder has no .npy files")
+        raise errors.file_error(shown, "the folder has no .npy files")
     raw = {}
     for path in files:
         if not path.is_file():  # a FIFO would block, /dev/zero never end
@@ -208,24 +208,24 @@ def _read_npz(path: Path, shown: str) -> dict[str, Any]:
         try:
             archive = zipfile.ZipFile(file)
         except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as error:
-            raise errors.bad_data_file(shown, f"cannot read as .npz: not a valid zip archive "
-                                              f"({error})") from None
+            raise errors.file_error(shown, f"cannot read as .npz: not a valid zip archive "
+                                           f"({error})") from None
         raw = {}
         with archive:
             for info in archive.infolist():
                 name = info.filename.removesuffix(".npy")
                 if name == info.filename:
-                    raise errors.bad_data_file(shown, f"cannot read as .npz: member "
-                                                      f"'{info.filename}' is not named NAME.npy "
-                                                      "(np.savez writes one NAME.npy per array)")
+                    raise errors.file_error(shown, f"cannot read as .npz: member "
+                                                   f"'{info.filename}' is not named NAME.npy "
+                                                   "(np.savez writes one NAME.npy per array)")
                 if name in raw:
-                    raise errors.bad_data_file(shown, f"cannot read as .npz: two members are "
-                                                      f"named '{info.filename}'")
+                    raise errors.file_error(shown, f"cannot read as .npz: two members are "
+                                                   f"named '{info.filename}'")
                 try:
                     raw[name] = _read_npz_member(archive, info, name, shown)
                 except _BROKEN_MEMBER as error:
-                    raise errors.bad_data_file(shown, f"cannot read as .npz: member "
-                                                      f"'{info.filename}': {error}") from None
+                    raise errors.file_error(shown, f"cannot read as .npz: member "
+                                                   f"'{info.filename}': {error}") from None
         return raw
 
 
@@ -248,13 +248,13 @@ def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
                        else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read_header(stream)
     if dtype.hasobject:
-        raise errors.bad_data_file(shown, f"cannot read as .npz: member '{info.filename}' holds "
-                                          "Python objects, which only unpickling could read "
-                                          "(data is read with allow_pickle=False)")
+        raise errors.file_error(shown, f"cannot read as .npz: member '{info.filename}' holds "
+                                       "Python objects, which only unpickling could read "
+                                       "(data is read with allow_pickle=False)")
     claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if claimed > info.file_size:
-        raise errors.bad_data_file(shown, f"array '{name}' claims shape {list(shape)} "
-                                          f"({claimed:,} bytes) but holds {info.file_size:,}")
+        raise errors.file_error(shown, f"array '{name}' claims shape {list(shape)} "
+                                       f"({claimed:,} bytes) but holds {info.file_size:,}")
     with archive.open(info) as stream:
         return np.lib.format.read_array(stream, allow_pickle=False)
 

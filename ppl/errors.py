@@ -447,10 +447,6 @@ def bad_data_argument(found: str) -> PplError:
                     f"or .npz file; found {found}")
 
 
-def bad_data_file(path: str, reason: str) -> PplError:
-    return PplError(f"{path}: {reason}")
-
-
 def data_inferred_dim_mismatch(span: Span, name: str, expected, found, dim: str, value: int,
                                origin: str) -> PplError:
     return PplError(f"data '{name}' must have shape {format_shape(expected)}; "

@@ -3,7 +3,7 @@
 ``compile_expr`` turns an expression into a closure over a run-time environment, folding every
 data-only subtree into a constant once; the compiler calls it for every expression and
 ``data.py`` evaluates data-only expressions (bounds, observed values) through the same path.
-Run-time values carry a leading draw axis (S, or 1 for data), as TEAM.md's convention says.
+Run-time values carry a leading draw axis (S, or 1 for data), as STYLE.md's convention says.
 """
 from __future__ import annotations
 
@@ -369,7 +369,7 @@ def _vector(expr: ir.Vector, data_env) -> Fn:
 def dist_param_fns(dist: ir.Dist, value_rank: int, data_env,
                    raw: dict | None = None) -> dict[str, Any]:
     """Closures of a distribution's parameters, each lined up against a value of rank
-    ``value_rank``: its batch axes get singleton axes after the draw axis (TEAM.md).
+    ``value_rank``: its batch axes get singleton axes after the draw axis (:func:`lift`).
     ``raw``, if given, receives name -> (closure before lifting, k) for each parameter that
     is an expression (the fused densities lift it themselves; compiled once for both).
 

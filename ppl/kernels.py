@@ -351,18 +351,11 @@ class FusedTerm:
     def forward(self, values):
         """(log likelihood [S], what the VJP needs)."""
         eta = self._eta(values)
-        y, n = self.y, self.n
+        y = self.y
         if self.family == "Normal":
-            sigma = np.asarray(values[-1]) if self.has_scale_arg else self.scale_const
             r = np.subtract(y, eta, out=eta)
             ss = np.einsum("ij,ij->i", r, r)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                inv_var = 1.0 / (sigma * sigma)
-                ll = -0.5 * ss * inv_var - n * (np.log(sigma) + _LOG_SQRT_2PI)
-            if not np.all(sigma > 0):
-                # outside sigma's support a draw has no density: -inf, and no gradient
-                inv_var = np.where(sigma > 0, inv_var, 0.0)
-                ll = np.where(sigma > 0, ll, -np.inf)
+            ll, sigma, inv_var = self._normal(ss, values)
             return ll, (r, ss, sigma, inv_var)
         if self.family == "Bernoulli":
             # log sigmoid(eta) summed plus (y - 1) . eta, with log sigmoid(x) = min(x, 0) -
@@ -385,6 +378,25 @@ class FusedTerm:
         rate = np.exp(eta)
         ll = eta @ y - np.sum(rate, axis=1) + self.constant
         return ll, rate
+
+    def _normal(self, ss, values):
+        """(log likelihood [S], sigma, 1 / sigma^2) of the n Normal observations whose squared
+        residuals sum to ss [S]."""
+        sigma = np.asarray(values[-1]) if self.has_scale_arg else self.scale_const
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_var = 1.0 / (sigma * sigma)
+            ll = -0.5 * ss * inv_var - self.n * (np.log(sigma) + _LOG_SQRT_2PI)
+        if not np.all(sigma > 0):
+            # outside sigma's support a draw has no density: -inf, and no gradient
+            inv_var = np.where(sigma > 0, inv_var, 0.0)
+            ll = np.where(sigma > 0, ll, -np.inf)
+        return ll, sigma, inv_var
+
+    def _scale_grad(self, g, ss, sigma, inv_var):
+        """d(g . ll)/d sigma of :meth:`_normal`'s ll: g (ss / sigma^3 - n / sigma); 0 where
+        sigma is not positive."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(inv_var > 0, g * (ss * inv_var - self.n) / sigma, 0.0)
 
     def vjp(self, argnums, ans, values):
         kept, self._kept = self._kept, None
@@ -409,9 +421,7 @@ class FusedTerm:
             r, ss, sigma, inv_var = cache
             # d/d eta of -0.5 r^2 / sigma^2 is r / sigma^2; d/d sigma: ss / sigma^3 - N / sigma
             grad = np.multiply(r, column * np.reshape(inv_var, (-1, 1)), out=r)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                scale_grad = np.where(inv_var > 0, g * (ss * inv_var - self.n) / sigma, 0.0)
-            return grad, scale_grad
+            return grad, self._scale_grad(g, ss, sigma, inv_var)
         if self.family in ("Bernoulli", "Binomial"):
             # d/d eta (y eta - n softplus(eta)) = y - n sigmoid(eta), n = 1 for Bernoulli, with
             # sigmoid(x) = (1 + tanh(x / 2)) / 2: y - n sigmoid = (y - n / 2) - (n / 2) tanh,
@@ -551,13 +561,7 @@ class GramTerm(FusedTerm):
 
     def forward(self, values):
         v, ss = self._squares(values)
-        sigma = np.asarray(values[-1]) if self.has_scale_arg else self.scale_const
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv_var = 1.0 / (sigma * sigma)
-            ll = -0.5 * ss * inv_var - self.n * (np.log(sigma) + _LOG_SQRT_2PI)
-        if not np.all(sigma > 0):
-            inv_var = np.where(sigma > 0, inv_var, 0.0)
-            ll = np.where(sigma > 0, ll, -np.inf)
+        ll, sigma, inv_var = self._normal(ss, values)
         return ll, (v, ss, sigma, inv_var)
 
     def _grad_eta(self, g, cache):
@@ -565,9 +569,7 @@ class GramTerm(FusedTerm):
         v, ss, sigma, inv_var = cache
         # d ss / d w = 2 (R^T R d - Z^T (u - Z b)); d ll / d ss = -1 / (2 sigma^2)
         grad = (self.cross - v @ self.root) * np.reshape(g * inv_var, (-1, 1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale_grad = np.where(inv_var > 0, g * (ss * inv_var - self.n) / sigma, 0.0)
-        return grad, scale_grad
+        return grad, self._scale_grad(g, ss, sigma, inv_var)
 
     def _pull(self, grad_w, values, scale_grad) -> list:
         grads, k, at = [], 0, 0

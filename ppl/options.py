@@ -150,12 +150,6 @@ class FitOptions:
             if not _real(value) or not 0 < value < float("inf"):
                 raise bad_option(name, f"must be a positive finite number; found {value!r}")
 
-    @classmethod
-    def from_kwargs(cls, **kwargs) -> "FitOptions":
-        """Build from keyword arguments, refusing unknown names with a clear error (as the
-        constructor does)."""
-        return cls(**kwargs)
-
 
 _DEFAULTS = {f.name: f.default for f in fields(FitOptions)}
 

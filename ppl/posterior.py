@@ -207,13 +207,6 @@ class Fit:
         """Whether the convergence rule stopped the optimization (see ``advi.fit``)."""
         return bool(self.result.converged)
 
-    @property
-    def guide_parameters(self) -> dict[str, tuple[float, float]]:
-        """Unconstrained element name -> (mean, log marginal sd) of the guide (mean field:
-        its mu and log_sigma; all of every family's parameters are in ``result.theta``)."""
-        return {name: (float(m), float(s)) for name, m, s in
-                zip(self.result.names, self.result.mu, self.result.log_sigma)}
-
     # ----- draws --------------------------------------------------------------------------------
 
     def _count(self, n, default: int) -> int:
@@ -437,11 +430,11 @@ class Fit:
         step = min(self._draws_per_call(whole_data=True), max(len(eps), 1))
         return log_weights(self.compiled.log_joint, guide, theta, eps, int(step))
 
-    def _log_weights_at(self, zeta: np.ndarray, log_q: np.ndarray | None = None) -> np.ndarray:
-        """log p - log q [n] at unconstrained draws zeta [n, D] (log q [n] when known)."""
+    def _log_weights_at(self, zeta: np.ndarray) -> np.ndarray:
+        """log p - log q [n] at unconstrained draws zeta [n, D]."""
         with np.errstate(all="ignore"):   # overflow at a far draw is reported, not warned
             log_p = self._chunked(self.compiled.log_joint, zeta, whole_data=True)
-            return log_p - (self._chunked(self._log_q, zeta) if log_q is None else log_q)
+            return log_p - self._chunked(self._log_q, zeta)
 
     def _chunked(self, f, x: np.ndarray, whole_data: bool = False) -> np.ndarray:
         """f(x) [n] for draws x [n, ...], in chunks of draws (``_draws_per_call``)."""

@@ -197,7 +197,7 @@ def fit_options(info: dict, path: Path):
     from .errors import PplError
     from .options import FitOptions
     try:
-        return FitOptions.from_kwargs(**info["options"])
+        return FitOptions(**info["options"])
     except PplError as error:
         raise corrupted_saved_fit(str(path), f"entry 'options': {error.message}") from None
 

@@ -161,9 +161,6 @@ class _ParamStep(_LatentStep):
         self.count = _Counter(self.slot.shape)
         self.cut = _cutter(offset, size, free_shape, rows=1)
 
-    def term(self, zeta, env):
-        return settle(self.pending(zeta, env))
-
     def pending(self, zeta, env):
         x, _, _ = self.value(zeta, env)
         env[self.name] = x

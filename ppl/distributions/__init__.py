@@ -85,10 +85,6 @@ class Distribution:
         """Draw values of shape ``size`` (the broadcast batch shape + event shape) in numpy."""
         raise NotImplementedError
 
-    @classmethod
-    def is_discrete(cls) -> bool:
-        return cls.support_of({p: None for p in cls.signatures[0]}).discrete
-
 
 # Importing the modules registers their classes.
 from . import continuous, discrete, mixture, multivariate  # noqa: E402,F401

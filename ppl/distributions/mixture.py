@@ -34,10 +34,7 @@ class Mixture(Distribution):
 
     @classmethod
     def support_of(cls, params):
-        component = params.get("component")
-        if component is None:          # class-level questions (is_discrete): real-valued
-            return c.real
-        comp_cls, comp_params = component
+        comp_cls, comp_params = params["component"]
         return comp_cls.support_of(comp_params)
 
     @classmethod

@@ -20,10 +20,6 @@ from .continuous import _LOG_SQRT_2PI, Normal, _xlogy, log_gamma_draws
 _LOG_2 = np.log(2.0)
 
 
-def _t(x):
-    return anp.swapaxes(x, -1, -2)
-
-
 @register
 class MvNormal(Distribution):
     """MvNormal(mu, cov) or MvNormal(mu, scale_tril=L): a normal vector on the last axis.
@@ -51,7 +47,7 @@ class MvNormal(Distribution):
         factor = cls._factor(cov, scale_tril)
         k = anp.shape(factor)[-1]
         inv = linalg.solve_matrix(factor, anp.eye(k))
-        z = anp.matmul(anp.expand_dims(x - mu, -2), _t(inv))[..., 0, :]
+        z = anp.matmul(anp.expand_dims(x - mu, -2), anp.swapaxes(inv, -1, -2))[..., 0, :]
         log_diag = anp.log(anp.diagonal(factor, axis1=-1, axis2=-2))
         return -0.5 * anp.sum(z * z, axis=-1) - anp.sum(log_diag, axis=-1) - k * _LOG_SQRT_2PI
 

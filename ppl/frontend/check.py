@@ -277,7 +277,7 @@ class _Checker:
             if name not in takes_dist:
                 self._check_param(cls, name, value)
         try:
-            batch = densities.batch_shape(cls, params, call.span)
+            batch = densities.batch_shape(cls, params)
         except ShapeError as e:
             raise e.at(call.span) from None
         for name, value in params.items():  # values once their shapes are known to be right

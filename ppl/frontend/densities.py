@@ -98,7 +98,7 @@ def component(checker, e: syntax.Expr, cls) -> ir.Dist:
     return dist
 
 
-def batch_shape(cls, params: dict, span) -> Shape:
+def batch_shape(cls, params: dict) -> Shape:
     """The batch shape of a distribution from its checked parameters.
 
     Ordinary parameters broadcast their shapes less their event axes. A distribution-valued

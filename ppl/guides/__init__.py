@@ -2,14 +2,14 @@
 
 Every family has the same protocol: ``init(D, init_scale)``, ``eps_dim(D)``, reparameterized
 ``draw(theta, eps)``, ``draw_and_entropy(theta, eps)``, ``log_q(theta, zeta)``, numpy
-``sample(theta, rng, n)`` and ``sample_and_log_q`` (draws with their log q), ``mean`` and
-``log_sd`` (for reports), ``jitter_scale`` (the convergence rule's units),
-``frame``/``push_affine``/``warm_start`` (warm starts and whitened coordinates) and
-``to_dict``/``from_dict`` (fit.json). Optional: ``draw_with_pullback`` (the ELBO's step with
-only the log joint traced, infer/elbo.py), ``draw_and_log_q(theta, eps)`` (log q at the
-draws from their noise, without an inverse or a solve: posterior.py's importance weights) and
-``fixed_draws = True`` with ``units(theta)`` (advi fits the family by L-BFGS-B on rounds of
-fixed draws, infer/fixed_draws.py, instead of its step loop: scaled.py).
+``sample(theta, rng, n)``, ``mean`` and ``log_sd`` (for reports), ``jitter_scale`` (the
+convergence rule's units), ``frame``/``push_affine``/``warm_start`` (warm starts and whitened
+coordinates) and ``to_dict``/``from_dict`` (fit.json). Optional: ``draw_with_pullback`` (the
+ELBO's step with only the log joint traced, infer/elbo.py), ``draw_and_log_q(theta, eps)``
+(log q at the draws from their noise, without an inverse or a solve: posterior.py's
+importance weights) and ``fixed_draws = True`` with ``units(theta)`` (advi fits the family
+by L-BFGS-B on rounds of fixed draws, infer/fixed_draws.py, instead of its step loop:
+scaled.py).
 The engine (``ppl.infer``) never looks inside ``theta``.
 """
 from __future__ import annotations
@@ -73,23 +73,21 @@ def family(spec: str, D: int, guided: bool = False):
 
     Raises
     ------
-    PplError : a bad spec (see :func:`check_spec`); ``fullrank`` beyond D = 2000 or ``flow``
-        beyond D = 300 (guide_too_large, suggesting lowrank); a rank above D.
+    PplError : a bad spec (see :func:`check_spec`); ``fullrank`` beyond D = 2000, ``flow``
+        beyond D = 300 or ``scaled`` beyond D = 20 (guide_too_large, suggesting lowrank, or the
+        flow for scaled); a rank above D.
     """
     name, number = check_spec(spec)
+    limit = {"fullrank": FULLRANK_MAX_DIM, "flow": FLOW_MAX_DIM, "scaled": SCALED_MAX_DIM}.get(name)
+    if limit is not None and D > limit:
+        raise guide_too_large(name, D, limit, guided)
     if name == "meanfield":
         return MEAN_FIELD
     if name == "fullrank":
-        if D > FULLRANK_MAX_DIM:
-            raise guide_too_large(name, D, FULLRANK_MAX_DIM, guided)
         return FullRank(D)
     if name == "scaled":
-        if D > SCALED_MAX_DIM:
-            raise guide_too_large(name, D, SCALED_MAX_DIM, guided)
         return Scaled(D)
     if name == "flow":
-        if D > FLOW_MAX_DIM:
-            raise guide_too_large(name, D, FLOW_MAX_DIM, guided)
         return Flow(D, number or DEFAULT_LAYERS, FLOW_KIND)
     if number is not None and number > max(D, 1):
         raise rank_too_large(number, D, guided)

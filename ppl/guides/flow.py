@@ -24,7 +24,7 @@ from autograd.tracer import Box, getval
 # The IAF layers' numpy arithmetic and hand-written gradients (one autograd primitive)
 from .iaf import (S_MAX, _iaf_backprop, _iaf_chain, _iaf_layers, _iaf_path_cotangent,
                   _iaf_run, _made_masks, _path_cotangent, hidden_units)
-from .moments import MonteCarloMoments
+from .moments import NormalMap
 
 _LOG_2PI = float(np.log(2 * np.pi))
 DEFAULT_LAYERS = 2   # chosen by measurement on both eight schools (docs/guides.md)
@@ -32,7 +32,7 @@ MAX_DIM = 300        # A is dense [D, D] and each net is O(D^2): the flow is for
 
 
 @dataclass(frozen=True)
-class Flow(MonteCarloMoments):
+class Flow(NormalMap):
     """q = law of mu + A g(eps), eps ~ N(0, I_D), g = K coupling layers.
 
     ``theta`` is mu [D], A [D, D] (row-major), then per layer: W1 [n_a, H], b1 [H],
@@ -276,25 +276,6 @@ class Flow(MonteCarloMoments):
     def entropy(self, theta, eps):
         """Monte Carlo entropy at the noise ``eps`` [S, D] (no closed form for a flow)."""
         return self.draw_and_entropy(theta, eps)[1]
-
-    def log_q(self, theta, zeta):
-        """log q(zeta) [S] = log N(g^-1(zeta); 0, I) - log|det|, by the exact inverse."""
-        eps, log_det = self.inverse(theta, zeta)
-        return -0.5 * anp.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
-
-    def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
-        return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
-
-    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] (see :meth:`draw_and_log_q`)."""
-        return self.draw_and_log_q(theta, rng.standard_normal((n, self.D)))
-
-    def draw_and_log_q(self, theta, eps):
-        """The draws [n, D] at the noise ``eps`` [n, D] and their log q [n] from the forward
-        pass, log q = log N(eps; 0, I) - log|det|: no inverse (D passes a layer) is needed.
-        Equal to :meth:`log_q` at the draws to rounding (tests/unit/test_guides.py)."""
-        zeta, log_det = self.forward(np.asarray(theta, dtype=float), eps)
-        return zeta, -0.5 * np.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
 
     # ----- units, warm starts, saving ----------------------------------------------------------
 

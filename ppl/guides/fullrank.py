@@ -126,11 +126,6 @@ class FullRank:
         """``n`` draws [n, D] (plain numpy)."""
         return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
 
-    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] (for importance weights)."""
-        zeta = self.sample(theta, rng, n)
-        return zeta, self.log_q(np.asarray(theta, dtype=float), zeta)
-
     def mean(self, theta) -> np.ndarray:
         return np.asarray(theta[:self.D])
 

@@ -153,10 +153,6 @@ class LowRank:
         log_det = 2 * np.sum(log_sigma) + log_det_K
         return self.draw(theta, eps), -0.5 * (quad + log_det + D * _LOG_2PI)
 
-    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] (see :meth:`draw_and_log_q`)."""
-        return self.draw_and_log_q(theta, rng.standard_normal((n, self.D + self.R)))
-
     def mean(self, theta) -> np.ndarray:
         return np.asarray(theta[:self.D])
 

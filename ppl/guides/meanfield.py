@@ -159,12 +159,6 @@ class MeanField:
         mu, _ = self.split(np.asarray(theta, dtype=float))
         return self.draw(theta, rng.standard_normal((n, mu.shape[0])))
 
-    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] (for importance weights), log q from the
-        noise (:meth:`draw_and_log_q`)."""
-        mu, _ = self.split(np.asarray(theta, dtype=float))
-        return self.draw_and_log_q(theta, rng.standard_normal((n, mu.shape[0])))
-
     # ----- the rest of the family protocol (see ppl/guides/__init__.py) ------------------------
 
     name = "meanfield"

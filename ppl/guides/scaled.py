@@ -30,7 +30,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from ..linalg import solve_lower
-from .moments import MonteCarloMoments
+from .moments import NormalMap
 
 _LOG_2PI = float(np.log(2 * np.pi))
 # E has D^2 (D - 1) / 2 used entries; fitted on 512 draws a round (infer/fixed_draws.py) the
@@ -86,7 +86,7 @@ def _pair_mask(D: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Scaled(MonteCarloMoments):
+class Scaled(NormalMap):
     """q = law of a + A y(eps) (module docstring).
 
     ``theta`` [2 D + 2 D^2 + D^3] is a [D], M [D, D] (row-major; A = tril(M, -1) +
@@ -186,23 +186,6 @@ class Scaled(MonteCarloMoments):
                                    np.sum(g_y, axis=0) - np.sum(g_inner, axis=0), g_C.ravel(),
                                    g_E.ravel()])
         return a + y @ A.T, entropy, pullback
-
-    def log_q(self, theta, zeta):
-        """log q(zeta) [S] = log N(eps; 0, I) - log|det|, by the inverse."""
-        eps, log_det = self.inverse(theta, zeta)
-        return -0.5 * anp.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
-
-    def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
-        return self.draw(np.asarray(theta, dtype=float), rng.standard_normal((n, self.D)))
-
-    def draw_and_log_q(self, theta, eps):
-        """Draws [S, D] and their log q [S] from the noise eps [S, D] (no inverse)."""
-        zeta, log_det = self.forward(np.asarray(theta, dtype=float), eps)
-        return zeta, -0.5 * np.sum(eps * eps, axis=1) - 0.5 * self.D * _LOG_2PI - log_det
-
-    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] (see :meth:`draw_and_log_q`)."""
-        return self.draw_and_log_q(theta, rng.standard_normal((n, self.D)))
 
     def jitter_scale(self, theta) -> np.ndarray:
         """The affine part's marginal sd (row norm of A) for a_i and row i of A's

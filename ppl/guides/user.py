@@ -177,10 +177,6 @@ class UserGuide:
             log_q = log_q + np.sum(-log_scale - 0.5 * e * e - 0.5 * _LOG_2PI, axis=1)
         return zeta, np.asarray(log_q, dtype=float)
 
-    def sample_and_log_q(self, theta, rng: np.random.Generator, n: int):
-        """``n`` draws [n, D] and their log q [n] (see :meth:`draw_and_log_q`)."""
-        return self.draw_and_log_q(theta, rng.standard_normal((n, self.eps_dim(0))))
-
     def _pass(self, z_auto, values, S: int, eps=None, zeta=None, scales=None):
         """Walk the model in dependency order filling every slot's block: params from
         ``values``, automatic latents from ``z_auto``, guided latents drawn from ``eps`` (or,

@@ -32,8 +32,6 @@ from .point import fit_point
 from .precondition import Coordinates, Frame, estimate
 from .schedule import DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize, Whitening, Windows
 from .schedule_batch import BatchConvergence, BatchWindows
-# the convergence rule's constants and functions, re-exported: tests read them here
-from .schedule import DECAYS, JITTER_TOL, jitter_tol, min_decays, plateau  # noqa: F401
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
 # a model with no continuous latent (nor param): no steps, and its ELBO is exactly log p(data)
@@ -119,18 +117,18 @@ def fit(compiled, options, rng: np.random.Generator,
     them (see ``_run``).
 
     Convergence (schedule.Convergence): every ``options.window`` steps the last two windows of
-    ELBO estimates taken at the current step size are compared by :func:`plateau` (a relative
+    ELBO estimates taken at the current step size are compared by schedule.plateau (a relative
     change below ``tol``, allowing for Monte Carlo noise; z = 2, so on a flat trace a check
     passes about 95% of the time). A check also passes when the iterates bounce in place
     (schedule.bouncing: a jitter above 1 guide sd while no parameter's window mean moved more
     than its own spread over the window): the step size is then too large to settle, whatever the
-    ELBO does. After ``PASSES`` consecutive passing checks the fit gets no further at this step
-    size. Then the step size is multiplied by ``DECAY_FACTOR`` and the optimizer's moments are
+    ELBO does. After schedule.PASSES consecutive passing checks the fit gets no further at this step
+    size. Then the step size is multiplied by schedule.DECAY_FACTOR and the optimizer's moments are
     restarted (Adam's second moment would otherwise remember the large early gradients for ~1000
-    steps and stall), at least ``min_decays(tol)`` times (2 at
-    the default tol) and until the iterates' jitter over the last window is at most
-    ``jitter_tol(tol)`` (the largest sd of an iterate, mu_i in units of the guide's sigma_i,
-    log sigma_i as is; 0.2 at the default tol). So a tighter tol gives smaller final steps,
+    steps and stall), at least ``schedule.min_decays(tol)`` times (2 at the default tol) and
+    until the iterates' jitter over the last window is at most ``schedule.jitter_tol(tol)``
+    (the largest sd of an iterate, mu_i in units of the guide's sigma_i, log sigma_i as is;
+    0.2 at the default tol). So a tighter tol gives smaller final steps,
     more of them and a smaller jitter. Why: Adam's steps are about lr in absolute units, so
     a coordinate whose posterior sd is far below lr jitters over many sds; that costs ELBO
     (about j^2/2 nats per coordinate at jitter j) and biases coupled parameters (a regression's
@@ -223,7 +221,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
     base = guide.name.partition(":")[0]
     if base not in WARM_FROM or compiled.dim == 0:
         return _fit_plain(compiled, guide, guide.init(compiled.dim, options.init_scale),
-                          options, rng, progress, _can_whiten(compiled, options), start_time)
+                          options, rng, progress, _can_whiten(options), start_time)
     source = family(WARM_FROM[base], compiled.dim)
     if warm is not None and warm.guide.name != guide.name:   # any fitted Gaussian will do
         # its steps, trace and seconds begin the chain (--guide auto: mean field's time too)
@@ -242,7 +240,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         if first.reason == INTERRUPTED:
             raise KeyboardInterrupt
         m0, W = source.frame(first.theta)
-        if guide.dense_frame and source is MEAN_FIELD and _can_whiten(compiled, options):
+        if guide.dense_frame and source is MEAN_FIELD and _can_whiten(options):
             draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
             whitened = estimate(compiled.log_joint, first.theta, draws,
                                 np.exp(source.log_sd(first.theta)), _hessian_chunk(compiled))
@@ -565,7 +563,7 @@ def _in_value(loss_value, coords):
     return lambda params, eps: loss_value(coords.to_theta(params), eps)
 
 
-def _can_whiten(compiled, options) -> bool:
+def _can_whiten(options) -> bool:
     # No cap on D: above precondition.WHOLE_MAX_DIM a whitening costs RANK products whatever D
     # (docs/performance.md, whitening section: cost and accuracy at 400-3,000 latents).
     return options.precondition == "hessian"
@@ -584,13 +582,22 @@ def _check_start(compiled, guide, theta, rng, init_scale: float | None = None) -
     zeta = guide.sample(theta, rng, START_DRAWS)
     if np.any(np.isfinite(compiled.log_joint(zeta))):
         return
+    span, what = first_not_finite(compiled, zeta, every_draw=True) or (None, "not finite")
+    raise not_finite_at_start(span, what, init_scale)
+
+
+def first_not_finite(compiled, zeta, every_draw: bool = False) -> tuple | None:
+    """(span, 'nan' | '-inf' | 'inf') of the first statement whose term is not finite at some
+    draw of zeta (at every draw, with ``every_draw``), the kind that of its first such value;
+    None when there is none."""
     for statement, values in compiled.terms(zeta):
         values = np.asarray(values, dtype=float)
-        if not np.any(np.isfinite(values)):
-            bad = values[~np.isfinite(values)][0]
-            what = "nan" if np.isnan(bad) else ("-inf" if bad < 0 else "inf")
-            raise not_finite_at_start(getattr(statement, "span", None), what, init_scale)
-    raise not_finite_at_start(None, "not finite", init_scale)
+        bad = ~np.isfinite(values)
+        if bad.all() if every_draw else bad.any():
+            first = values[bad][0]
+            what = "nan" if np.isnan(first) else ("-inf" if first < 0 else "inf")
+            return getattr(statement, "span", None), what
+    return None
 
 
 def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float | None = None,
@@ -606,11 +613,10 @@ def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float |
 
 def _blame(compiled, zeta):
     """The span of the first statement whose term, or its gradient, is not finite at zeta."""
-    terms = compiled.terms(zeta)
-    for statement, values in terms:
-        if not np.all(np.isfinite(values)):
-            return getattr(statement, "span", None)
-    for i, (statement, _) in enumerate(terms):
+    found = first_not_finite(compiled, zeta)
+    if found is not None:
+        return found[0]
+    for i, (statement, _) in enumerate(compiled.terms(zeta)):
         g = _grad(lambda z: anp.sum(compiled.terms(z)[i][1]))(zeta)
         if not np.all(np.isfinite(g)):
             return getattr(statement, "span", None)

@@ -19,7 +19,7 @@ from autograd import jacobian
 
 from ..errors import PplError, dadvi_not_converged, dadvi_not_finite
 from ..guides import MeanField, family
-from .advi import AdviResult
+from .advi import AdviResult, first_not_finite
 from .dadvi_optimize import (NEAR, OPTIMIZER, Objective, laplace_start,
                              mean_field_hessian, minimize, scale_of)
 from .dadvi_solve import Solver, flat_directions
@@ -308,10 +308,5 @@ def _warn_large_mcse(names, mcse, sd, M) -> None:
 
 def _not_finite(compiled, zeta, M, where):
     """dadvi_not_finite, blaming the first statement not finite at some of the draws zeta."""
-    for statement, values in compiled.terms(zeta):
-        values = np.asarray(values, dtype=float)
-        if not np.all(np.isfinite(values)):
-            bad = values[~np.isfinite(values)][0]
-            what = "nan" if np.isnan(bad) else ("-inf" if bad < 0 else "inf")
-            return dadvi_not_finite(getattr(statement, "span", None), what, M, where)
-    return dadvi_not_finite(None, "not finite (or its gradient is)", M, where)
+    span, what = first_not_finite(compiled, zeta) or (None, "not finite (or its gradient is)")
+    return dadvi_not_finite(span, what, M, where)

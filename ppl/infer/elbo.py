@@ -1,6 +1,6 @@
 """The ELBO of a guide against a log joint, and its reparameterized gradient (autograd).
 
-The log joint (compiler/joint.py) maps zeta [S, D] to [S]; the guide (guides.py) gives the draws
+The log joint (compiler/joint.py) maps zeta [S, D] to [S]; the guide (ppl/guides) gives the draws
 and the entropy. We maximize the ELBO; the optimizers minimize, so advi.py flips the sign once.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ppl.infer import advi
+from ppl.infer import advi, schedule
 from ppl.errors import PplError
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
@@ -49,24 +49,24 @@ def compiled(text, data):
 
 def test_plateau_passes_on_a_flat_noisy_trace(rng):
     flat = -50.0 + rng.standard_normal(200)
-    assert advi.plateau(flat, 100, tol=1e-3)
+    assert schedule.plateau(flat, 100, tol=1e-3)
 
 
 def test_plateau_fails_on_a_rising_trace(rng):
     # rises 0.05 nats per step (5 per window) under unit noise: clearly not converged
     rising = -50.0 + 0.05 * np.arange(200) + rng.standard_normal(200)
-    assert not advi.plateau(rising, 100, tol=1e-3)
+    assert not schedule.plateau(rising, 100, tol=1e-3)
 
 
 def test_plateau_is_relative_when_noise_is_negligible():
     # a noiseless trace 1e5 nats deep: a change of 5e-4 relative passes at tol 1e-3, not 1e-4
     trace = np.concatenate([np.full(100, -1e5 - 50.0), np.full(100, -1e5)])
-    assert advi.plateau(trace, 100, tol=1e-3)
-    assert not advi.plateau(trace, 100, tol=1e-4)
+    assert schedule.plateau(trace, 100, tol=1e-3)
+    assert not schedule.plateau(trace, 100, tol=1e-4)
 
 
 def test_plateau_needs_two_windows():
-    assert not advi.plateau(np.zeros(199), 100, tol=1e-3)
+    assert not schedule.plateau(np.zeros(199), 100, tol=1e-3)
 
 
 def test_fit_converges_on_a_gaussian(rng):
@@ -342,16 +342,6 @@ def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
     assert result.converged
     assert np.all(np.abs(root @ L @ L.T @ root - np.eye(2)) < 0.1)
     assert np.all(np.abs(root @ (result.mu - [1.0, 2.0])) < 0.1)
-
-
-def test_whitening_has_no_latent_cap():
-    # The 300-latent cap was lifted (docs/performance.md, whitening section): any D whitens
-    # with precondition='hessian', none with 'none'.
-    from types import SimpleNamespace
-    for dim in (10, 301, 10_000):
-        compiled = SimpleNamespace(dim=dim)
-        assert advi._can_whiten(compiled, FitOptions(precondition="hessian"))
-        assert not advi._can_whiten(compiled, FitOptions(precondition="none"))
 
 
 def test_a_fit_that_ends_below_each_of_its_first_steps_fell():

@@ -1,25 +1,25 @@
 """--tol has a visible effect: a tighter tolerance anneals the step size further, so the fit
-takes more steps and its iterates end with a smaller jitter (advi.min_decays, advi.jitter_tol)."""
+takes more steps and its iterates end with a smaller jitter (schedule.min_decays, schedule.jitter_tol)."""
 from pathlib import Path
 
 import pytest
 
 import ppl
-from ppl.infer import advi
+from ppl.infer import schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_tol_keeps_the_documented_rule():
-    assert advi.min_decays(1e-3) == advi.DECAYS == 2
-    assert advi.jitter_tol(1e-3) == advi.JITTER_TOL == 0.2
+    assert schedule.min_decays(1e-3) == schedule.DECAYS == 2
+    assert schedule.jitter_tol(1e-3) == schedule.JITTER_TOL == 0.2
 
 
 @pytest.mark.parametrize("tol, decays, jitter", [(1e-2, 1, 0.632), (1e-4, 3, 0.0632),
                                                  (1e-5, 4, 0.02), (1.0, 1, 6.32)])
 def test_tol_sets_decays_and_jitter_tolerance(tol, decays, jitter):
-    assert advi.min_decays(tol) == decays
-    assert advi.jitter_tol(tol) == pytest.approx(jitter, rel=1e-3)
+    assert schedule.min_decays(tol) == decays
+    assert schedule.jitter_tol(tol) == pytest.approx(jitter, rel=1e-3)
 
 
 @pytest.mark.slow

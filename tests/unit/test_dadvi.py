@@ -22,27 +22,10 @@ from ppl.infer import dadvi, dadvi_optimize, dadvi_solve
 from ppl.options import FitOptions
 from ppl.posterior import Fit
 from ppl.savedfit import restore_fit
-from ppl.source import Source, Span
 
-SOURCE = Source("stub.ppl", "sample z ~ Target()\n")
-STATEMENT = type("Statement", (), {"span": Span(SOURCE, 1, 1, 1, 20)})()
+from .test_advi import Stub
+
 OPTIONS = FitOptions(method="dadvi")
-
-
-class Stub:
-    """A 'compiled model' from a plain log density zeta [S, D] -> [S]."""
-
-    def __init__(self, log_density, dim):
-        self.log_density, self.dim = log_density, dim
-
-    def log_joint(self, zeta):
-        return self.log_density(zeta)
-
-    def terms(self, zeta):
-        return [(STATEMENT, self.log_density(zeta))]
-
-    def unconstrained_names(self):
-        return [f"z[{i}]" for i in range(self.dim)]
 
 
 def compiled(text, data):

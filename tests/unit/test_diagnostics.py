@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import re
+import sys
 import warnings
+from pathlib import Path
 
 import autograd.numpy as anp
 import numpy as np
 import pytest
-import scipy.optimize
 
 import ppl
 from ppl.infer import diagnostics, newton
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+# the model at extreme scales and its exact posterior by quadrature
+from extreme_scales import SMALL, exact_small  # noqa: E402
 
 M, S = np.array([1.0, -2.0, 300.0]), np.array([0.5, 3.0, 1e-4])
 
@@ -125,45 +130,6 @@ def test_polish_beyond_the_dense_hessian_uses_its_diagonal():
     np.testing.assert_allclose(log_sigma, np.log(s), atol=1e-9)
 
 
-MODEL = ("data y: real[20]\nsample mu ~ Normal(0, 10)\nsample sigma ~ HalfNormal(1)\n"
-         "observe y ~ Normal(mu, sigma)\n")
-
-
-def _exact(y):
-    """Exact posterior means [2] and sds [2] of (mu, log sigma) for MODEL: mu integrated out in
-    closed form (y | sigma is Gaussian), s = log sigma by quadrature on 4001 points.
-
-    At 1e12 the log density's terms are ~1e12 while sd(s) is 2e-7: each is written as its value
-    at a centre s0 plus an expm1/log1p difference, so that the differences keep their digits
-    (checked against 50-digit mpmath: the Laplace sd of s, 2.3448e-7, agrees to 1e-4).
-    """
-    n, ybar, ss = len(y), y.mean(), np.sum((y - y.mean()) ** 2)
-    c, a = 100 * n, n * ybar ** 2
-
-    def log_p(s, s0):   # log density of s (Jacobian included) minus its value at s0
-        v0, d = np.exp(2 * s0), np.expm1(2 * (s - s0))
-        return (-0.5 * v0 * d - (n - 2) * (s - s0) - 0.5 * np.log1p(v0 * d / (v0 + c))
-                - 0.5 * ss / v0 * np.expm1(-2 * (s - s0))
-                + 0.5 * a * v0 * d / ((v0 * (1 + d) + c) * (v0 + c)))
-
-    s0 = 0.0
-    for _ in range(3):   # the mode, each time measured from the last estimate
-        s0 = scipy.optimize.minimize_scalar(lambda s: -log_p(s, s0), bounds=(s0 - 80, s0 + 80),
-                                            method="bounded", options={"xatol": 1e-14}).x
-    width = 1e-3
-    for _ in range(3):   # the stencil shrinks with the width
-        h = width / 10
-        width = 1 / np.sqrt(-(log_p(s0 + h, s0) + log_p(s0 - h, s0)) / h ** 2)
-    u = np.linspace(-12, 12, 4001) * width
-    w = np.exp(log_p(s0 + u, s0))
-    w /= w.sum()
-    precision = 1 / 100 + n / np.exp(2 * (s0 + u))
-    m = n * ybar / np.exp(2 * (s0 + u)) / precision
-    mean = np.array([w @ m, s0 + w @ u])
-    var = np.array([w @ (1 / precision + m ** 2) - mean[0] ** 2, w @ u ** 2 - (w @ u) ** 2])
-    return mean, np.sqrt(var)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("scale", [1e12, 1e-12])
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -176,9 +142,9 @@ def test_data_on_an_extreme_scale_ends_at_the_exact_posterior(scale, seed):
     y = np.random.default_rng(5).normal(1.0, 0.5, 20) * scale
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fit = ppl.compile(MODEL).fit({"y": y}, seed=seed, guide="meanfield")
+        fit = ppl.compile(SMALL).fit({"y": y}, seed=seed, guide="meanfield")
     assert fit.converged
-    mean, sd = _exact(y)   # mu and s are uncorrelated here: mean field's sds are exact
+    mean, sd = exact_small(y)   # mu and s are uncorrelated here: mean field's sds are exact
     r = fit.result
     assert np.all(np.abs(r.mu - mean) / sd < 0.5), (r.mu, mean, sd)
     assert np.all(np.abs(r.log_sigma - np.log(sd)) < np.log(1.25)), (np.exp(r.log_sigma), sd)
@@ -188,7 +154,7 @@ def test_a_model_at_ordinary_scale_gives_no_warning():
     y = np.random.default_rng(5).normal(1.0, 0.5, 20)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fit = ppl.compile(MODEL).fit({"y": y}, seed=0)
+        fit = ppl.compile(SMALL).fit({"y": y}, seed=0)
     assert fit.converged
 
 

@@ -590,14 +590,6 @@ def test_gradient_of_a_broadcast_parameter_has_its_shape(row, rng):
         assert np.shape(grad(f)(value)) == value.shape, name
 
 
-@pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
-def test_is_discrete_matches_support_kind(name):
-    discrete = {"Bernoulli", "Binomial", "BetaBinomial", "Poisson", "NegativeBinomial",
-                "Categorical", "ZeroInflatedPoisson", "ZeroInflatedNegativeBinomial",
-                "DiscreteUniform", "OrderedLogistic", "Multinomial"}
-    assert lookup(name).is_discrete() == (name in discrete)
-
-
 class _Expr:
     """Stands in for an IR expression at check time: only ``shape`` is read."""
 
