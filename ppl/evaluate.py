@@ -3,7 +3,8 @@
 ``compile_expr`` turns an expression into a closure over a run-time environment, folding every
 data-only subtree into a constant once; the compiler calls it for every expression and
 ``data.py`` evaluates data-only expressions (bounds, observed values) through the same path.
-Run-time values carry a leading draw axis (S, or 1 for data), as STYLE.md's convention says.
+Run-time values carry a leading draw axis (S draws, or 1 for data); ``lift`` lines a value's
+batch axes up after it.
 """
 from __future__ import annotations
 
