@@ -489,7 +489,11 @@ class _Checker:
 def _warn_params_no_term_reads(statements) -> None:
     """A param without a distribution that no term of the log joint reads (only a let, or
     nothing) has a zero gradient: the fit leaves it at its random start and the summary would
-    report that start as if it were estimated."""
+    report that start as if it were estimated. A model without any term is refused by the
+    fit instead (Model.check_something_to_fit), with nothing printed before."""
+    if not any(isinstance(s, (ir.Latent, ir.Observe, ir.Factor))
+               or isinstance(s, ir.Param) and s.dist is not None for s in statements):
+        return
     read: set[str] = set()
     for s in statements:
         if isinstance(s, ir.Latent):
