@@ -146,10 +146,19 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
             raise errors.file_error(shown, f"line {line}: expected {len(header)} cells, "
                                            f"found {len(row)}")
         for name, cell in zip(header, row):
-            if not cell.strip():
-                raise errors.file_error(shown, f"line {line}: blank cell in column '{name}'")
-            columns[name].append(_csv_number(cell, f"line {line}, column '{name}'", shown))
+            columns[name].append(_csv_number(cell, f"line {line}, column '{name}'", shown)
+                                 if cell.strip() else BlankCell(line))
     return columns
+
+
+class BlankCell:
+    """A blank CSV cell, the way pandas' to_csv writes a missing value. Kept in its column,
+    so that a column the model does not use may have one (as it may hold NaN or 'NA'); a
+    column the model uses refuses it where it is checked, with its line (``describe``)."""
+    __slots__ = ("line",)
+
+    def __init__(self, line: int):
+        self.line = line
 
 
 def _csv_number(cell: str, where: str, shown: str):
@@ -158,7 +167,9 @@ def _csv_number(cell: str, where: str, shown: str):
     Python's int() and float() also read '1_000' and non-ASCII digits ('١', '１'); a data
     file's numbers are ASCII digits, as JSON's are, so such a cell is refused where it is."""
     text = cell.strip()
-    for kind in (_int, float):
+    # int() is tried only on what may be one: its ValueError on every float cell was most of
+    # the reading time of a CSV of floats
+    for kind in (_int, float) if text.lstrip("+-").isdigit() else (float,):
         try:
             number = kind(text)
         except _Refused as refused:
@@ -264,6 +275,8 @@ def describe(raw) -> str:
         return f"the boolean {str(bool(raw)).lower()}"
     if raw is None:
         return "null"
+    if isinstance(raw, BlankCell):
+        return f"a blank cell (a missing value, on line {raw.line} of the CSV file)"
     if isinstance(raw, str):
         return f"the string {raw!r}"
     if isinstance(raw, dict):

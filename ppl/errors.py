@@ -880,6 +880,15 @@ def param_not_real(span: Span, name: str, elem: str) -> PplError:
                          "(with bounds if needed)")
 
 
+def param_enters_no_term(span: Span, name: str) -> PplWarning:
+    return PplWarning(f"param '{name}' has no distribution and no term of the model reads it "
+                      "(no sample, observe, factor, guide or other param): the log density "
+                      "does not depend on it, so its reported value is its random start, not "
+                      "an estimate", span,
+                      hint=f"use it in the model, give it a distribution (param {name}: real "
+                           "~ Normal(0, 5)), or remove it")
+
+
 def param_prior_depends_on_latent(span: Span, name: str, latent: str,
                                   part: str = "distribution") -> PplError:
     """``part``: 'distribution' or 'bound', what of the param reads the latent."""

@@ -90,6 +90,7 @@ class _Checker:
             # Discrete latents must reach every term element by element (raises if not).
             enumeration.locate(tracker, statements[-1])
         statements = tuple(statements)
+        _warn_params_no_term_reads(statements)
         source = getattr(self.program.span, "source", None) or Source("<string>", "")
         return ir.Model(statements, source)
 
@@ -484,6 +485,33 @@ class _Checker:
 
 
 # ----- helpers on literals and supports -----------------------------------------------------
+
+def _warn_params_no_term_reads(statements) -> None:
+    """A param without a distribution that no term of the log joint reads (only a let, or
+    nothing) has a zero gradient: the fit leaves it at its random start and the summary would
+    report that start as if it were estimated. A model without any term is refused by the
+    fit instead (Model.check_something_to_fit), with nothing printed before."""
+    if not any(isinstance(s, (ir.Latent, ir.Observe, ir.Factor))
+               or isinstance(s, ir.Param) and s.dist is not None for s in statements):
+        return
+    read: set[str] = set()
+    for s in statements:
+        if isinstance(s, ir.Latent):
+            read |= s.deps
+        elif isinstance(s, ir.Observe):
+            read |= s.dist.deps
+        elif isinstance(s, ir.Factor):
+            read |= s.value.deps
+        elif isinstance(s, ir.Guide):
+            read |= s.loc.deps | s.scale.deps
+        elif isinstance(s, ir.Param):
+            bounds = (getattr(s.support, end, None) for end in ("lower", "upper"))
+            read |= s.dist.deps if s.dist is not None else frozenset()
+            read = read.union(*(b.deps for b in bounds if isinstance(b, ir.Expr.__args__)))
+    for s in statements:
+        if isinstance(s, ir.Param) and s.dist is None and s.name not in read:
+            warnings.warn(errors.param_enters_no_term(s.span, s.name), stacklevel=2)
+
 
 def _forms(signatures) -> list[str]:
     """Argument lists for messages: the first signature positional, the others by keyword

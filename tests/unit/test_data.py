@@ -593,11 +593,24 @@ def test_fifo_in_an_npy_folder_is_not_opened(tmp_path):
         f"{tmp_path}/y.npy: not a regular file")
 
 
-def test_csv_blank_cell(tmp_path):
+def test_csv_blank_cell_refused_where_used(tmp_path):
+    # a blank cell is how pandas' to_csv writes a missing value: a column the model uses
+    # refuses it with its element and line ...
+    path = tmp_path / "data.csv"
+    path.write_text("y,z\n1,2\n,3\n")
+    assert load_error("data y: real[2]\ndata z: real[2]\n", path).message == (
+        "data 'y' must hold numbers; found a blank cell (a missing value, on line 3 of the "
+        "CSV file) at y[1]")
+
+
+def test_csv_blank_cell_in_an_unused_column_is_read(tmp_path):
+    # ... while one the model does not use may hold it, as it may hold NaN or 'NA' (the whole
+    # file was refused: 'line 3: blank cell in column z')
     path = tmp_path / "data.csv"
     path.write_text("y,z\n1,2\n3,\n")
-    assert load_error("data y: real[2]\n", path).message == (
-        f"{path}: line 3: blank cell in column 'z'")
+    with pytest.warns(UserWarning, match="names the model does not declare: z"):
+        values, _ = load("data y: real[2]\n", path)
+    assert values["y"].tolist() == [1.0, 3.0]
 
 
 @pytest.mark.parametrize("content, reason", [

@@ -102,6 +102,28 @@ def test_params_without_any_term_have_nothing_to_fit():
         ppl.compile("param k: real\n").fit()
 
 
+@pytest.mark.parametrize("text, warned", [
+    ("param p: real\nsample mu ~ Normal(0, 1)\nobserve 1.0 ~ Normal(mu, 1)\n", ["p"]),
+    ("param p: real\nlet q = 2 * p\nparam k: real\nfactor -k * k\n", ["p"]),  # a let is no term
+    ("param p: real\nsample mu ~ Normal(p, 1)\n", []),
+    ("param p: real\nobserve 1.0 ~ Normal(p, 1)\n", []),
+    ("param p: real\nfactor -p * p\n", []),
+    ("param p: real\nparam k: real ~ Normal(p, 1)\nfactor -k * k\n", []),
+    ("param p: real\nparam k: real<lower=p>\nfactor -k * k\n", []),
+    ("param p: real ~ Normal(0, 1)\nfactor 0.0\n", []),          # its distribution is a term
+    ("param s: real<lower=0>\nsample z ~ Normal(0, 1)\nguide z ~ Normal(0, s)\n", []),
+])
+def test_a_param_no_term_reads_is_warned_of(text, warned):
+    # its gradient is 0, so the fit left it at its random start and the summary reported that
+    # start (0.01257) beside the estimates, without a word
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ppl.compile(text)
+    found = [w.message for w in caught if "no term of the model reads it" in str(w.message)]
+    assert [str(w).split("'")[1] for w in found] == warned
+    assert all(w.span.line == 1 for w in found)
+
+
 @pytest.mark.parametrize("decl, name", [("real[2, 2] ~ LKJCholesky(2)", "LKJCholesky"),
                                         ("real[2] ~ Dirichlet([1.0, 1.0])", "Dirichlet")])
 def test_a_param_with_a_constrained_support_says_what_is_refused(decl, name):
