@@ -129,6 +129,10 @@ def _build(observe: ir.Observe, eta, data_env) -> "FusedTerm | None":
     parts = _Parts(n, np.zeros(n))
     if not _split(eta, 1.0, parts, data_env):
         return None
+    if not np.all(np.isfinite(parts.offset)):
+        # a row whose predictor is infinite from the data (log of a zero exposure) has a density
+        # only the plain path's special cases give: Poisson's y = 0 at log rate -inf is 0
+        return None
     scale = observe.dist.param_dict.get("sigma")
     if scale is not None and tuple(scale.shape) != ():
         return None

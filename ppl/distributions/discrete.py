@@ -131,7 +131,10 @@ class Poisson(Distribution):
     def log_density(cls, x, rate=None, log_rate=None):
         # scipy.stats.poisson.logpmf
         if log_rate is not None:
-            return x * log_rate - anp.exp(log_rate) - gammaln(x + 1)
+            # a log rate of -inf (a zero exposure's log) gives no count but 0 probability 1,
+            # as Stan's poisson_log does; 0 * -inf would be nan
+            return (anp.where(x == 0, 0.0, x * log_rate) - anp.exp(log_rate)
+                    - gammaln(x + 1))
         return _xlogy(x, rate) - rate - gammaln(x + 1)
 
     @classmethod

@@ -371,3 +371,34 @@ observe y ~ Normal(alpha + X @ beta, 1.0)
     compiled = compile_model(check(program, dims), values)
     assert [type(s.kernel).__name__ for s in compiled._steps
             if getattr(s, "kernel", None) is not None] == [kind]
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_a_zero_exposure_with_no_count_adds_nothing(fuse):
+    # log(0) = -inf in the offset: Poisson(0 | log rate -inf) is 1, as Stan's poisson_log
+    # has it, so the row's term is 0 and its gradient too (0 * -inf made the log joint nan
+    # at every draw, and the fit refused the model)
+    text = """data N: int
+data x: real[N]
+data exposure: real<lower=0>[N]
+data y: int[N]
+let log_exposure = log(exposure)
+sample alpha ~ Normal(0, 5)
+sample beta ~ Normal(0, 1)
+observe y ~ Poisson(log_rate=log_exposure + alpha + beta * x)
+"""
+    rows = {"x": [0.1, 0.2, 0.3, 0.4], "exposure": [1.0, 0.0, 2.0, 1.0], "y": [1, 0, 3, 2]}
+    kept = [0, 2, 3]
+
+    def log_joint(data):
+        program = parse(text, "model.ppl")
+        with np.errstate(divide="ignore"):
+            values, dims = load_data(check(program), data)
+        return compile_model(check(program, dims), values, fuse=fuse).log_joint
+
+    everything = log_joint({"N": 4, **rows})
+    dropped = log_joint({"N": 3, **{k: [v[i] for i in kept] for k, v in rows.items()}})
+    z = np.random.default_rng(0).normal(0, 1, (5, 2))
+    np.testing.assert_allclose(everything(z), dropped(z), rtol=1e-13)
+    gradient = grad(lambda z: anp.sum(everything(z)))(z)
+    np.testing.assert_allclose(gradient, grad(lambda z: anp.sum(dropped(z)))(z), rtol=1e-12)
