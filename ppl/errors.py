@@ -235,6 +235,12 @@ def int_overflow(span: Span) -> PplError:
                     hint="compute it as real: multiply a factor by 1.0")
 
 
+def int_of_non_finite(span: Span) -> PplError:
+    return PplError("floor of a value that is not finite (an infinity or NaN): no int holds it",
+                    span, hint="check the data it is computed from (log or division of 0, "
+                               "sqrt of a negative value)")
+
+
 def int_literal_too_large(span: Span) -> PplError:
     return PplError("int literal out of range: ints are 64-bit "
                     "(-9223372036854775808 to 9223372036854775807)", span,
