@@ -614,6 +614,13 @@ def dadvi_not_converged(optimizer: str, iterations: int, decrement: float,
                     hint="the model may be badly scaled or not identified; try --method advi")
 
 
+def dadvi_unbounded(elbo: float) -> PplError:
+    return PplError(f"DADVI's objective has no minimum: the ELBO at its fixed draws grew to "
+                    f"{elbo:.3g} before a step overflowed, so the posterior is most likely "
+                    "improper", hint="look for a factor or likelihood term that grows "
+                    "without bound, or a latent without a proper prior")
+
+
 def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
     return PplError("the DADVI objective's Hessian is not positive definite at the optimum, so "
                     "the posterior has a flat or downward direction along "
