@@ -235,6 +235,12 @@ def int_overflow(span: Span) -> PplError:
                     hint="compute it as real: multiply a factor by 1.0")
 
 
+def int_of_non_finite(span: Span) -> PplError:
+    return PplError("floor of a value that is not finite (an infinity or NaN): no int holds it",
+                    span, hint="check the data it is computed from (log or division of 0, "
+                               "sqrt of a negative value)")
+
+
 def int_literal_too_large(span: Span) -> PplError:
     return PplError("int literal out of range: ints are 64-bit "
                     "(-9223372036854775808 to 9223372036854775807)", span,
@@ -602,6 +608,13 @@ def dadvi_not_converged(optimizer: str, iterations: int, decrement: float,
                     f"without meeting its tolerance: the Newton decrement is {decrement:.3g} "
                     f"(scipy: {message})",
                     hint="the model may be badly scaled or not identified; try --method advi")
+
+
+def dadvi_unbounded(elbo: float) -> PplError:
+    return PplError(f"DADVI's objective has no minimum: the ELBO at its fixed draws grew to "
+                    f"{elbo:.3g} before a step overflowed, so the posterior is most likely "
+                    "improper", hint="look for a factor or likelihood term that grows "
+                    "without bound, or a latent without a proper prior")
 
 
 def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:

@@ -130,7 +130,10 @@ def _int_result(expr: ir.Expr, op, *operands) -> Fn:
     latent's finite support.)"""
     with np.errstate(all="ignore"):
         value = op(*operands)
-    exact = np.asarray(op(*(np.asarray(x).astype(object) for x in operands)), dtype=object)
+    try:
+        exact = np.asarray(op(*(np.asarray(x).astype(object) for x in operands)), dtype=object)
+    except (OverflowError, ValueError):     # floor of an infinity or NaN (functions._floor)
+        raise errors.int_of_non_finite(expr.span) from None
     if any(not _INT64[0] <= int(v) <= _INT64[1] for v in exact.ravel()):
         raise errors.int_overflow(expr.span)
     return lambda env: value

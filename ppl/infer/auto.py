@@ -150,7 +150,8 @@ class AutoReport:
     def line(self) -> str:
         text = (f"guide auto: tried {', '.join(t.text() for t in self.tried)}; "
                 f"chose {self.tried[self.chosen].family}")
-        elbos = [f"{t.family} {t.elbo[0]:.2f} ± {t.elbo[1]:.2f}" for t in self.tried if t.elbo]
+        elbos = [f"{t.family} {_nats(t.elbo[0])} ± {_nats(t.elbo[1])}"
+                 for t in self.tried if t.elbo]
         why = "the climb interrupted" if self.interrupted else "none being usable"
         if elbos:
             text += (f", {why}, by the ELBO on k̂'s draws ({', '.join(elbos)}; "
@@ -182,6 +183,12 @@ class AutoReport:
                            **({"elbo": _number(t.elbo[0]), "elbo_se": _number(t.elbo[1])}
                               if t.elbo else {})}
                           for t in self.tried]}
+
+
+def _nats(x: float) -> str:
+    """An ELBO or its standard error in the report line: to 0.01 nats (the tie rule's scale),
+    in e-notation where that would be a wall of digits (an improper posterior's 5.5e+190)."""
+    return f"{x:.2f}" if abs(x) < 1e9 else f"{x:.4g}"
 
 
 def _number(x: float) -> float | None:

@@ -102,7 +102,8 @@ def fit(compiled, options, rng: np.random.Generator,
 
     Raises
     ------
-    PplError : dadvi_not_finite, dadvi_not_converged, dadvi_not_positive_definite.
+    PplError : dadvi_not_finite, dadvi_not_converged, dadvi_not_positive_definite,
+        dadvi_unbounded.
     """
     # overflow at trial points is expected; the objective turns it into +inf, which the
     # optimizers reject, so numpy's warnings about it are noise

@@ -13,6 +13,7 @@ import scipy.linalg
 import scipy.optimize
 from autograd import grad, hessian_tensor_product, value_and_grad
 
+from ..errors import dadvi_unbounded
 from ..guides import MeanField
 from .elbo import elbo
 
@@ -225,6 +226,10 @@ def minimize(objective, theta0, optimizer, progress, precision=None, stop=None,
             # ftol 0: stop on the gradient, never on a small relative change of F
             options={"gtol": unit * GTOL, "ftol": 0.0, "maxiter": MAX_ITER,
                      "maxfun": 20 * MAX_ITER})
+        if not np.all(np.isfinite(result.x)):
+            # the objective fell without bound (a last finite F of -7.5e269 on an improper
+            # model), until a step overflowed to NaN
+            raise dadvi_unbounded(max([*trace, -objective(theta0)[0]]))
         if not (np.max(np.abs(result.jac)) <= unit * GTOL or near(result.x)):
             # L-BFGS-B's line search cannot back off from a non-finite trial point (a wide
             # guide on a skewed posterior overflows); a trust region shrinks instead

@@ -501,6 +501,15 @@ def test_with_no_usable_fit_the_higher_elbo_beats_a_noisier_smaller_khat(monkeyp
     assert report.to_dict()["tried"][1]["elbo"] == fr
 
 
+def test_the_report_line_writes_huge_elbos_in_e_notation():
+    # an improper posterior's ELBO (5.5e190, 'factor square(square(mu))') was printed with its
+    # 191 digits; the line keeps 0.01 nats for ordinary values
+    tried = (auto.Tried("meanfield", np.inf, "unreliable", 1.0, elbo=(5.5e190, np.inf)),
+             auto.Tried("fullrank", 0.9, "unreliable", 1.0, elbo=(-1234.5678, 0.0123)))
+    line = auto.AutoReport(tried, 1, usable=False).line()
+    assert "(meanfield 5.5e+190 ± inf, fullrank -1234.57 ± 0.01;" in line
+
+
 def _weighted(name, khat, log_weights):
     from types import SimpleNamespace
     return SimpleNamespace(result=SimpleNamespace(guide=SimpleNamespace(name=name)),

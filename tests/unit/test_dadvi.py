@@ -510,6 +510,15 @@ def test_lbfgs_stopped_by_an_overflow_is_continued_by_a_trust_region():
     assert result.converged and result.reason == dadvi.CONVERGED
 
 
+def test_an_objective_without_a_minimum_is_an_error():
+    # an improper posterior: L-BFGS-B stepped to NaN, and the trust-region fallback started
+    # there ended in scipy's 'array must not contain infs or NaNs', an internal error
+    model = compiled("sample mu ~ Normal(0, 1)\nfactor exp(mu)\n", {})
+    with pytest.raises(PplError, match="DADVI's objective has no minimum: the ELBO at its "
+                       "fixed draws grew to .*e\\+.* before a step overflowed"):
+        dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+
+
 def test_a_hessian_that_is_not_positive_definite_names_the_flat_direction():
     H = np.diag([2.0, 0.0, 1.0, 1.0])      # D = 2: mu of z[0], z[1], then their log sigmas
     with pytest.raises(PplError, match="not positive definite at the optimum.* along z\\[1\\]"):

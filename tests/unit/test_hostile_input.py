@@ -323,6 +323,19 @@ def test_int_overflow_is_a_located_error(expr, col):
     assert (info.value.span.line, info.value.span.col) == (2, col)
 
 
+# floor of real data: beyond int64, an infinity (log of 0) or NaN (sqrt of a negative) was an
+# internal error (OverflowError, ValueError) in the exact pass that looks for a wrap
+@pytest.mark.parametrize("expr, message", [("floor(x * 1e19)", "int overflow"),
+                                           ("floor(log(x - 1))", "floor of a value that is not"),
+                                           ("floor(sqrt(x - 2))", "floor of a value that is not")])
+def test_floor_without_an_int64_value_is_a_located_error(expr, message):
+    text = f"data x: real[2]\nlet k = {expr}\nsample mu ~ Normal(0, 1)\n"
+    with pytest.raises(PplError) as info:
+        ppl.compile(text).prepare({"x": [1.0, 2.0]})
+    assert info.value.message.startswith(message)
+    assert (info.value.span.line, info.value.span.col) == (2, 9)
+
+
 def test_int_literal_beyond_int64_is_a_located_error():
     with pytest.raises(PplError) as info:
         ppl.compile("let x = 9223372036854775808\nsample mu ~ Normal(0, 1)\n")
