@@ -496,6 +496,19 @@ def diverged(span: Span | None, steps: int, init_scale: float | None = None,
                          "has no support)")
 
 
+def diverged_unbounded_scale(span: Span | None, steps: int, name: str, sd: float) -> PplError:
+    """The fit diverged with the guide's sd of one latent grown beyond any scale a proper
+    posterior has: the ELBO rose without limit by spreading q along a direction the log joint
+    does not penalize (DADVI's words for it: dadvi_unbounded, dadvi_not_positive_definite)."""
+    where = "this statement's log density" if span is not None else "the log density"
+    return PplError(f"the optimization diverged after {steps} steps: the guide's sd of '{name}' "
+                    f"(unconstrained) grew to {sd:.3g} before {where} overflowed, so the "
+                    f"posterior is most likely improper: flat, or growing without bound, "
+                    f"along '{name}'", span,
+                    hint="look for a factor that cancels a prior or grows without bound, or a "
+                         "latent that neither a proper prior nor the likelihood pins down")
+
+
 def warm_start_diverged(family: str, source: str, steps: int, why: str) -> PplError:
     return PplError(f"'{family}' is warm-started from a {source} fit, and that fit diverged "
                     f"after {steps} steps ({why}): '{family}' cannot be fitted from it",
@@ -523,9 +536,20 @@ def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
                     hint="the fit's draws put this statement's parameters out of range")
 
 
+UNBOUNDED_ELBO = 1e30    # an ELBO beyond this is no proper posterior's (fit_not_at_optimum)
+
+
 def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: float,
                        final_elbo: float, rounds: int = 0) -> PplWarning:
-    if sd < lr / 100:
+    hint = ("rescale the data (and the priors with them) to values near 1, or pass a smaller "
+            "--lr and a larger --window")
+    if final_elbo > UNBOUNDED_ELBO:
+        # no proper posterior's log normalizer is near: it would take ~1e27 observations
+        cause = (f"the ELBO is about {final_elbo:.3g}, far beyond any proper posterior's: the "
+                 "posterior is most likely improper, its log density growing without bound "
+                 f"along '{name}'")
+        hint = "look for a factor or likelihood term that grows without bound"
+    elif sd < lr / 100:
         cause = (f"the guide sd of '{smallest}' is {sd:.3g}, far below the step size {lr:.3g}: "
                  "the data's scale is far from the priors', or the posterior is very narrow")
     elif abs(final_elbo) > 1e8:
@@ -535,9 +559,7 @@ def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: fl
         cause = "the optimizer stopped before the optimum"
     after = f" even after {rounds} Newton steps" if rounds else ""
     return PplWarning(f"this fit may be wrong: a Newton step would move the mean of '{name}' "
-                      f"(unconstrained) by {steps:.3g} guide sds{after}; {cause}",
-                      hint="rescale the data (and the priors with them) to values near 1, or "
-                           "pass a smaller --lr and a larger --window")
+                      f"(unconstrained) by {steps:.3g} guide sds{after}; {cause}", hint=hint)
 
 
 def too_much_memory(span: Span | None, what: str, needed: int, available: int,

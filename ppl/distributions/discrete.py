@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 from ..special import betaln, gammaln, logaddexp, logsumexp, softplus
 
 from .. import constraints as c
@@ -26,6 +27,22 @@ def _xlog1py(x, y):
     return _at_pole(pole, x, anp.where(safe, 0.0, x * anp.log1p(anp.where(safe, 0.0, y))))
 
 
+
+
+def _logit_log_density(x, n, logit):
+    """``x logit - n softplus(logit)``: log of sigmoid(logit)^x (1 - sigmoid(logit))^(n - x).
+    A logit of +inf (-inf), from the data (``log(p0) - log1p(-p0)`` at p0 = 1 or 0), makes every
+    trial a success (failure): 0 where x = n (x = 0), -inf elsewhere, as scipy.stats.binom at
+    p = 1 (0) and Stan's bernoulli_logit have it; the formula gives inf - inf or 0 * inf = nan
+    there; the formula is taken at a finite stand-in so that its gradient is 0, not
+    0 * nan (softplus's VJP exp(x - ans) is nan at inf), as :func:`_at_pole` does."""
+    infinite = np.isinf(getval(logit))
+    if not np.any(infinite):
+        return x * logit - n * softplus(logit)
+    x, n = np.asarray(getval(x)), np.asarray(getval(n))
+    sure = np.where(np.asarray(getval(logit)) > 0, x == n, x == 0)
+    logit = anp.where(infinite, 0.0, logit)
+    return anp.where(infinite, np.where(sure, 0.0, -np.inf), x * logit - n * softplus(logit))
 
 
 def _log_choose(n, k):
@@ -63,7 +80,7 @@ class Bernoulli(Distribution):
     def log_density(cls, x, p=None, logit=None):
         # scipy.stats.bernoulli.logpmf; with a logit: x*l - softplus(l), the stable log-sigmoid
         if logit is not None:
-            return x * logit - softplus(logit)
+            return _logit_log_density(x, 1, logit)
         return _xlogy(x, p) + _xlog1py(1 - x, -p)
 
     @classmethod
@@ -88,7 +105,7 @@ class Binomial(Distribution):
     def log_density(cls, x, n, p=None, logit=None):
         # scipy.stats.binom.logpmf; with a logit: x*l - n*softplus(l)
         if logit is not None:
-            return _log_choose(n, x) + x * logit - n * softplus(logit)
+            return _log_choose(n, x) + _logit_log_density(x, n, logit)
         return _log_choose(n, x) + _xlogy(x, p) + _xlog1py(n - x, -p)
 
     @classmethod

@@ -23,7 +23,8 @@ from . import diagnostics
 from .diagnostics import settle
 from .early import GIVE_UP, STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
-from ..errors import diverged, guide_not_finite, not_finite_at_start, warm_start_diverged
+from ..errors import (diverged, diverged_unbounded_scale, guide_not_finite, not_finite_at_start,
+                      warm_start_diverged)
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from ..options import FitOptions
 from . import fixed_draws, steps
@@ -608,7 +609,30 @@ def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float |
     statement = guide.blame(theta, eps) if hasattr(guide, "blame") else None
     if statement is not None:
         raise guide_not_finite(statement.span, statement.name, steps)
-    raise diverged(_blame(compiled, guide.draw(theta, eps)), steps, init_scale, rounds)
+    span = _blame(compiled, guide.draw(theta, eps))
+    spread = _unbounded_spread(compiled, guide, theta)
+    if spread is not None:
+        raise diverged_unbounded_scale(span, steps, *spread)
+    raise diverged(span, steps, init_scale, rounds)
+
+
+# A guide sd (unconstrained) beyond this is no proper posterior's at any sane data scale: a
+# flat direction's sd grows by about lr per step in the log (the entropy rises, nothing pulls
+# back) until a draw overflows, at an sd near 1e154 when the log joint squares it
+UNBOUNDED_LOG_SD = np.log(1e30)
+
+
+def _unbounded_spread(compiled, guide, theta):
+    """(name, sd) of the latent coordinate whose guide sd is largest, when it is beyond
+    UNBOUNDED_LOG_SD; None otherwise, or when the guide or model cannot say."""
+    if not hasattr(guide, "log_sd") or not hasattr(compiled, "unconstrained_names"):
+        return None
+    with np.errstate(all="ignore"):
+        log_sd = np.asarray(guide.log_sd(theta), dtype=float)
+    if not log_sd.size or not np.nanmax(log_sd, initial=-np.inf) > UNBOUNDED_LOG_SD:
+        return None
+    i = int(np.nanargmax(log_sd))
+    return compiled.unconstrained_names()[i], float(np.exp(log_sd[i]))
 
 
 def _blame(compiled, zeta):

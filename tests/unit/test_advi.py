@@ -192,6 +192,35 @@ def test_diverged_names_the_nonfinite_observe():
     assert not whitened.converged and whitened.reason == advi.NOT_AT_OPTIMUM
 
 
+def test_a_flat_direction_that_diverged_is_called_an_improper_posterior():
+    # the factor cancels b's prior, so nothing pins b down: the guide's log sd of b rose about
+    # lr per step (the entropy rises, nothing pulls back) to 355, where a draw of b squared
+    # overflowed. The error said only 'not finite even after reducing the step size' with a
+    # hint of a smaller --lr; DADVI says 'not identified' for the same model
+    text = ("data y: real[3]\n"
+            "sample mu ~ Normal(0, 5)\n"
+            "sample b ~ Normal(0, 1)\n"
+            "factor -lpdf(Normal(0, 1), b)\n"
+            "observe y ~ Normal(mu, 1)\n")
+    model = compiled(text, {"y": [0.1, -0.3, 0.5]})
+    with pytest.raises(PplError, match="diverged after .* steps: the guide's sd of 'b' "
+                       "\\(unconstrained\\) grew to .*e\\+.* before this statement's log "
+                       "density overflowed, so the posterior is most likely improper") as error:
+        advi.fit(model, FitOptions(), np.random.default_rng(0))
+    assert error.value.span.line == 3
+
+
+def test_an_elbo_beyond_any_proper_posteriors_is_called_improper():
+    # 'factor square(mu)' has no maximum: mean field ended at mu ~ 1.9e98 with an ELBO of
+    # 1.8e196, and the warning blamed the data's scale and said to rescale them
+    from ppl.errors import fit_not_at_optimum
+    warning = fit_not_at_optimum("mu", 1.93e98, "mu", 9.1e82, 0.1, 1.82e196, rounds=60)
+    assert "the posterior is most likely improper" in warning.message
+    assert "rescale" not in warning.hint
+    ordinary = fit_not_at_optimum("mu", 3.0, "mu", 0.5, 0.1, -1e9)
+    assert "far from the priors'" in ordinary.message and "rescale" in ordinary.hint
+
+
 def test_not_finite_at_start_names_the_statement():
     text = ("data y: real[3]\n"
             "sample s ~ Normal(0, 1)\n"

@@ -373,22 +373,40 @@ observe y ~ Normal(alpha + X @ beta, 1.0)
             if getattr(s, "kernel", None) is not None] == [kind]
 
 
+_INFINITE_PREDICTOR_CASES = {
+    # log(0) = -inf in the offset: Poisson(0 | log rate -inf) is 1, as Stan's poisson_log has it
+    "poisson": ("""data exposure: real<lower=0>[N]
+let offset = log(exposure)
+observe y ~ Poisson(log_rate=offset + alpha + beta * x)
+""", {"exposure": [1.0, 0.0, 2.0, 1.0], "y": [1, 0, 3, 2]}),
+    # a base rate p0 of 0 or 1 makes the logit -inf or +inf: y = 0 or 1 (all n trials) is sure,
+    # as scipy.stats.binom.logpmf(n, n, 1.0) = 0 and Stan's bernoulli_logit have it
+    "bernoulli": ("""data p0: real<lower=0, upper=1>[N]
+let offset = log(p0) - log1p(-p0)
+observe y ~ Bernoulli(logit=offset + alpha + beta * x)
+""", {"p0": [0.5, 0.0, 1.0, 0.3], "y": [1, 0, 1, 0]}),
+    "binomial": ("""data p0: real<lower=0, upper=1>[N]
+let offset = log(p0) - log1p(-p0)
+observe y ~ Binomial(3, logit=offset + alpha + beta * x)
+""", {"p0": [0.5, 0.0, 1.0, 0.3], "y": [1, 0, 3, 2]}),
+}
+
+
 @pytest.mark.parametrize("fuse", [True, False])
-def test_a_zero_exposure_with_no_count_adds_nothing(fuse):
-    # log(0) = -inf in the offset: Poisson(0 | log rate -inf) is 1, as Stan's poisson_log
-    # has it, so the row's term is 0 and its gradient too (0 * -inf made the log joint nan
-    # at every draw, and the fit refused the model)
+@pytest.mark.parametrize("case", sorted(_INFINITE_PREDICTOR_CASES))
+def test_a_row_sure_under_an_infinite_predictor_adds_nothing(case, fuse):
+    # the rows with a predictor infinite from the data and the y it makes sure: their
+    # terms are 0 and so are their gradients, the same log joint as with the rows dropped
+    # (0 * inf and inf - inf made it nan at every draw, and the fit refused the model)
+    statements, columns = _INFINITE_PREDICTOR_CASES[case]
     text = """data N: int
 data x: real[N]
-data exposure: real<lower=0>[N]
 data y: int[N]
-let log_exposure = log(exposure)
 sample alpha ~ Normal(0, 5)
 sample beta ~ Normal(0, 1)
-observe y ~ Poisson(log_rate=log_exposure + alpha + beta * x)
-"""
-    rows = {"x": [0.1, 0.2, 0.3, 0.4], "exposure": [1.0, 0.0, 2.0, 1.0], "y": [1, 0, 3, 2]}
-    kept = [0, 2, 3]
+""" + statements
+    rows = {"x": [0.1, 0.2, 0.3, 0.4], **columns}
+    kept = [0, 3] if case != "poisson" else [0, 2, 3]
 
     def log_joint(data):
         program = parse(text, "model.ppl")
@@ -397,7 +415,7 @@ observe y ~ Poisson(log_rate=log_exposure + alpha + beta * x)
         return compile_model(check(program, dims), values, fuse=fuse).log_joint
 
     everything = log_joint({"N": 4, **rows})
-    dropped = log_joint({"N": 3, **{k: [v[i] for i in kept] for k, v in rows.items()}})
+    dropped = log_joint({"N": len(kept), **{k: [v[i] for i in kept] for k, v in rows.items()}})
     z = np.random.default_rng(0).normal(0, 1, (5, 2))
     np.testing.assert_allclose(everything(z), dropped(z), rtol=1e-13)
     gradient = grad(lambda z: anp.sum(everything(z)))(z)
