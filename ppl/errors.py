@@ -697,6 +697,13 @@ def empty_model(span: Span, has_params: bool) -> PplError:
                     "statement", span, hint="declare a latent with 'sample NAME ~ DIST(...)'")
 
 
+def guides_fixed(span: Span) -> PplError:
+    return PplError("nothing to fit: every latent has a guide statement and the model has no "
+                    "param, so the guides' loc and scale are fixed", span,
+                    hint="give a guide params to fit (param m: real, param s: real, then "
+                         "'~ Normal(m, exp(s))'), or leave a latent to --guide's family")
+
+
 def missing_extra(feature: str, package: str, extra: str) -> PplError:
     return PplError(f"{feature} needs {package}, an optional dependency: "
                     f"pip install 'ppl[{extra}]'")
