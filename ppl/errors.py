@@ -1055,10 +1055,18 @@ def batch_param_rows(span: Span, name: str, dim: str) -> PplError:
                     hint="make it a latent with a guide, or fit without --batch")
 
 
-def predict_shape_changed(name: str, before, after) -> PplError:
-    return PplError(f"predict: the latent '{name}' has shape {format_shape(before or ())} in "
-                    f"the fit and {format_shape(after)} with the new data; the fitted guide "
-                    "cannot be reused for it",
+def predict_shape_changed(name: str, before, after, span: Span | None = None,
+                          param: bool = False) -> PplError:
+    shapes = (f"has shape {format_shape(before or ())} in the fit and {format_shape(after)} "
+              "with the new data")
+    if param:   # a point estimate: its values are per fitted row, none for the new rows
+        return PplError(f"predict: the param '{name}' {shapes}; its fitted values cannot be "
+                        "reused", span,
+                        hint="size the params by something other than the data (an encoder "
+                             "reading each data row: an amortized guide), or predict with data "
+                             "of the same shape")
+    return PplError(f"predict: the latent '{name}' {shapes}; the fitted guide cannot be reused "
+                    "for it", span,
                     hint="give it a guide statement computed from its data row (amortized), "
                          "or predict with data of the same shape")
 

@@ -92,7 +92,10 @@ def _zeta(fit, compiled, n: int) -> np.ndarray:
     before = {s.name: s.shape for s in old.slots}
     for slot in compiled.slots:
         if slot.name not in guided and before.get(slot.name) != slot.shape:
-            raise errors.predict_shape_changed(slot.name, before.get(slot.name), slot.shape)
+            declared = next(s for s in compiled.model.statements
+                            if getattr(s, "name", None) == slot.name)
+            raise errors.predict_shape_changed(slot.name, before.get(slot.name), slot.shape,
+                                               declared.span, isinstance(declared, ir.Param))
     if not guided:
         # every slot (params too) kept its shape, so the layout is the fit's and so are its
         # draws, importance-corrected when the fit is, as fit.predictive(n) takes them
