@@ -20,7 +20,7 @@ from .infer import advi, auto, starts
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
-from .errors import (PplError, bad_option, empty_model, file_error, not_utf8,
+from .errors import (PplError, bad_option, empty_model, file_error, guides_fixed, not_utf8,
                      options_unused, prior_ignores_factor, prior_without_param_prior)
 from .frontend.check import check
 from .frontend.parse import parse
@@ -92,8 +92,14 @@ class Model:
     def check_something_to_fit(self) -> None:
         """Raise PplError when the model has nothing to fit: no ``sample``, no ``observe``, and
         no ``param`` with a term to maximize (a ``factor`` or its own ``~ DIST``; params alone
-        are fitted by maximum likelihood or MAP, docs/language.md)."""
+        are fitted by maximum likelihood or MAP, docs/language.md); or every continuous latent
+        has a ``guide`` statement and there is no ``param``, so nothing can be optimized."""
         model = self.ir
+        drawn = [name for name, latent in model.latents.items() if not latent.discrete]
+        if drawn and not model.params and all(name in model.guides for name in drawn):
+            # every draw comes from a guide with fixed loc and scale: the step loop had no
+            # parameter to move (an internal error at its first window)
+            raise guides_fixed(next(iter(model.guides.values())).span)
         if model.latents or model.observes:
             return
         if model.params and (model.factors or any(p.dist for p in model.params.values())):

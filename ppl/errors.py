@@ -719,6 +719,13 @@ def empty_model(span: Span, has_params: bool) -> PplError:
                     "statement", span, hint="declare a latent with 'sample NAME ~ DIST(...)'")
 
 
+def guides_fixed(span: Span) -> PplError:
+    return PplError("nothing to fit: every latent has a guide statement and the model has no "
+                    "param, so the guides' loc and scale are fixed", span,
+                    hint="give a guide params to fit (param m: real, param s: real, then "
+                         "'~ Normal(m, exp(s))'), or leave a latent to --guide's family")
+
+
 def missing_extra(feature: str, package: str, extra: str) -> PplError:
     return PplError(f"{feature} needs {package}, an optional dependency: "
                     f"pip install 'ppl[{extra}]'")
@@ -1070,10 +1077,18 @@ def batch_param_rows(span: Span, name: str, dim: str) -> PplError:
                     hint="make it a latent with a guide, or fit without --batch")
 
 
-def predict_shape_changed(name: str, before, after) -> PplError:
-    return PplError(f"predict: the latent '{name}' has shape {format_shape(before or ())} in "
-                    f"the fit and {format_shape(after)} with the new data; the fitted guide "
-                    "cannot be reused for it",
+def predict_shape_changed(name: str, before, after, span: Span | None = None,
+                          param: bool = False) -> PplError:
+    shapes = (f"has shape {format_shape(before or ())} in the fit and {format_shape(after)} "
+              "with the new data")
+    if param:   # a point estimate: its values are per fitted row, none for the new rows
+        return PplError(f"predict: the param '{name}' {shapes}; its fitted values cannot be "
+                        "reused", span,
+                        hint="size the params by something other than the data (an encoder "
+                             "reading each data row: an amortized guide), or predict with data "
+                             "of the same shape")
+    return PplError(f"predict: the latent '{name}' {shapes}; the fitted guide cannot be reused "
+                    "for it", span,
                     hint="give it a guide statement computed from its data row (amortized), "
                          "or predict with data of the same shape")
 

@@ -563,12 +563,20 @@ class Fit:
         p = self.psis
         disagree = self.starts.disagree if self.starts is not None else ()
         available = ladder(len(self.result.names))
+        if user.applies(self.compiled):
+            # --guide draws only the latents without a guide statement (none: it changes
+            # nothing, and the hint names the guide statements instead)
+            D = user.auto_dim(self.compiled)
+            available = ladder(D) if D else ()
         if self.auto is not None:     # suggest only the families auto did not try
             tried = {t.family for t in self.auto.tried}
             available = tuple(f for f in available if f not in tried)
         corrected = self.corrected
+        family = self.result.guide.name.partition(":")[0]
+        if not getattr(self.compiled, "guides", {}):   # params only: no guide to revise
+            family = family.removeprefix(user.PREFIX)
         return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
-                     self.result.guide.name.partition(":")[0], available, disagree,
+                     family, available, disagree,
                      corrected, self._summary_weights().ess if corrected else np.inf,
                      self.weights_ess,
                      0.0 if self.options.batch is not None else MIN_WEIGHTS_ESS,

@@ -5,7 +5,8 @@ The model is checked and compiled again against the new data, so every data-depe
 and every let is recomputed (a regression's new rows, a BNN's test set). The fit's posterior
 draws are reused (importance-corrected when the fit is, as for ``fit.predictive(n)``): its
 latents must keep their shapes and bounds, except latents with a ``guide`` statement, which are
-drawn from their guide on the new data (an amortized encoder). Data that is only ever observed (``y`` in
+drawn from their guide on the new data (an amortized encoder); with guide statements every
+latent is drawn from the fitted guide, uncorrected (the weights are the fitted data's). Data that is only ever observed (``y`` in
 ``observe y ~ ...``) may be left out of the new data: it is what is predicted, and a
 placeholder of zeros stands in for it. The new data is checked as a fit's is (index ranges,
 data-only parameters). A model with discrete latents is refused: their draws come from
@@ -91,7 +92,10 @@ def _zeta(fit, compiled, n: int) -> np.ndarray:
     before = {s.name: s.shape for s in old.slots}
     for slot in compiled.slots:
         if slot.name not in guided and before.get(slot.name) != slot.shape:
-            raise errors.predict_shape_changed(slot.name, before.get(slot.name), slot.shape)
+            declared = next(s for s in compiled.model.statements
+                            if getattr(s, "name", None) == slot.name)
+            raise errors.predict_shape_changed(slot.name, before.get(slot.name), slot.shape,
+                                               declared.span, isinstance(declared, ir.Param))
     if not guided:
         # every slot (params too) kept its shape, so the layout is the fit's and so are its
         # draws, importance-corrected when the fit is, as fit.predictive(n) takes them

@@ -261,11 +261,17 @@ def _hint(guide: str, available: tuple, richest: bool, method: str = "advi") -> 
     only, options.py)."""
     # scaled sits between full rank and the flow; it is not suggested itself (auto tries it
     # where full rank is skipped)
+    from ..guides.user import PREFIX
+    guided = guide.startswith(PREFIX)   # guide statements: --guide draws the other latents
+    guide = guide.removeprefix(PREFIX)
     guide = "fullrank" if guide == "scaled" else guide
     above = [g for g in LADDER[LADDER.index(guide) + 1:] if g in available] \
         if guide in LADDER else []
     if above:
         family = above[-1] if richest else above[0]
         switch = "--method advi " if method == "dadvi" and family == "flow" else ""
-        return f"; try {switch}--guide {family}"
+        rest = " for the latents without a guide statement" if guided else ""
+        return f"; try {switch}--guide {family}{rest}"
+    if guided:
+        return "; revise the guide statements, reparameterize the model, or check it with MCMC"
     return "; reparameterize the model, or check it with MCMC"

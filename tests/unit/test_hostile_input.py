@@ -484,6 +484,12 @@ FIT_TIME_FAILURES = [
     ("# nothing yet\n", "2:1", "nothing to fit"),
     ("data x: real\n", "2:1", "nothing to fit"),
     ("param k: real\n", "2:1", "nothing to fit: the model has params but no term"),
+    # every latent guided by a fixed Normal and no param: theta was empty, an internal error
+    # ('zero-size array to reduction operation maximum') at the step loop's first window
+    ("sample a ~ Normal(0, 1)\nguide a ~ Normal(0.5, 1)\nobserve 1.0 ~ Normal(a, 1)\n", "2:1",
+     "nothing to fit: every latent has a guide statement and the model has no param"),
+    ("sample a ~ Normal(0, 1)\nsample k: int ~ Bernoulli(0.5)\nguide a ~ Normal(0, 1)\n",
+     "3:1", "nothing to fit: every latent has a guide statement"),
 ]
 
 

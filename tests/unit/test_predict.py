@@ -80,8 +80,21 @@ observe y ~ Normal(u + v, 1.5)
 def test_a_changed_shape_without_a_guide_is_an_error():
     text = "data N: int\ndata y: real[N]\nsample z: real[N] ~ Normal(0, 1)\nobserve y ~ Normal(z, 1)\n"
     fit = ppl.compile(text).fit({"N": 4, "y": np.zeros(4)}, guide="meanfield", iter=200)
-    with pytest.raises(PplError, match="the latent 'z' has shape"):
+    with pytest.raises(PplError, match="the latent 'z' has shape") as error:
         fit.predictive(10, data={"N": 3})
+    assert error.value.span.line == 3
+
+
+def test_a_param_sized_by_the_data_is_named_as_a_param():
+    # per-row guide params (not an encoder): the error called m 'the latent' and hinted to
+    # give it a guide statement, with no line
+    text = ("data N: int\ndata y: real[N]\nsample z: real[N] ~ Normal(0, 1)\n"
+            "observe y ~ Normal(z, 1)\nparam m: real[N]\nguide z ~ Normal(m, 1)\n")
+    fit = ppl.compile(text).fit({"N": 4, "y": np.zeros(4)}, iter=50)
+    with pytest.raises(PplError, match="the param 'm' has shape \\[4\\] in the fit and "
+                       "\\[3\\] with the new data; its fitted values") as error:
+        fit.predictive(10, data={"N": 3})
+    assert error.value.span.line == 5 and "guide statement" not in error.value.hint
 
 
 def test_cli_predict_new_data_writes_intervals(tmp_path, capsys):

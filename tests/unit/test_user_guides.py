@@ -142,6 +142,10 @@ def test_a_collapsed_guide_behind_guide_statements_is_not_called_reliable():
     fit = Fit(None, compiled, result, FitOptions(guide="meanfield"), {})
     assert np.all(fit._zeta(4000)[:, 1:1 + D] == 0.7)     # the automatic draws: the mean
     assert fit.khat > 0.7 and fit.verdict().level == "unreliable"
+    # the hint named no family ('reparameterize the model, or check it with MCMC'), though
+    # --guide still draws tau and eta here (guides/user.py's 'user+' family name was not
+    # one the hints knew)
+    assert "; try --guide flow for the latents without a guide statement" in fit.verdict().line
 
 
 @pytest.mark.parametrize("spec", ["meanfield", "fullrank", "lowrank", "flow", "flow:3"])

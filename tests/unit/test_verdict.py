@@ -53,6 +53,16 @@ def test_no_richer_family_suggests_reparameterizing():
     assert "--guide" not in judge(1.4, T1000, 1000, available=("meanfield",)).line
 
 
+def test_with_guide_statements_the_hint_names_what_each_option_changes():
+    # 'user+meanfield' (guides/user.py) was no family the hints knew: every fit with guide
+    # statements read "reparameterize the model, or check it with MCMC"
+    assert judge(1.4, T1000, 1000, guide="user+meanfield", available=ALL).line.endswith(
+        "try --guide flow for the latents without a guide statement")
+    # every latent guided (available empty): --guide changes nothing, the guides can
+    assert judge(1.4, T1000, 1000, guide="user+meanfield", available=()).line.endswith(
+        "; revise the guide statements, reparameterize the model, or check it with MCMC")
+
+
 def test_threshold_depends_on_draws():
     # 0.6 is usable at 1000 draws (threshold 0.67) but not at 100 (threshold 0.5)
     assert judge(0.6, khat_threshold(1000), 1000).level == CARE
