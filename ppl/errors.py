@@ -378,6 +378,11 @@ def data_wrong_shape(span: Span, name: str, expected, found) -> PplError:
                     f"found {format_shape(found)}", span)
 
 
+def data_negative_size(span: Span, name: str, shape, dim: str, value: int) -> PplError:
+    return PplError(f"data '{name}' has shape {format_shape(shape)}: '{dim}' is {value}, a "
+                    "negative size", span, hint=f"check the value of '{dim}' in the data")
+
+
 def empty_event(span: Span, name: str, shape, callee: str) -> PplError:
     return PplError(f"'{name}' has shape {format_shape(shape)}: a {callee} value needs at "
                     f"least one element on its last axis", span,
