@@ -33,10 +33,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     # Flags are generated from FitOptions so that the CLI and the API share one definition.
-    from . import options
+    from . import guides, options
     docs = _option_docs(options.FitOptions)
-    choices = {"guide": options.GUIDES, "optimizer": options.OPTIMIZERS,
-               "precondition": options.PRECONDITIONERS}
+    choices = {"guide": guides.SPECS, "optimizer": options.OPTIMIZERS,
+               "precondition": options.PRECONDITIONERS, "correct": options.CORRECTIONS,
+               "method": options.METHODS}
     for f in dataclasses.fields(options.FitOptions):
         if f.name not in FIT_FLAGS:
             continue
@@ -56,8 +57,13 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         # A choice option lists its values as its metavar ({adam,sgd,stan}); FitOptions, not
         # argparse, refuses other values, so the CLI and the API give the same message.
         metavar = "{" + ",".join(choices[f.name]) + "}" if f.name in choices else f.name.upper()
+        text = docs.get(f.name, "")
+        # 'auto' (default): ... says it already; a None default cannot be typed ('(default:
+        # None)' had users try --lr None): the text says what happens without the option
+        if "(default)" not in text and f.default is not None:
+            text += f" (default: {f.default})"
         parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar,
-                            help=f"{docs.get(f.name, '')} (default: {f.default})")
+                            help=text)
 
 
 class _ReadInit(argparse.Action):
@@ -99,7 +105,8 @@ def _option_docs(cls) -> dict[str, str]:
             docs[name] = text.strip()
         else:
             name = None
-    return docs
+    # the docstring's ``code`` marks are reST, not text a terminal shows
+    return {key: text.replace("``", "'") for key, text in docs.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,7 +37,8 @@ class FitOptions:
         family ``--guide auto`` tries take up to ``iter`` steps of their own; scaled's steps
         are its L-BFGS-B iterations: at most 500, and up to 100 more in auto's further
         rounds).
-    lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
+    lr : base step size; when not given (None), the eta search picks it, as CmdStan's
+        adaptation does.
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
     draws : posterior draws taken from the fitted guide for files and the API (draws.csv,
         fit.draws(), predictive draws); the summary uses at least max(draws, 4000),
@@ -66,7 +67,7 @@ class FitOptions:
         L-BFGS-B from a Laplace start, linear-response sds and Monte Carlo standard errors of
         the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
         precondition, stl, tol and window (a warning names those set away from their
-        defaults, as for the options any other fit does not use: options.unused).
+        defaults).
     dadvi_draws : M, the fixed standard-normal draws of DADVI's objective (at least 2).
     init : starting values of ``param`` statements: name -> value (a number or nested list of
         the param's shape, inside its bounds); the CLI reads them from a JSON file (--init
