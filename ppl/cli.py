@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``ppl`` command; returns the exit status (0 ok, 1 internal error, 2 user error)."""
     warnings.showwarning = _show_warning
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(build_parser(), argv)
         if args.command is None:
             build_parser().print_help()
             return 2
@@ -180,6 +180,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ppl: internal error: {type(error).__name__}: {error} "
               "(this is a bug in ppl; please report it with the model and data)", file=sys.stderr)
         return 1
+
+
+def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """parse_args, but an unknown flag of a command is refused by that command's parser: the
+    top parser's error said "unrecognized arguments: --itr 3 (see 'ppl --help')", where
+    'ppl fit --help' lists the flags, and it named none of them."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        from .errors import suggest
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = commands.choices.get(args.command, parser)
+        flags = [flag for action in command._actions for flag in action.option_strings]
+        unknown = next((a.split("=")[0] for a in extra if a.startswith("--")), None)
+        command.error(f"unrecognized arguments: {' '.join(extra)}"
+                      + ("" if unknown is None else suggest(unknown, flags)))
+    return args
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
