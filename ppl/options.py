@@ -43,7 +43,8 @@ class FitOptions:
     draws : posterior draws taken from the fitted guide for files and the API (draws.csv,
         fit.draws(), predictive draws); the summary uses at least max(draws, 4000),
         more when importance weights are uneven (docs/trust.md).
-    seed : seed of the one numpy Generator of the fit; same seed, same result.
+    seed : seed (a non-negative integer) of the one numpy Generator of the fit; same seed,
+        same result.
     optimizer : 'adam' (default), 'sgd' (with momentum) or 'stan' (Stan's adaptive step-size
         sequence, Kucukelbir et al. 2017).
     precondition : 'hessian' (default): after the first window, the optimizer moves the guide's
@@ -56,7 +57,7 @@ class FitOptions:
         as a plateau; it also sets how far the step size is annealed (2 decays at 1e-3, one
         more per factor 10 tighter) and the largest final jitter of the iterates (0.2 guide
         sds at 1e-3, scaling with sqrt(tol)). Tighter: more steps, closer to the optimum.
-    window : steps per ELBO window of the convergence rule.
+    window : steps per ELBO window of the convergence rule (at least 2).
     init_scale : initial sigma of the guide (mu starts at 0, the unconstrained origin).
     correct : 'psis': when k̂ is below its threshold, summaries are weighted and draws
         resampled with the Pareto-smoothed importance weights (docs/trust.md); 'none': never.
