@@ -66,7 +66,7 @@ class FitOptions:
         --method dadvi, --batch or a model with param or guide statements.
     method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
         L-BFGS-B from a Laplace start, linear-response sds and Monte Carlo standard errors of
-        the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
+        the means; docs/dadvi.md). DADVI ignores correct, iter, lr, mc_samples, optimizer,
         precondition, stl, tol and window (a warning names those set away from their
         defaults).
     dadvi_draws : M, the fixed standard-normal draws of DADVI's objective (at least 2).
@@ -170,11 +170,12 @@ def unused(options: FitOptions, kind: str) -> tuple[list[str], str]:
     kind 'dadvi', 'point' (params and nothing to draw: L-BFGS-B on the log joint), 'user'
     (ADVI with param or guide statements), 'batch' (minibatch ADVI) or 'advi'."""
     names, why = {
-        "dadvi": (STEPS + ("iter",), "method dadvi fits by L-BFGS-B on fixed draws, not by "
-                  "ADVI's steps"),
-        "point": (STEPS + ("guide", "init_scale", "dadvi_draws"), "a model whose only "
-                  "unknowns are params is fitted by L-BFGS-B on its log joint: nothing is "
-                  "drawn, no guide is fitted"),
+        # correct: a DADVI summary keeps its linear-response sds (Fit.corrected)
+        "dadvi": (STEPS + ("iter", "correct"), "method dadvi fits by L-BFGS-B on fixed draws, "
+                  "not by ADVI's steps, and its summary is never importance-corrected"),
+        "point": (STEPS + ("guide", "init_scale", "dadvi_draws", "correct"), "a model whose "
+                  "only unknowns are params is fitted by L-BFGS-B on its log joint: nothing "
+                  "is drawn, no guide is fitted"),
         "user": (("precondition", "dadvi_draws"), "a model with param or guide statements is "
                  "fitted by ADVI without whitening"),
         "batch": (("precondition", "dadvi_draws"), "a minibatch fit takes ADVI's steps "

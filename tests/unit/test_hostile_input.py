@@ -102,6 +102,10 @@ POINT = "data y: real[3]\nparam mu: real ~ Normal(0, 10)\nobserve y ~ Normal(mu,
 @pytest.mark.parametrize("text, options, names", [
     # DADVI's L-BFGS-B on fixed draws takes no step size, no step count, no ADVI window
     (SMALL, {"method": "dadvi", "lr": 0.1, "iter": 50}, "options lr, iter have"),
+    # a DADVI summary and a params-only fit are never importance-corrected: 'none' changed
+    # nothing
+    (SMALL, {"method": "dadvi", "correct": "none"}, "option correct has"),
+    (POINT, {"correct": "none"}, "option correct has"),
     (SMALL, {"guide": "meanfield", "iter": 30, "dadvi_draws": 5}, "option dadvi_draws has"),
     # a params-only model is fitted by L-BFGS-B on its log joint: no guide, no steps
     (POINT, {"guide": "flow", "mc_samples": 50}, "options mc_samples, guide have"),
