@@ -59,7 +59,8 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         metavar = "{" + ",".join(choices[f.name]) + "}" if f.name in choices else f.name.upper()
         text = docs.get(f.name, "")
         # 'auto' (default): ... says it already; a None default cannot be typed ('(default:
-        # None)' had users try --lr None): the text says what happens without the option
+        # None)' invited --lr None, which argparse refuses): the text says what happens
+        # without the option
         if "(default)" not in text and f.default is not None:
             text += f" (default: {f.default})"
         parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar,

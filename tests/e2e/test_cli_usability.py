@@ -49,7 +49,7 @@ def test_choice_options_list_their_values(name, values):
 
 
 def test_the_help_shows_no_default_that_cannot_be_typed():
-    # '--lr LR ... (default: None)' had users try `--lr None`, which argparse refuses
+    # '--lr LR ... (default: None)' invited `--lr None`, which argparse refuses
     for name in cli.FIT_FLAGS:
         assert "(default: None)" not in (_fit_actions()[name].help or ""), name
     assert "the eta search picks it" in _fit_actions()["lr"].help
