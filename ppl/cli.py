@@ -189,13 +189,13 @@ def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     'ppl fit --help' lists the flags, and it named none of them."""
     args, extra = parser.parse_known_args(argv)
     if extra:
-        from .errors import suggest
+        from .errors import suggest_flag
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         command = commands.choices.get(args.command, parser)
         flags = [flag for action in command._actions for flag in action.option_strings]
         unknown = next((a.split("=")[0] for a in extra if a.startswith("--")), None)
         command.error(f"unrecognized arguments: {' '.join(extra)}"
-                      + ("" if unknown is None else suggest(unknown, flags)))
+                      + ("" if unknown is None else suggest_flag(unknown, flags)))
     return args
 
 

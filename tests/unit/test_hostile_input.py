@@ -1068,3 +1068,19 @@ def test_a_divergence_no_statement_is_to_blame_for_says_so_without_this_statemen
     assert info.value.message.endswith("the log density was not finite even after reducing "
                                        "the step size")
     assert info.value.span is None
+
+
+@pytest.mark.parametrize("typed, hint", [
+    ("--itr", "; did you mean '--iter'?"), ("--iterations", "; did you mean '--iter'?"),
+    ("--mc_samples", "; did you mean '--mc-samples'?"),
+    ("--init-file", "; did you mean '--init'?"),       # was --init-scale
+    ("--output-dir", "; did you mean '--out'?"),       # was --optimizer
+    ("--num-samples", "; did you mean '--draws'?"),    # was --mc-samples: Stan's draws
+    ("--samples", "; did you mean '--draws'?"),
+    ("--tune", ""), ("--chains", ""),                  # --tune was --iter
+])
+def test_an_unknown_flag_is_pointed_to_the_flag_meant(typed, hint):
+    from ppl import cli
+    from ppl.errors import suggest_flag
+    parser = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["fit"]
+    assert suggest_flag(typed, [f for a in parser._actions for f in a.option_strings]) == hint
