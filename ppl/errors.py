@@ -58,9 +58,10 @@ def suggest_flag(typed: str, flags: Iterable[str]) -> str:
     dashes, which made --output-dir look like --optimizer and --tune like --iter."""
     name = typed.lstrip("-").replace("_", "-")
     names = [flag.lstrip("-") for flag in flags if flag.startswith("--")]
-    if "samples" in name and not name.startswith("mc") and "draws" in names:
-        # Stan's num_samples, PyMC's and NumPyro's samples are posterior draws: --mc-samples
-        # 2000 would take 2000 draws per gradient step
+    if "samples" in name and not name.startswith(("mc", "grad")) and "draws" in names:
+        # Stan's num_samples and output_samples, PyMC's and NumPyro's samples are posterior
+        # draws: --mc-samples 2000 would take 2000 draws per gradient step (which Stan's ADVI
+        # calls grad_samples)
         return "; did you mean '--draws'?"
     begun = [n for n in names if name.startswith(n)]
     close = max(begun, key=len) if begun else next(iter(difflib.get_close_matches(name, names,

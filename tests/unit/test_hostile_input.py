@@ -1077,6 +1077,8 @@ def test_a_divergence_no_statement_is_to_blame_for_says_so_without_this_statemen
     ("--output-dir", "; did you mean '--out'?"),       # was --optimizer
     ("--num-samples", "; did you mean '--draws'?"),    # was --mc-samples: Stan's draws
     ("--samples", "; did you mean '--draws'?"),
+    ("--output_samples", "; did you mean '--draws'?"),
+    ("--grad-samples", "; did you mean '--mc-samples'?"),     # Stan's ADVI's names
     ("--tune", ""), ("--chains", ""),                  # --tune was --iter
 ])
 def test_an_unknown_flag_is_pointed_to_the_flag_meant(typed, hint):
