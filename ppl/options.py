@@ -10,8 +10,6 @@ import numpy as np
 from .errors import bad_option
 from .guides import check_spec
 
-# and "lowrank:R", "flow:K"
-GUIDES = ("auto", "meanfield", "fullrank", "lowrank", "flow", "scaled")
 CORRECTIONS = ("psis", "none")
 OPTIMIZERS = ("adam", "sgd", "stan")
 PRECONDITIONERS = ("hessian", "none")
