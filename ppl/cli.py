@@ -33,10 +33,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     # Flags are generated from FitOptions so that the CLI and the API share one definition.
-    from . import options
+    from . import guides, options
     docs = _option_docs(options.FitOptions)
-    choices = {"guide": options.GUIDES, "optimizer": options.OPTIMIZERS,
-               "precondition": options.PRECONDITIONERS}
+    choices = {"guide": guides.SPECS, "optimizer": options.OPTIMIZERS,
+               "precondition": options.PRECONDITIONERS, "correct": options.CORRECTIONS,
+               "method": options.METHODS}
     for f in dataclasses.fields(options.FitOptions):
         if f.name not in FIT_FLAGS:
             continue
@@ -56,8 +57,14 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         # A choice option lists its values as its metavar ({adam,sgd,stan}); FitOptions, not
         # argparse, refuses other values, so the CLI and the API give the same message.
         metavar = "{" + ",".join(choices[f.name]) + "}" if f.name in choices else f.name.upper()
+        text = docs.get(f.name, "")
+        # 'auto' (default): ... says it already; a None default cannot be typed ('(default:
+        # None)' invited --lr None, which argparse refuses): the text says what happens
+        # without the option
+        if "(default)" not in text and f.default is not None:
+            text += f" (default: {f.default})"
         parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar,
-                            help=f"{docs.get(f.name, '')} (default: {f.default})")
+                            help=text)
 
 
 class _ReadInit(argparse.Action):
@@ -99,7 +106,8 @@ def _option_docs(cls) -> dict[str, str]:
             docs[name] = text.strip()
         else:
             name = None
-    return docs
+    # the docstring's ``code`` marks are reST, not text a terminal shows
+    return {key: text.replace("``", "'") for key, text in docs.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``ppl`` command; returns the exit status (0 ok, 1 internal error, 2 user error)."""
     warnings.showwarning = _show_warning
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(build_parser(), argv)
         if args.command is None:
             build_parser().print_help()
             return 2
@@ -173,6 +181,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ppl: internal error: {type(error).__name__}: {error} "
               "(this is a bug in ppl; please report it with the model and data)", file=sys.stderr)
         return 1
+
+
+def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """parse_args, but an unknown flag of a command is refused by that command's parser: the
+    top parser's error said "unrecognized arguments: --itr 3 (see 'ppl --help')", where
+    'ppl fit --help' lists the flags, and it named none of them."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        from .errors import suggest_flag
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = commands.choices.get(args.command, parser)
+        flags = [flag for action in command._actions for flag in action.option_strings]
+        unknown = next((a.split("=")[0] for a in extra if a.startswith("--")), None)
+        command.error(f"unrecognized arguments: {' '.join(extra)}"
+                      + ("" if unknown is None else suggest_flag(unknown, flags)))
+    return args
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -389,6 +389,11 @@ def _empty_as_declared(decl: ir.Data, value: np.ndarray, raw, dims: dict) -> np.
 def _check_shape(decl: ir.Data, value: np.ndarray, dims: dict, origin: dict) -> None:
     """Compare with the declared shape; a dim name not yet known is read off this array."""
     found = value.shape
+    for dim in decl.shape:
+        if isinstance(dim, str) and dims.get(dim, 0) < 0:
+            # the size is the mistake, not the array: 'must have shape [N=-1]' hid it
+            raise errors.data_negative_size(decl.span, decl.name, _shown(decl.shape, dims), dim,
+                                            dims[dim])
     if len(found) != len(decl.shape):
         raise errors.data_wrong_shape(decl.span, decl.name, _shown(decl.shape, dims), found)
     for dim, size in zip(decl.shape, found):

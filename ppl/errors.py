@@ -52,6 +52,23 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def suggest_flag(typed: str, flags: Iterable[str]) -> str:
+    """``; did you mean '--iter'?`` for an unknown flag: the longest flag it begins with
+    (--iterations, --init-file, --output-dir), else the closest by spelling without the
+    dashes, which made --output-dir look like --optimizer and --tune like --iter."""
+    name = typed.lstrip("-").replace("_", "-")
+    names = [flag.lstrip("-") for flag in flags if flag.startswith("--")]
+    if "samples" in name and not name.startswith(("mc", "grad")) and "draws" in names:
+        # Stan's num_samples and output_samples, PyMC's and NumPyro's samples are posterior
+        # draws: --mc-samples 2000 would take 2000 draws per gradient step (which Stan's ADVI
+        # calls grad_samples)
+        return "; did you mean '--draws'?"
+    begun = [n for n in names if name.startswith(n)]
+    close = max(begun, key=len) if begun else next(iter(difflib.get_close_matches(name, names,
+                                                                                   n=1)), None)
+    return f"; did you mean '--{close}'?" if close else ""
+
+
 # ----- syntax -------------------------------------------------------------------------------
 
 def syntax_error(span: Span, found: str, expected: Iterable[str]) -> PplError:
@@ -376,6 +393,11 @@ def data_missing(span: Span, name: str, csv: bool = False) -> PplError:
 def data_wrong_shape(span: Span, name: str, expected, found) -> PplError:
     return PplError(f"data '{name}' must have shape {format_shape(expected)}; "
                     f"found {format_shape(found)}", span)
+
+
+def data_negative_size(span: Span, name: str, shape, dim: str, value: int) -> PplError:
+    return PplError(f"data '{name}' has shape {format_shape(shape)}: '{dim}' is {value}, a "
+                    "negative size", span, hint=f"check the value of '{dim}' in the data")
 
 
 def empty_event(span: Span, name: str, shape, callee: str) -> PplError:

@@ -10,8 +10,6 @@ import numpy as np
 from .errors import bad_option
 from .guides import check_spec
 
-# and "lowrank:R", "flow:K"
-GUIDES = ("auto", "meanfield", "fullrank", "lowrank", "flow", "scaled")
 CORRECTIONS = ("psis", "none")
 OPTIMIZERS = ("adam", "sgd", "stan")
 PRECONDITIONERS = ("hessian", "none")
@@ -37,12 +35,14 @@ class FitOptions:
         family ``--guide auto`` tries take up to ``iter`` steps of their own; scaled's steps
         are its L-BFGS-B iterations: at most 500, and up to 100 more in auto's further
         rounds).
-    lr : base step size; None picks it by the eta search (as CmdStan's adaptation does).
+    lr : base step size; when not given (None), the eta search picks it, as CmdStan's
+        adaptation does.
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
     draws : posterior draws taken from the fitted guide for files and the API (draws.csv,
         fit.draws(), predictive draws); the summary uses at least max(draws, 4000),
         more when importance weights are uneven (docs/trust.md).
-    seed : seed of the one numpy Generator of the fit; same seed, same result.
+    seed : seed (a non-negative integer) of the one numpy Generator of the fit; same seed,
+        same result.
     optimizer : 'adam' (default), 'sgd' (with momentum) or 'stan' (Stan's adaptive step-size
         sequence, Kucukelbir et al. 2017).
     precondition : 'hessian' (default): after the first window, the optimizer moves the guide's
@@ -55,7 +55,7 @@ class FitOptions:
         as a plateau; it also sets how far the step size is annealed (2 decays at 1e-3, one
         more per factor 10 tighter) and the largest final jitter of the iterates (0.2 guide
         sds at 1e-3, scaling with sqrt(tol)). Tighter: more steps, closer to the optimum.
-    window : steps per ELBO window of the convergence rule.
+    window : steps per ELBO window of the convergence rule (at least 2).
     init_scale : initial sigma of the guide (mu starts at 0, the unconstrained origin).
     correct : 'psis': when k̂ is below its threshold, summaries are weighted and draws
         resampled with the Pareto-smoothed importance weights (docs/trust.md); 'none': never.
@@ -64,9 +64,9 @@ class FitOptions:
         --method dadvi, --batch or a model with param or guide statements.
     method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
         L-BFGS-B from a Laplace start, linear-response sds and Monte Carlo standard errors of
-        the means; docs/dadvi.md). DADVI ignores iter, lr, mc_samples, optimizer,
+        the means; docs/dadvi.md). DADVI ignores correct, iter, lr, mc_samples, optimizer,
         precondition, stl, tol and window (a warning names those set away from their
-        defaults, as for the options any other fit does not use: options.unused).
+        defaults).
     dadvi_draws : M, the fixed standard-normal draws of DADVI's objective (at least 2).
     init : starting values of ``param`` statements: name -> value (a number or nested list of
         the param's shape, inside its bounds); the CLI reads them from a JSON file (--init
@@ -168,11 +168,12 @@ def unused(options: FitOptions, kind: str) -> tuple[list[str], str]:
     kind 'dadvi', 'point' (params and nothing to draw: L-BFGS-B on the log joint), 'user'
     (ADVI with param or guide statements), 'batch' (minibatch ADVI) or 'advi'."""
     names, why = {
-        "dadvi": (STEPS + ("iter",), "method dadvi fits by L-BFGS-B on fixed draws, not by "
-                  "ADVI's steps"),
-        "point": (STEPS + ("guide", "init_scale", "dadvi_draws"), "a model whose only "
-                  "unknowns are params is fitted by L-BFGS-B on its log joint: nothing is "
-                  "drawn, no guide is fitted"),
+        # correct: a DADVI summary keeps its linear-response sds (Fit.corrected)
+        "dadvi": (STEPS + ("iter", "correct"), "method dadvi fits by L-BFGS-B on fixed draws, "
+                  "not by ADVI's steps, and its summary is never importance-corrected"),
+        "point": (STEPS + ("guide", "init_scale", "dadvi_draws", "correct"), "a model whose "
+                  "only unknowns are params is fitted by L-BFGS-B on its log joint: nothing "
+                  "is drawn, no guide is fitted"),
         "user": (("precondition", "dadvi_draws"), "a model with param or guide statements is "
                  "fitted by ADVI without whitening"),
         "batch": (("precondition", "dadvi_draws"), "a minibatch fit takes ADVI's steps "

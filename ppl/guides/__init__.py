@@ -25,9 +25,11 @@ from .scaled import MAX_DIM as SCALED_MAX_DIM
 from .scaled import Scaled
 
 __all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "Scaled", "FAMILIES",
-           "family", "check_spec", "WARM_FROM", "SCALED_MAX_DIM"]
+           "SPECS", "family", "check_spec", "WARM_FROM", "SCALED_MAX_DIM"]
 
 FAMILIES = ("meanfield", "fullrank", "lowrank", "flow", "scaled")
+# every value --guide takes, as the error and `ppl fit --help` spell them
+SPECS = ("auto", "meanfield", "fullrank", "lowrank[:R]", "flow[:K]", "scaled")
 FLOW_KIND = "iaf"  # the flow's layers, chosen by measurement (docs/guides.md)
 # The family each one is warm-started from (advi.py fits that one first).
 # The flow from mean field (with its Hessian whitening), not full rank: as accurate, 30% less
@@ -54,7 +56,7 @@ def check_spec(spec: str) -> tuple[str, int | None]:
     if name not in FAMILIES and name != "auto":   # plain 'auto' never reaches here (options)
         from ..errors import suggest
         raise bad_option("guide", f"unknown guide {spec!r}{suggest(name, ('auto', *FAMILIES))} "
-                         "(families: auto, meanfield, fullrank, lowrank[:R], flow[:K], scaled)")
+                         f"(families: {', '.join(SPECS)})")
     if not _:
         return name, None
     if name not in ("lowrank", "flow"):

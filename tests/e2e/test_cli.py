@@ -127,7 +127,11 @@ def test_help_and_version():
 
 @pytest.mark.parametrize("args, message", [
     (["fit", "models/eight_schools.ppl", "--iter", "0"], "option --iter: must be a positive integer"),
-    (["fit", "models/eight_schools.ppl", "--iterations", "5"], "unrecognized arguments"),
+    # the command's own help, where its flags are, not 'ppl --help'
+    (["fit", "models/eight_schools.ppl", "--iterations", "5"],
+     "error: unrecognized arguments: --iterations 5; did you mean '--iter'? "
+     "(see 'ppl fit --help')"),
+    (["predict", "no_such_dir", "--drawz", "3"], "(see 'ppl predict --help')"),
     # an option is named as it is typed, not as the API's keyword (init_scale, batch)
     (["fit", "models/eight_schools.ppl", "--init-scale", "-1"],
      "option --init-scale: must be a positive finite number"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ppl import cli, options
+from ppl import cli, guides, options
 from ppl.plot import _moving_mean
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,16 +31,28 @@ def _fit_actions():
 def test_fit_option_help_is_whole_sentences(name):
     text = _fit_actions()[name].help.split(" (default:")[0]
     assert text.endswith((".", ")")), text
-    # every word of the option's description in FitOptions reaches the help
+    # every word of the option's description in FitOptions reaches the help, its reST
+    # ``code`` marks as plain quotes
     described = " ".join(options.FitOptions.__doc__.split(f"{name} : ", 1)[1].split())
-    assert described.startswith(" ".join(text.split()))
+    assert described.replace("``", "'").startswith(" ".join(text.split()))
+    assert "``" not in text
 
 
-@pytest.mark.parametrize("name, values", [("guide", options.GUIDES),
+@pytest.mark.parametrize("name, values", [("guide", guides.SPECS),
                                           ("optimizer", options.OPTIMIZERS),
-                                          ("precondition", options.PRECONDITIONERS)])
+                                          ("precondition", options.PRECONDITIONERS),
+                                          # --correct CORRECT and --method METHOD hid theirs
+                                          ("correct", options.CORRECTIONS),
+                                          ("method", options.METHODS)])
 def test_choice_options_list_their_values(name, values):
     assert _fit_actions()[name].metavar == "{" + ",".join(values) + "}"
+
+
+def test_the_help_shows_no_default_that_cannot_be_typed():
+    # '--lr LR ... (default: None)' invited `--lr None`, which argparse refuses
+    for name in cli.FIT_FLAGS:
+        assert "(default: None)" not in (_fit_actions()[name].help or ""), name
+    assert "the eta search picks it" in _fit_actions()["lr"].help
 
 
 def test_a_closed_pipe_ends_quietly():

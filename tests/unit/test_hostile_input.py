@@ -102,6 +102,10 @@ POINT = "data y: real[3]\nparam mu: real ~ Normal(0, 10)\nobserve y ~ Normal(mu,
 @pytest.mark.parametrize("text, options, names", [
     # DADVI's L-BFGS-B on fixed draws takes no step size, no step count, no ADVI window
     (SMALL, {"method": "dadvi", "lr": 0.1, "iter": 50}, "options lr, iter have"),
+    # a DADVI summary and a params-only fit are never importance-corrected: 'none' changed
+    # nothing
+    (SMALL, {"method": "dadvi", "correct": "none"}, "option correct has"),
+    (POINT, {"correct": "none"}, "option correct has"),
     (SMALL, {"guide": "meanfield", "iter": 30, "dadvi_draws": 5}, "option dadvi_draws has"),
     # a params-only model is fitted by L-BFGS-B on its log joint: no guide, no steps
     (POINT, {"guide": "flow", "mc_samples": 50}, "options mc_samples, guide have"),
@@ -1070,3 +1074,21 @@ def test_a_divergence_no_statement_is_to_blame_for_says_so_without_this_statemen
     assert info.value.message.endswith("the log density was not finite even after reducing "
                                        "the step size")
     assert info.value.span is None
+
+
+@pytest.mark.parametrize("typed, hint", [
+    ("--itr", "; did you mean '--iter'?"), ("--iterations", "; did you mean '--iter'?"),
+    ("--mc_samples", "; did you mean '--mc-samples'?"),
+    ("--init-file", "; did you mean '--init'?"),       # was --init-scale
+    ("--output-dir", "; did you mean '--out'?"),       # was --optimizer
+    ("--num-samples", "; did you mean '--draws'?"),    # was --mc-samples: Stan's draws
+    ("--samples", "; did you mean '--draws'?"),
+    ("--output_samples", "; did you mean '--draws'?"),
+    ("--grad-samples", "; did you mean '--mc-samples'?"),     # Stan's ADVI's names
+    ("--tune", ""), ("--chains", ""),                  # --tune was --iter
+])
+def test_an_unknown_flag_is_pointed_to_the_flag_meant(typed, hint):
+    from ppl import cli
+    from ppl.errors import suggest_flag
+    parser = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["fit"]
+    assert suggest_flag(typed, [f for a in parser._actions for f in a.option_strings]) == hint
