@@ -26,6 +26,12 @@ DATA_HELP = "data file (.json, .csv, .npz or .npy) or a folder of NAME.npy files
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as one PplError line (exit 2), no usage dump."""
 
+    def __init__(self, *args, **kwargs):
+        # no abbreviated flags: '--dat' was read as --data, and an abbreviation would change
+        # its meaning silently the day a flag beginning the same way is added
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         raise PplError(f"{message} (see 'ppl {self.prog.split()[-1]} --help')"
                        if " " in self.prog else f"{message} (see 'ppl --help')")

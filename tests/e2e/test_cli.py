@@ -132,6 +132,9 @@ def test_help_and_version():
      "error: unrecognized arguments: --iterations 5; did you mean '--iter'? "
      "(see 'ppl fit --help')"),
     (["predict", "no_such_dir", "--drawz", "3"], "(see 'ppl predict --help')"),
+    # a flag is spelled in full: '--dat' was --data (argparse's abbreviations)
+    (["check", "models/eight_schools.ppl", "--dat", "models/eight_schools.json"],
+     "error: unrecognized arguments: --dat models/eight_schools.json; did you mean '--data'?"),
     # an option is named as it is typed, not as the API's keyword (init_scale, batch)
     (["fit", "models/eight_schools.ppl", "--init-scale", "-1"],
      "option --init-scale: must be a positive finite number"),
