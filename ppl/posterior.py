@@ -17,7 +17,7 @@ from .options import check_count, check_flag, check_seconds
 from .infer.early import log_weights
 from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
 from .infer.psis import Psis, psis
-from .infer.verdict import Verdict, judge
+from .infer.verdict import Verdict, disagreement, judge
 from .ir import Let, element_names
 from .summary import COLUMNS, Summary, _moments, _points, _probability_rows
 
@@ -589,8 +589,13 @@ class Fit:
         trusts the weights: where the weighted mean and sd of a reported continuous element
         disagree with the plain ones, on k̂'s own draws (verdict.disagreement). k̂ alone is
         small for any guide wider than the posterior (bounded weights): DADVI's linear-response
-        sds on eight_schools_noncentered were 84-93% too large at k̂ 0.41-0.45, `reliable`."""
-        from .infer.verdict import disagreement
+        sds on eight_schools_noncentered were 84-93% too large at k̂ 0.41-0.45, `reliable`.
+        Computed once: auto asks for a rung's verdict up to three times, a saved fit twice."""
+        if "weights_disagree" not in self._cache:
+            self._cache["weights_disagree"] = self._weights_disagree_now()
+        return self._cache["weights_disagree"]
+
+    def _weights_disagree_now(self) -> tuple[str, float, float, bool] | None:
         if not len(self.result.names):
             return None
         p = self.psis
