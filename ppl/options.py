@@ -60,8 +60,8 @@ class FitOptions:
     correct : 'psis': when k̂ is below its threshold, summaries are weighted and draws
         resampled with the Pareto-smoothed importance weights (docs/trust.md); 'none': never.
     starts : independent fits from dispersed initializations and seeds, compared for
-        agreement (infer/starts.py); the best (highest ELBO) is reported. Above 1, not with
-        --method dadvi, --batch or a model with param or guide statements.
+        agreement (infer/starts.py); the best (highest ELBO) is reported. At most 1000;
+        above 1, not with --method dadvi, --batch or a model with param or guide statements.
     method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
         L-BFGS-B from a Laplace start, linear-response sds and Monte Carlo standard errors of
         the means; docs/dadvi.md). DADVI ignores correct, iter, lr, mc_samples, optimizer,
@@ -137,6 +137,10 @@ class FitOptions:
             " (the Monte Carlo standard errors need two draws)"))
         for name in ("iter", "mc_samples", "draws", "window", "starts"):
             object.__setattr__(self, name, check_count(name, getattr(self, name)))
+        if self.starts > MAX_STARTS:
+            # every start is a whole fit: starts=10**9 ran fits until killed, printing nothing
+            raise bad_option("starts", f"must be at most {MAX_STARTS} (each start is a whole "
+                             f"fit); found {self.starts}")
         if self.window < 2:
             # the rule measures the iterates' spread within a window: one step has none
             raise bad_option("window", f"must be at least 2 steps; found {self.window}")
@@ -150,6 +154,10 @@ class FitOptions:
             if not _real(value) or not 0 < value < float("inf"):
                 raise bad_option(name, f"must be a positive finite number; found {value!r}")
 
+
+# --starts' upper bound: far beyond what a check of agreement needs (docs/trust.md uses 4), and
+# low enough that a typed-in 10**9 is refused at once instead of running fits until killed
+MAX_STARTS = 1000
 
 _DEFAULTS = {f.name: f.default for f in fields(FitOptions)}
 

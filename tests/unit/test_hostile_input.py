@@ -89,6 +89,14 @@ def test_non_finite_or_negative_options_are_option_errors(option, value):
         ppl.compile(SMALL).fit(Y, **{option: value})
 
 
+def test_starts_beyond_the_cap_is_an_option_error():
+    # starts=10**9 ran whole fits one after another until killed, printing nothing
+    with pytest.raises(PplError, match=r"option starts: must be at most 1000 \(each start is "
+                                       r"a whole fit\); found 1000000000"):
+        FitOptions(starts=10 ** 9)
+    assert FitOptions(starts=1000).starts == 1000
+
+
 def test_a_window_of_one_step_is_an_option_error():
     # one step has no spread to measure: numpy warned "Degrees of freedom <= 0" and the rule
     # ran on NaN
