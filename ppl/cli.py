@@ -292,6 +292,9 @@ def _cmd_fit(args) -> int:
     print(fit.convergence_line(time.perf_counter() - started))
     if fit.auto is not None:
         print(fit.auto.line())
+    if fit.auto_alone is not None:
+        from .infer.auto import alone_line
+        print(alone_line(fit.auto_alone))
     if fit.starts is not None:
         print(fit.starts.line())
     print(fit.verdict())
