@@ -390,9 +390,15 @@ def data_missing(span: Span, name: str, csv: bool = False) -> PplError:
     return PplError(f"data '{name}' is missing", span, hint=hint)
 
 
-def data_wrong_shape(span: Span, name: str, expected, found) -> PplError:
+def data_wrong_shape(span: Span, name: str, expected, found,
+                     one_as_scalar: bool = False) -> PplError:
+    """``one_as_scalar``: a number given for an array of one element. It stays refused, as
+    CmdStan's JSON reader refuses it (a number where an array is declared may be the wrong
+    name or declaration); the hint says how the one element is given."""
+    hint = (f"an array of one element is given as an array: \"{name}\": [x] in JSON, not x"
+            if one_as_scalar else None)
     return PplError(f"data '{name}' must have shape {format_shape(expected)}; "
-                    f"found {format_shape(found)}", span)
+                    f"found {format_shape(found)}", span, hint=hint)
 
 
 def data_negative_size(span: Span, name: str, shape, dim: str, value: int) -> PplError:
