@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="parse and check a model (and its data)")
     check.add_argument("model", metavar="MODEL.ppl")
-    check.add_argument("--data", metavar="DATA", help=DATA_HELP)
+    check.add_argument("--data", metavar="DATA",
+                       help=DATA_HELP + "; default: MODEL.json if it exists")
 
     fit = commands.add_parser("fit", help="fit a model and print its posterior summary")
     fit.add_argument("model", metavar="MODEL.ppl")
@@ -219,10 +220,13 @@ def _cmd_check(args) -> int:
     from .api import load
     model = load(args.model)
     model.check_something_to_fit()  # as fit does: check and fit agree on what is valid
-    if args.data is not None or not model.ir.data:   # --data '' is refused, not skipped
+    # MODEL.json beside the model is the data, as for ppl fit: check said ok of a model
+    # whose data fit then refused
+    data = args.data if args.data is not None else model.default_data_path()
+    if data is not None or not model.ir.data:   # --data '' is refused, not skipped
         # a model without data statements has nothing to load: it gets fit's data-time
         # checks too (a parameter of 0 / 0)
-        concrete = model.prepare({} if args.data is None else args.data, whole=False)[0]
+        concrete = model.prepare({} if data is None else data, whole=False)[0]
     else:
         concrete = model.ir
     print(f"{args.model}: ok")

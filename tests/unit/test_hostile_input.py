@@ -570,6 +570,23 @@ def test_check_passes_a_model_of_params_and_a_factor(tmp_path, capsys):
     assert main(["check", str(path)]) == 0
 
 
+def test_check_reads_the_data_beside_the_model_as_fit_does(tmp_path, capsys):
+    # ppl check said ok of a model whose MODEL.json ppl fit then refused: it read data only
+    # from --data, fit reads MODEL.json when --data is not given
+    from ppl.cli import main
+    path = tmp_path / "m.ppl"
+    path.write_text("data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\n"
+                    "observe y ~ Normal(mu, 1)\n")
+    assert main(["check", str(path)]) == 0
+    assert "y     real  [N]" in capsys.readouterr().out     # no data: symbolic sizes
+    (tmp_path / "m.json").write_text('{"N": 2, "y": [1.0]}')
+    assert main(["check", str(path)]) == 2
+    assert "data 'y' must have shape [N=2]; found [1]" in capsys.readouterr().err
+    (tmp_path / "m.json").write_text('{"N": 1, "y": [1.0]}')
+    assert main(["check", str(path)]) == 0
+    assert "y     real  [1]" in capsys.readouterr().out
+
+
 # ----- non-finite summaries (item 7) ----------------------------------------------------------
 
 def test_a_let_that_overflows_is_named_in_a_warning():
