@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import inspect
 import os
+import re
 import sys
 import time
 import warnings
@@ -112,8 +113,20 @@ def _option_docs(cls) -> dict[str, str]:
             docs[name] = text.strip()
         else:
             name = None
-    # the docstring's ``code`` marks are reST, not text a terminal shows
-    return {key: text.replace("``", "'") for key, text in docs.items()}
+    return {key: _as_cli_text(text, docs) for key, text in docs.items()}
+
+
+def _as_cli_text(text: str, options) -> str:
+    """An option's docstring text as --help shows it: an option named in ``marks`` by its
+    flag (the API's mc_samples is --mc-samples here), other reST marks as plain quotes, no
+    source files (infer/starts.py: a user of the command does not read them) and no None
+    (not a value the command line can give)."""
+    text = re.sub(r"``(\w+)``", lambda m: "--" + m[1].replace("_", "-") if m[1] in options
+                  else m[0], text)
+    text = text.replace("``", "'")
+    text = re.sub(r" \([\w/]+\.py\)", "", text)          # '... agreement (infer/starts.py);'
+    text = re.sub(r"[\w/]+\.py(, |; )", "", text)         # '(infer/auto.py, docs/trust.md)'
+    return text.replace(" (None)", "")
 
 
 def build_parser() -> argparse.ArgumentParser:
