@@ -532,9 +532,23 @@ def diverged_unbounded_scale(span: Span | None, steps: int, name: str, sd: float
     return PplError(f"the optimization diverged after {steps} steps: the guide's sd of '{name}' "
                     f"(unconstrained) grew to {sd:.3g} before {where} overflowed, so the "
                     f"posterior is most likely improper: flat, or growing without bound, "
-                    f"along '{name}'", span,
-                    hint="look for a factor that cancels a prior or grows without bound, or a "
-                         "latent that neither a proper prior nor the likelihood pins down")
+                    f"along '{name}'", span, hint=_IMPROPER_HINT)
+
+
+_IMPROPER_HINT = ("look for a factor that cancels a prior or grows without bound, or a latent "
+                  "that neither a proper prior nor the likelihood pins down")
+
+
+def diverged_runaway_mean(span: Span | None, steps: int, name: str, value: float) -> PplError:
+    """The fit diverged with the guide's mean of a latent (as the model sees it) beyond any
+    value a proper posterior at a sane data scale has: the log joint kept rising along it, as
+    for a positive latent whose prior a factor cancels (the flat density on (0, inf) is, on
+    the log scale the guide works on, exp(u) times the Jacobian: it grows without bound)."""
+    where = "this statement's log density" if span is not None else "the log density"
+    return PplError(f"the optimization diverged after {steps} steps: the guide's mean of "
+                    f"'{name}' ran off to {value:.3g} before {where} overflowed, so the "
+                    f"posterior is most likely improper: flat, or growing without bound, "
+                    f"along '{name}'", span, hint=_IMPROPER_HINT)
 
 
 def warm_start_diverged(family: str, source: str, steps: int, why: str) -> PplError:
