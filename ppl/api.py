@@ -163,23 +163,26 @@ class Model:
         if fit_options.method == "dadvi":
             from .infer import dadvi  # scipy.optimize is imported only when DADVI is used
             result = dadvi.fit(compiled, fit_options, rng, progress=progress)
-            return Fit(concrete, compiled, result, fit_options, info)
+            return Fit(concrete, compiled, result, fit_options, info,
+                       auto_alone=auto.ALONE_DADVI if fit_options.guide == auto.AUTO else None)
         if fit_options.starts > 1 and user.applies(compiled):
             raise bad_option("starts", "models with param or guide statements are fitted "
                              "from one start")
         if fit_options.starts > 1:
             return _fit_starts(concrete, compiled, fit_options, info, progress)
+        alone = None
         if fit_options.guide == auto.AUTO and user.applies(compiled):
             # params or guide statements: the latents without a guide get mean field (the
             # families are not climbed: their warm starts and k̂ ladder assume no params)
             fit_options = dataclasses.replace(fit_options, guide="meanfield")
+            alone = auto.ALONE_USER if user.auto_dim(compiled) else None
         if fit_options.guide == auto.AUTO:
             fit, report = auto.fit_auto(compiled, fit_options, rng, _assess(
                 concrete, compiled, fit_options, info), progress)
             fit.auto = report
             return fit
         result = advi.fit(compiled, fit_options, rng, progress=progress)
-        return Fit(concrete, compiled, result, fit_options, info)
+        return Fit(concrete, compiled, result, fit_options, info, auto_alone=alone)
 
     def _fit_batch(self, concrete, values, options, info, rng, progress) -> Fit:
         """A minibatch fit (``batch={"N": B}``; infer/minibatch.py). The Fit's model on the
@@ -187,8 +190,10 @@ class Model:
         from .infer import minibatch
         batch = minibatch.prepare(self.program, self.ir, concrete, values, options,
                                   np.random.default_rng([options.seed, 5]))
+        alone = None
         if options.guide == auto.AUTO:
             options = dataclasses.replace(options, guide="meanfield")
+            alone = auto.ALONE_BATCH if user.auto_dim(batch.full) else None
         whole = minibatch.Lazy(lambda: compile_model(concrete, values))
         result = advi.fit(batch, options, rng, progress=progress)
         spec = result.guide.name
@@ -199,7 +204,7 @@ class Model:
             # joint at the returned params is -123.91): the line reports the whole data's
             zeta = result.guide.draw(result.theta, np.zeros((1, result.guide.eps_dim(0))))
             result = dataclasses.replace(result, final_elbo=float(whole.log_joint(zeta)[0]))
-        return Fit(concrete, whole, result, options, info)
+        return Fit(concrete, whole, result, options, info, auto_alone=alone)
 
     def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
         """Draws from the prior: every latent, and every observed expression given them.

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import inspect
 import os
+import re
 import sys
 import time
 import warnings
@@ -112,8 +113,20 @@ def _option_docs(cls) -> dict[str, str]:
             docs[name] = text.strip()
         else:
             name = None
-    # the docstring's ``code`` marks are reST, not text a terminal shows
-    return {key: text.replace("``", "'") for key, text in docs.items()}
+    return {key: _as_cli_text(text, docs) for key, text in docs.items()}
+
+
+def _as_cli_text(text: str, options) -> str:
+    """An option's docstring text as --help shows it: an option named in ``marks`` by its
+    flag (the API's mc_samples is --mc-samples here), other reST marks as plain quotes, no
+    source files (infer/starts.py: a user of the command does not read them) and no None
+    (not a value the command line can give)."""
+    text = re.sub(r"``(\w+)``", lambda m: "--" + m[1].replace("_", "-") if m[1] in options
+                  else m[0], text)
+    text = text.replace("``", "'")
+    text = re.sub(r" \([\w/]+\.py\)", "", text)          # '... agreement (infer/starts.py);'
+    text = re.sub(r"[\w/]+\.py(, |; )", "", text)         # '(infer/auto.py, docs/trust.md)'
+    return text.replace(" (None)", "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="parse and check a model (and its data)")
     check.add_argument("model", metavar="MODEL.ppl")
-    check.add_argument("--data", metavar="DATA", help=DATA_HELP)
+    check.add_argument("--data", metavar="DATA",
+                       help=DATA_HELP + "; default: MODEL.json if it exists")
 
     fit = commands.add_parser("fit", help="fit a model and print its posterior summary")
     fit.add_argument("model", metavar="MODEL.ppl")
@@ -219,10 +233,13 @@ def _cmd_check(args) -> int:
     from .api import load
     model = load(args.model)
     model.check_something_to_fit()  # as fit does: check and fit agree on what is valid
-    if args.data is not None or not model.ir.data:   # --data '' is refused, not skipped
+    # MODEL.json beside the model is the data, as for ppl fit: check said ok of a model
+    # whose data fit then refused
+    data = args.data if args.data is not None else model.default_data_path()
+    if data is not None or not model.ir.data:   # --data '' is refused, not skipped
         # a model without data statements has nothing to load: it gets fit's data-time
         # checks too (a parameter of 0 / 0)
-        concrete = model.prepare({} if args.data is None else args.data, whole=False)[0]
+        concrete = model.prepare({} if data is None else data, whole=False)[0]
     else:
         concrete = model.ir
     print(f"{args.model}: ok")
@@ -292,6 +309,9 @@ def _cmd_fit(args) -> int:
     print(fit.convergence_line(time.perf_counter() - started))
     if fit.auto is not None:
         print(fit.auto.line())
+    if fit.auto_alone is not None:
+        from .infer.auto import alone_line
+        print(alone_line(fit.auto_alone))
     if fit.starts is not None:
         print(fit.starts.line())
     print(fit.verdict())

@@ -395,7 +395,9 @@ def _check_shape(decl: ir.Data, value: np.ndarray, dims: dict, origin: dict) -> 
             raise errors.data_negative_size(decl.span, decl.name, _shown(decl.shape, dims), dim,
                                             dims[dim])
     if len(found) != len(decl.shape):
-        raise errors.data_wrong_shape(decl.span, decl.name, _shown(decl.shape, dims), found)
+        raise errors.data_wrong_shape(decl.span, decl.name, _shown(decl.shape, dims), found,
+                                      one_as_scalar=found == () and len(decl.shape) == 1 and
+                                      dims.get(decl.shape[0], decl.shape[0]) == 1)
     for dim, size in zip(decl.shape, found):
         if isinstance(dim, str) and dim not in dims:
             dims[dim] = size

@@ -390,9 +390,15 @@ def data_missing(span: Span, name: str, csv: bool = False) -> PplError:
     return PplError(f"data '{name}' is missing", span, hint=hint)
 
 
-def data_wrong_shape(span: Span, name: str, expected, found) -> PplError:
+def data_wrong_shape(span: Span, name: str, expected, found,
+                     one_as_scalar: bool = False) -> PplError:
+    """``one_as_scalar``: a number given for an array of one element. It stays refused, as
+    CmdStan's JSON reader refuses it (a number where an array is declared may be the wrong
+    name or declaration); the hint says how the one element is given."""
+    hint = (f"an array of one element is given as an array: \"{name}\": [x] in JSON, not x"
+            if one_as_scalar else None)
     return PplError(f"data '{name}' must have shape {format_shape(expected)}; "
-                    f"found {format_shape(found)}", span)
+                    f"found {format_shape(found)}", span, hint=hint)
 
 
 def data_negative_size(span: Span, name: str, shape, dim: str, value: int) -> PplError:
@@ -526,9 +532,23 @@ def diverged_unbounded_scale(span: Span | None, steps: int, name: str, sd: float
     return PplError(f"the optimization diverged after {steps} steps: the guide's sd of '{name}' "
                     f"(unconstrained) grew to {sd:.3g} before {where} overflowed, so the "
                     f"posterior is most likely improper: flat, or growing without bound, "
-                    f"along '{name}'", span,
-                    hint="look for a factor that cancels a prior or grows without bound, or a "
-                         "latent that neither a proper prior nor the likelihood pins down")
+                    f"along '{name}'", span, hint=_IMPROPER_HINT)
+
+
+_IMPROPER_HINT = ("look for a factor that cancels a prior or grows without bound, or a latent "
+                  "that neither a proper prior nor the likelihood pins down")
+
+
+def diverged_runaway_mean(span: Span | None, steps: int, name: str, value: float) -> PplError:
+    """The fit diverged with the guide's mean of a latent (as the model sees it) beyond any
+    value a proper posterior at a sane data scale has: the log joint kept rising along it, as
+    for a positive latent whose prior a factor cancels (the flat density on (0, inf) is, on
+    the log scale the guide works on, exp(u) times the Jacobian: it grows without bound)."""
+    where = "this statement's log density" if span is not None else "the log density"
+    return PplError(f"the optimization diverged after {steps} steps: the guide's mean of "
+                    f"'{name}' ran off to {value:.3g} before {where} overflowed, so the "
+                    f"posterior is most likely improper: flat, or growing without bound, "
+                    f"along '{name}'", span, hint=_IMPROPER_HINT)
 
 
 def warm_start_diverged(family: str, source: str, steps: int, why: str) -> PplError:

@@ -39,7 +39,7 @@ class FitOptions:
         adaptation does.
     mc_samples : S, Monte Carlo draws per ELBO-gradient estimate.
     draws : posterior draws taken from the fitted guide for files and the API (draws.csv,
-        fit.draws(), predictive draws); the summary uses at least max(draws, 4000),
+        fit.draws(), predictive draws); the summary uses at least max(``draws``, 4000),
         more when importance weights are uneven (docs/trust.md).
     seed : seed (a non-negative integer) of the one numpy Generator of the fit; same seed,
         same result.
@@ -54,27 +54,27 @@ class FitOptions:
     tol : convergence tolerance: the relative change of the windowed mean ELBO that counts
         as a plateau; it also sets how far the step size is annealed (2 decays at 1e-3, one
         more per factor 10 tighter) and the largest final jitter of the iterates (0.2 guide
-        sds at 1e-3, scaling with sqrt(tol)). Tighter: more steps, closer to the optimum.
+        sds at 1e-3, scaling with sqrt(``tol``)). Tighter: more steps, closer to the optimum.
     window : steps per ELBO window of the convergence rule (at least 2).
     init_scale : initial sigma of the guide (mu starts at 0, the unconstrained origin).
     correct : 'psis': when k̂ is below its threshold, summaries are weighted and draws
         resampled with the Pareto-smoothed importance weights (docs/trust.md); 'none': never.
     starts : independent fits from dispersed initializations and seeds, compared for
-        agreement (infer/starts.py); the best (highest ELBO) is reported. Above 1, not with
-        --method dadvi, --batch or a model with param or guide statements.
+        agreement (infer/starts.py); the best (highest ELBO) is reported. At most 1000;
+        above 1, not with --method dadvi, --batch or a model with param or guide statements.
     method : 'advi' (stochastic optimization) or 'dadvi' (deterministic ADVI: fixed draws,
         L-BFGS-B from a Laplace start, linear-response sds and Monte Carlo standard errors of
-        the means; docs/dadvi.md). DADVI ignores correct, iter, lr, mc_samples, optimizer,
-        precondition, stl, tol and window (a warning names those set away from their
-        defaults).
+        the means; docs/dadvi.md). DADVI ignores ``correct``, ``iter``, ``lr``,
+        ``mc_samples``, ``optimizer``, ``precondition``, ``stl``, ``tol`` and ``window`` (a
+        warning names those set away from their defaults).
     dadvi_draws : M, the fixed standard-normal draws of DADVI's objective (at least 2).
     init : starting values of ``param`` statements: name -> value (a number or nested list of
         the param's shape, inside its bounds); the CLI reads them from a JSON file (--init
         FILE.json). Params not named start at a draw of their ``~ DIST``, else at small seeded
         random values.
-    batch : minibatches: {DIM: B} (CLI ``--batch DIM=B``) draws B indices of the data
-        dimension DIM at each step; data, lets and latents whose first axis is DIM are taken at
-        them and their terms scaled by DIM / B (docs/minibatch.md). None: the whole data.
+    batch : minibatches: DIM=B (API {DIM: B}) draws B indices of the data dimension DIM at
+        each step; data, lets and latents whose first axis is DIM are taken at them and their
+        terms scaled by DIM / B (docs/minibatch.md). When not given (None): the whole data.
     """
 
     guide: str = "auto"
@@ -137,6 +137,10 @@ class FitOptions:
             " (the Monte Carlo standard errors need two draws)"))
         for name in ("iter", "mc_samples", "draws", "window", "starts"):
             object.__setattr__(self, name, check_count(name, getattr(self, name)))
+        if self.starts > MAX_STARTS:
+            # every start is a whole fit: starts=10**9 ran fits until killed, printing nothing
+            raise bad_option("starts", f"must be at most {MAX_STARTS} (each start is a whole "
+                             f"fit); found {self.starts}")
         if self.window < 2:
             # the rule measures the iterates' spread within a window: one step has none
             raise bad_option("window", f"must be at least 2 steps; found {self.window}")
@@ -150,6 +154,10 @@ class FitOptions:
             if not _real(value) or not 0 < value < float("inf"):
                 raise bad_option(name, f"must be a positive finite number; found {value!r}")
 
+
+# --starts' upper bound: far beyond what a check of agreement needs (docs/trust.md uses 4), and
+# low enough that a typed-in 10**9 is refused at once instead of running fits until killed
+MAX_STARTS = 1000
 
 _DEFAULTS = {f.name: f.default for f in fields(FitOptions)}
 

@@ -183,6 +183,8 @@ class Fit:
     info : provenance (model and data paths, model hash) for saved fits.
     starts : the multi-start comparison (``starts.StartsReport``) when fitted with starts > 1.
     auto : the families tried (``auto.AutoReport``) when fitted with guide 'auto'.
+    auto_alone : why guide 'auto' fitted mean field alone without climbing (one of auto.py's
+        ALONE_ reasons), else None.
     """
 
     model: Any
@@ -192,6 +194,7 @@ class Fit:
     info: dict = field(default_factory=dict)
     starts: Any = None
     auto: Any = None
+    auto_alone: str | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ----- convergence ------------------------------------------------------------------------

@@ -231,8 +231,7 @@ class Categorical(Distribution):
         p = None if p is None else p + 0.0 * one_hot
         logits = None if logits is None else logits + 0.0 * one_hot
         if logits is not None:
-            log_p = logits - logsumexp(logits, axis=-1, keepdims=True)
-            return anp.sum(anp.where(one_hot, log_p, 0.0), axis=-1)
+            return _categorical_logits_log_density(one_hot, logits)
         # the log of the gathered p, so that p_k = 0 elsewhere cannot give 0 * log(0)
         return anp.log(anp.sum(anp.where(one_hot, p, 0.0), axis=-1))
 
@@ -243,6 +242,25 @@ class Categorical(Distribution):
             log_p = np.asarray(logits, float) if logits is not None else np.log(p)
         shape = tuple(int(d) for d in np.atleast_1d(size)) + (log_p.shape[-1],)
         return np.argmax(log_p + rng.gumbel(size=shape), axis=-1)
+
+
+def _categorical_logits_log_density(one_hot, logits):
+    """log softmax(logits) at the one-hot category. A row with one logit of +inf, from the
+    data (``log(p0) - log1p(-p0)`` at p0 = 1), makes its category sure: 0 there, -inf at the
+    others, the softmax's limit; logsumexp gave inf - inf = nan. The formula is taken at a
+    finite stand-in so that its gradient is 0, as :func:`_logit_log_density` does. Two +inf
+    in a row leave the probabilities undefined: nan, as before."""
+    infinite = np.isposinf(getval(logits))
+    sure_row = infinite.sum(axis=-1) == 1
+    if not np.any(sure_row):
+        log_p = logits - logsumexp(logits, axis=-1, keepdims=True)
+        return anp.sum(anp.where(one_hot, log_p, 0.0), axis=-1)
+    stand_in = np.broadcast_to(sure_row[..., None], infinite.shape)
+    finite = anp.where(stand_in, 0.0, logits)
+    log_p = finite - logsumexp(finite, axis=-1, keepdims=True)
+    formula = anp.sum(anp.where(one_hot, log_p, 0.0), axis=-1)
+    chosen = np.any(np.asarray(getval(one_hot)) & infinite, axis=-1)
+    return anp.where(sure_row, np.where(chosen, 0.0, -np.inf), formula)
 
 
 def _zero_inflated(x, zi, log_p):

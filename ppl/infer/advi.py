@@ -23,7 +23,7 @@ from . import diagnostics
 from .diagnostics import settle
 from .early import GIVE_UP, STOPPED, ReliableWeights
 from .elbo import elbo_value, make_objective
-from ..errors import (diverged, diverged_unbounded_scale, guide_not_finite, not_finite_at_start,
+from ..errors import (diverged, diverged_runaway_mean, diverged_unbounded_scale, guide_not_finite, not_finite_at_start,
                       warm_start_diverged)
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from ..options import FitOptions
@@ -613,6 +613,9 @@ def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float |
     spread = _unbounded_spread(compiled, guide, theta)
     if spread is not None:
         raise diverged_unbounded_scale(span, steps, *spread)
+    runaway = _runaway_mean(compiled, guide, theta)
+    if runaway is not None:
+        raise diverged_runaway_mean(span, steps, *runaway)
     raise diverged(span, steps, init_scale, rounds)
 
 
@@ -633,6 +636,28 @@ def _unbounded_spread(compiled, guide, theta):
         return None
     i = int(np.nanargmax(log_sd))
     return compiled.unconstrained_names()[i], float(np.exp(log_sd[i]))
+
+
+# A latent's value at the guide's mean beyond this is no proper posterior's at any sane data
+# scale either. Adam moves the unconstrained mean by a bounded amount per step, so only a
+# drift the log joint keeps paying for gets there: a positive latent's log by 69
+# ('factor -lpdf(HalfNormal(1), s)' reached 410, e^410 = 1e178, in 102 steps), a real
+# latent's mean not within any step budget
+UNBOUNDED_VALUE = 1e30
+
+
+def _runaway_mean(compiled, guide, theta):
+    """(name, value) of the latent or param whose value at the guide's mean is largest in
+    magnitude, when beyond UNBOUNDED_VALUE (inf included); None otherwise, or when the guide
+    or model cannot say."""
+    if not hasattr(guide, "mean") or not hasattr(compiled, "slot_values"):
+        return None
+    with np.errstate(all="ignore"):
+        values = compiled.slot_values(np.asarray(guide.mean(theta), dtype=float)[None])
+    largest = {name: float(np.nanmax(np.abs(v), initial=0.0)) for name, v in values.items()}
+    name = max(largest, key=largest.get, default=None)
+    return (name, largest[name]) if name is not None and largest[name] > UNBOUNDED_VALUE \
+        else None
 
 
 def _blame(compiled, zeta):

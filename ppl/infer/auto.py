@@ -42,6 +42,11 @@ from .schedule import HESSIAN_DRAWS
 from .verdict import CARE, RELIABLE, matches_bulk
 
 AUTO = "auto"
+# Why guide 'auto' fits mean field alone where it does (Fit.auto_alone), said by ppl fit's
+# output: the user otherwise takes it that auto climbed (docs/guides.md)
+ALONE_USER = "a model with param or guide statements"
+ALONE_BATCH = "a minibatch fit, --batch"
+ALONE_DADVI = "method dadvi"
 GAUSSIAN_RUNGS = ("fullrank", "lowrank")
 SKIPPED = "skipped"
 FAILED = "failed"       # the rung raised (PplError: diverged to non-finite values, ...)
@@ -460,3 +465,9 @@ def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
     start = guide.push_affine(guide.init(compiled.dim, 1.0), MEAN_FIELD.frame(theta)[0],
                               whitened.matrix())
     return dataclasses.replace(mean_field, guide=guide, theta=start)
+
+
+def alone_line(why: str) -> str:
+    """The line of a fit where guide 'auto' fitted mean field without climbing, ``why`` one
+    of ALONE_USER, ALONE_BATCH, ALONE_DADVI."""
+    return f"guide auto: fitted mean field only, no richer family tried ({why})"

@@ -98,16 +98,20 @@ def test_fit_prints_summary_and_writes_files(model, tmp_path):
     assert pred.shape[0] == 50 and np.all(np.isfinite(pred))
 
 
-def test_check_lists_latents_and_data():
-    result = run("check", "models/eight_schools.ppl")
+def test_check_lists_latents_and_data(tmp_path):
+    # without data (no --data, no MODEL.json beside it) the sizes are the declared names
+    alone = tmp_path / "eight_schools.ppl"
+    alone.write_text((ROOT / "models/eight_schools.ppl").read_text())
+    result = run("check", alone)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "models/eight_schools.ppl: ok"
+    assert lines[0] == f"{alone}: ok"
     assert any(line.split()[:3] == ["tau", "scalar", "[0,"] for line in lines)
     assert any(line.split()[:2] == ["eta", "[J]"] for line in lines)
-    with_data = run("check", "models/eight_schools.ppl", "--data", "models/eight_schools.json")
-    assert with_data.returncode == 0, with_data.stderr
-    assert any(line.split()[:2] == ["eta", "[8]"] for line in with_data.stdout.splitlines())
+    for args in (["--data", "models/eight_schools.json"], []):   # the JSON beside it is read
+        with_data = run("check", "models/eight_schools.ppl", *args)
+        assert with_data.returncode == 0, with_data.stderr
+        assert any(line.split()[:2] == ["eta", "[8]"] for line in with_data.stdout.splitlines())
 
 
 def test_check_lists_the_innovations_bijector_of_an_ar1_latent():

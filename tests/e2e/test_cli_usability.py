@@ -3,6 +3,7 @@ options, a closed pipe, an empty model, `ppl plot --vars` and its note when not 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -31,11 +32,25 @@ def _fit_actions():
 def test_fit_option_help_is_whole_sentences(name):
     text = _fit_actions()[name].help.split(" (default:")[0]
     assert text.endswith((".", ")")), text
-    # every word of the option's description in FitOptions reaches the help, its reST
-    # ``code`` marks as plain quotes
+    # every word of the option's description in FitOptions reaches the help, as the command
+    # line spells it (cli._as_cli_text)
     described = " ".join(options.FitOptions.__doc__.split(f"{name} : ", 1)[1].split())
-    assert described.replace("``", "'").startswith(" ".join(text.split()))
+    fields = [f.name for f in dataclasses.fields(options.FitOptions)]
+    assert cli._as_cli_text(described, fields).startswith(" ".join(text.split()))
     assert "``" not in text
+
+
+@pytest.mark.parametrize("name", cli.FIT_FLAGS)
+def test_fit_option_help_speaks_the_command_lines_language(name):
+    # the help named the API's keywords ('DADVI ignores ... mc_samples ...', 'up to 'iter'
+    # steps'), source files ('(infer/starts.py)', 'precondition.py') and None ('when not
+    # given (None)', 'None: the whole data'), none of which a user of the command types
+    text = " ".join(_fit_actions()[name].help.split())
+    for keyword in ("mc_samples", "init_scale", "dadvi_draws", "'iter'", "(draws,", "(tol)"):
+        assert keyword not in text, (name, keyword)
+    assert ".py" not in text.replace("NAME.npy", "") and "None" not in text, text
+    if name == "method":
+        assert "ignores --correct, --iter, --lr, --mc-samples, --optimizer" in text
 
 
 @pytest.mark.parametrize("name, values", [("guide", guides.SPECS),

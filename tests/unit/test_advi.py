@@ -210,6 +210,22 @@ def test_a_flat_direction_that_diverged_is_called_an_improper_posterior():
     assert error.value.span.line == 3
 
 
+def test_a_positive_latent_whose_prior_a_factor_cancels_is_called_improper():
+    # s's density is flat on (0, inf), so on the log scale the guide works on it is exp(u)
+    # times nothing that pulls back: the guide's mean of log s ran to 410 in 102 steps, a draw
+    # overflowed, and the error blamed the step size ('not finite even after reducing the
+    # step size', hint a smaller --lr), its sd (e^2.3) being no sign of a flat direction
+    text = ("sample mu ~ Normal(0, 1)\n"
+            "sample s ~ HalfNormal(1)\n"
+            "factor -lpdf(HalfNormal(1), s)\n")
+    model = compiled(text, {})
+    with pytest.raises(PplError, match="diverged after .* steps: the guide's mean of 's' ran "
+                       "off to .*e\\+.* before this statement's log density overflowed, so "
+                       "the posterior is most likely improper") as error:
+        advi.fit(model, FitOptions(guide="meanfield"), np.random.default_rng(0))
+    assert error.value.span.line == 2 and "cancels a prior" in error.value.hint
+
+
 def test_an_elbo_beyond_any_proper_posteriors_is_called_improper():
     # 'factor square(mu)' has no maximum: mean field ended at mu ~ 1.9e98 with an ELBO of
     # 1.8e196, and the warning blamed the data's scale and said to rescale them

@@ -618,3 +618,36 @@ def test_a_scaled_rung_that_raises_leaves_the_flow_to_be_tried(monkeypatch):
     assert [(t.family, t.level) for t in report.tried][1:3] == [("fullrank", SKIPPED),
                                                                 ("scaled", "failed")]
     assert report.tried[3].family == "flow" and fit.result.guide.name.startswith("flow")
+
+
+GUIDED = "data y: real\nparam m: real\nsample mu ~ Normal(0, 1)\nsample s ~ Normal(0, 1)\n" \
+    "guide mu ~ Normal(m, 1)\nobserve y ~ Normal(mu + s, 1)\n"
+ROWS = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+
+
+@pytest.mark.parametrize("text, data, flags, why", [
+    (GUIDED, '{"y": 1.0}', [], auto.ALONE_USER),
+    (ROWS, '{"N": 2, "y": [1.0, 2.0]}', ["--batch", "N=1"], auto.ALONE_BATCH),
+    (ROWS, '{"N": 2, "y": [1.0, 2.0]}', ["--method", "dadvi"], auto.ALONE_DADVI)])
+def test_auto_fitting_mean_field_alone_says_so(tmp_path, capsys, text, data, flags, why):
+    # --guide auto on a model with guide statements, under --batch or --method dadvi fits
+    # mean field and climbs nothing; fit.json said so, the printed output did not, so a user
+    # took it that auto had climbed
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(text)
+    (tmp_path / "m.json").write_text(data)
+    assert main(["fit", str(tmp_path / "m.ppl"), "--quiet", "--iter", "20", "--draws", "100", *flags]) == 0
+    out = capsys.readouterr().out
+    assert f"guide auto: fitted mean field only, no richer family tried ({why})" in out
+
+
+def test_a_named_family_or_a_params_only_fit_prints_no_auto_line(tmp_path, capsys):
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(ROWS)
+    (tmp_path / "m.json").write_text('{"N": 2, "y": [1.0, 2.0]}')
+    (tmp_path / "p.ppl").write_text(ROWS.replace("sample mu ~", "param mu: real ~"))
+    (tmp_path / "p.json").write_text('{"N": 2, "y": [1.0, 2.0]}')
+    assert main(["fit", str(tmp_path / "m.ppl"), "--quiet", "--iter", "20",
+                 "--guide", "meanfield"]) == 0
+    assert main(["fit", str(tmp_path / "p.ppl"), "--quiet"]) == 0
+    assert "guide auto" not in capsys.readouterr().out

@@ -206,6 +206,24 @@ def test_literal_dim_must_match():
     assert error.message == "data 'x' must have shape [3]; found [2]"
 
 
+ONE_ROW = "data N: int\ndata y: int[N]\n"
+
+
+def test_an_array_of_one_element_from_the_data_is_read_and_a_number_for_it_has_a_hint():
+    # N = 1 from the data: y as [3] is an int[1], as CmdStan reads it
+    values, dims = load(ONE_ROW, {"N": 1, "y": [3]})
+    assert dims == {"N": 1} and values["y"].tolist() == [3]
+    assert load("data y: real[1]\n", {"y": [2.5]})[0]["y"].tolist() == [2.5]
+    # a number for it is refused, as CmdStan refuses it; the message alone ('must have shape
+    # [N=1]; found scalar') did not say that [3] is what is meant
+    for text, data in [(ONE_ROW, {"N": 1, "y": 3}), ("data y: real[1]\n", {"y": 2.5})]:
+        error = load_error(text, data)
+        assert error.message.endswith("; found scalar")
+        assert error.hint == "an array of one element is given as an array: \"y\": [x] in " \
+                             "JSON, not x"
+    assert load_error(ONE_ROW, {"N": 2, "y": 3}).hint is None
+
+
 def test_rank_must_match():
     error = load_error(REGRESSION, {**GOOD, "y": [[0.5], [1], [2]]})
     assert error.message == "data 'y' must have shape [N=3]; found [3, 1]"

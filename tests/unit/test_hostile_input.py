@@ -89,6 +89,14 @@ def test_non_finite_or_negative_options_are_option_errors(option, value):
         ppl.compile(SMALL).fit(Y, **{option: value})
 
 
+def test_starts_beyond_the_cap_is_an_option_error():
+    # starts=10**9 ran whole fits one after another until killed, printing nothing
+    with pytest.raises(PplError, match=r"option starts: must be at most 1000 \(each start is "
+                                       r"a whole fit\); found 1000000000"):
+        FitOptions(starts=10 ** 9)
+    assert FitOptions(starts=1000).starts == 1000
+
+
 def test_a_window_of_one_step_is_an_option_error():
     # one step has no spread to measure: numpy warned "Degrees of freedom <= 0" and the rule
     # ran on NaN
@@ -560,6 +568,23 @@ def test_check_passes_a_model_of_params_and_a_factor(tmp_path, capsys):
     path = tmp_path / "m.ppl"
     path.write_text("param k: real\nfactor -k * k\n")
     assert main(["check", str(path)]) == 0
+
+
+def test_check_reads_the_data_beside_the_model_as_fit_does(tmp_path, capsys):
+    # ppl check said ok of a model whose MODEL.json ppl fit then refused: it read data only
+    # from --data, fit reads MODEL.json when --data is not given
+    from ppl.cli import main
+    path = tmp_path / "m.ppl"
+    path.write_text("data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\n"
+                    "observe y ~ Normal(mu, 1)\n")
+    assert main(["check", str(path)]) == 0
+    assert "y     real  [N]" in capsys.readouterr().out     # no data: symbolic sizes
+    (tmp_path / "m.json").write_text('{"N": 2, "y": [1.0]}')
+    assert main(["check", str(path)]) == 2
+    assert "data 'y' must have shape [N=2]; found [1]" in capsys.readouterr().err
+    (tmp_path / "m.json").write_text('{"N": 1, "y": [1.0]}')
+    assert main(["check", str(path)]) == 0
+    assert "y     real  [1]" in capsys.readouterr().out
 
 
 # ----- non-finite summaries (item 7) ----------------------------------------------------------

@@ -389,6 +389,15 @@ observe y ~ Bernoulli(logit=offset + alpha + beta * x)
 let offset = log(p0) - log1p(-p0)
 observe y ~ Binomial(3, logit=offset + alpha + beta * x)
 """, {"p0": [0.5, 0.0, 1.0, 0.3], "y": [1, 0, 3, 2]}),
+    # a logit of +inf in a row makes its category sure (probability 1, the others 0), the
+    # limit of the softmax; logsumexp made it inf - inf = nan
+    "categorical": ("""data P0: real<lower=0, upper=1>[N, 3]
+data W: real[N, 3]
+let offset = log(P0) - log1p(-P0)
+observe y ~ Categorical(logits=offset + alpha * x[1] + beta * W)
+""", {"P0": [[0.5, 0.2, 0.3], [1.0, 0.5, 0.0], [0.1, 0.0, 1.0], [0.3, 0.3, 0.3]],
+      "W": [[0.0, 1.0, 2.0], [0.5, -1.0, 0.2], [1.0, 0.0, -2.0], [0.3, 0.1, 0.0]],
+      "y": [1, 0, 2, 2]}),
 }
 
 
