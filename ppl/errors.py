@@ -299,15 +299,13 @@ def discrete_latent(span: Span, name: str, dist: str) -> PplError:
 
 def support_depends_on_latent(span: Span, callee: str, param: str, latent: str,
                               side: str, observed: str) -> PplError:
-    from .functions import FUNCTIONS
+    # max and min are not functions of the language: the hint asks for a data scalar
     extreme = f"{'max' if side == 'lower' else 'min'}({observed})"
-    bound, where = ((extreme, "") if extreme.split("(")[0] in FUNCTIONS
-                    else ("b", f" with b a data scalar holding {extreme}"))
     return PplError(f"the support of {callee} moves with its parameter '{param}', which depends "
                     f"on the latent variable '{latent}': the data bound '{latent}', and the fit "
                     "cannot see a bound that is not declared", span,
-                    hint=f"declare the bound, 'sample {latent}: real<{side}={bound}> ~ ...'"
-                         f"{where}, and give '{latent}' itself as '{param}'")
+                    hint=f"declare the bound, 'sample {latent}: real<{side}=b> ~ ...' with b a "
+                         f"data scalar holding {extreme}, and give '{latent}' itself as '{param}'")
 
 
 def parameter_outside_constraint(span: Span, callee: str, param: str, constraint: str,
