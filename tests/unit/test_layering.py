@@ -31,8 +31,6 @@ LAYERS = [
 # Imports against the flow that are known and left, each with its reason. A test fails when
 # one disappears, so that its row goes too.
 KNOWN_BACK_EDGES = {
-    # the early stop's k̂ check draws as many as the fit's own k̂ (posterior.psis_draws)
-    ("ppl.infer.early", "ppl.posterior"),
     # Fit.predictive(data=...) checks and compiles the model again on the new data
     ("ppl.posterior", "ppl.predict"),
 }
