@@ -664,6 +664,12 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
                     "the posterior has a flat or downward direction along "
                     f"{', '.join(names)}: the model is not identified",
                     hint="give these parameters informative priors or remove the redundancy")
+
+
+def dadvi_mean_imprecise(name: str, ratio: float, draws: int) -> PplWarning:
+    return PplWarning(f"DADVI's Monte Carlo error of the mean of {name} is {ratio:.2f} posterior "
+                      f"sds with {draws} fixed draws; more --dadvi-draws are needed for a "
+                      "reliable mean")
 # With guide statements or params a family draws only the other latents (guides/user.py),
 # and its limits count those: "this model has 1" misread a model of 25 dimensions.
 UNGUIDED = "the latents without a guide statement"
