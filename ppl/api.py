@@ -17,6 +17,7 @@ import numpy as np
 from . import memory
 from .guides import user
 from .infer import advi, auto, starts
+from .infer.psis import psis_draws
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
@@ -26,7 +27,7 @@ from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
 from .options import FitOptions, check_count, check_progress, check_seed
-from .posterior import Fit, psis_draws
+from .posterior import Fit
 from .source import Source, Span
 
 

@@ -25,10 +25,13 @@ class Constraint:
     """Base class: ``discrete`` supports hold integers; ``check`` tests run-time values.
 
     ``parameter_only`` constraints restrict distribution parameters (a covariance matrix)
-    and are never a latent's support, so they have no bijector.
+    and are never a latent's support, so they have no bijector. ``event_dim``: the trailing
+    axes one value spans (1 for a vector such as a simplex, 2 for a matrix), which its
+    bijector mixes; elementwise supports have 0 (numpyro's ``constraint.event_dim``).
     """
     discrete = False
     parameter_only = False
+    event_dim = 0
 
     def check(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask, True where ``x`` lies in the support (numeric bounds only)."""
@@ -103,6 +106,7 @@ class Simplex(Constraint):
     The default is numpy's ``isclose`` slack (1e-8 + 1e-5), so that observed simplex data
     rounded to a few digits still load; a parameter (Categorical's p) takes Stan's 1e-8.
     """
+    event_dim = 1
     tolerance: float = 1e-8 + 1e-5
 
     def check(self, x):
@@ -116,6 +120,7 @@ class Simplex(Constraint):
 @dataclass(frozen=True)
 class Ordered(Constraint):
     """Strictly increasing vectors along the last axis (Stan's ``ordered``)."""
+    event_dim = 1
 
     def check(self, x):
         x = np.asarray(x, dtype=float)
@@ -129,6 +134,7 @@ class Ordered(Constraint):
 @dataclass(frozen=True)
 class PositiveOrdered(Constraint):
     """Strictly increasing positive vectors along the last axis (Stan's ``positive_ordered``)."""
+    event_dim = 1
 
     def check(self, x):
         x = np.asarray(x, dtype=float)
@@ -143,6 +149,7 @@ class PositiveOrdered(Constraint):
 class CorrCholesky(Constraint):
     """Cholesky factors of correlation matrices on the last two axes [..., K, K]: lower
     triangular, positive diagonal, every row of unit length (so L @ L.T has a unit diagonal)."""
+    event_dim = 2
 
     def check(self, x):
         x = np.asarray(x, dtype=float)
@@ -159,6 +166,7 @@ class CorrCholesky(Constraint):
 @dataclass(frozen=True)
 class PositiveDefinite(Constraint):
     """Symmetric positive definite matrices on the last two axes (MvNormal's ``cov``)."""
+    event_dim = 2
     parameter_only = True
 
     def check(self, x):
@@ -179,6 +187,7 @@ class PositiveDefinite(Constraint):
 @dataclass(frozen=True)
 class LowerCholesky(Constraint):
     """Lower-triangular matrices with a positive diagonal (MvNormal's ``scale_tril``)."""
+    event_dim = 2
     parameter_only = True
 
     def check(self, x):

@@ -299,15 +299,13 @@ def discrete_latent(span: Span, name: str, dist: str) -> PplError:
 
 def support_depends_on_latent(span: Span, callee: str, param: str, latent: str,
                               side: str, observed: str) -> PplError:
-    from .functions import FUNCTIONS
+    # max and min are not functions of the language: the hint asks for a data scalar
     extreme = f"{'max' if side == 'lower' else 'min'}({observed})"
-    bound, where = ((extreme, "") if extreme.split("(")[0] in FUNCTIONS
-                    else ("b", f" with b a data scalar holding {extreme}"))
     return PplError(f"the support of {callee} moves with its parameter '{param}', which depends "
                     f"on the latent variable '{latent}': the data bound '{latent}', and the fit "
                     "cannot see a bound that is not declared", span,
-                    hint=f"declare the bound, 'sample {latent}: real<{side}={bound}> ~ ...'"
-                         f"{where}, and give '{latent}' itself as '{param}'")
+                    hint=f"declare the bound, 'sample {latent}: real<{side}=b> ~ ...' with b a "
+                         f"data scalar holding {extreme}, and give '{latent}' itself as '{param}'")
 
 
 def parameter_outside_constraint(span: Span, callee: str, param: str, constraint: str,
@@ -686,6 +684,12 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
                     "the posterior has a flat or downward direction along "
                     f"{', '.join(names)}: the model is not identified",
                     hint="give these parameters informative priors or remove the redundancy")
+
+
+def dadvi_mean_imprecise(name: str, ratio: float, draws: int) -> PplWarning:
+    return PplWarning(f"DADVI's Monte Carlo error of the mean of {name} is {ratio:.2f} posterior "
+                      f"sds with {draws} fixed draws; more --dadvi-draws are needed for a "
+                      "reliable mean")
 # With guide statements or params a family draws only the other latents (guides/user.py),
 # and its limits count those: "this model has 1" misread a model of 25 dimensions.
 UNGUIDED = "the latents without a guide statement"

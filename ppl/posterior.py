@@ -16,23 +16,14 @@ from .errors import no_log_likelihood_group
 from .options import check_count, check_flag, check_seconds
 from .infer.early import log_weights
 from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
-from .infer.psis import Psis, psis
+from .infer.psis import Psis, psis, psis_draws
 from .infer.verdict import Verdict, disagreement, judge
 from .ir import Let, element_names
 from .summary import COLUMNS, Summary, _moments, _points, _probability_rows
 
-# Draws from the guide that k̂ is estimated from, at least: at 4000 its threshold is 0.7 and
-# its tail has 190 draws (psis.py). With 1000, k̂ missed heavy tails that 4000 found (0.38
-# against 0.76 on one posteriordb fit) and corrected means were noisier (docs/trust.md). The
-# cost, one vectorized log-joint evaluation of these draws, was at most 5% of the fit's time
-# on posteriordb (largest: diamonds).
-PSIS_DRAWS = 4000
-# After a --batch fit every draw costs a pass over the whole data (vae_digits: 1000 draws took
-# 0.78x the fit's time and 1.6 GB at once; 4000, about 3x), so k̂ comes from 1000 draws (its
-# threshold 0.67), and the guide's draws and densities are evaluated BATCH_CHUNK_ROWS draw-rows
+# After a --batch fit the guide's draws and densities are evaluated BATCH_CHUNK_ROWS draw-rows
 # (draws x rows of the largest data array) at a time: bounded memory at any N
-# (docs/minibatch.md).
-BATCH_PSIS_DRAWS = 1000
+# (docs/minibatch.md). How many draws k̂ takes is psis.psis_draws's.
 BATCH_CHUNK_ROWS = 2 ** 16
 # The summary's effective sample size, at least (docs/trust.md, "How many draws the summary
 # uses"): its Monte Carlo error is then at most 1 / sqrt(4000) = 0.016 posterior sd on a mean
@@ -142,13 +133,6 @@ def _per_chain(by_label: dict, observed: dict) -> dict[str, np.ndarray]:
     ('y_hat must have 1 more dimension than y')."""
     return {label: values[None, ..., None] if np.ndim(observed[label]) == 0 else values[None]
             for label, values in by_label.items()}
-
-
-def psis_draws(options) -> int:
-    """The guide draws k̂ and the unweighted summary take for fit options ``options``."""
-    if options.batch is not None:   # each draw costs a pass over the whole data
-        return max(options.draws, BATCH_PSIS_DRAWS)
-    return max(options.draws, PSIS_DRAWS)
 
 
 def psis_draws_for(ess: float, n: int) -> int:

@@ -17,13 +17,11 @@ B.
 from __future__ import annotations
 
 from .. import errors, ir
-from ..constraints import Ordered, PositiveOrdered, Simplex
 from ..functions import lookup
 
 ELEMENTWISE_MANY = {"minimum", "maximum", "where"}
 LAST_AXIS = {"softmax", "log_softmax", "cumsum"}     # mix the elements of their last axis
 REDUCTIONS = {"sum", "mean", "log_sum_exp"}
-JOINT = (Ordered, PositiveOrdered, Simplex)         # supports whose transform mixes the last axis
 MATRIX = {"cholesky": 0, "log_det": 2, "diagonal": 1}  # over the last two axes: axes dropped
 
 
@@ -67,7 +65,7 @@ def _statement(s, walk: "_Rows") -> None:
         walk.rows[s.name] = walk(s.value)
     elif isinstance(s, ir.Latent):
         row = walk.rows[s.name] = -len(s.shape) if s.shape[:1] == (walk.dim,) else None
-        if row == -1 and isinstance(s.support, JOINT):
+        if row is not None and -row <= s.support.event_dim:
             raise _Mixes(s, True)  # ordered[N], simplex[N]: the transform runs over the rows
         for bound in (getattr(s.support, "lower", None), getattr(s.support, "upper", None)):
             if isinstance(bound, ir.Expr):

@@ -28,11 +28,11 @@ import numpy as np
 from .. import ir
 from .optim import draw_elements, score_chunk
 from .precondition import Frame
-from .psis import psis
+from .psis import psis, psis_draws
 from .schedule import TOL_REFERENCE
 from .verdict import BULK_ESS, KHAT_GOOD
 
-# Draws of a check: twice the fit's own k̂'s (posterior.PSIS_DRAWS): k̂ from 4000 draws varies
+# Draws of a check: twice the fit's own k̂'s (psis.PSIS_DRAWS): k̂ from 4000 draws varies
 # from one set of draws to another by 0.2-0.3 near 0.5 (logistic_regression, one guide: 0.25
 # and 0.53), and a check that passed by luck stopped a full-rank fit whose own k̂ was then 0.76
 # (kidiq-kidscore_momiq under --guide auto; docs/history/performance-log.md).
@@ -135,7 +135,6 @@ class ReliableWeights:
         if (jumped is None or CHECK_DRAWS * draw_elements(model) > CHECK_ELEMENTS
                 or any(isinstance(s, ir.Latent) and s.discrete for s in model.statements)):
             return None
-        from ..posterior import psis_draws   # (posterior imports this module)
         return ReliableWeights(jumped(), guide.eps_dim(compiled.dim), score_chunk(model),
                                options.seed, psis_draws(options),
                                compiled if isinstance(compiled, Frame) else None,

@@ -120,6 +120,18 @@ def test_log_det_jacobian_matches_autograd(row):
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_forward_mixes_only_the_axes_of_one_value(row):
+    # a value's other elements move only its own: the minibatch check (infer/batchaxis.py)
+    # refuses a latent whose rows are the constraint's event_dim axes, and no other
+    constraint, bijector, u = _setup(row)
+    batch = int(np.prod(row.shape[:len(row.shape) - constraint.event_dim]))
+    full = jacobian(bijector.forward)(u).reshape(S, batch, -1, S, batch, u[0].size // batch)
+    for s in range(S):
+        across = full[s, :, :, s, :, :].transpose(0, 2, 1, 3)[~np.eye(batch, dtype=bool)]
+        assert not np.any(across), "forward mixes values: raise the constraint's event_dim"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_forward_and_log_det_are_forward_and_log_det_jacobian(row):
     # the compiler takes both at once (a bijector may share their work): the same numbers,
     # bit for bit, and the same gradient

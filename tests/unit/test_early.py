@@ -200,7 +200,7 @@ def test_a_stop_is_confirmed_on_the_very_draws_of_the_fits_own_khat(monkeypatch)
 
     def spy(log_joint, guide, theta, eps, step):
         weights = real_log_weights(log_joint, guide, theta, eps, step)
-        if len(eps) == 4000:   # the fit's own draws (posterior.PSIS_DRAWS); checks take 400, 7600
+        if len(eps) == 4000:   # the fit's own draws (psis.PSIS_DRAWS); checks take 400, 7600
             confirmations.append(weights)
         return weights
     monkeypatch.setattr(early, "log_weights", spy)

@@ -184,14 +184,15 @@ def test_bad_npy_values_are_refused(tmp_path):
 
 
 def test_after_a_batch_fit_khat_draws_are_fewer_and_evaluated_in_chunks(monkeypatch):
-    # k̂ after --batch: 1000 draws (posterior.BATCH_PSIS_DRAWS), and the guide's draws, log q
+    # k̂ after --batch: 1000 draws (psis.BATCH_PSIS_DRAWS), and the guide's draws, log q
     # and log joint on the whole data taken a few draws at a time: the same values as at once.
     from ppl import posterior
+    from ppl.infer import psis
     model = ppl.compile(LOCAL)
     rng = np.random.default_rng(0)
     data = {"N": 40, "y": rng.standard_normal(40), "x": rng.standard_normal(40)}
     fit = model.fit(data, guide="meanfield", batch={"N": 10}, iter=100, lr=0.01)
-    assert fit._psis_draws() == posterior.BATCH_PSIS_DRAWS == 1000
+    assert fit._psis_draws() == psis.BATCH_PSIS_DRAWS == 1000
     calls = []
     log_joint = fit.compiled.log_joint
     monkeypatch.setattr(fit.compiled, "log_joint",
