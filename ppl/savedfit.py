@@ -79,6 +79,8 @@ def _absolute(path: str | None) -> str | None:
 
 # every file save_fit writes (model.ppl only when the model's text is known)
 FILES = ("draws.csv", "summary.csv", "elbo.csv", "fit.json", "model.ppl")
+# the files save_predictive writes into a saved fit's folder
+PREDICTIVE_FILES = ("predictive.csv", "predictive_summary.csv")
 
 
 def save_fit(fit: Fit, folder: Path) -> None:
@@ -451,10 +453,11 @@ def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:
     bad = [row[0] for row in intervals if not np.all(np.isfinite(row[1:]))]
     if bad:
         warnings.warn(non_finite_summary(bad), stacklevel=2)
-    write_files(folder, {"predictive.csv": csv_text(names, _table_rows(blocks)),
-                         "predictive_summary.csv": csv_text(
+    draws_file, summary_file = PREDICTIVE_FILES
+    write_files(folder, {draws_file: csv_text(names, _table_rows(blocks)),
+                         summary_file: csv_text(
                              ["name", "mean", "5%", "50%", "95%"], intervals)})
-    return folder / "predictive.csv"
+    return folder / draws_file
 
 
 def _intervals(names: list[str], table: np.ndarray) -> list[list]:
