@@ -149,6 +149,7 @@ def read_fit_json(folder: Path) -> dict:
     ``predict`` read checked; a clear error if it is missing, unreadable or corrupted."""
     path = folder / "fit.json"
     try:
+        _refuse_special(path)
         info = json.loads(path.read_text(encoding="utf-8"), parse_int=_json_int)
     except FileNotFoundError:
         raise file_error(str(path), "no saved fit here (run 'ppl fit MODEL --out DIR' first)") \
@@ -157,6 +158,13 @@ def read_fit_json(folder: Path) -> dict:
         raise file_error(str(path), f"cannot read the saved fit ({error})") from None
     _check_fit_json(info, path)
     return info
+
+
+def _refuse_special(path: Path) -> None:
+    """An OSError for a saved fit's file that is neither missing nor a regular file (a folder
+    would fail to open anyway): reading a FIFO waited forever, /dev/zero never ends."""
+    if path.exists() and not path.is_file():
+        raise OSError(f"{path.name} is not a regular file")
 
 
 def _json_int(text: str) -> int:
@@ -271,6 +279,7 @@ def _rows(path: Path):
     """(line number, cells) of each line of a CSV file of the saved fit; line 1 is its
     header."""
     try:
+        _refuse_special(path)
         with path.open(encoding="utf-8", newline="") as stream:
             reader = csv.reader(stream)
             for row in reader:
