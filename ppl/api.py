@@ -125,7 +125,8 @@ class Model:
             it also has a method ``family(name)``, ``guide='auto'`` calls it with each
             family's name before fitting that family (the CLI's bar shows it). A
             KeyboardInterrupt (Ctrl-C, or raised by ``progress``) ends an ADVI fit, which is
-            returned as it stands (``fit.result.reason`` 'interrupted'); DADVI raises it.
+            returned as it stands (``fit.result.reason`` 'interrupted'); DADVI and
+            ``starts`` > 1 raise it.
         **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises

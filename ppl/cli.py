@@ -427,9 +427,13 @@ def _cmd_summary(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .savedfit import restore_fit, save_predictive
+    from .errors import predict_overwrites_data
+    from .savedfit import PREDICTIVE_FILES, restore_fit, save_predictive
     if args.draws is not None and args.draws < 1:
         raise bad_option("--draws", f"must be a positive integer; found {args.draws}")
+    for name in PREDICTIVE_FILES:   # `--data DIR/predictive.csv` replaced the data with draws
+        if args.data is not None and _same_file(Path(args.dir) / name, args.data):
+            raise predict_overwrites_data(str(Path(args.dir) / name))
     fit = restore_fit(Path(args.dir))
     path = save_predictive(fit, Path(args.dir), args.draws, args.data)
     print(f"wrote {path} and {path.with_name('predictive_summary.csv')}")

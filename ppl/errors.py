@@ -756,6 +756,11 @@ def out_overwrites_input(path: str, role: str) -> PplError:
                     hint=f"move the {role} file, or choose another --out folder")
 
 
+def predict_overwrites_data(path: str) -> PplError:
+    return PplError(f"option --data: ppl predict would write {path}, which is this run's data "
+                    "file", hint="move or rename the data file")
+
+
 def empty_model(span: Span, has_params: bool) -> PplError:
     if has_params:
         return PplError("nothing to fit: the model has params but no term to maximize (no "

@@ -79,6 +79,8 @@ def _absolute(path: str | None) -> str | None:
 
 # every file save_fit writes (model.ppl only when the model's text is known)
 FILES = ("draws.csv", "summary.csv", "elbo.csv", "fit.json", "model.ppl")
+# the files save_predictive writes into a saved fit's folder
+PREDICTIVE_FILES = ("predictive.csv", "predictive_summary.csv")
 
 
 def save_fit(fit: Fit, folder: Path) -> None:
@@ -147,6 +149,7 @@ def read_fit_json(folder: Path) -> dict:
     ``predict`` read checked; a clear error if it is missing, unreadable or corrupted."""
     path = folder / "fit.json"
     try:
+        _refuse_special(path)
         info = json.loads(path.read_text(encoding="utf-8"), parse_int=_json_int)
     except FileNotFoundError:
         raise file_error(str(path), "no saved fit here (run 'ppl fit MODEL --out DIR' first)") \
@@ -155,6 +158,13 @@ def read_fit_json(folder: Path) -> dict:
         raise file_error(str(path), f"cannot read the saved fit ({error})") from None
     _check_fit_json(info, path)
     return info
+
+
+def _refuse_special(path: Path) -> None:
+    """An OSError for a saved fit's file that is neither missing nor a regular file (a folder
+    would fail to open anyway): reading a FIFO waited forever, /dev/zero never ends."""
+    if path.exists() and not path.is_file():
+        raise OSError(f"{path.name} is not a regular file")
 
 
 def _json_int(text: str) -> int:
@@ -269,6 +279,7 @@ def _rows(path: Path):
     """(line number, cells) of each line of a CSV file of the saved fit; line 1 is its
     header."""
     try:
+        _refuse_special(path)
         with path.open(encoding="utf-8", newline="") as stream:
             reader = csv.reader(stream)
             for row in reader:
@@ -451,10 +462,11 @@ def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:
     bad = [row[0] for row in intervals if not np.all(np.isfinite(row[1:]))]
     if bad:
         warnings.warn(non_finite_summary(bad), stacklevel=2)
-    write_files(folder, {"predictive.csv": csv_text(names, _table_rows(blocks)),
-                         "predictive_summary.csv": csv_text(
+    draws_file, summary_file = PREDICTIVE_FILES
+    write_files(folder, {draws_file: csv_text(names, _table_rows(blocks)),
+                         summary_file: csv_text(
                              ["name", "mean", "5%", "50%", "95%"], intervals)})
-    return folder / "predictive.csv"
+    return folder / draws_file
 
 
 def _intervals(names: list[str], table: np.ndarray) -> list[list]:

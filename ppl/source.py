@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# characters of a source line an error shows (a longer line is cut around the error)
+EXCERPT_WIDTH = 100
+
 
 @dataclass(frozen=True)
 class Source:
@@ -64,12 +67,24 @@ class Span:
         return f"{self.source.path}:{self.line}:{self.col}"
 
     def excerpt(self) -> str:
-        """The source line with a caret under the span's first character and ``~`` to its end."""
+        """The source line with a caret under the span's first character and ``~`` to its end.
+
+        A line longer than EXCERPT_WIDTH (a generated model's data written inline) is cut to
+        that many characters around the span's start, '...' marking the cuts: the whole line
+        was printed, 80 000 characters with the caret at the end of the last screen line.
+        """
         text = self.source.line(self.line)
         gutter = f"{self.line:5d} | "
         end = self.end_col if self.end_line == self.line else len(text) + 1
+        first = 0     # index in the line of the first character shown
+        if len(text) > EXCERPT_WIDTH:
+            first = max(0, min(self.col - 1 - EXCERPT_WIDTH // 3, len(text) - EXCERPT_WIDTH))
+            end = min(end, first + EXCERPT_WIDTH + 1)
+            cut = ("..." if first > 0 else "", "..." if first + EXCERPT_WIDTH < len(text) else "")
+            text = cut[0] + text[first:first + EXCERPT_WIDTH] + cut[1]
+            first -= len(cut[0])     # the marker's columns count the leading '...'
         width = max(1, end - self.col)
         # Copy tabs from the source line so the caret lines up under them.
-        lead = "".join(c if c == "\t" else " " for c in text[: self.col - 1])
+        lead = "".join(c if c == "\t" else " " for c in text[: self.col - 1 - first])
         marker = lead + "^" + "~" * (width - 1)
         return f"{gutter}{text}\n{' ' * 6}| {marker}"

@@ -141,7 +141,12 @@ def run_starts(fit_one: Callable[[int], advi.AdviResult | tuple], K: int,
     pickle. A start that raises PplError is re-raised here naming the start.
     """
     if workers <= 1:
-        return [_call(fit_one, k) for k in range(K)]
+        results = []
+        for k in range(K):
+            results.append(_call(fit_one, k))
+            if _interrupted(results[-1]):   # Ctrl-C ends the run, as with parallel starts
+                raise KeyboardInterrupt     # (it ended start 0, and starts 1.. ran in full)
+        return results
     results = []
     with _ending_signals_raise():
         for first in range(0, K, workers):
@@ -162,6 +167,9 @@ def run_starts(fit_one: Callable[[int], advi.AdviResult | tuple], K: int,
 # fitting, orphaned, until they finish (``kill`` names only this process).
 _ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
                         if hasattr(signal, name))
+
+
+_HELD_AT_FORK = (*_ENDING_SIGNALS, signal.SIGINT)
 
 
 class _Ended(BaseException):
@@ -204,6 +212,12 @@ def _restore(handlers: dict) -> None:
         signal.signal(sig, handler)
 
 
+def _interrupted(outcome) -> bool:
+    """Whether Ctrl-C ended this start's fit (or its auto climb)."""
+    result, climb = outcome if isinstance(outcome, tuple) else (outcome, None)
+    return result.reason == advi.INTERRUPTED or bool(climb and climb.interrupted)
+
+
 def _call(fit_one, k):
     from ..errors import PplError
     try:
@@ -213,10 +227,11 @@ def _call(fit_one, k):
 
 
 def _fork_into(children: list, fit_one, k: int) -> None:
-    """Fork start k's process and add (pid, fd) to ``children``, with _ENDING_SIGNALS held
-    meanwhile: one arriving between the fork and the list would leave run_starts a child it
-    does not know to end."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
+    """Fork start k's process and add (pid, fd) to ``children``, with _ENDING_SIGNALS and
+    SIGINT held meanwhile: one arriving between the fork and the list would leave run_starts a
+    child it does not know to end, and a SIGINT in os.fork's own Python hooks is swallowed
+    there ('Exception ignored'), so the run went on to the end after Ctrl-C."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_AT_FORK)
     try:
         children.append(_fork(fit_one, k))
     finally:
@@ -233,7 +248,11 @@ def _fork(fit_one, k: int):
     for sig in _ENDING_SIGNALS:           # the parent's _raise_ended is not the child's:
         if signal.getsignal(sig) is _raise_ended:   # _kill's SIGTERM ends it at once; an
             signal.signal(sig, signal.SIG_DFL)        # ignored SIGHUP stays ignored
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _ENDING_SIGNALS)   # held by _fork_into
+    # Ctrl-C reaches the terminal's whole process group: the parent ends the starts (_kill).
+    # A start acting on it too printed a traceback (a KeyboardInterrupt outside the fit's
+    # steps) and made the run an 'internal error: start 0 failed in its process'.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD_AT_FORK)   # held by _fork_into
     status = 0
     from ..errors import PplError
     try:

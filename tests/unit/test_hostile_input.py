@@ -922,6 +922,31 @@ def test_a_corrupted_saved_table_is_a_located_error(saved_fit, tmp_path, capsys,
     assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+@pytest.mark.parametrize("name, command", [("fit.json", "summary"), ("summary.csv", "summary"),
+                                           ("elbo.csv", "predict")])
+def test_a_saved_fits_file_that_is_a_fifo_is_refused(saved_fit, tmp_path, capsys, name,
+                                                     command):
+    # reading it waited forever for a writer; the alarm turns such a wait into a failure
+    import signal
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "fifo", name, "")
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+
+    def waited(signum, frame):
+        raise TimeoutError(f"{command} waited on the FIFO {name}")
+    previous = signal.signal(signal.SIGALRM, waited)
+    signal.alarm(30)
+    try:
+        status = main([command, str(folder)])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert status == 2
+    assert f"{name} is not a regular file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content", [
     "step,elbo\n1,-1.7e308\n",            # matplotlib could not tick these: internal error
     "step,elbo\n1,-1e308\n2,1e308\n",

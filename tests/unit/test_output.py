@@ -205,6 +205,18 @@ def test_out_never_replaces_one_of_the_runs_own_inputs(tmp_path, capsys, role, n
     assert sorted(p.name for p in out.iterdir()) == [name]
 
 
+@pytest.mark.parametrize("name", ["predictive.csv", "predictive_summary.csv"])
+def test_predict_never_replaces_its_own_data_file(tmp_path, capsys, name):
+    # `ppl predict DIR --data DIR/predictive.csv` wrote the draws over the new data
+    from ppl.cli import main
+    data = tmp_path / name
+    data.write_text("y\n1\n2\n3\n")
+    assert main(["predict", str(tmp_path), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"ppl predict would write {data}, which is this run's data file" in err
+    assert data.read_text() == "y\n1\n2\n3\n"
+
+
 def test_a_saved_fits_own_model_can_be_fitted_again_into_its_folder(tmp_path):
     from ppl.cli import main
     (tmp_path / "y.json").write_text('{"y": [1, 2, 3]}')

@@ -341,6 +341,20 @@ def test_error_at_end_of_file_points_past_the_last_character():
     assert str(caught.value).splitlines()[1:] == ["    1 | observe y ~", "      |            ^"]
 
 
+def test_an_error_in_a_very_long_line_shows_the_part_around_it():
+    # the whole line was printed (80 000 characters for a generated model), the caret at the
+    # end of its last screen line
+    line = "sample mu ~ Normal(0, 1" + " + 1" * 500 + " $ " + " + 1" * 500 + ")"
+    with pytest.raises(PplError) as caught:
+        parse(line + "\n", "m.ppl")
+    _, shown, caret = str(caught.value).splitlines()
+    col = line.index("$") + 1
+    assert str(caught.value).startswith(f"m.ppl:1:{col}: ")
+    assert shown.startswith("    1 | ...") and shown.endswith("...")
+    assert len(shown) <= len("    1 | ") + 106
+    assert shown[caret.index("^")] == "$"
+
+
 def _syntax_cases():
     return sorted((REPO / "tests" / "cases" / "bad").glob("syntax_*.ppl"))
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import autograd.numpy as anp
 import numpy as np
@@ -166,6 +167,45 @@ def test_a_signal_the_user_ignores_stays_ignored_by_the_run_and_its_starts():
         parent.wait(timeout=30)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
+def test_ctrl_c_to_the_whole_process_group_ends_the_run_and_its_starts_without_a_traceback():
+    # a terminal's Ctrl-C reaches the run and its starts: the run ends them and stops; a start
+    # acting on it printed a traceback and the run ended in 'start 0 failed in its process'
+    parent, children = _starts_sleeping("signal.signal(signal.SIGINT, signal.default_int_handler)\n")
+    try:
+        for pid in children:
+            os.kill(pid, signal.SIGINT)
+        # the starts leave it to the run (one acting on it ends within a fraction of this, and
+        # the run with it, as its pipe closes)
+        with pytest.raises(subprocess.TimeoutExpired):
+            parent.wait(timeout=1)
+        parent.send_signal(signal.SIGINT)
+        assert parent.wait(timeout=60) == 0
+        assert (parent.stdout.read(), parent.stderr.read()) == ("interrupted\n", "")
+        assert not any(_alive(pid) for pid in children)     # ended and reaped by the run
+    finally:
+        for pid in children + [parent.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("interrupted", [
+    SimpleNamespace(reason=advi.INTERRUPTED),
+    (SimpleNamespace(reason="converged"), AutoReport((), 0, interrupted=True, usable=True))])
+def test_ctrl_c_ending_one_of_serial_starts_ends_the_run(interrupted):
+    # in one process, Ctrl-C ended start 0's fit and the starts after it ran in full (75 s
+    # of eight schools' --starts 3 on one core), the run exiting 0
+    called = []
+
+    def fit_one(k):
+        called.append(k)
+        return interrupted
+
+    with pytest.raises(KeyboardInterrupt):
+        starts.run_starts(fit_one, 3, workers=1)
+    assert called == [0]
+
+
 def _starts_sleeping(prologue: str):
     """A process running two starts that sleep, after ``prologue`` (signal handlers): the
     Popen and the starts' pids."""
@@ -175,7 +215,10 @@ def _starts_sleeping(prologue: str):
               "def fit_one(k):\n"
               "    os.write(1, b'%d\\n' % os.getpid())\n"   # one write: lines never interleave
               "    time.sleep(120)\n"
-              "starts.run_starts(fit_one, 2, workers=2)\n")
+              "try:\n"
+              "    starts.run_starts(fit_one, 2, workers=2)\n"
+              "except KeyboardInterrupt:\n"
+              "    print('interrupted', flush=True)\n")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     return parent, [int(parent.stdout.readline()) for _ in range(2)]
