@@ -218,9 +218,13 @@ def test_four_starts_flag_a_two_mode_posterior():
 def test_four_starts_pass_a_unimodal_posterior():
     fit = ppl.compile(UNIMODAL).fit(UNIMODAL_DATA, starts=4)
     assert fit.starts.disagree == ()
-    # the largest spread between agreeing starts is optimizer jitter, a few hundredths of a
-    # posterior sd (the threshold MAX_SPREAD is 0.3)
-    assert max(fit.starts.spread.values()) < 0.3
+    # The spread of agreeing starts is the sd of 4 means, each off by optimizer jitter j of
+    # about 0.03 posterior sd (tests/stats/test_posteriors.py) and, were the starts' summary
+    # draws independent, a Monte Carlo error of 1 / sqrt(1000) = 0.032 sd: at most
+    # sqrt(0.03^2 + 0.032^2) = 0.044 per start. The sd of 4 normal values is below
+    # sqrt(chi2_3(1 - 1e-4) / 3) = 2.65 times theirs with probability 1 - 1e-4: 0.12, tighter
+    # than disagree == () above (MAX_SPREAD, 0.3). Measured, seeds 0-2: 0.003-0.009.
+    assert max(fit.starts.spread.values()) < 0.12
     assert "disagree" not in fit.verdict().line
 
 
