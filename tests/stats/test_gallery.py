@@ -9,6 +9,7 @@ and data sizes here were chosen so that the checks pass with the exact posterior
 a failing check means a fit that is off, not a tolerance to widen.
 """
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,21 @@ def fits():
     return fit
 
 
+# The generating values test little: a mean 1 sd off passes. Where mean field is accurate the
+# fit is also held to the NUTS reference (benchmarks/example_references.json, bulk ESS >= 4056
+# per element), to z = 4 combined errors: the reference's Monte Carlo error (1 / sqrt(ESS) sd
+# on a mean, 1 / sqrt(2 ESS) on an sd), the summary's (1000 draws, or an ESS of 4000 when
+# corrected: at most 0.032 and 0.022) and 0.03 sd of optimizer jitter
+# (tests/stats/test_posteriors.py): about 0.18 sd and 15%. Seed 0 measured: weibull_survival
+# 0.005 sd and 0.5% at worst (k̂ 0.38), ordinal_regression 0.010 and 3.8% (0.64),
+# zero_inflated_poisson 0.048 and 3.2% (0.69). The others are beyond mean field (k̂ 0.81-1.85,
+# unreliable): mixture's ordered means are correlated in their unconstrained coordinates
+# (mu[0]'s sd 51% short), poisson_gp (alpha 1.2 sds off), stochastic_volatility (phi 2.3),
+# varying_slopes (tau[1] 0.8, a0's sd 77% short); docs/trust.md.
+MEAN_FIELD_MEETS_NUTS = ("ordinal_regression", "weibull_survival", "zero_inflated_poisson")
+REFERENCES = json.loads((ROOT / "benchmarks" / "example_references.json").read_text())["models"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(n for n, truth in MAKE.TRUTH.items() if truth))
 def test_fit_recovers_the_generating_values(name, fits):
@@ -52,6 +68,14 @@ def test_fit_recovers_the_generating_values(name, fits):
     for element, truth in MAKE.TRUTH[name].items():
         row = rows[element]
         assert abs(row["mean"] - truth) <= Z * row["sd"], (element, row, truth)
+    if name not in MEAN_FIELD_MEETS_NUTS:
+        return
+    for element, ref in REFERENCES[name]["elements"].items():
+        row, ess = rows[element], ref["ess_bulk"]
+        mean_tol = Z * ref["sd"] * np.sqrt(1 / ess + 1 / 1000 + 0.03 ** 2)
+        sd_tol = Z * ref["sd"] * np.sqrt(1 / (2 * ess) + 1 / 2000 + 0.03 ** 2)
+        assert abs(row["mean"] - ref["mean"]) <= mean_tol, (element, row, ref)
+        assert abs(row["sd"] - ref["sd"]) <= sd_tol, (element, row, ref)
 
 
 @pytest.mark.slow

@@ -104,7 +104,8 @@ def test_mean_field_on_kilpisjarvi_seed_9_converges_to_the_reference_means():
 
 
 # Auto climbs past a corrected mean field whose weights are too uneven, to full rank; issue
-# 11's targets (0.1 sd, 15%), each about 6 Monte Carlo errors of a 4000-draw summary:
+# 11's targets (0.1 sd, 15%) are 6 Monte Carlo errors of a mean (0.016 sd) and 13 of an sd
+# (1 / sqrt(2 * 4000) = 1.1%) of a summary with an effective sample size of 4000:
 # - kidiq-kidscore_interaction, seed 17: k̂ 0.64 (under the threshold, 0.7), but an ESS of 192
 #   of 4,000 draws, and the corrected sds 90% off; auto used to stop at such a fit (seed 9
 #   before the Newton steps at the first whitening, newton.py, which moved its k̂ to 0.75). A

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.integrate
 
 import ppl
 from ppl.errors import PplError, PplWarning
@@ -38,10 +39,23 @@ def test_uniform_with_a_declared_bound_fits_above_the_data(rng):
     fit = ppl.compile(UNIFORM_BOUND).fit({"y": Y, "y_max": 40.0}, seed=0, draws=2000)
     draws = fit.draws()["u"]
     assert draws.min() >= 40.0
-    # exact posterior mean: (int u^-4) / (int u^-5) over [40, 100]
-    exact = (4 / 3) * (40.0 ** -3 - 100.0 ** -3) / (40.0 ** -4 - 100.0 ** -4)
-    assert fit.converged and 40.0 < draws.mean() < 100.0
-    assert abs(draws.mean() - exact) < 0.1 * exact  # the mean-field guide is not exact here
+    # exact posterior moments by quadrature: E[(u - c)^k] = int (u - c)^k u^-5 / int u^-5
+    def moment(k, c=0.0):
+        return (scipy.integrate.quad(lambda u: (u - c) ** k * u ** -5, 40.0, 100.0)[0]
+                / scipy.integrate.quad(lambda u: u ** -5, 40.0, 100.0)[0])
+    mean = moment(1)
+    var, mu4 = moment(2, mean), moment(4, mean)
+    sd = np.sqrt(var)
+    # z = 4 combined errors: the Monte Carlo error of 2000 draws (sd / sqrt(n) on the mean,
+    # sd sqrt((mu4 / var^2 - 1) / 4n) on the sd by the delta method: 0.022 and 0.024 sd, this
+    # posterior's kurtosis being 5.7) and 0.03 sd for the optimizer's jitter and the guide's
+    # gap from this truncated power law (the largest jitter of tests/stats/test_posteriors.py;
+    # seeds 0-3, auto choosing the flow or mean field: means within 0.025 sd, sds within 3.3%)
+    n = draws.size
+    mc_mean, mc_sd = sd / np.sqrt(n), sd * np.sqrt((mu4 / var ** 2 - 1) / (4 * n))
+    assert fit.converged
+    assert abs(draws.mean() - mean) < 4 * np.hypot(mc_mean, 0.03 * sd)
+    assert abs(draws.std() - sd) < 4 * np.hypot(mc_sd, 0.03 * sd)
 
 
 def test_uniform_density_is_minus_inf_outside_its_support():
