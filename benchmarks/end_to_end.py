@@ -251,6 +251,9 @@ def main(argv=None) -> None:
     if has_dadvi() and "dadvi" in args.methods:
         methods["dadvi"] = {"method": "dadvi"}
     numpyro = numpyro_models() if "numpyro" in args.methods else {}
+    if "numpyro" in args.methods and not numpyro:
+        from numpyro_models import NUMPYRO_ROWS_LEFT_OUT
+        print(NUMPYRO_ROWS_LEFT_OUT, file=sys.stderr)
     print(f"{'model':42s} {'method':8s} {'wall s':>7s} {'cpu s':>7s} {'steps':>6s} "
           f"{'grads':>6s} {'g-draws':>7s} {'hvp':>5s} {'v-draws':>7s}")
     for name, text, data in cases(args.quick):

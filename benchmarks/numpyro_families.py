@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import posteriordb_data as pdb  # noqa: E402
+from numpyro_models import NUMPYRO_ROWS_LEFT_OUT, numpyro_importable  # noqa: E402
 
 import ppl  # noqa: E402
 
@@ -103,6 +104,8 @@ def main(argv=None) -> None:
     parser.add_argument("--guides", nargs="*", choices=GUIDES,
                         help="families (default: all three)")
     args = parser.parse_args(argv)
+    if not numpyro_importable():
+        print(NUMPYRO_ROWS_LEFT_OUT, file=sys.stderr)
     print(f"{'posterior':40s} {'fit':18s} seed  mean err  sd err   cpu s  wall s")
     for name in args.only or POSTERIORS:
         reference = pdb.load_reference(name)
