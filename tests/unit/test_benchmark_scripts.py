@@ -9,6 +9,7 @@ functions, where these names mostly are, would not run on import anyway): every
 ``from ppl... import NAME``, every ``import ppl.x`` and ``module.attribute`` chain on a ppl
 module, and every name taken from a sibling script must resolve."""
 import ast
+import functools
 import importlib
 import types
 from pathlib import Path
@@ -20,6 +21,7 @@ SCRIPTS = sorted(BENCHMARKS.glob("*.py"))
 SIBLINGS = {path.stem for path in SCRIPTS}
 
 
+@functools.cache
 def _top_level_names(stem: str) -> set[str]:
     """The names a benchmark script defines or imports at module level."""
     names = set()
