@@ -85,9 +85,11 @@ def profile(name: str, seed: int) -> str:
         total = time.process_time() - started
         if guide == "meanfield":
             lines.append(f"{name}, seed {seed}: mean field {total:.2f} s")
+            mean_field = total
             continue
         rungs = sum(r["seconds"] for r in RUNGS)
-        lines.append(f"auto {total:.2f} s ({total - rungs:.2f} outside the fits: k̂, the "
+        lines.append(f"auto {total:.2f} s, {total / mean_field:.2f} x mean field's "
+                     f"({total - rungs:.2f} outside the fits: k̂, the "
                      f"probe, the summary); searches {SECONDS.get('search', 0.0):.2f} s, "
                      f"whitenings {SECONDS.get('whiten', 0.0):.2f} s; {fit.auto.line()}")
         lines += ["", "| rung | own steps | CPU s | of which search | final ELBO | lr |",

@@ -8,6 +8,8 @@ traces), Hessian-vector passes (second order, the whitening) and value-only call
 in draws. ADVI always; DADVI too when ``FitOptions`` has ``method='dadvi'``. If NumPyro is
 importable, its AutoNormal fits the models written for it below (eight schools, the linear and
 logistic examples, the big regression) to its own loss plateau, JIT compile included.
+Each NumPyro row is followed by each ppl method's CPU seconds over NumPyro's (fits back to back
+in one process: read the ratio, not the seconds).
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/end_to_end.py [--quick]``
 (``--only NAME ...`` for some models, ``--methods advi numpyro`` to leave DADVI out).
 ``--phases``: instead, where each ADVI fit's CPU goes (compile, step-size searches, steps,
@@ -251,15 +253,26 @@ def main(argv=None) -> None:
     if has_dadvi() and "dadvi" in args.methods:
         methods["dadvi"] = {"method": "dadvi"}
     numpyro = numpyro_models() if "numpyro" in args.methods else {}
+    if "numpyro" in args.methods and not numpyro:
+        from numpyro_models import NUMPYRO_ROWS_LEFT_OUT
+        print(NUMPYRO_ROWS_LEFT_OUT, file=sys.stderr)
     print(f"{'model':42s} {'method':8s} {'wall s':>7s} {'cpu s':>7s} {'steps':>6s} "
           f"{'grads':>6s} {'g-draws':>7s} {'hvp':>5s} {'v-draws':>7s}")
     for name, text, data in cases(args.quick):
         if args.only and name not in args.only:
             continue
+        cpu = {}
         for method, options in methods.items():
-            print(_line(name, method, fit_ppl(text, data, seed=0, **options)), flush=True)
+            fitted = fit_ppl(text, data, seed=0, **options)
+            cpu[method] = fitted["cpu"]
+            print(_line(name, method, fitted), flush=True)
         if name in numpyro:
-            print(_line(name, "numpyro", fit_numpyro(numpyro[name], data)), flush=True)
+            fitted = fit_numpyro(numpyro[name], data)
+            print(_line(name, "numpyro", fitted), flush=True)
+            # seconds depend on the machine's load: the ratio of two fits back to back less so
+            print(f"{name:42s} CPU / NumPyro's: " + ", ".join(
+                f"{method} {seconds / fitted['cpu']:.2f}" for method, seconds in cpu.items()),
+                flush=True)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ and the run took at most 60 s, and only passing models get a reference (the othe
 with the reason). Elements that are constant (sd 0, e.g. an LKJ Cholesky factor's first row)
 are left out: errors are in reference sds.
 
-    JAX_ENABLE_X64=1 PYTHONPATH=. /tmp/npvenv/bin/python benchmarks/example_references.py
+    JAX_ENABLE_X64=1 PYTHONPATH=. python benchmarks/example_references.py
 
-writes benchmarks/example_references.json (committed: the benchmark reads it without
-NumPyro). NumPyro and JAX are imported lazily; they are not dependencies of ppl.
+(with a Python that has NumPyro installed) writes benchmarks/example_references.json
+(committed: the benchmark reads it without NumPyro). NumPyro and JAX are imported lazily;
+they are not dependencies of ppl, and without them the script says so and exits with 2.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ import ppl  # noqa: E402
 from ppl.ir import element_names  # noqa: E402
 
 OUT = _HERE / "example_references.json"
-COMMAND = ("JAX_ENABLE_X64=1 PYTHONPATH=. /tmp/npvenv/bin/python "
+COMMAND = ("JAX_ENABLE_X64=1 PYTHONPATH=. python "
            "benchmarks/example_references.py")
 CHAINS, WARMUP, DRAWS, SEED = 4, 1000, 2000, 0
 MAX_RHAT, MIN_ESS, MAX_SECONDS = 1.01, 400.0, 60.0
@@ -153,6 +154,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="model names (default: every example)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    if not numpyro_models.numpyro_importable():
+        print(f"{Path(__file__).name} {numpyro_models.NEEDS_NUMPYRO}", file=sys.stderr)
+        return 2
     import jax
     jax.config.update("jax_enable_x64", True)
     previous = json.loads(args.out.read_text())["models"] if args.out.is_file() else {}

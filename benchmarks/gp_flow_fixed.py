@@ -39,7 +39,7 @@ from autograd import value_and_grad
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import posteriordb_data as pdb  # noqa: E402
-from gp_flow_diagnosis import NAME, errors  # noqa: E402
+from gp_flow_diagnosis import ELEMENT, NAME, errors  # noqa: E402
 
 import ppl  # noqa: E402
 from ppl.guides import family  # noqa: E402
@@ -122,7 +122,7 @@ def variant_row(start_fit, spec: str, rng, reference, trace) -> str:
                                          start_fit.result, rng, M, max_iter, sets, trace)
     seconds = time.process_time() - started
     fit = dataclasses.replace(start_fit, result=result, _cache={})
-    shown = errors(fit, reference)
+    shown = errors(fit, reference, ELEMENT[NAME])
     return (f"| {start_fit.options.seed} | {spec} | {seconds:.1f} | {iterations} | "
             f"{fixed:.2f} | {fresh_elbo(compiled, result, np.random.default_rng(98)):.4g} | "
             f"{fit.khat:.2f} | {fit.psis.ess:.0f} | {'yes' if fit.corrected else 'no'} | "

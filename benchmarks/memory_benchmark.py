@@ -9,7 +9,7 @@ alpha + X @ beta``), fitted with mean field and then summarized (the summary's 4
 hidden let used to take [4000, N] at once); and ``logistic``: the same fit of a Bernoulli
 likelihood, which still passes over the N rows every step (the Normal one is computed from
 its Gram matrix since 2026-12-01, kernels.GramTerm). Prints peak RSS above the data, minor
-page faults and wall/CPU seconds of compile + fit.
+page faults and wall/CPU seconds of compile + fit, and the CPU over the first variant's.
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/memory_benchmark.py``
 (``--child`` is the per-variant entry point; ``PPL_SOURCE=DIR`` measures another checkout).
 """
@@ -93,15 +93,18 @@ def main(argv=None) -> None:
         return
     print(f"N = {args.n}, K = {args.k}, {args.iter} steps after the search")
     print(f"{'variant':10s} {'peak MB':>9s} {'data MB':>8s} {'faults':>9s} {'wall s':>7s}"
-          f" {'cpu s':>7s}")
+          f" {'cpu s':>7s} {'cpu / ' + args.variants[0]:>14s}")
+    first_cpu = None    # the first variant's CPU, measured in this run, is the baseline
     for name in args.variants:
         env = dict(os.environ, **VARIANTS[name][0])
         out = subprocess.run([sys.executable, __file__, "--child", name, "--n", str(args.n),
                               "--k", str(args.k), "--iter", str(args.iter)],
                              env=env, capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
+        first_cpu = first_cpu or r["cpu_s"]
         print(f"{name:10s} {r['peak_above_data_mb']:9.0f} {r['data_mb']:8.0f} "
-              f"{r['minor_faults']:9d} {r['wall_s']:7.1f} {r['cpu_s']:7.1f}", flush=True)
+              f"{r['minor_faults']:9d} {r['wall_s']:7.1f} {r['cpu_s']:7.1f} "
+              f"{r['cpu_s'] / first_cpu:14.2f}", flush=True)
 
 
 if __name__ == "__main__":

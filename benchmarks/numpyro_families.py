@@ -4,7 +4,8 @@ Issue 10 quotes NumPyro's AutoIAFNormal and AutoMultivariateNormal (4 particles,
 decay, 20,000 steps, float64) at 30-100 s per posterior. This script fits both eight schools
 posteriors with both libraries in the same process and prints, per fit, the max |mean error|
 and max |sd / reference sd - 1| over the reference's elements (mu, tau, theta[j], and
-theta_trans[j] for the non-centred one), CPU and wall seconds (NumPyro's JIT compile included).
+theta_trans[j] for the non-centred one), CPU and wall seconds (NumPyro's JIT compile included)
+and, on NumPyro's rows, ppl's CPU over NumPyro's for the same family and seed.
 ppl's ``--guide auto`` (the default; no NumPyro counterpart) is fitted too.
 Needs NumPyro (not a dependency); without it only ppl's rows are printed.
 Run: ``OMP_NUM_THREADS=1 JAX_ENABLE_X64=1 python benchmarks/numpyro_families.py [--seeds 1]``
@@ -23,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import posteriordb_data as pdb  # noqa: E402
+from numpyro_models import NUMPYRO_ROWS_LEFT_OUT, numpyro_importable  # noqa: E402
 
 import ppl  # noqa: E402
 
@@ -103,7 +105,9 @@ def main(argv=None) -> None:
     parser.add_argument("--guides", nargs="*", choices=GUIDES,
                         help="families (default: all three)")
     args = parser.parse_args(argv)
-    print(f"{'posterior':40s} {'fit':18s} seed  mean err  sd err   cpu s  wall s")
+    if not numpyro_importable():
+        print(NUMPYRO_ROWS_LEFT_OUT, file=sys.stderr)
+    print(f"{'posterior':40s} {'fit':18s} seed  mean err  sd err   cpu s  wall s  ppl cpu / this")
     for name in args.only or POSTERIORS:
         reference = pdb.load_reference(name)
         for seed in range(args.seeds):
@@ -113,8 +117,11 @@ def main(argv=None) -> None:
                     if draws is None:
                         continue
                     mean_err, sd_err = errors(draws, reference)
+                    if library == "ppl":
+                        ppl_cpu = cpu   # NumPyro's row gives the ratio: fits back to back
+                    ratio = f" {ppl_cpu / cpu:15.2f}" if library == "numpyro" else ""
                     print(f"{name:40s} {library + ' ' + guide:18s} {seed:4d} {mean_err:9.3f} "
-                          f"{sd_err:7.3f} {cpu:7.1f} {wall:7.1f}", flush=True)
+                          f"{sd_err:7.3f} {cpu:7.1f} {wall:7.1f}{ratio}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ same priors, likelihood, parameterization and constraints, with the latents in s
 ``python benchmarks/numpyro_models.py --check`` checks every translation: at a few random
 unconstrained points, NumPyro's log density (minus its potential energy, Jacobians included)
 minus ppl's compiled log joint is the same constant (to 1e-8 of the log density's size).
-NumPyro is imported lazily, so this module imports without it.
+NumPyro is imported lazily, so this module imports without it (``--check`` then says
+it needs NumPyro and exits with 2).
 
 Run: ``JAX_ENABLE_X64=1 python benchmarks/numpyro_models.py --check [--only NAME ...]``.
 The check passes at 1e-16..1e-13 except overdispersed_counts (~6e-9) and tumor_rates
@@ -457,11 +458,23 @@ MODELS = {
 
 def numpyro_models() -> dict:
     """name -> NumPyro model function taking the data dict, or {} without NumPyro."""
+    return dict(MODELS) if numpyro_importable() else {}
+
+
+def numpyro_importable() -> bool:
+    """Whether NumPyro (and JAX) import."""
     try:
+        import jax  # noqa: F401
         import numpyro  # noqa: F401
     except ImportError:
-        return {}
-    return dict(MODELS)
+        return False
+    return True
+
+
+NEEDS_NUMPYRO = ("needs NumPyro, which is not a dependency of ppl: "
+                 "pip install numpyro (it brings JAX), then run this again")
+NUMPYRO_ROWS_LEFT_OUT = ("NumPyro is not importable (not a dependency of ppl): its rows are "
+                         "left out; pip install numpyro for them")
 
 
 # ----- the check: same log density up to a constant ---------------------------------------------
@@ -534,6 +547,9 @@ def main(argv=None) -> int:
     if not args.check:
         parser.print_help()
         return 0
+    if not numpyro_importable():
+        print(f"{Path(__file__).name} --check {NEEDS_NUMPYRO}", file=sys.stderr)
+        return 2
     import jax
     jax.config.update("jax_enable_x64", True)
     failed = []

@@ -221,10 +221,12 @@ def path_solve_rows(names, repeat: int):
             eps = np.random.default_rng(S).standard_normal((S, D))
             saved = iaf._iaf_run(params, eps, D)[1]
             counted = []
-            unchanged = iaf._unchanged
-            iaf._unchanged = lambda new, old: counted.append(1) or unchanged(new, old)
-            iaf._solve_by_sweeps(params, saved, eps, A, D)
-            iaf._unchanged = unchanged
+            settled = iaf._settled     # called once a sweep: count the sweeps
+            iaf._settled = lambda *args: counted.append(1) or settled(*args)
+            try:
+                iaf._solve_by_sweeps(params, saved, eps, A, D)
+            finally:
+                iaf._settled = settled
             ours, whole, ratio = paired_times(
                 lambda: iaf._solve_by_sweeps(params, saved, eps, A, D),
                 lambda: iaf._solve_whole(params, saved, eps, A, D), repeat)
