@@ -211,7 +211,10 @@ def record(fun, args):
     """``fun(*args)`` for an autograd primitive ``fun``: what its wrapper does, in one pass
     over the arguments. The wrapper looks at every argument twice (boxed, then again
     unboxed) with a type look-up each: a dozen microseconds for the sum of terms' long list,
-    every step. Boxes of more than one trace, or not of a reverse pass, go to the wrapper."""
+    every step. Boxes of more than one trace, or not of a reverse pass, go to the wrapper.
+    Under a second-order trace (the DADVI Hessian) the unboxed values are the outer trace's
+    boxes, which numpy's ufuncs hand back to autograd through ArrayBox.__array_ufunc__
+    (autograd 1.9+, pyproject's lower bound)."""
     raw = getattr(fun, "fun", None)          # None: not a primitive (a test's wrapper)
     if raw is None:
         return fun(*args)

@@ -110,24 +110,6 @@ def test_summary_to_pandas():
     assert frame.loc["mu", "mean"] == fit.summary().to_dict()["mu"]["mean"]
 
 
-@pytest.mark.parametrize("package, shown", [("arviz", "ArviZ"), ("pandas", "pandas")])
-def test_a_missing_extra_is_one_clear_error(package, shown, monkeypatch):
-    import builtins
-    fit = ppl.compile("sample mu ~ Normal(0, 1)\n").fit(iter=100, draws=20)
-    real_import = builtins.__import__
-
-    def without(name, *args, **kwargs):
-        if name == package:
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", without)
-    call = fit.to_arviz if package == "arviz" else fit.summary().to_pandas
-    with pytest.raises(ppl.PplError, match=f"needs {shown}, an optional dependency: "
-                       rf"pip install 'ppl\[{package}\]'"):
-        call()
-
-
 CONJUGATE = """\
 data N: int
 data y: real[N]
