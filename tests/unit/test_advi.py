@@ -65,6 +65,20 @@ def test_plateau_is_relative_when_noise_is_negligible():
     assert not schedule.plateau(trace, 100, tol=1e-4)
 
 
+def test_plateau_noise_term_is_z_standard_errors_from_the_sample_variances():
+    # windows of 4 alternating -+s: each window's sample variance (ddof 1) is 4/3 s^2, so the
+    # se of the difference of the window means is s sqrt(2/3) (sqrt(1/2) with ddof 0). With
+    # tol = 0 the rule passes exactly while the gap is within Z of those.
+    s, wiggle = 1.0, np.array([-1.0, 1.0, -1.0, 1.0])
+    se = s * np.sqrt(2.0 / 3.0)
+    for gap, passes in ((schedule.Z * se * 0.999, True), (schedule.Z * se * 1.001, False),
+                        (schedule.Z * s * (np.sqrt(2 / 3) + np.sqrt(1 / 2)) / 2, True)):
+        trace = np.concatenate([-10.0 + s * wiggle, -10.0 + gap + s * wiggle])
+        assert schedule.plateau(trace, 4, tol=0.0) == passes
+    # a trace that does not move at all plateaus, also at an ELBO of exactly 0 (q = p)
+    assert schedule.plateau(np.zeros(8), 4, tol=1e-3)
+
+
 def test_plateau_needs_two_windows():
     assert not schedule.plateau(np.zeros(199), 100, tol=1e-3)
 

@@ -620,6 +620,14 @@ def test_uniform_support_is_its_interval():
     assert lookup("Uniform").support_of({"lower": -1.0, "upper": 2.0}) == c.Interval(-1.0, 2.0)
 
 
+def test_uniform_density_is_closed_at_both_ends():
+    # scipy's support is [loc, loc + scale]: a value at either end (an observation of 0 under
+    # Uniform(0, 1), a saturated bijector's draw) has the density 1 / width, not 0
+    x = np.array([-1.0, 2.0, -1.0 - 1e-12, 2.0 + 1e-12])
+    np.testing.assert_allclose(lookup("Uniform").log_density(x, -1.0, 2.0),
+                               st.uniform.logpdf(x, loc=-1.0, scale=3.0), rtol=1e-14)
+
+
 def test_discrete_log_density_is_finite_at_boundary_probabilities():
     # p = 0 or 1 is a valid parameter: 0 * log(0) counts as 0, not nan
     lp = lookup("Bernoulli").log_density(np.array([0, 1]), p=np.array([0.0, 1.0]))

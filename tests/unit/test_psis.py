@@ -90,6 +90,10 @@ def test_threshold_follows_sample_size():
     assert khat_threshold(1000) == pytest.approx(1 - 1 / 3)
     assert khat_threshold(10 ** 6) == 0.7
     assert khat_threshold(5) == -np.inf
+    # the boundary: at S = 10 the formula's 1 - 1/log10(10) = 0 would pass any k̂ < 0; the
+    # docstring's S <= 10 gives -inf (nothing passes), and S = 11 is the first usable bound
+    assert khat_threshold(10) == -np.inf
+    assert khat_threshold(11) == pytest.approx(1 - 1 / np.log10(11))
 
 
 def test_nonfinite_weights_are_counted_not_propagated(rng):

@@ -115,6 +115,17 @@ def test_compare_names_spread_means_largest_first():
     assert report.best == 1
 
 
+def test_compare_pools_unequal_sds_as_a_root_mean_square():
+    # W is the root mean of the starts' posterior variances (R-hat's within-chain variance),
+    # not their mean sd: sds 1 and 3 pool to sqrt(5), not 2. A start whose sd is 0 while the
+    # means differ disagrees infinitely (no posterior sd to measure the gap in).
+    summaries = [_summary([0.0, 1.0], [1.0, 0.0]), _summary([0.5, 2.0], [3.0, 0.0])]
+    report = starts.compare(summaries, [-1.0, -1.0], [0.1] * 2, [1.0] * 2, 1)
+    assert report.spread["x[0]"] == pytest.approx(np.std([0.0, 0.5], ddof=1) / np.sqrt(5.0))
+    assert report.spread["x[1]"] == np.inf
+    assert report.disagree == ("x[1]",)
+
+
 def test_compare_agreeing_starts_and_nan_elbo():
     summaries = [_summary([1.0], [2.0]), _summary([1.1], [2.0]), _summary([0.9], [2.0])]
     report = starts.compare(summaries, [np.nan, -5.0, -4.0], [0.1] * 3, [1.0] * 3, 1)

@@ -19,6 +19,13 @@ def test_levels_follow_thresholds(khat, level):
     assert judge(khat, T1000, 1000).level == level
 
 
+def test_khat_at_its_threshold_is_unreliable():
+    # reliable needs k̂ below the threshold (Vehtari et al. 2024, section 3.2.4): at it exactly
+    # (0.7 from 10^4 draws, where the threshold is capped) the fit is unreliable, not 'care'
+    assert judge(T1000, T1000, 1000).level == UNRELIABLE
+    assert judge(0.7, khat_threshold(10 ** 4), 10 ** 4).level == UNRELIABLE
+
+
 def test_reliable_line_reads_as_in_the_issue():
     assert judge(0.21, T1000, 1000).line == \
         "reliable (k̂ 0.21): means and sds are close to the posterior"
@@ -101,6 +108,14 @@ def test_too_few_finite_draws_for_khat_are_not_fixed_by_more_draws():
 def test_not_converged_is_never_reliable():
     verdict = judge(0.2, T1000, 1000, converged=False)
     assert verdict.level == CARE and "--iter" in verdict.line
+
+
+def test_not_converged_keeps_a_care_verdicts_reason_and_adds_a_note():
+    # only a reliable fit is demoted to care by non-convergence; a care fit keeps what is off
+    # and the hint to a richer family, with the non-convergence as a note
+    assert judge(0.62, T1000, 1000, converged=False, available=ALL).line == (
+        "usable with care (k̂ 0.62): means are usable, sds and tails may be off; "
+        "try --guide fullrank; the optimizer did not converge")
 
 
 def test_raise_iter_only_where_the_cap_stopped_the_fit():
@@ -239,3 +254,16 @@ def test_an_uncorrected_summary_is_checked_against_the_weights_k_hat_trusts():
     assert verdict.level == CARE and verdict.line.endswith(
         "means are usable, but the importance weights, which k̂ trusts, put this summary's sd "
         "of mu +52% off: it is the guide's own, not importance-corrected; try --correct psis")
+
+
+def test_disagreement_measures_gaps_in_the_weighted_sds_with_no_margin_at_equal_weights():
+    # gaps are in the weighted (posterior) sd: a plain mean 0.15 off where the weighted sd is
+    # 2 is 0.075 sds off (within MEAN_TARGET), and a plain sd of 1 against 2 is -50%
+    weighted = (np.array([0.0]), np.array([2.0]))
+    assert disagreement(["mu"], (np.array([0.15]), np.array([1.0])), weighted, 4000, 4000) == \
+        ("mu", pytest.approx(0.075), pytest.approx(-0.5), False)
+    # at equal weights (ESS = draws) the margin sqrt(1/ess - 1/draws) is exactly 0: a mean
+    # 0.11 sd off is past the 0.1 target
+    agree = (np.array([0.0]), np.array([1.0]))
+    assert disagreement(["mu"], (np.array([0.11]), np.array([1.0])), agree, 4000, 4000) == \
+        ("mu", pytest.approx(0.11), 0.0, True)
