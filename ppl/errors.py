@@ -691,6 +691,13 @@ def bad_option(name: str, reason: str, hint: str | None = None) -> PplError:
     return error
 
 
+def unknown_choice(name: str, what: str, found, choices: Iterable[str]) -> PplError:
+    """An option that takes one of a few words (--optimizer, --method, --correct)."""
+    choices = list(choices)
+    return bad_option(name, f"unknown {what} {found!r}{suggest(str(found), choices)} "
+                      f"(choose one of {', '.join(choices)})")
+
+
 def as_flag(error: PplError) -> PplError:
     """An option error as the command line spells the option: ``option --dadvi-draws: ...``
     where the API says ``option dadvi_draws: ...`` (its keyword). Other errors unchanged."""

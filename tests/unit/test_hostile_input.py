@@ -1020,7 +1020,12 @@ def test_numpy_integers_are_counts_and_seeds(small_fit):
     ("stl", "false", "option stl: must be True or False; found 'false'"),
     ("stl", "yes", "option stl: must be True or False"),
     ("stl", None, "option stl: must be True or False"),
-    ("lr", True, "option lr: must be a positive finite number")])
+    ("lr", True, "option lr: must be a positive finite number"),
+    # a word option lists its words as words, not as a Python tuple ('psis', 'none')
+    ("correct", "foo", r"option correct: unknown correction 'foo' \(choose one of psis, none\)"),
+    ("optimizer", "Adam", r"unknown optimizer 'Adam'; did you mean 'adam'\? \(choose one of adam"),
+    ("method", "x", r"option method: unknown method 'x' \(choose one of advi, dadvi\)"),
+    ("precondition", "full", r"unknown preconditioner 'full' \(choose one of hessian, none\)")])
 def test_bools_are_not_numbers_and_only_bools_are_bools(option, value, message):
     with pytest.raises(PplError, match=message):
         FitOptions(**{option: value})
