@@ -654,6 +654,12 @@ def dadvi_not_converged(optimizer: str, iterations: int, decrement: float,
                     hint="the model may be badly scaled or not identified; try --method advi")
 
 
+def dadvi_mcse_large(name: str, ratio: float, draws: int) -> PplWarning:
+    return PplWarning(f"DADVI's Monte Carlo error of the mean of {name} is {ratio:.2f} "
+                      f"posterior sds with {draws} fixed draws; more --dadvi-draws are needed "
+                      "for a reliable mean")
+
+
 def dadvi_unbounded(elbo: float) -> PplError:
     return PplError(f"DADVI's objective has no minimum: the ELBO at its fixed draws grew to "
                     f"{elbo:.3g} before a step overflowed, so the posterior is most likely "

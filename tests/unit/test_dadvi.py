@@ -14,7 +14,7 @@ import ppl
 from ppl.cli import main
 from ppl.compiler import compile_model
 from ppl.data import load_data
-from ppl.errors import PplError
+from ppl.errors import PplError, PplWarning
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
 from ppl.guides import MEAN_FIELD
@@ -555,7 +555,8 @@ def test_a_non_identified_model_is_refused():
 
 def test_large_mcse_warns(monkeypatch):
     monkeypatch.setattr(dadvi, "MCSE_WARN", 1e-6)
-    with pytest.warns(UserWarning, match="more --dadvi-draws are needed"):
+    with pytest.warns(PplWarning, match=r"Monte Carlo error of the mean of \w+ is [\d.]+ "
+                                        "posterior sds with 30 fixed draws; more --dadvi-draws"):
         dadvi.fit(compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]}), OPTIONS,
                   np.random.default_rng(0))
 
