@@ -729,6 +729,12 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def invalid_json(path: str, error) -> PplError:
+    """``error``: the json.JSONDecodeError of a data, init or saved-fit file."""
+    return file_error(path, f"invalid JSON on line {error.lineno}, column {error.colno}: "
+                            f"{error.msg}")
+
+
 def not_utf8(span: Span, byte: int) -> PplError:
     return PplError(f"the model file is not UTF-8 text: byte 0x{byte:02x} cannot be decoded", span,
                     hint="save the file as UTF-8 (an editor's Latin-1 or Windows-1252 'é' is "

@@ -432,6 +432,23 @@ def test_init_file_that_is_not_a_regular_file(tmp_path, capsys, kind):
     assert capsys.readouterr().err == f"error: {path}: not a regular file\n"
 
 
+@pytest.mark.parametrize("content, message", [
+    # worded as a data file's are (datafiles.py): 'not valid JSON (Expecting value: line 1
+    # column 1 (char 0))' said it in Python's words
+    (b"{'mu': 1}", "invalid JSON on line 1, column 2: Expecting property name enclosed in "
+                   "double quotes"),
+    (b'{"mu": 1}\xff', "the file is not UTF-8 text"),
+    # nesting beyond Python's recursion limit was an internal error (status 1)
+    (b'{"mu": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "the JSON is nested too deeply")])
+def test_init_file_that_is_not_json(tmp_path, capsys, content, message):
+    from ppl.cli import main
+    model, path = tmp_path / "m.ppl", tmp_path / "init.json"
+    model.write_text(SMALL)
+    path.write_bytes(content)
+    assert main(["fit", str(model), "--init", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: {path}: {message}\n"
+
+
 def test_cli_refuses_dev_zero_with_status_2(capsys):
     from ppl.cli import main
     assert main(["check", "/dev/zero"]) == 2
