@@ -555,7 +555,9 @@ def truncated_draws_on_bound(span: Span, name: str, count: int, total: int,
 
 def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
     return PplError(f"cannot draw from {callee} at one of the draws: {reason}", span,
-                    hint="the fit's draws put this statement's parameters out of range")
+                    hint="the draws (of the prior in prior_predictive, else of the fit) put "
+                         "this statement's parameters beyond what numpy's sampler takes: bound "
+                         "the latent that reaches them, or transform it")
 
 
 UNBOUNDED_ELBO = 1e30    # an ELBO beyond this is no proper posterior's (fit_not_at_optimum)
