@@ -471,8 +471,9 @@ def data_name(name, limit: int = 40) -> str:
 
 
 def bad_data_argument(found: str) -> PplError:
-    return PplError(f"data must be a dict of names and values, or a path to a .json, .csv "
-                    f"or .npz file; found {found}")
+    return PplError(f"data must be a dict of names and values, a pandas DataFrame, or a path "
+                    f"to a .json, .csv, .npz or .npy file or a folder of .npy files; found "
+                    f"{found}")
 
 
 def data_inferred_dim_mismatch(span: Span, name: str, expected, found, dim: str, value: int,
