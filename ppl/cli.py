@@ -16,7 +16,8 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import PplError, as_flag, bad_option, file_error, out_overwrites_input
+from .errors import (PplError, as_flag, bad_option, file_error, invalid_json,
+                     out_overwrites_input)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -94,8 +95,14 @@ def _read_init(path: str) -> dict:
         value = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise file_error(path, f"cannot read the init file ({error.strerror})") from None
-    except ValueError as error:
-        raise file_error(path, f"not valid JSON ({error})") from None
+    except json.JSONDecodeError as error:
+        raise invalid_json(path, error) from None
+    except UnicodeDecodeError:
+        raise file_error(path, "the file is not UTF-8 text") from None
+    except RecursionError:
+        raise file_error(path, "the JSON is nested too deeply") from None
+    except ValueError as error:     # an int of more digits than Python converts
+        raise file_error(path, f"cannot read the init file ({error})") from None
     if not isinstance(value, dict):
         raise file_error(path, "the init file must hold a JSON object: param name -> value")
     return value

@@ -83,8 +83,7 @@ def _read_json(path: Path, shown: str) -> dict[str, Any]:
     except RecursionError:
         raise errors.file_error(shown, "the JSON is nested too deeply") from None
     except json.JSONDecodeError as error:
-        raise errors.file_error(shown, f"invalid JSON on line {error.lineno}, column "
-                                       f"{error.colno}: {error.msg}") from None
+        raise errors.invalid_json(shown, error) from None
     except UnicodeDecodeError:
         raise errors.file_error(shown, "the file is not UTF-8 text") from None
     if not isinstance(raw, dict):

@@ -475,8 +475,9 @@ def data_name(name, limit: int = 40) -> str:
 
 
 def bad_data_argument(found: str) -> PplError:
-    return PplError(f"data must be a dict of names and values, or a path to a .json, .csv "
-                    f"or .npz file; found {found}")
+    return PplError(f"data must be a dict of names and values, a pandas DataFrame, or a path "
+                    f"to a .json, .csv, .npz or .npy file or a folder of .npy files; found "
+                    f"{found}")
 
 
 def data_inferred_dim_mismatch(span: Span, name: str, expected, found, dim: str, value: int,
@@ -573,7 +574,9 @@ def truncated_draws_on_bound(span: Span, name: str, count: int, total: int,
 
 def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
     return PplError(f"cannot draw from {callee} at one of the draws: {reason}", span,
-                    hint="the fit's draws put this statement's parameters out of range")
+                    hint="the draws (of the prior in prior_predictive, else of the fit) put "
+                         "this statement's parameters beyond what numpy's sampler takes: bound "
+                         "the latent that reaches them, or transform it")
 
 
 UNBOUNDED_ELBO = 1e30    # an ELBO beyond this is no proper posterior's (fit_not_at_optimum)
@@ -672,6 +675,12 @@ def dadvi_not_converged(optimizer: str, iterations: int, decrement: float,
                     hint="the model may be badly scaled or not identified; try --method advi")
 
 
+def dadvi_mcse_large(name: str, ratio: float, draws: int) -> PplWarning:
+    return PplWarning(f"DADVI's Monte Carlo error of the mean of {name} is {ratio:.2f} "
+                      f"posterior sds with {draws} fixed draws; more --dadvi-draws are needed "
+                      "for a reliable mean")
+
+
 def dadvi_unbounded(elbo: float) -> PplError:
     return PplError(f"DADVI's objective has no minimum: the ELBO at its fixed draws grew to "
                     f"{elbo:.3g} before a step overflowed, so the posterior is most likely "
@@ -686,10 +695,6 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
                     hint="give these parameters informative priors or remove the redundancy")
 
 
-def dadvi_mean_imprecise(name: str, ratio: float, draws: int) -> PplWarning:
-    return PplWarning(f"DADVI's Monte Carlo error of the mean of {name} is {ratio:.2f} posterior "
-                      f"sds with {draws} fixed draws; more --dadvi-draws are needed for a "
-                      "reliable mean")
 # With guide statements or params a family draws only the other latents (guides/user.py),
 # and its limits count those: "this model has 1" misread a model of 25 dimensions.
 UNGUIDED = "the latents without a guide statement"
@@ -715,6 +720,13 @@ def bad_option(name: str, reason: str, hint: str | None = None) -> PplError:
     return error
 
 
+def unknown_choice(name: str, what: str, found, choices: Iterable[str]) -> PplError:
+    """An option that takes one of a few words (--optimizer, --method, --correct)."""
+    choices = list(choices)
+    return bad_option(name, f"unknown {what} {found!r}{suggest(str(found), choices)} "
+                      f"(choose one of {', '.join(choices)})")
+
+
 def as_flag(error: PplError) -> PplError:
     """An option error as the command line spells the option: ``option --dadvi-draws: ...``
     where the API says ``option dadvi_draws: ...`` (its keyword). Other errors unchanged."""
@@ -738,6 +750,12 @@ def options_unused(names: list[str], why: str, flags: bool = False) -> PplWarnin
 
 def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
+
+
+def invalid_json(path: str, error) -> PplError:
+    """``error``: the json.JSONDecodeError of a data, init or saved-fit file."""
+    return file_error(path, f"invalid JSON on line {error.lineno}, column {error.colno}: "
+                            f"{error.msg}")
 
 
 def not_utf8(span: Span, byte: int) -> PplError:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .errors import bad_option
+from .errors import bad_option, unknown_choice
 from .guides import check_spec
 
 CORRECTIONS = ("psis", "none")
@@ -117,16 +117,14 @@ class FitOptions:
         if self.guide != "auto":
             check_spec(self.guide)
         if self.precondition not in PRECONDITIONERS:
-            raise bad_option("precondition", f"unknown preconditioner {self.precondition!r}; "
-                             f"choose one of {PRECONDITIONERS}")
+            raise unknown_choice("precondition", "preconditioner", self.precondition,
+                                 PRECONDITIONERS)
         if self.optimizer not in OPTIMIZERS:
-            raise bad_option("optimizer",
-                             f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
+            raise unknown_choice("optimizer", "optimizer", self.optimizer, OPTIMIZERS)
         if self.correct not in CORRECTIONS:
-            raise bad_option("correct", f"unknown correction {self.correct!r}; "
-                             f"choose one of {CORRECTIONS}")
+            raise unknown_choice("correct", "correction", self.correct, CORRECTIONS)
         if self.method not in METHODS:
-            raise bad_option("method", f"unknown method {self.method!r}; choose one of {METHODS}")
+            raise unknown_choice("method", "method", self.method, METHODS)
         if self.method == "dadvi" and self.guide != "auto" and \
                 check_spec(self.guide)[0] in ("flow", "scaled"):
             raise bad_option("guide", "method dadvi fits the meanfield, fullrank and lowrank "

@@ -17,7 +17,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import jacobian
 
-from ..errors import PplError, dadvi_mean_imprecise, dadvi_not_converged, dadvi_not_finite
+from ..errors import PplError, dadvi_mcse_large, dadvi_not_converged, dadvi_not_finite
 from ..guides import MeanField, family
 from .advi import AdviResult, first_not_finite
 from .dadvi_optimize import (NEAR, OPTIMIZER, Objective, laplace_start,
@@ -302,7 +302,7 @@ def _warn_large_mcse(names, mcse, sd, M) -> None:
     ratio = mcse / sd
     worst = int(np.argmax(ratio))
     if ratio[worst] > MCSE_WARN:
-        warnings.warn(dadvi_mean_imprecise(names[worst], ratio[worst], M), stacklevel=3)
+        warnings.warn(dadvi_mcse_large(names[worst], ratio[worst], M), stacklevel=3)
 
 
 def _not_finite(compiled, zeta, M, where):

@@ -55,7 +55,9 @@ def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, optio
     if any(latent.discrete for latent in concrete.latents.values()):
         raise errors.batch_not_supported("models with discrete latents are not supported")
     if options.starts > 1 or options.method != "advi":
-        raise errors.batch_not_supported("use it with method advi and a single start")
+        raise errors.batch_not_supported(f"minibatches fit with method advi from one start; "
+                                         f"found method {options.method}, starts "
+                                         f"{options.starts}")
     refuse_mixing(symbolic, dim, dims)
     return Minibatch(program, symbolic, concrete, values, dims, dim, size, rng)
 

@@ -809,7 +809,11 @@ def test_masked_array_is_refused():
 
 @pytest.mark.parametrize("data", [[1, 2], 3.0, (("y", 1),)])
 def test_data_that_is_not_a_dict_or_path(data):
-    with pytest.raises(PplError, match="data must be a dict of names and values"):
+    # every form load_data reads: the message named .json, .csv and .npz, not a DataFrame,
+    # .npy or a folder
+    with pytest.raises(PplError, match="data must be a dict of names and values, a pandas "
+                       "DataFrame, or a path to a .json, .csv, .npz or .npy file or a folder "
+                       "of .npy files; found"):
         ppl.compile(HOSTILE_MODEL).prepare(data)
 
 

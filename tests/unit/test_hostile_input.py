@@ -440,6 +440,23 @@ def test_init_file_that_is_not_a_regular_file(tmp_path, capsys, kind):
     assert capsys.readouterr().err == f"error: {path}: not a regular file\n"
 
 
+@pytest.mark.parametrize("content, message", [
+    # worded as a data file's are (datafiles.py): 'not valid JSON (Expecting value: line 1
+    # column 1 (char 0))' said it in Python's words
+    (b"{'mu': 1}", "invalid JSON on line 1, column 2: Expecting property name enclosed in "
+                   "double quotes"),
+    (b'{"mu": 1}\xff', "the file is not UTF-8 text"),
+    # nesting beyond Python's recursion limit was an internal error (status 1)
+    (b'{"mu": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "the JSON is nested too deeply")])
+def test_init_file_that_is_not_json(tmp_path, capsys, content, message):
+    from ppl.cli import main
+    model, path = tmp_path / "m.ppl", tmp_path / "init.json"
+    model.write_text(SMALL)
+    path.write_bytes(content)
+    assert main(["fit", str(model), "--init", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: {path}: {message}\n"
+
+
 def test_cli_refuses_dev_zero_with_status_2(capsys):
     from ppl.cli import main
     assert main(["check", "/dev/zero"]) == 2
@@ -1070,7 +1087,12 @@ def test_numpy_integers_are_counts_and_seeds(small_fit):
     ("stl", "false", "option stl: must be True or False; found 'false'"),
     ("stl", "yes", "option stl: must be True or False"),
     ("stl", None, "option stl: must be True or False"),
-    ("lr", True, "option lr: must be a positive finite number")])
+    ("lr", True, "option lr: must be a positive finite number"),
+    # a word option lists its words as words, not as a Python tuple ('psis', 'none')
+    ("correct", "foo", r"option correct: unknown correction 'foo' \(choose one of psis, none\)"),
+    ("optimizer", "Adam", r"unknown optimizer 'Adam'; did you mean 'adam'\? \(choose one of adam"),
+    ("method", "x", r"option method: unknown method 'x' \(choose one of advi, dadvi\)"),
+    ("precondition", "full", r"unknown preconditioner 'full' \(choose one of hessian, none\)")])
 def test_bools_are_not_numbers_and_only_bools_are_bools(option, value, message):
     with pytest.raises(PplError, match=message):
         FitOptions(**{option: value})

@@ -113,12 +113,23 @@ def test_batch_gradients_average_to_the_full_gradient(text):
     ({"N": 40}, "larger than the dimension 'N' = 12"),
     ("N=x", "must be DIM=B"),
     ({"N": 0}, "positive integer"),
+    # what else the fit was given: the message said only 'use it with method advi and a
+    # single start'
+    ({"N": 4, "method": "dadvi"}, "option batch: minibatches fit with method advi from one "
+                                  "start; found method dadvi, starts 1"),
+    ({"N": 4, "starts": 2}, "found method advi, starts 2"),
+    ({"N": 4, "guide": "fullrank"}, "a batched latent without a guide statement needs --guide "
+                                    r"meanfield \(found fullrank\)"),
 ])
 def test_bad_batch_is_an_option_error(batch, message):
     model = ppl.compile(LOCAL)
     data = {"N": 12, "y": np.zeros(12), "x": np.zeros(12)}
+    options = {"guide": "meanfield"}
+    if isinstance(batch, dict):     # the other options of a row
+        options.update({k: v for k, v in batch.items() if k not in ("N", "M")})
+        batch = {k: v for k, v in batch.items() if k in ("N", "M")}
     with pytest.raises(PplError, match=message):
-        model.fit(data, guide="meanfield", batch=batch)
+        model.fit(data, batch=batch, **options)
 
 
 def test_batch_over_a_dimension_nothing_is_on_is_an_option_error():

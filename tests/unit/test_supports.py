@@ -134,3 +134,5 @@ def test_predictive_draw_numpy_refuses_names_the_statement():
     with pytest.raises(PplError) as info:
         model.prior_predictive({"y": [1, 2]}, n=10)
     assert info.value.span.line == 3 and "lam value too large" in info.value.message
+    # the draws were the prior's: the hint said "the fit's draws put ..."
+    assert info.value.hint.startswith("the draws (of the prior in prior_predictive")
