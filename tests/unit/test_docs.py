@@ -98,3 +98,97 @@ def test_readme_python_example_prints_the_readme_table(monkeypatch, capsys):
     exec(compile(code, "README.md", "exec"), namespace)
     assert capsys.readouterr().out.splitlines() == table
     assert namespace["tau"].shape == (1000,)
+
+
+def _subcommands() -> dict:
+    import argparse
+    from ppl.cli import build_parser
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def _options(parser) -> set[str]:
+    return {flag for action in parser._actions for flag in action.option_strings} - {"-h", "--help"}
+
+
+def test_readme_names_every_option_of_each_command():
+    # The command table (and, for fit, the paragraph below it) lists the options by name: an
+    # option renamed or added in ppl/cli.py or ppl/options.py must be renamed or added there.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## The command"):readme.index("Any mistake in a model")]
+    for name, parser in _subcommands().items():
+        rows = re.findall(rf"^\| `ppl {name} ([^`]*)`", table, re.M)
+        assert rows, name
+        named = set(re.findall(r"--[a-z][a-z-]*", rows[0]))
+        if name == "fit":
+            named |= set(re.findall(r"`(--[a-z][a-z-]*)", table.split("| `ppl plot")[1]))
+        assert named == _options(parser), name
+
+
+def _doc_commands():
+    """Every ``ppl COMMAND ...`` the docs show in a code span, an indented block or a fence:
+    (page, argv)."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        lines = re.findall(r"`(ppl [^`]*)`", re.sub(r"\s*\n\s*", " ", text))
+        lines += re.findall(r"^ {4}(ppl .*)$", text, re.M)
+        lines += [line.removeprefix("$ ") for block in re.findall(r"```\n(.*?)```", text, re.S)
+                  for line in block.splitlines() if line.startswith(("ppl ", "$ ppl "))]
+        for line in lines:
+            yield page.name, line.split("#")[0].split("&&")[0].split()[1:]
+
+
+def test_every_ppl_command_in_the_docs_parses_with_todays_options():
+    # A command the docs show (with its model path, option names and values, '--guide
+    # flow:4', '--batch N=128') is one ppl's parser takes today; usage lines ('[--data DATA]')
+    # and placeholders ('MODEL.ppl', 'DIR', '...') aside, whose options the test above checks.
+    from ppl.cli import build_parser
+    from ppl.errors import PplError
+    from ppl.options import FitOptions
+    commands = _subcommands()
+    parsed = 0
+    for page, argv in _doc_commands():
+        if len(argv) < 2 or argv[0] not in commands or argv[1].startswith("-") or any(
+                "[" in word or word == "..." or re.fullmatch(r"[A-Z][A-Z.]*", word)
+                for word in argv):
+            continue
+        try:
+            args = build_parser().parse_args(argv)
+        except PplError as error:
+            raise AssertionError(f"{page}: ppl {' '.join(argv)}: {error}") from None
+        if argv[0] == "fit":
+            FitOptions(**{key: getattr(args, key) for key in FitOptions.__dataclass_fields__
+                          if hasattr(args, key)})     # values each option accepts
+            assert args.model.startswith("models/NAME") or (ROOT / args.model).exists() \
+                or "/" not in args.model, (page, args.model)
+        parsed += 1
+    assert parsed >= 15
+
+
+def test_option_defaults_quoted_in_the_docs_are_the_code_s():
+    from ppl.options import FitOptions
+    default = FitOptions()
+    quoted = [("README.md", r"\(`init_scale`, ([0-9.e-]+)\)", "init_scale"),
+              ("README.md", r"every `window` \(([0-9,]+)\) steps", "window"),
+              ("README.md", r"below `tol` \(([0-9.e-]+)\)", "tol"),
+              ("README.md", r"`iter` \(([0-9,]+)\) is the hard limit", "iter"),
+              ("README.md", r"fixes ([0-9]+) standard-normal draws \(`--dadvi-draws`", "dadvi_draws"),
+              ("docs/dadvi.md", r"`--dadvi-draws` \(default ([0-9]+),", "dadvi_draws")]
+    for page, pattern, field in quoted:
+        text = re.sub(r"\s+", " ", (ROOT / page).read_text(encoding="utf-8"))
+        found = re.search(pattern, text)
+        assert found, (page, pattern)
+        assert float(found.group(1).replace(",", "")) == getattr(default, field), (page, field)
+
+
+def test_every_convergence_reason_is_quoted_in_the_docs():
+    # The convergence line's parenthesis is the fit's reason, word for word; the docs quote
+    # each one a fit can end with, so a reworded reason must be re-quoted.
+    from ppl.infer import advi, dadvi, early, fixed_draws, point
+    reasons = [advi.CONVERGED, advi.NO_LATENTS, advi.MAX_ITER, advi.INTERRUPTED,
+               advi.NOT_AT_OPTIMUM, advi.FELL, early.STOPPED, fixed_draws.CONVERGED,
+               fixed_draws.STILL_RISING, dadvi.CONVERGED, point.CONVERGED]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    docs = re.sub(r"\s+", " ", " ".join(page.read_text(encoding="utf-8") for page in pages))
+    missing = [reason for reason in reasons if reason.removeprefix("converged: ") not in docs]
+    assert missing == []
