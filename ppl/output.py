@@ -48,11 +48,25 @@ def prepare_dir(path: str | Path) -> Path:
     return folder
 
 
+class InterruptedAfterWriting(KeyboardInterrupt):
+    """The Ctrl-C held while a set of files was written, raised once all of them were:
+    ``folder`` holds the complete new ``names`` (the command says so, not only 'interrupted')."""
+
+    def __init__(self, folder: Path, names: list[str]):
+        super().__init__()
+        self.folder, self.names = folder, names
+
+
 class _DeferredSignals:
     """Hold SIGINT and SIGTERM while the block runs; deliver the first one afterwards.
 
-    Only the main thread can set handlers; elsewhere the block runs undeferred.
+    Only the main thread can set handlers; elsewhere the block runs undeferred. A
+    KeyboardInterrupt the delivery raises after ``written`` files were all written is an
+    InterruptedAfterWriting.
     """
+
+    def __init__(self, folder: Path, written: list[str]):
+        self.folder, self.written = folder, written
 
     def __enter__(self):
         self.caught, self.previous = [], {}
@@ -68,7 +82,12 @@ class _DeferredSignals:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         if self.caught:
-            signal.raise_signal(self.caught[0])  # the previous handler acts on it now
+            try:
+                signal.raise_signal(self.caught[0])  # the previous handler acts on it now
+            except KeyboardInterrupt:
+                if exc[0] is None:
+                    raise InterruptedAfterWriting(self.folder, self.written) from None
+                raise
         return False
 
 
@@ -82,7 +101,7 @@ def write_files(folder: Path, contents: dict[str, str | bytes]) -> None:
         (and a folder created here is removed again).
     """
     folder = Path(folder)
-    with _DeferredSignals():
+    with _DeferredSignals(folder, list(contents)):
         created = _make_folder(folder)
         staged: list[tuple[Path, Path]] = []
         try:
