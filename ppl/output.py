@@ -29,22 +29,29 @@ _TEMPORARY = ".ppl-"  # prefix of every temporary and backup file
 def prepare_dir(path: str | Path) -> Path:
     """Check, before any work, that the output folder can be written (or created).
 
-    The folder is not created here: a run that fails before writing leaves nothing behind.
+    A folder that does not exist yet is created and removed again: a run that fails before
+    writing leaves nothing behind. (os.access alone said yes to root for /proc/x, whose mkdir
+    then failed after the whole fit.)
     """
     folder = Path(path)
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    created = []
     try:
-        if existing == folder and folder.is_dir():
+        if existing != folder and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+            created = _make_folder(folder)
+        if folder.is_dir():
             probe = tempfile.NamedTemporaryFile(dir=folder, prefix=_TEMPORARY + "probe-")
             probe.close()
         elif not existing.is_dir():
             raise NotADirectoryError(f"{existing} is not a folder")
-        elif not os.access(existing, os.W_OK | os.X_OK):
+        else:
             raise PermissionError(f"{existing} is not writable")
     except OSError as error:
         raise file_error(str(folder), f"cannot write to this folder ({error.strerror or error})")
+    finally:
+        _remove_empty(created)
     return folder
 
 
@@ -118,23 +125,32 @@ def write_files(folder: Path, contents: dict[str, str | bytes]) -> None:
         finally:
             for temporary, _ in staged:
                 _remove(temporary)
-            for made in reversed(created):
-                if not any(made.iterdir()):
-                    made.rmdir()
+            _remove_empty(created)
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders ``_make_folder`` created (outermost first) that are still empty."""
+    for made in reversed(created):
+        if not any(made.iterdir()):
+            made.rmdir()
 
 
 def _make_folder(folder: Path) -> list[Path]:
-    """Create ``folder`` and missing parents; the ones created, outermost first."""
+    """Create ``folder`` and missing parents; the ones created, outermost first (none left
+    if one cannot be created)."""
     missing = []
     while not folder.exists():
         missing.append(folder)
         folder = folder.parent
+    made: list[Path] = []
     try:
         for path in reversed(missing):
             path.mkdir()
+            made.append(path)
     except OSError as error:
+        _remove_empty(made)
         raise file_error(str(missing[0]), f"cannot create the folder ({error.strerror or error})")
-    return missing[::-1]
+    return made
 
 
 def _refuse_folders(folder: Path, contents) -> None:
