@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     except PplError as error:
         print(str(as_flag(error)), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ppl: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted(interrupt), file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`ppl fit ... | head -1`): stop quietly, as a command killed
@@ -208,6 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ppl: internal error: {type(error).__name__}: {error} "
               "(this is a bug in ppl; please report it with the model and data)", file=sys.stderr)
         return 1
+
+
+def _interrupted(interrupt: KeyboardInterrupt) -> str:
+    """'ppl: interrupted', and the files written if the Ctrl-C came while they were: it was
+    held until all of them were (output.InterruptedAfterWriting; not imported here, where
+    numpy is not yet), and the command's 'wrote ...' line was not printed."""
+    names = getattr(interrupt, "names", None)
+    if not names:
+        return "ppl: interrupted"
+    return f"ppl: interrupted after it wrote {interrupt.folder}/{', '.join(names)}"
 
 
 def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:

@@ -241,6 +241,17 @@ def too_few_dimensions(span: Span, what: str, ndim: int, found) -> PplError:
                     span)
 
 
+def latent_below_event(span: Span, name: str, elem: str, dist: str, event: int, found,
+                       shape) -> PplError:
+    """``sample w ~ Dirichlet(...)`` declared with fewer axes than the distribution's values
+    have; ``shape``: the shape its values have (None: set by the declaration alone, as a
+    RandomWalk's length)."""
+    declared = f"{elem}[T]" if shape is None else f"{elem}{format_shape(shape)}"
+    return PplError(too_few_dimensions(span, f"a value of {dist}", event, found).message, span,
+                    hint=f"a latent's declaration gives its shape: 'sample {name}: {declared} "
+                         f"~ {dist}(...)'" + (" (T the length)" if shape is None else ""))
+
+
 def too_many_dimensions(span: Span, ndim: int, limit: int) -> PplError:
     return PplError(f"too many dimensions: {ndim}; a value may have at most {limit} (numpy "
                     f"handles {limit + 1} axes, and the fit adds one for the draws)", span)

@@ -29,30 +29,51 @@ _TEMPORARY = ".ppl-"  # prefix of every temporary and backup file
 def prepare_dir(path: str | Path) -> Path:
     """Check, before any work, that the output folder can be written (or created).
 
-    The folder is not created here: a run that fails before writing leaves nothing behind.
+    A folder that does not exist yet is created and removed again: a run that fails before
+    writing leaves nothing behind. (os.access alone said yes to root for /proc/x, whose mkdir
+    then failed after the whole fit.)
     """
     folder = Path(path)
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    created = []
     try:
-        if existing == folder and folder.is_dir():
+        if existing != folder and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+            created = _make_folder(folder)
+        if folder.is_dir():
             probe = tempfile.NamedTemporaryFile(dir=folder, prefix=_TEMPORARY + "probe-")
             probe.close()
         elif not existing.is_dir():
             raise NotADirectoryError(f"{existing} is not a folder")
-        elif not os.access(existing, os.W_OK | os.X_OK):
+        else:
             raise PermissionError(f"{existing} is not writable")
     except OSError as error:
         raise file_error(str(folder), f"cannot write to this folder ({error.strerror or error})")
+    finally:
+        _remove_empty(created)
     return folder
+
+
+class InterruptedAfterWriting(KeyboardInterrupt):
+    """The Ctrl-C held while a set of files was written, raised once all of them were:
+    ``folder`` holds the complete new ``names`` (the command says so, not only 'interrupted')."""
+
+    def __init__(self, folder: Path, names: list[str]):
+        super().__init__()
+        self.folder, self.names = folder, names
 
 
 class _DeferredSignals:
     """Hold SIGINT and SIGTERM while the block runs; deliver the first one afterwards.
 
-    Only the main thread can set handlers; elsewhere the block runs undeferred.
+    Only the main thread can set handlers; elsewhere the block runs undeferred. A
+    KeyboardInterrupt the delivery raises after ``written`` files were all written is an
+    InterruptedAfterWriting.
     """
+
+    def __init__(self, folder: Path, written: list[str]):
+        self.folder, self.written = folder, written
 
     def __enter__(self):
         self.caught, self.previous = [], {}
@@ -68,7 +89,12 @@ class _DeferredSignals:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         if self.caught:
-            signal.raise_signal(self.caught[0])  # the previous handler acts on it now
+            try:
+                signal.raise_signal(self.caught[0])  # the previous handler acts on it now
+            except KeyboardInterrupt:
+                if exc[0] is None:
+                    raise InterruptedAfterWriting(self.folder, self.written) from None
+                raise
         return False
 
 
@@ -82,7 +108,7 @@ def write_files(folder: Path, contents: dict[str, str | bytes]) -> None:
         (and a folder created here is removed again).
     """
     folder = Path(folder)
-    with _DeferredSignals():
+    with _DeferredSignals(folder, list(contents)):
         created = _make_folder(folder)
         staged: list[tuple[Path, Path]] = []
         try:
@@ -99,23 +125,32 @@ def write_files(folder: Path, contents: dict[str, str | bytes]) -> None:
         finally:
             for temporary, _ in staged:
                 _remove(temporary)
-            for made in reversed(created):
-                if not any(made.iterdir()):
-                    made.rmdir()
+            _remove_empty(created)
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders ``_make_folder`` created (outermost first) that are still empty."""
+    for made in reversed(created):
+        if not any(made.iterdir()):
+            made.rmdir()
 
 
 def _make_folder(folder: Path) -> list[Path]:
-    """Create ``folder`` and missing parents; the ones created, outermost first."""
+    """Create ``folder`` and missing parents; the ones created, outermost first (none left
+    if one cannot be created)."""
     missing = []
     while not folder.exists():
         missing.append(folder)
         folder = folder.parent
+    made: list[Path] = []
     try:
         for path in reversed(missing):
             path.mkdir()
+            made.append(path)
     except OSError as error:
+        _remove_empty(made)
         raise file_error(str(missing[0]), f"cannot create the folder ({error.strerror or error})")
-    return missing[::-1]
+    return made
 
 
 def _refuse_folders(folder: Path, contents) -> None:

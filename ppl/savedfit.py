@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import __version__
-from .errors import corrupted_saved_fit, file_error, non_finite_summary
+from .errors import corrupted_saved_fit, file_error, invalid_json, non_finite_summary
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -154,7 +154,13 @@ def read_fit_json(folder: Path) -> dict:
     except FileNotFoundError:
         raise file_error(str(path), "no saved fit here (run 'ppl fit MODEL --out DIR' first)") \
             from None
-    except (OSError, ValueError, RecursionError) as error:
+    except json.JSONDecodeError as error:   # worded as a data or --init file's
+        raise invalid_json(str(path), error) from None
+    except UnicodeDecodeError:
+        raise file_error(str(path), "the file is not UTF-8 text") from None
+    except RecursionError:
+        raise file_error(str(path), "the JSON is nested too deeply") from None
+    except (OSError, ValueError) as error:
         raise file_error(str(path), f"cannot read the saved fit ({error})") from None
     _check_fit_json(info, path)
     return info

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``ppl`` command (console script and ``python -m ppl``); returns its status.
 
     SIGINT ends the command quietly while ppl's modules import; after that, Python's own
-    handler is back and the command's KeyboardInterrupt handling (cli.py, the fit loop) acts.
+    handler is back and the command's KeyboardInterrupt handling (cli.py, the fit loop) acts;
+    once the command has its status, SIGINT is ignored (see :func:`_ignoring_ctrl_c`).
     """
     previous = _signal.signal(_signal.SIGINT, _interrupted)
     import importlib
@@ -33,10 +34,29 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(f"{__package__}.{module}")
     try:
         _signal.signal(_signal.SIGINT, previous)
-        return run(argv)
+        status = run(argv)
     except KeyboardInterrupt:      # in the few instructions before run's own handler
         os.write(2, b"ppl: interrupted\n")
+        status = 130
+    return _ignoring_ctrl_c(status)
+
+
+def _ignoring_ctrl_c(status: int) -> int:
+    """The command's status, SIGINT ignored from now on: the command has finished and said how.
+
+    Python's teardown after main returns (a quarter of a second freeing numpy's and scipy's
+    modules) first puts SIGINT back to its default action, so a Ctrl-C there killed the
+    process: status -2 to a caller (a test), after a run that had printed its whole result
+    and meant 0, or after 'ppl: interrupted' and 130. An ignored signal stays ignored there.
+    """
+    try:
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    except KeyboardInterrupt:      # one that came just before: raised by signal() itself
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+        if status != 130:
+            os.write(2, b"ppl: interrupted\n")
         return 130
+    return status
 
 
 def _interrupted(signum, frame):

@@ -129,6 +129,9 @@ class _Checker:
         if support.discrete and elem != "int":
             raise errors.discrete_latent(s.dist.span, s.name, dist.name)
         latent_types.check_square(s, support, shape)
+        if len(shape) < dist.cls.event_dim:     # 'sample w ~ Dirichlet(...)': hint its shape
+            raise errors.latent_below_event(s.dist.span, s.name, elem, dist.name,
+                                            dist.cls.event_dim, shape, self._value_shape(dist))
         self._fit(dist, shape, s.dist.span, "declared")
         supports.check_param_ranges(dist, self.ranges, self._dependency)
         if elem == "int":
@@ -335,6 +338,16 @@ class _Checker:
             raise errors.shape_mismatch(span, dist.batch_shape, batch,
                                         f"distribution and {what} shapes")
         self._check_event(dist, shape, span)
+
+    @staticmethod
+    def _value_shape(dist: ir.Dist) -> Shape | None:
+        """The shape of the distribution's values as its parameters give it (Dirichlet's
+        alpha [3]: [3]); None where only the value's declaration does (RandomWalk's length)."""
+        event = dist.cls.event_dim
+        for name, value in dist.params:
+            if isinstance(value, ir.Expr) and dist.cls.param_event_dims.get(name, 0) >= event:
+                return tuple(dist.batch_shape) + tuple(value.shape[len(value.shape) - event:])
+        return None
 
     def _check_event(self, dist: ir.Dist, shape: Shape, span: Span) -> None:
         """The event axes of a value of ``shape`` (at least the event's rank) are those of

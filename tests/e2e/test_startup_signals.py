@@ -63,6 +63,33 @@ def test_ctrl_c_during_each_slow_import_is_quiet(module):
     assert (result.returncode, result.stderr) == (130, "ppl: interrupted\n")
 
 
+# An object of the child's __main__, freed in Python's teardown after main has returned (where
+# Python has put SIGINT back to its default action), sends SIGINT then: a Ctrl-C at the
+# instant the command ends, whatever the machine's load.
+_AT_TEARDOWN = """
+import os, signal, sys
+
+class _Interrupt:
+    def __del__(self, kill=os.kill, pid=os.getpid(), sigint=signal.SIGINT):
+        kill(pid, sigint)
+
+_interrupt = _Interrupt()
+sys.argv = ["ppl", *{argv!r}]
+from ppl.startup import main
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_in_pythons_teardown_keeps_the_commands_status():
+    # it killed the process (status -2 to a caller) after a run that had printed its whole
+    # result: 13 runs in 20 of a fit SIGINTed 0-0.25 s after its output came (found by the
+    # signals audit)
+    result = subprocess.run([sys.executable, "-c", _AT_TEARDOWN.format(argv=["check", MODEL])],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert result.stdout.startswith(f"{MODEL}: ok")
+
+
 def _started(sig: int, delay: float) -> subprocess.CompletedProcess:
     # a window of 1000 steps: the fit still runs when the last delay is up (eight schools with
     # the default window converges within about 1 s of wall time on an idle machine, and the

@@ -528,3 +528,21 @@ def test_lpdf_of_a_discrete_distribution_takes_values_of_int_latents_and_data():
     _check("sample z: int ~ Bernoulli(0.5)\nsample s ~ Normal(0, 1)\n"
            "factor lpdf(Poisson(2), z + 1.0)\n")
     _check("data y: real\nsample s ~ Normal(0, 1)\nfactor lpdf(Poisson(exp(s)), y)\n")
+
+
+@pytest.mark.parametrize("text, declaration", [
+    ("sample w ~ Dirichlet([1.0, 1.0, 1.0])\n", "sample w: real[3] ~ Dirichlet(...)"),
+    ("data a: real[4]\nsample w ~ Dirichlet(a)\n", "sample w: real[4] ~ Dirichlet(...)"),
+    ("sample x ~ MvNormal([[0.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]])\n",
+     "sample x: real[1, 2] ~ MvNormal(...)"),
+    ("sample k: int ~ Multinomial(3, [0.5, 0.5])\n", "sample k: int[2] ~ Multinomial(...)"),
+    ("sample x ~ RandomWalk(1.0, init=1.0)\n", "sample x: real[T] ~ RandomWalk(...)' (T the"),
+])
+def test_a_multivariate_latent_declared_scalar_is_told_its_declaration(text, declaration):
+    # 'sample w ~ Dirichlet([1.0, 1.0, 1.0])' said only that a value of Dirichlet must have at
+    # least 1 dimension; the declaration that gives a latent its shape went unsaid (found by
+    # the signals audit)
+    with pytest.raises(PplError) as info:
+        _check(text)
+    assert info.value.message.endswith("must have at least 1 dimension(s); found scalar")
+    assert f"'{declaration}" in info.value.hint

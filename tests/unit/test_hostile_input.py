@@ -903,6 +903,24 @@ def test_an_int_beyond_a_float_is_refused_on_reading(saved_fit, tmp_path, capsys
     assert "fit.json: cannot read the saved fit (the integer 1000" in capsys.readouterr().err
 
 
+# worded as a data or --init file's (errors.invalid_json): it said 'cannot read the saved fit
+# (Expecting value: line 1 column 1 (char 0))', Python's words
+@pytest.mark.parametrize("content, words", [
+    (b"", "invalid JSON on line 1, column 1: Expecting value"),
+    (b'{"steps": 3,\n  oops}',
+     "invalid JSON on line 2, column 3: Expecting property name enclosed in double quotes"),
+    (b"\xff{}", "the file is not UTF-8 text"),
+    (b"[" * 100_000, "the JSON is nested too deeply"),
+])
+def test_a_fit_json_that_is_not_json_is_worded_as_a_data_file(saved_fit, tmp_path, capsys,
+                                                               content, words):
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "bad", "fit.json", "")
+    (folder / "fit.json").write_bytes(content)
+    assert main(["summary", str(folder)]) == 2
+    assert capsys.readouterr().err == f"error: {folder / 'fit.json'}: {words}\n"
+
+
 HEADER = "name,mean,sd,5%,50%,95%\n"
 # (file, content, the commands that read it, the words of the error after the file's name)
 CORRUPTED_CSV = [

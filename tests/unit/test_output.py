@@ -229,6 +229,51 @@ def test_a_saved_fits_own_model_can_be_fitted_again_into_its_folder(tmp_path):
     assert (out / "model.ppl").read_text() == MODEL_ONE
 
 
+def test_ctrl_c_while_the_fit_is_written_says_the_files_were_written(tmp_path, monkeypatch,
+                                                                       capsys):
+    # the Ctrl-C is held until the whole set is written; the run then said only 'ppl:
+    # interrupted', not the 'wrote ...' line, leaving the user to think the folder was not
+    # updated (found by the signals audit)
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    real = output._write
+
+    def interrupted(handle, text):     # Ctrl-C while the first file is written
+        signal.raise_signal(signal.SIGINT)
+        monkeypatch.setattr(output, "_write", real)
+        real(handle, text)
+    monkeypatch.setattr(output, "_write", interrupted)
+    out = tmp_path / "fit"
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--quiet",
+                 "--guide", "meanfield", "--iter", "200"]) == 130
+    assert capsys.readouterr().err == (f"ppl: interrupted after it wrote {out}/draws.csv, "
+                                       "summary.csv, elbo.csv, fit.json, model.ppl\n")
+    assert sorted(p.name for p in out.iterdir()) == ["draws.csv", "elbo.csv", "fit.json",
+                                                     "model.ppl", "summary.csv"]
+
+
+def test_an_out_folder_that_cannot_be_created_fails_before_the_fit(tmp_path, monkeypatch,
+                                                                      capsys):
+    # root's os.access says yes under /proc, where mkdir fails: '--out /proc/x' ran the whole
+    # fit, then failed (found by the signals audit). The outer folder, created, is removed
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    real = Path.mkdir
+
+    def refused_inside(self, *args, **kwargs):
+        if self.name == "b":
+            raise OSError(1, "Operation not permitted")
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", refused_inside)
+    out = tmp_path / "a" / "b"
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr() == ("", f"error: {out}: cannot create the folder "
+                                       "(Operation not permitted)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.ppl"]
+
+
 def test_fit_json_records_the_seed_and_every_version_the_numbers_depend_on(tmp_path):
     # scipy's version was missing: its L-BFGS-B and special functions moved the last digits
     # of scaled and DADVI fits between scipy 1.14 and 1.17 at the same seed, numpy and ppl
