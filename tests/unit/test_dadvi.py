@@ -436,6 +436,21 @@ def test_mcse_of_a_let_is_the_delta_method_of_its_latent():
     assert rows["rate"]["mcse"] > 0
 
 
+def test_mcse_of_an_unconstrained_latent_is_the_sandwich_sd_of_its_mean_parameter():
+    # mean_mcse's delta method: the mean of an unconstrained m is the guide's mu, so its MCSE
+    # is exactly sqrt((A A')_mm) for A = mcse_directions (the central difference of a linear
+    # function is exact to rounding). The posterior is not Gaussian (a Poisson likelihood),
+    # so A's row for mu is not 0 (for a Gaussian one it is: the test above)
+    fit = ppl.compile("data y: int[4]\nsample m ~ Normal(0, 1)\n"
+                      "observe y ~ Poisson(log_rate=m)\n").fit({"y": [0, 3, 1, 7]},
+                                                                method="dadvi")
+    directions = np.asarray(fit.result.mcse_directions)
+    expected = np.sqrt(np.sum(directions[0] ** 2))
+    row = fit.summary().to_dict()["m"]
+    assert expected > 1e-4 * row["sd"]
+    assert row["mcse"] == pytest.approx(expected, rel=1e-6)
+
+
 def test_draws_follow_the_linear_response_covariance():
     text = ("data y: real[2]\nsample a ~ Normal(0, 1)\nsample b ~ Normal(0, 1)\n"
             "observe y ~ Normal(a + b, 0.5)\n")

@@ -611,11 +611,12 @@ def test_fifo_in_an_npy_folder_is_not_opened(tmp_path):
         f"{tmp_path}/y.npy: not a regular file")
 
 
-def test_csv_blank_cell_refused_where_used(tmp_path):
-    # a blank cell is how pandas' to_csv writes a missing value: a column the model uses
-    # refuses it with its element and line ...
+@pytest.mark.parametrize("cell", ["", "  "])
+def test_csv_blank_cell_refused_where_used(tmp_path, cell):
+    # a blank cell is how pandas' to_csv writes a missing value (one of spaces is blank too):
+    # a column the model uses refuses it with its element and line ...
     path = tmp_path / "data.csv"
-    path.write_text("y,z\n1,2\n,3\n")
+    path.write_text(f"y,z\n1,2\n{cell},3\n")
     assert load_error("data y: real[2]\ndata z: real[2]\n", path).message == (
         "data 'y' must hold numbers; found a blank cell (a missing value, on line 3 of the "
         "CSV file) at y[1]")
@@ -630,6 +631,19 @@ def test_csv_blank_cell_in_an_unused_column_is_read(tmp_path):
         values, _ = load("data y: real[2]\n", path)
     assert values["y"].tolist() == [1.0, 3.0]
 
+
+def test_csv_blank_lines_are_skipped(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y,z\n1,2\n\n3,4\n\n")
+    values, _ = load("data y: real[2]\ndata z: real[2]\n", path)
+    assert values["y"].tolist() == [1.0, 3.0] and values["z"].tolist() == [2.0, 4.0]
+
+
+def test_csv_column_named_twice_is_refused(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("y,z,y\n1,2,3\n")
+    assert load_error("data y: real[1]\n", path).message == (
+        f"{path}: line 1: column 'y' appears twice")
 
 @pytest.mark.parametrize("content, reason", [
     (",y\n0,1.5\n", "column 1 has a blank name (pandas' to_csv writes its index so: pass "
@@ -674,6 +688,19 @@ def test_csv_int_with_too_many_digits(tmp_path):
     path.write_text("y\n1\n" + "9" * 5000 + "\n")
     assert load_error("data y: real[2]\n", path).message == (
         f"{path}: line 3, column 'y': the int 999999999999... has 5000 digits; data must fit "
+        "in 64-bit ints or float64")
+
+
+def test_csv_int_digits_are_capped_at_thirty(tmp_path):
+    # an int of up to 30 digits is read (for a real, as the nearest float64, as data.py
+    # reads a Python int beyond int64); from 31 digits it is refused where it is
+    path = tmp_path / "data.csv"
+    path.write_text("y\n1\n" + "1" + "0" * 29 + "\n")
+    values, _ = load("data y: real[2]\n", path)
+    assert values["y"].tolist() == [1.0, 1e29]
+    path.write_text("y\n1\n" + "1" + "0" * 30 + "\n")
+    assert load_error("data y: real[2]\n", path).message == (
+        f"{path}: line 3, column 'y': the int 100000000000... has 31 digits; data must fit "
         "in 64-bit ints or float64")
 
 

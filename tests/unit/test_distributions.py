@@ -952,3 +952,14 @@ def test_student_t_lcdf_is_accurate_at_a_large_nu(nu):
     x, t_cls = np.array([-8.0, -3.0, 0.5, 3.0]), lookup("StudentT")
     np.testing.assert_allclose(t_cls.log_cdf(x, nu, 0.0, 1.0), st.t.logcdf(x, nu), rtol=1e-12)
     np.testing.assert_allclose(t_cls.log_ccdf(x, nu, 0.0, 1.0), st.t.logsf(x, nu), rtol=1e-12)
+
+
+def test_poisson_cdfs_between_the_integers_are_those_of_the_integer_below():
+    # lcdf(Poisson(rate), x) and lccdf take a real x (a truncation or censoring bound, an
+    # expression): P(X <= 2.5) is P(X <= 2) and P(X > 2.5) is P(X > 2), as scipy's are
+    from ppl.distributions.discrete import Poisson
+    x, rate = np.array([0.5, 2.5, 3.999, 7.25]), 3.5
+    np.testing.assert_allclose(Poisson.log_cdf(x, rate=rate), st.poisson(rate).logcdf(x),
+                               rtol=1e-10)
+    np.testing.assert_allclose(Poisson.log_ccdf(x, rate=rate), st.poisson(rate).logsf(x),
+                               rtol=1e-10)

@@ -1,5 +1,6 @@
 """The early stop on reliable importance weights (infer/early.py) and its place in the fit loop."""
 import numpy as np
+import pytest
 
 from ppl.compiler import compile_model
 from ppl.data import load_data
@@ -209,9 +210,13 @@ def test_a_stop_is_confirmed_on_the_very_draws_of_the_fits_own_khat(monkeypatch)
                               (REGRESSION, _regression_data(), "fullrank")):
         confirmations.clear()
         fit = ppl.compile(text).fit(data, guide=guide, seed=3)
+        # taken before the fit's own k̂ is computed: posterior.py, when first imported after
+        # the monkeypatch (as ppl imports it lazily), binds the spy too, and its own weights
+        # then were the last entry, compared with themselves
+        confirmation = confirmations[-1]
         assert fit.result.reason.startswith(early.WEIGHTS_RELIABLE)
         assert fit.corrected
-        np.testing.assert_array_equal(confirmations[-1], fit.log_weights())
+        np.testing.assert_array_equal(confirmation, fit.log_weights())
 
 
 def test_a_check_the_fits_own_draws_do_not_confirm_does_not_stop(rng, monkeypatch):
@@ -246,3 +251,75 @@ def test_a_flow_whose_own_draws_do_not_confirm_a_check_checks_no_more(monkeypatc
     np.testing.assert_array_equal(fit.theta, without.theta)
     # the flow's phase checked once, gave up, and checked no more
     assert checks.count(True) == 1
+
+
+def test_a_non_finite_weight_fails_both_rules_whatever_the_ess():
+    # one draw of 8000 the target gives no density (log weight -inf) or that overflowed (NaN):
+    # the other weights are equal, so the ESS (7999) passes both rules' bars, but the verdict
+    # would count the non-finite draw, so neither rule may stop on it
+    from ppl.infer.psis import psis
+    for bad in (-np.inf, np.nan):
+        log_weights = np.zeros(early.CHECK_DRAWS)
+        log_weights[3] = bad
+        p = psis(log_weights)
+        assert p.n_nonfinite == 1 and p.ess >= 0.99 * early.CHECK_DRAWS
+        assert not early._equal(p, early.CHECK_DRAWS)
+        assert not early._reliable(p, early.CHECK_DRAWS, khat=np.inf)
+
+
+def test_a_non_finite_weight_among_the_fits_own_draws_is_not_a_confirmation(monkeypatch):
+    # the confirmation's weights are those of the fit's own k̂: a draw there of no density
+    # (-inf) or an overflow (NaN) fails it, though the finite weights are equal (k̂ of
+    # constant weights is below any threshold and their ESS is all of them)
+    policy = early.ReliableWeights(np.random.PCG64(0), eps_dim=1, chunk=100, seed=0,
+                                   own_draws=4000)
+    for bad, confirmed in ((0.0, True), (-np.inf, False), (np.nan, False)):
+        def constant(log_joint, guide, theta, eps, step, bad=bad):
+            weights = np.zeros(len(eps))
+            weights[7] = bad
+            return weights
+        monkeypatch.setattr(early, "log_weights", constant)
+        assert bool(policy._confirmed(None, None, None)) == confirmed
+
+
+def test_the_confirmation_asks_for_a_khat_below_the_threshold_of_correction(monkeypatch):
+    # a check itself asks for k̂ below KHAT (0.5), but the fit's own draws need only give a
+    # k̂ below the threshold under which the summary is corrected (0.7 at 4000 draws): then
+    # the stop never ends in a fit its verdict calls unreliable. Log weights k log(1/u) at the
+    # 4000 quantiles u of the uniform are Pareto weights of shape k, so k̂ is close to k
+    policy = early.ReliableWeights(np.random.PCG64(0), eps_dim=1, chunk=100, seed=0,
+                                   own_draws=4000)
+    for k, confirmed in ((0.6, True), (0.8, False)):
+        def pareto(log_joint, guide, theta, eps, step, k=k):
+            return -k * np.log((np.arange(len(eps)) + 0.5) / len(eps))
+        monkeypatch.setattr(early, "log_weights", pareto)
+        own = early.psis(pareto(None, None, None, np.zeros((4000, 1)), 100))
+        assert (early.KHAT < own.khat < own.threshold) == confirmed
+        assert bool(policy._confirmed(None, None, None)) == confirmed
+
+
+def test_a_check_far_short_of_its_bar_or_with_a_non_finite_weight_sets_the_bar(monkeypatch):
+    # the screen's 400 draws pass (equal weights), all 8000 do not: a check short of what a
+    # stop needs by more than FAR_MISS, or with a non-finite weight, sets the bar at the
+    # screen's ESS; one that missed narrowly does not. What a stop needs is ESS_FRACTION of
+    # the draws for the reliable-weights rule and BULK_ESS for a flow's nearly equal weights
+    from scipy.stats import norm
+
+    def rest_with_ess(fraction):
+        # lognormal weights of log sd s have an ESS fraction of exp(-s^2) (to O(1 / n))
+        u = (np.arange(early.CHECK_DRAWS - early.SCREEN_DRAWS) + 0.5) / 7600
+        return np.sqrt(-np.log(fraction)) * norm.ppf(u)
+    one_inf = np.zeros(early.CHECK_DRAWS - early.SCREEN_DRAWS)
+    one_inf[5] = -np.inf
+    for equal_only, rest, far in ((False, one_inf, True), (True, one_inf, True),
+                                  (True, rest_with_ess(0.8), True),
+                                  (True, rest_with_ess(0.95), False)):
+        def weights(log_joint, guide, theta, eps, step, rest=rest):
+            return np.zeros(len(eps)) if len(eps) == early.SCREEN_DRAWS else rest
+        monkeypatch.setattr(early, "log_weights", weights)
+        policy = early.ReliableWeights(np.random.PCG64(0), eps_dim=1, chunk=100,
+                                       equal_only=equal_only)
+        reason, after = policy.check(None, None, None)
+        assert reason is None
+        # (the screen's ESS: all 400 draws, to rounding)
+        assert after.bar == (pytest.approx(early.SCREEN_DRAWS) if far else -np.inf)

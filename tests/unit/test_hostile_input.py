@@ -696,16 +696,19 @@ def test_quantiles_of_extreme_draws_do_not_overflow(weighted):
 def test_plain_quantiles_beside_an_infinite_draw_are_rs_type_7():
     # numpy's linear quantile is inf - inf = nan beside an inf draw, even at an order
     # statistic: the median of 1, 2, inf (and of 1, 2, inf, inf) was nan; R's quantile()
-    # gives 2 (inf), and inf wherever it interpolates towards one infinity
+    # gives 2 (inf), and inf wherever it interpolates towards one infinity. A NaN draw makes
+    # every quantile NaN, as np.quantile's, also beside an inf ("e": not inf at 95%)
     from ppl.posterior import Summary
     draws = {"a": np.array([1.0, np.inf, 2.0]), "b": np.array([1.0, 2.0, np.inf, np.inf]),
-             "c": np.array([-np.inf, -np.inf, 3.0, np.inf]), "d": np.array([-np.inf, np.inf])}
+             "c": np.array([-np.inf, -np.inf, 3.0, np.inf]), "d": np.array([-np.inf, np.inf]),
+             "e": np.array([1.0, np.nan, 2.0, np.inf, 3.0])}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rows = Summary.from_draws(draws).rows
     np.testing.assert_equal({name: rows[name][2:] for name in draws},
                             {"a": (1.1, 2.0, np.inf), "b": (1.15, np.inf, np.inf),
-                             "c": (-np.inf, -np.inf, np.inf), "d": (np.nan,) * 3})
+                             "c": (-np.inf, -np.inf, np.inf), "d": (np.nan,) * 3,
+                             "e": (np.nan,) * 3})
 
 
 def test_summary_cells_never_touch():

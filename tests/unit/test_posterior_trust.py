@@ -113,6 +113,28 @@ def test_corrected_fit_resamples_its_draws_and_says_so():
     assert np.all(np.isin(draws, fit.compiled.constrained(fit._zeta(n))["m"]))
 
 
+def test_corrected_draws_are_resampled_by_their_weights():
+    # a + b is observed, so a and b are correlated a posteriori and the mean field's sd of a
+    # (1 / sqrt(2) = 0.71 at its optimum) is below the posterior's (sqrt(2/3) = 0.82, exact);
+    # the weights correct it (k̂ 0.51 here). The written draws must follow the weights: their
+    # sd within 0.06 of the weighted summary's (the sd of a sample sd of 1000 draws is about
+    # 0.82 / sqrt(2000) = 0.018; 0.06 is over 3 of them), while the guide's draws, resampled
+    # with equal weights, miss it by 0.14
+    text = ("data y: real[1]\nsample a ~ Normal(0, 1)\nsample b ~ Normal(0, 1)\n"
+            "observe y ~ Normal(a + b, 1)\n")
+    fit = ppl.compile(text).fit({"y": [1.0]}, guide="meanfield", seed=0)
+    assert fit.corrected
+    weighted_sd = fit.summary().to_dict()["a"]["sd"]
+    n = fit._summary_weights().log_weights.size
+    guide_a = fit.compiled.constrained(fit._zeta(n))["a"]
+    assert weighted_sd - guide_a.std(ddof=1) > 0.1
+    assert abs(fit.draws()["a"].std(ddof=1) - weighted_sd) < 0.06
+    # in a random order: in the guide draws' order a draw's repeats would sit side by side,
+    # which ArviZ reads as autocorrelation (a lower ESS)
+    positions = np.array([np.flatnonzero(guide_a == value)[0] for value in fit.draws()["a"]])
+    assert np.mean(np.diff(positions) > 0) < 0.6
+
+
 def test_fit_json_has_khat_and_verdict(tmp_path):
     text = "sample m ~ Normal(0, 1)\n"
     fit = ppl.compile(text).fit(guide="meanfield")
@@ -255,6 +277,24 @@ def test_weighted_quantiles_are_np_interps_bit_for_bit(rng, n):
         expected = _interp_loop(flat, weights)
         np.testing.assert_array_equal(weighted_stats(flat, weights)[2], expected)
 
+
+@pytest.mark.parametrize("weights", [[0.25, 0.5, 0.25], [0.0625, 0.875, 0.0625]])
+def test_weighted_quantiles_exactly_on_a_position_are_np_interps_bit_for_bit(rng, weights):
+    # dyadic weights put the median exactly on the middle draw's position (0.125 or 0.03125,
+    # then 0.5): np.interp returns that draw itself, not the segment before it evaluated at
+    # its end (which rounds), nor nan where the next draw is infinite (inf * 0); with the
+    # second weights the 5% quantile lies between -inf and a finite draw, where the slope's
+    # nan one way is -inf from the other end
+    # (each column sorted, so the middle weight is the middle draw's)
+    flat = np.sort(rng.standard_normal((3, 40)) * 10.0 ** rng.integers(-3, 4, 40), axis=0)
+    flat[:, 0] = [1.0, 2.0, np.inf]
+    flat[:, 1] = [-np.inf, 1.0, 2.0]
+    weights = np.array(weights)
+    with np.errstate(all="ignore"):
+        expected = _interp_loop(flat, weights)
+        found = weighted_stats(flat, weights)[2]
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_array_equal(found[1], flat[1])
 
 def test_draws_of_weight_zero_take_no_part_in_the_weighted_summary(rng):
     # a draw whose log density is not finite gets weight 0; its value, inf or NaN where the

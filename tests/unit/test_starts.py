@@ -259,3 +259,14 @@ def test_auto_with_starts_reports_the_reported_starts_climb(tmp_path):
     save_fit(fit, tmp_path)
     saved = json.loads((tmp_path / "fit.json").read_text())
     assert saved["auto"] == fit.auto.to_dict()
+
+
+def test_compare_flags_a_spread_just_above_its_threshold_and_not_one_at_it():
+    # B / W > 0.3 is a disagreement (docs/trust.md: R̂ above 1.044). Three starts at -0.3, 0
+    # and 0.3 with sds 1 have B = 0.3 exactly (in floats too); 0.31 is just past it
+    summaries = [_summary([-0.3, -0.31], [1.0, 1.0]), _summary([0.0, 0.0], [1.0, 1.0]),
+                 _summary([0.3, 0.31], [1.0, 1.0])]
+    report = starts.compare(summaries, [-1.0] * 3, [0.1] * 3, [1.0] * 3, 1)
+    assert report.spread["x[0]"] == starts.MAX_SPREAD == 0.3
+    assert report.spread["x[1]"] == pytest.approx(0.31)
+    assert report.disagree == ("x[1]",)
