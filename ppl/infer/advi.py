@@ -21,7 +21,7 @@ from autograd import grad as _grad
 
 from . import diagnostics
 from .diagnostics import settle
-from .early import GIVE_UP, STOPPED, ReliableWeights
+from .early import STOPPED, ReliableWeights, check_window
 from .elbo import elbo_value, make_objective
 from ..errors import (diverged, diverged_runaway_mean, diverged_unbounded_scale, guide_not_finite, not_finite_at_start,
                       warm_start_diverged)
@@ -31,7 +31,8 @@ from . import fixed_draws, steps
 from .optim import hessian_chunk, optimizer, score_chunk
 from .point import fit_point
 from .precondition import Coordinates, Frame, estimate
-from .schedule import DECAY, HESSIAN_DRAWS, STOP, Convergence, StepSize, Whitening, Windows
+from .schedule import (DECAY, FALLEN, HESSIAN_DRAWS, STOP, Convergence, StepSize, Whitening,
+                       Windows, fell)
 from .schedule_batch import BatchConvergence, BatchWindows
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
@@ -42,14 +43,6 @@ MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
 NOT_AT_OPTIMUM = "the ELBO stopped changing away from its optimum"
 FELL = "diverged: the ELBO ended below each of its first steps"
-FELL_STEPS = 10   # the first steps the final ELBO is compared with (fell)
-# A fit whose last FELL_WINDOWS windows each averaged below every one of its first FELL_STEPS
-# steps stops there, FELL (_fallen). On the 217 fits of auto's climbs on every example and
-# posteriordb model, seeds 0-2, a window fell so only on the one that diverged (the BNN's
-# flow:4, seed 2: from its first window to its 11th and last) and, for one window before
-# recovering, on gp_pois_regr seed 1's two flows (docs/history/trust-log.md, "A diverged rung
-# stops").
-FELL_WINDOWS = 3
 
 MAX_FAILURES = steps.MAX_FAILURES  # consecutive non-finite steps before 'diverged'
 START_DRAWS = 10      # draws of the initial guide tried before giving up at the start
@@ -398,49 +391,6 @@ def _elbo_at_start(compiled, guide, theta) -> float:
     return elbo_value(compiled.log_joint, theta, eps, guide)
 
 
-def fell(trace, final: float, tol: float) -> bool:
-    """Whether a fit's final ELBO (its last window's mean) is below each of its first
-    FELL_STEPS steps by more than the convergence rule's relative tolerance ``tol`` of them:
-    its steps made q worse, a divergence whose values stayed finite, so no step failed and the
-    windowed rule, comparing windows of noise as large as their means, may have passed. Seen on
-    the BNN's last rung under auto (models/bnn_regression.ppl, seed 2): a 4-layer flow went
-    from about -430 to steps of -4e10 to -3e14 and a final ELBO of -2.3e33, reported converged
-    (docs/history/trust-log.md). A fit that improves on its start ends above the worst of its
-    first steps; one that stays level too, unless all FELL_STEPS noisy values fall above its
-    final mean (for noise symmetric about it, a chance of 2^-10). Not the whole first window:
-    the BNN's flow had fallen within the first of its 200-step windows.
-
-    The margin: a fit warm-started at its optimum has first steps of nearly no noise there,
-    and its iterates' jitter then costs it a little (full rank from mean field on
-    earnings-logearn_interaction_z, seed 13: level at -1589.1 for 800 steps, its last window
-    0.1 nats below its first steps, called diverged, so auto returned mean field's unreliable
-    fit, sds 52% off, where this full rank is reliable, k̂ 0.45). A change within tol of the
-    ELBO is level by the rule's own test (schedule.plateau). That margin alone scales with the
-    ELBO's size, which an additive constant in the log density sets: near 0 it is nothing.
-    So a fall must also exceed the first steps' own noise (their sd): full rank from mean field
-    on a P-spline (ELBO about -30, steps of sd 0.4 there) ended 0.15 nats below the lowest of
-    its first steps, its iterates' jitter, and was called diverged; auto returned mean field,
-    0.155 NUTS sds off on a mean and 16% on an sd, where this full rank was within 0.053 and
-    7.8% (found by the NUTS models audit)."""
-    if len(trace) == 0:
-        return False
-    first_steps = np.asarray(trace[:FELL_STEPS], dtype=float)
-    first = float(np.min(first_steps))
-    margin = max(tol * abs(first), float(np.std(first_steps)))
-    return not final >= first - margin
-
-
-def _fallen(trace, W: int, tol: float) -> bool:
-    """Whether each of the last FELL_WINDOWS windows of W steps has a mean ELBO below each of
-    the first FELL_STEPS steps (:func:`fell` of each window, at ``tol``): the fit has diverged
-    and stayed there, so its remaining steps are not worth their cost (the BNN's flow:4 above:
-    2,200 steps, 81 s of CPU, where it had fallen in its first window)."""
-    if len(trace) < FELL_WINDOWS * W:
-        return False
-    means = np.mean(np.reshape(trace[-FELL_WINDOWS * W:], (FELL_WINDOWS, W)), axis=1)
-    return all(fell(trace, mean, tol) for mean in means)
-
-
 def _score_chunk(compiled) -> int:
     # draws per call of the step-size scores, from the model's size (a bare log density, as
     # the tests give, has no model: the chunk that is safe for any size)
@@ -457,12 +407,13 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     """The step loop; appends to ``trace``, returns (reason, parameters to report, the last
     full window's jitter).
 
-    Drives the pure steps (steps.py) and the policies (schedule.py). The optimizer works on
-    the coordinates' parameters, which are the guide's theta for the first window; then, if
-    ``whitening`` (mean field, when ``options.precondition`` allows), the mean's coordinates
-    are whitened by the expected Hessian under the current guide (precondition.py), refreshed
-    at every decay. Windows are counted from the last restart. Iterates are recorded as
-    theta, whatever the coordinates.
+    Drives the pure steps (steps.py) and the policies (schedule.py, early.py), and does what
+    they ask for: stop, or restart in new coordinates and/or at a new step size. The optimizer
+    works on the coordinates' parameters, which are the guide's theta for the first window;
+    then, if ``whitening`` (mean field, when ``options.precondition`` allows), the mean's
+    coordinates are whitened by the expected Hessian under the current guide
+    (precondition.py), refreshed at every decay. Windows are counted from the last restart.
+    Iterates are recorded as theta, whatever the coordinates.
 
     ``early`` (early.ReliableWeights, or None): at the end of every window after the first
     whitening and its step-size search, the fit also stops when the importance weights at the
@@ -482,11 +433,6 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
         rule, windows = BatchConvergence(options.tol, W), BatchWindows()
     state = steps.init(opt, Coordinates(theta[:compiled.dim]), theta, lr)
-    # The first whitening comes after one window, not at a plateau: on a badly conditioned
-    # posterior the ELBO creeps up for thousands of steps before any. Not at the start: Adam's
-    # steps of about lr per coordinate cross many posterior sds quickly, which steps in
-    # whitened coordinates (about lr posterior sds each) would take long to do from far away.
-    first_whitening = W if whitening else None
     try:
         while len(trace) < options.iter:
             eps = noise(S)
@@ -502,44 +448,39 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             step = len(trace)
             if progress is not None and step % PROGRESS_EVERY == 0:
                 progress(step, float(np.mean(trace[-W:])), state.lr)
-            if step == first_whitening:
-                # whiten (Newton steps first where the guide is far), search the step size
-                # again (dense coordinates only), restart there
+            if preconditioner.first_due(step, W):
+                # whiten (Newton steps first where the guide is far), then search the step
+                # size in the new coordinates
                 coords, theta = preconditioner.first(compiled.log_joint, guide, state.theta,
                                                      noise, state.coords)
-                if not coords.keeps_step_size:   # (precondition.Coordinates.keeps_step_size)
-                    lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
-                                               opt, noise, S, _in_value(loss_value, coords))
-                windows = rule.restarted(windows.closed(), step)
-                state = steps.init(opt, coords, theta, lr)
+                windows, lr, search = windows.closed(), state.lr, True
+            elif (step - windows.since) % W:
                 continue
-            if (step - windows.since) % W:
-                continue
-            if _fallen(trace, W, options.tol):
-                return FELL, state.theta, windows.last_jitter(guide)
-            windows, action = rule.at_window(windows, trace, guide)
-            if action == STOP:
-                return CONVERGED, windows.average(), windows.last_jitter(guide)
-            if early is not None and not windows.settled and step > (first_whitening or 0):
-                mean = windows.kept[-1].mean()
-                reason, early = early.check(compiled.log_joint, guide, mean)
-                if reason == GIVE_UP:
-                    early = None
-                elif reason is not None:
+            else:
+                windows, action = rule.at_window(windows, trace, guide)
+                if action == FALLEN:
+                    return FELL, state.theta, windows.last_jitter(guide)
+                if action == STOP:
+                    return CONVERGED, windows.average(), windows.last_jitter(guide)
+                reason, mean, early = check_window(early, compiled.log_joint, guide, windows)
+                if reason is not None:
                     return reason, mean, windows.last_jitter(guide)
-            if action != DECAY and not preconditioner.rescue_due(windows, step, options.iter):
-                continue
-            # Refresh the whitening (if any) and restart the optimizer's moments too: Adam's
-            # second moment remembers ~1000 steps, and the large early gradients would keep the
-            # new steps far too small. At a decay, or (the whitening's rescue) after half the
-            # budget at the first step size; the rescue then searches the step size in the new
-            # coordinates, as after the first whitening (kept at 1.0, kilpisjarvi seed 9
-            # bounced to the cap 166 sds off; docs/performance.md).
-            lr = sizes.decayed(state.lr) if action == DECAY else state.lr
-            theta = state.theta
-            coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
-                                                state.coords)
-            if action != DECAY and not coords.keeps_step_size:
+                if action != DECAY and not preconditioner.rescue_due(windows, step,
+                                                                      options.iter):
+                    continue
+                # Refresh the whitening (if any) and restart the optimizer's moments too:
+                # Adam's second moment remembers ~1000 steps, and the large early gradients
+                # would keep the new steps far too small. At a decay, or (the whitening's
+                # rescue) after half the budget at the first step size; the rescue then
+                # searches the step size in the new coordinates, as after the first whitening
+                # (kept at 1.0, kilpisjarvi seed 9 bounced to the cap 166 sds off;
+                # docs/performance.md).
+                theta = state.theta
+                coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
+                                                    state.coords)
+                lr, search = (sizes.decayed(state.lr), False) if action == DECAY \
+                    else (state.lr, True)
+            if search and not coords.keeps_step_size:   # (precondition.Coordinates.keeps_step_size)
                 lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
                                            opt, noise, S, _in_value(loss_value, coords))
             windows = rule.restarted(windows, step)

@@ -201,6 +201,21 @@ class ReliableWeights:
                                         or _equal(own, own.log_weights.size))
 
 
+def check_window(policy: ReliableWeights | None, log_joint, guide, windows):
+    """(The stop reason or None, the last window's mean iterate, the policy for later windows)
+    at the end of a window of the convergence rule's ``windows`` (schedule.Windows). The
+    weights are checked at that mean, unless there is no ``policy`` or the windowed rule has
+    settled (it is averaging towards its own stop); a policy that gives up (GIVE_UP) is
+    dropped."""
+    if policy is None or windows.settled:
+        return None, None, policy
+    mean = windows.kept[-1].mean()
+    reason, policy = policy.check(log_joint, guide, mean)
+    if reason == GIVE_UP:
+        return None, mean, None
+    return reason, mean, policy
+
+
 def _equal(p, n: int) -> bool:
     """Every weight finite and the ESS at least BULK_ESS of n (verdict.matches_bulk)."""
     return not p.n_nonfinite and p.ess >= BULK_ESS * n

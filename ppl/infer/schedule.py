@@ -1,7 +1,8 @@
-"""The small policies of a fit: convergence (the windowed ELBO rule), step size (search and decay)
-and preconditioner (whitening). Each is a frozen object; the convergence rule's running state is
-an immutable ``Windows`` value that its methods return anew. advi.py drives them around the pure
-steps of steps.py. The rule under --batch builds on Convergence in schedule_batch.py.
+"""The small policies of a fit: convergence (the windowed ELBO rule, with its check for a fit
+that fell), step size (search and decay) and preconditioner (whitening, first and refreshed).
+Each is a frozen object; the convergence rule's running state is an immutable ``Windows`` value
+that its methods return anew. advi.py drives them around the pure steps of steps.py. The rule
+under --batch builds on Convergence in schedule_batch.py.
 """
 from __future__ import annotations
 
@@ -38,8 +39,60 @@ ADAPT_ITER = 50       # steps per trial step size of a search (CmdStan's default
 ETAS = {"stan": STAN_ETAS, "adam": tuple(e / 10 for e in STAN_ETAS),
         "sgd": tuple(e / 100 for e in STAN_ETAS)}
 
-# What the convergence rule asks for at the end of a window.
-CONTINUE, STOP, DECAY = "continue", "stop", "decay"
+# What the convergence rule asks for at the end of a window (FALLEN: the fit diverged, fallen).
+CONTINUE, STOP, DECAY, FALLEN = "continue", "stop", "decay", "fallen"
+
+FELL_STEPS = 10   # the first steps the final ELBO is compared with (fell)
+# A fit whose last FELL_WINDOWS windows each averaged below every one of its first FELL_STEPS
+# steps stops there (fallen; advi.FELL). On the 217 fits of auto's climbs on every example and
+# posteriordb model, seeds 0-2, a window fell so only on the one that diverged (the BNN's
+# flow:4, seed 2: from its first window to its 11th and last) and, for one window before
+# recovering, on gp_pois_regr seed 1's two flows (docs/history/trust-log.md, "A diverged rung
+# stops").
+FELL_WINDOWS = 3
+
+
+def fell(trace, final: float, tol: float) -> bool:
+    """Whether a fit's final ELBO (its last window's mean) is below each of its first
+    FELL_STEPS steps by more than the convergence rule's relative tolerance ``tol`` of them:
+    its steps made q worse, a divergence whose values stayed finite, so no step failed and the
+    windowed rule, comparing windows of noise as large as their means, may have passed. Seen on
+    the BNN's last rung under auto (models/bnn_regression.ppl, seed 2): a 4-layer flow went
+    from about -430 to steps of -4e10 to -3e14 and a final ELBO of -2.3e33, reported converged
+    (docs/history/trust-log.md). A fit that improves on its start ends above the worst of its
+    first steps; one that stays level too, unless all FELL_STEPS noisy values fall above its
+    final mean (for noise symmetric about it, a chance of 2^-10). Not the whole first window:
+    the BNN's flow had fallen within the first of its 200-step windows.
+
+    The margin: a fit warm-started at its optimum has first steps of nearly no noise there,
+    and its iterates' jitter then costs it a little (full rank from mean field on
+    earnings-logearn_interaction_z, seed 13: level at -1589.1 for 800 steps, its last window
+    0.1 nats below its first steps, called diverged, so auto returned mean field's unreliable
+    fit, sds 52% off, where this full rank is reliable, k̂ 0.45). A change within tol of the
+    ELBO is level by the rule's own test (schedule.plateau). That margin alone scales with the
+    ELBO's size, which an additive constant in the log density sets: near 0 it is nothing.
+    So a fall must also exceed the first steps' own noise (their sd): full rank from mean field
+    on a P-spline (ELBO about -30, steps of sd 0.4 there) ended 0.15 nats below the lowest of
+    its first steps, its iterates' jitter, and was called diverged; auto returned mean field,
+    0.155 NUTS sds off on a mean and 16% on an sd, where this full rank was within 0.053 and
+    7.8% (found by the NUTS models audit)."""
+    if len(trace) == 0:
+        return False
+    first_steps = np.asarray(trace[:FELL_STEPS], dtype=float)
+    first = float(np.min(first_steps))
+    margin = max(tol * abs(first), float(np.std(first_steps)))
+    return not final >= first - margin
+
+
+def fallen(trace, W: int, tol: float) -> bool:
+    """Whether each of the last FELL_WINDOWS windows of W steps has a mean ELBO below each of
+    the first FELL_STEPS steps (:func:`fell` of each window, at ``tol``): the fit has diverged
+    and stayed there, so its remaining steps are not worth their cost (the BNN's flow:4 above:
+    2,200 steps, 81 s of CPU, where it had fallen in its first window)."""
+    if len(trace) < FELL_WINDOWS * W:
+        return False
+    means = np.mean(np.reshape(trace[-FELL_WINDOWS * W:], (FELL_WINDOWS, W)), axis=1)
+    return all(fell(trace, mean, tol) for mean in means)
 
 
 def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
@@ -202,9 +255,12 @@ class Convergence:
     window: int
 
     def at_window(self, state: Windows, trace: list, guide) -> tuple[Windows, str]:
-        """The state after a finished window and what to do: CONTINUE, STOP (converged) or
-        DECAY (lower the step size by DECAY_FACTOR and restart there)."""
+        """The state after a finished window and what to do: CONTINUE, STOP (converged),
+        DECAY (lower the step size by DECAY_FACTOR and restart there) or FALLEN (the fit
+        diverged, :func:`fallen`; the state as it was)."""
         step, W = len(trace), self.window
+        if fallen(trace, W, self.tol):
+            return state, FALLEN
         # only windows taken at the current step size and coordinates are compared
         passed = plateau(np.asarray(trace[state.since:]), W, self.tol)
         state = state.closed()
@@ -297,6 +353,15 @@ class Whitening:
     def _estimate(self, log_joint, guide, theta, eps) -> Coordinates:
         draws = guide.draw(theta, eps)
         return estimate(log_joint, theta, draws, np.exp(guide.log_sd(theta)), self.chunk)
+
+    def first_due(self, step: int, window: int) -> bool:
+        """Whether to whiten for the first time: after one ``window``, not at a plateau (on a
+        badly conditioned posterior the ELBO creeps up for thousands of steps before any).
+        Not at the start: Adam's steps of about lr per coordinate cross many posterior sds
+        quickly, which steps in whitened coordinates (about lr posterior sds each) would take
+        long to do from far away. advi then searches the step size in the new coordinates
+        (StepSize.after_whitening) and restarts the rule there."""
+        return self.enabled and step == window
 
     def rescue_due(self, windows, step: int, iter_cap: int) -> bool:
         """Whether to refresh the coordinates without a decay: RESCUE_FRACTION of the iteration

@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .schedule import (CONTINUE, DECAY, PASSES, STOP, TOL_REFERENCE, Convergence, Windows,
-                       min_decays, plateau)
+from .schedule import (CONTINUE, DECAY, FALLEN, PASSES, STOP, TOL_REFERENCE, Convergence,
+                       Windows, fallen, min_decays, plateau)
 
 # The rule under --batch (BatchConvergence; docs/minibatch.md): the largest Monte Carlo standard
 # error of the averaged guide accepted, in guide sds (at TOL_REFERENCE; it scales with sqrt(tol)
@@ -129,6 +129,8 @@ class BatchConvergence:
 
     def at_window(self, state: BatchWindows, trace: list, guide) -> tuple[BatchWindows, str]:
         """As Convergence.at_window; once averaging, every window joins the average."""
+        if fallen(trace, self.window, self.tol):
+            return state, FALLEN
         if state.averaging:
             state = state.closed()
             state = state.pushed(state.inner.kept[-1].mean())

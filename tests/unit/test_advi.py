@@ -406,7 +406,7 @@ def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
 def test_a_fit_that_ends_below_each_of_its_first_steps_fell():
     # the BNN's flow:4, seed 2, in small: about -430 at the start, then -4e10 to -3e14
     tol = 1e-3
-    start = -430.0 + 5.0 * np.sin(np.arange(advi.FELL_STEPS))
+    start = -430.0 + 5.0 * np.sin(np.arange(schedule.FELL_STEPS))
     trace = np.r_[start, -1e10, -3e14]
     assert advi.fell(trace, -2.3e33, tol)
     assert advi.fell(trace, np.nan, tol)
@@ -428,10 +428,10 @@ def test_a_fit_warm_started_at_its_optimum_that_stays_level_did_not_fall():
     # -1589.0 with almost no noise, then level at -1589.1 to -1589.2 for 800 steps; it was
     # called diverged, and auto returned mean field's unreliable fit
     rng = np.random.default_rng(0)
-    trace = np.r_[-1589.0 + 0.02 * rng.standard_normal(advi.FELL_STEPS),
+    trace = np.r_[-1589.0 + 0.02 * rng.standard_normal(schedule.FELL_STEPS),
                   -1589.15 + 0.1 * rng.standard_normal(790)]
     assert not advi.fell(trace, -1589.2, 1e-3)
-    assert not advi._fallen(trace, 100, 1e-3)
+    assert not schedule.fallen(trace, 100, 1e-3)
 
 
 def test_a_warm_started_fit_level_within_the_noise_of_its_first_steps_did_not_fall():
@@ -446,7 +446,7 @@ def test_a_warm_started_fit_level_within_the_noise_of_its_first_steps_did_not_fa
     trace = np.r_[first, -29.635 + rng.standard_normal(490)]
     for shift in (0.0, 1e3, -29.0):
         assert not advi.fell(trace + shift, -29.635 + shift, 1e-3)
-        assert not advi._fallen(trace + shift, 100, 1e-3)
+        assert not schedule.fallen(trace + shift, 100, 1e-3)
         assert advi.fell(trace + shift, -31.0 + shift, 1e-3)
 
 
@@ -481,12 +481,19 @@ def test_a_fit_that_has_fallen_for_three_windows_stops_there():
     result = advi.fit(Stub(log_density, 2), options, np.random.default_rng(0))
     assert result.reason == advi.FELL and not result.converged
     # stopped at the third window end after the fall: every window after it is below the start
-    assert result.steps == (fall_at // W + advi.FELL_WINDOWS) * W
+    assert result.steps == (fall_at // W + schedule.FELL_WINDOWS) * W
     # a single window below the first steps is not a fall (gp_pois_regr seed 1's flows)
-    start = -430.0 + 5.0 * np.sin(np.arange(advi.FELL_STEPS))
-    once = np.r_[start, [-400.0] * (2 * W - advi.FELL_STEPS), [-1e5] * W, [-400.0] * W]
-    assert not advi._fallen(once[:3 * W], W, 1e-3) and not advi._fallen(once, W, 1e-3)
-    assert advi._fallen(np.r_[start, [-1e5] * (3 * W)], W, 1e-3)
+    start = -430.0 + 5.0 * np.sin(np.arange(schedule.FELL_STEPS))
+    once = np.r_[start, [-400.0] * (2 * W - schedule.FELL_STEPS), [-1e5] * W, [-400.0] * W]
+    assert not schedule.fallen(once[:3 * W], W, 1e-3) and not schedule.fallen(once, W, 1e-3)
+    fallen = np.r_[start, [-1e5] * (3 * W)]
+    assert schedule.fallen(fallen, W, 1e-3)
+    # both rules say so first, with their state as it was (the jitter reported is the last
+    # full window's before this one)
+    from ppl.infer.schedule_batch import BatchConvergence, BatchWindows
+    for rule, state in ((schedule.Convergence(1e-3, W), schedule.Windows(passes=1)),
+                        (BatchConvergence(1e-3, W), BatchWindows())):
+        assert rule.at_window(state, list(fallen), None) == (state, schedule.FALLEN)
 
 
 def test_the_whitenings_rescue_searches_the_step_size_again(monkeypatch):

@@ -323,3 +323,26 @@ def test_a_check_far_short_of_its_bar_or_with_a_non_finite_weight_sets_the_bar(m
         assert reason is None
         # (the screen's ESS: all 400 draws, to rounding)
         assert after.bar == (pytest.approx(early.SCREEN_DRAWS) if far else -np.inf)
+
+
+def test_the_check_at_a_window_end_skips_a_settled_rule_and_drops_a_policy_that_gave_up():
+    # (early.check_window: the fit loop's gate on the early stop)
+    from ppl.infer.schedule import Iterates, Windows
+
+    class Policy:
+        def __init__(self, reason):
+            self.reason, self.checked = reason, []
+
+        def check(self, log_joint, guide, theta):
+            self.checked.append(theta)
+            return self.reason, self
+    windows = Windows(kept=(Iterates().add(np.array([1.0, 2.0])),))
+    assert early.check_window(None, None, None, windows) == (None, None, None)
+    settled = Policy(early.WEIGHTS_RELIABLE)
+    assert early.check_window(settled, None, None, windows._replace(settled=True)) \
+        == (None, None, settled) and not settled.checked
+    stop = Policy(early.WEIGHTS_RELIABLE)
+    reason, mean, policy = early.check_window(stop, None, None, windows)
+    assert (reason, list(mean), policy) == (early.WEIGHTS_RELIABLE, [1.0, 2.0], stop)
+    reason, _, policy = early.check_window(Policy(early.GIVE_UP), None, None, windows)
+    assert reason is None and policy is None

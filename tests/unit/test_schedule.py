@@ -72,6 +72,14 @@ def test_a_bouncing_fit_decays_though_its_elbo_still_rises():
     assert actions == [CONTINUE] * (T // W)
 
 
+def test_the_first_whitening_comes_after_the_first_window():
+    # (schedule.Whitening.first_due; advi whitens there, searches the step size, restarts)
+    from ppl.infer.schedule import Whitening
+    assert [Whitening(True).first_due(step, 100) for step in (99, 100, 200)] \
+        == [False, True, False]
+    assert not Whitening(False).first_due(100, 100)
+
+
 def test_the_whitening_is_rescued_once_after_half_the_budget_without_a_decay():
     # (schedule.Whitening.rescue_due; advi refreshes the coordinates then and searches the
     # step size again, test_advi.py)
