@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .errors import bad_option, unknown_choice
-from .guides import check_spec
+from .guides import GAUSSIAN, check_spec
 
 CORRECTIONS = ("psis", "none")
 OPTIMIZERS = ("adam", "sgd", "stan")
@@ -126,9 +126,10 @@ class FitOptions:
         if self.method not in METHODS:
             raise unknown_choice("method", "method", self.method, METHODS)
         if self.method == "dadvi" and self.guide != "auto" and \
-                check_spec(self.guide)[0] in ("flow", "scaled"):
-            raise bad_option("guide", "method dadvi fits the meanfield, fullrank and lowrank "
-                             f"guides, not {check_spec(self.guide)[0]}")
+                check_spec(self.guide)[0] not in GAUSSIAN:
+            gaussian = f"{', '.join(GAUSSIAN[:-1])} and {GAUSSIAN[-1]}"
+            raise bad_option("guide", f"method dadvi fits the {gaussian} guides, not "
+                             f"{check_spec(self.guide)[0]}")
         # numpy ints are stored as Python ints: fit.json records the options
         object.__setattr__(self, "dadvi_draws", check_integer(
             "dadvi_draws", self.dadvi_draws, 2,

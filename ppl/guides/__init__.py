@@ -14,6 +14,9 @@ The engine (``ppl.infer``) never looks inside ``theta``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from ..errors import bad_option, guide_too_large, rank_too_large
 from .flow import MAX_DIM as FLOW_MAX_DIM
 from .flow import DEFAULT_LAYERS, Flow
@@ -25,17 +28,70 @@ from .scaled import MAX_DIM as SCALED_MAX_DIM
 from .scaled import Scaled
 
 __all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "Scaled", "FAMILIES",
-           "SPECS", "family", "check_spec", "WARM_FROM", "SCALED_MAX_DIM"]
+           "SPECS", "family", "check_spec", "WARM_FROM", "SCALED_MAX_DIM", "Family", "REGISTRY",
+           "GAUSSIAN"]
 
-FAMILIES = ("meanfield", "fullrank", "lowrank", "flow", "scaled")
-# every value --guide takes, as the error and `ppl fit --help` spell them
-SPECS = ("auto", "meanfield", "fullrank", "lowrank[:R]", "flow[:K]", "scaled")
 FLOW_KIND = "iaf"  # the flow's layers, chosen by measurement (docs/guides.md)
-# The family each one is warm-started from (advi.py fits that one first).
-# The flow from mean field (with its Hessian whitening), not full rank: as accurate, 30% less
-# CPU (flow.py; under --guide auto the full-rank fit is at hand and is used instead).
-WARM_FROM = {"fullrank": "meanfield", "lowrank": "meanfield", "flow": "meanfield",
-             "scaled": "meanfield"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """Everything the rest of ppl needs to know about one family: adding a family is its own
+    module plus one record in REGISTRY (and a row in tests/unit/test_guides.py's tables)."""
+    name: str
+    build: Callable   # build(D, N or None, guided) -> the family for D dimensions
+    # what ':N' sets, as errors name it ('rank R'; its last word is the letter --guide shows);
+    # None: the family takes no ':N'. Its default when not given is in build.
+    size: str | None = None
+    max_dim: int | None = None      # beyond it, guide_too_large
+    warm_from: str | None = None    # the family advi.py fits first and starts this one from
+    gaussian: bool = False          # a Gaussian: DADVI can fit it (options.py); auto's check
+    # its place from the least to the most flexible, for the verdict's 'try --guide X'
+    # (verdict.py), which names only the suggested families: a fit of one not suggested is
+    # pointed to the next suggested one above it
+    flexibility: int = 0
+    suggested: bool = True
+
+    @property
+    def letter(self) -> str:
+        """The letter of ':N', 'R' in 'lowrank:R'."""
+        return self.size.split()[-1]
+
+    @property
+    def spec(self) -> str:
+        """As the error and `ppl fit --help` spell it: 'lowrank[:R]'."""
+        return f"{self.name}[:{self.letter}]" if self.size else self.name
+
+
+def _low_rank(D: int, rank: int | None, guided: bool):
+    if rank is not None and rank > max(D, 1):
+        raise rank_too_large(rank, D, guided)
+    return LowRank(D, rank or default_rank(D))
+
+
+# The flow is warm-started from mean field (with its Hessian whitening), not full rank: as
+# accurate, 30% less CPU (flow.py; under --guide auto the full-rank fit is at hand and is used
+# instead).
+REGISTRY = {f.name: f for f in (
+    Family("meanfield", lambda D, n, guided: MEAN_FIELD, gaussian=True, flexibility=0),
+    Family("fullrank", lambda D, n, guided: FullRank(D), max_dim=FULLRANK_MAX_DIM,
+           warm_from="meanfield", gaussian=True, flexibility=2),
+    Family("lowrank", _low_rank, size="rank R", warm_from="meanfield", gaussian=True,
+           flexibility=1),
+    Family("flow", lambda D, n, guided: Flow(D, n or DEFAULT_LAYERS, FLOW_KIND),
+           size="number of layers K", max_dim=FLOW_MAX_DIM, warm_from="meanfield",
+           flexibility=4),
+    # between full rank and the flow; not suggested itself (auto tries it where full rank is
+    # skipped)
+    Family("scaled", lambda D, n, guided: Scaled(D), max_dim=SCALED_MAX_DIM,
+           warm_from="meanfield", flexibility=3, suggested=False))}
+
+# The views other modules read
+FAMILIES = tuple(REGISTRY)
+# every value --guide takes, as the error and `ppl fit --help` spell them
+SPECS = ("auto", *(f.spec for f in REGISTRY.values()))
+WARM_FROM = {f.name: f.warm_from for f in REGISTRY.values() if f.warm_from}
+GAUSSIAN = tuple(f.name for f in REGISTRY.values() if f.gaussian)
 
 
 def check_spec(spec: str) -> tuple[str, int | None]:
@@ -59,13 +115,14 @@ def check_spec(spec: str) -> tuple[str, int | None]:
                          f"(families: {', '.join(SPECS)})")
     if not _:
         return name, None
-    if name not in ("lowrank", "flow"):
-        raise bad_option("guide", f"{name!r} takes no ':N' (only lowrank:R and flow:K do)")
+    record = REGISTRY.get(name)
+    if record is None or record.size is None:
+        sized = " and ".join(f"{f.name}:{f.letter}" for f in REGISTRY.values() if f.size)
+        raise bad_option("guide", f"{name!r} takes no ':N' (only {sized} do)")
     # ASCII digits only: str.isdigit also accepts '²', on which int() raises (an internal
     # error), and other scripts' digits, which the saved fit's name would not show
     if not (number.isascii() and number.isdigit()) or int(number) < 1:
-        what = "rank R" if name == "lowrank" else "number of layers K"
-        raise bad_option("guide", f"the {what} in {spec!r} must be a positive integer")
+        raise bad_option("guide", f"the {record.size} in {spec!r} must be a positive integer")
     return name, int(number)
 
 
@@ -80,17 +137,10 @@ def family(spec: str, D: int, guided: bool = False):
         flow for scaled); a rank above D.
     """
     name, number = check_spec(spec)
-    limit = {"fullrank": FULLRANK_MAX_DIM, "flow": FLOW_MAX_DIM, "scaled": SCALED_MAX_DIM}.get(name)
+    if name not in REGISTRY:   # 'auto' chooses among the families (infer/auto.py): a saved
+        # fit naming it was read as low rank, then refused for a missing entry 'factor'
+        raise bad_option("guide", f"'auto' is not a family (families: {', '.join(FAMILIES)})")
+    limit = REGISTRY[name].max_dim
     if limit is not None and D > limit:
         raise guide_too_large(name, D, limit, guided)
-    if name == "meanfield":
-        return MEAN_FIELD
-    if name == "fullrank":
-        return FullRank(D)
-    if name == "scaled":
-        return Scaled(D)
-    if name == "flow":
-        return Flow(D, number or DEFAULT_LAYERS, FLOW_KIND)
-    if number is not None and number > max(D, 1):
-        raise rank_too_large(number, D, guided)
-    return LowRank(D, number or default_rank(D))
+    return REGISTRY[name].build(D, number, guided)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PplError
-from ..guides import FLOW_MAX_DIM, MEAN_FIELD, SCALED_MAX_DIM, family
+from ..guides import FLOW_MAX_DIM, GAUSSIAN, MEAN_FIELD, SCALED_MAX_DIM, family
 from . import advi, fixed_draws
 from .precondition import estimate
 from .psis import psis
@@ -47,7 +47,8 @@ AUTO = "auto"
 ALONE_USER = "a model with param or guide statements"
 ALONE_BATCH = "a minibatch fit, --batch"
 ALONE_DADVI = "method dadvi"
-GAUSSIAN_RUNGS = ("fullrank", "lowrank")
+# the Gaussian families fitted after mean field (which they check, and the flow starts from)
+GAUSSIAN_RUNGS = tuple(name for name in GAUSSIAN if name != "meanfield")
 SKIPPED = "skipped"
 FAILED = "failed"       # the rung raised (PplError: diverged to non-finite values, ...)
 DIVERGED = "diverged"   # the rung's ELBO ended below each of its first steps (advi.FELL):

@@ -67,8 +67,6 @@ BULK_ESS = 0.99
 MEAN_TARGET = 0.1
 SD_TARGET = 0.15
 WEIGHTS_SE = 3.0
-# Families from the least to the most flexible; a hint names the next one that exists.
-LADDER = ("meanfield", "lowrank", "fullrank", "flow")
 
 
 @dataclass(frozen=True)
@@ -259,17 +257,18 @@ def _hint(guide: str, available: tuple, richest: bool, method: str = "advi") -> 
     """'; try --guide X' naming the next (or the most flexible) family that exists; after a
     DADVI fit, '--method advi --guide flow' for the flow (DADVI fits the Gaussian families
     only, options.py)."""
-    # scaled sits between full rank and the flow; it is not suggested itself (auto tries it
-    # where full rank is skipped)
+    from ..guides import REGISTRY
     from ..guides.user import PREFIX
     guided = guide.startswith(PREFIX)   # guide statements: --guide draws the other latents
     guide = guide.removeprefix(PREFIX)
-    guide = "fullrank" if guide == "scaled" else guide
-    above = [g for g in LADDER[LADDER.index(guide) + 1:] if g in available] \
-        if guide in LADDER else []
+    # the families the hint may name, least flexible first (guides.Family.flexibility)
+    ladder = sorted((f for f in REGISTRY.values() if f.suggested), key=lambda f: f.flexibility)
+    above = [f.name for f in ladder if f.flexibility > REGISTRY[guide].flexibility
+             and f.name in available] if guide in REGISTRY else []
     if above:
         family = above[-1] if richest else above[0]
-        switch = "--method advi " if method == "dadvi" and family == "flow" else ""
+        switch = "--method advi " if method == "dadvi" and not REGISTRY[family].gaussian \
+            else ""
         rest = " for the latents without a guide statement" if guided else ""
         return f"; try {switch}--guide {family}{rest}"
     if guided:
