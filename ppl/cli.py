@@ -16,8 +16,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import (PplError, as_flag, bad_option, file_error, invalid_json,
-                     out_overwrites_input)
+from .errors import PplError, as_flag, bad_option, file_error, out_overwrites_input
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -86,21 +85,15 @@ class _ReadInit(argparse.Action):
 
 def _read_init(path: str) -> dict:
     """--init FILE.json: a JSON object of param name -> value."""
-    import json
+    from .datafiles import load_json
     if not path:    # Path("") is the working folder: 'not a regular file' named no file
         raise bad_option("--init", "must name a JSON file; found ''")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
             raise file_error(path, "not a regular file")
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        value = load_json(Path(path), path)   # worded as a data file's
     except OSError as error:
         raise file_error(path, f"cannot read the init file ({error.strerror})") from None
-    except json.JSONDecodeError as error:
-        raise invalid_json(path, error) from None
-    except UnicodeDecodeError:
-        raise file_error(path, "the file is not UTF-8 text") from None
-    except RecursionError:
-        raise file_error(path, "the JSON is nested too deeply") from None
     except ValueError as error:     # an int of more digits than Python converts
         raise file_error(path, f"cannot read the init file ({error})") from None
     if not isinstance(value, dict):

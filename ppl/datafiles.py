@@ -72,20 +72,28 @@ def _read_path(path: Path, shown: str) -> dict[str, Any]:
     return reader(path, shown)
 
 
-def _read_json(path: Path, shown: str) -> dict[str, Any]:
+def load_json(path: Path, shown: str, encoding: str = "utf-8", **hooks) -> Any:
+    """The JSON value in a file, each way its text is not JSON one located error: the one
+    wording of data files, --init files and a saved fit's fit.json. Other errors (OSError, a
+    hook's own ValueError) are the caller's to word."""
     try:
-        # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
-        # and are then reported as not finite, with the element, like any other NaN.
-        raw = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_int,
-                         object_pairs_hook=_json_object)
-    except _Refused as refused:
-        raise errors.file_error(shown, str(refused)) from None
+        return json.loads(path.read_text(encoding=encoding), **hooks)
     except RecursionError:
         raise errors.file_error(shown, "the JSON is nested too deeply") from None
     except json.JSONDecodeError as error:
         raise errors.invalid_json(shown, error) from None
     except UnicodeDecodeError:
         raise errors.file_error(shown, "the file is not UTF-8 text") from None
+
+
+def _read_json(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
+        # and are then reported as not finite, with the element, like any other NaN.
+        raw = load_json(path, shown, "utf-8-sig", parse_int=_int,
+                        object_pairs_hook=_json_object)
+    except _Refused as refused:
+        raise errors.file_error(shown, str(refused)) from None
     if not isinstance(raw, dict):
         raise errors.file_error(shown, "a JSON data file must hold one object of "
                                        f"names and values; found {describe(raw)}")

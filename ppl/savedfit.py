@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import platform
 import warnings
 from pathlib import Path
@@ -21,7 +20,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import __version__
-from .errors import corrupted_saved_fit, file_error, invalid_json, non_finite_summary
+from .datafiles import load_json
+from .errors import corrupted_saved_fit, file_error, non_finite_summary
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -150,16 +150,10 @@ def read_fit_json(folder: Path) -> dict:
     path = folder / "fit.json"
     try:
         _refuse_special(path)
-        info = json.loads(path.read_text(encoding="utf-8"), parse_int=_json_int)
+        info = load_json(path, str(path), parse_int=_json_int)  # worded as a data file's
     except FileNotFoundError:
         raise file_error(str(path), "no saved fit here (run 'ppl fit MODEL --out DIR' first)") \
             from None
-    except json.JSONDecodeError as error:   # worded as a data or --init file's
-        raise invalid_json(str(path), error) from None
-    except UnicodeDecodeError:
-        raise file_error(str(path), "the file is not UTF-8 text") from None
-    except RecursionError:
-        raise file_error(str(path), "the JSON is nested too deeply") from None
     except (OSError, ValueError) as error:
         raise file_error(str(path), f"cannot read the saved fit ({error})") from None
     _check_fit_json(info, path)
