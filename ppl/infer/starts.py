@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -270,7 +271,25 @@ def _fork(fit_one, k: int):
         os._exit(status)
 
 
+# How often the run, waiting for a start, looks for a signal another thread took (_wait_for).
+SIGNAL_POLL_SECONDS = 0.1
+
+
+def _wait_for(fd: int) -> None:
+    """Return when the start's pipe has something to read (or was closed).
+
+    Not a blocking read: the kernel gives a signal sent to the process to any thread not
+    blocking it, and while _fork_into holds them on the main thread, to another (OpenBLAS's).
+    Python then runs the handler only when the main thread next takes the GIL, which a read
+    blocked on a start that fits for minutes does not: ``kill PID`` left the run waiting for
+    its starts. Each timed-out select takes the GIL again, so the handler runs within
+    SIGNAL_POLL_SECONDS."""
+    while not select.select([fd], [], [], SIGNAL_POLL_SECONDS)[0]:
+        pass
+
+
 def _collect(pid: int, fd: int, k: int) -> advi.AdviResult | tuple:
+    _wait_for(fd)
     with os.fdopen(fd, "r", encoding="utf-8") as stream:
         text = stream.read()
     _, status = os.waitpid(pid, 0)

@@ -159,6 +159,32 @@ def test_a_signal_that_ends_the_run_ends_its_starts_too(signum):
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
+def test_a_signal_another_thread_takes_ends_the_run_and_its_starts_too():
+    # a `kill PID` arriving while _fork_into holds the signals on the main thread is given by
+    # the kernel to another thread (OpenBLAS's); the run, blocked reading start 0's pipe, never
+    # ran the handler and waited on its starts (the test above timed out so, once in many runs).
+    # pthread_kill makes that delivery certain: a thread of the run takes the SIGTERM itself.
+    parent, children = _starts_sleeping(
+        "import threading\n"
+        "def take_it():\n"
+        "    sys.stdin.readline()\n"
+        "    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)\n"
+        "threading.Thread(target=take_it, daemon=True).start()\n")
+    try:
+        parent.stdin.write("go\n")
+        parent.stdin.flush()
+        assert parent.wait(timeout=30) == -signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in children)
+    finally:
+        for pid in children + [parent.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP")
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
 def test_a_signal_the_user_ignores_stays_ignored_by_the_run_and_its_starts():
@@ -230,8 +256,8 @@ def _starts_sleeping(prologue: str):
               "    starts.run_starts(fit_one, 2, workers=2)\n"
               "except KeyboardInterrupt:\n"
               "    print('interrupted', flush=True)\n")
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return parent, [int(parent.stdout.readline()) for _ in range(2)]
 
 
