@@ -125,6 +125,26 @@ def test_an_option_the_fit_does_not_use_is_warned_of(text, options, names):
         ppl.compile(text).fit(Y, **options)
 
 
+ROWS = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+
+
+@pytest.mark.parametrize("text, options", [
+    (SMALL, {"method": "dadvi", "starts": 2, "lr": 0.1}),
+    (POINT, {"method": "dadvi", "lr": 0.1}),
+    (POINT, {"starts": 2, "precondition": "none"}),
+    (ROWS, {"batch": {"X": 2}, "precondition": "none"}),
+    (ROWS, {"batch": {"N": 2}, "method": "dadvi", "dadvi_draws": 5}),
+])
+def test_a_refused_fit_warns_of_no_unused_option(text, options):
+    # the command printed 'warning: option --lr has no effect', then refused the fit for
+    # another reason: the user should see only the error (found by the leftalone3 audit)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(PplError):
+        warnings.simplefilter("always")
+        ppl.compile(text).fit({"N": 3, **Y} if text == ROWS else Y, **options)
+    assert [str(w.message) for w in caught] == []
+
+
 def test_the_command_line_names_unused_options_as_flags(capsys):
     from ppl import cli
     from ppl.errors import options_unused
