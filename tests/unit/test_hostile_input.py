@@ -1205,3 +1205,21 @@ def test_an_unknown_flag_is_pointed_to_the_flag_meant(typed, hint):
     from ppl.errors import suggest_flag
     parser = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["fit"]
     assert suggest_flag(typed, [f for a in parser._actions for f in a.option_strings]) == hint
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["fit", "m.ppl", "--seed", "1", "--seed", "2"], "--seed"),
+    (["fit", "m.ppl", "--seed=1", "--iter", "3", "--seed", "2"], "--seed"),
+    (["fit", "m.ppl", "--quiet", "--quiet"], "--quiet"),
+    (["check", "m.ppl", "--data", "a.json", "--data", "b.json"], "--data"),
+    (["predict", "out", "--draws", "3", "--draws=4"], "--draws"),
+    (["plot", "out", "--vars", "mu", "--vars", "tau"], "--vars"),
+])
+def test_a_flag_given_twice_is_one_option_error(argv, flag, capsys):
+    # argparse kept the last ('--seed 1 --seed 2' fitted seed 2 without a word; '--vars mu
+    # --vars tau' plotted tau alone); CmdStan refuses a repeated argument (found by the
+    # leftalone3 audit). Refused before any file is read.
+    from ppl.cli import main
+    assert main(argv) == 2
+    assert capsys.readouterr() == ("", f"error: option {flag}: given more than once; give "
+                                   f"each option once (see 'ppl {argv[0]} --help')\n")
