@@ -134,6 +134,8 @@ ROWS = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Norm
     (POINT, {"starts": 2, "precondition": "none"}),
     (ROWS, {"batch": {"X": 2}, "precondition": "none"}),
     (ROWS, {"batch": {"N": 2}, "method": "dadvi", "dadvi_draws": 5}),
+    (ROWS.replace("mu ~", "mu: real[N] ~"), {"batch": {"N": 2}, "guide": "fullrank",
+                                            "precondition": "none"}),
 ])
 def test_a_refused_fit_warns_of_no_unused_option(text, options):
     # the command printed 'warning: option --lr has no effect', then refused the fit for
@@ -141,7 +143,7 @@ def test_a_refused_fit_warns_of_no_unused_option(text, options):
     import warnings
     with warnings.catch_warnings(record=True) as caught, pytest.raises(PplError):
         warnings.simplefilter("always")
-        ppl.compile(text).fit({"N": 3, **Y} if text == ROWS else Y, **options)
+        ppl.compile(text).fit({"N": 3, **Y} if "batch" in options else Y, **options)
     assert [str(w.message) for w in caught] == []
 
 
