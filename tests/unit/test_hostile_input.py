@@ -928,6 +928,17 @@ def test_an_int_beyond_a_float_is_refused_on_reading(saved_fit, tmp_path, capsys
     assert "fit.json: cannot read the saved fit (the integer 1000" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["summary", "predict", "plot"])
+def test_a_saved_fits_file_given_for_its_folder_is_one_clear_error(tmp_path, capsys, command):
+    # 'ppl summary DIR/fit.json' said "cannot read the saved fit ([Errno 20] Not a directory:
+    # 'DIR/fit.json/fit.json')" (found by the leftalone3 audit)
+    from ppl.cli import main
+    (tmp_path / "fit.json").write_text("{}")
+    assert main([command, str(tmp_path / "fit.json")]) == 2
+    assert capsys.readouterr() == ("", f"error: {tmp_path / 'fit.json'}: not a folder; a saved "
+                                       "fit is the folder that 'ppl fit MODEL --out DIR' wrote\n")
+
+
 # worded as a data or --init file's (errors.invalid_json): it said 'cannot read the saved fit
 # (Expecting value: line 1 column 1 (char 0))', Python's words
 @pytest.mark.parametrize("content, words", [
