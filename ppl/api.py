@@ -147,29 +147,28 @@ class Model:
         memory.check_summary(psis_draws(fit_options), concrete, values=compiled.values()
                              if compiled is not None else None,
                              value_draws=psis_draws(fit_options))
+        # the refusals come before the warning of unused options: a refused fit showed a
+        # warning, then its error
+        batch = None
+        if fit_options.batch is not None:
+            from .infer import minibatch
+            batch = minibatch.prepare(self.program, self.ir, concrete, values, fit_options,
+                                      np.random.default_rng([fit_options.seed, 5]))
+        else:
+            _refuse_combinations(fit_options, compiled)
         _warn_unused(fit_options, compiled)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None,
                 "data_sha256": data_hash(values)}
         rng = np.random.default_rng(fit_options.seed)
-        if fit_options.batch is not None:
-            return self._fit_batch(concrete, values, fit_options, info, rng, progress)
-        if fit_options.method == "dadvi" and user.applies(compiled):
-            raise bad_option("method", "dadvi does not fit models with param or guide "
-                             "statements; use advi")
-        if fit_options.method == "dadvi" and fit_options.starts > 1:
-            # it was ignored without a word: one fit, no comparison, yet 'starts' asked for
-            raise bad_option("starts", "method dadvi fits from one start; the multi-start "
-                             "check needs method advi")
+        if batch is not None:
+            return self._fit_batch(batch, concrete, values, fit_options, info, rng, progress)
         if fit_options.method == "dadvi":
             from .infer import dadvi  # scipy.optimize is imported only when DADVI is used
             result = dadvi.fit(compiled, fit_options, rng, progress=progress)
             return Fit(concrete, compiled, result, fit_options, info,
                        auto_alone=auto.ALONE_DADVI if fit_options.guide == auto.AUTO else None)
-        if fit_options.starts > 1 and user.applies(compiled):
-            raise bad_option("starts", "models with param or guide statements are fitted "
-                             "from one start")
         if fit_options.starts > 1:
             return _fit_starts(concrete, compiled, fit_options, info, progress)
         alone = None
@@ -186,12 +185,11 @@ class Model:
         result = advi.fit(compiled, fit_options, rng, progress=progress)
         return Fit(concrete, compiled, result, fit_options, info, auto_alone=alone)
 
-    def _fit_batch(self, concrete, values, options, info, rng, progress) -> Fit:
-        """A minibatch fit (``batch={"N": B}``; infer/minibatch.py). The Fit's model on the
-        whole data is compiled when first used (summaries, draws), not for the steps."""
+    def _fit_batch(self, batch, concrete, values, options, info, rng, progress) -> Fit:
+        """A minibatch fit (``batch={"N": B}``; infer/minibatch.py; ``batch`` its prepared
+        steps). The Fit's model on the whole data is compiled when first used (summaries,
+        draws), not for the steps."""
         from .infer import minibatch
-        batch = minibatch.prepare(self.program, self.ir, concrete, values, options,
-                                  np.random.default_rng([options.seed, 5]))
         alone = None
         if options.guide == auto.AUTO:
             options = dataclasses.replace(options, guide="meanfield")
@@ -283,6 +281,21 @@ def _fit_starts(concrete, compiled, options, info, progress) -> Fit:
     best = fits[report.best]
     best.starts = report
     return best
+
+
+def _refuse_combinations(options: FitOptions, compiled) -> None:
+    """Refuse the options a whole-data fit of this model cannot combine (minibatch.prepare
+    refuses a minibatch fit's)."""
+    if options.method == "dadvi" and user.applies(compiled):
+        raise bad_option("method", "dadvi does not fit models with param or guide "
+                         "statements; use advi")
+    if options.method == "dadvi" and options.starts > 1:
+        # it was ignored without a word: one fit, no comparison, yet 'starts' asked for
+        raise bad_option("starts", "method dadvi fits from one start; the multi-start "
+                         "check needs method advi")
+    if options.starts > 1 and user.applies(compiled):
+        raise bad_option("starts", "models with param or guide statements are fitted "
+                         "from one start")
 
 
 def _warn_unused(options: FitOptions, compiled) -> None:

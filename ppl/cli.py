@@ -226,7 +226,27 @@ def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
         unknown = next((a.split("=")[0] for a in extra if a.startswith("--")), None)
         command.error(f"unrecognized arguments: {' '.join(extra)}"
                       + ("" if unknown is None else suggest_flag(unknown, flags)))
+    _refuse_repeated_flags(parser, args.command, sys.argv[1:] if argv is None else argv)
     return args
+
+
+def _refuse_repeated_flags(parser: argparse.ArgumentParser, command: str | None, argv) -> None:
+    """A flag given twice is an option error: argparse kept the last (`--seed 1 --seed 2` fitted
+    seed 2 without a word), where CmdStan refuses a repeated argument. Every token argparse
+    reads as a flag counts (it never takes one as another flag's value), up to '--'."""
+    from .errors import repeated_flag
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {flag for action in commands.choices.get(command, parser)._actions
+             for flag in action.option_strings if flag.startswith("--")}
+    seen = []
+    for token in argv:
+        if token == "--":
+            break
+        flag = token.split("=", 1)[0]
+        if flag in flags:
+            if flag in seen:
+                raise repeated_flag(flag, command)
+            seen.append(flag)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -672,7 +672,7 @@ def _number(x) -> str:
     x = np.asarray(x)
     if x.dtype.kind in "iu":
         return str(int(x))
-    if x.dtype == object:  # a Python int beyond int64: its digits, up to the 30 a file allows
+    if x.dtype == object:  # a Python int beyond int64: its digits, when they fit on a line
         return str(x.item()) if abs(x.item()) < 10 ** 30 else "an int of more than 30 digits"
     text = repr(float(x))
     # an integral float prints as written in a data file: -2, not -2.0

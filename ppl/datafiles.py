@@ -105,13 +105,17 @@ class _Refused(ValueError):
     file_error."""
 
 
-_MAX_INT_DIGITS = 30  # far beyond int64 (19 digits) and float64's exactness alike
+# the digits of float64's largest value (1.8e308): an int of more is beyond every number data
+# can hold. Up to it, data.py reads an int for a real as the nearest float64, as numpy's
+# loadtxt does ('1' and 40 zeros is 1e40, as the literal 1e40 is; a cap of 30 digits
+# refused it)
+_MAX_INT_DIGITS = 309
 
 
 def _int(text: str) -> int:
     # Python refuses ints of more than 4300 digits with a ValueError of its own; any int
     # too long to be a number ppl can hold is refused here, with its first digits
-    digits = text.lstrip("+-")
+    digits = text.lstrip("+-").lstrip("0")
     if len(digits) > _MAX_INT_DIGITS and digits.isdigit():
         raise _Refused(f"the int {text[:12]}... has {len(digits)} digits; "
                        "data must fit in 64-bit ints or float64")

@@ -731,6 +731,12 @@ def bad_option(name: str, reason: str, hint: str | None = None) -> PplError:
     return error
 
 
+def repeated_flag(flag: str, command: str | None) -> PplError:
+    """A command-line flag given more than once (``ppl fit M --seed 1 --seed 2``)."""
+    usage = "ppl --help" if command is None else f"ppl {command} --help"
+    return bad_option(flag, f"given more than once; give each option once (see '{usage}')")
+
+
 def unknown_choice(name: str, what: str, found, choices: Iterable[str]) -> PplError:
     """An option that takes one of a few words (--optimizer, --method, --correct)."""
     choices = list(choices)

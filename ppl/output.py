@@ -31,27 +31,31 @@ def prepare_dir(path: str | Path) -> Path:
 
     A folder that does not exist yet is created and removed again: a run that fails before
     writing leaves nothing behind. (os.access alone said yes to root for /proc/x, whose mkdir
-    then failed after the whole fit.)
+    then failed after the whole fit.) SIGINT and SIGTERM are held meanwhile: SIGTERM's default
+    action skipped the clean-up and left the folder, with the probe file in it.
     """
     folder = Path(path)
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     created = []
-    try:
-        if existing != folder and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
-            created = _make_folder(folder)
-        if folder.is_dir():
-            probe = tempfile.NamedTemporaryFile(dir=folder, prefix=_TEMPORARY + "probe-")
-            probe.close()
-        elif not existing.is_dir():
-            raise NotADirectoryError(f"{existing} is not a folder")
-        else:
-            raise PermissionError(f"{existing} is not writable")
-    except OSError as error:
-        raise file_error(str(folder), f"cannot write to this folder ({error.strerror or error})")
-    finally:
-        _remove_empty(created)
+    with _DeferredSignals(folder, []):
+        try:
+            if existing != folder and existing.is_dir() and \
+                    os.access(existing, os.W_OK | os.X_OK):
+                created = _make_folder(folder)
+            if folder.is_dir():
+                probe = tempfile.NamedTemporaryFile(dir=folder, prefix=_TEMPORARY + "probe-")
+                probe.close()
+            elif not existing.is_dir():
+                raise NotADirectoryError(f"{existing} is not a folder")
+            else:
+                raise PermissionError(f"{existing} is not writable")
+        except OSError as error:
+            raise file_error(str(folder),
+                             f"cannot write to this folder ({error.strerror or error})")
+        finally:
+            _remove_empty(created)
     return folder
 
 

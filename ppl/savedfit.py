@@ -154,7 +154,13 @@ def read_fit_json(folder: Path) -> dict:
     except FileNotFoundError:
         raise file_error(str(path), "no saved fit here (run 'ppl fit MODEL --out DIR' first)") \
             from None
-    except (OSError, ValueError) as error:
+    except NotADirectoryError:    # 'ppl summary DIR/fit.json': the errno and path twice
+        raise file_error(str(folder), "not a folder; a saved fit is the folder that 'ppl fit "
+                         "MODEL --out DIR' wrote") from None
+    except OSError as error:
+        raise file_error(str(path), f"cannot read the saved fit ({error.strerror or error})") \
+            from None
+    except ValueError as error:
         raise file_error(str(path), f"cannot read the saved fit ({error})") from None
     _check_fit_json(info, path)
     return info

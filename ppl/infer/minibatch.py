@@ -29,7 +29,7 @@ from ..compiler import compile_model
 from ..compiler.steps import _ObserveStep
 from ..evaluate import data_lets, evaluate_data
 from ..frontend.check import check
-from ..guides import MeanField, user
+from ..guides import check_spec, user
 
 
 def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, options,
@@ -59,7 +59,14 @@ def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, optio
                                          f"found method {options.method}, starts "
                                          f"{options.starts}")
     refuse_mixing(symbolic, dim, dims)
-    return Minibatch(program, symbolic, concrete, values, dims, dim, size, rng)
+    batch = Minibatch(program, symbolic, concrete, values, dims, dim, size, rng)
+    family = check_spec("meanfield" if options.guide == "auto" else options.guide)[0]
+    if family != "meanfield" and any(name not in batch.guides for name in batch.batched):
+        # refused here, before the fit's warnings, not when the fit builds its guide
+        raise errors.batch_not_supported(
+            f"a batched latent without a guide statement needs --guide meanfield (found "
+            f"{options.guide}): its per-row guide parameters are taken at the batch's rows")
+    return batch
 
 
 def _first(shape, dim) -> bool:
@@ -272,12 +279,6 @@ class BatchedGuide:
 
     def __init__(self, batch: Minibatch, full: user.UserGuide):
         self.batch, self.full, self.name = batch, full, full.name
-        local = full.auto_cols.size and any(s.name in batch.batched and s.name not in
-                                            batch.guides for s in batch.full.slots)
-        if local and not isinstance(full.auto, MeanField):
-            raise errors.batch_not_supported(
-                f"a batched latent without a guide statement needs --guide meanfield (found "
-                f"{full.auto.name}): its per-row guide parameters are taken at the batch's rows")
         g = user.UserGuide(batch.current, full.auto, full.start)
         factor = batch.N / batch.B
         local = [i for i, c in enumerate(g.auto_cols)

@@ -691,17 +691,30 @@ def test_csv_int_with_too_many_digits(tmp_path):
         "in 64-bit ints or float64")
 
 
-def test_csv_int_digits_are_capped_at_thirty(tmp_path):
-    # an int of up to 30 digits is read (for a real, as the nearest float64, as data.py
-    # reads a Python int beyond int64); from 31 digits it is refused where it is
-    path = tmp_path / "data.csv"
-    path.write_text("y\n1\n" + "1" + "0" * 29 + "\n")
-    values, _ = load("data y: real[2]\n", path)
-    assert values["y"].tolist() == [1.0, 1e29]
-    path.write_text("y\n1\n" + "1" + "0" * 30 + "\n")
+@pytest.mark.parametrize("name", ["data.csv", "data.json"])
+def test_an_int_is_read_up_to_the_digits_of_float64s_largest(tmp_path, name):
+    # an int of up to 309 digits is read (for a real, as the nearest float64, as data.py
+    # reads a Python int beyond int64, and as numpy and Stan's JSON reader do); one of 31
+    # digits was refused: '1e40 written as digits' (found by the leftalone3 audit). Of more
+    # digits (float64's largest is 1.8e308) it is refused where it is
+    path = tmp_path / name
+
+    def write(digits):
+        path.write_text(f"y\n1\n{digits}\n" if name.endswith(".csv") else
+                        f'{{"y": [1, {digits}]}}')
+    where = "line 3, column 'y': " if name.endswith(".csv") else ""
+    for digits, read in (("1" + "0" * 29, 1e29), ("1" + "0" * 40, 1e40),
+                         ("1" + "0" * 308, 1e308)):
+        write(digits)
+        assert load("data y: real[2]\n", path)[0]["y"].tolist() == [1.0, read]
+    write("2" + "0" * 308)      # 309 digits, beyond float64: refused with its element
     assert load_error("data y: real[2]\n", path).message == (
-        f"{path}: line 3, column 'y': the int 100000000000... has 31 digits; data must fit "
-        "in 64-bit ints or float64")
+        "data 'y' must hold numbers; found an int of more than 30 digits at y[1], beyond the "
+        "range of float64")
+    write("1" + "0" * 309)
+    assert load_error("data y: real[2]\n", path).message == (
+        f"{path}: {where}the int 100000000000... has 310 digits; data must fit in 64-bit ints "
+        "or float64")
 
 
 def test_csv_numbers_python_and_json_agree_on_are_read_as_before(tmp_path):

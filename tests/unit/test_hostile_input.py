@@ -125,6 +125,28 @@ def test_an_option_the_fit_does_not_use_is_warned_of(text, options, names):
         ppl.compile(text).fit(Y, **options)
 
 
+ROWS = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
+
+
+@pytest.mark.parametrize("text, options", [
+    (SMALL, {"method": "dadvi", "starts": 2, "lr": 0.1}),
+    (POINT, {"method": "dadvi", "lr": 0.1}),
+    (POINT, {"starts": 2, "precondition": "none"}),
+    (ROWS, {"batch": {"X": 2}, "precondition": "none"}),
+    (ROWS, {"batch": {"N": 2}, "method": "dadvi", "dadvi_draws": 5}),
+    (ROWS.replace("mu ~", "mu: real[N] ~"), {"batch": {"N": 2}, "guide": "fullrank",
+                                            "precondition": "none"}),
+])
+def test_a_refused_fit_warns_of_no_unused_option(text, options):
+    # the command printed 'warning: option --lr has no effect', then refused the fit for
+    # another reason: the user should see only the error (found by the leftalone3 audit)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(PplError):
+        warnings.simplefilter("always")
+        ppl.compile(text).fit({"N": 3, **Y} if "batch" in options else Y, **options)
+    assert [str(w.message) for w in caught] == []
+
+
 def test_the_command_line_names_unused_options_as_flags(capsys):
     from ppl import cli
     from ppl.errors import options_unused
@@ -906,6 +928,17 @@ def test_an_int_beyond_a_float_is_refused_on_reading(saved_fit, tmp_path, capsys
     assert "fit.json: cannot read the saved fit (the integer 1000" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["summary", "predict", "plot"])
+def test_a_saved_fits_file_given_for_its_folder_is_one_clear_error(tmp_path, capsys, command):
+    # 'ppl summary DIR/fit.json' said "cannot read the saved fit ([Errno 20] Not a directory:
+    # 'DIR/fit.json/fit.json')" (found by the leftalone3 audit)
+    from ppl.cli import main
+    (tmp_path / "fit.json").write_text("{}")
+    assert main([command, str(tmp_path / "fit.json")]) == 2
+    assert capsys.readouterr() == ("", f"error: {tmp_path / 'fit.json'}: not a folder; a saved "
+                                       "fit is the folder that 'ppl fit MODEL --out DIR' wrote\n")
+
+
 # worded as a data or --init file's (errors.invalid_json): it said 'cannot read the saved fit
 # (Expecting value: line 1 column 1 (char 0))', Python's words
 @pytest.mark.parametrize("content, words", [
@@ -1185,3 +1218,21 @@ def test_an_unknown_flag_is_pointed_to_the_flag_meant(typed, hint):
     from ppl.errors import suggest_flag
     parser = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["fit"]
     assert suggest_flag(typed, [f for a in parser._actions for f in a.option_strings]) == hint
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["fit", "m.ppl", "--seed", "1", "--seed", "2"], "--seed"),
+    (["fit", "m.ppl", "--seed=1", "--iter", "3", "--seed", "2"], "--seed"),
+    (["fit", "m.ppl", "--quiet", "--quiet"], "--quiet"),
+    (["check", "m.ppl", "--data", "a.json", "--data", "b.json"], "--data"),
+    (["predict", "out", "--draws", "3", "--draws=4"], "--draws"),
+    (["plot", "out", "--vars", "mu", "--vars", "tau"], "--vars"),
+])
+def test_a_flag_given_twice_is_one_option_error(argv, flag, capsys):
+    # argparse kept the last ('--seed 1 --seed 2' fitted seed 2 without a word; '--vars mu
+    # --vars tau' plotted tau alone); CmdStan refuses a repeated argument (found by the
+    # leftalone3 audit). Refused before any file is read.
+    from ppl.cli import main
+    assert main(argv) == 2
+    assert capsys.readouterr() == ("", f"error: option {flag}: given more than once; give "
+                                   f"each option once (see 'ppl {argv[0]} --help')\n")

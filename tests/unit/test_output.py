@@ -140,6 +140,26 @@ def test_a_failed_first_run_leaves_no_folder(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_out_folder_is_probed_comes_after_it_is_removed(tmp_path, monkeypatch,
+                                                                         signum):
+    # prepare_dir creates a missing --out folder and a probe file in it, then removes both;
+    # SIGTERM's default action there skipped the removal and left them (leftalone3 audit)
+    real = output.tempfile.NamedTemporaryFile
+
+    def signalled(*args, **kwargs):
+        signal.raise_signal(signum)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(output.tempfile, "NamedTemporaryFile", signalled)
+    seen = []    # what the folder held when the signal's handler ran
+    previous = signal.signal(signum, lambda s, f: seen.append(sorted(tmp_path.rglob("*"))))
+    try:
+        output.prepare_dir(tmp_path / "a" / "b")
+    finally:
+        signal.signal(signum, previous)
+    assert seen == [[]]
+
+
 _WRITER = """
 import sys
 from pathlib import Path
