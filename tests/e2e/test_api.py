@@ -150,3 +150,16 @@ def test_changing_returned_psis_weights_in_place_leaves_the_fit_unchanged():
     weights[:] = -np.inf
     weights[0] = 0
     assert fit.psis.ess == ess and fit.weights_ess == ess / weights.size
+
+
+def test_a_fits_repr_says_ctrl_c_ended_it():
+    # a notebook shows the repr: '<Fit: did not converge after 10 steps ...>' read as if the
+    # fit had run out of steps
+    model = ppl.compile("sample mu ~ Normal(0, 1)\nsample s ~ HalfNormal(1)\n")
+
+    def interrupt(step, elbo, step_size):
+        raise KeyboardInterrupt
+
+    fit = model.fit({}, guide="meanfield", progress=interrupt)
+    assert fit.result.reason == "interrupted"
+    assert repr(fit).startswith(f"<Fit: interrupted after {fit.result.steps} steps, ELBO ")
