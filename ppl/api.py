@@ -134,7 +134,8 @@ class Model:
             family's name before fitting that family (the CLI's bar shows it). A
             KeyboardInterrupt (Ctrl-C, or raised by ``progress``) ends an ADVI fit, which is
             returned as it stands (``fit.result.reason`` 'interrupted'); DADVI and
-            ``starts`` > 1 raise it.
+            ``starts`` > 1 raise it. Starts fitted in parallel processes (``starts`` > 1
+            on more than one core) do not call it: one bar cannot follow them.
         **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises
