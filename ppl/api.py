@@ -85,6 +85,14 @@ class Model:
         PplError for any problem in the data or a shape that does not fit it.
         """
         values, dims = load_data(self.ir, self._data(data))
+        if whole:
+            # a .npy file is memory-mapped, kept so for a minibatch fit (data larger than
+            # memory); a fit on the whole data reads every row at each step anyway, and one
+            # still mapped read the file again when its summary, k̂ or predictions were asked
+            # for: rewritten in place meanwhile (np.save to the same path in a loop), they
+            # were of the new data, and a shorter file killed the process (SIGBUS)
+            values = {name: np.array(value) if isinstance(value, np.memmap) else value
+                      for name, value in values.items()}
         concrete = check(self.program, dims)
         memory.check_model(concrete)  # before anything of the model's size is allocated
         validate_observed(concrete, values, dims)
@@ -126,7 +134,8 @@ class Model:
             family's name before fitting that family (the CLI's bar shows it). A
             KeyboardInterrupt (Ctrl-C, or raised by ``progress``) ends an ADVI fit, which is
             returned as it stands (``fit.result.reason`` 'interrupted'); DADVI and
-            ``starts`` > 1 raise it.
+            ``starts`` > 1 raise it. Starts fitted in parallel processes (``starts`` > 1
+            on more than one core) do not call it: one bar cannot follow them.
         **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises

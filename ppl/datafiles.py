@@ -42,8 +42,11 @@ def read_data(data) -> dict[str, Any]:
         if pandas is None:
             return dict(data)
         # a Series or an Index (df.index) is one data variable, a DataFrame a matrix (rows,
-        # columns in order)
-        frames = (pandas.Series, pandas.Index, pandas.DataFrame)
+        # columns in order); so is a column's ``.values`` or ``.array`` when its dtype is
+        # pandas' own (a nullable 'Float64' or 'Int64', as convert_dtypes() makes): an
+        # ExtensionArray, refused as 'a FloatingArray'
+        frames = (pandas.Series, pandas.Index, pandas.DataFrame,
+                  pandas.api.extensions.ExtensionArray)
         return {name: value.to_numpy() if isinstance(value, frames) else value
                 for name, value in data.items()}
     if not isinstance(data, (str, Path)):

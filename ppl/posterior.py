@@ -685,8 +685,12 @@ class Fit:
 
     def __repr__(self) -> str:
         from .guides import user
+        from .infer import advi
         r = self.result
-        state = "converged" if r.converged else "did not converge"
+        # a notebook shows the repr of a fit Ctrl-C ended: 'did not converge' read as if it
+        # had run out of steps
+        state = ("converged" if r.converged else "interrupted" if r.reason == advi.INTERRUPTED
+                 else "did not converge")
         # a params-only fit maximizes the log joint (convergence_line's words), not an ELBO
         final = "log joint" if user.point_only(self.compiled) else "ELBO"
         return f"<Fit: {state} after {r.steps} steps, {final} {r.final_elbo:.4g}>"

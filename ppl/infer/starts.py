@@ -231,21 +231,48 @@ def _fork_into(children: list, fit_one, k: int) -> None:
     """Fork start k's process and add (pid, fd) to ``children``, with _ENDING_SIGNALS and
     SIGINT held meanwhile: one arriving between the fork and the list would leave run_starts a
     child it does not know to end, and a SIGINT in os.fork's own Python hooks is swallowed
-    there ('Exception ignored'), so the run went on to the end after Ctrl-C."""
+    there ('Exception ignored'), so the run went on to the end after Ctrl-C.
+
+    Blocking them in this thread is not enough where the process has other threads (a
+    Jupyter kernel's, a timer's): the kernel hands a signal to a thread that does not block
+    it, and Python still runs the handler in the main thread, inside the fork's hooks. So
+    their Python handlers are also swapped for one that only notes the signal, which is
+    raised again once the child is in the list."""
     held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_AT_FORK)
     try:
-        children.append(_fork(fit_one, k))
+        with _handlers_deferred(_HELD_AT_FORK) as handlers:
+            children.append(_fork(fit_one, k, handlers))
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
-def _fork(fit_one, k: int):
+@contextlib.contextmanager
+def _handlers_deferred(signals):
+    """While the block runs, a signal of ``signals`` whose handler is Python's is noted, not
+    handled; afterwards the handlers are put back and each noted signal is raised again.
+    Yields the handlers put aside (a forked child puts them back itself)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield {}
+        return
+    arrived = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: arrived.append(signum))
+                for sig in signals if callable(signal.getsignal(sig))}
+    try:
+        yield previous
+    finally:
+        _restore(previous)
+        for sig in dict.fromkeys(arrived):
+            signal.raise_signal(sig)
+
+
+def _fork(fit_one, k: int, handlers: dict):
     read, write = os.pipe()
     pid = os.fork()
     if pid:
         os.close(write)
         return pid, read
     os.close(read)
+    _restore(handlers)                    # the parent's own, not _handlers_deferred's
     for sig in _ENDING_SIGNALS:           # the parent's _raise_ended is not the child's:
         if signal.getsignal(sig) is _raise_ended:   # _kill's SIGTERM ends it at once; an
             signal.signal(sig, signal.SIG_DFL)        # ignored SIGHUP stays ignored

@@ -150,3 +150,29 @@ def test_changing_returned_psis_weights_in_place_leaves_the_fit_unchanged():
     weights[:] = -np.inf
     weights[0] = 0
     assert fit.psis.ess == ess and fit.weights_ess == ess / weights.size
+
+
+def test_a_fits_repr_says_ctrl_c_ended_it():
+    # a notebook shows the repr: '<Fit: did not converge after 10 steps ...>' read as if the
+    # fit had run out of steps
+    model = ppl.compile("sample mu ~ Normal(0, 1)\nsample s ~ HalfNormal(1)\n")
+
+    def interrupt(step, elbo, step_size):
+        raise KeyboardInterrupt
+
+    fit = model.fit({}, guide="meanfield", progress=interrupt)
+    assert fit.result.reason == "interrupted"
+    assert repr(fit).startswith(f"<Fit: interrupted after {fit.result.steps} steps, ELBO ")
+
+
+def test_a_fit_on_npy_files_keeps_its_data_when_the_files_are_rewritten(tmp_path):
+    # the .npy files stayed memory-mapped in the fit: np.save over them (a simulation loop)
+    # made the first fit's later k̂, summary and predictions those of the new data, and a
+    # shorter file killed the process with SIGBUS
+    model = ppl.compile("data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 10)\n"
+                        "observe y ~ Normal(mu, 1)\n")
+    np.save(tmp_path / "y.npy", np.linspace(-1, 1, 50))
+    fit, same = (model.fit(tmp_path, guide="meanfield", iter=100) for _ in range(2))
+    khat, summary = same.khat, same.summary().to_dict()
+    np.save(tmp_path / "y.npy", np.linspace(19, 21, 50))
+    assert (fit.khat, fit.summary().to_dict()) == (khat, summary)

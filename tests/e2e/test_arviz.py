@@ -95,6 +95,19 @@ def test_a_pandas_index_is_data_as_a_series_is():
     assert values["t"].tolist() == [0.5, 1.0, 2.0]
 
 
+@pytest.mark.parametrize("dtype", ["Float64", "Int64"])
+def test_a_nullable_columns_values_are_data_as_the_column_is(dtype):
+    # df["t"].values of a column of pandas' nullable dtypes (convert_dtypes()) is an
+    # ExtensionArray: it was refused as 'a FloatingArray', and its missing value unnamed
+    from ppl.data import load_data
+    model = ppl.compile("data t: real[3]\n")
+    column = pd.Series([1, 2, 3], dtype=dtype)
+    values, _ = load_data(model.ir, {"t": column.values})
+    assert values["t"].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ppl.PplError, match=r"data 't' must be finite; found nan at t\[1\]"):
+        load_data(model.ir, {"t": pd.array([1, None, 3], dtype=dtype)})
+
+
 def test_non_numeric_dataframe_column_is_a_data_error():
     model = ppl.compile("data y: real[2]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n")
     with pytest.raises(ppl.PplError,

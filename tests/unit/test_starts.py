@@ -226,6 +226,27 @@ def test_ctrl_c_to_the_whole_process_group_ends_the_run_and_its_starts_without_a
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
+def test_ctrl_c_taken_by_another_thread_while_forking_ends_the_run():
+    # in a process with other threads (a Jupyter kernel's) the kernel hands SIGINT to a thread
+    # that does not block it, and Python runs the handler in the main thread, inside os.fork's
+    # hooks: the KeyboardInterrupt was swallowed there ('Exception ignored') and the starts ran
+    # to the end. interrupt_main in a fork hook is that signal, at the worst moment.
+    script = ("import _thread, os, sys, time\n"
+              f"sys.path.insert(0, {str(ROOT)!r})\n"
+              "from ppl.infer import starts\n"
+              "armed = [True]\n"
+              "os.register_at_fork(after_in_parent=lambda: armed and (armed.pop(), "
+              "_thread.interrupt_main()))\n"
+              "try:\n"
+              "    starts.run_starts(lambda k: time.sleep(30), 2, workers=2)\n"
+              "except KeyboardInterrupt:\n"
+              "    print('interrupted')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.stdout, done.stderr, done.returncode) == ("interrupted\n", "", 0)
+
+
 @pytest.mark.parametrize("interrupted", [
     SimpleNamespace(reason=advi.INTERRUPTED),
     (SimpleNamespace(reason="converged"), AutoReport((), 0, interrupted=True, usable=True))])
