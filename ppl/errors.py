@@ -464,6 +464,14 @@ def constant_index_out_of_range(span: Span, index: int, size: int,
                     f"{_valid_indices(size, from_end)}", span)
 
 
+def slice_bound_out_of_range(span: Span, bound: int, size: int,
+                             from_end: bool = True) -> PplError:
+    """``from_end`` as in ``index_out_of_range``: false for a bound computed from data."""
+    valid = f"0 to {size}" + (f", or -{size} to -1 from the end" if from_end and size else "")
+    return PplError(f"bad slice: bound {bound} is out of range for an axis of size {size} "
+                    f"(slice bounds run from {valid}; numpy would silently clip the slice)", span)
+
+
 def undeclared_data(names: list) -> PplWarning:
     shown = ", ".join(map(data_name, names[:10])) + (
         f" and {len(names) - 10} more" if len(names) > 10 else "")
