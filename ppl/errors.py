@@ -464,6 +464,14 @@ def constant_index_out_of_range(span: Span, index: int, size: int,
                     f"{_valid_indices(size, from_end)}", span)
 
 
+def slice_bound_out_of_range(span: Span, bound: int, size: int,
+                             from_end: bool = True) -> PplError:
+    """``from_end`` as in ``index_out_of_range``: false for a bound computed from data."""
+    valid = f"0 to {size}" + (f", or -{size} to -1 from the end" if from_end and size else "")
+    return PplError(f"bad slice: bound {bound} is out of range for an axis of size {size} "
+                    f"(slice bounds run from {valid}; numpy would silently clip the slice)", span)
+
+
 def undeclared_data(names: list) -> PplWarning:
     shown = ", ".join(map(data_name, names[:10])) + (
         f" and {len(names) - 10} more" if len(names) > 10 else "")
@@ -590,20 +598,19 @@ def draw_failed(span: Span | None, callee: str, reason: str) -> PplError:
                          "the latent that reaches them, or transform it")
 
 
-UNBOUNDED_ELBO = 1e30    # an ELBO beyond this is no proper posterior's (fit_not_at_optimum)
+def unbounded_elbo(steps: int, final_elbo: float) -> PplError:
+    """The fit ended (converged by its rule, or out of steps) at an ELBO no proper posterior
+    has (advi.UNBOUNDED_ELBO): its log normalizer would need ~1e27 observations to be near."""
+    return PplError(f"the fit ended after {steps} steps with an ELBO of {final_elbo:.3g}, far "
+                    "beyond any proper posterior's, so the posterior is most likely improper: "
+                    "its log density grows without bound", hint=_IMPROPER_HINT)
 
 
 def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: float,
                        final_elbo: float, rounds: int = 0) -> PplWarning:
     hint = ("rescale the data (and the priors with them) to values near 1, or pass a smaller "
             "--lr and a larger --window")
-    if final_elbo > UNBOUNDED_ELBO:
-        # no proper posterior's log normalizer is near: it would take ~1e27 observations
-        cause = (f"the ELBO is about {final_elbo:.3g}, far beyond any proper posterior's: the "
-                 "posterior is most likely improper, its log density growing without bound "
-                 f"along '{name}'")
-        hint = "look for a factor or likelihood term that grows without bound"
-    elif sd < lr / 100:
+    if sd < lr / 100:
         cause = (f"the guide sd of '{smallest}' is {sd:.3g}, far below the step size {lr:.3g}: "
                  "the data's scale is far from the priors', or the posterior is very narrow")
     elif abs(final_elbo) > 1e8:

@@ -645,7 +645,9 @@ class Fit:
         ``posterior_predictive`` (for ``az.plot_ppc``). Observed variables are named by their
         expression's text (``y``, ``y[1:]``) in all three, with the same dims: a scalar one
         (``y[0]``) has one of length 1, as ArviZ gives its observed_data. Needs
-        ``pip install 'ppl[arviz]'``.
+        ``pip install 'ppl[arviz]'``. An importance-corrected fit's draws are resampled and
+        repeat some guide draws, which ``az.loo`` takes for independent ones: see docs/trust.md
+        (Importance-corrected summaries) for when its k̂ and elpd still hold.
         """
         predictive = check_flag("predictive", predictive)   # 'no' would be true
         try:

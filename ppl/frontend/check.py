@@ -410,6 +410,8 @@ class _Checker:
             dim = next(dims)
             if isinstance(item, syntax.Slice):
                 (start, a), (stop, b) = self._slice_bound(item.start), self._slice_bound(item.stop)
+                for bound, known in ((start, a), (stop, b)):
+                    self._check_slice_bound(bound, known, dim)
                 items.append(ir.SliceItem(start, stop, span=item.span))
                 described.append(shapes.Slice(a, b))
             else:
@@ -457,6 +459,17 @@ class _Checker:
             raise errors.bad_index(bound.span, "a slice bound must be computed from int "
                                                "literals and int data scalars with + - *")
         return bound, shapes.UNKNOWN if known is None else known
+
+    @staticmethod
+    def _check_slice_bound(bound: ir.Expr | None, known, dim: shapes.Dim) -> None:
+        """A slice bound past the end of a known axis is an error, as an index there is: numpy
+        would clip it and the slice would silently hold fewer elements (``y[K:]`` at K > N is
+        empty). A bound computed from the data that is negative is refused by ``data.py``."""
+        if not isinstance(known, int) or not isinstance(dim, int):
+            return
+        from_data = ir.reads_names(bound)
+        if known > dim or (known < -dim and not from_data):
+            raise errors.slice_bound_out_of_range(bound.span, known, dim, from_end=not from_data)
 
     def _call(self, e: syntax.Call) -> ir.Call:
         return calls.check_call(self, e)

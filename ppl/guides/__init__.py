@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import bad_option, guide_too_large, rank_too_large
 from .flow import MAX_DIM as FLOW_MAX_DIM
+from .flow import MAX_LAYERS as FLOW_MAX_LAYERS
 from .flow import DEFAULT_LAYERS, Flow
 from .fullrank import MAX_DIM as FULLRANK_MAX_DIM
 from .fullrank import FullRank
@@ -43,6 +44,7 @@ class Family:
     # what ':N' sets, as errors name it ('rank R'; its last word is the letter --guide shows);
     # None: the family takes no ':N'. Its default when not given is in build.
     size: str | None = None
+    max_size: int | None = None     # the largest ':N' taken (check_spec)
     max_dim: int | None = None      # beyond it, guide_too_large
     warm_from: str | None = None    # the family advi.py fits first and starts this one from
     gaussian: bool = False          # a Gaussian: DADVI can fit it (options.py); auto's check
@@ -79,7 +81,8 @@ REGISTRY = {f.name: f for f in (
     Family("lowrank", _low_rank, size="rank R", warm_from="meanfield", gaussian=True,
            flexibility=1),
     Family("flow", lambda D, n, guided: Flow(D, n or DEFAULT_LAYERS, FLOW_KIND),
-           size="number of layers K", max_dim=FLOW_MAX_DIM, warm_from="meanfield",
+           size="number of layers K", max_size=FLOW_MAX_LAYERS, max_dim=FLOW_MAX_DIM,
+           warm_from="meanfield",
            flexibility=4),
     # between full rank and the flow; not suggested itself (auto tries it where full rank is
     # skipped)
@@ -104,7 +107,7 @@ def check_spec(spec: str) -> tuple[str, int | None]:
     Raises
     ------
     PplError (bad_option 'guide') for an unknown family, or an N that is not a positive
-    integer or is given to a family without one.
+    integer, is above the family's ``max_size`` or is given to a family without one.
     """
     if not isinstance(spec, str):
         raise bad_option("guide", f"must be a family name; found {spec!r}")
@@ -123,6 +126,8 @@ def check_spec(spec: str) -> tuple[str, int | None]:
     # error), and other scripts' digits, which the saved fit's name would not show
     if not (number.isascii() and number.isdigit()) or int(number) < 1:
         raise bad_option("guide", f"the {record.size} in {spec!r} must be a positive integer")
+    if record.max_size is not None and int(number) > record.max_size:
+        raise bad_option("guide", f"the {record.size} in {spec!r} is at most {record.max_size}")
     return name, int(number)
 
 

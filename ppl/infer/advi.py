@@ -24,7 +24,7 @@ from .diagnostics import settle
 from .early import STOPPED, ReliableWeights, check_window
 from .elbo import elbo_value, make_objective
 from ..errors import (diverged, diverged_runaway_mean, diverged_unbounded_scale, guide_not_finite, not_finite_at_start,
-                      warm_start_diverged)
+                      unbounded_elbo, warm_start_diverged)
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from ..options import FitOptions
 from . import fixed_draws, steps
@@ -161,14 +161,28 @@ def fit(compiled, options, rng: np.random.Generator,
     # are handled by the checks below, so numpy's warnings about them are noise
     with np.errstate(all="ignore"):
         result = _fit(compiled, options, rng, progress, warm)
+    _refuse_unbounded_elbo(result)
     if result.reason == CONVERGED and not user.applies(compiled) and options.batch is None:
         try:
-            return _checked(compiled, result)
+            result = _checked(compiled, result)
         except KeyboardInterrupt:
             # Ctrl-C while its optimum was checked (or polished: seconds on large data): the
             # fit as the rule stopped it, not known to be at its optimum
             return dataclasses.replace(result, converged=False, reason=INTERRUPTED)
+        _refuse_unbounded_elbo(result)   # the polish may have climbed further
     return result
+
+
+# An ELBO beyond this is no proper posterior's: it is at most the log evidence, and a log
+# evidence of 1e30 would take ~1e27 observations. An improper posterior whose log density
+# grows without bound need not diverge: 'factor exp(mu)' (a Normal prior) "converged" at an
+# ELBO of 5e240 with mean field, whose summary was then printed as a posterior's
+UNBOUNDED_ELBO = 1e30
+
+
+def _refuse_unbounded_elbo(result: AdviResult) -> None:
+    if result.final_elbo > UNBOUNDED_ELBO:
+        raise unbounded_elbo(result.steps, result.final_elbo)
 
 
 def _checked(compiled, result: AdviResult) -> AdviResult:

@@ -67,7 +67,7 @@ let b = y[:-1]
 let c = y[K - 1:T - 1]
 let d = y[K:]
 let e = y[:]
-let f = y[2:100]
+let f = y[2:10]
 """
 
 
@@ -390,10 +390,26 @@ def test_bad_dimensions(decl, expected):
 @pytest.mark.parametrize("expr, expected", [
     ("x[r]", "must be int"), ("x[m]", "latent variable 'm'"), ("x[0, 0]", "too many indices"),
     ("x[3]", "out of range"), ("x[-4]", "out of range"), ("x[n[0]:]", "slice bound"),
-    ("x[r:]", "must be int"), ("x[n:]", "int scalar")])
+    ("x[r:]", "must be int"), ("x[n:]", "int scalar"),
+    ("x[4:]", "bad slice: bound 4 is out of range"), ("x[1:100]", "bad slice"),
+    ("x[:-4]", "bad slice: bound -4")])
 def test_index_rules(expr, expected):
     head = "data x: real[3]\ndata r: real\ndata n: int[2]\nsample m ~ Normal(0, 1)\n"
     assert expected in _error(head + f"let z = {expr}\n")
+
+
+def test_slice_bounds_at_the_ends_are_accepted():
+    # x[3:] and x[-3:] on an axis of 3 are the empty and the whole slice, not out of range
+    assert _let("data x: real[3]\nlet z = x[3:]\n").shape == (0,)
+    assert _let("data x: real[3]\nlet z = x[-3:3]\n").shape == (3,)
+
+
+def test_slice_bound_range_is_checked_with_dims():
+    # numpy would clip y[K:] at K > T to an empty slice: a silently shorter likelihood
+    text = "data K: int\ndata T: int\ndata y: real[T]\nlet z = y[K:]\n"
+    _check(text)
+    assert "bad slice: bound 5 is out of range for an axis of size 3 (slice bounds run " \
+           "from 0 to 3;" in _error(text, {"K": 5, "T": 3})
 
 
 def test_index_range_is_checked_with_dims():

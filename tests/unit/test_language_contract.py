@@ -183,6 +183,16 @@ ERRORS = [
      {"T": 3, "y": [1.0, 2.0, 3.0]},
      "4:12: error: slice bound 'T - 4' is -1; a slice bound from the data must be non-negative "
      "(numpy would silently count it from the end)"),
+    ("Version 2, indexing: a slice bound past the end (was clipped, silently shorter)",
+     "data K: int\ndata y: real[3]\nsample m ~ Normal(0, 1)\nobserve y[K:] ~ Normal(m, 1)\n",
+     {"K": 5, "y": [1.0, 2.0, 3.0]},
+     "4:11: error: bad slice: bound 5 is out of range for an axis of size 3 (slice bounds "
+     "run from 0 to 3; numpy would silently clip the slice)"),
+    ("Version 2, indexing: a literal slice bound before the start (was clipped)",
+     "data y: real[3]\nsample m ~ Normal(0, 1)\nobserve y[:-5] ~ Normal(m, 1)\n",
+     {"y": [1.0, 2.0, 3.0]},
+     "3:12: error: bad slice: bound -5 is out of range for an axis of size 3 (slice bounds "
+     "run from 0 to 3, or -3 to -1 from the end; numpy would silently clip the slice)"),
     ("Statements: observe of a param names it a param (was 'the latent variable')",
      "param a: real\nsample z ~ Normal(0, 1)\nobserve a ~ Normal(z, 1)\n", None,
      "3:9: error: observed expression depends on the param 'a'"),
