@@ -718,12 +718,13 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
 UNGUIDED = "the latents without a guide statement"
 
 
-def guide_too_large(family: str, D: int, limit: int, guided: bool = False) -> PplError:
-    # scaled's limit (20) is the flow's domain (300); the others' is low rank's
-    instead = "flow (or flow:K)" if family == "scaled" else "lowrank (or lowrank:R)"
+def guide_too_large(family: str, D: int, limit: int, instead: str, letter: str,
+                    guided: bool = False) -> PplError:
+    """``family`` beyond its ``limit`` of dimensions; the hint names the family its record
+    suggests instead (guides.Family.beyond), with the letter of its ':N'."""
     has = f"{UNGUIDED} have {D}" if guided else f"this model has {D}"
     return bad_option("guide", f"'{family}' is limited to {limit} unconstrained dimensions and "
-                      f"{has}", hint=f"use --guide {instead} instead")
+                      f"{has}", hint=f"use --guide {instead} (or {instead}:{letter}) instead")
 
 
 def rank_too_large(rank: int, D: int, guided: bool = False) -> PplError:

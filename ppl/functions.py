@@ -17,6 +17,13 @@ import numpy as np
 from .special import digamma, erf, expit, gammaln, logit, logsumexp, ndtr, softplus
 
 from . import errors, linalg
+
+# How a function treats its arguments' axes, for the passes that follow an axis through
+# expressions (frontend/enumeration.py: enumerated values; infer/batchaxis.py: --batch rows):
+# element by element, broadcasting its arguments; a reduction over ``axis`` (all axes without
+# one); or mixing the elements along the last axis. Declared here once, so a new function is
+# never treated by those passes as a kind it is not (they refuse a function of none).
+ELEMENTWISE, REDUCTION, LAST_AXIS = "elementwise", "reduction", "last axis"
 from .frontend import shapes
 from .frontend.shapes import Shape, ShapeError
 
@@ -40,6 +47,7 @@ class Function:
     static : positions of arguments that must be int literals or int data scalars (a list
         of them for ``reshape``), known before the fit: they set shapes.
     data_only : the argument must not depend on latents (``floor`` has no useful gradient).
+    axes : ELEMENTWISE, REDUCTION or LAST_AXIS (above), or "" for a rule of its own.
     """
 
     name: str
@@ -50,15 +58,11 @@ class Function:
     impl: Callable
     static: tuple[int, ...] = ()
     data_only: bool = False
+    axes: str = ""
 
     @property
     def arity(self) -> int:
         return len(self.params)
-
-    @property
-    def shape_preserving(self) -> bool:
-        """The result has its one argument's shape, element for element (``exp``, ``floor``)."""
-        return self.shape is _same_shape
 
     @property
     def forms(self) -> tuple[str, ...]:
@@ -388,15 +392,18 @@ def _keep(arg_dtypes):
 # ----- the registry -------------------------------------------------------------------------
 
 def _elementwise_function(name, op, dtype=_real):
-    return Function(name, ("x",), frozenset(), _same_shape, dtype, _elementwise(op))
+    return Function(name, ("x",), frozenset(), _same_shape, dtype, _elementwise(op),
+                    axes=ELEMENTWISE)
 
 
 def _reducing_function(name, op, dtype=_real, shape=_reduce_shape):
-    return Function(name, ("x",), frozenset({"axis"}), shape, dtype, _reduction(op))
+    return Function(name, ("x",), frozenset({"axis"}), shape, dtype, _reduction(op),
+                    axes=REDUCTION)
 
 
 def _last_axis_function(name, impl, dtype=_real):
-    return Function(name, ("x",), frozenset(), _last_axis_shape(name), dtype, impl)
+    return Function(name, ("x",), frozenset(), _last_axis_shape(name), dtype, impl,
+                    axes=LAST_AXIS)
 
 
 FUNCTIONS: dict[str, Function] = {f.name: f for f in [
@@ -427,13 +434,14 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in [
     _elementwise_function("erf", erf),
     _elementwise_function("Phi", ndtr),
     _elementwise_function("inv_logit", expit),
-    Function("floor", ("x",), frozenset(), _same_shape, _int, _floor, data_only=True),
+    Function("floor", ("x",), frozenset(), _same_shape, _int, _floor, data_only=True,
+             axes=ELEMENTWISE),
     Function("minimum", ("a", "b"), frozenset(), _broadcast_shape("minimum"), _int_if_all,
-             _binary(anp.minimum)),
+             _binary(anp.minimum), axes=ELEMENTWISE),
     Function("maximum", ("a", "b"), frozenset(), _broadcast_shape("maximum"), _int_if_all,
-             _binary(anp.maximum)),
+             _binary(anp.maximum), axes=ELEMENTWISE),
     Function("where", ("cond", "a", "b"), frozenset(), _broadcast_shape("where"),
-             _int_if_branches, _where),
+             _int_if_branches, _where, axes=ELEMENTWISE),
     Function("concat", ("a", "b"), frozenset({"axis"}), _concat_shape, _int_if_all, _concat),
     Function("stack", ("a", "b"), frozenset({"axis"}), _stack_shape, _int_if_all, _stack),
     Function("reshape", ("x", "shape"), frozenset(), _reshape_shape, _keep, _reshape,

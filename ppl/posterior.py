@@ -538,7 +538,7 @@ class Fit:
     def verdict(self) -> Verdict:
         """What this fit can be trusted for, in one line (infer/verdict.py)."""
         from .guides import user
-        from .infer.auto import ladder
+        from .infer.ladder import ladder
         from .infer.verdict import CARE, MIN_WEIGHTS_ESS, RELIABLE
         from .infer import advi
         if user.point_only(self.compiled):

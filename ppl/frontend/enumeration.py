@@ -11,14 +11,8 @@ has no elements to mix, so every expression may use it, and so may a ``z`` of on
 from __future__ import annotations
 
 from .. import errors, ir
+from ..functions import ELEMENTWISE, REDUCTION, lookup
 from . import shapes
-
-# Functions applied elementwise (one argument) or broadcasting their arguments (several).
-ELEMENTWISE = frozenset({
-    "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sigmoid", "logit", "softplus",
-    "tanh", "sin", "cos", "lgamma", "digamma", "erf", "Phi", "inv_logit", "floor", "where",
-    "minimum", "maximum"})
-REDUCTIONS = frozenset({"sum", "mean", "log_sum_exp"})
 
 # The most values one term may be evaluated at: draws are multiplied by this (LANGUAGE.md).
 MAX_ENUMERATION = 10 ** 6
@@ -137,10 +131,11 @@ class _Walk:
         return found
 
     def _call(self, e: ir.Call) -> int:
-        if e.func in ELEMENTWISE:
+        axes = lookup(e.func).axes
+        if axes == ELEMENTWISE:     # one argument, or several broadcast
             return self._broadcast(e, e.args)
         p = self.pos(e.args[0]) if len(e.args) == 1 else None
-        if e.func in REDUCTIONS and e.axis is not None and p is not None:
+        if axes == REDUCTION and e.axis is not None and p is not None:
             axis = shapes.normalize_axis(e.axis, len(e.args[0].shape))
             if not p <= axis < p + self.r:
                 return p - 1 if axis < p else p

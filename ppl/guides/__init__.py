@@ -21,6 +21,7 @@ from ..errors import bad_option, guide_too_large, rank_too_large
 from .flow import MAX_DIM as FLOW_MAX_DIM
 from .flow import MAX_LAYERS as FLOW_MAX_LAYERS
 from .flow import DEFAULT_LAYERS, Flow
+from .fullrank import AUTO_MAX_DIM as AUTO_FULLRANK_MAX_DIM
 from .fullrank import MAX_DIM as FULLRANK_MAX_DIM
 from .fullrank import FullRank
 from .lowrank import LowRank, default_rank
@@ -30,7 +31,7 @@ from .scaled import Scaled
 
 __all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "Scaled", "FAMILIES",
            "SPECS", "family", "check_spec", "WARM_FROM", "SCALED_MAX_DIM", "Family", "REGISTRY",
-           "GAUSSIAN"]
+           "GAUSSIAN", "AUTO_FULLRANK_MAX_DIM"]
 
 FLOW_KIND = "iaf"  # the flow's layers, chosen by measurement (docs/guides.md)
 
@@ -45,7 +46,11 @@ class Family:
     # None: the family takes no ':N'. Its default when not given is in build.
     size: str | None = None
     max_size: int | None = None     # the largest ':N' taken (check_spec)
-    max_dim: int | None = None      # beyond it, guide_too_large
+    max_dim: int | None = None      # beyond it, guide_too_large, which suggests ``beyond``
+    beyond: str | None = None       # the family to use past max_dim (one with a ':N')
+    # beyond it --guide auto's ladder takes the next family of its rung (infer/ladder.py's
+    # RUNGS) or none; None: as far as max_dim
+    auto_max_dim: int | None = None
     warm_from: str | None = None    # the family advi.py fits first and starts this one from
     gaussian: bool = False          # a Gaussian: DADVI can fit it (options.py); auto's check
     # its place from the least to the most flexible, for the verdict's 'try --guide X'
@@ -53,6 +58,11 @@ class Family:
     # pointed to the next suggested one above it
     flexibility: int = 0
     suggested: bool = True
+
+    @property
+    def auto_limit(self) -> int | None:
+        """The most dimensions --guide auto tries this family on (None: any)."""
+        return self.auto_max_dim if self.auto_max_dim is not None else self.max_dim
 
     @property
     def letter(self) -> str:
@@ -77,16 +87,16 @@ def _low_rank(D: int, rank: int | None, guided: bool):
 REGISTRY = {f.name: f for f in (
     Family("meanfield", lambda D, n, guided: MEAN_FIELD, gaussian=True, flexibility=0),
     Family("fullrank", lambda D, n, guided: FullRank(D), max_dim=FULLRANK_MAX_DIM,
-           warm_from="meanfield", gaussian=True, flexibility=2),
+           beyond="lowrank", auto_max_dim=AUTO_FULLRANK_MAX_DIM, warm_from="meanfield",
+           gaussian=True, flexibility=2),
     Family("lowrank", _low_rank, size="rank R", warm_from="meanfield", gaussian=True,
            flexibility=1),
     Family("flow", lambda D, n, guided: Flow(D, n or DEFAULT_LAYERS, FLOW_KIND),
            size="number of layers K", max_size=FLOW_MAX_LAYERS, max_dim=FLOW_MAX_DIM,
-           warm_from="meanfield",
-           flexibility=4),
+           beyond="lowrank", warm_from="meanfield", flexibility=4),
     # between full rank and the flow; not suggested itself (auto tries it where full rank is
-    # skipped)
-    Family("scaled", lambda D, n, guided: Scaled(D), max_dim=SCALED_MAX_DIM,
+    # skipped). Past its 20 dimensions, the flow's domain (300)
+    Family("scaled", lambda D, n, guided: Scaled(D), max_dim=SCALED_MAX_DIM, beyond="flow",
            warm_from="meanfield", flexibility=3, suggested=False))}
 
 # The views other modules read
@@ -145,7 +155,7 @@ def family(spec: str, D: int, guided: bool = False):
     if name not in REGISTRY:   # 'auto' chooses among the families (infer/auto.py): a saved
         # fit naming it was read as low rank, then refused for a missing entry 'factor'
         raise bad_option("guide", f"'auto' is not a family (families: {', '.join(FAMILIES)})")
-    limit = REGISTRY[name].max_dim
+    limit, beyond = REGISTRY[name].max_dim, REGISTRY[name].beyond
     if limit is not None and D > limit:
-        raise guide_too_large(name, D, limit, guided)
+        raise guide_too_large(name, D, limit, beyond, REGISTRY[beyond].letter, guided)
     return REGISTRY[name].build(D, number, guided)

@@ -15,6 +15,14 @@ from ..linalg import solve_lower
 
 _LOG_2PI = float(np.log(2 * np.pi))
 MAX_DIM = 2000  # D^2 parameters and O(D^2) work per draw: beyond this, use lowrank
+# Beyond this many unconstrained dimensions --guide auto's Gaussian rung is low rank, not full
+# rank. Full rank's step grows as D^2: on a cheap density it costs 0.9x low rank's at D = 100,
+# 2.2x at 200, 5.1x at 300 and 7.7x at 400 (`benchmarks/step_benchmark.py` family_rows,
+# 2026-11-30). On stochastic_volatility (D = 403) full rank took 92.5 s of CPU, 23x mean field,
+# stopped unconverged and was as unreliable (k̂ 1.58; max mean error 2.00 reference sds, mean
+# sd deviation 0.103) as low rank in 8.9 s (k̂ 1.57; 2.34, 0.061) (docs/trust.md). No
+# posteriordb posterior has D > 50.
+AUTO_MAX_DIM = 200
 
 
 @lru_cache(maxsize=8)

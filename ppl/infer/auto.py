@@ -1,10 +1,10 @@
 """``--guide auto``: climb the family ladder until k̂ says the fit can be used.
 
-Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond
-AUTO_FULLRANK_MAX_DIM dimensions) warm-started from it; then the flow, warm-started from that
+Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond its record's
+``auto_max_dim``, guides.REGISTRY) warm-started from it; then the flow, warm-started from that
 fit. Full rank is skipped, and the flow warm-started from the Gaussian full rank would start
 from, when that Gaussian's importance weights are far from uniform (SKIP_ESS,
-``fullrank_start``); then, up to SCALED_MAX_DIM dimensions, the ``scaled`` family
+``fullrank_start``); then, up to scaled's ``max_dim`` dimensions, the ``scaled`` family
 (ppl/guides/scaled.py) is fitted from mean field (on fixed draws, fixed_draws.py) before the
 flow, which is fitted only if scaled cannot be used or raised. Stops at the first fit that is reliable,
 or usable with care and importance-corrected (the corrected summary was as accurate as a
@@ -15,13 +15,14 @@ after a skipped full rank whose importance weights carry little (ESS below RETRY
 mean field usable with care on such weights, which the Gaussian rung checks: it is returned
 when it can be used, else mean field, and the climb ends there. When
 full rank was skipped and the flow cannot be used, or can on weights of such an ESS, or when
-full rank was fitted and the flow cannot be used but beat its ELBO (:func:`_last_rung`), a
-last rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which
+full rank was fitted and the flow cannot be used but beat its ELBO (ladder.py), a last
+rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which
 replaces the flow when its ELBO is higher; the climb stops there. Returns the fit that stopped
 the climb (a usable mean field or flow whose check or last rung cannot be used stands) or,
-when none could be used, the one with the highest ELBO (:func:`choose`). The
-families live in ppl/guides/, the fitting in advi.py (scaled's in fixed_draws.py), k̂ and the
-verdict in psis.py and verdict.py.
+when none could be used, the one with the highest ELBO (:func:`choose`). What to fit next is
+the policy ladder.Ladder's decision on the outcomes so far; :func:`_climb` and :func:`retry`
+fit and assess. The families live in ppl/guides/, the fitting in advi.py (scaled's in
+fixed_draws.py), k̂ and the verdict in psis.py and verdict.py.
 """
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PplError
-from ..guides import FLOW_MAX_DIM, GAUSSIAN, MEAN_FIELD, SCALED_MAX_DIM, family
+from ..guides import GAUSSIAN, MEAN_FIELD, family
 from . import advi, fixed_draws
+from .ladder import (ABOVE, CARE_THIN, DIVERGED, FAILED, INTERRUPTED, LAST_RUNG, RELIABLE_THIN,
+                     SKIPPED, UNUSABLE, USABLE, Ladder, ladder)
 from .precondition import estimate
 from .psis import psis
 from .schedule import HESSIAN_DRAWS
@@ -49,10 +52,6 @@ ALONE_BATCH = "a minibatch fit, --batch"
 ALONE_DADVI = "method dadvi"
 # the Gaussian families fitted after mean field (which they check, and the flow starts from)
 GAUSSIAN_RUNGS = tuple(name for name in GAUSSIAN if name != "meanfield")
-SKIPPED = "skipped"
-FAILED = "failed"       # the rung raised (PplError: diverged to non-finite values, ...)
-DIVERGED = "diverged"   # the rung's ELBO ended below each of its first steps (advi.FELL):
-                        # neither assessed nor chosen, as a failed rung
 # Full rank is fitted from N(m, W W^T): the mean-field mean and the whitening of the expected
 # Hessian under the mean-field fit (advi._fit_family). When that Gaussian's importance weights
 # have an effective sample size below SKIP_ESS of their draws, full rank's fit is skipped and
@@ -88,14 +87,6 @@ RETRY_LAYERS = 4
 RETRY_ESS = 0.5
 RETRY_WINDOW = 2
 RETRY_LR = 0.01
-# Beyond this many unconstrained dimensions auto's Gaussian rung is low rank, not full rank
-# (the full-rank family itself goes to FULLRANK_MAX_DIM). Full rank's step grows as D^2: on
-# a cheap density it costs 0.9x low rank's at D = 100, 2.2x at 200, 5.1x at 300 and 7.7x at
-# 400 (`benchmarks/step_benchmark.py` family_rows, 2026-11-30). On stochastic_volatility
-# (D = 403) full rank took 92.5 s of CPU, 23x mean field, stopped unconverged and was as
-# unreliable (k̂ 1.58; max mean error 2.00 reference sds, mean sd deviation 0.103) as low
-# rank in 8.9 s (k̂ 1.57; 2.34, 0.061) (docs/trust.md). No posteriordb posterior has D > 50.
-AUTO_FULLRANK_MAX_DIM = 200
 # When no fit can be used, the choice among them: the highest ELBO, estimated from the draws
 # k̂ came from (the mean of their log weights, the objective every family maximizes, with its
 # standard error); fits within ELBO_TIE standard errors of the difference from the highest, or
@@ -109,16 +100,6 @@ AUTO_FULLRANK_MAX_DIM = 200
 # docs/history/trust-log.md).
 ELBO_TIE = 2.0
 ELBO_TIE_NATS = 0.02
-
-
-def ladder(D: int) -> tuple[str, ...]:
-    """The families auto tries for D unconstrained dimensions, least flexible first."""
-    families = ["meanfield", "fullrank" if D <= AUTO_FULLRANK_MAX_DIM else "lowrank"]
-    if D <= SCALED_MAX_DIM:
-        families.append("scaled")   # fitted only where full rank was skipped (fit_auto)
-    if D <= FLOW_MAX_DIM:
-        families.append("flow")
-    return tuple(families)
 
 
 @dataclass(frozen=True)
@@ -226,8 +207,8 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     """
     tried, assessed = [], []
     try:
-        stopped, start = _climb(compiled, options, rng, assess, progress, tried, assessed)
-        if _last_rung(tried, assessed, stopped):
+        last_rung, start = _climb(compiled, options, rng, assess, progress, tried, assessed)
+        if last_rung:
             retry(compiled, options, rng, assess, progress, start, tried, assessed)
         ctrl_c = False
     except KeyboardInterrupt:
@@ -249,42 +230,37 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
 
 
 def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list):
-    """The ladder's rungs (the module docstring; the last rung aside), each appended to
+    """Fit the rungs :class:`Ladder` names in turn (the last rung aside), each appended to
     ``tried`` and, when fitted and assessed, ``assessed`` as (its index in tried, its fit).
-    Returns (whether a fit stopped the climb, the start of the last family fitted)."""
-    warm, mean_field, stopped, checking = None, None, False, False
-    families = ladder(compiled.dim)
-    for name in families:
+    Returns (whether the last rung follows, the start the flow was fitted from)."""
+    policy = Ladder(ladder(compiled.dim))
+    history, ends, starts, gaussian = (), {}, {}, None
+    while (name := policy.next(history)) not in (None, LAST_RUNG):
         started = time.perf_counter()
-        start = warm
-        if checking and name not in GAUSSIAN_RUNGS:
-            break              # the check of a usable mean field is one Gaussian rung
-        if name == "scaled" and not any(t.level == SKIPPED for t in tried):
-            continue
-        if name == "fullrank" and "flow" in families and warm is not None:
-            start = fullrank_start(compiled, options, rng, warm)
+        start = starts[name] = ends.get(policy.start_from(name, history))
+        if start is not None and policy.probes(name):
+            ends[name] = fullrank_start(compiled, options, rng, start)
             # PSIS of the first draws alone: the probe needs no more (posterior.Fit.psis)
-            probe = psis(assess(start).log_weights()) if start is not None else None
+            probe = psis(assess(ends[name]).log_weights()) if ends[name] is not None else None
             if probe is not None and probe.ess < SKIP_ESS * probe.log_weights.size:
                 tried.append(Tried(name, probe.khat, SKIPPED, time.perf_counter() - started,
                                    probe.ess / probe.log_weights.size))
-                mean_field, warm = warm, start
+                history += ((name, SKIPPED),)
                 continue
         _announce(progress, name)
         try:
-            # scaled starts from mean field: its layer orders the model's own coordinates
             result = advi.fit(compiled, dataclasses.replace(options, guide=name), rng,
-                              progress, mean_field if name == "scaled" else warm)
+                              progress, start)
         except PplError as error:
-            if warm is None:
+            if not history:
                 raise          # mean field failed: there is no fit to report
             tried.append(_failed(name, error, started))
-            if name == "scaled":
-                continue       # the flow starts from the Gaussian, not from scaled's fit
-            break
-        if warm is not None and result.reason == advi.FELL:
+            history += ((name, FAILED),)
+            continue
+        if history and result.reason == advi.FELL:
             tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
-            break
+            history += ((name, DIVERGED),)
+            continue
         fit = assess(result)
         # (not past the iteration cap: the further rounds would exceed --iter)
         if name == "scaled" and _low_ess(fit) and \
@@ -293,22 +269,24 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
             fit = assess(result)
         tried.append(Tried(name, fit.khat, fit.verdict().level, time.perf_counter() - started))
         assessed.append((len(tried) - 1, fit))
-        # Ctrl-C ends the climb: the user asked for the fit so far, not for richer families
-        if _usable(fit) or result.reason == advi.INTERRUPTED:
-            # mean field usable with care on weights that carry little: its verdict says "try
-            # --guide fullrank", and the Gaussian rung checks it (a corrected summary cannot
-            # restore a tail the guide does not reach: models/robust_regression.ppl seed 1,
-            # mean field at k̂ 0.56 and an ESS of 32%, had nu's sd 30% short against NUTS, its
-            # full rank 12%; docs/trust.md, "A mean field usable with care is checked"). Not a
-            # reliable mean field: where it is, auto costs at most 1.1x it (issue 11)
-            if name == "meanfield" and _low_ess(fit) and result.reason != advi.INTERRUPTED:
-                checking, warm = True, result
-                continue
-            stopped = True
-            break
-        if name != "scaled":   # the flow starts from the Gaussian, as without this rung
-            warm = result
-    return stopped, start
+        history += ((name, _outcome(fit, gaussian)),)
+        ends[name] = result
+        if name in GAUSSIAN_RUNGS:
+            gaussian = fit
+    return name == LAST_RUNG, starts.get("flow")
+
+
+def _outcome(fit, gaussian) -> str:
+    """What :class:`Ladder` reads of an assessed rung: INTERRUPTED, USABLE, RELIABLE_THIN,
+    CARE_THIN, or when it cannot be used UNUSABLE or, above ``gaussian`` (the fitted Gaussian
+    rung's fit, if one came before), ABOVE."""
+    if fit.result.reason == advi.INTERRUPTED:
+        return INTERRUPTED
+    if not _usable(fit):
+        return ABOVE if gaussian is not None and _beats(fit, gaussian) else UNUSABLE
+    if not _thin(fit):
+        return USABLE
+    return CARE_THIN if fit.verdict().level == CARE else RELIABLE_THIN
 
 
 def _failed(family: str, error: PplError, started: float) -> Tried:
@@ -326,26 +304,6 @@ def _announce(progress, family: str) -> None:
         announce(family)
 
 
-def _last_rung(tried: list, assessed: list, stopped: bool) -> bool:
-    """Whether the climb goes on to the last rung (:func:`retry`): the flow was the last family
-    tried and, after a skipped full rank, could not be used or is usable (reliable or with
-    care) on importance weights whose ESS is below RETRY_ESS of their draws; after a fitted
-    Gaussian rung, could not be used and beat that rung's ELBO by more than a tie (ELBO_TIE):
-    the posterior is not near Gaussian, and a flow that moved towards it had too few layers
-    (a normal model's mean and scale from 5 points: full rank's sds 35-40% short, k̂ 0.92; the
-    flow's k̂ 1.58; flow:4's 0.55, corrected to within 3% of quadrature). Not after Ctrl-C."""
-    if tried[-1].family != "flow":
-        return False
-    if not any(t.level == SKIPPED for t in tried):
-        gaussian = [fit for _, fit in assessed
-                    if fit.result.guide.name.partition(":")[0] in GAUSSIAN_RUNGS]
-        return not stopped and bool(gaussian) and _beats(assessed[-1][1], gaussian[-1])
-    if not stopped:
-        return True
-    fit = assessed[-1][1]
-    return fit.result.reason != advi.INTERRUPTED and _thin(fit)
-
-
 def _thin(fit) -> bool:
     """Whether a fit's importance weights carry little: an ESS below RETRY_ESS of their draws,
     whatever k̂ (under 0.5 it says their variance is finite, not that it is small): a usable
@@ -355,8 +313,8 @@ def _thin(fit) -> bool:
 
 def _low_ess(fit) -> bool:
     """Whether a fit cannot be used, or is usable with care on weights that carry little
-    (:func:`_thin`): the scaled fit's further rounds, mean field's check by the Gaussian
-    rung."""
+    (:func:`_thin`): the scaled fit's further rounds (mean field's check by the Gaussian
+    rung is the same rule, CARE_THIN)."""
     return not _usable(fit) or (fit.verdict().level == CARE and _thin(fit))
 
 

@@ -17,11 +17,8 @@ B.
 from __future__ import annotations
 
 from .. import errors, ir
-from ..functions import lookup
+from ..functions import ELEMENTWISE, LAST_AXIS, REDUCTION, lookup
 
-ELEMENTWISE_MANY = {"minimum", "maximum", "where"}
-LAST_AXIS = {"softmax", "log_softmax", "cumsum"}     # mix the elements of their last axis
-REDUCTIONS = {"sum", "mean", "log_sum_exp"}
 MATRIX = {"cholesky": 0, "log_det": 2, "diagonal": 1}  # over the last two axes: axes dropped
 
 
@@ -220,14 +217,12 @@ class _Rows:
         args = [None if i in (f.static if f else ()) else self(a) for i, a in enumerate(e.args)]
         if all(a is None for a in args):
             return None
-        x = args[0]
-        if f is not None and f.shape_preserving and len(args) == 1:
-            return x                                     # elementwise
-        if e.func in ELEMENTWISE_MANY:
+        x, axes = args[0], f.axes if f is not None else ""
+        if axes == ELEMENTWISE:
             return self.broadcast(e, *zip(args, e.args))
-        if e.func in REDUCTIONS:
+        if axes == REDUCTION:
             return self._reduced(e, x)
-        if e.func in LAST_AXIS:
+        if axes == LAST_AXIS:                            # mixes the elements of its last axis
             self._drop_last(x, 1, e)
             return x
         if e.func == "transpose":

@@ -1,14 +1,15 @@
-"""Tests of ppl/infer/auto.py: the family ladder and where the climb stops."""
+"""Tests of ppl/infer/auto.py and ladder.py: the family ladder and where the climb stops."""
 import dataclasses
 
 import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ppl.guides import FLOW_MAX_DIM, FULLRANK_MAX_DIM, SCALED_MAX_DIM
+from ppl.guides import AUTO_FULLRANK_MAX_DIM, FLOW_MAX_DIM, FULLRANK_MAX_DIM, SCALED_MAX_DIM
 from ppl.infer import advi, auto, fixed_draws
-from ppl.infer.auto import (AUTO_FULLRANK_MAX_DIM, SKIP_ESS, SKIPPED, AutoReport, Tried,
-                            fit_auto, ladder)
+from ppl.infer import ladder as policy
+from ppl.infer.auto import SKIP_ESS, SKIPPED, AutoReport, Tried, fit_auto
+from ppl.infer.ladder import ladder
 from ppl.infer.psis import Psis, khat_threshold, tail_length
 from ppl.infer.verdict import CARE
 from ppl.options import FitOptions
@@ -47,6 +48,65 @@ def test_ladder_follows_the_families_size_limits():
     assert ladder(AUTO_FULLRANK_MAX_DIM + 1) == ("meanfield", "lowrank", "flow")
     assert ladder(FLOW_MAX_DIM + 1) == ("meanfield", "lowrank")
     assert SCALED_MAX_DIM < AUTO_FULLRANK_MAX_DIM < FLOW_MAX_DIM < FULLRANK_MAX_DIM
+
+
+# The ladder's policy alone (ladder.Ladder, pure): the rungs so far, as (family, outcome), and
+# the family fitted next (LAST_RUNG: the larger, longer flow; None: the climb stops)
+ALL, NO_SCALED, NO_FLOW = ladder(5), ladder(SCALED_MAX_DIM + 1), ladder(FLOW_MAX_DIM + 1)
+MF, FR, SC, FL = "meanfield", "fullrank", "scaled", "flow"
+NEXT_TABLE = [
+    (ALL, (), MF),
+    *[(ALL, ((MF, seen),), None)
+      for seen in (policy.USABLE, policy.RELIABLE_THIN, policy.INTERRUPTED)],
+    (ALL, ((MF, policy.UNUSABLE),), FR),
+    # mean field usable with care on thin weights is checked by the Gaussian rung, and only it
+    (ALL, ((MF, policy.CARE_THIN),), FR),
+    *[(ALL, ((MF, policy.CARE_THIN), (FR, seen)), None)
+      for seen in (policy.UNUSABLE, policy.SKIPPED, policy.USABLE, policy.FAILED)],
+    (NO_FLOW, ((MF, policy.CARE_THIN),), "lowrank"),
+    # scaled only after a skipped full rank; the flow after an unusable Gaussian rung
+    (ALL, ((MF, policy.UNUSABLE), (FR, policy.UNUSABLE)), FL),
+    (ALL, ((MF, policy.UNUSABLE), (FR, policy.SKIPPED)), SC),
+    (NO_SCALED, ((MF, policy.UNUSABLE), (FR, policy.SKIPPED)), FL),
+    *[(ALL, ((MF, policy.UNUSABLE), (FR, seen)), None)
+      for seen in (policy.USABLE, policy.CARE_THIN, policy.RELIABLE_THIN, policy.FAILED,
+                   policy.DIVERGED, policy.INTERRUPTED)],
+    (NO_FLOW, ((MF, policy.UNUSABLE), ("lowrank", policy.UNUSABLE)), None),
+    # a scaled rung that raised still leads to the flow (it starts from the Gaussian)
+    *[(ALL, ((MF, policy.UNUSABLE), (FR, policy.SKIPPED), (SC, seen)), FL)
+      for seen in (policy.UNUSABLE, policy.FAILED)],
+    *[(ALL, ((MF, policy.UNUSABLE), (FR, policy.SKIPPED), (SC, seen)), None)
+      for seen in (policy.USABLE, policy.CARE_THIN, policy.DIVERGED, policy.INTERRUPTED)],
+    # the last rung after a skipped full rank: unless the flow is usable on weights that carry
+    # enough, or Ctrl-C ended it
+    *[(ALL, ((MF, policy.UNUSABLE), (FR, policy.SKIPPED), (SC, policy.UNUSABLE), (FL, seen)),
+       policy.LAST_RUNG)
+      for seen in (policy.UNUSABLE, policy.FAILED, policy.DIVERGED, policy.CARE_THIN,
+                   policy.RELIABLE_THIN)],
+    *[(NO_SCALED, ((MF, policy.UNUSABLE), (FR, policy.SKIPPED), (FL, seen)), None)
+      for seen in (policy.USABLE, policy.INTERRUPTED)],
+    # after a fitted full rank: only an unusable flow above full rank's ELBO
+    (ALL, ((MF, policy.UNUSABLE), (FR, policy.UNUSABLE), (FL, policy.ABOVE)), policy.LAST_RUNG),
+    *[(ALL, ((MF, policy.UNUSABLE), (FR, policy.UNUSABLE), (FL, seen)), None)
+      for seen in (policy.UNUSABLE, policy.FAILED, policy.DIVERGED, policy.CARE_THIN,
+                   policy.RELIABLE_THIN, policy.USABLE)],
+]
+
+
+@pytest.mark.parametrize("families, history, expected", NEXT_TABLE)
+def test_the_ladder_policy_names_the_next_family(families, history, expected):
+    assert policy.Ladder(families).next(history) == expected
+
+
+def test_the_ladder_policy_names_each_rungs_start_and_the_probe():
+    rungs, mf, skipped = policy.Ladder(ALL), (MF, policy.UNUSABLE), (FR, policy.SKIPPED)
+    assert rungs.start_from(MF, ()) is None
+    assert rungs.start_from(FR, (mf,)) == MF
+    assert rungs.start_from(SC, (mf, skipped)) == MF     # scaled: from mean field
+    assert rungs.start_from(FL, (mf, skipped, (SC, policy.UNUSABLE))) == FR   # not from scaled
+    assert rungs.start_from(FL, (mf, (FR, policy.UNUSABLE))) == FR
+    assert rungs.probes(FR) and not rungs.probes(MF) and not rungs.probes(FL)
+    assert not policy.Ladder(("meanfield", "fullrank")).probes(FR)   # no flow to start instead
 
 
 def test_auto_stops_at_mean_field_when_it_is_reliable():

@@ -307,6 +307,30 @@ def test_eye_and_floor(rng):
     assert got.dtype.kind == "i"
 
 
+@pytest.mark.parametrize("name", [n for n, f in functions.FUNCTIONS.items()
+                                  if f.axes == functions.ELEMENTWISE])
+def test_a_function_declared_elementwise_acts_element_by_element(name, rng):
+    # the enumeration and --batch passes follow an axis through it on this word alone
+    # (functions.Function.axes): element (i, j) of its result must depend on element (i, j)
+    # of its arguments only
+    f = functions.lookup(name)
+    args = [rng.uniform(0.1, 0.9, size=(1, 3, 4)) for _ in range(f.arity)]
+    whole = np.asarray(f.impl(*args))
+    for i, j in np.ndindex(3, 4):
+        alone = f.impl(*[a[:, i:i + 1, j:j + 1] for a in args])
+        np.testing.assert_array_equal(np.asarray(alone)[:, 0, 0], whole[:, i, j])
+
+
+def test_the_axis_kinds_are_declared_by_the_registry():
+    kinds = {n: f.axes for n, f in functions.FUNCTIONS.items() if f.axes}
+    assert {n for n, k in kinds.items() if k == functions.REDUCTION} == {
+        "sum", "mean", "log_sum_exp"}
+    assert {n for n, k in kinds.items() if k == functions.LAST_AXIS} == {
+        "softmax", "log_softmax", "cumsum"}
+    assert {n for n, k in kinds.items() if k == functions.ELEMENTWISE} >= {
+        "exp", "floor", "minimum", "maximum", "where"}
+
+
 def test_data_only_and_static_flags():
     assert [n for n, f in functions.FUNCTIONS.items() if f.data_only] == ["floor"]
     assert {n: f.static for n, f in functions.FUNCTIONS.items() if f.static} == {

@@ -505,6 +505,9 @@ def test_every_family_has_a_consistent_record(name):
         assert family(name, record.max_dim) is not None
         with pytest.raises(PplError, match=f"is limited to {record.max_dim} unconstrained"):
             family(name, record.max_dim + 1)
+        # the hint's family takes the size letter the hint shows ('lowrank (or lowrank:R)')
+        assert REGISTRY[record.beyond].size is not None and record.beyond != name
+    assert record.auto_max_dim is None or record.auto_max_dim <= (record.max_dim or np.inf)
 
 
 def test_the_registry_views_are_the_families_records():
