@@ -196,6 +196,20 @@ def test_finite_difference_product_matches_the_exact_hessian(rng):
 CENTRAL = 10 ** 6   # a chunk that holds every column's 2 M draws: central differences
 
 
+def test_whitening_a_precision_beyond_eigh_by_its_jacobi_scaled_form():
+    # A known-noise regression on uncentred years and their squares: its precision's
+    # eigenvalues span 5e-22 of the largest, beyond float64's eigh (rounding ~1e-16 of the
+    # largest), and the floor at EIGEN_FLOOR left the valley direction a curvature of 6e-9 in
+    # the new coordinates; full rank then stopped 4.6 sds off (found by the scales audit).
+    # Jacobi-scaled, the eigenvalues span 5e-10: the whitened precision is the identity to
+    # about 1e-16 / 5e-10 ~ 2e-7.
+    years = np.arange(1950, 2021, dtype=float)
+    X = np.column_stack([np.ones_like(years), years, years ** 2])
+    precision = X.T @ X / 4 + np.diag([1e-10, 1e-4, 1.0])
+    L = whiten(np.zeros(6), precision, jacobi=True).L
+    assert np.allclose(np.linalg.eigvalsh(L.T @ precision @ L), 1.0, atol=1e-5)
+
+
 def test_difference_hessian_matches_the_exact_one(rng):
     # Where a chunk holds a column's 2 M draws, column j is a central difference of the gradient
     # over +-FD_STEP sd_j: its error is
