@@ -251,7 +251,8 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
         if guide.dense_frame and source is MEAN_FIELD and _can_whiten(options):
             draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
             whitened = estimate(compiled.log_joint, first.theta, draws,
-                                np.exp(source.log_sd(first.theta)), _hessian_chunk(compiled))
+                                np.exp(source.log_sd(first.theta)), _hessian_chunk(compiled),
+                                jacobi=True)
             if whitened.L is not None:
                 W = whitened.matrix()
     except KeyboardInterrupt:

@@ -143,10 +143,18 @@ def settle(compiled, guide, theta: np.ndarray, lr: float, final_elbo: float):
     with np.errstate(all="ignore"):
         mu, log_sigma, rounds = polish(compiled.log_joint, mu, log_sigma,
                                        hessian_chunk(getattr(compiled, "model", None)))
-        theta = np.concatenate([mu, log_sigma])
+        polished = np.concatenate([mu, log_sigma])
         eps = np.random.default_rng(SEED).standard_normal((DRAWS, mu.size))
-        final_elbo = elbo_value(compiled.log_joint, theta, eps, guide)
-    return theta, final_elbo, check_optimum(compiled, mu, log_sigma, lr, final_elbo, rounds)
+        polished_elbo = elbo_value(compiled.log_joint, polished, eps, guide)
+    if np.isfinite(final_elbo) and not np.isfinite(polished_elbo):
+        # Each round's step raises the ELBO on that round's draws only; far from a sharp
+        # optimum a round's few extreme draws can carry it where many draws overflow or leave
+        # the support (Poisson(log_rate=a + b * year), years near 2000: the sds went to the
+        # priors', b's sd 1 on a slope of 0.02, ELBO -inf). Its check's gradients are then not
+        # finite and it said nothing: 'converged', final ELBO -inf. The fit as it was, warned.
+        return theta, final_elbo, warning
+    return polished, polished_elbo, check_optimum(compiled, mu, log_sigma, lr, polished_elbo,
+                                                  rounds)
 
 
 def polish(log_joint, mu: np.ndarray, log_sigma: np.ndarray, chunk: int | None = None):

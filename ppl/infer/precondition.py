@@ -59,6 +59,13 @@ FD_STEP = 0.3
 # traced one as the central differences at 0.3 make it on eight schools' funnel, and the error
 # still falls as the step down to 1e-4 (rounding far below) on kidscore_interaction.
 HESSIAN_STEP = 0.03
+# The shortest finite-difference step of ``difference_hessian``, relative to the draws' size: a
+# step in guide sds below the draws' float resolution moves them not at all. A mean-field guide
+# far from a sharp optimum can shrink its sds to that in one window (y ~ Normal(b0, 0.001) with
+# y near 1e6: b0 at 1000, its sd e^-62, when the first whitening came); H was then 0, the fit
+# kept Adam's coordinates and stopped at the iteration cap 1e5 sds off. sqrt of the double
+# precision's epsilon (forward differences' usual step) leaves about 8 digits of each difference.
+RESOLUTION_STEP = 2.0 ** -26
 BREAKDOWN = 1e-10  # a Lanczos residual this small (relative to |P|) spans an invariant subspace
 
 
@@ -162,15 +169,15 @@ class Coordinates:
 
 
 def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray,
-             chunk: int | None = None) -> Coordinates:
+             chunk: int | None = None, jacobi: bool = False) -> Coordinates:
     """Whitened coordinates centred on theta's mu from the guide's ``draws`` [M, D] and
     marginal sds ``sd`` [D]: H formed whole (``difference_hessian``, D differences of the
     gradient, ``chunk`` draws or fewer a gradient where a column's draws fit, forward ones
     where a central column's 2 M do not) up to WHOLE_MAX_DIM latents, a ``LowRank`` from RANK
-    Lanczos products over the first PRODUCT_DRAWS draws above."""
+    Lanczos products over the first PRODUCT_DRAWS draws above; ``jacobi`` as ``whiten``'s."""
     D = draws.shape[1]
     if D <= WHOLE_MAX_DIM:
-        return whiten(theta, difference_hessian(log_joint, draws, sd, chunk))
+        return whiten(theta, difference_hessian(log_joint, draws, sd, chunk), jacobi)
     mu = theta[:D].copy()
     draws = draws[:PRODUCT_DRAWS]
     zeta = draws[np.isfinite(log_joint(draws))]
@@ -185,18 +192,21 @@ def scaled_hessian_product(log_joint, zeta: np.ndarray, sd: np.ndarray):
     """x [D] -> P x = S (-E[Hessian of log p]) S x [D] over the draws ``zeta`` [M, D], by
     central differences of the gradient at zeta +- FD_STEP S x: one gradient of 2 M draws.
 
-    Exact on a quadratic log density (up to rounding), O(FD_STEP^2) relatively otherwise. Only
+    Exact on a quadratic log density (up to rounding), O(FD_STEP^2) relatively otherwise (the
+    step is longer where sds below the draws' float resolution need it, RESOLUTION_STEP). Only
     first derivatives, so the compiler's fused kernels serve it: on the generated hierarchical
     models of benchmarks/whitening_cost.py at 100-3,000 latents it costs 1.2-5x a 5-draw
     gradient, where the reverse-over-reverse product of ``expected_hessian`` costs 3-23x.
     """
     gradient = grad(lambda z: anp.sum(log_joint(z)))
     M = zeta.shape[0]
+    # in sds: FD_STEP, or longer where that would not move a draw (RESOLUTION_STEP)
+    width = max(FD_STEP, RESOLUTION_STEP * float(np.max(np.abs(zeta) / sd)))
 
     def product(x):
-        step = FD_STEP * sd * x
+        step = width * sd * x
         g = gradient(np.concatenate([zeta + step, zeta - step]))
-        return -sd * (g[:M] - g[M:]).sum(axis=0) / (2 * FD_STEP * M)
+        return -sd * (g[:M] - g[M:]).sum(axis=0) / (2 * width * M)
     return product
 
 
@@ -267,6 +277,8 @@ def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray,
     section). Both are exact on a quadratic log density up to rounding, and first order, so
     the fused kernels serve them; each row of a gradient is the same whatever the chunk.
 
+    A step is at least RESOLUTION_STEP of the column's largest draw, however small sd_j.
+
     Draws where the log joint is not finite are left out, and so is a draw from a column's
     mean when the log joint or the gradient is not finite at either end of its difference (no
     draw left: a NaN column, which ``whiten`` refuses); sds that are not positive and finite
@@ -277,7 +289,8 @@ def difference_hessian(log_joint, zeta: np.ndarray, sd: np.ndarray,
     if M == 0 or not np.all(np.isfinite(sd) & (sd > 0)):
         return np.full((D, D), np.nan)
     forward = chunk is not None and chunk < 2 * M
-    step = (HESSIAN_STEP if forward else FD_STEP) * sd
+    step = np.maximum((HESSIAN_STEP if forward else FD_STEP) * sd,
+                      RESOLUTION_STEP * np.abs(zeta).max(axis=0))
     # blocks of M draws: (coordinate, shift in steps); forward: first the draws themselves
     blocks = ([(0, 0.0)] + [(j, 1.0) for j in range(D)] if forward else
               [(j, sign) for j in range(D) for sign in (1.0, -1.0)])
@@ -340,12 +353,21 @@ def expected_hessian(log_joint, zeta: np.ndarray) -> np.ndarray:
     return 0.5 * (H + H.T)
 
 
-def whiten(theta: np.ndarray, H: np.ndarray) -> Coordinates:
+def whiten(theta: np.ndarray, H: np.ndarray, jacobi: bool = False) -> Coordinates:
     """Coordinates centred on theta's mu in which H becomes the identity.
 
     Eigenvalues are taken in absolute value (a negative one marks a direction of local
     convexity; its magnitude still measures the curvature) and floored at EIGEN_FLOOR times the
-    largest. Returns identity coordinates when H is not finite or has no positive curvature.
+    largest. With ``jacobi`` (the frame a richer family is fitted in, advi._fit_family), where
+    that floor would raise one, H is decomposed in Jacobi-scaled coordinates (unit diagonal)
+    instead, as diagnostics.polish does: a regression on uncentred years and
+    their squares (X = [1, year, year^2]) has a precision whose eigenvalues span 1e-22 of the
+    largest, beyond float64's eigh, while the scaled one spans 5e-10; floored, the valley
+    direction kept a curvature of 6e-9 in the new coordinates (a posterior sd of 1.3e4 where
+    the family starts at 1), and full rank stopped 4.6 sds off. Not for mean field's own
+    coordinates: there it moved the y * 1e-12 fits of tests/unit/test_diagnostics.py (seeds 0
+    and 2: log s 0.61 and 0.69 sds off, sds 1.3-1.5x, where the floored form gives 0.05).
+    Returns identity coordinates when H is not finite or has no positive curvature.
     """
     D = H.shape[0]
     mu = theta[:D].copy()
@@ -355,6 +377,13 @@ def whiten(theta: np.ndarray, H: np.ndarray) -> Coordinates:
     lam = np.abs(lam)
     if not lam.max() > 0:
         return Coordinates(mu)
+    if jacobi and lam.min() < EIGEN_FLOOR * lam.max():
+        diagonal = np.abs(np.diag(H))
+        if np.all(diagonal > 0):
+            scale = 1.0 / np.sqrt(diagonal)
+            lam, V = np.linalg.eigh(H * scale[:, None] * scale[None, :])
+            lam = np.abs(lam)
+            V = scale[:, None] * V
     lam = np.maximum(lam, EIGEN_FLOOR * lam.max())
     return Coordinates(mu, V / np.sqrt(lam))
 

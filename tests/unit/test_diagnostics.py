@@ -249,3 +249,24 @@ def test_a_fullrank_fit_off_its_optimum_is_flagged():
     guide, theta = _fullrank_theta(3 * np.sqrt(0.05) * np.array([1.0, -1.0]) / np.sqrt(2))
     warning = diagnostics.settle(_Correlated, guide, theta, 0.1, -1.0)[2]
     assert warning is not None and "guide sds" in warning.message
+
+
+def test_a_polish_that_ends_where_the_elbo_is_not_finite_keeps_the_fit_and_its_warning():
+    # Poisson counts on uncentred years: the mean-field fit (seed 0) stopped far off, and its
+    # polish, each round's step raising the ELBO on that round's draws only, set the sds to
+    # the priors' (b's sd 1 on a slope of 0.02): exp of the log rate overflowed, the final ELBO
+    # was -inf, the check's gradients were not finite and the fit passed as 'converged' with
+    # no warning (found by the scales audit). Now the fit is kept as it was, with the warning.
+    from ppl.guides import MEAN_FIELD
+    from .test_advi import compiled
+    years = np.arange(1950, 2021, dtype=float)
+    y = np.random.default_rng(4).poisson(np.exp(3.0 + 0.02 * (years - 1985)))
+    c = compiled("data N: int\ndata year: real[N]\ndata y: int[N]\n"
+                 "sample a ~ Normal(0, 100)\nsample b ~ Normal(0, 1)\n"
+                 "observe y ~ Poisson(log_rate=a + b * year)\n",
+                 {"N": len(years), "year": years, "y": y})
+    theta = np.array([7.05098743, -0.08671916, -0.59598611, -3.852955])  # where the fit stopped
+    settled, final_elbo, warning = diagnostics.settle(c, MEAN_FIELD, theta, 0.1, -280572.2)
+    np.testing.assert_array_equal(settled, theta)
+    assert final_elbo == -280572.2
+    assert warning is not None and "'b'" in warning.message
