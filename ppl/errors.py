@@ -799,6 +799,14 @@ def out_overwrites_input(path: str, role: str) -> PplError:
                     hint=f"move the {role} file, or choose another --out folder")
 
 
+def out_not_a_saved_fit(path: str) -> PplError:
+    """``path``: a file in the --out folder that the fit would replace, in a folder with no
+    fit.json (so not one a fit wrote: the file is the user's)."""
+    return PplError(f"option --out: the fit would replace {path}, in a folder that holds no "
+                    "saved fit (no fit.json)",
+                    hint="choose another --out folder, or move the file away")
+
+
 def predict_overwrites_data(path: str) -> PplError:
     return PplError(f"option --data: ppl predict would write {path}, which is this run's data "
                     "file", hint="move or rename the data file")
