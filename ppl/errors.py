@@ -472,6 +472,12 @@ def slice_bound_out_of_range(span: Span, bound: int, size: int,
                     f"(slice bounds run from {valid}; numpy would silently clip the slice)", span)
 
 
+def reversed_slice(span: Span, start: int, stop: int) -> PplError:
+    return PplError(f"bad slice: its start {start} comes after its stop {stop}, so it holds no "
+                    "elements (numpy would silently give an empty slice)", span,
+                    hint="slices are half-open: x[a:b] holds x[a] up to x[b - 1]")
+
+
 def undeclared_data(names: list) -> PplWarning:
     shown = ", ".join(map(data_name, names[:10])) + (
         f" and {len(names) - 10} more" if len(names) > 10 else "")
