@@ -16,8 +16,8 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import (PplError, as_flag, bad_option, file_error, out_not_a_saved_fit,
-                     out_overwrites_input)
+from .errors import (PplError, as_flag, bad_option, file_error, not_a_regular_file,
+                     out_not_a_saved_fit, out_overwrites_input)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -91,7 +91,7 @@ def _read_init(path: str) -> dict:
         raise bad_option("--init", "must name a JSON file; found ''")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
-            raise file_error(path, "not a regular file")
+            raise not_a_regular_file(path, Path(path).is_dir())
         value = load_json(Path(path), path)   # worded as a data file's
     except OSError as error:
         raise file_error(path, f"cannot read the init file ({error.strerror})") from None

@@ -66,7 +66,7 @@ def _read_path(path: Path, shown: str) -> dict[str, Any]:
     if not path.exists():
         raise errors.file_error(shown, "no such data file")
     if not path.is_file():  # a FIFO would block, /dev/zero never end
-        raise errors.file_error(shown, "not a regular file")
+        raise errors.not_a_regular_file(shown, path.is_dir())
     readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz, ".npy": _read_npy}
     reader = readers.get(path.suffix.lower())
     if reader is None:
@@ -222,7 +222,7 @@ def _read_npy_folder(folder: Path, shown: str) -> dict[str, Any]:
     raw = {}
     for path in files:
         if not path.is_file():  # a FIFO would block, /dev/zero never end
-            raise errors.file_error(f"{shown}/{path.name}", "not a regular file")
+            raise errors.not_a_regular_file(f"{shown}/{path.name}", path.is_dir())
         raw.update(_read_npy(path, f"{shown}/{path.name}"))
     return raw
 

@@ -783,6 +783,16 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def not_a_regular_file(path: str, is_folder: bool) -> PplError:
+    """A file to read that exists but is a folder, a FIFO or a device (a FIFO would block,
+    /dev/zero never end)."""
+    return file_error(path, not_a_file_reason(is_folder))
+
+
+def not_a_file_reason(is_folder: bool) -> str:
+    return "a folder, not a file" if is_folder else "not a regular file"
+
+
 def invalid_json(path: str, error) -> PplError:
     """``error``: the json.JSONDecodeError of a data, init or saved-fit file."""
     return file_error(path, f"invalid JSON on line {error.lineno}, column {error.colno}: "

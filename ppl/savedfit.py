@@ -21,7 +21,7 @@ import numpy as np
 
 from . import __version__
 from .datafiles import load_json
-from .errors import corrupted_saved_fit, file_error, non_finite_summary
+from .errors import corrupted_saved_fit, file_error, non_finite_summary, not_a_file_reason
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -170,7 +170,7 @@ def _refuse_special(path: Path) -> None:
     """An OSError for a saved fit's file that is neither missing nor a regular file (a folder
     would fail to open anyway): reading a FIFO waited forever, /dev/zero never ends."""
     if path.exists() and not path.is_file():
-        raise OSError(f"{path.name} is not a regular file")
+        raise OSError(f"{path.name} is {not_a_file_reason(path.is_dir())}")
 
 
 def _json_int(text: str) -> int:
