@@ -315,8 +315,7 @@ def _warn_unused(options: FitOptions, compiled) -> None:
     kind = ("batch" if compiled is None else "dadvi" if options.method == "dadvi" else
             "point" if user.point_only(compiled) else "user" if user.applies(compiled) else
             "advi")
-    names, why = unused(options, kind)
-    if names:
+    for names, why in unused(options, kind):
         warnings.warn(options_unused(names, why), stacklevel=3)
 
 

@@ -128,6 +128,26 @@ def test_an_option_the_fit_does_not_use_is_warned_of(text, options, names):
 ROWS = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
 
 
+@pytest.mark.parametrize("text, options, warned", [
+    (ROWS, {"batch": {"N": 2}, "dadvi_draws": 5, "precondition": "none", "iter": 30},
+     ["option precondition has no effect: a minibatch fit takes ADVI's steps without whitening",
+      "option dadvi_draws has no effect: only method dadvi draws fixed draws"]),
+    (SMALL, {"method": "dadvi", "lr": 0.1, "correct": "none"},
+     ["option lr has no effect: method dadvi fits by L-BFGS-B on fixed draws, not by ADVI's "
+      "steps", "option correct has no effect: a DADVI summary is never importance-corrected"]),
+])
+def test_each_unused_option_is_given_its_own_reason(text, options, warned):
+    # --batch N=2 --dadvi-draws 5 said '--dadvi-draws has no effect: a minibatch fit takes
+    # ADVI's steps without whitening', the reason of --precondition (found by the outdir audit)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ppl.compile(text).fit({"N": 3, **Y} if "batch" in options else Y, draws=10,
+                              **options)
+    unused = [str(w.message) for w in caught if "no effect" in str(w.message)]
+    assert unused == [f"{line}; ignored" for line in warned]
+
+
 @pytest.mark.parametrize("text, options", [
     (SMALL, {"method": "dadvi", "starts": 2, "lr": 0.1}),
     (POINT, {"method": "dadvi", "lr": 0.1}),
