@@ -39,6 +39,9 @@ def read_data(data) -> dict[str, Any]:
             raise errors.file_error("the DataFrame", f"column '{twice}' appears twice")
         return {name: data.iloc[:, i].to_numpy() for i, name in enumerate(names)}
     if isinstance(data, dict):
+        for key in data:
+            if not isinstance(key, str):
+                raise errors.data_key_not_a_name(key)
         if pandas is None:
             return dict(data)
         # a Series or an Index (df.index) is one data variable, a DataFrame a matrix (rows,

@@ -505,6 +505,14 @@ def bad_data_argument(found: str) -> PplError:
                     f"{found}")
 
 
+def data_key_not_a_name(key) -> PplError:
+    """A data dict's key that is not a str: no data declaration can match it (a JSON file's
+    names are strings), and it was only warned of as an undeclared name, quoted as a str."""
+    return PplError(f"data: the key {key!r} (of type {type(key).__name__}) is not a name; "
+                    "data names are strings, as in a JSON file",
+                    hint="key each value by its 'data' declaration's name, a str")
+
+
 def data_inferred_dim_mismatch(span: Span, name: str, expected, found, dim: str, value: int,
                                origin: str) -> PplError:
     return PplError(f"data '{name}' must have shape {format_shape(expected)}; "
