@@ -359,15 +359,16 @@ def _cmd_fit(args) -> int:
 def _out_folder(args) -> Path | None:
     """--out DIR, checked before the fit: a folder that can be written, where none of the
     files a fit writes is one of the run's own inputs (`--data DIR/draws.csv --out DIR` would
-    replace the user's data with the draws), and, unless DIR holds a saved fit (its fit.json),
-    where none of them exists yet (they are the user's own). The model may be DIR/model.ppl:
-    it is rewritten with its own text, so a saved fit can be fitted again in place."""
+    replace the user's data with the draws), and, unless DIR holds a saved fit (a fit.json
+    ppl wrote), where none of them exists yet (they are the user's own). The model may be
+    DIR/model.ppl: it is rewritten with its own text, so a saved fit can be fitted again in
+    place."""
     if args.out is None:
         return None
     if not args.out:    # an empty --out wrote nothing, and said nothing
         raise bad_option("--out", f"must name a folder; found {args.out!r}")
     from .output import prepare_dir
-    from .savedfit import FILES
+    from .savedfit import FILES, holds_saved_fit
     folder = prepare_dir(args.out)
     inputs = {"model": args.model, "data": args.data, "init": getattr(args, "init_path", None)}
     for role, path in inputs.items():
@@ -377,7 +378,7 @@ def _out_folder(args) -> Path | None:
                 continue
             if path is not None and _same_file(target, path):
                 raise out_overwrites_input(str(target), role)
-    if not (folder / "fit.json").is_file():
+    if not holds_saved_fit(folder):
         # not a folder a fit wrote: a file there with one of our names is the user's own
         for name in FILES:
             target = folder / name

@@ -825,9 +825,9 @@ def out_overwrites_input(path: str, role: str) -> PplError:
 
 def out_not_a_saved_fit(path: str) -> PplError:
     """``path``: a file in the --out folder that the fit would replace, in a folder with no
-    fit.json (so not one a fit wrote: the file is the user's)."""
+    fit.json that ppl wrote (so not one a fit wrote: the file is the user's)."""
     return PplError(f"option --out: the fit would replace {path}, in a folder that holds no "
-                    "saved fit (no fit.json)",
+                    "saved fit (no fit.json that ppl wrote)",
                     hint="choose another --out folder, or move the file away")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import platform
 import warnings
 from pathlib import Path
@@ -142,6 +143,20 @@ def _trust(fit: Fit) -> dict:
     if fit.auto is not None:
         found["auto"] = fit.auto.to_dict()
     return found
+
+
+def holds_saved_fit(folder: Path) -> bool:
+    """Whether ``folder`` holds a fit that ppl wrote (a fit.json object recording a ppl
+    version), whose files a new fit may replace; any other fit.json is the user's own."""
+    path = folder / "fit.json"
+    if not path.is_file():
+        return False
+    try:
+        info = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(info, dict) and isinstance(info.get("versions"), dict) and \
+        "ppl" in info["versions"]
 
 
 def read_fit_json(folder: Path) -> dict:
