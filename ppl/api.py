@@ -21,8 +21,9 @@ from .infer.psis import psis_draws
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
-from .errors import (PplError, bad_option, empty_model, file_error, guides_fixed, not_utf8,
-                     options_unused, prior_ignores_factor, prior_without_param_prior)
+from .errors import (PplError, bad_option, empty_model, file_error, guides_fixed,
+                     not_a_regular_file, not_utf8, options_unused, prior_ignores_factor,
+                     prior_without_param_prior)
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -314,8 +315,7 @@ def _warn_unused(options: FitOptions, compiled) -> None:
     kind = ("batch" if compiled is None else "dadvi" if options.method == "dadvi" else
             "point" if user.point_only(compiled) else "user" if user.applies(compiled) else
             "advi")
-    names, why = unused(options, kind)
-    if names:
+    for names, why in unused(options, kind):
         warnings.warn(options_unused(names, why), stacklevel=3)
 
 
@@ -360,7 +360,7 @@ def load(path: str | Path) -> Model:
         raise file_error("''", "an empty path names no model file")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
-            raise file_error(str(path), "not a regular file")
+            raise not_a_regular_file(str(path), Path(path).is_dir())
     except OSError as error:    # a folder on the way that cannot be searched
         raise file_error(str(path), f"cannot read the model file ({error.strerror})") from None
     try:

@@ -16,7 +16,8 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import PplError, as_flag, bad_option, file_error, out_overwrites_input
+from .errors import (PplError, as_flag, bad_option, file_error, not_a_regular_file,
+                     out_not_a_saved_fit, out_overwrites_input)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -90,7 +91,7 @@ def _read_init(path: str) -> dict:
         raise bad_option("--init", "must name a JSON file; found ''")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
-            raise file_error(path, "not a regular file")
+            raise not_a_regular_file(path, Path(path).is_dir())
         value = load_json(Path(path), path)   # worded as a data file's
     except OSError as error:
         raise file_error(path, f"cannot read the init file ({error.strerror})") from None
@@ -358,14 +359,16 @@ def _cmd_fit(args) -> int:
 def _out_folder(args) -> Path | None:
     """--out DIR, checked before the fit: a folder that can be written, where none of the
     files a fit writes is one of the run's own inputs (`--data DIR/draws.csv --out DIR` would
-    replace the user's data with the draws). The model may be DIR/model.ppl: it is rewritten
-    with its own text, so a saved fit can be fitted again in place."""
+    replace the user's data with the draws), and, unless DIR holds a saved fit (a fit.json
+    ppl wrote), where none of them exists yet (they are the user's own). The model may be
+    DIR/model.ppl: it is rewritten with its own text, so a saved fit can be fitted again in
+    place."""
     if args.out is None:
         return None
     if not args.out:    # an empty --out wrote nothing, and said nothing
         raise bad_option("--out", f"must name a folder; found {args.out!r}")
     from .output import prepare_dir
-    from .savedfit import FILES
+    from .savedfit import FILES, holds_saved_fit
     folder = prepare_dir(args.out)
     inputs = {"model": args.model, "data": args.data, "init": getattr(args, "init_path", None)}
     for role, path in inputs.items():
@@ -375,6 +378,13 @@ def _out_folder(args) -> Path | None:
                 continue
             if path is not None and _same_file(target, path):
                 raise out_overwrites_input(str(target), role)
+    if not holds_saved_fit(folder):
+        # not a folder a fit wrote: a file there with one of our names is the user's own
+        for name in FILES:
+            target = folder / name
+            if os.path.lexists(target) and not (name == "model.ppl"
+                                                and _same_file(target, args.model)):
+                raise out_not_a_saved_fit(str(target))
     return folder
 
 

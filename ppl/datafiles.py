@@ -39,6 +39,9 @@ def read_data(data) -> dict[str, Any]:
             raise errors.file_error("the DataFrame", f"column '{twice}' appears twice")
         return {name: data.iloc[:, i].to_numpy() for i, name in enumerate(names)}
     if isinstance(data, dict):
+        for key in data:
+            if not isinstance(key, str):
+                raise errors.data_key_not_a_name(key)
         if pandas is None:
             return dict(data)
         # a Series or an Index (df.index) is one data variable, a DataFrame a matrix (rows,
@@ -66,7 +69,7 @@ def _read_path(path: Path, shown: str) -> dict[str, Any]:
     if not path.exists():
         raise errors.file_error(shown, "no such data file")
     if not path.is_file():  # a FIFO would block, /dev/zero never end
-        raise errors.file_error(shown, "not a regular file")
+        raise errors.not_a_regular_file(shown, path.is_dir())
     readers = {".json": _read_json, ".csv": _read_csv, ".npz": _read_npz, ".npy": _read_npy}
     reader = readers.get(path.suffix.lower())
     if reader is None:
@@ -222,7 +225,7 @@ def _read_npy_folder(folder: Path, shown: str) -> dict[str, Any]:
     raw = {}
     for path in files:
         if not path.is_file():  # a FIFO would block, /dev/zero never end
-            raise errors.file_error(f"{shown}/{path.name}", "not a regular file")
+            raise errors.not_a_regular_file(f"{shown}/{path.name}", path.is_dir())
         raw.update(_read_npy(path, f"{shown}/{path.name}"))
     return raw
 

@@ -472,6 +472,12 @@ def slice_bound_out_of_range(span: Span, bound: int, size: int,
                     f"(slice bounds run from {valid}; numpy would silently clip the slice)", span)
 
 
+def reversed_slice(span: Span, start: int, stop: int) -> PplError:
+    return PplError(f"bad slice: its start {start} comes after its stop {stop}, so it holds no "
+                    "elements (numpy would silently give an empty slice)", span,
+                    hint="slices are half-open: x[a:b] holds x[a] up to x[b - 1]")
+
+
 def undeclared_data(names: list) -> PplWarning:
     shown = ", ".join(map(data_name, names[:10])) + (
         f" and {len(names) - 10} more" if len(names) > 10 else "")
@@ -497,6 +503,14 @@ def bad_data_argument(found: str) -> PplError:
     return PplError(f"data must be a dict of names and values, a pandas DataFrame, or a path "
                     f"to a .json, .csv, .npz or .npy file or a folder of .npy files; found "
                     f"{found}")
+
+
+def data_key_not_a_name(key) -> PplError:
+    """A data dict's key that is not a str: no data declaration can match it (a JSON file's
+    names are strings), and it was only warned of as an undeclared name, quoted as a str."""
+    return PplError(f"data: the key {key!r} (of type {type(key).__name__}) is not a name; "
+                    "data names are strings, as in a JSON file",
+                    hint="key each value by its 'data' declaration's name, a str")
 
 
 def data_inferred_dim_mismatch(span: Span, name: str, expected, found, dim: str, value: int,
@@ -777,6 +791,16 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def not_a_regular_file(path: str, is_folder: bool) -> PplError:
+    """A file to read that exists but is a folder, a FIFO or a device (a FIFO would block,
+    /dev/zero never end)."""
+    return file_error(path, not_a_file_reason(is_folder))
+
+
+def not_a_file_reason(is_folder: bool) -> str:
+    return "a folder, not a file" if is_folder else "not a regular file"
+
+
 def invalid_json(path: str, error) -> PplError:
     """``error``: the json.JSONDecodeError of a data, init or saved-fit file."""
     return file_error(path, f"invalid JSON on line {error.lineno}, column {error.colno}: "
@@ -797,6 +821,14 @@ def corrupted_saved_fit(path: str, reason: str) -> PplError:
 def out_overwrites_input(path: str, role: str) -> PplError:
     return PplError(f"option --out: the fit would write {path}, which is this run's {role} file",
                     hint=f"move the {role} file, or choose another --out folder")
+
+
+def out_not_a_saved_fit(path: str) -> PplError:
+    """``path``: a file in the --out folder that the fit would replace, in a folder with no
+    fit.json that ppl wrote (so not one a fit wrote: the file is the user's)."""
+    return PplError(f"option --out: the fit would replace {path}, in a folder that holds no "
+                    "saved fit (no fit.json that ppl wrote)",
+                    hint="choose another --out folder, or move the file away")
 
 
 def predict_overwrites_data(path: str) -> PplError:

@@ -85,12 +85,14 @@ def data_lets(model: ir.Model, data_env: Mapping[str, np.ndarray]) -> dict[str, 
 
 def data_let(statement: ir.Let, env: Mapping[str, np.ndarray],
              warn: bool = True) -> np.ndarray:
-    """The value of a data-only let. numpy's own warnings ('divide by zero', 'Mean of empty
-    slice') name no statement: a value that is not finite gets one warning naming the let
+    """The value of a data-only let. numpy's own warnings ('divide by zero') name no
+    statement: a value that is not finite gets one warning naming the let
     and its first such element instead (data is finite, so it came from this arithmetic),
-    unless not ``warn`` (the data's checks compute the lets before the compiler does)."""
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    unless not ``warn`` (the data's checks compute the lets before the compiler does).
+    np.errstate is per thread; warnings.catch_warnings is not (two fits in threads could
+    leave its 'ignore RuntimeWarning' filter set for the whole process), and numpy's other
+    RuntimeWarnings (a mean of no values) are refused by the checker before this runs."""
+    with np.errstate(all="ignore"):
         value = evaluate_data(statement.value, env)
     bad = ~np.isfinite(value) if np.asarray(value).dtype.kind == "f" else None
     if warn and bad is not None and bad.any():

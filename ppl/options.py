@@ -170,24 +170,29 @@ FitOptions.__signature__ = _init.replace(parameters=list(_init.parameters.values
 STEPS = ("lr", "mc_samples", "optimizer", "precondition", "stl", "tol", "window")
 
 
-def unused(options: FitOptions, kind: str) -> tuple[list[str], str]:
-    """The options set away from their defaults that a fit of ``kind`` does not use, and why:
-    kind 'dadvi', 'point' (params and nothing to draw: L-BFGS-B on the log joint), 'user'
-    (ADVI with param or guide statements), 'batch' (minibatch ADVI) or 'advi'."""
-    names, why = {
-        # correct: a DADVI summary keeps its linear-response sds (Fit.corrected)
-        "dadvi": (STEPS + ("iter", "correct"), "method dadvi fits by L-BFGS-B on fixed draws, "
-                  "not by ADVI's steps, and its summary is never importance-corrected"),
-        "point": (STEPS + ("guide", "init_scale", "dadvi_draws", "correct"), "a model whose "
-                  "only unknowns are params is fitted by L-BFGS-B on its log joint: nothing "
-                  "is drawn, no guide is fitted"),
-        "user": (("precondition", "dadvi_draws"), "a model with param or guide statements is "
-                 "fitted by ADVI without whitening"),
-        "batch": (("precondition", "dadvi_draws"), "a minibatch fit takes ADVI's steps "
-                  "without whitening"),
-        "advi": (("dadvi_draws",), "only method dadvi draws fixed draws"),
+def unused(options: FitOptions, kind: str) -> list[tuple[list[str], str]]:
+    """The options set away from their defaults that a fit of ``kind`` does not use, grouped
+    by why (each group its own reason, so no option is given another's): kind 'dadvi',
+    'point' (params and nothing to draw: L-BFGS-B on the log joint), 'user' (ADVI with param
+    or guide statements), 'batch' (minibatch ADVI) or 'advi'."""
+    fixed_draws = (("dadvi_draws",), "only method dadvi draws fixed draws")
+    groups = {
+        "dadvi": [(STEPS + ("iter",), "method dadvi fits by L-BFGS-B on fixed draws, not by "
+                   "ADVI's steps"),
+                  # Fit.corrected: a DADVI summary keeps its linear-response sds
+                  (("correct",), "a DADVI summary is never importance-corrected")],
+        "point": [(STEPS + ("guide", "init_scale", "dadvi_draws", "correct"), "a model whose "
+                   "only unknowns are params is fitted by L-BFGS-B on its log joint: nothing "
+                   "is drawn, no guide is fitted")],
+        "user": [(("precondition",), "a model with param or guide statements is fitted by "
+                  "ADVI without whitening"), fixed_draws],
+        "batch": [(("precondition",), "a minibatch fit takes ADVI's steps without whitening"),
+                  fixed_draws],
+        "advi": [fixed_draws],
     }[kind]
-    return [n for n in names if getattr(options, n) != _DEFAULTS[n]], why
+    found = [([n for n in names if getattr(options, n) != _DEFAULTS[n]], why)
+             for names, why in groups]
+    return [(names, why) for names, why in found if names]
 
 
 def _plain_init(init) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import platform
 import warnings
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from . import __version__
 from .datafiles import load_json
-from .errors import corrupted_saved_fit, file_error, non_finite_summary
+from .errors import corrupted_saved_fit, file_error, non_finite_summary, not_a_file_reason
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -144,6 +145,20 @@ def _trust(fit: Fit) -> dict:
     return found
 
 
+def holds_saved_fit(folder: Path) -> bool:
+    """Whether ``folder`` holds a fit that ppl wrote (a fit.json object recording a ppl
+    version), whose files a new fit may replace; any other fit.json is the user's own."""
+    path = folder / "fit.json"
+    if not path.is_file():
+        return False
+    try:
+        info = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(info, dict) and isinstance(info.get("versions"), dict) and \
+        "ppl" in info["versions"]
+
+
 def read_fit_json(folder: Path) -> dict:
     """The saved fit's fit.json as a dict, with every entry that ``ppl summary``, ``plot`` and
     ``predict`` read checked; a clear error if it is missing, unreadable or corrupted."""
@@ -170,7 +185,7 @@ def _refuse_special(path: Path) -> None:
     """An OSError for a saved fit's file that is neither missing nor a regular file (a folder
     would fail to open anyway): reading a FIFO waited forever, /dev/zero never ends."""
     if path.exists() and not path.is_file():
-        raise OSError(f"{path.name} is not a regular file")
+        raise OSError(f"{path.name} is {not_a_file_reason(path.is_dir())}")
 
 
 def _json_int(text: str) -> int:

@@ -412,6 +412,7 @@ class _Checker:
                 (start, a), (stop, b) = self._slice_bound(item.start), self._slice_bound(item.stop)
                 for bound, known in ((start, a), (stop, b)):
                     self._check_slice_bound(bound, known, dim)
+                self._check_slice_order(item.span, (start, a), (stop, b), dim)
                 items.append(ir.SliceItem(start, stop, span=item.span))
                 described.append(shapes.Slice(a, b))
             else:
@@ -470,6 +471,25 @@ class _Checker:
         from_data = ir.reads_names(bound)
         if known > dim or (known < -dim and not from_data):
             raise errors.slice_bound_out_of_range(bound.span, known, dim, from_end=not from_data)
+
+    @staticmethod
+    def _check_slice_order(span, start: tuple, stop: tuple, dim: shapes.Dim) -> None:
+        """A slice whose known start comes after its known stop is an error: numpy would give
+        no elements, and an observe of ``y[2:1]`` (or ``y[K:2]`` at K = 3) would silently hold
+        none. ``y[n:n]``, the empty slice, stays allowed. A negative bound from the data is
+        refused by ``data.py``; a negative literal counts from the end (needs a known dim
+        when the other bound does not)."""
+        (first, a), (last, b) = start, stop
+        if not isinstance(a, int) or not isinstance(b, int):
+            return
+        if (a < 0 and ir.reads_names(first)) or (b < 0 and ir.reads_names(last)):
+            return
+        if (a < 0) != (b < 0):
+            if not isinstance(dim, int):
+                return
+            a, b = (a + dim if a < 0 else a), (b + dim if b < 0 else b)
+        if a > b:
+            raise errors.reversed_slice(span, start[1], stop[1])
 
     def _call(self, e: syntax.Call) -> ir.Call:
         return calls.check_call(self, e)

@@ -412,6 +412,22 @@ def test_slice_bound_range_is_checked_with_dims():
            "from 0 to 3;" in _error(text, {"K": 5, "T": 3})
 
 
+@pytest.mark.parametrize("slice_, data, reversed_", [
+    ("y[2:1]", {}, True), ("y[K:2]", {"K": 3}, True), ("y[-1:2]", {}, True),
+    ("y[3:-2]", {}, True), ("y[-1:-2]", {}, True), ("y[K:T]", {"K": 3, "T": 2}, True),
+    ("y[K:K]", {"K": 3}, False), ("y[2:2]", {}, False), ("y[4:]", {}, False),
+    ("y[1:-1]", {}, False), ("y[K:2]", {"K": 2}, False), ("y[-2:4]", {}, False)])
+def test_a_slice_whose_start_comes_after_its_stop_is_an_error(slice_, data, reversed_):
+    # observe y[2:1] (or y[K:2] at K = 3) observed nothing, silently, as numpy's empty slice;
+    # the empty y[n:n] stays allowed (found by the outdir audit)
+    text = f"data K: int\ndata T: int\ndata y: real[4]\nlet z = {slice_}\n"
+    data = {"K": 0, "T": 0, **data}
+    if reversed_:
+        assert "bad slice: its start" in _error(text, data)
+    else:
+        _check(text, data)
+
+
 def test_index_range_is_checked_with_dims():
     text = "data K: int\ndata x: real[K]\nlet z = x[4]\n"
     _check(text)

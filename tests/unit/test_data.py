@@ -857,6 +857,21 @@ def test_data_that_is_not_a_dict_or_path(data):
         ppl.compile(HOSTILE_MODEL).prepare(data)
 
 
+@pytest.mark.parametrize("key, shown", [(5, "5 (of type int)"), (None, "None (of type NoneType)"),
+                                        (("N",), "('N',) (of type tuple)")])
+def test_a_data_dicts_key_that_is_not_a_str_is_refused(key, shown):
+    # {5: 3, ...} was only warned of as an undeclared name quoted '5', as if it were the str;
+    # no declaration can match it (found by the outdir audit)
+    with pytest.raises(PplError) as info:
+        ppl.compile(HOSTILE_MODEL).prepare({key: 2, "N": 2, "y": [1.0, 2.0]})
+    assert info.value.message == f"data: the key {shown} is not a name; data names are " \
+                                 "strings, as in a JSON file"
+
+
+def test_a_data_dicts_numpy_str_key_is_a_name():
+    ppl.compile(HOSTILE_MODEL).prepare({np.str_("N"): 2, np.str_("y"): [1.0, 2.0]})
+
+
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_data_path_that_is_not_a_regular_file(tmp_path, kind):
     import os

@@ -285,6 +285,40 @@ def test_data_lets_are_computed_in_order():
     np.testing.assert_allclose(lets["b"], [3.0, 5.0, 7.0])
 
 
+def test_data_lets_in_two_threads_leave_the_warning_filters_as_they_were(monkeypatch):
+    # data_let held warnings.catch_warnings(), which saves and restores the process's filters:
+    # two threads interleaved (T1 in, T2 in, T1 out, T2 out) left T1's 'ignore
+    # RuntimeWarning' set for the whole process; np.errstate is per thread (found by the
+    # outdir audit)
+    import threading
+    import warnings
+    from ppl import evaluate
+    inside, first_done = threading.Barrier(2), threading.Event()
+    real = evaluate.evaluate_data
+
+    def interleaved(expr, env):
+        inside.wait(timeout=10)                 # both threads are inside data_let
+        if threading.current_thread().name == "second":
+            first_done.wait(timeout=10)         # the first leaves data_let before the second
+        return real(expr, env)
+    monkeypatch.setattr(evaluate, "evaluate_data", interleaved)
+    let = ir.Let("a", binop("*", data("x", (3,)), const(2.0)), False)
+    env = {"x": np.array([1.0, 2.0, 3.0])}
+    with warnings.catch_warnings():             # the test's own filters, put back after it
+        before = list(warnings.filters)
+
+        def first():
+            evaluate.data_let(let, env)
+            first_done.set()
+        threads = [threading.Thread(target=first, name="first"),
+                   threading.Thread(target=evaluate.data_let, args=(let, env), name="second")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert warnings.filters == before
+
+
 # ----- gradients ----------------------------------------------------------------------------
 
 def test_gradient_through_compiled_expression_matches_finite_differences(rng):

@@ -128,6 +128,26 @@ def test_an_option_the_fit_does_not_use_is_warned_of(text, options, names):
 ROWS = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
 
 
+@pytest.mark.parametrize("text, options, warned", [
+    (ROWS, {"batch": {"N": 2}, "dadvi_draws": 5, "precondition": "none", "iter": 30},
+     ["option precondition has no effect: a minibatch fit takes ADVI's steps without whitening",
+      "option dadvi_draws has no effect: only method dadvi draws fixed draws"]),
+    (SMALL, {"method": "dadvi", "lr": 0.1, "correct": "none"},
+     ["option lr has no effect: method dadvi fits by L-BFGS-B on fixed draws, not by ADVI's "
+      "steps", "option correct has no effect: a DADVI summary is never importance-corrected"]),
+])
+def test_each_unused_option_is_given_its_own_reason(text, options, warned):
+    # --batch N=2 --dadvi-draws 5 said '--dadvi-draws has no effect: a minibatch fit takes
+    # ADVI's steps without whitening', the reason of --precondition (found by the outdir audit)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ppl.compile(text).fit({"N": 3, **Y} if "batch" in options else Y, draws=10,
+                              **options)
+    unused = [str(w.message) for w in caught if "no effect" in str(w.message)]
+    assert unused == [f"{line}; ignored" for line in warned]
+
+
 @pytest.mark.parametrize("text, options", [
     (SMALL, {"method": "dadvi", "starts": 2, "lr": 0.1}),
     (POINT, {"method": "dadvi", "lr": 0.1}),
@@ -441,25 +461,42 @@ def test_model_file_that_is_not_utf8_is_located(tmp_path, raw, where):
     assert first.startswith(f"{path}:{where}: error: the model file is not UTF-8 text: byte 0x")
 
 
-@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
-def test_model_that_is_not_a_regular_file(tmp_path, kind):
+# a folder given for a file said 'not a regular file' (found by the outdir audit)
+@pytest.mark.parametrize("kind, reason", [("device", "not a regular file"),
+                                          ("fifo", "not a regular file"),
+                                          ("folder", "a folder, not a file")])
+def test_model_that_is_not_a_regular_file(tmp_path, kind, reason):
     path = {"device": Path("/dev/zero"), "fifo": tmp_path / "m.ppl", "folder": tmp_path}[kind]
     if kind == "fifo":
         os.mkfifo(path)
-    with pytest.raises(PplError, match="not a regular file"):
+    with pytest.raises(PplError) as info:
         ppl.load(path)
+    assert info.value.message == f"{path}: {reason}"
 
 
-@pytest.mark.parametrize("kind", ["device", "fifo"])
-def test_init_file_that_is_not_a_regular_file(tmp_path, capsys, kind):
+@pytest.mark.parametrize("kind, reason", [("device", "not a regular file"),
+                                          ("fifo", "not a regular file"),
+                                          ("folder", "a folder, not a file")])
+def test_init_file_that_is_not_a_regular_file(tmp_path, capsys, kind, reason):
     from ppl.cli import main
     model = tmp_path / "m.ppl"
     model.write_text(SMALL)
     path = Path("/dev/zero") if kind == "device" else tmp_path / "init.json"
     if kind == "fifo":
         os.mkfifo(path)     # reading it would block for ever
+    if kind == "folder":
+        path.mkdir()
     assert main(["fit", str(model), "--init", str(path)]) == 2
-    assert capsys.readouterr().err == f"error: {path}: not a regular file\n"
+    assert capsys.readouterr().err == f"error: {path}: {reason}\n"
+
+
+def test_an_npy_folders_entry_that_is_a_folder_is_named_so(tmp_path, capsys):
+    from ppl.cli import main
+    model = tmp_path / "m.ppl"
+    model.write_text(SMALL)
+    (tmp_path / "data" / "y.npy").mkdir(parents=True)
+    assert main(["check", str(model), "--data", str(tmp_path / "data")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}/data/y.npy: a folder, not a file\n"
 
 
 @pytest.mark.parametrize("content, message", [

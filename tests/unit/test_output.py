@@ -225,6 +225,33 @@ def test_out_never_replaces_one_of_the_runs_own_inputs(tmp_path, capsys, role, n
     assert sorted(p.name for p in out.iterdir()) == [name]
 
 
+@pytest.mark.parametrize("name, text", [
+    ("model.ppl", "the user's own\n"), ("draws.csv", "the user's own\n"),
+    ("summary.csv", "the user's own\n"), ("elbo.csv", "the user's own\n"),
+    ("fit.json", '{"another tool": 1}\n'), ("fit.json", "not JSON\n")])
+def test_out_never_replaces_a_users_file_in_a_folder_no_fit_wrote(tmp_path, capsys, name,
+                                                                   text):
+    # `ppl fit other.ppl --out DIR` replaced the user's own DIR/model.ppl (or draws.csv, a
+    # fit.json of another tool, ...) without a word (found by the outdir audit)
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    (tmp_path / "y.json").write_text('{"y": [1, 2, 3]}')
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / name).write_text(text)
+    argv = ["fit", str(tmp_path / "m.ppl"), "--data", str(tmp_path / "y.json"),
+            "--out", str(out), "--quiet", "--iter", "50", "--draws", "10"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"the fit would replace {out / name}, in a folder that holds no saved fit" in err
+    assert (out / name).read_text() == text
+    assert sorted(p.name for p in out.iterdir()) == [name]
+    if name == "draws.csv":                     # (two fits: once is enough)
+        (out / name).rename(out / "notes.txt")  # a folder with only other files is fine
+        assert main(argv) == 0
+        assert main(argv) == 0                  # and so is fitting again into a saved fit
+
+
 @pytest.mark.parametrize("name", ["predictive.csv", "predictive_summary.csv"])
 def test_predict_never_replaces_its_own_data_file(tmp_path, capsys, name):
     # `ppl predict DIR --data DIR/predictive.csv` wrote the draws over the new data
