@@ -637,6 +637,18 @@ def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: fl
                       f"(unconstrained) by {steps:.3g} guide sds{after}; {cause}", hint=hint)
 
 
+def guide_collapsed(name: str, sd: float, ratio: float, rounds: int = 0) -> PplWarning:
+    """A mean-field guide sd far below the one its curvature asks for (diagnostics.short_sd),
+    where the mean's check, in guide sds, saw nothing."""
+    after = f" even after {rounds} Newton steps" if rounds else ""
+    return PplWarning(f"this fit may be wrong: the guide sd of '{name}' (unconstrained) is "
+                      f"{sd:.3g}, {ratio:.2g} of the sd the curvature at its draws asks for"
+                      f"{after}: the fit stopped away from its optimum, at sds so small that "
+                      f"the check of its means (in guide sds) cannot tell how far",
+                      hint="centre and rescale the predictors (e.g. year - 1985), so that "
+                      "the fit starts near the posterior, or try another --seed")
+
+
 def too_much_memory(span: Span | None, what: str, needed: int, available: int,
                     family: str | None = None) -> PplError:
     """``family``: the guide family whose own arrays are most of it (no statement is then

@@ -569,7 +569,8 @@ class Fit:
                      0.0 if self.options.batch is not None else MIN_WEIGHTS_ESS,
                      self._noisy_dadvi_mean(), self.options.method,
                      unconverged(self.result.reason), self.result.reason == advi.FELL,
-                     None if corrected or not p.khat < p.threshold else self._weights_disagree())
+                     None if corrected or not p.khat < p.threshold else self._weights_disagree(),
+                     off_optimum=self.result.reason == advi.NOT_AT_OPTIMUM)
 
     def _weights_disagree(self) -> tuple[str, float, float, bool] | None:
         """For a summary that is not importance-corrected (DADVI's, --correct none) while k̂

@@ -249,10 +249,7 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
             raise KeyboardInterrupt
         m0, W = source.frame(first.theta)
         if guide.dense_frame and source is MEAN_FIELD and _can_whiten(options):
-            draws = source.draw(first.theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
-            whitened = estimate(compiled.log_joint, first.theta, draws,
-                                np.exp(source.log_sd(first.theta)), _hessian_chunk(compiled),
-                                jacobi=True)
+            whitened = mean_field_frame(compiled, first.theta, rng)
             if whitened.L is not None:
                 W = whitened.matrix()
     except KeyboardInterrupt:
@@ -276,6 +273,16 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                       second.converged, second.reason, first.steps + second.steps,
                       time.perf_counter() - start_time, second.lr,
                       second.final_elbo + framed.log_det)
+
+
+def mean_field_frame(compiled, theta: np.ndarray, rng: np.random.Generator) -> Coordinates:
+    """The whitening of the expected Hessian under the mean-field fit ``theta`` (HESSIAN_DRAWS
+    of its draws from ``rng``), Jacobi-scaled where its eigenvalues span more than float64's
+    eigh resolves (precondition.whiten): the frame a family with a dense W is fitted in, and
+    the start auto.fullrank_start probes."""
+    draws = MEAN_FIELD.draw(theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
+    return estimate(compiled.log_joint, theta, draws, np.exp(MEAN_FIELD.log_sd(theta)),
+                    _hessian_chunk(compiled), jacobi=True)
 
 
 def _check_warm(source, first: AdviResult, guide) -> None:

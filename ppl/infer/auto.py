@@ -39,9 +39,7 @@ from ..guides import GAUSSIAN, MEAN_FIELD, family
 from . import advi, fixed_draws
 from .ladder import (ABOVE, CARE_THIN, DIVERGED, FAILED, INTERRUPTED, LAST_RUNG, RELIABLE_THIN,
                      SKIPPED, UNUSABLE, USABLE, Ladder, ladder)
-from .precondition import estimate
 from .psis import psis
-from .schedule import HESSIAN_DRAWS
 from .verdict import CARE, RELIABLE, matches_bulk
 
 AUTO = "auto"
@@ -406,18 +404,16 @@ def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
     its own (mean field's steps, trace and seconds), or None when the fit would start from
     mean field's own frame (no whitening).
 
-    Computed as advi._fit_family does, with a copy of the climb's stream: the whitening's draws
-    are those the full-rank fit takes first, and the climb's stream is left as it was, so a
-    fit that does not skip full rank is the same as before this probe existed.
+    Computed as advi._fit_family does (advi.mean_field_frame: its own decomposition was once
+    kept here, and missed that frame's Jacobi scaling), with a copy of the climb's stream: the
+    whitening's draws are those the full-rank fit takes first, and the climb's stream is left
+    as it was, so a fit that does not skip full rank is the same as before this probe existed.
     """
     if options.precondition != "hessian" or compiled.dim == 0:
         return None
     theta = mean_field.theta
-    rng = copy.deepcopy(mf_rng)
-    draws = MEAN_FIELD.draw(theta, rng.standard_normal((HESSIAN_DRAWS, compiled.dim)))
     with np.errstate(all="ignore"):   # as in advi.fit: a far draw may overflow
-        whitened = estimate(compiled.log_joint, theta, draws, np.exp(MEAN_FIELD.log_sd(theta)),
-                            advi._hessian_chunk(compiled))   # as advi._fit_family: the rule
+        whitened = advi.mean_field_frame(compiled, theta, copy.deepcopy(mf_rng))
     if whitened.L is None:
         return None
     guide = family("fullrank", compiled.dim)

@@ -93,7 +93,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           min_weights_ess: float = MIN_WEIGHTS_ESS,
           noisy_mean: tuple[str, float] | None = None, method: str = "advi",
           unconverged: str = "raise --iter", diverged: bool = False,
-          weights_disagree: tuple[str, float, float, bool] | None = None) -> Verdict:
+          weights_disagree: tuple[str, float, float, bool] | None = None,
+          off_optimum: bool = False) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -123,6 +124,11 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         family (the hint to a richer family read as if this one had converged).
     weights_disagree : for a summary not importance-corrected, where k̂ trusts the weights:
         :func:`disagreement` of the plain and the weighted summary, or None.
+    off_optimum : whether the end-of-fit check found the fit away from its optimum
+        (advi.NOT_AT_OPTIMUM; its warning says why and what to do): an unreliable k̂ then
+        judges where the fit stopped, not the family (a mean-field fit of Poisson(log_rate=a
+        + b * year) on uncentred years, stopped 85 sds off, was told this family cannot
+        represent the posterior, try --guide flow).
 
     Returns
     -------
@@ -205,6 +211,9 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
     if diverged:
         level, text = UNRELIABLE, "the fit diverged (its ELBO fell below its first steps), " \
                                   "so its summary is not a posterior: try a smaller --lr"
+    elif off_optimum and level == UNRELIABLE and not disagree and noisy_mean is None:
+        text = ("the fit stopped away from its optimum (see the warning), so k̂ does not tell "
+                "whether this family can represent the posterior")
     elif not converged and level == RELIABLE:
         level, text = CARE, f"the optimizer did not converge; {unconverged}"
     elif not converged:

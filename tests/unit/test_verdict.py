@@ -267,3 +267,19 @@ def test_disagreement_measures_gaps_in_the_weighted_sds_with_no_margin_at_equal_
     agree = (np.array([0.0]), np.array([1.0]))
     assert disagreement(["mu"], (np.array([0.11]), np.array([1.0])), agree, 4000, 4000) == \
         ("mu", pytest.approx(0.11), 0.0, True)
+
+
+@pytest.mark.parametrize("khat", [0.9, np.inf])
+def test_a_fit_stopped_away_from_its_optimum_does_not_blame_the_family(khat):
+    # mean field on Poisson(log_rate=a + b * year), uncentred years, seed 0: stopped 85
+    # posterior sds off, warned, and told 'this family cannot represent the posterior; try
+    # --guide flow' (found by the collapse audit): k̂ there judges the fit, not the family
+    from ppl.infer import advi
+    verdict = judge(khat, T1000, 1000, converged=False, available=ALL, off_optimum=True,
+                    unconverged=posterior.unconverged(advi.NOT_AT_OPTIMUM))
+    assert verdict.level == UNRELIABLE
+    assert verdict.line.endswith("the fit stopped away from its optimum (see the warning), so "
+                                 "k̂ does not tell whether this family can represent the "
+                                 "posterior")
+    # at a usable k̂ the verdict is as it was
+    assert judge(0.2, T1000, 1000, converged=False, off_optimum=True).level == CARE
