@@ -551,10 +551,14 @@ def test_a_richer_family_refuses_a_warm_start_of_zero_scale(rng):
 def test_a_polish_that_climbs_beyond_any_proper_elbo_is_refused(rng, monkeypatch):
     # the ELBO is checked again after the optimum's check and polish, whose Newton steps can
     # climb further than the fit did (mutation3 audit); this fit stops by the ELBO rule, so
-    # it is checked (test_fit_converges_on_a_gaussian)
+    # it is checked (test_fit_converges_on_a_gaussian). Only from above: a proper posterior's
+    # ELBO (at most its log evidence) can be as far below 0 as its data take it.
+    model = gaussian([3.0, -1.0], [0.5, 2.0])
     monkeypatch.setattr(advi, "_checked", lambda compiled, result: replace(result, final_elbo=1e40))
     with pytest.raises(PplError, match=r"with an ELBO of 1e\+40, far beyond any proper"):
-        advi.fit(gaussian([3.0, -1.0], [0.5, 2.0]), FitOptions(), rng)
+        advi.fit(model, FitOptions(), rng)
+    monkeypatch.setattr(advi, "_checked", lambda compiled, result: replace(result, final_elbo=-1e40))
+    assert advi.fit(model, FitOptions(), rng).final_elbo == -1e40
 
 
 def test_full_rank_is_fitted_in_the_jacobi_scaled_frame_of_a_precision_beyond_eigh():
