@@ -163,6 +163,9 @@ def test_a_fits_repr_says_ctrl_c_ended_it():
     fit = model.fit({}, guide="meanfield", progress=interrupt)
     assert fit.result.reason == "interrupted"
     assert repr(fit).startswith(f"<Fit: interrupted after {fit.result.steps} steps, ELBO ")
+    # one that ran out of steps did not converge (mutation3 audit)
+    fit = model.fit({}, guide="meanfield", iter=10)
+    assert repr(fit).startswith("<Fit: did not converge after 10 steps, ELBO ")
 
 
 def test_a_fit_on_npy_files_keeps_its_data_when_the_files_are_rewritten(tmp_path):

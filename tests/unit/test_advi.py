@@ -546,3 +546,37 @@ def test_a_richer_family_refuses_a_warm_start_of_zero_scale(rng):
     for spec in ("flow:1", "scaled", "fullrank"):
         with pytest.raises(PplError, match="its scale collapsed"):
             advi.fit(target, FitOptions(guide=spec, lr=0.1, iter=30), rng, warm=warm)
+
+
+def test_a_polish_that_climbs_beyond_any_proper_elbo_is_refused(rng, monkeypatch):
+    # the ELBO is checked again after the optimum's check and polish, whose Newton steps can
+    # climb further than the fit did (mutation3 audit); this fit stops by the ELBO rule, so
+    # it is checked (test_fit_converges_on_a_gaussian). Only from above: a proper posterior's
+    # ELBO (at most its log evidence) can be as far below 0 as its data take it.
+    model = gaussian([3.0, -1.0], [0.5, 2.0])
+    monkeypatch.setattr(advi, "_checked", lambda compiled, result: replace(result, final_elbo=1e40))
+    with pytest.raises(PplError, match=r"with an ELBO of 1e\+40, far beyond any proper"):
+        advi.fit(model, FitOptions(), rng)
+    monkeypatch.setattr(advi, "_checked", lambda compiled, result: replace(result, final_elbo=-1e40))
+    assert advi.fit(model, FitOptions(), rng).final_elbo == -1e40
+
+
+def test_full_rank_is_fitted_in_the_jacobi_scaled_frame_of_a_precision_beyond_eigh():
+    # y ~ Normal(b0 + b1 * year + b2 * year^2, 2) on years 1950-2020: an exact Gaussian
+    # posterior whose precision's eigenvalues span 5e-22 of the largest. In the floored frame
+    # (advi._fit_family without jacobi) seed 1 stops unconverged at iter 400 with its sds
+    # half the exact ones; in the Jacobi-scaled frame it converges with sds within 1%. 10%
+    # allows for the Monte Carlo noise of a converged fit's sds (mutation3 audit)
+    years = np.arange(1950, 2021, dtype=float)
+    y = 3 + 0.02 * years + 1e-5 * years ** 2 + 2 * np.random.default_rng(1).standard_normal(71)
+    model = compiled("data N: int\ndata year: real[N]\ndata y: real[N]\n"
+                     "sample b0 ~ Normal(0, 1e5)\nsample b1 ~ Normal(0, 100)\n"
+                     "sample b2 ~ Normal(0, 1)\n"
+                     "observe y ~ Normal(b0 + b1 * year + b2 * year ** 2, 2)\n",
+                     {"N": 71, "year": years, "y": y})
+    X = np.column_stack([np.ones_like(years), years, years ** 2])
+    sd = np.sqrt(np.diag(np.linalg.inv(X.T @ X / 4 + np.diag([1e-10, 1e-4, 1.0]))))
+    result = advi.fit(model, FitOptions(seed=1, guide="fullrank", iter=400),
+                      np.random.default_rng(1))
+    assert result.converged
+    assert np.allclose(np.exp(result.guide.log_sd(result.theta)) / sd, 1, atol=0.1)

@@ -428,6 +428,19 @@ def test_a_slice_whose_start_comes_after_its_stop_is_an_error(slice_, data, reve
         _check(text, data)
 
 
+def test_a_negative_slice_bound_from_the_data_is_left_to_the_data_check():
+    # y[K:] at K = -5 on 3 elements: a bound read from the data is refused by data.py for
+    # being negative at all (its message says numpy would count it from the end), not here as
+    # past the start of the axis, the rule for literals such as y[:-5] (mutation3 audit)
+    import ppl
+    text = "data K: int\ndata T: int\ndata y: real[T]\nlet z = y[K:]\n"
+    _check(text, {"K": -5, "T": 3})
+    with pytest.raises(PplError, match="slice bound 'K' is -5; a slice bound from the data "
+                       "must be non-negative"):
+        ppl.compile("data K: int\ndata y: real[3]\nsample mu ~ Normal(0, 1)\n"
+                    "observe y[K:] ~ Normal(mu, 1)\n").fit({"K": -5, "y": [1.0, 2.0, 3.0]})
+
+
 def test_index_range_is_checked_with_dims():
     text = "data K: int\ndata x: real[K]\nlet z = x[4]\n"
     _check(text)

@@ -691,6 +691,14 @@ def test_csv_int_with_too_many_digits(tmp_path):
         "in 64-bit ints or float64")
 
 
+def test_leading_zeros_are_not_digits_of_an_int(tmp_path):
+    # the digit cap counts an int's digits from its first that is not 0: 400 zeros and a 7
+    # in a CSV file is 7 (JSON refuses leading zeros itself) (mutation3 audit)
+    path = tmp_path / "data.csv"
+    path.write_text("y\n1\n-" + "0" * 400 + "7\n")
+    assert load("data y: int[2]\n", path)[0]["y"].tolist() == [1, -7]
+
+
 @pytest.mark.parametrize("name", ["data.csv", "data.json"])
 def test_an_int_is_read_up_to_the_digits_of_float64s_largest(tmp_path, name):
     # an int of up to 309 digits is read (for a real, as the nearest float64, as data.py

@@ -326,3 +326,22 @@ def test_an_sd_below_the_means_float_resolution_is_not_called_collapsed():
     g = diagnostics._gradients(log_joint, mu, sigma, eps)
     assert diagnostics.short_sd(log_joint, mu, sigma, eps, g) is None
     assert diagnostics.short_sd(log_joint, mu, sigma * 1e-3, eps, g) == (0, pytest.approx(1e-3))
+
+
+def test_the_check_after_a_polish_judges_the_polished_elbo(monkeypatch):
+    # the warning after a polish names the ELBO the fit ends with, and chooses its cause by it
+    # ('the ELBO is about ...: the data are on a scale far from the priors'' beyond 1e8): the
+    # polished ELBO, not the one before the polish (mutation3 audit)
+    from ppl.guides import MEAN_FIELD
+    from .test_advi import compiled
+    seen, check_optimum = [], diagnostics.check_optimum
+
+    def spy(compiled, mu, log_sigma, lr, final_elbo, rounds=0):
+        seen.append(final_elbo)
+        return check_optimum(compiled, mu, log_sigma, lr, final_elbo, rounds)
+    monkeypatch.setattr(diagnostics, "check_optimum", spy)
+    c = compiled("sample mu ~ Normal(0, 1)\n", {})
+    # 3 sds off: the check fails and the polish moves the mean to 0
+    theta, final_elbo, _ = diagnostics.settle(c, MEAN_FIELD, np.array([3.0, 0.0]), 0.1, -123.0)
+    assert abs(theta[0]) < 1e-6
+    assert seen == [-123.0, final_elbo] and final_elbo != -123.0

@@ -539,6 +539,13 @@ def test_family_refuses_bad_specs(spec, message):
         family(spec, 5)
 
 
+def test_flow_takes_up_to_its_largest_number_of_layers():
+    # flow:101 is refused, flow:100 is not (mutation3 audit)
+    from ppl.guides import check_spec
+    from ppl.guides.flow import MAX_LAYERS
+    assert check_spec(f"flow:{MAX_LAYERS}") == ("flow", MAX_LAYERS) == ("flow", 100)
+
+
 def test_fullrank_too_large_suggests_lowrank():
     with pytest.raises(PplError) as error:
         family("fullrank", 2001)

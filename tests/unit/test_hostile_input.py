@@ -1273,3 +1273,23 @@ def test_a_flag_given_twice_is_one_option_error(argv, flag, capsys):
     assert main(argv) == 2
     assert capsys.readouterr() == ("", f"error: option {flag}: given more than once; give "
                                    f"each option once (see 'ppl {argv[0]} --help')\n")
+
+
+def test_a_repeated_flag_is_refused_from_the_command_line_itself(monkeypatch, capsys):
+    # the 'ppl' command calls main() without argv, which reads sys.argv (mutation3 audit)
+    import sys
+    from ppl.cli import main
+    monkeypatch.setattr(sys, "argv", ["ppl", "fit", "m.ppl", "--seed", "1", "--seed", "2"])
+    assert main() == 2
+    assert "error: option --seed: given more than once" in capsys.readouterr().err
+
+
+def test_a_flag_after_a_double_dash_is_an_argument_not_a_repeat(tmp_path, monkeypatch, capsys):
+    # after '--' argparse takes every token as a positional argument: a model file named
+    # '--data' is not a second --data (mutation3 audit)
+    from ppl.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "--data").write_text("sample mu ~ Normal(0, 1)\n")
+    (tmp_path / "d.json").write_text("{}")
+    assert main(["check", "--data", "d.json", "--", "--data"]) == 0
+    assert capsys.readouterr().err == ""

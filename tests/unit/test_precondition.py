@@ -6,7 +6,7 @@ from autograd.tracer import isbox
 
 from ppl.infer import advi
 from ppl.options import FitOptions
-from ppl.infer.precondition import (FD_STEP, HESSIAN_STEP, PRODUCT_DRAWS, RANK, WHOLE_MAX_DIM,
+from ppl.infer.precondition import (EIGEN_FLOOR, FD_STEP, HESSIAN_STEP, PRODUCT_DRAWS, RANK, WHOLE_MAX_DIM,
                                     Coordinates, LowRank,
                                     difference_hessian, estimate, expected_hessian, lanczos,
                                     scaled_hessian_product, whiten, whiten_low_rank)
@@ -250,8 +250,60 @@ def test_difference_hessian_steps_beyond_the_draws_float_resolution(rng):
         assert np.allclose(difference_hessian(quadratic, zeta, sd, chunk), precision,
                            rtol=1e-4)
     x = np.array([1.0, 0.0])   # the low-rank estimate's products, P x = S H S x
+    # (atol 0: P x is ~1e-47 here, and steps that left the draws as they were gave P x = 0,
+    # which the default atol took as close; mutation3 audit)
     assert np.allclose(scaled_hessian_product(quadratic, zeta, sd)(x),
-                       sd * (precision @ (sd * x)), rtol=1e-4)
+                       sd * (precision @ (sd * x)), rtol=1e-4, atol=0)
+
+
+def test_difference_hessian_steps_each_column_beyond_its_own_draws_resolution(rng):
+    # The shortest step is RESOLUTION_STEP of the column's own largest draw: a latent near 0
+    # beside one near 1e6 keeps its step of FD_STEP sds. Central differences of the gradient
+    # -x^3 / s^4 of a quartic over +-h give (3 x^2 + h^2) / s^4 where the exact Hessian has
+    # 3 x^2 / s^4: exactly FD_STEP^2 / s^2 more at h = FD_STEP s. A step of 2^-26 * 1e6
+    # (15 of its sds) would give 2.5e3 times that (mutation3 audit)
+    s = 1e-3
+
+    def log_joint(z):
+        return -(z[:, 0] / s) ** 4 / 4 - 0.5 * ((z[:, 1] - 1e6) / s) ** 2
+    sd = np.array([s, s])
+    zeta = np.array([0.0, 1e6]) + sd * rng.normal(size=(7, 2))
+    exact = expected_hessian(log_joint, zeta)
+    H = difference_hessian(log_joint, zeta, sd, CENTRAL)
+    assert np.isclose(H[0, 0], exact[0, 0] + FD_STEP ** 2 / s ** 2, rtol=1e-6)
+    assert np.isclose(H[1, 1], exact[1, 1], rtol=1e-6)
+
+
+def test_the_jacobi_scaled_frame_is_taken_only_where_the_floor_would_raise_an_eigenvalue(rng):
+    # Elsewhere the frame is the floored form's, bit for bit (fits whose precision eigh
+    # resolves are unchanged); just past the floor (an eigenvalue at a tenth of EIGEN_FLOOR)
+    # the scaled form whitens H exactly, where the floor left that eigenvalue at 0.1; a zero
+    # on the diagonal cannot be scaled: the floored form (mutation3 audit)
+    A = rng.normal(size=(3, 3))
+    H = A @ A.T + np.eye(3)
+    assert np.array_equal(whiten(np.zeros(6), H, jacobi=True).L, whiten(np.zeros(6), H).L)
+    H = np.diag([1.0, 0.1 * EIGEN_FLOOR])
+    L = whiten(np.zeros(4), H, jacobi=True).L
+    assert np.allclose(L.T @ H @ L, np.eye(2), rtol=1e-12, atol=0)
+    H = np.diag([1.0, 0.0])
+    assert np.array_equal(whiten(np.zeros(4), H, jacobi=True).L, whiten(np.zeros(4), H).L)
+
+
+def test_estimate_whitens_in_the_jacobi_scaled_frame_when_asked():
+    # estimate passes ``jacobi`` on to whiten: the year-squared precision above, from its
+    # finite differences (exact on a quadratic up to rounding), whitened to the identity
+    # (mutation3 audit)
+    years = np.arange(1950, 2021, dtype=float)
+    X = np.column_stack([np.ones_like(years), years, years ** 2])
+    precision = X.T @ X / 4 + np.diag([1e-10, 1e-4, 1.0])
+    mode = np.linalg.solve(precision, X.T @ (0.02 * years) / 4)
+
+    def quadratic(z):
+        return -0.5 * anp.sum(((z - mode) @ precision) * (z - mode), axis=1)
+    sd = 1 / np.sqrt(np.diag(precision))
+    draws = mode + sd * np.random.default_rng(0).normal(size=(10, 3))
+    L = estimate(quadratic, np.concatenate([mode, np.log(sd)]), draws, sd, jacobi=True).L
+    assert np.allclose(np.linalg.eigvalsh(L.T @ precision @ L), 1.0, atol=1e-3)
 
 
 def test_a_far_sharp_optimum_is_reached_by_the_first_whitening():
