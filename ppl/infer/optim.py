@@ -15,11 +15,14 @@ from .. import ir
 
 
 class AdamState(NamedTuple):
+    """``v`` is the second moment in units of ``scale**2`` (``scale`` a power of two per
+    coordinate, 1 until a gradient is too large to square; see adam_update)."""
     params: np.ndarray
     m: np.ndarray
     v: np.ndarray
     step: int
     lr: float
+    scale: np.ndarray | float = 1.0
 
 
 class SgdState(NamedTuple):
@@ -45,6 +48,8 @@ class Optimizer(NamedTuple):
 # ----- Adam (Kingma and Ba 2015, Algorithm 1, with its default b1, b2, eps) ----------------
 
 _B1, _B2, _EPS = 0.9, 0.999, 1e-8
+# Largest |gradient / scale| squared as it is: 2^1000, short of the float maximum 2^1024.
+_SQUARABLE = 2.0 ** 500
 
 
 def adam_init(params: np.ndarray, lr: float) -> AdamState:
@@ -55,14 +60,29 @@ def adam_init(params: np.ndarray, lr: float) -> AdamState:
 
 def adam_update(state: AdamState, grad: np.ndarray) -> AdamState:
     """One Adam step against ``grad``: bias-corrected moments m_hat, v_hat, then
-    params -= lr * m_hat / (sqrt(v_hat) + eps)."""
+    params -= lr * m_hat / (sqrt(v_hat) + eps).
+
+    The second moment is kept divided by ``scale**2``: a finite gradient above ~1.3e154
+    squares to inf, and v = inf made that coordinate's step 0 for the rest of the run (a
+    frozen mean, silently). A coordinate whose |gradient| reaches 2^500 times its scale gets
+    as new scale the power of two at or below its |gradient|, and its v is rescaled to match.
+    Scales are powers of two, so every product and square root is the unscaled one bit for
+    bit (short of subnormals): a run whose gradients stay below 2^500 is unchanged."""
     step = state.step + 1
+    scale, v_scaled = state.scale, state.v
+    scaled = grad / scale
+    too_large = np.abs(scaled) >= _SQUARABLE
+    if np.any(too_large):
+        new_scale = np.where(too_large, np.ldexp(1.0, np.frexp(grad)[1] - 1), scale)
+        v_scaled = v_scaled * (scale / new_scale) ** 2
+        scale = new_scale
+        scaled = grad / scale
     m = _B1 * state.m + (1 - _B1) * grad
-    v = _B2 * state.v + (1 - _B2) * grad * grad
+    v = _B2 * v_scaled + (1 - _B2) * scaled * scaled
     m_hat = m / (1 - _B1 ** step)
     v_hat = v / (1 - _B2 ** step)
-    params = state.params - state.lr * m_hat / (np.sqrt(v_hat) + _EPS)
-    return AdamState(params, m, v, step, state.lr)
+    params = state.params - state.lr * m_hat / (np.sqrt(v_hat) * scale + _EPS)
+    return AdamState(params, m, v, step, state.lr, scale)
 
 
 # ----- SGD with (heavy-ball) momentum, as torch.optim.SGD ------------------------------------

@@ -348,3 +348,18 @@ def test_the_check_after_a_polish_judges_the_polished_elbo(monkeypatch):
     theta, final_elbo, _ = diagnostics.settle(c, MEAN_FIELD, np.array([3.0, 0.0]), 0.1, -123.0)
     assert abs(theta[0]) < 1e-6
     assert seen == [-123.0, final_elbo] and final_elbo != -123.0
+
+
+@pytest.mark.parametrize("sd_b, step", [(0.08227863, "inf"), (0.07, "-1.35e+11")])
+def test_a_step_the_draws_cannot_bound_is_flagged(sd_b, step):
+    # Where the mean-field fit (seed 1; Adam's second moment no longer overflowing) stopped
+    # 'converged' with a final ELBO of -7.6e77, 143 posterior sds off: its mean had not moved
+    # since the first whitening. b's sd 0.08 puts most of the check's draws at steps of +2.7e5
+    # sds and a few, in e^(b * year)'s tail, at -1e39 or at a gradient that overflows (0.08:
+    # step inf, se nan) or at a mean of -1.35e11 sds with an se as large (0.07): 'not
+    # significant' at Z = 4, and no warning. A step above MAX_SDS whose se is not below it is
+    # one the draws cannot bound (diagnostics._unbounded).
+    c = _poisson_on_years("exp(a + b * year)")
+    mu = np.array([-0.17873489, -0.16118613])
+    warning = diagnostics.check_optimum(c, mu, np.log([0.10243603, sd_b]), 0.01, -7.6e77)
+    assert warning is not None and f"by {step} guide sds" in warning.message

@@ -51,6 +51,39 @@ def test_adam_first_step_is_lr_times_sign():
     np.testing.assert_allclose(state.params, -0.1 * np.sign(grad), rtol=1e-6)
 
 
+def test_adam_steps_on_gradients_too_large_to_square():
+    # A finite gradient above ~1.3e154 squared to inf in Adam's second moment, and the step
+    # m / sqrt(v) was 0 from then on: a frozen coordinate (the first link of the collapsed
+    # Poisson(exp(a + b * year)) fit). Adam's step does not depend on the gradients' scale (but
+    # for eps), so gradients times 2^600 must take the same steps as the gradients themselves,
+    # up to eps / sqrt(v_hat) ~ 1e-8 relative.
+    opt = optimizer("adam")
+    rng = np.random.default_rng(0)
+    small = opt.init(np.zeros(3), 0.1)
+    large = opt.init(np.zeros(3), 0.1)
+    for _ in range(20):
+        grad = rng.normal(size=3) * np.array([1.0, 10.0, 0.1])
+        small = opt.update(small, grad)
+        large = opt.update(large, grad * 2.0 ** 600)
+    np.testing.assert_allclose(large.params, small.params, rtol=1e-6)
+
+
+def test_adam_below_the_rescaling_is_plain_adam():
+    # the scaled second moment changes no bit where no gradient reaches 2^500 (golden fits)
+    opt = optimizer("adam")
+    state = opt.init(np.array([0.3, -1.0]), 0.05)
+    m = v = np.zeros(2)
+    params = state.params
+    for step, grad in enumerate([np.array([2.0 ** 499, -3e-7]), np.array([-7.5, 1e140])], 1):
+        state = opt.update(state, grad)
+        m = 0.9 * m + (1 - 0.9) * grad
+        v = 0.999 * v + (1 - 0.999) * grad * grad
+        params = params - 0.05 * (m / (1 - 0.9 ** step)) / (
+            np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
+        np.testing.assert_array_equal(state.params, params)
+        np.testing.assert_array_equal(state.v, v)
+
+
 def test_stan_first_step():
     # rho_1 = eta / (1 + sqrt(g^2)): the step is eta * g / (1 + |g|) (Kucukelbir et al. 2017)
     opt = optimizer("stan")
