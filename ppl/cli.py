@@ -221,9 +221,7 @@ def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     args, extra = parser.parse_known_args(argv)
     if extra:
         from .errors import suggest_flag
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        command = commands.choices.get(args.command, parser)
-        flags = [flag for action in command._actions for flag in action.option_strings]
+        command, flags = _command_flags(parser, args.command)
         unknown = next((a.split("=")[0] for a in extra if a.startswith("--")), None)
         command.error(f"unrecognized arguments: {' '.join(extra)}"
                       + ("" if unknown is None else suggest_flag(unknown, flags)))
@@ -231,14 +229,19 @@ def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     return args
 
 
+def _command_flags(parser: argparse.ArgumentParser, name: str | None):
+    """The parser of command ``name`` (the top parser when there is none) and its flags."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = commands.choices.get(name, parser)
+    return command, [flag for action in command._actions for flag in action.option_strings]
+
+
 def _refuse_repeated_flags(parser: argparse.ArgumentParser, command: str | None, argv) -> None:
     """A flag given twice is an option error: argparse kept the last (`--seed 1 --seed 2` fitted
     seed 2 without a word), where CmdStan refuses a repeated argument. Every token argparse
     reads as a flag counts (it never takes one as another flag's value), up to '--'."""
     from .errors import repeated_flag
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    flags = {flag for action in commands.choices.get(command, parser)._actions
-             for flag in action.option_strings if flag.startswith("--")}
+    flags = {flag for flag in _command_flags(parser, command)[1] if flag.startswith("--")}
     seen = []
     for token in argv:
         if token == "--":
