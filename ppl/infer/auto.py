@@ -230,19 +230,10 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
                                    probe.ess / probe.log_weights.size))
                 history += ((name, SKIPPED),)
                 continue
-        _announce(progress, name)
-        try:
-            result = advi.fit(compiled, dataclasses.replace(options, guide=name), rng,
-                              progress, start)
-        except PplError as error:
-            if not history:
-                raise          # mean field failed: there is no fit to report
-            tried.append(_failed(name, error, started))
-            history += ((name, FAILED),)
-            continue
-        if history and result.reason == advi.FELL:
-            tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
-            history += ((name, DIVERGED),)
+        result = _fit_rung(compiled, dataclasses.replace(options, guide=name), rng, progress,
+                           start, started, tried, first=not history)
+        if result is None:
+            history += ((name, tried[-1].level),)     # FAILED or DIVERGED
             continue
         fit = assess(result)
         # (not past the iteration cap: the further rounds would exceed --iter)
@@ -250,13 +241,39 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
                 result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
             result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
             fit = assess(result)
-        tried.append(Tried(name, fit.khat, fit.verdict().level, time.perf_counter() - started))
-        assessed.append((len(tried) - 1, fit))
+        _record(name, fit, started, tried, assessed)
         history += ((name, _outcome(fit, gaussian)),)
         ends[name] = result
         if name in GAUSSIAN_RUNGS:
             gaussian = fit
     return name == LAST_RUNG, starts.get("flow")
+
+
+def _fit_rung(compiled, options, rng, progress, start, started: float, tried: list,
+              first: bool = False):
+    """Fit the family ``options.guide`` names from ``start``, announced to ``progress``: its
+    result, or None when it raised or its ELBO fell (advi.FELL), recorded so in ``tried``
+    (FAILED, DIVERGED). ``first``: mean field, whose error is the whole fit's (there is no fit
+    to report) and whose fallen fit is assessed as any other."""
+    _announce(progress, options.guide)
+    try:
+        result = advi.fit(compiled, options, rng, progress, start)
+    except PplError as error:
+        if first:
+            raise
+        tried.append(_failed(options.guide, error, started))
+        return None
+    if result.reason == advi.FELL and not first:
+        tried.append(Tried(options.guide, np.inf, DIVERGED, time.perf_counter() - started))
+        return None
+    return result
+
+
+def _record(family: str, fit, started: float, tried: list, assessed: list) -> None:
+    """Record an assessed rung: its k̂, level and seconds in ``tried``, (that index, ``fit``) in
+    ``assessed``."""
+    tried.append(Tried(family, fit.khat, fit.verdict().level, time.perf_counter() - started))
+    assessed.append((len(tried) - 1, fit))
 
 
 def _outcome(fit, gaussian) -> str:
@@ -345,27 +362,20 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
     fits before it stand)."""
     started = time.perf_counter()
     spec = f"flow:{RETRY_LAYERS}"
-    _announce(progress, spec)
     lr = RETRY_LR if options.lr is None else options.lr
-    try:
-        result = advi.fit(compiled, dataclasses.replace(
-            options, guide=spec, window=options.window * RETRY_WINDOW, lr=lr), rng, progress,
-            start)
-    except PplError as error:
-        tried.append(_failed(spec, error, started))
-        return
-    if result.reason == advi.FELL:
-        tried.append(Tried(spec, np.inf, DIVERGED, time.perf_counter() - started))
+    result = _fit_rung(compiled, dataclasses.replace(
+        options, guide=spec, window=options.window * RETRY_WINDOW, lr=lr), rng, progress,
+        start, started, tried)
+    if result is None:
         return
     fit = assess(result)
-    tried.append(Tried(spec, fit.khat, fit.verdict().level, time.perf_counter() - started))
     # Both flows maximize the same ELBO from the same start: the higher one is the closer q.
     # k̂ from 4000 draws is too noisy to choose between them (gp_pois_regr, seed 2: 0.85 and
     # 0.85, the retry's errors a third of the flow's; docs/history/trust-log.md)
     if assessed and assessed[-1][1].result.guide.name.startswith("flow") and \
             result.final_elbo > assessed[-1][1].result.final_elbo:
         assessed.pop()
-    assessed.append((len(tried) - 1, fit))
+    _record(spec, fit, started, tried, assessed)
 
 
 def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
