@@ -254,25 +254,39 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                 W = whitened.matrix()
     except KeyboardInterrupt:
         # stopped before this family's own steps: report it at its warm start
-        return AdviResult(guide, guide.warm_start(source, first.theta), first.names,
-                          first.elbo, False, INTERRUPTED, first.steps,
-                          time.perf_counter() - start_time, first.lr, first.final_elbo)
+        return _after(first, guide, guide.warm_start(source, first.theta), np.zeros(0), False,
+                      INTERRUPTED, first.lr, first.final_elbo, start_time)
     framed = Frame(compiled, m0, W)
-    offset = first.steps
-
-    def shifted(step, value, lr):
-        progress(step + offset, value + framed.log_det, lr)
-
     scale = guide.window_scale   # longer windows and more draws per step for a flow (flow.py)
     phase = replace(options, window=options.window * scale, iter=options.iter * scale,
                     mc_samples=options.mc_samples * guide.draws_scale)
     second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), phase, rng,
-                        shifted if progress is not None else None, False, start_time)
-    return AdviResult(guide, guide.push_affine(second.theta, m0, W), first.names,
-                      np.concatenate([first.elbo, second.elbo + framed.log_det]),
-                      second.converged, second.reason, first.steps + second.steps,
-                      time.perf_counter() - start_time, second.lr,
-                      second.final_elbo + framed.log_det)
+                        _counted_on(progress, first, framed.log_det), False, start_time)
+    return _after(first, guide, guide.push_affine(second.theta, m0, W),
+                  second.elbo + framed.log_det, second.converged, second.reason, second.lr,
+                  second.final_elbo + framed.log_det, start_time)
+
+
+def _after(first: AdviResult, guide, theta, trace, converged: bool, reason: str, lr: float,
+           final_elbo: float, start_time: float) -> AdviResult:
+    """The result of a fit of ``guide`` that went on from the fit ``first`` (its warm start's
+    source, or an earlier fit of ``guide``): ``trace`` holds this phase's own ELBOs, and the
+    result's trace, steps and seconds (from ``start_time``, ``first``'s) cover both."""
+    return AdviResult(guide, theta, first.names, np.concatenate([first.elbo, trace]),
+                      converged, reason, first.steps + len(trace),
+                      time.perf_counter() - start_time, lr, final_elbo)
+
+
+def _counted_on(progress, first: AdviResult, log_det: float = 0.0):
+    """``progress`` for a phase that goes on from the fit ``first`` (:func:`_after`): its steps
+    counted on from ``first``'s, its ELBO plus ``log_det`` (a frame's: the model's ELBO); None
+    without a callback."""
+    if progress is None:
+        return None
+
+    def counted_on(step, value, lr):
+        progress(step + first.steps, value + log_det, lr)
+    return counted_on
 
 
 def mean_field_frame(compiled, theta: np.ndarray, rng: np.random.Generator) -> Coordinates:
@@ -334,16 +348,11 @@ def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
     PplError : diverged, naming the statement whose term was not finite, when the ELBO was not
         finite at a round's start (or at the end) on every set of draws tried.
     """
-    offset = first.steps
-
-    def shifted(step, value, lr):
-        progress(step + offset, value, lr)
-
     # a round's draws a score chunk at a time where the model's size is known (large data);
     # a bare log density, whose size only its model would tell, takes them at once
     chunk = np.inf if getattr(compiled, "model", None) is None else _score_chunk(compiled)
     fitted = fixed_draws.fit(compiled.log_joint, guide, theta, rng,
-                             shifted if progress is not None else None, rounds, chunk,
+                             _counted_on(progress, first), rounds, chunk,
                              np.inf if options is None else options.iter)
     trace = fitted.trace
     if fitted.failed is not None:
@@ -352,9 +361,8 @@ def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
     final = fitted.elbo if np.isfinite(fitted.elbo) else \
         float(trace[-1]) if trace.size else first.final_elbo
     reason = INTERRUPTED if fitted.interrupted else MAX_ITER if fitted.capped else fitted.reason
-    return AdviResult(guide, fitted.theta, first.names, np.concatenate([first.elbo, trace]),
-                      fitted.converged, reason, first.steps + trace.size,
-                      time.perf_counter() - start_time, first.lr, final)
+    return _after(first, guide, fitted.theta, trace, fitted.converged, reason, first.lr, final,
+                  start_time)
 
 
 def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,

@@ -19,10 +19,11 @@ full rank was fitted and the flow cannot be used but beat its ELBO (ladder.py), 
 rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which
 replaces the flow when its ELBO is higher; the climb stops there. Returns the fit that stopped
 the climb (a usable mean field or flow whose check or last rung cannot be used stands) or,
-when none could be used, the one with the highest ELBO (:func:`choose`). What to fit next is
-the policy ladder.Ladder's decision on the outcomes so far; :func:`_climb` and :func:`retry`
-fit and assess. The families live in ppl/guides/, the fitting in advi.py (scaled's in
-fixed_draws.py), k̂ and the verdict in psis.py and verdict.py.
+when none could be used, the one with the highest ELBO. What to fit next, and which fit to
+return, are the policy ladder.py's decisions on the outcomes so far (ladder.Ladder,
+ladder.stands, ladder.by_elbo); :func:`_climb` and :func:`retry` fit and assess. The families
+live in ppl/guides/, the fitting in advi.py (scaled's in fixed_draws.py), k̂ and the verdict
+in psis.py and verdict.py.
 """
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ import numpy as np
 from ..errors import PplError
 from ..guides import GAUSSIAN, MEAN_FIELD, family
 from . import advi, fixed_draws
-from .ladder import (ABOVE, CARE_THIN, DIVERGED, FAILED, INTERRUPTED, LAST_RUNG, RELIABLE_THIN,
-                     SKIPPED, UNUSABLE, USABLE, Ladder, ladder)
+from .ladder import (ABOVE, CARE_THIN, DIVERGED, ELBO_TIE, ELBO_TIE_NATS, FAILED, INTERRUPTED,
+                     LAST_RUNG, RELIABLE_THIN, SKIPPED, UNUSABLE, USABLE, Ladder, by_elbo, ladder,
+                     stands, tie)
 from .psis import psis
 from .verdict import CARE, RELIABLE, matches_bulk
 
@@ -85,32 +87,19 @@ RETRY_LAYERS = 4
 RETRY_ESS = 0.5
 RETRY_WINDOW = 2
 RETRY_LR = 0.01
-# When no fit can be used, the choice among them: the highest ELBO, estimated from the draws
-# k̂ came from (the mean of their log weights, the objective every family maximizes, with its
-# standard error); fits within ELBO_TIE standard errors of the difference from the highest, or
-# within ELBO_TIE_NATS, are equals, and among equals the smallest k̂, then the earlier family.
-# ELBO_TIE_NATS is the KL of one element's sd 15% off (issue 11's tolerance): 0.5 (r^2 - 1 -
-# log r^2) = 0.021 at r = 1.15; full rank's and the flow's differed by 0.002-0.005 nats on
-# kidscore_momiq, at standard errors of 0.001 (docs/history/trust-log.md). Not the smallest k̂
-# alone: from 4000 draws it is too noisy to order fits that are all unusable (kidscore_momiq seed 1:
-# mean field 0.76, full rank 0.81, the flow 1.54 chose mean field, sds 85% off; full rank's k̂
-# is 0.38-0.54 on eight other draw sets and its ELBO 1.8 nats above mean field's,
-# docs/history/trust-log.md).
-ELBO_TIE = 2.0
-ELBO_TIE_NATS = 0.02
 
 
 @dataclass(frozen=True)
 class Tried:
     """One family auto fitted: its k̂, verdict level (or the error), seconds and, when no fit
-    was usable, its ELBO (:func:`choose`)."""
+    was usable, its ELBO (:func:`_by_elbo`)."""
 
     family: str
     khat: float
     level: str
     seconds: float
     ess: float = float("nan")   # skipped: its start's ESS as a fraction of the draws
-    elbo: tuple = ()            # (estimate, standard error) when auto chose on it (choose)
+    elbo: tuple = ()            # (estimate, standard error) when auto chose on it (_by_elbo)
     error: str = ""             # failed: what it raised, located (:func:`_failed`)
 
     def text(self) -> str:
@@ -125,7 +114,8 @@ class Tried:
 @dataclass(frozen=True)
 class AutoReport:
     """The families tried, in order, the one chosen (an index into ``tried``), whether Ctrl-C
-    ended the climb and whether the chosen fit can be used (else :func:`choose` chose it)."""
+    ended the climb and whether the chosen fit can be used (else the ELBO chose it,
+    :func:`_by_elbo`)."""
 
     tried: tuple
     chosen: int
@@ -215,16 +205,11 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
         if not assessed:
             raise
         ctrl_c = True
-    index, best = assessed[-1]
-    interrupted = ctrl_c or best.result.reason == advi.INTERRUPTED
-    usable = [pair for pair in assessed if _usable(pair[1])]
-    if interrupted or not usable:
-        index, best = choose(assessed, tried)
-    elif not _usable(best):
-        # the climb went on past a usable fit (mean field checked by the Gaussian rung, a flow
-        # on thin weights by the last rung) and what followed cannot be used: that fit stands
-        index, best = usable[-1]
-    return best, AutoReport(tuple(tried), index, interrupted, not interrupted and bool(usable))
+    interrupted = ctrl_c or assessed[-1][1].result.reason == advi.INTERRUPTED
+    usable = tuple(_usable(fit) for _, fit in assessed)
+    place = stands(usable, interrupted)
+    index, best = assessed[_by_elbo(assessed, tried) if place is None else place]
+    return best, AutoReport(tuple(tried), index, interrupted, not interrupted and any(usable))
 
 
 def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list):
@@ -245,19 +230,10 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
                                    probe.ess / probe.log_weights.size))
                 history += ((name, SKIPPED),)
                 continue
-        _announce(progress, name)
-        try:
-            result = advi.fit(compiled, dataclasses.replace(options, guide=name), rng,
-                              progress, start)
-        except PplError as error:
-            if not history:
-                raise          # mean field failed: there is no fit to report
-            tried.append(_failed(name, error, started))
-            history += ((name, FAILED),)
-            continue
-        if history and result.reason == advi.FELL:
-            tried.append(Tried(name, np.inf, DIVERGED, time.perf_counter() - started))
-            history += ((name, DIVERGED),)
+        result = _fit_rung(compiled, dataclasses.replace(options, guide=name), rng, progress,
+                           start, started, tried, first=not history)
+        if result is None:
+            history += ((name, tried[-1].level),)     # FAILED or DIVERGED
             continue
         fit = assess(result)
         # (not past the iteration cap: the further rounds would exceed --iter)
@@ -265,13 +241,39 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
                 result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
             result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
             fit = assess(result)
-        tried.append(Tried(name, fit.khat, fit.verdict().level, time.perf_counter() - started))
-        assessed.append((len(tried) - 1, fit))
+        _record(name, fit, started, tried, assessed)
         history += ((name, _outcome(fit, gaussian)),)
         ends[name] = result
         if name in GAUSSIAN_RUNGS:
             gaussian = fit
     return name == LAST_RUNG, starts.get("flow")
+
+
+def _fit_rung(compiled, options, rng, progress, start, started: float, tried: list,
+              first: bool = False):
+    """Fit the family ``options.guide`` names from ``start``, announced to ``progress``: its
+    result, or None when it raised or its ELBO fell (advi.FELL), recorded so in ``tried``
+    (FAILED, DIVERGED). ``first``: mean field, whose error is the whole fit's (there is no fit
+    to report) and whose fallen fit is assessed as any other."""
+    _announce(progress, options.guide)
+    try:
+        result = advi.fit(compiled, options, rng, progress, start)
+    except PplError as error:
+        if first:
+            raise
+        tried.append(_failed(options.guide, error, started))
+        return None
+    if result.reason == advi.FELL and not first:
+        tried.append(Tried(options.guide, np.inf, DIVERGED, time.perf_counter() - started))
+        return None
+    return result
+
+
+def _record(family: str, fit, started: float, tried: list, assessed: list) -> None:
+    """Record an assessed rung: its k̂, level and seconds in ``tried``, (that index, ``fit``) in
+    ``assessed``."""
+    tried.append(Tried(family, fit.khat, fit.verdict().level, time.perf_counter() - started))
+    assessed.append((len(tried) - 1, fit))
 
 
 def _outcome(fit, gaussian) -> str:
@@ -328,45 +330,29 @@ def _usable(fit) -> bool:
                                                             fit.weights_ess, p.n_nonfinite))
 
 
-def choose(assessed: list, tried: list) -> tuple[int, object]:
-    """The (tried index, fit) auto returns when no fit can be used (see ELBO_TIE); each
-    candidate's ELBO is recorded in ``tried`` for the report.
-
-    The ELBO is the mean of the log weights at the PSIS draws (``fit.log_weights()``: the
-    draws k̂ came from, evaluated again), its standard error their sd / sqrt(n). A fit with a
-    non-finite log weight has ELBO -inf (it puts mass where the density is zero or undefined).
-    """
-    if len(assessed) == 1:
-        return assessed[0]
-    elbos = []
-    for index, fit in assessed:
-        elbos.append(_elbo(fit))
-        tried[index] = dataclasses.replace(tried[index], elbo=elbos[-1])
-    top = max(range(len(elbos)), key=lambda i: elbos[i][0])
-    value, se = elbos[top]
-    equals = [i for i, (v, s) in enumerate(elbos)
-              if i == top or v >= value - _tie(s, se)]
-    return assessed[min(equals, key=lambda i: (assessed[i][1].khat, assessed[i][0]))]
+def _by_elbo(assessed: list, tried: list) -> int:
+    """The place in ``assessed`` of the fit auto returns when none can be used or Ctrl-C ended
+    the climb (ladder.by_elbo); each one's ELBO is recorded in ``tried`` for the report."""
+    elbos = [_elbo(fit) for _, fit in assessed]
+    for (index, _), elbo in zip(assessed, elbos):
+        tried[index] = dataclasses.replace(tried[index], elbo=elbo)
+    return by_elbo(elbos, [fit.khat for _, fit in assessed])
 
 
 def _elbo(fit) -> tuple[float, float]:
-    """(ELBO, its standard error) from the log weights of the draws k̂ came from; -inf when
-    one is not finite (see :func:`choose`)."""
+    """(ELBO, its standard error): the mean of the log weights at the PSIS draws
+    (``fit.log_weights()``: the draws k̂ came from, evaluated again) and their sd / sqrt(n);
+    -inf when one is not finite (the fit puts mass where the density is zero or undefined)."""
     log_w = np.asarray(fit.log_weights(), dtype=float)
     if log_w.size > 1 and np.all(np.isfinite(log_w)):
         return float(log_w.mean()), float(log_w.std(ddof=1) / np.sqrt(log_w.size))
     return -np.inf, 0.0
 
 
-def _tie(se_a: float, se_b: float) -> float:
-    """How close two ELBOs with these standard errors are to count as equal (ELBO_TIE)."""
-    return max(ELBO_TIE * np.hypot(se_a, se_b), ELBO_TIE_NATS)
-
-
 def _beats(fit, other) -> bool:
     """Whether ``fit``'s ELBO is above ``other``'s by more than a tie."""
     (value, se), (value_other, se_other) = _elbo(fit), _elbo(other)
-    return value - value_other > _tie(se, se_other)
+    return value - value_other > tie(se, se_other)
 
 
 def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> None:
@@ -376,27 +362,20 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
     fits before it stand)."""
     started = time.perf_counter()
     spec = f"flow:{RETRY_LAYERS}"
-    _announce(progress, spec)
     lr = RETRY_LR if options.lr is None else options.lr
-    try:
-        result = advi.fit(compiled, dataclasses.replace(
-            options, guide=spec, window=options.window * RETRY_WINDOW, lr=lr), rng, progress,
-            start)
-    except PplError as error:
-        tried.append(_failed(spec, error, started))
-        return
-    if result.reason == advi.FELL:
-        tried.append(Tried(spec, np.inf, DIVERGED, time.perf_counter() - started))
+    result = _fit_rung(compiled, dataclasses.replace(
+        options, guide=spec, window=options.window * RETRY_WINDOW, lr=lr), rng, progress,
+        start, started, tried)
+    if result is None:
         return
     fit = assess(result)
-    tried.append(Tried(spec, fit.khat, fit.verdict().level, time.perf_counter() - started))
     # Both flows maximize the same ELBO from the same start: the higher one is the closer q.
     # k̂ from 4000 draws is too noisy to choose between them (gp_pois_regr, seed 2: 0.85 and
     # 0.85, the retry's errors a third of the flow's; docs/history/trust-log.md)
     if assessed and assessed[-1][1].result.guide.name.startswith("flow") and \
             result.final_elbo > assessed[-1][1].result.final_elbo:
         assessed.pop()
-    assessed.append((len(tried) - 1, fit))
+    _record(spec, fit, started, tried, assessed)
 
 
 def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):

@@ -1,10 +1,13 @@
 """The family ladder of ``--guide auto`` as a policy: which family comes next and which earlier
-rung it starts from, given what each rung so far came to. Pure and frozen, as schedule.py's
-policies are for a fit's steps; auto.py fits, assesses and records the rungs it names.
+rung it starts from, given what each rung so far came to, and which rung the climb returns
+(:func:`stands`, :func:`by_elbo`). Pure and frozen, as schedule.py's policies are for a fit's
+steps; auto.py fits, assesses and records the rungs it names.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..guides import REGISTRY
 
@@ -25,6 +28,19 @@ ABOVE = "unusable, above"           # unusable, its ELBO above the fitted Gaussi
                                     # by more than a tie (auto._beats)
 INTERRUPTED = "interrupted"         # Ctrl-C inside the rung's fit
 LAST_RUNG = "last rung"             # Ladder.next's answer for the larger, longer flow (auto.retry)
+# When no fit can be used, the choice among them (:func:`by_elbo`): the highest ELBO, estimated
+# from the draws k̂ came from (the mean of their log weights, the objective every family
+# maximizes, with its standard error: auto._elbo); fits within ELBO_TIE standard errors of the
+# difference from the highest, or within ELBO_TIE_NATS, are equals, and among equals the
+# smallest k̂, then the earlier family. ELBO_TIE_NATS is the KL of one element's sd 15% off
+# (issue 11's tolerance): 0.5 (r^2 - 1 - log r^2) = 0.021 at r = 1.15; full rank's and the
+# flow's differed by 0.002-0.005 nats on kidscore_momiq, at standard errors of 0.001
+# (docs/history/trust-log.md). Not the smallest k̂ alone: from 4000 draws it is too noisy to
+# order fits that are all unusable (kidscore_momiq seed 1: mean field 0.76, full rank 0.81, the
+# flow 1.54 chose mean field, sds 85% off; full rank's k̂ is 0.38-0.54 on eight other draw sets
+# and its ELBO 1.8 nats above mean field's, docs/history/trust-log.md).
+ELBO_TIE = 2.0
+ELBO_TIE_NATS = 0.02
 
 
 def ladder(D: int) -> tuple[str, ...]:
@@ -78,7 +94,7 @@ class Ladder:
         """Whether the flow, the last rung of ``history``, goes on to the last rung: after a
         skipped full rank, unless it is usable on weights that carry enough (USABLE) or Ctrl-C
         ended it; after a fitted Gaussian rung, when it cannot be used and beat that rung's
-        ELBO by more than a tie (ABOVE, auto.ELBO_TIE): the posterior is not near Gaussian, and a
+        ELBO by more than a tie (ABOVE, ELBO_TIE): the posterior is not near Gaussian, and a
         flow that moved towards it had too few layers (a normal model's mean and scale from 5
         points: full rank's sds 35-40% short, k̂ 0.92; the flow's k̂ 1.58; flow:4's 0.55,
         corrected to within 3% of quadrature)."""
@@ -101,3 +117,32 @@ class Ladder:
             return self.families[0]
         earlier = [name for name, _ in history if name != "scaled"]
         return earlier[-1] if earlier else None
+
+
+def stands(usable: tuple[bool, ...], interrupted: bool) -> int | None:
+    """Which assessed rung the climb returns, by its place among them in the order fitted
+    (``usable``: whether each can be used, auto._usable), or None: :func:`by_elbo` chooses.
+
+    The last that can be used: the climb stops at a usable rung, and where it went on past one
+    (mean field usable with care, checked by the Gaussian rung; a flow on thin weights, by the
+    last rung) and what followed cannot be used, that one stands. When none can be used, or
+    Ctrl-C ended the climb (the fit that was stopped may be worse than the one before it), the
+    ELBO chooses, unless there is one rung only."""
+    if interrupted or not any(usable):
+        return 0 if len(usable) == 1 else None
+    return max(i for i, can in enumerate(usable) if can)
+
+
+def by_elbo(elbos: list[tuple[float, float]], khats: list[float]) -> int:
+    """The place of the rung with the highest ELBO (each one's (estimate, standard error), -inf
+    for a fit with a non-finite log weight), among those within a tie of it (:func:`tie`) the
+    smallest k̂, then the earlier rung (see ELBO_TIE)."""
+    top = max(range(len(elbos)), key=lambda i: elbos[i][0])
+    value, se = elbos[top]
+    equals = [i for i, (v, s) in enumerate(elbos) if i == top or v >= value - tie(s, se)]
+    return min(equals, key=lambda i: (khats[i], i))
+
+
+def tie(se_a: float, se_b: float) -> float:
+    """How close two ELBOs with these standard errors are to count as equal (ELBO_TIE)."""
+    return max(ELBO_TIE * np.hypot(se_a, se_b), ELBO_TIE_NATS)

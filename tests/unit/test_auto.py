@@ -110,6 +110,52 @@ def test_the_ladder_policy_names_each_rungs_start_and_the_probe():
     assert not policy.Ladder(("meanfield", "fullrank")).probes(FR)   # no flow to start instead
 
 
+# The policy's final choice alone (ladder.stands): whether each assessed rung can be used, in
+# the order fitted, and whether Ctrl-C ended the climb; the place of the rung returned (None:
+# the ELBO chooses, ladder.by_elbo)
+STANDS_TABLE = [
+    ((False,), False, 0),              # the one rung assessed: no ELBO to compare
+    ((False,), True, 0),
+    ((True,), True, 0),
+    ((False, True), False, 1),         # the climb stops at a usable rung
+    # the climb went on past a usable rung whose check (or last rung) cannot be used: it stands
+    ((True, False), False, 0),
+    ((False, False, True, False), False, 2),
+    ((True, True), False, 1),          # mean field usable with care, its check usable too
+    ((False, False, False), False, None),
+    ((True, True), True, None),        # Ctrl-C: the fit that was stopped may be the worse
+]
+
+
+@pytest.mark.parametrize("usable, interrupted, expected", STANDS_TABLE)
+def test_the_ladder_policy_names_the_rung_the_climb_returns(usable, interrupted, expected):
+    assert policy.stands(usable, interrupted) == expected
+
+
+# ladder.by_elbo alone: each rung's (ELBO, standard error) and k̂; the place of the one chosen.
+# Ties are within ELBO_TIE = 2 standard errors of the difference or ELBO_TIE_NATS = 0.02 nats
+ELBO_TABLE = [
+    # 0.5 nats below the top at a standard error of 0.016 each (2 se: 0.045): the top
+    ([(-3.0, 0.016), (-0.5, 0.016), (0.0, 0.016)], [0.7, 0.8, 1.5], 2),
+    # 0.01 below: equals, and the smaller k̂
+    ([(-3.0, 0.016), (-0.01, 0.016), (0.0, 0.016)], [0.7, 0.8, 1.5], 1),
+    ([(-0.1, 0.05), (0.0, 0.0)], [0.5, 0.9], 0),     # exactly 2 se below: equals
+    ([(-0.1, 0.04), (0.0, 0.0)], [0.5, 0.9], 1),     # 2.5 se below
+    ([(-0.1, 0.0), (0.0, 0.05)], [0.5, 0.9], 0),     # the top's standard error counts too
+    ([(-0.015, 0.0), (0.0, 0.0)], [0.5, 0.9], 0),    # within 0.02 nats, at no standard error
+    ([(-0.03, 0.0), (0.0, 0.0)], [0.5, 0.9], 1),
+    ([(-np.inf, 0.0), (-1.0, 0.01)], [0.1, 0.9], 1),  # a non-finite log weight
+    ([(0.0, 0.0), (0.0, 0.0)], [0.8, 0.8], 0),       # equal k̂: the earlier rung
+    # the top is among the equals whatever its standard error (an overflowing one: nan)
+    ([(np.inf, np.nan), (0.0, 0.0)], [0.9, 0.5], 0),
+]
+
+
+@pytest.mark.parametrize("elbos, khats, expected", ELBO_TABLE)
+def test_the_ladder_policy_chooses_by_the_elbo_when_no_rung_can_be_used(elbos, khats, expected):
+    assert policy.by_elbo(elbos, khats) == expected
+
+
 def test_auto_stops_at_mean_field_when_it_is_reliable():
     fit, report = _auto(Gaussian(np.diag([1.0, 4.0])))
     assert [t.family for t in report.tried] == ["meanfield"]
@@ -580,7 +626,7 @@ def _weighted(name, khat, log_weights):
                            khat=khat, log_weights=lambda: np.asarray(log_weights))
 
 
-def test_choose_counts_elbos_within_the_tie_as_equal_and_takes_the_smaller_khat():
+def test_the_elbo_choice_counts_elbos_within_the_tie_as_equal_and_takes_the_smaller_khat():
     rng = np.random.default_rng(1)
     noise = rng.standard_normal(4000)           # standard error of each mean: 1 / sqrt(4000)
     tried = [Tried(f, 1.0, "unreliable", 1.0) for f in ("meanfield", "fullrank", "flow")]
@@ -588,14 +634,14 @@ def test_choose_counts_elbos_within_the_tie_as_equal_and_takes_the_smaller_khat(
     assessed = [(0, _weighted("meanfield", 0.7, noise - 3.0)),
                 (1, _weighted("fullrank", 0.8, noise - 0.5)),
                 (2, _weighted("flow", 1.5, noise))]
-    assert auto.choose(assessed, list(tried))[0] == 2
+    assert auto._by_elbo(assessed, list(tried)) == 2
     # 0.01 below, a third of a standard error: equals, and full rank has the smaller k̂
     assessed[1] = (1, _weighted("fullrank", 0.8, noise - 0.01))
-    assert auto.choose(assessed, list(tried))[0] == 1
+    assert auto._by_elbo(assessed, list(tried)) == 1
     # a non-finite log weight: ELBO -inf, whatever its k̂
     assessed[0] = (0, _weighted("meanfield", 0.1, np.r_[noise[1:], -np.inf]))
     recorded = list(tried)
-    assert auto.choose(assessed, recorded)[0] == 1 and recorded[0].elbo[0] == -np.inf
+    assert auto._by_elbo(assessed, recorded) == 1 and recorded[0].elbo[0] == -np.inf
     assert AutoReport(tuple(recorded), 1).to_dict()["tried"][0]["elbo"] is None
 
 
