@@ -33,10 +33,12 @@ class SgdState(NamedTuple):
 
 
 class StanState(NamedTuple):
+    """``s`` in units of ``scale**2``, as AdamState's ``v``."""
     params: np.ndarray
     s: np.ndarray
     step: int
     lr: float
+    scale: np.ndarray | float = 1.0
 
 
 class Optimizer(NamedTuple):
@@ -52,6 +54,25 @@ _B1, _B2, _EPS = 0.9, 0.999, 1e-8
 _SQUARABLE = 2.0 ** 500
 
 
+def _squarable(grad: np.ndarray, scale, second: np.ndarray):
+    """``grad / scale``, and ``second`` (a running mean of squared gradients in units of
+    ``scale**2``) and ``scale`` as they must be for that quotient to square to a finite number.
+
+    A coordinate whose |gradient| reaches 2^500 times its scale gets as new scale the power of
+    two at or below its |gradient|, and its ``second`` is rescaled to match. Scales are powers
+    of two, so every product and square root is the unscaled one bit for bit (short of
+    subnormals): a run whose gradients stay below 2^500 is unchanged. Adam's second moment and
+    Stan's s_k both keep their squares this way."""
+    scaled = grad / scale
+    too_large = np.abs(scaled) >= _SQUARABLE
+    if np.any(too_large):
+        new_scale = np.where(too_large, np.ldexp(1.0, np.frexp(grad)[1] - 1), scale)
+        second = second * (scale / new_scale) ** 2
+        scale = new_scale
+        scaled = grad / scale
+    return scaled, second, scale
+
+
 def adam_init(params: np.ndarray, lr: float) -> AdamState:
     """Adam's state at ``params`` with step size ``lr``: zero moments, step 0."""
     params = np.asarray(params, dtype=float)
@@ -62,21 +83,11 @@ def adam_update(state: AdamState, grad: np.ndarray) -> AdamState:
     """One Adam step against ``grad``: bias-corrected moments m_hat, v_hat, then
     params -= lr * m_hat / (sqrt(v_hat) + eps).
 
-    The second moment is kept divided by ``scale**2``: a finite gradient above ~1.3e154
-    squares to inf, and v = inf made that coordinate's step 0 for the rest of the run (a
-    frozen mean, silently). A coordinate whose |gradient| reaches 2^500 times its scale gets
-    as new scale the power of two at or below its |gradient|, and its v is rescaled to match.
-    Scales are powers of two, so every product and square root is the unscaled one bit for
-    bit (short of subnormals): a run whose gradients stay below 2^500 is unchanged."""
+    The second moment is kept divided by ``scale**2`` (see _squarable): a finite gradient
+    above ~1.3e154 squares to inf, and v = inf made that coordinate's step 0 for the rest of
+    the run (a frozen mean, silently)."""
     step = state.step + 1
-    scale, v_scaled = state.scale, state.v
-    scaled = grad / scale
-    too_large = np.abs(scaled) >= _SQUARABLE
-    if np.any(too_large):
-        new_scale = np.where(too_large, np.ldexp(1.0, np.frexp(grad)[1] - 1), scale)
-        v_scaled = v_scaled * (scale / new_scale) ** 2
-        scale = new_scale
-        scaled = grad / scale
+    scaled, v_scaled, scale = _squarable(grad, state.scale, state.v)
     m = _B1 * state.m + (1 - _B1) * grad
     v = _B2 * v_scaled + (1 - _B2) * scaled * scaled
     m_hat = m / (1 - _B1 ** step)
@@ -118,12 +129,17 @@ def stan_init(params: np.ndarray, lr: float) -> StanState:
 
 
 def stan_update(state: StanState, grad: np.ndarray) -> StanState:
-    """One step of Stan's adaptive sequence against ``grad``."""
+    """One step of Stan's adaptive sequence against ``grad``.
+
+    s is kept divided by ``scale**2`` as Adam's second moment is (see _squarable): a finite
+    gradient above ~1.3e154 squared to s = inf, and rho = 0 froze that coordinate for the
+    rest of the run."""
     step = state.step + 1
-    g2 = grad * grad
-    s = g2 if step == 1 else _STAN_ALPHA * g2 + (1 - _STAN_ALPHA) * state.s
-    rho = state.lr * step ** (-0.5 + 1e-16) / (_STAN_TAU + np.sqrt(s))
-    return StanState(state.params - rho * grad, s, step, state.lr)
+    scaled, s_scaled, scale = _squarable(grad, state.scale, state.s)
+    g2 = scaled * scaled
+    s = g2 if step == 1 else _STAN_ALPHA * g2 + (1 - _STAN_ALPHA) * s_scaled
+    rho = state.lr * step ** (-0.5 + 1e-16) / (_STAN_TAU + np.sqrt(s) * scale)
+    return StanState(state.params - rho * grad, s, step, state.lr, scale)
 
 
 OPTIMIZERS: dict[str, Optimizer] = {

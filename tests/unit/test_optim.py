@@ -51,21 +51,25 @@ def test_adam_first_step_is_lr_times_sign():
     np.testing.assert_allclose(state.params, -0.1 * np.sign(grad), rtol=1e-6)
 
 
-def test_adam_steps_on_gradients_too_large_to_square():
-    # A finite gradient above ~1.3e154 squared to inf in Adam's second moment, and the step
-    # m / sqrt(v) was 0 from then on: a frozen coordinate (the first link of the collapsed
-    # Poisson(exp(a + b * year)) fit). Adam's step does not depend on the gradients' scale (but
-    # for eps), so gradients times 2^600 must take the same steps as the gradients themselves,
-    # up to eps / sqrt(v_hat) ~ 1e-8 relative.
-    opt = optimizer("adam")
+@pytest.mark.parametrize("name, small_scale", [("adam", 1.0), ("stan", 2.0 ** 100)])
+def test_steps_on_gradients_too_large_to_square(name, small_scale):
+    # A finite gradient above ~1.3e154 squared to inf in Adam's second moment (Stan's s_k),
+    # and the step m / sqrt(v) (rho g) was 0 from then on: a frozen coordinate (the first link
+    # of the collapsed Poisson(exp(a + b * year)) fit; under --optimizer stan the same model's
+    # seeds 1 and 2 ended "diverged" and 267 posterior sds off). Adam's step does not depend on
+    # the gradients' scale but for eps, Stan's eta g / (tau + sqrt(s)) not but for tau = 1: so
+    # gradients times 2^600 must take the steps of gradients times small_scale, up to
+    # eps / sqrt(v_hat) ~ 1e-8 (tau / sqrt(s) ~ 1e-30) relative.
+    opt = optimizer(name)
     rng = np.random.default_rng(0)
     small = opt.init(np.zeros(3), 0.1)
     large = opt.init(np.zeros(3), 0.1)
     for _ in range(20):
         grad = rng.normal(size=3) * np.array([1.0, 10.0, 0.1])
-        small = opt.update(small, grad)
+        small = opt.update(small, grad * small_scale)
         large = opt.update(large, grad * 2.0 ** 600)
     np.testing.assert_allclose(large.params, small.params, rtol=1e-6)
+    assert np.all(np.abs(large.params) > 1e-3)
 
 
 def test_adam_below_the_rescaling_is_plain_adam():
@@ -82,6 +86,19 @@ def test_adam_below_the_rescaling_is_plain_adam():
             np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
         np.testing.assert_array_equal(state.params, params)
         np.testing.assert_array_equal(state.v, v)
+
+
+def test_stan_below_the_rescaling_is_plain_stan():
+    # the scaled s_k changes no bit where no gradient reaches 2^500 (fits under --optimizer stan)
+    opt = optimizer("stan")
+    state = opt.init(np.array([0.3, -1.0]), 0.05)
+    s, params = None, state.params
+    for step, grad in enumerate([np.array([2.0 ** 499, -3e-7]), np.array([-7.5, 1e140])], 1):
+        state = opt.update(state, grad)
+        s = grad * grad if s is None else 0.1 * (grad * grad) + 0.9 * s
+        params = params - 0.05 * step ** (-0.5 + 1e-16) / (1.0 + np.sqrt(s)) * grad
+        np.testing.assert_array_equal(state.params, params)
+        np.testing.assert_array_equal(state.s, s)
 
 
 def test_stan_first_step():
