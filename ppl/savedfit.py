@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import platform
 import warnings
@@ -280,20 +281,23 @@ def read_numbers(path: Path, header: list[str] | None = None) -> tuple[list[str]
     """
     rows = _rows(path)
     found = _header(path, rows, () if header is None else (header,))
+    first = next((item for item in rows if item[1]), None)     # the first line that is not blank
+    if first is None:
+        # a fit of no steps or no elements has no rows. Not left to loadtxt, which warns of
+        # them: silencing that needs warnings.catch_warnings, which sets the process's filters
+        # (two commands in threads could leave 'ignore UserWarning' set for good)
+        return found, np.zeros((0, len(found)))
     try:
-        with warnings.catch_warnings():
-            # loadtxt warns of a file without rows: a fit of no steps or no elements has none
-            warnings.simplefilter("ignore", UserWarning)
-            values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, comments=None,
-                                encoding="utf-8")
+        values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, comments=None,
+                            encoding="utf-8")
     except (OSError, ValueError):
         values = None
-    if values is None or (values.size and values.shape[1] != len(found)):
-        for line, row in rows:  # read again only to name the first bad line
+    if values is None or values.shape[1] != len(found):
+        for line, row in itertools.chain([first], rows):  # read again to name the bad line
             if row:
                 _numbers(path, line, row, len(found))
         raise corrupted_saved_fit(str(path), "not a table of numbers")
-    return found, values.reshape(len(values), len(found))
+    return found, values
 
 
 def _rows(path: Path):

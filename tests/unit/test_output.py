@@ -370,3 +370,43 @@ def test_summary_of_a_saved_fit_prints_what_the_fit_printed(tmp_path, capsys, mo
     def timeless(lines):    # seconds aside: the fit's wall time is not the saved fit's
         return [re.sub(r"\d+\.\d\d s\b", "_ s", line) for line in lines]
     assert timeless(shown) == timeless(fitted)
+
+
+@pytest.mark.parametrize("content, shape", [("step,elbo\n", (0, 2)), ("step,elbo\n\n", (0, 2)),
+                                            ("step,elbo\n1,-3.5\n2,-2\n", (2, 2))])
+def test_saved_tables_are_read_in_threads_without_touching_the_warning_filters(
+        tmp_path, monkeypatch, content, shape):
+    # read_numbers silenced loadtxt's warning of a table without rows (a fit of no steps)
+    # with warnings.catch_warnings(), which saves and restores the process's filters: two
+    # commands in threads interleaved (T1 in, T2 in, T1 out, T2 out) left T1's 'ignore
+    # UserWarning' set for the whole process (found by the savedfit audit)
+    import threading
+    import warnings
+    from ppl.savedfit import read_numbers
+    path = tmp_path / "elbo.csv"
+    path.write_text(content)
+    inside, first_done = threading.Barrier(2), threading.Event()
+    real = np.loadtxt
+
+    def interleaved(*args, **kwargs):
+        inside.wait(timeout=10)                 # both threads are inside read_numbers
+        if threading.current_thread().name == "second":
+            first_done.wait(timeout=10)         # the first leaves before the second
+        return real(*args, **kwargs)
+    monkeypatch.setattr(np, "loadtxt", interleaved)
+    found = []
+
+    def read():
+        found.append(read_numbers(path, ["step", "elbo"]))
+        if threading.current_thread().name == "first":
+            first_done.set()
+    with warnings.catch_warnings():             # the test's own filters, put back after it
+        warnings.simplefilter("error")          # and no warning of the empty table either
+        before = list(warnings.filters)
+        threads = [threading.Thread(target=read, name=name) for name in ("first", "second")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert warnings.filters == before
+    assert [(names, values.shape) for names, values in found] == [(["step", "elbo"], shape)] * 2
