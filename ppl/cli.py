@@ -176,8 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``ppl`` command; returns the exit status (0 ok, 1 internal error, 2 user error)."""
+    """Run the ``ppl`` command; returns the exit status (0 ok, 1 internal error, 2 user error).
+
+    Its warnings are printed as 'ppl: warning: ...' lines while it runs; afterwards the
+    process's own way is back (left set, a notebook's or a test's own warnings printed as
+    ppl's after a first main() in the process), unless another thread's main() has it now.
+    """
+    previous = warnings.showwarning
     warnings.showwarning = _show_warning
+    try:
+        return _run(argv)
+    finally:
+        if warnings.showwarning is _show_warning:
+            warnings.showwarning = previous
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = _parse(build_parser(), argv)
         if args.command is None:

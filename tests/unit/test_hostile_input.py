@@ -175,6 +175,21 @@ def test_the_command_line_names_unused_options_as_flags(capsys):
                                        "why; ignored\n")
 
 
+def test_the_commands_warning_lines_end_with_the_command(tmp_path, capsys):
+    # main() set warnings.showwarning for good: after a first command run in the process (a
+    # notebook calling ppl.cli.main, a test), every warning of the caller's own code was
+    # printed as 'ppl: warning: ...' (found by the savedfit audit)
+    import warnings
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text("data y: real\nsample mu ~ Normal(0, 1)\n"
+                                    "observe y ~ Normal(mu, 1)\n")
+    (tmp_path / "m.json").write_text('{"y": 1.0, "z": 2.0}')
+    before = warnings.showwarning
+    assert main(["check", str(tmp_path / "m.ppl")]) == 0
+    assert "ppl: warning: " in capsys.readouterr().err      # the command's own, as before
+    assert warnings.showwarning is before
+
+
 def test_draws_beyond_memory_are_refused_with_the_figure():
     with pytest.raises(PplError) as info:
         ppl.compile(SMALL).fit(Y, draws=10 ** 15)
