@@ -830,6 +830,12 @@ def corrupted_saved_fit(path: str, reason: str) -> PplError:
                     hint="fit the model again with 'ppl fit MODEL --out DIR'")
 
 
+def saved_fit_too_new(path: str, found: int, known: int) -> PplError:
+    return PplError(f"{path}: a saved fit of format {found}, written by a later ppl; this ppl "
+                    f"reads format {known} and earlier",
+                    hint="upgrade ppl, or fit the model again with 'ppl fit MODEL --out DIR'")
+
+
 def out_overwrites_input(path: str, role: str) -> PplError:
     return PplError(f"option --out: the fit would write {path}, which is this run's {role} file",
                     hint=f"move the {role} file, or choose another --out folder")

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import __version__
 from .datafiles import load_json
-from .errors import corrupted_saved_fit, file_error, non_finite_summary, not_a_file_reason
+from .errors import (corrupted_saved_fit, file_error, non_finite_summary, not_a_file_reason,
+                     saved_fit_too_new)
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -79,6 +80,10 @@ def _absolute(path: str | None) -> str | None:
     return str(Path(path).resolve())
 
 
+# fit.json's entry 'saved_fit_format': what save_fit writes marks a folder as a saved fit, and
+# says how to read it. Raise it when a change would make an older ppl misread a saved fit (it
+# then refuses it); a fit.json without the entry was saved before it, in format 1.
+FORMAT = 1
 # every file save_fit writes (model.ppl only when the model's text is known)
 FILES = ("draws.csv", "summary.csv", "elbo.csv", "fit.json", "model.ppl")
 # the files save_predictive writes into a saved fit's folder
@@ -92,6 +97,7 @@ def save_fit(fit: Fit, folder: Path) -> None:
     r = fit.result
     provenance = {k: v for k, v in fit.info.items() if k != "model_text"}
     info = {
+        "saved_fit_format": FORMAT,
         **provenance,
         "model_path": _absolute(fit.info.get("model_path")),
         "data_path": _absolute(fit.info.get("data_path")),
@@ -147,8 +153,11 @@ def _trust(fit: Fit) -> dict:
 
 
 def holds_saved_fit(folder: Path) -> bool:
-    """Whether ``folder`` holds a fit that ppl wrote (a fit.json object recording a ppl
-    version), whose files a new fit may replace; any other fit.json is the user's own."""
+    """Whether ``folder`` holds a fit that ppl wrote, whose files a new fit may replace: its
+    fit.json is an object with the entry 'saved_fit_format' or, saved before that entry was
+    written, one recording a ppl version with every entry the saved-fit commands read. Any
+    other fit.json is the user's own (another tool's may well record the ppl it used)."""
+    from .errors import PplError
     path = folder / "fit.json"
     if not path.is_file():
         return False
@@ -156,8 +165,13 @@ def holds_saved_fit(folder: Path) -> bool:
         info = json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(info, dict) and isinstance(info.get("versions"), dict) and \
-        "ppl" in info["versions"]
+    if not isinstance(info, dict) or "saved_fit_format" in info:
+        return isinstance(info, dict)
+    try:
+        _check_fit_json(info, path)
+    except PplError:
+        return False
+    return isinstance(info.get("versions"), dict) and "ppl" in info["versions"]
 
 
 def read_fit_json(folder: Path) -> dict:
@@ -215,6 +229,11 @@ def _check_fit_json(info, path: Path) -> None:
     """Refuse a fit.json that is not what save_fit writes, naming the first bad entry."""
     if not isinstance(info, dict):
         raise corrupted_saved_fit(str(path), "not a JSON object")
+    version = info.get("saved_fit_format", 1)   # 1: saved before the entry was written
+    if type(version) is not int or version < 1:
+        raise corrupted_saved_fit(str(path), "entry 'saved_fit_format' must be a positive int")
+    if version > FORMAT:        # a later ppl's: its entries may mean what this one cannot know
+        raise saved_fit_too_new(str(path), version, FORMAT)
     for name, (kinds, what) in _FIT_JSON.items():
         *outer, key = name.split(".")
         holder = info

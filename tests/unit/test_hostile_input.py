@@ -937,6 +937,34 @@ def test_a_corrupted_fit_json_entry_is_one_clear_error(saved_fit, tmp_path, caps
     assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
 
 
+@pytest.mark.parametrize("value, words", [
+    (2, "a saved fit of format 2, written by a later ppl; this ppl reads format 1 and earlier"),
+    ("1", "corrupted saved fit: entry 'saved_fit_format' must be a positive int"),
+    (True, "corrupted saved fit: entry 'saved_fit_format' must be a positive int"),
+    (0, "corrupted saved fit: entry 'saved_fit_format' must be a positive int"),
+    (None, "corrupted saved fit: entry 'saved_fit_format' must be a positive int")])
+def test_a_saved_fit_of_a_later_or_unknown_format_is_refused(saved_fit, tmp_path, capsys,
+                                                             value, words):
+    # fit.json had no format: a later ppl's saved fit, whose entries could mean something
+    # else, would have been read as this one's (found by the savedfit audit)
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", "saved_fit_format", value)
+    for command in ("summary", "plot", "predict"):
+        assert main([command, str(folder)]) == 2, command
+        assert capsys.readouterr().err.startswith(f"error: {folder / 'fit.json'}: {words}")
+
+
+def test_a_fit_saved_before_the_format_entry_is_read_as_format_1(saved_fit, tmp_path, capsys):
+    from ppl.cli import main
+    from ppl.savedfit import holds_saved_fit
+    folder = _fit_json_with(saved_fit, tmp_path / "old", "saved_fit_format", MISSING)
+    assert main(["summary", str(saved_fit)]) == 0
+    expected = capsys.readouterr().out
+    assert main(["summary", str(folder)]) == 0
+    assert capsys.readouterr().out == expected
+    assert holds_saved_fit(folder)      # so 'ppl fit --out' may replace it
+
+
 @pytest.mark.parametrize("options", [{"window": "x"}, {"window": 0}, {"window": None},
                                      {"bogus": 1}, {"guide": 5}])
 def test_corrupted_saved_options_are_one_clear_error(saved_fit, tmp_path, capsys, options):

@@ -228,7 +228,10 @@ def test_out_never_replaces_one_of_the_runs_own_inputs(tmp_path, capsys, role, n
 @pytest.mark.parametrize("name, text", [
     ("model.ppl", "the user's own\n"), ("draws.csv", "the user's own\n"),
     ("summary.csv", "the user's own\n"), ("elbo.csv", "the user's own\n"),
-    ("fit.json", '{"another tool": 1}\n'), ("fit.json", "not JSON\n")])
+    ("fit.json", '{"another tool": 1}\n'), ("fit.json", "not JSON\n"),
+    # another tool's record of the ppl it ran passed as a saved fit (found by the savedfit
+    # audit)
+    ("fit.json", '{"tool": "sweep", "versions": {"ppl": "0.1.0"}, "runs": 12}\n')])
 def test_out_never_replaces_a_users_file_in_a_folder_no_fit_wrote(tmp_path, capsys, name,
                                                                    text):
     # `ppl fit other.ppl --out DIR` replaced the user's own DIR/model.ppl (or draws.csv, a
