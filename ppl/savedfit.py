@@ -373,12 +373,15 @@ def restore_fit(folder: Path) -> Fit:
     PplError when the model's meaning changed since the fit, or fit.json is incomplete or
     corrupted.
     """
+    from .api import check_draw_memory
     info = read_fit_json(folder)
     path = folder / "fit.json"
     model = _saved_model(folder, info["model_path"], info["model_sha256"])
     options = fit_options(info, path)
     concrete, values, compiled = model.prepare(info["data_path"])
     _check_same_data(info, values)
+    # k̂'s draws are the saved options' (posterior.py): too many were a MemoryError
+    check_draw_memory(concrete, compiled, options, f"{path}: the saved fit's options.draws")
     names = compiled.unconstrained_names()
     guide, theta = _saved_guide(info["guide"], compiled, names, path)
     mean, log_sd = _guide_moments(guide, theta, names, info["guide"]["parameters"], path)

@@ -999,6 +999,19 @@ def test_unusable_guide_parameters_are_a_corrupted_fit_for_predict(saved_fit, tm
     assert not list(folder.glob("predictive*"))
 
 
+def test_saved_draws_beyond_memory_are_refused_by_predict(saved_fit, tmp_path, capsys):
+    # k̂'s draws are the saved options' draws: 10^12 of them (an edit, or a fit saved on a
+    # larger machine) was 'internal error: MemoryError: Unable to allocate 14.6 TiB' (found
+    # by the savedfit audit)
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", "options.draws", 10 ** 12)
+    assert main(["predict", str(folder), "--draws", "20"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: {folder / 'fit.json'}: the saved fit's options.draws 1000000000000 needs at "
+        "least ")
+    assert not list(folder.glob("predictive*"))
+
+
 def test_an_int_beyond_a_float_is_refused_on_reading(saved_fit, tmp_path, capsys):
     from ppl.cli import main
     text = (saved_fit / "fit.json").read_text()
