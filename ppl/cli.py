@@ -462,7 +462,7 @@ def _cmd_summary(args) -> int:
     from .infer.point import is_point_fit
     from .savedfit import read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
-    print(read_summary(Path(args.dir), info["summary_note"]))
+    print(read_summary(Path(args.dir), info))
     state = "converged" if info["converged"] else "did NOT converge"
     rule = info["reason"].removeprefix("converged: ")
     khat = info["khat"]

@@ -830,6 +830,11 @@ def corrupted_saved_fit(path: str, reason: str) -> PplError:
                     hint="fit the model again with 'ppl fit MODEL --out DIR'")
 
 
+def saved_file_changed(path: str) -> PplError:
+    return PplError(f"{path}: changed since the fit was saved (its SHA-256 is not the one "
+                    "fit.json records)", hint="fit the model again with 'ppl fit MODEL --out DIR'")
+
+
 def saved_fit_too_new(path: str, found: int, known: int) -> PplError:
     return PplError(f"{path}: a saved fit of format {found}, written by a later ppl; this ppl "
                     f"reads format {known} and earlier",

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import bad_option, missing_extra, suggest
 from .infer import point
 from .output import write_files
-from .savedfit import fit_options, read_elbo, read_fit_json, read_numbers
+from .savedfit import fit_options, read_draws, read_elbo, read_fit_json
 
 MAX_PANELS = 30
 
@@ -51,8 +51,8 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
     except ImportError:
         raise missing_extra("ppl plot", "matplotlib", "plot") from None
     info = read_fit_json(folder)
-    names, draws = read_numbers(folder / "draws.csv")
-    elbo = read_elbo(folder)
+    names, draws = read_draws(folder, info)
+    elbo = read_elbo(folder, info)
     points = _point_columns(info, names)
     columns = _select(names, variables)
     if not variables:   # drawn values before params (a VAE's thousands of weights come first)

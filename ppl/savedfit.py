@@ -6,12 +6,14 @@ fit.json (provenance, options, convergence, guide parameters by element name, an
 text). All are written atomically by ``output.write_files``. Paths in fit.json are absolute,
 so a saved fit is usable from any working directory. Provenance holds the SHA-256 of the
 model's meaning and of the data's values: a fit is restored only from the same model and
-data (``restore_fit``).
+data (``restore_fit``); fit.json also holds the SHA-256 of each table, which is read only if
+it is the one the fit wrote (``_check_unchanged``).
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import itertools
 import json
 import platform
@@ -24,7 +26,7 @@ import numpy as np
 from . import __version__
 from .datafiles import load_json
 from .errors import (corrupted_saved_fit, file_error, non_finite_summary, not_a_file_reason,
-                     saved_fit_too_new)
+                     saved_file_changed, saved_fit_too_new)
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -125,11 +127,17 @@ def save_fit(fit: Fit, folder: Path) -> None:
     if hasattr(r, "draws_used"):
         info["dadvi"] = {"draws": int(r.draws_used), "sds": r.sds, "optimizer": r.optimizer,
                          "evaluations": int(r.evaluations)}
-    write_files(folder, {
+    tables = {
         "draws.csv": csv_text(names, _table_rows(blocks)),
         "summary.csv": csv_text(["name", *summary.columns],
                                 ([name, *row] for name, row in summary.rows.items())),
         "elbo.csv": csv_text(["step", "elbo"], ((i + 1, e) for i, e in enumerate(fit.elbo))),
+    }
+    # what the readers check the tables against (_check_unchanged)
+    info["files_sha256"] = {name: hashlib.sha256(text.encode("utf-8")).hexdigest()
+                            for name, text in tables.items()}
+    write_files(folder, {
+        **tables,
         "fit.json": json_text(info),
         **({"model.ppl": fit.info["model_text"]} if "model_text" in fit.info else {}),
     })
@@ -257,8 +265,8 @@ def fit_options(info: dict, path: Path):
         raise corrupted_saved_fit(str(path), f"entry 'options': {error.message}") from None
 
 
-def read_summary(folder: Path, note: str) -> Summary:
-    """The saved summary.csv as a Summary table, with ``note`` (fit.json's summary_note)
+def read_summary(folder: Path, info: dict) -> Summary:
+    """The saved summary.csv as a Summary table, with fit.json's summary_note (``info``)
     printed above it."""
     path = folder / "summary.csv"
     rows = _rows(path)
@@ -272,10 +280,19 @@ def read_summary(folder: Path, note: str) -> Summary:
             raise corrupted_saved_fit(str(path), f"line {line}: " + (
                 "a blank name" if not row[0] else f"the name {row[0]!r} appears twice"))
         table[row[0]] = values
-    return Summary(table, tuple(header[1:]), note)
+    _check_unchanged(path, info)
+    return Summary(table, tuple(header[1:]), info["summary_note"])
 
 
-def read_elbo(folder: Path) -> np.ndarray:
+def read_draws(folder: Path, info: dict) -> tuple[list[str], np.ndarray]:
+    """The saved draws.csv: its element names and the draws [draws, elements]."""
+    path = folder / "draws.csv"
+    found = read_numbers(path)
+    _check_unchanged(path, info)
+    return found
+
+
+def read_elbo(folder: Path, info: dict) -> np.ndarray:
     """The saved ELBO trace [steps, 2]: the step (1, 2, 3, ...) and the ELBO estimate."""
     path = folder / "elbo.csv"
     elbo = read_numbers(path, ["step", "elbo"])[1]
@@ -286,7 +303,28 @@ def read_elbo(folder: Path) -> np.ndarray:
     for i in np.flatnonzero(~np.isfinite(elbo[:, 1]))[:1]:
         # the fit skips steps whose ELBO is not finite: it never writes one
         raise corrupted_saved_fit(str(path), f"the ELBO at step {i + 1} is {elbo[i, 1]}")
+    _check_unchanged(path, info)
     return elbo
+
+
+def _check_unchanged(path: Path, info: dict) -> None:
+    """Refuse a table whose SHA-256 is not the one fit.json records for it (fits saved before
+    'files_sha256' was written have none). A column renamed, dropped or added, rows cut at a
+    line's end, or a value changed still read as a table, and plot drew them as the fit's."""
+    recorded = info.get("files_sha256")
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise corrupted_saved_fit(str(path.with_name("fit.json")),
+                                  "entry 'files_sha256' must be an object")
+    if path.name not in recorded:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:     # in blocks: a large draws.csv is not held twice
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != recorded[path.name]:
+        raise saved_file_changed(str(path))
 
 
 def read_numbers(path: Path, header: list[str] | None = None) -> tuple[list[str], np.ndarray]:
@@ -386,7 +424,7 @@ def restore_fit(folder: Path) -> Fit:
     guide, theta = _saved_guide(info["guide"], compiled, names, path)
     mean, log_sd = _guide_moments(guide, theta, names, info["guide"]["parameters"], path)
     covariance = _lr_covariance(info["guide"].get("lr_covariance"), len(names), path)
-    elbo = read_elbo(folder)[:, 1] if (folder / "elbo.csv").exists() else np.zeros(0)
+    elbo = read_elbo(folder, info)[:, 1] if (folder / "elbo.csv").exists() else np.zeros(0)
     result = SimpleNamespace(guide=guide, theta=theta, mu=mean, log_sigma=log_sd, names=names,
                              converged=info["converged"], reason=info["reason"],
                              steps=info["steps"], seconds=info["seconds"],

@@ -908,6 +908,15 @@ def _copy_with(good: Path, folder: Path, name: str, content: str) -> Path:
     return folder
 
 
+def _reseal(folder: Path, name: str) -> None:
+    """Record the SHA-256 of ``folder/name`` in its fit.json, as save_fit does."""
+    import hashlib
+    import json
+    info = json.loads((folder / "fit.json").read_text())
+    info["files_sha256"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "fit.json").write_text(json.dumps(info))
+
+
 def _fit_json_with(good: Path, folder: Path, entry: str, value) -> Path:
     import json
     info = json.loads((good / "fit.json").read_text())
@@ -1071,6 +1080,51 @@ CORRUPTED_CSV = [
     ("draws.csv", "mu,s\n1,2\n3\n", ("plot",), "line 3: expected 2 cells, found 1"),
     ("draws.csv", "mu,s\n1,2\nabc,4\n", ("plot",), "line 3: 'abc' is not a number"),
 ]
+# a table edited (or cut at a line's end) since the fit still reads as a table: refused by
+# the SHA-256 fit.json records of it; plot drew such draws as the fit's (found by the
+# savedfit audit). 'changed' edits the saved file's text.
+EDITED_CSV = [
+    ("draws.csv", lambda text: text.replace("mu,s", "nu,s", 1), ("plot",)),         # renamed
+    ("draws.csv", lambda text: "".join(text.splitlines(True)[:4]), ("plot",)),      # cut
+    ("draws.csv", lambda text: text.splitlines(True)[0], ("plot",)),                # no draws
+    ("draws.csv", lambda text: "".join(line.split(",")[0] + "\n"                   # a column
+                                       for line in text.splitlines()), ("plot",)),  # dropped
+    ("draws.csv", lambda text: "".join(line + (",x\n" if i == 0 else ",1\n")       # added
+                                       for i, line in enumerate(text.splitlines())), ("plot",)),
+    ("draws.csv", lambda text: text.replace("\n", "\nnan,inf\n", 1), ("plot",)),
+    ("draws.csv", lambda text: text.replace("\n", "\r\n"), ("plot",)),             # re-saved
+    ("summary.csv", lambda text: text.replace("\nmu,", "\nmu,9", 1), ("summary",)),
+    ("elbo.csv", lambda text: "".join(text.splitlines(True)[:3]), ("plot", "predict")),
+]
+
+
+@pytest.mark.parametrize("name, changed, commands", EDITED_CSV)
+def test_a_saved_table_edited_since_the_fit_is_refused(saved_fit, tmp_path, capsys, name,
+                                                       changed, commands):
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "bad", name,
+                        changed((saved_fit / name).read_text()))
+    for command in commands:
+        assert main([command, str(folder)]) == 2, command
+        assert capsys.readouterr().err.startswith(
+            f"error: {folder / name}: changed since the fit was saved (its SHA-256 is not the "
+            "one fit.json records)\n")
+    assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
+
+
+def test_a_fit_saved_before_the_tables_sha256_reads_them_as_they_are(saved_fit, tmp_path,
+                                                                    capsys):
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "old", "files_sha256", MISSING)
+    (folder / "elbo.csv").write_text("step,elbo\n1,-5\n")
+    for command in ("summary", "plot", "predict"):
+        assert main([command, str(folder)]) == 0, command
+    capsys.readouterr()
+    for value in ("x", [1]):
+        folder = _fit_json_with(saved_fit, tmp_path / f"bad{value}", "files_sha256", value)
+        assert main(["summary", str(folder)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {folder / 'fit.json'}: corrupted "
+                                                  "saved fit: entry 'files_sha256' must be an")
 
 
 @pytest.mark.parametrize("name, content, commands, words", CORRUPTED_CSV)
@@ -1120,6 +1174,7 @@ def test_a_saved_fits_file_that_is_a_fifo_is_refused(saved_fit, tmp_path, capsys
 def test_plot_draws_an_elbo_near_the_float_limit(saved_fit, tmp_path, capsys, content):
     from ppl.cli import main
     folder = _copy_with(saved_fit, tmp_path / "large", "elbo.csv", content)
+    _reseal(folder, "elbo.csv")     # as if a fit had written it
     assert main(["plot", str(folder)]) == 0
     assert capsys.readouterr().err == ""
     assert (folder / "elbo.png").stat().st_size > 0
