@@ -416,6 +416,11 @@ def restore_fit(folder: Path) -> Fit:
     path = folder / "fit.json"
     model = _saved_model(folder, info["model_path"], info["model_sha256"])
     options = fit_options(info, path)
+    if info["data_path"] is None and model.ir.data:
+        # null is a fit of no data file (a model without data); loading MODEL.json beside the
+        # model, or none, said 'the data: the data changed' or 'data y is missing' at the model
+        raise corrupted_saved_fit(str(path), "entry 'data_path' is null (no data file), but "
+                                             "the model declares data")
     concrete, values, compiled = model.prepare(info["data_path"])
     _check_same_data(info, values)
     # k̂'s draws are the saved options' (posterior.py): too many were a MemoryError

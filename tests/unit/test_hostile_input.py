@@ -986,6 +986,10 @@ def test_corrupted_saved_options_are_one_clear_error(saved_fit, tmp_path, capsys
 
 
 @pytest.mark.parametrize("entry, value, words", [
+    # read MODEL.json beside the model (other values: 'the data: the data changed since this
+    # fit was saved') or, without one, said "data 'y' is missing" at the model (found by the
+    # savedfit audit)
+    ("data_path", None, "entry 'data_path' is null (no data file), but the model declares"),
     ("guide.parameters.s.log_sigma", 1e6, "gives 's' the mean"),
     ("guide.parameters.mu.log_sigma", 1e6, "sd exp(1e+06); both must be finite"),
     ("guide.parameters.mu.mu", float("nan"), "entry 'guide.parameters.mu.mu' is not a finite"),
