@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import platform
 import warnings
 from pathlib import Path
@@ -252,6 +253,13 @@ def _check_fit_json(info, path: Path) -> None:
         value = holder[key]
         if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool):
             raise corrupted_saved_fit(str(path), f"entry '{name}' must be {what}")
+    # numbers save_fit never writes (a count, a duration, k̂ is null when infinite), which
+    # 'ppl summary' printed as they were: 'after -5 steps in nan s'
+    for name, least in (("steps", 0), ("seconds", 0), ("khat", -np.inf)):
+        value = info[name]
+        if value is not None and not (math.isfinite(value) and value >= least):
+            raise corrupted_saved_fit(str(path), f"entry '{name}' is {value}; it must be a "
+                                                 "finite number" + (" >= 0" if least == 0 else ""))
     fit_options(info, path)
 
 

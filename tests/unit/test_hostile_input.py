@@ -974,6 +974,22 @@ def test_a_fit_saved_before_the_format_entry_is_read_as_format_1(saved_fit, tmp_
     assert holds_saved_fit(folder)      # so 'ppl fit --out' may replace it
 
 
+@pytest.mark.parametrize("entry, value, words", [
+    ("steps", -5, "entry 'steps' is -5; it must be a finite number >= 0"),
+    ("seconds", -1.0, "entry 'seconds' is -1.0; it must be a finite number >= 0"),
+    ("seconds", float("nan"), "entry 'seconds' is nan; it must be a finite number >= 0"),
+    ("khat", float("inf"), "entry 'khat' is inf; it must be a finite number")])
+def test_a_number_save_fit_never_writes_is_refused(saved_fit, tmp_path, capsys, entry, value,
+                                                   words):
+    # 'ppl summary' printed them as they were: 'did NOT converge after -5 steps in nan s'
+    # (found by the savedfit audit)
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", entry, value)
+    assert main(["summary", str(folder)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: {folder / 'fit.json'}: corrupted saved fit: {words}\n")
+
+
 @pytest.mark.parametrize("options", [{"window": "x"}, {"window": 0}, {"window": None},
                                      {"bogus": 1}, {"guide": 5}])
 def test_corrupted_saved_options_are_one_clear_error(saved_fit, tmp_path, capsys, options):
