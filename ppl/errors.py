@@ -854,6 +854,13 @@ def out_not_a_saved_fit(path: str) -> PplError:
                     hint="choose another --out folder, or move the file away")
 
 
+def stale_output(path: str, reason: str) -> PplError:
+    """A file 'ppl predict' or 'ppl plot' wrote for the saved fit that 'ppl fit --out' has just
+    replaced, which cannot be removed."""
+    return PplError(f"{path}: cannot remove this file of the fit that was replaced ({reason}); "
+                    "it is not of the new fit", hint="remove it by hand")
+
+
 def predict_overwrites_data(path: str) -> PplError:
     return PplError(f"option --data: ppl predict would write {path}, which is this run's data "
                     "file", hint="move or rename the data file")

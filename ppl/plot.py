@@ -15,7 +15,7 @@ import numpy as np
 from .errors import bad_option, missing_extra, suggest
 from .infer import point
 from .output import write_files
-from .savedfit import fit_options, read_draws, read_elbo, read_fit_json
+from .savedfit import PLOT_FILES, fit_options, read_draws, read_elbo, read_fit_json
 
 MAX_PANELS = 30
 
@@ -58,10 +58,10 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
     if not variables:   # drawn values before params (a VAE's thousands of weights come first)
         columns = sorted(columns, key=lambda i: i in points)
     shown = columns[:max_panels]
-    pictures = {"elbo.png": _plot_elbo(elbo, _trace(info, folder / "fit.json")),
-                "marginals.png": _plot_marginals([names[i] for i in shown], draws[:, shown],
-                                                 len(columns), [i in points for i in shown],
-                                                 info["verdict"]["line"].partition(":")[0])}
+    pictures = dict(zip(PLOT_FILES, (
+        _plot_elbo(elbo, _trace(info, folder / "fit.json")),
+        _plot_marginals([names[i] for i in shown], draws[:, shown], len(columns),
+                        [i in points for i in shown], info["verdict"]["line"].partition(":")[0]))))
     write_files(folder, pictures)
     return Plots([folder / name for name in pictures], len(shown), len(columns))
 

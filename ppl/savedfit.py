@@ -91,6 +91,8 @@ FORMAT = 1
 FILES = ("draws.csv", "summary.csv", "elbo.csv", "fit.json", "model.ppl")
 # the files save_predictive writes into a saved fit's folder
 PREDICTIVE_FILES = ("predictive.csv", "predictive_summary.csv")
+# the files plot.plot_fit writes there
+PLOT_FILES = ("elbo.png", "marginals.png")
 
 
 def save_fit(fit: Fit, folder: Path) -> None:

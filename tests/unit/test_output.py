@@ -266,6 +266,35 @@ def test_out_never_replaces_a_users_file_in_a_folder_no_fit_wrote(tmp_path, caps
         assert main(argv) == 0                  # and so is fitting again into a saved fit
 
 
+def test_a_new_fit_removes_the_predictions_and_plots_of_the_fit_it_replaces(tmp_path, capsys):
+    # fitted again into its folder, a saved fit kept the old fit's predictive.csv,
+    # predictive_summary.csv, elbo.png and marginals.png beside the new one, as if they were
+    # of it (found by the savedfit audit)
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    out, mine = tmp_path / "fit", tmp_path / "mine"
+    mine.mkdir()
+    for name in ("predictive.csv", "marginals.png"):    # not in a saved fit: the user's own
+        (mine / name).write_text("the user's own\n")
+    common = ["--quiet", "--guide", "meanfield", "--iter", "50", "--draws", "10"]
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), *common]) == 0
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(mine), *common]) == 0
+    for name in ("predictive.csv", "predictive_summary.csv", "elbo.png", "marginals.png"):
+        (out / name).write_text("of the first fit\n")
+    capsys.readouterr()
+    # the data is one of them: an input, kept
+    argv = ["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--data",
+            str(out / "predictive.csv"), *common]
+    (out / "predictive.csv").write_text("y\n1\n2\n3\n")
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"removed {out}/predictive_summary.csv, elbo.png, marginals.png: of the fit replaced")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "draws.csv", "elbo.csv", "fit.json", "model.ppl", "predictive.csv", "summary.csv"]
+    assert (mine / "predictive.csv").exists() and (mine / "marginals.png").exists()
+
+
 @pytest.mark.parametrize("name", ["predictive.csv", "predictive_summary.csv"])
 def test_predict_never_replaces_its_own_data_file(tmp_path, capsys, name):
     # `ppl predict DIR --data DIR/predictive.csv` wrote the draws over the new data
