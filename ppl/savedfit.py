@@ -431,6 +431,10 @@ def restore_fit(folder: Path) -> Fit:
         # model, or none, said 'the data: the data changed' or 'data y is missing' at the model
         raise corrupted_saved_fit(str(path), "entry 'data_path' is null (no data file), but "
                                              "the model declares data")
+    if info["data_path"] is not None and not Path(info["data_path"]).exists():
+        # 'no such data file' alone named a path the command line never gave
+        raise file_error(info["data_path"], "the data file this fit was saved from is gone "
+                                            "(fit.json records it); put it back, or fit again")
     concrete, values, compiled = model.prepare(info["data_path"])
     _check_same_data(info, values)
     # k̂'s draws are the saved options' (posterior.py): too many were a MemoryError

@@ -1028,6 +1028,18 @@ def test_unusable_guide_parameters_are_a_corrupted_fit_for_predict(saved_fit, tm
     assert not list(folder.glob("predictive*"))
 
 
+def test_a_saved_fits_data_file_that_is_gone_is_named_as_the_fits(saved_fit, tmp_path, capsys):
+    # said only '/old/y.json: no such data file', a path 'ppl predict DIR' was never given
+    # (found by the savedfit audit)
+    from ppl.cli import main
+    gone = str(tmp_path / "moved" / "y.json")
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", "data_path", gone)
+    assert main(["predict", str(folder)]) == 2
+    assert capsys.readouterr().err == (f"error: {gone}: the data file this fit was saved from "
+                                       "is gone (fit.json records it); put it back, or fit "
+                                       "again\n")
+
+
 def test_saved_draws_beyond_memory_are_refused_by_predict(saved_fit, tmp_path, capsys):
     # k̂'s draws are the saved options' draws: 10^12 of them (an edit, or a fit saved on a
     # larger machine) was 'internal error: MemoryError: Unable to allocate 14.6 TiB' (found
