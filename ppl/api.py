@@ -153,10 +153,7 @@ class Model:
         # draws): its steps compile each batch (infer/minibatch.py)
         concrete, values, compiled = self.prepare(data, whole=fit_options.batch is None)
         _check_step_memory(concrete, compiled, fit_options)
-        memory.check_draws(fit_options.draws, concrete, "--draws")
-        memory.check_summary(psis_draws(fit_options), concrete, values=compiled.values()
-                             if compiled is not None else None,
-                             value_draws=psis_draws(fit_options))
+        check_draw_memory(concrete, compiled, fit_options, "--draws")
         # the refusals come before the warning of unused options: a refused fit showed a
         # warning, then its error
         batch = None
@@ -317,6 +314,15 @@ def _warn_unused(options: FitOptions, compiled) -> None:
             "advi")
     for names, why in unused(options, kind):
         warnings.warn(options_unused(names, why), stacklevel=3)
+
+
+def check_draw_memory(concrete, compiled, options: FitOptions, option: str) -> None:
+    """Refuse the draws ``options`` asks for (``option``, as the error names it), and k̂'s and
+    the summary's, when the machine cannot hold them: before a fit, and when a saved fit is
+    restored (its fit.json's draws, which an edit or another machine may have made too many)."""
+    memory.check_draws(options.draws, concrete, option)
+    memory.check_summary(psis_draws(options), concrete, values=compiled.values()
+                         if compiled is not None else None, value_draws=psis_draws(options))
 
 
 def _check_step_memory(concrete, compiled, options: FitOptions) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import (PplError, as_flag, bad_option, file_error, not_a_regular_file,
-                     out_not_a_saved_fit, out_overwrites_input)
+                     out_not_a_saved_fit, out_overwrites_input, stale_output)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -176,8 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``ppl`` command; returns the exit status (0 ok, 1 internal error, 2 user error)."""
+    """Run the ``ppl`` command; returns the exit status (0 ok, 1 internal error, 2 user error).
+
+    Its warnings are printed as 'ppl: warning: ...' lines while it runs; afterwards the
+    process's own way is back (left set, a notebook's or a test's own warnings printed as
+    ppl's after a first main() in the process), unless another thread's main() has it now.
+    """
+    previous = warnings.showwarning
     warnings.showwarning = _show_warning
+    try:
+        return _run(argv)
+    finally:
+        if warnings.showwarning is _show_warning:
+            warnings.showwarning = previous
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = _parse(build_parser(), argv)
         if args.command is None:
@@ -332,9 +346,10 @@ def _cmd_fit(args) -> int:
     from .api import load
     from .infer.advi import INTERRUPTED
     from .options import FitOptions
-    from .savedfit import save_fit
+    from .savedfit import holds_saved_fit, save_fit
     options = FitOptions(**{k: getattr(args, k) for k in FIT_FLAGS if hasattr(args, k)})
     folder = _out_folder(args)  # fail before fitting, not after
+    replacing = folder is not None and holds_saved_fit(folder)
     model = load(args.model)
     started = time.perf_counter()
     with _progress_bar(quiet=args.quiet) as progress:
@@ -352,6 +367,8 @@ def _cmd_fit(args) -> int:
     if folder is not None:
         save_fit(fit, folder)
         print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json, model.ppl")
+        if replacing:
+            _remove_stale(folder, args)
     # Ctrl-C stopped the fit: its approximation is printed (and saved) above, and the status
     # says it was interrupted, as a shell expects after SIGINT; also when it ended auto's
     # climb and auto chose an earlier family's fit, which had converged
@@ -389,6 +406,25 @@ def _out_folder(args) -> Path | None:
                                                 and _same_file(target, args.model)):
                 raise out_not_a_saved_fit(str(target))
     return folder
+
+
+def _remove_stale(folder: Path, args) -> None:
+    """Remove what 'ppl predict' and 'ppl plot' wrote for the saved fit this one replaced in
+    ``folder``: left, predictive_summary.csv and marginals.png beside the new fit were the old
+    model's, as if of the new one. Never one of the run's inputs."""
+    from .savedfit import PLOT_FILES, PREDICTIVE_FILES
+    inputs = [p for p in (args.model, args.data, getattr(args, "init_path", None)) if p]
+    stale = [name for name in PREDICTIVE_FILES + PLOT_FILES if (folder / name).is_file()
+             and not any(_same_file(folder / name, path) for path in inputs)]
+    for name in stale:
+        try:
+            os.unlink(folder / name)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise stale_output(str(folder / name), error.strerror or str(error)) from None
+    if stale:
+        print(f"removed {folder}/{', '.join(stale)}: of the fit replaced")
 
 
 def _same_file(a, b) -> bool:
@@ -448,7 +484,7 @@ def _cmd_summary(args) -> int:
     from .infer.point import is_point_fit
     from .savedfit import read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
-    print(read_summary(Path(args.dir), info["summary_note"]))
+    print(read_summary(Path(args.dir), info))
     state = "converged" if info["converged"] else "did NOT converge"
     rule = info["reason"].removeprefix("converged: ")
     khat = info["khat"]

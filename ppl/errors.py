@@ -830,6 +830,17 @@ def corrupted_saved_fit(path: str, reason: str) -> PplError:
                     hint="fit the model again with 'ppl fit MODEL --out DIR'")
 
 
+def saved_file_changed(path: str) -> PplError:
+    return PplError(f"{path}: changed since the fit was saved (its SHA-256 is not the one "
+                    "fit.json records)", hint="fit the model again with 'ppl fit MODEL --out DIR'")
+
+
+def saved_fit_too_new(path: str, found: int, known: int) -> PplError:
+    return PplError(f"{path}: a saved fit of format {found}, written by a later ppl; this ppl "
+                    f"reads format {known} and earlier",
+                    hint="upgrade ppl, or fit the model again with 'ppl fit MODEL --out DIR'")
+
+
 def out_overwrites_input(path: str, role: str) -> PplError:
     return PplError(f"option --out: the fit would write {path}, which is this run's {role} file",
                     hint=f"move the {role} file, or choose another --out folder")
@@ -841,6 +852,13 @@ def out_not_a_saved_fit(path: str) -> PplError:
     return PplError(f"option --out: the fit would replace {path}, in a folder that holds no "
                     "saved fit (no fit.json that ppl wrote)",
                     hint="choose another --out folder, or move the file away")
+
+
+def stale_output(path: str, reason: str) -> PplError:
+    """A file 'ppl predict' or 'ppl plot' wrote for the saved fit that 'ppl fit --out' has just
+    replaced, which cannot be removed."""
+    return PplError(f"{path}: cannot remove this file of the fit that was replaced ({reason}); "
+                    "it is not of the new fit", hint="remove it by hand")
 
 
 def predict_overwrites_data(path: str) -> PplError:

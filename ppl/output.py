@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -118,9 +119,8 @@ def write_files(folder: Path, contents: dict[str, str | bytes]) -> None:
         try:
             _refuse_folders(folder, contents)
             for name, text in contents.items():
-                handle, temporary = tempfile.mkstemp(dir=folder, prefix=f"{_TEMPORARY}{name}.",
-                                                     suffix=".tmp")
-                staged.append((Path(temporary), folder / name))  # before writing: cleaned up
+                handle, temporary = _create_temporary(folder, name)
+                staged.append((temporary, folder / name))  # before writing: cleaned up
                 _write(handle, text)
             _replace_all(folder, staged)
         except OSError as error:
@@ -163,15 +163,22 @@ def _refuse_folders(folder: Path, contents) -> None:
             raise IsADirectoryError(21, "a folder is in the way", str(folder / name))
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
+def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
+    """A new temporary file for ``name`` in ``folder``, open for writing, with the mode open()
+    gives (0666 less the umask, applied by the system). mkstemp's 0600 ignores the umask, and
+    reading the umask to correct it means setting it, for the whole process: a file another
+    thread created meanwhile got the mode of umask 0022 (0644 under the user's 0077)."""
+    while True:
+        path = folder / f"{_TEMPORARY}{name}.{secrets.token_hex(8)}.tmp"
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:     # a name already taken: draw another
+            continue
 
 
 def _write(handle: int, content: str | bytes) -> None:
     with os.fdopen(handle, "wb") as stream:
-        os.fchmod(stream.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 ignores the umask
         stream.write(content.encode("utf-8") if isinstance(content, str) else content)
         stream.flush()
         os.fsync(stream.fileno())

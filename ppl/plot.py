@@ -15,7 +15,7 @@ import numpy as np
 from .errors import bad_option, missing_extra, suggest
 from .infer import point
 from .output import write_files
-from .savedfit import fit_options, read_elbo, read_fit_json, read_numbers
+from .savedfit import PLOT_FILES, fit_options, read_draws, read_elbo, read_fit_json
 
 MAX_PANELS = 30
 
@@ -47,24 +47,21 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
     written to, or a name in ``variables`` is not in the fit.
     """
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.figure  # noqa: F401 - only to fail here when it is missing
     except ImportError:
         raise missing_extra("ppl plot", "matplotlib", "plot") from None
     info = read_fit_json(folder)
-    names, draws = read_numbers(folder / "draws.csv")
-    elbo = read_elbo(folder)
+    names, draws = read_draws(folder, info)
+    elbo = read_elbo(folder, info)
     points = _point_columns(info, names)
     columns = _select(names, variables)
     if not variables:   # drawn values before params (a VAE's thousands of weights come first)
         columns = sorted(columns, key=lambda i: i in points)
     shown = columns[:max_panels]
-    pictures = {"elbo.png": _plot_elbo(plt, elbo, _trace(info, folder / "fit.json")),
-                "marginals.png": _plot_marginals(plt, [names[i] for i in shown], draws[:, shown],
-                                                 len(columns), [i in points for i in shown],
-                                                 info["verdict"]["line"].partition(":")[0])}
-    plt.close("all")
+    pictures = dict(zip(PLOT_FILES, (
+        _plot_elbo(elbo, _trace(info, folder / "fit.json")),
+        _plot_marginals([names[i] for i in shown], draws[:, shown], len(columns),
+                        [i in points for i in shown], info["verdict"]["line"].partition(":")[0]))))
     write_files(folder, pictures)
     return Plots([folder / name for name in pictures], len(shown), len(columns))
 
@@ -135,11 +132,21 @@ def _moving_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
-def _plot_elbo(plt, elbo: np.ndarray, trace: _Trace) -> bytes:
+def _figure(rows: int, columns: int, size: tuple[float, float]):
+    """(a figure, its axes [rows, columns]), made without pyplot: pyplot would need a backend
+    (matplotlib.use, which closes every figure of a process that has pyplot open, a notebook's
+    too, and leaves its backend switched) and keeps its figures in a process-wide list
+    (plt.close('all') closed the caller's); this figure is PNG bytes and then garbage."""
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=size)
+    return figure, figure.subplots(rows, columns, squeeze=False)
+
+
+def _plot_elbo(elbo: np.ndarray, trace: _Trace) -> bytes:
     # Raw estimates (noisy: S draws each) beside their moving mean over one convergence
     # window, which is what the convergence rule compares; exact values alone.
     panels = 1 if trace.window is None or not len(elbo) else 2
-    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    figure, axes = _figure(1, panels, (5.5 * panels, 4))
     steps, (values, unit) = elbo[:, 0], _in_units(elbo[:, 1])
     traces = [(values, trace.title, 0.6 if panels == 2 else 1.2)]
     if panels == 2:
@@ -178,13 +185,12 @@ def _zoom(axis, trace: np.ndarray) -> None:
             axis.set_ylim(low, high)
 
 
-def _plot_marginals(plt, names: list[str], draws: np.ndarray, total: int,
+def _plot_marginals(names: list[str], draws: np.ndarray, total: int,
                     points: list[bool], verdict: str) -> bytes:
     count = max(len(names), 1)
     columns = min(count, 5)
     rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.1 * rows + 0.4),
-                                squeeze=False)
+    figure, axes = _figure(rows, columns, (2.6 * columns, 2.1 * rows + 0.4))
     for index, axis in enumerate(axes.flat):
         if index >= len(names):
             axis.axis("off")

@@ -6,13 +6,17 @@ fit.json (provenance, options, convergence, guide parameters by element name, an
 text). All are written atomically by ``output.write_files``. Paths in fit.json are absolute,
 so a saved fit is usable from any working directory. Provenance holds the SHA-256 of the
 model's meaning and of the data's values: a fit is restored only from the same model and
-data (``restore_fit``).
+data (``restore_fit``); fit.json also holds the SHA-256 of each table, which is read only if
+it is the one the fit wrote (``_check_unchanged``).
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
+import itertools
 import json
+import math
 import platform
 import warnings
 from pathlib import Path
@@ -22,7 +26,8 @@ import numpy as np
 
 from . import __version__
 from .datafiles import load_json
-from .errors import corrupted_saved_fit, file_error, non_finite_summary, not_a_file_reason
+from .errors import (corrupted_saved_fit, file_error, non_finite_summary, not_a_file_reason,
+                     saved_file_changed, saved_fit_too_new)
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -78,10 +83,16 @@ def _absolute(path: str | None) -> str | None:
     return str(Path(path).resolve())
 
 
+# fit.json's entry 'saved_fit_format': what save_fit writes marks a folder as a saved fit, and
+# says how to read it. Raise it when a change would make an older ppl misread a saved fit (it
+# then refuses it); a fit.json without the entry was saved before it, in format 1.
+FORMAT = 1
 # every file save_fit writes (model.ppl only when the model's text is known)
 FILES = ("draws.csv", "summary.csv", "elbo.csv", "fit.json", "model.ppl")
 # the files save_predictive writes into a saved fit's folder
 PREDICTIVE_FILES = ("predictive.csv", "predictive_summary.csv")
+# the files plot.plot_fit writes there
+PLOT_FILES = ("elbo.png", "marginals.png")
 
 
 def save_fit(fit: Fit, folder: Path) -> None:
@@ -91,6 +102,7 @@ def save_fit(fit: Fit, folder: Path) -> None:
     r = fit.result
     provenance = {k: v for k, v in fit.info.items() if k != "model_text"}
     info = {
+        "saved_fit_format": FORMAT,
         **provenance,
         "model_path": _absolute(fit.info.get("model_path")),
         "data_path": _absolute(fit.info.get("data_path")),
@@ -118,11 +130,17 @@ def save_fit(fit: Fit, folder: Path) -> None:
     if hasattr(r, "draws_used"):
         info["dadvi"] = {"draws": int(r.draws_used), "sds": r.sds, "optimizer": r.optimizer,
                          "evaluations": int(r.evaluations)}
-    write_files(folder, {
+    tables = {
         "draws.csv": csv_text(names, _table_rows(blocks)),
         "summary.csv": csv_text(["name", *summary.columns],
                                 ([name, *row] for name, row in summary.rows.items())),
         "elbo.csv": csv_text(["step", "elbo"], ((i + 1, e) for i, e in enumerate(fit.elbo))),
+    }
+    # what the readers check the tables against (_check_unchanged)
+    info["files_sha256"] = {name: hashlib.sha256(text.encode("utf-8")).hexdigest()
+                            for name, text in tables.items()}
+    write_files(folder, {
+        **tables,
         "fit.json": json_text(info),
         **({"model.ppl": fit.info["model_text"]} if "model_text" in fit.info else {}),
     })
@@ -146,8 +164,11 @@ def _trust(fit: Fit) -> dict:
 
 
 def holds_saved_fit(folder: Path) -> bool:
-    """Whether ``folder`` holds a fit that ppl wrote (a fit.json object recording a ppl
-    version), whose files a new fit may replace; any other fit.json is the user's own."""
+    """Whether ``folder`` holds a fit that ppl wrote, whose files a new fit may replace: its
+    fit.json is an object with the entry 'saved_fit_format' or, saved before that entry was
+    written, one recording a ppl version with every entry the saved-fit commands read. Any
+    other fit.json is the user's own (another tool's may well record the ppl it used)."""
+    from .errors import PplError
     path = folder / "fit.json"
     if not path.is_file():
         return False
@@ -155,8 +176,13 @@ def holds_saved_fit(folder: Path) -> bool:
         info = json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(info, dict) and isinstance(info.get("versions"), dict) and \
-        "ppl" in info["versions"]
+    if not isinstance(info, dict) or "saved_fit_format" in info:
+        return isinstance(info, dict)
+    try:
+        _check_fit_json(info, path)
+    except PplError:
+        return False
+    return isinstance(info.get("versions"), dict) and "ppl" in info["versions"]
 
 
 def read_fit_json(folder: Path) -> dict:
@@ -214,6 +240,11 @@ def _check_fit_json(info, path: Path) -> None:
     """Refuse a fit.json that is not what save_fit writes, naming the first bad entry."""
     if not isinstance(info, dict):
         raise corrupted_saved_fit(str(path), "not a JSON object")
+    version = info.get("saved_fit_format", 1)   # 1: saved before the entry was written
+    if type(version) is not int or version < 1:
+        raise corrupted_saved_fit(str(path), "entry 'saved_fit_format' must be a positive int")
+    if version > FORMAT:        # a later ppl's: its entries may mean what this one cannot know
+        raise saved_fit_too_new(str(path), version, FORMAT)
     for name, (kinds, what) in _FIT_JSON.items():
         *outer, key = name.split(".")
         holder = info
@@ -224,6 +255,13 @@ def _check_fit_json(info, path: Path) -> None:
         value = holder[key]
         if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool):
             raise corrupted_saved_fit(str(path), f"entry '{name}' must be {what}")
+    # numbers save_fit never writes (a count, a duration, k̂ is null when infinite), which
+    # 'ppl summary' printed as they were: 'after -5 steps in nan s'
+    for name, least in (("steps", 0), ("seconds", 0), ("khat", -np.inf)):
+        value = info[name]
+        if value is not None and not (math.isfinite(value) and value >= least):
+            raise corrupted_saved_fit(str(path), f"entry '{name}' is {value}; it must be a "
+                                                 "finite number" + (" >= 0" if least == 0 else ""))
     fit_options(info, path)
 
 
@@ -237,8 +275,8 @@ def fit_options(info: dict, path: Path):
         raise corrupted_saved_fit(str(path), f"entry 'options': {error.message}") from None
 
 
-def read_summary(folder: Path, note: str) -> Summary:
-    """The saved summary.csv as a Summary table, with ``note`` (fit.json's summary_note)
+def read_summary(folder: Path, info: dict) -> Summary:
+    """The saved summary.csv as a Summary table, with fit.json's summary_note (``info``)
     printed above it."""
     path = folder / "summary.csv"
     rows = _rows(path)
@@ -252,10 +290,19 @@ def read_summary(folder: Path, note: str) -> Summary:
             raise corrupted_saved_fit(str(path), f"line {line}: " + (
                 "a blank name" if not row[0] else f"the name {row[0]!r} appears twice"))
         table[row[0]] = values
-    return Summary(table, tuple(header[1:]), note)
+    _check_unchanged(path, info)
+    return Summary(table, tuple(header[1:]), info["summary_note"])
 
 
-def read_elbo(folder: Path) -> np.ndarray:
+def read_draws(folder: Path, info: dict) -> tuple[list[str], np.ndarray]:
+    """The saved draws.csv: its element names and the draws [draws, elements]."""
+    path = folder / "draws.csv"
+    found = read_numbers(path)
+    _check_unchanged(path, info)
+    return found
+
+
+def read_elbo(folder: Path, info: dict) -> np.ndarray:
     """The saved ELBO trace [steps, 2]: the step (1, 2, 3, ...) and the ELBO estimate."""
     path = folder / "elbo.csv"
     elbo = read_numbers(path, ["step", "elbo"])[1]
@@ -266,7 +313,28 @@ def read_elbo(folder: Path) -> np.ndarray:
     for i in np.flatnonzero(~np.isfinite(elbo[:, 1]))[:1]:
         # the fit skips steps whose ELBO is not finite: it never writes one
         raise corrupted_saved_fit(str(path), f"the ELBO at step {i + 1} is {elbo[i, 1]}")
+    _check_unchanged(path, info)
     return elbo
+
+
+def _check_unchanged(path: Path, info: dict) -> None:
+    """Refuse a table whose SHA-256 is not the one fit.json records for it (fits saved before
+    'files_sha256' was written have none). A column renamed, dropped or added, rows cut at a
+    line's end, or a value changed still read as a table, and plot drew them as the fit's."""
+    recorded = info.get("files_sha256")
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise corrupted_saved_fit(str(path.with_name("fit.json")),
+                                  "entry 'files_sha256' must be an object")
+    if path.name not in recorded:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:     # in blocks: a large draws.csv is not held twice
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != recorded[path.name]:
+        raise saved_file_changed(str(path))
 
 
 def read_numbers(path: Path, header: list[str] | None = None) -> tuple[list[str], np.ndarray]:
@@ -280,20 +348,23 @@ def read_numbers(path: Path, header: list[str] | None = None) -> tuple[list[str]
     """
     rows = _rows(path)
     found = _header(path, rows, () if header is None else (header,))
+    first = next((item for item in rows if item[1]), None)     # the first line that is not blank
+    if first is None:
+        # a fit of no steps or no elements has no rows. Not left to loadtxt, which warns of
+        # them: silencing that needs warnings.catch_warnings, which sets the process's filters
+        # (two commands in threads could leave 'ignore UserWarning' set for good)
+        return found, np.zeros((0, len(found)))
     try:
-        with warnings.catch_warnings():
-            # loadtxt warns of a file without rows: a fit of no steps or no elements has none
-            warnings.simplefilter("ignore", UserWarning)
-            values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, comments=None,
-                                encoding="utf-8")
+        values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, comments=None,
+                            encoding="utf-8")
     except (OSError, ValueError):
         values = None
-    if values is None or (values.size and values.shape[1] != len(found)):
-        for line, row in rows:  # read again only to name the first bad line
+    if values is None or values.shape[1] != len(found):
+        for line, row in itertools.chain([first], rows):  # read again to name the bad line
             if row:
                 _numbers(path, line, row, len(found))
         raise corrupted_saved_fit(str(path), "not a table of numbers")
-    return found, values.reshape(len(values), len(found))
+    return found, values
 
 
 def _rows(path: Path):
@@ -350,17 +421,29 @@ def restore_fit(folder: Path) -> Fit:
     PplError when the model's meaning changed since the fit, or fit.json is incomplete or
     corrupted.
     """
+    from .api import check_draw_memory
     info = read_fit_json(folder)
     path = folder / "fit.json"
     model = _saved_model(folder, info["model_path"], info["model_sha256"])
     options = fit_options(info, path)
+    if info["data_path"] is None and model.ir.data:
+        # null is a fit of no data file (a model without data); loading MODEL.json beside the
+        # model, or none, said 'the data: the data changed' or 'data y is missing' at the model
+        raise corrupted_saved_fit(str(path), "entry 'data_path' is null (no data file), but "
+                                             "the model declares data")
+    if info["data_path"] is not None and not Path(info["data_path"]).exists():
+        # 'no such data file' alone named a path the command line never gave
+        raise file_error(info["data_path"], "the data file this fit was saved from is gone "
+                                            "(fit.json records it); put it back, or fit again")
     concrete, values, compiled = model.prepare(info["data_path"])
     _check_same_data(info, values)
+    # k̂'s draws are the saved options' (posterior.py): too many were a MemoryError
+    check_draw_memory(concrete, compiled, options, f"{path}: the saved fit's options.draws")
     names = compiled.unconstrained_names()
     guide, theta = _saved_guide(info["guide"], compiled, names, path)
     mean, log_sd = _guide_moments(guide, theta, names, info["guide"]["parameters"], path)
     covariance = _lr_covariance(info["guide"].get("lr_covariance"), len(names), path)
-    elbo = read_elbo(folder)[:, 1] if (folder / "elbo.csv").exists() else np.zeros(0)
+    elbo = read_elbo(folder, info)[:, 1] if (folder / "elbo.csv").exists() else np.zeros(0)
     result = SimpleNamespace(guide=guide, theta=theta, mu=mean, log_sigma=log_sd, names=names,
                              converged=info["converged"], reason=info["reason"],
                              steps=info["steps"], seconds=info["seconds"],

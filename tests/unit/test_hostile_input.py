@@ -175,6 +175,21 @@ def test_the_command_line_names_unused_options_as_flags(capsys):
                                        "why; ignored\n")
 
 
+def test_the_commands_warning_lines_end_with_the_command(tmp_path, capsys):
+    # main() set warnings.showwarning for good: after a first command run in the process (a
+    # notebook calling ppl.cli.main, a test), every warning of the caller's own code was
+    # printed as 'ppl: warning: ...' (found by the savedfit audit)
+    import warnings
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text("data y: real\nsample mu ~ Normal(0, 1)\n"
+                                    "observe y ~ Normal(mu, 1)\n")
+    (tmp_path / "m.json").write_text('{"y": 1.0, "z": 2.0}')
+    before = warnings.showwarning
+    assert main(["check", str(tmp_path / "m.ppl")]) == 0
+    assert "ppl: warning: " in capsys.readouterr().err      # the command's own, as before
+    assert warnings.showwarning is before
+
+
 def test_draws_beyond_memory_are_refused_with_the_figure():
     with pytest.raises(PplError) as info:
         ppl.compile(SMALL).fit(Y, draws=10 ** 15)
@@ -893,6 +908,15 @@ def _copy_with(good: Path, folder: Path, name: str, content: str) -> Path:
     return folder
 
 
+def _reseal(folder: Path, name: str) -> None:
+    """Record the SHA-256 of ``folder/name`` in its fit.json, as save_fit does."""
+    import hashlib
+    import json
+    info = json.loads((folder / "fit.json").read_text())
+    info["files_sha256"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "fit.json").write_text(json.dumps(info))
+
+
 def _fit_json_with(good: Path, folder: Path, entry: str, value) -> Path:
     import json
     info = json.loads((good / "fit.json").read_text())
@@ -922,6 +946,50 @@ def test_a_corrupted_fit_json_entry_is_one_clear_error(saved_fit, tmp_path, caps
     assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
 
 
+@pytest.mark.parametrize("value, words", [
+    (2, "a saved fit of format 2, written by a later ppl; this ppl reads format 1 and earlier"),
+    ("1", "corrupted saved fit: entry 'saved_fit_format' must be a positive int"),
+    (True, "corrupted saved fit: entry 'saved_fit_format' must be a positive int"),
+    (0, "corrupted saved fit: entry 'saved_fit_format' must be a positive int"),
+    (None, "corrupted saved fit: entry 'saved_fit_format' must be a positive int")])
+def test_a_saved_fit_of_a_later_or_unknown_format_is_refused(saved_fit, tmp_path, capsys,
+                                                             value, words):
+    # fit.json had no format: a later ppl's saved fit, whose entries could mean something
+    # else, would have been read as this one's (found by the savedfit audit)
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", "saved_fit_format", value)
+    for command in ("summary", "plot", "predict"):
+        assert main([command, str(folder)]) == 2, command
+        assert capsys.readouterr().err.startswith(f"error: {folder / 'fit.json'}: {words}")
+
+
+def test_a_fit_saved_before_the_format_entry_is_read_as_format_1(saved_fit, tmp_path, capsys):
+    from ppl.cli import main
+    from ppl.savedfit import holds_saved_fit
+    folder = _fit_json_with(saved_fit, tmp_path / "old", "saved_fit_format", MISSING)
+    assert main(["summary", str(saved_fit)]) == 0
+    expected = capsys.readouterr().out
+    assert main(["summary", str(folder)]) == 0
+    assert capsys.readouterr().out == expected
+    assert holds_saved_fit(folder)      # so 'ppl fit --out' may replace it
+
+
+@pytest.mark.parametrize("entry, value, words", [
+    ("steps", -5, "entry 'steps' is -5; it must be a finite number >= 0"),
+    ("seconds", -1.0, "entry 'seconds' is -1.0; it must be a finite number >= 0"),
+    ("seconds", float("nan"), "entry 'seconds' is nan; it must be a finite number >= 0"),
+    ("khat", float("inf"), "entry 'khat' is inf; it must be a finite number")])
+def test_a_number_save_fit_never_writes_is_refused(saved_fit, tmp_path, capsys, entry, value,
+                                                   words):
+    # 'ppl summary' printed them as they were: 'did NOT converge after -5 steps in nan s'
+    # (found by the savedfit audit)
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", entry, value)
+    assert main(["summary", str(folder)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: {folder / 'fit.json'}: corrupted saved fit: {words}\n")
+
+
 @pytest.mark.parametrize("options", [{"window": "x"}, {"window": 0}, {"window": None},
                                      {"bogus": 1}, {"guide": 5}])
 def test_corrupted_saved_options_are_one_clear_error(saved_fit, tmp_path, capsys, options):
@@ -934,6 +1002,10 @@ def test_corrupted_saved_options_are_one_clear_error(saved_fit, tmp_path, capsys
 
 
 @pytest.mark.parametrize("entry, value, words", [
+    # read MODEL.json beside the model (other values: 'the data: the data changed since this
+    # fit was saved') or, without one, said "data 'y' is missing" at the model (found by the
+    # savedfit audit)
+    ("data_path", None, "entry 'data_path' is null (no data file), but the model declares"),
     ("guide.parameters.s.log_sigma", 1e6, "gives 's' the mean"),
     ("guide.parameters.mu.log_sigma", 1e6, "sd exp(1e+06); both must be finite"),
     ("guide.parameters.mu.mu", float("nan"), "entry 'guide.parameters.mu.mu' is not a finite"),
@@ -953,6 +1025,31 @@ def test_unusable_guide_parameters_are_a_corrupted_fit_for_predict(saved_fit, tm
     err = capsys.readouterr().err
     assert err.startswith(f"error: {folder / 'fit.json'}: corrupted saved fit: ")
     assert words in err and "warning" not in err, err
+    assert not list(folder.glob("predictive*"))
+
+
+def test_a_saved_fits_data_file_that_is_gone_is_named_as_the_fits(saved_fit, tmp_path, capsys):
+    # said only '/old/y.json: no such data file', a path 'ppl predict DIR' was never given
+    # (found by the savedfit audit)
+    from ppl.cli import main
+    gone = str(tmp_path / "moved" / "y.json")
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", "data_path", gone)
+    assert main(["predict", str(folder)]) == 2
+    assert capsys.readouterr().err == (f"error: {gone}: the data file this fit was saved from "
+                                       "is gone (fit.json records it); put it back, or fit "
+                                       "again\n")
+
+
+def test_saved_draws_beyond_memory_are_refused_by_predict(saved_fit, tmp_path, capsys):
+    # k̂'s draws are the saved options' draws: 10^12 of them (an edit, or a fit saved on a
+    # larger machine) was 'internal error: MemoryError: Unable to allocate 14.6 TiB' (found
+    # by the savedfit audit)
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", "options.draws", 10 ** 12)
+    assert main(["predict", str(folder), "--draws", "20"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: {folder / 'fit.json'}: the saved fit's options.draws 1000000000000 needs at "
+        "least ")
     assert not list(folder.glob("predictive*"))
 
 
@@ -1015,6 +1112,51 @@ CORRUPTED_CSV = [
     ("draws.csv", "mu,s\n1,2\n3\n", ("plot",), "line 3: expected 2 cells, found 1"),
     ("draws.csv", "mu,s\n1,2\nabc,4\n", ("plot",), "line 3: 'abc' is not a number"),
 ]
+# a table edited (or cut at a line's end) since the fit still reads as a table: refused by
+# the SHA-256 fit.json records of it; plot drew such draws as the fit's (found by the
+# savedfit audit). 'changed' edits the saved file's text.
+EDITED_CSV = [
+    ("draws.csv", lambda text: text.replace("mu,s", "nu,s", 1), ("plot",)),         # renamed
+    ("draws.csv", lambda text: "".join(text.splitlines(True)[:4]), ("plot",)),      # cut
+    ("draws.csv", lambda text: text.splitlines(True)[0], ("plot",)),                # no draws
+    ("draws.csv", lambda text: "".join(line.split(",")[0] + "\n"                   # a column
+                                       for line in text.splitlines()), ("plot",)),  # dropped
+    ("draws.csv", lambda text: "".join(line + (",x\n" if i == 0 else ",1\n")       # added
+                                       for i, line in enumerate(text.splitlines())), ("plot",)),
+    ("draws.csv", lambda text: text.replace("\n", "\nnan,inf\n", 1), ("plot",)),
+    ("draws.csv", lambda text: text.replace("\n", "\r\n"), ("plot",)),             # re-saved
+    ("summary.csv", lambda text: text.replace("\nmu,", "\nmu,9", 1), ("summary",)),
+    ("elbo.csv", lambda text: "".join(text.splitlines(True)[:3]), ("plot", "predict")),
+]
+
+
+@pytest.mark.parametrize("name, changed, commands", EDITED_CSV)
+def test_a_saved_table_edited_since_the_fit_is_refused(saved_fit, tmp_path, capsys, name,
+                                                       changed, commands):
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "bad", name,
+                        changed((saved_fit / name).read_text()))
+    for command in commands:
+        assert main([command, str(folder)]) == 2, command
+        assert capsys.readouterr().err.startswith(
+            f"error: {folder / name}: changed since the fit was saved (its SHA-256 is not the "
+            "one fit.json records)\n")
+    assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
+
+
+def test_a_fit_saved_before_the_tables_sha256_reads_them_as_they_are(saved_fit, tmp_path,
+                                                                    capsys):
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "old", "files_sha256", MISSING)
+    (folder / "elbo.csv").write_text("step,elbo\n1,-5\n")
+    for command in ("summary", "plot", "predict"):
+        assert main([command, str(folder)]) == 0, command
+    capsys.readouterr()
+    for value in ("x", [1]):
+        folder = _fit_json_with(saved_fit, tmp_path / f"bad{value}", "files_sha256", value)
+        assert main(["summary", str(folder)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {folder / 'fit.json'}: corrupted "
+                                                  "saved fit: entry 'files_sha256' must be an")
 
 
 @pytest.mark.parametrize("name, content, commands, words", CORRUPTED_CSV)
@@ -1064,6 +1206,7 @@ def test_a_saved_fits_file_that_is_a_fifo_is_refused(saved_fit, tmp_path, capsys
 def test_plot_draws_an_elbo_near_the_float_limit(saved_fit, tmp_path, capsys, content):
     from ppl.cli import main
     folder = _copy_with(saved_fit, tmp_path / "large", "elbo.csv", content)
+    _reseal(folder, "elbo.csv")     # as if a fit had written it
     assert main(["plot", str(folder)]) == 0
     assert capsys.readouterr().err == ""
     assert (folder / "elbo.png").stat().st_size > 0

@@ -126,14 +126,25 @@ def test_the_marginals_carry_the_fits_verdict(tmp_path, monkeypatch):
 
 def test_a_value_equal_in_every_draw_is_a_line_not_a_bar(monkeypatch):
     # a Cholesky factor's L[0,0] is 1 in every draw: one bin filled the panel like a uniform
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from ppl import plot
     seen = []
     monkeypatch.setattr(plot, "_png", lambda figure: seen.append(
         [(a.get_title(), len(a.lines), len(a.patches)) for a in figure.axes]) or b"")
     draws = np.column_stack([np.ones(50), np.random.default_rng(0).normal(size=50)])
-    plot._plot_marginals(plt, ["L[0,0]", "mu"], draws, 2, [False, False], "reliable")
-    plt.close("all")
+    plot._plot_marginals(["L[0,0]", "mu"], draws, 2, [False, False], "reliable")
     assert seen[0] == [("L[0,0] = 1 (every draw)", 1, 0), ("mu", 0, 40)]
+
+
+def test_plot_leaves_the_callers_pyplot_figures_and_backend_alone(tmp_path, monkeypatch):
+    # plot_fit called matplotlib.use('Agg') and plt.close('all'): 'ppl plot' run in a process
+    # with pyplot open (a notebook calling ppl.cli.main) closed every figure there and left
+    # the backend switched to Agg (found by the savedfit audit)
+    import matplotlib
+    import matplotlib.pyplot as plt
+    backend, figure = matplotlib.get_backend(), plt.figure()
+    try:
+        _figures(tmp_path, monkeypatch, NORMAL, "--iter", "100")
+        assert plt.get_fignums() == [figure.number]
+        assert matplotlib.get_backend() == backend
+    finally:
+        plt.close(figure)
