@@ -636,12 +636,30 @@ def test_discrete_log_density_is_finite_at_boundary_probabilities():
     np.testing.assert_array_equal(lp, [0.0, 0.0])
 
 
+def test_a_zero_of_the_value_under_a_negative_coefficient_is_the_poles_plus_inf():
+    # x log(0) is -inf for x > 0 but +inf for x < 0: a Dirichlet with alpha < 1 has an
+    # infinite density at a face of the simplex (alpha - 1 = -0.5 times log 0), its limit
+    lp = lookup("Dirichlet").log_density(np.array([[0.0, 1.0], [1.0, 0.0]]),
+                                         np.array([0.5, 2.0]))
+    np.testing.assert_array_equal(lp, [np.inf, -np.inf])
+
+
 def test_logit_forms_are_stable_for_extreme_logits():
     logit = np.array([-800.0, 800.0])
     lp = lookup("Bernoulli").log_density(np.array([0, 1]), logit=logit)
     np.testing.assert_allclose(lp, [0.0, 0.0], atol=1e-300)
     lp = lookup("Categorical").log_density(np.array(0), logits=np.array([800.0, -800.0]))
     assert lp == 0.0
+
+
+def test_categorical_with_two_infinite_logits_in_a_row_is_undefined():
+    # one +inf logit makes its category sure (the softmax's limit); two leave their
+    # probabilities undefined (inf / inf): nan, neither of them sure; a finite logit beside
+    # them has probability 0 whatever the split
+    logits = np.array([np.inf, np.inf, 0.0])
+    with np.errstate(invalid="ignore"):
+        lp = lookup("Categorical").log_density(np.array([0, 1, 2]), logits=logits)
+    assert np.isnan(lp[:2]).all() and lp[2] == -np.inf
 
 
 # ----- log_cdf / log_ccdf ---------------------------------------------------------------------
