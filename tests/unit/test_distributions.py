@@ -952,6 +952,23 @@ def test_lkj_sampler_at_a_small_eta(eta, rng):
     np.testing.assert_allclose(np.sum(big * big, axis=-1), 1.0, rtol=1e-12)
 
 
+@pytest.mark.parametrize("which", ["log_cdf", "log_ccdf"])
+@pytest.mark.parametrize("name, args", [("Gamma", (1.0,)), ("StudentT", (0.0, 1.0))])
+def test_cdf_gradient_in_a_shape_below_the_difference_step_is_finite(name, args, which):
+    # the shape (nu) derivative is a central difference; with a step of 1e-5 a shape of
+    # 1e-6 was stepped below 0, where the CDF is nan. Reference: Richardson's extrapolation
+    # of central differences at steps a / 100 and a / 200 (truncation ~(1/100)^4, rounding
+    # ~1e-16 / 1e-8), independent of the step the code takes
+    method = getattr(lookup(name), which)
+
+    def f(a):                        # at x = 1: Gamma(a, rate 1), StudentT(a, 0, 1)
+        return method(1.0, a, *args)
+
+    a = 1e-6
+    central = [(f(a + h) - f(a - h)) / (2 * h) for h in (a / 100, a / 200)]
+    np.testing.assert_allclose(grad(f)(a), (4 * central[1] - central[0]) / 3, rtol=1e-6)
+
+
 def test_student_t_lcdf_gradient_at_and_near_its_location():
     # lccdf(StudentT(nu, 0, sigma), 0) is log(1/2) whatever nu and sigma (a half-t's
     # normalizer): gradient 0, was NaN; d lcdf / d mu near x = mu is -pdf / cdf, was -inf
