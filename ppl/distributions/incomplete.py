@@ -23,6 +23,10 @@ def _central(f, args, i):
     """d f / d args[i] by a central difference with a step relative to |args[i]|."""
     a = np.asarray(args[i], dtype=float)
     h = _REL_STEP * np.maximum(np.abs(a), 1.0)
+    # a shape or nu below the step (under 1e-5) would be stepped below 0, where the function
+    # is nan (the gradient of lcdf(Gamma(1e-6, 1), 1) in the shape was nan): there the step
+    # is relative to the argument itself
+    h = np.where(h < np.abs(a), h, _REL_STEP * np.abs(a))
     up, down = list(args), list(args)
     up[i], down[i] = a + h, a - h
     return (f(*up) - f(*down)) / (2 * h)

@@ -237,6 +237,13 @@ def test_corr_cholesky_free_shape_is_k_choose_2():
     assert biject_to(c.corr_cholesky).free_shape((5, 4, 4)) == (5, 6)
 
 
+@pytest.mark.parametrize("n_free", [2, 4, 5])
+def test_corr_cholesky_refuses_a_count_of_free_values_that_is_not_k_choose_2(n_free):
+    # K is read off the count; 4 values rounded to K = 3 and one of them was dropped silently
+    with pytest.raises(ValueError, match="internal"):
+        CorrCholeskyBijector().forward(np.zeros((1, n_free)))
+
+
 def test_corr_cholesky_gives_a_correlation_matrix():
     u = np.random.default_rng(3).normal(0.0, 2.0, (S, 10))
     x = biject_to(c.corr_cholesky).forward(u)

@@ -30,6 +30,23 @@ _COV = np.array([[2.0, 0.5], [0.5, 1.0]])
     (c.CountVector(5), [2, 0, 3], True),
     (c.CountVector(5), [2, 1, 3], False),
     (c.CountVector(5), [6, -1, 0], False),
+    (c.CountVector(5), [2, 0, 2], False),          # sums to 4, not 5
+    # the ends: open for a latent's support, closed (inclusive) for a data check
+    (c.LessThan(0.0, inclusive=True), [-1.0, 0.0], True),
+    (c.LessThan(0.0), [0.0], False),
+    (c.GreaterThan(0.0, inclusive=True), [0.0, 2.0], True),
+    (c.positive, [0.0], False),
+    (c.unit_interval, [0.0, 1.0], True),            # p = 0 or 1 is a valid probability
+    (c.Interval(0.0, 1.0), [1.0], False),
+    (c.positive_ordered, [0.0, 1.0, 2.0], False),   # 0 is not positive
+    (c.positive_definite, np.array([[2.0, 0.5], [0.5 + 1e-6, 1.0]]), False),  # 1e-6 apart
+    (c.lower_cholesky, np.array([[1.0, 0.0], [0.5, 0.0]]), False),           # a zero diagonal
+    (c.IntegerInterval(0, 3), [0.0, 3.0], True),
+    (c.IntegerInterval(0, 3), [2.5], False),
+    (c.IntegerInterval(0, 3), [4.0], False),
+    # Categorical's p takes Stan's tolerance; simplex data rounded to a few digits load
+    (c.probabilities, [0.5, 0.5 + 1e-6], False),
+    (c.simplex, [0.5, 0.5 + 1e-6], True),
 ], ids=lambda v: v.describe() if isinstance(v, c.Constraint) else None)
 def test_check_accepts_exactly_the_support(constraint, value, ok):
     value = np.asarray(value)
@@ -60,6 +77,7 @@ def test_descriptions():
     assert c.positive_ordered.describe() == "positive_ordered"
     assert c.corr_cholesky.describe() == "Cholesky factor of a correlation matrix"
     assert c.CountVector(7).describe() == "counts summing to 7"
+    assert c.IntegerInterval(0, 3).describe() == "{0..3}"
 
 
 def test_count_vector_total_has_an_event_axis():

@@ -636,12 +636,30 @@ def test_discrete_log_density_is_finite_at_boundary_probabilities():
     np.testing.assert_array_equal(lp, [0.0, 0.0])
 
 
+def test_a_zero_of_the_value_under_a_negative_coefficient_is_the_poles_plus_inf():
+    # x log(0) is -inf for x > 0 but +inf for x < 0: a Dirichlet with alpha < 1 has an
+    # infinite density at a face of the simplex (alpha - 1 = -0.5 times log 0), its limit
+    lp = lookup("Dirichlet").log_density(np.array([[0.0, 1.0], [1.0, 0.0]]),
+                                         np.array([0.5, 2.0]))
+    np.testing.assert_array_equal(lp, [np.inf, -np.inf])
+
+
 def test_logit_forms_are_stable_for_extreme_logits():
     logit = np.array([-800.0, 800.0])
     lp = lookup("Bernoulli").log_density(np.array([0, 1]), logit=logit)
     np.testing.assert_allclose(lp, [0.0, 0.0], atol=1e-300)
     lp = lookup("Categorical").log_density(np.array(0), logits=np.array([800.0, -800.0]))
     assert lp == 0.0
+
+
+def test_categorical_with_two_infinite_logits_in_a_row_is_undefined():
+    # one +inf logit makes its category sure (the softmax's limit); two leave their
+    # probabilities undefined (inf / inf): nan, neither of them sure; a finite logit beside
+    # them has probability 0 whatever the split
+    logits = np.array([np.inf, np.inf, 0.0])
+    with np.errstate(invalid="ignore"):
+        lp = lookup("Categorical").log_density(np.array([0, 1, 2]), logits=logits)
+    assert np.isnan(lp[:2]).all() and lp[2] == -np.inf
 
 
 # ----- log_cdf / log_ccdf ---------------------------------------------------------------------
@@ -932,6 +950,23 @@ def test_lkj_sampler_at_a_small_eta(eta, rng):
     big = lookup("LKJCholesky").sample(rng, (2000, 5, 5), eta=eta)
     assert np.all(np.isfinite(big))
     np.testing.assert_allclose(np.sum(big * big, axis=-1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["log_cdf", "log_ccdf"])
+@pytest.mark.parametrize("name, args", [("Gamma", (1.0,)), ("StudentT", (0.0, 1.0))])
+def test_cdf_gradient_in_a_shape_below_the_difference_step_is_finite(name, args, which):
+    # the shape (nu) derivative is a central difference; with a step of 1e-5 a shape of
+    # 1e-6 was stepped below 0, where the CDF is nan. Reference: Richardson's extrapolation
+    # of central differences at steps a / 100 and a / 200 (truncation ~(1/100)^4, rounding
+    # ~1e-16 / 1e-8), independent of the step the code takes
+    method = getattr(lookup(name), which)
+
+    def f(a):                        # at x = 1: Gamma(a, rate 1), StudentT(a, 0, 1)
+        return method(1.0, a, *args)
+
+    a = 1e-6
+    central = [(f(a + h) - f(a - h)) / (2 * h) for h in (a / 100, a / 200)]
+    np.testing.assert_allclose(grad(f)(a), (4 * central[1] - central[0]) / 3, rtol=1e-6)
 
 
 def test_student_t_lcdf_gradient_at_and_near_its_location():

@@ -324,6 +324,10 @@ def test_new_data_that_moves_a_latents_bound_is_a_located_error():
     assert "'u' takes other values at the fit's posterior draws" in caught.value.message
     same_bound = fit.predictive(100, data={"N": 5, "b": 7.5})["y"]
     np.testing.assert_array_equal(same_bound, fit.predictive(100)["y"])
+    # a small move is a move: u about 9.4 shifted by 0.001 (1e-4 of it) is no longer the
+    # fitted posterior either
+    with pytest.raises(PplError, match="takes other values"):
+        fit.predictive(100, data={"N": 3, "b": 7.501})
 
 
 def test_prior_predictive_warns_that_a_param_without_a_distribution_has_no_prior():

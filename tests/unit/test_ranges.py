@@ -6,9 +6,11 @@ the resulting Range to contain them (hypothesis); then a few exact ranges the ch
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,3 +141,65 @@ def test_a_comparison_lies_in_zero_one():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check(parse(text))
+
+
+_R = ranges.Range
+# Exact ranges, open ends included (the property tests above check only that the values lie
+# within lo..hi, so a wrong open flag or a needlessly wide end passed them). An end reached by
+# some value is closed: 1 / x on [1, 2) reaches 1; x^2 and |x| on (-1, 2) reach 0.
+EXACT = [
+    ("point", lambda: ranges.point(2.0), _R(2.0, 2.0, False, False)),
+    ("union keeps an end either reaches", lambda: ranges.union(_R(0, 1, True, False),
+                                                               _R(0, 2, False, True)),
+     _R(0, 2, False, True)),
+    ("minimum's upper end is the smaller",
+     lambda: ranges.elementwise_min(_R(0, 1, False, False), _R(0, 5, True, True)),
+     _R(0, 1, False, False)),
+    ("a sum is open where either term is", lambda: ranges.add(_R(0, 1, False, False),
+                                                              _R(0, 1, True, True)),
+     _R(0, 2, True, True)),
+    ("a reached 0 times a positive factor is reached",
+     lambda: ranges.mul(_R(0, 2, False, True), _R(1, 3, True, True)), _R(0, 6, False, True)),
+    ("a constant factor scales a range across 0",
+     lambda: ranges.mul(ranges.point(2.0), _R(-1, 3, True, False)), _R(-2, 6, True, False)),
+    ("a reciprocal swaps the open ends", lambda: ranges.reciprocal(_R(1, 2, False, True)),
+     _R(0.5, 1.0, True, False)),
+    ("an odd power of a range across 0 is anything",
+     lambda: ranges.power(_R(-2, 2, True, True), ranges.point(3.0)), ranges.REAL),
+    ("an even power is non-negative",
+     lambda: ranges.power(_R(-2, 2, True, True), ranges.point(2.0)), ranges.NON_NEGATIVE),
+    ("a square across 0 reaches 0", lambda: ranges._square(_R(-1, 2, True, True)),
+     _R(0.0, 4, False, True)),
+    ("abs across 0 reaches 0 and the larger end", lambda: ranges._abs(_R(-5, 1, True, True)),
+     _R(0.0, 5, False, True)),
+    ("a sum of non-negative elements", lambda: ranges._total(ranges.NON_NEGATIVE),
+     ranges.NON_NEGATIVE),
+    ("sin reaches -1 and 1", lambda: _range_of("sample v ~ Normal(0, 1)\nlet z = sin(v)\n"),
+     _R(-1.0, 1.0, False, False)),
+    ("data take their declared bounds, ends included",
+     lambda: _range_of("data x: real<lower=0, upper=2>\nlet z = x\n"), _R(0.0, 2.0, False, False)),
+    ("1 / a subnormal is finite: the largest float bounds it",
+     lambda: ranges.reciprocal(_R(0.0, 1e-310, True, False)),
+     _R(sys.float_info.max, math.inf, False, True)),
+]
+
+
+@pytest.mark.parametrize("what, compute, expected", EXACT, ids=[e[0] for e in EXACT])
+def test_exact_ranges(what, compute, expected):
+    assert compute() == expected
+
+
+def test_a_rate_that_reaches_zero_is_warned_about():
+    # square(v) and abs(v) of a real latent reach 0, where Exponential's rate leaves its
+    # constraint; a range open at 0 there would let the fit meet -inf without a word
+    for rate in ("square(v)", "abs(v)"):
+        text = (f"data y: real<lower=0>[2]\nsample v ~ Normal(0, 1)\n"
+                f"observe y ~ Exponential({rate})\n")
+        with pytest.warns(UserWarning, match="Exponential"):
+            check(parse(text))
+
+
+def test_ranges_that_touch_at_an_end_are_disjoint_unless_both_include_it():
+    closed, left_open = _R(1.0, 2.0, False, False), _R(0.0, 1.0, False, True)
+    assert ranges.disjoint(left_open, closed) and ranges.disjoint(closed, left_open)
+    assert not ranges.disjoint(_R(0.0, 1.0, False, False), closed)

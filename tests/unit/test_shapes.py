@@ -68,6 +68,23 @@ def test_fits(shape, target, ok):
     assert shapes.fits(shape, target) is ok
 
 
+SAME = [
+    ((3,), (3,), True),
+    ((3,), (4,), False),
+    ((3,), (3, 1), False),          # another rank is never the same shape
+    ((), (3,), False),
+    ((2, 3), (3,), False),
+    (("N", 2), ("K", 2), True),     # undecided without data
+    ((None,), (3,), True),
+]
+
+
+@pytest.mark.parametrize("a, b, ok", SAME)
+def test_same(a, b, ok):
+    assert shapes.same(a, b) is ok
+    assert shapes.same(b, a) is ok
+
+
 MATMUL = [
     ((3,), (3,), ()),
     ((2, 3), (3,), (2,)),
@@ -111,6 +128,8 @@ INDEX = [
     ((5, 4, 3), ((7,), Slice(), (7,)), (7, 4)),          # separated arrays go first (numpy)
     ((5, 4, 3), ((), Slice(), (7,)), (7, 4)),            # an int scalar counts as an array then
     ((5, 4, 3), (Slice(), (7,), ()), (5, 7)),
+    ((5, 4, 3, 2), (Slice(), (7,), Slice(), ()), (7, 5, 3)),   # first array not first: still
+    ((5, 4, 3, 2), (Slice(), (7,), Slice(), (7,)), (7, 5, 3)),  # in front when separated
     ((10,), (Slice(1, None),), (9,)),
     ((10,), (Slice(None, -1),), (9,)),
     ((10,), (Slice(-3, None),), (3,)),

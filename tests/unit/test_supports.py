@@ -136,3 +136,58 @@ def test_predictive_draw_numpy_refuses_names_the_statement():
     assert info.value.span.line == 3 and "lam value too large" in info.value.message
     # the draws were the prior's: the hint said "the fit's draws put ..."
     assert info.value.hint.startswith("the draws (of the prior in prior_predictive")
+
+
+def test_a_bound_that_moves_with_a_latent_is_clipped_to_the_support():
+    # bounds narrow a support, never widen it: real<lower=b> ~ HalfNormal(1) with b at -2
+    # drew s below 0; the bound is maximum(b, 0) (an upper one minimum(b, 1) under a Beta)
+    from ppl.frontend.check import check
+    from ppl.frontend.parse import parse
+    model = check(parse("sample b ~ Normal(0, 1)\nsample s: real<lower=b> ~ HalfNormal(1)\n"
+                        "sample t: real<upper=b> ~ Beta(1, 1)\n"))
+    support = {st.name: st.support for st in model.statements}
+    lower, upper = support["s"].lower, support["t"].upper
+    assert (lower.func, lower.args[0].name, lower.args[1].value) == ("maximum", "b", 0.0)
+    assert (upper.func, upper.args[0].name, upper.args[1].value) == ("minimum", "b", 1.0)
+
+
+def test_an_int_latents_bounds_may_sit_on_the_ends_of_its_support():
+    # {0..5} is closed: lower=0 and upper=5 are inside it, upper=6 is not
+    text = "data p: real<lower=0, upper=1>\nsample n: int<lower=0, upper=5> ~ Binomial(5, p)\n"
+    ppl.compile(text)
+    with pytest.raises(PplError, match="upper=6"):
+        ppl.compile(text.replace("upper=5", "upper=6"))
+
+
+def test_a_long_constant_parameter_is_shown_with_its_first_eight_items():
+    text = ("data y: int[2]\n"
+            "observe y ~ Categorical([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2])\n")
+    with pytest.raises(PplError, match=r"found \[0\.1(, 0\.1){7}, \.\.\.\]"):
+        ppl.compile(text)
+
+
+def test_a_latents_bound_that_moves_with_another_latent_does_not_carry_the_data():
+    # u >= m does not keep u above the data when m itself is fitted
+    text = ("data y: real[2]\nsample m ~ Exponential(1)\n"
+            "sample u: real<lower=m> ~ Exponential(1)\nobserve y ~ Uniform(0, u)\n")
+    with pytest.raises(PplError, match="moves with its parameter 'upper'"):
+        ppl.compile(text)
+
+
+def test_a_parameter_outside_its_constraint_for_every_latent_value_is_an_error():
+    text = "data y: real[2]\nsample v ~ Normal(0, 1)\nobserve y ~ Normal(0, -exp(v))\n"
+    with pytest.raises(PplError, match="outside that for every value of the latent"):
+        ppl.compile(text)
+
+
+@pytest.mark.parametrize("text", [
+    # a truncation at the distribution's own parameter cuts nothing: no normalizer dropped
+    "param b: real\nsample u: real<lower=b> ~ Uniform(b, 10)\n",
+    # a parameter with event axes is not range-checked (a vector literal's range is unknown)
+    "sample e1 ~ Exponential(1)\nsample e2 ~ Exponential(1)\n"
+    "sample x: real[3] ~ Dirichlet([e1, e2, 1.0])\n",
+])
+def test_models_that_must_not_warn(text):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ppl.compile(text)
