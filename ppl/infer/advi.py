@@ -4,7 +4,9 @@ Works on anything shaped like ``compiler.Compiled`` (``dim``, ``log_joint``, ``t
 ``unconstrained_names``); the ELBO and its gradient come from elbo.py, the optimizers from
 optim.py. The loop is pure steps, ``steps.init`` and ``steps.update`` (one optimizer step with
 non-finite recovery), and small policies from schedule.py (convergence, step size, whitening)
-that the driver, ``_run``, consults at the end of each window.
+that the driver, ``_run``, consults at the end of each window: ``window_end`` merges their
+answers with the early stop's into one action (pure, tested alone by a table), ``_restart``
+takes a restart's.
 We maximize the ELBO; the optimizers minimize, so the sign flips once, in ``_loss`` below.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import autograd.numpy as anp
 import numpy as np
@@ -31,8 +34,8 @@ from . import fixed_draws, steps
 from .optim import hessian_chunk, optimizer, score_chunk
 from .point import fit_point
 from .precondition import Coordinates, Frame, estimate
-from .schedule import (DECAY, FALLEN, HESSIAN_DRAWS, STOP, Convergence, StepSize, Whitening,
-                       Windows, fell)
+from .schedule import (CONTINUE, DECAY, FALLEN, HESSIAN_DRAWS, STOP, Convergence, StepSize,
+                       Whitening, Windows, fell)
 from .schedule_batch import BatchConvergence, BatchWindows
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
@@ -391,16 +394,16 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
 
     opt = optimizer(options.optimizer)
     trace = []
+    policies = _policies(compiled, guide, options, whitening)
     try:
-        lr = StepSize(options.optimizer, options.lr, _score_chunk(compiled)).first(
-            _loss, theta, opt, noise, S, _loss_value)
+        lr = policies.sizes.first(_loss, theta, opt, noise, S, _loss_value)
     except KeyboardInterrupt:
         lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
     else:
         early = None if user.applies(compiled) else ReliableWeights.for_fit(compiled, guide,
                                                                             options, rng)
         reason, theta, jitter = _run(compiled, guide, theta, lr, opt, (_loss, _loss_value),
-                                     noise, options, progress, trace, whitening, early)
+                                     noise, options, progress, trace, policies, early)
     trace = np.asarray(trace, dtype=float)
     final = float(trace[-W:].mean()) if len(trace) else _elbo_at_start(compiled, guide, theta)
     if reason != INTERRUPTED and fell(trace, final, options.tol):
@@ -432,15 +435,65 @@ def _hessian_chunk(compiled) -> int | None:
     return hessian_chunk(getattr(compiled, "model", None))
 
 
-def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trace, whitening,
-         early=None):
+class Policies(NamedTuple):
+    """The fit loop's policies (schedule.py), built once per fit by :func:`_policies`."""
+    rule: Convergence | BatchConvergence
+    sizes: StepSize
+    preconditioner: Whitening
+    windows: Windows | BatchWindows   # the rule's state at the start
+
+
+def _policies(compiled, guide, options, whitening) -> Policies:
+    """The policies of a fit of ``guide`` under ``options``: the windowed rule (under
+    --batch, its minibatch form), the step size, and the whitening if ``whitening``."""
+    sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled))
+    # Newton steps at the first whitening: mean field, not on minibatches (a step would fit
+    # the one batch it is taken on)
+    preconditioner = Whitening(whitening, _hessian_chunk(compiled),
+                               newton=guide is MEAN_FIELD and options.batch is None)
+    if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
+        return Policies(BatchConvergence(options.tol, options.window), sizes, preconditioner,
+                        BatchWindows())
+    return Policies(Convergence(options.tol, options.window), sizes, preconditioner, Windows())
+
+
+# What the loop does at the end of a window (window_end) besides going on (CONTINUE) or
+# lowering the step size (DECAY): stop, the fit fell (FELL) or converged (CONVERGED) by the
+# windowed rule, or stopped early on its importance weights (EARLY); or restart in refreshed
+# coordinates, searching the step size there (RESCUE; WHITEN: the first whitening, which the
+# loop takes after one window whatever the rule says).
+EARLY, RESCUE, WHITEN = "early", "rescue", "whiten"
+
+
+def window_end(verdict: str, early_reason: str | None, rescue_due: bool) -> str:
+    """What the loop does at the end of a window: the windowed rule's ``verdict``
+    (Convergence.at_window: CONTINUE, STOP, DECAY or FALLEN), merged with the early stop's
+    reason (early.check_window; None: no stop) and whether the whitening's rescue is due
+    (Whitening.rescue_due). A fall or the rule's stop comes first (the loop checks the
+    weights only where the rule goes on: the check costs up to early.CHECK_DRAWS log
+    densities), then the weights, then a decay; the rescue only where the rule would go on.
+    One of FELL, CONVERGED, EARLY, DECAY, RESCUE, CONTINUE."""
+    if verdict == FALLEN:
+        return FELL
+    if verdict == STOP:
+        return CONVERGED
+    if early_reason is not None:
+        return EARLY
+    if verdict == DECAY:
+        return DECAY
+    return RESCUE if rescue_due else CONTINUE
+
+
+def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trace,
+         policies: Policies, early=None):
     """The step loop; appends to ``trace``, returns (reason, parameters to report, the last
     full window's jitter).
 
-    Drives the pure steps (steps.py) and the policies (schedule.py, early.py), and does what
-    they ask for: stop, or restart in new coordinates and/or at a new step size. The optimizer
-    works on the coordinates' parameters, which are the guide's theta for the first window;
-    then, if ``whitening`` (mean field, when ``options.precondition`` allows), the mean's
+    Drives the pure steps (steps.py) and the ``policies`` (schedule.py, early.py): after a
+    step, at the end of a window, :func:`window_end` says what to do, stop or restart
+    (:func:`_restart`) in new coordinates and/or at a new step size. The optimizer works on
+    the coordinates' parameters, which are the guide's theta for the first window; then, if
+    the policies whiten (mean field, when ``options.precondition`` allows), the mean's
     coordinates are whitened by the expected Hessian under the current guide
     (precondition.py), refreshed at every decay. Windows are counted from the last restart.
     Iterates are recorded as theta, whatever the coordinates.
@@ -452,22 +505,13 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     up (early.GIVE_UP) checks no more.
     """
     S, W = options.mc_samples, options.window
-    loss, loss_value = losses     # (loss and gradient, loss alone for the step-size scores)
-    rule = Convergence(options.tol, W)
-    sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled))
-    # Newton steps at the first whitening: mean field, not on minibatches (a step would fit
-    # the one batch it is taken on)
-    preconditioner = Whitening(whitening, _hessian_chunk(compiled),
-                               newton=guide is MEAN_FIELD and options.batch is None)
-    windows = Windows()
-    if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
-        rule, windows = BatchConvergence(options.tol, W), BatchWindows()
+    rule, preconditioner, windows = policies.rule, policies.preconditioner, policies.windows
     state = steps.init(opt, Coordinates(theta[:compiled.dim]), theta, lr)
     try:
         while len(trace) < options.iter:
             eps = noise(S)
             theta = state.theta
-            state, value = steps.update(state, eps, loss, opt, theta)
+            state, value = steps.update(state, eps, losses[0], opt, theta)
             if value is None:
                 if state.failures >= MAX_FAILURES:
                     _raise_diverged(compiled, guide, theta, eps, len(trace),
@@ -479,48 +523,66 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             if progress is not None and step % PROGRESS_EVERY == 0:
                 progress(step, float(np.mean(trace[-W:])), state.lr)
             if preconditioner.first_due(step, W):
-                # whiten (Newton steps first where the guide is far), then search the step
-                # size in the new coordinates
-                coords, theta = preconditioner.first(compiled.log_joint, guide, state.theta,
-                                                     noise, state.coords)
-                windows, lr, search = windows.closed(), state.lr, True
+                windows, action = windows.closed(), WHITEN
             elif (step - windows.since) % W:
                 continue
             else:
-                windows, action = rule.at_window(windows, trace, guide)
-                if action == FALLEN:
-                    return FELL, state.theta, windows.last_jitter(guide)
-                if action == STOP:
-                    return CONVERGED, windows.average(), windows.last_jitter(guide)
-                reason, mean, early = check_window(early, compiled.log_joint, guide, windows)
-                if reason is not None:
-                    return reason, mean, windows.last_jitter(guide)
-                if action != DECAY and not preconditioner.rescue_due(windows, step,
-                                                                      options.iter):
+                windows, verdict = rule.at_window(windows, trace, guide)
+                reason = mean = None
+                if verdict in (CONTINUE, DECAY):   # (window_end: a fall, a stop come first)
+                    reason, mean, early = check_window(early, compiled.log_joint, guide,
+                                                       windows)
+                action = window_end(verdict, reason,
+                                    preconditioner.rescue_due(windows, step, options.iter))
+                if action == CONTINUE:
                     continue
-                # Refresh the whitening (if any) and restart the optimizer's moments too:
-                # Adam's second moment remembers ~1000 steps, and the large early gradients
-                # would keep the new steps far too small. At a decay, or (the whitening's
-                # rescue) after half the budget at the first step size; the rescue then
-                # searches the step size in the new coordinates, as after the first whitening
-                # (kept at 1.0, kilpisjarvi seed 9 bounced to the cap 166 sds off;
-                # docs/performance.md).
-                theta = state.theta
-                coords = preconditioner.coordinates(compiled.log_joint, guide, theta, noise,
-                                                    state.coords)
-                lr, search = (sizes.decayed(state.lr), False) if action == DECAY \
-                    else (state.lr, True)
-            if search and not coords.keeps_step_size:   # (precondition.Coordinates.keeps_step_size)
-                lr = sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
-                                           opt, noise, S, _in_value(loss_value, coords))
+                if action in (FELL, CONVERGED, EARLY):
+                    return *_stopped(action, state, windows, reason, mean), \
+                        windows.last_jitter(guide)
+            state = _restart(action, state, policies, compiled.log_joint, guide, opt, losses,
+                             noise, S)
             windows = rule.restarted(windows, step)
-            state = steps.init(opt, coords, theta, lr)
     except KeyboardInterrupt:
         # states are immutable and replaced whole, so ``state`` is consistent here
         return INTERRUPTED, state.theta, windows.last_jitter(guide)
     # a minibatch fit stopped by the cap while averaging a stationary run returns the average
     averaged = isinstance(windows, BatchWindows) and rule.stationary(windows, guide)
     return MAX_ITER, windows.average() if averaged else state.theta, windows.last_jitter(guide)
+
+
+def _stopped(action, state, windows, early_reason, mean) -> tuple[str, np.ndarray]:
+    """(reason, parameters to report) of a fit that window_end stops: the last iterate of
+    one that fell, the windows' average of one the rule stopped, the window's mean iterate
+    at which the weights were checked."""
+    if action == FELL:
+        return FELL, state.theta
+    if action == CONVERGED:
+        return CONVERGED, windows.average()
+    return early_reason, mean
+
+
+def _restart(action, state, policies, log_joint, guide, opt, losses, noise, S
+             ) -> steps.StepState:
+    """The state the loop goes on from after ``action`` (window_end's DECAY or RESCUE, or the
+    first WHITEN): the whitening (if any) estimated again at the current iterate, with the
+    optimizer's moments zero: Adam's second moment remembers ~1000 steps, and the large early
+    gradients would keep the new steps far too small. A decay lowers the step size; the first
+    whitening (Newton steps first where the guide is far: Whitening.first) and the rescue
+    search it in the new coordinates (kept at 1.0, kilpisjarvi seed 9 bounced to the cap
+    166 sds off; docs/performance.md), unless they keep their step size
+    (precondition.Coordinates.keeps_step_size)."""
+    theta, lr, whitening = state.theta, state.lr, policies.preconditioner
+    if action == WHITEN:
+        coords, theta = whitening.first(log_joint, guide, theta, noise, state.coords)
+    else:
+        coords = whitening.coordinates(log_joint, guide, theta, noise, state.coords)
+    if action == DECAY:
+        lr = policies.sizes.decayed(lr)
+    elif not coords.keeps_step_size:
+        loss, loss_value = losses
+        lr = policies.sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
+                                            opt, noise, S, _in_value(loss_value, coords))
+    return steps.init(opt, coords, theta, lr)
 
 
 def _in(loss, coords):
