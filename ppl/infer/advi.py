@@ -339,11 +339,9 @@ def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
     def shifted(step, value, lr):
         progress(step + offset, value, lr)
 
-    # a round's draws a score chunk at a time where the model's size is known (large data);
-    # a bare log density, whose size only its model would tell, takes them at once
-    chunk = np.inf if getattr(compiled, "model", None) is None else _score_chunk(compiled)
     fitted = fixed_draws.fit(compiled.log_joint, guide, theta, rng,
-                             shifted if progress is not None else None, rounds, chunk,
+                             shifted if progress is not None else None, rounds,
+                             fixed_draws_chunk(compiled),
                              np.inf if options is None else options.iter)
     trace = fitted.trace
     if fitted.failed is not None:
@@ -412,6 +410,12 @@ def _elbo_at_start(compiled, guide, theta) -> float:
         (diagnostics.DRAWS, guide.eps_dim(compiled.dim)))
     return elbo_value(compiled.log_joint, theta, eps, guide)
 
+
+def fixed_draws_chunk(compiled) -> int | float:
+    """Draws per call of the log joint in a fit on fixed draws: a score chunk where the model's
+    size is known (large data); a bare log density, whose size only its model would tell,
+    takes them at once (inf)."""
+    return np.inf if getattr(compiled, "model", None) is None else _score_chunk(compiled)
 
 def _score_chunk(compiled) -> int:
     # draws per call of the step-size scores, from the model's size (a bare log density, as
