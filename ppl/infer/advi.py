@@ -351,11 +351,8 @@ def _fit_fixed_draws(compiled, guide, theta, first, rng, progress, start_time,
     PplError : diverged, naming the statement whose term was not finite, when the ELBO was not
         finite at a round's start (or at the end) on every set of draws tried.
     """
-    # a round's draws a score chunk at a time where the model's size is known (large data);
-    # a bare log density, whose size only its model would tell, takes them at once
-    chunk = np.inf if getattr(compiled, "model", None) is None else _score_chunk(compiled)
     fitted = fixed_draws.fit(compiled.log_joint, guide, theta, rng,
-                             _counted_on(progress, first), rounds, chunk,
+                             _counted_on(progress, first), rounds, fixed_draws_chunk(compiled),
                              np.inf if options is None else options.iter)
     trace = fitted.trace
     if fitted.failed is not None:
@@ -422,6 +419,13 @@ def _elbo_at_start(compiled, guide, theta) -> float:
     eps = np.random.default_rng(diagnostics.SEED).standard_normal(
         (diagnostics.DRAWS, guide.eps_dim(compiled.dim)))
     return elbo_value(compiled.log_joint, theta, eps, guide)
+
+
+def fixed_draws_chunk(compiled) -> int | float:
+    """Draws per call of the log joint in a fit on fixed draws: a score chunk where the model's
+    size is known (large data); a bare log density, whose size only its model would tell,
+    takes them at once (inf)."""
+    return np.inf if getattr(compiled, "model", None) is None else _score_chunk(compiled)
 
 
 def _score_chunk(compiled) -> int:

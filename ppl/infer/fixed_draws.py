@@ -130,8 +130,7 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
         interrupted = False
     trace = np.asarray(trace, dtype=float)
     try:
-        final, finite = finite_draws(log_joint, guide, theta, np.random.default_rng(SEED),
-                                     FINAL_DRAWS, chunk)
+        final, finite = _final_draws(log_joint, guide, theta, chunk)
     except KeyboardInterrupt:   # a second Ctrl-C: the rounds done, with no estimate
         return Rounds(theta, trace, False, True)
     if not finite:
@@ -141,6 +140,20 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
     converged = not (capped or interrupted) and measured > 0 and \
         flat >= min(FLAT_ROUNDS, measured)
     return Rounds(theta, trace, converged, interrupted, elbo, capped)
+
+
+def _final_draws(log_joint, guide, theta, chunk: int | float = np.inf):
+    """(draws, finite) of the final ELBO's estimate: FINAL_DRAWS mirrored pairs of a stream of
+    their own (the fit's is left as it was)."""
+    return finite_draws(log_joint, guide, theta, np.random.default_rng(SEED), FINAL_DRAWS, chunk)
+
+
+def elbo_estimate(log_joint, guide, theta, chunk: int | float = np.inf) -> float:
+    """The ELBO at ``theta`` as a fit's final ELBO is estimated (:func:`_final_draws`); -inf
+    when it is not finite at any of the draws tried."""
+    final, finite = _final_draws(log_joint, guide, theta, chunk)
+    return float(np.mean(_elbo_draws(log_joint, guide, theta, final, chunk))) if finite \
+        else -np.inf
 
 
 def finite_draws(log_joint, guide, theta, rng: np.random.Generator, pairs: int,
