@@ -141,11 +141,33 @@ _FUNCTION_ALIASES = {"inv_logit": "sigmoid", "expit": "sigmoid", "logistic": "si
                      "log1p_exp": "softplus"}
 
 
+# Stan's functions that ppl writes with an expression. The closest name by spelling means
+# something else for each of them ('log1m' -> 'log1p' flips a sign, 'inv' -> 'sin', 'exp2' ->
+# 'exp', 'max' -> 'softmax'), so the message gives the expression instead.
+_FUNCTION_FORMULAS = {
+    "log1m": "log1p(-x) for log1m(x)", "inv": "1 / x for inv(x)", "pow": "x ** y for pow(x, y)",
+    "exp2": "2 ** x for exp2(x)", "fabs": "abs(x)", "fmax": "maximum(a, b)",
+    "fmin": "minimum(a, b)",
+    "max": "maximum(a, b), elementwise (there is no maximum over a vector's elements)",
+    "min": "minimum(a, b), elementwise (there is no minimum over a vector's elements)",
+    "log_inv_logit": "-softplus(-x) for log_inv_logit(x)",
+    "log1m_inv_logit": "-softplus(x) for log1m_inv_logit(x)",
+    "log1m_exp": "log(-expm1(x)) for log1m_exp(x)",
+    "inv_cloglog": "1 - exp(-exp(x)) for inv_cloglog(x)",
+    "lbeta": "lgamma(a) + lgamma(b) - lgamma(a + b) for lbeta(a, b)",
+    "lchoose": "lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1) for lchoose(n, k)",
+    "log_mix": "Mixture(w, COMPONENT) after '~', or log_sum_exp(log(w) + lpdf(...)) in a factor",
+    "Phi_approx": "Phi(x)",
+}
+
+
 def unknown_function(span: Span, name: str, candidates: Iterable[str]) -> PplError:
     candidates = list(candidates)
     alias = _FUNCTION_ALIASES.get(name)
     if alias in candidates:
         return PplError(f"unknown function '{name}'; did you mean '{alias}'?", span)
+    if name in _FUNCTION_FORMULAS:
+        return PplError(f"unknown function '{name}'; write {_FUNCTION_FORMULAS[name]}", span)
     return PplError(f"unknown function '{name}'{suggest(name, candidates)}", span)
 
 
