@@ -112,9 +112,12 @@ class Tried:
     ess: float = float("nan")   # skipped: its start's ESS as a fraction of the draws
     elbo: tuple = ()            # (estimate, standard error) when auto chose on it (_by_elbo)
     error: str = ""             # failed: what it raised, located (:func:`_failed`)
+    moved: bool = False         # kept moved to its weighted moments (:func:`moment_matched`)
 
     def text(self) -> str:
         what = self.level if self.level in (FAILED, DIVERGED) else f"k̂ {self.khat:.2f}"
+        if self.moved:   # the fit reported is not the one the family's steps ended at
+            what = f"moved to its importance-weighted moments, {what}"
         if self.error:
             what = f"{FAILED} ({self.error})"
         if self.level == SKIPPED:
@@ -166,6 +169,7 @@ class AutoReport:
                            "khat": float(t.khat) if np.isfinite(t.khat) else None,
                            **({"start_ess": t.ess} if t.level == SKIPPED else {}),
                            **({"error": t.error} if t.error else {}),
+                           **({"moved": True} if t.moved else {}),
                            **({"elbo": _number(t.elbo[0]), "elbo_se": _number(t.elbo[1])}
                               if t.elbo else {})}
                           for t in self.tried]}
@@ -252,13 +256,14 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
                 result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
             result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
             fit = assess(result)
+        moved = None
         if name == "scaled" and not _usable(fit) and \
                 result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
             # a copy of the stream: a move that cannot be used leaves the climb as it was
             moved = moment_matched(compiled, result, copy.deepcopy(rng))
             if moved is not None and _usable(moved_fit := assess(moved)):
                 result, fit = moved, moved_fit
-        _record(name, fit, started, tried, assessed)
+        _record(name, fit, started, tried, assessed, moved=result is moved)
         history += ((name, _outcome(fit, gaussian)),)
         ends[name] = result
         if name in GAUSSIAN_RUNGS:
@@ -286,10 +291,12 @@ def _fit_rung(compiled, options, rng, progress, start, started: float, tried: li
     return result
 
 
-def _record(family: str, fit, started: float, tried: list, assessed: list) -> None:
-    """Record an assessed rung: its k̂, level and seconds in ``tried``, (that index, ``fit``) in
-    ``assessed``."""
-    tried.append(Tried(family, fit.khat, fit.verdict().level, time.perf_counter() - started))
+def _record(family: str, fit, started: float, tried: list, assessed: list,
+            moved: bool = False) -> None:
+    """Record an assessed rung: its k̂, level, seconds and whether it was ``moved`` in ``tried``,
+    (that index, ``fit``) in ``assessed``."""
+    tried.append(Tried(family, fit.khat, fit.verdict().level, time.perf_counter() - started,
+                       moved=moved))
     assessed.append((len(tried) - 1, fit))
 
 

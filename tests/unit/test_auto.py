@@ -839,17 +839,21 @@ def _moved(moved_level, monkeypatch):
                                          "flow": "unreliable"})
     fit, report = fit_auto(Banana(), OPTIONS, np.random.default_rng(0),
                            lambda result: Moved(None, Banana(), result, OPTIONS, {}))
-    return [t.family for t in report.tried], fit, calls
+    return [t.family for t in report.tried], fit, calls, report
 
 
 def test_an_unusable_scaled_fit_moved_to_its_weighted_moments_ends_the_climb(monkeypatch):
     # gp_pois_regr: scaled fits at k̂ 0.70-0.86 after their further rounds were at 0.45-0.58
     # moved, within issue 11's targets, where the flows after them took 9-11x mean field
-    families, fit, calls = _moved(CARE, monkeypatch)
+    families, fit, calls, report = _moved(CARE, monkeypatch)
     assert families == ["meanfield", "fullrank", "scaled"] and calls == []
     assert fit.result.guide.name == "scaled" and fit.result.reason == "moved"
+    # the report says the fit it shows is not the one scaled's steps ended at
+    assert report.tried[-1].moved and "scaled moved to its importance-weighted moments, k̂" \
+        in report.line() and report.to_dict()["tried"][-1]["moved"] is True
     # a move that cannot be used is dropped: the flow follows (here it raises) and the last
     # rung, as before
-    families, fit, calls = _moved("unreliable", monkeypatch)
+    families, fit, calls, report = _moved("unreliable", monkeypatch)
     assert families == ["meanfield", "fullrank", "scaled", "flow"] and len(calls) == 1
     assert fit.result.reason != "moved"
+    assert not any(t.moved for t in report.tried) and "moved" not in report.line()
