@@ -127,8 +127,13 @@ def defined_twice(span: Span, name: str, first: Span) -> PplError:
     return PplError(f"'{name}' is already defined on line {first.line}", span)
 
 
-def reserved_name(span: Span, name: str) -> PplError:
-    return PplError(f"'{name}' is a reserved name and cannot be defined", span)
+def reserved_name(span: Span, name: str, kind: str, data: bool = False) -> PplError:
+    """``kind``: what the name already is (a keyword, a distribution, a function); ``data``: it
+    is declared as data, whose name must match the data's key (radon's column ``floor``)."""
+    hint = f"'{name}' is {kind}; choose another name"
+    if data:
+        hint += " and rename the data's key (or column) to match"
+    return PplError(f"'{name}' is a reserved name and cannot be defined", span, hint=hint)
 
 
 def unknown_distribution(span: Span, name: str, candidates: Iterable[str]) -> PplError:

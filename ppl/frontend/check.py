@@ -97,7 +97,7 @@ class _Checker:
     # ----- statements -----------------------------------------------------------------------
 
     def _data(self, s: syntax.Data) -> ir.Data:
-        self._check_new_name(s.name, s.name_span)
+        self._check_new_name(s.name, s.name_span, data=True)
         if s.type.elem not in ("int", "real"):
             raise errors.ordered_data(s.type.span, s.name, s.type.elem)
         shape = self._shape(s.type)
@@ -189,10 +189,13 @@ class _Checker:
 
     # ----- names ----------------------------------------------------------------------------
 
-    def _check_new_name(self, name: str, span: Span) -> None:
-        if name in KEYWORDS or name in distributions.DISTRIBUTIONS or name in functions.FUNCTIONS \
-                or name in densities.DENSITY_FUNCTIONS:
-            raise errors.reserved_name(span, name)
+    def _check_new_name(self, name: str, span: Span, data: bool = False) -> None:
+        kind = ("a keyword" if name in KEYWORDS else
+                "a distribution" if name in distributions.DISTRIBUTIONS else
+                "a built-in function" if name in functions.FUNCTIONS else
+                "a density function" if name in densities.DENSITY_FUNCTIONS else None)
+        if kind is not None:
+            raise errors.reserved_name(span, name, kind, data)
         if name in self.scope:
             raise errors.defined_twice(span, name, self.scope[name].span)
 

@@ -351,6 +351,19 @@ def test_name_rules(text, expected):
     assert expected in _error(text)
 
 
+@pytest.mark.parametrize("text, hint", [
+    # Gelman and Hill's radon data has a column 'floor': the data key must be renamed too
+    ("data floor: real[3]\n", "'floor' is a built-in function; choose another name and rename "
+                               "the data's key (or column) to match"),
+    ("let Gamma = 1\n", "'Gamma' is a distribution; choose another name"),
+    ("let lpdf = 1\n", "'lpdf' is a density function; choose another name"),
+])
+def test_a_reserved_name_says_what_the_name_already_is(text, hint):
+    with pytest.raises(PplError) as info:
+        check(parse(text))
+    assert info.value.hint == hint
+
+
 @pytest.mark.parametrize("call, expected", [
     ("Normal(0)", "expected Normal(mu, sigma)"),
     ("Normal(0, 1, 2)", "expected Normal(mu, sigma)"),
