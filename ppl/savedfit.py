@@ -26,8 +26,8 @@ import numpy as np
 
 from . import __version__
 from .datafiles import load_json
-from .errors import (corrupted_saved_fit, file_error, non_finite_summary, not_a_file_reason,
-                     saved_file_changed, saved_fit_too_new)
+from .errors import (PplError, corrupted_saved_fit, file_error, non_finite_summary,
+                     not_a_file_reason, saved_file_changed, saved_fit_too_new)
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -168,7 +168,6 @@ def holds_saved_fit(folder: Path) -> bool:
     fit.json is an object with the entry 'saved_fit_format' or, saved before that entry was
     written, one recording a ppl version with every entry the saved-fit commands read. Any
     other fit.json is the user's own (another tool's may well record the ppl it used)."""
-    from .errors import PplError
     path = folder / "fit.json"
     if not path.is_file():
         return False
@@ -267,7 +266,6 @@ def _check_fit_json(info, path: Path) -> None:
 
 def fit_options(info: dict, path: Path):
     """The saved fit's FitOptions, from the entry 'options' of its fit.json at ``path``."""
-    from .errors import PplError
     from .options import FitOptions
     try:
         return FitOptions(**info["options"])
@@ -467,7 +465,6 @@ def _check_same_data(info: dict, values: dict) -> None:
 
 def _saved_guide(saved: dict, compiled, names: list[str], path: Path):
     """(the fitted family, its parameters theta) from fit.json's entry 'guide'."""
-    from .errors import PplError
     spec = saved["family"]
     try:
         # 'user+' is written for a model with params or guide statements, and for every
@@ -535,7 +532,6 @@ def _saved_model(folder: Path, path: str, sha256: str):
     """The saved fit's model: from its recorded path or, when that file is gone, the folder's
     copy model.ppl; refused when its meaning changed since the fit (``Model.hash``)."""
     from .api import load
-    from .errors import PplError
     copy = folder / "model.ppl"
     if not Path(path).is_file() and copy.is_file():
         path = str(copy)
