@@ -13,6 +13,11 @@ table shows the worst element of each posterior, averaged over seeds.
     python benchmarks/trust.py --only eight_schools-eight_schools_noncentered
     python benchmarks/trust.py --probe --seeds 3   # what auto's full-rank skip is decided on
     python benchmarks/trust.py --choice --seeds 5 --only kidiq-kidscore_momiq  # auto's choice
+
+``--auto``'s time ratio is one pair of fits per seed, and one pair is noisy: the same mean-field
+fit timed twice in a row took 0.61-1.55x its first CPU on the shared 2 cores (docs/trust.md).
+Where auto is mean field alone (issue 11: at most 1.1x) use benchmarks/auto_overhead.py, which
+repeats interleaved pairs and counts the log joint's evaluations.
 """
 from __future__ import annotations
 
