@@ -8,6 +8,7 @@ their support (their bijector never reaches an end); data take their declared bo
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -293,6 +294,8 @@ class Analysis:
             return self._binary(e.op, self.of(e.left), self.of(e.right))
         if isinstance(e, ir.Call):
             return _call(e, lambda i: self.of(e.args[i]))
+        if isinstance(e, ir.Vector):          # every element is one of the items' values
+            return functools.reduce(union, (self.of(item) for item in e.items))
         return REAL
 
     @staticmethod
