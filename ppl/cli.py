@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict",
                                   help="write posterior predictive draws of a saved fit "
-                                       "(its model and fitted data unchanged since the fit)")
+                                       "(the fitted model and data unchanged since the fit)")
     predict.add_argument("dir", metavar="DIR")
     predict.add_argument("--draws", type=int, default=None, metavar="N",
                          help="number of predictive draws (default: the fit's draws)")

@@ -857,6 +857,12 @@ def corrupted_saved_fit(path: str, reason: str) -> PplError:
                     hint="fit the model again with 'ppl fit MODEL --out DIR'")
 
 
+def model_changed_copy_used(path: str, copy: str) -> PplWarning:
+    return PplWarning(f"{path}: the model changed since this fit was saved; predicting from "
+                      f"the fitted model's copy, {copy}",
+                      hint="to predict from the changed model, fit it again")
+
+
 def saved_file_changed(path: str) -> PplError:
     return PplError(f"{path}: changed since the fit was saved (its SHA-256 is not the one "
                     "fit.json records)", hint="fit the model again with 'ppl fit MODEL --out DIR'")

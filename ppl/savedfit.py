@@ -26,8 +26,9 @@ import numpy as np
 
 from . import __version__
 from .datafiles import load_json
-from .errors import (PplError, corrupted_saved_fit, file_error, non_finite_summary,
-                     not_a_file_reason, saved_file_changed, saved_fit_too_new)
+from .errors import (PplError, corrupted_saved_fit, file_error, model_changed_copy_used,
+                     non_finite_summary, not_a_file_reason, saved_file_changed,
+                     saved_fit_too_new)
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -529,24 +530,37 @@ def _lr_covariance(value, D: int, path: Path) -> np.ndarray | None:
 
 
 def _saved_model(folder: Path, path: str, sha256: str):
-    """The saved fit's model: from its recorded path or, when that file is gone, the folder's
-    copy model.ppl; refused when its meaning changed since the fit (``Model.hash``)."""
-    from .api import load
+    """The saved fit's model: from its recorded path or, when that file is gone or its meaning
+    changed since the fit (``Model.hash``), the folder's copy model.ppl, with a warning in the
+    second case (predict refused a fit whose model file had been edited, though the copy saved
+    with it is the fitted model); refused when neither is the fitted model."""
     copy = folder / "model.ppl"
     if not Path(path).is_file() and copy.is_file():
         path = str(copy)
     if not Path(path).exists():
         raise file_error(path, "no such model file")
-    try:
-        model = load(path)
-    except PplError:
+    model = _valid_model(path)
+    if model is not None and model.hash == sha256:
+        return model
+    fitted = _valid_model(str(copy)) if path != str(copy) and copy.is_file() else None
+    if fitted is not None and fitted.hash == sha256:
+        warnings.warn(model_changed_copy_used(path, str(copy)), stacklevel=2)
+        return fitted
+    if model is None:
         # a fit.json naming some other file (/etc/passwd) must not get a line of it echoed
         # in a syntax error: say only that it is not the fitted model
         raise file_error(path, "the saved fit's model file is not a valid model (or the saved "
-                               "fit names another file); fit it again") from None
-    if model.hash != sha256:
-        raise file_error(path, "the model changed since this fit was saved; fit it again")
-    return model
+                               "fit names another file); fit it again")
+    raise file_error(path, "the model changed since this fit was saved; fit it again")
+
+
+def _valid_model(path: str):
+    """The model in the file ``path``, or None when it is not a valid model."""
+    from .api import load
+    try:
+        return load(path)
+    except PplError:
+        return None
 
 
 def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:

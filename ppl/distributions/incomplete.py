@@ -6,6 +6,13 @@ autograd's ``gammainc`` differentiates only in ``x``; a CDF also needs the shape
 derivatives are central differences with a relative step of 1e-5: truncation error ~1e-10 and
 rounding ~1e-16/1e-5 = 1e-11, relative, far below what a stochastic gradient notices. The
 ``x`` derivatives are exact (the integrand).
+
+Below 1 the step stays 1e-5 (absolute), so for a small nu it is a sizable fraction of nu:
+against mpmath's derivatives at 40 digits, stdtr's nu-derivative is off by 3e-8 relative at
+nu = 0.01, 3e-6 at 1e-3 and 2e-4 at 1e-4 (t in -3..2); the incomplete gamma's shape-derivative,
+nearly linear there, stays within 3e-9 down to a = 1e-4. Left as it is: a step of 1e-5 * a
+below 1 brings stdtr's within 1e-8 but puts gammainc's off by up to 3e-5 (rounding), and each
+lies far below the noise of a stochastic gradient and the posterior sd of any shape.
 """
 from __future__ import annotations
 

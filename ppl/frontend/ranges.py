@@ -8,6 +8,7 @@ their support (their bijector never reaches an end); data take their declared bo
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -100,7 +101,10 @@ def _mul_nonneg(a: Range, b: Range) -> Range:
     lo_closed = ((not a.lo_open and not b.lo_open) or (a.lo == 0 and not a.lo_open)
                  or (b.lo == 0 and not b.lo_open))
     hi = a.hi * b.hi if a.hi and b.hi else 0.0  # 0 * inf: the other end is 0
-    return _clean(a.lo * b.lo, hi, not lo_closed, a.hi_open or b.hi_open)
+    # an upper end of 0 is the lower end too: reached as that one is (0 * (0, inf) is the
+    # point 0, not the empty [0, 0), which passed for inside (-1, 1) once 1 was added)
+    hi_open = not lo_closed if hi == 0 else a.hi_open or b.hi_open
+    return _clean(a.lo * b.lo, hi, not lo_closed, hi_open)
 
 
 def mul(a: Range, b: Range) -> Range:
@@ -293,6 +297,8 @@ class Analysis:
             return self._binary(e.op, self.of(e.left), self.of(e.right))
         if isinstance(e, ir.Call):
             return _call(e, lambda i: self.of(e.args[i]))
+        if isinstance(e, ir.Vector):          # every element is one of the items' values
+            return functools.reduce(union, (self.of(item) for item in e.items))
         return REAL
 
     @staticmethod

@@ -198,7 +198,10 @@ def check_param_ranges(dist: ir.Dist, analysis, dependency) -> None:
 
     Raises PplError when no value of the parameter can satisfy the constraint; warns when
     some can and some cannot (the fit gives those a log density of -inf, which the optimizer
-    can only stumble on). ``analysis`` is a ``ranges.Analysis`` of the program so far;
+    can only stumble on). A range holds every element, so a parameter with event axes is
+    checked too when its constraint holds elementwise (Dirichlet's alpha is positive); one
+    on the whole event (a simplex, a covariance) is not an interval and is left to the run-time
+    guard. ``analysis`` is a ``ranges.Analysis`` of the program so far;
     ``dependency`` names a latent or param of deps as a message does.
     """
     from . import ranges
@@ -208,19 +211,33 @@ def check_param_ranges(dist: ir.Dist, analysis, dependency) -> None:
             check_param_ranges(value, analysis, dependency)
             continue
         constraint = cls.constraints.get(name)
-        if not value.deps or constraint is None or cls.param_event_dims.get(name, 0):
+        if not value.deps or constraint is None:
             continue
         allowed = ranges.of_constraint(constraint, analysis.of)
         if allowed is None:
             continue
-        found = analysis.of(value)
-        if ranges.contains(allowed, found):
-            continue
-        args = (value.span, cls.name, name, constraint.describe(), dependency(value.deps))
-        if ranges.disjoint(allowed, found):
-            raise errors.parameter_outside_constraint(*args)
-        warnings.warn(errors.parameter_may_leave_constraint(*args), errors.PplWarning,
-                      stacklevel=2)
+        for piece in _elements(value):
+            if not piece.deps:           # a literal among latents: [v, -1.0, 1.0]
+                check_constant(cls, name, piece)
+                continue
+            found = analysis.of(piece)
+            if ranges.contains(allowed, found):
+                continue
+            args = (piece.span, cls.name, name, constraint.describe(), dependency(piece.deps))
+            if ranges.disjoint(allowed, found):
+                raise errors.parameter_outside_constraint(*args)
+            warnings.warn(errors.parameter_may_leave_constraint(*args), errors.PplWarning,
+                          stacklevel=2)
+
+
+def _elements(value: ir.Expr):
+    """The items of a vector literal (nested ones flattened), each checked and located on its
+    own against an elementwise constraint; any other expression as it is."""
+    if isinstance(value, ir.Vector):
+        for item in value.items:
+            yield from _elements(item)
+    else:
+        yield value
 
 
 def warn_truncation_moved_by_param(name: str, dist: "ir.Dist", lower, upper, kind) -> None:

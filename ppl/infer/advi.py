@@ -267,17 +267,18 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
                         _counted_on(progress, first, framed.log_det), False, start_time)
     return _after(first, guide, guide.push_affine(second.theta, m0, W),
                   second.elbo + framed.log_det, second.converged, second.reason, second.lr,
-                  second.final_elbo + framed.log_det, start_time)
+                  second.final_elbo + framed.log_det, start_time, second.jitter)
 
 
 def _after(first: AdviResult, guide, theta, trace, converged: bool, reason: str, lr: float,
-           final_elbo: float, start_time: float) -> AdviResult:
+           final_elbo: float, start_time: float, jitter: float = float("nan")) -> AdviResult:
     """The result of a fit of ``guide`` that went on from the fit ``first`` (its warm start's
     source, or an earlier fit of ``guide``): ``trace`` holds this phase's own ELBOs, and the
-    result's trace, steps and seconds (from ``start_time``, ``first``'s) cover both."""
+    result's trace, steps and seconds (from ``start_time``, ``first``'s) cover both;
+    ``jitter`` is this phase's (in its own guide sds; nan for a phase without windows)."""
     return AdviResult(guide, theta, first.names, np.concatenate([first.elbo, trace]),
                       converged, reason, first.steps + len(trace),
-                      time.perf_counter() - start_time, lr, final_elbo)
+                      time.perf_counter() - start_time, lr, final_elbo, jitter)
 
 
 def _counted_on(progress, first: AdviResult, log_det: float = 0.0):

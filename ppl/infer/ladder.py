@@ -136,10 +136,14 @@ def stands(usable: tuple[bool, ...], interrupted: bool) -> int | None:
 def by_elbo(elbos: list[tuple[float, float]], khats: list[float]) -> int:
     """The place of the rung with the highest ELBO (each one's (estimate, standard error), -inf
     for a fit with a non-finite log weight), among those within a tie of it (:func:`tie`) the
-    smallest k̂, then the earlier rung (see ELBO_TIE)."""
+    smallest k̂, then the earlier rung (see ELBO_TIE). An estimate whose standard error is not
+    finite (log weights beyond 1e154: their squares overflow) is not known to be near the top,
+    so it is no equal: with an infinite tie an ELBO of -1e200 tied with 0 and its smaller k̂
+    won."""
     top = max(range(len(elbos)), key=lambda i: elbos[i][0])
     value, se = elbos[top]
-    equals = [i for i, (v, s) in enumerate(elbos) if i == top or v >= value - tie(s, se)]
+    equals = [i for i, (v, s) in enumerate(elbos)
+              if i == top or (np.isfinite(s) and v >= value - tie(s, se))]
     return min(equals, key=lambda i: (khats[i], i))
 
 

@@ -65,10 +65,26 @@ def test_comments_and_blank_lines_do_not_invalidate_a_fit(saved):
     assert result.returncode == 0, result.stderr
 
 
-def test_a_change_of_meaning_invalidates_a_fit(saved):
+def test_a_change_of_meaning_predicts_from_the_saved_copy_and_says_so(saved):
+    # predict refused this fit ('the model changed since this fit was saved; fit it again')
+    # though fit/model.ppl, the copy saved with it, is the fitted model
     project, elsewhere = saved
     model = project / "model.ppl"
     model.write_text(model.read_text().replace("Beta(2, 2)", "Beta(2, 3)"))
+    result = run("predict", project / "fit", "--draws", 20, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(
+        f"ppl: warning: {model.resolve()}: the model changed since this fit was saved; "
+        f"predicting from the fitted model's copy, {(project / 'fit' / 'model.ppl').resolve()}")
+    assert (project / "fit" / "predictive.csv").is_file()
+
+
+@pytest.mark.parametrize("copy", ["changed", "not a model"])
+def test_a_change_of_meaning_without_the_fitted_copy_invalidates_a_fit(saved, copy):
+    project, elsewhere = saved
+    model = project / "model.ppl"
+    model.write_text(model.read_text().replace("Beta(2, 2)", "Beta(2, 3)"))
+    (project / "fit" / "model.ppl").write_text(model.read_text() if copy == "changed" else "{")
     result = run("predict", project / "fit", cwd=elsewhere)
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: {model.resolve()}: the model changed since this "

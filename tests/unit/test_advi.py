@@ -402,6 +402,9 @@ def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
     lam, V = np.linalg.eigh(C)
     root = V @ np.diag(lam ** -0.5) @ V.T
     assert result.converged
+    # the stop's jitter (at most the tolerance) is passed on from the family's own phase; it
+    # was always nan for a warm-started family
+    assert 0 < result.jitter <= schedule.jitter_tol(FitOptions().tol)
     assert np.all(np.abs(root @ L @ L.T @ root - np.eye(2)) < 0.1)
     assert np.all(np.abs(root @ (result.mu - [1.0, 2.0])) < 0.1)
 

@@ -148,6 +148,10 @@ ELBO_TABLE = [
     ([(0.0, 0.0), (0.0, 0.0)], [0.8, 0.8], 0),       # equal k̂: the earlier rung
     # the top is among the equals whatever its standard error (an overflowing one: nan)
     ([(np.inf, np.nan), (0.0, 0.0)], [0.9, 0.5], 0),
+    # an estimate with an infinite standard error is no equal (it tied with every fit)...
+    ([(0.0, 0.01), (-1e200, np.inf)], [0.9, 0.5], 0),
+    # ...but the top's infinite standard error leaves every other fit its equal
+    ([(0.0, np.inf), (-1.0, 0.01)], [0.9, 0.5], 1),
 ]
 
 

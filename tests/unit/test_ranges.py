@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ppl.errors import PplError
 from ppl.frontend import ranges
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
@@ -160,6 +161,13 @@ EXACT = [
      _R(0, 2, True, True)),
     ("a reached 0 times a positive factor is reached",
      lambda: ranges.mul(_R(0, 2, False, True), _R(1, 3, True, True)), _R(0, 6, False, True)),
+    # was the half-open [0, 0), which 'AR1(0, 0 * exp(v) + 1, 1)' turned into [1, 1): inside
+    # phi's (-1, 1) by its open end, so the checker passed a phi that is always 1
+    ("0 times a positive factor is the point 0",
+     lambda: ranges.mul(ranges.point(0.0), ranges.POSITIVE), ranges.point(0.0)),
+    ("a vector literal holds each item's values",
+     lambda: _range_of("sample v ~ Exponential(1)\nlet z = [v, -1.0]\n"),
+     _R(-1.0, math.inf, False, True)),
     ("a constant factor scales a range across 0",
      lambda: ranges.mul(ranges.point(2.0), _R(-1, 3, True, False)), _R(-2, 6, True, False)),
     ("a reciprocal swaps the open ends", lambda: ranges.reciprocal(_R(1, 2, False, True)),
@@ -187,6 +195,12 @@ EXACT = [
 @pytest.mark.parametrize("what, compute, expected", EXACT, ids=[e[0] for e in EXACT])
 def test_exact_ranges(what, compute, expected):
     assert compute() == expected
+
+
+def test_a_parameter_that_a_product_with_zero_holds_on_its_open_end_is_an_error():
+    text = "data y: real[4]\nsample v ~ Normal(0, 1)\nobserve y ~ AR1(0, 0 * exp(v) + 1, 1)\n"
+    with pytest.raises(PplError, match="'phi' of AR1 must be .-1, 1., but it is outside"):
+        check(parse(text))
 
 
 def test_a_rate_that_reaches_zero_is_warned_about():

@@ -87,6 +87,35 @@ def test_a_mixture_component_that_can_leave_a_constraint_warns_at_the_parameter(
         ppl.compile(text.replace("Normal(1, 0.5)", "LogNormal(0, 0.5)"))
 
 
+# A parameter with event axes whose constraint holds elementwise (Dirichlet's alpha) was never
+# range-checked: 'Dirichlet([v, 1.0, 1.0])' with v ~ Normal(0, 1) compiled without a word, and
+# the fit met alpha <= 0 (log density -inf) on half of v's prior. (text, line:col, message)
+EVENT_PARAMETERS_OUT_OF_RANGE = [
+    ("sample v ~ Normal(0, 1)\nsample x: real[3] ~ Dirichlet([v, 1.0, 1.0])\n", "2:32",
+     "latent variable 'v' can take it outside"),
+    ("sample z: real[3] ~ Normal(0, 1)\nlet a = [z[0], 1.0]\nsample x: real[2] ~ Dirichlet(a)\n",
+     "3:31", "latent variable 'z' can take it outside"),
+    ("sample z: real[3] ~ Normal(0, 1)\nsample x: real[3] ~ Dirichlet(-exp(z))\n", "2:31",
+     "outside that for every value of the latent variable 'z'"),
+    ("sample v ~ Normal(0, 1)\nsample x: real[3] ~ Dirichlet([exp(v), -1.0, 2.0])\n", "2:40",
+     "found -1"),
+]
+
+
+@pytest.mark.parametrize("text, where, message", EVENT_PARAMETERS_OUT_OF_RANGE)
+def test_an_event_parameter_is_range_checked_elementwise(text, where, message):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        try:
+            ppl.compile(text)
+            found = record[0].message
+        except PplError as error:
+            found = error
+    assert f"{found.span.line}:{found.span.col}" == where
+    assert "parameter 'alpha' of Dirichlet must be (0, inf)" in found.message
+    assert message in found.message
+
+
 @pytest.mark.parametrize("param", ["exp(a)", "softplus(a)", "square(a) + 1", "sigmoid(a) * 3"])
 def test_transformed_latents_that_fit_do_not_warn(param):
     text = f"data y: real[2]\nsample a ~ Normal(0, 1)\nobserve y ~ Gamma({param}, 2)\n"
@@ -183,7 +212,7 @@ def test_a_parameter_outside_its_constraint_for_every_latent_value_is_an_error()
 @pytest.mark.parametrize("text", [
     # a truncation at the distribution's own parameter cuts nothing: no normalizer dropped
     "param b: real\nsample u: real<lower=b> ~ Uniform(b, 10)\n",
-    # a parameter with event axes is not range-checked (a vector literal's range is unknown)
+    # an event parameter is range-checked element by element: e1, e2 and 1.0 are positive
     "sample e1 ~ Exponential(1)\nsample e2 ~ Exponential(1)\n"
     "sample x: real[3] ~ Dirichlet([e1, e2, 1.0])\n",
 ])
