@@ -348,6 +348,40 @@ observe y ~ Normal(1e6 + alpha + X @ beta, sigma)
     np.testing.assert_allclose(compiled.log_joint(z), likelihood + prior, rtol=1e-13)
 
 
+def test_the_gram_form_holds_columns_in_units_far_apart(monkeypatch):
+    # a timestamp in seconds (1.6e9, sd 3e7) beside the intercept: the Gram matrix's
+    # eigenvalues span 1e-22 and the small one fell below the cut, as if the design were
+    # rank-deficient: the log likelihood was 25 off here near the least-squares fit (1000 on
+    # 2000 rows); with the columns scaled to unit norm first it is the traced one to rounding
+    monkeypatch.setattr(kernels, "GRAM_MIN_ROWS", 0)
+    text = """data N: int
+data X: real[N, 2]
+data y: real[N]
+sample alpha ~ Normal(0, 10)
+sample beta: real[2] ~ Normal(0, 10)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + X @ beta, sigma)
+"""
+    rng = np.random.default_rng(0)
+    X = np.stack([rng.uniform(1.6e9, 1.7e9, N), rng.normal(0, 1, N)], axis=1)
+    y = 1 + X @ [1e-8, 1.0] + rng.normal(0, 1, N)
+    fit = np.linalg.lstsq(np.column_stack([np.ones(N), X]), y, rcond=None)[0]
+    z = np.concatenate([fit, [0.0]]) + np.outer([0, 1e-3], np.abs(fit).tolist() + [1]) * \
+        rng.normal(size=(2, 4))
+
+    def compile_(fuse):
+        program = parse(text, "model.ppl")
+        values, dims = load_data(check(program), {"N": N, "X": X, "y": y})
+        return compile_model(check(program, dims), values, fuse=fuse)
+    fused, traced = compile_(True), compile_(False)
+    assert [type(s.kernel).__name__ for s in fused._steps
+            if getattr(s, "kernel", None) is not None] == ["GramTerm"]
+    np.testing.assert_allclose(fused.log_joint(z), traced.log_joint(z), rtol=1e-12)
+    want = grad(_total(traced))(z)
+    np.testing.assert_allclose(grad(_total(fused))(z), want, rtol=0,
+                               atol=1e-10 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("rows, predictors, kind", [
     (kernels.GRAM_MIN_ROWS, 3, "GramTerm"),
     (kernels.GRAM_MIN_ROWS - 1, 3, "FusedTerm"),            # few rows: the pass is cheap
