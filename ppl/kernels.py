@@ -493,8 +493,8 @@ class GramTerm(FusedTerm):
     exact for every b. b is the least-squares fit (so the middle term is rounding), and
     ||Z d||^2 = ||R d||^2 with R^T R = Z^T Z from the eigendecomposition of Z^T Z with Z's
     columns scaled to unit norm: a sum of squares, so no cancellation against the large
-    ||u||^2. Z is never formed: Z^T Z and Z^T u come blockwise
-    from the data in one pass each (a group's block is its row counts, by ``bincount``).
+    ||u||^2. Z is never formed: Z^T Z and Z^T u come blockwise from the data in one pass each
+    (a group's block is its row counts, by ``bincount``).
     """
 
     @staticmethod
