@@ -491,9 +491,10 @@ class GramTerm(FusedTerm):
         ||u - Z w||^2 = ||u - Z b||^2 - 2 d . Z^T (u - Z b) + ||Z d||^2,
 
     exact for every b. b is the least-squares fit (so the middle term is rounding), and
-    ||Z d||^2 = ||R d||^2 with R^T R = Z^T Z from its eigendecomposition: a sum of squares, so
-    no cancellation against the large ||u||^2. Z is never formed: Z^T Z and Z^T u come blockwise
-    from the data in one pass each (a group's block is its row counts, by ``bincount``).
+    ||Z d||^2 = ||R d||^2 with R^T R = Z^T Z from the eigendecomposition of Z^T Z with Z's
+    columns scaled to unit norm: a sum of squares, so no cancellation against the large
+    ||u||^2. Z is never formed: Z^T Z and Z^T u come blockwise from the data in one pass each
+    (a group's block is its row counts, by ``bincount``).
     """
 
     @staticmethod
@@ -511,10 +512,17 @@ class GramTerm(FusedTerm):
         if self.scalar_signs:
             blocks.append(None)                          # the column of ones
         gram, zu = _gram(blocks, u, self.n)
-        values, vectors = np.linalg.eigh(gram)
+        # decomposed with the columns scaled to unit norm (an empty group's zero column left
+        # as it is): columns in units a factor c apart spread the eigenvalues c^2 further,
+        # and those below the cut were dropped as if Z d were 0 along them (a timestamp in
+        # seconds beside the intercept put the log likelihood 1000 off)
+        norms = np.sqrt(np.diag(gram))
+        norms = np.where(norms > 0, norms, 1.0)
+        values, vectors = np.linalg.eigh(gram / np.outer(norms, norms))
         keep = values > values.max(initial=0.0) * len(gram) * np.finfo(float).eps
-        self.root = np.sqrt(values[keep])[:, None] * vectors[:, keep].T     # R [rank, P]
-        self.fit = vectors[:, keep] @ ((vectors[:, keep].T @ zu) / values[keep])   # b [P]
+        kept = vectors[:, keep]
+        self.root = np.sqrt(values[keep])[:, None] * kept.T * norms         # R [rank, P]
+        self.fit = kept @ ((kept.T @ (zu / norms)) / values[keep]) / norms   # b [P]
         residual = u - _design_product(blocks, self.fit, self.n)
         self.rss = float(residual @ residual)              # ||u - Z b||^2
         self.cross = zu - gram @ self.fit                  # Z^T (u - Z b): rounding

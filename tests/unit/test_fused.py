@@ -193,6 +193,10 @@ def test_record_is_the_primitive_wrapper():
     np.testing.assert_array_equal(got, want)
     got = hessian(lambda x: record(scaled_sum, [2.0, x, x]))(x)
     np.testing.assert_array_equal(got, 4.0 * np.eye(3))
+    # boxes of two traces side by side (x of the outer one only, y of the inner one): the
+    # wrapper's, so that the inner gradient c x keeps its dependence on x
+    got = grad(lambda x: anp.sum(grad(lambda y: record(scaled_sum, [2.0, x, y]))(y)))(x)
+    np.testing.assert_array_equal(got, np.full(3, 2.0))
 
 
 @pytest.mark.parametrize("name", ["Normal", "HalfNormal", "Cauchy", "HalfCauchy"])
@@ -209,7 +213,9 @@ def test_known_constants_change_no_bit(name):
              (x2, np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), (0, 1)),
              (x2, np.full(1, 0.5), np.ones((1, 3)), (0, 0)),
              (x1, np.zeros(1), np.ones(1), (1, 1)), (x1, np.zeros(1), np.ones(1), (0, 0)),
-             (x2.astype(np.float32), np.zeros(1), np.ones(1), (0, 0))]
+             (x2.astype(np.float32), np.zeros(1), np.ones(1), (0, 0)),
+             # some zeros and ones, not all: nothing skipped, log(sigma) still from the Known
+             (x2, np.array([[0.0, 0.5, 0.0]]), np.array([[1.0, 2.0, 1.0]]), (0, 0))]
     for x, mu, sigma, lifts in cases:
         mu = 0.0 if half else mu
         known = Known.of(mu, sigma, lifts)

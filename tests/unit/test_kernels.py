@@ -5,7 +5,7 @@ case runs twice: through the pass over the rows (FusedTerm) and through the Gram
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from autograd import grad, jacobian
+from autograd import grad, jacobian, make_vjp
 
 from ppl import kernels
 from ppl.compiler import compile_model
@@ -63,6 +63,15 @@ sample c: real[3, 2] ~ Normal(0, 1)
 sample sigma ~ HalfNormal(1)
 observe y ~ Normal(alpha + a[g] + b[g] * x - 2.0 * x * b[g] * x + c[h, 0]
                    + (b0 - c[h, 1]) * x, sigma)
+""", "real"),
+    # a private let read again elsewhere: the log joint computes it, the kernel reads it whole
+    "normal_generic_let_read_twice": ("""data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 1)
+sample sigma ~ HalfNormal(1)
+let _mu = alpha + X @ beta
+observe y ~ Normal(_mu, sigma)
+factor -0.01 * sum(_mu * _mu)
 """, "real"),
     "normal_generic_term": ("""data y: real[N]
 sample alpha ~ Normal(0, 1)
@@ -172,12 +181,14 @@ def test_fused_value_matches_traced(path):
     np.testing.assert_allclose(fused.log_joint(z), traced.log_joint(z), rtol=1e-12)
 
 
+@pytest.mark.parametrize("S", [1, 5])
 @pytest.mark.parametrize("path", PATHS, indirect=True, ids=lambda p: "-".join(p))
-def test_fused_gradient_matches_traced(path):
-    # weights 1..S per draw, so that a VJP mixing up draws cannot pass
+def test_fused_gradient_matches_traced(path, S):
+    # weights 1..S per draw, so that a VJP mixing up draws cannot pass; one draw takes a
+    # matrix's gradient by its own product (X^T g)
     compile_, _, name = path
     fused, traced = compile_(True), compile_(False)
-    z = draws(fused)
+    z = draws(fused, S)
     want = grad(_total(traced))(z)
     np.testing.assert_allclose(grad(_total(fused))(z), want, rtol=1e-10,
                                atol=1e-12 * np.abs(want).max())
@@ -297,8 +308,34 @@ observe y ~ Normal(mu, 1.0)
     assert any(getattr(s, "name", None) == "mu" for s in compiled._live)
 
 
-def test_scale_outside_its_support_gives_minus_infinity():
-    # a latent-dependent sigma that goes negative: no density there, and a zero gradient
+def test_a_likelihood_a_discrete_latent_reaches_keeps_the_plain_path():
+    # its term is enumerated per value of z (compiler/joint.py): no kernel, and the private
+    # let it reads is computed with z's values, not inlined into a kernel that never runs
+    text = _HEAD + """data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample z: int ~ Bernoulli(0.3)
+let _mu = alpha + z * x
+observe y ~ Normal(_mu, 1.0)
+"""
+    rng = np.random.default_rng(0)
+    data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
+            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "m": rng.integers(1, 9, N),
+            "y": rng.normal(0, 1, N)}
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    fused, traced = (compile_model(check(program, dims), values, fuse=fuse)
+                     for fuse in (True, False))
+    assert not any(getattr(s, "kernel", None) is not None for s in fused._steps)
+    z = draws(fused)
+    np.testing.assert_array_equal(fused.log_joint(z), traced.log_joint(z))
+
+
+@pytest.mark.parametrize("kind", ["FusedTerm", "GramTerm"])
+def test_scale_outside_its_support_gives_minus_infinity(kind, monkeypatch):
+    # a latent-dependent sigma that goes negative or is 0: no density there, and a zero
+    # gradient; under a second-order trace too (the Gram form's own formula)
+    if kind == "GramTerm":
+        monkeypatch.setattr(kernels, "GRAM_MIN_ROWS", 0)
     text = _HEAD + """data y: real[N]
 sample a ~ Normal(0, 1)
 observe y ~ Normal(a * x, a)
@@ -310,11 +347,17 @@ observe y ~ Normal(a * x, a)
     program = parse(text, "model.ppl")
     values, dims = load_data(check(program), data)
     compiled = compile_model(check(program, dims), values)
-    z = np.array([[-0.5], [0.7]])
+    assert type(_kernel(compiled)).__name__ == kind
+    z = np.array([[-0.5], [0.0], [0.7]])
     value = compiled.log_joint(z)
-    assert value[0] == -np.inf and np.isfinite(value[1])
+    assert value[0] == value[1] == -np.inf and np.isfinite(value[2])
+    np.testing.assert_array_equal(compiled.log_joint(z[1:]), value[1:])   # no negative draw
     g = grad(lambda z: anp.sum(compiled.log_joint(z)))(z)
-    assert g[0, 0] == 0.5 and np.isfinite(g[1, 0])     # the prior's -a alone at a = -0.5
+    # the prior's -a alone at a = -0.5 and at 0
+    assert g[0, 0] == 0.5 and g[1, 0] == 0.0 and np.isfinite(g[2, 0])
+    # the value inside a second trace (make_vjp within make_vjp): the second-order path
+    _, second = make_vjp(lambda z: make_vjp(compiled.log_joint)(z)[1])(z)
+    np.testing.assert_allclose(second, value, rtol=1e-13)    # the plain path: rounding
 
 
 def test_the_gram_form_keeps_the_digits_of_data_far_from_zero(monkeypatch):
@@ -346,6 +389,40 @@ observe y ~ Normal(1e6 + alpha + X @ beta, sigma)
     prior = (-0.5 * alpha ** 2 - 0.5 * np.sum(beta ** 2, axis=1) - 4 * 0.5 * np.log(2 * np.pi)
              + np.log(2) - 0.5 * sigma ** 2 - 0.5 * np.log(2 * np.pi) + z[:, 4])
     np.testing.assert_allclose(compiled.log_joint(z), likelihood + prior, rtol=1e-13)
+
+
+def test_the_gram_form_holds_columns_in_units_far_apart(monkeypatch):
+    # a timestamp in seconds (1.6e9, sd 3e7) beside the intercept: the Gram matrix's
+    # eigenvalues span 1e-22 and the small one fell below the cut, as if the design were
+    # rank-deficient: the log likelihood was 25 off here near the least-squares fit (1000 on
+    # 2000 rows); with the columns scaled to unit norm first it is the traced one to rounding
+    monkeypatch.setattr(kernels, "GRAM_MIN_ROWS", 0)
+    text = """data N: int
+data X: real[N, 2]
+data y: real[N]
+sample alpha ~ Normal(0, 10)
+sample beta: real[2] ~ Normal(0, 10)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + X @ beta, sigma)
+"""
+    rng = np.random.default_rng(0)
+    X = np.stack([rng.uniform(1.6e9, 1.7e9, N), rng.normal(0, 1, N)], axis=1)
+    y = 1 + X @ [1e-8, 1.0] + rng.normal(0, 1, N)
+    fit = np.linalg.lstsq(np.column_stack([np.ones(N), X]), y, rcond=None)[0]
+    z = np.concatenate([fit, [0.0]]) + np.outer([0, 1e-3], np.abs(fit).tolist() + [1]) * \
+        rng.normal(size=(2, 4))
+
+    def compile_(fuse):
+        program = parse(text, "model.ppl")
+        values, dims = load_data(check(program), {"N": N, "X": X, "y": y})
+        return compile_model(check(program, dims), values, fuse=fuse)
+    fused, traced = compile_(True), compile_(False)
+    assert [type(s.kernel).__name__ for s in fused._steps
+            if getattr(s, "kernel", None) is not None] == ["GramTerm"]
+    np.testing.assert_allclose(fused.log_joint(z), traced.log_joint(z), rtol=1e-12)
+    want = grad(_total(traced))(z)
+    np.testing.assert_allclose(grad(_total(fused))(z), want, rtol=0,
+                               atol=1e-10 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("rows, predictors, kind", [
