@@ -64,6 +64,11 @@ ROW_WISE = [
     "factor lpdf(Normal(0, 1), Z[:, newaxis, 0])",
     "factor -square(z)",
     "let t = z[:, newaxis] * w\nobserve y ~ Normal(t[:, 0], 1)",
+    "factor lpdf(Dirichlet(exp(Z)), softmax(Z))",         # one value per row's event
+    # a matrix function of each row's matrix: log_det drops both axes, diagonal one
+    "sample A: real[N, K, K] ~ Normal(0, 1)\nfactor log_det(A) + sum(diagonal(A), axis=1)",
+    # index arrays separated by a slice: numpy puts their (row) axis first
+    "sample V: real[K, K, K] ~ Normal(0, 1)\nobserve X ~ Normal(V[g, :, 0], 1)",
 ]
 
 
@@ -82,6 +87,10 @@ MIXING = [
     ("observe y ~ Normal(concat(z, z)[:N], 1)", "concat(z, z)"),
     ("observe y ~ Normal(reshape(Z, [K, N])[0], 1)", "reshape(Z, [K, N])"),
     ("observe y ~ Normal(diagonal(outer(z, z)), 1)", "outer(z, z)"),
+    ("factor -square(concat(z, x))", "concat(z, x)"),       # along the rows
+    ("factor -square(reshape(Z, [K, N]))", "reshape("),      # rows no longer first
+    ("factor -square(z[1:])", "z[1:]"),                      # a slice of the rows
+    ("factor -square(Z[:, g])", "Z[:, g]"),                  # rows paired with an index's rows
 ]
 
 
@@ -111,6 +120,9 @@ ON_ROWS = [     # a value of another dimension (of N's length in the data) lined
     ("observe y ~ Normal(sum(Z * U, axis=1), 1)", "U, axis"),
     ("sample v: real[M] ~ Normal(z, 1)", "sample v"),
     ("observe y ~ Normal(w[g] + u[:, newaxis][:, 0] * z, 1)", "u[:, newaxis][:, 0]"),
+    ("observe X ~ MvNormal(U, W)", "U, W)"),                 # a batch axis of an event's mean
+    # a batch axis of a matmul (Z's rows on the third axis from the end)
+    ("observe y ~ Normal((Z[:, newaxis, :] @ U[:, :, newaxis])[:, 0, 0], 1)", "U[:, :, newaxis]"),
 ]
 
 
@@ -124,6 +136,15 @@ def test_another_dimension_on_the_rows_is_located_at_its_value(line, where):
         batchaxis.refuse(check(parse(OTHER + line)), "N", {"N": 12, "K": 3, "M": 12})
     span = info.value.span
     assert span.line == 14 and line[span.col - 1:].startswith(where)
+
+
+@pytest.mark.parametrize("line", ["sample V: real[K, N] ~ Normal(0, 1)",
+                                  "param P: real[K, N] ~ Normal(0, 1)"])
+def test_the_batched_dimension_after_the_first_axis_is_refused(line):
+    with pytest.raises(PplError, match="'[VP]' has the batched dimension 'N' on an axis other "
+                                       "than its first") as info:
+        batchaxis.refuse(check(parse(HEAD + line)), "N")
+    assert (info.value.span.line, info.value.span.col) == (11, 1)
 
 
 def test_a_dimension_of_length_one_broadcasts_against_the_rows():

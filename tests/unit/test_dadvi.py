@@ -594,3 +594,100 @@ def test_above_the_dense_limit_conjugate_gradients_give_the_same_standard_errors
                                atol=1e-6 * np.abs(dense.mcse_directions).max())
     fit = Fit(None, model, large, OPTIONS)
     assert "sd: the guide's own sds" in str(fit.summary())
+
+
+# ----- the Hessian's solver (dadvi_solve) on exact matrices -------------------------------------
+
+def _singular_spd(rng, P=5):
+    """A random symmetric H [P, P], positive definite but for the unit null direction n."""
+    n = rng.standard_normal(P)
+    n /= np.linalg.norm(n)
+    A = rng.standard_normal((P, P))
+    projector = np.eye(P) - np.outer(n, n)
+    return projector @ (A @ A.T + np.eye(P)) @ projector, n
+
+
+def _exact_solve(H, n, b):
+    # x = Q (Q' H Q)^-1 Q' b on an orthonormal basis Q of n's complement, by plain solves
+    Q = np.linalg.svd(np.eye(len(n)) - np.outer(n, n))[0][:, :-1]
+    return Q @ np.linalg.solve(Q.T @ H @ Q, Q.T @ b)
+
+
+@pytest.mark.parametrize("max_dense", [2000, 0])   # Cholesky, then conjugate gradients
+def test_the_solver_solves_on_the_complement_of_the_flat_directions(max_dense, rng):
+    H, n = _singular_spd(rng)
+    b = rng.standard_normal(5)          # with a component along n, which is projected out
+    # products as finite differences give them: H plus a small antisymmetric error, which
+    # the dense solver symmetrizes away
+    E = 1e-4 * rng.standard_normal((5, 5))
+    want = _exact_solve(H, n, b)
+    if max_dense:
+        solver = dadvi_solve.Solver(lambda v: (H + E - E.T) @ v, n[:, None], ["a", "b"])
+        np.testing.assert_allclose(solver.solve(b), want, rtol=1e-10, atol=1e-12)
+        v = rng.standard_normal(5)
+        assert solver.norm(v) == pytest.approx(np.sqrt(v @ H @ v), rel=1e-12)
+        covariance = solver.mean_covariance(2)
+        np.testing.assert_array_equal(covariance, covariance.T)
+        np.testing.assert_allclose(covariance, np.column_stack(
+            [_exact_solve(H, n, e) for e in np.eye(5)[:2]])[:2], rtol=1e-10)
+    else:     # CG takes the products as they are (an error in them is not symmetrized)
+        solver = dadvi_solve.Solver(lambda v: H @ v, n[:, None], ["a", "b"], max_dense=0)
+        np.testing.assert_allclose(solver.solve(b), want, rtol=1e-8)
+        # its stop is relative to |b|: a tiny right-hand side is solved as well
+        np.testing.assert_allclose(solver.solve(1e-12 * b), 1e-12 * want, rtol=1e-8)
+        v = rng.standard_normal(5)
+        assert solver.norm(v) == pytest.approx(np.sqrt(v @ H @ v), rel=1e-8)
+
+
+def test_conjugate_gradients_refuse_a_direction_without_curvature():
+    H = np.diag([1.0, 0.0])
+    with pytest.raises(PplError, match="not positive definite"):
+        dadvi_solve.cg(lambda v: H @ v, np.array([0.0, 1.0]), ("a",))
+
+
+def test_a_hessian_below_pd_tol_of_its_largest_eigenvalue_is_not_positive_definite():
+    # 1e-15 of the largest: round-off of the products, not curvature (PD_TOL = 1e-14)
+    with pytest.raises(PplError, match="not positive definite at the optimum.* along a"):
+        dadvi_solve.factor(np.diag([1.0, 1e-15]), np.eye(2), ("a",))
+    dadvi_solve.factor(np.diag([1.0, 1e-13]), np.eye(2), ("a",))
+
+
+@pytest.mark.parametrize("vector, names", [
+    ([1.0, 0.5, 0.1, 0.9, 0.3, 0, 0, 0, 0, 0], ["z0", "z3", "z1"]),   # at most three
+    ([1.0, 0.1, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0], ["z0"]),               # 0.2 of the largest
+    # a mean part below 1e-3 of the whole: named by the log sds that follow
+    ([1e-5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0], ["z3"]),
+])
+def test_the_flat_direction_is_named_by_its_largest_elements(vector, names):
+    assert dadvi_solve._flat_names(np.array(vector), [f"z{i}" for i in range(5)]) == names
+
+
+@pytest.mark.parametrize("law_jacobian", [True, False])
+@pytest.mark.parametrize("family", ["fullrank", "lowrank:2"])
+def test_flat_directions_leave_the_guides_law_unchanged(family, law_jacobian, rng, monkeypatch):
+    # the law of a Gaussian guide is (mean, B B'); its flat directions are orthonormal and in
+    # the null space of that map's Jacobian, to rounding. sds of 1e-2 put the log sds'
+    # singular values at 2e-4 of the means': not flat. The law's Jacobian finds them all
+    # (full rank at D = 3: its 3 unused entries; low rank 2 at D = 4: 16 parameters for a
+    # law of 14 values, so 2); without it (large D): full rank's unused entries, low
+    # rank's one rotation of F
+    from autograd import jacobian
+
+    from ppl.guides import family as build
+    D = 3 if family == "fullrank" else 4
+    guide = build(family, D)
+    theta = guide.init(D, 0.01) + 0.01 * rng.standard_normal(guide.init(D, 0.01).shape)
+    theta[:D] = rng.standard_normal(D)
+    if not law_jacobian:
+        monkeypatch.setattr(dadvi_solve, "LAW_JACOBIAN_MAX_DIM", 0)
+    N = dadvi_solve.flat_directions(guide, theta, rng.standard_normal((8, guide.eps_dim(D))))
+    eye, rows, cols = np.eye(guide.eps_dim(D)), *np.triu_indices(D)
+
+    def law(t):
+        B = guide.draw(t, eye) - guide.draw(t, 0 * eye[:1])
+        return anp.concatenate([t[:D], (B.T @ B)[rows, cols]])
+    J = jacobian(law)(theta)
+    np.testing.assert_allclose(N.T @ N, np.eye(N.shape[1]), atol=1e-12)
+    assert np.abs(J @ N).max() <= 1e-9 * np.abs(J).max()
+    assert N.shape[1] == {("fullrank", True): 3, ("lowrank:2", True): 2,
+                          ("fullrank", False): 3, ("lowrank:2", False): 1}[family, law_jacobian]

@@ -697,6 +697,9 @@ def test_leading_zeros_are_not_digits_of_an_int(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("y\n1\n-" + "0" * 400 + "7\n")
     assert load("data y: int[2]\n", path)[0]["y"].tolist() == [1, -7]
+    # a signed int is read as an int, not through a float: 2^53 + 1 keeps its last digit
+    path.write_text("y\n+9007199254740993\n-9007199254740993\n")
+    assert load("data y: int[2]\n", path)[0]["y"].tolist() == [2 ** 53 + 1, -2 ** 53 - 1]
 
 
 @pytest.mark.parametrize("name", ["data.csv", "data.json"])

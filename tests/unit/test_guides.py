@@ -465,6 +465,19 @@ def test_warm_start_from_mean_field_is_the_same_gaussian(guide, rng):
     np.testing.assert_allclose(guide.log_q(theta, zeta), expected, rtol=rtol)
 
 
+def test_a_low_rank_warm_start_from_a_dense_source_keeps_its_marginal_sds(rng):
+    # a dense frame W (a Cholesky factor) has the marginal sds in its row norms, not on its
+    # diagonal; F starts at F_INIT of sigma, so the sds are sigma sqrt(1 + F_INIT^2 sum cos^2),
+    # within R F_INIT^2 / 2 = 1e-4 relative of the source's
+    source = FullRank(D3)
+    theta = random_theta(source, rng, 0.5)
+    mu, W = source.frame(theta)
+    start = LowRank(D3, 2).warm_start(source, theta)
+    np.testing.assert_allclose(LowRank(D3, 2).mean(start), mu, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(LowRank(D3, 2).log_sd(start)),
+                               np.sqrt(np.diag(W @ W.T)), rtol=2e-4)
+
+
 SPEC_TABLE = [
     ("meanfield", MEAN_FIELD), ("fullrank", FullRank(5)), ("lowrank", LowRank(5, 3)),
     ("lowrank:2", LowRank(5, 2)), ("flow", Flow(5, 2)), ("flow:4", Flow(5, 4)),

@@ -250,6 +250,29 @@ def test_memory_estimate_counts_draws_and_intermediates():
     memory.check_model(model, draws_per_step=2, limit=(40 * 2 + 13) * 8)
 
 
+def test_step_memory_counts_the_guides_arrays_and_names_the_family_only_when_they_dominate():
+    from ppl import memory
+    from ppl.guides import MEAN_FIELD
+    model = check(parse("data x: real[10]\nsample z: real[10] ~ Normal(0, 1)\n"
+                        "let w = z * x + 1\n"), {})
+    # the guide's noise, draw and cotangent: 3 D floats per draw
+    assert memory.guide_floats(MEAN_FIELD, 10) == 30
+    # per draw: z (10), and the let's z * x + 1, z * x, z (10 each) twice, for the gradient:
+    # 70 values; once: x (10), 1, 0 and 1 (13 values); 8 bytes each
+    model_bytes = (70 * 2 + 13) * 8
+    memory.check_step(model, 2, 30, "a step", limit=model_bytes + 30 * 2 * 8, family="g")
+    with pytest.raises(PplError) as info:      # the let (1048 bytes) outweighs the guide's 480
+        memory.check_step(model, 2, 30, "a step", limit=model_bytes + 30 * 2 * 8 - 1,
+                          family="g")
+    assert info.value.span is not None and "guide g" not in str(info.value)
+    with pytest.raises(PplError, match="most of it is the guide g's own arrays") as info:
+        memory.check_step(model, 2, 1000, "a step", limit=model_bytes, family="g")
+    assert info.value.span is None
+    with pytest.raises(PplError) as info:      # no family to name (DADVI): the largest statement
+        memory.check_step(model, 2, 1000, "a step", limit=model_bytes)
+    assert info.value.span is not None and "guide" not in str(info.value)
+
+
 LET_OVER_DATA = ("data x: real[1000]\ndata y: real[1000]\nsample a ~ Normal(0, 1)\n"
                  "let mu = a * x\nobserve y ~ Normal(mu, 1)\n")
 

@@ -32,6 +32,16 @@ guide z ~ Normal(w[0] * _c + y, exp(w[1] + 0 * _c))
 """
 
 
+# a batched latent with two values per row: theta's rows of z are pairs of columns
+PAIRS = """
+data N: int
+data y: real[N]
+sample mu ~ Normal(0, 3)
+sample z: real[N, 2] ~ Normal(mu, 1)
+observe y ~ Normal(z[:, 0] - z[:, 1], 1)
+"""
+
+
 # batched data in an observe of data alone (a constant that changes with the batch), in a
 # factor and in a latent's bound (compiled once, read per batch), beside a user guide
 CONSTANTS = """
@@ -83,7 +93,7 @@ def _setup(text, N=12, B=4, seed=0):
     return full, batch, guide, theta, rng
 
 
-@pytest.mark.parametrize("text", [LOCAL, AMORTIZED, CONSTANTS, MIXED])
+@pytest.mark.parametrize("text", [LOCAL, AMORTIZED, CONSTANTS, MIXED, PAIRS])
 def test_batch_gradients_average_to_the_full_gradient(text):
     # Enumerate a fixed partition of the rows into N / B batches, each with the full draw's
     # noise at its rows: the average of the batch ELBOs (and gradients) is the full-data ELBO
@@ -130,6 +140,23 @@ def test_bad_batch_is_an_option_error(batch, message):
         batch = {k: v for k, v in batch.items() if k in ("N", "M")}
     with pytest.raises(PplError, match=message):
         model.fit(data, batch=batch, **options)
+
+
+@pytest.mark.parametrize("B", [10, 12])
+def test_a_batch_is_a_sorted_sample_without_replacement(B):
+    # sorted, so that a memory-mapped file is read in order; B = N is allowed (every row)
+    _, batch, _, _, _ = _setup(LOCAL, N=12, B=B)
+    for _ in range(20):
+        batch.next_batch()
+        assert len(batch.idx) == B and np.all(np.diff(batch.idx) > 0)
+        assert 0 <= batch.idx[0] and batch.idx[-1] < 12
+
+
+def test_a_model_with_a_discrete_latent_cannot_be_batched():
+    model = ppl.compile("data N: int\ndata y: real[N]\nsample k: int ~ Bernoulli(0.5)\n"
+                        "observe y ~ Normal(k, 1)\n")
+    with pytest.raises(PplError, match="models with discrete latents are not supported"):
+        model.fit({"N": 12, "y": np.zeros(12)}, batch={"N": 4}, guide="meanfield")
 
 
 def test_batch_over_a_dimension_nothing_is_on_is_an_option_error():

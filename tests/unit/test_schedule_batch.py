@@ -38,6 +38,55 @@ def test_mean_se_matches_the_ar1_standard_error(rho):
         assert np.mean(x.std(axis=0, ddof=1) / np.sqrt(K)) < 0.6 * want
 
 
+def test_mean_se_is_never_below_the_independent_case():
+    # anticorrelated blocks (+-a about their mean) would give Geyer's sum a variance below
+    # gamma_0 (here 0: every pair gamma_2m + gamma_2m+1 is a^2 / K); the floor keeps the
+    # independent case's sqrt(gamma_0 / K) = a / sqrt(K), exactly
+    K, a = 16, 0.36
+    blocks = np.array([[1.0 + a * (-1) ** k, -a * (-1) ** k] for k in range(K)])
+    np.testing.assert_allclose(mean_se(blocks), [a / np.sqrt(K)] * 2, rtol=1e-12)
+    uneven = np.array([[0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.5]]).T
+    np.testing.assert_allclose(mean_se(uneven), np.sqrt(uneven.var() / len(uneven)), rtol=1e-12)
+
+
+def test_average_se_scales_with_the_square_root_of_tol():
+    assert [average_se(tol) for tol in (1e-5, 1e-3, 1e-1)] == pytest.approx([0.01, 0.1, 1.0])
+
+
+class _Scaled:
+    """A guide whose every coordinate's jitter scale (its guide sd) is ``sd``."""
+
+    def __init__(self, sd):
+        self.sd = sd
+
+    def jitter_scale(self, theta):
+        return np.full_like(theta, self.sd)
+
+
+# (amplitude a of 16 alternating blocks, so their mean's standard error is a / 4 exactly; the
+# guide's sd; tol; whether precise): the rule's (b), the standard error at most average_se(tol)
+# guide sds, on either side of its threshold
+PRECISE_TABLE = [(0.36, 1.0, 1e-3, True), (0.44, 1.0, 1e-3, False), (0.72, 2.0, 1e-3, True),
+                 (0.88, 2.0, 1e-3, False), (0.036, 1.0, 1e-5, True), (0.044, 1.0, 1e-5, False)]
+
+
+@pytest.mark.parametrize("a, sd, tol, precise", PRECISE_TABLE)
+def test_precise_compares_the_standard_error_in_guide_sds(a, sd, tol, precise):
+    blocks = tuple(np.array([3.0 + a * (-1) ** k]) for k in range(16))
+    state = BatchWindows(averaging=True, blocks=blocks)
+    assert BatchConvergence(tol, 50).precise(state, _Scaled(sd)) is precise
+
+
+@pytest.mark.parametrize("drift, sd, stationary", [(0.39, 1.0, True), (0.41, 1.0, False),
+                                                   (0.78, 2.0, True), (0.82, 2.0, False)])
+def test_stationary_allows_drift_times_the_standard_error(drift, sd, stationary):
+    # the rule's (c): halves of constant blocks differing by ``drift``, against DRIFT x
+    # average_se = 0.4 guide sds at the default tol
+    blocks = tuple(np.array([1.0 + drift * (k >= 8)]) for k in range(16))
+    state = BatchWindows(averaging=True, blocks=blocks)
+    assert BatchConvergence(1e-3, 50).stationary(state, _Scaled(sd)) is stationary
+
+
 def test_blocks_merge_in_pairs_and_keep_the_plain_average():
     rng = np.random.default_rng(1)
     means = rng.standard_normal((3 * schedule_batch.MAX_BLOCKS + 5, 2))
@@ -67,6 +116,9 @@ def test_the_rule_averages_until_its_standard_error_is_small():
     assert actions.count(DECAY) == schedule.min_decays(1e-3) and actions[-1] == STOP
     assert state.count == schedule_batch.MIN_AVERAGED
     assert BatchConvergence(1e-3, W).stationary(state, Guide)
+    # only windows at the last step size are averaged (one action per window end)
+    last_decay = W * (max(i for i, action in enumerate(actions) if action == DECAY) + 1)
+    assert steps - last_decay == W * state.count
     averaged = iterates[steps - W * state.count:steps]
     np.testing.assert_allclose(state.average(), averaged.mean(axis=0), rtol=1e-12)
 

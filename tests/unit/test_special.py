@@ -36,14 +36,18 @@ def test_unary_value_and_gradient(name):
 def test_binary_value_and_gradient(name):
     f, (a, b) = getattr(special, name), BINARY[name]
     np.testing.assert_array_equal(f(a, b), getattr(sp, name)(a, b))
-    check_grads(f, modes=["rev"], order=1)(a, b)
+    # check_grads differentiates in its argnum only (0 by default): each argument in turn
+    for argnum in (0, 1):
+        check_grads(f, argnum, modes=["rev"], order=1)(a, b)
 
 
 @pytest.mark.parametrize("name", ["betaln", "xlogy"])
 def test_binary_gradient_unbroadcasts(name):
     # a scalar first argument against a vector second: its gradient is the sum over the vector
     f, (_, b) = getattr(special, name), BINARY[name]
-    check_grads(f, modes=["rev"], order=1)(1.5, b)
+    for argnum in (0, 1):
+        check_grads(f, argnum, modes=["rev"], order=1)(1.5, b)
+        check_grads(f, argnum, modes=["rev"], order=1)(b, 1.5)
 
 
 def test_polygamma_gradient_in_x():

@@ -54,6 +54,30 @@ def test_later_starts_begin_elsewhere_and_report_model_coordinates():
     assert not np.array_equal(result.elbo[:5], starts.fit_start(model, OPTIONS, 0).elbo[:5])
 
 
+def test_a_later_start_sees_the_model_from_an_origin_uniform_within_init_radius():
+    # start k fits the model seen from a shift uniform on [-INIT_RADIUS, INIT_RADIUS] per
+    # coordinate: its log joint and its terms (read by k̂'s chunks and the early stop) both
+    # at zeta + shift
+    seen = []
+
+    def fit_fn(shifted, rng, progress):
+        seen.append(shifted)
+        raise RuntimeError("stop here")
+
+    model = Gaussian(np.arange(200.0) / 100)
+    with pytest.raises(RuntimeError):
+        starts.fit_start(model, OPTIONS, 2, fit_fn=fit_fn)
+    shifted, = seen
+    shift = shifted.shift
+    assert np.all(np.abs(shift) <= starts.INIT_RADIUS)
+    # 200 uniform draws: each sign at least 70 times (a binomial's 4.2 sds below 100)
+    assert np.sum(shift < 0) >= 70 and np.sum(shift > 0) >= 70
+    zeta = np.random.default_rng(0).standard_normal((3, 200))
+    np.testing.assert_array_equal(shifted.log_joint(zeta), model.log_joint(zeta + shift))
+    (_, terms), = shifted.terms(zeta)
+    np.testing.assert_array_equal(terms, model.log_joint(zeta + shift))
+
+
 def test_parallel_starts_equal_serial_starts():
     model = Gaussian([0.5, 3.0, -1.0])
 
