@@ -104,11 +104,12 @@ MOMENT_DRAWS = 4000
 # leaves it, and matching the sds alone broke gp_pois_regr's correlations), nor a full rank
 # that checks a mean field usable with care (no flow follows it: the move only cost time).
 # On posteriordb full rank went on to the flow on mesquite-logvolume and kilpisjarvi alone
-# (seeds 0-9 of all, 10-19 of those two), near Gaussian (ESS 87-96% of 4000 draws) at k̂
-# 0.71-1.03; moved, it could be used on 3 of those 12 fits (k̂ 0.71-0.85 -> 0.55-0.57), within
-# issue 11's targets and closer than the flows that followed, which took 3.0-7.5x mean field's
-# CPU (the moved fits 1.7-2.2x). The other 9 moves cost 0.2-0.4% of auto's CPU each
-# (docs/history/trust-log.md, "Twenty-fifth probe").
+# (seeds 0-9 of 13 posteriors, 10-19 of those two), near Gaussian (ESS 87-96% of 4000 draws)
+# at k̂ 0.71-1.03; moved, it could be used on 3 of those 12 fits (k̂ 0.71-0.85 -> 0.55-0.57),
+# within issue 11's targets and closer than the flows that followed, which took 3.0-7.5x mean
+# field's CPU (the moved fits 1.7-2.2x). The other 9 moves cost 0.2-0.4% of auto's CPU each.
+# Farther from Gaussian the moved fit has less room: a normal's mean and scale from 5 points,
+# sds 10-12% short where flow:4 was within 5% (docs/history/trust-log.md, "Twenty-fifth probe").
 MOVED_RUNGS = ("fullrank", "scaled")
 
 
