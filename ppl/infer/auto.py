@@ -2,7 +2,8 @@
 
 Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond its record's
 ``auto_max_dim``, guides.REGISTRY) warm-started from it; then the flow, warm-started from that
-fit. Full rank is skipped, and the flow warm-started from the Gaussian full rank would start
+fit (not when full rank, moved to its importance-weighted moments, can be used: MOVED_RUNGS).
+Full rank is skipped, and the flow warm-started from the Gaussian full rank would start
 from, when that Gaussian's importance weights are far from uniform (SKIP_ESS,
 ``fullrank_start``); then, up to scaled's ``max_dim`` dimensions, the ``scaled`` family
 (ppl/guides/scaled.py) is fitted from mean field (on fixed draws, fixed_draws.py) before the
@@ -98,6 +99,18 @@ RETRY_LR = 0.01
 # 0.45-0.58 and within issue 11's targets, where the flows that followed took 9-11x mean
 # field's CPU (docs/history/trust-log.md, "Twenty-fourth probe").
 MOMENT_DRAWS = 4000
+# The rungs so moved, wherever the flow would follow them when they cannot be used: the
+# families a lower-triangular affine map keeps exactly (push_affine). Not low rank (a dense map
+# leaves it, and matching the sds alone broke gp_pois_regr's correlations), nor a full rank
+# that checks a mean field usable with care (no flow follows it: the move only cost time).
+# On posteriordb full rank went on to the flow on mesquite-logvolume and kilpisjarvi alone
+# (seeds 0-9 of 13 posteriors, 10-19 of those two), near Gaussian (ESS 87-96% of 4000 draws)
+# at k̂ 0.71-1.03; moved, it could be used on 3 of those 12 fits (k̂ 0.71-0.85 -> 0.55-0.57),
+# within issue 11's targets and closer than the flows that followed, which took 3.0-7.5x mean
+# field's CPU (the moved fits 1.7-2.2x). The other 9 moves cost 0.2-0.4% of auto's CPU each.
+# Farther from Gaussian the moved fit has less room: a normal's mean and scale from 5 points,
+# sds 10-12% short where flow:4 was within 5% (docs/history/trust-log.md, "Twenty-fifth probe").
+MOVED_RUNGS = ("fullrank", "scaled")
 
 
 @dataclass(frozen=True)
@@ -257,8 +270,9 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
             result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
             fit = assess(result)
         moved = None
-        if name == "scaled" and not _usable(fit) and \
-                result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
+        # where the flow would follow this fit (it cannot be used), and not past the iteration cap
+        if name in MOVED_RUNGS and result.reason != advi.MAX_ITER and \
+                policy.next(history + ((name, _outcome(fit, gaussian)),)) == "flow":
             # a copy of the stream: a move that cannot be used leaves the climb as it was
             moved = moment_matched(compiled, result, copy.deepcopy(rng))
             if moved is not None and _usable(moved_fit := assess(moved)):

@@ -328,16 +328,19 @@ def test_after_a_fitted_full_rank_the_last_rung_fires_when_the_flow_beat_it(beat
 
 
 def test_a_normal_mean_and_scale_from_five_points_reaches_the_last_rung():
-    # Full rank (k̂ 0.92) had sds 35-40% short and the flow's two layers (k̂ 1.58) sigma's 28%:
-    # auto returned the flow, unreliable; flow:4 is corrected to within 5% of quadrature. The
-    # corrected sd's Monte Carlo error at an ESS of about 2,000 is about 1 / sqrt(2 ESS) = 1.6%;
-    # 0.15 is issue 11's tolerance
+    # Full rank (seed 0: k̂ 0.92) had sds 35-40% short and the flow's two layers (k̂ 1.58)
+    # sigma's 28%: auto returned the flow, unreliable; flow:4 is corrected to within 5% of
+    # quadrature. The corrected sd's Monte Carlo error at an ESS of about 2,000 is about
+    # 1 / sqrt(2 ESS) = 1.6%; 0.15 is issue 11's tolerance. Seed 1 (full rank k̂ 1.02, the flow
+    # 1.47), whose full rank moved to its weighted moments cannot be used: on seeds 0 and 2 it
+    # can (k̂ 0.57-0.63, sds 10-12% short) and ends the climb (docs/history/trust-log.md,
+    # "Twenty-fifth probe")
     import ppl
     from scipy import stats
     y = np.array([1.2, 2.9, -0.4, 0.9, 0.6])
     text = ("data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 10)\n"
             "sample sigma ~ HalfNormal(5)\nobserve y ~ Normal(mu, sigma)\n")
-    fit = ppl.compile(text).fit({"N": 5, "y": y}, seed=0)
+    fit = ppl.compile(text).fit({"N": 5, "y": y}, seed=1)
     assert [t.family for t in fit.auto.tried] == ["meanfield", "fullrank", "flow", "flow:4"]
     mu, sigma = np.meshgrid(np.linspace(-15, 15, 1501), np.linspace(1e-3, 25, 2001),
                             indexing="ij")
@@ -812,24 +815,32 @@ def test_moment_matching_moves_a_scaled_fit_to_its_weighted_moments():
     assert abs(moved.final_elbo - 0.5 * np.log(np.linalg.det(2 * np.pi * cov))) < 0.05
 
 
-def _moved(moved_level, monkeypatch):
-    """Auto on the banana with scaled judged unreliable, and its moment-matched move
-    (stubbed, reason 'moved') judged ``moved_level``: the families tried, the chosen fit and
-    whether the last rung was asked for."""
+def _moved(moved_level, monkeypatch, skip_ess=1.0, mean_field="unreliable"):
+    """Auto on the banana with full rank and scaled judged unreliable, mean field
+    ``mean_field``, and their moment-matched move (stubbed, reason 'moved') judged
+    ``moved_level``: the families tried, the chosen fit, whether the last rung was asked for
+    and the report, and the fits the flow started from. SKIP_ESS 1.0 skips full rank (every
+    ESS is below it), 0.0 fits it."""
     from ppl.errors import diverged
-    calls, real = [], advi.fit
+    calls, flow_starts = [], []
     monkeypatch.setattr(auto, "retry", lambda *args: calls.append(args))
+    monkeypatch.setattr(auto, "SKIP_ESS", skip_ess)
+    # every ESS is below RETRY_ESS 1.0: a mean field usable with care is checked by full rank
+    monkeypatch.setattr(auto, "RETRY_ESS", 1.0)
     monkeypatch.setattr(auto, "moment_matched",
                         lambda compiled, result, rng: dataclasses.replace(result, reason="moved"))
     monkeypatch.setattr(auto.advi, "refine", lambda compiled, result, *args: result)
 
     def quick(compiled, options, rng, progress=None, warm=None):
-        # scaled's rounds and the flow's steps stand in: only the climb's decisions are tested
+        # the rungs' steps stand in (mean field at N(0, I)): only the climb's decisions are
+        # tested
         if options.guide == "meanfield":
-            return real(compiled, options, rng, progress, warm)
+            return advi.AdviResult(MEAN_FIELD, np.zeros(4), ("x", "y"), np.zeros(1), True,
+                                   advi.CONVERGED, 1, 0.0, 0.01, -1.0)
         if options.guide == "flow":
+            flow_starts.append(warm)
             raise diverged(None, 120)
-        guide = family("scaled", 2)
+        guide = family(options.guide, 2)
         return advi.AdviResult(guide, guide.warm_start(warm.guide, warm.theta), warm.names,
                                np.zeros(1), True, advi.CONVERGED, 1, 0.0, 0.01, -1.0)
     monkeypatch.setattr(auto.advi, "fit", quick)
@@ -839,17 +850,17 @@ def _moved(moved_level, monkeypatch):
             if self.result.reason == "moved":
                 return dataclasses.replace(Fit.verdict(self), level=moved_level)
             return super().verdict()
-    monkeypatch.setattr(Moved, "LEVEL", {"meanfield": "unreliable", "scaled": "unreliable",
-                                         "flow": "unreliable"})
+    monkeypatch.setattr(Moved, "LEVEL", {"meanfield": mean_field, "fullrank": "unreliable",
+                                         "scaled": "unreliable", "flow": "unreliable"})
     fit, report = fit_auto(Banana(), OPTIONS, np.random.default_rng(0),
                            lambda result: Moved(None, Banana(), result, OPTIONS, {}))
-    return [t.family for t in report.tried], fit, calls, report
+    return [t.family for t in report.tried], fit, calls, report, flow_starts
 
 
 def test_an_unusable_scaled_fit_moved_to_its_weighted_moments_ends_the_climb(monkeypatch):
     # gp_pois_regr: scaled fits at k̂ 0.70-0.86 after their further rounds were at 0.45-0.58
     # moved, within issue 11's targets, where the flows after them took 9-11x mean field
-    families, fit, calls, report = _moved(CARE, monkeypatch)
+    families, fit, calls, report, _ = _moved(CARE, monkeypatch)
     assert families == ["meanfield", "fullrank", "scaled"] and calls == []
     assert fit.result.guide.name == "scaled" and fit.result.reason == "moved"
     # the report says the fit it shows is not the one scaled's steps ended at
@@ -857,7 +868,29 @@ def test_an_unusable_scaled_fit_moved_to_its_weighted_moments_ends_the_climb(mon
         in report.line() and report.to_dict()["tried"][-1]["moved"] is True
     # a move that cannot be used is dropped: the flow follows (here it raises) and the last
     # rung, as before
-    families, fit, calls, report = _moved("unreliable", monkeypatch)
+    families, fit, calls, report, _ = _moved("unreliable", monkeypatch)
     assert families == ["meanfield", "fullrank", "scaled", "flow"] and len(calls) == 1
     assert fit.result.reason != "moved"
     assert not any(t.moved for t in report.tried) and "moved" not in report.line()
+
+
+def test_an_unusable_full_rank_moved_to_its_weighted_moments_ends_the_climb(monkeypatch):
+    # mesquite-logvolume seed 9: mean field k̂ 0.72, full rank 0.71, the flow 1.65 (useless)
+    # at 4.1-5.0x mean field's CPU; full rank moved: k̂ 0.57, within issue 11's targets
+    # (docs/history/trust-log.md, "Twenty-fifth probe")
+    families, fit, calls, report, _ = _moved(CARE, monkeypatch, skip_ess=0.0)
+    assert families == ["meanfield", "fullrank"] and calls == []
+    assert fit.result.guide.name == "fullrank" and fit.result.reason == "moved"
+    assert report.tried[-1].moved and "fullrank moved to its importance-weighted moments, k̂" \
+        in report.line() and report.to_dict()["tried"][-1]["moved"] is True
+    # a move that cannot be used is dropped: the flow follows, from the unmoved full rank
+    families, fit, calls, report, flow_starts = _moved("unreliable", monkeypatch, skip_ess=0.0)
+    assert families == ["meanfield", "fullrank", "flow"]
+    assert [start.guide.name for start in flow_starts] == ["fullrank"]
+    assert flow_starts[0].reason != "moved"
+    assert not any(t.moved for t in report.tried) and fit.result.reason != "moved"
+    # where full rank checks a mean field usable with care no flow follows, so no move: the
+    # climb ends at the usable mean field as before (the move there cost time, saved none)
+    families, fit, calls, report, _ = _moved(CARE, monkeypatch, skip_ess=0.0, mean_field=CARE)
+    assert families == ["meanfield", "fullrank"] and not report.tried[-1].moved
+    assert fit.result.guide.name == "meanfield"
