@@ -78,6 +78,28 @@ def _layer(m, s, t, eps):
     return (eps + t) * anp.exp(s) - m * anp.expm1(s)
 
 
+# The pairs of the last read-only draws seen, as (eps, pairs): a fit on fixed draws
+# (infer/fixed_draws.py) makes a round's draws read-only and evaluates the layer at them 50-60
+# times; their products were a fifth of the layer's CPU on gp_pois_regr. One tuple in a list:
+# replaced whole, so a reader never sees one draw's pairs with another's draws.
+_FIXED_PAIRS: list = [None]
+
+
+def _pairs(eps: np.ndarray) -> np.ndarray:
+    """eps_j eps_k [S, D * D] (column j * D + k) for eps [S, D]; computed once for read-only
+    draws, which cannot have changed since (a writeable array could have, in place)."""
+    fixed = not eps.flags.writeable
+    held = _FIXED_PAIRS[0]
+    if fixed and held is not None and held[0] is eps:
+        return held[1]
+    S, D = eps.shape
+    pairs = (eps[:, :, None] * eps[:, None, :]).reshape(S, D * D)
+    if fixed:
+        pairs.flags.writeable = False
+        _FIXED_PAIRS[0] = (eps, pairs)
+    return pairs
+
+
 @lru_cache(maxsize=None)
 def _pair_mask(D: int) -> np.ndarray:
     """[D, D * D]: 1 where E_ijk is used (k <= j < i), row i, column j * D + k."""
@@ -110,14 +132,15 @@ class Scaled(NormalMap):
     def eps_dim(self, D: int) -> int:
         return D
 
-    def split(self, theta):
-        """``(a [D], A [D, D], m [D], C [D, D], E [D, D * D])`` from theta, differentiable."""
+    def split(self, theta, xp=anp):
+        """``(a [D], A [D, D], m [D], C [D, D], E [D, D * D])`` from theta, differentiable
+        (``xp`` numpy for a plain theta: the same values without autograd's wrappers)."""
         D = self.D
-        M = anp.reshape(theta[D:D + D * D], (D, D))
-        A = anp.tril(M, -1) + anp.diag(anp.exp(anp.diag(M)))
+        M = xp.reshape(theta[D:D + D * D], (D, D))
+        A = xp.tril(M, -1) + xp.diag(xp.exp(xp.diag(M)))
         at = 2 * D + D * D
-        C = anp.tril(anp.reshape(theta[at:at + D * D], (D, D)), -1)
-        E = anp.reshape(theta[at + D * D:], (D, D * D)) * _pair_mask(D)
+        C = xp.tril(xp.reshape(theta[at:at + D * D], (D, D)), -1)
+        E = xp.reshape(theta[at + D * D:], (D, D * D)) * _pair_mask(D)
         return theta[:D], A, theta[D + D * D:at], C, E
 
     def _scale_shift(self, C, E, eps):
@@ -165,14 +188,16 @@ class Scaled(NormalMap):
         eight schools). The same formulas as :meth:`forward`'s, their derivatives by hand;
         equal to autograd's to rounding (tests/unit/test_guides.py). Plain numpy, first order.
         """
-        D, S = self.D, len(eps)
-        a, A, m, C, E = (np.asarray(part) for part in self.split(np.asarray(theta, float)))
+        D = self.D
+        a, A, m, C, E = self.split(np.asarray(theta, float), np)
         tanh = np.tanh((eps @ C.T) / S_MAX)
-        scale = np.exp(S_MAX * tanh)
-        pairs = (eps[:, :, None] * eps[:, None, :]).reshape(S, D * D)
+        s = S_MAX * tanh
+        scale = np.exp(s)
+        pairs = _pairs(eps)
         t = _product(pairs, E.T)
-        inner = eps + t - m
-        y = _layer(m, S_MAX * tanh, t, eps)
+        shifted = eps + t
+        inner = shifted - m
+        y = shifted * scale - m * np.expm1(s)   # _layer, its exp(s) and eps + t computed once
         entropy = float(np.sum(np.log(np.diag(A)))) + 0.5 * D * (1.0 + _LOG_2PI)
 
         def pullback(g):

@@ -111,11 +111,11 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
             if done >= max_iter:
                 capped = True
                 break
-            eps, finite = finite_draws(log_joint, guide, theta, rng, draws, chunk)
+            eps, finite, terms = finite_draws(log_joint, guide, theta, rng, draws, chunk)
             if not finite:
                 return Rounds(theta, np.asarray(trace, dtype=float), False, False, failed=eps)
             if previous is not None:   # the last round's gain, on draws it has not seen
-                gain, se = paired_gain(log_joint, guide, previous, theta, eps, chunk)
+                gain, se = paired_gain(log_joint, guide, previous, theta, eps, chunk, terms)
                 flat = flat + 1 if np.isfinite(gain) and gain < FLAT_SE * se else 0
                 measured += 1
             previous = theta
@@ -130,12 +130,12 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
         interrupted = False
     trace = np.asarray(trace, dtype=float)
     try:
-        final, finite = _final_draws(log_joint, guide, theta, chunk)
+        final, finite, terms = _final_draws(log_joint, guide, theta, chunk)
     except KeyboardInterrupt:   # a second Ctrl-C: the rounds done, with no estimate
         return Rounds(theta, trace, False, True)
     if not finite:
         return Rounds(theta, trace, False, interrupted, failed=None if interrupted else final)
-    elbo = float(np.mean(_elbo_draws(log_joint, guide, theta, final, chunk)))
+    elbo = float(np.mean(terms))
     # fewer gains than FLAT_ROUNDS (auto's two further rounds measure one): all of them flat
     converged = not (capped or interrupted) and measured > 0 and \
         flat >= min(FLAT_ROUNDS, measured)
@@ -143,31 +143,35 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
 
 
 def _final_draws(log_joint, guide, theta, chunk: int | float = np.inf):
-    """(draws, finite) of the final ELBO's estimate: FINAL_DRAWS mirrored pairs of a stream of
-    their own (the fit's is left as it was)."""
-    return finite_draws(log_joint, guide, theta, np.random.default_rng(SEED), FINAL_DRAWS, chunk)
+    """(draws, finite, the ELBO's terms at them) of the final ELBO's estimate: FINAL_DRAWS
+    mirrored pairs of a stream of their own (the fit's is left as it was)."""
+    return finite_draws(log_joint, guide, theta, np.random.default_rng(SEED), FINAL_DRAWS,
+                         chunk)
 
 
 def elbo_estimate(log_joint, guide, theta, chunk: int | float = np.inf) -> float:
     """The ELBO at ``theta`` as a fit's final ELBO is estimated (:func:`_final_draws`); -inf
     when it is not finite at any of the draws tried."""
-    final, finite = _final_draws(log_joint, guide, theta, chunk)
-    return float(np.mean(_elbo_draws(log_joint, guide, theta, final, chunk))) if finite \
-        else -np.inf
+    _, finite, terms = _final_draws(log_joint, guide, theta, chunk)
+    return float(np.mean(terms)) if finite else -np.inf
 
 
 def finite_draws(log_joint, guide, theta, rng: np.random.Generator, pairs: int,
-                 chunk: int | float = np.inf) -> tuple[np.ndarray, bool]:
-    """(draws, whether the ELBO of ``theta`` is finite at them): ``pairs`` standard-normal
-    draws and their mirror images [2 pairs, D], new ones while it is not, MAX_FAILURES sets in
-    all (as the step loop retries a non-finite step)."""
+                 chunk: int | float = np.inf) -> tuple[np.ndarray, bool, np.ndarray]:
+    """(draws, whether the ELBO of ``theta`` is finite at them, its terms there [2 pairs]):
+    ``pairs`` standard-normal draws and their mirror images [2 pairs, D], new ones while it is
+    not, MAX_FAILURES sets in all (as the step loop retries a non-finite step). The draws are
+    read-only: fixed for the round, so a family may keep what it computes from them alone
+    (scaled.py keeps their pairwise products)."""
     for _ in range(MAX_FAILURES):
         eps = rng.standard_normal((pairs, guide.D))
         eps = np.concatenate([eps, -eps])
+        eps.flags.writeable = False
         with np.errstate(all="ignore"):
-            if np.all(np.isfinite(_elbo_draws(log_joint, guide, theta, eps, chunk))):
-                return eps, True
-    return eps, False
+            terms = _elbo_draws(log_joint, guide, theta, eps, chunk)
+        if np.all(np.isfinite(terms)):
+            return eps, True, terms
+    return eps, False, terms
 
 
 def _chunked_elbo_and_grad(log_joint, theta, eps, guide, chunk) -> tuple[float, np.ndarray]:
@@ -185,14 +189,17 @@ def _chunked_elbo_and_grad(log_joint, theta, eps, guide, chunk) -> tuple[float, 
     return value / len(eps), gradient / len(eps)
 
 
-def paired_gain(log_joint, guide, before, after, eps,
-                chunk: int | float = np.inf) -> tuple[float, float]:
+def paired_gain(log_joint, guide, before, after, eps, chunk: int | float = np.inf,
+                after_terms: np.ndarray | None = None) -> tuple[float, float]:
     """The ELBO estimate at ``after`` minus at ``before`` on the same mirrored draws ``eps``
     [2 M, D], and its standard error (from the M pair means: a draw and its mirror are not
-    independent). A non-finite value at either is no gain. ``chunk``: draws per call."""
+    independent). A non-finite value at either is no gain. ``chunk``: draws per call;
+    ``after_terms``: the ELBO's terms at ``after`` on ``eps`` when already computed (a
+    round's start checked them finite)."""
     with np.errstate(all="ignore"):
-        difference = _elbo_draws(log_joint, guide, after, eps, chunk) - \
-            _elbo_draws(log_joint, guide, before, eps, chunk)
+        if after_terms is None:
+            after_terms = _elbo_draws(log_joint, guide, after, eps, chunk)
+        difference = after_terms - _elbo_draws(log_joint, guide, before, eps, chunk)
     if not np.all(np.isfinite(difference)):
         return -np.inf, 0.0
     half = len(eps) // 2

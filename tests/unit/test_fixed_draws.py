@@ -67,6 +67,10 @@ def test_the_paired_gain_is_the_mean_difference_with_the_pairs_standard_error():
     gain, se = fixed_draws.paired_gain(model.log_joint, guide, before, after, eps)
     assert gain == pytest.approx(difference.mean(), rel=1e-12)
     assert se == pytest.approx(pairs.std(ddof=1) / 8, rel=1e-12)
+    # the terms at ``after`` a round's start computed already give the same gain, bit for bit
+    assert fixed_draws.paired_gain(model.log_joint, guide, before, after, eps,
+                                   after_terms=fixed_draws._elbo_draws(
+                                       model.log_joint, guide, after, eps)) == (gain, se)
     with np.errstate(all="ignore"):
         assert fixed_draws.paired_gain(lambda z: np.full(len(z), np.nan), guide, before, after,
                                        eps) == (-np.inf, 0.0)
@@ -88,6 +92,19 @@ def test_a_round_evaluated_in_chunks_of_draws_is_the_whole_round(chunk):
     assert fixed_draws.paired_gain(model.log_joint, guide, before, theta, eps, chunk) == \
         pytest.approx(fixed_draws.paired_gain(model.log_joint, guide, before, theta, eps),
                       rel=1e-12)
+
+
+def test_a_rounds_draws_are_read_only_and_come_with_their_elbo_terms():
+    # a round's draws are fixed (the layer keeps their pairwise products, scaled._pairs), and
+    # the terms checked finite at its start are those the paired gain and final ELBO reuse
+    model, guide = Banana(), Scaled(2)
+    theta = guide.init(2, 1.0)
+    eps, finite, terms = fixed_draws.finite_draws(model.log_joint, guide, theta,
+                                                  np.random.default_rng(0), 8)
+    assert finite and eps.shape == (16, 2) and not eps.flags.writeable
+    np.testing.assert_array_equal(eps[8:], -eps[:8])
+    np.testing.assert_array_equal(terms, fixed_draws._elbo_draws(model.log_joint, guide,
+                                                                 theta, eps))
 
 
 def test_method_dadvi_refuses_the_scaled_family():
