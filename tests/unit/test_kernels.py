@@ -292,19 +292,24 @@ def test_fused_terms_and_predictive_keep_inlined_let():
         np.testing.assert_array_equal(pa[key], pb[key])
 
 
-def test_reported_let_is_not_inlined():
-    text = _HEAD + """data y: real[N]
-sample alpha ~ Normal(0, 1)
-let mu = alpha + x
-observe y ~ Normal(mu, 1.0)
-"""
+def _compile_on_seed_0(text, fuse=True):
+    """The whole model ``text`` compiled on the table's data drawn from seed 0."""
     rng = np.random.default_rng(0)
     data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
             "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "m": rng.integers(1, 9, N),
             "y": rng.normal(0, 1, N)}
     program = parse(text, "model.ppl")
     values, dims = load_data(check(program), data)
-    compiled = compile_model(check(program, dims), values)
+    return compile_model(check(program, dims), values, fuse=fuse)
+
+
+def test_reported_let_is_not_inlined():
+    text = _HEAD + """data y: real[N]
+sample alpha ~ Normal(0, 1)
+let mu = alpha + x
+observe y ~ Normal(mu, 1.0)
+"""
+    compiled = _compile_on_seed_0(text)
     assert any(getattr(s, "name", None) == "mu" for s in compiled._live)
 
 
@@ -317,14 +322,7 @@ sample z: int ~ Bernoulli(0.3)
 let _mu = alpha + z * x
 observe y ~ Normal(_mu, 1.0)
 """
-    rng = np.random.default_rng(0)
-    data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
-            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "m": rng.integers(1, 9, N),
-            "y": rng.normal(0, 1, N)}
-    program = parse(text, "model.ppl")
-    values, dims = load_data(check(program), data)
-    fused, traced = (compile_model(check(program, dims), values, fuse=fuse)
-                     for fuse in (True, False))
+    fused, traced = (_compile_on_seed_0(text, fuse) for fuse in (True, False))
     assert not any(getattr(s, "kernel", None) is not None for s in fused._steps)
     z = draws(fused)
     np.testing.assert_array_equal(fused.log_joint(z), traced.log_joint(z))
@@ -340,13 +338,7 @@ def test_scale_outside_its_support_gives_minus_infinity(kind, monkeypatch):
 sample a ~ Normal(0, 1)
 observe y ~ Normal(a * x, a)
 """
-    rng = np.random.default_rng(0)
-    data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
-            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "m": rng.integers(1, 9, N),
-            "y": rng.normal(0, 1, N)}
-    program = parse(text, "model.ppl")
-    values, dims = load_data(check(program), data)
-    compiled = compile_model(check(program, dims), values)
+    compiled = _compile_on_seed_0(text)
     assert type(_kernel(compiled)).__name__ == kind
     z = np.array([[-0.5], [0.0], [0.7]])
     value = compiled.log_joint(z)
