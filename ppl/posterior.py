@@ -536,7 +536,17 @@ class Fit:
         return p.khat < p.threshold
 
     def verdict(self) -> Verdict:
-        """What this fit can be trusted for, in one line (infer/verdict.py)."""
+        """What this fit can be trusted for, in one line (infer/verdict.py).
+
+        Computed once for the fit's climb and starts reports (``auto``, ``starts``: they are
+        set after the fit, and its hint names only the families auto did not try): auto asks
+        for a rung's verdict up to four times, a saved fit twice."""
+        cached = self._cache.get("verdict")
+        if cached is None or cached[0] is not self.auto or cached[1] is not self.starts:
+            cached = self._cache["verdict"] = (self.auto, self.starts, self._verdict_now())
+        return cached[2]
+
+    def _verdict_now(self) -> Verdict:
         from .guides import user
         from .infer.ladder import ladder
         from .infer.verdict import CARE, MIN_WEIGHTS_ESS, RELIABLE
@@ -578,7 +588,7 @@ class Fit:
         disagree with the plain ones, on k̂'s own draws (verdict.disagreement). k̂ alone is
         small for any guide wider than the posterior (bounded weights): DADVI's linear-response
         sds on eight_schools_noncentered were 84-93% too large at k̂ 0.41-0.45, `reliable`.
-        Computed once: auto asks for a rung's verdict up to three times, a saved fit twice."""
+        Computed once: the verdict is computed again when auto's report is set on the fit."""
         if "weights_disagree" not in self._cache:
             self._cache["weights_disagree"] = self._weights_disagree_now()
         return self._cache["weights_disagree"]

@@ -166,15 +166,25 @@ def test_auto_stops_at_mean_field_when_it_is_reliable():
     assert fit.result.guide.name == "meanfield" and fit.khat < 0.5
 
 
-def test_auto_climbs_to_full_rank_on_a_correlated_posterior():
+def test_auto_climbs_to_full_rank_on_a_correlated_posterior(monkeypatch):
     # correlation 0.95: mean field's sds are sqrt(1 - 0.95^2) = 0.31 of the marginal ones,
     # its weights heavy-tailed (k̂ well above 0.7); full rank contains the posterior
+    from ppl import posterior
+    judged, judge = [], posterior.judge
+    monkeypatch.setattr(posterior, "judge", lambda *args, **kw: judged.append(1) or
+                        judge(*args, **kw))
     cov = np.array([[1.0, 0.95], [0.95, 1.0]])
     fit, report = _auto(Gaussian(cov))
     assert [t.family for t in report.tried] == ["meanfield", "fullrank"]
     assert report.tried[0].level == "unreliable"
     assert report.tried[report.chosen].family == "fullrank"
     assert fit.result.guide.name == "fullrank" and fit.khat < 0.5
+    # each rung judged once: auto asked for a rung's verdict three or four times (its level,
+    # the ladder's outcome, whether it is usable), each judged again (about 2 ms a fit); the
+    # report set on the chosen fit changes its hint (the families not tried): judged again
+    assert len(judged) == 2
+    fit.auto = report
+    assert fit.verdict() is fit.verdict() and len(judged) == 3
 
 
 def test_a_progress_callback_with_a_family_method_hears_each_family_before_its_steps():
