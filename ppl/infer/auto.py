@@ -263,21 +263,27 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
         if result is None:
             history += ((name, tried[-1].level),)     # FAILED or DIVERGED
             continue
-        fit = assess(result)
-        # (not past the iteration cap: the further rounds would exceed --iter)
-        if name == "scaled" and _low_ess(fit) and \
-                result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
-            result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
-            fit = assess(result)
-        moved = None
-        # where the flow would follow this fit (it cannot be used), and not past the iteration cap
-        if name in MOVED_RUNGS and result.reason != advi.MAX_ITER and \
-                policy.next(history + ((name, _outcome(fit, gaussian)),)) == "flow":
-            # a copy of the stream: a move that cannot be used leaves the climb as it was
-            moved = moment_matched(compiled, result, copy.deepcopy(rng))
-            if moved is not None and _usable(moved_fit := assess(moved)):
-                result, fit = moved, moved_fit
-        _record(name, fit, started, tried, assessed, moved=result is moved)
+        fit, moved = assess(result), None
+        try:
+            # (not past the iteration cap: the further rounds would exceed --iter)
+            if name == "scaled" and _low_ess(fit) and \
+                    result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
+                result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
+                fit = assess(result)
+            # where the flow would follow this fit (it cannot be used), not past the iteration cap
+            if name in MOVED_RUNGS and result.reason != advi.MAX_ITER and \
+                    policy.next(history + ((name, _outcome(fit, gaussian)),)) == "flow":
+                # a copy of the stream: a move that cannot be used leaves the climb as it was
+                moved = moment_matched(compiled, result, copy.deepcopy(rng))
+                if moved is not None and _usable(moved_fit := assess(moved)):
+                    result, fit = moved, moved_fit
+            _record(name, fit, started, tried, assessed, moved=result is moved)
+        except KeyboardInterrupt:
+            # Ctrl-C after the rung's steps (its k̂'s draws, its move): the rung as fitted (not
+            # moved, unless the move was kept) is recorded, as Ctrl-C inside its steps keeps
+            # it, and the climb ends (fit_auto); it had ended with the fits before it
+            _record(name, fit, started, tried, assessed, moved=result is moved)
+            raise
         history += ((name, _outcome(fit, gaussian)),)
         ends[name] = result
         if name in GAUSSIAN_RUNGS:

@@ -825,21 +825,24 @@ def test_moment_matching_moves_a_scaled_fit_to_its_weighted_moments():
     assert abs(moved.final_elbo - 0.5 * np.log(np.linalg.det(2 * np.pi * cov))) < 0.05
 
 
-def _moved(moved_level, monkeypatch, skip_ess=1.0, mean_field="unreliable"):
+def _moved(moved_level, monkeypatch, skip_ess=1.0, mean_field="unreliable", move=None,
+           interrupt=()):
     """Auto on the banana with full rank and scaled judged unreliable, mean field
-    ``mean_field``, and their moment-matched move (stubbed, reason 'moved') judged
+    ``mean_field``, and their moment-matched move (stubbed, reason 'moved', or ``move``) judged
     ``moved_level``: the families tried, the chosen fit, whether the last rung was asked for
     and the report, and the fits the flow started from. SKIP_ESS 1.0 skips full rank (every
-    ESS is below it), 0.0 fits it."""
+    ESS is below it), 0.0 fits it. Ctrl-C comes in the first verdict asked of each family in
+    ``interrupt`` (while its k̂ is computed)."""
     from ppl.errors import diverged
     calls, flow_starts = [], []
     monkeypatch.setattr(auto, "retry", lambda *args: calls.append(args))
     monkeypatch.setattr(auto, "SKIP_ESS", skip_ess)
     # every ESS is below RETRY_ESS 1.0: a mean field usable with care is checked by full rank
     monkeypatch.setattr(auto, "RETRY_ESS", 1.0)
-    monkeypatch.setattr(auto, "moment_matched",
-                        lambda compiled, result, rng: dataclasses.replace(result, reason="moved"))
+    monkeypatch.setattr(auto, "moment_matched", move or (
+        lambda compiled, result, rng: dataclasses.replace(result, reason="moved")))
     monkeypatch.setattr(auto.advi, "refine", lambda compiled, result, *args: result)
+    interrupt = set(interrupt)
 
     def quick(compiled, options, rng, progress=None, warm=None):
         # the rungs' steps stand in (mean field at N(0, I)): only the climb's decisions are
@@ -857,6 +860,9 @@ def _moved(moved_level, monkeypatch, skip_ess=1.0, mean_field="unreliable"):
 
     class Moved(_Care):
         def verdict(self):
+            if self.result.guide.name in interrupt:
+                interrupt.remove(self.result.guide.name)
+                raise KeyboardInterrupt
             if self.result.reason == "moved":
                 return dataclasses.replace(Fit.verdict(self), level=moved_level)
             return super().verdict()
@@ -904,3 +910,24 @@ def test_an_unusable_full_rank_moved_to_its_weighted_moments_ends_the_climb(monk
     families, fit, calls, report, _ = _moved(CARE, monkeypatch, skip_ess=0.0, mean_field=CARE)
     assert families == ["meanfield", "fullrank"] and not report.tried[-1].moved
     assert fit.result.guide.name == "meanfield"
+
+
+def test_ctrl_c_during_a_move_or_a_rungs_khat_keeps_the_rung_as_fitted(monkeypatch):
+    # Ctrl-C while full rank was moved to its weighted moments (or while a rung's k̂ was
+    # computed) unwound past the fitted rung: auto returned the fits before it, and the rung
+    # was not even listed. Now it is kept unmoved, the climb ends, and the line says so
+    def interrupted(compiled, result, rng):
+        raise KeyboardInterrupt
+    families, fit, calls, report, flow_starts = _moved(CARE, monkeypatch, skip_ess=0.0,
+                                                       move=interrupted)
+    assert families == ["meanfield", "fullrank"] and calls == [] and flow_starts == []
+    assert report.interrupted and not report.tried[-1].moved
+    assert report.tried[-1].level == "unreliable" and "the climb interrupted" in report.line()
+    assert fit.result.reason != "moved"
+    # Ctrl-C while scaled's k̂ is computed, and while mean field's is (the first rung: there
+    # was nothing to return, and the whole fit was lost)
+    for family, tried in (("scaled", ["meanfield", "fullrank", "scaled"]),
+                          ("meanfield", ["meanfield"])):
+        families, fit, calls, report, _ = _moved(CARE, monkeypatch, interrupt={family})
+        assert families == tried and report.interrupted and calls == []
+        assert report.tried[-1].level == "unreliable" and report.tried[-1].khat < np.inf
