@@ -63,6 +63,21 @@ def unconverged(reason: str) -> str:
                                       "fixed draws"}.get(reason, "raise --iter")
 
 
+def convergence_text(converged: bool, reason: str, steps: int, seconds: float, final: str,
+                     unmoved_final_elbo: float | None = None) -> str:
+    """The line under a fit's summary (``ppl fit``, and ``ppl summary`` from fit.json): whether
+    and by which rule its steps converged, then ``final`` (its final ELBO and k̂, or log
+    joint). A fit ``--guide auto`` moved to its importance-weighted moments after its steps
+    says so and the final ELBO the steps ended at (``unmoved_final_elbo``): the trace, steps and
+    rule are theirs, ``final`` the moved fit's."""
+    state = "converged" if converged else "did NOT converge"
+    rule = reason.removeprefix("converged: ")
+    if unmoved_final_elbo is None or np.isnan(unmoved_final_elbo):
+        return f"{state} after {steps} steps in {seconds:.2f} s ({rule}); {final}"
+    return (f"{state} after {steps} steps in {seconds:.2f} s ({rule}; the steps' final ELBO "
+            f"{unmoved_final_elbo:.6g}), then moved to its importance-weighted moments; {final}")
+
+
 def by_draws(fn, zeta: np.ndarray, step, *args) -> dict[str, np.ndarray]:
     """fn(zeta, *args): name -> [n, ...], called ``step`` draws at a time (one call when step
     is at least n) and filled into its arrays in place: a list of chunks, then their
@@ -690,11 +705,10 @@ class Fit:
         from .guides import user
         r = self.result
         seconds = r.seconds if seconds is None else check_seconds("seconds", seconds)
-        state = "converged" if r.converged else "did NOT converge"
-        rule = r.reason.removeprefix("converged: ")
         final = (f"final log joint {r.final_elbo:.6g}" if user.point_only(self.compiled)
                  else f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
-        return f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); {final}"
+        return convergence_text(r.converged, r.reason, r.steps, seconds, final,
+                                getattr(r, "unmoved_final_elbo", None))
 
     def __repr__(self) -> str:
         from .guides import user
@@ -706,4 +720,6 @@ class Fit:
                  else "did not converge")
         # a params-only fit maximizes the log joint (convergence_line's words), not an ELBO
         final = "log joint" if user.point_only(self.compiled) else "ELBO"
-        return f"<Fit: {state} after {r.steps} steps, {final} {r.final_elbo:.4g}>"
+        moved = (", then moved to its weighted moments"    # by auto (convergence_text)
+                 if not np.isnan(getattr(r, "unmoved_final_elbo", np.nan)) else "")
+        return f"<Fit: {state} after {r.steps} steps{moved}, {final} {r.final_elbo:.4g}>"

@@ -426,9 +426,11 @@ def moment_matched(compiled, result, rng: np.random.Generator):
     """``result`` pushed by the lower-triangular affine map that takes the mean and covariance
     of MOMENT_DRAWS fresh draws of its guide to their PSIS-weighted mean and covariance (the
     guide's ``push_affine``, exact for such maps), its final ELBO estimated again as a fit on
-    fixed draws estimates it; None when a weight is not finite or a covariance is singular.
-    The draws come from ``rng``, not from the fit's own stream, so the moved fit's k̂ is judged
-    on draws its move did not see."""
+    fixed draws estimates it (the steps' kept as ``unmoved_final_elbo``; their trace, steps
+    and convergence are left as they were), its seconds the move's too; None when a weight is
+    not finite or a covariance is singular. The draws come from ``rng``, not from the fit's own
+    stream, so the moved fit's k̂ is judged on draws its move did not see."""
+    started = time.perf_counter()
     guide, theta, chunk = result.guide, result.theta, advi.fixed_draws_chunk(compiled)
     eps = rng.standard_normal((MOMENT_DRAWS, guide.eps_dim(compiled.dim)))
     zeta = guide.draw(theta, eps)
@@ -444,9 +446,10 @@ def moment_matched(compiled, result, rng: np.random.Generator):
     except np.linalg.LinAlgError:
         return None
     moved = guide.push_affine(theta, mean_w - B @ mean_q, np.tril(B))
-    return dataclasses.replace(result, theta=moved,
-                               final_elbo=fixed_draws.elbo_estimate(compiled.log_joint, guide,
-                                                                    moved, chunk))
+    final_elbo = fixed_draws.elbo_estimate(compiled.log_joint, guide, moved, chunk)
+    return dataclasses.replace(result, theta=moved, final_elbo=final_elbo,
+                               unmoved_final_elbo=result.final_elbo,
+                               seconds=result.seconds + time.perf_counter() - started)
 
 
 def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):

@@ -816,13 +816,47 @@ def test_moment_matching_moves_a_scaled_fit_to_its_weighted_moments():
     # covariance's entries about as close
     cov = np.array([[1.5, 0.6], [0.6, 1.0]])
     guide = family("scaled", 2)
-    result = advi.AdviResult(guide, guide.init(2, 0.8), ("a", "b"), np.zeros(0), True,
-                             advi.CONVERGED, 0, 0.0, 0.01, -np.inf)
+    result = advi.AdviResult(guide, guide.init(2, 0.8), ("a", "b"), np.array([-9.0, -5.0]),
+                             True, advi.CONVERGED, 2, 0.0, 0.01, -5.0)
     moved = auto.moment_matched(Gaussian(cov), result, np.random.default_rng(1))
     a, A = guide.frame(moved.theta)
     assert np.allclose(a, 0.0, atol=0.15) and np.allclose(A @ A.T, cov, atol=0.15)
     # its final ELBO is its own: log p(data) = log of N(0, cov)'s normalizer, q near p
     assert abs(moved.final_elbo - 0.5 * np.log(np.linalg.det(2 * np.pi * cov))) < 0.05
+    # the steps' trace and convergence are left as they were, and their final ELBO is kept
+    assert moved.unmoved_final_elbo == -5.0 and np.isnan(result.unmoved_final_elbo)
+    assert moved.elbo.tolist() == [-9.0, -5.0] and (moved.steps, moved.reason) == (2, advi.CONVERGED)
+
+
+def test_a_moved_fit_says_its_steps_ended_elsewhere(tmp_path, capsys):
+    # mesquite-logvolume seed 9, full rank moved: 'converged after 2300 steps in 3.87 s (...);
+    # final ELBO -52.585', the moved fit's ELBO as if its steps had ended there, while elbo.csv
+    # and fit.json's steps, converged and reason are the unmoved steps' (their final ELBO
+    # -52.636 was nowhere); now the line, fit.json, `ppl summary`, the repr and elbo.png say so
+    import json
+    import ppl
+    from ppl.cli import main
+    from ppl.savedfit import save_fit
+    fit = ppl.compile("sample m ~ Normal(0, 1)\n").fit(guide="meanfield", iter=20)
+    steps_elbo = fit.result.final_elbo
+    fit.result = dataclasses.replace(fit.result, unmoved_final_elbo=steps_elbo,
+                                     final_elbo=steps_elbo - 0.25)
+    line = fit.convergence_line()
+    assert (f"; the steps' final ELBO {steps_elbo:.6g}), then moved to its importance-weighted "
+            f"moments; final ELBO {steps_elbo - 0.25:.6g}; k̂ ") in line
+    assert "then moved to its weighted moments" in repr(fit)
+    save_fit(fit, tmp_path)
+    info = json.loads((tmp_path / "fit.json").read_text())
+    assert (info["unmoved_final_elbo"], info["final_elbo"]) == (steps_elbo, steps_elbo - 0.25)
+    assert main(["summary", str(tmp_path)]) == 0
+    assert line.partition(" s (")[2] in capsys.readouterr().out    # its seconds aside
+    from ppl.plot import _trace
+    assert _trace(info, tmp_path / "fit.json").title.endswith("(the fit then moved)")
+    # a fit that was not moved: no such entry, and the line as before
+    fit.result = dataclasses.replace(fit.result, unmoved_final_elbo=float("nan"))
+    save_fit(fit, tmp_path)
+    assert "unmoved_final_elbo" not in json.loads((tmp_path / "fit.json").read_text())
+    assert "moved" not in fit.convergence_line() + repr(fit)
 
 
 def _moved(moved_level, monkeypatch, skip_ess=1.0, mean_field="unreliable", move=None,
