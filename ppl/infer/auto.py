@@ -416,10 +416,17 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
     # Both flows maximize the same ELBO from the same start: the higher one is the closer q.
     # k̂ from 4000 draws is too noisy to choose between them (gp_pois_regr, seed 2: 0.85 and
     # 0.85, the retry's errors a third of the flow's; docs/history/trust-log.md)
-    if assessed and assessed[-1][1].result.guide.name.startswith("flow") and \
-            result.final_elbo > assessed[-1][1].result.final_elbo:
-        assessed.pop()
-    _record(spec, fit, started, tried, assessed)
+    replaces = bool(assessed) and assessed[-1][1].result.guide.name.startswith("flow") and \
+        result.final_elbo > assessed[-1][1].result.final_elbo
+    try:
+        _record(spec, fit, started, tried, assessed)
+    except KeyboardInterrupt:
+        # Ctrl-C while its k̂ was computed: kept beside the first flow, as _climb keeps a rung,
+        # and the ELBO chooses (fit_auto); both had been lost
+        _record(spec, fit, started, tried, assessed)
+        raise
+    if replaces:
+        del assessed[-2]
 
 
 def moment_matched(compiled, result, rng: np.random.Generator):

@@ -575,6 +575,26 @@ def test_the_retry_replaces_the_flow_only_when_its_elbo_is_higher(monkeypatch):
         assert [tried[i].family for i, _ in assessed] == kept
 
 
+def test_ctrl_c_while_the_last_rungs_khat_is_computed_keeps_both_flows(monkeypatch):
+    # the first flow was dropped for the retry's higher ELBO before the retry's k̂ was
+    # computed; Ctrl-C there lost both, and auto returned the fits before them
+    from types import SimpleNamespace
+    first, retried, asked = _stub("flow:2", -48.0, 0.80), _stub("flow:4", -47.7, 0.85), []
+
+    def verdict():
+        asked.append(1)
+        if len(asked) == 1:
+            raise KeyboardInterrupt
+        return SimpleNamespace(level="unreliable")
+    retried.verdict = verdict
+    monkeypatch.setattr(auto.advi, "fit", lambda *args: retried.result)
+    tried, assessed = [Tried("flow", 0.80, "unreliable", 1.0)], [(0, first)]
+    with pytest.raises(KeyboardInterrupt):
+        auto.retry(None, OPTIONS, None, lambda result: retried, None, None, tried, assessed)
+    assert [t.family for t in tried] == ["flow", "flow:4"]
+    assert [tried[i].family for i, _ in assessed] == ["flow", "flow:4"]
+
+
 def test_a_diverged_last_rung_is_recorded_as_diverged_and_not_chosen(monkeypatch):
     # advi.fell marked the fit (the BNN's flow:4, seed 2: final ELBO -2.3e33,
     # docs/history/trust-log.md)
