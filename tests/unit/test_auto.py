@@ -845,7 +845,8 @@ def test_moment_matching_moves_a_scaled_fit_to_its_weighted_moments():
     assert abs(moved.final_elbo - 0.5 * np.log(np.linalg.det(2 * np.pi * cov))) < 0.05
     # the steps' trace and convergence are left as they were, and their final ELBO is kept
     assert moved.unmoved_final_elbo == -5.0 and np.isnan(result.unmoved_final_elbo)
-    assert moved.elbo.tolist() == [-9.0, -5.0] and (moved.steps, moved.reason) == (2, advi.CONVERGED)
+    assert moved.elbo.tolist() == [-9.0, -5.0]
+    assert (moved.steps, moved.reason) == (2, advi.CONVERGED)
 
 
 def test_a_moved_fit_says_its_steps_ended_elsewhere(tmp_path, capsys):
