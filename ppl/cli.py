@@ -482,11 +482,10 @@ class _progress_bar:
 
 def _cmd_summary(args) -> int:
     from .infer.point import is_point_fit
+    from .posterior import convergence_text
     from .savedfit import read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
     print(read_summary(Path(args.dir), info))
-    state = "converged" if info["converged"] else "did NOT converge"
-    rule = info["reason"].removeprefix("converged: ")
     khat = info["khat"]
     shown = "" if khat is None else f"; k̂ {khat:.2f}"
     psis = info.get("psis")      # k̂ inf or -inf: null in 'khat', named in psis.khat
@@ -496,7 +495,9 @@ def _cmd_summary(args) -> int:
         final = f"final log joint {info['final_elbo']:.6g}"
     else:
         final = f"final ELBO {info['final_elbo']:.6g}{shown}"
-    print(f"{state} after {info['steps']} steps in {info['seconds']:.2f} s ({rule}); {final}")
+    unmoved = info.get("unmoved_final_elbo")     # a number: save_fit's; else not moved
+    print(convergence_text(info["converged"], info["reason"], info["steps"], info["seconds"],
+                           final, unmoved if type(unmoved) in (int, float) else None))
     for report in ("auto", "starts"):   # the lines `ppl fit` printed here (fits saved since)
         entry = info.get(report)
         if isinstance(entry, dict) and isinstance(entry.get("line"), str):

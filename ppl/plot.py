@@ -91,6 +91,8 @@ def _trace(info: dict, path: Path) -> _Trace:
         return _Trace("log joint at the params (L-BFGS-B, params only)",
                       "L-BFGS-B iteration", "log joint", None, final)
     title = "ELBO estimate at each step"
+    if info.get("unmoved_final_elbo") is not None:   # guide auto moved the fit after its steps
+        title += " (the fit then moved)"
     if options.batch:
         (dim, size), = options.batch.items()
         title += f" (minibatches of {size} along {dim})"

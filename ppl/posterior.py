@@ -63,6 +63,21 @@ def unconverged(reason: str) -> str:
                                       "fixed draws"}.get(reason, "raise --iter")
 
 
+def convergence_text(converged: bool, reason: str, steps: int, seconds: float, final: str,
+                     unmoved_final_elbo: float | None = None) -> str:
+    """The line under a fit's summary (``ppl fit``, and ``ppl summary`` from fit.json): whether
+    and by which rule its steps converged, then ``final`` (its final ELBO and k̂, or log
+    joint). A fit ``--guide auto`` moved to its importance-weighted moments after its steps
+    says so and the final ELBO the steps ended at (``unmoved_final_elbo``): the trace, steps and
+    rule are theirs, ``final`` the moved fit's."""
+    state = "converged" if converged else "did NOT converge"
+    rule = reason.removeprefix("converged: ")
+    if unmoved_final_elbo is None or np.isnan(unmoved_final_elbo):
+        return f"{state} after {steps} steps in {seconds:.2f} s ({rule}); {final}"
+    return (f"{state} after {steps} steps in {seconds:.2f} s ({rule}; the steps' final ELBO "
+            f"{unmoved_final_elbo:.6g}), then moved to its importance-weighted moments; {final}")
+
+
 def by_draws(fn, zeta: np.ndarray, step, *args) -> dict[str, np.ndarray]:
     """fn(zeta, *args): name -> [n, ...], called ``step`` draws at a time (one call when step
     is at least n) and filled into its arrays in place: a list of chunks, then their
@@ -536,7 +551,17 @@ class Fit:
         return p.khat < p.threshold
 
     def verdict(self) -> Verdict:
-        """What this fit can be trusted for, in one line (infer/verdict.py)."""
+        """What this fit can be trusted for, in one line (infer/verdict.py).
+
+        Computed once for the fit's climb and starts reports (``auto``, ``starts``: they are
+        set after the fit, and its hint names only the families auto did not try): auto asks
+        for a rung's verdict up to four times, a saved fit twice."""
+        cached = self._cache.get("verdict")
+        if cached is None or cached[0] is not self.auto or cached[1] is not self.starts:
+            cached = self._cache["verdict"] = (self.auto, self.starts, self._verdict_now())
+        return cached[2]
+
+    def _verdict_now(self) -> Verdict:
         from .guides import user
         from .infer.ladder import ladder
         from .infer.verdict import CARE, MIN_WEIGHTS_ESS, RELIABLE
@@ -578,7 +603,7 @@ class Fit:
         disagree with the plain ones, on k̂'s own draws (verdict.disagreement). k̂ alone is
         small for any guide wider than the posterior (bounded weights): DADVI's linear-response
         sds on eight_schools_noncentered were 84-93% too large at k̂ 0.41-0.45, `reliable`.
-        Computed once: auto asks for a rung's verdict up to three times, a saved fit twice."""
+        Computed once: the verdict is computed again when auto's report is set on the fit."""
         if "weights_disagree" not in self._cache:
             self._cache["weights_disagree"] = self._weights_disagree_now()
         return self._cache["weights_disagree"]
@@ -680,11 +705,10 @@ class Fit:
         from .guides import user
         r = self.result
         seconds = r.seconds if seconds is None else check_seconds("seconds", seconds)
-        state = "converged" if r.converged else "did NOT converge"
-        rule = r.reason.removeprefix("converged: ")
         final = (f"final log joint {r.final_elbo:.6g}" if user.point_only(self.compiled)
                  else f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
-        return f"{state} after {r.steps} steps in {seconds:.2f} s ({rule}); {final}"
+        return convergence_text(r.converged, r.reason, r.steps, seconds, final,
+                                getattr(r, "unmoved_final_elbo", None))
 
     def __repr__(self) -> str:
         from .guides import user
@@ -696,4 +720,6 @@ class Fit:
                  else "did not converge")
         # a params-only fit maximizes the log joint (convergence_line's words), not an ELBO
         final = "log joint" if user.point_only(self.compiled) else "ELBO"
-        return f"<Fit: {state} after {r.steps} steps, {final} {r.final_elbo:.4g}>"
+        moved = (", then moved to its weighted moments"    # by auto (convergence_text)
+                 if not np.isnan(getattr(r, "unmoved_final_elbo", np.nan)) else "")
+        return f"<Fit: {state} after {r.steps} steps{moved}, {final} {r.final_elbo:.4g}>"

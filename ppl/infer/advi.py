@@ -77,6 +77,10 @@ class AdviResult:
         before its first step: the ELBO at its start).
     jitter : the iterates' jitter over the last full window, in guide sds (see ``fit``); nan
         when the fit took no full window.
+    unmoved_final_elbo : nan, or when ``--guide auto`` moved the fit to its importance-weighted
+        moments after its steps (auto.moment_matched), the final ELBO the steps ended at: then
+        ``elbo``, ``converged``, ``reason`` and ``steps`` are the steps', ``theta`` and
+        ``final_elbo`` (estimated as a fit on fixed draws' is) the moved fit's.
     """
     guide: object
     theta: np.ndarray
@@ -89,6 +93,7 @@ class AdviResult:
     lr: float
     final_elbo: float
     jitter: float = float("nan")
+    unmoved_final_elbo: float = float("nan")
 
     @property
     def mu(self) -> np.ndarray:

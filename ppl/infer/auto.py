@@ -263,21 +263,27 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
         if result is None:
             history += ((name, tried[-1].level),)     # FAILED or DIVERGED
             continue
-        fit = assess(result)
-        # (not past the iteration cap: the further rounds would exceed --iter)
-        if name == "scaled" and _low_ess(fit) and \
-                result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
-            result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
-            fit = assess(result)
-        moved = None
-        # where the flow would follow this fit (it cannot be used), and not past the iteration cap
-        if name in MOVED_RUNGS and result.reason != advi.MAX_ITER and \
-                policy.next(history + ((name, _outcome(fit, gaussian)),)) == "flow":
-            # a copy of the stream: a move that cannot be used leaves the climb as it was
-            moved = moment_matched(compiled, result, copy.deepcopy(rng))
-            if moved is not None and _usable(moved_fit := assess(moved)):
-                result, fit = moved, moved_fit
-        _record(name, fit, started, tried, assessed, moved=result is moved)
+        fit, moved = assess(result), None
+        try:
+            # (not past the iteration cap: the further rounds would exceed --iter)
+            if name == "scaled" and _low_ess(fit) and \
+                    result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
+                result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
+                fit = assess(result)
+            # where the flow would follow this fit (it cannot be used), not past the iteration cap
+            if name in MOVED_RUNGS and result.reason != advi.MAX_ITER and \
+                    policy.next(history + ((name, _outcome(fit, gaussian)),)) == "flow":
+                # a copy of the stream: a move that cannot be used leaves the climb as it was
+                moved = moment_matched(compiled, result, copy.deepcopy(rng))
+                if moved is not None and _usable(moved_fit := assess(moved)):
+                    result, fit = moved, moved_fit
+            _record(name, fit, started, tried, assessed, moved=result is moved)
+        except KeyboardInterrupt:
+            # Ctrl-C after the rung's steps (its k̂'s draws, its move): the rung as fitted (not
+            # moved, unless the move was kept) is recorded, as Ctrl-C inside its steps keeps
+            # it, and the climb ends (fit_auto); it had ended with the fits before it
+            _record(name, fit, started, tried, assessed, moved=result is moved)
+            raise
         history += ((name, _outcome(fit, gaussian)),)
         ends[name] = result
         if name in GAUSSIAN_RUNGS:
@@ -410,19 +416,28 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
     # Both flows maximize the same ELBO from the same start: the higher one is the closer q.
     # k̂ from 4000 draws is too noisy to choose between them (gp_pois_regr, seed 2: 0.85 and
     # 0.85, the retry's errors a third of the flow's; docs/history/trust-log.md)
-    if assessed and assessed[-1][1].result.guide.name.startswith("flow") and \
-            result.final_elbo > assessed[-1][1].result.final_elbo:
-        assessed.pop()
-    _record(spec, fit, started, tried, assessed)
+    replaces = bool(assessed) and assessed[-1][1].result.guide.name.startswith("flow") and \
+        result.final_elbo > assessed[-1][1].result.final_elbo
+    try:
+        _record(spec, fit, started, tried, assessed)
+    except KeyboardInterrupt:
+        # Ctrl-C while its k̂ was computed: kept beside the first flow, as _climb keeps a rung,
+        # and the ELBO chooses (fit_auto); both had been lost
+        _record(spec, fit, started, tried, assessed)
+        raise
+    if replaces:
+        del assessed[-2]
 
 
 def moment_matched(compiled, result, rng: np.random.Generator):
     """``result`` pushed by the lower-triangular affine map that takes the mean and covariance
     of MOMENT_DRAWS fresh draws of its guide to their PSIS-weighted mean and covariance (the
     guide's ``push_affine``, exact for such maps), its final ELBO estimated again as a fit on
-    fixed draws estimates it; None when a weight is not finite or a covariance is singular.
-    The draws come from ``rng``, not from the fit's own stream, so the moved fit's k̂ is judged
-    on draws its move did not see."""
+    fixed draws estimates it (the steps' kept as ``unmoved_final_elbo``; their trace, steps
+    and convergence are left as they were), its seconds the move's too; None when a weight is
+    not finite or a covariance is singular. The draws come from ``rng``, not from the fit's own
+    stream, so the moved fit's k̂ is judged on draws its move did not see."""
+    started = time.perf_counter()
     guide, theta, chunk = result.guide, result.theta, advi.fixed_draws_chunk(compiled)
     eps = rng.standard_normal((MOMENT_DRAWS, guide.eps_dim(compiled.dim)))
     zeta = guide.draw(theta, eps)
@@ -438,9 +453,10 @@ def moment_matched(compiled, result, rng: np.random.Generator):
     except np.linalg.LinAlgError:
         return None
     moved = guide.push_affine(theta, mean_w - B @ mean_q, np.tril(B))
-    return dataclasses.replace(result, theta=moved,
-                               final_elbo=fixed_draws.elbo_estimate(compiled.log_joint, guide,
-                                                                    moved, chunk))
+    final_elbo = fixed_draws.elbo_estimate(compiled.log_joint, guide, moved, chunk)
+    return dataclasses.replace(result, theta=moved, final_elbo=final_elbo,
+                               unmoved_final_elbo=result.final_elbo,
+                               seconds=result.seconds + time.perf_counter() - started)
 
 
 def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):

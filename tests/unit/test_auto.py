@@ -166,15 +166,25 @@ def test_auto_stops_at_mean_field_when_it_is_reliable():
     assert fit.result.guide.name == "meanfield" and fit.khat < 0.5
 
 
-def test_auto_climbs_to_full_rank_on_a_correlated_posterior():
+def test_auto_climbs_to_full_rank_on_a_correlated_posterior(monkeypatch):
     # correlation 0.95: mean field's sds are sqrt(1 - 0.95^2) = 0.31 of the marginal ones,
     # its weights heavy-tailed (k̂ well above 0.7); full rank contains the posterior
+    from ppl import posterior
+    judged, judge = [], posterior.judge
+    monkeypatch.setattr(posterior, "judge", lambda *args, **kw: judged.append(1) or
+                        judge(*args, **kw))
     cov = np.array([[1.0, 0.95], [0.95, 1.0]])
     fit, report = _auto(Gaussian(cov))
     assert [t.family for t in report.tried] == ["meanfield", "fullrank"]
     assert report.tried[0].level == "unreliable"
     assert report.tried[report.chosen].family == "fullrank"
     assert fit.result.guide.name == "fullrank" and fit.khat < 0.5
+    # each rung judged once: auto asked for a rung's verdict three or four times (its level,
+    # the ladder's outcome, whether it is usable), each judged again (about 2 ms a fit); the
+    # report set on the chosen fit changes its hint (the families not tried): judged again
+    assert len(judged) == 2
+    fit.auto = report
+    assert fit.verdict() is fit.verdict() and len(judged) == 3
 
 
 def test_a_progress_callback_with_a_family_method_hears_each_family_before_its_steps():
@@ -565,6 +575,26 @@ def test_the_retry_replaces_the_flow_only_when_its_elbo_is_higher(monkeypatch):
         assert [tried[i].family for i, _ in assessed] == kept
 
 
+def test_ctrl_c_while_the_last_rungs_khat_is_computed_keeps_both_flows(monkeypatch):
+    # the first flow was dropped for the retry's higher ELBO before the retry's k̂ was
+    # computed; Ctrl-C there lost both, and auto returned the fits before them
+    from types import SimpleNamespace
+    first, retried, asked = _stub("flow:2", -48.0, 0.80), _stub("flow:4", -47.7, 0.85), []
+
+    def verdict():
+        asked.append(1)
+        if len(asked) == 1:
+            raise KeyboardInterrupt
+        return SimpleNamespace(level="unreliable")
+    retried.verdict = verdict
+    monkeypatch.setattr(auto.advi, "fit", lambda *args: retried.result)
+    tried, assessed = [Tried("flow", 0.80, "unreliable", 1.0)], [(0, first)]
+    with pytest.raises(KeyboardInterrupt):
+        auto.retry(None, OPTIONS, None, lambda result: retried, None, None, tried, assessed)
+    assert [t.family for t in tried] == ["flow", "flow:4"]
+    assert [tried[i].family for i, _ in assessed] == ["flow", "flow:4"]
+
+
 def test_a_diverged_last_rung_is_recorded_as_diverged_and_not_chosen(monkeypatch):
     # advi.fell marked the fit (the BNN's flow:4, seed 2: final ELBO -2.3e33,
     # docs/history/trust-log.md)
@@ -806,30 +836,68 @@ def test_moment_matching_moves_a_scaled_fit_to_its_weighted_moments():
     # covariance's entries about as close
     cov = np.array([[1.5, 0.6], [0.6, 1.0]])
     guide = family("scaled", 2)
-    result = advi.AdviResult(guide, guide.init(2, 0.8), ("a", "b"), np.zeros(0), True,
-                             advi.CONVERGED, 0, 0.0, 0.01, -np.inf)
+    result = advi.AdviResult(guide, guide.init(2, 0.8), ("a", "b"), np.array([-9.0, -5.0]),
+                             True, advi.CONVERGED, 2, 0.0, 0.01, -5.0)
     moved = auto.moment_matched(Gaussian(cov), result, np.random.default_rng(1))
     a, A = guide.frame(moved.theta)
     assert np.allclose(a, 0.0, atol=0.15) and np.allclose(A @ A.T, cov, atol=0.15)
     # its final ELBO is its own: log p(data) = log of N(0, cov)'s normalizer, q near p
     assert abs(moved.final_elbo - 0.5 * np.log(np.linalg.det(2 * np.pi * cov))) < 0.05
+    # the steps' trace and convergence are left as they were, and their final ELBO is kept
+    assert moved.unmoved_final_elbo == -5.0 and np.isnan(result.unmoved_final_elbo)
+    assert moved.elbo.tolist() == [-9.0, -5.0]
+    assert (moved.steps, moved.reason) == (2, advi.CONVERGED)
 
 
-def _moved(moved_level, monkeypatch, skip_ess=1.0, mean_field="unreliable"):
+def test_a_moved_fit_says_its_steps_ended_elsewhere(tmp_path, capsys):
+    # mesquite-logvolume seed 9, full rank moved: 'converged after 2300 steps in 3.87 s (...);
+    # final ELBO -52.585', the moved fit's ELBO as if its steps had ended there, while elbo.csv
+    # and fit.json's steps, converged and reason are the unmoved steps' (their final ELBO
+    # -52.636 was nowhere); now the line, fit.json, `ppl summary`, the repr and elbo.png say so
+    import json
+    import ppl
+    from ppl.cli import main
+    from ppl.savedfit import save_fit
+    fit = ppl.compile("sample m ~ Normal(0, 1)\n").fit(guide="meanfield", iter=20)
+    steps_elbo = fit.result.final_elbo
+    fit.result = dataclasses.replace(fit.result, unmoved_final_elbo=steps_elbo,
+                                     final_elbo=steps_elbo - 0.25)
+    line = fit.convergence_line()
+    assert (f"; the steps' final ELBO {steps_elbo:.6g}), then moved to its importance-weighted "
+            f"moments; final ELBO {steps_elbo - 0.25:.6g}; k̂ ") in line
+    assert "then moved to its weighted moments" in repr(fit)
+    save_fit(fit, tmp_path)
+    info = json.loads((tmp_path / "fit.json").read_text())
+    assert (info["unmoved_final_elbo"], info["final_elbo"]) == (steps_elbo, steps_elbo - 0.25)
+    assert main(["summary", str(tmp_path)]) == 0
+    assert line.partition(" s (")[2] in capsys.readouterr().out    # its seconds aside
+    from ppl.plot import _trace
+    assert _trace(info, tmp_path / "fit.json").title.endswith("(the fit then moved)")
+    # a fit that was not moved: no such entry, and the line as before
+    fit.result = dataclasses.replace(fit.result, unmoved_final_elbo=float("nan"))
+    save_fit(fit, tmp_path)
+    assert "unmoved_final_elbo" not in json.loads((tmp_path / "fit.json").read_text())
+    assert "moved" not in fit.convergence_line() + repr(fit)
+
+
+def _moved(moved_level, monkeypatch, skip_ess=1.0, mean_field="unreliable", move=None,
+           interrupt=()):
     """Auto on the banana with full rank and scaled judged unreliable, mean field
-    ``mean_field``, and their moment-matched move (stubbed, reason 'moved') judged
+    ``mean_field``, and their moment-matched move (stubbed, reason 'moved', or ``move``) judged
     ``moved_level``: the families tried, the chosen fit, whether the last rung was asked for
     and the report, and the fits the flow started from. SKIP_ESS 1.0 skips full rank (every
-    ESS is below it), 0.0 fits it."""
+    ESS is below it), 0.0 fits it. Ctrl-C comes in the first verdict asked of each family in
+    ``interrupt`` (while its k̂ is computed)."""
     from ppl.errors import diverged
     calls, flow_starts = [], []
     monkeypatch.setattr(auto, "retry", lambda *args: calls.append(args))
     monkeypatch.setattr(auto, "SKIP_ESS", skip_ess)
     # every ESS is below RETRY_ESS 1.0: a mean field usable with care is checked by full rank
     monkeypatch.setattr(auto, "RETRY_ESS", 1.0)
-    monkeypatch.setattr(auto, "moment_matched",
-                        lambda compiled, result, rng: dataclasses.replace(result, reason="moved"))
+    monkeypatch.setattr(auto, "moment_matched", move or (
+        lambda compiled, result, rng: dataclasses.replace(result, reason="moved")))
     monkeypatch.setattr(auto.advi, "refine", lambda compiled, result, *args: result)
+    interrupt = set(interrupt)
 
     def quick(compiled, options, rng, progress=None, warm=None):
         # the rungs' steps stand in (mean field at N(0, I)): only the climb's decisions are
@@ -847,6 +915,9 @@ def _moved(moved_level, monkeypatch, skip_ess=1.0, mean_field="unreliable"):
 
     class Moved(_Care):
         def verdict(self):
+            if self.result.guide.name in interrupt:
+                interrupt.remove(self.result.guide.name)
+                raise KeyboardInterrupt
             if self.result.reason == "moved":
                 return dataclasses.replace(Fit.verdict(self), level=moved_level)
             return super().verdict()
@@ -894,3 +965,24 @@ def test_an_unusable_full_rank_moved_to_its_weighted_moments_ends_the_climb(monk
     families, fit, calls, report, _ = _moved(CARE, monkeypatch, skip_ess=0.0, mean_field=CARE)
     assert families == ["meanfield", "fullrank"] and not report.tried[-1].moved
     assert fit.result.guide.name == "meanfield"
+
+
+def test_ctrl_c_during_a_move_or_a_rungs_khat_keeps_the_rung_as_fitted(monkeypatch):
+    # Ctrl-C while full rank was moved to its weighted moments (or while a rung's k̂ was
+    # computed) unwound past the fitted rung: auto returned the fits before it, and the rung
+    # was not even listed. Now it is kept unmoved, the climb ends, and the line says so
+    def interrupted(compiled, result, rng):
+        raise KeyboardInterrupt
+    families, fit, calls, report, flow_starts = _moved(CARE, monkeypatch, skip_ess=0.0,
+                                                       move=interrupted)
+    assert families == ["meanfield", "fullrank"] and calls == [] and flow_starts == []
+    assert report.interrupted and not report.tried[-1].moved
+    assert report.tried[-1].level == "unreliable" and "the climb interrupted" in report.line()
+    assert fit.result.reason != "moved"
+    # Ctrl-C while scaled's k̂ is computed, and while mean field's is (the first rung: there
+    # was nothing to return, and the whole fit was lost)
+    for family, tried in (("scaled", ["meanfield", "fullrank", "scaled"]),
+                          ("meanfield", ["meanfield"])):
+        families, fit, calls, report, _ = _moved(CARE, monkeypatch, interrupt={family})
+        assert families == tried and report.interrupted and calls == []
+        assert report.tried[-1].level == "unreliable" and report.tried[-1].khat < np.inf
