@@ -268,8 +268,15 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
             # (not past the iteration cap: the further rounds would exceed --iter)
             if name == "scaled" and _low_ess(fit) and \
                     result.reason not in (advi.INTERRUPTED, advi.MAX_ITER):
-                result = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS, progress)
-                fit = assess(result)
+                try:
+                    refined = advi.refine(compiled, result, rng, fixed_draws.MORE_DRAWS,
+                                          progress)
+                except PplError:
+                    # every draw set of the further rounds diverged: the rung stands as its
+                    # first rounds left it (an error here had ended the whole fit, exit 2)
+                    refined = None
+                if refined is not None:
+                    result, fit = refined, assess(refined)
             # where the flow would follow this fit (it cannot be used), not past the iteration cap
             if name in MOVED_RUNGS and result.reason != advi.MAX_ITER and \
                     policy.next(history + ((name, _outcome(fit, gaussian)),)) == "flow":

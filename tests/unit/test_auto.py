@@ -475,6 +475,22 @@ def test_a_scaled_fit_on_a_low_ess_goes_on_for_more_rounds_and_ends_the_climb(mo
     assert calls == [] and report.tried[-1].family == "scaled"
 
 
+def test_a_scaled_fit_whose_further_rounds_diverge_stands_as_first_fitted(monkeypatch):
+    # advi.refine raises when every draw set of its rounds diverged; it ran outside the rung's
+    # guard, so the error ended the whole fit (exit 2) with mean field and scaled fitted
+    from ppl.errors import diverged
+
+    def diverging(*args):
+        raise diverged(None, 120)
+    monkeypatch.setattr(auto, "RETRY_ESS", 1.0)
+    monkeypatch.setattr(_Care, "LEVEL", {"meanfield": "unreliable", "scaled": "usable with care"})
+    monkeypatch.setattr(auto.advi, "refine", diverging)
+    fit, report = fit_auto(Banana(), OPTIONS, np.random.default_rng(0),
+                           lambda result: _Care(None, Banana(), result, OPTIONS, {}))
+    assert [t.family for t in report.tried] == ["meanfield", "fullrank", "scaled"]
+    assert fit.result.guide.name == "scaled" and report.tried[-1].level == "usable with care"
+
+
 class _Weighed(Fit):
     """A Fit whose PSIS is given (WEIGHTS[guide family]): k̂ above its threshold on nearly
     equal weights, or not, without fitting a guide whose weights are so."""
