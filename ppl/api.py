@@ -126,8 +126,8 @@ class Model:
             too), a pandas DataFrame (columns by name), or a path to a .json, .csv, .npz or
             .npy file or a folder of .npy files. None reads ``MODEL.json`` beside a loaded
             model file, if there is one.
-        guide : 'auto' (mean field, then richer families until k̂ says reliable; see
-            docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]',
+        guide : 'auto' (mean field, then richer families while k̂ says the fit cannot be
+            used; see docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]',
             'scaled' (docs/guides.md).
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting. If

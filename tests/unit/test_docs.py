@@ -192,3 +192,20 @@ def test_every_convergence_reason_is_quoted_in_the_docs():
     docs = re.sub(r"\s+", " ", " ".join(page.read_text(encoding="utf-8") for page in pages))
     missing = [reason for reason in reasons if reason.removeprefix("converged: ") not in docs]
     assert missing == []
+
+
+def test_readme_names_every_key_of_fit_json_s_auto_entry():
+    # README's fit.json row names each key `--guide auto` writes, a rung's included: a key
+    # added to auto.AutoReport.to_dict ('moved' was, unnamed there) must be named there too.
+    from ppl.infer.auto import AutoReport, Tried
+    from ppl.infer.ladder import FAILED, SKIPPED
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `fit.json` |"))
+    tried = (Tried("meanfield", 0.9, "unreliable", 1.0, elbo=(-3.0, 0.1)),
+             Tried("fullrank", 0.8, SKIPPED, 0.1, ess=0.05),
+             Tried("scaled", 0.5, "usable with care", 2.0, moved=True),
+             Tried("flow", float("inf"), FAILED, 0.5, error="m.ppl:3:1: diverged"))
+    entry = AutoReport(tried, 2).to_dict()
+    keys = set(entry) | {key for rung in entry["tried"] for key in rung}
+    missing = sorted(key for key in keys if f"`{key}`" not in row and f'`"{key}"' not in row)
+    assert missing == []
