@@ -134,9 +134,10 @@ class Model:
             it also has a method ``family(name)``, ``guide='auto'`` calls it with each
             family's name before fitting that family (the CLI's bar shows it). A
             KeyboardInterrupt (Ctrl-C, or raised by ``progress``) ends an ADVI fit, which is
-            returned as it stands (``fit.result.reason`` 'interrupted'); DADVI and
-            ``starts`` > 1 raise it. Starts fitted in parallel processes (``starts`` > 1
-            on more than one core) do not call it: one bar cannot follow them.
+            returned as it stands (``fit.result.reason`` 'interrupted'); DADVI,
+            ``starts`` > 1 and a params-only fit (L-BFGS) raise it. Starts fitted in
+            parallel processes (``starts`` > 1 on more than one core) do not call it: one
+            bar cannot follow them.
         **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises
