@@ -209,3 +209,29 @@ def test_readme_names_every_key_of_fit_json_s_auto_entry():
     keys = set(entry) | {key for rung in entry["tried"] for key in rung}
     missing = sorted(key for key in keys if f"`{key}`" not in row and f'`"{key}"' not in row)
     assert missing == []
+
+
+def test_every_form_of_the_guide_auto_line_is_quoted_in_the_docs():
+    # The 'guide auto:' line's forms, as auto.py writes them, numbers aside (the docs may
+    # write a number as K, P or ...): a reworded form must be re-quoted.
+    from ppl.infer.auto import ALONE_USER, AutoReport, Tried, alone_line
+    from ppl.infer.ladder import SKIPPED
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    docs = re.sub(r"\s+", " ", " ".join(page.read_text(encoding="utf-8") for page in pages))
+    number = r"(?:-?[0-9][0-9.]*|[A-Z]|\.\.\.)"
+    by_elbo = AutoReport((Tried("meanfield", 0.89, "unreliable", 3.64, elbo=(-1899.24, 0.02)),
+                          Tried("fullrank", 0.70, "unreliable", 8.32, elbo=(-1897.32, 0.0)),
+                          Tried("flow", 0.96, "unreliable", 12.54, elbo=(-1897.32, 0.0))),
+                         1, usable=False).line()
+    forms = [by_elbo,
+             Tried("fullrank", 0.75, SKIPPED, 0.01, ess=0.05).text(),
+             Tried("fullrank", 0.57, "usable with care", 1.0, moved=True).text(),
+             Tried("scaled", 0.50, "usable with care", 1.0, moved=True).text(),
+             alone_line(ALONE_USER).replace(ALONE_USER, "...")]
+    missing = []
+    for form in forms:
+        form = re.sub(r" \([0-9.]+ s\)$", "", form)        # a rung's seconds, left out
+        pattern = re.escape(re.sub(r"-?[0-9][0-9.]*", "NUMBER", form)).replace("NUMBER", number)
+        if not re.search(pattern, docs):
+            missing.append(form)
+    assert missing == []
