@@ -235,3 +235,66 @@ def test_every_form_of_the_guide_auto_line_is_quoted_in_the_docs():
         if not re.search(pattern, docs):
             missing.append(form)
     assert missing == []
+
+
+def test_the_ladder_s_figures_quoted_in_the_docs_are_the_code_s():
+    # The thresholds and sizes of auto's ladder, the early stop and the verdict that
+    # docs/trust.md, docs/guides.md and README quote in words: a constant changed in the code
+    # must be re-quoted (each pattern's numbers, in order, against the code's).
+    from ppl.guides import REGISTRY
+    from ppl.guides.flow import DEFAULT_LAYERS, MAX_LAYERS
+    from ppl.guides.fullrank import AUTO_MAX_DIM
+    from ppl.infer import auto, early, fixed_draws, ladder, precondition, verdict
+    from ppl.posterior import PSIS_GROWTH, SUMMARY_ESS
+    words = {"two": 2, "twice": 2, "ten": 10}
+    quoted = [
+        ("docs/trust.md", r"k̂ < ([0-9.]+) and an ESS of at least half of ([0-9,]+) check draws",
+         (early.KHAT, early.CHECK_DRAWS), 0),
+        ("docs/trust.md", r"an ESS of at least (\d+)% of the check's draws",
+         (verdict.BULK_ESS,), 2),
+        ("docs/trust.md", r"at most ([0-9,]+) elements a draw",
+         (early.CHECK_ELEMENTS // early.CHECK_DRAWS,), 0),
+        ("docs/trust.md", r"under (\d+) \(Stan's and ArviZ's minimum; `verdict.MIN_SUMMARY_ESS`",
+         (verdict.MIN_SUMMARY_ESS,), 0),
+        ("docs/trust.md", r"an ESS under (\d+) \(`verdict.MIN_WEIGHTS_ESS`",
+         (verdict.MIN_WEIGHTS_ESS,), 0),
+        ("docs/trust.md", r"an ESS of at least \*\*(\d+)\*\*", (SUMMARY_ESS,), 0),
+        ("docs/trust.md", r"`PSIS_GROWTH` = (\d+)", (PSIS_GROWTH,), 0),
+        ("docs/trust.md", r"\*\*low rank\*\* instead beyond (\d+)", (AUTO_MAX_DIM,), 0),
+        ("docs/trust.md", r"only where full rank was skipped and up to (\d+) dimensions",
+         (REGISTRY["scaled"].max_dim,), 0),
+        ("docs/trust.md", r"\*\*the flow\*\* \(up to (\d+) dimensions\)",
+         (REGISTRY["flow"].max_dim,), 0),
+        ("docs/trust.md", r"(\w+) rounds of fixed draws of at most (\d+) iterations \((\d+), (\d+), "
+         r"then (\d+) draws", (len(fixed_draws.ROUND_DRAWS), fixed_draws.ROUND_ITER,
+                               *fixed_draws.ROUND_DRAWS[:3]), 0),
+        ("docs/trust.md", r"(\w+) more rounds of (\d+) draws",
+         (len(fixed_draws.MORE_DRAWS), fixed_draws.MORE_DRAWS[0]), 0),
+        ("docs/trust.md", r"covariance of (\d+) fresh draws of its own", (auto.MOMENT_DRAWS,), 0),
+        ("docs/trust.md", r"below \*\*(\d+)% of the draws\*\* \(`SKIP_ESS`\)",
+         (auto.SKIP_ESS,), 2),
+        ("docs/trust.md", r"\(`RETRY_ESS` = (\d+)%\)", (auto.RETRY_ESS,), 2),
+        ("docs/trust.md", r"a flow of (\d+) layers with (\w+) the window and base step ([0-9.]+)",
+         (auto.RETRY_LAYERS, auto.RETRY_WINDOW, auto.RETRY_LR), 0),
+        ("docs/trust.md", r"fits within (\d+) standard errors of the difference, or within "
+         r"([0-9.]+) nats",
+         (ladder.ELBO_TIE, ladder.ELBO_TIE_NATS), 0),
+        ("docs/guides.md", r"(\w+) rounds of at most (\d+) iterations on (\d+), (\d+), then (\d+) "
+         r"fresh draws", (len(fixed_draws.ROUND_DRAWS), fixed_draws.ROUND_ITER,
+                          *fixed_draws.ROUND_DRAWS[:3]), 0),
+        ("docs/guides.md", r"estimated on ([0-9,]+) fresh draws",
+         (2 * fixed_draws.FINAL_DRAWS,), 0),
+        ("docs/guides.md", r"K = (\d+) by default, at most (\d+)", (DEFAULT_LAYERS, MAX_LAYERS), 0),
+        ("docs/guides.md", r"Up to D = (\d+) \(beyond that `--guide fullrank`",
+         (REGISTRY["fullrank"].max_dim,), 0),
+        ("README.md", r"above (\d+) from (\d+) Hessian-vector products",
+         (precondition.WHOLE_MAX_DIM, precondition.RANK), 0),
+        ("README.md", r"Newton steps on the whitening's draws take its mean and sds there first "
+         r"\(up to (\d+) dimensions", (precondition.WHOLE_MAX_DIM,), 0),
+    ]
+    for page, pattern, values, percent in quoted:
+        text = re.sub(r"\s+", " ", (ROOT / page).read_text(encoding="utf-8"))
+        found = re.search(pattern, text)
+        assert found, (page, pattern)
+        numbers = [words[g] if g in words else float(g.replace(",", "")) for g in found.groups()]
+        assert numbers == [round(v * 10 ** percent, 6) for v in values], (page, pattern)
