@@ -126,17 +126,18 @@ class Model:
             too), a pandas DataFrame (columns by name), or a path to a .json, .csv, .npz or
             .npy file or a folder of .npy files. None reads ``MODEL.json`` beside a loaded
             model file, if there is one.
-        guide : 'auto' (mean field, then richer families until k̂ says reliable; see
-            docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]',
+        guide : 'auto' (mean field, then richer families while k̂ says the fit cannot be
+            used; see docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]',
             'scaled' (docs/guides.md).
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting. If
             it also has a method ``family(name)``, ``guide='auto'`` calls it with each
             family's name before fitting that family (the CLI's bar shows it). A
             KeyboardInterrupt (Ctrl-C, or raised by ``progress``) ends an ADVI fit, which is
-            returned as it stands (``fit.result.reason`` 'interrupted'); DADVI and
-            ``starts`` > 1 raise it. Starts fitted in parallel processes (``starts`` > 1
-            on more than one core) do not call it: one bar cannot follow them.
+            returned as it stands (``fit.result.reason`` 'interrupted'); DADVI,
+            ``starts`` > 1 and a params-only fit (L-BFGS) raise it. Starts fitted in
+            parallel processes (``starts`` > 1 on more than one core) do not call it: one
+            bar cannot follow them.
         **options : any other ``FitOptions`` field (``method``, ``iter``, ``lr``, ...).
 
         Raises

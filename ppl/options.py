@@ -22,8 +22,8 @@ class FitOptions:
 
     Attributes
     ----------
-    guide : 'auto' (default): mean field, then richer families while k̂ says the fit is
-        unreliable (infer/auto.py, docs/trust.md); or one variational family on the
+    guide : 'auto' (default): mean field, then richer families while k̂ says the fit cannot
+        be used (infer/auto.py, docs/trust.md); or one variational family on the
         unconstrained space: 'meanfield' (diagonal Gaussian),
         'fullrank' (dense Gaussian, up to 2000 dimensions), 'lowrank' or 'lowrank:R' (diagonal
         plus rank R; R = ceil(sqrt(D)) by default), 'flow' or 'flow:K' (K inverse autoregressive

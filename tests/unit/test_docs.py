@@ -192,3 +192,109 @@ def test_every_convergence_reason_is_quoted_in_the_docs():
     docs = re.sub(r"\s+", " ", " ".join(page.read_text(encoding="utf-8") for page in pages))
     missing = [reason for reason in reasons if reason.removeprefix("converged: ") not in docs]
     assert missing == []
+
+
+def test_readme_names_every_key_of_fit_json_s_auto_entry():
+    # README's fit.json row names each key `--guide auto` writes, a rung's included: a key
+    # added to auto.AutoReport.to_dict ('moved' was, unnamed there) must be named there too.
+    from ppl.infer.auto import AutoReport, Tried
+    from ppl.infer.ladder import FAILED, SKIPPED
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `fit.json` |"))
+    tried = (Tried("meanfield", 0.9, "unreliable", 1.0, elbo=(-3.0, 0.1)),
+             Tried("fullrank", 0.8, SKIPPED, 0.1, ess=0.05),
+             Tried("scaled", 0.5, "usable with care", 2.0, moved=True),
+             Tried("flow", float("inf"), FAILED, 0.5, error="m.ppl:3:1: diverged"))
+    entry = AutoReport(tried, 2).to_dict()
+    keys = set(entry) | {key for rung in entry["tried"] for key in rung}
+    missing = sorted(key for key in keys if f"`{key}`" not in row and f'`"{key}"' not in row)
+    assert missing == []
+
+
+def test_every_form_of_the_guide_auto_line_is_quoted_in_the_docs():
+    # The 'guide auto:' line's forms, as auto.py writes them, numbers aside (the docs may
+    # write a number as K, P or ...): a reworded form must be re-quoted.
+    from ppl.infer.auto import ALONE_USER, AutoReport, Tried, alone_line
+    from ppl.infer.ladder import SKIPPED
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    docs = re.sub(r"\s+", " ", " ".join(page.read_text(encoding="utf-8") for page in pages))
+    number = r"(?:-?[0-9][0-9.]*|[A-Z]|\.\.\.)"
+    by_elbo = AutoReport((Tried("meanfield", 0.89, "unreliable", 3.64, elbo=(-1899.24, 0.02)),
+                          Tried("fullrank", 0.70, "unreliable", 8.32, elbo=(-1897.32, 0.0)),
+                          Tried("flow", 0.96, "unreliable", 12.54, elbo=(-1897.32, 0.0))),
+                         1, usable=False).line()
+    forms = [by_elbo,
+             Tried("fullrank", 0.75, SKIPPED, 0.01, ess=0.05).text(),
+             Tried("fullrank", 0.57, "usable with care", 1.0, moved=True).text(),
+             Tried("scaled", 0.50, "usable with care", 1.0, moved=True).text(),
+             alone_line(ALONE_USER).replace(ALONE_USER, "...")]
+    missing = []
+    for form in forms:
+        form = re.sub(r" \([0-9.]+ s\)$", "", form)        # a rung's seconds, left out
+        pattern = re.escape(re.sub(r"-?[0-9][0-9.]*", "NUMBER", form)).replace("NUMBER", number)
+        if not re.search(pattern, docs):
+            missing.append(form)
+    assert missing == []
+
+
+def test_the_ladder_s_figures_quoted_in_the_docs_are_the_code_s():
+    # The thresholds and sizes of auto's ladder, the early stop and the verdict that
+    # docs/trust.md, docs/guides.md and README quote in words: a constant changed in the code
+    # must be re-quoted (each pattern's numbers, in order, against the code's).
+    from ppl.guides import REGISTRY
+    from ppl.guides.flow import DEFAULT_LAYERS, MAX_LAYERS
+    from ppl.guides.fullrank import AUTO_MAX_DIM
+    from ppl.infer import auto, early, fixed_draws, ladder, precondition, verdict
+    from ppl.posterior import PSIS_GROWTH, SUMMARY_ESS
+    words = {"two": 2, "twice": 2, "ten": 10}
+    quoted = [
+        ("docs/trust.md", r"k̂ < ([0-9.]+) and an ESS of at least half of ([0-9,]+) check draws",
+         (early.KHAT, early.CHECK_DRAWS), 0),
+        ("docs/trust.md", r"an ESS of at least (\d+)% of the check's draws",
+         (verdict.BULK_ESS,), 2),
+        ("docs/trust.md", r"at most ([0-9,]+) elements a draw",
+         (early.CHECK_ELEMENTS // early.CHECK_DRAWS,), 0),
+        ("docs/trust.md", r"under (\d+) \(Stan's and ArviZ's minimum; `verdict.MIN_SUMMARY_ESS`",
+         (verdict.MIN_SUMMARY_ESS,), 0),
+        ("docs/trust.md", r"an ESS under (\d+) \(`verdict.MIN_WEIGHTS_ESS`",
+         (verdict.MIN_WEIGHTS_ESS,), 0),
+        ("docs/trust.md", r"an ESS of at least \*\*(\d+)\*\*", (SUMMARY_ESS,), 0),
+        ("docs/trust.md", r"`PSIS_GROWTH` = (\d+)", (PSIS_GROWTH,), 0),
+        ("docs/trust.md", r"\*\*low rank\*\* instead beyond (\d+)", (AUTO_MAX_DIM,), 0),
+        ("docs/trust.md", r"only where full rank was skipped and up to (\d+) dimensions",
+         (REGISTRY["scaled"].max_dim,), 0),
+        ("docs/trust.md", r"\*\*the flow\*\* \(up to (\d+) dimensions\)",
+         (REGISTRY["flow"].max_dim,), 0),
+        ("docs/trust.md", r"(\w+) rounds of fixed draws of at most (\d+) iterations \((\d+), (\d+), "
+         r"then (\d+) draws", (len(fixed_draws.ROUND_DRAWS), fixed_draws.ROUND_ITER,
+                               *fixed_draws.ROUND_DRAWS[:3]), 0),
+        ("docs/trust.md", r"(\w+) more rounds of (\d+) draws",
+         (len(fixed_draws.MORE_DRAWS), fixed_draws.MORE_DRAWS[0]), 0),
+        ("docs/trust.md", r"covariance of (\d+) fresh draws of its own", (auto.MOMENT_DRAWS,), 0),
+        ("docs/trust.md", r"below \*\*(\d+)% of the draws\*\* \(`SKIP_ESS`\)",
+         (auto.SKIP_ESS,), 2),
+        ("docs/trust.md", r"\(`RETRY_ESS` = (\d+)%\)", (auto.RETRY_ESS,), 2),
+        ("docs/trust.md", r"a flow of (\d+) layers with (\w+) the window and base step ([0-9.]+)",
+         (auto.RETRY_LAYERS, auto.RETRY_WINDOW, auto.RETRY_LR), 0),
+        ("docs/trust.md", r"fits within (\d+) standard errors of the difference, or within "
+         r"([0-9.]+) nats",
+         (ladder.ELBO_TIE, ladder.ELBO_TIE_NATS), 0),
+        ("docs/guides.md", r"(\w+) rounds of at most (\d+) iterations on (\d+), (\d+), then (\d+) "
+         r"fresh draws", (len(fixed_draws.ROUND_DRAWS), fixed_draws.ROUND_ITER,
+                          *fixed_draws.ROUND_DRAWS[:3]), 0),
+        ("docs/guides.md", r"estimated on ([0-9,]+) fresh draws",
+         (2 * fixed_draws.FINAL_DRAWS,), 0),
+        ("docs/guides.md", r"K = (\d+) by default, at most (\d+)", (DEFAULT_LAYERS, MAX_LAYERS), 0),
+        ("docs/guides.md", r"Up to D = (\d+) \(beyond that `--guide fullrank`",
+         (REGISTRY["fullrank"].max_dim,), 0),
+        ("README.md", r"above (\d+) from (\d+) Hessian-vector products",
+         (precondition.WHOLE_MAX_DIM, precondition.RANK), 0),
+        ("README.md", r"Newton steps on the whitening's draws take its mean and sds there first "
+         r"\(up to (\d+) dimensions", (precondition.WHOLE_MAX_DIM,), 0),
+    ]
+    for page, pattern, values, percent in quoted:
+        text = re.sub(r"\s+", " ", (ROOT / page).read_text(encoding="utf-8"))
+        found = re.search(pattern, text)
+        assert found, (page, pattern)
+        numbers = [words[g] if g in words else float(g.replace(",", "")) for g in found.groups()]
+        assert numbers == [round(v * 10 ** percent, 6) for v in values], (page, pattern)
