@@ -9,7 +9,8 @@ ELBO's step with only the log joint traced, infer/elbo.py), ``draw_and_log_q(the
 (log q at the draws from their noise, without an inverse or a solve: posterior.py's
 importance weights) and ``fixed_draws = True`` with ``units(theta)`` (advi fits the family
 by L-BFGS-B on rounds of fixed draws, infer/fixed_draws.py, instead of its step loop:
-scaled.py).
+scaled.py), and ``prepare(eps)`` (rows computed from the draws alone, once a round there,
+handed back to ``draw_with_pullback`` as ``prepared``).
 The engine (``ppl.infer``) never looks inside ``theta``.
 """
 from __future__ import annotations

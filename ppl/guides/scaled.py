@@ -78,26 +78,10 @@ def _layer(m, s, t, eps):
     return (eps + t) * anp.exp(s) - m * anp.expm1(s)
 
 
-# The pairs of the last read-only draws seen, as (eps, pairs): a fit on fixed draws
-# (infer/fixed_draws.py) makes a round's draws read-only and evaluates the layer at them 50-60
-# times; their products were a fifth of the layer's CPU on gp_pois_regr. One tuple in a list:
-# replaced whole, so a reader never sees one draw's pairs with another's draws.
-_FIXED_PAIRS: list = [None]
-
-
 def _pairs(eps: np.ndarray) -> np.ndarray:
-    """eps_j eps_k [S, D * D] (column j * D + k) for eps [S, D]; computed once for read-only
-    draws, which cannot have changed since (a writeable array could have, in place)."""
-    fixed = not eps.flags.writeable
-    held = _FIXED_PAIRS[0]
-    if fixed and held is not None and held[0] is eps:
-        return held[1]
+    """eps_j eps_k [S, D * D] (column j * D + k) for eps [S, D]."""
     S, D = eps.shape
-    pairs = (eps[:, :, None] * eps[:, None, :]).reshape(S, D * D)
-    if fixed:
-        pairs.flags.writeable = False
-        _FIXED_PAIRS[0] = (eps, pairs)
-    return pairs
+    return (eps[:, :, None] * eps[:, None, :]).reshape(S, D * D)
 
 
 @lru_cache(maxsize=None)
@@ -180,20 +164,30 @@ class Scaled(NormalMap):
     def draw_and_entropy(self, theta, eps):
         return self.draw(theta, eps), self.entropy(theta)
 
-    def draw_with_pullback(self, theta: np.ndarray, eps: np.ndarray):
+    def prepare(self, eps: np.ndarray) -> np.ndarray:
+        """What :meth:`draw_with_pullback` computes from the draws alone, one row per draw:
+        their pairwise products eps_j eps_k [S, D * D] (column j * D + k). A fit on fixed
+        draws (infer/fixed_draws.py) evaluates the layer 50-60 times at a round's draws and
+        computes these once a round; they were a fifth of the layer's CPU on gp_pois_regr."""
+        return _pairs(eps)
+
+    def draw_with_pullback(self, theta: np.ndarray, eps: np.ndarray,
+                           prepared: np.ndarray | None = None):
         """The ELBO's guide half without autograd: ``(zeta [S, D], entropy, pullback)``, where
         ``pullback(g)`` maps the gradient g [S, D] of the mean log joint in zeta to the ELBO's
         gradient in theta (elbo.elbo_and_grad then traces only the log joint: a fit on fixed
         draws is mostly gradients, and tracing this layer cost as much as the log joint on
         eight schools). The same formulas as :meth:`forward`'s, their derivatives by hand;
         equal to autograd's to rounding (tests/unit/test_guides.py). Plain numpy, first order.
+        ``prepared``: :meth:`prepare` of ``eps`` when the caller holds it (computed here if
+        None).
         """
         D = self.D
         a, A, m, C, E = self.split(np.asarray(theta, float), np)
         tanh = np.tanh((eps @ C.T) / S_MAX)
         s = S_MAX * tanh
         scale = np.exp(s)
-        pairs = _pairs(eps)
+        pairs = _pairs(eps) if prepared is None else prepared
         t = _product(pairs, E.T)
         shifted = eps + t
         inner = shifted - m

@@ -6,6 +6,7 @@ and the entropy. We maximize the ELBO; the optimizers minimize, so advi.py flips
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import autograd.numpy as anp
 import numpy as np
@@ -51,7 +52,7 @@ def _stl_surrogate(log_joint, theta, eps, guide):
 
 def elbo_and_grad(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,
                   guide: MeanField = MEAN_FIELD, stl: bool = False,
-                  frame=None) -> tuple[float, np.ndarray]:
+                  frame=None, prepared=None) -> tuple[float, np.ndarray]:
     """The ELBO estimate and its gradient with respect to ``theta``, in one autograd pass.
 
     Parameters
@@ -62,22 +63,27 @@ def elbo_and_grad(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,
     frame : the precondition.Frame whose ``log_joint`` this is (a family fitted in u, zeta =
         m0 + W u), or None; with a guide's ``draw_with_pullback`` the frame's map is then
         applied in plain numpy (Frame.chain): the same value and gradient, bit for bit.
+    prepared : the guide's ``prepare(eps)`` (what its ``draw_with_pullback`` computes from the
+        draws alone), held by a caller that evaluates many thetas at the same draws
+        (fixed_draws.py), or None: the same value and gradient, bit for bit.
 
     Returns
     -------
     (value, grad) : a float and [2 D] float64; either may be non-finite (the caller checks).
     """
     try:
-        return _elbo_and_grad(log_joint, theta, eps, guide, stl, frame)
+        return _elbo_and_grad(log_joint, theta, eps, guide, stl, frame, prepared)
     except np.linalg.LinAlgError:
         # A dense family's linear algebra (slogdet, solve) meets a singular or overflowed
         # matrix at a bad trial step: a non-finite step, which the fit loop discards.
         return float("nan"), np.full(np.shape(theta), np.nan)
 
 
-def _elbo_and_grad(log_joint, theta, eps, guide, stl, frame=None):
+def _elbo_and_grad(log_joint, theta, eps, guide, stl, frame=None, prepared=None):
     chained = getattr(guide, "draw_with_pullback", None)
     if not stl and chained is not None and not isbox(theta) and not isbox(eps):
+        if prepared is not None:
+            chained = partial(chained, prepared=prepared)
         if frame is not None:
             return _chained(frame.compiled.log_joint, theta, eps, frame.chain(chained))
         return _chained(log_joint, theta, eps, chained)

@@ -93,10 +93,10 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
     units, trace, flat, measured, previous, done = guide.units(theta), [], 0, 0, None, 0
     capped = False
 
-    def objective(v, start, eps):
+    def objective(v, start, eps, prepared):
         with np.errstate(all="ignore"):   # a far trial point may overflow
             value, gradient = _chunked_elbo_and_grad(log_joint, start + units * v, eps, guide,
-                                                     chunk)
+                                                     chunk, prepared)
         if np.isfinite(value) and np.all(np.isfinite(gradient)):
             return -float(value), -units * gradient
         return NOT_FINITE, np.zeros_like(v)
@@ -119,7 +119,10 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
                 flat = flat + 1 if np.isfinite(gain) and gain < FLAT_SE * se else 0
                 measured += 1
             previous = theta
-            found = scipy.optimize.minimize(objective, np.zeros_like(theta), args=(theta, eps),
+            # what the family computes from the round's draws alone, once for its iterations
+            prepared = guide.prepare(eps) if hasattr(guide, "prepare") else None
+            found = scipy.optimize.minimize(objective, np.zeros_like(theta),
+                                            args=(theta, eps, prepared),
                                             jac=True, method="L-BFGS-B", callback=record,
                                             options={"maxiter": min(ROUND_ITER,
                                                                     max_iter - done)})
@@ -161,8 +164,8 @@ def finite_draws(log_joint, guide, theta, rng: np.random.Generator, pairs: int,
     """(draws, whether the ELBO of ``theta`` is finite at them, its terms there [2 pairs]):
     ``pairs`` standard-normal draws and their mirror images [2 pairs, D], new ones while it is
     not, MAX_FAILURES sets in all (as the step loop retries a non-finite step). The draws are
-    read-only: fixed for the round, so a family may keep what it computes from them alone
-    (scaled.py keeps their pairwise products)."""
+    read-only: fixed for the round, as is what the family computes from them alone once a
+    round (``guide.prepare``: scaled's pairwise products)."""
     for _ in range(MAX_FAILURES):
         eps = rng.standard_normal((pairs, guide.D))
         eps = np.concatenate([eps, -eps])
@@ -174,17 +177,21 @@ def finite_draws(log_joint, guide, theta, rng: np.random.Generator, pairs: int,
     return eps, False, terms
 
 
-def _chunked_elbo_and_grad(log_joint, theta, eps, guide, chunk) -> tuple[float, np.ndarray]:
+def _chunked_elbo_and_grad(log_joint, theta, eps, guide, chunk,
+                           prepared: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """elbo_and_grad at the draws ``eps``, ``chunk`` draws a call: the estimate and its
     gradient are means over the draws (the entropy is the same in every chunk), so the chunks'
     results weighted by their sizes are the whole's, up to rounding. One call when the draws
-    fit in one chunk, as on every model but large data."""
+    fit in one chunk, as on every model but large data. ``prepared``: ``guide.prepare(eps)``
+    (a row per draw, so a chunk takes its draws' rows) or None."""
     if len(eps) <= chunk:
-        return elbo_and_grad(log_joint, theta, eps, guide)
+        return elbo_and_grad(log_joint, theta, eps, guide, prepared=prepared)
     value, gradient = 0.0, 0.0
     for at in range(0, len(eps), int(chunk)):
         part = eps[at:at + int(chunk)]
-        part_value, part_gradient = elbo_and_grad(log_joint, theta, part, guide)
+        part_value, part_gradient = elbo_and_grad(
+            log_joint, theta, part, guide,
+            prepared=None if prepared is None else prepared[at:at + int(chunk)])
         value, gradient = value + len(part) * part_value, gradient + len(part) * part_gradient
     return value / len(eps), gradient / len(eps)
 

@@ -411,22 +411,22 @@ def test_scaled_chained_elbo_is_the_traced_elbo(D):
         assert np.all(gradient[want_gradient == 0] == 0)
 
 
-def test_scaled_pullback_at_fixed_draws_is_the_same_bit_for_bit():
-    # a round's draws are read-only and the layer keeps their pairwise products
-    # (scaled._pairs): value and gradient at them are those at a writeable copy, on the first
-    # call and the next, and new read-only draws get their own products
+def test_scaled_pullback_with_the_draws_prepared_pairs_is_the_same_bit_for_bit():
+    # a fit on fixed draws computes a round's pairwise products once (Scaled.prepare) and
+    # hands them to every evaluation: value and gradient are those computed without them, and
+    # they are the products used (other rows give another value)
     from ppl.guides import Scaled
     rng, guide = np.random.default_rng(4), Scaled(4)
     theta = guide.init(4, 1.0) + rng.normal(0.0, 0.3, guide.init(4, 1.0).shape)
+    eps = rng.standard_normal((20, 4))
+    value, gradient = elbo_and_grad(_read_once, theta, eps, guide)
+    prepared = guide.prepare(eps)
     for _ in range(2):
-        eps = rng.standard_normal((20, 4))
-        fixed = eps.copy()
-        fixed.flags.writeable = False
-        value, gradient = elbo_and_grad(_read_once, theta, eps, guide)
-        for _ in range(2):
-            assert elbo_and_grad(_read_once, theta, fixed, guide)[0] == value
-            np.testing.assert_array_equal(elbo_and_grad(_read_once, theta, fixed, guide)[1],
-                                          gradient)
+        got_value, got_gradient = elbo_and_grad(_read_once, theta, eps, guide,
+                                                prepared=prepared)
+        assert got_value == value
+        np.testing.assert_array_equal(got_gradient, gradient)
+    assert elbo_and_grad(_read_once, theta, eps, guide, prepared=2 * prepared)[0] != value
 
 
 # ----- a family fitted in a warm start's coordinates (precondition.Frame.chain) ----------------

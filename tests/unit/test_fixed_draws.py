@@ -79,7 +79,8 @@ def test_the_paired_gain_is_the_mean_difference_with_the_pairs_standard_error():
 @pytest.mark.parametrize("chunk", [1, 7, 64, 128])
 def test_a_round_evaluated_in_chunks_of_draws_is_the_whole_round(chunk):
     # on large data the log joint sees a score chunk of draws at a time (optim.score_chunk):
-    # the ELBO estimate, its gradient and the paired gain are the whole round's to rounding
+    # the ELBO estimate, its gradient and the paired gain are the whole round's to rounding;
+    # with the round's pairwise products (Scaled.prepare) each chunk takes its own rows
     model, guide, rng = Banana(), Scaled(2), np.random.default_rng(5)
     before = guide.init(2, 1.0)
     theta = before + 0.1 * rng.standard_normal(before.shape)
@@ -89,13 +90,17 @@ def test_a_round_evaluated_in_chunks_of_draws_is_the_whole_round(chunk):
     parts = fixed_draws._chunked_elbo_and_grad(model.log_joint, theta, eps, guide, chunk)
     assert parts[0] == pytest.approx(whole[0], rel=1e-12)
     np.testing.assert_allclose(parts[1], whole[1], rtol=1e-11, atol=1e-13)
+    prepared = fixed_draws._chunked_elbo_and_grad(model.log_joint, theta, eps, guide, chunk,
+                                                  guide.prepare(eps))
+    assert prepared[0] == parts[0]
+    np.testing.assert_array_equal(prepared[1], parts[1])
     assert fixed_draws.paired_gain(model.log_joint, guide, before, theta, eps, chunk) == \
         pytest.approx(fixed_draws.paired_gain(model.log_joint, guide, before, theta, eps),
                       rel=1e-12)
 
 
 def test_a_rounds_draws_are_read_only_and_come_with_their_elbo_terms():
-    # a round's draws are fixed (the layer keeps their pairwise products, scaled._pairs), and
+    # a round's draws are fixed (the round computes their pairwise products once), and
     # the terms checked finite at its start are those the paired gain and final ELBO reuse
     model, guide = Banana(), Scaled(2)
     theta = guide.init(2, 1.0)

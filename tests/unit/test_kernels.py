@@ -221,6 +221,30 @@ def test_fused_hessian_matches_traced(path):
                                expected_hessian(traced.log_joint, z), rtol=1e-10, atol=1e-10)
 
 
+# the cases whose kernel sums terms of a logit or a log rate (no scale)
+COUNT_PATHS = [(name, "FusedTerm") for name in CASES if "normal" not in name]
+
+
+@pytest.mark.parametrize("path", COUNT_PATHS, indirect=True, ids=lambda p: "-".join(p))
+def test_fused_likelihood_at_infinite_and_overflowing_predictors_matches_traced(path):
+    # the intercept alpha at +-inf or +-1e308 makes the predictor infinite or its sums over the
+    # rows overflow: the fused sums gave nan (sum(eta) - sum|eta| is inf - inf, 0 * -inf) where
+    # the plain path sums its rows' terms (0 for a row an infinite logit makes sure, -inf for
+    # one it rules out, and no gradient in an infinite logit): the likelihood's term and its
+    # gradient at each draw, draw 0 finite
+    compile_, _, name = path
+    fused, traced = compile_(True), compile_(False)
+    z = draws(fused, 5)
+    z[1:, fused.unconstrained_names().index("alpha")] = [np.inf, -np.inf, 1e308, -1e308]
+
+    def likelihood(compiled):
+        return lambda z: anp.sum(compiled.terms(z)[-1][1] * np.arange(1.0, len(z) + 1.0))
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(fused.terms(z)[-1][1], traced.terms(z)[-1][1], rtol=1e-12)
+        np.testing.assert_allclose(grad(likelihood(fused))(z), grad(likelihood(traced))(z),
+                                   rtol=1e-10)
+
+
 # a param's coordinates are read from the first draw only: a difference along them in the
 # other draws is no difference of the log joint (the whitening is of latents)
 LATENT_PATHS = [(name, kind) for name, kind in PATHS if "params" not in name]
