@@ -102,11 +102,13 @@ def test_guided_and_automatic_latents_together():
     assert guide.name == "user+meanfield"
 
 
-def test_a_guide_scale_below_zero_is_blamed_on_the_guide():
+@pytest.mark.parametrize("guide", ["Normal(0, sc)", "Normal(log(sc), 1)"])
+def test_a_guide_scale_below_zero_is_blamed_on_the_guide(guide):
     # 'param sc: real' as a scale starts at small random values of either sign; where it is
     # negative every step's entropy was nan and the fit ended in 'the log density was not
-    # finite', unlocated, though the log joint was finite at every draw
-    model = ppl.compile("sample s ~ Normal(0, 1)\nparam sc: real\nguide s ~ Normal(0, sc)\n")
+    # finite', unlocated, though the log joint was finite at every draw. A loc that is not
+    # finite (log of the negative sc) is blamed alike.
+    model = ppl.compile(f"sample s ~ Normal(0, 1)\nparam sc: real\nguide s ~ {guide}\n")
     with pytest.raises(ppl.PplError, match="the scale of the guide of 's' was not positive") \
             as error:
         model.fit({}, init={"sc": -1.0}, iter=100)
