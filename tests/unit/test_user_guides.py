@@ -2,7 +2,7 @@
 guides, their reparameterized gradient and their entropy."""
 import numpy as np
 import pytest
-from autograd import grad
+from autograd import grad, value_and_grad
 
 import ppl
 from ppl.guides import user
@@ -124,6 +124,53 @@ def test_draw_and_log_q_is_log_q_at_the_draws():
     np.testing.assert_array_equal(zeta, guide.draw(theta, eps))
     np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-12)
 
+
+ORDERED = """
+data y: real[2]
+sample g ~ Normal(0, 1)
+sample a ~ Normal(g, 1)
+sample b: real[2] ~ Normal(a, 1)
+sample h ~ Normal(g, 1)
+observe y ~ Normal(b + h, 1)
+param m: real
+guide g ~ Normal(m, 0.5)
+guide h ~ Normal(g, exp(0.5 * g + 0.25 * a))
+"""
+
+
+def test_guided_latents_around_the_automatic_ones_keep_their_columns_and_entropy():
+    # The automatic coordinates (a, b) are zeta's columns 1-3, between the guided g and h:
+    # the funnel above has a single automatic latent first, so reading z_auto's columns from
+    # 0 for each latent, or taking zeta's first D_auto columns as the automatic ones, passed.
+    # Exact references at the same noise: the draws (the automatic family's own in order, each
+    # guide's loc + scale * its noise), log q from zeta's columns against log q from the noise,
+    # the entropy's closed form given the draws (mean field's log sds, log 0.5 for g, h's mean
+    # log scale, 0.5 (1 + log 2 pi) per coordinate) traced (the value a gradient step reports)
+    # as untraced, and the reports at eps = 0: mean and log sd (-inf for the param).
+    _, _, compiled = ppl.compile(ORDERED).prepare({"y": [0.3, -1.2]})
+    guide = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    assert list(guide.auto_cols) == [1, 2, 3] and list(guide.guided_cols) == [0, 4]
+    rng = np.random.default_rng(1)
+    start = guide.init(compiled.dim, 1.0)
+    theta = start + 0.3 * rng.standard_normal(start.size)
+    mu, log_sigma, m = theta[:3], theta[3:6], theta[6]
+    eps = rng.standard_normal((5, guide.eps_dim(compiled.dim)))
+    zeta, log_q = guide.draw_and_log_q(theta, eps)
+    g, a = zeta[:, 0], zeta[:, 1]
+    np.testing.assert_array_equal(zeta[:, 1:4], guide.auto.draw(theta[:6], eps[:, :3]))
+    np.testing.assert_allclose(g, m + 0.5 * eps[:, 3], rtol=1e-15)
+    np.testing.assert_allclose(zeta[:, 4], g + np.exp(0.5 * g + 0.25 * a) * eps[:, 4],
+                               rtol=1e-14)
+    np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-12)
+    exact = (np.sum(log_sigma) + np.log(0.5) + np.mean(0.5 * g + 0.25 * a)
+             + 0.5 * 5 * (1 + np.log(2 * np.pi)))
+    traced, _ = value_and_grad(lambda t: guide.draw_and_entropy(t, eps)[1])(theta)
+    assert traced == pytest.approx(exact, rel=1e-14)
+    assert guide.draw_and_entropy(theta, eps)[1] == pytest.approx(exact, rel=1e-14)
+    np.testing.assert_allclose(guide.mean(theta), [m, *mu, m, m], rtol=1e-15)
+    np.testing.assert_allclose(guide.log_sd(theta), [np.log(0.5), *log_sigma,
+                                                     0.5 * m + 0.25 * mu[0], -np.inf],
+                               rtol=1e-15)
 
 def test_a_collapsed_guide_behind_guide_statements_is_not_called_reliable():
     # The automatic coordinates (tau, eta) at sds of e^-80 next to means of order 1: every
