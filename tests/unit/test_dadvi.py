@@ -451,6 +451,77 @@ def test_mcse_of_an_unconstrained_latent_is_the_sandwich_sd_of_its_mean_paramete
     assert row["mcse"] == pytest.approx(expected, rel=1e-6)
 
 
+TWO_RATES = ("data y: int[4]\nsample a ~ Normal(0, 1)\nsample b ~ Normal(0, 3)\n"
+             "observe y ~ Poisson(log_rate=a + 0.3 * b)\n")
+
+
+def test_the_sandwich_is_the_inverse_hessian_around_the_pairs_gradient_covariance(
+        monkeypatch):
+    # paper section 4: A A' = H^-1 Cov(g) H^-1 / M, g_m the gradient at the optimum of the
+    # m-th antithetic pair's term of F (centred, M - 1 denominator), H F's Hessian where it was
+    # formed (the chord steps' start, recorded here: the sandwich's H, 2% off the optimum's in
+    # the log sds here); from autograd's exact derivatives on the fit's own draws (rng's first
+    # M x D normals, then their mirrors). The fit's H is mean field's by forward differences
+    # (~1e-6 relatively): rtol 1e-4. Uncentred gradients or an M denominator (3% off at M =
+    # 30) passed the unit tests.
+    from autograd import hessian, jacobian
+    formed = []
+
+    def recorded(objective, theta, *rest):
+        formed.append(theta)
+        return hessian_at(objective, theta, *rest)
+    hessian_at = dadvi._hessian
+    monkeypatch.setattr(dadvi, "_hessian", recorded)
+    model = compiled(TWO_RATES, {"y": [0, 3, 1, 7]})
+    result = dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+    M, theta = result.draws_used, result.theta
+    half = np.random.default_rng(0).standard_normal((M, 2))
+    Z = np.concatenate([half, -half])
+
+    def pair_terms(t):
+        mu, sigma = t[:2], anp.exp(t[2:])
+        return -0.5 * (model.log_joint(mu + sigma * half) + model.log_joint(mu - sigma * half))
+
+    def objective(t):
+        return -anp.mean(model.log_joint(t[:2] + anp.exp(t[2:]) * Z)) - anp.sum(t[2:])
+    inverse = np.linalg.inv(hessian(objective)(formed[-1]))
+    expected = inverse @ np.cov(jacobian(pair_terms)(theta).T) @ inverse / M
+    directions = np.asarray(result.mcse_directions)
+    np.testing.assert_allclose(directions @ directions.T, expected, rtol=1e-4,
+                               atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("max_dense", [2000, 0])     # linear-response sds, then the guide's
+def test_the_mcse_warning_weighs_each_means_mcse_against_the_sd_shown(max_dense, monkeypatch):
+    # each mean's MCSE is the norm of its row of A (the mean rows: the first D), the sd the
+    # one the summary shows (linear response's, or the guide's own above the dense limit)
+    monkeypatch.setattr(dadvi, "MAX_DENSE_PARAMS", max_dense)
+    calls = []
+    monkeypatch.setattr(dadvi, "_warn_large_mcse", lambda *args: calls.append(args))
+    result = dadvi.fit(compiled(TWO_RATES, {"y": [0, 3, 1, 7]}),
+                       FitOptions(method="dadvi", dadvi_draws=8), np.random.default_rng(0))
+    (names, mcse, sd, draws), = calls
+    shown = (np.exp(result.log_sigma) if result.lr_covariance is None
+             else np.sqrt(np.diag(result.lr_covariance)))
+    assert names == ("a", "b") and draws == 8
+    np.testing.assert_allclose(mcse, np.linalg.norm(result.mcse_directions[:2], axis=1),
+                               rtol=1e-14)
+    np.testing.assert_allclose(sd, shown, rtol=1e-14)
+
+
+@pytest.mark.parametrize("margin, warned", [(1 - 1e-9, True), (1 + 1e-9, False)])
+def test_the_mcse_warning_names_the_largest_ratio_to_the_sd(margin, warned, monkeypatch):
+    # ratios 0.15, 0.4, 0.5: the largest MCSE (a's) is not the largest ratio (c's); warned
+    # just below c's ratio, not just above it
+    monkeypatch.setattr(dadvi, "MCSE_WARN", margin * 0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dadvi._warn_large_mcse(("a", "b", "c"), np.array([0.3, 0.2, 0.05]),
+                               np.array([2.0, 0.5, 0.1]), 30)
+    assert [str(w.message) for w in caught] == (
+        ["DADVI's Monte Carlo error of the mean of c is 0.50 posterior sds with 30 fixed "
+         "draws; more --dadvi-draws are needed for a reliable mean"] if warned else [])
+
 def test_draws_follow_the_linear_response_covariance():
     text = ("data y: real[2]\nsample a ~ Normal(0, 1)\nsample b ~ Normal(0, 1)\n"
             "observe y ~ Normal(a + b, 0.5)\n")
