@@ -172,6 +172,37 @@ def test_guided_latents_around_the_automatic_ones_keep_their_columns_and_entropy
                                                      0.5 * m + 0.25 * mu[0], -np.inf],
                                rtol=1e-15)
 
+
+def test_push_affine_moves_the_automatic_coordinates_and_the_params():
+    # theta of the law of m0 + W zeta: the automatic family's pushed on its columns (1-3),
+    # each param's value moved as m0 + W value (a later start's shift, infer/starts.py)
+    _, _, compiled = ppl.compile(ORDERED).prepare({"y": [0.3, -1.2]})
+    guide = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    rng = np.random.default_rng(2)
+    theta = guide.init(compiled.dim, 1.0) + 0.3 * rng.standard_normal(7)
+    m0, W = rng.standard_normal(6), rng.uniform(0.5, 2.0, 6)
+    pushed = guide.push_affine(theta, m0, W)
+    np.testing.assert_array_equal(pushed[:6], guide.auto.push_affine(theta[:6], m0[1:4],
+                                                                     W[1:4]))
+    assert pushed[6] == m0[5] + W[5] * theta[6]
+
+
+def test_a_latents_bound_read_through_a_let_is_computed_for_the_guide():
+    # z's bound reads the let lo, which reads the let t, and no guide reads either: the walk
+    # must still compute both (a bound's names count, not only a guide's, and a let's lets),
+    # or z's transform finds no 'lo'
+    source = ("sample s ~ Normal(0, 1)\nlet t = 2 * s\nlet lo = t - 1\n"
+              "sample z: real<lower=lo> ~ Normal(s, 1)\nparam m: real\nguide s ~ Normal(m, 1)\n"
+              "observe 1.0 ~ Normal(z, 1)\n")
+    _, _, compiled = ppl.compile(source).prepare({})
+    guide = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    zeta = guide.draw(guide.init(compiled.dim, 1.0), np.random.default_rng(1).standard_normal(
+        (4, guide.eps_dim(compiled.dim))))
+    values = compiled.constrained(zeta)
+    np.testing.assert_allclose(values["lo"], 2 * values["s"] - 1.0, rtol=1e-15)
+    assert np.all(values["z"] > values["lo"])
+
+
 def test_a_collapsed_guide_behind_guide_statements_is_not_called_reliable():
     # The automatic coordinates (tau, eta) at sds of e^-80 next to means of order 1: every
     # draw rounds to the mean. log q recomputed from the rounded draws was the same at all of
