@@ -142,6 +142,32 @@ def test_flow_log_det_matches_autograd_jacobian(flow, rng):
         np.testing.assert_allclose(log_det[i], np.linalg.slogdet(J)[1], rtol=1e-10, atol=1e-10)
 
 
+
+@pytest.mark.parametrize("kind", ["iaf", "realnvp"])
+def test_consecutive_layers_transform_in_turn(kind, rng):
+    # The log-det and inverse tests hold for any triangular layers, so layers that never
+    # reversed their order (IAF) or never swapped their halves (realnvp), each leaving a
+    # coordinate only ever moved by the affine map, passed them. IAF (MADE masks): layer k's
+    # y_i depends on exactly the x_j before i in its order, reversed on odd layers;
+    # realnvp: layer k keeps its half (the first D // 2 on even layers, the rest on odd
+    # ones), and each moved coordinate depends on every kept one and on itself alone.
+    flow = Flow(4, 2, kind)
+    _, _, layers = flow._unpack(flow_theta(flow, rng, scale=0.5))
+    x = rng.standard_normal(4)
+    for k in range(2):
+        J = jacobian(lambda v: flow._layer_forward(k, layers[k], v[None])[0][0])(x)
+        if kind == "iaf":
+            order = np.arange(4) if k % 2 == 0 else np.arange(3, -1, -1)
+            ordered = J[np.ix_(order, order)]
+            assert np.all(np.triu(ordered, 1) == 0) and np.all(np.diag(ordered) > 0)
+            assert np.all(ordered[np.tril_indices(4, -1)] != 0)
+        else:
+            kept, moved = (np.arange(2), np.arange(2, 4))[::1 if k % 2 == 0 else -1]
+            np.testing.assert_array_equal(J[kept], np.eye(4)[kept])
+            assert np.all(J[np.ix_(moved, kept)] != 0)
+            np.testing.assert_array_equal(J[np.ix_(moved, moved)],
+                                          np.diag(np.diag(J[np.ix_(moved, moved)])))
+
 @pytest.mark.parametrize("flow", [Flow(1, 2), Flow(2, 3), Flow(5, 4), Flow(10, 4)], ids=str)
 def test_iaf_primitive_matches_the_layer_by_layer_composition(flow, rng):
     # The IAF's forward pass is one autograd primitive with a hand-written gradient
