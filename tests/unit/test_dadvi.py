@@ -489,6 +489,9 @@ def test_the_sandwich_is_the_inverse_hessian_around_the_pairs_gradient_covarianc
     directions = np.asarray(result.mcse_directions)
     np.testing.assert_allclose(directions @ directions.T, expected, rtol=1e-4,
                                atol=1e-4 * np.abs(expected).max())
+    # the ELBO reported is the fixed-draw one at the optimum, -F (its constant included)
+    assert result.final_elbo == pytest.approx(-objective(theta) + 1 + np.log(2 * np.pi),
+                                              rel=1e-12)
 
 
 @pytest.mark.parametrize("max_dense", [2000, 0])     # linear-response sds, then the guide's
@@ -556,6 +559,9 @@ def test_out_folder_summary_and_predict_round_trip(tmp_path, capsys, models_dir)
 def test_a_model_without_latents_fits():
     fit = ppl.compile("data y: real\nobserve y ~ Normal(0, 1)\n").fit({"y": 0.5}, method="dadvi")
     assert fit.result.mu.shape == (0,) and fit.converged
+    # the ELBO of nothing to draw is the log joint: log N(0.5; 0, 1)
+    assert fit.result.final_elbo == pytest.approx(-0.5 * 0.25 - 0.5 * np.log(2 * np.pi),
+                                                  rel=1e-14)
 
 
 # ----- errors --------------------------------------------------------------------------------
@@ -636,6 +642,17 @@ def test_a_non_identified_model_is_refused():
     text = ("data y: real[3]\nsample a ~ Normal(0, 1e8)\nsample b ~ Normal(0, 1e8)\n"
             "observe y ~ Normal(a + b, 1)\n")
     with pytest.raises(PplError, match="not positive definite|stopped after"):
+        dadvi.fit(compiled(text, {"y": [1.0, 2.0, 3.0]}), OPTIONS, np.random.default_rng(0))
+
+
+def test_a_non_identified_model_is_refused_from_the_usual_start_too(monkeypatch):
+    # without the Laplace start the optimizer runs to its own tolerance (no early stop to
+    # resume from), so _finish's refusal is the answer, not a cue to go on
+    monkeypatch.setattr(dadvi, "laplace_start", lambda log_joint, guide, theta0, objective:
+                        (theta0, None))
+    text = ("data y: real[3]\nsample a ~ Normal(0, 1e8)\nsample b ~ Normal(0, 1e8)\n"
+            "observe y ~ Normal(a + b, 1)\n")
+    with pytest.raises(PplError, match="not positive definite at the optimum"):
         dadvi.fit(compiled(text, {"y": [1.0, 2.0, 3.0]}), OPTIONS, np.random.default_rng(0))
 
 
