@@ -137,6 +137,17 @@ def test_hessian_vector_products_match_autograds_exact_product(rng):
     np.testing.assert_allclose(objective.hvp(theta, scale, central=False)(v), exact, rtol=1e-5)
 
 
+
+def test_hessian_vector_products_fall_back_to_the_exact_product_off_the_support():
+    # log p = sqrt(z) at the single draw z = mu = 5e-5 (sigma 1, Z = 0): the central
+    # difference's lower end, 1e-4 sds below, is outside the support (a nan gradient), so the
+    # product is autograd's exact one, d2F / dmu2 = z^-1.5 / 4 (sigma does not reach the draw)
+    objective = dadvi.Objective(lambda z: anp.sqrt(z[:, 0]), MEAN_FIELD, np.zeros((1, 1)))
+    theta = np.array([5e-5, 0.0])
+    with np.errstate(invalid="ignore"):
+        product = objective.hvp(theta, dadvi.scale_of(theta, MEAN_FIELD))(np.array([1.0, 0.0]))
+    np.testing.assert_allclose(product, [0.25 * 5e-5 ** -1.5, 0.0], rtol=1e-12)
+
 def test_mean_field_hessian_from_per_draw_hessians_matches_exact_products(rng):
     # a correlated 3-D target, non-Gaussian (so every term of the formula is exercised)
     A = np.array([[2.0, 0.8, 0.1], [0.8, 1.5, -0.4], [0.1, -0.4, 1.0]])

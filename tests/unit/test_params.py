@@ -170,6 +170,7 @@ def test_start_values_draw_or_random_never_zero():
 @pytest.mark.parametrize("init, message", [
     ({"q": 1.0}, "no such param"),
     ({"w": [1.0, 2.0]}, "shape"),
+    ({"w": [[1.0] * 5]}, r"shape \(1, 5\) given; the param's is \(5,\)"),   # its size, not shape
     ({"v": -1.0}, "outside its support"),
     ({"w": "x"}, "not a number"),
 ])
