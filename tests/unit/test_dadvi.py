@@ -288,6 +288,9 @@ def test_chord_steps_finish_with_the_one_hessian_formed(monkeypatch, rng):
     optimum, _, _, _ = dadvi._finish(objective, np.array([0.9, -1.0]), *context)
     _, _, exact, _ = dadvi._finish(objective, optimum, *context)      # formed at the optimum
     monkeypatch.setattr(dadvi, "DECREMENT_TOL", 1e-3)
+    # one step suffices from there (the decrement goes from 0.05 to 4e-4): POLISH_STEPS
+    # steps are taken, not one fewer
+    monkeypatch.setattr(dadvi, "POLISH_STEPS", 1)
     formed = []
     monkeypatch.setattr(dadvi, "mean_field_hessian", lambda o, t: formed.append(t) or
                         dadvi_optimize.mean_field_hessian(o, t))
@@ -628,7 +631,8 @@ def test_a_hessian_that_is_not_positive_definite_names_the_flat_direction():
         dadvi_solve.factor(H, np.eye(4), ("z[0]", "z[1]"))
 
 
-def test_low_rank_early_stop_where_the_hessian_is_not_positive_definite_goes_on():
+def test_low_rank_early_stop_where_the_hessian_is_not_positive_definite_goes_on(
+        monkeypatch):
     # an identified Gaussian posterior (a linear regression's, rounded): low rank's objective
     # is not convex, and with these fixed draws (seed 0) L-BFGS-B's early stop, 0.05 sds from
     # the optimum, is where F's Hessian has an eigenvalue of -0.025; that was reported as a
@@ -640,8 +644,18 @@ def test_low_rank_early_stop_where_the_hessian_is_not_positive_definite_goes_on(
 
     def log_density(zeta):
         return -0.5 * anp.sum(((zeta - mean) @ precision) * (zeta - mean), axis=1)
+    runs = []      # each optimizer run's iterations, as it returned them
+
+    def recorded(*args, **kwargs):
+        out = minimize(*args, **kwargs)
+        runs.append(int(out[1].nit))
+        return out
+    minimize = dadvi.minimize
+    monkeypatch.setattr(dadvi, "minimize", recorded)
     result = dadvi.fit(Stub(log_density, 4), FitOptions(method="dadvi", guide="lowrank"),
                        np.random.default_rng(0))
+    # the early stop, then the optimizer resumed: the steps reported count both runs
+    assert len(runs) == 2 and runs[0] > 0 and result.steps == sum(runs)
     covariance = np.linalg.inv(precision)
     np.testing.assert_allclose(result.lr_covariance, covariance, rtol=dadvi.DECREMENT_TOL,
                                atol=dadvi.DECREMENT_TOL * 1e-2 * np.abs(covariance).max())
