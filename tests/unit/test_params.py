@@ -211,6 +211,12 @@ def test_a_start_drawn_onto_a_bound_starts_inside_it():
     model = ppl.compile("param s: real<lower=5> ~ Normal(0, 1)\nfactor -100 * (s - 8) ** 2\n")
     fit = model.fit({})
     assert fit.params()["s"] == pytest.approx(1600 / 201, rel=1e-6)
+    # such elements start as a param without a distribution does: small seeded random
+    # values (sd PARAM_START_SCALE), not all at one point
+    from ppl.compiler.draws import PARAM_START_SCALE
+    _, _, compiled = ppl.compile("param s: real<lower=5>[3] ~ Normal(0, 1)\n").prepare({})
+    start = user.param_start(compiled, np.random.default_rng(0), None)
+    assert len(set(start)) == 3 and np.all(np.abs(start) < 5 * PARAM_START_SCALE)
 
 
 @pytest.mark.parametrize("method", ["advi", "dadvi"])
