@@ -289,6 +289,15 @@ def test_path_gradient_has_the_plain_gradients_expectation(rng):
     assert np.any(np.abs(missing.mean(axis=0)) > 10 * se_missing + 1e-3)
 
 
+
+def test_realnvp_keeps_the_plain_gradient(rng):
+    # the path cotangent is the IAF layers' (iaf.py); realnvp's entropy keeps the plain
+    # reparameterized gradient even with path_gradient set
+    flow = Flow(3, 2, "realnvp")
+    theta, eps = flow_theta(flow, rng), rng.standard_normal((6, 3))
+    np.testing.assert_array_equal(_elbo_grad(flow, _target)(theta, eps),
+                                  _elbo_grad(PlainFlow(3, 2, "realnvp"), _target)(theta, eps))
+
 def test_path_gradient_is_zero_when_q_is_the_target(rng):
     # At q = p, log p - log q is constant in zeta, so every draw's path gradient is zero (the
     # estimator's variance vanishes); the plain gradient's per-draw values are not zero.
