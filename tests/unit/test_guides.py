@@ -474,6 +474,18 @@ def test_jitter_scale_matches_theta(guide, rng):
     assert scale.shape == theta.shape and np.all(scale > 0)
 
 
+
+def test_a_flows_units_are_its_affine_parts_marginal_sds(rng):
+    # mu_i and row i of A in units of sqrt((A A')_ii), the layers in 1s (the convergence
+    # rule's window comparison reads them); column norms or a tiled sd passed the shape test
+    flow = Flow(3, 2)
+    theta = flow_theta(flow, rng)
+    A = theta[3:12].reshape(3, 3)
+    sd = np.sqrt(np.diag(A @ A.T))
+    np.testing.assert_allclose(flow.jitter_scale(theta),
+                               np.concatenate([sd, np.repeat(sd, 3), np.ones(theta.size - 12)]),
+                               rtol=1e-14)
+
 @pytest.mark.parametrize("guide", [FullRank(D3), Flow(D3, 2)], ids=str)
 def test_push_affine_is_the_law_of_the_affine_map(guide, rng):
     theta = random_theta(guide, rng, 0.3)
