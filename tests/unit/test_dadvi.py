@@ -604,6 +604,24 @@ def test_an_optimizer_stopped_short_is_an_error(monkeypatch):
         dadvi.fit(model, OPTIONS, np.random.default_rng(0))
 
 
+
+@pytest.mark.parametrize("decrement, converged", [(0.999e-3, True), (1.001e-3, False),
+                                                  (np.nan, False)])
+def test_the_newton_decrement_tolerance_decides(decrement, converged, monkeypatch):
+    # the optimizer's end taken as it is, its decrement replaced: just below DECREMENT_TOL is
+    # converged, just above (or nan) is refused
+    def replaced(*args):
+        theta, value, solver, _, result, trace = optimize(*args)
+        return theta, value, solver, decrement, result, trace
+    optimize = dadvi._optimize
+    monkeypatch.setattr(dadvi, "_optimize", replaced)
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    if converged:
+        assert dadvi.fit(model, OPTIONS, np.random.default_rng(0)).converged
+    else:
+        with pytest.raises(PplError, match="without meeting its tolerance"):
+            dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+
 def test_lbfgs_stopped_by_an_overflow_is_continued_by_a_trust_region():
     # a strongly skewed posterior (log rate of a Gamma(0.1, 1)-Poisson, y = 0) rejects the
     # Laplace start; with these fixed draws (seed 7) L-BFGS-B's line search then meets an
