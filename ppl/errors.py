@@ -1160,8 +1160,9 @@ def guide_depends_on_later(span: Span, name: str, later: str) -> PplError:
 
 
 def guide_not_finite(span: Span, name: str, steps: int) -> PplError:
-    return PplError(f"the optimization diverged after {steps} steps: the scale of the guide of "
-                    f"'{name}' was not positive, or its loc or scale not finite", span,
+    when = "at the start" if steps == 0 else f"the optimization diverged after {steps} steps"
+    return PplError(f"{when}: the scale of the guide of '{name}' was not positive, or its loc "
+                    "or scale not finite", span,
                     hint="a guide's scale must stay positive: write it as exp(...) or "
                          "softplus(...), or declare the param it reads with <lower=0>")
 

@@ -626,6 +626,13 @@ def _check_start(compiled, guide, theta, rng, init_scale: float | None = None) -
     zeta = guide.sample(theta, rng, START_DRAWS)
     if np.any(np.isfinite(compiled.log_joint(zeta))):
         return
+    # a guide statement's loc or scale not finite at the start (the log of a param that
+    # starts negative) makes every draw so: blame the guide, not the first statement reading
+    # the draw (its prior was called nan at every starting point)
+    statement = guide.blame(theta, rng.standard_normal((START_DRAWS, guide.eps_dim(
+        compiled.dim)))) if hasattr(guide, "blame") else None
+    if statement is not None:
+        raise guide_not_finite(statement.span, statement.name, 0)
     span, what = first_not_finite(compiled, zeta, every_draw=True) or (None, "not finite")
     raise not_finite_at_start(span, what, init_scale)
 

@@ -137,6 +137,17 @@ def test_hessian_vector_products_match_autograds_exact_product(rng):
     np.testing.assert_allclose(objective.hvp(theta, scale, central=False)(v), exact, rtol=1e-5)
 
 
+
+def test_hessian_vector_products_fall_back_to_the_exact_product_off_the_support():
+    # log p = sqrt(z) at the single draw z = mu = 5e-5 (sigma 1, Z = 0): the central
+    # difference's lower end, 1e-4 sds below, is outside the support (a nan gradient), so the
+    # product is autograd's exact one, d2F / dmu2 = z^-1.5 / 4 (sigma does not reach the draw)
+    objective = dadvi.Objective(lambda z: anp.sqrt(z[:, 0]), MEAN_FIELD, np.zeros((1, 1)))
+    theta = np.array([5e-5, 0.0])
+    with np.errstate(invalid="ignore"):
+        product = objective.hvp(theta, dadvi.scale_of(theta, MEAN_FIELD))(np.array([1.0, 0.0]))
+    np.testing.assert_allclose(product, [0.25 * 5e-5 ** -1.5, 0.0], rtol=1e-12)
+
 def test_mean_field_hessian_from_per_draw_hessians_matches_exact_products(rng):
     # a correlated 3-D target, non-Gaussian (so every term of the formula is exercised)
     A = np.array([[2.0, 0.8, 0.1], [0.8, 1.5, -0.4], [0.1, -0.4, 1.0]])
@@ -277,6 +288,9 @@ def test_chord_steps_finish_with_the_one_hessian_formed(monkeypatch, rng):
     optimum, _, _, _ = dadvi._finish(objective, np.array([0.9, -1.0]), *context)
     _, _, exact, _ = dadvi._finish(objective, optimum, *context)      # formed at the optimum
     monkeypatch.setattr(dadvi, "DECREMENT_TOL", 1e-3)
+    # one step suffices from there (the decrement goes from 0.05 to 4e-4): POLISH_STEPS
+    # steps are taken, not one fewer
+    monkeypatch.setattr(dadvi, "POLISH_STEPS", 1)
     formed = []
     monkeypatch.setattr(dadvi, "mean_field_hessian", lambda o, t: formed.append(t) or
                         dadvi_optimize.mean_field_hessian(o, t))
@@ -451,6 +465,80 @@ def test_mcse_of_an_unconstrained_latent_is_the_sandwich_sd_of_its_mean_paramete
     assert row["mcse"] == pytest.approx(expected, rel=1e-6)
 
 
+TWO_RATES = ("data y: int[4]\nsample a ~ Normal(0, 1)\nsample b ~ Normal(0, 3)\n"
+             "observe y ~ Poisson(log_rate=a + 0.3 * b)\n")
+
+
+def test_the_sandwich_is_the_inverse_hessian_around_the_pairs_gradient_covariance(
+        monkeypatch):
+    # paper section 4: A A' = H^-1 Cov(g) H^-1 / M, g_m the gradient at the optimum of the
+    # m-th antithetic pair's term of F (centred, M - 1 denominator), H F's Hessian where it was
+    # formed (the chord steps' start, recorded here: the sandwich's H, 2% off the optimum's in
+    # the log sds here); from autograd's exact derivatives on the fit's own draws (rng's first
+    # M x D normals, then their mirrors). The fit's H is mean field's by forward differences
+    # (~1e-6 relatively): rtol 1e-4. Uncentred gradients or an M denominator (3% off at M =
+    # 30) passed the unit tests.
+    from autograd import hessian, jacobian
+    formed = []
+
+    def recorded(objective, theta, *rest):
+        formed.append(theta)
+        return hessian_at(objective, theta, *rest)
+    hessian_at = dadvi._hessian
+    monkeypatch.setattr(dadvi, "_hessian", recorded)
+    model = compiled(TWO_RATES, {"y": [0, 3, 1, 7]})
+    result = dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+    M, theta = result.draws_used, result.theta
+    half = np.random.default_rng(0).standard_normal((M, 2))
+    Z = np.concatenate([half, -half])
+
+    def pair_terms(t):
+        mu, sigma = t[:2], anp.exp(t[2:])
+        return -0.5 * (model.log_joint(mu + sigma * half) + model.log_joint(mu - sigma * half))
+
+    def objective(t):
+        return -anp.mean(model.log_joint(t[:2] + anp.exp(t[2:]) * Z)) - anp.sum(t[2:])
+    inverse = np.linalg.inv(hessian(objective)(formed[-1]))
+    expected = inverse @ np.cov(jacobian(pair_terms)(theta).T) @ inverse / M
+    directions = np.asarray(result.mcse_directions)
+    np.testing.assert_allclose(directions @ directions.T, expected, rtol=1e-4,
+                               atol=1e-4 * np.abs(expected).max())
+    # the ELBO reported is the fixed-draw one at the optimum, -F (its constant included)
+    assert result.final_elbo == pytest.approx(-objective(theta) + 1 + np.log(2 * np.pi),
+                                              rel=1e-12)
+
+
+@pytest.mark.parametrize("max_dense", [2000, 0])     # linear-response sds, then the guide's
+def test_the_mcse_warning_weighs_each_means_mcse_against_the_sd_shown(max_dense, monkeypatch):
+    # each mean's MCSE is the norm of its row of A (the mean rows: the first D), the sd the
+    # one the summary shows (linear response's, or the guide's own above the dense limit)
+    monkeypatch.setattr(dadvi, "MAX_DENSE_PARAMS", max_dense)
+    calls = []
+    monkeypatch.setattr(dadvi, "_warn_large_mcse", lambda *args: calls.append(args))
+    result = dadvi.fit(compiled(TWO_RATES, {"y": [0, 3, 1, 7]}),
+                       FitOptions(method="dadvi", dadvi_draws=8), np.random.default_rng(0))
+    (names, mcse, sd, draws), = calls
+    shown = (np.exp(result.log_sigma) if result.lr_covariance is None
+             else np.sqrt(np.diag(result.lr_covariance)))
+    assert names == ("a", "b") and draws == 8
+    np.testing.assert_allclose(mcse, np.linalg.norm(result.mcse_directions[:2], axis=1),
+                               rtol=1e-14)
+    np.testing.assert_allclose(sd, shown, rtol=1e-14)
+
+
+@pytest.mark.parametrize("margin, warned", [(1 - 1e-9, True), (1 + 1e-9, False)])
+def test_the_mcse_warning_names_the_largest_ratio_to_the_sd(margin, warned, monkeypatch):
+    # ratios 0.15, 0.4, 0.5: the largest MCSE (a's) is not the largest ratio (c's); warned
+    # just below c's ratio, not just above it
+    monkeypatch.setattr(dadvi, "MCSE_WARN", margin * 0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dadvi._warn_large_mcse(("a", "b", "c"), np.array([0.3, 0.2, 0.05]),
+                               np.array([2.0, 0.5, 0.1]), 30)
+    assert [str(w.message) for w in caught] == (
+        ["DADVI's Monte Carlo error of the mean of c is 0.50 posterior sds with 30 fixed "
+         "draws; more --dadvi-draws are needed for a reliable mean"] if warned else [])
+
 def test_draws_follow_the_linear_response_covariance():
     text = ("data y: real[2]\nsample a ~ Normal(0, 1)\nsample b ~ Normal(0, 1)\n"
             "observe y ~ Normal(a + b, 0.5)\n")
@@ -485,6 +573,9 @@ def test_out_folder_summary_and_predict_round_trip(tmp_path, capsys, models_dir)
 def test_a_model_without_latents_fits():
     fit = ppl.compile("data y: real\nobserve y ~ Normal(0, 1)\n").fit({"y": 0.5}, method="dadvi")
     assert fit.result.mu.shape == (0,) and fit.converged
+    # the ELBO of nothing to draw is the log joint: log N(0.5; 0, 1)
+    assert fit.result.final_elbo == pytest.approx(-0.5 * 0.25 - 0.5 * np.log(2 * np.pi),
+                                                  rel=1e-14)
 
 
 # ----- errors --------------------------------------------------------------------------------
@@ -513,6 +604,24 @@ def test_an_optimizer_stopped_short_is_an_error(monkeypatch):
         dadvi.fit(model, OPTIONS, np.random.default_rng(0))
 
 
+
+@pytest.mark.parametrize("decrement, converged", [(0.999e-3, True), (1.001e-3, False),
+                                                  (np.nan, False)])
+def test_the_newton_decrement_tolerance_decides(decrement, converged, monkeypatch):
+    # the optimizer's end taken as it is, its decrement replaced: just below DECREMENT_TOL is
+    # converged, just above (or nan) is refused
+    def replaced(*args):
+        theta, value, solver, _, result, trace = optimize(*args)
+        return theta, value, solver, decrement, result, trace
+    optimize = dadvi._optimize
+    monkeypatch.setattr(dadvi, "_optimize", replaced)
+    model = compiled(GAMMA_POISSON, {"y": [1, 3, 2, 5]})
+    if converged:
+        assert dadvi.fit(model, OPTIONS, np.random.default_rng(0)).converged
+    else:
+        with pytest.raises(PplError, match="without meeting its tolerance"):
+            dadvi.fit(model, OPTIONS, np.random.default_rng(0))
+
 def test_lbfgs_stopped_by_an_overflow_is_continued_by_a_trust_region():
     # a strongly skewed posterior (log rate of a Gamma(0.1, 1)-Poisson, y = 0) rejects the
     # Laplace start; with these fixed draws (seed 7) L-BFGS-B's line search then meets an
@@ -540,7 +649,8 @@ def test_a_hessian_that_is_not_positive_definite_names_the_flat_direction():
         dadvi_solve.factor(H, np.eye(4), ("z[0]", "z[1]"))
 
 
-def test_low_rank_early_stop_where_the_hessian_is_not_positive_definite_goes_on():
+def test_low_rank_early_stop_where_the_hessian_is_not_positive_definite_goes_on(
+        monkeypatch):
     # an identified Gaussian posterior (a linear regression's, rounded): low rank's objective
     # is not convex, and with these fixed draws (seed 0) L-BFGS-B's early stop, 0.05 sds from
     # the optimum, is where F's Hessian has an eigenvalue of -0.025; that was reported as a
@@ -552,8 +662,18 @@ def test_low_rank_early_stop_where_the_hessian_is_not_positive_definite_goes_on(
 
     def log_density(zeta):
         return -0.5 * anp.sum(((zeta - mean) @ precision) * (zeta - mean), axis=1)
+    runs = []      # each optimizer run's iterations, as it returned them
+
+    def recorded(*args, **kwargs):
+        out = minimize(*args, **kwargs)
+        runs.append(int(out[1].nit))
+        return out
+    minimize = dadvi.minimize
+    monkeypatch.setattr(dadvi, "minimize", recorded)
     result = dadvi.fit(Stub(log_density, 4), FitOptions(method="dadvi", guide="lowrank"),
                        np.random.default_rng(0))
+    # the early stop, then the optimizer resumed: the steps reported count both runs
+    assert len(runs) == 2 and runs[0] > 0 and result.steps == sum(runs)
     covariance = np.linalg.inv(precision)
     np.testing.assert_allclose(result.lr_covariance, covariance, rtol=dadvi.DECREMENT_TOL,
                                atol=dadvi.DECREMENT_TOL * 1e-2 * np.abs(covariance).max())
@@ -565,6 +685,17 @@ def test_a_non_identified_model_is_refused():
     text = ("data y: real[3]\nsample a ~ Normal(0, 1e8)\nsample b ~ Normal(0, 1e8)\n"
             "observe y ~ Normal(a + b, 1)\n")
     with pytest.raises(PplError, match="not positive definite|stopped after"):
+        dadvi.fit(compiled(text, {"y": [1.0, 2.0, 3.0]}), OPTIONS, np.random.default_rng(0))
+
+
+def test_a_non_identified_model_is_refused_from_the_usual_start_too(monkeypatch):
+    # without the Laplace start the optimizer runs to its own tolerance (no early stop to
+    # resume from), so _finish's refusal is the answer, not a cue to go on
+    monkeypatch.setattr(dadvi, "laplace_start", lambda log_joint, guide, theta0, objective:
+                        (theta0, None))
+    text = ("data y: real[3]\nsample a ~ Normal(0, 1e8)\nsample b ~ Normal(0, 1e8)\n"
+            "observe y ~ Normal(a + b, 1)\n")
+    with pytest.raises(PplError, match="not positive definite at the optimum"):
         dadvi.fit(compiled(text, {"y": [1.0, 2.0, 3.0]}), OPTIONS, np.random.default_rng(0))
 
 

@@ -142,6 +142,32 @@ def test_flow_log_det_matches_autograd_jacobian(flow, rng):
         np.testing.assert_allclose(log_det[i], np.linalg.slogdet(J)[1], rtol=1e-10, atol=1e-10)
 
 
+
+@pytest.mark.parametrize("kind", ["iaf", "realnvp"])
+def test_consecutive_layers_transform_in_turn(kind, rng):
+    # The log-det and inverse tests hold for any triangular layers, so layers that never
+    # reversed their order (IAF) or never swapped their halves (realnvp), each leaving a
+    # coordinate only ever moved by the affine map, passed them. IAF (MADE masks): layer k's
+    # y_i depends on exactly the x_j before i in its order, reversed on odd layers;
+    # realnvp: layer k keeps its half (the first D // 2 on even layers, the rest on odd
+    # ones), and each moved coordinate depends on every kept one and on itself alone.
+    flow = Flow(4, 2, kind)
+    _, _, layers = flow._unpack(flow_theta(flow, rng, scale=0.5))
+    x = rng.standard_normal(4)
+    for k in range(2):
+        J = jacobian(lambda v: flow._layer_forward(k, layers[k], v[None])[0][0])(x)
+        if kind == "iaf":
+            order = np.arange(4) if k % 2 == 0 else np.arange(3, -1, -1)
+            ordered = J[np.ix_(order, order)]
+            assert np.all(np.triu(ordered, 1) == 0) and np.all(np.diag(ordered) > 0)
+            assert np.all(ordered[np.tril_indices(4, -1)] != 0)
+        else:
+            kept, moved = (np.arange(2), np.arange(2, 4))[::1 if k % 2 == 0 else -1]
+            np.testing.assert_array_equal(J[kept], np.eye(4)[kept])
+            assert np.all(J[np.ix_(moved, kept)] != 0)
+            np.testing.assert_array_equal(J[np.ix_(moved, moved)],
+                                          np.diag(np.diag(J[np.ix_(moved, moved)])))
+
 @pytest.mark.parametrize("flow", [Flow(1, 2), Flow(2, 3), Flow(5, 4), Flow(10, 4)], ids=str)
 def test_iaf_primitive_matches_the_layer_by_layer_composition(flow, rng):
     # The IAF's forward pass is one autograd primitive with a hand-written gradient
@@ -262,6 +288,15 @@ def test_path_gradient_has_the_plain_gradients_expectation(rng):
     se_missing = missing.std(axis=0, ddof=1) / np.sqrt(500)
     assert np.any(np.abs(missing.mean(axis=0)) > 10 * se_missing + 1e-3)
 
+
+
+def test_realnvp_keeps_the_plain_gradient(rng):
+    # the path cotangent is the IAF layers' (iaf.py); realnvp's entropy keeps the plain
+    # reparameterized gradient even with path_gradient set
+    flow = Flow(3, 2, "realnvp")
+    theta, eps = flow_theta(flow, rng), rng.standard_normal((6, 3))
+    np.testing.assert_array_equal(_elbo_grad(flow, _target)(theta, eps),
+                                  _elbo_grad(PlainFlow(3, 2, "realnvp"), _target)(theta, eps))
 
 def test_path_gradient_is_zero_when_q_is_the_target(rng):
     # At q = p, log p - log q is constant in zeta, so every draw's path gradient is zero (the
@@ -438,6 +473,18 @@ def test_jitter_scale_matches_theta(guide, rng):
     scale = guide.jitter_scale(theta)
     assert scale.shape == theta.shape and np.all(scale > 0)
 
+
+
+def test_a_flows_units_are_its_affine_parts_marginal_sds(rng):
+    # mu_i and row i of A in units of sqrt((A A')_ii), the layers in 1s (the convergence
+    # rule's window comparison reads them); column norms or a tiled sd passed the shape test
+    flow = Flow(3, 2)
+    theta = flow_theta(flow, rng)
+    A = theta[3:12].reshape(3, 3)
+    sd = np.sqrt(np.diag(A @ A.T))
+    np.testing.assert_allclose(flow.jitter_scale(theta),
+                               np.concatenate([sd, np.repeat(sd, 3), np.ones(theta.size - 12)]),
+                               rtol=1e-14)
 
 @pytest.mark.parametrize("guide", [FullRank(D3), Flow(D3, 2)], ids=str)
 def test_push_affine_is_the_law_of_the_affine_map(guide, rng):

@@ -170,6 +170,7 @@ def test_start_values_draw_or_random_never_zero():
 @pytest.mark.parametrize("init, message", [
     ({"q": 1.0}, "no such param"),
     ({"w": [1.0, 2.0]}, "shape"),
+    ({"w": [[1.0] * 5]}, r"shape \(1, 5\) given; the param's is \(5,\)"),   # its size, not shape
     ({"v": -1.0}, "outside its support"),
     ({"w": "x"}, "not a number"),
 ])
@@ -210,6 +211,12 @@ def test_a_start_drawn_onto_a_bound_starts_inside_it():
     model = ppl.compile("param s: real<lower=5> ~ Normal(0, 1)\nfactor -100 * (s - 8) ** 2\n")
     fit = model.fit({})
     assert fit.params()["s"] == pytest.approx(1600 / 201, rel=1e-6)
+    # such elements start as a param without a distribution does: small seeded random
+    # values (sd PARAM_START_SCALE), not all at one point
+    from ppl.compiler.draws import PARAM_START_SCALE
+    _, _, compiled = ppl.compile("param s: real<lower=5>[3] ~ Normal(0, 1)\n").prepare({})
+    start = user.param_start(compiled, np.random.default_rng(0), None)
+    assert len(set(start)) == 3 and np.all(np.abs(start) < 5 * PARAM_START_SCALE)
 
 
 @pytest.mark.parametrize("method", ["advi", "dadvi"])

@@ -2,7 +2,7 @@
 guides, their reparameterized gradient and their entropy."""
 import numpy as np
 import pytest
-from autograd import grad
+from autograd import grad, value_and_grad
 
 import ppl
 from ppl.guides import user
@@ -102,11 +102,13 @@ def test_guided_and_automatic_latents_together():
     assert guide.name == "user+meanfield"
 
 
-def test_a_guide_scale_below_zero_is_blamed_on_the_guide():
+@pytest.mark.parametrize("guide", ["Normal(0, sc)", "Normal(log(sc), 1)"])
+def test_a_guide_scale_below_zero_is_blamed_on_the_guide(guide):
     # 'param sc: real' as a scale starts at small random values of either sign; where it is
     # negative every step's entropy was nan and the fit ended in 'the log density was not
-    # finite', unlocated, though the log joint was finite at every draw
-    model = ppl.compile("sample s ~ Normal(0, 1)\nparam sc: real\nguide s ~ Normal(0, sc)\n")
+    # finite', unlocated, though the log joint was finite at every draw. A loc that is not
+    # finite (log of the negative sc) is blamed alike.
+    model = ppl.compile(f"sample s ~ Normal(0, 1)\nparam sc: real\nguide s ~ {guide}\n")
     with pytest.raises(ppl.PplError, match="the scale of the guide of 's' was not positive") \
             as error:
         model.fit({}, init={"sc": -1.0}, iter=100)
@@ -121,6 +123,84 @@ def test_draw_and_log_q_is_log_q_at_the_draws():
     zeta, log_q = guide.draw_and_log_q(theta, eps)
     np.testing.assert_array_equal(zeta, guide.draw(theta, eps))
     np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-12)
+
+
+ORDERED = """
+data y: real[2]
+sample g ~ Normal(0, 1)
+sample a ~ Normal(g, 1)
+sample b: real[2] ~ Normal(a, 1)
+sample h ~ Normal(g, 1)
+observe y ~ Normal(b + h, 1)
+param m: real
+guide g ~ Normal(m, 0.5)
+guide h ~ Normal(g, exp(0.5 * g + 0.25 * a))
+"""
+
+
+def test_guided_latents_around_the_automatic_ones_keep_their_columns_and_entropy():
+    # The automatic coordinates (a, b) are zeta's columns 1-3, between the guided g and h:
+    # the funnel above has a single automatic latent first, so reading z_auto's columns from
+    # 0 for each latent, or taking zeta's first D_auto columns as the automatic ones, passed.
+    # Exact references at the same noise: the draws (the automatic family's own in order, each
+    # guide's loc + scale * its noise), log q from zeta's columns against log q from the noise,
+    # the entropy's closed form given the draws (mean field's log sds, log 0.5 for g, h's mean
+    # log scale, 0.5 (1 + log 2 pi) per coordinate) traced (the value a gradient step reports)
+    # as untraced, and the reports at eps = 0: mean and log sd (-inf for the param).
+    _, _, compiled = ppl.compile(ORDERED).prepare({"y": [0.3, -1.2]})
+    guide = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    assert list(guide.auto_cols) == [1, 2, 3] and list(guide.guided_cols) == [0, 4]
+    rng = np.random.default_rng(1)
+    start = guide.init(compiled.dim, 1.0)
+    theta = start + 0.3 * rng.standard_normal(start.size)
+    mu, log_sigma, m = theta[:3], theta[3:6], theta[6]
+    eps = rng.standard_normal((5, guide.eps_dim(compiled.dim)))
+    zeta, log_q = guide.draw_and_log_q(theta, eps)
+    g, a = zeta[:, 0], zeta[:, 1]
+    np.testing.assert_array_equal(zeta[:, 1:4], guide.auto.draw(theta[:6], eps[:, :3]))
+    np.testing.assert_allclose(g, m + 0.5 * eps[:, 3], rtol=1e-15)
+    np.testing.assert_allclose(zeta[:, 4], g + np.exp(0.5 * g + 0.25 * a) * eps[:, 4],
+                               rtol=1e-14)
+    np.testing.assert_allclose(log_q, guide.log_q(theta, zeta), rtol=1e-12)
+    exact = (np.sum(log_sigma) + np.log(0.5) + np.mean(0.5 * g + 0.25 * a)
+             + 0.5 * 5 * (1 + np.log(2 * np.pi)))
+    traced, _ = value_and_grad(lambda t: guide.draw_and_entropy(t, eps)[1])(theta)
+    assert traced == pytest.approx(exact, rel=1e-14)
+    assert guide.draw_and_entropy(theta, eps)[1] == pytest.approx(exact, rel=1e-14)
+    np.testing.assert_allclose(guide.mean(theta), [m, *mu, m, m], rtol=1e-15)
+    np.testing.assert_allclose(guide.log_sd(theta), [np.log(0.5), *log_sigma,
+                                                     0.5 * m + 0.25 * mu[0], -np.inf],
+                               rtol=1e-15)
+
+
+def test_push_affine_moves_the_automatic_coordinates_and_the_params():
+    # theta of the law of m0 + W zeta: the automatic family's pushed on its columns (1-3),
+    # each param's value moved as m0 + W value (a later start's shift, infer/starts.py)
+    _, _, compiled = ppl.compile(ORDERED).prepare({"y": [0.3, -1.2]})
+    guide = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    rng = np.random.default_rng(2)
+    theta = guide.init(compiled.dim, 1.0) + 0.3 * rng.standard_normal(7)
+    m0, W = rng.standard_normal(6), rng.uniform(0.5, 2.0, 6)
+    pushed = guide.push_affine(theta, m0, W)
+    np.testing.assert_array_equal(pushed[:6], guide.auto.push_affine(theta[:6], m0[1:4],
+                                                                     W[1:4]))
+    assert pushed[6] == m0[5] + W[5] * theta[6]
+
+
+def test_a_latents_bound_read_through_a_let_is_computed_for_the_guide():
+    # z's bound reads the let lo, which reads the let t, and no guide reads either: the walk
+    # must still compute both (a bound's names count, not only a guide's, and a let's lets),
+    # or z's transform finds no 'lo'
+    source = ("sample s ~ Normal(0, 1)\nlet t = 2 * s\nlet lo = t - 1\n"
+              "sample z: real<lower=lo> ~ Normal(s, 1)\nparam m: real\nguide s ~ Normal(m, 1)\n"
+              "observe 1.0 ~ Normal(z, 1)\n")
+    _, _, compiled = ppl.compile(source).prepare({})
+    guide = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    zeta = guide.draw(guide.init(compiled.dim, 1.0), np.random.default_rng(1).standard_normal(
+        (4, guide.eps_dim(compiled.dim))))
+    values = compiled.constrained(zeta)
+    np.testing.assert_allclose(values["lo"], 2 * values["s"] - 1.0, rtol=1e-15)
+    assert np.all(values["z"] > values["lo"])
 
 
 def test_a_collapsed_guide_behind_guide_statements_is_not_called_reliable():
