@@ -245,6 +245,27 @@ def test_fused_likelihood_at_infinite_and_overflowing_predictors_matches_traced(
                                    rtol=1e-10)
 
 
+@pytest.mark.parametrize("family, x, y", [("Bernoulli(logit=b * x)", [1e17, -1.0], [1, 0]),
+                                          ("Binomial(2, logit=b * x)", [1e17, 1.0], [2, 0])])
+def test_fused_likelihood_beside_a_huge_logit_keeps_its_small_rows(family, x, y):
+    # 0.5 (sum(eta) - sum|eta|) lost the row of logit -1 beside one of 1e17 (an unscaled
+    # column, nanosecond timestamps): a log likelihood of +0.687 where the rows give -0.313
+    # (found by the leftalone6 audit); Binomial's 0.5 (eta + |eta|) . n the row of logit 1,
+    # -0.627 for -2.627. Draw 1's rows are on the plain path's scale (no cancellation), draw
+    # 0's are not; both must be the plain path's to rounding
+    text = f"data N: int\ndata x: real[N]\ndata y: int[N]\nsample b ~ Normal(0, 1)\n" \
+        f"observe y ~ {family}\n"
+    program = parse(text, "m.ppl")
+    values, dims = load_data(check(program), {"N": 2, "x": x, "y": y})
+    fused, plain = (compile_model(check(program, dims), values, fuse=fuse) for fuse in (True, False))
+    assert [type(s.kernel).__name__ for s in fused._steps if getattr(s, "kernel", None)] \
+        == ["FusedTerm"]
+    z = np.array([[1.0], [1e-18]])
+    np.testing.assert_allclose(fused.terms(z)[-1][1], plain.terms(z)[-1][1], rtol=1e-12)
+    np.testing.assert_allclose(grad(lambda z: anp.sum(fused.terms(z)[-1][1]))(z),
+                               grad(lambda z: anp.sum(plain.terms(z)[-1][1]))(z), rtol=1e-12)
+
+
 # a param's coordinates are read from the first draw only: a difference along them in the
 # other draws is no difference of the log joint (the whitening is of latents)
 LATENT_PATHS = [(name, kind) for name, kind in PATHS if "params" not in name]
