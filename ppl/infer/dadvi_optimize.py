@@ -95,9 +95,13 @@ class Objective:
         return self.cache[key]
 
     def gradient(self, theta):
-        """The gradient alone, uncached (a finite difference's ends are never revisited)."""
+        """The gradient alone, uncached (a finite difference's ends are never revisited); nan
+        where F is not finite: past a support's edge autograd's gradient can stay finite (log
+        z's is 1/z at z < 0), and a difference across the edge gave a finite, wrong product."""
         self.evaluations += 1
         total, G = self._log_joint_and_grad(self.guide.draw(theta, self.Z))
+        if not np.isfinite(total):
+            return np.full(np.shape(theta), np.nan)
         return -self._chain(theta, G)
 
     def hvp(self, theta, scale, central: bool = True):
