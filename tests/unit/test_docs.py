@@ -211,6 +211,15 @@ def test_readme_names_every_key_of_fit_json_s_auto_entry():
     assert missing == []
 
 
+def test_readme_names_every_key_of_fit_json_s_starts_entry():
+    # the same for `--starts K`'s entry (README had not named 'workers')
+    from ppl.infer.starts import StartsReport
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `fit.json` |"))
+    entry = StartsReport((-3.0, -3.1), (0.4, 0.5), (1.0, 1.1), {"mu": 0.1}, (), 0, 2).to_dict()
+    assert sorted(key for key in entry if f"`{key}`" not in row) == []
+
+
 def test_every_form_of_the_guide_auto_line_is_quoted_in_the_docs():
     # The 'guide auto:' line's forms, as auto.py writes them, numbers aside (the docs may
     # write a number as K, P or ...): a reworded form must be re-quoted.
