@@ -708,7 +708,7 @@ class Fit:
         final = (f"final log joint {r.final_elbo:.6g}" if user.point_only(self.compiled)
                  else f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
         return convergence_text(r.converged, r.reason, r.steps, seconds, final,
-                                getattr(r, "unmoved_final_elbo", None))
+                                r.unmoved_final_elbo)
 
     def __repr__(self) -> str:
         from .guides import user
@@ -721,5 +721,5 @@ class Fit:
         # a params-only fit maximizes the log joint (convergence_line's words), not an ELBO
         final = "log joint" if user.point_only(self.compiled) else "ELBO"
         moved = (", then moved to its weighted moments"    # by auto (convergence_text)
-                 if not np.isnan(getattr(r, "unmoved_final_elbo", np.nan)) else "")
+                 if r.moved else "")
         return f"<Fit: {state} after {r.steps} steps{moved}, {final} {r.final_elbo:.4g}>"

@@ -116,8 +116,7 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "seconds": float(r.seconds),
         "final_elbo": float(r.final_elbo),
         # --guide auto moved the fit after its steps: the final ELBO they ended at (elbo.csv's)
-        **({"unmoved_final_elbo": float(r.unmoved_final_elbo)}
-           if not np.isnan(getattr(r, "unmoved_final_elbo", np.nan)) else {}),
+        **({"unmoved_final_elbo": float(r.unmoved_final_elbo)} if r.moved else {}),
         **_trust(fit),
         # discrete latents: name -> [*shape, K] posterior probabilities of its values
         "probabilities": {name: {"values": fit.values()[name].tolist(), "p": p.tolist()}

@@ -96,6 +96,11 @@ class AdviResult:
     unmoved_final_elbo: float = float("nan")
 
     @property
+    def moved(self) -> bool:
+        """Whether ``--guide auto`` moved the fit after its steps (``unmoved_final_elbo``)."""
+        return not np.isnan(self.unmoved_final_elbo)
+
+    @property
     def mu(self) -> np.ndarray:
         return self.guide.mean(self.theta)
 
