@@ -37,8 +37,8 @@ _FAMILIES = {"Normal": ("mu", ("sigma",)), "Bernoulli": ("logit", ()),
 # A draw whose |logit| summed over the rows (times the trials) is above this loses its small
 # rows' terms in the fused Bernoulli and Binomial sums (0.5 (sum eta - sum |eta|) is off by
 # about 2.2e-16 of it: 1e-6 nats here); such draws take the plain path's row terms instead
-# (FusedTerm._where_not_finite). Far above any fit's predictors on scaled data (1e5 rows of
-# logits of 40000).
+# (FusedTerm._plain_rows_where_inexact). Far above any fit's predictors on scaled data (1e5
+# rows of logits of 40000).
 CANCELLATION_LIMIT = 2.0 ** 32
 
 
@@ -379,7 +379,7 @@ class FusedTerm:
             total = 0.5 * (np.sum(eta, axis=1) - size)
             soft = np.log1p(np.exp(np.negative(soft, out=soft), out=soft), out=soft)
             ll = total - np.sum(soft, axis=1) + eta @ (y - 1.0)
-            return self._where_not_finite(ll, eta, eta, size)
+            return self._plain_rows_where_inexact(ll, eta, eta, size)
         if self.family == "Binomial":
             # y eta - n softplus(eta), softplus(x) = max(x, 0) + log1p(exp(-|x|)) as above
             trials = self.trials
@@ -388,12 +388,12 @@ class FusedTerm:
             plus = 0.5 * (eta @ trials + size)
             soft = np.log1p(np.exp(np.negative(soft, out=soft), out=soft), out=soft)
             ll = eta @ y - plus - soft @ trials + self.constant
-            return self._where_not_finite(ll, eta, eta, size)
+            return self._plain_rows_where_inexact(ll, eta, eta, size)
         rate = np.exp(eta)
         ll = eta @ y - np.sum(rate, axis=1) + self.constant
-        return self._where_not_finite(ll, eta, rate)
+        return self._plain_rows_where_inexact(ll, eta, rate)
 
-    def _where_not_finite(self, ll, eta, cache, size=None):
+    def _plain_rows_where_inexact(self, ll, eta, cache, size=None):
         """(ll, the VJP's cache) of a Bernoulli, Binomial or Poisson likelihood. The sums
         above are not finite at a draw with an infinite predictor (Bernoulli's sum(eta) -
         sum|eta| is inf - inf, Poisson's 0 * -inf for a count of 0) or one that overflows
@@ -475,7 +475,7 @@ class FusedTerm:
             # [10, 10^5] (1.0 against 3.6 ms; equal to 2e-16 absolute, which is all a
             # gradient y - n sigmoid needs)
             infinite = None
-            if type(cache) is tuple:   # an infinite logit (_where_not_finite): no gradient
+            if type(cache) is tuple:   # an infinite logit (_plain_rows_where_inexact): no grad
                 cache, infinite = cache
             t = np.tanh(np.multiply(cache, 0.5, out=cache), out=cache)
             t = np.multiply(t, self._half_trials, out=t)
