@@ -415,7 +415,13 @@ class Fit:
         defaults to max(draws option, PSIS_DRAWS); the draws are those of ``draws()`` before
         any correction. Entries are -inf, inf or NaN where the log density is not finite.
         """
-        return self._log_weights_of(self._count(n, self._psis_draws()), 0)
+        n = self._count(n, self._psis_draws())
+        cached = self._cache.get("log_weights")
+        if cached is not None and cached.size == n:
+            # k̂'s own (``psis``), the same draws: auto's ELBO on them (auto._elbo) had
+            # evaluated the log joint at all of them again
+            return cached.copy()
+        return self._log_weights_of(n, 0)
 
     def _log_weights_of(self, n: int, first: int) -> np.ndarray:
         """log p - log q [n - first] at the draws first..n-1 of ``_zeta(n)``."""

@@ -392,7 +392,7 @@ def _by_elbo(assessed: list, tried: list) -> int:
 
 def _elbo(fit) -> tuple[float, float]:
     """(ELBO, its standard error): the mean of the log weights at the PSIS draws
-    (``fit.log_weights()``: the draws k̂ came from, evaluated again) and their sd / sqrt(n);
+    (``fit.log_weights()``: those k̂ came from, as ``fit.psis`` kept them) and their sd / sqrt(n);
     -inf when one is not finite (the fit puts mass where the density is zero or undefined)."""
     log_w = np.asarray(fit.log_weights(), dtype=float)
     if log_w.size > 1 and np.all(np.isfinite(log_w)):
