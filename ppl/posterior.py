@@ -418,8 +418,8 @@ class Fit:
         n = self._count(n, self._psis_draws())
         cached = self._cache.get("log_weights")
         if cached is not None and cached.size == n:
-            # k̂'s own (``psis``), the same draws: auto's ELBO on them (auto._elbo) had
-            # evaluated the log joint at all of them again
+            # k̂'s own (``psis``), the same draws: auto's ELBO on them (auto.elbo_on_khat_draws)
+            # had evaluated the log joint at all of them again
             return cached.copy()
         return self._log_weights_of(n, 0)
 
