@@ -71,7 +71,8 @@ class StartsReport:
 
     def to_dict(self) -> dict:
         """Plain values for fit.json, with the line (``ppl summary`` prints it again)."""
-        return {"line": self.line(), "elbos": list(self.elbos), "khats": [_json_float(k) for k in self.khats],
+        return {"line": self.line(), "elbos": [_json_float(e) for e in self.elbos],
+                "khats": [_json_float(k) for k in self.khats],
                 "seconds": list(self.seconds), "spread": dict(self.spread),
                 "disagree": list(self.disagree), "best": self.best, "workers": self.workers}
 

@@ -375,3 +375,13 @@ def test_starts_are_compared_on_the_elbo_of_their_fits_at_khat_draws(monkeypatch
     # draws z, sd 0.3: its estimate within 4 standard errors (0.3 / sqrt(4000)) of the truth
     assert fit.starts.elbos[0] == pytest.approx(log_evidence, abs=1e-12)
     assert abs(fit.starts.elbos[1] - (log_evidence - gap)) < 4 * 0.3 / np.sqrt(4000)
+
+
+def test_a_start_whose_elbo_is_not_finite_is_null_in_fit_json():
+    # a start with a log weight that is not finite has an ELBO of -inf on its k̂ draws (its
+    # fit puts mass where the density is zero), which json wrote as -Infinity: not JSON
+    import json
+    report = starts.compare([_summary([0.0], [1.0]), _summary([0.1], [1.0])], [-np.inf, -3.0],
+                            [np.inf, 0.5], [1.0, 1.0], 1)
+    assert report.best == 1
+    assert json.loads(json.dumps(report.to_dict(), allow_nan=False))["elbos"] == [None, -3.0]
