@@ -577,7 +577,9 @@ class Fit:
             return Verdict(RELIABLE if self.converged else CARE,
                            "point estimates (maximum likelihood, or MAP for params with a "
                            "distribution): values only, no posterior sds"
-                           + ("" if self.converged else "; the optimizer did NOT converge"))
+                           + ("" if self.converged else "; the optimizer did NOT converge")
+                           + (" (it was interrupted)"
+                              if self.result.reason == advi.INTERRUPTED else ""))
         p = self.psis
         disagree = self.starts.disagree if self.starts is not None else ()
         available = ladder(len(self.result.names))
