@@ -283,9 +283,13 @@ def _fit_starts(concrete, compiled, options, info, progress) -> Fit:
     # a start's time is its whole climb under auto, not its last family's
     seconds = [sum(t.seconds for t in f.auto.tried) if f.auto else f.result.seconds
                for f in fits]
+    khats = [f.khat for f in fits]    # first: the ELBOs below read k̂'s log weights again
+    # each start's ELBO on its k̂ draws: one estimate of the fit it reports, whatever its
+    # family; a final ELBO is the steps' windowed mean, or, for a fit auto moved or one on
+    # fixed draws, an estimate on fresh draws (auto.elbo_on_khat_draws)
     report = starts.compare([f.summary().to_dict() for f in fits],
-                            [f.result.final_elbo for f in fits], [f.khat for f in fits],
-                            seconds, workers)
+                            [auto.elbo_on_khat_draws(f)[0] for f in fits], khats, seconds,
+                            workers)
     best = fits[report.best]
     best.starts = report
     return best

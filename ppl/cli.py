@@ -481,9 +481,8 @@ class _progress_bar:
 # ----- saved fits ---------------------------------------------------------------------------
 
 def _cmd_summary(args) -> int:
-    from .infer.point import is_point_fit
     from .posterior import convergence_text
-    from .savedfit import read_fit_json, read_summary
+    from .savedfit import is_point_fit, read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
     print(read_summary(Path(args.dir), info))
     khat = info["khat"]
@@ -491,7 +490,7 @@ def _cmd_summary(args) -> int:
     psis = info.get("psis")      # k̂ inf or -inf: null in 'khat', named in psis.khat
     if khat is None and isinstance(psis, dict) and psis.get("khat") in ("inf", "-inf"):
         shown = f"; k̂ {psis['khat']}"
-    if is_point_fit(info["reason"]):   # the log joint at the params; nothing drawn, no k̂
+    if is_point_fit(info):   # the log joint at the params; nothing drawn, no k̂
         final = f"final log joint {info['final_elbo']:.6g}"
     else:
         final = f"final ELBO {info['final_elbo']:.6g}{shown}"

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import bad_option, missing_extra, suggest
-from .infer import point
 from .output import write_files
-from .savedfit import PLOT_FILES, fit_options, read_draws, read_elbo, read_fit_json
+from .savedfit import PLOT_FILES, fit_options, is_point_fit, read_draws, read_elbo, read_fit_json
 
 MAX_PANELS = 30
 
@@ -87,7 +86,7 @@ def _trace(info: dict, path: Path) -> _Trace:
     if options.method == "dadvi":
         return _Trace(f"ELBO at DADVI's {options.dadvi_draws} fixed draws and their mirrors",
                       "optimizer iteration", "ELBO", None, final)
-    if point.is_point_fit(info["reason"]):
+    if is_point_fit(info):
         return _Trace("log joint at the params (L-BFGS-B, params only)",
                       "L-BFGS-B iteration", "log joint", None, final)
     title = "ELBO estimate at each step"

@@ -415,7 +415,13 @@ class Fit:
         defaults to max(draws option, PSIS_DRAWS); the draws are those of ``draws()`` before
         any correction. Entries are -inf, inf or NaN where the log density is not finite.
         """
-        return self._log_weights_of(self._count(n, self._psis_draws()), 0)
+        n = self._count(n, self._psis_draws())
+        cached = self._cache.get("log_weights")
+        if cached is not None and cached.size == n:
+            # k̂'s own (``psis``), the same draws: auto's ELBO on them (auto.elbo_on_khat_draws)
+            # had evaluated the log joint at all of them again
+            return cached.copy()
+        return self._log_weights_of(n, 0)
 
     def _log_weights_of(self, n: int, first: int) -> np.ndarray:
         """log p - log q [n - first] at the draws first..n-1 of ``_zeta(n)``."""
@@ -571,7 +577,9 @@ class Fit:
             return Verdict(RELIABLE if self.converged else CARE,
                            "point estimates (maximum likelihood, or MAP for params with a "
                            "distribution): values only, no posterior sds"
-                           + ("" if self.converged else "; the optimizer did NOT converge"))
+                           + ("" if self.converged else "; the optimizer did NOT converge")
+                           + (" (it was interrupted)"
+                              if self.result.reason == advi.INTERRUPTED else ""))
         p = self.psis
         disagree = self.starts.disagree if self.starts is not None else ()
         available = ladder(len(self.result.names))

@@ -117,6 +117,8 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "final_elbo": float(r.final_elbo),
         # --guide auto moved the fit after its steps: the final ELBO they ended at (elbo.csv's)
         **({"unmoved_final_elbo": float(r.unmoved_final_elbo)} if r.moved else {}),
+        # params only: its reason does not say so when Ctrl-C ended it (is_point_fit)
+        **({"point_fit": True} if user.point_only(fit.compiled) else {}),
         **_trust(fit),
         # discrete latents: name -> [*shape, K] posterior probabilities of its values
         "probabilities": {name: {"values": fit.values()[name].tolist(), "p": p.tolist()}
@@ -164,6 +166,15 @@ def _trust(fit: Fit) -> dict:
     if fit.auto is not None:
         found["auto"] = fit.auto.to_dict()
     return found
+
+
+def is_point_fit(info: dict) -> bool:
+    """Whether fit.json is a params-only fit's (point estimates, infer/point.py): its trace and
+    final ELBO are the log joint at the params, and nothing is drawn. Its entry 'point_fit'
+    (written since Ctrl-C keeps such a fit, reason 'interrupted') or, saved before, its
+    reason."""
+    from .infer import point
+    return info.get("point_fit") is True or point.is_point_fit(info["reason"])
 
 
 def holds_saved_fit(folder: Path) -> bool:

@@ -384,15 +384,15 @@ def _usable(fit) -> bool:
 def _by_elbo(assessed: list, tried: list) -> int:
     """The place in ``assessed`` of the fit auto returns when none can be used or Ctrl-C ended
     the climb (ladder.by_elbo); each one's ELBO is recorded in ``tried`` for the report."""
-    elbos = [_elbo(fit) for _, fit in assessed]
+    elbos = [elbo_on_khat_draws(fit) for _, fit in assessed]
     for (index, _), elbo in zip(assessed, elbos):
         tried[index] = dataclasses.replace(tried[index], elbo=elbo)
     return by_elbo(elbos, [fit.khat for _, fit in assessed])
 
 
-def _elbo(fit) -> tuple[float, float]:
+def elbo_on_khat_draws(fit) -> tuple[float, float]:
     """(ELBO, its standard error): the mean of the log weights at the PSIS draws
-    (``fit.log_weights()``: the draws k̂ came from, evaluated again) and their sd / sqrt(n);
+    (``fit.log_weights()``: those k̂ came from, as ``fit.psis`` kept them) and their sd / sqrt(n);
     -inf when one is not finite (the fit puts mass where the density is zero or undefined)."""
     log_w = np.asarray(fit.log_weights(), dtype=float)
     if log_w.size > 1 and np.all(np.isfinite(log_w)):
@@ -402,7 +402,7 @@ def _elbo(fit) -> tuple[float, float]:
 
 def _beats(fit, other) -> bool:
     """Whether ``fit``'s ELBO is above ``other``'s by more than a tie."""
-    (value, se), (value_other, se_other) = _elbo(fit), _elbo(other)
+    (value, se), (value_other, se_other) = elbo_on_khat_draws(fit), elbo_on_khat_draws(other)
     return value - value_other > tie(se, se_other)
 
 

@@ -25,7 +25,9 @@ NOT_CONVERGED = "L-BFGS stopped before the gradient tolerance: "
 
 def is_point_fit(reason: str) -> bool:
     """Whether a fit's ``reason`` is one of :func:`fit_point`'s: its ELBO trace and final
-    ELBO are then the log joint at the params, and k̂ says nothing (nothing is drawn)."""
+    ELBO are then the log joint at the params, and k̂ says nothing (nothing is drawn). Not
+    when Ctrl-C ended it (advi.INTERRUPTED, as ADVI's): a saved fit says so in fit.json
+    (savedfit.is_point_fit), a Fit by its model (guides.user.point_only)."""
     return reason == CONVERGED or reason.startswith(NOT_CONVERGED)
 
 
@@ -41,7 +43,8 @@ def fit_point(compiled, guide, options, progress=None):
 
     Returns
     -------
-    advi.AdviResult (lr 0, jitter nan).
+    advi.AdviResult (lr 0, jitter nan); on Ctrl-C (KeyboardInterrupt) the values of the last
+    iteration, reason advi.INTERRUPTED, as advi.fit returns its fit so far.
 
     Raises
     ------
@@ -49,7 +52,7 @@ def fit_point(compiled, guide, options, progress=None):
     """
     from scipy.optimize import minimize
 
-    from .advi import AdviResult
+    from .advi import INTERRUPTED, AdviResult
     start = time.perf_counter()
     theta = guide.init(compiled.dim, options.init_scale)
     eps = np.zeros((1, guide.eps_dim(compiled.dim)))
@@ -64,19 +67,31 @@ def fit_point(compiled, guide, options, progress=None):
     if not np.isfinite(first):
         raise not_finite_at_start(None, "not finite at the params' starting values")
     trace = []
+    # (iterations, log joint, values) of the last iteration, assigned as one: a Ctrl-C between
+    # the trace's append and it leaves the trace one longer, cut back to it
+    reached = [(0, float(-first), theta)]
 
     def record(t):
         trace.append(-negative(t)[0])
+        reached[0] = (len(trace), trace[-1], np.array(t, dtype=float))
         if progress is not None:
             progress(len(trace), trace[-1], 0.0)
 
-    with np.errstate(all="ignore"):
-        res = minimize(negative, theta, jac=True, method="L-BFGS-B", callback=record,
-                       options={"gtol": GTOL, "ftol": 0.0, "maxiter": options.iter,
-                                "maxfun": 20 * options.iter})
+    names = tuple(compiled.unconstrained_names())
+    try:
+        with np.errstate(all="ignore"):
+            res = minimize(negative, theta, jac=True, method="L-BFGS-B", callback=record,
+                           options={"gtol": GTOL, "ftol": 0.0, "maxiter": options.iter,
+                                    "maxfun": 20 * options.iter})
+    except KeyboardInterrupt:
+        # Ctrl-C: the values the last iteration reached (the start before the first), as
+        # ADVI returns its fit so far; they were lost
+        steps, final, theta = reached[0]
+        return AdviResult(guide, theta, names, np.asarray(trace[:steps] or [final]), False,
+                          INTERRUPTED, steps, time.perf_counter() - start, 0.0, final)
     grad_ok = bool(np.max(np.abs(res.jac), initial=0.0) <= GTOL * max(1.0, abs(res.fun)))
     reason = CONVERGED if grad_ok else NOT_CONVERGED + str(res.message)
     final = float(-res.fun)
-    return AdviResult(guide, np.asarray(res.x, dtype=float),
-                      tuple(compiled.unconstrained_names()), np.asarray(trace or [final]),
-                      grad_ok, reason, len(trace), time.perf_counter() - start, 0.0, final)
+    return AdviResult(guide, np.asarray(res.x, dtype=float), names,
+                      np.asarray(trace or [final]), grad_ok, reason, len(trace),
+                      time.perf_counter() - start, 0.0, final)

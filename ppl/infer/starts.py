@@ -40,13 +40,15 @@ class StartsReport:
 
     Attributes
     ----------
-    elbos : [K] final ELBO of every start (start 0 first).
+    elbos : [K] every start's ELBO on its k̂ draws (start 0 first): the same estimate of each
+        start's reported fit (auto.elbo_on_khat_draws), where the final ELBOs are of two kinds
+        (the steps' windowed mean, or an estimate on fresh draws after auto's move).
     khats : [K] k̂ of every start.
     seconds : [K] wall time of every start's optimization.
     spread : element name -> between-start sd of its mean / its posterior sd (pooled over
         the starts).
     disagree : names whose spread exceeds MAX_SPREAD, largest first.
-    best : index of the start reported (the highest final ELBO).
+    best : index of the start reported (the highest ELBO).
     workers : processes the starts ran in.
     """
 
@@ -59,17 +61,18 @@ class StartsReport:
     workers: int
 
     def line(self) -> str:
-        """One line: starts, processes, ELBO range, the largest spread of a mean."""
+        """One line: starts, processes, the range of ELBOs, the largest spread of a mean."""
         name = max(self.spread, key=self.spread.get) if self.spread else None
         worst = f"{self.spread[name]:.2f} posterior sd ({name})" if name else "none"
         return (f"starts: {len(self.elbos)} in {self.workers} process"
-                f"{'es' if self.workers > 1 else ''}; final ELBOs {min(self.elbos):.6g} to "
-                f"{max(self.elbos):.6g}; largest spread of a mean between starts {worst}; "
+                f"{'es' if self.workers > 1 else ''}; ELBOs on k̂'s draws "
+                f"{min(self.elbos):.6g} to {max(self.elbos):.6g}; largest spread of a mean between starts {worst}; "
                 f"start {self.best} reported")
 
     def to_dict(self) -> dict:
         """Plain values for fit.json, with the line (``ppl summary`` prints it again)."""
-        return {"line": self.line(), "elbos": list(self.elbos), "khats": [_json_float(k) for k in self.khats],
+        return {"line": self.line(), "elbos": [_json_float(e) for e in self.elbos],
+                "khats": [_json_float(k) for k in self.khats],
                 "seconds": list(self.seconds), "spread": dict(self.spread),
                 "disagree": list(self.disagree), "best": self.best, "workers": self.workers}
 
@@ -367,8 +370,8 @@ def compare(summaries: list[dict], elbos, khats, seconds, workers: int) -> Start
     """Compare K starts' summaries (``Summary.to_dict()``, one per start).
 
     For every element: B, the sd of its K means (ddof 1), against W, the root mean of its K
-    posterior variances; spread = B / W. The best start has the highest final ELBO (a NaN
-    ELBO never wins).
+    posterior variances; spread = B / W. The best start has the highest ELBO (``elbos``, as
+    StartsReport's; a NaN ELBO never wins).
     """
     names = list(summaries[0])
     means = np.array([[s[n]["mean"] for n in names] for s in summaries])

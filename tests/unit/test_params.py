@@ -306,3 +306,54 @@ def test_empirical_bayes_with_a_flat_likelihood_reaches_its_maximum(models_dir):
     found = [float(fit.params()["mu0"]), float(np.log(fit.params()["tau"]))]
     assert fit.converged
     assert minus_log_marginal(found) - best <= 1e-3 * 35
+
+
+def test_ctrl_c_ends_a_params_only_fit_with_its_values_so_far(tmp_path, monkeypatch, capsys):
+    # Ctrl-C in a params-only fit (L-BFGS-B, infer/point.py) left nothing: the API raised
+    # KeyboardInterrupt and `ppl fit` said 'ppl: interrupted' alone, where ADVI returns its fit
+    # so far. Now the values of its last iteration, marked interrupted, as ADVI's are: the
+    # signal is raised in the optimizer's callback after its third iteration
+    import signal
+
+    import scipy.optimize
+
+    from ppl import plot
+    from ppl.cli import main
+    from ppl.savedfit import read_fit_json
+    real = scipy.optimize.minimize
+
+    def interrupted(fun, x0, callback, **options):
+        reached = []
+
+        def ctrl_c(theta):
+            reached.append(theta.copy())
+            callback(theta)
+            if len(reached) == 3:
+                signal.raise_signal(signal.SIGINT)
+        real(fun, x0, callback=ctrl_c, **options)
+        pytest.fail("the signal did not end the optimization")
+    monkeypatch.setattr(scipy.optimize, "minimize", interrupted)
+    try:
+        fit = ppl.compile(REGRESSION).fit(_regression_data())
+    except KeyboardInterrupt:      # it would end the test session
+        pytest.fail("Ctrl-C ended the params-only fit with no result")
+    assert (fit.result.reason, fit.converged, fit.result.steps) == ("interrupted", False, 3)
+    values = fit.compiled.log_joint(fit.result.guide.draw(fit.result.theta, np.zeros((1, 0))))
+    assert fit.result.final_elbo == fit.result.elbo[-1] == values[0]
+    assert "(interrupted); final log joint" in fit.convergence_line()
+    assert "interrupted" in fit.verdict().line and repr(fit).startswith("<Fit: interrupted")
+    # the CLI: the fit printed and written whole, status 130, as an interrupted ADVI fit's
+    (tmp_path / "m.ppl").write_text(REGRESSION)
+    (tmp_path / "m.json").write_text(json.dumps({k: np.asarray(v).tolist()
+                                                 for k, v in _regression_data().items()}))
+    out = tmp_path / "out"
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--quiet"]) == 130
+    printed = capsys.readouterr()
+    assert "(interrupted); final log joint" in printed.out and "ppl: interrupted" not in printed.err
+    assert main(["summary", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert "(interrupted); final log joint" in summary and "final ELBO" not in summary
+    assert "k̂" not in summary
+    np.testing.assert_allclose(restore_fit(out).params()["b"], fit.params()["b"], rtol=1e-12)
+    assert plot._trace(read_fit_json(out), out / "fit.json").title == \
+        "log joint at the params (L-BFGS-B, params only)"

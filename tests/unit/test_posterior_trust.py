@@ -200,6 +200,20 @@ def _shifted_fit(**options):
     return Fit(None, Shifted(), result, FitOptions(**options), {})
 
 
+def test_log_weights_after_khat_are_khat_s_own_not_evaluated_again():
+    # auto's ELBO on k̂'s draws (auto._elbo, for the rung it returns when none can be used,
+    # and the Gaussian rung's check of the flow) evaluated the log joint at the 4000 draws
+    # again; the same values, bit for bit, are psis's. A copy: a caller's change stays its own
+    fit = _shifted_fit()
+    expected = fit.log_weights()
+    fit.khat
+    fit.compiled.log_joint = None          # evaluating it again would raise
+    weights = fit.log_weights()
+    np.testing.assert_array_equal(weights, expected)
+    weights[:] = 0.0
+    np.testing.assert_array_equal(fit.log_weights(), expected)
+
+
 def test_corrected_summary_draws_more_when_the_weights_ess_is_small():
     fit = _shifted_fit()
     first = fit.psis                     # k̂ and the verdict: the 4000 draws of log_weights()

@@ -341,3 +341,47 @@ def test_compare_flags_a_spread_just_above_its_threshold_and_not_one_at_it():
     assert report.spread["x[0]"] == starts.MAX_SPREAD == 0.3
     assert report.spread["x[1]"] == pytest.approx(0.31)
     assert report.disagree == ("x[1]",)
+
+
+def test_starts_are_compared_on_the_elbo_of_their_fits_at_khat_draws(monkeypatch):
+    # `--starts 2 --guide auto` compared a start that auto moved to its importance-weighted
+    # moments by its ELBO estimated on fresh draws with another's mean ELBO over its last window
+    # of steps: an estimate of another kind, as much as 0.11 nats off the ELBO at its own fit on
+    # mesquite-logvolume (seed 4, whose k̂ draws' estimate has a standard error of 0.004), and
+    # on seed 9 the moved start was reported on it. Here, on y ~ Normal(mu, 1), mu ~ Normal(0, 1)
+    # at y = 1 (posterior N(1/2, 1/2)): start 0 is the exact posterior, its steps' mean ELBO 0.1
+    # below log p(y); start 1 a moved fit whose mean is 0.3 posterior sds off, its ELBO (fresh
+    # draws) log p(y) - 0.3^2 / 2. The start reported is the closer fit, on the same estimate
+    import ppl
+    from ppl.guides import family
+    log_evidence = -0.5 * np.log(2 * np.pi * 2) - 0.25       # y = 1 under N(0, 2)
+    gap = 0.5 * 0.3 ** 2                                      # start 1's KL from the posterior
+    guide = family("fullrank", 1)
+
+    def result(mean, final_elbo, unmoved=np.nan):
+        theta = guide.push_affine(guide.init(1, 1.0), np.array([mean]), np.array([[0.5 ** 0.5]]))
+        return advi.AdviResult(guide, theta, ("mu",), np.array([final_elbo]), True, "converged",
+                               1, 1.0, 0.1, final_elbo, unmoved_final_elbo=unmoved)
+
+    outcomes = [result(0.5, log_evidence - 0.1),
+                result(0.5 + 0.3 * 0.5 ** 0.5, log_evidence - gap, unmoved=log_evidence - 0.2)]
+    climbs = [AutoReport((Tried("fullrank", 0.0, "reliable", 1.0, moved=r.moved),), 0)
+              for r in outcomes]
+    monkeypatch.setattr(starts, "run_starts", lambda fit_one, K, workers: list(zip(outcomes, climbs)))
+    fit = ppl.compile("data y: real\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n").fit(
+        {"y": 1.0}, starts=2)
+    assert fit.starts.best == 0 and not fit.result.moved
+    # the exact posterior's log weights are all log p(y); start 1's are -0.3 z - 0.045 at its
+    # draws z, sd 0.3: its estimate within 4 standard errors (0.3 / sqrt(4000)) of the truth
+    assert fit.starts.elbos[0] == pytest.approx(log_evidence, abs=1e-12)
+    assert abs(fit.starts.elbos[1] - (log_evidence - gap)) < 4 * 0.3 / np.sqrt(4000)
+
+
+def test_a_start_whose_elbo_is_not_finite_is_null_in_fit_json():
+    # a start with a log weight that is not finite has an ELBO of -inf on its k̂ draws (its
+    # fit puts mass where the density is zero), which json wrote as -Infinity: not JSON
+    import json
+    report = starts.compare([_summary([0.0], [1.0]), _summary([0.1], [1.0])], [-np.inf, -3.0],
+                            [np.inf, 0.5], [1.0, 1.0], 1)
+    assert report.best == 1
+    assert json.loads(json.dumps(report.to_dict(), allow_nan=False))["elbos"] == [None, -3.0]
