@@ -287,9 +287,9 @@ def _fit_starts(concrete, compiled, options, info, progress) -> Fit:
     # each start's ELBO on its k̂ draws: one estimate of the fit it reports, whatever its
     # family; a final ELBO is the steps' windowed mean, or, for a fit auto moved or one on
     # fixed draws, an estimate on fresh draws (auto.elbo_on_khat_draws)
-    report = starts.compare([f.summary().to_dict() for f in fits],
-                            [auto.elbo_on_khat_draws(f)[0] for f in fits], khats, seconds,
-                            workers)
+    elbos, ses = zip(*(auto.elbo_on_khat_draws(f) for f in fits))
+    report = starts.compare([f.summary().to_dict() for f in fits], elbos, khats, seconds,
+                            workers, ses)
     best = fits[report.best]
     best.starts = report
     return best

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import advi
+from .ladder import by_elbo
 from ..errors import start_failed
 
 # Starting points of starts 1.. are drawn uniformly from [-INIT_RADIUS, INIT_RADIUS] in every
@@ -48,7 +49,7 @@ class StartsReport:
     spread : element name -> between-start sd of its mean / its posterior sd (pooled over
         the starts).
     disagree : names whose spread exceeds MAX_SPREAD, largest first.
-    best : index of the start reported (the highest ELBO).
+    best : index of the start reported (the highest ELBO; among ties, the smallest k̂).
     workers : processes the starts ran in.
     """
 
@@ -366,12 +367,15 @@ def _from_json(fields: dict) -> advi.AdviResult:
                               "names": tuple(fields["names"])})
 
 
-def compare(summaries: list[dict], elbos, khats, seconds, workers: int) -> StartsReport:
+def compare(summaries: list[dict], elbos, khats, seconds, workers: int,
+            elbo_ses=None) -> StartsReport:
     """Compare K starts' summaries (``Summary.to_dict()``, one per start).
 
     For every element: B, the sd of its K means (ddof 1), against W, the root mean of its K
     posterior variances; spread = B / W. The best start has the highest ELBO (``elbos``, as
-    StartsReport's; a NaN ELBO never wins).
+    StartsReport's, with standard errors ``elbo_ses``, 0 if not given; a NaN ELBO never
+    wins); among starts within a tie of it, the smallest k̂, as auto chooses between its
+    rungs (ladder.by_elbo): two fits of one mode differ by noise, not by how good they are.
     """
     names = list(summaries[0])
     means = np.array([[s[n]["mean"] for n in names] for s in summaries])
@@ -384,6 +388,7 @@ def compare(summaries: list[dict], elbos, khats, seconds, workers: int) -> Start
     disagree = tuple(sorted((n for n, v in spread.items() if v > MAX_SPREAD),
                             key=lambda n: -spread[n]))
     finite = np.where(np.isfinite(elbos), elbos, -np.inf)
+    ses = np.zeros(len(finite)) if elbo_ses is None else np.asarray(elbo_ses, dtype=float)
+    best = by_elbo(list(zip(finite, ses)), list(khats))
     return StartsReport(tuple(map(float, elbos)), tuple(map(float, khats)),
-                        tuple(map(float, seconds)), spread, disagree, int(np.argmax(finite)),
-                        workers)
+                        tuple(map(float, seconds)), spread, disagree, best, workers)

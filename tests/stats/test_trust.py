@@ -239,9 +239,12 @@ def test_starts_are_reproducible_and_report_the_best_elbo():
     assert first.starts.elbos == second.starts.elbos
     assert (first.starts.spread, first.starts.khats) == (second.starts.spread, second.starts.khats)
     np.testing.assert_array_equal(first.result.mu, second.result.mu)
-    assert first.starts.best == int(np.argmax(first.starts.elbos))
-    # each start's ELBO on its k̂ draws, the reported one's the highest
-    assert auto.elbo_on_khat_draws(first)[0] == max(first.starts.elbos)
+    # each start's ELBO on its k̂ draws; the reported one's the highest, or within a tie of it
+    # (ladder.tie: se about 0.004 here, so 0.02 nats) with the smallest k̂ of those
+    elbos, khats = np.array(first.starts.elbos), np.array(first.starts.khats)
+    assert auto.elbo_on_khat_draws(first)[0] == elbos[first.starts.best]
+    ties = elbos >= elbos.max() - 0.02
+    assert ties[first.starts.best] and khats[first.starts.best] == khats[ties].min()
 
 
 def test_starts_zero_or_negative_is_an_option_error():

@@ -150,6 +150,20 @@ def test_compare_pools_unequal_sds_as_a_root_mean_square():
     assert report.disagree == ("x[1]",)
 
 
+def test_compare_reports_the_smallest_khat_among_starts_whose_elbos_tie():
+    # two starts in one mode whose ELBOs differ by noise (0.01 nats at a standard error of
+    # 0.004 each: within ladder.tie's two standard errors of the difference, and its 0.02
+    # nats) are equals, and the smaller k̂ is reported, as auto chooses between its rungs; a
+    # start above them by more than a tie is reported whatever its k̂
+    summaries = [_summary([1.0], [2.0])] * 3
+    report = starts.compare(summaries, [-4.62, -4.63, -9.0], [0.41, 0.12, 0.05], [1.0] * 3, 1,
+                            [0.004] * 3)
+    assert report.best == 1
+    report = starts.compare(summaries, [-4.5, -4.63, -9.0], [0.41, 0.12, 0.05], [1.0] * 3, 1,
+                            [0.004] * 3)
+    assert report.best == 0
+
+
 def test_compare_agreeing_starts_and_nan_elbo():
     summaries = [_summary([1.0], [2.0]), _summary([1.1], [2.0]), _summary([0.9], [2.0])]
     report = starts.compare(summaries, [np.nan, -5.0, -4.0], [0.1] * 3, [1.0] * 3, 1)
