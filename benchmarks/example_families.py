@@ -28,6 +28,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
 from accuracy import score  # noqa: E402
 from example_references import load_references  # noqa: E402
+from trust import climb_fits  # noqa: E402
 
 import ppl  # noqa: E402
 from ppl.infer import auto  # noqa: E402
@@ -73,8 +74,8 @@ def main(argv=None) -> int:
 
 
 def climb(model, data, reference, name: str, seed: int) -> list[str]:
-    """Rows of every fit auto's climb assessed (not the probes of full rank's start), scored
-    against the NUTS reference when the model has one."""
+    """Rows of every rung of auto's climb (trust.climb_fits: not the probe of full rank's start,
+    nor a move auto did not keep), scored against the NUTS reference when the model has one."""
     concrete, _, compiled = model.prepare(data)
     options, fits = FitOptions(seed=seed), []
     with warnings.catch_warnings():
@@ -82,22 +83,21 @@ def climb(model, data, reference, name: str, seed: int) -> list[str]:
         chosen, report = auto.fit_auto(
             compiled, options, np.random.default_rng(seed),
             lambda result: fits.append(Fit(concrete, compiled, result, options, {})) or fits[-1])
-    fits = iter([f for f in fits if f.result.seconds > 0])
     rows = []
-    for tried in report.tried:
+    for tried, fit in zip(report.tried, climb_fits(fits, report.tried)):
         if tried.level == auto.SKIPPED:
             continue
         if tried.level in (auto.FAILED, auto.DIVERGED):   # not assessed: no fit to score
             rows.append(f"| {seed} | {tried.family} | {tried.seconds:.1f} | - | {tried.level} "
                         f"| - | - | |")
             continue
-        fit = next(fits)
         errors = "- | -"
         if reference is not None:
             figures = score(fit.summary().to_dict(), reference, name)
             errors = (f"{figures['mean_error'].max():.3f} | "
                       f"{np.abs(figures['sd_vs_reference']).max():.3f}")
-        rows.append(f"| {seed} | {fit.result.guide.name} | {tried.seconds:.1f} | "
+        moved = " moved" if fit.result.moved else ""
+        rows.append(f"| {seed} | {fit.result.guide.name}{moved} | {tried.seconds:.1f} | "
                     f"{fit.khat:.2f} | {fit.verdict().level} | {errors} | "
                     f"{'yes' if fit is chosen else ''} |")
     return rows

@@ -104,20 +104,48 @@ def measure_choice(name: str, seed: int) -> list[str]:
     chosen, _ = auto.fit_auto(compiled, options, np.random.default_rng(seed),
                               lambda result: fits.append(Fit(concrete, compiled, result,
                                                              options, {})) or fits[-1])
-    # not the probes of full rank's start (auto.fullrank_start: no seconds of its own)
-    fits = [f for f in fits if f.result.seconds > 0]
+    fits = [f for f in fits if not is_probe(f, fits)]
     smallest = min(fits, key=lambda f: f.khat)
     rows = []
     for fit in fits:
         log_w = fit.log_weights()
         figures = score(fit.summary().to_dict(), reference, name)
-        family = fit.result.guide.name
+        family = fit.result.guide.name + (" moved" if fit.result.moved else "")
         marks = (" auto" if fit is chosen else "") + (" smallest-k̂" if fit is smallest else "")
         rows.append(f"| {name} | {seed} | {family} | {fit.khat:.2f} | {fit.verdict().level} | "
                     f"{log_w.mean():.3f} ± {log_w.std(ddof=1) / np.sqrt(log_w.size):.4f} | "
                     f"{figures['mean_error'].max():.3f} / "
                     f"{np.abs(figures['sd_vs_reference']).max():.3f} |{marks} |")
     return rows
+
+
+def is_probe(fit, fits: list) -> bool:
+    """Whether ``fit``, one of ``fits`` (every object auto.fit_auto's ``assess`` was called on,
+    in order), is the probe of full rank's start (auto.fullrank_start), not a rung: mean field's
+    result with full rank's guide, its ELBO trace mean field's own object. Not its seconds:
+    they are mean field's too (a warm start's seconds cover its start), so a filter on
+    ``seconds > 0`` had listed the probe as a full-rank fit (mesquite-logvolume seed 16's
+    "fullrank 0.93") and shifted example_families.py's --climb rows by one."""
+    return fit is not fits[0] and fit.result.elbo is fits[0].result.elbo
+
+
+def climb_fits(fits: list, tried: tuple) -> list:
+    """The fit of each rung of ``tried`` (auto's report, in order), None for a rung skipped,
+    failed or diverged, from ``fits`` as for :func:`is_probe`: without the probe, and of a fit
+    auto moved to its importance-weighted moments (auto.moment_matched, assessed right after
+    it), the moved one where auto kept it (``tried``'s ``moved``), else the fit as its steps
+    left it."""
+    rungs, out = [f for f in fits if not is_probe(f, fits)], []
+    for rung in tried:
+        if rung.level in (auto.SKIPPED, auto.FAILED, auto.DIVERGED):
+            out.append(None)
+            continue
+        fit = rungs.pop(0)
+        if rungs and rungs[0].result.moved and rungs[0].result.elbo is fit.result.elbo:
+            moved = rungs.pop(0)
+            fit = moved if rung.moved else fit
+        out.append(fit)
+    return out
 
 
 def auto_table(rows: dict[str, list[dict]]) -> str:
