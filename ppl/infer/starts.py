@@ -67,8 +67,8 @@ class StartsReport:
         worst = f"{self.spread[name]:.2f} posterior sd ({name})" if name else "none"
         return (f"starts: {len(self.elbos)} in {self.workers} process"
                 f"{'es' if self.workers > 1 else ''}; ELBOs on k̂'s draws "
-                f"{min(self.elbos):.6g} to {max(self.elbos):.6g}; largest spread of a mean between starts {worst}; "
-                f"start {self.best} reported")
+                f"{min(self.elbos):.6g} to {max(self.elbos):.6g}; largest spread of a mean "
+                f"between starts {worst}; start {self.best} reported")
 
     def to_dict(self) -> dict:
         """Plain values for fit.json, with the line (``ppl summary`` prints it again)."""
