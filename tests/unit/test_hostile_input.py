@@ -649,15 +649,25 @@ def test_a_parameter_given_by_data_is_checked_against_its_constraint(data, messa
 
 
 def test_a_data_cov_that_cholesky_refuses_is_refused_by_check(tmp_path, capsys):
-    # a squared-exponential kernel at this length scale: eigvalsh gives its smallest
-    # eigenvalue as +1.2e-16 but its Cholesky factorization fails, so the check passed it
-    # and the fit stopped at "the log density of this statement is nan at every starting point"
+    # a squared-exponential kernel near singular: eigvalsh gives its smallest eigenvalue as
+    # about +1e-16 but its Cholesky factorization fails, so the check passed it and the fit
+    # stopped at "the log density of this statement is nan at every starting point". Which
+    # length scales do so depends on the numpy and LAPACK installed (0.2096 did when the test
+    # was written; with numpy 2.4.6 eigvalsh gives -4e-17 there), so the first such one on a
+    # grid is taken: 106 of these 2001 on numpy 2.4.6
     from ppl.cli import main
     x = np.linspace(0, 1, 20)
-    cov = np.exp(-0.5 * (x[:, None] - x[None, :]) ** 2 / 0.20962374723152086 ** 2)
-    assert np.linalg.eigvalsh(cov)[0] > 0
-    with pytest.raises(np.linalg.LinAlgError):
-        np.linalg.cholesky(cov)
+
+    def premise(length_scale):
+        cov = np.exp(-0.5 * (x[:, None] - x[None, :]) ** 2 / length_scale ** 2)
+        try:
+            np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            return np.linalg.eigvalsh(cov)[0] > 0
+        return False
+
+    length_scale = next(ls for ls in np.linspace(0.15, 0.35, 2001) if premise(ls))
+    cov = np.exp(-0.5 * (x[:, None] - x[None, :]) ** 2 / length_scale ** 2)
     path = tmp_path / "m.ppl"
     path.write_text("data C: real[20, 20]\ndata y: real[20]\nsample mu ~ Normal(0, 1)\n"
                     "observe y ~ MvNormal(mu + y * 0, C)\n")
