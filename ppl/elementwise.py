@@ -225,15 +225,15 @@ def _vjp_right(op, g, x, y):
 def _unbroadcast(g, target):
     """autograd's ``unbroadcast`` (numpy_vjps.py): the leading axes summed away first, then
     every axis of size 1 in ``target``'s shape, in order."""
-    # ndarray.sum is np.sum's own reduction (np.add.reduce), without its Python layer
+    # np.add.reduce is np.sum's (and ndarray.sum's) own reduction, without their Python layer
     shape = target.shape if type(target) is np.ndarray else np.shape(target)
     if g.shape == shape:     # most calls: nothing to sum
         return g
     while g.ndim > len(shape):
-        g = g.sum(axis=0)
+        g = np.add.reduce(g, axis=0)
     for axis, size in enumerate(shape):
         if size == 1:
-            g = g.sum(axis=axis, keepdims=True)
+            g = np.add.reduce(g, axis=axis, keepdims=True)
     return g
 
 

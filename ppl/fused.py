@@ -185,6 +185,8 @@ def shape_of(value) -> tuple:
     primitive call (``anp.shape``), about a microsecond each, several times a step."""
     while type(value) in box_types:
         value = value._value
+    if type(value) is float:     # a constant parameter such as mu = 0: np.shape's dispatch
+        return ()
     return value.shape if type(value) is np.ndarray else np.shape(value)
 
 

@@ -108,11 +108,15 @@ def _chained(log_joint, theta, eps, chained):
     # the latents' blocks of zeta are roots of the trace (blocks.trace_blocks): no traced
     # slice per latent either
     lp, vjp = trace_blocks(log_joint, zeta)
-    S = np.shape(lp)[0]
+    plain = type(lp) is np.ndarray
+    S = lp.shape[0] if plain else np.shape(lp)[0]
     # np.mean of [S] is this sum over S (np.mean without its Python layer)
-    mean = np.add.reduce(lp) / S if type(lp) is np.ndarray and lp.ndim == 1 else np.mean(lp)
-    # anp.mean's VJP of the incoming 1.0: (1.0 + zeros(S)) / S, each element 1.0 / S
-    return float(mean + entropy), pullback(vjp(np.full(S, 1.0 / S)))
+    mean = np.add.reduce(lp) / S if plain and lp.ndim == 1 else np.mean(lp)
+    # anp.mean's VJP of the incoming 1.0: (1.0 + zeros(S)) / S, each element 1.0 / S (what
+    # np.full(S, 1.0 / S) makes, without its Python layer)
+    incoming = np.empty(S)
+    incoming.fill(1.0 / S)
+    return float(mean + entropy), pullback(vjp(incoming))
 
 
 def elbo_value(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,

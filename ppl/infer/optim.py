@@ -65,7 +65,7 @@ def _squarable(grad: np.ndarray, scale, second: np.ndarray):
     Stan's s_k both keep their squares this way."""
     scaled = grad / scale
     too_large = np.abs(scaled) >= _SQUARABLE
-    if np.any(too_large):
+    if too_large.any():     # the method: np.any's Python layer is 2-3 us a step
         new_scale = np.where(too_large, np.ldexp(1.0, np.frexp(grad)[1] - 1), scale)
         second = second * (scale / new_scale) ** 2
         scale = new_scale

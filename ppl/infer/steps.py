@@ -10,6 +10,7 @@ The policies that decide when to stop, decay, whiten or search live in schedule.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -64,7 +65,8 @@ def update(state: StepState, eps: np.ndarray, loss: Callable,
     """
     value, gradient = loss(state.theta if theta is None else theta, eps)
     gradient = state.coords.pull_gradient(gradient)
-    if not (np.isfinite(value) and np.isfinite(gradient).all()):
+    # math.isfinite of the scalar value: np.isfinite's ufunc call on a float is 0.7 us
+    if not (math.isfinite(value) and np.isfinite(gradient).all()):
         failures, opt_state = state.failures + 1, state.opt
         if state.good is not None:
             good_state, good_gradient = state.good

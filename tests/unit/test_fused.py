@@ -230,3 +230,16 @@ def test_known_constants_change_no_bit(name):
         zero = np.zeros_like(x)
         assert (np.signbit(grad(total)(zero, True)) == np.signbit(grad(total)(zero, False))).all()
     assert Known.of(None, None, (0, 0)) is None
+
+
+def test_shape_of_is_np_shape_for_plain_and_boxed_values():
+    # shape_of answers () for a float without np.shape's dispatch; for every other kind of
+    # value, and for any value in a box, it is np.shape of the value inside
+    from autograd.core import VJPNode
+    from autograd.tracer import new_box
+
+    from ppl.fused import shape_of
+    for value in [0.0, 1, True, [1.0, 2.0], np.float64(2.0), np.array(3.0), np.zeros((2, 3))]:
+        assert shape_of(value) == np.shape(value)
+    for value in [0.0, np.float64(2.0), np.array(3.0), np.zeros((2, 3))]:
+        assert shape_of(new_box(value, 1, VJPNode.new_root())) == np.shape(value)
