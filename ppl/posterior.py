@@ -160,12 +160,17 @@ def psis_draws_for(ess: float, n: int) -> int:
     return n
 
 
-def dadvi_note(sds: str, draws: int | None = None) -> str:
-    """The line under a DADVI summary saying which sds are shown and what 'mcse' is."""
+def dadvi_note(sds: str, draws: int | None = None, mcse: bool = True) -> str:
+    """The line under a DADVI summary saying which sds are shown and what 'mcse' is, or, for a
+    fit restored from a folder saved before fit.json kept the sandwich directions (``mcse``
+    False), that the column is not known."""
     fixed = (f"DADVI's {draws} fixed draws and their mirrors" if draws
              else "DADVI's fixed draws")
     shown = ("linear-response (LRVB) sds" if sds == "linear response"
              else "the guide's own sds (linear response not computed: too many parameters)")
+    if not mcse:
+        return (f"sd: {shown}; no mcse column: this saved fit predates fit.json's "
+                "dadvi.mcse_directions (its summary.csv has the column; fit again to compute it)")
     return f"sd: {shown}; mcse: Monte Carlo standard error of the mean due to {fixed}"
 
 
@@ -323,12 +328,15 @@ class Fit:
         discrete = self.values()
         continuous = {k: v for k, v in draws.items() if k not in discrete}
         weights = None
-        if getattr(self.result, "mcse_directions", None) is not None:
+        if hasattr(self.result, "mcse_directions"):      # DADVI
             from .infer.dadvi import mean_mcse
-            mcse = mean_mcse(self.compiled, self.result, self._eps(self.options.draws))
+            # None: restored from a fit saved before fit.json kept the sandwich directions
+            known = self.result.mcse_directions is not None
+            mcse = (mean_mcse(self.compiled, self.result, self._eps(self.options.draws))
+                    if known else None)
             zeta, pool = self._mirrored_pool(discrete)
             base = Summary.from_draws(pool, note=dadvi_note(
-                self.result.sds, self.result.draws_used), mcse=mcse)
+                self.result.sds, self.result.draws_used, known), mcse=mcse)
         elif not self.corrected:
             zeta, pool = self._summary_pool(discrete, continuous)
             base = Summary.from_draws(pool)

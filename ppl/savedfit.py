@@ -20,7 +20,6 @@ import math
 import platform
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -134,7 +133,10 @@ def save_fit(fit: Fit, folder: Path) -> None:
         info["guide"]["lr_covariance"] = np.asarray(r.lr_covariance).tolist()
     if hasattr(r, "draws_used"):
         info["dadvi"] = {"draws": int(r.draws_used), "sds": r.sds, "optimizer": r.optimizer,
-                         "evaluations": int(r.evaluations)}
+                         "evaluations": int(r.evaluations),
+                         # the sandwich directions the summary's mcse column is computed from
+                         # (restore_fit): they are not recomputed without fitting again
+                         "mcse_directions": np.asarray(r.mcse_directions).tolist()}
     tables = {
         "draws.csv": csv_text(names, _table_rows(blocks)),
         "summary.csv": csv_text(["name", *summary.columns],
@@ -453,18 +455,66 @@ def restore_fit(folder: Path) -> Fit:
     check_draw_memory(concrete, compiled, options, f"{path}: the saved fit's options.draws")
     names = compiled.unconstrained_names()
     guide, theta = _saved_guide(info["guide"], compiled, names, path)
-    mean, log_sd = _guide_moments(guide, theta, names, info["guide"]["parameters"], path)
+    _check_guide_moments(guide, theta, names, info["guide"]["parameters"], path)
     covariance = _lr_covariance(info["guide"].get("lr_covariance"), len(names), path)
     elbo = read_elbo(folder, info)[:, 1] if (folder / "elbo.csv").exists() else np.zeros(0)
-    result = SimpleNamespace(guide=guide, theta=theta, mu=mean, log_sigma=log_sd, names=names,
-                             converged=info["converged"], reason=info["reason"],
-                             steps=info["steps"], seconds=info["seconds"],
-                             final_elbo=info["final_elbo"], elbo=elbo,
-                             lr_covariance=covariance)
+    result = _saved_result(info, guide, theta, names, elbo, covariance, path)
     provenance = {k: info[k] for k in ("model_path", "model_sha256", "data_path",
                                        "data_sha256") if k in info}
     provenance["model_text"] = model.text     # for predictions on new data
     return Fit(concrete, compiled, result, options, provenance)
+
+
+def _saved_result(info: dict, guide, theta: np.ndarray, names: list[str], elbo: np.ndarray,
+                  covariance: np.ndarray | None, path: Path):
+    """The fit's result as the fit had it (AdviResult, or DadviResult for a DADVI fit), so the
+    restored Fit computes what the fitted one showed: its summary (a DADVI fit's linear-response
+    note, mirrored draws and mcse column), convergence line, repr and verdict. The step size
+    is not saved (nothing after the fit reads it): nan."""
+    from .infer.advi import AdviResult
+    unmoved = info.get("unmoved_final_elbo")     # a number: save_fit's; else not moved
+    common = (guide, theta, tuple(names), elbo, info["converged"], info["reason"],
+              info["steps"], info["seconds"], float("nan"), info["final_elbo"])
+    moved = {"unmoved_final_elbo": float(unmoved)} if type(unmoved) in (int, float) else {}
+    if fit_options(info, path).method != "dadvi":
+        return AdviResult(*common, **moved)
+    from .infer.dadvi import LINEAR_RESPONSE, MEAN_FIELD_SDS, DadviResult
+    saved = info.get("dadvi")
+    if not isinstance(saved, dict):
+        raise corrupted_saved_fit(str(path), "entry 'dadvi' must be an object (a DADVI fit's "
+                                             "fixed draws and sds)")
+    draws, sds = saved.get("draws"), saved.get("sds")
+    optimizer, evaluations = saved.get("optimizer"), saved.get("evaluations")
+    for name, bad, what in (("draws", type(draws) is not int or draws < 1, "a positive int"),
+                            ("sds", sds not in (LINEAR_RESPONSE, MEAN_FIELD_SDS),
+                             f"{LINEAR_RESPONSE!r} or {MEAN_FIELD_SDS!r}"),
+                            ("optimizer", type(optimizer) is not str, "a string"),
+                            ("evaluations", type(evaluations) is not int or evaluations < 0,
+                             "an int >= 0")):
+        if bad:
+            raise corrupted_saved_fit(str(path), f"entry 'dadvi.{name}' must be {what}")
+    directions = _mcse_directions(saved.get("mcse_directions"), (theta.size, draws), path)
+    return DadviResult(*common, **moved, draws_used=draws, lr_covariance=covariance,
+                       mcse_directions=directions, sds=sds, optimizer=optimizer,
+                       evaluations=evaluations)
+
+
+def _mcse_directions(value, shape: tuple[int, int], path: Path) -> np.ndarray | None:
+    """DADVI's sandwich directions [guide parameters, fixed draws], which the summary's mcse
+    column is computed from; None for a fit saved before fit.json kept them (its summary then
+    says the mcse is not known)."""
+    if value is None:
+        return None
+    try:
+        matrix = np.array(value, dtype=float)
+        if matrix.size == 0 and shape[0] == 0:   # no parameters: json wrote [] for [0, M]
+            return np.zeros(shape)
+        if matrix.shape == shape and np.all(np.isfinite(matrix)):
+            return matrix
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise corrupted_saved_fit(str(path), f"entry 'dadvi.mcse_directions' must be a "
+                                         f"{shape[0]} x {shape[1]} matrix of finite numbers")
 
 
 def _check_same_data(info: dict, values: dict) -> None:
@@ -496,9 +546,10 @@ def _saved_guide(saved: dict, compiled, names: list[str], path: Path):
         raise corrupted_saved_fit(str(path), f"the guide's parameters ({error})") from None
 
 
-def _guide_moments(guide, theta: np.ndarray, names: list[str], parameters: dict, path: Path):
-    """The guide's mean and log sds [D]; refused when a parameter is not finite or the mean or
-    an sd (exp of the log sd) overflows, which would make every prediction NaN."""
+def _check_guide_moments(guide, theta: np.ndarray, names: list[str], parameters: dict,
+                         path: Path) -> None:
+    """Refuse guide parameters that are not finite, or whose mean or an sd (exp of the log sd)
+    overflows, which would make every prediction NaN."""
     if not np.all(np.isfinite(theta)):
         raise corrupted_saved_fit(str(path), f"entry 'guide.parameters"
                                              f"{_non_finite(parameters)}' is not a finite number")
@@ -509,7 +560,6 @@ def _guide_moments(guide, theta: np.ndarray, names: list[str], parameters: dict,
         raise corrupted_saved_fit(str(path), f"entry 'guide.parameters' gives {names[i]!r} the "
                                              f"mean {mean[i]:.6g} and the sd exp({log_sd[i]:.6g})"
                                              "; both must be finite")
-    return mean, log_sd
 
 
 def _non_finite(value, where: str = "") -> str | None:

@@ -54,6 +54,7 @@ class DadviResult(AdviResult):
         above MAX_DENSE_PARAMS (then the guide's own sds are reported).
     mcse_directions : [P, M] A with A A' the sandwich covariance of the guide parameters due to
         the fixed draws (P = guide parameters); the MCSE of a mean is its derivative along A.
+        None in a fit restored from a folder saved before fit.json kept them (savedfit.py).
     sds : LINEAR_RESPONSE or MEAN_FIELD_SDS (the guide's own), which sds the draws and
         summary show.
     optimizer : the scipy method used.
@@ -63,7 +64,7 @@ class DadviResult(AdviResult):
     """
     draws_used: int
     lr_covariance: np.ndarray | None
-    mcse_directions: np.ndarray
+    mcse_directions: np.ndarray | None
     sds: str
     optimizer: str
     evaluations: int

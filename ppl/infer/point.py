@@ -19,6 +19,14 @@ from ..errors import not_finite_at_start
 from .elbo import elbo_and_grad
 
 GTOL = 1e-6
+# L-BFGS-B's line search, from a trial point where the log joint is not finite (+inf here),
+# interpolates to a step of about zero and stops there on ftol 0 ("relative reduction of f"):
+# a fit whose first step (of unit length) left the log joint's domain stopped at its start
+# (log(p) - (p + 10)^2 / 2 from p = 1, found by the mutation pass of 2026-12-03). So where it
+# stops so without meeting the gradient rule, it goes on from there with a unit SHORTER times
+# as long, at most SHORTER_TRIES times.
+SHORTER = 0.1
+SHORTER_TRIES = 8
 CONVERGED = "converged: gradient below 1e-6 x max(1, |log joint|) (L-BFGS, params only)"
 NOT_CONVERGED = "L-BFGS stopped before the gradient tolerance: "
 
@@ -50,16 +58,16 @@ def fit_point(compiled, guide, options, progress=None):
     ------
     PplError : not_finite_at_start when the log joint is not finite at the starting values.
     """
-    from scipy.optimize import minimize
-
     from .advi import INTERRUPTED, AdviResult
     start = time.perf_counter()
     theta = guide.init(compiled.dim, options.init_scale)
     eps = np.zeros((1, guide.eps_dim(compiled.dim)))
+    outside = []    # one entry per evaluation where the log joint was not finite
 
     def negative(t):
         value, grad = elbo_and_grad(compiled.log_joint, t, eps, guide)
         if not np.isfinite(value):
+            outside.append(1)
             return np.inf, np.zeros_like(t)
         return -value, -np.asarray(grad, dtype=float)
 
@@ -80,18 +88,45 @@ def fit_point(compiled, guide, options, progress=None):
     names = tuple(compiled.unconstrained_names())
     try:
         with np.errstate(all="ignore"):
-            res = minimize(negative, theta, jac=True, method="L-BFGS-B", callback=record,
-                           options={"gtol": GTOL, "ftol": 0.0, "maxiter": options.iter,
-                                    "maxfun": 20 * options.iter})
+            x, value, grad, message = _descend(negative, theta, record, options.iter, trace,
+                                               outside)
     except KeyboardInterrupt:
         # Ctrl-C: the values the last iteration reached (the start before the first), as
         # ADVI returns its fit so far; they were lost
         steps, final, theta = reached[0]
         return AdviResult(guide, theta, names, np.asarray(trace[:steps] or [final]), False,
                           INTERRUPTED, steps, time.perf_counter() - start, 0.0, final)
-    grad_ok = bool(np.max(np.abs(res.jac), initial=0.0) <= GTOL * max(1.0, abs(res.fun)))
-    reason = CONVERGED if grad_ok else NOT_CONVERGED + str(res.message)
-    final = float(-res.fun)
-    return AdviResult(guide, np.asarray(res.x, dtype=float), names,
-                      np.asarray(trace or [final]), grad_ok, reason, len(trace),
-                      time.perf_counter() - start, 0.0, final)
+    grad_ok = _converged(value, grad)
+    reason = CONVERGED if grad_ok else NOT_CONVERGED + message
+    final = -value
+    return AdviResult(guide, x, names, np.asarray(trace or [final]), grad_ok, reason,
+                      len(trace), time.perf_counter() - start, 0.0, final)
+
+
+def _converged(value: float, grad: np.ndarray) -> bool:
+    """The gradient rule: every component below GTOL * max(1, |log joint|)."""
+    return bool(np.max(np.abs(grad), initial=0.0) <= GTOL * max(1.0, abs(value)))
+
+
+def _descend(negative, theta, record, iterations: int, trace: list, outside: list):
+    """Minimize ``negative`` by L-BFGS-B from ``theta`` over x = at + unit * v: first at 0 with
+    unit 1 (x = v, bit for bit), then, where it stopped after a trial point outside the log
+    joint's domain without meeting the gradient rule, from there with the unit SHORTER times
+    as long (see SHORTER); ``iterations`` in all (``trace`` has one entry per iteration).
+    Returns (x, negative log joint there, its gradient, scipy's message)."""
+    from scipy.optimize import minimize
+    at, v, unit = np.zeros_like(theta), theta, 1.0
+    for _ in range(SHORTER_TRIES + 1):
+        def scaled(w, at=at, unit=unit):
+            value, grad = negative(at + unit * w)
+            return value, unit * grad
+        met, left = len(outside), iterations - len(trace)
+        res = minimize(scaled, v, jac=True, method="L-BFGS-B",
+                       callback=lambda w, at=at, unit=unit: record(at + unit * w),
+                       options={"gtol": GTOL * unit, "ftol": 0.0, "maxiter": left,
+                                "maxfun": 20 * left})
+        x, value, grad = at + unit * res.x, float(res.fun), res.jac / unit
+        if _converged(value, grad) or len(outside) == met or len(trace) >= iterations:
+            break
+        at, v, unit = x, np.zeros_like(x), unit * SHORTER
+    return np.asarray(x, dtype=float), value, np.asarray(grad, dtype=float), str(res.message)

@@ -152,6 +152,14 @@ ELBO_TABLE = [
     ([(0.0, 0.01), (-1e200, np.inf)], [0.9, 0.5], 0),
     # ...but the top's infinite standard error leaves every other fit its equal
     ([(0.0, np.inf), (-1.0, 0.01)], [0.9, 0.5], 1),
+    # the boundaries (mutation pass, 2026-12-03): 2.1 se below is past ELBO_TIE = 2 se...
+    ([(-0.105, 0.05), (0.0, 0.0)], [0.5, 0.9], 1),
+    # ...0.022 nats at no standard error past ELBO_TIE_NATS = 0.02...
+    ([(-0.022, 0.0), (0.0, 0.0)], [0.5, 0.9], 1),
+    # ...and two standard errors combine as those of a difference, sqrt(0.03^2 + 0.04^2) =
+    # 0.05: 0.12 below is 2.4 of them (their sum, 0.07, would make it 1.7: a tie)
+    ([(-0.12, 0.03), (0.0, 0.04)], [0.5, 0.9], 1),
+    ([(-0.09, 0.03), (0.0, 0.04)], [0.5, 0.9], 0),
 ]
 
 

@@ -4,6 +4,7 @@ Exact answers on Gaussian posteriors and the Monte Carlo standard errors against
 across seeds are in tests/stats/test_dadvi.py.
 """
 import json
+import re
 import warnings
 
 import autograd.numpy as anp
@@ -572,6 +573,56 @@ def test_out_folder_summary_and_predict_round_trip(tmp_path, capsys, models_dir)
     # the restored fit draws from the same linear-response Gaussian: the same draws as saved
     saved = np.loadtxt(out / "draws.csv", delimiter=",", skiprows=1)
     np.testing.assert_allclose(restored.draws()["alpha"], saved[:, 0], rtol=1e-12)
+
+
+def test_a_dadvi_fit_saved_before_its_directions_were_kept_restores_without_mcse(tmp_path,
+                                                                                  models_dir):
+    # fit.json kept no sandwich directions before: such a folder still restores, the same
+    # mirrored linear-response draws (the same five columns), and its note says what is missing
+    from ppl.savedfit import save_fit
+    fit = ppl.load(str(models_dir / "linear_regression.ppl")).fit(method="dadvi", seed=1)
+    save_fit(fit, tmp_path)
+    info = json.loads((tmp_path / "fit.json").read_text())
+    directions = np.asarray(fit.result.mcse_directions)
+    assert np.array_equal(info["dadvi"]["mcse_directions"], directions)
+    del info["dadvi"]["mcse_directions"]
+    (tmp_path / "fit.json").write_text(json.dumps(info))
+    summary, shown = restore_fit(tmp_path).summary(), fit.summary()
+    assert summary.columns == shown.columns[:-1] and "mcse" not in summary.columns
+    assert summary.note == ("sd: linear-response (LRVB) sds; no mcse column: this saved fit "
+                            "predates fit.json's dadvi.mcse_directions (its summary.csv has the "
+                            "column; fit again to compute it)")
+    np.testing.assert_array_equal([row for row in summary.rows.values()],
+                                  [row[:-1] for row in shown.rows.values()])
+    # directions of another shape than [guide parameters, fixed draws] are a corrupted fit
+    info["dadvi"]["mcse_directions"] = directions[:, :-1].tolist()
+    (tmp_path / "fit.json").write_text(json.dumps(info))
+    with pytest.raises(PplError, match=rf"entry 'dadvi.mcse_directions' must be a "
+                                       rf"{directions.shape[0]} x 30 matrix of finite numbers"):
+        restore_fit(tmp_path)
+
+
+@pytest.mark.parametrize("entry, value, message", [
+    (None, [], "entry 'dadvi' must be an object (a DADVI fit's fixed draws and sds)"),
+    ("draws", 0, "entry 'dadvi.draws' must be a positive int"),
+    ("sds", "lr", "entry 'dadvi.sds' must be 'linear response' or 'guide'"),
+    ("optimizer", 3, "entry 'dadvi.optimizer' must be a string"),
+    ("evaluations", "many", "entry 'dadvi.evaluations' must be an int >= 0"),
+    ("mcse_directions", [[1.0, None]], "entry 'dadvi.mcse_directions' must be a 2 x 30 "
+                                       "matrix of finite numbers")])
+def test_a_saved_dadvi_entry_that_is_not_what_save_fit_wrote_is_a_corrupted_fit(
+        tmp_path, entry, value, message):
+    # restore_fit rebuilds the DadviResult from it: a hand-edited entry is named, no traceback
+    from ppl.savedfit import save_fit
+    save_fit(ppl.compile("sample m ~ Normal(0, 1)\n").fit(method="dadvi"), tmp_path)
+    info = json.loads((tmp_path / "fit.json").read_text())
+    if entry is None:
+        info["dadvi"] = value
+    else:
+        info["dadvi"][entry] = value
+    (tmp_path / "fit.json").write_text(json.dumps(info))
+    with pytest.raises(PplError, match=re.escape(message)):
+        restore_fit(tmp_path)
 
 
 def test_a_model_without_latents_fits():

@@ -1,5 +1,6 @@
 """``param`` statements: maximum likelihood / MAP point estimates, starting values, reports."""
 import json
+import re
 import warnings
 
 import numpy as np
@@ -9,6 +10,7 @@ from autograd import hessian
 import ppl
 from ppl.errors import PplError
 from ppl.guides import user
+from ppl.infer import point
 from ppl.infer.point import GTOL
 from ppl.savedfit import restore_fit, save_fit
 
@@ -357,3 +359,120 @@ def test_ctrl_c_ends_a_params_only_fit_with_its_values_so_far(tmp_path, monkeypa
     np.testing.assert_allclose(restore_fit(out).params()["b"], fit.params()["b"], rtol=1e-12)
     assert plot._trace(read_fit_json(out), out / "fit.json").title == \
         "log joint at the params (L-BFGS-B, params only)"
+
+
+# ----- infer/point.py: what the mutation pass of 2026-12-03 found untested --------------------
+
+POINT_MEAN = "data y: real[2]\nparam mu: real\nobserve y ~ Normal(mu, 1)\n"
+
+
+def test_a_params_only_fits_final_log_joint_is_the_maximized_log_likelihood():
+    # the regression's maximum, -N/2 (log(2 pi RSS / N) + 1), to the optimizer's tolerance
+    # (the log joint is flat at the optimum: an error d in the values moves it by O(d^2))
+    data = _regression_data()
+    fit = ppl.compile(REGRESSION).fit(data)
+    A = np.column_stack([data["X"], np.ones(data["N"])])
+    rss = np.sum((data["y"] - A @ np.linalg.lstsq(A, data["y"], rcond=None)[0]) ** 2)
+    exact = -0.5 * data["N"] * (np.log(2 * np.pi * rss / data["N"]) + 1)
+    assert fit.result.final_elbo == pytest.approx(exact, rel=1e-9)
+    assert fit.result.final_elbo == pytest.approx(fit.elbo[-1], rel=1e-12)
+
+
+def test_a_params_only_fit_started_at_its_optimum_takes_no_step():
+    # its trace is the log joint there, 2 log N(1; 0, 1) = -1 - log(2 pi), not empty
+    fit = ppl.compile(POINT_MEAN).fit({"y": [-1.0, 1.0]}, init={"mu": 0.0})
+    assert (fit.converged, fit.result.steps) == (True, 0)
+    assert fit.elbo.tolist() == [pytest.approx(-1.0 - np.log(2 * np.pi), rel=1e-14)]
+
+
+def test_a_log_joint_near_zero_converges_on_the_absolute_gradient_bound():
+    # Cauchy(y; mu, 1/pi) at y = mu = 0 is 1: a log joint of 0 at the optimum, where a bound
+    # relative to |log joint| alone would ask for a gradient of 0
+    fit = ppl.compile("data y: real\nparam mu: real\n"
+                      "observe y ~ Cauchy(mu, 1 / 3.141592653589793)\n").fit(
+        {"y": 0.0}, init={"mu": 0.3})
+    assert fit.result.reason == point.CONVERGED
+    assert abs(fit.result.final_elbo) < 1e-6
+
+
+def test_the_reason_states_the_tolerance_applied():
+    stated = re.search(r"gradient below (\S+) x max\(1, \|log joint\|\)", point.CONVERGED)
+    assert float(stated.group(1)) == GTOL
+
+
+def test_a_log_joint_not_finite_at_a_trial_point_is_stepped_back_from():
+    # log p - (p + 10)^2 / 2, maximal at p = (-10 + sqrt(104)) / 2 (1/p = p + 10); from p = 1
+    # L-BFGS-B's first step, of unit length, lands on p = 0, where log p is -inf: the fit
+    # stopped at its start, 'did not converge after 1 steps' (point.SHORTER)
+    model = ppl.compile("param p: real\nfactor log(p) - 0.5 * (p + 10) * (p + 10)\n")
+    fit = model.fit(init={"p": 1.0})
+    assert fit.converged
+    assert fit.params()["p"] == pytest.approx((-10 + np.sqrt(104)) / 2, rel=1e-6)
+    # cut short on the way (the unit 0.1 and 0.01 long): converged only where the gradient
+    # in p, 1/p - (p + 10) exactly, meets the rule (not the gradient in shorter units)
+    for steps in range(1, 13):
+        cut = model.fit(init={"p": 1.0}, iter=steps)
+        p = float(cut.params()["p"])
+        bound = GTOL * max(1.0, abs(cut.result.final_elbo))
+        assert cut.converged == (abs(1 / p - (p + 10)) <= bound)
+
+
+def test_a_log_joint_not_finite_at_the_start_is_an_error():
+    with pytest.raises(PplError, match="not finite at the params' starting values"):
+        ppl.compile("param p: real\nfactor log(p) - 0.5 * (p + 10) * (p + 10)\n").fit(
+            init={"p": -1.0})
+
+
+def test_ctrl_c_before_the_first_iteration_keeps_the_start(monkeypatch):
+    calls = []
+    real = point.elbo_and_grad
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 2:           # the first is the start's own check
+            raise KeyboardInterrupt
+        return real(*args)
+    monkeypatch.setattr(point, "elbo_and_grad", interrupted)
+    fit = ppl.compile(POINT_MEAN).fit({"y": [-1.0, 1.0]}, init={"mu": 0.5})
+    # the log joint at the start: log N(-1; 0.5, 1) + log N(1; 0.5, 1)
+    start = -(1.5 ** 2 + 0.5 ** 2) / 2 - np.log(2 * np.pi)
+    assert (fit.result.reason, fit.result.steps) == ("interrupted", 0)
+    assert fit.result.final_elbo == pytest.approx(start, rel=1e-14)
+    assert fit.elbo.tolist() == [fit.result.final_elbo]
+
+
+def test_ctrl_c_between_an_iterations_trace_and_its_values_keeps_them_together(monkeypatch):
+    class Numpy:
+        """numpy, but its third ``array`` (the third iteration's values, taken after its
+        trace entry) raises KeyboardInterrupt, as a signal arriving there does"""
+        calls = 0
+
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def array(self, *args, **kwargs):
+            Numpy.calls += 1
+            if Numpy.calls == 3:
+                raise KeyboardInterrupt
+            return np.array(*args, **kwargs)
+    monkeypatch.setattr(point, "np", Numpy())
+    fit = ppl.compile(REGRESSION).fit(_regression_data())
+    assert (fit.result.reason, fit.result.steps, len(fit.elbo)) == ("interrupted", 2, 2)
+    values = fit.compiled.log_joint(fit.result.guide.draw(fit.result.theta, np.zeros((1, 0))))
+    assert fit.elbo[-1] == fit.result.final_elbo == values[0]
+
+
+def test_a_params_only_fit_stopped_short_and_saved_before_point_fit_reads_as_one(tmp_path,
+                                                                                 capsys):
+    # fit.json had no 'point_fit' before: its reason says so (savedfit.is_point_fit)
+    from ppl.cli import main
+    fit = ppl.compile(REGRESSION).fit(_regression_data(), iter=2)
+    assert fit.result.reason.startswith(point.NOT_CONVERGED)
+    save_fit(fit, tmp_path)
+    info = json.loads((tmp_path / "fit.json").read_text())
+    del info["point_fit"]
+    (tmp_path / "fit.json").write_text(json.dumps(info))
+    assert main(["summary", str(tmp_path)]) == 0
+    line = next(text for text in capsys.readouterr().out.splitlines()
+                if "did NOT converge" in text)
+    assert line.endswith(f"final log joint {fit.result.final_elbo:.6g}")

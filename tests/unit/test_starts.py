@@ -69,7 +69,9 @@ def test_a_later_start_sees_the_model_from_an_origin_uniform_within_init_radius(
         starts.fit_start(model, OPTIONS, 2, fit_fn=fit_fn)
     shifted, = seen
     shift = shifted.shift
-    assert np.all(np.abs(shift) <= starts.INIT_RADIUS)
+    # Stan's default random inits (CmdStan init=2), from start k's own stream [seed, k]
+    np.testing.assert_array_equal(
+        shift, np.random.default_rng([OPTIONS.seed, 2]).uniform(-2.0, 2.0, 200))
     # 200 uniform draws: each sign at least 70 times (a binomial's 4.2 sds below 100)
     assert np.sum(shift < 0) >= 70 and np.sum(shift > 0) >= 70
     zeta = np.random.default_rng(0).standard_normal((3, 200))
@@ -137,6 +139,10 @@ def test_compare_names_spread_means_largest_first():
     # sd of (0, 0.01) with ddof 1 is 0.01 / sqrt(2)
     assert report.spread["x[0]"] == pytest.approx(0.01 / np.sqrt(2))
     assert report.best == 1
+    # the line: the range of the ELBOs and the largest spread, 10 / sqrt(2) = 7.07 sds
+    assert report.line() == ("starts: 2 in 2 processes; ELBOs on k̂'s draws -3 to -2; largest "
+                             "spread of a mean between starts 7.07 posterior sd (x[2]); start 1 "
+                             "reported")
 
 
 def test_compare_pools_unequal_sds_as_a_root_mean_square():
@@ -148,6 +154,9 @@ def test_compare_pools_unequal_sds_as_a_root_mean_square():
     assert report.spread["x[0]"] == pytest.approx(np.std([0.0, 0.5], ddof=1) / np.sqrt(5.0))
     assert report.spread["x[1]"] == np.inf
     assert report.disagree == ("x[1]",)
+    # sd 0 and equal means (a value every start fixes alike): no spread at all
+    report = starts.compare([_summary([1.0], [0.0])] * 2, [-1.0, -1.0], [0.1] * 2, [1.0] * 2, 1)
+    assert report.spread == {"x[0]": 0.0} and report.disagree == ()
 
 
 def test_compare_reports_the_smallest_khat_among_starts_whose_elbos_tie():
@@ -162,6 +171,30 @@ def test_compare_reports_the_smallest_khat_among_starts_whose_elbos_tie():
     report = starts.compare(summaries, [-4.5, -4.63, -9.0], [0.41, 0.12, 0.05], [1.0] * 3, 1,
                             [0.004] * 3)
     assert report.best == 0
+    # 0.03 nats apart, past 0.02 nats, but within two standard errors of the difference
+    # (2 sqrt(2) 0.015 = 0.042): the standard errors make them equals
+    report = starts.compare(summaries[:2], [-4.60, -4.63], [0.41, 0.12], [1.0] * 2, 1,
+                            [0.015] * 2)
+    assert report.best == 1
+    assert starts.compare(summaries[:2], [-4.60, -4.63], [0.41, 0.12], [1.0] * 2, 1).best == 0
+
+
+def test_a_later_start_evaluates_the_model_in_start_zeros_chunks():
+    # start k >= 1 sees the model behind its shifted log joint (its size sets the chunks of
+    # draws per call: bounded memory at any N), as start 0 does
+    import ppl
+    model = ppl.compile("data N: int\ndata y: real[N]\nsample m ~ Normal(0, 1)\n"
+                        "observe y ~ Normal(m, 1)\n")
+    _, _, compiled = model.prepare({"N": 200_000, "y": np.zeros(200_000)})
+    seen = []
+
+    def fit_fn(shifted, rng, progress):
+        seen.append(shifted)
+        raise RuntimeError("stop here")
+    with pytest.raises(RuntimeError):
+        starts.fit_start(compiled, OPTIONS, 1, fit_fn=fit_fn)
+    chunk = advi.fixed_draws_chunk(compiled)
+    assert chunk < np.inf and advi.fixed_draws_chunk(seen[0]) == chunk
 
 
 def test_compare_agreeing_starts_and_nan_elbo():

@@ -283,3 +283,81 @@ def test_a_fit_stopped_away_from_its_optimum_does_not_blame_the_family(khat):
                                  "posterior")
     # at a usable k̂ the verdict is as it was
     assert judge(0.2, T1000, 1000, converged=False, off_optimum=True).level == CARE
+
+
+# ----- boundaries and branches the mutation pass of 2026-12-03 found untested -----------------
+
+def test_the_draws_limit_is_named_only_between_the_threshold_and_khat_bad():
+    # 1000 draws: threshold 1 - 1/3 = 0.667; k̂ up to KHAT_BAD (0.7) is unreliable because
+    # of the draws' limit, which the line names; above 0.7 it is unreliable at any S
+    assert "(k̂ above 0.67, the limit for 1000 draws)" in judge(0.69, T1000, 1000).line
+    assert "the limit for" not in judge(0.71, T1000, 1000).line
+
+
+def test_an_infinite_khat_from_the_fewest_draws_with_a_fitted_tail_says_a_few_draws_carry_it():
+    # psis fits a tail from tail_length(S) >= MIN_TAIL draws: S = 21 is the first (ceil(21/5)
+    # = 5); there an infinite k̂ is a few draws carrying the weight, not too few draws
+    from ppl.infer.psis import MIN_TAIL, psis, tail_length
+    assert tail_length(21) == MIN_TAIL > tail_length(20)
+    log_weights = np.r_[0.0, np.full(20, -1000.0)]     # one draw 1000 nats above the rest
+    p = psis(log_weights)
+    assert p.khat == np.inf
+    assert "a few draws carry all the importance weight" in judge(p.khat, p.threshold, 21).line
+
+
+@pytest.mark.parametrize("count, shown", [(5, "a, b, c, d, e: the posterior"),
+                                          (6, "a, b, c, d, e ...: the posterior")])
+def test_the_starts_line_names_five_elements_and_marks_more(count, shown):
+    disagree = tuple("abcdef"[:count])
+    assert f"the starts disagree on {shown}" in judge(0.2, T1000, 1000, disagree=disagree).line
+
+
+@pytest.mark.parametrize("why", [{"disagree": ("mu",)}, {"noisy_mean": ("mu", 0.4)}])
+def test_a_fit_off_its_optimum_keeps_the_starts_or_dadvi_reason(why):
+    # the starts' disagreement and a noisy DADVI mean say what to do; 'stopped away from its
+    # optimum' is only for a k̂ that would otherwise blame the family
+    line = judge(0.9, T1000, 1000, converged=False, off_optimum=True, **why).line
+    assert "stopped away from its optimum" not in line
+    assert ("the starts disagree on mu" if "disagree" in why else "raise --dadvi-draws") in line
+
+
+def test_nearly_equal_weights_need_a_finite_khat_and_an_ess_of_at_least_bulk_ess():
+    from ppl.infer.verdict import matches_bulk
+    T4000 = khat_threshold(4000)
+    assert matches_bulk(0.74, T4000, BULK_ESS)              # at least BULK_ESS
+    assert not matches_bulk(np.inf, T4000, 1.0)             # auto reads it directly (_usable)
+    assert not matches_bulk(0.74, T4000, 1.0, n_nonfinite=1)
+
+
+def test_sd_and_margin_targets_are_issue_11s_plus_three_standard_errors():
+    weighted = (np.array([0.0]), np.array([1.0]))
+    # equal weights, no margin: an sd 16% wide is past the 15% target, 14% is within
+    assert disagreement(["s"], (np.array([0.0]), np.array([1.16])), weighted, 4000, 4000) == \
+        ("s", 0.0, pytest.approx(0.16), False)
+    assert disagreement(["s"], (np.array([0.0]), np.array([1.14])), weighted, 4000, 4000) is None
+    # ESS 100 of 400 draws: the margin is 3 sqrt(1/100 - 1/400) = 0.2598 sd on the mean
+    margin = 3 * np.sqrt(1 / 100 - 1 / 400)
+    for gap, off in ((0.1 + margin + 1e-3, True), (0.1 + margin - 1e-3, False)):
+        found = disagreement(["m"], (np.array([gap]), np.array([1.0])), weighted, 100, 400)
+        assert (found is not None) == off
+    # a gap exactly at the target is within it ('beyond' the target is off)
+    assert disagreement(["m"], (np.array([0.1]), np.array([1.0])), weighted, 4000, 4000) is None
+
+
+def test_every_draw_not_finite_says_so_not_too_few_left():
+    line = judge(np.inf, -np.inf, 1000, n_nonfinite=1000, available=ALL).line
+    assert line.startswith("unreliable (k̂ inf): the log density is not finite at the guide's "
+                           "draws; 1000 of 1000 draws")
+
+
+def test_bounded_weights_are_named_in_the_line():
+    # k̂ -inf: the largest weights are tied (psis.py), q covers p
+    assert judge(-np.inf, T1000, 1000).line == \
+        "reliable (k̂ -inf, bounded weights): means and sds are close to the posterior"
+
+
+def test_uneven_weights_of_an_uncorrected_summary_do_not_make_it_unreliable():
+    # MIN_WEIGHTS_ESS bounds a corrected summary's weights; an uncorrected one (--correct
+    # none, DADVI) is not weighted: k̂ 0.3 is reliable whatever their ESS
+    assert judge(0.3, T1000, 1000, corrected=False, weights_ess=0.05).level == RELIABLE
+    assert judge(0.3, T1000, 1000, corrected=True, weights_ess=0.05).level == UNRELIABLE
