@@ -47,7 +47,11 @@ def fit_row(name: str, seed: int, reference: dict) -> dict:
     seconds = time.process_time() - started
     figures = score(summary, reference, name)
     return {"model": name, "seed": seed, "level": fit.verdict().level,
-            "tried": ", ".join(f"{t.family} {t.level}" for t in fit.auto.tried),
+            # a rung kept changed after its steps is marked: '(t)' under Student-t noise
+            # (auto.heavier_tailed), '(moved)' to its weighted moments (auto.moment_matched)
+            "tried": ", ".join(f"{t.family}{' (t)' if t.student_t else ''}"
+                               f"{' (moved)' if t.moved else ''} {t.level}"
+                               for t in fit.auto.tried),
             "chosen": fit.auto.tried[fit.auto.chosen].family,
             "mean": float(figures["mean_error"].max()),
             "sd": float(np.abs(figures["sd_vs_reference"]).max()), "cpu": seconds}

@@ -97,14 +97,7 @@ def measure_choice(name: str, seed: int) -> list[str]:
     """Every fit auto's climb assessed (as ``--guide auto`` makes them: same seed, same
     stream): family, k̂, verdict, ELBO on k̂'s draws and its standard error, the worst errors
     of its own summary, and which fit auto chose and the smallest k̂ would have."""
-    model = ppl.load(pdb.model_path(name))
-    reference, (concrete, _, compiled) = pdb.load_reference(name), \
-        model.prepare(pdb.load_data(name))
-    options, fits = FitOptions(seed=seed), []
-    chosen, _ = auto.fit_auto(compiled, options, np.random.default_rng(seed),
-                              lambda result: fits.append(Fit(concrete, compiled, result,
-                                                             options, {})) or fits[-1])
-    fits = [f for f in fits if not is_probe(f, fits)]
+    reference, chosen, _, fits = assessed_climb(name, seed)
     smallest = min(fits, key=lambda f: f.khat)
     rows = []
     for fit in fits:
@@ -117,6 +110,20 @@ def measure_choice(name: str, seed: int) -> list[str]:
                     f"{figures['mean_error'].max():.3f} / "
                     f"{np.abs(figures['sd_vs_reference']).max():.3f} |{marks} |")
     return rows
+
+
+def assessed_climb(name: str, seed: int):
+    """(the reference, the fit auto chose, its report, every fit its climb assessed but the
+    probe of full rank's start, in order), fitted as ``--guide auto`` fits: same seed, same
+    stream."""
+    model = ppl.load(pdb.model_path(name))
+    reference, (concrete, _, compiled) = pdb.load_reference(name), \
+        model.prepare(pdb.load_data(name))
+    options, fits = FitOptions(seed=seed), []
+    chosen, report = auto.fit_auto(compiled, options, np.random.default_rng(seed),
+                                   lambda result: fits.append(Fit(concrete, compiled, result,
+                                                                  options, {})) or fits[-1])
+    return reference, chosen, report, [f for f in fits if not is_probe(f, fits)]
 
 
 def is_probe(fit, fits: list) -> bool:
@@ -132,8 +139,9 @@ def is_probe(fit, fits: list) -> bool:
 def climb_fits(fits: list, tried: tuple) -> list:
     """The fit of each rung of ``tried`` (auto's report, in order), None for a rung skipped,
     failed or diverged, from ``fits`` as for :func:`is_probe`: without the probe, and of a fit
-    auto moved to its importance-weighted moments (auto.moment_matched, assessed right after
-    it), the moved one where auto kept it (``tried``'s ``moved``), else the fit as its steps
+    auto assessed changed after its steps (under Student-t noise, auto.heavier_tailed, then
+    moved to its importance-weighted moments, auto.moment_matched; each assessed right after
+    it), the one auto kept (``tried``'s ``student_t``, ``moved``), else the fit as its steps
     left it."""
     rungs, out = [f for f in fits if not is_probe(f, fits)], []
     for rung in tried:
@@ -141,9 +149,12 @@ def climb_fits(fits: list, tried: tuple) -> list:
             out.append(None)
             continue
         fit = rungs.pop(0)
-        if rungs and rungs[0].result.moved and rungs[0].result.elbo is fit.result.elbo:
-            moved = rungs.pop(0)
-            fit = moved if rung.moved else fit
+        changed = []
+        while rungs and rungs[0].result.moved and rungs[0].result.elbo is fit.result.elbo:
+            changed.append(rungs.pop(0))
+        student = [f for f in changed if f.result.guide.name.startswith("studentt")]
+        moved = [f for f in changed if f not in student]
+        fit = student[0] if rung.student_t else moved[0] if rung.moved else fit
         out.append(fit)
     return out
 

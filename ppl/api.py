@@ -128,7 +128,7 @@ class Model:
             model file, if there is one.
         guide : 'auto' (mean field, then richer families while k̂ says the fit cannot be
             used; see docs/trust.md) or a family: 'meanfield', 'fullrank', 'lowrank[:R]', 'flow[:K]',
-            'scaled' (docs/guides.md).
+            'scaled', 'studentt[:NU]' (docs/guides.md).
         seed : seed of the fit's random numbers; same seed and inputs give the same result.
         progress : called as ``progress(step, smoothed_elbo, step_size)`` while fitting. If
             it also has a method ``family(name)``, ``guide='auto'`` calls it with each

@@ -495,8 +495,11 @@ def _cmd_summary(args) -> int:
     else:
         final = f"final ELBO {info['final_elbo']:.6g}{shown}"
     unmoved = info.get("unmoved_final_elbo")     # a number: save_fit's; else not moved
+    guide = info.get("guide")
+    family = guide.get("family") if isinstance(guide, dict) else None
     print(convergence_text(info["converged"], info["reason"], info["steps"], info["seconds"],
-                           final, unmoved if type(unmoved) in (int, float) else None))
+                           final, unmoved if type(unmoved) in (int, float) else None,
+                           family if isinstance(family, str) else ""))
     for report in ("auto", "starts"):   # the lines `ppl fit` printed here (fits saved since)
         entry = info.get(report)
         if isinstance(entry, dict) and isinstance(entry.get("line"), str):

@@ -64,18 +64,27 @@ def unconverged(reason: str) -> str:
 
 
 def convergence_text(converged: bool, reason: str, steps: int, seconds: float, final: str,
-                     unmoved_final_elbo: float | None = None) -> str:
+                     unmoved_final_elbo: float | None = None, family: str = "") -> str:
     """The line under a fit's summary (``ppl fit``, and ``ppl summary`` from fit.json): whether
     and by which rule its steps converged, then ``final`` (its final ELBO and k̂, or log
-    joint). A fit ``--guide auto`` moved to its importance-weighted moments after its steps
-    says so and the final ELBO the steps ended at (``unmoved_final_elbo``): the trace, steps and
-    rule are theirs, ``final`` the moved fit's."""
+    joint). A fit ``--guide auto`` changed after its steps (:func:`moved_how`, by the
+    ``family`` reported) says so and the final ELBO the steps ended at
+    (``unmoved_final_elbo``): the trace, steps and rule are theirs, ``final`` the moved fit's."""
     state = "converged" if converged else "did NOT converge"
     rule = reason.removeprefix("converged: ")
     if unmoved_final_elbo is None or np.isnan(unmoved_final_elbo):
         return f"{state} after {steps} steps in {seconds:.2f} s ({rule}); {final}"
     return (f"{state} after {steps} steps in {seconds:.2f} s ({rule}; the steps' final ELBO "
-            f"{unmoved_final_elbo:.6g}), then moved to its importance-weighted moments; {final}")
+            f"{unmoved_final_elbo:.6g}), then {moved_how(family)}; {final}")
+
+
+def moved_how(family: str) -> str:
+    """How ``--guide auto`` changed a fit after its steps (AdviResult.moved), by the family
+    the fit reports: a full-rank fit given Student-t noise in its frame (auto.heavier_tailed),
+    else moved to its importance-weighted moments (auto.moment_matched)."""
+    if family.partition(":")[0] == "studentt":
+        return "given Student-t noise in the same frame"
+    return "moved to its importance-weighted moments"
 
 
 def by_draws(fn, zeta: np.ndarray, step, *args) -> dict[str, np.ndarray]:
@@ -724,7 +733,7 @@ class Fit:
         final = (f"final log joint {r.final_elbo:.6g}" if user.point_only(self.compiled)
                  else f"final ELBO {r.final_elbo:.6g}; k̂ {self.khat:.2f}")
         return convergence_text(r.converged, r.reason, r.steps, seconds, final,
-                                r.unmoved_final_elbo)
+                                r.unmoved_final_elbo, r.guide.name)
 
     def __repr__(self) -> str:
         from .guides import user
@@ -736,6 +745,5 @@ class Fit:
                  else "did not converge")
         # a params-only fit maximizes the log joint (convergence_line's words), not an ELBO
         final = "log joint" if user.point_only(self.compiled) else "ELBO"
-        moved = (", then moved to its weighted moments"    # by auto (convergence_text)
-                 if r.moved else "")
+        moved = f", then {moved_how(r.guide.name)}" if r.moved else ""   # by auto
         return f"<Fit: {state} after {r.steps} steps{moved}, {final} {r.final_elbo:.4g}>"

@@ -29,8 +29,10 @@ from .lowrank import LowRank, default_rank
 from .meanfield import MEAN_FIELD, MeanField
 from .scaled import MAX_DIM as SCALED_MAX_DIM
 from .scaled import Scaled
+from .student import DEFAULT_NU, MAX_NU, StudentT
 
-__all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "Scaled", "FAMILIES",
+__all__ = ["MEAN_FIELD", "MeanField", "FullRank", "LowRank", "Flow", "Scaled", "StudentT",
+           "FAMILIES",
            "SPECS", "family", "check_spec", "WARM_FROM", "SCALED_MAX_DIM", "Family", "REGISTRY",
            "GAUSSIAN", "AUTO_FULLRANK_MAX_DIM"]
 
@@ -94,11 +96,16 @@ REGISTRY = {f.name: f for f in (
            flexibility=1),
     Family("flow", lambda D, n, guided: Flow(D, n or DEFAULT_LAYERS, FLOW_KIND),
            size="number of layers K", max_size=FLOW_MAX_LAYERS, max_dim=FLOW_MAX_DIM,
-           beyond="lowrank", warm_from="meanfield", flexibility=4),
+           beyond="lowrank", warm_from="meanfield", flexibility=5),
     # between full rank and the flow; not suggested itself (auto tries it where full rank is
     # skipped). Past its 20 dimensions, the flow's domain (300)
     Family("scaled", lambda D, n, guided: Scaled(D), max_dim=SCALED_MAX_DIM, beyond="flow",
-           warm_from="meanfield", flexibility=3, suggested=False))}
+           warm_from="meanfield", flexibility=4, suggested=False),
+    # full rank's frame with heavier tails; not suggested itself (auto assesses a full-rank fit
+    # under it, infer/auto.py's T_GATE), nor tried as a rung of its own
+    Family("studentt", lambda D, n, guided: StudentT(D, n or DEFAULT_NU),
+           size="degrees of freedom NU", max_size=MAX_NU, max_dim=FULLRANK_MAX_DIM,
+           beyond="lowrank", warm_from="meanfield", flexibility=3, suggested=False))}
 
 # The views other modules read
 FAMILIES = tuple(REGISTRY)

@@ -2,7 +2,8 @@
 
 Mean field first; when its verdict is ``unreliable``, full rank (low rank beyond its record's
 ``auto_max_dim``, guides.REGISTRY) warm-started from it; then the flow, warm-started from that
-fit (not when full rank, moved to its importance-weighted moments, can be used: MOVED_RUNGS).
+fit (not when full rank, under Student-t noise in its frame where its own weights are nearly
+equal, T_GATE, or moved to its importance-weighted moments, MOVED_RUNGS, can be used).
 Full rank is skipped, and the flow warm-started from the Gaussian full rank would start
 from, when that Gaussian's importance weights are far from uniform (SKIP_ESS,
 ``fullrank_start``); then, up to scaled's ``max_dim`` dimensions, the ``scaled`` family
@@ -111,6 +112,25 @@ MOMENT_DRAWS = 4000
 # Farther from Gaussian the moved fit has less room: a normal's mean and scale from 5 points,
 # sds 10-12% short where flow:4 was within 5% (docs/history/trust-log.md, "Twenty-fifth probe").
 MOVED_RUNGS = ("fullrank", "scaled")
+# Before that move, a full-rank fit that cannot be used but whose own importance weights are
+# near uniform (an ESS of T_GATE of their draws or more) is assessed under Student-t noise of
+# T_NU degrees of freedom in the same frame (:func:`heavier_tailed`, ppl/guides/student.py) and
+# kept when it can be used, also where it checks a mean field usable with care (no flow
+# follows; mesquite-logvolume seed 0: mean field 0.080 sd off, the t 0.021). Where the posterior's tails are heavier than the Gaussian's in some direction, the
+# Gaussian's draws rarely reach them and k̂ is high on nearly equal weights (mesquite-logvolume
+# and kilpisjarvi: full rank at k̂ 0.71-1.03 on an ESS of 83-96%, after which auto fitted two
+# flows for nothing, 4.6-5.1x mean field's CPU); the t's weights are bounded there (k̂ -0.5 to
+# -0.3, weighted summaries within 0.05 sd / 4%). Around a Gaussian far from the posterior the t
+# lowers k̂ without improving the answer (centered eight schools: k̂ 0.60-0.63, 0.7-0.8 sd off, on
+# an ESS of 8-13%; docs/history/trust-log.md, "Twenty-seventh probe"), hence the gate. Derived
+# from every mean-field and full-rank rung auto fitted on posteriordb (`benchmarks/t_proposal.py`,
+# seeds 0-29 of mesquite-logvolume and kilpisjarvi, 0-4 of the others; the probe's addendum):
+# the t passed k̂ with a summary beyond issue 11's targets only on rungs whose own ESS was at most
+# 32% (mean field's: mesquite-logvolume 0.32 and 0.13, noncentered eight schools 0.30), and on
+# none at 55% or more; 0.5 lies in that gap (near the geometric mean of 32% and the fitted full
+# ranks' lowest, 75%), as RETRY_ESS does for the flows.
+T_GATE = 0.5
+T_NU = 10
 
 
 @dataclass(frozen=True)
@@ -126,11 +146,14 @@ class Tried:
     elbo: tuple = ()            # (estimate, standard error) when auto chose on it (_by_elbo)
     error: str = ""             # failed: what it raised, located (:func:`_failed`)
     moved: bool = False         # kept moved to its weighted moments (:func:`moment_matched`)
+    student_t: bool = False     # kept under Student-t noise in its frame (:func:`heavier_tailed`)
 
     def text(self) -> str:
         what = self.level if self.level in (FAILED, DIVERGED) else f"k̂ {self.khat:.2f}"
         if self.moved:   # the fit reported is not the one the family's steps ended at
             what = f"moved to its importance-weighted moments, {what}"
+        if self.student_t:
+            what = f"under Student-t noise in its frame, {what}"
         if self.error:
             what = f"{FAILED} ({self.error})"
         if self.level == SKIPPED:
@@ -183,6 +206,7 @@ class AutoReport:
                            **({"start_ess": t.ess} if t.level == SKIPPED else {}),
                            **({"error": t.error} if t.error else {}),
                            **({"moved": True} if t.moved else {}),
+                           **({"student_t": True} if t.student_t else {}),
                            **({"elbo": _number(t.elbo[0]), "elbo_se": _number(t.elbo[1])}
                               if t.elbo else {})}
                           for t in self.tried]}
@@ -263,7 +287,7 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
         if result is None:
             history += ((name, tried[-1].level),)     # FAILED or DIVERGED
             continue
-        fit, moved = assess(result), None
+        fit, moved, heavier = assess(result), None, None
         try:
             # (not past the iteration cap: the further rounds would exceed --iter)
             if name == "scaled" and _low_ess(fit) and \
@@ -277,19 +301,27 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
                     refined = None
                 if refined is not None:
                     result, fit = refined, assess(refined)
+            # a full rank that cannot be used on nearly equal weights, under heavier tails
+            if name == "fullrank" and not _usable(fit) and fit.weights_ess >= T_GATE:
+                heavier = heavier_tailed(compiled, result)
+                if _usable(heavier_fit := assess(heavier)):
+                    result, fit = heavier, heavier_fit
             # where the flow would follow this fit (it cannot be used), not past the iteration cap
-            if name in MOVED_RUNGS and result.reason != advi.MAX_ITER and \
+            if result is not heavier and name in MOVED_RUNGS and \
+                    result.reason != advi.MAX_ITER and \
                     policy.next(history + ((name, _outcome(fit, gaussian)),)) == "flow":
                 # a copy of the stream: a move that cannot be used leaves the climb as it was
                 moved = moment_matched(compiled, result, copy.deepcopy(rng))
                 if moved is not None and _usable(moved_fit := assess(moved)):
                     result, fit = moved, moved_fit
-            _record(name, fit, started, tried, assessed, moved=result is moved)
+            _record(name, fit, started, tried, assessed, moved=result is moved,
+                    student_t=result is heavier)
         except KeyboardInterrupt:
             # Ctrl-C after the rung's steps (its k̂'s draws, its move): the rung as fitted (not
             # moved, unless the move was kept) is recorded, as Ctrl-C inside its steps keeps
             # it, and the climb ends (fit_auto); it had ended with the fits before it
-            _record(name, fit, started, tried, assessed, moved=result is moved)
+            _record(name, fit, started, tried, assessed, moved=result is moved,
+                    student_t=result is heavier)
             raise
         history += ((name, _outcome(fit, gaussian)),)
         ends[name] = result
@@ -319,11 +351,11 @@ def _fit_rung(compiled, options, rng, progress, start, started: float, tried: li
 
 
 def _record(family: str, fit, started: float, tried: list, assessed: list,
-            moved: bool = False) -> None:
-    """Record an assessed rung: its k̂, level, seconds and whether it was ``moved`` in ``tried``,
-    (that index, ``fit``) in ``assessed``."""
+            moved: bool = False, student_t: bool = False) -> None:
+    """Record an assessed rung: its k̂, level, seconds and whether it was ``moved`` or given
+    Student-t noise (``student_t``) in ``tried``, (that index, ``fit``) in ``assessed``."""
     tried.append(Tried(family, fit.khat, fit.verdict().level, time.perf_counter() - started,
-                       moved=moved))
+                       moved=moved, student_t=student_t))
     assessed.append((len(tried) - 1, fit))
 
 
@@ -462,6 +494,21 @@ def moment_matched(compiled, result, rng: np.random.Generator):
     moved = guide.push_affine(theta, mean_w - B @ mean_q, np.tril(B))
     final_elbo = fixed_draws.elbo_estimate(compiled.log_joint, guide, moved, chunk)
     return dataclasses.replace(result, theta=moved, final_elbo=final_elbo,
+                               unmoved_final_elbo=result.final_elbo,
+                               seconds=result.seconds + time.perf_counter() - started)
+
+
+def heavier_tailed(compiled, result):
+    """The full-rank ``result`` with Student-t noise of T_NU degrees of freedom in its frame
+    (the same theta, guide StudentT: ppl/guides/student.py), its final ELBO estimated again as
+    a fit on fixed draws estimates it (the steps' kept as ``unmoved_final_elbo``; their trace,
+    steps and convergence are left as they were), its seconds the estimate's too. Nothing is
+    fitted: the weights of its own draws, judged by assess, decide whether it is kept."""
+    started = time.perf_counter()
+    guide = family(f"studentt:{T_NU}", compiled.dim)
+    final_elbo = fixed_draws.elbo_estimate(compiled.log_joint, guide, result.theta,
+                                           advi.fixed_draws_chunk(compiled))
+    return dataclasses.replace(result, guide=guide, final_elbo=final_elbo,
                                unmoved_final_elbo=result.final_elbo,
                                seconds=result.seconds + time.perf_counter() - started)
 

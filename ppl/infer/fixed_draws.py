@@ -167,7 +167,7 @@ def finite_draws(log_joint, guide, theta, rng: np.random.Generator, pairs: int,
     read-only: fixed for the round, as is what the family computes from them alone once a
     round (``guide.prepare``: scaled's pairwise products)."""
     for _ in range(MAX_FAILURES):
-        eps = rng.standard_normal((pairs, guide.D))
+        eps = rng.standard_normal((pairs, guide.eps_dim(guide.D)))
         eps = np.concatenate([eps, -eps])
         eps.flags.writeable = False
         with np.errstate(all="ignore"):

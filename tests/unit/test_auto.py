@@ -656,7 +656,10 @@ def test_with_no_usable_fit_the_higher_elbo_beats_a_noisier_smaller_khat(monkeyp
     # rho z0 z1 / (1 - rho^2) + const, whose sd under q is rho (reported: 0.014-0.016, seeds
     # 0-5; the difference's error there at most 0.006)
     monkeypatch.setattr(auto, "ladder", lambda D: ("meanfield", "fullrank"))
-    monkeypatch.setattr(_Judged, "LEVEL", {"meanfield": "unreliable", "fullrank": "unreliable"})
+    # (full rank under Student-t noise judged as full rank is: auto.heavier_tailed would
+    # otherwise be kept, its weights being those of the exact fit)
+    monkeypatch.setattr(_Judged, "LEVEL", {"meanfield": "unreliable", "fullrank": "unreliable",
+                                           "studentt": "unreliable"})
     monkeypatch.setattr(_Noisy, "KHAT", {"meanfield": 0.76, "fullrank": 0.81})
     model = Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]]))
 
@@ -889,7 +892,7 @@ def test_a_moved_fit_says_its_steps_ended_elsewhere(tmp_path, capsys):
     line = fit.convergence_line()
     assert (f"; the steps' final ELBO {steps_elbo:.6g}), then moved to its importance-weighted "
             f"moments; final ELBO {steps_elbo - 0.25:.6g}; k̂ ") in line
-    assert "then moved to its weighted moments" in repr(fit)
+    assert "then moved to its importance-weighted moments" in repr(fit)
     save_fit(fit, tmp_path)
     info = json.loads((tmp_path / "fit.json").read_text())
     assert (info["unmoved_final_elbo"], info["final_elbo"]) == (steps_elbo, steps_elbo - 0.25)
@@ -897,6 +900,17 @@ def test_a_moved_fit_says_its_steps_ended_elsewhere(tmp_path, capsys):
     assert line.partition(" s (")[2] in capsys.readouterr().out    # its seconds aside
     from ppl.plot import _trace
     assert _trace(info, tmp_path / "fit.json").title.endswith("(the fit then moved)")
+    # a full rank given Student-t noise in its frame (auto.heavier_tailed) says that instead
+    from ppl.guides import StudentT
+    fit.result = dataclasses.replace(fit.result, guide=StudentT(1),
+                                     theta=np.array([fit.result.theta[0], fit.result.theta[1]]))
+    fit._cache.clear()
+    line = fit.convergence_line()
+    assert "), then given Student-t noise in the same frame; final ELBO" in line
+    assert "then given Student-t noise in the same frame" in repr(fit)
+    save_fit(fit, tmp_path)
+    assert main(["summary", str(tmp_path)]) == 0
+    assert line.partition(" s (")[2] in capsys.readouterr().out
     # a fit that was not moved: no such entry, and the line as before
     fit.result = dataclasses.replace(fit.result, unmoved_final_elbo=float("nan"))
     save_fit(fit, tmp_path)
@@ -1010,3 +1024,35 @@ def test_ctrl_c_during_a_move_or_a_rungs_khat_keeps_the_rung_as_fitted(monkeypat
         families, fit, calls, report, _ = _moved(CARE, monkeypatch, interrupt={family})
         assert families == tried and report.interrupted and calls == []
         assert report.tried[-1].level == "unreliable" and report.tried[-1].khat < np.inf
+
+
+@pytest.mark.parametrize("gate, kept", [(0.0, True), (1.01, False)])
+def test_full_rank_is_assessed_under_student_t_noise_only_on_nearly_equal_weights(gate, kept,
+                                                                                  monkeypatch):
+    # a full rank judged unreliable on the exact fit of a Gaussian (its weights all equal):
+    # under t noise (auto.heavier_tailed) it is kept where its ESS passes T_GATE, and not
+    # looked at where it does not (a funnel's Gaussian: k̂ passes, the answer does not)
+    monkeypatch.setattr(auto, "T_GATE", gate)
+    monkeypatch.setattr(auto, "ladder", lambda D: ("meanfield", "fullrank", "flow"))
+    monkeypatch.setattr(auto, "fullrank_start", lambda *args: None)
+    monkeypatch.setattr(auto, "retry", lambda *args: None)
+    monkeypatch.setattr(_Judged, "LEVEL", {"meanfield": "unreliable", "fullrank": "unreliable",
+                                           "flow": "unreliable"})
+    heavier = []
+    real = auto.heavier_tailed
+    monkeypatch.setattr(auto, "heavier_tailed", lambda *args: heavier.append(1) or real(*args))
+    model = Gaussian(np.array([[1.0, 0.9], [0.9, 1.0]]))
+
+    def assess(result):
+        return _Judged(None, model, result, OPTIONS, {})
+    fit, report = fit_auto(model, OPTIONS, np.random.default_rng(0), assess)
+    assert len(heavier) == kept
+    families = [(t.family, t.student_t) for t in report.tried]
+    if kept:
+        assert families == [("meanfield", False), ("fullrank", True)]
+        assert fit.result.guide.name == "studentt" and fit.result.moved
+        assert "fullrank under Student-t noise in its frame, k̂ " in report.line()
+        assert report.to_dict()["tried"][1]["student_t"] is True
+    else:
+        assert families[:2] == [("meanfield", False), ("fullrank", False)]
+        assert families[2][0] == "flow"

@@ -70,7 +70,7 @@ from autograd import grad, jacobian  # noqa: E402
 
 from ppl.errors import PplError  # noqa: E402
 from ppl.guides import (FAMILIES, GAUSSIAN, REGISTRY, SPECS, WARM_FROM, Flow,  # noqa: E402
-                        FullRank, LowRank, Scaled, family)
+                        FullRank, LowRank, Scaled, StudentT, family)
 
 D3 = 3
 
@@ -91,8 +91,9 @@ def gaussian_cov(guide, theta):
 
 
 GAUSSIANS = [FullRank(D3), LowRank(D3, 1), LowRank(D3, 2)]
+STUDENTS = [StudentT(D3), StudentT(D3, 5), StudentT(1, 3)]
 FAMILY_OBJECTS = [MEAN_FIELD, *GAUSSIANS, Flow(D3, 2), Flow(1, 2), Flow(2, 3),
-                  Flow(D3, 2, "realnvp"), Scaled(1), Scaled(D3), Scaled(5)]
+                  Flow(D3, 2, "realnvp"), Scaled(1), Scaled(D3), Scaled(5), *STUDENTS]
 
 
 def dim_of(guide):
@@ -120,6 +121,44 @@ def test_gaussian_draws_have_the_covariance(guide, rng):
     # covariance entry is sqrt((S_ij^2 + S_ii S_jj) / n) for a Gaussian
     se = np.sqrt((cov ** 2 + np.outer(np.diag(cov), np.diag(cov))) / n)
     assert np.all(np.abs(np.cov(draws.T) - cov) < 4 * se)
+
+
+@pytest.mark.parametrize("guide", STUDENTS, ids=str)
+def test_student_t_log_q_and_entropy_match_scipy(guide, rng):
+    D = guide.D
+    theta = guide.init(D, 1.0) + 0.5 * rng.standard_normal(guide.init(D, 1.0).shape)
+    mu, L = guide.frame(theta)
+    t = scipy.stats.multivariate_t(mu, L @ L.T, df=guide.nu)
+    zeta = 2 * rng.standard_normal((6, D))
+    np.testing.assert_allclose(guide.log_q(theta, zeta), t.logpdf(zeta), rtol=1e-10)
+    eps = rng.standard_normal((2, guide.eps_dim(D)))
+    np.testing.assert_allclose(guide.draw_and_entropy(theta, eps)[1], t.entropy(), rtol=1e-10)
+    np.testing.assert_allclose(np.exp(2 * guide.log_sd(theta)),
+                               np.diag(L @ L.T) * guide.nu / (guide.nu - 2), rtol=1e-10)
+
+
+@pytest.mark.parametrize("guide", [StudentT(D3), StudentT(D3, 5)], ids=str)
+def test_student_t_draws_have_the_covariance(guide, rng):
+    # the covariance is NU / (NU - 2) L L^T; each entry within z = 4 standard errors, the
+    # standard error of a sample covariance entry of a centred multivariate t (NU > 4) being
+    # sqrt((k (S_ii S_jj + 2 S_ij^2) - C_ij^2) / n), k = NU^2 / ((NU - 2)(NU - 4)) its fourth
+    # moments' factor on the scale matrix S = L L^T
+    theta = random_theta(guide, rng)
+    n, nu = 200_000, guide.nu
+    _, L = guide.frame(theta)
+    S = L @ L.T
+    C = S * nu / (nu - 2)
+    draws = guide.sample(theta, rng, n)
+    k = nu ** 2 / ((nu - 2) * (nu - 4))
+    se = np.sqrt((k * (np.outer(np.diag(S), np.diag(S)) + 2 * S ** 2) - C ** 2) / n)
+    assert np.all(np.abs(np.cov(draws.T) - C) < 4 * se)
+
+
+def test_a_full_rank_fits_parameters_are_the_student_ts_frame(rng):
+    # auto assesses a full-rank fit under t noise from the same theta (infer/auto.py)
+    theta = random_theta(FullRank(D3), rng)
+    assert all(np.array_equal(a, b) for a, b in zip(StudentT(D3).frame(theta),
+                                                    FullRank(D3).frame(theta)))
 
 
 def flow_theta(flow, rng, scale=0.3):
@@ -486,7 +525,7 @@ def test_a_flows_units_are_its_affine_parts_marginal_sds(rng):
                                np.concatenate([sd, np.repeat(sd, 3), np.ones(theta.size - 12)]),
                                rtol=1e-14)
 
-@pytest.mark.parametrize("guide", [FullRank(D3), Flow(D3, 2)], ids=str)
+@pytest.mark.parametrize("guide", [FullRank(D3), Flow(D3, 2), StudentT(D3)], ids=str)
 def test_push_affine_is_the_law_of_the_affine_map(guide, rng):
     theta = random_theta(guide, rng, 0.3)
     m0, W = rng.standard_normal(D3), rng.standard_normal((D3, D3)) + 3 * np.eye(D3)
@@ -528,7 +567,7 @@ def test_a_low_rank_warm_start_from_a_dense_source_keeps_its_marginal_sds(rng):
 SPEC_TABLE = [
     ("meanfield", MEAN_FIELD), ("fullrank", FullRank(5)), ("lowrank", LowRank(5, 3)),
     ("lowrank:2", LowRank(5, 2)), ("flow", Flow(5, 2)), ("flow:4", Flow(5, 4)),
-    ("scaled", Scaled(5))]
+    ("scaled", Scaled(5)), ("studentt", StudentT(5)), ("studentt:4", StudentT(5, 4))]
 
 
 @pytest.mark.parametrize("spec, expected", SPEC_TABLE)
@@ -571,10 +610,11 @@ def test_every_family_has_a_consistent_record(name):
 
 
 def test_the_registry_views_are_the_families_records():
-    assert FAMILIES == ("meanfield", "fullrank", "lowrank", "flow", "scaled")
-    assert SPECS == ("auto", "meanfield", "fullrank", "lowrank[:R]", "flow[:K]", "scaled")
+    assert FAMILIES == ("meanfield", "fullrank", "lowrank", "flow", "scaled", "studentt")
+    assert SPECS == ("auto", "meanfield", "fullrank", "lowrank[:R]", "flow[:K]", "scaled",
+                     "studentt[:NU]")
     assert WARM_FROM == {"fullrank": "meanfield", "lowrank": "meanfield", "flow": "meanfield",
-                         "scaled": "meanfield"}
+                         "scaled": "meanfield", "studentt": "meanfield"}
     assert GAUSSIAN == ("meanfield", "fullrank", "lowrank")
 
 
