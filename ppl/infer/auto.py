@@ -116,19 +116,19 @@ MOVED_RUNGS = ("fullrank", "scaled")
 # near uniform (an ESS of T_GATE of their draws or more) is assessed under Student-t noise of
 # T_NU degrees of freedom in the same frame (:func:`heavier_tailed`, ppl/guides/student.py) and
 # kept when it can be used, also where it checks a mean field usable with care (no flow
-# follows; mesquite-logvolume seed 0: mean field 0.080 sd off, the t 0.021). Where the posterior's tails are heavier than the Gaussian's in some direction, the
+# follows; mesquite-logvolume seed 0: mean field 0.080 sd off, full rank under the t 0.013).
+# Where the posterior's tails are heavier than the Gaussian's in some direction, the
 # Gaussian's draws rarely reach them and k̂ is high on nearly equal weights (mesquite-logvolume
 # and kilpisjarvi: full rank at k̂ 0.71-1.03 on an ESS of 83-96%, after which auto fitted two
-# flows for nothing, 4.6-5.1x mean field's CPU); the t's weights are bounded there (k̂ -0.5 to
-# -0.3, weighted summaries within 0.05 sd / 4%). Around a Gaussian far from the posterior the t
-# lowers k̂ without improving the answer (centered eight schools: k̂ 0.60-0.63, 0.7-0.8 sd off, on
-# an ESS of 8-13%; docs/history/trust-log.md, "Twenty-seventh probe"), hence the gate. Derived
-# from every mean-field and full-rank rung auto fitted on posteriordb (`benchmarks/t_proposal.py`,
-# seeds 0-29 of mesquite-logvolume and kilpisjarvi, 0-4 of the others; the probe's addendum):
-# the t passed k̂ with a summary beyond issue 11's targets only on rungs whose own ESS was at most
-# 32% (mean field's: mesquite-logvolume 0.32 and 0.13, noncentered eight schools 0.30), and on
-# none at 55% or more; 0.5 lies in that gap (near the geometric mean of 32% and the fitted full
-# ranks' lowest, 75%), as RETRY_ESS does for the flows.
+# flows for nothing, 4.6-5.1x mean field's CPU); the t's weights are bounded there (k̂ -0.6 to
+# -0.3, corrected summaries within 0.05 sd / 4%). Around a Gaussian far from the posterior the
+# t lowers k̂ without improving the answer (centered eight schools: k̂ 0.60-0.63, 0.7-0.8 sd
+# off, on an ESS of 8-13%; docs/history/trust-log.md, "Twenty-seventh probe"), hence the gate.
+# Derived from 265 mean-field and full-rank rungs of auto's climbs on posteriordb
+# (`benchmarks/t_proposal.py`; seeds 0-29 of mesquite-logvolume, kilpisjarvi and centered eight
+# schools, 0-4 of the others; the probe's addendum): the t passed k̂ with a summary beyond issue
+# 11's targets only on rungs whose own ESS was 0.32 or less (mean fields), and on none of the
+# 113 at 0.5 or more; every full rank that could not be used had an ESS of 0.83 or more.
 T_GATE = 0.5
 T_NU = 10
 
