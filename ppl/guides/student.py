@@ -12,6 +12,7 @@ same frame, before climbing to the flows (infer/auto.py, T_GATE; docs/history/tr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import autograd.numpy as anp
 import numpy as np
@@ -22,6 +23,18 @@ from .fullrank import FullRank
 
 DEFAULT_NU = 10     # the twenty-seventh probe's: k̂ below 0 on the near-Gaussian regressions
 MAX_NU = 1000       # NU extra normals a draw; beyond this the t is a Gaussian to rounding
+
+
+@lru_cache(maxsize=8)
+def _standard(nu: int, D: int) -> tuple[float, float]:
+    """(log normalizing constant, entropy) of the standard t of NU degrees of freedom in D
+    dimensions (L = I): lgamma((NU + D) / 2) - lgamma(NU / 2) - D / 2 log(NU pi), and minus that
+    plus (NU + D) / 2 (digamma((NU + D) / 2) - digamma(NU / 2)). Once per (NU, D): a direct fit's
+    entropy is taken every step."""
+    log_constant = float(gammaln(0.5 * (nu + D)) - gammaln(0.5 * nu)
+                         - 0.5 * D * np.log(nu * np.pi))
+    entropy = -log_constant + 0.5 * (nu + D) * (digamma(0.5 * (nu + D)) - digamma(0.5 * nu))
+    return log_constant, float(entropy)
 
 
 @dataclass(frozen=True)
@@ -53,25 +66,16 @@ class StudentT(FullRank):
         normal, radial = self._radial(eps)
         return mu + radial * (normal @ L.T)
 
-    def _constant(self) -> float:
-        """log of the t's normalizing constant for L = I: lgamma((NU + D) / 2) -
-        lgamma(NU / 2) - D / 2 log(NU pi)."""
-        nu, D = self.nu, self.D
-        return float(gammaln(0.5 * (nu + D)) - gammaln(0.5 * nu) - 0.5 * D * np.log(nu * np.pi))
-
     def entropy(self, theta):
-        """sum(log diag L) plus the standard t's entropy, -constant + (NU + D) / 2
-        (digamma((NU + D) / 2) - digamma(NU / 2))."""
-        nu, D = self.nu, self.D
-        standard = -self._constant() + 0.5 * (nu + D) * (digamma(0.5 * (nu + D))
-                                                          - digamma(0.5 * nu))
-        return anp.sum(anp.diag(anp.reshape(theta[D:], (D, D)))) + float(standard)
+        """sum(log diag L) plus the standard t's entropy (:func:`_standard`)."""
+        D = self.D
+        return anp.sum(anp.diag(anp.reshape(theta[D:], (D, D)))) + _standard(self.nu, D)[1]
 
     def log_q(self, theta, zeta):
         """log t_NU(zeta; mu, L L^T) [S] by one triangular solve."""
         mu, L = self.split(theta)
         z = solve_lower(L, (zeta - mu).T)  # [D, S]
-        return (self._constant() - anp.sum(anp.log(anp.diag(L)))
+        return (_standard(self.nu, self.D)[0] - anp.sum(anp.log(anp.diag(L)))
                 - 0.5 * (self.nu + self.D) * anp.log1p(anp.sum(z * z, axis=0) / self.nu))
 
     def draw_and_log_q(self, theta, eps):
@@ -84,7 +88,7 @@ class StudentT(FullRank):
         log_det = np.sum(np.diag(theta[D:].reshape(D, D)))
         ratio = np.sum(normal * normal, axis=1) / np.sum(chi * chi, axis=1)
         return (self.draw(theta, eps),
-                self._constant() - log_det - 0.5 * (self.nu + D) * np.log1p(ratio))
+                _standard(self.nu, D)[0] - log_det - 0.5 * (self.nu + D) * np.log1p(ratio))
 
     def sample(self, theta, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.draw(np.asarray(theta, dtype=float),
