@@ -94,7 +94,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           noisy_mean: tuple[str, float] | None = None, method: str = "advi",
           unconverged: str = "raise --iter", diverged: bool = False,
           weights_disagree: tuple[str, float, float, bool] | None = None,
-          off_optimum: bool = False) -> Verdict:
+          off_optimum: bool = False,
+          tails_disagree: tuple[str, float, float, bool] | None = None) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -129,6 +130,10 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         judges where the fit stopped, not the family (a mean-field fit of Poisson(log_rate=a
         + b * year) on uncentred years, stopped 85 sds off, was told this family cannot
         represent the posterior, try --guide flow).
+    tails_disagree : for an importance-corrected Gaussian fit: :func:`tails_disagreement` of
+        its summary and the same frame's under heavier-tailed noise (infer/tails.py), or None.
+        Unreliable: the corrected summary misses the posterior's mass in a tail the guide's
+        draws do not reach, which k̂ from those draws cannot see.
 
     Returns
     -------
@@ -191,6 +196,13 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         text += ": it is the guide's own, not importance-corrected"
         text += ("; try --method advi, whose summary is importance-corrected"
                  if method == "dadvi" else "; try --correct psis")
+    elif tails_disagree is not None:
+        name, mean_gap, sd_gap, _ = tails_disagree
+        level = UNRELIABLE
+        text = (f"the posterior's tails are heavier than the guide's: against draws with "
+                f"heavier tails (Student-t noise in the guide's frame) the corrected sd of "
+                f"{name} is {sd_gap:+.0%} off and its mean {abs(mean_gap):.2f} sds")
+        text += _hint(guide, available, True, method)
     elif khat > KHAT_GOOD:
         level = CARE
         text = ("means are usable, sds and tails may be off" if not corrected else
@@ -242,11 +254,33 @@ def disagreement(names: list[str], plain: tuple[np.ndarray, np.ndarray],
     plain mean when the weights are unrelated to them). Returns (element, mean gap in
     weighted sds, plain sd / weighted sd - 1, whether the mean is off) for the element
     farthest outside, the means first, or None when every element agrees."""
-    (plain_mean, plain_sd), (mean, sd) = plain, weighted
-    margin = WEIGHTS_SE * np.sqrt(max(1.0 / ess - 1.0 / draws, 0.0))
+    return _outside(names, plain, weighted, WEIGHTS_SE * np.sqrt(max(1.0 / ess - 1.0 / draws,
+                                                                     0.0)))
+
+
+def tails_disagreement(names: list[str], corrected: tuple[np.ndarray, np.ndarray],
+                       heavier: tuple[np.ndarray, np.ndarray], ess: float, heavier_ess: float
+                       ) -> tuple[str, float, float, bool] | None:
+    """Where a Gaussian fit's importance-corrected mean and sd of every reported element
+    (``corrected``) are off those of the same frame under heavier-tailed noise (``heavier``,
+    weighted from its own draws; infer/tails.py): beyond MEAN_TARGET / SD_TARGET plus
+    WEIGHTS_SE standard errors of the difference of two independent weighted estimates
+    (sqrt(1 / ess + 1 / heavier_ess) sds). Both estimate the posterior; where the Gaussian's
+    draws miss a tail, its weights cannot restore the mass there, and the heavier-tailed
+    draws reach it. Returns as :func:`disagreement` does, the heavier one in the weighted
+    place."""
+    return _outside(names, corrected, heavier, WEIGHTS_SE * np.sqrt(1.0 / ess + 1.0 / heavier_ess))
+
+
+def _outside(names: list[str], summary: tuple[np.ndarray, np.ndarray],
+             against: tuple[np.ndarray, np.ndarray], margin: float
+             ) -> tuple[str, float, float, bool] | None:
+    """The element whose mean (first) or sd in ``summary`` is farthest outside the targets
+    plus ``margin`` from ``against``'s, as :func:`disagreement` returns it, or None."""
+    (summary_mean, summary_sd), (mean, sd) = summary, against
     with np.errstate(all="ignore"):
-        mean_gap = (plain_mean - mean) / sd
-        sd_gap = plain_sd / sd - 1.0
+        mean_gap = (summary_mean - mean) / sd
+        sd_gap = summary_sd / sd - 1.0
     usable = np.isfinite(mean_gap) & np.isfinite(sd_gap) & (sd > 0)
     for gaps, target, mean_off in ((mean_gap, MEAN_TARGET, True), (sd_gap, SD_TARGET, False)):
         excess = np.where(usable, np.abs(gaps) - (target + margin), -np.inf)
