@@ -665,9 +665,9 @@ class Fit:
         names, flat = self._reported_columns(self._zeta(p.log_weights.size))
         _, heavier_flat = heavier._reported_columns(heavier._zeta(heavier_p.log_weights.size))
         with np.errstate(all="ignore"):
-            return tails_disagreement(names, _moments(flat, np.exp(p.log_weights)),
-                                      _moments(heavier_flat, np.exp(heavier_p.log_weights)),
-                                      p.ess, heavier_p.ess)
+            return tails_disagreement(
+                names, tails.weighted_moments(flat, np.exp(p.log_weights)),
+                tails.weighted_moments(heavier_flat, np.exp(heavier_p.log_weights)))
 
     def _reported_columns(self, zeta: np.ndarray) -> tuple[list[str], np.ndarray]:
         """(element names, values [n, K]) of every reported continuous element at draws

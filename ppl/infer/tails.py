@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from ..guides import family
 from .psis import Psis
 from .verdict import MIN_WEIGHTS_ESS
@@ -47,3 +49,18 @@ def trusted(p: Psis) -> bool:
     """Whether the t's own weights can correct a summary: k̂ below its threshold, every log
     weight finite, an effective sample size of at least MIN_WEIGHTS_ESS draws."""
     return bool(p.khat < p.threshold and p.n_nonfinite == 0 and p.ess >= MIN_WEIGHTS_ESS)
+
+
+def weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(mean, sd, standard error of the mean, standard error of log sd), [K] each, of draws
+    ``values`` [n, K] under importance weights [n]: the self-normalized estimates and their
+    delta-method standard errors, sqrt(sum w^2 (x - m)^2) and sqrt(sum w^2 ((x - m)^2 - v)^2)
+    / (2 v) for normalized w (Owen 2013, "Monte Carlo theory, methods and examples", section
+    9.2), which grow with an element's kurtosis as the sd's own error does."""
+    w = weights / np.sum(weights)
+    mean = w @ values
+    centred = values - mean
+    var = w @ centred ** 2
+    se_mean = np.sqrt((w ** 2) @ centred ** 2)
+    se_log_sd = np.sqrt((w ** 2) @ (centred ** 2 - var) ** 2) / (2 * var)
+    return mean, np.sqrt(var), se_mean, se_log_sd
