@@ -657,17 +657,22 @@ class Fit:
         # (stand-ins for a compiled model that give a log joint only have no values to compare)
         if not tails.applies(self.result, self.options) or not hasattr(self.compiled, "values"):
             return None
+        p = self.psis
+        if self.model is not None and \
+                memory.affordable_draws(self.model, values=self.values()) < p.log_weights.size:
+            return None     # the summary's own draws do not fit: its error says so
         heavier = Fit(self.model, self.compiled, tails.under_student_t(self.result),
                       self.options, {})
-        p, heavier_p = self.psis, heavier.psis
-        if not tails.trusted(heavier_p):
+        if not tails.trusted(heavier_p := heavier.psis):
             return None
-        names, flat = self._reported_columns(self._zeta(p.log_weights.size))
-        _, heavier_flat = heavier._reported_columns(heavier._zeta(heavier_p.log_weights.size))
+        moments = []
         with np.errstate(all="ignore"):
-            return tails_disagreement(
-                names, tails.weighted_moments(flat, np.exp(p.log_weights)),
-                tails.weighted_moments(heavier_flat, np.exp(heavier_p.log_weights)))
+            for fit, q in ((self, p), (heavier, heavier_p)):
+                # one set of values at a time: the summary's own peak, not twice it
+                names, values = fit._reported_columns(fit._zeta(q.log_weights.size))
+                moments.append(tails.weighted_moments(values, np.exp(q.log_weights)))
+                del values
+            return tails_disagreement(names, *moments)
 
     def _reported_columns(self, zeta: np.ndarray) -> tuple[list[str], np.ndarray]:
         """(element names, values [n, K]) of every reported continuous element at draws
