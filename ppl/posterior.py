@@ -17,7 +17,7 @@ from .options import check_count, check_flag, check_seconds
 from .infer.early import log_weights
 from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
 from .infer.psis import Psis, psis, psis_draws
-from .infer.verdict import Verdict, disagreement, judge
+from .infer.verdict import Verdict, disagreement, judge, tails_disagreement
 from .ir import Let, element_names
 from .summary import COLUMNS, Summary, _moments, _points, _probability_rows
 
@@ -620,7 +620,8 @@ class Fit:
                      self._noisy_dadvi_mean(), self.options.method,
                      unconverged(self.result.reason), self.result.reason == advi.FELL,
                      None if corrected or not p.khat < p.threshold else self._weights_disagree(),
-                     off_optimum=self.result.reason == advi.NOT_AT_OPTIMUM)
+                     off_optimum=self.result.reason == advi.NOT_AT_OPTIMUM,
+                     tails_disagree=self._tails_disagree() if corrected else None)
 
     def _weights_disagree(self) -> tuple[str, float, float, bool] | None:
         """For a summary that is not importance-corrected (DADVI's, --correct none) while k̂
@@ -637,7 +638,45 @@ class Fit:
         if not len(self.result.names):
             return None
         p = self.psis
-        zeta = self._zeta(p.log_weights.size)
+        names, flat = self._reported_columns(self._zeta(p.log_weights.size))
+        with np.errstate(all="ignore"):
+            return disagreement(names, _moments(flat, None), _moments(flat, np.exp(p.log_weights)),
+                                p.ess, len(flat))
+
+    def _tails_disagree(self) -> tuple[str, float, float, bool] | None:
+        """For an importance-corrected Gaussian fit (infer/tails.py): where its corrected mean
+        and sd of a reported continuous element are off those of the same frame under
+        Student-t noise, each weighted from its own k̂ draws (verdict.tails_disagreement), or
+        None. Computed once, as :meth:`_weights_disagree`."""
+        if "tails_disagree" not in self._cache:
+            self._cache["tails_disagree"] = self._tails_disagree_now()
+        return self._cache["tails_disagree"]
+
+    def _tails_disagree_now(self) -> tuple[str, float, float, bool] | None:
+        from .infer import tails
+        # (stand-ins for a compiled model that give a log joint only have no values to compare)
+        if not tails.applies(self.result, self.options) or not hasattr(self.compiled, "values"):
+            return None
+        p = self.psis
+        if self.model is not None and \
+                memory.affordable_draws(self.model, values=self.values()) < p.log_weights.size:
+            return None     # the summary's own draws do not fit: its error says so
+        heavier = Fit(self.model, self.compiled, tails.under_student_t(self.result),
+                      self.options, {})
+        if not tails.trusted(heavier_p := heavier.psis):
+            return None
+        moments = []
+        with np.errstate(all="ignore"):
+            for fit, q in ((self, p), (heavier, heavier_p)):
+                # one set of values at a time: the summary's own peak, not twice it
+                names, values = fit._reported_columns(fit._zeta(q.log_weights.size))
+                moments.append(tails.weighted_moments(values, np.exp(q.log_weights)))
+                del values
+            return tails_disagreement(names, *moments)
+
+    def _reported_columns(self, zeta: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(element names, values [n, K]) of every reported continuous element at draws
+        ``zeta`` [n, D]."""
         with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
             values = self._constrained(zeta, self._rng(3))
         discrete = self.values()
@@ -646,10 +685,7 @@ class Fit:
             if name not in discrete:
                 names += element_names(name, np.shape(v)[1:])
                 columns.append(np.asarray(v, dtype=float).reshape(len(zeta), -1))
-        flat = np.concatenate(columns, axis=1)
-        with np.errstate(all="ignore"):
-            return disagreement(names, _moments(flat, None), _moments(flat, np.exp(p.log_weights)),
-                                p.ess, len(zeta))
+        return names, np.concatenate(columns, axis=1)
 
     def _noisy_dadvi_mean(self) -> tuple[str, float] | None:
         """(element, mcse / sd) of the DADVI mean whose Monte Carlo standard error is the

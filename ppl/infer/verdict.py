@@ -94,7 +94,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           noisy_mean: tuple[str, float] | None = None, method: str = "advi",
           unconverged: str = "raise --iter", diverged: bool = False,
           weights_disagree: tuple[str, float, float, bool] | None = None,
-          off_optimum: bool = False) -> Verdict:
+          off_optimum: bool = False,
+          tails_disagree: tuple[str, float, float, bool] | None = None) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -129,6 +130,10 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         judges where the fit stopped, not the family (a mean-field fit of Poisson(log_rate=a
         + b * year) on uncentred years, stopped 85 sds off, was told this family cannot
         represent the posterior, try --guide flow).
+    tails_disagree : for an importance-corrected Gaussian fit: :func:`tails_disagreement` of
+        its summary and the same frame's under heavier-tailed noise (infer/tails.py), or None.
+        Unreliable: the corrected summary misses the posterior's mass in a tail the guide's
+        draws do not reach, which k̂ from those draws cannot see.
 
     Returns
     -------
@@ -191,6 +196,13 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         text += ": it is the guide's own, not importance-corrected"
         text += ("; try --method advi, whose summary is importance-corrected"
                  if method == "dadvi" else "; try --correct psis")
+    elif tails_disagree is not None:
+        name, mean_gap, sd_gap, _ = tails_disagree
+        level = UNRELIABLE
+        text = (f"the posterior's tails are heavier than the guide's: against draws with "
+                f"heavier tails (Student-t noise in the guide's frame) the corrected sd of "
+                f"{name} is {sd_gap:+.0%} off and its mean {abs(mean_gap):.2f} sds")
+        text += _hint(guide, available, True, method)
     elif khat > KHAT_GOOD:
         level = CARE
         text = ("means are usable, sds and tails may be off" if not corrected else
@@ -252,6 +264,38 @@ def disagreement(names: list[str], plain: tuple[np.ndarray, np.ndarray],
         excess = np.where(usable, np.abs(gaps) - (target + margin), -np.inf)
         if excess.size and excess.max() > 0:
             i = int(np.argmax(excess))
+            return names[i], float(mean_gap[i]), float(sd_gap[i]), mean_off
+    return None
+
+
+def tails_disagreement(names: list[str], corrected: tuple, heavier: tuple
+                       ) -> tuple[str, float, float, bool] | None:
+    """Where a Gaussian fit's importance-corrected mean and sd of a reported element are off
+    those of the same frame under heavier-tailed noise (infer/tails.py), each weighted from
+    its own draws: ``corrected`` and ``heavier`` are (mean, sd, standard error of the mean,
+    standard error of log sd), [K] arrays each (tails.weighted_moments). Both estimate the
+    posterior; where the Gaussian's draws miss a tail, its weights cannot restore the mass
+    there, and the heavier-tailed draws reach it. A gap counts when it is past issue 11's
+    target (MEAN_TARGET of the heavier's sd on a mean, SD_TARGET on an sd) and more than
+    WEIGHTS_SE standard errors of the difference of the two estimates from zero: past the
+    target, and not their Monte Carlo error. Each estimate's standard error is its own
+    element's (the delta method sees a heavy-tailed element's kurtosis, which a margin from
+    the weights' ESS alone does not: noncentered eight schools' tau, whose sd estimates from
+    4000 draws differed by 26-31% at 1.3-2.1 standard errors, both within 15% of the
+    reference; docs/history/trust-log.md, "Twenty-eighth probe"). Returns (element, mean gap
+    in the heavier's sds, corrected sd / heavier sd - 1, whether the mean is off) for the
+    element farthest out in standard errors, the means first, or None."""
+    (mean, sd, se_mean, se_log_sd), (mean_h, sd_h, se_mean_h, se_log_sd_h) = corrected, heavier
+    with np.errstate(all="ignore"):
+        mean_gap = (mean - mean_h) / sd_h
+        mean_z = np.abs(mean - mean_h) / np.hypot(se_mean, se_mean_h)
+        sd_gap = sd / sd_h - 1.0
+        sd_z = np.abs(np.log(sd / sd_h)) / np.hypot(se_log_sd, se_log_sd_h)
+    for gap, z, target, mean_off in ((mean_gap, mean_z, MEAN_TARGET, True),
+                                     (sd_gap, sd_z, SD_TARGET, False)):
+        off = np.isfinite(gap) & np.isfinite(z) & (np.abs(gap) > target) & (z > WEIGHTS_SE)
+        if off.any():
+            i = int(np.argmax(np.where(off, z, -np.inf)))
             return names[i], float(mean_gap[i]), float(sd_gap[i]), mean_off
     return None
 

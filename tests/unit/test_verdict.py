@@ -6,7 +6,7 @@ from scipy import integrate, stats
 from ppl.infer.psis import khat_threshold
 from ppl import posterior
 from ppl.infer.verdict import (BULK_ESS, CARE, MIN_WEIGHTS_ESS, RELIABLE, UNRELIABLE, disagreement,
-                               judge)
+                               judge, tails_disagreement)
 
 T1000 = khat_threshold(1000)
 ALL = ("meanfield", "fullrank", "flow")
@@ -361,3 +361,40 @@ def test_uneven_weights_of_an_uncorrected_summary_do_not_make_it_unreliable():
     # none, DADVI) is not weighted: k̂ 0.3 is reliable whatever their ESS
     assert judge(0.3, T1000, 1000, corrected=False, weights_ess=0.05).level == RELIABLE
     assert judge(0.3, T1000, 1000, corrected=True, weights_ess=0.05).level == UNRELIABLE
+
+
+def test_a_corrected_gaussian_summary_is_checked_against_heavier_tailed_draws():
+    names = ["mu", "sigma"]
+    def moments(mean, sd, se_mean, se_log_sd):
+        return tuple(np.array(v, dtype=float) for v in (mean, sd, se_mean, se_log_sd))
+    heavier = moments([0.0, 3.0], [1.0, 2.0], [0.02, 0.1], [0.02, 0.08])
+    # sigma's sd 30% short of the t's, at log(1 / 0.7) / hypot(0.05, 0.08) = 3.8 standard errors
+    short = moments([0.0, 3.0], [1.0, 1.4], [0.02, 0.05], [0.02, 0.05])
+    assert tails_disagreement(names, short, heavier) == \
+        ("sigma", 0.0, pytest.approx(-0.3), False)
+    # the same gap at 2.9 standard errors is the two estimates' Monte Carlo error
+    noisy = moments([0.0, 3.0], [1.0, 1.4], [0.02, 0.05], [0.02, 0.09])
+    assert tails_disagreement(names, noisy, heavier) is None
+    # a gap inside the target (14%) counts for nothing, however many standard errors
+    close = moments([0.0, 3.0], [1.0, 1.72], [0.02, 0.05], [0.001, 0.001])
+    assert tails_disagreement(names, close, heavier) is None
+    # a mean off comes first: 0.3 of the heavier's sd (2), at 0.6 / hypot(0.1, 0.1) = 4.2
+    shifted = moments([0.0, 3.6], [1.0, 1.4], [0.02, 0.1], [0.02, 0.05])
+    assert tails_disagreement(names, shifted, heavier) == \
+        ("sigma", pytest.approx(0.3), pytest.approx(-0.3), True)
+    line = judge(0.41, 0.7, 4000, guide="meanfield", available=("meanfield", "fullrank", "flow"),
+                 corrected=True, tails_disagree=("sigma", -0.17, -0.32, False)).line
+    assert line == ("unreliable (k̂ 0.41): the posterior's tails are heavier than the guide's: "
+                    "against draws with heavier tails (Student-t noise in the guide's frame) the "
+                    "corrected sd of sigma is -32% off and its mean 0.17 sds; try --guide flow")
+
+
+def test_weighted_moments_and_their_standard_errors_match_the_closed_forms():
+    from ppl.infer.tails import weighted_moments
+    # equal weights: the plain mean and sd, se of the mean sd / sqrt(n), and for normal
+    # draws se of log sd about 1 / sqrt(2 n) (kurtosis 3: sqrt((3 - 1) / (4 n)))
+    x = np.random.default_rng(0).standard_normal((40000, 1))
+    mean, sd, se_mean, se_log_sd = weighted_moments(x, np.ones(40000))
+    assert mean[0] == pytest.approx(x.mean()) and sd[0] == pytest.approx(x.std())
+    assert se_mean[0] == pytest.approx(x.std() / 200)
+    assert se_log_sd[0] == pytest.approx(1 / np.sqrt(2 * 40000), rel=0.03)
