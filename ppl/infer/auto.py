@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import PplError
 from ..guides import GAUSSIAN, MEAN_FIELD, family
-from . import advi, fixed_draws
+from . import advi, fixed_draws, tails
 from .early import log_weights
 from .ladder import (ABOVE, CARE_THIN, DIVERGED, ELBO_TIE, ELBO_TIE_NATS, FAILED, INTERRUPTED,
                      LAST_RUNG, RELIABLE_THIN, SKIPPED, UNUSABLE, USABLE, Ladder, by_elbo, ladder,
@@ -505,10 +505,10 @@ def heavier_tailed(compiled, result):
     steps and convergence are left as they were), its seconds the estimate's too. Nothing is
     fitted: the weights of its own draws, judged by assess, decide whether it is kept."""
     started = time.perf_counter()
-    guide = family(f"studentt:{T_NU}", compiled.dim)
-    final_elbo = fixed_draws.elbo_estimate(compiled.log_joint, guide, result.theta,
+    heavier = tails.under_student_t(result, T_NU)
+    final_elbo = fixed_draws.elbo_estimate(compiled.log_joint, heavier.guide, heavier.theta,
                                            advi.fixed_draws_chunk(compiled))
-    return dataclasses.replace(result, guide=guide, final_elbo=final_elbo,
+    return dataclasses.replace(heavier, final_elbo=final_elbo,
                                unmoved_final_elbo=result.final_elbo,
                                seconds=result.seconds + time.perf_counter() - started)
 

@@ -17,14 +17,14 @@ import dataclasses
 
 import numpy as np
 
-from ..guides import family
+from ..guides import AUTO_FULLRANK_MAX_DIM, family
 from .psis import Psis
 from .verdict import MIN_WEIGHTS_ESS
 
 CHECKED = ("meanfield", "fullrank")
 # The t has full rank's D + D^2 parameters and its draws a D x D product: up to full rank's
-# own limit under --guide auto (guides.REGISTRY, AUTO_FULLRANK_MAX_DIM)
-MAX_DIM = 200
+# own limit under --guide auto (200)
+MAX_DIM = AUTO_FULLRANK_MAX_DIM
 
 
 def applies(result, options) -> bool:
