@@ -49,10 +49,8 @@ def fit_row(name: str, seed: int, reference: dict) -> dict:
     return {"model": name, "seed": seed, "level": fit.verdict().level,
             # a rung kept changed after its steps is marked: '(t)' under Student-t noise
             # (auto.heavier_tailed), '(moved)' to its weighted moments (auto.moment_matched)
-            "tried": ", ".join(f"{t.family}{' (t)' if t.student_t else ''}"
-                               f"{' (moved)' if t.moved else ''} {t.level}"
-                               for t in fit.auto.tried),
-            "chosen": fit.auto.tried[fit.auto.chosen].family,
+            "tried": ", ".join(f"{t.name} {t.level}" for t in fit.auto.tried),
+            "chosen": fit.auto.tried[fit.auto.chosen].name,
             "mean": float(figures["mean_error"].max()),
             "sd": float(np.abs(figures["sd_vs_reference"]).max()), "cpu": seconds}
 

@@ -185,8 +185,9 @@ def run_one(model, data: dict, truth: dict[str, float], seed: int,
     draws = scalars(fit.draws(), {k.split("[")[0] for k in truth})
     verdict = fit.verdict()
     common = {"seed": seed, "level": verdict.level, "khat": fit.khat,
-              "corrected": fit.corrected, "family": fit.auto.tried[fit.auto.chosen].family,
-              "tried": "/".join(t.family for t in fit.auto.tried),
+              # the rung as kept: '(t)' under Student-t noise, '(moved)' (auto.Tried.name)
+              "corrected": fit.corrected, "family": fit.auto.tried[fit.auto.chosen].name,
+              "tried": "/".join(t.name for t in fit.auto.tried),
               "seconds": time.process_time() - started}
     ref, ref_khat = reference(data, np.random.default_rng(seed)) if reference else ({}, None)
     rows = []

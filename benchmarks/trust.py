@@ -73,7 +73,7 @@ def measure_auto(name: str, seed: int) -> dict:
         row[f"{label}_mean"] = float(figures["mean_error"].max())
         row[f"{label}_sd"] = float(np.abs(figures["sd_vs_reference"]).max())
         row[f"{label}_khat"] = fit.khat
-    row["chosen"] = fit.auto.tried[fit.auto.chosen].family
+    row["chosen"] = fit.auto.tried[fit.auto.chosen].name     # "(t)", "(moved)" marked
     row["tried"] = len(fit.auto.tried)
     row["line"] = fit.auto.line()
     return row

@@ -148,6 +148,13 @@ class Tried:
     moved: bool = False         # kept moved to its weighted moments (:func:`moment_matched`)
     student_t: bool = False     # kept under Student-t noise in its frame (:func:`heavier_tailed`)
 
+    @property
+    def name(self) -> str:
+        """The family, marked '(t)' when kept under Student-t noise or '(moved)' when kept
+        moved: the rung as tables name it (benchmarks/auto_examples.py, calibration.py)."""
+        return self.family + (" (t)" if self.student_t else "") + \
+            (" (moved)" if self.moved else "")
+
     def text(self) -> str:
         what = self.level if self.level in (FAILED, DIVERGED) else f"k̂ {self.khat:.2f}"
         if self.moved:   # the fit reported is not the one the family's steps ended at

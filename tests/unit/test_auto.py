@@ -1056,3 +1056,10 @@ def test_full_rank_is_assessed_under_student_t_noise_only_on_nearly_equal_weight
     else:
         assert families[:2] == [("meanfield", False), ("fullrank", False)]
         assert families[2][0] == "flow"
+
+
+def test_a_rung_kept_changed_after_its_steps_is_named_so_in_tables():
+    # benchmarks/calibration.py counted a full rank kept under Student-t noise as 'fullrank'
+    assert Tried("fullrank", 0.4, "reliable", 1.0, student_t=True).name == "fullrank (t)"
+    assert Tried("scaled", 0.6, "usable with care", 1.0, moved=True).name == "scaled (moved)"
+    assert Tried("meanfield", 0.3, "reliable", 1.0).name == "meanfield"
