@@ -11,7 +11,6 @@ import inspect
 import os
 import re
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -351,11 +350,11 @@ def _cmd_fit(args) -> int:
     folder = _out_folder(args)  # fail before fitting, not after
     replacing = folder is not None and holds_saved_fit(folder)
     model = load(args.model)
-    started = time.perf_counter()
     with _progress_bar(quiet=args.quiet) as progress:
         fit = model.fit(args.data, progress=progress, **dataclasses.asdict(options))
     print(fit.summary())
-    print(fit.convergence_line(time.perf_counter() - started))
+    # the fit's own seconds, as fit.json keeps them: `ppl summary DIR` prints the same line
+    print(fit.convergence_line())
     if fit.auto is not None:
         print(fit.auto.line())
     if fit.auto_alone is not None:

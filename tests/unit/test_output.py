@@ -398,8 +398,6 @@ def test_an_empty_out_is_an_option_error(tmp_path, capsys):
     ("data y: real[3]\nparam mu: real\nobserve y ~ Normal(mu, 1)\n", [])])
 def test_summary_of_a_saved_fit_prints_what_the_fit_printed(tmp_path, capsys, model, options):
     # `ppl summary DIR` left out auto's and the starts' lines, and k̂ when infinite
-    import re
-
     from ppl.cli import main
     (tmp_path / "m.ppl").write_text(model)
     (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
@@ -409,10 +407,9 @@ def test_summary_of_a_saved_fit_prints_what_the_fit_printed(tmp_path, capsys, mo
     fitted = capsys.readouterr().out.splitlines()[:-1]     # but the line naming the files
     assert main(["summary", str(out)]) == 0
     shown = capsys.readouterr().out.splitlines()
-
-    def timeless(lines):    # seconds aside: the fit's wall time is not the saved fit's
-        return [re.sub(r"\d+\.\d\d s\b", "_ s", line) for line in lines]
-    assert timeless(shown) == timeless(fitted)
+    # seconds too: the fit line had the command's wall time since the fit began (the summary's
+    # own time in it), fit.json the fit's (1.14 s against 1.12 s on eight schools)
+    assert shown == fitted
 
 
 @pytest.mark.parametrize("content, shape", [("step,elbo\n", (0, 2)), ("step,elbo\n\n", (0, 2)),
