@@ -1,0 +1,64 @@
+"""ppl/infer/tails.py: which fits the tail check reads, when the t's weights are trusted, and
+the t it builds (the verdict's use of it: tests/unit/test_verdict.py, tests/stats/test_trust.py)."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ppl.guides import family
+from ppl.infer import tails
+from ppl.infer.psis import Psis
+from ppl.options import FitOptions
+
+
+def result(guide: str, D: int):
+    return SimpleNamespace(guide=SimpleNamespace(name=guide), names=[f"z{i}" for i in range(D)])
+
+
+@pytest.mark.parametrize("guide, D, options, checked", [
+    ("meanfield", 3, FitOptions(), True),
+    ("fullrank", 200, FitOptions(), True),             # up to full rank's auto limit
+    ("fullrank", 201, FitOptions(), False),            # the t's D x D frame beyond it
+    ("meanfield", 0, FitOptions(), False),             # nothing drawn
+    ("flow", 3, FitOptions(), False),                  # not a Gaussian
+    ("studentt", 3, FitOptions(), False),              # the t itself
+    ("lowrank:2", 3, FitOptions(), False),
+    ("meanfield", 3, FitOptions(method="dadvi"), False),
+    # --batch: every draw of the t is a pass over the whole data
+    ("meanfield", 3, FitOptions(batch={"N": 10}), False),
+])
+def test_which_fits_are_checked(guide, D, options, checked):
+    assert tails.applies(result(guide, D), options) is checked
+
+
+@pytest.mark.parametrize("khat, n_nonfinite, ess, trusted", [
+    (0.5, 0, 2000.0, True),
+    (0.7, 0, 2000.0, False),       # at the threshold: the weights cannot correct a summary
+    (0.5, 1, 2000.0, False),       # a draw where the log density is not finite
+    (0.5, 0, 499.0, False),        # under MIN_WEIGHTS_ESS
+    (0.5, 0, 501.0, True),
+])
+def test_the_t_weights_are_trusted_as_a_corrected_summary_needs(khat, n_nonfinite, ess, trusted):
+    # log weights of the given ESS: n equal weights give an ESS of n
+    n = int(ess)
+    p = Psis(khat, 0.7, np.full(n, -np.log(n)), n_nonfinite, 20)
+    assert p.ess == pytest.approx(ess)
+    assert tails.trusted(p) is trusted
+
+
+def test_a_mean_field_fit_is_taken_to_the_t_in_its_own_frame():
+    mean_field = family("meanfield", 2)
+    theta = np.array([1.0, -2.0, np.log(0.5), np.log(3.0)])     # mu, log sigma
+    fit = SimpleNamespace(guide=mean_field, theta=theta, names=["a", "b"])
+    t = tails.under_student_t(_replaceable(fit))
+    assert t.guide.name == "studentt"
+    mu, L = t.guide.frame(t.theta)
+    np.testing.assert_allclose(mu, [1.0, -2.0])
+    np.testing.assert_allclose(L, np.diag([0.5, 3.0]), atol=1e-12)
+
+
+def _replaceable(namespace):
+    """A dataclass with the namespace's fields, for dataclasses.replace."""
+    import dataclasses
+    cls = dataclasses.make_dataclass("Result", list(vars(namespace)))
+    return cls(**vars(namespace))
