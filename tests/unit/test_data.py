@@ -639,6 +639,17 @@ def test_csv_blank_lines_are_skipped(tmp_path):
     assert values["y"].tolist() == [1.0, 3.0] and values["z"].tolist() == [2.0, 4.0]
 
 
+def test_csv_blank_line_in_a_one_column_file_is_a_blank_cell(tmp_path):
+    # a spreadsheet saves an empty cell of a one-column sheet as an empty line: skipping it
+    # (as a blank line of a wider file is) dropped the missing value and read y as [1, 3],
+    # every later row shifted up by one; trailing blank lines are still only line ends
+    path = tmp_path / "data.csv"
+    path.write_text("y\n1\n\n3\n\n")
+    assert load_error("data N: int\ndata y: real[N]\n", path).message == (
+        "data 'y' must hold numbers; found a blank cell (a missing value, on line 3 of the "
+        "CSV file) at y[1]")
+
+
 def test_csv_column_named_twice_is_refused(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("y,z,y\n1,2,3\n")
