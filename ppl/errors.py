@@ -71,12 +71,18 @@ def suggest_flag(typed: str, flags: Iterable[str]) -> str:
 
 # ----- syntax -------------------------------------------------------------------------------
 
-def syntax_error(span: Span, found: str, expected: Iterable[str]) -> PplError:
+def syntax_error(span: Span, found: str, expected: Iterable[str],
+                 left_open: tuple[str, int, int] | None = None) -> PplError:
+    """``left_open``: the bracket, line and column of one opened on an earlier line and never
+    closed, the likely mistake (the lines after it were read as its expression)."""
     expected = sorted(set(expected))
     wanted = ", ".join(expected[:10]) + (", ..." if len(expected) > 10 else "")
     message = f"syntax error: unexpected {found}"
-    return PplError(message + (f"; expected {wanted}" if wanted else ""), span,
-                    hint=_statement_hint(found, expected))
+    hint = _statement_hint(found, expected)
+    if left_open is not None:
+        bracket, line, column = left_open
+        hint = f"the '{bracket}' on line {line}, column {column} is not closed"
+    return PplError(message + (f"; expected {wanted}" if wanted else ""), span, hint=hint)
 
 
 def _statement_hint(found: str, expected: list[str]) -> str | None:
@@ -99,8 +105,9 @@ def unexpected_character(span: Span, char: str) -> PplError:
                     hint=_CHARACTER_HINTS.get(char))
 
 
-def unexpected_end(span: Span, expected: Iterable[str]) -> PplError:
-    return syntax_error(span, "end of file", expected)
+def unexpected_end(span: Span, expected: Iterable[str],
+                   left_open: tuple[str, int, int] | None = None) -> PplError:
+    return syntax_error(span, "end of file", expected, left_open)
 
 
 def too_deeply_nested(span: Span, limit: int) -> PplError:
