@@ -234,11 +234,16 @@ def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     'ppl fit --help' lists the flags, and it named none of them."""
     args, extra = parser.parse_known_args(argv)
     if extra:
-        from .errors import suggest_flag
+        from .errors import suggest_data_flag, suggest_flag
         command, flags = _command_flags(parser, args.command)
         unknown = next((a.split("=")[0] for a in extra if a.startswith("--")), None)
-        command.error(f"unrecognized arguments: {' '.join(extra)}"
-                      + ("" if unknown is None else suggest_flag(unknown, flags)))
+        positional = [a for a in extra if not a.startswith("-")]
+        hint = ""
+        if unknown is not None:
+            hint = suggest_flag(unknown, flags)
+        elif args.command in ("fit", "check"):
+            hint = suggest_data_flag(positional, args.command)
+        command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     _refuse_repeated_flags(parser, args.command, sys.argv[1:] if argv is None else argv)
     return args
 

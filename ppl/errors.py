@@ -52,6 +52,20 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def suggest_data_flag(extra: Iterable[str], command: str) -> str:
+    """What to write instead of a data file given positionally (CmdStan's habit), or of the
+    data given before the model: '' when no extra argument is a model or a data file."""
+    for argument in extra:
+        suffix = argument.rsplit(".", 1)[-1].lower() if "." in argument else ""
+        if suffix == "ppl":
+            return (f"; the model comes first and a data file is given with --data: "
+                    f"ppl {command} {argument} --data DATA")
+        if suffix in ("json", "csv", "npz", "npy"):
+            return (f"; a data file is given with --data: ppl {command} MODEL.ppl "
+                    f"--data {argument}")
+    return ""
+
+
 def suggest_flag(typed: str, flags: Iterable[str]) -> str:
     """``; did you mean '--iter'?`` for an unknown flag: the longest flag it begins with
     (--iterations, --init-file, --output-dir), else the closest by spelling without the
