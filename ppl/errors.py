@@ -115,8 +115,10 @@ _CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
 
 
 def unexpected_character(span: Span, char: str) -> PplError:
-    return PplError(f"syntax error: unexpected character {char!r}", span,
-                    hint=_CHARACTER_HINTS.get(char))
+    hint = _CHARACTER_HINTS.get(char)
+    if char.isalpha() and not char.isascii():
+        hint = "names are ASCII letters, digits and '_' (write mu, sigma, ... for Greek letters)"
+    return PplError(f"syntax error: unexpected character {char!r}", span, hint=hint)
 
 
 def unexpected_end(span: Span, expected: Iterable[str],

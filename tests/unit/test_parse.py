@@ -348,6 +348,15 @@ def test_syntax_error_inside_a_bracket_opened_on_its_own_line_keeps_its_hint():
     assert caught.value.hint is None
 
 
+@pytest.mark.parametrize("text", ["sample μ ~ Normal(0, 1)", "let é = 1", "let x = 2 * σ"])
+def test_a_letter_outside_ascii_gets_a_hint_that_names_are_ascii(text):
+    # Julia's and some PyMC users' Greek names: 'unexpected character' alone did not say why
+    with pytest.raises(PplError) as caught:
+        parse(text, "m.ppl")
+    assert caught.value.hint == ("names are ASCII letters, digits and '_' (write mu, sigma, "
+                                 "... for Greek letters)")
+
+
 def test_syntax_error_caret_under_the_unexpected_token():
     with pytest.raises(PplError) as caught:
         parse("data y: real\nsample mu Normal(0, 1)\n", "models/bad.ppl")
