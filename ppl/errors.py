@@ -910,6 +910,14 @@ def out_not_a_saved_fit(path: str) -> PplError:
                     hint="choose another --out folder, or move the file away")
 
 
+def out_replaces_fitted_model(path: str) -> PplError:
+    """``path``: DIR/model.ppl of a saved fit that was fitted from that very file (in place), so
+    the user's model, not ppl's copy, which a fit of another model would replace."""
+    return PplError(f"option --out: the fit would replace {path}, the model the saved fit there "
+                    "was fitted from (the file itself, not a copy)",
+                    hint="choose another --out folder, or move the model file away")
+
+
 def stale_output(path: str, reason: str) -> PplError:
     """A file 'ppl predict' or 'ppl plot' wrote for the saved fit that 'ppl fit --out' has just
     replaced, which cannot be removed."""
