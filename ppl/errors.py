@@ -853,6 +853,12 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def data_file_as_model(path: str, suffix: str) -> PplError:
+    return PplError(f"{path}: a data file ({suffix}), not a model; a model is a .ppl file, and "
+                    "data is given with --data (ppl fit MODEL.ppl --data DATA) or to "
+                    "model.fit(DATA)")
+
+
 def not_a_regular_file(path: str, is_folder: bool) -> PplError:
     """A file to read that exists but is a folder, a FIFO or a device (a FIFO would block,
     /dev/zero never end)."""
