@@ -476,7 +476,10 @@ def data_not_int(span: Span, name: str, found) -> PplError:
 
 
 def data_not_number(span: Span, name: str, found) -> PplError:
-    return PplError(f"data '{name}' must hold numbers; found {found}", span)
+    # PyMC takes observed=(df.x > 0): say what ppl reads instead of booleans
+    hint = ("give 0/1 ints for a boolean: np.asarray(x, dtype=int), or 0 and 1 for false and "
+            "true in a JSON file") if "boolean" in str(found) else None
+    return PplError(f"data '{name}' must hold numbers; found {found}", span, hint=hint)
 
 
 def data_not_finite(span: Span, name: str, where: str, found) -> PplError:

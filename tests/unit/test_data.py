@@ -320,6 +320,15 @@ def test_non_numbers(raw, found):
     assert error.message == f"data 'x' must hold numbers; found {found}"
 
 
+@pytest.mark.parametrize("raw", [np.array([True, False]), [1, False], True])
+def test_booleans_get_the_hint_to_pass_them_as_ints(raw):
+    # PyMC takes observed=(df.x > 0); ppl, as Stan, reads 0/1 ints: the error said what it
+    # found and not what to write instead
+    error = load_error("data x: int[2]\n", {"x": raw})
+    assert error.hint == "give 0/1 ints for a boolean: np.asarray(x, dtype=int), or 0 and 1 " \
+                         "for false and true in a JSON file"
+
+
 def test_an_object_array_of_numbers_is_numbers():
     # a pandas column of dtype object holding numbers was refused as 'an array of object'
     values, _ = load("data x: real[2]\ndata k: int[2]\n",
