@@ -21,9 +21,9 @@ from .infer.psis import psis_draws
 from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
-from .errors import (PplError, bad_option, empty_model, file_error, guides_fixed,
-                     not_a_regular_file, not_utf8, options_unused, prior_ignores_factor,
-                     prior_without_param_prior)
+from .errors import (PplError, bad_option, data_file_as_model, empty_model, file_error,
+                     guides_fixed, not_a_regular_file, not_utf8, options_unused,
+                     prior_ignores_factor, prior_without_param_prior)
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -372,6 +372,9 @@ def load(path: str | Path) -> Model:
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
             raise not_a_regular_file(str(path), Path(path).is_dir())
+        if Path(path).suffix.lower() in (".json", ".csv", ".npz", ".npy") and \
+                Path(path).is_file():   # `ppl fit data.json`: a syntax error at its '{'
+            raise data_file_as_model(str(path), Path(path).suffix)
     except OSError as error:    # a folder on the way that cannot be searched
         raise file_error(str(path), f"cannot read the model file ({error.strerror})") from None
     try:

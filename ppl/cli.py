@@ -16,7 +16,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import (PplError, as_flag, bad_option, file_error, not_a_regular_file,
-                     out_not_a_saved_fit, out_overwrites_input, stale_output)
+                     out_not_a_saved_fit, out_overwrites_input, out_replaces_fitted_model,
+                     stale_output)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -233,11 +234,16 @@ def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     'ppl fit --help' lists the flags, and it named none of them."""
     args, extra = parser.parse_known_args(argv)
     if extra:
-        from .errors import suggest_flag
+        from .errors import suggest_data_flag, suggest_flag
         command, flags = _command_flags(parser, args.command)
         unknown = next((a.split("=")[0] for a in extra if a.startswith("--")), None)
-        command.error(f"unrecognized arguments: {' '.join(extra)}"
-                      + ("" if unknown is None else suggest_flag(unknown, flags)))
+        positional = [a for a in extra if not a.startswith("-")]
+        hint = ""
+        if unknown is not None:
+            hint = suggest_flag(unknown, flags)
+        elif args.command in ("fit", "check"):
+            hint = suggest_data_flag(positional, args.command)
+        command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     _refuse_repeated_flags(parser, args.command, sys.argv[1:] if argv is None else argv)
     return args
 
@@ -387,7 +393,7 @@ def _out_folder(args) -> Path | None:
     if not args.out:    # an empty --out wrote nothing, and said nothing
         raise bad_option("--out", f"must name a folder; found {args.out!r}")
     from .output import prepare_dir
-    from .savedfit import FILES, holds_saved_fit
+    from .savedfit import FILES, fitted_model_path, holds_saved_fit
     folder = prepare_dir(args.out)
     inputs = {"model": args.model, "data": args.data, "init": getattr(args, "init_path", None)}
     for role, path in inputs.items():
@@ -397,13 +403,18 @@ def _out_folder(args) -> Path | None:
                 continue
             if path is not None and _same_file(target, path):
                 raise out_overwrites_input(str(target), role)
+    own_model = folder / "model.ppl"
     if not holds_saved_fit(folder):
         # not a folder a fit wrote: a file there with one of our names is the user's own
         for name in FILES:
             target = folder / name
-            if os.path.lexists(target) and not (name == "model.ppl"
+            if os.path.lexists(target) and not (target == own_model
                                                 and _same_file(target, args.model)):
                 raise out_not_a_saved_fit(str(target))
+    elif not _same_file(own_model, args.model) and \
+            _same_file(own_model, fitted_model_path(folder) or ""):
+        # the saved fit was fitted from DIR/model.ppl itself: it is the user's model
+        raise out_replaces_fitted_model(str(own_model))
     return folder
 
 

@@ -156,7 +156,12 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
                 reason += " (pandas' to_csv writes its index so: pass index=False)"
             raise errors.file_error(shown, f"line 1: {reason}")
     columns: dict[str, list] = {name: [] for name in header}
+    # in a one-column file an empty line before the last row is an empty cell (a spreadsheet
+    # saves a missing value of a one-column sheet so), not a line to skip
+    last_row = max((i for i, row in enumerate(rows) if row), default=0)
     for line, row in enumerate(rows[1:], start=2):
+        if not row and len(header) == 1 and line - 1 < last_row:
+            row = [""]
         if not row:
             continue
         if len(row) != len(header):

@@ -52,6 +52,20 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def suggest_data_flag(extra: Iterable[str], command: str) -> str:
+    """What to write instead of a data file given positionally (CmdStan's habit), or of the
+    data given before the model: '' when no extra argument is a model or a data file."""
+    for argument in extra:
+        suffix = argument.rsplit(".", 1)[-1].lower() if "." in argument else ""
+        if suffix == "ppl":
+            return (f"; the model comes first and a data file is given with --data: "
+                    f"ppl {command} {argument} --data DATA")
+        if suffix in ("json", "csv", "npz", "npy"):
+            return (f"; a data file is given with --data: ppl {command} MODEL.ppl "
+                    f"--data {argument}")
+    return ""
+
+
 def suggest_flag(typed: str, flags: Iterable[str]) -> str:
     """``; did you mean '--iter'?`` for an unknown flag: the longest flag it begins with
     (--iterations, --init-file, --output-dir), else the closest by spelling without the
@@ -71,12 +85,18 @@ def suggest_flag(typed: str, flags: Iterable[str]) -> str:
 
 # ----- syntax -------------------------------------------------------------------------------
 
-def syntax_error(span: Span, found: str, expected: Iterable[str]) -> PplError:
+def syntax_error(span: Span, found: str, expected: Iterable[str],
+                 left_open: tuple[str, int, int] | None = None) -> PplError:
+    """``left_open``: the bracket, line and column of one opened on an earlier line and never
+    closed, the likely mistake (the lines after it were read as its expression)."""
     expected = sorted(set(expected))
     wanted = ", ".join(expected[:10]) + (", ..." if len(expected) > 10 else "")
     message = f"syntax error: unexpected {found}"
-    return PplError(message + (f"; expected {wanted}" if wanted else ""), span,
-                    hint=_statement_hint(found, expected))
+    hint = _statement_hint(found, expected)
+    if left_open is not None:
+        bracket, line, column = left_open
+        hint = f"the '{bracket}' on line {line}, column {column} is not closed"
+    return PplError(message + (f"; expected {wanted}" if wanted else ""), span, hint=hint)
 
 
 def _statement_hint(found: str, expected: list[str]) -> str | None:
@@ -95,12 +115,15 @@ _CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
 
 
 def unexpected_character(span: Span, char: str) -> PplError:
-    return PplError(f"syntax error: unexpected character {char!r}", span,
-                    hint=_CHARACTER_HINTS.get(char))
+    hint = _CHARACTER_HINTS.get(char)
+    if char.isalpha() and not char.isascii():
+        hint = "names are ASCII letters, digits and '_' (write mu, sigma, ... for Greek letters)"
+    return PplError(f"syntax error: unexpected character {char!r}", span, hint=hint)
 
 
-def unexpected_end(span: Span, expected: Iterable[str]) -> PplError:
-    return syntax_error(span, "end of file", expected)
+def unexpected_end(span: Span, expected: Iterable[str],
+                   left_open: tuple[str, int, int] | None = None) -> PplError:
+    return syntax_error(span, "end of file", expected, left_open)
 
 
 def too_deeply_nested(span: Span, limit: int) -> PplError:
@@ -453,7 +476,10 @@ def data_not_int(span: Span, name: str, found) -> PplError:
 
 
 def data_not_number(span: Span, name: str, found) -> PplError:
-    return PplError(f"data '{name}' must hold numbers; found {found}", span)
+    # PyMC takes observed=(df.x > 0): say what ppl reads instead of booleans
+    hint = ("give 0/1 ints for a boolean: np.asarray(x, dtype=int), or 0 and 1 for false and "
+            "true in a JSON file") if "boolean" in str(found) else None
+    return PplError(f"data '{name}' must hold numbers; found {found}", span, hint=hint)
 
 
 def data_not_finite(span: Span, name: str, where: str, found) -> PplError:
@@ -830,6 +856,12 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def data_file_as_model(path: str, suffix: str) -> PplError:
+    return PplError(f"{path}: a data file ({suffix}), not a model; a model is a .ppl file, and "
+                    "data is given with --data (ppl fit MODEL.ppl --data DATA) or to "
+                    "model.fit(DATA)")
+
+
 def not_a_regular_file(path: str, is_folder: bool) -> PplError:
     """A file to read that exists but is a folder, a FIFO or a device (a FIFO would block,
     /dev/zero never end)."""
@@ -885,6 +917,14 @@ def out_not_a_saved_fit(path: str) -> PplError:
     return PplError(f"option --out: the fit would replace {path}, in a folder that holds no "
                     "saved fit (no fit.json that ppl wrote)",
                     hint="choose another --out folder, or move the file away")
+
+
+def out_replaces_fitted_model(path: str) -> PplError:
+    """``path``: DIR/model.ppl of a saved fit that was fitted from that very file (in place), so
+    the user's model, not ppl's copy, which a fit of another model would replace."""
+    return PplError(f"option --out: the fit would replace {path}, the model the saved fit there "
+                    "was fitted from (the file itself, not a copy)",
+                    hint="choose another --out folder, or move the model file away")
 
 
 def stale_output(path: str, reason: str) -> PplError:

@@ -200,6 +200,17 @@ def holds_saved_fit(folder: Path) -> bool:
     return isinstance(info.get("versions"), dict) and "ppl" in info["versions"]
 
 
+def fitted_model_path(folder: Path) -> str | None:
+    """The model path the saved fit in ``folder`` records (fit.json's 'model_path'), or None
+    where there is none to read."""
+    try:
+        info = json.loads((folder / "fit.json").read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    path = info.get("model_path") if isinstance(info, dict) else None
+    return path if isinstance(path, str) else None
+
+
 def read_fit_json(folder: Path) -> dict:
     """The saved fit's fit.json as a dict, with every entry that ``ppl summary``, ``plot`` and
     ``predict`` read checked; a clear error if it is missing, unreadable or corrupted."""

@@ -88,8 +88,9 @@ def parse(text: str, path: str = "<string>") -> syntax.Program:
     except UnexpectedToken as e:
         raise _token_error(source, e) from None
     except UnexpectedInput as e:  # lark's UnexpectedEOF; LALR reports end of input as $END
-        raise errors.unexpected_end(source.end_span(), _describe_expected(
-            getattr(e, "expected", ()))) from None
+        end = source.end_span()
+        raise errors.unexpected_end(end, _describe_expected(getattr(e, "expected", ())),
+                                    _left_open(text, end)) from None
     try:
         return to_ast(tree, source)
     except VisitError as e:
@@ -102,10 +103,32 @@ def _token_error(source: Source, e: UnexpectedToken) -> errors.PplError:
     expected = _describe_expected(e.accepts or e.expected)
     token = e.token
     if token.type == "$END":
-        return errors.unexpected_end(source.end_span(), expected)
+        end = source.end_span()
+        return errors.unexpected_end(end, expected, _left_open(source.text, end))
     width = 1 if token.type == "_NL" else max(1, len(token))
     span = Span(source, token.line, token.column, token.line, token.column + width)
-    return errors.syntax_error(span, _describe_found(token), expected)
+    return errors.syntax_error(span, _describe_found(token), expected,
+                               _left_open(source.text, span))
+
+
+def _left_open(text: str, span: Span) -> tuple[str, int, int] | None:
+    """The innermost bracket still open where ``span`` starts, as (bracket, line, column),
+    when it was opened on an earlier line: newlines inside brackets are skipped, so a bracket
+    left open turns the lines after it into its expression and the error lands on one of
+    them, away from the mistake."""
+    still_open: list[tuple[str, int, int]] = []
+    for number, line in enumerate(text.split("\n")[:span.line], start=1):
+        code = line.split("#", 1)[0]
+        if number == span.line:
+            code = code[:span.col - 1]
+        for column, char in enumerate(code, start=1):
+            if char in "([":
+                still_open.append((char, number, column))
+            elif char in ")]" and still_open:
+                still_open.pop()
+    if still_open and still_open[-1][1] < span.line:
+        return still_open[-1]
+    return None
 
 
 def _describe_found(token: Token) -> str:

@@ -125,10 +125,10 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
                            draws_used=M, lr_covariance=np.zeros((0, 0)),
                            mcse_directions=np.zeros((0, M)), sds=LINEAR_RESPONSE,
                            optimizer=optimizer, evaluations=0)
-    # Antithetic pairs: every draw z_m is used with its mirror -z_m. The fixed-draw objective
-    # is then exact for a Gaussian posterior (its mean and covariance need only the draws'
-    # first two moments, and the mirrors make the first zero), so the optimum's mean has no
-    # Monte Carlo error there, and little near one; the M pairs are the sandwich's units.
+    # Antithetic pairs: every draw z_m is used with its mirror -z_m. The mirrors make the
+    # draws' mean zero, so on a Gaussian posterior the optimum's mean has no Monte Carlo
+    # error, and little near one (its sds and the objective's value still carry the error of
+    # the draws' second moments: docs/dadvi.md); the M pairs are the sandwich's units.
     half = rng.standard_normal((M, guide.eps_dim(D)))
     Z = np.concatenate([half, -half])
     objective = Objective(compiled.log_joint, guide, Z)

@@ -156,6 +156,15 @@ def test_help_and_version():
     (["fit", ""], "'': an empty path names no model file"),
     (["summary", "no_such_dir"], "no saved fit here"),
     (["frobnicate"], "invalid choice"),
+    # CmdStan and Stan users give the data file positionally, or the data first: the error
+    # said 'unrecognized arguments: models/eight_schools.json' alone
+    (["fit", "models/eight_schools.ppl", "models/eight_schools.json"],
+     "error: unrecognized arguments: models/eight_schools.json; a data file is given with "
+     "--data: ppl fit MODEL.ppl --data models/eight_schools.json (see 'ppl fit --help')"),
+    (["fit", "models/eight_schools.json", "models/eight_schools.ppl"],
+     "error: unrecognized arguments: models/eight_schools.ppl; the model comes first and a "
+     "data file is given with --data: ppl fit models/eight_schools.ppl --data DATA "
+     "(see 'ppl fit --help')"),
 ])
 def test_bad_command_lines_give_one_clear_line_and_status_2(args, message):
     result = run(*args)

@@ -320,6 +320,15 @@ def test_non_numbers(raw, found):
     assert error.message == f"data 'x' must hold numbers; found {found}"
 
 
+@pytest.mark.parametrize("raw", [np.array([True, False]), [1, False], True])
+def test_booleans_get_the_hint_to_pass_them_as_ints(raw):
+    # PyMC takes observed=(df.x > 0); ppl, as Stan, reads 0/1 ints: the error said what it
+    # found and not what to write instead
+    error = load_error("data x: int[2]\n", {"x": raw})
+    assert error.hint == "give 0/1 ints for a boolean: np.asarray(x, dtype=int), or 0 and 1 " \
+                         "for false and true in a JSON file"
+
+
 def test_an_object_array_of_numbers_is_numbers():
     # a pandas column of dtype object holding numbers was refused as 'an array of object'
     values, _ = load("data x: real[2]\ndata k: int[2]\n",
@@ -637,6 +646,17 @@ def test_csv_blank_lines_are_skipped(tmp_path):
     path.write_text("y,z\n1,2\n\n3,4\n\n")
     values, _ = load("data y: real[2]\ndata z: real[2]\n", path)
     assert values["y"].tolist() == [1.0, 3.0] and values["z"].tolist() == [2.0, 4.0]
+
+
+def test_csv_blank_line_in_a_one_column_file_is_a_blank_cell(tmp_path):
+    # a spreadsheet saves an empty cell of a one-column sheet as an empty line: skipping it
+    # (as a blank line of a wider file is) dropped the missing value and read y as [1, 3],
+    # every later row shifted up by one; trailing blank lines are still only line ends
+    path = tmp_path / "data.csv"
+    path.write_text("y\n1\n\n3\n\n")
+    assert load_error("data N: int\ndata y: real[N]\n", path).message == (
+        "data 'y' must hold numbers; found a blank cell (a missing value, on line 3 of the "
+        "CSV file) at y[1]")
 
 
 def test_csv_column_named_twice_is_refused(tmp_path):

@@ -499,6 +499,20 @@ def test_model_file_that_is_not_utf8_is_located(tmp_path, raw, where):
     assert first.startswith(f"{path}:{where}: error: the model file is not UTF-8 text: byte 0x")
 
 
+@pytest.mark.parametrize("name, content", [("d.json", '{"y": [1, 2]}'), ("d.csv", "y\n1\n"),
+                                           ("d.npz", "PK\x03\x04")])
+def test_a_data_file_given_as_the_model_says_so(tmp_path, name, content):
+    # `ppl fit data.json` (the data before the model) said "syntax error: unexpected
+    # character '{'", and a .npz 'the model file is not UTF-8 text'
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(PplError) as info:
+        ppl.load(path)
+    assert info.value.message == (f"{path}: a data file ({path.suffix}), not a model; a "
+                                  "model is a .ppl file, and data is given with --data "
+                                  "(ppl fit MODEL.ppl --data DATA) or to model.fit(DATA)")
+
+
 # a folder given for a file said 'not a regular file' (found by the outdir audit)
 @pytest.mark.parametrize("kind, reason", [("device", "not a regular file"),
                                           ("fifo", "not a regular file"),

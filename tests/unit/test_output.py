@@ -319,6 +319,31 @@ def test_a_saved_fits_own_model_can_be_fitted_again_into_its_folder(tmp_path):
     assert (out / "model.ppl").read_text() == MODEL_ONE
 
 
+def test_a_model_fitted_in_place_in_its_folder_is_never_replaced_by_another_model(tmp_path,
+                                                                                   capsys):
+    # `ppl fit project/model.ppl --out project` fits the user's own model in place (its
+    # folder then holds a saved fit); `ppl fit other.ppl --out project` then replaced the
+    # user's project/model.ppl, the only copy of that model, by other.ppl's text (found by
+    # the fresh-user audit)
+    from ppl.cli import main
+    project = tmp_path / "project"
+    project.mkdir()
+    mine = "# my model, written by hand\n" + MODEL_ONE
+    (project / "model.ppl").write_text(mine)
+    (tmp_path / "y.json").write_text('{"y": [1, 2, 3]}')
+    (tmp_path / "other.ppl").write_text(MODEL_ONE.replace("Normal(0, 10)", "Normal(0, 20)"))
+    common = ["--data", str(tmp_path / "y.json"), "--out", str(project), "--quiet",
+              "--guide", "meanfield", "--iter", "50", "--draws", "10"]
+    assert main(["fit", str(project / "model.ppl"), *common]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "other.ppl"), *common]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"error: option --out: the fit would replace {project / 'model.ppl'}, the model the "
+        "saved fit there was fitted from (the file itself, not a copy)")
+    assert (project / "model.ppl").read_text() == mine
+    assert main(["fit", str(project / "model.ppl"), *common]) == 0     # itself, again: fine
+
+
 def test_ctrl_c_while_the_fit_is_written_says_the_files_were_written(tmp_path, monkeypatch,
                                                                        capsys):
     # the Ctrl-C is held until the whole set is written; the run then said only 'ppl:

@@ -326,6 +326,37 @@ def test_syntax_error_message(text, message):
     assert str(caught.value).splitlines()[0] == message
 
 
+@pytest.mark.parametrize("text, hint", [
+    # a bracket left open makes the next lines part of its expression (newlines inside
+    # brackets are skipped), so the error lands on a later line that has no mistake: the
+    # hint names the bracket that is the mistake
+    ("sample mu ~ Normal(0, 10\nobserve y ~ Normal(mu, 2)\n",
+     "the '(' on line 1, column 19 is not closed"),
+    ("let z = sum(y[1:\n", "the '[' on line 1, column 14 is not closed"),
+    ("let z = (a  # ( in a comment\n+ b\nlet w = 2\n",
+     "the '(' on line 1, column 9 is not closed"),
+])
+def test_syntax_error_after_a_bracket_left_open_on_an_earlier_line_names_it(text, hint):
+    with pytest.raises(PplError) as caught:
+        parse(text, "m.ppl")
+    assert caught.value.hint == hint
+
+
+def test_syntax_error_inside_a_bracket_opened_on_its_own_line_keeps_its_hint():
+    with pytest.raises(PplError) as caught:
+        parse("let z = (mu + 1", "m.ppl")
+    assert caught.value.hint is None
+
+
+@pytest.mark.parametrize("text", ["sample μ ~ Normal(0, 1)", "let é = 1", "let x = 2 * σ"])
+def test_a_letter_outside_ascii_gets_a_hint_that_names_are_ascii(text):
+    # Julia's and some PyMC users' Greek names: 'unexpected character' alone did not say why
+    with pytest.raises(PplError) as caught:
+        parse(text, "m.ppl")
+    assert caught.value.hint == ("names are ASCII letters, digits and '_' (write mu, sigma, "
+                                 "... for Greek letters)")
+
+
 def test_syntax_error_caret_under_the_unexpected_token():
     with pytest.raises(PplError) as caught:
         parse("data y: real\nsample mu Normal(0, 1)\n", "models/bad.ppl")
