@@ -99,8 +99,22 @@ def syntax_error(span: Span, found: str, expected: Iterable[str],
     return PplError(message + (f"; expected {wanted}" if wanted else ""), span, hint=hint)
 
 
+# Stan's container types, where a ppl type is expected: what ppl writes instead
+_STAN_TYPES = {"vector": "vector[N] is written real[N]", "row_vector": "row_vector[N] is "
+               "written real[N]", "matrix": "matrix[N, K] is written real[N, K]",
+               "array": "array[N] T is written T[N]"}
+
+
 def _statement_hint(found: str, expected: list[str]) -> str | None:
-    """Where a statement should start, Stan's habits: ``y ~ ...`` and ``target += ...``."""
+    """Stan's habits where they stop the parse: ``y ~ ...`` and ``target += ...`` where a
+    statement should start, its container types where a type should be, and its truncation
+    ``T[L, U]`` after a distribution."""
+    word = found[len("name '"):-1] if found.startswith("name '") else None
+    if word in _STAN_TYPES and "'real'" in expected:
+        return f"Stan's {_STAN_TYPES[word]} here"
+    if word == "T" and "a newline" in expected:
+        return ("Stan's truncation T[L, U] is written as bounds on the latent: "
+                "sample x: real<lower=L, upper=U> ~ DIST")
     if "'observe'" not in expected or not found.startswith("name "):
         return None
     if found == "name 'target'":

@@ -459,6 +459,13 @@ def test_random_texts_raise_only_ppl_error(text):
     ("y ~ Normal(0, 1)", "a statement starts with its keyword: 'observe y ~ ...' for data"),
     ("target += -y * y", "Stan's 'target += EXPR' is written 'factor EXPR'"),
     ("let z = y^2", "a power is written '**', as in Python: x ** 2"),
+    # Stan's container types and truncation: "expected 'int', ..., 'real'" and "expected a
+    # newline" named neither what to write nor that ppl has it
+    ("data x: vector[3]", "Stan's vector[N] is written real[N] here"),
+    ("sample b: matrix[2, 3] ~ Normal(0, 1)", "Stan's matrix[N, K] is written real[N, K] here"),
+    ("sample s ~ Normal(0, 1) T[0, ]",
+     "Stan's truncation T[L, U] is written as bounds on the latent: "
+     "sample x: real<lower=L, upper=U> ~ DIST"),
 ])
 def test_stan_habits_get_a_hint(line, hint):
     # a newcomer from Stan read only "unexpected character ';'" or "unexpected name 'y'"
