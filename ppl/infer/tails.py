@@ -59,8 +59,9 @@ def weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarra
     9.2), which grow with an element's kurtosis as the sd's own error does."""
     w = weights / np.sum(weights)
     mean = w @ values
-    centred = values - mean
-    var = w @ centred ** 2
-    se_mean = np.sqrt((w ** 2) @ centred ** 2)
-    se_log_sd = np.sqrt((w ** 2) @ (centred ** 2 - var) ** 2) / (2 * var)
+    squares = (values - mean) ** 2       # once: the summary's [n, K] may be 32,000 x 300
+    var = w @ squares
+    w2 = w ** 2
+    se_mean = np.sqrt(w2 @ squares)
+    se_log_sd = np.sqrt(w2 @ (squares - var) ** 2) / (2 * var)
     return mean, np.sqrt(var), se_mean, se_log_sd

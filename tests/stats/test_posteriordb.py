@@ -137,13 +137,15 @@ def test_a_heavy_tailed_corrected_summary_draws_for_an_effective_sample_size_of_
     # drawn for posterior.SUMMARY_ESS = 4000 (9,401 draws, ESS 2,541: heavy tails grow the
     # ESS less than in proportion), 8.0%. With weights of finite variance an ESS of 4000 is a
     # Monte Carlo error of 0.016 sd on a mean and 1.1% on an sd (docs/history/trust-log.md, "The
-    # summary's ESS doubled").
+    # summary's ESS doubled"). Since posterior.MEAN_MCSE the draws also grow while a mean's own
+    # standard error is above 0.016 sd: here to the cap, 32,000 (ESS 9,377), mu's sd 4.5% off.
     name = "eight_schools-eight_schools_noncentered"
     fit = ppl.load(pdb.model_path(name)).fit(pdb.load_data(name), seed=5)
     assert fit.auto.tried[fit.auto.chosen].family == "fullrank" and fit.corrected
     first = fit.psis
-    assert fit._summary_weights().log_weights.size == ppl.posterior.psis_draws_for(
-        first.ess, first.log_weights.size) > 2 * first.log_weights.size
+    by_ess = ppl.posterior.psis_draws_for(first.ess, first.log_weights.size)
+    assert by_ess > 2 * first.log_weights.size
+    assert fit._summary_weights().log_weights.size >= by_ess
     _assert_meets_the_targets(fit, name)
 
 

@@ -242,6 +242,16 @@ def test_after_a_batch_fit_khat_draws_are_fewer_and_evaluated_in_chunks(monkeypa
     np.testing.assert_allclose(chunked, fit.log_weights(50), rtol=1e-12)
 
 
+def test_after_a_batch_fit_the_summary_weights_no_more_draws_than_khat():
+    # every draw is a pass over the whole data: neither the ESS's rule nor the means' standard
+    # errors (posterior._summary_weights) draw more than k̂'s own
+    model = ppl.compile(LOCAL)
+    rng = np.random.default_rng(0)
+    data = {"N": 40, "y": rng.standard_normal(40), "x": rng.standard_normal(40)}
+    fit = model.fit(data, guide="meanfield", batch={"N": 10}, iter=100, lr=0.01)
+    assert fit._summary_weights().log_weights.size == fit.psis.log_weights.size == 1000
+
+
 def test_a_value_of_another_dimension_of_the_same_length_is_refused():
     # u is declared on M, not N: a step would keep it whole, and at B = 1 broadcast all of it
     # against the one row of z (the average of the batch ELBOs was 3.6% off the full-data one,

@@ -12,7 +12,10 @@ from ppl.guides import MEAN_FIELD, family
 from ppl.infer.advi import AdviResult
 from ppl.infer.optim import score_chunk
 from ppl.options import FitOptions
-from ppl.posterior import PSIS_GROWTH, SUMMARY_ESS, Fit, psis_draws_for
+from ppl.infer.psis import psis
+from ppl.infer.tails import weighted_moments
+from ppl.posterior import (MEAN_MCSE, PSIS_GROWTH, SUMMARY_ESS, Fit, psis_draws_for,
+                           psis_draws_for_means)
 from ppl.summary import QUANTILES, _sorted_rows, weighted_stats
 from ppl.savedfit import save_fit
 
@@ -176,6 +179,58 @@ def test_psis_draws_follow_the_effective_sample_size():
     assert psis_draws_for(float("nan"), 4000) == PSIS_GROWTH * 4000
 
 
+def test_psis_draws_for_means_follow_the_largest_standard_error():
+    # at or below MEAN_MCSE sds: no more draws; above, n (se / MEAN_MCSE)^2, as the standard
+    # error falls as 1 / sqrt(draws); nan (no element to judge): none
+    assert psis_draws_for_means(MEAN_MCSE, 4000) == 4000
+    assert psis_draws_for_means(0.5 * MEAN_MCSE, 6000) == 6000
+    assert psis_draws_for_means(2 * MEAN_MCSE, 4000) == 16000
+    assert psis_draws_for_means(1.5 * MEAN_MCSE, 7019) == int(np.ceil(7019 * 2.25))
+    assert psis_draws_for_means(float("nan"), 4000) == 4000
+
+
+class Wider:
+    """Posterior N(0, 1.3^2 I_2); the guide given below is N(0, I_2), narrower: the weights
+    grow with |z|, so an element's weighted mean has a larger standard error than 1 / sqrt(ESS)
+    sds (tail index 1 - 1 / 1.3^2 = 0.41: finite variance, k̂ below the threshold)."""
+
+    dim = 2
+
+    def log_joint(self, zeta):
+        return -0.5 * anp.sum((zeta / 1.3) ** 2, axis=1)
+
+    def constrained(self, zeta, rng=None):
+        return {"z": np.asarray(zeta)}
+
+    def values(self):
+        return {}
+
+
+def test_corrected_summary_draws_more_while_a_means_standard_error_is_large():
+    theta = np.zeros(4)
+    result = AdviResult(MEAN_FIELD, theta, ("z[0]", "z[1]"), np.zeros(1), True, "converged",
+                        1, 0.0, 0.1, 0.0)
+    fit = Fit(None, Wider(), result, FitOptions(seed=0), {})
+    first = fit.psis
+    assert fit.corrected and first.log_weights.size == 4000
+    # the ESS's rule first (psis_draws_for), then the means' at those draws
+    by_ess = psis_draws_for(first.ess, 4000)
+    at_ess = psis(fit._continued(fit.log_weights(), by_ess))
+    values = fit.compiled.constrained(fit._zeta(by_ess))["z"]
+    _, sd, se_mean, _ = weighted_moments(values, np.exp(at_ess.log_weights))
+    worst = float(np.max(se_mean / sd))
+    assert worst > MEAN_MCSE and worst * np.sqrt(at_ess.ess) > 1.1   # past what the ESS says
+    assert fit._worst_mean_mcse(at_ess) == worst
+    grown = fit._summary_weights()
+    assert grown.log_weights.size == min(psis_draws_for_means(worst, by_ess),
+                                         PSIS_GROWTH * 4000) > by_ess
+    # the same stream, continued; the summary is weighted from all of them
+    np.testing.assert_array_equal(grown.log_weights[:by_ess].size, at_ess.log_weights.size)
+    assert f"of {grown.log_weights.size} draws" in fit.summary().note
+    # the standard error reached, at the grown draws, is below the one that asked for them
+    assert fit._worst_mean_mcse(grown) < worst
+
+
 class Shifted:
     """Posterior N(0, I_2); the guide given below is N(1.2, 1.5^2 I_2): wider than the
     posterior (bounded weights, k̂ < 0), but shifted, so the weights' ESS is about 1200 of
@@ -250,14 +305,17 @@ def test_uncorrected_summary_uses_the_psis_draws_and_draws_no_more():
 def test_weighted_stats_sort_each_column_stably(rng):
     # the quicksort of all columns stands in for the stable sort only where a column has no
     # ties and no NaN; columns with ties (rounded draws, 0.0 and -0.0, infinities, NaNs) get
-    # the stable order, so the cumulative weights are the stable sort's bit for bit
-    flat = rng.standard_normal((2000, 5))
+    # the stable order, so the cumulative weights are the stable sort's bit for bit; a
+    # constant column (all 0.0 and -0.0 too) is its own order, unsorted; all NaN is not constant
+    flat = rng.standard_normal((2000, 8))
     flat[:, 1] = np.round(flat[:, 1])
     flat[::2, 2], flat[1::2, 2] = 0.0, -0.0
     flat[:7, 3], flat[7:9, 3] = np.inf, np.nan
-    _, orders = _sorted_rows(np.ascontiguousarray(flat.T))
-    for k in range(5):
+    flat[:, 5], flat[:, 6], flat[:, 7] = 2.5, np.nan, np.inf
+    ordered, orders = _sorted_rows(np.ascontiguousarray(flat.T))
+    for k in range(8):
         np.testing.assert_array_equal(orders[k], np.argsort(flat[:, k], kind="stable"))
+        np.testing.assert_array_equal(ordered[k], flat[orders[k], k])
 
 
 def _interp_loop(flat, weights):
