@@ -370,8 +370,12 @@ class Fit:
             p = self._summary_weights()
             zeta, weights = self._zeta(p.log_weights.size), np.exp(p.log_weights)
             pool = self._constrained(zeta, self._rng(3))
+            worst = self._worst_mean_mcse(self._column_blocks(pool, len(zeta))[1],
+                                          p.log_weights)
             note = (f"importance-corrected (PSIS, k̂ {self.khat:.2f}, effective sample size "
-                    f"{p.ess:.0f} of {p.log_weights.size} draws)")
+                    f"{p.ess:.0f} of {p.log_weights.size} draws"
+                    + (f"; Monte Carlo standard error of a mean at most {worst:.3f} sd)"
+                       if np.isfinite(worst) else ")"))
             base = Summary.from_draws({k: v for k, v in pool.items() if k not in discrete},
                                       weights, note)
         if not discrete:
@@ -549,7 +553,12 @@ class Fit:
         if "summary_weights" not in self._cache:
             raw, p, most = self._ess_weights_raw()
             if most > raw.size and hasattr(self.compiled, "values"):
-                n = min(most, psis_draws_for_means(self._worst_mean_mcse(p), raw.size))
+                with np.errstate(all="ignore"):   # a let's overflow: the summary says so
+                    values = self._constrained(self._zeta(raw.size), self._rng(3))
+                worst = self._worst_mean_mcse(self._column_blocks(values, raw.size)[1],
+                                              p.log_weights)
+                del values
+                n = min(most, psis_draws_for_means(worst, raw.size))
                 if n > raw.size:
                     p = psis(self._continued(raw, n))
             self._cache["summary_weights"] = p
@@ -589,16 +598,21 @@ class Fit:
             return raw
         return np.concatenate([raw, self._log_weights_of(n, raw.size)])
 
-    def _worst_mean_mcse(self, p: Psis) -> float:
-        """The largest standard error of a reported continuous element's weighted mean, in
-        its weighted sds, at the draws of ``p`` (tails.weighted_moments); nan without one."""
+    @staticmethod
+    def _worst_mean_mcse(blocks: list[np.ndarray], log_weights: np.ndarray) -> float:
+        """The largest standard error of a weighted mean of the values in ``blocks`` ([n, k]
+        each: the reported continuous elements), in its weighted sd (tails.weighted_moments);
+        nan without one."""
         from .infer.tails import weighted_moments
-        _, values = self._reported_columns(self._zeta(p.log_weights.size))
-        with np.errstate(all="ignore"):
-            _, sd, se_mean, _ = weighted_moments(values, np.exp(p.log_weights))
-            ratios = se_mean / sd
-        ratios = ratios[np.isfinite(ratios)]
-        return float(ratios.max()) if ratios.size else float("nan")
+        weights, worst = np.exp(log_weights), float("nan")
+        for values in blocks:
+            with np.errstate(all="ignore"):
+                _, sd, se_mean, _ = weighted_moments(values, weights)
+                ratios = se_mean / sd
+            ratios = ratios[np.isfinite(ratios)]
+            if ratios.size:
+                worst = float(np.fmax(worst, ratios.max()))
+        return worst
 
     @property
     def khat(self) -> float:
@@ -735,14 +749,23 @@ class Fit:
         """(element names, values [n, K]) of every reported continuous element at draws
         ``zeta`` [n, D]."""
         with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-            values = self._constrained(zeta, self._rng(3))
+            return self._columns(self._constrained(zeta, self._rng(3)), len(zeta))
+
+    def _columns(self, values: dict, n: int) -> tuple[list[str], np.ndarray]:
+        """(element names, values [n, K]) of the continuous ones of reported ``values``; K
+        is 0 for a model that reports none (every latent hidden, '_m')."""
+        names, blocks = self._column_blocks(values, n)
+        return names, np.concatenate([np.empty((n, 0))] + blocks, axis=1)
+
+    def _column_blocks(self, values: dict, n: int) -> tuple[list[str], list[np.ndarray]]:
+        """As :meth:`_columns`, each value's [n, k] apart (views: no copy of them all)."""
         discrete = self.values()
-        names, columns = [], []
+        names, blocks = [], []
         for name, v in values.items():
             if name not in discrete:
                 names += element_names(name, np.shape(v)[1:])
-                columns.append(np.asarray(v, dtype=float).reshape(len(zeta), -1))
-        return names, np.concatenate(columns, axis=1)
+                blocks.append(np.asarray(v, dtype=float).reshape(n, -1))
+        return names, blocks
 
     def _noisy_dadvi_mean(self) -> tuple[str, float] | None:
         """(element, mcse / sd) of the DADVI mean whose Monte Carlo standard error is the

@@ -58,10 +58,23 @@ def weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarra
     / (2 v) for normalized w (Owen 2013, "Monte Carlo theory, methods and examples", section
     9.2), which grow with an element's kurtosis as the sd's own error does."""
     w = weights / np.sum(weights)
-    mean = w @ values
-    squares = (values - mean) ** 2       # once: the summary's [n, K] may be 32,000 x 300
-    var = w @ squares
     w2 = w ** 2
-    se_mean = np.sqrt(w2 @ squares)
-    se_log_sd = np.sqrt(w2 @ (squares - var) ** 2) / (2 * var)
-    return mean, np.sqrt(var), se_mean, se_log_sd
+    mean = w @ values
+    var, se2, fourth = (np.zeros(np.shape(values)[1]) for _ in range(3))
+    for rows in _row_chunks(len(w)):
+        squares = (values[rows] - mean) ** 2
+        var += w[rows] @ squares
+        se2 += w2[rows] @ squares
+    for rows in _row_chunks(len(w)):
+        fourth += w2[rows] @ ((values[rows] - mean) ** 2 - var) ** 2
+    return mean, np.sqrt(var), np.sqrt(se2), np.sqrt(fourth) / (2 * var)
+
+
+# Draws a pass of weighted_moments takes at once. The summary's 32,000 draws of a 266-element
+# report (gp_pois_regr) made each [n, K] temporary 68 MB, fresh memory from the system every
+# time (page faults): 0.3 s a call; in blocks of 2048 draws, 0.04 s.
+ROWS = 2048
+
+
+def _row_chunks(n: int):
+    return (slice(start, start + ROWS) for start in range(0, n, ROWS))

@@ -179,6 +179,19 @@ def test_psis_draws_follow_the_effective_sample_size():
     assert psis_draws_for(float("nan"), 4000) == PSIS_GROWTH * 4000
 
 
+def test_a_model_that_reports_nothing_is_summarized_and_judged():
+    # every latent hidden (names starting with '_' are not reported): the verdict's checks of
+    # a corrected summary and the summary's draws concatenated no columns, and `ppl fit` said
+    # "internal error: ValueError: need at least one array to concatenate"
+    text = ("data y: real[3]\nsample _m ~ Normal(0, 1)\nsample _s ~ HalfNormal(1)\n"
+            "observe y ~ Normal(_m, _s)\n")
+    fit = ppl.compile(text).fit({"y": [0.5, 1.0, 3.5]}, guide="meanfield", seed=1)
+    assert fit.corrected
+    assert fit.summary().rows == {}
+    assert fit.verdict().level
+    assert fit.draws() == {}
+
+
 def test_psis_draws_for_means_follow_the_largest_standard_error():
     # at or below MEAN_MCSE sds: no more draws; above, n (se / MEAN_MCSE)^2, as the standard
     # error falls as 1 / sqrt(draws); nan (no element to judge): none
@@ -220,15 +233,22 @@ def test_corrected_summary_draws_more_while_a_means_standard_error_is_large():
     _, sd, se_mean, _ = weighted_moments(values, np.exp(at_ess.log_weights))
     worst = float(np.max(se_mean / sd))
     assert worst > MEAN_MCSE and worst * np.sqrt(at_ess.ess) > 1.1   # past what the ESS says
-    assert fit._worst_mean_mcse(at_ess) == worst
+    # by blocks of columns (each reported value apart): the same to rounding
+    assert fit._worst_mean_mcse([values[:, :1], values[:, 1:]], at_ess.log_weights) == \
+        pytest.approx(worst, rel=1e-12)
     grown = fit._summary_weights()
     assert grown.log_weights.size == min(psis_draws_for_means(worst, by_ess),
                                          PSIS_GROWTH * 4000) > by_ess
     # the same stream, continued; the summary is weighted from all of them
     np.testing.assert_array_equal(grown.log_weights[:by_ess].size, at_ess.log_weights.size)
-    assert f"of {grown.log_weights.size} draws" in fit.summary().note
-    # the standard error reached, at the grown draws, is below the one that asked for them
-    assert fit._worst_mean_mcse(grown) < worst
+    # the standard error reached, at the grown draws, is below the one that asked for them,
+    # and the note above the table gives it
+    reached = fit._worst_mean_mcse([fit.compiled.constrained(
+        fit._zeta(grown.log_weights.size))["z"]], grown.log_weights)
+    assert reached < worst
+    assert fit.summary().note.endswith(
+        f"of {grown.log_weights.size} draws; Monte Carlo standard error of a mean at most "
+        f"{reached:.3f} sd)")
 
 
 class Shifted:
