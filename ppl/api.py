@@ -188,7 +188,7 @@ class Model:
         if fit_options.guide == auto.AUTO:
             fit, report = auto.fit_auto(compiled, fit_options, rng, _assess(
                 concrete, compiled, fit_options, info), progress)
-            fit.auto = report
+            fit.auto, fit.climbing = report, False
             return fit
         result = advi.fit(compiled, fit_options, rng, progress=progress)
         return Fit(concrete, compiled, result, fit_options, info, auto_alone=alone)
@@ -258,7 +258,7 @@ def _names(program, kind) -> tuple[str, ...]:
 
 def _assess(concrete, compiled, options, info):
     """result -> its Fit (k̂ and verdict computed on demand), for auto's climb."""
-    return lambda result: Fit(concrete, compiled, result, options, info)
+    return lambda result: Fit(concrete, compiled, result, options, info, climbing=True)
 
 
 def _fit_starts(concrete, compiled, options, info, progress) -> Fit:

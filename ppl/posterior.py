@@ -215,6 +215,10 @@ class Fit:
     auto : the families tried (``auto.AutoReport``) when fitted with guide 'auto'.
     auto_alone : why guide 'auto' fitted mean field alone without climbing (one of auto.py's
         ALONE_ reasons), else None.
+    climbing : whether this is a rung of auto's climb being assessed (api._assess; false
+        again on the fit the climb returns): auto asks each rung's verdict, and the summary's
+        draws and values for its Monte Carlo check would cost every rung what only the
+        returned fit's summary needs.
     """
 
     model: Any
@@ -225,6 +229,7 @@ class Fit:
     starts: Any = None
     auto: Any = None
     auto_alone: str | None = None
+    climbing: bool = False
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ----- convergence ------------------------------------------------------------------------
@@ -370,12 +375,11 @@ class Fit:
             p = self._summary_weights()
             zeta, weights = self._zeta(p.log_weights.size), np.exp(p.log_weights)
             pool = self._constrained(zeta, self._rng(3))
-            worst = self._worst_mean_mcse(self._column_blocks(pool, len(zeta))[1],
-                                          p.log_weights)
+            worst = self._summary_mcse(pool)
             note = (f"importance-corrected (PSIS, k̂ {self.khat:.2f}, effective sample size "
                     f"{p.ess:.0f} of {p.log_weights.size} draws"
-                    + (f"; Monte Carlo standard error of a mean at most {worst:.3f} sd)"
-                       if np.isfinite(worst) else ")"))
+                    + (f"; Monte Carlo standard error of a mean at most {worst[1]:.3f} sd)"
+                       if worst is not None else ")"))
             base = Summary.from_draws({k: v for k, v in pool.items() if k not in discrete},
                                       weights, note)
         if not discrete:
@@ -601,18 +605,42 @@ class Fit:
     @staticmethod
     def _worst_mean_mcse(blocks: list[np.ndarray], log_weights: np.ndarray) -> float:
         """The largest standard error of a weighted mean of the values in ``blocks`` ([n, k]
-        each: the reported continuous elements), in its weighted sd (tails.weighted_moments);
-        nan without one."""
+        each: the reported continuous elements), in its weighted sd; nan without one."""
+        return Fit._mean_mcse(blocks, log_weights)[1]
+
+    @staticmethod
+    def _mean_mcse(blocks: list[np.ndarray], log_weights: np.ndarray) -> tuple[int, float]:
+        """(column, standard error in its weighted sd) of the weighted mean of ``blocks``'
+        columns, counted across the blocks, whose error is the largest
+        (tails.weighted_moments); (-1, nan) without a finite one."""
         from .infer.tails import weighted_moments
-        weights, worst = np.exp(log_weights), float("nan")
+        weights, worst, column, offset = np.exp(log_weights), float("nan"), -1, 0
         for values in blocks:
             with np.errstate(all="ignore"):
                 _, sd, se_mean, _ = weighted_moments(values, weights)
-                ratios = se_mean / sd
-            ratios = ratios[np.isfinite(ratios)]
-            if ratios.size:
-                worst = float(np.fmax(worst, ratios.max()))
-        return worst
+                ratios = np.where(np.isfinite(se_mean / sd), se_mean / sd, -np.inf)
+            if ratios.size and ratios.max() > -np.inf and not ratios.max() <= worst:
+                column, worst = offset + int(np.argmax(ratios)), float(ratios.max())
+            offset += values.shape[1]
+        return column, worst
+
+    def _summary_mcse(self, pool: dict | None = None) -> tuple[str, float] | None:
+        """(element, its Monte Carlo standard error in its sd) of the corrected summary's mean
+        whose error is the largest, at the draws the summary weights (:meth:`_summary_weights`;
+        their values ``pool`` when the summary has them), or None without one. Computed
+        once: the note above the table and the verdict give it."""
+        if not hasattr(self.compiled, "values"):    # a stand-in with a log joint only
+            return None
+        if "summary_mcse" not in self._cache:
+            p = self._summary_weights()
+            n = p.log_weights.size
+            if pool is None:
+                with np.errstate(all="ignore"):   # a let's overflow: the summary says so
+                    pool = self._constrained(self._zeta(n), self._rng(3))
+            names, blocks = self._column_blocks(pool, n)
+            column, worst = self._mean_mcse(blocks, p.log_weights)
+            self._cache["summary_mcse"] = (names[column], worst) if column >= 0 else None
+        return self._cache["summary_mcse"]
 
     @property
     def khat(self) -> float:
@@ -648,12 +676,15 @@ class Fit:
         """What this fit can be trusted for, in one line (infer/verdict.py).
 
         Computed once for the fit's climb and starts reports (``auto``, ``starts``: they are
-        set after the fit, and its hint names only the families auto did not try): auto asks
-        for a rung's verdict up to four times, a saved fit twice."""
+        set after the fit, and its hint names only the families auto did not try) and for
+        ``climbing`` (cleared on the fit the climb returns): auto asks for a rung's verdict up
+        to four times, a saved fit twice."""
         cached = self._cache.get("verdict")
-        if cached is None or cached[0] is not self.auto or cached[1] is not self.starts:
-            cached = self._cache["verdict"] = (self.auto, self.starts, self._verdict_now())
-        return cached[2]
+        if cached is None or cached[0] is not self.auto or cached[1] is not self.starts \
+                or cached[2] != self.climbing:
+            cached = self._cache["verdict"] = (self.auto, self.starts, self.climbing,
+                                               self._verdict_now())
+        return cached[3]
 
     def _verdict_now(self) -> Verdict:
         from .guides import user
@@ -692,7 +723,9 @@ class Fit:
                      unconverged(self.result.reason), self.result.reason == advi.FELL,
                      None if corrected or not p.khat < p.threshold else self._weights_disagree(),
                      off_optimum=self.result.reason == advi.NOT_AT_OPTIMUM,
-                     tails_disagree=self._tails_disagree() if corrected else None)
+                     tails_disagree=self._tails_disagree() if corrected else None,
+                     noisy_correction=self._summary_mcse() if corrected and not
+                     self.climbing else None)
 
     def _weights_disagree(self) -> tuple[str, float, float, bool] | None:
         """For a summary that is not importance-corrected (DADVI's, --correct none) while k̂

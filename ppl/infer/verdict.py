@@ -66,6 +66,14 @@ BULK_ESS = 0.99
 # verdict (both eight schools) had 0.165-0.891 sd and 91-112% (docs/trust.md, "The verdict").
 MEAN_TARGET = 0.1
 SD_TARGET = 0.15
+# An importance-corrected mean whose own Monte Carlo standard error is above half MEAN_TARGET
+# (in posterior sds) can be MEAN_TARGET off from the draws alone at two standard errors: a
+# `reliable` fit is then usable with care. The summary's draws aim at 1/sqrt(4000) = 0.016
+# (posterior.MEAN_MCSE); past their cap heavy-tailed weights left 0.05-0.065 on gp_pois_regr's
+# scaled fits and 0.065 on noncentered eight schools' mean field at seed 18 (`reliable` at k̂
+# 0.49 from 4,000 draws, 0.74 from 32,000; its sd of tau 17.6% off; docs/history/trust-log.md,
+# "Twenty-ninth probe").
+NOISY_CORRECTION = MEAN_TARGET / 2
 WEIGHTS_SE = 3.0
 
 
@@ -95,7 +103,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           unconverged: str = "raise --iter", diverged: bool = False,
           weights_disagree: tuple[str, float, float, bool] | None = None,
           off_optimum: bool = False,
-          tails_disagree: tuple[str, float, float, bool] | None = None) -> Verdict:
+          tails_disagree: tuple[str, float, float, bool] | None = None,
+          noisy_correction: tuple[str, float] | None = None) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -116,6 +125,10 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         themselves (a --batch fit: MIN_SUMMARY_ESS is then the bound on them).
     noisy_mean : (element, its Monte Carlo standard error in posterior sds) of a DADVI mean
         above dadvi.MCSE_WARN, or None.
+    noisy_correction : (element, its Monte Carlo standard error in posterior sds) of the
+        importance-corrected mean whose error is the largest, at the summary's own draws
+        (posterior.Fit._summary_mcse), or None: above NOISY_CORRECTION a `reliable` fit is
+        `usable with care`, and any other says so in a note.
     method : the fit's method; a hint to a family DADVI does not fit says --method advi.
     unconverged : what to say after "the optimizer did not converge" on a fit reliable by k̂:
         what to do (raise --iter, when the cap stopped it) or what happened (an interrupt, a
@@ -210,6 +223,16 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         text += _hint(guide, available, False, method)
     else:
         level, text = RELIABLE, "means and sds are close to the posterior"
+    if noisy_correction is not None and noisy_correction[1] > NOISY_CORRECTION:
+        noisy = (f"the corrected mean of {noisy_correction[0]} is uncertain by "
+                 f"{noisy_correction[1]:.3f} posterior sds (its Monte Carlo standard error: "
+                 f"the weights are heavy-tailed)")
+        if level == RELIABLE:
+            # k̂ and the summary from 4x the draws: noncentered eight schools 18 then climbed to
+            # full rank (k̂ 0.68 for mean field), 0.032 sd / 3.4% off, error 0.017 sd
+            level, text = CARE, noisy + f"; fit again with --draws {4 * draws}, or a richer --guide"
+        else:
+            notes.append(noisy)
     if disagree:
         level = UNRELIABLE
         names = ", ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")

@@ -251,6 +251,22 @@ def test_corrected_summary_draws_more_while_a_means_standard_error_is_large():
         f"{reached:.3f} sd)")
 
 
+def test_the_verdict_reads_the_summarys_monte_carlo_error_except_on_auto_s_rungs(monkeypatch):
+    # auto asks every rung's verdict while it climbs (guide 'auto', no climb set yet): the
+    # summary's draws and values would cost each rung what only the returned fit shows
+    result = AdviResult(MEAN_FIELD, np.zeros(4), ("z[0]", "z[1]"), np.zeros(1), True,
+                        "converged", 1, 0.0, 0.1, 0.0)
+    asked = []
+    monkeypatch.setattr(Fit, "_summary_mcse", lambda self: asked.append(self) or ("z[0]", 0.07))
+    rung = Fit(None, Wider(), result, FitOptions(seed=0), {}, climbing=True)
+    assert rung.corrected and "uncertain" not in rung.verdict().line and not asked
+    rung.climbing = False          # the climb returned it: its verdict again, with the check
+    assert "the corrected mean of z[0] is uncertain by 0.070" in rung.verdict().line
+    assert asked == [rung]
+    # a fit restored from its folder has no climb: the check, as when it was fitted
+    assert Fit(None, Wider(), result, FitOptions(seed=0), {}).verdict() == rung.verdict()
+
+
 class Shifted:
     """Posterior N(0, I_2); the guide given below is N(1.2, 1.5^2 I_2): wider than the
     posterior (bounded weights, k̂ < 0), but shifted, so the weights' ESS is about 1200 of

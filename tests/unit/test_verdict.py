@@ -389,6 +389,27 @@ def test_a_corrected_gaussian_summary_is_checked_against_heavier_tailed_draws():
                     "corrected sd of sigma is -32% off and its mean 0.17 sds; try --guide flow")
 
 
+def test_a_noisy_corrected_mean_makes_a_reliable_fit_usable_with_care():
+    # verdict.NOISY_CORRECTION: half MEAN_TARGET; above it a reliable fit is usable with care,
+    # a care or unreliable one keeps its reason and gets the error as a note; at it, nothing
+    from ppl.infer.verdict import NOISY_CORRECTION
+    assert NOISY_CORRECTION == 0.05
+    noisy = ("tau", 0.065)
+    assert judge(0.49, 0.7, 4000, corrected=True, noisy_correction=noisy,
+                 available=ALL).line == (
+        "usable with care (k̂ 0.49): the corrected mean of tau is uncertain by 0.065 posterior "
+        "sds (its Monte Carlo standard error: the weights are heavy-tailed); fit again with "
+        "--draws 16000, or a richer --guide")
+    assert judge(0.49, 0.7, 4000, corrected=True, noisy_correction=("tau", 0.05)).level == RELIABLE
+    assert judge(0.62, 0.7, 4000, corrected=True, noisy_correction=noisy,
+                 available=ALL).line == (
+        "usable with care (k̂ 0.62): the importance-corrected summary is usable; the guide's "
+        "sds and tails are off; try --guide fullrank; the corrected mean of tau is uncertain "
+        "by 0.065 posterior sds (its Monte Carlo standard error: the weights are heavy-tailed)")
+    assert judge(0.49, 0.7, 4000, corrected=True, noisy_correction=noisy,
+                 disagree=("mu",)).level == UNRELIABLE
+
+
 def test_weighted_moments_and_their_standard_errors_match_the_closed_forms():
     from ppl.infer.tails import weighted_moments
     # equal weights: the plain mean and sd, se of the mean sd / sqrt(n), and for normal
