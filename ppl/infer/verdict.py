@@ -128,7 +128,7 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
     noisy_correction : (element, its Monte Carlo standard error in posterior sds) of the
         importance-corrected mean whose error is the largest, at the summary's own draws
         (posterior.Fit._summary_mcse), or None: above NOISY_CORRECTION a `reliable` fit is
-        `usable with care`, and any other says so in a note.
+        `usable with care`, and a `usable with care` one says so in a note.
     method : the fit's method; a hint to a family DADVI does not fit says --method advi.
     unconverged : what to say after "the optimizer did not converge" on a fit reliable by k̂:
         what to do (raise --iter, when the cap stopped it) or what happened (an interrupt, a
@@ -231,7 +231,7 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
             # k̂ and the summary from 4x the draws: noncentered eight schools 18 then climbed to
             # full rank (k̂ 0.68 for mean field), 0.032 sd / 3.4% off, error 0.017 sd
             level, text = CARE, noisy + f"; fit again with --draws {4 * draws}, or a richer --guide"
-        else:
+        elif level == CARE:        # an unreliable fit's summary is not to be used anyway
             notes.append(noisy)
     if disagree:
         level = UNRELIABLE
