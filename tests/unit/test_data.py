@@ -677,6 +677,22 @@ def test_csv_blank_column_name_says_which(tmp_path, content, reason):
     assert load_error("data y: real[1]\n", path).message == f"{path}: line 1: {reason}"
 
 
+@pytest.mark.parametrize("content, separator", [
+    ("x;y\n1;2\n2;4\n", "';'"), ("x;y\n1,5;2\n2,5;4\n", "';'"),
+    ("x\ty\n1\t2\n2\t4\n", "a tab")])
+def test_csv_with_another_separator_says_so(tmp_path, content, separator):
+    # a spreadsheet in a locale whose decimal mark is ',' saves ';'-separated CSV, and TSV
+    # is common: the header read as one column 'x;y' gave a warning of an undeclared name
+    # and 'data N is missing' with a hint about scalars, or (with decimal commas) 'line 2:
+    # expected 1 cells, found 2', and none said the separator was the matter
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    assert load_error("data N: int\ndata x: real[N]\ndata y: real[N]\n", path).message == (
+        f"{path}: line 1: the header is one column, {content.splitlines()[0]!r}, holding "
+        f"{separator}: ppl reads a CSV file's cells separated by ','; save the file with ',' "
+        "between cells and '.' as the decimal mark")
+
+
 def test_csv_row_with_wrong_number_of_cells(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("y,z\n1,2\n3\n")
