@@ -832,6 +832,17 @@ def bad_option(name: str, reason: str, hint: str | None = None) -> PplError:
     return error
 
 
+# options of the CLI alone, which a user of the CLI first passes to fit(): the closest
+# spelling among fit()'s options ('quiet' -> 'guide') has nothing to do with them
+CLI_ONLY_OPTIONS = {
+    "quiet": "fit() shows no progress bar (give progress= a callable to follow the fit)",
+    "out": "fit() writes no files (ppl fit MODEL --out DIR writes them)"}
+
+
+def cli_only_option(name: str) -> PplError:
+    return bad_option(name, f"the CLI's --{name}; {CLI_ONLY_OPTIONS[name]}")
+
+
 def repeated_flag(flag: str, command: str | None) -> PplError:
     """A command-line flag given more than once (``ppl fit M --seed 1 --seed 2``)."""
     usage = "ppl --help" if command is None else f"ppl {command} --help"
