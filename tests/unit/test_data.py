@@ -693,6 +693,19 @@ def test_csv_with_another_separator_says_so(tmp_path, content, separator):
         "between cells and '.' as the decimal mark")
 
 
+def test_npz_saved_without_names_says_how_to_name_them(tmp_path):
+    # np.savez(path, x, y) names the arrays arr_0 and arr_1: the error said 'data x is
+    # missing' beside a warning of the undeclared arr_0, arr_1, and not how to name them
+    path = tmp_path / "data.npz"
+    np.savez(path, np.ones(3), np.ones(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        error = load_error("data x: real[3]\ndata y: real[3]\n", path)
+    assert (error.message, error.hint) == (
+        "data 'x' is missing", "np.savez(path, a, b) names its arrays arr_0, arr_1, ...: "
+        "name them by their data declarations, np.savez(path, x=x, y=y)")
+
+
 def test_csv_row_with_wrong_number_of_cells(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("y,z\n1,2\n3\n")
