@@ -1180,6 +1180,14 @@ def param_not_real(span: Span, name: str, elem: str) -> PplError:
                          "(with bounds if needed)")
 
 
+def observed_twice(span: Span, name: str, first: Span) -> PplWarning:
+    return PplWarning(f"'{name}' is observed whole on line {first.line} and again here: its "
+                      "likelihood is counted twice, so the posterior is as if the data were "
+                      "given twice (sds about 1/sqrt(2) as wide)", span,
+                      hint="remove one of the two observe statements, unless the data is "
+                           "meant to count twice")
+
+
 def param_enters_no_term(span: Span, name: str) -> PplWarning:
     return PplWarning(f"param '{name}' has no distribution and no term of the model reads it "
                       "(no sample, observe, factor, guide or other param): the log density "
