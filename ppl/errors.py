@@ -455,15 +455,20 @@ def data_bound_depends_on_latent(span: Span, name: str, dependency: str) -> PplE
 
 # ----- data ---------------------------------------------------------------------------------
 
-def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False) -> PplError:
+def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False,
+                 inside: str | None = None) -> PplError:
     """``csv``: the data is a CSV file, which holds columns only, so a scalar cannot be in it.
-    ``unnamed``: the data has arr_0, np.savez's name for an array given without a name."""
+    ``unnamed``: the data has arr_0, np.savez's name for an array given without a name.
+    ``inside``: the name of an object of the data that holds ``name`` one level down."""
     hint = ("a CSV file holds one column per vector, not scalars: give the data as a .json "
             "or .npz file, or from Python as a dict (columns and scalars together)"
             if csv else None)
     if unnamed:
         hint = ("np.savez(path, a, b) names its arrays arr_0, arr_1, ...: name them by their "
                 "data declarations, np.savez(path, x=x, y=y)")
+    if inside is not None:
+        hint = (f"'{name}' is inside the object '{inside}': the data's names go at the top "
+                f"level ({{\"{name}\": ...}}, not {{\"{inside}\": {{\"{name}\": ...}}}})")
     return PplError(f"data '{name}' is missing", span, hint=hint)
 
 

@@ -706,6 +706,19 @@ def test_npz_saved_without_names_says_how_to_name_them(tmp_path):
         "name them by their data declarations, np.savez(path, x=x, y=y)")
 
 
+def test_json_data_nested_in_an_object_says_to_lift_it(tmp_path):
+    # {"data": {"y": ...}} (a wrapper written by another tool) said 'data y is missing'
+    # beside a warning of the undeclared 'data', not that y was one level down
+    path = tmp_path / "data.json"
+    path.write_text('{"data": {"y": [1, 2, 3]}}')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        error = load_error("data y: real[3]\n", path)
+    assert (error.message, error.hint) == (
+        "data 'y' is missing", "'y' is inside the object 'data': the data's names go at "
+                               "the top level ({\"y\": ...}, not {\"data\": {\"y\": ...}})")
+
+
 def test_csv_row_with_wrong_number_of_cells(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("y,z\n1,2\n3\n")
