@@ -34,10 +34,12 @@ NOT_CONVERGED = "L-BFGS stopped before the gradient tolerance: "
 # no optimum. So a fit that met it is checked once more: if the log joint is higher again at
 # twice the values' distance from the start, it has not reached a maximum (at an optimum it
 # is lower there, by about half the curvature times that distance squared).
+# A maximum on a param's bound (p = 0 for 0 successes in 10) is approached so too, its
+# unconstrained value running off to infinity: the value reported is then next to the bound.
 RISING = ("L-BFGS met the gradient tolerance where the log joint is still rising (it is "
-          "higher at twice the values' distance from the start): the maximum may be at "
-          "infinity (separated data, or a scale going to 0); a prior on the params "
-          "(param b: real ~ Normal(0, 2.5)) bounds it")
+          "higher at twice the values' distance from the start): the maximum is on a param's "
+          "bound (the value reported is next to it) or at infinity (separated data: there is "
+          "none); a prior on the params (param b: real ~ Normal(0, 2.5)) keeps it inside")
 
 
 def is_point_fit(reason: str) -> bool:

@@ -427,6 +427,9 @@ def test_a_maximum_at_infinity_does_not_pass_as_converged():
     assert not fit.converged
     assert fit.result.reason == point.RISING
     assert point.is_point_fit(fit.result.reason)
+    # a maximum on a bound is approached the same way: p next to 0, flagged the same
+    fit = ppl.compile("param p: real<lower=0, upper=1>\nobserve 0 ~ Binomial(10, p)\n").fit()
+    assert fit.params()["p"] < 1e-6 and fit.result.reason == point.RISING
     # with the data not separated the maximum is finite and the fit converged, as before
     fit = model.fit({"x": [-2.0, -1.0, 1.0, 2.0], "y": [0, 1, 0, 1]})
     assert fit.converged and fit.result.reason == point.CONVERGED
