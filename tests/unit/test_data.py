@@ -693,30 +693,25 @@ def test_csv_with_another_separator_says_so(tmp_path, content, separator):
         "between cells and '.' as the decimal mark")
 
 
-def test_npz_saved_without_names_says_how_to_name_them(tmp_path):
-    # np.savez(path, x, y) names the arrays arr_0 and arr_1: the error said 'data x is
-    # missing' beside a warning of the undeclared arr_0, arr_1, and not how to name them
-    path = tmp_path / "data.npz"
-    np.savez(path, np.ones(3), np.ones(3))
+@pytest.mark.parametrize("name, hint", [
+    # np.savez(path, x, y) names the arrays arr_0 and arr_1
+    ("data.npz", "np.savez(path, a, b) names its arrays arr_0, arr_1, ...: name them by "
+                 "their data declarations, np.savez(path, x=x, y=y)"),
+    # {"data": {"x": ..., "y": ...}}, a wrapper written by another tool
+    ("data.json", "'x' is inside the object 'data': the data's names go at the top level "
+                  "({\"x\": ...}, not {\"data\": {\"x\": ...}})")])
+def test_data_under_other_names_says_where_it_is(tmp_path, name, hint):
+    # the error said 'data x is missing' beside a warning of the undeclared arr_0, arr_1 or
+    # data, and not how to name them
+    path = tmp_path / name
+    if name.endswith(".npz"):
+        np.savez(path, np.ones(3), np.ones(3))
+    else:
+        path.write_text('{"data": {"x": [1, 2, 3], "y": [1, 2, 3]}}')
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         error = load_error("data x: real[3]\ndata y: real[3]\n", path)
-    assert (error.message, error.hint) == (
-        "data 'x' is missing", "np.savez(path, a, b) names its arrays arr_0, arr_1, ...: "
-        "name them by their data declarations, np.savez(path, x=x, y=y)")
-
-
-def test_json_data_nested_in_an_object_says_to_lift_it(tmp_path):
-    # {"data": {"y": ...}} (a wrapper written by another tool) said 'data y is missing'
-    # beside a warning of the undeclared 'data', not that y was one level down
-    path = tmp_path / "data.json"
-    path.write_text('{"data": {"y": [1, 2, 3]}}')
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        error = load_error("data y: real[3]\n", path)
-    assert (error.message, error.hint) == (
-        "data 'y' is missing", "'y' is inside the object 'data': the data's names go at "
-                               "the top level ({\"y\": ...}, not {\"data\": {\"y\": ...}})")
+    assert (error.message, error.hint) == ("data 'x' is missing", hint)
 
 
 def test_csv_row_with_wrong_number_of_cells(tmp_path):
