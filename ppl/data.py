@@ -76,7 +76,11 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
         elif decl.name not in inferable:
             csv = (isinstance(data, (str, os.PathLike)) and decl.shape == ()
                    and os.fspath(data).lower().endswith(".csv"))
-            raise errors.data_missing(decl.span, decl.name, csv=csv)
+            # a wrapper object holding the data one level down ({"data": {"y": ...}})
+            inside = next((key for key, value in raw.items()
+                           if isinstance(value, dict) and decl.name in value), None)
+            raise errors.data_missing(decl.span, decl.name, csv=csv, unnamed="arr_0" in raw,
+                                      inside=inside)
     for name in origin:
         values[name] = np.array(dims[name], dtype=np.int64)
     values = {name: values[name] for name in declared}

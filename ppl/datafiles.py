@@ -148,6 +148,15 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
     if not any(header):
         raise errors.file_error(shown, "line 1: the header row is blank; a CSV data file "
                                        "starts with a row of column names")
+    # a ';'-separated (a spreadsheet where ',' is the decimal mark) or tab-separated file reads
+    # as one column named 'x;y', which no declaration can match: say so here, not later as
+    # an undeclared name and missing data
+    for separator, shown_separator in ((";", "';'"), ("\t", "a tab")):
+        if len(header) == 1 and separator in header[0]:
+            raise errors.file_error(shown, f"line 1: the header is one column, {rows[0][0]!r}, "
+                                           f"holding {shown_separator}: ppl reads a CSV file's "
+                                           "cells separated by ','; save the file with ',' "
+                                           "between cells and '.' as the decimal mark")
     for i, name in enumerate(header):
         if not name or header.count(name) > 1:
             reason = f"column {i + 1} has a blank name" if not name else \

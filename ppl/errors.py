@@ -455,11 +455,20 @@ def data_bound_depends_on_latent(span: Span, name: str, dependency: str) -> PplE
 
 # ----- data ---------------------------------------------------------------------------------
 
-def data_missing(span: Span, name: str, csv: bool = False) -> PplError:
-    """``csv``: the data is a CSV file, which holds columns only, so a scalar cannot be in it."""
+def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False,
+                 inside: str | None = None) -> PplError:
+    """``csv``: the data is a CSV file, which holds columns only, so a scalar cannot be in it.
+    ``unnamed``: the data has arr_0, np.savez's name for an array given without a name.
+    ``inside``: the name of an object of the data that holds ``name`` one level down."""
     hint = ("a CSV file holds one column per vector, not scalars: give the data as a .json "
             "or .npz file, or from Python as a dict (columns and scalars together)"
             if csv else None)
+    if unnamed:
+        hint = ("np.savez(path, a, b) names its arrays arr_0, arr_1, ...: name them by their "
+                "data declarations, np.savez(path, x=x, y=y)")
+    if inside is not None:
+        hint = (f"'{name}' is inside the object '{inside}': the data's names go at the top "
+                f"level ({{\"{name}\": ...}}, not {{\"{inside}\": {{\"{name}\": ...}}}})")
     return PplError(f"data '{name}' is missing", span, hint=hint)
 
 
@@ -832,6 +841,17 @@ def bad_option(name: str, reason: str, hint: str | None = None) -> PplError:
     return error
 
 
+# options of the CLI alone, which a user of the CLI first passes to fit(): the closest
+# spelling among fit()'s options ('quiet' -> 'guide') has nothing to do with them
+CLI_ONLY_OPTIONS = {
+    "quiet": "fit() shows no progress bar (give progress= a callable to follow the fit)",
+    "out": "fit() writes no files (ppl fit MODEL --out DIR writes them)"}
+
+
+def cli_only_option(name: str) -> PplError:
+    return bad_option(name, f"the CLI's --{name}; {CLI_ONLY_OPTIONS[name]}")
+
+
 def repeated_flag(flag: str, command: str | None) -> PplError:
     """A command-line flag given more than once (``ppl fit M --seed 1 --seed 2``)."""
     usage = "ppl --help" if command is None else f"ppl {command} --help"
@@ -1163,6 +1183,14 @@ def param_not_real(span: Span, name: str, elem: str) -> PplError:
     return PplError(f"param '{name}' must be real; found {elem}", span,
                     hint="a param is a point estimate on a continuous scale: declare it real "
                          "(with bounds if needed)")
+
+
+def observed_twice(span: Span, name: str, first: Span) -> PplWarning:
+    return PplWarning(f"'{name}' is observed whole on line {first.line} and again here: its "
+                      "likelihood is counted twice, so the posterior is as if the data were "
+                      "given twice (sds about 1/sqrt(2) as wide)", span,
+                      hint="remove one of the two observe statements, unless the data is "
+                           "meant to count twice")
 
 
 def param_enters_no_term(span: Span, name: str) -> PplWarning:

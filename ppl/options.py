@@ -105,7 +105,9 @@ class FitOptions:
                              f"({', '.join(known)}); found {len(args)}")
         for key in kwargs:
             if key not in known:
-                from .errors import suggest
+                from .errors import CLI_ONLY_OPTIONS, cli_only_option, suggest
+                if key in CLI_ONLY_OPTIONS:
+                    raise cli_only_option(key)
                 raise bad_option(key, f"unknown option{suggest(key, known)}")
         return super().__new__(cls)
 

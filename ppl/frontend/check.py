@@ -91,6 +91,7 @@ class _Checker:
             enumeration.locate(tracker, statements[-1])
         statements = tuple(statements)
         _warn_params_no_term_reads(statements)
+        _warn_observed_twice(statements)
         source = getattr(self.program.span, "source", None) or Source("<string>", "")
         return ir.Model(statements, source)
 
@@ -534,6 +535,19 @@ class _Checker:
 
 
 # ----- helpers on literals and supports -----------------------------------------------------
+
+def _warn_observed_twice(statements) -> None:
+    """A name observed whole by two statements (a likelihood line copied and edited, the old
+    one left in) counts its data twice; the fit cannot tell, so it is warned of here. Parts
+    observed apart (y[0:2], y[2:4]) are not compared."""
+    first: dict[str, Span] = {}
+    for s in statements:
+        if isinstance(s, ir.Observe) and isinstance(s.value, ir.Ref):
+            if s.value.name in first:
+                warnings.warn(errors.observed_twice(s.span, s.value.name,
+                                                    first[s.value.name]), stacklevel=2)
+            first.setdefault(s.value.name, s.span)
+
 
 def _warn_params_no_term_reads(statements) -> None:
     """A param without a distribution that no term of the log joint reads (only a let, or

@@ -29,6 +29,17 @@ SHORTER = 0.1
 SHORTER_TRIES = 8
 CONVERGED = "converged: gradient below 1e-6 x max(1, |log joint|) (L-BFGS, params only)"
 NOT_CONVERGED = "L-BFGS stopped before the gradient tolerance: "
+# A log joint with no maximum (separated data in a logistic regression: it rises towards 0 as
+# a coefficient grows without bound) meets the gradient rule where it has flattened out, at
+# no optimum. So a fit that met it is checked once more: if the log joint is higher again at
+# twice the values' distance from the start, it has not reached a maximum (at an optimum it
+# is lower there, by about half the curvature times that distance squared).
+# A maximum on a param's bound (p = 0 for 0 successes in 10) is approached so too, its
+# unconstrained value running off to infinity: the value reported is then next to the bound.
+RISING = ("L-BFGS met the gradient tolerance where the log joint is still rising (it is "
+          "higher at twice the values' distance from the start): the maximum is on a param's "
+          "bound (the value reported is next to it) or at infinity (separated data: there is "
+          "none); a prior on the params (param b: real ~ Normal(0, 2.5)) keeps it inside")
 
 
 def is_point_fit(reason: str) -> bool:
@@ -36,7 +47,7 @@ def is_point_fit(reason: str) -> bool:
     ELBO are then the log joint at the params, and k̂ says nothing (nothing is drawn). Not
     when Ctrl-C ended it (advi.INTERRUPTED, as ADVI's): a saved fit says so in fit.json
     (savedfit.is_point_fit), a Fit by its model (guides.user.point_only)."""
-    return reason == CONVERGED or reason.startswith(NOT_CONVERGED)
+    return reason in (CONVERGED, RISING) or reason.startswith(NOT_CONVERGED)
 
 
 def fit_point(compiled, guide, options, progress=None):
@@ -98,6 +109,8 @@ def fit_point(compiled, guide, options, progress=None):
                           INTERRUPTED, steps, time.perf_counter() - start, 0.0, final)
     grad_ok = _converged(value, grad)
     reason = CONVERGED if grad_ok else NOT_CONVERGED + message
+    if grad_ok and -negative(2 * x - theta)[0] > -value:
+        grad_ok, reason = False, RISING
     final = -value
     return AdviResult(guide, x, names, np.asarray(trace or [final]), grad_ok, reason,
                       len(trace), time.perf_counter() - start, 0.0, final)

@@ -70,6 +70,20 @@ def test_unknown_option_is_a_ppl_error():
         model.fit(iters=10)
 
 
+@pytest.mark.parametrize("option, says", [
+    ("quiet", "option quiet: the CLI's --quiet; fit() shows no progress bar (give progress= "
+              "a callable to follow the fit)"),
+    ("out", "option out: the CLI's --out; fit() writes no files (ppl fit MODEL --out DIR "
+            "writes them)")])
+def test_a_cli_only_option_says_what_the_api_does(option, says):
+    # fit(quiet=True), the CLI's --quiet, said 'unknown option; did you mean 'guide'?', the
+    # closest spelling, which has nothing to do with it
+    model = ppl.compile("sample mu ~ Normal(0, 1)\n")
+    with pytest.raises(ppl.PplError) as raised:
+        model.fit(**{option: "x"})
+    assert raised.value.message == says
+
+
 def test_fit_options_refuses_an_unknown_option_as_fit_does():
     # the dataclass's own __init__ raised Python's TypeError ('unexpected keyword argument')
     with pytest.raises(ppl.PplError, match="option iters: unknown option; did you mean 'iter'"):

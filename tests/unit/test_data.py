@@ -677,6 +677,43 @@ def test_csv_blank_column_name_says_which(tmp_path, content, reason):
     assert load_error("data y: real[1]\n", path).message == f"{path}: line 1: {reason}"
 
 
+@pytest.mark.parametrize("content, separator", [
+    ("x;y\n1;2\n2;4\n", "';'"), ("x;y\n1,5;2\n2,5;4\n", "';'"),
+    ("x\ty\n1\t2\n2\t4\n", "a tab")])
+def test_csv_with_another_separator_says_so(tmp_path, content, separator):
+    # a spreadsheet in a locale whose decimal mark is ',' saves ';'-separated CSV, and TSV
+    # is common: the header read as one column 'x;y' gave a warning of an undeclared name
+    # and 'data N is missing' with a hint about scalars, or (with decimal commas) 'line 2:
+    # expected 1 cells, found 2', and none said the separator was the matter
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    assert load_error("data N: int\ndata x: real[N]\ndata y: real[N]\n", path).message == (
+        f"{path}: line 1: the header is one column, {content.splitlines()[0]!r}, holding "
+        f"{separator}: ppl reads a CSV file's cells separated by ','; save the file with ',' "
+        "between cells and '.' as the decimal mark")
+
+
+@pytest.mark.parametrize("name, hint", [
+    # np.savez(path, x, y) names the arrays arr_0 and arr_1
+    ("data.npz", "np.savez(path, a, b) names its arrays arr_0, arr_1, ...: name them by "
+                 "their data declarations, np.savez(path, x=x, y=y)"),
+    # {"data": {"x": ..., "y": ...}}, a wrapper written by another tool
+    ("data.json", "'x' is inside the object 'data': the data's names go at the top level "
+                  "({\"x\": ...}, not {\"data\": {\"x\": ...}})")])
+def test_data_under_other_names_says_where_it_is(tmp_path, name, hint):
+    # the error said 'data x is missing' beside a warning of the undeclared arr_0, arr_1 or
+    # data, and not how to name them
+    path = tmp_path / name
+    if name.endswith(".npz"):
+        np.savez(path, np.ones(3), np.ones(3))
+    else:
+        path.write_text('{"data": {"x": [1, 2, 3], "y": [1, 2, 3]}}')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        error = load_error("data x: real[3]\ndata y: real[3]\n", path)
+    assert (error.message, error.hint) == ("data 'x' is missing", hint)
+
+
 def test_csv_row_with_wrong_number_of_cells(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("y,z\n1,2\n3\n")

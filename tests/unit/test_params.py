@@ -417,6 +417,24 @@ def test_a_log_joint_not_finite_at_a_trial_point_is_stepped_back_from():
         assert cut.converged == (abs(1 / p - (p + 10)) <= bound)
 
 
+def test_a_maximum_at_infinity_does_not_pass_as_converged():
+    # separated data: the likelihood rises towards 0 as b grows without bound, so there is no
+    # maximum; its gradient fell below the rule at b = 15.1 (log joint -5.5e-7), which was
+    # reported 'converged', unwarned. The log joint at twice the way from the start is higher.
+    model = ppl.compile("data x: real[4]\ndata y: int[4]\nparam b: real\n"
+                        "observe y ~ Bernoulli(logit=b * x)\n")
+    fit = model.fit({"x": [-2.0, -1.0, 1.0, 2.0], "y": [0, 0, 1, 1]})
+    assert not fit.converged
+    assert fit.result.reason == point.RISING
+    assert point.is_point_fit(fit.result.reason)
+    # a maximum on a bound is approached the same way: p next to 0, flagged the same
+    fit = ppl.compile("param p: real<lower=0, upper=1>\nobserve 0 ~ Binomial(10, p)\n").fit()
+    assert fit.params()["p"] < 1e-6 and fit.result.reason == point.RISING
+    # with the data not separated the maximum is finite and the fit converged, as before
+    fit = model.fit({"x": [-2.0, -1.0, 1.0, 2.0], "y": [0, 1, 0, 1]})
+    assert fit.converged and fit.result.reason == point.CONVERGED
+
+
 def test_a_log_joint_not_finite_at_the_start_is_an_error():
     with pytest.raises(PplError, match="not finite at the params' starting values"):
         ppl.compile("param p: real\nfactor log(p) - 0.5 * (p + 10) * (p + 10)\n").fit(
