@@ -559,8 +559,8 @@ class Fit:
             if most > raw.size and hasattr(self.compiled, "values"):
                 with np.errstate(all="ignore"):   # a let's overflow: the summary says so
                     values = self._constrained(self._zeta(raw.size), self._rng(3))
-                worst = self._worst_mean_mcse(self._column_blocks(values, raw.size)[1],
-                                              p.log_weights)
+                _, worst = self._mean_mcse(self._column_blocks(values, raw.size)[1],
+                                           p.log_weights)
                 del values
                 n = min(most, psis_draws_for_means(worst, raw.size))
                 if n > raw.size:
@@ -603,26 +603,22 @@ class Fit:
         return np.concatenate([raw, self._log_weights_of(n, raw.size)])
 
     @staticmethod
-    def _worst_mean_mcse(blocks: list[np.ndarray], log_weights: np.ndarray) -> float:
-        """The largest standard error of a weighted mean of the values in ``blocks`` ([n, k]
-        each: the reported continuous elements), in its weighted sd; nan without one."""
-        return Fit._mean_mcse(blocks, log_weights)[1]
-
-    @staticmethod
     def _mean_mcse(blocks: list[np.ndarray], log_weights: np.ndarray) -> tuple[int, float]:
         """(column, standard error in its weighted sd) of the weighted mean of ``blocks``'
-        columns, counted across the blocks, whose error is the largest
-        (tails.weighted_moments); (-1, nan) without a finite one."""
+        columns ([n, k] each: the reported continuous elements; columns counted across the
+        blocks) whose error is the largest (tails.weighted_moments); (-1, nan) without a
+        finite one."""
         from .infer.tails import weighted_moments
-        weights, worst, column, offset = np.exp(log_weights), float("nan"), -1, 0
+        weights, worst, column, offset = np.exp(log_weights), -np.inf, -1, 0
         for values in blocks:
             with np.errstate(all="ignore"):
                 _, sd, se_mean, _ = weighted_moments(values, weights)
-                ratios = np.where(np.isfinite(se_mean / sd), se_mean / sd, -np.inf)
-            if ratios.size and ratios.max() > -np.inf and not ratios.max() <= worst:
+                ratios = se_mean / sd
+            ratios[~np.isfinite(ratios)] = -np.inf
+            if ratios.size and ratios.max() > worst:
                 column, worst = offset + int(np.argmax(ratios)), float(ratios.max())
             offset += values.shape[1]
-        return column, worst
+        return column, (worst if column >= 0 else float("nan"))
 
     def _summary_mcse(self, pool: dict | None = None) -> tuple[str, float] | None:
         """(element, its Monte Carlo standard error in its sd) of the corrected summary's mean

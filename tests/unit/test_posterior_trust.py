@@ -234,7 +234,7 @@ def test_corrected_summary_draws_more_while_a_means_standard_error_is_large():
     worst = float(np.max(se_mean / sd))
     assert worst > MEAN_MCSE and worst * np.sqrt(at_ess.ess) > 1.1   # past what the ESS says
     # by blocks of columns (each reported value apart): the same to rounding
-    assert fit._worst_mean_mcse([values[:, :1], values[:, 1:]], at_ess.log_weights) == \
+    assert fit._mean_mcse([values[:, :1], values[:, 1:]], at_ess.log_weights)[1] == \
         pytest.approx(worst, rel=1e-12)
     grown = fit._summary_weights()
     assert grown.log_weights.size == min(psis_draws_for_means(worst, by_ess),
@@ -243,7 +243,7 @@ def test_corrected_summary_draws_more_while_a_means_standard_error_is_large():
     np.testing.assert_array_equal(grown.log_weights[:by_ess].size, at_ess.log_weights.size)
     # the standard error reached, at the grown draws, is below the one that asked for them,
     # and the note above the table gives it
-    reached = fit._worst_mean_mcse([fit.compiled.constrained(
+    _, reached = fit._mean_mcse([fit.compiled.constrained(
         fit._zeta(grown.log_weights.size))["z"]], grown.log_weights)
     assert reached < worst
     assert fit.summary().note.endswith(

@@ -106,11 +106,12 @@ def test_unbounded_data_times_a_latent_is_anything():
 
 def test_where_minimum_and_maximum_keep_a_positive_rate_positive():
     # the change point's rate where(t < s, e1, e2) of two positive latents is positive
-    text = ("data T: int\ndata t: int[T]\ndata y: int<lower=0>[T]\n"
+    # (two data arrays: one observed twice is warned of, check.py)
+    text = ("data T: int\ndata t: int[T]\ndata y: int<lower=0>[T]\ndata z: int<lower=0>[T]\n"
             "sample e1 ~ Exponential(0.5)\nsample e2 ~ Exponential(0.5)\n"
             "sample s: int ~ DiscreteUniform(0, T - 1)\n"
             "let r = where(t < s, e1, e2)\nlet m = minimum(e1, e2) + maximum(e1, 0.0)\n"
-            "observe y ~ Poisson(r)\nobserve y ~ Poisson(m)\n")
+            "observe y ~ Poisson(r)\nobserve z ~ Poisson(m)\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check(parse(text))
