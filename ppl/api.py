@@ -149,7 +149,7 @@ class Model:
         check_progress(progress)
         self.check_something_to_fit()
         user.check_init_names(fit_options.init, _names(self.ir, ir.Param),
-                              _names(self.ir, ir.Latent))
+                              _names(self.ir, ir.Latent), _names(self.ir, ir.Data))
         # a minibatch fit compiles the model on the whole data only when asked (summaries,
         # draws): its steps compile each batch (infer/minibatch.py)
         concrete, values, compiled = self.prepare(data, whole=fit_options.batch is None)

@@ -373,12 +373,12 @@ def _wanted_lets(needs: dict, kinds: dict) -> set:
     return wanted
 
 
-def check_init_names(init: dict | None, params, latents=()) -> None:
+def check_init_names(init: dict | None, params, latents=(), data=()) -> None:
     """Raise bad_init for a name in ``init`` that is none of ``params`` (the model's param
     statements), before any fit: on a model without params nothing reads ``init``, so a name
     given for a sample statement's latent (CmdStan's ``init`` names those) or a typo would
-    otherwise be ignored without a word. ``latents``: the model's latents, named in the
-    message when the name is one of them."""
+    otherwise be ignored without a word. ``latents``, ``data``: the model's latents and data
+    names, said in the message when the name is one of them (a data file given as --init)."""
     for name in init or {}:
         if name in params:
             continue
@@ -386,6 +386,9 @@ def check_init_names(init: dict | None, params, latents=()) -> None:
         if name in latents:
             raise bad_init(name, "a sample statement's latent, not a param; init gives "
                            f"starting values to param statements only {listed}")
+        if name in data:
+            raise bad_init(name, "data, not a param; init gives starting values to param "
+                           f"statements only {listed}; the data goes with --data")
         raise bad_init(name, f"the model has no such param {listed}")
 
 

@@ -225,12 +225,15 @@ def test_a_start_drawn_onto_a_bound_starts_inside_it():
 @pytest.mark.parametrize("init, message", [
     ({"mu": 1.0}, "'mu': a sample statement's latent, not a param"),
     ({"muu": 1.0}, "'muu': the model has no such param \\(params: none\\)"),
+    # a data file given as --init (the audit10 helper): it had said 'no such param' of data
+    ({"y": 1.0}, "'y': data, not a param; init gives starting values to param statements "
+                 "only \\(params: none\\); the data goes with --data"),
 ])
 def test_init_on_a_model_without_params_is_an_option_error(init, message, method):
     # nothing reads init where there is no param: before, these names were ignored silently
-    model = ppl.compile("sample mu ~ Normal(0, 1)\nobserve 1.0 ~ Normal(mu, 1)\n")
+    model = ppl.compile("data y: real\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n")
     with pytest.raises(PplError, match=message):
-        model.fit({}, init=init, method=method)
+        model.fit({"y": 1.0}, init=init, method=method)
 
 
 def test_init_sets_the_start():
