@@ -15,8 +15,8 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import (PplError, as_flag, bad_option, file_error, not_a_regular_file,
-                     out_not_a_saved_fit, out_overwrites_input, out_replaces_fitted_model,
+from .errors import (PplError, as_flag, bad_option, file_error, no_saved_fit_folder,
+                     not_a_regular_file, out_not_a_saved_fit, out_overwrites_input, out_replaces_fitted_model,
                      stale_output)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
@@ -197,6 +197,10 @@ def _run(argv: list[str] | None) -> int:
         if args.command is None:
             build_parser().print_help()
             return 2
+        if getattr(args, "dir", None) == "":
+            # Path("") is the working folder: 'ppl summary ""' read ./fit.json, where an empty
+            # --out is refused
+            raise no_saved_fit_folder()
         status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
         return status

@@ -890,6 +890,12 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def no_saved_fit_folder() -> PplError:
+    """An empty DIR given to ppl summary, predict or plot."""
+    return PplError("'': an empty path names no folder; a saved fit is the folder that 'ppl fit "
+                    "MODEL --out DIR' wrote")
+
+
 def data_file_as_model(path: str, suffix: str) -> PplError:
     return PplError(f"{path}: a data file ({suffix}), not a model; a model is a .ppl file, and "
                     "data is given with --data (ppl fit MODEL.ppl --data DATA) or to "

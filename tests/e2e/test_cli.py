@@ -155,6 +155,9 @@ def test_help_and_version():
     (["fit", "models/eight_schools.ppl", "--init", ""], "option --init: must name a JSON file"),
     (["fit", ""], "'': an empty path names no model file"),
     (["summary", "no_such_dir"], "no saved fit here"),
+    # and to ppl summary, predict and plot: '' read ./fit.json
+    *([[command, ""], "'': an empty path names no folder; a saved fit is the folder"]
+      for command in ("summary", "predict", "plot")),
     (["frobnicate"], "invalid choice"),
     # CmdStan and Stan users give the data file positionally, or the data first: the error
     # said 'unrecognized arguments: models/eight_schools.json' alone
