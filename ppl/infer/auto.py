@@ -15,8 +15,9 @@ richer family's on posteriordb, docs/trust.md, at a fraction of the time), or us
 on nearly equal weights (verdict.matches_bulk: where the guide's draws go it matches the
 posterior, and the richer families fitted after such fits did no better), except the flow
 after a skipped full rank whose importance weights carry little (ESS below RETRY_ESS), and
-mean field usable with care on such weights, which the Gaussian rung checks: it is returned
-when it can be used, else mean field, and the climb ends there. When
+mean field usable with care on such weights, or usable with corrected means too noisy to trust
+(:func:`_noisy`), which the Gaussian rung checks: it is returned when it can be used, else mean
+field, and the climb ends there. When
 full rank was skipped and the flow cannot be used, or can on weights of such an ESS, or when
 full rank was fitted and the flow cannot be used but beat its ELBO (ladder.py), a last
 rung fits a larger, longer flow (RETRY_*, :func:`retry`) from the flow's start, which
@@ -46,7 +47,7 @@ from .ladder import (ABOVE, CARE_THIN, DIVERGED, ELBO_TIE, ELBO_TIE_NATS, FAILED
                      LAST_RUNG, RELIABLE_THIN, SKIPPED, UNUSABLE, USABLE, Ladder, by_elbo, ladder,
                      stands, tie)
 from .psis import psis
-from .verdict import CARE, RELIABLE, matches_bulk
+from .verdict import CARE, NOISY_CORRECTION, RELIABLE, matches_bulk
 
 AUTO = "auto"
 # Why guide 'auto' fits mean field alone where it does (Fit.auto_alone), said by ppl fit's
@@ -147,6 +148,7 @@ class Tried:
     error: str = ""             # failed: what it raised, located (:func:`_failed`)
     moved: bool = False         # kept moved to its weighted moments (:func:`moment_matched`)
     student_t: bool = False     # kept under Student-t noise in its frame (:func:`heavier_tailed`)
+    noisy: bool = False         # usable, its corrected means noisy: checked (:func:`_noisy`)
 
     @property
     def name(self) -> str:
@@ -161,6 +163,8 @@ class Tried:
             what = f"moved to its importance-weighted moments, {what}"
         if self.student_t:
             what = f"under Student-t noise in its frame, {what}"
+        if self.noisy:    # why a reliable mean field went on to the Gaussian rung
+            what = f"{what}, its corrected means noisy"
         if self.error:
             what = f"{FAILED} ({self.error})"
         if self.level == SKIPPED:
@@ -214,6 +218,7 @@ class AutoReport:
                            **({"error": t.error} if t.error else {}),
                            **({"moved": True} if t.moved else {}),
                            **({"student_t": True} if t.student_t else {}),
+                           **({"noisy": True} if t.noisy else {}),
                            **({"elbo": _number(t.elbo[0]), "elbo_se": _number(t.elbo[1])}
                               if t.elbo else {})}
                           for t in self.tried]}
@@ -322,7 +327,7 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
                 if moved is not None and _usable(moved_fit := assess(moved)):
                     result, fit = moved, moved_fit
             _record(name, fit, started, tried, assessed, moved=result is moved,
-                    student_t=result is heavier)
+                    student_t=result is heavier, noisy=_checked_for_noise(fit))
         except KeyboardInterrupt:
             # Ctrl-C after the rung's steps (its k̂'s draws, its move): the rung as fitted (not
             # moved, unless the move was kept) is recorded, as Ctrl-C inside its steps keeps
@@ -358,11 +363,12 @@ def _fit_rung(compiled, options, rng, progress, start, started: float, tried: li
 
 
 def _record(family: str, fit, started: float, tried: list, assessed: list,
-            moved: bool = False, student_t: bool = False) -> None:
-    """Record an assessed rung: its k̂, level, seconds and whether it was ``moved`` or given
-    Student-t noise (``student_t``) in ``tried``, (that index, ``fit``) in ``assessed``."""
+            moved: bool = False, student_t: bool = False, noisy: bool = False) -> None:
+    """Record an assessed rung: its k̂, level, seconds and whether it was ``moved``, given
+    Student-t noise (``student_t``) or checked for its ``noisy`` corrected means in ``tried``,
+    (that index, ``fit``) in ``assessed``."""
     tried.append(Tried(family, fit.khat, fit.verdict().level, time.perf_counter() - started,
-                       moved=moved, student_t=student_t))
+                       moved=moved, student_t=student_t, noisy=noisy))
     assessed.append((len(tried) - 1, fit))
 
 
@@ -374,9 +380,31 @@ def _outcome(fit, gaussian) -> str:
         return INTERRUPTED
     if not _usable(fit):
         return ABOVE if gaussian is not None and _beats(fit, gaussian) else UNUSABLE
+    if _checked_for_noise(fit):
+        return CARE_THIN
     if not _thin(fit):
         return USABLE
     return CARE_THIN if fit.verdict().level == CARE else RELIABLE_THIN
+
+
+def _checked_for_noise(fit) -> bool:
+    """Whether a usable mean field goes on to the Gaussian rung for its noisy corrected means
+    (:func:`_noisy`)."""
+    return fit.result.guide.name == "meanfield" and _usable(fit) and _noisy(fit)
+
+
+def _noisy(fit) -> bool:
+    """Whether a usable fit's corrected summary has a mean whose own Monte Carlo standard
+    error is above verdict.NOISY_CORRECTION of its sd: heavy-tailed weights, which the
+    returned fit's verdict names (a rung's verdict leaves the summary's draws out while the
+    climb goes on, Fit.climbing). A mean field so is checked by the Gaussian rung, as one
+    usable with care on thin weights (CARE_THIN): noncentered eight schools seed 18, mean
+    field `reliable` at k̂ 0.49 with tau's error 0.065 sd and its sd 17.6% off, full rank
+    within issue 11's targets. Only a fit that would stop the climb asks, and its summary
+    reuses the draws' weights (posterior.Fit._summary_weights): the cost is one pass over
+    the summary's draws, where its mean field is returned."""
+    worst = fit._summary_mcse() if fit.corrected else None
+    return worst is not None and worst[1] > NOISY_CORRECTION
 
 
 def _failed(family: str, error: PplError, started: float) -> Tried:

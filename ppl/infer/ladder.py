@@ -22,7 +22,8 @@ DIVERGED = "diverged"   # the rung's ELBO ended below each of its first steps (a
                         # neither assessed nor chosen, as a failed rung
 USABLE = "usable"                   # auto._usable, on weights with an ESS of RETRY_ESS or more
 RELIABLE_THIN = "reliable, thin"    # reliable on weights with an ESS below it (auto._thin)
-CARE_THIN = "care, thin"            # usable with care on such weights
+CARE_THIN = "care, thin"            # usable with care on such weights; or a mean field,
+                                    # usable, whose corrected means are noisy (auto._noisy)
 UNUSABLE = "unusable"
 ABOVE = "unusable, above"           # unusable, its ELBO above the fitted Gaussian rung's
                                     # by more than a tie (auto._beats)
@@ -73,7 +74,8 @@ class Ladder:
         guide does not reach (models/robust_regression.ppl seed 1, mean field at k̂ 0.56 and an
         ESS of 32%, had nu's sd 30% short against NUTS, its full rank 12%; docs/trust.md, "A
         mean field usable with care is checked"). Not a reliable mean field: where it is, auto
-        costs at most 1.1x it (issue 11). The check is that one rung. Scaled is fitted only
+        costs at most 1.1x it (issue 11), unless its corrected means are too noisy to be
+        reliable (auto._noisy, also CARE_THIN). The check is that one rung. Scaled is fitted only
         where full rank was skipped; after the flow, :meth:`_last_rung` decides."""
         if not history:
             return self.families[0]

@@ -1,5 +1,6 @@
 """Tests of ppl/infer/auto.py and ladder.py: the family ladder and where the climb stops."""
 import dataclasses
+import re
 
 import autograd.numpy as anp
 import numpy as np
@@ -578,6 +579,46 @@ def test_a_check_that_cannot_be_used_leaves_the_usable_mean_field(monkeypatch):
     assert [(t.family, t.level) for t in report.tried] == [("meanfield", CARE),
                                                            ("fullrank", SKIPPED)]
     assert fit.result.guide.name == "meanfield" and report.chosen == 0
+
+
+class _NoisyMeans(_Care):
+    """A _Care fit whose corrected summary's largest Monte Carlo standard error of a mean, in
+    posterior sds, is forced (MCSE[guide family]; a stand-in model has no values to weight)."""
+
+    MCSE: dict = {}
+
+    def _summary_mcse(self, pool=None):
+        return ("z[0]", self.MCSE.get(self.result.guide.name.partition(":")[0], 0.01))
+
+
+@pytest.mark.parametrize("mcse, full_rank, families, chosen", [
+    # noncentered eight schools seed 18: mean field reliable at k̂ 0.49, tau's corrected mean
+    # uncertain by 0.065 sd and its sd 17.6% off; full rank within issue 11's targets
+    (0.065, "reliable", ["meanfield", "fullrank"], "fullrank"),
+    (0.065, CARE, ["meanfield", "fullrank"], "fullrank"),
+    # a check that cannot be used leaves mean field, whose verdict names its noisy mean
+    (0.065, "unreliable", ["meanfield", "fullrank"], "meanfield"),
+    # at verdict.NOISY_CORRECTION (0.05) and below, the verdict is reliable: no check
+    (0.05, "reliable", ["meanfield"], "meanfield"),
+])
+def test_a_usable_mean_field_with_noisy_corrected_means_is_checked_by_full_rank(
+        mcse, full_rank, families, chosen, monkeypatch):
+    monkeypatch.setattr(auto, "SKIP_ESS", 0.0)
+    monkeypatch.setattr(auto, "RETRY_ESS", 0.0)     # no ESS is thin: only the means decide
+    monkeypatch.setattr(_NoisyMeans, "LEVEL", {"meanfield": "reliable", "fullrank": full_rank})
+    monkeypatch.setattr(_NoisyMeans, "MCSE", {"meanfield": mcse})
+
+    def assess(result):
+        return _NoisyMeans(None, Banana(), result, OPTIONS, {})
+    fit, report = fit_auto(Banana(), OPTIONS, np.random.default_rng(0), assess)
+    assert [t.family for t in report.tried] == families
+    assert fit.result.guide.name == chosen
+    noisy = len(families) > 1
+    assert report.tried[0].noisy is noisy
+    assert bool(re.search(r"meanfield k̂ \S+, its corrected means noisy \(",
+                          report.line())) is noisy
+    assert report.to_dict()["tried"][0].get("noisy", False) is noisy
+    assert auto.AutoReport.from_plain(report.plain()) == report
 
 
 def _stub(name, elbo, khat):
