@@ -327,3 +327,26 @@ def test_the_tail_check_leaves_a_gaussian_posterior_alone(seed):
     fit = ppl.compile(GAUSSIAN).fit({"N": 20, "y": y.tolist()}, seed=seed, guide="meanfield")
     assert fit.corrected and fit.verdict().level == RELIABLE
     assert fit._tails_disagree() is None
+
+
+@pytest.mark.slow
+def test_the_tail_check_reads_only_trusted_weights_that_fit_in_memory_on_a_corrected_fit(
+        monkeypatch):
+    # seed 8 of the heavy tail above, which the check catches: it is not made where the t's
+    # own weights cannot be trusted (tails.trusted), where the summary's draws do not fit in
+    # memory (the summary's error says so), nor on a summary that is not corrected
+    # (--correct none: _weights_disagree compares it with the weighted one instead; here it
+    # finds sigma's sd off first, so this fit does not tell whether the tail check would run)
+    from ppl import memory
+    from ppl.infer import tails
+    fit = ppl.compile(HEAVY_SCALE).fit(HEAVY_SCALE_DATA, seed=8, guide="meanfield")
+    assert fit._tails_disagree() is not None
+    for module, name, stand_in in ((tails, "trusted", lambda p: False),
+                                   (memory, "affordable_draws", lambda *a, **k: 100)):
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, stand_in)
+            fit._cache.pop("tails_disagree")
+            assert fit._tails_disagree() is None
+    plain = ppl.compile(HEAVY_SCALE).fit(HEAVY_SCALE_DATA, seed=8, guide="meanfield",
+                                         correct="none")
+    assert not plain.corrected and "tails are heavier" not in plain.verdict().line

@@ -621,6 +621,31 @@ def test_a_usable_mean_field_with_noisy_corrected_means_is_checked_by_full_rank(
     assert auto.AutoReport.from_plain(report.plain()) == report
 
 
+def test_only_a_corrected_mean_field_is_checked_for_noisy_means(monkeypatch):
+    # an uncorrected summary (--correct none) has no corrected means to be noisy
+    monkeypatch.setattr(auto, "SKIP_ESS", 0.0)
+    monkeypatch.setattr(auto, "RETRY_ESS", 0.0)
+    monkeypatch.setattr(_NoisyMeans, "LEVEL", {"meanfield": "reliable", "fullrank": "reliable"})
+    monkeypatch.setattr(_NoisyMeans, "MCSE", {"meanfield": 0.065})
+    monkeypatch.setattr(_NoisyMeans, "corrected", False)
+
+    def assess(result):
+        return _NoisyMeans(None, Banana(), result, OPTIONS, {})
+    fit, report = fit_auto(Banana(), OPTIONS, np.random.default_rng(0), assess)
+    assert [t.family for t in report.tried] == ["meanfield"] and not report.tried[0].noisy
+    # nor a flow: usable with noisy means after a skipped full rank, it does not go on to the
+    # last rung (its verdict says so, and its weights' ESS decides the last rung: RETRY_ESS)
+    monkeypatch.setattr(_NoisyMeans, "corrected", True)
+    monkeypatch.setattr(auto, "SKIP_ESS", 1.0)
+    calls = []
+    monkeypatch.setattr(auto, "retry", lambda *args: calls.append(args))
+    monkeypatch.setattr(_NoisyMeans, "LEVEL", {"meanfield": "unreliable", "scaled": "unreliable",
+                                               "flow": "reliable"})
+    monkeypatch.setattr(_NoisyMeans, "MCSE", {"flow": 0.065})
+    fit, report = fit_auto(Banana(), OPTIONS, np.random.default_rng(0), assess)
+    assert report.tried[-1].family == "flow" and not report.tried[-1].noisy and not calls
+
+
 def _stub(name, elbo, khat):
     from types import SimpleNamespace
     result = SimpleNamespace(guide=SimpleNamespace(name=name), final_elbo=elbo,

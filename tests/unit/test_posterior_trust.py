@@ -251,6 +251,36 @@ def test_corrected_summary_draws_more_while_a_means_standard_error_is_large():
         f"{reached:.3f} sd)")
 
 
+def test_the_largest_standard_error_of_a_mean_is_named_across_blocks_past_constant_columns():
+    # columns are counted across the blocks (each reported value apart), and a constant column
+    # (sd 0: its ratio not finite) neither wins nor hides the others of its block
+    x = np.random.default_rng(3).standard_normal((4000, 2))
+    weights = 0.2 * x[:, 1] ** 2         # log weights, larger where |x1| is: x1's mean is noisier
+    _, sd, se_mean, _ = weighted_moments(x, np.exp(weights))
+    assert se_mean[1] / sd[1] > se_mean[0] / sd[0]
+    worst = se_mean[1] / sd[1]
+    assert Fit._mean_mcse([x[:, :1], x[:, 1:]], weights) == (1, pytest.approx(worst))
+    constant = np.zeros((4000, 1))
+    assert Fit._mean_mcse([np.hstack([constant, x[:, 1:]])], weights) == \
+        (1, pytest.approx(worst))
+    assert Fit._mean_mcse([constant], weights)[0] == -1
+
+
+def test_the_means_draws_stop_at_the_summarys_cap(monkeypatch):
+    # PSIS_GROWTH times k̂'s draws at most, as the ESS's draws: the means' rule asks for more
+    import ppl.posterior as posterior
+    result = AdviResult(MEAN_FIELD, np.zeros(4), ("z[0]", "z[1]"), np.zeros(1), True,
+                        "converged", 1, 0.0, 0.1, 0.0)
+    uncapped = Fit(None, Wider(), result, FitOptions(seed=0), {})
+    wanted = uncapped._summary_weights().log_weights.size
+    by_ess = uncapped._ess_weights().log_weights.size
+    assert wanted > by_ess
+    monkeypatch.setattr(posterior, "PSIS_GROWTH", 2)   # a cap between the two (6,090, 11,601)
+    assert by_ess < 2 * 4000 < wanted
+    capped = Fit(None, Wider(), result, FitOptions(seed=0), {})
+    assert capped._summary_weights().log_weights.size == 2 * 4000
+
+
 def test_the_verdict_reads_the_summarys_monte_carlo_error_except_on_auto_s_rungs(monkeypatch):
     # auto asks every rung's verdict while it climbs (guide 'auto', no climb set yet): the
     # summary's draws and values would cost each rung what only the returned fit shows

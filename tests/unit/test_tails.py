@@ -62,3 +62,23 @@ def _replaceable(namespace):
     import dataclasses
     cls = dataclasses.make_dataclass("Result", list(vars(namespace)))
     return cls(**vars(namespace))
+
+
+def test_the_t_takes_the_degrees_of_freedom_asked_for():
+    fit = SimpleNamespace(guide=family("meanfield", 2), theta=np.zeros(4), names=["a", "b"])
+    assert tails.under_student_t(_replaceable(fit), nu=5).guide.name == "studentt:5"
+    assert tails.under_student_t(_replaceable(fit)).guide.name == "studentt"
+
+
+@pytest.mark.parametrize("n", [2, tails.ROWS - 1, tails.ROWS, tails.ROWS + 1, 2 * tails.ROWS + 1])
+def test_weighted_moments_in_blocks_are_the_one_pass_formulas(n):
+    # every row counts, whatever the blocks: the last block may hold a single draw
+    rng = np.random.default_rng(n)
+    values, weights = rng.standard_normal((n, 3)) * [1.0, 5.0, 0.1], rng.exponential(size=n)
+    w = weights / weights.sum()
+    mean = w @ values
+    var = w @ (values - mean) ** 2
+    expected = (mean, np.sqrt(var), np.sqrt(w ** 2 @ (values - mean) ** 2),
+                np.sqrt(w ** 2 @ ((values - mean) ** 2 - var) ** 2) / (2 * var))
+    for got, want in zip(tails.weighted_moments(values, weights), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)

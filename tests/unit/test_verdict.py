@@ -382,6 +382,27 @@ def test_a_corrected_gaussian_summary_is_checked_against_heavier_tailed_draws():
     shifted = moments([0.0, 3.6], [1.0, 1.4], [0.02, 0.1], [0.02, 0.05])
     assert tails_disagreement(names, shifted, heavier) == \
         ("sigma", pytest.approx(0.3), pytest.approx(-0.3), True)
+    # each estimate's own standard error counts: the corrected one's large error (0.3 on the
+    # log sd) makes the same gap its Monte Carlo error, and so on a mean (0.6 at hypot(0.3, 0.1)
+    # = 0.32 standard error: 1.9)
+    assert tails_disagreement(names, moments([0.0, 3.0], [1.0, 1.4], [0.02, 0.05],
+                                             [0.02, 0.3]), heavier) is None
+    assert tails_disagreement(names, moments([0.0, 3.6], [1.0, 2.0], [0.02, 0.3],
+                                             [0.02, 0.01]), heavier) is None
+    # the sd's gap is judged on the log scale: 30% short at hypot(0.066, 0.088) = 0.11 is
+    # log(1 / 0.7) / 0.11 = 3.2 standard errors (0.3 / 0.11 = 2.7 on the ratio's own scale)
+    wider = moments([0.0, 3.0], [1.0, 2.0], [0.02, 0.1], [0.02, 0.088])
+    assert tails_disagreement(names, moments([0.0, 3.0], [1.0, 1.4], [0.02, 0.05],
+                                             [0.02, 0.066]), wider) == \
+        ("sigma", 0.0, pytest.approx(-0.3), False)
+    # of two elements off, the one farthest out in standard errors is named
+    two = moments([0.0, 0.0], [1.0, 1.0], [0.01, 0.01], [0.1, 0.01])
+    assert tails_disagreement(["a", "b"], two, moments([0.0, 0.0], [2.0, 2.0], [0.01, 0.01],
+                                                       [0.1, 0.01]))[0] == "b"
+    # a gap that is not finite (the t's sd 0: an element constant under it) is not judged
+    constant = moments([0.0, 3.0], [0.0, 2.0], [0.02, 0.1], [0.02, 0.08])
+    assert tails_disagreement(names, moments([0.5, 3.0], [0.0, 2.0], [0.02, 0.1],
+                                             [0.02, 0.08]), constant) is None
     line = judge(0.41, 0.7, 4000, guide="meanfield", available=("meanfield", "fullrank", "flow"),
                  corrected=True, tails_disagree=("sigma", -0.17, -0.32, False)).line
     assert line == ("unreliable (k̂ 0.41): the posterior's tails are heavier than the guide's: "
@@ -408,6 +429,9 @@ def test_a_noisy_corrected_mean_makes_a_reliable_fit_usable_with_care():
         "sds and tails are off; try --guide fullrank; the corrected mean of tau is uncertain "
         "by 0.065 posterior sds (its Monte Carlo standard error: the weights are heavy-tailed)")
     unreliable = judge(0.49, 0.7, 4000, corrected=True, noisy_correction=noisy, disagree=("mu",))
+    assert unreliable.level == UNRELIABLE and "uncertain" not in unreliable.line
+    unreliable = judge(0.49, 0.7, 4000, corrected=True, noisy_correction=noisy,
+                       tails_disagree=("tau", -0.17, -0.32, False))
     assert unreliable.level == UNRELIABLE and "uncertain" not in unreliable.line
 
 
