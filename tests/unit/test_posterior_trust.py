@@ -378,10 +378,20 @@ def test_weighted_stats_sort_each_column_stably(rng):
     flat[::2, 2], flat[1::2, 2] = 0.0, -0.0
     flat[:7, 3], flat[7:9, 3] = np.inf, np.nan
     flat[:, 5], flat[:, 6], flat[:, 7] = 2.5, np.nan, np.inf
+    # copies of earlier columns (a symmetric matrix's two halves) take their sort; a column
+    # equal to one but for the sign of a zero, or for one value past the first eight, is no copy
+    signed = flat[:, 2].copy()
+    signed[1] = 0.0
+    later = flat[:, 0].copy()
+    later[1500] += 1.0
+    flat = np.column_stack([flat, flat[:, 0], flat[:, 1], flat[:, 6], signed, later, flat[:, 0]])
     ordered, orders = _sorted_rows(np.ascontiguousarray(flat.T))
-    for k in range(8):
+    for k in range(flat.shape[1]):
         np.testing.assert_array_equal(orders[k], np.argsort(flat[:, k], kind="stable"))
         np.testing.assert_array_equal(ordered[k], flat[orders[k], k])
+    from ppl.summary import _earlier_copies
+    np.testing.assert_array_equal(_earlier_copies(np.ascontiguousarray(flat.T)),
+                                  [-1] * 8 + [0, 1, 6, -1, -1, 0])
 
 
 def _interp_loop(flat, weights):
