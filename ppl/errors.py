@@ -123,9 +123,12 @@ def _statement_hint(found: str, expected: list[str]) -> str | None:
             "'sample x ~ ...' for a latent, 'let z = ...'")
 
 
-# Characters other languages give a meaning ppl writes otherwise (Stan's ';' and '^').
+# Characters other languages give a meaning ppl writes otherwise (Stan's ';', '^' and the bar
+# of normal_lpdf(y | mu, sigma)).
 _CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
-                    "^": "a power is written '**', as in Python: x ** 2"}
+                    "^": "a power is written '**', as in Python: x ** 2",
+                    "|": "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), "
+                         "y), and its _lpmf, _lcdf and _lccdf as lpdf, lcdf and lccdf"}
 
 
 def unexpected_character(span: Span, char: str) -> PplError:

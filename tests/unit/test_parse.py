@@ -466,6 +466,8 @@ def test_random_texts_raise_only_ppl_error(text):
     ("sample s ~ Normal(0, 1) T[0, ]",
      "Stan's truncation T[L, U] is written as bounds on the latent: "
      "sample x: real<lower=L, upper=U> ~ DIST"),
+    ("factor normal_lpdf(y | 0, 1)",
+     "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), y)"),
 ])
 def test_stan_habits_get_a_hint(line, hint):
     # a newcomer from Stan read only "unexpected character ';'" or "unexpected name 'y'"
