@@ -119,6 +119,9 @@ def _statement_hint(found: str, expected: list[str]) -> str | None:
         return None
     if found == "name 'target'":
         return "Stan's 'target += EXPR' is written 'factor EXPR'"
+    if found == "name 'for'":
+        return ("ppl has no loops: a statement is vectorized, 'observe y ~ Normal(mu, 1)' "
+                "observes every element of y, and 'Normal(a[group], 1)' indexes per element")
     return ("a statement starts with its keyword: 'observe y ~ ...' for data, "
             "'sample x ~ ...' for a latent, 'let z = ...'")
 

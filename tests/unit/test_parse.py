@@ -466,6 +466,7 @@ def test_random_texts_raise_only_ppl_error(text):
     ("sample s ~ Normal(0, 1) T[0, ]",
      "Stan's truncation T[L, U] is written as bounds on the latent: "
      "sample x: real<lower=L, upper=U> ~ DIST"),
+    ("for (n in 1:N) { y[n] ~ Normal(mu, 1) }", "ppl has no loops: a statement is vectorized"),
     ("factor normal_lpdf(y | 0, 1)",
      "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), y)"),
 ])
