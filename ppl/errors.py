@@ -92,7 +92,7 @@ def syntax_error(span: Span, found: str, expected: Iterable[str],
     expected = sorted(set(expected))
     wanted = ", ".join(expected[:10]) + (", ..." if len(expected) > 10 else "")
     message = f"syntax error: unexpected {found}"
-    hint = _statement_hint(found, expected)
+    hint = _statement_hint(found, expected, span.source.line(span.line).lstrip())
     if left_open is not None:
         bracket, line, column = left_open
         hint = f"the '{bracket}' on line {line}, column {column} is not closed"
@@ -105,14 +105,23 @@ _STAN_TYPES = {"vector": "vector[N] is written real[N]", "row_vector": "row_vect
                "array": "array[N] T is written T[N]"}
 
 
-def _statement_hint(found: str, expected: list[str]) -> str | None:
+def _statement_hint(found: str, expected: list[str], line: str = "") -> str | None:
     """Stan's habits where they stop the parse: ``y ~ ...`` and ``target += ...`` where a
-    statement should start, its container types where a type should be, and its truncation
-    ``T[L, U]`` after a distribution."""
+    statement should start, its container types where a type should be, Stan's order
+    ``data int N``, and its truncation ``T[L, U]`` after a distribution (of a latent, or of
+    observed data: ``line`` is the statement's)."""
     word = found[len("name '"):-1] if found.startswith("name '") else None
     if word in _STAN_TYPES and "'real'" in expected:
         return f"Stan's {_STAN_TYPES[word]} here"
+    if found in ("keyword 'int'", "keyword 'real'") and expected == ["a name"]:
+        words = line.replace(";", " ").split()     # 'data int N;': Stan's order
+        name = words[2] if len(words) > 2 and words[2].isidentifier() else "N"
+        return f"a declaration is NAME: TYPE, as '{words[0]} {name}: {words[1]}'"
     if word == "T" and "a newline" in expected:
+        if line.startswith("observe"):
+            return ("a truncated likelihood is written with factor and lccdf or lcdf: "
+                    "factor lpdf(Normal(mu, sigma), y) - lccdf(Normal(mu, sigma), L) for "
+                    "y truncated below at L")
         return ("Stan's truncation T[L, U] is written as bounds on the latent: "
                 "sample x: real<lower=L, upper=U> ~ DIST")
     if "'observe'" not in expected or not found.startswith("name "):

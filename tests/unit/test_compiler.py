@@ -163,6 +163,19 @@ def test_density_of_a_value_outside_the_support(expr):
     np.testing.assert_allclose(model.log_joint(np.zeros((1, 1))), [want], rtol=1e-12)
 
 
+def test_a_truncated_likelihood_written_with_factor_is_scipys_truncated_normal():
+    # the parse hint for Stan's 'y ~ normal(mu, 1) T[0, ]' (errors._statement_hint): each
+    # y's density over the mass above 0, lccdf subtracted once per element
+    y = [0.1, 0.3, 1.5]
+    model = compile_text("data y: real[3]\nsample mu ~ Normal(0, 5)\n"
+                         "factor lpdf(Normal(mu, 1), y) - lccdf(Normal(mu, 1), 0)\n",
+                         {"y": y})
+    mu = np.array([-3.0, 0.2, 2.0])
+    want = scipy.stats.norm.logpdf(mu, 0, 5) + [
+        scipy.stats.truncnorm.logpdf(y, -m, np.inf, loc=m).sum() for m in mu]
+    np.testing.assert_allclose(model.log_joint(mu[:, None]), want, rtol=1e-12)
+
+
 def test_density_of_a_latent_outside_support_or_constraint_is_minus_inf():
     # a latent value below Exponential's support, or a latent sigma <= 0: no density there
     # (the fit of 'factor lpdf(Exponential(1), s)' with s real had a posterior mean of -0.99)

@@ -467,6 +467,12 @@ def test_random_texts_raise_only_ppl_error(text):
      "Stan's truncation T[L, U] is written as bounds on the latent: "
      "sample x: real<lower=L, upper=U> ~ DIST"),
     ("for (n in 1:N) { y[n] ~ Normal(mu, 1) }", "ppl has no loops: a statement is vectorized"),
+    ("data int N;", "a declaration is NAME: TYPE, as 'data N: int'"),
+    ("sample real<lower=0> sigma ~ Exponential(1)",
+     "a declaration is NAME: TYPE, as 'sample sigma: real<lower=0>'"),
+    # an observed value's truncation is the likelihood's, not a latent's bounds
+    ("observe y ~ Normal(0, 1) T[0, ]", "a truncated likelihood is written with factor and "
+     "lccdf or lcdf: factor lpdf(Normal(mu, sigma), y) - lccdf(Normal(mu, sigma), L)"),
     ("factor normal_lpdf(y | 0, 1)",
      "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), y)"),
 ])
