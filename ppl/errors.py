@@ -268,8 +268,16 @@ def empty_support(span: Span, callee: str, support: str) -> PplError:
 
 # ----- types and shapes ---------------------------------------------------------------------
 
-def shape_mismatch(span: Span, left, right, what: str = "shapes") -> PplError:
-    return PplError(f"{what} do not match: {format_shape(left)} and {format_shape(right)}", span)
+def shape_mismatch(span: Span, left, right, what: str = "shapes",
+                   hint: str | None = None) -> PplError:
+    return PplError(f"{what} do not match: {format_shape(left)} and {format_shape(right)}", span,
+                    hint=hint)
+
+
+def matrix_product_hint(product: str, shape, matrix: str, vector: str) -> str:
+    """The hint of a shape mismatch where ``product`` multiplies a matrix by a vector with '*'."""
+    return (f"'*' multiplies elementwise, as numpy's does: {product} is {format_shape(shape)}; "
+            f"the matrix-vector product (Stan's '*') is {matrix} @ {vector}")
 
 
 def event_batch_mismatch(span: Span, dist: str, event: int, left, right, what: str) -> PplError:

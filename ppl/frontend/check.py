@@ -340,7 +340,8 @@ class _Checker:
                 raise errors.event_batch_mismatch(span, cls.name, event, dist.batch_shape, batch,
                                                   f"distribution and {what} shapes")
             raise errors.shape_mismatch(span, dist.batch_shape, batch,
-                                        f"distribution and {what} shapes")
+                                        f"distribution and {what} shapes",
+                                        hint=_elementwise_product_hint(dist))
         self._check_event(dist, shape, span)
 
     @staticmethod
@@ -587,3 +588,18 @@ def _forms(signatures) -> list[str]:
             shared += 1
         forms.append(", ".join(list(sig[:shared]) + [f"{n}=..." for n in sig[shared:]]))
     return forms
+
+
+def _elementwise_product_hint(dist: ir.Dist) -> str | None:
+    """Where a distribution's shape is too large because a parameter multiplies a matrix by
+    a vector with '*' (Stan's matrix product, numpy's elementwise one: X [N, K] * beta [K]
+    is [N, K]), the hint that the product is '@'."""
+    for node in ir.walk(dist):
+        if isinstance(node, ir.BinOp) and node.op == "*":
+            shapes_ = sorted((node.left.shape, node.right.shape), key=len)
+            if len(shapes_[0]) == 1 and len(shapes_[1]) == 2 and shapes_[0][0] == shapes_[1][1]:
+                left, right = (node.left, node.right) if len(node.left.shape) == 2 else \
+                    (node.right, node.left)
+                return errors.matrix_product_hint(node.span.text, node.shape, left.span.text,
+                                                  right.span.text)
+    return None

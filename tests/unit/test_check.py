@@ -551,6 +551,25 @@ def test_a_series_with_parameters_along_its_time_axis_says_which_axes_they_line_
                                "or scalars)")
 
 
+@pytest.mark.parametrize("product, matrix, vector", [
+    ("X * beta", "X", "beta"), ("beta * X", "X", "beta")])
+def test_a_matrix_times_a_vector_with_star_gets_the_matrix_product_hint(product, matrix, vector):
+    # Stan's '*' of a matrix and a vector is the matrix product; ppl's, as numpy's, is
+    # elementwise: the observed shape [N] met [N, K] with no word on why
+    text = ("data N: int\ndata K: int\ndata X: real[N, K]\ndata y: real[N]\n"
+            f"sample beta: real[K] ~ Normal(0, 1)\nobserve y ~ Normal(1 + {product}, 1)\n")
+    with pytest.raises(PplError) as info:
+        _check(text)
+    assert info.value.message == "distribution and observed shapes do not match: [N, K] and [N]"
+    assert info.value.hint == (f"'*' multiplies elementwise, as numpy's does: {product} is "
+                               f"[N, K]; the matrix-vector product (Stan's '*') is "
+                               f"{matrix} @ {vector}")
+    # a mismatch without such a product gets no hint
+    with pytest.raises(PplError) as info:
+        _check(text.replace(f"1 + {product}", "X"))
+    assert info.value.hint is None
+
+
 def test_factor_is_kept_in_the_ir():
     model = _check("sample m ~ Normal(0, 1)\nfactor -m\n")
     assert len(model.factors) == 1 and model.factors[0].value.deps == frozenset({"m"})
