@@ -136,11 +136,14 @@ def _statement_hint(found: str, expected: list[str], line: str = "") -> str | No
 
 
 # Characters other languages give a meaning ppl writes otherwise (Stan's ';', '^' and the bar
-# of normal_lpdf(y | mu, sigma)).
+# of normal_lpdf(y | mu, sigma); NumPyro's and PyMC's module prefixes, dist.Normal).
 _CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
                     "^": "a power is written '**', as in Python: x ** 2",
                     "|": "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), "
-                         "y), and its _lpmf, _lcdf and _lccdf as lpdf, lcdf and lccdf"}
+                         "y), and its _lpmf, _lcdf and _lccdf as lpdf, lcdf and lccdf",
+                    ".": "names have no attributes or modules: a distribution is Normal(0, 1) "
+                         "and a function exp(x), not dist.Normal, pm.Normal or np.exp; x.T is "
+                         "transpose(x)"}
 
 
 def unexpected_character(span: Span, char: str) -> PplError:

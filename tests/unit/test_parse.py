@@ -473,6 +473,8 @@ def test_random_texts_raise_only_ppl_error(text):
     # an observed value's truncation is the likelihood's, not a latent's bounds
     ("observe y ~ Normal(0, 1) T[0, ]", "a truncated likelihood is written with factor and "
      "lccdf or lcdf: factor lpdf(Normal(mu, sigma), y) - lccdf(Normal(mu, sigma), L)"),
+    ("sample mu ~ dist.Normal(0, 1)", "names have no attributes or modules: a distribution "
+     "is Normal(0, 1)"),
     ("factor normal_lpdf(y | 0, 1)",
      "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), y)"),
 ])
