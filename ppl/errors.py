@@ -66,17 +66,48 @@ def suggest_data_flag(extra: Iterable[str], command: str) -> str:
     return ""
 
 
+# Options of MCMC tools (Stan, PyMC, NumPyro) that a variational fit has no use for, and what
+# ppl has instead; {draws}, {starts}, {iter} and {method} are spelled as the API or the CLI
+# spells its options. 'samples' is handled apart (:func:`mcmc_option`).
+_MCMC_OPTIONS = {
+    "chains": "a variational fit has no chains: {starts} K runs K independent fits and "
+              "compares them, as R-hat compares chains",
+    "warmup": "a variational fit has no warmup: it runs until its convergence rule, {iter} "
+              "capping its steps",
+    "tune": "warmup",
+    "target_accept": "a variational fit has no NUTS step size to adapt ({method} is advi or "
+                     "dadvi)",
+    "adapt_delta": "target_accept",
+}
+_MCMC_ALIASES = {"num_chains": "chains", "num_warmup": "warmup", "iter_warmup": "warmup"}
+
+
+def mcmc_option(typed: str, flag: bool = False) -> str | None:
+    """What ppl has instead of an MCMC tool's option ``typed`` (``num_samples``, ``chains``,
+    ``tune``, ...), its names spelled as flags when ``flag``; None for another name.
+    Stan's num_samples and output_samples, PyMC's and NumPyro's samples are posterior draws:
+    mc_samples 2000 would take 2000 draws per gradient step (Stan's ADVI's grad_samples)."""
+    name = typed.lstrip("-").replace("-", "_")
+    spell = (lambda option: "--" + option.replace("_", "-")) if flag else \
+        (lambda option: f"'{option}'")
+    if "samples" in name and not name.startswith(("mc", "grad")):
+        return f"a variational fit's posterior draws are {spell('draws')}"
+    name = _MCMC_ALIASES.get(name, name)
+    text = _MCMC_OPTIONS.get(name)
+    text = _MCMC_OPTIONS.get(text, text)     # an alias's text is its twin's
+    if text is None:
+        return None
+    return text.format(**{o: spell(o) for o in ("draws", "starts", "iter", "method")})
+
+
 def suggest_flag(typed: str, flags: Iterable[str]) -> str:
     """``; did you mean '--iter'?`` for an unknown flag: the longest flag it begins with
     (--iterations, --init-file, --output-dir), else the closest by spelling without the
     dashes, which made --output-dir look like --optimizer and --tune like --iter."""
     name = typed.lstrip("-").replace("_", "-")
     names = [flag.lstrip("-") for flag in flags if flag.startswith("--")]
-    if "samples" in name and not name.startswith(("mc", "grad")) and "draws" in names:
-        # Stan's num_samples and output_samples, PyMC's and NumPyro's samples are posterior
-        # draws: --mc-samples 2000 would take 2000 draws per gradient step (which Stan's ADVI
-        # calls grad_samples)
-        return "; did you mean '--draws'?"
+    if "draws" in names and (instead := mcmc_option(name, flag=True)) is not None:
+        return f"; {instead}"
     begun = [n for n in names if name.startswith(n)]
     close = max(begun, key=len) if begun else next(iter(difflib.get_close_matches(name, names,
                                                                                    n=1)), None)

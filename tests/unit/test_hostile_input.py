@@ -1434,17 +1434,44 @@ def test_a_divergence_no_statement_is_to_blame_for_says_so_without_this_statemen
     ("--mc_samples", "; did you mean '--mc-samples'?"),
     ("--init-file", "; did you mean '--init'?"),       # was --init-scale
     ("--output-dir", "; did you mean '--out'?"),       # was --optimizer
-    ("--num-samples", "; did you mean '--draws'?"),    # was --mc-samples: Stan's draws
-    ("--samples", "; did you mean '--draws'?"),
-    ("--output_samples", "; did you mean '--draws'?"),
+    # was --mc-samples: Stan's draws
+    ("--num-samples", "; a variational fit's posterior draws are --draws"),
+    ("--samples", "; a variational fit's posterior draws are --draws"),
+    ("--output_samples", "; a variational fit's posterior draws are --draws"),
     ("--grad-samples", "; did you mean '--mc-samples'?"),     # Stan's ADVI's names
-    ("--tune", ""), ("--chains", ""),                  # --tune was --iter
+    # MCMC's options say what a variational fit has instead (--tune was --iter, and
+    # --iter-warmup too: the longest flag it begins with)
+    ("--tune", "; a variational fit has no warmup: it runs until its convergence rule, --iter "
+               "capping its steps"),
+    ("--iter-warmup", "; a variational fit has no warmup: it runs until its convergence rule, "
+                      "--iter capping its steps"),
+    ("--chains", "; a variational fit has no chains: --starts K runs K independent fits and "
+                 "compares them, as R-hat compares chains"),
+    ("--adapt-delta", "; a variational fit has no NUTS step size to adapt (--method is advi or "
+                      "dadvi)"),
 ])
 def test_an_unknown_flag_is_pointed_to_the_flag_meant(typed, hint):
     from ppl import cli
     from ppl.errors import suggest_flag
     parser = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["fit"]
     assert suggest_flag(typed, [f for a in parser._actions for f in a.option_strings]) == hint
+
+
+@pytest.mark.parametrize("keyword, reason", [
+    # was "did you mean 'mc_samples'?": draws per gradient step, NumPyro's num_samples being
+    # posterior draws
+    ("num_samples", "a variational fit's posterior draws are 'draws'"),
+    ("num_chains", "a variational fit has no chains: 'starts' K runs K independent fits and "
+                   "compares them, as R-hat compares chains"),
+    ("num_warmup", "a variational fit has no warmup: it runs until its convergence rule, "
+                   "'iter' capping its steps"),
+    ("target_accept", "a variational fit has no NUTS step size to adapt ('method' is advi or "
+                      "dadvi)"),
+])
+def test_an_mcmc_tools_option_given_to_fit_says_what_ppl_has_instead(keyword, reason):
+    with pytest.raises(PplError) as info:
+        ppl.compile("sample mu ~ Normal(0, 1)\n").fit(**{keyword: 100})
+    assert info.value.message == f"option {keyword}: {reason}"
 
 
 @pytest.mark.parametrize("argv, flag", [
