@@ -272,9 +272,16 @@ def not_a_distribution(span: Span, name: str) -> PplError:
 
 # ----- arguments ----------------------------------------------------------------------------
 
-def wrong_arguments(span: Span, callee: str, signatures: Iterable[str]) -> PplError:
+def wrong_arguments(span: Span, callee: str, signatures: Iterable[str],
+                    args: tuple[str, ...] = ()) -> PplError:
+    """``args``: the arguments' texts. A half-distribution given a location and a scale
+    (Stan's cauchy(0, 5) on a real<lower=0>) gets the form with its scale alone."""
     forms = " or ".join(f"{callee}({s})" for s in signatures)
-    return PplError(f"wrong arguments to '{callee}'; expected {forms}", span)
+    hint = None
+    if callee.startswith("Half") and len(args) == 2:
+        hint = (f"a half-distribution has no location, its scale alone: {callee}({args[1]}) is "
+                f"Stan's {callee[4:].lower()}(0, {args[1]}) on a real<lower=0>")
+    return PplError(f"wrong arguments to '{callee}'; expected {forms}", span, hint=hint)
 
 
 def unknown_keyword(span: Span, callee: str, keyword: str, candidates: Iterable[str]) -> PplError:

@@ -317,7 +317,8 @@ class _Checker:
         for sig in cls.signatures:
             if len(call.args) <= len(sig) and set(sig[len(call.args):]) == given:
                 return sig
-        raise errors.wrong_arguments(call.span, cls.name, _forms(cls.signatures))
+        raise errors.wrong_arguments(call.span, cls.name, _forms(cls.signatures),
+                                     tuple(arg.span.text for arg in call.args))
 
     def _check_param(self, cls, name: str, value: ir.Expr) -> None:
         what = f"parameter '{name}' of {cls.name}"

@@ -551,6 +551,20 @@ def test_a_series_with_parameters_along_its_time_axis_says_which_axes_they_line_
                                "or scalars)")
 
 
+@pytest.mark.parametrize("dist, stan", [("HalfCauchy", "cauchy"), ("HalfNormal", "normal")])
+def test_a_half_distribution_given_a_location_gets_its_scale_alone_form(dist, stan):
+    # Stan's sigma ~ cauchy(0, 5) on a real<lower=0>; 'expected HalfCauchy(sigma)' alone
+    # did not say that the 0 goes
+    with pytest.raises(PplError) as info:
+        _check(f"sample s ~ {dist}(0, 2.5)\n")
+    assert info.value.message == f"wrong arguments to '{dist}'; expected {dist}(sigma)"
+    assert info.value.hint == (f"a half-distribution has no location, its scale alone: "
+                               f"{dist}(2.5) is Stan's {stan}(0, 2.5) on a real<lower=0>")
+    with pytest.raises(PplError) as info:
+        _check("sample s ~ Normal(0, 1, 2)\n")
+    assert info.value.hint is None
+
+
 @pytest.mark.parametrize("product, matrix, vector", [
     ("X * beta", "X", "beta"), ("beta * X", "X", "beta")])
 def test_a_matrix_times_a_vector_with_star_gets_the_matrix_product_hint(product, matrix, vector):
