@@ -288,11 +288,32 @@ def unknown_keyword(span: Span, callee: str, keyword: str, candidates: Iterable[
     """Names the closest argument, or, when none is close (PyMC's ``sd=`` for ``sigma``), all
     of them, so the message says what to write instead."""
     candidates = list(dict.fromkeys(candidates))
-    hint = suggest(keyword, candidates)
+    other = _other_tools_keyword(callee, keyword, candidates)
+    hint = "" if other else suggest(keyword, candidates)   # 'scale' is not Gamma's 'shape'
     if not hint:
         hint = (f"; its arguments are {', '.join(candidates)}" if candidates
                 else "; it takes no keyword arguments")
-    return PplError(f"'{callee}' has no argument '{keyword}'{hint}", span)
+    return PplError(f"'{callee}' has no argument '{keyword}'{hint}", span, hint=other)
+
+
+def _other_tools_keyword(callee: str, keyword: str, candidates: list[str]) -> str | None:
+    """What PyMC's or NumPyro's argument ``keyword`` is in ppl's ``callee``, if known."""
+    if keyword in ("shape", "size", "dims", "sample_shape") and keyword not in candidates \
+            and callee[:1].isupper():        # a distribution (functions are lower case)
+        return f"a latent's shape is declared with it: sample x: real[3] ~ {callee}(...)"
+    if keyword == "tau" and "sigma" in candidates:
+        return "PyMC's precision tau is written as the scale sigma = 1 / sqrt(tau)"
+    if keyword == "sd" and "sigma" in candidates:
+        return "PyMC's sd is sigma"
+    if keyword in ("loc", "scale") and {"mu", "sigma"} <= set(candidates):
+        return "NumPyro's loc and scale are mu and sigma"
+    if keyword == "scale" and "rate" in candidates:
+        return f"{callee} takes a rate, the scale's inverse: rate = 1 / scale"
+    if keyword in ("lam", "mu") and "rate" in candidates:
+        return f"PyMC's {keyword} is {callee}'s rate"
+    if keyword in ("alpha", "beta") and candidates[:2] == ["a", "b"]:
+        return f"PyMC's alpha and beta are {callee}'s a and b"
+    return None
 
 
 def duplicate_keyword(span: Span, keyword: str) -> PplError:

@@ -551,6 +551,25 @@ def test_a_series_with_parameters_along_its_time_axis_says_which_axes_they_line_
                                "or scalars)")
 
 
+@pytest.mark.parametrize("call, hint", [
+    ("Normal(0, tau=1)", "PyMC's precision tau is written as the scale sigma = 1 / sqrt(tau)"),
+    ("Normal(0, sd=1)", "PyMC's sd is sigma"),
+    ("Normal(loc=0, scale=1)", "NumPyro's loc and scale are mu and sigma"),
+    # 'scale' had 'did you mean 'shape'?', Gamma's other argument
+    ("Gamma(2, scale=1)", "Gamma takes a rate, the scale's inverse: rate = 1 / scale"),
+    ("Exponential(scale=2)", "Exponential takes a rate, the scale's inverse: rate = 1 / scale"),
+    ("Poisson(mu=2)", "PyMC's mu is Poisson's rate"),
+    ("Beta(alpha=1, beta=2)", "PyMC's alpha and beta are Beta's a and b"),
+    ("Normal(0, 1, shape=3)", "a latent's shape is declared with it: sample x: real[3] ~ "
+                              "Normal(...)"),
+    ("Normal(0, sigmaa=1)", None),        # a misspelling: 'did you mean', no hint
+])
+def test_pymc_and_numpyro_argument_names_say_what_ppl_calls_them(call, hint):
+    with pytest.raises(PplError) as info:
+        _check(f"sample x ~ {call}\n")
+    assert "has no argument" in info.value.message and info.value.hint == hint
+
+
 @pytest.mark.parametrize("dist, stan", [("HalfCauchy", "cauchy"), ("HalfNormal", "normal")])
 def test_a_half_distribution_given_a_location_gets_its_scale_alone_form(dist, stan):
     # Stan's sigma ~ cauchy(0, 5) on a real<lower=0>; 'expected HalfCauchy(sigma)' alone
