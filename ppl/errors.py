@@ -933,6 +933,28 @@ CLI_ONLY_OPTIONS = {
     "out": "fit() writes no files (ppl fit MODEL --out DIR writes them)"}
 
 
+# Where other tools' result attributes are on a Fit: NumPyro's MCMC and SVI, PyMC's and
+# ArviZ's InferenceData
+_FIT_ATTRIBUTES = {
+    "get_samples": "the posterior draws are fit.draws()",
+    "samples": "the posterior draws are fit.draws()",
+    "posterior": "the posterior draws are fit.draws(), and fit.to_arviz() is an ArviZ "
+                 "InferenceData with a .posterior group",
+    "print_summary": "print(fit.summary()) prints the summary",
+    "get_params": "the fitted guide's values are fit.result.theta; a model's params, "
+                  "fit.params()",
+    "losses": "the ELBO at every step is fit.elbo (the loss is its negative)",
+}
+
+
+def other_tools_attribute(owner: str, name: str) -> AttributeError:
+    """Python's AttributeError for ``owner.name``, saying where a Fit keeps what another
+    tool's result calls ``name``."""
+    text = f"'{owner}' object has no attribute '{name}'"
+    instead = _FIT_ATTRIBUTES.get(name)
+    return AttributeError(text + (f"; {instead}" if instead else ""))
+
+
 def cli_only_option(name: str) -> PplError:
     return bad_option(name, f"the CLI's --{name}; {CLI_ONLY_OPTIONS[name]}")
 

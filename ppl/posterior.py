@@ -232,6 +232,12 @@ class Fit:
     climbing: bool = False
     _cache: dict = field(default_factory=dict, repr=False)
 
+    def __getattr__(self, name: str):
+        # only for names the class does not have: NumPyro's mcmc.get_samples(), PyMC's and
+        # ArviZ's .posterior say where ppl keeps them
+        from .errors import other_tools_attribute
+        raise other_tools_attribute(type(self).__name__, name)
+
     # ----- convergence ------------------------------------------------------------------------
 
     @property

@@ -84,6 +84,21 @@ def test_a_cli_only_option_says_what_the_api_does(option, says):
     assert raised.value.message == says
 
 
+@pytest.mark.parametrize("attribute, says", [
+    ("get_samples", "; the posterior draws are fit.draws()"),         # NumPyro's MCMC
+    ("posterior", "; the posterior draws are fit.draws(), and fit.to_arviz() is an ArviZ "
+                  "InferenceData with a .posterior group"),             # PyMC's, ArviZ's
+    ("losses", "; the ELBO at every step is fit.elbo (the loss is its negative)"),  # SVI's
+    ("no_such_thing", ""),
+])
+def test_another_tools_result_attribute_says_where_a_fit_keeps_it(attribute, says):
+    fit = ppl.compile("sample mu ~ Normal(0, 1)\n").fit(guide="meanfield", iter=200)
+    with pytest.raises(AttributeError) as raised:
+        getattr(fit, attribute)
+    assert str(raised.value) == f"'Fit' object has no attribute '{attribute}'{says}"
+    assert not hasattr(fit, attribute) and hasattr(fit, "draws")
+
+
 def test_fit_options_refuses_an_unknown_option_as_fit_does():
     # the dataclass's own __init__ raised Python's TypeError ('unexpected keyword argument')
     with pytest.raises(ppl.PplError, match="option iters: unknown option; did you mean 'iter'"):
