@@ -591,7 +591,10 @@ def data_not_number(span: Span, name: str, found) -> PplError:
 
 
 def data_not_finite(span: Span, name: str, where: str, found) -> PplError:
-    return PplError(f"data '{name}' must be finite; found {found} at {where}", span)
+    # PyMC imputes a masked or NaN observed value; a NaN here is most often a missing one
+    hint = ("a missing value is not imputed: drop its rows from every array, or declare the "
+            "missing entries as latents and observe the rest") if str(found) == "nan" else None
+    return PplError(f"data '{name}' must be finite; found {found} at {where}", span, hint=hint)
 
 
 def data_out_of_bounds(span: Span, name: str, where: str, bound: str, found) -> PplError:
