@@ -159,6 +159,11 @@ def _statement_hint(found: str, expected: list[str], line: str = "") -> str | No
         return None
     if found == "name 'target'":
         return "Stan's 'target += EXPR' is written 'factor EXPR'"
+    if word in ("parameters", "model", "transformed", "generated", "functions"):
+        return _NO_BLOCKS
+    if word in ("import", "from", "with", "def"):
+        return ("a model file is not Python: it holds data, sample, let and observe lines "
+                "(docs/coming-from.md translates a PyMC or NumPyro model)")
     if found == "name 'for'":
         return ("ppl has no loops: a statement is vectorized, 'observe y ~ Normal(mu, 1)' "
                 "observes every element of y, and 'Normal(a[group], 1)' indexes per element")
@@ -166,12 +171,17 @@ def _statement_hint(found: str, expected: list[str], line: str = "") -> str | No
             "'sample x ~ ...' for a latent, 'let z = ...'")
 
 
+_NO_BLOCKS = ("ppl has no blocks: a Stan program's data block is 'data' lines, its parameters "
+              "'sample' lines with their priors, transformed parameters and generated "
+              "quantities 'let' lines, and its likelihood 'observe' lines (docs/coming-from.md)")
+
 # Characters other languages give a meaning ppl writes otherwise (Stan's ';', '^' and the bar
 # of normal_lpdf(y | mu, sigma); NumPyro's and PyMC's module prefixes, dist.Normal).
 _CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
                     "^": "a power is written '**', as in Python: x ** 2",
                     "|": "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), "
                          "y), and its _lpmf, _lcdf and _lccdf as lpdf, lcdf and lccdf",
+                    "{": _NO_BLOCKS,
                     ".": "names have no attributes or modules: a distribution is Normal(0, 1) "
                          "and a function exp(x), not dist.Normal, pm.Normal or np.exp; x.T is "
                          "transpose(x)"}

@@ -468,6 +468,11 @@ def test_random_texts_raise_only_ppl_error(text):
      "sample x: real<lower=L, upper=U> ~ DIST"),
     ("for (n in 1:N) { y[n] ~ Normal(mu, 1) }", "ppl has no loops: a statement is vectorized"),
     ("data int N;", "a declaration is NAME: TYPE, as 'data N: int'"),
+    # a Stan program pasted whole, or a Python one
+    ("parameters {", "ppl has no blocks: a Stan program's data block is 'data' lines"),
+    ("data {", "ppl has no blocks: a Stan program's data block is 'data' lines"),
+    ("generated quantities {", "ppl has no blocks"),
+    ("import numpyro", "a model file is not Python: it holds data, sample, let and observe"),
     ("sample real<lower=0> sigma ~ Exponential(1)",
      "a declaration is NAME: TYPE, as 'sample sigma: real<lower=0>'"),
     # an observed value's truncation is the likelihood's, not a latent's bounds
