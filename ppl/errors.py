@@ -159,9 +159,11 @@ def _statement_hint(found: str, expected: list[str], line: str = "") -> str | No
         return None
     if found == "name 'target'":
         return "Stan's 'target += EXPR' is written 'factor EXPR'"
-    if word in ("parameters", "model", "transformed", "generated", "functions"):
+    # (a name like 'model' that starts a line without a brace is a statement's keyword left out)
+    if word in ("parameters", "model", "transformed", "generated", "functions") and "{" in line:
         return _NO_BLOCKS
-    if word in ("import", "from", "with", "def"):
+    if word in ("import", "from") and "~" not in line and "=" not in line or \
+            word in ("with", "def") and line.rstrip().endswith(":"):
         return ("a model file is not Python: it holds data, sample, let and observe lines "
                 "(docs/coming-from.md translates a PyMC or NumPyro model)")
     if found == "name 'for'":

@@ -473,6 +473,10 @@ def test_random_texts_raise_only_ppl_error(text):
     ("data {", "ppl has no blocks: a Stan program's data block is 'data' lines"),
     ("generated quantities {", "ppl has no blocks"),
     ("import numpyro", "a model file is not Python: it holds data, sample, let and observe"),
+    ("with pm.Model() as m:", "a model file is not Python"),
+    # such a word as a name, its statement's keyword left out: the keyword's hint
+    ("model ~ Normal(0, 1)", "a statement starts with its keyword"),
+    ("from ~ Normal(0, 1)", "a statement starts with its keyword"),
     ("sample real<lower=0> sigma ~ Exponential(1)",
      "a declaration is NAME: TYPE, as 'sample sigma: real<lower=0>'"),
     # an observed value's truncation is the likelihood's, not a latent's bounds
