@@ -155,6 +155,10 @@ def _statement_hint(found: str, expected: list[str], line: str = "") -> str | No
                     "y truncated below at L")
         return ("Stan's truncation T[L, U] is written as bounds on the latent: "
                 "sample x: real<lower=L, upper=U> ~ DIST")
+    if found == "'='" and line.startswith("param"):    # Pyro's pyro.param("m", init)
+        name = line.split()[1].rstrip(":") if len(line.split()) > 1 else "m"
+        return (f"a param's start is not written in the model: give it with --init FILE.json "
+                f"or fit(init={{'{name}': ...}}); 'param {name}: real ~ DIST' gives it a prior")
     if "'observe'" not in expected or not found.startswith("name "):
         return None
     if found == "name 'target'":

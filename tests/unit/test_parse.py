@@ -474,6 +474,9 @@ def test_random_texts_raise_only_ppl_error(text):
     ("generated quantities {", "ppl has no blocks"),
     ("import numpyro", "a model file is not Python: it holds data, sample, let and observe"),
     ("with pm.Model() as m:", "a model file is not Python"),
+    # Pyro's pyro.param("w", init): the start goes with --init
+    ("param w: real = 0.5", "a param's start is not written in the model: give it with --init "
+     "FILE.json or fit(init={'w': ...}); 'param w: real ~ DIST' gives it a prior"),
     # such a word as a name, its statement's keyword left out: the keyword's hint
     ("model ~ Normal(0, 1)", "a statement starts with its keyword"),
     ("from ~ Normal(0, 1)", "a statement starts with its keyword"),
