@@ -317,6 +317,8 @@ def _other_tools_keyword(callee: str, keyword: str, candidates: list[str]) -> st
     if keyword in ("shape", "size", "dims", "sample_shape") and keyword not in candidates \
             and callee[:1].isupper():        # a distribution (functions are lower case)
         return f"a latent's shape is declared with it: sample x: real[3] ~ {callee}(...)"
+    if keyword in ("obs", "observed") and callee[:1].isupper():
+        return f"observed data is its own statement: observe y ~ {callee}(...)"
     if keyword == "tau" and "sigma" in candidates:
         return "PyMC's precision tau is written as the scale sigma = 1 / sqrt(tau)"
     if keyword == "sd" and "sigma" in candidates:

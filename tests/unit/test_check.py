@@ -562,6 +562,8 @@ def test_a_series_with_parameters_along_its_time_axis_says_which_axes_they_line_
     ("Beta(alpha=1, beta=2)", "PyMC's alpha and beta are Beta's a and b"),
     ("Normal(0, 1, shape=3)", "a latent's shape is declared with it: sample x: real[3] ~ "
                               "Normal(...)"),
+    ("Normal(0, 1, obs=2)", "observed data is its own statement: observe y ~ Normal(...)"),
+    ("Normal(0, 1, observed=2)", "observed data is its own statement: observe y ~ Normal(...)"),
     ("Normal(0, sigmaa=1)", None),        # a misspelling: 'did you mean', no hint
 ])
 def test_pymc_and_numpyro_argument_names_say_what_ppl_calls_them(call, hint):
