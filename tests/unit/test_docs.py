@@ -204,7 +204,10 @@ def test_readme_names_every_key_of_fit_json_s_auto_entry():
     tried = (Tried("meanfield", 0.9, "unreliable", 1.0, elbo=(-3.0, 0.1)),
              Tried("fullrank", 0.8, SKIPPED, 0.1, ess=0.05),
              Tried("scaled", 0.5, "usable with care", 2.0, moved=True),
-             Tried("flow", float("inf"), FAILED, 0.5, error="m.ppl:3:1: diverged"))
+             Tried("flow", float("inf"), FAILED, 0.5, error="m.ppl:3:1: diverged"),
+             # 'student_t' and 'noisy' were written, unnamed there
+             Tried("fullrank", 0.6, "usable with care", 1.0, student_t=True),
+             Tried("meanfield", 0.49, "reliable", 0.5, noisy=True))
     entry = AutoReport(tried, 2).to_dict()
     keys = set(entry) | {key for rung in entry["tried"] for key in rung}
     missing = sorted(key for key in keys if f"`{key}`" not in row and f'`"{key}"' not in row)
