@@ -205,6 +205,10 @@ def _plain_init(init) -> dict:
     plain = {}
     for name, value in init.items():
         try:
+            # a boolean (JSON's true) or a string ("1.5") is not a number, as in data files:
+            # float() took them, and true started the param at 1.0
+            if np.asarray(value).dtype.kind not in "iuf":
+                raise ValueError
             array = np.asarray(value, dtype=float)
         except (TypeError, ValueError):
             raise bad_option("init", f"the value of '{name}' is not a number or an array of "

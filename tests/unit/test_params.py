@@ -175,6 +175,9 @@ def test_start_values_draw_or_random_never_zero():
     ({"w": [[1.0] * 5]}, r"shape \(1, 5\) given; the param's is \(5,\)"),   # its size, not shape
     ({"v": -1.0}, "outside its support"),
     ({"w": "x"}, "not a number"),
+    ({"v": True}, "not a number"),                  # JSON's true started v at 1.0
+    ({"w": [True] * 5}, "not a number"),
+    ({"v": "1.5"}, "not a number"),                 # float() read a string
 ])
 def test_bad_init_is_an_option_error(init, message):
     model = ppl.compile("param w: real[5]\nparam v: real<lower=0>\n"
