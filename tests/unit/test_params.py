@@ -178,6 +178,8 @@ def test_start_values_draw_or_random_never_zero():
     ({"v": True}, "not a number"),                  # JSON's true started v at 1.0
     ({"w": [True] * 5}, "not a number"),
     ({"v": "1.5"}, "not a number"),                 # float() read a string
+    ({"w": [1.0, 2.0, float("nan"), 4.0, 5.0]}, "'w': a value that is not finite"),
+    ({"v": float("inf")}, "'v': a value that is not finite"),   # was 'outside its support'
 ])
 def test_bad_init_is_an_option_error(init, message):
     model = ppl.compile("param w: real[5]\nparam v: real<lower=0>\n"
