@@ -86,13 +86,17 @@ class _ReadInit(argparse.Action):
 
 def _read_init(path: str) -> dict:
     """--init FILE.json: a JSON object of param name -> value."""
-    from .datafiles import load_json
+    from .datafiles import _Refused, _json_object, load_json
     if not path:    # Path("") is the working folder: 'not a regular file' named no file
         raise bad_option("--init", "must name a JSON file; found ''")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
             raise not_a_regular_file(path, Path(path).is_dir())
-        value = load_json(Path(path), path)   # worded as a data file's
+        # read as a data file is: a byte-order mark skipped, a name given twice refused (the
+        # last value was kept)
+        value = load_json(Path(path), path, "utf-8-sig", object_pairs_hook=_json_object)
+    except _Refused as refused:
+        raise file_error(path, str(refused)) from None
     except OSError as error:
         raise file_error(path, f"cannot read the init file ({error.strerror})") from None
     except ValueError as error:     # an int of more digits than Python converts
