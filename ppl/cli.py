@@ -15,8 +15,8 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import (PplError, as_flag, bad_option, file_error, no_saved_fit_folder,
-                     not_a_regular_file, out_not_a_saved_fit, out_overwrites_input, out_replaces_fitted_model,
+from .errors import (PplError, as_flag, bad_option, file_error, init_is_saved_fit,
+                     no_saved_fit_folder, not_a_regular_file, out_not_a_saved_fit, out_overwrites_input, out_replaces_fitted_model,
                      stale_output)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
@@ -103,6 +103,8 @@ def _read_init(path: str) -> dict:
         raise file_error(path, f"cannot read the init file ({error})") from None
     if not isinstance(value, dict):
         raise file_error(path, "the init file must hold a JSON object: param name -> value")
+    if "saved_fit_format" in value:
+        raise init_is_saved_fit(path)
     return value
 
 

@@ -890,6 +890,14 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def init_is_saved_fit(path: str) -> PplError:
+    """A saved fit's fit.json given as --init (a warm start from an earlier fit): its entries
+    (model_path, ...) were read as params, 'the value of 'model_path' is not a number'."""
+    return file_error(path, "a saved fit's fit.json, not an init file; an init file is a JSON "
+                            "object of param name -> value, as the saved fit's 'params' entry "
+                            "holds: write that entry to a file of its own")
+
+
 def no_saved_fit_folder() -> PplError:
     """An empty DIR given to ppl summary, predict or plot."""
     return PplError("'': an empty path names no folder; a saved fit is the folder that 'ppl fit "

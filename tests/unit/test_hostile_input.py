@@ -584,6 +584,22 @@ def test_init_file_is_read_as_a_json_data_file(tmp_path, capsys):
                                        "object\n")
 
 
+def test_a_saved_fits_fit_json_given_as_init_says_so(tmp_path, capsys):
+    # a warm start from an earlier fit: its entries were read as params, and the error was
+    # "the value of 'model_path' is not a number or an array of numbers"
+    from ppl.cli import main
+    model = tmp_path / "m.ppl"
+    model.write_text("param w: real\nobserve 1.0 ~ Normal(w, 1)\n")
+    assert main(["fit", str(model), "--quiet", "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    init = tmp_path / "out" / "fit.json"
+    assert main(["fit", str(model), "--init", str(init)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {init}: a saved fit's fit.json, not an init file; an init file is a JSON object "
+        "of param name -> value, as the saved fit's 'params' entry holds: write that entry to a "
+        "file of its own\n")
+
+
 def test_cli_refuses_dev_zero_with_status_2(capsys):
     from ppl.cli import main
     assert main(["check", "/dev/zero"]) == 2
