@@ -898,6 +898,12 @@ def init_is_saved_fit(path: str) -> PplError:
                             "holds: write that entry to a file of its own")
 
 
+def no_such_fit_folder(path: str) -> PplError:
+    """A DIR given to ppl summary, predict or plot that does not exist."""
+    return file_error(path, "no such folder; a saved fit is the folder that 'ppl fit MODEL "
+                            "--out DIR' wrote")
+
+
 def no_saved_fit_folder() -> PplError:
     """An empty DIR given to ppl summary, predict or plot."""
     return PplError("'': an empty path names no folder; a saved fit is the folder that 'ppl fit "
