@@ -12,6 +12,7 @@ from ppl.errors import PplError
 from ppl.guides import user
 from ppl.infer import point
 from ppl.infer.point import GTOL
+from ppl.options import FitOptions
 from ppl.savedfit import restore_fit, save_fit
 
 REGRESSION = """
@@ -239,6 +240,15 @@ def test_init_on_a_model_without_params_is_an_option_error(init, message, method
     model = ppl.compile("data y: real\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n")
     with pytest.raises(PplError, match=message):
         model.fit({"y": 1.0}, init=init, method=method)
+
+
+def test_an_init_int_beyond_int64_is_read_as_a_float():
+    # as real data reads one; refusing booleans and strings must not refuse it
+    model = ppl.compile("param w: real\nobserve 1.0 ~ Normal(w, 1)\n")
+    _, _, compiled = model.prepare({})
+    start = user.param_start(compiled, np.random.default_rng(0),
+                             FitOptions(init={"w": 10 ** 30}).init)
+    assert start[0] == 1e30
 
 
 def test_init_sets_the_start():
