@@ -5,6 +5,7 @@ Every message is written here, once. The CLI prints ``str(error)``; the API lets
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 from .source import Span
@@ -123,9 +124,12 @@ def _statement_hint(found: str, expected: list[str]) -> str | None:
             "'sample x ~ ...' for a latent, 'let z = ...'")
 
 
-# Characters other languages give a meaning ppl writes otherwise (Stan's ';' and '^').
+# Characters other languages give a meaning ppl writes otherwise (Stan's ';', '^' and the '|'
+# of normal_lpdf(y | mu, sigma)).
 _CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
-                    "^": "a power is written '**', as in Python: x ** 2"}
+                    "^": "a power is written '**', as in Python: x ** 2",
+                    "|": "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), y); "
+                         "an 'or' of comparisons (0/1 ints) is maximum(a < b, c < d)"}
 
 
 def unexpected_character(span: Span, char: str) -> PplError:
@@ -210,6 +214,13 @@ def unknown_function(span: Span, name: str, candidates: Iterable[str]) -> PplErr
         return PplError(f"unknown function '{name}'; did you mean '{alias}'?", span)
     if name in _FUNCTION_FORMULAS:
         return PplError(f"unknown function '{name}'; write {_FUNCTION_FORMULAS[name]}", span)
+    # Stan's densities by name (a factor's normal_lpdf(y, mu, sigma)): the closest spelling,
+    # if any, is no density; ppl takes the distribution as an argument
+    stan = re.fullmatch(r"\w+_(lpdf|lpmf|lupdf|lupmf|lcdf|lccdf)", name)
+    if stan:
+        kind = {"lcdf": "lcdf", "lccdf": "lccdf"}.get(stan.group(1), "lpdf")
+        return PplError(f"unknown function '{name}'; write {kind}(DIST(...), y) for Stan's "
+                        f"{name}(y | ...), e.g. {kind}(Normal(mu, sigma), y)", span)
     return PplError(f"unknown function '{name}'{suggest(name, candidates)}", span)
 
 
