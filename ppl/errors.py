@@ -517,7 +517,12 @@ def data_not_number(span: Span, name: str, found) -> PplError:
 
 
 def data_not_finite(span: Span, name: str, where: str, found) -> PplError:
-    return PplError(f"data '{name}' must be finite; found {found} at {where}", span)
+    # NaN is how pandas and PyMC mark a missing value (PyMC imputes NaN observations): say
+    # that ppl does not, and what to write instead
+    hint = ("a missing value? ppl does not impute data (PyMC does for NaN observations): drop "
+            "its rows, or declare the missing values as a latent and observe the rest") \
+        if str(found) == "nan" else None
+    return PplError(f"data '{name}' must be finite; found {found} at {where}", span, hint=hint)
 
 
 def data_out_of_bounds(span: Span, name: str, where: str, bound: str, found) -> PplError:

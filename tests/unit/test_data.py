@@ -342,6 +342,9 @@ def test_an_object_array_of_numbers_is_numbers():
 def test_not_finite(bad, found):
     error = load_error("data y: real[4]\n", {"y": [0, 1, 2, bad]})
     assert error.message == f"data 'y' must be finite; found {found} at y[3]"
+    # NaN, pandas' and PyMC's missing value: the error did not say ppl imputes none
+    assert (error.hint or "").startswith("a missing value? ppl does not impute data") == \
+        (found == "nan")
 
 
 def test_json_nan_token_is_not_finite(tmp_path):
