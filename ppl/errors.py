@@ -164,8 +164,12 @@ def used_before_definition(span: Span, name: str, defined_at: Span) -> PplError:
     return PplError(f"'{name}' is used before it is defined (on line {defined_at.line})", span)
 
 
-def defined_twice(span: Span, name: str, first: Span) -> PplError:
-    return PplError(f"'{name}' is already defined on line {first.line}", span)
+def defined_twice(span: Span, name: str, first: Span, sampled_data: bool = False) -> PplError:
+    """``sampled_data``: the name is data and the second statement samples it, as NumPyro's
+    sample("y", dist, obs=y) does: say how a likelihood is written."""
+    hint = (f"'{name}' is data: its likelihood is written 'observe {name} ~ DIST(...)' "
+            "(NumPyro's obs=, PyMC's observed=)") if sampled_data else None
+    return PplError(f"'{name}' is already defined on line {first.line}", span, hint=hint)
 
 
 def reserved_name(span: Span, name: str, kind: str, data: bool = False) -> PplError:

@@ -354,6 +354,20 @@ def test_name_rules(text, expected):
 
 
 @pytest.mark.parametrize("text, hint", [
+    # NumPyro's sample("y", dist, obs=y): the error named the data's line and not 'observe'
+    ("data y: real[3]\nsample y ~ Normal(0, 1)\n",
+     "'y' is data: its likelihood is written 'observe y ~ DIST(...)' (NumPyro's obs=, PyMC's "
+     "observed=)"),
+    ("data y: real[3]\nlet y = 2\n", None),
+    ("sample y ~ Normal(0, 1)\nsample y ~ Normal(0, 1)\n", None),
+])
+def test_sampling_a_data_name_says_how_to_observe_it(text, hint):
+    with pytest.raises(PplError) as info:
+        check(parse(text))
+    assert "'y' is already defined on line 1" in info.value.message and info.value.hint == hint
+
+
+@pytest.mark.parametrize("text, hint", [
     # Gelman and Hill's radon data has a column 'floor': the data key must be renamed too
     ("data floor: real[3]\n", "'floor' is a built-in function; choose another name and rename "
                                "the data's key (or column) to match"),
