@@ -129,7 +129,10 @@ def _statement_hint(found: str, expected: list[str]) -> str | None:
 _CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
                     "^": "a power is written '**', as in Python: x ** 2",
                     "|": "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), y); "
-                         "an 'or' of comparisons (0/1 ints) is maximum(a < b, c < d)"}
+                         "an 'or' of comparisons (0/1 ints) is maximum(a < b, c < d)",
+                    # np.exp(mu), pm.math.exp(mu), mu.exp()
+                    ".": "functions are called by name, without a module or a method: exp(x), "
+                         "not np.exp(x) or x.exp()"}
 
 
 def unexpected_character(span: Span, char: str) -> PplError:

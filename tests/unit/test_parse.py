@@ -459,6 +459,9 @@ def test_random_texts_raise_only_ppl_error(text):
     ("y ~ Normal(0, 1)", "a statement starts with its keyword: 'observe y ~ ...' for data"),
     ("target += -y * y", "Stan's 'target += EXPR' is written 'factor EXPR'"),
     ("let z = y^2", "a power is written '**', as in Python: x ** 2"),
+    # numpy's and PyTorch's habits: "unexpected character '.'" named nothing to write
+    ("let z = np.exp(y)", "functions are called by name, without a module or a method"),
+    ("let z = y.exp()", "functions are called by name, without a module or a method"),
     # Stan's density call: "unexpected character '|'" named nothing to write
     ("factor normal_lpdf(y | 0, 1)",
      "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), y)"),
