@@ -246,15 +246,21 @@ def wrong_arguments(span: Span, callee: str, signatures: Iterable[str]) -> PplEr
     return PplError(f"wrong arguments to '{callee}'; expected {forms}", span)
 
 
-def unknown_keyword(span: Span, callee: str, keyword: str, candidates: Iterable[str]) -> PplError:
+def unknown_keyword(span: Span, callee: str, keyword: str, candidates: Iterable[str],
+                    distribution: bool = False) -> PplError:
     """Names the closest argument, or, when none is close (PyMC's ``sd=`` for ``sigma``), all
-    of them, so the message says what to write instead."""
+    of them, so the message says what to write instead; to a ``distribution``'s shape keyword,
+    where a shape is declared."""
     candidates = list(dict.fromkeys(candidates))
     hint = suggest(keyword, candidates)
     if not hint:
         hint = (f"; its arguments are {', '.join(candidates)}" if candidates
                 else "; it takes no keyword arguments")
-    return PplError(f"'{callee}' has no argument '{keyword}'{hint}", span)
+    # PyMC's shape= and dims=, NumPyro's sample_shape: a shape is the declaration's
+    shaped = ("a latent's shape is declared with its name: sample x: real[N] ~ "
+              f"{callee}(...)") if distribution and \
+        keyword in ("shape", "dims", "size", "sample_shape") else None
+    return PplError(f"'{callee}' has no argument '{keyword}'{hint}", span, hint=shaped)
 
 
 def duplicate_keyword(span: Span, keyword: str) -> PplError:

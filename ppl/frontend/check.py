@@ -315,7 +315,7 @@ class _Checker:
             if kw.name in given:
                 raise errors.duplicate_keyword(kw.span, kw.name)
             if kw.name not in names:
-                raise errors.unknown_keyword(kw.span, cls.name, kw.name, names)
+                raise errors.unknown_keyword(kw.span, cls.name, kw.name, names, distribution=True)
             given.add(kw.name)
         for sig in cls.signatures:
             if len(call.args) <= len(sig) and set(sig[len(call.args):]) == given:

@@ -353,6 +353,20 @@ def test_name_rules(text, expected):
     assert expected in _error(text)
 
 
+@pytest.mark.parametrize("keyword", ["shape", "dims", "sample_shape"])
+def test_a_shape_keyword_says_where_a_shape_is_declared(keyword):
+    # PyMC's pm.Normal("x", 0, 1, shape=3): the error listed mu, sigma and not where the
+    # shape goes
+    with pytest.raises(PplError) as info:
+        check(parse(f"sample x ~ Normal(0, 1, {keyword}=3)\n"))
+    assert info.value.message == f"'Normal' has no argument '{keyword}'; its arguments are mu, sigma"
+    assert info.value.hint == ("a latent's shape is declared with its name: sample x: real[N] ~ "
+                               "Normal(...)")
+    with pytest.raises(PplError) as info:     # a function's keyword: no such hint
+        check(parse(f"sample x ~ Normal(0, 1)\nlet s = sum(x, {keyword}=3)\n"))
+    assert info.value.hint is None
+
+
 @pytest.mark.parametrize("text, hint", [
     # NumPyro's sample("y", dist, obs=y): the error named the data's line and not 'observe'
     ("data y: real[3]\nsample y ~ Normal(0, 1)\n",
