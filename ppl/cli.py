@@ -16,8 +16,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import (PplError, as_flag, bad_option, file_error, init_is_saved_fit,
-                     no_saved_fit_folder, not_a_regular_file, out_not_a_saved_fit, out_overwrites_input, out_replaces_fitted_model,
-                     stale_output)
+                     no_saved_fit_folder, not_a_regular_file, out_not_a_saved_fit,
+                     out_overwrites_input, out_replaces_fitted_model, stale_output)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",

@@ -359,7 +359,8 @@ def test_a_shape_keyword_says_where_a_shape_is_declared(keyword):
     # shape goes
     with pytest.raises(PplError) as info:
         check(parse(f"sample x ~ Normal(0, 1, {keyword}=3)\n"))
-    assert info.value.message == f"'Normal' has no argument '{keyword}'; its arguments are mu, sigma"
+    assert info.value.message == \
+        f"'Normal' has no argument '{keyword}'; its arguments are mu, sigma"
     assert info.value.hint == ("a latent's shape is declared with its name: sample x: real[N] ~ "
                                "Normal(...)")
     with pytest.raises(PplError) as info:     # a function's keyword: no such hint
