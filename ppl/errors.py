@@ -184,7 +184,28 @@ def reserved_name(span: Span, name: str, kind: str, data: bool = False) -> PplEr
     return PplError(f"'{name}' is a reserved name and cannot be defined", span, hint=hint)
 
 
+# Stan's, PyMC's and NumPyro's names for distributions ppl has under another name or form,
+# where the closest spelling is another distribution ('neg_binomial_2' and 'NegBinomial' ->
+# 'Binomial') or nothing ('inv_gamma', 'TruncatedNormal').
+_DISTRIBUTION_FORMS = {
+    "neg_binomial_2": "NegativeBinomial(mu, phi)", "NegBinomial": "NegativeBinomial(mu, phi)",
+    "neg_binomial_2_log": "NegativeBinomial(log_mu=x, phi=p)",
+    "bernoulli_logit": "Bernoulli(logit=x)", "binomial_logit": "Binomial(n, logit=x)",
+    "poisson_log": "Poisson(log_rate=x)", "categorical_logit": "Categorical(logits=x)",
+    "inv_gamma": "InverseGamma(shape, scale)", "InvGamma": "InverseGamma(shape, scale)",
+    "lkj_corr_cholesky": "LKJCholesky(eta)",
+    "multi_normal": "MvNormal(mu, cov)", "multi_normal_cholesky": "MvNormal(mu, scale_tril=L)",
+    "MultivariateNormal": "MvNormal(mu, cov)", "MvNormalCholesky": "MvNormal(mu, scale_tril=L)",
+    "TruncatedNormal": "Normal(mu, sigma) on a latent with bounds: sample x: real<lower=L, "
+                       "upper=U> ~ Normal(mu, sigma)",
+    "HalfStudentT": "StudentT(nu, 0, sigma) on a latent with bounds: sample x: real<lower=0> "
+                    "~ StudentT(nu, 0, sigma)",
+}
+
+
 def unknown_distribution(span: Span, name: str, candidates: Iterable[str]) -> PplError:
+    if name in _DISTRIBUTION_FORMS:
+        return PplError(f"unknown distribution '{name}'; write {_DISTRIBUTION_FORMS[name]}", span)
     return PplError(f"unknown distribution '{name}'{suggest(name, candidates)}", span)
 
 

@@ -2,6 +2,7 @@
 and one test per rule. The error messages themselves are pinned by tests/cases/bad/*.ppl."""
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -351,6 +352,20 @@ def test_rank_limit():
 ])
 def test_name_rules(text, expected):
     assert expected in _error(text)
+
+
+def test_other_languages_distribution_names_get_ppl_s_form():
+    # neg_binomial_2 and NegBinomial were 'did you mean Binomial?', another distribution;
+    # inv_gamma and TruncatedNormal got no suggestion
+    from ppl.distributions import DISTRIBUTIONS
+    from ppl.errors import _DISTRIBUTION_FORMS
+    for name, form in _DISTRIBUTION_FORMS.items():
+        assert name not in DISTRIBUTIONS
+        assert re.match(r"\w+", form).group(0) in DISTRIBUTIONS, form
+    with pytest.raises(PplError) as info:
+        check(parse("data y: int[3]\nobserve y ~ neg_binomial_2(3, 2)\n"))
+    assert info.value.message == ("unknown distribution 'neg_binomial_2'; write "
+                                  "NegativeBinomial(mu, phi)")
 
 
 @pytest.mark.parametrize("keyword", ["shape", "dims", "sample_shape"])
