@@ -15,9 +15,9 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import (PplError, as_flag, bad_option, file_error, no_saved_fit_folder,
-                     not_a_regular_file, out_not_a_saved_fit, out_overwrites_input, out_replaces_fitted_model,
-                     stale_output)
+from .errors import (PplError, as_flag, bad_option, file_error, init_is_saved_fit,
+                     no_saved_fit_folder, not_a_regular_file, out_not_a_saved_fit,
+                     out_overwrites_input, out_replaces_fitted_model, stale_output)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -86,19 +86,25 @@ class _ReadInit(argparse.Action):
 
 def _read_init(path: str) -> dict:
     """--init FILE.json: a JSON object of param name -> value."""
-    from .datafiles import load_json
+    from .datafiles import _Refused, _json_object, load_json
     if not path:    # Path("") is the working folder: 'not a regular file' named no file
         raise bad_option("--init", "must name a JSON file; found ''")
     try:
         if Path(path).exists() and not Path(path).is_file():  # a FIFO blocks, /dev/zero never ends
             raise not_a_regular_file(path, Path(path).is_dir())
-        value = load_json(Path(path), path)   # worded as a data file's
+        # read as a data file is: a byte-order mark skipped, a name given twice refused (the
+        # last value was kept)
+        value = load_json(Path(path), path, "utf-8-sig", object_pairs_hook=_json_object)
+    except _Refused as refused:
+        raise file_error(path, str(refused)) from None
     except OSError as error:
         raise file_error(path, f"cannot read the init file ({error.strerror})") from None
     except ValueError as error:     # an int of more digits than Python converts
         raise file_error(path, f"cannot read the init file ({error})") from None
     if not isinstance(value, dict):
         raise file_error(path, "the init file must hold a JSON object: param name -> value")
+    if "saved_fit_format" in value:
+        raise init_is_saved_fit(path)
     return value
 
 

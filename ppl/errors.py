@@ -5,6 +5,7 @@ Every message is written here, once. The CLI prints ``str(error)``; the API lets
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 from .source import Span
@@ -186,11 +187,12 @@ _NO_BLOCKS = ("ppl has no blocks: a Stan program's data block is 'data' lines, i
 _CHARACTER_HINTS = {";": "a statement ends at the end of its line, without ';'",
                     "^": "a power is written '**', as in Python: x ** 2",
                     "|": "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), "
-                         "y), and its _lpmf, _lcdf and _lccdf as lpdf, lcdf and lccdf",
+                         "y), and its _lpmf, _lcdf and _lccdf as lpdf, lcdf and lccdf; an 'or' of "
+                         "comparisons (0/1 ints) is maximum(a < b, c < d)",
                     "{": _NO_BLOCKS,
                     ".": "names have no attributes or modules: a distribution is Normal(0, 1) "
-                         "and a function exp(x), not dist.Normal, pm.Normal or np.exp; x.T is "
-                         "transpose(x)"}
+                         "and a function exp(x), not dist.Normal, pm.Normal, np.exp(x) or x.exp(); "
+                         "x.T is transpose(x)"}
 
 
 def unexpected_character(span: Span, char: str) -> PplError:
@@ -225,8 +227,12 @@ def used_before_definition(span: Span, name: str, defined_at: Span) -> PplError:
     return PplError(f"'{name}' is used before it is defined (on line {defined_at.line})", span)
 
 
-def defined_twice(span: Span, name: str, first: Span) -> PplError:
-    return PplError(f"'{name}' is already defined on line {first.line}", span)
+def defined_twice(span: Span, name: str, first: Span, sampled_data: bool = False) -> PplError:
+    """``sampled_data``: the name is data and the second statement samples it, as NumPyro's
+    sample("y", dist, obs=y) does: say how a likelihood is written."""
+    hint = (f"'{name}' is data: its likelihood is written 'observe {name} ~ DIST(...)' "
+            "(NumPyro's obs=, PyMC's observed=)") if sampled_data else None
+    return PplError(f"'{name}' is already defined on line {first.line}", span, hint=hint)
 
 
 def reserved_name(span: Span, name: str, kind: str, data: bool = False) -> PplError:
@@ -238,7 +244,28 @@ def reserved_name(span: Span, name: str, kind: str, data: bool = False) -> PplEr
     return PplError(f"'{name}' is a reserved name and cannot be defined", span, hint=hint)
 
 
+# Stan's, PyMC's and NumPyro's names for distributions ppl has under another name or form,
+# where the closest spelling is another distribution ('neg_binomial_2' and 'NegBinomial' ->
+# 'Binomial') or nothing ('inv_gamma', 'TruncatedNormal').
+_DISTRIBUTION_FORMS = {
+    "neg_binomial_2": "NegativeBinomial(mu, phi)", "NegBinomial": "NegativeBinomial(mu, phi)",
+    "neg_binomial_2_log": "NegativeBinomial(log_mu=x, phi=p)",
+    "bernoulli_logit": "Bernoulli(logit=x)", "binomial_logit": "Binomial(n, logit=x)",
+    "poisson_log": "Poisson(log_rate=x)", "categorical_logit": "Categorical(logits=x)",
+    "inv_gamma": "InverseGamma(shape, scale)", "InvGamma": "InverseGamma(shape, scale)",
+    "lkj_corr_cholesky": "LKJCholesky(eta)",
+    "multi_normal": "MvNormal(mu, cov)", "multi_normal_cholesky": "MvNormal(mu, scale_tril=L)",
+    "MultivariateNormal": "MvNormal(mu, cov)", "MvNormalCholesky": "MvNormal(mu, scale_tril=L)",
+    "TruncatedNormal": "Normal(mu, sigma) on a latent with bounds: sample x: real<lower=L, "
+                       "upper=U> ~ Normal(mu, sigma)",
+    "HalfStudentT": "StudentT(nu, 0, sigma) on a latent with bounds: sample x: real<lower=0> "
+                    "~ StudentT(nu, 0, sigma)",
+}
+
+
 def unknown_distribution(span: Span, name: str, candidates: Iterable[str]) -> PplError:
+    if name in _DISTRIBUTION_FORMS:
+        return PplError(f"unknown distribution '{name}'; write {_DISTRIBUTION_FORMS[name]}", span)
     return PplError(f"unknown distribution '{name}'{suggest(name, candidates)}", span)
 
 
@@ -275,6 +302,13 @@ def unknown_function(span: Span, name: str, candidates: Iterable[str]) -> PplErr
         return PplError(f"unknown function '{name}'; did you mean '{alias}'?", span)
     if name in _FUNCTION_FORMULAS:
         return PplError(f"unknown function '{name}'; write {_FUNCTION_FORMULAS[name]}", span)
+    # Stan's densities by name (a factor's normal_lpdf(y, mu, sigma)): the closest spelling,
+    # if any, is no density; ppl takes the distribution as an argument
+    stan = re.fullmatch(r"\w+_(lpdf|lpmf|lupdf|lupmf|lcdf|lccdf)", name)
+    if stan:
+        kind = {"lcdf": "lcdf", "lccdf": "lccdf"}.get(stan.group(1), "lpdf")
+        return PplError(f"unknown function '{name}'; write {kind}(DIST(...), y) for Stan's "
+                        f"{name}(y | ...), e.g. {kind}(Normal(mu, sigma), y)", span)
     return PplError(f"unknown function '{name}'{suggest(name, candidates)}", span)
 
 
@@ -300,11 +334,13 @@ def wrong_arguments(span: Span, callee: str, signatures: Iterable[str],
     return PplError(f"wrong arguments to '{callee}'; expected {forms}", span, hint=hint)
 
 
-def unknown_keyword(span: Span, callee: str, keyword: str, candidates: Iterable[str]) -> PplError:
+def unknown_keyword(span: Span, callee: str, keyword: str, candidates: Iterable[str],
+                    distribution: bool = False) -> PplError:
     """Names the closest argument, or, when none is close (PyMC's ``sd=`` for ``sigma``), all
-    of them, so the message says what to write instead."""
+    of them, so the message says what to write instead; to a ``distribution``'s shape keyword,
+    where a shape is declared."""
     candidates = list(dict.fromkeys(candidates))
-    other = _other_tools_keyword(callee, keyword, candidates)
+    other = _other_tools_keyword(callee, keyword, candidates, distribution)
     hint = "" if other else suggest(keyword, candidates)   # 'scale' is not Gamma's 'shape'
     if not hint:
         hint = (f"; its arguments are {', '.join(candidates)}" if candidates
@@ -312,12 +348,13 @@ def unknown_keyword(span: Span, callee: str, keyword: str, candidates: Iterable[
     return PplError(f"'{callee}' has no argument '{keyword}'{hint}", span, hint=other)
 
 
-def _other_tools_keyword(callee: str, keyword: str, candidates: list[str]) -> str | None:
-    """What PyMC's or NumPyro's argument ``keyword`` is in ppl's ``callee``, if known."""
-    if keyword in ("shape", "size", "dims", "sample_shape") and keyword not in candidates \
-            and callee[:1].isupper():        # a distribution (functions are lower case)
-        return f"a latent's shape is declared with it: sample x: real[3] ~ {callee}(...)"
-    if keyword in ("obs", "observed") and callee[:1].isupper():
+def _other_tools_keyword(callee: str, keyword: str, candidates: list[str],
+                         distribution: bool) -> str | None:
+    """What PyMC's or NumPyro's argument ``keyword`` is in ppl's ``callee`` (a
+    ``distribution`` or a function), if known."""
+    if keyword in ("shape", "size", "dims", "sample_shape") and distribution:
+        return f"a latent's shape is declared with its name: sample x: real[N] ~ {callee}(...)"
+    if keyword in ("obs", "observed") and distribution:
         return f"observed data is its own statement: observe y ~ {callee}(...)"
     if keyword == "tau" and "sigma" in candidates:
         return "PyMC's precision tau is written as the scale sigma = 1 / sqrt(tau)"
@@ -1016,6 +1053,20 @@ def options_unused(names: list[str], why: str, flags: bool = False) -> PplWarnin
 
 def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
+
+
+def init_is_saved_fit(path: str) -> PplError:
+    """A saved fit's fit.json given as --init (a warm start from an earlier fit): its entries
+    (model_path, ...) were read as params, 'the value of 'model_path' is not a number'."""
+    return file_error(path, "a saved fit's fit.json, not an init file; an init file is a JSON "
+                            "object of param name -> value, as the saved fit's 'params' entry "
+                            "holds: write that entry to a file of its own")
+
+
+def no_such_fit_folder(path: str) -> PplError:
+    """A DIR given to ppl summary, predict or plot that does not exist."""
+    return file_error(path, "no such folder; a saved fit is the folder that 'ppl fit MODEL "
+                            "--out DIR' wrote")
 
 
 def no_saved_fit_folder() -> PplError:

@@ -208,6 +208,11 @@ def _plain_init(init) -> dict:
     plain = {}
     for name, value in init.items():
         try:
+            # a boolean (JSON's true) or a string ("1.5") is not a number, as in data files:
+            # float() took them, and true started the param at 1.0 (an int beyond int64 is
+            # an object array, and is read as the nearest float, as for real data)
+            if np.asarray(value).dtype.kind in "bUS":
+                raise ValueError
             array = np.asarray(value, dtype=float)
         except (TypeError, ValueError):
             raise bad_option("init", f"the value of '{name}' is not a number or an array of "

@@ -26,7 +26,7 @@ import numpy as np
 from . import __version__
 from .datafiles import load_json
 from .errors import (PplError, corrupted_saved_fit, file_error, model_changed_copy_used,
-                     non_finite_summary, not_a_file_reason, saved_file_changed,
+                     no_such_fit_folder, non_finite_summary, not_a_file_reason, saved_file_changed,
                      saved_fit_too_new)
 from .guides import family, user
 from .ir import element_names
@@ -219,6 +219,8 @@ def read_fit_json(folder: Path) -> dict:
         _refuse_special(path)
         info = load_json(path, str(path), parse_int=_json_int)  # worded as a data file's
     except FileNotFoundError:
+        if not folder.exists():     # a mistyped DIR: 'DIR/fit.json: no saved fit here' said
+            raise no_such_fit_folder(str(folder)) from None     # the folder was there
         raise file_error(str(path), "no saved fit here (run 'ppl fit MODEL --out DIR' first)") \
             from None
     except NotADirectoryError:    # 'ppl summary DIR/fit.json': the errno and path twice

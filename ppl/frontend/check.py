@@ -118,7 +118,7 @@ class _Checker:
         return ir.Data(s.name, s.type.elem, shape, lower, upper, span=s.span)
 
     def _sample(self, s: syntax.Sample) -> ir.Latent:
-        self._check_new_name(s.name, s.name_span)
+        self._check_new_name(s.name, s.name_span, sample=True)
         shape, lower, upper = (), None, None
         elem = "real" if s.type is None else s.type.elem
         if s.type is not None:
@@ -190,7 +190,8 @@ class _Checker:
 
     # ----- names ----------------------------------------------------------------------------
 
-    def _check_new_name(self, name: str, span: Span, data: bool = False) -> None:
+    def _check_new_name(self, name: str, span: Span, data: bool = False,
+                        sample: bool = False) -> None:
         kind = ("a keyword" if name in KEYWORDS else
                 "a distribution" if name in distributions.DISTRIBUTIONS else
                 "a built-in function" if name in functions.FUNCTIONS else
@@ -198,7 +199,9 @@ class _Checker:
         if kind is not None:
             raise errors.reserved_name(span, name, kind, data)
         if name in self.scope:
-            raise errors.defined_twice(span, name, self.scope[name].span)
+            # `sample y ~ ...` of a data name: NumPyro's sample("y", ..., obs=y)
+            raise errors.defined_twice(span, name, self.scope[name].span,
+                                       sampled_data=sample and self.scope[name].kind == "data")
 
     def _lookup(self, name: str, span: Span) -> _Entry:
         if name in self.scope:
@@ -312,7 +315,7 @@ class _Checker:
             if kw.name in given:
                 raise errors.duplicate_keyword(kw.span, kw.name)
             if kw.name not in names:
-                raise errors.unknown_keyword(kw.span, cls.name, kw.name, names)
+                raise errors.unknown_keyword(kw.span, cls.name, kw.name, names, distribution=True)
             given.add(kw.name)
         for sig in cls.signatures:
             if len(call.args) <= len(sig) and set(sig[len(call.args):]) == given:

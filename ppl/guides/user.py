@@ -423,7 +423,10 @@ def param_start(compiled, rng: np.random.Generator, init: dict | None) -> np.nda
             # a value below such a bound was refused as 'on a bound of its support'
             support = dataclasses.replace(step.support, **{
                 field: fn(env) for field, fn in step.bounds.items()})
-            if not np.all(support.check(x)) or not np.all(np.isfinite(x)):
+            if not np.all(np.isfinite(x)):
+                # NaN or 1e400 on a param: real was said to be 'outside its support'
+                raise bad_init(step.name, "a value that is not finite (NaN or an infinity)")
+            if not np.all(support.check(x)):
                 raise bad_init(step.name, "a value outside its support" + (
                     ", whose bounds read other params: checked at their starting values "
                     "(give those in init too)" if step.bounds else ""))

@@ -154,7 +154,10 @@ def test_help_and_version():
     (["check", "models/eight_schools.ppl", "--data", ""], "option --data: must name a data file"),
     (["fit", "models/eight_schools.ppl", "--init", ""], "option --init: must name a JSON file"),
     (["fit", ""], "'': an empty path names no model file"),
-    (["summary", "no_such_dir"], "no saved fit here"),
+    # it said 'no_such_dir/fit.json: no saved fit here', as if the folder were there
+    (["summary", "no_such_dir"], "error: no_such_dir: no such folder; a saved fit is the "
+                                 "folder that 'ppl fit MODEL --out DIR' wrote"),
+    (["plot", "no_such_dir/sub"], "error: no_such_dir/sub: no such folder"),
     # and to ppl summary, predict and plot: '' read ./fit.json
     *([[command, ""], "'': an empty path names no folder; a saved fit is the folder"]
       for command in ("summary", "predict", "plot")),

@@ -2,6 +2,7 @@
 and one test per rule. The error messages themselves are pinned by tests/cases/bad/*.ppl."""
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -353,6 +354,49 @@ def test_name_rules(text, expected):
     assert expected in _error(text)
 
 
+def test_other_languages_distribution_names_get_ppl_s_form():
+    # neg_binomial_2 and NegBinomial were 'did you mean Binomial?', another distribution;
+    # inv_gamma and TruncatedNormal got no suggestion
+    from ppl.distributions import DISTRIBUTIONS
+    from ppl.errors import _DISTRIBUTION_FORMS
+    for name, form in _DISTRIBUTION_FORMS.items():
+        assert name not in DISTRIBUTIONS
+        assert re.match(r"\w+", form).group(0) in DISTRIBUTIONS, form
+    with pytest.raises(PplError) as info:
+        check(parse("data y: int[3]\nobserve y ~ neg_binomial_2(3, 2)\n"))
+    assert info.value.message == ("unknown distribution 'neg_binomial_2'; write "
+                                  "NegativeBinomial(mu, phi)")
+
+
+@pytest.mark.parametrize("keyword", ["shape", "dims", "sample_shape"])
+def test_a_shape_keyword_says_where_a_shape_is_declared(keyword):
+    # PyMC's pm.Normal("x", 0, 1, shape=3): the error listed mu, sigma and not where the
+    # shape goes
+    with pytest.raises(PplError) as info:
+        check(parse(f"sample x ~ Normal(0, 1, {keyword}=3)\n"))
+    assert info.value.message == \
+        f"'Normal' has no argument '{keyword}'; its arguments are mu, sigma"
+    assert info.value.hint == ("a latent's shape is declared with its name: sample x: real[N] ~ "
+                               "Normal(...)")
+    with pytest.raises(PplError) as info:     # a function's keyword: no such hint
+        check(parse(f"sample x ~ Normal(0, 1)\nlet s = sum(x, {keyword}=3)\n"))
+    assert info.value.hint is None
+
+
+@pytest.mark.parametrize("text, hint", [
+    # NumPyro's sample("y", dist, obs=y): the error named the data's line and not 'observe'
+    ("data y: real[3]\nsample y ~ Normal(0, 1)\n",
+     "'y' is data: its likelihood is written 'observe y ~ DIST(...)' (NumPyro's obs=, PyMC's "
+     "observed=)"),
+    ("data y: real[3]\nlet y = 2\n", None),
+    ("sample y ~ Normal(0, 1)\nsample y ~ Normal(0, 1)\n", None),
+])
+def test_sampling_a_data_name_says_how_to_observe_it(text, hint):
+    with pytest.raises(PplError) as info:
+        check(parse(text))
+    assert "'y' is already defined on line 1" in info.value.message and info.value.hint == hint
+
+
 @pytest.mark.parametrize("text, hint", [
     # Gelman and Hill's radon data has a column 'floor': the data key must be renamed too
     ("data floor: real[3]\n", "'floor' is a built-in function; choose another name and rename "
@@ -560,8 +604,8 @@ def test_a_series_with_parameters_along_its_time_axis_says_which_axes_they_line_
     ("Exponential(scale=2)", "Exponential takes a rate, the scale's inverse: rate = 1 / scale"),
     ("Poisson(mu=2)", "PyMC's mu is Poisson's rate"),
     ("Beta(alpha=1, beta=2)", "PyMC's alpha and beta are Beta's a and b"),
-    ("Normal(0, 1, shape=3)", "a latent's shape is declared with it: sample x: real[3] ~ "
-                              "Normal(...)"),
+    ("Normal(0, 1, shape=3)", "a latent's shape is declared with its name: sample x: real[N] "
+                              "~ Normal(...)"),
     ("Normal(0, 1, obs=2)", "observed data is its own statement: observe y ~ Normal(...)"),
     ("Normal(0, 1, observed=2)", "observed data is its own statement: observe y ~ Normal(...)"),
     ("Normal(0, sigmaa=1)", None),        # a misspelling: 'did you mean', no hint

@@ -100,6 +100,22 @@ def test_readme_python_example_prints_the_readme_table(monkeypatch, capsys):
     assert namespace["tau"].shape == (1000,)
 
 
+def test_the_early_stop_lines_quoted_in_trust_md_are_what_their_commands_print(capsys):
+    # trust.md quotes a convergence line per early-stop rule with the command that prints it:
+    # its `ppl fit models/ar1.ppl` had stopped printing its line (auto's climb changed), unseen.
+    # Seconds aside, the line is reproducible from its seed.
+    from ppl.cli import main
+    text = re.sub(r"\s+", " ", (ROOT / "docs" / "trust.md").read_text(encoding="utf-8"))
+    quoted = re.findall(r"`(converged after [^`]*?)` \(`ppl fit (models/\S+\.ppl)([^`]*)`", text)
+    assert len(quoted) == 2
+    seconds = r" in [0-9.]+ s "
+    for line, model, flags in quoted:
+        assert main(["fit", str(ROOT / model), "--quiet", *flags.split()]) == 0
+        printed = next(out for out in capsys.readouterr().out.splitlines()
+                       if out.startswith("converged"))
+        assert re.sub(seconds, " ", printed) == re.sub(seconds, " ", line)
+
+
 def _subcommands() -> dict:
     import argparse
     from ppl.cli import build_parser
@@ -204,7 +220,10 @@ def test_readme_names_every_key_of_fit_json_s_auto_entry():
     tried = (Tried("meanfield", 0.9, "unreliable", 1.0, elbo=(-3.0, 0.1)),
              Tried("fullrank", 0.8, SKIPPED, 0.1, ess=0.05),
              Tried("scaled", 0.5, "usable with care", 2.0, moved=True),
-             Tried("flow", float("inf"), FAILED, 0.5, error="m.ppl:3:1: diverged"))
+             Tried("flow", float("inf"), FAILED, 0.5, error="m.ppl:3:1: diverged"),
+             # 'student_t' and 'noisy' were written, unnamed there
+             Tried("fullrank", 0.6, "usable with care", 1.0, student_t=True),
+             Tried("meanfield", 0.49, "reliable", 0.5, noisy=True))
     entry = AutoReport(tried, 2).to_dict()
     keys = set(entry) | {key for rung in entry["tried"] for key in rung}
     missing = sorted(key for key in keys if f"`{key}`" not in row and f'`"{key}"' not in row)

@@ -568,6 +568,38 @@ def test_init_file_that_is_not_json(tmp_path, capsys, content, message):
     assert capsys.readouterr().err == f"error: {path}: {message}\n"
 
 
+def test_init_file_is_read_as_a_json_data_file(tmp_path, capsys):
+    # a byte-order mark (as some editors write) was refused with Python's 'Unexpected UTF-8
+    # BOM (decode using utf-8-sig)', where a data file's is read; a name given twice kept the
+    # last value with no word, where a data file's is refused
+    from ppl.cli import main
+    model, path = tmp_path / "m.ppl", tmp_path / "init.json"
+    model.write_text("param w: real\nobserve 1.0 ~ Normal(w, 1)\n")
+    path.write_bytes(b'\xef\xbb\xbf{"w": 2.0}')
+    assert main(["fit", str(model), "--init", str(path), "--quiet"]) == 0
+    capsys.readouterr()
+    path.write_bytes(b'{"w": 2.0, "w": 3.0}')
+    assert main(["fit", str(model), "--init", str(path)]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: the name 'w' appears twice in one JSON "
+                                       "object\n")
+
+
+def test_a_saved_fits_fit_json_given_as_init_says_so(tmp_path, capsys):
+    # a warm start from an earlier fit: its entries were read as params, and the error was
+    # "the value of 'model_path' is not a number or an array of numbers"
+    from ppl.cli import main
+    model = tmp_path / "m.ppl"
+    model.write_text("param w: real\nobserve 1.0 ~ Normal(w, 1)\n")
+    assert main(["fit", str(model), "--quiet", "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    init = tmp_path / "out" / "fit.json"
+    assert main(["fit", str(model), "--init", str(init)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {init}: a saved fit's fit.json, not an init file; an init file is a JSON object "
+        "of param name -> value, as the saved fit's 'params' entry holds: write that entry to a "
+        "file of its own\n")
+
+
 def test_cli_refuses_dev_zero_with_status_2(capsys):
     from ppl.cli import main
     assert main(["check", "/dev/zero"]) == 2

@@ -12,6 +12,7 @@ from ppl.errors import PplError
 from ppl.guides import user
 from ppl.infer import point
 from ppl.infer.point import GTOL
+from ppl.options import FitOptions
 from ppl.savedfit import restore_fit, save_fit
 
 REGRESSION = """
@@ -175,6 +176,11 @@ def test_start_values_draw_or_random_never_zero():
     ({"w": [[1.0] * 5]}, r"shape \(1, 5\) given; the param's is \(5,\)"),   # its size, not shape
     ({"v": -1.0}, "outside its support"),
     ({"w": "x"}, "not a number"),
+    ({"v": True}, "not a number"),                  # JSON's true started v at 1.0
+    ({"w": [True] * 5}, "not a number"),
+    ({"v": "1.5"}, "not a number"),                 # float() read a string
+    ({"w": [1.0, 2.0, float("nan"), 4.0, 5.0]}, "'w': a value that is not finite"),
+    ({"v": float("inf")}, "'v': a value that is not finite"),   # was 'outside its support'
 ])
 def test_bad_init_is_an_option_error(init, message):
     model = ppl.compile("param w: real[5]\nparam v: real<lower=0>\n"
@@ -234,6 +240,15 @@ def test_init_on_a_model_without_params_is_an_option_error(init, message, method
     model = ppl.compile("data y: real\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n")
     with pytest.raises(PplError, match=message):
         model.fit({"y": 1.0}, init=init, method=method)
+
+
+def test_an_init_int_beyond_int64_is_read_as_a_float():
+    # as real data reads one; refusing booleans and strings must not refuse it
+    model = ppl.compile("param w: real\nobserve 1.0 ~ Normal(w, 1)\n")
+    _, _, compiled = model.prepare({})
+    start = user.param_start(compiled, np.random.default_rng(0),
+                             FitOptions(init={"w": 10 ** 30}).init)
+    assert start[0] == 1e30
 
 
 def test_init_sets_the_start():

@@ -459,6 +459,13 @@ def test_random_texts_raise_only_ppl_error(text):
     ("y ~ Normal(0, 1)", "a statement starts with its keyword: 'observe y ~ ...' for data"),
     ("target += -y * y", "Stan's 'target += EXPR' is written 'factor EXPR'"),
     ("let z = y^2", "a power is written '**', as in Python: x ** 2"),
+    # numpy's and PyTorch's habits: "unexpected character '.'" named nothing to write
+    ("let z = np.exp(y)", "names have no attributes or modules: a distribution is Normal(0, 1) "
+     "and a function exp(x), not dist.Normal, pm.Normal, np.exp(x) or x.exp()"),
+    ("let z = y.exp()", "names have no attributes or modules"),
+    # Stan's density call: "unexpected character '|'" named nothing to write
+    ("factor normal_lpdf(y | 0, 1)",
+     "Stan's normal_lpdf(y | mu, sigma) is written lpdf(Normal(mu, sigma), y)"),
     # Stan's container types and truncation: "expected 'int', ..., 'real'" and "expected a
     # newline" named neither what to write nor that ppl has it
     ("data x: vector[3]", "Stan's vector[N] is written real[N] here"),
