@@ -380,10 +380,11 @@ def _cmd_fit(args) -> int:
         print(fit.starts.line())
     print(fit.verdict())
     if folder is not None:
+        # which of its files ppl wrote, as the replaced fit's fit.json records them
+        outputs = _replaced_outputs(folder, args) if replacing else ([], [])
         save_fit(fit, folder)
         print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json, model.ppl")
-        if replacing:
-            _remove_stale(folder, args)
+        _remove_stale(folder, *outputs)
     # Ctrl-C stopped the fit: its approximation is printed (and saved) above, and the status
     # says it was interrupted, as a shell expects after SIGINT; also when it ended auto's
     # climb and auto chose an earlier family's fit, which had converged
@@ -428,14 +429,23 @@ def _out_folder(args) -> Path | None:
     return folder
 
 
-def _remove_stale(folder: Path, args) -> None:
-    """Remove what 'ppl predict' and 'ppl plot' wrote for the saved fit this one replaced in
-    ``folder``: left, predictive_summary.csv and marginals.png beside the new fit were the old
-    model's, as if of the new one. Never one of the run's inputs."""
-    from .savedfit import PLOT_FILES, PREDICTIVE_FILES
+def _replaced_outputs(folder: Path, args) -> tuple[list[str], list[str]]:
+    """(stale, kept): what 'ppl predict' and 'ppl plot' wrote for the saved fit in ``folder``
+    that this one replaces, as they wrote it (its fit.json records them, before the new fit
+    is saved over it), and the files by those names that are not as they wrote them (a file
+    of the user's own: their notes saved as predictive.csv). Never one of the run's inputs."""
+    from .savedfit import PLOT_FILES, PREDICTIVE_FILES, written_as_recorded
     inputs = [p for p in (args.model, args.data, getattr(args, "init_path", None)) if p]
-    stale = [name for name in PREDICTIVE_FILES + PLOT_FILES if (folder / name).is_file()
-             and not any(_same_file(folder / name, path) for path in inputs)]
+    present = [name for name in PREDICTIVE_FILES + PLOT_FILES if (folder / name).is_file()
+               and not any(_same_file(folder / name, path) for path in inputs)]
+    stale = [name for name in present if written_as_recorded(folder, name)]
+    return stale, [name for name in present if name not in stale]
+
+
+def _remove_stale(folder: Path, stale: list[str], kept: list[str]) -> None:
+    """Remove ``stale`` (:func:`_replaced_outputs`): left, predictive_summary.csv and
+    marginals.png beside the new fit were the old model's, as if of the new one; say what
+    was ``kept``."""
     for name in stale:
         try:
             os.unlink(folder / name)
@@ -445,6 +455,9 @@ def _remove_stale(folder: Path, args) -> None:
             raise stale_output(str(folder / name), error.strerror or str(error)) from None
     if stale:
         print(f"removed {folder}/{', '.join(stale)}: of the fit replaced")
+    if kept:
+        print(f"kept {folder}/{', '.join(kept)}: not as ppl predict or ppl plot wrote "
+              f"{'it' if len(kept) == 1 else 'them'}, so not removed; not of this fit")
 
 
 def _same_file(a, b) -> bool:

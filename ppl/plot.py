@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import bad_option, missing_extra, suggest
 from .output import write_files
-from .savedfit import PLOT_FILES, fit_options, is_point_fit, read_draws, read_elbo, read_fit_json
+from .savedfit import (PLOT_FILES, fit_options, is_point_fit, read_draws, read_elbo,
+                       read_fit_json, recording_written)
 
 MAX_PANELS = 30
 
@@ -61,7 +62,7 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
         _plot_elbo(elbo, _trace(info, folder / "fit.json")),
         _plot_marginals([names[i] for i in shown], draws[:, shown], len(columns),
                         [i in points for i in shown], info["verdict"]["line"].partition(":")[0]))))
-    write_files(folder, pictures)
+    write_files(folder, recording_written(folder, pictures))
     return Plots([folder / name for name in pictures], len(shown), len(columns))
 
 

@@ -653,10 +653,41 @@ def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:
     if bad:
         warnings.warn(non_finite_summary(bad), stacklevel=2)
     draws_file, summary_file = PREDICTIVE_FILES
-    write_files(folder, {draws_file: csv_text(names, _table_rows(blocks)),
-                         summary_file: csv_text(
-                             ["name", "mean", "5%", "50%", "95%"], intervals)})
+    write_files(folder, recording_written(folder, {
+        draws_file: csv_text(names, _table_rows(blocks)),
+        summary_file: csv_text(["name", "mean", "5%", "50%", "95%"], intervals)}))
     return folder / draws_file
+
+
+def recording_written(folder: Path, contents: dict) -> dict:
+    """``contents`` (what ppl predict or ppl plot writes into a saved fit's folder) and the
+    folder's fit.json recording each file's SHA-256 under 'written_sha256', to be written
+    together, all or nothing. A later fit into the folder removes such a file only as it was
+    written (:func:`written_as_recorded`): a file of the user's own by the same name, or one
+    edited since, is kept (a refit had removed them all)."""
+    info = json.loads((folder / "fit.json").read_bytes())
+    written = info.get("written_sha256")
+    written = dict(written) if isinstance(written, dict) else {}
+    written.update((name, _sha256(text)) for name, text in contents.items())
+    info["written_sha256"] = written
+    return {**contents, "fit.json": json_text(info)}
+
+
+def written_as_recorded(folder: Path, name: str) -> bool:
+    """Whether ``folder``/``name`` is as ppl predict or ppl plot wrote it for the saved fit in
+    ``folder`` (:func:`recording_written`); false for a fit saved before the record."""
+    try:
+        written = json.loads((folder / "fit.json").read_bytes()).get("written_sha256")
+        return isinstance(written, dict) and \
+            written.get(name) == _sha256((folder / name).read_bytes())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _sha256(content: str | bytes) -> str:
+    """The SHA-256 of a file's content as write_files writes it (text as UTF-8)."""
+    return hashlib.sha256(content.encode("utf-8") if isinstance(content, str)
+                          else content).hexdigest()
 
 
 def _intervals(names: list[str], table: np.ndarray) -> list[list]:

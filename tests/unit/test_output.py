@@ -280,8 +280,7 @@ def test_a_new_fit_removes_the_predictions_and_plots_of_the_fit_it_replaces(tmp_
     common = ["--quiet", "--guide", "meanfield", "--iter", "50", "--draws", "10"]
     assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), *common]) == 0
     assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(mine), *common]) == 0
-    for name in ("predictive.csv", "predictive_summary.csv", "elbo.png", "marginals.png"):
-        (out / name).write_text("of the first fit\n")
+    assert main(["predict", str(out)]) == 0 and main(["plot", str(out)]) == 0
     capsys.readouterr()
     # the data is one of them: an input, kept
     argv = ["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--data",
@@ -293,6 +292,29 @@ def test_a_new_fit_removes_the_predictions_and_plots_of_the_fit_it_replaces(tmp_
     assert sorted(p.name for p in out.iterdir()) == [
         "draws.csv", "elbo.csv", "fit.json", "model.ppl", "predictive.csv", "summary.csv"]
     assert (mine / "predictive.csv").exists() and (mine / "marginals.png").exists()
+
+
+def test_a_new_fit_keeps_a_file_of_the_users_own_by_an_output_name(tmp_path, capsys):
+    # a refit removed every file named as ppl predict's or ppl plot's outputs, the user's own
+    # notes saved as predictive.csv too (found by the audit11 helper); now only files as ppl
+    # wrote them (their SHA-256 in fit.json's 'written_sha256')
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    out = tmp_path / "fit"
+    common = ["--quiet", "--guide", "meanfield", "--iter", "50", "--draws", "10"]
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), *common]) == 0
+    assert main(["predict", str(out)]) == 0
+    (out / "predictive.csv").write_text("my notes\n")          # edited, or the user's own
+    (out / "marginals.png").write_text("my picture\n")         # never written by ppl plot
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--seed", "1", *common]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"removed {out}/predictive_summary.csv: of the fit replaced",
+        f"kept {out}/predictive.csv, marginals.png: not as ppl predict or ppl plot wrote them, "
+        f"so not removed; not of this fit"]
+    assert (out / "predictive.csv").read_text() == "my notes\n"
+    assert (out / "marginals.png").read_text() == "my picture\n"
 
 
 @pytest.mark.parametrize("name", ["predictive.csv", "predictive_summary.csv"])
