@@ -174,8 +174,7 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
         if not row:
             continue
         if len(row) != len(header):
-            raise errors.file_error(shown, f"line {line}: expected {len(header)} cells, "
-                                           f"found {len(row)}")
+            raise errors.csv_row_width(shown, line, len(header), row)
         for name, cell in zip(header, row):
             columns[name].append(_csv_number(cell, f"line {line}, column '{name}'", shown)
                                  if cell.strip() else BlankCell(line))

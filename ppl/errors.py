@@ -1075,6 +1075,18 @@ def no_saved_fit_folder() -> PplError:
                     "MODEL --out DIR' wrote")
 
 
+def csv_row_width(path: str, line: int, width: int, row: list[str]) -> PplError:
+    """A CSV row of more or fewer cells than the header has names. One cell more, of digits
+    on both sides, is most often a decimal comma (1,5 for 1.5: a spreadsheet's locale)."""
+    cells = "cell" if width == 1 else "cells"
+    hint = None
+    if len(row) == width + 1 and any(a.strip().lstrip("-").isdigit() and b.strip().isdigit()
+                                     for a, b in zip(row, row[1:])):
+        hint = "a decimal comma? ppl reads '.' as the decimal mark: 1.5, not 1,5"
+    return PplError(f"{path}: line {line}: expected {width} {cells}, found {len(row)}",
+                    hint=hint)
+
+
 def data_file_as_model(path: str, suffix: str) -> PplError:
     return PplError(f"{path}: a data file ({suffix}), not a model; a model is a .ppl file, and "
                     "data is given with --data (ppl fit MODEL.ppl --data DATA) or to "

@@ -724,6 +724,17 @@ def test_csv_row_with_wrong_number_of_cells(tmp_path):
         f"{path}: line 3: expected 2 cells, found 1")
 
 
+def test_a_decimal_comma_in_a_one_column_csv_is_named(tmp_path):
+    # 'expected 1 cells, found 2' and nothing on why (found by the audit11 helper)
+    path = tmp_path / "data.csv"
+    path.write_text("y\n1,5\n2,25\n")
+    error = load_error("data y: real[2]\n", path)
+    assert error.message == f"{path}: line 2: expected 1 cell, found 2"
+    assert error.hint == "a decimal comma? ppl reads '.' as the decimal mark: 1.5, not 1,5"
+    path.write_text("y,z\n1,2\nx,y,z\n")              # a cell too many, not of digits
+    assert load_error("data y: real[1]\n", path).hint is None
+
+
 @pytest.mark.parametrize("cell", ["1_000", "\u0661", "\uff11", "1.5_0", "\u0661e3"])
 def test_csv_number_that_is_not_ascii_digits(tmp_path, cell):
     # Python's int() and float() read all of these; JSON's grammar reads none of them
