@@ -86,7 +86,7 @@ class _ReadInit(argparse.Action):
 
 def _read_init(path: str) -> dict:
     """--init FILE.json: a JSON object of param name -> value."""
-    from .datafiles import _Refused, _json_object, load_json
+    from .datafiles import load_json_names
     if not path:    # Path("") is the working folder: 'not a regular file' named no file
         raise bad_option("--init", "must name a JSON file; found ''")
     try:
@@ -94,9 +94,7 @@ def _read_init(path: str) -> dict:
             raise not_a_regular_file(path, Path(path).is_dir())
         # read as a data file is: a byte-order mark skipped, a name given twice refused (the
         # last value was kept)
-        value = load_json(Path(path), path, "utf-8-sig", object_pairs_hook=_json_object)
-    except _Refused as refused:
-        raise file_error(path, str(refused)) from None
+        value = load_json_names(Path(path), path)
     except OSError as error:
         raise file_error(path, f"cannot read the init file ({error.strerror})") from None
     except ValueError as error:     # an int of more digits than Python converts

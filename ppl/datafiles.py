@@ -92,14 +92,20 @@ def load_json(path: Path, shown: str, encoding: str = "utf-8", **hooks) -> Any:
         raise errors.file_error(shown, "the file is not UTF-8 text") from None
 
 
-def _read_json(path: Path, shown: str) -> dict[str, Any]:
+def load_json_names(path: Path, shown: str, **options) -> Any:
+    """A JSON file of names (data, --init) as ``load_json`` reads it, a byte-order mark
+    skipped and a name given twice in one object refused (json kept the last value);
+    ``options`` go to json.loads."""
     try:
-        # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
-        # and are then reported as not finite, with the element, like any other NaN.
-        raw = load_json(path, shown, "utf-8-sig", parse_int=_int,
-                        object_pairs_hook=_json_object)
+        return load_json(path, shown, "utf-8-sig", object_pairs_hook=_json_object, **options)
     except _Refused as refused:
         raise errors.file_error(shown, str(refused)) from None
+
+
+def _read_json(path: Path, shown: str) -> dict[str, Any]:
+    # Python's json accepts the non-standard NaN and Infinity tokens: they load as floats
+    # and are then reported as not finite, with the element, like any other NaN.
+    raw = load_json_names(path, shown, parse_int=_int)
     if not isinstance(raw, dict):
         raise errors.file_error(shown, "a JSON data file must hold one object of "
                                        f"names and values; found {describe(raw)}")

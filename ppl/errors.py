@@ -75,12 +75,11 @@ _MCMC_OPTIONS = {
               "compares them, as R-hat compares chains",
     "warmup": "a variational fit has no warmup: it runs until its convergence rule, {iter} "
               "capping its steps",
-    "tune": "warmup",
     "target_accept": "a variational fit has no NUTS step size to adapt ({method} is advi or "
                      "dadvi)",
-    "adapt_delta": "target_accept",
 }
-_MCMC_ALIASES = {"num_chains": "chains", "num_warmup": "warmup", "iter_warmup": "warmup"}
+_MCMC_ALIASES = {"num_chains": "chains", "num_warmup": "warmup", "iter_warmup": "warmup",
+                 "tune": "warmup", "adapt_delta": "target_accept"}
 
 
 def mcmc_option(typed: str, flag: bool = False) -> str | None:
@@ -93,9 +92,7 @@ def mcmc_option(typed: str, flag: bool = False) -> str | None:
         (lambda option: f"'{option}'")
     if "samples" in name and not name.startswith(("mc", "grad")):
         return f"a variational fit's posterior draws are {spell('draws')}"
-    name = _MCMC_ALIASES.get(name, name)
-    text = _MCMC_OPTIONS.get(name)
-    text = _MCMC_OPTIONS.get(text, text)     # an alias's text is its twin's
+    text = _MCMC_OPTIONS.get(_MCMC_ALIASES.get(name, name))
     if text is None:
         return None
     return text.format(**{o: spell(o) for o in ("draws", "starts", "iter", "method")})
