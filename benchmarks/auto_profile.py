@@ -5,7 +5,7 @@ the CPU of the step-size searches and of the whitenings inside it (docs/history/
 Each model is fitted twice in one process, mean field alone and auto, seed as given, default
 options, the summary included (as ``benchmarks/trust.py --auto`` times them). The rungs are
 timed by wrapping ``advi.fit`` as ``auto`` calls it, the searches by wrapping
-``schedule.search_lr``, the whitenings by wrapping ``precondition.estimate`` where advi, auto
+``schedule.search_lr``, the whitenings by wrapping ``precondition.estimate`` where advi, newton
 and schedule call it. CPU seconds (``time.process_time``): read them as shares of one fit.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/auto_profile.py gp_pois_regr-gp_pois_regr
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import posteriordb_data as pdb  # noqa: E402
 
 import ppl  # noqa: E402
-from ppl.infer import advi, auto, schedule  # noqa: E402
+from ppl.infer import advi, auto, newton, schedule  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 SECONDS: dict[str, float] = {}
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     _timed(schedule, "search_lr", "search")
-    for module in (advi, auto, schedule):
+    for module in (advi, newton, schedule):   # where precondition.estimate is imported
         _timed(module, "estimate", "whiten")
     auto.advi = _Rungs()
     for name in args.names:
