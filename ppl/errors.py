@@ -1117,6 +1117,12 @@ def corrupted_saved_fit(path: str, reason: str) -> PplError:
                     hint="fit the model again with 'ppl fit MODEL --out DIR'")
 
 
+def not_a_saved_fit(path: str, found: str) -> PplError:
+    return PplError(f"{path}: not a fit that ppl saved: {found}",
+                    hint="a saved fit is the folder that 'ppl fit MODEL --out DIR' wrote; "
+                         "this fit.json is another program's or your own")
+
+
 def model_changed_copy_used(path: str, copy: str) -> PplWarning:
     return PplWarning(f"{path}: the model changed since this fit was saved; predicting from "
                       f"the fitted model's copy, {copy}",

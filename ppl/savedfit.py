@@ -26,8 +26,8 @@ import numpy as np
 from . import __version__
 from .datafiles import load_json
 from .errors import (PplError, corrupted_saved_fit, file_error, model_changed_copy_used,
-                     no_such_fit_folder, non_finite_summary, not_a_file_reason, saved_file_changed,
-                     saved_fit_too_new)
+                     no_such_fit_folder, non_finite_summary, not_a_file_reason, not_a_saved_fit,
+                     saved_file_changed, saved_fit_too_new)
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -265,9 +265,13 @@ _FIT_JSON = {"model_path": (str, "a path"), "model_sha256": (str, "a SHA-256 hex
 
 
 def _check_fit_json(info, path: Path) -> None:
-    """Refuse a fit.json that is not what save_fit writes, naming the first bad entry."""
+    """Refuse a fit.json that is not what save_fit writes, naming the first bad entry; one
+    with none of save_fit's entries is another program's, not a corrupted one of ppl's."""
     if not isinstance(info, dict):
-        raise corrupted_saved_fit(str(path), "not a JSON object")
+        raise not_a_saved_fit(str(path), "not a JSON object")
+    if "saved_fit_format" not in info and not info.keys() & _FIT_JSON.keys():
+        raise not_a_saved_fit(str(path), "it has none of the entries 'ppl fit --out' writes "
+                                         "(saved_fit_format, model_path, options, guide, ...)")
     version = info.get("saved_fit_format", 1)   # 1: saved before the entry was written
     if type(version) is not int or version < 1:
         raise corrupted_saved_fit(str(path), "entry 'saved_fit_format' must be a positive int")

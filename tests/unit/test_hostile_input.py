@@ -1052,6 +1052,26 @@ def test_a_fit_saved_before_the_format_entry_is_read_as_format_1(saved_fit, tmp_
     assert capsys.readouterr().out == expected
     assert holds_saved_fit(folder)      # so 'ppl fit --out' may replace it
 
+@pytest.mark.parametrize("content, words", [
+    ('{"name": "my project", "version": 3}', "it has none of the entries 'ppl fit --out' "
+                                             "writes"),
+    ("[1, 2]", "not a JSON object")])
+def test_another_programs_fit_json_is_not_called_a_corrupted_saved_fit(saved_fit, tmp_path,
+                                                                        capsys, content, words):
+    # a folder with another tool's fit.json was 'corrupted saved fit: missing entry
+    # 'model_path'', as if ppl had written it and it had been damaged since; 'ppl fit --out'
+    # into that folder already said 'no fit.json that ppl wrote'
+    from ppl.cli import main
+    folder = _copy_with(saved_fit, tmp_path / "theirs", "fit.json", content)
+    for command in ("summary", "plot", "predict"):
+        assert main([command, str(folder)]) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {folder / 'fit.json'}: not a fit that ppl saved: "
+                              f"{words}"), err
+        assert "another program's or your own" in err
+    assert (folder / "fit.json").read_text() == content
+
+
 
 @pytest.mark.parametrize("entry, value, words", [
     ("steps", -5, "entry 'steps' is -5; it must be a finite number >= 0"),
