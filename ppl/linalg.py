@@ -97,18 +97,17 @@ def inverse_lower(L):
     a singular one. One LAPACK ``trtri`` per matrix (scipy, imported on first use): a third of
     the work of an LU inverse, and numpy has no batched triangular routine; from
     BATCHED_INVERSE matrices on, forward substitution across the batch instead."""
-    out = np.tril(np.asarray(L, dtype=float))
+    L = np.asarray(L, dtype=float)
+    if L.shape[-1] and np.prod(L.shape[:-2], dtype=np.int64) >= BATCHED_INVERSE:
+        return _substitute_inverse(L.reshape((-1,) + L.shape[-2:])).reshape(L.shape)
+    out = np.tril(L)
     if out.shape[-1] == 0:      # 0 x 0 matrices: nothing to invert (and -1 cannot be reshaped)
-        return out
-    flat = out.reshape((-1,) + out.shape[-2:])
-    if len(flat) >= BATCHED_INVERSE:
-        _substitute_inverse(flat)
         return out
     from scipy.linalg import lapack
     # a C-ordered copy with zeros above the diagonal; each matrix's transpose is the
     # Fortran-ordered upper factor that trtri inverts in place (no copy per call), and
     # (L^T)^{-1} = (L^{-1})^T
-    for m in flat:
+    for m in out.reshape((-1,) + out.shape[-2:]):
         inv, info = lapack.dtrtri(m.T, lower=0, overwrite_c=1)
         if info != 0:
             m[...] = np.nan
@@ -117,20 +116,23 @@ def inverse_lower(L):
     return out
 
 
-def _substitute_inverse(flat: np.ndarray) -> None:
-    """Each lower-triangular matrix of ``flat`` [n, K, K] replaced by its inverse: row k of
-    L^{-1} is -(L[k, :k] @ L^{-1}[:k, :k]) / L[k, k], then 1 / L[k, k] on the diagonal, for the
-    whole batch at once. A matrix with a zero on its diagonal (or an overflow) becomes NaN, as
+def _substitute_inverse(L: np.ndarray) -> np.ndarray:
+    """The inverse of each lower-triangular matrix of ``L`` [n, K, K] (its strict lower
+    triangle and diagonal are read): row k of L^{-1} is -(L[k, :k] @ L^{-1}[:k, :k]) / L[k, k],
+    then 1 / L[k, k] on the diagonal, for the whole batch at once, into one new array (a
+    triangle's copy and a copy of that, fresh memory each, had cost as much as the
+    substitution). A matrix with a zero on its diagonal (or an overflow) becomes NaN, as
     trtri's are."""
-    L = flat.copy()
+    out = np.zeros_like(L)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         inv_diag = 1.0 / np.diagonal(L, axis1=-2, axis2=-1)
-        flat[:, 0, 0] = inv_diag[:, 0]
-        for k in range(1, flat.shape[-1]):
-            flat[:, k, :k] = np.matmul(L[:, k, None, :k], flat[:, :k, :k])[:, 0, :] * \
+        out[:, 0, 0] = inv_diag[:, 0]
+        for k in range(1, L.shape[-1]):
+            out[:, k, :k] = np.matmul(L[:, k, None, :k], out[:, :k, :k])[:, 0, :] * \
                 -inv_diag[:, k, None]
-            flat[:, k, k] = inv_diag[:, k]
-    flat[~np.all(np.isfinite(flat), axis=(-2, -1))] = np.nan
+            out[:, k, k] = inv_diag[:, k]
+    out[~np.all(np.isfinite(out), axis=(-2, -1))] = np.nan
+    return out
 
 
 # Y = L^{-1}: dY = -Y dL Y, and only L's lower triangle is read
