@@ -15,7 +15,7 @@ import numpy as np
 from .errors import bad_option, missing_extra, suggest
 from .output import write_files
 from .savedfit import (PLOT_FILES, fit_options, is_point_fit, read_draws, read_elbo,
-                       read_fit_json, recording_written)
+                       read_fit_json, read_phases, recording_written)
 
 MAX_PANELS = 30
 
@@ -59,7 +59,8 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
         columns = sorted(columns, key=lambda i: i in points)
     shown = columns[:max_panels]
     pictures = dict(zip(PLOT_FILES, (
-        _plot_elbo(elbo, _trace(info, folder / "fit.json")),
+        _plot_elbo(elbo, _trace(info, folder / "fit.json"),
+                   read_phases(info, len(elbo), folder / "fit.json")),
         _plot_marginals([names[i] for i in shown], draws[:, shown], len(columns),
                         [i in points for i in shown], info["verdict"]["line"].partition(":")[0]))))
     write_files(folder, recording_written(folder, pictures))
@@ -144,9 +145,12 @@ def _figure(rows: int, columns: int, size: tuple[float, float]):
     return figure, figure.subplots(rows, columns, squeeze=False)
 
 
-def _plot_elbo(elbo: np.ndarray, trace: _Trace) -> bytes:
+def _plot_elbo(elbo: np.ndarray, trace: _Trace, phases: list[tuple[str, int]] = ()) -> bytes:
     # Raw estimates (noisy: S draws each) beside their moving mean over one convergence
-    # window, which is what the convergence rule compares; exact values alone.
+    # window, which is what the convergence rule compares; exact values alone. A fit that
+    # went on from another family's steps (``phases``: a warm start, auto's climb) has each
+    # family's first step marked and named: the trace of auto's full rank is mean field's
+    # steps and then its own, and a scaled fit's own are L-BFGS-B iterations on fixed draws.
     panels = 1 if trace.window is None or not len(elbo) else 2
     figure, axes = _figure(1, panels, (5.5 * panels, 4))
     steps, (values, unit) = elbo[:, 0], _in_units(elbo[:, 1])
@@ -158,6 +162,12 @@ def _plot_elbo(elbo: np.ndarray, trace: _Trace) -> bytes:
         axis.plot(steps, values, lw=width)
         _zoom(axis, values)
         axis.set(xlabel=trace.xlabel, ylabel=trace.ylabel + unit, title=title)
+        for family, first in phases:
+            if first > 1:
+                axis.axvline(first - 0.5, color="0.4", lw=0.8, ls="--")
+            axis.text(first, 0.98, f" {family}", transform=axis.get_xaxis_transform(),
+                      ha="left", va="top", fontsize=8, color="0.3",
+                      bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
     if not len(elbo):   # nothing to fit, or DADVI's Laplace start already at the optimum
         axes[0, 0].set(xticks=[], yticks=[])
         axes[0, 0].text(0.5, 0.5, f"no steps recorded; final {trace.ylabel} {trace.final:.6g}",

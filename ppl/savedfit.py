@@ -116,6 +116,9 @@ def save_fit(fit: Fit, folder: Path) -> None:
         "final_elbo": float(r.final_elbo),
         # --guide auto moved the fit after its steps: the final ELBO they ended at (elbo.csv's)
         **({"unmoved_final_elbo": float(r.unmoved_final_elbo)} if r.moved else {}),
+        # a fit that went on from another family's steps (a warm start): where each begins
+        **({"phases": [{"family": name, "first_step": index + 1} for name, index in r.phases]}
+           if r.phases else {}),
         # params only: its reason does not say so when Ctrl-C ended it (is_point_fit)
         **({"point_fit": True} if user.point_only(fit.compiled) else {}),
         **_trust(fit),
@@ -346,6 +349,25 @@ def read_elbo(folder: Path, info: dict) -> np.ndarray:
         raise corrupted_saved_fit(str(path), f"the ELBO at step {i + 1} is {elbo[i, 1]}")
     _check_unchanged(path, info)
     return elbo
+
+
+def read_phases(info: dict, steps: int, path: Path) -> list[tuple[str, int]]:
+    """fit.json's 'phases' (save_fit): (family, its first step) of each family whose steps
+    the trace of ``steps`` holds, in order; [] for a fit of one family (or saved before the
+    entry was written)."""
+    phases = info.get("phases", [])
+    where = "entry 'phases' must be a list of objects with a 'family' (a string) and a " \
+            "'first_step' (an int)"
+    if not isinstance(phases, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("family"), str)
+            and type(p.get("first_step")) is int for p in phases):
+        raise corrupted_saved_fit(str(path), where)
+    firsts = [p["first_step"] for p in phases]
+    if firsts and (firsts[0] != 1 or firsts != sorted(set(firsts)) or firsts[-1] > steps):
+        raise corrupted_saved_fit(str(path), f"entry 'phases': the first steps {firsts} must "
+                                             f"begin at 1 and rise, within the {steps} steps "
+                                             "of elbo.csv")
+    return [(p["family"], p["first_step"]) for p in phases]
 
 
 def _check_unchanged(path: Path, info: dict) -> None:

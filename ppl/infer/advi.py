@@ -81,6 +81,10 @@ class AdviResult:
         moments after its steps (auto.moment_matched), the final ELBO the steps ended at: then
         ``elbo``, ``converged``, ``reason`` and ``steps`` are the steps', ``theta`` and
         ``final_elbo`` (estimated as a fit on fixed draws' is) the moved fit's.
+    phases : ((family name, index in ``elbo`` of its first step), ...) of a fit that went on
+        from another family's (a warm start: ``--guide fullrank`` after mean field's steps,
+        auto's flow after the Gaussian it starts from), in order; () when every step in
+        ``elbo`` is ``guide``'s own. ``ppl plot`` marks where each begins.
     """
     guide: object
     theta: np.ndarray
@@ -94,6 +98,7 @@ class AdviResult:
     final_elbo: float
     jitter: float = float("nan")
     unmoved_final_elbo: float = float("nan")
+    phases: tuple = ()
 
     @property
     def moved(self) -> bool:
@@ -286,9 +291,13 @@ def _after(first: AdviResult, guide, theta, trace, converged: bool, reason: str,
     source, or an earlier fit of ``guide``): ``trace`` holds this phase's own ELBOs, and the
     result's trace, steps and seconds (from ``start_time``, ``first``'s) cover both;
     ``jitter`` is this phase's (in its own guide sds; nan for a phase without windows)."""
+    phases = first.phases or ((first.guide.name, 0),)
+    if guide.name != phases[-1][0]:
+        phases += ((guide.name, len(first.elbo)),)
     return AdviResult(guide, theta, first.names, np.concatenate([first.elbo, trace]),
                       converged, reason, first.steps + len(trace),
-                      time.perf_counter() - start_time, lr, final_elbo, jitter)
+                      time.perf_counter() - start_time, lr, final_elbo, jitter,
+                      phases=phases if len(phases) > 1 else ())
 
 
 def _counted_on(progress, first: AdviResult, log_det: float = 0.0):

@@ -568,7 +568,9 @@ def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
     guide = family("fullrank", compiled.dim)
     start = guide.push_affine(guide.init(compiled.dim, 1.0), MEAN_FIELD.frame(theta)[0],
                               whitened.matrix())
-    return dataclasses.replace(mean_field, guide=guide, theta=start)
+    # its steps are mean field's: the trace of a flow fitted from it says so (AdviResult.phases)
+    return dataclasses.replace(mean_field, guide=guide, theta=start,
+                               phases=mean_field.phases or ((mean_field.guide.name, 0),))
 
 
 def alone_line(why: str) -> str:

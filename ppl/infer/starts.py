@@ -364,7 +364,8 @@ def _from_json(fields: dict) -> advi.AdviResult:
     arrays = {k: np.asarray(fields[k], dtype=float) for k in ("theta", "elbo")}
     guide = family(fields["guide"], len(fields["names"]))
     return advi.AdviResult(**{**fields, **arrays, "guide": guide,
-                              "names": tuple(fields["names"])})
+                              "names": tuple(fields["names"]),
+                              "phases": tuple(map(tuple, fields["phases"]))})
 
 
 def compare(summaries: list[dict], elbos, khats, seconds, workers: int,

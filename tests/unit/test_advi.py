@@ -391,6 +391,20 @@ def test_a_family_given_its_warm_start_counts_its_seconds_as_its_steps(rng):
     assert 1000.0 < result.seconds < 1100.0
 
 
+def test_a_warm_started_fit_records_where_each_familys_steps_begin(rng):
+    # its trace is its sources' steps and then its own: ppl plot marks each family's first
+    target = gaussian([1.0, -1.0], [1.0, 2.0])
+    options = FitOptions(lr=0.1, iter=30)
+    warm = advi.fit(target, replace(options, guide="meanfield"), rng)
+    assert warm.phases == ()
+    result = advi.fit(target, replace(options, guide="fullrank"), rng, warm=warm)
+    assert result.phases == (("meanfield", 0), ("fullrank", warm.steps))
+    flow = advi.fit(target, replace(options, guide="flow:1"), rng, warm=result)
+    assert flow.phases == (("meanfield", 0), ("fullrank", warm.steps),
+                           ("flow:1", result.steps))
+    assert len(flow.elbo) == flow.steps == result.steps + 30
+
+
 def test_fullrank_warm_start_matches_a_correlated_gaussian(rng):
     # exact target N(m, C) with correlation 0.95: full rank recovers C; tolerance 0.1 in
     # whitened units, 5 times the jitter sd measured in tests/stats/test_families.py (0.02)

@@ -1052,6 +1052,23 @@ def test_a_fit_saved_before_the_format_entry_is_read_as_format_1(saved_fit, tmp_
     assert capsys.readouterr().out == expected
     assert holds_saved_fit(folder)      # so 'ppl fit --out' may replace it
 
+@pytest.mark.parametrize("phases", [
+    "x", [{"family": 5, "first_step": 1}], [{"family": "meanfield", "first_step": 1.0}],
+    [{"family": "meanfield", "first_step": 2}],
+    [{"family": "meanfield", "first_step": 1}, {"family": "fullrank", "first_step": 1}],
+    [{"family": "meanfield", "first_step": 1}, {"family": "fullrank", "first_step": 10 ** 9}]])
+def test_corrupted_phases_are_one_clear_error_of_ppl_plot(saved_fit, tmp_path, capsys, phases):
+    # fit.json's 'phases' (where each family's steps begin in elbo.csv) is read by ppl plot
+    # alone; a bad one is named, not a traceback from matplotlib
+    pytest.importorskip("matplotlib")
+    from ppl.cli import main
+    folder = _fit_json_with(saved_fit, tmp_path / "bad", "phases", phases)
+    assert main(["plot", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder / 'fit.json'}: corrupted saved fit: entry 'phases'")
+    assert not list(folder.glob("*.png"))
+
+
 @pytest.mark.parametrize("content, words", [
     ('{"name": "my project", "version": 3}', "it has none of the entries 'ppl fit --out' "
                                              "writes"),

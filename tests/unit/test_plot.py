@@ -148,3 +148,39 @@ def test_plot_leaves_the_callers_pyplot_figures_and_backend_alone(tmp_path, monk
         assert matplotlib.get_backend() == backend
     finally:
         plt.close(figure)
+
+
+def test_a_warm_started_fit_marks_where_each_familys_steps_begin(tmp_path, monkeypatch):
+    # full rank's trace is mean field's steps and then its own (auto's climb and a warm start
+    # alike): elbo.png showed one unmarked curve; fit.json's 'phases' says where each begins
+    import json
+    from ppl import plot
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(NORMAL)
+    (tmp_path / "m.json").write_text('{"y": [1.0, 2.0, 0.5]}')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(tmp_path / "o"), "--quiet",
+                     "--guide", "fullrank"]) == 0
+    info = json.loads((tmp_path / "o" / "fit.json").read_text())
+    phases = info["phases"]
+    assert [p["family"] for p in phases] == ["meanfield", "fullrank"]
+    assert phases[0]["first_step"] == 1 and 1 < phases[1]["first_step"] <= info["steps"]
+    marks = []
+    real_png = plot._png
+
+    def record(figure):
+        marks.append([([line.get_xdata()[0] for line in a.lines[1:]],
+                       [t.get_text().strip() for t in a.texts]) for a in figure.axes])
+        return real_png(figure)
+    monkeypatch.setattr(plot, "_png", record)
+    assert main(["plot", str(tmp_path / "o")]) == 0
+    boundary = phases[1]["first_step"] - 0.5   # after mean field's last step
+    assert marks[0] == [([boundary], ["meanfield", "fullrank"])] * 2
+
+
+def test_a_fit_of_one_family_has_no_phases(tmp_path, monkeypatch):
+    import json
+    elbo = _figures(tmp_path, monkeypatch, NORMAL, "--guide", "meanfield")["elbo.png"]
+    assert [(lines, texts) for *_, lines, _, texts in elbo] == [(1, []), (1, [])]
+    assert "phases" not in json.loads((tmp_path / "o" / "fit.json").read_text())

@@ -1,5 +1,6 @@
 """Tests of ppl/infer/starts.py: start seeds and points, parallel = serial, errors, comparison."""
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -93,6 +94,17 @@ def test_parallel_starts_equal_serial_starts():
         np.testing.assert_array_equal(a.log_sigma, b.log_sigma)
         np.testing.assert_array_equal(a.elbo, b.elbo)
         assert (a.steps, a.converged, a.names) == (b.steps, b.converged, b.names)
+
+
+def test_a_forked_starts_phases_come_back_as_they_were():
+    # a warm-started start's phases (AdviResult.phases) cross the pipe as JSON lists
+    model = Gaussian([0.5, 3.0])
+    options = dataclasses.replace(OPTIONS, guide="fullrank")
+    serial, parallel = (starts.run_starts(lambda k: starts.fit_start(model, options, k), 2,
+                                          workers=w) for w in (1, 2))
+    for a, b in zip(serial, parallel):
+        assert a.phases == b.phases == (("meanfield", 0), ("fullrank", a.phases[1][1]))
+        assert type(b.phases[1]) is tuple
 
 
 @pytest.mark.parametrize("workers", [1, 2])
