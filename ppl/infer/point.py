@@ -36,6 +36,8 @@ NOT_CONVERGED = "L-BFGS stopped before the gradient tolerance: "
 # is lower there, by about half the curvature times that distance squared).
 # A maximum on a param's bound (p = 0 for 0 successes in 10) is approached so too, its
 # unconstrained value running off to infinity: the value reported is then next to the bound.
+# Where it is higher there, L-BFGS goes on once from that point (_beyond): a higher maximum it
+# reaches that is not rising in turn is another mode further along, and the fit converged.
 RISING = ("L-BFGS met the gradient tolerance where the log joint is still rising (it is "
           "higher at twice the values' distance from the start): the maximum is on a param's "
           "bound (the value reported is next to it) or at infinity (separated data: there is "
@@ -101,19 +103,46 @@ def fit_point(compiled, guide, options, progress=None):
         with np.errstate(all="ignore"):
             x, value, grad, message = _descend(negative, theta, record, options.iter, trace,
                                                outside)
+            grad_ok = _converged(value, grad)
+            reason = CONVERGED if grad_ok else NOT_CONVERGED + message
+            if grad_ok and _rising(negative, x, value, theta):
+                x, value, grad_ok = _beyond(negative, x, value, theta, record, options.iter,
+                                            trace, outside)
+                reason = CONVERGED if grad_ok else RISING
     except KeyboardInterrupt:
         # Ctrl-C: the values the last iteration reached (the start before the first), as
         # ADVI returns its fit so far; they were lost
         steps, final, theta = reached[0]
         return AdviResult(guide, theta, names, np.asarray(trace[:steps] or [final]), False,
                           INTERRUPTED, steps, time.perf_counter() - start, 0.0, final)
-    grad_ok = _converged(value, grad)
-    reason = CONVERGED if grad_ok else NOT_CONVERGED + message
-    if grad_ok and -negative(2 * x - theta)[0] > -value:
-        grad_ok, reason = False, RISING
     final = -value
     return AdviResult(guide, x, names, np.asarray(trace or [final]), grad_ok, reason,
                       len(trace), time.perf_counter() - start, 0.0, final)
+
+
+def _rising(negative, x: np.ndarray, value: float, theta: np.ndarray) -> bool:
+    """Whether the log joint is higher at twice the distance of ``x`` from the start ``theta``
+    than at x, where it is -``value`` (RISING)."""
+    return -negative(2 * x - theta)[0] > -value
+
+
+def _beyond(negative, x: np.ndarray, value: float, theta: np.ndarray, record, iterations: int,
+            trace: list, outside: list) -> tuple[np.ndarray, float, bool]:
+    """Where the log joint is higher at twice the distance of ``x`` (a point that met the
+    gradient rule) from the start: L-BFGS-B once more from that point. A maximum it reaches
+    that is higher than x and not rising in turn is a higher optimum further along (another
+    mode of a multimodal log joint: a maximum at 1 with a higher one at 2, seen from 0, had
+    been reported RISING, 'at infinity'), returned as converged; anything else leaves x,
+    not converged, and the trace as it was at x: there is no maximum that way (separated
+    data), or it is on a bound. Returns (values, negative log joint there, converged)."""
+    steps = len(trace)
+    found, found_value, found_grad, _ = _descend(negative, 2 * x - theta, record, iterations,
+                                                 trace, outside)
+    if _converged(found_value, found_grad) and -found_value > -value and \
+            not _rising(negative, found, found_value, theta):
+        return found, found_value, True
+    del trace[steps:]
+    return x, value, False
 
 
 def _converged(value: float, grad: np.ndarray) -> bool:

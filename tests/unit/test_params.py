@@ -453,6 +453,25 @@ def test_a_maximum_at_infinity_does_not_pass_as_converged():
     assert fit.converged and fit.result.reason == point.CONVERGED
 
 
+def test_a_higher_maximum_further_along_is_reached_not_called_at_infinity():
+    # maxima at 1 and (higher) 2, seen from 0: L-BFGS stopped at 1, where the log joint is
+    # higher at twice the way (m = 2), and that was reported RISING, 'at infinity'. From
+    # there it goes on once, to the maximum at 2, which does not rise in turn: converged
+    from scipy.optimize import minimize_scalar
+    text = ("param m: real\nfactor log(0.4 * exp(-0.5 * (m - 1) ** 2 / 0.04) + "
+            "0.6 * exp(-0.5 * (m - 2) ** 2 / 0.04))\n")
+    fit = ppl.compile(text).fit(init={"m": 0.0})
+    assert fit.converged and fit.result.reason == point.CONVERGED
+
+    def negative(m):
+        return -np.log(0.4 * np.exp(-0.5 * (m - 1) ** 2 / 0.04)
+                       + 0.6 * np.exp(-0.5 * (m - 2) ** 2 / 0.04))
+    best = minimize_scalar(negative, bracket=(1.8, 2.0, 2.2), tol=1e-12)
+    # the gradient rule leaves m within GTOL max(1, |log joint|) / curvature (25) = 4e-8
+    assert fit.params()["m"] == pytest.approx(best.x, abs=1e-6)
+    assert fit.result.final_elbo == pytest.approx(-best.fun, abs=1e-9)
+
+
 def test_a_log_joint_not_finite_at_the_start_is_an_error():
     with pytest.raises(PplError, match="not finite at the params' starting values"):
         ppl.compile("param p: real\nfactor log(p) - 0.5 * (p + 10) * (p + 10)\n").fit(
