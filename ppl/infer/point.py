@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from ..errors import not_finite_at_start
-from .elbo import elbo_and_grad
+from .elbo import elbo, elbo_and_grad
 
 GTOL = 1e-6
 # L-BFGS-B's line search, from a trial point where the log joint is not finite (+inf here),
@@ -38,6 +38,19 @@ NOT_CONVERGED = "L-BFGS stopped before the gradient tolerance: "
 # unconstrained value running off to infinity: the value reported is then next to the bound.
 # Where it is higher there, L-BFGS goes on once from that point (_beyond): a higher maximum it
 # reaches that is not rising in turn is another mode further along, and the fit converged.
+# The gradient rule is in the params' own units, so it is not free of their scale: data near
+# 1e9 (y ~ Normal(mu, sigma), mu from 0) met it at mu = 0.013 and sigma = 1e9, 57 nats below
+# the maximum, reported converged (the gradient in mu, N (y - mu) / sigma^2, is 2e-8 there).
+# So a fit that met it is checked with the Hessian (up to HESSIAN_MAX_PARAMS params, whose
+# Hessian costs as many gradients; models/bnn_regression_map.ppl's 122 took 2.4x its fit): where
+# Newton steps in each value alone would raise the log joint by more than the rule's own
+# tolerance, GTOL max(1, |log joint|) nats (sum of g_i^2 / 2|H_ii| over the H_ii < 0), L-BFGS-B
+# goes on in units of 1 / sqrt|H_ii|, RESCALE_TRIES times at most.
+HESSIAN_MAX_PARAMS = 50
+RESCALE_TRIES = 3
+SHORT = ("L-BFGS met the gradient tolerance short of the maximum: Newton steps in each param "
+         "alone would still raise the log joint by {gain:.3g} (the params' scales differ by "
+         "orders of magnitude, or they started far from it: rescale the data, or give --init)")
 RISING = ("L-BFGS met the gradient tolerance where the log joint is still rising (it is "
           "higher at twice the values' distance from the start): the maximum is on a param's "
           "bound (the value reported is next to it) or at infinity (separated data: there is "
@@ -49,7 +62,7 @@ def is_point_fit(reason: str) -> bool:
     ELBO are then the log joint at the params, and k̂ says nothing (nothing is drawn). Not
     when Ctrl-C ended it (advi.INTERRUPTED, as ADVI's): a saved fit says so in fit.json
     (savedfit.is_point_fit), a Fit by its model (guides.user.point_only)."""
-    return reason in (CONVERGED, RISING) or reason.startswith(NOT_CONVERGED)
+    return reason in (CONVERGED, RISING) or reason.startswith((NOT_CONVERGED, SHORT[:40]))
 
 
 def fit_point(compiled, guide, options, progress=None):
@@ -105,6 +118,12 @@ def fit_point(compiled, guide, options, progress=None):
                                                outside)
             grad_ok = _converged(value, grad)
             reason = CONVERGED if grad_ok else NOT_CONVERGED + message
+            if grad_ok and compiled.dim <= HESSIAN_MAX_PARAMS:
+                x, value, gain = _rescaled(
+                    negative, lambda t: elbo(compiled.log_joint, t, eps, guide), x, value,
+                    record, options.iter, trace)
+                grad_ok = gain is None
+                reason = CONVERGED if grad_ok else SHORT.format(gain=gain)
             if grad_ok and _rising(negative, x, value, theta):
                 x, value, grad_ok = _beyond(negative, x, value, theta, record, options.iter,
                                             trace, outside)
@@ -118,6 +137,43 @@ def fit_point(compiled, guide, options, progress=None):
     final = -value
     return AdviResult(guide, x, names, np.asarray(trace or [final]), grad_ok, reason,
                       len(trace), time.perf_counter() - start, 0.0, final)
+
+
+def _rescaled(negative, log_joint, x: np.ndarray, value: float, record, iterations: int,
+              trace: list) -> tuple[np.ndarray, float, float | None]:
+    """From ``x``, which met the gradient rule, L-BFGS-B again in units of 1 / sqrt|H_ii| (H
+    the Hessian of ``log_joint`` at x) while Newton steps in each value alone would raise the
+    log joint by more than GTOL max(1, |log joint|) (see HESSIAN_MAX_PARAMS), RESCALE_TRIES
+    times at most. Returns (values, negative log joint there, None, or the rise that is still
+    left when it stopped short)."""
+    from autograd import hessian
+    from scipy.optimize import minimize
+    for _ in range(RESCALE_TRIES + 1):
+        grad = -negative(x)[1]
+        try:
+            curvature = -np.diag(hessian(log_joint)(x))
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+            return x, value, None      # no Hessian here: the gradient rule stands
+        down = np.isfinite(curvature) & (curvature > 0)
+        gain = 0.5 * np.sum(grad[down] ** 2 / curvature[down])
+        if not np.all(np.isfinite(curvature)) or gain <= GTOL * max(1.0, abs(value)):
+            return x, value, None
+        if len(trace) >= iterations:
+            break
+        unit = np.where(down, 1.0 / np.sqrt(np.where(down, curvature, 1.0)), 1.0)
+
+        def scaled(w, at=x, unit=unit):
+            found, g = negative(at + unit * w)
+            return found, unit * g
+        left = iterations - len(trace)
+        res = minimize(scaled, np.zeros_like(x), jac=True, method="L-BFGS-B",
+                       callback=lambda w, at=x, unit=unit: record(at + unit * w),
+                       options={"gtol": GTOL * max(1.0, abs(value)), "ftol": 0.0,
+                                "maxiter": left, "maxfun": 20 * left})
+        if not res.fun < value:       # no higher point in the new units
+            break
+        x, value = x + unit * res.x, float(res.fun)
+    return x, value, float(gain)
 
 
 def _rising(negative, x: np.ndarray, value: float, theta: np.ndarray) -> bool:

@@ -472,6 +472,38 @@ def test_a_higher_maximum_further_along_is_reached_not_called_at_infinity():
     assert fit.result.final_elbo == pytest.approx(-best.fun, abs=1e-9)
 
 
+NORMAL_ML = ("data y: real[20]\nparam mu: real\nparam sigma: real<lower=0>\n"
+             "observe y ~ Normal(mu, sigma)\n")
+
+
+def test_data_far_from_the_params_units_is_fitted_to_its_maximum_not_stopped_short():
+    # y near 1e9, mu from 0: the gradient rule, in mu's own units, was met at mu = 0.013 and
+    # sigma = 1e9, 57 nats below the maximum, and reported converged (the gradient in mu,
+    # N (y - mu) / sigma^2, is 2e-8 there). The Hessian's check goes on in its units.
+    y = 1e9 + 1e8 * np.random.default_rng(1).standard_normal(20)
+    fit = ppl.compile(NORMAL_ML).fit({"y": y.tolist()})
+    assert fit.converged and fit.result.reason == point.CONVERGED
+    # the maximum in closed form: the mean and the sd with ddof 0. The check stops where
+    # Newton steps would gain at most GTOL |log joint| = 3.9e-4 nats: mu within
+    # sd sqrt(2 * 3.9e-4 / N) = 0.0062 sd, log sigma within sqrt(3.9e-4 / N) = 0.0044
+    assert fit.params()["mu"] == pytest.approx(y.mean(), abs=0.01 * y.std())
+    assert fit.params()["sigma"] == pytest.approx(y.std(), rel=0.01)
+    best = -len(y) * (np.log(y.std()) + 0.5 + 0.5 * np.log(2 * np.pi))
+    assert best - 1e-3 < fit.result.final_elbo <= best + 1e-9
+
+
+def test_a_fit_that_met_the_gradient_rule_far_from_the_maximum_says_so():
+    # started at 1e10 both: the rule was met at the start itself, 0 steps, 'converged' at a
+    # log joint of -122 for a maximum of -3.66; the units of the Hessian at 1e10 bring mu to
+    # 1.42 but not sigma (519), and the fit says it stopped short
+    fit = ppl.compile(NORMAL_ML.replace("[20]", "[5]")).fit(
+        {"y": [1.0, 2.0, 1.5, 0.7, 1.9]}, init={"mu": 1e10, "sigma": 1e10})
+    assert not fit.converged and fit.result.reason.startswith(point.SHORT[:40])
+    assert point.is_point_fit(fit.result.reason)
+    assert "rescale the data, or give --init" in fit.result.reason
+    assert fit.verdict().line.endswith("the optimizer did NOT converge")
+
+
 def test_a_log_joint_not_finite_at_the_start_is_an_error():
     with pytest.raises(PplError, match="not finite at the params' starting values"):
         ppl.compile("param p: real\nfactor log(p) - 0.5 * (p + 10) * (p + 10)\n").fit(
