@@ -212,7 +212,8 @@ class Model:
             # joint at the returned params is -123.91): the line reports the whole data's
             zeta = result.guide.draw(result.theta, np.zeros((1, result.guide.eps_dim(0))))
             result = dataclasses.replace(result, final_elbo=float(whole.log_joint(zeta)[0]))
-        return Fit(concrete, whole, result, options, info, auto_alone=alone)
+        return Fit(concrete, whole, result, options, info, auto_alone=alone,
+                   batch_meanfield=batch.meanfield_only)
 
     def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
         """Draws from the prior: every latent, and every observed expression given them.
