@@ -98,14 +98,35 @@ def mcmc_option(typed: str, flag: bool = False) -> str | None:
     return text.format(**{o: spell(o) for o in ("draws", "starts", "iter", "method")})
 
 
+# Other tools' names of their variational fits' options (Stan's variational, PyMC's pm.fit,
+# NumPyro's SVI; docs/coming-from.md's table) -> ppl's
+_VI_OPTIONS = {"num_steps": "iter", "n": "iter", "learning_rate": "lr", "eta": "lr",
+               "step_size": "lr", "grad_samples": "mc_samples", "obj_n_mc": "mc_samples",
+               "num_particles": "mc_samples", "tol_rel_obj": "tol", "random_seed": "seed",
+               "rng_seed": "seed"}
+
+
+def suggest_option(typed: str, options: Iterable[str]) -> str:
+    """``; did you mean 'iter'?`` for an unknown option of ``fit`` (API spelling): ppl's name
+    of another tool's option of its variational fit (NumPyro's num_steps, PyMC's
+    learning_rate: no hint before), else the closest by spelling."""
+    options = list(options)
+    same = _VI_OPTIONS.get(typed)
+    return f"; did you mean '{same}'?" if same in options else suggest(typed, options)
+
+
 def suggest_flag(typed: str, flags: Iterable[str]) -> str:
-    """``; did you mean '--iter'?`` for an unknown flag: the longest flag it begins with
-    (--iterations, --init-file, --output-dir), else the closest by spelling without the
-    dashes, which made --output-dir look like --optimizer and --tune like --iter."""
+    """``; did you mean '--iter'?`` for an unknown flag: ppl's name of another tool's option
+    (:func:`suggest_option`), else the longest flag it begins with (--iterations,
+    --init-file, --output-dir), else the closest by spelling without the dashes, which made
+    --output-dir look like --optimizer and --tune like --iter."""
     name = typed.lstrip("-").replace("_", "-")
     names = [flag.lstrip("-") for flag in flags if flag.startswith("--")]
     if "draws" in names and (instead := mcmc_option(name, flag=True)) is not None:
         return f"; {instead}"
+    same = _VI_OPTIONS.get(name.replace("-", "_"), "").replace("_", "-")
+    if same in names:
+        return f"; did you mean '--{same}'?"
     begun = [n for n in names if name.startswith(n)]
     close = max(begun, key=len) if begun else next(iter(difflib.get_close_matches(name, names,
                                                                                    n=1)), None)

@@ -105,13 +105,14 @@ class FitOptions:
                              f"({', '.join(known)}); found {len(args)}")
         for key in kwargs:
             if key not in known:
-                from .errors import CLI_ONLY_OPTIONS, cli_only_option, mcmc_option, suggest
+                from .errors import (CLI_ONLY_OPTIONS, cli_only_option, mcmc_option,
+                                     suggest_option)
                 if key in CLI_ONLY_OPTIONS:
                     raise cli_only_option(key)
                 instead = mcmc_option(key)
                 if instead is not None:
                     raise bad_option(key, instead)
-                raise bad_option(key, f"unknown option{suggest(key, known)}")
+                raise bad_option(key, f"unknown option{suggest_option(key, known)}")
         return super().__new__(cls)
 
     def __post_init__(self):

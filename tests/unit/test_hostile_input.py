@@ -1481,6 +1481,10 @@ def test_a_divergence_no_statement_is_to_blame_for_says_so_without_this_statemen
                  "compares them, as R-hat compares chains"),
     ("--adapt-delta", "; a variational fit has no NUTS step size to adapt (--method is advi or "
                       "dadvi)"),
+    # other tools' variational options (docs/coming-from.md's table) had no hint at all
+    ("--num-steps", "; did you mean '--iter'?"), ("--learning-rate", "; did you mean '--lr'?"),
+    ("--eta", "; did you mean '--lr'?"), ("--num-particles", "; did you mean '--mc-samples'?"),
+    ("--obj-n-mc", "; did you mean '--mc-samples'?"), ("--random-seed", "; did you mean '--seed'?"),
 ])
 def test_an_unknown_flag_is_pointed_to_the_flag_meant(typed, hint):
     from ppl import cli
@@ -1504,6 +1508,17 @@ def test_an_mcmc_tools_option_given_to_fit_says_what_ppl_has_instead(keyword, re
     with pytest.raises(PplError) as info:
         ppl.compile("sample mu ~ Normal(0, 1)\n").fit(**{keyword: 100})
     assert info.value.message == f"option {keyword}: {reason}"
+
+
+@pytest.mark.parametrize("keyword, meant", [
+    ("num_steps", "iter"), ("n", "iter"), ("learning_rate", "lr"), ("num_particles", "mc_samples"),
+    ("obj_n_mc", "mc_samples"), ("tol_rel_obj", "tol"), ("random_seed", "seed")])
+def test_another_tools_variational_option_given_to_fit_names_ppls(keyword, meant):
+    # NumPyro's SVI(...).run(num_steps=...), PyMC's pm.fit(n=..., obj_n_mc=...): 'unknown
+    # option' with no hint, though docs/coming-from.md maps each
+    with pytest.raises(PplError) as info:
+        ppl.compile("sample mu ~ Normal(0, 1)\n").fit(**{keyword: 100})
+    assert info.value.message == f"option {keyword}: unknown option; did you mean '{meant}'?"
 
 
 @pytest.mark.parametrize("argv, flag", [
