@@ -614,10 +614,12 @@ def data_bound_depends_on_latent(span: Span, name: str, dependency: str) -> PplE
 # ----- data ---------------------------------------------------------------------------------
 
 def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False,
-                 inside: str | None = None) -> PplError:
+                 inside: str | None = None, read_at: int | None = None) -> PplError:
     """``csv``: the data is a CSV file, which holds columns only, so a scalar cannot be in it.
     ``unnamed``: the data has arr_0, np.savez's name for an array given without a name.
-    ``inside``: the name of an object of the data that holds ``name`` one level down."""
+    ``inside``: the name of an object of the data that holds ``name`` one level down.
+    ``read_at``: for a prediction, the line of a statement that reads ``name``, which is
+    observed too (only data observed and read nowhere else may be left out)."""
     hint = ("a CSV file holds one column per vector, not scalars: give the data as a .json "
             "or .npz file, or from Python as a dict (columns and scalars together)"
             if csv else None)
@@ -627,6 +629,9 @@ def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False
     if inside is not None:
         hint = (f"'{name}' is inside the object '{inside}': the data's names go at the top "
                 f"level ({{\"{name}\": ...}}, not {{\"{inside}\": {{\"{name}\": ...}}}})")
+    if read_at is not None:
+        hint = (f"'{name}' is observed, but line {read_at} reads it too: only data that is "
+                f"observed and read nowhere else may be left out (it is what is drawn)")
     return PplError(f"data '{name}' is missing", span, hint=hint)
 
 
