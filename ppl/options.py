@@ -27,10 +27,11 @@ class FitOptions:
         unconstrained space: 'meanfield' (diagonal Gaussian),
         'fullrank' (dense Gaussian, up to 2000 dimensions), 'lowrank' or 'lowrank:R' (diagonal
         plus rank R; R = ceil(sqrt(D)) by default), 'flow' or 'flow:K' (K inverse autoregressive
-        layers, 2 by default; 12x the draws per step) or 'scaled' (a full-rank Gaussian bent by
+        layers, 2 by default; 12x the draws per step), 'scaled' (a full-rank Gaussian bent by
         one autoregressive layer, for funnels; up to 20 dimensions, fitted by L-BFGS-B on rounds
-        of fixed draws). The richer families are warm-started from a mean-field fit; see
-        docs/guides.md.
+        of fixed draws) or 'studentt' or 'studentt:NU' (full rank's frame with multivariate
+        Student-t noise of NU degrees of freedom, 10 by default: heavier tails). The richer
+        families are warm-started from a mean-field fit; see docs/guides.md.
     iter : maximum number of optimization steps of each family fitted (a warm start and each
         family ``--guide auto`` tries take up to ``iter`` steps of their own; scaled's steps
         are its L-BFGS-B iterations: at most 500, and up to 100 more in auto's further
