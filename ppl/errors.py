@@ -86,11 +86,12 @@ def mcmc_option(typed: str, flag: bool = False) -> str | None:
     """What ppl has instead of an MCMC tool's option ``typed`` (``num_samples``, ``chains``,
     ``tune``, ...), its names spelled as flags when ``flag``; None for another name.
     Stan's num_samples and output_samples, PyMC's and NumPyro's samples are posterior draws:
-    mc_samples 2000 would take 2000 draws per gradient step (Stan's ADVI's grad_samples)."""
+    mc_samples 2000 would take 2000 draws per gradient step (Stan's ADVI's grad_samples);
+    Stan's ADVI's elbo_samples are its ELBO estimate's draws, not posterior draws."""
     name = typed.lstrip("-").replace("-", "_")
     spell = (lambda option: "--" + option.replace("_", "-")) if flag else \
         (lambda option: f"'{option}'")
-    if "samples" in name and not name.startswith(("mc", "grad")):
+    if "samples" in name and not name.startswith(("mc", "grad", "elbo")):
         return f"a variational fit's posterior draws are {spell('draws')}"
     text = _MCMC_OPTIONS.get(_MCMC_ALIASES.get(name, name))
     if text is None:

@@ -1471,6 +1471,8 @@ def test_a_divergence_no_statement_is_to_blame_for_says_so_without_this_statemen
     ("--samples", "; a variational fit's posterior draws are --draws"),
     ("--output_samples", "; a variational fit's posterior draws are --draws"),
     ("--grad-samples", "; did you mean '--mc-samples'?"),     # Stan's ADVI's names
+    # draws of its ELBO estimate: said "a variational fit's posterior draws are --draws"
+    ("--elbo-samples", "; did you mean '--mc-samples'?"),
     # MCMC's options say what a variational fit has instead (--tune was --iter, and
     # --iter-warmup too: the longest flag it begins with)
     ("--tune", "; a variational fit has no warmup: it runs until its convergence rule, --iter "
