@@ -181,7 +181,8 @@ def unused(options: FitOptions, kind: str) -> list[tuple[list[str], str]]:
     """The options set away from their defaults that a fit of ``kind`` does not use, grouped
     by why (each group its own reason, so no option is given another's): kind 'dadvi',
     'point' (params and nothing to draw: L-BFGS-B on the log joint), 'user' (ADVI with param
-    or guide statements), 'batch' (minibatch ADVI) or 'advi'."""
+    or guide statements), 'batch' (minibatch ADVI), 'advi', or 'guided' (the options a fit
+    whose every continuous latent has a guide statement does not use, besides its kind's)."""
     fixed_draws = (("dadvi_draws",), "only method dadvi draws fixed draws")
     groups = {
         "dadvi": [(STEPS + ("iter",), "method dadvi fits by L-BFGS-B on fixed draws, not by "
@@ -196,6 +197,8 @@ def unused(options: FitOptions, kind: str) -> list[tuple[list[str], str]]:
         "batch": [(("precondition",), "a minibatch fit takes ADVI's steps without whitening"),
                   fixed_draws],
         "advi": [fixed_draws],
+        "guided": [(("guide", "init_scale"), "every latent has a guide statement, so the "
+                    "guide family draws none of them")],
     }[kind]
     found = [([n for n in names if getattr(options, n) != _DEFAULTS[n]], why)
              for names, why in groups]

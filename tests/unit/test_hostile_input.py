@@ -105,6 +105,8 @@ def test_a_window_of_one_step_is_an_option_error():
 
 
 POINT = "data y: real[3]\nparam mu: real ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)\n"
+GUIDED = ("data y: real[3]\nsample mu ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)\n"
+          "param m: real\nguide mu ~ Normal(m, 1)\n")
 
 
 @pytest.mark.parametrize("text, options, names", [
@@ -118,6 +120,9 @@ POINT = "data y: real[3]\nparam mu: real ~ Normal(0, 10)\nobserve y ~ Normal(mu,
     # a params-only model is fitted by L-BFGS-B on its log joint: no guide, no steps
     (POINT, {"guide": "flow", "mc_samples": 50}, "options mc_samples, guide have"),
     (POINT, {"precondition": "none", "stl": True}, "options precondition, stl have"),
+    # every latent has a guide statement (a VAE's): --guide's family draws none of them
+    (GUIDED, {"guide": "flow", "iter": 30}, "option guide has"),
+    (GUIDED, {"init_scale": 1.0, "iter": 30}, "option init_scale has"),
 ])
 def test_an_option_the_fit_does_not_use_is_warned_of(text, options, names):
     # each was ignored without a word: the fit identical to one without it
@@ -132,6 +137,11 @@ ROWS = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Norm
     (ROWS, {"batch": {"N": 2}, "dadvi_draws": 5, "precondition": "none", "iter": 30},
      ["option precondition has no effect: a minibatch fit takes ADVI's steps without whitening",
       "option dadvi_draws has no effect: only method dadvi draws fixed draws"]),
+    # a minibatch fit whose every latent has a guide statement (the VAE under --batch)
+    (ROWS.replace("mu ~", "mu: real[N] ~") + "param m: real\nguide mu ~ Normal(m * y, 1)\n",
+     {"batch": {"N": 2}, "guide": "meanfield", "iter": 30},
+     ["option guide has no effect: every latent has a guide statement, so the guide family "
+      "draws none of them"]),
     (SMALL, {"method": "dadvi", "lr": 0.1, "correct": "none"},
      ["option lr has no effect: method dadvi fits by L-BFGS-B on fixed draws, not by ADVI's "
       "steps", "option correct has no effect: a DADVI summary is never importance-corrected"]),
