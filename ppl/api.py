@@ -164,7 +164,7 @@ class Model:
                                       np.random.default_rng([fit_options.seed, 5]))
         else:
             _refuse_combinations(fit_options, compiled)
-        _warn_unused(fit_options, compiled)
+        _warn_unused(fit_options, compiled, batch)
         data_path = self._data(data)
         info = {"model_path": self.path, "model_sha256": self.hash, "model_text": self.text,
                 "data_path": str(data_path) if isinstance(data_path, (str, Path)) else None,
@@ -212,7 +212,8 @@ class Model:
             # joint at the returned params is -123.91): the line reports the whole data's
             zeta = result.guide.draw(result.theta, np.zeros((1, result.guide.eps_dim(0))))
             result = dataclasses.replace(result, final_elbo=float(whole.log_joint(zeta)[0]))
-        return Fit(concrete, whole, result, options, info, auto_alone=alone)
+        return Fit(concrete, whole, result, options, info, auto_alone=alone,
+                   batch_meanfield=batch.meanfield_only)
 
     def prior_predictive(self, data=None, n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
         """Draws from the prior: every latent, and every observed expression given them.
@@ -310,14 +311,20 @@ def _refuse_combinations(options: FitOptions, compiled) -> None:
                          "from one start")
 
 
-def _warn_unused(options: FitOptions, compiled) -> None:
+def _warn_unused(options: FitOptions, compiled, batch=None) -> None:
     """Warn of options given that this fit does not use (options.unused): a silently ignored
-    option reads as if it had steered the fit. ``compiled`` is None for a minibatch fit."""
+    option reads as if it had steered the fit. ``compiled`` is None for a minibatch fit
+    (``batch``, whose whole-data layout says which latents have guide statements)."""
     from .options import unused
     kind = ("batch" if compiled is None else "dadvi" if options.method == "dadvi" else
             "point" if user.point_only(compiled) else "user" if user.applies(compiled) else
             "advi")
-    for names, why in unused(options, kind):
+    groups = unused(options, kind)
+    layout = compiled if compiled is not None else batch.full
+    if kind in ("user", "batch") and user.applies(layout) and not user.auto_dim(layout):
+        # every continuous latent has its guide statement (a VAE's): --guide drew none
+        groups += unused(options, "guided")
+    for names, why in groups:
         warnings.warn(options_unused(names, why), stacklevel=3)
 
 

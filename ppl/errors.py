@@ -86,11 +86,12 @@ def mcmc_option(typed: str, flag: bool = False) -> str | None:
     """What ppl has instead of an MCMC tool's option ``typed`` (``num_samples``, ``chains``,
     ``tune``, ...), its names spelled as flags when ``flag``; None for another name.
     Stan's num_samples and output_samples, PyMC's and NumPyro's samples are posterior draws:
-    mc_samples 2000 would take 2000 draws per gradient step (Stan's ADVI's grad_samples)."""
+    mc_samples 2000 would take 2000 draws per gradient step (Stan's ADVI's grad_samples);
+    Stan's ADVI's elbo_samples are its ELBO estimate's draws, not posterior draws."""
     name = typed.lstrip("-").replace("-", "_")
     spell = (lambda option: "--" + option.replace("_", "-")) if flag else \
         (lambda option: f"'{option}'")
-    if "samples" in name and not name.startswith(("mc", "grad")):
+    if "samples" in name and not name.startswith(("mc", "grad", "elbo")):
         return f"a variational fit's posterior draws are {spell('draws')}"
     text = _MCMC_OPTIONS.get(_MCMC_ALIASES.get(name, name))
     if text is None:
@@ -98,14 +99,35 @@ def mcmc_option(typed: str, flag: bool = False) -> str | None:
     return text.format(**{o: spell(o) for o in ("draws", "starts", "iter", "method")})
 
 
+# Other tools' names of their variational fits' options (Stan's variational, PyMC's pm.fit,
+# NumPyro's SVI; docs/coming-from.md's table) -> ppl's
+_VI_OPTIONS = {"num_steps": "iter", "n": "iter", "learning_rate": "lr", "eta": "lr",
+               "step_size": "lr", "grad_samples": "mc_samples", "obj_n_mc": "mc_samples",
+               "num_particles": "mc_samples", "tol_rel_obj": "tol", "random_seed": "seed",
+               "rng_seed": "seed"}
+
+
+def suggest_option(typed: str, options: Iterable[str]) -> str:
+    """``; did you mean 'iter'?`` for an unknown option of ``fit`` (API spelling): ppl's name
+    of another tool's option of its variational fit (NumPyro's num_steps, PyMC's
+    learning_rate: no hint before), else the closest by spelling."""
+    options = list(options)
+    same = _VI_OPTIONS.get(typed)
+    return f"; did you mean '{same}'?" if same in options else suggest(typed, options)
+
+
 def suggest_flag(typed: str, flags: Iterable[str]) -> str:
-    """``; did you mean '--iter'?`` for an unknown flag: the longest flag it begins with
-    (--iterations, --init-file, --output-dir), else the closest by spelling without the
-    dashes, which made --output-dir look like --optimizer and --tune like --iter."""
+    """``; did you mean '--iter'?`` for an unknown flag: ppl's name of another tool's option
+    (:func:`suggest_option`), else the longest flag it begins with (--iterations,
+    --init-file, --output-dir), else the closest by spelling without the dashes, which made
+    --output-dir look like --optimizer and --tune like --iter."""
     name = typed.lstrip("-").replace("_", "-")
     names = [flag.lstrip("-") for flag in flags if flag.startswith("--")]
     if "draws" in names and (instead := mcmc_option(name, flag=True)) is not None:
         return f"; {instead}"
+    same = _VI_OPTIONS.get(name.replace("-", "_"), "").replace("_", "-")
+    if same in names:
+        return f"; did you mean '--{same}'?"
     begun = [n for n in names if name.startswith(n)]
     close = max(begun, key=len) if begun else next(iter(difflib.get_close_matches(name, names,
                                                                                    n=1)), None)
@@ -593,10 +615,12 @@ def data_bound_depends_on_latent(span: Span, name: str, dependency: str) -> PplE
 # ----- data ---------------------------------------------------------------------------------
 
 def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False,
-                 inside: str | None = None) -> PplError:
+                 inside: str | None = None, read_at: int | None = None) -> PplError:
     """``csv``: the data is a CSV file, which holds columns only, so a scalar cannot be in it.
     ``unnamed``: the data has arr_0, np.savez's name for an array given without a name.
-    ``inside``: the name of an object of the data that holds ``name`` one level down."""
+    ``inside``: the name of an object of the data that holds ``name`` one level down.
+    ``read_at``: for a prediction, the line of a statement that reads ``name``, which is
+    observed too (only data observed and read nowhere else may be left out)."""
     hint = ("a CSV file holds one column per vector, not scalars: give the data as a .json "
             "or .npz file, or from Python as a dict (columns and scalars together)"
             if csv else None)
@@ -606,6 +630,9 @@ def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False
     if inside is not None:
         hint = (f"'{name}' is inside the object '{inside}': the data's names go at the top "
                 f"level ({{\"{name}\": ...}}, not {{\"{inside}\": {{\"{name}\": ...}}}})")
+    if read_at is not None:
+        hint = (f"'{name}' is observed, but line {read_at} reads it too: only data that is "
+                f"observed and read nowhere else may be left out (it is what is drawn)")
     return PplError(f"data '{name}' is missing", span, hint=hint)
 
 

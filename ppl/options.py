@@ -27,10 +27,11 @@ class FitOptions:
         unconstrained space: 'meanfield' (diagonal Gaussian),
         'fullrank' (dense Gaussian, up to 2000 dimensions), 'lowrank' or 'lowrank:R' (diagonal
         plus rank R; R = ceil(sqrt(D)) by default), 'flow' or 'flow:K' (K inverse autoregressive
-        layers, 2 by default; 12x the draws per step) or 'scaled' (a full-rank Gaussian bent by
+        layers, 2 by default; 12x the draws per step), 'scaled' (a full-rank Gaussian bent by
         one autoregressive layer, for funnels; up to 20 dimensions, fitted by L-BFGS-B on rounds
-        of fixed draws). The richer families are warm-started from a mean-field fit; see
-        docs/guides.md.
+        of fixed draws) or 'studentt' or 'studentt:NU' (full rank's frame with multivariate
+        Student-t noise of NU degrees of freedom, 10 by default: heavier tails). The richer
+        families are warm-started from a mean-field fit; see docs/guides.md.
     iter : maximum number of optimization steps of each family fitted (a warm start and each
         family ``--guide auto`` tries take up to ``iter`` steps of their own; scaled's steps
         are its L-BFGS-B iterations: at most 500, and up to 100 more in auto's further
@@ -105,13 +106,14 @@ class FitOptions:
                              f"({', '.join(known)}); found {len(args)}")
         for key in kwargs:
             if key not in known:
-                from .errors import CLI_ONLY_OPTIONS, cli_only_option, mcmc_option, suggest
+                from .errors import (CLI_ONLY_OPTIONS, cli_only_option, mcmc_option,
+                                     suggest_option)
                 if key in CLI_ONLY_OPTIONS:
                     raise cli_only_option(key)
                 instead = mcmc_option(key)
                 if instead is not None:
                     raise bad_option(key, instead)
-                raise bad_option(key, f"unknown option{suggest(key, known)}")
+                raise bad_option(key, f"unknown option{suggest_option(key, known)}")
         return super().__new__(cls)
 
     def __post_init__(self):
@@ -179,7 +181,8 @@ def unused(options: FitOptions, kind: str) -> list[tuple[list[str], str]]:
     """The options set away from their defaults that a fit of ``kind`` does not use, grouped
     by why (each group its own reason, so no option is given another's): kind 'dadvi',
     'point' (params and nothing to draw: L-BFGS-B on the log joint), 'user' (ADVI with param
-    or guide statements), 'batch' (minibatch ADVI) or 'advi'."""
+    or guide statements), 'batch' (minibatch ADVI), 'advi', or 'guided' (the options a fit
+    whose every continuous latent has a guide statement does not use, besides its kind's)."""
     fixed_draws = (("dadvi_draws",), "only method dadvi draws fixed draws")
     groups = {
         "dadvi": [(STEPS + ("iter",), "method dadvi fits by L-BFGS-B on fixed draws, not by "
@@ -194,6 +197,8 @@ def unused(options: FitOptions, kind: str) -> list[tuple[list[str], str]]:
         "batch": [(("precondition",), "a minibatch fit takes ADVI's steps without whitening"),
                   fixed_draws],
         "advi": [fixed_draws],
+        "guided": [(("guide", "init_scale"), "every latent has a guide statement, so the "
+                    "guide family draws none of them")],
     }[kind]
     found = [([n for n in names if getattr(options, n) != _DEFAULTS[n]], why)
              for names, why in groups]

@@ -219,6 +219,8 @@ class Fit:
         again on the fit the climb returns): auto asks each rung's verdict, and the summary's
         draws and values for its Monte Carlo check would cost every rung what only the
         returned fit's summary needs.
+    batch_meanfield : a --batch fit with a batched latent without a guide statement, which
+        only mean field fits (infer/minibatch.py): the verdict's hint says so.
     """
 
     model: Any
@@ -230,6 +232,7 @@ class Fit:
     auto: Any = None
     auto_alone: str | None = None
     climbing: bool = False
+    batch_meanfield: bool = False
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __getattr__(self, name: str):
@@ -727,7 +730,7 @@ class Fit:
                      off_optimum=self.result.reason == advi.NOT_AT_OPTIMUM,
                      tails_disagree=self._tails_disagree() if corrected else None,
                      noisy_correction=self._summary_mcse() if corrected and not
-                     self.climbing else None)
+                     self.climbing else None, batch_meanfield=self.batch_meanfield)
 
     def _weights_disagree(self) -> tuple[str, float, float, bool] | None:
         """For a summary that is not importance-corrected (DADVI's, --correct none) while k̂

@@ -62,12 +62,22 @@ def compile_given(model, data, n: int, option: str):
     ``n`` draws are checked against memory (``option`` names the count in the error)."""
     raw = read_data(data)
     sizes = {d for decl in model.ir.data.values() for d in decl.shape}
-    left_out = _observed_only(model.ir) - set(raw) - sizes   # a size is given or read off data
+    observed, readers = _uses(model.ir)
+    left_out = observed - set(readers) - set(raw) - sizes   # a size is given or read off data
     # the given data is loaded and checked as for a fit, and the model checked against its
     # dims (sizes, memory), before a placeholder of the size they say is made
     given = replace(model.ir, statements=tuple(
         s for s in model.ir.statements if not (isinstance(s, ir.Data) and s.name in left_out)))
-    values, dims = load_data(given, raw)
+    try:
+        values, dims = load_data(given, raw)
+    except errors.PplError as error:
+        # observed data that another statement reads too (a VAE's encoder reads its images):
+        # 'data is missing' alone, where the docs say observed data may be left out
+        name = next((name for name, decl in given.data.items()
+                     if error.span == decl.span and name not in raw), None)
+        if name not in observed or name not in readers:
+            raise
+        raise errors.data_missing(error.span, name, read_at=readers[name].span.line) from None
     for name in left_out:
         if model.ir.data[name].dtype == "int" and model.ir.data[name].shape == ():
             dims[name] = 0
@@ -153,19 +163,24 @@ def _placeholder(decl: ir.Data) -> np.ndarray:
     return np.zeros(decl.shape, dtype=np.int64 if decl.dtype == "int" else float)
 
 
-def _observed_only(model: ir.Model) -> set:
-    observed, used = set(), set()
+def _uses(model: ir.Model) -> tuple[set, dict]:
+    """(the data names observed, data name -> the first statement that reads it otherwise):
+    data observed and read by no other statement is what a prediction draws."""
+    observed, readers = set(), {}
     for s in model.statements:
+        used = set()
         if isinstance(s, ir.Observe):
             observed |= _data_refs(s.value)
-            used |= _data_refs(s.dist)
+            used = _data_refs(s.dist)
         elif isinstance(s, (ir.Let, ir.Factor)):
-            used |= _data_refs(s.value)
+            used = _data_refs(s.value)
         elif isinstance(s, ir.Guide):
-            used |= _data_refs(s.loc) | _data_refs(s.scale)
+            used = _data_refs(s.loc) | _data_refs(s.scale)
         elif isinstance(s, (ir.Latent, ir.Param)) and s.dist is not None:
-            used |= _data_refs(s.dist)
-    return observed - used
+            used = _data_refs(s.dist)
+        for name in used:
+            readers.setdefault(name, s)
+    return observed, readers
 
 
 def _data_refs(expr) -> set:

@@ -364,8 +364,15 @@ def _fixed_draw_log_sds(precision, Z, log_sd) -> np.ndarray:
     def hess(lam):
         sigma = np.exp(lam)
         return sigma[:, None] * A * sigma + np.diag(sigma * (A @ sigma))
-    result = scipy.optimize.minimize(f, -0.5 * np.log(np.diag(A)), jac=True, hess=hess,
-                                     method="trust-exact", options={"gtol": 1e-8})
+    try:
+        with np.errstate(all="ignore"):
+            result = scipy.optimize.minimize(f, -0.5 * np.log(np.diag(A)), jac=True,
+                                             hess=hess, method="trust-exact",
+                                             options={"gtol": 1e-8})
+    except (ValueError, np.linalg.LinAlgError):
+        # A not positive definite (a mode that is a saddle of the log joint, as a BNN's):
+        # the objective has no minimum, sigma overflowed and scipy's solve refused the nan
+        return log_sd
     # the gradient is relative (sigma_i (A sigma)_i - 1); scipy may report a failure to
     # improve f once rounding dominates, long after the gradient is negligible
     if np.all(np.isfinite(result.x)) and np.max(np.abs(result.jac)) <= 1e-6:

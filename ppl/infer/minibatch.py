@@ -61,7 +61,7 @@ def prepare(program, symbolic: ir.Model, concrete: ir.Model, values: dict, optio
     refuse_mixing(symbolic, dim, dims)
     batch = Minibatch(program, symbolic, concrete, values, dims, dim, size, rng)
     family = check_spec("meanfield" if options.guide == "auto" else options.guide)[0]
-    if family != "meanfield" and any(name not in batch.guides for name in batch.batched):
+    if family != "meanfield" and batch.meanfield_only:
         # refused here, before the fit's warnings, not when the fit builds its guide
         raise errors.batch_not_supported(
             f"a batched latent without a guide statement needs --guide meanfield (found "
@@ -173,6 +173,12 @@ class Minibatch:
         self.full = _Layout(self.current, self.batched, self.N, size)
         self.dim = self.full.dim
         self.params, self.guides = self.current.params, self.current.guides
+
+    @property
+    def meanfield_only(self) -> bool:
+        """Whether a batched latent has no guide statement: its per-row mean-field parameters
+        are taken at each batch's rows, so mean field is the only family that fits it."""
+        return any(name not in self.guides for name in self.batched)
 
     def next_batch(self) -> None:
         """Draw the next batch: B distinct indices, sorted."""

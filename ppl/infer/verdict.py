@@ -104,7 +104,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           weights_disagree: tuple[str, float, float, bool] | None = None,
           off_optimum: bool = False,
           tails_disagree: tuple[str, float, float, bool] | None = None,
-          noisy_correction: tuple[str, float] | None = None) -> Verdict:
+          noisy_correction: tuple[str, float] | None = None,
+          batch_meanfield: bool = False) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -147,6 +148,9 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         its summary and the same frame's under heavier-tailed noise (infer/tails.py), or None.
         Unreliable: the corrected summary misses the posterior's mass in a tail the guide's
         draws do not reach, which k̂ from those draws cannot see.
+    batch_meanfield : a --batch fit with a batched latent without a guide statement, which
+        only mean field fits (infer/minibatch.py): a hint to a richer family says to fit
+        without --batch (it read 'try --guide flow', which --batch then refused).
 
     Returns
     -------
@@ -164,7 +168,7 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         level = UNRELIABLE
         text = ("a few draws carry all the importance weight, or their log weights are too "
                 "large to tell apart: this family cannot represent the posterior"
-                ) + _hint(guide, available, True, method)
+                ) + _hint(guide, available, True, method, batch_meanfield)
     elif np.isposinf(khat) and n_nonfinite < draws and not n_nonfinite:
         level, text = UNRELIABLE, f"k̂ could not be estimated from {draws} draws; raise --draws"
     elif np.isposinf(khat) and n_nonfinite < draws:
@@ -172,7 +176,7 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         # density cannot be evaluated
         level = UNRELIABLE
         text = ("the log density is not finite at most of the guide's draws, too few are left "
-                "to estimate k̂") + _hint(guide, available, True, method)
+                "to estimate k̂") + _hint(guide, available, True, method, batch_meanfield)
     elif np.isposinf(khat):
         level, text = UNRELIABLE, "the log density is not finite at the guide's draws"
     elif matches_bulk(khat, threshold, weights_ess, n_nonfinite):
@@ -185,18 +189,18 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         text = "this family cannot represent the posterior"
         if khat <= KHAT_BAD:
             text += f" (k̂ above {threshold:.2f}, the limit for {draws} draws)"
-        text += _hint(guide, available, True, method)
+        text += _hint(guide, available, True, method, batch_meanfield)
     elif corrected and summary_ess < MIN_SUMMARY_ESS:
         level = UNRELIABLE
         text = (f"the importance weights are too uneven to correct the guide (effective "
                 f"sample size {summary_ess:.0f}, under {MIN_SUMMARY_ESS})")
-        text += _hint(guide, available, False, method)
+        text += _hint(guide, available, False, method, batch_meanfield)
     elif corrected and weights_ess is not None and weights_ess * draws < min_weights_ess:
         level = UNRELIABLE
         text = (f"the importance weights are too uneven to correct the guide (effective "
                 f"sample size {weights_ess * draws:.0f} of {draws} draws, under "
                 f"{min_weights_ess:.0f})")
-        text += _hint(guide, available, False, method)
+        text += _hint(guide, available, False, method, batch_meanfield)
     elif weights_disagree is not None:
         name, mean_gap, sd_gap, mean_off = weights_disagree
         level = UNRELIABLE if mean_off else CARE
@@ -215,12 +219,12 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         text = (f"the posterior's tails are heavier than the guide's: against draws with "
                 f"heavier tails (Student-t noise in the guide's frame) the corrected sd of "
                 f"{name} is {sd_gap:+.0%} off and its mean {abs(mean_gap):.2f} sds")
-        text += _hint(guide, available, True, method)
+        text += _hint(guide, available, True, method, batch_meanfield)
     elif khat > KHAT_GOOD:
         level = CARE
         text = ("means are usable, sds and tails may be off" if not corrected else
                 "the importance-corrected summary is usable; the guide's sds and tails are off")
-        text += _hint(guide, available, False, method)
+        text += _hint(guide, available, False, method, batch_meanfield)
     else:
         level, text = RELIABLE, "means and sds are close to the posterior"
     if noisy_correction is not None and noisy_correction[1] > NOISY_CORRECTION:
@@ -329,10 +333,12 @@ def _khat_text(khat: float) -> str:
     return f"k̂ {khat:.2f}"
 
 
-def _hint(guide: str, available: tuple, richest: bool, method: str = "advi") -> str:
+def _hint(guide: str, available: tuple, richest: bool, method: str = "advi",
+          batch_meanfield: bool = False) -> str:
     """'; try --guide X' naming the next (or the most flexible) family that exists; after a
     DADVI fit, '--method advi --guide flow' for the flow (DADVI fits the Gaussian families
-    only, options.py)."""
+    only, options.py); after a --batch fit that only mean field fits (``batch_meanfield``),
+    '--guide flow without --batch'."""
     from ..guides import REGISTRY
     from ..guides.user import PREFIX
     guided = guide.startswith(PREFIX)   # guide statements: --guide draws the other latents
@@ -346,6 +352,8 @@ def _hint(guide: str, available: tuple, richest: bool, method: str = "advi") -> 
         switch = "--method advi " if method == "dadvi" and not REGISTRY[family].gaussian \
             else ""
         rest = " for the latents without a guide statement" if guided else ""
+        if batch_meanfield:
+            rest += ", without --batch" if rest else " without --batch"
         return f"; try {switch}--guide {family}{rest}"
     if guided:
         return "; revise the guide statements, reparameterize the model, or check it with MCMC"

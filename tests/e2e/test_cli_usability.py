@@ -63,6 +63,13 @@ def test_choice_options_list_their_values(name, values):
     assert _fit_actions()[name].metavar == "{" + ",".join(values) + "}"
 
 
+def test_the_guide_help_describes_every_family():
+    # 'studentt[:NU]' was among the choices but not described in the help
+    text = " ".join(_fit_actions()["guide"].help.split())
+    for spec in guides.SPECS:
+        assert f"'{spec.partition('[')[0]}'" in text, spec
+
+
 def test_the_help_shows_no_default_that_cannot_be_typed():
     # '--lr LR ... (default: None)' invited `--lr None`, which argparse refuses
     for name in cli.FIT_FLAGS:

@@ -877,3 +877,16 @@ def test_flat_directions_leave_the_guides_law_unchanged(family, law_jacobian, rn
     assert np.abs(J @ N).max() <= 1e-9 * np.abs(J).max()
     assert N.shape[1] == {("fullrank", True): 3, ("lowrank:2", True): 2,
                           ("fullrank", False): 3, ("lowrank:2", False): 1}[family, law_jacobian]
+
+
+def test_the_laplace_starts_sds_fall_back_where_the_mode_is_a_saddle():
+    # a BNN's mode (models/bnn_regression.ppl) has a precision that is not positive definite
+    # though its diagonal is: the fixed-draw objective for the sds has no minimum there, and
+    # scipy's trust-exact solve raised on the overflowed sds ('ppl: internal error:
+    # ValueError: array must not contain infs or NaNs'); the diagonal rule's sds are kept
+    z = np.random.default_rng(0).standard_normal((30, 1))
+    Z = np.concatenate([z, -z]) * [1.0, 1.0]     # Z'Z / S a multiple of all ones
+    log_sd = np.array([0.1, -0.2])
+    precision = np.array([[1.0, -2.0], [-2.0, 1.0]])   # no minimum along sigma_1 = sigma_2
+    np.testing.assert_array_equal(dadvi_optimize._fixed_draw_log_sds(precision, Z, log_sd),
+                                  log_sd)

@@ -116,6 +116,20 @@ def test_the_early_stop_lines_quoted_in_trust_md_are_what_their_commands_print(c
         assert re.sub(seconds, " ", printed) == re.sub(seconds, " ", line)
 
 
+def test_the_starts_lines_quoted_in_trust_md_are_what_the_two_mode_model_prints():
+    # trust.md's --starts example (the two-mode model of tests/stats/test_trust.py at y = 4,
+    # seed 0) said a spread of 92.65 sd where the fit printed 92.50, unseen. The number of
+    # processes is the machine's.
+    import ppl
+    from tests.stats.test_trust import BIMODAL
+    text = (ROOT / "docs" / "trust.md").read_text(encoding="utf-8")
+    quoted = re.search(r"\n```\n(starts: 4 in .*?)\n```", text, re.S).group(1).splitlines()
+    fit = ppl.compile(BIMODAL).fit({"y": 4.0}, starts=4, seed=0)
+    processes = r"in \d+ process(es)?;"
+    assert re.sub(processes, "", fit.starts.line()) == re.sub(processes, "", quoted[0])
+    assert fit.verdict().line == quoted[1]
+
+
 def _subcommands() -> dict:
     import argparse
     from ppl.cli import build_parser

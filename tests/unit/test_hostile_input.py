@@ -105,6 +105,8 @@ def test_a_window_of_one_step_is_an_option_error():
 
 
 POINT = "data y: real[3]\nparam mu: real ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)\n"
+GUIDED = ("data y: real[3]\nsample mu ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)\n"
+          "param m: real\nguide mu ~ Normal(m, 1)\n")
 
 
 @pytest.mark.parametrize("text, options, names", [
@@ -118,6 +120,9 @@ POINT = "data y: real[3]\nparam mu: real ~ Normal(0, 10)\nobserve y ~ Normal(mu,
     # a params-only model is fitted by L-BFGS-B on its log joint: no guide, no steps
     (POINT, {"guide": "flow", "mc_samples": 50}, "options mc_samples, guide have"),
     (POINT, {"precondition": "none", "stl": True}, "options precondition, stl have"),
+    # every latent has a guide statement (a VAE's): --guide's family draws none of them
+    (GUIDED, {"guide": "flow", "iter": 30}, "option guide has"),
+    (GUIDED, {"init_scale": 1.0, "iter": 30}, "option init_scale has"),
 ])
 def test_an_option_the_fit_does_not_use_is_warned_of(text, options, names):
     # each was ignored without a word: the fit identical to one without it
@@ -132,6 +137,11 @@ ROWS = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Norm
     (ROWS, {"batch": {"N": 2}, "dadvi_draws": 5, "precondition": "none", "iter": 30},
      ["option precondition has no effect: a minibatch fit takes ADVI's steps without whitening",
       "option dadvi_draws has no effect: only method dadvi draws fixed draws"]),
+    # a minibatch fit whose every latent has a guide statement (the VAE under --batch)
+    (ROWS.replace("mu ~", "mu: real[N] ~") + "param m: real\nguide mu ~ Normal(m * y, 1)\n",
+     {"batch": {"N": 2}, "guide": "meanfield", "iter": 30},
+     ["option guide has no effect: every latent has a guide statement, so the guide family "
+      "draws none of them"]),
     (SMALL, {"method": "dadvi", "lr": 0.1, "correct": "none"},
      ["option lr has no effect: method dadvi fits by L-BFGS-B on fixed draws, not by ADVI's "
       "steps", "option correct has no effect: a DADVI summary is never importance-corrected"]),
@@ -1508,6 +1518,8 @@ def test_a_divergence_no_statement_is_to_blame_for_says_so_without_this_statemen
     ("--samples", "; a variational fit's posterior draws are --draws"),
     ("--output_samples", "; a variational fit's posterior draws are --draws"),
     ("--grad-samples", "; did you mean '--mc-samples'?"),     # Stan's ADVI's names
+    # draws of its ELBO estimate: said "a variational fit's posterior draws are --draws"
+    ("--elbo-samples", "; did you mean '--mc-samples'?"),
     # MCMC's options say what a variational fit has instead (--tune was --iter, and
     # --iter-warmup too: the longest flag it begins with)
     ("--tune", "; a variational fit has no warmup: it runs until its convergence rule, --iter "
@@ -1518,6 +1530,10 @@ def test_a_divergence_no_statement_is_to_blame_for_says_so_without_this_statemen
                  "compares them, as R-hat compares chains"),
     ("--adapt-delta", "; a variational fit has no NUTS step size to adapt (--method is advi or "
                       "dadvi)"),
+    # other tools' variational options (docs/coming-from.md's table) had no hint at all
+    ("--num-steps", "; did you mean '--iter'?"), ("--learning-rate", "; did you mean '--lr'?"),
+    ("--eta", "; did you mean '--lr'?"), ("--num-particles", "; did you mean '--mc-samples'?"),
+    ("--obj-n-mc", "; did you mean '--mc-samples'?"), ("--random-seed", "; did you mean '--seed'?"),
 ])
 def test_an_unknown_flag_is_pointed_to_the_flag_meant(typed, hint):
     from ppl import cli
@@ -1541,6 +1557,17 @@ def test_an_mcmc_tools_option_given_to_fit_says_what_ppl_has_instead(keyword, re
     with pytest.raises(PplError) as info:
         ppl.compile("sample mu ~ Normal(0, 1)\n").fit(**{keyword: 100})
     assert info.value.message == f"option {keyword}: {reason}"
+
+
+@pytest.mark.parametrize("keyword, meant", [
+    ("num_steps", "iter"), ("n", "iter"), ("learning_rate", "lr"), ("num_particles", "mc_samples"),
+    ("obj_n_mc", "mc_samples"), ("tol_rel_obj", "tol"), ("random_seed", "seed")])
+def test_another_tools_variational_option_given_to_fit_names_ppls(keyword, meant):
+    # NumPyro's SVI(...).run(num_steps=...), PyMC's pm.fit(n=..., obj_n_mc=...): 'unknown
+    # option' with no hint, though docs/coming-from.md maps each
+    with pytest.raises(PplError) as info:
+        ppl.compile("sample mu ~ Normal(0, 1)\n").fit(**{keyword: 100})
+    assert info.value.message == f"option {keyword}: unknown option; did you mean '{meant}'?"
 
 
 @pytest.mark.parametrize("argv, flag", [

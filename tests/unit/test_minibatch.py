@@ -297,3 +297,19 @@ def test_a_params_only_batch_fit_reports_the_whole_data_log_joint():
     whole = np.sum(-0.5 * ((y - mu) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi))
     assert fit.result.final_elbo == pytest.approx(whole, rel=1e-12)
     assert f"final log joint {whole:.6g}" in fit.convergence_line()
+
+
+def test_the_verdict_after_a_batch_fit_names_no_family_the_batch_refuses():
+    # z is batched and has no guide statement: --batch fits it by mean field only, so the
+    # verdict's 'try --guide flow' was refused when followed ('needs --guide meanfield')
+    model = ppl.compile(LOCAL)
+    rng = np.random.default_rng(0)
+    data = {"N": 40, "y": rng.standard_normal(40), "x": rng.standard_normal(40)}
+    line = model.fit(data, batch={"N": 10}, iter=100, lr=0.01).verdict().line
+    assert "; try --guide flow without --batch;" in line
+    with pytest.raises(PplError, match="needs --guide meanfield"):
+        model.fit(data, guide="flow", batch={"N": 10}, iter=1)
+    # an amortized z leaves the other latents to --guide, which --batch then takes
+    amortized = ppl.compile(AMORTIZED).fit({"N": 40, "y": data["y"]}, batch={"N": 10},
+                                           iter=100, lr=0.01)
+    assert "without --batch" not in amortized.verdict().line

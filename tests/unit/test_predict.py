@@ -40,8 +40,7 @@ def test_regression_predicts_new_rows_without_refitting():
     np.testing.assert_array_less(np.abs(pred.mean(axis=0) - X_new @ b), 5 * se)
 
 
-def test_amortized_latents_are_drawn_from_their_guide_on_new_rows():
-    text = """
+AMORTIZED = """
 data N: int
 data y: real[N]
 sample z: real[N] ~ Normal(0, 2)
@@ -50,7 +49,10 @@ param a: real
 param c: real
 guide z ~ Normal(a * y, exp(c))
 """
-    fit = ppl.compile(text).fit({"N": 20, "y": np.linspace(-3, 3, 20)}, guide="meanfield",
+
+
+def test_amortized_latents_are_drawn_from_their_guide_on_new_rows():
+    fit = ppl.compile(AMORTIZED).fit({"N": 20, "y": np.linspace(-3, 3, 20)}, guide="meanfield",
                                 iter=300)
     pred = fit.predictive(50, data={"N": 3, "y": [0.0, 1.0, 2.0]})["y"]
     assert pred.shape == (50, 3)
@@ -257,6 +259,18 @@ def test_left_out_observed_values_are_not_checked_against_their_support():
     text = "data N: int\ndata y: real[N]\nsample s ~ Exponential(1)\nobserve y ~ LogNormal(0, s)\n"
     fit = ppl.compile(text).fit({"y": [1.0, 2.0]}, iter=50)
     assert fit.predictive(10, data={"N": 3})["y"].shape == (10, 3)
+
+
+def test_left_out_observed_data_that_a_guide_reads_says_why_it_is_needed():
+    # an amortized guide (a VAE's encoder) reads the observed y: it cannot be left out, and
+    # 'data 'y' is missing' alone contradicted 'observed data may be left out'
+    fit = ppl.compile(AMORTIZED).fit({"N": 5, "y": np.linspace(-1, 1, 5)}, iter=50)
+    with pytest.raises(PplError, match="data 'y' is missing") as info:
+        fit.predictive(5, data={"N": 3})
+    assert info.value.span.line == 3
+    assert info.value.hint == ("'y' is observed, but line 8 reads it too: only data that is "
+                               "observed and read nowhere else may be left out (it is what is "
+                               "drawn)")
 
 
 def test_prior_predictive_draws_observed_data_that_is_left_out():
