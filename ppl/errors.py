@@ -1195,6 +1195,14 @@ def stale_output(path: str, reason: str) -> PplError:
                     "it is not of the new fit", hint="remove it by hand")
 
 
+def not_ppls_output(path: str, command: str) -> PplError:
+    """A file by the name ppl predict or ppl plot writes in a saved fit's folder that is not
+    as either wrote it (savedfit.written_as_recorded): the user's own, or edited since."""
+    return PplError(f"{path}: ppl {command} would replace this file, which is not as ppl "
+                    "predict or ppl plot wrote it (a file of your own by that name, or edited "
+                    "since)", hint="move or rename it, then run the command again")
+
+
 def predict_overwrites_data(path: str) -> PplError:
     return PplError(f"option --data: ppl predict would write {path}, which is this run's data "
                     "file", hint="move or rename the data file")

@@ -14,8 +14,8 @@ import numpy as np
 
 from .errors import bad_option, missing_extra, suggest
 from .output import write_files
-from .savedfit import (PLOT_FILES, fit_options, is_point_fit, read_draws, read_elbo,
-                       read_fit_json, read_phases, recording_written)
+from .savedfit import (PLOT_FILES, check_replaceable, fit_options, is_point_fit, read_draws,
+                       read_elbo, read_fit_json, read_phases, recording_written)
 
 MAX_PANELS = 30
 
@@ -51,6 +51,7 @@ def plot_fit(folder: Path, variables: list[str] | None = None,
     except ImportError:
         raise missing_extra("ppl plot", "matplotlib", "plot") from None
     info = read_fit_json(folder)
+    check_replaceable(folder, PLOT_FILES, "plot")
     names, draws = read_draws(folder, info)
     elbo = read_elbo(folder, info)
     points = _point_columns(info, names)

@@ -27,7 +27,7 @@ from . import __version__
 from .datafiles import load_json
 from .errors import (PplError, corrupted_saved_fit, file_error, model_changed_copy_used,
                      no_such_fit_folder, non_finite_summary, not_a_file_reason, not_a_saved_fit,
-                     saved_file_changed, saved_fit_too_new)
+                     not_ppls_output, saved_file_changed, saved_fit_too_new)
 from .guides import family, user
 from .ir import element_names
 from .output import csv_text, json_text, write_files
@@ -130,6 +130,9 @@ def save_fit(fit: Fit, folder: Path) -> None:
                   "parameters": r.guide.to_dict(r.theta, list(r.names))},
         # param statements: name -> fitted value (a number or nested lists)
         "params": {name: np.asarray(v).tolist() for name, v in fit.params().items()},
+        # what ppl predict and ppl plot write here, recorded as they write it: none yet
+        # (recording_written; an empty record tells a file of the user's own from theirs)
+        "written_sha256": {},
     }
     if getattr(r, "lr_covariance", None) is not None:
         # DADVI: draws and predictive draws come from the linear-response Gaussian
@@ -670,6 +673,7 @@ def save_predictive(fit: Fit, folder: Path, n: int | None, data=None) -> Path:
     column per element, one row per draw) and their summaries to predictive_summary.csv (one
     row per element: mean, 5%, 50%, 95%). ``data`` predicts for new data (ppl/predict.py)."""
     from . import memory
+    check_replaceable(folder, PREDICTIVE_FILES, "predict")
     memory.check_draws(fit.options.draws if n is None else n, fit.model, "--draws")
     with np.errstate(all="ignore"):  # an overflow is reported once, by name, below
         draws = fit.predictive(n, data=data)
@@ -697,6 +701,21 @@ def recording_written(folder: Path, contents: dict) -> dict:
     written.update((name, _sha256(text)) for name, text in contents.items())
     info["written_sha256"] = written
     return {**contents, "fit.json": json_text(info)}
+
+
+def check_replaceable(folder: Path, names, command: str) -> None:
+    """Refuse to write ``names`` (ppl predict's or ppl plot's files) into the saved fit in
+    ``folder`` where one exists that is not as either wrote it (:func:`written_as_recorded`):
+    a file of the user's own by that name, or one edited since, was replaced without a word,
+    where a later fit into the folder keeps it. A fit saved before the record was kept (no
+    'written_sha256') cannot tell them apart: its files are replaced as before."""
+    try:
+        recorded = "written_sha256" in json.loads((folder / "fit.json").read_bytes())
+    except (OSError, ValueError, TypeError):
+        return      # read_fit_json has said what is wrong with it
+    for name in names:
+        if recorded and (folder / name).exists() and not written_as_recorded(folder, name):
+            raise not_ppls_output(str(folder / name), command)
 
 
 def written_as_recorded(folder: Path, name: str) -> bool:

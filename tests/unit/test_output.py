@@ -317,6 +317,45 @@ def test_a_new_fit_keeps_a_file_of_the_users_own_by_an_output_name(tmp_path, cap
     assert (out / "marginals.png").read_text() == "my picture\n"
 
 
+def test_predict_and_plot_refuse_to_replace_a_file_of_the_users_own(tmp_path, capsys):
+    # ppl predict replaced the user's notes saved as DIR/predictive.csv without a word, and
+    # ppl plot their marginals.png, where a refit into the folder keeps such files (found by
+    # the audit12 helper)
+    import json
+    pytest.importorskip("matplotlib")
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    out = tmp_path / "fit"
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--quiet", "--guide",
+                 "meanfield", "--iter", "50", "--draws", "10"]) == 0
+    (out / "predictive.csv").write_text("my notes\n")
+    (out / "marginals.png").write_text("my picture\n")
+    capsys.readouterr()
+    for command, name in (("predict", "predictive.csv"), ("plot", "marginals.png")):
+        assert main([command, str(out)]) == 2
+        assert capsys.readouterr().err.startswith(
+            f"error: {out / name}: ppl {command} would replace this file, which is not as "
+            "ppl predict or ppl plot wrote it")
+    assert (out / "predictive.csv").read_text() == "my notes\n"
+    assert (out / "marginals.png").read_text() == "my picture\n"
+    assert not (out / "predictive_summary.csv").exists() and not (out / "elbo.png").exists()
+    # moved away, each writes, and again over its own files
+    (out / "predictive.csv").unlink()
+    (out / "marginals.png").unlink()
+    for command in ("predict", "predict", "plot", "plot"):
+        assert main([command, str(out)]) == 0, command
+    # one of its files edited since is the user's now
+    (out / "predictive_summary.csv").write_text("edited\n")
+    assert main(["predict", str(out)]) == 2
+    # a fit saved before the record was kept cannot tell: its files are replaced as before
+    info = json.loads((out / "fit.json").read_text())
+    del info["written_sha256"]
+    (out / "fit.json").write_text(json.dumps(info))
+    assert main(["predict", str(out)]) == 0
+    assert (out / "predictive_summary.csv").read_text() != "edited\n"
+
+
 @pytest.mark.parametrize("name", ["predictive.csv", "predictive_summary.csv"])
 def test_predict_never_replaces_its_own_data_file(tmp_path, capsys, name):
     # `ppl predict DIR --data DIR/predictive.csv` wrote the draws over the new data
