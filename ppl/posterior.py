@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import memory
-from .errors import no_log_likelihood_group
+from .errors import PplError, no_log_likelihood_group
 from .options import check_count, check_flag, check_seconds
 from .infer.early import log_weights
 from .infer.optim import SCORE_ELEMENTS, draw_elements, score_chunk
@@ -900,4 +900,13 @@ class Fit:
         # a params-only fit maximizes the log joint (convergence_line's words), not an ELBO
         final = "log joint" if user.point_only(self.compiled) else "ELBO"
         moved = f", then {moved_how(r.guide.name)}" if r.moved else ""   # by auto
-        return f"<Fit: {state} after {r.steps} steps{moved}, {final} {r.final_elbo:.4g}>"
+        text = f"<Fit: {state} after {r.steps} steps{moved}, {final} {r.final_elbo:.4g}"
+        if final == "ELBO":
+            # the verdict's level and k̂, as `ppl fit` prints them: a fit k̂ calls unreliable
+            # read '<Fit: converged after 1300 steps, ELBO -116>' (found by the audit12
+            # helper). --guide auto has computed k̂ already; else this is the CLI's cost
+            try:
+                text += f"; {self.verdict().line.partition(':')[0]}"
+            except (PplError, MemoryError, ArithmeticError, ValueError):
+                pass
+        return text + ">"

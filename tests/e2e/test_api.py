@@ -197,6 +197,19 @@ def test_a_fits_repr_says_ctrl_c_ended_it():
     assert repr(fit).startswith("<Fit: did not converge after 10 steps, ELBO ")
 
 
+def test_a_fits_repr_says_what_the_verdict_says():
+    # '<Fit: converged after 1300 steps, ELBO -116>' was all a notebook showed of a fit the
+    # verdict calls unreliable (found by the audit12 helper); a params-only fit has no k̂
+    model = ppl.compile("data y: real[3]\nsample mu ~ Normal(0, 10)\n"
+                        "observe y ~ Normal(mu, 1)\n")
+    fit = model.fit({"y": [1.0, 2.0, 0.5]}, guide="meanfield")
+    level = fit.verdict().line.partition(":")[0]
+    assert level.startswith(("reliable (k̂ ", "usable with care (k̂ ", "unreliable (k̂ "))
+    assert repr(fit).endswith(f"; {level}>")
+    point = ppl.compile("data y: real[3]\nparam m: real\nobserve y ~ Normal(m, 1)\n")
+    assert "k̂" not in repr(point.fit({"y": [1.0, 2.0, 0.5]}))
+
+
 def test_a_fit_on_npy_files_keeps_its_data_when_the_files_are_rewritten(tmp_path):
     # the .npy files stayed memory-mapped in the fit: np.save over them (a simulation loop)
     # made the first fit's later k̂, summary and predictions those of the new data, and a
