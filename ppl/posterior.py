@@ -901,10 +901,12 @@ class Fit:
         final = "log joint" if user.point_only(self.compiled) else "ELBO"
         moved = f", then {moved_how(r.guide.name)}" if r.moved else ""   # by auto
         text = f"<Fit: {state} after {r.steps} steps{moved}, {final} {r.final_elbo:.4g}"
-        if final == "ELBO":
-            # the verdict's level and k̂, as `ppl fit` prints them: a fit k̂ calls unreliable
-            # read '<Fit: converged after 1300 steps, ELBO -116>' (found by the audit12
-            # helper). --guide auto has computed k̂ already; else this is the CLI's cost
+        # the verdict's level and k̂, as `ppl fit` prints them: a fit k̂ calls unreliable
+        # read '<Fit: converged after 1300 steps, ELBO -116>' (found by the audit12 helper).
+        # --guide auto has computed k̂ already; else it costs what the CLI's verdict does,
+        # but after --batch, where each of k̂'s draws is a pass over the whole data, only
+        # once computed
+        if final == "ELBO" and (self.options.batch is None or "psis" in self._cache):
             try:
                 text += f"; {self.verdict().line.partition(':')[0]}"
             except (PplError, MemoryError, ArithmeticError, ValueError):
