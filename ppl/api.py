@@ -23,7 +23,7 @@ from .data import load_data, validate_observed
 from . import ir
 from .errors import (PplError, bad_option, data_file_as_model, empty_model, file_error,
                      guides_fixed, not_a_regular_file, not_utf8, options_unused,
-                     prior_ignores_factor, prior_without_param_prior)
+                     prior_without_param_prior)
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -223,15 +223,10 @@ class Model:
         Data that is only ever observed may be left out (``y`` of ``observe y ~ ...``, when its
         size is given), as for predictions on new data: it is what is drawn.
         """
-        from .predict import compile_given
+        from .predict import compile_given, warn_of_reweighting_factors
         n, seed = check_count("n", n), check_seed("seed", seed)
         compiled = compile_given(self, self._data(data), n, "n =")
-        # a factor of latents reweights their joint density; ancestral draws cannot, so the
-        # draws would silently differ from the model's prior (PyMC warns of Potentials so)
-        for factor in (s for s in self.ir.statements if isinstance(s, ir.Factor)):
-            if factor.value.deps:
-                warnings.warn(prior_ignores_factor(factor.span), stacklevel=2)
-                break
+        warn_of_reweighting_factors(self.ir)
         # a param without a distribution has no prior to draw from: its draws were its default
         # start, near 0, as if that were a prior (an empirical Bayes mean drawn at 0 +/- 0.1)
         flat = [s for s in self.ir.statements if isinstance(s, ir.Param) and s.dist is None]

@@ -1410,7 +1410,8 @@ def prior_without_param_prior(span: Span, names: list[str]) -> PplWarning:
                       "draws, and every value drawn from them, use the default start (small "
                       "random values around 0 on the unconstrained scale)", span,
                       hint=f"give each one to draw from a prior (param {names[0]}: real ~ "
-                           "Normal(0, 5)), or draw at the fitted values with fit.predictive()")
+                           "Normal(0, 5)), or draw the latents from their prior at the fitted "
+                           "params with fit.prior_predictive()")
 
 # ----- param, guide and minibatches (issue 13) ------------------------------------------------
 

@@ -456,6 +456,18 @@ class Fit:
         return by_draws(self.compiled.predictive, zeta, large_draws(self.compiled, len(zeta)),
                         self._rng(2))
 
+    def prior_predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """Draws from the prior of the latents with every ``param`` at its fitted value, and
+        every observed expression given them: name or label -> [n, *shape] (``n`` defaults
+        to the ``draws`` option). A VAE's are new images: z from its prior through the
+        fitted decoder. ``Model.prior_predictive`` draws the params too (from their
+        distributions; without one, at their default start). Reproducible from the fit's
+        seed, a stream of its own."""
+        from .predict import warn_of_reweighting_factors
+        n = self._count(n, self.options.draws)
+        warn_of_reweighting_factors(self.model)
+        return self.compiled.sample_prior(self._rng(5), n, self.params())
+
     # ----- importance weights (PSIS) and the verdict ------------------------------------------
 
     def log_weights(self, n: int | None = None) -> np.ndarray:

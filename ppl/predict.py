@@ -27,6 +27,17 @@ from .guides import user
 from .posterior import by_draws, large_draws
 
 
+def warn_of_reweighting_factors(program: ir.Model) -> None:
+    """Warn when a factor statement reads latents: it reweights their joint density, which
+    ancestral draws from the prior cannot follow, so prior predictive draws would silently
+    differ from the model's prior (PyMC warns of Potentials so)."""
+    for factor in (s for s in program.statements if isinstance(s, ir.Factor)):
+        if factor.value.deps:
+            import warnings
+            warnings.warn(errors.prior_ignores_factor(factor.span), stacklevel=3)
+            return
+
+
 # Draws at which a latent's values are compared between the fitted and the new data: a
 # bijector that moved with the data moves every draw (a shifted bound shifts each value)
 SUPPORT_CHECK_DRAWS = 16

@@ -113,9 +113,12 @@ class Draws:
                 out[_label(step, out)] = step.value[0]
         return out
 
-    def sample_prior(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    def sample_prior(self, rng: np.random.Generator, n: int,
+                     params: dict | None = None) -> dict[str, np.ndarray]:
         """Ancestral draws from the prior: reported latents and lets, and the observed
-        expressions given them (prior predictive); name or label -> [n, *shape].
+        expressions given them (prior predictive); name or label -> [n, *shape]. ``params``
+        (name -> value) fixes those params at those values in every draw (a fit's: its
+        ``prior_predictive``) instead of drawing them.
 
         A truncated latent (declared bounds narrowing its distribution's support) is drawn by
         rejection: elements outside the bounds are drawn again (whole events, for AR1,
@@ -127,7 +130,10 @@ class Draws:
         """
         env = {}
         for step in self._steps:
-            if isinstance(step, (_LatentStep, _DiscreteStep)):
+            if isinstance(step, _ParamStep) and params and step.name in params:
+                env[step.name] = np.broadcast_to(np.asarray(params[step.name], dtype=float),
+                                                 (n,) + tuple(step.statement.shape))
+            elif isinstance(step, (_LatentStep, _DiscreteStep)):
                 env[step.name] = _draw_latent(step, env, rng, n)
             elif isinstance(step, _LetStep):
                 env[step.name] = np.asarray(step.fn(env))

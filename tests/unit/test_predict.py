@@ -360,6 +360,29 @@ def test_prior_predictive_warns_that_a_param_without_a_distribution_has_no_prior
         with_prior.prior_predictive(n=5)
 
 
+def test_a_fits_prior_predictive_draws_the_latents_at_the_fitted_params():
+    # a VAE's generated images: z from its prior through the fitted decoder. The model's
+    # prior_predictive drew the params too (here b at its default start, 0 +/- 0.1), and the
+    # fit had no way to draw from the prior at its own params
+    model = ppl.compile("data y: real[50]\nparam b: real\nsample z ~ Normal(0, 1)\n"
+                        "observe y ~ Normal(b + z, 1)\n")
+    y = 3.0 + np.random.default_rng(0).standard_normal(50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")        # the fitted b is a value: no warning
+        fit = model.fit({"y": y.tolist()}, seed=0)
+        draws = fit.prior_predictive(20000)
+    b = float(fit.params()["b"])
+    assert np.all(draws["b"] == b) and draws["y"].shape == (20000, 50)
+    # z ~ Normal(0, 1) and each y ~ Normal(b, sqrt 2): means within 4 standard errors
+    # (sd / sqrt(n), the 50 columns' mean from 20000 x 50 draws sharing each row's z)
+    assert abs(draws["z"].mean()) < 4 / np.sqrt(20000)
+    assert abs(draws["y"].mean() - b) < 4 * np.sqrt(1 + 1 / 50) / np.sqrt(20000)
+    assert draws["z"].std() == pytest.approx(1.0, abs=4 * np.sqrt(0.5 / 20000))
+    # the fit's own stream: the same draws again, and n defaults to the draws option
+    np.testing.assert_array_equal(fit.prior_predictive(20000)["z"], draws["z"])
+    assert fit.prior_predictive()["z"].shape == (fit.options.draws,)
+
+
 GUIDED_BOUNDED = ("data N: int\ndata y: real[N]\ndata b: real\n"
                   "sample u: real<lower=b> ~ Normal(8, 1)\nsample z: real[N] ~ Normal(0, 2)\n"
                   "observe y ~ Normal(z + u, 1)\nparam a: real\nparam c: real\n"
