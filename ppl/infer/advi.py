@@ -423,7 +423,11 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
                                      noise, options, progress, trace, policies, early)
     trace = np.asarray(trace, dtype=float)
     final = float(trace[-W:].mean()) if len(trace) else _elbo_at_start(compiled, guide, theta)
-    if reason != INTERRUPTED and fell(trace, final, options.tol):
+    # the last window's median, not its mean (the final ELBO): a family with heavy tails
+    # (studentt:5) has ELBO estimates with heavy lower tails, and one draw of -41,450 in a
+    # window of -32.7 at its median had eight schools' fit called diverged
+    if reason != INTERRUPTED and len(trace) and fell(trace, float(np.median(trace[-W:])),
+                                                     options.tol):
         reason = FELL
     converged = reason == CONVERGED or reason.startswith(STOPPED)
     return AdviResult(guide, np.array(theta, dtype=float),

@@ -43,7 +43,7 @@ ETAS = {"stan": STAN_ETAS, "adam": tuple(e / 10 for e in STAN_ETAS),
 CONTINUE, STOP, DECAY, FALLEN = "continue", "stop", "decay", "fallen"
 
 FELL_STEPS = 10   # the first steps the final ELBO is compared with (fell)
-# A fit whose last FELL_WINDOWS windows each averaged below every one of its first FELL_STEPS
+# A fit whose last FELL_WINDOWS windows each had a median below every one of its first FELL_STEPS
 # steps stops there (fallen; advi.FELL). On the 217 fits of auto's climbs on every example and
 # posteriordb model, seeds 0-2, a window fell so only on the one that diverged (the BNN's
 # flow:4, seed 2: from its first window to its 11th and last) and, for one window before
@@ -53,7 +53,7 @@ FELL_WINDOWS = 3
 
 
 def fell(trace, final: float, tol: float) -> bool:
-    """Whether a fit's final ELBO (its last window's mean) is below each of its first
+    """Whether a fit's final ELBO (its last window's median, advi.fit) is below each of its first
     FELL_STEPS steps by more than the convergence rule's relative tolerance ``tol`` of them:
     its steps made q worse, a divergence whose values stayed finite, so no step failed and the
     windowed rule, comparing windows of noise as large as their means, may have passed. Seen on
@@ -85,14 +85,16 @@ def fell(trace, final: float, tol: float) -> bool:
 
 
 def fallen(trace, W: int, tol: float) -> bool:
-    """Whether each of the last FELL_WINDOWS windows of W steps has a mean ELBO below each of
-    the first FELL_STEPS steps (:func:`fell` of each window, at ``tol``): the fit has diverged
-    and stayed there, so its remaining steps are not worth their cost (the BNN's flow:4 above:
-    2,200 steps, 81 s of CPU, where it had fallen in its first window)."""
+    """Whether each of the last FELL_WINDOWS windows of W steps has a median ELBO below each
+    of the first FELL_STEPS steps (:func:`fell` of each window, at ``tol``): the fit has
+    diverged and stayed there, so its remaining steps are not worth their cost (the BNN's
+    flow:4 above: 2,200 steps, 81 s of CPU, where it had fallen in its first window). The
+    median, not the mean: a heavy-tailed family's estimates (studentt:5) have rare draws far
+    below the rest, which a window's mean follows."""
     if len(trace) < FELL_WINDOWS * W:
         return False
-    means = np.mean(np.reshape(trace[-FELL_WINDOWS * W:], (FELL_WINDOWS, W)), axis=1)
-    return all(fell(trace, mean, tol) for mean in means)
+    middles = np.median(np.reshape(trace[-FELL_WINDOWS * W:], (FELL_WINDOWS, W)), axis=1)
+    return all(fell(trace, middle, tol) for middle in middles)
 
 
 def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:

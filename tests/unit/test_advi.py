@@ -470,6 +470,25 @@ def test_a_warm_started_fit_level_within_the_noise_of_its_first_steps_did_not_fa
         assert advi.fell(trace + shift, -31.0 + shift, 1e-3)
 
 
+def test_a_level_fit_with_rare_far_draws_did_not_fall():
+    # --guide studentt:5 on eight schools: estimates at -32.7 (the window's median) and, once
+    # a window, a draw of the t's tail at -41,450 put the windows' means below every first
+    # step, and the fit was called diverged ('try a smaller --lr'); the windows' medians are
+    # level. A fall of the whole window is still one.
+    rng = np.random.default_rng(0)
+    trace = -32.7 + rng.standard_normal(600)
+    trace[[250, 350, 450, 550]] = -41450.0
+    assert not schedule.fallen(trace, 100, 1e-3)
+    assert schedule.fallen(np.r_[trace[:300], trace[300:] - 1e4], 100, 1e-3)
+    import json
+    from pathlib import Path
+    import ppl
+    models = Path(__file__).resolve().parents[2] / "models"
+    data = json.loads((models / "eight_schools.json").read_text())
+    fit = ppl.load(models / "eight_schools.ppl").fit(data, guide="studentt:5", seed=0)
+    assert fit.result.reason == advi.CONVERGED and "diverged" not in fit.verdict().line
+
+
 # advi._run's decision at a window's end (window_end): (the windowed rule's verdict, the
 # early stop's reason, the rescue due) -> what the loop does. Each row fails under one rule
 # broken by hand (checked): the early stop checked before a fall (row 1) or before the rule's
