@@ -466,7 +466,7 @@ class Fit:
         from .predict import warn_of_reweighting_factors
         n = self._count(n, self.options.draws)
         warn_of_reweighting_factors(self.model)
-        return self.compiled.sample_prior(self._rng(5), n, self.params())
+        return self.compiled.sample_prior(self._rng(6), n, self.params())   # 5: minibatches
 
     # ----- importance weights (PSIS) and the verdict ------------------------------------------
 

@@ -48,9 +48,10 @@ NOT_CONVERGED = "L-BFGS stopped before the gradient tolerance: "
 # goes on in units of 1 / sqrt|H_ii|, RESCALE_TRIES times at most.
 HESSIAN_MAX_PARAMS = 50
 RESCALE_TRIES = 3
-SHORT = ("L-BFGS met the gradient tolerance short of the maximum: Newton steps in each param "
-         "alone would still raise the log joint by {gain:.3g} (the params' scales differ by "
-         "orders of magnitude, or they started far from it: rescale the data, or give --init)")
+SHORT_OF = "L-BFGS met the gradient tolerance short of the maximum: "
+SHORT = SHORT_OF + ("Newton steps in each param alone would still raise the log joint by "
+                    "{gain:.3g} (the params' scales differ by orders of magnitude, or they "
+                    "started far from it: rescale the data, or give --init)")
 RISING = ("L-BFGS met the gradient tolerance where the log joint is still rising (it is "
           "higher at twice the values' distance from the start): the maximum is on a param's "
           "bound (the value reported is next to it) or at infinity (separated data: there is "
@@ -62,7 +63,7 @@ def is_point_fit(reason: str) -> bool:
     ELBO are then the log joint at the params, and k̂ says nothing (nothing is drawn). Not
     when Ctrl-C ended it (advi.INTERRUPTED, as ADVI's): a saved fit says so in fit.json
     (savedfit.is_point_fit), a Fit by its model (guides.user.point_only)."""
-    return reason in (CONVERGED, RISING) or reason.startswith((NOT_CONVERGED, SHORT[:40]))
+    return reason in (CONVERGED, RISING) or reason.startswith((NOT_CONVERGED, SHORT_OF))
 
 
 def fit_point(compiled, guide, options, progress=None):
