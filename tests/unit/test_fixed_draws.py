@@ -74,6 +74,24 @@ def test_the_paired_gain_is_the_mean_difference_with_the_pairs_standard_error():
     with np.errstate(all="ignore"):
         assert fixed_draws.paired_gain(lambda z: np.full(len(z), np.nan), guide, before, after,
                                        eps) == (-np.inf, 0.0)
+        # one draw not finite is no gain either, not a NaN mean (a mutation pass, 2026-12-04)
+        assert fixed_draws.paired_gain(
+            lambda z: np.where(z[:, 0] == z[0, 0], -np.inf, model.log_joint(z)), guide, before,
+            after, eps) == (-np.inf, 0.0)
+
+
+@pytest.mark.parametrize("gains, converged", [((0.0, 5.0, 0.0), False), ((5.0, 0.0, 0.0), True),
+                                               ((0.0, np.nan, 0.0), False)])
+def test_the_rounds_converge_on_consecutive_flat_gains(monkeypatch, gains, converged):
+    # FLAT_ROUNDS (2) flat gains in a row: a gain that is not flat, or not finite, starts the
+    # count again (a mutant that never reset it passed; a mutation pass, 2026-12-04). Each
+    # gain here has a standard error of 1, so 5 is significant and 0 flat.
+    scripted = iter(gains)
+    monkeypatch.setattr(fixed_draws, "paired_gain", lambda *args, **kwargs: (next(scripted), 1.0))
+    model, guide = Banana(), Scaled(2)
+    fitted = fixed_draws.fit(model.log_joint, guide, guide.init(2, 1.0),
+                             np.random.default_rng(0), rounds=(16,) * 4)
+    assert fitted.converged == converged
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 128])

@@ -128,6 +128,12 @@ def test_gpd_quantile_matches_scipy():
     p = np.linspace(0.01, 0.99, 7)
     for k in (-0.3, 0.0, 0.4, 1.2):
         np.testing.assert_allclose(gpd_quantile(p, k, 2.5), stats.genpareto.ppf(p, k, scale=2.5))
+    # near 0 the exact formula, not the exponential limit, which is off by a relative
+    # k log(1 / (1 - p)) / 2: 1.2e-3 at k = 5e-4 and p = 0.99 (a mutant took the limit for
+    # |k| < 1e-3 and passed; found by a mutation pass, 2026-12-04)
+    for k in (5e-4, -5e-4, 1e-9):
+        np.testing.assert_allclose(gpd_quantile(p, k, 2.5), stats.genpareto.ppf(p, k, scale=2.5),
+                                   rtol=1e-12)
 
 
 def test_ess_of_uniform_weights_is_sample_size():
