@@ -100,6 +100,10 @@ class AdviResult:
     unmoved_final_elbo: float = float("nan")
     phases: tuple = ()
 
+    def own_phases(self) -> tuple:
+        """``phases``, or, for a fit of one family, that family from its first step."""
+        return self.phases or ((self.guide.name, 0),)
+
     @property
     def moved(self) -> bool:
         """Whether ``--guide auto`` moved the fit after its steps (``unmoved_final_elbo``)."""
@@ -291,7 +295,7 @@ def _after(first: AdviResult, guide, theta, trace, converged: bool, reason: str,
     source, or an earlier fit of ``guide``): ``trace`` holds this phase's own ELBOs, and the
     result's trace, steps and seconds (from ``start_time``, ``first``'s) cover both;
     ``jitter`` is this phase's (in its own guide sds; nan for a phase without windows)."""
-    phases = first.phases or ((first.guide.name, 0),)
+    phases = first.own_phases()
     if guide.name != phases[-1][0]:
         phases += ((guide.name, len(first.elbo)),)
     return AdviResult(guide, theta, first.names, np.concatenate([first.elbo, trace]),

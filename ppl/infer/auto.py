@@ -570,7 +570,7 @@ def fullrank_start(compiled, options, mf_rng: np.random.Generator, mean_field):
                               whitened.matrix())
     # its steps are mean field's: the trace of a flow fitted from it says so (AdviResult.phases)
     return dataclasses.replace(mean_field, guide=guide, theta=start,
-                               phases=mean_field.phases or ((mean_field.guide.name, 0),))
+                               phases=mean_field.own_phases())
 
 
 def alone_line(why: str) -> str:
