@@ -491,15 +491,23 @@ class Fit:
         guide, theta = self.result.guide, self.result.theta
         forward = getattr(guide, "draw_and_log_q", None)
         covariance = getattr(self.result, "lr_covariance", None)
-        if forward is None or self.options.batch is not None or \
-                (covariance is not None and len(covariance)):
+        if forward is None or (covariance is not None and len(covariance)):
             return self._log_weights_at(self._zeta(n)[first:])
         # log q at the draws' own noise: no inverse (a flow: D passes a layer) or triangular
-        # solve (full rank: scipy.linalg's import); equal to log_q(zeta) to rounding. The same
-        # weights as the early stop's checks (infer/early.py), a score chunk at a time.
+        # solve (full rank: scipy.linalg's import); equal to log_q(zeta) to rounding, and where
+        # a collapsed scale rounds every draw to the guide's centre it still varies as the
+        # guide's density does (a VAE fitted with --batch N=64 --lr 2: log q recomputed at
+        # such draws tied every weight, k̂ -inf, 'usable with care'). The same weights as the
+        # early stop's checks (infer/early.py), a score chunk at a time.
         eps = self._eps(n)[first:]
-        step = min(self._draws_per_call(whole_data=True), max(len(eps), 1))
-        return log_weights(self.compiled.log_joint, guide, theta, eps, int(step))
+        step = int(min(self._draws_per_call(whole_data=True), max(len(eps), 1)))
+        if self.options.batch is None:
+            return log_weights(self.compiled.log_joint, guide, theta, eps, step)
+        # after --batch the guide's draws go a chunk at a time too, as _zeta takes them: an
+        # encoder over the data (a VAE's) has [draws, rows, hidden] temporaries
+        return np.concatenate([log_weights(self.compiled.log_joint, guide, theta,
+                                           eps[i:i + step], step)
+                               for i in range(0, max(len(eps), 1), step)])
 
     def _log_weights_at(self, zeta: np.ndarray) -> np.ndarray:
         """log p - log q [n] at unconstrained draws zeta [n, D]."""

@@ -313,3 +313,28 @@ def test_the_verdict_after_a_batch_fit_names_no_family_the_batch_refuses():
     amortized = ppl.compile(AMORTIZED).fit({"N": 40, "y": data["y"]}, batch={"N": 10},
                                            iter=100, lr=0.01)
     assert "without --batch" not in amortized.verdict().line
+
+
+def test_a_batch_fit_whose_guide_scale_collapsed_is_not_called_usable():
+    # z's scale exp(-700) = 1e-304 next to locs of order 1: every draw of z rounds to its
+    # loc. After --batch, log q was recomputed at the draws, the same at all of them, so
+    # every weight tied: k̂ -inf, 'usable with care', importance-corrected at an ESS of all
+    # the draws (a VAE at --batch N=64 --lr 2, its ELBO -8.6e6 against -6.5e4 at step 1).
+    # From the draws' own noise log q varies as the guide's density does (its sd of
+    # log q is sqrt(N / 2) nats): the weights have that density's heavy tail
+    import dataclasses
+    from ppl.posterior import Fit
+    # z's guide is the only draw (a VAE's): s's would have kept the weights apart
+    model = ppl.compile(AMORTIZED.replace("sample s: real<lower=0> ~ Normal(0, 2)",
+                                          "data s: real"))
+    y = np.random.default_rng(0).standard_normal(40) + 3.0
+    fit = model.fit({"N": 40, "y": y, "s": 1.0}, batch={"N": 10}, iter=100, lr=0.01)
+    theta = np.array(fit.result.theta)
+    theta[-1] = -700.0                      # w[1], the log scale of z's guide
+    collapsed = Fit(fit.model, fit.compiled, dataclasses.replace(fit.result, theta=theta),
+                    fit.options, fit.info)
+    z = [i for i, name in enumerate(fit.result.names) if name.startswith("z[")]
+    zeta = collapsed._zeta(1000)[:, z]
+    assert len(z) == 40 and np.all(zeta == zeta[0])    # every draw of z is the same
+    assert np.ptp(collapsed.log_weights(1000)) > 1.0
+    assert collapsed.khat > 0.7 and collapsed.verdict().level == "unreliable"
