@@ -750,7 +750,19 @@ class Fit:
                      off_optimum=self.result.reason == advi.NOT_AT_OPTIMUM,
                      tails_disagree=self._tails_disagree() if corrected else None,
                      noisy_correction=self._summary_mcse() if corrected and not
-                     self.climbing else None, batch_meanfield=self.batch_meanfield)
+                     self.climbing else None, batch_meanfield=self.batch_meanfield,
+                     summary_khat=self._summary_khat() if corrected and not self.climbing
+                     else None)
+
+    def _summary_khat(self) -> tuple[float, float, int] | None:
+        """(k̂, threshold, draws) of the weights the corrected summary takes
+        (:meth:`_summary_weights`) where it took more draws than k̂'s own, else None (the
+        same weights). Their values are the summary's noisy-mean check's, so this costs
+        nothing more."""
+        p = self._summary_weights()
+        if p.log_weights.size <= self.psis.log_weights.size:
+            return None
+        return p.khat, p.threshold, p.log_weights.size
 
     def _weights_disagree(self) -> tuple[str, float, float, bool] | None:
         """For a summary that is not importance-corrected (DADVI's, --correct none) while k̂

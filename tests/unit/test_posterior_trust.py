@@ -541,3 +541,29 @@ def test_a_guide_equal_to_a_constrained_posterior_has_constant_log_weights(name)
     assert np.ptp(fit.log_weights()) < 1e-10
     assert fit.khat < 0 and fit.weights_ess == pytest.approx(1.0, rel=1e-12)
     assert fit.verdict().level == "reliable"
+
+
+def test_the_verdict_reads_khat_of_the_corrected_summarys_own_draws(monkeypatch):
+    # noncentered eight schools, seed 8, mean field under auto: k̂ 0.43 from 4000 draws,
+    # reliable; its weights' ESS is low, so the summary weights 32,000 draws (PSIS_GROWTH),
+    # whose k̂ is the verdict's second figure (verdict.judge's summary_khat)
+    from pathlib import Path
+    from dataclasses import replace
+    models = Path(__file__).resolve().parents[2] / "models"
+    data = json.loads((models / "eight_schools.json").read_text())
+    fit = ppl.load(models / "eight_schools.ppl").fit(data, seed=8)
+    assert fit.corrected and fit.verdict().level == "reliable"
+    khat, threshold, draws = fit._summary_khat()
+    p = fit._summary_weights()
+    assert (khat, threshold, draws) == (p.khat, p.threshold, p.log_weights.size)
+    assert draws == PSIS_GROWTH * fit.psis.log_weights.size and khat < threshold
+    # the same fit with the summary's weights at k̂ 0.75: usable with care, and why
+    fit._cache.pop("verdict")
+    heavy = replace(p, khat=0.75)
+    monkeypatch.setattr(Fit, "_summary_weights", lambda self: heavy)
+    line = fit.verdict().line
+    assert line.startswith("usable with care (k̂ 0.43): k̂ of the corrected summary's own "
+                           "32000 draws is 0.75, not below 0.70")
+    # where the summary takes k̂'s own draws there is no second figure
+    monkeypatch.setattr(Fit, "_summary_weights", lambda self: self.psis)
+    assert fit._summary_khat() is None

@@ -444,3 +444,26 @@ def test_weighted_moments_and_their_standard_errors_match_the_closed_forms():
     assert mean[0] == pytest.approx(x.mean()) and sd[0] == pytest.approx(x.std())
     assert se_mean[0] == pytest.approx(x.std() / 200)
     assert se_log_sd[0] == pytest.approx(1 / np.sqrt(2 * 40000), rel=0.03)
+
+
+def test_the_corrected_summarys_own_khat_at_its_threshold_makes_a_reliable_fit_usable_with_care():
+    # k̂ from the summary's 8x draws is the better estimate of the tail it is weighted by:
+    # at or above its threshold a reliable fit is usable with care (its reason and a hint), a
+    # care one keeps its reason with the figure as a note, an unreliable one is told nothing
+    # more; below it, or None (the summary took k̂'s own draws), nothing changes
+    heavy = (0.72, 0.7, 32000)
+    assert judge(0.43, 0.7, 4000, corrected=True, summary_khat=heavy,
+                 available=ALL).line == (
+        "usable with care (k̂ 0.43): k̂ of the corrected summary's own 32000 draws is 0.72, "
+        "not below 0.70, so its sds and tails may be off too; try --guide fullrank")
+    assert judge(0.43, 0.7, 4000, corrected=True, summary_khat=(0.7, 0.7, 32000)).level == CARE
+    assert judge(0.43, 0.7, 4000, corrected=True,
+                 summary_khat=(0.69, 0.7, 32000)).level == RELIABLE
+    assert judge(0.43, 0.7, 4000, corrected=True, summary_khat=None).level == RELIABLE
+    assert judge(0.62, 0.7, 4000, corrected=True, summary_khat=heavy,
+                 available=ALL).line == (
+        "usable with care (k̂ 0.62): the importance-corrected summary is usable; the guide's "
+        "sds and tails are off; try --guide fullrank; k̂ of the corrected summary's own 32000 "
+        "draws is 0.72, not below 0.70, so its sds and tails may be off too")
+    unreliable = judge(0.43, 0.7, 4000, corrected=True, summary_khat=heavy, disagree=("mu",))
+    assert unreliable.level == UNRELIABLE and "own 32000" not in unreliable.line
