@@ -144,7 +144,10 @@ def test_a_corrected_mean_with_a_large_monte_carlo_error_is_usable_with_care():
     assert fit._summary_mcse()[0] == "tau" and fit._summary_mcse()[1] > 0.05
     assert fit.verdict().line.startswith(
         "usable with care (k̂ 0.49): the corrected mean of tau is uncertain by 0.065")
-    assert fit.verdict().line.endswith("fit again with --draws 16000, or a richer --guide")
+    assert "fit again with --draws 16000, or a richer --guide; " in fit.verdict().line
+    # and k̂ of those 32,000 draws, as a note (verdict.judge's summary_khat)
+    assert fit.verdict().line.endswith("; k̂ of the corrected summary's own 32000 draws is "
+                                       "0.74, not below 0.70, so its sds and tails may be off too")
     checked = model.fit(data, seed=18)
     assert checked.auto.tried[0].noisy and checked.auto.tried[0].khat == fit.khat
     assert checked.auto.tried[checked.auto.chosen].family == "fullrank"
