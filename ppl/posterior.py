@@ -637,35 +637,54 @@ class Fit:
         columns ([n, k] each: the reported continuous elements; columns counted across the
         blocks) whose error is the largest (tails.weighted_moments); (-1, nan) without a
         finite one."""
+        return Fit._largest_errors(blocks, log_weights)[0]
+
+    @staticmethod
+    def _largest_errors(blocks: list[np.ndarray], log_weights: np.ndarray):
+        """((column, error), (column, error)) of the weighted mean and of the weighted sd of
+        ``blocks``' columns (as :meth:`_mean_mcse`) whose Monte Carlo standard error is the
+        largest: the mean's in its sd, the sd's relative to it (that of log sd,
+        tails.weighted_moments); (-1, nan) for one without a finite error."""
         from .infer.tails import weighted_moments
-        weights, worst, column, offset = np.exp(log_weights), -np.inf, -1, 0
+        weights, offset = np.exp(log_weights), 0
+        worst = [(-1, -np.inf), (-1, -np.inf)]
         for values in blocks:
             with np.errstate(all="ignore"):
-                _, sd, se_mean, _ = weighted_moments(values, weights)
-                ratios = se_mean / sd
-            ratios[~np.isfinite(ratios)] = -np.inf
-            if ratios.size and ratios.max() > worst:
-                column, worst = offset + int(np.argmax(ratios)), float(ratios.max())
+                _, sd, se_mean, se_log_sd = weighted_moments(values, weights)
+                errors = (se_mean / sd, se_log_sd)
+            for i, ratios in enumerate(errors):
+                ratios[~np.isfinite(ratios)] = -np.inf
+                if ratios.size and ratios.max() > worst[i][1]:
+                    worst[i] = (offset + int(np.argmax(ratios)), float(ratios.max()))
             offset += values.shape[1]
-        return column, (worst if column >= 0 else float("nan"))
+        return tuple((column, error if column >= 0 else float("nan"))
+                     for column, error in worst)
 
     def _summary_mcse(self, pool: dict | None = None) -> tuple[str, float] | None:
         """(element, its Monte Carlo standard error in its sd) of the corrected summary's mean
         whose error is the largest, at the draws the summary weights (:meth:`_summary_weights`;
-        their values ``pool`` when the summary has them), or None without one. Computed
-        once: the note above the table and the verdict give it."""
-        if not hasattr(self.compiled, "values"):    # a stand-in with a log joint only
-            return None
-        if "summary_mcse" not in self._cache:
+        their values ``pool`` when the summary has them), or None without one: the first of
+        :meth:`_summary_errors`. The note above the table and the verdict give it."""
+        return self._summary_errors(pool)[0]
+
+    def _summary_errors(self, pool: dict | None = None) -> tuple:
+        """(the mean's, the sd's) of the corrected summary's elements whose Monte Carlo
+        standard errors are the largest, each (element, error) or None: the mean's in its sd
+        (:meth:`_summary_mcse`), the sd's relative to it (Fit._largest_errors). Computed once;
+        (None, None) for a stand-in with a log joint only."""
+        if not hasattr(self.compiled, "values"):
+            return None, None
+        if "summary_errors" not in self._cache:
             p = self._summary_weights()
             n = p.log_weights.size
             if pool is None:
                 with np.errstate(all="ignore"):   # a let's overflow: the summary says so
                     pool = self._constrained(self._zeta(n), self._rng(3))
             names, blocks = self._column_blocks(pool, n)
-            column, worst = self._mean_mcse(blocks, p.log_weights)
-            self._cache["summary_mcse"] = (names[column], worst) if column >= 0 else None
-        return self._cache["summary_mcse"]
+            self._cache["summary_errors"] = tuple(
+                (names[column], error) if column >= 0 else None
+                for column, error in self._largest_errors(blocks, p.log_weights))
+        return self._cache["summary_errors"]
 
     @property
     def khat(self) -> float:
@@ -737,6 +756,9 @@ class Fit:
             available = tuple(f for f in available if f not in tried)
         corrected = self.corrected
         family = self.result.guide.name.partition(":")[0]
+        # the corrected summary's largest Monte Carlo errors: not on auto's rungs, whose
+        # summaries are never shown (Fit.climbing)
+        errors = self._summary_errors() if corrected and not self.climbing else (None, None)
         if not getattr(self.compiled, "guides", {}):   # params only: no guide to revise
             family = family.removeprefix(user.PREFIX)
         return judge(p.khat, p.threshold, p.log_weights.size, self.converged, p.n_nonfinite,
@@ -749,8 +771,8 @@ class Fit:
                      None if corrected or not p.khat < p.threshold else self._weights_disagree(),
                      off_optimum=self.result.reason == advi.NOT_AT_OPTIMUM,
                      tails_disagree=self._tails_disagree() if corrected else None,
-                     noisy_correction=self._summary_mcse() if corrected and not
-                     self.climbing else None, batch_meanfield=self.batch_meanfield,
+                     noisy_correction=errors[0], batch_meanfield=self.batch_meanfield,
+                     noisy_sd=errors[1],
                      summary_khat=self._summary_khat() if corrected and not self.climbing
                      else None)
 

@@ -74,6 +74,13 @@ SD_TARGET = 0.15
 # 0.49 from 4,000 draws, 0.74 from 32,000; its sd of tau 17.6% off; docs/history/trust-log.md,
 # "Twenty-ninth probe").
 NOISY_CORRECTION = MEAN_TARGET / 2
+# The same for a corrected sd: a relative Monte Carlo standard error above half SD_TARGET. It
+# grows with an element's kurtosis under the weights (tails.weighted_moments), which the mean's
+# does not see: on Neal's funnel (docs/trust.md, "Known limits") auto's scaled fits were
+# `reliable` (k̂ 0.23-0.30) with x's sd 0.15-0.19 uncertain and 38-48% short. Over 76 auto
+# fits of posteriordb and the example models (seeds 0-1) the largest was 0.010-0.056, but
+# 0.10 on gp_pois_regr's Kmat[0,10], both `usable with care` already (docs/trust.md).
+NOISY_SD = SD_TARGET / 2
 WEIGHTS_SE = 3.0
 
 
@@ -106,7 +113,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
           tails_disagree: tuple[str, float, float, bool] | None = None,
           noisy_correction: tuple[str, float] | None = None,
           batch_meanfield: bool = False,
-          summary_khat: tuple[float, float, int] | None = None) -> Verdict:
+          summary_khat: tuple[float, float, int] | None = None,
+          noisy_sd: tuple[str, float] | None = None) -> Verdict:
     """The verdict on one fit (or on a set of starts).
 
     Parameters
@@ -158,6 +166,9 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         care` one says so in a note: k̂ from 8x the draws is the better estimate of the tail
         the summary is weighted by (eight schools seed 8 under auto: 0.43 from 4,000 draws,
         0.68 from the summary's 32,000; kilpisjarvi seed 2, 0.69 and 0.72).
+    noisy_sd : (element, the Monte Carlo standard error of its corrected sd relative to it)
+        of the sd whose error is the largest, at the summary's own draws
+        (posterior.Fit._summary_errors), or None: above NOISY_SD as ``noisy_correction``.
 
     Returns
     -------
@@ -244,6 +255,13 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
             level, text = CARE, noisy + f"; fit again with --draws {4 * draws}, or a richer --guide"
         elif level == CARE:        # an unreliable fit's summary is not to be used anyway
             notes.append(noisy)
+    if noisy_sd is not None and noisy_sd[1] > NOISY_SD:
+        uncertain = (f"the corrected sd of {noisy_sd[0]} is uncertain by {noisy_sd[1]:.0%} (its "
+                     f"Monte Carlo standard error: its tails are heavy)")
+        if level == RELIABLE:
+            level, text = CARE, uncertain + "; its quantiles are the better summary"
+        elif level == CARE:        # an unreliable fit's summary is not to be used anyway
+            notes.append(uncertain)
     if summary_khat is not None and summary_khat[0] >= summary_khat[1]:
         heavy = (f"k̂ of the corrected summary's own {summary_khat[2]} draws is "
                  f"{summary_khat[0]:.2f}, not below {summary_khat[1]:.2f}, so its sds and tails "

@@ -287,7 +287,8 @@ def test_the_verdict_reads_the_summarys_monte_carlo_error_except_on_auto_s_rungs
     result = AdviResult(MEAN_FIELD, np.zeros(4), ("z[0]", "z[1]"), np.zeros(1), True,
                         "converged", 1, 0.0, 0.1, 0.0)
     asked = []
-    monkeypatch.setattr(Fit, "_summary_mcse", lambda self: asked.append(self) or ("z[0]", 0.07))
+    monkeypatch.setattr(Fit, "_summary_errors",
+                        lambda self: asked.append(self) or (("z[0]", 0.07), None))
     rung = Fit(None, Wider(), result, FitOptions(seed=0), {}, climbing=True)
     assert rung.corrected and "uncertain" not in rung.verdict().line and not asked
     rung.climbing = False          # the climb returned it: its verdict again, with the check
@@ -567,3 +568,26 @@ def test_the_verdict_reads_khat_of_the_corrected_summarys_own_draws(monkeypatch)
     # where the summary takes k̂'s own draws there is no second figure
     monkeypatch.setattr(Fit, "_summary_weights", lambda self: self.psis)
     assert fit._summary_khat() is None
+
+
+def test_the_summarys_largest_errors_of_a_mean_and_of_an_sd_are_weighted_moments_own():
+    # Fit._largest_errors: the column whose mean's standard error (in its sd) and whose sd's
+    # relative standard error are the largest, across blocks, from tails.weighted_moments;
+    # the two may be different columns: here a heavy-tailed column (Student-t, 5 degrees of
+    # freedom: finite kurtosis, sd's error large) and a narrow one with uneven weights
+    rng = np.random.default_rng(3)
+    n = 4000
+    heavy = rng.standard_t(5, size=(n, 1))
+    plain = rng.standard_normal((n, 2))
+    log_weights = rng.normal(0, 1.0, n)
+    log_weights -= np.log(np.sum(np.exp(log_weights)))
+    (mean_col, mean_err), (sd_col, sd_err) = Fit._largest_errors([plain, heavy], log_weights)
+    _, sd, se_mean, se_log_sd = weighted_moments(np.hstack([plain, heavy]), np.exp(log_weights))
+    assert mean_col == int(np.argmax(se_mean / sd))
+    np.testing.assert_allclose(mean_err, np.max(se_mean / sd), rtol=1e-12)
+    # blocks and the whole sum in different orders (BLAS): equal to rounding
+    assert sd_col == 2 == int(np.argmax(se_log_sd))
+    np.testing.assert_allclose(sd_err, se_log_sd[2], rtol=1e-12)
+    # a constant column (sd 0) has no finite error and is passed over; none at all: (-1, nan)
+    both = Fit._largest_errors([np.zeros((n, 1))], log_weights)
+    assert [c for c, _ in both] == [-1, -1] and all(np.isnan(e) for _, e in both)

@@ -467,3 +467,22 @@ def test_the_corrected_summarys_own_khat_at_its_threshold_makes_a_reliable_fit_u
         "draws is 0.72, not below 0.70, so its sds and tails may be off too")
     unreliable = judge(0.43, 0.7, 4000, corrected=True, summary_khat=heavy, disagree=("mu",))
     assert unreliable.level == UNRELIABLE and "own 32000" not in unreliable.line
+
+
+def test_a_noisy_corrected_sd_makes_a_reliable_fit_usable_with_care():
+    # verdict.NOISY_SD: half SD_TARGET, the sd's relative Monte Carlo standard error. Above
+    # it a reliable fit is usable with care, a care one gets it as a note, an unreliable one
+    # nothing more; at it, nothing
+    from ppl.infer.verdict import NOISY_SD
+    assert NOISY_SD == 0.075
+    noisy = ("x[5]", 0.19)
+    assert judge(0.23, 0.7, 4000, corrected=True, noisy_sd=noisy).line == (
+        "usable with care (k̂ 0.23): the corrected sd of x[5] is uncertain by 19% (its Monte "
+        "Carlo standard error: its tails are heavy); its quantiles are the better summary")
+    assert judge(0.23, 0.7, 4000, corrected=True, noisy_sd=("x[5]", 0.075)).level == RELIABLE
+    assert judge(0.62, 0.7, 4000, corrected=True, noisy_sd=noisy, available=ALL).line == (
+        "usable with care (k̂ 0.62): the importance-corrected summary is usable; the guide's "
+        "sds and tails are off; try --guide fullrank; the corrected sd of x[5] is uncertain "
+        "by 19% (its Monte Carlo standard error: its tails are heavy)")
+    unreliable = judge(0.23, 0.7, 4000, corrected=True, noisy_sd=noisy, disagree=("mu",))
+    assert unreliable.level == UNRELIABLE and "uncertain" not in unreliable.line
