@@ -462,6 +462,52 @@ observe y ~ Normal(alpha + X @ beta, sigma)
                                atol=1e-10 * np.abs(want).max())
 
 
+def test_the_gram_form_holds_an_intercept_far_from_its_fit_along_the_null_space(monkeypatch):
+    # an intercept beside full sets of group effects (crossed, so the design is rank-deficient
+    # twice) with y near 1e6 and sd 1: the likelihood is flat along the trade of the mean
+    # between alpha and a, c, and the draws put it in alpha (near 1e6) where the Gram form's
+    # least-squares fit puts it elsewhere. Z^T (u - Z b)'s rounding along that null space
+    # (1.5e-8 here) times d there (about 1e6) put the log likelihood 2.4e-4 off (5e-6
+    # relative) and sigma's gradient 5e-4 (2.6e-5 of the largest); the plain path's residuals
+    # lose eps * 1e6 each (measured 7e-12 relative on the value, 2.5e-10 of the largest
+    # gradient), hence 1e-9 and 1e-8
+    monkeypatch.setattr(kernels, "GRAM_MIN_ROWS", 0)
+    monkeypatch.setattr(kernels, "GRAM_ROWS_PER_COLUMN", 1)
+    text = """data N: int
+data X: real[N, 3]
+data g: int[N]
+data h: int[N]
+data y: real[N]
+sample alpha ~ Normal(0, 1e7)
+sample a: real[4] ~ Normal(0, 1)
+sample c: real[3] ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 1)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + a[g] - c[h] + X @ beta, sigma)
+"""
+    rng = np.random.default_rng(0)
+    X, g, h = rng.normal(0, 1, (N, K)), rng.integers(0, J, N), rng.integers(0, 3, N)
+    y = 1e6 + X @ [0.5, -1.0, 2.0] + rng.normal(0, 1, N)
+
+    def compile_(fuse):
+        program = parse(text, "model.ppl")
+        values, dims = load_data(check(program), {"N": N, "X": X, "g": g, "h": h, "y": y})
+        return compile_model(check(program, dims), values, fuse=fuse)
+    fused, plain = compile_(True), compile_(False)
+    assert type(_kernel(fused)).__name__ == "GramTerm"
+    # near the minimum-norm least-squares fit, which has the mean in alpha
+    Z = np.column_stack([np.ones(N), np.eye(J)[g], -np.eye(3)[h], X])
+    fit = np.linalg.lstsq(Z, y, rcond=None)[0]
+    z = np.concatenate([fit, [0.0]]) + 1e-2 * rng.normal(size=(3, 12))
+
+    def likelihood(compiled):
+        return lambda z: anp.sum(compiled.terms(z)[-1][1] * np.arange(1.0, len(z) + 1.0))
+    np.testing.assert_allclose(fused.terms(z)[-1][1], plain.terms(z)[-1][1], rtol=1e-9)
+    want = grad(likelihood(plain))(z)
+    np.testing.assert_allclose(grad(likelihood(fused))(z), want, rtol=0,
+                               atol=1e-8 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("rows, predictors, kind", [
     (kernels.GRAM_MIN_ROWS, 3, "GramTerm"),
     (kernels.GRAM_MIN_ROWS - 1, 3, "FusedTerm"),            # few rows: the pass is cheap
