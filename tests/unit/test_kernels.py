@@ -266,6 +266,30 @@ def test_fused_likelihood_beside_a_huge_logit_keeps_its_small_rows(family, x, y)
                                grad(lambda z: anp.sum(plain.terms(z)[-1][1]))(z), rtol=1e-12)
 
 
+@pytest.mark.parametrize("family, trials, x, y", [
+    ("Bernoulli(logit=b * x)", [1, 1], [1e10, -0.3], [1, 0]),
+    # 1e5 trials at a logit of 1e5: n |eta| summed is 1e10 where |eta| summed is 1e5
+    ("Binomial(m, logit=b * x)", [100000, 1], [1e5, 0.3], [100000, 0])])
+def test_the_fused_sums_fall_back_a_little_above_the_cancellation_limit(family, trials, x, y):
+    # sum n |eta| = 1e10, 2.3 times CANCELLATION_LIMIT (2^32): the small row's logit of 0.3
+    # loses about ulp(1e10) / 2 = 1e-6 in the fused sums (0.5 (sum eta - sum |eta|), 0.5 (eta +
+    # |eta|) . n), 1e-6 of its term -softplus(+-0.3); so the draw takes the plain path's row
+    # terms, which are exact to rounding (hence rtol 1e-12). A limit of 2^52, or the Binomial's
+    # measured without its trials (1e5 here), would keep the fused sums
+    assert 1e10 > kernels.CANCELLATION_LIMIT > 1e5 + 1
+    text = "data N: int\ndata m: int[N]\ndata x: real[N]\ndata y: int[N]\n" \
+        f"sample b ~ Normal(0, 1)\nobserve y ~ {family}\n"
+    program = parse(text, "m.ppl")
+    values, dims = load_data(check(program), {"N": 2, "m": trials, "x": x, "y": y})
+    fused, plain = (compile_model(check(program, dims), values, fuse=fuse) for fuse in (True, False))
+    assert type(_kernel(fused)).__name__ == "FusedTerm"
+    z = np.array([[1.0]])
+    np.testing.assert_allclose(fused.terms(z)[-1][1], plain.terms(z)[-1][1], rtol=1e-12)
+    # the reference itself: row 0 is sure (0), row 1 is -softplus(logit) for y = 0
+    np.testing.assert_allclose(plain.terms(z)[-1][1], -trials[1] * np.logaddexp(0, x[1]),
+                               rtol=1e-12)
+
+
 # a param's coordinates are read from the first draw only: a difference along them in the
 # other draws is no difference of the log joint (the whitening is of latents)
 LATENT_PATHS = [(name, kind) for name, kind in PATHS if "params" not in name]
