@@ -536,6 +536,8 @@ observe y ~ Normal(alpha + a[g] - c[h] + X @ beta, sigma)
     (kernels.GRAM_MIN_ROWS, 3, "GramTerm"),
     (kernels.GRAM_MIN_ROWS - 1, 3, "FusedTerm"),            # few rows: the pass is cheap
     (kernels.GRAM_MIN_ROWS, kernels.GRAM_MIN_ROWS // kernels.GRAM_ROWS_PER_COLUMN, "FusedTerm"),
+    # at the bound: the intercept's column and N / GRAM_ROWS_PER_COLUMN - 1 predictors
+    (kernels.GRAM_MIN_ROWS, kernels.GRAM_MIN_ROWS // kernels.GRAM_ROWS_PER_COLUMN - 1, "GramTerm"),
 ])
 def test_the_gram_form_is_taken_on_many_rows_and_few_columns(rows, predictors, kind):
     # the default thresholds: an intercept and `predictors` columns
@@ -555,6 +557,61 @@ observe y ~ Normal(alpha + X @ beta, 1.0)
     compiled = compile_model(check(program, dims), values)
     assert [type(s.kernel).__name__ for s in compiled._steps
             if getattr(s, "kernel", None) is not None] == [kind]
+
+
+def test_a_normal_predictor_infinite_from_the_data_keeps_the_plain_path(monkeypatch):
+    # log(0) in a Normal's location: the plain path's density is -inf at every draw (its
+    # gradient inf); the Gram form's sums over the rows would be nan (u = y - offset infinite
+    # and its least-squares fit nan), so such a predictor takes no kernel
+    monkeypatch.setattr(kernels, "GRAM_MIN_ROWS", 0)
+    monkeypatch.setattr(kernels, "GRAM_ROWS_PER_COLUMN", 1)
+    text = """data N: int
+data w: real<lower=0>[N]
+data x: real[N]
+data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample beta ~ Normal(0, 1)
+observe y ~ Normal(log(w) + alpha + beta * x, 1.0)
+"""
+    data = {"N": 4, "w": [1.0, 0.0, 2.0, 1.0], "x": [0.1, 0.2, 0.3, 0.4],
+            "y": [0.5, -1.0, 2.0, 0.3]}
+
+    def compile_(fuse):
+        program = parse(text, "model.ppl")
+        with np.errstate(divide="ignore"):
+            values, dims = load_data(check(program), data)
+        return compile_model(check(program, dims), values, fuse=fuse)
+    fused, plain = compile_(True), compile_(False)
+    assert not any(getattr(s, "kernel", None) is not None for s in fused._steps)
+    z = np.random.default_rng(0).normal(0, 1, (3, 2))
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(fused.log_joint(z), plain.log_joint(z))
+        assert np.all(fused.log_joint(z) == -np.inf)
+
+
+@pytest.mark.parametrize("scale", ["s", "exp(b * x)", "sigma * s"])
+def test_a_normal_scale_per_row_keeps_the_plain_path(scale):
+    # the kernels take a scalar sigma only (one log sigma times N, one 1 / sigma^2): a scale
+    # per row, data or latent, is the plain path's, whose sums are the same terms in the same
+    # order (bit for bit)
+    text = _HEAD + f"""data y: real[N]
+data s: real<lower=0>[N]
+sample alpha ~ Normal(0, 1)
+sample b ~ Normal(0, 0.5)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + x, {scale})
+"""
+    rng = np.random.default_rng(0)
+    data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
+            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "m": rng.integers(1, 9, N),
+            "y": rng.normal(0, 1, N), "s": rng.uniform(0.5, 2.0, N)}
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    fused, plain = (compile_model(check(program, dims), values, fuse=fuse) for fuse in (True, False))
+    assert not any(getattr(s, "kernel", None) is not None for s in fused._steps)
+    z = draws(fused)
+    np.testing.assert_array_equal(fused.log_joint(z), plain.log_joint(z))
+    np.testing.assert_array_equal(grad(_total(fused))(z), grad(_total(plain))(z))
 
 
 _INFINITE_PREDICTOR_CASES = {
