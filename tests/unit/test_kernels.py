@@ -266,6 +266,30 @@ def test_fused_likelihood_beside_a_huge_logit_keeps_its_small_rows(family, x, y)
                                grad(lambda z: anp.sum(plain.terms(z)[-1][1]))(z), rtol=1e-12)
 
 
+@pytest.mark.parametrize("family, trials, x, y", [
+    ("Bernoulli(logit=b * x)", [1, 1], [1e10, -0.3], [1, 0]),
+    # 1e5 trials at a logit of 1e5: n |eta| summed is 1e10 where |eta| summed is 1e5
+    ("Binomial(m, logit=b * x)", [100000, 1], [1e5, 0.3], [100000, 0])])
+def test_the_fused_sums_fall_back_a_little_above_the_cancellation_limit(family, trials, x, y):
+    # sum n |eta| = 1e10, 2.3 times CANCELLATION_LIMIT (2^32): the small row's logit of 0.3
+    # loses about ulp(1e10) / 2 = 1e-6 in the fused sums (0.5 (sum eta - sum |eta|), 0.5 (eta +
+    # |eta|) . n), 1e-6 of its term -softplus(+-0.3); so the draw takes the plain path's row
+    # terms, which are exact to rounding (hence rtol 1e-12). A limit of 2^52, or the Binomial's
+    # measured without its trials (1e5 here), would keep the fused sums
+    assert 1e10 > kernels.CANCELLATION_LIMIT > 1e5 + 1
+    text = "data N: int\ndata m: int[N]\ndata x: real[N]\ndata y: int[N]\n" \
+        f"sample b ~ Normal(0, 1)\nobserve y ~ {family}\n"
+    program = parse(text, "m.ppl")
+    values, dims = load_data(check(program), {"N": 2, "m": trials, "x": x, "y": y})
+    fused, plain = (compile_model(check(program, dims), values, fuse=fuse) for fuse in (True, False))
+    assert type(_kernel(fused)).__name__ == "FusedTerm"
+    z = np.array([[1.0]])
+    np.testing.assert_allclose(fused.terms(z)[-1][1], plain.terms(z)[-1][1], rtol=1e-12)
+    # the reference itself: row 0 is sure (0), row 1 is -softplus(logit) for y = 0
+    np.testing.assert_allclose(plain.terms(z)[-1][1], -trials[1] * np.logaddexp(0, x[1]),
+                               rtol=1e-12)
+
+
 # a param's coordinates are read from the first draw only: a difference along them in the
 # other draws is no difference of the log joint (the whitening is of latents)
 LATENT_PATHS = [(name, kind) for name, kind in PATHS if "params" not in name]
@@ -462,10 +486,58 @@ observe y ~ Normal(alpha + X @ beta, sigma)
                                atol=1e-10 * np.abs(want).max())
 
 
+def test_the_gram_form_holds_an_intercept_far_from_its_fit_along_the_null_space(monkeypatch):
+    # an intercept beside full sets of group effects (crossed, so the design is rank-deficient
+    # twice) with y near 1e6 and sd 1: the likelihood is flat along the trade of the mean
+    # between alpha and a, c, and the draws put it in alpha (near 1e6) where the Gram form's
+    # least-squares fit puts it elsewhere. Z^T (u - Z b)'s rounding along that null space
+    # (1.5e-8 here) times d there (about 1e6) put the log likelihood 2.4e-4 off (5e-6
+    # relative) and sigma's gradient 5e-4 (2.6e-5 of the largest); the plain path's residuals
+    # lose eps * 1e6 each (measured 7e-12 relative on the value, 2.5e-10 of the largest
+    # gradient), hence 1e-9 and 1e-8
+    monkeypatch.setattr(kernels, "GRAM_MIN_ROWS", 0)
+    monkeypatch.setattr(kernels, "GRAM_ROWS_PER_COLUMN", 1)
+    text = """data N: int
+data X: real[N, 3]
+data g: int[N]
+data h: int[N]
+data y: real[N]
+sample alpha ~ Normal(0, 1e7)
+sample a: real[4] ~ Normal(0, 1)
+sample c: real[3] ~ Normal(0, 1)
+sample beta: real[3] ~ Normal(0, 1)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + a[g] - c[h] + X @ beta, sigma)
+"""
+    rng = np.random.default_rng(0)
+    X, g, h = rng.normal(0, 1, (N, K)), rng.integers(0, J, N), rng.integers(0, 3, N)
+    y = 1e6 + X @ [0.5, -1.0, 2.0] + rng.normal(0, 1, N)
+
+    def compile_(fuse):
+        program = parse(text, "model.ppl")
+        values, dims = load_data(check(program), {"N": N, "X": X, "g": g, "h": h, "y": y})
+        return compile_model(check(program, dims), values, fuse=fuse)
+    fused, plain = compile_(True), compile_(False)
+    assert type(_kernel(fused)).__name__ == "GramTerm"
+    # near the minimum-norm least-squares fit, which has the mean in alpha
+    Z = np.column_stack([np.ones(N), np.eye(J)[g], -np.eye(3)[h], X])
+    fit = np.linalg.lstsq(Z, y, rcond=None)[0]
+    z = np.concatenate([fit, [0.0]]) + 1e-2 * rng.normal(size=(3, 12))
+
+    def likelihood(compiled):
+        return lambda z: anp.sum(compiled.terms(z)[-1][1] * np.arange(1.0, len(z) + 1.0))
+    np.testing.assert_allclose(fused.terms(z)[-1][1], plain.terms(z)[-1][1], rtol=1e-9)
+    want = grad(likelihood(plain))(z)
+    np.testing.assert_allclose(grad(likelihood(fused))(z), want, rtol=0,
+                               atol=1e-8 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("rows, predictors, kind", [
     (kernels.GRAM_MIN_ROWS, 3, "GramTerm"),
     (kernels.GRAM_MIN_ROWS - 1, 3, "FusedTerm"),            # few rows: the pass is cheap
     (kernels.GRAM_MIN_ROWS, kernels.GRAM_MIN_ROWS // kernels.GRAM_ROWS_PER_COLUMN, "FusedTerm"),
+    # at the bound: the intercept's column and N / GRAM_ROWS_PER_COLUMN - 1 predictors
+    (kernels.GRAM_MIN_ROWS, kernels.GRAM_MIN_ROWS // kernels.GRAM_ROWS_PER_COLUMN - 1, "GramTerm"),
 ])
 def test_the_gram_form_is_taken_on_many_rows_and_few_columns(rows, predictors, kind):
     # the default thresholds: an intercept and `predictors` columns
@@ -485,6 +557,61 @@ observe y ~ Normal(alpha + X @ beta, 1.0)
     compiled = compile_model(check(program, dims), values)
     assert [type(s.kernel).__name__ for s in compiled._steps
             if getattr(s, "kernel", None) is not None] == [kind]
+
+
+def test_a_normal_predictor_infinite_from_the_data_keeps_the_plain_path(monkeypatch):
+    # log(0) in a Normal's location: the plain path's density is -inf at every draw (its
+    # gradient inf); the Gram form's sums over the rows would be nan (u = y - offset infinite
+    # and its least-squares fit nan), so such a predictor takes no kernel
+    monkeypatch.setattr(kernels, "GRAM_MIN_ROWS", 0)
+    monkeypatch.setattr(kernels, "GRAM_ROWS_PER_COLUMN", 1)
+    text = """data N: int
+data w: real<lower=0>[N]
+data x: real[N]
+data y: real[N]
+sample alpha ~ Normal(0, 1)
+sample beta ~ Normal(0, 1)
+observe y ~ Normal(log(w) + alpha + beta * x, 1.0)
+"""
+    data = {"N": 4, "w": [1.0, 0.0, 2.0, 1.0], "x": [0.1, 0.2, 0.3, 0.4],
+            "y": [0.5, -1.0, 2.0, 0.3]}
+
+    def compile_(fuse):
+        program = parse(text, "model.ppl")
+        with np.errstate(divide="ignore"):
+            values, dims = load_data(check(program), data)
+        return compile_model(check(program, dims), values, fuse=fuse)
+    fused, plain = compile_(True), compile_(False)
+    assert not any(getattr(s, "kernel", None) is not None for s in fused._steps)
+    z = np.random.default_rng(0).normal(0, 1, (3, 2))
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(fused.log_joint(z), plain.log_joint(z))
+        assert np.all(fused.log_joint(z) == -np.inf)
+
+
+@pytest.mark.parametrize("scale", ["s", "exp(b * x)", "sigma * s"])
+def test_a_normal_scale_per_row_keeps_the_plain_path(scale):
+    # the kernels take a scalar sigma only (one log sigma times N, one 1 / sigma^2): a scale
+    # per row, data or latent, is the plain path's, whose sums are the same terms in the same
+    # order (bit for bit)
+    text = _HEAD + f"""data y: real[N]
+data s: real<lower=0>[N]
+sample alpha ~ Normal(0, 1)
+sample b ~ Normal(0, 0.5)
+sample sigma ~ HalfNormal(1)
+observe y ~ Normal(alpha + x, {scale})
+"""
+    rng = np.random.default_rng(0)
+    data = {"N": N, "X": rng.normal(0, 1, (N, K)), "x": rng.normal(0, 1, N),
+            "g": rng.integers(0, J, N), "h": rng.integers(0, 3, N), "m": rng.integers(1, 9, N),
+            "y": rng.normal(0, 1, N), "s": rng.uniform(0.5, 2.0, N)}
+    program = parse(text, "model.ppl")
+    values, dims = load_data(check(program), data)
+    fused, plain = (compile_model(check(program, dims), values, fuse=fuse) for fuse in (True, False))
+    assert not any(getattr(s, "kernel", None) is not None for s in fused._steps)
+    z = draws(fused)
+    np.testing.assert_array_equal(fused.log_joint(z), plain.log_joint(z))
+    np.testing.assert_array_equal(grad(_total(fused))(z), grad(_total(plain))(z))
 
 
 _INFINITE_PREDICTOR_CASES = {
