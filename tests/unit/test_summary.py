@@ -1,0 +1,79 @@
+"""ppl/summary.py against exact references: the tests that killed the mutants of its mutation
+pass (docs/history/trust-log.md, "Mutation pass over summary.py") which the summary tests in
+test_posterior_trust.py and test_hostile_input.py let survive."""
+import warnings
+
+import numpy as np
+import pytest
+
+from ppl.summary import Summary, _points, _sort_rows, weighted_stats
+
+
+def test_one_draw_has_sd_zero_and_itself_as_every_quantile():
+    # n - 1 = 0: the plain sd of a single draw is 0 by convention (np.std(ddof=1) is NaN with
+    # a warning); a single infinite draw is inf at every quantile (the unit re-do's upper
+    # neighbour is the draw itself, not one past the end). Exact: no arithmetic is involved
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # b's row is not finite: warned, by name
+        rows = Summary.from_draws({"a": np.array([3.0]), "b": np.array([np.inf])}).rows
+    assert rows["a"] == (3.0, 0.0, 3.0, 3.0, 3.0)
+    assert rows["b"] == (np.inf, 0.0, np.inf, np.inf, np.inf)
+
+
+def test_a_single_draw_of_positive_weight_has_sd_zero():
+    # weights (0, 1, 0): the one draw of positive weight has 1 - sum w^2 = 0, the reliability
+    # weights' correction is undefined and the sd is 0, not 0 / 0; the draws of weight 0 take
+    # no part (their values would change nothing here, being filtered). Exact
+    flat = np.array([[5.0, -1.0], [2.0, 7.0], [-3.0, 4.0]])
+    mean, sd, quantiles = weighted_stats(flat, np.array([0.0, 1.0, 0.0]))
+    np.testing.assert_array_equal(mean, [2.0, 7.0])
+    np.testing.assert_array_equal(sd, [0.0, 0.0])
+    np.testing.assert_array_equal(quantiles, np.tile([2.0, 7.0], (3, 1)))
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sds_of_huge_and_tiny_negative_draws_are_positive(rng, scale, weighted):
+    # every draw negative and out of the squares' range: the re-do in units of the largest
+    # |draw| must divide by a positive unit (the largest draw is negative: a negative unit
+    # gave a negative sd). Reference: the closed-form (weighted) mean and sd of the unscaled
+    # draws times the scale; rtol 1e-10 as test_sds_of_huge_and_tiny_draws_are_their_scaled_sds
+    # (the unit's division and the scale's product round each draw, 500 draws sum the error)
+    x = -rng.exponential(size=500) - 0.1
+    weights = rng.exponential(size=500) if weighted else np.ones(500)
+    weights /= weights.sum()
+    mean = weights @ x
+    sd = np.sqrt(weights @ (x - mean) ** 2 / (1 - weights @ weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = Summary.from_draws({"w": x * scale}, weights if weighted else None).rows["w"]
+    assert row[1] > 0
+    np.testing.assert_allclose(row[:2], [mean * scale, sd * scale], rtol=1e-10)
+
+
+def test_sort_rows_is_the_stable_argsort_with_a_single_tie(rng):
+    # one tied pair in a row of distinct values: the quicksort may put the pair either way
+    # round, so the row must be sorted stably again; the check for ties must compare
+    # neighbours (a mutant comparing values two apart saw none). Reference: np.argsort's
+    # stable sort, exactly. 60 rows of 200: the quicksort reverses some pair among them
+    rows = rng.standard_normal((60, 200))
+    for k in range(len(rows)):
+        i, j = rng.choice(200, 2, replace=False)
+        rows[k, j] = rows[k, i]
+    ordered, orders = _sort_rows(rows.copy())
+    for k in range(len(rows)):
+        expected = np.argsort(rows[k], kind="stable")
+        np.testing.assert_array_equal(orders[k], expected)
+        np.testing.assert_array_equal(ordered[k], rows[k, expected])
+
+
+def test_a_params_rows_keep_the_summarys_note():
+    # a corrected fit with a param: its rows become point values, the note (which sds are
+    # shown, k̂) stays
+    summary = Summary({"w": (1.0, 0.5, 0.2, 1.0, 1.8), "z": (0.0, 1.0, -1.6, 0.0, 1.6)},
+                      note="importance-corrected (PSIS, k̂ 0.2)")
+    points = _points(summary, {"w": 2.0})
+    assert points.note == summary.note
+    assert points.rows["w"][0] == 2.0 and np.isnan(points.rows["w"][1:]).all()
+    assert points.rows["z"] == summary.rows["z"]
+    assert str(points).splitlines()[0] == summary.note
