@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ppl.summary import Summary, _points, _sort_rows, weighted_stats
+from ppl.summary import QUANTILES, Summary, _points, _sort_rows, weighted_stats
 
 
 def test_one_draw_has_sd_zero_and_itself_as_every_quantile():
@@ -77,3 +77,48 @@ def test_a_params_rows_keep_the_summarys_note():
     assert points.rows["w"][0] == 2.0 and np.isnan(points.rows["w"][1:]).all()
     assert points.rows["z"] == summary.rows["z"]
     assert str(points).splitlines()[0] == summary.note
+
+
+def test_plain_quantiles_redone_in_units_keep_those_already_finite():
+    # a column redone in units of a power of two (here for the inf draw's 95%) had all its
+    # quantiles recomputed, and in units of 2^997 (the 1e300 draw) 1e-300 is below the
+    # smallest subnormal: the 5% and 50% were 0, not 1.2e-300 and 3e-300. The reference is
+    # np.quantile's own (R's type 7) arithmetic, exactly: with the inf draw replaced by a
+    # finite one the 5% and 50% are the same lerps of the same neighbours
+    x = np.array([1e-300, 2e-300, 3e-300, 1e300, np.inf])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # the row is not finite: warned, by name
+        row = Summary.from_draws({"w": x}).rows["w"]
+    expected = np.quantile(np.where(np.isinf(x), 1e301, x), QUANTILES[:2])
+    assert expected[0] > 0 and expected[1] == 3e-300
+    assert row[2:] == (*expected, np.inf)
+
+
+def _units(q, position, draws):
+    """The weighted quantile q of one row ``draws`` in units of 2^e, e = the largest finite
+    |draw|'s exponent, scaled back: weighted_stats' re-do of an overflowing interpolation."""
+    e = np.frexp(np.max(np.abs(draws[np.isfinite(draws)])))[1]
+    return np.ldexp(np.interp(q, position, np.ldexp(draws, -e)), e)
+
+
+@pytest.mark.parametrize("draws, weights", [
+    # 5% between -1.7e308 and 1e-300 overflows the slope (inf, not -5.7e307); the median
+    # between 1e-300 and 2e-300 was recomputed in units of 2^1024, where both are 0
+    ([-1.7e308, 1e-300, 2e-300, 1.7e308], [0.02, 0.1, 0.78, 0.1]),
+    # 5% between -1.7e308 and 1.7e308 overflows too, but the row has an inf draw: it was not
+    # redone (inf, not 5.7e307)
+    ([-1.7e308, 1.7e308, np.inf], [0.02, 0.1, 0.88]),
+])
+def test_weighted_quantiles_redo_only_those_that_overflow(draws, weights):
+    # np.interp's value where it is finite, the re-do in units where it is not (beside an
+    # inf draw that is np.interp's inf again), both exactly: the same arithmetic on the same
+    # draws, scaled by a power of two
+    draws, weights = np.array(draws), np.array(weights)
+    position = np.cumsum(weights) - 0.5 * weights
+    with np.errstate(all="ignore"):
+        direct = np.array([np.interp(q, position, draws) for q in QUANTILES])
+        again = np.array([_units(q, position, draws) for q in QUANTILES])
+        found = weighted_stats(draws[:, None], weights)[2][:, 0]
+    assert direct[0] == np.inf and np.isfinite(again[0])
+    np.testing.assert_array_equal(found, np.where(np.isfinite(direct), direct, again))
+    np.testing.assert_array_equal(found[1:], direct[1:])
