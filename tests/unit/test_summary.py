@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ppl.summary import QUANTILES, Summary, _points, _sort_rows, weighted_stats
+from ppl.summary import QUANTILES, Summary, _interp_rows, _points, _sort_rows, weighted_stats
 
 
 def test_one_draw_has_sd_zero_and_itself_as_every_quantile():
@@ -122,3 +122,18 @@ def test_weighted_quantiles_redo_only_those_that_overflow(draws, weights):
     assert direct[0] == np.inf and np.isfinite(again[0])
     np.testing.assert_array_equal(found, np.where(np.isfinite(direct), direct, again))
     np.testing.assert_array_equal(found[1:], direct[1:])
+
+
+def test_interp_rows_is_np_interp_row_by_row(rng):
+    # the vectorized interpolation at any x, not only the three quantiles: below the first
+    # position, above the last, exactly on one (and on a repeated one: a run of equal
+    # positions), between; draws with infinities and NaNs. Reference: np.interp on each row,
+    # bit for bit (the same arithmetic and cases)
+    xp = np.sort(rng.choice(np.linspace(0.0, 1.0, 9), (40, 7)), axis=1)
+    fp = np.sort(rng.standard_normal((40, 7)) * 10.0 ** rng.integers(-3, 4, (40, 1)), axis=1)
+    fp[:5, -2:], fp[5:10, :2], fp[10:15, 3] = np.inf, -np.inf, np.nan
+    fp[15:20, :3], fp[15:20, 3:] = -np.inf, np.inf
+    with np.errstate(all="ignore"):
+        for x in [-0.1, 0.0, 0.05, 0.125, 0.3, 0.5, 0.875, 0.95, 1.0, 1.2]:
+            expected = [np.interp(x, xp[k], fp[k]) for k in range(len(xp))]
+            np.testing.assert_array_equal(_interp_rows(x, xp, fp), expected)
