@@ -151,7 +151,7 @@ def _linear_quantiles(flat: np.ndarray) -> np.ndarray:
     ``np.quantile``, whose arithmetic fails at extreme draws: it interpolates with b - a,
     which overflows between -1.7e308 and 1.7e308 (5% inf, 50% -inf), and is inf - inf = nan
     beside an inf draw, even at an order statistic (the median of 1, 2, inf was nan, not 2).
-    Such columns are redone in units of a power of two (exact), and a quantile with an
+    Such quantiles are redone in units of a power of two (exact), and a quantile with an
     infinite neighbour is that infinity, as in R (nan between -inf and inf)."""
     quantiles = np.quantile(flat, QUANTILES, axis=0)
     redo = ~np.all(np.isfinite(quantiles), axis=0) & ~np.any(np.isnan(flat), axis=0)
@@ -169,7 +169,10 @@ def _linear_quantiles(flat: np.ndarray) -> np.ndarray:
                            np.where(np.isinf(a), a, b))
         at_infinity = np.isnan(unit[row]) & (np.isinf(a) | np.isinf(b))
         unit[row][at_infinity] = (a if position == j else between)[at_infinity]
-    quantiles[:, redo] = np.ldexp(unit, exponent)
+    # the finite ones stay: in units a draw 2^1074 times below the largest is 0 (the 5% and
+    # 50% of 1e-300, 2e-300, 3e-300, 1e300, inf were 0)
+    quantiles[:, redo] = np.where(np.isfinite(quantiles[:, redo]), quantiles[:, redo],
+                                  np.ldexp(unit, exponent))
     return quantiles
 
 
@@ -208,13 +211,17 @@ def weighted_stats(flat: np.ndarray, weights: np.ndarray):
     position = np.cumsum(mass, axis=1) - 0.5 * mass
     quantiles = np.stack([_interp_rows(q, position, ordered) for q in QUANTILES])
     # interpolation's slope overflows between draws near -+1.7e308 (the median of -1.7e308
-    # and 1.7e308 was inf): such rows again in units of a power of two (exact)
-    redo = ~np.all(np.isfinite(quantiles), axis=0) & np.all(np.isfinite(ordered), axis=1)
+    # and 1.7e308 was inf): such quantiles again in units of a power of two (exact), also in
+    # a row with an infinite draw (one was inf there), whose inf and NaN quantiles come out
+    # the same; the finite ones stay, as in units a draw 2^1074 times below the largest is 0
+    # (the median of 1e-300 and 2e-300 beside 1.7e308 was 0)
+    redo = ~np.all(np.isfinite(quantiles), axis=0)
     if redo.any():
         exponent = _unit_exponents(ordered[redo].T)
         unit = np.ldexp(ordered[redo], -exponent[:, None])
-        quantiles[:, redo] = np.ldexp(np.stack(
-            [_interp_rows(q, position[redo], unit) for q in QUANTILES]), exponent)
+        again = np.ldexp(np.stack([_interp_rows(q, position[redo], unit) for q in QUANTILES]),
+                         exponent)
+        quantiles[:, redo] = np.where(np.isfinite(quantiles[:, redo]), quantiles[:, redo], again)
     return mean, sd, quantiles
 
 
