@@ -77,9 +77,9 @@ NOISY_CORRECTION = MEAN_TARGET / 2
 # The same for a corrected sd: a relative Monte Carlo standard error above half SD_TARGET. It
 # grows with an element's kurtosis under the weights (tails.weighted_moments), which the mean's
 # does not see: on Neal's funnel (docs/trust.md, "Known limits") auto's scaled fits were
-# `reliable` (k̂ 0.23-0.30) with x's sd 0.15-0.19 uncertain and 38-48% short. Over 76 auto
-# fits of posteriordb and the example models (seeds 0-1) the largest was 0.010-0.056, but
-# 0.10 on gp_pois_regr's Kmat[0,10], both `usable with care` already (docs/trust.md).
+# `reliable` (k̂ 0.23-0.30) with x's sd 0.15-0.19 uncertain and 38-48% short. On posteriordb
+# at seeds 0-4 (80 auto fits) the largest was 0.010-0.031, but 0.082-0.137 on gp_pois_regr's
+# Kmat, `usable with care` already; on the example models (seeds 0-1) 0.010-0.056.
 NOISY_SD = SD_TARGET / 2
 WEIGHTS_SE = 3.0
 
