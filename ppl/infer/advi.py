@@ -45,7 +45,7 @@ NO_LATENTS = "converged: no continuous latent variables to fit; the ELBO is log 
 MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
 NOT_AT_OPTIMUM = "the ELBO stopped changing away from its optimum"
-FELL = "diverged: the ELBO ended below each of its first steps"
+FELL = "diverged: the ELBO ended below its first steps"
 
 MAX_FAILURES = steps.MAX_FAILURES  # consecutive non-finite steps before 'diverged'
 START_DRAWS = 10      # draws of the initial guide tried before giving up at the start
@@ -332,7 +332,7 @@ def _check_warm(source, first: AdviResult, guide) -> None:
     that diverged below -745, or not finite). From such a fit the flow had reported
     'converged' with a final ELBO of -inf (its frame's log|det W| = -inf) and scaled an
     internal error (a singular A), on logistic_regression with --optimizer sgd --lr 0.5."""
-    why = "its ELBO fell below each of its first steps" if first.reason == FELL else None
+    why = "its ELBO fell below its first steps" if first.reason == FELL else None
     if why is None:
         try:
             m0, W = source.frame(first.theta)
@@ -431,7 +431,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     # (studentt:5) has ELBO estimates with heavy lower tails, and one draw of -41,450 in a
     # window of -32.7 at its median had eight schools' fit called diverged
     if reason != INTERRUPTED and len(trace) and fell(trace, float(np.median(trace[-W:])),
-                                                     options.tol):
+                                                     options.tol, float(np.std(trace[-W:]))):
         reason = FELL
     converged = reason == CONVERGED or reason.startswith(STOPPED)
     return AdviResult(guide, np.array(theta, dtype=float),

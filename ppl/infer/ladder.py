@@ -18,7 +18,7 @@ RUNGS = (("meanfield",), ("fullrank", "lowrank"), ("scaled",), ("flow",))
 # are also auto.Tried levels; the others are an assessed fit's (auto._outcome)
 SKIPPED = "skipped"
 FAILED = "failed"       # the rung raised (PplError: diverged to non-finite values, ...)
-DIVERGED = "diverged"   # the rung's ELBO ended below each of its first steps (advi.FELL):
+DIVERGED = "diverged"   # the rung's ELBO ended below its first steps (advi.FELL):
                         # neither assessed nor chosen, as a failed rung
 USABLE = "usable"                   # auto._usable, on weights with an ESS of RETRY_ESS or more
 RELIABLE_THIN = "reliable, thin"    # reliable on weights with an ESS below it (auto._thin)

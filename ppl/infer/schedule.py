@@ -43,6 +43,7 @@ ETAS = {"stan": STAN_ETAS, "adam": tuple(e / 10 for e in STAN_ETAS),
 CONTINUE, STOP, DECAY, FALLEN = "continue", "stop", "decay", "fallen"
 
 FELL_STEPS = 10   # the first steps the final ELBO is compared with (fell)
+FELL_NOISE_Z = 3.0   # sds of the last window's estimates a fall from the start must exceed
 # A fit whose last FELL_WINDOWS windows each had a median below every one of its first FELL_STEPS
 # steps stops there (fallen; advi.FELL). On the 217 fits of auto's climbs on every example and
 # posteriordb model, seeds 0-2, a window fell so only on the one that diverged (the BNN's
@@ -52,7 +53,7 @@ FELL_STEPS = 10   # the first steps the final ELBO is compared with (fell)
 FELL_WINDOWS = 3
 
 
-def fell(trace, final: float, tol: float) -> bool:
+def fell(trace, final: float, tol: float, noise: float | None = None) -> bool:
     """Whether a fit's final ELBO (its last window's median, advi.fit) is below each of its first
     FELL_STEPS steps by more than the convergence rule's relative tolerance ``tol`` of them:
     its steps made q worse, a divergence whose values stayed finite, so no step failed and the
@@ -81,7 +82,18 @@ def fell(trace, final: float, tol: float) -> bool:
     first_steps = np.asarray(trace[:FELL_STEPS], dtype=float)
     first = float(np.min(first_steps))
     margin = max(tol * abs(first), float(np.std(first_steps)))
-    return not final >= first - margin
+    if not final >= first - margin:
+        return True
+    if noise is None:
+        return False
+    # The first steps themselves fell from the start: a step size that blew up at once, so
+    # the lowest of them (and their spread) says nothing. The VAE at --batch N=64 --lr 2:
+    # step 1 at -6.5e4, step 2 at -1e40, and a final ELBO of -8.3e6 called usable. Then the
+    # start (step 1, the guide as it began) is the reference, at ``noise``, the sd of the
+    # last window's estimates: a fit level at its start ends within it.
+    start = float(first_steps[0])
+    start_margin = max(tol * abs(start), FELL_NOISE_Z * float(noise))
+    return bool(first < start - start_margin and final < start - start_margin)
 
 
 def fallen(trace, W: int, tol: float) -> bool:

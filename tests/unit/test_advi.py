@@ -443,6 +443,28 @@ def test_a_fit_that_ends_below_each_of_its_first_steps_fell():
     assert advi.fell(np.r_[start, [-1e12] * 190, -1e30], -1e20, tol)
 
 
+def test_a_fit_whose_first_steps_blew_up_is_judged_against_its_start():
+    # the VAE at --batch N=64 --lr 2, seed 0 (its elbo.csv's first steps): step 2 at -1e40,
+    # so every final ELBO was above the lowest first step and its sd; the fit ended at
+    # -8.3e6, far below its start, and was called usable. Given the last window's noise,
+    # the start is the reference where the first steps fell below it by more than that noise
+    tol = 1e-3
+    first = np.array([-64612.3, -1.03e40, -1.25e7, -1.40e7, -1.20e7, -1.29e7, -1.36e18,
+                      -3.52e28, -5.04e37, -8.47e31])
+    trace = np.r_[first, -8.26e6 + 1e4 * np.sin(np.arange(300))]
+    noise = float(np.std(trace[-100:]))
+    assert not advi.fell(trace, -8.26e6, tol)              # the lowest first step says nothing
+    assert advi.fell(trace, -8.26e6, tol, noise)
+    # back within tol of the start or the noise's 3 sds of it: level, not fallen
+    assert not advi.fell(trace, -64612.3 - 0.9 * 3 * noise, tol, noise)
+    assert advi.fell(trace, -64612.3 - 1.1 * 3 * noise, tol, noise)
+    assert not advi.fell(trace, -60000.0, tol, noise)
+    # first steps that did not fall below the start (a fit rising from it, or level there)
+    # leave the rule as it was: a final below the start by any amount is not judged so
+    rising = np.r_[-500.0 + 10.0 * np.arange(schedule.FELL_STEPS), [-420.0] * 100]
+    assert not advi.fell(rising, -520.0, tol, 1.0)
+
+
 def test_a_fit_warm_started_at_its_optimum_that_stays_level_did_not_fall():
     # full rank from mean field on earnings-logearn_interaction_z, seed 13: first steps at
     # -1589.0 with almost no noise, then level at -1589.1 to -1589.2 for 800 steps; it was
