@@ -665,3 +665,18 @@ def test_full_rank_is_fitted_in_the_jacobi_scaled_frame_of_a_precision_beyond_ei
                       np.random.default_rng(1))
     assert result.converged
     assert np.allclose(np.exp(result.guide.log_sd(result.theta)) / sd, 1, atol=0.1)
+
+
+def test_a_fit_whose_first_steps_blew_up_stops_once_three_windows_stay_below_its_start():
+    # the VAE at --lr 2 ran its 10,000 steps to be called diverged at the end: the windows
+    # now fall against the start too, each at its own noise, as the end-of-fit check does
+    first = np.array([-64612.3, -1.03e40, -1.25e7, -1.40e7, -1.20e7, -1.29e7, -1.36e18,
+                      -3.52e28, -5.04e37, -8.47e31])
+    below = np.r_[first, -8.26e6 + 1e4 * np.sin(np.arange(390))]
+    assert schedule.fallen(below, 100, 1e-3)
+    # a window holding the blown-up steps has their spread as its noise: nothing to judge yet
+    assert not schedule.fallen(below[:300], 100, 1e-3)
+    # back at the start (within tol of it: 65 nats) in the last window: not fallen
+    back = np.r_[first, -8.26e6 + 1e4 * np.sin(np.arange(290)),
+                 -64650.0 + np.sin(np.arange(100))]
+    assert not schedule.fallen(back, 100, 1e-3)
