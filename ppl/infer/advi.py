@@ -35,7 +35,7 @@ from .optim import hessian_chunk, optimizer, score_chunk
 from .point import fit_point
 from .precondition import Coordinates, Frame, estimate
 from .schedule import (CONTINUE, DECAY, FALLEN, HESSIAN_DRAWS, STOP, Convergence, StepSize,
-                       Whitening, Windows, fell)
+                       Whitening, Windows, fell, window_fell)
 from .schedule_batch import BatchConvergence, BatchWindows
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
@@ -430,8 +430,7 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     # the last window's median, not its mean (the final ELBO): a family with heavy tails
     # (studentt:5) has ELBO estimates with heavy lower tails, and one draw of -41,450 in a
     # window of -32.7 at its median had eight schools' fit called diverged
-    if reason != INTERRUPTED and len(trace) and fell(trace, float(np.median(trace[-W:])),
-                                                     options.tol, float(np.std(trace[-W:]))):
+    if reason != INTERRUPTED and len(trace) and window_fell(trace, trace[-W:], options.tol):
         reason = FELL
     converged = reason == CONVERGED or reason.startswith(STOPPED)
     return AdviResult(guide, np.array(theta, dtype=float),

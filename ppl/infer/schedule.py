@@ -108,8 +108,14 @@ def fallen(trace, W: int, tol: float) -> bool:
     if len(trace) < FELL_WINDOWS * W:
         return False
     windows = np.reshape(np.asarray(trace[-FELL_WINDOWS * W:], dtype=float), (FELL_WINDOWS, W))
-    return all(fell(trace, float(np.median(window)), tol, float(np.std(window)))
-               for window in windows)
+    return all(window_fell(trace, window, tol) for window in windows)
+
+
+def window_fell(trace, window, tol: float) -> bool:
+    """:func:`fell` of a window of ``trace``'s estimates: at its median, its sd the noise
+    (advi.fit's end-of-fit check on the last window, :func:`fallen`'s on each of its)."""
+    window = np.asarray(window, dtype=float)
+    return fell(trace, float(np.median(window)), tol, float(np.std(window)))
 
 
 def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
