@@ -313,7 +313,11 @@ def test_a_check_far_short_of_its_bar_or_with_a_non_finite_weight_sets_the_bar(m
     one_inf[5] = -np.inf
     for equal_only, rest, far in ((False, one_inf, True), (True, one_inf, True),
                                   (True, rest_with_ess(0.8), True),
-                                  (True, rest_with_ess(0.95), False)):
+                                  (True, rest_with_ess(0.95), False),
+                                  # FAR_MISS (0.9) of the 99% bar is 89.1%: an ESS of 88.4%
+                                  # is far, one of 90.4% is not (psis of these weights)
+                                  (True, rest_with_ess(0.88), True),
+                                  (True, rest_with_ess(0.90), False)):
         def weights(log_joint, guide, theta, eps, step, rest=rest):
             return np.zeros(len(eps)) if len(eps) == early.SCREEN_DRAWS else rest
         monkeypatch.setattr(early, "log_weights", weights)
@@ -336,7 +340,9 @@ def test_the_check_at_a_window_end_skips_a_settled_rule_and_drops_a_policy_that_
         def check(self, log_joint, guide, theta):
             self.checked.append(theta)
             return self.reason, self
-    windows = Windows(kept=(Iterates().add(np.array([1.0, 2.0])),))
+    # the last window kept is the one checked (an older one is still kept for averaging)
+    windows = Windows(kept=(Iterates().add(np.array([5.0, 6.0])),
+                            Iterates().add(np.array([1.0, 2.0]))))
     assert early.check_window(None, None, None, windows) == (None, None, None)
     settled = Policy(early.WEIGHTS_RELIABLE)
     assert early.check_window(settled, None, None, windows._replace(settled=True)) \
@@ -346,3 +352,20 @@ def test_the_check_at_a_window_end_skips_a_settled_rule_and_drops_a_policy_that_
     assert (reason, list(mean), policy) == (early.WEIGHTS_RELIABLE, [1.0, 2.0], stop)
     reason, _, policy = early.check_window(Policy(early.GIVE_UP), None, None, windows)
     assert reason is None and policy is None
+
+
+@pytest.mark.parametrize("ess, reliable", [(0.49, False), (0.5, True)])
+def test_reliable_weights_need_half_the_draws_as_their_ess(ess, reliable):
+    # ESS_FRACTION (docs/history/performance-log.md, "Fourth attempt"): k̂ well below 0.5
+    # is not enough, the weights' ESS must be at least half the draws
+    from types import SimpleNamespace
+    p = SimpleNamespace(n_nonfinite=0, khat=0.2, ess=ess * early.CHECK_DRAWS)
+    assert early._reliable(p, early.CHECK_DRAWS) == reliable
+
+
+def test_not_for_a_minibatch_fit(rng):
+    # under --batch each draw of the check is a pass over all the data
+    model, _ = conjugate()
+    assert early.ReliableWeights.for_fit(model, MEAN_FIELD, FitOptions(), rng) is not None
+    assert early.ReliableWeights.for_fit(model, MEAN_FIELD, FitOptions(batch="N=5"),
+                                         rng) is None

@@ -235,3 +235,99 @@ def test_a_large_model_keeps_the_chunk_of_ten():
     text = "data N: int\ndata y: real[N]\nsample mu ~ Normal(0, 1)\nobserve y ~ Normal(mu, 1)\n"
     model = _model(text, {"N": 10 ** 6, "y": np.zeros(10 ** 6)})
     assert draw_elements(model) == 10 ** 6 and score_chunk(model) == SCORE_CHUNK
+
+
+# ----- the mutation pass of session 40 (docs/history/trust-log.md) -------------------------
+
+def _adam_by_hand(params, grads, lr):
+    """Kingma and Ba (2015), Algorithm 1, in 60-digit decimals (no overflow, no scaling)."""
+    from decimal import Decimal, localcontext
+    with localcontext() as context:
+        context.prec = 60
+        b1, b2, eps = Decimal("0.9"), Decimal("0.999"), Decimal("1e-8")
+        theta = [Decimal(float(x)) for x in params]
+        m, v = [Decimal(0)] * len(theta), [Decimal(0)] * len(theta)
+        for t, grad in enumerate(grads, 1):
+            for i, g in enumerate(Decimal(float(x)) for x in grad):
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                m_hat, v_hat = m[i] / (1 - b1 ** t), v[i] / (1 - b2 ** t)
+                theta[i] -= Decimal(lr) * m_hat / (v_hat.sqrt() + eps)
+        return np.array([float(x) for x in theta])
+
+
+def _stan_by_hand(params, grads, lr):
+    """Kucukelbir et al. (2017), eq. (10)-(11) with Stan's a = 0.1, tau = 1, in decimals."""
+    from decimal import Decimal, localcontext
+    with localcontext() as context:
+        context.prec = 60
+        theta = [Decimal(float(x)) for x in params]
+        s = [None] * len(theta)
+        for k, grad in enumerate(grads, 1):
+            power = Decimal(k) ** (Decimal("-0.5") + Decimal(float(1e-16)))
+            for i, g in enumerate(Decimal(float(x)) for x in grad):
+                s[i] = g * g if k == 1 else Decimal("0.1") * g * g + Decimal("0.9") * s[i]
+                theta[i] -= Decimal(lr) * power / (1 + s[i].sqrt()) * g
+        return np.array([float(x) for x in theta])
+
+
+# Gradients across the rescaling of the second moment (2^500): coordinate 0 just below it for
+# two steps, so its second moment is near its largest, then over it and over the new scale's
+# too; coordinate 1 ordinary, coordinate 2 huge from the start. 9 steps: the references'
+# parameters agree with the float run to about 1e-15 relative; 1e-12 allows for that.
+RESCALED_GRADS = [np.array(g) for g in (
+    [0.9 * 2.0 ** 500, 1.0, -1e200], [-0.8 * 2.0 ** 500, -2.0, 3e200],
+    [1.5 * 2.0 ** 500, 0.5, -1e200], [2.0 ** 1010, 1e-3, 2e200], [3.0, 4.0, -1e180],
+    [-2.0 ** 1000, -1.0, 1e201], [1e10, 2.0, -1e150], [-5.0, 0.25, 1e200], [7.0, -3.0, 1.0])]
+
+
+@pytest.mark.parametrize("name, by_hand", [("adam", _adam_by_hand), ("stan", _stan_by_hand)])
+def test_steps_across_the_rescaling_are_the_published_rule_by_hand(name, by_hand):
+    opt = optimizer(name)
+    state = opt.init(np.array([0.5, -1.0, 2.0]), 0.1)
+    for grad in RESCALED_GRADS:
+        state = opt.update(state, grad)
+    np.testing.assert_allclose(state.params, by_hand([0.5, -1.0, 2.0], RESCALED_GRADS, 0.1),
+                               rtol=1e-12)
+
+
+def test_sgd_is_torchs_heavy_ball_by_hand():
+    # torch.optim.SGD(momentum=0.9, dampening=0): v = 0.9 v + g; p -= lr v
+    opt = optimizer("sgd")
+    state = opt.init(np.array([1.0, -2.0]), 0.1)
+    p, v = np.array([1.0, -2.0]), np.zeros(2)
+    for grad in (np.array([1.0, -3.0]), np.array([0.5, 2.0]), np.array([-4.0, 0.25])):
+        state = opt.update(state, grad)
+        v = 0.9 * v + grad
+        p = p - 0.1 * v
+        np.testing.assert_array_equal(state.params, p)
+        np.testing.assert_array_equal(state.velocity, v)
+
+
+def test_search_goes_on_past_worse_etas_until_one_beats_the_start(monkeypatch):
+    # scripted scores, the start at 10: 1.0 scores 20 and 0.1 30, both worse than the start,
+    # so the search goes on (Stan's adapt_eta stops only once the best beats the start); 0.01
+    # beats it (5), and 0.001, worse than that, ends the search at 0.01
+    from ppl.infer import optim
+    scores = {1.0: 20.0, 0.1: 30.0, 0.01: 5.0, 0.001: 6.0, 1e-4: 1.0}
+    monkeypatch.setattr(optim, "_trial", lambda objective, params, opt, noise, mc, eta, *rest:
+                        scores[eta])
+    result = search_lr(None, np.zeros(2), optimizer("adam"), lambda n: np.zeros((n, 2)), 1,
+                       tuple(scores), score=lambda params, eps: 10.0)
+    assert result == (0.01, {1.0: 20.0, 0.1: 30.0, 0.01: 5.0, 0.001: 6.0}, True)
+
+
+def test_search_skips_steps_whose_gradient_is_not_finite():
+    # a loss finite everywhere whose gradient is NaN at every third call: those steps are
+    # skipped (as Stan skips them), the others reach the minimum at 1; a step on a NaN
+    # gradient would make every later iterate, and every score, NaN
+    calls = []
+
+    def loss(params, eps):
+        calls.append(1)
+        grad = params - 1.0 if len(calls) % 3 else np.full_like(params, np.nan)
+        return 0.5 * float(np.sum((params - 1.0) ** 2)), grad
+    result = search_lr(loss, np.zeros(2), optimizer("adam"), lambda n: np.zeros((n, 2)), 1,
+                       (0.1, 0.01))
+    assert result.found and result.lr == 0.1
+    assert all(np.isfinite(list(result.losses.values())))

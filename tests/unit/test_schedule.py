@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from ppl.infer.schedule import (BOUNCE_JITTER, CONTINUE, DECAY, Convergence, Iterates,
-                                Windows, bouncing)
+from ppl.infer.schedule import (AVERAGE_WINDOWS, BOUNCE_JITTER, CONTINUE, DECAY, FELL_STEPS,
+                                STOP, Convergence, Iterates, Windows, bouncing, drifting, fell,
+                                plateau)
 
 from ._schedule_drive import Guide, drive
 
@@ -96,3 +98,110 @@ def test_the_whitening_is_rescued_once_after_half_the_budget_without_a_decay():
     assert not on.rescue_due(BatchWindows(inner=whitened), 100 + half, cap)  # --batch's rule
     rescued = whitened._replace(since=100 + half)                           # restarted there
     assert not on.rescue_due(rescued, cap, cap)                             # once in the cap
+
+
+# ----- the mutation pass of session 40 (docs/history/trust-log.md): exact cases of the rule
+
+@pytest.mark.parametrize("s_prev, s_last", [(3.0, 1.0), (1.0, 3.0)])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_plateau_allows_two_standard_errors_of_both_windows_either_way(s_prev, s_last, sign):
+    # windows of 4 alternating -+s: sample variances (ddof 1) 4/3 s^2 each, so the se of the
+    # difference of the means is sqrt((s_prev^2 + s_last^2) / 3), from both windows (not
+    # twice the last one's). At tol = 0 a gap within 2 of them passes, one 1% beyond does not,
+    # rising or falling: a falling ELBO is no plateau
+    wiggle = np.array([-1.0, 1.0, -1.0, 1.0])
+    se = np.sqrt((s_prev ** 2 + s_last ** 2) / 3.0)
+    for factor, passes in ((0.99, True), (1.01, False)):
+        gap = sign * 2.0 * se * factor
+        trace = np.concatenate([-10.0 + s_prev * wiggle, -10.0 + gap + s_last * wiggle])
+        assert plateau(trace, 4, tol=0.0) == passes
+
+
+def test_a_noiseless_fall_is_no_plateau():
+    # 10 nats down at an ELBO of -100: far beyond tol * 110 = 0.11 nats, and no noise
+    trace = np.r_[np.full(100, -100.0), np.full(100, -110.0)]
+    assert not plateau(trace, 100, tol=1e-3)
+
+
+def test_first_steps_that_blew_up_are_judged_at_three_sds_of_the_noise_from_the_start():
+    # the start -100, the next steps far below it; noise 10, so 3 sds (30 nats) are the margin
+    # (tol * 100 = 0.1 nats is less): a final 2.9 sds below the start is level, 3.1 fell
+    trace = np.r_[-100.0, np.full(FELL_STEPS - 1, -1e6), np.full(200, -120.0)]
+    assert not fell(trace, -100.0 - 2.9 * 10.0, 1e-3, 10.0)
+    assert fell(trace, -100.0 - 3.1 * 10.0, 1e-3, 10.0)
+
+
+def test_one_parameter_bouncing_in_place_is_enough():
+    # one coordinate bounces with sd 3, the others jitter by 0.1, nothing moves: the window
+    # means' moves have sds of sqrt(2 / 100) = 0.14 of the spreads, so each stays within its
+    # spread unless 7 sds out (seed fixed). The largest spread is above BOUNCE_JITTER, so the
+    # window passes (kidiq_with_mom_work bounced so); every spread need not be
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((200, 3)) * np.array([3.0, 0.1, 0.1])
+    assert bouncing(_window(x[:100]), _window(x[100:]), Guide)
+
+
+class _WithParams(Guide):
+    n_params = 1      # theta's last entry is a param (guides/user.py)
+
+
+@pytest.mark.parametrize("moving, drifts", [(1, True), (0, False)])
+def test_drifting_watches_the_params_at_the_end_of_theta(moving, drifts):
+    # theta = (a latent's mean, a param): the coordinate ``moving`` moves 1 a window three
+    # windows running, with a spread of 0.1 (alternating -+0.1); only the param's travel is a
+    # drift (a latent's mean is whitened and left to the plateau test)
+    wiggle = 0.1 * np.array([-1.0, 1.0] * 5)
+    windows = []
+    for k in range(3):
+        x = np.zeros((10, 2)) + wiggle[:, None]
+        x[:, moving] += k
+        windows.append(_window(x))
+    assert drifting(tuple(windows), _WithParams) == drifts
+
+
+def _alternating(T, P, jitter, W):
+    """Iterates [T, P] alternating -+jitter, plus 0.01 times the window's index."""
+    signs = np.where(np.arange(T) % 2, 1.0, -1.0)[:, None]
+    return jitter * signs * np.ones((T, P)) + 0.01 * (np.arange(T) // W)[:, None]
+
+
+def test_passing_checks_must_be_consecutive():
+    # a noiseless ELBO level for two windows, a rise, then level again: the rise resets the
+    # count, so the decay comes at the second pass after it (window 5), not at window 4
+    W = 100
+    elbo = np.repeat([-100.0, -100.0, -50.0, -50.0, -50.0], W)
+    actions = _drive(_alternating(5 * W, 3, 0.01, W), elbo, W)
+    assert actions == [CONTINUE] * 4 + [DECAY]
+
+
+def test_a_level_fit_decays_then_averages_exactly_its_last_five_windows():
+    # a noiseless level ELBO and iterates jittering by 0.1 (at most jitter_tol, 0.2): each step
+    # size takes a window to fill its first window and two passes; after min_decays (2) decays
+    # the rule settles at window 9 and stops after AVERAGE_WINDOWS windows at that step size
+    # (window 11), returning the mean of their iterates. Jittering by 0.3 it decays a third time
+    W, T, P = 100, 3000, 2
+    elbo = np.full(T, -100.0)
+    steps, actions, state = drive(Convergence(1e-3, W), Windows(), _alternating(T, P, 0.1, W),
+                                  elbo, W)
+    assert actions == [CONTINUE, CONTINUE, DECAY] * 2 + [CONTINUE] * 4 + [STOP]
+    assert steps == 11 * W and state.since == 6 * W and AVERAGE_WINDOWS == 5
+    last_five = _alternating(T, P, 0.1, W)[6 * W:11 * W]
+    np.testing.assert_allclose(state.average(), last_five.mean(axis=0), rtol=1e-12)
+    actions = drive(Convergence(1e-3, W), Windows(), _alternating(T, P, 0.3, W), elbo, W)[1]
+    assert actions[:9] == [CONTINUE, CONTINUE, DECAY] * 3
+
+
+def test_the_search_after_a_whitening_tries_the_first_search_step_size_again(monkeypatch):
+    # (StepSize.after_whitening) among the grid's step sizes at most lr, lr itself included;
+    # below the grid, lr alone; a given step size is kept without a search
+    from ppl.infer import schedule
+    from ppl.infer.optim import SearchResult
+    tried = []
+    monkeypatch.setattr(schedule, "search_lr", lambda *args, **kw: tried.append(args[5])
+                        or SearchResult(args[5][-1], {}, True))
+    step = schedule.StepSize("adam", None)
+    assert step.after_whitening(0.1, None, None, None, None, 5, None) == 0.001
+    assert step.after_whitening(1e-5, None, None, None, None, 5, None) == 1e-5
+    assert tried == [(0.1, 0.01, 0.001), (1e-5,)]
+    assert schedule.StepSize("adam", 0.3).after_whitening(0.3, *[None] * 6) == 0.3
+    assert len(tried) == 2
