@@ -217,14 +217,17 @@ def test_cholesky_where_eigvalsh_and_potrf_disagree_is_nan_there_only(monkeypatc
     # the last-resort loop: eigvalsh can call a matrix positive (smallest eigenvalue 7e-17 on
     # this machine for B B^T + 1e-16 I, B of rank 2 in 3 x 3) while potrf fails on it. Which
     # matrices do that depends on the LAPACK build, so the disagreement is forced here: every
-    # finite matrix is called positive, and the negative definite one must still come out NaN
+    # finite matrix is called positive, and the negative definite one must still come out NaN,
+    # as must those that are not finite (the loop had factored them: inf gave a factor finite
+    # but for one entry)
     monkeypatch.setattr(linalg, "_is_positive_definite", lambda m: np.ones(m.shape[:-2], bool))
     rng = np.random.default_rng(17)
     a = _spd(rng, 2, 3, 3, 3)
     a[1, 2] = -a[1, 2]
+    a[0, 1, 0, 0], a[1, 0, 2, 1] = np.inf, np.nan
     out = linalg.cholesky(a)
     bad = np.zeros((2, 3), bool)
-    bad[1, 2] = True
+    bad[1, 2] = bad[0, 1] = bad[1, 0] = True
     assert np.all(np.isnan(out[bad]))
     keep = ~bad
     np.testing.assert_allclose(out[keep], np.linalg.cholesky(a[keep]), rtol=1e-13)
