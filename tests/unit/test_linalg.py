@@ -163,6 +163,15 @@ def test_inverse_lower_reads_the_lower_triangle_only(n):
     check_grads(linalg.inverse_lower, modes=["rev"], order=2 if n == 3 else 1)(full)
 
 
+def test_inverse_lower_of_a_batch_in_fortran_order():
+    # trtri inverts in place only a Fortran-ordered view of each matrix, which a C-ordered batch
+    # gives (np.tril keeps a Fortran batch's order); otherwise it works on a copy, whose result
+    # must be copied back
+    L = np.linalg.cholesky(_spd(np.random.default_rng(18), 3, 4, 4))
+    np.testing.assert_allclose(linalg.inverse_lower(np.asfortranarray(L)), np.linalg.inv(L),
+                               rtol=1e-12, atol=1e-14)
+
+
 # (a's shape, b's shape): a vector or columns per matrix, each side broadcast in turn
 SOLVE_SHAPES = [((3, 3), (3,)), ((4, 3, 3), (4, 3)), ((4, 3, 3), (4, 3, 2)),
                 ((4, 3, 3), (1, 3, 2)), ((1, 3, 3), (4, 3, 2)), ((4, 3, 3), (1, 3))]
