@@ -143,7 +143,8 @@ def test_gp_exp_quad_cov_gradient_in_alpha_at_zero():
 
 # ----- mutation pass (session 40): what the tests above could not tell apart ------------------
 # check_grads(f)(x, y) differentiates in x only (autograd's default argnum=0): every argument
-# is named (here and in the two tests above that take several). The matrices are not symmetric, so a^{-1} and a^{-T} differ.
+# is named (here and in the two tests above that take several). The matrices are not
+# symmetric, so a^{-1} and a^{-T} differ.
 
 def _general(rng, *shape):
     """Well-conditioned matrices that are not symmetric."""
@@ -224,7 +225,7 @@ def test_a_matrix_that_is_not_finite_gives_nan_everywhere_in_it(bad):
 
 def test_cholesky_where_eigvalsh_and_potrf_disagree_is_nan_there_only(monkeypatch):
     # the last-resort loop: eigvalsh can call a matrix positive (smallest eigenvalue 7e-17 on
-    # this machine for B B^T + 1e-16 I, B of rank 2 in 3 x 3) while potrf fails on it. Which
+    # this machine for B B^T + 1e-17 I, B 3 x 2 of rank 2) while potrf fails on it. Which
     # matrices do that depends on the LAPACK build, so the disagreement is forced here: every
     # finite matrix is called positive, and the negative definite one must still come out NaN,
     # as must those that are not finite (the loop had factored them: inf gave a factor finite
