@@ -55,12 +55,14 @@ def _cholesky_value(a):
         return _fill(a, ok, np.linalg.cholesky)
     except np.linalg.LinAlgError:
         # eigvalsh said positive, potrf disagreed (an eigenvalue at rounding level): the
-        # tie goes to "not positive definite"; this loop runs only in that corner
+        # tie goes to "not positive definite"; this loop runs only in that corner. Only the
+        # matrices the mask kept: potrf factors one holding inf without failing (a factor
+        # finite but for that entry), and the mask had made it NaN
         flat = a.reshape((-1,) + a.shape[-2:])
         out = np.full(flat.shape, np.nan)
-        for i, m in enumerate(flat):
+        for i in np.flatnonzero(ok):
             try:
-                out[i] = np.linalg.cholesky(m)
+                out[i] = np.linalg.cholesky(flat[i])
             except np.linalg.LinAlgError:
                 pass
         return out.reshape(a.shape)

@@ -43,6 +43,7 @@ def _interval_latent_bounds(rng):
 ROWS = [
     Row("real", lambda rng: c.real, (3,)),
     Row("lower_float", lambda rng: c.GreaterThan(1.5), (3,)),
+    Row("lower_negative_float", lambda rng: c.GreaterThan(-2.0), (3,)),   # not 0 (exp alone)
     Row("lower_inclusive", lambda rng: c.non_negative, (2, 3)),
     Row("lower_data", lambda rng: c.GreaterThan(rng.normal(0, 3, (1, 3))), (3,)),
     Row("lower_latent", lambda rng: c.GreaterThan(rng.normal(0, 3, (S, 3))), (3,)),

@@ -11,6 +11,7 @@ import pytest
 
 from ppl.infer.elbo import elbo, elbo_and_grad, make_objective
 from ppl.guides import MEAN_FIELD
+from ppl.guides.fullrank import FullRank
 
 M = np.array([1.0, -2.0, 0.5])
 P = np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])
@@ -86,6 +87,19 @@ def test_stl_gradient_is_zero_at_the_exact_posterior(rng):
     _, plain = elbo_and_grad(log_p, theta, rng.standard_normal((3, 3)))
     assert np.max(np.abs(plain)) > 1e-3
 
+
+
+def test_full_rank_stl_gradient_is_zero_at_the_exact_posterior(rng):
+    # q = N(M, P^{-1}) is the target itself: every draw's STL gradient is zero. It runs through
+    # log_q's triangular solve with zeta traced, so solve_lower's gradient in its right-hand
+    # side (linalg.py) counts here; with L^{-1} for L^{-T} there it was up to 1.0 (mutation pass,
+    # session 40)
+    L = np.linalg.cholesky(np.linalg.inv(P))
+    theta = np.concatenate([M, (np.tril(L, -1) + np.diag(np.log(np.diag(L)))).ravel()])
+    for _ in range(5):
+        _, stl_grad = elbo_and_grad(log_target, theta, rng.standard_normal((3, 3)),
+                                    guide=FullRank(3), stl=True)
+        np.testing.assert_allclose(stl_grad, 0.0, atol=1e-12)
 
 # ----- the mean-field ELBO with only the log joint traced (elbo._chained) -------------------
 

@@ -35,7 +35,7 @@ def test_solve_lower_matches_a_dense_solve_and_its_gradients():
     L = np.tril(rng.normal(size=(4, 4))) + 3 * np.eye(4)
     b = rng.normal(size=(4, 3))
     np.testing.assert_allclose(solve_lower(L, b), np.linalg.solve(L, b), rtol=1e-12)
-    check_grads(solve_lower, modes=["rev"], order=1)(L, b)
+    check_grads(solve_lower, modes=["rev"], order=1, argnum=(0, 1))(L, b)
 
 
 @pytest.mark.parametrize("shape", [(4, 4), (5, 4, 4), (2, 3, 4, 4),
@@ -131,7 +131,7 @@ def test_gp_exp_quad_cov_matches_the_traced_path(x_shape, p_shape):
         traced = autograd.grad(lambda *a: anp.sum(_traced_gp(*a) * g), i)(*args)
         assert np.shape(ours) == np.shape(args[i])
         np.testing.assert_allclose(ours, traced, rtol=1e-11, atol=1e-13)
-    check_grads(linalg.gp_exp_quad_cov, modes=["rev"], order=2)(*args)
+    check_grads(linalg.gp_exp_quad_cov, modes=["rev"], order=2, argnum=(0, 1, 2))(*args)
 
 
 def test_gp_exp_quad_cov_gradient_in_alpha_at_zero():
@@ -139,3 +139,105 @@ def test_gp_exp_quad_cov_gradient_in_alpha_at_zero():
     x, rho = np.linspace(-1, 1, 4)[None], np.ones(3)
     grad = autograd.grad(lambda a: anp.sum(linalg.gp_exp_quad_cov(x, a, rho)))(np.zeros(3))
     np.testing.assert_array_equal(grad, np.zeros(3))
+
+
+# ----- mutation pass (session 40): what the tests above could not tell apart ------------------
+# check_grads(f)(x, y) differentiates in x only (autograd's default argnum=0): every argument
+# is named (here and in the two tests above that take several). The matrices are not
+# symmetric, so a^{-1} and a^{-T} differ.
+
+def _general(rng, *shape):
+    """Well-conditioned matrices that are not symmetric."""
+    k = shape[-1]
+    return rng.normal(size=shape) + 2 * k * np.eye(k)
+
+
+@pytest.mark.parametrize("n", [3, linalg.BATCHED_INVERSE])
+def test_inverse_lower_reads_the_lower_triangle_only(n):
+    # by trtri (n = 3) and by substitution (n = BATCHED_INVERSE): what lies above the diagonal
+    # changes neither the value nor the gradient (which is 0 there), to second order
+    rng = np.random.default_rng(12)
+    L = np.linalg.cholesky(_spd(rng, n, 4, 4))
+    full = L + np.triu(rng.normal(size=L.shape), 1)
+    np.testing.assert_allclose(linalg.inverse_lower(full), np.linalg.inv(L), rtol=1e-12,
+                               atol=1e-14)
+    check_grads(linalg.inverse_lower, modes=["rev"], order=2 if n == 3 else 1)(full)
+
+
+def test_inverse_lower_of_a_batch_in_fortran_order():
+    # trtri inverts in place only a Fortran-ordered view of each matrix, which a C-ordered batch
+    # gives (np.tril keeps a Fortran batch's order); otherwise it works on a copy, whose result
+    # must be copied back
+    L = np.linalg.cholesky(_spd(np.random.default_rng(18), 3, 4, 4))
+    np.testing.assert_allclose(linalg.inverse_lower(np.asfortranarray(L)), np.linalg.inv(L),
+                               rtol=1e-12, atol=1e-14)
+
+
+# (a's shape, b's shape): a vector or columns per matrix, each side broadcast in turn
+SOLVE_SHAPES = [((3, 3), (3,)), ((4, 3, 3), (4, 3)), ((4, 3, 3), (4, 3, 2)),
+                ((4, 3, 3), (1, 3, 2)), ((1, 3, 3), (4, 3, 2)), ((4, 3, 3), (1, 3))]
+
+
+@pytest.mark.parametrize("a_shape, b_shape", SOLVE_SHAPES)
+def test_solve_values_and_gradients_in_both_arguments(a_shape, b_shape):
+    rng = np.random.default_rng(14)
+    a, b = _general(rng, *a_shape), rng.normal(size=b_shape)
+    vector = len(b_shape) == len(a_shape) - 1
+    want = np.linalg.solve(a, b[..., None])[..., 0] if vector else np.linalg.solve(a, b)
+    np.testing.assert_allclose(linalg.solve(a, b), want, rtol=1e-12)
+    check_grads(linalg.solve, modes=["rev"], order=2, argnum=(0, 1))(a, b)
+
+
+def test_log_abs_det_value_and_gradient_of_a_matrix_that_is_not_symmetric():
+    rng = np.random.default_rng(15)
+    a = _general(rng, 3, 4, 4)
+    a[1] *= -1.0                        # a negative determinant: |det| is read
+    np.testing.assert_allclose(linalg.log_abs_det(a), np.linalg.slogdet(a)[1], rtol=1e-13)
+    check_grads(linalg.log_abs_det, modes=["rev"], order=2)(a)
+    # d log|det a| / da = a^{-T}, in closed form
+    np.testing.assert_allclose(autograd.grad(lambda m: anp.sum(linalg.log_abs_det(m)))(a),
+                               np.swapaxes(np.linalg.inv(a), -1, -2), rtol=1e-12)
+
+
+def test_log_abs_det_of_a_determinant_beyond_the_float_range():
+    # det = 1e600 and 1e-600 overflow and underflow; their logs are plain numbers
+    a = np.array([np.diag([1e200, 1e200, 1e200]), np.diag([1e-200, -1e-200, 1e-200])])
+    np.testing.assert_allclose(linalg.log_abs_det(a), [600 * np.log(10), -600 * np.log(10)],
+                               rtol=1e-14)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_matrix_that_is_not_finite_gives_nan_everywhere_in_it(bad):
+    # beside a matrix that is not positive definite (or singular), so the masked path runs
+    rng = np.random.default_rng(16)
+    a = _spd(rng, 4, 3, 3)
+    a[1] = -a[1]
+    a[2, 0, 0] = bad
+    chol = linalg.cholesky(a)
+    assert np.all(np.isnan(chol[1])) and np.all(np.isnan(chol[2]))
+    np.testing.assert_allclose(chol[[0, 3]], np.linalg.cholesky(a[[0, 3]]), rtol=1e-13)
+    a[1] = 0.0
+    x = linalg.solve(a, np.ones((4, 3)))
+    assert np.all(np.isnan(x[1])) and np.all(np.isnan(x[2]))
+    np.testing.assert_allclose(x[[0, 3]], np.linalg.solve(a[[0, 3]], np.ones((2, 3, 1)))[..., 0],
+                               rtol=1e-13)
+
+
+def test_cholesky_where_eigvalsh_and_potrf_disagree_is_nan_there_only(monkeypatch):
+    # the last-resort loop: eigvalsh can call a matrix positive (smallest eigenvalue 7e-17 on
+    # this machine for B B^T + 1e-17 I, B 3 x 2 of rank 2) while potrf fails on it. Which
+    # matrices do that depends on the LAPACK build, so the disagreement is forced here: every
+    # finite matrix is called positive, and the negative definite one must still come out NaN,
+    # as must those that are not finite (the loop had factored them: inf gave a factor finite
+    # but for one entry)
+    monkeypatch.setattr(linalg, "_is_positive_definite", lambda m: np.ones(m.shape[:-2], bool))
+    rng = np.random.default_rng(17)
+    a = _spd(rng, 2, 3, 3, 3)
+    a[1, 2] = -a[1, 2]
+    a[0, 1, 0, 0], a[1, 0, 2, 1] = np.inf, np.nan
+    out = linalg.cholesky(a)
+    bad = np.zeros((2, 3), bool)
+    bad[1, 2] = bad[0, 1] = bad[1, 0] = True
+    assert np.all(np.isnan(out[bad]))
+    keep = ~bad
+    np.testing.assert_allclose(out[keep], np.linalg.cholesky(a[keep]), rtol=1e-13)
