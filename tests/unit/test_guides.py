@@ -514,16 +514,36 @@ def test_jitter_scale_matches_theta(guide, rng):
 
 
 
-def test_a_flows_units_are_its_affine_parts_marginal_sds(rng):
-    # mu_i and row i of A in units of sqrt((A A')_ii), the layers in 1s (the convergence
-    # rule's window comparison reads them); column norms or a tiled sd passed the shape test
-    flow = Flow(3, 2)
-    theta = flow_theta(flow, rng)
-    A = theta[3:12].reshape(3, 3)
-    sd = np.sqrt(np.diag(A @ A.T))
-    np.testing.assert_allclose(flow.jitter_scale(theta),
-                               np.concatenate([sd, np.repeat(sd, 3), np.ones(theta.size - 12)]),
-                               rtol=1e-14)
+def _rows_but_the_diagonal(sd):
+    rows = np.repeat(sd[:, None], sd.size, axis=1)
+    np.fill_diagonal(rows, 1.0)
+    return rows.ravel()
+
+
+# each family's documented units after mu's (its jitter_scale docstring), from the sds
+JITTER_UNITS = [
+    (Flow(D3, 2), lambda sd, rest: np.concatenate([np.repeat(sd, D3), np.ones(rest - D3 * D3)])),
+    (FullRank(D3), lambda sd, rest: _rows_but_the_diagonal(sd)),
+    (Scaled(D3), lambda sd, rest: np.concatenate([_rows_but_the_diagonal(sd),
+                                                  np.ones(rest - D3 * D3)])),
+    (LowRank(D3, 2), lambda sd, rest: np.concatenate([np.ones(D3), np.repeat(sd, 2)]))]
+
+
+@pytest.mark.parametrize(("guide", "units_after_mu"), JITTER_UNITS,
+                         ids=[str(guide) for guide, _ in JITTER_UNITS])
+def test_jitter_scale_is_the_affine_parts_marginal_sds(guide, units_after_mu, rng):
+    # mu_i and the entries that move zeta_i linearly (row i of A, L or F) in units of the
+    # affine part's sd of zeta_i, sqrt((W W^T)_ii) for its frame W (q with the layers at the
+    # identity); log scales and the layers in 1s (the convergence rule's window comparison
+    # reads them). Column norms, a tiled sd or the log-diagonal in sds passed the shape test
+    # (the last three: a mutation pass, 2026-12-04)
+    theta = flow_theta(guide, rng)
+    W = guide.frame(theta)[1]
+    sd = np.sqrt(np.diag(W @ W.T))
+    np.testing.assert_allclose(guide.jitter_scale(theta),
+                               np.concatenate([sd, units_after_mu(sd, theta.size - D3)]),
+                               rtol=1e-13)
+
 
 @pytest.mark.parametrize("guide", [FullRank(D3), Flow(D3, 2), StudentT(D3)], ids=str)
 def test_push_affine_is_the_law_of_the_affine_map(guide, rng):
@@ -562,6 +582,19 @@ def test_a_low_rank_warm_start_from_a_dense_source_keeps_its_marginal_sds(rng):
     np.testing.assert_allclose(LowRank(D3, 2).mean(start), mu, rtol=1e-12)
     np.testing.assert_allclose(np.exp(LowRank(D3, 2).log_sd(start)),
                                np.sqrt(np.diag(W @ W.T)), rtol=2e-4)
+
+
+@pytest.mark.parametrize("R", [1, 2, 3])
+def test_a_low_rank_start_has_a_factor_of_full_rank(R):
+    # F = 0 is a stationary point of the expected ELBO, and equal columns of F get equal
+    # expected gradients ((Sigma_q^-1 - Sigma_p^-1) F on a Gaussian target) and would move as
+    # one: the start's F is F_INIT * init_scale in size, with R independent columns (F = 0
+    # and equal columns passed every test before; a mutation pass, 2026-12-04)
+    from ppl.guides.lowrank import F_INIT
+    guide = LowRank(4, R)
+    _, _, F = guide.split(guide.init(4, 0.5))
+    assert np.linalg.matrix_rank(F) == R
+    assert 0.5 * F_INIT * 0.5 < np.max(np.abs(F)) <= F_INIT * 0.5
 
 
 SPEC_TABLE = [
@@ -740,6 +773,34 @@ def test_scaled_push_affine_of_a_dense_map_is_exact_while_gaussian(rng):
     np.testing.assert_allclose(guide.log_q(pushed, zeta),
                                guide.log_q(theta, (zeta - m0) @ np.linalg.inv(W).T)
                                - np.linalg.slogdet(W)[1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("bent", ["C", "E"])
+def test_scaled_push_affine_refuses_a_dense_map_once_either_block_bends(bent, rng):
+    # a dense W is pushed by a Cholesky factor only while q is Gaussian (C = E = 0); with
+    # either block non-zero the law is not in the family (ValueError). The refusal above had
+    # both blocks non-zero, so 'C and E' for 'C or E' passed it (a mutation pass, 2026-12-04)
+    guide = Scaled(D3)
+    theta = guide.warm_start(MEAN_FIELD, rng.standard_normal(2 * D3))
+    at = 2 * D3 + D3 * D3                                  # C, then E [D, D * D]
+    theta[at + D3 if bent == "C" else at + D3 * D3 + 2 * D3 * D3 + D3] = 0.3  # C_10 or E_210
+    assert np.count_nonzero(theta[at:]) == 1
+    with pytest.raises(ValueError):
+        guide.push_affine(theta, np.zeros(D3), rng.standard_normal((D3, D3)) + 3 * np.eye(D3))
+
+
+def test_scaled_units_put_row_i_of_c_in_one_over_one_plus_its_centre(rng):
+    # C_ij moves y_i by about |eps_i - m_i| eps_j (Scaled.units): row i of C, not column i,
+    # is in 1 / (1 + |m_i|); every other parameter in 1s
+    guide = Scaled(D3)
+    theta = flow_theta(guide, rng)
+    m, at = np.array([0.0, -3.0, 7.0]), D3 + D3 * D3      # m, then C [D, D]
+    theta[at:at + D3] = m
+    units = guide.units(theta)
+    np.testing.assert_array_equal(units[at + D3:at + D3 + D3 * D3].reshape(D3, D3),
+                                  np.repeat(1.0 / (1.0 + np.abs(m))[:, None], D3, axis=1))
+    units[at + D3:at + D3 + D3 * D3] = 1.0
+    np.testing.assert_array_equal(units, np.ones(theta.size))
 
 
 def test_scaled_warm_start_centres_the_layer_at_the_models_zero(rng):
