@@ -72,8 +72,12 @@ def test_polish_reaches_the_mean_field_optimum_of_a_correlated_gaussian():
     assert rounds == 1
 
 
-@pytest.mark.parametrize("chunk", [None, 10])
-def test_polish_on_large_data_takes_the_hessian_from_differences_of_the_gradient(chunk,
+# (chunk 31, between the 16 draws and their 2 M = 32, is large data too; 32 is not: mutation13)
+@pytest.mark.parametrize("chunk, hessian", [(None, "expected_hessian"),
+                                            (10, "difference_hessian"),
+                                            (31, "difference_hessian"),
+                                            (32, "expected_hessian")])
+def test_polish_on_large_data_takes_the_hessian_from_differences_of_the_gradient(chunk, hessian,
                                                                                  monkeypatch):
     # chunk 10 (the score chunk of a model with 10^5 values a draw) is below the 2 * 16 draws
     # of a column: H by differences, which the fused kernels serve, not traced products; on
@@ -93,7 +97,7 @@ def test_polish_on_large_data_takes_the_hessian_from_differences_of_the_gradient
     mu, log_sigma, rounds = diagnostics.polish(log_joint, m + 1.0, np.zeros(3), chunk)
     np.testing.assert_allclose(mu, m, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(np.exp(log_sigma), 1 / np.sqrt(np.diag(P)), rtol=1e-9)
-    assert set(used) == {"expected_hessian" if chunk is None else "difference_hessian"}
+    assert set(used) == {hessian}
     # sds below 1e-8 of |mu| (extreme scales): a step of the differences would be lost to
     # rounding against the mean, so the traced products (at the first round: such sds are
     # collapsed for this H, diagnostics.short_sd, so the polish goes on at the sds it sets)
@@ -220,35 +224,45 @@ COVARIANCE = np.array([[1.0, 0.95], [0.95, 1.0]])
 PRECISION = np.linalg.inv(COVARIANCE)
 
 
-class _Correlated:
-    dim = 2
+def _correlated(scale):
+    """A stub of the correlated Gaussian N(0, scale^2 COVARIANCE): the check's steps, in the
+    family's sds, are the same at every scale."""
+    class Correlated:
+        dim = 2
 
-    @staticmethod
-    def log_joint(zeta):
-        return -0.5 * anp.sum((zeta @ PRECISION) * zeta, axis=1)
+        @staticmethod
+        def log_joint(zeta):
+            return -0.5 * anp.sum((zeta @ PRECISION) * zeta, axis=1) / scale ** 2
 
-    @staticmethod
-    def unconstrained_names():
-        return ["a", "b"]
+        @staticmethod
+        def unconstrained_names():
+            return ["a", "b"]
+    return Correlated
 
 
-def _fullrank_theta(mu):
+def _fullrank_theta(mu, scale=1.0):
     from ppl.guides import FullRank
-    L = np.linalg.cholesky(COVARIANCE)
+    L = np.linalg.cholesky(COVARIANCE) * scale
     M = np.tril(L, -1) + np.diag(np.log(np.diag(L)))
     return FullRank(2), np.concatenate([mu, M.ravel()])
 
 
-def test_a_fullrank_fit_at_its_optimum_is_not_flagged():
-    guide, theta = _fullrank_theta(np.zeros(2))
-    assert diagnostics.settle(_Correlated, guide, theta, 0.1, -1.0)[2] is None
+# at sds of 0.01 and 100 too: the steps are sd_i E_q[g_i], in the family's sds (mutation13: in
+# the model's units, E_q[g_i] alone, the off fit at sd 100 passed and the fit at its optimum
+# with sds of 0.01 was flagged)
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_a_fullrank_fit_at_its_optimum_is_not_flagged(scale):
+    guide, theta = _fullrank_theta(np.zeros(2), scale)
+    assert diagnostics.settle(_correlated(scale), guide, theta, 0.1, -1.0)[2] is None
 
 
-def test_a_fullrank_fit_off_its_optimum_is_flagged():
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_a_fullrank_fit_off_its_optimum_is_flagged(scale):
     # shifted by 3 sds along (1, -1), the posterior's narrow direction (sd sqrt(0.05)): the
     # gradient's mean, sd_i * E_q[g_i] = -(P shift)_i, is 6.7 sds per coordinate (P has 10.3 on its diagonal)
-    guide, theta = _fullrank_theta(3 * np.sqrt(0.05) * np.array([1.0, -1.0]) / np.sqrt(2))
-    warning = diagnostics.settle(_Correlated, guide, theta, 0.1, -1.0)[2]
+    shift = 3 * np.sqrt(0.05) * np.array([1.0, -1.0]) / np.sqrt(2) * scale
+    guide, theta = _fullrank_theta(shift, scale)
+    warning = diagnostics.settle(_correlated(scale), guide, theta, 0.1, -1.0)[2]
     assert warning is not None and "guide sds" in warning.message
 
 
@@ -363,3 +377,142 @@ def test_a_step_the_draws_cannot_bound_is_flagged(sd_b, step):
     mu = np.array([-0.17873489, -0.16118613])
     warning = diagnostics.check_optimum(c, mu, np.log([0.10243603, sd_b]), 0.01, -7.6e77)
     assert warning is not None and f"by {step} guide sds" in warning.message
+
+
+# ----- the check's and the polish's rules, exactly (mutation13) ---------------------------------
+
+def test_the_steps_standard_error_is_that_of_the_mean_of_independent_pairs():
+    # the antithetic draws (eps, -eps) are dependent; their pairs' means p_i are independent:
+    # the step is mean(p), its standard error sd(p, ddof 1) / sqrt(pairs). Each pair's halves
+    # differ by d (cancelling in p). (mutation13: the se over all 2 n draws, sqrt 2 too small,
+    # survived)
+    p = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 10.0], [6.0, 10.0]])
+    d = np.array([[5.0, -1.0], [-2.0, 7.0], [0.5, 0.0], [3.0, 2.0]])
+    steps, se = diagnostics._moments(np.concatenate([p + d, p - d]))
+    np.testing.assert_allclose(steps, [3.0, 10.0], rtol=1e-15)
+    np.testing.assert_allclose(se, [np.sqrt(14 / 3) / 2, 0.0], rtol=1e-15, atol=1e-15)
+
+
+def test_significance_is_at_four_standard_errors_and_blindness_at_an_se_of_one_sd():
+    # _worst: the largest step above Z = 4 se (-4.5 at 3.9 se is not; 4.1 at 4.1 se is; a
+    # step whose se is not finite is left out); _unbounded: the largest step above MAX_SDS = 1
+    # whose se is not below 1 (mutation13: Z 3.5, and blindness only at se >= 4, survived)
+    steps, se = np.array([-4.5, 4.1, 10.0]), np.array([4.5 / 3.9, 1.0, np.nan])
+    assert diagnostics._worst(steps, se) == (1, 4.1)
+    assert diagnostics._unbounded(np.array([2.0, 3.0]), np.array([1.0, 0.99])) == 0
+    assert diagnostics._unbounded(np.array([0.99, 3.0]), np.array([5.0, 0.5])) is None
+
+
+@pytest.mark.parametrize("offset, warned", [(0.9, False), (1.1, True)])
+def test_the_check_warns_from_one_guide_sd(offset, warned):
+    # the Gaussian stub with the guide's sds the posterior's: the step is -offset exactly
+    # (antithetic draws of a linear gradient: se at rounding level, so significant); the check
+    # warns above MAX_SDS = 1 guide sd (mutation13: at 1.2, a step of 1.1 passed)
+    warning = diagnostics.check_optimum(_Stub, M + np.array([0.0, 0.0, offset]) * S, np.log(S),
+                                        0.1, -3.0)
+    assert (warning is not None) == warned
+
+
+@pytest.mark.parametrize("ratio, short", [(0.05, True), (0.09, True), (0.11, False)])
+def test_an_sd_below_a_tenth_of_its_curvatures_is_collapsed(ratio, short):
+    # a Gaussian of sd 2 and a guide sd of ratio * 2; draws eps = +-1, for which Stein's
+    # screen is exact (mean of eps^2 is 1): sigma sqrt(E[-H]) = ratio, collapsed below SHORT =
+    # 0.1 (mutation13: SHORT 0.08, and the screen at a quarter of it, survived)
+    def log_joint(zeta):
+        return -0.5 * anp.sum((zeta / 2.0) ** 2, axis=1)
+
+    mu, sigma, eps = np.array([0.3]), np.array([2.0 * ratio]), np.array([[1.0], [-1.0]])
+    g = diagnostics._gradients(log_joint, mu, sigma, eps)
+    found = diagnostics.short_sd(log_joint, mu, sigma, eps, g)
+    assert found == ((0, pytest.approx(ratio, rel=1e-12)) if short else None)
+
+
+def _gaussian_at(m, s):
+    def log_joint(zeta):
+        return -0.5 * anp.sum(((zeta - m) / s) ** 2, axis=1)
+    return log_joint
+
+
+@pytest.mark.parametrize("step, se, rounds", [
+    (0.9, 1.0, 0),            # not significant, below MAX_SDS: done
+    (1.1, 1.0, 1),            # above MAX_SDS, significant or not: a Newton step
+    (0.15, 0.15 / 4.1, 1),    # significant at Z = 4 and above POLISH_SDS = 0.1: a step
+    (0.15, 0.15 / 3.9, 0),    # not significant at Z = 4: done
+    (0.05, 0.001, 0),         # significant but below POLISH_SDS: done
+])
+def test_the_polish_stops_by_its_rule(step, se, rounds, monkeypatch):
+    # The first round's step and se scripted (the draws, gradients and Hessian real): a
+    # Gaussian with the guide's sds the posterior's, its mean off by (0.5, -0.3) sds. Done:
+    # the sds only, the mean as it was, 0 rounds; else the Newton step lands on the mean and
+    # the next round is done (mutation13: done above MAX_SDS, at MAX_SDS 1.2, Z 3.5 or
+    # POLISH_SDS 0.2, and 'collapsed' at sds within 10x of the curvature's, all survived)
+    m, s = np.array([1.0, -2.0]), np.array([0.5, 3.0])
+    expected_gradient, calls = diagnostics._expected_gradient, []
+
+    def scripted(*args):
+        eps, g, steps, errors = expected_gradient(*args)
+        calls.append(None)
+        if len(calls) == 1:
+            steps, errors = np.array([step, 0.0]), np.array([se, 1.0])
+        return eps, g, steps, errors
+    monkeypatch.setattr(diagnostics, "_expected_gradient", scripted)
+    start = m + np.array([0.5, -0.3]) * s
+    mu, log_sigma, got = diagnostics.polish(_gaussian_at(m, s), start, np.log(s))
+    assert got == rounds
+    np.testing.assert_allclose(mu, m if rounds else start, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(log_sigma, np.log(s), rtol=0, atol=1e-12)
+
+
+def _convex_in_b(zeta):
+    """log p = -2 (a - 1)^2 + b^2 / 8: H = diag(4, -1/4), b a direction of local convexity."""
+    return -2.0 * (zeta[:, 0] - 1.0) ** 2 + zeta[:, 1] ** 2 / 8
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_direction_of_local_convexity_moves_by_its_curvatures_magnitude_or_not(dense,
+                                                                                 monkeypatch):
+    # The dense Newton step takes each scaled eigenvalue's magnitude: -g_i / |H_ii| here
+    # (H diagonal), 2 along b; the diagonal step (Stein's lemma, beyond MAX_DIM) takes no step
+    # where the curvature is not positive (mutation13: signed eigenvalues, floored at 1e-8,
+    # stepped 4e8 along b; a negative curvature stepped -2, downhill in the ELBO: survived)
+    if not dense:
+        monkeypatch.setattr(diagnostics, "MAX_DIM", 0)
+    mu, sigma = np.array([3.0, 2.0]), np.array([0.5, 0.5])
+    eps = diagnostics._antithetic(np.random.default_rng(0), 2)
+    g = diagnostics._gradients(_convex_in_b, mu, sigma, eps)   # mean (-8, 0.5)
+    direction, curvature = diagnostics._newton(_convex_in_b, mu, sigma, eps, g)
+    np.testing.assert_allclose(curvature, [4.0, -0.25], rtol=1e-12)
+    np.testing.assert_allclose(direction, [-2.0, 2.0 if dense else 0.0], rtol=1e-12, atol=1e-12)
+
+
+def test_the_polish_keeps_an_sd_with_no_positive_curvature():
+    # b's curvature is -1/4: no mean-field optimum for its sd (the target is NaN), which is
+    # kept as it was; a's mean lands on 1 with its sd at 1 / sqrt(4) (mutation13: setting such
+    # an sd to 1 survived)
+    mu, log_sigma, _ = diagnostics.polish(_convex_in_b, np.array([3.0, 0.0]), np.log([0.5, 0.3]))
+    np.testing.assert_allclose(mu, [1.0, 0.0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(log_sigma, np.log([0.5, 0.3]), rtol=0, atol=1e-12)
+
+
+def test_the_polish_leaves_a_guide_whose_gradient_is_not_finite_as_it_was():
+    # A log density finite everywhere whose derivative in a is NaN past a = 1.5 (a primitive
+    # standing for a model's gradient that is 0 * inf where its value is finite): some of the
+    # first 64 draws of a ~ N(0, 1) reach it, and the polish returns at once, leaving the fit
+    # to its own checks (mutation13: going on, its steps NaN in a and so 'done', it moved
+    # both sds, a's to 0.03, from draws whose gradients it could not read)
+    from autograd.extend import defvjp, primitive
+
+    @primitive
+    def bent(a):
+        return -0.5 * a ** 2
+    defvjp(bent, lambda ans, a: lambda g: g * anp.where(a > 1.5, np.nan, -a))
+
+    def log_joint(zeta):
+        return bent(zeta[:, 0]) - 0.5 * zeta[:, 1] ** 2
+
+    log_sigma = np.log([1.0, 0.3])
+    with np.errstate(invalid="ignore"):
+        mu, got, rounds = diagnostics.polish(log_joint, np.zeros(2), log_sigma)
+    assert rounds == 0
+    np.testing.assert_array_equal(mu, np.zeros(2))
+    np.testing.assert_array_equal(got, log_sigma)

@@ -13,7 +13,7 @@ from autograd import elementwise_grad
 import ppl
 from ppl.guides import MEAN_FIELD
 from ppl.infer import newton, schedule
-from ppl.infer.precondition import estimate
+from ppl.infer.precondition import Coordinates, estimate
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -133,3 +133,67 @@ def test_a_far_guide_converges_sooner_to_the_same_answer(monkeypatch):
     sd = np.append(np.sqrt(np.diag(np.linalg.inv(precision))), 1 / np.sqrt(100))
     gap = np.abs(with_steps.mu - without.mu) / sd
     assert np.all(gap < 0.1), gap
+
+
+@pytest.mark.parametrize("distance, taken", [(4.0, 0), (4.5, 1)])
+def test_the_steps_run_from_three_monte_carlo_sizes_of_the_whitened_gradient(distance, taken):
+    # The gate is FAR = 3 Monte Carlo sizes, each sqrt(D / M) when D > M: 3 sqrt(2) = 4.24 at
+    # D = 4, M = 2. On a Gaussian with antithetic draws the whitened gradient is exact: |v| =
+    # |L^T P d| = sqrt(d^T P d) for the mean's offset d (L L^T = P^-1, central differences of a
+    # quadratic), so a guide 4.0 off is left, one 4.5 off lands on the optimum in one step
+    # (mutation13: the gate at 3 D / M, or at 3.3 sizes, left it too)
+    rng = np.random.default_rng(5)
+    A = rng.normal(size=(4, 4))
+    precision, m = A @ A.T + np.eye(4), rng.normal(size=4)
+
+    def log_joint(zeta):
+        d = zeta - m
+        return -0.5 * anp.sum((d @ precision) * d, axis=1)
+    half = rng.standard_normal((1, 4))
+    eps = np.concatenate([half, -half])
+    d = rng.normal(size=4)
+    d *= distance / np.sqrt(d @ precision @ d)
+    theta = np.concatenate([m + d, -0.5 * np.log(np.diag(precision))])
+    fitted, _, got = newton.newton_steps(log_joint, MEAN_FIELD, theta, eps,
+                                         _whitened(log_joint, theta, eps), None)
+    assert got == taken
+    np.testing.assert_allclose(fitted[:4], m if taken else m + d, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("gap, taken", [(0.45, 1), (0.55, 2)])
+def test_the_steps_go_on_while_some_sd_would_move_more_than_half_in_log(gap, taken,
+                                                                        monkeypatch):
+    # Scripted: the first step (a far gradient) sets log sigma to the first whitening's
+    # target, 0; the next whitening's target is -gap, with a zero gradient (the mean at its
+    # optimum). The steps go on while some log sigma_i would move by more than SD_SETTLED =
+    # 0.5 (mutation13: stopped on the gradient alone, or at 0.6, the sds were left unsettled)
+    D = 2
+    shrunk = np.exp(-gap) * np.eye(D)     # diag(H) = e^(2 gap): target -gap
+    calls = []
+    monkeypatch.setattr(newton, "_mean_gradient",
+                        lambda log_joint, zeta: np.array([100.0, 0.0]) if not calls else
+                        np.zeros(D))
+    monkeypatch.setattr(newton, "step", lambda log_joint, mu, log_sigma, direction, target, eps:
+                        calls.append(target) or (mu + direction, target, True))
+    monkeypatch.setattr(newton, "estimate", lambda log_joint, theta, *a: Coordinates(
+        theta[:D].copy(), shrunk))
+    theta = np.zeros(2 * D)
+    fitted, _, got = newton.newton_steps(gaussian, MEAN_FIELD, theta, np.zeros((20, D)),
+                                         Coordinates(np.zeros(D), np.eye(D)), None)
+    assert got == taken
+    np.testing.assert_allclose(fitted[D:], 0.0 if taken == 1 else -gap, rtol=0, atol=1e-12)
+
+
+def test_the_line_search_takes_the_first_maximum_along_the_halvings():
+    # Scripted values along the ray: t = 1 worse than the start, 1/2 better, 1/4 worse than
+    # 1/2 (the search stops there), 1/8 better still: 1/2, from four evaluations (mutation13:
+    # searching on past the first decrease gave 1/8, quarter steps 1/4)
+    table = {0.0: 0.0, 1.0: -10.0, 0.5: 1.0, 0.25: 0.5, 0.125: 2.0}
+    calls = []
+
+    def log_joint(zeta):
+        calls.append(float(zeta[0, 0]))
+        return np.array([table.get(float(zeta[0, 0]), -100.0)])
+    t = newton.line_search(log_joint, np.zeros(1), np.zeros(1), np.ones(1), np.zeros(1),
+                           np.zeros((1, 1)))
+    assert t == 0.5 and calls == [0.0, 1.0, 0.5, 0.25]

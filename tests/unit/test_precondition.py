@@ -1,13 +1,14 @@
 """Whitened coordinates for the guide's mean: Hessians, the whitening, and what it buys."""
 import autograd.numpy as anp
 import numpy as np
+import pytest
 from autograd import hessian, jacobian
 from autograd.tracer import isbox
 
 from ppl.infer import advi
 from ppl.options import FitOptions
 from ppl.infer.precondition import (EIGEN_FLOOR, FD_STEP, HESSIAN_STEP, PRODUCT_DRAWS, RANK, WHOLE_MAX_DIM,
-                                    Coordinates, LowRank,
+                                    Coordinates, Frame, LowRank,
                                     difference_hessian, estimate, expected_hessian, lanczos,
                                     scaled_hessian_product, whiten, whiten_low_rank)
 
@@ -39,6 +40,8 @@ def test_whitening_of_an_indefinite_or_broken_hessian_stays_bounded():
     coords = whiten(np.zeros(4), np.diag([4.0, -1.0]))  # curvature magnitudes are kept
     assert np.allclose(coords.L @ coords.L.T, np.diag([0.25, 1.0]))
     assert whiten(np.zeros(4), np.full((2, 2), np.nan)).L is None
+    # no curvature at all (a flat log density): the identity, not L = V / 0 (mutation13)
+    assert whiten(np.zeros(4), np.zeros((2, 2))).L is None
 
 
 def test_coordinates_round_trip_and_chain_rule(rng):
@@ -439,3 +442,36 @@ def test_whitening_above_rank_finds_the_mean_of_a_correlated_posterior():
     assert np.all(np.abs(fit.mu - mean) / meanfield_sd < 0.13)
     plain = advi.fit(target, FitOptions(seed=0, precondition="none"), np.random.default_rng(0))
     assert np.max(np.abs(plain.mu - mean) / meanfield_sd) > 100
+
+
+@pytest.mark.parametrize("values, lam", [
+    # a negative Ritz value (a direction of local convexity) by its magnitude, as in whiten
+    ([-4.0, 0.25, 9.0], [4.0, 0.25, 9.0]),
+    # the floor is EIGEN_FLOOR of the largest or of 1 (the rest of P counts as 1), whichever
+    # is larger: Ritz values all far below 1 are raised to EIGEN_FLOOR itself
+    ([1e-30, 1e-20, 2.0], [2.0 * EIGEN_FLOOR, 2.0 * EIGEN_FLOOR, 2.0]),
+    ([1e-30, 1e-20, 1e-15], [EIGEN_FLOOR] * 3),
+])
+def test_low_rank_whitening_takes_ritz_values_in_magnitude_and_floored(values, lam, rng):
+    # L = S (I + U (lam^-1/2 - 1) U^T) exactly; a signed value was floored to a curvature of
+    # 1e-13 (a step of 3e6 sds along it), a floor relative to tiny Ritz values alone was no
+    # floor at all (mutation13)
+    D = 6
+    U = np.linalg.qr(rng.normal(size=(D, 3)))[0]
+    sd = np.exp(rng.normal(size=D))
+    coords = whiten_low_rank(np.zeros(D), sd, np.array(values), U)
+    np.testing.assert_allclose(coords.L.root, np.asarray(lam) ** -0.5, rtol=1e-12)
+    expected = sd[:, None] * (np.eye(D) + (U * (np.asarray(lam) ** -0.5 - 1.0)) @ U.T)
+    np.testing.assert_allclose(coords.matrix(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_frame_log_det_is_log_abs_det_of_w(rng):
+    # the constant the ELBO in u omits: log |det W|, whatever W's sign (a dense W with a
+    # negative determinant, a diagonal one with a negative entry), against np.linalg.det
+    W = rng.normal(size=(4, 4))
+    W[:, 0] *= np.sign(np.linalg.det(W)) * -1.0     # det W < 0
+    assert np.linalg.det(W) < 0
+    assert np.isclose(Frame(None, np.zeros(4), W).log_det, np.log(abs(np.linalg.det(W))),
+                      rtol=1e-12)
+    w = np.array([0.5, -3.0, 2.0])
+    assert np.isclose(Frame(None, np.zeros(3), w).log_det, np.log(3.0), rtol=1e-12)
