@@ -1123,6 +1123,12 @@ def not_a_regular_file(path: str, is_folder: bool) -> PplError:
     return file_error(path, not_a_file_reason(is_folder))
 
 
+def npy_name_twice(folder: str, name: str, first: str, second: str) -> PplError:
+    """Two files of an .npy folder named alike but for their suffix's case (y.npy, y.NPY): each
+    is the data 'y'. One silently replaced the other (whichever sorted last)."""
+    return file_error(folder, f"two files hold the data '{name}': {first} and {second}")
+
+
 def not_a_file_reason(is_folder: bool) -> str:
     return "a folder, not a file" if is_folder else "not a regular file"
 

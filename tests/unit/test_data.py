@@ -658,6 +658,15 @@ def test_an_npy_folder_reads_its_npy_files_of_any_case_and_their_dtypes(tmp_path
     assert values["x"].tolist() == [1.0, 2.0, 3.0]
 
 
+def test_an_npy_folder_with_two_files_of_one_name_is_refused(tmp_path):
+    # y.NPY beside y.npy: one replaced the other silently (the one sorted last, y.npy)
+    np.save(tmp_path / "y.npy", np.array([1.0, 2.0]))
+    np.save(tmp_path / "upper.npy", np.array([7.0, 8.0]))
+    (tmp_path / "upper.npy").rename(tmp_path / "y.NPY")
+    assert load_error("data y: real[2]\n", str(tmp_path)).message == (
+        f"{tmp_path}: two files hold the data 'y': y.NPY and y.npy")
+
+
 def test_an_npy_folder_without_npy_files_is_refused(tmp_path):
     (tmp_path / "y.txt").write_text("1\n2\n")
     assert load_error("data y: real[2]\n", str(tmp_path)).message == (
