@@ -669,6 +669,13 @@ def data_not_number(span: Span, name: str, found) -> PplError:
     return PplError(f"data '{name}' must hold numbers; found {found}", span, hint=hint)
 
 
+def data_masked(span: Span, name: str, at: str) -> PplError:
+    """A numpy masked array, or one inside a list (``at``: ' at y[0]'): numpy reads its masked
+    values as if they were data."""
+    return data_not_number(span, name, f"a masked array{at} (fill or drop the masked values "
+                                       "first)")
+
+
 def data_not_finite(span: Span, name: str, where: str, found) -> PplError:
     # PyMC imputes a masked or NaN observed value; a NaN here is most often a missing one
     hint = ("a missing value is not imputed: drop its rows from every array, or declare the "

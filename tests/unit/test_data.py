@@ -1001,6 +1001,18 @@ def test_longdouble_beyond_float64_is_refused():
         ppl.compile(HOSTILE_MODEL).prepare({"N": 2, "y": value})
 
 
+@pytest.mark.parametrize("raw, at", [
+    (np.ma.masked_array([[1.0, 2.0], [3.0, 4.0]], mask=[[1, 0], [0, 0]]), ""),
+    # a list of masked rows: np.asarray read the masked 1.0, silently
+    ([np.ma.masked_array([1.0, 2.0], mask=[1, 0])] * 2, " at y[0]"),
+    ([[1.0, 2.0], np.ma.masked_array([3.0, 4.0], mask=[0, 1])], " at y[1]"),
+])
+def test_a_masked_array_at_any_level_is_refused(raw, at):
+    assert load_error("data y: real[2, 2]\n", {"y": raw}).message == (
+        f"data 'y' must hold numbers; found a masked array{at} (fill or drop the masked values "
+        "first)")
+
+
 def test_masked_array_is_refused():
     with pytest.raises(PplError, match="a masked array"):
         ppl.compile(HOSTILE_MODEL).prepare({"N": 2, "y": np.ma.masked_array([1.0, 2.0],
