@@ -266,12 +266,6 @@ def _at_name(where: str, bound) -> str:
 
 def _to_array(decl: ir.Data, raw) -> np.ndarray:
     """``raw`` as an int64 or float64 array; raises on non-numbers, NaN/inf, non-ints."""
-    # numpy.ma only if already imported: np.ma's first use imports it (about 10 ms of a
-    # small fit's compile), and no masked array exists before it is
-    masked = sys.modules.get("numpy.ma")
-    if masked is not None and isinstance(raw, masked.MaskedArray):
-        raise errors.data_not_number(decl.span, decl.name, "a masked array (fill or drop the "
-                                                           "masked values first)")
     _scan(decl, raw, ())
     if isinstance(raw, np.memmap):
         return _mapped(decl, raw)
@@ -351,6 +345,12 @@ def _check_range(decl: ir.Data, value: np.ndarray) -> None:
 
 def _scan(decl: ir.Data, raw, index: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of a nested list of numbers; raises on a non-number or a ragged list."""
+    # numpy.ma only if already imported: np.ma's first use imports it (about 10 ms of a
+    # small fit's compile), and no masked array exists before it is. Checked here, at every
+    # level: a list of masked rows ([row, row]) was read with its masked values, silently
+    masked = sys.modules.get("numpy.ma")
+    if masked is not None and isinstance(raw, masked.MaskedArray):
+        raise errors.data_masked(decl.span, decl.name, _at(decl.name, index))
     if isinstance(raw, np.ndarray) and (raw.dtype == object or raw.dtype.kind == "U"):
         # a pandas column of strings (or of Python numbers, which are numbers), scanned as a
         # list: 'an array of object' and 'an array of <U1' said neither where nor what

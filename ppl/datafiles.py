@@ -245,6 +245,9 @@ def _read_npy_folder(folder: Path, shown: str) -> dict[str, Any]:
     for path in files:
         if not path.is_file():  # a FIFO would block, /dev/zero never end
             raise errors.not_a_regular_file(f"{shown}/{path.name}", path.is_dir())
+        if path.stem in raw:  # y.NPY beside y.npy: refused, as a name twice anywhere else is
+            twice = next(p.name for p in files if p.stem == path.stem)
+            raise errors.npy_name_twice(shown, path.stem, twice, path.name)
         raw.update(_read_npy(path, f"{shown}/{path.name}"))
     return raw
 

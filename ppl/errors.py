@@ -669,6 +669,13 @@ def data_not_number(span: Span, name: str, found) -> PplError:
     return PplError(f"data '{name}' must hold numbers; found {found}", span, hint=hint)
 
 
+def data_masked(span: Span, name: str, at: str) -> PplError:
+    """A numpy masked array, or one inside a list (``at``: ' at y[0]'): numpy reads its masked
+    values as if they were data."""
+    return data_not_number(span, name, f"a masked array{at} (fill or drop the masked values "
+                                       "first)")
+
+
 def data_not_finite(span: Span, name: str, where: str, found) -> PplError:
     # PyMC imputes a masked or NaN observed value; a NaN here is most often a missing one
     hint = ("a missing value is not imputed: drop its rows from every array, or declare the "
@@ -1121,6 +1128,12 @@ def not_a_regular_file(path: str, is_folder: bool) -> PplError:
     """A file to read that exists but is a folder, a FIFO or a device (a FIFO would block,
     /dev/zero never end)."""
     return file_error(path, not_a_file_reason(is_folder))
+
+
+def npy_name_twice(folder: str, name: str, first: str, second: str) -> PplError:
+    """Two files of an .npy folder named alike but for their suffix's case (y.npy, y.NPY): each
+    is the data 'y'. One silently replaced the other (whichever sorted last)."""
+    return file_error(folder, f"two files hold the data '{name}': {first} and {second}")
 
 
 def not_a_file_reason(is_folder: bool) -> str:

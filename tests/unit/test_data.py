@@ -273,9 +273,15 @@ def test_missing_int_scalar_not_used_as_a_dim():
     assert error.message == "data 'n' is missing"
 
 
-def test_float_where_int_is_declared():
-    error = load_error("data n: int[3]\n", {"n": [1, 2.5, 3]})
-    assert error.message == "data 'n' is declared int; found 2.5 at n[1]"
+@pytest.mark.parametrize("raw, found", [
+    ([1, 2.5, 3], "2.5 at n[1]"),
+    # 2**63 as a float is one past int64's largest: its cast would wrap to -2**63, silently
+    ([1, 2.0 ** 63, 3], "9.223372036854776e+18 at n[1]"),
+    (np.array([1.0, 3.0, 2.0 ** 63]), "9.223372036854776e+18 at n[2]"),
+])
+def test_float_where_int_is_declared(raw, found):
+    error = load_error("data n: int[3]\n", {"n": raw})
+    assert error.message == f"data 'n' is declared int; found {found}"
 
 
 def test_big_int_beside_a_float_keeps_its_digits(tmp_path):
@@ -376,6 +382,17 @@ def test_bound_from_other_data_shows_its_value():
     text = "data lo: real[2]\ndata x: real<lower=lo>[2]\n"
     error = load_error(text, {"lo": [0, 5], "x": [1, 4]})
     assert error.message == "data 'x' must be >= lo (= 5); found 4 at x[1]"
+
+
+@pytest.mark.parametrize("lo", [[0, 1, 2], [0, 5, 2]])
+def test_a_bound_with_more_elements_than_its_data_is_refused(lo):
+    # [N] and [K] are checked when the sizes are known: at N = 1, K = 3, y >= lo would be
+    # 3 comparisons, and a failing one an IndexError (load_data comes before the concrete
+    # check, which refuses the shapes too)
+    text = "data N: int\ndata K: int\ndata lo: real[K]\ndata y: real<lower=lo>[N]\n"
+    error = load_error(text, {"N": 1, "K": 3, "lo": lo, "y": [3]})
+    assert error.message == "shapes of data 'y' and its bound do not match: [1] and [3]"
+    assert (error.span.line, error.span.col) == (4, 1)
 
 
 def test_bounds_are_inclusive():
@@ -511,18 +528,26 @@ def test_unreadable_npz(tmp_path):
     assert load_error(REGRESSION, path).message.startswith(f"{path}: cannot read as .npz")
 
 
-def test_npz_with_object_arrays_is_refused_without_unpickling(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name, reason", [
+    ("data.npz", "cannot read as .npz: member 'y.npy' holds Python objects, which only "
+                 "unpickling could read (data is read with allow_pickle=False)"),
+    # a pickle named .npy: np.load unpickles what has no .npy header unless allow_pickle=False
+    # (the rest is numpy's wording, which differs between versions)
+    ("y.npy", "cannot read as .npy: "),
+])
+def test_pickled_data_is_refused_without_unpickling(tmp_path, monkeypatch, name, reason):
     import pickle
-    path = tmp_path / "data.npz"
-    np.savez(path, y=np.array([{"a": 1}], dtype=object))
+    path = tmp_path / name
+    if name.endswith(".npz"):
+        np.savez(path, y=np.array([{"a": 1}], dtype=object))
+    else:
+        path.write_bytes(pickle.dumps([1.0, 2.0]))
 
     def never(*args, **kwargs):
         raise AssertionError("unpickled")
     monkeypatch.setattr(pickle, "load", never)
     monkeypatch.setattr(pickle, "loads", never)
-    message = load_error(REGRESSION, path).message
-    assert message.startswith(f"{path}: cannot read as .npz") and "allow_pickle" in message
-    assert "member 'y.npy'" in message
+    assert load_error(REGRESSION, path).message.startswith(f"{path}: {reason}")
 
 
 def _npz(path, members: dict) -> None:
@@ -613,6 +638,55 @@ def test_unreadable_npy_file_in_a_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "load", denied)
     assert load_error(REGRESSION, str(tmp_path)).message == (
         f"{tmp_path}/y.npy: Permission denied")
+
+
+def test_an_npy_folder_reads_its_npy_files_of_any_case_and_their_dtypes(tmp_path):
+    # 0-d arrays are scalars (no rows to check chunk by chunk); float32 and int32 become the
+    # declared float64 and int64, as from any other source
+    np.save(tmp_path / "N.npy", np.array(3))
+    np.save(tmp_path / "s.npy", np.array(2.5))
+    np.save(tmp_path / "y.npy", np.array([0.5, 1.5, 2.5], dtype=np.float32))
+    np.save(tmp_path / "k.npy", np.array([4, 5, 6], dtype=np.int32))
+    np.save(tmp_path / "x.npy", np.array([1.0, 2.0, 3.0]))
+    (tmp_path / "x.npy").rename(tmp_path / "x.NPY")
+    (tmp_path / "notes.txt").write_text("not data")
+    values, dims = load("data N: int\ndata s: real\ndata y: real[N]\ndata k: int[N]\n"
+                        "data x: real[N]\n", str(tmp_path))
+    assert dims == {"N": 3} and values["s"].dtype == np.float64 and values["s"] == 2.5
+    assert values["y"].dtype == np.float64 and values["y"].tolist() == [0.5, 1.5, 2.5]
+    assert values["k"].dtype == np.int64 and values["k"].tolist() == [4, 5, 6]
+    assert values["x"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_an_npy_folder_with_two_files_of_one_name_is_refused(tmp_path):
+    # y.NPY beside y.npy: one replaced the other silently (the one sorted last, y.npy)
+    np.save(tmp_path / "y.npy", np.array([1.0, 2.0]))
+    np.save(tmp_path / "upper.npy", np.array([7.0, 8.0]))
+    (tmp_path / "upper.npy").rename(tmp_path / "y.NPY")
+    assert load_error("data y: real[2]\n", str(tmp_path)).message == (
+        f"{tmp_path}: two files hold the data 'y': y.NPY and y.npy")
+
+
+def test_an_npy_folder_without_npy_files_is_refused(tmp_path):
+    (tmp_path / "y.txt").write_text("1\n2\n")
+    assert load_error("data y: real[2]\n", str(tmp_path)).message == (
+        f"{tmp_path}: the folder has no .npy files")
+
+
+@pytest.mark.parametrize("bad, row, col, found", [
+    (np.nan, 3, 1, "nan"),     # the last row of the first chunk
+    (np.inf, 6, 0, "inf"),     # a later chunk: its row counted from the array's start
+    (-np.inf, 9, 1, "-inf"),
+])
+def test_a_mapped_npy_is_checked_in_chunks_to_its_last_row(tmp_path, monkeypatch, bad, row, col,
+                                                           found):
+    import ppl.data
+    monkeypatch.setattr(ppl.data, "_CHUNK_ROWS", 4)
+    X = np.zeros((10, 2))
+    X[row, col] = bad
+    np.save(tmp_path / "X.npy", X)
+    assert load_error("data X: real[10, 2]\n", str(tmp_path / "X.npy")).message == (
+        f"data 'X' must be finite; found {found} at X[{row},{col}]")
 
 
 def test_fifo_in_an_npy_folder_is_not_opened(tmp_path):
@@ -888,18 +962,22 @@ def test_json_and_csv_with_a_byte_order_mark(tmp_path):
         np.testing.assert_array_equal(values["y"], [1.0, 2.0])
 
 
-def test_npz_header_bomb(tmp_path):
+@pytest.mark.parametrize("size, claimed", [
+    (1000000000000, "8,000,000,000,000"),
+    (20, "160"),   # a member cut short: 160 bytes claimed, 145 held (a header of 129, 16)
+])
+def test_npz_header_bomb(tmp_path, size, claimed):
     import io
     import struct
     import zipfile
-    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({size},), }}"
     header = header + " " * (118 - len(header)) + "\n"
     npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(16)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("y.npy", npy)
     message = _hostile_error(tmp_path, "d.npz", buffer.getvalue())
-    assert "array 'y' claims shape [1000000000000] (8,000,000,000,000 bytes) but holds" in message
+    assert message.endswith(f"array 'y' claims shape [{size}] ({claimed} bytes) but holds 145")
 
 
 def test_corrupted_npz(tmp_path):
@@ -921,6 +999,18 @@ def test_longdouble_beyond_float64_is_refused():
         pytest.skip("this platform's longdouble is float64")
     with pytest.raises(PplError, match=r"found 1\.e\+400 at y\[0\], beyond the range of float64"):
         ppl.compile(HOSTILE_MODEL).prepare({"N": 2, "y": value})
+
+
+@pytest.mark.parametrize("raw, at", [
+    (np.ma.masked_array([[1.0, 2.0], [3.0, 4.0]], mask=[[1, 0], [0, 0]]), ""),
+    # a list of masked rows: np.asarray read the masked 1.0, silently
+    ([np.ma.masked_array([1.0, 2.0], mask=[1, 0])] * 2, " at y[0]"),
+    ([[1.0, 2.0], np.ma.masked_array([3.0, 4.0], mask=[0, 1])], " at y[1]"),
+])
+def test_a_masked_array_at_any_level_is_refused(raw, at):
+    assert load_error("data y: real[2, 2]\n", {"y": raw}).message == (
+        f"data 'y' must hold numbers; found a masked array{at} (fill or drop the masked values "
+        "first)")
 
 
 def test_masked_array_is_refused():
