@@ -78,10 +78,24 @@ factor lccdf(Normal(b[1] + a[g], 1), x)
 """
 
 
+# data with the batched dimension on its second axis, read only through a data-only let of
+# its rows: the let's rows are taken per batch, the data itself stays whole (X[idx] would
+# take rows of its first axis, of length 2)
+FEATURE_MAJOR = """
+data N: int
+data X: real[2, N]
+data y: real[N]
+let x = X[0] - X[1]
+sample mu ~ Normal(0, 3)
+sample z: real[N] ~ Normal(mu + x, 1)
+observe y ~ Normal(z, 1)
+"""
+
+
 def _setup(text, N=12, B=4, seed=0):
     rng = np.random.default_rng(seed)
     data = {"N": N, "y": rng.standard_normal(N) * 2, "x": rng.standard_normal(N), "J": 3,
-            "g": rng.integers(0, 3, N)}
+            "g": rng.integers(0, 3, N), "X": rng.standard_normal((2, N))}
     model = ppl.compile(text)
     data = {k: v for k, v in data.items() if k in model.ir.data}
     concrete, values, full = model.prepare(data)
@@ -93,7 +107,7 @@ def _setup(text, N=12, B=4, seed=0):
     return full, batch, guide, theta, rng
 
 
-@pytest.mark.parametrize("text", [LOCAL, AMORTIZED, CONSTANTS, MIXED, PAIRS])
+@pytest.mark.parametrize("text", [LOCAL, AMORTIZED, CONSTANTS, MIXED, PAIRS, FEATURE_MAJOR])
 def test_batch_gradients_average_to_the_full_gradient(text):
     # Enumerate a fixed partition of the rows into N / B batches, each with the full draw's
     # noise at its rows: the average of the batch ELBOs (and gradients) is the full-data ELBO
