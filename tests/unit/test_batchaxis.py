@@ -90,6 +90,7 @@ MIXING = [
     ("observe y ~ Normal(reshape(Z, [K, N])[0], 1)", "reshape(Z, [K, N])"),
     ("observe y ~ Normal(diagonal(outer(z, z)), 1)", "outer(z, z)"),
     ("factor -square(concat(z, x))", "concat(z, x)"),       # along the rows
+    ("factor -square(concat(z, x, axis=-1))", "concat(z, x, axis=-1)"),   # so counted from the end
     ("factor -square(reshape(Z, [K, N]))", "reshape("),      # rows no longer first
     ("factor -square(z[1:])", "z[1:]"),                      # a slice of the rows
     ("factor -square(Z[:, g])", "Z[:, g]"),                  # rows paired with an index's rows

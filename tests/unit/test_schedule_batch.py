@@ -116,13 +116,14 @@ def test_mean_se_is_geyers_estimate_written_out(K):
     np.testing.assert_allclose(mean_se(x), [_geyer(x[:, p]) for p in range(3)], rtol=1e-10)
 
 
-@pytest.mark.parametrize("drift, sd, stationary", [(0.39, 1.0, True), (0.41, 1.0, False),
-                                                   (0.78, 2.0, True), (0.82, 2.0, False),
-                                                   (-0.39, 1.0, True), (-0.41, 1.0, False)])
-def test_stationary_allows_drift_times_the_standard_error(drift, sd, stationary):
+@pytest.mark.parametrize("drift, sd, stationary, count", [
+    (0.39, 1.0, True, 16), (0.41, 1.0, False, 16), (0.78, 2.0, True, 16), (0.82, 2.0, False, 16),
+    (-0.39, 1.0, True, 16), (-0.41, 1.0, False, 16), (0.41, 1.0, False, 17)])
+def test_stationary_allows_drift_times_the_standard_error(drift, sd, stationary, count):
     # the rule's (c): halves of constant blocks differing by ``drift`` (either way), against
-    # DRIFT x average_se = 0.4 guide sds at the default tol
-    blocks = tuple(np.array([1.0 + drift * (k >= 8)]) for k in range(16))
+    # DRIFT x average_se = 0.4 guide sds at the default tol. Of an odd count the middle block
+    # is in neither half (in both, the halves of 17 would differ by 8 / 9 of 0.41: 0.364)
+    blocks = tuple(np.array([1.0 + drift * (k >= count - count // 2)]) for k in range(count))
     state = BatchWindows(averaging=True, blocks=blocks)
     assert BatchConvergence(1e-3, 50).stationary(state, _Scaled(sd)) is stationary
 
