@@ -69,6 +69,8 @@ ROW_WISE = [
     "sample A: real[N, K, K] ~ Normal(0, 1)\nfactor log_det(A) + sum(diagonal(A), axis=1)",
     # index arrays separated by a slice: numpy puts their (row) axis first
     "sample V: real[K, K, K] ~ Normal(0, 1)\nobserve X ~ Normal(V[g, :, 0], 1)",
+    # a new first axis: the rows move to the second, and [0] takes along the new one
+    "observe y ~ Normal(stack(z, x)[0], 1)",
 ]
 
 
@@ -88,9 +90,17 @@ MIXING = [
     ("observe y ~ Normal(reshape(Z, [K, N])[0], 1)", "reshape(Z, [K, N])"),
     ("observe y ~ Normal(diagonal(outer(z, z)), 1)", "outer(z, z)"),
     ("factor -square(concat(z, x))", "concat(z, x)"),       # along the rows
+    ("factor -square(concat(z, x, axis=-1))", "concat(z, x, axis=-1)"),   # so counted from the end
     ("factor -square(reshape(Z, [K, N]))", "reshape("),      # rows no longer first
     ("factor -square(z[1:])", "z[1:]"),                      # a slice of the rows
     ("factor -square(Z[:, g])", "Z[:, g]"),                  # rows paired with an index's rows
+    # a negative axis of a 1-D value is its rows (silently passed as a row-wise value)
+    ("observe y ~ Normal(z - mean(z, axis=-1), 1)", "mean(z, axis=-1)"),
+    # a 1-D right operand's only axis is contracted (the check lets K meet N: both known
+    # only from the data)
+    ("factor -square(W @ z)", "W @ z"),
+    # a guide's loc or scale over rows for a latent without them
+    ("guide w ~ Normal(x, 1)", "x, 1)"),
 ]
 
 

@@ -78,10 +78,34 @@ factor lccdf(Normal(b[1] + a[g], 1), x)
 """
 
 
+# data with the batched dimension on its second axis, read only through a data-only let of
+# its rows: the let's rows are taken per batch, the data itself stays whole (X[idx] would
+# take rows of its first axis, of length 2)
+FEATURE_MAJOR = """
+data N: int
+data X: real[2, N]
+data y: real[N]
+let x = X[0] - X[1]
+sample mu ~ Normal(0, 3)
+sample z: real[N] ~ Normal(mu + x, 1)
+observe y ~ Normal(z, 1)
+"""
+
+
+# a batched latent whose rows have fewer free values than values (a simplex per row: 3 values,
+# 2 free), so theta's layout has 2 columns a row
+SIMPLEX = """
+data N: int
+data y: real[N]
+sample p: real[N, 3] ~ Dirichlet([1.5, 2.0, 2.5])
+observe y ~ Normal(p[:, 0] - p[:, 2], 0.5)
+"""
+
+
 def _setup(text, N=12, B=4, seed=0):
     rng = np.random.default_rng(seed)
     data = {"N": N, "y": rng.standard_normal(N) * 2, "x": rng.standard_normal(N), "J": 3,
-            "g": rng.integers(0, 3, N)}
+            "g": rng.integers(0, 3, N), "X": rng.standard_normal((2, N))}
     model = ppl.compile(text)
     data = {k: v for k, v in data.items() if k in model.ir.data}
     concrete, values, full = model.prepare(data)
@@ -93,13 +117,17 @@ def _setup(text, N=12, B=4, seed=0):
     return full, batch, guide, theta, rng
 
 
-@pytest.mark.parametrize("text", [LOCAL, AMORTIZED, CONSTANTS, MIXED, PAIRS])
+@pytest.mark.parametrize("text", [LOCAL, AMORTIZED, CONSTANTS, MIXED, PAIRS, FEATURE_MAJOR,
+                                  SIMPLEX])
 def test_batch_gradients_average_to_the_full_gradient(text):
     # Enumerate a fixed partition of the rows into N / B batches, each with the full draw's
     # noise at its rows: the average of the batch ELBOs (and gradients) is the full-data ELBO
     # (and gradient) exactly, up to float rounding, which is what unbiasedness means for a
     # batch drawn uniformly from the partition.
     full, batch, guide, theta, rng = _setup(text)
+    # theta's layout, derived from the batch's model, is the whole data's (summaries and draws
+    # after the fit name its columns so)
+    assert batch.dim == full.dim and batch.unconstrained_names() == full.unconstrained_names()
     S = 3
     eps = rng.standard_normal((S, guide.eps_dim(full.dim)))
     want_value = elbo(full.log_joint, theta, eps, guide)

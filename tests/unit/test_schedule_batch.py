@@ -77,12 +77,53 @@ def test_precise_compares_the_standard_error_in_guide_sds(a, sd, tol, precise):
     assert BatchConvergence(tol, 50).precise(state, _Scaled(sd)) is precise
 
 
-@pytest.mark.parametrize("drift, sd, stationary", [(0.39, 1.0, True), (0.41, 1.0, False),
-                                                   (0.78, 2.0, True), (0.82, 2.0, False)])
-def test_stationary_allows_drift_times_the_standard_error(drift, sd, stationary):
-    # the rule's (c): halves of constant blocks differing by ``drift``, against DRIFT x
-    # average_se = 0.4 guide sds at the default tol
-    blocks = tuple(np.array([1.0 + drift * (k >= 8)]) for k in range(16))
+@pytest.mark.parametrize("imprecise", [0, 1])
+def test_precise_asks_it_of_every_coordinate(imprecise):
+    # one coordinate's standard error 0.44 / 4 = 0.11 guide sds (above 0.1), the other's 0:
+    # their mean, 0.055, would pass
+    blocks = np.full((16, 2), 3.0)
+    blocks[:, imprecise] += 0.44 * (-1) ** np.arange(16)
+    state = BatchWindows(averaging=True, blocks=tuple(blocks))
+    assert not BatchConvergence(1e-3, 50).precise(state, _Scaled(1.0))
+
+
+@pytest.mark.parametrize("windows, precise", [(9, False), (10, True)])
+def test_precise_needs_ten_windows_averaged(windows, precise):
+    # equal window means (a standard error of 0, no drift): only the count decides
+    state = BatchWindows(averaging=True, blocks=tuple(np.array([3.0])
+                                                      for _ in range(windows)))
+    assert BatchConvergence(1e-3, 50).precise(state, _Scaled(1.0)) is precise
+
+
+def _geyer(x):
+    """mean_se of one coordinate written out: autocovariances by sums of products (no FFT),
+    Geyer's initial positive sequence of pairs, floored at the independent case."""
+    K, c = len(x), x - x.mean()
+    gamma = [np.dot(c[:K - k], c[k:]) / K for k in range(K)]
+    sigma2 = -gamma[0]
+    for m in range(K // 2):
+        pair = gamma[2 * m] + gamma[2 * m + 1]
+        if pair <= 0:
+            break
+        sigma2 += 2 * pair
+    return np.sqrt(max(sigma2, gamma[0]) / K)
+
+
+@pytest.mark.parametrize("K", [40, 41])
+def test_mean_se_is_geyers_estimate_written_out(K):
+    # the FFT's autocovariances are the plain (not circular) ones: to rounding, not to 10%
+    x = _ar1(np.random.default_rng(6), K, 3, 0.6)
+    np.testing.assert_allclose(mean_se(x), [_geyer(x[:, p]) for p in range(3)], rtol=1e-10)
+
+
+@pytest.mark.parametrize("drift, sd, stationary, count", [
+    (0.39, 1.0, True, 16), (0.41, 1.0, False, 16), (0.78, 2.0, True, 16), (0.82, 2.0, False, 16),
+    (-0.39, 1.0, True, 16), (-0.41, 1.0, False, 16), (0.41, 1.0, False, 17)])
+def test_stationary_allows_drift_times_the_standard_error(drift, sd, stationary, count):
+    # the rule's (c): halves of constant blocks differing by ``drift`` (either way), against
+    # DRIFT x average_se = 0.4 guide sds at the default tol. Of an odd count the middle block
+    # is in neither half (in both, the halves of 17 would differ by 8 / 9 of 0.41: 0.364)
+    blocks = tuple(np.array([1.0 + drift * (k >= count - count // 2)]) for k in range(count))
     state = BatchWindows(averaging=True, blocks=blocks)
     assert BatchConvergence(1e-3, 50).stationary(state, _Scaled(sd)) is stationary
 
@@ -156,3 +197,24 @@ def test_the_rule_decays_while_the_iterates_jitter():
     _, actions, state = _drive(3 * rng.standard_normal((T, 2)), rng.standard_normal(T), W)
     assert not state.averaging and actions.count(DECAY) > schedule.min_decays(1e-3)
     assert CONTINUE in actions
+
+
+@pytest.mark.parametrize("a, averaging", [(0.99, True), (1.01, False)])
+def test_averaging_begins_once_a_windows_jitter_is_at_most_one_guide_sd(a, averaging):
+    # A level ELBO, and iterates alternating 3 +- a on one coordinate (constant on the other):
+    # every window's jitter is a guide sds exactly (its population sd) and its mean exactly 3.
+    # A check passes from the second window at a step size, so the rule decays at windows 3
+    # and 6 (PASSES = 2 passes in a row, min_decays = 2); at window 9 it averages its 3
+    # windows at that step size if a <= AVERAGE_JITTER (1), else decays again. The equal
+    # window means have a standard error of 0, so it stops once 10 windows are averaged
+    # (MIN_AVERAGED): at window 9 + 7 = 16.
+    W = 50
+    iterates = np.array([[3.0 + a * (-1) ** k, 1.0] for k in range(20 * W)])
+    steps, actions, state = _drive(iterates, np.zeros(len(iterates)), W)
+    start = [CONTINUE, CONTINUE, DECAY] * 2 + [CONTINUE, CONTINUE]
+    if averaging:
+        assert actions == start + [CONTINUE] * 7 + [STOP] and steps == 16 * W
+        assert state.averaging and state.count == 10
+        np.testing.assert_allclose(state.average(), [3.0, 1.0], rtol=1e-12)
+    else:
+        assert actions[:9] == start + [DECAY] and not state.averaging
