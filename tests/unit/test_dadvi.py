@@ -414,6 +414,26 @@ def test_a_start_worse_than_the_usual_one_is_not_taken(rng):
 
 
 
+@pytest.mark.parametrize("worse, taken", [(1e-9, False), (-1e-9, True)])
+def test_the_laplace_start_is_taken_only_where_f_is_lower_than_at_the_usual_start(worse, taken):
+    # scripted F: the usual start's 0, every other point's `worse` (a Gaussian target, so a
+    # Laplace start exists). The spike tests' candidates are more than 1.0 worse, so a
+    # comparison with that much slack passed them; only the end-to-end bimodal Cauchy test,
+    # whose fit then lands in the other optimum, failed
+    def log_density(z):
+        return -0.5 * anp.sum(z ** 2, axis=1)
+    theta0 = MEAN_FIELD.init(2, 0.1)
+
+    class Scripted:
+        Z = np.concatenate([np.eye(2), -np.eye(2)])
+
+        def __call__(self, theta):
+            return (0.0 if np.array_equal(theta, theta0) else worse), None
+    start, precision = dadvi.laplace_start(log_density, MEAN_FIELD, theta0, Scripted())
+    assert (precision is not None) == taken
+    assert np.array_equal(start, theta0) != taken
+
+
 def test_a_start_at_a_worse_local_optimum_is_not_taken_however_small_its_gradient(rng):
     # the spike above with mirrored draws (as every fit uses): the Laplace start is then the
     # fixed-draw optimum of the spike, its gradient in the whitened coordinates ~2e-4 (far
