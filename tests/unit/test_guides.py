@@ -542,7 +542,7 @@ def test_jitter_scale_is_the_affine_parts_marginal_sds(guide, units_after_mu, rn
     sd = np.sqrt(np.diag(W @ W.T))
     np.testing.assert_allclose(guide.jitter_scale(theta),
                                np.concatenate([sd, units_after_mu(sd, theta.size - D3)]),
-                               rtol=1e-13)
+                               rtol=1e-14)
 
 
 @pytest.mark.parametrize("guide", [FullRank(D3), Flow(D3, 2), StudentT(D3)], ids=str)
