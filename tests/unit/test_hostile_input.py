@@ -1061,6 +1061,9 @@ def test_a_fit_saved_before_the_format_entry_is_read_as_format_1(saved_fit, tmp_
     assert main(["summary", str(folder)]) == 0
     assert capsys.readouterr().out == expected
     assert holds_saved_fit(folder)      # so 'ppl fit --out' may replace it
+    # without the ppl version either, it is another tool's record with the same entries
+    theirs = _fit_json_with(folder, tmp_path / "theirs", "versions", MISSING)
+    assert not holds_saved_fit(theirs)
 
 @pytest.mark.parametrize("phases", [
     "x", [{"family": 5, "first_step": 1}], [{"family": "meanfield", "first_step": 1.0}],

@@ -94,8 +94,11 @@ def test_writing_files_never_sets_the_umask(tmp_path, monkeypatch):
 def test_a_folder_in_the_way_keeps_every_old_file(tmp_path):
     output.write_files(tmp_path, {"draws.csv": "old\n"})
     (tmp_path / "fit.json").mkdir()
-    with pytest.raises(PplError, match="cannot write output files"):
+    with pytest.raises(PplError) as raised:
         output.write_files(tmp_path, {"draws.csv": "new\n", "fit.json": "{}"})
+    # refused before anything is written, and said so (not 'Is a directory' from a backup)
+    assert raised.value.message == f"{tmp_path}: cannot write output files (a folder is in " \
+                                   "the way)"
     assert (tmp_path / "draws.csv").read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["draws.csv", "fit.json"]
 
@@ -171,6 +174,58 @@ def test_a_signal_while_the_out_folder_is_probed_comes_after_it_is_removed(tmp_p
     assert seen == [[]]
 
 
+@pytest.mark.parametrize("links", [True, False])
+def test_a_failed_rename_puts_back_exactly_the_old_set(tmp_path, monkeypatch, links):
+    # the third rename fails after the first two: draws.csv (new, no old one) must go again,
+    # fit.json come back from its backup, a hard link or, where links fail, a copy
+    old = {"fit.json": "old fit\n", "summary.csv": "old summary\n"}
+    output.write_files(tmp_path, old)
+    if not links:
+        def no_links(*args, **kwargs):
+            raise OSError(1, "Operation not permitted")
+        monkeypatch.setattr(os, "link", no_links)
+    fake, _ = _calls_failing_at(3, os.replace, OSError(28, "No space left on device"))
+    monkeypatch.setattr(os, "replace", fake)
+    with pytest.raises(PplError) as raised:
+        output.write_files(tmp_path, {"draws.csv": "new\n", "fit.json": "new\n",
+                                      "summary.csv": "new\n"})
+    assert raised.value.message == f"{tmp_path}: cannot write output files (No space left on " \
+                                   "device)"
+    assert _listing(tmp_path) == old
+
+
+def test_every_file_is_on_disk_before_it_replaces_the_old_one(tmp_path, monkeypatch):
+    # without the fsync, a crash of the machine after the rename could leave an empty or
+    # partial draws.csv where the old one was
+    output.write_files(tmp_path, OLD)
+    synced, renamed = set(), []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        synced.add(os.fstat(fd).st_ino)
+        return real_fsync(fd)
+
+    def replace(source, target):
+        renamed.append((Path(target).name, os.stat(source).st_ino in synced))
+        return real_replace(source, target)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    output.write_files(tmp_path, NEW)
+    assert renamed == [(name, True) for name in NEW]
+    assert _listing(tmp_path) == NEW
+
+
+def test_a_temporary_name_already_taken_is_never_opened(tmp_path, monkeypatch):
+    # the temporary's name is drawn at random; one that exists (a file of the user's, a
+    # symlink put there) is never opened, truncated or renamed: another name is drawn
+    tokens = iter(["0" * 16, "1" * 16])
+    monkeypatch.setattr(output.secrets, "token_hex", lambda size: next(tokens))
+    taken = tmp_path / ".ppl-a.csv.0000000000000000.tmp"
+    taken.write_text("the user's own\n")
+    output.write_files(tmp_path, {"a.csv": "new\n"})
+    assert _listing(tmp_path) == {"a.csv": "new\n", taken.name: "the user's own\n"}
+
+
 _WRITER = """
 import sys
 from pathlib import Path
@@ -240,6 +295,7 @@ def test_out_never_replaces_one_of_the_runs_own_inputs(tmp_path, capsys, role, n
     ("model.ppl", "the user's own\n"), ("draws.csv", "the user's own\n"),
     ("summary.csv", "the user's own\n"), ("elbo.csv", "the user's own\n"),
     ("fit.json", '{"another tool": 1}\n'), ("fit.json", "not JSON\n"),
+    ("fit.json", "[1, 2]\n"),                  # JSON, but no object: no saved fit either
     # another tool's record of the ppl it ran passed as a saved fit (found by the savedfit
     # audit)
     ("fit.json", '{"tool": "sweep", "versions": {"ppl": "0.1.0"}, "runs": 12}\n')])
@@ -572,6 +628,7 @@ def test_a_restored_fit_shows_what_the_fit_showed(tmp_path, models_dir, options,
     assert list(again.rows) == list(shown.rows)
     np.testing.assert_array_equal(np.array(list(again.rows.values())),
                                   np.array(list(shown.rows.values())))
+    np.testing.assert_array_equal(restored.elbo, fit.elbo)     # read back from elbo.csv
     assert restored.convergence_line(1.0) == fit.convergence_line(1.0)
     assert repr(restored) == repr(fit)
     assert restored.verdict() == fit.verdict()
