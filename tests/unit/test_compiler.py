@@ -495,6 +495,36 @@ def test_block_gradients_match_indexing_to_second_order():
     np.testing.assert_allclose(hvp[0], hvp[1], rtol=1e-14, atol=1e-14)
 
 
+def test_stack_columns_and_cuts_of_it_are_concatenation_and_indexing():
+    # blocks.stack_columns (a user guide's zeta from its slots' blocks: a param's one row
+    # repeated over the S rows) against anp.concatenate of the blocks broadcast to S rows, bit
+    # for bit, its gradient too (a param's summed over the rows); and under a trace a cutter
+    # takes a block back from the assembly only where it has the shape the cutter cuts (a
+    # cutter of every row: not the one-row block, zeta's rows)
+    from ppl import blocks
+    rng = np.random.default_rng(4)
+    S, pieces = 4, (rng.standard_normal((4, 2, 3)), rng.standard_normal((1, 5)),
+                    rng.standard_normal((4, 1)))
+    w = rng.standard_normal((S, 12))
+    cut = blocks.cutter(6, 5, (5,))
+
+    def mine(*pieces):
+        zeta = blocks.assemble(S, list(pieces))
+        return anp.sum(zeta * w) + anp.sum(anp.sin(cut(zeta)))
+
+    def plain(*pieces):
+        zeta = anp.concatenate([anp.reshape(p, (p.shape[0], -1)) * np.ones((S, 1))
+                                for p in pieces], axis=1)
+        return anp.sum(zeta * w) + anp.sum(anp.sin(zeta[:, 6:11]))
+
+    assert mine(*pieces) == plain(*pieces)
+    for argnum in range(3):
+        got = grad(mine, argnum)(*pieces)
+        assert got.shape == pieces[argnum].shape
+        np.testing.assert_array_equal(got, grad(plain, argnum)(*pieces))
+    blocks.ASSEMBLED[0] = None
+
+
 def test_log_joint_of_an_assembled_draw_reads_its_blocks_back(monkeypatch):
     # A user guide builds zeta with blocks.assemble; under autograd the log joint of that very
     # zeta takes each slot's block (a matrix and a scalar param, an automatic and a guided

@@ -309,6 +309,42 @@ def test_trace_blocks_visits_nodes_in_autograds_order():
     assert len(_toposort(out._node)) >= 8
 
 
+def test_trace_blocks_gradient_is_make_vjps_when_a_node_gets_an_index_gradient():
+    # u and t each get the gradient of u + t (the very same array: add's VJP passes it on to
+    # both) and one of an index (autograd's SparseObject, which add_outgrads adds in place into
+    # a sum it may change): blocks._add must not mark the shared array changeable, or t's
+    # gradient is changed under it (in this order of the terms, u's index comes first)
+    from autograd import make_vjp
+
+    from ppl.blocks import cutter, trace_blocks
+    rng = np.random.default_rng(6)
+    zeta, w, g = rng.standard_normal((3, 4)), rng.standard_normal((3, 2)), rng.standard_normal(3)
+    cut = cutter(1, 2, (2,))
+
+    def fun(z):
+        u, t = cut(z) * 2.0, anp.sin(cut(z))
+        return u[0, 1] * 3.0 + t[1, 0] + anp.sum((u + t) * w, axis=1)
+    value, vjp = trace_blocks(fun, zeta)
+    want_vjp, want_value = make_vjp(fun)(zeta)
+    np.testing.assert_array_equal(value, want_value)
+    np.testing.assert_array_equal(vjp(g), want_vjp(g))
+
+
+def test_trace_blocks_of_a_function_free_of_zeta_keeps_an_outer_trace():
+    # fun(zeta) a box of another (outer) trace, not of trace_blocks' own: its value is handed
+    # back boxed, as make_vjp's is, so the outer gradient goes through; zeta's gradient is zeros
+    from autograd import grad
+
+    from ppl.blocks import trace_blocks
+    zeta = np.ones((2, 3))
+
+    def outer(t):
+        value, vjp = trace_blocks(lambda z: t * np.arange(1.0, 3.0), zeta)
+        np.testing.assert_array_equal(vjp(np.ones(2)), np.zeros((2, 3)))
+        return anp.sum(value)
+    assert grad(outer)(1.5) == 3.0
+
+
 # ----- the flow's ELBO with only the log joint traced (Flow.draw_with_pullback, IAF) -------------
 
 def _flow_and_theta(D, K, rng, kind="iaf"):

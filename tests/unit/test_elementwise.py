@@ -20,6 +20,7 @@ sample a ~ Normal(0, 1)
 sample s ~ HalfNormal(1)
 sample b: real[4] ~ Normal(0, 1)
 sample M: real[3, 4] ~ Normal(0, 1)
+param c: real ~ Normal(0, 1)
 """
 # let expressions -> how many trees of two or more traced operations they hold
 CASES = {
@@ -34,7 +35,11 @@ CASES = {
     "function_leaves": ("exp(a) * b - M * sum(b)", 1),
     "same_leaf_twice": ("b * b + a", 1),
     "minus_a_lifted_scalar": ("-a + b", 1),
+    # a param's block is one row [1]: its gradient summed over the draws too
+    "param_against_draws": ("c * b - a", 1),
     "one_operation": ("b * x", 0),
+    # the lift of a [S] to [S, 1] is traced too: two operations
+    "one_operation_and_a_lift": ("a * x", 1),
     "two_trees_around_a_call": ("exp(a * s + 1) * b - s", 2),
 }
 

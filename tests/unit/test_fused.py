@@ -173,6 +173,41 @@ def test_add_terms_with_densities_and_groups_is_the_loop_bit_for_bit(rng):
                                   settle((Pending("Normal", x, s, 2.0, (1, 0)), s)))
 
 
+# (x, mu, sigma) shapes broadcast against each other: [S, 1, 1] against [1, 3, 1] against
+# [S, 3, 4] (d = x - mu has an axis that x lacks, z = d / sigma one that d lacks); a scalar sigma
+# against [S, 3] (two leading axes summed away)
+_BROADCAST_SHAPES = [((5, 1, 1), (1, 3, 1), (5, 3, 4)), ((5, 3), (5, 1), ())]
+
+
+@pytest.mark.parametrize("shapes", _BROADCAST_SHAPES)
+@pytest.mark.parametrize("name", ["Normal", "HalfNormal", "Cauchy", "HalfCauchy"])
+def test_density_gradients_are_summed_to_each_arguments_shape_as_traced(name, shapes, rng):
+    # The hand-written VJP sums each gradient back as autograd's VJPs do, in their order (the
+    # division's to d's shape, then the subtraction's to x's and mu's): against the traced
+    # formula (_density_steps with autograd's numpy, as density_total under a second-order
+    # trace), bit for bit, through density_total and through add_terms; compiled models'
+    # arguments all have one shape, so only these direct calls see a sum left out
+    from ppl.fused import _density_steps, _sum_rest, density_total
+    x, mu, sigma = (rng.normal(size=shape) for shape in shapes)
+    sigma = np.exp(sigma)
+    w = np.arange(1.0, 6.0)
+
+    def traced(x, mu, sigma):
+        return anp.sum((_sum_rest(_density_steps(name, x, mu, sigma, anp)[-1], anp) + 0.5) * w)
+
+    def single(x, mu, sigma):
+        return anp.sum((density_total(name, x, mu, sigma) + 0.5) * w)
+
+    def summed(x, mu, sigma):
+        return anp.sum(add_terms([Pending(name, x, mu, sigma), 0.5]) * w)
+    for argnum in range(3):
+        want = grad(traced, argnum)(x, mu, sigma)
+        for fused in (single, summed):
+            got = grad(fused, argnum)(x, mu, sigma)
+            assert np.shape(got) == np.shape((x, mu, sigma)[argnum])
+            np.testing.assert_array_equal(got, want)
+
+
 def test_record_is_the_primitive_wrapper():
     # fused.record(fun, args) records fun as autograd's own wrapper does: the same value,
     # gradient and (through the wrapper, for boxes nested two deep) second derivative
