@@ -88,8 +88,10 @@ def test_data_only_int_let_is_a_dimension():
     assert _check(text, {"K": 25}).latents["b"].shape == (24,)
 
 
-def test_negative_dimension_from_a_let():
-    assert "negative" in _error("data K: int\nlet M = K - 5\ndata x: real[M]\n", {"K": 2})
+@pytest.mark.parametrize("offset", [5, 3])    # -1, the first negative size, too
+def test_negative_dimension_from_a_let(offset):
+    assert "negative" in _error(f"data K: int\nlet M = K - {offset}\ndata x: real[M]\n",
+                                {"K": 2})
 
 
 @pytest.mark.parametrize("expr, shape", [
@@ -509,6 +511,7 @@ def test_index_range_is_checked_with_dims():
 @pytest.mark.parametrize("text, expected", [
     ("sample k: int ~ Normal(0, 1)\n", "declared int"),
     ("sample x: real<lower=1, upper=0> ~ Normal(0, 1)\n", "not less than"),
+    ("sample x: real<lower=1, upper=1> ~ Normal(0, 1)\n", "not less than"),
     ("data a: real[3]\nsample p: real<upper=1>[3] ~ Dirichlet(a)\n", "simplex"),
     ("sample m ~ Normal(0, 1)\nobserve m * 2 ~ Normal(0, 1)\n", "latent variable 'm'"),
     ("sample m ~ Normal(0, 1)\ndata x: real<upper=m>\n", "bounds of data 'x'"),
@@ -517,6 +520,9 @@ def test_index_range_is_checked_with_dims():
     ("data v: real[3]\ndata y: real[4]\nobserve y ~ Normal(v, 1)\n", "[3] and [4]"),
     ("data a: real[3]\nsample p: real[2] ~ Dirichlet(a)\n", "event shapes"),
     ("data a: real[3]\nsample x: real<lower=a>[2] ~ Normal(0, 1)\n", "bound and declared"),
+    ("data a: real[3, 3]\nsample x: real<lower=a>[3] ~ Normal(0, 1)\n", "bound and declared"),
+    ("sample a ~ Uniform(-2, -1)\nsample b ~ Normal(0, a)\n", "for every value"),
+    ("let z = 9223372036854775808\n", "int literal out of range"),
 ])
 def test_statement_rules(text, expected):
     assert expected in _error(text)
