@@ -490,3 +490,17 @@ def test_prior_predictive_warns_once_of_several_factors_of_latents():
         model.prior_predictive(n=10)
     assert len(caught) == 1 and caught[0].message.span.line == 2
     assert caught[0].filename == __file__      # the caller's line, not ppl's
+
+
+def test_a_bound_that_moves_at_some_draws_only_is_refused():
+    # u's bound maximum(v, b) moves with b only at the draws where v < b: the check reads
+    # SUPPORT_CHECK_DRAWS draws, and at this seed the first draw alone has v above each new b
+    # (one draw let all three through)
+    text = ("data N: int\ndata y: real[N]\ndata b: real\nsample v ~ Normal(0, 1)\n"
+            "sample u: real<lower=maximum(v, b)> ~ Normal(0, 3)\nobserve y ~ Normal(u, 1)\n")
+    fit = ppl.compile(text).fit({"N": 3, "y": [2.0, 3.0, 2.5], "b": -10.0}, seed=4)
+    assert fit.predictive(100, data={"N": 2, "b": -10.0})["y"].shape == (100, 2)
+    for b in (-0.5, 0.0, 0.5):
+        with pytest.raises(PplError, match="'u' takes other values") as caught:
+            fit.predictive(100, data={"N": 2, "b": b})
+        assert caught.value.span.line == 5
