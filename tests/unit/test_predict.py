@@ -402,3 +402,105 @@ def test_new_data_that_moves_a_latents_bound_is_refused_after_a_guided_fit():
         assert caught.value.span.line == 4
         assert "'u' takes other values at the fit's posterior draws" in caught.value.message
         fit.predictive(20, data={"N": rows, "y": y[:rows], "b": 7.5})  # the fitted bound
+
+
+# ----- the mutation pass over predict.py (session 40, docs/history/trust-log.md) -----
+
+def test_guided_draws_and_the_predictive_noise_are_independent_streams():
+    # a guided fit's latents on new data are the fitted guide's, z ~ Normal(a y, exp(c)), and
+    # y_rep = z + Normal(0, 1): each y_rep - a y has variance exp(2c) + 1. Drawn from the
+    # predictive's own stream, the guide's noise equals y's (variance (exp(c) + 1)^2)
+    fit = ppl.compile(AMORTIZED).fit({"N": 20, "y": np.linspace(-3, 3, 20)}, iter=300, seed=0)
+    params = fit.params()
+    a, c = float(params["a"]), float(params["c"])
+    new = np.array([0.0, 1.0, 2.0])
+    n = 4000
+    residual = fit.predictive(n, data={"N": 3, "y": new})["y"] - a * new
+    variance = np.exp(2 * c) + 1
+    # 3n independent Normal residuals: the mean's standard error is sqrt(variance / 3n), the
+    # sample variance's variance * sqrt(2 / (3n - 1)); 5 of each is the tolerance
+    m = residual.size
+    assert abs(residual.mean()) < 5 * np.sqrt(variance / m)
+    assert abs(residual.var(ddof=1) - variance) < 5 * variance * np.sqrt(2 / (m - 1))
+
+
+@pytest.mark.parametrize("text, line", [
+    # y is read by x's distribution; by the guide's scale
+    ("data N: int\ndata y: real[N]\ndata x: real[N]\nsample m ~ Normal(0, 1)\n"
+     "observe y ~ Normal(m, 1)\nobserve x ~ Normal(y, 1)\n", 6),
+    ("data N: int\ndata y: real[N]\nsample z: real[N] ~ Normal(0, 2)\n"
+     "observe y ~ Normal(z, 1)\nparam a: real\nparam c: real\nguide z ~ Normal(a, exp(c * y))\n",
+     7),
+], ids=["another observe", "a guide's scale"])
+def test_observed_data_read_elsewhere_cannot_be_left_out(text, line):
+    # left out, zeros would stand in for y where x's distribution or z's guide reads it
+    data = {"N": 3, "y": [1.0, 2.0, 3.0], "x": [1.0, 2.0, 3.0]}
+    model = ppl.compile(text)
+    fit = model.fit({k: v for k, v in data.items() if k in model.ir.data}, iter=50, seed=0)
+    with pytest.raises(PplError, match="data 'y' is missing") as caught:
+        fit.predictive(5, data={"N": 2})
+    assert caught.value.hint.startswith(f"'y' is observed, but line {line} reads it too")
+
+
+def test_missing_data_that_is_not_observed_is_the_fits_error():
+    # X is read, never observed: its error is a fit's, without the hint about observed data
+    fit = ppl.compile(REGRESSION).fit(_data(), guide="meanfield", iter=50, seed=0)
+    with pytest.raises(PplError, match="data 'X' is missing") as caught:
+        fit.predictive(5, data={"N": 3})
+    assert caught.value.hint is None
+
+
+def test_an_observed_size_is_never_left_out():
+    # N sizes y and is observed: left out it would stand as a placeholder (0 rows)
+    text = ("data N: int\ndata y: real[N]\nsample lam ~ Gamma(2, 1)\nobserve N ~ Poisson(lam)\n"
+            "observe y ~ Normal(lam, 1)\n")
+    fit = ppl.compile(text).fit({"N": 3, "y": [1.0, 2.0, 3.0]}, iter=50, seed=0)
+    with pytest.raises(PplError, match="data 'N' is missing"):
+        fit.predictive(5, data={})
+    assert fit.predictive(5, data={"N": 2})["y"].shape == (5, 2)
+
+
+def test_left_out_scalars_predict_exactly_what_the_fitted_data_predicts():
+    # k (an int scalar) and x observed only: left out, the draws are fit.predictive's own
+    # (the same posterior draws, the same stream), evaluated in one call as there
+    text = ("data k: int\ndata x: real\nsample lam ~ Gamma(2, 1)\nobserve k ~ Poisson(lam)\n"
+            "observe x ~ Normal(lam, 1)\n")
+    fit = ppl.compile(text).fit({"k": 3, "x": 2.5}, iter=100, seed=0)
+    left_out, fitted = fit.predictive(200, data={}), fit.predictive(200)
+    assert left_out["k"].dtype == np.int64 and left_out["k"].shape == (200,)
+    for name in ("k", "x"):
+        np.testing.assert_array_equal(left_out[name], fitted[name])
+
+
+def test_a_size_read_off_the_new_data_is_its_value_in_expressions():
+    # N, given by X's length only, is read as a value too (X / N): as if given
+    text = ("data N: int\ndata X: real[N]\ndata y: real[N]\nsample m ~ Normal(0, 1)\n"
+            "observe y ~ Normal(m * X / N, 0.01)\n")
+    fit = ppl.compile(text).fit({"N": 3, "X": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, iter=100,
+                                seed=0)
+    read_off = fit.predictive(50, data={"X": [4.0, 4.0]})["y"]
+    np.testing.assert_array_equal(read_off, fit.predictive(50, data={"N": 2, "X": [4.0, 4.0]})["y"])
+    assert np.all(np.isfinite(read_off))
+
+
+def test_prior_predictive_warns_once_of_several_factors_of_latents():
+    model = ppl.compile("sample mu ~ Normal(0, 1)\nfactor -mu ** 2\nfactor -mu ** 4\n"
+                        "observe 1.0 ~ Normal(mu, 1)\n")
+    with pytest.warns(PplWarning) as caught:
+        model.prior_predictive(n=10)
+    assert len(caught) == 1 and caught[0].message.span.line == 2
+    assert caught[0].filename == __file__      # the caller's line, not ppl's
+
+
+def test_a_bound_that_moves_at_some_draws_only_is_refused():
+    # u's bound maximum(v, b) moves with b only at the draws where v < b: the check reads
+    # SUPPORT_CHECK_DRAWS draws, and at this seed the first draw alone has v above each new b
+    # (one draw let all three through)
+    text = ("data N: int\ndata y: real[N]\ndata b: real\nsample v ~ Normal(0, 1)\n"
+            "sample u: real<lower=maximum(v, b)> ~ Normal(0, 3)\nobserve y ~ Normal(u, 1)\n")
+    fit = ppl.compile(text).fit({"N": 3, "y": [2.0, 3.0, 2.5], "b": -10.0}, seed=4)
+    assert fit.predictive(100, data={"N": 2, "b": -10.0})["y"].shape == (100, 2)
+    for b in (-0.5, 0.0, 0.5):
+        with pytest.raises(PplError, match="'u' takes other values") as caught:
+            fit.predictive(100, data={"N": 2, "b": b})
+        assert caught.value.span.line == 5
