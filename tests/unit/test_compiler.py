@@ -193,6 +193,30 @@ def test_density_of_a_latent_outside_support_or_constraint_is_minus_inf():
                                + scipy.stats.norm.logpdf(0.3, 0, 2.0), rtol=1e-12)
 
 
+def test_a_mixture_with_one_components_parameter_nan_has_no_density():
+    # a Mixture's parameters are bad where ANY component's are (found by the mutation pass
+    # over evaluate.py: 'all' there gave nan for a nan mean, t / t at t = 0; a sigma <= 0 is
+    # also refused inside Mixture.log_density, a nan mean is not)
+    model = compile_text("sample t ~ Normal(0, 1)\n"
+                         "factor lpdf(Mixture([0.5, 0.5], Normal([0.0, t / t], 1.0)), 0.3)\n")
+    lj = model.log_joint(np.array([[0.0], [2.0]]))
+    assert lj[0] == -np.inf
+    np.testing.assert_allclose(lj[1], scipy.stats.norm.logpdf(2.0) + np.log(
+        0.5 * scipy.stats.norm.pdf(0.3) + 0.5 * scipy.stats.norm.pdf(0.3, 1.0)), rtol=1e-12)
+
+
+def test_a_nan_parameter_that_its_constraint_lets_through_has_no_density():
+    # lower_cholesky checks the upper triangle and the diagonal only: a nan below the
+    # diagonal (t / t at t = 0) is refused by the nan check (found by the mutation pass over
+    # evaluate.py: without it the density was nan)
+    model = compile_text("sample t ~ Normal(0, 1)\nfactor lpdf(MvNormal([0.0, 0.0], "
+                         "scale_tril=[[1.0, 0.0], [t / t, 1.0]]), [0.3, 0.2])\n")
+    lj = model.log_joint(np.array([[0.0], [2.0]]))
+    assert lj[0] == -np.inf
+    np.testing.assert_allclose(lj[1], scipy.stats.norm.logpdf(2.0) + scipy.stats.multivariate_normal
+                               .logpdf([0.3, 0.2], [0, 0], [[1, 1], [1, 2]]), rtol=1e-12)
+
+
 def test_simplex_log_joint_matches_scipy_and_numerical_jacobian(rng):
     # the density of the first K-1 coordinates: Dirichlet pdf times |det d x[:K-1] / du|,
     # the Jacobian by central differences of the constrained values

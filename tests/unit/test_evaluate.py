@@ -402,3 +402,78 @@ def test_folding_data_prints_no_numpy_warning():
         _, _, compiled = model.prepare({"x": [-1.0, 1.0, 2.0], "y": [0.0, 1.0, 2.0]})
     assert [str(w.message) for w in caught] == []
     assert np.isfinite(compiled.log_joint(np.zeros((1, 1))))
+
+
+# ----- found by the mutation pass over evaluate.py (session 40) -----------------------------
+
+@pytest.mark.parametrize("op,reference", [("<", np.less), ("<=", np.less_equal),
+                                          (">", np.greater), (">=", np.greater_equal),
+                                          ("==", np.equal), ("!=", np.not_equal)])
+def test_comparisons_are_0_1_ints_and_match_numpy_at_ties(op, reference):
+    # LANGUAGE.md: comparisons give 0/1 ints; ties (a == b) separate < from <=
+    a = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, -1.0]])
+    b = np.array([[0.0, 2.0, 1.0], [1.0, 0.5, -1.0]])
+    expr = ir.BinOp(op, latent("a", (3,)), latent("b", (3,)), (3,), "int", frozenset("ab"))
+    result = compile_expr(expr, {})({"a": a, "b": b})
+    assert result.dtype == np.int64
+    np.testing.assert_array_equal(result, reference(a, b).astype(np.int64))
+
+
+def test_a_folded_constant_has_the_checkers_dtype():
+    # dot of ints is real (LANGUAGE.md), though numpy's dot of ints is an int
+    g = data("g", (3,), "int")
+    value = evaluate_data(call("dot", [g, g], ()), {"g": np.array([1, 2, 3])})
+    assert value.dtype == np.float64 and value == 14.0
+
+
+def test_int_data_arithmetic_is_exact_up_to_the_int64_bounds():
+    from ppl.errors import PplError
+    n = data("n", (), "int")
+    top, bottom = {"n": np.array(2 ** 63 - 2)}, {"n": np.array(-2 ** 63 + 1)}
+    assert evaluate_data(binop("+", n, const(1)), top) == 2 ** 63 - 1
+    assert evaluate_data(binop("-", n, const(1)), bottom) == -2 ** 63
+    with pytest.raises(PplError, match="int overflow"):
+        evaluate_data(binop("+", n, const(2)), top)
+    with pytest.raises(PplError, match="int overflow"):
+        evaluate_data(binop("-", n, const(2)), bottom)
+
+
+def test_a_let_with_one_non_finite_element_is_warned_of():
+    from ppl.evaluate import data_let
+    let = ir.Let("a", call("log", [data("x", (2,))], (2,)), False)
+    with pytest.warns(UserWarning, match="a"):
+        value = data_let(let, {"x": np.array([1.0, 0.0])})
+    np.testing.assert_array_equal(value, [0.0, -np.inf])
+
+
+def test_new_axis_between_array_indices_separates_them_as_in_numpy(rng):
+    # numpy: x[i, None, j] has its advanced indices separated, so their axes come first
+    m = rng.normal(size=(S, 3, 3))
+    g = data("g", (4,), "int")
+    data_env = {"g": np.array([0, 2, 1, 2])}
+    expr = ir.Index(latent("m", (3, 3)), (g, ir.NewAxisItem(), g), (4, 1), "real",
+                    frozenset({"m"}))
+    result = compile_expr(expr, data_env)({"m": m})
+    np.testing.assert_array_equal(result, np.stack([v[data_env["g"], None, data_env["g"]]
+                                                    for v in m]))
+
+
+def test_an_index_by_draw_after_a_slice_matches_numpy_per_draw(rng):
+    # mu[:, z] with z an enumerated discrete latent int[2] (varies by draw), mu data or latent
+    z = rng.integers(0, 4, size=(S, 2))
+    zref = ir.Ref("z", "latent", (2,), "int", frozenset({"z"}))
+    mu = rng.normal(size=(S, 3, 4))
+    for base, env, data_env, values in [
+            (data("mu", (3, 4)), {"z": z}, {"mu": mu[0]}, [mu[0]] * S),
+            (latent("mu", (3, 4)), {"z": z, "mu": mu}, {}, mu)]:
+        expr = ir.Index(base, (ir.SliceItem(None, None), zref), (3, 2), "real",
+                        base.deps | {"z"})
+        result = compile_expr(expr, data_env)(env)
+        np.testing.assert_array_equal(result, np.stack([v[:, zs] for v, zs in zip(values, z)]))
+
+
+def test_a_vector_literal_of_vectors_stacks_on_a_new_leading_event_axis(rng):
+    a, b = rng.normal(size=(S, 3)), rng.normal(size=3)
+    expr = ir.Vector((latent("a", (3,)), data("b", (3,))), (2, 3), "real", frozenset("a"))
+    result = compile_expr(expr, {"b": b})({"a": a})
+    np.testing.assert_array_equal(result, np.stack([np.stack([v, b]) for v in a]))
