@@ -827,17 +827,9 @@ def test_sds_of_huge_and_tiny_draws_are_their_scaled_sds(scale, weighted):
     # a warning of overflowing draws) or underflowed (the sd of mu * 1e-200 was 0, silently);
     # the reference is the sd of the unscaled draws times the scale (1e-310 is subnormal: its
     # draws keep about 11 digits)
-    from ppl.posterior import Summary
+    from tests.unit.test_summary import assert_scaled_moments
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(500)
-    weights = rng.exponential(size=500) if weighted else np.ones(500)
-    weights /= weights.sum()
-    mean = weights @ x
-    sd = np.sqrt(weights @ (x - mean) ** 2 / (1 - weights @ weights))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        row = Summary.from_draws({"w": x * scale}, weights if weighted else None).rows["w"]
-    np.testing.assert_allclose(row[:2], [mean * scale, sd * scale], rtol=1e-10)
+    assert_scaled_moments(rng.standard_normal(500), rng, scale, weighted)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -39,16 +39,8 @@ def test_sds_of_huge_and_tiny_negative_draws_are_positive(rng, scale, weighted):
     # gave a negative sd). Reference: the closed-form (weighted) mean and sd of the unscaled
     # draws times the scale; rtol 1e-10 as test_sds_of_huge_and_tiny_draws_are_their_scaled_sds
     # (the unit's division and the scale's product round each draw, 500 draws sum the error)
-    x = -rng.exponential(size=500) - 0.1
-    weights = rng.exponential(size=500) if weighted else np.ones(500)
-    weights /= weights.sum()
-    mean = weights @ x
-    sd = np.sqrt(weights @ (x - mean) ** 2 / (1 - weights @ weights))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        row = Summary.from_draws({"w": x * scale}, weights if weighted else None).rows["w"]
+    row = assert_scaled_moments(-rng.exponential(size=500) - 0.1, rng, scale, weighted)
     assert row[1] > 0
-    np.testing.assert_allclose(row[:2], [mean * scale, sd * scale], rtol=1e-10)
 
 
 def test_sort_rows_is_the_stable_argsort_with_a_single_tie(rng):
@@ -137,3 +129,19 @@ def test_interp_rows_is_np_interp_row_by_row(rng):
         for x in [-0.1, 0.0, 0.05, 0.125, 0.3, 0.5, 0.875, 0.95, 1.0, 1.2]:
             expected = [np.interp(x, xp[k], fp[k]) for k in range(len(xp))]
             np.testing.assert_array_equal(_interp_rows(x, xp, fp), expected)
+
+
+def assert_scaled_moments(x, rng, scale, weighted):
+    """The summary's row of the draws ``x * scale`` (with exponential weights from ``rng``
+    when ``weighted``), no warning raised, its mean and sd the closed-form (reliability-
+    weighted) ones of ``x`` times ``scale`` to rtol 1e-10 (the unit's division and the
+    scale's product round each draw; 500 draws sum the error). Returns the row."""
+    weights = rng.exponential(size=x.size) if weighted else np.ones(x.size)
+    weights /= weights.sum()
+    mean = weights @ x
+    sd = np.sqrt(weights @ (x - mean) ** 2 / (1 - weights @ weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = Summary.from_draws({"w": x * scale}, weights if weighted else None).rows["w"]
+    np.testing.assert_allclose(row[:2], [mean * scale, sd * scale], rtol=1e-10)
+    return row
