@@ -94,21 +94,41 @@ class Summary:
 
 def _stats(flat: np.ndarray, weights: np.ndarray | None):
     """Mean [K], sd [K] and QUANTILES [3, K] of draws ``flat`` [n, K], weighted when
-    ``weights`` [n] are given, a block of STATS_ELEMENTS at a time."""
+    ``weights`` [n] are given, a block of STATS_ELEMENTS at a time. A column bit for bit equal
+    to an earlier one takes that one's quantiles, which cost a sort each: a symmetric
+    matrix's two halves, a Cholesky factor's zeros (gp_pois_regr's Kmat and L, 120 of their
+    242 elements; their sorts, weights and interpolations were a third of its corrected
+    summary's CPU, and one block held few of a pair)."""
+    copy_of = _earlier_copies(flat.T)
     block = max(1, STATS_ELEMENTS // max(len(flat), 1))
     parts = []
     for first in range(0, flat.shape[1], block):
         columns = flat[:, first:first + block]
+        wanted = copy_of[first:first + block] < 0
         with np.errstate(all="ignore"):  # overflow is reported once, by name (from_draws)
             if weights is not None:
-                parts.append(weighted_stats(columns, weights))
+                parts.append(weighted_stats(columns, weights, wanted))
                 continue
             mean, sd = _rescaled(columns, *_moments(columns, None), None)
-            parts.append((mean, sd, _linear_quantiles(columns)))
+            parts.append((mean, sd, _only(wanted, _linear_quantiles, columns)))
     if not parts:                   # a let of no elements
         return np.zeros(0), np.zeros(0), np.zeros((len(QUANTILES), 0))
     mean, sd, quantiles = zip(*parts)
-    return np.concatenate(mean), np.concatenate(sd), np.concatenate(quantiles, axis=1)
+    quantiles = np.concatenate(quantiles, axis=1)
+    copies = np.flatnonzero(copy_of >= 0)
+    quantiles[:, copies] = quantiles[:, copy_of[copies]]
+    return np.concatenate(mean), np.concatenate(sd), quantiles
+
+
+def _only(wanted: np.ndarray, quantiles_of, columns: np.ndarray) -> np.ndarray:
+    """``quantiles_of(columns)`` [3, K] in the ``wanted`` columns, NaN in the others (each
+    column's quantiles are its own: the same numbers as of all columns at once)."""
+    if wanted.all():
+        return quantiles_of(columns)
+    out = np.full((len(QUANTILES), columns.shape[1]), np.nan)
+    if wanted.any():
+        out[:, wanted] = quantiles_of(columns[:, wanted])
+    return out
 
 
 def _moments(flat: np.ndarray, weights: np.ndarray | None):
@@ -191,8 +211,9 @@ def _warn_non_finite(rows: dict) -> None:
         warnings.warn(non_finite_summary(bad), stacklevel=3)
 
 
-def weighted_stats(flat: np.ndarray, weights: np.ndarray):
-    """Weighted mean [K], sd [K] and QUANTILES [3, K] of draws ``flat`` [n, K].
+def weighted_stats(flat: np.ndarray, weights: np.ndarray, wanted: np.ndarray | None = None):
+    """Weighted mean [K], sd [K] and QUANTILES [3, K] of draws ``flat`` [n, K] (quantiles of
+    the ``wanted`` columns only when given, NaN in the others).
 
     ``weights`` [n] sum to 1. The variance uses the reliability-weights correction
     sum w (x - mean)^2 / (1 - sum w^2), which is the n - 1 denominator at equal weights.
@@ -204,9 +225,15 @@ def weighted_stats(flat: np.ndarray, weights: np.ndarray):
     if not np.all(weights > 0):
         flat, weights = flat[weights > 0], weights[weights > 0]
     mean, sd = _rescaled(flat, *_moments(flat, weights), weights)
+    return mean, sd, _only(np.ones(flat.shape[1], bool) if wanted is None else wanted,
+                           lambda columns: _weighted_quantiles(columns, weights), flat)
+
+
+def _weighted_quantiles(flat: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """QUANTILES [3, K] of :func:`weighted_stats` (its draws of positive weight)."""
     # one row per element, so that sorting and gathering run along memory: along the draws'
     # axis of [n, K] they took 5 of a 2 * 10^4-element let's 13 s
-    ordered, orders = _sorted_rows(np.ascontiguousarray(flat.T))
+    ordered, orders = _sort_rows(np.ascontiguousarray(flat.T))
     mass = weights[orders]
     position = np.cumsum(mass, axis=1) - 0.5 * mass
     quantiles = np.stack([_interp_rows(q, position, ordered) for q in QUANTILES])
@@ -222,7 +249,7 @@ def weighted_stats(flat: np.ndarray, weights: np.ndarray):
         again = np.ldexp(np.stack([_interp_rows(q, position[redo], unit) for q in QUANTILES]),
                          exponent)
         quantiles[:, redo] = np.where(np.isfinite(quantiles[:, redo]), quantiles[:, redo], again)
-    return mean, sd, quantiles
+    return quantiles
 
 
 def _interp_rows(x: float, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -248,26 +275,13 @@ def _interp_rows(x: float, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return np.where(j < 0, fp[:, 0], np.where(j >= n - 1, fp[:, -1], value))
 
 
-def _sorted_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """As :func:`_sort_rows`, each row bit for bit equal to an earlier one taking that one's
-    sort: a symmetric matrix's elements above its diagonal are those below (gp_pois_regr's
-    kernel matrix Kmat, 55 of its 121 elements, a fifth of its summary's sorts)."""
-    copy_of = _earlier_copies(rows)
-    if (copy_of < 0).all():
-        return _sort_rows(rows)
-    kept = np.flatnonzero(copy_of < 0)
-    ordered, orders = _sort_rows(rows[kept])
-    place = np.searchsorted(kept, np.where(copy_of < 0, np.arange(len(rows)), copy_of))
-    return ordered[place], orders[place]
-
-
 def _earlier_copies(rows: np.ndarray) -> np.ndarray:
     """For each row of ``rows`` [K, n], the first earlier row with the same bits (so -0.0
     and 0.0 differ, and NaN rows match only their own bits), or -1."""
     bits = rows.view(np.int64) if rows.dtype == np.float64 else rows
     copy_of = np.full(len(rows), -1)
     first = {}       # the first 8 values' bits -> the rows seen with them, in order
-    for k, key in enumerate(map(bytes, bits[:, :8])):
+    for k, key in enumerate(map(np.ndarray.tobytes, bits[:, :8])):   # rows may be strided
         for seen in first.get(key, ()):
             if np.array_equal(bits[k], bits[seen]):
                 copy_of[k] = seen

@@ -16,7 +16,7 @@ from ppl.infer.psis import psis
 from ppl.infer.tails import weighted_moments
 from ppl.posterior import (MEAN_MCSE, PSIS_GROWTH, SUMMARY_ESS, Fit, psis_draws_for,
                            psis_draws_for_means)
-from ppl.summary import QUANTILES, _sorted_rows, weighted_stats
+from ppl.summary import QUANTILES, _earlier_copies, _sort_rows, _stats, weighted_stats
 from ppl.savedfit import save_fit
 
 
@@ -386,13 +386,25 @@ def test_weighted_stats_sort_each_column_stably(rng):
     later = flat[:, 0].copy()
     later[1500] += 1.0
     flat = np.column_stack([flat, flat[:, 0], flat[:, 1], flat[:, 6], signed, later, flat[:, 0]])
-    ordered, orders = _sorted_rows(np.ascontiguousarray(flat.T))
+    ordered, orders = _sort_rows(np.ascontiguousarray(flat.T))
     for k in range(flat.shape[1]):
         np.testing.assert_array_equal(orders[k], np.argsort(flat[:, k], kind="stable"))
         np.testing.assert_array_equal(ordered[k], flat[orders[k], k])
-    from ppl.summary import _earlier_copies
     np.testing.assert_array_equal(_earlier_copies(np.ascontiguousarray(flat.T)),
                                   [-1] * 8 + [0, 1, 6, -1, -1, 0])
+    # the summary (_stats) sorts the first of equal columns only and gives its copies its
+    # quantiles: each still np.interp's over its own stable sort, bit for bit (the finite
+    # columns; the others are redone in units of a power of two), the moments as they were
+    weights = rng.uniform(0.5, 1.5, len(flat))
+    weights /= weights.sum()
+    finite = flat[:, [0, 1, 2, 4, 8, 9, 11, 12, 13]]
+    mean, sd, quantiles = _stats(finite, weights)
+    np.testing.assert_array_equal(quantiles, _interp_loop(finite, weights))
+    whole = weighted_stats(finite, weights)
+    np.testing.assert_array_equal(mean, whole[0])
+    np.testing.assert_array_equal(sd, whole[1])
+    np.testing.assert_array_equal(quantiles, whole[2])
+    np.testing.assert_array_equal(_stats(finite, None)[2], np.quantile(finite, QUANTILES, axis=0))
 
 
 def _interp_loop(flat, weights):
