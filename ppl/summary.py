@@ -19,6 +19,8 @@ MCSE = "mcse"
 # 2 * 10^4 elements at 4000 draws took 2.1 GB at once; a block of columns keeps them near
 # 8 MB each. Every column's statistics are its own, so blocks do not change them.
 STATS_ELEMENTS = 2 ** 20
+KEY_VALUES = 32    # values of a row spread over its draws that key it (_earlier_copies)
+CANDIDATES = 8     # earlier rows of a key a row is compared with whole (_earlier_copies)
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,10 @@ def _stats(flat: np.ndarray, weights: np.ndarray | None):
     """Mean [K], sd [K] and QUANTILES [3, K] of draws ``flat`` [n, K], weighted when
     ``weights`` [n] are given, a block of STATS_ELEMENTS at a time. A column bit for bit equal
     to an earlier one takes that one's quantiles, which cost a sort each: a symmetric
-    matrix's two halves, a Cholesky factor's zeros (gp_pois_regr's Kmat and L, 120 of their
-    242 elements; their sorts, weights and interpolations were a third of its corrected
-    summary's CPU, and one block held few of a pair)."""
+    matrix's two halves, a Cholesky factor's zeros (gp_pois_regr's Kmat and L, 164 of their
+    242 elements, Kmat being Toeplitz on its evenly spaced x; their sorts, weights and
+    interpolations were a third of its corrected summary's CPU, and one block held few of a
+    set of copies)."""
     copy_of = _earlier_copies(flat.T)
     block = max(1, STATS_ELEMENTS // max(len(flat), 1))
     parts = []
@@ -275,14 +278,21 @@ def _interp_rows(x: float, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return np.where(j < 0, fp[:, 0], np.where(j >= n - 1, fp[:, -1], value))
 
 
+
 def _earlier_copies(rows: np.ndarray) -> np.ndarray:
     """For each row of ``rows`` [K, n], the first earlier row with the same bits (so -0.0
     and 0.0 differ, and NaN rows match only their own bits), or -1."""
     bits = rows.view(np.int64) if rows.dtype == np.float64 else rows
     copy_of = np.full(len(rows), -1)
-    first = {}       # the first 8 values' bits -> the rows seen with them, in order
-    for k, key in enumerate(map(np.ndarray.tobytes, bits[:, :8])):   # rows may be strided
-        for seen in first.get(key, ()):
+    # rows are compared whole only where KEY_VALUES values spread over the draws agree, and
+    # with the first CANDIDATES rows of such a key: rows that agree there and differ
+    # elsewhere (units of a ReLU layer, off in most draws) had been compared pairwise, K^2 / 2
+    # comparisons; a copy not found is only summarized on its own, to the same numbers
+    sample = np.unique(np.linspace(0, bits.shape[1] - 1, KEY_VALUES).astype(int)) \
+        if bits.shape[1] else np.zeros(0, int)
+    first = {}       # the sampled values' bits -> the rows seen with them, in order
+    for k, key in enumerate(map(np.ndarray.tobytes, bits[:, sample])):
+        for seen in first.get(key, ())[:CANDIDATES]:
             if np.array_equal(bits[k], bits[seen]):
                 copy_of[k] = seen
                 break

@@ -603,3 +603,24 @@ def test_the_summarys_largest_errors_of_a_mean_and_of_an_sd_are_weighted_moments
     # a constant column (sd 0) has no finite error and is passed over; none at all: (-1, nan)
     both = Fit._largest_errors([np.zeros((n, 1))], log_weights)
     assert [c for c, _ in both] == [-1, -1] and all(np.isnan(e) for _, e in both)
+
+
+def test_earlier_copies_compares_a_row_with_few_others(monkeypatch):
+    # rows that agree in every sampled value and differ elsewhere (a ReLU unit off in most
+    # draws) are compared with at most CANDIDATES earlier ones each, not pairwise; copies of
+    # the first rows of a key are still found
+    from ppl import summary
+    rows = np.zeros((300, 1000))
+    spots = np.setdiff1d(np.arange(1000), np.linspace(0, 999, summary.KEY_VALUES).astype(int))
+    rows[np.arange(300), spots[:300]] = 1.0
+    rows[299] = rows[3]
+    calls = []
+    real = np.array_equal
+
+    def counted(a, b):
+        calls.append(1)
+        return real(a, b)
+    monkeypatch.setattr(np, "array_equal", counted)
+    copy_of = _earlier_copies(rows)
+    assert copy_of[299] == 3 and (copy_of[:299] == -1).all()
+    assert len(calls) <= summary.CANDIDATES * len(rows)
