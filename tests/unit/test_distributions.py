@@ -1065,3 +1065,16 @@ def test_poisson_cdfs_between_the_integers_are_those_of_the_integer_below():
                                rtol=1e-10)
     np.testing.assert_allclose(Poisson.log_ccdf(x, rate=rate), st.poisson(rate).logsf(x),
                                rtol=1e-10)
+
+
+def test_gumbel_lccdf_far_below_its_location_has_gradient_zero():
+    # A right-censoring bound 710 scales below mu: P(X > x) = 1 - exp(-e^710) is 1 to the last
+    # bit, and so is its log 0 with every gradient 0 (scipy's logsf is -0.0 too). exp(-z)
+    # overflowed to inf below z = -709.8 and the gradient was inf * 0 = NaN, in x, mu and beta
+    gumbel = lookup("Gumbel")
+    args = [np.array([-1000.0, -710.0, -700.0]), np.zeros(3), np.ones(3)]    # x, mu, beta
+    np.testing.assert_array_equal(gumbel.log_ccdf(*args), st.gumbel_r.logsf(args[0]))
+    for i in range(3):
+        def f(v, i=i):
+            return anp.sum(gumbel.log_ccdf(*args[:i], v, *args[i + 1:]))
+        np.testing.assert_array_equal(grad(f)(args[i]), 0.0)
