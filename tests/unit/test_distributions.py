@@ -750,7 +750,7 @@ def test_log_cdf_gradient_is_exact_in_both_tails(row, which):
     # = -f / (1 - F), from scipy's logpdf, logcdf and logsf (accurate there, as the test
     # above shows), to 1e-8; the parameters' gradients finite. Each CDF picks a branch with
     # `where`, and the branch not taken must see arguments where it is finite: one that is
-    # log1p(-1) there (StudentT's upper branch at t = -2900, the incomplete gamma's complement
+    # log1p(-1) there (StudentT's upper branch at t = -1446, the incomplete gamma's complement
     # at P = 1e-20) gives 0 * inf = NaN in the gradient.
     cls, dist = lookup(row.name), row.scipy(**row.moments)
     fn = getattr(cls, which)
