@@ -411,7 +411,11 @@ class Gumbel(Distribution):
 
     @classmethod
     def log_ccdf(cls, x, mu, beta):
-        return log1mexp(anp.exp(-(x - mu) / beta))
+        # below z = -700 the survival 1 - exp(-e^-z) is 1 to the last bit, its log 0 and every
+        # gradient 0; exp(-z) overflowed below -709.8 and the gradient was inf * 0 = NaN (a
+        # right-censoring bound far below mu). z is held at -700, where all are 0 already
+        z = anp.maximum((x - mu) / beta, -700.0)
+        return log1mexp(anp.exp(-z))
 
     @classmethod
     def sample(cls, rng, size, mu, beta):

@@ -5,6 +5,7 @@ or one of its signatures has no row.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -485,6 +486,39 @@ def test_constraints_cover_every_parameter(name):
     assert names - cls.dist_params == set(cls.constraints)
 
 
+UNIVARIATE_CONTINUOUS = [row for row in ROWS
+                         if row.grad_x and row.event is None and row.mv is None]
+
+
+@pytest.mark.parametrize("row", [r for r in UNIVARIATE_CONTINUOUS if r.name != "Uniform"],
+                         ids=lambda r: r.id)
+def test_parameter_constraints_refuse_what_scipy_refuses(row):
+    # A constraint is all that stands between a bad parameter and a silently wrong posterior:
+    # Gamma's formula at shape -1.5 is finite (gammaln of a negative non-integer is), and the
+    # compiler makes it -inf only if the constraint refuses it. scipy's logpdf at the valid
+    # row's median is finite exactly where the parameters are valid (nan, or -inf for a rate
+    # of 0 as scale inf). Uniform's ends are checked together, by its support.
+    cls = lookup(row.name)
+    x = row.scipy(**row.moments).median()
+    for name in row.params:
+        for value in np.array([-1.5, 0.0, 0.7]):
+            with np.errstate(all="ignore"):
+                valid = np.isfinite(row.scipy(**dict(row.moments, **{name: value})).logpdf(x))
+            assert bool(cls.constraints[name].check(value)) == valid, (name, value)
+
+
+@pytest.mark.parametrize("row", UNIVARIATE_CONTINUOUS, ids=lambda r: r.id)
+def test_support_is_scipys(row):
+    # data are validated against the support, and a density does not check its value:
+    # HalfNormal's and Exponential's formulas are finite at -1, so a support too wide counts
+    # a negative observation silently (Beta's at 1.5 and Weibull's at -0.5 are NaN instead of
+    # a located error). The ends themselves (open or closed) are left to each bound's tests
+    lower, upper = row.scipy(**row.moments).support()
+    points = np.array([-40.0, -2.5, -1e-3, 1e-3, 0.5, 0.999, 1.5, 40.0])
+    np.testing.assert_array_equal(lookup(row.name).support_of(row.moments).check(points),
+                                  (lower < points) & (points < upper))
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_log_density_matches_scipy(row, case, rng):
@@ -579,15 +613,19 @@ def test_log_density_gradient_matches_central_difference(row, rng):
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_gradient_of_a_broadcast_parameter_has_its_shape(row, rng):
     # A scalar parameter against a vector of data (observe y ~ Bernoulli(p)): the gradient
-    # must be summed back to the parameter's shape (autograd's `where` does not do it).
+    # must be summed back to the parameter's shape (autograd's `where` does not do it), for
+    # the CDFs too (a scalar shape against a vector of censoring bounds: incomplete.py's
+    # primitives sum their parameter gradients back themselves).
     cls = lookup(row.name)
     params = _make_params(row, rng, "scalar")
     x = _make_value(row, rng, params, CASES["scalar"][2])
-    for name in [p for p in params if p not in cls.int_params]:
-        def f(v, name=name):
-            return anp.sum(cls.log_density(x, **dict(params, **{name: v})))
+    methods = [cls.log_density] + ([cls.log_cdf, cls.log_ccdf] if row.cdf else [])
+    names = [p for p in params if p not in cls.int_params]
+    for method, name in itertools.product(methods, names):
+        def f(v, name=name, method=method):
+            return anp.sum(method(x, **dict(params, **{name: v})))
         value = np.asarray(params[name], dtype=float)
-        assert np.shape(grad(f)(value)) == value.shape, name
+        assert np.shape(grad(f)(value)) == value.shape, (method.__name__, name)
 
 
 class _Expr:
@@ -687,14 +725,43 @@ def test_log_cdf_and_ccdf_match_scipy(row, case, rng):
     np.testing.assert_allclose(cls.log_ccdf(x, **params), dist.logsf(x), rtol=1e-8, atol=1e-12)
 
 
+def _tail_points(dist):
+    """Values far in both tails, down to a tail probability of 1e-20. The upper ones are
+    isf's: ppf(1 - 1e-12) puts exp(-t) on a double next to 1 exactly (1 - p is exact), where
+    log(-expm1(-t)) happens to be exact too; at other points it keeps ~1e-16 / q relative
+    (Exponential's lcdf as log(-expm1) at every x had passed) and is 0 below q = 1e-16."""
+    return np.concatenate([dist.ppf([1e-20, 1e-12, 1e-6]), dist.isf([1e-6, 1e-12, 1e-20])])
+
+
 @pytest.mark.parametrize("row", [r for r in CDF_ROWS if r.grad_x], ids=lambda r: r.id)
 def test_log_cdf_is_accurate_in_both_tails(row):
     # far tails, where 1 - cdf would cancel: still scipy's value to 1e-8
     cls = lookup(row.name)
     dist = row.scipy(**row.moments)
-    x = dist.ppf([1e-12, 1e-6, 1 - 1e-6, 1 - 1e-12])
+    x = _tail_points(dist)
     np.testing.assert_allclose(cls.log_cdf(x, **row.moments), dist.logcdf(x), rtol=1e-8)
     np.testing.assert_allclose(cls.log_ccdf(x, **row.moments), dist.logsf(x), rtol=1e-8)
+
+
+@pytest.mark.parametrize("which", ["log_cdf", "log_ccdf"])
+@pytest.mark.parametrize("row", [r for r in CDF_ROWS if r.grad_x], ids=lambda r: r.id)
+def test_log_cdf_gradient_is_exact_in_both_tails(row, which):
+    # A truncation or censoring bound far in a tail. d/dx log F = f / F and d/dx log(1 - F)
+    # = -f / (1 - F), from scipy's logpdf, logcdf and logsf (accurate there, as the test
+    # above shows), to 1e-8; the parameters' gradients finite. Each CDF picks a branch with
+    # `where`, and the branch not taken must see arguments where it is finite: one that is
+    # log1p(-1) there (StudentT's upper branch at t = -1446, the incomplete gamma's complement
+    # at P = 1e-20) gives 0 * inf = NaN in the gradient.
+    cls, dist = lookup(row.name), row.scipy(**row.moments)
+    fn = getattr(cls, which)
+    x = _tail_points(dist)
+    tail, sign = (dist.logcdf(x), 1.0) if which == "log_cdf" else (dist.logsf(x), -1.0)
+    np.testing.assert_allclose(grad(lambda v: anp.sum(fn(v, **row.moments)))(x),
+                               sign * np.exp(dist.logpdf(x) - tail), rtol=1e-8)
+    for name, value in row.moments.items():
+        def f(v, name=name):
+            return anp.sum(fn(x, **dict(row.moments, **{name: v})))
+        assert np.isfinite(grad(f)(float(value))), name
 
 
 @pytest.mark.parametrize("which", ["log_cdf", "log_ccdf"])
@@ -998,3 +1065,16 @@ def test_poisson_cdfs_between_the_integers_are_those_of_the_integer_below():
                                rtol=1e-10)
     np.testing.assert_allclose(Poisson.log_ccdf(x, rate=rate), st.poisson(rate).logsf(x),
                                rtol=1e-10)
+
+
+def test_gumbel_lccdf_far_below_its_location_has_gradient_zero():
+    # A right-censoring bound 710 scales below mu: P(X > x) = 1 - exp(-e^710) is 1 to the last
+    # bit, and so is its log 0 with every gradient 0 (scipy's logsf is -0.0 too). exp(-z)
+    # overflowed to inf below z = -709.8 and the gradient was inf * 0 = NaN, in x, mu and beta
+    gumbel = lookup("Gumbel")
+    args = [np.array([-1000.0, -710.0, -700.0]), np.zeros(3), np.ones(3)]    # x, mu, beta
+    np.testing.assert_array_equal(gumbel.log_ccdf(*args), st.gumbel_r.logsf(args[0]))
+    for i in range(3):
+        def f(v, i=i):
+            return anp.sum(gumbel.log_ccdf(*args[:i], v, *args[i + 1:]))
+        np.testing.assert_array_equal(grad(f)(args[i]), 0.0)
