@@ -161,6 +161,16 @@ def test_softplus_and_log_softmax_are_stable():
     np.testing.assert_allclose(functions.lookup("log_sum_exp").impl(x), [1000.0])
 
 
+@pytest.mark.parametrize("name", ["sum", "mean", "log_sum_exp"])
+def test_a_reduction_of_a_scalar_per_draw_is_the_identity(name):
+    # no axes to reduce: x itself, bit for bit (numpy's sum over axis=() adds into +0.0, so
+    # -0.0 came back as 0.0 without functions._reduction's shortcut; mutation pass, session 41)
+    x = np.array([-0.0, np.inf, -np.inf, 1.5, -2e300])
+    got = functions.lookup(name).impl(x)
+    np.testing.assert_array_equal(got, x)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(x))
+
+
 def test_log_sum_exp_of_a_matrix_of_no_elements_is_minus_inf():
     # a [0, 3] matrix (data of length 0) reduced over both of its axes: log 0 per draw, not
     # scipy's IndexError (special.log_sum_exp; mutation pass, session 41)
