@@ -153,7 +153,12 @@ def log_sum_exp(a, axis=None, keepdims=False):
     Also psis.py's, on 1-D weights."""
     a = np.asarray(a, dtype=float)
     if a.size == 0:
-        return scipy_special().logsumexp(a, axis=axis, keepdims=keepdims)
+        # log of an empty sum is log 0 = -inf, scipy's answer along one axis; scipy 1.17's
+        # own logsumexp raises IndexError on an empty array over a tuple of axes (its shape
+        # bookkeeping), and log_sum_exp(m) of a [0, K] matrix is one (mutation pass, session 41)
+        with np.errstate(divide="ignore"):
+            out = np.log(np.sum(np.exp(a), axis=axis, keepdims=keepdims))
+        return out[()] if np.ndim(out) == 0 else out
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         a_max = np.max(a, axis=axis, keepdims=True)
         top = a == a_max

@@ -9,7 +9,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from ppl.infer.elbo import elbo, elbo_and_grad, make_objective
+from ppl.infer.elbo import elbo, elbo_and_grad, elbo_value, make_objective
 from ppl.guides import MEAN_FIELD
 from ppl.guides.fullrank import FullRank
 
@@ -80,10 +80,12 @@ def test_stl_gradient_is_zero_at_the_exact_posterior(rng):
         return -0.5 * anp.sum(precision * (zeta - M) ** 2, axis=1)
 
     theta = np.concatenate([M, -0.5 * np.log(precision)])
+    objective = make_objective(log_p, stl=True)     # the fit's own call passes stl on
     for _ in range(20):
         eps = rng.standard_normal((3, 3))
         _, stl_grad = elbo_and_grad(log_p, theta, eps, stl=True)
         np.testing.assert_allclose(stl_grad, 0.0, atol=1e-12)
+        np.testing.assert_allclose(objective(theta, eps)[1], 0.0, atol=1e-12)
     _, plain = elbo_and_grad(log_p, theta, rng.standard_normal((3, 3)))
     assert np.max(np.abs(plain)) > 1e-3
 
@@ -100,6 +102,20 @@ def test_full_rank_stl_gradient_is_zero_at_the_exact_posterior(rng):
         _, stl_grad = elbo_and_grad(log_target, theta, rng.standard_normal((3, 3)),
                                     guide=FullRank(3), stl=True)
         np.testing.assert_allclose(stl_grad, 0.0, atol=1e-12)
+
+
+def test_failed_linear_algebra_is_a_nan_estimate_not_an_exception():
+    # a LinAlgError inside the estimate (here the log joint's own Cholesky factor of a matrix
+    # that is not positive definite) is a NaN value and gradient, which the fit discards as a
+    # non-finite step and the step size search scores as no better than any (NaN compares false:
+    # a -inf there would rank it, and a zero gradient would be a step)
+    def broken(zeta):
+        np.linalg.cholesky(-np.eye(2))
+        return log_target(zeta)
+    eps = np.zeros((2, 3))
+    assert np.isnan(elbo_value(broken, THETA, eps))
+    value, gradient = elbo_and_grad(broken, THETA, eps)
+    assert np.isnan(value) and gradient.shape == THETA.shape and np.all(np.isnan(gradient))
 
 # ----- the mean-field ELBO with only the log joint traced (elbo._chained) -------------------
 

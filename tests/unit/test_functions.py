@@ -161,6 +161,23 @@ def test_softplus_and_log_softmax_are_stable():
     np.testing.assert_allclose(functions.lookup("log_sum_exp").impl(x), [1000.0])
 
 
+@pytest.mark.parametrize("name", ["sum", "mean", "log_sum_exp"])
+def test_a_reduction_of_a_scalar_per_draw_is_the_identity(name):
+    # no axes to reduce: x itself, bit for bit (numpy's sum over axis=() adds into +0.0, so
+    # -0.0 came back as 0.0 without functions._reduction's shortcut; mutation pass, session 41)
+    x = np.array([-0.0, np.inf, -np.inf, 1.5, -2e300])
+    got = functions.lookup(name).impl(x)
+    np.testing.assert_array_equal(got, x)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(x))
+
+
+def test_log_sum_exp_of_a_matrix_of_no_elements_is_minus_inf():
+    # a [0, 3] matrix (data of length 0) reduced over both of its axes: log 0 per draw, not
+    # scipy's IndexError (special.log_sum_exp; mutation pass, session 41)
+    got = functions.lookup("log_sum_exp").impl(np.zeros((2, 0, 3)))
+    np.testing.assert_array_equal(got, [-np.inf, -np.inf])
+
+
 # ----- language version 2 -------------------------------------------------------------------
 # name -> reference on ONE draw's values (no draw axis); static arguments as plain ints.
 
@@ -214,6 +231,9 @@ V2_CASES = (
        ("where-matrix", "where",
         lambda rng: ((rng.integers(0, 2, (1, 2, 3)), _u(rng, S, (2, 3)), _u(rng, S, (3,))), ()),
         None)]
+    # a condition of any nonzero int is true, a negative one too (np.where(c != 0, ...))
+    + [("where-negative", "where",
+        lambda rng: ((rng.integers(-2, 3, (1, 5)), _u(rng, S, (5,)), _u(rng, 1, (5,))), ()), None)]
     + [(f"concat-axis={ax}", "concat", lambda rng: ((_u(rng, S, (2, 3)), _u(rng, 1, (2, 3))), ()),
         ax) for ax in [None, 0, 1, -1]]
     + [(f"stack-axis={ax}", "stack", lambda rng: ((_u(rng, S, (3,)), _u(rng, 1, (3,))), ()), ax)
@@ -309,6 +329,9 @@ def test_eye_and_floor(rng):
     got = functions.lookup("floor").impl(x)
     np.testing.assert_array_equal(got, [[-2, 0, 2]])
     assert got.dtype.kind == "i"
+    # evaluate's exact pass hands Python numbers of any size in an object array
+    exact = np.array([[-1.5, -0.5, 2.7, 2 ** 70, -(2 ** 70) - 1]], dtype=object)
+    assert functions.lookup("floor").impl(exact).tolist() == [[-2, -1, 2, 2 ** 70, -(2 ** 70) - 1]]
 
 
 @pytest.mark.parametrize("name", [n for n, f in functions.FUNCTIONS.items()
@@ -347,7 +370,8 @@ def test_data_only_and_static_flags():
     ("where", ("int", "int", "int"), "int"), ("where", ("int", "real", "int"), "real"),
     ("floor", ("real",), "int"), ("concat", ("int", "int"), "int"),
     ("reshape", ("int", "int"), "int"), ("eye", ("int",), "real"), ("lgamma", ("int",), "real"),
-    ("log_det", ("real",), "real"),
+    ("log_det", ("real",), "real"), ("where", ("real", "int", "int"), "int"),
+    ("outer", ("int", "int"), "int"), ("outer", ("int", "real"), "real"),
 ])
 def test_v2_dtype_rule(name, arg_dtypes, expected):
     assert functions.lookup(name).dtype(arg_dtypes) == expected
@@ -378,6 +402,8 @@ def test_v2_symbolic_shape_rules(name, arg_shapes, axis, expected):
     ("diagonal", ((2, 3),), None), ("diag", ((),), None), ("solve", ((3, 3), (4,)), None),
     ("solve", ((3, 3), (4, 2)), None), ("concat", ((2, 3), (2, 4)), 0),
     ("concat", ((2, 3), (3,)), 0), ("concat", ((), ()), 0), ("concat", ((3,), (3,)), 1),
+    # ranks that differ where the axes left agree: refused, not an IndexError
+    ("concat", ((3,), ()), 0), ("concat", ((2, 3), (2,)), 1),
     ("stack", ((3,), (4,)), 0), ("stack", ((3,), (3,)), 2), ("reshape", ((2, 3), (4, 2)), None),
     ("reshape", ((6,), (0, 6)), None), ("reshape", (("N",), (-1, 2)), None),
     ("outer", ((), (3,)), None),

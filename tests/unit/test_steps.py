@@ -40,6 +40,36 @@ def test_a_non_finite_step_retries_from_the_last_good_state_with_a_smaller_step(
     assert retried.lr == 0.1                     # the base step size is kept
     again, _ = steps.update(retried, None, broken, ADAM)
     assert again.failures == 2
+    # a finite step ends the run of failures: MAX_FAILURES counts consecutive ones only
+    recovered, value = steps.update(again, None, quadratic, ADAM)
+    assert value is not None and recovered.failures == 0
+
+
+def test_a_gradient_with_one_non_finite_entry_is_a_failed_step():
+    state = steps.init(ADAM, Coordinates(np.zeros(2)), np.zeros(4), 0.1)
+    state, _ = steps.update(state, None, quadratic, ADAM)
+
+    def one_nan(theta, eps):
+        value, gradient = quadratic(theta, eps)
+        gradient[2] = np.nan
+        return value, gradient
+    failed, value = steps.update(state, None, one_nan, ADAM)
+    assert value is None and failed.failures == 1
+    assert np.all(np.isfinite(failed.opt.params))
+
+
+def test_the_step_is_taken_with_the_gradient_in_whitened_coordinates():
+    # theta = (m0 + L v, log_sigma): the optimizer moves v with d/dv = L^T d/dmu (chain rule,
+    # written out here), log_sigma's gradient unchanged
+    L = np.array([[2.0, 0.0], [0.5, 0.3]])
+    coords = Coordinates(np.array([0.2, -0.1]), L)
+    state = steps.init(ADAM, coords, np.array([0.4, 0.3, -0.2, 0.1]), 0.1)
+    theta = state.theta
+    _, gradient = quadratic(theta, None)
+    want = ADAM.update(state.opt, np.concatenate([L.T @ gradient[:2], gradient[2:]]))
+    moved, _ = steps.update(state, None, quadratic, ADAM)
+    np.testing.assert_array_equal(moved.opt.params, want.params)
+    np.testing.assert_array_equal(moved.good[1][:2], L.T @ gradient[:2])
 
 
 def test_a_flat_trace_plateaus_twice_then_decays_and_the_kept_windows_are_averaged():
