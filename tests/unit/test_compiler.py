@@ -217,6 +217,26 @@ def test_a_nan_parameter_that_its_constraint_lets_through_has_no_density():
                                .logpdf([0.3, 0.2], [0, 0], [[1, 1], [1, 2]]), rtol=1e-12)
 
 
+@pytest.mark.parametrize("decl, reference", [
+    ("real[2] ~ MvNormal([0.0, 0.0], [[1.0, 0.5], [0.5, 2.0]])",
+     lambda b: scipy.stats.multivariate_normal.logpdf(b, [0, 0], [[1, 0.5], [0.5, 2]])),
+    ("real[3] ~ RandomWalk(1.0, 2.0)",
+     lambda b: scipy.stats.norm.logpdf(b[0], 0, 2) + scipy.stats.norm.logpdf(b[1:], b[:-1], 1).sum()),
+    ("real[2, 3] ~ AR1(0.5, 0.8, 0.6)",
+     lambda b: sum(scipy.stats.norm.logpdf(row[0], 0.5, 0.6 / np.sqrt(1 - 0.64))
+                   + scipy.stats.norm.logpdf(row[1:], 0.5 + 0.8 * (row[:-1] - 0.5), 0.6).sum()
+                   for row in b.reshape(2, 3))),
+], ids=["MvNormal", "RandomWalk", "AR1"])
+def test_a_params_multivariate_penalty_is_counted_once_per_event(decl, reference):
+    # the penalty's density has one value per event (its last axis); the param's counter
+    # took every element for one, and counted it 2, 3 and 3 times (found by the mutation
+    # pass over compiler/steps.py: the latent's counter drops the event axes, the param's
+    # did not), so a MAP fit shrank such a param 2 to 3 times too hard
+    model = compile_text(f"param b: {decl}\n")
+    b = np.array([0.3, -0.7, 0.2, 0.1, 0.4, -0.3])[:model.dim]
+    np.testing.assert_allclose(model.log_joint(b[None]), [reference(b)], rtol=1e-12)
+
+
 def test_simplex_log_joint_matches_scipy_and_numerical_jacobian(rng):
     # the density of the first K-1 coordinates: Dirichlet pdf times |det d x[:K-1] / du|,
     # the Jacobian by central differences of the constrained values
