@@ -160,8 +160,8 @@ CASES = {
         "sample z: int[3] ~ DiscreteUniform(lo, hi)\nobserve y ~ Normal(mu[z - lo], 1)\n",
         {"lo": [0, 2, 1], "hi": [1, 3, 3], "y": [0.3, -1.2, 2.0]}, _ragged_offset_brute),
     # an element's values outside its support are evaluated at its own first value: at the
-    # first value outside it (z[0] = 2, z[1] = 0) mu[z - lo] leaves mu's range, and the
-    # index check refused this model when its data was loaded
+    # first value outside it (z[0] = 2, z[1] = 0) mu[z - lo] leaves mu's range: an
+    # IndexError, and prepare's index check refused the model when its data was loaded
     "ragged_support_narrow_first_element": (
         "data lo: int[2]\ndata hi: int[2]\ndata y: real[2]\nsample mu: real[2] ~ Normal(0, 1)\n"
         "sample z: int[2] ~ DiscreteUniform(lo, hi)\nobserve y ~ Normal(mu[z - lo], 1)\n",
