@@ -158,7 +158,10 @@ class _ParamStep(_LatentStep):
         free_shape = tuple(biject_to(self.support).free_shape(tuple(param.shape)))
         size = int(np.prod(free_shape, dtype=np.int64))
         self.slot = Slot(param.name, tuple(param.shape), free_shape, offset, size)
-        self.count = _Counter(self.slot.shape)
+        # one density per event, as a latent's: counted per element, a penalty of MvNormal,
+        # RandomWalk or AR1 was counted once per element of its event
+        event_dim = 0 if self.cls is None else self.cls.event_dim
+        self.count = _Counter(self.slot.shape[:len(self.slot.shape) - event_dim])
         self.cut = _cutter(offset, size, free_shape, rows=1)
 
     def pending(self, zeta, env):

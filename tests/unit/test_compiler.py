@@ -2,6 +2,7 @@
 work done once, and the numpy views (terms, constrained, predictive, prior draws)."""
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import autograd.numpy as anp
@@ -14,7 +15,7 @@ from autograd import grad
 from ppl import functions
 from ppl.compiler import compile_model
 from ppl.data import load_data
-from ppl.errors import PplWarning
+from ppl.errors import PplError, PplWarning
 from ppl.distributions.continuous import Laplace
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
@@ -205,16 +206,110 @@ def test_a_mixture_with_one_components_parameter_nan_has_no_density():
         0.5 * scipy.stats.norm.pdf(0.3) + 0.5 * scipy.stats.norm.pdf(0.3, 1.0)), rtol=1e-12)
 
 
-def test_a_nan_parameter_that_its_constraint_lets_through_has_no_density():
+NAN_TRIL = "MvNormal([0.0, 0.0], scale_tril=[[1.0, 0.0], [t / t, 1.0]])"
+
+
+@pytest.mark.parametrize("statement", [f"factor lpdf({NAN_TRIL}, y)", f"observe y ~ {NAN_TRIL}",
+                                       f"sample x: real[2] ~ {NAN_TRIL}"],
+                         ids=["factor", "observe", "sample"])
+def test_a_nan_parameter_that_its_constraint_lets_through_has_no_density(statement):
     # lower_cholesky checks the upper triangle and the diagonal only: a nan below the
     # diagonal (t / t at t = 0) is refused by the nan check (found by the mutation pass over
-    # evaluate.py: without it the density was nan)
-    model = compile_text("sample t ~ Normal(0, 1)\nfactor lpdf(MvNormal([0.0, 0.0], "
-                         "scale_tril=[[1.0, 0.0], [t / t, 1.0]]), [0.3, 0.2])\n")
-    lj = model.log_joint(np.array([[0.0], [2.0]]))
+    # evaluate.py: without it the density was nan); an observe's and a latent's guard
+    # (compiler/density.py's _outside) has its own nan check, untested before the mutation
+    # pass over it (without it their density was nan too)
+    model = compile_text(f"data y: real[2]\nsample t ~ Normal(0, 1)\n{statement}\n",
+                         {"y": [0.3, 0.2]})
+    with np.errstate(invalid="ignore"):
+        lj = model.log_joint(np.array([[0.0, 0.3, 0.2], [2.0, 0.3, 0.2]])[:, :model.dim])
     assert lj[0] == -np.inf
     np.testing.assert_allclose(lj[1], scipy.stats.norm.logpdf(2.0) + scipy.stats.multivariate_normal
                                .logpdf([0.3, 0.2], [0, 0], [[1, 1], [1, 2]]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("decl, reference", [
+    ("real[2] ~ MvNormal([0.0, 0.0], [[1.0, 0.5], [0.5, 2.0]])",
+     lambda b: scipy.stats.multivariate_normal.logpdf(b, [0, 0], [[1, 0.5], [0.5, 2]])),
+    ("real[3] ~ RandomWalk(1.0, 2.0)",
+     lambda b: scipy.stats.norm.logpdf(b[0], 0, 2) + scipy.stats.norm.logpdf(b[1:], b[:-1], 1).sum()),
+    ("real[2, 3] ~ AR1(0.5, 0.8, 0.6)",
+     lambda b: sum(scipy.stats.norm.logpdf(row[0], 0.5, 0.6 / np.sqrt(1 - 0.64))
+                   + scipy.stats.norm.logpdf(row[1:], 0.5 + 0.8 * (row[:-1] - 0.5), 0.6).sum()
+                   for row in b.reshape(2, 3))),
+], ids=["MvNormal", "RandomWalk", "AR1"])
+def test_a_params_multivariate_penalty_is_counted_once_per_event(decl, reference):
+    # the penalty's density has one value per event (its last axis); the param's counter
+    # took every element for one, and counted it 2, 3 and 3 times (found by the mutation
+    # pass over compiler/steps.py: the latent's counter drops the event axes, the param's
+    # did not), so a MAP fit shrank such a param 2 to 3 times too hard
+    model = compile_text(f"param b: {decl}\n")
+    b = np.array([0.3, -0.7, 0.2, 0.1, 0.4, -0.3])[:model.dim]
+    np.testing.assert_allclose(model.log_joint(b[None]), [reference(b)], rtol=1e-12)
+
+
+def test_an_ar1_latent_whose_phi_leaves_its_interval_has_no_density():
+    # h from its innovations: inside (-1, 1) its prior and log-Jacobian are N(0, 1) of the
+    # innovations; at phi = 1.5 the guard gives -inf (unguarded, the same N(0, 1) sum)
+    with pytest.warns(PplWarning):
+        model = compile_text("sample phi ~ Normal(0, 1)\nsample h: real[3] ~ AR1(0.0, phi, 1.0)\n")
+    zeta = np.array([[1.5, 0.1, 0.2, 0.3], [0.5, 0.1, 0.2, 0.3]])
+    with np.errstate(invalid="ignore"):
+        lj = model.log_joint(zeta)
+    assert lj[0] == -np.inf
+    np.testing.assert_allclose(lj[1], scipy.stats.norm.logpdf(zeta[1]).sum(), rtol=1e-12)
+
+
+def test_a_likelihood_kernel_keeps_its_guard_under_a_second_order_trace():
+    # a fused kernel hands over to the plain path under a second-order trace; at s < 0 the
+    # term is -inf, a constant, so the Hessian is the priors' alone, -I (b, s ~ Normal(., 1)),
+    # as the first-order gradient is theirs alone. Unguarded, the plain path added the
+    # likelihood's Hessian at s = -0.5 (-22.4 in b's corner)
+    from autograd import hessian
+    x, y = np.array([0.1, -0.5, 1.0, 2.0, 0.3]), np.array([0.2, -0.4, 1.3, 1.5, 0.0])
+    with pytest.warns(PplWarning):
+        model = compile_text("data x: real[5]\ndata y: real[5]\nsample b ~ Normal(0, 1)\n"
+                             "sample s ~ Normal(1, 1)\nobserve y ~ Normal(b * x, s)\n",
+                             {"x": x, "y": y})
+    assert model.steps[-1].kernel is not None
+    u = np.array([0.3, -0.5])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert model.log_joint(u[None])[0] == -np.inf
+        np.testing.assert_array_equal(grad(lambda v: model.log_joint(v[None])[0])(u), [-0.3, 1.5])
+        np.testing.assert_array_equal(hessian(lambda v: model.log_joint(v[None])[0])(u),
+                                      -np.eye(2))
+
+
+def test_a_bound_of_fewer_axes_read_from_a_latent_is_lined_up_with_the_last_axes(rng):
+    # lo [2] bounds each row of x [3, 2]: x = lo + exp(u), log-Jacobian sum(u). Not lifted
+    # after the draw axis, lo [S, 2] lined up with x's rows: at S = 3 every draw's bound came
+    # from another draw (a wrong log joint, without an error); at S = 2 a broadcast error
+    model = compile_text("sample lo: real[2] ~ Normal(0, 1)\n"
+                         "sample x: real<lower=lo>[3, 2] ~ Normal(0, 1)\n")
+    zeta = rng.normal(0, 1, (3, 8))
+    lo, u = zeta[:, :2], zeta[:, 2:].reshape(3, 3, 2)
+    x = lo[:, None, :] + np.exp(u)
+    expected = (scipy.stats.norm.logpdf(lo).sum(axis=1)
+                + scipy.stats.norm.logpdf(x).sum(axis=(1, 2)) + u.sum(axis=(1, 2)))
+    np.testing.assert_allclose(model.log_joint(zeta), expected, rtol=1e-12)
+    np.testing.assert_allclose(model.constrained(zeta)["x"], x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dist, message", [
+    ("Normal(t / t, 1)", "cannot draw from Normal: parameter 'mu' must be real; found nan at "
+     "one of the draws"),
+    ("Normal(0, t)", "cannot draw from Normal: parameter 'sigma' must be (0, inf); found 0 at "
+     "one of the draws")], ids=["nan_mu", "zero_sigma"])
+def test_a_draw_from_a_parameter_outside_its_constraint_is_a_located_error(dist, message):
+    # numpy draws nan from Normal(nan, 1) without a word: a nan parameter is refused as a
+    # value outside the constraint is (t = 0 at the second draw)
+    with warnings.catch_warnings():     # the checker's warning that sigma can leave it
+        warnings.simplefilter("ignore", PplWarning)
+        model = compile_text(f"data y: real[2]\nsample t ~ Normal(0, 1)\nobserve y ~ {dist}\n",
+                             {"y": [0.1, 0.2]})
+    with pytest.raises(PplError) as info, np.errstate(invalid="ignore", divide="ignore"):
+        model.predictive(np.array([[1.0], [0.0], [-0.5]]), np.random.default_rng(0))
+    assert info.value.message == message
+    assert (info.value.span.line, info.value.span.col) == (3, 1)
 
 
 def test_simplex_log_joint_matches_scipy_and_numerical_jacobian(rng):

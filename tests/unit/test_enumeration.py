@@ -1,6 +1,7 @@
 """Discrete latents summed out by enumeration: the log joint against brute-force summation over
 every joint value of the discrete latents, exact conditional probabilities, gradients, and the
 reported rows. The located errors are pinned by tests/cases/bad/*.ppl."""
+import functools
 import itertools
 
 import numpy as np
@@ -98,15 +99,24 @@ def _zero_inflated_brute(u):
     return prior + np.logaddexp(poisson, zero).sum()
 
 
-def _ragged_offset_brute(u):
+def _ragged_offset_brute(u, lo=(0, 2, 1), hi=(1, 3, 3), y=(0.3, -1.2, 2.0)):
     # z[i] uniform on {lo[i]..hi[i]}; y[i] ~ Normal(mu[z[i] - lo[i]], 1), mu = u
-    lo, hi, y = np.array([0, 2, 1]), np.array([1, 3, 3]), np.array([0.3, -1.2, 2.0])
+    lo, hi, y = np.array(lo), np.array(hi), np.array(y)
     total = scipy.stats.norm.logpdf(u).sum()
-    for i in range(3):
+    for i in range(len(y)):
         values = np.arange(lo[i], hi[i] + 1)
         total += logsumexp(scipy.stats.norm.logpdf(y[i], u[values - lo[i]], 1)) \
             - np.log(len(values))
     return total
+
+
+def _matrix_latent_brute(u):
+    # z [2, 2] Bernoulli(0.3), four independent elements; y[i, j] ~ Normal(mu[z[i, j]], 1)
+    y = np.array([0.4, -1.0, 1.5, 0.2])
+    joint = [scipy.stats.bernoulli.logpmf(z, 0.3).sum()
+             + scipy.stats.norm.logpdf(y, u[list(z)], 1).sum()
+             for z in itertools.product([0, 1], repeat=4)]
+    return scipy.stats.norm.logpdf(u, 0, 2).sum() + logsumexp(joint)
 
 
 OCCUPANCY = np.array([[0, 1, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1]])
@@ -149,6 +159,19 @@ CASES = {
         "data lo: int[3]\ndata hi: int[3]\ndata y: real[3]\nsample mu: real[3] ~ Normal(0, 1)\n"
         "sample z: int[3] ~ DiscreteUniform(lo, hi)\nobserve y ~ Normal(mu[z - lo], 1)\n",
         {"lo": [0, 2, 1], "hi": [1, 3, 3], "y": [0.3, -1.2, 2.0]}, _ragged_offset_brute),
+    # an element's values outside its support are evaluated at its own first value: at the
+    # first value outside it (z[0] = 2, z[1] = 0) mu[z - lo] leaves mu's range: an
+    # IndexError, and prepare's index check refused the model when its data was loaded
+    "ragged_support_narrow_first_element": (
+        "data lo: int[2]\ndata hi: int[2]\ndata y: real[2]\nsample mu: real[2] ~ Normal(0, 1)\n"
+        "sample z: int[2] ~ DiscreteUniform(lo, hi)\nobserve y ~ Normal(mu[z - lo], 1)\n",
+        {"lo": [0, 3], "hi": [1, 4], "y": [0.5, -0.4]},
+        functools.partial(_ragged_offset_brute, lo=(0, 3), hi=(1, 4), y=(0.5, -0.4))),
+    # a latent of two axes keeps both apart (a block of rank 2 in the term)
+    "matrix_shaped_latent": (
+        "data y: real[2, 2]\nsample mu: real[2] ~ Normal(0, 2)\n"
+        "sample z: int[2, 2] ~ Bernoulli(0.3)\nobserve y ~ Normal(mu[z], 1)\n",
+        {"y": [[0.4, -1.0], [1.5, 0.2]]}, _matrix_latent_brute),
 }
 
 
@@ -194,6 +217,35 @@ def test_conditional_probabilities_match_brute_force_for_a_change_point(rng):
                       for s in range(4)])
     np.testing.assert_allclose(model.probabilities(u[None])["s"][0],
                                np.exp(log_p - logsumexp(log_p)), rtol=1e-10)
+
+
+def test_conditional_probabilities_are_zero_outside_each_elements_support(rng):
+    # z[i] uniform on {lo[i]..hi[i]}: P(z[i] = v | y) is proportional to
+    # N(y[i] | mu[v - lo[i]], 1) inside and exactly 0 outside, whatever the value stood in there
+    text, data, _ = CASES["ragged_support_offset_index"]
+    model = compile_text(text, data)
+    u = rng.normal(0, 1, model.dim)
+    lo, hi, y = (np.array(data[k]) for k in ("lo", "hi", "y"))
+    values = model.values()["z"]
+    log_p = np.full((3, values.size), -np.inf)
+    for i in range(3):
+        inside = (values >= lo[i]) & (values <= hi[i])
+        log_p[i, inside] = scipy.stats.norm.logpdf(y[i], u[values[inside] - lo[i]], 1)
+    expected = np.exp(log_p - logsumexp(log_p, axis=1, keepdims=True))
+    np.testing.assert_allclose(model.probabilities(u[None])["z"][0], expected, rtol=1e-12,
+                               atol=0)
+
+
+def test_draws_invert_the_conditional_distribution_at_given_uniforms():
+    # s on {2..5}: a uniform u draws the first value whose cumulative probability reaches u;
+    # u halfway through each value's probability draws that value, every one in turn
+    model = compile_text("data y: real[2]\nsample mu ~ Normal(0, 1)\n"
+                         "sample s: int ~ DiscreteUniform(2, 5)\n"
+                         "observe y ~ Normal(mu + s, 2)\n", {"y": [3.0, 4.5]})
+    zeta = np.zeros((4, 1))
+    p = model.probabilities(zeta)["s"]          # the same row at each of the 4 draws
+    u = (np.cumsum(p, axis=1) - p / 2).diagonal()[:, None]
+    np.testing.assert_array_equal(model.constrained(zeta, uniforms={"s": u})["s"], [2, 3, 4, 5])
 
 
 def test_draws_of_discrete_latents_follow_their_conditional_probabilities():
@@ -300,6 +352,30 @@ def test_probability_rows_come_from_the_summarys_own_draws(correct):
     expected = weights @ fit.compiled.probabilities(zeta)["z"][:, 2, 1]
     assert fit.summary().rows["z[2]=1"][0] == pytest.approx(expected, rel=1e-12)
     assert fit.probabilities()["z"][2, 1] == pytest.approx(expected, rel=1e-12)  # fit.json's
+
+
+@pytest.mark.parametrize("text, data, message", [
+    # at most MAX_VALUES = 10,000 values of one discrete latent
+    ("data T: int\nsample mu ~ Normal(0, 1)\nsample s: int ~ DiscreteUniform(0, T - 1)\n",
+     {"T": 10_000}, None),
+    ("data T: int\nsample mu ~ Normal(0, 1)\nsample s: int ~ DiscreteUniform(0, T - 1)\n",
+     {"T": 10_001}, "discrete latent 's' takes 10001 values; at most 10000 can be enumerated"),
+    # at most MAX_ENUMERATION = 10^6 values of one statement at once: K = 1000 times N
+    ("data N: int\ndata y: real[N]\nsample k: int ~ DiscreteUniform(0, 999)\n"
+     "observe y ~ Normal(k, 1)\n", {"N": 1000, "y": np.zeros(1000)}, None),
+    ("data N: int\ndata y: real[N]\nsample k: int ~ DiscreteUniform(0, 999)\n"
+     "observe y ~ Normal(k, 1)\n", {"N": 1001, "y": np.zeros(1001)},
+     "enumerating the discrete latents of this statement needs 1001000 values at once; the "
+     "limit is 1000000"),
+], ids=["values_at_limit", "values_over", "enumeration_at_limit", "enumeration_over"])
+def test_the_enumeration_limits_can_be_reached_not_passed(text, data, message):
+    if message is not None:
+        with pytest.raises(PplError) as info:
+            compile_text(text, data)
+        assert info.value.message == message
+        return
+    model = compile_text(text, data)
+    assert np.isfinite(model.log_joint(np.zeros((1, model.dim)))).all()
 
 
 def test_too_many_values_from_the_data_is_a_located_error():
