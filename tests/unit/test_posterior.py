@@ -288,7 +288,7 @@ def test_the_tails_check_judges_only_from_trusted_student_t_weights(monkeypatch,
 def test_a_corrected_fits_predictive_draws_are_those_of_its_draws():
     # predictive() draws y at the same (resampled) posterior draws as draws(): y - (a + b) is
     # then the observation's noise alone, N(0, 1). At other draws (the guide's own) it would
-    # add a + b's spread twice (sd about 1.7). The sd of a sample sd of 1000 normal draws is
+    # add a + b's spread twice (sd 1.61 here). The sd of a sample sd of 1000 normal draws is
     # about 1 / sqrt(2000) = 0.022: 0.09 is 4 of them
     import ppl
     text = ("data y: real[1]\nsample a ~ Normal(0, 1)\nsample b ~ Normal(0, 1)\n"
