@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -200,12 +201,17 @@ def test_the_commands_warning_lines_end_with_the_command(tmp_path, capsys):
     assert warnings.showwarning is before
 
 
-def test_draws_beyond_memory_are_refused_with_the_figure():
-    with pytest.raises(PplError) as info:
-        ppl.compile(SMALL).fit(Y, draws=10 ** 15)
+@pytest.mark.parametrize("text, data, draws, figure", [
     # per draw: mu (1 value) and the observed y (3, for predictive draws), 8 bytes each:
     # 1e15 * 4 * 8 bytes = 2.91e4 TB (2^40 bytes)
-    assert info.value.message.startswith("--draws 1000000000000000 needs at least 2.91e+04 TB")
+    (SMALL, Y, 10 ** 15, "2.91e+04 TB"),
+    # a model of no values is counted as one a draw (its log densities and weights, one
+    # float a draw): counted as none, 10^18 draws were let through to numpy's MemoryError
+    ("sample z: real[0] ~ Normal(0, 1)\n", None, 10 ** 18, "7.28e+06 TB")])
+def test_draws_beyond_memory_are_refused_with_the_figure(text, data, draws, figure):
+    with pytest.raises(PplError) as info:
+        ppl.compile(text).fit(data, draws=draws)
+    assert info.value.message.startswith(f"--draws {draws} needs at least {figure}")
 
 
 def test_mc_samples_beyond_memory_are_refused_with_the_figure():
@@ -281,6 +287,56 @@ def test_step_memory_counts_the_guides_arrays_and_names_the_family_only_when_the
     with pytest.raises(PplError) as info:      # no family to name (DADVI): the largest statement
         memory.check_step(model, 2, 1000, "a step", limit=model_bytes)
     assert info.value.span is not None and "guide" not in str(info.value)
+
+
+def test_the_draws_check_counts_latents_reported_lets_and_observes_to_the_byte():
+    # per draw: a (1), the reported let mu (10) and the observed y (10, for predictive draws),
+    # not the hidden _h, which no draw reports: 21 values of 8 bytes
+    from ppl import memory
+    model = check(parse("data x: real[10]\ndata y: real[10]\nsample a ~ Normal(0, 1)\n"
+                        "let mu = a * x\nlet _h = a * x\nobserve y ~ Normal(mu, 1)\n"), {})
+    memory.check_draws(100, model, "--draws", limit=100 * 21 * 8)
+    with pytest.raises(PplError) as info:
+        memory.check_draws(100, model, "--draws", limit=100 * 21 * 8 - 1)
+    assert info.value.message == ("--draws 100 needs at least 16800 bytes of memory; this "
+                                  "machine has 16799 bytes")
+
+
+def test_probabilities_by_draw_name_the_discrete_latent_with_the_most():
+    # [10, 2, 10] of k and [10, 3, 100] of j: 3200 floats, 25600 bytes, most of them j's
+    from ppl import memory
+    model = check(parse("sample k: int[2] ~ DiscreteUniform(0, 9)\n"
+                        "sample j: int[3] ~ DiscreteUniform(0, 99)\n"), {})
+    values = {"k": np.arange(10), "j": np.arange(100)}
+    memory.check_probabilities(10, model, values, limit=25600)
+    with pytest.raises(PplError, match="discrete latent 'j'") as info:
+        memory.check_probabilities(10, model, values, limit=25599)
+    assert info.value.span.line == 2
+
+
+def test_the_affordable_draws_count_a_discrete_latents_probabilities():
+    # per draw: k (3) with its probabilities of 1000 values each (3000) and s (1): 3004
+    # floats; half of the limit for the draws
+    from ppl import memory
+    model = check(parse(DISCRETE), {"N": 3})
+    limit = 2 * 3004 * 8 * 7
+    assert memory.affordable_draws(model, limit=limit, values={"k": np.arange(1000)}) == 7
+
+
+def test_the_summary_check_names_the_probabilities_that_outweigh_every_draw():
+    # z's 40 draws (400 values) outweigh k's (80), but k's probabilities [10, 2, 100] (2000)
+    # outweigh both: they are named, with the larger of the draws (480) and the rows' five
+    # statistics (1000): 3000 values of 8 bytes
+    from ppl import memory
+    model = check(parse("sample k: int[2] ~ DiscreteUniform(0, 99)\n"
+                        "sample z: real[10] ~ Normal(0, 1)\n"), {})
+    values = {"k": np.arange(100)}
+    memory.check_summary(40, model, limit=24000, values=values, value_draws=10)
+    with pytest.raises(PplError) as info:
+        memory.check_summary(40, model, limit=23999, values=values, value_draws=10)
+    assert info.value.message.startswith("the summary's probabilities of the 100 values of "
+                                         "discrete latent 'k' (2 element(s), at 10 draws)")
+    assert info.value.span.line == 1
 
 
 LET_OVER_DATA = ("data x: real[1000]\ndata y: real[1000]\nsample a ~ Normal(0, 1)\n"
@@ -561,6 +617,16 @@ def test_an_npy_folders_entry_that_is_a_folder_is_named_so(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: {tmp_path}/data/y.npy: a folder, not a file\n"
 
 
+def _int_conversion_error(digits: int) -> str | None:
+    """Python's message refusing to convert an int of ``digits`` digits (None where it converts
+    it)."""
+    try:
+        int("1" * digits)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 @pytest.mark.parametrize("content, message", [
     # worded as a data file's are (datafiles.py): 'not valid JSON (Expecting value: line 1
     # column 1 (char 0))' said it in Python's words
@@ -568,7 +634,17 @@ def test_an_npy_folders_entry_that_is_a_folder_is_named_so(tmp_path, capsys):
                    "double quotes"),
     (b'{"mu": 1}\xff', "the file is not UTF-8 text"),
     # nesting beyond Python's recursion limit was an internal error (status 1)
-    (b'{"mu": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "the JSON is nested too deeply")])
+    (b'{"mu": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "the JSON is nested too deeply"),
+    # JSON, but no object: 3 and null were internal errors ('argument of type 'int' is not
+    # iterable') had the check taken only a list for no object
+    (b"3", "the init file must hold a JSON object: param name -> value"),
+    (b"null", "the init file must hold a JSON object: param name -> value"),
+    # Python's own refusal of an int of more than 4300 digits (a ValueError, not a
+    # JSONDecodeError), worded as the init file's
+    pytest.param(b'{"mu": 1' + b"0" * 5000 + b"}",
+                 f"cannot read the init file ({_int_conversion_error(5001)})",
+                 marks=pytest.mark.skipif(not hasattr(sys, "set_int_max_str_digits"),
+                                          reason="no limit on int digits before Python 3.11"))])
 def test_init_file_that_is_not_json(tmp_path, capsys, content, message):
     from ppl.cli import main
     model, path = tmp_path / "m.ppl", tmp_path / "init.json"
@@ -608,6 +684,20 @@ def test_a_saved_fits_fit_json_given_as_init_says_so(tmp_path, capsys):
         f"error: {init}: a saved fit's fit.json, not an init file; an init file is a JSON object "
         "of param name -> value, as the saved fit's 'params' entry holds: write that entry to a "
         "file of its own\n")
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_predict_draws_below_one_are_an_option_error_before_the_fit_is_read(tmp_path, capsys, n):
+    from ppl.cli import main
+    assert main(["predict", str(tmp_path), "--draws", n]) == 2
+    assert capsys.readouterr() == ("", f"error: option --draws: must be a positive integer; "
+                                       f"found {n}\n")
+
+
+def test_no_command_prints_the_usage_and_exits_2(capsys):
+    from ppl.cli import main
+    assert main([]) == 2
+    assert capsys.readouterr().out.startswith("usage: ppl [-h] [--version] COMMAND ...")
 
 
 def test_cli_refuses_dev_zero_with_status_2(capsys):

@@ -1,6 +1,7 @@
 """Atomic output: a run interrupted while writing leaves complete old files and no debris."""
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from pathlib import Path
@@ -322,6 +323,38 @@ def test_out_never_replaces_a_users_file_in_a_folder_no_fit_wrote(tmp_path, caps
         assert main(argv) == 0                  # and so is fitting again into a saved fit
 
 
+def test_out_never_replaces_a_users_symlink_whose_target_is_gone(tmp_path, capsys):
+    # os.path.exists follows a link, and says no of one whose target is gone: only lexists
+    # sees that DIR/draws.csv is the user's (a fit renamed its draws.csv over the link)
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    out = tmp_path / "project"
+    out.mkdir()
+    os.symlink("gone/draws.csv", out / "draws.csv")
+    assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--quiet"]) == 2
+    assert f"the fit would replace {out / 'draws.csv'}, in a folder that holds no saved fit" in \
+        capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["draws.csv"]
+    assert os.readlink(out / "draws.csv") == "gone/draws.csv"
+
+
+def test_a_data_file_that_cannot_be_reached_is_its_own_error_not_the_outs(tmp_path, capsys):
+    # a path whose stat fails (a name too long) is no match for a file --out would write:
+    # counted as one, the error blamed --out ('the fit would write DIR/draws.csv, which is
+    # this run's data file') for a data file that is not there
+    from ppl.cli import main
+    (tmp_path / "m.ppl").write_text(MODEL_ONE)
+    (tmp_path / "m.json").write_text('{"y": [1, 2, 3]}')
+    out, data = tmp_path / "fit", tmp_path / ("x" * 300 + ".json")
+    argv = ["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--quiet", "--guide", "meanfield",
+            "--iter", "50", "--draws", "10"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv + ["--data", str(data)]) == 2
+    assert capsys.readouterr().err == f"error: {data}: {os.strerror(errno.ENAMETOOLONG)}\n"
+
+
 def test_a_new_fit_removes_the_predictions_and_plots_of_the_fit_it_replaces(tmp_path, capsys):
     # fitted again into its folder, a saved fit kept the old fit's predictive.csv,
     # predictive_summary.csv, elbo.png and marginals.png beside the new one, as if they were
@@ -363,6 +396,7 @@ def test_a_new_fit_keeps_a_file_of_the_users_own_by_an_output_name(tmp_path, cap
     assert main(["predict", str(out)]) == 0
     (out / "predictive.csv").write_text("my notes\n")          # edited, or the user's own
     (out / "marginals.png").write_text("my picture\n")         # never written by ppl plot
+    (out / "elbo.png").mkdir()          # a folder by an output name: no file, so not named
     capsys.readouterr()
     assert main(["fit", str(tmp_path / "m.ppl"), "--out", str(out), "--seed", "1", *common]) == 0
     assert capsys.readouterr().out.splitlines()[-2:] == [
@@ -370,7 +404,7 @@ def test_a_new_fit_keeps_a_file_of_the_users_own_by_an_output_name(tmp_path, cap
         f"kept {out}/predictive.csv, marginals.png: not as ppl predict or ppl plot wrote them, "
         f"so not removed; not of this fit"]
     assert (out / "predictive.csv").read_text() == "my notes\n"
-    assert (out / "marginals.png").read_text() == "my picture\n"
+    assert (out / "marginals.png").read_text() == "my picture\n" and (out / "elbo.png").is_dir()
 
 
 def test_predict_and_plot_refuse_to_replace_a_file_of_the_users_own(tmp_path, capsys):
