@@ -270,7 +270,15 @@ def _zero_inflated(x, zi, log_p):
     # zi broadcast first (autograd's where does not unbroadcast its gradient), and log(zi)
     # taken only where x == 0, so that zi = 0 elsewhere puts no inf into the gradient
     zi = zi + anp.zeros(anp.shape(log_keep))
-    log_zero = logaddexp(anp.log(anp.where(zero, zi, 1.0)), log_keep)
+    # At zi = 0 and x == 0 log(zi) is -inf and its gradient inf, times logaddexp's weight 0:
+    # nan, where d/dzi is 1 / f(0) - 1. There log(zi + keep) = log_keep + log1p(zi / keep) is
+    # taken to first order: the same value, log_keep, and the exact gradient in zi and f's
+    # parameters. Only when some zi is 0, so other models' densities are traced as before
+    pole = zero & (np.asarray(getval(zi)) == 0)
+    log_zero = logaddexp(anp.log(anp.where(zero & ~pole, zi, 1.0)), log_keep)
+    if np.any(pole):
+        log_zero = anp.where(pole, log_keep + zi * anp.exp(-anp.where(pole, log_keep, 0.0)),
+                             log_zero)
     return anp.where(zero, log_zero, log_keep)
 
 

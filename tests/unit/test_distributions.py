@@ -1078,3 +1078,93 @@ def test_gumbel_lccdf_far_below_its_location_has_gradient_zero():
         def f(v, i=i):
             return anp.sum(gumbel.log_ccdf(*args[:i], v, *args[i + 1:]))
         np.testing.assert_array_equal(grad(f)(args[i]), 0.0)
+
+# ----- found by the mutation pass over discrete.py, mixture.py and multivariate.py -----------
+
+def test_categorical_gradient_beside_a_zero_probability_is_finite():
+    # p = 0 is a valid parameter. Categorical(p) takes the log of the gathered p, so a zero of
+    # another category puts no log(0) into the gradient (0 * inf = nan): 1 / p at the chosen
+    # category, 0 elsewhere
+    p = np.array([0.5, 0.5, 0.0])
+    got = grad(lambda p: anp.sum(lookup("Categorical").log_density(np.array([0, 1, 1]), p=p)))(p)
+    np.testing.assert_allclose(got, [2.0, 4.0, 0.0], rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["ZeroInflatedPoisson", "ZeroInflatedNegativeBinomial"])
+def test_zero_inflated_gradient_at_zi_zero_is_finite(name):
+    # zi = 0 is a valid parameter (zi = p * flag with a data flag of 0). Closed form:
+    # d/dzi log(zi [x = 0] + (1 - zi) f(x)) at zi = 0 is 1 / f(0) - 1 at x = 0 and -1
+    # elsewhere; the rate's (mu's) gradient is the base distribution's. log(zi) at x = 0
+    # gave inf times logaddexp's weight 0 = nan (a bug, fixed with this test)
+    x, cls = np.array([0, 2, 5]), lookup(name)
+    base, args, f0 = {"ZeroInflatedPoisson": (lookup("Poisson"), (1.5,), st.poisson(1.5).pmf(0)),
+                      "ZeroInflatedNegativeBinomial": (
+                          lookup("NegativeBinomial"), (2.0, 1.5), _nb(2.0, 1.5).pmf(0))}[name]
+    got = grad(lambda zi: anp.sum(cls.log_density(x, *args, zi)))(0.0)
+    np.testing.assert_allclose(got, 1.0 / f0 - 3.0, rtol=1e-12)
+    got = grad(lambda r: anp.sum(cls.log_density(x, r, *args[1:], 0.0)))(args[0])
+    if name == "ZeroInflatedPoisson":
+        want = grad(lambda r: anp.sum(base.log_density(x, rate=r)))(args[0])
+    else:
+        want = grad(lambda m: anp.sum(base.log_density(x, args[1], mu=m)))(args[0])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_multinomial_with_a_zero_probability_and_no_counts_in_it_matches_scipy():
+    # 0 * log(0) = 0 for the empty category, as scipy's xlogy has it (not nan)
+    p, x = np.array([0.3, 0.0, 0.7]), np.array([2.0, 0.0, 3.0])
+    np.testing.assert_allclose(lookup("Multinomial").log_density(x, 5, p),
+                               st.multinomial(5, p).logpmf(x), rtol=1e-12)
+
+
+def test_categorical_row_with_two_infinite_logits_stays_undefined_beside_a_sure_row():
+    # the sure-row path replaces the +inf of a row with exactly one by a finite stand-in;
+    # a row with two of them in the same batch must stay nan, not take a stand-in too
+    logits = np.array([[np.inf, 0.0, 1.0], [np.inf, np.inf, 0.0]])
+    with np.errstate(invalid="ignore"):
+        lp = lookup("Categorical").log_density(np.array([0, 0]), logits=logits)
+    assert lp[0] == 0.0 and np.isnan(lp[1])
+
+
+def test_ordered_logistic_support_is_zero_to_the_number_of_cutpoints():
+    # K cutpoints give K + 1 outcomes 0..K; K + 1 must be outside: its one-hot row is empty,
+    # so the formula alone gives log 1 = 0 there, a finite density
+    support = lookup("OrderedLogistic").support_of({"cutpoints": np.zeros((2, 3))})
+    assert support.check(np.array([0, 3, 4])).tolist() == [True, True, False]
+
+
+def test_ordered_logistic_keeps_precision_between_close_cutpoints():
+    # P(y = 1) = sigmoid(eta - c_0) - sigmoid(eta - c_1) = sinh(h / 2) / (2 cosh(a / 2)
+    # cosh(b / 2)), a = eta - c_0, b = eta - c_1, h = a - b: free of cancellation, the exact
+    # reference (with a and b as rounded, then a - b exact: Sterbenz). log1p(-exp(b - a))
+    # would lose about 6 digits at h = 1e-10
+    eta, step = 0.3, np.array([1e-10, 1e-6, 1e-3])
+    cut = np.stack([np.zeros_like(step), step], axis=-1)
+    a, b = eta - cut[:, 0], eta - cut[:, 1]
+    h = a - b
+    want = np.log(np.sinh(h / 2) / (2 * np.cosh(a / 2) * np.cosh(b / 2)))
+    got = lookup("OrderedLogistic").log_density(np.ones(3), eta, cut)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_ar1_first_element_is_accurate_near_unit_phi():
+    # the stationary variance's 1 - phi^2, against its exact value (fractions): taken as
+    # (1 - phi)(1 + phi) it is within 2e-16; as 1 - phi * phi the rounding of phi^2 left
+    # 5.5e-10 of it at phi = 1 - 1e-8 (small, but the docstring promises accuracy near 1)
+    from fractions import Fraction
+    for phi in (1.0 - 1e-8, -(1.0 - 1e-8)):
+        sigma, x0 = 0.5, 3.0
+        sd = sigma / np.sqrt(float(1 - Fraction(phi) ** 2))
+        np.testing.assert_allclose(lookup("AR1").log_density(np.array([x0]), 0.0, phi, sigma),
+                                   st.norm.logpdf(x0, 0.0, sd), rtol=1e-13)
+
+
+def test_mixture_of_poissons_with_a_log_rate_of_minus_inf_is_a_point_mass_at_zero():
+    # a zero exposure's log rate, -inf, is a real parameter (Poisson(log_rate) gives y = 0
+    # probability 1, as Stan's poisson_log): that component is a point mass, not a bad one
+    from ppl.distributions.discrete import Poisson
+    w, x = np.array([0.3, 0.7]), np.array([0.0, 2.0])
+    got = lookup("Mixture").log_density(x, w=w, component=(
+        Poisson, {"log_rate": np.array([-np.inf, 0.5])}))
+    want = np.log(0.3 * (x == 0) + 0.7 * st.poisson(np.exp(0.5)).pmf(x))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
