@@ -1079,6 +1079,7 @@ def test_gumbel_lccdf_far_below_its_location_has_gradient_zero():
             return anp.sum(gumbel.log_ccdf(*args[:i], v, *args[i + 1:]))
         np.testing.assert_array_equal(grad(f)(args[i]), 0.0)
 
+
 # ----- found by the mutation pass over discrete.py, mixture.py and multivariate.py -----------
 
 def test_categorical_gradient_beside_a_zero_probability_is_finite():
