@@ -124,6 +124,8 @@ GUIDED = ("data y: real[3]\nsample mu ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)
     # every latent has a guide statement (a VAE's): --guide's family draws none of them
     (GUIDED, {"guide": "flow", "iter": 30}, "option guide has"),
     (GUIDED, {"init_scale": 1.0, "iter": 30}, "option init_scale has"),
+    # a fit with param or guide statements is ADVI's: it draws no fixed draws
+    (GUIDED, {"dadvi_draws": 5, "iter": 30}, "option dadvi_draws has"),
 ])
 def test_an_option_the_fit_does_not_use_is_warned_of(text, options, names):
     # each was ignored without a word: the fit identical to one without it
@@ -1545,7 +1547,10 @@ def test_bools_are_not_numbers_and_only_bools_are_bools(option, value, message):
 
 @pytest.mark.parametrize("progress, message", [
     (5, "option progress: must be None or a function"),
-    (lambda: None, "option progress: must accept three arguments")])
+    (lambda: None, "option progress: must accept three arguments"),
+    # a progress(step, elbo) was let through when only two arguments were tried: a
+    # TypeError at the fit's first report
+    (lambda step, elbo: None, "option progress: must accept three arguments")])
 def test_a_progress_that_cannot_be_called_so_is_an_option_error(progress, message):
     with pytest.raises(PplError, match=message):
         ppl.compile(SMALL).fit(Y, progress=progress)
