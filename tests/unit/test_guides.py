@@ -545,11 +545,15 @@ def test_jitter_scale_is_the_affine_parts_marginal_sds(guide, units_after_mu, rn
                                rtol=1e-14)
 
 
-@pytest.mark.parametrize("guide", [FullRank(D3), Flow(D3, 2), StudentT(D3)], ids=str)
+@pytest.mark.parametrize("guide", [MEAN_FIELD, FullRank(D3), Flow(D3, 2), StudentT(D3)], ids=str)
 def test_push_affine_is_the_law_of_the_affine_map(guide, rng):
     theta = random_theta(guide, rng, 0.3)
     m0, W = rng.standard_normal(D3), rng.standard_normal((D3, D3)) + 3 * np.eye(D3)
-    pushed = guide.push_affine(theta, m0, W)
+    if guide is MEAN_FIELD:   # a positive diagonal W only (a whitening's sds), given as [D]
+        W = np.diag(np.abs(np.diag(W)))
+        pushed = guide.push_affine(theta, m0, np.diag(W))
+    else:
+        pushed = guide.push_affine(theta, m0, W)
     zeta = m0 + guide.sample(theta, np.random.default_rng(1), 5) @ W.T
     if isinstance(guide, Flow):   # the same eps give the mapped draws
         np.testing.assert_allclose(guide.sample(pushed, np.random.default_rng(1), 5), zeta)
