@@ -280,12 +280,14 @@ def test_every_form_of_the_guide_auto_line_is_quoted_in_the_docs():
 
 
 def test_the_ladder_s_figures_quoted_in_the_docs_are_the_code_s():
-    # The thresholds and sizes of auto's ladder, the early stop and the verdict that
-    # docs/trust.md, docs/guides.md and README quote in words: a constant changed in the code
-    # must be re-quoted (each pattern's numbers, in order, against the code's).
+    # The thresholds and sizes of auto's ladder, the early stop and the verdict (and the flow's
+    # sweep tolerance) that docs/trust.md, docs/guides.md, docs/performance.md and README quote
+    # in words: a constant changed in the code must be re-quoted (each pattern's numbers, in
+    # order, against the code's).
     from ppl.guides import REGISTRY
     from ppl.guides.flow import DEFAULT_LAYERS, MAX_LAYERS
     from ppl.guides.fullrank import AUTO_MAX_DIM
+    from ppl.guides.iaf import SWEEP_TOL
     from ppl.infer import auto, early, fixed_draws, ladder, precondition, verdict
     from ppl.posterior import PSIS_GROWTH, SUMMARY_ESS
     words = {"two": 2, "twice": 2, "ten": 10}
@@ -329,6 +331,8 @@ def test_the_ladder_s_figures_quoted_in_the_docs_are_the_code_s():
         ("docs/guides.md", r"K = (\d+) by default, at most (\d+)", (DEFAULT_LAYERS, MAX_LAYERS), 0),
         ("docs/guides.md", r"Up to D = (\d+) \(beyond that `--guide fullrank`",
          (REGISTRY["fullrank"].max_dim,), 0),
+        ("docs/performance.md", r"moved no entry by more than ([0-9.e-]+) of the largest "
+         r"\(`iaf.SWEEP_TOL`", (SWEEP_TOL,), 0),
         ("README.md", r"above (\d+) from (\d+) Hessian-vector products",
          (precondition.WHOLE_MAX_DIM, precondition.RANK), 0),
         ("README.md", r"Newton steps on the whitening's draws take its mean and sds there first "

@@ -257,6 +257,26 @@ def test_dense_pullback_is_the_traced_vjp_bit_for_bit(spec, D):
             np.testing.assert_array_equal(np.signbit(pullback(g)), np.signbit(want))
 
 
+@pytest.mark.parametrize("nu", [3, 10])
+def test_student_t_elbo_is_the_traced_elbo_of_its_t_draws(nu):
+    # StudentT keeps full rank's theta but not its draw_with_pullback, whose draws are
+    # Gaussian: the ELBO and its gradient are autograd's trace of the t's own draw and
+    # entropy (with full rank's pullback inherited, no test had run a t's ELBO)
+    from autograd import value_and_grad
+    from ppl.guides import StudentT
+    rng = np.random.default_rng(nu)
+    guide = StudentT(3, nu)
+    theta = guide.init(3, 0.5)
+    theta = theta + rng.normal(0.0, 0.3, theta.shape)
+    eps = rng.standard_normal((5, guide.eps_dim(3)))
+    value, gradient = elbo_and_grad(_bumpy, theta, eps, guide)
+    want_value, want_gradient = value_and_grad(elbo, 1)(_bumpy, theta, eps, guide)
+    assert value == float(want_value)
+    np.testing.assert_array_equal(gradient, want_gradient)
+    assert value == pytest.approx(np.mean(_bumpy(guide.draw(theta, eps))) + guide.entropy(theta),
+                                  rel=1e-14)
+
+
 @pytest.mark.parametrize(("spec", "D"), _DENSE_CASES)
 def test_dense_chained_elbo_is_the_traced_elbo_bit_for_bit(spec, D):
     from autograd import value_and_grad

@@ -545,11 +545,15 @@ def test_jitter_scale_is_the_affine_parts_marginal_sds(guide, units_after_mu, rn
                                rtol=1e-14)
 
 
-@pytest.mark.parametrize("guide", [FullRank(D3), Flow(D3, 2), StudentT(D3)], ids=str)
+@pytest.mark.parametrize("guide", [MEAN_FIELD, FullRank(D3), Flow(D3, 2), StudentT(D3)], ids=str)
 def test_push_affine_is_the_law_of_the_affine_map(guide, rng):
     theta = random_theta(guide, rng, 0.3)
     m0, W = rng.standard_normal(D3), rng.standard_normal((D3, D3)) + 3 * np.eye(D3)
-    pushed = guide.push_affine(theta, m0, W)
+    if guide is MEAN_FIELD:   # a positive diagonal W only (a whitening's sds), given as [D]
+        W = np.diag(np.abs(np.diag(W)))
+        pushed = guide.push_affine(theta, m0, np.diag(W))
+    else:
+        pushed = guide.push_affine(theta, m0, W)
     zeta = m0 + guide.sample(theta, np.random.default_rng(1), 5) @ W.T
     if isinstance(guide, Flow):   # the same eps give the mapped draws
         np.testing.assert_allclose(guide.sample(pushed, np.random.default_rng(1), 5), zeta)
@@ -883,3 +887,50 @@ def test_a_warm_start_from_low_rank_is_its_whole_gaussian(richer, rng):
     start = richer.warm_start(source, theta)
     zeta = rng.standard_normal((6, D3))
     np.testing.assert_allclose(richer.log_q(start, zeta), source.log_q(theta, zeta), rtol=1e-10)
+
+
+def test_mean_field_pullback_at_one_size_then_at_twice_it(rng):
+    # draw_with_pullback caches the entropy's gradient by theta's length 2 D: a cache read by
+    # D instead gave D = 2 the [2] gradient of D = 1 (and D = 4 that of D = 2), so the sizes
+    # run here in that order, each against autograd's VJP of draw and entropy
+    from autograd import make_vjp
+    for D in (1, 2, 4):
+        theta = rng.normal(0.0, 0.5, 2 * D)
+        eps, g = rng.standard_normal((3, D)), rng.standard_normal((3, D))
+        _, _, pullback = MEAN_FIELD.draw_with_pullback(theta, eps)
+        vjp, _ = make_vjp(lambda t: anp.sum(MEAN_FIELD.draw(t, eps) * g)
+                          + MEAN_FIELD.entropy(t))(theta)
+        np.testing.assert_array_equal(pullback(g), vjp(1.0))
+
+
+@pytest.mark.parametrize("guide", [Flow(D3, 2), Scaled(D3)], ids=str)
+def test_monte_carlo_moments_of_a_gaussian_start(guide):
+    # warm-started from a mean field, the flow and the scaled family are its Gaussian
+    # N(mu, sigma^2) exactly, and their mean and log_sd come from MOMENT_DRAWS fixed draws:
+    # each mean within z = 4 standard errors sigma / sqrt(n), each log sd within 4 of the
+    # log of a Gaussian sample sd, 1 / sqrt(2 (n - 1)); sigma = 0.1 keeps the first small
+    # (6e-3) beside the means. Asked twice, the same numbers (seed 0, not the caller's)
+    from ppl.guides.moments import MOMENT_DRAWS
+    mu, sigma = np.array([1.0, -2.0, 0.5]), np.array([0.1, 0.2, 0.05])
+    theta = guide.warm_start(MEAN_FIELD, np.concatenate([mu, np.log(sigma)]))
+    n = MOMENT_DRAWS
+    assert np.all(np.abs(guide.mean(theta) - mu) < 4 * sigma / np.sqrt(n))
+    assert np.all(np.abs(guide.log_sd(theta) - np.log(sigma)) < 4 / np.sqrt(2 * (n - 1)))
+    np.testing.assert_array_equal(guide.mean(theta), guide.mean(theta))
+    np.testing.assert_array_equal(guide.log_sd(theta), guide.log_sd(theta))
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_an_iaf_layer_scales_by_at_most_e_cubed(sign):
+    # the clamp s = 3 tanh(u / 3) (iaf.S_MAX) bounds a layer's log scale by 3 per coordinate,
+    # so a diverging step cannot overflow exp(s): at u = +-100, tanh rounds to +-1 and each of
+    # the K layers adds exactly +-3 D to log|det|
+    from ppl.guides.iaf import _iaf_chain, hidden_units
+    D, K = 3, 2
+    H = hidden_units(D)
+    layer = np.zeros(D * H + H + 2 * D * H + 2 * D)
+    layer[D * H + H + 2 * D * H:][:D] = sign * 100.0    # b2's scale half
+    eps = np.random.default_rng(0).standard_normal((4, D))
+    out = _iaf_chain(np.tile(layer, K), eps, D, H, K)
+    np.testing.assert_array_equal(out[:, D], sign * 3.0 * D * K)
+    np.testing.assert_allclose(out[:, :D], eps * np.exp(sign * 3.0 * K), rtol=1e-14)
