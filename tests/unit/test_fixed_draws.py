@@ -53,6 +53,22 @@ def test_ctrl_c_keeps_the_rounds_done(monkeypatch):
     assert fit.steps == two_rounds.steps and fit.final_elbo == two_rounds.final_elbo
 
 
+def test_a_second_ctrl_c_leaves_the_last_iterates_value_as_the_final_elbo(monkeypatch):
+    # Ctrl-C while the final ELBO is estimated on fresh draws (fixed_draws._final_draws)
+    # leaves no estimate: the final ELBO is then the last iteration's, its own round's value
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fixed_draws, "_final_draws", interrupted)
+    capped = dataclasses.replace(OPTIONS, iter=30)   # (short: the cap is not the reason)
+    mean_field = advi.fit(Banana(), dataclasses.replace(capped, guide="meanfield"),
+                          np.random.default_rng(0))
+    fit = advi.fit(Banana(), dataclasses.replace(capped, guide="scaled"),
+                   np.random.default_rng(0))
+    assert fit.reason == advi.INTERRUPTED and not fit.converged
+    assert fit.steps > mean_field.steps + 1 and fit.elbo[mean_field.steps] != fit.elbo[-1]
+    assert fit.final_elbo == fit.elbo[-1]
+
+
 def test_the_paired_gain_is_the_mean_difference_with_the_pairs_standard_error():
     model, guide, rng = Banana(), Scaled(2), np.random.default_rng(3)
     before = guide.init(2, 1.0)
@@ -144,6 +160,17 @@ def test_further_rounds_converge_on_the_gains_they_measure():
     assert more.steps > fit.steps and np.array_equal(more.elbo[:fit.steps], fit.elbo)
     one_round = advi.refine(Banana(), fit, np.random.default_rng(7), (512,))
     assert not one_round.converged   # no gain measured: not known to have converged
+
+
+def test_further_rounds_count_on_the_fits_seconds_and_steps():
+    # advi.refine goes on from the fit it is given: its trace, steps and seconds cover both
+    capped = dataclasses.replace(OPTIONS, guide="scaled", iter=30)
+    fit = advi.fit(Banana(), capped, np.random.default_rng(0))
+    fit = dataclasses.replace(fit, seconds=1000.0)   # far above what one round takes
+    more = advi.refine(Banana(), fit, np.random.default_rng(7), (256,))
+    assert 1000.0 < more.seconds < 1100.0
+    assert more.steps == len(more.elbo) > fit.steps
+    assert np.array_equal(more.elbo[:fit.steps], fit.elbo)
 
 
 class Cliff(Banana):
