@@ -304,3 +304,13 @@ def test_a_parameter_inside_its_constraint_is_not_warned_of(dist):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check(parse(text))
+
+
+def test_logit_of_a_latent_in_zero_one_is_checked():
+    # logit's end at p = 1 was p / (1 - p), a ZeroDivisionError: the checker crashed on
+    # logit(p) of any latent in (0, 1) (a Beta, a sigmoid); logit(1) is inf in the limit
+    assert _range_of("sample p ~ Beta(2, 2)\nlet z = logit(p)\n") == ranges.REAL
+    assert (_range_of("sample p ~ Uniform(0.5, 1)\nlet z = logit(p)\n")
+            == _R(0.0, math.inf, True, True))
+    check(parse("data y: real[2]\nsample v ~ Normal(0, 1)\n"
+                "observe y ~ Normal(logit(sigmoid(v)), 1)\n"))
