@@ -206,7 +206,9 @@ def _total(a: Range) -> Range:
 _MONOTONE = {"inv_logit": _sigmoid, "Phi": lambda x: 0.5 * math.erfc(-x / math.sqrt(2)),
              "erf": math.erf, "exp": math.exp, "log": math.log, "log1p": math.log1p, "expm1": math.expm1,
              "sqrt": math.sqrt, "sigmoid": _sigmoid, "tanh": math.tanh, "softplus": _softplus,
-             "logit": lambda p: math.log(p / (1 - p))}
+             # logit(1) is inf in the limit: p / (1 - p) raised ZeroDivisionError there, and the
+             # checker crashed on logit(p) of every latent in (0, 1) (a Beta, a sigmoid)
+             "logit": lambda p: INF if p == 1 else math.log(p / (1 - p))}
 _DOMAIN = {"log": POSITIVE, "sqrt": NON_NEGATIVE, "log1p": Range(-1.0, INF, True, True),
            "logit": UNIT_OPEN}
 

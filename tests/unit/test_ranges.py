@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppl.errors import PplError
+from ppl.errors import PplError, PplWarning
 from ppl.frontend import ranges
 from ppl.frontend.check import check
 from ppl.frontend.parse import parse
@@ -190,6 +190,34 @@ EXACT = [
     ("1 / a subnormal is finite: the largest float bounds it",
      lambda: ranges.reciprocal(_R(0.0, 1e-310, True, False)),
      _R(sys.float_info.max, math.inf, False, True)),
+    # rows added by the mutation pass of session 41, one per rule a mutant changed unseen
+    ("union keeps an upper end either reaches",
+     lambda: ranges.union(ranges.point(1.0), _R(-1, 1, True, True)), _R(-1, 1, True, False)),
+    ("maximum's lower end is the larger",
+     lambda: _range_of("sample v ~ Normal(0, 1)\nlet z = maximum(v, 1.0)\n"),
+     _R(1.0, math.inf, False, True)),
+    ("a negative constant factor swaps the open ends",
+     lambda: ranges.mul(ranges.point(-2.0), _R(-1, 3, True, False)), _R(-6, 2, False, True)),
+    ("a reciprocal of negatives open at 0", lambda: ranges.reciprocal(_R(-2, 0, True, True)),
+     _R(-math.inf, -0.5, True, True)),
+    ("where takes the values of either branch",
+     lambda: _range_of("data t: real\nsample v ~ Normal(0, 1)\n"
+                       "let z = where(t < 0, exp(v), -1.0)\n"),
+     _R(-1.0, math.inf, False, True)),
+    ("a latent above a moving lower bound is bounded by the bound's lowest value",
+     lambda: _range_of("sample a ~ Normal(0, 1)\nsample v ~ Uniform(a, 10)\nlet z = v\n"),
+     _R(-math.inf, 10.0, True, True)),
+    ("a difference", lambda: _range_of("sample v ~ Normal(0, 1)\nlet z = exp(v) - 1\n"),
+     _R(-1.0, math.inf, True, True)),
+    ("a quotient", lambda: _range_of("sample v ~ Normal(0, 1)\nlet z = 2 / (1 + exp(v))\n"),
+     _R(0.0, 2.0, True, True)),
+    # a sum of values in (0, 1) can pass 1: only its sign is known
+    ("cumsum", lambda: _range_of("sample v: real[3] ~ Normal(0, 1)\n"
+                                 "let z = cumsum(sigmoid(v))\n"), ranges.POSITIVE),
+    ("dot", lambda: _range_of("sample v: real[3] ~ Normal(0, 1)\n"
+                              "let z = dot(sigmoid(v), sigmoid(v))\n"), ranges.POSITIVE),
+    ("matmul", lambda: _range_of("sample v: real[3] ~ Normal(0, 1)\n"
+                                 "let z = sigmoid(v) @ sigmoid(v)\n"), ranges.POSITIVE),
 ]
 
 
@@ -218,3 +246,71 @@ def test_ranges_that_touch_at_an_end_are_disjoint_unless_both_include_it():
     closed, left_open = _R(1.0, 2.0, False, False), _R(0.0, 1.0, False, True)
     assert ranges.disjoint(left_open, closed) and ranges.disjoint(closed, left_open)
     assert not ranges.disjoint(_R(0.0, 1.0, False, False), closed)
+
+
+def _holds(r: ranges.Range, v: float) -> bool:
+    """Whether the number v lies in r, open ends honoured exactly."""
+    return ((r.lo < v or (r.lo == v and not r.lo_open))
+            and (v < r.hi or (v == r.hi and not r.hi_open)))
+
+
+# Soundness at values the operation reaches (the property tests above draw ranges, and almost
+# never a point 0 against a range across 0, or a base reaching 0): 0 * x is 0 for every x in
+# (-1, 1); 0 ** 2 is 0.
+REACHED = [
+    ("0 times a range across 0", lambda: ranges.mul(ranges.point(0.0), _R(-1, 1, True, True)),
+     0.0),
+    ("an even power of a base reaching 0",
+     lambda: ranges.power(ranges.NON_NEGATIVE, ranges.point(2.0)), 0.0),
+]
+
+
+@pytest.mark.parametrize("what, compute, value", REACHED, ids=[r[0] for r in REACHED])
+def test_a_range_holds_the_values_its_operation_reaches(what, compute, value):
+    assert _holds(compute(), value)
+
+
+# A parameter that some values of a latent take outside its constraint must be warned of:
+# each model reaches a value outside (phi = 1, sigma = 0, a rate <= 0, p > 1), and a rule made
+# too narrow let it through without a word. (data, parameter's distribution)
+REACHES_OUTSIDE = [
+    ("AR1(0, where(t < 0, 1.0, tanh(v)), 1)", "phi"),                 # t < 0: phi = 1
+    ("AR1(0, -1 * where(t < 0, -1.0, 0.5 * tanh(v)), 1)", "phi"),     # the same, scaled by -1
+    ("Normal(0, 0 * tanh(v))", "sigma"),                              # sigma = 0 always
+    ("Exponential(abs(v) ** 2)", "rate"),                              # 0 at v = 0
+    ("Exponential(where(t < 0, exp(v), -1.0))", "rate"),
+    ("Exponential(exp(v) - 1)", "rate"),
+    ("Beta(2 / (1 + exp(v)) - 1, 1)", "a"),
+    ("Bernoulli(cumsum(sigmoid(w))[2])", "p"),
+    ("Bernoulli(dot(sigmoid(w), sigmoid(w)))", "p"),
+    ("Bernoulli(sigmoid(w) @ sigmoid(w))", "p"),
+    ("Exponential(u)", "rate"),                                       # u ~ Uniform(v, 10)
+]
+
+
+@pytest.mark.parametrize("dist, param", REACHES_OUTSIDE, ids=[r[0] for r in REACHES_OUTSIDE])
+def test_a_parameter_some_latent_values_take_outside_is_warned_of(dist, param):
+    value = "y_int" if dist.startswith("Bernoulli") else "y"
+    text = ("data t: real\ndata y: real[4]\ndata y_int: int[4]\nsample v ~ Normal(0, 1)\n"
+            "sample w: real[3] ~ Normal(0, 1)\nsample u ~ Uniform(v, 10)\n"
+            f"observe {value} ~ {dist}\n")
+    with pytest.warns(PplWarning, match=f"parameter '{param}' of {dist.split('(')[0]}"):
+        check(parse(text))
+
+
+@pytest.mark.parametrize("dist", ["Exponential(maximum(v, 1.0))", "Exponential(-1 / -exp(v))"])
+def test_a_parameter_inside_its_constraint_is_not_warned_of(dist):
+    text = f"data y: real[4]\nsample v ~ Normal(0, 1)\nobserve y ~ {dist}\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(parse(text))
+
+
+def test_logit_of_a_latent_in_zero_one_is_checked():
+    # logit's end at p = 1 was p / (1 - p), a ZeroDivisionError: the checker crashed on
+    # logit(p) of any latent in (0, 1) (a Beta, a sigmoid); logit(1) is inf in the limit
+    assert _range_of("sample p ~ Beta(2, 2)\nlet z = logit(p)\n") == ranges.REAL
+    assert (_range_of("sample p ~ Uniform(0.5, 1)\nlet z = logit(p)\n")
+            == _R(0.0, math.inf, True, True))
+    check(parse("data y: real[2]\nsample v ~ Normal(0, 1)\n"
+                "observe y ~ Normal(logit(sigmoid(v)), 1)\n"))

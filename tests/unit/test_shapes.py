@@ -6,7 +6,7 @@ import pytest
 
 from ppl.errors import PplError, format_shape
 from ppl.frontend import shapes
-from ppl.frontend.shapes import UNKNOWN, ShapeError, Slice
+from ppl.frontend.shapes import NEW_AXIS, UNKNOWN, ShapeError, Slice
 
 
 def _concrete(*shape_tuples) -> bool:
@@ -141,16 +141,24 @@ INDEX = [
     ((None,), (Slice(0, 3),), (None,)),
     (("N", "K"), ((), Slice()), ("K",)),
     (("N",), (("M",),), ("M",)),
+    ((10,), (Slice(0, UNKNOWN),), (None,)),               # x[0:n], n not known yet
+    ((5,), (NEW_AXIS, Slice()), (1, 5)),                 # x[newaxis, :]: not an index
+    ((5,), ((), NEW_AXIS), (1,)),
+    ((5, 4), (NEW_AXIS, (7,)), (1, 7, 4)),               # the gather after the new axis
 ]
 
 
 def _known_item(item) -> bool:
+    if item is NEW_AXIS:
+        return True
     if isinstance(item, Slice):
         return UNKNOWN not in (item.start, item.stop)
     return _concrete(item)
 
 
 def _numpy_item(item):
+    if item is NEW_AXIS:
+        return np.newaxis
     if isinstance(item, Slice):
         return slice(item.start, item.stop)
     return np.zeros(item, dtype=int)

@@ -30,6 +30,18 @@ def test_latent_declared_with_a_bound_on_the_wrong_side_is_refused():
         ppl.compile(text)
 
 
+@pytest.mark.parametrize("bound, refused", [("upper", False), ("lower", True)])
+def test_uniforms_lower_end_needs_a_latent_bounded_above(bound, refused):
+    # the data need l <= min(y): only <upper=y_min> keeps l there; <lower=y_min> does not
+    text = ("data y: real[5]\ndata y_min: real\n"
+            f"sample l: real<{bound}=y_min> ~ Normal(0, 10)\nobserve y ~ Uniform(l, 100)\n")
+    if refused:
+        with pytest.raises(PplError, match="moves with its parameter 'lower'"):
+            ppl.compile(text)
+    else:
+        ppl.compile(text)
+
+
 def test_moving_support_is_fine_for_a_latent():
     ppl.compile("sample u ~ Exponential(1)\nsample v ~ Uniform(0, u)\n")
 
@@ -98,6 +110,10 @@ EVENT_PARAMETERS_OUT_OF_RANGE = [
     ("sample z: real[3] ~ Normal(0, 1)\nsample x: real[3] ~ Dirichlet(-exp(z))\n", "2:31",
      "outside that for every value of the latent variable 'z'"),
     ("sample v ~ Normal(0, 1)\nsample x: real[3] ~ Dirichlet([exp(v), -1.0, 2.0])\n", "2:40",
+     "found -1"),
+    # a nested literal is flattened: the -1 is refused, not merged into a warning of its row
+    ("sample v ~ Normal(0, 1)\n"
+     "sample x: real[2, 3] ~ Dirichlet([[exp(v), -1.0, 2.0], [1.0, 1.0, 1.0]])\n", "2:44",
      "found -1"),
 ]
 
