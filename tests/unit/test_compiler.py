@@ -555,6 +555,37 @@ def test_sample_prior_of_a_truncated_mixture(rng):
     assert np.all(np.abs(draws.mean(axis=0) - want) <= 4 * draws.std(axis=0) / np.sqrt(n))
 
 
+def test_sample_prior_redraws_each_truncated_element_from_its_own_parameters(rng):
+    # elements of different means, each truncated to x > 0: a redraw made with one element's
+    # parameters must land in that element. Each mean against scipy's truncnorm within z = 4
+    # standard errors (the truncated sds, exact from scipy)
+    n = 20_000
+    mu = np.array([-1.0, 2.0])
+    x = compile_text("sample x: real<lower=0>[2] ~ Normal([-1.0, 2.0], 1)\n",
+                     {}).sample_prior(rng, n)["x"]
+    exact = scipy.stats.truncnorm(-mu, np.inf, loc=mu)
+    assert x.shape == (n, 2) and np.all(x > 0)
+    assert np.all(np.abs(x.mean(axis=0) - exact.mean()) <= 4 * exact.std() / np.sqrt(n))
+
+
+def test_sample_prior_of_ordered_latents_is_sorted_independent_draws(rng):
+    # ordered[3] ~ Normal(0, 1) is the order statistics of three standard normals: each row
+    # increasing, means -3 / (2 sqrt(pi)), 0, 3 / (2 sqrt(pi)) (the expected order statistics
+    # of three normals); positive_ordered[3] ~ Normal(0, 1) those of three half-normals: every
+    # element positive, row sums of mean 3 sqrt(2 / pi). Means within z = 4 standard errors,
+    # the sd estimated from the draws.
+    n = 20_000
+    draws = compile_text("sample c: ordered[3] ~ Normal(0, 1)\n"
+                         "sample d: positive_ordered[3] ~ Normal(0, 1)\n", {}).sample_prior(rng, n)
+    c, d = draws["c"], draws["d"]
+    assert c.shape == d.shape == (n, 3)
+    assert np.all(np.diff(c, axis=1) > 0) and np.all(np.diff(d, axis=1) > 0) and np.all(d > 0)
+    want = 3 / (2 * np.sqrt(np.pi)) * np.array([-1.0, 0.0, 1.0])
+    assert np.all(np.abs(c.mean(axis=0) - want) <= 4 * c.std(axis=0) / np.sqrt(n))
+    total = d.sum(axis=1)
+    assert abs(total.mean() - 3 * np.sqrt(2 / np.pi)) <= 4 * total.std() / np.sqrt(n)
+
+
 # ----- data-only work is done once ------------------------------------------------------------
 
 def test_data_only_work_is_done_at_compile_time(monkeypatch, rng):

@@ -290,6 +290,20 @@ def test_draws_of_discrete_latents_follow_their_conditional_probabilities():
     assert np.all(np.abs(draws.mean(axis=0) - p) < 4 * np.sqrt(p * (1 - p) / n))
 
 
+def test_discrete_draws_are_made_from_the_callers_generator():
+    # constrained(zeta, rng) draws the discrete latents at uniforms from rng, as
+    # uniforms(rng, S) gives them: a generator of its own (seeded 0) made every call's draws
+    # the same, whatever rng was passed
+    model = compile_text("data y: real[3]\nsample tau ~ Normal(0, 1)\n"
+                         "sample z: int[3] ~ Bernoulli(0.5)\n"
+                         "observe y ~ Normal([-0.5, 0.5][z], 1)\n", {"y": Y})
+    zeta = np.zeros((50, model.dim))
+    draws = model.constrained(zeta, np.random.default_rng(7))["z"]
+    uniforms = model.uniforms(np.random.default_rng(7), 50)
+    np.testing.assert_array_equal(draws, model.constrained(zeta, uniforms=uniforms)["z"])
+    assert draws.dtype == np.int64
+
+
 def test_discrete_latent_takes_no_unconstrained_coordinates():
     text, data, _ = CASES["mixture"]
     model = compile_text(text, data)
