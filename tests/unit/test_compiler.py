@@ -443,14 +443,15 @@ def test_a_bound_that_moves_with_a_latent_narrows_the_support_never_widens_it(rn
 
 def test_constrained_computes_only_the_hidden_lets_a_reported_value_reads(rng):
     # _mu feeds only an observe: constrained leaves it out (at 4000 summary draws of 10^5 rows
-    # it was a [4000, 10^5] array); _h is read by a reported let and _lo by a latent's bound,
-    # so both are computed, and the reported values equal those of a full forward pass
+    # it was a [4000, 10^5] array); _h is read by a reported let, _g through _h (a chain, closed
+    # by a backward pass) and _lo by a latent's bound, so all are computed, and the reported
+    # values equal those of a full forward pass
     from ppl.compiler.draws import _read_lets
     model = compile_text("data y: real[3]\nsample a ~ Normal(0, 1)\nlet _lo = a - 1\n"
-                         "sample x: real<lower=_lo> ~ Normal(0, 3)\nlet _h = 2 * x\n"
-                         "let r = _h + a\nlet _mu = a + x + y\nobserve y ~ Normal(_mu, 1)\n",
-                         {"y": [1.0, 2.0, 3.0]})
-    assert _read_lets(model._steps) == {"_lo", "_h", "r"}
+                         "sample x: real<lower=_lo> ~ Normal(0, 3)\nlet _g = x\n"
+                         "let _h = 2 * _g\nlet r = _h + a\nlet _mu = a + x + y\n"
+                         "observe y ~ Normal(_mu, 1)\n", {"y": [1.0, 2.0, 3.0]})
+    assert _read_lets(model._steps) == {"_lo", "_g", "_h", "r"}
     zeta = rng.normal(0, 1, (7, model.dim))
     env = model._forward(zeta)
     step = next(s for s in model._steps if getattr(s, "name", None) == "_mu")

@@ -130,6 +130,15 @@ def _reached_latent_brute(u):
     return scipy.stats.norm.logpdf(w, 0, 2).sum() + u[0] + logsumexp(joint)
 
 
+def _event_term_brute(u):
+    # z ~ Bernoulli(0.3) reaches an MvNormal observe: one term per event, not per element
+    joint = [scipy.stats.bernoulli.logpmf(z, 0.3)
+             + scipy.stats.multivariate_normal.logpdf([0.4, -0.3], z * u, EVENT_COV)
+             for z in (0, 1)]
+    return scipy.stats.norm.logpdf(u).sum() + logsumexp(joint)
+
+
+EVENT_COV = [[1.0, 0.5], [0.5, 2.0]]
 OCCUPANCY = np.array([[0, 1, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1]])
 
 
@@ -190,6 +199,11 @@ CASES = {
         "sample sigma ~ HalfNormal(1 + z)\nobserve y ~ Normal(0, sigma)\n"
         "observe w ~ Normal(0, 2)\n",
         {"y": [0.7, -1.9, 0.2], "w": [0.5, -3.0]}, _reached_latent_brute),
+    # a term with an event axis reached by z: its batch (no axis) is what z's values repeat over
+    "event_term_reached_by_discrete": (
+        "data y: real[2]\nsample mu: real[2] ~ Normal(0, 1)\nsample z: int ~ Bernoulli(0.3)\n"
+        "observe y ~ MvNormal(z * mu, [[1.0, 0.5], [0.5, 2.0]])\n",
+        {"y": [0.4, -0.3]}, _event_term_brute),
 }
 
 
