@@ -138,6 +138,16 @@ def _event_term_brute(u):
     return scipy.stats.norm.logpdf(u).sum() + logsumexp(joint)
 
 
+def _reached_ar1_brute(u, y=(0.3, -0.8, 1.1)):
+    # x = u ~ AR1(0, 0.5, 1 + z) reached by z ~ Bernoulli(0.4): x keeps its values as
+    # coordinates (not innovations, whose scale would depend on z); y ~ Normal(x, 1)
+    def ar1(x, sigma):
+        return (scipy.stats.norm.logpdf(x[0], 0, sigma / np.sqrt(1 - 0.25))
+                + scipy.stats.norm.logpdf(x[1:], 0.5 * x[:-1], sigma).sum())
+    joint = [scipy.stats.bernoulli.logpmf(z, 0.4) + ar1(u, 1 + z) for z in (0, 1)]
+    return scipy.stats.norm.logpdf(y, u, 1).sum() + logsumexp(joint)
+
+
 EVENT_COV = [[1.0, 0.5], [0.5, 2.0]]
 OCCUPANCY = np.array([[0, 1, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1]])
 
@@ -204,6 +214,10 @@ CASES = {
         "data y: real[2]\nsample mu: real[2] ~ Normal(0, 1)\nsample z: int ~ Bernoulli(0.3)\n"
         "observe y ~ MvNormal(z * mu, [[1.0, 0.5], [0.5, 2.0]])\n",
         {"y": [0.4, -0.3]}, _event_term_brute),
+    "ar1_latent_reached_by_discrete": (
+        "data y: real[3]\nsample z: int ~ Bernoulli(0.4)\n"
+        "sample x: real[3] ~ AR1(0, 0.5, 1 + z)\nobserve y ~ Normal(x, 1)\n",
+        {"y": [0.3, -0.8, 1.1]}, _reached_ar1_brute),
 }
 
 
