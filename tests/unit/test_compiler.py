@@ -569,6 +569,15 @@ def test_sample_prior_redraws_each_truncated_element_from_its_own_parameters(rng
     assert np.all(np.abs(x.mean(axis=0) - exact.mean()) <= 4 * exact.std() / np.sqrt(n))
 
 
+def test_a_param_without_a_distribution_is_drawn_at_its_start_scale(rng):
+    # its default start: Normal(0, PARAM_START_SCALE) on the unconstrained scale, here the
+    # value itself. The sd of 4000 draws within 4 of its relative standard errors,
+    # 1 / sqrt(2 * 4000)
+    from ppl.compiler.draws import PARAM_START_SCALE
+    w = compile_text("param w: real[4000]\n", {}).sample_prior(rng, 1)["w"]
+    assert abs(w.std() / PARAM_START_SCALE - 1) < 4 / np.sqrt(2 * 4000)
+
+
 def test_sample_prior_of_ordered_latents_is_sorted_independent_draws(rng):
     # ordered[3] ~ Normal(0, 1) is the order statistics of three standard normals: each row
     # increasing, means -3 / (2 sqrt(pi)), 0, 3 / (2 sqrt(pi)) (the expected order statistics
