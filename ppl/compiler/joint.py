@@ -113,6 +113,11 @@ class Compiled(Draws):
                 env[step.name], log_det = step.value_and_log_det(zeta, env)
                 if log_det is not None:
                     total = total + log_det
+                    if pieces is not None:
+                        # its prior is summed out with the discrete latent (in that one's
+                        # piece), its log-Jacobian is not: without this piece the terms
+                        # missed it and did not sum to the log joint
+                        pieces.append((step.statement, log_det + anp.zeros(s)))
             piece = enumeration.to_elements(step.elements(tiled), pos, values.block_rank,
                                             step.full)
             acc[d] = piece if d not in acc else acc[d] + piece
@@ -134,7 +139,8 @@ class Compiled(Draws):
         """The log joint's pieces: ``[(statement, [S] values)]``, one per sample, observe and
         factor statement in source order (a latent's piece includes its log-Jacobian).
         With discrete latents, each one's piece is its marginal: the terms it reaches are
-        summed out with it and given no piece of their own."""
+        summed out with it and given no piece of their own (a latent it reaches keeps its
+        log-Jacobian as its piece)."""
         if self._discrete:
             return self._enumerated_terms(zeta)
         env, pieces = {}, []

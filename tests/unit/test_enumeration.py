@@ -119,6 +119,36 @@ def _matrix_latent_brute(u):
     return scipy.stats.norm.logpdf(u, 0, 2).sum() + logsumexp(joint)
 
 
+def _reached_latent_brute(u):
+    # z ~ Bernoulli(0.4); sigma = exp(u) ~ HalfNormal(1 + z), reached by z, log|det J| = u;
+    # y ~ Normal(0, sigma); w ~ Normal(0, 2) reads data alone: a constant term
+    sigma = np.exp(u[0])
+    y, w = np.array([0.7, -1.9, 0.2]), np.array([0.5, -3.0])
+    joint = [scipy.stats.bernoulli.logpmf(z, 0.4)
+             + scipy.stats.halfnorm.logpdf(sigma, scale=1 + z)
+             + scipy.stats.norm.logpdf(y, 0, sigma).sum() for z in (0, 1)]
+    return scipy.stats.norm.logpdf(w, 0, 2).sum() + u[0] + logsumexp(joint)
+
+
+def _event_term_brute(u):
+    # z ~ Bernoulli(0.3) reaches an MvNormal observe: one term per event, not per element
+    joint = [scipy.stats.bernoulli.logpmf(z, 0.3)
+             + scipy.stats.multivariate_normal.logpdf([0.4, -0.3], z * u, EVENT_COV)
+             for z in (0, 1)]
+    return scipy.stats.norm.logpdf(u).sum() + logsumexp(joint)
+
+
+def _reached_ar1_brute(u, y=(0.3, -0.8, 1.1)):
+    # x = u ~ AR1(0, 0.5, 1 + z) reached by z ~ Bernoulli(0.4): x keeps its values as
+    # coordinates (not innovations, whose scale would depend on z); y ~ Normal(x, 1)
+    def ar1(x, sigma):
+        return (scipy.stats.norm.logpdf(x[0], 0, sigma / np.sqrt(1 - 0.25))
+                + scipy.stats.norm.logpdf(x[1:], 0.5 * x[:-1], sigma).sum())
+    joint = [scipy.stats.bernoulli.logpmf(z, 0.4) + ar1(u, 1 + z) for z in (0, 1)]
+    return scipy.stats.norm.logpdf(y, u, 1).sum() + logsumexp(joint)
+
+
+EVENT_COV = [[1.0, 0.5], [0.5, 2.0]]
 OCCUPANCY = np.array([[0, 1, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1]])
 
 
@@ -172,6 +202,22 @@ CASES = {
         "data y: real[2, 2]\nsample mu: real[2] ~ Normal(0, 2)\n"
         "sample z: int[2, 2] ~ Bernoulli(0.3)\nobserve y ~ Normal(mu[z], 1)\n",
         {"y": [[0.4, -1.0], [1.5, 0.2]]}, _matrix_latent_brute),
+    # a continuous latent whose prior reads z is enumerated with it, its log-Jacobian added
+    # outside the marginal; and a constant term (summed at compile time) beside enumeration
+    "latent_reached_by_discrete_and_constant_term": (
+        "data y: real[3]\ndata w: real[2]\nsample z: int ~ Bernoulli(0.4)\n"
+        "sample sigma ~ HalfNormal(1 + z)\nobserve y ~ Normal(0, sigma)\n"
+        "observe w ~ Normal(0, 2)\n",
+        {"y": [0.7, -1.9, 0.2], "w": [0.5, -3.0]}, _reached_latent_brute),
+    # a term with an event axis reached by z: its batch (no axis) is what z's values repeat over
+    "event_term_reached_by_discrete": (
+        "data y: real[2]\nsample mu: real[2] ~ Normal(0, 1)\nsample z: int ~ Bernoulli(0.3)\n"
+        "observe y ~ MvNormal(z * mu, [[1.0, 0.5], [0.5, 2.0]])\n",
+        {"y": [0.4, -0.3]}, _event_term_brute),
+    "ar1_latent_reached_by_discrete": (
+        "data y: real[3]\nsample z: int ~ Bernoulli(0.4)\n"
+        "sample x: real[3] ~ AR1(0, 0.5, 1 + z)\nobserve y ~ Normal(x, 1)\n",
+        {"y": [0.3, -0.8, 1.1]}, _reached_ar1_brute),
 }
 
 
@@ -181,6 +227,19 @@ def test_log_joint_equals_brute_force_summation(name, rng):
     model = compile_text(text, data)
     zeta = rng.normal(0, 1, (3, model.dim))
     np.testing.assert_allclose(model.log_joint(zeta), [brute(u) for u in zeta], rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_terms_sum_to_the_log_joint(name, rng):
+    # the terms (blamed one by one when a fit diverges) left out the log-Jacobian of a latent
+    # reached by a discrete latent: they summed to the log joint minus log sigma
+    text, data, _ = CASES[name]
+    model = compile_text(text, data)
+    zeta = rng.normal(0, 1, (3, model.dim))
+    pieces = model.terms(zeta)
+    assert all(np.shape(values) == (3,) for _, values in pieces)
+    np.testing.assert_allclose(sum(values for _, values in pieces), model.log_joint(zeta),
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -257,6 +316,20 @@ def test_draws_of_discrete_latents_follow_their_conditional_probabilities():
     p = model.probabilities(np.zeros((1, model.dim)))["z"][0, :, 1]
     # z = 4 standard errors of a proportion from n draws
     assert np.all(np.abs(draws.mean(axis=0) - p) < 4 * np.sqrt(p * (1 - p) / n))
+
+
+def test_discrete_draws_are_made_from_the_callers_generator():
+    # constrained(zeta, rng) draws the discrete latents at uniforms from rng, as
+    # uniforms(rng, S) gives them: a generator of its own (seeded 0) made every call's draws
+    # the same, whatever rng was passed
+    model = compile_text("data y: real[3]\nsample tau ~ Normal(0, 1)\n"
+                         "sample z: int[3] ~ Bernoulli(0.5)\n"
+                         "observe y ~ Normal([-0.5, 0.5][z], 1)\n", {"y": Y})
+    zeta = np.zeros((50, model.dim))
+    draws = model.constrained(zeta, np.random.default_rng(7))["z"]
+    uniforms = model.uniforms(np.random.default_rng(7), 50)
+    np.testing.assert_array_equal(draws, model.constrained(zeta, uniforms=uniforms)["z"])
+    assert draws.dtype == np.int64
 
 
 def test_discrete_latent_takes_no_unconstrained_coordinates():
