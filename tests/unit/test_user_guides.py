@@ -286,3 +286,23 @@ def test_a_familys_limit_errors_name_the_dimensions_it_draws(guide, message):
                                "observe y ~ Normal(z + w[0], sigma)")
     with pytest.raises(ppl.PplError, match=message.replace("(", r"\(")):
         ppl.compile(source).fit({"N": 30, "y": np.zeros(30)}, guide=guide, iter=10)
+
+
+def test_a_guide_scale_read_through_a_let_declared_after_the_latent():
+    # s comes first in the source, but its guide's scale is the later let w = exp(c): the walk
+    # must compute w (a let the scale reads, not only the loc) before drawing s. Exact
+    # references at the same noise: the draw m + e^c eps, log q by scipy.stats.norm and the
+    # entropy's closed form c + (1 + log 2 pi) / 2.
+    from scipy import stats
+    source = ("sample s ~ Normal(0, 1)\nparam m: real\nparam c: real\nlet w = exp(c)\n"
+              "guide s ~ Normal(m, w)\nobserve 1.0 ~ Normal(s, 1)\n")
+    _, _, compiled = ppl.compile(source).prepare({})
+    guide = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    m, c = 0.3, -0.4
+    theta = np.array([m, c])
+    eps = np.random.default_rng(1).standard_normal((4, guide.eps_dim(compiled.dim)))
+    zeta, entropy = guide.draw_and_entropy(theta, eps)
+    np.testing.assert_allclose(zeta[:, 0], m + np.exp(c) * eps[:, 0], rtol=1e-15)
+    np.testing.assert_allclose(guide.log_q(theta, zeta),
+                               stats.norm.logpdf(zeta[:, 0], m, np.exp(c)), rtol=1e-13)
+    assert entropy == pytest.approx(c + 0.5 * (1 + np.log(2 * np.pi)), rel=1e-14)
