@@ -356,15 +356,16 @@ def test_the_tail_check_reads_only_trusted_weights_that_fit_in_memory_on_a_corre
 def test_a_funnels_heavy_tailed_sd_is_not_called_reliable():
     # Neal's funnel: x's sd is sqrt(E[exp(v)]) = exp(2.25) = 9.49 exactly, made by v above 6
     # (the top 2.3%), which the guide's draws rarely reach. Auto's scaled fit at seed 0 has
-    # k̂ 0.23, its quantiles of x right (95%: 5.44 against 5.31) and x's sds 38% short; the
-    # sd's own Monte Carlo error says so (verdict.NOISY_SD: 19% at x[5], where posteriordb's
+    # k̂ 0.25 and x's sds 24-46% short (beyond issue 11's 15% on every x; 38% or more before
+    # the rounds' larger L-BFGS-B memory, fixed_draws.MEMORY); the
+    # sd's own Monte Carlo error says so (verdict.NOISY_SD: 20% at x[5], where posteriordb's
     # auto fits at seeds 0-4 were at 1.0-3.1% but gp_pois_regr's Kmat at 8-14%, and the
     # examples' at 1.0-5.6%, docs/trust.md). It was `reliable: means and sds are close to the
     # posterior`.
     model = ppl.compile("sample v ~ Normal(0, 3)\nsample x: real[9] ~ Normal(0, exp(v / 2))\n")
     fit = model.fit({}, seed=0)
     rows = fit.summary().rows
-    assert fit.khat < 0.5 and max(rows[f"x[{i}]"][1] for i in range(9)) < 0.75 * np.exp(2.25)
+    assert fit.khat < 0.5 and max(rows[f"x[{i}]"][1] for i in range(9)) < 0.85 * np.exp(2.25)
     line = fit.verdict().line
     assert fit.verdict().level == CARE and "the corrected sd of x[" in line
     assert line.endswith("its quantiles are the better summary")
