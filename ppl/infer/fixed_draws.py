@@ -27,8 +27,10 @@ an ESS below half their draws, goes on for the rounds of MORE_DRAWS (auto.py): o
 seeds 0-9, its fits had ESS 5-28% and sds up to 0.21 off; two more rounds of 512 met the
 targets on all ten and left the flow to three (three of 512: nine of ten, one flow left).
 The fit has converged when the ELBO on each next round's fresh draws, paired at both iterates,
-rose by less than FLAT_SE standard errors over the last FLAT_ROUNDS rounds measured (over the
-one measured, in auto's two further rounds): the gains
+rose by less than FLAT_SE standard errors over the last FLAT_ROUNDS rounds measured, the last
+round's on the final estimate's draws (FINAL_DRAWS, below), which no round has seen; before
+2026-12-04 the last round's gain went unmeasured, so a fit whose last round still gained could
+say converged: the gains
 are significant for 3-6 rounds on eight schools and 5-9 on gp_pois_regr, then scatter about
 zero. A gain that is not finite (the log joint not finite at a draw of either iterate) is not
 flat. NOT_FINITE stands for a non-finite value at a trial point, so the line search steps back
@@ -122,8 +124,8 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
             if not finite:
                 return Rounds(theta, np.asarray(trace, dtype=float), False, False, failed=eps)
             if previous is not None:   # the last round's gain, on draws it has not seen
-                gain, se = paired_gain(log_joint, guide, previous, theta, eps, chunk, terms)
-                flat = flat + 1 if np.isfinite(gain) and gain < FLAT_SE * se else 0
+                flat = _flat(flat, *paired_gain(log_joint, guide, previous, theta, eps, chunk,
+                                                terms))
                 measured += 1
             previous = theta
             # what the family computes from the round's draws alone, once for its iterations
@@ -147,10 +149,20 @@ def fit(log_joint, guide, theta: np.ndarray, rng: np.random.Generator,
     if not finite:
         return Rounds(theta, trace, False, interrupted, failed=None if interrupted else final)
     elbo = float(np.mean(terms))
-    # fewer gains than FLAT_ROUNDS (auto's two further rounds measure one): all of them flat
+    if previous is not None and not (capped or interrupted):
+        # the last round's gain, on the final estimate's draws, which no round has seen
+        flat = _flat(flat, *paired_gain(log_joint, guide, previous, theta, final, chunk, terms))
+        measured += 1
+    # fewer gains than FLAT_ROUNDS (a single round measures one): all of them flat
     converged = not (capped or interrupted) and measured > 0 and \
         flat >= min(FLAT_ROUNDS, measured)
     return Rounds(theta, trace, converged, interrupted, elbo, capped)
+
+
+def _flat(flat: int, gain: float, se: float) -> int:
+    """The count of flat gains in a row after one more ``gain`` (standard error ``se``): a gain
+    below FLAT_SE standard errors is flat; a larger one, or one not finite, is not."""
+    return flat + 1 if np.isfinite(gain) and gain < FLAT_SE * se else 0
 
 
 def _final_draws(log_joint, guide, theta, chunk: int | float = np.inf):

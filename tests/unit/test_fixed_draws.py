@@ -96,12 +96,17 @@ def test_the_paired_gain_is_the_mean_difference_with_the_pairs_standard_error():
             after, eps) == (-np.inf, 0.0)
 
 
-@pytest.mark.parametrize("gains, converged", [((0.0, 5.0, 0.0), False), ((5.0, 0.0, 0.0), True),
-                                               ((0.0, np.nan, 0.0), False)])
+@pytest.mark.parametrize("gains, converged", [((0.0, 0.0, 5.0, 0.0), False),
+                                               ((5.0, 5.0, 0.0, 0.0), True),
+                                               ((0.0, 0.0, np.nan, 0.0), False),
+                                               ((5.0, 0.0, 0.0, 5.0), False)])
 def test_the_rounds_converge_on_consecutive_flat_gains(monkeypatch, gains, converged):
-    # FLAT_ROUNDS (2) flat gains in a row: a gain that is not flat, or not finite, starts the
-    # count again (a mutant that never reset it passed; a mutation pass, 2026-12-04). Each
-    # gain here has a standard error of 1, so 5 is significant and 0 flat.
+    # FLAT_ROUNDS (2) flat gains in a row, the last round's among them (measured on the final
+    # estimate's draws: four rounds, four gains): a gain that is not flat, or not finite,
+    # starts the count again (a mutant that never reset it passed; a mutation pass,
+    # 2026-12-04), and a last round that still gained is not converged (the last case was
+    # converged while that gain went unmeasured). Each gain here has a standard error of 1,
+    # so 5 is significant and 0 flat.
     scripted = iter(gains)
     monkeypatch.setattr(fixed_draws, "paired_gain", lambda *args, **kwargs: (next(scripted), 1.0))
     model, guide = Banana(), Scaled(2)
@@ -151,15 +156,22 @@ def test_method_dadvi_refuses_the_scaled_family():
         FitOptions(method="dadvi", guide="scaled")
 
 
-def test_further_rounds_converge_on_the_gains_they_measure():
-    # auto's two further rounds (MORE_DRAWS) measure one gain, the first round's on the second's
-    # draws: on the banana, converged by then, that one flat gain is convergence
+def test_further_rounds_converge_on_the_gains_they_measure(monkeypatch):
+    # auto's further rounds (MORE_DRAWS) measure their gains, the last on the final
+    # estimate's draws: on the banana, converged by then, flat gains are convergence (before
+    # the last round's gain was measured there, one further round measured none and never
+    # converged)
     fit = _scaled(Banana())
     more = advi.refine(Banana(), fit, np.random.default_rng(7), fixed_draws.MORE_DRAWS)
     assert more.converged and more.reason == fixed_draws.CONVERGED
     assert more.steps > fit.steps and np.array_equal(more.elbo[:fit.steps], fit.elbo)
     one_round = advi.refine(Banana(), fit, np.random.default_rng(7), (512,))
-    assert not one_round.converged   # no gain measured: not known to have converged
+    assert one_round.converged
+    # the same rounds with their gains made significant (5 standard errors): still rising
+    monkeypatch.setattr(fixed_draws, "paired_gain", lambda *args, **kwargs: (5.0, 1.0))
+    rising = advi.refine(Banana(), fit, np.random.default_rng(7), fixed_draws.MORE_DRAWS)
+    assert not rising.converged and rising.reason == fixed_draws.STILL_RISING
+    np.testing.assert_array_equal(rising.theta, more.theta)
 
 
 def test_further_rounds_count_on_the_fits_seconds_and_steps():
