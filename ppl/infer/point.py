@@ -193,6 +193,8 @@ def _beyond(negative, x: np.ndarray, value: float, theta: np.ndarray, record, it
     not converged, and the trace as it was at x: there is no maximum that way (separated
     data), or it is on a bound. Returns (values, negative log joint there, converged)."""
     steps = len(trace)
+    if steps >= iterations:     # no step left (scipy's maxiter 0 still takes one)
+        return x, value, False
     found, found_value, found_grad, _ = _descend(negative, 2 * x - theta, record, iterations,
                                                  trace, outside)
     if _converged(found_value, found_grad) and -found_value > -value and \

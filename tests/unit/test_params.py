@@ -453,14 +453,16 @@ def test_a_maximum_at_infinity_does_not_pass_as_converged():
     assert fit.converged and fit.result.reason == point.CONVERGED
 
 
+TWO_MAXIMA = ("param m: real\nfactor log(0.4 * exp(-0.5 * (m - 1) ** 2 / 0.04) + "
+              "0.6 * exp(-0.5 * (m - 2) ** 2 / 0.04))\n")
+
+
 def test_a_higher_maximum_further_along_is_reached_not_called_at_infinity():
     # maxima at 1 and (higher) 2, seen from 0: L-BFGS stopped at 1, where the log joint is
     # higher at twice the way (m = 2), and that was reported RISING, 'at infinity'. From
     # there it goes on once, to the maximum at 2, which does not rise in turn: converged
     from scipy.optimize import minimize_scalar
-    text = ("param m: real\nfactor log(0.4 * exp(-0.5 * (m - 1) ** 2 / 0.04) + "
-            "0.6 * exp(-0.5 * (m - 2) ** 2 / 0.04))\n")
-    fit = ppl.compile(text).fit(init={"m": 0.0})
+    fit = ppl.compile(TWO_MAXIMA).fit(init={"m": 0.0})
     assert fit.converged and fit.result.reason == point.CONVERGED
 
     def negative(m):
@@ -470,6 +472,27 @@ def test_a_higher_maximum_further_along_is_reached_not_called_at_infinity():
     # the gradient rule leaves m within GTOL max(1, |log joint|) / curvature (25) = 4e-8
     assert fit.params()["m"] == pytest.approx(best.x, abs=1e-6)
     assert fit.result.final_elbo == pytest.approx(-best.fun, abs=1e-9)
+
+
+@pytest.mark.parametrize("text, name, start, caps", [
+    (TWO_MAXIMA, "m", 0.0, 4), ("param p: real\nfactor log(p) - 0.5 * (p + 10) * (p + 10)\n", "p", 1.0, 12)])
+def test_a_params_only_fit_takes_at_most_iter_iterations(text, name, start, caps):
+    # the shorter units' runs (point.SHORTER) and the look beyond a maximum (_beyond) are
+    # within the cap too: scipy's maxiter 0 still takes one iteration
+    model = ppl.compile(text)
+    for cap in range(1, caps + 1):
+        fit = model.fit(init={name: start}, iter=cap)
+        assert fit.result.steps == len(fit.elbo) <= cap
+
+
+def test_a_maximum_met_on_the_last_iteration_is_not_looked_beyond():
+    # iter=2 reached the maximum at 1 in 2 steps, and the look beyond it asked scipy for
+    # maxiter 0 more, which took one: 3 steps, 'converged' at 2. With no step left, it stays
+    # at 1, rising (not converged); the maximum at 2 moves it by 6e-6 (its gradient there,
+    # 1.5 e^-12.5 / 0.04, over the curvature 25)
+    fit = ppl.compile(TWO_MAXIMA).fit(init={"m": 0.0}, iter=2)
+    assert (fit.converged, fit.result.reason, fit.result.steps) == (False, point.RISING, 2)
+    assert fit.params()["m"] == pytest.approx(1.0, abs=1e-4)
 
 
 NORMAL_ML = ("data y: real[20]\nparam mu: real\nparam sigma: real<lower=0>\n"
