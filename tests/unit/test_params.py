@@ -586,3 +586,57 @@ def test_a_params_only_fit_stopped_short_and_saved_before_point_fit_reads_as_one
     line = next(text for text in capsys.readouterr().out.splitlines()
                 if "did NOT converge" in text)
     assert line.endswith(f"final log joint {fit.result.final_elbo:.6g}")
+
+
+# ----- infer/point.py: what the mutation pass of 2026-12-04 (session 42) found untested -------
+
+def _quadratic(curvature):
+    """negative and log_joint of _rescaled for the log joint -sum(c x^2) / 2: its Newton
+    gain at x, sum of g^2 / 2c, is the whole rise to its maximum 0, sum(c x^2) / 2."""
+    import autograd.numpy as anp
+    c = np.asarray(curvature, dtype=float)
+
+    def negative(t):
+        return 0.5 * float(np.sum(c * t * t)), c * t
+    return negative, lambda t: -0.5 * anp.sum(c * t * t)
+
+
+@pytest.mark.parametrize("rise, moves", [(0.75e-6, False), (1.5e-6, True)])
+def test_the_hessian_check_goes_on_only_past_the_rule_s_own_tolerance(rise, moves):
+    # a rise of 0.75 GTOL (max(1, |log joint|) is 1 here) is within the rule: the values are
+    # kept as they are; 1.5 GTOL is not: L-BFGS-B goes on, to where the rise is within it
+    negative, log_joint = _quadratic([1.0])
+    x = np.array([np.sqrt(2 * rise)])
+    trace = []
+    found, value, gain = point._rescaled(negative, log_joint, x, rise, trace.append, 100, trace)
+    assert gain is None and bool(len(trace)) == moves
+    if moves:
+        assert 0.5 * found[0] ** 2 == value <= GTOL
+    else:
+        assert found is x and value == rise
+
+
+def test_the_hessian_check_goes_on_rescale_tries_times_and_reports_the_rise_left_there(
+        monkeypatch):
+    # each run of L-BFGS-B (here one gradient step of half length in the new units, where
+    # the Hessian is the identity) halves the distance to the maximum and quarters the rise,
+    # 1 nat from x. It ran RESCALE_TRIES + 1 times, and the rise it reported, 1/64, was the
+    # one before its last run (1/256 left at the values returned)
+    import scipy.optimize
+    from types import SimpleNamespace
+    runs = []
+
+    def half_step(fun, w, jac, method, callback, options):
+        runs.append(w)
+        w = w - 0.5 * fun(w)[1]
+        callback(w)
+        return SimpleNamespace(x=w, fun=fun(w)[0])
+    monkeypatch.setattr(scipy.optimize, "minimize", half_step)
+    negative, log_joint = _quadratic([1e4, 1e-2])
+    x = np.array([1e-2, 10.0])             # a rise of 0.5 in each coordinate
+    trace = []
+    found, value, gain = point._rescaled(negative, log_joint, x, 1.0, trace.append, 100, trace)
+    assert len(runs) == len(trace) == point.RESCALE_TRIES
+    assert value == pytest.approx(4.0 ** -point.RESCALE_TRIES, rel=1e-12)
+    assert gain == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(found, x / 2 ** point.RESCALE_TRIES, rtol=1e-12)
