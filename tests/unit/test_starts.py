@@ -296,35 +296,26 @@ def test_a_signal_another_thread_takes_ends_the_run_and_its_starts_too():
                 os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP")
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
-def test_a_signal_the_user_ignores_stays_ignored_by_the_run_and_its_starts():
+@pytest.mark.parametrize("name, prologue, printed", [
+    ("SIGHUP", "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n", None),
+    ("SIGTERM", "signal.signal(signal.SIGTERM, lambda s, f: os.write(1, b'handled\\n'))\n",
+     "handled\n")])
+def test_a_signal_the_user_ignores_or_handles_stays_so_in_the_run_and_its_starts(
+        name, prologue, printed):
     # under `nohup` SIGHUP is ignored: a terminal closing must not end the starts (the default
     # handler the starts were given killed them, and the run ended in 'start 0 failed in its
-    # process') nor the run (it killed its starts and ended with a traceback)
-    parent, children = _starts_sleeping("signal.signal(signal.SIGHUP, signal.SIG_IGN)\n")
+    # process') nor the run (it killed its starts and ended with a traceback). A handler of
+    # the user's own runs, in the run and its starts, and they go on: only a signal whose
+    # handler is the default ends the starts (_ending_signals_raise)
+    if not hasattr(signal, name):
+        pytest.skip(f"no {name}")
+    parent, children = _starts_sleeping(prologue)
     try:
         for pid in [parent.pid] + children:
-            os.kill(pid, signal.SIGHUP)
-        time.sleep(1.0)
-        assert parent.poll() is None and all(_alive(pid) for pid in children)
-    finally:
-        for pid in children + [parent.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        parent.wait(timeout=30)
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
-def test_a_signal_the_user_handles_stays_handled_by_the_run():
-    # a SIGTERM handler of the user's own runs, and the run and its starts go on: only a
-    # signal whose handler is the default ends the starts (_ending_signals_raise); the run
-    # had put _raise_ended in its place, ended its starts and died of the _Ended it raised
-    parent, children = _starts_sleeping(
-        "signal.signal(signal.SIGTERM, lambda s, f: os.write(1, b'handled\\n'))\n")
-    try:
-        parent.send_signal(signal.SIGTERM)
-        assert parent.stdout.readline() == "handled\n"
+            os.kill(pid, getattr(signal, name))
+        if printed:
+            assert [parent.stdout.readline() for _ in range(3)] == [printed] * 3
         time.sleep(1.0)
         assert parent.poll() is None and all(_alive(pid) for pid in children)
     finally:
