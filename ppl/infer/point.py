@@ -149,7 +149,7 @@ def _rescaled(negative, log_joint, x: np.ndarray, value: float, record, iteratio
     left when it stopped short)."""
     from autograd import hessian
     from scipy.optimize import minimize
-    for _ in range(RESCALE_TRIES + 1):
+    for tries in range(RESCALE_TRIES + 1):      # the last pass checks the last run
         grad = -negative(x)[1]
         try:
             curvature = -np.diag(hessian(log_joint)(x))
@@ -159,7 +159,7 @@ def _rescaled(negative, log_joint, x: np.ndarray, value: float, record, iteratio
         gain = 0.5 * np.sum(grad[down] ** 2 / curvature[down])
         if not np.all(np.isfinite(curvature)) or gain <= GTOL * max(1.0, abs(value)):
             return x, value, None
-        if len(trace) >= iterations:
+        if tries == RESCALE_TRIES or len(trace) >= iterations:
             break
         unit = np.where(down, 1.0 / np.sqrt(np.where(down, curvature, 1.0)), 1.0)
 
@@ -193,6 +193,8 @@ def _beyond(negative, x: np.ndarray, value: float, theta: np.ndarray, record, it
     not converged, and the trace as it was at x: there is no maximum that way (separated
     data), or it is on a bound. Returns (values, negative log joint there, converged)."""
     steps = len(trace)
+    if steps >= iterations:     # no step left (scipy's maxiter 0 still takes one)
+        return x, value, False
     found, found_value, found_grad, _ = _descend(negative, 2 * x - theta, record, iterations,
                                                  trace, outside)
     if _converged(found_value, found_grad) and -found_value > -value and \

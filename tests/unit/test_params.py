@@ -435,6 +435,15 @@ def test_a_log_joint_not_finite_at_a_trial_point_is_stepped_back_from():
         assert cut.converged == (abs(1 / p - (p + 10)) <= bound)
 
 
+def _reports_where_it_stopped(fit):
+    """The values reported, the final log joint and the trace's last entry are one point's,
+    the trace one entry per step: a look beyond a RISING fit's values (_beyond) that found
+    nothing better is dropped from both."""
+    at_values = fit.compiled.log_joint(fit.result.guide.draw(fit.result.theta, np.zeros((1, 0))))
+    assert fit.elbo[-1] == fit.result.final_elbo == at_values[0]
+    assert fit.result.steps == len(fit.elbo)
+
+
 def test_a_maximum_at_infinity_does_not_pass_as_converged():
     # separated data: the likelihood rises towards 0 as b grows without bound, so there is no
     # maximum; its gradient fell below the rule at b = 15.1 (log joint -5.5e-7), which was
@@ -445,12 +454,18 @@ def test_a_maximum_at_infinity_does_not_pass_as_converged():
     assert not fit.converged
     assert fit.result.reason == point.RISING
     assert point.is_point_fit(fit.result.reason)
+    _reports_where_it_stopped(fit)
     # a maximum on a bound is approached the same way: p next to 0, flagged the same
     fit = ppl.compile("param p: real<lower=0, upper=1>\nobserve 0 ~ Binomial(10, p)\n").fit()
     assert fit.params()["p"] < 1e-6 and fit.result.reason == point.RISING
+    _reports_where_it_stopped(fit)
     # with the data not separated the maximum is finite and the fit converged, as before
     fit = model.fit({"x": [-2.0, -1.0, 1.0, 2.0], "y": [0, 1, 0, 1]})
     assert fit.converged and fit.result.reason == point.CONVERGED
+
+
+TWO_MAXIMA = ("param m: real\nfactor log(0.4 * exp(-0.5 * (m - 1) ** 2 / 0.04) + "
+              "0.6 * exp(-0.5 * (m - 2) ** 2 / 0.04))\n")
 
 
 def test_a_higher_maximum_further_along_is_reached_not_called_at_infinity():
@@ -458,9 +473,7 @@ def test_a_higher_maximum_further_along_is_reached_not_called_at_infinity():
     # higher at twice the way (m = 2), and that was reported RISING, 'at infinity'. From
     # there it goes on once, to the maximum at 2, which does not rise in turn: converged
     from scipy.optimize import minimize_scalar
-    text = ("param m: real\nfactor log(0.4 * exp(-0.5 * (m - 1) ** 2 / 0.04) + "
-            "0.6 * exp(-0.5 * (m - 2) ** 2 / 0.04))\n")
-    fit = ppl.compile(text).fit(init={"m": 0.0})
+    fit = ppl.compile(TWO_MAXIMA).fit(init={"m": 0.0})
     assert fit.converged and fit.result.reason == point.CONVERGED
 
     def negative(m):
@@ -470,6 +483,31 @@ def test_a_higher_maximum_further_along_is_reached_not_called_at_infinity():
     # the gradient rule leaves m within GTOL max(1, |log joint|) / curvature (25) = 4e-8
     assert fit.params()["m"] == pytest.approx(best.x, abs=1e-6)
     assert fit.result.final_elbo == pytest.approx(-best.fun, abs=1e-9)
+
+
+@pytest.mark.parametrize("text, name, start, caps", [
+    (TWO_MAXIMA, "m", 0.1, 6),
+    ("param p: real\nfactor log(p) - 0.5 * (p + 10) * (p + 10)\n", "p", 1.0, 12)])
+def test_a_params_only_fit_takes_at_most_iter_iterations(text, name, start, caps):
+    # the shorter units' runs (point.SHORTER) and the look beyond a maximum (_beyond) are
+    # within the cap too: scipy's maxiter 0 still takes one iteration. TWO_MAXIMA from 0.1
+    # meets the rule at 1 in 3 steps, rising (higher at 1.9): with iter 4 the look beyond is
+    # cut after its one step, RISING, and its step is dropped from the trace
+    model = ppl.compile(text)
+    for cap in range(1, caps + 1):
+        fit = model.fit(init={name: start}, iter=cap)
+        assert fit.result.steps <= cap
+        _reports_where_it_stopped(fit)
+
+
+def test_a_maximum_met_on_the_last_iteration_is_not_looked_beyond():
+    # iter=2 reached the maximum at 1 in 2 steps, and the look beyond it asked scipy for
+    # maxiter 0 more, which took one: 3 steps, 'converged' at 2. With no step left, it stays
+    # at 1, rising (not converged); the maximum at 2 moves it by 6e-6 (its gradient there,
+    # 1.5 e^-12.5 / 0.04, over the curvature 25)
+    fit = ppl.compile(TWO_MAXIMA).fit(init={"m": 0.0}, iter=2)
+    assert (fit.converged, fit.result.reason, fit.result.steps) == (False, point.RISING, 2)
+    assert fit.params()["m"] == pytest.approx(1.0, abs=1e-4)
 
 
 NORMAL_ML = ("data y: real[20]\nparam mu: real\nparam sigma: real<lower=0>\n"
@@ -492,12 +530,14 @@ def test_data_far_from_the_params_units_is_fitted_to_its_maximum_not_stopped_sho
     assert best - 1e-3 < fit.result.final_elbo <= best + 1e-9
 
 
-def test_a_fit_that_met_the_gradient_rule_far_from_the_maximum_says_so():
+@pytest.mark.parametrize("cap", [10_000, 2])
+def test_a_fit_that_met_the_gradient_rule_far_from_the_maximum_says_so(cap):
     # started at 1e10 both: the rule was met at the start itself, 0 steps, 'converged' at a
     # log joint of -122 for a maximum of -3.66; the units of the Hessian at 1e10 bring mu to
-    # 1.42 but not sigma (519), and the fit says it stopped short
+    # 1.42 but not sigma (519), and the fit says it stopped short. With iter 2 the Hessian's
+    # units run out of steps as far from it: short too, not converged
     fit = ppl.compile(NORMAL_ML.replace("[20]", "[5]")).fit(
-        {"y": [1.0, 2.0, 1.5, 0.7, 1.9]}, init={"mu": 1e10, "sigma": 1e10})
+        {"y": [1.0, 2.0, 1.5, 0.7, 1.9]}, init={"mu": 1e10, "sigma": 1e10}, iter=cap)
     assert not fit.converged and fit.result.reason.startswith(point.SHORT_OF)
     assert point.is_point_fit(fit.result.reason)
     assert "rescale the data, or give --init" in fit.result.reason
@@ -563,3 +603,108 @@ def test_a_params_only_fit_stopped_short_and_saved_before_point_fit_reads_as_one
     line = next(text for text in capsys.readouterr().out.splitlines()
                 if "did NOT converge" in text)
     assert line.endswith(f"final log joint {fit.result.final_elbo:.6g}")
+
+
+# ----- infer/point.py: what the mutation pass of 2026-12-04 (session 42) found untested -------
+
+def _quadratic(curvature):
+    """negative and log_joint of _rescaled for the log joint -sum(c x^2) / 2: its Newton
+    gain at x, sum of g^2 / 2c, is the whole rise to its maximum 0, sum(c x^2) / 2."""
+    import autograd.numpy as anp
+    c = np.asarray(curvature, dtype=float)
+
+    def negative(t):
+        return 0.5 * float(np.sum(c * t * t)), c * t
+    return negative, lambda t: -0.5 * anp.sum(c * t * t)
+
+
+@pytest.mark.parametrize("rise, moves", [(0.75e-6, False), (1.5e-6, True)])
+def test_the_hessian_check_goes_on_only_past_the_rule_s_own_tolerance(rise, moves):
+    # a rise of 0.75 GTOL (max(1, |log joint|) is 1 here) is within the rule: the values are
+    # kept as they are; 1.5 GTOL is not: L-BFGS-B goes on, to where the rise is within it
+    negative, log_joint = _quadratic([1.0])
+    x = np.array([np.sqrt(2 * rise)])
+    trace = []
+    found, value, gain = point._rescaled(negative, log_joint, x, rise, trace.append, 100, trace)
+    assert gain is None and bool(len(trace)) == moves
+    if moves:
+        assert 0.5 * found[0] ** 2 == value <= GTOL
+    else:
+        assert found is x and value == rise
+
+
+def test_the_hessian_check_goes_on_rescale_tries_times_and_reports_the_rise_left_there(
+        monkeypatch):
+    # each run of L-BFGS-B (here one gradient step of half length in the new units, where
+    # the Hessian is the identity) halves the distance to the maximum and quarters the rise,
+    # 1 nat from x. It ran RESCALE_TRIES + 1 times, and the rise it reported, 1/64, was the
+    # one before its last run (1/256 left at the values returned)
+    import scipy.optimize
+    from types import SimpleNamespace
+    runs = []
+
+    def half_step(fun, w, jac, method, callback, options):
+        runs.append(w)
+        w = w - 0.5 * fun(w)[1]
+        callback(w)
+        return SimpleNamespace(x=w, fun=fun(w)[0])
+    monkeypatch.setattr(scipy.optimize, "minimize", half_step)
+    negative, log_joint = _quadratic([1e4, 1e-2])
+    x = np.array([1e-2, 10.0])             # a rise of 0.5 in each coordinate
+    trace = []
+    found, value, gain = point._rescaled(negative, log_joint, x, 1.0, trace.append, 100, trace)
+    assert len(runs) == len(trace) == point.RESCALE_TRIES
+    assert value == pytest.approx(4.0 ** -point.RESCALE_TRIES, rel=1e-12)
+    assert gain == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(found, x / 2 ** point.RESCALE_TRIES, rtol=1e-12)
+
+
+def test_the_hessian_check_is_made_up_to_hessian_max_params(monkeypatch):
+    checked = []
+    real = point._rescaled
+
+    def spy(negative, log_joint, x, *rest):
+        checked.append(len(x))
+        return real(negative, log_joint, x, *rest)
+    monkeypatch.setattr(point, "_rescaled", spy)
+    for n in (point.HESSIAN_MAX_PARAMS, point.HESSIAN_MAX_PARAMS + 1):
+        fit = ppl.compile(f"param w: real[{n}]\nfactor -sum((w - 1) * (w - 1))\n").fit()
+        assert fit.converged
+    assert checked == [point.HESSIAN_MAX_PARAMS]
+
+
+def test_a_param_without_curvature_at_the_values_is_left_out_of_the_hessian_check():
+    # -k^4 at k = 0 is its maximum, with a Hessian of 0 there: no Newton step to take in k
+    # (one taken there would have a gain of 0 / 0 and a unit of 1 / 0: 'short' by nan)
+    fit = ppl.compile("param k: real\nparam m: real\nfactor -k ** 4 - (m - 1) ** 2\n").fit(
+        init={"k": 0.0, "m": 0.0})
+    assert fit.converged and fit.result.reason == point.CONVERGED
+    assert fit.params()["k"] == 0.0 and fit.params()["m"] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("x, start, rising", [(1.0, 2.0, True), (1.0, -2.0, False)])
+def test_the_log_joint_is_looked_at_twice_the_way_from_the_start(x, start, rising):
+    # -t^2 / 2 seen from 2 at 1: twice the way is 0, its maximum (rising); from -2, it is 4
+    negative, _ = _quadratic([1.0])
+    assert point._rising(negative, np.array([x]), 0.5 * x * x, np.array([start])) == rising
+
+
+def test_a_domain_ending_near_the_maximum_is_reached_in_units_shortened_eight_times():
+    # 1e-6 log p - p, maximal at p = 1e-6, from p = 5e-6 (0, the domain's end, 5e-6 away):
+    # each run stops after a step or two at a trial point outside, and the unit needs all of
+    # SHORTER_TRIES' eight shortenings (to 1e-8) to reach the maximum. The rule leaves p
+    # within 1e-6 of it relatively: |1e-6 / p - 1| <= GTOL, the log joint being -1.5e-5
+    fit = ppl.compile("param p: real\nfactor 1e-6 * log(p) - p\n").fit(init={"p": 5e-6})
+    assert fit.converged and fit.result.reason == point.CONVERGED
+    assert fit.params()["p"] == pytest.approx(1e-6, rel=1.1e-6)
+
+
+def test_a_shorter_unit_goes_on_from_where_the_last_run_stopped():
+    # log(1 - p) + 20 p, maximal at p = 0.95, from p = 0.93: the first step, of unit length,
+    # leaves the domain (p < 1), and the run in the unit 0.1 long starts where that one
+    # stopped (one started 0.1 x its values further on, at 1.023, outside, is 'converged'
+    # there, at a log joint of -inf). The rule leaves p within GTOL 16 / 400 = 4e-8 of 0.95
+    fit = ppl.compile("param p: real\nfactor log(1 - p) + 20 * p\n").fit(init={"p": 0.93})
+    assert fit.converged
+    assert fit.params()["p"] == pytest.approx(0.95, abs=1e-6)
+    assert fit.result.final_elbo == pytest.approx(np.log(0.05) + 19, rel=1e-12)

@@ -89,7 +89,9 @@ def test_parallel_starts_equal_serial_starts():
 
     serial = starts.run_starts(fit_one, 3, workers=1)
     parallel = starts.run_starts(fit_one, 3, workers=2)
+    assert len(serial) == len(parallel) == 3     # the last start runs alone, in a batch of one
     for a, b in zip(serial, parallel):
+        assert type(a.elbo) is type(b.elbo) is np.ndarray      # as the fit made it
         np.testing.assert_array_equal(a.mu, b.mu)
         np.testing.assert_array_equal(a.log_sigma, b.log_sigma)
         np.testing.assert_array_equal(a.elbo, b.elbo)
@@ -137,6 +139,32 @@ def test_a_failing_start_is_named(workers):
     with pytest.raises(PplError, match="start 1 of the multi-start check failed") as caught:
         starts.run_starts(fit_one, 2, workers)
     assert "diverged after 12 steps" in str(caught.value)
+
+
+def test_a_failing_start_in_a_later_batch_of_processes_is_named():
+    # 3 starts in 2 processes: starts 0 and 1, then start 2 alone; its error named the start
+    # by its place in its batch, 'start 0'
+    def fit_one(k):
+        if k == 2:
+            raise diverged(None, 12)
+        return starts.fit_start(Gaussian([0.0]), OPTIONS, k)
+
+    with pytest.raises(PplError, match="start 2 of the multi-start check failed"):
+        starts.run_starts(fit_one, 3, workers=2)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
+def test_a_start_whose_process_fails_partway_through_its_answer_is_not_read():
+    # an answer JSON cannot write whole (here the climb holds an object) leaves its first
+    # part in the pipe and the process exits 1: the run says the start failed, and does not
+    # parse the part (a JSONDecodeError's traceback). The start's own traceback goes to stderr
+    class Unwritable:
+        def plain(self):
+            return {"tried": object()}
+
+    with pytest.raises(RuntimeError, match=r"start 0 failed in its process \(status [1-9]"):
+        starts.run_starts(lambda k: (starts.fit_start(Gaussian([0.0]), OPTIONS, k),
+                                     Unwritable()), 2, workers=2)
 
 
 def _summary(means, sds):
@@ -268,16 +296,26 @@ def test_a_signal_another_thread_takes_ends_the_run_and_its_starts_too():
                 os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP")
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="starts run in forked processes")
-def test_a_signal_the_user_ignores_stays_ignored_by_the_run_and_its_starts():
+@pytest.mark.parametrize("name, prologue, printed", [
+    ("SIGHUP", "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n", None),
+    ("SIGTERM", "signal.signal(signal.SIGTERM, lambda s, f: os.write(1, b'handled\\n'))\n",
+     "handled\n")])
+def test_a_signal_the_user_ignores_or_handles_stays_so_in_the_run_and_its_starts(
+        name, prologue, printed):
     # under `nohup` SIGHUP is ignored: a terminal closing must not end the starts (the default
     # handler the starts were given killed them, and the run ended in 'start 0 failed in its
-    # process') nor the run (it killed its starts and ended with a traceback)
-    parent, children = _starts_sleeping("signal.signal(signal.SIGHUP, signal.SIG_IGN)\n")
+    # process') nor the run (it killed its starts and ended with a traceback). A handler of
+    # the user's own runs, in the run and its starts, and they go on: only a signal whose
+    # handler is the default ends the starts (_ending_signals_raise)
+    if not hasattr(signal, name):
+        pytest.skip(f"no {name}")
+    parent, children = _starts_sleeping(prologue)
     try:
         for pid in [parent.pid] + children:
-            os.kill(pid, signal.SIGHUP)
+            os.kill(pid, getattr(signal, name))
+        if printed:
+            assert [parent.stdout.readline() for _ in range(3)] == [printed] * 3
         time.sleep(1.0)
         assert parent.poll() is None and all(_alive(pid) for pid in children)
     finally:
