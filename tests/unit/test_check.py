@@ -146,6 +146,19 @@ def test_ref_kinds():
     assert refs == {"x": "data", "mu": "latent", "w": "let"}
 
 
+@pytest.mark.parametrize("value, names", [
+    ("x[i:n]", {"x", "i", "n"}),                    # a slice's bounds
+    ("x[i] + x[i, newaxis][0]", {"x", "i"}),       # index items
+    ("lpdf(Normal(mu, 1), x[0])", {"mu", "x"}),     # a density's distribution and value
+    ("[mu, x[0]]", {"x", "mu"}),                   # a vector's items
+    ("-mu", {"mu"}),
+])
+def test_walk_reaches_every_name_below_an_expression(value, names):
+    value = _let(f"data n: int\ndata i: int\ndata x: real[5]\nsample mu ~ Normal(0, 1)\n"
+                 f"let z = {value}\n")
+    assert {e.name for e in ir.walk(value) if isinstance(e, ir.Ref)} == names
+
+
 def test_every_ir_expression_has_a_span():
     model = _check(SLICES + "sample m ~ Normal(0, 1)\nlet g = sum(y[K:] * m, axis=0)\n")
     for stmt in model.statements:

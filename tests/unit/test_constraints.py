@@ -47,6 +47,15 @@ _COV = np.array([[2.0, 0.5], [0.5, 1.0]])
     # Categorical's p takes Stan's tolerance; simplex data rounded to a few digits load
     (c.probabilities, [0.5, 0.5 + 1e-6], False),
     (c.simplex, [0.5, 0.5 + 1e-6], True),
+    (c.simplex, [0.0, 1.0], True),                  # a zero entry is on the simplex
+    (c.Simplex(tolerance=0.25), [0.25, 0.5], True),  # |sum - 1| = tolerance exactly (Stan's <=)
+    (c.Simplex(tolerance=0.25), [0.25, 0.25], False),
+    (c.ordered, [0.0, np.inf], False),              # increasing, but not finite
+    (c.corr_cholesky, np.array([[1.0, 0.0], [1.0, 0.0]]), False),   # unit rows, zero diagonal
+    (c.boolean, [0.0, 1.0], True),
+    (c.boolean, [0.5], False),
+    (c.real, [-1e300, 0.0, 1e300], True),
+    (c.real, [np.inf], False),
 ], ids=lambda v: v.describe() if isinstance(v, c.Constraint) else None)
 def test_check_accepts_exactly_the_support(constraint, value, ok):
     value = np.asarray(value)
@@ -78,6 +87,13 @@ def test_descriptions():
     assert c.corr_cholesky.describe() == "Cholesky factor of a correlation matrix"
     assert c.CountVector(7).describe() == "counts summing to 7"
     assert c.IntegerInterval(0, 3).describe() == "{0..3}"
+    # open ends for a latent's support, closed (inclusive) ones for a data check
+    assert c.GreaterThan(0.0).describe() == "(0, inf)"
+    assert c.GreaterThan(0.0, inclusive=True).describe() == "[0, inf)"
+    assert c.LessThan(2.5).describe() == "(-inf, 2.5)"
+    assert c.LessThan(2.5, inclusive=True).describe() == "(-inf, 2.5]"
+    assert c.Interval(-1.0, 1.0).describe() == "(-1, 1)"
+    assert c.unit_interval.describe() == "[0, 1]"
 
 
 def test_count_vector_total_has_an_event_axis():

@@ -86,6 +86,20 @@ def test_comparison_bound_printed_in_parentheses():
     assert to_source(parse(text)) == text
 
 
+def test_comparison_upper_bound_printed_in_parentheses():
+    text = "data s: real<lower=0, upper=(a == b)>\nparam w: real<upper=(a < b)>[2]\n"
+    assert to_source(parse(text)) == text
+
+
+@pytest.mark.parametrize("value, printed", [(3, "3"), (0.1, "0.1"), (2.0, "2.0")])
+def test_number_built_in_code_prints_its_kind(value, printed):
+    # a node without source text (built in code) prints the shortest text that reads back
+    # as the same kind: an int without '.', a float with one
+    number = syntax.Number(value, isinstance(value, int), None, None)
+    assert expr_to_source(number) == printed
+    assert parse(f"let v = {printed}").statements[0].value == number
+
+
 def test_program_printed_canonically():
     text = "data s:real<lower=0,upper=1>[ N,3 ]\nsample m:real[N]~Normal(0,1)\nobserve y~N(m,s)"
     assert to_source(parse(text)) == (
