@@ -325,6 +325,9 @@ SYNTAX_ERRORS = [
                    "a name, a number"),
     ("let newaxis = 1", "m.ppl:1:5: error: syntax error: unexpected keyword 'newaxis'; "
                         "expected a name"),
+    # the '_' made it "unexpected 'positive_ordered'", not named a keyword as 'ordered' is
+    ("let positive_ordered = 1", "m.ppl:1:5: error: syntax error: unexpected keyword "
+                                 "'positive_ordered'; expected a name"),
     ("data y:\n", "m.ppl:1:8: error: syntax error: unexpected newline; expected 'int', 'ordered', 'positive_ordered', 'real'"),
     ("observe y ~\n", "m.ppl:1:12: error: syntax error: unexpected newline; expected a name"),
     ("observe y", "m.ppl:1:10: error: syntax error: unexpected end of file; expected '~'"),
