@@ -1,6 +1,7 @@
 """parse(): valid snippets -> expected ASTs, spans, syntax error messages, and a fuzz property."""
 import dataclasses
 import functools
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,19 @@ def test_an_int_literal_of_as_many_digits_as_python_reads_is_an_int():
     assert parse("let v = " + "9" * 4300).statements[0].value.value == 10 ** 4300 - 1
     with pytest.raises(PplError, match="too many digits"):
         parse("let v = " + "9" * 4301)
+
+
+def test_an_int_literal_beyond_a_lower_digit_limit_set_for_python_is_located():
+    # PYTHONINTMAXSTRDIGITS=640 lowers int()'s limit below ours: its ValueError was a traceback
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        with pytest.raises(PplError) as caught:
+            parse("let v = " + "9" * 700, "m.ppl")
+    finally:
+        sys.set_int_max_str_digits(limit)
+    assert str(caught.value).splitlines()[0] == (
+        "m.ppl:1:9: error: syntax error: bad number '99999999999999999...': too many digits")
 
 
 def test_the_ast_compares_numbers_by_value_not_by_their_text():
