@@ -138,7 +138,7 @@ def _describe_found(token: Token) -> str:
         return f"name '{token}'"
     if token.type == "NUMBER":
         return f"number '{token}'"
-    if token.value.isalpha():
+    if token.value.isidentifier():  # not isalpha: 'positive_ordered' is a keyword too
         return f"keyword '{token}'"
     return f"'{token}'"
 

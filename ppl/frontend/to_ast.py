@@ -105,7 +105,11 @@ class _ToAst(Transformer_NonRecursive):
         is_int = not any(c in text for c in ".eE")
         if is_int and len(text) > _MAX_INT_DIGITS:
             raise errors.bad_number(span, text, "too many digits")
-        return syntax.Number(int(text) if is_int else float(text), is_int, text, span)
+        try:
+            value = int(text) if is_int else float(text)
+        except ValueError:  # fewer digits allowed by PYTHONINTMAXSTRDIGITS
+            raise errors.bad_number(span, text, "too many digits") from None
+        return syntax.Number(value, is_int, text, span)
 
     def name(self, meta, children):
         return syntax.Name(str(children[0]), self._span(meta))

@@ -56,10 +56,15 @@ def test_corrupt_cache_is_rebuilt(cache):
     assert path.read_text().startswith('{"data"') and "not json" not in path.read_text()
 
 
-def test_json_that_is_not_lark_form_is_rebuilt(cache):
+@pytest.mark.parametrize("content", [
+    '{"data": {"parser": {}}, "memo": []}',  # KeyError
+    '{"data": {"parser": {"parser": {"tokens": {}, "states": {}}}}, "memo": []}',  # AttributeError
+    '[]',  # TypeError
+])
+def test_json_that_is_not_lark_form_is_rebuilt(cache, content):
     parse._parser()
     (path,) = cache.glob("parser-*.json")
-    path.write_text('{"data": {"parser": {}}, "memo": []}')
+    path.write_text(content)
     parse._parser.cache_clear()
     assert parse._parser().parse(TEXT) == _fresh_tree()
     assert json.loads(path.read_text())["memo"]
@@ -80,17 +85,57 @@ def test_restored_tables_are_lark_form_exactly():
     assert typed(restored) == typed((data, memo))
 
 
-def test_an_edited_grammar_gets_its_own_cache_entry(cache):
-    calls = []
-
+def _counted(calls):
     def build():
         calls.append(1)
         return _build()
+    return build
 
+
+def test_a_cached_parser_is_loaded_not_rebuilt(cache):
+    calls = []
     grammar = parse.find_grammar().read_text(encoding="utf-8")
-    lalr_cache.load_or_build(grammar, build)
-    lalr_cache.load_or_build(grammar + "\n// edited\n", build)
+    lalr_cache.load_or_build(grammar, _counted(calls), postlex=parse._BracketNewlines())
+    loaded = lalr_cache.load_or_build(grammar, _counted(calls), postlex=parse._BracketNewlines())
+    assert len(calls) == 1 and loaded.parse(TEXT) == _fresh_tree()
+
+
+@pytest.mark.parametrize("change", ["grammar", "lark version", "object options"])
+def test_a_new_grammar_lark_or_objects_get_their_own_cache_entry(cache, monkeypatch, change):
+    calls = []
+    grammar = parse.find_grammar().read_text(encoding="utf-8")
+    objects = {"postlex": parse._BracketNewlines()}
+    lalr_cache.load_or_build(grammar, _counted(calls), **objects)
+    if change == "grammar":
+        grammar += "\n// edited\n"
+    elif change == "lark version":
+        monkeypatch.setattr(lalr_cache.lark, "__version__", "0.0.0-older")
+    else:
+        objects = {}
+    lalr_cache.load_or_build(grammar, _counted(calls), **objects)
     assert len(calls) == 2 and len(list(cache.glob("parser-*.json"))) == 2
+
+
+def test_the_cache_folder_is_xdg_cache_home_else_dot_cache_in_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert lalr_cache.cache_dir() == tmp_path / "xdg" / "ppl"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")  # set but empty counts as unset (XDG spec)
+    assert lalr_cache.cache_dir() == tmp_path / "home" / ".cache" / "ppl"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert lalr_cache.cache_dir() == tmp_path / "home" / ".cache" / "ppl"
+
+
+def test_without_a_home_the_parser_is_built_and_not_cached(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative cache folder would land here
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(lalr_cache.os.path, "expanduser", lambda path: path)  # no home found
+    assert lalr_cache.cache_dir() is None
+    calls = []
+    grammar = parse.find_grammar().read_text(encoding="utf-8")
+    parser = lalr_cache.load_or_build(grammar, _counted(calls), postlex=parse._BracketNewlines())
+    assert len(calls) == 1 and parser.parse(TEXT) == _fresh_tree()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_cache_folder_still_parses(tmp_path, monkeypatch):

@@ -1,5 +1,7 @@
 """parse(): valid snippets -> expected ASTs, spans, syntax error messages, and a fuzz property."""
+import dataclasses
 import functools
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,7 @@ EXPRESSIONS = [
     (".5", num(0.5, ".5")),
     ("1e-3", num(1e-3, "1e-3")),
     ("2.5E+4", num(2.5e4, "2.5E+4")),
+    ("1E3", num(1000.0, "1E3")),  # an upper-case E without '.' is a real too
     ("x", nm("x")),
     ("_eta2", nm("_eta2")),
     ("database + integer", bi("+", nm("database"), nm("integer"))),  # keywords as prefixes
@@ -166,11 +169,43 @@ def test_expression_parses_to_expected_ast(text, expected):
 
 @pytest.mark.parametrize("text, value, is_int", [
     ("3", 3, True), ("0.5", 0.5, False), (".5", 0.5, False), ("1e-3", 1e-3, False),
-    ("2.5E+4", 25000.0, False), ("10", 10, True), ("1.", 1.0, False)])
+    ("2.5E+4", 25000.0, False), ("10", 10, True), ("1.", 1.0, False), ("1E3", 1000.0, False)])
 def test_number_value_and_kind(text, value, is_int):
     number = parse(f"let v = {text}").statements[0].value
     assert (number.value, number.is_int, number.text) == (value, is_int, text)
     assert type(number.value) is (int if is_int else float)
+
+
+def test_an_int_literal_of_as_many_digits_as_python_reads_is_an_int():
+    # Python's int() reads at most 4300 digits; one more is refused as ours, not its ValueError
+    assert parse("let v = " + "9" * 4300).statements[0].value.value == 10 ** 4300 - 1
+    with pytest.raises(PplError, match="too many digits"):
+        parse("let v = " + "9" * 4301)
+
+
+def test_an_int_literal_beyond_a_lower_digit_limit_set_for_python_is_located():
+    # PYTHONINTMAXSTRDIGITS=640 lowers int()'s limit below ours: its ValueError was a traceback
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        with pytest.raises(PplError) as caught:
+            parse("let v = " + "9" * 700, "m.ppl")
+    finally:
+        sys.set_int_max_str_digits(limit)
+    assert str(caught.value).splitlines()[0] == (
+        "m.ppl:1:9: error: syntax error: bad number '99999999999999999...': too many digits")
+
+
+def test_the_ast_compares_numbers_by_value_not_by_their_text():
+    assert parse("let v = 1.0") == parse("let v = 1.") == parse("let v = 1e0")
+    assert parse("let v = 1") != parse("let v = 1.0")  # an int and a real differ
+
+
+def test_the_ast_is_immutable_and_hashable():
+    kinds = [k for k in vars(syntax).values()
+             if dataclasses.is_dataclass(k) and k.__module__ == syntax.__name__]
+    assert len(kinds) >= 19 and all(k.__dataclass_params__.frozen for k in kinds)
+    assert hash(parse(EIGHT_SCHOOLS)) == hash(parse(EIGHT_SCHOOLS))
 
 
 # ----- statements and whole programs --------------------------------------------------------
@@ -252,6 +287,15 @@ def test_statement_and_name_spans():
     assert sample_.span.source.path == "m.ppl"
 
 
+def test_let_param_and_guide_name_spans_and_the_program_span():
+    program = parse("data N: int\nlet a = 1\nparam w: real\nsample z ~ Normal(0, 1)\n"
+                    "guide z ~ Normal(w, 1)\n")
+    assert [_where(s.name_span) for s in program.statements] == [
+        (1, 6, 1, 7), (2, 5, 2, 6), (3, 7, 3, 8), (4, 8, 4, 9), (5, 7, 5, 8)]
+    assert _where(program.span) == (1, 1, 6, 1)  # the whole text, to the empty last line
+    assert _where(parse("data N: int").span) == (1, 1, 1, 12)
+
+
 def test_expression_spans_include_parentheses_of_their_operands():
     value = parse("let t = (a + b) * c[1:, :]").statements[0].value
     assert _where(value.span) == (1, 9, 1, 27)
@@ -295,6 +339,9 @@ SYNTAX_ERRORS = [
                    "a name, a number"),
     ("let newaxis = 1", "m.ppl:1:5: error: syntax error: unexpected keyword 'newaxis'; "
                         "expected a name"),
+    # the '_' made it "unexpected 'positive_ordered'", not named a keyword as 'ordered' is
+    ("let positive_ordered = 1", "m.ppl:1:5: error: syntax error: unexpected keyword "
+                                 "'positive_ordered'; expected a name"),
     ("data y:\n", "m.ppl:1:8: error: syntax error: unexpected newline; expected 'int', 'ordered', 'positive_ordered', 'real'"),
     ("observe y ~\n", "m.ppl:1:12: error: syntax error: unexpected newline; expected a name"),
     ("observe y", "m.ppl:1:10: error: syntax error: unexpected end of file; expected '~'"),
@@ -335,6 +382,11 @@ def test_syntax_error_message(text, message):
     ("let z = sum(y[1:\n", "the '[' on line 1, column 14 is not closed"),
     ("let z = (a  # ( in a comment\n+ b\nlet w = 2\n",
      "the '(' on line 1, column 9 is not closed"),
+    # a bracket opened and closed before the error is not the one left open
+    ("sample mu ~ Normal(0, f(1)\nobserve y ~ Normal(mu, 2)\n",
+     "the '(' on line 1, column 19 is not closed"),
+    # the unexpected '(' itself is not counted as open
+    ("let z = (a\n+ 2 (c)\n", "the '(' on line 1, column 9 is not closed"),
 ])
 def test_syntax_error_after_a_bracket_left_open_on_an_earlier_line_names_it(text, hint):
     with pytest.raises(PplError) as caught:
@@ -346,6 +398,24 @@ def test_syntax_error_inside_a_bracket_opened_on_its_own_line_keeps_its_hint():
     with pytest.raises(PplError) as caught:
         parse("let z = (mu + 1", "m.ppl")
     assert caught.value.hint is None
+
+
+def test_a_bracket_closed_on_the_errors_line_before_the_error_is_not_named():
+    with pytest.raises(PplError) as caught:
+        parse("let z = f(a,\n b) c\n", "m.ppl")
+    assert _where(caught.value.span) == (2, 5, 2, 6) and caught.value.hint is None
+
+
+@pytest.mark.parametrize("text, where", [
+    ("let z = mu $ 2", (1, 12, 1, 13)),  # the character
+    ("data y:\n", (1, 8, 1, 9)),  # the newline: one column
+    ("data y:\r\n", (1, 8, 1, 9)),  # also when written '\r\n'
+    ("sample mu Normal(0, 1)", (1, 11, 1, 17)),  # the token
+])
+def test_a_syntax_errors_span_covers_what_was_unexpected(text, where):
+    with pytest.raises(PplError) as caught:
+        parse(text, "m.ppl")
+    assert _where(caught.value.span) == where
 
 
 @pytest.mark.parametrize("text", ["sample μ ~ Normal(0, 1)", "let é = 1", "let x = 2 * σ"])
