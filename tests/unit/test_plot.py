@@ -266,3 +266,13 @@ def test_forty_whole_values_are_one_bar_each_and_forty_one_are_forty_bins():
     from ppl.plot import _bins
     assert np.array_equal(_bins(np.arange(40.0)), np.arange(-0.5, 40.0))
     assert _bins(np.arange(41.0)) == 40
+
+
+def test_draws_near_the_float_limit_are_plotted_in_units_of_their_power_of_ten(monkeypatch):
+    # a let of 1.5e308 in every draw (or one of 1e308 * tanh(mu)): matplotlib cannot place its
+    # ticks there, and 'ppl plot' ended with an internal error (ValueError: Axis limits cannot
+    # be NaN or Inf; Too many bins for data range), found by the mutation pass
+    draws = np.column_stack([np.full(5, 1.5e308), [1e308, -1e308, 5e307, 0.0, np.nan]])
+    panels, _ = _marginals(monkeypatch, ["big", "wide"], draws)
+    assert [title for title, *_ in panels] == ["big / 1e308 = 1.5 (every draw)",
+                                               "wide / 1e308 (1 not finite)"]
