@@ -212,13 +212,15 @@ def _plot_marginals(names: list[str], draws: np.ndarray, total: int,
         values = draws[:, index]
         finite = values[np.isfinite(values)]
         left_out = len(values) - len(finite)
-        title = names[index] + (f" ({left_out} not finite)" if left_out else "")
-        if len(finite) and np.ptp(finite) == 0:
+        same = len(finite) and np.all(finite == finite[0])
+        finite, unit = _in_units(finite)   # near the float limit matplotlib places no ticks
+        title = names[index] + unit + (f" ({left_out} not finite)" if left_out else "")
+        if same:
             # a param, or one value in every draw (a Cholesky factor's fixed entries): a line
             value, half = finite[0], 0.5 * max(abs(finite[0]), 1.0)
             axis.axvline(value, color="C1")
             axis.set_xlim(value - half, value + half)
-            title = (f"{names[index]} = {value:.4g} "
+            title = (f"{names[index]}{unit} = {value:.4g} "
                      f"({'param' if points[index] else 'every draw'})")
         else:
             bins = _bins(finite)

@@ -145,3 +145,41 @@ def test_a_library_import_keeps_its_own_ctrl_c():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.stdout.strip() == "True", result.stderr
+
+
+def test_the_command_runs_with_pythons_own_ctrl_c_handler(monkeypatch):
+    # the start-up handler ends the process at once (os._exit): left in place, a Ctrl-C during
+    # a fit would end it with 'ppl: interrupted' instead of the fit stopping and printing itself
+    from ppl import cli, startup
+    seen = []
+    monkeypatch.setattr(cli, "main", lambda argv: seen.append(signal.getsignal(signal.SIGINT)) or 3)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert startup.main([]) == 3
+    finally:
+        after = signal.signal(signal.SIGINT, before)
+    assert seen == [before] and after == signal.SIG_IGN
+
+
+class _InterruptedOnce:
+    """Stands in for the _signal module: its first signal() call raises KeyboardInterrupt, as
+    a Ctrl-C that came just before it does."""
+    SIGINT, SIG_IGN = signal.SIGINT, signal.SIG_IGN
+
+    def __init__(self):
+        self.calls = []
+
+    def signal(self, signum, handler):
+        self.calls.append((signum, handler))
+        if len(self.calls) == 1:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("status, said", [(0, "ppl: interrupted\n"), (130, "")])
+def test_a_ctrl_c_as_the_command_ends_is_status_130_said_once(monkeypatch, capfd, status, said):
+    from ppl import startup
+    fake = _InterruptedOnce()
+    monkeypatch.setattr(startup, "_signal", fake)
+    assert startup._ignoring_ctrl_c(status) == 130
+    assert fake.calls == [(signal.SIGINT, signal.SIG_IGN)] * 2
+    assert capfd.readouterr().err == said

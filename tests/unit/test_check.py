@@ -361,6 +361,8 @@ def test_rank_limit():
     ("let softmax = 1\n", "reserved"),
     ("let Gamma = 1\n", "reserved"),
     ("sample x ~ Normall(0, 1)\n", "did you mean 'Normal'?"),
+    # distribution names are looked up exactly: a lower-case name is Stan's, not ppl's
+    ("sample x ~ normal(0, 1)\n", "unknown distribution 'normal'; did you mean 'Normal'?"),
     ("let a = lgo(1)\n", "did you mean 'log'?"),
     ("let a = Normal(0, 1)\n", "is a distribution"),
     ("sample x ~ sum(1)\n", "is a function"),

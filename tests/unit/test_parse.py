@@ -456,6 +456,69 @@ def test_an_error_in_a_very_long_line_shows_the_part_around_it():
     assert shown[caret.index("^")] == "$"
 
 
+# ----- Source and Span: lines, text, the excerpt's cut and marker --------------------------
+
+def _span(text, line, col, end_line, end_col):
+    from ppl.source import Source, Span
+    return Span(Source("m.ppl", text), line, col, end_line, end_col)
+
+
+def test_source_lines_are_numbered_from_one():
+    from ppl.source import Source
+    source = Source("m.ppl", "a\nb")
+    assert [source.line(n) for n in (0, 1, 2, 3)] == ["", "a", "b", ""]
+
+
+def test_an_error_in_crlf_text_shows_its_line_without_the_carriage_return():
+    # parse takes '\r\n' lines as they are (ppl.load and ppl.compile turn them into '\n')
+    with pytest.raises(PplError) as caught:
+        parse("data y: real\r\nsample mu Normal(0, 1)\r\n", "m.ppl")
+    assert str(caught.value).split("\n")[1:] == ["    2 | sample mu Normal(0, 1)",
+                                                 "      |           ^~~~~~"]
+
+
+def test_a_span_over_several_lines_reads_them_joined_by_spaces():
+    text = "let z = (1 +\n  2 +\n  3)\n"
+    assert _span(text, 1, 9, 3, 5).text == "(1 + 2 + 3)"
+    assert _span(text, 1, 9, 2, 4).text == "(1 + 2"
+    assert _span(text, 1, 9, 1, 11).to(_span(text, 3, 3, 3, 5)) == _span(text, 1, 9, 3, 5)
+
+
+def test_a_span_over_several_lines_is_marked_to_the_end_of_its_first():
+    assert _span("let z = (1 +\n  2)\n", 1, 9, 2, 5).excerpt() == (
+        "    1 | let z = (1 +\n"
+        "      |         ^~~~")
+
+
+def test_a_tab_before_the_error_is_copied_into_the_marker_line():
+    assert _span("\tlet\tz = $\n", 1, 10, 1, 11).excerpt() == (
+        "    1 | \tlet\tz = $\n"
+        "      | \t   \t    ^")
+
+
+# A line of 300 characters, each column's character readable: "000001002..." cut to 300.
+LONG = "".join(f"{i:03d}" for i in range(100))
+
+
+@pytest.mark.parametrize("col, end_col, shown, marker", [
+    # a third of the width (33 characters) before the error, '...' at both cuts
+    (150, 153, "..." + LONG[116:216] + "...", " " * 36 + "^~~"),
+    # near the end the last 100 characters are shown, the line's end not cut
+    (290, 291, "..." + LONG[200:], " " * 92 + "^"),
+    # a span running past the part shown is marked to its end, not beyond
+    (150, 290, "..." + LONG[116:216] + "...", " " * 36 + "^" + "~" * 66),
+])
+def test_a_long_lines_excerpt_is_cut_around_the_error(col, end_col, shown, marker):
+    assert _span(LONG, 1, col, 1, end_col).excerpt() == (
+        f"    1 | {shown}\n      | {marker}")
+
+
+def test_a_line_one_character_longer_than_the_excerpt_is_cut():
+    line = "x" * 100 + "$"
+    assert _span(line, 1, 101, 1, 102).excerpt() == (
+        f"    1 | ...{'x' * 99}$\n      | {' ' * 102}^")
+
+
 def _syntax_cases():
     return sorted((REPO / "tests" / "cases" / "bad").glob("syntax_*.ppl"))
 

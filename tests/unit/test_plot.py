@@ -5,6 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
+from ppl.errors import PplError
+
 pytest.importorskip("matplotlib")
 
 NORMAL = "data y: real[3]\nsample mu ~ Normal(0, 10)\nobserve y ~ Normal(mu, 1)\n"
@@ -16,9 +18,11 @@ DISCRETE = ("data y: real[3]\nsample mu: real[3] ~ Normal(0, 10)\n"
 NOTHING = "data y: real[3]\nobserve y ~ Normal(0, 1)\n"
 
 
-def _figures(tmp_path, monkeypatch, text, *options, data='{"y": [1.0, 2.0, 0.5]}'):
+def _figures(tmp_path, monkeypatch, text, *options, data='{"y": [1.0, 2.0, 0.5]}',
+             plotting=()):
     """{png name: [(title, x label, y label, lines, bars, texts) per visible axis]} of
-    ``ppl plot`` on a fit of ``text`` to ``data`` with ``options``."""
+    ``ppl plot`` (with the options ``plotting``) on a fit of ``text`` to ``data`` with
+    ``options``."""
     from ppl import plot
     from ppl.cli import main
     (tmp_path / "m.ppl").write_text(text)
@@ -37,7 +41,7 @@ def _figures(tmp_path, monkeypatch, text, *options, data='{"y": [1.0, 2.0, 0.5]}
         headings.append(figure.get_suptitle())
         return real_png(figure)
     monkeypatch.setattr(plot, "_png", record)
-    assert main(["plot", str(tmp_path / "o")]) == 0
+    assert main(["plot", str(tmp_path / "o"), *plotting]) == 0
     return {**dict(zip(("elbo.png", "marginals.png"), drawn)), "headings": headings}
 
 
@@ -184,3 +188,91 @@ def test_a_fit_of_one_family_has_no_phases(tmp_path, monkeypatch):
     elbo = _figures(tmp_path, monkeypatch, NORMAL, "--guide", "meanfield")["elbo.png"]
     assert [(lines, texts) for *_, lines, _, texts in elbo] == [(1, []), (1, [])]
     assert "phases" not in json.loads((tmp_path / "o" / "fit.json").read_text())
+
+
+def test_vars_are_shown_in_their_order_params_too(tmp_path, monkeypatch):
+    marginals = _figures(tmp_path, monkeypatch, MIXED, "--iter", "300",
+                         plotting=("--vars", "s", "mu"))["marginals.png"]
+    assert [a[0].partition(" = ")[0] for a in marginals] == ["s", "mu"]
+
+
+def test_vars_choose_each_element_once_by_its_exact_name():
+    from ppl.plot import _select
+    names = ["mu", "w[0]", "w[1]", "z[1]", "z[10]"]
+    assert _select(names, ["z[1]", "w", "w[1]", "mu"]) == [3, 1, 2, 0]
+    with pytest.raises(PplError) as caught:      # the start of a name is not the name
+        _select(names, ["m"])
+    assert caught.value.message == ("option --vars: no variable or element 'm' in this fit; "
+                                    "did you mean 'mu'?")
+
+
+def test_a_fit_moved_after_its_steps_says_so_over_its_trace(tmp_path, monkeypatch):
+    import json
+    from ppl import plot
+    _figures(tmp_path, monkeypatch, NORMAL, "--guide", "meanfield", "--iter", "200")
+    path = tmp_path / "o" / "fit.json"
+    info = json.loads(path.read_text())
+    assert plot._trace(info, path).title == "ELBO estimate at each step"
+    info["unmoved_final_elbo"] = info["final_elbo"] - 1.0
+    assert plot._trace(info, path).title == "ELBO estimate at each step (the fit then moved)"
+
+
+def test_an_elbo_beyond_1e100_is_shown_in_units_of_its_power_of_ten():
+    from ppl.plot import _in_units
+    values, unit = _in_units(np.array([-1.6e307, -2e306]))
+    assert unit == " / 1e307" and np.allclose(values, [-1.6, -0.2], rtol=1e-14)
+    values, unit = _in_units(np.array([-3e200]))
+    assert unit == " / 1e200" and np.allclose(values, [-3.0], rtol=1e-14)
+    values, unit = _in_units(np.array([-5e99, 1.0]))
+    assert unit == "" and values.tolist() == [-5e99, 1.0]
+
+
+def test_the_trace_is_zoomed_to_its_last_ninety_percent():
+    from ppl.plot import _figure, _zoom
+    _, axes = _figure(1, 2, (4, 2))
+    _zoom(axes[0, 0], np.arange(100.0))
+    # from the 1% quantile of steps 10..99 to their largest value plus 5% of their range
+    assert np.allclose(axes[0, 0].get_ylim(), (10.89, 99 + 0.05 * 89), rtol=1e-12)
+    ylim = axes[0, 1].get_ylim()
+    _zoom(axes[0, 1], np.array([-1.7e308, 1.7e308] * 10))   # the margin overflows: left alone
+    assert axes[0, 1].get_ylim() == ylim
+
+
+def _marginals(monkeypatch, names, draws):
+    """[(title, row, column) per visible axis], the number of axes, of _plot_marginals."""
+    from ppl import plot
+    seen = []
+    monkeypatch.setattr(plot, "_png", lambda figure: seen.append(
+        ([(a.get_title(), a.get_subplotspec().rowspan.start, a.get_subplotspec().colspan.start)
+          for a in figure.axes if a.axison], len(figure.axes))) or b"")
+    plot._plot_marginals(names, draws, len(names), [False] * len(names), "reliable")
+    return seen[0]
+
+
+def test_marginals_are_five_to_a_row(monkeypatch):
+    names = [f"x[{i}]" for i in range(7)]
+    draws = np.random.default_rng(0).normal(size=(20, 7))
+    panels, axes = _marginals(monkeypatch, names, draws)
+    assert panels == [(name, i // 5, i % 5) for i, name in enumerate(names)] and axes == 10
+
+
+def test_a_column_of_no_finite_draws_is_an_empty_panel_that_says_so(monkeypatch):
+    draws = np.column_stack([np.full(5, np.nan), [1.0, np.inf, 2.0, 3.0, 1.5]])
+    panels, _ = _marginals(monkeypatch, ["a", "b"], draws)
+    assert [title for title, *_ in panels] == ["a (5 not finite)", "b (1 not finite)"]
+
+
+def test_forty_whole_values_are_one_bar_each_and_forty_one_are_forty_bins():
+    from ppl.plot import _bins
+    assert np.array_equal(_bins(np.arange(40.0)), np.arange(-0.5, 40.0))
+    assert _bins(np.arange(41.0)) == 40
+
+
+def test_draws_near_the_float_limit_are_plotted_in_units_of_their_power_of_ten(monkeypatch):
+    # a let of 1.5e308 in every draw (or one of 1e308 * tanh(mu)): matplotlib cannot place its
+    # ticks there, and 'ppl plot' ended with an internal error (ValueError: Axis limits cannot
+    # be NaN or Inf; Too many bins for data range), found by the mutation pass
+    draws = np.column_stack([np.full(5, 1.5e308), [1e308, -1e308, 5e307, 0.0, np.nan]])
+    panels, _ = _marginals(monkeypatch, ["big", "wide"], draws)
+    assert [title for title, *_ in panels] == ["big / 1e308 = 1.5 (every draw)",
+                                               "wide / 1e308 (1 not finite)"]
