@@ -659,6 +659,7 @@ def test_the_registry_views_are_the_families_records():
     ("flw", "unknown guide 'flw'; did you mean 'flow'?"),
     ("lowrank:0", "the rank R in 'lowrank:0' must be a positive integer"),
     ("flow:x", "the number of layers K in 'flow:x' must be a positive integer"),
+    ("flow:", "the number of layers K in 'flow:' must be a positive integer"),
     # str.isdigit's other digits: int('²') raised ValueError (an internal error)
     ("lowrank:\u00b2", "the rank R in 'lowrank:\u00b2' must be a positive integer"),
     ("flow:\u0663", "the number of layers K in 'flow:\u0663' must be a positive integer"),
@@ -674,6 +675,13 @@ def test_the_registry_views_are_the_families_records():
 def test_family_refuses_bad_specs(spec, message):
     with pytest.raises(PplError, match="option guide: .*" + message.replace("?", r"\?")):
         family(spec, 5)
+
+
+def test_lowrank_takes_rank_1_where_there_is_no_dimension():
+    # the rank is at most D, but at least 1 is taken where D = 0 (its default there too)
+    assert family("lowrank:1", 0).R == family("lowrank", 0).R == 1
+    with pytest.raises(PplError, match="rank 2 is larger than the model's 0 unconstrained"):
+        family("lowrank:2", 0)
 
 
 def test_flow_takes_up_to_its_largest_number_of_layers():
