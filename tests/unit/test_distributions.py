@@ -1187,7 +1187,7 @@ def test_gamma_lccdf_far_in_the_tail_is_finite_with_a_finite_gradient():
 def test_poisson_cdfs_far_in_their_tails_are_finite_with_a_finite_gradient():
     # lcdf(Poisson(900), 2) = log Q(3, 900) and lccdf(Poisson(1e-3), 150) = log P(151, 1e-3):
     # both underflow in scipy. Exact: log Q(3, r) = -r + log(1 + r + r^2 / 2); P(151, r) is
-    # r^151 e^-r / 151! (1 + r / 152 + ...)
+    # r^151 e^-r / 151! (1 + r / 152 + r^2 / (152 153) + ...)
     from ppl.distributions.discrete import Poisson
     r = 900.0
     np.testing.assert_allclose(Poisson.log_cdf(2.0, rate=r), -r + np.log(1 + r + r * r / 2),
@@ -1196,7 +1196,7 @@ def test_poisson_cdfs_far_in_their_tails_are_finite_with_a_finite_gradient():
                                -1 + (1 + r) / (1 + r + r * r / 2), rtol=1e-12)
     r = 1e-3
     lead = 151 * np.log(r) - r - sp.gammaln(152)
-    np.testing.assert_allclose(Poisson.log_ccdf(150.0, rate=r), lead + np.log1p(r / 152),
+    np.testing.assert_allclose(Poisson.log_ccdf(150.0, rate=r), lead + np.log1p(r / 152 + r * r / (152 * 153)),
                                rtol=1e-14)
     np.testing.assert_allclose(grad(lambda s: Poisson.log_ccdf(150.0, rate=s))(r),
                                151 / r - 1 + 1 / 152, rtol=1e-6)
