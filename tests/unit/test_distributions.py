@@ -1169,3 +1169,34 @@ def test_mixture_of_poissons_with_a_log_rate_of_minus_inf_is_a_point_mass_at_zer
         Poisson, {"log_rate": np.array([-np.inf, 0.5])}))
     want = np.log(0.3 * (x == 0) + 0.7 * st.poisson(np.exp(0.5)).pmf(x))
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_gamma_lccdf_far_in_the_tail_is_finite_with_a_finite_gradient():
+    # a right-censored Gamma observation far beyond the mass: Q(2, 800) = 801 e^-800 underflows
+    # in scipy (0, so the log was -inf and the gradient nan); log Q(2, rate t) = log(1 + rate t)
+    # - rate t exactly
+    gamma = lookup("Gamma")
+    t, shape, rate = 400.0, 2.0, 2.0
+    np.testing.assert_allclose(gamma.log_ccdf(t, shape, rate), np.log1p(rate * t) - rate * t,
+                               rtol=1e-14)
+    d_rate = grad(lambda r: gamma.log_ccdf(t, shape, r))(rate)
+    np.testing.assert_allclose(d_rate, t / (1 + rate * t) - t, rtol=1e-12)
+    assert np.isfinite(grad(lambda s: gamma.log_ccdf(t, s, rate))(shape))
+
+
+def test_poisson_cdfs_far_in_their_tails_are_finite_with_a_finite_gradient():
+    # lcdf(Poisson(900), 2) = log Q(3, 900) and lccdf(Poisson(1e-3), 150) = log P(151, 1e-3):
+    # both underflow in scipy. Exact: log Q(3, r) = -r + log(1 + r + r^2 / 2); P(151, r) is
+    # r^151 e^-r / 151! (1 + r / 152 + r^2 / (152 153) + ...)
+    from ppl.distributions.discrete import Poisson
+    r = 900.0
+    np.testing.assert_allclose(Poisson.log_cdf(2.0, rate=r), -r + np.log(1 + r + r * r / 2),
+                               rtol=1e-14)
+    np.testing.assert_allclose(grad(lambda s: Poisson.log_cdf(2.0, rate=s))(r),
+                               -1 + (1 + r) / (1 + r + r * r / 2), rtol=1e-12)
+    r = 1e-3
+    lead = 151 * np.log(r) - r - sp.gammaln(152)
+    np.testing.assert_allclose(Poisson.log_ccdf(150.0, rate=r), lead + np.log1p(r / 152 + r * r / (152 * 153)),
+                               rtol=1e-14)
+    np.testing.assert_allclose(grad(lambda s: Poisson.log_ccdf(150.0, rate=s))(r),
+                               151 / r - 1 + 1 / 152, rtol=1e-6)
