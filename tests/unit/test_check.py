@@ -673,6 +673,7 @@ def test_ordered_types_give_their_support(elem, support):
     ("sample z: int ~ Categorical([0.2, 0.3, 0.5])", 0, 2),
     # bounds on the support's own ends: an int support is closed, so they are accepted
     ("sample z: int<lower=0, upper=1> ~ Bernoulli(0.5)", 0, 1),
+    ("sample z: int<lower=1> ~ Bernoulli(0.5)", 1, 1),
 ])
 def test_discrete_latent_has_a_finite_support(text, lower, upper):
     latent = _check(text + "\n").latents["z"]

@@ -593,7 +593,9 @@ def test_the_block_of_a_discrete_latent_sits_where_numpy_puts_its_axis(text, pos
     # z's block at axis 1 in a, at axis 0 in b: a + b lines up different elements of z
     ("let a = xs + z\nlet b = xs * z[:, newaxis]\nlet c = a + b\n", "broadcasting lines up"),
     ("factor lpdf(Mixture([0.5, 0.5, 0.0], Normal(z, 1.0)), 0.0)\n", "a mixture combines values"),
-], ids=["slice_with_a_stop", "blocks_at_different_axes", "lpdf_of_a_mixture"])
+    # an index read from z gathers, whatever the other items do to the block
+    ("let w = x2 * z[:, newaxis]\nlet a = w[:2, z]\n", "indexing gathers"),
+], ids=["slice_with_a_stop", "blocks_at_different_axes", "lpdf_of_a_mixture", "index_by_z"])
 def test_an_expression_that_mixes_the_elements_of_a_discrete_latent_is_refused(text, message):
     with pytest.raises(PplError) as info:
         check(parse(BLOCK_HEAD + text, "model.ppl"))
