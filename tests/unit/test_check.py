@@ -686,6 +686,9 @@ def test_ordered_types_give_their_support(elem, support):
     ("sample z: int[4] ~ Bernoulli(0.5)", 0, 1),
     ("sample z: int<lower=1, upper=5> ~ Poisson(3)", 1, 5),
     ("sample z: int ~ Categorical([0.2, 0.3, 0.5])", 0, 2),
+    # bounds on the support's own ends: an int support is closed, so they are accepted
+    ("sample z: int<lower=0, upper=1> ~ Bernoulli(0.5)", 0, 1),
+    ("sample z: int<lower=1> ~ Bernoulli(0.5)", 1, 1),
 ])
 def test_discrete_latent_has_a_finite_support(text, lower, upper):
     latent = _check(text + "\n").latents["z"]
@@ -723,6 +726,31 @@ def test_lpdf_of_a_discrete_distribution_takes_values_of_int_latents_and_data():
            "factor lpdf(Poisson(2), z + 1.0)\n")
     _check("data y: real\nsample s ~ Normal(0, 1)\nfactor lpdf(Poisson(exp(s)), y)\n")
 
+
+
+def test_an_ordered_latent_of_a_multivariate_distribution_is_refused():
+    # MvNormal's support is the real line, but its elements are not independent draws
+    assert _error("sample v: ordered[2] ~ MvNormal([0.0, 0.0], eye(2))\n") == (
+        "'v' is declared ordered, but MvNormal has the support real")
+
+
+@pytest.mark.parametrize("text", [
+    # lccdf of a value below the support is log 1 = 0, not -inf: no range check, no warning
+    "factor lccdf(Exponential(1.0), -exp(v))\n",
+    # a value always inside the support: nothing to warn of
+    "factor lpdf(Exponential(1.0), exp(v))\n",
+])
+def test_a_density_whose_value_cannot_leave_its_domain_is_not_warned_of(text):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check("sample v ~ Normal(0, 1)\n" + text)
+
+
+def test_a_mixture_of_mixtures_is_refused():
+    message = _error("sample v ~ Normal(0, 1)\nfactor lpdf(Mixture([0.5, 0.5], "
+                     "Mixture([0.5, 0.5], Normal([0.0, 1.0], 1.0))), v)\n")
+    assert message == ("the components of Mixture must be one distribution call, as in "
+                       "Mixture(w, Normal(mu, sigma))")
 
 @pytest.mark.parametrize("text, declaration", [
     ("sample w ~ Dirichlet([1.0, 1.0, 1.0])\n", "sample w: real[3] ~ Dirichlet(...)"),

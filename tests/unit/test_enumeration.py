@@ -15,6 +15,7 @@ from ppl.compiler import compile_model
 from ppl.errors import PplError
 from ppl.data import load_data
 from ppl.frontend.check import check
+from ppl.frontend.enumeration import plan
 from ppl.frontend.parse import parse
 
 Y = np.array([-1.3, 0.4, 2.2])
@@ -558,3 +559,61 @@ def test_every_family_fits_a_model_whose_latents_are_all_discrete(guide):
     log_p = np.array([-0.5 * np.sum((Y - s) ** 2) for s in range(4)])
     np.testing.assert_allclose(fit.probabilities()["s"], np.exp(log_p - logsumexp(log_p)))
     assert fit.verdict().level == "reliable"
+
+
+# ----- where the block of a discrete latent sits (frontend/enumeration.py) ------------------
+
+BLOCK_HEAD = ("data x: real[4, 3]\ndata xs: real[3, 3]\ndata x2: real[3, 4]\n"
+              "data mu: real[5, 6]\ndata idx: int<lower=0, upper=5>[4, 3]\n"
+              "sample z: int[3] ~ Bernoulli(0.5)\n")
+
+
+@pytest.mark.parametrize("text, positions", [
+    # z [3] broadcast against [4, 3]: numpy puts its axis last (block at 1)
+    ("let a = x + z\n", {6: 1}),
+    ("data y: real[4, 3]\nobserve y ~ Normal(z, 1)\n", {7: 1}),
+    # a reduction before the block moves it one axis left
+    ("let w = x + z\nlet s = sum(w, axis=0)\n", {6: 1, 7: 0}),
+    # a reduction just after the block keeps it
+    ("let w = x2 * z[:, newaxis]\nlet s = sum(w, axis=1)\n", {6: 0, 7: 0}),
+    # a scalar index before the block removes that axis
+    ("let w = x + z\nlet v = w[0]\n", {6: 1, 7: 0}),
+    # mu[z, idx]: z [3] and idx [4, 3] broadcast to [4, 3], z's elements along the last axis
+    ("let a = mu[z, idx]\n", {6: 1}),
+], ids=["broadcast", "observe", "reduce_before", "reduce_after", "index_before", "gather"])
+def test_the_block_of_a_discrete_latent_sits_where_numpy_puts_its_axis(text, positions):
+    model = check(parse(BLOCK_HEAD + text, "model.ppl"))
+    found = plan(model)
+    assert found[5] == ("z", 0)
+    assert {i: found[i] for i in positions} == {i: ("z", p) for i, p in positions.items()}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("let a = z[:2]\n", "slicing cuts"),
+    # z's block at axis 1 in a, at axis 0 in b: a + b lines up different elements of z
+    ("let a = xs + z\nlet b = xs * z[:, newaxis]\nlet c = a + b\n", "broadcasting lines up"),
+    ("factor lpdf(Mixture([0.5, 0.5, 0.0], Normal(z, 1.0)), 0.0)\n", "a mixture combines values"),
+    # an index read from z gathers, whatever the other items do to the block
+    ("let w = x2 * z[:, newaxis]\nlet a = w[:2, z]\n", "indexing gathers"),
+], ids=["slice_with_a_stop", "blocks_at_different_axes", "lpdf_of_a_mixture", "index_by_z"])
+def test_an_expression_that_mixes_the_elements_of_a_discrete_latent_is_refused(text, message):
+    with pytest.raises(PplError) as info:
+        check(parse(BLOCK_HEAD + text, "model.ppl"))
+    assert info.value.message == (f"{message} across the elements of the discrete latent 'z'; "
+                                  "they must stay independent to be summed out one by one")
+    assert info.value.span.line == BLOCK_HEAD.count("\n") + text.count("\n")
+
+
+@pytest.mark.parametrize("upper, message", [
+    (9999, None),
+    (10_000, "discrete latent 's' takes 10001 values; at most 10000 can be enumerated")])
+def test_the_limit_on_values_holds_for_literal_bounds(upper, message):
+    # the data rows above reach the limit through data.py; literal bounds are checked by the
+    # checker (latent_types.finite_support)
+    program = parse(f"sample s: int ~ DiscreteUniform(0, {upper})\n", "model.ppl")
+    if message is None:
+        assert check(program).latents["s"].support.upper.value == upper
+        return
+    with pytest.raises(PplError) as info:
+        check(program)
+    assert info.value.message == message

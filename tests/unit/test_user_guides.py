@@ -306,3 +306,14 @@ def test_a_guide_scale_read_through_a_let_declared_after_the_latent():
     np.testing.assert_allclose(guide.log_q(theta, zeta),
                                stats.norm.logpdf(zeta[:, 0], m, np.exp(c)), rtol=1e-13)
     assert entropy == pytest.approx(c + 0.5 * (1 + np.log(2 * np.pi)), rel=1e-14)
+
+
+@pytest.mark.parametrize("declaration", ["data y: real", "param y: real"])
+def test_a_guide_for_data_or_a_param_is_refused(declaration):
+    # only a latent has a distribution for a guide to stand in for; a data name or a param of
+    # that name is not one (a guide statement for it was an internal error, not this one)
+    with pytest.raises(ppl.PplError) as info:
+        ppl.compile(f"{declaration}\nsample v ~ Normal(0, 1)\nguide y ~ Normal(0, 1)\n")
+    assert info.value.message == ("guide for 'y', which is not a latent variable defined "
+                                  "earlier")
+    assert (info.value.span.line, info.value.span.col) == (3, 7)
