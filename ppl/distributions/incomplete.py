@@ -122,6 +122,7 @@ def _log_of_smaller(small, other):
 
 
 _TINY = np.finfo(float).tiny     # below it scipy's value is 0 or subnormal: too few digits
+_LOG_TINY = float(np.log(_TINY))
 _EPS = np.finfo(float).eps
 _MAX_TERMS = 10000
 
@@ -188,16 +189,19 @@ defvjp(_log_p_far,
        lambda ans, a, x: unbroadcast_f(x, lambda g: g * a * np.exp(-np.log(x) - _log_series(a, x))))
 
 
-def _with_far_tail(a, x, plain_value, scipy_tail, log_far):
-    """scipy's log, ``plain_value(a, x)``, where its tail ``scipy_tail`` is a normal number;
+def _with_far_tail(a, x, plain_value, log_far):
+    """scipy's log, ``plain_value(a, x)``, where its probability is a normal number;
     ``log_far`` where it is 0 or subnormal (and x positive and finite, where it is not exactly
-    0). Each side sees only arguments where it is finite (1, 1 elsewhere), gradients included."""
-    a_raw, x_raw = np.broadcast_arrays(np.asarray(getval(a), dtype=float),
-                                       np.asarray(getval(x), dtype=float))
+    0). The plain log tells which: it is log of the smaller side, so below log(tiny) exactly
+    where that side is 0 or subnormal (no second scipy call each step on the common path).
+    Each side sees only arguments where it is finite (1, 1 elsewhere), gradients included."""
+    with np.errstate(divide="ignore"):    # log(0) where the side underflowed: replaced below
+        value = plain_value(a, x)
+    x_raw = np.asarray(getval(x), dtype=float)
     with np.errstate(invalid="ignore"):
-        far = (scipy_tail(a_raw, x_raw) < _TINY) & (x_raw > 0) & np.isfinite(x_raw)
+        far = (np.asarray(getval(value)) < _LOG_TINY) & (x_raw > 0) & np.isfinite(x_raw)
     if not far.any():
-        return plain_value(a, x)
+        return value
     # broadcast first, by adding an exact 0: anp.where's gradient does not sum over broadcast
     # axes, addition's does (autograd's broadcast_to refuses new leading axes)
     a, x = a + np.zeros(far.shape), x + np.zeros(far.shape)
@@ -208,11 +212,11 @@ def _with_far_tail(a, x, plain_value, scipy_tail, log_far):
 def log_gammainc(a, x):
     """log P(a, x), accurate when P is near 0 or near 1, and where P underflows."""
     return _with_far_tail(a, x, lambda a, x: _log_of_smaller(gammainc(a, x), gammaincc(a, x)),
-                          scipy_special().gammainc, _log_p_far)
+                          _log_p_far)
 
 
 def log_gammaincc(a, x):
     """log Q(a, x) = log(1 - P(a, x)), accurate when Q is near 0 or near 1, and where Q
     underflows."""
     return _with_far_tail(a, x, lambda a, x: _log_of_smaller(gammaincc(a, x), gammainc(a, x)),
-                          scipy_special().gammaincc, _log_q_far)
+                          _log_q_far)
