@@ -80,13 +80,21 @@ def _axes(x, axis):
     return axis + 1 if axis >= 0 else axis
 
 
-def _reduction(op):
+def _reduction(op, real):
     def impl(x, axis=None):
         axes = _axes(x, axis)
         if axes == ():  # a scalar per draw: reducing over no axes is the identity
-            return x
+            return _as_real(x) if real else x
         return op(x, axis=axes)
     return impl
+
+
+def _as_real(x):
+    """An int or bool array as float64 (same values), as a real-valued reduction over an axis
+    returns it; a float, or autograd's box of one, as it is, bit for bit (-0.0 stays -0.0)."""
+    if isinstance(x, (np.ndarray, np.generic, int)) and np.asarray(x).dtype.kind in "biu":
+        return np.asarray(x, dtype=np.float64)
+    return x
 
 
 def _elementwise(op):
@@ -397,7 +405,9 @@ def _elementwise_function(name, op, dtype=_real):
 
 
 def _reducing_function(name, op, dtype=_real, shape=_reduce_shape):
-    return Function(name, ("x",), frozenset({"axis"}), shape, dtype, _reduction(op),
+    # the dtype rule decides, once, whether an int per draw comes back as a real
+    real = dtype(("int",)) == "real"
+    return Function(name, ("x",), frozenset({"axis"}), shape, dtype, _reduction(op, real),
                     axes=REDUCTION)
 
 

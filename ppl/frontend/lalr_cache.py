@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import lark
 from lark import Lark
@@ -37,24 +37,31 @@ def cache_dir() -> Path | None:
     return Path(base) / "ppl"
 
 
-def load_or_build(grammar: str, build: Callable[[], Lark], **objects: Any) -> Lark:
+def load_or_build(grammar: str, settings: Mapping[str, Any],
+                  build: Callable[..., Lark] = Lark, **objects: Any) -> Lark:
     """The parser for `grammar`: from the cache when it holds one, else built and cached.
 
     Parameters
     ----------
-    grammar : the grammar text; with lark's version it keys the cache, so an edited grammar
-        or a new lark never loads stale tables.
-    build : makes the parser (an LALR `Lark`) when the cache has none.
-    **objects : the object-valued options `build` used (``postlex``), given again on load.
+    grammar : the grammar text; with lark's version and the settings it keys the cache, so
+        an edited grammar, a new lark or other settings never load stale tables.
+    settings : the data-valued keyword arguments of `Lark` (``start``, ``parser``, ``lexer``,
+        ``propagate_positions``, ...): the parser is built with exactly these, and they key
+        the cache.
+    build : called as ``build(grammar, **settings, **objects)`` when the cache has none;
+        `Lark` itself unless a test counts the builds.
+    **objects : the object-valued options (``postlex``), given to `build` and again on load.
 
     Returns
     -------
-    A `Lark` instance equivalent to ``build()``.
+    A `Lark` instance equivalent to ``build(grammar, **settings, **objects)``.
     """
-    key = hashlib.sha256(f"{lark.__version__}\n{sorted(objects)}\n{grammar}".encode()).hexdigest()
+    # sort_keys: the same settings in another order are the same parser
+    key = hashlib.sha256(f"{lark.__version__}\n{json.dumps(settings, sort_keys=True)}\n"
+                         f"{sorted(objects)}\n{grammar}".encode()).hexdigest()
     folder = cache_dir()
     if folder is None:
-        return build()
+        return build(grammar, **settings, **objects)
     path = folder / f"parser-{key[:32]}.json"
     try:
         data, memo = _restore(json.loads(path.read_text(encoding="utf-8")))
@@ -62,7 +69,7 @@ def load_or_build(grammar: str, build: Callable[[], Lark], **objects: Any) -> La
     except (OSError, ValueError, KeyError, TypeError, AttributeError,
             lark.exceptions.LarkError):
         pass  # no cache yet, or one we cannot read: build, then (re)write it
-    parser = build()
+    parser = build(grammar, **settings, **objects)
     _store(parser, path)
     return parser
 

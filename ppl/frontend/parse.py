@@ -52,15 +52,16 @@ def find_grammar() -> Path:
     return Path(__file__).resolve().parents[2] / "grammar" / "ppl.lark"
 
 
+# The parser's data-valued settings, defined once: the parser is built with them and the
+# table cache is keyed on them. lexer="basic": every keyword is reserved in every context (the
+# contextual lexer would let `data` lex as a NAME where no keyword is expected).
+_SETTINGS = {"start": "program", "parser": "lalr", "lexer": "basic", "propagate_positions": True}
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    # lexer="basic": every keyword is reserved in every context (the contextual lexer would
-    # let `data` lex as a NAME where no keyword is expected).
     grammar = find_grammar().read_text(encoding="utf-8")
-    postlex = _BracketNewlines()
-    return lalr_cache.load_or_build(
-        grammar, lambda: Lark(grammar, start="program", parser="lalr", lexer="basic",
-                              propagate_positions=True, postlex=postlex), postlex=postlex)
+    return lalr_cache.load_or_build(grammar, _SETTINGS, postlex=_BracketNewlines())
 
 
 def parse(text: str, path: str = "<string>") -> syntax.Program:

@@ -205,7 +205,11 @@ def _beyond(negative, x: np.ndarray, value: float, theta: np.ndarray, record, it
 
 
 def _converged(value: float, grad: np.ndarray) -> bool:
-    """The gradient rule: every component below GTOL * max(1, |log joint|)."""
+    """The gradient rule: every component below GTOL * max(1, |log joint|), the log joint and
+    every component finite (an infinite log joint made the bound infinite, passing any
+    gradient; a NaN one made it GTOL)."""
+    if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+        return False
     return bool(np.max(np.abs(grad), initial=0.0) <= GTOL * max(1.0, abs(value)))
 
 

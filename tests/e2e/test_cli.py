@@ -201,6 +201,16 @@ def test_bad_model_gives_located_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_digit_outside_ascii_is_a_located_error_with_status_2(tmp_path):
+    # The Arabic-Indic three was read as the number 3 (the grammar's \d): numbers are ASCII
+    bad = tmp_path / "bad.ppl"
+    bad.write_text("sample mu ~ Normal(0, 1)\nlet z = \u0663\n", encoding="utf-8")
+    result = run("check", bad)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[0] == (f"{bad}:2:9: error: syntax error: "
+                                             "unexpected character '\u0663'")
+
+
 def test_unwritable_out_dir_fails_before_fitting(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("keep me")

@@ -171,6 +171,23 @@ def test_a_reduction_of_a_scalar_per_draw_is_the_identity(name):
     np.testing.assert_array_equal(np.signbit(got), np.signbit(x))
 
 
+@pytest.mark.parametrize("name", ["mean", "log_sum_exp"])
+@pytest.mark.parametrize("x", [np.array([3, -2, 0]), np.array([True, False])],
+                         ids=["int", "bool"])
+def test_a_real_reduction_of_an_int_scalar_per_draw_is_real(name, x):
+    # the dtype rule says real (mean(int) is real, as over an axis): the shortcut for no
+    # axes returned the int array itself (session 43)
+    assert functions.lookup(name).dtype(("int",)) == "real"
+    got = functions.lookup(name).impl(x)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, x.astype(np.float64))
+
+
+def test_sum_of_an_int_scalar_per_draw_stays_int():
+    x = np.array([3, -2, 0])
+    assert functions.lookup("sum").impl(x).dtype == x.dtype
+
+
 def test_log_sum_exp_of_a_matrix_of_no_elements_is_minus_inf():
     # a [0, 3] matrix (data of length 0) reduced over both of its axes: log 0 per draw, not
     # scipy's IndexError (special.log_sum_exp; mutation pass, session 41)

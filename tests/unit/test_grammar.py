@@ -15,8 +15,8 @@ def test_grammar_builds_strict_lalr():
 
 
 def test_grammar_builds_strict_with_the_parsers_own_options():
-    Lark(_grammar_text(), start="program", parser="lalr", lexer="basic", strict=True,
-         propagate_positions=True, postlex=parse_module._BracketNewlines())
+    Lark(_grammar_text(), **parse_module._SETTINGS, strict=True,
+         postlex=parse_module._BracketNewlines())
 
 
 def test_every_terminal_has_a_readable_description():

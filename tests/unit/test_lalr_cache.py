@@ -22,8 +22,7 @@ def cache(tmp_path, monkeypatch):
 
 def _build():
     grammar = parse.find_grammar().read_text(encoding="utf-8")
-    return Lark(grammar, start="program", parser="lalr", lexer="basic",
-                propagate_positions=True, postlex=parse._BracketNewlines())
+    return Lark(grammar, **parse._SETTINGS, postlex=parse._BracketNewlines())
 
 
 def _fresh_tree():
@@ -86,17 +85,19 @@ def test_restored_tables_are_lark_form_exactly():
 
 
 def _counted(calls):
-    def build():
+    def build(*args, **kwargs):
         calls.append(1)
-        return _build()
+        return Lark(*args, **kwargs)
     return build
 
 
 def test_a_cached_parser_is_loaded_not_rebuilt(cache):
     calls = []
     grammar = parse.find_grammar().read_text(encoding="utf-8")
-    lalr_cache.load_or_build(grammar, _counted(calls), postlex=parse._BracketNewlines())
-    loaded = lalr_cache.load_or_build(grammar, _counted(calls), postlex=parse._BracketNewlines())
+    lalr_cache.load_or_build(grammar, parse._SETTINGS, _counted(calls),
+                             postlex=parse._BracketNewlines())
+    loaded = lalr_cache.load_or_build(grammar, parse._SETTINGS, _counted(calls),
+                                      postlex=parse._BracketNewlines())
     assert len(calls) == 1 and loaded.parse(TEXT) == _fresh_tree()
 
 
@@ -105,15 +106,41 @@ def test_a_new_grammar_lark_or_objects_get_their_own_cache_entry(cache, monkeypa
     calls = []
     grammar = parse.find_grammar().read_text(encoding="utf-8")
     objects = {"postlex": parse._BracketNewlines()}
-    lalr_cache.load_or_build(grammar, _counted(calls), **objects)
+    lalr_cache.load_or_build(grammar, parse._SETTINGS, _counted(calls), **objects)
     if change == "grammar":
         grammar += "\n// edited\n"
     elif change == "lark version":
         monkeypatch.setattr(lalr_cache.lark, "__version__", "0.0.0-older")
     else:
         objects = {}
-    lalr_cache.load_or_build(grammar, _counted(calls), **objects)
+    lalr_cache.load_or_build(grammar, parse._SETTINGS, _counted(calls), **objects)
     assert len(calls) == 2 and len(list(cache.glob("parser-*.json"))) == 2
+
+
+@pytest.mark.parametrize("change", [{"propagate_positions": False}, {"lexer": "contextual"},
+                                    {"maybe_placeholders": False}])
+def test_other_parser_settings_get_their_own_cache_entry(cache, change):
+    # The tables and options were cached under the grammar alone: a parser asked for with
+    # other settings loaded the first settings' parser (session 43).
+    calls = []
+    grammar = parse.find_grammar().read_text(encoding="utf-8")
+    lalr_cache.load_or_build(grammar, parse._SETTINGS, _counted(calls),
+                             postlex=parse._BracketNewlines())
+    other = lalr_cache.load_or_build(grammar, {**parse._SETTINGS, **change}, _counted(calls),
+                                     postlex=parse._BracketNewlines())
+    assert len(calls) == 2 and len(list(cache.glob("parser-*.json"))) == 2
+    assert {name: getattr(other.options, name) for name in change} == change
+
+
+def test_the_same_settings_in_another_order_load_the_cached_parser(cache):
+    calls = []
+    grammar = parse.find_grammar().read_text(encoding="utf-8")
+    lalr_cache.load_or_build(grammar, parse._SETTINGS, _counted(calls),
+                             postlex=parse._BracketNewlines())
+    reordered = dict(reversed(list(parse._SETTINGS.items())))
+    lalr_cache.load_or_build(grammar, reordered, _counted(calls),
+                             postlex=parse._BracketNewlines())
+    assert len(calls) == 1 and len(list(cache.glob("parser-*.json"))) == 1
 
 
 def test_the_cache_folder_is_xdg_cache_home_else_dot_cache_in_home(tmp_path, monkeypatch):
@@ -133,7 +160,8 @@ def test_without_a_home_the_parser_is_built_and_not_cached(tmp_path, monkeypatch
     assert lalr_cache.cache_dir() is None
     calls = []
     grammar = parse.find_grammar().read_text(encoding="utf-8")
-    parser = lalr_cache.load_or_build(grammar, _counted(calls), postlex=parse._BracketNewlines())
+    parser = lalr_cache.load_or_build(grammar, parse._SETTINGS, _counted(calls),
+                                      postlex=parse._BracketNewlines())
     assert len(calls) == 1 and parser.parse(TEXT) == _fresh_tree()
     assert list(tmp_path.iterdir()) == []
 

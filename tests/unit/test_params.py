@@ -413,6 +413,19 @@ def test_a_log_joint_near_zero_converges_on_the_absolute_gradient_bound():
     assert abs(fit.result.final_elbo) < 1e-6
 
 
+@pytest.mark.parametrize("value, grad", [
+    (np.inf, [0.0, 1e6]), (-np.inf, [0.0]), (np.nan, [0.0]),  # max(1, |inf|) passed any gradient
+    (1.0, [np.nan]), (1.0, [0.0, np.inf]), (np.inf, [np.nan])])
+def test_the_gradient_rule_is_not_met_where_the_log_joint_or_gradient_is_not_finite(value, grad):
+    assert point._converged(value, np.array(grad)) is False
+
+
+def test_the_gradient_rule_is_met_by_a_finite_small_gradient_and_by_no_params():
+    assert point._converged(-1e3, np.array([1e-4, -1e-3])) is True  # GTOL x 1e3 = 1e-3
+    assert point._converged(-1e3, np.array([2e-3])) is False
+    assert point._converged(0.5, np.zeros(0)) is True
+
+
 def test_the_reason_states_the_tolerance_applied():
     stated = re.search(r"gradient below (\S+) x max\(1, \|log joint\|\)", point.CONVERGED)
     assert float(stated.group(1)) == GTOL

@@ -196,6 +196,30 @@ def test_an_int_literal_beyond_a_lower_digit_limit_set_for_python_is_located():
         "m.ppl:1:9: error: syntax error: bad number '99999999999999999...': too many digits")
 
 
+@pytest.mark.parametrize("text, value", [
+    ("1234567890", 1234567890), ("0.0123456789", 0.0123456789), (".5e-3", 5e-4),
+    ("2.5E+4", 25000.0), ("7e09", 7e9), ("0", 0)])
+def test_numbers_written_with_every_ascii_digit_keep_their_value(text, value):
+    number = parse(f"let v = {text}").statements[0].value
+    assert number.value == value and type(number.value) is type(value)
+
+
+@pytest.mark.parametrize("text, col, found", [
+    ("let z = \u0663", 9, "character '\u0663'"),  # Arabic-Indic three: was the number 3
+    ("let z = 1\u0663", 10, "character '\u0663'"),  # was the number 13
+    ("let z = \uff13.\uff15", 9, "character '\uff13'"),  # fullwidth 3.5: was the number 3.5
+    ("let z = x\u0663", 10, "character '\u0663'"),  # was "unexpected number"
+    ("let z = 2.5E+\u0664", 12, "name 'E'"),  # the number is 2.5; its exponent has no digit
+])
+def test_a_digit_outside_ascii_is_a_located_syntax_error(text, col, found):
+    # Numbers are ASCII (LANGUAGE.md, Lexical rules), as in data files; the lexer's \d matched
+    # any Unicode decimal digit, and Python's int() and float() read them.
+    with pytest.raises(PplError) as caught:
+        parse(text, "m.ppl")
+    assert str(caught.value).splitlines()[0].startswith(
+        f"m.ppl:1:{col}: error: syntax error: unexpected {found}")
+
+
 def test_the_ast_compares_numbers_by_value_not_by_their_text():
     assert parse("let v = 1.0") == parse("let v = 1.") == parse("let v = 1e0")
     assert parse("let v = 1") != parse("let v = 1.0")  # an int and a real differ
