@@ -218,6 +218,8 @@ def unexpected_character(span: Span, char: str) -> PplError:
     hint = _CHARACTER_HINTS.get(char)
     if char.isalpha() and not char.isascii():
         hint = "names are ASCII letters, digits and '_' (write mu, sigma, ... for Greek letters)"
+    elif char.isdigit() and not char.isascii():
+        hint = "numbers are written with the ASCII digits 0-9, as in data files"
     return PplError(f"syntax error: unexpected character {char!r}", span, hint=hint)
 
 

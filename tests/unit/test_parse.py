@@ -220,6 +220,14 @@ def test_a_digit_outside_ascii_is_a_located_syntax_error(text, col, found):
         f"m.ppl:1:{col}: error: syntax error: unexpected {found}")
 
 
+@pytest.mark.parametrize("text", ["let z = \u0663", "let z = \uff13.\uff15"])
+def test_a_digit_outside_ascii_gets_a_hint(text):
+    # as a letter outside ASCII does: the message alone names only the character
+    with pytest.raises(PplError) as caught:
+        parse(text, "m.ppl")
+    assert caught.value.hint == "numbers are written with the ASCII digits 0-9, as in data files"
+
+
 def test_the_ast_compares_numbers_by_value_not_by_their_text():
     assert parse("let v = 1.0") == parse("let v = 1.") == parse("let v = 1e0")
     assert parse("let v = 1") != parse("let v = 1.0")  # an int and a real differ
