@@ -612,7 +612,8 @@ def _restart(action, state, policies, log_joint, guide, opt, losses, noise, S
     elif not coords.keeps_step_size:
         loss, loss_value = losses
         lr = policies.sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
-                                            opt, noise, S, _in_value(loss_value, coords))
+                                            opt, noise, S, _in_value(loss_value, coords),
+                                            dim=coords.m0.size)
     return steps.init(opt, coords, theta, lr)
 
 
