@@ -341,12 +341,15 @@ class StepSize:
         misbehave). A given step size is kept.
 
         Of the step sizes whose scores tie with the best (within SEARCH_TIE nats for each of the
-        mean's ``dim`` coordinates), the largest. A guide already near its optimum (after the
-        Newton steps, from 20 draws) scores best by barely moving, at the grid's smallest step
-        size, though it is still a few tenths of a posterior sd off: two decays later its steps
-        were too small to move it, and a 20,000-row regression, a Gaussian posterior, ended
-        0.08-0.19 posterior sds off on 6 of seeds 0-31, called converged (0.081 at most with
-        the tie; docs/history/performance-log.md)."""
+        mean's ``dim`` coordinates; advi gives ``dim`` after the Newton steps, else 0: no tie),
+        the largest. A guide the Newton steps took near its optimum (their fixed-draw optimum,
+        from 20 draws) scores best by barely moving, at the grid's smallest step size, though
+        it is still a few tenths of a posterior sd off: two decays later its steps were too
+        small to move it, and a 20,000-row regression, a Gaussian posterior, ended 0.12-0.19
+        posterior sds off on 4 of seeds 0-31, called converged (0.081 at most with the tie;
+        docs/history/performance-log.md). Not after every whitening: on a funnel's mean field
+        (tests/stats/test_families.py) the tie took 0.1 for 0.01, and the flow started from
+        that fit diverged."""
         if self.given is not None:
             return lr
         etas = tuple(e for e in ETAS[self.optimizer] if e <= lr) or (lr,)
@@ -378,18 +381,19 @@ class Whitening:
         return self._estimate(log_joint, guide, theta, noise(HESSIAN_DRAWS))
 
     def first(self, log_joint, guide, theta, noise, current: Coordinates):
-        """(coordinates, theta) at the first whitening: the coordinates :meth:`coordinates`
-        gives, with ``theta`` as it was; with ``newton``, where that whitening is dense and
-        finds the guide still far from its optimum, the guide first taken there by Newton
-        steps on the same draws (newton.py) and the coordinates centred on it."""
+        """(coordinates, theta, Newton steps taken) at the first whitening: the coordinates
+        :meth:`coordinates` gives, with ``theta`` as it was; with ``newton``, where that
+        whitening is dense and finds the guide still far from its optimum, the guide first
+        taken there by Newton steps on the same draws (newton.py) and the coordinates centred
+        on it."""
         if not self.enabled:
-            return current, theta
+            return current, theta, 0
         eps = noise(HESSIAN_DRAWS)
         coords = self._estimate(log_joint, guide, theta, eps)
         if not (self.newton and isinstance(coords.L, np.ndarray)):
-            return coords, theta
-        theta, coords, _ = newton_steps(log_joint, guide, theta, eps, coords, self.chunk)
-        return coords, theta
+            return coords, theta, 0
+        theta, coords, taken = newton_steps(log_joint, guide, theta, eps, coords, self.chunk)
+        return coords, theta, taken
 
     def _estimate(self, log_joint, guide, theta, eps) -> Coordinates:
         draws = guide.draw(theta, eps)
