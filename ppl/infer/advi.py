@@ -603,8 +603,9 @@ def _restart(action, state, policies, log_joint, guide, opt, losses, noise, S
     166 sds off; docs/performance.md), unless they keep their step size
     (precondition.Coordinates.keeps_step_size)."""
     theta, lr, whitening = state.theta, state.lr, policies.preconditioner
+    newton = 0
     if action == WHITEN:
-        coords, theta = whitening.first(log_joint, guide, theta, noise, state.coords)
+        coords, theta, newton = whitening.first(log_joint, guide, theta, noise, state.coords)
     else:
         coords = whitening.coordinates(log_joint, guide, theta, noise, state.coords)
     if action == DECAY:
@@ -612,7 +613,8 @@ def _restart(action, state, policies, log_joint, guide, opt, losses, noise, S
     elif not coords.keeps_step_size:
         loss, loss_value = losses
         lr = policies.sizes.after_whitening(lr, _in(loss, coords), coords.from_theta(theta),
-                                            opt, noise, S, _in_value(loss_value, coords))
+                                            opt, noise, S, _in_value(loss_value, coords),
+                                            dim=coords.m0.size if newton else 0)
     return steps.init(opt, coords, theta, lr)
 
 

@@ -33,6 +33,10 @@ HESSIAN_DRAWS = 20    # draws of the guide averaged in the expected Hessian of a
 # first step size with no decay (Whitening.rescue_due).
 RESCUE_FRACTION = 0.5
 ADAPT_ITER = 50       # steps per trial step size of a search (CmdStan's default)
+# The search after a whitening counts as tied the step sizes whose scores are within this many
+# nats per mean coordinate of the best, and takes the largest of them (StepSize.after_whitening):
+# a mean coordinate delta guide sds off costs delta^2 / 2 nats, so 0.005 is 0.1 sds in each.
+SEARCH_TIE = 0.005
 # Step sizes tried by the search. Stan's grid is made for its own sequence; Adam's steps are about
 # lr per coordinate, and the largest of Stan's (100, 10) only overflow, so Adam's grid is Stan's
 # divided by 10; SGD's steps are lr * gradient / (1 - momentum), 10x larger again: divided by 100.
@@ -329,16 +333,33 @@ class StepSize:
                          adapt_iter=ADAPT_ITER, score=score, largest_last=True,
                          chunk=self.chunk).lr
 
-    def after_whitening(self, lr, loss, params, opt, noise, mc_samples, score) -> float:
+    def after_whitening(self, lr, loss, params, opt, noise, mc_samples, score,
+                        dim: int = 0) -> float:
         """A step size picked in the model's coordinates means little in the whitened ones (an
         early Hessian can be off in scale by orders of magnitude): search again, in the new
         coordinates, among step sizes no larger than ``lr`` (larger ones were found to
-        misbehave). A given step size is kept."""
+        misbehave). A given step size is kept.
+
+        Of the step sizes whose scores tie with the best (within SEARCH_TIE nats for each of the
+        mean's ``dim`` coordinates; advi gives ``dim`` after the Newton steps, else 0: no tie),
+        the largest. A guide the Newton steps took near its optimum (their fixed-draw optimum,
+        from 20 draws) scores best by barely moving, at the grid's smallest step size, though
+        it is still a few tenths of a posterior sd off: two decays later its steps were too
+        small to move it, and a 20,000-row regression, a Gaussian posterior, ended 0.12-0.19
+        posterior sds off on 4 of seeds 0-31, called converged (0.081 at most with the tie;
+        docs/history/performance-log.md). Not after every whitening: on a funnel's mean field
+        (tests/stats/test_families.py) the tie took 0.1 for 0.01, and the flow started from
+        that fit diverged."""
         if self.given is not None:
             return lr
         etas = tuple(e for e in ETAS[self.optimizer] if e <= lr) or (lr,)
-        return search_lr(loss, params, opt, noise, mc_samples, etas, adapt_iter=ADAPT_ITER,
-                         score=score, chunk=self.chunk).lr
+        found = search_lr(loss, params, opt, noise, mc_samples, etas, adapt_iter=ADAPT_ITER,
+                          score=score, chunk=self.chunk)
+        best = found.losses.get(found.lr)
+        if not found.found or best is None:
+            return found.lr
+        return max(eta for eta, value in found.losses.items()
+                   if value <= best + SEARCH_TIE * dim)
 
     @staticmethod
     def decayed(lr: float) -> float:
@@ -360,18 +381,19 @@ class Whitening:
         return self._estimate(log_joint, guide, theta, noise(HESSIAN_DRAWS))
 
     def first(self, log_joint, guide, theta, noise, current: Coordinates):
-        """(coordinates, theta) at the first whitening: the coordinates :meth:`coordinates`
-        gives, with ``theta`` as it was; with ``newton``, where that whitening is dense and
-        finds the guide still far from its optimum, the guide first taken there by Newton
-        steps on the same draws (newton.py) and the coordinates centred on it."""
+        """(coordinates, theta, Newton steps taken) at the first whitening: the coordinates
+        :meth:`coordinates` gives, with ``theta`` as it was; with ``newton``, where that
+        whitening is dense and finds the guide still far from its optimum, the guide first
+        taken there by Newton steps on the same draws (newton.py) and the coordinates centred
+        on it."""
         if not self.enabled:
-            return current, theta
+            return current, theta, 0
         eps = noise(HESSIAN_DRAWS)
         coords = self._estimate(log_joint, guide, theta, eps)
         if not (self.newton and isinstance(coords.L, np.ndarray)):
-            return coords, theta
-        theta, coords, _ = newton_steps(log_joint, guide, theta, eps, coords, self.chunk)
-        return coords, theta
+            return coords, theta, 0
+        theta, coords, taken = newton_steps(log_joint, guide, theta, eps, coords, self.chunk)
+        return coords, theta, taken
 
     def _estimate(self, log_joint, guide, theta, eps) -> Coordinates:
         draws = guide.draw(theta, eps)

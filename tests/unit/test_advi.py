@@ -603,7 +603,8 @@ def test_the_whitenings_rescue_searches_the_step_size_again(monkeypatch):
     searched = []
     after = schedule.StepSize.after_whitening
     monkeypatch.setattr(schedule.StepSize, "after_whitening",
-                        lambda self, lr, *args: searched.append(lr) or after(self, lr, *args))
+                        lambda self, lr, *args, **kw: searched.append(lr) or after(self, lr,
+                                                                                   *args, **kw))
     rescues = iter([True])     # the first window end that does not decay rescues
     monkeypatch.setattr(schedule.Whitening, "rescue_due",
                         lambda self, windows, step, cap: next(rescues, False))

@@ -205,3 +205,26 @@ def test_the_search_after_a_whitening_tries_the_first_search_step_size_again(mon
     assert tried == [(0.1, 0.01, 0.001), (1e-5,)]
     assert schedule.StepSize("adam", 0.3).after_whitening(0.3, *[None] * 6) == 0.3
     assert len(tried) == 2
+
+
+def test_the_search_after_a_whitening_takes_the_largest_step_size_tied_with_the_best(
+        monkeypatch):
+    # Scores within SEARCH_TIE nats per mean coordinate of the best are a tie, and the largest
+    # of those step sizes is taken: a start near the optimum scores best at the smallest, which
+    # then cannot move it (a 20,000-row regression ended up to 0.19 posterior sds off)
+    from ppl.infer import schedule
+    from ppl.infer.optim import SearchResult
+    scores = {0.1: 10.5, 0.01: 10.02, 0.001: 10.0}
+    found = [True]
+    monkeypatch.setattr(schedule, "search_lr",
+                        lambda *args, **kw: SearchResult(0.001, scores, found[0]))
+    step = schedule.StepSize("adam", None)
+
+    def after(dim):
+        return step.after_whitening(0.1, None, None, None, None, 5, None, dim=dim)
+    assert schedule.SEARCH_TIE == 0.005
+    assert after(21) == 0.01      # a tie is 0.105 nats: 0.01 is 0.02 from the best, 0.1 0.5
+    assert after(1) == 0.001      # 0.005 nats: the best alone
+    assert after(101) == 0.1      # 0.505 nats: every one
+    found[0] = False              # none beat the start: the search's answer as it is
+    assert after(101) == 0.001
