@@ -53,8 +53,24 @@ def main(argv=None) -> None:
     ref = np.load(args.path, allow_pickle=False)
     bad = [k for k in out if k not in ref or ref[k].shape != out[k].shape
            or not np.array_equal(ref[k], out[k], equal_nan=True)]
+    for key in bad:     # by how much, so a change that moves fits says where and how far
+        print(f"  {key}: {_difference(ref[key] if key in ref else None, out[key])}")
     print(f"MISMATCH {bad}" if bad else f"IDENTICAL: {len(out)} arrays")
     sys.exit(1 if bad else 0)
+
+
+def _difference(before: np.ndarray | None, after: np.ndarray) -> str:
+    """How an array differs from the saved one: missing, another shape, or the largest
+    absolute difference and that relative to the largest saved value."""
+    if before is None:
+        return "not in the saved file"
+    if before.shape != after.shape:
+        return f"shape {before.shape} -> {after.shape}"
+    with np.errstate(all="ignore"):
+        gap = float(np.nanmax(np.abs(after.astype(float) - before.astype(float)), initial=0.0))
+        scale = float(np.nanmax(np.abs(before.astype(float)), initial=0.0))
+    relative = gap / scale if scale else float("inf")
+    return f"largest difference {gap:.3g} ({relative:.3g} of the largest saved value)"
 
 
 if __name__ == "__main__":
