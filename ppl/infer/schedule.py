@@ -33,9 +33,10 @@ HESSIAN_DRAWS = 20    # draws of the guide averaged in the expected Hessian of a
 # first step size with no decay (Whitening.rescue_due).
 RESCUE_FRACTION = 0.5
 ADAPT_ITER = 50       # steps per trial step size of a search (CmdStan's default)
-# The search after a whitening counts as tied the step sizes whose scores are within this many
-# nats per mean coordinate of the best, and takes the largest of them (StepSize.after_whitening):
-# a mean coordinate delta guide sds off costs delta^2 / 2 nats, so 0.005 is 0.1 sds in each.
+# The search after the Newton steps counts as tied the step sizes whose scores are within this
+# many nats per mean coordinate of the best, and takes the largest of them
+# (StepSize.after_whitening): a mean coordinate delta guide sds off costs delta^2 / 2 nats, so
+# 0.005 is 0.1 sds in each.
 SEARCH_TIE = 0.005
 # Step sizes tried by the search. Stan's grid is made for its own sequence; Adam's steps are about
 # lr per coordinate, and the largest of Stan's (100, 10) only overflow, so Adam's grid is Stan's
@@ -355,9 +356,9 @@ class StepSize:
         etas = tuple(e for e in ETAS[self.optimizer] if e <= lr) or (lr,)
         found = search_lr(loss, params, opt, noise, mc_samples, etas, adapt_iter=ADAPT_ITER,
                           score=score, chunk=self.chunk)
-        best = found.losses.get(found.lr)
-        if not found.found or best is None:
+        if not (dim and found.found) or found.lr not in found.losses:
             return found.lr
+        best = found.losses[found.lr]
         return max(eta for eta, value in found.losses.items()
                    if value <= best + SEARCH_TIE * dim)
 
