@@ -45,6 +45,7 @@ class FullRank:
     D: int
     name = "fullrank"
     dense_frame = True  # may be fitted in whitened coordinates (a dense frame W)
+    frame_is_law = True  # q is exactly the law of mu + L eps (frame): the optimum check whitens by L
     window_scale = 1
     draws_scale = 1
 

@@ -36,6 +36,7 @@ class LowRank:
     D: int
     R: int
     dense_frame = False  # a dense frame would break the diagonal-plus-low-rank form
+    frame_is_law = True  # q is exactly the law of mu + W u (frame): the optimum check whitens by W
     window_scale = 1
     draws_scale = 1
 

@@ -268,6 +268,60 @@ def test_a_fullrank_fit_off_its_optimum_is_flagged(scale):
     assert warning is not None and "guide sds" in warning.message
 
 
+# A ridge as narrow as diamonds' (correlation 0.9999: conditional sds 1/70 of the marginal
+# ones). The check steps in the family's whitened coordinates: mean field's form,
+# sd_i E_q[g_i], has draws of sd sqrt(PRECISION_ii) sd_i = 70 here, so its standard errors
+# (8.8 at 64 draws) are above MAX_SDS and a fit at its very optimum read as one the draws
+# cannot place (diagnostics._unbounded): diamonds' full rank at k̂ 0.00 was reported not
+# converged on every seed.
+RIDGE = np.array([[1.0, 0.9999], [0.9999, 1.0]])
+
+
+def _ridge_stub():
+    precision = np.linalg.inv(RIDGE)
+
+    class Ridge:
+        dim = 2
+
+        @staticmethod
+        def log_joint(zeta):
+            return -0.5 * anp.sum((zeta @ precision) * zeta, axis=1)
+
+        @staticmethod
+        def unconstrained_names():
+            return ["a", "b"]
+    return Ridge
+
+
+def _ridge_theta(family: str, mu):
+    """theta of q = N(mu, RIDGE) in full rank's or low rank's (R = 1) layout."""
+    from ppl.guides import FullRank, LowRank
+    if family == "fullrank":
+        L = np.linalg.cholesky(RIDGE)
+        return FullRank(2), np.concatenate([mu, (np.tril(L, -1) + np.diag(np.log(np.diag(L))))
+                                            .ravel()])
+    # RIDGE = (1 - rho) I + f f^T with f = sqrt(rho) (1, 1)
+    rho = RIDGE[0, 1]
+    return LowRank(2, 1), np.concatenate([mu, np.full(2, 0.5 * np.log(1 - rho)),
+                                          np.full(2, np.sqrt(rho))])
+
+
+@pytest.mark.parametrize("family", ["fullrank", "lowrank"])
+def test_a_fit_at_its_optimum_on_a_narrow_ridge_is_not_flagged(family):
+    guide, theta = _ridge_theta(family, np.zeros(2))
+    assert diagnostics.settle(_ridge_stub(), guide, theta, 0.1, -1.0)[2] is None
+
+
+@pytest.mark.parametrize("family", ["fullrank", "lowrank"])
+def test_a_fit_off_its_optimum_across_a_narrow_ridge_is_flagged(family):
+    # 3 conditional sds across the ridge, 0.03 marginal sds: a whitened step of about 3 (the
+    # check's draws add noise of sd 1 / 8 per component)
+    shift = 3 * np.sqrt(1 - 0.9999 ** 2) * np.array([1.0, -1.0]) / np.sqrt(2)
+    guide, theta = _ridge_theta(family, shift)
+    warning = diagnostics.settle(_ridge_stub(), guide, theta, 0.1, -1.0)[2]
+    assert warning is not None and "guide sds" in warning.message
+
+
 def _poisson_on_years(rate: str):
     """y ~ Poisson(<rate>) on the years 1950-2020, uncentred, with priors Normal(0, 100) on a
     and Normal(0, 1) on b, compiled."""
