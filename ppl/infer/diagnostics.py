@@ -203,9 +203,15 @@ def family_sds(log_joint, guide, theta) -> tuple[np.ndarray, np.ndarray]:
     zeta = guide.sample(theta, np.random.default_rng(SEED), DRAWS)
     gradient = grad(lambda z: anp.sum(log_joint(z)))
     g = np.concatenate([gradient(zeta[i:i + CHUNK]) for i in range(0, DRAWS, CHUNK)])
+    scaled = None
     if getattr(guide, "frame_is_law", False) and g.shape[1] <= WHITENED_MAX_DIM:
-        scaled = g @ guide.frame(theta)[1]       # each draw's W^T g
-    else:
+        try:
+            scaled = g @ guide.frame(theta)[1]       # each draw's W^T g
+        except np.linalg.LinAlgError:
+            # low rank's sigma^2 + F F^T not positive definite in floating point (a sigma
+            # that underflowed beside a rank-deficient F): the diagonal form, as before
+            pass
+    if scaled is None:
         scaled = g * np.exp(guide.log_sd(theta))
     return scaled.mean(axis=0), scaled.std(axis=0, ddof=1) / np.sqrt(DRAWS)
 

@@ -322,6 +322,28 @@ def test_a_fit_off_its_optimum_across_a_narrow_ridge_is_flagged(family):
     assert warning is not None and "guide sds" in warning.message
 
 
+def test_a_low_rank_whose_covariance_is_singular_in_floating_point_is_checked_all_the_same():
+    # sigma = e^-800 underflows to 0 beside a rank-1 F: sigma^2 + F F^T has no Cholesky
+    # factor, and the check takes the diagonal form (it had raised LinAlgError, a traceback)
+    from ppl.guides import LowRank
+
+    class Standard:
+        dim = 3
+
+        @staticmethod
+        def log_joint(zeta):
+            return -0.5 * anp.sum(zeta * zeta, axis=1)
+
+        @staticmethod
+        def unconstrained_names():
+            return ["a", "b", "c"]
+    theta = np.concatenate([np.zeros(3), np.full(3, -800.0), np.ones(3)])
+    with pytest.raises(np.linalg.LinAlgError):
+        LowRank(3, 1).frame(theta)
+    _, _, warning = diagnostics.settle(Standard, LowRank(3, 1), theta, 0.1, -1.0)
+    assert warning is None     # each draw's steps are sd_i g_i = 0 at sd 0
+
+
 def _poisson_on_years(rate: str):
     """y ~ Poisson(<rate>) on the years 1950-2020, uncentred, with priors Normal(0, 100) on a
     and Normal(0, 1) on b, compiled."""
