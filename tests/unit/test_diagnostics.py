@@ -314,8 +314,8 @@ def test_a_fit_at_its_optimum_on_a_narrow_ridge_is_not_flagged(family):
 
 @pytest.mark.parametrize("family", ["fullrank", "lowrank"])
 def test_a_fit_off_its_optimum_across_a_narrow_ridge_is_flagged(family):
-    # 3 conditional sds across the ridge, 0.03 marginal sds: a whitened step of about 3 (the
-    # check's draws add noise of sd 1 / 8 per component)
+    # 0.03 marginal sds per element, across the ridge: 4.2 of its narrow direction's sds, and
+    # whitened steps L^-1 shift = (0.03, -4.2) (the check's draws add noise of sd 1 / 8 to each)
     shift = 3 * np.sqrt(1 - 0.9999 ** 2) * np.array([1.0, -1.0]) / np.sqrt(2)
     guide, theta = _ridge_theta(family, shift)
     warning = diagnostics.settle(_ridge_stub(), guide, theta, 0.1, -1.0)[2]
