@@ -45,7 +45,9 @@ class FullRank:
     D: int
     name = "fullrank"
     dense_frame = True  # may be fitted in whitened coordinates (a dense frame W)
-    frame_is_law = True  # q is exactly the law of mu + L eps (frame): the optimum check whitens by L
+    # q is the law of mu + L eps (frame; StudentT's eps is t noise): the optimum check whitens
+    # by L (diagnostics.family_sds)
+    frame_is_law = True
     window_scale = 1
     draws_scale = 1
 

@@ -36,7 +36,8 @@ class LowRank:
     D: int
     R: int
     dense_frame = False  # a dense frame would break the diagonal-plus-low-rank form
-    frame_is_law = True  # q is exactly the law of mu + W u (frame): the optimum check whitens by W
+    # q is the law of mu + W u (frame): the optimum check whitens by W (diagnostics.family_sds)
+    frame_is_law = True
     window_scale = 1
     draws_scale = 1
 
