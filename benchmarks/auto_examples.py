@@ -11,6 +11,11 @@ checked"):
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/auto_examples.py --seeds 0 1 2
     PYTHONPATH=. python benchmarks/auto_examples.py --only robust_regression --seeds 1 4
+
+``--posteriordb``: the posteriordb posteriors against their reference posteriors instead.
+``--guide G`` or ``--method dadvi``: that family or method instead of auto (the families
+columns then read '-'). Each row also says whether the fit ended with a warning that it may
+be wrong (the end-of-fit optimum check: 'did NOT converge'), and the last lines count them.
 """
 from __future__ import annotations
 
@@ -27,30 +32,39 @@ _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
 from accuracy import score  # noqa: E402
 from example_references import load_references  # noqa: E402
+import posteriordb_data as pdb  # noqa: E402
 
 import ppl  # noqa: E402
 
 MODELS = _HERE.parent / "models"
 MEAN_TARGET, SD_TARGET = 0.1, 0.15     # issue 11: reference sds on means, relative on sds
+MAY_BE_WRONG = "this fit may be wrong"   # the end-of-fit optimum check's warning (errors.py)
 UNRELIABLE = "unreliable"
 
 
-def fit_row(name: str, seed: int, reference: dict) -> dict:
-    """One auto fit of models/NAME.ppl at ``seed``, scored against ``reference``."""
-    path = MODELS / f"{name}.ppl"
-    model, data = ppl.load(path), json.loads(path.with_suffix(".json").read_text())
+def fit_row(name: str, seed: int, reference: dict, posteriordb: bool = False,
+            **options) -> dict:
+    """One fit (auto unless ``options`` say otherwise) of models/NAME.ppl, or of posteriordb
+    posterior NAME, at ``seed``, scored against ``reference``."""
+    if posteriordb:
+        model, data = ppl.load(pdb.model_path(name)), pdb.load_data(name)
+    else:
+        path = MODELS / f"{name}.ppl"
+        model, data = ppl.load(path), json.loads(path.with_suffix(".json").read_text())
     started = time.process_time()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")    # unused data names
-        fit = model.fit(data, seed=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")    # unused data names are caught and left out
+        fit = model.fit(data, seed=seed, **options)
         summary = fit.summary().to_dict()
     seconds = time.process_time() - started
     figures = score(summary, reference, name)
+    tried = fit.auto.tried if fit.auto is not None else ()
     return {"model": name, "seed": seed, "level": fit.verdict().level,
             # a rung kept changed after its steps is marked: '(t)' under Student-t noise
             # (auto.heavier_tailed), '(moved)' to its weighted moments (auto.moment_matched)
-            "tried": ", ".join(f"{t.name} {t.level}" for t in fit.auto.tried),
-            "chosen": fit.auto.tried[fit.auto.chosen].name,
+            "tried": ", ".join(f"{t.name} {t.level}" for t in tried) or "-",
+            "chosen": tried[fit.auto.chosen].name if tried else "-",
+            "warned": any(MAY_BE_WRONG in str(w.message) for w in caught),
             "mean": float(figures["mean_error"].max()),
             "sd": float(np.abs(figures["sd_vs_reference"]).max()), "cpu": seconds}
 
@@ -64,22 +78,33 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="model names (default: every one with a "
                         "reference)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--posteriordb", action="store_true",
+                        help="the posteriordb posteriors, not the example models")
+    parser.add_argument("--guide", help="this family instead of auto")
+    parser.add_argument("--method", choices=["advi", "dadvi"], help="this method")
     args = parser.parse_args(argv)
-    references = load_references()
+    options = {k: v for k, v in (("guide", args.guide), ("method", args.method)) if v}
+    if args.posteriordb:
+        references = {name: pdb.load_reference(name) for name in pdb.names()}
+    else:
+        references = load_references()
     names = args.only or sorted(references)
     unknown = [n for n in names if n not in references]
     if unknown:
-        parser.error(f"no NUTS reference for {', '.join(unknown)} "
+        parser.error(f"no reference posterior for {', '.join(unknown)} (models/posteriordb)"
+                     if args.posteriordb else f"no NUTS reference for {', '.join(unknown)} "
                      f"(benchmarks/example_references.json)")
-    print("| model | seed | families tried | chosen | verdict | worst mean | worst sd | CPU s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | seed | families tried | chosen | verdict | warned | worst mean | worst sd "
+          "| CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name in names:
         for seed in args.seeds:
-            row = fit_row(name, seed, references[name])
+            row = fit_row(name, seed, references[name], args.posteriordb, **options)
             rows.append(row)
             print(f"| {name} | {seed} | {row['tried']} | {row['chosen']} | {row['level']} | "
-                  f"{row['mean']:.3f} | {row['sd']:.3f} | {row['cpu']:.2f} |", flush=True)
+                  f"{'yes' if row['warned'] else ''} | {row['mean']:.3f} | {row['sd']:.3f} | "
+                  f"{row['cpu']:.2f} |", flush=True)
     missed = [r for r in rows if misses(r)]
     silent = [r for r in missed if r["level"] != UNRELIABLE]
     print(f"\n{len(rows) - len(missed)} of {len(rows)} fits within {MEAN_TARGET} sd and "
@@ -87,6 +112,8 @@ def main(argv=None) -> int:
           f"{len(silent)} under a usable verdict"
           + "".join(f"\n  {r['model']} seed {r['seed']}: {r['level']}, {r['mean']:.3f} / "
                     f"{r['sd']:.3f}" for r in silent)
+          + f"\n{sum(r['warned'] for r in rows)} warned '{MAY_BE_WRONG}' (not converged), "
+          f"{sum(r['warned'] and not misses(r) for r in rows)} of them within the targets"
           + f"\nCPU in all: {sum(r['cpu'] for r in rows):.1f} s")
     return 0
 

@@ -1,4 +1,5 @@
-"""benchmarks/auto_examples.py: auto's answers on the example models against NUTS."""
+"""benchmarks/auto_examples.py: auto's answers on the example models against NUTS (and on
+posteriordb against its reference posteriors, or another family's or method's)."""
 import sys
 from pathlib import Path
 
@@ -28,3 +29,30 @@ def test_a_model_without_a_reference_is_an_option_error(capsys):
         auto_examples.main(["--only", "no_such_model"])
     assert stop.value.code == 2
     assert "no NUTS reference for no_such_model" in capsys.readouterr().err
+
+
+def test_a_posteriordb_posterior_is_scored_against_its_reference_posterior(capsys):
+    # sblri-blr, seed 0: mean field alone under auto, within the targets (docs/trust.md)
+    assert auto_examples.main(["--posteriordb", "--only", "sblri-blr", "--seeds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "| sblri-blr | 0 | meanfield " in out
+    assert "1 of 1 fits within 0.1 sd and 15%" in out
+
+
+def test_another_family_is_fitted_alone(capsys):
+    assert auto_examples.main(["--only", "linear_regression", "--seeds", "0",
+                               "--guide", "meanfield"]) == 0
+    assert "| linear_regression | 0 | - | - | " in capsys.readouterr().out
+
+
+def test_fits_the_optimum_check_warned_are_counted(capsys, monkeypatch):
+    rows = iter([{"model": "m", "seed": 0, "level": "usable with care", "tried": "-",
+                  "chosen": "-", "warned": True, "mean": 0.05, "sd": 0.1, "cpu": 0.0},
+                 {"model": "m", "seed": 1, "level": "reliable", "tried": "-",
+                  "chosen": "-", "warned": False, "mean": 0.05, "sd": 0.1, "cpu": 0.0}])
+    monkeypatch.setattr(auto_examples, "fit_row", lambda *args, **kwargs: next(rows))
+    monkeypatch.setattr(auto_examples, "load_references", lambda: {"m": {}})
+    assert auto_examples.main(["--only", "m", "--seeds", "0", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| m | 0 | - | - | usable with care | yes | 0.050 |" in out
+    assert "1 warned 'this fit may be wrong' (not converged), 1 of them within the targets" in out
