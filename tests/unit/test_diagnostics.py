@@ -223,22 +223,23 @@ def test_a_large_regression_ends_at_its_exact_posterior(seed):
 
 # ----- families other than mean field: the check uses the family's own draws ---------------
 COVARIANCE = np.array([[1.0, 0.95], [0.95, 1.0]])
-PRECISION = np.linalg.inv(COVARIANCE)
 
 
-def _correlated(scale):
-    """A stub of the correlated Gaussian N(0, scale^2 COVARIANCE): the check's steps, in the
-    family's sds, are the same at every scale."""
+def _correlated(scale, covariance=COVARIANCE):
+    """A stub of the Gaussian N(0, scale^2 covariance): the check's steps, in the family's sds,
+    are the same at every scale."""
+    precision = np.linalg.inv(covariance)
+
     class Correlated:
-        dim = 2
+        dim = len(covariance)
 
         @staticmethod
         def log_joint(zeta):
-            return -0.5 * anp.sum((zeta @ PRECISION) * zeta, axis=1) / scale ** 2
+            return -0.5 * anp.sum((zeta @ precision) * zeta, axis=1) / scale ** 2
 
         @staticmethod
         def unconstrained_names():
-            return ["a", "b"]
+            return ["a", "b", "c"][:len(covariance)]
     return Correlated
 
 
@@ -270,27 +271,11 @@ def test_a_fullrank_fit_off_its_optimum_is_flagged(scale):
 
 # A ridge as narrow as diamonds' (correlation 0.9999: conditional sds 1/70 of the marginal
 # ones). The check steps in the family's whitened coordinates: mean field's form,
-# sd_i E_q[g_i], has draws of sd sqrt(PRECISION_ii) sd_i = 70 here, so its standard errors
+# sd_i E_q[g_i], has draws of sd sqrt(precision_ii) sd_i = 70 here, so its standard errors
 # (8.8 at 64 draws) are above MAX_SDS and a fit at its very optimum read as one the draws
 # cannot place (diagnostics._unbounded): diamonds' full rank at k̂ 0.00 was reported not
 # converged on every seed.
 RIDGE = np.array([[1.0, 0.9999], [0.9999, 1.0]])
-
-
-def _ridge_stub():
-    precision = np.linalg.inv(RIDGE)
-
-    class Ridge:
-        dim = 2
-
-        @staticmethod
-        def log_joint(zeta):
-            return -0.5 * anp.sum((zeta @ precision) * zeta, axis=1)
-
-        @staticmethod
-        def unconstrained_names():
-            return ["a", "b"]
-    return Ridge
 
 
 def _ridge_theta(family: str, mu):
@@ -309,7 +294,7 @@ def _ridge_theta(family: str, mu):
 @pytest.mark.parametrize("family", ["fullrank", "lowrank"])
 def test_a_fit_at_its_optimum_on_a_narrow_ridge_is_not_flagged(family):
     guide, theta = _ridge_theta(family, np.zeros(2))
-    assert diagnostics.settle(_ridge_stub(), guide, theta, 0.1, -1.0)[2] is None
+    assert diagnostics.settle(_correlated(1.0, RIDGE), guide, theta, 0.1, -1.0)[2] is None
 
 
 @pytest.mark.parametrize("family", ["fullrank", "lowrank"])
@@ -318,7 +303,7 @@ def test_a_fit_off_its_optimum_across_a_narrow_ridge_is_flagged(family):
     # whitened steps L^-1 shift = (0.03, -4.2) (the check's draws add noise of sd 1 / 8 to each)
     shift = 3 * np.sqrt(1 - 0.9999 ** 2) * np.array([1.0, -1.0]) / np.sqrt(2)
     guide, theta = _ridge_theta(family, shift)
-    warning = diagnostics.settle(_ridge_stub(), guide, theta, 0.1, -1.0)[2]
+    warning = diagnostics.settle(_correlated(1.0, RIDGE), guide, theta, 0.1, -1.0)[2]
     assert warning is not None and "guide sds" in warning.message
 
 
@@ -326,21 +311,11 @@ def test_a_low_rank_whose_covariance_is_singular_in_floating_point_is_checked_al
     # sigma = e^-800 underflows to 0 beside a rank-1 F: sigma^2 + F F^T has no Cholesky
     # factor, and the check takes the diagonal form (it had raised LinAlgError, a traceback)
     from ppl.guides import LowRank
-
-    class Standard:
-        dim = 3
-
-        @staticmethod
-        def log_joint(zeta):
-            return -0.5 * anp.sum(zeta * zeta, axis=1)
-
-        @staticmethod
-        def unconstrained_names():
-            return ["a", "b", "c"]
     theta = np.concatenate([np.zeros(3), np.full(3, -800.0), np.ones(3)])
     with pytest.raises(np.linalg.LinAlgError):
         LowRank(3, 1).frame(theta)
-    _, _, warning = diagnostics.settle(Standard, LowRank(3, 1), theta, 0.1, -1.0)
+    _, _, warning = diagnostics.settle(_correlated(1.0, np.eye(3)), LowRank(3, 1), theta, 0.1,
+                                       -1.0)
     assert warning is None     # each draw's steps are sd_i g_i = 0 at sd 0
 
 
