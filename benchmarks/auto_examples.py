@@ -14,7 +14,7 @@ checked"):
 
 ``--posteriordb``: the posteriordb posteriors against their reference posteriors instead.
 ``--guide G`` or ``--method dadvi``: that family or method instead of auto (the families
-columns then read '-'). Each row also says whether the fit ended with a warning that it may
+columns then read '-'; DADVI's rows add the largest mcse / sd, which its verdict reads). Each row also says whether the fit ended with a warning that it may
 be wrong (the end-of-fit optimum check: 'did NOT converge'), and the last lines count them.
 """
 from __future__ import annotations
@@ -56,6 +56,7 @@ def fit_row(name: str, seed: int, reference: dict, posteriordb: bool = False,
         warnings.simplefilter("always")    # unused data names are caught and left out
         fit = model.fit(data, seed=seed, **options)
         summary = fit.summary().to_dict()
+        noisy = fit._noisy_dadvi_mean()     # DADVI: the largest mcse / sd, as the verdict reads
     seconds = time.process_time() - started
     figures = score(summary, reference, name)
     tried = fit.auto.tried if fit.auto is not None else ()
@@ -66,7 +67,8 @@ def fit_row(name: str, seed: int, reference: dict, posteriordb: bool = False,
             "chosen": tried[fit.auto.chosen].name if tried else "-",
             "warned": any(MAY_BE_WRONG in str(w.message) for w in caught),
             "mean": float(figures["mean_error"].max()),
-            "sd": float(np.abs(figures["sd_vs_reference"]).max()), "cpu": seconds}
+            "sd": float(np.abs(figures["sd_vs_reference"]).max()), "cpu": seconds,
+            "mcse": None if noisy is None else noisy[1]}
 
 
 def misses(row: dict) -> bool:
@@ -94,9 +96,10 @@ def main(argv=None) -> int:
         parser.error(f"no reference posterior for {', '.join(unknown)} (models/posteriordb)"
                      if args.posteriordb else f"no NUTS reference for {', '.join(unknown)} "
                      f"(benchmarks/example_references.json)")
+    dadvi = args.method == "dadvi"
     print("| model | seed | families tried | chosen | verdict | warned | worst mean | worst sd "
-          "| CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          + ("| largest mcse / sd " if dadvi else "") + "| CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if dadvi else ""))
     rows = []
     for name in names:
         for seed in args.seeds:
@@ -104,7 +107,9 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"| {name} | {seed} | {row['tried']} | {row['chosen']} | {row['level']} | "
                   f"{'yes' if row['warned'] else ''} | {row['mean']:.3f} | {row['sd']:.3f} | "
-                  f"{row['cpu']:.2f} |", flush=True)
+                  + (f"{row['mcse']:.3f} | " if dadvi and row['mcse'] is not None else
+                     "- | " if dadvi else "")
+                  + f"{row['cpu']:.2f} |", flush=True)
     missed = [r for r in rows if misses(r)]
     silent = [r for r in missed if r["level"] != UNRELIABLE]
     print(f"\n{len(rows) - len(missed)} of {len(rows)} fits within {MEAN_TARGET} sd and "

@@ -861,12 +861,10 @@ class Fit:
 
     def _noisy_dadvi_mean(self) -> tuple[str, float] | None:
         """(element, mcse / sd) of the DADVI mean whose Monte Carlo standard error is the
-        largest against its sd, when above dadvi.MCSE_WARN (the warning's bound: at 2 fixed
-        draws eight schools' theta[1] was 2.5e14 sds off, with k̂ 0.37 'reliable'; at the
-        default 30 the largest is 0.005-0.082 sd on six example models); None otherwise."""
+        largest against its sd (the verdict judges it: verdict.MCSE_WARN and
+        NOISY_CORRECTION); None for a fit with no mcse column."""
         if getattr(self.result, "mcse_directions", None) is None:
             return None
-        from .infer.dadvi import MCSE_WARN
         summary = self.summary()
         if "mcse" not in summary.columns:
             return None
@@ -875,7 +873,7 @@ class Fit:
             ratios = {name: row[mcse] / row[sd] for name, row in summary.rows.items()
                       if not np.isnan(row[mcse] / row[sd])}
         worst = max(ratios, key=ratios.get, default=None)
-        return (worst, float(ratios[worst])) if worst and ratios[worst] > MCSE_WARN else None
+        return (worst, float(ratios[worst])) if worst else None
 
     def _psis_draws(self) -> int:
         return psis_draws(self.options)

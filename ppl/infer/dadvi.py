@@ -23,6 +23,7 @@ from .advi import AdviResult, first_not_finite
 from .dadvi_optimize import (NEAR, OPTIMIZER, Objective, laplace_start,
                              mean_field_hessian, minimize, scale_of)
 from .dadvi_solve import Solver, flat_directions
+from .verdict import MCSE_WARN   # the warning's bound is the verdict's
 
 # Converged when the Newton decrement sqrt(g' H^-1 g) at the end is below this: the Newton step
 # left is then at most 1e-3 in the objective's own metric, i.e. about 1e-3 posterior sds, far
@@ -33,7 +34,6 @@ POLISH_STEPS = 10         # chord-Newton steps after the optimizer, at most
 # formed, in its own metric (posterior sds)
 RECOMPUTE_MOVE = 0.1
 MCSE_DRAWS = 500          # summary draws (each with its mirror) behind an MCSE's differences
-MCSE_WARN = 0.25          # warn when an MCSE exceeds this fraction of its posterior sd
 # Above this many identified guide parameters the Hessian is not formed (conjugate gradients
 # instead) and the guide's own sds are reported: for mean field, D > 1000.
 MAX_DENSE_PARAMS = 2000

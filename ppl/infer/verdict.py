@@ -82,6 +82,15 @@ NOISY_CORRECTION = MEAN_TARGET / 2
 # Kmat, `usable with care` already; on the example models (seeds 0-1) 0.010-0.056.
 NOISY_SD = SD_TARGET / 2
 WEIGHTS_SE = 3.0
+# A DADVI mean's Monte Carlo standard error (the sandwich's, from its fixed draws; dadvi.py),
+# in posterior sds, of the mean whose error is the largest: above MCSE_WARN dadvi.fit warns
+# and the fit is unreliable whatever k̂ (at 2 fixed draws eight schools' theta[1] was 2.5e14
+# sds off, with k̂ 0.37). Above NOISY_CORRECTION, for the same reason as a corrected mean's,
+# a `reliable` fit is `usable with care` and a `usable with care` one says so in a note: at
+# the default 30 draws tumor_rates seed 1 was `reliable` with m's mean 0.12 sds off and an
+# mcse of 0.065 sds (a's 0.080); on posteriordb seeds 0-2 every usable DADVI fit had 0.032 or
+# less (docs/dadvi.md).
+MCSE_WARN = 0.25
 
 
 @dataclass(frozen=True)
@@ -133,8 +142,9 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         of their draws (:func:`matches_bulk`, MIN_WEIGHTS_ESS); None when not known.
     min_weights_ess : MIN_WEIGHTS_ESS, or 0 where the summary is weighted from k̂'s draws
         themselves (a --batch fit: MIN_SUMMARY_ESS is then the bound on them).
-    noisy_mean : (element, its Monte Carlo standard error in posterior sds) of a DADVI mean
-        above dadvi.MCSE_WARN, or None.
+    noisy_mean : (element, its Monte Carlo standard error in posterior sds) of the DADVI mean
+        whose error is the largest against its sd, or None: above MCSE_WARN the fit is
+        unreliable, above NOISY_CORRECTION as ``noisy_correction``.
     noisy_correction : (element, its Monte Carlo standard error in posterior sds) of the
         importance-corrected mean whose error is the largest, at the summary's own draws
         (posterior.Fit._summary_mcse), or None: above NOISY_CORRECTION a `reliable` fit is
@@ -246,45 +256,41 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
     else:
         level, text = RELIABLE, "means and sds are close to the posterior"
     if noisy_correction is not None and noisy_correction[1] > NOISY_CORRECTION:
-        noisy = (f"the corrected mean of {noisy_correction[0]} is uncertain by "
-                 f"{noisy_correction[1]:.3f} posterior sds (its Monte Carlo standard error: "
-                 f"the weights are heavy-tailed)")
-        if level == RELIABLE:
-            # k̂ and the summary from 4x the draws: noncentered eight schools 18 then climbed to
-            # full rank (k̂ 0.68 for mean field), 0.032 sd / 3.4% off, error 0.017 sd
-            level, text = CARE, noisy + f"; fit again with --draws {4 * draws}, or a richer --guide"
-        elif level == CARE:        # an unreliable fit's summary is not to be used anyway
-            notes.append(noisy)
+        # k̂ and the summary from 4x the draws: noncentered eight schools 18 then climbed to
+        # full rank (k̂ 0.68 for mean field), 0.032 sd / 3.4% off, error 0.017 sd
+        level, text = _caveat(level, text, notes,
+                              f"the corrected mean of {noisy_correction[0]} is uncertain by "
+                              f"{noisy_correction[1]:.3f} posterior sds (its Monte Carlo "
+                              f"standard error: the weights are heavy-tailed)",
+                              f"; fit again with --draws {4 * draws}, or a richer --guide")
     if noisy_sd is not None and noisy_sd[1] > NOISY_SD:
-        uncertain = (f"the corrected sd of {noisy_sd[0]} is uncertain by {noisy_sd[1]:.0%} (its "
-                     f"Monte Carlo standard error: its tails are heavy)")
-        if level == RELIABLE:
-            level, text = CARE, uncertain + "; its quantiles are the better summary"
-        elif level == CARE:        # an unreliable fit's summary is not to be used anyway
-            notes.append(uncertain)
+        level, text = _caveat(level, text, notes,
+                              f"the corrected sd of {noisy_sd[0]} is uncertain by "
+                              f"{noisy_sd[1]:.0%} (its Monte Carlo standard error: its tails "
+                              f"are heavy)", "; its quantiles are the better summary")
+    if noisy_mean is not None and NOISY_CORRECTION < noisy_mean[1] <= MCSE_WARN:
+        # the error falls as one over the square root of the draws
+        level, text = _caveat(level, text, notes, _dadvi_noise(*noisy_mean),
+                              "; fit again with 4x the --dadvi-draws to halve it")
     if summary_khat is not None and summary_khat[0] >= summary_khat[1]:
-        heavy = (f"k̂ of the corrected summary's own {summary_khat[2]} draws is "
-                 f"{summary_khat[0]:.2f}, not below {summary_khat[1]:.2f}, so its sds and tails "
-                 f"may be off too")
-        if level == RELIABLE:
-            level = CARE
-            text = heavy + _hint(guide, available, False, method, batch_meanfield)
-        elif level == CARE:        # an unreliable fit's summary is not to be used anyway
-            notes.append(heavy)
+        level, text = _caveat(level, text, notes,
+                              f"k̂ of the corrected summary's own {summary_khat[2]} draws is "
+                              f"{summary_khat[0]:.2f}, not below {summary_khat[1]:.2f}, so its "
+                              f"sds and tails may be off too",
+                              _hint(guide, available, False, method, batch_meanfield))
     if disagree:
         level = UNRELIABLE
         names = ", ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
         text = (f"the starts disagree on {names}: the posterior may have several modes, or the "
                 f"optimizer did not converge")
-    if noisy_mean is not None:
+    too_noisy = noisy_mean is not None and not noisy_mean[1] <= MCSE_WARN    # NaN too
+    if too_noisy:
         level = UNRELIABLE
-        text = (f"DADVI's fixed draws leave the mean of {noisy_mean[0]} uncertain by "
-                f"{noisy_mean[1]:.3g} posterior sds (its Monte Carlo standard error); "
-                f"raise --dadvi-draws")
+        text = _dadvi_noise(*noisy_mean) + "; raise --dadvi-draws"
     if diverged:
         level, text = UNRELIABLE, "the fit diverged (its ELBO fell below its first steps), " \
                                   "so its summary is not a posterior: try a smaller --lr"
-    elif off_optimum and level == UNRELIABLE and not disagree and noisy_mean is None:
+    elif off_optimum and level == UNRELIABLE and not disagree and not too_noisy:
         text = ("the fit stopped away from its optimum (see the warning), so k̂ does not tell "
                 "whether this family can represent the posterior")
     elif not converged and level == RELIABLE:
@@ -293,6 +299,22 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         notes.append("the optimizer did not converge")
     tail = "".join(f"; {note}" for note in notes)
     return Verdict(level, f"{level} ({shown}): {text}{tail}")
+
+
+def _caveat(level: str, text: str, notes: list, caveat: str, advice: str) -> tuple[str, str]:
+    """(level, text) after a reason to doubt the summary: a `reliable` fit is `usable with
+    care` for it (``caveat`` + ``advice``), a `usable with care` one gets it in ``notes``, an
+    `unreliable` one nothing (its summary is not to be used anyway)."""
+    if level == RELIABLE:
+        return CARE, caveat + advice
+    if level == CARE:
+        notes.append(caveat)
+    return level, text
+
+
+def _dadvi_noise(element: str, mcse: float) -> str:
+    return (f"DADVI's fixed draws leave the mean of {element} uncertain by {mcse:.2g} "
+            f"posterior sds (its Monte Carlo standard error)")
 
 
 def matches_bulk(khat: float, threshold: float, weights_ess: float | None,

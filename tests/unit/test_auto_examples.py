@@ -56,3 +56,12 @@ def test_fits_the_optimum_check_warned_are_counted(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "| m | 0 | - | - | usable with care | yes | 0.050 |" in out
     assert "1 warned 'this fit may be wrong' (not converged), 1 of them within the targets" in out
+
+
+def test_a_dadvi_row_gives_the_largest_mcse_against_its_sd(capsys):
+    # tumor_rates, seed 1: a's mcse is 0.080 of its sd, which makes the fit usable with care
+    # (verdict.NOISY_CORRECTION; docs/dadvi.md)
+    assert auto_examples.main(["--only", "tumor_rates", "--seeds", "1", "--method", "dadvi"]) == 0
+    out = capsys.readouterr().out
+    assert "| largest mcse / sd | CPU s |" in out
+    assert "| tumor_rates | 1 | - | - | usable with care |  | 0.120 | 0.079 | 0.080 | " in out
