@@ -88,8 +88,8 @@ WEIGHTS_SE = 3.0
 # sds off, with k̂ 0.37). Above NOISY_CORRECTION, for the same reason as a corrected mean's,
 # a `reliable` fit is `usable with care` and a `usable with care` one says so in a note: at
 # the default 30 draws tumor_rates seed 1 was `reliable` with m's mean 0.12 sds off and an
-# mcse of 0.065 sds (a's 0.080); on posteriordb seeds 0-2 every usable DADVI fit had 0.032 or
-# less (docs/dadvi.md).
+# mcse of 0.069 of its sd (a's 0.080); on posteriordb seeds 0-2 every usable DADVI fit had
+# 0.032 or less (docs/dadvi.md).
 MCSE_WARN = 0.25
 
 

@@ -133,7 +133,7 @@ def test_mcse_matches_the_spread_of_the_means_across_seeds():
 def test_a_fit_whose_fixed_draws_leave_a_mean_uncertain_is_not_reliable():
     # models/tumor_rates.ppl at seed 1: k̂ 0.38, and m's mean 0.12 NUTS sds off (NUTS: 8,000
     # draws, bulk ESS 4,867, so good to 0.014 sds; benchmarks/example_references.json), beyond
-    # issue 11's 0.1, was `reliable`. The sandwich said so: m's mcse 0.065 sds, a's 0.080, and
+    # issue 11's 0.1, was `reliable`. The sandwich said so: m's mcse 0.069 of its sd, a's 0.080, and
     # two of them can reach 0.1 from the fixed draws alone (verdict.NOISY_CORRECTION)
     import json
     from pathlib import Path

@@ -438,8 +438,8 @@ def test_a_noisy_corrected_mean_makes_a_reliable_fit_usable_with_care():
 def test_a_noisy_dadvi_mean_makes_a_reliable_fit_usable_with_care():
     # a DADVI mean's Monte Carlo standard error (its fixed draws') above NOISY_CORRECTION, as
     # a corrected mean's: a reliable fit is usable with care (tumor_rates seed 1, m 0.12 sds
-    # off at an mcse of 0.065, a's 0.080, was reliable), a care one gets it as a note; at it,
-    # nothing; above MCSE_WARN, unreliable whatever k̂
+    # off at an mcse of 0.069 of its sd, a's 0.080, was reliable), a care one gets it as a
+    # note; at it, nothing; above MCSE_WARN, unreliable whatever k̂
     from ppl.infer.verdict import MCSE_WARN, NOISY_CORRECTION
     assert (NOISY_CORRECTION, MCSE_WARN) == (0.05, 0.25)
     noisy = ("a", 0.0796)
