@@ -254,6 +254,14 @@ def test_an_uncorrected_summary_is_checked_against_the_weights_k_hat_trusts():
     assert verdict.level == CARE and verdict.line.endswith(
         "means are usable, but the importance weights, which k̂ trusts, put this summary's sd "
         "of mu +52% off: it is the guide's own, not importance-corrected; try --correct psis")
+    # a mean gap past the target, within the weights' noise: not called usable, but shown
+    verdict = judge(0.64, 0.7, 4000, weights_disagree=("sigma", -0.23, 0.63, False),
+                    method="dadvi")
+    assert verdict.line == (
+        "usable with care (k̂ 0.64): the importance weights, which k̂ trusts, put this "
+        "summary's sd of sigma +63% off and its mean 0.23 posterior sds: it is the guide's "
+        "own, not importance-corrected; try --method advi, whose summary is "
+        "importance-corrected")
 
 
 def test_disagreement_measures_gaps_in_the_weighted_sds_with_no_margin_at_equal_weights():
