@@ -802,6 +802,11 @@ class Fit:
             return None
         p = self.psis
         names, flat = self._reported_columns(self._zeta(p.log_weights.size))
+        # an element the same in every draw (a param, a let of params and data) has no spread
+        # to compare: its weighted and plain means differ by rounding, which its sd of about
+        # 1e-17 made '198.98 posterior sds off' (param a ~ Normal(0, 1), --correct none)
+        varies = np.ptp(flat, axis=0) > 0 if len(flat) else np.zeros(len(names), dtype=bool)
+        names, flat = [n for n, v in zip(names, varies) if v], flat[:, varies]
         with np.errstate(all="ignore"):
             return disagreement(names, _moments(flat, None), _moments(flat, np.exp(p.log_weights)),
                                 p.ess, len(flat))
