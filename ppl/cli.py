@@ -17,7 +17,8 @@ from pathlib import Path
 from . import __version__
 from .errors import (PplError, as_flag, bad_option, file_error, init_is_saved_fit,
                      no_saved_fit_folder, not_a_regular_file, out_not_a_saved_fit,
-                     out_overwrites_input, out_replaces_fitted_model, stale_output)
+                     out_overwrites_input, out_replaces_fitted_model, stale_output,
+                     stdout_unwritable)
 
 FIT_FLAGS = ("guide", "iter", "lr", "mc_samples", "draws", "seed", "optimizer", "precondition",
              "stl", "tol", "window", "init_scale", "correct", "starts", "method",
@@ -189,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
+        # k̂ and element names need not fit stdout's encoding (PYTHONIOENCODING=ascii had made
+        # the fit an internal error before its --out was written): escaped, as on stderr
+        sys.stdout.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError):     # closed, or not a text stream (a test's capture)
+        pass
+    try:
         return _run(argv)
     finally:
         if warnings.showwarning is _show_warning:
@@ -206,7 +213,7 @@ def _run(argv: list[str] | None) -> int:
             # --out is refused
             raise no_saved_fit_folder()
         status = COMMANDS[args.command](args)
-        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
+        _flush_stdout()  # a closed pipe shows up here, inside the handlers below
         return status
     except PplError as error:
         print(str(as_flag(error)), file=sys.stderr)
@@ -218,12 +225,43 @@ def _run(argv: list[str] | None) -> int:
         # The reader went away (`ppl fit ... | head -1`): stop quietly, as a command killed
         # by SIGPIPE would (status 128 + 13); stdout goes to devnull so that Python's own
         # flush at exit does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         return 141
     except Exception as error:  # noqa: BLE001 - the one boundary where a bug is reported
         print(f"ppl: internal error: {type(error).__name__}: {error} "
               "(this is a bug in ppl; please report it with the model and data)", file=sys.stderr)
         return 1
+
+
+def _flush_stdout() -> None:
+    """Flush stdout: a broken pipe as it is, any other write error a PplError (ENOSPC on
+    /dev/full had been an internal error); a closed stdout (``>&-``) has nothing to flush."""
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        _discard_stdout()
+        raise stdout_unwritable(error) from None
+
+
+def _say(*parts) -> None:
+    """``print`` to stdout, a write error other than a broken pipe the user's PplError (a
+    summary to /dev/full had been an internal error)."""
+    try:
+        print(*parts)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        _discard_stdout()
+        raise stdout_unwritable(error) from None
+
+
+def _discard_stdout() -> None:
+    """stdout to devnull, so that Python's own flush at exit does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _interrupted(interrupt: KeyboardInterrupt) -> str:
@@ -303,8 +341,8 @@ def _cmd_check(args) -> int:
         concrete = model.prepare({} if data is None else data, whole=False)[0]
     else:
         concrete = model.ir
-    print(f"{args.model}: ok")
-    print(_describe_model(concrete))
+    _say(f"{args.model}: ok")
+    _say(_describe_model(concrete))
     return 0
 
 
@@ -355,17 +393,8 @@ def _table(rows) -> list[str]:
 
 # ----- fit ----------------------------------------------------------------------------------
 
-def _cmd_fit(args) -> int:
-    from .api import load
-    from .infer.advi import INTERRUPTED
-    from .options import FitOptions
-    from .savedfit import holds_saved_fit, save_fit
-    options = FitOptions(**{k: getattr(args, k) for k in FIT_FLAGS if hasattr(args, k)})
-    folder = _out_folder(args)  # fail before fitting, not after
-    replacing = folder is not None and holds_saved_fit(folder)
-    model = load(args.model)
-    with _progress_bar(quiet=args.quiet) as progress:
-        fit = model.fit(args.data, progress=progress, **dataclasses.asdict(options))
+def _print_fit(fit) -> None:
+    """The summary and the lines under it, as ``ppl fit`` prints them."""
     print(fit.summary())
     # the fit's own seconds, as fit.json keeps them: `ppl summary DIR` prints the same line
     print(fit.convergence_line())
@@ -377,12 +406,38 @@ def _cmd_fit(args) -> int:
     if fit.starts is not None:
         print(fit.starts.line())
     print(fit.verdict())
+
+
+def _cmd_fit(args) -> int:
+    from .api import load
+    from .infer.advi import INTERRUPTED
+    from .options import FitOptions
+    from .savedfit import holds_saved_fit, save_fit
+    options = FitOptions(**{k: getattr(args, k) for k in FIT_FLAGS if hasattr(args, k)})
+    folder = _out_folder(args)  # fail before fitting, not after
+    replacing = folder is not None and holds_saved_fit(folder)
+    model = load(args.model)
+    with _progress_bar(quiet=args.quiet) as progress:
+        fit = model.fit(args.data, progress=progress, **dataclasses.asdict(options))
+    try:
+        _print_fit(fit)
+        unwritable = None
+    except OSError as error:     # stdout refused it: the fit is still saved, then the error
+        unwritable = error
     if folder is not None:
         # which of its files ppl wrote, as the replaced fit's fit.json records them
         outputs = _replaced_outputs(folder, args) if replacing else ([], [])
         save_fit(fit, folder)
-        print(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json, model.ppl")
-        _remove_stale(folder, *outputs)
+        try:
+            if unwritable is None:
+                _say(f"wrote {folder}/draws.csv, summary.csv, elbo.csv, fit.json, model.ppl")
+        finally:
+            _remove_stale(folder, *outputs)
+    if isinstance(unwritable, BrokenPipeError):
+        raise unwritable
+    if unwritable is not None:
+        _discard_stdout()
+        raise stdout_unwritable(unwritable, None if folder is None else str(folder))
     # Ctrl-C stopped the fit: its approximation is printed (and saved) above, and the status
     # says it was interrupted, as a shell expects after SIGINT; also when it ended auto's
     # climb and auto chose an earlier family's fit, which had converged
@@ -452,9 +507,9 @@ def _remove_stale(folder: Path, stale: list[str], kept: list[str]) -> None:
         except OSError as error:
             raise stale_output(str(folder / name), error.strerror or str(error)) from None
     if stale:
-        print(f"removed {folder}/{', '.join(stale)}: of the fit replaced")
+        _say(f"removed {folder}/{', '.join(stale)}: of the fit replaced")
     if kept:
-        print(f"kept {folder}/{', '.join(kept)}: not as ppl predict or ppl plot wrote "
+        _say(f"kept {folder}/{', '.join(kept)}: not as ppl predict or ppl plot wrote "
               f"{'it' if len(kept) == 1 else 'them'}, so not removed; not of this fit")
 
 
@@ -515,7 +570,7 @@ def _cmd_summary(args) -> int:
     from .posterior import convergence_text
     from .savedfit import is_point_fit, read_fit_json, read_summary
     info = read_fit_json(Path(args.dir))
-    print(read_summary(Path(args.dir), info))
+    _say(read_summary(Path(args.dir), info))
     khat = info["khat"]
     shown = "" if khat is None else f"; k̂ {khat:.2f}"
     psis = info.get("psis")      # k̂ inf or -inf: null in 'khat', named in psis.khat
@@ -528,14 +583,14 @@ def _cmd_summary(args) -> int:
     unmoved = info.get("unmoved_final_elbo")     # a number: save_fit's; else not moved
     guide = info.get("guide")
     family = guide.get("family") if isinstance(guide, dict) else None
-    print(convergence_text(info["converged"], info["reason"], info["steps"], info["seconds"],
+    _say(convergence_text(info["converged"], info["reason"], info["steps"], info["seconds"],
                            final, unmoved if type(unmoved) in (int, float) else None,
                            family if isinstance(family, str) else ""))
     for report in ("auto", "starts"):   # the lines `ppl fit` printed here (fits saved since)
         entry = info.get(report)
         if isinstance(entry, dict) and isinstance(entry.get("line"), str):
-            print(entry["line"])
-    print(info["verdict"]["line"])
+            _say(entry["line"])
+    _say(info["verdict"]["line"])
     return 0
 
 
@@ -549,7 +604,7 @@ def _cmd_predict(args) -> int:
             raise predict_overwrites_data(str(Path(args.dir) / name))
     fit = restore_fit(Path(args.dir))
     path = save_predictive(fit, Path(args.dir), args.draws, args.data)
-    print(f"wrote {path} and {path.with_name('predictive_summary.csv')}")
+    _say(f"wrote {path} and {path.with_name('predictive_summary.csv')}")
     return 0
 
 
@@ -557,9 +612,9 @@ def _cmd_plot(args) -> int:
     from .plot import plot_fit
     plots = plot_fit(Path(args.dir), args.vars)
     for path in plots.paths:
-        print(f"wrote {path}")
+        _say(f"wrote {path}")
     if plots.shown < plots.total:
-        print(f"marginals.png shows the first {plots.shown} of {plots.total} elements; "
+        _say(f"marginals.png shows the first {plots.shown} of {plots.total} elements; "
               "choose which with --vars NAME ...")
     return 0
 

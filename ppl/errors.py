@@ -1088,6 +1088,14 @@ def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 
 
+def stdout_unwritable(error: OSError, saved: str | None = None) -> PplError:
+    """Standard output refused the result (a full disk, a closed stream); ``saved``: the --out
+    folder the fit was written to first."""
+    where = f"; the fit was saved to {saved}" if saved else ""
+    return PplError(f"cannot write the result to standard output ({error.strerror or error})"
+                    f"{where}", hint="send the output to a file or a terminal that takes it")
+
+
 def init_is_saved_fit(path: str) -> PplError:
     """A saved fit's fit.json given as --init (a warm start from an earlier fit): its entries
     (model_path, ...) were read as params, 'the value of 'model_path' is not a number'."""

@@ -3,8 +3,8 @@
 Each file is written to a temporary file in the target folder and flushed to disk; every
 existing target is kept as a hard link (a backup) until all renames have succeeded, and a
 failed rename puts the backups back, so a failure at any point leaves the complete old set.
-SIGINT and SIGTERM are deferred while a set is written (then delivered), so an interrupt
-cannot leave a temporary file or half a set either. Files get the user's umask.
+SIGINT, SIGTERM, SIGHUP and SIGQUIT are deferred while a set is written (then delivered), so
+an interrupt cannot leave a temporary file or half a set either. Files get the user's umask.
 """
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ import numpy as np
 
 from .errors import file_error
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP (a closed terminal or SSH session) and SIGQUIT too: a hangup while a set was written
+# killed the run and left a 136 MB temporary draws file in the folder (found by fuzzing)
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+                 if hasattr(signal, name))
 _TEMPORARY = ".ppl-"  # prefix of every temporary and backup file
 
 
@@ -70,7 +73,7 @@ class InterruptedAfterWriting(KeyboardInterrupt):
 
 
 class _DeferredSignals:
-    """Hold SIGINT and SIGTERM while the block runs; deliver the first one afterwards.
+    """Hold _SIGNALS while the block runs; deliver the first one afterwards.
 
     Only the main thread can set handlers; elsewhere the block runs undeferred. A
     KeyboardInterrupt the delivery raises after ``written`` files were all written is an

@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     handler is back and the command's KeyboardInterrupt handling (cli.py, the fit loop) acts;
     once the command has its status, SIGINT is ignored (see :func:`_ignoring_ctrl_c`).
     """
-    previous = _signal.signal(_signal.SIGINT, _interrupted)
+    # an inherited ignore (`ppl fit ... &` in a script) stays: a Ctrl-C in the first 0.3 s
+    # had ended such a run with 130, and later ones were ignored
+    ignored = _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN
+    previous = _signal.signal(_signal.SIGINT, _signal.SIG_IGN if ignored else _interrupted)
     import importlib
     from .cli import main as run
     # The commands' slow imports (numpy, autograd, lark), here rather than inside the command:

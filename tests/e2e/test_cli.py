@@ -229,3 +229,36 @@ def test_failed_run_keeps_previous_outputs(tmp_path):
     result = run("fit", "models/eight_schools.ppl", "--quiet", "--out", out, "--data", bad_data)
     assert result.returncode == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_result_stdout_cannot_take_is_a_clear_error_after_the_fit_is_saved(tmp_path):
+    # a full device: the fit is saved to --out first, then one error and status 2 (it was an
+    # internal error, status 1, before --out was written)
+    out = tmp_path / "fit"
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "ppl", "fit",
+                                 ROOT / "models" / "eight_schools.ppl", "--quiet", "--out", out],
+                                cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True,
+                                timeout=600)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("error: cannot write the result to standard output "
+                                        f"(No space left on device); the fit was saved to {out}")
+        assert "Traceback" not in result.stderr
+        assert (out / "fit.json").exists()
+        summary = subprocess.run([sys.executable, "-m", "ppl", "summary", out], cwd=ROOT,
+                                 stdout=full, stderr=subprocess.PIPE, text=True, timeout=600)
+    assert summary.returncode == 2
+    assert summary.stderr.startswith("error: cannot write the result to standard output")
+
+
+def test_a_stdout_encoding_without_the_hat_escapes_it(tmp_path):
+    # PYTHONIOENCODING=ascii: k̂ could not be encoded, an internal error before --out was written
+    import os
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    result = subprocess.run([sys.executable, "-m", "ppl", "fit",
+                             ROOT / "models" / "eight_schools.ppl", "--quiet", "--out",
+                             tmp_path / "fit"], cwd=ROOT, capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "(k\\u0302 " in result.stdout and (tmp_path / "fit" / "fit.json").exists()

@@ -183,3 +183,14 @@ def test_a_ctrl_c_as_the_command_ends_is_status_130_said_once(monkeypatch, capfd
     assert startup._ignoring_ctrl_c(status) == 130
     assert fake.calls == [(signal.SIGINT, signal.SIG_IGN)] * 2
     assert capfd.readouterr().err == said
+
+
+def test_an_inherited_ignore_of_ctrl_c_stays_while_the_command_starts():
+    # `ppl fit ... &` in a script starts with SIGINT ignored; a Ctrl-C while the modules
+    # imported had ended such a run with 130, while later ones were ignored
+    code = ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            + _AT_IMPORT.format(module="numpy", model=MODEL))
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "reliable" in result.stdout or "usable with care" in result.stdout
