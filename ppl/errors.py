@@ -808,31 +808,45 @@ def diverged(span: Span | None, steps: int, init_scale: float | None = None,
                          "has no support)")
 
 
-def diverged_unbounded_scale(span: Span | None, steps: int, name: str, sd: float) -> PplError:
+def diverged_unbounded_scale(span: Span | None, steps: int, name: str, sd: float,
+                             lr: float | None = None) -> PplError:
     """The fit diverged with the guide's sd of one latent grown beyond any scale a proper
     posterior has: the ELBO rose without limit by spreading q along a direction the log joint
-    does not penalize (DADVI's words for it: dadvi_unbounded, dadvi_not_positive_definite)."""
+    does not penalize (DADVI's words for it: dadvi_unbounded, dadvi_not_positive_definite).
+    ``lr``: the step size the user set, which can do the same (:func:`_improper`)."""
     where = "this statement's log density" if span is not None else "the log density"
-    return PplError(f"the optimization diverged after {steps} steps: the guide's sd of '{name}' "
-                    f"(unconstrained) grew to {sd:.3g} before {where} overflowed, so the "
-                    f"posterior is most likely improper: flat, or growing without bound, "
-                    f"along '{name}'", span, hint=_IMPROPER_HINT)
+    return _improper(f"the optimization diverged after {steps} steps: the guide's sd of "
+                     f"'{name}' (unconstrained) grew to {sd:.3g} before {where} overflowed",
+                     name, span, lr)
 
 
 _IMPROPER_HINT = ("look for a factor that cancels a prior or grows without bound, or a latent "
                   "that neither a proper prior nor the likelihood pins down")
 
 
-def diverged_runaway_mean(span: Span | None, steps: int, name: str, value: float) -> PplError:
+def diverged_runaway_mean(span: Span | None, steps: int, name: str, value: float,
+                          lr: float | None = None) -> PplError:
     """The fit diverged with the guide's mean of a latent (as the model sees it) beyond any
     value a proper posterior at a sane data scale has: the log joint kept rising along it, as
     for a positive latent whose prior a factor cancels (the flat density on (0, inf) is, on
     the log scale the guide works on, exp(u) times the Jacobian: it grows without bound)."""
     where = "this statement's log density" if span is not None else "the log density"
-    return PplError(f"the optimization diverged after {steps} steps: the guide's mean of "
-                    f"'{name}' ran off to {value:.3g} before {where} overflowed, so the "
-                    f"posterior is most likely improper: flat, or growing without bound, "
-                    f"along '{name}'", span, hint=_IMPROPER_HINT)
+    return _improper(f"the optimization diverged after {steps} steps: the guide's mean of "
+                     f"'{name}' ran off to {value:.3g} before {where} overflowed", name, span,
+                     lr)
+
+
+def _improper(what: str, name: str, span: Span | None, lr: float | None) -> PplError:
+    """``what`` happened: most likely an improper posterior along ``name``, unless the user
+    set the step size ``lr`` (eight schools at --lr 10 ran tau's mean off to inf and was
+    called improper, with no word of --lr)."""
+    if lr is None:
+        return PplError(f"{what}, so the posterior is most likely improper: flat, or growing "
+                        f"without bound, along '{name}'", span, hint=_IMPROPER_HINT)
+    return PplError(f"{what}: the step size --lr {lr:g} may be too large for this model, or "
+                    f"the posterior improper along '{name}'", span,
+                    hint="try a smaller --lr, or leave it out (the search picks one); if it "
+                         "still diverges, " + _IMPROPER_HINT)
 
 
 def warm_start_diverged(family: str, source: str, steps: int, why: str) -> PplError:

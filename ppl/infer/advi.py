@@ -546,7 +546,7 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             if value is None:
                 if state.failures >= MAX_FAILURES:
                     _raise_diverged(compiled, guide, theta, eps, len(trace),
-                                    _widened(compiled, options))
+                                    _widened(compiled, options), lr=options.lr)
                 continue
             trace.append(value)
             windows = windows.add(theta)
@@ -675,20 +675,21 @@ def first_not_finite(compiled, zeta, every_draw: bool = False) -> tuple | None:
 
 
 def _raise_diverged(compiled, guide, theta, eps, steps: int, init_scale: float | None = None,
-                    rounds: bool = False):
+                    rounds: bool = False, lr: float | None = None):
     """PplError diverged, naming a user's guide whose scale left (0, inf) when one did (the log
     joint was finite there), else the statement whose term was not finite (``init_scale``: as
-    the error's; ``rounds``: a fit on fixed draws, which has no step size to reduce)."""
+    the error's; ``rounds``: a fit on fixed draws, which has no step size to reduce; ``lr``:
+    the step size the user set, or None)."""
     statement = guide.blame(theta, eps) if hasattr(guide, "blame") else None
     if statement is not None:
         raise guide_not_finite(statement.span, statement.name, steps)
     span = _blame(compiled, guide.draw(theta, eps))
     spread = _unbounded_spread(compiled, guide, theta)
     if spread is not None:
-        raise diverged_unbounded_scale(span, steps, *spread)
+        raise diverged_unbounded_scale(span, steps, *spread, lr)
     runaway = _runaway_mean(compiled, guide, theta)
     if runaway is not None:
-        raise diverged_runaway_mean(span, steps, *runaway)
+        raise diverged_runaway_mean(span, steps, *runaway, lr)
     raise diverged(span, steps, init_scale, rounds)
 
 

@@ -241,6 +241,20 @@ def test_a_positive_latent_whose_prior_a_factor_cancels_is_called_improper():
     assert error.value.span.line == 2 and "cancels a prior" in error.value.hint
 
 
+def test_a_runaway_under_a_step_size_the_user_set_names_it():
+    import ppl
+    from pathlib import Path
+    ROOT = Path(__file__).resolve().parents[2]
+    # eight schools at --lr 10: tau's mean ran off to inf and the error said only 'the
+    # posterior is most likely improper', with a hint about factors, not --lr
+    with pytest.raises(PplError, match="diverged after .* steps: the guide's mean of 'tau' ran "
+                       "off to inf before this statement's log density overflowed: the step "
+                       "size --lr 10 may be too large for this model, or the posterior "
+                       "improper along 'tau'") as error:
+        ppl.load(ROOT / "models" / "eight_schools.ppl").fit(lr=10.0, seed=0)
+    assert error.value.hint.startswith("try a smaller --lr, or leave it out")
+
+
 def test_an_elbo_beyond_any_proper_posteriors_is_called_improper():
     # 'factor exp(mu)' outgrows mu's Normal prior: mean field "converged" at an ELBO of 5e240
     # with no word but k̂ inf, and auto went on to print a flow's mu = 8.3 (sd 2e-15) as its
