@@ -93,7 +93,10 @@ def fit_point(compiled, guide, options, progress=None):
 
     def negative(t):
         value, grad = elbo_and_grad(compiled.log_joint, t, eps, guide)
-        if not np.isfinite(value):
+        # a finite value with a non-finite gradient is outside too: 'factor -log(a)' for a
+        # param a > 0 at a subnormal a had a NaN gradient, which took L-BFGS-B's iterate to
+        # NaN, and the fit reported a = nan (a saved folder ppl predict then refused)
+        if not (np.isfinite(value) and np.isfinite(grad).all()):
             outside.append(1)
             return np.inf, np.zeros_like(t)
         return -value, -np.asarray(grad, dtype=float)

@@ -477,6 +477,20 @@ def test_a_maximum_at_infinity_does_not_pass_as_converged():
     assert fit.converged and fit.result.reason == point.CONVERGED
 
 
+@pytest.mark.parametrize("text", ["param a: real<lower=0>\nfactor -log(a)\n",
+                                  "param a: real<lower=0, upper=1> ~ Beta(0.5, 2)\n"])
+def test_a_log_joint_unbounded_at_a_bound_ends_next_to_it_not_at_nan(text, tmp_path):
+    # the log joint rises without bound towards a = 0: at a subnormal a its gradient was NaN,
+    # which took L-BFGS-B's iterate to NaN: a = nan, a final log joint of -inf, and a saved
+    # folder that ppl predict called corrupted. A NaN gradient is outside the domain now
+    fit = ppl.compile(text).fit()
+    assert not fit.converged and 0 < fit.params()["a"] < 1e-300
+    assert np.isfinite(fit.result.final_elbo) and fit.result.final_elbo > 300
+    _reports_where_it_stopped(fit)
+    save_fit(fit, tmp_path)
+    assert restore_fit(tmp_path).params()["a"] == fit.params()["a"]
+
+
 TWO_MAXIMA = ("param m: real\nfactor log(0.4 * exp(-0.5 * (m - 1) ** 2 / 0.04) + "
               "0.6 * exp(-0.5 * (m - 2) ** 2 / 0.04))\n")
 
