@@ -783,9 +783,23 @@ def _wide_start(init_scale: float | None) -> str:
 
 def not_finite_at_start(span: Span | None, what: str,
                         init_scale: float | None = None) -> PplError:
+    if span is None:    # no single statement's term (the sum was not finite)
+        return PplError(f"the log density is {what} at every starting point tried", span,
+                        hint=_wide_start(init_scale) + "check the priors, bounds and data")
     return PplError(f"the log density of this statement is {what} at every starting point tried",
                     span, hint=_wide_start(init_scale)
                     + "check the priors, bounds and data of this statement")
+
+
+def params_not_finite_at_start(span: Span | None, what: str, init_given: bool) -> PplError:
+    """A params-only (point) fit whose log joint, or its gradient, is ``what`` ('nan', 'inf',
+    '-inf', 'finite but its gradient is not') at the params' starting values: the statement
+    blamed where one is (it read 'the log density of this statement' with no statement)."""
+    where = "this statement's log density" if span is not None else "the log joint"
+    start = "the --init values" if init_given else "the params' starting values"
+    hint = ("give --init values where every statement's density is finite" if not init_given
+            else "check the --init values against the priors, bounds and data")
+    return PplError(f"{where} is {what} at {start}", span, hint=hint)
 
 
 def diverged(span: Span | None, steps: int, init_scale: float | None = None,

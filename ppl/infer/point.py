@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ..errors import not_finite_at_start
+from ..errors import PplError, params_not_finite_at_start
 from .elbo import elbo, elbo_and_grad
 
 GTOL = 1e-6
@@ -83,7 +83,8 @@ def fit_point(compiled, guide, options, progress=None):
 
     Raises
     ------
-    PplError : not_finite_at_start when the log joint is not finite at the starting values.
+    PplError : params_not_finite_at_start when the log joint (or its gradient) is not finite at
+        the starting values.
     """
     from .advi import INTERRUPTED, AdviResult
     start = time.perf_counter()
@@ -103,7 +104,7 @@ def fit_point(compiled, guide, options, progress=None):
 
     first, _ = negative(theta)
     if not np.isfinite(first):
-        raise not_finite_at_start(None, "not finite at the params' starting values")
+        raise _not_finite_at_start(compiled, guide, theta, eps, options.init is not None)
     trace = []
     # (iterations, log joint, values) of the last iteration, assigned as one: a Ctrl-C between
     # the trace's append and it leaves the trace one longer, cut back to it
@@ -141,6 +142,14 @@ def fit_point(compiled, guide, options, progress=None):
     final = -value
     return AdviResult(guide, x, names, np.asarray(trace or [final]), grad_ok, reason,
                       len(trace), time.perf_counter() - start, 0.0, final)
+
+
+def _not_finite_at_start(compiled, guide, theta, eps, init_given: bool) -> PplError:
+    """params_not_finite_at_start, blaming the first statement not finite at the start."""
+    from .advi import first_not_finite
+    found = first_not_finite(compiled, guide.draw(theta, eps))
+    span, what = found if found is not None else (None, "finite but its gradient is not")
+    return params_not_finite_at_start(span, what, init_given)
 
 
 def _rescaled(negative, log_joint, x: np.ndarray, value: float, record, iterations: int,

@@ -571,10 +571,19 @@ def test_a_fit_that_met_the_gradient_rule_far_from_the_maximum_says_so(cap):
     assert fit.verdict().line.endswith("the optimizer did NOT converge")
 
 
-def test_a_log_joint_not_finite_at_the_start_is_an_error():
-    with pytest.raises(PplError, match="not finite at the params' starting values"):
+def test_a_log_joint_not_finite_at_the_start_is_an_error_located_at_its_statement():
+    # it read 'the log density of this statement is not finite at the params' starting
+    # values at every starting point tried', with no statement and no word of --init
+    with pytest.raises(PplError) as error:
         ppl.compile("param p: real\nfactor log(p) - 0.5 * (p + 10) * (p + 10)\n").fit(
             init={"p": -1.0})
+    assert error.value.message == "this statement's log density is nan at the --init values"
+    assert error.value.span.line == 2 and "--init values" in error.value.hint
+    with pytest.raises(PplError) as error:
+        ppl.compile("param a: real ~ Cauchy(0, 1)\nfactor log(a)\n").fit(seed=0)
+    assert error.value.message == ("this statement's log density is nan at the params' "
+                                   "starting values")
+    assert error.value.span.line == 2
 
 
 def test_ctrl_c_before_the_first_iteration_keeps_the_start(monkeypatch):
