@@ -1019,6 +1019,16 @@ def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
                     hint="give these parameters informative priors or remove the redundancy")
 
 
+def dadvi_hessian_not_finite() -> PplError:
+    """The Hessian at DADVI's optimum has NaN or infinite entries: a numerical failure at the
+    fixed draws, not a flat direction (Weibull(1e-3, 1) read 'not identified along :', no
+    name)."""
+    return PplError("the DADVI objective's Hessian is not finite at the optimum: the log "
+                    "density cannot be differentiated twice there at the fixed draws (an "
+                    "extreme shape, or values that overflow)",
+                    hint="try --method advi, or a scale for the latents nearer 1")
+
+
 # With guide statements or params a family draws only the other latents (guides/user.py),
 # and its limits count those: "this model has 1" misread a model of 25 dimensions.
 UNGUIDED = "the latents without a guide statement"

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.linalg
 from autograd import grad, jacobian
 
-from ..errors import dadvi_not_positive_definite
+from ..errors import dadvi_hessian_not_finite, dadvi_not_positive_definite
 from ..guides import LowRank, MeanField
 
 # An eigenvalue of the Hessian below this fraction of the largest counts as zero. Round-off in
@@ -118,7 +118,9 @@ class Solver:
 
 def factor(H, Q, names):
     """The Cholesky factor of H (on the basis Q), or dadvi_not_positive_definite naming the
-    elements along the flattest direction."""
+    elements along the flattest direction (dadvi_hessian_not_finite where H has NaN or inf)."""
+    if not np.isfinite(H).all():
+        raise dadvi_hessian_not_finite()
     values, vectors = np.linalg.eigh(H)
     if values[0] > PD_TOL * abs(values[-1]):
         return scipy.linalg.cho_factor(H)
@@ -148,6 +150,8 @@ def cg(product, b, names, tol: float = 1e-10, max_iter: int | None = None):
             break
         Hp = product(p)
         curvature = p @ Hp
+        if not np.isfinite(curvature):
+            raise dadvi_hessian_not_finite()
         if not curvature > 0:
             raise dadvi_not_positive_definite(_flat_names(p, names))
         alpha = rr / curvature

@@ -987,3 +987,16 @@ def test_the_laplace_starts_sds_fall_back_where_the_mode_is_a_saddle():
     precision = np.array([[1.0, -2.0], [-2.0, 1.0]])   # no minimum along sigma_1 = sigma_2
     np.testing.assert_array_equal(dadvi_optimize._fixed_draw_log_sds(precision, Z, log_sd),
                                   log_sd)
+
+
+def test_a_hessian_that_is_not_finite_is_not_called_a_flat_direction():
+    # Weibull(1e-3, 1): the Hessian at the optimum was NaN, and the error read 'a flat or
+    # downward direction along : the model is not identified', naming nothing
+    with pytest.raises(PplError, match="the DADVI objective's Hessian is not finite at the "
+                                       "optimum") as error:
+        dadvi.fit(compiled("sample x ~ Weibull(1e-3, 1)\n", {}), OPTIONS,
+                  np.random.default_rng(0))
+    assert "--method advi" in error.value.hint
+    from ppl.infer import dadvi_solve
+    with pytest.raises(PplError, match="Hessian is not finite"):
+        dadvi_solve.cg(lambda p: np.full_like(p, np.nan), np.ones(2), ("a",))
