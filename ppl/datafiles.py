@@ -226,13 +226,27 @@ def _read_npy(path: Path, shown: str) -> dict[str, Any]:
     try:
         value = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, EOFError) as error:
-        raise errors.file_error(shown, f"cannot read as .npy: {error}") from None
+        raise errors.file_error(shown, f"cannot read as .npy: {_npy_refusal(path, error)}"
+                                ) from None
     except OSError as error:  # named here: in a folder, the file and not the folder
         raise errors.file_error(shown, error.strerror or str(error)) from None
     if not isinstance(value, np.ndarray):  # np.load opens a zip as an .npz archive
         value.close()
         raise errors.file_error(shown, "cannot read as .npy: the file is an .npz archive")
     return {path.stem: value}
+
+
+def _npy_refusal(path: Path, error: Exception) -> str:
+    """Why np.load refused ``path``: numpy's words say a file without the .npy magic string
+    'contains pickled data' and suggest loading it unsafely, which ppl never does."""
+    if "pickle" not in str(error):
+        return str(error)
+    with open(path, "rb") as file:
+        magic = file.read(6)
+    if magic != b"\x93NUMPY":
+        return "it is not a .npy file (it does not start with numpy's header)"
+    return ("it holds Python objects, which only unpickling could read (data is read with "
+            "allow_pickle=False)")
 
 
 def _read_npy_folder(folder: Path, shown: str) -> dict[str, Any]:
