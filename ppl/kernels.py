@@ -296,14 +296,15 @@ class FusedTerm:
         self.has_scale_arg = scale_fn is not None
         self.fns = fns
         if family == "Poisson":
-            self.constant = -float(np.sum(gammaln(y + 1)))
+            # + 1.0: an int64 count at its largest wrapped round with + 1 (discrete.py)
+            self.constant = -float(np.sum(gammaln(y + 1.0)))
         if family in ("Bernoulli", "Binomial"):
             half = 0.5 * trials if family == "Binomial" else 0.5
             self._half_trials, self._centered = half, y - half    # n / 2, y - n / 2 [N]
         if family == "Binomial":
             self.trials = np.ascontiguousarray(trials)     # [N]
-            self.constant = float(np.sum(gammaln(trials + 1) - gammaln(y + 1)
-                                         - gammaln(trials - y + 1)))
+            self.constant = float(np.sum(gammaln(trials + 1.0) - gammaln(y + 1.0)
+                                         - gammaln(trials - y + 1.0)))
         self._flat_indices = {}       # (S, gather) -> its index over [S, J] (_group_rows)
         self.inlined = None           # (let name, its closure) when the predictor was a let
         self.plain: Callable | None = None

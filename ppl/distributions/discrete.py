@@ -46,7 +46,8 @@ def _logit_log_density(x, n, logit):
 
 
 def _log_choose(n, k):
-    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    # + 1.0, not + 1: an int64 count at its largest wrapped round to a negative number
+    return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
 
 
 def _expit(x):
@@ -151,8 +152,8 @@ class Poisson(Distribution):
             # a log rate of -inf (a zero exposure's log) gives no count but 0 probability 1,
             # as Stan's poisson_log does; 0 * -inf would be nan
             return (anp.where(x == 0, 0.0, x * log_rate) - anp.exp(log_rate)
-                    - gammaln(x + 1))
-        return _xlogy(x, rate) - rate - gammaln(x + 1)
+                    - gammaln(x + 1.0))
+        return _xlogy(x, rate) - rate - gammaln(x + 1.0)
 
     @classmethod
     def log_cdf(cls, x, rate=None, log_rate=None):

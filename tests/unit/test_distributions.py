@@ -1200,3 +1200,14 @@ def test_poisson_cdfs_far_in_their_tails_are_finite_with_a_finite_gradient():
                                rtol=1e-14)
     np.testing.assert_allclose(grad(lambda s: Poisson.log_ccdf(150.0, rate=s))(r),
                                151 / r - 1 + 1 / 152, rtol=1e-6)
+
+
+def test_counts_at_int64s_largest_do_not_wrap_round():
+    # gammaln(x + 1) with x = 2**63 - 1 (int64) wrapped round to a negative number: Poisson's
+    # log pmf was -inf and Binomial's +inf at any rate. + 1.0 works in floats
+    big = np.array([np.iinfo(np.int64).max])
+    rate = np.array([9.2e18])
+    poisson = DISTRIBUTIONS["Poisson"].log_density(big, rate=rate)
+    np.testing.assert_allclose(poisson, st.poisson.logpmf(float(big[0]), rate), rtol=1e-6)
+    binomial = DISTRIBUTIONS["Binomial"].log_density(np.array([5]), n=big, p=np.array([1e-18]))
+    np.testing.assert_allclose(binomial, st.binom.logpmf(5, float(big[0]), 1e-18), rtol=1e-6)
