@@ -54,7 +54,8 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         if f.type in ("bool", bool):
             parser.add_argument(flag, action="store_true", help=docs.get(f.name))
             continue
-        kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
+        kind = {"int": _plain_int, "float": _plain_float, "str": str}.get(
+            str(f.type).split(" ")[0], _plain_float)
         if f.name == "init":
             parser.add_argument(flag, action=_ReadInit, default=argparse.SUPPRESS,
                                 metavar="FILE.json", help=docs.get(f.name))
@@ -74,6 +75,23 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
             text += f" (default: {f.default})"
         parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar,
                             help=text)
+
+
+def _plain_number(kind):
+    """``kind`` (int or float) of an option's text, refusing what Python's int() and float()
+    accept beyond data files' numbers: other scripts' digits ('--seed ٣' was seed 3) and '_'
+    ('--seed 1_000'), as the model's numbers and data files refuse them."""
+    def parse(text: str):
+        if not text.isascii() or "_" in text:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a plain number: numbers are written with the ASCII digits "
+                f"0-9, without '_'")
+        return kind(text)
+    parse.__name__ = kind.__name__     # argparse's 'invalid int value' names it
+    return parse
+
+
+_plain_int, _plain_float = _plain_number(int), _plain_number(float)
 
 
 class _ReadInit(argparse.Action):
@@ -163,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="write posterior predictive draws of a saved fit "
                                        "(the fitted model and data unchanged since the fit)")
     predict.add_argument("dir", metavar="DIR")
-    predict.add_argument("--draws", type=int, default=None, metavar="N",
+    predict.add_argument("--draws", type=_plain_int, default=None, metavar="N",
                          help="number of predictive draws (default: the fit's draws)")
     predict.add_argument("--data", default=None, metavar="DATA",
                          help=f"new data to predict for, a {DATA_HELP}: shapes and lets are "

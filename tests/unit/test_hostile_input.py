@@ -1696,3 +1696,16 @@ def test_a_flag_after_a_double_dash_is_an_argument_not_a_repeat(tmp_path, monkey
     (tmp_path / "d.json").write_text("{}")
     assert main(["check", "--data", "d.json", "--", "--data"]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("argv", [["fit", "m.ppl", "--seed", "\u0663"],
+                                  ["fit", "m.ppl", "--seed", "1_000"],
+                                  ["fit", "m.ppl", "--lr", "\uff11e-2"],
+                                  ["predict", "out", "--draws", "1_0"]])
+def test_number_options_take_plain_ascii_numbers_only(argv, capsys):
+    # Python's int() and float() read other scripts' digits and '_' ('--seed ٣' fitted seed
+    # 3), which the model's numbers and data files refuse
+    from ppl.cli import main
+    assert main(argv) == 2
+    assert "is not a plain number: numbers are written with the ASCII digits 0-9, without " \
+           "'_'" in capsys.readouterr().err
