@@ -161,15 +161,26 @@ def _rescaled(negative, log_joint, x: np.ndarray, value: float, record, iteratio
     left when it stopped short)."""
     from autograd import hessian
     from scipy.optimize import minimize
+    gain = None
     for tries in range(RESCALE_TRIES + 1):      # the last pass checks the last run
         grad = -negative(x)[1]
+        # where no Hessian can judge x, the gradient rule does: x met it on the first pass,
+        # but a later x is where a rescaled run ended (from m = 1e20 that was s = 1.1e13 at a
+        # log joint of -154.7, against -8.8 at the maximum, reported converged)
+        unjudged = None if tries == 0 or _converged(value, grad) else gain
         try:
             curvature = -np.diag(hessian(log_joint)(x))
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):
-            return x, value, None      # no Hessian here: the gradient rule stands
+            return x, value, unjudged
         down = np.isfinite(curvature) & (curvature > 0)
-        gain = 0.5 * np.sum(grad[down] ** 2 / curvature[down])
-        if not np.all(np.isfinite(curvature)) or gain <= GTOL * max(1.0, abs(value)):
+        if not np.all(np.isfinite(curvature)):
+            return x, value, unjudged
+        gain = float(0.5 * np.sum(grad[down] ** 2 / curvature[down]))
+        # a param with no downward curvature (s's underflowed to 0 at s = 1.1e13) and a
+        # gradient beyond the rule: a Newton step along it would have no end
+        if not _converged(value, grad[~down]):
+            gain = np.inf
+        if gain <= GTOL * max(1.0, abs(value)):
             return x, value, None
         if tries == RESCALE_TRIES or len(trace) >= iterations:
             break

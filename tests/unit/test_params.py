@@ -744,3 +744,17 @@ def test_a_shorter_unit_goes_on_from_where_the_last_run_stopped():
     assert fit.converged
     assert fit.params()["p"] == pytest.approx(0.95, abs=1e-6)
     assert fit.result.final_elbo == pytest.approx(np.log(0.05) + 19, rel=1e-12)
+
+
+def test_the_newton_check_does_not_pass_a_param_with_no_curvature_and_a_gradient():
+    # the check's Newton gain counts only params whose log joint curves down; one whose
+    # curvature has underflowed to 0 (s = 1.1e13 after a start at m = 1e20) had its gradient
+    # of -5 left out, so a fit 146 nats short of the maximum was reported converged
+    def log_joint(t):
+        return -5.0 * t[1] - 0.5 * t[0] ** 2
+
+    def negative(t):
+        return -log_joint(t), np.array([t[0], 5.0])
+    # no iteration left: the check of this point alone (x0 at its maximum, x1 flat, rising)
+    x, value, gain = point._rescaled(negative, log_joint, np.zeros(2), 0.0, None, 0, [])
+    assert gain == np.inf
