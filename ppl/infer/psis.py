@@ -180,8 +180,11 @@ def gpd_fit(x: np.ndarray) -> tuple[float, float]:
     b = b / (PRIOR_B * x[int(n / 4 + 0.5) - 1]) + 1.0 / x[-1]
     k = np.log1p(-b[:, None] * x).mean(axis=1)
     profile = n * (np.log(-b / k) - k - 1.0)
-    # normalized likelihood weights, computed as 1 / sum_j exp(l_j - l_i) so nothing overflows
-    weights = 1.0 / np.exp(profile[None, :] - profile[:, None]).sum(axis=1)
+    # normalized likelihood weights, computed as 1 / sum_j exp(l_j - l_i): a weight far below
+    # the best overflows its sum to inf, which is its weight of 0 (with 400,000 draws the
+    # overflow's warning reached the user as 'ppl: warning: overflow encountered in exp')
+    with np.errstate(over="ignore"):
+        weights = 1.0 / np.exp(profile[None, :] - profile[:, None]).sum(axis=1)
     keep = weights >= 10 * np.finfo(float).eps
     weights, b = weights[keep], b[keep]
     b_post = float(np.sum(b * weights / weights.sum()))

@@ -181,3 +181,14 @@ def test_two_scale_tail_khat_falls_to_the_true_tail_index_with_more_draws():
             assert khats.mean() - bound > 0.7      # pre-asymptotic: judged unreliable
         else:
             assert tail_length(S) == 759 and abs(khats.mean() - expected) < bound
+
+
+def test_the_pareto_fit_on_many_draws_warns_of_no_overflow():
+    # the profile's weights overflow harmlessly (to a weight of 0) on a long tail: with
+    # 400,000 draws that reached the user as 'overflow encountered in exp'
+    import warnings
+    rng = np.random.default_rng(0)
+    log_weights = rng.standard_t(3, size=400_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        psis(log_weights)
