@@ -252,24 +252,21 @@ def _run(argv: list[str] | None) -> int:
 
 
 def _flush_stdout() -> None:
-    """Flush stdout: a broken pipe as it is, any other write error a PplError (ENOSPC on
-    /dev/full had been an internal error); a closed stdout (``>&-``) has nothing to flush."""
-    if sys.stdout is None:
-        return
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as error:
-        _discard_stdout()
-        raise stdout_unwritable(error) from None
+    """Flush stdout (a closed one, ``>&-``, has nothing to flush), as :func:`_to_stdout`."""
+    if sys.stdout is not None:
+        _to_stdout(sys.stdout.flush)
 
 
 def _say(*parts) -> None:
-    """``print`` to stdout, a write error other than a broken pipe the user's PplError (a
-    summary to /dev/full had been an internal error)."""
+    """``print`` to stdout, as :func:`_to_stdout`."""
+    _to_stdout(lambda: print(*parts))
+
+
+def _to_stdout(write) -> None:
+    """``write()``: a broken pipe as it is, any other write error the user's PplError (stdout
+    on /dev/full had been an internal error)."""
     try:
-        print(*parts)
+        write()
     except BrokenPipeError:
         raise
     except OSError as error:
