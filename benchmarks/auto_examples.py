@@ -14,8 +14,9 @@ checked"):
 
 ``--posteriordb``: the posteriordb posteriors against their reference posteriors instead.
 ``--guide G`` or ``--method dadvi``: that family or method instead of auto (the families
-columns then read '-'; DADVI's rows add the largest mcse / sd, which its verdict reads). Each row also says whether the fit ended with a warning that it may
-be wrong (the end-of-fit optimum check: 'did NOT converge'), and the last lines count them.
+columns then read '-'; DADVI's rows add the largest mcse / sd, which its verdict reads).
+Each row also says whether the fit ended with a warning that it may be wrong (the end-of-fit
+optimum check: 'did NOT converge'), and the last lines count them.
 """
 from __future__ import annotations
 
@@ -56,8 +57,8 @@ def fit_row(name: str, seed: int, reference: dict, posteriordb: bool = False,
         warnings.simplefilter("always")    # unused data names are caught and left out
         fit = model.fit(data, seed=seed, **options)
         summary = fit.summary().to_dict()
-        noisy = fit._noisy_dadvi_mean()     # DADVI: the largest mcse / sd, as the verdict reads
     seconds = time.process_time() - started
+    noisy = fit._noisy_dadvi_mean()     # DADVI: the largest mcse / sd, as the verdict reads
     figures = score(summary, reference, name)
     tried = fit.auto.tried if fit.auto is not None else ()
     return {"model": name, "seed": seed, "level": fit.verdict().level,
