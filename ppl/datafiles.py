@@ -145,9 +145,11 @@ def _json_object(pairs: list) -> dict:
 
 def _read_csv(path: Path, shown: str) -> dict[str, Any]:
     try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
-    except (UnicodeDecodeError, csv.Error) as error:
+        rows = _csv_rows(path.read_text(encoding="utf-8-sig").splitlines())
+    except UnicodeDecodeError as error:
         raise errors.file_error(shown, f"cannot read as CSV: {error}") from None
+    except _Refused as refused:
+        raise errors.file_error(shown, str(refused)) from None
     if not rows:
         raise errors.file_error(shown, "the file is empty; expected a header row of names")
     header = [name.strip() for name in rows[0]]
@@ -185,6 +187,23 @@ def _read_csv(path: Path, shown: str) -> dict[str, Any]:
             columns[name].append(_csv_number(cell, f"line {line}, column '{name}'", shown)
                                  if cell.strip() else BlankCell(line))
     return columns
+
+
+def _csv_rows(lines: list[str]) -> list[list[str]]:
+    """The rows of a CSV file's lines. Strict: a lenient reader joins the lines after an
+    unclosed quote into one cell, so a one-column file '"1', '2', '3' read as the number 123."""
+    reader = csv.reader(lines, strict=True)
+    rows: list[list[str]] = []
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as error:
+            raise _Refused(f"line {first_line}: cannot read as CSV ({error}); a quoted cell "
+                           "ends with '\"' before the next ',' or the end of its line") from None
+        rows.append(row)
 
 
 class BlankCell:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .datafiles import load_json
+from .datafiles import load_json_names
 from .errors import (PplError, corrupted_saved_fit, file_error, model_changed_copy_used,
                      no_such_fit_folder, non_finite_summary, not_a_file_reason, not_a_saved_fit,
                      not_ppls_output, saved_file_changed, saved_fit_too_new)
@@ -223,7 +223,9 @@ def read_fit_json(folder: Path) -> dict:
     path = folder / "fit.json"
     try:
         _refuse_special(path)
-        info = load_json(path, str(path), parse_int=_json_int)  # worded as a data file's
+        # worded as a data file's; a name given twice is refused, as in a data file (json
+        # kept the last value: a hand-edited duplicate 'converged' read as the later one)
+        info = load_json_names(path, str(path), parse_int=_json_int)
     except FileNotFoundError:
         if not folder.exists():     # a mistyped DIR: 'DIR/fit.json: no saved fit here' said
             raise no_such_fit_folder(str(folder)) from None     # the folder was there

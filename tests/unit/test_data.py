@@ -800,6 +800,26 @@ def test_csv_row_with_wrong_number_of_cells(tmp_path):
         f"{path}: line 3: expected 2 cells, found 1")
 
 
+@pytest.mark.parametrize("content, line, reason", [
+    ('y\n"1\n2\n3\n', 2, "unexpected end of data"),     # a lenient reader read 123
+    ('y,z\n1,2\n3,"4"5\n', 3, "',' expected after '\"'"),
+])
+def test_csv_quote_not_closed_is_refused_at_its_line(tmp_path, content, line, reason):
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    assert load_error("data y: real[3]\n", path).message == (
+        f"{path}: line {line}: cannot read as CSV ({reason}); a quoted cell ends with '\"' "
+        "before the next ',' or the end of its line")
+
+
+def test_csv_quoted_numbers_are_read(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text('y,z\n"1",2\n"3","4.5"\n')
+    values, _ = load("data y: int[2]\ndata z: real[2]\n", path)
+    np.testing.assert_array_equal(values["y"], [1, 3])
+    np.testing.assert_array_equal(values["z"], [2.0, 4.5])
+
+
 def test_a_decimal_comma_in_a_one_column_csv_is_named(tmp_path):
     # 'expected 1 cells, found 2' and nothing on why (found by the audit11 helper)
     path = tmp_path / "data.csv"

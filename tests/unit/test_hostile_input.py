@@ -1119,6 +1119,20 @@ def test_a_corrupted_fit_json_entry_is_one_clear_error(saved_fit, tmp_path, caps
     assert not list(folder.glob("*.png")) and not list(folder.glob("predictive*"))
 
 
+def test_a_fit_json_entry_given_twice_is_one_clear_error(saved_fit, tmp_path, capsys):
+    # json kept the later value: a hand-edited second "converged": true read as converged
+    from ppl.cli import main
+    text = (saved_fit / "fit.json").read_text()
+    doubled = text.replace('"converged": ', '"converged": true, "converged": ', 1)
+    assert doubled != text
+    folder = _copy_with(saved_fit, tmp_path / "bad", "fit.json", doubled)
+    for command in ("summary", "plot", "predict"):
+        assert main([command, str(folder)]) == 2, command
+        assert capsys.readouterr().err == (
+            f"error: {folder / 'fit.json'}: the name 'converged' appears twice in one JSON "
+            "object\n")
+
+
 @pytest.mark.parametrize("value, words", [
     (2, "a saved fit of format 2, written by a later ppl; this ppl reads format 1 and earlier"),
     ("1", "corrupted saved fit: entry 'saved_fit_format' must be a positive int"),
