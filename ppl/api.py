@@ -22,8 +22,8 @@ from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
 from .errors import (PplError, bad_option, data_file_as_model, empty_model, file_error,
-                     guides_fixed, not_a_regular_file, not_utf8, options_unused,
-                     prior_without_param_prior)
+                     guides_fixed, no_data_given, not_a_file_reason, not_a_regular_file,
+                     not_utf8, options_unused, prior_without_param_prior)
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -73,6 +73,22 @@ class Model:
             data = {}
         return data
 
+    def _no_data(self, data) -> str | None:
+        """When no data was given and none found beside the model, what a 'data is missing'
+        error says of it (errors.no_data_given); None otherwise."""
+        if data is not None or self.default_data_path() is not None:
+            return None
+        if self.path == "<string>":
+            return no_data_given(None)
+        beside = Path(self.path).with_suffix(".json")
+        if beside.is_symlink() and not beside.exists():
+            found = f"{beside} is a link to a file that does not exist"
+        elif beside.exists():
+            found = f"{beside} is {not_a_file_reason(beside.is_dir())}"
+        else:
+            found = f"there is no {beside.name} beside the model"
+        return no_data_given(beside.name, found)
+
     def prepare(self, data=None, whole: bool = True):
         """Load and validate ``data``, check the model with its dimensions and compile it.
 
@@ -85,7 +101,7 @@ class Model:
         ------
         PplError for any problem in the data or a shape that does not fit it.
         """
-        values, dims = load_data(self.ir, self._data(data))
+        values, dims = load_data(self.ir, self._data(data), self._no_data(data))
         if whole:
             # a .npy file is memory-mapped, kept so for a minibatch fit (data larger than
             # memory); a fit on the whole data reads every row at each step anyway, and one

@@ -30,7 +30,8 @@ _EXPR_TYPES = get_args(ir.Expr)
 _NUMBERS = (int, float, np.integer, np.floating)
 
 
-def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def load_data(model: ir.Model, data, no_data: str | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Read ``data`` and check it against the model's ``data`` declarations.
 
     Parameters
@@ -38,6 +39,7 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
     model : the symbolically checked model (``check(program)``; shapes may hold dim names).
     data : a dict of name -> number / nested list / numpy array, a path (str or Path) to a
         ``.json``, ``.csv`` or ``.npz`` file, or None for no data.
+    no_data : when no data was given, why (the hint of a missing name's error).
 
     Returns
     -------
@@ -80,7 +82,7 @@ def load_data(model: ir.Model, data) -> tuple[dict[str, np.ndarray], dict[str, i
             inside = next((key for key, value in raw.items()
                            if isinstance(value, dict) and decl.name in value), None)
             raise errors.data_missing(decl.span, decl.name, csv=csv, unnamed="arr_0" in raw,
-                                      inside=inside)
+                                      inside=inside, no_data=no_data)
     for name in origin:
         values[name] = np.array(dims[name], dtype=np.int64)
     values = {name: values[name] for name in declared}

@@ -617,12 +617,14 @@ def data_bound_depends_on_latent(span: Span, name: str, dependency: str) -> PplE
 # ----- data ---------------------------------------------------------------------------------
 
 def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False,
-                 inside: str | None = None, read_at: int | None = None) -> PplError:
+                 inside: str | None = None, read_at: int | None = None,
+                 no_data: str | None = None) -> PplError:
     """``csv``: the data is a CSV file, which holds columns only, so a scalar cannot be in it.
     ``unnamed``: the data has arr_0, np.savez's name for an array given without a name.
     ``inside``: the name of an object of the data that holds ``name`` one level down.
     ``read_at``: for a prediction, the line of a statement that reads ``name``, which is
-    observed too (only data observed and read nowhere else may be left out)."""
+    observed too (only data observed and read nowhere else may be left out).
+    ``no_data``: when no data was given, the hint of ``no_data_given``."""
     hint = ("a CSV file holds one column per vector, not scalars: give the data as a .json "
             "or .npz file, or from Python as a dict (columns and scalars together)"
             if csv else None)
@@ -635,7 +637,18 @@ def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False
     if read_at is not None:
         hint = (f"'{name}' is observed, but line {read_at} reads it too: only data that is "
                 f"observed and read nowhere else may be left out (it is what is drawn)")
+    if no_data is not None:
+        hint = no_data
     return PplError(f"data '{name}' is missing", span, hint=hint)
+
+
+def no_data_given(beside: str | None, found: str = "") -> str:
+    """The hint of a missing name when no data was given: ``beside`` is the name of the model's
+    MODEL.json (None for a model compiled from a string) and ``found`` what is there instead."""
+    if beside is None:
+        return "no data was given: pass it to model.fit(data)"
+    return (f"no data was given, and {found}: give it with --data FILE (from Python, "
+            f"model.fit(data)), or save it beside the model as {beside}")
 
 
 def data_wrong_shape(span: Span, name: str, expected, found,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,6 +267,30 @@ def test_missing_scalar_from_a_csv_file_says_csv_holds_columns(tmp_path):
     assert error.message == "data 'J' is missing"
     assert error.hint.startswith("a CSV file holds one column per vector, not scalars")
     assert load_error(REGRESSION, {k: v for k, v in GOOD.items() if k != "sigma"}).hint is None
+
+
+@pytest.mark.parametrize("beside, found", [
+    (None, "there is no m.json beside the model"),
+    ("folder", "m.json is a folder, not a file"),
+    ("broken link", "m.json is a link to a file that does not exist")])
+def test_missing_data_when_none_was_given_says_where_it_was_looked_for(tmp_path, monkeypatch,
+                                                                       beside, found):
+    # 'data J is missing' and nothing more, though m.json was there: a folder, a broken link
+    monkeypatch.chdir(tmp_path)
+    Path("m.ppl").write_text("data J: int\nsample m ~ Normal(0, 1)\n")
+    if beside == "folder":
+        Path("m.json").mkdir()
+    elif beside == "broken link":
+        Path("m.json").symlink_to("nowhere.json")
+    with pytest.raises(PplError) as info:
+        ppl.load("m.ppl").fit()
+    assert (info.value.message, info.value.hint) == (
+        "data 'J' is missing",
+        f"no data was given, and {found}: give it with --data FILE (from Python, "
+        "model.fit(data)), or save it beside the model as m.json")
+    with pytest.raises(PplError) as info:
+        ppl.compile("data J: int\nsample m ~ Normal(0, 1)\n").fit()
+    assert info.value.hint == "no data was given: pass it to model.fit(data)"
 
 
 def test_missing_int_scalar_not_used_as_a_dim():
