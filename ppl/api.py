@@ -39,12 +39,16 @@ class Model:
     Build one with ``ppl.load(path)`` or ``ppl.compile(text)``.
     """
 
-    def __init__(self, text: str, path: str = "<string>"):
+    def __init__(self, text: str, path: str = "<string>", *, from_file: bool = False):
+        """``from_file``: the text was read from the file at ``path`` (``load``), whose
+        MODEL.json beside it is then the default data; a text given directly
+        (``compile``) reads no data it is not given."""
         if not isinstance(text, str):   # lark's error on a non-str was an AttributeError
             raise bad_option("source", f"the model text must be a str; found "
                              f"{type(text).__name__}")
         self.text = text
         self.path = path
+        self.from_file = from_file
         self.program = parse(text, path)
         self.ir = check(self.program)
 
@@ -61,7 +65,7 @@ class Model:
 
     def default_data_path(self) -> Path | None:
         """``MODEL.json`` beside a model file, if it exists."""
-        if self.path == "<string>":
+        if not self.from_file:
             return None
         candidate = Path(self.path).with_suffix(".json")
         return candidate if candidate.is_file() else None
@@ -78,7 +82,7 @@ class Model:
         error says of it (errors.no_data_given); None otherwise."""
         if data is not None or self.default_data_path() is not None:
             return None
-        if self.path == "<string>":
+        if not self.from_file:
             return no_data_given(None)
         beside = Path(self.path).with_suffix(".json")
         if beside.is_symlink() and not beside.exists():
@@ -404,7 +408,7 @@ def load(path: str | Path) -> Model:
         raise _not_utf8(Path(path)) from None
     except (OSError, ValueError) as error:   # ValueError: a NUL in the path
         raise file_error(str(path), f"cannot read the model file ({error})") from None
-    return Model(text, str(path))
+    return Model(text, str(path), from_file=True)
 
 
 def _not_utf8(path: Path) -> PplError:
@@ -427,8 +431,11 @@ def _universal_newlines(text: str) -> str:
 
 
 def compile(source: str, path: str = "<string>") -> Model:  # noqa: A001 - the API's name
-    """Parse and check model text given directly (``path`` only names it in errors). Line
-    endings are read as ``load`` reads a file's: ``\r\n`` and an old Mac's ``\r`` end a line."""
+    """Parse and check model text given directly (``path`` only names it in errors: no data is
+    read beside it, as ``load``'s model reads its MODEL.json). Line endings are read as
+    ``load`` reads a file's: ``\r\n`` and an old Mac's ``\r`` end a line."""
+    if not isinstance(path, (str, os.PathLike)):   # path=None read None.json as the data
+        raise bad_option("path", f"must be a str or os.PathLike; found {type(path).__name__}")
     if isinstance(source, str):   # anything else gets Model's error
         source = _universal_newlines(source)
     return Model(source, str(path))

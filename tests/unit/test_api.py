@@ -2,6 +2,8 @@
 mutation pass over options.py and api.py, docs/history/trust-log.md)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import ppl
@@ -17,6 +19,24 @@ def test_the_default_data_is_a_file_beside_the_model_never_a_folder(tmp_path):
     (tmp_path / "n.ppl").write_text("sample mu ~ Normal(0, 1)\n")
     (tmp_path / "n.json").write_text("{}")
     assert ppl.load(tmp_path / "n.ppl").default_data_path() == tmp_path / "n.json"
+
+
+def test_a_model_compiled_from_text_reads_no_data_beside_its_path(tmp_path, monkeypatch):
+    # compile(text, path=None) named the model 'None' and read ./None.json as its data; a path
+    # given to name it in errors read MODEL.json beside that path
+    monkeypatch.chdir(tmp_path)
+    text = "data y: real\nsample a ~ Normal(0, 1)\nobserve y ~ Normal(a, 1)\n"
+    Path("None.json").write_text('{"y": 2.0}')
+    Path("m.json").write_text('{"y": 2.0}')
+    with pytest.raises(PplError, match="option path: must be a str or os.PathLike; found "
+                                       "NoneType"):
+        ppl.compile(text, path=None)
+    model = ppl.compile(text, path="m.ppl")
+    assert model.default_data_path() is None
+    with pytest.raises(PplError, match="data 'y' is missing"):
+        model.fit()
+    Path("m.ppl").write_text(text)
+    assert ppl.load("m.ppl").default_data_path() == Path("m.json")
 
 
 def test_a_model_with_one_latent_left_to_the_guide_family_has_something_to_fit():
