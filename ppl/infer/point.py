@@ -12,10 +12,11 @@ derives its tolerance so).
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
-from ..errors import PplError, params_not_finite_at_start
+from ..errors import PplError, params_not_estimated, params_not_finite_at_start
 from .elbo import elbo, elbo_and_grad
 
 GTOL = 1e-6
@@ -48,6 +49,11 @@ NOT_CONVERGED = "L-BFGS stopped before the gradient tolerance: "
 # goes on in units of 1 / sqrt|H_ii|, RESCALE_TRIES times at most.
 HESSIAN_MAX_PARAMS = 50
 RESCALE_TRIES = 3
+# _ahead moves each value alone for up to this many params (one log joint each), and the
+# relative rise that counts there: above the rounding of a sum of terms, below a bound's pull
+# (p = 1e-11 with 0 successes in 10 rises by 1e-10 when p halves again)
+RISING_MAX_PARAMS = 1000
+ROUNDING = 1e-14
 SHORT_OF = "L-BFGS met the gradient tolerance short of the maximum: "
 SHORT = SHORT_OF + ("Newton steps in each param alone would still raise the log joint by "
                     "{gain:.3g} (the params' scales differ by orders of magnitude, or they "
@@ -129,9 +135,10 @@ def fit_point(compiled, guide, options, progress=None):
                     record, options.iter, trace)
                 grad_ok = gain is None
                 reason = CONVERGED if grad_ok else SHORT.format(gain=gain)
-            if grad_ok and _rising(negative, x, value, theta):
-                x, value, grad_ok = _beyond(negative, x, value, theta, record, options.iter,
-                                            trace, outside)
+            ahead = _ahead(negative, x, value, theta) if grad_ok else None
+            if ahead is not None:
+                x, value, grad_ok = _beyond(negative, x, value, ahead, theta, record,
+                                            options.iter, trace, outside)
                 reason = CONVERGED if grad_ok else RISING
     except KeyboardInterrupt:
         # Ctrl-C: the values the last iteration reached (the start before the first), as
@@ -139,6 +146,8 @@ def fit_point(compiled, guide, options, progress=None):
         steps, final, theta = reached[0]
         return AdviResult(guide, theta, names, np.asarray(trace[:steps] or [final]), False,
                           INTERRUPTED, steps, time.perf_counter() - start, 0.0, final)
+    if grad_ok:
+        _warn_unmoved(negative, x, theta, names)
     final = -value
     return AdviResult(guide, x, names, np.asarray(trace or [final]), grad_ok, reason,
                       len(trace), time.perf_counter() - start, 0.0, final)
@@ -150,6 +159,17 @@ def _not_finite_at_start(compiled, guide, theta, eps, init_given: bool) -> PplEr
     found = first_not_finite(compiled, guide.draw(theta, eps))
     span, what = found if found is not None else (None, "finite but its gradient is not")
     return params_not_finite_at_start(span, what, init_given)
+
+
+def _warn_unmoved(negative, x: np.ndarray, theta: np.ndarray, names: tuple) -> None:
+    """Warn of the values a converged fit left exactly at their start ``theta`` with a gradient
+    of exactly 0 at ``x`` (errors.params_not_estimated): 'factor 0 * k' reported k's random
+    start as converged, with no word."""
+    with np.errstate(all="ignore"):
+        gradient = negative(x)[1]
+    unmoved = [names[i] for i in np.flatnonzero((x == theta) & (gradient == 0))]
+    if unmoved:
+        warnings.warn(params_not_estimated(unmoved), stacklevel=4)
 
 
 def _rescaled(negative, log_joint, x: np.ndarray, value: float, record, iterations: int,
@@ -169,7 +189,11 @@ def _rescaled(negative, log_joint, x: np.ndarray, value: float, record, iteratio
         # log joint of -154.7, against -8.8 at the maximum, reported converged)
         unjudged = None if tries == 0 or _converged(value, grad) else gain
         try:
-            curvature = -np.diag(hessian(log_joint)(x))
+            with warnings.catch_warnings():
+                # a log joint linear in every param ('factor m') has a constant gradient,
+                # whose Hessian autograd computes as 0 with this warning, raw to the user
+                warnings.filterwarnings("ignore", "Output seems independent of input")
+                curvature = -np.diag(hessian(log_joint)(x))
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):
             return x, value, unjudged
         down = np.isfinite(curvature) & (curvature > 0)
@@ -200,28 +224,58 @@ def _rescaled(negative, log_joint, x: np.ndarray, value: float, record, iteratio
     return x, value, float(gain)
 
 
-def _rising(negative, x: np.ndarray, value: float, theta: np.ndarray) -> bool:
-    """Whether the log joint is higher at twice the distance of ``x`` from the start ``theta``
-    than at x, where it is -``value`` (RISING)."""
-    return -negative(2 * x - theta)[0] > -value
+def _ahead(negative, x: np.ndarray, value: float, theta: np.ndarray) -> np.ndarray | None:
+    """A point where the log joint is higher than at ``x`` (where it is -``value``), or None
+    (RISING): twice the distance of x from the start ``theta``, all values at once, then each
+    value alone (:func:`_moves`). All at once, a param with an optimum inside hid one on a
+    bound or at infinity: 'param m: real; param n: real<lower=0, upper=1>; factor -m*m + n'
+    was converged at n = 1 - 2e-10, m's fall outweighing n's rise of 1e-10. One value alone
+    must rise by more than the log joint's rounding (ROUNDING relatively): a value that barely
+    moved from its start is the same point again."""
+    for alone, point in _moves(x, theta):
+        slack = ROUNDING * max(1.0, abs(value)) if alone else 0.0
+        if -negative(point)[0] > -value + slack:
+            return point
+    return None
 
 
-def _beyond(negative, x: np.ndarray, value: float, theta: np.ndarray, record, iterations: int,
-            trace: list, outside: list) -> tuple[np.ndarray, float, bool]:
-    """Where the log joint is higher at twice the distance of ``x`` (a point that met the
-    gradient rule) from the start: L-BFGS-B once more from that point. A maximum it reaches
-    that is higher than x and not rising in turn is a higher optimum further along (another
-    mode of a multimodal log joint: a maximum at 1 with a higher one at 2, seen from 0, had
-    been reported RISING, 'at infinity'), returned as converged; anything else leaves x,
-    not converged, and the trace as it was at x: there is no maximum that way (separated
-    data), or it is on a bound. Returns (values, negative log joint there, converged)."""
+def _peaked(negative, x: np.ndarray, value: float, theta: np.ndarray) -> bool:
+    """Whether the log joint is lower than at ``x`` at every point of :func:`_moves`: a maximum
+    of its own. Not merely no higher: a value pushed to a bound reaches where the log joint no
+    longer changes in floating point (n = 1 - 4e-20 is 1.0), and was taken for a higher
+    optimum further along."""
+    return all(-negative(point)[0] < -value for _, point in _moves(x, theta))
+
+
+def _moves(x: np.ndarray, theta: np.ndarray):
+    """(alone, point): twice the distance of ``x`` from the start ``theta``, all values at once
+    (alone False), then each value that moved alone, up to RISING_MAX_PARAMS values."""
+    ahead = 2 * x - theta
+    yield False, ahead
+    if 2 <= x.size <= RISING_MAX_PARAMS:
+        for i in np.flatnonzero(x != theta):
+            point = x.copy()
+            point[i] = ahead[i]
+            yield True, point
+
+
+def _beyond(negative, x: np.ndarray, value: float, ahead: np.ndarray, theta: np.ndarray,
+            record, iterations: int, trace: list, outside: list
+            ) -> tuple[np.ndarray, float, bool]:
+    """Where the log joint is higher at ``ahead`` (:func:`_ahead`) than at ``x``, a point that
+    met the gradient rule: L-BFGS-B once more from ahead. A maximum it reaches that is higher
+    than x and not rising in turn is a higher optimum further along (another mode of a
+    multimodal log joint: a maximum at 1 with a higher one at 2, seen from 0, had been
+    reported RISING, 'at infinity'), returned as converged; anything else leaves x, not
+    converged, and the trace as it was at x: there is no maximum that way (separated data),
+    or it is on a bound. Returns (values, negative log joint there, converged)."""
     steps = len(trace)
     if steps >= iterations:     # no step left (scipy's maxiter 0 still takes one)
         return x, value, False
-    found, found_value, found_grad, _ = _descend(negative, 2 * x - theta, record, iterations,
+    found, found_value, found_grad, _ = _descend(negative, ahead, record, iterations,
                                                  trace, outside)
     if _converged(found_value, found_grad) and -found_value > -value and \
-            not _rising(negative, found, found_value, theta):
+            _peaked(negative, found, found_value, theta):
         return found, found_value, True
     del trace[steps:]
     return x, value, False
@@ -254,6 +308,13 @@ def _descend(negative, theta, record, iterations: int, trace: list, outside: lis
                        options={"gtol": GTOL * unit, "ftol": 0.0, "maxiter": left,
                                 "maxfun": 20 * left})
         x, value, grad = at + unit * res.x, float(res.fun), res.jac / unit
+        if not np.all(np.isfinite(x)):
+            # L-BFGS-B's own arithmetic overflowed (a log joint like exp(m), whose gradient
+            # squared is inf at m = 477): it returned NaN values, reported as the fit's. The
+            # round's start stands, where the log joint was finite
+            x = at + unit * v
+            value, grad = negative(x)
+            break
         if _converged(value, grad) or len(outside) == met or len(trace) >= iterations:
             break
         at, v, unit = x, np.zeros_like(x), unit * SHORTER

@@ -8,7 +8,7 @@ import pytest
 from autograd import hessian
 
 import ppl
-from ppl.errors import PplError
+from ppl.errors import PplError, PplWarning
 from ppl.guides import user
 from ppl.infer import point
 from ppl.infer.point import GTOL
@@ -491,6 +491,35 @@ def test_a_log_joint_unbounded_at_a_bound_ends_next_to_it_not_at_nan(text, tmp_p
     assert restore_fit(tmp_path).params()["a"] == fit.params()["a"]
 
 
+def test_a_log_joint_that_overflows_is_improper_not_a_nan_value():
+    # exp(m): L-BFGS-B's own step overflowed at m = 477 (the gradient squared is inf) and
+    # returned m = nan, reported with a final log joint of -inf; m * m * m was already the
+    # improper error. The round's start now stands, where the log joint was 1.3e148
+    with pytest.raises(PplError, match="most likely improper: its log density grows without "
+                                       "bound"):
+        ppl.compile("param m: real\nfactor exp(m)\n").fit(iter=300)
+
+
+@pytest.mark.parametrize("source, data, names", [
+    ("data y: real[3]\nparam m: real\nobserve y ~ Normal(m, 1)\nparam k: real\nfactor 0 * k\n",
+     {"y": [1.0, 2.0, 3.0]}, "param 'k'"),
+    ("data x: real\nparam b: real[2]\nfactor sum(b) * x\n", {"x": 0.0}, "params 'b[0]', 'b[1]'")])
+def test_a_param_the_log_joint_does_not_depend_on_is_warned_of(source, data, names):
+    # the checker's 'no term reads it' is of the text: 0 * k, or data of 0, reads k, and the
+    # fit reported k's random start as converged, with no word
+    with pytest.warns(PplWarning, match=re.escape(f"{names} never moved from the random start")):
+        fit = ppl.compile(source).fit(data)
+    assert fit.converged
+
+
+def test_a_log_joint_linear_in_its_params_gives_no_raw_autograd_warning():
+    # its Hessian is 0, which autograd computes with 'Output seems independent of input'
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = ppl.compile("param m: real\nparam n: real\nfactor m - n\n").fit()
+    assert fit.result.reason == point.RISING
+
+
 TWO_MAXIMA = ("param m: real\nfactor log(0.4 * exp(-0.5 * (m - 1) ** 2 / 0.04) + "
               "0.6 * exp(-0.5 * (m - 2) ** 2 / 0.04))\n")
 
@@ -722,7 +751,32 @@ def test_a_param_without_curvature_at_the_values_is_left_out_of_the_hessian_chec
 def test_the_log_joint_is_looked_at_twice_the_way_from_the_start(x, start, rising):
     # -t^2 / 2 seen from 2 at 1: twice the way is 0, its maximum (rising); from -2, it is 4
     negative, _ = _quadratic([1.0])
-    assert point._rising(negative, np.array([x]), 0.5 * x * x, np.array([start])) == rising
+    ahead = point._ahead(negative, np.array([x]), 0.5 * x * x, np.array([start]))
+    assert (ahead is not None) == rising
+
+
+@pytest.mark.parametrize("source, data, name, bound", [
+    ("param m: real\nparam n: real<lower=0, upper=1>\nfactor -m * m + n\n", None, "n", 1.0),
+    # docs/language.md's p for 0 successes in 10, beside a param with its maximum inside
+    ("data y: real[3]\nparam m: real\nparam p: real<lower=0, upper=1>\n"
+     "observe y ~ Normal(m, 1)\nobserve 0 ~ Binomial(10, p)\n", {"y": [1.0, 2.0, 3.0]}, "p",
+     0.0)])
+def test_a_maximum_on_a_bound_beside_one_inside_is_not_converged(source, data, name, bound):
+    # twice the way from the start with every value at once, m's fall outweighed the bounded
+    # value's rise, and the fit was converged; each value alone sees the rise. The bound's
+    # pull then goes on until the log joint no longer changes in floating point, which had
+    # been taken for a higher maximum further along (_peaked)
+    fit = ppl.compile(source).fit(data)
+    assert not fit.converged and fit.result.reason == point.RISING
+    assert fit.params()[name] == pytest.approx(bound, abs=1e-9)
+
+
+def test_a_value_alone_must_rise_by_more_than_rounding():
+    # -m^2 - n^2 at its maximum, n having barely moved from its start: moving n alone by its
+    # distance from the start changes the log joint by less than its rounding, not a rise
+    negative, _ = _quadratic([1.0, 1.0])
+    at = np.array([1e-9, 1e-9])
+    assert point._ahead(negative, at, float(negative(at)[0]), np.array([0.5, 2e-9])) is None
 
 
 def test_a_domain_ending_near_the_maximum_is_reached_in_units_shortened_eight_times():
