@@ -151,7 +151,12 @@ def _build(observe: ir.Observe, eta, data_env) -> "FusedTerm | None":
         trials = np.broadcast_to(np.asarray(evaluate_data(trials, data_env), dtype=float), (n,))
     y = np.asarray(evaluate_data(observe.value, data_env), dtype=float)
     if observe.dist.name == "Normal" and GramTerm.pays(parts):
-        return GramTerm(observe.dist.name, y, parts, scale, data_env)
+        # data whose products overflow (|x| near 1e155: Z^T Z is inf) have no Gram form; the
+        # plain path below gives them its located error, without numpy's raw warnings
+        with np.errstate(all="ignore"):
+            gram = GramTerm(observe.dist.name, y, parts, scale, data_env)
+        if gram.finite():
+            return gram
     return FusedTerm(observe.dist.name, y, parts, scale, data_env, trials)
 
 
@@ -583,6 +588,11 @@ class GramTerm(FusedTerm):
         self.widths = [x.shape[1] for x in blocks[:len(self.matrices)]] + \
             [size for _, _, size in self.gathers]
         self.matrices = []     # the data's copies are not needed again (the plain path has its own)
+
+    def finite(self) -> bool:
+        """Whether the decomposition is finite (it is not where the data's products overflow)."""
+        return bool(np.all(np.isfinite(self.root)) and np.all(np.isfinite(self.fit))
+                    and np.isfinite(self.rss) and np.all(np.isfinite(self.cross)))
 
     def _second_order(self, values, env):
         """Under a second-order trace (the optimum check's polish, DADVI's Newton steps): the

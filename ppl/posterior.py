@@ -453,8 +453,9 @@ class Fit:
             from .predict import predictive_on  # checks n's memory on the new data
             return predictive_on(self, data, n)
         zeta = self._posterior_zeta(self._count(n, self.options.draws))
-        return by_draws(self.compiled.predictive, zeta, large_draws(self.compiled, len(zeta)),
-                        self._rng(2))
+        with np.errstate(all="ignore"):   # a draw that overflows is inf, as ppl predict's
+            return by_draws(self.compiled.predictive, zeta,
+                            large_draws(self.compiled, len(zeta)), self._rng(2))
 
     def prior_predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Draws from the prior of the latents with every ``param`` at its fitted value, and
@@ -466,7 +467,8 @@ class Fit:
         from .predict import warn_of_reweighting_factors
         n = self._count(n, self.options.draws)
         warn_of_reweighting_factors(self.model)
-        return self.compiled.sample_prior(self._rng(6), n, self.params())   # 5: minibatches
+        with np.errstate(all="ignore"):   # a draw that overflows is inf (a wide prior's exp)
+            return self.compiled.sample_prior(self._rng(6), n, self.params())  # 5: minibatches
 
     # ----- importance weights (PSIS) and the verdict ------------------------------------------
 

@@ -127,7 +127,10 @@ class Compiled(Draws):
         """Each discrete latent's conditional posterior given each draw: name ->
         [S, *shape, K] (numpy), K its number of values (``values()``)."""
         zeta = np.asarray(zeta, dtype=float)
-        _, acc, _ = self._enumerate(zeta, {})
+        # a value of prior probability 0 (Categorical([0, 1])) has log density -inf, and so a
+        # probability of 0: numpy's 'divide by zero in log' reached the user raw
+        with np.errstate(divide="ignore"):
+            _, acc, _ = self._enumerate(zeta, {})
         return {d: enumeration.conditional(acc[d], step.values, zeta.shape[0])
                 for d, step in self._discrete.items()}
 

@@ -282,8 +282,11 @@ class InverseGamma(Distribution):
 
     @classmethod
     def sample(cls, rng, size, shape, scale):
-        # 1/X is InverseGamma(shape, scale) when X ~ Gamma(shape, rate=scale)
-        return scale / rng.gamma(shape, 1.0, size=size)
+        # 1/X is InverseGamma(shape, scale) when X ~ Gamma(shape, rate=scale). At a small
+        # shape X underflows to 0 often (shape 0.01: 1e-30 has probability 0.5): the draw
+        # is then inf, as it should be, without numpy's raw 'divide by zero' warning
+        with np.errstate(divide="ignore", over="ignore"):
+            return scale / rng.gamma(shape, 1.0, size=size)
 
 
 @register

@@ -987,6 +987,49 @@ def test_summary_prints_negative_zero_as_zero():
     assert text.splitlines()[1].split() == ["w", "0", "0", "0", "0", "0"]
 
 
+def _no_raw_warning(call):
+    """call() with numpy's and autograd's own warnings made errors: none may reach the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.filterwarnings("error", "Output seems independent of input")
+        return call()
+
+
+def test_a_categorical_value_of_probability_zero_warns_of_nothing():
+    # log(0) of the value the prior never takes: 'divide by zero encountered in log' from the
+    # summary's and the predictive's enumeration; its probability is 0, as it should be
+    fit = ppl.compile("sample a ~ Normal(0, 1)\nsample k: int ~ Categorical([0.0, 1.0])\n"
+                      ).fit(iter=200, guide="meanfield")
+    rows = _no_raw_warning(fit.summary).rows
+    assert (rows["k=0"][0], rows["k=1"][0]) == (0.0, pytest.approx(1.0, abs=1e-12))
+    _no_raw_warning(lambda: fit.predictive(10))
+
+
+def test_predictive_draws_that_overflow_are_inf_without_a_raw_warning():
+    # InverseGamma(0.01, .): its Gamma draw underflows to 0 about half the time, the draw is
+    # inf ('divide by zero'); a prior of sd 1e200 squared overflows ('overflow in square')
+    source = "data y: real\nsample a ~ Normal(0, 1)\nobserve y ~ InverseGamma(0.01, exp(a))\n"
+    fit = ppl.compile(source).fit({"y": 1.0}, iter=200, guide="meanfield")
+    drawn = _no_raw_warning(lambda: fit.predictive(2000))["y"]
+    assert np.isposinf(drawn).any() and np.all(drawn > 0)
+    _no_raw_warning(lambda: fit.prior_predictive(2000))
+    wide = ppl.compile("sample a ~ Normal(0, 1e200)\nlet b = square(a)\n")
+    assert np.isposinf(_no_raw_warning(lambda: wide.prior_predictive(None, 10))["b"]).all()
+
+
+def test_data_whose_gram_products_overflow_take_the_plain_path():
+    # at 2,000 rows a Normal regression takes the Gram form, whose X^T X overflowed at
+    # |x| near 1e155 with numpy's raw 'overflow encountered in matmul' beside the error the
+    # plain path gives (as at 1,999 rows)
+    source = ("data N: int\ndata x: real[N]\ndata y: real[N]\nsample a ~ Normal(0, 5)\n"
+              "sample b ~ Normal(0, 1)\nobserve y ~ Normal(a + b * x, 1)\n")
+    x = 1e155 * np.random.default_rng(0).normal(size=2000)
+    with pytest.raises(PplError) as info:
+        _no_raw_warning(lambda: ppl.compile(source).fit({"N": 2000, "x": x, "y": np.zeros(2000)},
+                                                        iter=100, guide="meanfield"))
+    assert "at every starting point tried" in info.value.message
+
+
 # ----- corrupted saved fits -------------------------------------------------------------------
 
 def _corruptions(folder: Path):
