@@ -217,8 +217,11 @@ def _plain_init(init) -> dict:
         try:
             # a boolean (JSON's true) or a string ("1.5") is not a number, as in data files:
             # float() took them, and true started the param at 1.0 (an int beyond int64 is
-            # an object array, and is read as the nearest float, as for real data)
-            if np.asarray(value).dtype.kind in "bUS":
+            # an object array, and is read as the nearest float, as for real data); None
+            # (JSON's null) is no number either: float() made it NaN, called 'not finite'
+            given = np.asarray(value)
+            if given.dtype.kind in "bUS" or (given.dtype.kind == "O"
+                                             and any(v is None for v in given.ravel())):
                 raise ValueError
             array = np.asarray(value, dtype=float)
         except (TypeError, ValueError):

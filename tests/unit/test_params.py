@@ -179,6 +179,8 @@ def test_start_values_draw_or_random_never_zero():
     ({"v": True}, "not a number"),                  # JSON's true started v at 1.0
     ({"w": [True] * 5}, "not a number"),
     ({"v": "1.5"}, "not a number"),                 # float() read a string
+    ({"v": None}, "the value of 'v' is not a number"),      # was 'a value that is not finite'
+    ({"w": [1.0, None, 3.0, 4.0, 5.0]}, "the value of 'w' is not a number"),
     ({"w": [1.0, 2.0, float("nan"), 4.0, 5.0]}, "'w': a value that is not finite"),
     ({"v": float("inf")}, "'v': a value that is not finite"),   # was 'outside its support'
 ])
