@@ -794,14 +794,18 @@ def _wide_start(init_scale: float | None) -> str:
         f"the guide started wide (--init-scale {init_scale:g}): try a smaller one; or "
 
 
-def not_finite_at_start(span: Span | None, what: str,
-                        init_scale: float | None = None) -> PplError:
+def not_finite_at_start(span: Span | None, what: str, init_scale: float | None = None,
+                        init_given: bool = False) -> PplError:
+    """``init_given``: the params started at --init values, the likelier cause (the hint named
+    only the priors, bounds and data)."""
+    start = ("the params start at the --init values: check them against the priors, bounds "
+             "and data" if init_given else "check the priors, bounds and data")
     if span is None:    # no single statement's term (the sum was not finite)
         return PplError(f"the log density is {what} at every starting point tried", span,
-                        hint=_wide_start(init_scale) + "check the priors, bounds and data")
+                        hint=_wide_start(init_scale) + start)
     return PplError(f"the log density of this statement is {what} at every starting point tried",
-                    span, hint=_wide_start(init_scale)
-                    + "check the priors, bounds and data of this statement")
+                    span, hint=_wide_start(init_scale) + start
+                    + ("" if init_given else " of this statement"))
 
 
 def params_not_finite_at_start(span: Span | None, what: str, init_given: bool) -> PplError:

@@ -397,7 +397,8 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
         value = float(np.mean(compiled.log_joint(np.zeros((1, 0)))))
         return AdviResult(guide, theta, (), np.zeros(0), True, NO_LATENTS, 0,
                           time.perf_counter() - start_time, 0.0, value)
-    _check_start(compiled, guide, theta, rng, _widened(compiled, options))
+    _check_start(compiled, guide, theta, rng, _widened(compiled, options),
+                 options.init is not None)
     objective = make_objective(compiled.log_joint, guide, options.stl,
                                compiled if isinstance(compiled, Frame) else None)
 
@@ -643,9 +644,10 @@ def _widened(compiled, options) -> float | None:
     return options.init_scale if widened else None
 
 
-def _check_start(compiled, guide, theta, rng, init_scale: float | None = None) -> None:
+def _check_start(compiled, guide, theta, rng, init_scale: float | None = None,
+                 init_given: bool = False) -> None:
     """Raise not_finite_at_start when the log joint is not finite at any of a few first draws
-    (``init_scale``: as the error's)."""
+    (``init_scale``, ``init_given``: as the error's)."""
     zeta = guide.sample(theta, rng, START_DRAWS)
     if np.any(np.isfinite(compiled.log_joint(zeta))):
         return
@@ -657,7 +659,7 @@ def _check_start(compiled, guide, theta, rng, init_scale: float | None = None) -
     if statement is not None:
         raise guide_not_finite(statement.span, statement.name, 0)
     span, what = first_not_finite(compiled, zeta, every_draw=True) or (None, "not finite")
-    raise not_finite_at_start(span, what, init_scale)
+    raise not_finite_at_start(span, what, init_scale, init_given)
 
 
 def first_not_finite(compiled, zeta, every_draw: bool = False) -> tuple | None:

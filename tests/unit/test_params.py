@@ -191,6 +191,19 @@ def test_bad_init_is_an_option_error(init, message):
         model.fit({}, guide="meanfield", init=init)
 
 
+def test_init_values_that_leave_the_latents_no_finite_start_are_named_in_the_hint():
+    # m = 1e308 puts a's draws where their density is -inf: the hint named only the priors,
+    # bounds and data, not the --init values the user gave
+    model = ppl.compile("data N: int\nparam m: real\nparam s: real<lower=0>\n"
+                        "sample a: real[N] ~ Normal(m, s)\n")
+    with pytest.raises(PplError) as info:
+        model.fit({"N": 3}, init={"m": 1e308}, iter=200)
+    assert info.value.message == ("the log density of this statement is -inf at every "
+                                  "starting point tried")
+    assert info.value.hint == ("the params start at the --init values: check them against the "
+                               "priors, bounds and data")
+
+
 @pytest.mark.parametrize("prior, message", [("", "outside its support"),
                                             (" ~ HalfNormal(5)", "on a bound of its support")])
 def test_init_on_a_bound_is_an_option_error(prior, message):
