@@ -418,7 +418,11 @@ class Gumbel(Distribution):
         # gradient 0; exp(-z) overflowed below -709.8 and the gradient was inf * 0 = NaN (a
         # right-censoring bound far below mu). z is held at -700, where all are 0 already
         z = anp.maximum((x - mu) / beta, -700.0)
-        return log1mexp(anp.exp(-z))
+        # far above mu, e^-z underflowed to 0 (z > 745) and the log survival was -inf, where it
+        # is about -z. Above z = 30, t = e^-z is below 1e-13 and log(1 - e^-t) = log t - t/2 +
+        # O(t^2) = -z - t/2 to the last bit (t^2 / 24 < 4e-28)
+        near = anp.minimum(z, 30.0)
+        return anp.where(z > 30.0, -z - 0.5 * anp.exp(-z), log1mexp(anp.exp(-near)))
 
     @classmethod
     def sample(cls, rng, size, mu, beta):

@@ -1080,6 +1080,20 @@ def test_gumbel_lccdf_far_below_its_location_has_gradient_zero():
         np.testing.assert_array_equal(grad(f)(args[i]), 0.0)
 
 
+def test_gumbel_lccdf_far_above_its_location_is_minus_z_not_minus_inf():
+    # e^-z underflowed to 0 above z = 745 and log(1 - exp(-0)) was -inf (scipy's logsf is too:
+    # the reference there is the series -z - e^-z / 2, exact to rounding for z > 30); below,
+    # scipy's logsf, across the switch at z = 30; the gradient in x is -1 / beta far above
+    gumbel = lookup("Gumbel")
+    x = np.array([29.0, 29.999, 30.001, 31.0, 40.0])
+    np.testing.assert_allclose(gumbel.log_ccdf(x, 0.0, 1.0), st.gumbel_r.logsf(x), rtol=1e-13)
+    far = np.array([745.0, 750.0, 1e4]) * 2.0           # z = x / beta with beta 2
+    np.testing.assert_allclose(gumbel.log_ccdf(far, 0.0, 2.0), -far / 2 - 0.5 * np.exp(-far / 2),
+                               rtol=1e-15)
+    slope = grad(lambda v: anp.sum(gumbel.log_ccdf(v, 0.0, 2.0)))(far)
+    np.testing.assert_allclose(slope, -0.5, rtol=1e-15)
+
+
 # ----- found by the mutation pass over discrete.py, mixture.py and multivariate.py -----------
 
 def test_categorical_gradient_beside_a_zero_probability_is_finite():
