@@ -349,7 +349,10 @@ class Fit:
         """
         if "summary" not in self._cache:
             self._cache["summary"] = _points(self._summary(), self._point_values())
-        return self._cache["summary"]
+        # a copy of its rows, as draws() and params() copy theirs: an edit of the table
+        # returned (rows["a"] = ...) changed every later summary of the fit, and its saved files
+        cached = self._cache["summary"]
+        return replace(cached, rows=dict(cached.rows))
 
     def _point_values(self) -> dict[str, np.ndarray]:
         """The params, and the reported lets computed from params alone (``let v = 2 * w``):

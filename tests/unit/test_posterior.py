@@ -198,6 +198,16 @@ def test_the_fits_weights_and_draws_are_the_callers_own(read):
     np.testing.assert_array_equal(read(fit), expected)
 
 
+def test_the_summarys_rows_are_the_callers_own():
+    # fit.summary() returned the fit's cached table: rows["z[0]"] = ... changed every later
+    # summary of the fit (and what a save would write)
+    fit = _fit()
+    expected = dict(fit.summary().rows)
+    fit.summary().rows["z[0]"] = (999.0,) * 5
+    del fit.summary().rows["z[1]"]
+    assert fit.summary().rows == expected
+
+
 @pytest.fixture(scope="module")
 def dadvi_fit():
     """A DADVI fit with a linear-response covariance: a + b observed, so a and b are
