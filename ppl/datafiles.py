@@ -33,7 +33,12 @@ def read_data(data) -> dict[str, Any]:
         return {}
     pandas = sys.modules.get("pandas")  # a DataFrame can only come from an imported pandas
     if pandas is not None and isinstance(data, pandas.DataFrame):
-        names = [str(column) for column in data.columns]
+        for column in data.columns:
+            # an int label (a DataFrame of a bare array) or a MultiIndex's tuple became '0'
+            # or "('y', 'a')": 'data N is missing' beside undeclared names '0', '1'
+            if not isinstance(column, str):
+                raise errors.data_key_not_a_name(column, column=True)
+        names = list(data.columns)
         twice = next((name for name in names if names.count(name) > 1), None)
         if twice is not None:  # data[column] would be both columns, or one hide the other
             raise errors.file_error("the DataFrame", f"column '{twice}' appears twice")

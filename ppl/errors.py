@@ -770,12 +770,16 @@ def bad_data_argument(found: str) -> PplError:
                     f"{found}")
 
 
-def data_key_not_a_name(key) -> PplError:
-    """A data dict's key that is not a str: no data declaration can match it (a JSON file's
-    names are strings), and it was only warned of as an undeclared name, quoted as a str."""
-    return PplError(f"data: the key {key!r} (of type {type(key).__name__}) is not a name; "
+def data_key_not_a_name(key, column: bool = False) -> PplError:
+    """A data dict's key, or a DataFrame's column label (``column``), that is not a str: no
+    data declaration can match it (a JSON file's names are strings), and it was only warned of
+    as an undeclared name, quoted as a str."""
+    what = "the DataFrame's column label" if column else "the key"
+    return PplError(f"data: {what} {key!r} (of type {type(key).__name__}) is not a name; "
                     "data names are strings, as in a JSON file",
-                    hint="key each value by its 'data' declaration's name, a str")
+                    hint=("name each column by its 'data' declaration's name (df.columns = "
+                          "[...], or a flat index for a MultiIndex)") if column else
+                    "key each value by its 'data' declaration's name, a str")
 
 
 def data_inferred_dim_mismatch(span: Span, name: str, expected, found, dim: str, value: int,

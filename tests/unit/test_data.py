@@ -128,6 +128,19 @@ def test_pandas_dataframe_with_two_columns_of_one_name_is_refused():
         "the DataFrame: column 'y' appears twice"
 
 
+@pytest.mark.parametrize("columns, label", [([0, 1], "0"),
+                                            ([("y", "a"), ("y", "b")], "('y', 'a')")])
+def test_pandas_dataframe_column_label_that_is_not_a_str_is_refused(columns, label):
+    # the labels were made str: "data 'y' is missing" beside undeclared names '0', '1'
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]],
+                         columns=pd.MultiIndex.from_tuples(columns) if isinstance(columns[0], tuple)
+                         else columns)
+    error = load_error("data N: int\ndata y: real[N]\n", frame)
+    assert error.message.startswith(f"data: the DataFrame's column label {label} (of type ")
+    assert error.message.endswith(") is not a name; data names are strings, as in a JSON file")
+
+
 def test_no_data_for_a_model_without_data():
     assert load("sample mu ~ Normal(0, 1)\n", None) == ({}, {})
 
