@@ -799,11 +799,15 @@ def _wide_start(init_scale: float | None) -> str:
 
 
 def not_finite_at_start(span: Span | None, what: str, init_scale: float | None = None,
-                        init_given: bool = False) -> PplError:
+                        init_given: bool = False, guide=None) -> PplError:
     """``init_given``: the params started at --init values, the likelier cause (the hint named
-    only the priors, bounds and data)."""
+    only the priors, bounds and data). ``guide``: the ir.Guide statement the blamed latent's
+    draws come from (a loc of 1e300 was blamed on the latent's prior alone)."""
     start = ("the params start at the --init values: check them against the priors, bounds "
              "and data" if init_given else "check the priors, bounds and data")
+    if guide is not None:
+        start = (f"its draws come from the guide statement on line {guide.span.line}: check "
+                 f"its loc and scale; or {start}")
     if span is None:    # no single statement's term (the sum was not finite)
         return PplError(f"the log density is {what} at every starting point tried", span,
                         hint=_wide_start(init_scale) + start)

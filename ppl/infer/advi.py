@@ -659,7 +659,12 @@ def _check_start(compiled, guide, theta, rng, init_scale: float | None = None,
     if statement is not None:
         raise guide_not_finite(statement.span, statement.name, 0)
     span, what = first_not_finite(compiled, zeta, every_draw=True) or (None, "not finite")
-    raise not_finite_at_start(span, what, init_scale, init_given)
+    # a guided latent's draws, finite but far out (a loc of 1e300), are its guide statement's
+    guided = getattr(compiled, "guides", None)     # a Frame (auto's warm start) has none
+    by_guide = None if not guided else next(
+        (guided[name].statement for name, latent in compiled.model.latents.items()
+         if name in guided and latent.span == span), None)
+    raise not_finite_at_start(span, what, init_scale, init_given, by_guide)
 
 
 def first_not_finite(compiled, zeta, every_draw: bool = False) -> tuple | None:

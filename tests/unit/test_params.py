@@ -204,6 +204,20 @@ def test_init_values_that_leave_the_latents_no_finite_start_are_named_in_the_hin
                                "priors, bounds and data")
 
 
+@pytest.mark.parametrize("guide", ["param s: real\nguide a ~ Normal(1e300, exp(s))\n",
+                                   "param m: real\nguide a ~ Normal(m, 1e300)\n"])
+def test_a_guide_whose_draws_leave_the_prior_is_named_in_the_hint(guide):
+    # draws of 1e300 are finite, so the guide was not blamed: the hint named only a's prior
+    model = ppl.compile("data y: real\nsample a ~ Normal(0, 1)\nobserve y ~ Normal(a, 1)\n"
+                        + guide)
+    with pytest.raises(PplError) as info:
+        model.fit({"y": 2.0})
+    assert info.value.span.line == 2
+    assert info.value.hint == ("its draws come from the guide statement on line 5: check its "
+                               "loc and scale; or check the priors, bounds and data of this "
+                               "statement")
+
+
 @pytest.mark.parametrize("prior, message", [("", "outside its support"),
                                             (" ~ HalfNormal(5)", "on a bound of its support")])
 def test_init_on_a_bound_is_an_option_error(prior, message):
