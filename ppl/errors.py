@@ -1147,6 +1147,13 @@ def options_unused(names: list[str], why: str, flags: bool = False) -> PplWarnin
     return warning
 
 
+def fit_not_picklable() -> TypeError:
+    """pickle.dumps(fit): a TypeError, as pickle's own refusals are, that says how to keep it."""
+    return TypeError("a ppl Fit cannot be pickled (its model is compiled to Python closures): "
+                     "save it with 'ppl fit MODEL --out DIR' (then 'ppl summary DIR', 'ppl "
+                     "predict DIR'), or keep its draws: fit.draws(), fit.to_arviz()")
+
+
 def file_error(path: str, reason: str) -> PplError:
     return PplError(f"{path}: {reason}")
 

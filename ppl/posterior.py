@@ -241,6 +241,24 @@ class Fit:
         from .errors import other_tools_attribute
         raise other_tools_attribute(type(self).__name__, name)
 
+    def __reduce_ex__(self, protocol):
+        # pickle and joblib: the compiled model is Python closures, and pickle's error named
+        # '_node.<locals>.<lambda>'; copy and deepcopy are below, as they were
+        from .errors import fit_not_picklable
+        raise fit_not_picklable()
+
+    def __copy__(self) -> Fit:
+        clone = object.__new__(Fit)
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __deepcopy__(self, memo) -> Fit:
+        import copy
+        clone = object.__new__(Fit)
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
+
     # ----- convergence ------------------------------------------------------------------------
 
     @property

@@ -198,6 +198,18 @@ def test_the_fits_weights_and_draws_are_the_callers_own(read):
     np.testing.assert_array_equal(read(fit), expected)
 
 
+def test_a_fit_refuses_pickle_with_what_to_do_and_still_copies():
+    # pickle's own error named '_node.<locals>.<lambda>', a closure of the compiled model
+    import copy
+    import pickle
+    fit = _fit()
+    with pytest.raises(TypeError, match=r"a ppl Fit cannot be pickled .* 'ppl fit MODEL --out DIR'"):
+        pickle.dumps(fit)
+    clone = copy.deepcopy(fit)
+    assert clone.result is not fit.result and clone.summary().rows == fit.summary().rows
+    assert copy.copy(fit).result is fit.result
+
+
 def test_the_summarys_rows_are_the_callers_own():
     # fit.summary() returned the fit's cached table: rows["z[0]"] = ... changed every later
     # summary of the fit (and what a save would write)
