@@ -111,6 +111,14 @@ def test_the_ladder_policy_names_each_rungs_start_and_the_probe():
     assert not policy.Ladder(("meanfield", "fullrank")).probes(FR)   # no flow to start instead
 
 
+def test_the_ladder_policy_probes_full_rank_only_not_low_rank():
+    # past AUTO_FULLRANK_MAX_DIM the Gaussian rung is low rank, and the flow starts from it: the
+    # probe (auto.fullrank_start, a D x D full-rank start) is full rank's alone
+    big = policy.Ladder(ladder(AUTO_FULLRANK_MAX_DIM + 1))
+    assert big.families == ("meanfield", "lowrank", "flow")
+    assert not big.probes("lowrank") and not big.probes(MF) and not big.probes(FL)
+
+
 # The policy's final choice alone (ladder.stands): whether each assessed rung can be used, in
 # the order fitted, and whether Ctrl-C ended the climb; the place of the rung returned (None:
 # the ELBO chooses, ladder.by_elbo)
@@ -157,6 +165,9 @@ ELBO_TABLE = [
     ([(-0.105, 0.05), (0.0, 0.0)], [0.5, 0.9], 1),
     # ...0.022 nats at no standard error past ELBO_TIE_NATS = 0.02...
     ([(-0.022, 0.0), (0.0, 0.0)], [0.5, 0.9], 1),
+    # ...and so is 0.0205 (mutation pass, session 46: the 0.022 row let ELBO_TIE_NATS be
+    # 0.021, the KL of an sd 15% off it is rounded from)...
+    ([(-0.0205, 0.0), (0.0, 0.0)], [0.5, 0.9], 1),
     # ...and two standard errors combine as those of a difference, sqrt(0.03^2 + 0.04^2) =
     # 0.05: 0.12 below is 2.4 of them (their sum, 0.07, would make it 1.7: a tie)
     ([(-0.12, 0.03), (0.0, 0.04)], [0.5, 0.9], 1),

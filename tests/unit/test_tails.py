@@ -82,3 +82,24 @@ def test_weighted_moments_in_blocks_are_the_one_pass_formulas(n):
                 np.sqrt(w ** 2 @ ((values - mean) ** 2 - var) ** 2) / (2 * var))
     for got, want in zip(tails.weighted_moments(values, weights), expected):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+
+
+def test_the_t_weights_at_exactly_min_weights_ess_are_trusted():
+    # 'at least MIN_WEIGHTS_ESS', as verdict.judge bounds a corrected summary's weights (under
+    # it unreliable): Psis's own ESS of n equal weights rounds off n (500: 499.99999999999983),
+    # so a stand-in with the attributes trusted reads gives the exact figure
+    from types import SimpleNamespace
+    from ppl.infer.verdict import MIN_WEIGHTS_ESS
+    at = SimpleNamespace(khat=0.5, threshold=0.7, n_nonfinite=0, ess=float(MIN_WEIGHTS_ESS))
+    assert tails.trusted(at)
+    assert not tails.trusted(SimpleNamespace(**{**vars(at), "ess": np.nextafter(500.0, 0)}))
+
+
+@pytest.mark.parametrize("khat, trusted", [(0.68, False), (0.66, True)])
+def test_the_t_weights_are_judged_against_the_threshold_for_their_draws(khat, trusted):
+    # 1000 draws: the threshold is 1 - 1/log10(1000) = 0.667, not the cap 0.7
+    from ppl.infer.psis import khat_threshold
+    n = 1000
+    p = Psis(khat, khat_threshold(n), np.full(n, -np.log(n)), 0, 100)
+    assert p.threshold == pytest.approx(2 / 3) and p.ess == pytest.approx(n)
+    assert tails.trusted(p) is trusted

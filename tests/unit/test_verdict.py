@@ -519,3 +519,108 @@ def test_a_noisy_corrected_sd_makes_a_reliable_fit_usable_with_care():
         "by 19% (its Monte Carlo standard error: its tails are heavy)")
     unreliable = judge(0.23, 0.7, 4000, corrected=True, noisy_sd=noisy, disagree=("mu",))
     assert unreliable.level == UNRELIABLE and "uncertain" not in unreliable.line
+
+
+# ----- boundaries and branches the mutation pass of 2026-12-04 (session 46) found untested -----
+
+def test_a_dadvi_mean_whose_monte_carlo_error_is_not_a_number_is_unreliable():
+    # a NaN error is no bound on the mean: 'not mcse <= MCSE_WARN' catches it where
+    # 'mcse > MCSE_WARN' would let the fit through as reliable
+    verdict = judge(0.3, 0.7, 4000, noisy_mean=("theta[1]", float("nan")), method="dadvi")
+    assert verdict.level == UNRELIABLE
+    assert verdict.line == ("unreliable (k̂ 0.30): DADVI's fixed draws leave the mean of "
+                            "theta[1] uncertain by nan posterior sds (its Monte Carlo standard "
+                            "error); raise --dadvi-draws")
+
+
+def test_nearly_equal_weights_at_khat_exactly_its_threshold_are_usable_with_care():
+    # k̂ at its threshold is unreliable on its own (test_khat_at_its_threshold_is_unreliable),
+    # so matches_bulk covers it too: 'at or above' the threshold, not only above (4000 draws:
+    # the threshold is capped at 0.7)
+    from ppl.infer.verdict import matches_bulk
+    T4000 = khat_threshold(4000)
+    assert T4000 == 0.7
+    assert matches_bulk(T4000, T4000, 1.0)
+    verdict = judge(T4000, T4000, 4000, weights_ess=0.997)
+    assert verdict.level == CARE and "the importance weights are nearly equal" in verdict.line
+
+
+def test_equal_weights_whose_ess_rounds_above_the_draws_leave_no_margin():
+    # 16,000 equal log weights (the summary's draws at 4x): psis's ESS, exp(-logsumexp(2 lw)),
+    # rounds to 16000.000000000002, so 1/ess - 1/draws is about -1e-20. The margin is 0 as at
+    # any equal weights, and a mean 0.11 sd off is past the 0.1 target (without the max(., 0)
+    # the square root is NaN and every gap passes)
+    from ppl.infer.psis import psis
+    p = psis(np.zeros(16000))
+    assert p.ess > 16000
+    agree = (np.array([0.0]), np.array([1.0]))
+    assert disagreement(["mu"], (np.array([0.11]), np.array([1.0])), agree, p.ess, 16000) == \
+        ("mu", pytest.approx(0.11), 0.0, True)
+
+
+def test_no_element_left_to_compare_is_no_disagreement():
+    # posterior.Fit drops the elements the same in every draw before comparing (their sd is
+    # rounding); where that is every element, there is nothing to compare, not an error
+    empty = (np.zeros(0), np.zeros(0))
+    assert disagreement([], empty, empty, 400, 4000) is None
+
+
+def test_tails_gaps_count_only_beyond_the_target_and_beyond_three_standard_errors():
+    # 'past the target, and not their Monte Carlo error': a mean gap of exactly MEAN_TARGET
+    # (0.2 / 2 = 0.1, exact in binary) is within the target however many standard errors
+    # (0.2 / hypot(0.01, 0.01) = 14), as disagreement's is
+    def moments(mean, sd, se_mean, se_log_sd):
+        return tuple(np.array([v], dtype=float) for v in (mean, sd, se_mean, se_log_sd))
+    heavier = moments(0.0, 2.0, 0.01, 0.01)
+    assert 0.2 / 2.0 == 0.1
+    assert tails_disagreement(["mu"], moments(0.2, 2.0, 0.01, 0.01), heavier) is None
+    assert tails_disagreement(["mu"], moments(0.21, 2.0, 0.01, 0.01), heavier) == \
+        ("mu", pytest.approx(0.105), 0.0, True)
+    # a gap of exactly WEIGHTS_SE = 3 standard errors (1.5 / hypot(0.3, 0.4) = 1.5 / 0.5, exact)
+    # is the estimates' Monte Carlo error; just past it, it counts
+    heavier = moments(0.0, 1.0, 0.4, 0.01)
+    assert 1.5 / np.hypot(0.3, 0.4) == 3.0
+    assert tails_disagreement(["mu"], moments(1.5, 1.0, 0.3, 0.01), heavier) is None
+    assert tails_disagreement(["mu"], moments(1.51, 1.0, 0.3, 0.01), heavier) == \
+        ("mu", pytest.approx(1.51), 0.0, True)
+
+
+def test_a_mean_off_below_the_weighted_one_is_shown_by_its_size():
+    # the gap is signed (plain - weighted); the line says how far, as the other lines do
+    line = judge(0.41, 0.7, 4000, weights_disagree=("tau", -0.19, 1.08, True), method="dadvi").line
+    assert line.startswith("unreliable (k̂ 0.41): the importance weights, which k̂ trusts, put "
+                           "this summary's mean of tau 0.19 posterior sds off (its sd +108%)")
+
+
+def test_a_mean_gap_exactly_at_its_target_leaves_the_means_usable():
+    # as in disagreement, a gap at the target is within it: 'means are usable' at 0.1 sd either
+    # side, the mean shown only past it
+    for gap in (0.1, -0.1):
+        verdict = judge(0.3, 0.7, 4000, weights_disagree=("mu", gap, 0.52, False))
+        assert verdict.level == CARE and verdict.line.startswith(
+            "usable with care (k̂ 0.30): means are usable, but the importance weights, which k̂ "
+            "trusts, put this summary's sd of mu +52% off")
+    assert "and its mean 0.11 posterior sds" in \
+        judge(0.3, 0.7, 4000, weights_disagree=("mu", 0.11, 0.52, False)).line
+
+
+@pytest.mark.parametrize("khat", [0.68, 0.695, 0.6999])
+def test_the_draws_limit_is_named_up_to_khat_bad(khat):
+    # between 1000 draws' threshold (0.667) and KHAT_BAD = 0.7 more draws would pass k̂: the
+    # threshold 1 - 1/log10(S) passes it past S = 10^(1 / (1 - k̂)) (about 1330-2150 here)
+    S = int(np.ceil(10 ** (1 / (1 - khat)))) + 1
+    assert khat < khat_threshold(S)
+    assert "(k̂ above 0.67, the limit for 1000 draws)" in judge(khat, T1000, 1000).line
+
+
+def test_after_a_batch_fit_the_hint_to_a_richer_family_says_without_batch():
+    # --batch with a batched latent without a guide statement fits mean field only
+    # (infer/minibatch.py): the hint says to fit without --batch, in every branch that names a
+    # family, after the guide statements' phrase with a comma
+    assert judge(1.4, T1000, 1000, available=ALL, batch_meanfield=True).line.endswith(
+        "this family cannot represent the posterior; try --guide flow without --batch")
+    assert judge(0.62, T1000, 1000, available=ALL, batch_meanfield=True).line.endswith(
+        "; try --guide fullrank without --batch")
+    assert judge(1.4, T1000, 1000, guide="user+meanfield", available=ALL,
+                 batch_meanfield=True).line.endswith(
+        "try --guide flow for the latents without a guide statement, without --batch")
