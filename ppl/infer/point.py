@@ -264,11 +264,11 @@ def _beyond(negative, x: np.ndarray, value: float, ahead: np.ndarray, theta: np.
             ) -> tuple[np.ndarray, float, bool]:
     """Where the log joint is higher at ``ahead`` (:func:`_ahead`) than at ``x``, a point that
     met the gradient rule: L-BFGS-B once more from ahead. A maximum it reaches that is higher
-    than x and not rising in turn is a higher optimum further along (another mode of a
-    multimodal log joint: a maximum at 1 with a higher one at 2, seen from 0, had been
-    reported RISING, 'at infinity'), returned as converged; anything else leaves x, not
-    converged, and the trace as it was at x: there is no maximum that way (separated data),
-    or it is on a bound. Returns (values, negative log joint there, converged)."""
+    than x and a peak of its own (:func:`_peaked`) is a higher optimum further along
+    (another mode of a multimodal log joint: a maximum at 1 with a higher one at 2, seen from
+    0, had been reported RISING, 'at infinity'), returned as converged; anything else leaves
+    x, not converged, and the trace as it was at x: there is no maximum that way (separated
+    data), or it is on a bound. Returns (values, negative log joint there, converged)."""
     steps = len(trace)
     if steps >= iterations:     # no step left (scipy's maxiter 0 still takes one)
         return x, value, False
