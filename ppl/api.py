@@ -22,8 +22,8 @@ from .compiler import compile_model
 from .data import load_data, validate_observed
 from . import ir
 from .errors import (PplError, bad_option, data_file_as_model, empty_model, file_error,
-                     guides_fixed, no_data_given, not_a_file_reason, not_a_regular_file,
-                     not_utf8, options_unused, prior_without_param_prior)
+                     guides_fixed, no_data_given, not_a_regular_file, not_utf8,
+                     options_unused, prior_without_param_prior)
 from .frontend.check import check
 from .frontend.parse import parse
 from .frontend.printer import to_source
@@ -85,13 +85,9 @@ class Model:
         if not self.from_file:
             return no_data_given(None)
         beside = Path(self.path).with_suffix(".json")
-        if beside.is_symlink() and not beside.exists():
-            found = f"{beside} is a link to a file that does not exist"
-        elif beside.exists():
-            found = f"{beside} is {not_a_file_reason(beside.is_dir())}"
-        else:
-            found = f"there is no {beside.name} beside the model"
-        return no_data_given(beside.name, found)
+        there = ("broken link" if beside.is_symlink() and not beside.exists() else
+                 "folder" if beside.is_dir() else "other" if beside.exists() else None)
+        return no_data_given(str(beside), there)
 
     def prepare(self, data=None, whole: bool = True):
         """Load and validate ``data``, check the model with its dimensions and compile it.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from pathlib import PurePath
 
 from .source import Span
 
@@ -642,13 +643,18 @@ def data_missing(span: Span, name: str, csv: bool = False, unnamed: bool = False
     return PplError(f"data '{name}' is missing", span, hint=hint)
 
 
-def no_data_given(beside: str | None, found: str = "") -> str:
-    """The hint of a missing name when no data was given: ``beside`` is the name of the model's
-    MODEL.json (None for a model compiled from a string) and ``found`` what is there instead."""
+def no_data_given(beside: str | None, there: str | None = None) -> str:
+    """The hint of a missing name when no data was given: ``beside`` is the model's MODEL.json
+    path (None for a model compiled from a string), ``there`` what is at that path instead of
+    a file: None (nothing), 'broken link', 'folder' or 'other' (a FIFO, a device)."""
     if beside is None:
         return "no data was given: pass it to model.fit(data)"
+    found = {None: f"there is no {PurePath(beside).name} beside the model",
+             "broken link": f"{beside} is a link to a file that does not exist",
+             "folder": f"{beside} is {not_a_file_reason(True)}",
+             "other": f"{beside} is {not_a_file_reason(False)}"}[there]
     return (f"no data was given, and {found}: give it with --data FILE (from Python, "
-            f"model.fit(data)), or save it beside the model as {beside}")
+            f"model.fit(data)), or save it beside the model as {PurePath(beside).name}")
 
 
 def data_wrong_shape(span: Span, name: str, expected, found,
