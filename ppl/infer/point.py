@@ -147,7 +147,7 @@ def fit_point(compiled, guide, options, progress=None):
         return AdviResult(guide, theta, names, np.asarray(trace[:steps] or [final]), False,
                           INTERRUPTED, steps, time.perf_counter() - start, 0.0, final)
     if grad_ok:
-        _warn_unmoved(negative, x, theta, names)
+        _warn_unmoved(negative, x, theta, guide, names)
     final = -value
     return AdviResult(guide, x, names, np.asarray(trace or [final]), grad_ok, reason,
                       len(trace), time.perf_counter() - start, 0.0, final)
@@ -161,13 +161,17 @@ def _not_finite_at_start(compiled, guide, theta, eps, init_given: bool) -> PplEr
     return params_not_finite_at_start(span, what, init_given)
 
 
-def _warn_unmoved(negative, x: np.ndarray, theta: np.ndarray, names: tuple) -> None:
-    """Warn of the values a converged fit left exactly at their start ``theta`` with a gradient
-    of exactly 0 at ``x`` (errors.params_not_estimated): 'factor 0 * k' reported k's random
-    start as converged, with no word."""
+def _warn_unmoved(negative, x: np.ndarray, theta: np.ndarray, guide, names: tuple) -> None:
+    """Warn of the params' values a converged fit left exactly at their start ``theta`` with a
+    gradient of exactly 0 at ``x`` (errors.params_not_estimated): 'factor 0 * k' reported k's
+    random start as converged, with no word. Only the params' values (the end of theta, named
+    by the guide's param columns of ``names``): a --guide family's own parameters, of no
+    latent here, never move either."""
     with np.errstate(all="ignore"):
         gradient = negative(x)[1]
-    unmoved = [names[i] for i in np.flatnonzero((x == theta) & (gradient == 0))]
+    first = x.size - len(guide.param_cols)
+    still = (x[first:] == theta[first:]) & (gradient[first:] == 0)
+    unmoved = [names[guide.param_cols[i]] for i in np.flatnonzero(still)]
     if unmoved:
         warnings.warn(params_not_estimated(unmoved), stacklevel=4)
 

@@ -539,6 +539,10 @@ def test_a_param_the_log_joint_does_not_depend_on_is_warned_of(source, data, nam
     with pytest.warns(PplWarning, match=re.escape(f"{names} never moved from the random start")):
         fit = ppl.compile(source).fit(data)
     assert fit.converged
+    # a --guide family, unused here, holds parameters of its own that never move either:
+    # they were taken for params (and their positions for the params' names: an IndexError)
+    with pytest.warns(PplWarning, match=re.escape(f"{names} never moved from the random start")):
+        ppl.compile(source).fit(data, guide="flow")
 
 
 def test_a_log_joint_linear_in_its_params_gives_no_raw_autograd_warning():
