@@ -404,7 +404,8 @@ class Fit:
         else:
             p = self._summary_weights()
             zeta, weights = self._zeta(p.log_weights.size), np.exp(p.log_weights)
-            pool = self._constrained(zeta, self._rng(3))
+            with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
+                pool = self._constrained(zeta, self._rng(3))
             worst = self._summary_mcse(pool)
             note = (f"importance-corrected (PSIS, k̂ {self.khat:.2f}, effective sample size "
                     f"{p.ess:.0f} of {p.log_weights.size} draws"

@@ -1021,6 +1021,19 @@ def test_predictive_draws_that_overflow_are_inf_without_a_raw_warning():
     assert np.isposinf(_no_raw_warning(lambda: wide.prior_predictive(None, 10))["b"]).all()
 
 
+def test_a_corrected_summary_of_draws_that_overflow_warns_of_nothing_raw():
+    # a Cauchy guide (Student-t of 1 degree of freedom) draws log tau near 800 now and then:
+    # exp overflowed in the corrected summary's constrained draws (the other summaries' were
+    # already quiet); those draws weigh nothing, and the summary is finite
+    source = ("data J: int\ndata y: real[J]\ndata sigma: real<lower=0>[J]\n"
+              "sample mu ~ Normal(0, 5)\nsample tau ~ HalfCauchy(5)\n"
+              "sample eta: real[J] ~ Normal(0, 1)\nobserve y ~ Normal(mu + tau * eta, sigma)\n")
+    data = {"J": 8, "y": [28, 8, -3, 7, -1, 1, 18, 12],
+            "sigma": [15, 10, 16, 11, 9, 11, 10, 18]}
+    fit = ppl.compile(source).fit(data, guide="studentt:1", iter=500)
+    assert fit.corrected and np.isfinite(_no_raw_warning(fit.summary).rows["tau"][0])
+
+
 def test_data_whose_gram_products_overflow_take_the_plain_path():
     # at 2,000 rows a Normal regression takes the Gram form, whose X^T X overflowed at
     # |x| near 1e155 with numpy's raw 'overflow encountered in matmul' beside the error the
