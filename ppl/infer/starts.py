@@ -126,6 +126,20 @@ class _Shifted:
     def unconstrained_names(self):
         return self.compiled.unconstrained_names()
 
+    # what the verdict of a rung of auto's climb reads with --correct none (the plain summary
+    # checked against its weights): without them, starts 1.. were an internal error
+    def constrained(self, zeta, rng=None, uniforms=None):
+        return self.compiled.constrained(zeta + self.shift, rng, uniforms)
+
+    def probabilities(self, zeta):
+        return self.compiled.probabilities(zeta + self.shift)
+
+    def values(self):
+        return self.compiled.values()
+
+    def uniforms(self, rng, s: int):
+        return self.compiled.uniforms(rng, s)
+
 
 def workers_for(K: int) -> int:
     """Processes for K starts: one per core this process may use, at most K; 1 where

@@ -171,6 +171,32 @@ def _summary(means, sds):
     return {f"x[{i}]": {"mean": m, "sd": s} for i, (m, s) in enumerate(zip(means, sds))}
 
 
+def test_a_later_start_under_auto_with_correct_none_is_judged_like_start_zero():
+    # each rung's verdict then checks the plain summary against its weights, which reads the
+    # model's constrained draws and discrete values: the shifted model of starts 1.. had
+    # neither, and the run was an internal error (found by the option-combination helper)
+    import ppl
+    model = ppl.compile("data y: real[3]\nsample mu ~ Normal(0, 5)\nsample s ~ HalfNormal(2)\n"
+                        "observe y ~ Normal(mu, s)\n")
+    fit = model.fit({"y": [1.0, 2.0, 3.5]}, starts=2, correct="none", iter=300, draws=200)
+    assert len(fit.starts.elbos) == 2 and not fit.corrected
+
+
+def test_a_shifted_model_draws_and_values_as_the_model_at_the_shifted_point():
+    import ppl
+    compiled = ppl.compile("sample mu ~ Normal(0, 5)\nsample s ~ HalfNormal(2)\n"
+                           "sample k: int ~ Bernoulli(0.3)\n").prepare({})[2]
+    shift = np.array([0.5, -1.0])
+    shifted, zeta = starts._Shifted(compiled, shift), np.array([[0.1, 0.2], [-0.3, 0.4]])
+    for name, values in compiled.constrained(zeta + shift, None, {"k": np.zeros(2)}).items():
+        np.testing.assert_array_equal(shifted.constrained(zeta, None, {"k": np.zeros(2)})[name],
+                                      values)
+    np.testing.assert_array_equal(shifted.probabilities(zeta)["k"],
+                                  compiled.probabilities(zeta + shift)["k"])
+    assert shifted.values().keys() == compiled.values().keys() == {"k"}
+    assert shifted.uniforms(np.random.default_rng(0), 2).keys() == {"k"}
+
+
 def test_compare_names_spread_means_largest_first():
     summaries = [_summary([0.0, 0.0, 5.0], [1.0, 1.0, 1.0]),
                  _summary([0.01, 2.0, -5.0], [1.0, 1.0, 1.0])]
