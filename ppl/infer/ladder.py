@@ -42,6 +42,12 @@ LAST_RUNG = "last rung"             # Ladder.next's answer for the larger, longe
 # and its ELBO 1.8 nats above mean field's, docs/history/trust-log.md).
 ELBO_TIE = 2.0
 ELBO_TIE_NATS = 0.02
+# An ELBO estimate whose standard error is above this many nats is not known to be near the
+# top either, as an infinite one is not (by_elbo): from k̂'s 4000 draws it is an sd of the log
+# weights of 63 nats, whose mean and sd outliers set. After one step (--iter 1) on eight
+# schools the flow's -5.5e7 +- 5.1e7 tied with scaled's -36.1 +- 0.03 and its k̂ chose it.
+# The rungs' standard errors of usable fits are hundredths of a nat (docs/trust.md).
+ELBO_SE_KNOWN = 1.0
 
 
 def ladder(D: int) -> tuple[str, ...]:
@@ -139,13 +145,13 @@ def by_elbo(elbos: list[tuple[float, float]], khats: list[float]) -> int:
     """The place of the rung with the highest ELBO (each one's (estimate, standard error), -inf
     for a fit with a non-finite log weight), among those within a tie of it (:func:`tie`) the
     smallest k̂, then the earlier rung (see ELBO_TIE). An estimate whose standard error is not
-    finite (log weights beyond 1e154: their squares overflow) is not known to be near the top,
-    so it is no equal: with an infinite tie an ELBO of -1e200 tied with 0 and its smaller k̂
-    won."""
+    finite (log weights beyond 1e154: their squares overflow), or above ELBO_SE_KNOWN, is not
+    known to be near the top, so it is no equal: with an infinite tie an ELBO of -1e200 tied
+    with 0 and its smaller k̂ won."""
     top = max(range(len(elbos)), key=lambda i: elbos[i][0])
     value, se = elbos[top]
     equals = [i for i, (v, s) in enumerate(elbos)
-              if i == top or (np.isfinite(s) and v >= value - tie(s, se))]
+              if i == top or (s <= ELBO_SE_KNOWN and v >= value - tie(s, se))]
     return min(equals, key=lambda i: (khats[i], i))
 
 

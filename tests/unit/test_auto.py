@@ -161,6 +161,12 @@ ELBO_TABLE = [
     ([(0.0, 0.01), (-1e200, np.inf)], [0.9, 0.5], 0),
     # ...but the top's infinite standard error leaves every other fit its equal
     ([(0.0, np.inf), (-1.0, 0.01)], [0.9, 0.5], 1),
+    # nor is one whose standard error is past ELBO_SE_KNOWN = 1 nat: eight schools after one
+    # step (--iter 1), the flow's -5.5e7 +- 5.1e7 tied with scaled's -36.1 and its k̂ won...
+    ([(-51.21, 0.03), (-36.11, 0.03), (-55417733.63, 50790349.58)], [0.9, 0.8, 0.3], 1),
+    # ...while at the bound itself it still ties (2 se of 1.0 nats)
+    ([(0.0, 0.0), (-1.5, 1.0)], [0.9, 0.5], 1),
+    ([(0.0, 0.0), (-1.5, np.nextafter(1.0, 2.0))], [0.9, 0.5], 0),
     # the boundaries (mutation pass, 2026-12-03): 2.1 se below is past ELBO_TIE = 2 se...
     ([(-0.105, 0.05), (0.0, 0.0)], [0.5, 0.9], 1),
     # ...0.022 nats at no standard error past ELBO_TIE_NATS = 0.02...
