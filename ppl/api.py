@@ -331,8 +331,10 @@ def _warn_unused(options: FitOptions, compiled, batch=None) -> None:
     kind = ("batch" if compiled is None else "dadvi" if options.method == "dadvi" else
             "point" if user.point_only(compiled) else "user" if user.applies(compiled) else
             "advi")
-    groups = unused(options, kind)
     layout = compiled if compiled is not None else batch.full
+    if kind == "batch" and user.point_only(layout):
+        kind = "batch point"    # its steps draw nothing: --guide's reason was a guided model's
+    groups = unused(options, kind)
     if kind in ("user", "batch") and user.applies(layout) and not user.auto_dim(layout):
         # every continuous latent has its guide statement (a VAE's): --guide drew none
         groups += unused(options, "guided")

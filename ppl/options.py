@@ -183,8 +183,9 @@ def unused(options: FitOptions, kind: str) -> list[tuple[list[str], str]]:
     """The options set away from their defaults that a fit of ``kind`` does not use, grouped
     by why (each group its own reason, so no option is given another's): kind 'dadvi',
     'point' (params and nothing to draw: L-BFGS-B on the log joint), 'user' (ADVI with param
-    or guide statements), 'batch' (minibatch ADVI), 'advi', or 'guided' (the options a fit
-    whose every continuous latent has a guide statement does not use, besides its kind's)."""
+    or guide statements), 'batch' (minibatch ADVI), 'batch point' (minibatch steps on the log
+    joint of a model of params alone), 'advi', or 'guided' (the options a fit whose every
+    continuous latent has a guide statement does not use, besides its kind's)."""
     fixed_draws = (("dadvi_draws",), "only method dadvi draws fixed draws")
     groups = {
         "dadvi": [(STEPS + ("iter",), "method dadvi fits by L-BFGS-B on fixed draws, not by "
@@ -198,6 +199,11 @@ def unused(options: FitOptions, kind: str) -> list[tuple[list[str], str]]:
                   "ADVI without whitening"), fixed_draws],
         "batch": [(("precondition",), "a minibatch fit takes ADVI's steps without whitening"),
                   fixed_draws],
+        "batch point": [(("precondition",), "a minibatch fit takes ADVI's steps without "
+                         "whitening"),
+                        (("mc_samples", "stl", "guide", "init_scale", "dadvi_draws", "correct"),
+                         "a model whose only unknowns are params is fitted on minibatches by "
+                         "steps on its log joint: nothing is drawn, no guide is fitted")],
         "advi": [fixed_draws],
         "guided": [(("guide", "init_scale"), "every latent has a guide statement, so the "
                     "guide family draws none of them")],

@@ -987,6 +987,21 @@ def test_summary_prints_negative_zero_as_zero():
     assert text.splitlines()[1].split() == ["w", "0", "0", "0", "0", "0"]
 
 
+def test_options_a_minibatch_fit_of_params_alone_does_not_use_are_warned_of():
+    # --mc-samples, --stl and --correct were ignored without a word, and --guide's warning gave
+    # a guided model's reason ('every latent has a guide statement'): there are no latents
+    model = ppl.compile("data N: int\ndata y: real[N]\nparam mu: real\n"
+                        "observe y ~ Normal(mu, 1)\n")
+    data = {"N": 4, "y": [1.0, 2.0, 3.0, 4.0]}
+    with pytest.warns(PplWarning) as record:
+        model.fit(data, batch={"N": 2}, iter=50, guide="meanfield", mc_samples=2, stl=True,
+                  correct="none", init_scale=2.0)
+    shown = [str(w.message) for w in record if "no effect" in str(w.message)]
+    assert shown == ["options mc_samples, stl, guide, init_scale, correct have no effect: a "
+                     "model whose only unknowns are params is fitted on minibatches by steps "
+                     "on its log joint: nothing is drawn, no guide is fitted; ignored"]
+
+
 def _no_raw_warning(call):
     """call() with numpy's and autograd's own warnings made errors: none may reach the user."""
     with warnings.catch_warnings():
