@@ -1015,11 +1015,14 @@ def start_failed(k: int, rendered: str) -> PplError:
                     hint="fewer --starts, or fix the problem above")
 
 
-def dadvi_not_finite(span: Span | None, what: str, draws: int, where: str) -> PplError:
+def dadvi_not_finite(span: Span | None, what: str, draws: int, where: str,
+                     init_scale: float | None = None) -> PplError:
+    """``init_scale``: the starting guide's sd, where the user widened it (as ADVI's start
+    error names it: DADVI's blamed the model alone)."""
     return PplError(f"the log density of this statement is {what} at some of DADVI's {draws} "
                     f"fixed draws {where}", span,
-                    hint="check the priors, bounds and data of this statement, or try "
-                    "--method advi")
+                    hint=_wide_start(init_scale) + "check the priors, bounds and data of this "
+                    "statement, or try --method advi")
 
 
 def dadvi_not_converged(optimizer: str, iterations: int, decrement: float,

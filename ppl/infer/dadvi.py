@@ -19,6 +19,7 @@ from autograd import jacobian
 
 from ..errors import PplError, dadvi_mcse_large, dadvi_not_converged, dadvi_not_finite
 from ..guides import MeanField, family
+from ..options import FitOptions
 from .advi import AdviResult, first_not_finite
 from .dadvi_optimize import (NEAR, OPTIMIZER, Objective, laplace_start,
                              mean_field_hessian, minimize, scale_of)
@@ -134,7 +135,8 @@ def _fit(compiled, options, rng, progress, optimizer) -> DadviResult:
     objective = Objective(compiled.log_joint, guide, Z)
     theta0 = guide.init(D, options.init_scale)
     if not np.isfinite(objective(theta0)[0]):
-        raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide")
+        widened = options.init_scale if options.init_scale > FitOptions.init_scale else None
+        raise _not_finite(compiled, guide.draw(theta0, Z), M, "from the starting guide", widened)
     theta0, precision = laplace_start(compiled.log_joint, guide, theta0, objective)
     theta, value, solver, decrement, result, trace = _optimize(
         objective, theta0, precision, optimizer, progress, (names, compiled, guide, Z, M))
@@ -306,7 +308,7 @@ def _warn_large_mcse(names, mcse, sd, M) -> None:
         warnings.warn(dadvi_mcse_large(names[worst], ratio[worst], M), stacklevel=3)
 
 
-def _not_finite(compiled, zeta, M, where):
+def _not_finite(compiled, zeta, M, where, init_scale=None):
     """dadvi_not_finite, blaming the first statement not finite at some of the draws zeta."""
     span, what = first_not_finite(compiled, zeta) or (None, "not finite (or its gradient is)")
-    return dadvi_not_finite(span, what, M, where)
+    return dadvi_not_finite(span, what, M, where, init_scale)

@@ -3,6 +3,7 @@
 Exact answers on Gaussian posteriors and the Monte Carlo standard errors against the spread
 across seeds are in tests/stats/test_dadvi.py.
 """
+import dataclasses
 import json
 import re
 import warnings
@@ -739,6 +740,21 @@ def test_not_finite_at_the_fixed_draws_names_the_statement():
     assert error.value.message == ("the log density of this statement is -inf at some of "
                                    "DADVI's 30 fixed draws from the starting guide")
     assert error.value.span.line == 3
+    assert error.value.hint == ("check the priors, bounds and data of this statement, or try "
+                                "--method advi")
+
+
+def test_a_start_widened_by_init_scale_is_named_in_the_hint():
+    # the model is fine at the default init scale; at 3, the draws of h reach exp(h / 2) = 0
+    # and the hint blamed the model alone (ADVI's names the option)
+    text = "data y: real[3]\nsample h ~ Normal(0, 1)\nobserve y ~ Normal(0, exp(h * 300))\n"
+    data = {"y": [1.0, 2.0, 3.0]}
+    dadvi.fit(compiled(text, data), OPTIONS, np.random.default_rng(0))
+    with pytest.raises(PplError) as error:
+        dadvi.fit(compiled(text, data), dataclasses.replace(OPTIONS, init_scale=3.0),
+                  np.random.default_rng(0))
+    assert error.value.hint.startswith("the guide started wide (--init-scale 3): try a smaller "
+                                       "one; or check the priors")
 
 
 def test_an_optimizer_stopped_short_is_an_error(monkeypatch):
