@@ -157,7 +157,7 @@ def family(spec: str, D: int, guided: bool = False):
     ------
     PplError : a bad spec (see :func:`check_spec`); ``fullrank`` beyond D = 2000, ``flow``
         beyond D = 300 or ``scaled`` beyond D = 20 (guide_too_large, suggesting lowrank, or the
-        flow for scaled); a rank above D.
+        flow for scaled up to the flow's own limit); a rank above D.
     """
     name, number = check_spec(spec)
     if name not in REGISTRY:   # 'auto' chooses among the families (infer/auto.py): a saved
@@ -165,5 +165,9 @@ def family(spec: str, D: int, guided: bool = False):
         raise bad_option("guide", f"'auto' is not a family (families: {', '.join(FAMILIES)})")
     limit, beyond = REGISTRY[name].max_dim, REGISTRY[name].beyond
     if limit is not None and D > limit:
+        # the family suggested may be limited too: scaled's flow is refused above D = 300,
+        # where its hint had sent the user on to a second refusal
+        while (REGISTRY[beyond].max_dim or D) < D:
+            beyond = REGISTRY[beyond].beyond
         raise guide_too_large(name, D, limit, beyond, REGISTRY[beyond].letter, guided)
     return REGISTRY[name].build(D, number, guided)

@@ -827,6 +827,14 @@ def test_scaled_too_large_is_refused_with_the_flow_as_the_hint():
     with pytest.raises(PplError) as error:
         family("scaled", 21)
     assert "21" in str(error.value) and error.value.hint == "use --guide flow (or flow:K) instead"
+    # above the flow's own limit (300) the hint goes on to the family that takes any D: it
+    # named the flow, a second refusal (stochastic_volatility, D = 403)
+    with pytest.raises(PplError) as error:
+        family("scaled", 403)
+    assert error.value.hint == "use --guide lowrank (or lowrank:R) instead"
+    with pytest.raises(PplError) as error:
+        family("flow", 403)
+    assert error.value.hint == "use --guide lowrank (or lowrank:R) instead"
 
 
 # ----- the fused draw and entropy (one autograd primitive each) against the traced formulas ---
