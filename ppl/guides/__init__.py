@@ -79,7 +79,12 @@ class Family:
 
 
 def _low_rank(D: int, rank: int | None, guided: bool):
-    if rank is not None and rank > max(D, 1):
+    if D == 0:
+        # nothing for the family to draw (params alone, or a guide statement for every
+        # latent): the fit warns that --guide has no effect, as for any other family; a
+        # rank of 2 was an error here, 'larger than the 0 dimensions'
+        return LowRank(0, default_rank(0))
+    if rank is not None and rank > D:
         raise rank_too_large(rank, D, guided)
     return LowRank(D, rank or default_rank(D))
 

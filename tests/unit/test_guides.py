@@ -677,11 +677,14 @@ def test_family_refuses_bad_specs(spec, message):
         family(spec, 5)
 
 
-def test_lowrank_takes_rank_1_where_there_is_no_dimension():
-    # the rank is at most D, but at least 1 is taken where D = 0 (its default there too)
-    assert family("lowrank:1", 0).R == family("lowrank", 0).R == 1
-    with pytest.raises(PplError, match="rank 2 is larger than the model's 0 unconstrained"):
-        family("lowrank:2", 0)
+def test_lowrank_takes_any_rank_where_there_is_no_dimension():
+    # D = 0: the family draws nothing (params alone, or a guide statement for every latent),
+    # and the fit warns that --guide has no effect, as for any other family; lowrank:2 was
+    # the one spec refused there ('rank 2 is larger than the model's 0 dimensions'). Its rank
+    # is then its default, 1; above 0 the rank is at most D
+    assert family("lowrank:1", 0).R == family("lowrank", 0).R == family("lowrank:2", 0).R == 1
+    with pytest.raises(PplError, match="rank 2 is larger than the model's 1 unconstrained"):
+        family("lowrank:2", 1)
 
 
 def test_flow_takes_up_to_its_largest_number_of_layers():
