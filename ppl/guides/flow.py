@@ -231,6 +231,13 @@ class Flow(NormalMap):
         return getval(entropy) + path - getval(path)
 
     @property
+    def sticks_the_landing(self) -> bool:
+        """Whether the plain gradient is already the 'sticking the landing' one (IAF layers with
+        the path gradient): --stl then takes it too, not log q's D-pass inverse, the same
+        estimator at 5-20x the step's cost (varying_slopes' auto fit: 99.5 s against 8 s)."""
+        return self.kind == "iaf" and self.path_gradient
+
+    @property
     def draw_with_pullback(self):
         """:meth:`_iaf_draw_with_pullback` for IAF layers with the path gradient; None (the
         traced ELBO, ``elbo._elbo_and_grad``) for realnvp or the plain gradient."""

@@ -80,6 +80,8 @@ def elbo_and_grad(log_joint: LogJoint, theta: np.ndarray, eps: np.ndarray,
 
 
 def _elbo_and_grad(log_joint, theta, eps, guide, stl, frame=None, prepared=None):
+    if stl and getattr(guide, "sticks_the_landing", False):
+        stl = False     # the guide's own gradient is STL's, without log q's inverse
     chained = getattr(guide, "draw_with_pullback", None)
     if not stl and chained is not None and not isbox(theta) and not isbox(eps):
         if prepared is not None:

@@ -309,6 +309,22 @@ def test_path_gradient_is_the_stop_gradient_through_log_q(flow, rng):
     assert elbo(_target, theta, eps, flow) == elbo(_target, theta, eps, PlainFlow(flow.D, flow.K))
 
 
+def test_stl_with_the_path_gradient_flow_takes_its_own_gradient(rng):
+    # --stl on an IAF flow went through log q's D-pass inverse: the same estimator as the
+    # flow's own path gradient (the test above), at 5-20x a step's cost. It now is that one,
+    # bit for bit; a flow with the plain gradient still takes --stl's
+    from ppl.infer.elbo import elbo_and_grad
+    flow = Flow(3, 2)
+    theta, eps = flow_theta(flow, rng), rng.standard_normal((6, flow.D))
+    assert flow.sticks_the_landing and not PlainFlow(3, 2).sticks_the_landing
+    with_stl = elbo_and_grad(_target, theta, eps, flow, stl=True)
+    without = elbo_and_grad(_target, theta, eps, flow, stl=False)
+    assert with_stl[0] == without[0]
+    np.testing.assert_array_equal(with_stl[1], without[1])
+    plain = elbo_and_grad(_target, theta, eps, PlainFlow(3, 2), stl=True)
+    np.testing.assert_allclose(plain[1], without[1], rtol=1e-9, atol=1e-11)
+
+
 def test_path_gradient_has_the_plain_gradients_expectation(rng):
     # Both are unbiased for the ELBO's gradient: they differ by the score term, whose
     # expectation is zero. Per-draw gradients at n paired draws; the mean difference of every
