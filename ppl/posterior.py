@@ -186,10 +186,12 @@ def psis_draws_for_means(worst_mcse: float, n: int) -> int:
     return n
 
 
-def dadvi_note(sds: str, draws: int | None = None, mcse: bool = True) -> str:
+def dadvi_note(sds: str, draws: int | None = None, mcse: bool = True,
+               discrete: bool = False) -> str:
     """The line under a DADVI summary saying which sds are shown and what 'mcse' is, or, for a
     fit restored from a folder saved before fit.json kept the sandwich directions (``mcse``
-    False), that the column is not known."""
+    False), that the column is not known. ``discrete``: the model has discrete latents, whose
+    rows have no mcse (blank, nan in summary.csv, which said nothing of why)."""
     fixed = (f"DADVI's {draws} fixed draws and their mirrors" if draws
              else "DADVI's fixed draws")
     shown = ("linear-response (LRVB) sds" if sds == "linear response"
@@ -197,7 +199,9 @@ def dadvi_note(sds: str, draws: int | None = None, mcse: bool = True) -> str:
     if not mcse:
         return (f"sd: {shown}; no mcse column: this saved fit predates fit.json's "
                 "dadvi.mcse_directions (its summary.csv has the column; fit again to compute it)")
-    return f"sd: {shown}; mcse: Monte Carlo standard error of the mean due to {fixed}"
+    return (f"sd: {shown}; mcse: Monte Carlo standard error of the mean due to {fixed}"
+            + ("; none for a discrete latent's values (summed out, not fitted)" if discrete
+               else ""))
 
 
 @dataclass
@@ -397,7 +401,7 @@ class Fit:
                     if known else None)
             zeta, pool = self._mirrored_pool(discrete)
             base = Summary.from_draws(pool, note=dadvi_note(
-                self.result.sds, self.result.draws_used, known), mcse=mcse)
+                self.result.sds, self.result.draws_used, known, bool(discrete)), mcse=mcse)
         elif not self.corrected:
             zeta, pool = self._summary_pool(discrete, continuous)
             base = Summary.from_draws(pool)

@@ -744,6 +744,17 @@ def test_not_finite_at_the_fixed_draws_names_the_statement():
                                 "--method advi")
 
 
+def test_a_discrete_latents_rows_have_no_mcse_and_the_note_says_why():
+    # their mcse was blank (nan in summary.csv) with no word on why
+    import ppl
+    fit = ppl.compile("sample mu ~ Normal(0, 1)\nsample k: int ~ Bernoulli(0.3)\n"
+                      "observe 1.0 ~ Normal(mu + k, 1)\n").fit(method="dadvi")
+    summary = fit.summary()
+    assert summary.note.endswith("; none for a discrete latent's values (summed out, not "
+                                 "fitted)")
+    assert np.isnan(summary.rows["k=1"][-1]) and np.isfinite(summary.rows["mu"][-1])
+
+
 def test_a_start_widened_by_init_scale_is_named_in_the_hint():
     # the model is fine at the default init scale; at 3, the draws of h reach exp(h / 2) = 0
     # and the hint blamed the model alone (ADVI's names the option)
