@@ -1025,11 +1025,14 @@ def dadvi_not_finite(span: Span | None, what: str, draws: int, where: str,
                     "statement, or try --method advi")
 
 
-def dadvi_not_converged(optimizer: str, iterations: int, decrement: float,
+def dadvi_not_converged(optimizer: str, iterations: int, decrement: float | None,
                         message: str) -> PplError:
+    """``decrement`` None: the Hessian where the optimizer stopped is not positive definite
+    (far from the optimum, where 'not identified' would blame the model)."""
+    left = ("its Hessian there is not positive definite" if decrement is None
+            else f"the Newton decrement is {decrement:.3g}")
     return PplError(f"DADVI's optimizer ({optimizer}) stopped after {iterations} iterations "
-                    f"without meeting its tolerance: the Newton decrement is {decrement:.3g} "
-                    f"(scipy: {message})",
+                    f"without meeting its tolerance: {left} (scipy: {message})",
                     hint="the model may be badly scaled or not identified; try --method advi")
 
 
@@ -1046,11 +1049,16 @@ def dadvi_unbounded(elbo: float) -> PplError:
                     "without bound, or a latent without a proper prior")
 
 
+class NotPositiveDefinite(PplError):
+    """dadvi_not_positive_definite's class: dadvi.py tells it from the other errors of its
+    Hessian where the optimizer ran out of iterations (no optimum, so no model to blame)."""
+
+
 def dadvi_not_positive_definite(names: Iterable[str]) -> PplError:
-    return PplError("the DADVI objective's Hessian is not positive definite at the optimum, so "
-                    "the posterior has a flat or downward direction along "
-                    f"{', '.join(names)}: the model is not identified",
-                    hint="give these parameters informative priors or remove the redundancy")
+    return NotPositiveDefinite(
+        "the DADVI objective's Hessian is not positive definite at the optimum, so the "
+        f"posterior has a flat or downward direction along {', '.join(names)}: the model is "
+        "not identified", hint="give these parameters informative priors or remove the redundancy")
 
 
 def dadvi_hessian_not_finite() -> PplError:

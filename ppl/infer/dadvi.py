@@ -17,11 +17,12 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import jacobian
 
-from ..errors import PplError, dadvi_mcse_large, dadvi_not_converged, dadvi_not_finite
+from ..errors import (NotPositiveDefinite, PplError, dadvi_mcse_large, dadvi_not_converged,
+                      dadvi_not_finite)
 from ..guides import MeanField, family
 from ..options import FitOptions
 from .advi import AdviResult, first_not_finite
-from .dadvi_optimize import (NEAR, OPTIMIZER, Objective, laplace_start,
+from .dadvi_optimize import (MAX_ITER, NEAR, OPTIMIZER, Objective, laplace_start,
                              mean_field_hessian, minimize, scale_of)
 from .dadvi_solve import Solver, flat_directions
 from .verdict import MCSE_WARN   # the warning's bound is the verdict's
@@ -178,10 +179,15 @@ def _optimize(objective, theta0, precision, optimizer, progress, context):
                                     NEAR if near else None)
     try:
         theta, value, solver, decrement = _finish(objective, theta, *context)
-    except PplError:
+    except PplError as error:
         # stopped early, F need not be convex there (low rank on a Gaussian posterior, seed
         # 0: an eigenvalue of -0.025 at the early stop, positive definite at the optimum):
         # the optimizer resumes, and an error that is real is raised again at its end
+        if not near and result.nit >= MAX_ITER and isinstance(error, NotPositiveDefinite):
+            # out of iterations far from the optimum: its Hessian there says nothing of the
+            # model (varying_slopes under full rank was called 'not identified along a0')
+            raise dadvi_not_converged(optimizer, int(result.nit), None,
+                                      str(result.message)) from None
         if not near:
             raise
         decrement = np.inf

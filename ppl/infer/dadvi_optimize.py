@@ -23,6 +23,7 @@ OPTIMIZERS = ("trust-krylov", "trust-ncg", "l-bfgs-b")
 # rule everywhere: docs/dadvi.md
 OPTIMIZER = "l-bfgs-b"
 FALLBACK = "trust-krylov"    # continues where L-BFGS-B stops short of its gradient tolerance
+FALLBACK_ITER = 50          # its iterations after L-BFGS-B's whole budget (minimize)
 MAX_ITER = 1000           # optimizer iterations
 GTOL = 1e-6               # scipy's gradient-norm tolerance (the real test is dadvi's decrement)
 # Where dadvi.py forms the Hessian anyway (the linear response needs it), L-BFGS-B stops
@@ -214,10 +215,11 @@ def minimize(objective, theta0, optimizer, progress, precision=None, stop=None,
         return unit ** 2 * transpose(objective.hvp(to_theta(v), scale, False)(frame(w)))
 
     # the gradient tolerance holds in u whatever the unit (the gradient in v is unit times it)
-    def trust_region(method, v0):
+    def trust_region(method, v0, iterations=None):
         return scipy.optimize.minimize(scaled, v0, jac=True, method=method, callback=callback,
                                        hessp=hessp,
-                                       options={"gtol": unit * GTOL, "maxiter": MAX_ITER})
+                                       options={"gtol": unit * GTOL,
+                                                "maxiter": iterations or MAX_ITER})
 
     v0 = np.zeros_like(theta0)
     if optimizer != "l-bfgs-b":
@@ -236,8 +238,13 @@ def minimize(objective, theta0, optimizer, progress, precision=None, stop=None,
             raise dadvi_unbounded(max([*trace, -objective(theta0)[0]]))
         if not (np.max(np.abs(result.jac)) <= unit * GTOL or near(result.x)):
             # L-BFGS-B's line search cannot back off from a non-finite trial point (a wide
-            # guide on a skewed posterior overflows); a trust region shrinks instead
-            more = trust_region(FALLBACK, result.x)
+            # guide on a skewed posterior overflows); a trust region shrinks instead. After
+            # L-BFGS-B's whole budget, FALLBACK_ITER iterations at most: varying_slopes under
+            # full rank (P = 2,162) ended its 1,000 at a gradient of 1.1, and the fallback's
+            # 1,000 then ran past 15 minutes (16,356 Hessian-vector products in the first);
+            # diamonds' full rank needed 8 there
+            more = trust_region(FALLBACK, result.x, min(FALLBACK_ITER, MAX_ITER)
+                                if result.nit >= MAX_ITER else None)
             more.nit += result.nit
             result = more
     return to_theta(np.asarray(result.x, dtype=float)), result, trace

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 import warnings
+from pathlib import Path
 
 import autograd.numpy as anp
 import numpy as np
@@ -28,6 +29,7 @@ from ppl.savedfit import restore_fit
 from .test_advi import Stub
 
 OPTIONS = FitOptions(method="dadvi")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def compiled(text, data):
@@ -742,6 +744,55 @@ def test_not_finite_at_the_fixed_draws_names_the_statement():
     assert error.value.span.line == 3
     assert error.value.hint == ("check the priors, bounds and data of this statement, or try "
                                 "--method advi")
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_the_fallback_after_the_optimizers_whole_budget_is_short(monkeypatch, dense):
+    # varying_slopes under full rank (P = 2,162): L-BFGS-B's 1,000 iterations ended at a
+    # gradient of 1.1, the trust-region fallback's 1,000 then ran past 15 minutes, and its
+    # Hessian there, not positive definite, was reported as 'not identified along a0'. Here
+    # L-BFGS-B has 3 iterations (eight schools under full rank needs more) and the fallback
+    # after them at most FALLBACK_ITER = 1; the chord-Newton steps then finish the fit, with
+    # the dense Hessian or (dense False) conjugate gradients
+    monkeypatch.setattr(dadvi_optimize, "MAX_ITER", 3)
+    monkeypatch.setattr(dadvi, "MAX_ITER", 3)
+    monkeypatch.setattr(dadvi_optimize, "FALLBACK_ITER", 1)
+    if not dense:
+        monkeypatch.setattr(dadvi, "MAX_DENSE_PARAMS", 5)
+    budgets, minimize = [], dadvi_optimize.scipy.optimize.minimize
+
+    def recorded(*args, **kwargs):
+        if kwargs.get("method") == dadvi_optimize.FALLBACK:
+            budgets.append(kwargs["options"]["maxiter"])
+        return minimize(*args, **kwargs)
+    monkeypatch.setattr(dadvi_optimize.scipy.optimize, "minimize", recorded)
+    source = (ROOT / "models" / "eight_schools.ppl").read_text()
+    data = json.loads((ROOT / "models" / "eight_schools.json").read_text())
+    assert ppl.compile(source).fit(data, method="dadvi", guide="fullrank").converged
+    assert budgets and set(budgets) == {1}
+
+
+def test_a_hessian_not_positive_definite_after_the_whole_budget_is_the_optimizers_error(
+        monkeypatch):
+    # far from the optimum (the optimizer out of iterations) a Hessian that is not positive
+    # definite says nothing of the model: it was 'not identified along a0' on varying_slopes
+    from scipy.optimize import OptimizeResult
+    from ppl.errors import dadvi_not_positive_definite
+    capped = OptimizeResult(nit=dadvi.MAX_ITER, message="STOP: TOTAL NO. OF ITERATIONS")
+
+    def finish(*args):
+        raise dadvi_not_positive_definite(["a0"])
+    monkeypatch.setattr(dadvi, "minimize", lambda *args, **kwargs: (np.zeros(2), capped, []))
+    monkeypatch.setattr(dadvi, "_finish", finish)
+    with pytest.raises(PplError) as error:
+        dadvi._optimize(None, np.zeros(2), None, "l-bfgs-b", None, ())
+    assert error.value.message == (
+        f"DADVI's optimizer (l-bfgs-b) stopped after {dadvi.MAX_ITER} iterations without "
+        "meeting its tolerance: its Hessian there is not positive definite (scipy: STOP: "
+        "TOTAL NO. OF ITERATIONS)")
+    capped.nit = dadvi.MAX_ITER - 1     # stopped short of the budget: the model's error
+    with pytest.raises(PplError, match="the model is not identified"):
+        dadvi._optimize(None, np.zeros(2), None, "l-bfgs-b", None, ())
 
 
 def test_a_discrete_latents_rows_have_no_mcse_and_the_note_says_why():
