@@ -86,13 +86,19 @@ class Objective:
         key = theta.tobytes()
         if key not in self.cache:
             self.evaluations += 1
-            total, G = self._log_joint_and_grad(self.guide.draw(theta, self.Z))
-            value = -(total / self.Z.shape[0] + self.guide.entropy(theta))
-            value = float(value) if np.isfinite(value) else np.inf
+            try:
+                total, G = self._log_joint_and_grad(self.guide.draw(theta, self.Z))
+                value = -(total / self.Z.shape[0] + self.guide.entropy(theta))
+                value = float(value) if np.isfinite(value) else np.inf
+                gradient = -self._chain(theta, G)
+            except np.linalg.LinAlgError:
+                # a low rank's matrix singular at a trial point (kilpisjarvi): F is +inf
+                # there, which the optimizers reject, as past a support's edge
+                value, gradient = np.inf, np.full(np.shape(theta), np.nan)
+                G = np.full((self.Z.shape[0], len(self.guide.mean(theta))), np.nan)
             # two entries: the iterate and a trial point (a rejected trial must not evict the
             # iterate, whose gradient the forward differences reuse)
-            self.cache = {**dict(list(self.cache.items())[-1:]),
-                          key: (value, -self._chain(theta, G), G)}
+            self.cache = {**dict(list(self.cache.items())[-1:]), key: (value, gradient, G)}
         return self.cache[key]
 
     def gradient(self, theta):
@@ -100,10 +106,15 @@ class Objective:
         where F is not finite: past a support's edge autograd's gradient can stay finite (log
         z's is 1/z at z < 0), and a difference across the edge gave a finite, wrong product."""
         self.evaluations += 1
-        total, G = self._log_joint_and_grad(self.guide.draw(theta, self.Z))
-        if not np.isfinite(total):
-            return np.full(np.shape(theta), np.nan)
-        return -self._chain(theta, G)
+        try:
+            total, G = self._log_joint_and_grad(self.guide.draw(theta, self.Z))
+            if np.isfinite(total):
+                return -self._chain(theta, G)
+        except np.linalg.LinAlgError:
+            # a low rank's draw where its matrix is singular, at an end of a difference
+            # (kilpisjarvi: 'Singular matrix', an internal error): not finite there either
+            pass
+        return np.full(np.shape(theta), np.nan)
 
     def hvp(self, theta, scale, central: bool = True):
         """v -> H(theta) v by finite differences of the gradient, in the units ``scale`` [P]

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import autograd.numpy as anp
+from autograd.tracer import getval
 import numpy as np
 import pytest
 
@@ -793,6 +794,25 @@ def test_a_hessian_not_positive_definite_after_the_whole_budget_is_the_optimizer
     capped.nit = dadvi.MAX_ITER - 1     # stopped short of the budget: the model's error
     with pytest.raises(PplError, match="the model is not identified"):
         dadvi._optimize(None, np.zeros(2), None, "l-bfgs-b", None, ())
+
+
+def test_a_guide_whose_draw_is_singular_at_a_point_is_not_finite_there():
+    # low rank on kilpisjarvi: its draw raised LinAlgError ('Singular matrix') at a trial
+    # point of the trust region and at an end of a Hessian-vector difference, an internal
+    # error; F is +inf there now, and the difference's end nan, as past a support's edge
+    from ppl.guides import MeanField
+
+    class Singular(MeanField):
+        def draw(self, theta, eps):
+            if getval(theta)[0] > 5:
+                raise np.linalg.LinAlgError("Singular matrix")
+            return super().draw(theta, eps)
+    objective = dadvi_optimize.Objective(lambda z: -0.5 * anp.sum(z ** 2, axis=1),
+                                         Singular(), np.ones((4, 2)))
+    value, gradient = objective(np.array([6.0, 0.0, 0.0, 0.0]))
+    assert value == np.inf and np.all(np.isnan(gradient))
+    assert np.all(np.isnan(objective.gradient(np.array([6.0, 0.0, 0.0, 0.0]))))
+    assert np.isfinite(objective(np.zeros(4))[0])
 
 
 def test_a_discrete_latents_rows_have_no_mcse_and_the_note_says_why():
