@@ -249,8 +249,7 @@ class Model:
         if flat:
             warnings.warn(prior_without_param_prior(flat[0].span, [s.name for s in flat]),
                           stacklevel=2)
-        with np.errstate(all="ignore"):   # a draw that overflows is inf (a wide prior's exp)
-            return compiled.sample_prior(np.random.default_rng([seed, 3]), n)
+        return compiled.sample_prior(np.random.default_rng([seed, 3]), n)
 
 
 def data_hash(values: dict[str, np.ndarray]) -> str:

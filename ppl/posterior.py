@@ -323,8 +323,7 @@ class Fit:
         n = self._count(n, self.options.draws)
         if n not in self._cache:
             # Discrete latents are drawn from their conditional posterior (child stream 3).
-            with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-                self._cache[n] = self._constrained(self._posterior_zeta(n), self._rng(3))
+            self._cache[n] = self._constrained(self._posterior_zeta(n), self._rng(3))
         return self._cache[n]
 
     def probabilities(self, n: int | None = None) -> dict[str, np.ndarray]:
@@ -408,8 +407,7 @@ class Fit:
         else:
             p = self._summary_weights()
             zeta, weights = self._zeta(p.log_weights.size), np.exp(p.log_weights)
-            with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-                pool = self._constrained(zeta, self._rng(3))
+            pool = self._constrained(zeta, self._rng(3))
             worst = self._summary_mcse(pool)
             note = (f"importance-corrected (PSIS, k̂ {self.khat:.2f}, effective sample size "
                     f"{p.ess:.0f} of {p.log_weights.size} draws"
@@ -451,8 +449,7 @@ class Fit:
         if n == self.options.draws or user.point_only(self.compiled):
             return self._zeta(self.options.draws), continuous
         zeta = self._zeta(n)
-        with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-            pool = self._constrained(zeta, self._rng(3))
+        pool = self._constrained(zeta, self._rng(3))
         return zeta, {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
 
     def _mirrored_pool(self, discrete: dict):
@@ -464,8 +461,7 @@ class Fit:
         mean = np.asarray(self.result.guide.mean(self.result.theta), dtype=float)
         zeta = self._zeta((self._psis_draws() + 1) // 2)
         zeta = np.concatenate([zeta, mean - (zeta - mean)])
-        with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-            pool = self._constrained(zeta, self._rng(3))
+        pool = self._constrained(zeta, self._rng(3))
         return zeta, {k: np.asarray(v) for k, v in pool.items() if k not in discrete}
 
     def predictive(self, n: int | None = None, data=None) -> dict[str, np.ndarray]:
@@ -479,9 +475,8 @@ class Fit:
             from .predict import predictive_on  # checks n's memory on the new data
             return predictive_on(self, data, n)
         zeta = self._posterior_zeta(self._count(n, self.options.draws))
-        with np.errstate(all="ignore"):   # a draw that overflows is inf, as ppl predict's
-            return by_draws(self.compiled.predictive, zeta,
-                            large_draws(self.compiled, len(zeta)), self._rng(2))
+        return by_draws(self.compiled.predictive, zeta, large_draws(self.compiled, len(zeta)),
+                        self._rng(2))
 
     def prior_predictive(self, n: int | None = None) -> dict[str, np.ndarray]:
         """Draws from the prior of the latents with every ``param`` at its fitted value, and
@@ -493,8 +488,7 @@ class Fit:
         from .predict import warn_of_reweighting_factors
         n = self._count(n, self.options.draws)
         warn_of_reweighting_factors(self.model)
-        with np.errstate(all="ignore"):   # a draw that overflows is inf (a wide prior's exp)
-            return self.compiled.sample_prior(self._rng(6), n, self.params())  # 5: minibatches
+        return self.compiled.sample_prior(self._rng(6), n, self.params())   # 5: minibatches
 
     # ----- importance weights (PSIS) and the verdict ------------------------------------------
 
@@ -556,14 +550,16 @@ class Fit:
         joint: a reported let over the data then costs its own values only, not its
         temporaries at 4000 draws at once (a let of 2 * 10^4 elements: 1.4 GB). The discrete
         latents' uniforms are drawn from ``rng`` first, for all the draws, as one call took
-        them: the same draws whatever the chunks."""
+        them: the same draws whatever the chunks. Without numpy's warnings: a let that
+        overflows at a far draw is inf there, and the summary names it (non_finite_summary)."""
         step = self._draws_per_call(whole_data=True)
-        if not self.values():
-            return by_draws(self.compiled.constrained, zeta, step, rng)
-        uniforms = self.compiled.uniforms(rng, len(zeta))
-        return by_draws(lambda rows: self.compiled.constrained(
-            zeta[rows], uniforms={d: u[rows] for d, u in uniforms.items()}),
-            np.arange(len(zeta)), step)
+        with np.errstate(all="ignore"):
+            if not self.values():
+                return by_draws(self.compiled.constrained, zeta, step, rng)
+            uniforms = self.compiled.uniforms(rng, len(zeta))
+            return by_draws(lambda rows: self.compiled.constrained(
+                zeta[rows], uniforms={d: u[rows] for d, u in uniforms.items()}),
+                np.arange(len(zeta)), step)
 
     def _draws_per_call(self, whole_data: bool) -> int | float:
         """Draws a function of the draws takes at a time, so memory does not grow with the
@@ -614,8 +610,7 @@ class Fit:
         if "summary_weights" not in self._cache:
             raw, p, most = self._ess_weights_raw()
             if most > raw.size and hasattr(self.compiled, "values"):
-                with np.errstate(all="ignore"):   # a let's overflow: the summary says so
-                    values = self._constrained(self._zeta(raw.size), self._rng(3))
+                values = self._constrained(self._zeta(raw.size), self._rng(3))
                 _, worst = self._mean_mcse(self._column_blocks(values, raw.size)[1],
                                            p.log_weights)
                 del values
@@ -706,8 +701,7 @@ class Fit:
             p = self._summary_weights()
             n = p.log_weights.size
             if pool is None:
-                with np.errstate(all="ignore"):   # a let's overflow: the summary says so
-                    pool = self._constrained(self._zeta(n), self._rng(3))
+                pool = self._constrained(self._zeta(n), self._rng(3))
             names, blocks = self._column_blocks(pool, n)
             self._cache["summary_errors"] = tuple(
                 (names[column], error) if column >= 0 else None
@@ -873,8 +867,7 @@ class Fit:
     def _reported_columns(self, zeta: np.ndarray) -> tuple[list[str], np.ndarray]:
         """(element names, values [n, K]) of every reported continuous element at draws
         ``zeta`` [n, D]."""
-        with np.errstate(all="ignore"):  # overflow in a let is reported by the summary
-            return self._columns(self._constrained(zeta, self._rng(3)), len(zeta))
+        return self._columns(self._constrained(zeta, self._rng(3)), len(zeta))
 
     def _columns(self, values: dict, n: int) -> tuple[list[str], np.ndarray]:
         """(element names, values [n, K]) of the continuous ones of reported ``values``; K

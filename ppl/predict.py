@@ -63,8 +63,7 @@ def predictive_on(fit, data, n: int) -> dict[str, np.ndarray]:
         raise errors.predict_with_discrete(discrete[0].span, [s.name for s in discrete])
     compiled = compile_given(model, data, n, "--draws")
     zeta = _zeta(fit, compiled, n)
-    with np.errstate(all="ignore"):
-        return by_draws(compiled.predictive, zeta, large_draws(compiled, n), fit._rng(2))
+    return by_draws(compiled.predictive, zeta, large_draws(compiled, n), fit._rng(2))
 
 
 def compile_given(model, data, n: int, option: str):

@@ -79,10 +79,12 @@ class Draws:
     def predictive(self, zeta, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """One draw of every observed expression per draw of zeta (posterior predictive).
 
-        Returns label -> [S, *shape]; the label is the observed expression's source text.
+        Returns label -> [S, *shape]; the label is the observed expression's source text. A
+        draw that overflows is inf, without numpy's warning (as the prior's below).
         """
-        env = self._forward(zeta, rng)
-        return self._draw_observed(env, rng, np.shape(zeta)[0])
+        with np.errstate(all="ignore"):
+            env = self._forward(zeta, rng)
+            return self._draw_observed(env, rng, np.shape(zeta)[0])
 
     def pointwise_log_likelihood(self, zeta) -> dict[str, np.ndarray]:
         """The log density of every observed element at each draw (for LOO, WAIC, ArviZ).
@@ -126,20 +128,22 @@ class Draws:
         outside are then clipped to the bounds, with a warning (only a truncation to a region
         of prior probability below about 1% gets there with noticeable probability). A
         truncated discrete latent is drawn from its prior mass at each value inside the
-        bounds, renormalized.
+        bounds, renormalized. A draw that overflows (a wide prior's square, its exp) is inf,
+        without numpy's warning.
         """
         env = {}
-        for step in self._steps:
-            if isinstance(step, _ParamStep) and params and step.name in params:
-                env[step.name] = np.broadcast_to(np.asarray(params[step.name], dtype=float),
-                                                 (n,) + tuple(step.statement.shape))
-            elif isinstance(step, (_LatentStep, _DiscreteStep)):
-                env[step.name] = _draw_latent(step, env, rng, n)
-            elif isinstance(step, _LetStep):
-                env[step.name] = np.asarray(step.fn(env))
-        draws = {s.statement.name: _full(env[s.statement.name], n, s.statement)
-                 for s in self._steps if _reported(s.statement)}
-        draws.update(self._draw_observed(env, rng, n))
+        with np.errstate(all="ignore"):
+            for step in self._steps:
+                if isinstance(step, _ParamStep) and params and step.name in params:
+                    env[step.name] = np.broadcast_to(np.asarray(params[step.name], dtype=float),
+                                                     (n,) + tuple(step.statement.shape))
+                elif isinstance(step, (_LatentStep, _DiscreteStep)):
+                    env[step.name] = _draw_latent(step, env, rng, n)
+                elif isinstance(step, _LetStep):
+                    env[step.name] = np.asarray(step.fn(env))
+            draws = {s.statement.name: _full(env[s.statement.name], n, s.statement)
+                     for s in self._steps if _reported(s.statement)}
+            draws.update(self._draw_observed(env, rng, n))
         return draws
 
     def _draw_observed(self, env, rng, n) -> dict[str, np.ndarray]:
