@@ -250,8 +250,8 @@ def _hessian(objective, theta, guide, null, names) -> Solver:
     """The Solver of F's Hessian at theta (mean field's from per-draw Hessians)."""
     dense = (mean_field_hessian(objective, theta) if isinstance(guide, MeanField)
              and theta.shape[0] <= MAX_DENSE_PARAMS else None)
-    return Solver(objective.hvp(theta, scale_of(theta, guide)), null, names, dense,
-                  MAX_DENSE_PARAMS)
+    scale = scale_of(theta, guide)
+    return Solver(objective.hvp(theta, scale), null, names, dense, MAX_DENSE_PARAMS, scale)
 
 
 def _per_draw_gradients(objective, theta) -> np.ndarray:

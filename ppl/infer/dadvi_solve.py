@@ -72,8 +72,9 @@ class Solver:
     """
 
     def __init__(self, product, null, names, dense: np.ndarray | None = None,
-                 max_dense: int = 2000):
+                 max_dense: int = 2000, scale: np.ndarray | None = None):
         self.product, self.null, self.names = product, null, names
+        self.scale = scale     # [P] units of the parameters, or None: CG's preconditioner
         P, k = null.shape
         self.factor = None
         if P - k > max_dense:
@@ -90,7 +91,8 @@ class Solver:
             return self.Q @ scipy.linalg.cho_solve(self.factor, self.Q.T @ b)
         if b.ndim == 2:
             return np.stack([self.solve(column) for column in b.T], axis=1)
-        return cg(self._projected, self._project(b), self.names)
+        return cg(self._projected, self._project(b), self.names,
+                  precondition=None if self.scale is None else self._preconditioned)
 
     def norm(self, v: np.ndarray) -> float:
         """sqrt(v' H v) (restricted to the complement of the flat directions)."""
@@ -115,6 +117,11 @@ class Solver:
     def _projected(self, v):
         return self._project(self.product(self._project(v)))
 
+    def _preconditioned(self, r):
+        # diag(scale^2): a mean's curvature is about 1 / its sd^2 and a log sd's about 2, so in
+        # these units H is nearer the identity; projected, so CG stays on the complement
+        return self._project(self.scale ** 2 * r)
+
 
 def factor(H, Q, names):
     """The Cholesky factor of H (on the basis Q), or dadvi_not_positive_definite naming the
@@ -138,15 +145,19 @@ def _flat_names(vector, names) -> list[str]:
     return [names[i] for i in order[:3] if weight[i] >= 0.2 * weight[order[0]]]
 
 
-def cg(product, b, names, tol: float = 1e-10, max_iter: int | None = None):
-    """Solve H x = b by conjugate gradients with Hessian-vector products (large D).
+def cg(product, b, names, tol: float = 1e-10, max_iter: int | None = None,
+       precondition=None):
+    """Solve H x = b by conjugate gradients with Hessian-vector products (large D),
+    preconditioned by ``precondition`` (r -> M^-1 r, symmetric positive definite) if given;
+    the stop is on the residual itself, ||H x - b|| <= tol ||b||, either way.
 
     Raises dadvi_not_positive_definite when a search direction has curvature <= 0.
     """
     x, r = np.zeros_like(b), b.copy()
-    p, rr = r.copy(), r @ r
+    z = r if precondition is None else precondition(r)
+    p, rz = z.copy(), r @ z
     for _ in range(max_iter or 10 * b.shape[0]):
-        if np.sqrt(rr) <= tol * np.linalg.norm(b):
+        if np.linalg.norm(r) <= tol * np.linalg.norm(b):
             break
         Hp = product(p)
         curvature = p @ Hp
@@ -154,8 +165,9 @@ def cg(product, b, names, tol: float = 1e-10, max_iter: int | None = None):
             raise dadvi_hessian_not_finite()
         if not curvature > 0:
             raise dadvi_not_positive_definite(_flat_names(p, names))
-        alpha = rr / curvature
+        alpha = rz / curvature
         x, r = x + alpha * p, r - alpha * Hp
-        rr_new = r @ r
-        p, rr = r + (rr_new / rr) * p, rr_new
+        z = r if precondition is None else precondition(r)
+        rz_new = r @ z
+        p, rz = z + (rz_new / rz) * p, rz_new
     return x

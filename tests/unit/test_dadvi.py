@@ -1018,6 +1018,32 @@ def test_the_solver_solves_on_the_complement_of_the_flat_directions(max_dense, r
         assert solver.norm(v) == pytest.approx(np.sqrt(v @ H @ v), rel=1e-8)
 
 
+def test_conjugate_gradients_in_the_guides_units_take_fewer_products_to_the_same_solution(rng):
+    # H as DADVI's on a badly scaled posterior: a mean's curvature is 1 / sd^2, here over six
+    # decades, with correlation between neighbours; the Solver's scales (the sds) make it near
+    # the identity. Stochastic volatility under low rank (P = 9,269) took 1,344-1,428
+    # products a solve without them, 782-831 with them.
+    P = 60
+    sd = np.logspace(-3, 0, P)
+    C = 0.5 ** np.abs(np.subtract.outer(np.arange(P), np.arange(P)))    # correlations
+    H = np.linalg.inv(sd[:, None] * C * sd)
+    n = np.zeros((P, 0))
+    b = rng.standard_normal(P)
+    counts = {}
+    for name, scale in (("plain", None), ("scaled", sd)):
+        products = []
+        solver = dadvi_solve.Solver(lambda v: products.append(v) or H @ v, n, ["a"],
+                                    max_dense=0, scale=scale)
+        x = solver.solve(b)
+        counts[name] = len(products)
+        # the stop is on the residual either way (CG's own, updated; recomputed here it
+        # stays within its 1e-10: 5e-11 to 9e-11 at seeds 0-2)
+        assert np.linalg.norm(H @ x - b) <= 1e-10 * np.linalg.norm(b)
+        np.testing.assert_allclose(x, np.linalg.solve(H, b), rtol=1e-7)   # cond(H) 3e6
+    # 444-446 products plain, 39-40 scaled at seeds 0-2
+    assert counts["scaled"] < counts["plain"] / 5
+
+
 def test_conjugate_gradients_refuse_a_direction_without_curvature():
     H = np.diag([1.0, 0.0])
     with pytest.raises(PplError, match="not positive definite"):
