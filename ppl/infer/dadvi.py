@@ -183,21 +183,30 @@ def _optimize(objective, theta0, precision, optimizer, progress, context):
         # stopped early, F need not be convex there (low rank on a Gaussian posterior, seed
         # 0: an eigenvalue of -0.025 at the early stop, positive definite at the optimum):
         # the optimizer resumes, and an error that is real is raised again at its end
-        if not near and result.nit >= MAX_ITER and isinstance(error, NotPositiveDefinite):
-            # out of iterations far from the optimum: its Hessian there says nothing of the
-            # model (varying_slopes under full rank was called 'not identified along a0')
-            raise dadvi_not_converged(optimizer, int(result.nit), None,
-                                      str(result.message)) from None
         if not near:
-            raise
+            raise _not_converged(error, result, optimizer) from None
         decrement = np.inf
     if near and not decrement <= DECREMENT_TOL:
         theta, more, trace = minimize(objective, theta, optimizer, progress, precision,
                                       trace=trace)
         more.nit += result.nit
         result = more
-        theta, value, solver, decrement = _finish(objective, theta, *context)
+        try:
+            theta, value, solver, decrement = _finish(objective, theta, *context)
+        except PplError as error:
+            raise _not_converged(error, result, optimizer) from None
     return theta, value, solver, decrement, result, trace
+
+
+def _not_converged(error: PplError, result, optimizer: str) -> PplError:
+    """``error``, or dadvi_not_converged where it is a Hessian not positive definite at a
+    point the optimizer left short of its tolerance: no optimum, so no model to blame.
+    varying_slopes under full rank, out of iterations, was called 'not identified along a0';
+    kilpisjarvi under low rank, where L-BFGS-B's and the trust region's steps stalled (the
+    largest gradient 0.02-250, against a tolerance of 1e-6), 'not identified along alpha'."""
+    if isinstance(error, NotPositiveDefinite) and not result.reached:
+        return dadvi_not_converged(optimizer, int(result.nit), None, str(result.message))
+    return error
 
 
 def _finish(objective, theta, names, compiled, guide, Z, M):

@@ -184,7 +184,8 @@ def mean_field_hessian(objective, theta) -> np.ndarray | None:
 
 def minimize(objective, theta0, optimizer, progress, precision=None, stop=None,
              trace=None):
-    """Run scipy's minimizer; returns (theta, scipy's result, ELBO trace).
+    """Run scipy's minimizer; returns (theta, scipy's result, ELBO trace); the result's
+    ``reached`` says whether it stopped at its gradient tolerance (or at ``stop``).
 
     It works in the coordinates u of _frame (theta = theta0 + T u): there the Hessian is near
     the identity when the start is near the optimum, and scipy's first trust radius (1) is
@@ -258,6 +259,10 @@ def minimize(objective, theta0, optimizer, progress, precision=None, stop=None,
                                 if result.nit >= MAX_ITER else None)
             more.nit += result.nit
             result = more
+    # whether it stopped at its tolerance (or near enough for Newton steps): elsewhere the
+    # Hessian says nothing of the model (dadvi._optimize)
+    result.reached = bool("jac" not in result or np.max(np.abs(result.jac)) <= unit * GTOL
+                          or near(result.x))
     return to_theta(np.asarray(result.x, dtype=float)), result, trace
 
 
