@@ -139,11 +139,19 @@ def _moments(flat: np.ndarray, weights: np.ndarray | None):
     with ``weights`` [n] (summing to 1) and the reliability-weights correction."""
     if weights is None:
         mean = flat.mean(axis=0)
-        return mean, flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
-    mean = weights @ flat
-    spread = weights @ (flat - mean) ** 2
-    denominator = 1.0 - float(weights @ weights)
-    return mean, np.sqrt(spread / denominator) if denominator > 0 else np.zeros_like(mean)
+        sd = flat.std(axis=0, ddof=1) if len(flat) > 1 else np.zeros_like(mean)
+    else:
+        mean = weights @ flat
+        spread = weights @ (flat - mean) ** 2
+        denominator = 1.0 - float(weights @ weights)
+        sd = np.sqrt(spread / denominator) if denominator > 0 else np.zeros_like(mean)
+    # a column of one value (a Categorical value of probability 1) has that mean and sd 0:
+    # the sums' rounding had made its mean 1 - 2e-16 and its sd 6.7e-16
+    if len(flat):
+        low = flat.min(axis=0)
+        same = np.flatnonzero((low == flat.max(axis=0)) & np.isfinite(low))
+        mean[same], sd[same] = flat[0, same], 0.0
+    return mean, sd
 
 
 # Below this sd the squared deviations are subnormal or round to 0 (sqrt of the smallest

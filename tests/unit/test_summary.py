@@ -145,3 +145,17 @@ def assert_scaled_moments(x, rng, scale, weighted):
         row = Summary.from_draws({"w": x * scale}, weights if weighted else None).rows["w"]
     np.testing.assert_allclose(row[:2], [mean * scale, sd * scale], rtol=1e-10)
     return row
+
+
+def test_a_column_of_one_value_has_that_mean_and_sd_zero_weighted_or_not():
+    # a Categorical value of probability 1 is 1.0 at every draw: the weighted sums' rounding
+    # had given it the mean 1 - 2e-16 and the sd 6.7e-16; a nan or inf column is left as it was
+    rng = np.random.default_rng(0)
+    flat = np.column_stack([np.ones(4003), np.full(4003, 0.1), rng.standard_normal(4003)])
+    weights = rng.uniform(0.5, 1.5, 4003)
+    weights /= weights.sum()
+    mean, sd, _ = weighted_stats(flat, weights)
+    assert mean[:2].tolist() == [1.0, 0.1] and sd[:2].tolist() == [0.0, 0.0]
+    assert sd[2] > 0.9
+    summary = Summary.from_draws({"p": flat[:, :2]})
+    assert summary.to_dict()["p[0]"]["sd"] == 0.0 and summary.to_dict()["p[1]"]["mean"] == 0.1
