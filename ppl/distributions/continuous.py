@@ -377,7 +377,12 @@ class Weibull(Distribution):
     def log_density(cls, x, shape, scale):
         # scipy.stats.weibull_min.logpdf(x, shape, scale=scale)
         log_z = anp.log(x) - anp.log(scale)
-        return anp.log(shape) - anp.log(scale) + (shape - 1) * log_z - anp.exp(shape * log_z)
+        one = np.asarray(getval(shape)) == 1
+        if np.any(one):   # x = 0 at shape 1 (the Exponential's density 1 / scale): 0 * -inf
+            power = anp.where(one, 0.0, (shape - 1) * anp.where(one, 0.0, log_z))
+        else:
+            power = (shape - 1) * log_z
+        return anp.log(shape) - anp.log(scale) + power - anp.exp(shape * log_z)
 
     @classmethod
     def log_cdf(cls, x, shape, scale):
