@@ -243,8 +243,11 @@ class _ObserveStep:
                                                         - self.cls.event_dim]))
         self.constant = None
         if not observe.dist.deps:
-            # a likelihood of data alone is a constant: computed once, added every time
-            self.constant = float(self._log_density({})[0])
+            # a likelihood of data alone is a constant: computed once, added every time (not
+            # finite, it is the start check's located error: numpy's raw 'divide by zero in
+            # log' of a Weibull time of 0 reached the user first)
+            with np.errstate(all="ignore"):
+                self.constant = float(self._log_density({})[0])
         self.kernel = kernel          # a kernels.FusedTerm, which falls back on the plain path
         if kernel is not None:
             kernel.plain = self._log_density
@@ -295,8 +298,10 @@ class _FactorStep:
         self.fn = compile_expr(factor.value, data_env)
         self.constant = None
         if not factor.value.deps:
-            # a factor of data alone is a constant: computed once, added every time
-            self.constant = float(np.sum(evaluate_data(factor.value, data_env)))
+            # a factor of data alone is a constant: computed once, added every time (as an
+            # observe's, numpy's warnings are the start check's error instead)
+            with np.errstate(all="ignore"):
+                self.constant = float(np.sum(evaluate_data(factor.value, data_env)))
 
     def term(self, zeta, env):
         if self.constant is not None:

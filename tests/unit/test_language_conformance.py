@@ -56,3 +56,17 @@ def test_a_fit_with_a_zero_time_under_weibull_shape_one_is_not_refused():
         fit = model.fit({"t": [0.0, 1.0, 2.0]}, seed=0, guide="meanfield", iter=300)
         assert np.all(np.isfinite(fit.draws()["lam"]))
 
+
+def test_a_likelihood_of_data_alone_at_a_zero_time_warns_nothing_raw():
+    # a constant term (no latent in it) is computed once at compile: numpy's 'divide by zero
+    # encountered in log' of the zero time reached the user from the API; at shape 2 the term
+    # is -inf, which the start check reports, located
+    text = ("data t: real[3]\nsample m ~ Normal(0, 1)\nobserve t ~ Weibull({k}, 2)\n"
+            "factor log(t[1]) - log(t[0] + 1)\nfactor -0.5 * m * m\n")
+    data = {"t": [0.0, 1.0, 2.0]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(ppl.compile(text.format(k=1)).fit(data, seed=0, iter=300)
+                           .summary().to_dict()["m"]["mean"])
+        with pytest.raises(ppl.PplError, match="is -inf at every starting point"):
+            ppl.compile(text.format(k=2)).fit(data, seed=0)
