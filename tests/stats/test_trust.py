@@ -369,3 +369,46 @@ def test_a_funnels_heavy_tailed_sd_is_not_called_reliable():
     line = fit.verdict().line
     assert fit.verdict().level == CARE and "the corrected sd of x[" in line
     assert line.endswith("its quantiles are the better summary")
+
+
+# A logistic regression whose classes x1 nearly separates (30 rows, one label flipped): the
+# posterior of beta[0] has the prior's heavy right tail. Reference: NumPyro NUTS, 4 chains of
+# 25,000 draws after 2,000 warm-up, r_hat 1.0002, ESS of beta[0] 14,139: mean 13.88, sd 9.65,
+# good to 0.008 sd and 0.6% (its own Monte Carlo error; 4 x 5,000 draws gave 13.73 / 9.41).
+QUASI_SEPARATED = """
+data N: int
+data K: int
+data X: real[N, K]
+data y: int[N]
+sample alpha ~ StudentT(3, 0, 2.5)
+sample beta: real[K] ~ StudentT(3, 0, 2.5)
+observe y ~ Bernoulli(logit=alpha + X @ beta)
+"""
+
+
+def quasi_separated_data() -> dict:
+    rng = np.random.default_rng(808)
+    X = rng.normal(0, 1, (30, 3))
+    y = (X[:, 0] + 0.1 * rng.normal(0, 1, 30) > 0).astype(int)
+    flipped = np.argmin(np.abs(X[:, 0]))
+    y[flipped] = 1 - y[flipped]
+    return {"N": 30, "K": 3, "X": X.tolist(), "y": y.tolist()}
+
+
+@pytest.mark.slow
+def test_auto_does_not_return_a_mean_field_whose_tails_the_full_rank_check_refutes():
+    # seed 1: mean field usable with care (k̂ 0.54) on thin weights, checked by full rank,
+    # which is unreliable by its tail check (beta[0]'s corrected sd 20% short of the t's);
+    # auto returned the mean field anyway, `usable with care` with beta[0] 0.29 NUTS sds off
+    # and its sd 50% short. The mean field is a Gaussian too: the climb now goes on (to the
+    # flow), within issue 11's targets of NUTS (0.1 sd, 15%; the summary's own error is
+    # about 0.03 sd, the reference's 0.008)
+    fit = ppl.compile(QUASI_SEPARATED).fit(quasi_separated_data(), seed=1)
+    tried = fit.auto.tried
+    assert tried[0].family == "meanfield" and tried[0].light_tails
+    assert tried[1].family == "fullrank" and tried[1].level == UNRELIABLE
+    assert fit.result.guide.name != "meanfield" and len(tried) > 2
+    assert "its tails too light (the Gaussian rung's check)" in fit.auto.line()
+    beta0 = fit.summary().to_dict()["beta[0]"]
+    assert abs(beta0["mean"] - 13.88) / 9.65 < 0.1
+    assert abs(beta0["sd"] / 9.65 - 1) < 0.15
