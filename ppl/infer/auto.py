@@ -47,7 +47,7 @@ from .ladder import (ABOVE, CARE_THIN, DIVERGED, ELBO_TIE, ELBO_TIE_NATS, FAILED
                      LAST_RUNG, RELIABLE_THIN, SKIPPED, UNUSABLE, USABLE, Ladder, by_elbo, ladder,
                      stands, tie)
 from .psis import psis
-from .verdict import CARE, NOISY_CORRECTION, RELIABLE, matches_bulk
+from .verdict import CARE, KHAT_GOOD, NOISY_CORRECTION, RELIABLE, UNRELIABLE, matches_bulk
 
 AUTO = "auto"
 # Why guide 'auto' fits mean field alone where it does (Fit.auto_alone), said by ppl fit's
@@ -168,6 +168,10 @@ class Tried:
             what = f"{what}, its corrected means noisy"
         if self.light_tails:   # why a mean field usable with care was not returned
             what = f"{what}, its tails too light (the Gaussian rung's check)"
+        if self.level == UNRELIABLE and self.khat < KHAT_GOOD:
+            # why a rung with the smaller k̂ was not chosen: not k̂ (its tail check, its
+            # weights' ESS; the fit's verdict says which when it is chosen)
+            what = f"{what}, unreliable"
         if self.error:
             what = f"{FAILED} ({self.error})"
         if self.level == SKIPPED:

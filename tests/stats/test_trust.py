@@ -409,6 +409,7 @@ def test_auto_does_not_return_a_mean_field_whose_tails_the_full_rank_check_refut
     assert tried[1].family == "fullrank" and tried[1].level == UNRELIABLE
     assert fit.result.guide.name != "meanfield" and len(tried) > 2
     assert "its tails too light (the Gaussian rung's check)" in fit.auto.line()
+    assert "fullrank k̂ 0.43, unreliable" in fit.auto.line()   # its k̂ alone was not why
     beta0 = fit.summary().to_dict()["beta[0]"]
     assert abs(beta0["mean"] - 13.88) / 9.65 < 0.1
     assert abs(beta0["sd"] / 9.65 - 1) < 0.15

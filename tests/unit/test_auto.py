@@ -248,7 +248,7 @@ def test_report_names_a_mean_field_whose_tails_the_gaussian_rung_refuted():
                          Tried("flow", 0.62, "usable with care", 1.0)), 2)
     assert report.line() == (
         "guide auto: tried meanfield k̂ 0.54, its tails too light (the Gaussian rung's check) "
-        "(0.50 s), fullrank k̂ 0.43 (0.50 s), flow k̂ 0.62 (1.00 s); chose flow")
+        "(0.50 s), fullrank k̂ 0.43, unreliable (0.50 s), flow k̂ 0.62 (1.00 s); chose flow")
     assert report.to_dict()["tried"][0]["light_tails"] is True
     assert "light_tails" not in report.to_dict()["tried"][1]
     assert AutoReport.from_plain(report.plain()) == report
