@@ -365,7 +365,7 @@ def _tails_refuted(history: tuple, fit) -> bool:
     rows, Student-t(3) priors) had mean field `usable with care` at k̂ 0.54, its corrected
     mean of that coefficient 0.29 posterior sds off and its sd 50% short against NUTS, while
     the full rank that checked it was `unreliable` by its tails; auto returned the mean
-    field (seeds 1 and 2)."""
+    field (seed 1; docs/trust.md)."""
     return (len(history) == 1 and history[0][1] == CARE_THIN and not _usable(fit)
             and fit.corrected and fit._tails_disagree() is not None)
 
