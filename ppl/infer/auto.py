@@ -34,12 +34,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import PplError
+from ..errors import PplError, PplWarning
 from ..guides import GAUSSIAN, MEAN_FIELD, family
 from . import advi, fixed_draws, tails
 from .early import log_weights
@@ -149,7 +150,7 @@ class Tried:
     moved: bool = False         # kept moved to its weighted moments (:func:`moment_matched`)
     student_t: bool = False     # kept under Student-t noise in its frame (:func:`heavier_tailed`)
     noisy: bool = False         # usable, its corrected means noisy: checked (:func:`_noisy`)
-    light_tails: bool = False   # the Gaussian rung's tail check refutes it (:func:`_tails_refuted`)
+    light_tails: bool = False   # refuted by the Gaussian rung's tail check (:func:`_tails_refuted`)
 
     @property
     def name(self) -> str:
@@ -265,11 +266,12 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     ------
     PplError : from the mean-field fit (a failing richer family is recorded and skipped).
     """
-    tried, assessed = [], []
+    tried, assessed, held = [], [], {}
     try:
-        last_rung, start = _climb(compiled, options, rng, assess, progress, tried, assessed)
+        last_rung, start = _climb(compiled, options, rng, assess, progress, tried, assessed,
+                                  held)
         if last_rung:
-            retry(compiled, options, rng, assess, progress, start, tried, assessed)
+            retry(compiled, options, rng, assess, progress, start, tried, assessed, held)
         ctrl_c = False
     except KeyboardInterrupt:
         # Ctrl-C outside a fit's steps (the probe, k̂'s draws, between rungs) ends the climb
@@ -283,12 +285,16 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
     usable = tuple(_usable(fit) for _, fit in assessed)
     place = stands(usable, interrupted)
     index, best = assessed[_by_elbo(assessed, tried) if place is None else place]
+    for rung in sorted(held):
+        _warn_again(held[rung], ppl_too=rung == index)
     return best, AutoReport(tuple(tried), index, interrupted, not interrupted and any(usable))
 
 
-def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list):
+def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list,
+           held: dict):
     """Fit the rungs :class:`Ladder` names in turn (the last rung aside), each appended to
-    ``tried`` and, when fitted and assessed, ``assessed`` as (its index in tried, its fit).
+    ``tried`` and, when fitted and assessed, ``assessed`` as (its index in tried, its fit),
+    and the warnings of its steps to ``held`` under that index (:func:`_fit_rung`).
     Returns (whether the last rung follows, the start the flow was fitted from)."""
     policy = Ladder(ladder(compiled.dim))
     history, ends, starts, gaussian = (), {}, {}, None
@@ -304,8 +310,8 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
                                    probe.ess / probe.log_weights.size))
                 history += ((name, SKIPPED),)
                 continue
-        result = _fit_rung(compiled, dataclasses.replace(options, guide=name), rng, progress,
-                           start, started, tried, first=not history)
+        result, caught = _fit_rung(compiled, dataclasses.replace(options, guide=name), rng,
+                                   progress, start, started, tried, first=not history)
         if result is None:
             history += ((name, tried[-1].level),)     # FAILED or DIVERGED
             continue
@@ -338,12 +344,14 @@ def _climb(compiled, options, rng, assess, progress, tried: list, assessed: list
                     result, fit = moved, moved_fit
             _record(name, fit, started, tried, assessed, moved=result is moved,
                     student_t=result is heavier, noisy=_checked_for_noise(fit))
+            held[len(tried) - 1] = caught
         except KeyboardInterrupt:
             # Ctrl-C after the rung's steps (its k̂'s draws, its move): the rung as fitted (not
             # moved, unless the move was kept) is recorded, as Ctrl-C inside its steps keeps
             # it, and the climb ends (fit_auto); it had ended with the fits before it
             _record(name, fit, started, tried, assessed, moved=result is moved,
                     student_t=result is heavier)
+            held[len(tried) - 1] = caught
             raise
         if _tails_refuted(history, fit):
             # the mean field it checked is no longer usable: the climb goes on past this rung
@@ -372,22 +380,41 @@ def _tails_refuted(history: tuple, fit) -> bool:
 
 def _fit_rung(compiled, options, rng, progress, start, started: float, tried: list,
               first: bool = False):
-    """Fit the family ``options.guide`` names from ``start``, announced to ``progress``: its
+    """Fit the family ``options.guide`` names from ``start``, announced to ``progress``: (its
     result, or None when it raised or its ELBO fell (advi.FELL), recorded so in ``tried``
-    (FAILED, DIVERGED). ``first``: mean field, whose error is the whole fit's (there is no fit
-    to report) and whose fallen fit is assessed as any other."""
+    (FAILED, DIVERGED); the warnings its steps raised). ``first``: mean field, whose error is
+    the whole fit's (there is no fit to report) and whose fallen fit is assessed as any other.
+
+    The warnings are held: ppl's own (`this fit may be wrong: a Newton step would move ...`)
+    are about this rung, and :func:`fit_auto` shows them only if it returns it. The horseshoe
+    regression of an audit (2026-12-04, session 47) printed mean field's `this fit may be
+    wrong` above the `usable with care` flow:4 auto returned. Numpy's raw warnings, and those
+    of a rung that raised or fell, are shown at once, as before."""
     _announce(progress, options.guide)
     try:
-        result = advi.fit(compiled, options, rng, progress, start)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = advi.fit(compiled, options, rng, progress, start)
     except PplError as error:
+        _warn_again(caught, ppl_too=True)
         if first:
             raise
         tried.append(_failed(options.guide, error, started))
-        return None
+        return None, []
     if result.reason == advi.FELL and not first:
+        _warn_again(caught, ppl_too=True)
         tried.append(Tried(options.guide, np.inf, DIVERGED, time.perf_counter() - started))
-        return None
-    return result
+        return None, []
+    _warn_again(caught, ppl_too=False)
+    return result, [w for w in caught if issubclass(w.category, PplWarning)]
+
+
+def _warn_again(caught: list, ppl_too: bool) -> None:
+    """Issue warnings recorded by ``warnings.catch_warnings`` again, ppl's own only when
+    ``ppl_too``, under the caller's filters."""
+    for w in caught:
+        if ppl_too or not issubclass(w.category, PplWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _record(family: str, fit, started: float, tried: list, assessed: list,
@@ -501,15 +528,17 @@ def _beats(fit, other) -> bool:
     return value - value_other > tie(se, se_other)
 
 
-def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> None:
+def retry(compiled, options, rng, assess, progress, start, tried, assessed,
+          held: dict | None = None) -> None:
     """The last rung: the larger, longer flow (RETRY_*) from ``start``, the fit the first flow
     was warm-started from; appended to ``tried`` and ``assessed``, where it replaces the first
     flow when its final ELBO is higher (a divergence is recorded as failed or diverged: the
-    fits before it stand)."""
+    fits before it stand); the warnings of its steps to ``held`` (:func:`_climb`)."""
+    held = {} if held is None else held
     started = time.perf_counter()
     spec = f"flow:{RETRY_LAYERS}"
     lr = RETRY_LR if options.lr is None else options.lr
-    result = _fit_rung(compiled, dataclasses.replace(
+    result, caught = _fit_rung(compiled, dataclasses.replace(
         options, guide=spec, window=options.window * RETRY_WINDOW, lr=lr), rng, progress,
         start, started, tried)
     if result is None:
@@ -522,10 +551,12 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed) -> N
         result.final_elbo > assessed[-1][1].result.final_elbo
     try:
         _record(spec, fit, started, tried, assessed)
+        held[len(tried) - 1] = caught
     except KeyboardInterrupt:
         # Ctrl-C while its k̂ was computed: kept beside the first flow, as _climb keeps a rung,
         # and the ELBO chooses (fit_auto); both had been lost
         _record(spec, fit, started, tried, assessed)
+        held[len(tried) - 1] = caught
         raise
     if replaces:
         del assessed[-2]

@@ -213,6 +213,29 @@ def test_auto_climbs_to_full_rank_on_a_correlated_posterior(monkeypatch):
     assert fit.verdict() is fit.verdict() and len(judged) == 3
 
 
+@pytest.mark.parametrize("warns", ["meanfield", "fullrank"])
+def test_a_rungs_own_warning_is_shown_only_when_auto_returns_that_rung(warns, monkeypatch):
+    # the horseshoe regression of an audit printed mean field's 'this fit may be wrong' above
+    # the flow:4 auto returned (`usable with care`); a rung's raw numpy warning still shows
+    import warnings
+    from ppl.errors import PplWarning
+    fit = advi.fit
+
+    def warning_fit(compiled, options, *args, **kwargs):
+        if options.guide == warns:
+            warnings.warn(PplWarning(f"this fit may be wrong: {warns}"))
+            warnings.warn(RuntimeWarning(f"overflow in {warns}"))
+        return fit(compiled, options, *args, **kwargs)
+    monkeypatch.setattr(auto.advi, "fit", warning_fit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = _auto(Gaussian(np.array([[1.0, 0.95], [0.95, 1.0]])))[1]
+    assert report.tried[report.chosen].family == "fullrank"      # mean field unreliable
+    shown = [str(w.message) for w in caught]
+    assert f"overflow in {warns}" in shown
+    assert (f"this fit may be wrong: {warns}" in shown) == (warns == "fullrank")
+
+
 def test_a_progress_callback_with_a_family_method_hears_each_family_before_its_steps():
     # the CLI's bar names the family being fitted; a plain callable is called as before
     heard = []
@@ -463,7 +486,7 @@ def test_a_usable_flow_stands_when_its_last_rung_cannot_be_used(monkeypatch):
     # a reliable flow on thin weights goes on to the last rung; when that rung is unreliable
     # and below the flow's ELBO (so kept beside it), the flow is returned as usable: the line
     # said "none being usable" and chose by the ELBO, which may fall on an unusable fit
-    def retry(compiled, options, rng, assess, progress, start, tried, assessed):
+    def retry(compiled, options, rng, assess, progress, start, tried, assessed, held=None):
         flow = assessed[-1][1]
         worse = dataclasses.replace(flow.result, final_elbo=flow.result.final_elbo - 1.0)
         tried.append(Tried("flow:4", 0.9, "unreliable", 0.1))
