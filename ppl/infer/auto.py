@@ -395,6 +395,9 @@ def _fit_rung(compiled, options, rng, progress, start, started: float, tried: li
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = advi.fit(compiled, options, rng, progress, start)
+    except KeyboardInterrupt:
+        _warn_again(caught, ppl_too=True)    # Ctrl-C outside its steps: shown as before
+        raise
     except PplError as error:
         _warn_again(caught, ppl_too=True)
         if first:
