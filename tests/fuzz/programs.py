@@ -88,8 +88,16 @@ def run_one(text: str, data: dict, seed: int = 0) -> str:
 # ----- an exact oracle for int lets: Python ints never wrap ---------------------------------
 
 _EXACT_OPS = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
-_EXACT_FUNCTIONS = {"sum": lambda x: np.sum(x), "cumsum": lambda x: np.cumsum(x),
-                    "square": lambda x: x * x, "abs": lambda x: np.abs(x),
+
+
+def _on_objects(f):
+    # numpy casts a bare Python int that fits int64 to np.int64, whose abs(-2**63) and sums
+    # wrap: the oracle then called ppl's correct int overflow error wrong
+    return lambda x: f(np.asarray(x, dtype=object))
+
+
+_EXACT_FUNCTIONS = {"sum": _on_objects(np.sum), "cumsum": _on_objects(np.cumsum),
+                    "square": lambda x: x * x, "abs": _on_objects(np.abs),
                     "transpose": lambda x: x}
 
 

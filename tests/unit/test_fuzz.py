@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,3 +91,13 @@ def test_random_programs_with_data_end_in_a_result_or_a_ppl_error(seed):
     text, data = program(random.Random(seed))
     run_one(text, data, seed)
     check_int_let(text, data)
+
+
+# Seeds of the release run (2026-12-05) where the oracle itself wrapped: abs(-2**63) of a bare
+# Python int (m - n) and sum(2**62) + 2**63 - 1 went through np.int64, so ppl's correct int
+# overflow error was called wrong.
+@pytest.mark.parametrize("seed", [7000013, 7000770, 7001089])
+def test_the_int_oracle_does_not_wrap_where_ppl_refuses_an_overflow(seed):
+    import random
+    from tests.fuzz.programs import check_int_let, program
+    check_int_let(*program(random.Random(seed)))
