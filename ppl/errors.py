@@ -805,10 +805,12 @@ def _wide_start(init_scale: float | None) -> str:
 
 
 def not_finite_at_start(span: Span | None, what: str, init_scale: float | None = None,
-                        init_given: bool = False, guide=None) -> PplError:
+                        init_given: bool = False, guide=None, element: str | None = None
+                        ) -> PplError:
     """``init_given``: the params started at --init values, the likelier cause (the hint named
     only the priors, bounds and data). ``guide``: the ir.Guide statement the blamed latent's
-    draws come from (a loc of 1e300 was blamed on the latent's prior alone)."""
+    draws come from (a loc of 1e300 was blamed on the latent's prior alone). ``element``:
+    the observed element whose density is not finite at every draw ('t[2] = 0'), or None."""
     start = ("the params start at the --init values: check them against the priors, bounds "
              "and data" if init_given else "check the priors, bounds and data")
     if guide is not None:
@@ -817,20 +819,24 @@ def not_finite_at_start(span: Span | None, what: str, init_scale: float | None =
     if span is None:    # no single statement's term (the sum was not finite)
         return PplError(f"the log density is {what} at every starting point tried", span,
                         hint=_wide_start(init_scale) + start)
-    return PplError(f"the log density of this statement is {what} at every starting point tried",
-                    span, hint=_wide_start(init_scale) + start
+    at = "" if element is None else f", first at {element}"
+    return PplError(f"the log density of this statement is {what} at every starting point "
+                    f"tried{at}", span, hint=_wide_start(init_scale) + start
                     + ("" if init_given else " of this statement"))
 
 
-def params_not_finite_at_start(span: Span | None, what: str, init_given: bool) -> PplError:
+def params_not_finite_at_start(span: Span | None, what: str, init_given: bool,
+                               element: str | None = None) -> PplError:
     """A params-only (point) fit whose log joint, or its gradient, is ``what`` ('nan', 'inf',
     '-inf', 'finite but its gradient is not') at the params' starting values: the statement
-    blamed where one is (it read 'the log density of this statement' with no statement)."""
+    blamed where one is (it read 'the log density of this statement' with no statement), and
+    the observed ``element`` whose density is not finite there ('t[2] = 0'), or None."""
     where = "this statement's log density" if span is not None else "the log joint"
     start = "the --init values" if init_given else "the params' starting values"
     hint = ("give --init values where every statement's density is finite" if not init_given
             else "check the --init values against the priors, bounds and data")
-    return PplError(f"{where} is {what} at {start}", span, hint=hint)
+    at = "" if element is None else f", first at {element}"
+    return PplError(f"{where} is {what} at {start}{at}", span, hint=hint)
 
 
 def diverged(span: Span | None, steps: int, init_scale: float | None = None,

@@ -107,6 +107,28 @@ class Draws:
                 out[_label(step, out)] = step.pointwise(env, np.shape(zeta)[0])
         return out
 
+    def first_element_not_finite(self, statement, zeta) -> str | None:
+        """'t[2] = 0': the first element of the observe ``statement`` whose log density is
+        not finite at every draw of zeta, with its observed value (a scalar element's); None
+        for another statement, a model with discrete latents (their observations have no
+        density of their own), or when no element or every element is so (then the datum is
+        not what singles it out). Names the datum an error's hint blames."""
+        step = next((s for s in self._steps if isinstance(s, _ObserveStep)
+                     and s.statement is statement), None)
+        if step is None or self._discrete:
+            return None
+        with np.errstate(all="ignore"):
+            density = step.pointwise(self._forward(zeta), np.shape(zeta)[0])
+        bad = (~np.isfinite(density)).all(axis=0)
+        if not bad.ndim or not bad.any() or bad.all():  # every element: the parameters' doing
+            return None
+        index = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        name = f"{_label(step, {})}[{', '.join(map(str, index))}]"
+        if step.cls.event_dim:
+            return name
+        value = step.value[(0,) + index].item()
+        return f"{name} = {value:g}" if isinstance(value, float) else f"{name} = {value}"
+
     def observed(self) -> dict[str, np.ndarray]:
         """The observed values: label -> [*shape] (numpy), labels as in ``predictive``."""
         out = {}

@@ -664,7 +664,17 @@ def _check_start(compiled, guide, theta, rng, init_scale: float | None = None,
     by_guide = None if not guided else next(
         (guided[name].statement for name, latent in compiled.model.latents.items()
          if name in guided and latent.span == span), None)
-    raise not_finite_at_start(span, what, init_scale, init_given, by_guide)
+    raise not_finite_at_start(span, what, init_scale, init_given, by_guide,
+                              blamed_element(compiled, span, zeta))
+
+
+def blamed_element(compiled, span, zeta) -> str | None:
+    """'t[2] = 0': the datum of the observe statement at ``span`` whose density is not finite
+    at every draw of zeta, or None (another statement; a Frame, which has no data to name)."""
+    if span is None or not hasattr(compiled, "first_element_not_finite"):
+        return None
+    observe = next((s for s in compiled.model.observes if s.span == span), None)
+    return None if observe is None else compiled.first_element_not_finite(observe, zeta)
 
 
 def first_not_finite(compiled, zeta, every_draw: bool = False) -> tuple | None:

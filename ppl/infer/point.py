@@ -155,10 +155,12 @@ def fit_point(compiled, guide, options, progress=None):
 
 def _not_finite_at_start(compiled, guide, theta, eps, init_given: bool) -> PplError:
     """params_not_finite_at_start, blaming the first statement not finite at the start."""
-    from .advi import first_not_finite
-    found = first_not_finite(compiled, guide.draw(theta, eps))
+    from .advi import blamed_element, first_not_finite
+    zeta = guide.draw(theta, eps)
+    found = first_not_finite(compiled, zeta)
     span, what = found if found is not None else (None, "finite but its gradient is not")
-    return params_not_finite_at_start(span, what, init_given)
+    return params_not_finite_at_start(span, what, init_given,
+                                      blamed_element(compiled, span, zeta))
 
 
 def _warn_unmoved(negative, x: np.ndarray, theta: np.ndarray, guide, names: tuple) -> None:
