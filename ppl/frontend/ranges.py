@@ -341,8 +341,10 @@ class Analysis:
                           INF if upper is None else self.of(upper).hi, False, False)
         if isinstance(s, (ir.Latent, ir.Param)):
             allowed = of_constraint(s.support, self.of)
-            if allowed is None:
-                return UNIT_OPEN if isinstance(s.support, c.Simplex) else REAL
+            if allowed is None:   # not an interval, but its elements lie in one
+                if isinstance(s.support, c.Simplex):
+                    return UNIT_OPEN
+                return POSITIVE if isinstance(s.support, c.PositiveOrdered) else REAL
             # a bijector keeps a latent inside the open interior of its support
             return Range(allowed.lo, allowed.hi, True, True)
         return REAL

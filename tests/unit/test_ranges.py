@@ -95,6 +95,19 @@ def test_latents_lie_in_the_open_interior_of_their_support():
     assert (r.lo, r.lo_open, r.hi) == (0.0, True, math.inf)
 
 
+def test_a_positive_ordered_latent_is_positive_elementwise():
+    # its support is no interval, so its range was taken as any real: `observe y ~
+    # Exponential(r[g])` with `r: positive_ordered[3]` was warned of a rate that can leave
+    # (0, inf) (found by a v2 audit against NUTS, 2026-12-05); an ordered one may be any real
+    r = _range_of("sample r: positive_ordered[3] ~ Gamma(2, 1)\nlet z = r[0]\n")
+    assert (r.lo, r.lo_open, r.hi) == (0.0, True, math.inf)
+    assert _range_of("sample r: ordered[3] ~ Normal(0, 1)\nlet z = r\n") == ranges.REAL
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(parse("data y: real[4]\ndata g: int[4]\nsample r: positive_ordered[3] ~ "
+                    "Gamma(2, 1)\nobserve y ~ Exponential(r[g])\n"))
+
+
 def test_declared_data_bounds_are_used():
     r = _range_of("data x: real<lower=1>\nsample v ~ Exponential(1)\nlet z = x * v\n")
     assert r.positive()
