@@ -413,3 +413,50 @@ def test_auto_does_not_return_a_mean_field_whose_tails_the_full_rank_check_refut
     beta0 = fit.summary().to_dict()["beta[0]"]
     assert abs(beta0["mean"] - 13.88) / 9.65 < 0.1
     assert abs(beta0["sd"] / 9.65 - 1) < 0.15
+
+
+# A non-centered hierarchical model with six groups and tau ~ HalfCauchy(1) (a funnel, as
+# eight schools, at another scale): tau's posterior has exponential tails on the log scale,
+# which a Gaussian's draws do not reach. Reference by quadrature: y_j ~ Normal(0, sqrt(1 +
+# tau^2)) with eta integrated out, so p(tau | y) is one-dimensional.
+FUNNEL6 = """
+data J: int
+data y: real[J]
+data sig: real<lower=0>[J]
+sample tau ~ HalfCauchy(1)
+sample eta: real[J] ~ Normal(0, 1)
+observe y ~ Normal(tau * eta, sig)
+"""
+FUNNEL6_DATA = {"J": 6, "sig": [1.0] * 6,
+                "y": [0.83462372, -1.175369, -1.8881884, -3.50996469, -0.4238786, 1.49712765]}
+
+
+def _funnel6_tau_moments() -> tuple[float, float]:
+    from scipy import integrate, stats
+    y, s = np.array(FUNNEL6_DATA["y"]), np.array(FUNNEL6_DATA["sig"])
+
+    def density(t):
+        return 2 / np.pi / (1 + t * t) * np.prod(stats.norm.pdf(y, 0, np.sqrt(s * s + t * t)))
+    moments = [integrate.quad(lambda t: t ** k * density(t), 0, np.inf, limit=500)[0]
+               for k in range(3)]
+    mean = moments[1] / moments[0]
+    return mean, float(np.sqrt(moments[2] / moments[0] - mean ** 2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [3, 5])
+def test_a_mean_field_whose_full_rank_check_is_skipped_is_checked_by_scaled(seed):
+    # mean field usable with care (k̂ 0.53 and 0.67) on weights with an ESS of 28% and 15%,
+    # its check by full rank skipped (the Gaussian full rank would start from had an ESS of
+    # 6-9%): mean field stood, its corrected sd of tau 19% and 16% short of quadrature (1.484 /
+    # 0.722). Now the rung after full rank, scaled, checks it: 4% off. Within issue 11's
+    # targets (0.1 sd, 15%); the corrected summary's own error is about 0.04 sd and 3% on the
+    # sd (an ESS over 3,000 of its draws).
+    mean, sd = _funnel6_tau_moments()
+    fit = ppl.compile(FUNNEL6).fit(FUNNEL6_DATA, seed=seed)
+    assert [(t.family, t.level) for t in fit.auto.tried][:2] == [("meanfield", CARE),
+                                                                ("fullrank", "skipped")]
+    assert fit.verdict().level in (RELIABLE, CARE) and fit.result.guide.name == "scaled"
+    tau = fit.summary().to_dict()["tau"]
+    assert abs(tau["mean"] - mean) / sd < 0.1
+    assert abs(tau["sd"] / sd - 1) < 0.15

@@ -61,11 +61,18 @@ NEXT_TABLE = [
     *[(ALL, ((MF, seen),), None)
       for seen in (policy.USABLE, policy.RELIABLE_THIN, policy.INTERRUPTED)],
     (ALL, ((MF, policy.UNUSABLE),), FR),
-    # mean field usable with care on thin weights is checked by the Gaussian rung, and only it
+    # mean field usable with care on thin weights is checked by the Gaussian rung, or by
+    # scaled (the flow where there is no scaled) where that was skipped, and only it
     (ALL, ((MF, policy.CARE_THIN),), FR),
     *[(ALL, ((MF, policy.CARE_THIN), (FR, seen)), None)
-      for seen in (policy.UNUSABLE, policy.SKIPPED, policy.USABLE, policy.FAILED)],
+      for seen in (policy.USABLE, policy.CARE_THIN, policy.RELIABLE_THIN, policy.FAILED,
+                   policy.DIVERGED, policy.INTERRUPTED, policy.UNUSABLE, policy.ABOVE)],
+    (ALL, ((MF, policy.CARE_THIN), (FR, policy.SKIPPED)), SC),
+    (NO_SCALED, ((MF, policy.CARE_THIN), (FR, policy.SKIPPED)), FL),
+    *[(ALL, ((MF, policy.CARE_THIN), (FR, policy.SKIPPED), (SC, seen)), None)
+      for seen in (policy.USABLE, policy.CARE_THIN, policy.UNUSABLE)],
     (NO_FLOW, ((MF, policy.CARE_THIN),), "lowrank"),
+    (NO_FLOW, ((MF, policy.CARE_THIN), ("lowrank", policy.CARE_THIN)), None),
     # scaled only after a skipped full rank; the flow after an unusable Gaussian rung
     (ALL, ((MF, policy.UNUSABLE), (FR, policy.UNUSABLE)), FL),
     (ALL, ((MF, policy.UNUSABLE), (FR, policy.SKIPPED)), SC),
@@ -73,7 +80,7 @@ NEXT_TABLE = [
     *[(ALL, ((MF, policy.UNUSABLE), (FR, seen)), None)
       for seen in (policy.USABLE, policy.CARE_THIN, policy.RELIABLE_THIN, policy.FAILED,
                    policy.DIVERGED, policy.INTERRUPTED)],
-    (NO_FLOW, ((MF, policy.UNUSABLE), ("lowrank", policy.UNUSABLE)), None),
+
     # a scaled rung that raised still leads to the flow (it starts from the Gaussian)
     *[(ALL, ((MF, policy.UNUSABLE), (FR, policy.SKIPPED), (SC, seen)), FL)
       for seen in (policy.UNUSABLE, policy.FAILED)],
@@ -626,11 +633,16 @@ def test_a_check_that_cannot_be_used_leaves_the_usable_mean_field(monkeypatch):
     assert [t.family for t in report.tried] == ["meanfield", "fullrank"]
     assert fit.result.guide.name == "meanfield" and report.chosen == 0
     assert "by the ELBO" not in report.line()
-    # full rank skipped by its probe: no richer family checks mean field
-    fit, report = _checked({"meanfield": CARE}, monkeypatch, skip_ess=1.0)
-    assert [(t.family, t.level) for t in report.tried] == [("meanfield", CARE),
-                                                           ("fullrank", SKIPPED)]
+    # full rank skipped by its probe: scaled checks mean field instead (the flow where the
+    # model is too large for scaled), and where scaled cannot be used mean field stands
+    fit, report = _checked({"meanfield": CARE, "scaled": "unreliable"}, monkeypatch,
+                           skip_ess=1.0)
+    assert [(t.family, t.level) for t in report.tried] == [
+        ("meanfield", CARE), ("fullrank", SKIPPED), ("scaled", "unreliable")]
     assert fit.result.guide.name == "meanfield" and report.chosen == 0
+    fit, report = _checked({"meanfield": CARE, "scaled": "reliable"}, monkeypatch,
+                           skip_ess=1.0)
+    assert fit.result.guide.name == "scaled"
 
 
 class _NoisyMeans(_Care):
