@@ -83,7 +83,7 @@ class Ladder:
         Gaussian it would start from has weights that carry less still), the rung after it
         checks mean field instead: scaled, or the flow where there is no scaled (a six-group
         funnel, tau ~ HalfCauchy(1): mean field stood at 16-19% short on tau's sd, scaled is
-        within 5%). Not a reliable mean field: where it is, auto costs at most 1.1x it (issue
+        within 6%). Not a reliable mean field: where it is, auto costs at most 1.1x it (issue
         11), unless its corrected means are too noisy to be reliable (auto._noisy, also
         CARE_THIN). The check is that one rung: what it comes to stands, or mean field if it
         cannot be used. Scaled is fitted only where full rank was skipped; after the flow,
