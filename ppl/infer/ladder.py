@@ -86,8 +86,9 @@ class Ladder:
         within 6%). Not a reliable mean field: where it is, auto costs at most 1.1x it (issue
         11), unless its corrected means are too noisy to be reliable (auto._noisy, also
         CARE_THIN). The check is that one rung: what it comes to stands, or mean field if it
-        cannot be used. Scaled is fitted only where full rank was skipped; after the flow,
-        :meth:`_last_rung` decides."""
+        cannot be used; but a flow after a skipped full rank goes on to the last rung as
+        :meth:`_last_rung` says, whatever came before it. Scaled is fitted only where full
+        rank was skipped."""
         if not history:
             return self.families[0]
         family, outcome = history[-1]
