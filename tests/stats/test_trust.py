@@ -449,9 +449,9 @@ def test_a_mean_field_whose_full_rank_check_is_skipped_is_checked_by_scaled(seed
     # mean field usable with care (k̂ 0.52, and 0.66 with noisy corrected means) on thin
     # weights, its check by full rank skipped (the Gaussian full rank would start from had an
     # ESS of 6-8%): mean field stood, its corrected sd of tau 18.5% and 15.9% short of
-    # quadrature (1.484 / 0.722). Now the rung after full rank, scaled, checks it: 4% off. Within issue 11's
-    # targets (0.1 sd, 15%); the corrected summary's own error is about 0.04 sd and 3% on the
-    # sd (an ESS over 3,000 of its draws).
+    # quadrature (1.484 / 0.722). Now the rung after full rank, scaled, checks it: 4% off.
+    # Within issue 11's targets (0.1 sd, 15%); the corrected summary's own error is about 0.04
+    # sd and 3% on the sd (an ESS over 3,000 of its draws).
     mean, sd = _funnel6_tau_moments()
     fit = ppl.compile(FUNNEL6).fit(FUNNEL6_DATA, seed=seed)
     assert [(t.family, t.level) for t in fit.auto.tried][:2] == [("meanfield", CARE),
