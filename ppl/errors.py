@@ -1557,15 +1557,18 @@ def param_enters_no_term(span: Span, name: str) -> PplWarning:
 def params_not_estimated(names: list[str]) -> PplWarning:
     """Params a converged point fit never moved from their random start, where the log joint's
     gradient in them is exactly 0: it does not depend on them there (``factor 0 * k``, or data
-    that zero every term reading them), which the checker's reading of the text cannot see."""
+    that zero every term reading them, or a comparison ``x < c`` alone reads them), which the
+    checker's reading of the text cannot see. Point fits and ADVI's alike."""
     shown = ", ".join(f"'{n}'" for n in names[:5]) + (" ..." if len(names) > 5 else "")
     which = "param" if len(names) == 1 else "params"
     return PplWarning(f"{which} {shown} never moved from the random start, and the log joint's "
                       "gradient there is exactly 0: the log density does not depend on "
                       f"{'it' if len(names) == 1 else 'them'} here, so the value reported is "
                       "the start, not an estimate",
-                      hint="check the terms that read it (a factor multiplied by 0, data "
-                           "that zero them), or give it a distribution")
+                      hint="check the terms that read it: a factor multiplied by 0, data "
+                           "that zero them, or a comparison (x < c), which has no gradient (a "
+                           "change point is a discrete latent: sample s: int ~ "
+                           "DiscreteUniform(0, T - 1)); or give it a distribution")
 
 
 def param_prior_depends_on_latent(span: Span, name: str, latent: str,

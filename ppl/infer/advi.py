@@ -32,7 +32,7 @@ from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from ..options import FitOptions
 from . import fixed_draws, steps
 from .optim import hessian_chunk, optimizer, score_chunk
-from .point import fit_point
+from .point import fit_point, warn_unmoved
 from .precondition import Coordinates, Frame, estimate
 from .schedule import (CONTINUE, DECAY, FALLEN, HESSIAN_DRAWS, STOP, Convergence, StepSize,
                        Whitening, Windows, fell, window_fell)
@@ -183,6 +183,9 @@ def fit(compiled, options, rng: np.random.Generator,
     # are handled by the checks below, so numpy's warnings about them are noise
     with np.errstate(all="ignore"):
         result = _fit(compiled, options, rng, progress, warm)
+        if user.applies(compiled) and not user.point_only(compiled) and \
+                options.batch is None and result.reason != INTERRUPTED:
+            _warn_unmoved_params(compiled, result)
     _refuse_unbounded_elbo(result)
     if result.reason == CONVERGED and not user.applies(compiled) and options.batch is None:
         try:
@@ -205,6 +208,18 @@ UNBOUNDED_ELBO = 1e30
 def _refuse_unbounded_elbo(result: AdviResult) -> None:
     if result.final_elbo > UNBOUNDED_ELBO:
         raise unbounded_elbo(result.steps, result.final_elbo)
+
+
+def _warn_unmoved_params(compiled, result: AdviResult) -> None:
+    """Warn of the params the fit left at their random start with an ELBO gradient of exactly
+    0 at its end (point.warn_unmoved), from diagnostics.DRAWS draws of the check's own stream:
+    a param read only through a comparison (where(x < c, a, 0)) or 'factor 0 * k' reported its
+    start, converged and reliable, with no word (point fits said so already)."""
+    guide = result.guide
+    eps = np.random.default_rng(diagnostics.SEED).standard_normal(
+        (diagnostics.DRAWS, guide.eps_dim(compiled.dim)))
+    gradient = make_objective(compiled.log_joint, guide, False)(result.theta, eps)[1]
+    warn_unmoved(result.theta, gradient, guide, result.names, stacklevel=4)
 
 
 def _checked(compiled, result: AdviResult) -> AdviResult:

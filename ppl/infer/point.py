@@ -147,7 +147,7 @@ def fit_point(compiled, guide, options, progress=None):
         return AdviResult(guide, theta, names, np.asarray(trace[:steps] or [final]), False,
                           INTERRUPTED, steps, time.perf_counter() - start, 0.0, final)
     if grad_ok:
-        _warn_unmoved(negative, x, theta, guide, names)
+        _warn_unmoved(negative, x, guide, names)
     final = -value
     return AdviResult(guide, x, names, np.asarray(trace or [final]), grad_ok, reason,
                       len(trace), time.perf_counter() - start, 0.0, final)
@@ -163,19 +163,27 @@ def _not_finite_at_start(compiled, guide, theta, eps, init_given: bool) -> PplEr
                                       blamed_element(compiled, span, zeta))
 
 
-def _warn_unmoved(negative, x: np.ndarray, theta: np.ndarray, guide, names: tuple) -> None:
-    """Warn of the params' values a converged fit left exactly at their start ``theta`` with a
-    gradient of exactly 0 at ``x`` (errors.params_not_estimated): 'factor 0 * k' reported k's
-    random start as converged, with no word. Only the params' values (the end of theta, named
-    by the guide's param columns of ``names``): a --guide family's own parameters, of no
-    latent here, never move either."""
+def _warn_unmoved(negative, x: np.ndarray, guide, names: tuple) -> None:
+    """Warn of the params' values a converged fit left exactly at their start with a gradient
+    of exactly 0 at ``x`` (warn_unmoved): 'factor 0 * k' reported k's random start
+    as converged, with no word."""
     with np.errstate(all="ignore"):
         gradient = negative(x)[1]
-    first = x.size - len(guide.param_cols)
-    still = (x[first:] == theta[first:]) & (gradient[first:] == 0)
+    warn_unmoved(x, gradient, guide, names, stacklevel=5)
+
+
+def warn_unmoved(end: np.ndarray, gradient: np.ndarray, guide, names: tuple,
+                 stacklevel: int) -> None:
+    """Warn of the params a fit left exactly at their start (``guide.start``) with a
+    ``gradient`` of exactly 0 at its ``end`` theta (errors.params_not_estimated): gradient steps
+    never move them. Only the params' values (the end of theta, named by the guide's param
+    columns of ``names``): a --guide family's own parameters, of no latent here, never move
+    either."""
+    first = end.size - len(guide.param_cols)
+    still = (end[first:] == guide.start) & (gradient[first:] == 0)
     unmoved = [names[guide.param_cols[i]] for i in np.flatnonzero(still)]
     if unmoved:
-        warnings.warn(params_not_estimated(unmoved), stacklevel=4)
+        warnings.warn(params_not_estimated(unmoved), stacklevel=stacklevel)
 
 
 def _rescaled(negative, log_joint, x: np.ndarray, value: float, record, iterations: int,

@@ -545,6 +545,30 @@ def test_a_param_the_log_joint_does_not_depend_on_is_warned_of(source, data, nam
         ppl.compile(source).fit(data, guide="flow")
 
 
+CHANGE_AT = {"N": 6, "x": [1.0, 2.0, 3.0, 5.0, 6.0, 7.0], "y": [2.1, 1.9, 2.0, 0.1, -0.2, 0.0]}
+
+
+@pytest.mark.parametrize("source, data", [
+    ("sample a ~ Normal(0, 1)\nparam k: real\nfactor 0 * k\n", {}),
+    # a comparison has no gradient in c: a change point written as a param
+    ("data N: int\ndata x: real[N]\ndata y: real[N]\nparam c: real\n"
+     "sample a ~ Normal(0, 5)\nobserve y ~ Normal(where(x < c, a, 0), 0.5)\n", CHANGE_AT)])
+def test_a_param_an_advi_fit_never_moved_is_warned_of(source, data):
+    # with a latent beside it the fit is ADVI's, not the point fit's: it reported c's random
+    # start as converged and reliable (k̂ 0.14), with no word
+    with pytest.warns(PplWarning, match="never moved from the random start"):
+        fit = ppl.compile(source).fit(data, seed=1)
+    assert fit.converged
+
+
+def test_a_param_an_advi_fit_moved_is_not_warned_of():
+    source = ("data N: int\ndata x: real[N]\ndata y: real[N]\nparam c: real\n"
+              "sample a ~ Normal(0, 5)\nobserve y ~ Normal(a * x + c, 0.5)\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PplWarning)
+        ppl.compile(source).fit(CHANGE_AT, seed=1)
+
+
 def test_a_log_joint_linear_in_its_params_gives_no_raw_autograd_warning():
     # its Hessian is 0, which autograd computes with 'Output seems independent of input'
     with warnings.catch_warnings():
