@@ -134,6 +134,24 @@ class UserGuide:
     def draw(self, theta, eps):
         return self.draw_and_entropy(theta, eps)[0]
 
+    # ----- a fit on fixed draws (infer/fixed_draws.py: advi polishes the params so) ----------
+
+    @property
+    def D(self) -> int:
+        return self.compiled.dim
+
+    def entropy(self, theta):
+        """The entropy of q, as :meth:`draw_and_entropy` gives it; with guided latents it
+        varies with the draws (their log scales), so it is only for a guide without them."""
+        if self.n_guided:
+            raise ValueError("a guide with guided latents has no closed-form entropy")
+        return self.draw_and_entropy(theta, np.zeros((1, self.eps_dim(0))))[1]
+
+    def units(self, theta) -> np.ndarray:
+        """Per-parameter units for L-BFGS-B's first steps: 1 each, as Adam's jitter reads the
+        params (:meth:`jitter_scale`)."""
+        return np.ones(len(theta))
+
     def log_q(self, theta, zeta):
         """log q(zeta) [S] over the automatic and guided coordinates (the params' point mass
         is left out: every draw has the same param values)."""

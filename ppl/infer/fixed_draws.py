@@ -172,6 +172,14 @@ def _final_draws(log_joint, guide, theta, chunk: int | float = np.inf):
                          chunk)
 
 
+def final_gain(log_joint, guide, before, after, chunk: int | float = np.inf
+               ) -> tuple[float, float]:
+    """:func:`paired_gain` of ``after`` over ``before`` on the final estimate's draws
+    (:func:`_final_draws`): the ELBO a fit ended at against where it started."""
+    eps, _, terms = _final_draws(log_joint, guide, after, chunk)
+    return paired_gain(log_joint, guide, before, after, eps, chunk)
+
+
 def elbo_estimate(log_joint, guide, theta, chunk: int | float = np.inf) -> float:
     """The ELBO at ``theta`` as a fit's final ELBO is estimated (:func:`_final_draws`); -inf
     when it is not finite at any of the draws tried."""

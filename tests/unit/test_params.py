@@ -357,6 +357,74 @@ def test_empirical_bayes_with_a_flat_likelihood_reaches_its_maximum(models_dir):
     assert minus_log_marginal(found) - best <= 1e-3 * 35
 
 
+EB_SCHOOLS = ("data J: int\ndata y: real[J]\ndata sigma: real<lower=0>[J]\nparam mu: real\n"
+              "param tau: real<lower=0> ~ HalfNormal(3)\nsample eta: real[J] ~ Normal(0, 1)\n"
+              "let theta = mu + tau * eta\nobserve y ~ Normal(theta, sigma)\n")
+EB_SCHOOLS_CENTERED = ("data J: int\ndata y: real[J]\ndata sigma: real<lower=0>[J]\n"
+                       "param mu: real\nparam tau: real<lower=0> ~ HalfNormal(3)\n"
+                       "sample theta: real[J] ~ Normal(mu, tau)\nobserve y ~ Normal(theta, sigma)\n")
+
+
+def _eb_schools_data(seed: int) -> dict:
+    sigma = np.array([15, 10, 16, 11, 9, 11, 10, 18.0]) / 10
+    rng = np.random.default_rng(seed)
+    return {"J": 8, "y": rng.normal(rng.normal(1.0, 0.6, 8), sigma), "sigma": sigma}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("source", [EB_SCHOOLS, EB_SCHOOLS_CENTERED],
+                         ids=["noncentered", "centered"])
+def test_empirical_bayes_whose_likelihood_is_flat_towards_zero_reaches_the_map(source, seed):
+    # The marginal likelihood of tau is flat from its maximum (0.254) down to 0, where the
+    # gradient's noise shrinks with its signal: Adam's steps, scaled by that noise, drifted
+    # down, and every noncentered fit ended at tau 0.16-0.18 (converged, reliable), the
+    # thetas' sds 30-35% short of the plug-in posterior's at the MAP; every centered fit at
+    # 0.51-0.53, twice the MAP (a helper's audit found it so); the rounds on fixed draws that now finish
+    # the fit (advi.PARAM_ROUNDS) end within 0.002 of it (seeds 0-9: sd 0.0009), so 0.01 is
+    # ten times their spread. The thetas: issue 11's targets (0.1 sd, 15%), against the
+    # exact posterior given the MAP (each eta_j Normal, precision 1 + tau^2 / sigma_j^2), the
+    # corrected summary's own Monte Carlo error being 0.016 sd.
+    from scipy import optimize, stats
+    data = _eb_schools_data(186)
+    y, sigma = data["y"], data["sigma"]
+
+    def minus_log_map(p):
+        tau = np.exp(p[1])
+        return -(stats.norm.logpdf(y, p[0], np.sqrt(sigma ** 2 + tau ** 2)).sum()
+                 + stats.halfnorm.logpdf(tau, scale=3))
+
+    mu, log_tau = optimize.minimize(minus_log_map, [0.0, 0.0], method="Nelder-Mead",
+                                    options={"xatol": 1e-10, "fatol": 1e-12}).x
+    tau = np.exp(log_tau)
+    precision = 1 + tau ** 2 / sigma ** 2
+    theta_mean = mu + tau * (tau * (y - mu) / sigma ** 2) / precision
+    theta_sd = tau / np.sqrt(precision)
+    fit = ppl.compile(source).fit(data, seed=seed)
+    assert fit.converged
+    assert fit.params()["tau"] == pytest.approx(tau, abs=0.01)
+    summary = fit.summary().to_dict()
+    for j in range(8):
+        row = summary[f"theta[{j}]"]
+        assert abs(row["mean"] - theta_mean[j]) <= 0.1 * theta_sd[j]
+        assert row["sd"] == pytest.approx(theta_sd[j], rel=0.15)
+
+
+def test_an_empirical_bayes_scale_started_near_zero_reaches_its_map():
+    # docs/trust.md's known limit until 2026-12-05: at seed 1 tau starts at 0.104 (a prior
+    # draw), where the ELBO's slope in log tau (0.075) is buried in its noise (sd about 10),
+    # and ended there, converged and reliable (0.102); the exact MAP-II is 0.8336. The rounds
+    # on fixed draws end every seed 0-5 at 0.834: 0.01 is ten times their spread
+    from scipy import optimize, stats
+    y = 2 * np.random.default_rng(0).standard_normal(40)
+    best = optimize.minimize_scalar(
+        lambda t: -(stats.norm.logpdf(y, 0, np.sqrt(1 + t * t)).sum()
+                    + stats.norm.logpdf(t, 0, 0.3)),
+        bounds=(0.01, 3), method="bounded", options={"xatol": 1e-10}).x
+    model = ppl.compile("data N: int\ndata y: real[N]\nparam tau: real<lower=0> ~ Normal(0, 0.3)\n"
+                        "sample z: real[N] ~ Normal(0, tau)\nobserve y ~ Normal(z, 1)\n")
+    assert model.fit({"N": 40, "y": y}, seed=1).params()["tau"] == pytest.approx(best, abs=0.01)
+
+
 def test_ctrl_c_ends_a_params_only_fit_with_its_values_so_far(tmp_path, monkeypatch, capsys):
     # Ctrl-C in a params-only fit (L-BFGS-B, infer/point.py) left nothing: the API raised
     # KeyboardInterrupt and `ppl fit` said 'ppl: interrupted' alone, where ADVI returns its fit

@@ -1,0 +1,92 @@
+"""Empirical Bayes params with and without the rounds on fixed draws that finish an ADVI fit
+with params (ppl/infer/advi.py, PARAM_ROUNDS): how far each fit's tau is from the exact MAP-II,
+and the CPU of the fits, in one run.
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/param_polish.py
+
+The models are tests/unit/test_params.py's: empirical-Bayes eight schools (noncentred and
+centred; 8 groups, data seed 186), whose marginal likelihood of tau is flat from its maximum
+down to 0, and a scale started near 0 (docs/trust.md). "without" patches advi._polishes to
+say no, which is the code before 2026-12-05.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from scipy import optimize, stats
+
+import ppl
+from ppl.infer import advi
+
+SCHOOLS = ("data J: int\ndata y: real[J]\ndata sigma: real<lower=0>[J]\nparam mu: real\n"
+           "param tau: real<lower=0> ~ HalfNormal(3)\n")
+NONCENTRED = SCHOOLS + ("sample eta: real[J] ~ Normal(0, 1)\nlet theta = mu + tau * eta\n"
+                        "observe y ~ Normal(theta, sigma)\n")
+CENTRED = SCHOOLS + "sample theta: real[J] ~ Normal(mu, tau)\nobserve y ~ Normal(theta, sigma)\n"
+NEAR_ZERO = ("data N: int\ndata y: real[N]\nparam tau: real<lower=0> ~ Normal(0, 0.3)\n"
+             "sample z: real[N] ~ Normal(0, tau)\nobserve y ~ Normal(z, 1)\n")
+
+
+def schools_data(seed: int = 186) -> dict:
+    sigma = np.array([15, 10, 16, 11, 9, 11, 10, 18.0]) / 10
+    rng = np.random.default_rng(seed)
+    return {"J": 8, "y": rng.normal(rng.normal(1.0, 0.6, 8), sigma), "sigma": sigma}
+
+
+def schools_map(data: dict) -> float:
+    """tau at the maximum of log p(y | mu, tau) + log HalfNormal(tau; 3), over mu and tau."""
+    y, sigma = data["y"], data["sigma"]
+
+    def minus(p):
+        tau = np.exp(p[1])
+        return -(stats.norm.logpdf(y, p[0], np.sqrt(sigma ** 2 + tau ** 2)).sum()
+                 + stats.halfnorm.logpdf(tau, scale=3))
+
+    return float(np.exp(optimize.minimize(minus, [0.0, 0.0], method="Nelder-Mead",
+                                          options={"xatol": 1e-10, "fatol": 1e-12}).x[1]))
+
+
+def near_zero_map(y: np.ndarray) -> float:
+    return float(optimize.minimize_scalar(
+        lambda t: -(stats.norm.logpdf(y, 0, np.sqrt(1 + t * t)).sum()
+                    + stats.norm.logpdf(t, 0, 0.3)),
+        bounds=(0.01, 3), method="bounded", options={"xatol": 1e-10}).x)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    schools = schools_data()
+    near = {"N": 40, "y": 2 * np.random.default_rng(0).standard_normal(40)}
+    cases = [("noncentred schools", NONCENTRED, schools, schools_map(schools)),
+             ("centred schools", CENTRED, schools, schools_map(schools)),
+             ("scale near zero", NEAR_ZERO, near, near_zero_map(near["y"]))]
+    polishes = advi._polishes
+    print(f"| model | fits | max abs(tau - MAP-II) | tau range | not converged | CPU with / "
+          f"without |\n|---|---|---|---|---|---|")
+    for name, source, data, best in cases:
+        model = ppl.compile(source)
+        row = {}
+        for on in (False, True):
+            advi._polishes = polishes if on else (lambda guide: False)
+            taus, stopped, start = [], 0, time.process_time()
+            for seed in range(args.seeds):
+                fit = model.fit(data, seed=seed)
+                taus.append(float(fit.params()["tau"]))
+                stopped += not fit.converged
+            row[on] = (np.asarray(taus), stopped, time.process_time() - start)
+        advi._polishes = polishes
+        for on, label in ((False, "without"), (True, "with")):
+            taus, stopped, _ = row[on]
+            print(f"| {name} (MAP-II {best:.4f}) | {label} | {np.max(np.abs(taus - best)):.4f} | "
+                  f"{taus.min():.3f}-{taus.max():.3f} | {stopped} | "
+                  f"{row[True][2] / row[False][2]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
