@@ -600,10 +600,22 @@ def _check_support(observe: ir.Observe, env: dict) -> None:
         return
     name = source_text(observe.value)
     full = np.broadcast_to(value, ok.shape)
-    where, found = _first(name, ~ok, full)
     at = np.unravel_index(int(np.argmin(ok)), ok.shape) if ok.ndim else ()
+    if observe.dist.cls.event_dim == 1 and ok.ndim:
+        # a vector's support (Multinomial's counts summing to n) is of the whole row: its
+        # first element named alone looked in the support ('observed value 1 at y[1,0]')
+        where, found = _element(name, at[:-1]), _row(full[at[:-1]])
+    else:
+        where, found = _first(name, ~ok, full)
     raise errors.data_outside_support(observe.value.span, name, where,
                                       _describe_at(support, at, ok.shape), found)
+
+
+def _row(values: np.ndarray, shown: int = 6) -> str:
+    """``[1, 1, 1]``: a vector's values as data gives them, the first ``shown`` of a longer
+    one followed by '...'."""
+    items = [_number(v) for v in values[:shown]] + (["..."] if len(values) > shown else [])
+    return f"[{', '.join(items)}]"
 
 
 def _support_params(dist: ir.Dist, env: dict) -> dict:

@@ -456,6 +456,16 @@ def test_bounds_are_inclusive():
     ("data y: int[3]\nobserve y[1:] ~ Poisson(1)\n", {"y": [-5, 1, -1]},
      "observed value -1 at (y[1:])[1] of 'y[1:]' is outside the support {0, 1, ...} of the "
      "distribution"),
+    # a vector's support is of the row: its first element was named alone ('observed value
+    # 1 at y[1,0]'), a value inside the support
+    ("data n: int[2]\ndata y: int[2, 3]\nobserve y ~ Multinomial(n, [0.2, 0.3, 0.5])\n",
+     {"n": [5, 4], "y": [[1, 2, 2], [1, 1, 1]]},
+     "observed value [1, 1, 1] at y[1] of 'y' is outside the support counts summing to 4 of "
+     "the distribution"),
+    ("data p: real[8]\ndata y: int[8]\nobserve y ~ Multinomial(9, p)\n",
+     {"p": [0.125] * 8, "y": [1, 1, 1, 1, 1, 1, 1, 1]},
+     "observed value [1, 1, 1, 1, 1, 1, ...] at y of 'y' is outside the support counts "
+     "summing to 9 of the distribution"),
 ])
 def test_observed_value_outside_support(text, data, message):
     error = validate_error(text, data)
