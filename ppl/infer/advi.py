@@ -183,8 +183,8 @@ def fit(compiled, options, rng: np.random.Generator,
     # are handled by the checks below, so numpy's warnings about them are noise
     with np.errstate(all="ignore"):
         result = _fit(compiled, options, rng, progress, warm)
-        if user.applies(compiled) and not user.point_only(compiled) and \
-                options.batch is None and result.reason != INTERRUPTED:
+        if options.batch is None and user.applies(compiled) and \
+                not user.point_only(compiled) and result.reason != INTERRUPTED:
             _warn_unmoved_params(compiled, result)
             if result.converged and _polishes(result.guide):
                 result = _polished_params(compiled, result, rng)
