@@ -425,6 +425,22 @@ def test_an_empirical_bayes_scale_started_near_zero_reaches_its_map():
     assert model.fit({"N": 40, "y": y}, seed=1).params()["tau"] == pytest.approx(best, abs=0.01)
 
 
+@pytest.mark.parametrize("D, polished", [(100, True), (101, False)])
+def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, D, polished):
+    # advi.POLISH_MAX_DIM: the rounds' 1,024 draws cost what the model's size makes them
+    # (probabilistic PCA with 1,000 latent coordinates: 4.2-5.7x the CPU of its steps)
+    from ppl.infer import fixed_draws
+    calls = []
+    real = fixed_draws.fit
+    monkeypatch.setattr(fixed_draws, "fit", lambda *a, **k: calls.append(1) or real(*a, **k))
+    source = ("data N: int\ndata y: real[N]\nparam m: real\nsample z: real[N] ~ Normal(m, 1)\n"
+              "observe y ~ Normal(z, 1)\n")
+    y = np.random.default_rng(0).normal(1.0, 1.5, D)
+    fit = ppl.compile(source).fit({"N": D, "y": y}, seed=0, guide="meanfield")
+    assert fit.converged
+    assert bool(calls) == polished
+
+
 def test_ctrl_c_ends_a_params_only_fit_with_its_values_so_far(tmp_path, monkeypatch, capsys):
     # Ctrl-C in a params-only fit (L-BFGS-B, infer/point.py) left nothing: the API raised
     # KeyboardInterrupt and `ppl fit` said 'ppl: interrupted' alone, where ADVI returns its fit
