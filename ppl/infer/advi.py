@@ -225,29 +225,30 @@ def _warn_unmoved_params(compiled, result: AdviResult) -> None:
 
 
 # The rounds of fixed draws (fixed_draws.py) that finish a converged ADVI fit with params and
-# a mean-field guide: Adam's noisy steps leave a param whose ELBO is flat on one side drifting
+# a Gaussian guide: Adam's noisy steps leave a param whose ELBO is flat on one side drifting
 # that way (its gradient's noise shrinks with its signal there, and Adam's steps are scaled
 # by that noise). Empirical-Bayes eight schools (param mu, param tau ~ HalfNormal(3), eta ~
 # Normal(0, 1); tests/unit/test_params.py's EB_SCHOOLS) ended at tau 0.09-0.21 against the
 # exact MAP-II's 0.17-0.26 at data seeds 42, 174 and 186 (all 9 fits low, the objective
 # 0.001 nats below its maximum, the groups' sds up to 30% short), and at tau 0.001 with
-# windows of 500 steps. A first round moves the params; the last one's 1,024 draws fit the
-# guide about as well as the steps did (one round of 256 left its ELBO 0.01-0.04 nats below the
-# steps', on draws it had not seen: a fit of the guide's 2 D parameters to so few draws). Both
-# took every fit to within 0.002 of the MAP-II. Mean field only: full rank's D (D + 1) / 2
-# parameters would need more draws, a flow's networks overfit them, and guided latents' entropy
-# varies with the draw (fixed_draws.py). Up to POLISH_MAX_DIM latent coordinates: the rounds'
-# draws cost what the model's size makes them, and a guide of 2 D parameters fitted to 1,024
-# draws is D / 1024 nats short out of sample (the optimism _polished_params allows for).
-# Probabilistic PCA (param W: real[2, 8], param s; z: real[500, 2]; D = 1,000) took 4.2-5.7x
-# the CPU of its steps (10.2-10.6 s against 1.8-2.5) for a log likelihood 0.08 nats higher.
+# windows of 500 steps; under --guide fullrank at 0.03-0.06, centred at 0.60 (MAP-II 0.254).
+# A first round moves the params; the last one's 1,024 draws fit the guide about as well as
+# the steps did (one round of 256 left its ELBO 0.01-0.04 nats below the steps', on draws it
+# had not seen: a fit of the guide's 2 D parameters to so few draws). Both took every fit to
+# within 0.002-0.007 of the MAP-II. Up to POLISH_MAX_PARAMS parameters of the guide (mean
+# field's D <= 100, full rank's D <= 18): fitted to 1,024 draws, k parameters are about
+# k / 2048 nats short out of sample (the optimism _polished_params allows for), and the
+# rounds' draws cost what the model's size makes them (probabilistic PCA, param W: real[2, 8],
+# param s, z: real[500, 2], D = 1,000, took 4.2-5.7x the CPU of its steps for a log
+# likelihood 0.08 nats higher). Not a flow, whose networks overfit so few draws, nor guided
+# latents, whose entropy varies with the draw (fixed_draws.py).
 PARAM_ROUNDS = (128, 512)
-POLISH_MAX_DIM = 100
+POLISH_MAX_PARAMS = 200
 
 
 def _polishes(guide) -> bool:
-    return guide.n_guided == 0 and guide.auto.name == "meanfield" and \
-        guide.d_auto <= POLISH_MAX_DIM
+    return guide.n_guided == 0 and guide.auto.name in ("meanfield", "fullrank") and \
+        guide.n_auto_theta <= POLISH_MAX_PARAMS
 
 
 def _polished_params(compiled, result: AdviResult, rng: np.random.Generator) -> AdviResult:
