@@ -63,20 +63,23 @@ def main() -> None:
     warnings.simplefilter("ignore")
     schools = schools_data()
     near = {"N": 40, "y": 2 * np.random.default_rng(0).standard_normal(40)}
-    cases = [("noncentred schools", NONCENTRED, schools, schools_map(schools)),
-             ("centred schools", CENTRED, schools, schools_map(schools)),
-             ("scale near zero", NEAR_ZERO, near, near_zero_map(near["y"]))]
+    best = schools_map(schools)
+    cases = [("noncentred schools", NONCENTRED, schools, best, "auto"),
+             ("centred schools", CENTRED, schools, best, "auto"),
+             ("scale near zero", NEAR_ZERO, near, near_zero_map(near["y"]), "auto"),
+             ("noncentred schools, fullrank", NONCENTRED, schools, best, "fullrank"),
+             ("centred schools, fullrank", CENTRED, schools, best, "fullrank")]
     polishes = advi._polishes
     print(f"| model | fits | max abs(tau - MAP-II) | tau range | not converged | CPU with / "
           f"without |\n|---|---|---|---|---|---|")
-    for name, source, data, best in cases:
+    for name, source, data, best, guide in cases:
         model = ppl.compile(source)
         row = {}
         for on in (False, True):
             advi._polishes = polishes if on else (lambda guide: False)
             taus, stopped, start = [], 0, time.process_time()
             for seed in range(args.seeds):
-                fit = model.fit(data, seed=seed)
+                fit = model.fit(data, seed=seed, guide=guide)
                 taus.append(float(fit.params()["tau"]))
                 stopped += not fit.converged
             row[on] = (np.asarray(taus), stopped, time.process_time() - start)
