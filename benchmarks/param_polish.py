@@ -61,7 +61,8 @@ def near_zero_map(y: np.ndarray) -> float:
 def large_cost(seeds: int) -> None:
     """CPU with / without the rounds, and the params, on a 20,000-row varying intercept model."""
     from pathlib import Path
-    text = (Path(__file__).resolve().parents[1] / "models" / "hierarchical_intercepts.ppl").read_text()
+    models = Path(__file__).resolve().parents[1] / "models"
+    text = (models / "hierarchical_intercepts.ppl").read_text()
     for latent, param in (("sample mu_alpha ~ Normal(0, 5)", "param mu_alpha: real"),
                           ("sample sigma_alpha ~ HalfCauchy(2)",
                            "param sigma_alpha: real<lower=0>"),

@@ -255,9 +255,9 @@ def _polished_params(compiled, result: AdviResult, rng: np.random.Generator) -> 
     """``result`` (a converged fit of a user guide, :func:`_polishes`) taken on by PARAM_ROUNDS
     of L-BFGS-B on fixed draws, the guide's parameters and the params together, unless its
     ELBO on draws no round has seen is lower than the fit's by more than fixed_draws.FLAT_SE
-    standard errors of the difference and the fit's optimism (below); its final ELBO is then fixed_draws' estimate (2,048 fresh draws,
-    not the last window's steps). The fit's trace, steps and reason stand. Ctrl-C, or a round
-    not finite, keeps the fit as it was."""
+    standard errors of the difference and the fit's optimism (below); its final ELBO is then
+    fixed_draws' estimate (2,048 fresh draws, not the last window's steps). The fit's trace,
+    steps and reason stand. Ctrl-C, or a round not finite, keeps the fit as it was."""
     start = time.perf_counter()
     chunk = fixed_draws_chunk(compiled)
     try:

@@ -362,7 +362,8 @@ EB_SCHOOLS = ("data J: int\ndata y: real[J]\ndata sigma: real<lower=0>[J]\nparam
               "let theta = mu + tau * eta\nobserve y ~ Normal(theta, sigma)\n")
 EB_SCHOOLS_CENTERED = ("data J: int\ndata y: real[J]\ndata sigma: real<lower=0>[J]\n"
                        "param mu: real\nparam tau: real<lower=0> ~ HalfNormal(3)\n"
-                       "sample theta: real[J] ~ Normal(mu, tau)\nobserve y ~ Normal(theta, sigma)\n")
+                       "sample theta: real[J] ~ Normal(mu, tau)\n"
+                       "observe y ~ Normal(theta, sigma)\n")
 
 
 def _eb_schools_data(seed: int) -> dict:
