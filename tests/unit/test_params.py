@@ -446,6 +446,31 @@ def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, D, po
     assert bool(calls) == polished
 
 
+@pytest.mark.parametrize("shift, kept", [(0.0, True), (3.0, False)])
+def test_rounds_that_end_lower_than_the_steps_are_not_kept(monkeypatch, shift, kept):
+    # advi._polished_params keeps the rounds' fit unless its ELBO on draws neither has seen is
+    # lower than the steps' by more than 2 standard errors and the optimism: rounds that end
+    # with the params 3 units off (tau's log 3 lower, mu 3 off) are far below
+    from ppl.infer import fixed_draws
+    real = fixed_draws.fit
+
+    def shifted(log_joint, guide, theta, *args, **kwargs):
+        rounds = real(log_joint, guide, theta, *args, **kwargs)
+        moved = rounds.theta.copy()
+        moved[-2:] -= shift    # the params' values, last in theta
+        return fixed_draws.Rounds(moved, rounds.trace, rounds.converged, False,
+                                  fixed_draws.elbo_estimate(log_joint, guide, moved))
+    from ppl.infer import advi
+    model, data = ppl.compile(EB_SCHOOLS), _eb_schools_data(186)
+    with monkeypatch.context() as patch:
+        patch.setattr(advi, "_polishes", lambda guide: False)
+        steps = model.fit(data, seed=0).params()["tau"]
+    monkeypatch.setattr(fixed_draws, "fit", shifted)
+    tau = model.fit(data, seed=0).params()["tau"]
+    assert (abs(tau - 0.254) < 0.01) == kept
+    assert (tau == steps) == (not kept)
+
+
 def test_ctrl_c_ends_a_params_only_fit_with_its_values_so_far(tmp_path, monkeypatch, capsys):
     # Ctrl-C in a params-only fit (L-BFGS-B, infer/point.py) left nothing: the API raised
     # KeyboardInterrupt and `ppl fit` said 'ppl: interrupted' alone, where ADVI returns its fit
