@@ -176,8 +176,8 @@ def final_gain(log_joint, guide, before, after, chunk: int | float = np.inf
                ) -> tuple[float, float]:
     """:func:`paired_gain` of ``after`` over ``before`` on the final estimate's draws
     (:func:`_final_draws`): the ELBO a fit ended at against where it started."""
-    eps, _, terms = _final_draws(log_joint, guide, after, chunk)
-    return paired_gain(log_joint, guide, before, after, eps, chunk)
+    eps, finite, terms = _final_draws(log_joint, guide, after, chunk)
+    return paired_gain(log_joint, guide, before, after, eps, chunk, terms if finite else None)
 
 
 def elbo_estimate(log_joint, guide, theta, chunk: int | float = np.inf) -> float:
