@@ -91,6 +91,14 @@ WEIGHTS_SE = 3.0
 # mcse of 0.069 of its sd (a's 0.080); on posteriordb seeds 0-2 every usable DADVI fit had
 # 0.032 or less (docs/dadvi.md).
 MCSE_WARN = 0.25
+# k̂ of the corrected summary's own weights (``summary_khat``, from up to 8x k̂'s draws) at or
+# above this makes the fit unreliable: its tail is then far past the threshold, where the
+# reweighting restores nothing. A three-component Normal mixture (ordered means, 200 points,
+# components 1 sd apart; tests/stats/test_trust.py's MIX3) was `usable with care` at seeds
+# 0-2 (k̂ 0.56-0.68 from 4,000 draws; 0.89-1.20 from the summary's) with its corrected sds
+# 23-56% short of NUTS. On the example models and posteriordb at seeds 0-5 (228 auto fits)
+# the largest summary k̂ of a fit within issue 11's targets was 0.795 (gp_pois_regr seed 1).
+SUMMARY_KHAT_BAD = 0.85
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         At or above its threshold a `reliable` fit is `usable with care`, and a `usable with
         care` one says so in a note: k̂ from 8x the draws is the better estimate of the tail
         the summary is weighted by (eight schools seed 8 under auto: 0.43 from 4,000 draws,
-        0.68 from the summary's 32,000; kilpisjarvi seed 2, 0.69 and 0.72).
+        0.68 from the summary's 32,000; kilpisjarvi seed 2, 0.69 and 0.72). At or above
+        SUMMARY_KHAT_BAD the fit is unreliable.
     noisy_sd : (element, the Monte Carlo standard error of its corrected sd relative to it)
         of the sd whose error is the largest, at the summary's own draws
         (posterior.Fit._summary_errors), or None: above NOISY_SD as ``noisy_correction``.
@@ -278,7 +287,13 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         # the error falls as one over the square root of the draws
         level, text = _caveat(level, text, notes, _dadvi_noise(*noisy_mean),
                               "; fit again with 4x the --dadvi-draws to halve it")
-    if summary_khat is not None and summary_khat[0] >= summary_khat[1]:
+    if summary_khat is not None and summary_khat[0] >= SUMMARY_KHAT_BAD:
+        level = UNRELIABLE
+        text = (f"k̂ of the corrected summary's own {summary_khat[2]} draws is "
+                f"{summary_khat[0]:.2f}: the weights' tail is too heavy for the correction to "
+                f"restore the posterior's sds and tails"
+                + _hint(guide, available, True, method, batch_meanfield))
+    elif summary_khat is not None and summary_khat[0] >= summary_khat[1]:
         level, text = _caveat(level, text, notes,
                               f"k̂ of the corrected summary's own {summary_khat[2]} draws is "
                               f"{summary_khat[0]:.2f}, not below {summary_khat[1]:.2f}, so its "

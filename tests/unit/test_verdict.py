@@ -502,6 +502,20 @@ def test_the_corrected_summarys_own_khat_at_its_threshold_makes_a_reliable_fit_u
     assert unreliable.level == UNRELIABLE and "own 32000" not in unreliable.line
 
 
+def test_the_corrected_summarys_own_khat_far_past_its_threshold_makes_the_fit_unreliable():
+    # verdict.SUMMARY_KHAT_BAD: a three-component mixture was `usable with care` at k̂ 0.56-0.68
+    # with the summary's own k̂ 0.89-1.20 and its sds 23-56% short of NUTS
+    far = judge(0.62, 0.7, 4000, corrected=True, summary_khat=(0.85, 0.7, 32000),
+                available=ALL)
+    assert far.line == ("unreliable (k̂ 0.62): k̂ of the corrected summary's own 32000 draws "
+                        "is 0.85: the weights' tail is too heavy for the correction to restore "
+                        "the posterior's sds and tails; try --guide flow")
+    assert judge(0.43, 0.7, 4000, corrected=True,
+                 summary_khat=(0.85, 0.7, 32000)).level == UNRELIABLE
+    assert judge(0.62, 0.7, 4000, corrected=True,
+                 summary_khat=(0.84, 0.7, 32000)).level == CARE
+
+
 def test_a_noisy_corrected_sd_makes_a_reliable_fit_usable_with_care():
     # verdict.NOISY_SD: half SD_TARGET, the sd's relative Monte Carlo standard error. Above
     # it a reliable fit is usable with care, a care one gets it as a note, an unreliable one
