@@ -287,7 +287,8 @@ def judge(khat: float, threshold: float, draws: int, converged: bool = True,
         # the error falls as one over the square root of the draws
         level, text = _caveat(level, text, notes, _dadvi_noise(*noisy_mean),
                               "; fit again with 4x the --dadvi-draws to halve it")
-    if summary_khat is not None and summary_khat[0] >= SUMMARY_KHAT_BAD:
+    if summary_khat is not None and summary_khat[0] >= SUMMARY_KHAT_BAD and \
+            level != UNRELIABLE:     # an unreliable fit keeps the reason found first
         level = UNRELIABLE
         text = (f"k̂ of the corrected summary's own {summary_khat[2]} draws is "
                 f"{summary_khat[0]:.2f}: the weights' tail is too heavy for the correction to "

@@ -514,6 +514,10 @@ def test_the_corrected_summarys_own_khat_far_past_its_threshold_makes_the_fit_un
                  summary_khat=(0.85, 0.7, 32000)).level == UNRELIABLE
     assert judge(0.62, 0.7, 4000, corrected=True,
                  summary_khat=(0.84, 0.7, 32000)).level == CARE
+    # a fit unreliable already keeps its reason (the tail check's, here)
+    tails = judge(0.54, 0.7, 4000, corrected=True, summary_khat=(1.01, 0.7, 32000),
+                  tails_disagree=("sigma", 2.0, 3.0, False))
+    assert tails.level == UNRELIABLE and "own 32000" not in tails.line
 
 
 def test_a_noisy_corrected_sd_makes_a_reliable_fit_usable_with_care():
