@@ -16,7 +16,9 @@ checked"):
 ``--guide G`` or ``--method dadvi``: that family or method instead of auto (the families
 columns then read '-'; DADVI's rows add the largest mcse / sd, which its verdict reads).
 Each row also says whether the fit ended with a warning that it may be wrong (the end-of-fit
-optimum check: 'did NOT converge'), and the last lines count them.
+optimum check: 'did NOT converge'), and the last lines count them; and the k̂ of a corrected
+summary's own draws, whose largest among the usable fits within the targets the last line
+gives (verdict.SUMMARY_KHAT_BAD is set above it).
 """
 from __future__ import annotations
 
@@ -59,6 +61,8 @@ def fit_row(name: str, seed: int, reference: dict, posteriordb: bool = False,
         summary = fit.summary().to_dict()
     seconds = time.process_time() - started
     noisy = fit._noisy_dadvi_mean()     # DADVI: the largest mcse / sd, as the verdict reads
+    # k̂ of the corrected summary's own draws, as the verdict reads it (verdict.SUMMARY_KHAT_BAD)
+    own = fit._summary_khat() if fit.corrected else None
     figures = score(summary, reference, name)
     tried = fit.auto.tried if fit.auto is not None else ()
     return {"model": name, "seed": seed, "level": fit.verdict().level,
@@ -69,11 +73,25 @@ def fit_row(name: str, seed: int, reference: dict, posteriordb: bool = False,
             "warned": any(MAY_BE_WRONG in str(w.message) for w in caught),
             "mean": float(figures["mean_error"].max()),
             "sd": float(np.abs(figures["sd_vs_reference"]).max()), "cpu": seconds,
-            "mcse": None if noisy is None else noisy[1]}
+            "mcse": None if noisy is None else noisy[1],
+            "summary_khat": None if own is None else float(own[0])}
 
 
 def misses(row: dict) -> bool:
     return row["mean"] > MEAN_TARGET or row["sd"] > SD_TARGET
+
+
+def _largest_summary_khat(rows: list) -> str:
+    """The largest k̂ of a corrected summary's own draws among the fits within the targets
+    under a usable verdict (the bound verdict.SUMMARY_KHAT_BAD was set above)."""
+    own = [(r["summary_khat"], r["model"], r["seed"]) for r in rows
+           if r.get("summary_khat") is not None and r["level"] != UNRELIABLE
+           and not misses(r)]
+    if not own:
+        return ""
+    khat, model, seed = max(own)
+    return (f"\nlargest summary's k̂ of a usable fit within the targets: {khat:.3f} ({model} "
+            f"seed {seed})")
 
 
 def main(argv=None) -> int:
@@ -99,8 +117,8 @@ def main(argv=None) -> int:
                      f"(benchmarks/example_references.json)")
     dadvi = args.method == "dadvi"
     print("| model | seed | families tried | chosen | verdict | warned | worst mean | worst sd "
-          + ("| largest mcse / sd " if dadvi else "") + "| CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if dadvi else ""))
+          + ("| largest mcse / sd " if dadvi else "") + "| summary's k̂ | CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if dadvi else ""))
     rows = []
     for name in names:
         for seed in args.seeds:
@@ -110,6 +128,8 @@ def main(argv=None) -> int:
                   f"{'yes' if row['warned'] else ''} | {row['mean']:.3f} | {row['sd']:.3f} | "
                   + (f"{row['mcse']:.3f} | " if dadvi and row['mcse'] is not None else
                      "- | " if dadvi else "")
+                  + ("- | " if row.get("summary_khat") is None else
+                     f"{row['summary_khat']:.2f} | ")
                   + f"{row['cpu']:.2f} |", flush=True)
     missed = [r for r in rows if misses(r)]
     silent = [r for r in missed if r["level"] != UNRELIABLE]
@@ -120,7 +140,8 @@ def main(argv=None) -> int:
                     f"{r['sd']:.3f}" for r in silent)
           + f"\n{sum(r['warned'] for r in rows)} warned '{MAY_BE_WRONG}' (not converged), "
           f"{sum(r['warned'] and not misses(r) for r in rows)} of them within the targets"
-          + f"\nCPU in all: {sum(r['cpu'] for r in rows):.1f} s")
+          + f"\nCPU in all: {sum(r['cpu'] for r in rows):.1f} s"
+          + _largest_summary_khat(rows))
     return 0
 
 

@@ -7,10 +7,11 @@ MAP-II, and the CPU of the fits, in one run.
 The models are tests/unit/test_params.py's: empirical-Bayes eight schools (noncentred and
 centred; 8 groups, data seed 186), whose marginal likelihood of tau is flat from its maximum
 down to 0, and a scale started near 0 (docs/trust.md); and a Gamma-Poisson model whose mean
-field is not exact given its params, where the rounds reach the ELBO's maximum, not the MAP-II. "without" patches advi._polishes to
-say no, which is the code before 2026-12-05. ``--large`` adds the cost on a larger model:
-models/hierarchical_intercepts.ppl with its three scales and mean as params, on 20,000 rows
-in 50 groups (no exact reference: the params with and without, to 4 digits).
+field is not exact given its params, where the rounds reach the ELBO's maximum, not the
+MAP-II. "without" patches advi._polishes to say no, which is the code before 2026-12-05.
+``--large`` adds the cost on a larger model: models/hierarchical_intercepts.ppl with its mean
+and two scales as params, on 20,000 rows in 50 groups (no exact reference: the params with
+and without, to 4 digits).
 """
 from __future__ import annotations
 

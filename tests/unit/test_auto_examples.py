@@ -58,10 +58,29 @@ def test_fits_the_optimum_check_warned_are_counted(capsys, monkeypatch):
     assert "1 warned 'this fit may be wrong' (not converged), 1 of them within the targets" in out
 
 
+def test_the_largest_summary_khat_of_a_usable_fit_within_the_targets_is_given(capsys,
+                                                                              monkeypatch):
+    # verdict.SUMMARY_KHAT_BAD was set above the largest of these (docs/trust.md)
+    rows = iter([{"model": "m", "seed": seed, "level": level, "tried": "-", "chosen": "-",
+                  "warned": False, "mean": mean, "sd": 0.1, "cpu": 0.0, "summary_khat": khat}
+                 for seed, level, mean, khat in ((0, "usable with care", 0.05, 0.71),
+                                                 (1, "usable with care", 0.30, 0.95),
+                                                 (2, "unreliable", 0.05, 1.20),
+                                                 (3, "reliable", 0.05, None))])
+    monkeypatch.setattr(auto_examples, "fit_row", lambda *args, **kwargs: next(rows))
+    monkeypatch.setattr(auto_examples, "load_references", lambda: {"m": {}})
+    assert auto_examples.main(["--only", "m", "--seeds", "0", "1", "2", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "| m | 0 | - | - | usable with care |  | 0.050 | 0.100 | 0.71 | 0.00 |" in out
+    assert "| m | 3 | - | - | reliable |  | 0.050 | 0.100 | - | 0.00 |" in out
+    assert out.rstrip().endswith("largest summary's k̂ of a usable fit within the targets: "
+                                 "0.710 (m seed 0)")
+
+
 def test_a_dadvi_row_gives_the_largest_mcse_against_its_sd(capsys):
     # tumor_rates, seed 1: a's mcse is 0.080 of its sd, which makes the fit usable with care
     # (verdict.NOISY_CORRECTION; docs/dadvi.md)
     assert auto_examples.main(["--only", "tumor_rates", "--seeds", "1", "--method", "dadvi"]) == 0
     out = capsys.readouterr().out
-    assert "| largest mcse / sd | CPU s |" in out
+    assert "| largest mcse / sd | summary's k̂ | CPU s |" in out
     assert "| tumor_rates | 1 | - | - | usable with care |  | 0.120 | 0.079 | 0.080 | " in out
