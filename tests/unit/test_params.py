@@ -429,11 +429,13 @@ def test_an_empirical_bayes_scale_started_near_zero_reaches_its_map():
     assert model.fit({"N": 40, "y": y}, seed=1).params()["tau"] == pytest.approx(best, abs=0.01)
 
 
-@pytest.mark.parametrize("D, polished", [(100, True), (101, False)])
-def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, D, polished):
-    # advi.POLISH_MAX_PARAMS, mean field's 2 D: the rounds' 1,024 draws cost what the
-    # model's size makes them (probabilistic PCA with 1,000 latent coordinates: 4.2-5.7x the
-    # CPU of its steps)
+@pytest.mark.parametrize("guide, D, polished", [("meanfield", 500, True), ("meanfield", 501, False),
+                                               ("fullrank", 43, True), ("fullrank", 44, False)])
+def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, guide, D, polished):
+    # advi.POLISH_MAX_PARAMS free parameters of the guide, mean field's 2 D, full rank's
+    # D (D + 3) / 2: the rounds' draws cost what the model's size makes them (probabilistic
+    # PCA with 1,000 latent coordinates: 4.2-5.7x the CPU of its steps), and their guide's
+    # shortfall out of sample grows with its parameters
     from ppl.infer import fixed_draws
     calls = []
     real = fixed_draws.fit
@@ -441,7 +443,7 @@ def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, D, po
     source = ("data N: int\ndata y: real[N]\nparam m: real\nsample z: real[N] ~ Normal(m, 1)\n"
               "observe y ~ Normal(z, 1)\n")
     y = np.random.default_rng(0).normal(1.0, 1.5, D)
-    fit = ppl.compile(source).fit({"N": D, "y": y}, seed=0, guide="meanfield")
+    fit = ppl.compile(source).fit({"N": D, "y": y}, seed=0, guide=guide)
     assert fit.converged
     assert bool(calls) == polished
 
