@@ -196,9 +196,16 @@ class Model:
         if fit_options.starts > 1:
             return _fit_starts(concrete, compiled, fit_options, info, progress)
         alone = None
+        if fit_options.guide == auto.AUTO and auto.with_params(compiled):
+            # params and latents without a guide: mean field and the Gaussian rung, by the ELBO
+            fit, report = auto.fit_with_params(compiled, fit_options, rng, _assess(
+                concrete, compiled, fit_options, info), progress)
+            fit.auto, fit.climbing = report, False
+            return fit
         if fit_options.guide == auto.AUTO and user.applies(compiled):
-            # params or guide statements: the latents without a guide get mean field (the
-            # families are not climbed: their warm starts and k̂ ladder assume no params)
+            # guide statements, or params alone: the latents without a guide get mean field
+            # (the families are not climbed: their warm starts and k̂ ladder assume no params,
+            # and a guided latent's entropy varies with the draw)
             fit_options = dataclasses.replace(fit_options, guide="meanfield")
             alone = auto.ALONE_USER if user.auto_dim(compiled) else None
         if fit_options.guide == auto.AUTO:
