@@ -1,0 +1,73 @@
+"""guide auto against mean field alone on empirical Bayes models whose latents are correlated
+given the params (ppl/infer/auto.py, fit_with_params): how far each fit is from the exact MAP-II
+(nats of marginal likelihood below its maximum), its latents against the exact posterior given
+the MAP-II (largest mean error in posterior sds, the sd ratios' range), the family auto chose,
+and the CPU of auto over mean field's in the same run.
+
+The models and their exact references are tests/stats/test_params_auto.py's.
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/params_auto.py \
+        [--seeds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "stats"))
+import ppl  # noqa: E402
+from test_params_auto import CASES, _log_marginal, _map_ii, _one_way, _posterior  # noqa: E402
+
+
+def assess(case, fit, best, top) -> tuple[float, float, float, float]:
+    """(deficit in nats, largest latent mean error in sds, smallest and largest sd ratio)."""
+    params = {n: float(v) for n, v in fit.params().items()}
+    deficit = top - (_log_marginal(case["design"], case["y"], params) + case["penalty"](params))
+    means, sds = _posterior(case["design"], case["y"], best)
+    summary = fit.summary().to_dict()
+    errors = np.array([abs(summary[n]["mean"] - m) / s for n, m, s in
+                       zip(case["latents"], means, sds)])
+    ratios = np.array([summary[n]["sd"] / s for n, s in zip(case["latents"], sds)])
+    return deficit, errors.max(), ratios.min(), ratios.max()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    cases = {**{name: build() for name, build in CASES.items()}, "one-way, 101 groups": _one_way()}
+    print("| model | guide | chose | deficit (nats) | latent mean error (sd) | sd ratio | "
+          "verdicts | CPU auto / meanfield |\n|---|---|---|---|---|---|---|---|")
+    for name, case in cases.items():
+        model = ppl.compile(case["source"])
+        best, top = _map_ii(case)
+        rows = {}
+        for guide in ("meanfield", "auto"):
+            found, cpu = [], 0.0
+            for seed in range(args.seeds):
+                start = time.process_time()
+                fit = model.fit(case["data"], seed=seed, guide=guide)
+                cpu += time.process_time() - start
+                chose = fit.auto.tried[fit.auto.chosen].family if fit.auto else guide
+                found.append((*assess(case, fit, best, top), chose, fit.verdict().level))
+            rows[guide] = (found, cpu)
+        for guide, (found, cpu) in rows.items():
+            deficit, error, low, high = (np.array([f[i] for f in found]) for i in range(4))
+            chose = ", ".join(sorted({f[4] for f in found}))
+            levels = ", ".join(f"{level} x{sum(f[5] == level for f in found)}"
+                               for level in sorted({f[5] for f in found}))
+            print(f"| {name} | {guide} | {chose} | {deficit.min():.4f}-{deficit.max():.4f} | "
+                  f"{error.max():.2f} | {low.min():.2f}-{high.max():.2f} | {levels} | "
+                  f"{rows['auto'][1] / rows['meanfield'][1]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
