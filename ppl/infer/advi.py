@@ -31,7 +31,7 @@ from ..errors import (diverged, diverged_runaway_mean, diverged_unbounded_scale,
 from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from ..options import FitOptions
 from . import fixed_draws, steps
-from .optim import hessian_chunk, optimizer, score_chunk
+from .optim import draw_elements, hessian_chunk, optimizer, score_chunk
 from .point import fit_point, warn_unmoved
 from .precondition import Coordinates, Frame, estimate
 from .schedule import (CONTINUE, DECAY, FALLEN, HESSIAN_DRAWS, STOP, Convergence, StepSize,
@@ -186,7 +186,7 @@ def fit(compiled, options, rng: np.random.Generator,
         if options.batch is None and user.applies(compiled) and \
                 not user.point_only(compiled) and result.reason != INTERRUPTED:
             _warn_unmoved_params(compiled, result)
-            if result.converged and _polishes(result.guide):
+            if result.converged and _polishes(compiled, result.guide):
                 result = _polished_params(compiled, result, rng)
     _refuse_unbounded_elbo(result)
     if result.reason == CONVERGED and not user.applies(compiled) and options.batch is None:
@@ -249,6 +249,13 @@ def _warn_unmoved_params(compiled, result: AdviResult) -> None:
 # with the draw (fixed_draws.py).
 PARAM_ROUNDS = (128, 512)
 POLISH_MAX_PARAMS = 1000
+# ... and up to POLISH_MAX_ELEMENTS in the largest per-draw value (optim.draw_elements) times a
+# round's 1,024 draws: an evaluation then costs what its data make it. One-way random
+# intercepts, mean field, seeds 0-1: 500 groups of 4 rows (2,000 elements) took 2.4-2.5x the
+# CPU of the steps alone, and left tau 0.318 against the steps' 0.336 (MAP-II 0.318, 0.12
+# nats); 500 groups of 20 rows (10,000) 3.1-3.5x for 0.003 nats; the 20,000-row regression of
+# benchmarks/param_polish.py --large, its params unchanged to 3 digits, 1.15-1.40x
+POLISH_MAX_ELEMENTS = 4_000_000
 
 
 def _free(guide) -> int:
@@ -258,9 +265,12 @@ def _free(guide) -> int:
     return D * (D + 3) // 2 if guide.auto.name == "fullrank" else guide.n_auto_theta
 
 
-def _polishes(guide) -> bool:
+def _polishes(compiled, guide) -> bool:
+    model = getattr(compiled, "model", None)   # a bare log density (the tests'): no size
+    affordable = model is None or \
+        2 * PARAM_ROUNDS[-1] * draw_elements(model) <= POLISH_MAX_ELEMENTS
     return guide.n_guided == 0 and guide.auto.name in ("meanfield", "fullrank") and \
-        _free(guide) <= POLISH_MAX_PARAMS
+        _free(guide) <= POLISH_MAX_PARAMS and affordable
 
 
 def _polished_params(compiled, result: AdviResult, rng: np.random.Generator) -> AdviResult:
@@ -272,25 +282,22 @@ def _polished_params(compiled, result: AdviResult, rng: np.random.Generator) -> 
     steps and reason stand. Ctrl-C, or a round not finite, keeps the fit as it was."""
     start = time.perf_counter()
     chunk = fixed_draws_chunk(compiled)
-    free = _free(result.guide)
-    # the last round's mirrored pairs: a pair's two draws tell a scale one thing, so a guide
-    # fitted to n pairs is, on draws it has not seen, about k / (2 n) nats below its own
-    # optimum (k its free parameters; AIC's optimism), where the steps' guide is not. At
-    # least 2 k pairs bound that by 1/4 nat: with 512, full rank's 902 (a local-level model,
-    # D = 41) ended 0.8-1.0 nats below the steps' guide on fresh draws, its 230 (random
-    # slopes, D = 20) 0.2, and the guard below kept the steps' params, 0.15 sd off
-    pairs = max(PARAM_ROUNDS[-1], 2 * free)
     try:
         rounds = fixed_draws.fit(compiled.log_joint, result.guide, result.theta, rng,
-                                 rounds=PARAM_ROUNDS[:-1] + (pairs,), chunk=chunk)
+                                 rounds=PARAM_ROUNDS, chunk=chunk)
         if rounds.interrupted or rounds.failed is not None or not np.isfinite(rounds.elbo):
             return result
         gain, se = fixed_draws.final_gain(compiled.log_joint, result.guide, result.theta,
                                           rounds.theta, chunk)
     except KeyboardInterrupt:
         return result
-    # 16 / 1024 for EB_SCHOOLS, whose gains were -0.004 on average (seeds 0-9, data seed 186)
-    optimism = free / (2 * pairs)
+    # the guide fitted to n mirrored pairs is, on draws it has not seen, about k / (2 n) nats
+    # below its own optimum (k its free parameters; AIC's optimism: a pair's two draws tell a
+    # scale the same thing), where the steps' guide is not. 16 / 1024 for EB_SCHOOLS, whose
+    # gains were -0.004 on average (seeds 0-9, data seed 186); full rank's 902 (a local-level
+    # model, D = 41) ended 0.8-1.0 nats below the steps' guide, beyond the k / 4n per draw
+    # this allowed before, and the steps' params were kept (q 0.195 against 0.234)
+    optimism = _free(result.guide) / (2 * PARAM_ROUNDS[-1])
     if not gain >= -(fixed_draws.FLAT_SE * se + optimism):
         return result
     return dataclasses.replace(result, theta=rounds.theta, final_elbo=rounds.elbo,

@@ -429,21 +429,26 @@ def test_an_empirical_bayes_scale_started_near_zero_reaches_its_map():
     assert model.fit({"N": 40, "y": y}, seed=1).params()["tau"] == pytest.approx(best, abs=0.01)
 
 
-@pytest.mark.parametrize("guide, D, polished", [("meanfield", 500, True), ("meanfield", 501, False),
-                                               ("fullrank", 43, True), ("fullrank", 44, False)])
-def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, guide, D, polished):
+@pytest.mark.parametrize("guide, D, N, polished", [
+    ("meanfield", 500, 500, True), ("meanfield", 501, 501, False),
+    ("fullrank", 43, 43, True), ("fullrank", 44, 44, False),
+    ("meanfield", 10, 3906, True), ("meanfield", 10, 3907, False)])
+def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, guide, D, N, polished):
     # advi.POLISH_MAX_PARAMS free parameters of the guide, mean field's 2 D, full rank's
     # D (D + 3) / 2: the rounds' draws cost what the model's size makes them (probabilistic
     # PCA with 1,000 latent coordinates: 4.2-5.7x the CPU of its steps), and their guide's
-    # shortfall out of sample grows with its parameters
+    # shortfall out of sample grows with its parameters; and advi.POLISH_MAX_ELEMENTS, a
+    # round's 1,024 draws times the largest per-draw value (here N rows: 3,906 * 1,024 is
+    # just below 4,000,000)
     from ppl.infer import fixed_draws
     calls = []
     real = fixed_draws.fit
     monkeypatch.setattr(fixed_draws, "fit", lambda *a, **k: calls.append(1) or real(*a, **k))
-    source = ("data N: int\ndata y: real[N]\nparam m: real\nsample z: real[N] ~ Normal(m, 1)\n"
-              "observe y ~ Normal(z, 1)\n")
-    y = np.random.default_rng(0).normal(1.0, 1.5, D)
-    fit = ppl.compile(source).fit({"N": D, "y": y}, seed=0, guide=guide)
+    source = ("data N: int\ndata D: int\ndata g: int[N]\ndata y: real[N]\nparam m: real\n"
+              "sample z: real[D] ~ Normal(m, 1)\nobserve y ~ Normal(z[g], 1)\n")
+    y = np.random.default_rng(0).normal(1.0, 1.5, N)
+    fit = ppl.compile(source).fit({"N": N, "D": D, "g": np.arange(N) % D, "y": y}, seed=0,
+                                  guide=guide)
     assert fit.converged
     assert bool(calls) == polished
 
@@ -465,7 +470,7 @@ def test_rounds_that_end_lower_than_the_steps_are_not_kept(monkeypatch, shift, k
     from ppl.infer import advi
     model, data = ppl.compile(EB_SCHOOLS), _eb_schools_data(186)
     with monkeypatch.context() as patch:
-        patch.setattr(advi, "_polishes", lambda guide: False)
+        patch.setattr(advi, "_polishes", lambda compiled, guide: False)
         steps = model.fit(data, seed=0).params()["tau"]
     monkeypatch.setattr(fixed_draws, "fit", shifted)
     tau = model.fit(data, seed=0).params()["tau"]
