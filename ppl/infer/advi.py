@@ -236,9 +236,9 @@ def _warn_unmoved_params(compiled, result: AdviResult) -> None:
 # the steps did (one round of 256 left its ELBO 0.01-0.04 nats below the steps', on draws it
 # had not seen: a fit of the guide's 2 D parameters to so few draws). Both took every fit to
 # within 0.002-0.007 of the MAP-II. Up to POLISH_MAX_PARAMS free parameters of the guide
-# (:func:`_free`; mean field's D <= 500, full rank's D <= 43): fitted to 1,024 draws, k
-# parameters are about k / 2048 nats short out of sample (the optimism _polished_params allows
-# for, up to 0.49 nats), and the rounds' draws cost what the model's size makes them
+# (:func:`_free`; mean field's D <= 500, full rank's D <= 43): fitted to n mirrored pairs, k
+# parameters are about k / 2n nats short out of sample (the optimism _polished_params allows
+# for; :func:`_last_pairs`), and the rounds' draws cost what the model's size makes them
 # (probabilistic PCA, param W: real[2, 8], param s, z: real[500, 2], D = 1,000, took 4.2-5.7x
 # the CPU of its steps for a log likelihood 0.08 nats higher). The bound was 200 (mean field's
 # D <= 100): one-way random intercepts with D = 101 and 150 then kept tau at 0.34 and 0.42
@@ -251,10 +251,11 @@ PARAM_ROUNDS = (128, 512)
 POLISH_MAX_PARAMS = 1000
 # ... and up to POLISH_MAX_ELEMENTS in the largest per-draw value (optim.draw_elements) times a
 # round's 1,024 draws: an evaluation then costs what its data make it. One-way random
-# intercepts, mean field, seeds 0-1: 500 groups of 4 rows (2,000 elements) took 2.4-2.5x the
-# CPU of the steps alone, and left tau 0.318 against the steps' 0.336 (MAP-II 0.318, 0.12
-# nats); 500 groups of 20 rows (10,000) 3.1-3.5x for 0.003 nats; the 20,000-row regression of
-# benchmarks/param_polish.py --large, its params unchanged to 3 digits, 1.15-1.40x
+# intercepts, mean field, seeds 0-1: 500 groups of 4 rows (2,000 elements) took 2.9-3.1x the
+# CPU of the steps alone (1,000 pairs in the last round), and left tau 0.318 against the
+# steps' 0.336 (MAP-II 0.318, 0.12 nats); 500 groups of 20 rows (10,000) 3.1-3.5x (512 pairs)
+# for 0.003 nats; the 20,000-row regression of benchmarks/param_polish.py --large, its params
+# unchanged to 3 digits, 1.15-1.40x
 POLISH_MAX_ELEMENTS = 4_000_000
 
 
