@@ -347,11 +347,11 @@ def fit_with_params(compiled, options, rng: np.random.Generator, assess: Callabl
         elbos = [elbo_on_khat_draws(fit) for _, fit in assessed]
         for (index, _), elbo in zip(assessed, elbos):
             tried[index] = dataclasses.replace(tried[index], elbo=elbo)
-        (low, low_se), (high, high_se) = elbos
+        (mean_field, mean_field_se), (gaussian, gaussian_se) = elbos
+        gain, equal = gaussian - mean_field, tie(mean_field_se, gaussian_se)
         usable = [_usable(fit) for _, fit in assessed]
-        if high_se <= ELBO_SE_KNOWN and high - low > tie(low_se, high_se):
-            place = 1
-        elif abs(high - low) <= tie(low_se, high_se) and usable[1] and not usable[0]:
+        if (gain > equal and gaussian_se <= ELBO_SE_KNOWN) or \
+                (abs(gain) <= equal and usable[1] and not usable[0]):
             place = 1
     index, best = assessed[place]
     for rung in sorted(held):
