@@ -28,9 +28,9 @@ from .early import STOPPED, ReliableWeights, check_window
 from .elbo import elbo_value, make_objective
 from ..errors import (diverged, diverged_runaway_mean, diverged_unbounded_scale, guide_not_finite, not_finite_at_start,
                       unbounded_elbo, warm_start_diverged)
-from ..guides import MEAN_FIELD, WARM_FROM, family, user
+from ..guides import AUTO_FULLRANK_MAX_DIM, MEAN_FIELD, WARM_FROM, family, user
 from ..options import FitOptions
-from . import fixed_draws, steps
+from . import fixed_draws, params_em, steps
 from .optim import draw_elements, hessian_chunk, optimizer, score_chunk
 from .point import fit_point, warn_unmoved
 from .precondition import Coordinates, Frame, estimate
@@ -186,7 +186,8 @@ def fit(compiled, options, rng: np.random.Generator,
         if options.batch is None and user.applies(compiled) and \
                 not user.point_only(compiled) and result.reason != INTERRUPTED:
             _warn_unmoved_params(compiled, result)
-            if result.converged and _polishes(compiled, result.guide):
+            if result.converged and (_polishes(compiled, result.guide) or
+                                     _finishes_by_em(compiled, result.guide)):
                 result = _polished_params(compiled, result, rng)
     _refuse_unbounded_elbo(result)
     if result.reason == CONVERGED and not user.applies(compiled) and options.batch is None:
@@ -267,11 +268,21 @@ def _free(guide) -> int:
 
 
 def _polishes(compiled, guide) -> bool:
-    model = getattr(compiled, "model", None)   # a bare log density (the tests'): no size
-    affordable = model is None or \
-        2 * PARAM_ROUNDS[-1] * draw_elements(model) <= POLISH_MAX_ELEMENTS
     return guide.n_guided == 0 and guide.auto.name in ("meanfield", "fullrank") and \
-        _free(guide) <= POLISH_MAX_PARAMS and affordable
+        _free(guide) <= POLISH_MAX_PARAMS and _affordable(compiled)
+
+
+def _finishes_by_em(compiled, guide) -> bool:
+    """A full rank too large for :func:`_polishes` is finished by EM (params_em.py), up to
+    the D at which auto's ladder takes low rank instead (an E step's Hessian costs 2 D
+    gradients of 128 draws)."""
+    return params_em.applies(guide) and guide.d_auto <= AUTO_FULLRANK_MAX_DIM and \
+        _affordable(compiled)
+
+
+def _affordable(compiled) -> bool:
+    model = getattr(compiled, "model", None)   # a bare log density (the tests'): no size
+    return model is None or 2 * PARAM_ROUNDS[-1] * draw_elements(model) <= POLISH_MAX_ELEMENTS
 
 
 def _last_pairs(compiled, guide) -> int:
@@ -289,21 +300,31 @@ def _last_pairs(compiled, guide) -> int:
 
 def _polished_params(compiled, result: AdviResult, rng: np.random.Generator) -> AdviResult:
     """``result`` (a converged fit of a user guide, :func:`_polishes`) taken on by PARAM_ROUNDS
-    of L-BFGS-B on fixed draws, the guide's parameters and the params together, unless its
-    ELBO on draws no round has seen is lower than the fit's by more than fixed_draws.FLAT_SE
-    standard errors of the difference and the fit's optimism (below); its final ELBO is then
-    fixed_draws' estimate (2,048 fresh draws, not the last window's steps). The fit's trace,
-    steps and reason stand. Ctrl-C, or a round not finite, keeps the fit as it was."""
+    of L-BFGS-B on fixed draws, the guide's parameters and the params together (or, for a
+    full rank too large for that, :func:`_finishes_by_em`, by EM rounds: params_em.py),
+    unless its ELBO on draws no round has seen is lower than the fit's by more than
+    fixed_draws.FLAT_SE standard errors of the difference and the fit's optimism (below); its
+    final ELBO is then fixed_draws' estimate (2,048 fresh draws, not the last window's
+    steps). The fit's trace, steps and reason stand. Ctrl-C, or a round not finite, keeps
+    the fit as it was."""
     start = time.perf_counter()
     chunk = fixed_draws_chunk(compiled)
-    pairs = _last_pairs(compiled, result.guide)
     try:
-        rounds = fixed_draws.fit(compiled.log_joint, result.guide, result.theta, rng,
-                                 rounds=PARAM_ROUNDS[:-1] + (pairs,), chunk=chunk)
-        if rounds.interrupted or rounds.failed is not None or not np.isfinite(rounds.elbo):
-            return result
+        if _polishes(compiled, result.guide):
+            pairs, free = _last_pairs(compiled, result.guide), _free(result.guide)
+            rounds = fixed_draws.fit(compiled.log_joint, result.guide, result.theta, rng,
+                                     rounds=PARAM_ROUNDS[:-1] + (pairs,), chunk=chunk)
+            if rounds.interrupted or rounds.failed is not None or not np.isfinite(rounds.elbo):
+                return result
+            theta, elbo = rounds.theta, rounds.elbo
+        else:
+            finished = params_em.finish(compiled, result.guide, result.theta, rng,
+                                        _hessian_chunk(compiled), chunk)
+            if finished is None:
+                return result
+            (theta, elbo, free), pairs = finished, params_em.M_ROUNDS[-1]
         gain, se = fixed_draws.final_gain(compiled.log_joint, result.guide, result.theta,
-                                          rounds.theta, chunk)
+                                          theta, chunk)
     except KeyboardInterrupt:
         return result
     # the guide fitted to n mirrored pairs is, on draws it has not seen, about k / (2 n) nats
@@ -312,10 +333,10 @@ def _polished_params(compiled, result: AdviResult, rng: np.random.Generator) -> 
     # gains were -0.004 on average (seeds 0-9, data seed 186); full rank's 902 (a local-level
     # model, D = 41) ended 0.8-1.0 nats below the steps' guide, beyond the k / 4n per draw
     # this allowed before, and the steps' params were kept (q 0.195 against 0.234)
-    optimism = _free(result.guide) / (2 * pairs)
+    optimism = free / (2 * pairs)
     if not gain >= -(fixed_draws.FLAT_SE * se + optimism):
         return result
-    return dataclasses.replace(result, theta=rounds.theta, final_elbo=rounds.elbo,
+    return dataclasses.replace(result, theta=theta, final_elbo=elbo,
                                seconds=result.seconds + time.perf_counter() - start)
 
 

@@ -429,28 +429,60 @@ def test_an_empirical_bayes_scale_started_near_zero_reaches_its_map():
     assert model.fit({"N": 40, "y": y}, seed=1).params()["tau"] == pytest.approx(best, abs=0.01)
 
 
-@pytest.mark.parametrize("guide, D, N, polished", [
-    ("meanfield", 500, 500, True), ("meanfield", 501, 501, False),
-    ("fullrank", 43, 43, True), ("fullrank", 44, 44, False),
-    ("meanfield", 10, 3906, True), ("meanfield", 10, 3907, False)])
-def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, guide, D, N, polished):
+@pytest.mark.parametrize("guide, D, N, finished", [
+    ("meanfield", 500, 500, "rounds"), ("meanfield", 501, 501, None),
+    ("fullrank", 43, 43, "rounds"), ("fullrank", 44, 44, "em"),
+    ("meanfield", 10, 3906, "rounds"), ("meanfield", 10, 3907, None)])
+def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, guide, D, N, finished):
     # advi.POLISH_MAX_PARAMS free parameters of the guide, mean field's 2 D, full rank's
     # D (D + 3) / 2: the rounds' draws cost what the model's size makes them (probabilistic
     # PCA with 1,000 latent coordinates: 4.2-5.7x the CPU of its steps), and their guide's
     # shortfall out of sample grows with its parameters; and advi.POLISH_MAX_ELEMENTS, a
     # round's 1,024 draws times the largest per-draw value (here N rows: 3,906 * 1,024 is
-    # just below 4,000,000)
-    from ppl.infer import fixed_draws
+    # just below 4,000,000). A larger full rank is finished by EM (params_em.py), whose M steps
+    # fit its Held family on fixed draws
+    from ppl.infer import fixed_draws, params_em
     calls = []
     real = fixed_draws.fit
-    monkeypatch.setattr(fixed_draws, "fit", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(fixed_draws, "fit", lambda log_joint, family, *a, **k: calls.append(
+        "em" if isinstance(family, params_em.Held) else "rounds") or
+        real(log_joint, family, *a, **k))
     source = ("data N: int\ndata D: int\ndata g: int[N]\ndata y: real[N]\nparam m: real\n"
               "sample z: real[D] ~ Normal(m, 1)\nobserve y ~ Normal(z[g], 1)\n")
     y = np.random.default_rng(0).normal(1.0, 1.5, N)
     fit = ppl.compile(source).fit({"N": N, "D": D, "g": np.arange(N) % D, "y": y}, seed=0,
                                   guide=guide)
     assert fit.converged
-    assert bool(calls) == polished
+    assert set(calls) == ({finished} if finished else set())
+
+
+def test_an_em_step_lands_on_the_exact_posterior_given_the_params():
+    # params_em's E step from any full-rank guide: on a posterior that is Gaussian given the
+    # params (a noncentred random walk observed with noise), Sigma = E[-Hessian]^-1 and one
+    # Newton step of the mean are the exact posterior, whatever the draws
+    from ppl.infer import params_em
+    T, q, r = 12, 0.4, 0.7
+    y = np.cumsum(np.random.default_rng(3).normal(0, q, T)) + 1.0
+    model = ppl.compile("data T: int\ndata y: real[T]\nparam q: real<lower=0>\n"
+                        "param r: real<lower=0>\nsample x0 ~ Normal(0, 5)\n"
+                        "sample z: real[T] ~ Normal(0, 1)\n"
+                        "observe y ~ Normal(x0 + q * cumsum(z), r)\n")
+    _, _, compiled = model.prepare({"T": T, "y": y})
+    guide = user.family_for(compiled, "fullrank", np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    D = guide.d_auto
+    start = np.concatenate([rng.normal(size=D), np.tril(rng.normal(0, 0.3, (D, D))).ravel(),
+                            np.log([q, r])])
+    theta = params_em._e_step(compiled, guide, start, rng, None)
+    A = np.hstack([np.ones((T, 1)), q * np.tril(np.ones((T, T)))])
+    precision = np.diag(np.r_[1 / 25, np.ones(T)]) + A.T @ A / r ** 2
+    cov = np.linalg.inv(precision)
+    mu, L = guide.auto.frame(theta[:guide.n_auto_theta])
+    np.testing.assert_allclose(mu, cov @ A.T @ y / r ** 2, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(L @ L.T, cov, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(theta[guide.n_auto_theta:], np.log([q, r]))
+    held = params_em.Held(guide, theta)   # at s = 0, its own start, the same guide
+    np.testing.assert_allclose(held.expand(held.start), theta, rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("shift, kept", [(0.0, True), (3.0, False)])
