@@ -24,8 +24,10 @@ EM needs neither. Each round:
 
 The rounds stop when no param moved more than PARAM_TOL on its unconstrained scale (EM's steps
 shrink geometrically: 0.08, 0.04, 0.036, ... on the local level model), or after MAX_ROUNDS.
-Measured on that model (seeds 1-2; /tmp scripts against the exact MAP-II): 0.0002-0.0009 nats
-below the maximum in 8-15 rounds, 2.7-4.7 s of CPU against the fit's 11-12 s.
+Measured against the exact MAP-II (benchmarks/params_auto.py --large, seeds 0-4; docs/trust.md):
+the local level 0.0000-0.0033 nats below it wherever full rank converged, 30-group random
+slopes 0.0000-0.0013; auto's whole fit took 7.1x and 3.1x mean field's CPU, 6.1x and 2.7x
+before (separate runs).
 """
 from __future__ import annotations
 
@@ -53,9 +55,14 @@ def finish(compiled, guide, theta: np.ndarray, rng: np.random.Generator, hessian
            chunk) -> tuple[np.ndarray, float, int] | None:
     """(theta, its ELBO on the last M step's fresh draws, the free parameters of the M step)
     after EM rounds from ``theta``; None when no round could be taken (an expected Hessian
-    that is not positive definite, or an ELBO not finite). ``hessian_chunk``: draws a gradient
-    of the Hessian's differences may take (optim.hessian_chunk); ``chunk``: the fixed draws'
-    (advi.fixed_draws_chunk)."""
+    that is not positive definite, or an ELBO not finite). ``hessian_chunk``: draws a
+    gradient of the Hessian's differences may take (optim.hessian_chunk); ``chunk``: the fixed
+    draws' (advi.fixed_draws_chunk).
+
+    Raises
+    ------
+    KeyboardInterrupt : Ctrl-C during an M step (fixed_draws.fit returns its rounds then).
+    """
     elbo, k = None, 2 * guide.d_auto + guide.n_params
     for _ in range(MAX_ROUNDS):
         optimal = _e_step(compiled, guide, theta, rng, hessian_chunk)
@@ -64,7 +71,9 @@ def finish(compiled, guide, theta: np.ndarray, rng: np.random.Generator, hessian
         held = Held(guide, optimal)
         rounds = fixed_draws.fit(compiled.log_joint, held, held.start, rng, rounds=M_ROUNDS,
                                  chunk=chunk)
-        if rounds.interrupted or rounds.failed is not None or not np.isfinite(rounds.elbo):
+        if rounds.interrupted:   # Ctrl-C: the caller keeps the steps' fit, as for the rounds
+            raise KeyboardInterrupt
+        if rounds.failed is not None or not np.isfinite(rounds.elbo):
             break
         before = theta[guide.n_auto_theta:]
         theta, elbo = np.asarray(held.expand(rounds.theta)), rounds.elbo

@@ -485,6 +485,32 @@ def test_an_em_step_lands_on_the_exact_posterior_given_the_params():
     np.testing.assert_allclose(held.expand(held.start), theta, rtol=0, atol=1e-15)
 
 
+def test_ctrl_c_during_em_keeps_the_steps_fit(monkeypatch):
+    # Ctrl-C in an M step: the fit as its steps left it (the E step's guide and the rounds
+    # so far are dropped, as for the rounds on fixed draws), not a half-finished EM (with
+    # PARAM_TOL 0 there is a second M step; the first's params stood before)
+    from ppl.infer import advi, fixed_draws, params_em
+    real = fixed_draws.fit
+    source = ("data N: int\ndata g: int[N]\ndata y: real[N]\nparam m: real\n"
+              "sample z: real[44] ~ Normal(m, 1)\nobserve y ~ Normal(z[g], 1)\n")
+    y = np.random.default_rng(0).normal(1.0, 1.5, 88)
+    data = {"N": 88, "g": np.arange(88) % 44, "y": y}
+
+    m_steps = []
+
+    def interrupted(log_joint, family, theta, *args, **kwargs):   # in the second M step
+        if isinstance(family, params_em.Held) and m_steps.append(1) is None and len(m_steps) == 2:
+            return fixed_draws.Rounds(theta, np.zeros(0), converged=False, interrupted=True)
+        return real(log_joint, family, theta, *args, **kwargs)
+    monkeypatch.setattr(fixed_draws, "fit", interrupted)
+    monkeypatch.setattr(params_em, "PARAM_TOL", 0.0)
+    stopped = ppl.compile(source).fit(data, seed=0, guide="fullrank").result
+    monkeypatch.setattr(advi, "_finishes_by_em", lambda compiled, guide: False)
+    steps = ppl.compile(source).fit(data, seed=0, guide="fullrank").result
+    np.testing.assert_array_equal(stopped.theta, steps.theta)
+    assert stopped.final_elbo == steps.final_elbo and stopped.converged
+
+
 @pytest.mark.parametrize("shift, kept", [(0.0, True), (3.0, False)])
 def test_rounds_that_end_lower_than_the_steps_are_not_kept(monkeypatch, shift, kept):
     # advi._polished_params keeps the rounds' fit unless its ELBO on draws neither has seen is
