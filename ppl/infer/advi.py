@@ -275,9 +275,11 @@ def _polishes(compiled, guide) -> bool:
 def _finishes_by_em(compiled, guide) -> bool:
     """A full rank too large for :func:`_polishes` is finished by EM (params_em.py), up to
     the D at which auto's ladder takes low rank instead (an E step's Hessian costs 2 D
-    gradients of 128 draws)."""
-    return params_em.applies(guide) and guide.d_auto <= AUTO_FULLRANK_MAX_DIM and \
-        _affordable(compiled)
+    gradients of 128 draws). Not a smaller one: EM stays where a noncentred scale starts
+    near 0 (params_em.py), which the rounds leave (EB schools under --guide fullrank, seeds
+    0-9: tau 0.027-0.255 by EM, 0.254-0.255 by the rounds; MAP-II 0.254)."""
+    return params_em.applies(guide) and _free(guide) > POLISH_MAX_PARAMS and \
+        guide.d_auto <= AUTO_FULLRANK_MAX_DIM and _affordable(compiled)
 
 
 def _affordable(compiled) -> bool:
