@@ -167,9 +167,10 @@ class FullRank:
         # the Cholesky factor of W L L^T W^T, with its diagonal made positive column by column
         Q, R = np.linalg.qr((W @ L).T)
         L_new = R.T * np.sign(np.diag(R))
-        return self._pack(m0 + W @ mu, L_new)
+        return self.pack(m0 + W @ mu, L_new)
 
-    def _pack(self, mu, L) -> np.ndarray:
+    def pack(self, mu, L) -> np.ndarray:
+        """theta of N(mu, L L^T), L lower-triangular with a positive diagonal."""
         M = np.tril(L, -1) + np.diag(np.log(np.diag(L)))
         return np.concatenate([mu, M.ravel()])
 

@@ -112,7 +112,7 @@ def _e_step(compiled, guide, theta, rng, hessian_chunk) -> np.ndarray | None:
     sigma = inverse_root.T @ inverse_root
     L = np.linalg.cholesky(0.5 * (sigma + sigma.T))
     mu = theta[:D] + inverse_root.T @ (inverse_root @ g)
-    return np.concatenate([family._pack(mu, L), theta[n:]])
+    return np.concatenate([family.pack(mu, L), theta[n:]])
 
 
 def _given_params(compiled, guide, theta):

@@ -544,7 +544,7 @@ def test_a_guide_equal_to_a_constrained_posterior_has_constant_log_weights(name)
     covariance = np.linalg.inv(precision)
     mean = covariance @ (np.array([0.2 / 1.5 ** 2, 0.0]) + y.sum() / 0.64)
     gaussian = FullRank(2)
-    theta = gaussian._pack(mean, np.linalg.cholesky(covariance))
+    theta = gaussian.pack(mean, np.linalg.cholesky(covariance))
     guide = family(name, 2)
     if name != "fullrank":
         theta = guide.warm_start(gaussian, theta)
