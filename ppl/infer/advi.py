@@ -46,6 +46,9 @@ MAX_ITER = "max iterations"
 INTERRUPTED = "interrupted"
 NOT_AT_OPTIMUM = "the ELBO stopped changing away from its optimum"
 FELL = "diverged: the ELBO ended below its first steps"
+# a full rank with params whose steps the cap stopped (a param still drifting holds the rule,
+# schedule.drifting), finished by EM (params_em.py) until its params settled
+FINISHED_BY_EM = "converged: the iteration cap stopped the steps, then EM settled the params"
 
 MAX_FAILURES = steps.MAX_FAILURES  # consecutive non-finite steps before 'diverged'
 START_DRAWS = 10      # draws of the initial guide tried before giving up at the start
@@ -186,8 +189,9 @@ def fit(compiled, options, rng: np.random.Generator,
         if options.batch is None and user.applies(compiled) and \
                 not user.point_only(compiled) and result.reason != INTERRUPTED:
             _warn_unmoved_params(compiled, result)
-            if result.converged and (_polishes(compiled, result.guide) or
-                                     _finishes_by_em(compiled, result.guide)):
+            if (result.converged or result.reason == MAX_ITER) and \
+                    _finishes_by_em(compiled, result.guide) or \
+                    result.converged and _polishes(compiled, result.guide):
                 result = _polished_params(compiled, result, rng)
     _refuse_unbounded_elbo(result)
     if result.reason == CONVERGED and not user.applies(compiled) and options.batch is None:
@@ -303,7 +307,8 @@ def _last_pairs(compiled, guide) -> int:
 def _polished_params(compiled, result: AdviResult, rng: np.random.Generator) -> AdviResult:
     """``result`` (a converged fit of a user guide, :func:`_polishes`) taken on by PARAM_ROUNDS
     of L-BFGS-B on fixed draws, the guide's parameters and the params together (or, for a
-    full rank too large for that, :func:`_finishes_by_em`, by EM rounds: params_em.py),
+    full rank too large for that, :func:`_finishes_by_em`, by EM rounds: params_em.py; also
+    after the iteration cap, and then, where EM's params settled, converged, FINISHED_BY_EM),
     unless its ELBO on draws no round has seen is lower than the fit's by more than
     fixed_draws.FLAT_SE standard errors of the difference and the fit's optimism (below); its
     final ELBO is then fixed_draws' estimate (2,048 fresh draws, not the last window's
@@ -318,13 +323,13 @@ def _polished_params(compiled, result: AdviResult, rng: np.random.Generator) -> 
                                      rounds=PARAM_ROUNDS[:-1] + (pairs,), chunk=chunk)
             if rounds.interrupted or rounds.failed is not None or not np.isfinite(rounds.elbo):
                 return result
-            theta, elbo = rounds.theta, rounds.elbo
+            theta, elbo, settled = rounds.theta, rounds.elbo, False
         else:
             finished = params_em.finish(compiled, result.guide, result.theta, rng,
                                         _hessian_chunk(compiled), chunk)
             if finished is None:
                 return result
-            (theta, elbo, free), pairs = finished, params_em.M_ROUNDS[-1]
+            (theta, elbo, free, settled), pairs = finished, params_em.M_ROUNDS[-1]
         gain, se = fixed_draws.final_gain(compiled.log_joint, result.guide, result.theta,
                                           theta, chunk)
     except KeyboardInterrupt:
@@ -338,8 +343,11 @@ def _polished_params(compiled, result: AdviResult, rng: np.random.Generator) -> 
     optimism = free / (2 * pairs)
     if not gain >= -(fixed_draws.FLAT_SE * se + optimism):
         return result
-    return dataclasses.replace(result, theta=theta, final_elbo=elbo,
-                               seconds=result.seconds + time.perf_counter() - start)
+    finished = dataclasses.replace(result, theta=theta, final_elbo=elbo,
+                                   seconds=result.seconds + time.perf_counter() - start)
+    if result.reason == MAX_ITER and settled:
+        return dataclasses.replace(finished, converged=True, reason=FINISHED_BY_EM)
+    return finished
 
 
 def _checked(compiled, result: AdviResult) -> AdviResult:

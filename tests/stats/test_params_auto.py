@@ -222,12 +222,12 @@ def test_a_variance_component_mean_field_would_remove_is_estimated(name, seed):
 
 # Full rank too large to finish on fixed draws (D = 61 and 60; advi.POLISH_MAX_PARAMS), finished
 # by EM (params_em.py). Before: q 0.231-0.237 against 0.322 (0.43-0.49 nats below) and 0.08-0.17
-# nats, reliable. Seeds 1-2: at seed 0 the local level's full rank stops at the iteration cap,
-# not converged and unreliable (the rounds finish only a converged fit)
+# nats, reliable. At seed 0 the local level's steps reach the iteration cap (q still drifting),
+# which left it 0.08 nats below, not converged and unreliable, until EM finished such fits too
 LARGE = {"local_level_60": lambda: _local_level(T=60), "random_slopes_30": lambda: _random_slopes(J=30)}
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("name", sorted(LARGE))
 def test_a_full_rank_too_large_for_the_rounds_is_finished_by_em(name, seed):
     case = LARGE[name]()

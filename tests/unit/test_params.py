@@ -456,6 +456,29 @@ def test_only_a_fit_of_few_latents_is_finished_on_fixed_draws(monkeypatch, guide
     assert set(calls) == ({finished} if finished else set())
 
 
+@pytest.mark.parametrize("rounds, settles", [(20, True), (1, False)])
+def test_a_large_full_rank_the_cap_stopped_is_converged_only_where_em_settles(
+        monkeypatch, rounds, settles):
+    # a param still drifting holds the rule, so a full rank with params could reach the cap
+    # (a local level with T = 100: 0.48 nats below the MAP-II, not converged); EM finishes it
+    # then too, and the fit is converged where EM's params settled (PARAM_TOL), else it stays
+    # stopped by the cap (one EM round whose params moved more than PARAM_TOL = 0)
+    from ppl.infer import advi, params_em
+    monkeypatch.setattr(params_em, "MAX_ROUNDS", rounds)
+    if not settles:
+        monkeypatch.setattr(params_em, "PARAM_TOL", 0.0)
+    source = ("data N: int\ndata g: int[N]\ndata y: real[N]\nparam m: real\n"
+              "sample z: real[44] ~ Normal(m, 1)\nobserve y ~ Normal(z[g], 1)\n")
+    y = np.random.default_rng(0).normal(1.0, 1.5, 88)
+    fit = ppl.compile(source).fit({"N": 88, "g": np.arange(88) % 44, "y": y}, seed=0,
+                                  guide="fullrank", iter=300)
+    assert fit.result.steps == 300
+    assert (fit.converged, fit.result.reason) == \
+        ((True, advi.FINISHED_BY_EM) if settles else (False, advi.MAX_ITER))
+    if settles:   # m's exact MAP: the mean of y (balanced groups, each z conjugate)
+        assert float(fit.params()["m"]) == pytest.approx(y.mean(), abs=0.01)
+
+
 def test_an_em_step_lands_on_the_exact_posterior_given_the_params():
     # params_em's E step from any full-rank guide: on a posterior that is Gaussian given the
     # params (a noncentred random walk observed with noise), Sigma = E[-Hessian]^-1 and one
