@@ -189,9 +189,7 @@ def fit(compiled, options, rng: np.random.Generator,
         if options.batch is None and user.applies(compiled) and \
                 not user.point_only(compiled) and result.reason != INTERRUPTED:
             _warn_unmoved_params(compiled, result)
-            if (result.converged or result.reason == MAX_ITER) and \
-                    _finishes_by_em(compiled, result.guide) or \
-                    result.converged and _polishes(compiled, result.guide):
+            if _finished_after_steps(compiled, result):
                 result = _polished_params(compiled, result, rng)
     _refuse_unbounded_elbo(result)
     if result.reason == CONVERGED and not user.applies(compiled) and options.batch is None:
@@ -269,6 +267,15 @@ def _free(guide) -> int:
     entries, of which the D (D + 1) / 2 of its lower triangle are used."""
     D = guide.d_auto
     return D * (D + 3) // 2 if guide.auto.name == "fullrank" else guide.n_auto_theta
+
+
+def _finished_after_steps(compiled, result: AdviResult) -> bool:
+    """Whether a fit with params is finished after its steps (:func:`_polished_params`): by
+    the rounds where its steps converged; a full rank too large for them by EM, also where
+    the iteration cap stopped them (FINISHED_BY_EM)."""
+    if _finishes_by_em(compiled, result.guide):
+        return result.converged or result.reason == MAX_ITER
+    return result.converged and _polishes(compiled, result.guide)
 
 
 def _polishes(compiled, guide) -> bool:
