@@ -37,6 +37,9 @@ such a fit too (advi.fit), and where the params settled it is converged
 
 EM stops when no param moved more than PARAM_TOL on its unconstrained scale (its steps
 shrink geometrically: 0.08, 0.04, 0.036, ... on the local level model), or after MAX_ROUNDS.
+Where they shrink slowly that stops short: with the step loop's drift hold lifted for fits EM
+finishes (tried, not kept), the T = 60 local level's steps ended farther off and EM stopped
+0.0115 nats below the MAP-II (log q 0.05 off), where the other seeds ended within 0.0001.
 Measured against the exact MAP-II (benchmarks/params_auto.py --large, seeds 0-4; docs/trust.md):
 the local level 0.0000-0.0033 nats below it, 30-group random slopes 0.0000-0.0013; auto's
 whole fit took 7.1x and 3.1x mean field's CPU, 6.1x and 2.7x before (separate runs; 9.4x and
