@@ -636,7 +636,12 @@ def _policies(compiled, guide, options, whitening) -> Policies:
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
         return Policies(BatchConvergence(options.tol, options.window), sizes, preconditioner,
                         BatchWindows())
-    return Policies(Convergence(options.tol, options.window), sizes, preconditioner, Windows())
+    # a param still drifting holds the rule (schedule.drifting), but not where EM finishes the
+    # params after the steps: there it cost up to 10,000 steps and EM's E step makes the
+    # steps' guide afresh anyway (params_em.py)
+    holds = not (user.applies(compiled) and _finishes_by_em(compiled, guide))
+    return Policies(Convergence(options.tol, options.window, holds), sizes, preconditioner,
+                    Windows())
 
 
 # What the loop does at the end of a window (window_end) besides going on (CONTINUE) or

@@ -35,15 +35,30 @@ Its last iterate is noisy, but the E step sets the guide afresh from the params,
 such a fit too (advi.fit), and where the params settled it is converged
 (advi.FINISHED_BY_EM): all six then 0.0001-0.0027 nats below, `reliable`.
 
-EM stops when no param moved more than PARAM_TOL on its unconstrained scale (its steps
-shrink geometrically: 0.08, 0.04, 0.036, ... on the local level model), or after MAX_ROUNDS.
-Where they shrink slowly that stops short: with the step loop's drift hold lifted for fits EM
-finishes (tried, not kept), the T = 60 local level's steps ended farther off and EM stopped
-0.0115 nats below the MAP-II (log q 0.05 off), where the other seeds ended within 0.0001.
-Measured against the exact MAP-II (benchmarks/params_auto.py --large, seeds 0-4; docs/trust.md):
-the local level 0.0000-0.0033 nats below it, 30-group random slopes 0.0000-0.0013; auto's
-whole fit took 7.1x and 3.1x mean field's CPU, 6.1x and 2.7x before (separate runs; 9.4x and
-3.8x once capped fits were finished too, in a run beside other work).
+EM's rounds shrink the params' distance to their fixed point by a factor each (0.73-0.77 on
+the local level below), so every third round starts where SQUAREM extrapolates the two before
+(Varadhan and Roland 2008, "Simple and globally convergent methods for accelerating the
+convergence of any EM algorithm", Scand. J. Statist. 35; :func:`_jump`), kept only where its
+round's ELBO is no lower than the round it jumped from. EM stops after QUIET_ROUNDS rounds in a
+row in which no param moved more than PARAM_TOL on its unconstrained scale, or after
+MAX_ROUNDS. One quiet round was the rule before, and a round can be quiet by chance: with
+the drift hold lifted (below) and no jump, the T = 60 local level's EM under auto went from
+q 0.62 with moves of 0.34, 0.08, 0.062, 0.046, 0.030, 0.022, 0.012 in log q, then 0.002, and
+stopped at q 0.338 against 0.322, 0.0115 nats below the MAP-II; with the jumps and two quiet
+rounds, 0.0011.
+
+A param still drifting holds the step loop's rule (schedule.drifting), which cost these fits
+up to 10,000 steps; where EM follows, it does not hold (advi._policies), as the E step makes
+the guide afresh from the params. Measured under auto (a /tmp script, seeds 0-2, local levels
+with T = 60, 80 and 100 on four data draws and slopes with 30 groups, against the exact
+MAP-II): the 15 fits' CPU 225 s -> 151 s, their steps 1,700-6,300 where 9 of 15 had reached the
+cap, all within 0.0021 nats of the MAP-II (0.0033 before).
+
+Before the jumps and the lift, against the exact MAP-II (benchmarks/params_auto.py --large,
+seeds 0-4; docs/trust.md): the local level 0.0000-0.0033 nats below it, 30-group random
+slopes 0.0000-0.0013; auto's whole fit took 7.1x and 3.1x mean field's CPU, 6.1x and 2.7x
+before EM (separate runs; 9.4x and 3.8x once capped fits were finished too, in a run beside
+other work).
 """
 from __future__ import annotations
 
@@ -56,7 +71,9 @@ from .precondition import difference_hessian
 
 HESSIAN_PAIRS = 64      # mirrored draws of an E step's expected Hessian and gradient
 M_ROUNDS = (128, 512)   # fixed_draws.fit's rounds of an M step (mirrored pairs each)
-PARAM_TOL = 0.004       # largest move of a param (unconstrained) that ends the rounds
+PARAM_TOL = 0.004       # largest move of a param (unconstrained) of a quiet round
+QUIET_ROUNDS = 2        # quiet rounds in a row that end EM (one can be quiet by chance)
+MAX_JUMP = 8.0          # the largest SQUAREM step (_jump), in EM rounds' moves
 MAX_ROUNDS = 20
 
 
@@ -70,7 +87,8 @@ def applies(guide) -> bool:
 def finish(compiled, guide, theta: np.ndarray, rng: np.random.Generator, hessian_chunk,
            chunk) -> tuple[np.ndarray, float, int, bool] | None:
     """(theta, its ELBO on the last M step's fresh draws, the free parameters of the M step,
-    whether the params settled: moved less than PARAM_TOL in the last round) after EM rounds
+    whether the params settled: QUIET_ROUNDS rounds in a row moved them less than PARAM_TOL)
+    after EM rounds
     from ``theta``; None when no round could be taken (an expected Hessian
     that is not positive definite, or an ELBO not finite). ``hessian_chunk``: draws a
     gradient of the Hessian's differences may take (optim.hessian_chunk); ``chunk``: the fixed
@@ -80,24 +98,64 @@ def finish(compiled, guide, theta: np.ndarray, rng: np.random.Generator, hessian
     ------
     KeyboardInterrupt : Ctrl-C during an M step (fixed_draws.fit returns its rounds then).
     """
-    elbo, k, settled = None, 2 * guide.d_auto + guide.n_params, False
+    n = guide.n_auto_theta
+    starts, quiet, elbo, jumped_from = [theta[n:]], 0, None, None
     for _ in range(MAX_ROUNDS):
-        optimal = _e_step(compiled, guide, theta, rng, hessian_chunk)
-        if optimal is None:
+        found = _round(compiled, guide, theta, rng, hessian_chunk, chunk)
+        if jumped_from is not None and (found is None or found[1] < elbo):
+            # the jump overshot: on from the round it jumped from (the ELBOs are estimated
+            # on the same draws, fixed_draws.FINAL_DRAWS, so their difference is the guides')
+            theta, starts, jumped_from, quiet = jumped_from, [jumped_from[n:]], None, 0
+            continue
+        if found is None:
             break
-        held = Held(guide, optimal)
-        rounds = fixed_draws.fit(compiled.log_joint, held, held.start, rng, rounds=M_ROUNDS,
-                                 chunk=chunk)
-        if rounds.interrupted:   # Ctrl-C: the caller keeps the steps' fit, as for the rounds
-            raise KeyboardInterrupt
-        if rounds.failed is not None or not np.isfinite(rounds.elbo):
+        new, new_elbo = found
+        moved = np.max(np.abs(new[n:] - theta[n:]))
+        theta, elbo, jumped_from = new, new_elbo, None
+        quiet = quiet + 1 if moved < PARAM_TOL else 0
+        if quiet == QUIET_ROUNDS:
             break
-        before = theta[guide.n_auto_theta:]
-        theta, elbo = np.asarray(held.expand(rounds.theta)), rounds.elbo
-        settled = np.max(np.abs(theta[guide.n_auto_theta:] - before)) < PARAM_TOL
-        if settled:
-            break
-    return None if elbo is None else (theta, elbo, k, settled)
+        starts.append(theta[n:])
+        if len(starts) == 3:
+            jump = _jump(*starts)
+            starts = [theta[n:]]
+            if jump is not None:
+                jumped_from = theta
+                theta = np.concatenate([theta[:n], jump])
+                starts = [jump]
+    if elbo is None:
+        return None
+    settled = quiet == QUIET_ROUNDS
+    return theta if jumped_from is None else jumped_from, elbo, \
+        2 * guide.d_auto + guide.n_params, settled
+
+
+def _jump(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> np.ndarray | None:
+    """SQUAREM's extrapolation of the params from two EM rounds p0 -> p1 -> p2 (Varadhan and
+    Roland 2008, scheme S3): p0 + 2 a r + a^2 v, r = p1 - p0, v = p2 - 2 p1 + p0,
+    a = |r| / |v| at most MAX_JUMP. Where each round shrinks the distance to the fixed point
+    by the same factor rho, a = 1 / (1 - rho) and the jump lands on it. None where a <= 1
+    (the jump would be p2 itself: the rounds are not shrinking)."""
+    r, v = p1 - p0, p2 - 2 * p1 + p0
+    size = np.linalg.norm(v)
+    a = MAX_JUMP if size == 0 else min(np.linalg.norm(r) / size, MAX_JUMP)
+    return p0 + 2 * a * r + a * a * v if a > 1.0 else None
+
+
+def _round(compiled, guide, theta, rng, hessian_chunk, chunk):
+    """(theta, its ELBO on the M step's fresh draws) after one EM round from ``theta``, or
+    None where the round could not be taken."""
+    optimal = _e_step(compiled, guide, theta, rng, hessian_chunk)
+    if optimal is None:
+        return None
+    held = Held(guide, optimal)
+    rounds = fixed_draws.fit(compiled.log_joint, held, held.start, rng, rounds=M_ROUNDS,
+                             chunk=chunk)
+    if rounds.interrupted:   # Ctrl-C: the caller keeps the steps' fit, as for the rounds
+        raise KeyboardInterrupt
+    if rounds.failed is not None or not np.isfinite(rounds.elbo):
+        return None
+    return np.asarray(held.expand(rounds.theta)), rounds.elbo
 
 
 def _e_step(compiled, guide, theta, rng, hessian_chunk) -> np.ndarray | None:

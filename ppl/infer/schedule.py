@@ -281,6 +281,7 @@ class Convergence:
     """The windowed ELBO rule of advi.fit: plateaus, decays, jitter, then averaging."""
     tol: float
     window: int
+    drift_holds: bool = True   # a param still drifting fails a check (:func:`drifting`)
 
     def at_window(self, state: Windows, trace: list, guide) -> tuple[Windows, str]:
         """The state after a finished window and what to do: CONTINUE, STOP (converged),
@@ -292,7 +293,8 @@ class Convergence:
         # only windows taken at the current step size and coordinates are compared
         passed = plateau(np.asarray(trace[state.since:]), W, self.tol)
         state = state.closed()
-        if passed and step - state.since >= 3 * W and drifting(state.kept, guide):
+        if passed and self.drift_holds and step - state.since >= 3 * W and \
+                drifting(state.kept, guide):
             passed = False
         if not passed and step - state.since >= 2 * W:   # two windows at this step size
             passed = bouncing(state.kept[-2], state.kept[-1], guide)

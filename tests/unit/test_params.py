@@ -1071,3 +1071,98 @@ def test_the_newton_check_does_not_pass_a_param_with_no_curvature_and_a_gradient
     # no iteration left: the check of this point alone (x0 at its maximum, x1 flat, rising)
     x, value, gain = point._rescaled(negative, log_joint, np.zeros(2), 0.0, None, 0, [])
     assert gain == np.inf
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.75, 0.85])
+def test_an_em_jump_lands_on_the_fixed_point_of_rounds_that_shrink_by_a_factor(rho):
+    # SQUAREM's extrapolation (params_em._jump): rounds p -> p* + rho (p - p*) give
+    # r = (rho - 1) e and v = (rho - 1)^2 e, so a = 1 / (1 - rho) and p0 + 2 a r + a^2 v = p*
+    from ppl.infer import params_em
+    fixed, p0 = np.array([0.3, -0.2]), np.array([1.0, 1.0])
+    p1 = fixed + rho * (p0 - fixed)
+    p2 = fixed + rho * (p1 - fixed)
+    np.testing.assert_allclose(params_em._jump(p0, p1, p2), fixed, rtol=0, atol=1e-12)
+
+
+def test_an_em_jump_is_bounded_and_not_taken_where_the_rounds_do_not_shrink():
+    from ppl.infer import params_em
+    p0 = np.array([1.0, 1.0])
+    # rho 0.95: a would be 20, and is MAX_JUMP
+    p1, p2 = 0.95 * p0, 0.95 ** 2 * p0
+    r, v = p1 - p0, p2 - 2 * p1 + p0
+    a = params_em.MAX_JUMP
+    np.testing.assert_allclose(params_em._jump(p0, p1, p2), p0 + 2 * a * r + a * a * v)
+    # rho -0.5, rounds that overshoot by turns: a = 1 / 1.5, no jump
+    assert params_em._jump(p0, -0.5 * p0, 0.25 * p0) is None
+
+
+class _ScriptedGuide:   # theta = (one latent's mean, two params)
+    n_auto_theta, d_auto, n_params = 1, 1, 2
+
+
+def _scripted_em(monkeypatch, step, elbo):
+    """params_em.finish from theta (0, 1, 1) with each round's theta ``step(theta)`` and its
+    ELBO ``elbo(theta)``: (finish's answer, the theta each round started from)."""
+    from ppl.infer import params_em
+    starts = []
+
+    def round_(compiled, guide, theta, rng, hessian_chunk, chunk):
+        starts.append(theta)
+        new = step(theta)
+        return new, elbo(new)
+    monkeypatch.setattr(params_em, "_round", round_)
+    return params_em.finish(None, _ScriptedGuide, np.array([0.0, 1.0, 1.0]), None, None,
+                            None), starts
+
+
+def test_em_rounds_that_shrink_slowly_are_finished_by_a_jump(monkeypatch):
+    # rounds that close 15% of the distance each (plain EM would need 24 rounds to move less
+    # than PARAM_TOL): two rounds, the jump onto the fixed point, two quiet rounds there
+    fixed = np.array([0.0, 0.3, -0.2])
+    (theta, _, _, settled), starts = _scripted_em(
+        monkeypatch, lambda t: fixed + 0.85 * (t - fixed), lambda t: -np.sum((t - fixed) ** 2))
+    assert settled and len(starts) == 4
+    np.testing.assert_allclose(theta, fixed, atol=1e-12)
+
+
+def test_one_quiet_em_round_does_not_end_em(monkeypatch):
+    # a round can move the params less than PARAM_TOL by chance (the T = 60 local level: log q
+    # moved 0.012, then 0.002, and EM stopped 0.0115 nats below the MAP-II); EM ends after
+    # QUIET_ROUNDS quiet rounds in a row (no jumps here)
+    from ppl.infer import params_em
+    monkeypatch.setattr(params_em, "_jump", lambda *starts: None)
+    moves = iter([0.1, 0.002, 0.05, 0.001, 0.001, 1.0])
+    (theta, _, _, settled), starts = _scripted_em(
+        monkeypatch, lambda t: t + np.array([0.0, next(moves), 0.0]), lambda t: 0.0)
+    assert settled and len(starts) == 5
+    assert theta[1] == pytest.approx(1.154)
+
+
+def test_an_em_jump_whose_round_ends_lower_is_not_taken(monkeypatch):
+    # the jump (here far past the fixed point) is kept only where its round's ELBO is no lower
+    # than the round it jumped from; EM goes on from that round instead
+    from ppl.infer import params_em
+    fixed = np.array([0.0, 0.3, -0.2])
+    monkeypatch.setattr(params_em, "_jump", lambda p0, p1, p2: p2 + 10.0)
+    (theta, _, _, settled), starts = _scripted_em(
+        monkeypatch, lambda t: fixed + 0.5 * (t - fixed), lambda t: -np.sum((t - fixed) ** 2))
+    np.testing.assert_allclose(starts[2][1:], starts[1][1:] * 0.5 + fixed[1:] * 0.5 + 10.0)
+    np.testing.assert_allclose(starts[3], fixed + 0.25 * (starts[0] - fixed))  # from round 2
+    assert settled and np.max(np.abs(theta - fixed)) < params_em.PARAM_TOL
+
+
+@pytest.mark.parametrize("guide, D, holds", [("fullrank", 44, False), ("fullrank", 43, True),
+                                             ("meanfield", 44, True)])
+def test_a_drifting_param_holds_the_rule_except_where_em_finishes_the_fit(guide, D, holds):
+    # schedule.drifting kept full rank's steps going up to the 10,000-step cap on local levels
+    # with T = 60-100 (9 of 15 fits under auto); where EM finishes the params (D >= 44, full
+    # rank) the E step makes the guide afresh from them, so the steps need not wait
+    from ppl.infer import advi
+    source = ("data N: int\ndata D: int\ndata g: int[N]\ndata y: real[N]\nparam m: real\n"
+              "sample z: real[D] ~ Normal(m, 1)\nobserve y ~ Normal(z[g], 1)\n")
+    y = np.random.default_rng(0).normal(1.0, 1.5, 2 * D)
+    _, _, compiled = ppl.compile(source).prepare(
+        {"N": 2 * D, "D": D, "g": np.arange(2 * D) % D, "y": y})
+    family = user.family_for(compiled, guide, np.random.default_rng(0))
+    rule = advi._policies(compiled, family, FitOptions(), False).rule
+    assert rule.drift_holds == holds
