@@ -48,8 +48,9 @@ stopped at q 0.338 against 0.322, 0.0115 nats below the MAP-II; with the jumps a
 rounds, 0.0011.
 
 A param still drifting holds the step loop's rule (schedule.drifting), which cost these fits
-up to 10,000 steps; where EM follows, it does not hold (advi._policies), as the E step makes
-the guide afresh from the params. Measured under auto (a /tmp script, seeds 0-2, local levels
+up to 10,000 steps, and let a noncentred scale drift to 0, from which EM cannot move it
+(docs/trust.md); where EM (or the rounds) follows, it does not hold (advi._policies), as the
+E step makes the guide afresh from the params. Measured under auto (a /tmp script, seeds 0-2, local levels
 with T = 60, 80 and 100 on four data draws and slopes with 30 groups, against the exact
 MAP-II): the 15 fits' CPU 225 s -> 151 s, their steps 1,700-6,300 where 9 of 15 had reached the
 cap, all within 0.0021 nats of the MAP-II (0.0033 before).
