@@ -205,7 +205,9 @@ def drifting(windows: tuple, guide) -> bool:
     crawls towards its optimum while the ELBO looks flat within its noise (the plateau test),
     and a decay would freeze it on the way (eight schools' y as the data of an empirical Bayes
     fit stopped 0.6 ML standard errors short in mu0 and log tau). A param wandering about its
-    optimum turns back as often as not."""
+    optimum turns back as often as not. Not where the params are finished after the steps
+    (``Convergence.drift_holds`` False: advi._policies), which take them on from where the
+    steps stopped: there the hold let a noncentred scale drift to 0 (docs/trust.md)."""
     n = getattr(guide, "n_params", 0)
     if not n or len(windows) < 3:
         return False
