@@ -288,7 +288,9 @@ def _finishes_by_em(compiled, guide) -> bool:
     the D at which auto's ladder takes low rank instead (an E step's Hessian costs 2 D
     gradients of 128 draws). Not a smaller one: EM stays where a noncentred scale starts
     near 0 (params_em.py), which the rounds leave (EB schools under --guide fullrank, seeds
-    0-9: tau 0.027-0.255 by EM, 0.254-0.255 by the rounds; MAP-II 0.254)."""
+    0-9: tau 0.027-0.255 by EM, 0.254-0.255 by the rounds; MAP-II 0.254; with the drift hold
+    lifted EM reaches it too, but ends farther from the test models' MAP-II than the rounds,
+    at 1.7-2.4x auto's CPU: params_em.py)."""
     return params_em.applies(guide) and _free(guide) > POLISH_MAX_PARAMS and \
         guide.d_auto <= AUTO_FULLRANK_MAX_DIM and _affordable(compiled)
 

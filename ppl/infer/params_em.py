@@ -26,8 +26,12 @@ EM's weakness is a scale near 0 in a noncentred model (z ~ N(0, 1), tau * z): th
 step's latents hardly depend on the data, so the M step's gradient in tau nearly vanishes, and
 EM stays. Measured with EM in place of the rounds on empirical-Bayes eight schools, `--guide
 fullrank`, seeds 0-9: one seed kept tau at 0.027 against a MAP-II of 0.254, which the rounds
-(the guide and the params moved together) reach at every seed. So EM is only where the rounds
-cannot go (advi._finishes_by_em); a large full rank whose steps left a scale near 0 keeps it.
+(the guide and the params moved together) reach at every seed. That was with the steps held
+by a drifting param (below); with the hold lifted EM reaches 0.253-0.254 there, but in place
+of the rounds at every D it left the test models' local level (T = 40) up to 0.0061 nats below
+the MAP-II where the rounds end within 0.0001, at 1.7-2.4x auto's CPU (benchmarks/
+params_auto.py, session 52). So EM is only where the rounds cannot go
+(advi._finishes_by_em); a large full rank whose steps left a scale near 0 keeps it.
 
 A full rank with params can also reach the iteration cap, a param still drifting holding the
 step loop's rule (local levels with T = 60-100: 5 of 6 fits, up to 0.48 nats below the MAP-II).
@@ -50,10 +54,10 @@ rounds, 0.0011.
 A param still drifting holds the step loop's rule (schedule.drifting), which cost these fits
 up to 10,000 steps, and let a noncentred scale drift to 0, from which EM cannot move it
 (docs/trust.md); where EM (or the rounds) follows, it does not hold (advi._policies), as the
-E step makes the guide afresh from the params. Measured under auto (a /tmp script, seeds 0-2, local levels
-with T = 60, 80 and 100 on four data draws and slopes with 30 groups, against the exact
-MAP-II): the 15 fits' CPU 225 s -> 151 s, their steps 1,700-6,300 where 9 of 15 had reached the
-cap, all within 0.0021 nats of the MAP-II (0.0033 before).
+E step makes the guide afresh from the params. Measured under auto (a /tmp script, seeds 0-2,
+local levels with T = 60, 80 and 100 on four data draws and slopes with 30 groups, against
+the exact MAP-II): the 15 fits' CPU 225 s -> 151 s, their steps 1,700-6,300 where 9 of 15 had
+reached the cap, all within 0.0021 nats of the MAP-II (0.0033 before).
 
 Before the jumps and the lift, against the exact MAP-II (benchmarks/params_auto.py --large,
 seeds 0-4; docs/trust.md): the local level 0.0000-0.0033 nats below it, 30-group random
