@@ -639,7 +639,7 @@ def _policies(compiled, guide, options, whitening) -> Policies:
         return Policies(BatchConvergence(options.tol, options.window), sizes, preconditioner,
                         BatchWindows())
     # a param still drifting holds the rule (schedule.drifting), but not where the rounds or
-    # EM finish the params after the steps (:func:`_finished_after_steps`): there the hold cost
+    # EM finish the params after the steps (_polishes, _finishes_by_em): there the hold cost
     # up to 10,000 steps, and on the way a noncentred scale drifted to 0, where a noisy guide
     # costs the ELBO least and which neither finish could leave (EB with 40 and 100 groups
     # under --guide fullrank: tau 0.004-0.014 against MAP-IIs of 1.35-2.03, 0.43-2.98 nats)

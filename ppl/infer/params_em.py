@@ -93,8 +93,7 @@ def finish(compiled, guide, theta: np.ndarray, rng: np.random.Generator, hessian
            chunk) -> tuple[np.ndarray, float, int, bool] | None:
     """(theta, its ELBO on the last M step's fresh draws, the free parameters of the M step,
     whether the params settled: QUIET_ROUNDS rounds in a row moved them less than PARAM_TOL)
-    after EM rounds
-    from ``theta``; None when no round could be taken (an expected Hessian
+    after EM rounds from ``theta``; None when no round could be taken (an expected Hessian
     that is not positive definite, or an ELBO not finite). ``hessian_chunk``: draws a
     gradient of the Hessian's differences may take (optim.hessian_chunk); ``chunk``: the fixed
     draws' (advi.fixed_draws_chunk).
