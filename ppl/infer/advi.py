@@ -278,6 +278,13 @@ def _finished_after_steps(compiled, result: AdviResult) -> bool:
     return result.converged and _polishes(compiled, result.guide)
 
 
+def _params_finished(compiled, guide) -> bool:
+    """Whether the params of a fit of ``guide`` are finished after its steps, by the rounds
+    or by EM (:func:`_finished_after_steps` says which fits, once they have run)."""
+    return user.applies(compiled) and (_polishes(compiled, guide) or
+                                       _finishes_by_em(compiled, guide))
+
+
 def _polishes(compiled, guide) -> bool:
     return guide.n_guided == 0 and guide.auto.name in ("meanfield", "fullrank") and \
         _free(guide) <= POLISH_MAX_PARAMS and _affordable(compiled)
@@ -639,12 +646,11 @@ def _policies(compiled, guide, options, whitening) -> Policies:
         return Policies(BatchConvergence(options.tol, options.window), sizes, preconditioner,
                         BatchWindows())
     # a param still drifting holds the rule (schedule.drifting), but not where the rounds or
-    # EM finish the params after the steps (_polishes, _finishes_by_em): there the hold cost
-    # up to 10,000 steps, and on the way a noncentred scale drifted to 0, where a noisy guide
-    # costs the ELBO least and which neither finish could leave (EB with 40 and 100 groups
-    # under --guide fullrank: tau 0.004-0.014 against MAP-IIs of 1.35-2.03, 0.43-2.98 nats)
-    holds = not (user.applies(compiled) and (_polishes(compiled, guide) or
-                                             _finishes_by_em(compiled, guide)))
+    # EM finish the params after the steps: there the hold cost up to 10,000 steps, and on
+    # the way a noncentred scale drifted to 0, where a noisy guide costs the ELBO least and
+    # which neither finish could leave (EB with 40 and 100 groups under --guide fullrank:
+    # tau 0.004-0.014 against MAP-IIs of 1.35-2.03, 0.43-2.98 nats)
+    holds = not _params_finished(compiled, guide)
     return Policies(Convergence(options.tol, options.window, holds), sizes, preconditioner,
                     Windows())
 
