@@ -7,10 +7,13 @@ and the CPU of auto over mean field's in the same run.
 The models and their exact references are tests/stats/test_params_auto.py's.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/params_auto.py \
-        [--seeds 5] [--large]
+        [--seeds 5] [--large | --beyond]
 
 ``--large``: the models whose full rank is too large to finish on fixed draws, finished by EM
-(ppl/infer/params_em.py): a local level with T = 60 and slopes with 30 groups.
+(ppl/infer/params_em.py): a local level with T = 60 and slopes with 30 groups. ``--beyond``:
+models with more latents than the ladder's full rank takes (200), where a model with params
+still gets full rank, finished by EM, up to params_em.MAX_DIM: slopes with 120 groups, a local
+level with T = 250, and one-way random intercepts with 300 groups (mean field exact there).
 """
 from __future__ import annotations
 
@@ -26,8 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "stats"))
 import ppl  # noqa: E402
-from test_params_auto import (CASES, LARGE, _log_marginal, _map_ii, _one_way,  # noqa: E402
-                              _posterior)
+from test_params_auto import (CASES, LARGE, _local_level, _log_marginal, _map_ii,  # noqa: E402
+                              _one_way, _posterior, _random_slopes)
+
+BEYOND = {"random_slopes_120": lambda: _random_slopes(J=120),
+          "local_level_250": lambda: _local_level(T=250),
+          "one-way, 300 groups": lambda: _one_way(J=300)}
 
 
 def assess(case, fit, best, top) -> tuple[float, float, float, float]:
@@ -45,11 +52,17 @@ def assess(case, fit, best, top) -> tuple[float, float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--large", action="store_true", help="the models EM finishes")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--large", action="store_true", help="the models EM finishes")
+    which.add_argument("--beyond", action="store_true",
+                       help="models with params and more latents than 200")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    cases = {name: build() for name, build in LARGE.items()} if args.large else \
-        {**{name: build() for name, build in CASES.items()}, "one-way, 101 groups": _one_way()}
+    if args.large or args.beyond:
+        cases = {name: build() for name, build in (LARGE if args.large else BEYOND).items()}
+    else:
+        cases = {**{name: build() for name, build in CASES.items()},
+                 "one-way, 101 groups": _one_way()}
     print("| model | guide | chose | deficit (nats) | latent mean error (sd) | sd ratio | "
           "verdicts | CPU auto / meanfield |\n|---|---|---|---|---|---|---|---|")
     for name, case in cases.items():

@@ -28,7 +28,7 @@ from .early import STOPPED, ReliableWeights, check_window
 from .elbo import elbo_value, make_objective
 from ..errors import (diverged, diverged_runaway_mean, diverged_unbounded_scale, guide_not_finite, not_finite_at_start,
                       unbounded_elbo, warm_start_diverged)
-from ..guides import AUTO_FULLRANK_MAX_DIM, MEAN_FIELD, WARM_FROM, family, user
+from ..guides import MEAN_FIELD, WARM_FROM, family, user
 from ..options import FitOptions
 from . import fixed_draws, params_em, steps
 from .optim import draw_elements, hessian_chunk, optimizer, score_chunk
@@ -292,14 +292,14 @@ def _polishes(compiled, guide) -> bool:
 
 def _finishes_by_em(compiled, guide) -> bool:
     """A full rank too large for :func:`_polishes` is finished by EM (params_em.py), up to
-    the D at which auto's ladder takes low rank instead (an E step's Hessian costs 2 D
-    gradients of 128 draws). Not a smaller one: EM stays where a noncentred scale starts
+    params_em.MAX_DIM latents, where auto's Gaussian rung of a model with params becomes low
+    rank (an E step's Hessian costs 2 D gradients of 128 draws). Not a smaller one: EM stays where a noncentred scale starts
     near 0 (params_em.py), which the rounds leave (EB schools under --guide fullrank, seeds
     0-9: tau 0.027-0.255 by EM, 0.254-0.255 by the rounds; MAP-II 0.254; with the drift hold
     lifted EM reaches it too, but ends farther from the test models' MAP-II than the rounds,
     at 1.7-2.4x auto's CPU: params_em.py)."""
     return params_em.applies(guide) and _free(guide) > POLISH_MAX_PARAMS and \
-        guide.d_auto <= AUTO_FULLRANK_MAX_DIM and _affordable(compiled)
+        guide.d_auto <= params_em.MAX_DIM and _affordable(compiled)
 
 
 def _affordable(compiled) -> bool:

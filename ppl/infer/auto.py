@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import PplError, PplWarning
 from ..guides import GAUSSIAN, MEAN_FIELD, family, user
-from . import advi, fixed_draws, tails
+from . import advi, fixed_draws, params_em, tails
 from .early import log_weights
 from .ladder import (ABOVE, CARE_THIN, DIVERGED, ELBO_SE_KNOWN, ELBO_TIE, ELBO_TIE_NATS, FAILED,
                      INTERRUPTED, LAST_RUNG, RELIABLE_THIN, SKIPPED, UNUSABLE, USABLE, Ladder,
@@ -305,8 +305,8 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
 # marginal likelihood below it), random intercepts and slopes' tau0 0.02-0.07 against 0.436,
 # nested groups' tau_r 0.01-0.04 against 0.414, the random effects' sds 3-30% of the exact;
 # full rank, finished on fixed draws (advi._polishes), reached all three within 0.003. So auto
-# fits mean field, then the Gaussian rung (full rank; low rank beyond full rank's auto limit)
-# from the params' own start (from mean field's, a scale at 0 has no gradient to leave it),
+# fits mean field, then the Gaussian rung (full rank up to params_em.MAX_DIM latents; low rank
+# beyond, :func:`params_rungs`) from the params' own start (from mean field's, a scale at 0 has no gradient to leave it),
 # and returns the rung whose ELBO on k̂'s draws is higher by more than a tie (ladder.tie);
 # within a tie, the one that can be used, then mean field, the cheaper.
 PARAMS_WHY = "the params are the ELBO's maximum, which a family that cannot hold the " \
@@ -319,6 +319,13 @@ def with_params(compiled) -> bool:
     return bool(compiled.params) and not compiled.guides and user.auto_dim(compiled) > 0
 
 
+def params_rungs(D: int) -> tuple[str, str]:
+    """The families :func:`fit_with_params` fits for D latents: mean field, then full rank,
+    which EM finishes, up to params_em.MAX_DIM latents (the ladder's full rank ends at 200),
+    then the ladder's Gaussian rung (low rank)."""
+    return ("meanfield", "fullrank") if D <= params_em.MAX_DIM else ladder(D)[:2]
+
+
 def fit_with_params(compiled, options, rng: np.random.Generator, assess: Callable,
                     progress=None) -> tuple[object, AutoReport]:
     """Mean field and the Gaussian rung, the one with the higher ELBO returned (PARAMS_WHY's
@@ -327,7 +334,7 @@ def fit_with_params(compiled, options, rng: np.random.Generator, assess: Callabl
     tried, assessed, held = [], [], {}
     ctrl_c = False
     try:
-        for name in ladder(user.auto_dim(compiled))[:2]:
+        for name in params_rungs(user.auto_dim(compiled)):
             started = time.perf_counter()
             result, caught = _fit_rung(compiled, dataclasses.replace(options, guide=name), rng,
                                        progress, None, started, tried, first=not tried)

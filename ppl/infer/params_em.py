@@ -80,6 +80,19 @@ PARAM_TOL = 0.004       # largest move of a param (unconstrained) of a quiet rou
 QUIET_ROUNDS = 2        # quiet rounds in a row that end EM (one can be quiet by chance)
 MAX_JUMP = 8.0          # the largest SQUAREM step (_jump), in EM rounds' moves
 MAX_ROUNDS = 20
+# EM finishes a full rank over at most MAX_DIM latents (advi._finishes_by_em), and up to there
+# auto's Gaussian rung of a model with params is full rank (auto.fit_with_params), not the low
+# rank the ladder takes beyond full rank's 200 (guides.AUTO_FULLRANK_MAX_DIM), which nothing
+# finishes: random intercepts and slopes with 120 groups (D = 240, tests/stats/
+# test_params_auto.py's model) kept mean field at tau0 0.015 against a MAP-II of 0.655, 18.7
+# nats below, `reliable` (low rank's ELBO was lower still); a local level with T = 250 kept
+# it at q 0.074 against 0.339, 76 nats below, `unreliable`. Full rank with EM: 0.0001 and
+# 0.0025-0.0059 nats (seeds 0-1, benchmarks/params_auto.py --beyond, session 53). Its cost
+# grows as D^2 a draw (the M step's 1,024 draws through L) and 2 D gradients an E step: auto's
+# CPU over mean field's 3.7 -> 8.8 on those slopes, 7.0 -> 16.8 on the local level, and 2.8 ->
+# 15.0 on one-way random intercepts with 300 groups, where mean field is exact and is kept;
+# slopes with 250 groups (D = 500) under --guide fullrank, 162 s of CPU, 72 of them EM's.
+MAX_DIM = 500
 
 
 def applies(guide) -> bool:

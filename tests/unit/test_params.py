@@ -1153,13 +1153,14 @@ def test_an_em_jump_whose_round_ends_lower_is_not_taken(monkeypatch):
 
 @pytest.mark.parametrize("guide, D, holds", [("fullrank", 44, False), ("fullrank", 43, False),
                                              ("meanfield", 500, False), ("meanfield", 501, True),
-                                             ("fullrank", 201, True)])
+                                             ("fullrank", 201, False), ("fullrank", 500, False),
+                                             ("fullrank", 501, True)])
 def test_a_drifting_param_holds_the_rule_only_where_nothing_finishes_the_params(guide, D, holds):
     # schedule.drifting kept the steps of a full rank with params going up to the 10,000-step
     # cap on local levels with T = 60-100 (9 of 15 fits under auto), and let a noncentred
     # scale drift to 0 (test_params_auto.py); where the rounds (mean field up to D = 500, full
-    # rank up to 43) or EM (full rank 44-200) finish the params after the steps, the steps
-    # need not wait for a drifting param
+    # rank up to 43) or EM (full rank 44-500, params_em.MAX_DIM) finish the params after the
+    # steps, the steps need not wait for a drifting param
     from ppl.infer import advi
     source = ("data N: int\ndata D: int\ndata g: int[N]\ndata y: real[N]\nparam m: real\n"
               "sample z: real[D] ~ Normal(m, 1)\nobserve y ~ Normal(z[g], 1)\n")
@@ -1169,3 +1170,15 @@ def test_a_drifting_param_holds_the_rule_only_where_nothing_finishes_the_params(
     family = user.family_for(compiled, guide, np.random.default_rng(0))
     rule = advi._policies(compiled, family, FitOptions(), False).rule
     assert rule.drift_holds == holds
+
+
+@pytest.mark.parametrize("D, gaussian", [(41, "fullrank"), (200, "fullrank"), (201, "fullrank"),
+                                         (500, "fullrank"), (501, "lowrank")])
+def test_auto_checks_mean_field_with_params_by_the_full_rank_em_finishes(D, gaussian):
+    # the ladder's full rank ends at 200 latents, and the low rank beyond lost to a mean field
+    # that had removed a variance component (random slopes with 120 groups: 18.7 nats below
+    # the MAP-II, reliable; tests/stats/test_params_auto.py): a model with params keeps full
+    # rank, which EM finishes, up to params_em.MAX_DIM
+    from ppl.infer import auto, params_em
+    assert params_em.MAX_DIM == 500
+    assert auto.params_rungs(D) == ("meanfield", gaussian)
