@@ -89,9 +89,11 @@ MAX_ROUNDS = 20
 # it at q 0.074 against 0.339, 76 nats below, `unreliable`. Full rank with EM: 0.0001 and
 # 0.0025-0.0059 nats (seeds 0-1, benchmarks/params_auto.py --beyond, session 53). Its cost
 # grows as D^2 a draw (the M step's 1,024 draws through L) and 2 D gradients an E step: auto's
-# CPU over mean field's 3.7 -> 8.8 on those slopes, 7.0 -> 16.8 on the local level, and 2.8 ->
-# 15.0 on one-way random intercepts with 300 groups, where mean field is exact and is kept;
-# slopes with 250 groups (D = 500) under --guide fullrank, 162 s of CPU, 72 of them EM's.
+# CPU over mean field's 3.7 -> 8.8 on those slopes, 7.0 -> 16.8 on the local level; slopes
+# with 250 groups (D = 500) under --guide fullrank, 162 s of CPU, 72 of them EM's. On one-way
+# random intercepts with 300 groups, where mean field is exact, it went 2.8 -> 15.0 to tie
+# with mean field, until auto skipped it where the latents are independent (:func:`independent`):
+# 1.03.
 MAX_DIM = 500
 
 
@@ -198,6 +200,35 @@ def _e_step(compiled, guide, theta, rng, hessian_chunk) -> np.ndarray | None:
     L = np.linalg.cholesky(0.5 * (sigma + sigma.T))
     mu = theta[:D] + inverse_root.T @ (inverse_root @ g)
     return np.concatenate([family.pack(mu, L), theta[n:]])
+
+
+# Draws of mean field at which :func:`independent` reads the Hessian, from a stream of their own
+# (the fit's is left as it was: a fit that goes on to full rank is the one it was before)
+INDEPENDENCE_DRAWS = 2
+INDEPENDENCE_SEED = 20261205
+
+
+def independent(compiled, guide, theta: np.ndarray, hessian_chunk) -> bool:
+    """Whether the latents of a mean-field fit with params (``guide``, the user family, at
+    ``theta``) are independent given the params: the log joint's Hessian in the latents, the
+    params held at theta's, has no entry off its diagonal at INDEPENDENCE_DRAWS draws of the
+    guide. Its central differences (precondition.difference_hessian) leave a gradient entry
+    whose latent's terms do not read the shifted one exactly as it was, so an independence
+    that the model's structure makes reads as exact zeros; a coupling through a param, however
+    small the param (a scale mean field moved near 0), does not. Where it holds the log joint
+    is a sum of one-latent terms given the params, the best Gaussian of any covariance is a
+    product (for given marginals a product has the most entropy), so full rank's ELBO is
+    mean field's at every params and their maxima are the same: auto need not fit it."""
+    D, n = guide.d_auto, guide.n_auto_theta
+    if D == 1:
+        return True
+    eps = np.random.default_rng(INDEPENDENCE_SEED).standard_normal(
+        (INDEPENDENCE_DRAWS, guide.eps_dim(guide.D)))
+    z = guide.draw(theta, eps)[:, guide.auto_cols]
+    with np.errstate(all="ignore"):
+        H = difference_hessian(_given_params(compiled, guide, theta), z,
+                               np.exp(guide.auto.log_sd(theta[:n])), hessian_chunk)
+    return bool(np.all(np.isfinite(H)) and not np.any(H[~np.eye(D, dtype=bool)]))
 
 
 def _given_params(compiled, guide, theta):

@@ -948,22 +948,35 @@ def test_auto_fitting_mean_field_alone_says_so(tmp_path, capsys, text, data, fla
     assert f"guide auto: fitted mean field only, no richer family tried ({why})" in out
 
 
-def test_auto_with_params_fits_full_rank_too_and_keeps_mean_field_on_a_tie(tmp_path, capsys):
-    # auto.fit_with_params: the latents are independent given mu, so mean field is exact and
-    # full rank's ELBO no higher; the line names both rungs and the choice by the ELBO
-    # (tests/stats/test_params_auto.py: where full rank is higher, it is chosen)
+@pytest.mark.parametrize("model, independent", [
+    ("sample z: real[3] ~ Normal(mu, 1)\nobserve y ~ Normal(z, 1)\n", True),
+    # the latents coupled through their sum: full rank is fitted, and ties or wins by the ELBO
+    ("sample z: real[3] ~ Normal(mu, 1)\nobserve y ~ Normal(z + sum(z), 1)\n", False)])
+def test_auto_with_params_skips_full_rank_only_where_the_latents_are_independent(
+        tmp_path, capsys, model, independent):
+    # auto.fit_with_params: where the latents are independent given mu, mean field is exact and
+    # full rank's ELBO the same (params_em.independent), so full rank is not fitted; elsewhere
+    # the line names both rungs and the choice by the ELBO (tests/stats/test_params_auto.py:
+    # where full rank is higher, it is chosen)
     from ppl.cli import main
-    (tmp_path / "m.ppl").write_text("data y: real[3]\nparam mu: real\n"
-                                    "sample z: real[3] ~ Normal(mu, 1)\nobserve y ~ Normal(z, 1)\n")
+    (tmp_path / "m.ppl").write_text("data y: real[3]\nparam mu: real\n" + model)
     (tmp_path / "m.json").write_text('{"y": [0.5, 1.0, 2.0]}')
     assert main(["fit", str(tmp_path / "m.ppl"), "--quiet", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     line = next(text for text in out.splitlines() if text.startswith("guide auto:"))
-    assert "tried meanfield" in line and ", fullrank k̂" in line
-    assert "chose meanfield by the ELBO on k̂'s draws" in line and auto.PARAMS_WHY in line
     import json
     saved = json.loads((tmp_path / "o" / "fit.json").read_text())["auto"]
-    assert saved["chosen"] == "meanfield" and saved["chosen_by"] == "elbo"
+    assert line.startswith("guide auto: tried meanfield k̂")
+    if independent:
+        assert f", fullrank skipped ({auto.INDEPENDENT_WHY}) (" in line
+        assert line.endswith(" s); chose meanfield")
+        assert saved["chosen"] == "meanfield" and saved["chosen_by"] == "only"
+        assert saved["tried"][1]["level"] == "skipped" and saved["tried"][1]["independent"]
+        assert "start_ess" not in saved["tried"][1]
+    else:
+        assert ", fullrank k̂" in line and "by the ELBO on k̂'s draws" in line
+        assert auto.PARAMS_WHY in line and saved["chosen_by"] == "elbo"
+        assert "independent" not in saved["tried"][1]
 
 
 def test_a_named_family_or_a_params_only_fit_prints_no_auto_line(tmp_path, capsys):

@@ -1182,3 +1182,30 @@ def test_auto_checks_mean_field_with_params_by_the_full_rank_em_finishes(D, gaus
     from ppl.infer import auto, params_em
     assert params_em.MAX_DIM == 500
     assert auto.params_rungs(D) == ("meanfield", gaussian)
+
+
+WALK = ("data y: real[8]\nparam q: real<lower=0>\nsample z: real[8] ~ Normal(0, 1)\n"
+        "observe y ~ Normal(q * cumsum(z), 1)\n")
+
+
+@pytest.mark.parametrize("model, data, q, independent", [
+    # one-way random intercepts: each group's terms read its own latent alone
+    ("data y: real[8]\ndata g: int[8]\nparam m: real\nparam tau: real<lower=0>\n"
+     "sample u: real[4] ~ Normal(m, tau)\nobserve y ~ Normal(u[g], 1)\n",
+     {"y": np.linspace(-1.0, 2.0, 8), "g": np.arange(8) % 4}, None, True),
+    # a random walk scaled by q: coupled at any q > 0, however small (at q = 0, where mean
+    # field would move it, the latents would be independent: a near-0 scale must not read so)
+    (WALK, {"y": np.linspace(-1.0, 2.0, 8)}, 1e-3, False),
+    (WALK, {"y": np.linspace(-1.0, 2.0, 8)}, 1.0, False),
+    # one latent: full rank is mean field
+    ("data y: real\nparam m: real\nsample u ~ Normal(m, 1)\nobserve y ~ Normal(u, 1)\n",
+     {"y": 0.5}, None, True)])
+def test_latents_independent_given_the_params_are_read_off_the_hessian(model, data, q,
+                                                                        independent):
+    from ppl.infer import params_em
+    _, _, compiled = ppl.compile(model).prepare(data)
+    family = user.family_for(compiled, "meanfield", np.random.default_rng(0))
+    theta = family.init(compiled.dim, 1.0)
+    if q is not None:
+        theta[family.n_auto_theta:] = np.log(q)
+    assert params_em.independent(compiled, family, theta, None) == independent
