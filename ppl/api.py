@@ -214,6 +214,7 @@ class Model:
             fit.auto, fit.climbing = report, False
             return fit
         result = advi.fit(compiled, fit_options, rng, progress=progress)
+        auto.warn_unchecked_params(compiled, result)
         return Fit(concrete, compiled, result, fit_options, info, auto_alone=alone)
 
     def _fit_batch(self, batch, concrete, values, options, info, rng, progress) -> Fit:
