@@ -341,16 +341,21 @@ def params_rungs(D: int) -> tuple[str, str]:
 UNCHECKED = ("meanfield", "lowrank")
 
 
-def warn_unchecked_params(compiled, result) -> None:
+def warn_unchecked_params(compiled, result, independent: bool | None = None) -> None:
     """Warn (errors.params_unchecked) where ``result`` is a fit of a model with params and
     latents without a guide statement (:func:`with_params`) by a family of UNCHECKED whose
-    latents are correlated given its params (:func:`_independent`): nothing compared its
-    params with full rank's. The random slopes with 120 groups were `reliable` 18.7 nats below
-    the MAP-II (params_em.MAX_DIM's comment); beyond 500 latents auto still returns such a
-    fit, now with this warning."""
+    latents are correlated given its params (``independent`` False, or when None,
+    :func:`_independent`): nothing compared its params with full rank's. The random slopes
+    with 120 groups were `reliable` 18.7 nats below the MAP-II (params_em.MAX_DIM's comment);
+    beyond 500 latents auto still returns such a fit, now with this warning."""
+    if not with_params(compiled):
+        return
     name = result.guide.auto.name.split(":")[0]     # low rank's is 'lowrank:R'
-    if with_params(compiled) and name in UNCHECKED and result.guide.d_auto > 1 and \
-            not _independent(compiled, result):
+    if name not in UNCHECKED or result.guide.d_auto < 2:
+        return
+    if independent is None:
+        independent = _independent(compiled, result)
+    if not independent:
         warnings.warn(params_unchecked(name, list(compiled.params)), stacklevel=3)
 
 
@@ -364,14 +369,18 @@ def fit_with_params(compiled, options, rng: np.random.Generator, assess: Callabl
                     progress=None) -> tuple[object, AutoReport]:
     """Mean field and the Gaussian rung, the one with the higher ELBO returned (PARAMS_WHY's
     comment; the Gaussian rung is skipped where the latents are independent given mean
-    field's params, INDEPENDENT_WHY's); arguments and returns as :func:`fit_auto`'s. A failing Gaussian rung is
-    recorded and mean field returned; Ctrl-C returns mean field, or raises before it."""
+    field's params, INDEPENDENT_WHY's); arguments and returns as :func:`fit_auto`'s. A
+    failing Gaussian rung is recorded and mean field returned; Ctrl-C returns mean field, or
+    raises before it. Where no full rank was fitted and the latents are correlated, the fit
+    returned says it may be wrong (:func:`warn_unchecked_params`)."""
     tried, assessed, held = [], [], {}
-    ctrl_c = False
+    ctrl_c, independent = False, None
     try:
         for name in params_rungs(user.auto_dim(compiled)):
             started = time.perf_counter()
-            if assessed and _independent(compiled, assessed[0][1].result):
+            if assessed:
+                independent = _independent(compiled, assessed[0][1].result)
+            if independent:
                 tried.append(Tried(name, float("nan"), SKIPPED, time.perf_counter() - started,
                                    independent=True))
                 continue
@@ -405,7 +414,7 @@ def fit_with_params(compiled, options, rng: np.random.Generator, assess: Callabl
     if not any(t.family == "fullrank" and t.level not in (SKIPPED, FAILED, DIVERGED)
                for t in tried):
         # no full rank checked the params (beyond params_em.MAX_DIM, or its fit failed)
-        warn_unchecked_params(compiled, best.result)
+        warn_unchecked_params(compiled, best.result, independent)
     return best, AutoReport(tuple(tried), index, interrupted, _usable(best), params=True)
 
 
