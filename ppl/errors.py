@@ -954,16 +954,17 @@ def fit_not_at_optimum(name: str, steps: float, smallest: str, sd: float, lr: fl
                       f"(unconstrained) by {steps:.3g} guide sds{after}; {cause}", hint=hint)
 
 
-def params_unchecked(family: str, params: list[str]) -> PplWarning:
+def params_unchecked(family: str, params: list[str], em_max_dim: int) -> PplWarning:
     """A fit with params under a family that cannot hold the latents' correlations given
-    them, which no full rank checked (auto.warn_unchecked_params)."""
+    them, which no full rank checked (auto.warn_unchecked_params); EM finishes full rank's
+    params up to ``em_max_dim`` latents."""
     names = ", ".join(f"'{name}'" for name in params)
     return PplWarning(f"this fit may be wrong: the params ({names}) are the {family} guide's "
                       "ELBO maximum, and the latents are correlated given them, where that "
                       "maximum moves a variance component towards 0 (a random effect's scale, "
                       "a random walk's step); k̂ judges the guide given the params and cannot "
                       "see it", hint="--guide fullrank holds those correlations (its params "
-                      "are finished by EM up to 500 latents); compare its params")
+                      f"are finished by EM up to {em_max_dim} latents); compare its params")
 
 
 def guide_collapsed(name: str, sd: float, ratio: float, rounds: int = 0) -> PplWarning:

@@ -356,7 +356,8 @@ def warn_unchecked_params(compiled, result, independent: bool | None = None) -> 
     if independent is None:
         independent = _independent(compiled, result)
     if not independent:
-        warnings.warn(params_unchecked(name, list(compiled.params)), stacklevel=3)
+        warnings.warn(params_unchecked(name, list(compiled.params), params_em.MAX_DIM),
+                      stacklevel=3)
 
 
 def _independent(compiled, result) -> bool:

@@ -1202,8 +1202,8 @@ WALK = ("data y: real[8]\nparam q: real<lower=0>\nsample z: real[8] ~ Normal(0, 
     # one latent: full rank is mean field
     ("data y: real\nparam m: real\nsample u ~ Normal(m, 1)\nobserve y ~ Normal(u, 1)\n",
      {"y": 0.5}, None, True)])
-def test_latents_independent_given_the_params_are_read_off_the_hessian(model, data, q,
-                                                                        independent):
+def test_latents_independent_given_the_params_are_read_off_their_gradients(model, data, q,
+                                                                           independent):
     from ppl.infer import params_em
     _, _, compiled = ppl.compile(model).prepare(data)
     family = user.family_for(compiled, "meanfield", np.random.default_rng(0))
