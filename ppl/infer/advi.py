@@ -293,11 +293,11 @@ def _polishes(compiled, guide) -> bool:
 def _finishes_by_em(compiled, guide) -> bool:
     """A full rank too large for :func:`_polishes` is finished by EM (params_em.py), up to
     params_em.MAX_DIM latents, where auto's Gaussian rung of a model with params becomes low
-    rank (an E step's Hessian costs 2 D gradients of 128 draws). Not a smaller one: EM stays where a noncentred scale starts
-    near 0 (params_em.py), which the rounds leave (EB schools under --guide fullrank, seeds
-    0-9: tau 0.027-0.255 by EM, 0.254-0.255 by the rounds; MAP-II 0.254; with the drift hold
-    lifted EM reaches it too, but ends farther from the test models' MAP-II than the rounds,
-    at 1.7-2.4x auto's CPU: params_em.py)."""
+    rank (an E step's Hessian costs 2 D gradients of 128 draws). Not a smaller one: EM stays
+    where a noncentred scale starts near 0 (params_em.py), which the rounds leave (EB schools
+    under --guide fullrank, seeds 0-9: tau 0.027-0.255 by EM, 0.254-0.255 by the rounds;
+    MAP-II 0.254; with the drift hold lifted EM reaches it too, but ends farther from the test
+    models' MAP-II than the rounds, at 1.7-2.4x auto's CPU: params_em.py)."""
     return params_em.applies(guide) and _free(guide) > POLISH_MAX_PARAMS and \
         guide.d_auto <= params_em.MAX_DIM and _affordable(compiled)
 

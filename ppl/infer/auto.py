@@ -310,9 +310,10 @@ def fit_auto(compiled, options, rng: np.random.Generator, assess: Callable,
 # nested groups' tau_r 0.01-0.04 against 0.414, the random effects' sds 3-30% of the exact;
 # full rank, finished on fixed draws (advi._polishes), reached all three within 0.003. So auto
 # fits mean field, then the Gaussian rung (full rank up to params_em.MAX_DIM latents; low rank
-# beyond, :func:`params_rungs`) from the params' own start (from mean field's, a scale at 0 has no gradient to leave it),
-# and returns the rung whose ELBO on k̂'s draws is higher by more than a tie (ladder.tie);
-# within a tie, the one that can be used, then mean field, the cheaper.
+# beyond, :func:`params_rungs`) from the params' own start (from mean field's, a scale at 0
+# has no gradient to leave it), and returns the rung whose ELBO on k̂'s draws is higher by
+# more than a tie (ladder.tie); within a tie, the one that can be used, then mean field, the
+# cheaper.
 PARAMS_WHY = "the params are the ELBO's maximum, which a family that cannot hold the " \
     "latents' posterior moves"
 # Where the latents are independent given the params (one-way random intercepts, a
