@@ -33,7 +33,7 @@ from ..options import FitOptions
 from . import fixed_draws, params_em, steps
 from .optim import draw_elements, hessian_chunk, optimizer, score_chunk
 from .point import fit_point, warn_unmoved
-from .precondition import Coordinates, Frame, estimate
+from .precondition import WHOLE_MAX_DIM, Coordinates, Frame, estimate
 from .schedule import (CONTINUE, DECAY, FALLEN, HESSIAN_DRAWS, STOP, Convergence, StepSize,
                        Whitening, Windows, fell, window_fell)
 from .schedule_batch import BatchConvergence, BatchWindows
@@ -576,15 +576,25 @@ def _fit_plain(compiled, guide, theta, options, rng, progress, whitening,
     opt = optimizer(options.optimizer)
     trace = []
     policies = _policies(compiled, guide, options, whitening)
-    try:
-        lr = policies.sizes.first(_loss, theta, opt, noise, S, _loss_value)
-    except KeyboardInterrupt:
-        lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
-    else:
+    start, fresh = theta, rng.bit_generator.state
+    while True:
+        try:
+            lr = policies.sizes.first(_loss, start, opt, noise, S, _loss_value)
+        except KeyboardInterrupt:
+            lr, reason, jitter = 0.0, INTERRUPTED, float("nan")
+            break
         early = None if user.applies(compiled) else ReliableWeights.for_fit(compiled, guide,
                                                                             options, rng)
-        reason, theta, jitter = _run(compiled, guide, theta, lr, opt, (_loss, _loss_value),
+        reason, theta, jitter = _run(compiled, guide, start, lr, opt, (_loss, _loss_value),
                                      noise, options, progress, trace, policies, early)
+        if reason != SEARCH_FIRST:
+            break
+        # the first window diverged at schedule.FIRST_WINDOW's step size: the fit with the
+        # search instead, bit for bit (the same random numbers from the start)
+        rng.bit_generator.state, theta = fresh, start
+        del trace[:]
+        policies = policies._replace(sizes=replace(policies.sizes,
+                                                   searched_after_first_window=False))
     trace = np.asarray(trace, dtype=float)
     final = float(trace[-W:].mean()) if len(trace) else _elbo_at_start(compiled, guide, theta)
     # the last window's median, not its mean (the final ELBO): a family with heavy tails
@@ -637,11 +647,13 @@ class Policies(NamedTuple):
 def _policies(compiled, guide, options, whitening) -> Policies:
     """The policies of a fit of ``guide`` under ``options``: the windowed rule (under
     --batch, its minibatch form), the step size, and the whitening if ``whitening``."""
-    sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled))
     # Newton steps at the first whitening: mean field, not on minibatches (a step would fit
     # the one batch it is taken on)
     preconditioner = Whitening(whitening, _hessian_chunk(compiled),
                                newton=guide is MEAN_FIELD and options.batch is None)
+    # a dense whitening searches the step size again (a low-rank one keeps the first window's)
+    searched = whitening and preconditioner.newton and compiled.dim <= WHOLE_MAX_DIM
+    sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled), searched)
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
         return Policies(BatchConvergence(options.tol, options.window), sizes, preconditioner,
                         BatchWindows())
@@ -661,6 +673,9 @@ def _policies(compiled, guide, options, whitening) -> Policies:
 # coordinates, searching the step size there (RESCUE; WHITEN: the first whitening, which the
 # loop takes after one window whatever the rule says).
 EARLY, RESCUE, WHITEN = "early", "rescue", "whiten"
+# _run's answer when the first window's steps diverged at a step size no search chose
+# (schedule.FIRST_WINDOW): _fit_plain runs the fit again with the search
+SEARCH_FIRST = "search first"
 
 
 def window_end(verdict: str, early_reason: str | None, rescue_due: bool) -> str:
@@ -705,12 +720,15 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
     S, W = options.mc_samples, options.window
     rule, preconditioner, windows = policies.rule, policies.preconditioner, policies.windows
     state = steps.init(opt, Coordinates(theta[:compiled.dim]), theta, lr)
+    unsearched = policies.sizes.skips_first_search
     try:
         while len(trace) < options.iter:
             eps = noise(S)
             theta = state.theta
             state, value = steps.update(state, eps, losses[0], opt, theta)
             if value is None:
+                if state.failures >= MAX_FAILURES and unsearched and len(trace) < W:
+                    return SEARCH_FIRST, theta, float("nan")
                 if state.failures >= MAX_FAILURES:
                     _raise_diverged(compiled, guide, theta, eps, len(trace),
                                     _widened(compiled, options), lr=options.lr)

@@ -44,6 +44,16 @@ SEARCH_TIE = 0.005
 ETAS = {"stan": STAN_ETAS, "adam": tuple(e / 10 for e in STAN_ETAS),
         "sgd": tuple(e / 100 for e in STAN_ETAS)}
 
+# The step size of the first window of a mean-field fit whose dense whitening (and the search
+# after it) follows that window, instead of a search there (StepSize.first): that window only
+# brings the guide near the bulk for the whitening. The search picked this on 35 of the 41
+# shipped models' mean-field fits that search (seed 0), and 1.0 on the other 6, badly scaled
+# regressions that the Newton steps at the whitening (newton.py) take on from 0.1's window;
+# on 40 seeds of the posteriordb models the means were as accurate, and 150-250 gradient
+# evaluations a fit fewer (docs/history/performance-log.md, "The first window without a
+# search").
+FIRST_WINDOW = {"adam": 0.1}
+
 # What the convergence rule asks for at the end of a window (FALLEN: the fit diverged, fallen).
 CONTINUE, STOP, DECAY, FALLEN = "continue", "stop", "decay", "fallen"
 
@@ -328,15 +338,27 @@ class StepSize:
     optimizer: str
     given: float | None
     chunk: int = SCORE_CHUNK
+    searched_after_first_window: bool = False   # the first whitening's search will run
 
     def first(self, loss, theta, opt, noise, mc_samples, score) -> float:
-        """The given step size, or the search's choice; the search skips the grid's largest
-        step size unless the next one wins (optim.search_lr, largest_last)."""
+        """The given step size; else FIRST_WINDOW's where the search after the first whitening
+        picks the step size the fit goes on with (``searched_after_first_window``); else the
+        search's choice, which skips the grid's largest step size unless the next one wins
+        (optim.search_lr, largest_last)."""
         if self.given is not None:
             return self.given
+        if self.skips_first_search:
+            return FIRST_WINDOW[self.optimizer]
         return search_lr(loss, theta, opt, noise, mc_samples, ETAS[self.optimizer],
                          adapt_iter=ADAPT_ITER, score=score, largest_last=True,
                          chunk=self.chunk).lr
+
+    @property
+    def skips_first_search(self) -> bool:
+        """Whether :meth:`first` gives FIRST_WINDOW's step size, not a search's (advi runs the
+        fit again with the search if the first window's steps diverge at it)."""
+        return (self.given is None and self.searched_after_first_window
+                and self.optimizer in FIRST_WINDOW)
 
     def after_whitening(self, lr, loss, params, opt, noise, mc_samples, score,
                         dim: int = 0) -> float:
