@@ -291,9 +291,9 @@ def test_the_heavy_scale_quadrature_matches_its_documented_moments():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [8, 9, 10, 11])
+@pytest.mark.parametrize("seed", [8, 9, 10, 17])
 def test_a_mean_field_that_misses_a_heavy_tail_is_told_so_by_heavier_tailed_draws(seed):
-    # at these seeds mean field's own k̂ is 0.46-0.58 (corrected) and its corrected sd of sigma
+    # at these seeds mean field's own k̂ is 0.37-0.57 (corrected) and its corrected sd of sigma
     # 32-40% short; the same frame under Student-t noise puts it 25-32% short of the t's, past
     # the 15% target plus three standard errors of the two weighted estimates (about 0.09)
     fit = ppl.compile(HEAVY_SCALE).fit(HEAVY_SCALE_DATA, seed=seed, guide="meanfield")
@@ -397,19 +397,23 @@ def quasi_separated_data() -> dict:
 
 @pytest.mark.slow
 def test_auto_does_not_return_a_mean_field_whose_tails_the_full_rank_check_refutes():
-    # seed 1: mean field usable with care (k̂ 0.54) on thin weights, checked by full rank,
-    # which is unreliable by its tail check (beta[0]'s corrected sd 20% short of the t's);
-    # auto returned the mean field anyway, `usable with care` with beta[0] 0.29 NUTS sds off
-    # and its sd 50% short. The mean field is a Gaussian too: the climb now goes on (to the
-    # flow), within issue 11's targets of NUTS (0.1 sd, 15%; the summary's own error is
-    # about 0.03 sd, the reference's 0.008)
-    fit = ppl.compile(QUASI_SEPARATED).fit(quasi_separated_data(), seed=1)
+    # seed 4 (seed 1 until the first window's step size without a search, 2026-12-06): mean
+    # field usable with care (k̂ 0.56) on thin weights, checked by full rank, which is
+    # unreliable by its tail check; auto returned the mean field anyway, `usable with care`
+    # with beta[0] 0.29 NUTS sds off and its sd 50% short. The mean field is a Gaussian too:
+    # the climb now goes on (to the flow), within issue 11's targets of NUTS (0.1 sd, 15%; the
+    # summary's own error is about 0.03 sd, the reference's 0.008). On most other seeds no
+    # check fires and auto still returns such a Gaussian as reliable or usable with care (21
+    # of seeds 0-29; docs/history/trust-log.md, "The quasi-separated regression's seeds")
+    fit = ppl.compile(QUASI_SEPARATED).fit(quasi_separated_data(), seed=4)
     tried = fit.auto.tried
     assert tried[0].family == "meanfield" and tried[0].light_tails
     assert tried[1].family == "fullrank" and tried[1].level == UNRELIABLE
     assert fit.result.guide.name != "meanfield" and len(tried) > 2
     assert "its tails too light (the Gaussian rung's check)" in fit.auto.line()
-    assert "fullrank k̂ 0.43, unreliable" in fit.auto.line()   # its k̂ alone was not why
+    # its k̂ alone was not why
+    assert f"fullrank k̂ {tried[1].khat:.2f}, unreliable" in fit.auto.line()
+    assert tried[1].khat < 0.5
     beta0 = fit.summary().to_dict()["beta[0]"]
     assert abs(beta0["mean"] - 13.88) / 9.65 < 0.1
     assert abs(beta0["sd"] / 9.65 - 1) < 0.15
@@ -444,12 +448,13 @@ def _funnel6_tau_moments() -> tuple[float, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [3, 5])
+@pytest.mark.parametrize("seed", [20, 25])
 def test_a_mean_field_whose_full_rank_check_is_skipped_is_checked_by_scaled(seed):
-    # mean field usable with care (k̂ 0.52, and 0.66 with noisy corrected means) on thin
-    # weights, its check by full rank skipped (the Gaussian full rank would start from had an
-    # ESS of 6-8%): mean field stood, its corrected sd of tau 18.5% and 15.9% short of
-    # quadrature (1.484 / 0.722). Now the rung after full rank, scaled, checks it: 4% off.
+    # mean field usable with care on thin weights, its check by full rank skipped (the
+    # Gaussian full rank would start from had an ESS of 6-8%): mean field stood, its corrected
+    # sd of tau 18.5% and 15.9% short of quadrature (1.484 / 0.722; seeds 3 and 5 until the
+    # first window's step size without a search, 2026-12-06, which 20 and 25 now reproduce).
+    # Now the rung after full rank, scaled, checks it: 3-8% off.
     # Within issue 11's targets (0.1 sd, 15%); the corrected summary's own error is about 0.04
     # sd and 3% on the sd (an ESS over 3,000 of its draws).
     mean, sd = _funnel6_tau_moments()
@@ -487,11 +492,12 @@ def mix3_data() -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize("seed", [5, 7])
 def test_a_corrected_summary_whose_own_weights_are_far_past_the_threshold_is_unreliable(seed):
-    # `usable with care` before (full rank at seed 0, scaled at 2; k̂ 0.68 and 0.56 from
-    # 4,000 draws), its corrected sds 43-56% short of NUTS; k̂ of the summary's own 32,000
-    # draws 1.20 and 0.98 (verdict.SUMMARY_KHAT_BAD)
+    # `usable with care` before (scaled at seeds 5 and 7; k̂ 0.65 and 0.52 from 4,000 draws),
+    # its corrected sds 49-53% short of NUTS; k̂ of the summary's own 32,000 draws 1.05 and
+    # 1.06 (verdict.SUMMARY_KHAT_BAD). Seeds 0 and 2 until the first window's step size without
+    # a search (2026-12-06), which moved every seed's fit
     fit = ppl.compile(MIX3).fit(mix3_data(), seed=seed)
     summary = fit.summary().to_dict()
     assert max(abs(summary[k]["sd"] / sd - 1) for k, (_, sd) in MIX3_NUTS.items()) > 0.15
