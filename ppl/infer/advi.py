@@ -74,7 +74,8 @@ class AdviResult:
         ESS.
     steps : accepted optimizer steps (the eta search not counted).
     seconds : wall time of the whole fit, search included.
-    lr : the base step size used (given, or picked by the search).
+    lr : the base step size of the first window (given, picked by the search, or
+        schedule.FIRST_WINDOW's where a search follows the first whitening).
     final_elbo : mean ELBO estimate over the last window of steps (a fit on fixed draws:
         the estimate on fresh draws, fixed_draws.py; no latents: log p(data); interrupted
         before its first step: the ELBO at its start).
@@ -700,7 +701,8 @@ def window_end(verdict: str, early_reason: str | None, rescue_due: bool) -> str:
 def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trace,
          policies: Policies, early=None):
     """The step loop; appends to ``trace``, returns (reason, parameters to report, the last
-    full window's jitter).
+    full window's jitter); reason SEARCH_FIRST when the first window diverged at a step size
+    no search chose (``policies.sizes.skips_first_search``), which _fit_plain then searches.
 
     Drives the pure steps (steps.py) and the ``policies`` (schedule.py, early.py): after a
     step, at the end of a window, :func:`window_end` says what to do, stop or restart
