@@ -33,7 +33,7 @@ from ..options import FitOptions
 from . import fixed_draws, params_em, steps
 from .optim import draw_elements, hessian_chunk, optimizer, score_chunk
 from .point import fit_point, warn_unmoved
-from .precondition import WHOLE_MAX_DIM, Coordinates, Frame, estimate
+from .precondition import Coordinates, Frame, dense, estimate
 from .schedule import (CONTINUE, DECAY, FALLEN, HESSIAN_DRAWS, STOP, Convergence, StepSize,
                        Whitening, Windows, fell, window_fell)
 from .schedule_batch import BatchConvergence, BatchWindows
@@ -653,7 +653,7 @@ def _policies(compiled, guide, options, whitening) -> Policies:
     preconditioner = Whitening(whitening, _hessian_chunk(compiled),
                                newton=guide is MEAN_FIELD and options.batch is None)
     # a dense whitening searches the step size again (a low-rank one keeps the first window's)
-    searched = whitening and preconditioner.newton and compiled.dim <= WHOLE_MAX_DIM
+    searched = whitening and preconditioner.newton and dense(compiled.dim)
     sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled), searched)
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
         return Policies(BatchConvergence(options.tol, options.window), sizes, preconditioner,
@@ -729,9 +729,9 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
             theta = state.theta
             state, value = steps.update(state, eps, losses[0], opt, theta)
             if value is None:
-                if state.failures >= MAX_FAILURES and unsearched and len(trace) < W:
-                    return SEARCH_FIRST, theta, float("nan")
                 if state.failures >= MAX_FAILURES:
+                    if unsearched and len(trace) < W:
+                        return SEARCH_FIRST, theta, float("nan")
                     _raise_diverged(compiled, guide, theta, eps, len(trace),
                                     _widened(compiled, options), lr=options.lr)
                 continue

@@ -168,6 +168,12 @@ class Coordinates:
         return self.L.matrix() if isinstance(self.L, LowRank) else self.L
 
 
+def dense(D: int) -> bool:
+    """Whether ``estimate`` forms H whole (a dense whitening, which advi searches the step
+    size in) for D latents, not a ``LowRank``."""
+    return D <= WHOLE_MAX_DIM
+
+
 def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray,
              chunk: int | None = None, jacobi: bool = False) -> Coordinates:
     """Whitened coordinates centred on theta's mu from the guide's ``draws`` [M, D] and
@@ -176,7 +182,7 @@ def estimate(log_joint, theta: np.ndarray, draws: np.ndarray, sd: np.ndarray,
     where a central column's 2 M do not) up to WHOLE_MAX_DIM latents, a ``LowRank`` from RANK
     Lanczos products over the first PRODUCT_DRAWS draws above; ``jacobi`` as ``whiten``'s."""
     D = draws.shape[1]
-    if D <= WHOLE_MAX_DIM:
+    if dense(D):
         return whiten(theta, difference_hessian(log_joint, draws, sd, chunk), jacobi)
     mu = theta[:D].copy()
     draws = draws[:PRODUCT_DRAWS]
