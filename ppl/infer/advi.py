@@ -34,7 +34,8 @@ from . import fixed_draws, params_em, steps
 from .optim import draw_elements, hessian_chunk, optimizer, score_chunk
 from .point import fit_point, warn_unmoved
 from .precondition import Coordinates, Frame, dense, estimate
-from .schedule import (CONTINUE, DECAY, FALLEN, HESSIAN_DRAWS, STOP, Convergence, StepSize,
+from .schedule import (CONTINUE, CONTROLLED_AVERAGE_WINDOWS, CONTROLLED_DECAYS, DECAY, FALLEN,
+                       HESSIAN_DRAWS, STOP, Convergence, StepSize,
                        Whitening, Windows, fell, window_fell)
 from .schedule_batch import BatchConvergence, BatchWindows
 
@@ -134,7 +135,10 @@ def fit(compiled, options, rng: np.random.Generator,
     ``options.mc_samples`` draws each. With whitening (mean field, ``options.precondition``),
     after the first window the mean's coordinates are whitened (a guide still far from its
     optimum first taken there by Newton steps, newton.py) and the step size searched again in
-    them (see ``_run``).
+    them (see ``_run``). Where that whitening is dense, its Hessian also makes a control
+    variate that takes most of the Monte Carlo noise out of the steps' gradient (control.py),
+    and the rule below takes schedule.CONTROLLED_DECAYS (1) decay and averages
+    schedule.CONTROLLED_AVERAGE_WINDOWS (3) windows.
 
     Convergence (schedule.Convergence): every ``options.window`` steps the last two windows of
     ELBO estimates taken at the current step size are compared by schedule.plateau (a relative
@@ -155,9 +159,10 @@ def fit(compiled, options, rng: np.random.Generator,
     noise scale absorbs the jittering coefficients' residuals). The fit has then converged; it
     steps on at the final step size, without checking again, until ``AVERAGE_WINDOWS`` windows
     were taken there and returns the average of their iterates (Polyak-Ruppert averaging).
-    The error left is at least 1 / sqrt(AVERAGE_WINDOWS * window * mc_samples) posterior sds
-    (0.02 with the defaults; more, as the iterates are correlated: tests/stats measures it);
-    raise ``window`` or ``mc_samples`` to shrink it. Under ``--batch`` the rule is
+    Without a control variate the error left is at least 1 / sqrt(AVERAGE_WINDOWS * window *
+    mc_samples) posterior sds (0.02 with the defaults; more, as the iterates are correlated:
+    tests/stats measures it); raise ``window`` or ``mc_samples`` to shrink it. With one, the
+    gradient's noise is what log p's departure from a quadratic leaves. Under ``--batch`` the rule is
     schedule_batch.BatchConvergence: this one up to its plateaus and decays, then averaging
     until the average's Monte Carlo standard error is small (docs/minibatch.md).
     Otherwise the fit stops at ``options.iter`` steps (reason MAX_ITER) or on KeyboardInterrupt
@@ -650,10 +655,11 @@ def _policies(compiled, guide, options, whitening) -> Policies:
     --batch, its minibatch form), the step size, and the whitening if ``whitening``."""
     # Newton steps at the first whitening: mean field, not on minibatches (a step would fit
     # the one batch it is taken on)
-    preconditioner = Whitening(whitening, _hessian_chunk(compiled),
-                               newton=guide is MEAN_FIELD and options.batch is None)
-    # a dense whitening searches the step size again (a low-rank one keeps the first window's)
-    searched = whitening and preconditioner.newton and dense(compiled.dim)
+    newton = guide is MEAN_FIELD and options.batch is None
+    # a dense whitening searches the step size again (a low-rank one keeps the first window's),
+    # and its Hessian makes a control variate of the steps' gradient (control.py)
+    searched = whitening and newton and dense(compiled.dim)
+    preconditioner = Whitening(whitening, _hessian_chunk(compiled), newton, controls=searched)
     sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled), searched)
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
         return Policies(BatchConvergence(options.tol, options.window), sizes, preconditioner,
@@ -664,8 +670,10 @@ def _policies(compiled, guide, options, whitening) -> Policies:
     # which neither finish could leave (EB with 40 and 100 groups under --guide fullrank:
     # tau 0.004-0.014 against MAP-IIs of 1.35-2.03, 0.43-2.98 nats)
     holds = not _params_finished(compiled, guide)
-    return Policies(Convergence(options.tol, options.window, holds), sizes, preconditioner,
-                    Windows())
+    rule = (Convergence(options.tol, options.window, holds, CONTROLLED_DECAYS,
+                        CONTROLLED_AVERAGE_WINDOWS) if searched
+            else Convergence(options.tol, options.window, holds))
+    return Policies(rule, sizes, preconditioner, Windows())
 
 
 # What the loop does at the end of a window (window_end) besides going on (CONTINUE) or
@@ -808,8 +816,9 @@ def _restart(action, state, policies, log_joint, guide, opt, losses, noise, S
 def _in(loss, coords):
     """The loss and its gradient with respect to ``coords``' parameters."""
     def in_coords(params, eps):
-        value, gradient = loss(coords.to_theta(params), eps)
-        return value, coords.pull_gradient(gradient)
+        theta = coords.to_theta(params)
+        value, gradient = loss(theta, eps)
+        return value, coords.pull_gradient(gradient, theta, eps)
     return in_coords
 
 

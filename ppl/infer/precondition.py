@@ -27,6 +27,7 @@ import numpy as np
 from autograd import grad
 
 from ..blocks import trace_blocks
+from . import control
 
 # Eigenvalues below this fraction of the largest are raised to it: a direction the log density
 # is flat or convex in (a funnel's neck, a heavy tail) must not get an unbounded step.
@@ -116,10 +117,13 @@ class LowRank:
 class Coordinates:
     """The optimizer's parameters ``params = (v, log_sigma [D])`` and the guide's
     ``theta = (mu = m0 + L v, log_sigma)``. ``L`` is a dense [D, D] matrix (v [D]), a
-    ``LowRank`` (v [k + D]), or None for the identity (no whitening)."""
+    ``LowRank`` (v [k + D]), or None for the identity (no whitening). ``control``: the matrix
+    of a control variate the steps in these coordinates take out of the gradient (control.py;
+    mean field with a dense ``L``), or None."""
 
     m0: np.ndarray
     L: np.ndarray | LowRank | None = None
+    control: np.ndarray | None = None
 
     @property
     def keeps_step_size(self) -> bool:
@@ -154,8 +158,12 @@ class Coordinates:
         v = self.L.solve(x) if isinstance(self.L, LowRank) else np.linalg.solve(self.L, x)
         return np.concatenate([v, theta[D:]])
 
-    def pull_gradient(self, gradient: np.ndarray) -> np.ndarray:
-        """d/d params from d/d theta (chain rule: d/dv = L^T d/dmu)."""
+    def pull_gradient(self, gradient: np.ndarray, theta: np.ndarray | None = None,
+                      eps: np.ndarray | None = None) -> np.ndarray:
+        """d/d params from d/d theta (chain rule: d/dv = L^T d/dmu), the ``control`` variate
+        at theta and the step's draws ``eps`` taken out first where there is one."""
+        if self.control is not None:
+            gradient = control.corrected(gradient, theta, eps, self.control)
         if self.L is None:
             return gradient
         D = self.m0.shape[0]

@@ -6,11 +6,12 @@ under --batch builds on Convergence in schedule_batch.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
 
+from . import control
 from .newton import newton_steps
 from .optim import SCORE_CHUNK, STAN_ETAS, search_lr
 from .precondition import Coordinates, estimate
@@ -23,6 +24,12 @@ PASSES = 2
 DECAYS = 2
 DECAY_FACTOR = 0.2
 AVERAGE_WINDOWS = 5
+# Where the steps' gradient has a control variate (control.py: mean field, dense whitening, from
+# its first refresh on) the iterates jitter far less, and one decay and three averaged windows
+# leave a fit more precise than the two and five do without it (docs/history/performance-log.md, "A control variate for mean
+# field's gradient").
+CONTROLLED_DECAYS = 1
+CONTROLLED_AVERAGE_WINDOWS = 3
 JITTER_TOL = 0.2      # at the default tol, TOL_REFERENCE; it scales with sqrt(tol): jitter_tol()
 TOL_REFERENCE = 1e-3
 # The test on the iterates (bouncing): a window passes when its jitter is above BOUNCE_JITTER
@@ -162,11 +169,12 @@ def plateau(trace: np.ndarray, window: int, tol: float, z: float = Z) -> bool:
 # How tol acts. The plateau test alone barely depends on it: on most models its noise term
 # (z standard errors of two window means) is far above tol * |ELBO|. So tol also sets how far the
 # step size is annealed, which is what decides how close to the optimum the iterates settle.
-def min_decays(tol: float) -> int:
-    """Step-size decays taken at least: DECAYS (2) at the default tol (TOL_REFERENCE, 1e-3),
-    one more per factor 10 tighter (4 at 1e-5: final steps 25x smaller), one fewer per factor
-    10 looser, never below 1."""
-    return max(1, DECAYS + round(float(np.log10(TOL_REFERENCE / tol))))
+def min_decays(tol: float, decays: int = DECAYS) -> int:
+    """Step-size decays taken at least: ``decays`` (DECAYS, 2) at the default tol
+    (TOL_REFERENCE, 1e-3), one more per factor 10 tighter (4 at 1e-5: final steps 25x
+    smaller), one fewer per factor 10 looser, never below 1 (so where ``decays`` is
+    CONTROLLED_DECAYS, 1, a looser tol loosens only the jitter tolerance)."""
+    return max(1, decays + round(float(np.log10(TOL_REFERENCE / tol))))
 
 
 def jitter_tol(tol: float) -> float:
@@ -275,10 +283,9 @@ class Windows(NamedTuple):
         return Windows(self.passes, self.decays, self.since, self.kept, self.window.add(theta),
                        self.settled)
 
-    def closed(self) -> Windows:
-        """The current window finished: kept (the last AVERAGE_WINDOWS), a new one begun."""
-        return self._replace(kept=(self.kept + (self.window,))[-AVERAGE_WINDOWS:],
-                             window=Iterates())
+    def closed(self, keep: int = AVERAGE_WINDOWS) -> Windows:
+        """The current window finished: kept (the last ``keep``), a new one begun."""
+        return self._replace(kept=(self.kept + (self.window,))[-keep:], window=Iterates())
 
     def average(self) -> np.ndarray:
         """Mean iterate over the kept windows (Polyak-Ruppert averaging)."""
@@ -294,6 +301,8 @@ class Convergence:
     tol: float
     window: int
     drift_holds: bool = True   # a param still drifting fails a check (:func:`drifting`)
+    decays: int = DECAYS       # decays at the default tol (:func:`min_decays`)
+    average_windows: int = AVERAGE_WINDOWS   # windows of iterates averaged at the end
 
     def at_window(self, state: Windows, trace: list, guide) -> tuple[Windows, str]:
         """The state after a finished window and what to do: CONTINUE, STOP (converged),
@@ -304,21 +313,21 @@ class Convergence:
             return state, FALLEN
         # only windows taken at the current step size and coordinates are compared
         passed = plateau(np.asarray(trace[state.since:]), W, self.tol)
-        state = state.closed()
+        state = state.closed(self.average_windows)
         if passed and self.drift_holds and step - state.since >= 3 * W and \
                 drifting(state.kept, guide):
             passed = False
         if not passed and step - state.since >= 2 * W:   # two windows at this step size
             passed = bouncing(state.kept[-2], state.kept[-1], guide)
         state = state._replace(passes=state.passes + 1 if passed else 0)
-        averaged = step - state.since >= AVERAGE_WINDOWS * W
+        averaged = step - state.since >= self.average_windows * W
         if state.settled:
             # converged before: the checks since are the same test again, and a false alarm
             # (5% each) would throw the averaged windows away and cost a decay and 5 windows
             return state, STOP if averaged else CONTINUE
         if state.passes < PASSES:
             return state, CONTINUE
-        if (state.decays >= min_decays(self.tol)
+        if (state.decays >= min_decays(self.tol, self.decays)
                 and state.kept[-1].jitter(guide) <= jitter_tol(self.tol)):
             # converged: step on at this step size until enough iterates are averaged
             return state._replace(settled=True), STOP if averaged else CONTINUE
@@ -400,12 +409,16 @@ class Whitening:
     enabled: bool
     chunk: int | None = None   # draws a gradient of the Hessian may take (precondition.estimate)
     newton: bool = False       # Newton steps at the first whitening (newton.py; mean field)
+    # a refreshed dense whitening's Hessian also makes a control variate of the steps'
+    # gradient (control.py, which says why not the first's; mean field)
+    controls: bool = False
 
     def coordinates(self, log_joint, guide, theta, noise, current: Coordinates) -> Coordinates:
         """New coordinates centred on ``theta`` (``current`` when whitening is off)."""
         if not self.enabled:
             return current
-        return self._estimate(log_joint, guide, theta, noise(HESSIAN_DRAWS))
+        coords = self._estimate(log_joint, guide, theta, noise(HESSIAN_DRAWS))
+        return self._controlled(log_joint, theta, coords, noise)
 
     def first(self, log_joint, guide, theta, noise, current: Coordinates):
         """(coordinates, theta, Newton steps taken) at the first whitening: the coordinates
@@ -421,6 +434,14 @@ class Whitening:
             return coords, theta, 0
         theta, coords, taken = newton_steps(log_joint, guide, theta, eps, coords, self.chunk)
         return coords, theta, taken
+
+    def _controlled(self, log_joint, theta, coords: Coordinates, noise) -> Coordinates:
+        """``coords`` with the control variate of their Hessian (control.matrix, on fresh
+        draws) where the policy ``controls`` and the whitening is dense."""
+        if not (self.controls and isinstance(coords.L, np.ndarray)):
+            return coords
+        matrix = control.matrix(log_joint, theta, coords.L, noise(control.COEFFICIENT_DRAWS))
+        return replace(coords, control=matrix)
 
     def _estimate(self, log_joint, guide, theta, eps) -> Coordinates:
         draws = guide.draw(theta, eps)

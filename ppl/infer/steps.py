@@ -63,8 +63,9 @@ def update(state: StepState, eps: np.ndarray, loss: Callable,
     ``theta``: ``state.theta`` when the caller has it already (computing it again is a
     matrix-vector product in whitened coordinates).
     """
-    value, gradient = loss(state.theta if theta is None else theta, eps)
-    gradient = state.coords.pull_gradient(gradient)
+    theta = state.theta if theta is None else theta
+    value, gradient = loss(theta, eps)
+    gradient = state.coords.pull_gradient(gradient, theta, eps)
     # math.isfinite of the scalar value: np.isfinite's ufunc call on a float is 0.7 us
     if not (math.isfinite(value) and np.isfinite(gradient).all()):
         failures, opt_state = state.failures + 1, state.opt

@@ -825,14 +825,20 @@ def test_a_capped_fit_returns_its_last_iterate(rng, monkeypatch):
     np.testing.assert_array_equal(result.theta, iterates[-1])
 
 
-def test_a_converged_fit_returns_the_average_of_its_last_windows(rng, monkeypatch):
-    # Polyak-Ruppert: the mean of the iterates at which the last AVERAGE_WINDOWS windows'
-    # ELBOs were taken (each step's theta before it), all at the final step size
+@pytest.mark.parametrize("precondition, windows", [
+    ("none", schedule.AVERAGE_WINDOWS),
+    # whitened, so its steps take a control variate after the first decay (control.py)
+    ("hessian", schedule.CONTROLLED_AVERAGE_WINDOWS)])
+def test_a_converged_fit_returns_the_average_of_its_last_windows(rng, monkeypatch,
+                                                                  precondition, windows):
+    # Polyak-Ruppert: the mean of the iterates at which the last ``windows`` windows' ELBOs
+    # were taken (each step's theta before it), all at the final step size
     iterates = _recording_iterates(monkeypatch)
     W = 20
-    result = advi.fit(gaussian([3.0, -1.0], [0.5, 2.0]), FitOptions(window=W), rng)
+    result = advi.fit(gaussian([3.0, -1.0], [0.5, 2.0]),
+                      FitOptions(window=W, precondition=precondition), rng)
     assert result.reason == advi.CONVERGED and len(iterates) == result.steps
-    averaged = np.array(iterates[-schedule.AVERAGE_WINDOWS * W - 1:-1])
+    averaged = np.array(iterates[-windows * W - 1:-1])
     np.testing.assert_allclose(result.theta, averaged.mean(axis=0), rtol=1e-12, atol=1e-14)
     assert not np.array_equal(result.theta, iterates[-1])
 

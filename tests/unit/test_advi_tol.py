@@ -27,13 +27,16 @@ def test_tol_sets_decays_and_jitter_tolerance(tol, decays, jitter):
 def test_tighter_tol_takes_more_steps_and_ends_with_less_jitter(model):
     loaded = ppl.load(ROOT / "models" / f"{model}.ppl")
     # the ELBO rule's tol: mean field without the summary's correction, which may stop a fit
-    # earlier when its importance weights are reliable (infer/early.py)
+    # earlier when its importance weights are reliable (infer/early.py). These fits' steps take
+    # a control variate (infer/control.py), whose rule takes one decay at the default tol, the
+    # fewest there is: a looser tol (1e-2) only loosens their jitter tolerance
     results = [loaded.fit(seed=0, tol=tol, draws=10, guide="meanfield", correct="none").result
-               for tol in (1e-2, 1e-3, 1e-5)]
+               for tol in (1e-3, 1e-4, 1e-5)]
     assert all(r.converged for r in results)
     steps = [r.steps for r in results]
     jitters = [r.jitter for r in results]
     assert steps[0] < steps[1] < steps[2], steps
-    # each extra decay cuts the step size fivefold; the jitter follows (measured: 0.0075,
-    # 0.0026, 0.0001 for linear_regression, seed 0), so a factor 2 per level is safe
+    # each extra decay cuts the step size fivefold; the jitter follows (measured: 0.041,
+    # 0.013, 0.0032 for linear_regression, seed 0; 0.0095, 0.0027, 0.0010 for eight schools),
+    # so a factor 2 per level is safe
     assert jitters[0] > 2 * jitters[1] > 4 * jitters[2], jitters

@@ -372,19 +372,22 @@ class _Judged(Fit):
         return dataclasses.replace(super().verdict(), **({"level": level} if level else {}))
 
 
-def _judged(levels, monkeypatch):
+def _judged(levels, monkeypatch, seed=0):
     calls = []
     monkeypatch.setattr(auto, "retry", lambda *args: calls.append(args))
     monkeypatch.setattr(_Judged, "LEVEL", levels)
 
     def assess(result):
         return _Judged(None, Banana(), result, OPTIONS, {})
-    return fit_auto(Banana(), OPTIONS, np.random.default_rng(0), assess)[1], calls
+    return fit_auto(Banana(), OPTIONS, np.random.default_rng(seed), assess)[1], calls
 
 
 def test_the_last_rung_does_not_fire_when_the_flow_is_usable(monkeypatch):
+    # usable: reliable, on weights that carry enough (auto._thin). Seed 6: the flow's ESS is
+    # 96% of its draws (measured); at seeds 0-5 it is 8-20%, and a flow reliable on thin
+    # weights after a skipped full rank goes on to the last rung by design (ladder._last_rung)
     report, calls = _judged({"meanfield": "unreliable", "scaled": "unreliable",
-                             "flow": "reliable"}, monkeypatch)
+                             "flow": "reliable"}, monkeypatch, seed=6)
     assert [t.family for t in report.tried] == ["meanfield", "fullrank", "scaled", "flow"]
     assert calls == []
 

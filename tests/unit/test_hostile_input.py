@@ -1041,13 +1041,13 @@ def test_a_corrected_summary_of_draws_that_overflow_warns_of_nothing_raw():
     # exp overflowed in the corrected summary's constrained draws (the other summaries' were
     # already quiet); those draws weigh nothing, and the summary is finite. Whether such a
     # fit is corrected at all is its seed's luck (its ELBO is far off whatever the seed):
-    # seed 1 gives a corrected one
+    # seed 7 gives a corrected one
     source = ("data J: int\ndata y: real[J]\ndata sigma: real<lower=0>[J]\n"
               "sample mu ~ Normal(0, 5)\nsample tau ~ HalfCauchy(5)\n"
               "sample eta: real[J] ~ Normal(0, 1)\nobserve y ~ Normal(mu + tau * eta, sigma)\n")
     data = {"J": 8, "y": [28, 8, -3, 7, -1, 1, 18, 12],
             "sigma": [15, 10, 16, 11, 9, 11, 10, 18]}
-    fit = ppl.compile(source).fit(data, guide="studentt:1", iter=500, seed=1)
+    fit = ppl.compile(source).fit(data, guide="studentt:1", iter=500, seed=7)
     assert fit.corrected and np.isfinite(_no_raw_warning(fit.summary).rows["tau"][0])
 
 
