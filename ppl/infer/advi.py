@@ -34,9 +34,9 @@ from . import fixed_draws, params_em, steps
 from .optim import draw_elements, hessian_chunk, optimizer, score_chunk
 from .point import fit_point, warn_unmoved
 from .precondition import Coordinates, Frame, dense, estimate
-from .schedule import (CONTINUE, CONTROLLED_AVERAGE_WINDOWS, CONTROLLED_DECAYS, DECAY, FALLEN,
-                       HESSIAN_DRAWS, STOP, Convergence, StepSize,
-                       Whitening, Windows, fell, window_fell)
+from .schedule import (CONTINUE, CONTROLLED_AVERAGE_WINDOWS, CONTROLLED_DECAYS,
+                       CONTROLLED_FINAL_PASSES, DECAY, FALLEN, HESSIAN_DRAWS, STOP,
+                       Convergence, StepSize, Whitening, Windows, fell, window_fell)
 from .schedule_batch import BatchConvergence, BatchWindows
 
 CONVERGED = "converged: relative change of the windowed mean ELBO < tol"
@@ -136,9 +136,10 @@ def fit(compiled, options, rng: np.random.Generator,
     after the first window the mean's coordinates are whitened (a guide still far from its
     optimum first taken there by Newton steps, newton.py) and the step size searched again in
     them (see ``_run``). Where that whitening is dense, its Hessian also makes a control
-    variate that takes most of the Monte Carlo noise out of the steps' gradient (control.py),
-    and the rule below takes schedule.CONTROLLED_DECAYS (1) decay and averages
-    schedule.CONTROLLED_AVERAGE_WINDOWS (3) windows.
+    variate that takes most of the Monte Carlo noise out of the steps' gradient from its
+    first refresh on (control.py), and the rule below takes schedule.CONTROLLED_DECAYS (1)
+    decay, settles at the final step size on schedule.CONTROLLED_FINAL_PASSES (1) passing
+    check and averages schedule.CONTROLLED_AVERAGE_WINDOWS (2) windows.
 
     Convergence (schedule.Convergence): every ``options.window`` steps the last two windows of
     ELBO estimates taken at the current step size are compared by schedule.plateau (a relative
@@ -162,8 +163,8 @@ def fit(compiled, options, rng: np.random.Generator,
     Without a control variate the error left is at least 1 / sqrt(AVERAGE_WINDOWS * window *
     mc_samples) posterior sds (0.02 with the defaults; more, as the iterates are correlated:
     tests/stats measures it); raise ``window`` or ``mc_samples`` to shrink it. With one, the
-    gradient's noise is what log p's departure from a quadratic leaves. Under ``--batch`` the rule is
-    schedule_batch.BatchConvergence: this one up to its plateaus and decays, then averaging
+    gradient's noise is what log p's departure from a quadratic leaves. Under ``--batch`` the
+    rule is schedule_batch.BatchConvergence: this one up to its plateaus and decays, then averaging
     until the average's Monte Carlo standard error is small (docs/minibatch.md).
     Otherwise the fit stops at ``options.iter`` steps (reason MAX_ITER) or on KeyboardInterrupt
     (INTERRUPTED), returning the current parameters.
@@ -671,7 +672,7 @@ def _policies(compiled, guide, options, whitening) -> Policies:
     # tau 0.004-0.014 against MAP-IIs of 1.35-2.03, 0.43-2.98 nats)
     holds = not _params_finished(compiled, guide)
     rule = (Convergence(options.tol, options.window, holds, CONTROLLED_DECAYS,
-                        CONTROLLED_AVERAGE_WINDOWS) if searched
+                        CONTROLLED_FINAL_PASSES, CONTROLLED_AVERAGE_WINDOWS) if searched
             else Convergence(options.tol, options.window, holds))
     return Policies(rule, sizes, preconditioner, Windows())
 

@@ -25,11 +25,13 @@ DECAYS = 2
 DECAY_FACTOR = 0.2
 AVERAGE_WINDOWS = 5
 # Where the steps' gradient has a control variate (control.py: mean field, dense whitening, from
-# its first refresh on) the iterates jitter far less, and one decay and three averaged windows
-# leave a fit more precise than the two and five do without it (docs/history/performance-log.md, "A control variate for mean
+# its first refresh on) the iterates jitter far less: one decay, one passing check at the final
+# step size and two averaged windows there leave a fit more precise than two decays, two checks
+# and five windows do without it (docs/history/performance-log.md, "A control variate for mean
 # field's gradient").
 CONTROLLED_DECAYS = 1
-CONTROLLED_AVERAGE_WINDOWS = 3
+CONTROLLED_FINAL_PASSES = 1
+CONTROLLED_AVERAGE_WINDOWS = 2
 JITTER_TOL = 0.2      # at the default tol, TOL_REFERENCE; it scales with sqrt(tol): jitter_tol()
 TOL_REFERENCE = 1e-3
 # The test on the iterates (bouncing): a window passes when its jitter is above BOUNCE_JITTER
@@ -302,6 +304,7 @@ class Convergence:
     window: int
     drift_holds: bool = True   # a param still drifting fails a check (:func:`drifting`)
     decays: int = DECAYS       # decays at the default tol (:func:`min_decays`)
+    final_passes: int = PASSES   # passing checks in a row that settle the fit once decayed
     average_windows: int = AVERAGE_WINDOWS   # windows of iterates averaged at the end
 
     def at_window(self, state: Windows, trace: list, guide) -> tuple[Windows, str]:
@@ -325,10 +328,10 @@ class Convergence:
             # converged before: the checks since are the same test again, and a false alarm
             # (5% each) would throw the averaged windows away and cost a decay and 5 windows
             return state, STOP if averaged else CONTINUE
-        if state.passes < PASSES:
+        decayed = state.decays >= min_decays(self.tol, self.decays)
+        if state.passes < (self.final_passes if decayed else PASSES):
             return state, CONTINUE
-        if (state.decays >= min_decays(self.tol, self.decays)
-                and state.kept[-1].jitter(guide) <= jitter_tol(self.tol)):
+        if decayed and state.kept[-1].jitter(guide) <= jitter_tol(self.tol):
             # converged: step on at this step size until enough iterates are averaged
             return state._replace(settled=True), STOP if averaged else CONTINUE
         return state._replace(decays=state.decays + 1), DECAY

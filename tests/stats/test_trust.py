@@ -231,7 +231,15 @@ def test_four_starts_pass_a_unimodal_posterior():
     assert "disagree" not in fit.verdict().line
 
 
-def test_starts_are_reproducible_and_report_the_best_elbo():
+def test_starts_are_reproducible_and_report_the_best_elbo(monkeypatch):
+    from ppl.infer import ladder, starts
+    compared = []
+
+    def compare(*args, **kwargs):   # the starts' ELBO standard errors, which the report omits
+        compared.append(kwargs.get("elbo_ses", args[5] if len(args) > 5 else None))
+        return original(*args, **kwargs)
+    original = starts.compare
+    monkeypatch.setattr(starts, "compare", compare)
     model = ppl.compile(UNIMODAL)
     first = model.fit(UNIMODAL_DATA, starts=2, window=20, iter=400)
     second = model.fit(UNIMODAL_DATA, starts=2, window=20, iter=400)
@@ -240,10 +248,12 @@ def test_starts_are_reproducible_and_report_the_best_elbo():
     assert (first.starts.spread, first.starts.khats) == (second.starts.spread, second.starts.khats)
     np.testing.assert_array_equal(first.result.mu, second.result.mu)
     # each start's ELBO on its k̂ draws; the reported one's the highest, or within a tie of it
-    # (ladder.tie: se about 0.004 here, so 0.02 nats) with the smallest k̂ of those
+    # (ladder.tie of the two standard errors, 0.02 nats at least) with the smallest k̂ of those
     elbos, khats = np.array(first.starts.elbos), np.array(first.starts.khats)
     assert auto.elbo_on_khat_draws(first)[0] == elbos[first.starts.best]
-    ties = elbos >= elbos.max() - 0.02
+    ses = np.asarray(compared[0], dtype=float)
+    top = int(np.argmax(elbos))
+    ties = elbos >= elbos[top] - np.array([ladder.tie(se, ses[top]) for se in ses])
     assert ties[first.starts.best] and khats[first.starts.best] == khats[ties].min()
 
 
@@ -355,9 +365,7 @@ def test_the_tail_check_reads_only_trusted_weights_that_fit_in_memory_on_a_corre
 @pytest.mark.slow
 def test_a_funnels_heavy_tailed_sd_is_not_called_reliable():
     # Neal's funnel: x's sd is sqrt(E[exp(v)]) = exp(2.25) = 9.49 exactly, made by v above 6
-    # (the top 2.3%), which the guide's draws rarely reach. Auto's scaled fit at seed 1 (0
-    # until mean field's control variate, 2026-12-06, where the scaled fit now also ends
-    # short of converged, which the verdict adds) has
+    # (the top 2.3%), which the guide's draws rarely reach. Auto's scaled fit at seed 0 has
     # k̂ 0.25 and x's sds 24-46% short (beyond issue 11's 15% on every x; 38% or more before
     # the rounds' larger L-BFGS-B memory, fixed_draws.MEMORY); the
     # sd's own Monte Carlo error says so (verdict.NOISY_SD: 20% at x[5], where posteriordb's
@@ -365,7 +373,7 @@ def test_a_funnels_heavy_tailed_sd_is_not_called_reliable():
     # examples' at 1.0-5.6%, docs/trust.md). It was `reliable: means and sds are close to the
     # posterior`.
     model = ppl.compile("sample v ~ Normal(0, 3)\nsample x: real[9] ~ Normal(0, exp(v / 2))\n")
-    fit = model.fit({}, seed=1)
+    fit = model.fit({}, seed=0)
     rows = fit.summary().rows
     assert fit.khat < 0.5 and max(rows[f"x[{i}]"][1] for i in range(9)) < 0.85 * np.exp(2.25)
     line = fit.verdict().line
@@ -399,18 +407,17 @@ def quasi_separated_data() -> dict:
 
 @pytest.mark.slow
 def test_auto_does_not_return_a_mean_field_whose_tails_the_full_rank_check_refutes():
-    # seed 25 (seed 1 until the first window's step size without a search, then 4 until mean
-    # field's control variate, both 2026-12-06; of seeds 0-70 only 25 and 41 now reach this
-    # path): mean field usable with care (k̂ 0.49) on thin weights, checked by full rank,
-    # which is unreliable by its tail check; auto returned the mean field anyway, `usable with
-    # care` with beta[0] 0.28 NUTS sds off and its sd 52% short. The mean field is a Gaussian
-    # too: the climb now goes on (to the flow), its mean within issue 11's 0.1 sd of NUTS (the
-    # summary's own error is about 0.03 sd, the reference's 0.008). Its sd is 16% short at
-    # this seed (19% at 41), just past the 15% target, and the verdict says the guide's sds
-    # are off: at seed 4 it was within it. On most other seeds no check fires and auto still
-    # returns such a Gaussian as reliable or usable with care (21 of seeds 0-29;
-    # docs/history/trust-log.md, "The quasi-separated regression's seeds")
-    fit = ppl.compile(QUASI_SEPARATED).fit(quasi_separated_data(), seed=25)
+    # seed 4 (seed 1 until the first window's step size without a search, 2026-12-06; with
+    # mean field's control variate, the same day, seed 4 takes this path again, its mean
+    # field at k̂ 0.59 and auto's flow 0.03 sd and 11% off): mean
+    # field usable with care (k̂ 0.56) on thin weights, checked by full rank, which is
+    # unreliable by its tail check; auto returned the mean field anyway, `usable with care`
+    # with beta[0] 0.29 NUTS sds off and its sd 50% short. The mean field is a Gaussian too:
+    # the climb now goes on (to the flow), within issue 11's targets of NUTS (0.1 sd, 15%; the
+    # summary's own error is about 0.03 sd, the reference's 0.008). On most other seeds no
+    # check fires and auto still returns such a Gaussian as reliable or usable with care (21
+    # of seeds 0-29; docs/history/trust-log.md, "The quasi-separated regression's seeds")
+    fit = ppl.compile(QUASI_SEPARATED).fit(quasi_separated_data(), seed=4)
     tried = fit.auto.tried
     assert tried[0].family == "meanfield" and tried[0].light_tails
     assert tried[1].family == "fullrank" and tried[1].level == UNRELIABLE
@@ -421,12 +428,7 @@ def test_auto_does_not_return_a_mean_field_whose_tails_the_full_rank_check_refut
     assert tried[1].khat < 0.5
     beta0 = fit.summary().to_dict()["beta[0]"]
     assert abs(beta0["mean"] - 13.88) / 9.65 < 0.1
-    # the sd: a third of the refuted mean field's error (the same fit as auto's first rung),
-    # and the verdict does not call it close
-    alone = ppl.compile(QUASI_SEPARATED).fit(quasi_separated_data(), seed=25,
-                                             guide="meanfield").summary().to_dict()["beta[0]"]
-    assert abs(beta0["sd"] / 9.65 - 1) < abs(alone["sd"] / 9.65 - 1) / 3
-    assert "the guide's sds and tails are off" in fit.verdict().line
+    assert abs(beta0["sd"] / 9.65 - 1) < 0.15
 
 
 # A non-centered hierarchical model with six groups and tau ~ HalfCauchy(1) (a funnel, as
@@ -458,13 +460,13 @@ def _funnel6_tau_moments() -> tuple[float, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("seed", [25, 29])
 def test_a_mean_field_whose_full_rank_check_is_skipped_is_checked_by_scaled(seed):
     # mean field usable with care on thin weights, its check by full rank skipped (the
     # Gaussian full rank would start from had an ESS of 6-8%): mean field stood, its corrected
     # sd of tau 18.5% and 15.9% short of quadrature (1.484 / 0.722; seeds 3 and 5 until the
     # first window's step size without a search, then 20 and 25 until mean field's control
-    # variate, both 2026-12-06; 11 and 12, the first of seeds 0-60 that reproduce it now).
+    # variate, both 2026-12-06; 25 and 29, the first two of seeds 0-40 that reproduce it now).
     # Now the rung after full rank, scaled, checks it: 3-8% off.
     # Within issue 11's targets (0.1 sd, 15%); the corrected summary's own error is about 0.04
     # sd and 3% on the sd (an ESS over 3,000 of its draws).

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ppl.infer.schedule import (AVERAGE_WINDOWS, BOUNCE_JITTER, CONTINUE, DECAY, FELL_STEPS,
-                                STOP, Convergence, Iterates, Windows, bouncing, drifting, fell,
-                                plateau)
+from ppl.infer.schedule import (AVERAGE_WINDOWS, BOUNCE_JITTER, CONTINUE,
+                                CONTROLLED_AVERAGE_WINDOWS, CONTROLLED_DECAYS,
+                                CONTROLLED_FINAL_PASSES, DECAY, FELL_STEPS, STOP, Convergence,
+                                Iterates, Windows, bouncing, drifting, fell, plateau)
 
 from ._schedule_drive import Guide, drive
 
@@ -189,6 +190,22 @@ def test_a_level_fit_decays_then_averages_exactly_its_last_five_windows():
     np.testing.assert_allclose(state.average(), last_five.mean(axis=0), rtol=1e-12)
     actions = drive(Convergence(1e-3, W), Windows(), _alternating(T, P, 0.3, W), elbo, W)[1]
     assert actions[:9] == [CONTINUE, CONTINUE, DECAY] * 3
+
+
+def test_the_controlled_rule_decays_once_then_settles_on_one_pass_over_two_windows():
+    # the rule of a fit whose steps take a control variate (schedule.CONTROLLED_*): the same
+    # level ELBO and jitter of 0.1 decay once at window 3; at the new step size the first
+    # check (window 5, its second window) passes, settles the fit, and the two windows since
+    # the decay are averaged: a stop at window 5, where the plain rule takes 11
+    W, T, P = 100, 3000, 2
+    elbo = np.full(T, -100.0)
+    iterates = _alternating(T, P, 0.1, W)
+    rule = Convergence(1e-3, W, decays=CONTROLLED_DECAYS, final_passes=CONTROLLED_FINAL_PASSES,
+                       average_windows=CONTROLLED_AVERAGE_WINDOWS)
+    steps, actions, state = drive(rule, Windows(), iterates, elbo, W)
+    assert actions == [CONTINUE, CONTINUE, DECAY, CONTINUE, STOP]
+    assert steps == 5 * W and state.since == 3 * W
+    np.testing.assert_allclose(state.average(), iterates[3 * W:5 * W].mean(axis=0), rtol=1e-12)
 
 
 def test_the_search_after_a_whitening_tries_the_first_search_step_size_again(monkeypatch):
