@@ -164,8 +164,8 @@ def fit(compiled, options, rng: np.random.Generator,
     mc_samples) posterior sds (0.02 with the defaults; more, as the iterates are correlated:
     tests/stats measures it); raise ``window`` or ``mc_samples`` to shrink it. With one, the
     gradient's noise is what log p's departure from a quadratic leaves. Under ``--batch`` the
-    rule is schedule_batch.BatchConvergence: this one up to its plateaus and decays, then averaging
-    until the average's Monte Carlo standard error is small (docs/minibatch.md).
+    rule is schedule_batch.BatchConvergence: this one up to its plateaus and decays, then
+    averaging until the average's Monte Carlo standard error is small (docs/minibatch.md).
     Otherwise the fit stops at ``options.iter`` steps (reason MAX_ITER) or on KeyboardInterrupt
     (INTERRUPTED), returning the current parameters.
 

@@ -9,7 +9,7 @@ E[(B (z - mu))_i sigma_i eps_i] = sigma_i^2 B_ii. So
 
 keep the gradient's expectation exactly, and where log p is near quadratic (its gradient near
 affine) remove nearly all of its Monte Carlo noise: the fit's iterates then jitter little, and
-fewer averaged windows make as precise a fit (schedule.Convergence, ``controlled``).
+a shorter rule makes as precise a fit (schedule.CONTROLLED_DECAYS and the two after it).
 
 B is the dense whitening's own estimate (precondition.whiten: L L^T = H^-1, so B = -H = -(L
 L^T)^-1), which costs nothing new. Where log p is far from quadratic (a funnel's neck) B

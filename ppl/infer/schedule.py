@@ -270,9 +270,10 @@ class Iterates(NamedTuple):
 
 class Windows(NamedTuple):
     """The convergence rule's running state: consecutive passing checks, decays taken, the step
-    at which the current step size and coordinates began, the last AVERAGE_WINDOWS finished
-    windows of iterates and the current one, and whether the fit has settled (converged at
-    this step size; it only steps on until enough iterates are averaged)."""
+    at which the current step size and coordinates began, the last finished windows of
+    iterates (the rule's ``average_windows`` of them) and the current one, and whether the fit
+    has settled (converged at this step size; it only steps on until enough iterates are
+    averaged)."""
     passes: int = 0
     decays: int = 0
     since: int = 0
@@ -305,7 +306,9 @@ class Convergence:
     drift_holds: bool = True   # a param still drifting fails a check (:func:`drifting`)
     decays: int = DECAYS       # decays at the default tol (:func:`min_decays`)
     final_passes: int = PASSES   # passing checks in a row that settle the fit once decayed
-    average_windows: int = AVERAGE_WINDOWS   # windows of iterates averaged at the end
+    # windows of iterates averaged at the end, and so kept (Windows.closed): below 3 a param's
+    # drift (:func:`drifting`) goes unseen, so CONTROLLED_AVERAGE_WINDOWS is for mean field alone
+    average_windows: int = AVERAGE_WINDOWS
 
     def at_window(self, state: Windows, trace: list, guide) -> tuple[Windows, str]:
         """The state after a finished window and what to do: CONTINUE, STOP (converged),
