@@ -232,10 +232,19 @@ def test_a_temporary_name_already_taken_is_never_opened(tmp_path, monkeypatch):
     assert _listing(tmp_path) == {"a.csv": "new\n", taken.name: "the user's own\n"}
 
 
+# The writer starts from the signal dispositions of a foreground process: a shell runs a
+# command put in the background (`.ci/run &`) with SIGINT and SIGQUIT ignored, children inherit
+# that, and write_files rightly keeps an ignored signal ignored, so SIGQUIT's child then ran on
+# and the test timed out (2 of 2 such CI runs)
 _WRITER = """
+import signal
 import sys
 from pathlib import Path
 from ppl import output
+signal.signal(signal.SIGINT, signal.default_int_handler)
+for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
+    if hasattr(signal, name):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
 folder = Path(sys.argv[1])
 print("ready", flush=True)
 for generation in range(10**9):
