@@ -1,9 +1,15 @@
 """Predictive draws, plots, ArviZ export and Ctrl-C, against exact answers where there are any."""
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -133,15 +139,45 @@ def test_to_arviz_holds_the_posterior_and_the_predictive():
     assert np.allclose(data.posterior["tau"].values[0], fit.draws()["tau"])
 
 
+def _drained(leader: int, into: list) -> None:
+    """Read a pseudo-terminal's leader side to its end (EIO once the child's side is closed),
+    so that the child never blocks writing its stderr there."""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into.append(chunk)
+
+
 @pytest.mark.slow
 def test_ctrl_c_reports_the_current_approximation_as_not_converged():
+    # stderr on a pseudo-terminal, so that the command shows its progress bar, which starts at
+    # the fit's first progress report: the Ctrl-C comes once the optimization runs, however
+    # long a loaded machine takes to start the command (a fixed 6 s sleep once reached it
+    # still starting, on CI: 'ppl: interrupted' and no fit, as a Ctrl-C there should)
+    leader, follower = pty.openpty()
+    # a terminal 80 columns wide: tqdm draws nothing on one of width 0 (a new pty's)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     process = subprocess.Popen(
-        [sys.executable, "-m", "ppl", "fit", "models/eight_schools.ppl", "--quiet",
+        [sys.executable, "-m", "ppl", "fit", "models/eight_schools.ppl",
          "--iter", "10000000", "--window", "1000000"],  # no convergence check for 2e6 steps
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # past start-up and into the optimization
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    written: list[bytes] = []
+    reader = threading.Thread(target=_drained, args=(leader, written), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while b"fitting" not in b"".join(written) and process.poll() is None:
+        assert time.monotonic() < deadline, b"".join(written)
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, _ = process.communicate(timeout=120)
+    reader.join(timeout=10)
+    os.close(leader)
+    stderr = b"".join(written).decode(errors="replace")
     assert process.returncode == 130, stderr  # printed the fit, then the status of SIGINT
     assert "did NOT converge" in stdout and "interrupted" in stdout, stderr
     lines = stdout.splitlines()
