@@ -319,6 +319,20 @@ class Flow(NormalMap):
         m0, W = source.frame(theta)
         return self.push_affine(self.init(self.D, 1.0), m0, W)
 
+    def stacked_start(self, source, theta) -> np.ndarray | None:
+        """In the frame of ``source``'s affine part (``source.frame(theta)``), the start of
+        this flow at which it is the flow ``source`` at ``theta``: mu = 0, A = I, the source's
+        layers first and identity layers after them. None unless ``source`` is a flow of the
+        same kind and dimension with fewer layers."""
+        if not (isinstance(source, Flow) and source.kind == self.kind and
+                source.D == self.D and source.K < self.K):
+            return None
+        D = self.D
+        start = self.init(D, 1.0)
+        kept = np.asarray(theta, dtype=float)[D + D * D:]
+        start[D + D * D:D + D * D + kept.size] = kept
+        return start
+
     def to_dict(self, theta, names) -> dict:
         """{"mu": {name: ..}, "A": {name: [row of A]}, "layers": [flat parameters]}."""
         theta = np.asarray(theta, dtype=float)

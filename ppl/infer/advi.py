@@ -181,9 +181,10 @@ def fit(compiled, options, rng: np.random.Generator,
     options : FitOptions (iter, lr, mc_samples, optimizer, stl, tol, window, init_scale).
     rng : the fit's one Generator; every eps comes from it (same seed, bit-identical result).
     progress : called as progress(step, mean ELBO of the last window, lr) every 10 steps.
-    warm : a finished fit of a Gaussian family (``--guide auto`` climbs the families so), the
-        warm start of ``options.guide`` instead of fitting the family WARM_FROM names;
-        ignored when it is of ``options.guide``'s own family.
+    warm : a finished fit of a Gaussian family (``--guide auto`` climbs the families so), or
+        of a flow with fewer layers (auto's last rung), the warm start of ``options.guide``
+        instead of fitting the family WARM_FROM names; ignored when it is of
+        ``options.guide``'s own family.
 
     Raises
     ------
@@ -410,7 +411,9 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
     or, for a family that allows a dense W, the whitening of the expected Hessian under the
     mean-field fit (precondition.whiten; only with ``precondition='hessian'``). The family is
     fitted in u from a standard normal start, i.e. from the Gaussian N(m0, W W^T), and mapped
-    back exactly by ``push_affine``. The trace, steps and seconds cover the whole chain. The
+    back exactly by ``push_affine``; a flow warm-started from a flow with fewer layers starts
+    as that flow (its frame the source's mu and A, its first layers the source's:
+    ``Flow.stacked_start``). The trace, steps and seconds cover the whole chain. The
     family's own phase takes ``guide.window_scale`` times the window and iteration cap and
     ``guide.draws_scale`` times the draws per step.
     """
@@ -448,7 +451,10 @@ def _fit_family(compiled, guide, options, rng, progress, start_time, warm=None) 
     scale = guide.window_scale   # longer windows and more draws per step for a flow (flow.py)
     phase = replace(options, window=options.window * scale, iter=options.iter * scale,
                     mc_samples=options.mc_samples * guide.draws_scale)
-    second = _fit_plain(framed, guide, guide.init(compiled.dim, 1.0), phase, rng,
+    stacked = guide.stacked_start(source, first.theta) if hasattr(guide, "stacked_start") \
+        else None
+    start = guide.init(compiled.dim, 1.0) if stacked is None else stacked
+    second = _fit_plain(framed, guide, start, phase, rng,
                         _counted_on(progress, first, framed.log_det), False, start_time)
     return _after(first, guide, guide.push_affine(second.theta, m0, W),
                   second.elbo + framed.log_det, second.converged, second.reason, second.lr,

@@ -407,7 +407,7 @@ def test_after_a_fitted_full_rank_the_last_rung_fires_when_the_flow_beat_it(beat
     assert [t.level for t in report.tried] == ["unreliable"] * 3
     assert len(calls) == beats
     if beats:
-        assert calls[0][5].guide.name == "fullrank"   # from the flow's own start
+        assert calls[0][5].guide.name == "flow:2"   # from the flow's own fit
 
 
 def test_a_normal_mean_and_scale_from_five_points_reaches_the_last_rung():
@@ -440,16 +440,17 @@ def test_a_normal_mean_and_scale_from_five_points_reaches_the_last_rung():
         assert abs(summary.rows[name][sd] / exact_sd - 1) < 0.15
 
 
-def test_the_last_rung_fires_once_from_the_flows_start_when_the_flow_is_unreliable(
+def test_the_last_rung_fires_once_from_the_flows_fit_when_the_flow_is_unreliable(
         monkeypatch):
     report, calls = _judged({"meanfield": "unreliable", "scaled": "unreliable",
                              "flow": "unreliable"}, monkeypatch)
     assert [t.family for t in report.tried] == ["meanfield", "fullrank", "scaled", "flow"]
     assert len(calls) == 1
-    start = calls[0][5]   # the skipped full rank's Gaussian (auto.fullrank_start)
-    # no steps of its own: it carries mean field's steps, trace and seconds (advi._fit_family
-    # adds them to the flow's own, so the chain's seconds cover mean field's too)
-    assert start.guide.name == "fullrank" and start.seconds > 0.0
+    start = calls[0][5]   # the flow's own fit, which the last rung goes on from
+    # it carries the chain's steps, trace and seconds, mean field's included (advi._fit_family
+    # adds them to the last rung's own)
+    assert start.guide.name == "flow:2" and start.seconds > 0.0
+    assert start.own_phases()[0][0] == "meanfield"
 
 
 class _Care(_Judged):
@@ -479,7 +480,7 @@ def test_a_flow_usable_with_care_after_a_skipped_full_rank_runs_the_last_rung_at
     report, calls = _cared("usable with care", 1.0, monkeypatch)
     assert [t.family for t in report.tried] == ["meanfield", "fullrank", "scaled", "flow"]
     assert report.tried[1].level == SKIPPED and report.tried[3].level == "usable with care"
-    assert len(calls) == 1 and calls[0][5].guide.name == "fullrank"
+    assert len(calls) == 1 and calls[0][5].guide.name == "flow:2"
 
 
 def test_a_flow_with_a_high_ess_ends_the_climb_and_a_reliable_one_with_a_low_ess_does_not(

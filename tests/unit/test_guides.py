@@ -253,6 +253,26 @@ def test_flow_starts_at_the_identity(rng):
     np.testing.assert_allclose(log_det, 4 * np.log(0.5), rtol=1e-14)
 
 
+@pytest.mark.parametrize("kind", ["iaf", "realnvp"])
+def test_a_flow_stacked_on_a_flow_with_fewer_layers_starts_as_that_flow(kind, rng):
+    # auto's last rung (flow:4) goes on from the flow:2 it follows: in the frame of the flow's
+    # mu and A, its first two layers the flow's, its last two the identity, it is the same q
+    source, flow = Flow(D3, 2, kind), Flow(D3, 4, kind)
+    theta = flow_theta(source, rng)
+    m0, W = source.frame(theta)
+    stacked = flow.push_affine(flow.stacked_start(source, theta), m0, W)
+    eps = rng.standard_normal((7, D3))
+    for got, expected in zip(flow.forward(stacked, eps), source.forward(theta, eps)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    zeta = source.draw(theta, eps)
+    np.testing.assert_allclose(flow.log_q(stacked, zeta), source.log_q(theta, zeta), rtol=1e-10)
+    # not from a flow of as many layers or more, of another kind or size, or a Gaussian
+    assert Flow(D3, 2, kind).stacked_start(source, theta) is None
+    assert Flow(D3, 4, "realnvp" if kind == "iaf" else "iaf").stacked_start(source, theta) is None
+    assert Flow(D3 + 1, 4, kind).stacked_start(source, theta) is None
+    assert flow.stacked_start(MEAN_FIELD, np.zeros(2 * D3)) is None
+
+
 @pytest.mark.parametrize("flow", [Flow(2, 4, "realnvp"), Flow(2, 4, "iaf"), Scaled(2)], ids=str)
 def test_flow_density_integrates_to_one(flow, rng):
     # Importance sampling in 2-D: E_r[q(z) / r(z)] = 1 for a proposal r wider than q. The
