@@ -22,10 +22,9 @@ full rank was skipped and the flow cannot be used, or can on weights of such an 
 full rank was fitted and the flow cannot be used but beat its ELBO (ladder.py), a last
 rung fits a larger, longer flow (RETRY_*, :func:`retry`) that starts as the flow itself
 (its layers, then identity ones), which replaces the flow when its ELBO is higher; the climb
-stops there. Returns the fit that stopped
-the climb (a usable mean field or flow whose check or last rung cannot be used stands) or,
-when none could be used, the one with the highest ELBO. What to fit next, and which fit to
-return, are the policy ladder.py's decisions on the outcomes so far (ladder.Ladder,
+stops there. Returns the fit that stopped the climb (a usable mean field or flow whose check
+or last rung cannot be used stands) or, when none could be used, the one with the highest
+ELBO. What to fit next, and which fit to return, are the policy ladder.py's decisions on the outcomes so far (ladder.Ladder,
 ladder.stands, ladder.by_elbo); :func:`_climb` and :func:`retry` fit and assess. The families
 live in ppl/guides/, the fitting in advi.py (scaled's in fixed_draws.py), k̂ and the verdict
 in psis.py and verdict.py.
@@ -79,9 +78,8 @@ SKIP_ESS = 0.1
 # on the example models that reach it, against NUTS (benchmarks/auto_examples.py, seeds 0-11),
 # poisson_gp met issue 11's targets on 12 seeds of 12 against 7, varying_slopes on 12 of 12
 # as before, at the same CPU (docs/history/trust-log.md, "The last rung goes on from the
-# flow"). Where full rank was fitted and the flow
-# did not beat it (kidscore_momiq: full rank's k̂ 0.70, the flow's 0.96) the posterior is near
-# Gaussian and the retry is left out.
+# flow"). Where full rank was fitted and the flow did not beat it (kidscore_momiq: full rank's
+# k̂ 0.70, the flow's 0.96) the posterior is near Gaussian and the retry is left out.
 # RETRY_ESS: a flow usable with care whose weights have so low an ESS is corrected by weights
 # that carry the summary (docs/history/trust-log.md, "The last rung after a flow usable with care"):
 # on gp_pois_regr, flows kept at k̂ 0.64-0.70 had ESS 11-25% of 4000 draws, their sds 0.27-0.45
@@ -672,9 +670,10 @@ def _beats(fit, other) -> bool:
 def retry(compiled, options, rng, assess, progress, start, tried, assessed,
           held: dict | None = None) -> None:
     """The last rung: the larger, longer flow (RETRY_*) from ``start``, the first flow's fit
-    (or the fit it was warm-started from, where it failed); appended to ``tried`` and ``assessed``, where it replaces the first
-    flow when its final ELBO is higher (a divergence is recorded as failed or diverged: the
-    fits before it stand); the warnings of its steps to ``held`` (:func:`_climb`)."""
+    (or the fit it was warm-started from, where it failed); appended to ``tried`` and
+    ``assessed``, where it replaces the first flow when its final ELBO is higher (a divergence
+    is recorded as failed or diverged: the fits before it stand); the warnings of its steps to
+    ``held`` (:func:`_climb`)."""
     held = {} if held is None else held
     started = time.perf_counter()
     spec = f"flow:{RETRY_LAYERS}"
@@ -686,9 +685,8 @@ def retry(compiled, options, rng, assess, progress, start, tried, assessed,
         return
     fit = assess(result)
     # Both flows maximize the same ELBO, the last rung from the flow's own q: the higher one
-    # is the closer q.
-    # k̂ from 4000 draws is too noisy to choose between them (gp_pois_regr, seed 2: 0.85 and
-    # 0.85, the retry's errors a third of the flow's; docs/history/trust-log.md)
+    # is the closer q. k̂ from 4000 draws is too noisy to choose between them (gp_pois_regr,
+    # seed 2: 0.85 and 0.85, the retry's errors a third of the flow's; docs/history/trust-log.md)
     replaces = bool(assessed) and assessed[-1][1].result.guide.name.startswith("flow") and \
         result.final_elbo > assessed[-1][1].result.final_elbo
     try:
