@@ -135,10 +135,9 @@ def fit(compiled, options, rng: np.random.Generator,
     ``options.mc_samples`` draws each. With whitening (mean field, ``options.precondition``),
     after the first window the mean's coordinates are whitened (a guide still far from its
     optimum first taken there by Newton steps, newton.py) and the step size searched again in
-    them (see ``_run``; a low-rank whitening keeps the first window's). Its Hessian also
-    makes a control variate that takes most of the Monte Carlo noise out of the steps'
-    gradient from its first refresh on (control.py; a low-rank one only where it takes out
-    enough of it), and the rule below then takes schedule.CONTROLLED_DECAYS (1)
+    them (see ``_run``). Where that whitening is dense, its Hessian also makes a control
+    variate that takes most of the Monte Carlo noise out of the steps' gradient from its
+    first refresh on (control.py), and the rule below takes schedule.CONTROLLED_DECAYS (1)
     decay, settles at the final step size on schedule.CONTROLLED_FINAL_PASSES (1) passing
     check and averages schedule.CONTROLLED_AVERAGE_WINDOWS (2) windows.
 
@@ -656,9 +655,6 @@ class Policies(NamedTuple):
     sizes: StepSize
     preconditioner: Whitening
     windows: Windows | BatchWindows   # the rule's state at the start
-    # the rule in coordinates whose steps take a control variate out of their gradient
-    # (control.py), or None where there never is one
-    controlled: Convergence | None = None
 
 
 def _policies(compiled, guide, options, whitening) -> Policies:
@@ -667,12 +663,10 @@ def _policies(compiled, guide, options, whitening) -> Policies:
     # Newton steps at the first whitening: mean field, not on minibatches (a step would fit
     # the one batch it is taken on)
     newton = guide is MEAN_FIELD and options.batch is None
-    # a dense whitening searches the step size again (a low-rank one keeps the first window's)
+    # a dense whitening searches the step size again (a low-rank one keeps the first window's),
+    # and its Hessian makes a control variate of the steps' gradient (control.py)
     searched = whitening and newton and dense(compiled.dim)
-    # the whitening's Hessian makes a control variate of the steps' gradient (control.py;
-    # dense always, low rank where it takes out enough of the noise)
-    controls = whitening and newton
-    preconditioner = Whitening(whitening, _hessian_chunk(compiled), newton, controls)
+    preconditioner = Whitening(whitening, _hessian_chunk(compiled), newton, controls=searched)
     sizes = StepSize(options.optimizer, options.lr, _score_chunk(compiled), searched)
     if options.batch is not None:   # minibatch noise: advi's rule, then a precise average
         return Policies(BatchConvergence(options.tol, options.window), sizes, preconditioner,
@@ -683,13 +677,10 @@ def _policies(compiled, guide, options, whitening) -> Policies:
     # which neither finish could leave (EB with 40 and 100 groups under --guide fullrank:
     # tau 0.004-0.014 against MAP-IIs of 1.35-2.03, 0.43-2.98 nats)
     holds = not _params_finished(compiled, guide)
-    # the shorter rule of quieter steps: from the start where the whitening is dense (its
-    # variate always comes, at the first refresh), else from a refresh that brings one (_run)
-    controlled = Convergence(options.tol, options.window, holds, CONTROLLED_DECAYS,
-                             CONTROLLED_FINAL_PASSES, CONTROLLED_AVERAGE_WINDOWS) \
-        if controls else None
-    rule = controlled if searched else Convergence(options.tol, options.window, holds)
-    return Policies(rule, sizes, preconditioner, Windows(), controlled)
+    rule = (Convergence(options.tol, options.window, holds, CONTROLLED_DECAYS,
+                        CONTROLLED_FINAL_PASSES, CONTROLLED_AVERAGE_WINDOWS) if searched
+            else Convergence(options.tol, options.window, holds))
+    return Policies(rule, sizes, preconditioner, Windows())
 
 
 # What the loop does at the end of a window (window_end) besides going on (CONTINUE) or
@@ -783,9 +774,6 @@ def _run(compiled, guide, theta, lr, opt, losses, noise, options, progress, trac
                         windows.last_jitter(guide)
             state = _restart(action, state, policies, compiled.log_joint, guide, opt, losses,
                              noise, S)
-            if policies.controlled is not None:   # the rule the new coordinates' steps allow
-                rule = policies.controlled if state.coords.control is not None \
-                    else policies.rule
             windows = rule.restarted(windows, step)
     except KeyboardInterrupt:
         # states are immutable and replaced whole, so ``state`` is consistent here

@@ -11,11 +11,8 @@ keep the gradient's expectation exactly, and where log p is near quadratic (its 
 affine) remove nearly all of its Monte Carlo noise: the fit's iterates then jitter little, and
 a shorter rule makes as precise a fit (schedule.CONTROLLED_DECAYS and the two after it).
 
-B is the whitening's own estimate (precondition.whiten: L L^T = H^-1, so B = -H = -(L
-L^T)^-1), which costs nothing new: dense up to 30 latents; above, the low-rank whitening's
-(precondition.LowRank: its Lanczos directions' curvatures, 1 / sd^2 in the rest), applied in
-O(D k) by :class:`LowRankControl` and used only where it takes out enough of the noise
-(RESIDUAL_MAX). Where log p is far from quadratic (a funnel's neck) B
+B is the dense whitening's own estimate (precondition.whiten: L L^T = H^-1, so B = -H = -(L
+L^T)^-1), which costs nothing new. Where log p is far from quadratic (a funnel's neck) B
 predicts g badly, and B (z - mu) would add noise instead of removing it (centered eight
 schools, seed 2, diverged with B as it is). So each row i is scaled by the regression
 coefficient a_i = cov(g_i, c_i) / var(c_i) of g_i on c_i = (B (z - mu))_i, the variance
@@ -33,107 +30,47 @@ is bit for bit the fit without a control variate.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import numpy as np
 
 from ..blocks import trace_blocks
 
 COEFFICIENT_DRAWS = 20   # draws of the guide the rows' coefficients are estimated on
-# A low-rank whitening's B (above 30 latents) holds the curvature of its Lanczos directions
-# and only the diagonal elsewhere; where the posterior is correlated outside those directions
-# the variate leaves much of the noise, and the shorter rule it allows stopped fits early: a
-# 60-latent Gaussian with 20 pairs at correlation 0.9 ended its means 0.15-0.30 mean-field sds
-# off, against 0.07-0.10 under the plain rule (tests/unit/test_precondition.py). So a low-rank
-# variate is used only where, on its coefficient draws, three quarters of the rows keep at most
-# RESIDUAL_MAX of their noise: there 0.27-0.39 were measured, on bnn_regression 0.40-0.50, and
-# on models/stochastic_volatility.ppl and varying_slopes.ppl 0.09-0.12 (seeds 0-1), where mean
-# field's ELBO ended 0.14-0.17 and 0.014-0.024 nats higher in half to two thirds of the steps
-# (seeds 0-5; docs/history/performance-log.md, "The control variate above 30 latents").
-RESIDUAL_QUANTILE = 0.75
-RESIDUAL_MAX = 0.2
 
 
-@dataclass(frozen=True)
-class LowRankControl:
-    """The control variate's matrix a * B for a low-rank whitening (precondition.LowRank: L L^T
-    = S (I + U diag(root^2 - 1) U^T) S), as products in O(D k) rather than [D, D]: B = -(L
-    L^T)^-1 = -S^-1 (I + U diag(shrink) U^T) S^-1 with shrink = root^-2 - 1, row i scaled by
-    a_i (``rows``). The diagonal is the operator's own, so the correction keeps the gradient's
-    expectation exactly even where U is not exactly orthonormal."""
-
-    rows: np.ndarray     # a [D]
-    scale: np.ndarray    # S [D]
-    U: np.ndarray        # [D, k]
-    shrink: np.ndarray   # [k]
-
-    def apply(self, d: np.ndarray) -> np.ndarray:
-        """[M, D]: a * (B d) for each draw d (a row of ``d``)."""
-        y = d / self.scale
-        return -self.rows * (y + ((y @ self.U) * self.shrink) @ self.U.T) / self.scale
-
-    def diagonal(self) -> np.ndarray:
-        """a * diag(B) [D]."""
-        return -self.rows * (1.0 + (self.U * self.U) @ self.shrink) / (self.scale * self.scale)
-
-
-def matrix(log_joint, theta: np.ndarray, L, eps: np.ndarray):
-    """The control variate's matrix a * B (row i scaled by a_i), for the mean-field ``theta``
-    (mu, log sigma) and a whitening ``L`` (B = -(L L^T)^-1): [D, D] for a dense ``L``, a
-    :class:`LowRankControl` for a precondition.LowRank; its rows' coefficients from the draws
-    ``eps`` [M, D]; all 0 where the draws' gradients are not finite. With a LowRank, None
-    where the variate leaves too much of the gradient's noise (:func:`_left`)."""
-    D = eps.shape[1]
+def matrix(log_joint, theta: np.ndarray, L: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """The control variate's [D, D] matrix a * B (row i scaled by a_i), for the mean-field
+    ``theta`` (mu, log sigma) and a dense whitening ``L`` (B = -(L L^T)^-1), its rows'
+    coefficients from the draws ``eps`` [M, D]; all 0 where the draws' gradients are not
+    finite."""
+    D = L.shape[0]
+    inverse = np.linalg.inv(L)
+    B = -(inverse.T @ inverse)
     mu, sigma = theta[:D], np.exp(theta[D:])
     d = sigma * eps
-    if isinstance(L, np.ndarray):
-        inverse = np.linalg.inv(L)
-        B = -(inverse.T @ inverse)
-        c = d @ B.T
-    else:
-        unit = LowRankControl(np.ones(D), L.scale, L.U, L.root ** -2.0 - 1.0)
-        c = unit.apply(d)
     _, vjp = trace_blocks(log_joint, mu + d)
     g = vjp(np.ones(eps.shape[0]))
+    c = d @ B.T
     g, c = g - g.mean(axis=0), c - c.mean(axis=0)
     variance = np.einsum("md,md->d", c, c)
     covariance = np.einsum("md,md->d", g, c)
     with np.errstate(invalid="ignore", divide="ignore"):
         a = np.where(variance > 0, covariance / variance, 0.0)
     a = np.clip(np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0), 0.0, 1.0)
-    if isinstance(L, np.ndarray):
-        return a[:, None] * B
-    return replace(unit, rows=a) if _left(g, a * c) <= RESIDUAL_MAX else None
+    return a[:, None] * B
 
 
-def _left(g: np.ndarray, c: np.ndarray) -> float:
-    """The RESIDUAL_QUANTILE quantile over the rows of the fraction of each row's gradient
-    noise that the control variate ``c`` leaves, from the centred draws ``g``, ``c`` [M, D]
-    (a row without noise leaves none); 1 where not finite."""
-    before = np.einsum("md,md->d", g, g)
-    after = np.einsum("md,md->d", g - c, g - c)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        left = np.where(before > 0, after / before, 0.0)
-    if not np.all(np.isfinite(left)):
-        return 1.0
-    return float(np.quantile(left, RESIDUAL_QUANTILE))
-
-
-def corrected(gradient: np.ndarray, theta: np.ndarray, eps: np.ndarray, control) -> np.ndarray:
+def corrected(gradient: np.ndarray, theta: np.ndarray, eps: np.ndarray,
+              control: np.ndarray) -> np.ndarray:
     """The gradient of the loss (-ELBO, as the optimizers take it) in mean-field ``theta`` at
     the draws ``eps`` [S, D], ``gradient``, with the control variate of the matrix ``control``
-    (:func:`matrix`: [D, D] or a :class:`LowRankControl`) taken out: the same expectation,
-    less noise."""
-    D = eps.shape[1]
+    (:func:`matrix`) taken out: the same expectation, less noise."""
+    D = control.shape[0]
     sigma = np.exp(theta[D:])
     d = sigma * eps
-    if isinstance(control, np.ndarray):
-        c, diagonal = d @ control.T, np.diagonal(control)   # [S, D]: at each draw
-    else:
-        c, diagonal = control.apply(d), control.diagonal()
+    c = d @ control.T                   # [S, D]: the control variate at each draw
     S = eps.shape[0]
     out = gradient.copy()
     # the loss is -ELBO: the ELBO's gradient less the control variate is the loss's plus it
     out[:D] += c.sum(axis=0) / S
-    out[D:] += np.einsum("sd,sd->d", c, d) / S - sigma * sigma * diagonal
+    out[D:] += np.einsum("sd,sd->d", c, d) / S - sigma * sigma * np.diagonal(control)
     return out

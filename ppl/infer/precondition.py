@@ -119,8 +119,7 @@ class Coordinates:
     ``theta = (mu = m0 + L v, log_sigma)``. ``L`` is a dense [D, D] matrix (v [D]), a
     ``LowRank`` (v [k + D]), or None for the identity (no whitening). ``control``: the matrix
     of a control variate the steps in these coordinates take out of the gradient (control.py;
-    mean field: [D, D] with a dense ``L``, a control.LowRankControl with a ``LowRank``), or
-    None."""
+    mean field with a dense ``L``), or None."""
 
     m0: np.ndarray
     L: np.ndarray | LowRank | None = None

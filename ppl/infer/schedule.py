@@ -24,8 +24,8 @@ PASSES = 2
 DECAYS = 2
 DECAY_FACTOR = 0.2
 AVERAGE_WINDOWS = 5
-# Where the steps' gradient has a control variate (control.py: mean field, whitened, from its
-# first refresh on) the iterates jitter far less: one decay, one passing check at the final
+# Where the steps' gradient has a control variate (control.py: mean field, dense whitening, from
+# its first refresh on) the iterates jitter far less: one decay, one passing check at the final
 # step size and two averaged windows there leave a fit more precise than two decays, two checks
 # and five windows do without it (docs/history/performance-log.md, "A control variate for mean
 # field's gradient").
@@ -415,17 +415,16 @@ class Whitening:
     enabled: bool
     chunk: int | None = None   # draws a gradient of the Hessian may take (precondition.estimate)
     newton: bool = False       # Newton steps at the first whitening (newton.py; mean field)
-    # a refreshed whitening's Hessian also makes a control variate of the steps' gradient
-    # (control.py, which says why not the first's; mean field)
+    # a refreshed dense whitening's Hessian also makes a control variate of the steps'
+    # gradient (control.py, which says why not the first's; mean field)
     controls: bool = False
 
     def coordinates(self, log_joint, guide, theta, noise, current: Coordinates) -> Coordinates:
         """New coordinates centred on ``theta`` (``current`` when whitening is off)."""
         if not self.enabled:
             return current
-        eps = noise(HESSIAN_DRAWS)
-        coords = self._estimate(log_joint, guide, theta, eps)
-        return self._controlled(log_joint, theta, coords, noise, eps)
+        coords = self._estimate(log_joint, guide, theta, noise(HESSIAN_DRAWS))
+        return self._controlled(log_joint, theta, coords, noise)
 
     def first(self, log_joint, guide, theta, noise, current: Coordinates):
         """(coordinates, theta, Newton steps taken) at the first whitening: the coordinates
@@ -442,18 +441,13 @@ class Whitening:
         theta, coords, taken = newton_steps(log_joint, guide, theta, eps, coords, self.chunk)
         return coords, theta, taken
 
-    def _controlled(self, log_joint, theta, coords: Coordinates, noise, eps) -> Coordinates:
-        """``coords`` with the control variate of their Hessian (control.matrix) where the
-        policy ``controls`` and there is a whitening, and, for a low-rank one, where the
-        variate takes out enough of the noise. A dense whitening's coefficients come from fresh
-        draws; a low-rank one's from the estimate's own ``eps``, so that a fit whose variate is
-        refused goes on bit for bit as without one (its stream untouched)."""
-        if not (self.controls and coords.L is not None):
+    def _controlled(self, log_joint, theta, coords: Coordinates, noise) -> Coordinates:
+        """``coords`` with the control variate of their Hessian (control.matrix, on fresh
+        draws) where the policy ``controls`` and the whitening is dense."""
+        if not (self.controls and isinstance(coords.L, np.ndarray)):
             return coords
-        dense = isinstance(coords.L, np.ndarray)
-        draws = noise(control.COEFFICIENT_DRAWS) if dense else eps
-        matrix = control.matrix(log_joint, theta, coords.L, draws)
-        return coords if matrix is None else replace(coords, control=matrix)
+        matrix = control.matrix(log_joint, theta, coords.L, noise(control.COEFFICIENT_DRAWS))
+        return replace(coords, control=matrix)
 
     def _estimate(self, log_joint, guide, theta, eps) -> Coordinates:
         draws = guide.draw(theta, eps)

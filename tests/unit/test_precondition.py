@@ -444,26 +444,6 @@ def test_whitening_above_rank_finds_the_mean_of_a_correlated_posterior():
     assert np.max(np.abs(plain.mu - mean) / meanfield_sd) > 100
 
 
-@pytest.mark.parametrize("refused", [False, True])
-def test_a_low_rank_fit_takes_the_shorter_rule_with_its_control_variate_only(refused,
-                                                                           monkeypatch):
-    # 40 independent latents of sds e^-2..e^2: the low-rank whitening holds this posterior
-    # (the rest at the guide's sds), the variate leaves no noise, and from the first decay the
-    # fit takes the controlled rule (schedule.CONTROLLED_*: a 600-step floor; its means 0.026
-    # sds off at seed 0, against 0.049 under the plain rule's 1,200 steps). Refused (as the
-    # 60-latent pairs' above are), the plain rule stands. Tolerance as above.
-    from ppl.infer import control
-    if refused:
-        monkeypatch.setattr(control, "RESIDUAL_MAX", -1.0)
-    rng = np.random.default_rng(0)
-    sd = np.exp(rng.uniform(-2, 2, 40))
-    mean = rng.normal(size=40)
-    fit = advi.fit(correlated_gaussian(mean, np.diag(sd ** 2)), FitOptions(seed=0),
-                   np.random.default_rng(0))
-    assert fit.converged and fit.steps == (1200 if refused else 600)
-    assert np.all(np.abs(fit.mu - mean) / sd < 0.13)
-
-
 @pytest.mark.parametrize("values, lam", [
     # a negative Ritz value (a direction of local convexity) by its magnitude, as in whiten
     ([-4.0, 0.25, 9.0], [4.0, 0.25, 9.0]),
