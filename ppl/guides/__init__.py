@@ -9,8 +9,10 @@ ELBO's step with only the log joint traced, infer/elbo.py), ``draw_and_log_q(the
 (log q at the draws from their noise, without an inverse or a solve: posterior.py's
 importance weights) and ``fixed_draws = True`` with ``units(theta)`` (advi fits the family
 by L-BFGS-B on rounds of fixed draws, infer/fixed_draws.py, instead of its step loop:
-scaled.py), and ``prepare(eps)`` (rows computed from the draws alone, once a round there,
-handed back to ``draw_with_pullback`` as ``prepared``).
+scaled.py), ``prepare(eps)`` (rows computed from the draws alone, once a round there,
+handed back to ``draw_with_pullback`` as ``prepared``), and ``stacked_start(source, theta)``
+(the start, in the frame of ``source``'s affine part, at which the family is the fit
+``source`` at ``theta``, or None: a flow warm-started from a flow with fewer layers, advi.py).
 The engine (``ppl.infer``) never looks inside ``theta``.
 """
 from __future__ import annotations

@@ -24,10 +24,10 @@ rung fits a larger, longer flow (RETRY_*, :func:`retry`) that starts as the flow
 (its layers, then identity ones), which replaces the flow when its ELBO is higher; the climb
 stops there. Returns the fit that stopped the climb (a usable mean field or flow whose check
 or last rung cannot be used stands) or, when none could be used, the one with the highest
-ELBO. What to fit next, and which fit to return, are the policy ladder.py's decisions on the outcomes so far (ladder.Ladder,
-ladder.stands, ladder.by_elbo); :func:`_climb` and :func:`retry` fit and assess. The families
-live in ppl/guides/, the fitting in advi.py (scaled's in fixed_draws.py), k̂ and the verdict
-in psis.py and verdict.py.
+ELBO. What to fit next, and which fit to return, are the policy ladder.py's decisions on the
+outcomes so far (ladder.Ladder, ladder.stands, ladder.by_elbo); :func:`_climb` and
+:func:`retry` fit and assess. The families live in ppl/guides/, the fitting in advi.py
+(scaled's in fixed_draws.py), k̂ and the verdict in psis.py and verdict.py.
 """
 from __future__ import annotations
 
