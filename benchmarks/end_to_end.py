@@ -129,16 +129,19 @@ def numpyro_models():
     return found
 
 
-def fit_numpyro(model, data: dict, window: int = 100, max_steps: int = 20_000) -> dict:
-    """AutoNormal by SVI (Adam, lr 0.01, 1 draw per step) until the mean loss of the last
-    window is within 2 standard errors of the one before (its own plateau). JIT included."""
+def fit_numpyro(model, data: dict, window: int = 100, max_steps: int = 20_000,
+                guide: str = "AutoNormal", seed: int = 0, keep: bool = False) -> dict:
+    """``guide`` (a numpyro.infer.autoguide class name; AutoNormal unless given) by SVI (Adam,
+    lr 0.01, 1 draw per step) until the mean loss of the last window is within 2 standard
+    errors of the one before (its own plateau). JIT included. ``keep``: the result also holds
+    the fitted guide and its params ("guide", "params"), for drawing from it."""
     import jax
-    from numpyro.infer import SVI, Trace_ELBO
-    from numpyro.infer.autoguide import AutoNormal
+    from numpyro.infer import SVI, Trace_ELBO, autoguide
     from numpyro.optim import Adam
     wall, cpu = time.perf_counter(), time.process_time()
-    svi = SVI(lambda: model(data), AutoNormal(lambda: model(data)), Adam(0.01), Trace_ELBO())
-    state = svi.init(jax.random.PRNGKey(0))
+    auto = getattr(autoguide, guide)(lambda: model(data))
+    svi = SVI(lambda: model(data), auto, Adam(0.01), Trace_ELBO())
+    state = svi.init(jax.random.PRNGKey(seed))
     update = jax.jit(svi.update)
     losses = []
     while len(losses) < max_steps:
@@ -151,8 +154,12 @@ def fit_numpyro(model, data: dict, window: int = 100, max_steps: int = 20_000) -
             se = np.sqrt(a.var(ddof=1) / window + b.var(ddof=1) / window)
             if abs(b.mean() - a.mean()) <= 2 * se:
                 break
-    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
-            "steps": len(losses), "grad": len(losses), "grad_draws": len(losses)}
+    out = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+           "steps": len(losses), "grad": len(losses), "grad_draws": len(losses)}
+    if keep:
+        out.update(guide=auto, params=svi.get_params(state),
+                   loss=float(np.mean(trace[-window:])))
+    return out
 
 
 # ----- per-phase CPU split ---------------------------------------------------------------------

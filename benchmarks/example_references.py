@@ -64,29 +64,35 @@ def nuts(name: str, data: dict):
     """NUTS draws of the NumPyro translation: {site: [CHAINS, DRAWS, *shape]} and the trace
     sites (name, support) of the latent sites in order."""
     import jax
-    from numpyro import handlers
     from numpyro.infer import MCMC, NUTS
-    from numpyro.infer.initialization import init_to_uniform
     model = numpyro_models.MODELS[name]
-    seeded = handlers.seed(lambda: model(data), jax.random.PRNGKey(0))
-    trace = handlers.trace(handlers.substitute(seeded, substitute_fn=init_to_uniform)).get_trace()
-    sites = [(site, s["fn"].support) for site, s in trace.items()
-             if s["type"] == "sample" and not s["is_observed"]]
     mcmc = MCMC(NUTS(lambda: model(data)), num_warmup=WARMUP, num_samples=DRAWS,
                 num_chains=CHAINS, chain_method="sequential", progress_bar=False)
     mcmc.run(jax.random.PRNGKey(SEED))
-    return mcmc.get_samples(group_by_chain=True), sites
+    return mcmc.get_samples(group_by_chain=True), latent_sites(model, data)
+
+
+def latent_sites(model, data: dict) -> list:
+    """(name, support) of the NumPyro translation's latent sample sites, in order."""
+    import jax
+    from numpyro import handlers
+    from numpyro.infer.initialization import init_to_uniform
+    seeded = handlers.seed(lambda: model(data), jax.random.PRNGKey(0))
+    trace = handlers.trace(handlers.substitute(seeded, substitute_fn=init_to_uniform)).get_trace()
+    return [(site, s["fn"].support) for site, s in trace.items()
+            if s["type"] == "sample" and not s["is_observed"]]
 
 
 def to_zeta(samples: dict, sites: list, sizes: list[int]) -> np.ndarray:
-    """NumPyro's constrained draws -> ppl's unconstrained zeta [CHAINS * DRAWS, D]."""
+    """NumPyro's constrained draws [chains, draws, *shape] per site -> ppl's unconstrained
+    zeta [chains * draws, D]."""
     import jax
     from numpyro.distributions import biject_to
     pieces = []
     for (site, support), size in zip(sites, sizes):
         values = samples[site]
-        flat = values.reshape((CHAINS * DRAWS,) + values.shape[2:])
-        free = np.asarray(jax.vmap(biject_to(support).inv)(flat)).reshape(CHAINS * DRAWS, -1)
+        flat = values.reshape((-1,) + values.shape[2:])
+        free = np.asarray(jax.vmap(biject_to(support).inv)(flat)).reshape(flat.shape[0], -1)
         if free.shape[1] != size:
             raise AssertionError(f"{site}: {free.shape[1]} unconstrained values, ppl {size}")
         pieces.append(free)
