@@ -1362,25 +1362,6 @@ def test_the_last_rung_fits_flow_4_on_twice_the_window_at_its_own_or_the_users_s
         ("flow:4", 2 * OPTIONS.window, auto.RETRY_LR), ("flow:4", 2 * OPTIONS.window, 0.003)]
 
 
-def test_the_last_rung_from_the_flows_fit_never_steps_larger_than_the_flows_search_picked(
-        monkeypatch):
-    # it starts at the flow's optimum: a step the flow's search found too large can leave it
-    # (the BNN's flow searched 0.001; flow:4 at 0.01 fell, trust-log); from any other start
-    # (the Gaussian the failed flow started from) RETRY_LR, and the user's step size wins
-    from types import SimpleNamespace
-    seen, retried = [], _stub("flow:4", -47.7, 0.85)
-    monkeypatch.setattr(auto.advi, "fit",
-                        lambda compiled, options, *args: seen.append(options.lr) or retried.result)
-
-    def start(name, lr):
-        return SimpleNamespace(guide=SimpleNamespace(name=name), lr=lr)
-    for given, fitted in ((None, start("flow:2", 0.001)), (None, start("flow:2", 0.1)),
-                          (None, start("fullrank", 0.001)), (0.003, start("flow:2", 0.001))):
-        auto.retry(None, dataclasses.replace(OPTIONS, lr=given), None, lambda result: retried,
-                   None, fitted, [], [])
-    assert seen == [0.001, auto.RETRY_LR, auto.RETRY_LR, 0.003]
-
-
 def test_full_rank_under_student_t_noise_keeps_its_frame_and_says_what_its_steps_ended_at():
     # auto.heavier_tailed fits nothing: the same theta under t noise of T_NU degrees of
     # freedom, its final ELBO estimated again (the steps' kept), and the seconds the steps'
