@@ -1,7 +1,8 @@
 """benchmarks/*.py still fit the code they measure: every name a script takes from ppl or from
 another benchmark script exists, and each call of another script's function binds.
 
-Nothing in benchmarks/ runs in the suite, so a refactor that renames a function a benchmark
+The benchmarks do not run in the suite (but end_to_end.py on one case,
+test_end_to_end_benchmark.py), so a refactor that renames a function a benchmark
 imports (or patches, as sv_reference.py patched ``ppl.compiler.build._innovations`` after its
 rename) broke the script unseen until someone ran it. The scripts are read as syntax trees, not
 imported or run (several import scipy.stats, NumPyro or Dask, and their imports inside
